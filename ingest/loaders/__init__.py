@@ -1,0 +1,77 @@
+"""One table from file suffix to loader; each loader yields Documents for one file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.types import Document, LoadError, UnsupportedFile
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    pdf_engine: str = "pymupdf"  # pymupdf | pdfplumber | pdfminer
+    ocr: str = "auto"  # auto | always | never
+    ocr_engine: str = "rapidocr"  # rapidocr | paddleocr
+    ocr_dpi: int = 150
+    max_file_mb: float = 200.0
+
+
+Loader = Callable[[Path, LoadOptions], Iterator[Document]]
+
+
+def _registry() -> dict[str, Loader]:
+    from ingest.loaders import html, image, office, pdf, text
+
+    table: dict[str, Loader] = {
+        ".pdf": pdf.load,
+        ".txt": text.load_text,
+        ".text": text.load_text,
+        ".log": text.load_text,
+        ".md": text.load_markdown,
+        ".markdown": text.load_markdown,
+        ".docx": office.load_docx,
+        ".html": html.load,
+        ".htm": html.load,
+    }
+    for suffix in image.SUFFIXES:
+        table[suffix] = image.load
+    return table
+
+
+def supported_suffixes() -> list[str]:
+    return sorted(_registry())
+
+
+def load_file(path: str | Path, options: LoadOptions | None = None) -> list[Document]:
+    """Read one file into Documents, or raise LoadError with a one-line reason."""
+    options = options or LoadOptions()
+    path = Path(path)
+    loader = _registry().get(path.suffix.lower())
+    if loader is None:
+        raise UnsupportedFile(f"unsupported file type {path.suffix or '(no suffix)'!r}")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise LoadError("empty file")
+    if size > options.max_file_mb * 1024 * 1024:
+        raise LoadError(f"file is {size / 1e6:.0f} MB, over the limit of ingest.max_file_mb={options.max_file_mb:g}")
+    try:
+        docs = [d for d in loader(path, options) if d.text.strip()]
+    except LoadError:
+        raise
+    except MemoryError as exc:
+        raise LoadError("file too large to read in memory") from exc
+    except Exception as exc:  # parsing libraries raise anything on a broken file
+        raise LoadError(f"cannot parse {path.suffix[1:].upper()} file: {type(exc).__name__}: {exc}".strip()) from exc
+    if not docs:
+        raise LoadError("no text found in file")
+    for d in docs:
+        d.meta.setdefault("source", str(path))
+        d.meta.setdefault("page", None)
+        d.meta.setdefault("title_path", [])
+        d.meta.setdefault("kind", "text")
+    return docs

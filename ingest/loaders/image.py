@@ -1,0 +1,30 @@
+"""Images through OCR."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from ingest.loaders.ocr import ocr_image
+from ingest.types import Document, LoadError
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def load(path: Path, options: object) -> Iterator[Document]:
+    if getattr(options, "ocr", "auto") == "never":
+        raise LoadError("image skipped: ocr is set to 'never'")
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            frames = []
+            for i in range(getattr(img, "n_frames", 1)):
+                img.seek(i)
+                frames.append(np.array(img.convert("RGB")))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise LoadError(f"not a readable image: {exc}") from exc
+    for page, frame in enumerate(frames, start=1):
+        text = ocr_image(frame, getattr(options, "ocr_engine", "rapidocr"))
+        yield Document(text, {"source": str(path), "page": page if len(frames) > 1 else None, "title_path": [], "kind": "ocr"})

@@ -1,0 +1,158 @@
+"""PDF through PyMuPDF (default), pdfplumber (tables as Markdown) or pdfminer; OCR for scanned pages."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ingest.loaders.ocr import ocr_image
+from ingest.types import Document, LoadError
+
+ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
+
+
+_COMPAT = re.compile("[\u2e80-\u2fdf\uf900-\ufaff\U0002f800-\U0002fa1f\ufb00-\ufb4f]")
+
+
+def _normalize(text: str) -> str:
+    """Fold the Kangxi radicals, CJK compatibility ideographs and ligatures some PDFs emit to the
+    ordinary characters (NFKC), leaving full-width Chinese punctuation as it is."""
+    text = _COMPAT.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
+    return text.replace("\u00ad", "")
+
+
+_CJK = "\u3000-\u30ff\u3400-\u9fff\uff00-\uffef"
+_WRAP_CJK = re.compile(f"(?<=[{_CJK}])[ \t]*\n[ \t]*(?=[{_CJK}])")
+_WRAP_HYPHEN = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
+
+
+def join_wrapped_lines(block: str) -> str:
+    """Join the lines a PDF wrapped inside one paragraph block: no break between CJK
+    characters, words re-joined at a hyphen, a space elsewhere."""
+    block = _WRAP_HYPHEN.sub("", _WRAP_CJK.sub("", block.strip()))
+    return re.sub(r"[ \t]*\n[ \t]*", " ", block)
+
+
+def page_paragraphs(page: Any) -> str:
+    """A page's text as paragraphs: PyMuPDF lines in reading order, joined into one paragraph
+    while the gap to the next line is small, split at larger gaps and at block changes."""
+    paragraphs: list[str] = []
+    for block in page.get_text("dict", sort=True)["blocks"]:
+        if block.get("type") != 0:
+            continue
+        current: list[str] = []
+        last_bottom: float | None = None
+        for line in block["lines"]:
+            text = "".join(span["text"] for span in line["spans"]).strip()
+            if not text:
+                continue
+            top, bottom = line["bbox"][1], line["bbox"][3]
+            height = max(1.0, bottom - top)
+            if current and last_bottom is not None and top - last_bottom > 0.9 * height:
+                paragraphs.append(join_wrapped_lines("\n".join(current)))
+                current = []
+            current.append(text)
+            last_bottom = bottom
+        if current:
+            paragraphs.append(join_wrapped_lines("\n".join(current)))
+    merged: list[str] = []
+    for para in paragraphs:  # one-line blocks that continue the paragraph above (no sentence end)
+        if merged and not re.search(r"[。！？.!?:：;；)）]$", merged[-1]) and len(merged[-1]) > 30 and para[:1] not in "#•-·*":
+            merged[-1] = join_wrapped_lines(merged[-1] + "\n" + para)
+        else:
+            merged.append(para)
+    return "\n\n".join(merged)
+
+
+def _needs_ocr(text: str, options: Any) -> bool:
+    if options.ocr == "always":
+        return True
+    if options.ocr == "never":
+        return False
+    visible = sum(1 for ch in text if not ch.isspace())
+    return visible < 10 or text.count("\ufffd") > visible * 0.3
+
+
+def _ocr_page(page: Any, options: Any) -> str:
+    import numpy as np
+
+    pix = page.get_pixmap(dpi=options.ocr_dpi)
+    image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)[:, :, :3]
+    return ocr_image(np.ascontiguousarray(image), options.ocr_engine)
+
+
+def _page_doc(path: Path, number: int, text: str, kind: str = "text") -> Document:
+    return Document(_normalize(text), {"source": str(path), "page": number, "title_path": [], "kind": kind})
+
+
+def load(path: Path, options: Any) -> Iterator[Document]:
+    if options.pdf_engine not in ENGINES:
+        raise LoadError(f"unknown pdf_engine {options.pdf_engine!r}; choose one of {', '.join(ENGINES)}")
+    import pymupdf
+
+    try:
+        doc = pymupdf.open(path, filetype="pdf")
+    except Exception as exc:
+        raise LoadError(f"corrupt or unreadable PDF: {exc}") from exc
+    with doc:
+        if doc.needs_pass:
+            raise LoadError("encrypted PDF: remove the password first (e.g. qpdf --decrypt)")
+        if doc.page_count == 0:
+            raise LoadError("PDF has no pages")
+        texts: list[str] = []
+        if options.pdf_engine == "pymupdf":
+            for page in doc:
+                texts.append(page_paragraphs(page))
+        elif options.pdf_engine == "pdfplumber":
+            texts = _pdfplumber_pages(path)
+        else:
+            texts = _pdfminer_pages(path)
+        for number, text in enumerate(texts, start=1):
+            if _needs_ocr(text, options):
+                yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr")
+            else:
+                yield _page_doc(path, number, text)
+
+
+def _table_markdown(rows: list[list[str | None]]) -> str:
+    rows = [[(c or "").replace("\n", " ").replace("|", "\\|").strip() for c in row] for row in rows if row]
+    if not rows:
+        return ""
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def _pdfplumber_pages(path: Path) -> list[str]:
+    import pdfplumber
+
+    pages: list[str] = []
+    with pdfplumber.open(path) as pdf:
+        for page in pdf.pages:
+            tables = page.find_tables()
+            boxes = [t.bbox for t in tables]
+
+            def outside(obj: dict[str, Any], boxes: list[Any] = boxes) -> bool:
+                x = (obj["x0"] + obj["x1"]) / 2
+                y = (obj["top"] + obj["bottom"]) / 2
+                return not any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
+
+            text = page.filter(outside).extract_text() or "" if boxes else page.extract_text() or ""
+            parts = [text] + [_table_markdown(t.extract()) for t in tables]
+            pages.append("\n\n".join(p for p in parts if p.strip()))
+    return pages
+
+
+def _pdfminer_pages(path: Path) -> list[str]:
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTTextContainer
+
+    return [
+        "\n\n".join(el.get_text().strip() for el in layout if isinstance(el, LTTextContainer))
+        for layout in extract_pages(str(path))
+    ]

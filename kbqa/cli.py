@@ -1,0 +1,355 @@
+"""The kbqa command line: thin commands over KnowledgeBase. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(
+    help="kbqa: ask questions of your own documents with a local LLM; answers cite file and page.\n\n"
+    "Quick start:  kbqa ingest ./docs --kb mykb  then  kbqa ask \"问题\" --kb mykb",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+kb_app = typer.Typer(help="Manage knowledge bases: list, files, rm, drop.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the configuration.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+app.add_typer(config_app, name="config")
+
+KbOpt = Annotated[str, typer.Option("--kb", "-k", help="Knowledge base name (under the kbqa home) or folder path.", envvar="KBQA_KB")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML file overriding configs/default.yaml.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="LLM: a name from `kbqa models`, 'extractive', or a .gguf path.")]
+
+EXIT_FAILED_FILES = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    _console(stderr=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _config(config: Path | None, llm: str | None = None, **sections: dict[str, Any]) -> Any:
+    from kbqa.config import ConfigError, load_config
+
+    overrides: dict[str, Any] = {k: v for k, v in sections.items() if v}
+    if llm:
+        key = "path" if llm.lower().endswith(".gguf") or os.sep in llm else "model"
+        overrides.setdefault("llm", {})[key] = llm
+        if key == "path":
+            overrides["llm"]["model"] = Path(llm).stem
+    try:
+        return load_config(config, overrides=overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _open(kb: str, cfg: Any, create: bool = False) -> Any:
+    from kbqa.kb import KnowledgeBase, KnowledgeBaseError
+
+    try:
+        return KnowledgeBase.open(kb, cfg, create=create)
+    except KnowledgeBaseError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    kb: KbOpt = "default",
+    prune: Annotated[bool, typer.Option("--prune", help="Remove files under these folders that no longer exist.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Re-read every file, changed or not.")] = False,
+    pdf_engine: Annotated[Optional[str], typer.Option("--pdf-engine", help="pymupdf | pdfplumber | pdfminer")] = None,
+    ocr: Annotated[Optional[str], typer.Option("--ocr", help="auto | always | never")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest files and folders into a knowledge base; re-running only re-reads changed files.
+
+    Example: kbqa ingest ./docs --kb mykb --prune
+
+    Exit code 0: all files ingested; 1: some files failed (listed with reasons); 130: interrupted.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    ingest_opts = {k: v for k, v in {"pdf_engine": pdf_engine, "ocr": ocr}.items() if v}
+    cfg, _ = _config(config, ingest=ingest_opts)
+    knowledge_base = _open(kb, cfg, create=True)
+    err = _console(stderr=True)
+    from kbqa.kb import KnowledgeBaseError
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[name]}"), console=err, transient=True, disable=as_json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("ingest", total=None, name="")
+
+        def progress(p: Any) -> None:
+            bar.update(task, total=p.total, completed=p.done, name=p.name)
+            if p.result and p.result.status in ("failed", "unsupported") and not as_json:
+                err.print(f"[yellow]{p.result.status}[/] {p.result.name}: {p.result.error}")
+
+        try:
+            report = knowledge_base.ingest(paths, prune=prune, force=force, progress=progress)
+        except KnowledgeBaseError as exc:
+            _fail(str(exc))
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        out = _console()
+        for f in report.files:
+            if f.status in ("added", "updated", "removed"):
+                pages = f", {f.pages} pages" if f.pages else ""
+                out.print(f"[green]{f.status}[/] {f.name} ({f.chunks} chunks{pages})")
+        out.print(f"[bold]{knowledge_base.name}[/]: {report.summary()}")
+        if report.interrupted:
+            out.print("interrupted: files done so far are kept; run the same command again to continue")
+    knowledge_base.close()
+    if report.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED_FILES)
+
+
+def _print_sources(out: Any, sources: list[Any]) -> None:
+    if not sources:
+        return
+    out.print("\n[bold]Sources[/]")
+    for i, h in enumerate(sources, start=1):
+        out.print(f"[cyan][{i}][/] {h.cite()}  [dim](relevance {h.relevance:.2f})[/]")
+        out.print(f"    [dim]{h.snippet()}[/]")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    kb: KbOpt = "default",
+    llm: LlmOpt = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sources to use.")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="0..1 relevance threshold; higher = stricter.")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from a knowledge base, streaming, then list the numbered sources.
+
+    Example: kbqa ask "年假有几天？" --kb mykb --llm extractive
+    """
+    cfg, _ = _config(config, llm)
+    knowledge_base = _open(kb, cfg)
+    from kbqa.kb import KnowledgeBaseError
+
+    try:
+        result = knowledge_base.ask(question, stream=True, top_k=top_k, threshold=threshold)
+        if as_json:
+            print(json.dumps(result.answer().to_dict(), ensure_ascii=False, indent=2))
+            return
+        out = _console()
+        for piece in result:
+            out.print(piece, end="", soft_wrap=True)
+        out.print()
+        if not result.answered_from_documents:
+            out.print("[dim](no source passed the relevance threshold; the LLM was not called)[/]")
+        _print_sources(out, result.sources)
+    except (KnowledgeBaseError, RuntimeError) as exc:
+        _fail(str(exc))
+    finally:
+        knowledge_base.close()
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="The query.")],
+    kb: KbOpt = "default",
+    top_k: Annotated[Optional[int], typer.Option("--top-k")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="0..1; higher = stricter.")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the chunks retrieved for a query, without calling the LLM (to debug retrieval).
+
+    Example: kbqa search "报销期限" --kb mykb --top-k 8
+    """
+    cfg, _ = _config(config)
+    knowledge_base = _open(kb, cfg)
+    hits = knowledge_base.search(question, top_k=top_k, threshold=threshold)
+    if as_json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+    else:
+        if not hits:
+            _console().print("no chunk passed the relevance threshold")
+        _print_sources(_console(), hits)
+    knowledge_base.close()
+
+
+@app.command()
+def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) -> None:
+    """An interactive chat with a knowledge base (empty line or Ctrl-D to quit).
+
+    Example: kbqa chat --kb mykb
+    """
+    cfg, _ = _config(config, llm)
+    knowledge_base = _open(kb, cfg)
+    out = _console()
+    history: list[dict[str, str]] = []
+    out.print(f"chatting with [bold]{knowledge_base.name}[/]; empty line to quit")
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not question:
+            break
+        result = knowledge_base.ask(question, stream=True, history=history[-4:])
+        for piece in result:
+            out.print(piece, end="", soft_wrap=True)
+        out.print()
+        _print_sources(out, result.sources)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": result.text}]
+    knowledge_base.close()
+
+
+@app.command()
+def serve(
+    kb: KbOpt = "default",
+    host: Annotated[Optional[str], typer.Option("--host", help="Bind address (default 127.0.0.1: this machine only).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port")] = None,
+    llm: LlmOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the web chat (Gradio) on 127.0.0.1:7860.
+
+    Example: kbqa serve --kb mykb --port 7860
+    """
+    cfg, _ = _config(config, llm)
+    from webui.app import launch
+
+    launch(cfg, kb=kb, host=host or cfg.webui.host, port=port or cfg.webui.port)
+
+
+@app.command()
+def models(as_json: JsonOpt = False) -> None:
+    """List the known LLMs and embedding models and whether each is on this machine."""
+    from kbqa.models import embedding_models, is_available, llm_models
+
+    rows = [("llm", m.name, m.backend, m.quantization or "", m.memory_gb, is_available(m.source) if m.backend != "transformers" else None, m.source) for m in llm_models().values()]
+    rows += [("embeddings", m.name, m.backend, "", None, is_available(m.source) if m.backend != "sentence-transformers" or (m.source or "").startswith("package:") else None, m.source) for m in embedding_models().values()]
+    if as_json:
+        keys = ("role", "name", "backend", "quantization", "memory_gb", "installed", "source")
+        print(json.dumps([dict(zip(keys, r)) for r in rows], ensure_ascii=False, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("role", "name", "backend", "quant", "≈GB", "here", "source")
+    for role, name, backend, quant, mem, here, source in rows:
+        mark = {True: "[green]yes[/]", False: "[red]no[/]", None: "hub/path"}[here]
+        table.add_row(role, name, backend, quant, f"{mem:g}" if mem else "", mark, str(source or ""))
+    _console().print(table)
+
+
+@kb_app.command("list")
+def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List knowledge bases with their file and chunk counts."""
+    cfg, _ = _config(config)
+    from kbqa.kb import KnowledgeBase, list_knowledge_bases
+
+    stats = []
+    for name in list_knowledge_bases(cfg):
+        with KnowledgeBase.open(name, cfg, create=False) as k:
+            stats.append(k.stats())
+    if as_json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2))
+        return
+    if not stats:
+        _console().print(f"no knowledge bases in {cfg.home_dir() / 'kbs'}")
+    for s in stats:
+        _console().print(f"{s['name']}: {s['files']} files ({s['failed']} failed), {s['chunks']} chunks, {s['embedding_model']}  [dim]{s['folder']}[/]")
+
+
+@kb_app.command("files")
+def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.")] = "default", config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List the files of a knowledge base with status, pages, chunks and errors."""
+    cfg, _ = _config(config)
+    knowledge_base = _open(kb, cfg)
+    rows = knowledge_base.files()
+    if as_json:
+        print(json.dumps([r.__dict__ for r in rows], ensure_ascii=False, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("id", "file", "status", "pages", "chunks", "seconds", "error")
+    for r in rows:
+        table.add_row(str(r.id), r.name, r.status, str(r.pages or ""), str(r.chunks), f"{r.seconds or 0:.2f}", r.error or "")
+    _console().print(table)
+
+
+@kb_app.command("rm")
+def kb_rm(
+    file: Annotated[str, typer.Argument(help="File id, name or path (see kbqa kb files).")],
+    kb: KbOpt = "default",
+    config: ConfigOpt = None,
+) -> None:
+    """Remove one file and its chunks from a knowledge base."""
+    cfg, _ = _config(config)
+    knowledge_base = _open(kb, cfg)
+    from kbqa.kb import KnowledgeBaseError
+
+    try:
+        row = knowledge_base.remove_file(file)
+    except KnowledgeBaseError as exc:
+        _fail(str(exc))
+    _console().print(f"removed {row.name} ({row.chunks} chunks)")
+
+
+@kb_app.command("drop")
+def kb_drop(
+    kb: Annotated[str, typer.Argument(help="Knowledge base to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete a whole knowledge base (its catalog and index; your documents are not touched)."""
+    cfg, _ = _config(config)
+    knowledge_base = _open(kb, cfg)
+    if not yes and not typer.confirm(f"delete knowledge base {knowledge_base.name!r} at {knowledge_base.folder}?"):
+        raise typer.Exit(1)
+    knowledge_base.drop()
+    _console().print(f"dropped {knowledge_base.name}")
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the merged configuration and where each value came from."""
+    from kbqa.config import _flatten
+
+    cfg, origin = _config(config)
+    flat = _flatten(cfg.model_dump())
+    if as_json:
+        print(json.dumps({k: {"value": v, "from": origin.get(k, "default")} for k, v in flat.items()}, ensure_ascii=False, indent=2))
+        return
+    for key, value in flat.items():
+        _console().print(f"{key} = {value!r}  [dim]# {origin.get(key, 'default')}[/]")
+    _console().print(f"[dim]home: {cfg.home_dir()}[/]")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

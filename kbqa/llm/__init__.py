@@ -1,0 +1,73 @@
+"""LLM backends behind one protocol, stream(messages, **generation) -> Iterator[str], chosen by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from kbqa.config import LLMConfig
+from kbqa.models import LLMModel, llm_models
+
+
+class LLM(Protocol):
+    name: str
+    context: int
+    template: str
+
+    def stream(self, messages: list[dict[str, str]], **generation: Any) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def _llamacpp(model: LLMModel, config: LLMConfig, cache_dir: Path) -> LLM:
+    from kbqa.llm.llamacpp import LlamaCppLLM
+
+    return LlamaCppLLM(model, config, cache_dir)
+
+
+def _transformers(model: LLMModel, config: LLMConfig, cache_dir: Path) -> LLM:
+    from kbqa.llm.hf import TransformersLLM
+
+    return TransformersLLM(model, config)
+
+
+def _openai(model: LLMModel, config: LLMConfig, cache_dir: Path) -> LLM:
+    from kbqa.llm.openai_backend import OpenAILLM
+
+    return OpenAILLM(model, config)
+
+
+def _extractive(model: LLMModel, config: LLMConfig, cache_dir: Path) -> LLM:
+    from kbqa.llm.extractive import ExtractiveLLM
+
+    return ExtractiveLLM()
+
+
+BACKENDS: dict[str, Callable[[LLMModel, LLMConfig, Path], LLM]] = {
+    "llamacpp": _llamacpp,
+    "transformers": _transformers,
+    "openai": _openai,
+    "extractive": _extractive,
+}
+
+
+def resolve_model(config: LLMConfig) -> LLMModel:
+    """The catalog entry named by config.model, or an entry for a path / hub id / server model."""
+    catalog = llm_models()
+    if config.model in catalog:
+        model = catalog[config.model]
+        if config.backend and config.backend != model.backend:
+            model = LLMModel(**{**model.__dict__, "backend": config.backend})
+        return model
+    source = config.path or config.model
+    backend = config.backend or ("llamacpp" if source.lower().endswith(".gguf") else "transformers")
+    template = "gguf" if backend == "llamacpp" else "tokenizer"
+    return LLMModel(name=config.model, backend=backend, source=source, template=template)
+
+
+def make_llm(config: LLMConfig, cache_dir: Path) -> LLM:
+    model = resolve_model(config)
+    if model.backend not in BACKENDS:
+        raise RuntimeError(f"unknown llm backend {model.backend!r}; choose one of {', '.join(BACKENDS)}")
+    return BACKENDS[model.backend](model, config, cache_dir)

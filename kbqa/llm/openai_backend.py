@@ -1,0 +1,54 @@
+"""Any OpenAI-compatible chat server: vLLM, Ollama, FastChat, Xinference, LM Studio, llama.cpp server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from kbqa.config import LLMConfig
+from kbqa.models import LLMModel
+
+
+class OpenAILLM:
+    def __init__(self, model: LLMModel, config: LLMConfig, cache_dir: object = None) -> None:
+        if not config.base_url:
+            raise RuntimeError("llm.backend=openai needs llm.base_url, e.g. http://127.0.0.1:11434/v1 for Ollama")
+        import httpx
+
+        self.name = model.name
+        self.template = "server"
+        self.context = config.n_ctx or model.context
+        self._model = config.path or model.source or model.name
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10))
+
+    def count_tokens(self, text: str) -> int:
+        from kbqa.prompts import approx_tokens
+
+        return approx_tokens(text)
+
+    def stream(self, messages: list[dict[str, str]], **generation: Any) -> Iterator[str]:
+        body = {
+            "model": self._model,
+            "messages": messages,
+            "max_tokens": generation.get("max_tokens", 256),
+            "temperature": generation.get("temperature", 0.0),
+            "stream": True,
+        }
+        if generation.get("stop"):
+            body["stop"] = list(generation["stop"])
+        with self._client.stream("POST", "/chat/completions", json=body) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise RuntimeError(f"LLM server answered {response.status_code}: {response.text[:300]}")
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                choices = json.loads(data).get("choices") or []
+                delta = choices[0].get("delta", {}).get("content") if choices else None
+                if delta:
+                    yield delta

@@ -1,0 +1,265 @@
+"""The SQLite catalog, the store of record: files, chunks, an FTS5 table for BM25, cached vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kbqa.store.tokenize import query_tokens, tokens
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,      -- absolute path
+    name TEXT NOT NULL,             -- path relative to the folder it was ingested from
+    sha256 TEXT, size INTEGER, mtime REAL,
+    status TEXT NOT NULL,           -- ok | failed | unsupported
+    error TEXT,
+    pages INTEGER, chunks INTEGER NOT NULL DEFAULT 0,
+    seconds REAL, ingested_at REAL
+);
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    chunk_no INTEGER NOT NULL,
+    page INTEGER,
+    title_path TEXT NOT NULL DEFAULT '[]',
+    kind TEXT NOT NULL DEFAULT 'text',
+    start INTEGER, "end" INTEGER,
+    text TEXT NOT NULL,
+    vector_key TEXT NOT NULL        -- sha256 of the text that was embedded
+);
+CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id, chunk_no);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 2');
+CREATE TABLE IF NOT EXISTS vectors(key TEXT PRIMARY KEY, vector BLOB NOT NULL);
+"""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class FileRow:
+    id: int
+    path: str
+    name: str
+    sha256: str | None
+    size: int | None
+    mtime: float | None
+    status: str
+    error: str | None
+    pages: int | None
+    chunks: int
+    seconds: float | None
+    ingested_at: float | None
+
+
+@dataclass
+class ChunkRow:
+    id: int
+    file_id: int
+    name: str
+    path: str
+    chunk_no: int
+    page: int | None
+    title_path: list[str]
+    kind: str
+    text: str
+
+
+@dataclass
+class NewChunk:
+    text: str
+    page: int | None
+    title_path: list[str]
+    kind: str
+    start: int | None
+    end: int | None
+    vector_key: str
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # --- meta -----------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: Any, db: sqlite3.Connection | None = None) -> None:
+        (db or self.db).execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, str(value)))
+
+    def generation(self) -> int:
+        return int(self.get_meta("generation", "0") or 0)
+
+    # --- files ----------------------------------------------------------------------------
+    def file(self, path: str) -> FileRow | None:
+        row = self.db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
+        return FileRow(**dict(row)) if row else None
+
+    def file_by_id(self, file_id: int) -> FileRow | None:
+        row = self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
+        return FileRow(**dict(row)) if row else None
+
+    def files(self) -> list[FileRow]:
+        return [FileRow(**dict(r)) for r in self.db.execute("SELECT * FROM files ORDER BY name")]
+
+    def chunk_ids_of(self, file_id: int) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
+
+    def replace_file(
+        self,
+        *,
+        path: str,
+        name: str,
+        sha256: str | None,
+        size: int | None,
+        mtime: float | None,
+        status: str,
+        error: str | None,
+        pages: int | None,
+        seconds: float,
+        chunks: list[NewChunk],
+        vectors: dict[str, np.ndarray],
+    ) -> tuple[list[int], list[int]]:
+        """Replace everything known of one file in one transaction; return (old ids, new ids)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
+            old_ids: list[int] = []
+            if row:
+                file_id = row[0]
+                old_ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
+                db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in old_ids])
+                db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+                db.execute(
+                    "UPDATE files SET name=?, sha256=?, size=?, mtime=?, status=?, error=?, pages=?, chunks=?, seconds=?, ingested_at=? WHERE id=?",
+                    (name, sha256, size, mtime, status, error, pages, len(chunks), seconds, time.time(), file_id),
+                )
+            else:
+                cur = db.execute(
+                    "INSERT INTO files(path, name, sha256, size, mtime, status, error, pages, chunks, seconds, ingested_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                    (path, name, sha256, size, mtime, status, error, pages, len(chunks), seconds, time.time()),
+                )
+                file_id = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT OR IGNORE INTO vectors(key, vector) VALUES(?, ?)",
+                [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()],
+            )
+            new_ids: list[int] = []
+            for n, c in enumerate(chunks):
+                cur = db.execute(
+                    'INSERT INTO chunks(file_id, chunk_no, page, title_path, kind, start, "end", text, vector_key) VALUES(?,?,?,?,?,?,?,?,?)',
+                    (file_id, n, c.page, json.dumps(c.title_path, ensure_ascii=False), c.kind, c.start, c.end, c.text, c.vector_key),
+                )
+                chunk_id = int(cur.lastrowid or 0)
+                new_ids.append(chunk_id)
+                fts_text = " ".join(tokens(" ".join(c.title_path) + "\n" + c.text))
+                db.execute("INSERT INTO chunks_fts(rowid, tokens) VALUES(?, ?)", (chunk_id, fts_text))
+            self.set_meta("generation", self.generation() + 1, db)
+        return old_ids, new_ids
+
+    def remove_file(self, file_id: int) -> list[int]:
+        with self.transaction() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
+            db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
+            db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+            db.execute("DELETE FROM files WHERE id=?", (file_id,))
+            self.set_meta("generation", self.generation() + 1, db)
+        return ids
+
+    # --- vectors --------------------------------------------------------------------------
+    def cached_vectors(self, keys: list[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            q = f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})"
+            for key, blob in self.db.execute(q, part):
+                out[key] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def all_chunk_vectors(self, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every chunk, in batches, for rebuilding a vector index."""
+        cur = self.db.execute("SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.key = c.vector_key ORDER BY c.id")
+        while rows := cur.fetchmany(batch):
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vecs = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            yield ids, vecs
+
+    def chunk_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    # --- chunks and lexical search ----------------------------------------------------------
+    def chunks(self, ids: list[int]) -> dict[int, ChunkRow]:
+        out: dict[int, ChunkRow] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = (
+                "SELECT c.id, c.file_id, f.name, f.path, c.chunk_no, c.page, c.title_path, c.kind, c.text "
+                f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({','.join('?' * len(part))})"
+            )
+            for r in self.db.execute(q, part):
+                out[r["id"]] = ChunkRow(
+                    id=r["id"], file_id=r["file_id"], name=r["name"], path=r["path"], chunk_no=r["chunk_no"],
+                    page=r["page"], title_path=json.loads(r["title_path"]), kind=r["kind"], text=r["text"],
+                )
+        return out
+
+    def neighbours(self, chunk: ChunkRow) -> list[int]:
+        """Ids of the chunks just before and after one, on the same page of the same file."""
+        rows = self.db.execute(
+            "SELECT id FROM chunks WHERE file_id=? AND chunk_no IN (?, ?) AND page IS ?",
+            (chunk.file_id, chunk.chunk_no - 1, chunk.chunk_no + 1, chunk.page),
+        )
+        return [r[0] for r in rows]
+
+    def lexical_search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """BM25 over the FTS5 table; returns (chunk id, bm25 score, higher = better)."""
+        words = query_tokens(query)
+        if not words:
+            return []
+        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        rows = self.db.execute(
+            "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY score DESC LIMIT ?",
+            (match, k),
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]

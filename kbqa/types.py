@@ -1,0 +1,111 @@
+"""Data that crosses kbqa's boundaries: search hits, answers, ingest reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Hit:
+    """One retrieved chunk. relevance is 0..1 (higher = more related; see retrieval.threshold)."""
+
+    chunk_id: int
+    file: str
+    page: int | None
+    text: str
+    relevance: float
+    rank_score: float = 0.0
+    title_path: list[str] = field(default_factory=list)
+    path: str = ""
+
+    @property
+    def score(self) -> float:
+        return self.relevance
+
+    def snippet(self, width: int = 160) -> str:
+        flat = " ".join(self.text.split())
+        return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+    def cite(self) -> str:
+        return f"{self.file}, p. {self.page}" if self.page else self.file
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "snippet": self.snippet()}
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    sources: list[Hit]
+    answered_from_documents: bool = True
+    model: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "answered_from_documents": self.answered_from_documents,
+            "model": self.model,
+            "sources": [h.to_dict() for h in self.sources],
+        }
+
+
+class AnswerStream:
+    """Iterate for the answer's text pieces; .sources is known before the first piece."""
+
+    def __init__(self, question: str, sources: list[Hit], pieces: Iterator[str], answered: bool, model: str) -> None:
+        self.question = question
+        self.sources = sources
+        self.answered_from_documents = answered
+        self.model = model
+        self._pieces = pieces
+        self.text = ""
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self._pieces:
+            self.text += piece
+            yield piece
+
+    def answer(self) -> Answer:
+        for _ in self:
+            pass
+        return Answer(self.question, self.text, self.sources, self.answered_from_documents, self.model)
+
+
+@dataclass
+class FileResult:
+    name: str
+    status: str  # added | updated | skipped | failed | unsupported | removed
+    chunks: int = 0
+    pages: int | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status in ("failed", "unsupported")]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {s}" for s in ("added", "updated", "skipped", "removed", "failed", "unsupported") if self.count(s)]
+        chunks = sum(f.chunks for f in self.files if f.status in ("added", "updated"))
+        return f"{', '.join(parts) or 'nothing to do'}; {chunks} new chunks in {self.seconds:.1f} s" + (" (interrupted)" if self.interrupted else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": [asdict(f) for f in self.files], "interrupted": self.interrupted, "seconds": self.seconds, "summary": self.summary()}

@@ -1,0 +1,100 @@
+"""Shared fixtures: a private kbqa home per test and real documents written by the tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KBQA = [sys.executable, "-m", "kbqa.cli"]
+
+ZH_PAGES = [
+    "星河科技员工手册\n\n星河科技有限公司成立于2015年，总部位于杭州市西湖区，主要研发智能净水设备。",
+    "假期\n\n员工入职满一年后，每年享有十天带薪年假；工作满五年后，带薪年假增加到十五天。",
+]
+EN_PAGES = [
+    "Aurora X2 manual\n\nThe Aurora X2 delivers up to 2 litres of purified water per minute.",
+    "Maintenance\n\nReplace the RO membrane every 24 months and the PP cotton filter every 6 months.",
+]
+
+
+def write_pdf(path: Path, pages: list[str], font: str = "helv", password: str | None = None) -> Path:
+    import pymupdf
+
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page(width=595, height=842)
+        page.insert_textbox(pymupdf.Rect(60, 60, 535, 800), text, fontsize=12, fontname=font)
+    if password:
+        doc.save(path, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw=password, owner_pw=password)
+    else:
+        doc.save(path)
+    return path
+
+
+def write_docx(path: Path) -> Path:
+    import docx
+
+    d = docx.Document()
+    d.add_heading("差旅报销制度", level=1)
+    d.add_heading("报销时限", level=2)
+    d.add_paragraph("出差结束后三十天内须提交报销申请，超过期限的费用不予报销。")
+    table = d.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text = "城市"
+    table.rows[0].cells[1].text = "每晚上限（元）"
+    row = table.add_row()
+    row.cells[0].text = "杭州"
+    row.cells[1].text = "450"
+    d.save(path)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private KBQA_HOME; the shipped GGUF is assembled once per test run, not per test."""
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("KBQA_HOME", str(h))
+    shared_models = ROOT / ".pytest_cache" / "kbqa-models"
+    shared_models.mkdir(parents=True, exist_ok=True)
+    (h / "models").symlink_to(shared_models, target_is_directory=True)
+    return h
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """A folder of good and bad documents, as a user's would be."""
+    d = tmp_path / "docs"
+    d.mkdir()
+    write_pdf(d / "手册.pdf", ZH_PAGES, font="china-s")
+    write_pdf(d / "manual.pdf", EN_PAGES)
+    write_docx(d / "报销.docx")
+    (d / "faq.md").write_text("# FAQ\n\n## 出水变慢\n\n多半是 PP 棉滤芯堵塞，请更换滤芯。\n", encoding="utf-8")
+    (d / "gbk.txt").write_bytes("北京是中华人民共和国的首都，也是全国的政治中心和文化中心。".encode("gbk"))
+    (d / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage")
+    write_pdf(d / "secret.pdf", ["top secret"], password="pw")
+    (d / "empty.txt").write_bytes(b"")
+    (d / "data.xyz").write_text("unknown format")
+    return d
+
+
+def run_kbqa(*args: str, env: dict[str, str] | None = None, timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*KBQA, *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT, input=input)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst

@@ -1,0 +1,166 @@
+"""The Python API end to end: ingest a folder, ask, stream, incremental re-ingest, consistency."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import write_pdf
+from kbqa import KnowledgeBase, KnowledgeBaseError
+from kbqa.types import AnswerStream
+
+
+def open_kb(name: str = "t", **overrides: object) -> KnowledgeBase:
+    return KnowledgeBase.open(name, llm="extractive", **overrides)
+
+
+def test_ingest_reports_each_file(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    report = kb.ingest([docs])
+    status = {f.name: f.status for f in report.files}
+    assert status["手册.pdf"] == status["manual.pdf"] == status["报销.docx"] == status["gbk.txt"] == "added"
+    assert status["broken.pdf"] == status["secret.pdf"] == status["empty.txt"] == "failed"
+    assert status["data.xyz"] == "unsupported"
+    reasons = {f.name: f.error for f in report.failed}
+    assert "encrypted" in (reasons["secret.pdf"] or "")
+    assert "empty" in (reasons["empty.txt"] or "")
+    assert not report.ok
+    assert (home / "kbs" / "t" / "catalog.sqlite").exists()
+
+
+def test_ask_cites_file_and_page(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    kb.ingest([docs])
+    answer = kb.ask("员工入职满一年后每年有几天带薪年假？")
+    assert "十天" in answer.text
+    assert answer.sources[0].file == "手册.pdf" and answer.sources[0].page == 2
+    assert "[1]" in answer.text
+    assert 0 < answer.sources[0].relevance <= 1
+    english = kb.ask("How often should the RO membrane be replaced?")
+    assert "24 months" in english.text
+    assert (english.sources[0].file, english.sources[0].page) == ("manual.pdf", 2)
+
+
+def test_gbk_file_is_searchable(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    kb.ingest([docs])
+    hits = kb.search("中国的首都是哪里？")
+    assert hits and hits[0].file == "gbk.txt" and "北京" in hits[0].text
+
+
+def test_streaming_gives_sources_first(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    kb.ingest([docs])
+    stream = kb.ask("报销申请的期限是多久？", stream=True)
+    assert isinstance(stream, AnswerStream)
+    assert stream.sources and stream.sources[0].file == "报销.docx"
+    pieces = list(stream)
+    assert pieces and "".join(pieces) == stream.text and "三十天" in stream.text
+
+
+def test_no_relevant_source_means_no_llm_call(home: Path, docs: Path) -> None:
+    kb = KnowledgeBase.open("t")  # the default (generative) LLM: it must not even be loaded
+    kb.ingest([docs])
+    answer = kb.ask("火星表面有液态水吗？")
+    assert not answer.answered_from_documents and answer.sources == []
+    assert "没有找到" in answer.text
+    assert kb._llm is None
+    assert "do not contain" in kb.ask("Who won the 1998 football world cup?").text
+
+
+def test_threshold_is_higher_is_stricter(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    kb.ingest([docs])
+    q = "星河科技的总部在哪里？"
+    loose, strict = kb.search(q, threshold=0.0, top_k=10), kb.search(q, threshold=0.9, top_k=10)
+    assert len(loose) > len(strict)
+    assert all(h.relevance >= 0.9 for h in strict)
+
+
+def test_incremental_reingest(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    kb.ingest([docs])
+    again = kb.ingest([docs])
+    assert again.count("skipped") == 5 and again.count("added") == 0
+    # edit one file, delete another
+    (docs / "faq.md").write_text("# FAQ\n\n## 保修\n\n主机保修期为三年，滤芯不在保修范围内。\n", encoding="utf-8")
+    (docs / "gbk.txt").unlink()
+    report = kb.ingest([docs], prune=True)
+    status = {f.name: f.status for f in report.files}
+    assert status["faq.md"] == "updated" and status["gbk.txt"] == "removed" and status["manual.pdf"] == "skipped"
+    assert not any("北京" in h.text for h in kb.search("中国的首都", threshold=0.0, top_k=20))
+    assert not any("滤芯堵塞" in h.text for h in kb.search("出水变慢", threshold=0.0, top_k=20))
+    assert kb.search("保修期多久")[0].file == "faq.md"
+    # catalog, FTS table and vector index agree
+    n = kb.catalog.chunk_count()
+    assert kb.index.count() == n
+    assert kb.catalog.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == n
+
+
+def test_unchanged_text_is_not_embedded_again(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    kb.ingest([docs])
+    calls: list[int] = []
+    real = kb.embedder.embed_documents
+
+    def counting(texts: list[str]) -> object:
+        calls.append(len(texts))
+        return real(texts)
+
+    kb.embedder.embed_documents = counting  # type: ignore[method-assign]
+    kb.ingest([docs], force=True)  # every file re-read, but every text is in the vector cache
+    assert calls == []
+
+
+def test_failed_file_later_fixed(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    kb.ingest([docs])
+    write_pdf(docs / "broken.pdf", ["Now a valid page about turbines."])
+    report = kb.ingest([docs])
+    assert {f.name: f.status for f in report.files}["broken.pdf"] == "updated"
+    assert kb.search("turbines")[0].file == "broken.pdf"
+
+
+def test_another_embedding_model_is_refused(home: Path, docs: Path) -> None:
+    open_kb().ingest([docs / "faq.md"])
+    with pytest.raises(KnowledgeBaseError, match="multilingual-e5-small"):
+        KnowledgeBase.open("t", embeddings="all-MiniLM-L6-v2")
+
+
+def test_index_rebuilt_when_behind_catalog(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    kb.ingest([docs])
+    n = kb.catalog.chunk_count()
+    kb.close()
+    (home / "kbs" / "t" / "vectors.faiss").unlink()  # as if the process died before saving it
+    kb = open_kb()
+    assert kb.index.count() == n
+    assert kb.search("带薪年假")[0].file == "手册.pdf"
+
+
+def test_remove_file_and_drop(home: Path, docs: Path) -> None:
+    kb = open_kb()
+    kb.ingest([docs])
+    row = kb.remove_file("manual.pdf")
+    assert row.name == "manual.pdf"
+    assert all(h.file != "manual.pdf" for h in kb.search("RO membrane", threshold=0.0, top_k=20))
+    with pytest.raises(KnowledgeBaseError, match="no file"):
+        kb.remove_file("nope.pdf")
+    kb.drop()
+    assert not (home / "kbs" / "t").exists()
+
+
+def test_bad_names_and_missing_kb(home: Path) -> None:
+    with pytest.raises(KnowledgeBaseError, match="invalid knowledge base name"):
+        KnowledgeBase.open("a b;rm")
+    with pytest.raises(KnowledgeBaseError, match="kbqa ingest"):
+        KnowledgeBase.open("missing", create=False)
+
+
+def test_open_by_path(tmp_path: Path, home: Path, docs: Path) -> None:
+    kb = KnowledgeBase.open(str(tmp_path / "elsewhere" / "kb1"), llm="extractive")
+    kb.ingest([docs / "faq.md"])
+    assert (tmp_path / "elsewhere" / "kb1" / "catalog.sqlite").exists()
+    sqlite3.connect(tmp_path / "elsewhere" / "kb1" / "catalog.sqlite").execute("SELECT count(*) FROM files").fetchone()

@@ -1,0 +1,96 @@
+"""The CLI as a user runs it: subprocesses, output, --json and exit codes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from conftest import ROOT, run_kbqa
+
+
+def test_help_lists_commands_quickly() -> None:
+    started = time.perf_counter()
+    result = run_kbqa("--help")
+    assert result.returncode == 0
+    for command in ("ingest", "ask", "search", "chat", "serve", "models", "kb", "config"):
+        assert command in result.stdout
+    assert time.perf_counter() - started < 10  # the real start-up figure is in benchmarks/
+
+
+def test_ingest_then_ask_with_sources(home: Path, docs: Path) -> None:
+    result = run_kbqa("ingest", str(docs), "--kb", "cli")
+    assert result.returncode == 1  # some files failed
+    assert "broken.pdf" in result.stderr and "encrypted" in result.stderr and "empty file" in result.stderr
+    assert "5 added" in result.stdout
+    asked = run_kbqa("ask", "员工入职满一年后每年有几天带薪年假？", "--kb", "cli", "--llm", "extractive")
+    assert asked.returncode == 0, asked.stderr
+    assert "十天" in asked.stdout
+    assert "Sources" in asked.stdout and "[1] 手册.pdf, p. 2" in asked.stdout
+
+
+def test_json_output_and_incremental_runs(home: Path, docs: Path) -> None:
+    first = json.loads(run_kbqa("ingest", str(docs), "--kb", "j", "--json").stdout)
+    assert {f["name"]: f["status"] for f in first["files"]}["manual.pdf"] == "added"
+    (docs / "broken.pdf").unlink()
+    (docs / "secret.pdf").unlink()
+    (docs / "empty.txt").unlink()
+    (docs / "data.xyz").unlink()
+    second = run_kbqa("ingest", str(docs), "--kb", "j", "--json", "--prune")
+    assert second.returncode == 0, second.stderr
+    statuses = {f["name"]: f["status"] for f in json.loads(second.stdout)["files"]}
+    assert statuses["manual.pdf"] == "skipped"
+    assert statuses["broken.pdf"] == "removed"  # failed files are in the catalog too, and pruned
+    answer = json.loads(run_kbqa("ask", "How often should the RO membrane be replaced?", "--kb", "j", "--llm", "extractive", "--json").stdout)
+    assert "24 months" in answer["answer"]
+    assert answer["sources"][0]["file"] == "manual.pdf" and answer["sources"][0]["page"] == 2
+    files = json.loads(run_kbqa("kb", "files", "j", "--json").stdout)
+    assert {f["name"] for f in files} == {"手册.pdf", "manual.pdf", "报销.docx", "faq.md", "gbk.txt"}
+    kbs = json.loads(run_kbqa("kb", "list", "--json").stdout)
+    assert kbs[0]["name"] == "j" and kbs[0]["chunks"] > 0
+
+
+def test_kb_rm_and_drop(home: Path, docs: Path) -> None:
+    run_kbqa("ingest", str(docs / "faq.md"), str(docs / "manual.pdf"), "--kb", "d")
+    assert run_kbqa("kb", "rm", "faq.md", "--kb", "d").returncode == 0
+    missing = run_kbqa("kb", "rm", "faq.md", "--kb", "d")
+    assert missing.returncode == 2 and "no file" in missing.stderr
+    assert run_kbqa("kb", "drop", "d", "--yes").returncode == 0
+    assert not (home / "kbs" / "d").exists()
+
+
+def test_clear_errors(home: Path, tmp_path: Path) -> None:
+    missing_kb = run_kbqa("ask", "x", "--kb", "nothing-here")
+    assert missing_kb.returncode == 2 and "kbqa ingest" in missing_kb.stderr
+    missing_dir = run_kbqa("ingest", str(tmp_path / "nope"), "--kb", "x")
+    assert missing_dir.returncode == 2 and "does not exist" in missing_dir.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("retrieval:\n  threshold: 7\nllm:\n  modle: x\n")
+    result = run_kbqa("config", "show", "--config", str(bad))
+    assert result.returncode == 2
+    assert "retrieval.threshold" in result.stderr and "llm.modle" in result.stderr
+
+
+def test_config_show_names_the_origin(home: Path) -> None:
+    result = run_kbqa("config", "show", "--json", env={"KBQA_RETRIEVAL__TOP_K": "7"})
+    data = json.loads(result.stdout)
+    assert data["retrieval.top_k"] == {"value": 7, "from": "environment"}
+    assert data["llm.model"]["from"] == "default"
+
+
+def test_models_lists_the_shipped_ones() -> None:
+    models = json.loads(run_kbqa("models", "--json").stdout)
+    by_name = {m["name"]: m for m in models}
+    assert by_name["gemma-3-270m"]["installed"] is True
+    assert by_name["multilingual-e5-small"]["installed"] is True
+    assert "chatglm3-6b" in by_name
+
+
+def test_default_llm_answers_the_demo_question(home: Path) -> None:
+    """The shipped GGUF (gemma-3-270m) answers from the sample documents, with sources."""
+    assert run_kbqa("ingest", str(ROOT / "examples" / "docs"), "--kb", "demo").returncode == 0
+    result = run_kbqa("ask", "How often should the RO membrane be replaced?", "--kb", "demo")
+    assert result.returncode == 0, result.stderr
+    answer = result.stdout.split("Sources")[0]
+    assert "24" in answer
+    assert "[1] aurora_x2_manual.pdf, p. 2" in result.stdout

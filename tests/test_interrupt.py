@@ -1,0 +1,83 @@
+"""An ingest killed or interrupted half-way leaves a usable knowledge base; the next run finishes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import KBQA, ROOT, run_kbqa
+
+
+def many_files(folder: Path, n: int = 40) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        body = "".join(f"第{i}号文件的第{j}段讲述了编号为{i}-{j}的设备在工厂中的维护规程与检修周期。" for j in range(30))
+        (folder / f"doc{i:02d}.txt").write_text(body, encoding="utf-8")
+    return folder
+
+
+def ok_files(catalog: Path) -> int:
+    if not catalog.exists():
+        return 0
+    try:
+        with sqlite3.connect(catalog, timeout=5) as db:
+            return int(db.execute("SELECT count(*) FROM files WHERE status='ok'").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def start_and_stop_midway(home: Path, docs: Path, sig: int) -> subprocess.Popen[str]:
+    catalog = home / "kbs" / "big" / "catalog.sqlite"
+    proc = subprocess.Popen([*KBQA, "ingest", str(docs), "--kb", "big"], cwd=ROOT, env=os.environ.copy(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while ok_files(catalog) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "ingest finished before it could be interrupted"
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    return proc
+
+
+def assert_consistent_and_resumes(home: Path, docs: Path) -> None:
+    catalog = home / "kbs" / "big" / "catalog.sqlite"
+    done = ok_files(catalog)
+    assert 3 <= done < 40
+    result = run_kbqa("kb", "files", "big", "--json")
+    assert result.returncode == 0, result.stderr
+    searched = run_kbqa("search", "第1号文件的维护规程", "--kb", "big", "--json", "--threshold", "0")
+    assert searched.returncode == 0, searched.stderr
+    again = run_kbqa("ingest", str(docs), "--kb", "big", "--json")
+    assert again.returncode == 0, again.stderr
+    import json
+
+    report = json.loads(again.stdout)
+    statuses = [f["status"] for f in report["files"]]
+    assert statuses.count("skipped") == done and statuses.count("added") == 40 - done
+    with sqlite3.connect(catalog) as db:
+        chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        fts = db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
+        files = db.execute("SELECT count(*) FROM files").fetchone()[0]
+    assert files == 40 and chunks == fts
+    import faiss
+
+    assert faiss.read_index(str(home / "kbs" / "big" / "vectors.faiss")).ntotal == chunks
+
+
+def test_killed_ingest_resumes(home: Path, tmp_path: Path) -> None:
+    docs = many_files(tmp_path / "many")
+    proc = start_and_stop_midway(home, docs, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    assert_consistent_and_resumes(home, docs)
+
+
+def test_ctrl_c_ingest_exits_130_and_resumes(home: Path, tmp_path: Path) -> None:
+    docs = many_files(tmp_path / "many")
+    proc = start_and_stop_midway(home, docs, signal.SIGINT)
+    assert proc.returncode == 130
+    assert "run the same command again" in proc.stdout.read()  # type: ignore[union-attr]
+    assert_consistent_and_resumes(home, docs)

@@ -1,0 +1,104 @@
+"""Loaders on small files the tests write: encodings, PDF pages, DOCX structure, HTML, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import EN_PAGES, ZH_PAGES, write_docx, write_pdf
+from ingest import LoadError, UnsupportedFile, load_file
+
+TEXT = "北京是中华人民共和国的首都。臺灣的繁體字也要正確。"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030", "utf-16", "utf-16-le", "utf-32"])
+def test_text_encodings_come_out_right(tmp_path: Path, encoding: str) -> None:
+    p = tmp_path / "a.txt"
+    p.write_bytes(TEXT.encode(encoding))
+    assert load_file(p)[0].text.strip() == TEXT
+
+
+def test_gbk_and_big5(tmp_path: Path) -> None:
+    simplified = "知识库问答系统支持中文文档，报销须在三十天内提交。"
+    (tmp_path / "gbk.txt").write_bytes(simplified.encode("gbk"))
+    assert load_file(tmp_path / "gbk.txt")[0].text == simplified
+    traditional = "知識庫問答系統支援繁體中文文件，報銷須在三十天內提交。"
+    (tmp_path / "big5.txt").write_bytes(traditional.encode("big5"))
+    assert load_file(tmp_path / "big5.txt")[0].text == traditional
+
+
+def test_pdf_pages_are_one_based_and_chinese_text_is_clean(tmp_path: Path) -> None:
+    docs = load_file(write_pdf(tmp_path / "zh.pdf", ZH_PAGES, font="china-s"))
+    assert [d.page for d in docs] == [1, 2]
+    assert "每年享有十天带薪年假" in docs[1].text
+    docs = load_file(write_pdf(tmp_path / "en.pdf", EN_PAGES))
+    assert "every 24 months" in docs[1].text and docs[1].page == 2
+
+
+@pytest.mark.parametrize("engine", ["pymupdf", "pdfplumber", "pdfminer"])
+def test_every_pdf_engine_reads_pages(tmp_path: Path, engine: str) -> None:
+    from ingest import LoadOptions
+
+    docs = load_file(write_pdf(tmp_path / "en.pdf", EN_PAGES), LoadOptions(pdf_engine=engine))
+    assert [d.page for d in docs] == [1, 2]
+    assert "RO membrane" in docs[1].text
+
+
+def test_docx_headings_and_tables(tmp_path: Path) -> None:
+    docs = load_file(write_docx(tmp_path / "a.docx"))
+    text_doc = next(d for d in docs if "三十天" in d.text)
+    assert text_doc.meta["title_path"] == ["差旅报销制度", "报销时限"]
+    table = next(d for d in docs if d.meta["kind"] == "table")
+    assert "| 杭州 | 450 |" in table.text
+
+
+def test_markdown_title_path(tmp_path: Path) -> None:
+    p = tmp_path / "a.md"
+    p.write_text("# 手册\n\n## 假期\n\n年假十天。\n\n## 报销\n\n三十天内。\n", encoding="utf-8")
+    docs = load_file(p)
+    assert [d.meta["title_path"] for d in docs] == [["手册", "假期"], ["手册", "报销"]]
+
+
+def test_html_main_text_without_scripts(tmp_path: Path) -> None:
+    p = tmp_path / "a.html"
+    p.write_text(
+        "<html><head><script>var x=1;</script><style>p{}</style></head><body><nav>Home | About</nav>"
+        "<h1>Guide</h1><p>First paragraph.</p><h2>Details</h2><p>Second &amp; last.</p></body></html>",
+        encoding="utf-8",
+    )
+    docs = load_file(p)
+    text = "\n".join(d.text for d in docs)
+    assert "var x" not in text and "Home | About" not in text
+    assert "Second & last." in text
+    assert docs[-1].meta["title_path"] == ["Guide", "Details"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("broken.pdf", b"%PDF-1.7 garbage", "corrupt"),
+        ("empty.txt", b"", "empty file"),
+        ("fake.docx", b"not a zip at all", "not a valid DOCX"),
+        ("binary.txt", bytes(range(256)) * 20, "binary"),
+    ],
+)
+def test_bad_files_give_a_one_line_reason(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(LoadError) as info:
+        load_file(p)
+    assert reason in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_encrypted_pdf(tmp_path: Path) -> None:
+    with pytest.raises(LoadError, match="encrypted"):
+        load_file(write_pdf(tmp_path / "s.pdf", ["secret"], password="pw"))
+
+
+def test_unsupported_type(tmp_path: Path) -> None:
+    p = tmp_path / "a.xyz"
+    p.write_text("x")
+    with pytest.raises(UnsupportedFile):
+        load_file(p)
