@@ -1,6 +1,7 @@
 """Files to Documents (with page numbers) to Chunks. Knows nothing of vectors or LLMs."""
 
 from ingest.loaders import LoadOptions, load_file, supported_suffixes
+from ingest.loaders.text import text_documents
 from ingest.split import split_documents
 from ingest.types import Chunk, Document, LoadError, UnsupportedFile
 
@@ -13,4 +14,5 @@ __all__ = [
     "load_file",
     "split_documents",
     "supported_suffixes",
+    "text_documents",
 ]

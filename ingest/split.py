@@ -26,41 +26,80 @@ LEVELS: list[re.Pattern[str]] = [
 ]
 
 Span = tuple[int, int]
+UNITS = ("chars", "weighted")
 
 
-def _cut(text: str, span: Span, level: int, size: int) -> list[Span]:
-    """Cut span into pieces of at most size characters, cutting after separators of level."""
+def _is_cjk(ch: str) -> bool:
+    return "\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\uff00" <= ch <= "\uffef"
+
+
+class _Length:
+    """Length of text[start:end] in O(1): plain characters, or weighted (a CJK character 1, any
+    other character 1/3: about one token per CJK character or per three Latin characters)."""
+
+    def __init__(self, text: str, unit: str) -> None:
+        if unit not in UNITS:
+            raise ValueError(f"unknown length unit {unit!r}; choose one of {', '.join(UNITS)}")
+        self.weighted = unit == "weighted"
+        if self.weighted:
+            acc, total = [0.0], 0.0
+            for ch in text:
+                total += 1.0 if _is_cjk(ch) else 1.0 / 3.0
+                acc.append(total)
+            self.prefix = acc
+
+    def __call__(self, start: int, end: int) -> float:
+        return self.prefix[end] - self.prefix[start] if self.weighted else float(end - start)
+
+    def advance(self, start: int, end: int, size: float) -> int:
+        """The furthest offset after start whose span has length <= size (at least one character)."""
+        if not self.weighted:
+            return min(start + int(size), end)
+        stop = start + 1
+        while stop < end and self.prefix[stop + 1] - self.prefix[start] <= size + 1e-9:
+            stop += 1
+        return stop
+
+
+def _cut(text: str, span: Span, level: int, size: float, length: _Length) -> list[Span]:
+    """Cut span into pieces of at most size, cutting after separators of level."""
     start, end = span
-    if end - start <= size:
+    if length(start, end) <= size + 1e-9:
         return [span]
     if level >= len(LEVELS):
-        return [(i, min(i + size, end)) for i in range(start, end, size)]
+        pieces, i = [], start
+        while i < end:
+            j = length.advance(i, end, size)
+            pieces.append((i, j))
+            i = j
+        return pieces
     cuts = [m.end() for m in LEVELS[level].finditer(text, start, end) if start < m.end() < end]
     if not cuts:
-        return _cut(text, span, level + 1, size)
-    pieces: list[Span] = []
+        return _cut(text, span, level + 1, size, length)
+    pieces = []
     prev = start
     for c in cuts + [end]:
-        pieces.extend(_cut(text, (prev, c), level + 1, size))
+        pieces.extend(_cut(text, (prev, c), level + 1, size, length))
         prev = c
     return pieces
 
 
-def split_spans(text: str, chunk_size: int, chunk_overlap: int) -> list[Span]:
-    """Return (start, end) offsets of chunks of text; each text[start:end] is <= chunk_size."""
+def split_spans(text: str, chunk_size: int, chunk_overlap: int, unit: str = "chars") -> list[Span]:
+    """Return (start, end) offsets of chunks of text, each no longer than chunk_size in the unit."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    length = _Length(text, unit)
     overlap = max(0, min(chunk_overlap, chunk_size // 2))
-    pieces = [p for p in _cut(text, (0, len(text)), 0, chunk_size) if text[p[0] : p[1]].strip()]
+    pieces = [p for p in _cut(text, (0, len(text)), 0, chunk_size, length) if text[p[0] : p[1]].strip()]
     chunks: list[Span] = []
     current: list[Span] = []
     for piece in pieces:
-        if current and piece[1] - current[0][0] > chunk_size:
+        if current and length(current[0][0], piece[1]) > chunk_size + 1e-9:
             chunks.append((current[0][0], current[-1][1]))
-            # carry whole trailing pieces, up to `overlap` characters, into the next chunk
+            # carry whole trailing pieces, up to `overlap`, into the next chunk
             carried: list[Span] = []
             for p in reversed(current):
-                if current[-1][1] - p[0] > overlap or piece[1] - p[0] > chunk_size:
+                if length(p[0], current[-1][1]) > overlap + 1e-9 or length(p[0], piece[1]) > chunk_size + 1e-9:
                     break
                 carried.insert(0, p)
             current = carried
@@ -79,7 +118,7 @@ def _strip_span(text: str, span: Span) -> Span:
     return start, end
 
 
-def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:
+def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # table sizes are in characters
     """Cut a Markdown table by rows, repeating its header (first two lines) in every piece."""
     if len(text) <= chunk_size:
         return [(text, (0, len(text)))]
@@ -110,8 +149,12 @@ def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:
     return [(t.rstrip("\n"), span) for t, span in pieces]
 
 
-def split_documents(docs: Iterable[Document], chunk_size: int = 400, chunk_overlap: int = 80) -> list[Chunk]:
-    """Split documents into chunks; chunk_no counts within each source file."""
+def split_documents(
+    docs: Iterable[Document], chunk_size: int = 400, chunk_overlap: int = 80, unit: str = "chars"
+) -> list[Chunk]:
+    """Split documents into chunks; chunk_no counts within each source file.
+
+    unit "chars" counts characters; "weighted" counts a CJK character as 1 and any other as 1/3."""
     chunks: list[Chunk] = []
     numbers: dict[str, int] = {}
     for doc in docs:
@@ -120,7 +163,7 @@ def split_documents(docs: Iterable[Document], chunk_size: int = 400, chunk_overl
             pieces = _table_pieces(doc.text, chunk_size)
         else:
             pieces = []
-            for span in split_spans(doc.text, chunk_size, chunk_overlap):
+            for span in split_spans(doc.text, chunk_size, chunk_overlap, unit):
                 s, e = _strip_span(doc.text, span)
                 if e > s:
                     pieces.append((doc.text[s:e], (s, e)))

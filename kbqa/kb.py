@@ -12,12 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest import LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
+from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
 from kbqa.config import Config, load_config
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 
 _NAME = re.compile(r"^[\w\-.\u3400-\u9fff]{1,64}$")
+_UNSAFE = re.compile(r"[^\w.\-\u3400-\u9fff ]+")
+
+
+def safe_filename(name: str) -> str:
+    """An uploaded file's name with no directory part, no path traversal and no odd characters."""
+    base = Path(name.replace("\\", "/")).name
+    base = _UNSAFE.sub("_", base).strip(" .")
+    return base[:200] or "upload"
 
 
 class KnowledgeBaseError(Exception):
@@ -78,6 +86,7 @@ class KnowledgeBase:
         self._embedder = shared_embedder
         self._llm = shared_llm
         self._index: Any = None
+        self._vector_cache: Any = None
         self._check_embedding_model()
 
     # --- opening -----------------------------------------------------------------------------
@@ -120,6 +129,8 @@ class KnowledgeBase:
 
     def close(self) -> None:
         self.catalog.close()
+        if self._vector_cache is not None:
+            self._vector_cache.close()
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -150,12 +161,41 @@ class KnowledgeBase:
     def index(self) -> Any:
         if self._index is None:
             dim = int(self.catalog.get_meta("embedding_dim") or self.embedder.dim)
-            index = open_index(self.config.store.vector_index, self.folder, dim, self.config.store.milvus_uri)
+            store = self.config.store
+            kind = self.catalog.get_meta("vector_index") or store.vector_index
+            faiss_kind = store.faiss_index
+            if faiss_kind == "auto":
+                faiss_kind = "hnsw" if self.catalog.chunk_count() > store.hnsw_above else "flat"
+            uri = self.catalog.get_meta("milvus_uri") or store.milvus_uri
+            index = open_index(kind, self.folder, dim, faiss_index=faiss_kind, milvus_uri=uri)
             self._index = index
             if index.saved_generation() != self.catalog.generation() or index.count() != self.catalog.chunk_count():
                 self._rebuild_index()  # the index is behind the catalog (a crash between the two)
                 index.save(self.catalog.generation())
         return self._index
+
+    def migrate(self, to: str, *, milvus_uri: str | None = None, faiss_index: str = "flat") -> int:
+        """Move the vectors to another store (faiss or milvus) from the catalog's cached vectors.
+
+        The catalog stays the store of record; no text is embedded again. Returns the vectors moved."""
+        dim = int(self.catalog.get_meta("embedding_dim") or self.embedder.dim)
+        target = open_index(to, self.folder, dim, faiss_index=faiss_index, milvus_uri=milvus_uri)
+        target.reset()
+        for ids, vectors in self.catalog.all_chunk_vectors():
+            target.add(ids, vectors)
+        target.save(self.catalog.generation())
+        self.catalog.set_meta("vector_index", to)
+        if to == "milvus" and milvus_uri:
+            self.catalog.set_meta("milvus_uri", milvus_uri)
+        self._index = target
+        return target.count()
+
+    def _sync_index(self) -> None:
+        """Save the index; rebuild it first if it disagrees with the catalog or holds many deletions."""
+        index = self._index
+        if index.count() != self.catalog.chunk_count() or index.needs_rebuild():
+            self._rebuild_index()
+        index.save(self.catalog.generation())
 
     def _rebuild_index(self) -> None:
         """Refill the vector index from the catalog's cached vectors (no embedding needed)."""
@@ -218,21 +258,45 @@ class KnowledgeBase:
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
-            if index.count() != self.catalog.chunk_count():  # interrupted between catalog and index
-                self._rebuild_index()
-            index.save(self.catalog.generation())
+            self._sync_index()
         report.seconds = time.perf_counter() - started
         notify(Progress("done", len(files), len(files)))
         return report
 
     def _ingest_file(self, path: Path, name: str, options: LoadOptions, force: bool) -> FileResult:
-        t0 = time.perf_counter()
-        key = str(path)
         try:
             stat = path.stat()
             sha = sha256_file(path)
         except OSError as exc:
             return FileResult(name, "failed", error=f"cannot read file: {exc.strerror or exc}")
+        return self._store_source(str(path), name, sha, stat.st_size, stat.st_mtime, lambda: load_file(path, options), force)
+
+    def ingest_documents(self, sources: Iterable[tuple[str, list[Document]]], *, force: bool = False) -> IngestReport:
+        """Ingest documents already in memory (e.g. a JSONL corpus), one (source id, documents) each.
+
+        A source is keyed by its id: unchanged text is skipped, changed text replaced."""
+        started = time.perf_counter()
+        report = IngestReport()
+        self.catalog.set_meta("embedding_model", self.config.embeddings.model)
+        self.catalog.set_meta("embedding_dim", self.embedder.dim)
+        index = self.index
+        try:
+            for source_id, docs in sources:
+                digest = text_key("\x00".join(d.text for d in docs))
+                size = sum(len(d.text) for d in docs)
+                report.files.append(self._store_source(source_id, source_id, digest, size, None, lambda docs=docs: docs, force))
+        except KeyboardInterrupt:
+            report.interrupted = True
+        finally:
+            self._sync_index()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _store_source(
+        self, key: str, name: str, sha: str, size: int, mtime: float | None, read: Callable[[], list[Document]], force: bool
+    ) -> FileResult:
+        """Read, split and embed one source, then replace it in catalog and index in one step."""
+        t0 = time.perf_counter()
         row = self.catalog.file(key)
         if row and not force and row.sha256 == sha and row.status == "ok":
             if row.name != name:
@@ -240,8 +304,8 @@ class KnowledgeBase:
             return FileResult(name, "skipped", chunks=row.chunks, pages=row.pages)
         status, error, chunks, pages, vectors = "ok", None, [], None, {}
         try:
-            docs = load_file(path, options)
-            pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap)
+            docs = read()
+            pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap, self.config.ingest.length_unit)
             page_numbers = {d.page for d in docs if d.page}
             pages = max(page_numbers) if page_numbers else None
             chunks, vectors = self._embed_chunks(pieces)
@@ -255,7 +319,7 @@ class KnowledgeBase:
             self.catalog.db.execute("UPDATE files SET error=? WHERE id=?", (error, row.id))
             return FileResult(name, status, error=error, seconds=seconds)
         old_ids, new_ids = self.catalog.replace_file(
-            path=key, name=name, sha256=sha, size=stat.st_size, mtime=stat.st_mtime, status=status, error=error,
+            path=key, name=name, sha256=sha, size=size, mtime=mtime, status=status, error=error,
             pages=pages, seconds=seconds, chunks=chunks, vectors=vectors,
         )
         self.index.remove(old_ids)
@@ -277,11 +341,23 @@ class KnowledgeBase:
             chunks[-1].embed_text = embed_text  # type: ignore[attr-defined]
         keys = list(dict.fromkeys(c.vector_key for c in chunks))
         vectors = self.catalog.cached_vectors(keys)
+        if self.config.embeddings.cache and len(vectors) < len(keys):
+            vectors.update(self.vector_cache.get([k for k in keys if k not in vectors]))
         todo = {c.vector_key: c.embed_text for c in chunks if c.vector_key not in vectors}  # type: ignore[attr-defined]
         if todo:
-            embedded = self.embedder.embed_documents(list(todo.values()))
-            vectors.update(zip(todo.keys(), embedded))
+            embedded = dict(zip(todo.keys(), self.embedder.embed_documents(list(todo.values()))))
+            if self.config.embeddings.cache:
+                self.vector_cache.put(embedded)
+            vectors.update(embedded)
         return chunks, vectors
+
+    @property
+    def vector_cache(self) -> Any:
+        if self._vector_cache is None:
+            from kbqa.store.cache import VectorCache
+
+            self._vector_cache = VectorCache(self.config.home_dir() / "cache", self.config.embeddings.model)
+        return self._vector_cache
 
     def _prune(self, paths: list[str | Path], seen: set[str]) -> list[FileResult]:
         roots = [str(Path(p).expanduser().resolve()) for p in paths]
@@ -305,7 +381,7 @@ class KnowledgeBase:
             raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}; see: kbqa kb files {self.name}")
         row = match[0]
         self.index.remove(self.catalog.remove_file(row.id))
-        self.index.save(self.catalog.generation())
+        self._sync_index()
         return row
 
     def drop(self) -> None:

@@ -18,6 +18,30 @@ def relevance(cosine: float, calibration: tuple[float, float]) -> float:
     return float(min(1.0, max(0.0, (cosine - lo) / (hi - lo))))
 
 
+def fuse(
+    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], cosines: dict[int, float], config: RetrievalConfig
+) -> dict[int, float]:
+    """Combine the dense and lexical rankings into one score per candidate chunk.
+
+    linear (default): dense_weight * min-max-normalised cosine + (1 - dense_weight) * BM25 / best BM25,
+    over the union of both candidate lists; rrf: reciprocal rank fusion with constant rrf_k."""
+    if config.fusion == "rrf" or not lexical:
+        scores: dict[int, float] = {}
+        weights = (config.dense_weight, 1.0 - config.dense_weight) if lexical else (1.0, 0.0)
+        for weight, ranking in zip(weights, (dense, lexical)):
+            for rank, (chunk_id, _) in enumerate(ranking):
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (config.rrf_k + rank + 1)
+        return scores
+    ids = set(cosines) | {i for i, _ in lexical}
+    values = [cosines[i] for i in ids if i in cosines]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    spread = max(hi - lo, 1e-9)
+    bm25 = dict(lexical)
+    best = max(bm25.values()) if bm25 else 1.0
+    a = config.dense_weight
+    return {i: a * (cosines.get(i, lo) - lo) / spread + (1 - a) * bm25.get(i, 0.0) / best for i in ids}
+
+
 @dataclass
 class Retriever:
     catalog: Catalog
@@ -32,21 +56,17 @@ class Retriever:
         fetch = max(self.config.fetch_k, top_k)
         dense = self.index.search(query, fetch)
         lexical = self.catalog.lexical_search(question, fetch) if self.config.hybrid else []
-        fused: dict[int, float] = {}
-        for ranking in (dense, lexical):
-            for rank, (chunk_id, _) in enumerate(ranking):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (self.config.rrf_k + rank + 1)
-        if not fused:
+        rows = self.catalog.chunks(list({i for i, _ in dense} | {i for i, _ in lexical}))
+        if not rows:
             return []
-        rows = self.catalog.chunks(list(fused))
         cosines = dict(dense)
         missing = [i for i in rows if i not in cosines]
         if missing:  # lexical-only candidates: their cosine from the cached vectors
-            keys = {i: self.catalog.db.execute("SELECT vector_key FROM chunks WHERE id=?", (i,)).fetchone()[0] for i in missing}
-            vectors = self.catalog.cached_vectors(list(keys.values()))
-            for i, key in keys.items():
-                if key in vectors:
-                    cosines[i] = float(np.dot(vectors[key], query))
+            vectors = self.catalog.cached_vectors([rows[i].vector_key for i in missing])
+            for i in missing:
+                if rows[i].vector_key in vectors:
+                    cosines[i] = float(np.dot(vectors[rows[i].vector_key], query))
+        fused = fuse(dense, lexical, cosines, self.config)
         hits = []
         for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
             row = rows.get(chunk_id)

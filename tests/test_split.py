@@ -69,3 +69,23 @@ def test_properties_no_loss_no_oversize_order_kept(text: str, size: int, overlap
             covered[i] = True
     lost = "".join(ch for ch, c in zip(text, covered) if not c)
     assert lost.strip() == ""  # only whitespace may fall between chunks
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=_alphabet, min_size=0, max_size=600), st.integers(10, 120), st.integers(0, 60))
+def test_weighted_unit_properties(text: str, size: int, overlap: int) -> None:
+    weight = [1.0 if "\u4e00" <= ch <= "\u9fff" or ch in "。，！？；" else 1 / 3 for ch in text]
+    spans = split_spans(text, size, overlap, unit="weighted")
+    for s, e in spans:
+        assert e - s == 1 or sum(weight[s:e]) <= size + 1e-6
+    assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(spans, spans[1:]))
+    covered = set().union(*(range(s, e) for s, e in spans)) if spans else set()
+    assert "".join(ch for i, ch in enumerate(text) if i not in covered).strip() == ""
+
+
+def test_weighted_unit_gives_english_longer_chunks() -> None:
+    english = "The purifier removes lead and chlorine from tap water. " * 30
+    chinese = "净水器可以去除自来水中的铅和氯。" * 30
+    en = split_documents([Document(english, {"source": "e"})], 200, 0, unit="weighted")
+    zh = split_documents([Document(chinese, {"source": "z"})], 200, 0, unit="weighted")
+    assert max(len(c.text) for c in en) > 400 and max(len(c.text) for c in zh) <= 200

@@ -17,13 +17,14 @@ from conftest import KBQA, ROOT, free_port
 @pytest.fixture
 def server(home: Path) -> Iterator[str]:
     port = free_port()
+    log = (home / "serve.log").open("w")
     proc = subprocess.Popen([*KBQA, "serve", "--kb", "web", "--port", str(port)], cwd=ROOT, env=os.environ.copy(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"kbqa serve exited: {proc.stdout.read()}")  # type: ignore[union-attr]
+            raise AssertionError(f"kbqa serve exited: {(home / 'serve.log').read_text()}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 break

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -13,16 +12,10 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from kbqa import KnowledgeBase, KnowledgeBaseError, list_knowledge_bases  # noqa: E402
+from kbqa.kb import safe_filename  # noqa: E402
 from kbqa.config import Config  # noqa: E402
 
-_SAFE = re.compile(r"[^\w.\-\u3400-\u9fff ]+")
-
-
-def safe_name(name: str) -> str:
-    """A file name with no directory part, no path traversal and no odd characters."""
-    base = Path(name.replace("\\", "/")).name
-    base = _SAFE.sub("_", base).strip(" .")
-    return base[:200] or "upload"
+safe_name = safe_filename
 
 
 def sources_markdown(sources: list[Any], answered: bool = True) -> str:

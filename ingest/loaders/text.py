@@ -52,8 +52,52 @@ def read_text(path: Path) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+_SENTENCE_END = re.compile(r"[。！？!?；;，,：:.…）)」』”\"]$")
+
+
+def _is_title(line: str, next_line: str) -> bool:
+    """A plain-text title: a short line without closing punctuation, above a longer line."""
+    line = line.strip()
+    return (
+        0 < len(line) <= 40
+        and not _SENTENCE_END.search(line)
+        and len(next_line.strip()) > max(2 * len(line), 20)
+        and not line.startswith(("-", "*", "•", "|"))
+    )
+
+
+def text_sections(text: str, title: str | None = None) -> Iterator[tuple[list[str], str]]:
+    """Split plain text into (title_path, body) sections at title lines that head a paragraph.
+
+    title, when given (a document's own title), is the first element of every title path."""
+    base = [title] if title else []
+    lines = text.split("\n")
+    current_title: list[str] = []
+    body: list[str] = []
+    for i, line in enumerate(lines):
+        starts_block = i == 0 or not lines[i - 1].strip()
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if starts_block and _is_title(line, nxt):
+            if "".join(body).strip():
+                yield base + current_title, "\n".join(body)
+            current_title = [line.strip()] if line.strip() != title else []
+            body = [line]
+        else:
+            body.append(line)
+    if "".join(body).strip():
+        yield base + current_title, "\n".join(body)
+
+
+def text_documents(text: str, source: str, title: str | None = None) -> list[Document]:
+    """Documents for a plain text: one per titled section (see text_sections)."""
+    return [
+        Document(body, {"source": source, "page": None, "title_path": path, "kind": "text"})
+        for path, body in text_sections(text, title)
+    ]
+
+
 def load_text(path: Path, options: object) -> Iterator[Document]:
-    yield Document(read_text(path), {"source": str(path), "page": None, "title_path": [], "kind": "text"})
+    yield from text_documents(read_text(path), str(path))
 
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")

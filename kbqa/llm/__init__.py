@@ -63,7 +63,7 @@ def resolve_model(config: LLMConfig) -> LLMModel:
     source = config.path or config.model
     backend = config.backend or ("llamacpp" if source.lower().endswith(".gguf") else "transformers")
     template = "gguf" if backend == "llamacpp" else "tokenizer"
-    return LLMModel(name=config.model, backend=backend, source=source, template=template)
+    return LLMModel(name=config.model, backend=backend, source=source, template=template, context=0)  # 0: the model's own
 
 
 def make_llm(config: LLMConfig, cache_dir: Path) -> LLM:

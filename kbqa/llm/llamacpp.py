@@ -66,7 +66,7 @@ class LlamaCppLLM:
         _quiet_llama_logs()
         self.name = model.name
         self.template = model.template
-        self.context = config.n_ctx or model.context
+        self.context = config.n_ctx or model.context or 4096
         self.path = path
         self._llm = Llama(
             model_path=str(path),
@@ -94,7 +94,7 @@ class LlamaCppLLM:
                 if delta:
                     yield delta
             return
-        prompt = render(self.template, messages)
+        prompt = render(self.template, messages).removeprefix("<s>")  # llama.cpp adds the BOS token itself
         stop += STOPS.get(self.template, [])
         for part in self._llm.create_completion(prompt=prompt, stop=stop or None, repeat_penalty=1.1, **params):
             text = part["choices"][0].get("text")

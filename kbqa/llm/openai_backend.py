@@ -18,7 +18,7 @@ class OpenAILLM:
 
         self.name = model.name
         self.template = "server"
-        self.context = config.n_ctx or model.context
+        self.context = config.n_ctx or model.context or 4096
         self._model = config.path or model.source or model.name
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10))

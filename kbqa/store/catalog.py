@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from kbqa.store.tokenize import VERSION as TOKENIZER_VERSION
 from kbqa.store.tokenize import query_tokens, tokens
 
 SCHEMA = """
@@ -84,6 +85,7 @@ class ChunkRow:
     title_path: list[str]
     kind: str
     text: str
+    vector_key: str = ""
 
 
 @dataclass
@@ -106,6 +108,19 @@ class Catalog:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        if self.get_meta("tokenizer") != TOKENIZER_VERSION:
+            self.rebuild_fts()
+
+    def rebuild_fts(self) -> None:
+        """Re-tokenize every chunk into the FTS table (after a tokenizer change)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM chunks_fts")
+            rows = db.execute("SELECT id, title_path, text FROM chunks").fetchall()
+            db.executemany(
+                "INSERT INTO chunks_fts(rowid, tokens) VALUES(?, ?)",
+                [(r[0], " ".join(tokens(" ".join(json.loads(r[1])) + "\n" + r[2]))) for r in rows],
+            )
+            self.set_meta("tokenizer", TOKENIZER_VERSION, db)
 
     def close(self) -> None:
         self.db.close()
@@ -234,13 +249,14 @@ class Catalog:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             q = (
-                "SELECT c.id, c.file_id, f.name, f.path, c.chunk_no, c.page, c.title_path, c.kind, c.text "
+                "SELECT c.id, c.file_id, f.name, f.path, c.chunk_no, c.page, c.title_path, c.kind, c.text, c.vector_key "
                 f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({','.join('?' * len(part))})"
             )
             for r in self.db.execute(q, part):
                 out[r["id"]] = ChunkRow(
                     id=r["id"], file_id=r["file_id"], name=r["name"], path=r["path"], chunk_no=r["chunk_no"],
                     page=r["page"], title_path=json.loads(r["title_path"]), kind=r["kind"], text=r["text"],
+                    vector_key=r["vector_key"],
                 )
         return out
 

@@ -1,0 +1,141 @@
+"""Answer quality of the whole pipeline on the first N questions of CMRC 2018 dev (issue 4's measure).
+
+    python benchmarks/answers.py --data ../shared/data/qa --n 300 --llm gemma-3-270m --llm extractive
+
+For each LLM: the share of answers containing a gold answer string; the share whose cited source
+contains it; answers not supported by their cited source (the answer's text is not found in it);
+time to first token and tokens/s; and the peak RSS of one `kbqa ask` with the default stack.
+Without the data folder it says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+_CITE = re.compile(r"\[(\d+)\]")
+_PUNCT = re.compile(r"[\s，。！？、；：,.!?;:\"'“”‘’（）()《》【】\[\]]+")
+
+
+def squash(text: str) -> str:
+    return _PUNCT.sub("", text).lower()
+
+
+def cited_sources(answer: str, sources: list[Any]) -> list[Any]:
+    numbers = [int(n) for n in _CITE.findall(answer) if 0 < int(n) <= len(sources)]
+    return [sources[n - 1] for n in dict.fromkeys(numbers)] or sources[:1]
+
+
+def supported(answer: str, sources: list[Any]) -> bool:
+    """The answer's text (citations removed) appears in one of its cited sources."""
+    core = squash(_CITE.sub("", answer))
+    if not core:
+        return True
+    return any(core in squash(s.text) for s in sources)
+
+
+def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, Any]:
+    from kbqa.config import load_config
+    from kbqa.kb import KnowledgeBase
+
+    config, _ = load_config(overrides={"llm": {"model": llm}})
+    kb = KnowledgeBase.open(kb_name, config)
+    rows = []
+    for q in questions:
+        t0 = time.perf_counter()
+        stream = kb.ask(q.question, stream=True)
+        first = None
+        pieces = 0
+        for _ in stream:
+            pieces += 1
+            if first is None:
+                first = time.perf_counter() - t0
+        total = time.perf_counter() - t0
+        cited = cited_sources(stream.text, stream.sources)
+        gold = [squash(a) for a in q.answers]
+        rows.append({
+            "id": q.id,
+            "answer": stream.text,
+            "contains_gold": any(g in squash(stream.text) for g in gold),
+            "cited_has_gold": any(g in squash(s.text) for s in cited for g in gold),
+            "context_has_gold": any(g in squash(s.text) for s in stream.sources for g in gold),
+            "supported": supported(stream.text, cited),
+            "refused": not stream.answered_from_documents,
+            "ttft": first or total,
+            "seconds": total,
+            "pieces": pieces,
+        })
+    kb.close()
+    n = len(rows)
+    gen = [r for r in rows if not r["refused"] and r["pieces"] > 1]
+    result = {
+        "llm": llm,
+        "questions": n,
+        "answer_contains_gold": sum(r["contains_gold"] for r in rows) / n,
+        "cited_source_contains_gold": sum(r["cited_has_gold"] for r in rows) / n,
+        "context_contains_gold": sum(r["context_has_gold"] for r in rows) / n,
+        "unsupported_answers": sum(not r["supported"] for r in rows),
+        "refused": sum(r["refused"] for r in rows),
+        "ttft_p50_s": statistics.median(r["ttft"] for r in rows),
+        "tokens_per_s": (sum(r["pieces"] - 1 for r in gen) / sum(max(r["seconds"] - r["ttft"], 1e-6) for r in gen)) if gen else None,
+        "examples": rows[:8],
+    }
+    print(
+        f"{llm:14s} answer has gold {result['answer_contains_gold']:.1%}  cited source has gold {result['cited_source_contains_gold']:.1%}  "
+        f"context has gold {result['context_contains_gold']:.1%}  unsupported {result['unsupported_answers']}  refused {result['refused']}  "
+        f"TTFT p50 {result['ttft_p50_s'] * 1000:.0f} ms  " + (f"{result['tokens_per_s']:.0f} tokens/s" if result["tokens_per_s"] else ""),
+        flush=True,
+    )
+    return result
+
+
+def peak_rss_of_ask(kb_name: str, question: str) -> float:
+    """Peak resident memory (MB) of one `kbqa ask` process with the default stack."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run([sys.executable, "-m", "kbqa.cli", "ask", question, "--kb", kb_name], capture_output=True, env=os.environ.copy(), check=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(peak, before) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "qa")
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--llm", action="append", default=[])
+    parser.add_argument("--home", type=Path, default=ROOT / ".bench")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if not args.data.exists():
+        print(f"skipped: no data folder at {args.data} (give --data PATH to ../shared/data/qa)")
+        return
+    os.environ["KBQA_HOME"] = str(args.home)
+    from kbqa.config import load_config
+    from kbqa.evaluation import corpus_documents, read_questions
+    from kbqa.kb import KnowledgeBase
+
+    config, _ = load_config()
+    kb_name = "answers-cmrc2018_dev"
+    with KnowledgeBase.open(kb_name, config) as kb:  # vectors come from the shared cache when the retrieval benchmark ran
+        kb.ingest_documents(corpus_documents(args.data / "cmrc2018_dev.corpus.jsonl"))
+    questions = read_questions(args.data / "cmrc2018_dev.questions.jsonl", args.n)
+    results = {"runs": [run(llm, questions, kb_name, args.home) for llm in (args.llm or ["gemma-3-270m", "extractive"])]}
+    results["peak_rss_mb_kbqa_ask"] = peak_rss_of_ask(kb_name, questions[0].question)
+    print(f"peak RSS of `kbqa ask` (default stack): {results['peak_rss_mb_kbqa_ask']:.0f} MB")
+    if args.out:
+        args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()

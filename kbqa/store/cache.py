@@ -1,0 +1,39 @@
+"""A vector cache shared by every knowledge base of one embedding model: text hash -> vector.
+
+Re-ingesting, rebuilding or ingesting the same text into another knowledge base never embeds it again."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+
+class VectorCache:
+    def __init__(self, folder: Path, model: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^\w.\-]+", "_", model)[-80:]
+        self.db = sqlite3.connect(folder / f"vectors-{safe}.sqlite", timeout=30, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS vectors(key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+
+    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            rows = self.db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})", part)
+            out.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
+        return out
+
+    def put(self, vectors: dict[str, np.ndarray]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO vectors(key, vector) VALUES(?, ?)",
+                [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()],
+            )
+
+    def close(self) -> None:
+        self.db.close()

