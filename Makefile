@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test install install-dev examples clean help
+.PHONY: demo test install install-dev examples clean help browser
 
 help:
 	@echo "make demo   - install the core, ingest examples/docs into the knowledge base 'demo', ask a question, serve the web chat"
@@ -37,8 +37,15 @@ demo: $(VENV)/.core
 	$(BIN)/kbqa ask "星河科技的总部在哪里？" --kb demo
 	$(BIN)/kbqa serve --kb demo
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev browser
 	$(BIN)/python -m pytest -q
+
+# The browser tests drive Debian's chromium; without it (no root, no apt) they are skipped with a reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) ; } || \
+	  echo "chromium not installed: the browser tests will be skipped"
 
 examples: $(VENV)/.core
 	$(BIN)/python examples/make_docs.py

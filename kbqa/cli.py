@@ -227,17 +227,27 @@ def serve(
     kb: KbOpt = "default",
     host: Annotated[Optional[str], typer.Option("--host", help="Bind address (default 127.0.0.1: this machine only).")] = None,
     port: Annotated[Optional[int], typer.Option("--port")] = None,
+    auth: Annotated[Optional[str], typer.Option("--auth", envvar="KBQA_AUTH", help="Require a login: user:password, or a file of user:password lines.")] = None,
     llm: LlmOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Start the web chat (Gradio) on 127.0.0.1:7860.
 
-    Example: kbqa serve --kb mykb --port 7860
+    Example: kbqa serve --kb mykb --port 7860 --auth admin:secret
     """
     cfg, _ = _config(config, llm)
+    users: list[tuple[str, str]] = []
+    if auth:
+        lines = Path(auth).read_text(encoding="utf-8").splitlines() if Path(auth).is_file() else [auth]
+        for line in lines:
+            if line.strip():
+                user, sep, password = line.strip().partition(":")
+                if not sep or not user or not password:
+                    _fail("--auth takes user:password (or a file of such lines)")
+                users.append((user, password))
     from webui.app import launch
 
-    launch(cfg, kb=kb, host=host or cfg.webui.host, port=port or cfg.webui.port)
+    launch(cfg, kb=kb, host=host or cfg.webui.host, port=port or cfg.webui.port, auth=users or None)
 
 
 @app.command("eval")

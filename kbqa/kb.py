@@ -435,13 +435,28 @@ class KnowledgeBase:
         else:
             llm = self.llm
             gen = {"max_tokens": self.config.llm.max_tokens, "temperature": self.config.llm.temperature, **generation}
-            completion = getattr(llm, "template", "") == "completion"
-            budget = llm.context - int(gen["max_tokens"]) - 16
-            prompt = build_prompt(question, hits, completion=completion, budget_tokens=budget, count_tokens=llm.count_tokens, history=history)
-            evidence = [(i + 1, h.text) for i, h in enumerate(prompt.sources)]
-            pieces = _clean_stream(llm.stream(prompt.messages, stop=prompt.stop, question=question, evidence=evidence, **gen))
-            result = AnswerStream(question, prompt.sources, pieces, answered=True, model=llm.name)
+            if getattr(llm, "template", "") == "completion":
+                result = self._ask_base_model(question, hits, llm, gen)
+            else:
+                budget = llm.context - int(gen["max_tokens"]) - 16
+                prompt = build_prompt(question, hits, budget_tokens=budget, count_tokens=llm.count_tokens, history=history)
+                evidence = [(i + 1, h.text) for i, h in enumerate(prompt.sources)]
+                pieces = _clean_stream(llm.stream(prompt.messages, stop=prompt.stop, question=question, evidence=evidence, **gen))
+                result = AnswerStream(question, prompt.sources, pieces, answered=True, model=llm.name)
         return result if stream else result.answer()
+
+    def _ask_base_model(self, question: str, hits: list[Hit], llm: Any, gen: dict[str, Any]) -> AnswerStream:
+        """A base model answers from the best evidence sentences; the answer is checked against them."""
+        from kbqa.grounding import completion_prompt, evidence_for, grounded_stream
+        from kbqa.prompts import language, templates
+
+        t = templates(language(question))
+        evidence = evidence_for(question, hits)
+        # a 270M model copies whichever sentence is nearest the question: give it only the best one
+        messages = [{"role": "user", "content": completion_prompt(question, evidence[:1], t)}]
+        short = {**gen, "max_tokens": min(int(gen["max_tokens"]), 64)}
+        pieces = grounded_stream(_clean_stream(llm.stream(messages, stop=t.stop, **short)), evidence, language(question))
+        return AnswerStream(question, hits, pieces, answered=True, model=llm.name)
 
     def as_retriever(self, **kwargs: Any) -> Any:
         """A LangChain BaseRetriever over this knowledge base."""

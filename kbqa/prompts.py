@@ -54,15 +54,15 @@ def build_prompt(
     question: str,
     hits: list[Hit],
     *,
-    completion: bool,
     budget_tokens: int,
     count_tokens: Callable[[str], int] = approx_tokens,
     history: list[dict[str, str]] | None = None,
 ) -> Prompt:
-    """Messages for the LLM with as many numbered sources as fit in budget_tokens."""
+    """Chat messages for the LLM with as many numbered sources as fit in budget_tokens.
+    (Base models are prompted by kbqa.grounding with the completion template instead.)"""
     lang = language(question)
     t = templates(lang)
-    shell = t.completion if completion else t.system + "\n" + t.user
+    shell = t.system + "\n" + t.user
     used = count_tokens(shell.format(context="", question=question))
     items: list[str] = []
     placed: list[Hit] = []
@@ -80,13 +80,10 @@ def build_prompt(
         placed.append(hit)
         used += cost
     context = "\n".join(items)
-    if completion:
-        messages = [{"role": "user", "content": t.completion.format(context=context, question=question)}]
-    else:
-        messages = [{"role": "system", "content": t.system}]
-        messages += list(history or [])
-        messages.append({"role": "user", "content": t.user.format(context=context, question=question)})
-    return Prompt(messages=messages, stop=t.stop if completion else (), sources=placed, lang=lang)
+    messages = [{"role": "system", "content": t.system}]
+    messages += list(history or [])
+    messages.append({"role": "user", "content": t.user.format(context=context, question=question)})
+    return Prompt(messages=messages, stop=(), sources=placed, lang=lang)
 
 
 def no_answer(question: str) -> str:

@@ -197,6 +197,6 @@ def build_app(config: Config, kb: str = "default") -> Any:
     return app
 
 
-def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> None:
+def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
     app = build_app(config, kb)
     app.queue().launch(server_name=host, server_port=port, auth=auth, show_error=True, max_file_size=f"{config.webui.max_upload_mb:g}mb")

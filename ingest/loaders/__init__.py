@@ -22,7 +22,7 @@ Loader = Callable[[Path, LoadOptions], Iterator[Document]]
 
 
 def _registry() -> dict[str, Loader]:
-    from ingest.loaders import html, image, office, pdf, text
+    from ingest.loaders import epub, html, image, mail, office, pdf, sheets, slides, text
 
     table: dict[str, Loader] = {
         ".pdf": pdf.load,
@@ -34,6 +34,15 @@ def _registry() -> dict[str, Loader]:
         ".docx": office.load_docx,
         ".html": html.load,
         ".htm": html.load,
+        ".xhtml": html.load,
+        ".xlsx": sheets.load_xlsx,
+        ".xlsm": sheets.load_xlsx,
+        ".xls": sheets.load_xls,
+        ".csv": sheets.load_delimited,
+        ".tsv": sheets.load_delimited,
+        ".pptx": slides.load_pptx,
+        ".epub": epub.load_epub,
+        ".eml": mail.load_eml,
     }
     for suffix in image.SUFFIXES:
         table[suffix] = image.load

@@ -65,10 +65,19 @@ class _Sections(HTMLParser):
             self.body.append(data)
 
 
-def load(path: Path, options: object) -> Iterator[Document]:
+def html_sections(markup: str) -> list[tuple[list[str], str]]:
+    """(title_path, text) for each heading section of an HTML page."""
     parser = _Sections()
-    parser.feed(decode_bytes(path.read_bytes()))
+    parser.feed(markup)
     parser.close()
     parser.flush()
-    for title_path, text in parser.sections:
+    return parser.sections
+
+
+def html_text(markup: str) -> str:
+    return "\n\n".join(text for _, text in html_sections(markup))
+
+
+def load(path: Path, options: object) -> Iterator[Document]:
+    for title_path, text in html_sections(decode_bytes(path.read_bytes())):
         yield Document(text, {"source": str(path), "page": None, "title_path": title_path, "kind": "text"})

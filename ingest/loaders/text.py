@@ -18,6 +18,38 @@ _BOMS = [
 ]
 
 
+# The most frequent Chinese characters, simplified and traditional: real Chinese text is full of
+# them, while bytes of another encoding decoded as GB18030/Big5 give rare characters or none.
+_COMMON_ZH = set(
+    "的一是不了在人有我他这个们中来上大为和国地到以说时要就出会可也你对生能而子那得于着下自之年过发后作里用道行所然家种事成"
+    "方多经么去法学如都同现当没动面起看定天分还进好小部其些主样理心她本前开但因只从想实日军者意无力它与长把机十民第公此已工"
+    "使情明性知全三又关点正业外将两高间由问很最重并物手应战向头文体政美相见被利什二等产或新己制身果加西斯月话合回特代内信表"
+    "化老给世位次度门任常先海通教儿原东声提立及比员解水名真论处走义各入几口认条平系气题活尔更别打女变四神总何电数安少报才结"
+    "反受目太量再感建务做接必场件计管期市直德资命山金指克许统区保至队形社便空决治展马科司五基书非则听白界达光放强即像难且权"
+    "思王象完设式色路记南品住告类求据程北边死张该交规万取拉格望觉术领共确传师观清今切院让识候带导争运笑飞风步改收根干造言联"
+    "持组每济车亲极林服快办议往元英士证近失转夫令准布始怎存未远叫台单影具罗字爱击流备兵连调深商算质团集百需价花党华城石级整"
+    "府离况亚请技际约示复病息究线似官火断精满支视消越器容照须九增研写称企八功包片史委查轻易早曾除农找装广显阿李标谈吃图念六"
+    "們這個來為國說時會對後於與動現經關點學進種發開當從還沒實問間機長見頭樣體應無門將電話氣結場產業質數變東兩員區師們處"
+)
+
+
+def _chinese_decoding(data: bytes) -> str | None:
+    """data as GB18030 or Big5 when one of them yields mostly common Chinese characters."""
+    best: tuple[float, str] | None = None
+    for encoding in ("gb18030", "big5"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        han = [ch for ch in text if "\u3400" <= ch <= "\u9fff"]
+        if len(han) < max(2, 0.3 * sum(1 for ch in text if ord(ch) > 127)):
+            continue
+        share = sum(1 for ch in han if ch in _COMMON_ZH) / len(han)
+        if share >= 0.2 and (best is None or share > best[0]):
+            best = (share, text)
+    return best[1] if best else None
+
+
 def _looks_binary(text: str) -> bool:
     sample = text[:4000]
     odd = sum(1 for ch in sample if not (ch.isprintable() or ch in "\n\r\t\f"))
@@ -36,6 +68,8 @@ def decode_bytes(data: bytes) -> str:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
+            text = _chinese_decoding(data)
+        if text is None:
             from charset_normalizer import from_bytes
 
             best = from_bytes(data).best()

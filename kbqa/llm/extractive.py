@@ -28,18 +28,24 @@ def sentences(text: str) -> list[str]:
 
 
 def best_sentences(question: str, evidence: list[tuple[int, str]], limit: int = 2) -> list[tuple[int, int, str, float]]:
-    """(source number, position, sentence, score) of the sentences sharing most question terms."""
+    """(source number, position, sentence, score) of the sentences that best match the question,
+    best first. Question terms are weighted by how rare they are among the candidate sentences,
+    so the topic word every sentence repeats counts little and the distinctive ones decide."""
     q = _terms(question)
     if not q:
         return []
+    candidates = [(n, pos, sent, _terms(sent)) for rank, (n, text) in enumerate(evidence) for pos, sent in enumerate(sentences(text))]
+    if not candidates:
+        return []
+    df = {t: sum(1 for c in candidates if t in c[3]) for t in q}
+    total = len(candidates)
     scored: list[tuple[int, int, str, float]] = []
-    for rank, (n, text) in enumerate(evidence):
-        for pos, s in enumerate(sentences(text)):
-            common = q & _terms(s)
-            if not common:
-                continue
-            score = sum(1.0 + math.log(1 + len(t)) for t in common) / math.sqrt(1 + len(s) / 80) - 0.05 * rank
-            scored.append((n, pos, s, score))
+    for n, pos, sent, terms in candidates:
+        common = q & terms
+        if not common:
+            continue
+        weight = sum(math.log(1 + total / df[t]) * (1.0 + 0.3 * min(len(t), 4)) for t in common)
+        scored.append((n, pos, sent, weight / math.sqrt(1 + len(sent) / 120) - 0.02 * (n - 1)))
     scored.sort(key=lambda x: -x[3])
     return scored[:limit]
 

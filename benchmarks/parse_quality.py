@@ -1,0 +1,97 @@
+"""Parse quality against docling's ground-truth Markdown, per format and per PDF engine (issue 6's score).
+
+    python benchmarks/parse_quality.py --data ../shared/data/docs/docling_testdata
+
+Score: rapidfuzz ratio/100 between the ground truth with Markdown markup removed (headings, emphasis,
+table pipes and rules, links and images) and the extracted text, both with all whitespace removed and
+lower-cased. Without the data folder it says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FORMATS = {"pdf": ".pdf", "docx": ".docx", "pptx": ".pptx", "xlsx": ".xlsx", "html": ".html"}
+
+
+def strip_markdown(md: str) -> str:
+    md = re.sub(r"<!--.*?-->", "", md, flags=re.S)
+    md = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", md)  # images
+    md = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", md)  # links keep their text
+    md = re.sub(r"^\s{0,3}#{1,6}\s*", "", md, flags=re.M)  # headings
+    md = re.sub(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", "", md, flags=re.M)  # table rules
+    md = md.replace("|", "")
+    md = re.sub(r"(\*\*|__|\*|_|`)", "", md)  # emphasis and code marks
+    return md
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def strip_extracted(text: str) -> str:
+    """Our Markdown tables carry the same markup the ground truth loses."""
+    return strip_markdown(text)
+
+
+def ground_truth(source: Path) -> Path | None:
+    folder = source.parent.parent / "groundtruth"
+    for name in (source.name + ".md", source.stem + ".md"):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def score_file(source: Path, engine: str | None) -> float | None:
+    from rapidfuzz import fuzz
+
+    from ingest import LoadError, LoadOptions, load_file
+
+    truth = ground_truth(source)
+    if truth is None:
+        return None
+    options = LoadOptions(pdf_engine=engine or "pymupdf", ocr="never")
+    try:
+        text = "\n".join(d.text for d in load_file(source, options))
+    except LoadError:
+        text = ""
+    return float(fuzz.ratio(squash(strip_markdown(truth.read_text(encoding="utf-8"))), squash(strip_extracted(text)))) / 100
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "docs" / "docling_testdata")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    base = args.data / "tests" / "data"
+    if not base.exists():
+        print(f"skipped: no docling test data at {args.data}")
+        return
+    anchors = {"pdf": 0.947, "docx": 0.794, "pptx": 0.841, "xlsx": 0.771, "html": 0.957}
+    targets = {"pdf": 0.97, "html": 0.97, "docx": 0.93, "pptx": 0.93, "xlsx": 0.93}
+    for fmt, suffix in FORMATS.items():
+        engines = ["pymupdf", "pdfplumber", "pdfminer"] if fmt == "pdf" else [None]
+        sources = sorted(p for p in (base / fmt / "sources").glob(f"*{suffix}*") if p.suffix.lower() in (suffix, ".xlsm"))
+        for engine in engines:
+            scores = []
+            for src in sources:
+                s = score_file(src, engine)
+                if s is not None:
+                    scores.append(s)
+                    if args.verbose:
+                        print(f"    {src.name}: {s:.3f}")
+            if scores:
+                mean = statistics.mean(scores)
+                label = fmt + (f" ({engine})" if engine else "")
+                print(f"{label:20s} {mean:.3f} over {len(scores)} files   anchor {anchors[fmt]:.3f}  target {targets[fmt]:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

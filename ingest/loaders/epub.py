@@ -1,0 +1,38 @@
+"""EPUB: the book's XHTML chapters in spine order, headings as the title path."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ingest.loaders.html import html_sections
+from ingest.types import Document, LoadError
+
+
+def load_epub(path: Path, options: object) -> Iterator[Document]:
+    if not zipfile.is_zipfile(path):
+        raise LoadError("not a valid EPUB file (not a zip archive)")
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        container = z.read("META-INF/container.xml").decode("utf-8", "replace") if "META-INF/container.xml" in names else ""
+        m = re.search(r'full-path="([^"]+)"', container)
+        chapters: list[str] = []
+        if m and m.group(1) in names:
+            opf_path = m.group(1)
+            opf = z.read(opf_path).decode("utf-8", "replace")
+            items = dict(re.findall(r'<item\b[^>]*\bid="([^"]+)"[^>]*\bhref="([^"]+)"', opf))
+            items.update({k: v for v, k in re.findall(r'<item\b[^>]*\bhref="([^"]+)"[^>]*\bid="([^"]+)"', opf)})
+            base = posixpath.dirname(opf_path)
+            for idref in re.findall(r'<itemref\b[^>]*\bidref="([^"]+)"', opf):
+                if idref in items:
+                    chapters.append(posixpath.normpath(posixpath.join(base, items[idref])))
+        if not chapters:
+            chapters = sorted(n for n in names if n.lower().endswith((".xhtml", ".html", ".htm")))
+        for name in chapters:
+            if name not in names:
+                continue
+            for title_path, text in html_sections(z.read(name).decode("utf-8", "replace")):
+                yield Document(text, {"source": str(path), "page": None, "title_path": title_path, "kind": "text"})

@@ -1,0 +1,111 @@
+"""The web app in headless Chromium, as a person uses it: upload, ingest, ask, see sources, delete,
+log in. Screenshots go to the test's temporary folder (and to $KBQA_SCREENSHOTS when set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import KBQA, ROOT, free_port
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it where apt-get works)")
+
+
+def start(home: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    log = (home / f"serve-{port}.log").open("w")
+    env = {**os.environ, "KBQA_LLM__MODEL": "extractive"}
+    proc = subprocess.Popen([*KBQA, "serve", "--kb", "web", "--port", str(port), *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        assert proc.poll() is None, Path(log.name).read_text()
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("kbqa serve did not start")
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def shot(page: object, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    if os.environ.get("KBQA_SCREENSHOTS"):
+        target = Path(os.environ["KBQA_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / path.name)
+
+
+def test_upload_ask_sources_delete(browser: object, home: Path, docs: Path, tmp_path: Path) -> None:
+    proc, url = start(home)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        page.goto(url)
+        page.get_by_role("tab", name="Knowledge base").click()
+        page.locator("input[type=file]").first.set_input_files([str(docs / "manual.pdf"), str(docs / "手册.pdf")])
+        page.wait_for_timeout(1500)
+        page.locator("#ingest-button").click()
+        page.locator("#ingest-status").get_by_text("2 added").wait_for(timeout=120_000)
+        page.locator("#files").get_by_text("manual.pdf").first.wait_for(state="attached")
+        shot(page, tmp_path, "kb-files")
+
+        page.get_by_role("tab", name="Chat").click()
+        page.locator("#question textarea").fill("How often should the RO membrane be replaced?")
+        page.locator("#ask-button").click()
+        page.locator("#sources").get_by_text("manual.pdf, p. 2").wait_for(timeout=60_000)
+        page.get_by_text("24 months").first.wait_for()
+        page.locator("#question textarea").fill("员工每年有几天带薪年假？")
+        page.locator("#ask-button").click()
+        page.locator("#sources").get_by_text("手册.pdf, p. 2").wait_for(timeout=60_000)
+        shot(page, tmp_path, "chat")
+        page.locator("#question textarea").fill("火星上有液态水吗？")
+        page.locator("#ask-button").click()
+        page.locator("#sources").get_by_text("No source passed the relevance threshold").wait_for(timeout=60_000)
+
+        page.get_by_role("tab", name="Knowledge base").click()
+        page.get_by_label("File id or name to delete").fill("manual.pdf")
+        page.get_by_role("button", name="Delete file").click()
+        page.locator("#ingest-status").get_by_text("Removed manual.pdf").wait_for(timeout=30_000)
+        assert page.locator("#files").get_by_text("manual.pdf").count() == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_login_required_with_auth(browser: object, home: Path, tmp_path: Path) -> None:
+    proc, url = start(home, "--auth", "alice:s3cret")
+    try:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(url)
+        page.get_by_label("username").fill("alice")
+        page.get_by_label("password").fill("wrong")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("Incorrect").first.wait_for(timeout=30_000)
+        page.get_by_label("username").fill("alice")
+        page.get_by_label("password").fill("s3cret")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_role("tab", name="Knowledge base").wait_for(timeout=30_000)
+        shot(page, tmp_path, "logged-in")
+        assert httpx.get(url + "gradio_api/info", timeout=10).status_code in (401, 403)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
