@@ -87,6 +87,7 @@ class KnowledgeBase:
         self._llm = shared_llm
         self._index: Any = None
         self._vector_cache: Any = None
+        self._reranker: Any = None
         self._check_embedding_model()
 
     # --- opening -----------------------------------------------------------------------------
@@ -409,7 +410,15 @@ class KnowledgeBase:
             raise KnowledgeBaseError("the question is empty")
         if self.catalog.chunk_count() == 0:
             return []
-        return Retriever(self.catalog, self.index, self.embedder, self.config.retrieval).search(question, top_k, threshold)
+        return Retriever(self.catalog, self.index, self.embedder, self.config.retrieval, self.reranker).search(question, top_k, threshold)
+
+    @property
+    def reranker(self) -> Any:
+        if self._reranker is None and self.config.retrieval.reranker:
+            from kbqa.rerank import CrossEncoderReranker
+
+            self._reranker = CrossEncoderReranker(self.config.retrieval.reranker, self.config.embeddings.device)
+        return self._reranker
 
     def ask(
         self,

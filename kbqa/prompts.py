@@ -67,7 +67,7 @@ def build_prompt(
     items: list[str] = []
     placed: list[Hit] = []
     for hit in hits:
-        item = t.context_item.format(n=len(items) + 1, text=" ".join(hit.text.split()))
+        item = t.context_item.format(n=len(items) + 1, cite=hit.cite(), text=" ".join(hit.text.split()))
         cost = count_tokens(item) + 1
         if used + cost > budget_tokens:
             room = budget_tokens - used - 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,7 @@ class Retriever:
     index: VectorIndex
     embedder: Embedder
     config: RetrievalConfig
+    reranker: Any = None
 
     def search(self, question: str, top_k: int | None = None, threshold: float | None = None) -> list[Hit]:
         top_k = top_k or self.config.top_k
@@ -76,6 +78,29 @@ class Retriever:
             if rel < threshold:
                 continue
             hits.append(Hit(chunk_id, row.name, row.page, row.text, round(rel, 4), score, row.title_path, row.path))
-            if len(hits) >= top_k:
+            if len(hits) >= (max(top_k, self.config.rerank_top) if self.reranker else top_k):
                 break
+        if self.reranker is not None:
+            hits = self.reranker.rerank(question, hits)
+        hits = hits[:top_k]
+        if self.config.expand:
+            hits = [self._expand(h) for h in hits]
         return hits
+
+    def _expand(self, hit: Hit) -> Hit:
+        """The hit's text widened with up to `expand` neighbouring chunks on each side (same file,
+        same page), joined at their recorded offsets so overlapping text is not repeated."""
+        spans = self.catalog.neighbour_spans(hit.chunk_id, self.config.expand)
+        if len(spans) < 2:
+            return hit
+        text, end = "", None
+        for start, stop, chunk_text in spans:
+            if end is None or start is None or stop is None:
+                text += ("\n" if text else "") + chunk_text
+            elif start >= end:
+                text += "\n" + chunk_text
+            else:
+                text += chunk_text[end - start :]
+            end = stop if stop is not None else end
+        hit.text = text
+        return hit

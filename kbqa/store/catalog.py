@@ -260,13 +260,18 @@ class Catalog:
                 )
         return out
 
-    def neighbours(self, chunk: ChunkRow) -> list[int]:
-        """Ids of the chunks just before and after one, on the same page of the same file."""
+    def neighbour_spans(self, chunk_id: int, width: int) -> list[tuple[int | None, int | None, str]]:
+        """(start, end, text) of a chunk and up to `width` chunks on each side from the same file,
+        page and section, in order: the material for widening a search hit."""
+        me = self.db.execute("SELECT file_id, chunk_no, page, title_path FROM chunks WHERE id=?", (chunk_id,)).fetchone()
+        if me is None:
+            return []
         rows = self.db.execute(
-            "SELECT id FROM chunks WHERE file_id=? AND chunk_no IN (?, ?) AND page IS ?",
-            (chunk.file_id, chunk.chunk_no - 1, chunk.chunk_no + 1, chunk.page),
+            'SELECT start, "end", text FROM chunks WHERE file_id=? AND chunk_no BETWEEN ? AND ? AND page IS ? AND title_path=? '
+            "AND kind != 'table' ORDER BY chunk_no",
+            (me["file_id"], me["chunk_no"] - width, me["chunk_no"] + width, me["page"], me["title_path"]),
         )
-        return [r[0] for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def lexical_search(self, query: str, k: int) -> list[tuple[int, float]]:
         """BM25 over the FTS5 table; returns (chunk id, bm25 score, higher = better)."""
