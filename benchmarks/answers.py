@@ -25,12 +25,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kbqa.grounding import squash  # noqa: E402
+
 _CITE = re.compile(r"\[(\d+)\]")
-_PUNCT = re.compile(r"[\s，。！？、；：,.!?;:\"'“”‘’（）()《》【】\[\]]+")
-
-
-def squash(text: str) -> str:
-    return _PUNCT.sub("", text).lower()
 
 
 def cited_sources(answer: str, sources: list[Any]) -> list[Any]:

@@ -40,9 +40,11 @@ def test_reranker_reorders_by_cross_encoder_score(home: Path, tmp_path: Path) ->
     q = "叶片多久检查？"
     hits = kb.search(q, threshold=0.0)
     assert len(hits) == 3 and all(0 < h.rank_score < 1 for h in hits)
-    scores = CrossEncoder(str(model)).predict([(q, h.text) for h in kb.search(q, threshold=0.0, top_k=3)])
-    assert [h.rank_score for h in hits] == sorted((h.rank_score for h in hits), reverse=True)
-    assert len(scores) == 3
+    # all four documents are candidates (rerank_top 10): the top 3 must be the cross-encoder's own top 3
+    texts = [(docs / f"{i}.txt").read_text(encoding="utf-8") for i in range(4)]
+    scores = CrossEncoder(str(model)).predict([(q, t) for t in texts])
+    expected = [t for _, t in sorted(zip(scores, texts), key=lambda p: -p[0])][:3]
+    assert [h.text for h in hits] == expected
 
 
 def test_neighbour_expansion_joins_adjacent_chunks(home: Path, tmp_path: Path) -> None:
