@@ -53,7 +53,7 @@ def quality(data: Path, sets: list[str], k: int, limit: int | None, overrides: d
 
     os.environ["KBQA_HOME"] = str(home)
     config, _ = load_config(overrides=overrides)
-    tag = hashlib.sha256(json.dumps(config.ingest.model_dump(), sort_keys=True).encode()).hexdigest()[:8]
+    tag = hashlib.sha256(json.dumps([config.ingest.model_dump(), config.embeddings.model_dump()], sort_keys=True).encode()).hexdigest()[:8]
     rows = []
     for name in sets:
         corpus, questions = data / f"{name}.corpus.jsonl", data / f"{name}.questions.jsonl"

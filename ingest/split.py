@@ -167,8 +167,12 @@ def split_documents(
                 s, e = _strip_span(doc.text, span)
                 if e > s:
                     pieces.append((doc.text[s:e], (s, e)))
+        previous_end = 0
         for text, (start, end) in pieces:
             n = numbers.get(source, 0)
             numbers[source] = n + 1
-            chunks.append(Chunk(text=text, meta={**doc.meta, "chunk_no": n, "start": start, "end": end}))
+            # fresh: where the text not repeated from the previous chunk begins (overlap skipped)
+            fresh = max(0, min(previous_end - start, len(text)))
+            chunks.append(Chunk(text=text, meta={**doc.meta, "chunk_no": n, "start": start, "end": end, "fresh": fresh}))
+            previous_end = max(previous_end, end)
     return chunks

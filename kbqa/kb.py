@@ -215,7 +215,7 @@ class KnowledgeBase:
     # --- ingest ------------------------------------------------------------------------------
     def ingest(
         self,
-        paths: Iterable[str | Path],
+        paths: str | Path | Iterable[str | Path],
         *,
         prune: bool = False,
         force: bool = False,
@@ -228,7 +228,7 @@ class KnowledgeBase:
         """
         started = time.perf_counter()
         report = IngestReport()
-        paths = list(paths)
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
         files = list(_iter_files(paths, self.config.ingest.exclude))
         notify = progress or (lambda p: None)
         notify(Progress("scan", 0, len(files)))
@@ -335,9 +335,13 @@ class KnowledgeBase:
     def _embed_chunks(self, pieces: list[Any]) -> tuple[list[NewChunk], dict[str, Any]]:
         """Embed the chunks' texts (title path first), reusing cached vectors of unchanged text."""
         chunks: list[NewChunk] = []
+        skip_overlap = not self.config.embeddings.embed_overlap
         for p in pieces:
             title = " > ".join(p.title_path)
-            embed_text = f"{title}\n{p.text}" if title and not p.text.startswith(p.title_path[-1]) else p.text
+            # the overlap repeated from the previous chunk is already in that chunk's vector
+            body = p.text[p.meta.get("fresh", 0) :].lstrip() if skip_overlap else p.text
+            body = body or p.text
+            embed_text = f"{title}\n{body}" if title and not p.text.startswith(p.title_path[-1]) else body
             chunks.append(NewChunk(p.text, p.page, p.title_path, p.meta.get("kind", "text"), p.meta.get("start"), p.meta.get("end"), text_key(embed_text)))
             chunks[-1].embed_text = embed_text  # type: ignore[attr-defined]
         keys = list(dict.fromkeys(c.vector_key for c in chunks))
@@ -432,26 +436,37 @@ class KnowledgeBase:
     ) -> Answer | AnswerStream:
         """Answer from the documents: retrieve, build a cited prompt, generate.
 
+        history: earlier {"role": "user"|"assistant", "content": ...} turns. A follow-up question is
+        made to stand alone for retrieval (llm.rewrite; the result is Answer.query) and the turns
+        are trimmed, newest first, to llm.history_tokens.
+
         With no chunk above the relevance threshold the answer says so and no LLM is called.
         stream=True returns an AnswerStream: iterate it for text pieces; .sources is set at once.
         """
+        from kbqa.chat import standalone_question, trim_history
         from kbqa.prompts import build_prompt, no_answer
 
-        hits = self.search(question, top_k=top_k, threshold=threshold)
+        query = question
+        if history:
+            query = standalone_question(question, history, self.llm, self.config.llm.rewrite)
+        hits = self.search(query, top_k=top_k, threshold=threshold)
         if not hits:
             pieces: Iterator[str] = iter([no_answer(question)])
-            result = AnswerStream(question, [], pieces, answered=False, model=self.config.llm.model)
+            result = AnswerStream(question, [], pieces, answered=False, model=self.config.llm.model, query=query)
         else:
             llm = self.llm
             gen = {"max_tokens": self.config.llm.max_tokens, "temperature": self.config.llm.temperature, **generation}
             if getattr(llm, "template", "") == "completion":
-                result = self._ask_base_model(question, hits, llm, gen)
+                result = self._ask_base_model(query, hits, llm, gen)
+                result.question = question
             else:
                 budget = llm.context - int(gen["max_tokens"]) - 16
-                prompt = build_prompt(question, hits, budget_tokens=budget, count_tokens=llm.count_tokens, history=history)
+                turns = trim_history(history, min(self.config.llm.history_tokens, budget // 3), llm.count_tokens)
+                prompt = build_prompt(question, hits, budget_tokens=budget, count_tokens=llm.count_tokens, history=turns)
                 evidence = [(i + 1, h.text) for i, h in enumerate(prompt.sources)]
-                pieces = _clean_stream(llm.stream(prompt.messages, stop=prompt.stop, question=question, evidence=evidence, **gen))
+                pieces = _clean_stream(llm.stream(prompt.messages, stop=prompt.stop, question=query, evidence=evidence, **gen))
                 result = AnswerStream(question, prompt.sources, pieces, answered=True, model=llm.name)
+            result.query = query
         return result if stream else result.answer()
 
     def _ask_base_model(self, question: str, hits: list[Hit], llm: Any, gen: dict[str, Any]) -> AnswerStream:

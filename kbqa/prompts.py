@@ -18,6 +18,7 @@ class Templates:
     stop: tuple[str, ...]
     context_item: str
     no_answer: str
+    rewrite: str
 
 
 @lru_cache(maxsize=4)

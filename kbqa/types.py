@@ -42,10 +42,12 @@ class Answer:
     sources: list[Hit]
     answered_from_documents: bool = True
     model: str = ""
+    query: str = ""  # what was searched: the question, or its standalone rewrite in a chat
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
+            "query": self.query or self.question,
             "answer": self.text,
             "answered_from_documents": self.answered_from_documents,
             "model": self.model,
@@ -56,8 +58,11 @@ class Answer:
 class AnswerStream:
     """Iterate for the answer's text pieces; .sources is known before the first piece."""
 
-    def __init__(self, question: str, sources: list[Hit], pieces: Iterator[str], answered: bool, model: str) -> None:
+    def __init__(
+        self, question: str, sources: list[Hit], pieces: Iterator[str], answered: bool, model: str, query: str = ""
+    ) -> None:
         self.question = question
+        self.query = query or question
         self.sources = sources
         self.answered_from_documents = answered
         self.model = model
@@ -72,7 +77,7 @@ class AnswerStream:
     def answer(self) -> Answer:
         for _ in self:
             pass
-        return Answer(self.question, self.text, self.sources, self.answered_from_documents, self.model)
+        return Answer(self.question, self.text, self.sources, self.answered_from_documents, self.model, self.query)
 
 
 @dataclass

