@@ -109,6 +109,9 @@ class TransformersLLM:
         return render(self.template, messages).removeprefix("<s>")  # the tokenizer adds the BOS token itself
 
     def stream(self, messages: list[dict[str, str]], **generation: Any) -> Iterator[str]:
+        if self.template == "chatglm" and hasattr(self._model, "stream_chat"):
+            yield from self._stream_chat(messages, **generation)
+            return
         from transformers import TextIteratorStreamer
 
         prompt = self._prompt(messages)
@@ -145,6 +148,41 @@ class TransformersLLM:
             worker.join()
         if errors:
             raise RuntimeError(f"generation failed: {errors[0]}")
+
+
+    def _stream_chat(self, messages: list[dict[str, str]], **generation: Any) -> Iterator[str]:
+        """ChatGLM2/3 (trust_remote_code): their own stream_chat builds the prompt; it yields the
+        whole response so far, and we pass on what is new."""
+        *earlier, last = messages
+        query = last["content"]
+        if hasattr(self._tokenizer, "build_chat_input"):  # ChatGLM3: history as role/content dicts, system included
+            history: list[Any] = [{"role": m["role"], "content": m["content"]} for m in earlier]
+        else:  # ChatGLM2: (question, answer) pairs; the system text goes in front of the question
+            system = "\n".join(m["content"] for m in earlier if m["role"] == "system")
+            turns = [m for m in earlier if m["role"] in ("user", "assistant")]
+            history = [(q["content"], a["content"]) for q, a in zip(turns[::2], turns[1::2])]
+            query = f"{system}\n\n{query}" if system else query
+        temperature = float(generation.get("temperature", 0.0))
+        kwargs: dict[str, Any] = {
+            "history": history,
+            "max_new_tokens": int(generation.get("max_tokens", 256)),
+            "do_sample": temperature > 0,
+            "temperature": temperature if temperature > 0 else 1.0,
+            "top_p": 0.8 if temperature > 0 else 1.0,
+        }
+        stops = [x for x in list(generation.get("stop") or []) + STOPS.get(self.template, []) if x]
+
+        def deltas() -> Iterator[str]:
+            emitted = ""
+            for response, _ in self._model.stream_chat(self._tokenizer, query, **kwargs):
+                text = response if isinstance(response, str) else str(response)
+                new = text[len(emitted) :] if text.startswith(emitted) else text
+                emitted = text
+                if new:
+                    yield new
+
+        with self._lock:
+            yield from _cut_at_stops(deltas(), stops)
 
 
 def _halt_criteria(halt: threading.Event) -> Any:
