@@ -325,8 +325,22 @@ def api(
 
 
 @app.command()
-def models(as_json: JsonOpt = False) -> None:
-    """List the known LLMs and embedding models and whether each is on this machine."""
+def models(
+    as_json: JsonOpt = False,
+    merge: Annotated[Optional[Path], typer.Option("--merge", help="Write the LLM with its LoRA adapter merged into this folder (transformers models).")] = None,
+    adapter: Annotated[Optional[str], typer.Option("--adapter", help="The PEFT LoRA folder to merge (default: llm.adapter).")] = None,
+    llm: LlmOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List the known LLMs and embedding models and whether each is on this machine.
+
+    Example: kbqa models --json
+    Merge a LoRA (Chinese-Alpaca, Chinese-Vicuna, Luotuo publish theirs as adapters) into its base:
+      kbqa models --llm ~/models/llama-7b-hf --adapter ~/models/chinese-alpaca-lora-7b --merge ~/models/alpaca-merged
+    """
+    if merge is not None:
+        _merge_adapter(merge, adapter, llm, config)
+        return
     from kbqa.models import embedding_models, is_available, llm_models
 
     rows = [("llm", m.name, m.backend, m.quantization or "", m.memory_gb, is_available(m.source) if m.backend != "transformers" else None, m.source) for m in llm_models().values()]
@@ -342,6 +356,27 @@ def models(as_json: JsonOpt = False) -> None:
         mark = {True: "[green]yes[/]", False: "[red]no[/]", None: "hub/path"}[here]
         table.add_row(role, name, backend, quant, f"{mem:g}" if mem else "", mark, str(source or ""))
     _console().print(table)
+
+
+def _merge_adapter(out: Path, adapter: str | None, llm: str | None, config: Path | None) -> None:
+    cfg, _ = _config(config, llm)
+    from kbqa.llm import resolve_model
+
+    model = resolve_model(cfg.llm)
+    adapter = adapter or cfg.llm.adapter
+    if model.backend != "transformers":
+        _fail(f"--merge works on transformers models; {model.name!r} uses the {model.backend} backend (give --llm a model folder)")
+    if not adapter:
+        _fail("--merge needs an adapter: --adapter FOLDER or llm.adapter in the config")
+    from kbqa.llm.hf import merge_adapter
+
+    source = cfg.llm.path or model.source or model.name
+    trust = cfg.llm.trust_remote_code if cfg.llm.trust_remote_code is not None else model.trust_remote_code
+    try:
+        target = merge_adapter(source, adapter, str(out), cfg.llm, trust)
+    except (RuntimeError, OSError, ValueError) as exc:
+        _fail(f"merge failed: {exc}")
+    _console().print(f"merged {adapter} into {source} -> {target}\nuse it with: kbqa ask --llm {target} ...")
 
 
 @kb_app.command("list")

@@ -91,13 +91,32 @@ def test_lora_adapter_changes_the_output_and_merges(tiny: Path, tmp_path: Path) 
         b = adapted._model(**ids).logits  # type: ignore[attr-defined]
     assert not torch.allclose(a, b, atol=1e-4)
 
-    from kbqa.llm.hf import merge_adapter
+    # merged by the CLI, as a user would: kbqa models --llm BASE --adapter LORA --merge OUT
+    import subprocess
+    import sys
 
-    merged = merge_adapter(str(tiny), str(adapter), str(tmp_path / "merged"), LLMConfig())
+    merged = tmp_path / "merged"
+    done = subprocess.run(
+        [sys.executable, "-m", "kbqa.cli", "models", "--llm", str(tiny), "--adapter", str(adapter), "--merge", str(merged)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "merged" in done.stdout and (merged / "config.json").exists()
+    assert not (merged / "adapter_config.json").exists()
     reloaded = make_llm(LLMConfig(model="tiny", path=str(merged), backend="transformers"), Path("."))
     with torch.no_grad():
         c = reloaded._model(**ids).logits  # type: ignore[attr-defined]
     assert torch.allclose(b, c, atol=1e-4)
+
+
+def test_merge_without_an_adapter_is_a_usage_error(tiny: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "kbqa.cli", "models", "--llm", str(tiny), "--merge", str(tmp_path / "out")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and "--adapter" in done.stderr
 
 
 def test_hub_id_while_offline_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,8 +33,9 @@ def _dtype(name: str) -> Any:
     return {"auto": "auto", "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
-def load_model(source: str, config: LLMConfig, trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """Load (model, tokenizer) as configured: dtype, quantization, device, adapter."""
+def load_model(source: str, config: LLMConfig, trust_remote_code: bool = False, cpu_fp32: bool = True) -> tuple[Any, Any]:
+    """Load (model, tokenizer) as configured: dtype, quantization, device, adapter.
+    dtype auto means fp32 on CPU (half precision is slow there) unless cpu_fp32 is False: then the checkpoint's."""
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -59,7 +60,7 @@ def load_model(source: str, config: LLMConfig, trust_remote_code: bool = False) 
             )
         kwargs["device_map"] = device
     else:
-        kwargs["dtype"] = _dtype(config.dtype if not (config.dtype == "auto" and device == "cpu") else "fp32")
+        kwargs["dtype"] = _dtype("fp32" if config.dtype == "auto" and device == "cpu" and cpu_fp32 else config.dtype)
     model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
     if "device_map" not in kwargs:
         model = model.to(device)
@@ -73,10 +74,10 @@ def load_model(source: str, config: LLMConfig, trust_remote_code: bool = False) 
     return model, tokenizer
 
 
-def merge_adapter(source: str, adapter: str, out: str, config: LLMConfig) -> Path:
+def merge_adapter(source: str, adapter: str, out: str, config: LLMConfig, trust_remote_code: bool = False) -> Path:
     """Write base model + LoRA adapter merged into one model folder (no PEFT needed to load it)."""
-    cfg = config.model_copy(update={"adapter": adapter, "quantization": None})
-    model, tokenizer = load_model(source, cfg)
+    cfg = config.model_copy(update={"adapter": adapter, "quantization": None, "device": "cpu"})
+    model, tokenizer = load_model(source, cfg, trust_remote_code, cpu_fp32=False)  # keep the checkpoint's dtype
     merged = model.merge_and_unload()
     target = Path(out).expanduser()
     merged.save_pretrained(target)
