@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import threading
 import time
 import uuid
@@ -21,7 +20,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kbqa.config import Config
-from kbqa.kb import KnowledgeBase, KnowledgeBaseError, list_knowledge_bases, safe_filename
+from kbqa.kb import KnowledgeBase, KnowledgeBaseError, list_knowledge_bases
+from kbqa.uploads import store_upload
 
 
 class ChatMessage(BaseModel):
@@ -140,18 +140,13 @@ def create_app(config: Config, api_key: str | None = None) -> FastAPI:
         base = kb(name, create=True)
         target = base.folder / "uploads"
         target.mkdir(parents=True, exist_ok=True)
-        limit = config.webui.max_upload_mb * 1024 * 1024
+        limit = int(config.webui.max_upload_mb * 1024 * 1024)
         saved: list[Path] = []
         rejected: list[dict[str, str]] = []
         for f in files:
-            dest = target / safe_filename(f.filename or "upload")
-            with dest.open("wb") as out:
-                shutil.copyfileobj(f.file, out)
-            if dest.stat().st_size > limit:
-                dest.unlink()
-                rejected.append({"name": dest.name, "error": f"over the upload limit of {config.webui.max_upload_mb:g} MB"})
-                continue
-            saved.append(dest)
+            stored = store_upload(f.filename or "upload", f.file, target, max_bytes=limit)
+            saved += stored.files
+            rejected += [{"name": r.split(": ", 1)[0], "error": r.split(": ", 1)[-1]} for r in stored.skipped]
         with lock:
             report = base.ingest(saved) if saved else None
         out = report.to_dict() if report else {"files": [], "summary": "nothing ingested"}

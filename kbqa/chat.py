@@ -13,6 +13,9 @@ Message = dict[str, str]
 # words that point back into the conversation ("它的价格？", "and when was it built?")
 _REFERENCE_ZH = re.compile(r"[它他她其这那该此]|上述|前者|后者|上面|刚才")
 _REFERENCE_EN = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|him|there|then|one|ones)\b", re.I)
+# "…呢？" ("what about …?") and openings like "还有" / "and" / "what about" continue the last question
+_CONTINUES_ZH = re.compile(r"呢\s*[？?]?\s*$|^\s*(还有|另外|那么|再|并且|而且)")
+_CONTINUES_EN = re.compile(r"^\s*(and|also|what about|how about|and what about)\b", re.I)
 
 
 def trim_history(history: list[Message] | None, budget_tokens: int, count_tokens: Callable[[str], int] = approx_tokens) -> list[Message]:
@@ -38,8 +41,8 @@ def is_follow_up(question: str) -> bool:
     """Whether a question probably leans on the conversation before it (a pronoun, or very short)."""
     q = question.strip()
     if language(q) == "zh":
-        return bool(_REFERENCE_ZH.search(q)) or len(q) <= 6
-    return bool(_REFERENCE_EN.search(q)) or len(q.split()) <= 3
+        return bool(_REFERENCE_ZH.search(q) or _CONTINUES_ZH.search(q)) or len(q) <= 6
+    return bool(_REFERENCE_EN.search(q) or _CONTINUES_EN.search(q)) or len(q.split()) <= 3
 
 
 def _previous_question(history: list[Message]) -> str | None:

@@ -20,10 +20,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest import text_documents
 from kbqa.types import Hit
+
+if TYPE_CHECKING:
+    from ingest.types import Document
 
 _WS = re.compile(r"\s+")
 

@@ -28,6 +28,19 @@ def safe_filename(name: str) -> str:
     return base[:200] or "upload"
 
 
+def process_memory_mb() -> float:
+    """This process's resident memory now (Linux), else its peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 class KnowledgeBaseError(Exception):
     """A problem the user can fix; the message says how."""
 
@@ -234,7 +247,7 @@ class KnowledgeBase:
         notify(Progress("scan", 0, len(files)))
         self.catalog.set_meta("embedding_model", self.config.embeddings.model)
         self.catalog.set_meta("embedding_dim", self.embedder.dim)
-        index = self.index
+        index = self.index  # open (or repair) the vector index before the first file
         options = LoadOptions(
             pdf_engine=self.config.ingest.pdf_engine,
             ocr=self.config.ingest.ocr,
@@ -280,7 +293,7 @@ class KnowledgeBase:
         report = IngestReport()
         self.catalog.set_meta("embedding_model", self.config.embeddings.model)
         self.catalog.set_meta("embedding_dim", self.embedder.dim)
-        index = self.index
+        _ = self.index  # open (or repair) the vector index before the first file
         try:
             for source_id, docs in sources:
                 digest = text_key("\x00".join(d.text for d in docs))
@@ -378,16 +391,65 @@ class KnowledgeBase:
     def files(self) -> list[FileRow]:
         return self.catalog.files()
 
-    def remove_file(self, name_or_id: str | int) -> FileRow:
-        """Remove one file (by id, name or path) and its chunks from the knowledge base."""
+    def file(self, name_or_id: str | int) -> FileRow:
+        """One file of the knowledge base, by id, name or path."""
         rows = self.catalog.files()
-        match = [r for r in rows if str(r.id) == str(name_or_id) or r.name == name_or_id or r.path == str(name_or_id)]
+        match = [r for r in rows if str(r.id) == str(name_or_id).strip() or r.name == name_or_id or r.path == str(name_or_id)]
         if not match:
             raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}; see: kbqa kb files {self.name}")
-        row = match[0]
+        return match[0]
+
+    def remove_file(self, name_or_id: str | int) -> FileRow:
+        """Remove one file (by id, name or path) and its chunks from the knowledge base."""
+        row = self.file(name_or_id)
         self.index.remove(self.catalog.remove_file(row.id))
         self._sync_index()
         return row
+
+    def reingest_file(self, name_or_id: str | int, progress: Callable[[Progress], None] | None = None) -> IngestReport:
+        """Read one file again from where it was ingested, even if unchanged (e.g. after changing OCR settings)."""
+        row = self.file(name_or_id)
+        if not row.path or not Path(row.path).is_file():
+            raise KnowledgeBaseError(f"{row.name} is no longer at {row.path}; upload or ingest it again")
+        return self.ingest([row.path], force=True, progress=progress)
+
+    def page_image(self, path: str | Path, page: int, dpi: int = 110) -> bytes | None:
+        """A PNG of one page of a PDF source (1-based page), for showing where an answer came from;
+        None when the file is not a PDF or is gone."""
+        source = Path(path)
+        if source.suffix.lower() != ".pdf" or not source.is_file() or page < 1:
+            return None
+        import pymupdf
+
+        try:
+            with pymupdf.open(source) as doc:
+                if page > doc.page_count:
+                    return None
+                return bytes(doc[page - 1].get_pixmap(dpi=dpi).tobytes("png"))
+        except (RuntimeError, ValueError):
+            return None
+
+    def describe(self) -> dict[str, Any]:
+        """What this knowledge base runs on: embedder, LLM, OCR, vector store, and the process's memory."""
+        from kbqa.embeddings import resolve_model as embedding_model
+        from kbqa.llm import resolve_model as llm_model
+
+        emb = embedding_model(self.config.embeddings)
+        llm = llm_model(self.config.llm)
+        ingest = self.config.ingest
+        kind = self.catalog.get_meta("vector_index") or self.config.store.vector_index
+        return {
+            "knowledge_base": self.stats(),
+            "embeddings": {"model": emb.name, "backend": emb.backend, "dim": emb.dim, "source": emb.source, "loaded": self._embedder is not None},
+            "llm": {"model": llm.name, "backend": llm.backend, "source": self.config.llm.path or llm.source, "quantization": self.config.llm.quantization or llm.quantization,
+                    "context": llm.context, "approx_memory_gb": llm.memory_gb, "loaded": self._llm is not None},
+            "ocr": {"engine": ingest.ocr_engine, "mode": ingest.ocr, "dpi": ingest.ocr_dpi},
+            "pdf_engine": ingest.pdf_engine,
+            "vector_store": {"kind": kind, "faiss_index": self.config.store.faiss_index if kind == "faiss" else None,
+                             "milvus_uri": self.catalog.get_meta("milvus_uri") or self.config.store.milvus_uri if kind == "milvus" else None},
+            "retrieval": self.config.retrieval.model_dump(),
+            "process_memory_mb": process_memory_mb(),
+        }
 
     def drop(self) -> None:
         """Delete the whole knowledge base from disk."""

@@ -29,6 +29,8 @@ def test_trim_history_keeps_newest_whole_pairs() -> None:
 def test_follow_up_detection() -> None:
     assert is_follow_up("它的总部在哪里？")
     assert is_follow_up("总部呢？")
+    assert is_follow_up("工作满五年后呢？")
+    assert is_follow_up("And what about the PP cotton filter?")
     assert is_follow_up("How often should I replace its RO membrane?")
     assert not is_follow_up("星河科技有限公司的总部位于哪个城市？")
     assert not is_follow_up("How often should the RO membrane of the Aurora X2 be replaced?")

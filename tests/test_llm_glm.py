@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 
 from kbqa.config import LLMConfig  # noqa: E402
 from kbqa.llm import make_llm  # noqa: E402
-from tests.test_llm_transformers import MESSAGES, build_tiny_llama, generate  # noqa: E402
+from test_llm_transformers import MESSAGES, build_tiny_llama, generate  # noqa: E402
 
 
 def test_tiny_native_glm4(tmp_path: Path) -> None:

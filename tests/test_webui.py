@@ -47,7 +47,7 @@ def test_upload_ingest_and_ask_with_sources(server: str, docs: Path) -> None:
 
     client = Client(server, verbose=False)
     files = [handle_file(str(docs / "manual.pdf")), handle_file(str(docs / "报销.docx")), handle_file(str(docs / "broken.pdf"))]
-    status, table, _ = client.predict(files, "web", api_name="/upload")
+    status, table, _ = client.predict(files, None, "web", api_name="/upload")
     assert "2 added" in status and "broken.pdf" in status
     names = {row[1] for row in table["data"]}
     assert {"manual.pdf", "报销.docx"} <= names
@@ -61,6 +61,61 @@ def test_upload_ingest_and_ask_with_sources(server: str, docs: Path) -> None:
     status, table = client.predict("manual.pdf", "web", api_name="/delete_file")
     assert "Removed manual.pdf" in status
     assert "manual.pdf" not in {row[1] for row in table["data"]}
+
+    # the models/settings view
+    info = client.predict("web", "extractive", api_name="/describe")
+    assert info["embeddings"]["model"] == "multilingual-e5-small" and info["llm"]["backend"] == "extractive"
+    assert info["ocr"]["engine"] == "rapidocr" and info["vector_store"]["kind"] == "faiss" and info["process_memory_mb"] > 0
+
+
+def test_knowledge_bases_zip_upload_reingest_and_delete(server: str, docs: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    status, _, _ = client.predict("公司制度", api_name="/create_kb")
+    assert "Created" in status
+    archive = tmp_path / "制度.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(docs / "报销.docx", "制度/报销.docx")
+        zf.write(docs / "faq.md", "制度/常见问题/faq.md")
+        zf.writestr("../../escape.txt", "路径穿越的文件不应写到知识库之外。")
+        zf.writestr(".hidden/secret.txt", "hidden")
+    status, table, _ = client.predict([handle_file(str(archive))], None, "公司制度", api_name="/upload")
+    names = {row[1] for row in table["data"]}
+    assert {"报销.docx", "faq.md", "escape.txt"} <= names, status
+    assert "secret.txt" not in names
+    assert not (tmp_path.parent / "escape.txt").exists()
+    status, table = client.predict("faq.md", "公司制度", api_name="/reingest_file")
+    assert "Re-ingested: 1 updated" in status, status
+    status, kb_box, _ = client.predict("公司制度", "wrong name", api_name="/delete_kb")
+    assert "Type the name" in status
+    status, kb_box, table = client.predict("公司制度", "公司制度", api_name="/delete_kb")
+    assert "Deleted knowledge base" in status
+    from kbqa import list_knowledge_bases, load_config
+
+    assert "公司制度" not in list_knowledge_bases(load_config()[0])
+
+
+def test_zip_bomb_and_links_are_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    from kbqa.uploads import unpack_zip
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        link = zipfile.ZipInfo("link.txt")
+        link.external_attr = 0o120777 << 16
+        zf.writestr(link, "/etc/passwd")
+        zf.writestr("a.txt", "0" * 5_000_000)
+        zf.writestr("b.txt", "1" * 5_000_000)
+    out = unpack_zip(bomb, tmp_path / "out", max_bytes=6_000_000)
+    assert [p.name for p in out.files] == ["a.txt"]
+    assert any("more than" in s for s in out.skipped) and any("symbolic link" in s for s in out.skipped)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really")
+    assert "not a readable zip" in unpack_zip(broken, tmp_path / "out2", max_bytes=10**6).skipped[0]
 
 
 def test_hostile_upload_names_are_sanitised() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,21 +15,42 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from kbqa import KnowledgeBase, KnowledgeBaseError, list_knowledge_bases  # noqa: E402
-from kbqa.kb import safe_filename  # noqa: E402
 from kbqa.config import Config  # noqa: E402
+from kbqa.highlight import passage_span  # noqa: E402
+from kbqa.kb import safe_filename  # noqa: E402
+from kbqa.uploads import store_upload  # noqa: E402
 
 safe_name = safe_filename
 
 
-def sources_markdown(sources: list[Any], answered: bool = True) -> str:
+def _escape(text: str) -> str:
+    """Plain text made safe inside Markdown: no HTML, no accidental emphasis, headings or tables."""
+    text = html.escape(text, quote=False)
+    return re.sub(r"([\\`*_#|\[\]~])", r"\\\1", text)
+
+
+def highlighted_snippet(text: str, question: str, width: int = 360) -> str:
+    """The chunk around its passage that best matches the question, that passage in <mark>."""
+    flat = " ".join(text.split())
+    span = passage_span(flat, question) if question else None
+    if span is None:
+        return _escape(flat if len(flat) <= width else flat[: width - 1] + "…")
+    start, end = span
+    left = max(0, start - max(0, (width - (end - start)) // 2))
+    right = min(len(flat), max(end, left + width))
+    before, passage, after = flat[left:start], flat[start:end], flat[end:right]
+    return ("…" if left else "") + _escape(before) + f"<mark>{_escape(passage)}</mark>" + _escape(after) + ("…" if right < len(flat) else "")
+
+
+def sources_markdown(sources: list[Any], answered: bool = True, question: str = "") -> str:
     if not answered:
         return "**No source passed the relevance threshold** — the documents do not seem to hold this; the LLM was not called."
     if not sources:
         return ""
     lines = ["**Sources**", ""]
     for i, h in enumerate(sources, start=1):
-        lines.append(f"**[{i}] {h.cite()}** · relevance {h.relevance:.2f}  ")
-        lines.append(f"> {h.snippet(300)}")
+        lines.append(f"**[{i}] {_escape(h.cite())}** · relevance {h.relevance:.2f}  ")
+        lines.append(f"> {highlighted_snippet(h.text, question)}")
         lines.append("")
     return "\n".join(lines)
 
@@ -74,42 +98,78 @@ def build_app(config: Config, kb: str = "default") -> Any:
     llm_names = [n for n in llm_models()]
     if config.llm.model not in llm_names:
         llm_names.insert(0, config.llm.model)
+    scratch = Path(tempfile.mkdtemp(prefix="kbqa-web-"))  # source copies and page images handed to the browser
 
-    def kb_choices() -> Any:
-        current = list_knowledge_bases(config)
-        return gr.update(choices=sorted(set(current) | {kb}))
+    def kb_choices(value: str | None = None) -> Any:
+        current = sorted(set(list_knowledge_bases(config)) | ({value} if value else set()))
+        return gr.update(choices=current, value=value) if value else gr.update(choices=current)
 
+    # --- chat --------------------------------------------------------------------------------
     def ask(question: str, kb_name: str, top_k: float, threshold: float, llm: str) -> tuple[str, str]:
         """Answer one question: returns (answer, sources as Markdown)."""
         text, sources = "", ""
-        for text, sources in _answer(question, kb_name, top_k, threshold, llm):
+        for text, sources, _ in _answer(question, [], kb_name, top_k, threshold, llm, None):
             pass
         return text, sources
 
-    def _answer(question: str, kb_name: str, top_k: float, threshold: float, llm: str) -> Iterator[tuple[str, str]]:
+    def _answer(
+        question: str, history: list[dict[str, str]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float | None
+    ) -> Iterator[tuple[str, str, list[Any]]]:
         if not question.strip():
-            yield "", ""
+            yield "", "", []
             return
         try:
             base = session.kb(kb_name, llm)
-            result = base.ask(question, stream=True, top_k=int(top_k), threshold=float(threshold))
-            sources = sources_markdown(result.sources, result.answered_from_documents)
+            gen = {} if temperature is None else {"temperature": float(temperature)}
+            result = base.ask(question, stream=True, top_k=int(top_k), threshold=float(threshold), history=history, **gen)
+            sources = sources_markdown(result.sources, result.answered_from_documents, result.query)
+            if result.query != question:
+                sources = f"*Searched for:* {_escape(result.query)}\n\n" + sources
             text = ""
             for piece in result:
                 text += piece
-                yield text, sources
+                yield text, sources, []
             if result.answered_from_documents:
                 session.remember_llm(base, llm)
-            yield text, sources
+            yield text, sources, list(result.sources)
         except (KnowledgeBaseError, RuntimeError) as exc:
-            yield f"⚠️ {exc}", ""
+            yield f"⚠️ {exc}", "", []
 
-    def chat(message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str) -> Iterator[tuple[Any, str, str]]:
+    def source_views(kb_name: str, hits: list[Any]) -> tuple[list[tuple[str, str]], list[str]]:
+        """PNGs of the PDF pages the sources come from, and copies of the source files to download."""
+        base = session.kb(kb_name)
+        folder = Path(tempfile.mkdtemp(dir=scratch))
+        pages, files, seen = [], [], set()
+        for i, h in enumerate(hits, start=1):
+            if h.path and h.page and (h.path, h.page) not in seen:
+                seen.add((h.path, h.page))
+                png = base.page_image(h.path, h.page)
+                if png:
+                    image = folder / f"source-{i}-p{h.page}.png"
+                    image.write_bytes(png)
+                    pages.append((str(image), f"[{i}] {h.cite()}"))
+            if h.path and Path(h.path).is_file() and h.path not in seen:
+                seen.add(h.path)
+                copy = folder / f"{i}" / safe_name(h.file)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(h.path, copy)
+                files.append(str(copy))
+        return pages, files
+
+    def chat(
+        message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float
+    ) -> Iterator[tuple[Any, str, str, Any, Any]]:
+        earlier = [{"role": m["role"], "content": str(m["content"])} for m in (history or []) if m.get("role") in ("user", "assistant")]
         history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-        for text, sources in _answer(message, kb_name, top_k, threshold, llm):
+        hits: list[Any] = []
+        sources = ""
+        for text, sources, hits in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature):
             history[-1] = {"role": "assistant", "content": text}
-            yield history, sources, ""
+            yield history, sources, "", gr.skip(), gr.skip()
+        pages, files = source_views(kb_name, hits) if hits else ([], [])
+        yield history, sources, "", pages, files or None
 
+    # --- knowledge bases -----------------------------------------------------------------------
     def files_table(kb_name: str) -> list[list[Any]]:
         try:
             rows = session.kb(kb_name).files()
@@ -117,85 +177,149 @@ def build_app(config: Config, kb: str = "default") -> Any:
             return []
         return [[r.id, r.name, r.status, r.pages or "", r.chunks, round(r.seconds or 0, 2), r.error or ""] for r in rows]
 
-    def upload(files: list[Any] | None, kb_name: str, progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], Any]:
-        if not files:
-            return "Choose files to upload first.", files_table(kb_name), kb_choices()
-        base = session.kb(kb_name, create=True)
+    def create_kb(new_name: str) -> tuple[str, Any, list[list[Any]]]:
+        name = (new_name or "").strip()
+        try:
+            session.kb(name, create=True)
+        except KnowledgeBaseError as exc:
+            return f"⚠️ {exc}", kb_choices(), []
+        return f"Created knowledge base **{name}**. Upload files to fill it.", kb_choices(name), files_table(name)
+
+    def delete_kb(kb_name: str, confirm: str) -> tuple[str, Any, list[list[Any]]]:
+        if (confirm or "").strip() != kb_name:
+            return f"Type the name **{kb_name}** in the confirmation box to delete it.", gr.update(), files_table(kb_name)
+        try:
+            session.forget(kb_name)
+            KnowledgeBase.open(kb_name, config, create=False).drop()
+        except KnowledgeBaseError as exc:
+            return f"⚠️ {exc}", gr.update(), files_table(kb_name)
+        left = list_knowledge_bases(config)
+        return f"Deleted knowledge base **{kb_name}** and its files.", gr.update(choices=left, value=left[0] if left else None), []
+
+    def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], Any]:
+        chosen = list(files or []) + list(folder_files or [])
+        if not chosen:
+            return "Choose files, a zip or a folder to upload first.", files_table(kb_name), kb_choices()
+        try:
+            base = session.kb(kb_name, create=True)
+        except KnowledgeBaseError as exc:
+            return f"⚠️ {exc}", [], kb_choices()
         target = base.folder / "uploads"
         target.mkdir(parents=True, exist_ok=True)
-        limit = config.webui.max_upload_mb * 1024 * 1024
+        limit = int(config.webui.max_upload_mb * 1024 * 1024)
         saved, rejected = [], []
-        for f in files:
+        for f in chosen:
             src = Path(getattr(f, "name", f))
-            name = safe_name(getattr(f, "orig_name", None) or src.name)
-            if src.stat().st_size > limit:
-                rejected.append(f"{name}: over the upload limit of {config.webui.max_upload_mb:g} MB")
-                continue
-            dest = target / name
-            shutil.copyfile(src, dest)
-            saved.append(dest)
+            with src.open("rb") as fh:
+                stored = store_upload(getattr(f, "orig_name", None) or src.name, fh, target, max_bytes=limit)
+            saved += stored.files
+            rejected += stored.skipped
 
         def step(p: Any) -> None:
             if p.total:
-                progress(p.done / p.total, desc=f"{p.name} ({p.done}/{p.total})")
+                where = f", page {p.page}" if getattr(p, "page", None) else ""
+                progress(p.done / p.total, desc=f"{p.name}{where} ({p.done}/{p.total})")
 
         report = base.ingest(saved, progress=step) if saved else None
         lines = [f"**{kb_name}**: {report.summary()}" if report else f"**{kb_name}**: nothing ingested"]
         if report:
-            lines += [f"- ❌ {f.name}: {f.error}" for f in report.failed]
-        lines += [f"- ❌ {r}" for r in rejected]
+            lines += [f"- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed]
+        lines += [f"- ❌ {_escape(r)}" for r in rejected]
         return "\n".join(lines), files_table(kb_name), kb_choices()
 
     def delete_file(file_id: str, kb_name: str) -> tuple[str, list[list[Any]]]:
         try:
             row = session.kb(kb_name).remove_file(file_id.strip())
-            return f"Removed {row.name}.", files_table(kb_name)
+            return f"Removed {_escape(row.name)}.", files_table(kb_name)
         except KnowledgeBaseError as exc:
             return f"⚠️ {exc}", files_table(kb_name)
+
+    def reingest_file(file_id: str, kb_name: str, progress: Any = gr.Progress()) -> tuple[str, list[list[Any]]]:
+        def step(p: Any) -> None:
+            if p.total:
+                progress(p.done / p.total, desc=p.name)
+
+        try:
+            report = session.kb(kb_name).reingest_file(file_id.strip(), progress=step)
+        except KnowledgeBaseError as exc:
+            return f"⚠️ {exc}", files_table(kb_name)
+        failed = "".join(f"\n- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed)
+        return f"Re-ingested: {report.summary()}{failed}", files_table(kb_name)
 
     def search_only(query: str, kb_name: str, top_k: float, threshold: float) -> str:
         if not query.strip():
             return ""
-        hits = session.kb(kb_name).search(query, top_k=int(top_k), threshold=float(threshold))
-        return sources_markdown(hits) if hits else "No chunk passed the relevance threshold."
+        try:
+            hits = session.kb(kb_name).search(query, top_k=int(top_k), threshold=float(threshold))
+        except KnowledgeBaseError as exc:
+            return f"⚠️ {exc}"
+        return sources_markdown(hits, question=query) if hits else "No chunk passed the relevance threshold."
+
+    def describe(kb_name: str, llm: str) -> dict[str, Any]:
+        try:
+            return session.kb(kb_name, llm).describe()
+        except KnowledgeBaseError as exc:
+            return {"error": str(exc)}
 
     with gr.Blocks(title="kbqa") as app:
         gr.Markdown("## kbqa — ask your documents\nAnswers come from your own files, with the file and page of each source. Nothing leaves this machine.")
         with gr.Row():
-            kb_box = gr.Dropdown(choices=names, value=kb, label="Knowledge base", allow_custom_value=True, scale=2)
-            llm_box = gr.Dropdown(choices=llm_names, value=config.llm.model, label="LLM", scale=1)
+            kb_box = gr.Dropdown(choices=names, value=kb, label="Knowledge base", allow_custom_value=True, scale=2, elem_id="kb")
+            llm_box = gr.Dropdown(choices=llm_names, value=config.llm.model, label="LLM", scale=1, elem_id="llm")
         with gr.Tab("Chat"):
             chatbot = gr.Chatbot(label="Chat", height=420, buttons=["copy"])
             with gr.Row():
                 question = gr.Textbox(placeholder="Ask a question about your documents…", show_label=False, scale=5, elem_id="question")
                 send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask-button")
             sources = gr.Markdown(elem_id="sources")
+            with gr.Accordion("Source pages and files", open=False):
+                pages = gr.Gallery(label="Source pages", columns=4, height=360, object_fit="contain", preview=False, elem_id="source-pages")
+                source_files = gr.File(label="Source files", file_count="multiple", interactive=False, elem_id="source-files")
             with gr.Accordion("Settings", open=False):
                 top_k = gr.Slider(1, 10, value=config.retrieval.top_k, step=1, label="Sources (top-k)")
                 threshold = gr.Slider(0, 1, value=config.retrieval.threshold, step=0.05, label="Relevance threshold (0..1, higher = stricter)")
+                temperature = gr.Slider(0, 1.5, value=config.llm.temperature, step=0.05, label="Temperature (0 = always the same answer)")
             clear = gr.Button("Clear history")
-            inputs = [question, chatbot, kb_box, top_k, threshold, llm_box]
-            send.click(chat, inputs, [chatbot, sources, question], api_name="chat")
-            question.submit(chat, inputs, [chatbot, sources, question], api_visibility="private")
-            clear.click(lambda: ([], ""), None, [chatbot, sources], api_visibility="private")
+            inputs = [question, chatbot, kb_box, top_k, threshold, llm_box, temperature]
+            outputs = [chatbot, sources, question, pages, source_files]
+            send.click(chat, inputs, outputs, api_name="chat")
+            question.submit(chat, inputs, outputs, api_visibility="private")
+            clear.click(lambda: ([], "", [], None), None, [chatbot, sources, pages, source_files], api_visibility="private")
             answer_out, sources_out = gr.Textbox(visible=False), gr.Markdown(visible=False)
             gr.Button(visible=False).click(ask, [question, kb_box, top_k, threshold, llm_box], [answer_out, sources_out], api_name="ask")
-        with gr.Tab("Knowledge base"):
-            uploads = gr.File(file_count="multiple", label="Upload files to ingest")
-            ingest_btn = gr.Button("Ingest", variant="primary", elem_id="ingest-button")
+        with gr.Tab("Knowledge bases"):
             status = gr.Markdown(elem_id="ingest-status")
+            with gr.Row():
+                new_name = gr.Textbox(label="New knowledge base", placeholder="letters, digits, - _ . or Chinese", scale=3, elem_id="new-kb")
+                create_btn = gr.Button("Create", scale=1, elem_id="create-kb")
+            with gr.Row():
+                uploads = gr.File(file_count="multiple", label="Upload files or .zip archives to ingest", elem_id="uploads")
+                folder_upload = gr.File(file_count="directory", label="…or a whole folder", elem_id="folder-upload")
+            ingest_btn = gr.Button("Ingest", variant="primary", elem_id="ingest-button")
             table = gr.Dataframe(headers=["id", "file", "status", "pages", "chunks", "seconds", "error"], value=files_table(kb), interactive=False, elem_id="files")
             with gr.Row():
-                file_id = gr.Textbox(label="File id or name to delete", scale=3)
-                delete_btn = gr.Button("Delete file", scale=1)
-            search_box = gr.Textbox(label="Search only (retrieved chunks, no LLM)")
-            search_out = gr.Markdown()
-            ingest_btn.click(upload, [uploads, kb_box], [status, table, kb_box], api_name="upload")
+                file_id = gr.Textbox(label="File id or name", scale=3, elem_id="file-id")
+                reingest_btn = gr.Button("Re-ingest file", scale=1, elem_id="reingest-button")
+                delete_btn = gr.Button("Delete file", scale=1, elem_id="delete-button")
+            search_box = gr.Textbox(label="Search only (retrieved chunks, no LLM)", elem_id="search")
+            search_out = gr.Markdown(elem_id="search-results")
+            with gr.Accordion("Delete this knowledge base", open=False):
+                confirm = gr.Textbox(label="Type the knowledge base's name to confirm", elem_id="confirm-drop")
+                drop_btn = gr.Button("Delete knowledge base", variant="stop", elem_id="drop-kb")
+            create_btn.click(create_kb, new_name, [status, kb_box, table], api_name="create_kb")
+            ingest_btn.click(upload, [uploads, folder_upload, kb_box], [status, table, kb_box], api_name="upload")
             delete_btn.click(delete_file, [file_id, kb_box], [status, table], api_name="delete_file")
+            reingest_btn.click(reingest_file, [file_id, kb_box], [status, table], api_name="reingest_file")
             search_box.submit(search_only, [search_box, kb_box, top_k, threshold], search_out, api_name="search")
+            drop_btn.click(delete_kb, [kb_box, confirm], [status, kb_box, table], api_name="delete_kb")
             kb_box.change(files_table, kb_box, table, api_visibility="private")
+        with gr.Tab("Models and settings"):
+            gr.Markdown("What this knowledge base runs on: embedder, LLM (loaded on the first question), OCR, vector store, and this process's memory.")
+            info = gr.JSON(elem_id="models-info")
+            refresh = gr.Button("Refresh", elem_id="models-refresh")
+            refresh.click(describe, [kb_box, llm_box], info, api_name="describe")
+            app.load(describe, [kb_box, llm_box], info, api_visibility="private")
     return app
-
 
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
     app = build_app(config, kb)

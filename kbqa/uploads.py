@@ -1,0 +1,100 @@
+"""Files handed in over the web: safe names, size limits, and zip archives unpacked without surprises."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from kbqa.kb import safe_filename
+
+
+@dataclass
+class Unpacked:
+    files: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "name: reason"
+
+
+def _decoded_name(info: zipfile.ZipInfo) -> str:
+    """Zip names not flagged UTF-8 are CP437 by the spec, but Chinese Windows tools write GBK."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("gbk")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
+
+
+def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 5000) -> Unpacked:
+    """Extract the regular files of a zip into target under safe names (no path traversal, no links,
+    no hidden files), stopping at max_bytes of uncompressed data (zip bombs) or max_files."""
+    out = Unpacked()
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        out.skipped.append(f"{archive.name}: not a readable zip archive ({exc})")
+        return out
+    total = 0
+    target.mkdir(parents=True, exist_ok=True)
+    with zf:
+        for info in zf.infolist():
+            name = _decoded_name(info)
+            parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]  # "../" climbs nowhere
+            if info.is_dir() or not parts or any(p.startswith(".") or p == "__MACOSX" for p in parts):
+                continue
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                out.skipped.append(f"{name}: a symbolic link, not extracted")
+                continue
+            if len(out.files) >= max_files:
+                out.skipped.append(f"{archive.name}: more than {max_files} files; the rest were not extracted")
+                break
+            if total + info.file_size > max_bytes:
+                out.skipped.append(f"{name}: the archive unpacks to more than {max_bytes / 2**20:.0f} MB; the rest were not extracted")
+                break
+            dest = target.joinpath(*[safe_filename(p) for p in parts[-8:]])  # each part sanitised: no "..", no "/"
+            if target.resolve() not in dest.resolve().parents:
+                out.skipped.append(f"{name}: a path outside the archive's folder, not extracted")
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            written = 0
+            try:
+                with zf.open(info) as src, open(dest, "wb") as fh:
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        if total + written > max_bytes:  # the header lied about the size
+                            raise ValueError("larger than its header says")
+                        fh.write(chunk)
+            except (zipfile.BadZipFile, ValueError, RuntimeError, OSError) as exc:
+                dest.unlink(missing_ok=True)
+                out.skipped.append(f"{name}: {exc}")
+                continue
+            total += written
+            out.files.append(dest)
+    return out
+
+
+def store_upload(name: str, source: BinaryIO, target: Path, *, max_bytes: int) -> Unpacked:
+    """Save one uploaded file under target with a safe name, refusing it past max_bytes; a .zip is
+    unpacked (up to ten times max_bytes in all) into a folder named after it."""
+    out = Unpacked()
+    target.mkdir(parents=True, exist_ok=True)
+    safe = safe_filename(name or "upload")
+    dest = target / safe
+    written = 0
+    with dest.open("wb") as fh:
+        while chunk := source.read(1 << 20):
+            written += len(chunk)
+            if written > max_bytes:
+                break
+            fh.write(chunk)
+    if written > max_bytes:
+        dest.unlink(missing_ok=True)
+        out.skipped.append(f"{safe}: over the upload limit of {max_bytes / 2**20:.0f} MB")
+        return out
+    if safe.lower().endswith(".zip"):
+        unpacked = unpack_zip(dest, target / Path(safe).stem, max_bytes=max_bytes * 10)
+        dest.unlink(missing_ok=True)
+        return unpacked
+    out.files.append(dest)
+    return out
