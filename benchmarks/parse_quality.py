@@ -4,7 +4,8 @@
 
 Score: rapidfuzz ratio/100 between the ground truth with Markdown markup removed (headings, emphasis,
 table pipes and rules, links and images) and the extracted text, both with all whitespace removed and
-lower-cased. Without the data folder it says so and exits 0.
+lower-cased. The extracted text is each document's text, preceded by the section titles (title_path)
+it does not itself contain, e.g. a sheet's name, the way the ground truth writes them as headings. Without the data folder it says so and exits 0.
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ def strip_extracted(text: str) -> str:
     return strip_markdown(text)
 
 
+def extracted_text(docs: list) -> str:
+    """The documents' text, each new section title that the text itself lacks (a sheet's name, a
+    table's caption: kept in title_path and put in front of every chunk for the embedder) first."""
+    parts, last_title = [], None
+    for d in docs:
+        title = list(d.meta.get("title_path") or [])
+        if title and title != last_title:
+            parts.extend(t for t in title if t not in d.text and (last_title is None or t not in last_title))
+        last_title = title
+        parts.append(d.text)
+    return "\n".join(parts)
+
+
 def ground_truth(source: Path) -> Path | None:
     folder = source.parent.parent / "groundtruth"
     for name in (source.name + ".md", source.stem + ".md"):
@@ -59,7 +73,7 @@ def score_file(source: Path, engine: str | None) -> float | None:
         return None
     options = LoadOptions(pdf_engine=engine or "pymupdf", ocr="never")
     try:
-        text = "\n".join(d.text for d in load_file(source, options))
+        text = extracted_text(load_file(source, options))
     except LoadError:
         text = ""
     return float(fuzz.ratio(squash(strip_markdown(truth.read_text(encoding="utf-8"))), squash(strip_extracted(text)))) / 100

@@ -29,6 +29,38 @@ def test_xlsx_rows_become_records_with_sheet_names(tmp_path: Path) -> None:
     assert docs[0].meta["kind"] == "table"
 
 
+def test_xlsx_separate_tables_merged_cells_comments_and_charts(tmp_path: Path) -> None:
+    import openpyxl
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.comments import Comment
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "销量"
+    ws["A1"] = "2024 年销量"
+    ws.merge_cells("A1:C1")  # a caption merged across the table
+    for row in (["地区", "一季度", "二季度"], ["华东", 120, 135], ["华北", 80, 95]):
+        ws.append(row)
+    ws["E2"], ws["F2"], ws["E3"], ws["F3"] = "备注", "说明", "华东", "含线上"  # a second table beside the first
+    ws["A2"].comment = Comment("按签约地区统计", "财务部")
+    chart = BarChart()
+    chart.title = "季度销量"
+    chart.add_data(Reference(ws, min_col=2, min_row=2, max_col=3, max_row=4), titles_from_data=True)
+    chart.set_categories(Reference(ws, min_col=1, min_row=3, max_row=4))
+    ws.add_chart(chart, "H2")
+    book.save(tmp_path / "s.xlsx")
+    docs = load_file(tmp_path / "s.xlsx")
+    tables = [d for d in docs if d.meta["kind"] == "table"]
+    assert len(tables) == 2
+    assert tables[0].meta["title_path"] == ["销量", "2024 年销量"]
+    assert tables[0].text.startswith("| 地区 | 一季度 | 二季度 |") and "| 华北 | 80 | 95 |" in tables[0].text
+    assert tables[1].text.startswith("| 备注 | 说明 |") and "| 华东 | 含线上 |" in tables[1].text
+    texts = "\n".join(d.text for d in docs)
+    assert "Comment on A2 (财务部): 按签约地区统计" in texts
+    # openpyxl writes no cached values into the chart: the chart still contributes its title
+    assert "季度销量" in texts
+
+
 def test_csv_and_tsv(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("name;age\nAlice;30\nBob;41\n", encoding="utf-8")
     assert "| Bob | 41 |" in load_file(tmp_path / "a.csv")[0].text
@@ -54,6 +86,34 @@ def test_pptx_slides_are_pages_with_notes(tmp_path: Path) -> None:
     assert [d.page for d in docs] == [1, 2]
     assert docs[0].meta["title_path"] == ["产品介绍"] and "讲者备注" in docs[0].text
     assert "| 主机 | 3 |" in docs[1].text
+
+
+def test_pptx_reading_order_merged_cells_and_charts(tmp_path: Path) -> None:
+    from pptx import Presentation
+    from pptx.chart.data import CategoryChartData
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+    slide.shapes.title.text = "销量"
+    lower = slide.shapes.add_textbox(Inches(1), Inches(5), Inches(4), Inches(1))
+    lower.text_frame.text = "下方的说明"
+    upper = slide.shapes.add_textbox(Inches(1), Inches(2), Inches(4), Inches(1))
+    upper.text_frame.text = "上方的说明"
+    table = slide.shapes.add_table(2, 3, Inches(1), Inches(3), Inches(6), Inches(1)).table
+    table.cell(0, 0).merge(table.cell(0, 1))
+    table.cell(0, 0).text, table.cell(0, 2).text = "一季度", "二季度"
+    table.cell(1, 0).text, table.cell(1, 1).text, table.cell(1, 2).text = "1", "2", "3"
+    data = CategoryChartData()
+    data.categories = ["2023", "2024"]
+    data.add_series("华东", (120, 135))
+    slide.shapes.add_chart(XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(6), Inches(4), Inches(1), data)
+    deck.save(tmp_path / "c.pptx")
+    text = load_file(tmp_path / "c.pptx")[0].text
+    assert text.index("上方的说明") < text.index("一季度") < text.index("下方的说明")
+    assert "| 一季度 | 一季度 | 二季度 |" in text
+    assert "| 2024 | 135 |" in text
 
 
 def test_eml_body_and_text_attachment(tmp_path: Path) -> None:

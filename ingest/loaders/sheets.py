@@ -43,18 +43,104 @@ def _sheet_document(path: Path, sheet: str | None, rows: Iterable[list[Any]], pa
     return Document(text, {"source": str(path), "page": page, "title_path": [sheet] if sheet else [], "kind": "table", "sheet": sheet})
 
 
+def table_regions(grid: list[list[str]]) -> list[list[list[str]]]:
+    """The separate tables of a sheet: groups of non-empty cells that touch (up, down, left,
+    right), in the order a reader meets them (row by row), each cut to its bounding box."""
+    filled = {(r, c) for r, row in enumerate(grid) for c, v in enumerate(row) if v}
+    seen: set[tuple[int, int]] = set()
+    regions = []
+    for start in sorted(filled):
+        if start in seen:
+            continue
+        stack, cells = [start], []
+        seen.add(start)
+        while stack:
+            r, c = stack.pop()
+            cells.append((r, c))
+            for nb in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+                if nb in filled and nb not in seen:
+                    seen.add(nb)
+                    stack.append(nb)
+        top, bottom = min(r for r, _ in cells), max(r for r, _ in cells)
+        left, right = min(c for _, c in cells), max(c for _, c in cells)
+        mine = set(cells)
+        regions.append([[grid[r][c] if (r, c) in mine else "" for c in range(left, right + 1)] for r in range(top, bottom + 1)])
+    return regions
+
+
+def _sheet_documents(path: Path, sheet: str, grid: list[list[str]], page: int) -> Iterator[Document]:
+    for region in table_regions(grid):
+        # a first row that is one cell merged across the table is its caption, not its header
+        captions = []
+        while len(region) > 1 and len(region[0]) > 1 and region[0][0] and len(set(region[0])) == 1:
+            captions.append(region[0][0])
+            region = region[1:]
+        doc = _sheet_document(path, sheet, region, page)
+        if doc:
+            doc.meta["title_path"] = [sheet, *captions]
+            yield doc
+
+
+def _fill_merged(ws: Any, grid: list[list[str]]) -> None:
+    """A merged cell's value repeated over the cells it covers, so every row reads whole."""
+    for merged in ws.merged_cells.ranges:
+        value = grid[merged.min_row - 1][merged.min_col - 1] if merged.min_row - 1 < len(grid) and merged.min_col - 1 < len(grid[merged.min_row - 1]) else ""
+        for r in range(merged.min_row - 1, min(merged.max_row, len(grid))):
+            for c in range(merged.min_col - 1, min(merged.max_col, len(grid[r]))):
+                grid[r][c] = value
+
+
+def _comments(ws: Any) -> list[str]:
+    """Cell comments as "Comment on B2 (author): text"; Excel's threaded comments lose their
+    compatibility boilerplate and keep comment and replies."""
+    out = []
+    for row in ws.iter_rows():
+        for cell in row:
+            comment = cell.comment
+            if comment is None or not comment.text:
+                continue
+            text = comment.text
+            author = comment.author or ""
+            if text.startswith("[Threaded comment]"):
+                body = text.split("\nComment:", 1)[-1]
+                text = " ".join(part.strip() for part in body.replace("\nReply:", "\n").splitlines() if part.strip())
+                author = ""
+            who = f" ({author})" if author and not author.startswith("tc=") else ""
+            out.append(f"Comment on {cell.coordinate}{who}: {' '.join(text.split())}")
+    return out
+
+
+# Above this size a workbook is streamed (read-only mode: less memory, but merged cells unknown).
+_FULL_LOAD_BYTES = 20 * 2**20
+
+
 def load_xlsx(path: Path, options: object) -> Iterator[Document]:
     import openpyxl
 
+    read_only = path.stat().st_size > _FULL_LOAD_BYTES
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        book = openpyxl.load_workbook(path, read_only=read_only, data_only=True)
     except Exception as exc:
         raise LoadError(f"corrupt or unreadable XLSX: {exc}") from exc
+    from ingest.loaders.charts import workbook_charts
+
+    charts = workbook_charts(path)
     try:
+        sheet_names = [ws.title for ws in book.worksheets]
+        for name in [n for n in charts if n not in sheet_names]:  # chart sheets: a chart and nothing else
+            yield Document("\n\n".join(charts[name]), {"source": str(path), "page": None, "title_path": [name], "kind": "text", "sheet": name})
         for n, ws in enumerate(book.worksheets, start=1):
-            doc = _sheet_document(path, ws.title, ([c for c in row] for row in ws.iter_rows(values_only=True)), n)
-            if doc:
-                yield doc
+            grid = [[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
+            width = max((len(r) for r in grid), default=0)
+            grid = [r + [""] * (width - len(r)) for r in grid]
+            if not read_only:
+                _fill_merged(ws, grid)
+            yield from _sheet_documents(path, ws.title, grid, n)
+            for text in charts.get(ws.title, []):
+                yield Document(text, {"source": str(path), "page": n, "title_path": [ws.title], "kind": "text", "sheet": ws.title})
+            notes = [] if read_only else _comments(ws)
+            if notes:
+                yield Document("\n".join(notes), {"source": str(path), "page": n, "title_path": [ws.title], "kind": "text", "sheet": ws.title})
     finally:
         book.close()
 
@@ -69,9 +155,8 @@ def load_xls(path: Path, options: object) -> Iterator[Document]:
     except Exception as exc:
         raise LoadError(f"corrupt or unreadable XLS: {exc}") from exc
     for n, sheet in enumerate(book.sheets(), start=1):
-        doc = _sheet_document(path, sheet.name, (sheet.row_values(i) for i in range(sheet.nrows)), n)
-        if doc:
-            yield doc
+        grid = [[_cell(v) for v in sheet.row_values(i)] for i in range(sheet.nrows)]
+        yield from _sheet_documents(path, sheet.name, grid, n)
 
 
 def load_delimited(path: Path, options: object) -> Iterator[Document]:

@@ -1,4 +1,6 @@
-"""PowerPoint: each slide is a page: its title, body text, tables and speaker notes."""
+"""PowerPoint: each slide is a page: its title, then the shapes in reading order (top to bottom,
+left to right) — text, tables (merged cells repeated), chart data as tables — then comments and
+speaker notes. Shapes python-pptx cannot model still give their text."""
 
 from __future__ import annotations
 
@@ -9,19 +11,118 @@ from typing import Any
 
 from ingest.types import Document, LoadError
 
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+
+
+def _table_markdown(rows: list[list[str]]) -> str:
+    rows = [r for r in rows if any(r)]
+    if not rows:
+        return ""
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    cells = [[c.replace("|", "\\|") for c in r] for r in rows]
+    return "\n".join(["| " + " | ".join(cells[0]) + " |", "|" + "---|" * width] + ["| " + " | ".join(r) + " |" for r in cells[1:]])
+
+
+def _table_rows(table: Any) -> list[list[str]]:
+    """Cell texts with a merged cell's text repeated over the cells it covers."""
+    grid = [[" ".join(c.text.split()) for c in row.cells] for row in table.rows]
+    for r, row in enumerate(table.rows):
+        for c, cell in enumerate(row.cells):
+            if cell.is_merge_origin:
+                for rr in range(r, min(r + cell.span_height, len(grid))):
+                    for cc in range(c, min(c + cell.span_width, len(grid[rr]))):
+                        grid[rr][cc] = grid[r][c]
+    return grid
+
+
+def _chart_text(chart: Any) -> list[str]:
+    out = []
+    try:
+        if chart.has_title and chart.chart_title.has_text_frame:
+            title = chart.chart_title.text_frame.text.strip()
+            if title:
+                out.append(title)
+        plot = chart.plots[0]
+        categories = [str(c) for c in plot.categories]
+        series = list(plot.series)
+        rows = [[""] + [s.name or "" for s in series]]
+        for i, category in enumerate(categories):
+            rows.append([category] + [_number(s.values[i]) if i < len(s.values) else "" for s in series])
+        if series:
+            out.append(_table_markdown(rows))
+    except (IndexError, KeyError, AttributeError, ValueError, TypeError):
+        pass  # a chart without readable data still leaves its title
+    return out
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _xml_text(element: Any) -> str:
+    """Paragraph texts of any DrawingML element, for shapes python-pptx does not model."""
+    paragraphs = ["".join(t.text or "" for t in p.iter(f"{_A}t")) for p in element.iter(f"{_A}p")]
+    return "\n".join(p for p in paragraphs if p.strip())
+
 
 def _shape_text(shape: Any) -> list[str]:
     out: list[str] = []
     if getattr(shape, "has_text_frame", False) and shape.text_frame.text.strip():
         out.append(shape.text_frame.text.strip())
     if getattr(shape, "has_table", False):
-        rows = [[" ".join(c.text.split()) for c in r.cells] for r in shape.table.rows]
-        if rows:
-            width = max(len(r) for r in rows)
-            out.append("\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width] + ["| " + " | ".join(r) + " |" for r in rows[1:]]))
-    if getattr(shape, "shape_type", None) == 6:  # a group
-        for inner in shape.shapes:
-            out.extend(_shape_text(inner))
+        text = _table_markdown(_table_rows(shape.table))
+        if text:
+            out.append(text)
+    if getattr(shape, "has_chart", False):
+        out.extend(_chart_text(shape.chart))
+    try:
+        group = shape.shape_type == 6
+    except NotImplementedError:  # an autoshape of a kind python-pptx does not know: its text was read above
+        group = False
+    if group:
+        for inner in _ordered(shape.shapes):
+            out.extend(_shape_text(inner) if hasattr(inner, "shape_id") else [_xml_text(inner)])
+    return out
+
+
+def _ordered(shapes: Any) -> list[Any]:
+    """Shapes top to bottom, then left to right (placeholders without a position keep theirs)."""
+    items = []
+    for i, element in enumerate(shapes._iter_member_elms()):
+        try:
+            shape = shapes._shape_factory(element)
+            _ = shape.shape_id, shape.top
+        except (NotImplementedError, KeyError, ValueError, AttributeError):
+            shape = element  # an unrecognised shape: its XML text is still read
+        top = getattr(shape, "top", None) if hasattr(shape, "shape_id") else None
+        left = getattr(shape, "left", None) if hasattr(shape, "shape_id") else None
+        items.append(((top if top is not None else 0) // 20000, left or 0, i, shape))
+    return [shape for *_, shape in sorted(items, key=lambda t: (t[0], t[1], t[2]))]
+
+
+def _comments(slide: Any) -> list[str]:
+    """Legacy and modern slide comments: "comment (author): text"."""
+    out = []
+    for rel in slide.part.rels.values():
+        if "comment" not in rel.reltype.lower() or rel.is_external:
+            continue
+        try:
+            from lxml import etree
+
+            root = etree.fromstring(rel.target_part.blob)
+        except Exception:  # noqa: BLE001 - a broken comment part never stops the slide
+            continue
+        for element in root.iter():
+            tag = etree.QName(element).localname if isinstance(element.tag, str) else ""
+            if tag == "cm":
+                text = " ".join("".join(element.itertext()).split())
+                if text:
+                    out.append(f"Comment: {text}")
     return out
 
 
@@ -32,13 +133,22 @@ def load_pptx(path: Path, options: object) -> Iterator[Document]:
 
     deck = Presentation(str(path))
     for number, slide in enumerate(deck.slides, start=1):
-        title_shape = slide.shapes.title
+        try:
+            title_shape = slide.shapes.title
+        except NotImplementedError:
+            title_shape = None
         title = title_shape.text_frame.text.strip() if title_shape is not None and title_shape.has_text_frame else ""
         parts: list[str] = [title] if title else []
-        for shape in slide.shapes:
-            if title_shape is not None and shape.shape_id == title_shape.shape_id:
+        for shape in _ordered(slide.shapes):
+            if title_shape is not None and getattr(shape, "shape_id", None) == title_shape.shape_id:
                 continue
-            parts.extend(_shape_text(shape))
+            if hasattr(shape, "shape_id"):
+                parts.extend(_shape_text(shape))
+            else:
+                text = _xml_text(shape)
+                if text:
+                    parts.append(text)
+        parts.extend(_comments(slide))
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             notes = slide.notes_slide.notes_text_frame.text.strip()
             if notes:
