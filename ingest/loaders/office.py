@@ -1,73 +1,294 @@
-"""Word documents: headings become the title path; tables become Markdown tables."""
+"""Word documents, read from their XML (transitional and strict OOXML alike): headings become the
+title path; paragraphs keep list markers; text boxes, content controls, equations and charts give
+their text; tables become Markdown tables with merged cells repeated."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
 
+from ingest.loaders.charts import chart_text
 from ingest.types import Document, LoadError
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.IGNORECASE)
 
 
-def _heading_level(paragraph: object) -> int | None:
-    style = getattr(paragraph, "style", None)
-    name = (getattr(style, "name", "") or "").strip()
-    if name.lower() == "title":
-        return 1
-    m = _HEADING_STYLE.match(name)
-    return int(m.group(1)) if m else None
+def _local(element: Any) -> str:
+    tag = element.tag if isinstance(element.tag, str) else ""
+    return tag.rsplit("}", 1)[-1]
 
 
-def _table_text(table: object) -> str:
+def _attr(element: Any, name: str) -> str | None:
+    """An attribute by local name, whatever its namespace (w:val in transitional or strict)."""
+    for key, value in element.attrib.items():
+        if key.rsplit("}", 1)[-1] == name:
+            return str(value)
+    return None
+
+
+def _child(element: Any, name: str) -> Any:
+    for c in element:
+        if _local(c) == name:
+            return c
+    return None
+
+
+@dataclass
+class _Package:
+    zf: zipfile.ZipFile
+    main: str
+    rels: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (type, part)
+    styles: dict[str, tuple[str, str | None, int | None]] = field(default_factory=dict)  # id -> (name, based on, outline level)
+    numbering: dict[tuple[str, str], str] = field(default_factory=dict)  # (numId, ilvl) -> numFmt
+    counters: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def part_rels(self, part: str) -> dict[str, tuple[str, str]]:
+        name = posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
+        try:
+            root = ET.fromstring(self.zf.read(name))
+        except (KeyError, ET.ParseError):
+            return {}
+        out = {}
+        for rel in root:
+            if rel.get("TargetMode") == "External":
+                continue
+            target = rel.get("Target", "")
+            full = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(posixpath.dirname(part), target))
+            out[rel.get("Id", "")] = (rel.get("Type", ""), full)
+        return out
+
+    def read(self, part: str) -> Any:
+        return ET.fromstring(self.zf.read(part))
+
+
+def _open(path: Path) -> tuple[_Package, Any]:
+    zf = zipfile.ZipFile(path)
+    top = _Package(zf, "")
+    main = next((part for kind, part in top.part_rels("").values() if kind.endswith("/officeDocument")), None)
+    if main is None:
+        main = "word/document.xml" if "word/document.xml" in zf.namelist() else None
+    if main is None:
+        raise LoadError("not a Word document (no main document part inside)")
+    pkg = _Package(zf, main)
+    pkg.rels = pkg.part_rels(main)
+    for kind, part in pkg.rels.values():
+        try:
+            if kind.endswith("/styles"):
+                _read_styles(pkg, pkg.read(part))
+            elif kind.endswith("/numbering"):
+                _read_numbering(pkg, pkg.read(part))
+        except (KeyError, ET.ParseError):
+            pass
+    return pkg, pkg.read(main)
+
+
+def _read_styles(pkg: _Package, root: Any) -> None:
+    for style in root:
+        if _local(style) != "style":
+            continue
+        sid = _attr(style, "styleId") or ""
+        name_el, based, ppr = _child(style, "name"), _child(style, "basedOn"), _child(style, "pPr")
+        outline = _child(ppr, "outlineLvl") if ppr is not None else None
+        level = int(_attr(outline, "val") or 9) if outline is not None else None
+        pkg.styles[sid] = (_attr(name_el, "val") or "" if name_el is not None else "", _attr(based, "val") if based is not None else None, level)
+
+
+def _read_numbering(pkg: _Package, root: Any) -> None:
+    abstract: dict[str, dict[str, str]] = {}
+    for el in root:
+        if _local(el) == "abstractNum":
+            levels = {}
+            for lvl in el:
+                if _local(lvl) == "lvl":
+                    fmt = _child(lvl, "numFmt")
+                    levels[_attr(lvl, "ilvl") or "0"] = (_attr(fmt, "val") or "decimal") if fmt is not None else "decimal"
+            abstract[_attr(el, "abstractNumId") or ""] = levels
+    for el in root:
+        if _local(el) == "num":
+            ref = _child(el, "abstractNumId")
+            for ilvl, fmt in abstract.get(_attr(ref, "val") or "" if ref is not None else "", {}).items():
+                pkg.numbering[(_attr(el, "numId") or "", ilvl)] = fmt
+
+
+def _style_level(pkg: _Package, style_id: str | None) -> int | None:
+    """Heading level from the style's name ("heading 2", "Title", "标题 2") or its outline level."""
+    seen = 0
+    while style_id and seen < 10:
+        name, based, outline = pkg.styles.get(style_id, (style_id, None, None))
+        if name.strip().lower() == "title":
+            return 1
+        m = _HEADING_STYLE.match(name.strip()) or _HEADING_STYLE.match(re.sub(r"(?i)^heading(\d)$", r"heading \1", style_id))
+        if m:
+            return int(m.group(1))
+        if outline is not None and outline < 9:
+            return outline + 1
+        style_id, seen = based, seen + 1
+    return None
+
+
+def _text(pkg: _Package, element: Any, nested: list[str]) -> str:
+    """The text of a paragraph's runs; text boxes and charts inside go to nested as paragraphs of their own."""
+    out: list[str] = []
+
+    def walk(el: Any) -> None:
+        name = _local(el)
+        if name in ("t",):  # w:t and m:t (equations)
+            out.append(el.text or "")
+        elif name == "tab":
+            out.append("\t")
+        elif name in ("br", "cr"):
+            out.append("\n")
+        elif name in ("Fallback", "delText", "instrText", "rPr", "pPr"):
+            return  # the fallback copy of a drawing, deleted text, field codes, formatting
+        elif name == "txbxContent":
+            for p in el.iter():
+                if _local(p) == "p" and p is not el:
+                    text = _text(pkg, p, nested).strip()
+                    if text:
+                        nested.append(text)
+            return
+        elif name == "chart":
+            rid = next((v for k, v in el.attrib.items() if k.endswith("}id")), None)
+            kind, part = pkg.rels.get(rid or "", ("", ""))
+            if part:
+                try:
+                    text = chart_text(pkg.zf.read(part))
+                except (KeyError, ET.ParseError):
+                    text = ""
+                if text:
+                    nested.append(text)
+            return
+        else:
+            for c in el:
+                walk(c)
+
+    for c in element:
+        if _local(c) == "p" and _local(element) == "txbxContent":
+            continue
+        walk(c)
+    return "".join(out)
+
+
+def _list_marker(pkg: _Package, ppr: Any) -> str:
+    numpr = _child(ppr, "numPr") if ppr is not None else None
+    if numpr is None:
+        return ""
+    num, ilvl = _child(numpr, "numId"), _child(numpr, "ilvl")
+    key = (_attr(num, "val") or "" if num is not None else "", _attr(ilvl, "val") or "0" if ilvl is not None else "0")
+    if key[0] in ("", "0"):
+        return ""
+    fmt = pkg.numbering.get(key, "bullet")
+    if fmt in ("bullet", "none"):
+        return "- "
+    for other in [k for k in pkg.counters if k[0] == key[0] and int(k[1]) > int(key[1])]:
+        del pkg.counters[other]  # a deeper list restarts under a new item
+    pkg.counters[key] = pkg.counters.get(key, 0) + 1
+    return f"{pkg.counters[key]}. "
+
+
+def _table_rows(pkg: _Package, tbl: Any) -> list[list[str]]:
     rows: list[list[str]] = []
-    for row in table.rows:  # type: ignore[attr-defined]
+    above: dict[int, str] = {}  # column -> text of the cell a vertical merge continues
+    for tr in tbl:
+        if _local(tr) != "tr":
+            continue
         cells: list[str] = []
-        for cell in row.cells:
-            text = " ".join(cell.text.split()).replace("|", "\\|")
-            if not cells or text != cells[-1]:  # merged cells repeat their text
-                cells.append(text)
+        for tc in tr:
+            if _local(tc) == "sdt":  # a content control around cells
+                content = _child(tc, "sdtContent")
+                tcs = [c for c in content if _local(c) == "tc"] if content is not None else []
+            else:
+                tcs = [tc] if _local(tc) == "tc" else []
+            for cell in tcs:
+                tcpr = _child(cell, "tcPr")
+                span = int(_attr(_child(tcpr, "gridSpan"), "val") or 1) if tcpr is not None and _child(tcpr, "gridSpan") is not None else 1
+                vmerge = _child(tcpr, "vMerge") if tcpr is not None else None
+                column = len(cells)
+                if vmerge is not None and (_attr(vmerge, "val") or "continue") == "continue":
+                    text = above.get(column, "")
+                else:
+                    parts = []
+                    for block in _blocks(pkg, cell):
+                        parts.append(block[2] if block[0] == "p" else " ".join(" ".join(r) for r in block[2]))
+                    text = " ".join(" ".join(parts).split())
+                for k in range(span):
+                    above[column + k] = text
+                    cells.append(text)
         rows.append(cells)
+    return rows
+
+
+def _markdown(rows: list[list[str]]) -> str:
+    rows = [r for r in rows if any(r)]
     if not rows:
         return ""
     width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+    rows = [[c.replace("|", "\\|") for c in r] + [""] * (width - len(r)) for r in rows]
+    return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width] + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+
+
+def _blocks(pkg: _Package, container: Any) -> Iterator[tuple[str, int | None, Any]]:
+    """("p", heading level or None, text) and ("table", None, rows) in reading order."""
+    for el in container:
+        name = _local(el)
+        if name == "p":
+            ppr = _child(el, "pPr")
+            style = _child(ppr, "pStyle") if ppr is not None else None
+            level = _style_level(pkg, _attr(style, "val")) if style is not None else None
+            outline = _child(ppr, "outlineLvl") if ppr is not None else None
+            if level is None and outline is not None and int(_attr(outline, "val") or 9) < 9:
+                level = int(_attr(outline, "val") or 0) + 1
+            nested: list[str] = []
+            text = _text(pkg, el, nested).strip()
+            if text:
+                yield "p", level, (_list_marker(pkg, ppr) if not level else "") + text
+            for extra in nested:
+                yield "p", None, extra
+        elif name == "tbl":
+            yield "table", None, _table_rows(pkg, el)
+        elif name in ("sdt", "customXml", "smartTag", "ins"):
+            content = _child(el, "sdtContent") if name == "sdt" else el
+            if content is not None:
+                yield from _blocks(pkg, content)
 
 
 def load_docx(path: Path, options: object) -> Iterator[Document]:
     if not zipfile.is_zipfile(path):
         raise LoadError("not a valid DOCX file (not a zip archive; old .doc or mislabelled?)")
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
-    document = docx.Document(str(path))
+    try:
+        pkg, root = _open(path)
+    except (KeyError, ET.ParseError, zipfile.BadZipFile) as exc:
+        raise LoadError(f"corrupt DOCX: {exc}") from exc
+    body = _child(root, "body")
+    if body is None:
+        raise LoadError("corrupt DOCX: the document has no body")
     title_path: list[tuple[int, str]] = []
-    body: list[str] = []
+    lines: list[str] = []
 
     def section() -> Iterator[Document]:
-        text = "\n".join(body).strip()
+        text = "\n".join(lines).strip()
         if text:
             yield Document(text, {"source": str(path), "page": None, "title_path": [t for _, t in title_path], "kind": "text"})
 
-    for block in document.iter_inner_content():
-        if isinstance(block, Paragraph):
-            level = _heading_level(block)
-            text = block.text.strip()
-            if level and text:
-                yield from section()
-                body = [text]
-                title_path = [(lv, t) for lv, t in title_path if lv < level] + [(level, text)]
-            elif text:
-                body.append(text)
-        elif isinstance(block, Table):
-            yield from section()
-            body = []
-            table = _table_text(block)
-            if table.strip():
-                yield Document(table, {"source": str(path), "page": None, "title_path": [t for _, t in title_path], "kind": "table"})
-    yield from section()
+    with pkg.zf:
+        for kind, level, content in _blocks(pkg, body):
+            if kind == "p":
+                if level:
+                    yield from section()
+                    lines = [content]
+                    title_path = [(lv, t) for lv, t in title_path if lv < level] + [(level, content)]
+                else:
+                    lines.append(content)
+            else:
+                table = _markdown(content)
+                if table:
+                    yield from section()
+                    lines = []
+                    yield Document(table, {"source": str(path), "page": None, "title_path": [t for _, t in title_path], "kind": "table"})
+        yield from section()
