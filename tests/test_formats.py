@@ -147,3 +147,54 @@ def test_plain_text_title_lines(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("设备手册\n本手册介绍净水器的安装、使用与维护方法，请在安装前仔细阅读。\n\n维护\n滤芯每六个月更换一次，膜每两年更换一次，以保证出水质量。\n", encoding="utf-8")
     docs = load_file(tmp_path / "a.txt")
     assert [d.meta["title_path"] for d in docs] == [["设备手册"], ["维护"]]
+
+
+def test_docx_lists_text_boxes_content_controls_and_merged_cells(tmp_path: Path) -> None:
+    import docx
+    from docx.oxml import parse_xml
+
+    d = docx.Document()
+    d.add_heading("净水器保养", level=1)
+    d.add_paragraph("更换滤芯", style="List Number")
+    d.add_paragraph("冲洗管路", style="List Number")
+    d.add_paragraph("注意安全", style="List Bullet")
+    table = d.add_table(rows=2, cols=3)
+    table.cell(0, 0).merge(table.cell(0, 1)).text = "滤芯"
+    table.cell(0, 2).text = "周期"
+    table.cell(1, 0).text, table.cell(1, 1).text, table.cell(1, 2).text = "PP 棉", "前置", "6 个月"
+    ns = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    # a content control, as forms and templates use them
+    d.element.body.insert(-1, parse_xml(f'<w:sdt {ns}><w:sdtContent><w:p><w:r><w:t>控件里的文字</w:t></w:r></w:p></w:sdtContent></w:sdt>'))
+    # a text box (DrawingML with a VML fallback, which must not be read twice)
+    box = (
+        f'<w:p {ns} xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+        'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" xmlns:v="urn:schemas-microsoft-com:vml">'
+        "<w:r><mc:AlternateContent><mc:Choice Requires=\"wps\"><wps:txbx><w:txbxContent><w:p><w:r><w:t>文本框里的提示</w:t></w:r></w:p>"
+        "</w:txbxContent></wps:txbx></mc:Choice><mc:Fallback><v:textbox><w:txbxContent><w:p><w:r><w:t>文本框里的提示</w:t></w:r></w:p>"
+        "</w:txbxContent></v:textbox></mc:Fallback></mc:AlternateContent></w:r></w:p>"
+    )
+    d.element.body.insert(-1, parse_xml(box))
+    d.save(tmp_path / "a.docx")
+    docs = load_file(tmp_path / "a.docx")
+    text = "\n".join(x.text for x in docs)
+    assert "1. 更换滤芯\n2. 冲洗管路\n- 注意安全" in text
+    assert "| 滤芯 | 滤芯 | 周期 |" in text and "| PP 棉 | 前置 | 6 个月 |" in text
+    assert "控件里的文字" in text
+    assert text.count("文本框里的提示") == 1
+    assert all(x.meta["title_path"] == ["净水器保养"] for x in docs)
+
+
+def test_html_tables_with_spans_and_no_title_in_text(tmp_path: Path) -> None:
+    page = (
+        "<html><head><title>价目表 &amp; 说明</title><script>var x = 1;</script></head><body><h1>价格</h1>"
+        "<table><tr><th>型号</th><th colspan=2>价格（元）</th></tr>"
+        "<tr><td rowspan=2>X2</td><td>标准版</td><td>1999</td></tr><tr><td>高配版</td><td>2599</td></tr></table>"
+        "<p>以上价格含税。</p></body></html>"
+    )
+    (tmp_path / "p.html").write_text(page, encoding="utf-8")
+    docs = load_file(tmp_path / "p.html")
+    text = "\n".join(d.text for d in docs)
+    assert "| 型号 | 价格（元） | 价格（元） |" in text
+    assert "| X2 | 标准版 | 1999 |\n| X2 | 高配版 | 2599 |" in text
+    assert "以上价格含税。" in text and "var x" not in text and "价目表" not in text
+    assert docs[0].meta["title"] == "价目表 & 说明" and docs[0].meta["title_path"] == ["价格"]

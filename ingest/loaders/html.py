@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -9,9 +11,56 @@ from pathlib import Path
 from ingest.loaders.text import decode_bytes
 from ingest.types import Document
 
-_SKIP = {"script", "style", "noscript", "nav", "header", "footer", "form", "svg", "template", "button", "select"}
+# never text: code, navigation, forms, and the <title> (the page's name, not its content; kept as metadata)
+_SKIP = {"script", "style", "noscript", "nav", "header", "footer", "form", "svg", "template", "button", "select", "title"}
 _BLOCK = {"p", "div", "li", "tr", "br", "table", "section", "article", "blockquote", "pre", "dd", "dt", "ul", "ol"}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+
+
+class _Table:
+    """One table being read: rows of (text, rowspan, colspan)."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[tuple[str, int, int]]] = []
+        self.row: list[tuple[str, int, int]] | None = None
+        self.cell: list[str] | None = None
+        self.span = (1, 1)
+
+    def grid(self) -> list[list[str]]:
+        """Cells placed on a grid, a spanning cell's text repeated over the cells it covers."""
+        taken: dict[tuple[int, int], str] = {}
+        for r, row in enumerate(self.rows):
+            c = 0
+            for text, rowspan, colspan in row:
+                while (r, c) in taken:
+                    c += 1
+                for dr in range(rowspan):
+                    for dc in range(colspan):
+                        taken[(r + dr, c + dc)] = text
+                c += colspan
+        if not taken:
+            return []
+        height = max(r for r, _ in taken) + 1
+        width = max(c for _, c in taken) + 1
+        return [[taken.get((r, c), "") for c in range(width)] for r in range(height)]
+
+
+def _span(attrs: list[tuple[str, str | None]], name: str) -> int:
+    value = dict(attrs).get(name) or "1"
+    try:
+        return max(1, min(int(value.strip()), 100))
+    except ValueError:
+        return 1
+
+
+def _markdown(grid: list[list[str]]) -> str:
+    rows = [[" ".join(c.split()).replace("|", "\\|") for c in r] for r in grid]
+    rows = [r for r in rows if any(r)]
+    if not rows:
+        return ""
+    width = max(len(r) for r in rows)
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
 
 class _Sections(HTMLParser):
@@ -23,30 +72,74 @@ class _Sections(HTMLParser):
         self.path: list[tuple[int, str]] = []
         self.body: list[str] = []
         self.sections: list[tuple[list[str], str]] = []
-        self.cell = False
+        self.tables: list[_Table] = []
 
     def flush(self) -> None:
         text = "".join(self.body)
-        lines = [" ".join(line.split()) for line in text.split("\n")]
+        lines = [" ".join(line.split()) if not line.startswith("| ") else line for line in text.split("\n")]
         text = "\n".join(line for line in lines if line)
         if text:
             self.sections.append(([t for _, t in self.path], text))
         self.body = []
 
+    def _in_cell(self) -> bool:
+        return bool(self.tables) and self.tables[-1].cell is not None
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
             self.skip += 1
-        elif tag in _HEADINGS and not self.skip:
+        elif self.skip:
+            return
+        elif tag == "table":
+            self.tables.append(_Table())
+        elif self.tables and tag == "tr":
+            self.tables[-1].row = []
+        elif self.tables and tag in ("td", "th"):
+            table = self.tables[-1]
+            if table.row is None:
+                table.row = []
+            table.cell, table.span = [], (_span(attrs, "rowspan"), _span(attrs, "colspan"))
+        elif self._in_cell():
+            if tag in _BLOCK or tag in _HEADINGS:
+                self.tables[-1].cell.append(" ")  # type: ignore[union-attr]
+        elif tag in _HEADINGS:
             self.flush()
             self.heading, self.heading_text = _HEADINGS[tag], []
         elif tag in _BLOCK:
             self.body.append("\n")
-        elif tag in ("td", "th"):
-            self.body.append(" | ")
+
+    def _end_cell(self, table: _Table) -> None:
+        if table.cell is not None:
+            if table.row is None:
+                table.row = []
+            table.row.append(("".join(table.cell), *table.span))
+            table.cell = None
+
+    def _end_row(self, table: _Table) -> None:
+        self._end_cell(table)
+        if table.row is not None:
+            table.rows.append(table.row)
+            table.row = None
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP:
             self.skip = max(0, self.skip - 1)
+        elif self.skip:
+            return
+        elif tag == "table" and self.tables:
+            table = self.tables.pop()
+            self._end_row(table)
+            grid = table.grid()
+            if self._in_cell():  # a table inside a cell: its text joins the cell
+                self.tables[-1].cell.append(" " + " ".join(" ".join(r) for r in grid) + " ")  # type: ignore[union-attr]
+            else:
+                self.body.append("\n" + _markdown(grid) + "\n")
+        elif self.tables and tag in ("td", "th"):
+            self._end_cell(self.tables[-1])
+        elif self.tables and tag == "tr":
+            self._end_row(self.tables[-1])
+        elif self._in_cell():
+            return
         elif tag in _HEADINGS and self.heading is not None:
             title = " ".join("".join(self.heading_text).split())
             if title:
@@ -59,17 +152,23 @@ class _Sections(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.skip:
             return
-        if self.heading is not None:
+        if self._in_cell():
+            self.tables[-1].cell.append(data)  # type: ignore[union-attr]
+        elif self.tables:
+            return  # whitespace between rows and cells
+        elif self.heading is not None:
             self.heading_text.append(data)
         else:
             self.body.append(data)
 
 
 def html_sections(markup: str) -> list[tuple[list[str], str]]:
-    """(title_path, text) for each heading section of an HTML page."""
+    """(title_path, text) for each heading section of an HTML page; tables as Markdown tables."""
     parser = _Sections()
     parser.feed(markup)
     parser.close()
+    while parser.tables:  # tables never closed: keep what they hold
+        parser.handle_endtag("table")
     parser.flush()
     return parser.sections
 
@@ -78,6 +177,13 @@ def html_text(markup: str) -> str:
     return "\n\n".join(text for _, text in html_sections(markup))
 
 
+def page_title(markup: str) -> str:
+    m = re.search(r"<title[^>]*>(.*?)</title>", markup, flags=re.I | re.S)
+    return " ".join(html.unescape(m.group(1)).split()) if m else ""
+
+
 def load(path: Path, options: object) -> Iterator[Document]:
-    for title_path, text in html_sections(decode_bytes(path.read_bytes())):
-        yield Document(text, {"source": str(path), "page": None, "title_path": title_path, "kind": "text"})
+    markup = decode_bytes(path.read_bytes())
+    title = page_title(markup)
+    for title_path, text in html_sections(markup):
+        yield Document(text, {"source": str(path), "page": None, "title_path": title_path, "kind": "text", "title": title})

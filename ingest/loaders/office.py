@@ -47,6 +47,7 @@ class _Package:
     styles: dict[str, tuple[str, str | None, int | None]] = field(default_factory=dict)  # id -> (name, based on, outline level)
     numbering: dict[tuple[str, str], str] = field(default_factory=dict)  # (numId, ilvl) -> numFmt
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
+    style_lists: dict[str, tuple[str, str]] = field(default_factory=dict)  # style id -> (numId, ilvl) of list styles
 
     def part_rels(self, part: str) -> dict[str, tuple[str, str]]:
         name = posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
@@ -96,6 +97,10 @@ def _read_styles(pkg: _Package, root: Any) -> None:
         name_el, based, ppr = _child(style, "name"), _child(style, "basedOn"), _child(style, "pPr")
         outline = _child(ppr, "outlineLvl") if ppr is not None else None
         level = int(_attr(outline, "val") or 9) if outline is not None else None
+        numpr = _child(ppr, "numPr") if ppr is not None else None
+        if numpr is not None and _child(numpr, "numId") is not None:
+            ilvl = _child(numpr, "ilvl")
+            pkg.style_lists[sid] = (_attr(_child(numpr, "numId"), "val") or "", _attr(ilvl, "val") or "0" if ilvl is not None else "0")
         pkg.styles[sid] = (_attr(name_el, "val") or "" if name_el is not None else "", _attr(based, "val") if based is not None else None, level)
 
 
@@ -176,11 +181,16 @@ def _text(pkg: _Package, element: Any, nested: list[str]) -> str:
 
 
 def _list_marker(pkg: _Package, ppr: Any) -> str:
+    """"- " or "3. " for a list item (numbering on the paragraph or on its style), else ""."""
     numpr = _child(ppr, "numPr") if ppr is not None else None
-    if numpr is None:
+    style = _child(ppr, "pStyle") if ppr is not None else None
+    if numpr is not None:
+        num, ilvl = _child(numpr, "numId"), _child(numpr, "ilvl")
+        key = (_attr(num, "val") or "" if num is not None else "", _attr(ilvl, "val") or "0" if ilvl is not None else "0")
+    elif style is not None and (_attr(style, "val") or "") in pkg.style_lists:
+        key = pkg.style_lists[_attr(style, "val") or ""]
+    else:
         return ""
-    num, ilvl = _child(numpr, "numId"), _child(numpr, "ilvl")
-    key = (_attr(num, "val") or "" if num is not None else "", _attr(ilvl, "val") or "0" if ilvl is not None else "0")
     if key[0] in ("", "0"):
         return ""
     fmt = pkg.numbering.get(key, "bullet")
