@@ -45,6 +45,26 @@ def test_every_pdf_engine_reads_pages(tmp_path: Path, engine: str) -> None:
     assert "RO membrane" in docs[1].text
 
 
+@pytest.mark.parametrize("engine", ["pymupdf", "pdfplumber", "pdfminer"])
+def test_running_heads_footers_and_page_numbers_are_dropped(tmp_path: Path, engine: str) -> None:
+    import pymupdf
+
+    from ingest import LoadOptions
+
+    doc = pymupdf.open()
+    body = ["Unpack the unit and check the parts.", "Connect the inlet hose to the tap.", "Flush the new filters for five minutes.", "Replace the RO membrane every 24 months."]
+    for n, sentence in enumerate(body, start=1):
+        page = doc.new_page(width=595, height=842)
+        page.insert_text((60, 40), "Aurora X2 Service Manual - Confidential", fontsize=9)
+        page.insert_textbox(pymupdf.Rect(60, 120, 535, 700), sentence, fontsize=12)
+        page.insert_text((280, 820), f"Page {n} of 4", fontsize=9)
+    doc.save(tmp_path / "m.pdf")
+    docs = load_file(tmp_path / "m.pdf", LoadOptions(pdf_engine=engine))
+    text = "\n".join(d.text for d in docs)
+    assert "Confidential" not in text and "of 4" not in text
+    assert [d.text.strip() for d in docs] == body
+
+
 def test_docx_headings_and_tables(tmp_path: Path) -> None:
     docs = load_file(write_docx(tmp_path / "a.docx"))
     text_doc = next(d for d in docs if "三十天" in d.text)

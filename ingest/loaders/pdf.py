@@ -36,10 +36,50 @@ def join_wrapped_lines(block: str) -> str:
     return re.sub(r"[ \t]*\n[ \t]*", " ", block)
 
 
-def page_paragraphs(page: Any) -> str:
+MARGIN = 0.1  # the top and bottom tenth of a page is where running heads, footers and page numbers live
+_PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
+
+
+def _edge_key(text: str) -> str:
+    """A margin line with its numbers blanked, so "Page 3" and "Page 4" are the same running line."""
+    return re.sub(r"\d+", "#", " ".join(text.lower().split()))
+
+
+def _margin_lines(page: Any) -> set[str]:
+    height = page.rect.height
+    keys = set()
+    top = page.rect.y0 + MARGIN * height
+    bottom = page.rect.y1 - MARGIN * height
+    for block in page.get_text("dict")["blocks"]:
+        for line in block.get("lines", []):
+            y0, y1 = line["bbox"][1], line["bbox"][3]
+            if y1 <= top or y0 >= bottom:
+                text = "".join(span["text"] for span in line["spans"]).strip()
+                if text:
+                    keys.add(_edge_key(text))
+    return keys
+
+
+def repeated_margin_lines(doc: Any) -> set[str]:
+    """Margin lines (numbers aside) found on three pages or more (two in a short document):
+    running heads and footers, dropped from the text; page numbers always are."""
+    if doc.page_count < 2:
+        return set()
+    counts: dict[str, int] = {}
+    for page in doc:
+        for key in _margin_lines(page):
+            counts[key] = counts.get(key, 0) + 1
+    need = min(3, max(2, int(0.4 * doc.page_count + 0.999)))
+    return {k for k, n in counts.items() if n >= need or _PAGE_NUMBER.match(k)}
+
+
+def page_paragraphs(page: Any, drop: set[str] | None = None) -> str:
     """A page's text as paragraphs: PyMuPDF lines in reading order, joined into one paragraph
-    while the gap to the next line is small, split at larger gaps and at block changes."""
+    while the gap to the next line is small, split at larger gaps and at block changes.
+    Margin lines whose key is in drop (running heads, footers, page numbers) are left out."""
     paragraphs: list[str] = []
+    top = page.rect.y0 + MARGIN * page.rect.height
+    bottom = page.rect.y1 - MARGIN * page.rect.height
     for block in page.get_text("dict")["blocks"]:  # content-stream order: measured closer to reading order than sort=True
         if block.get("type") != 0:
             continue
@@ -48,6 +88,8 @@ def page_paragraphs(page: Any) -> str:
         for line in block["lines"]:
             text = "".join(span["text"] for span in line["spans"]).strip()
             if not text:
+                continue
+            if drop and (line["bbox"][3] <= top or line["bbox"][1] >= bottom) and _edge_key(text) in drop:
                 continue
             top, bottom = line["bbox"][1], line["bbox"][3]
             height = max(1.0, bottom - top)
@@ -104,17 +146,37 @@ def load(path: Path, options: Any) -> Iterator[Document]:
             raise LoadError("PDF has no pages")
         texts: list[str] = []
         if options.pdf_engine == "pymupdf":
+            drop = repeated_margin_lines(doc)
             for page in doc:
-                texts.append(page_paragraphs(page))
+                texts.append(page_paragraphs(page, drop))
         elif options.pdf_engine == "pdfplumber":
-            texts = _pdfplumber_pages(path)
+            texts = drop_repeated_edges(_pdfplumber_pages(path))
         else:
-            texts = _pdfminer_pages(path)
+            texts = drop_repeated_edges(_pdfminer_pages(path))
         for number, text in enumerate(texts, start=1):
             if _needs_ocr(text, options):
                 yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr")
             else:
                 yield _page_doc(path, number, text)
+
+
+def drop_repeated_edges(pages: list[str]) -> list[str]:
+    """Without geometry: the first and last two lines of each page, dropped where the same line
+    (numbers aside) starts or ends three pages or more (two in a short document), or is a bare page number."""
+    if len(pages) < 2:
+        return pages
+    split = [p.split("\n") for p in pages]
+    counts: dict[str, int] = {}
+    for lines in split:
+        for key in {_edge_key(x) for x in lines[:2] + lines[-2:] if x.strip()}:
+            counts[key] = counts.get(key, 0) + 1
+    need = min(3, max(2, int(0.4 * len(pages) + 0.999)))
+    drop = {k for k, n in counts.items() if n >= need or _PAGE_NUMBER.match(k)}
+    out = []
+    for lines in split:
+        edge = set(range(min(2, len(lines)))) | set(range(max(0, len(lines) - 2), len(lines)))
+        out.append("\n".join(x for i, x in enumerate(lines) if not (i in edge and x.strip() and _edge_key(x) in drop)))
+    return out
 
 
 def _table_markdown(rows: list[list[str | None]]) -> str:
