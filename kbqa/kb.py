@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
+from ingest.worker import LoaderProcess
 from kbqa.config import Config, load_config
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
@@ -257,10 +258,12 @@ class KnowledgeBase:
         )
         last_save = time.monotonic()
         dirty = False
+        timeout = self.config.ingest.file_timeout_s
+        loader = LoaderProcess(timeout) if timeout and files else None  # a hung or crashing parser is stopped, not fatal
         try:
             for n, (path, name) in enumerate(files):
                 notify(Progress("file", n, len(files), name))
-                result = self._ingest_file(path, name, options, force)
+                result = self._ingest_file(path, name, options, force, loader)
                 report.files.append(result)
                 dirty = dirty or result.status not in ("skipped",)
                 if dirty and time.monotonic() - last_save > 30:
@@ -272,18 +275,21 @@ class KnowledgeBase:
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
+            if loader is not None:
+                loader.close(wait=not report.interrupted)
             self._sync_index()
         report.seconds = time.perf_counter() - started
         notify(Progress("done", len(files), len(files)))
         return report
 
-    def _ingest_file(self, path: Path, name: str, options: LoadOptions, force: bool) -> FileResult:
+    def _ingest_file(self, path: Path, name: str, options: LoadOptions, force: bool, loader: LoaderProcess | None = None) -> FileResult:
         try:
             stat = path.stat()
             sha = sha256_file(path)
         except OSError as exc:
             return FileResult(name, "failed", error=f"cannot read file: {exc.strerror or exc}")
-        return self._store_source(str(path), name, sha, stat.st_size, stat.st_mtime, lambda: load_file(path, options), force)
+        read = (lambda: loader.load(path, options)) if loader is not None else (lambda: load_file(path, options))
+        return self._store_source(str(path), name, sha, stat.st_size, stat.st_mtime, read, force)
 
     def ingest_documents(self, sources: Iterable[tuple[str, list[Document]]], *, force: bool = False) -> IngestReport:
         """Ingest documents already in memory (e.g. a JSONL corpus), one (source id, documents) each.

@@ -81,3 +81,27 @@ def test_ctrl_c_ingest_exits_130_and_resumes(home: Path, tmp_path: Path) -> None
     assert proc.returncode == 130
     assert "run the same command again" in proc.stdout.read()  # type: ignore[union-attr]
     assert_consistent_and_resumes(home, docs)
+
+
+def test_a_file_past_the_time_limit_is_stopped_and_the_rest_goes_on(home: Path, tmp_path: Path) -> None:
+    """ingest.file_timeout_s: a file whose parsing takes too long is killed with its process and
+    reported; the next file is read by a fresh one."""
+    import pymupdf
+
+    from kbqa import KnowledgeBase, load_config
+
+    docs = tmp_path / "in"
+    docs.mkdir()
+    big = pymupdf.open()
+    for n in range(1500):
+        big.new_page().insert_text((72, 72), f"page {n} of a long, slow document " * 3)
+    big.save(docs / "a_slow.pdf")
+    (docs / "b_note.txt").write_text("备忘：滤芯每六个月更换一次。", encoding="utf-8")
+    config, _ = load_config(overrides={"ingest": {"file_timeout_s": 0.2}})
+    with KnowledgeBase.open("limits", config) as kb:
+        report = kb.ingest(docs)
+        by_name = {f.name: f for f in report.files}
+        assert by_name["a_slow.pdf"].status == "failed"
+        assert "timed out after 0.2 s" in (by_name["a_slow.pdf"].error or "")
+        assert by_name["b_note.txt"].status == "added"
+        assert kb.search("滤芯多久更换")[0].file == "b_note.txt"

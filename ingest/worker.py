@@ -1,0 +1,103 @@
+"""Loading files in a child process, so a file that hangs or crashes its parser is stopped after a
+time limit and reported, and the next file goes on in a fresh process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from ingest.loaders import LoadOptions, load_file
+from ingest.types import Document, LoadError, UnsupportedFile
+
+_START_TIMEOUT_S = 120.0
+
+
+def _serve(conn: Any) -> None:
+    """The child: load each (path, options) it is sent and send back the documents or the error."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    conn.send(("ready", None))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if request is None:
+            return
+        path, options = request
+        try:
+            conn.send(("ok", load_file(Path(path), options)))
+        except UnsupportedFile as exc:
+            conn.send(("unsupported", str(exc)))
+        except LoadError as exc:
+            conn.send(("failed", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - anything a parser throws is that file's failure
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+
+
+class LoaderProcess:
+    """load(path, options) like ingest.load_file, in a reusable child process with a time limit per file."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Any = None
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True, name="kbqa-loader")
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        if not parent.poll(_START_TIMEOUT_S):
+            self.close()
+            raise RuntimeError("the file loader process did not start")
+        parent.recv()
+
+    def load(self, path: Path, options: LoadOptions) -> list[Document]:
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        started = time.monotonic()
+        self._conn.send((str(path), options))
+        if not self._conn.poll(self.timeout_s):
+            self.close(wait=False)
+            raise LoadError(f"timed out after {self.timeout_s:g} s (ingest.file_timeout_s); the file was skipped")
+        try:
+            status, payload = self._conn.recv()
+        except (EOFError, OSError):
+            if self._proc is not None:
+                self._proc.join(timeout=5)
+            code = self._proc.exitcode if self._proc is not None else None
+            self.close(wait=False)
+            raise LoadError(f"the parser crashed on this file (exit code {code}) after {time.monotonic() - started:.1f} s") from None
+        if status == "ok":
+            return list(payload)
+        if status == "unsupported":
+            raise UnsupportedFile(payload)
+        raise LoadError(payload)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the child: asked to finish, or (wait=False, e.g. stuck on a file) killed."""
+        if self._conn is not None:
+            try:
+                if wait and self._proc is not None and self._proc.is_alive():
+                    self._conn.send(None)
+            except (OSError, ValueError):
+                pass
+            self._conn.close()
+            self._conn = None
+        if self._proc is not None:
+            self._proc.join(timeout=2 if wait else 0)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(timeout=5)
+            self._proc = None
+
+    def __enter__(self) -> LoaderProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
