@@ -122,3 +122,15 @@ def test_unsupported_type(tmp_path: Path) -> None:
     p.write_text("x")
     with pytest.raises(UnsupportedFile):
         load_file(p)
+
+
+def test_paddleocr_without_models_names_the_option(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from ingest import LoadOptions
+
+    Image.new("RGB", (200, 60), "white").save(tmp_path / "scan.png")
+    with pytest.raises(LoadError, match="ingest.ocr_model_dir"):
+        load_file(tmp_path / "scan.png", LoadOptions(ocr_engine="paddleocr"))
+    with pytest.raises(LoadError, match="no det/ and rec/"):
+        load_file(tmp_path / "scan.png", LoadOptions(ocr_engine="paddleocr", ocr_model_dir=str(tmp_path)))

@@ -15,6 +15,7 @@ class LoadOptions:
     ocr: str = "auto"  # auto | always | never
     ocr_engine: str = "rapidocr"  # rapidocr | paddleocr
     ocr_dpi: int = 150
+    ocr_model_dir: str | None = None  # paddleocr: a folder with det/ and rec/ models
     max_file_mb: float = 200.0
 
 

@@ -26,5 +26,5 @@ def load(path: Path, options: object) -> Iterator[Document]:
     except (UnidentifiedImageError, OSError) as exc:
         raise LoadError(f"not a readable image: {exc}") from exc
     for page, frame in enumerate(frames, start=1):
-        text = ocr_image(frame, getattr(options, "ocr_engine", "rapidocr"))
+        text = ocr_image(frame, getattr(options, "ocr_engine", "rapidocr"), getattr(options, "ocr_model_dir", None))
         yield Document(text, {"source": str(path), "page": page if len(frames) > 1 else None, "title_path": [], "kind": "ocr"})

@@ -8,8 +8,15 @@ from typing import Any
 from ingest.types import LoadError
 
 
+PADDLE_HELP = (
+    "ocr_engine=paddleocr needs PaddleOCR's models on this machine: set ingest.ocr_model_dir to a folder "
+    "holding det/ and rec/ (PP-OCR inference models, e.g. PP-OCRv5_server_det and PP-OCRv5_server_rec), "
+    "or use ocr_engine: rapidocr (the same PP-OCR models, shipped in its wheel)"
+)
+
+
 @lru_cache(maxsize=2)
-def _engine(name: str) -> Any:
+def _engine(name: str, model_dir: str | None = None) -> Any:
     if name == "rapidocr":
         try:
             from rapidocr import RapidOCR
@@ -17,17 +24,36 @@ def _engine(name: str) -> Any:
             raise LoadError("OCR needs the rapidocr and onnxruntime packages: pip install rapidocr onnxruntime") from exc
         return RapidOCR()
     if name == "paddleocr":
-        try:
-            from paddleocr import PaddleOCR
-        except ImportError as exc:
-            raise LoadError("ocr_engine=paddleocr needs: pip install 'kbqa[paddle]'") from exc
-        return PaddleOCR()
+        return _paddle(model_dir)
     raise LoadError(f"unknown OCR engine {name!r}; choose rapidocr or paddleocr")
 
 
-def ocr_image(image: Any, engine: str = "rapidocr") -> str:
+def _paddle(model_dir: str | None) -> Any:
+    """PaddleOCR from local models only: without them it would try to download at start and fail offline."""
+    from pathlib import Path
+
+    if not model_dir:
+        raise LoadError(PADDLE_HELP)
+    root = Path(model_dir).expanduser()
+    det, rec = root / "det", root / "rec"
+    if not det.is_dir() or not rec.is_dir():
+        raise LoadError(f"no det/ and rec/ model folders in {root}. {PADDLE_HELP}")
+    try:
+        from paddleocr import PaddleOCR
+    except ImportError as exc:
+        raise LoadError("ocr_engine=paddleocr needs: pip install paddleocr paddlepaddle (or use ocr_engine: rapidocr)") from exc
+    try:
+        return PaddleOCR(
+            text_detection_model_dir=str(det), text_recognition_model_dir=str(rec),
+            use_doc_orientation_classify=False, use_doc_unwarping=False, use_textline_orientation=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - paddle raises many kinds; the user needs one message
+        raise LoadError(f"PaddleOCR could not start from {root}: {exc}. {PADDLE_HELP}") from exc
+
+
+def ocr_image(image: Any, engine: str = "rapidocr", model_dir: str | None = None) -> str:
     """OCR an image (numpy array HxWx3, path or bytes) and return its text lines in reading order."""
-    ocr = _engine(engine)
+    ocr = _engine(engine, model_dir)
     if engine == "rapidocr":
         result = ocr(image)
         boxes = getattr(result, "boxes", None)

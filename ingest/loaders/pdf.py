@@ -123,7 +123,7 @@ def _ocr_page(page: Any, options: Any) -> str:
 
     pix = page.get_pixmap(dpi=options.ocr_dpi)
     image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)[:, :, :3]
-    return ocr_image(np.ascontiguousarray(image), options.ocr_engine)
+    return ocr_image(np.ascontiguousarray(image), options.ocr_engine, options.ocr_model_dir)
 
 
 def _page_doc(path: Path, number: int, text: str, kind: str = "text") -> Document:
