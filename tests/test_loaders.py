@@ -134,3 +134,31 @@ def test_paddleocr_without_models_names_the_option(tmp_path: Path) -> None:
         load_file(tmp_path / "scan.png", LoadOptions(ocr_engine="paddleocr"))
     with pytest.raises(LoadError, match="no det/ and rec/"):
         load_file(tmp_path / "scan.png", LoadOptions(ocr_engine="paddleocr", ocr_model_dir=str(tmp_path)))
+
+
+def test_pdf_titles_from_large_fonts_and_from_the_outline(tmp_path: Path) -> None:
+    import pymupdf
+
+    def build(outline: bool) -> Path:
+        doc = pymupdf.open()
+        page = doc.new_page(width=595, height=842)
+        page.insert_text((60, 100), "Aurora X2 Manual", fontsize=22)
+        page.insert_text((60, 140), "Installation", fontsize=16)
+        page.insert_textbox(pymupdf.Rect(60, 160, 535, 300), "Connect the inlet hose to the cold water tap and open the valve slowly.", fontsize=11)
+        page.insert_text((60, 340), "Maintenance", fontsize=16)
+        page.insert_textbox(pymupdf.Rect(60, 360, 535, 500), "Replace the RO membrane every 24 months and the PP filter every 6 months.", fontsize=11)
+        page = doc.new_page(width=595, height=842)
+        page.insert_textbox(pymupdf.Rect(60, 100, 535, 300), "Clean the outer case with a soft damp cloth once a month.", fontsize=11)
+        if outline:
+            doc.set_toc([[1, "Aurora X2 Manual", 1], [2, "Installation", 1], [2, "Maintenance", 1]])
+        path = tmp_path / f"titled-{outline}.pdf"
+        doc.save(path)
+        return path
+
+    for outline in (False, True):
+        docs = load_file(build(outline))
+        by_text = {d.text.split("\n")[-1]: (d.page, d.meta["title_path"]) for d in docs}
+        assert by_text["Connect the inlet hose to the cold water tap and open the valve slowly."] == (1, ["Aurora X2 Manual", "Installation"])
+        assert by_text["Replace the RO membrane every 24 months and the PP filter every 6 months."] == (1, ["Aurora X2 Manual", "Maintenance"])
+        # the section goes on across the page break
+        assert by_text["Clean the outer case with a soft damp cloth once a month."] == (2, ["Aurora X2 Manual", "Maintenance"])

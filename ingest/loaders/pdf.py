@@ -73,17 +73,18 @@ def repeated_margin_lines(doc: Any) -> set[str]:
     return {k for k, n in counts.items() if n >= need or _PAGE_NUMBER.match(k)}
 
 
-def page_paragraphs(page: Any, drop: set[str] | None = None) -> str:
-    """A page's text as paragraphs: PyMuPDF lines in reading order, joined into one paragraph
-    while the gap to the next line is small, split at larger gaps and at block changes.
+def page_blocks(page: Any, drop: set[str] | None = None) -> list[tuple[str, float]]:
+    """A page's paragraphs with their font size: PyMuPDF lines in reading order, joined into one
+    paragraph while the gap to the next line is small, split at larger gaps and at block changes.
     Margin lines whose key is in drop (running heads, footers, page numbers) are left out."""
-    paragraphs: list[str] = []
+    paragraphs: list[tuple[str, float]] = []
     top = page.rect.y0 + MARGIN * page.rect.height
     bottom = page.rect.y1 - MARGIN * page.rect.height
     for block in page.get_text("dict")["blocks"]:  # content-stream order: measured closer to reading order than sort=True
         if block.get("type") != 0:
             continue
         current: list[str] = []
+        size = 0.0
         last_bottom: float | None = None
         for line in block["lines"]:
             text = "".join(span["text"] for span in line["spans"]).strip()
@@ -91,22 +92,70 @@ def page_paragraphs(page: Any, drop: set[str] | None = None) -> str:
                 continue
             if drop and (line["bbox"][3] <= top or line["bbox"][1] >= bottom) and _edge_key(text) in drop:
                 continue
-            top, bottom = line["bbox"][1], line["bbox"][3]
-            height = max(1.0, bottom - top)
-            if current and last_bottom is not None and top - last_bottom > 0.9 * height:
-                paragraphs.append(join_wrapped_lines("\n".join(current)))
+            line_size = max((span["size"] for span in line["spans"] if span["text"].strip()), default=0.0)
+            top_y, bottom_y = line["bbox"][1], line["bbox"][3]
+            height = max(1.0, bottom_y - top_y)
+            gap = current and last_bottom is not None and top_y - last_bottom > 0.9 * height
+            if current and (gap or abs(line_size - size) > 0.15 * max(size, 1.0)):  # a gap, or a change of font size
+                paragraphs.append((join_wrapped_lines("\n".join(current)), size))
                 current = []
+            if not current:
+                size = line_size
             current.append(text)
-            last_bottom = bottom
+            last_bottom = bottom_y
         if current:
-            paragraphs.append(join_wrapped_lines("\n".join(current)))
-    merged: list[str] = []
-    for para in paragraphs:  # one-line blocks that continue the paragraph above (no sentence end)
-        if merged and not re.search(r"[。！？.!?:：;；)）]$", merged[-1]) and len(merged[-1]) > 30 and para[:1] not in "#•-·*":
-            merged[-1] = join_wrapped_lines(merged[-1] + "\n" + para)
+            paragraphs.append((join_wrapped_lines("\n".join(current)), size))
+    merged: list[tuple[str, float]] = []
+    for para, size in paragraphs:  # one-line blocks that continue the paragraph above (no sentence end, same size)
+        if (
+            merged and not re.search(r"[。！？.!?:：;；)）]$", merged[-1][0]) and len(merged[-1][0]) > 30
+            and para[:1] not in "#•-·*" and abs(size - merged[-1][1]) <= 0.15 * max(size, 1.0)
+        ):
+            merged[-1] = (join_wrapped_lines(merged[-1][0] + "\n" + para), merged[-1][1])
         else:
-            merged.append(para)
-    return "\n\n".join(merged)
+            merged.append((para, size))
+    return merged
+
+
+def page_paragraphs(page: Any, drop: set[str] | None = None) -> str:
+    """A page's text, paragraphs separated by blank lines (see page_blocks)."""
+    return "\n\n".join(text for text, _ in page_blocks(page, drop))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+class Headings:
+    """Which paragraphs are section titles: the PDF's outline (bookmarks) when it has one, else lines
+    set clearly larger than the body text (up to three levels, by size)."""
+
+    def __init__(self, doc: Any, pages: list[list[tuple[str, float]]]) -> None:
+        self.outline: dict[int, list[tuple[int, str]]] = {}
+        for level, title, page in doc.get_toc(simple=True):
+            if title.strip() and page >= 1:
+                self.outline.setdefault(page, []).append((level, _squash(title)))
+        weights: dict[float, int] = {}
+        for paragraphs in pages:
+            for text, size in paragraphs:
+                weights[round(size, 1)] = weights.get(round(size, 1), 0) + len(text)
+        self.body = max(weights, key=lambda k: weights[k]) if weights else 0.0
+        sizes = sorted({round(size * 2) / 2 for paragraphs in pages for text, size in paragraphs if self._large(text, size)}, reverse=True)
+        self.levels = {size: min(i + 1, 3) for i, size in enumerate(sizes)}
+
+    def _large(self, text: str, size: float) -> bool:
+        return self.body > 0 and size >= 1.15 * self.body and len(text) <= 80 and not re.search(r"[。！？；，,;]$", text)
+
+    def level(self, page: int, text: str, size: float) -> int | None:
+        if self.outline:
+            key = _squash(text)
+            for level, title in self.outline.get(page, []):
+                if key == title or (key.startswith(title) and len(key) <= len(title) + 8):
+                    return level
+            return None
+        if self._large(text, size):
+            return self.levels.get(round(size * 2) / 2)
+        return None
 
 
 def _needs_ocr(text: str, options: Any) -> bool:
@@ -126,8 +175,8 @@ def _ocr_page(page: Any, options: Any) -> str:
     return ocr_image(np.ascontiguousarray(image), options.ocr_engine, options.ocr_model_dir)
 
 
-def _page_doc(path: Path, number: int, text: str, kind: str = "text") -> Document:
-    return Document(_normalize(text), {"source": str(path), "page": number, "title_path": [], "kind": kind})
+def _page_doc(path: Path, number: int, text: str, kind: str = "text", title_path: list[str] | None = None) -> Document:
+    return Document(_normalize(text), {"source": str(path), "page": number, "title_path": list(title_path or []), "kind": kind})
 
 
 def load(path: Path, options: Any) -> Iterator[Document]:
@@ -146,9 +195,8 @@ def load(path: Path, options: Any) -> Iterator[Document]:
             raise LoadError("PDF has no pages")
         texts: list[str] = []
         if options.pdf_engine == "pymupdf":
-            drop = repeated_margin_lines(doc)
-            for page in doc:
-                texts.append(page_paragraphs(page, drop))
+            yield from _pymupdf_sections(path, doc, options)
+            return
         elif options.pdf_engine == "pdfplumber":
             texts = drop_repeated_edges(_pdfplumber_pages(path))
         else:
@@ -158,6 +206,32 @@ def load(path: Path, options: Any) -> Iterator[Document]:
                 yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr")
             else:
                 yield _page_doc(path, number, text)
+
+
+def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
+    """One document per page and section: a title (outline entry or large font) starts a section,
+    and every document carries the path of titles above it."""
+    drop = repeated_margin_lines(doc)
+    pages = [page_blocks(page, drop) for page in doc]
+    headings = Headings(doc, pages)
+    path_: list[tuple[int, str]] = []
+    for number, paragraphs in enumerate(pages, start=1):
+        text = "\n\n".join(t for t, _ in paragraphs)
+        if _needs_ocr(text, options):
+            yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr", [t for _, t in path_])
+            continue
+        section: list[str] = []
+        titles = [t for _, t in path_]
+        for para, size in paragraphs:
+            level = headings.level(number, para, size)
+            if level:
+                if section:
+                    yield _page_doc(path, number, "\n\n".join(section), "text", titles)
+                path_ = [(lv, t) for lv, t in path_ if lv < level] + [(level, _normalize(para))]
+                titles, section = [t for _, t in path_], []
+            section.append(para)
+        if section:
+            yield _page_doc(path, number, "\n\n".join(section), "text", titles)
 
 
 def drop_repeated_edges(pages: list[str]) -> list[str]:
