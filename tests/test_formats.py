@@ -198,3 +198,23 @@ def test_html_tables_with_spans_and_no_title_in_text(tmp_path: Path) -> None:
     assert "| X2 | 标准版 | 1999 |\n| X2 | 高配版 | 2599 |" in text
     assert "以上价格含税。" in text and "var x" not in text and "价目表" not in text
     assert docs[0].meta["title"] == "价目表 & 说明" and docs[0].meta["title_path"] == ["价格"]
+
+
+def test_docx_text_in_embedded_pictures_is_read_by_ocr(tmp_path: Path) -> None:
+    import docx
+    from docx.shared import Inches
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ingest import LoadOptions
+
+    image = Image.new("RGB", (900, 160), "white")
+    font = ImageFont.load_default(size=48)
+    ImageDraw.Draw(image).text((20, 50), "FILTER CODE PP-2024", fill="black", font=font)
+    image.save(tmp_path / "shot.png")
+    d = docx.Document()
+    d.add_paragraph("The label on the filter:")
+    d.add_picture(str(tmp_path / "shot.png"), width=Inches(4))
+    d.save(tmp_path / "pic.docx")
+    text = "\n".join(x.text for x in load_file(tmp_path / "pic.docx", LoadOptions(ocr="auto")))
+    assert "PP-2024" in text.replace(" ", "")
+    assert "PP-2024" not in "\n".join(x.text for x in load_file(tmp_path / "pic.docx", LoadOptions(ocr="never")))

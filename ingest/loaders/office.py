@@ -47,6 +47,8 @@ class _Package:
     styles: dict[str, tuple[str, str | None, int | None]] = field(default_factory=dict)  # id -> (name, based on, outline level)
     numbering: dict[tuple[str, str], str] = field(default_factory=dict)  # (numId, ilvl) -> numFmt
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
+    options: Any = None  # LoadOptions: whether and how embedded images are OCR'd
+    images_read: int = 0
     style_lists: dict[str, tuple[str, str]] = field(default_factory=dict)  # style id -> (numId, ilvl) of list styles
 
     def part_rels(self, part: str) -> dict[str, tuple[str, str]]:
@@ -68,7 +70,7 @@ class _Package:
         return ET.fromstring(self.zf.read(part))
 
 
-def _open(path: Path) -> tuple[_Package, Any]:
+def _open(path: Path, options: Any = None) -> tuple[_Package, Any]:
     zf = zipfile.ZipFile(path)
     top = _Package(zf, "")
     main = next((part for kind, part in top.part_rels("").values() if kind.endswith("/officeDocument")), None)
@@ -76,7 +78,7 @@ def _open(path: Path) -> tuple[_Package, Any]:
         main = "word/document.xml" if "word/document.xml" in zf.namelist() else None
     if main is None:
         raise LoadError("not a Word document (no main document part inside)")
-    pkg = _Package(zf, main)
+    pkg = _Package(zf, main, options=options)
     pkg.rels = pkg.part_rels(main)
     for kind, part in pkg.rels.values():
         try:
@@ -158,6 +160,12 @@ def _text(pkg: _Package, element: Any, nested: list[str]) -> str:
                     if text:
                         nested.append(text)
             return
+        elif name == "blip":
+            rid = next((v for k, v in el.attrib.items() if k.endswith("}embed")), None)
+            text = _image_text(pkg, rid)
+            if text:
+                nested.append(text)
+            return
         elif name == "chart":
             rid = next((v for k, v in el.attrib.items() if k.endswith("}id")), None)
             kind, part = pkg.rels.get(rid or "", ("", ""))
@@ -178,6 +186,37 @@ def _text(pkg: _Package, element: Any, nested: list[str]) -> str:
             continue
         walk(c)
     return "".join(out)
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+MAX_IMAGES = 30  # per document: a picture-heavy file should not take minutes of OCR
+
+
+def _image_text(pkg: _Package, rid: str | None) -> str:
+    """OCR of an embedded picture (when ingest.ocr allows), for screenshots and scanned inserts;
+    small images (icons, logos) and vector formats are left alone."""
+    options = pkg.options
+    if options is None or getattr(options, "ocr", "never") == "never" or not rid or pkg.images_read >= MAX_IMAGES:
+        return ""
+    kind, part = pkg.rels.get(rid, ("", ""))
+    if not part.lower().endswith(_IMAGE_SUFFIXES):
+        return ""
+    try:
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(io.BytesIO(pkg.zf.read(part))) as image:
+            if image.width < 200 or image.height < 60:
+                return ""
+            pixels = np.asarray(image.convert("RGB"))
+    except Exception:  # noqa: BLE001 - an undecodable picture is simply not read
+        return ""
+    from ingest.loaders.ocr import ocr_image
+
+    pkg.images_read += 1
+    return ocr_image(pixels, options.ocr_engine, getattr(options, "ocr_model_dir", None)).strip()
 
 
 def _list_marker(pkg: _Package, ppr: Any) -> str:
@@ -272,7 +311,7 @@ def load_docx(path: Path, options: object) -> Iterator[Document]:
     if not zipfile.is_zipfile(path):
         raise LoadError("not a valid DOCX file (not a zip archive; old .doc or mislabelled?)")
     try:
-        pkg, root = _open(path)
+        pkg, root = _open(path, options)
     except (KeyError, ET.ParseError, zipfile.BadZipFile) as exc:
         raise LoadError(f"corrupt DOCX: {exc}") from exc
     body = _child(root, "body")
