@@ -12,7 +12,7 @@ repeated in every piece.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ingest.types import Chunk, Document
 
@@ -26,7 +26,8 @@ LEVELS: list[re.Pattern[str]] = [
 ]
 
 Span = tuple[int, int]
-UNITS = ("chars", "weighted")
+UNITS = ("chars", "weighted", "tokens")
+Weigh = Callable[[str], list[float]]  # per-character share of the embedder's tokens (unit "tokens")
 
 
 def _is_cjk(ch: str) -> bool:
@@ -37,14 +38,17 @@ class _Length:
     """Length of text[start:end] in O(1): plain characters, or weighted (a CJK character 1, any
     other character 1/3: about one token per CJK character or per three Latin characters)."""
 
-    def __init__(self, text: str, unit: str) -> None:
+    def __init__(self, text: str, unit: str, weigh: Weigh | None = None) -> None:
         if unit not in UNITS:
             raise ValueError(f"unknown length unit {unit!r}; choose one of {', '.join(UNITS)}")
-        self.weighted = unit == "weighted"
+        if unit == "tokens" and weigh is None:
+            raise ValueError("length unit 'tokens' needs the embedder's token counter")
+        self.weighted = unit != "chars"
         if self.weighted:
+            weights = weigh(text) if unit == "tokens" and weigh else [1.0 if _is_cjk(ch) else 1.0 / 3.0 for ch in text]
             acc, total = [0.0], 0.0
-            for ch in text:
-                total += 1.0 if _is_cjk(ch) else 1.0 / 3.0
+            for w in weights:
+                total += w
                 acc.append(total)
             self.prefix = acc
 
@@ -84,11 +88,11 @@ def _cut(text: str, span: Span, level: int, size: float, length: _Length) -> lis
     return pieces
 
 
-def split_spans(text: str, chunk_size: int, chunk_overlap: int, unit: str = "chars") -> list[Span]:
+def split_spans(text: str, chunk_size: int, chunk_overlap: int, unit: str = "chars", weigh: Weigh | None = None) -> list[Span]:
     """Return (start, end) offsets of chunks of text, each no longer than chunk_size in the unit."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    length = _Length(text, unit)
+    length = _Length(text, unit, weigh)
     overlap = max(0, min(chunk_overlap, chunk_size // 2))
     pieces = [p for p in _cut(text, (0, len(text)), 0, chunk_size, length) if text[p[0] : p[1]].strip()]
     chunks: list[Span] = []
@@ -150,11 +154,12 @@ def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # tabl
 
 
 def split_documents(
-    docs: Iterable[Document], chunk_size: int = 400, chunk_overlap: int = 80, unit: str = "chars"
+    docs: Iterable[Document], chunk_size: int = 400, chunk_overlap: int = 80, unit: str = "chars", weigh: Weigh | None = None
 ) -> list[Chunk]:
     """Split documents into chunks; chunk_no counts within each source file.
 
-    unit "chars" counts characters; "weighted" counts a CJK character as 1 and any other as 1/3."""
+    unit "chars" counts characters; "weighted" counts a CJK character as 1 and any other as 1/3;
+    "tokens" counts the embedder's tokens through weigh (each character's share of them)."""
     chunks: list[Chunk] = []
     numbers: dict[str, int] = {}
     for doc in docs:
@@ -163,7 +168,7 @@ def split_documents(
             pieces = _table_pieces(doc.text, chunk_size)
         else:
             pieces = []
-            for span in split_spans(doc.text, chunk_size, chunk_overlap, unit):
+            for span in split_spans(doc.text, chunk_size, chunk_overlap, unit, weigh):
                 s, e = _strip_span(doc.text, span)
                 if e > s:
                     pieces.append((doc.text[s:e], (s, e)))

@@ -21,7 +21,7 @@ class _Section(BaseModel):
 class IngestConfig(_Section):
     chunk_size: int = Field(400, ge=50, le=8000)
     chunk_overlap: int = Field(80, ge=0)
-    length_unit: Literal["chars", "weighted"] = "weighted"
+    length_unit: Literal["chars", "weighted", "tokens"] = "weighted"
     pdf_engine: Literal["pymupdf", "pdfplumber", "pdfminer"] = "pymupdf"
     ocr: Literal["auto", "always", "never"] = "auto"
     ocr_engine: Literal["rapidocr", "paddleocr"] = "rapidocr"

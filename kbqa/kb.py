@@ -99,6 +99,7 @@ class KnowledgeBase:
         self.catalog = Catalog(folder / "catalog.sqlite")
         self._embedder = shared_embedder
         self._llm = shared_llm
+        self._weigh: Any = None  # the embedder's per-character token shares (length_unit: tokens)
         self._index: Any = None
         self._vector_cache: Any = None
         self._reranker: Any = None
@@ -326,7 +327,7 @@ class KnowledgeBase:
         status, error, chunks, pages, vectors = "ok", None, [], None, {}
         try:
             docs = read()
-            pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap, self.config.ingest.length_unit)
+            pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap, *self._length_unit())
             page_numbers = {d.page for d in docs if d.page}
             pages = max(page_numbers) if page_numbers else None
             chunks, vectors = self._embed_chunks(pieces)
@@ -351,6 +352,18 @@ class KnowledgeBase:
         if status != "ok":
             return FileResult(name, status, error=error, seconds=seconds)
         return FileResult(name, "updated" if row else "added", chunks=len(chunks), pages=pages, seconds=seconds)
+
+    def _length_unit(self) -> tuple[str, Any]:
+        """(unit, weigh) for the splitter: "tokens" counts with the embedder's own tokenizer."""
+        unit = self.config.ingest.length_unit
+        if unit != "tokens":
+            return unit, None
+        if self._weigh is None:
+            from kbqa.embeddings import token_weights
+
+            count = getattr(self.embedder, "count_tokens", None)
+            self._weigh = token_weights(count) if count else False
+        return ("tokens", self._weigh) if self._weigh else ("weighted", None)
 
     def _embed_chunks(self, pieces: list[Any]) -> tuple[list[NewChunk], dict[str, Any]]:
         """Embed the chunks' texts (title path first), reusing cached vectors of unchanged text."""

