@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ def _serve(conn: Any) -> None:
         if request is None:
             return
         path, options = request
+        options = replace(options, on_page=lambda done, total: conn.send(("page", (done, total))))
         try:
             conn.send(("ok", load_file(Path(path), options)))
         except UnsupportedFile as exc:
@@ -61,18 +63,25 @@ class LoaderProcess:
         if self._proc is None or not self._proc.is_alive():
             self._start()
         started = time.monotonic()
-        self._conn.send((str(path), options))
-        if not self._conn.poll(self.timeout_s):
-            self.close(wait=False)
-            raise LoadError(f"timed out after {self.timeout_s:g} s (ingest.file_timeout_s); the file was skipped")
-        try:
-            status, payload = self._conn.recv()
-        except (EOFError, OSError):
-            if self._proc is not None:
-                self._proc.join(timeout=5)
-            code = self._proc.exitcode if self._proc is not None else None
-            self.close(wait=False)
-            raise LoadError(f"the parser crashed on this file (exit code {code}) after {time.monotonic() - started:.1f} s") from None
+        on_page = options.on_page
+        self._conn.send((str(path), replace(options, on_page=None)))
+        while True:
+            left = self.timeout_s - (time.monotonic() - started)
+            if left <= 0 or not self._conn.poll(left):
+                self.close(wait=False)
+                raise LoadError(f"timed out after {self.timeout_s:g} s (ingest.file_timeout_s); the file was skipped")
+            try:
+                status, payload = self._conn.recv()
+            except (EOFError, OSError):
+                if self._proc is not None:
+                    self._proc.join(timeout=5)
+                code = self._proc.exitcode if self._proc is not None else None
+                self.close(wait=False)
+                raise LoadError(f"the parser crashed on this file (exit code {code}) after {time.monotonic() - started:.1f} s") from None
+            if status != "page":
+                break
+            if on_page is not None:
+                on_page(*payload)
         if status == "ok":
             return list(payload)
         if status == "unsupported":

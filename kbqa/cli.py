@@ -99,7 +99,7 @@ def ingest(
         task = bar.add_task("ingest", total=None, name="")
 
         def progress(p: Any) -> None:
-            bar.update(task, total=p.total, completed=p.done, name=p.name)
+            bar.update(task, total=p.total, completed=p.done, name=f"{p.name} (page {p.page}/{p.pages})" if p.page else p.name)
             if p.result and p.result.status in ("failed", "unsupported") and not as_json:
                 err.print(f"[yellow]{p.result.status}[/] {p.result.name}: {p.result.error}")
 

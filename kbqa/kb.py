@@ -8,7 +8,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ class Progress:
     total: int
     name: str = ""
     result: FileResult | None = None
+    page: int | None = None  # while a file is read: the page being read, of pages
+    pages: int | None = None
 
 
 def kb_root(config: Config) -> Path:
@@ -265,7 +267,8 @@ class KnowledgeBase:
         try:
             for n, (path, name) in enumerate(files):
                 notify(Progress("file", n, len(files), name))
-                result = self._ingest_file(path, name, options, force, loader)
+                on_page = lambda page, pages, n=n, name=name: notify(Progress("file", n, len(files), name, page=page, pages=pages))  # noqa: E731
+                result = self._ingest_file(path, name, replace(options, on_page=on_page), force, loader)
                 report.files.append(result)
                 dirty = dirty or result.status not in ("skipped",)
                 if dirty and time.monotonic() - last_save > 30:

@@ -105,3 +105,16 @@ def test_a_file_past_the_time_limit_is_stopped_and_the_rest_goes_on(home: Path, 
         assert "timed out after 0.2 s" in (by_name["a_slow.pdf"].error or "")
         assert by_name["b_note.txt"].status == "added"
         assert kb.search("滤芯多久更换")[0].file == "b_note.txt"
+
+
+def test_progress_reports_file_and_page(home: Path, docs: Path) -> None:
+    from kbqa import KnowledgeBase, load_config
+
+    for limit in (300, 0):  # read in the helper process, and in-process
+        config, _ = load_config(overrides={"ingest": {"file_timeout_s": limit}})
+        events: list = []
+        with KnowledgeBase.open(f"progress{limit}", config) as kb:
+            kb.ingest(docs, progress=events.append)
+        pages = {(e.name, e.page, e.pages) for e in events if e.page}
+        assert ("手册.pdf", 1, 2) in pages and ("手册.pdf", 2, 2) in pages and ("manual.pdf", 2, 2) in pages
+        assert events[-1].stage == "done"

@@ -217,7 +217,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
         def step(p: Any) -> None:
             if p.total:
-                where = f", page {p.page}" if getattr(p, "page", None) else ""
+                where = f", page {p.page} of {p.pages}" if p.page else ""
                 progress(p.done / p.total, desc=f"{p.name}{where} ({p.done}/{p.total})")
 
         report = base.ingest(saved, progress=step) if saved else None

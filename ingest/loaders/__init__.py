@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.types import Document, LoadError, UnsupportedFile
@@ -16,6 +16,7 @@ class LoadOptions:
     ocr_engine: str = "rapidocr"  # rapidocr | paddleocr
     ocr_dpi: int = 150
     ocr_model_dir: str | None = None  # paddleocr: a folder with det/ and rec/ models
+    on_page: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)  # (pages done, pages) for progress bars
     max_file_mb: float = 200.0
 
 

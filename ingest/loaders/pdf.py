@@ -202,6 +202,8 @@ def load(path: Path, options: Any) -> Iterator[Document]:
         else:
             texts = drop_repeated_edges(_pdfminer_pages(path))
         for number, text in enumerate(texts, start=1):
+            if getattr(options, "on_page", None):
+                options.on_page(number, len(texts))
             if _needs_ocr(text, options):
                 yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr")
             else:
@@ -215,7 +217,9 @@ def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     pages = [page_blocks(page, drop) for page in doc]
     headings = Headings(doc, pages)
     path_: list[tuple[int, str]] = []
+    report = getattr(options, "on_page", None) or (lambda done, total: None)
     for number, paragraphs in enumerate(pages, start=1):
+        report(number, len(pages))
         text = "\n\n".join(t for t, _ in paragraphs)
         if _needs_ocr(text, options):
             yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr", [t for _, t in path_])
