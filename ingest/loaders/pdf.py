@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ingest.loaders.ocr import ocr_image
+from ingest.loaders.ocr import ocr_blocks
 from ingest.types import Document, LoadError
 
 ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
@@ -167,12 +167,16 @@ def _needs_ocr(text: str, options: Any) -> bool:
     return visible < 10 or text.count("\ufffd") > visible * 0.3
 
 
-def _ocr_page(page: Any, options: Any) -> str:
+def _ocr_blocks(page: Any, options: Any) -> list[Any]:
     import numpy as np
 
     pix = page.get_pixmap(dpi=options.ocr_dpi)
     image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)[:, :, :3]
-    return ocr_image(np.ascontiguousarray(image), options.ocr_engine, options.ocr_model_dir)
+    return ocr_blocks(np.ascontiguousarray(image), options.ocr_engine, options.ocr_model_dir, getattr(options, "ocr_layout", True))
+
+
+def _ocr_page(page: Any, options: Any) -> str:
+    return "\n\n".join(b.text for b in _ocr_blocks(page, options))
 
 
 def _page_doc(path: Path, number: int, text: str, kind: str = "text", title_path: list[str] | None = None) -> Document:
@@ -221,21 +225,26 @@ def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     for number, paragraphs in enumerate(pages, start=1):
         report(number, len(pages))
         text = "\n\n".join(t for t, _ in paragraphs)
-        if _needs_ocr(text, options):
-            yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr", [t for _, t in path_])
-            continue
+        kind = "text"
+        if _needs_ocr(text, options):  # a scanned page: OCR blocks in layout order, titles marked by the layout model
+            kind = "ocr"
+            blocks = _ocr_blocks(doc[number - 1], options)
+            paragraphs = [(b.text, -1.0 if b.kind == "title" else 0.0) for b in blocks]
         section: list[str] = []
         titles = [t for _, t in path_]
         for para, size in paragraphs:
-            level = headings.level(number, para, size)
+            if size < 0:  # an OCR title: its level from the outline, else a top-level section
+                level = headings.level(number, para, 0.0) if headings.outline else 1
+            else:
+                level = headings.level(number, para, size)
             if level:
                 if section:
-                    yield _page_doc(path, number, "\n\n".join(section), "text", titles)
+                    yield _page_doc(path, number, "\n\n".join(section), kind, titles)
                 path_ = [(lv, t) for lv, t in path_ if lv < level] + [(level, _normalize(para))]
                 titles, section = [t for _, t in path_], []
             section.append(para)
         if section:
-            yield _page_doc(path, number, "\n\n".join(section), "text", titles)
+            yield _page_doc(path, number, "\n\n".join(section), kind, titles)
 
 
 def drop_repeated_edges(pages: list[str]) -> list[str]:

