@@ -28,6 +28,7 @@ class IngestConfig(_Section):
     ocr_dpi: int = Field(150, ge=50, le=600)
     ocr_model_dir: str | None = None
     ocr_layout: bool = True
+    ocr_angle: bool = False
     max_file_mb: float = Field(200, gt=0)
     file_timeout_s: float = Field(300, ge=0)
     exclude: list[str] = [".*", "~$*", "*.tmp"]

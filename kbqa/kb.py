@@ -259,6 +259,7 @@ class KnowledgeBase:
             ocr_dpi=self.config.ingest.ocr_dpi,
             ocr_model_dir=self.config.ingest.ocr_model_dir,
             ocr_layout=self.config.ingest.ocr_layout,
+            ocr_angle=self.config.ingest.ocr_angle,
             max_file_mb=self.config.ingest.max_file_mb,
         )
         last_save = time.monotonic()

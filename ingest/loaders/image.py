@@ -27,7 +27,7 @@ def load(path: Path, options: object) -> Iterator[Document]:
         raise LoadError(f"not a readable image: {exc}") from exc
     titles: list[str] = []
     for page, frame in enumerate(frames, start=1):
-        blocks = ocr_blocks(frame, getattr(options, "ocr_engine", "rapidocr"), getattr(options, "ocr_model_dir", None), getattr(options, "ocr_layout", True))
+        blocks = ocr_blocks(frame, getattr(options, "ocr_engine", "rapidocr"), getattr(options, "ocr_model_dir", None), getattr(options, "ocr_layout", True), getattr(options, "ocr_angle", False))
         section: list[str] = []
         meta = {"source": str(path), "page": page if len(frames) > 1 else None, "kind": "ocr"}
         for block in blocks:

@@ -216,7 +216,7 @@ def _image_text(pkg: _Package, rid: str | None) -> str:
     from ingest.loaders.ocr import ocr_image
 
     pkg.images_read += 1
-    return ocr_image(pixels, options.ocr_engine, getattr(options, "ocr_model_dir", None)).strip()
+    return ocr_image(pixels, options.ocr_engine, getattr(options, "ocr_model_dir", None), getattr(options, "ocr_angle", False)).strip()
 
 
 def _list_marker(pkg: _Package, ppr: Any) -> str:

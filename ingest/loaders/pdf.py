@@ -172,7 +172,7 @@ def _ocr_blocks(page: Any, options: Any) -> list[Any]:
 
     pix = page.get_pixmap(dpi=options.ocr_dpi)
     image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)[:, :, :3]
-    return ocr_blocks(np.ascontiguousarray(image), options.ocr_engine, options.ocr_model_dir, getattr(options, "ocr_layout", True))
+    return ocr_blocks(np.ascontiguousarray(image), options.ocr_engine, options.ocr_model_dir, options.ocr_layout, options.ocr_angle)
 
 
 def _ocr_page(page: Any, options: Any) -> str:
