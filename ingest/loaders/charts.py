@@ -8,6 +8,8 @@ import zipfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from ingest.tables import markdown_table
+
 _C = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
@@ -52,7 +54,7 @@ def chart_text(xml: bytes) -> str:
         rows = [[""] + [s[0] for s in series]]
         for i in range(n):
             rows.append([categories[i] if i < len(categories) else str(i + 1)] + [s[2][i] if i < len(s[2]) else "" for s in series])
-        lines.append("\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + ["| " + " | ".join(r) + " |" for r in rows[1:]]))
+        lines.append(markdown_table(rows))
     return "\n\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ingest.loaders.text import decode_bytes
+from ingest.tables import markdown_table
 from ingest.types import Document
 
 # never text: code, navigation, forms, and the <title> (the page's name, not its content; kept as metadata)
@@ -51,16 +52,6 @@ def _span(attrs: list[tuple[str, str | None]], name: str) -> int:
         return max(1, min(int(value.strip()), 100))
     except ValueError:
         return 1
-
-
-def _markdown(grid: list[list[str]]) -> str:
-    rows = [[" ".join(c.split()).replace("|", "\\|") for c in r] for r in grid]
-    rows = [r for r in rows if any(r)]
-    if not rows:
-        return ""
-    width = max(len(r) for r in rows)
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
 
 class _Sections(HTMLParser):
@@ -133,7 +124,7 @@ class _Sections(HTMLParser):
             if self._in_cell():  # a table inside a cell: its text joins the cell
                 self.tables[-1].cell.append(" " + " ".join(" ".join(r) for r in grid) + " ")  # type: ignore[union-attr]
             else:
-                self.body.append("\n" + _markdown(grid) + "\n")
+                self.body.append("\n" + markdown_table(grid) + "\n")
         elif self.tables and tag in ("td", "th"):
             self._end_cell(self.tables[-1])
         elif self.tables and tag == "tr":

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from ingest.tables import markdown_table
+
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 DROPPED = {"header", "footer"}
 MIN_SCORE = 0.5
@@ -100,12 +102,7 @@ def _rows(words: list[tuple[Box, str]]) -> list[list[tuple[Box, str]]]:
 
 
 def _table(words: list[tuple[Box, str]]) -> str:
-    rows = [[text for _, text in row] for row in _rows(words)]
-    if not rows:
-        return ""
-    width = max(len(r) for r in rows)
-    rows = [[c.replace("|", "\\|") for c in r] + [""] * (width - len(r)) for r in rows]
-    return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width] + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+    return markdown_table([text for _, text in row] for row in _rows(words))
 
 
 def arrange(words: list[tuple[Box, str]], regions: list[Region], width: float) -> list[Block]:

@@ -7,7 +7,6 @@ from typing import Any
 
 from ingest.types import LoadError
 
-
 PADDLE_HELP = (
     "ocr_engine=paddleocr needs PaddleOCR's models on this machine: set ingest.ocr_model_dir to a folder "
     "holding det/ and rec/ (PP-OCR inference models, e.g. PP-OCRv5_server_det and PP-OCRv5_server_rec), "

@@ -14,6 +14,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from ingest.loaders.charts import chart_text
+from ingest.tables import markdown_table
 from ingest.types import Document, LoadError
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.IGNORECASE)
@@ -273,15 +274,6 @@ def _table_rows(pkg: _Package, tbl: Any) -> list[list[str]]:
     return rows
 
 
-def _markdown(rows: list[list[str]]) -> str:
-    rows = [r for r in rows if any(r)]
-    if not rows:
-        return ""
-    width = max(len(r) for r in rows)
-    rows = [[c.replace("|", "\\|") for c in r] + [""] * (width - len(r)) for r in rows]
-    return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width] + ["| " + " | ".join(r) + " |" for r in rows[1:]])
-
-
 def _blocks(pkg: _Package, container: Any) -> Iterator[tuple[str, int | None, Any]]:
     """("p", heading level or None, text) and ("table", None, rows) in reading order."""
     for el in container:
@@ -335,7 +327,7 @@ def load_docx(path: Path, options: object) -> Iterator[Document]:
                 else:
                     lines.append(content)
             else:
-                table = _markdown(content)
+                table = markdown_table(content)
                 if table:
                     yield from section()
                     lines = []

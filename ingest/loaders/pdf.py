@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.loaders.ocr import ocr_blocks
+from ingest.tables import markdown_table
 from ingest.types import Document, LoadError
 
 ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
@@ -266,17 +267,6 @@ def drop_repeated_edges(pages: list[str]) -> list[str]:
     return out
 
 
-def _table_markdown(rows: list[list[str | None]]) -> str:
-    rows = [[(c or "").replace("\n", " ").replace("|", "\\|").strip() for c in row] for row in rows if row]
-    if not rows:
-        return ""
-    width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n".join(lines)
-
-
 def _pdfplumber_pages(path: Path) -> list[str]:
     import pdfplumber
 
@@ -292,7 +282,7 @@ def _pdfplumber_pages(path: Path) -> list[str]:
                 return not any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
 
             text = page.filter(outside).extract_text() or "" if boxes else page.extract_text() or ""
-            parts = [text] + [_table_markdown(t.extract()) for t in tables]
+            parts = [text] + [markdown_table(t.extract()) for t in tables]
             pages.append("\n\n".join(p for p in parts if p.strip()))
     return pages
 

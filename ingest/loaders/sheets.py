@@ -11,29 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from ingest.loaders.text import decode_bytes
+from ingest.tables import cell_text
+from ingest.tables import markdown_table as _markdown_table
 from ingest.types import Document, LoadError
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return " ".join(str(value).split())
-
-
 def markdown_table(rows: Iterable[list[Any]]) -> str:
-    """A Markdown table of the non-empty rows; the first is the header; empty columns dropped."""
-    table = [[_cell(v).replace("|", "\\|") for v in raw] for raw in rows]
-    table = [r for r in table if any(r)]
-    if not table:
-        return ""
-    width = max(len(r) for r in table)
-    table = [r + [""] * (width - len(r)) for r in table]
-    keep = [i for i in range(width) if any(r[i] for r in table)]
-    table = [[r[i] for i in keep] for r in table]
-    lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(keep)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table[1:]])
+    """A sheet's table: empty rows and columns dropped."""
+    return _markdown_table(rows, drop_empty_columns=True)
 
 
 def _sheet_document(path: Path, sheet: str | None, rows: Iterable[list[Any]], page: int | None) -> Document | None:
@@ -130,7 +115,7 @@ def load_xlsx(path: Path, options: object) -> Iterator[Document]:
         for name in [n for n in charts if n not in sheet_names]:  # chart sheets: a chart and nothing else
             yield Document("\n\n".join(charts[name]), {"source": str(path), "page": None, "title_path": [name], "kind": "text", "sheet": name})
         for n, ws in enumerate(book.worksheets, start=1):
-            grid = [[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
+            grid = [[cell_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
             width = max((len(r) for r in grid), default=0)
             grid = [r + [""] * (width - len(r)) for r in grid]
             if not read_only:
@@ -155,7 +140,7 @@ def load_xls(path: Path, options: object) -> Iterator[Document]:
     except Exception as exc:
         raise LoadError(f"corrupt or unreadable XLS: {exc}") from exc
     for n, sheet in enumerate(book.sheets(), start=1):
-        grid = [[_cell(v) for v in sheet.row_values(i)] for i in range(sheet.nrows)]
+        grid = [[cell_text(v) for v in sheet.row_values(i)] for i in range(sheet.nrows)]
         yield from _sheet_documents(path, sheet.name, grid, n)
 
 

@@ -9,19 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ingest.tables import markdown_table
 from ingest.types import Document, LoadError
 
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
-
-
-def _table_markdown(rows: list[list[str]]) -> str:
-    rows = [r for r in rows if any(r)]
-    if not rows:
-        return ""
-    width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    cells = [[c.replace("|", "\\|") for c in r] for r in rows]
-    return "\n".join(["| " + " | ".join(cells[0]) + " |", "|" + "---|" * width] + ["| " + " | ".join(r) + " |" for r in cells[1:]])
 
 
 def _table_rows(table: Any) -> list[list[str]]:
@@ -50,7 +41,7 @@ def _chart_text(chart: Any) -> list[str]:
         for i, category in enumerate(categories):
             rows.append([category] + [_number(s.values[i]) if i < len(s.values) else "" for s in series])
         if series:
-            out.append(_table_markdown(rows))
+            out.append(markdown_table(rows))
     except (IndexError, KeyError, AttributeError, ValueError, TypeError):
         pass  # a chart without readable data still leaves its title
     return out
@@ -75,7 +66,7 @@ def _shape_text(shape: Any) -> list[str]:
     if getattr(shape, "has_text_frame", False) and shape.text_frame.text.strip():
         out.append(shape.text_frame.text.strip())
     if getattr(shape, "has_table", False):
-        text = _table_markdown(_table_rows(shape.table))
+        text = markdown_table(_table_rows(shape.table))
         if text:
             out.append(text)
     if getattr(shape, "has_chart", False):
