@@ -6,13 +6,14 @@ from collections.abc import Iterable
 from typing import Any
 
 
-def cell_text(value: Any) -> str:
+def cell_text(value: Any, escape: bool = True) -> str:
     """A cell as one line: None is empty, 3.0 is 3, whitespace runs are one space, pipes escaped."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return " ".join(str(value).split()).replace("|", "\\|")
+    text = " ".join(str(value).split())
+    return text.replace("|", "\\|") if escape else text
 
 
 def markdown_table(rows: Iterable[Iterable[Any]], *, drop_empty_columns: bool = False) -> str:

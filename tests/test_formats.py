@@ -62,8 +62,9 @@ def test_xlsx_separate_tables_merged_cells_comments_and_charts(tmp_path: Path) -
 
 
 def test_csv_and_tsv(tmp_path: Path) -> None:
-    (tmp_path / "a.csv").write_text("name;age\nAlice;30\nBob;41\n", encoding="utf-8")
-    assert "| Bob | 41 |" in load_file(tmp_path / "a.csv")[0].text
+    (tmp_path / "a.csv").write_text("name;age;note\nAlice;30;a|b\nBob;41;\n", encoding="utf-8")
+    text = load_file(tmp_path / "a.csv")[0].text
+    assert "| Bob | 41 |  |" in text and "| Alice | 30 | a\\|b |" in text  # a pipe in a cell escaped once
     (tmp_path / "b.tsv").write_bytes("产品\t价格\n净水器\t1999\n".encode("gbk"))
     assert "| 净水器 | 1999 |" in load_file(tmp_path / "b.tsv")[0].text
 

@@ -115,7 +115,7 @@ def load_xlsx(path: Path, options: object) -> Iterator[Document]:
         for name in [n for n in charts if n not in sheet_names]:  # chart sheets: a chart and nothing else
             yield Document("\n\n".join(charts[name]), {"source": str(path), "page": None, "title_path": [name], "kind": "text", "sheet": name})
         for n, ws in enumerate(book.worksheets, start=1):
-            grid = [[cell_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
+            grid = [[cell_text(v, escape=False) for v in row] for row in ws.iter_rows(values_only=True)]
             width = max((len(r) for r in grid), default=0)
             grid = [r + [""] * (width - len(r)) for r in grid]
             if not read_only:
@@ -140,7 +140,7 @@ def load_xls(path: Path, options: object) -> Iterator[Document]:
     except Exception as exc:
         raise LoadError(f"corrupt or unreadable XLS: {exc}") from exc
     for n, sheet in enumerate(book.sheets(), start=1):
-        grid = [[cell_text(v) for v in sheet.row_values(i)] for i in range(sheet.nrows)]
+        grid = [[cell_text(v, escape=False) for v in sheet.row_values(i)] for i in range(sheet.nrows)]
         yield from _sheet_documents(path, sheet.name, grid, n)
 
 
