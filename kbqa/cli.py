@@ -25,7 +25,7 @@ app.add_typer(config_app, name="config")
 KbOpt = Annotated[str, typer.Option("--kb", "-k", help="Knowledge base name (under the kbqa home) or folder path.", envvar="KBQA_KB")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML file overriding configs/default.yaml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="LLM: a name from `kbqa models`, 'extractive', or a .gguf path.")]
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="LLM: a name from `kbqa models`, 'extractive', a .gguf file or a transformers model folder.")]
 
 EXIT_FAILED_FILES = 1
 EXIT_USAGE = 2
