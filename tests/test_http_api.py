@@ -62,6 +62,15 @@ def test_files_endpoints_and_search(api: str, docs: Path) -> None:
     httpx.post(f"{api}/v1/kb/api/files", files=evil, headers=auth, timeout=60)
     assert not (Path(os.environ["KBQA_HOME"]) / "kbs" / "escape.txt").exists()
     assert (Path(os.environ["KBQA_HOME"]) / "kbs" / "api" / "uploads" / "escape.txt").exists()
+    # a zip archive is unpacked and its files ingested
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.write(docs / "faq.md", "资料/faq.md")
+    report = httpx.post(f"{api}/v1/kb/api/files", files={"files": ("资料.zip", buffer.getvalue())}, headers=auth, timeout=120).json()
+    assert [(f["name"], f["status"]) for f in report["files"]] == [("faq.md", "added")]
 
 
 def test_openai_client_chat_with_a_knowledge_base(api: str, docs: Path) -> None:
