@@ -66,11 +66,44 @@ def _sheet_documents(path: Path, sheet: str, grid: list[list[str]], page: int) -
             yield doc
 
 
-def _fill_merged(ws: Any, grid: list[list[str]]) -> None:
+def _grid(ws: Any) -> tuple[list[list[str]], dict[int, int]]:
+    """A sheet's cell texts by row, and the grid row of each sheet row kept. From the cells that
+    exist when openpyxl holds them (a sheet can claim a million rows and fill twenty), with long
+    runs of empty rows cut to one; else streamed."""
+    cells = getattr(ws, "_cells", None)
+    if not isinstance(cells, dict):  # read-only mode streams the rows the file holds
+        grid = [[cell_text(v, escape=False) for v in row] for row in ws.iter_rows(values_only=True)]
+        return grid, {r + 1: r for r in range(len(grid))}
+    filled = {key: cell_text(c.value, escape=False) for key, c in cells.items() if c.value is not None}
+    filled = {k: v for k, v in filled.items() if v}
+    merged = [(m.min_row, m.min_col) for m in ws.merged_cells.ranges]
+    if not filled:
+        return [], {}
+    rows = sorted({r for r, _ in filled} | {r for r, _ in merged})
+    width = max(c for _, c in filled)
+    grid: list[list[str]] = []
+    index: dict[int, int] = {}
+    for i, r in enumerate(rows):
+        if i and r - rows[i - 1] > 1:
+            grid.append([""] * width)  # a gap stays a gap, however long
+        index[r] = len(grid)
+        grid.append([""] * width)
+    for (r, c), text in filled.items():
+        grid[index[r]][c - 1] = text
+    return grid, index
+
+
+def _fill_merged(ws: Any, grid: list[list[str]], rows: dict[int, int]) -> None:
     """A merged cell's value repeated over the cells it covers, so every row reads whole."""
     for merged in ws.merged_cells.ranges:
-        value = grid[merged.min_row - 1][merged.min_col - 1] if merged.min_row - 1 < len(grid) and merged.min_col - 1 < len(grid[merged.min_row - 1]) else ""
-        for r in range(merged.min_row - 1, min(merged.max_row, len(grid))):
+        top = rows.get(merged.min_row)
+        if top is None or merged.min_col - 1 >= len(grid[top]):
+            continue
+        value = grid[top][merged.min_col - 1]
+        for sheet_row in range(merged.min_row, merged.max_row + 1):
+            r = rows.get(sheet_row)
+            if r is None:
+                continue  # an empty row inside the range was not kept: nothing to fill
             for c in range(merged.min_col - 1, min(merged.max_col, len(grid[r]))):
                 grid[r][c] = value
 
@@ -78,20 +111,20 @@ def _fill_merged(ws: Any, grid: list[list[str]]) -> None:
 def _comments(ws: Any) -> list[str]:
     """Cell comments as "Comment on B2 (author): text"; Excel's threaded comments lose their
     compatibility boilerplate and keep comment and replies."""
+    cells = getattr(ws, "_cells", None)  # the cells that exist (never the million empty rows a sheet may claim)
+    every = sorted(cells.values(), key=lambda c: (c.row, c.column)) if isinstance(cells, dict) else [c for row in ws.iter_rows() for c in row]
     out = []
-    for row in ws.iter_rows():
-        for cell in row:
-            comment = cell.comment
-            if comment is None or not comment.text:
-                continue
-            text = comment.text
-            author = comment.author or ""
-            if text.startswith("[Threaded comment]"):
-                body = text.split("\nComment:", 1)[-1]
-                text = " ".join(part.strip() for part in body.replace("\nReply:", "\n").splitlines() if part.strip())
-                author = ""
-            who = f" ({author})" if author and not author.startswith("tc=") else ""
-            out.append(f"Comment on {cell.coordinate}{who}: {' '.join(text.split())}")
+    for cell in every:
+        comment = getattr(cell, "comment", None)
+        if comment is None or not comment.text:
+            continue
+        text, author = comment.text, comment.author or ""
+        if text.startswith("[Threaded comment]"):
+            body = text.split("\nComment:", 1)[-1]
+            text = " ".join(part.strip() for part in body.replace("\nReply:", "\n").splitlines() if part.strip())
+            author = ""
+        who = f" ({author})" if author and not author.startswith("tc=") else ""
+        out.append(f"Comment on {cell.coordinate}{who}: {' '.join(text.split())}")
     return out
 
 
@@ -115,11 +148,11 @@ def load_xlsx(path: Path, options: object) -> Iterator[Document]:
         for name in [n for n in charts if n not in sheet_names]:  # chart sheets: a chart and nothing else
             yield Document("\n\n".join(charts[name]), {"source": str(path), "page": None, "title_path": [name], "kind": "text", "sheet": name})
         for n, ws in enumerate(book.worksheets, start=1):
-            grid = [[cell_text(v, escape=False) for v in row] for row in ws.iter_rows(values_only=True)]
+            grid, rows = _grid(ws)
             width = max((len(r) for r in grid), default=0)
             grid = [r + [""] * (width - len(r)) for r in grid]
             if not read_only:
-                _fill_merged(ws, grid)
+                _fill_merged(ws, grid, rows)
             yield from _sheet_documents(path, ws.title, grid, n)
             for text in charts.get(ws.title, []):
                 yield Document(text, {"source": str(path), "page": n, "title_path": [ws.title], "kind": "text", "sheet": ws.title})
