@@ -32,8 +32,10 @@ def ok_files(catalog: Path) -> int:
 
 def start_and_stop_midway(home: Path, docs: Path, sig: int) -> subprocess.Popen[str]:
     catalog = home / "kbs" / "big" / "catalog.sqlite"
+    # SIGINT restored to its default in the child: a runner that started us in the background
+    # (`cmd &` in a script) passes SIGINT on as ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([*KBQA, "ingest", str(docs), "--kb", "big"], cwd=ROOT, env=os.environ.copy(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while ok_files(catalog) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
