@@ -535,7 +535,8 @@ class KnowledgeBase:
 
         query = question
         if history:
-            query = standalone_question(question, history, self.llm, self.config.llm.rewrite)
+            mode = self.config.llm.rewrite
+            query = standalone_question(question, history, self.llm if mode in ("auto", "llm") else None, mode)
         hits = self.search(query, top_k=top_k, threshold=threshold)
         if not hits:
             pieces: Iterator[str] = iter([no_answer(question)])
