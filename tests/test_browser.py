@@ -119,6 +119,27 @@ def test_upload_ask_sources_delete(browser: object, home: Path, docs: Path, tmp_
         proc.wait(timeout=30)
 
 
+def test_folder_upload(browser: object, home: Path, docs: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "制度"
+    (folder / "子目录").mkdir(parents=True)
+    shutil.copy(docs / "faq.md", folder / "faq.md")
+    shutil.copy(docs / "报销.docx", folder / "子目录" / "报销.docx")
+    proc, url = start(home)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        page.goto(url)
+        page.get_by_role("tab", name="Knowledge bases").click()
+        page.locator("#folder-upload input[type=file]").set_input_files(str(folder))
+        page.wait_for_timeout(1500)
+        page.locator("#ingest-button").click()
+        page.locator("#ingest-status").get_by_text("2 added").wait_for(timeout=120_000)
+        page.locator("#files").get_by_text("报销.docx").first.wait_for(state="attached")
+        page.locator("#files").get_by_text("faq.md").first.wait_for(state="attached")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_login_required_with_auth(browser: object, home: Path, tmp_path: Path) -> None:
     proc, url = start(home, "--auth", "alice:s3cret")
     try:
