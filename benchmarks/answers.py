@@ -116,7 +116,7 @@ def generation_speed(llm: Any, runs: int = 3) -> float:
     messages = [{"role": "user", "content": "请用三段话介绍一下杭州西湖的历史、景点和美食。"}]
     pieces, seconds = 0, 0.0
     for _ in range(runs):
-        t0, first, n = time.perf_counter(), None, 0
+        first, n = None, 0
         for _ in llm.stream(messages, max_tokens=128, temperature=0.0):
             n += 1
             first = first or time.perf_counter()
