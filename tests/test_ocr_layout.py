@@ -62,3 +62,15 @@ def test_scanned_pdf_page_gets_layout_and_titles(tmp_path: Path) -> None:
     assert {d.meta["kind"] for d in docs} == {"ocr"} and {d.page for d in docs} == {1}
     assert docs[-1].meta["title_path"] == ["Filter Replacement Guide"]
     assert "BULLETIN" not in "\n".join(d.text for d in docs)
+
+
+def test_a_cropped_text_line_is_read(tmp_path: Path) -> None:
+    """A small image cropped tight around its text (a label, a screenshot of one line) is read
+    whole: without a border the detector reads this one as 'EILTERPP-2024'."""
+    from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+    img = Image.new("RGB", (400, 80), "white")
+    ImageDraw.Draw(img).text((20, 20), "FILTER PP-2024", fill="black", font=ImageFont.load_default(size=24))
+    img = img.crop(ImageOps.invert(img.convert("L")).getbbox())
+    img.save(tmp_path / "line.jpg", quality=70)
+    assert load_file(tmp_path / "line.jpg")[0].text == "FILTER PP-2024"

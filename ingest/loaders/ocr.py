@@ -52,8 +52,24 @@ def _paddle(model_dir: str | None) -> Any:
         raise LoadError(f"PaddleOCR could not start from {root}: {exc}. {PADDLE_HELP}") from exc
 
 
+SMALL = 160  # px: an image this narrow or low is a cropped line or a label, not a page
+PAD = 32
+
+
+def _pad_small(image: Any) -> tuple[Any, bool]:
+    """A white border around a small image: the text detector misses text that touches the edges
+    (a 256x32 line crop gives nothing, with the border its text)."""
+    shape = getattr(image, "shape", None)
+    if shape is None or min(shape[0], shape[1]) >= SMALL:
+        return image, False
+    import numpy as np
+
+    return np.pad(image, ((PAD, PAD), (PAD, PAD), (0, 0)), constant_values=255), True
+
+
 def ocr_image(image: Any, engine: str = "rapidocr", model_dir: str | None = None, angle: bool = False) -> str:
     """OCR an image (numpy array HxWx3, path or bytes) and return its text lines in reading order."""
+    image, _ = _pad_small(image)
     ocr = _engine(engine, model_dir, angle)
     if engine == "rapidocr":
         result = ocr(image)
@@ -74,6 +90,8 @@ def ocr_blocks(image: Any, engine: str = "rapidocr", model_dir: str | None = Non
     when it is installed and layout is on; else one text block of lines."""
     from ingest.loaders.layout import Block, arrange, detect
 
+    image, small = _pad_small(image)
+    layout = layout and not small  # a cropped line has no layout to speak of
     if engine != "rapidocr":
         text = ocr_image(image, engine, model_dir, angle)
         return [Block("text", text)] if text.strip() else []
