@@ -29,6 +29,7 @@ class IngestConfig(_Section):
     ocr_model_dir: str | None = None
     ocr_layout: bool = True
     ocr_angle: bool = False
+    ocr_workers: int = Field(0, ge=0)
     max_file_mb: float = Field(200, gt=0)
     file_timeout_s: float = Field(300, ge=0)
     exclude: list[str] = [".*", "~$*", "*.tmp"]

@@ -260,6 +260,7 @@ class KnowledgeBase:
             ocr_model_dir=self.config.ingest.ocr_model_dir,
             ocr_layout=self.config.ingest.ocr_layout,
             ocr_angle=self.config.ingest.ocr_angle,
+            ocr_workers=self.config.ingest.ocr_workers,
             max_file_mb=self.config.ingest.max_file_mb,
         )
         last_save = time.monotonic()

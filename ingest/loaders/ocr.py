@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -14,8 +16,29 @@ PADDLE_HELP = (
 )
 
 
+_local = threading.local()
+
+
+def _engine(name: str, model_dir: str | None = None, angle: bool = False, workers: int = 1) -> Any:
+    """The OCR engine: one for the process, or with several OCR threads (workers > 1) one per
+    thread, each using its share of the cores."""
+    if workers <= 1:
+        return _shared_engine(name, model_dir, angle)
+    key = (name, model_dir, angle, workers)
+    engines = getattr(_local, "engines", None)
+    if engines is None:
+        engines = _local.engines = {}
+    if key not in engines:
+        engines[key] = _make_engine(name, model_dir, angle, max(1, (os.cpu_count() or 1) // workers))
+    return engines[key]
+
+
 @lru_cache(maxsize=2)
-def _engine(name: str, model_dir: str | None = None, angle: bool = False) -> Any:
+def _shared_engine(name: str, model_dir: str | None = None, angle: bool = False) -> Any:
+    return _make_engine(name, model_dir, angle, -1)
+
+
+def _make_engine(name: str, model_dir: str | None, angle: bool, threads: int) -> Any:
     if name == "rapidocr":
         try:
             from rapidocr import RapidOCR
@@ -23,7 +46,7 @@ def _engine(name: str, model_dir: str | None = None, angle: bool = False) -> Any
             raise LoadError("OCR needs the rapidocr and onnxruntime packages: pip install rapidocr onnxruntime") from exc
         # the text-line angle classifier turns lines it thinks upside down; on upright pages it
         # sometimes turns a good line and it is lost (measured: 0.954 -> 1.000 on rendered Chinese pages)
-        return RapidOCR(params={"Global.use_cls": angle})
+        return RapidOCR(params={"Global.use_cls": angle, "EngineConfig.onnxruntime.intra_op_num_threads": threads})
     if name == "paddleocr":
         return _paddle(model_dir)
     raise LoadError(f"unknown OCR engine {name!r}; choose rapidocr or paddleocr")
@@ -85,7 +108,9 @@ def ocr_image(image: Any, engine: str = "rapidocr", model_dir: str | None = None
     return "\n".join(texts)
 
 
-def ocr_blocks(image: Any, engine: str = "rapidocr", model_dir: str | None = None, layout: bool = True, angle: bool = False) -> list[Any]:
+def ocr_blocks(
+    image: Any, engine: str = "rapidocr", model_dir: str | None = None, layout: bool = True, angle: bool = False, workers: int = 1
+) -> list[Any]:
     """OCR a page image into blocks (text, title, table) in reading order, using the layout model
     when it is installed and layout is on; else one text block of lines."""
     from ingest.loaders.layout import Block, arrange, detect
@@ -95,7 +120,7 @@ def ocr_blocks(image: Any, engine: str = "rapidocr", model_dir: str | None = Non
     if engine != "rapidocr":
         text = ocr_image(image, engine, model_dir, angle)
         return [Block("text", text)] if text.strip() else []
-    result = _engine(engine, model_dir, angle)(image)
+    result = _engine(engine, model_dir, angle, workers)(image)
     boxes, texts = getattr(result, "boxes", None), getattr(result, "txts", None)
     if boxes is None or texts is None:
         return []

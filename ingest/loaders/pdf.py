@@ -168,12 +168,55 @@ def _needs_ocr(text: str, options: Any) -> bool:
     return visible < 10 or text.count("\ufffd") > visible * 0.3
 
 
-def _ocr_blocks(page: Any, options: Any) -> list[Any]:
+def _render(page: Any, dpi: int) -> Any:
     import numpy as np
 
-    pix = page.get_pixmap(dpi=options.ocr_dpi)
-    image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)[:, :, :3]
-    return ocr_blocks(np.ascontiguousarray(image), options.ocr_engine, options.ocr_model_dir, options.ocr_layout, options.ocr_angle)
+    pix = page.get_pixmap(dpi=dpi)
+    return np.ascontiguousarray(np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)[:, :, :3])
+
+
+def _ocr_blocks(page: Any, options: Any, workers: int = 1) -> list[Any]:
+    return ocr_blocks(_render(page, options.ocr_dpi), options.ocr_engine, options.ocr_model_dir, options.ocr_layout, options.ocr_angle, workers)
+
+
+class _OcrAhead:
+    """OCR of a document's scanned pages on several threads (one OCR engine each, one core each),
+    a few pages ahead of the page being assembled; pages are rendered on the calling thread."""
+
+    def __init__(self, doc: Any, pages: list[int], options: Any, workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.doc, self.todo, self.options, self.workers = doc, list(pages), options, workers
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="kbqa-ocr") if workers > 1 and len(pages) > 1 else None
+        self.running: dict[int, Any] = {}
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.pool is not None and self.todo and len(self.running) < 2 * self.workers:
+            n = self.todo.pop(0)
+            o = self.options
+            self.running[n] = self.pool.submit(ocr_blocks, _render(self.doc[n - 1], o.ocr_dpi), o.ocr_engine, o.ocr_model_dir, o.ocr_layout, o.ocr_angle, self.workers)
+
+    def blocks(self, number: int) -> list[Any]:
+        if self.pool is None or number not in self.running:
+            return _ocr_blocks(self.doc[number - 1], self.options)
+        result = self.running.pop(number).result()
+        self._fill()
+        return result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for future in self.running.values():
+                future.cancel()
+            self.pool.shutdown(wait=True)
+
+
+def ocr_workers(options: Any) -> int:
+    """Threads for OCR pages: ingest.ocr_workers, or 0 = one per core (at most 4)."""
+    import os
+
+    wanted = int(getattr(options, "ocr_workers", 0) or 0)
+    return max(1, wanted if wanted > 0 else min(4, os.cpu_count() or 1))
 
 
 def _ocr_page(page: Any, options: Any) -> str:
@@ -221,16 +264,24 @@ def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     drop = repeated_margin_lines(doc)
     pages = [page_blocks(page, drop) for page in doc]
     headings = Headings(doc, pages)
-    path_: list[tuple[int, str]] = []
     report = getattr(options, "on_page", None) or (lambda done, total: None)
+    scanned = [n for n, paragraphs in enumerate(pages, start=1) if _needs_ocr("\n\n".join(t for t, _ in paragraphs), options)]
+    ahead = _OcrAhead(doc, scanned, options, ocr_workers(options)) if scanned else None
+    try:
+        yield from _assemble(path, pages, set(scanned), ahead, headings, report)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _assemble(path: Path, pages: list[list[tuple[str, float]]], scanned: set[int], ahead: Any, headings: Headings, report: Any) -> Iterator[Document]:
+    path_: list[tuple[int, str]] = []
     for number, paragraphs in enumerate(pages, start=1):
         report(number, len(pages))
-        text = "\n\n".join(t for t, _ in paragraphs)
         kind = "text"
-        if _needs_ocr(text, options):  # a scanned page: OCR blocks in layout order, titles marked by the layout model
+        if number in scanned:  # a scanned page: OCR blocks in layout order, titles marked by the layout model
             kind = "ocr"
-            blocks = _ocr_blocks(doc[number - 1], options)
-            paragraphs = [(b.text, -1.0 if b.kind == "title" else 0.0) for b in blocks]
+            paragraphs = [(b.text, -1.0 if b.kind == "title" else 0.0) for b in ahead.blocks(number)]
         section: list[str] = []
         titles = [t for _, t in path_]
         for para, size in paragraphs:

@@ -9,6 +9,7 @@ from typing import Any
 
 from kbqa.store.tokenize import query_tokens
 
+
 def _terms(text: str) -> set[str]:
     words = set(query_tokens(text))
     cjk = "".join(ch for ch in text if "\u3400" <= ch <= "\u9fff")

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
-
 from kbqa.config import LLMConfig
 from kbqa.llm.templates import STOPS, render
 from kbqa.models import LLMModel, package_path
