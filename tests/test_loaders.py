@@ -162,3 +162,8 @@ def test_pdf_titles_from_large_fonts_and_from_the_outline(tmp_path: Path) -> Non
         assert by_text["Replace the RO membrane every 24 months and the PP filter every 6 months."] == (1, ["Aurora X2 Manual", "Maintenance"])
         # the section goes on across the page break
         assert by_text["Clean the outer case with a soft damp cloth once a month."] == (2, ["Aurora X2 Manual", "Maintenance"])
+
+
+def test_markdown_made_only_of_headings_keeps_them(tmp_path: Path) -> None:
+    (tmp_path / "outline.md").write_text("# 产品手册\n\n## 安装\n\n## 保养\n", encoding="utf-8")
+    assert load_file(tmp_path / "outline.md")[0].text == "# 产品手册\n## 安装\n## 保养"

@@ -161,7 +161,13 @@ def markdown_sections(text: str) -> Iterator[tuple[list[str], str]]:
 
 
 def load_markdown(path: Path, options: object) -> Iterator[Document]:
+    headings_only: list[str] = []
+    found = False
     for title_path, body in markdown_sections(read_text(path)):
         if not [line for line in body.split("\n") if line.strip() and not _HEADING.match(line)]:
-            continue  # a heading with nothing under it: its title reaches the chunks below it
+            headings_only.append(body.strip())  # a heading with nothing under it: its title reaches the chunks below it
+            continue
+        found = True
         yield Document(body, {"source": str(path), "page": None, "title_path": title_path, "kind": "text"})
+    if not found and headings_only:  # an outline and nothing else: the headings are the text
+        yield Document("\n".join(headings_only), {"source": str(path), "page": None, "title_path": [], "kind": "text"})
