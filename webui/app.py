@@ -163,11 +163,13 @@ def build_app(config: Config, kb: str = "default") -> Any:
         history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         hits: list[Any] = []
         sources = ""
+        cleared = False  # the question box is emptied once: later updates must not wipe the next question being typed
         for text, sources, hits in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature):
             history[-1] = {"role": "assistant", "content": text}
-            yield history, sources, "", gr.skip(), gr.skip()
+            yield history, sources, gr.skip() if cleared else "", gr.skip(), gr.skip()
+            cleared = True
         pages, files = source_views(kb_name, hits) if hits else ([], [])
-        yield history, sources, "", pages, files or None
+        yield history, sources, gr.skip() if cleared else "", pages, files or None
 
     # --- knowledge bases -----------------------------------------------------------------------
     def files_table(kb_name: str) -> list[list[Any]]:
