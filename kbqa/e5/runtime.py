@@ -35,6 +35,7 @@ class E5Onnx:
         options.intra_op_num_threads = threads or min(cores, 8)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not spin: FAISS and SQLite run next
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         graph, tensors = build_graph(self.weights)
         names = list(tensors)
