@@ -35,7 +35,9 @@ class E5Onnx:
         options.intra_op_num_threads = threads or min(cores, 8)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not spin: FAISS and SQLite run next
+        # threads spin between the operators of a run (fast) but stop as soon as it returns: left
+        # spinning they took the cores from FAISS, SQLite and llama.cpp, which run next
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         graph, tensors = build_graph(self.weights)
         names = list(tensors)
