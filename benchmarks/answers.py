@@ -125,16 +125,25 @@ def generation_speed(llm: Any, runs: int = 3) -> float:
     return pieces / seconds if seconds else 0.0
 
 
+_MEASURE = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "print(usage.ru_maxrss if os.waitstatus_to_exitcode(status) == 0 else -1)\n"
+)
+
+
 def peak_rss_of_ask(kb_name: str, question: str) -> float:
-    """Peak resident memory (MB) of one `kbqa ask` process with the default stack (that process's
-    own figure: RUSAGE_CHILDREN would give the largest of every child this benchmark has waited for)."""
-    proc = subprocess.Popen([sys.executable, "-m", "kbqa.cli", "ask", question, "--kb", kb_name],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"kbqa ask exited with {proc.returncode}")
-    return usage.ru_maxrss / 1024
+    """Peak resident memory (MB) of one `kbqa ask` process with the default stack.
+
+    Started from a small launcher: Linux carries a process's peak RSS across fork and exec, so a
+    child of this (large) benchmark process would report this process's peak, not its own."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "kbqa.cli", "ask", question, "--kb", kb_name],
+                         capture_output=True, text=True, env=os.environ.copy(), check=True)
+    kb = int(out.stdout.strip())
+    if kb < 0:
+        raise RuntimeError("kbqa ask failed")
+    return kb / 1024
 
 
 def main() -> None:
