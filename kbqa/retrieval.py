@@ -70,13 +70,15 @@ class Retriever:
                     cosines[i] = float(np.dot(vectors[rows[i].vector_key], query))
         fused = fuse(dense, lexical, cosines, self.config)
         hits = []
+        seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
         for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
             row = rows.get(chunk_id)
-            if row is None:
+            if row is None or row.text in seen:
                 continue
             rel = relevance(cosines.get(chunk_id, -1.0), self.embedder.relevance)
             if rel < threshold:
                 continue
+            seen.add(row.text)
             hits.append(Hit(chunk_id, row.name, row.page, row.text, round(rel, 4), score, row.title_path, row.path))
             if len(hits) >= (max(top_k, self.config.rerank_top) if self.reranker else top_k):
                 break
@@ -84,7 +86,11 @@ class Retriever:
             hits = self.reranker.rerank(question, hits)
         hits = hits[:top_k]
         if self.config.expand:
-            hits = [self._expand(h) for h in hits]
+            widened: dict[str, Hit] = {}
+            for h in hits:  # neighbours of two hits can widen into the same text
+                h = self._expand(h)
+                widened.setdefault(h.text, h)
+            hits = list(widened.values())
         return hits
 
     def _expand(self, hit: Hit) -> Hit:

@@ -59,3 +59,25 @@ def test_neighbour_expansion_joins_adjacent_chunks(home: Path, tmp_path: Path) -
     wide = KnowledgeBase.open("e", llm="extractive", ingest={"chunk_size": 80, "chunk_overlap": 30}, retrieval={"expand": 1}).search(q, top_k=1)[0]
     assert base.text in wide.text and len(wide.text) > len(base.text)
     assert wide.text.replace("\n", "") in text  # contiguous original text: overlaps joined, nothing repeated
+
+
+def test_same_text_is_one_source(home: Path, tmp_path: Path) -> None:
+    """One file copied into two folders, or two hits widened into the same page, give one source."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "faq.txt").write_text(
+            "净水器的滤芯每六个月更换一次，更换后请冲洗五分钟再饮用，旧滤芯按可回收垃圾处理。\n\n"
+            "出水变慢时先检查进水阀是否完全打开，再检查前置滤网是否堵塞，必要时联系售后人员。",
+            encoding="utf-8",
+        )
+    (tmp_path / "a" / "other.txt").write_text("公司总部位于杭州市西湖区，在上海和成都设有分公司，现有员工约三百人，主要研发智能净水设备。", encoding="utf-8")
+    kb = KnowledgeBase.open("d", llm="extractive", ingest={"chunk_size": 50, "chunk_overlap": 0})
+    kb.ingest([tmp_path / "a", tmp_path / "b"])
+    hits = kb.search("滤芯多久更换？", top_k=4, threshold=0.0)
+    texts = [h.text for h in hits]
+    assert len(texts) == len(set(texts)) and any("滤芯" in t for t in texts)
+    assert len(hits) >= 3  # the places freed by duplicates go to other chunks
+    kb.close()
+    wide = KnowledgeBase.open("d", llm="extractive", ingest={"chunk_size": 50, "chunk_overlap": 0}, retrieval={"expand": 2})
+    texts = [h.text for h in wide.search("滤芯多久更换？", top_k=4, threshold=0.0)]
+    assert len(texts) == len(set(texts))
