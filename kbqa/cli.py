@@ -73,7 +73,7 @@ def ingest(
     kb: KbOpt = "default",
     prune: Annotated[bool, typer.Option("--prune", help="Remove files under these folders that no longer exist.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-read every file, changed or not.")] = False,
-    pdf_engine: Annotated[Optional[str], typer.Option("--pdf-engine", help="pymupdf | pdfplumber | pdfminer")] = None,
+    pdf_engine: Annotated[Optional[str], typer.Option("--pdf-engine", help="pymupdf (ruled tables too) | pdfplumber (tables) | pdfminer")] = None,
     ocr: Annotated[Optional[str], typer.Option("--ocr", help="auto | always | never")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,

@@ -23,6 +23,7 @@ class IngestConfig(_Section):
     chunk_overlap: int = Field(80, ge=0)
     length_unit: Literal["chars", "weighted", "tokens"] = "weighted"
     pdf_engine: Literal["pymupdf", "pdfplumber", "pdfminer"] = "pymupdf"
+    pdf_tables: bool = True
     ocr: Literal["auto", "always", "never"] = "auto"
     ocr_engine: Literal["rapidocr", "paddleocr"] = "rapidocr"
     ocr_dpi: int = Field(150, ge=50, le=600)

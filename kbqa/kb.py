@@ -254,6 +254,7 @@ class KnowledgeBase:
         index = self.index  # open (or repair) the vector index before the first file
         options = LoadOptions(
             pdf_engine=self.config.ingest.pdf_engine,
+            pdf_tables=self.config.ingest.pdf_tables,
             ocr=self.config.ingest.ocr,
             ocr_engine=self.config.ingest.ocr_engine,
             ocr_dpi=self.config.ingest.ocr_dpi,
@@ -472,6 +473,7 @@ class KnowledgeBase:
                     "context": llm.context, "approx_memory_gb": llm.memory_gb, "loaded": self._llm is not None},
             "ocr": {"engine": ingest.ocr_engine, "mode": ingest.ocr, "dpi": ingest.ocr_dpi},
             "pdf_engine": ingest.pdf_engine,
+            "pdf_tables": ingest.pdf_tables,
             "vector_store": {"kind": kind, "faiss_index": self.config.store.faiss_index if kind == "faiss" else None,
                              "milvus_uri": self.catalog.get_meta("milvus_uri") or self.config.store.milvus_uri if kind == "milvus" else None},
             "retrieval": self.config.retrieval.model_dump(),

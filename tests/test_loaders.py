@@ -45,6 +45,56 @@ def test_every_pdf_engine_reads_pages(tmp_path: Path, engine: str) -> None:
     assert "RO membrane" in docs[1].text
 
 
+def test_pdf_columns_read_in_order_when_the_content_stream_is_not(tmp_path: Path) -> None:
+    """A designed page writes its right column first and its title last: read title, left, right."""
+    import pymupdf
+
+    left = ["The left column opens the report with the first paragraph.", "The left column goes on with a second paragraph."]
+    right = ["The right column follows with a third paragraph of text.", "The right column closes the page with a fourth one."]
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    for x, paragraphs in ((320, right), (50, left)):
+        for i, text in enumerate(paragraphs):
+            page.insert_textbox(pymupdf.Rect(x, 150 + 120 * i, x + 220, 250 + 120 * i), text, fontsize=11)
+    page.insert_textbox(pymupdf.Rect(50, 80, 545, 120), "Annual water quality report of the plant", fontsize=18)
+    doc.save(tmp_path / "columns.pdf")
+    text = "\n".join(d.text for d in load_file(tmp_path / "columns.pdf"))
+    positions = [text.index(t) for t in ["Annual water quality report", *left, *right]]
+    assert positions == sorted(positions), text
+
+
+def _ruled_table_pdf(path: Path) -> Path:
+    import pymupdf
+
+    rows = [["Region", "Q1", "Q2"], ["North", "80", "95"], ["South", "120", "131"]]
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_text((60, 100), "Sales by region are shown in the table below.", fontsize=11)
+    x0, y0, widths, height = 60, 130, [160, 100, 100], 24
+    xs = [x0 + sum(widths[:i]) for i in range(len(widths) + 1)]
+    for r in range(len(rows) + 1):
+        page.draw_line((xs[0], y0 + r * height), (xs[-1], y0 + r * height))
+    for x in xs:
+        page.draw_line((x, y0), (x, y0 + len(rows) * height))
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            page.insert_text((xs[c] + 6, y0 + r * height + 16), cell, fontsize=11)
+    page.insert_text((60, 240), "The south grew faster than the north in the second quarter.", fontsize=11)
+    doc.save(path)
+    return path
+
+
+def test_pdf_ruled_table_becomes_a_markdown_table_in_place(tmp_path: Path) -> None:
+    from ingest import LoadOptions
+
+    path = _ruled_table_pdf(tmp_path / "table.pdf")
+    text = "\n".join(d.text for d in load_file(path))
+    assert "| Region | Q1 | Q2 |" in text and "| South | 120 | 131 |" in text
+    assert text.index("shown in the table below") < text.index("| Region") < text.index("| South") < text.index("grew faster")
+    plain = "\n".join(d.text for d in load_file(path, LoadOptions(pdf_tables=False)))
+    assert "|" not in plain and "South" in plain and "131" in plain
+
+
 @pytest.mark.parametrize("engine", ["pymupdf", "pdfplumber", "pdfminer"])
 def test_running_heads_footers_and_page_numbers_are_dropped(tmp_path: Path, engine: str) -> None:
     import pymupdf

@@ -12,6 +12,7 @@ from ingest.types import Document, LoadError, UnsupportedFile
 @dataclass(frozen=True)
 class LoadOptions:
     pdf_engine: str = "pymupdf"  # pymupdf | pdfplumber | pdfminer
+    pdf_tables: bool = True  # pymupdf: ruled tables as Markdown tables (pdfplumber always finds tables)
     ocr: str = "auto"  # auto | always | never
     ocr_engine: str = "rapidocr"  # rapidocr | paddleocr
     ocr_dpi: int = 150

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ingest.loaders.ocr import ocr_blocks
+from ingest.loaders.pdf_tables import inside, page_tables
+from ingest.loaders.reading_order import block_text, is_rtl, reading_order
 from ingest.tables import markdown_table
 from ingest.types import Document, LoadError
 
@@ -18,11 +20,14 @@ ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
 _COMPAT = re.compile("[\u2e80-\u2fdf\uf900-\ufaff\U0002f800-\U0002fa1f\ufb00-\ufb4f]")
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # glyphs a font maps to no character
+
+
 def _normalize(text: str) -> str:
-    """Fold the Kangxi radicals, CJK compatibility ideographs and ligatures some PDFs emit to the
+    """Drop control characters (what glyphs without a Unicode mapping come out as) and fold the Kangxi radicals, CJK compatibility ideographs and ligatures some PDFs emit to the
     ordinary characters (NFKC), leaving full-width Chinese punctuation as it is."""
     text = _COMPAT.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
-    return text.replace("\u00ad", "")
+    return _CONTROL.sub("", text.replace("\u00ad", ""))
 
 
 _CJK = "\u3000-\u30ff\u3400-\u9fff\uff00-\uffef"
@@ -41,11 +46,36 @@ MARGIN = 0.1  # the top and bottom tenth of a page is where running heads, foote
 _PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
 
 
+_ARABIC = re.compile("[\u0600-\u06ff]")
+_ALEFS = "\u0627\u0623\u0625\u0622"
+_LAM = "\u0644"
+
+
 def _text_dict(page: Any) -> dict[str, Any]:
     """PyMuPDF's page dict without the images: decoding them cost up to 20x the text (docling's PDFs)."""
     import pymupdf
 
-    return dict(page.get_text("dict", flags=pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES))
+    flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES
+    page_dict = dict(page.get_text("dict", flags=flags))
+    if any(_ARABIC.search(span["text"]) for b in page_dict["blocks"] for line in b.get("lines", []) for span in line["spans"]):
+        page_dict = _arabic_dict(page, flags)
+    return page_dict
+
+
+def _arabic_dict(page: Any, flags: int) -> dict[str, Any]:
+    """The page dict rebuilt from its characters, each lam-alef ligature in logical order: PyMuPDF gives
+    such a glyph's alef (as a zero-width character) before its lam, turning "الإ" into "اإل"."""
+    page_dict = dict(page.get_text("rawdict", flags=flags))
+    for block in page_dict["blocks"]:
+        for line in block.get("lines", []):
+            for span in line["spans"]:
+                chars = span.pop("chars", [])
+                text = [c["c"] for c in chars]
+                for i in range(len(chars) - 1):
+                    if text[i] in _ALEFS and text[i + 1] == _LAM and chars[i]["bbox"][2] - chars[i]["bbox"][0] < 0.5:
+                        text[i], text[i + 1] = text[i + 1], text[i]
+                span["text"] = "".join(text)
+    return page_dict
 
 
 def _edge_key(text: str) -> str:
@@ -72,7 +102,7 @@ def repeated_margin_lines(doc: Any) -> set[str]:
     """Margin lines (numbers aside) found on three pages or more (two in a short document):
     running heads and footers, dropped from the text; page numbers always are."""
     if doc.page_count < 2:
-        return set()
+        return {k for k in _margin_lines(doc[0]) if _PAGE_NUMBER.match(k)} if doc.page_count else set()
     counts: dict[str, int] = {}
     for page in doc:
         for key in _margin_lines(page):
@@ -81,15 +111,47 @@ def repeated_margin_lines(doc: Any) -> set[str]:
     return {k for k, n in counts.items() if n >= need or _PAGE_NUMBER.match(k)}
 
 
-def page_blocks(page: Any, drop: set[str] | None = None) -> list[tuple[str, float]]:
+TABLE = 0.0  # the "font size" of a table block: never a title, never merged with its neighbours
+
+
+def _ordered_blocks(page: Any, tables_wanted: bool = True) -> list[dict[str, Any]]:
+    """The page's text blocks in reading order, each ruled table one block of Markdown in place of
+    the lines inside it (the table goes where its first line was in the content stream)."""
+    blocks = [b for b in _text_dict(page)["blocks"] if b.get("type") == 0 and block_text(b).strip()]
+    rtl = is_rtl(blocks)
+    tables = page_tables(page) if tables_wanted and not rtl else []  # PyMuPDF's table cells hold right-to-left text reversed
+    if tables:
+        kept: list[dict[str, Any]] = []
+        placed: set[int] = set()
+        for block in blocks:
+            lines = [line for line in block["lines"] if not inside(line["bbox"], tables)]
+            if len(lines) < len(block["lines"]):
+                for i, (box, _) in enumerate(tables):
+                    if i not in placed and any(inside(line["bbox"], [tables[i]]) for line in block["lines"]):
+                        placed.add(i)
+                        kept.append({"bbox": box, "lines": [], "table": tables[i][1]})
+            if lines:
+                kept.append({**block, "lines": lines, "bbox": _union([line["bbox"] for line in lines])})
+        kept += [{"bbox": box, "lines": [], "table": text} for i, (box, text) in enumerate(tables) if i not in placed]
+        blocks = kept
+    return reading_order(blocks, rtl)
+
+
+def _union(boxes: list[Any]) -> tuple[float, float, float, float]:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def page_blocks(page: Any, drop: set[str] | None = None, tables: bool = True) -> list[tuple[str, float]]:
     """A page's paragraphs with their font size: PyMuPDF lines in reading order, joined into one
     paragraph while the gap to the next line is small, split at larger gaps and at block changes.
-    Margin lines whose key is in drop (running heads, footers, page numbers) are left out."""
+    Margin lines whose key is in drop (running heads, footers, page numbers) are left out; with
+    tables, each ruled table is one paragraph of Markdown (font size TABLE)."""
     paragraphs: list[tuple[str, float]] = []
     top = page.rect.y0 + MARGIN * page.rect.height
     bottom = page.rect.y1 - MARGIN * page.rect.height
-    for block in _text_dict(page)["blocks"]:  # content-stream order: measured closer to reading order than sort=True
-        if block.get("type") != 0:
+    for block in _ordered_blocks(page, tables):
+        if "table" in block:
+            paragraphs.append((block["table"], TABLE))
             continue
         current: list[str] = []
         size = 0.0
@@ -116,7 +178,7 @@ def page_blocks(page: Any, drop: set[str] | None = None) -> list[tuple[str, floa
     merged: list[tuple[str, float]] = []
     for para, size in paragraphs:  # one-line blocks that continue the paragraph above (no sentence end, same size)
         if (
-            merged and not re.search(r"[。！？.!?:：;；)）]$", merged[-1][0]) and len(merged[-1][0]) > 30
+            merged and size != TABLE and merged[-1][1] != TABLE and not re.search(r"[。！？.!?:：;；)）]$", merged[-1][0]) and len(merged[-1][0]) > 30
             and para[:1] not in "#•-·*" and abs(size - merged[-1][1]) <= 0.15 * max(size, 1.0)
         ):
             merged[-1] = (join_wrapped_lines(merged[-1][0] + "\n" + para), merged[-1][1])
@@ -146,6 +208,8 @@ class Headings:
         weights: dict[float, int] = {}
         for paragraphs in pages:
             for text, size in paragraphs:
+                if size == TABLE:
+                    continue
                 weights[round(size, 1)] = weights.get(round(size, 1), 0) + len(text)
         self.body = max(weights, key=lambda k: weights[k]) if weights else 0.0
         sizes = sorted({round(size * 2) / 2 for paragraphs in pages for text, size in paragraphs if self._large(text, size)}, reverse=True)
@@ -269,7 +333,7 @@ def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     """One document per page and section: a title (outline entry or large font) starts a section,
     and every document carries the path of titles above it."""
     drop = repeated_margin_lines(doc)
-    pages = [page_blocks(page, drop) for page in doc]
+    pages = [page_blocks(page, drop, getattr(options, "pdf_tables", True)) for page in doc]
     headings = Headings(doc, pages)
     report = getattr(options, "on_page", None) or (lambda done, total: None)
     scanned = [n for n, paragraphs in enumerate(pages, start=1) if _needs_ocr("\n\n".join(t for t, _ in paragraphs), options)]
