@@ -1,10 +1,11 @@
 """Parsing speed and OCR quality on pages this script renders from known text (issue 6).
 
-    python benchmarks/ingest_speed.py [--pages 60] [--ocr-pages 6]
+    python benchmarks/ingest_speed.py [--pages 60] [--ocr-pages 6] [--pdfs ../shared/data/docs]
 
 Text PDF pages/s per engine; OCR seconds per A4 page at the default resolution (both cores busy);
 OCR character accuracy (rapidfuzz ratio of whitespace-free text) on Chinese and English pages.
-Needs no outside data.
+Needs no outside data; with --pdfs, also the default engine's pages/s over every real PDF under that
+folder, with ruled-table finding on and off (ingest.pdf_tables), text layer only.
 """
 
 from __future__ import annotations
@@ -56,10 +57,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--ocr-pages", type=int, default=6)
+    parser.add_argument("--pdfs", type=Path, default=None, help="a folder of real PDFs (searched recursively)")
     args = parser.parse_args()
     from rapidfuzz import fuzz
 
     from ingest import LoadOptions, load_file
+
+    if args.pdfs is not None:
+        real_pdf_speed(args.pdfs)
 
     with tempfile.TemporaryDirectory() as tmp:
         text_pdf = Path(tmp) / "text.pdf"
@@ -85,6 +90,29 @@ def main() -> None:
             scores = [fuzz.ratio(squash(truth[i]), squash(pages[i])) / 100 for i in idx]
             if scores:
                 print(f"OCR character accuracy, {lang}: {sum(scores) / len(scores):.3f} over {len(scores)} pages", flush=True)
+
+
+def real_pdf_speed(folder: Path) -> None:
+    import pymupdf
+
+    from ingest import LoadError, LoadOptions, load_file
+
+    files = sorted(folder.rglob("*.pdf"))
+    if not files:
+        print(f"skipped real PDFs: none under {folder}")
+        return
+    for tables in (True, False):
+        pages, t0 = 0, time.perf_counter()
+        for path in files:
+            try:
+                with pymupdf.open(path) as doc:
+                    count = doc.page_count
+                load_file(path, LoadOptions(ocr="never", pdf_tables=tables))
+                pages += count
+            except (LoadError, RuntimeError, ValueError):
+                continue  # corrupt or encrypted: the robustness benchmark's business
+        seconds = time.perf_counter() - t0
+        print(f"real PDFs, pymupdf, pdf_tables={str(tables).lower():5s}: {pages / seconds:6.1f} pages/s ({pages} pages of {len(files)} files in {seconds:.1f} s)", flush=True)
 
 
 def make_pdf_tiny(folder: Path) -> Path:
