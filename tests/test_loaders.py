@@ -63,6 +63,23 @@ def test_pdf_columns_read_in_order_when_the_content_stream_is_not(tmp_path: Path
     assert positions == sorted(positions), text
 
 
+def test_pdf_unruled_table_rows_read_across_when_the_page_is_reordered(tmp_path: Path) -> None:
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_textbox(pymupdf.Rect(60, 130, 540, 190), "Filter lifetimes measured in the lab over two years of daily use.", fontsize=11)
+    rows = [["Filter", "Months", "Price"], ["Carbon", "six", "ninety"], ["Membrane", "twenty-four", "four hundred"]]
+    for c in range(3):  # written column by column, each cell its own block
+        for r, row in enumerate(rows):
+            page.insert_text((60 + 170 * c, 230 + 24 * r), row[c], fontsize=11)
+    page.insert_textbox(pymupdf.Rect(60, 60, 540, 100), "Maintenance schedule of the water purifier", fontsize=18)  # drawn last, read first
+    doc.save(tmp_path / "rows.pdf")
+    text = "\n".join(d.text for d in load_file(tmp_path / "rows.pdf"))
+    positions = [text.index(t) for t in ["Maintenance schedule", "Filter lifetimes", "Carbon", "six", "ninety", "Membrane", "twenty-four"]]
+    assert positions == sorted(positions), text
+
+
 def _ruled_table_pdf(path: Path) -> Path:
     import pymupdf
 

@@ -69,12 +69,18 @@ def _split(blocks: list[Block], gaps: list[tuple[float, float]], lo: int, hi: in
     return [g for g in groups if g]
 
 
+def _row(band: list[Block]) -> bool:
+    """Three cells or more side by side, one line each at the same height: a row of an unruled table,
+    read across (two one-line blocks level with each other are as likely two columns of text)."""
+    return len(band) >= 3 and all(len(b.get("lines", [])) <= 1 for b in band) and max(b["bbox"][1] for b in band) - min(b["bbox"][1] for b in band) < 2
+
+
 def _regions(bands: list[list[Block]]) -> list[list[Block]]:
-    """Consecutive bands that share a column gutter are one multi-column region."""
+    """Consecutive bands that share a column gutter are one multi-column region (rows of a table are not)."""
     regions: list[list[Block]] = []
     gutters: list[list[tuple[float, float]]] = []
     for band in bands:
-        own = _gaps(band, 0, 2) if len(band) > 1 else []
+        own = _gaps(band, 0, 2) if len(band) > 1 and not _row(band) else []
         if regions and own and gutters[-1]:
             common = [(max(a0, b0), min(a1, b1)) for a0, a1 in gutters[-1] for b0, b1 in own if max(a0, b0) < min(a1, b1)]
             if common:
