@@ -24,8 +24,9 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # glyphs a font 
 
 
 def _normalize(text: str) -> str:
-    """Drop control characters (what glyphs without a Unicode mapping come out as) and fold the Kangxi radicals, CJK compatibility ideographs and ligatures some PDFs emit to the
-    ordinary characters (NFKC), leaving full-width Chinese punctuation as it is."""
+    """Drop control characters (what glyphs without a Unicode mapping come out as); fold the Kangxi
+    radicals, CJK compatibility ideographs and ligatures some PDFs emit to the ordinary characters
+    (NFKC), leaving full-width Chinese punctuation as it is."""
     text = _COMPAT.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
     return _CONTROL.sub("", text.replace("\u00ad", ""))
 
@@ -111,7 +112,7 @@ def repeated_margin_lines(doc: Any) -> set[str]:
     return {k for k, n in counts.items() if n >= need or _PAGE_NUMBER.match(k)}
 
 
-TABLE = 0.0  # the "font size" of a table block: never a title, never merged with its neighbours
+TABLE = -2.0  # the "font size" of a table block: never a title, never merged; its own document (kind "table")
 
 
 def _ordered_blocks(page: Any, tables_wanted: bool = True) -> list[dict[str, Any]]:
@@ -356,6 +357,12 @@ def _assemble(path: Path, pages: list[list[tuple[str, float]]], scanned: set[int
         section: list[str] = []
         titles = [t for _, t in path_]
         for para, size in paragraphs:
+            if size == TABLE:  # a ruled table: a document of its own, so the splitter cuts it by rows under its header
+                if section:
+                    yield _page_doc(path, number, "\n\n".join(section), kind, titles)
+                    section = []
+                yield _page_doc(path, number, para, "table", titles)
+                continue
             if size < 0:  # an OCR title: its level from the outline, else a top-level section
                 level = headings.level(number, para, 0.0) if headings.outline else 1
             else:
