@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ingest.loaders.bidi import RTL_TEXT, is_rtl_line, lam_alef, logical_text
 from ingest.loaders.ocr import ocr_blocks
 from ingest.loaders.pdf_tables import inside, page_tables
 from ingest.loaders.reading_order import block_text, is_rtl, reading_order
@@ -47,9 +48,7 @@ MARGIN = 0.1  # the top and bottom tenth of a page is where running heads, foote
 _PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
 
 
-_ARABIC = re.compile("[\u0600-\u06ff]")
-_ALEFS = "\u0627\u0623\u0625\u0622"
-_LAM = "\u0644"
+_RTL = re.compile(RTL_TEXT)
 
 
 def _text_dict(page: Any) -> dict[str, Any]:
@@ -58,25 +57,44 @@ def _text_dict(page: Any) -> dict[str, Any]:
 
     flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES
     page_dict = dict(page.get_text("dict", flags=flags))
-    if any(_ARABIC.search(span["text"]) for b in page_dict["blocks"] for line in b.get("lines", []) for span in line["spans"]):
-        page_dict = _arabic_dict(page, flags)
+    if any(_RTL.search(span["text"]) for b in page_dict["blocks"] for line in b.get("lines", []) for span in line["spans"]):
+        page_dict = _rtl_dict(page, flags)
     return page_dict
 
 
-def _arabic_dict(page: Any, flags: int) -> dict[str, Any]:
-    """The page dict rebuilt from its characters, each lam-alef ligature in logical order: PyMuPDF gives
-    such a glyph's alef (as a zero-width character) before its lam, turning "الإ" into "اإل"."""
+def _rtl_dict(page: Any, flags: int) -> dict[str, Any]:
+    """The page dict rebuilt from its characters, right-to-left lines in logical order (see bidi.py).
+    Lines of a block side by side on one baseline are one line there (a label and its date drawn
+    piece by piece); such a line becomes one span, set in the largest size of its spans."""
     page_dict = dict(page.get_text("rawdict", flags=flags))
     for block in page_dict["blocks"]:
+        lines: list[dict[str, Any]] = []
         for line in block.get("lines", []):
+            if lines and _level(lines[-1]["bbox"], line["bbox"]) and is_rtl_line(_chars(lines[-1]) + _chars(line)):
+                last = lines[-1]
+                lines[-1] = {**last, "bbox": _union([last["bbox"], line["bbox"]]), "spans": last["spans"] + line["spans"]}
+            else:
+                lines.append(line)
+        for line in lines:
+            chars = _chars(line)
             for span in line["spans"]:
-                chars = span.pop("chars", [])
-                text = [c["c"] for c in chars]
-                for i in range(len(chars) - 1):
-                    if text[i] in _ALEFS and text[i + 1] == _LAM and chars[i]["bbox"][2] - chars[i]["bbox"][0] < 0.5:
-                        text[i], text[i + 1] = text[i + 1], text[i]
-                span["text"] = "".join(text)
+                span["text"] = "".join(c["c"] for c in lam_alef(span.pop("chars", [])))
+            if line["spans"] and is_rtl_line(chars):
+                size = max(span["size"] for span in line["spans"])
+                line["spans"] = [{**line["spans"][0], "size": size, "text": logical_text(lam_alef(chars), size)}]
+        if "lines" in block:
+            block["lines"] = lines
     return page_dict
+
+
+def _chars(line: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for span in line["spans"] for c in span.get("chars", [])]
+
+
+def _level(a: Any, b: Any) -> bool:
+    """Two boxes on one line: they share most of the shorter one's height."""
+    overlap = min(a[3], b[3]) - max(a[1], b[1])
+    return overlap > 0.6 * min(a[3] - a[1], b[3] - b[1])
 
 
 def _edge_key(text: str) -> str:
@@ -113,6 +131,7 @@ def repeated_margin_lines(doc: Any) -> set[str]:
 
 
 TABLE = -2.0  # the "font size" of a table block: never a title, never merged; its own document (kind "table")
+ITEM = -3.0  # marks where a checkbox or bullet glyph without a character stood: the next paragraph is not merged up
 
 
 def _ordered_blocks(page: Any, tables_wanted: bool = True) -> list[dict[str, Any]]:
@@ -158,12 +177,18 @@ def page_blocks(page: Any, drop: set[str] | None = None, tables: bool = True) ->
         size = 0.0
         last_bottom: float | None = None
         for line in block["lines"]:
-            text = "".join(span["text"] for span in line["spans"]).strip()
+            raw = "".join(span["text"] for span in line["spans"])
+            text = _normalize(raw).strip()
             if not text:
+                if raw.strip():  # only glyphs without characters (checkboxes, bullets): what follows is a new item
+                    if current:
+                        paragraphs.append((join_wrapped_lines("\n".join(current)), size))
+                        current = []
+                    paragraphs.append(("", ITEM))
                 continue
             if drop and (line["bbox"][3] <= top or line["bbox"][1] >= bottom) and _edge_key(text) in drop:
                 continue
-            line_size = max((span["size"] for span in line["spans"] if span["text"].strip()), default=0.0)
+            line_size = max((span["size"] for span in line["spans"] if _normalize(span["text"]).strip()), default=0.0)
             top_y, bottom_y = line["bbox"][1], line["bbox"][3]
             height = max(1.0, bottom_y - top_y)
             gap = current and last_bottom is not None and top_y - last_bottom > 0.9 * height
@@ -177,14 +202,19 @@ def page_blocks(page: Any, drop: set[str] | None = None, tables: bool = True) ->
         if current:
             paragraphs.append((join_wrapped_lines("\n".join(current)), size))
     merged: list[tuple[str, float]] = []
+    item = False
     for para, size in paragraphs:  # one-line blocks that continue the paragraph above (no sentence end, same size)
+        if size == ITEM:
+            item = True
+            continue
         if (
-            merged and size != TABLE and merged[-1][1] != TABLE and not re.search(r"[。！？.!?:：;；)）]$", merged[-1][0]) and len(merged[-1][0]) > 30
+            not item and merged and size != TABLE and merged[-1][1] != TABLE and not re.search(r"[。！？.!?:：;；)）]$", merged[-1][0]) and len(merged[-1][0]) > 30
             and para[:1] not in "#•-·*" and abs(size - merged[-1][1]) <= 0.15 * max(size, 1.0)
         ):
             merged[-1] = (join_wrapped_lines(merged[-1][0] + "\n" + para), merged[-1][1])
         else:
             merged.append((para, size))
+        item = False
     return merged
 
 

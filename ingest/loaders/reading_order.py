@@ -23,7 +23,8 @@ def block_text(block: Block) -> str:
 
 def _small(block: Block) -> bool:
     """A label (a figure's callout, a page number): one short line, ignored when judging the stream."""
-    return len(block.get("lines", [])) == 1 and len(block_text(block).strip()) < 25
+    lines = [line for line in block.get("lines", []) if "".join(span["text"] for span in line["spans"]).strip()]
+    return len(lines) == 1 and len(block_text(block).strip()) < 25
 
 
 def backward_jumps(blocks: list[Block], rtl: bool = False) -> int:
