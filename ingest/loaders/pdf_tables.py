@@ -56,7 +56,7 @@ def page_tables(page: Any) -> list[tuple[Box, str]]:
     for table in found:
         if table.row_count < 2 or table.col_count < 2:
             continue  # a frame around a paragraph, not a table
-        rows = table.extract()
+        rows = spans_filled(table)
         filled = [sum(1 for cell in row if cell and cell.strip()) for row in rows]
         if sum(1 for n in filled if n >= 2) < 0.5 * len(rows):
             continue  # boxes of a diagram or a page's layout grid: mostly one filled cell a row
@@ -64,6 +64,43 @@ def page_tables(page: Any) -> list[tuple[Box, str]]:
         if text:
             tables.append((tuple(table.bbox), text))
     return tables
+
+
+LABEL = 40  # a merged cell repeated over the cells it covers: a header or a row label, not a paragraph
+
+
+def spans_filled(table: Any) -> list[list[str]]:
+    """The table's cells, each cell that a merged cell covers holding the merged cell's text (the way
+    docling writes them), so a column keeps its whole header and a row its label when the splitter cuts
+    a long table by rows. PyMuPDF gives such a cell as None; the merged cell is the one to its left
+    that reaches across it, else the one above that reaches down over it. Only short merged cells
+    (labels) are repeated."""
+    rows = table.extract()
+    boxes = [row.cells for row in table.rows]
+    if len(boxes) != len(rows) or any(len(b) != len(r) for b, r in zip(boxes, rows)):
+        return [[cell or "" for cell in row] for row in rows]
+    centres: dict[int, float] = {}
+    for c in range(max((len(r) for r in rows), default=0)):
+        xs = sorted((b[c][0] + b[c][2]) / 2 for b in boxes if c < len(b) and b[c] is not None)
+        if xs:
+            centres[c] = xs[len(xs) // 2]
+    filled = [list(row) for row in rows]
+    for r, row in enumerate(rows):
+        middle = (table.rows[r].bbox[1] + table.rows[r].bbox[3]) / 2
+        for c, cell in enumerate(row):
+            if cell is not None or c not in centres:
+                continue
+            left = next((k for k in range(c - 1, -1, -1) if boxes[r][k] is not None), None)
+            up = next((k for k in range(r - 1, -1, -1) if c < len(boxes[k]) and boxes[k][c] is not None), None)
+            if left is not None and boxes[r][left][2] > centres[c]:
+                source = filled[r][left]
+            elif up is not None and boxes[up][c][3] > middle:
+                source = filled[up][c]
+            else:
+                continue
+            if source and len(source) <= LABEL:
+                filled[r][c] = source
+    return [[cell or "" for cell in row] for row in filled]
 
 
 def inside(box: Box, tables: list[tuple[Box, str]]) -> bool:
