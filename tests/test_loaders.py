@@ -115,6 +115,60 @@ def test_pdf_ruled_table_becomes_a_markdown_table_in_place(tmp_path: Path) -> No
     assert "|" not in plain and "South" in plain and "131" in plain
 
 
+def test_pdf_merged_cells_repeat_their_label_over_the_cells_they_cover(tmp_path: Path) -> None:
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    xs, ys = [50, 200, 300, 400], [100, 120, 140, 160]
+    for y in ys:
+        page.draw_line((xs[1] if y == ys[1] else xs[0], y), (xs[-1], y))  # "Name" spans the two header rows
+    for x in xs:
+        page.draw_line((x, ys[1] if x == xs[2] else ys[0]), (x, ys[-1]))  # "Score" spans the two columns on the right
+    for x, y, text in [(55, 125, "Name"), (205, 115, "Score"), (205, 135, "math"), (305, 135, "art"), (55, 155, "Ann"), (205, 155, "90"), (305, 155, "80")]:
+        page.insert_text((x, y), text, fontsize=10)
+    doc.save(tmp_path / "merged.pdf")
+    table = next(d for d in load_file(tmp_path / "merged.pdf") if d.meta["kind"] == "table")
+    assert table.text.splitlines()[0] == "| Name | Score | Score |"
+    assert "| Name | math | art |" in table.text and "| Ann | 90 | 80 |" in table.text
+
+
+def test_pdf_right_to_left_line_drawn_in_pieces_reads_in_logical_order(tmp_path: Path) -> None:
+    import pymupdf
+
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not font.exists():
+        pytest.skip("needs an Arabic font (fonts-dejavu-core)")
+    doc = pymupdf.open()
+    page = doc.new_page()
+    measure = pymupdf.Font(fontfile=str(font))
+    label = "تاريخ ارائه مدارک"  # "date documents were submitted": drawn right-aligned, glyphs in visual order
+    page.insert_text((500 - measure.text_length(label[::-1], 12), 100), label[::-1], fontfile=str(font), fontname="dv", fontsize=12)
+    x = 300.0
+    for piece in ["19", "/", "09", "/", "1403"]:  # the date 1403/09/19, drawn piece by piece from the right
+        x -= measure.text_length(piece, 12)
+        page.insert_text((x, 100), piece, fontfile=str(font), fontname="dv", fontsize=12)
+    doc.save(tmp_path / "rtl.pdf")
+    text = "\n".join(d.text for d in load_file(tmp_path / "rtl.pdf"))
+    assert text == "تاريخ ارائه مدارک 1403/09/19"
+
+
+def test_right_to_left_characters_to_logical_order() -> None:
+    from ingest.loaders.bidi import lam_alef, logical_text
+
+    def chars(*glyphs: tuple[str, float, float]) -> list[dict[str, object]]:
+        return [{"c": c, "bbox": (x0, 0.0, x1, 10.0)} for c, x0, x1 in glyphs]
+
+    # "وعليه،" as PyMuPDF lists it: the comma drawn at the left of the word comes first
+    assert logical_text(chars(("،", 40, 43), ("و", 60, 64), ("ع", 56, 60), ("ل", 52, 56), ("ي", 48, 52), ("ه", 43, 48)), 10) == "وعليه،"
+    # "خلال": the lam-alef ligature's zero-width alef is listed before its lam; a space as wide as the word is ignored
+    word = lam_alef(chars(("خ", 30, 36), ("ا", 30, 30), ("ل", 24, 30), (" ", 10, 36), ("ل", 18, 24)))
+    assert logical_text(word, 10) == "خلال"
+    # Latin and numbers inside a right-to-left line keep their own direction (drawn "PDF 20 باب")
+    line = chars(("ب", 90, 96), ("ا", 86, 90), ("ب", 80, 86), ("P", 20, 26), ("D", 26, 32), ("F", 32, 38), ("2", 44, 50), ("0", 50, 56))
+    assert logical_text(line, 10) == "باب PDF 20"
+
+
 @pytest.mark.parametrize("engine", ["pymupdf", "pdfplumber", "pdfminer"])
 def test_running_heads_footers_and_page_numbers_are_dropped(tmp_path: Path, engine: str) -> None:
     import pymupdf
