@@ -28,6 +28,7 @@ def strip_markdown(md: str) -> str:
     md = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", md)  # images
     md = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", md)  # links keep their text
     md = re.sub(r"^\s{0,3}#{1,6}\s*", "", md, flags=re.M)  # headings
+    md = re.sub(r"^\s*[-*+]\s+\[[ xX]\]", "", md, flags=re.M)  # task-list checkboxes "- [ ]", "- [x]"
     md = re.sub(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$", "", md, flags=re.M)  # table rules ("| - | - |" too)
     md = re.sub(r"\\([\\`*_{}\[\]()#+\-.!|<>~])", lambda m: "\x00" if m.group(1) in "*_`" else m.group(1), md)  # escapes
     md = md.replace("|", "")
