@@ -153,6 +153,20 @@ def test_pdf_right_to_left_line_drawn_in_pieces_reads_in_logical_order(tmp_path:
     assert text == "تاريخ ارائه مدارک 1403/09/19"
 
 
+def test_a_column_line_beside_a_gap_in_the_other_column_stays_in_its_column() -> None:
+    from ingest.loaders.reading_order import xy_order
+
+    def block(name: str, x0: float, y0: float, x1: float, y1: float) -> dict[str, object]:
+        return {"bbox": (x0, y0, x1, y1), "lines": [{"spans": [{"text": name}]}], "name": name}
+
+    blocks = [block("title", 60, 50, 550, 70), block("heading", 70, 100, 150, 115)]
+    blocks += [block(f"left{i}", 65, 140 + 20 * i, 295, 152 + 20 * i) for i in range(6)]
+    blocks += [block("right0", 318, 95, 550, 107), block("right1", 318, 119, 550, 131)]  # left column: white space after its heading
+    blocks += [block(f"right{i}", 318, 140 + 20 * (i - 2), 550, 152 + 20 * (i - 2)) for i in range(2, 8)]
+    order = [b["name"] for b in xy_order(blocks)]
+    assert order == ["title", "heading"] + [f"left{i}" for i in range(6)] + [f"right{i}" for i in range(8)]
+
+
 def test_right_to_left_characters_to_logical_order() -> None:
     from ingest.loaders.bidi import lam_alef, logical_text
 

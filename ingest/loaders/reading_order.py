@@ -76,12 +76,22 @@ def _row(band: list[Block]) -> bool:
     return len(band) >= 3 and all(len(b.get("lines", [])) <= 1 for b in band) and max(b["bbox"][1] for b in band) - min(b["bbox"][1] for b in band) < 2
 
 
+def _one_side(block: Block, gutters: list[tuple[float, float]]) -> bool:
+    """Whether the block stays on one side of every gutter (it does not cross into the next column)."""
+    x0, x1 = block["bbox"][0], block["bbox"][2]
+    return all(x1 <= g0 + GAP or x0 >= g1 - GAP for g0, g1 in gutters)
+
+
 def _regions(bands: list[list[Block]]) -> list[list[Block]]:
-    """Consecutive bands that share a column gutter are one multi-column region (rows of a table are not)."""
+    """Consecutive bands that share a column gutter are one multi-column region (rows of a table are not),
+    and so is a band whose blocks all keep to one column of the region above."""
     regions: list[list[Block]] = []
     gutters: list[list[tuple[float, float]]] = []
     for band in bands:
         own = _gaps(band, 0, 2) if len(band) > 1 and not _row(band) else []
+        if regions and gutters[-1] and not own and all(_one_side(b, gutters[-1]) for b in band):
+            regions[-1] = regions[-1] + band  # a column's line where the other column has a gap
+            continue
         if regions and own and gutters[-1]:
             common = [(max(a0, b0), min(a1, b1)) for a0, a1 in gutters[-1] for b0, b1 in own if max(a0, b0) < min(a1, b1)]
             if common:
