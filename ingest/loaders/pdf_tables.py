@@ -60,12 +60,15 @@ def page_tables(page: Any) -> list[tuple[Box, str]]:
         filled = [sum(1 for cell in row if cell and cell.strip()) for row in rows]
         if sum(1 for n in filled if n >= 2) < 0.5 * len(rows):
             continue  # boxes of a diagram or a page's layout grid: mostly one filled cell a row
+        if max((len(cell) for row in rows for cell in row if cell), default=0) > PARAGRAPHS:
+            continue  # a frame around columns of running text: a layout grid
         text = markdown_table(rows)
         if text:
             tables.append((tuple(table.bbox), text))
     return tables
 
 
+PARAGRAPHS = 500  # characters: a "cell" holding more is a page's layout grid, not a table
 LABEL = 40  # a merged cell repeated over the cells it covers: a header or a row label, not a paragraph
 
 
