@@ -27,9 +27,9 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # glyphs a font 
 def _normalize(text: str) -> str:
     """Drop control characters (what glyphs without a Unicode mapping come out as); fold the Kangxi
     radicals, CJK compatibility ideographs and ligatures some PDFs emit to the ordinary characters
-    (NFKC), leaving full-width Chinese punctuation as it is."""
+    (NFKC), leaving full-width Chinese punctuation as it is; the fraction slash of "1⁄4" becomes "/"."""
     text = _COMPAT.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
-    return _CONTROL.sub("", text.replace("\u00ad", ""))
+    return _CONTROL.sub("", text.replace("\u00ad", "").replace("\u2044", "/"))
 
 
 _CJK = "\u3000-\u30ff\u3400-\u9fff\uff00-\uffef"
@@ -45,7 +45,7 @@ def join_wrapped_lines(block: str) -> str:
 
 
 MARGIN = 0.1  # the top and bottom tenth of a page is where running heads, footers and page numbers live
-_PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
+_PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^#\s*[-–]\s*#$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
 
 
 _RTL = re.compile(RTL_TEXT)
