@@ -56,7 +56,7 @@ def squash(text: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=60)
-    parser.add_argument("--ocr-pages", type=int, default=6)
+    parser.add_argument("--ocr-pages", type=int, default=6, help="scanned pages to OCR (0: skip OCR)")
     parser.add_argument("--pdfs", type=Path, default=None, help="a folder of real PDFs (searched recursively)")
     args = parser.parse_args()
     from rapidfuzz import fuzz
@@ -75,6 +75,8 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             pages = len({d.page for d in docs})
             print(f"text PDF, {engine:10s}: {pages / seconds:7.1f} pages/s ({pages} pages in {seconds:.2f} s)", flush=True)
+        if args.ocr_pages < 1:
+            return
         scan_pdf = Path(tmp) / "scan.pdf"
         truth = make_pdf(scan_pdf, args.ocr_pages, as_image=True)
         load_file(make_pdf_tiny(Path(tmp)), LoadOptions(ocr="always"))  # load the OCR models once, untimed
