@@ -17,9 +17,12 @@ _ALEFS = "\u0627\u0623\u0625\u0622"
 _LAM = "\u0644"
 
 
-def _strong(ch: str) -> str:
-    """'R' for right-to-left letters, 'L' for left-to-right letters and digits, '' for the rest."""
-    kind = unicodedata.bidirectional(ch)
+def _strong(text: str) -> str:
+    """'R' for right-to-left letters, 'L' for left-to-right letters and digits, '' for the rest
+    (of a glyph's first character: a ligature's text can be several)."""
+    if not text:
+        return ""
+    kind = unicodedata.bidirectional(text[0])
     if kind in ("R", "AL"):
         return "R"
     if kind in ("L", "EN", "AN"):
@@ -45,26 +48,43 @@ def is_rtl_line(chars: list[dict[str, Any]]) -> bool:
     return kinds.count("R") > kinds.count("L")
 
 
-def logical_text(chars: list[dict[str, Any]], size: float) -> str:
-    """The text of a right-to-left line from its characters (as PyMuPDF lists them, ligatures fixed).
-    Spaces come from the gaps between glyphs: some PDFs draw a space as wide as the word around it."""
+def _words(chars: list[dict[str, Any]], size: float, rtl: bool) -> list[list[str]]:
+    """The line's words in drawing order (right to left when rtl), each a list of glyph clusters: a zero-width
+    alef or a vowel mark goes with the letter before it. Spaces come from the gaps between glyphs, not from
+    space characters: some PDFs draw a space as wide as the word around it."""
     clusters: list[list[Any]] = []  # [x0, x1, text]
     for c in chars:
         x0, _, x1, _ = c["bbox"]
-        if c["c"].isspace():
+        if not c["c"] or c["c"].isspace() or c["c"].startswith("(cid:"):  # pdfminer's name for a glyph without a character
             continue
-        if (x1 - x0 < 0.5 or unicodedata.combining(c["c"])) and clusters:  # a zero-width alef, a vowel mark
+        if any(t == c["c"] and abs(a - x0) < 1 and abs(b - x1) < 1 for a, b, t in clusters[-3:]):
+            continue  # the same glyph drawn twice (fake bold, shadows)
+        if (x1 - x0 < 0.5 or unicodedata.combining(c["c"][0])) and clusters:
             clusters[-1][2] += c["c"]
         else:
             clusters.append([x0, x1, c["c"]])
-    clusters.sort(key=lambda cluster: -(cluster[0] + cluster[1]) / 2)
-    words: list[list[str]] = []  # right to left, each word's clusters right to left
+    clusters.sort(key=lambda cluster: (cluster[0] + cluster[1]) / 2, reverse=rtl)
+    words: list[list[str]] = []
     for i, (x0, x1, text) in enumerate(clusters):
-        if not words or clusters[i - 1][0] - x1 > 0.2 * size:
+        gap = (clusters[i - 1][0] - x1) if rtl else (x0 - clusters[i - 1][1]) if i else 0.0
+        if not words or gap > 0.2 * size:
             words.append([])
         words[-1].append(text)
+    return words
+
+
+def line_text(chars: list[dict[str, Any]], size: float) -> str:
+    """A line's text from its characters ({"c", "bbox"}), in logical order whichever way it runs."""
+    if is_rtl_line(chars):
+        return logical_text(chars, size)
+    return " ".join("".join(word) for word in _words(chars, size, rtl=False))
+
+
+def logical_text(chars: list[dict[str, Any]], size: float) -> str:
+    """The text of a right-to-left line from its characters (as PyMuPDF lists them, ligatures fixed)."""
+    words = _words(chars, size, rtl=True)  # right to left, each word's clusters right to left
     units = [u for n, word in enumerate(words) for u in ([" "] if n else []) + word]
-    kinds = [_strong(u[0]) for u in units]
+    kinds = [_strong(u) for u in units]
     out: list[str] = []
     i = 0
     while i < len(units):

@@ -10,9 +10,9 @@ from typing import Any
 
 from ingest.loaders.bidi import RTL_TEXT, is_rtl_line, lam_alef, logical_text
 from ingest.loaders.ocr import ocr_blocks
+from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
 from ingest.loaders.pdf_tables import inside, page_tables
 from ingest.loaders.reading_order import block_text, is_rtl, reading_order
-from ingest.tables import markdown_table
 from ingest.types import Document, LoadError
 
 ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
@@ -348,9 +348,9 @@ def load(path: Path, options: Any) -> Iterator[Document]:
             yield from _pymupdf_sections(path, doc, options)
             return
         elif options.pdf_engine == "pdfplumber":
-            texts = drop_repeated_edges(_pdfplumber_pages(path))
+            texts = drop_repeated_edges(pdfplumber_pages(path))
         else:
-            texts = drop_repeated_edges(_pdfminer_pages(path))
+            texts = drop_repeated_edges(pdfminer_pages(path))
         for number, text in enumerate(texts, start=1):
             if getattr(options, "on_page", None):
                 options.on_page(number, len(texts))
@@ -424,33 +424,3 @@ def drop_repeated_edges(pages: list[str]) -> list[str]:
         edge = set(range(min(2, len(lines)))) | set(range(max(0, len(lines) - 2), len(lines)))
         out.append("\n".join(x for i, x in enumerate(lines) if not (i in edge and x.strip() and _edge_key(x) in drop)))
     return out
-
-
-def _pdfplumber_pages(path: Path) -> list[str]:
-    import pdfplumber
-
-    pages: list[str] = []
-    with pdfplumber.open(path) as pdf:
-        for page in pdf.pages:
-            tables = page.find_tables()
-            boxes = [t.bbox for t in tables]
-
-            def outside(obj: dict[str, Any], boxes: list[Any] = boxes) -> bool:
-                x = (obj["x0"] + obj["x1"]) / 2
-                y = (obj["top"] + obj["bottom"]) / 2
-                return not any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
-
-            text = page.filter(outside).extract_text() or "" if boxes else page.extract_text() or ""
-            parts = [text] + [markdown_table(t.extract()) for t in tables]
-            pages.append("\n\n".join(p for p in parts if p.strip()))
-    return pages
-
-
-def _pdfminer_pages(path: Path) -> list[str]:
-    from pdfminer.high_level import extract_pages
-    from pdfminer.layout import LTTextContainer
-
-    return [
-        "\n\n".join(el.get_text().strip() for el in layout if isinstance(el, LTTextContainer))
-        for layout in extract_pages(str(path))
-    ]

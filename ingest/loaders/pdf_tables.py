@@ -57,11 +57,8 @@ def page_tables(page: Any) -> list[tuple[Box, str]]:
         if table.row_count < 2 or table.col_count < 2:
             continue  # a frame around a paragraph, not a table
         rows = spans_filled(table)
-        filled = [sum(1 for cell in row if cell and cell.strip()) for row in rows]
-        if sum(1 for n in filled if n >= 2) < 0.5 * len(rows):
-            continue  # boxes of a diagram or a page's layout grid: mostly one filled cell a row
-        if max((len(cell) for row in rows for cell in row if cell), default=0) > PARAGRAPHS:
-            continue  # a frame around columns of running text: a layout grid
+        if not is_table(rows):
+            continue
         text = markdown_table(rows)
         if text:
             tables.append((tuple(table.bbox), text))
@@ -70,6 +67,15 @@ def page_tables(page: Any) -> list[tuple[Box, str]]:
 
 PARAGRAPHS = 500  # characters: a "cell" holding more is a page's layout grid, not a table
 LABEL = 40  # a merged cell repeated over the cells it covers: a header or a row label, not a paragraph
+
+
+def is_table(rows: list[list[str | None]]) -> bool:
+    """Whether ruled cells hold a table rather than a diagram's boxes or a page's layout grid: most rows
+    have two filled cells, and no cell holds paragraphs of running text."""
+    filled = [sum(1 for cell in row if cell and cell.strip()) for row in rows]
+    if sum(1 for n in filled if n >= 2) < 0.5 * len(rows):
+        return False
+    return max((len(cell) for row in rows for cell in row if cell), default=0) <= PARAGRAPHS
 
 
 def spans_filled(table: Any) -> list[list[str]]:
