@@ -1,7 +1,7 @@
 """Every file under a folder of real-world documents either yields text or a one-line reason:
 counts of ok / failed (with reason) / unsupported / crashed / timed out (issue 6's sweep).
 
-    python benchmarks/robustness.py --data ../shared/data/docs [--timeout 60] [--ocr never]
+    python benchmarks/robustness.py --data ../shared/data/docs [--timeout 60] [--ocr never] [--pdf-engine pdfplumber]
 
 Each file is read in a forked child process with a time limit, so a crash or a hang is counted,
 and memory cannot leak from one file to the next. Without the data folder it says so and exits 0.
@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def _read(path: str, ocr: str, conn: object) -> None:
+def _read(path: str, ocr: str, engine: str, conn: object) -> None:
     from ingest import LoadError, LoadOptions, UnsupportedFile, load_file
 
     try:
-        docs = load_file(path, LoadOptions(ocr=ocr))
+        docs = load_file(path, LoadOptions(ocr=ocr, pdf_engine=engine))
         conn.send(("ok", f"{sum(len(d.text) for d in docs)} chars"))  # type: ignore[attr-defined]
     except UnsupportedFile as exc:
         conn.send(("unsupported", str(exc)))  # type: ignore[attr-defined]
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "docs")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--ocr", default="auto", choices=["auto", "always", "never"])
+    parser.add_argument("--pdf-engine", default="pymupdf", choices=["pymupdf", "pdfplumber", "pdfminer"])
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     if not args.data.exists():
@@ -54,7 +55,7 @@ def main() -> None:
     started = time.perf_counter()
     for path in files:
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_read, args=(str(path), args.ocr, child))
+        proc = ctx.Process(target=_read, args=(str(path), args.ocr, args.pdf_engine, child))
         t0 = time.perf_counter()
         proc.start()
         status, detail = "crashed", ""
