@@ -102,31 +102,22 @@ def _edge_key(text: str) -> str:
     return re.sub(r"\d+", "#", " ".join(text.lower().split()))
 
 
-def _margin_lines(page: Any) -> set[str]:
-    height = page.rect.height
-    keys = set()
-    top = page.rect.y0 + MARGIN * height
-    bottom = page.rect.y1 - MARGIN * height
-    for block in _text_dict(page)["blocks"]:
-        for line in block.get("lines", []):
-            y0, y1 = line["bbox"][1], line["bbox"][3]
-            if y1 <= top or y0 >= bottom:
-                text = "".join(span["text"] for span in line["spans"]).strip()
-                if text:
-                    keys.add(_edge_key(text))
-    return keys
+def _margin_keys(layout: list[dict[str, Any]], rect: Any) -> set[str]:
+    top = rect.y0 + MARGIN * rect.height
+    bottom = rect.y1 - MARGIN * rect.height
+    return {_edge_key(text) for block in layout for _, text, y0, y1, _ in block.get("lines", []) if text and (y1 <= top or y0 >= bottom)}
 
 
-def repeated_margin_lines(doc: Any) -> set[str]:
-    """Margin lines (numbers aside) found on three pages or more (two in a short document):
-    running heads and footers, dropped from the text; page numbers always are."""
-    if doc.page_count < 2:
-        return {k for k in _margin_lines(doc[0]) if _PAGE_NUMBER.match(k)} if doc.page_count else set()
+def repeated_margin_lines(keys: list[set[str]]) -> set[str]:
+    """Margin lines (numbers aside; one set of keys a page) found on three pages or more (two in a short
+    document): running heads and footers, dropped from the text; page numbers always are."""
+    if len(keys) < 2:
+        return {k for page in keys for k in page if _PAGE_NUMBER.match(k)}
     counts: dict[str, int] = {}
-    for page in doc:
-        for key in _margin_lines(page):
+    for page in keys:
+        for key in page:
             counts[key] = counts.get(key, 0) + 1
-    need = min(3, max(2, int(0.4 * doc.page_count + 0.999)))
+    need = min(3, max(2, int(0.4 * len(keys) + 0.999)))
     return {k for k, n in counts.items() if n >= need or _PAGE_NUMBER.match(k)}
 
 
@@ -161,24 +152,42 @@ def _union(boxes: list[Any]) -> tuple[float, float, float, float]:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def page_blocks(page: Any, drop: set[str] | None = None, tables: bool = True) -> list[tuple[str, float]]:
-    """A page's paragraphs with their font size: PyMuPDF lines in reading order, joined into one
-    paragraph while the gap to the next line is small, split at larger gaps and at block changes.
-    Margin lines whose key is in drop (running heads, footers, page numbers) are left out; with
-    tables, each ruled table is one paragraph of Markdown (font size TABLE)."""
-    paragraphs: list[tuple[str, float]] = []
-    top = page.rect.y0 + MARGIN * page.rect.height
-    bottom = page.rect.y1 - MARGIN * page.rect.height
+Line = tuple[str, str, float, float, float]  # raw text, normalized text, top, bottom, font size
+
+
+def page_layout(page: Any, tables: bool = True) -> list[dict[str, Any]]:
+    """The page's blocks in reading order, kept small (the page's text is read once, for its margins and
+    its paragraphs): {"table": Markdown} for a ruled table, else {"lines": [Line, ...]}."""
+    layout: list[dict[str, Any]] = []
     for block in _ordered_blocks(page, tables):
+        if "table" in block:
+            layout.append({"table": block["table"]})
+            continue
+        lines: list[Line] = []
+        for line in block["lines"]:
+            raw = "".join(span["text"] for span in line["spans"])
+            size = max((span["size"] for span in line["spans"] if _normalize(span["text"]).strip()), default=0.0)
+            lines.append((raw, _normalize(raw).strip(), line["bbox"][1], line["bbox"][3], size))
+        layout.append({"lines": lines})
+    return layout
+
+
+def page_blocks(layout: list[dict[str, Any]], rect: Any, drop: set[str] | None = None) -> list[tuple[str, float]]:
+    """A page's paragraphs with their font size: its lines (page_layout) joined into one paragraph while
+    the gap to the next line is small, split at larger gaps and at block changes. Margin lines whose key
+    is in drop (running heads, footers, page numbers) are left out; each ruled table is one paragraph
+    of Markdown (font size TABLE)."""
+    paragraphs: list[tuple[str, float]] = []
+    top = rect.y0 + MARGIN * rect.height
+    bottom = rect.y1 - MARGIN * rect.height
+    for block in layout:
         if "table" in block:
             paragraphs.append((block["table"], TABLE))
             continue
         current: list[str] = []
         size = 0.0
         last_bottom: float | None = None
-        for line in block["lines"]:
-            raw = "".join(span["text"] for span in line["spans"])
-            text = _normalize(raw).strip()
+        for raw, text, top_y, bottom_y, line_size in block["lines"]:
             if not text:
                 if raw.strip():  # only glyphs without characters (checkboxes, bullets): what follows is a new item
                     if current:
@@ -186,10 +195,8 @@ def page_blocks(page: Any, drop: set[str] | None = None, tables: bool = True) ->
                         current = []
                     paragraphs.append(("", ITEM))
                 continue
-            if drop and (line["bbox"][3] <= top or line["bbox"][1] >= bottom) and _edge_key(text) in drop:
+            if drop and (bottom_y <= top or top_y >= bottom) and _edge_key(text) in drop:
                 continue
-            line_size = max((span["size"] for span in line["spans"] if _normalize(span["text"]).strip()), default=0.0)
-            top_y, bottom_y = line["bbox"][1], line["bbox"][3]
             height = max(1.0, bottom_y - top_y)
             gap = current and last_bottom is not None and top_y - last_bottom > 0.9 * height
             if current and (gap or abs(line_size - size) > 0.15 * max(size, 1.0)):  # a gap, or a change of font size
@@ -216,11 +223,6 @@ def page_blocks(page: Any, drop: set[str] | None = None, tables: bool = True) ->
             merged.append((para, size))
         item = False
     return merged
-
-
-def page_paragraphs(page: Any, drop: set[str] | None = None) -> str:
-    """A page's text, paragraphs separated by blank lines (see page_blocks)."""
-    return "\n\n".join(text for text, _ in page_blocks(page, drop))
 
 
 def _squash(text: str) -> str:
@@ -363,8 +365,10 @@ def load(path: Path, options: Any) -> Iterator[Document]:
 def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     """One document per page and section: a title (outline entry or large font) starts a section,
     and every document carries the path of titles above it."""
-    drop = repeated_margin_lines(doc)
-    pages = [page_blocks(page, drop, getattr(options, "pdf_tables", True)) for page in doc]
+    layouts = [page_layout(page, getattr(options, "pdf_tables", True)) for page in doc]
+    drop = repeated_margin_lines([_margin_keys(layout, page.rect) for layout, page in zip(layouts, doc)])
+    pages = [page_blocks(layout, page.rect, drop) for layout, page in zip(layouts, doc)]
+    del layouts
     headings = Headings(doc, pages)
     report = getattr(options, "on_page", None) or (lambda done, total: None)
     scanned = [n for n, paragraphs in enumerate(pages, start=1) if _needs_ocr("\n\n".join(t for t, _ in paragraphs), options)]
