@@ -136,6 +136,23 @@ def test_pdf_merged_cells_repeat_their_label_over_the_cells_they_cover(tmp_path:
     assert "| Name | math | art |" in table.text and "| Ann | 90 | 80 |" in table.text
 
 
+def test_pdf_table_cells_keep_identifiers_whole(tmp_path: Path) -> None:
+    """PyMuPDF's own cell text puts a low-drawn underscore on a line of its own ("FUNCTION ID _")."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    for y in (100, 120, 140, 160):
+        page.draw_line((50, y), (350, y))
+    for x in (50, 200, 350):
+        page.draw_line((x, 100), (x, 160))
+    for x, y, text in [(55, 115, "Column name"), (205, 115, "Type"), (55, 135, "FUNCTION_ID"), (205, 135, "VARCHAR(30)"), (55, 155, "USER_NAME"), (205, 155, "VARCHAR(10)")]:
+        page.insert_text((x, y), text, fontsize=10)
+    doc.save(tmp_path / "ids.pdf")
+    table = next(d for d in load_file(tmp_path / "ids.pdf") if d.meta["kind"] == "table")
+    assert "| FUNCTION_ID | VARCHAR(30) |" in table.text and "| USER_NAME | VARCHAR(10) |" in table.text
+
+
 @pytest.mark.parametrize("engine", ["pymupdf", "pdfplumber", "pdfminer"])
 def test_pdf_right_to_left_line_drawn_in_pieces_reads_in_logical_order(tmp_path: Path, engine: str) -> None:
     import pymupdf

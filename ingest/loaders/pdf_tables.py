@@ -56,7 +56,7 @@ def page_tables(page: Any) -> list[tuple[Box, str]]:
     for table in found:
         if table.row_count < 2 or table.col_count < 2:
             continue  # a frame around a paragraph, not a table
-        rows = spans_filled(table)
+        rows = spans_filled(table, table.extract() if page.rotation else cell_texts(page, table))  # (a rotated page's characters are not in the cells' coordinates)
         if not is_table(rows):
             continue
         text = markdown_table(rows)
@@ -78,13 +78,48 @@ def is_table(rows: list[list[str | None]]) -> bool:
     return max((len(cell) for row in rows for cell in row if cell), default=0) <= PARAGRAPHS
 
 
-def spans_filled(table: Any) -> list[list[str]]:
+def cell_texts(page: Any, table: Any) -> list[list[str | None]]:
+    """Each cell's text from the page's characters whose centre lies in it, line by line; None for a cell
+    that a merged cell covers. (PyMuPDF's own extract places glyphs by their ink, so an underscore drawn
+    low ends on a line of its own: "FUNCTION ID _" for "FUNCTION_ID".)"""
+    import bisect
+
+    import pymupdf
+
+    cells = [(r, c, box) for r, row in enumerate(table.rows) for c, box in enumerate(row.cells) if box is not None]
+    lines: dict[tuple[int, int], list[list[str]]] = {(r, c): [] for r, c, _ in cells}
+    tops = [row.bbox[1] for row in table.rows]
+    by_row: dict[int, list[tuple[int, int, Any]]] = {}
+    for cell in cells:
+        by_row.setdefault(cell[0], []).append(cell)
+    flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES
+    for block in page.get_text("rawdict", clip=pymupdf.Rect(table.bbox), flags=flags)["blocks"]:
+        for line in block.get("lines", []):
+            last: tuple[int, int] | None = None
+            for span in line["spans"]:
+                for ch in span["chars"]:
+                    x, y = (ch["bbox"][0] + ch["bbox"][2]) / 2, (ch["bbox"][1] + ch["bbox"][3]) / 2
+                    row = max(0, bisect.bisect_right(tops, y) - 1)
+                    candidates = by_row.get(row, []) + cells  # a merged cell can start in an earlier row
+                    key = next(((r, c) for r, c, b in candidates if b[0] <= x <= b[2] and b[1] <= y <= b[3]), None)
+                    if key is None:
+                        continue
+                    if key != last:
+                        lines[key].append([])
+                        last = key
+                    lines[key][-1].append(ch["c"])
+    texts: list[list[str | None]] = [[None] * len(row.cells) for row in table.rows]
+    for (r, c), parts in lines.items():
+        texts[r][c] = "\n".join(t for part in parts if (t := " ".join("".join(part).split())))
+    return texts
+
+
+def spans_filled(table: Any, rows: list[list[str | None]]) -> list[list[str]]:
     """The table's cells, each cell that a merged cell covers holding the merged cell's text (the way
     docling writes them), so a column keeps its whole header and a row its label when the splitter cuts
     a long table by rows. PyMuPDF gives such a cell as None; the merged cell is the one to its left
     that reaches across it, else the one above that reaches down over it. Only short merged cells
     (labels) are repeated."""
-    rows = table.extract()
     boxes = [row.cells for row in table.rows]
     if len(boxes) != len(rows) or any(len(b) != len(r) for b, r in zip(boxes, rows)):
         return [[cell or "" for cell in row] for row in rows]
