@@ -56,9 +56,10 @@ def page_tables(page: Any) -> list[tuple[Box, str]]:
     for table in found:
         if table.row_count < 2 or table.col_count < 2:
             continue  # a frame around a paragraph, not a table
-        rows = spans_filled(table, table.extract() if page.rotation else cell_texts(page, table))  # (a rotated page's characters are not in the cells' coordinates)
-        if not is_table(rows):
+        raw = table.extract() if page.rotation else cell_texts(page, table)  # (a rotated page's characters are not in the cells' coordinates)
+        if not is_table(raw):
             continue
+        rows = spans_filled(table, raw)
         text = markdown_table(rows)
         if text:
             tables.append((tuple(table.bbox), text))
@@ -117,9 +118,9 @@ def cell_texts(page: Any, table: Any) -> list[list[str | None]]:
 def spans_filled(table: Any, rows: list[list[str | None]]) -> list[list[str]]:
     """The table's cells, each cell that a merged cell covers holding the merged cell's text (the way
     docling writes them), so a column keeps its whole header and a row its label when the splitter cuts
-    a long table by rows. PyMuPDF gives such a cell as None; the merged cell is the one to its left
-    that reaches across it, else the one above that reaches down over it. Only short merged cells
-    (labels) are repeated."""
+    a long table by rows. PyMuPDF gives such a cell as None; the merged cell is the one whose box holds
+    the covered cell's centre (its column's middle, its row's middle). Only short merged cells (labels)
+    are repeated."""
     boxes = [row.cells for row in table.rows]
     if len(boxes) != len(rows) or any(len(b) != len(r) for b, r in zip(boxes, rows)):
         return [[cell or "" for cell in row] for row in rows]
@@ -128,23 +129,19 @@ def spans_filled(table: Any, rows: list[list[str | None]]) -> list[list[str]]:
         xs = sorted((b[c][0] + b[c][2]) / 2 for b in boxes if c < len(b) and b[c] is not None)
         if xs:
             centres[c] = xs[len(xs) // 2]
-    filled = [list(row) for row in rows]
+    merged = [(r, c, box) for r, row in enumerate(boxes) for c, box in enumerate(row) if box is not None]
+    filled = [[cell or "" for cell in row] for row in rows]
     for r, row in enumerate(rows):
-        middle = (table.rows[r].bbox[1] + table.rows[r].bbox[3]) / 2
+        top = table.rows[r].bbox[1]  # the row's own height: its lowest cell bottom (a merged cell reaches further down)
+        middle = (top + min((b[3] for b in boxes[r] if b is not None), default=table.rows[r].bbox[3])) / 2
         for c, cell in enumerate(row):
-            if cell is not None or c not in centres:
+            if boxes[r][c] is not None or c not in centres:
                 continue
-            left = next((k for k in range(c - 1, -1, -1) if boxes[r][k] is not None), None)
-            up = next((k for k in range(r - 1, -1, -1) if c < len(boxes[k]) and boxes[k][c] is not None), None)
-            if left is not None and boxes[r][left][2] > centres[c]:
-                source = filled[r][left]
-            elif up is not None and boxes[up][c][3] > middle:
-                source = filled[up][c]
-            else:
-                continue
+            x = centres[c]
+            source = next((filled[i][j] for i, j, b in merged if b[0] < x < b[2] and b[1] < middle < b[3]), "")
             if source and len(source) <= LABEL:
                 filled[r][c] = source
-    return [[cell or "" for cell in row] for row in filled]
+    return filled
 
 
 def inside(box: Box, tables: list[tuple[Box, str]]) -> bool:
