@@ -12,7 +12,7 @@ from ingest.loaders.bidi import RTL_TEXT, is_rtl_line, lam_alef, logical_text
 from ingest.loaders.ocr import ocr_blocks
 from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
 from ingest.loaders.pdf_tables import inside, page_tables
-from ingest.loaders.reading_order import block_text, is_rtl, reading_order
+from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order
 from ingest.types import Document, LoadError
 
 ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
@@ -70,7 +70,7 @@ def _rtl_dict(page: Any, flags: int) -> dict[str, Any]:
     for block in page_dict["blocks"]:
         lines: list[dict[str, Any]] = []
         for line in block.get("lines", []):
-            if lines and _level(lines[-1]["bbox"], line["bbox"]) and is_rtl_line(_chars(lines[-1]) + _chars(line)):
+            if lines and level(lines[-1]["bbox"], line["bbox"]) and is_rtl_line(_chars(lines[-1]) + _chars(line)):
                 last = lines[-1]
                 lines[-1] = {**last, "bbox": _union([last["bbox"], line["bbox"]]), "spans": last["spans"] + line["spans"]}
             else:
@@ -89,12 +89,6 @@ def _rtl_dict(page: Any, flags: int) -> dict[str, Any]:
 
 def _chars(line: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for span in line["spans"] for c in span.get("chars", [])]
-
-
-def _level(a: Any, b: Any) -> bool:
-    """Two boxes on one line: they share most of the shorter one's height."""
-    overlap = min(a[3], b[3]) - max(a[1], b[1])
-    return overlap > 0.6 * min(a[3] - a[1], b[3] - b[1])
 
 
 def _edge_key(text: str) -> str:

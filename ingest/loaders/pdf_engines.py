@@ -14,7 +14,7 @@ from typing import Any
 
 from ingest.loaders.bidi import line_text
 from ingest.loaders.pdf_tables import is_table
-from ingest.loaders.reading_order import Block, is_rtl, xy_order
+from ingest.loaders.reading_order import Block, level, rtl_text, xy_order
 from ingest.tables import markdown_table
 
 GUTTER = 1.0  # em: a wider gap inside a line is white space between columns (or table cells)
@@ -22,14 +22,8 @@ GUTTER = 1.0  # em: a wider gap inside a line is white space between columns (or
 Glyph = dict[str, Any]  # {"c": text, "bbox": (x0, top, x1, bottom) from the top of the page, "size": points}
 
 
-def _rtl_text(text: str) -> bool:
-    return is_rtl([{"lines": [{"spans": [{"text": text}]}]}])
-
-
-def _same_line(a: list[Glyph], b: list[Glyph]) -> bool:
-    a_top, a_bottom = min(g["bbox"][1] for g in a), max(g["bbox"][3] for g in a)
-    b_top, b_bottom = min(g["bbox"][1] for g in b), max(g["bbox"][3] for g in b)
-    return min(a_bottom, b_bottom) - max(a_top, b_top) > 0.6 * min(a_bottom - a_top, b_bottom - b_top)
+def _box(glyphs: list[Glyph]) -> tuple[float, float, float, float]:
+    return (min(g["bbox"][0] for g in glyphs), min(g["bbox"][1] for g in glyphs), max(g["bbox"][2] for g in glyphs), max(g["bbox"][3] for g in glyphs))
 
 
 def _segments(line: list[Glyph]) -> list[list[Glyph]]:
@@ -48,7 +42,7 @@ def text_blocks(lines: list[list[Glyph]]) -> list[Block]:
     """Lines of glyphs (pieces on one baseline joined) as blocks of one line each, cut at gutters."""
     joined: list[list[Glyph]] = []
     for line in sorted((x for x in lines if x), key=lambda x: min(g["bbox"][1] for g in x)):
-        if joined and _same_line(joined[-1], line):
+        if joined and level(_box(joined[-1]), _box(line)):
             joined[-1] = joined[-1] + line
         else:
             joined.append(list(line))
@@ -57,8 +51,7 @@ def text_blocks(lines: list[list[Glyph]]) -> list[Block]:
         for piece in _segments(line):
             text = line_text(piece, max(g["size"] for g in piece))
             if text.strip():
-                box = (min(g["bbox"][0] for g in piece), min(g["bbox"][1] for g in piece), max(g["bbox"][2] for g in piece), max(g["bbox"][3] for g in piece))
-                blocks.append({"bbox": box, "lines": [{"spans": [{"text": text}]}]})
+                blocks.append({"bbox": _box(piece), "lines": [{"spans": [{"text": text}]}]})
     return blocks
 
 
@@ -72,7 +65,7 @@ def pdfplumber_pages(path: Path) -> list[str]:
     pages: list[str] = []
     with pdfplumber.open(path) as pdf:
         for page in pdf.pages:
-            rtl = _rtl_text("".join(c["text"] for c in page.chars))
+            rtl = rtl_text("".join(c["text"] for c in page.chars))
             found = [] if rtl else page.find_tables()
             tables = [(t.bbox, rows) for t in found if len(rows := t.extract()) >= 2 and is_table(rows)]
             boxes = [box for box, _ in tables]
@@ -107,7 +100,7 @@ def pdfminer_pages(path: Path) -> list[str]:
             [[{"c": c.get_text(), "bbox": (c.x0, layout.height - c.y1, c.x1, layout.height - c.y0), "size": c.size} for c in line if isinstance(c, LTChar)] for line in box if isinstance(line, LTTextLine)]
             for box in boxes
         ]
-        if _rtl_text("".join(box.get_text() for box in boxes)):
+        if rtl_text("".join(box.get_text() for box in boxes)):
             pages.append(_in_order(text_blocks([line for box in glyphs for line in box]), rtl=True))
             continue
         blocks: list[Block] = []

@@ -41,14 +41,24 @@ def backward_jumps(blocks: list[Block], rtl: bool = False) -> int:
     return jumps
 
 
-def is_rtl(blocks: list[Block]) -> bool:
+def rtl_text(text: str) -> bool:
+    """Whether most of the text's letters are Arabic, Persian or Hebrew."""
     letters = rtl = 0
-    for block in blocks:
-        for ch in block_text(block):
-            if ch.isalpha():
-                letters += 1
-                rtl += "\u0590" <= ch <= "\u08ff" or "\ufb1d" <= ch <= "\ufdff" or "\ufe70" <= ch <= "\ufeff"
+    for ch in text:
+        if ch.isalpha():
+            letters += 1
+            rtl += "\u0590" <= ch <= "\u08ff" or "\ufb1d" <= ch <= "\ufdff" or "\ufe70" <= ch <= "\ufeff"
     return letters > 0 and rtl > letters / 2
+
+
+def is_rtl(blocks: list[Block]) -> bool:
+    return rtl_text("".join(block_text(block) for block in blocks))
+
+
+def level(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Two boxes on one line: they share most of the shorter one's height."""
+    overlap = min(a[3], b[3]) - max(a[1], b[1])
+    return overlap > 0.6 * min(a[3] - a[1], b[3] - b[1])
 
 
 def _gaps(blocks: list[Block], lo: int, hi: int) -> list[tuple[float, float]]:
