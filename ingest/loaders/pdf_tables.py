@@ -132,7 +132,7 @@ def spans_filled(table: Any, rows: list[list[str | None]]) -> list[list[str]]:
     merged = [(r, c, box) for r, row in enumerate(boxes) for c, box in enumerate(row) if box is not None]
     filled = [[cell or "" for cell in row] for row in rows]
     for r, row in enumerate(rows):
-        top = table.rows[r].bbox[1]  # the row's own height: its lowest cell bottom (a merged cell reaches further down)
+        top = table.rows[r].bbox[1]  # the row's own height ends at its first cell bottom (a merged cell reaches further down)
         middle = (top + min((b[3] for b in boxes[r] if b is not None), default=table.rows[r].bbox[3])) / 2
         for c, cell in enumerate(row):
             if boxes[r][c] is not None or c not in centres:
