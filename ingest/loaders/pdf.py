@@ -12,7 +12,7 @@ from ingest.loaders.bidi import RTL_TEXT, is_rtl_line, lam_alef, logical_text
 from ingest.loaders.ocr import ocr_blocks
 from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
 from ingest.loaders.pdf_tables import inside, page_tables
-from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order
+from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order, union
 from ingest.types import Document, LoadError
 
 ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
@@ -72,7 +72,7 @@ def _rtl_dict(page: Any, flags: int) -> dict[str, Any]:
         for line in block.get("lines", []):
             if lines and level(lines[-1]["bbox"], line["bbox"]) and is_rtl_line(_chars(lines[-1]) + _chars(line)):
                 last = lines[-1]
-                lines[-1] = {**last, "bbox": _union([last["bbox"], line["bbox"]]), "spans": last["spans"] + line["spans"]}
+                lines[-1] = {**last, "bbox": union([last["bbox"], line["bbox"]]), "spans": last["spans"] + line["spans"]}
             else:
                 lines.append(line)
         for line in lines:
@@ -129,21 +129,17 @@ def _ordered_blocks(page: Any, tables_wanted: bool = True) -> list[dict[str, Any
         kept: list[dict[str, Any]] = []
         placed: set[int] = set()
         for block in blocks:
-            lines = [line for line in block["lines"] if not inside(line["bbox"], tables)]
+            lines = [line for line in block["lines"] if not inside(line["bbox"], [box for box, _ in tables])]
             if len(lines) < len(block["lines"]):
                 for i, (box, _) in enumerate(tables):
-                    if i not in placed and any(inside(line["bbox"], [tables[i]]) for line in block["lines"]):
+                    if i not in placed and any(inside(line["bbox"], [box]) for line in block["lines"]):
                         placed.add(i)
                         kept.append({"bbox": box, "lines": [], "table": tables[i][1]})
             if lines:
-                kept.append({**block, "lines": lines, "bbox": _union([line["bbox"] for line in lines])})
+                kept.append({**block, "lines": lines, "bbox": union([line["bbox"] for line in lines])})
         kept += [{"bbox": box, "lines": [], "table": text} for i, (box, text) in enumerate(tables) if i not in placed]
         blocks = kept
     return reading_order(blocks, rtl)
-
-
-def _union(boxes: list[Any]) -> tuple[float, float, float, float]:
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 Line = tuple[str, str, float, float, float]  # raw text, normalized text, top, bottom, font size

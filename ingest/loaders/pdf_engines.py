@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ingest.loaders.bidi import line_text
-from ingest.loaders.pdf_tables import is_table
-from ingest.loaders.reading_order import Block, level, rtl_text, xy_order
+from ingest.loaders.pdf_tables import inside, is_table
+from ingest.loaders.reading_order import Block, level, rtl_text, union, xy_order
 from ingest.tables import markdown_table
 
 GUTTER = 1.0  # em: a wider gap inside a line is white space between columns (or table cells)
@@ -23,7 +23,7 @@ Glyph = dict[str, Any]  # {"c": text, "bbox": (x0, top, x1, bottom) from the top
 
 
 def _box(glyphs: list[Glyph]) -> tuple[float, float, float, float]:
-    return (min(g["bbox"][0] for g in glyphs), min(g["bbox"][1] for g in glyphs), max(g["bbox"][2] for g in glyphs), max(g["bbox"][3] for g in glyphs))
+    return union([g["bbox"] for g in glyphs])
 
 
 def _segments(line: list[Glyph]) -> list[list[Glyph]]:
@@ -68,12 +68,10 @@ def pdfplumber_pages(path: Path) -> list[str]:
             rtl = rtl_text("".join(c["text"] for c in page.chars))
             found = [] if rtl else page.find_tables()
             tables = [(t.bbox, rows) for t in found if len(rows := t.extract()) >= 2 and is_table(rows)]
-            boxes = [box for box, _ in tables]
+            boxes = [tuple(box) for box, _ in tables]
 
             def outside(obj: dict[str, Any], boxes: list[Any] = boxes) -> bool:
-                x = (obj["x0"] + obj["x1"]) / 2
-                y = (obj["top"] + obj["bottom"]) / 2
-                return not any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
+                return not inside((obj["x0"], obj["top"], obj["x1"], obj["bottom"]), boxes)
 
             text_page = page.filter(outside) if boxes else page
             lines = [

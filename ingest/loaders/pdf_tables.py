@@ -144,7 +144,7 @@ def spans_filled(table: Any, rows: list[list[str | None]]) -> list[list[str]]:
     return filled
 
 
-def inside(box: Box, tables: list[tuple[Box, str]]) -> bool:
-    """Whether the centre of box lies in one of the tables."""
+def inside(box: Box, areas: list[Box]) -> bool:
+    """Whether the centre of box lies in one of the areas (tables' boxes)."""
     x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return any(t[0] <= x <= t[2] and t[1] <= y <= t[3] for t, _ in tables)
+    return any(a[0] <= x <= a[2] and a[1] <= y <= a[3] for a in areas)

@@ -10,6 +10,7 @@ for Arabic, Persian or Hebrew text).
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 Block = dict[str, Any]  # a PyMuPDF text block: "bbox" plus "lines" of "spans"
@@ -42,17 +43,22 @@ def backward_jumps(blocks: list[Block], rtl: bool = False) -> int:
 
 
 def rtl_text(text: str) -> bool:
-    """Whether most of the text's letters are Arabic, Persian or Hebrew."""
+    """Whether most of the text's letters are written right to left (Arabic, Persian, Hebrew)."""
     letters = rtl = 0
     for ch in text:
         if ch.isalpha():
             letters += 1
-            rtl += "\u0590" <= ch <= "\u08ff" or "\ufb1d" <= ch <= "\ufdff" or "\ufe70" <= ch <= "\ufeff"
+            rtl += unicodedata.bidirectional(ch) in ("R", "AL")
     return letters > 0 and rtl > letters / 2
 
 
 def is_rtl(blocks: list[Block]) -> bool:
     return rtl_text("".join(block_text(block) for block in blocks))
+
+
+def union(boxes: list[Any]) -> tuple[float, float, float, float]:
+    """The box that holds all the boxes."""
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def level(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
