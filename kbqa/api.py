@@ -2,179 +2,269 @@
 
 Models: "kb:<name>" answers from a knowledge base (retrieval + the configured LLM); the LLM's own
 name talks to the LLM directly. Non-streaming responses carry the sources in an extra field
-"kbqa_sources"; streaming responses send them in the first chunk's "kbqa_sources"."""
+"kbqa_sources"; streaming responses send them in the first chunk's "kbqa_sources".
+
+Presentation only: names, limits, the generation queue and freshness live in kbqa.service."""
 
 from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from kbqa.config import Config
-from kbqa.kb import KnowledgeBase, KnowledgeBaseError, list_knowledge_bases
-from kbqa.uploads import store_upload
+from kbqa.kb import clean_text
+from kbqa.service import Reply, Service, ServiceError, Unauthorized, scrub
+from kbqa.types import Hit
 
 
 class ChatMessage(BaseModel):
-    role: str
-    content: str
+    role: str = Field(max_length=32)
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The content as text (OpenAI clients may send a list of parts; only text parts count)."""
+        if isinstance(self.content, list):
+            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+    def plain(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.text()}
 
 
 class ChatRequest(BaseModel):
-    model: str
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(max_length=200)
     messages: list[ChatMessage]
     stream: bool = False
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_k: int | None = Field(None, description="kbqa extension: sources to retrieve")
-    threshold: float | None = Field(None, description="kbqa extension: 0..1 relevance threshold")
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+    max_tokens: int | None = Field(None, ge=1)
+    top_k: int | None = Field(None, ge=1, le=50, description="kbqa extension: sources to retrieve (1..50)")
+    threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: 0..1 relevance threshold")
 
 
 class SearchRequest(BaseModel):
     query: str
-    top_k: int | None = None
-    threshold: float | None = None
+    top_k: int | None = Field(None, ge=1, le=50)
+    threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
 
 
-def create_app(config: Config, api_key: str | None = None) -> FastAPI:
-    app = FastAPI(title="kbqa", version="0.1.0", description="OpenAI-compatible API over kbqa knowledge bases. Sources come in `kbqa_sources`.")
-    kbs: dict[str, KnowledgeBase] = {}
-    lock = threading.RLock()
-    shared: dict[str, Any] = {}
+def public_hit(hit: Hit) -> dict[str, Any]:
+    """A source as clients see it: file, page, text, relevance; not the server's path."""
+    out = hit.to_dict()
+    out.pop("path", None)
+    return out
+
+
+def bearer_token(header: str) -> str:
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def create_app(config: Config, api_key: str | None = None, service: Service | None = None) -> FastAPI:
+    service = service or Service(config)
+    limit_bytes = int(config.server.max_request_mb * 1024 * 1024)
+    upload_bytes = int(config.webui.max_upload_mb * 1024 * 1024) * 10 + (1 << 20)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        # requests wait for the LLM in worker threads: room for a full queue plus searches and uploads
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, config.server.max_queue + 2 * config.server.llm_instances + 16)
+        yield
+        service.close()
+
+    protected = api_key is not None
+    app = FastAPI(
+        title="kbqa", version="0.1.0", lifespan=lifespan,
+        description="OpenAI-compatible API over kbqa knowledge bases. Sources come in `kbqa_sources`.",
+        docs_url=None if protected else "/docs", redoc_url=None, openapi_url=None if protected else "/openapi.json",
+    )
+    app.state.service = service
 
     def check_key(request: Request) -> None:
         if api_key is None:
             return
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(given, api_key):
-            raise HTTPException(401, "invalid or missing API key (Authorization: Bearer KEY)")
+        given = bearer_token(request.headers.get("authorization", ""))
+        # bytes: a header with characters outside ASCII is a wrong key, not a crash
+        if not secrets.compare_digest(given.encode("utf-8", "surrogateescape"), api_key.encode("utf-8")):
+            raise Unauthorized("invalid or missing API key (Authorization: Bearer KEY)")
 
-    def kb(name: str, create: bool = False) -> KnowledgeBase:
-        with lock:
-            if name not in kbs:
-                try:
-                    kbs[name] = KnowledgeBase.open(name, config, create=create, shared_embedder=shared.get("embedder"), shared_llm=shared.get("llm"))
-                except KnowledgeBaseError as exc:
-                    raise HTTPException(404, str(exc)) from exc
-                shared["embedder"] = kbs[name].embedder
-            return kbs[name]
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next: Any) -> Any:
+        size = request.headers.get("content-length")
+        cap = upload_bytes if request.url.path.endswith("/files") else limit_bytes
+        if size is not None and (not size.isdigit() or int(size) > cap):
+            return JSONResponse({"detail": f"request body over the limit of {cap / 2**20:.0f} MB (server.max_request_mb; uploads: webui.max_upload_mb per file)"}, status_code=413)
+        return await call_next(request)
 
-    def llm() -> Any:
-        if "llm" not in shared:
-            any_kb = next(iter(kbs.values()), None)
-            if any_kb is not None:
-                shared["llm"] = any_kb.llm
-            else:
-                from kbqa.llm import make_llm
+    @app.exception_handler(ServiceError)
+    def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        status = exc.status
+        headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
+        return JSONResponse({"detail": clean_text(exc.message), "error": {"message": clean_text(exc.message), "type": type(exc).__name__}},
+                            status_code=status, headers=headers)
 
-                shared["llm"] = make_llm(config.llm, config.home_dir() / "models")
-        return shared["llm"]
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # the input itself is not echoed: it may be huge, or not even valid UTF-8
+        problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": clean_text(str(e.get("msg", "")))} for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"internal error: {scrub(clean_text(str(exc)))[:300]}"}, status_code=500)
+
+    if protected:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        @app.get("/openapi.json", dependencies=[Depends(check_key)], include_in_schema=False)
+        def openapi() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+        @app.get("/docs", dependencies=[Depends(check_key)], include_in_schema=False)
+        def docs() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="kbqa")
 
     @app.get("/v1/models", dependencies=[Depends(check_key)])
     def models() -> dict[str, Any]:
         now = int(time.time())
-        data = [{"id": f"kb:{n}", "object": "model", "created": now, "owned_by": "kbqa"} for n in list_knowledge_bases(config)]
+        data = [{"id": f"kb:{n}", "object": "model", "created": now, "owned_by": "kbqa"} for n in service.names()]
         data.append({"id": config.llm.model, "object": "model", "created": now, "owned_by": "kbqa"})
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_key)], response_model=None)
     def chat(req: ChatRequest) -> Any:
         if not req.messages or req.messages[-1].role != "user":
-            raise HTTPException(400, "the last message must be the user's question")
-        gen: dict[str, Any] = {}
-        if req.temperature is not None:
-            gen["temperature"] = req.temperature
-        if req.max_tokens is not None:
-            gen["max_tokens"] = req.max_tokens
-        sources: list[dict[str, Any]] = []
-        if req.model.startswith("kb:"):
-            base = kb(req.model[3:])
-            history = [m.model_dump() for m in req.messages[:-1] if m.role in ("user", "assistant")]
-            result = base.ask(req.messages[-1].content, stream=True, top_k=req.top_k, threshold=req.threshold, history=history, **gen)
-            sources = [h.to_dict() for h in result.sources]
-            pieces: Iterator[str] = iter(result)
-            if result.answered_from_documents:
-                shared.setdefault("llm", base.llm)
-        elif req.model == config.llm.model:
-            pieces = llm().stream([m.model_dump() for m in req.messages], **gen)
+            raise ServiceError("the last message must be the user's question")
+        model = clean_text(req.model)
+        if model.startswith("kb:"):
+            history = [m.plain() for m in req.messages[:-1] if m.role in ("user", "assistant")]
+            reply = service.ask(model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
+                                temperature=req.temperature, max_tokens=req.max_tokens)
+        elif model == config.llm.model:
+            reply = service.chat([m.plain() for m in req.messages], temperature=req.temperature, max_tokens=req.max_tokens)
         else:
-            raise HTTPException(404, f"unknown model {req.model!r}; see GET /v1/models")
+            raise ServiceError(f"unknown model {model[:100]!r}; see GET /v1/models")
+        sources = [public_hit(h) for h in reply.sources]
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         created = int(time.time())
         if not req.stream:
-            text = "".join(pieces)
+            try:
+                text = "".join(reply)
+            finally:
+                reply.close()
             return {
-                "id": cid, "object": "chat.completion", "created": created, "model": req.model,
+                "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 "kbqa_sources": sources,
             }
+        return StreamingResponse(_until_abandoned(_events(reply, cid, created, model, sources)), media_type="text/event-stream")
 
-        def events() -> Iterator[str]:
-            head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model}
-            first = {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], "kbqa_sources": sources}
-            yield f"data: {json.dumps(first, ensure_ascii=False)}\n\n"
-            for piece in pieces:
-                chunk = {**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-                yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
-            yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+    @app.get("/v1/kb", dependencies=[Depends(check_key)])
+    def knowledge_bases() -> list[str]:
+        return service.names()
 
     @app.get("/v1/kb/{name}/files", dependencies=[Depends(check_key)])
     def files(name: str) -> list[dict[str, Any]]:
-        return [r.__dict__ for r in kb(name).files()]
+        return [_file(r) for r in service.files(name)]
 
     @app.post("/v1/kb/{name}/files", dependencies=[Depends(check_key)])
     def upload(name: str, files: list[UploadFile] = File(...)) -> dict[str, Any]:
-        base = kb(name, create=True)
-        target = base.folder / "uploads"
-        target.mkdir(parents=True, exist_ok=True)
-        limit = int(config.webui.max_upload_mb * 1024 * 1024)
-        saved: list[Path] = []
-        rejected: list[dict[str, str]] = []
-        for f in files:
-            stored = store_upload(f.filename or "upload", f.file, target, max_bytes=limit)
-            saved += stored.files
-            rejected += [{"name": r.split(": ", 1)[0], "error": r.split(": ", 1)[-1]} for r in stored.skipped]
-        with lock:
-            report = base.ingest(saved) if saved else None
-        out = report.to_dict() if report else {"files": [], "summary": "nothing ingested"}
-        out["rejected"] = rejected
+        result = service.upload(name, [(f.filename or "upload", f.file) for f in files])
+        out = result.report.to_dict() if result.report else {"files": [], "summary": "nothing ingested"}
+        out["rejected"] = result.rejected
         return out
 
     @app.delete("/v1/kb/{name}/files/{file_id}", dependencies=[Depends(check_key)])
     def delete(name: str, file_id: str) -> dict[str, Any]:
-        try:
-            with lock:
-                row = kb(name).remove_file(file_id)
-        except KnowledgeBaseError as exc:
-            raise HTTPException(404, str(exc)) from exc
-        return {"deleted": row.__dict__}
+        return {"deleted": _file(service.remove_file(name, file_id))}
 
     @app.post("/v1/kb/{name}/search", dependencies=[Depends(check_key)])
     def search(name: str, req: SearchRequest) -> dict[str, Any]:
-        hits = kb(name).search(req.query, top_k=req.top_k, threshold=req.threshold)
-        return {"query": req.query, "hits": [h.to_dict() for h in hits]}
+        hits = service.search(name, req.query, top_k=req.top_k, threshold=req.threshold)
+        return {"query": clean_text(req.query), "hits": [public_hit(h) for h in hits]}
 
-    @app.exception_handler(KnowledgeBaseError)
-    def kb_error(request: Request, exc: KnowledgeBaseError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    @app.get("/v1/status", dependencies=[Depends(check_key)])
+    def status() -> dict[str, Any]:
+        from kbqa.kb import process_memory_mb
+
+        return {"knowledge_bases": service.names(), "queues": service.queues(), "process_memory_mb": round(process_memory_mb(), 1)}
 
     return app
+
+
+def _file(row: Any) -> dict[str, Any]:
+    out = dict(row.__dict__)
+    out.pop("path", None)
+    out["error"] = scrub(out["error"]) if out.get("error") else out.get("error")
+    return out
+
+
+def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict[str, Any]]) -> Iterator[str]:
+    """Server-sent events: the sources first, then ': queued N' comments while the request waits for
+    the LLM (ignored by OpenAI clients), then the answer's pieces."""
+    head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+    try:
+        first = {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], "kbqa_sources": sources}
+        yield f"data: {json.dumps(first, ensure_ascii=False)}\n\n"
+        for ahead in reply.waiting():
+            yield f": queued, {ahead} ahead\n\n"
+        for piece in reply:
+            chunk = {**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+        yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+    except ServiceError as exc:
+        yield f"data: {json.dumps({'error': {'message': exc.message, 'type': type(exc).__name__}}, ensure_ascii=False)}\n\n"
+    except Exception as exc:  # the stream has started: an error event, not a broken connection
+        yield f"data: {json.dumps({'error': {'message': scrub(str(exc))[:300], 'type': 'internal'}}, ensure_ascii=False)}\n\n"
+    finally:
+        reply.close()
+    yield "data: [DONE]\n\n"
+
+
+async def _until_abandoned(events: Iterator[str]) -> AsyncIterator[str]:
+    """Each event made in a worker thread; when the client goes away the generator is closed at once,
+    which frees the request's place with the LLM."""
+    from starlette.concurrency import run_in_threadpool
+
+    done = object()
+    try:
+        while True:
+            item = await run_in_threadpool(next, events, done)
+            if item is done:
+                break
+            yield item  # type: ignore[misc]
+    finally:
+        events.close()  # type: ignore[attr-defined]
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def serve(config: Config, host: str, port: int, api_key: str | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(config, api_key), host=host, port=port, log_level="info")
+    # SIGTERM: stop taking requests, give open ones 3 s, then stop (generations end at their next piece)
+    uvicorn.run(create_app(config, api_key), host=host, port=port, log_level="info", timeout_graceful_shutdown=3)

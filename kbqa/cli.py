@@ -27,6 +27,8 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAM
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="LLM: a name from `kbqa models`, 'extractive', a .gguf file or a transformers model folder.")]
 
+InsecureOpt = Annotated[bool, typer.Option("--insecure", help="Allow a --host other than this machine without a login or key.")]
+
 EXIT_FAILED_FILES = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -56,6 +58,15 @@ def _config(config: Path | None, llm: str | None = None, **sections: dict[str, A
         return load_config(config, overrides=overrides)
     except ConfigError as exc:
         _fail(str(exc))
+
+
+def _check_exposure(host: str, protected: bool, insecure: bool, how: str) -> None:
+    """Refuse to serve everyone's documents to the network with no login, unless told to."""
+    from kbqa.api import is_loopback
+
+    if not is_loopback(host) and not protected and not insecure:
+        _fail(f"--host {host} would let anyone who can reach this machine read and change your knowledge bases. "
+              f"Require a login with {how}, or pass --insecure if the network is trusted")
 
 
 def _open(kb: str, cfg: Any, create: bool = False) -> Any:
@@ -233,6 +244,7 @@ def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Bind address (default 127.0.0.1: this machine only).")] = None,
     port: Annotated[Optional[int], typer.Option("--port")] = None,
     auth: Annotated[Optional[str], typer.Option("--auth", envvar="KBQA_AUTH", help="Require a login: user:password, or a file of user:password lines.")] = None,
+    insecure: InsecureOpt = False,
     llm: LlmOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -241,6 +253,7 @@ def serve(
     Example: kbqa serve --kb mykb --port 7860 --auth admin:secret
     """
     cfg, _ = _config(config, llm)
+    _check_exposure(host or cfg.webui.host, bool(auth), insecure, "--auth user:password")
     users: list[tuple[str, str]] = []
     if auth:
         lines = Path(auth).read_text(encoding="utf-8").splitlines() if Path(auth).is_file() else [auth]
@@ -310,7 +323,8 @@ def eval_(
 def api(
     host: Annotated[Optional[str], typer.Option("--host", help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int, typer.Option("--port")] = 8000,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="KBQA_API_KEY", help="Require Authorization: Bearer KEY.")] = None,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="KBQA_API_KEY", help="Require Authorization: Bearer KEY (also for /docs).")] = None,
+    insecure: InsecureOpt = False,
     llm: LlmOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -319,6 +333,7 @@ def api(
     Example: kbqa api --port 8000 --api-key secret   (OpenAPI docs at http://127.0.0.1:8000/docs)
     """
     cfg, _ = _config(config, llm)
+    _check_exposure(host or cfg.webui.host, bool(api_key), insecure, "--api-key KEY")
     from kbqa.api import serve as serve_api
 
     serve_api(cfg, host or cfg.webui.host, port, api_key)

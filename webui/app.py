@@ -14,11 +14,10 @@ from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from kbqa import KnowledgeBase, KnowledgeBaseError, list_knowledge_bases  # noqa: E402
 from kbqa.config import Config  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
-from kbqa.uploads import store_upload  # noqa: E402
+from kbqa.service import Service, ServiceError  # noqa: E402
 
 safe_name = safe_filename
 
@@ -55,44 +54,13 @@ def sources_markdown(sources: list[Any], answered: bool = True, question: str = 
     return "\n".join(lines)
 
 
-class Session:
-    """Knowledge bases opened by the app, sharing one embedder and one LLM per model name."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.kbs: dict[tuple[str, str], KnowledgeBase] = {}
-        self.llms: dict[str, Any] = {}
-        self.embedder: Any = None
-        self.lock = threading.RLock()
-
-    def kb(self, name: str, llm: str | None = None, create: bool = False) -> KnowledgeBase:
-        llm = llm or self.config.llm.model
-        with self.lock:
-            key = (name, llm)
-            if key not in self.kbs:
-                config = self.config.model_copy(update={"llm": self.config.llm.model_copy(update={"model": llm})})
-                kb = KnowledgeBase.open(name, config, create=create, shared_embedder=self.embedder, shared_llm=self.llms.get(llm))
-                self.embedder = kb.embedder
-                self.kbs[key] = kb
-            return self.kbs[key]
-
-    def remember_llm(self, kb: KnowledgeBase, llm: str) -> None:
-        if llm not in self.llms:
-            self.llms[llm] = kb.llm
-
-    def forget(self, name: str) -> None:
-        with self.lock:
-            for key in [k for k in self.kbs if k[0] == name]:
-                self.kbs.pop(key).close()
-
-
 def build_app(config: Config, kb: str = "default") -> Any:
     import gradio as gr
 
     from kbqa.models import llm_models
 
-    session = Session(config)
-    names = list_knowledge_bases(config)
+    service = Service(config)
+    names = service.names()
     if kb not in names:
         names = [kb] + names
     llm_names = [n for n in llm_models()]
@@ -101,7 +69,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
     scratch = Path(tempfile.mkdtemp(prefix="kbqa-web-"))  # source copies and page images handed to the browser
 
     def kb_choices(value: str | None = None) -> Any:
-        current = sorted(set(list_knowledge_bases(config)) | ({value} if value else set()))
+        current = sorted(set(service.names()) | ({value} if value else set()))
         return gr.update(choices=current, value=value) if value else gr.update(choices=current)
 
     # --- chat --------------------------------------------------------------------------------
@@ -115,51 +83,54 @@ def build_app(config: Config, kb: str = "default") -> Any:
     def _answer(
         question: str, history: list[dict[str, str]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float | None
     ) -> Iterator[tuple[str, str, list[Any]]]:
-        if not question.strip():
+        if not isinstance(question, str) or not question.strip():
             yield "", "", []
             return
+        reply = None
         try:
-            base = session.kb(kb_name, llm)
-            gen = {} if temperature is None else {"temperature": float(temperature)}
-            result = base.ask(question, stream=True, top_k=int(top_k), threshold=float(threshold), history=history, **gen)
-            sources = sources_markdown(result.sources, result.answered_from_documents, result.query)
-            if result.query != question:
-                sources = f"*Searched for:* {_escape(result.query)}\n\n" + sources
+            reply = service.ask(kb_name, question, history=history, top_k=top_k, threshold=threshold, model=llm, temperature=temperature)
+            sources = sources_markdown(reply.sources, reply.answered, reply.query)
+            if reply.query != question:
+                sources = f"*Searched for:* {_escape(reply.query)}\n\n" + sources
+            for ahead in reply.waiting():
+                yield f"⏳ Waiting for the LLM: {ahead} question(s) ahead of yours…", sources, []
             text = ""
-            for piece in result:
+            for piece in reply:
                 text += piece
                 yield text, sources, []
-            if result.answered_from_documents:
-                session.remember_llm(base, llm)
-            yield text, sources, list(result.sources)
-        except (KnowledgeBaseError, RuntimeError) as exc:
-            yield f"⚠️ {exc}", "", []
+            yield text, sources, list(reply.sources)
+        except ServiceError as exc:
+            yield f"⚠️ {exc.message}", "", []
+        finally:
+            if reply is not None:
+                reply.close()
 
     def source_views(kb_name: str, hits: list[Any]) -> tuple[list[tuple[str, str]], list[str]]:
         """PNGs of the PDF pages the sources come from, and copies of the source files to download."""
-        base = session.kb(kb_name)
         folder = Path(tempfile.mkdtemp(dir=scratch))
         pages, files, seen = [], [], set()
         for i, h in enumerate(hits, start=1):
             if h.path and h.page and (h.path, h.page) not in seen:
                 seen.add((h.path, h.page))
-                png = base.page_image(h.path, h.page)
+                png = service.page_image(kb_name, h.path, h.page)
                 if png:
                     image = folder / f"source-{i}-p{h.page}.png"
                     image.write_bytes(png)
                     pages.append((str(image), f"[{i}] {h.cite()}"))
-            if h.path and Path(h.path).is_file() and h.path not in seen:
+            stored = service.source_file(kb_name, h.path) if h.path and h.path not in seen else None
+            if stored is not None:
                 seen.add(h.path)
                 copy = folder / f"{i}" / safe_name(h.file)
                 copy.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(h.path, copy)
+                shutil.copyfile(stored, copy)
                 files.append(str(copy))
         return pages, files
 
     def chat(
         message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float
     ) -> Iterator[tuple[Any, str, str, Any, Any]]:
-        earlier = [{"role": m["role"], "content": str(m["content"])} for m in (history or []) if m.get("role") in ("user", "assistant")]
+        earlier = [{"role": m["role"], "content": str(m.get("content") or "")} for m in (history or [])
+                   if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
         history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         hits: list[Any] = []
         sources = ""
@@ -168,73 +139,72 @@ def build_app(config: Config, kb: str = "default") -> Any:
             history[-1] = {"role": "assistant", "content": text}
             yield history, sources, gr.skip() if cleared else "", gr.skip(), gr.skip()
             cleared = True
-        pages, files = source_views(kb_name, hits) if hits else ([], [])
+        try:
+            pages, files = source_views(kb_name, hits) if hits else ([], [])
+        except ServiceError:
+            pages, files = [], []
         yield history, sources, gr.skip() if cleared else "", pages, files or None
 
     # --- knowledge bases -----------------------------------------------------------------------
     def files_table(kb_name: str) -> list[list[Any]]:
         try:
-            rows = session.kb(kb_name).files()
-        except KnowledgeBaseError:
+            rows = service.files(kb_name)
+        except ServiceError:
             return []
         return [[r.id, r.name, r.status, r.pages or "", r.chunks, round(r.seconds or 0, 2), r.error or ""] for r in rows]
 
     def create_kb(new_name: str) -> tuple[str, Any, list[list[Any]]]:
         name = (new_name or "").strip()
         try:
-            session.kb(name, create=True)
-        except KnowledgeBaseError as exc:
-            return f"⚠️ {exc}", kb_choices(), []
-        return f"Created knowledge base **{name}**. Upload files to fill it.", kb_choices(name), files_table(name)
+            service.create(name)
+        except ServiceError as exc:
+            return f"⚠️ {_escape(exc.message)}", kb_choices(), []
+        return f"Created knowledge base **{_escape(name)}**. Upload files to fill it.", kb_choices(name), files_table(name)
 
     def delete_kb(kb_name: str, confirm: str) -> tuple[str, Any, list[list[Any]]]:
         if (confirm or "").strip() != kb_name:
-            return f"Type the name **{kb_name}** in the confirmation box to delete it.", gr.update(), files_table(kb_name)
+            return f"Type the name **{_escape(str(kb_name))}** in the confirmation box to delete it.", gr.update(), files_table(kb_name)
         try:
-            session.forget(kb_name)
-            KnowledgeBase.open(kb_name, config, create=False).drop()
-        except KnowledgeBaseError as exc:
-            return f"⚠️ {exc}", gr.update(), files_table(kb_name)
-        left = list_knowledge_bases(config)
-        return f"Deleted knowledge base **{kb_name}** and its files.", gr.update(choices=left, value=left[0] if left else None), []
+            service.drop(kb_name)
+        except ServiceError as exc:
+            return f"⚠️ {_escape(exc.message)}", gr.update(), files_table(kb_name)
+        left = service.names()
+        return f"Deleted knowledge base **{_escape(kb_name)}** and its files.", gr.update(choices=left, value=left[0] if left else None), []
 
     def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], Any]:
         chosen = list(files or []) + list(folder_files or [])
         if not chosen:
             return "Choose files, a zip or a folder to upload first.", files_table(kb_name), kb_choices()
-        try:
-            base = session.kb(kb_name, create=True)
-        except KnowledgeBaseError as exc:
-            return f"⚠️ {exc}", [], kb_choices()
-        target = base.folder / "uploads"
-        target.mkdir(parents=True, exist_ok=True)
-        limit = int(config.webui.max_upload_mb * 1024 * 1024)
-        saved, rejected = [], []
-        for f in chosen:
-            src = Path(getattr(f, "name", f))
-            with src.open("rb") as fh:
-                stored = store_upload(getattr(f, "orig_name", None) or src.name, fh, target, max_bytes=limit)
-            saved += stored.files
-            rejected += stored.skipped
 
         def step(p: Any) -> None:
             if p.total:
                 where = f", page {p.page} of {p.pages}" if p.page else ""
                 progress(p.done / p.total, desc=f"{p.name}{where} ({p.done}/{p.total})")
 
-        report = base.ingest(saved, progress=step) if saved else None
-        lines = [f"**{kb_name}**: {report.summary()}" if report else f"**{kb_name}**: nothing ingested"]
+        handles = []
+        try:
+            for f in chosen:  # files Gradio has received into its own temporary folder
+                src = Path(getattr(f, "name", f))
+                handles.append((getattr(f, "orig_name", None) or src.name, src.open("rb")))
+            result = service.upload(kb_name, handles, progress=step)
+        except ServiceError as exc:
+            return f"⚠️ {_escape(exc.message)}", files_table(kb_name), kb_choices()
+        finally:
+            for _, fh in handles:
+                fh.close()
+        report = result.report
+        lines = [f"**{_escape(kb_name)}**: {report.summary()}" if report else f"**{_escape(kb_name)}**: nothing ingested"]
         if report:
             lines += [f"- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed]
-        lines += [f"- ❌ {_escape(r)}" for r in rejected]
+        lines += [f"- ❌ {_escape(r['name'])}: {_escape(r['error'])}" for r in result.rejected]
         return "\n".join(lines), files_table(kb_name), kb_choices()
 
     def delete_file(file_id: str, kb_name: str) -> tuple[str, list[list[Any]]]:
         try:
-            row = session.kb(kb_name).remove_file(file_id.strip())
+            row = service.remove_file(kb_name, (file_id or "").strip())
             return f"Removed {_escape(row.name)}.", files_table(kb_name)
-        except KnowledgeBaseError as exc:
-            return f"⚠️ {exc}", files_table(kb_name)
+        except ServiceError as exc:
+            return f"⚠️ {_escape(exc.message)}", files_table(kb_name)
 
     def reingest_file(file_id: str, kb_name: str, progress: Any = gr.Progress()) -> tuple[str, list[list[Any]]]:
         def step(p: Any) -> None:
@@ -242,26 +212,26 @@ def build_app(config: Config, kb: str = "default") -> Any:
                 progress(p.done / p.total, desc=p.name)
 
         try:
-            report = session.kb(kb_name).reingest_file(file_id.strip(), progress=step)
-        except KnowledgeBaseError as exc:
-            return f"⚠️ {exc}", files_table(kb_name)
+            report = service.reingest_file(kb_name, (file_id or "").strip(), progress=step)
+        except ServiceError as exc:
+            return f"⚠️ {_escape(exc.message)}", files_table(kb_name)
         failed = "".join(f"\n- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed)
         return f"Re-ingested: {report.summary()}{failed}", files_table(kb_name)
 
     def search_only(query: str, kb_name: str, top_k: float, threshold: float) -> str:
-        if not query.strip():
+        if not isinstance(query, str) or not query.strip():
             return ""
         try:
-            hits = session.kb(kb_name).search(query, top_k=int(top_k), threshold=float(threshold))
-        except KnowledgeBaseError as exc:
-            return f"⚠️ {exc}"
+            hits = service.search(kb_name, query, top_k=top_k, threshold=threshold)
+        except ServiceError as exc:
+            return f"⚠️ {_escape(exc.message)}"
         return sources_markdown(hits, question=query) if hits else "No chunk passed the relevance threshold."
 
     def describe(kb_name: str, llm: str) -> dict[str, Any]:
         try:
-            return session.kb(kb_name, llm).describe()
-        except KnowledgeBaseError as exc:
-            return {"error": str(exc)}
+            return service.describe(kb_name, llm)
+        except ServiceError as exc:
+            return {"error": exc.message}
 
     with gr.Blocks(title="kbqa") as app:
         gr.Markdown("## kbqa — ask your documents\nAnswers come from your own files, with the file and page of each source. Nothing leaves this machine.")
@@ -325,4 +295,8 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
     app = build_app(config, kb)
-    app.queue().launch(server_name=host, server_port=port, auth=auth, show_error=True, max_file_size=f"{config.webui.max_upload_mb:g}mb")
+    # Gradio runs each event one at a time unless told otherwise; kbqa's service queues the LLM
+    # itself (telling each user their place), so searches, uploads and chats run side by side.
+    concurrency = config.server.max_queue + 2 * config.server.llm_instances + 4
+    app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
+        server_name=host, server_port=port, auth=auth, show_error=True, max_file_size=f"{config.webui.max_upload_mb:g}mb")

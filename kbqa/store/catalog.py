@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from kbqa.store.tokenize import query_tokens, tokens
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files(
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- ids are never reused: a stale client cannot hit another file
     path TEXT NOT NULL UNIQUE,      -- absolute path
     name TEXT NOT NULL,             -- path relative to the folder it was ingested from
     sha256 TEXT, size INTEGER, mtime REAL,
@@ -30,7 +31,7 @@ CREATE TABLE IF NOT EXISTS files(
     seconds REAL, ingested_at REAL
 );
 CREATE TABLE IF NOT EXISTS chunks(
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a vector index that is behind cannot mistake a new chunk for an old one
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
     chunk_no INTEGER NOT NULL,
     page INTEGER,
@@ -100,16 +101,52 @@ class NewChunk:
 
 
 class Catalog:
+    """One SQLite file in WAL mode: each thread reads through its own connection (readers never
+    wait for each other or see a write half done) and one thread of this process writes at a time
+    (other processes wait on SQLite's own lock, up to 30 s)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
+        self._local = threading.local()
+        self._connections: dict[int, sqlite3.Connection] = {}  # by thread id, to close them all
+        self._connections_lock = threading.Lock()
+        self._writer = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
+        with self._writer:
+            self.db.executescript(SCHEMA)
+            self._never_reuse_chunk_ids()
         if self.get_meta("tokenizer") != TOKENIZER_VERSION:
             self.rebuild_fts()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._connections_lock:
+                alive = {t.ident for t in threading.enumerate()}
+                for ident in [i for i in self._connections if i not in alive]:  # threads that ended
+                    self._connections.pop(ident).close()
+                self._connections[threading.get_ident()] = conn
+        return conn
+
+    def _never_reuse_chunk_ids(self) -> None:
+        """Catalogs written before chunk ids were AUTOINCREMENT get the table rebuilt with it (ids kept)."""
+        sql = self.db.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='chunks'").fetchone()[0]
+        if "AUTOINCREMENT" in sql.upper():
+            return
+        with self.transaction() as db:
+            db.execute("ALTER TABLE chunks RENAME TO chunks_before_autoincrement")
+            create = SCHEMA.split("CREATE TABLE IF NOT EXISTS chunks(", 1)[1].split(");", 1)[0]
+            db.execute(f"CREATE TABLE chunks({create})")
+            db.execute("INSERT INTO chunks SELECT * FROM chunks_before_autoincrement")
+            db.execute("DROP TABLE chunks_before_autoincrement")
+            db.execute("CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id, chunk_no)")
 
     def rebuild_fts(self) -> None:
         """Re-tokenize every chunk into the FTS table (after a tokenizer change)."""
@@ -123,18 +160,25 @@ class Catalog:
             self.set_meta("tokenizer", TOKENIZER_VERSION, db)
 
     def close(self) -> None:
-        self.db.close()
+        with self._connections_lock:
+            for conn in self._connections.values():
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+        """One write, all or nothing; one writing thread at a time in this process."""
+        with self._writer:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
 
     # --- meta -----------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -239,6 +283,21 @@ class Catalog:
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vecs = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
             yield ids, vecs
+
+    def chunk_ids(self) -> np.ndarray:
+        return np.array([r[0] for r in self.db.execute("SELECT id FROM chunks")], dtype=np.int64)
+
+    def chunk_vectors(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the given chunks that still exist."""
+        found: list[int] = []
+        vecs: list[np.ndarray] = []
+        for i in range(0, len(ids), 500):
+            part = [int(x) for x in ids[i : i + 500]]
+            q = f"SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.key = c.vector_key WHERE c.id IN ({','.join('?' * len(part))})"
+            for chunk_id, blob in self.db.execute(q, part):
+                found.append(int(chunk_id))
+                vecs.append(np.frombuffer(blob, dtype=np.float32))
+        return np.array(found, dtype=np.int64), (np.vstack(vecs) if vecs else np.zeros((0, 0), dtype=np.float32))
 
     def chunk_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM chunks").fetchone()[0])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -29,9 +31,11 @@ class VectorIndex(Protocol):
 
     def needs_rebuild(self) -> bool: ...
 
+    def rebuild(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> None: ...
+
 
 def _write_state(path: Path, state: dict[str, object]) -> None:
-    tmp = path.with_suffix(".json.tmp")
+    tmp = path.with_suffix(f".json.{os.getpid()}.{threading.get_ident()}.tmp")  # two writers never share a temp file
     tmp.write_text(json.dumps(state))
     os.replace(tmp, path)
 
@@ -47,12 +51,16 @@ class FaissIndex:
     """FAISS under an IndexIDMap2, written atomically (temp file + rename).
 
     kind "flat" is exact inner product; "hnsw" an HNSW graph (M=32), which cannot delete: removed
-    ids are filtered out of results and the graph is rebuilt by the knowledge base when they pile up."""
+    ids are filtered out of results and the graph is rebuilt by the knowledge base when they pile up.
+
+    Thread-safe: every call holds the index's lock, and a rebuild fills a new index off to the side
+    before swapping it in, so a search never sees a write half applied."""
 
     def __init__(self, folder: Path, dim: int, kind: str = "flat") -> None:
         import faiss
 
         self._faiss = faiss
+        self._lock = threading.RLock()
         self.dim = dim
         self.kind = kind
         self.file = folder / "vectors.faiss"
@@ -75,41 +83,62 @@ class FaissIndex:
         return self._faiss.IndexIDMap2(self._faiss.IndexFlatIP(self.dim))
 
     def reset(self) -> None:
-        self.index = self._empty()
-        self.deleted = set()
+        with self._lock:
+            self.index = self._empty()
+            self.deleted = set()
+
+    def rebuild(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Replace the whole index by these (ids, vectors); searches meanwhile use the old one."""
+        fresh = self._empty()
+        for ids, vectors in batches:
+            if len(ids):
+                fresh.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+        with self._lock:
+            self.index, self.deleted = fresh, set()
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
-            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+            with self._lock:
+                self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: list[int]) -> None:
-        if not ids:
+        if not len(ids):
             return
-        if self.kind == "hnsw":
-            self.deleted.update(int(i) for i in ids)
-        else:
-            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+        with self._lock:
+            if self.kind == "hnsw":
+                self.deleted.update(int(i) for i in ids)
+            else:
+                self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def ids(self) -> np.ndarray:
+        """The chunk ids this index holds (deleted ones left out)."""
+        with self._lock:
+            held = self._faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            return np.setdiff1d(held, np.fromiter(self.deleted, dtype=np.int64)) if self.deleted else held
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if self.index.ntotal == 0:
-            return []
-        want = min(k + len(self.deleted), self.index.ntotal)
-        scores, ids = self.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), want)
-        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and int(i) not in self.deleted]
+        with self._lock:
+            if self.index.ntotal == 0:
+                return []
+            want = min(k + len(self.deleted), self.index.ntotal)
+            scores, ids = self.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), want)
+            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and int(i) not in self.deleted]
         return hits[:k]
 
     def count(self) -> int:
-        return int(self.index.ntotal) - len(self.deleted)
+        with self._lock:
+            return int(self.index.ntotal) - len(self.deleted)
 
     def needs_rebuild(self) -> bool:
         return len(self.deleted) > max(1000, self.index.ntotal // 10)
 
     def save(self, generation: int) -> None:
-        tmp = self.file.with_suffix(".faiss.tmp")
-        self._faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, self.file)
-        _write_state(self.state, {"generation": generation, "count": self.count(), "dim": self.dim, "kind": self.kind,
-                                  "deleted": sorted(self.deleted)})
+        with self._lock:
+            tmp = self.file.with_suffix(f".faiss.{os.getpid()}.{threading.get_ident()}.tmp")
+            self._faiss.write_index(self.index, str(tmp))
+            os.replace(tmp, self.file)
+            _write_state(self.state, {"generation": generation, "count": self.count(), "dim": self.dim, "kind": self.kind,
+                                      "deleted": sorted(self.deleted)})
 
     def saved_generation(self) -> int | None:
         state = _read_state(self.state)
@@ -161,6 +190,11 @@ class MilvusIndex:
 
     def needs_rebuild(self) -> bool:
         return False
+
+    def rebuild(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.reset()
+        for ids, vectors in batches:
+            self.add(ids, vectors)
 
     def save(self, generation: int) -> None:
         self.client.flush(self.collection)

@@ -1,0 +1,598 @@
+"""The service layer: the knowledge bases a server offers to many people at once.
+
+The web app (webui/) and the HTTP API (kbqa/api.py) both go through a `Service` and keep only their
+own presentation. It owns what makes serving safe:
+
+- names, never paths: a knowledge base is addressed by a validated name inside the kbqa home;
+- shared models: one embedder, and each LLM loaded once, behind a bounded generation queue
+  (`server.llm_instances` copies, each running one generation at a time; `server.max_queue`
+  requests may wait, the rest are refused with `Busy`, i.e. 503 + Retry-After);
+- request limits (question length, top_k, threshold, max_tokens, history), text made valid UTF-8;
+- freshness: every request checks the catalog's generation and patches the index when another
+  process changed the knowledge base;
+- writes: one writer per knowledge base (uploads, deletes, re-ingests wait for each other),
+  readers never wait for writers;
+- errors as `ServiceError`s with an HTTP status and a message that shows no server path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kbqa.config import Config
+from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, kb_folder, list_knowledge_bases, valid_name
+from kbqa.store import FileRow
+from kbqa.types import AnswerStream, Hit, IngestReport
+
+Message = dict[str, str]
+
+
+# --- errors ----------------------------------------------------------------------------------
+class ServiceError(Exception):
+    """A request the service refuses; status is the HTTP status that fits, the message is for the client."""
+
+    status = 400
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class BadRequest(ServiceError):
+    status = 400
+
+
+class Unauthorized(ServiceError):
+    status = 401
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class TooLarge(ServiceError):
+    status = 413
+
+
+class Busy(ServiceError):
+    """Every LLM copy is busy and the queue is full (or the server is stopping): try again later."""
+
+    status = 503
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
+
+
+def scrub(message: str) -> str:
+    """A message with every absolute path cut to its last part: clients never learn server paths."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "…", message)
+
+
+# --- the generation queue ----------------------------------------------------------------------
+class GenerationQueue:
+    """Slots for one loaded LLM's copies, handed out first come, first served.
+
+    admit() registers a request that will generate (refused with Busy past max_waiting requests not
+    yet generating); Ticket.acquire() waits for a slot; Ticket.release() frees it."""
+
+    def __init__(self, slots: int, max_waiting: int, timeout_s: float) -> None:
+        self._cond = threading.Condition()
+        self._free = list(range(slots))
+        self._slots = slots
+        self._waiting: deque[Ticket] = deque()
+        self._pending = 0  # admitted, not yet generating
+        self.max_waiting = max_waiting
+        self.timeout_s = timeout_s
+        self.closed = False
+        self._seconds = 2.0  # running mean of a generation's length, for Retry-After
+
+    def admit(self) -> Ticket:
+        with self._cond:
+            if self.closed:
+                raise Busy("the server is shutting down", retry_after=10)
+            if self._pending >= self.max_waiting + self._slots:
+                raise Busy(
+                    f"all {self._slots} LLM instance(s) are busy and {self._pending} requests are waiting; try again shortly",
+                    retry_after=self.retry_after(),
+                )
+            self._pending += 1
+            return Ticket(self)
+
+    def retry_after(self) -> float:
+        return max(1.0, math.ceil(self._seconds * (1 + len(self._waiting)) / self._slots))
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            return {"instances": self._slots, "generating": self._slots - len(self._free), "waiting": len(self._waiting),
+                    "admitted": self._pending, "max_queue": self.max_waiting, "mean_generation_s": round(self._seconds, 2)}
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+class Ticket:
+    """One request's place in a GenerationQueue."""
+
+    def __init__(self, queue: GenerationQueue) -> None:
+        self._queue = queue
+        self.slot: int | None = None
+        self.done = False
+        self.admitted_at = time.monotonic()
+        self.started_at: float | None = None
+
+    def position(self) -> int:
+        """How many requests are ahead of this one (0: generating, or next)."""
+        q = self._queue
+        with q._cond:
+            if self.slot is not None or self not in q._waiting:
+                return 0
+            return q._waiting.index(self)
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Wait up to timeout seconds (None: the queue's limit, then Busy) for a slot; True once held."""
+        q = self._queue
+        with q._cond:
+            if self.slot is not None:
+                return True
+            if self.done:
+                raise Busy("this request's turn was given up")
+            if self not in q._waiting:
+                q._waiting.append(self)
+            deadline = time.monotonic() + (q.timeout_s if timeout is None else timeout)
+            while not (q._free and q._waiting[0] is self):
+                if q.closed:
+                    self._leave()
+                    raise Busy("the server is shutting down", retry_after=10)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if timeout is not None:
+                        return False
+                    self._leave()
+                    raise Busy(f"waited {q.timeout_s:.0f} s for the LLM; try again later", retry_after=q.retry_after())
+                q._cond.wait(min(left, 1.0))
+            q._waiting.popleft()
+            self.slot = q._free.pop()
+            q._pending -= 1
+            self.started_at = time.monotonic()
+            q._cond.notify_all()
+            return True
+
+    def _leave(self) -> None:
+        q = self._queue
+        if self in q._waiting:
+            q._waiting.remove(self)
+        if not self.done and self.slot is None:
+            q._pending -= 1
+        self.done = True
+        q._cond.notify_all()
+
+    def release(self) -> None:
+        q = self._queue
+        with q._cond:
+            if self.slot is not None:
+                q._free.append(self.slot)
+                self.slot = None
+                if self.started_at is not None:
+                    q._seconds = 0.8 * q._seconds + 0.2 * (time.monotonic() - self.started_at)
+                self.done = True
+                q._cond.notify_all()
+            elif not self.done:
+                self._leave()
+
+
+class QueuedLLM:
+    """An LLM backend that is not thread-safe (llama.cpp, transformers) behind a GenerationQueue:
+    its copies generate one at a time each; everything else (name, template, context,
+    count_tokens: tokenizing only reads the vocabulary) passes through to the first copy."""
+
+    def __init__(self, copies: list[Any], queue: GenerationQueue) -> None:
+        self.copies = copies
+        self.queue = queue
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.copies[0], name)
+
+    def stream(self, messages: list[Message], ticket: Ticket | None = None, **generation: Any) -> Iterator[str]:
+        """Wait for a free copy (with ticket: the request's own place in the queue), then generate.
+        The slot is freed when the generation ends, fails, or the consumer stops iterating."""
+        ticket = ticket or self.queue.admit()
+        try:
+            ticket.acquire()
+            assert ticket.slot is not None
+            pieces = self.copies[ticket.slot].stream(messages, **generation)
+            try:
+                for piece in pieces:
+                    if self.queue.closed:
+                        return
+                    yield piece
+            finally:
+                close = getattr(pieces, "close", None)
+                if close:
+                    close()
+        finally:
+            ticket.release()  # a request's ticket serves one generation: its answer
+
+
+# --- what a request gets back ---------------------------------------------------------------------
+class Reply:
+    """An answer being produced for one request: sources at once, then (after waiting for the LLM,
+    if it must) the text pieces. Always close() it (or iterate to the end): that frees its place."""
+
+    def __init__(self, stream: AnswerStream, ticket: Ticket | None) -> None:
+        self.stream = stream
+        self.ticket = ticket
+        self.sources: list[Hit] = stream.sources
+        self.answered = stream.answered_from_documents
+        self.query = stream.query
+        self.model = stream.model
+        self._iterator: Iterator[str] | None = None
+
+    def waiting(self, every: float = 1.0) -> Iterator[int]:
+        """While this reply waits for the LLM: its place in the queue (0 = next), every `every` seconds."""
+        if self.ticket is None:
+            return
+        while not self.ticket.acquire(timeout=every):
+            yield self.ticket.position()
+        return
+
+    def __iter__(self) -> Iterator[str]:
+        self._iterator = iter(self.stream)
+        try:
+            yield from self._iterator
+        finally:
+            self.close()
+
+    @property
+    def text(self) -> str:
+        return self.stream.text
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            close = getattr(self._iterator, "close", None)
+            self._iterator = None
+            if close:
+                close()
+        pieces = getattr(self.stream, "_pieces", None)
+        if pieces is not None and hasattr(pieces, "close"):
+            pieces.close()
+        if self.ticket is not None:
+            self.ticket.release()
+
+
+@dataclass
+class Upload:
+    report: IngestReport | None
+    rejected: list[dict[str, str]] = field(default_factory=list)  # {"name", "error"}
+
+
+# --- the service ----------------------------------------------------------------------------------
+class Service:
+    """The knowledge bases one server offers, by name, with shared models and limits."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.limits = config.server
+        self._kbs: dict[str, tuple[KnowledgeBase, int]] = {}  # name -> (open KB, inode of its catalog)
+        self._writers: dict[str, threading.Lock] = {}
+        self._llms: dict[str, Any] = {}
+        self._loading: dict[str, threading.Lock] = {}
+        self._embedder: Any = None
+        self._lock = threading.RLock()
+        self.closed = False
+
+    # --- names and knowledge bases --------------------------------------------------------------
+    def names(self) -> list[str]:
+        return list_knowledge_bases(self.config)
+
+    def _folder(self, name: str) -> Path:
+        if not isinstance(name, str) or not valid_name(name):
+            shown = str(name)[:64]
+            raise BadRequest(
+                f"invalid knowledge base name {shown!r}: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters"
+            )
+        try:
+            return kb_folder(self.config, name)
+        except KnowledgeBaseError as exc:
+            raise BadRequest(scrub(str(exc))) from None
+
+    def kb(self, name: str, *, create: bool = False) -> KnowledgeBase:
+        """The open knowledge base called name, current with what other processes wrote."""
+        folder = self._folder(name)
+        catalog = folder / "catalog.sqlite"
+        with self._lock:
+            try:
+                inode = catalog.stat().st_ino
+            except OSError:
+                inode = None
+            held = self._kbs.get(name)
+            if held is not None and held[1] != inode:  # dropped (and maybe made again) by another process
+                self._kbs.pop(name)[0].close()
+                held = None
+            if held is None:
+                if inode is None and not create:
+                    raise NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})")
+                try:
+                    base = KnowledgeBase(folder, self.config, shared_embedder=self._embedder)
+                except KnowledgeBaseError as exc:
+                    raise BadRequest(scrub(str(exc))) from None
+                self._embedder = self._embedder or base.embedder
+                held = (base, catalog.stat().st_ino)
+                self._kbs[name] = held
+            base = held[0]
+        base.refresh()
+        return base
+
+    def create(self, name: str) -> KnowledgeBase:
+        return self.kb(name, create=True)
+
+    def drop(self, name: str) -> None:
+        """Delete a knowledge base (a folder inside the home, by its validated name) and its files."""
+        folder = self._folder(name)
+        with self._writer(name):
+            with self._lock:
+                held = self._kbs.pop(name, None)
+                if held is not None:
+                    held[0].close()
+            if not (folder / "catalog.sqlite").exists():
+                raise NotFound(f"no knowledge base {name!r}")
+            shutil.rmtree(folder)
+
+    def _writer(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._writers.setdefault(name, threading.Lock())
+
+    # --- files --------------------------------------------------------------------------------------
+    def files(self, name: str) -> list[FileRow]:
+        return self.kb(name).files()
+
+    def upload(
+        self, name: str, items: Iterable[tuple[str, BinaryIO]], progress: Callable[[Progress], None] | None = None
+    ) -> Upload:
+        """Store uploaded files (safe, de-duplicated names; zips unpacked safely; size limits) in the
+        knowledge base's uploads/ folder, creating it if needed, and ingest them."""
+        from kbqa.uploads import store_upload
+
+        base = self.kb(name, create=True)
+        target = base.folder / "uploads"
+        limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
+        with self._writer(name):
+            saved: list[Path] = []
+            rejected: list[dict[str, str]] = []
+            taken: set[str] = set()
+            for filename, source in items:
+                stored = store_upload(clean_text(filename or "upload"), source, target, max_bytes=limit, taken=taken)
+                saved += stored.files
+                for reason in stored.skipped:
+                    shown, _, why = reason.partition(": ")
+                    rejected.append({"name": shown, "error": scrub(why)})
+            report = base.ingest(saved, progress=progress) if saved else None
+        if report is not None:
+            for f in report.files:
+                f.error = scrub(f.error) if f.error else f.error
+        return Upload(report, rejected)
+
+    def remove_file(self, name: str, file: str | int) -> FileRow:
+        base = self.kb(name)
+        with self._writer(name):
+            try:
+                return base.remove_file(file)
+            except KnowledgeBaseError as exc:
+                raise NotFound(scrub(str(exc))) from None
+
+    def reingest_file(self, name: str, file: str | int, progress: Callable[[Progress], None] | None = None) -> IngestReport:
+        base = self.kb(name)
+        with self._writer(name):
+            try:
+                report = base.reingest_file(file, progress=progress)
+            except KnowledgeBaseError as exc:
+                raise NotFound(scrub(str(exc))) from None
+        for f in report.files:
+            f.error = scrub(f.error) if f.error else f.error
+        return report
+
+    def page_image(self, name: str, path: str, page: int) -> bytes | None:
+        """A PNG of a page of one of this knowledge base's own files (never any other file)."""
+        base = self.kb(name)
+        if base.catalog.file(path) is None:
+            return None
+        return base.page_image(path, page)
+
+    def source_file(self, name: str, path: str) -> Path | None:
+        """The stored file behind a source, if it is one of this knowledge base's files and still there."""
+        base = self.kb(name)
+        row = base.catalog.file(path)
+        return Path(row.path) if row and Path(row.path).is_file() else None
+
+    # --- limits ----------------------------------------------------------------------------------------
+    def _question(self, text: Any, what: str = "question") -> str:
+        if not isinstance(text, str):
+            raise BadRequest(f"the {what} must be text")
+        text = clean_text(text)
+        if not text.strip():
+            raise BadRequest(f"the {what} is empty")
+        if len(text) > self.limits.max_question_chars:
+            raise TooLarge(f"the {what} has {len(text)} characters; the limit is {self.limits.max_question_chars} (server.max_question_chars)")
+        return text
+
+    def _top_k(self, top_k: Any) -> int | None:
+        if top_k is None:
+            return None
+        if isinstance(top_k, float) and top_k.is_integer():
+            top_k = int(top_k)
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
+            raise BadRequest(f"top_k must be a whole number from 1 to 50 (got {str(top_k)[:20]})")
+        return top_k
+
+    def _threshold(self, threshold: Any) -> float | None:
+        if threshold is None:
+            return None
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or not 0 <= threshold <= 1:
+            raise BadRequest(f"threshold must be a number from 0 to 1 (got {str(threshold)[:20]})")
+        return float(threshold)
+
+    def _generation(self, temperature: Any, max_tokens: Any) -> dict[str, Any]:
+        gen: dict[str, Any] = {}
+        if temperature is not None:
+            if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or not 0 <= temperature <= 2:
+                raise BadRequest(f"temperature must be a number from 0 to 2 (got {str(temperature)[:20]})")
+            gen["temperature"] = float(temperature)
+        if max_tokens is not None:
+            if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= self.limits.max_tokens:
+                raise BadRequest(f"max_tokens must be a whole number from 1 to {self.limits.max_tokens} (server.max_tokens; got {str(max_tokens)[:20]})")
+            gen["max_tokens"] = max_tokens
+        return gen
+
+    def _history(self, history: list[Message] | None) -> list[Message]:
+        turns = list(history or [])
+        if len(turns) > self.limits.max_messages:
+            raise TooLarge(f"the conversation has {len(turns)} messages; the limit is {self.limits.max_messages} (server.max_messages)")
+        out = []
+        for m in turns:
+            role, content = m.get("role"), m.get("content")
+            if not isinstance(role, str) or not isinstance(content, str):
+                raise BadRequest("each message needs a role and text content")
+            out.append({"role": role, "content": clean_text(content)})
+        return out
+
+    # --- models --------------------------------------------------------------------------------------
+    def llm(self, model: str | None = None) -> Any:
+        """The loaded LLM called model (the configured one by default), shared by every request:
+        a local generator behind its generation queue; a server or extractive backend as it is."""
+        model = model or self.config.llm.model
+        with self._lock:
+            if model in self._llms:
+                return self._llms[model]
+            loading = self._loading.setdefault(model, threading.Lock())
+        with loading:  # one thread loads a model; the others wait for it, not load it again
+            with self._lock:
+                if model in self._llms:
+                    return self._llms[model]
+            from kbqa.llm import make_llm, resolve_model
+
+            llm_config = self.config.llm if model == self.config.llm.model else self.config.llm.model_copy(update={"model": model, "path": None})
+            try:
+                spec = resolve_model(llm_config)
+                cache = self.config.home_dir() / "models"
+                if spec.backend in ("llamacpp", "transformers"):
+                    copies = [make_llm(llm_config, cache) for _ in range(self.limits.llm_instances)]
+                    loaded: Any = QueuedLLM(copies, GenerationQueue(len(copies), self.limits.max_queue, self.limits.queue_timeout_s))
+                else:
+                    loaded = make_llm(llm_config, cache)
+            except (RuntimeError, OSError, ValueError) as exc:
+                raise BadRequest(f"the LLM {model!r} cannot be loaded: {scrub(str(exc))}") from None
+            with self._lock:
+                self._llms[model] = loaded
+            return loaded
+
+    def queues(self) -> dict[str, Any]:
+        with self._lock:
+            return {name: llm.queue.stats() for name, llm in self._llms.items() if isinstance(llm, QueuedLLM)}
+
+    # --- questions -----------------------------------------------------------------------------------
+    def search(self, name: str, query: Any, *, top_k: Any = None, threshold: Any = None) -> list[Hit]:
+        query = self._question(query, "query")
+        top_k, threshold = self._top_k(top_k), self._threshold(threshold)
+        try:
+            return self.kb(name).search(query, top_k=top_k, threshold=threshold)
+        except KnowledgeBaseError as exc:
+            raise BadRequest(scrub(str(exc))) from None
+
+    def ask(
+        self,
+        name: str,
+        question: Any,
+        *,
+        history: list[Message] | None = None,
+        top_k: Any = None,
+        threshold: Any = None,
+        model: str | None = None,
+        temperature: Any = None,
+        max_tokens: Any = None,
+    ) -> Reply:
+        """Answer from a knowledge base. Raises Busy at once when the LLM's queue is full; the
+        Reply's waiting() tells the place in the queue, iterating it gives the answer."""
+        question = self._question(question)
+        turns = self._history(history)
+        top_k, threshold = self._top_k(top_k), self._threshold(threshold)
+        gen = self._generation(temperature, max_tokens)
+        base = self.kb(name)
+        llm = self.llm(model)
+        ticket = llm.queue.admit() if isinstance(llm, QueuedLLM) else None
+        try:
+            if ticket is not None:
+                gen["ticket"] = ticket
+            result = base.ask(question, stream=True, top_k=top_k, threshold=threshold, history=turns, llm=llm, **gen)
+        except KnowledgeBaseError as exc:
+            if ticket:
+                ticket.release()
+            raise BadRequest(scrub(str(exc))) from None
+        except BaseException:
+            if ticket:
+                ticket.release()
+            raise
+        assert isinstance(result, AnswerStream)
+        if ticket is not None and not result.answered_from_documents:
+            ticket.release()  # nothing to generate
+            ticket = None
+        return Reply(result, ticket)
+
+    def chat(self, messages: list[Message], *, model: str | None = None, temperature: Any = None, max_tokens: Any = None) -> Reply:
+        """Talk to the LLM itself (no knowledge base); the conversation is trimmed to its context."""
+        from kbqa.chat import trim_history
+
+        turns = self._history(messages)
+        if not turns or turns[-1]["role"] != "user":
+            raise BadRequest("the last message must be the user's question")
+        self._question(turns[-1]["content"])
+        gen = self._generation(temperature, max_tokens)
+        llm = self.llm(model)
+        max_new = int(gen.get("max_tokens", self.config.llm.max_tokens))
+        budget = int(getattr(llm, "context", 2048)) - max_new - 32
+        count = getattr(llm, "count_tokens", None) or (lambda text: len(text) // 2 + 1)
+        system = [m for m in turns[:1] if m["role"] == "system"]
+        used = sum(count(m["content"]) + 8 for m in system)
+        if used + count(turns[-1]["content"]) + 8 > budget:
+            raise TooLarge(f"the question does not fit in the model's context of {getattr(llm, 'context', '?')} tokens with max_tokens {max_new}")
+        kept = trim_history(turns, budget - used, count)
+        ticket = llm.queue.admit() if isinstance(llm, QueuedLLM) else None
+        extra = {"ticket": ticket} if ticket is not None else {}
+        pieces = llm.stream(system + kept, **gen, **extra)
+        return Reply(AnswerStream(turns[-1]["content"], [], pieces, answered=True, model=getattr(llm, "name", model or "")), ticket)
+
+    def describe(self, name: str, model: str | None = None) -> dict[str, Any]:
+        """What a knowledge base runs on (embedder, LLM, OCR, store, retrieval), without server paths."""
+        base = self.kb(name)
+        model = model or self.config.llm.model
+        info = base.describe(llm=model)
+        info["knowledge_base"].pop("folder", None)
+        info["llm"]["loaded"] = model in self._llms
+        info["embeddings"]["loaded"] = self._embedder is not None
+        for part in ("embeddings", "llm"):
+            source = info[part].get("source")
+            if isinstance(source, str):
+                info[part]["source"] = scrub(source)
+        info["queues"] = self.queues()
+        return info
+
+    def close(self) -> None:
+        """Stop: waiting requests are refused, generations stop at their next piece, files are closed."""
+        self.closed = True
+        with self._lock:
+            for llm in self._llms.values():
+                if isinstance(llm, QueuedLLM):
+                    llm.queue.close()
+            for base, _ in self._kbs.values():
+                base.close()
+            self._kbs.clear()

@@ -1,0 +1,254 @@
+"""The service layer under the web app and the HTTP API, without a server: names never become paths,
+limits, the generation queue, freshness against other processes' writes, safe upload names."""
+
+from __future__ import annotations
+
+import io
+import math
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kbqa import KnowledgeBase, load_config
+from kbqa.service import BadRequest, Busy, GenerationQueue, NotFound, QueuedLLM, Service, TooLarge, scrub
+
+HOSTILE_NAMES = [".", "..", "...", ".hidden", "../x", "a/b", "/tmp/kbqa-evil", "..\\x", "kb:x", "", " ", "x" * 65, "a\x00b", "~root"]
+
+
+def snapshot(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.fixture
+def service(home: Path, monkeypatch: pytest.MonkeyPatch) -> Service:
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    return Service(load_config()[0])
+
+
+def upload_text(service: Service, kb: str, **files: str) -> Any:
+    return service.upload(kb, [(name, io.BytesIO(text.encode("utf-8"))) for name, text in files.items()])
+
+
+def test_names_never_become_paths(service: Service, home: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("important")
+    KnowledgeBase.open(str(victim), service.config).close()  # a real knowledge base outside the home
+    before_victim, before_home = snapshot(victim), snapshot(home)
+    for name in HOSTILE_NAMES + [str(victim), str(victim / "..")]:
+        for call in (
+            lambda: service.create(name),
+            lambda: service.drop(name),
+            lambda: service.files(name),
+            lambda: service.search(name, "anything"),
+            lambda: service.describe(name),
+            lambda: upload_text(service, name, **{"a.md": "# A\n\nsome text"}),
+            lambda: service.ask(name, "anything"),
+        ):
+            with pytest.raises(BadRequest) as err:
+                call()
+            assert str(home) not in err.value.message and "kbs" not in err.value.message  # no server path in the message
+    assert snapshot(victim) == before_victim and (victim / "keep.txt").read_text() == "important"
+    assert snapshot(home) == before_home
+
+
+def test_names_that_are_names(service: Service, home: Path) -> None:
+    for name in ("公司制度", "team-a_2024", "v1.2", "Ünïcode"):
+        service.create(name)
+    assert set(service.names()) == {"公司制度", "team-a_2024", "v1.2", "Ünïcode"}
+    with pytest.raises(NotFound):
+        service.files("missing")
+    assert not (home / "kbs" / "missing").exists()  # reading does not create
+    service.drop("v1.2")
+    assert "v1.2" not in service.names()
+    with pytest.raises(NotFound):
+        service.drop("v1.2")
+
+
+def test_limits_are_refused_with_a_message(service: Service) -> None:
+    upload_text(service, "lim", **{"a.md": "# 年假\n\n员工每年享有十天带薪年假。"})
+    bad: list[tuple[dict[str, Any], type]] = [
+        ({"top_k": 10**19}, BadRequest), ({"top_k": -1}, BadRequest), ({"top_k": 0}, BadRequest), ({"top_k": True}, BadRequest),
+        ({"threshold": math.nan}, BadRequest), ({"threshold": math.inf}, BadRequest), ({"threshold": 1.5}, BadRequest),
+        ({"max_tokens": -1}, BadRequest), ({"max_tokens": 10**9}, BadRequest), ({"temperature": math.nan}, BadRequest),
+    ]
+    for kwargs, error in bad:
+        with pytest.raises(error):
+            service.ask("lim", "年假几天？", **kwargs)
+    with pytest.raises(TooLarge) as err:
+        service.ask("lim", "年" * 40_000)
+    assert "4000" in err.value.message
+    with pytest.raises(TooLarge):
+        service.search("lim", "x" * 1_000_000)
+    with pytest.raises(TooLarge):
+        service.ask("lim", "年假几天？", history=[{"role": "user", "content": "hi"}] * 10_000)
+    with pytest.raises(BadRequest):
+        service.search("lim", "   ")
+    # text that is not valid UTF-8 (an unpaired surrogate) is repaired, not a crash
+    reply = service.ask("lim", "年假几天？\ud800", top_k=50.0)
+    assert "十天" in "".join(reply) and reply.sources
+
+
+def test_freshness_against_another_process(service: Service, home: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "old.md").write_text("# 旧规定\n\n旧的差旅报销期限是六十天。", encoding="utf-8")
+    other = KnowledgeBase.open("fresh", service.config)  # another process's view: its own catalog connection and index
+    other.ingest([docs])
+    hits = service.search("fresh", "差旅报销期限", threshold=0.0)
+    assert hits[0].file == "old.md"
+    old_ids = {h.chunk_id for h in hits}
+    other.remove_file("old.md")
+    (docs / "old.md").unlink()
+    (docs / "new.md").write_text("# 新规定\n\n新的差旅报销期限是三十天，逾期不予报销。", encoding="utf-8")
+    other.ingest([docs])
+    hits = service.search("fresh", "差旅报销期限", threshold=0.0)
+    assert [h.file for h in hits] == ["new.md"]
+    assert not old_ids & {h.chunk_id for h in hits}  # chunk ids are never reused
+    # dropped by the other side and made again: the service reopens it
+    other.drop()
+    with pytest.raises(NotFound):
+        service.search("fresh", "差旅报销期限")
+    again = KnowledgeBase.open("fresh", service.config)
+    again.ingest([docs])
+    assert service.search("fresh", "差旅报销期限", threshold=0.0)[0].file == "new.md"
+
+
+def test_old_catalogs_get_ids_that_are_never_reused(tmp_path: Path) -> None:
+    from kbqa.store import Catalog
+
+    path = tmp_path / "catalog.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE files(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, name TEXT NOT NULL, sha256 TEXT, size INTEGER, mtime REAL,"
+        " status TEXT NOT NULL, error TEXT, pages INTEGER, chunks INTEGER NOT NULL DEFAULT 0, seconds REAL, ingested_at REAL);"
+        "CREATE TABLE chunks(id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE, chunk_no INTEGER NOT NULL,"
+        " page INTEGER, title_path TEXT NOT NULL DEFAULT '[]', kind TEXT NOT NULL DEFAULT 'text', start INTEGER, \"end\" INTEGER,"
+        " text TEXT NOT NULL, vector_key TEXT NOT NULL);"
+        "INSERT INTO files(id, path, name, status) VALUES (1, '/a', 'a', 'ok');"
+        "INSERT INTO chunks(id, file_id, chunk_no, text, vector_key) VALUES (7, 1, 0, 'seven', 'k');"
+    )
+    db.commit()
+    db.close()
+    catalog = Catalog(path)
+    assert catalog.chunk_ids().tolist() == [7]
+    catalog.db.execute("DELETE FROM chunks WHERE id=7")
+    catalog.db.execute("INSERT INTO chunks(file_id, chunk_no, text, vector_key) VALUES (1, 0, 'next', 'k')")
+    assert catalog.chunk_ids().tolist() == [8]
+
+
+def test_upload_names_cut_by_bytes_and_never_overwrite_another(service: Service, home: Path) -> None:
+    long_name = "é" * 300 + ".md"
+    report = upload_text(service, "up", **{long_name: "# 长名字\n\n这个文件的名字很长。", "readme.md": "# 一\n\n第一个文件。"}).report
+    assert {f.status for f in report.files} == {"added"}
+    report = upload_text(service, "up", **{".readme.md": "# 二\n\n第二个文件。"}).report  # cleaned to readme.md
+    assert [(f.name, f.status) for f in report.files] == [("readme (2).md", "added")]
+    stored = {p.name for p in (home / "kbs" / "up" / "uploads").iterdir()}
+    assert {"readme.md", "readme (2).md"} <= stored
+    assert all(len(n.encode("utf-8")) <= 200 for n in stored)
+    assert any(n.endswith(".md") and n.startswith("éé") for n in stored)
+    # the same clean name again is a new version of that file: replaced, not duplicated
+    report = upload_text(service, "up", **{"readme.md": "# 一\n\n第一个文件，第二版。"}).report
+    assert [(f.name, f.status) for f in report.files] == [("readme.md", "updated")]
+    # two files of one batch with the same name are both kept
+    result = service.upload("up", [("notes.md", io.BytesIO("# 甲\n\n甲的笔记。".encode())), ("notes.md", io.BytesIO("# 乙\n\n乙的笔记。".encode()))])
+    assert sorted(f.name for f in result.report.files) == ["notes (2).md", "notes.md"]
+
+
+def test_scrub_hides_server_paths() -> None:
+    assert scrub("no knowledge base 'x' (looked in /home/u/.local/share/kbqa/kbs/x)") == "no knowledge base 'x' (looked in x)"
+    assert scrub("report.pdf is no longer at /srv/docs/report.pdf; upload it again") == "report.pdf is no longer at report.pdf; upload it again"
+    assert scrub("1/2 of the pages") == "1/2 of the pages"
+
+
+class Probe:
+    """A generator that records how many generations overlap (llama.cpp crashes when two do)."""
+
+    name, context, template = "probe", 4096, "chatml"
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    def stream(self, messages: list[dict[str, str]], **generation: Any) -> Any:
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        try:
+            for word in messages[-1]["content"].split():
+                time.sleep(0.01)
+                yield word
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+def test_queue_serialises_each_copy_and_bounds_the_wait() -> None:
+    probe = Probe()
+    llm = QueuedLLM([probe], GenerationQueue(1, max_waiting=4, timeout_s=30))
+    results: list[str] = []
+
+    def ask(n: int) -> None:
+        results.append(" ".join(llm.stream([{"role": "user", "content": f"answer {n} has five words"}])))
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert probe.most == 1 and len(results) == 5
+    assert llm.queue.stats()["generating"] == 0 and llm.queue.stats()["admitted"] == 0
+
+    # a full queue refuses at once, with a time to retry
+    tickets = [llm.queue.admit() for _ in range(5)]
+    with pytest.raises(Busy) as err:
+        llm.queue.admit()
+    assert err.value.retry_after and err.value.retry_after >= 1
+    assert tickets[0].acquire(timeout=0.1)
+    assert not tickets[1].acquire(timeout=0.05) and not tickets[2].acquire(timeout=0.05)
+    assert (tickets[1].position(), tickets[2].position()) == (0, 1)
+    tickets[0].release()
+    assert tickets[1].acquire(timeout=1)
+    for t in tickets:
+        t.release()
+    assert llm.queue.stats()["admitted"] == 0
+
+
+def test_an_abandoned_stream_frees_its_slot() -> None:
+    probe = Probe()
+    llm = QueuedLLM([probe], GenerationQueue(1, max_waiting=2, timeout_s=5))
+    pieces = llm.stream([{"role": "user", "content": "one two three four"}])
+    assert next(pieces) == "one"
+    assert llm.queue.stats()["generating"] == 1
+    pieces.close()  # the client went away
+    assert llm.queue.stats()["generating"] == 0 and probe.inside == 0
+    assert list(llm.stream([{"role": "user", "content": "next one"}])) == ["next", "one"]
+
+
+def test_closing_the_service_stops_waiters() -> None:
+    llm = QueuedLLM([Probe()], GenerationQueue(1, max_waiting=2, timeout_s=60))
+    first = llm.queue.admit()
+    first.acquire()
+    errors: list[Exception] = []
+
+    def wait() -> None:
+        try:
+            list(llm.stream([{"role": "user", "content": "x"}]))
+        except Busy as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    llm.queue.close()
+    t.join(5)
+    assert errors and time.monotonic() - started < 2.5
