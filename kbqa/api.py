@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kbqa.config import Config
 from kbqa.kb import clean_text
-from kbqa.service import Reply, Service, ServiceError, Unauthorized, scrub
+from kbqa.service import NotFound, Reply, Service, ServiceError, Unauthorized, scrub
 from kbqa.types import Hit
 
 
@@ -157,7 +157,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         elif model == config.llm.model:
             reply = service.chat([m.plain() for m in req.messages], temperature=req.temperature, max_tokens=req.max_tokens)
         else:
-            raise ServiceError(f"unknown model {model[:100]!r}; see GET /v1/models")
+            raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
         sources = [public_hit(h) for h in reply.sources]
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         created = int(time.time())

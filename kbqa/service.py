@@ -298,10 +298,7 @@ class Service:
 
     def _folder(self, name: str) -> Path:
         if not isinstance(name, str) or not valid_name(name):
-            shown = str(name)[:64]
-            raise BadRequest(
-                f"invalid knowledge base name {shown!r}: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters"
-            )
+            raise BadRequest("invalid knowledge base name: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters")
         try:
             return kb_folder(self.config, name)
         except KnowledgeBaseError as exc:

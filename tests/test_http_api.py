@@ -91,3 +91,116 @@ def test_openai_client_chat_with_a_knowledge_base(api: str, docs: Path) -> None:
     assert chunks[0].model_extra["kbqa_sources"][0]["file"] == "手册.pdf"
     with pytest.raises(AuthenticationError):
         OpenAI(base_url=f"{api}/v1", api_key="wrong").models.list()
+
+
+def raw(url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> int:
+    """Send a request with the path exactly as given (no client-side '..' clean-up), return its status."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    conn.request(method, path, body=body, headers={"Authorization": f"Bearer {KEY}", **(headers or {})})
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def tree(root: Path) -> set[str]:
+    return {p.name for p in root.iterdir()}
+
+
+def test_paths_from_the_network_are_refused(api: str, docs: Path, home: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "other-home" / "kbs" / "x"
+    outside.mkdir(parents=True)
+    before = {d: tree(d) for d in (ROOT, ROOT.parent, home, outside)}
+    form = httpx.Request("POST", api, files={"files": ("a.md", "# 甲\n\n路径穿越测试。".encode())})
+    body = form.read()
+    for name in [".", "..", "...", ".hidden", "%2e%2e", "%2E%2e", "%2e", "..%2f..%2fetc", "a%2fb", "x" * 65]:
+        assert 400 <= raw(api, "POST", f"/v1/kb/{name}/files", body, {"Content-Type": form.headers["Content-Type"]}) < 500, name
+        assert 400 <= raw(api, "GET", f"/v1/kb/{name}/files") < 500, name
+        assert 400 <= raw(api, "POST", f"/v1/kb/{name}/search", b'{"query": "x"}', {"Content-Type": "application/json"}) < 500, name
+        assert 400 <= raw(api, "DELETE", f"/v1/kb/{name}/files/1") < 500, name
+    auth = {"Authorization": f"Bearer {KEY}"}
+    for model in [f"kb:{outside}", "kb:..", "kb:.", "kb:../kbs/x", "kb:"]:
+        r = httpx.post(f"{api}/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]}, headers=auth)
+        assert r.status_code == 400, (model, r.text)
+        assert str(home) not in r.text and str(tmp_path) not in r.text.replace(model, "")
+    r = httpx.get(f"{api}/v1/kb/missing/files", headers=auth)
+    assert r.status_code == 404 and str(home) not in r.text
+    assert {d: tree(d) for d in before} == before  # nothing written anywhere, inside the home or out
+
+
+def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    upload(api, docs / "manual.pdf")
+    chat = f"{api}/v1/chat/completions"
+    question = [{"role": "user", "content": "How often should the RO membrane be replaced?"}]
+    # keys: a header outside ASCII is a wrong key; the scheme's case does not matter; the docs need the key too
+    assert httpx.get(f"{api}/v1/models", headers={"Authorization": "Bearer ключ".encode()}).status_code == 401
+    assert httpx.get(f"{api}/v1/models", headers={"Authorization": f"bearer {KEY}"}).status_code == 200
+    assert httpx.get(f"{api}/docs").status_code == 401 and httpx.get(f"{api}/openapi.json").status_code == 401
+    assert httpx.get(f"{api}/openapi.json", headers=auth).status_code == 200
+    # numbers out of range
+    for extra, status in [({"top_k": 10**19}, 422), ({"top_k": -1}, 422), ({"top_k": 0}, 422), ({"max_tokens": -1}, 422),
+                          ({"max_tokens": 10**9}, 400), ({"temperature": 99}, 422)]:
+        r = httpx.post(chat, json={"model": "kb:api", "messages": question, **extra}, headers=auth)
+        assert r.status_code == status, (extra, r.text)
+        assert r.json()["detail"]
+    nan = httpx.post(f"{api}/v1/kb/api/search", content=b'{"query": "RO", "threshold": NaN}', headers={**auth, "Content-Type": "application/json"})
+    assert nan.status_code == 422
+    assert httpx.post(f"{api}/v1/kb/api/search", json={"query": "RO", "top_k": 10**19}, headers=auth).status_code == 422
+    # too long: a clear 413 at once, not minutes of embedding
+    t0 = time.monotonic()
+    r = httpx.post(chat, json={"model": "kb:api", "messages": [{"role": "user", "content": "水" * 1_000_000}]}, headers=auth, timeout=60)
+    assert r.status_code == 413 and "4000" in r.json()["detail"] and time.monotonic() - t0 < 10
+    assert httpx.post(f"{api}/v1/kb/api/search", content=b"x" * (9 << 20), headers={**auth, "Content-Type": "application/json"}).status_code == 413
+    # an unpaired surrogate (valid JSON, invalid UTF-8) is repaired
+    body = '{"model": "kb:api", "messages": [{"role": "user", "content": "How often should the RO membrane be replaced? \\ud800"}]}'
+    r = httpx.post(chat, content=body.encode(), headers={**auth, "Content-Type": "application/json"})
+    assert r.status_code == 200 and "24 months" in r.json()["choices"][0]["message"]["content"]
+    # a 10,000-message conversation with the LLM itself is trimmed to its context; over server.max_messages it is refused
+    history = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}"} for n in range(999)]
+    r = httpx.post(chat, json={"model": "extractive", "messages": history + [{"role": "user", "content": "hello"}]}, headers=auth)
+    assert r.status_code == 200, r.text
+    r = httpx.post(chat, json={"model": "extractive", "messages": history * 11}, headers=auth)
+    assert r.status_code == 413
+    # unknown model, missing KB, wrong shapes
+    assert httpx.post(chat, json={"model": "nope", "messages": question}, headers=auth).status_code == 404
+    assert httpx.post(chat, json={"model": "kb:missing", "messages": question}, headers=auth).status_code == 404
+    assert httpx.post(chat, json={"model": "kb:api", "messages": []}, headers=auth).status_code == 400
+    assert httpx.post(chat, content=b"not json", headers={**auth, "Content-Type": "application/json"}).status_code == 422
+    # an upload whose name is 600 bytes long is stored under a name cut by bytes
+    r = httpx.post(f"{api}/v1/kb/api/files", files={"files": ("é" * 300 + ".md", "# 名字\n\n名字很长的文件。".encode())}, headers=auth, timeout=60)
+    assert r.status_code == 200 and r.json()["files"][0]["status"] == "added"
+    listed = httpx.get(f"{api}/v1/kb/api/files", headers=auth).json()
+    assert all("path" not in f for f in listed)
+
+
+def test_a_running_server_sees_changes_from_the_command_line(api: str, tmp_path: Path) -> None:
+    from conftest import run_kbqa
+
+    auth = {"Authorization": f"Bearer {KEY}"}
+    note = tmp_path / "note.md"
+    note.write_text("# 旧通知\n\n会议室预订请提前一天在前台登记。", encoding="utf-8")
+    r = httpx.post(f"{api}/v1/kb/api/files", files={"files": ("note.md", note.read_bytes())}, headers=auth, timeout=120)
+    assert r.status_code == 200
+    search = lambda q: httpx.post(f"{api}/v1/kb/api/search", json={"query": q, "threshold": 0}, headers=auth).json()["hits"]  # noqa: E731
+    old = search("会议室预订")
+    assert old[0]["file"] == "note.md"
+    assert run_kbqa("kb", "rm", "note.md", "--kb", "api").returncode == 0
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "rooms.md").write_text("# 新规定\n\n会议室预订改为在企业微信中提交，无需前台登记。", encoding="utf-8")
+    assert run_kbqa("ingest", str(fresh), "--kb", "api").returncode == 0
+    hits = search("会议室预订")
+    assert [h["file"] for h in hits] == ["rooms.md"]
+    assert hits[0]["chunk_id"] not in {h["chunk_id"] for h in old}
+
+
+def test_exposed_without_a_key_refuses_to_start() -> None:
+    from conftest import run_kbqa
+
+    for args in (["api", "--host", "0.0.0.0"], ["serve", "--host", "0.0.0.0"]):
+        r = run_kbqa(*args, timeout=60)
+        assert r.returncode == 2 and "--insecure" in r.stderr, r.stderr

@@ -1,0 +1,192 @@
+"""Many people at once, with the real shipped LLM (gemma-3-270m GGUF through llama.cpp): concurrent
+streaming chats through `kbqa api` and through the web app, abandoned streams, SIGTERM, and the
+web app's Gradio API refusing paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import EN_PAGES, KBQA, ROOT, ZH_PAGES, free_port, write_pdf
+
+pytestmark = pytest.mark.slow
+KEY = "serving-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+QUESTIONS = [
+    "How often should the RO membrane be replaced?",
+    "员工每年有几天带薪年假？",
+    "How much purified water does the Aurora X2 deliver per minute?",
+    "星河科技的总部在哪里？",
+    "When should the PP cotton filter be replaced?",
+    "星河科技成立于哪一年？",
+    "What does the manual say about maintenance?",
+    "工作满五年后年假有几天？",
+]
+
+
+def start(home: Path, *args: str, ready: str = "/v1/models", env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    log = (home / f"server-{port}.log").open("w")
+    proc = subprocess.Popen([*KBQA, *args, "--port", str(port)], cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        assert proc.poll() is None, (home / f"server-{port}.log").read_text()
+        try:
+            if httpx.get(url + ready, headers=AUTH, timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("the server did not answer within 120 s")
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    d = tmp_path / "corpus"
+    d.mkdir()
+    write_pdf(d / "manual.pdf", EN_PAGES)
+    write_pdf(d / "手册.pdf", ZH_PAGES, font="china-s")
+    return d
+
+
+@pytest.fixture
+def api(home: Path, corpus: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    from conftest import run_kbqa
+
+    assert run_kbqa("ingest", str(corpus), "--kb", "team").returncode == 0
+    proc, url = start(home, "api", "--api-key", KEY)
+    yield proc, url
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def stream_answer(url: str, question: str) -> str:
+    body = {"model": "kb:team", "stream": True, "messages": [{"role": "user", "content": question}]}
+    text = ""
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=300) as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                event = json.loads(line[6:])
+                assert "error" not in event, event
+                text += event["choices"][0]["delta"].get("content") or ""
+    return text
+
+
+def test_eight_concurrent_streaming_chats(api: tuple[subprocess.Popen[str], str]) -> None:
+    proc, url = api
+    sequential = [stream_answer(url, q) for q in QUESTIONS]
+    assert all(sequential) and "24 months" in sequential[0]
+    results: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def user(n: int) -> None:
+        try:
+            results[n] = stream_answer(url, QUESTIONS[n])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=user, args=(n,)) for n in range(len(QUESTIONS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors, errors
+    assert [results[n] for n in range(len(QUESTIONS))] == sequential
+    assert proc.poll() is None
+    status = httpx.get(f"{url}/v1/status", headers=AUTH).json()
+    assert status["queues"]["gemma-3-270m"]["generating"] == 0 and status["queues"]["gemma-3-270m"]["admitted"] == 0
+
+
+def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple[subprocess.Popen[str], str]) -> None:
+    proc, url = api
+    body = {"model": "gemma-3-270m", "stream": True, "max_tokens": 2000, "messages": [{"role": "user", "content": "Write a very long story about water filters."}]}
+    for _ in range(3):  # three clients that read one piece and hang up
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=120) as r:
+            for line in r.iter_lines():
+                if '"content": "' in line and '"content": ""' not in line:
+                    break
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        queue = httpx.get(f"{url}/v1/status", headers=AUTH).json()["queues"]["gemma-3-270m"]
+        if queue["generating"] == 0 and queue["admitted"] == 0:
+            break
+        time.sleep(0.2)
+    assert queue["generating"] == 0 and queue["admitted"] == 0, queue
+    assert "24 months" in stream_answer(url, QUESTIONS[0])
+    # a long generation is running when SIGTERM comes: the server still stops within seconds
+    started = threading.Event()
+
+    def long_one() -> None:
+        try:
+            with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=120) as r:
+                for _ in r.iter_lines():
+                    started.set()
+        except httpx.HTTPError:
+            pass
+
+    threading.Thread(target=long_one, daemon=True).start()
+    assert started.wait(60)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert time.monotonic() - t0 < 10
+
+
+def test_web_app_concurrent_chats_and_paths(home: Path, corpus: Path, tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    from conftest import run_kbqa
+
+    assert run_kbqa("ingest", str(corpus), "--kb", "team").returncode == 0
+    proc, url = start(home, "serve", "--kb", "team", ready="/")
+    try:
+        client = Client(url + "/", verbose=False)
+        sequential = [client.predict(q, "team", 4, 0.3, "gemma-3-270m", api_name="/ask")[0] for q in QUESTIONS[:4]]
+        assert "24 months" in sequential[0]
+        answers: dict[int, str] = {}
+        errors: list[BaseException] = []
+
+        def user(n: int) -> None:
+            try:
+                answers[n] = Client(url + "/", verbose=False).predict(QUESTIONS[n], "team", 4, 0.3, "gemma-3-270m", api_name="/ask")[0]
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=user, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(600)
+        assert not errors, errors
+        assert [answers[n] for n in range(4)] == sequential
+
+        # paths through Gradio's own API: refused, nothing outside the home created or removed
+        victim = tmp_path / "victim"
+        victim.mkdir()
+        (victim / "keep.txt").write_text("important")
+        before = sorted(p.name for p in victim.iterdir()), sorted(p.name for p in home.iterdir())
+        for name in [str(victim), str(victim / "kb"), "../victim", "..", ".hidden", "a/b"]:
+            status, _, _ = client.predict(name, api_name="/create_kb")
+            assert "invalid knowledge base name" in status, status
+            status, _, _ = client.predict(name, name, api_name="/delete_kb")
+            assert "invalid knowledge base name" in status, status
+            assert "invalid knowledge base name" in client.predict("water", name, 4, 0.3, api_name="/search")
+            assert "invalid knowledge base name" in client.predict(name, "extractive", api_name="/describe")["error"]
+        assert (sorted(p.name for p in victim.iterdir()), sorted(p.name for p in home.iterdir())) == before
+        assert (victim / "keep.txt").read_text() == "important"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
