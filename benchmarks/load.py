@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--api-key", default="load-test-key")
     parser.add_argument("--kb", default="load")
     parser.add_argument("--users", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--requests", type=int, default=3, help="requests per user in each run")
+    parser.add_argument("--requests", type=int, default=8, help="requests per user in each run (8: every user asks each question once)")
     parser.add_argument("--llm", nargs="+", default=["gemma-3-270m", "extractive"])
     parser.add_argument("--soak", type=int, default=300, help="requests for the memory check (0: skip)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one request may take")
@@ -222,7 +222,7 @@ def main() -> None:
                     if args.soak and proc is not None:
                         first = load(url, headers, args.kb, llm, 1, 30, args.timeout)
                         after_30 = rss_mb(proc.pid)
-                        rest = load(url, headers, args.kb, llm, 4, max(0, (args.soak - 30) // 4), args.timeout)
+                        rest = load(url, headers, args.kb, llm, 2, max(0, (args.soak - 30) // 2), args.timeout)
                         after_all = rss_mb(proc.pid)
                         n = len(first.results) + len(rest.results)
                         failed = sum(not r.ok for r in first.results + rest.results)
