@@ -101,7 +101,7 @@ class ServerConfig(_Section):
     max_queue: int = Field(64, ge=0)
     queue_timeout_s: float = Field(300, gt=0)
     max_question_chars: int = Field(4000, ge=16)
-    max_messages: int = Field(1000, ge=1)
+    max_messages: int = Field(10_000, ge=1)
     max_tokens: int = Field(2048, ge=1)
     max_request_mb: float = Field(8, gt=0)
 

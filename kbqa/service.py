@@ -315,7 +315,7 @@ class Service:
                 inode = None
             held = self._kbs.get(name)
             if held is not None and held[1] != inode:  # dropped (and maybe made again) by another process
-                self._kbs.pop(name)[0].close()
+                self._kbs.pop(name)  # not closed: requests still reading it finish on the old files
                 held = None
             if held is None:
                 if inode is None and not create:
@@ -339,9 +339,7 @@ class Service:
         folder = self._folder(name)
         with self._writer(name):
             with self._lock:
-                held = self._kbs.pop(name, None)
-                if held is not None:
-                    held[0].close()
+                self._kbs.pop(name, None)  # not closed: a search running now finishes on the removed files
             if not (folder / "catalog.sqlite").exists():
                 raise NotFound(f"no knowledge base {name!r}")
             shutil.rmtree(folder)

@@ -16,7 +16,7 @@ import pytest
 from conftest import KBQA, ROOT, free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it where apt-get works)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it where apt-get works)")]
 
 
 def start(home: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:

@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, run_kbqa
 
 
@@ -86,6 +88,7 @@ def test_models_lists_the_shipped_ones() -> None:
     assert "chatglm3-6b" in by_name
 
 
+@pytest.mark.slow
 def test_default_llm_answers_the_demo_question(home: Path) -> None:
     """The shipped GGUF (gemma-3-270m) answers from the sample documents, with sources."""
     assert run_kbqa("ingest", str(ROOT / "examples" / "docs"), "--kb", "demo").returncode == 0

@@ -60,6 +60,7 @@ def test_catalog_prefixes_for_bge() -> None:
     assert model.backend == "sentence-transformers" and model.query_prefix.startswith("为这个句子")
 
 
+@pytest.mark.slow
 def test_sentence_transformers_shipped_minilm() -> None:
     pytest.importorskip("sentence_transformers")
     e = make_embedder(EmbeddingsConfig(model="all-MiniLM-L6-v2"))

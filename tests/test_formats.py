@@ -6,6 +6,8 @@ import zipfile
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+
 from ingest import load_file
 
 
@@ -201,6 +203,7 @@ def test_html_tables_with_spans_and_no_title_in_text(tmp_path: Path) -> None:
     assert docs[0].meta["title"] == "价目表 & 说明" and docs[0].meta["title_path"] == ["价格"]
 
 
+@pytest.mark.slow
 def test_docx_text_in_embedded_pictures_is_read_by_ocr(tmp_path: Path) -> None:
     import docx
     from docx.shared import Inches

@@ -9,7 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import KBQA, ROOT, run_kbqa
+
+pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
 
 
 def many_files(folder: Path, n: int = 40) -> Path:

@@ -17,6 +17,8 @@ from conftest import free_port
 from kbqa.config import LLMConfig
 from kbqa.llm import make_llm
 
+pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
+
 
 def write_tiny_gguf(path: Path, chat_template: str | None = None) -> Path:
     import gguf

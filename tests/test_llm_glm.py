@@ -15,6 +15,8 @@ from kbqa.config import LLMConfig  # noqa: E402
 from kbqa.llm import make_llm  # noqa: E402
 from test_llm_transformers import MESSAGES, build_tiny_llama, generate  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
+
 
 def test_tiny_native_glm4(tmp_path: Path) -> None:
     from transformers import AutoTokenizer, GlmConfig, GlmForCausalLM

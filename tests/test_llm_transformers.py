@@ -13,6 +13,8 @@ transformers = pytest.importorskip("transformers")
 from kbqa.config import LLMConfig  # noqa: E402
 from kbqa.llm import make_llm  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"

@@ -9,6 +9,8 @@ import pytest
 
 from ingest import LoadOptions, load_file
 
+pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
+
 pytest.importorskip("rapid_layout")
 
 LEFT = ["The PP cotton filter removes", "sand and rust from the water.", "Replace it every six months", "or when the flow slows down."]

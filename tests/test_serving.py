@@ -126,6 +126,11 @@ def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple
         time.sleep(0.2)
     assert queue["generating"] == 0 and queue["admitted"] == 0, queue
     assert "24 months" in stream_answer(url, QUESTIONS[0])
+    # a 10,000-message conversation with the LLM itself is trimmed to its context, not "tokens exceed context window"
+    history = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"This is message number {n} of a very long chat."} for n in range(9_999)]
+    r = httpx.post(f"{url}/v1/chat/completions", json={"model": "gemma-3-270m", "max_tokens": 16, "messages": history + [{"role": "user", "content": "Say hello."}]},
+                   headers=AUTH, timeout=120)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"], r.text
     # a long generation is running when SIGTERM comes: the server still stops within seconds
     started = threading.Event()
 

@@ -105,6 +105,7 @@ def test_hnsw_recall_against_flat(tmp_path: Path) -> None:
     assert float(np.mean(recall)) >= 0.95
 
 
+@pytest.mark.slow
 def test_milvus_lite_end_to_end_and_migration(home: Path, folder: Path) -> None:
     pytest.importorskip("pymilvus")
     kb = KnowledgeBase.open("m", llm="extractive")
@@ -128,6 +129,7 @@ def test_milvus_lite_end_to_end_and_migration(home: Path, folder: Path) -> None:
     assert "零下十度" in answer.text
 
 
+@pytest.mark.slow
 def test_new_kb_on_milvus_from_config(home: Path, folder: Path) -> None:
     pytest.importorskip("pymilvus")
     kb = KnowledgeBase.open("m2", llm="extractive", store={"vector_index": "milvus"})

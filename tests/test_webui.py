@@ -13,6 +13,8 @@ import pytest
 
 from conftest import KBQA, ROOT, free_port
 
+pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
+
 
 @pytest.fixture
 def server(home: Path) -> Iterator[str]:
