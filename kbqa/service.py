@@ -18,211 +18,24 @@ own presentation. It owns what makes serving safe:
 from __future__ import annotations
 
 import math
-import re
 import shutil
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kbqa.config import Config
+from kbqa.errors import BadRequest, Busy, NotFound, ServiceError, TooLarge, Unauthorized, scrub
 from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, kb_folder, list_knowledge_bases, valid_name
+from kbqa.queue import GenerationQueue, QueuedLLM, Ticket
 from kbqa.store import FileRow
 from kbqa.types import AnswerStream, Hit, IngestReport
 
+__all__ = ["BadRequest", "Busy", "GenerationQueue", "NotFound", "QueuedLLM", "Reply", "Service", "ServiceError", "TooLarge",
+           "Unauthorized", "Upload", "scrub"]
+
 Message = dict[str, str]
-
-
-# --- errors ----------------------------------------------------------------------------------
-class ServiceError(Exception):
-    """A request the service refuses; status is the HTTP status that fits, the message is for the client."""
-
-    status = 400
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
-
-class BadRequest(ServiceError):
-    status = 400
-
-
-class Unauthorized(ServiceError):
-    status = 401
-
-
-class NotFound(ServiceError):
-    status = 404
-
-
-class TooLarge(ServiceError):
-    status = 413
-
-
-class Busy(ServiceError):
-    """Every LLM copy is busy and the queue is full (or the server is stopping): try again later."""
-
-    status = 503
-
-
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
-
-
-def scrub(message: str) -> str:
-    """A message with every absolute path cut to its last part: clients never learn server paths."""
-    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "…", message)
-
-
-# --- the generation queue ----------------------------------------------------------------------
-class GenerationQueue:
-    """Slots for one loaded LLM's copies, handed out first come, first served.
-
-    admit() registers a request that will generate (refused with Busy past max_waiting requests not
-    yet generating); Ticket.acquire() waits for a slot; Ticket.release() frees it."""
-
-    def __init__(self, slots: int, max_waiting: int, timeout_s: float) -> None:
-        self._cond = threading.Condition()
-        self._free = list(range(slots))
-        self._slots = slots
-        self._waiting: deque[Ticket] = deque()
-        self._pending = 0  # admitted, not yet generating
-        self.max_waiting = max_waiting
-        self.timeout_s = timeout_s
-        self.closed = False
-        self._seconds = 2.0  # running mean of a generation's length, for Retry-After
-
-    def admit(self) -> Ticket:
-        with self._cond:
-            if self.closed:
-                raise Busy("the server is shutting down", retry_after=10)
-            if self._pending >= self.max_waiting + self._slots:
-                raise Busy(
-                    f"all {self._slots} LLM instance(s) are busy and {self._pending} requests are waiting; try again shortly",
-                    retry_after=self.retry_after(),
-                )
-            self._pending += 1
-            return Ticket(self)
-
-    def retry_after(self) -> float:
-        return max(1.0, math.ceil(self._seconds * (1 + len(self._waiting)) / self._slots))
-
-    def stats(self) -> dict[str, Any]:
-        with self._cond:
-            return {"instances": self._slots, "generating": self._slots - len(self._free), "waiting": len(self._waiting),
-                    "admitted": self._pending, "max_queue": self.max_waiting, "mean_generation_s": round(self._seconds, 2)}
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
-
-
-class Ticket:
-    """One request's place in a GenerationQueue."""
-
-    def __init__(self, queue: GenerationQueue) -> None:
-        self._queue = queue
-        self.slot: int | None = None
-        self.done = False
-        self.admitted_at = time.monotonic()
-        self.started_at: float | None = None
-
-    def position(self) -> int:
-        """How many requests are ahead of this one (0: generating, or next)."""
-        q = self._queue
-        with q._cond:
-            if self.slot is not None or self not in q._waiting:
-                return 0
-            return q._waiting.index(self)
-
-    def acquire(self, timeout: float | None = None) -> bool:
-        """Wait up to timeout seconds (None: the queue's limit, then Busy) for a slot; True once held."""
-        q = self._queue
-        with q._cond:
-            if self.slot is not None:
-                return True
-            if self.done:
-                raise Busy("this request's turn was given up")
-            if self not in q._waiting:
-                q._waiting.append(self)
-            deadline = time.monotonic() + (q.timeout_s if timeout is None else timeout)
-            while not (q._free and q._waiting[0] is self):
-                if q.closed:
-                    self._leave()
-                    raise Busy("the server is shutting down", retry_after=10)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    if timeout is not None:
-                        return False
-                    self._leave()
-                    raise Busy(f"waited {q.timeout_s:.0f} s for the LLM; try again later", retry_after=q.retry_after())
-                q._cond.wait(min(left, 1.0))
-            q._waiting.popleft()
-            self.slot = q._free.pop()
-            q._pending -= 1
-            self.started_at = time.monotonic()
-            q._cond.notify_all()
-            return True
-
-    def _leave(self) -> None:
-        q = self._queue
-        if self in q._waiting:
-            q._waiting.remove(self)
-        if not self.done and self.slot is None:
-            q._pending -= 1
-        self.done = True
-        q._cond.notify_all()
-
-    def release(self) -> None:
-        q = self._queue
-        with q._cond:
-            if self.slot is not None:
-                q._free.append(self.slot)
-                self.slot = None
-                if self.started_at is not None:
-                    q._seconds = 0.8 * q._seconds + 0.2 * (time.monotonic() - self.started_at)
-                self.done = True
-                q._cond.notify_all()
-            elif not self.done:
-                self._leave()
-
-
-class QueuedLLM:
-    """An LLM backend that is not thread-safe (llama.cpp, transformers) behind a GenerationQueue:
-    its copies generate one at a time each; everything else (name, template, context,
-    count_tokens: tokenizing only reads the vocabulary) passes through to the first copy."""
-
-    def __init__(self, copies: list[Any], queue: GenerationQueue) -> None:
-        self.copies = copies
-        self.queue = queue
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.copies[0], name)
-
-    def stream(self, messages: list[Message], ticket: Ticket | None = None, **generation: Any) -> Iterator[str]:
-        """Wait for a free copy (with ticket: the request's own place in the queue), then generate.
-        The slot is freed when the generation ends, fails, or the consumer stops iterating."""
-        ticket = ticket or self.queue.admit()
-        try:
-            ticket.acquire()
-            assert ticket.slot is not None
-            pieces = self.copies[ticket.slot].stream(messages, **generation)
-            try:
-                for piece in pieces:
-                    if self.queue.closed:
-                        return
-                    yield piece
-            finally:
-                close = getattr(pieces, "close", None)
-                if close:
-                    close()
-        finally:
-            ticket.release()  # a request's ticket serves one generation: its answer
 
 
 # --- what a request gets back ---------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""Errors the service layer answers a request with: each has the HTTP status that fits and a
+message for the client that shows no server path."""
+
+from __future__ import annotations
+
+import re
+
+
+class ServiceError(Exception):
+    """A request the service refuses; status is the HTTP status that fits, the message is for the client."""
+
+    status = 400
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class BadRequest(ServiceError):
+    status = 400
+
+
+class Unauthorized(ServiceError):
+    status = 401
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class TooLarge(ServiceError):
+    status = 413
+
+
+class Busy(ServiceError):
+    """Every LLM copy is busy and the queue is full (or the server is stopping): try again later."""
+
+    status = 503
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
+
+
+def scrub(message: str) -> str:
+    """A message with every absolute path cut to its last part: clients never learn server paths."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "…", message)
