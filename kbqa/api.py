@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -102,13 +103,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         if not secrets.compare_digest(given.encode("utf-8", "surrogateescape"), api_key.encode("utf-8")):
             raise Unauthorized("invalid or missing API key (Authorization: Bearer KEY)")
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next: Any) -> Any:
-        size = request.headers.get("content-length")
-        cap = upload_bytes if request.url.path.endswith("/files") else limit_bytes
-        if size is not None and (not size.isdigit() or int(size) > cap):
-            return JSONResponse({"detail": f"request body over the limit of {cap / 2**20:.0f} MB (server.max_request_mb; uploads: webui.max_upload_mb per file)"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, json_bytes=limit_bytes, upload_bytes=upload_bytes)
 
     @app.exception_handler(ServiceError)
     def service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -236,20 +231,82 @@ def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict
     yield "data: [DONE]\n\n"
 
 
+class _Pump:
+    """Steps a blocking event generator in worker threads, one step at a time. When the client goes
+    away the generator is closed as soon as no step is running (a step lasts one token or one
+    second of queueing), which frees the request's place with the LLM."""
+
+    def __init__(self, events: Iterator[str]) -> None:
+        self.events = events
+        self.lock = threading.Lock()
+        self.abandoned = False
+
+    def step(self) -> str | None:
+        with self.lock:
+            if self.abandoned:
+                return None
+            item = next(self.events, None)
+            if self.abandoned:
+                self.events.close()  # type: ignore[attr-defined]
+                return None
+            return item
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+        def close() -> None:
+            with self.lock:  # waits for a running step; a generator cannot be closed while it runs
+                self.events.close()  # type: ignore[attr-defined]
+
+        threading.Thread(target=close, daemon=True, name="kbqa-close-stream").start()
+
+
 async def _until_abandoned(events: Iterator[str]) -> AsyncIterator[str]:
-    """Each event made in a worker thread; when the client goes away the generator is closed at once,
-    which frees the request's place with the LLM."""
     from starlette.concurrency import run_in_threadpool
 
-    done = object()
+    pump = _Pump(events)
+    finished = False
     try:
-        while True:
-            item = await run_in_threadpool(next, events, done)
-            if item is done:
-                break
-            yield item  # type: ignore[misc]
+        while (item := await run_in_threadpool(pump.step)) is not None:
+            yield item
+        finished = True
     finally:
-        events.close()  # type: ignore[attr-defined]
+        if not finished:
+            pump.abandon()
+
+
+class BodyLimit:
+    """Refuses request bodies over the limit with 413, whether or not they say their length
+    (a chunked body is counted as it arrives). Uploads (paths ending in /files) have their own cap."""
+
+    def __init__(self, app: Any, json_bytes: int, upload_bytes: int) -> None:
+        self.app, self.json_bytes, self.upload_bytes = app, json_bytes, upload_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        upload = scope["path"].rstrip("/").endswith("/files")
+        cap = self.upload_bytes if upload else self.json_bytes
+        message = (f"request body over the limit of {cap / 2**20:.0f} MB "
+                   f"({'10 x webui.max_upload_mb per request' if upload else 'server.max_request_mb'})")
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > cap):
+            response = JSONResponse({"detail": message}, status_code=413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen
+            event = await receive()
+            if event["type"] == "http.request":
+                seen += len(event.get("body", b""))
+                if seen > cap:
+                    raise HTTPException(413, message)  # FastAPI answers it while reading the body
+            return event
+
+        await self.app(scope, counted, send)
 
 
 def is_loopback(host: str) -> bool:
@@ -266,5 +323,14 @@ def is_loopback(host: str) -> bool:
 def serve(config: Config, host: str, port: int, api_key: str | None = None) -> None:
     import uvicorn
 
-    # SIGTERM: stop taking requests, give open ones 3 s, then stop (generations end at their next piece)
-    uvicorn.run(create_app(config, api_key), host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
+    service = Service(config)
+    app = create_app(config, api_key, service)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # SIGTERM / Ctrl-C: waiting requests get 503 and running generations end at their next
+            # piece, each stream with an error event and [DONE]; open requests get 3 s more
+            service.stop()
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)).run()

@@ -33,13 +33,19 @@ class TooLarge(ServiceError):
     status = 413
 
 
+class Conflict(ServiceError):
+    """The knowledge base changed under the request (e.g. deleted by another process)."""
+
+    status = 409
+
+
 class Busy(ServiceError):
     """Every LLM copy is busy and the queue is full (or the server is stopping): try again later."""
 
     status = 503
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")  # not a URL's "//host/..."
 
 
 def scrub(message: str) -> str:

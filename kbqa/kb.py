@@ -30,7 +30,7 @@ MAX_NAME_BYTES = 200  # well under the 255 bytes a file name may have on Linux, 
 
 def valid_name(name: str) -> bool:
     """Whether a string is a knowledge base's name (and so never a path)."""
-    return bool(_NAME.match(name))
+    return bool(_NAME.fullmatch(name))  # fullmatch: '$' alone would let a final newline through
 
 
 def clean_text(text: str) -> str:
@@ -114,7 +114,7 @@ def list_knowledge_bases(config: Config | None = None) -> list[str]:
     root = kb_root(config)
     if not root.exists():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "catalog.sqlite").exists())
+    return sorted(p.name for p in root.iterdir() if valid_name(p.name) and (p / "catalog.sqlite").exists())
 
 
 def _iter_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:

@@ -37,7 +37,7 @@ class GenerationQueue:
         with self._cond:
             if self.closed:
                 raise Busy("the server is shutting down", retry_after=10)
-            if self._pending >= self.max_waiting + self._slots:
+            if self._pending >= self.max_waiting + len(self._free):  # at most max_waiting wait for a copy
                 raise Busy(
                     f"all {self._slots} LLM instance(s) are busy and {self._pending} requests are waiting; try again shortly",
                     retry_after=self.retry_after(),
@@ -76,6 +76,17 @@ class Ticket:
             if self.slot is not None or self not in q._waiting:
                 return 0
             return q._waiting.index(self)
+
+    def wait(self, every: float = 1.0) -> Iterator[int]:
+        """Wait for a slot, telling the place in the queue (0 = next) every `every` seconds; after the
+        queue's time limit give up with Busy."""
+        deadline = time.monotonic() + self._queue.timeout_s
+        while not self.acquire(timeout=max(0.0, min(every, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                with self._queue._cond:
+                    self._leave()
+                raise Busy(f"waited {self._queue.timeout_s:.0f} s for the LLM; try again later", retry_after=self._queue.retry_after())
+            yield self.position()
 
     def acquire(self, timeout: float | None = None) -> bool:
         """Wait up to timeout seconds (None: the queue's limit, then Busy) for a slot; True once held."""
@@ -152,7 +163,7 @@ class QueuedLLM:
             try:
                 for piece in pieces:
                     if self.queue.closed:
-                        return
+                        raise Busy("the server is shutting down; the answer was cut short", retry_after=10)
                     yield piece
             finally:
                 close = getattr(pieces, "close", None)

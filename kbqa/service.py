@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import math
 import shutil
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kbqa.config import Config
-from kbqa.errors import BadRequest, Busy, NotFound, ServiceError, TooLarge, Unauthorized, scrub
+from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, scrub
 from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, kb_folder, list_knowledge_bases, valid_name
 from kbqa.queue import GenerationQueue, QueuedLLM, Ticket
 from kbqa.store import FileRow
 from kbqa.types import AnswerStream, Hit, IngestReport
 
-__all__ = ["BadRequest", "Busy", "GenerationQueue", "NotFound", "QueuedLLM", "Reply", "Service", "ServiceError", "TooLarge",
+__all__ = ["BadRequest", "Busy", "Conflict", "GenerationQueue", "NotFound", "QueuedLLM", "Reply", "Service", "ServiceError", "TooLarge",
            "Unauthorized", "Upload", "scrub"]
 
 Message = dict[str, str]
@@ -54,11 +56,8 @@ class Reply:
 
     def waiting(self, every: float = 1.0) -> Iterator[int]:
         """While this reply waits for the LLM: its place in the queue (0 = next), every `every` seconds."""
-        if self.ticket is None:
-            return
-        while not self.ticket.acquire(timeout=every):
-            yield self.ticket.position()
-        return
+        if self.ticket is not None:
+            yield from self.ticket.wait(every)
 
     def __iter__(self) -> Iterator[str]:
         self._iterator = iter(self.stream)
@@ -170,17 +169,18 @@ class Service:
     ) -> Upload:
         """Store uploaded files (safe, de-duplicated names; zips unpacked safely; size limits) in the
         knowledge base's uploads/ folder, creating it if needed, and ingest them."""
-        from kbqa.uploads import store_upload
+        from kbqa.uploads import Budget, store_upload
 
         base = self.kb(name, create=True)
         target = base.folder / "uploads"
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
-        with self._writer(name):
+        budget = Budget(limit * 10)  # a request stores at most ten uploads' worth, archives unpacked included
+        with self._writer(name), self._vanishing(name, base):
             saved: list[Path] = []
             rejected: list[dict[str, str]] = []
             taken: set[str] = set()
             for filename, source in items:
-                stored = store_upload(clean_text(filename or "upload"), source, target, max_bytes=limit, taken=taken)
+                stored = store_upload(clean_text(filename or "upload"), source, target, max_bytes=limit, taken=taken, budget=budget)
                 saved += stored.files
                 for reason in stored.skipped:
                     shown, _, why = reason.partition(": ")
@@ -191,9 +191,19 @@ class Service:
                 f.error = scrub(f.error) if f.error else f.error
         return Upload(report, rejected)
 
+    @contextmanager
+    def _vanishing(self, name: str, base: KnowledgeBase) -> Iterator[None]:
+        """A write that fails because another process deleted the knowledge base meanwhile is a 409."""
+        try:
+            yield
+        except (RuntimeError, OSError, sqlite3.Error) as exc:
+            if (base.folder / "catalog.sqlite").exists():
+                raise
+            raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran") from exc
+
     def remove_file(self, name: str, file: str | int) -> FileRow:
         base = self.kb(name)
-        with self._writer(name):
+        with self._writer(name), self._vanishing(name, base):
             try:
                 return base.remove_file(file)
             except KnowledgeBaseError as exc:
@@ -201,7 +211,7 @@ class Service:
 
     def reingest_file(self, name: str, file: str | int, progress: Callable[[Progress], None] | None = None) -> IngestReport:
         base = self.kb(name)
-        with self._writer(name):
+        with self._writer(name), self._vanishing(name, base):
             try:
                 report = base.reingest_file(file, progress=progress)
             except KnowledgeBaseError as exc:
@@ -288,10 +298,14 @@ class Service:
                 if model in self._llms:
                     return self._llms[model]
             from kbqa.llm import make_llm, resolve_model
+            from kbqa.models import is_available
 
             llm_config = self.config.llm if model == self.config.llm.model else self.config.llm.model_copy(update={"model": model, "path": None})
             try:
                 spec = resolve_model(llm_config)
+                if model != self.config.llm.model and spec.backend in ("llamacpp", "transformers") and not is_available(spec.source):
+                    # a request never starts a download: other models must already be on this machine
+                    raise BadRequest(f"the LLM {model!r} is not on this machine; the server offers: {', '.join(self.llm_choices())}")
                 cache = self.config.home_dir() / "models"
                 if spec.backend in ("llamacpp", "transformers"):
                     copies = [make_llm(llm_config, cache) for _ in range(self.limits.llm_instances)]
@@ -303,6 +317,13 @@ class Service:
             with self._lock:
                 self._llms[model] = loaded
             return loaded
+
+    def llm_choices(self) -> list[str]:
+        """The LLMs a request may pick: the configured one, then every catalog model on this machine."""
+        from kbqa.models import is_available, llm_models
+
+        local = [m.name for m in llm_models().values() if m.backend in ("llamacpp", "extractive") and is_available(m.source)]
+        return list(dict.fromkeys([self.config.llm.model, *local]))
 
     def queues(self) -> dict[str, Any]:
         with self._lock:
@@ -394,13 +415,18 @@ class Service:
         info["queues"] = self.queues()
         return info
 
-    def close(self) -> None:
-        """Stop: waiting requests are refused, generations stop at their next piece, files are closed."""
+    def stop(self) -> None:
+        """Stop generating: waiting requests are refused, running generations end at their next piece."""
         self.closed = True
         with self._lock:
             for llm in self._llms.values():
                 if isinstance(llm, QueuedLLM):
                     llm.queue.close()
+
+    def close(self) -> None:
+        """stop(), then close the knowledge bases' files (no request may be running any more)."""
+        self.stop()
+        with self._lock:
             for base, _ in self._kbs.values():
                 base.close()
             self._kbs.clear()

@@ -39,7 +39,6 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
         out.skipped.append(f"{shown}: not a readable zip archive ({exc})")
         return out
     total = 0
-    target.mkdir(parents=True, exist_ok=True)
     with zf:
         for info in zf.infolist():
             name = _decoded_name(info)
@@ -59,9 +58,9 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
             if target.resolve() not in dest.resolve().parents:
                 out.skipped.append(f"{name}: a path outside the archive's folder, not extracted")
                 continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
             written = 0
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)  # fails where a file has that folder's name
                 with zf.open(info) as src, open(dest, "wb") as fh:
                     while chunk := src.read(1 << 20):
                         written += len(chunk)
@@ -69,56 +68,87 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
                             raise ValueError("larger than its header says")
                         fh.write(chunk)
             except (zipfile.BadZipFile, ValueError, RuntimeError, OSError) as exc:
-                dest.unlink(missing_ok=True)
-                out.skipped.append(f"{name}: {exc}")
+                if dest.is_file():
+                    dest.unlink()
+                out.skipped.append(f"{name}: {_reason(exc)}")
                 continue
             total += written
             out.files.append(dest)
     return out
 
 
-def unique_name(target: Path, safe: str, given: str, taken: set[str]) -> str:
-    """The name an upload is stored under. A name already clean replaces the file of that name (an
-    updated version); a name that cleaning changed (".bashrc" -> "bashrc"), or one already used in
-    this batch, never replaces another file: it becomes "name (2).ext"."""
+def _reason(exc: BaseException) -> str:
+    """Why a file could not be stored, without the server's paths."""
+    return (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else str(exc)
+
+
+def unique_name(target: Path, safe: str, given: str, taken: set[str], folder: bool = False) -> str:
+    """The name an upload (or, folder=True, a zip's folder) is stored under. A name already clean
+    replaces the file of that name (an updated version); a name that cleaning changed (".bashrc" ->
+    "bashrc"), one already used in this batch, or one held by the other kind (a folder where a file
+    goes, a file where a folder goes) never replaces anything: it becomes "name (2).ext"."""
     changed = safe != Path(given.replace("\\", "/")).name
-    if safe not in taken and not (changed and (target / safe).exists()):
+
+    def free(name: str, first: bool) -> bool:
+        path = target / name
+        other_kind = path.is_file() if folder else path.is_dir()
+        return name not in taken and not other_kind and not ((changed or not first) and path.exists())
+
+    if free(safe, True):
         return safe
-    stem, dot, suffix = safe.rpartition(".") if "." in safe.lstrip(".") else (safe, "", "")
+    stem, dot, suffix = safe.rpartition(".") if "." in safe.lstrip(".") and not folder else (safe, "", "")
     n = 2
-    while True:
-        candidate = f"{stem} ({n}){dot}{suffix}"
-        if candidate not in taken and not (target / candidate).exists():
-            return candidate
+    while not free(candidate := f"{stem} ({n}){dot}{suffix}", False):
         n += 1
+    return candidate
 
 
-def store_upload(name: str, source: BinaryIO, target: Path, *, max_bytes: int, taken: set[str] | None = None) -> Unpacked:
+@dataclass
+class Budget:
+    """Bytes one request may still store, all its files and unpacked archives together."""
+
+    left: int
+
+
+def store_upload(
+    name: str, source: BinaryIO, target: Path, *, max_bytes: int, taken: set[str] | None = None, budget: Budget | None = None
+) -> Unpacked:
     """Save one uploaded file under target with a safe name, refusing it past max_bytes; a .zip is
-    unpacked (up to ten times max_bytes in all) into a folder named after it. taken: the names
-    already stored in this batch (updated here). The file appears only once it is whole."""
+    unpacked (up to ten times max_bytes) into a folder named after it. taken: the names already
+    stored in this batch (updated here); budget: what the whole request may still store. The file
+    appears only once it is whole; a problem is reported for this file, never raised."""
     out = Unpacked()
     taken = set() if taken is None else taken
-    target.mkdir(parents=True, exist_ok=True)
-    safe = unique_name(target, safe_filename(name or "upload"), name or "upload", taken)
-    taken.add(safe)
-    dest = target / safe
+    budget = budget or Budget(max_bytes * 10)
+    shown = safe_filename(name or "upload")
     partial = target / f".upload-{uuid.uuid4().hex}.part"  # hidden: never ingested
-    written = 0
     try:
+        target.mkdir(parents=True, exist_ok=True)
+        written = 0
+        cap = min(max_bytes, budget.left)
         with partial.open("wb") as fh:
             while chunk := source.read(1 << 20):
                 written += len(chunk)
-                if written > max_bytes:
+                if written > cap:
                     break
                 fh.write(chunk)
-        if written > max_bytes:
-            out.skipped.append(f"{safe}: over the upload limit of {max_bytes / 2**20:.0f} MB")
+        if written > cap:
+            limit = f"the upload limit of {max_bytes / 2**20:.0f} MB" if cap == max_bytes else "what one request may store"
+            out.skipped.append(f"{shown}: over {limit}")
             return out
-        if safe.lower().endswith(".zip"):
-            return unpack_zip(partial, target / Path(safe).stem, max_bytes=max_bytes * 10, shown_as=safe)
-        os.replace(partial, dest)
+        if shown.lower().endswith(".zip"):
+            folder = unique_name(target, Path(shown).stem, Path(name or "upload").stem, taken, folder=True)
+            taken.add(folder)
+            unpacked = unpack_zip(partial, target / folder, max_bytes=min(max_bytes * 10, budget.left), shown_as=shown)
+            budget.left -= sum(f.stat().st_size for f in unpacked.files)
+            return unpacked
+        safe = unique_name(target, shown, name or "upload", taken)
+        taken.add(safe)
+        os.replace(partial, target / safe)
+        budget.left -= written
+        out.files.append(target / safe)
+    except OSError as exc:
+        out.skipped.append(f"{shown}: cannot be stored ({_reason(exc)})")
     finally:
         partial.unlink(missing_ok=True)
-    out.files.append(dest)
     return out

@@ -157,6 +157,10 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
     r = httpx.post(chat, json={"model": "kb:api", "messages": [{"role": "user", "content": "水" * 1_000_000}]}, headers=auth, timeout=60)
     assert r.status_code == 413 and "4000" in r.json()["detail"] and time.monotonic() - t0 < 10
     assert httpx.post(f"{api}/v1/kb/api/search", content=b"x" * (9 << 20), headers={**auth, "Content-Type": "application/json"}).status_code == 413
+    # ... also when the body does not say its length (chunked): counted as it arrives
+    chunked = (b'{"model": "kb:api", "messages": [' + b'{"role": "user", "content": "' + b"x" * (1 << 20) + b'"},' for _ in range(20))
+    r = httpx.post(chat, content=chunked, headers={**auth, "Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 413, r.text
     # an unpaired surrogate (valid JSON, invalid UTF-8) is repaired
     body = '{"model": "kb:api", "messages": [{"role": "user", "content": "How often should the RO membrane be replaced? \\ud800"}]}'
     r = httpx.post(chat, content=body.encode(), headers={**auth, "Content-Type": "application/json"})

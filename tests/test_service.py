@@ -16,7 +16,8 @@ import pytest
 from kbqa import KnowledgeBase, load_config
 from kbqa.service import BadRequest, Busy, GenerationQueue, NotFound, QueuedLLM, Service, TooLarge, scrub
 
-HOSTILE_NAMES = [".", "..", "...", ".hidden", "../x", "a/b", "/tmp/kbqa-evil", "..\\x", "kb:x", "", " ", "x" * 65, "a\x00b", "~root"]
+HOSTILE_NAMES = [".", "..", "...", ".hidden", "../x", "a/b", "/tmp/kbqa-evil", "..\\x", "kb:x", "", " ", "x" * 65, "a\x00b", "~root",
+                 "evil\n", "x" * 64 + "\n", "．．"]
 
 
 def snapshot(root: Path) -> set[str]:
@@ -252,3 +253,111 @@ def test_closing_the_service_stops_waiters() -> None:
     llm.queue.close()
     t.join(5)
     assert errors and time.monotonic() - started < 2.5
+
+
+def test_uploads_that_collide_with_folders_are_stored_beside_them(service: Service, home: Path) -> None:
+    import zipfile
+
+    def zipped(**members: str) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zf:
+            for name, text in members.items():
+                zf.writestr(name, text)
+        return buffer.getvalue()
+
+    def send(*files: tuple[str, bytes]) -> Any:
+        return service.upload("clash", [(name, io.BytesIO(data)) for name, data in files])
+
+    send(("foo", b"plain file"))
+    send(("foo.zip", zipped(**{"a.md": "# 甲\n\n压缩包里的文件。"})))
+    send(("bar.zip", zipped(**{"b.md": "# 乙\n\n另一个压缩包。"})))
+    send(("bar", b"a file where a folder is"))
+    send(("baz", b"x"), ("baz.zip", zipped(**{"c.md": "# 丙\n\n同一请求。"})))
+    result = send(("nest.zip", zipped(**{"sub.md": "# 丁\n\n文件。", "sub.md/inner.md": "# 戊\n\n同名的文件夹。"})))
+    assert any("inner.md" in r["name"] for r in result.rejected) and str(home) not in str(result.rejected)
+    uploads = home / "kbs" / "clash" / "uploads"
+    assert (uploads / "foo").is_file() and (uploads / "foo (2)" / "a.md").is_file()
+    assert (uploads / "bar" / "b.md").is_file() and (uploads / "bar (2)").is_file()
+    assert (uploads / "baz").is_file() and (uploads / "baz (2)" / "c.md").is_file()
+    names = {f.name for f in service.files("clash")}
+    assert {"a.md", "b.md", "c.md", "sub.md"} <= names
+
+
+def test_one_request_stores_at_most_ten_uploads_worth(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    monkeypatch.setenv("KBQA_WEBUI__MAX_UPLOAD_MB", "1")
+    service = Service(load_config()[0])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.bin", "0" * 4_000_000)  # not a document: nothing to embed
+    archives = [(f"z{n}.zip", io.BytesIO(buffer.getvalue())) for n in range(4)]
+    result = service.upload("budget", archives)
+    stored = sum(p.stat().st_size for p in (home / "kbs" / "budget" / "uploads").rglob("*") if p.is_file())
+    assert stored <= 10 * 2**20 and result.rejected
+
+
+def test_models_not_on_this_machine_are_refused_not_downloaded(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a download attempt would fail loudly, not hang
+    upload_text(service, "m", **{"a.md": "# 年假\n\n员工每年享有十天带薪年假。"})
+    with pytest.raises(BadRequest) as err:
+        service.ask("m", "年假几天？", model="qwen2.5-7b-instruct")
+    assert "not on this machine" in err.value.message
+    assert "extractive" in service.llm_choices() and "qwen2.5-7b-instruct" not in service.llm_choices()
+
+
+def test_a_streaming_waiter_gives_up_after_the_queue_timeout() -> None:
+    queue = GenerationQueue(1, max_waiting=2, timeout_s=0.5)
+    holder = queue.admit()
+    holder.acquire()
+    waiter = queue.admit()
+    started = time.monotonic()
+    with pytest.raises(Busy):
+        for ahead in waiter.wait(every=0.1):
+            assert ahead == 0
+    assert 0.4 < time.monotonic() - started < 2
+    assert queue.stats()["waiting"] == 0 and queue.stats()["admitted"] == 0
+    # the bound counts only requests waiting for a copy: with the copy busy, max_waiting more at most
+    tickets = [queue.admit(), queue.admit()]
+    with pytest.raises(Busy):
+        queue.admit()
+    for t in [holder, *tickets]:
+        t.release()
+
+
+def test_a_stream_abandoned_mid_step_is_closed_soon() -> None:
+    """The client hangs up while a worker thread is inside the event generator (waiting for a token):
+    the generator must still be closed, at the end of that step, so its LLM slot is freed."""
+    import asyncio
+
+    from kbqa.api import _until_abandoned
+
+    state = {"closed": False}
+
+    def events() -> Any:
+        try:
+            for i in range(1000):
+                time.sleep(0.2)  # one token
+                yield f"e{i}"
+        finally:
+            state["closed"] = True
+
+    async def main() -> None:
+        held = events()  # still referenced (in the server, a traceback can hold it): closing must not wait for the GC
+
+        async def consume() -> None:
+            async for _ in _until_abandoned(held):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.5)  # a step is running in a worker thread now
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(20):
+            if state["closed"]:
+                return
+            await asyncio.sleep(0.1)
+
+    asyncio.run(main())
+    assert state["closed"]

@@ -112,13 +112,16 @@ def test_eight_concurrent_streaming_chats(api: tuple[subprocess.Popen[str], str]
 
 def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple[subprocess.Popen[str], str]) -> None:
     proc, url = api
-    body = {"model": "gemma-3-270m", "stream": True, "max_tokens": 2000, "messages": [{"role": "user", "content": "Write a very long story about water filters."}]}
+    body = {"model": "gemma-3-270m", "stream": True, "max_tokens": 1500, "messages": [{"role": "user", "content": "Write a very long story about water filters."}]}
     for _ in range(3):  # three clients that read one piece and hang up
         with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=120) as r:
+            assert r.status_code == 200
             for line in r.iter_lines():
                 if '"content": "' in line and '"content": ""' not in line:
                     break
-    deadline = time.time() + 30
+            else:
+                raise AssertionError("no piece of the answer came")
+    deadline = time.time() + 5  # a hung-up client's place is freed at its next token, not when memory is collected
     while time.time() < deadline:
         queue = httpx.get(f"{url}/v1/status", headers=AUTH).json()["queues"]["gemma-3-270m"]
         if queue["generating"] == 0 and queue["admitted"] == 0:
@@ -131,23 +134,37 @@ def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple
     r = httpx.post(f"{url}/v1/chat/completions", json={"model": "gemma-3-270m", "max_tokens": 16, "messages": history + [{"role": "user", "content": "Say hello."}]},
                    headers=AUTH, timeout=120)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"], r.text
-    # a long generation is running when SIGTERM comes: the server still stops within seconds
+    # a long generation is running and another request waits when SIGTERM comes: both streams end
+    # with an error event and [DONE], and the server stops within seconds
     started = threading.Event()
+    endings: list[list[str]] = []
 
     def long_one() -> None:
+        lines: list[str] = []
         try:
             with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=120) as r:
-                for _ in r.iter_lines():
+                for line in r.iter_lines():
                     started.set()
-        except httpx.HTTPError:
-            pass
+                    if line:
+                        lines.append(line)
+        except httpx.HTTPError as exc:
+            lines.append(f"broken: {exc!r}")
+        endings.append(lines[-2:])
 
-    threading.Thread(target=long_one, daemon=True).start()
+    threads = [threading.Thread(target=long_one, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
     assert started.wait(60)
+    time.sleep(0.5)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert time.monotonic() - t0 < 10
+    for t in threads:
+        t.join(10)
+    assert len(endings) == 2
+    for last in endings:
+        assert last[-1] == "data: [DONE]" and "shutting down" in last[0], last
 
 
 def test_web_app_concurrent_chats_and_paths(home: Path, corpus: Path, tmp_path: Path) -> None:
@@ -177,6 +194,11 @@ def test_web_app_concurrent_chats_and_paths(home: Path, corpus: Path, tmp_path: 
             t.join(600)
         assert not errors, errors
         assert [answers[n] for n in range(4)] == sequential
+        # what the chat hands to browsers (page images, source files) stays inside the home
+        tmp_before = {p.name for p in Path("/tmp").glob("kbqa-web-*")}
+        history, _, _, pages, files = client.predict("星河科技的总部在哪里？", [], "team", 4, 0.3, "extractive", 0.0, api_name="/chat")
+        assert {p.name for p in Path("/tmp").glob("kbqa-web-*")} == tmp_before
+        assert any((home / "cache" / "web").rglob("*.pdf"))
 
         # paths through Gradio's own API: refused, nothing outside the home created or removed
         victim = tmp_path / "victim"

@@ -53,19 +53,40 @@ def sources_markdown(sources: list[Any], answered: bool = True, question: str = 
     return "\n".join(lines)
 
 
-def build_app(config: Config, kb: str = "default") -> Any:
-    import gradio as gr
+SCRATCH_TTL_S = 3600  # page images and source copies handed to browsers are kept this long
 
-    from kbqa.models import llm_models
+
+def web_scratch(config: Config) -> Path:
+    """The web app's own folder inside the kbqa home (page images, source copies), emptied at start;
+    Gradio's cache goes beside it, so the app writes nothing outside the home."""
+    root = config.home_dir() / "cache" / "web"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(config.home_dir() / "cache" / "gradio"))
+    return root
+
+
+def forget_old(scratch: Path, age_s: float = SCRATCH_TTL_S) -> None:
+    """Remove what was handed to browsers more than age_s ago."""
+    import time
+
+    for folder in scratch.iterdir():
+        try:
+            if time.time() - folder.stat().st_mtime > age_s:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def build_app(config: Config, kb: str = "default") -> Any:
+    scratch = web_scratch(config)  # before gradio is imported: it reads GRADIO_TEMP_DIR
+    import gradio as gr
 
     service = Service(config)
     names = service.names()
     if kb not in names:
         names = [kb] + names
-    llm_names = [n for n in llm_models()]
-    if config.llm.model not in llm_names:
-        llm_names.insert(0, config.llm.model)
-    scratch = Path(tempfile.mkdtemp(prefix="kbqa-web-"))  # source copies and page images handed to the browser
+    llm_names = service.llm_choices()  # only models on this machine: a click never starts a download
 
     def kb_choices(value: str | None = None) -> Any:
         current = sorted(set(service.names()) | ({value} if value else set()))
@@ -106,6 +127,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
     def source_views(kb_name: str, hits: list[Any]) -> tuple[list[tuple[str, str]], list[str]]:
         """PNGs of the PDF pages the sources come from, and copies of the source files to download."""
+        forget_old(scratch)
         folder = Path(tempfile.mkdtemp(dir=scratch))
         pages, files, seen = [], [], set()
         for i, h in enumerate(hits, start=1):
@@ -121,7 +143,10 @@ def build_app(config: Config, kb: str = "default") -> Any:
                 seen.add(h.path)
                 copy = folder / f"{i}" / safe_name(h.file)
                 copy.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(stored, copy)
+                try:
+                    os.link(stored, copy)  # uploads live in the home too: a link costs nothing
+                except OSError:
+                    shutil.copyfile(stored, copy)
                 files.append(str(copy))
         return pages, files
 
@@ -232,7 +257,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
         except ServiceError as exc:
             return {"error": exc.message}
 
-    with gr.Blocks(title="kbqa") as app:
+    with gr.Blocks(title="kbqa", delete_cache=(SCRATCH_TTL_S, SCRATCH_TTL_S)) as app:
         gr.Markdown("## kbqa — ask your documents\nAnswers come from your own files, with the file and page of each source. Nothing leaves this machine.")
         with gr.Row():
             kb_box = gr.Dropdown(choices=names, value=kb, label="Knowledge base", allow_custom_value=True, scale=2, elem_id="kb")
@@ -298,4 +323,6 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
     # itself (telling each user their place), so searches, uploads and chats run side by side.
     concurrency = config.server.max_queue + 2 * config.server.llm_instances + 4
     app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
-        server_name=host, server_port=port, auth=auth, show_error=True, max_file_size=f"{config.webui.max_upload_mb:g}mb")
+        server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
+        show_error=False,  # expected problems come back as messages; anything else must not show server paths
+        max_file_size=f"{config.webui.max_upload_mb:g}mb")
