@@ -1,12 +1,21 @@
 """Loading files in a child process, so a file that hangs or crashes its parser is stopped after a
-time limit and reported, and the next file goes on in a fresh process."""
+time limit and reported, and the next file goes on in a fresh process.
+
+The child is `python -m ingest.worker FD`, talking over a socket pair: not multiprocessing's spawn,
+which re-imports the caller's main module (a script without `if __name__ == "__main__":` would
+start itself again) and does not work from notebooks. Its standard output and error are not the
+caller's: parser chatter (MuPDF, RapidOCR) never reaches a `--json` document or a progress bar."""
 
 from __future__ import annotations
 
-import multiprocessing
+import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -44,23 +53,35 @@ class LoaderProcess:
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self._ctx = multiprocessing.get_context("spawn")
-        self._proc: Any = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Any = None
 
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def _start(self) -> None:
-        parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True, name="kbqa-loader")
-        self._proc.start()
-        child.close()
-        self._conn = parent
-        if not parent.poll(_START_TIMEOUT_S):
-            self.close()
+        mine, theirs = socket.socketpair()
+        root = str(Path(__file__).resolve().parent.parent)  # where the ingest package is, installed or not
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        chatter = None if os.environ.get("KBQA_LOG", "").lower() == "debug" else subprocess.DEVNULL
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.worker", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=2 if chatter is None else chatter, stderr=chatter, env=env,
+        )
+        theirs.close()
+        self._conn = Connection(mine.detach())
+        if not self._conn.poll(_START_TIMEOUT_S):
+            self.close(wait=False)
             raise RuntimeError("the file loader process did not start")
-        parent.recv()
+        try:
+            self._conn.recv()
+        except (EOFError, OSError):
+            code = self._proc.wait(timeout=5) if self._proc else None
+            self.close(wait=False)
+            raise RuntimeError(f"the file loader process exited at start (exit code {code})") from None
 
     def load(self, path: Path, options: LoadOptions) -> list[Document]:
-        if self._proc is None or not self._proc.is_alive():
+        if not self._alive():
             self._start()
         started = time.monotonic()
         on_page = options.on_page
@@ -73,9 +94,10 @@ class LoaderProcess:
             try:
                 status, payload = self._conn.recv()
             except (EOFError, OSError):
-                if self._proc is not None:
-                    self._proc.join(timeout=5)
-                code = self._proc.exitcode if self._proc is not None else None
+                try:
+                    code = self._proc.wait(timeout=5) if self._proc is not None else None
+                except subprocess.TimeoutExpired:
+                    code = None
                 self.close(wait=False)
                 raise LoadError(f"the parser crashed on this file (exit code {code}) after {time.monotonic() - started:.1f} s") from None
             if status != "page":
@@ -92,17 +114,18 @@ class LoaderProcess:
         """Stop the child: asked to finish, or (wait=False, e.g. stuck on a file) killed."""
         if self._conn is not None:
             try:
-                if wait and self._proc is not None and self._proc.is_alive():
+                if wait and self._alive():
                     self._conn.send(None)
             except (OSError, ValueError):
                 pass
             self._conn.close()
             self._conn = None
         if self._proc is not None:
-            self._proc.join(timeout=2 if wait else 0)
-            if self._proc.is_alive():
+            try:
+                self._proc.wait(timeout=2 if wait else 0.01)
+            except subprocess.TimeoutExpired:
                 self._proc.kill()
-                self._proc.join(timeout=5)
+                self._proc.wait(timeout=5)
             self._proc = None
 
     def __enter__(self) -> LoaderProcess:
@@ -110,3 +133,7 @@ class LoaderProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+if __name__ == "__main__":  # the child: python -m ingest.worker FD
+    _serve(Connection(int(sys.argv[1])))
