@@ -534,8 +534,9 @@ class KnowledgeBase:
         source = Path(path)
         if source.suffix.lower() != ".pdf" or not source.is_file() or page < 1:
             return None
-        import pymupdf
+        from ingest.loaders.pdf import quiet_pymupdf
 
+        pymupdf = quiet_pymupdf()
         try:
             with pymupdf.open(source) as doc:
                 if page > doc.page_count:

@@ -97,3 +97,24 @@ def test_default_llm_answers_the_demo_question(home: Path) -> None:
     answer = result.stdout.split("Sources")[0]
     assert "24" in answer
     assert "[1] aurora_x2_manual.pdf, p. 2" in result.stdout
+
+
+@pytest.mark.slow
+def test_json_is_one_document_even_when_a_parser_talks(home: Path, tmp_path: Path) -> None:
+    """MuPDF prints 'MuPDF error: syntax error in content stream' on stdout; --json must still parse,
+    with files read in the helper process and in-process (ingest.file_timeout_s: 0)."""
+    import pymupdf
+
+    folder = tmp_path / "talky"
+    folder.mkdir()
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 72), "placeholder")
+    doc.update_stream(page.get_contents()[0], b"BT /F1 12 Tf 72 720 Td (Filters are not covered) Tj ET ]]] >> << /Foo (")
+    doc.save(folder / "bad-stream.pdf")
+    (folder / "ok.md").write_text("# 说明\n\n滤芯不在保修范围内。", encoding="utf-8")
+    for env in ({}, {"KBQA_INGEST__FILE_TIMEOUT_S": "0"}):
+        r = run_kbqa("ingest", str(folder), "--kb", f"talk{len(env)}", "--json", "--force", env=env)
+        report = json.loads(r.stdout)  # exactly one JSON document
+        assert {f["name"] for f in report["files"]} == {"bad-stream.pdf", "ok.md"}, r.stdout
+        assert "MuPDF" not in r.stdout

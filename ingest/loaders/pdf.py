@@ -51,6 +51,16 @@ _PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^#\s*[-–]\s*#$|^(page\s*)?[-–—(
 _RTL = re.compile(RTL_TEXT)
 
 
+def quiet_pymupdf() -> Any:
+    """PyMuPDF with MuPDF's own messages ("MuPDF error: syntax error in content stream") kept out of
+    standard output, where they would break `--json` documents; they stay in TOOLS.mupdf_warnings()."""
+    import pymupdf
+
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pymupdf.TOOLS.mupdf_display_warnings(False)
+    return pymupdf
+
+
 def _text_dict(page: Any) -> dict[str, Any]:
     """PyMuPDF's page dict without the images: decoding them cost up to 20x the text (docling's PDFs)."""
     import pymupdf
@@ -324,7 +334,7 @@ def _page_doc(path: Path, number: int, text: str, kind: str = "text", title_path
 def load(path: Path, options: Any) -> Iterator[Document]:
     if options.pdf_engine not in ENGINES:
         raise LoadError(f"unknown pdf_engine {options.pdf_engine!r}; choose one of {', '.join(ENGINES)}")
-    import pymupdf
+    pymupdf = quiet_pymupdf()
 
     try:
         doc = pymupdf.open(path, filetype="pdf")
