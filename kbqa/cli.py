@@ -99,6 +99,12 @@ def ingest(
 
     ingest_opts = {k: v for k, v in {"pdf_engine": pdf_engine, "ocr": ocr}.items() if v}
     cfg, _ = _config(config, ingest=ingest_opts)
+    for given in paths:
+        if not given.exists():
+            _fail(f"{given} does not exist; nothing was ingested")
+    from kbqa.kb import KnowledgeBase
+
+    existed = KnowledgeBase.exists(kb, cfg)
     knowledge_base = _open(kb, cfg, create=True)
     err = _console(stderr=True)
     from kbqa.kb import KnowledgeBaseError
@@ -118,6 +124,11 @@ def ingest(
             report = knowledge_base.ingest(paths, prune=prune, force=force, progress=progress)
         except KnowledgeBaseError as exc:
             _fail(str(exc))
+    if not report.files and not existed and not knowledge_base.files():
+        knowledge_base.drop()  # made by this command and still empty: leave nothing behind
+        _fail(f"no files to ingest under {', '.join(map(str, paths))} (ingest.exclude: {', '.join(cfg.ingest.exclude)})", EXIT_FAILED_FILES)
+    if not report.files and not prune:
+        _fail(f"no files to ingest under {', '.join(map(str, paths))} (ingest.exclude: {', '.join(cfg.ingest.exclude)})", EXIT_FAILED_FILES)
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:

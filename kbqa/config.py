@@ -138,8 +138,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any], origin: dict[str, str], s
             origin[f"{prefix}{key}"] = source
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """KBQA_SECTION__KEY=value -> {section: {key: value}}; values are parsed as YAML scalars."""
+def _env_overrides(environ: dict[str, str], origin: dict[str, str] | None = None) -> dict[str, Any]:
+    """KBQA_SECTION__KEY=value -> {section: {key: value}}; values are parsed as YAML scalars.
+    origin (if given) gets, for each dotted key, the variable and its text as written."""
     out: dict[str, Any] = {}
     for name, raw in environ.items():
         if not name.startswith("KBQA_") or "__" not in name:
@@ -149,7 +150,32 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = yaml.safe_load(raw) if raw else None
+        if origin is not None:
+            origin[".".join(parts)] = f"environment variable {name}={raw!r}"
     return out
+
+
+def _problem(err: Any, origin: dict[str, str]) -> str:
+    """One validation error as a line: the key, what is wrong, the closest valid key on a typo, and
+    where the value came from (file, environment variable as written, command line)."""
+    import difflib
+
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    source = origin.get(key, "")
+    if err["type"] == "extra_forbidden":
+        model: Any = Config
+        for part in loc[:-1]:
+            field = model.model_fields.get(part)
+            model = field.annotation if field is not None and isinstance(field.annotation, type) else None
+            if model is None:
+                break
+        known = list(model.model_fields) if model is not None else []
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        hint = f"; did you mean {'.'.join(loc[:-1] + close[:1])}?" if close else (f"; valid keys: {', '.join(known)}" if known else "")
+        return f"{key}: unknown key{hint}" + (f" (from {source})" if source else "")
+    shown = source if source.startswith("environment variable") else f"got {err.get('input')!r}" + (f", from {source}" if source else "")
+    return f"{key}: {err['msg']} ({shown})"
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -180,16 +206,15 @@ def load_config(
         if not isinstance(user, dict):
             raise ConfigError(f"config file {p} must hold a YAML mapping")
         _merge(data, user, origin, str(p))
-    _merge(data, _env_overrides(environ), origin, "environment")
+    env_origin: dict[str, str] = {}
+    _merge(data, _env_overrides(environ, env_origin), origin, "environment")
+    origin.update(env_origin)
     if overrides:
         _merge(data, overrides, origin, "command line")
     try:
         return Config.model_validate(data), origin
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            problems.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        problems = [_problem(err, origin) for err in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
 
 

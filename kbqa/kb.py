@@ -191,6 +191,17 @@ class KnowledgeBase:
             raise KnowledgeBaseError(f"no knowledge base {text!r} (looked in {folder}); create it with: kbqa ingest DOCS --kb {text}")
         return cls(folder, config, shared_llm=shared_llm, shared_embedder=shared_embedder)
 
+    @classmethod
+    def exists(cls, name_or_path: str | Path, config: Config | None = None) -> bool:
+        """Whether a knowledge base by this name (or at this folder) has been made."""
+        config = config or load_config()[0]
+        text = str(name_or_path)
+        try:
+            folder = Path(text).expanduser() if (os.sep in text or "/" in text or text.startswith(".")) else kb_folder(config, text)
+        except KnowledgeBaseError:
+            return False
+        return (folder / "catalog.sqlite").exists()
+
     def close(self) -> None:
         self.catalog.close()
         if self._vector_cache is not None:
@@ -631,7 +642,7 @@ class KnowledgeBase:
         queued generators); generation: max_tokens, temperature, and whatever that LLM's stream takes.
         """
         from kbqa.chat import standalone_question, trim_history
-        from kbqa.prompts import build_prompt, no_answer
+        from kbqa.prompts import build_prompt, language, no_answer
 
         question = clean_text(question)
         history = [{"role": m["role"], "content": clean_text(m["content"])} for m in history or []]
@@ -641,7 +652,12 @@ class KnowledgeBase:
             rewriter = (llm or self.llm) if mode in ("auto", "llm") else None
             query = standalone_question(question, history, rewriter, mode)
         hits = self.search(query, top_k=top_k, threshold=threshold)
-        if not hits:
+        if not hits and self.catalog.chunk_count() == 0:
+            empty = (f"知识库 {self.name} 是空的：请先导入文件（kbqa ingest 文件夹 --kb {self.name}，或在网页上上传）。"
+                     if language(question) == "zh" else
+                     f"The knowledge base {self.name!r} is empty: ingest files first (kbqa ingest FOLDER --kb {self.name}, or upload them in the web app).")
+            result = AnswerStream(question, [], iter([empty]), answered=False, model=getattr(llm, "name", self.config.llm.model), query=query)
+        elif not hits:
             pieces: Iterator[str] = iter([no_answer(question)])
             result = AnswerStream(question, [], pieces, answered=False, model=getattr(llm, "name", self.config.llm.model), query=query)
         else:

@@ -164,3 +164,10 @@ def test_open_by_path(tmp_path: Path, home: Path, docs: Path) -> None:
     kb.ingest([docs / "faq.md"])
     assert (tmp_path / "elsewhere" / "kb1" / "catalog.sqlite").exists()
     sqlite3.connect(tmp_path / "elsewhere" / "kb1" / "catalog.sqlite").execute("SELECT count(*) FROM files").fetchone()
+
+
+def test_an_empty_knowledge_base_says_so(home: Path) -> None:
+    kb = KnowledgeBase.open("nothing-yet", llm="extractive")
+    zh = kb.ask("年假有几天？")
+    assert not zh.answered_from_documents and "空的" in zh.text and "kbqa ingest" in zh.text
+    assert "is empty" in kb.ask("How many vacation days?").text

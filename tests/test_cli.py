@@ -66,17 +66,25 @@ def test_clear_errors(home: Path, tmp_path: Path) -> None:
     assert missing_kb.returncode == 2 and "kbqa ingest" in missing_kb.stderr
     missing_dir = run_kbqa("ingest", str(tmp_path / "nope"), "--kb", "x")
     assert missing_dir.returncode == 2 and "does not exist" in missing_dir.stderr
+    assert not (home / "kbs" / "x").exists()  # a mistyped folder leaves no knowledge base behind
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run_kbqa("ingest", str(empty), "--kb", "e")
+    assert nothing.returncode == 1 and "no files" in nothing.stderr and not (home / "kbs" / "e").exists()
     bad = tmp_path / "bad.yaml"
     bad.write_text("retrieval:\n  threshold: 7\nllm:\n  modle: x\n")
     result = run_kbqa("config", "show", "--config", str(bad))
     assert result.returncode == 2
-    assert "retrieval.threshold" in result.stderr and "llm.modle" in result.stderr
+    assert "retrieval.threshold" in result.stderr and "llm.modle" in result.stderr and "did you mean llm.model" in result.stderr
+    typo = run_kbqa("config", "show", env={"KBQA_RETRIEVAL__TOPK": "3", "KBQA_INGEST__OCR": "yes"})
+    assert typo.returncode == 2 and "top_k" in typo.stderr and "KBQA_RETRIEVAL__TOPK" in typo.stderr
+    assert "KBQA_INGEST__OCR='yes'" in typo.stderr and "True" not in typo.stderr
 
 
 def test_config_show_names_the_origin(home: Path) -> None:
     result = run_kbqa("config", "show", "--json", env={"KBQA_RETRIEVAL__TOP_K": "7"})
     data = json.loads(result.stdout)
-    assert data["retrieval.top_k"] == {"value": 7, "from": "environment"}
+    assert data["retrieval.top_k"] == {"value": 7, "from": "environment variable KBQA_RETRIEVAL__TOP_K='7'"}
     assert data["llm.model"]["from"] == "default"
 
 
