@@ -328,3 +328,13 @@ def test_pdf_titles_from_large_fonts_and_from_the_outline(tmp_path: Path) -> Non
 def test_markdown_made_only_of_headings_keeps_them(tmp_path: Path) -> None:
     (tmp_path / "outline.md").write_text("# 产品手册\n\n## 安装\n\n## 保养\n", encoding="utf-8")
     assert load_file(tmp_path / "outline.md")[0].text == "# 产品手册\n## 安装\n## 保养"
+
+
+def test_a_text_file_without_a_suffix_is_read_and_a_binary_one_is_not(tmp_path: Path) -> None:
+    from ingest import UnsupportedFile
+
+    (tmp_path / "LICENSE").write_text("Apache License\nVersion 2.0, January 2004\n", encoding="utf-8")
+    assert "Apache License" in load_file(tmp_path / "LICENSE")[0].text
+    (tmp_path / "blob").write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00" * 20)
+    with pytest.raises(UnsupportedFile):
+        load_file(tmp_path / "blob")

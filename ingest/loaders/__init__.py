@@ -59,11 +59,23 @@ def supported_suffixes() -> list[str]:
     return sorted(_registry())
 
 
+def _looks_like_text(path: Path) -> bool:
+    """A file with no suffix is read as text when its start has no NUL byte (or a UTF-16/32 mark)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return False
+    return bool(head) and (b"\x00" not in head or head.startswith((b"\xff\xfe", b"\xfe\xff")))
+
+
 def load_file(path: str | Path, options: LoadOptions | None = None) -> list[Document]:
     """Read one file into Documents, or raise LoadError with a one-line reason."""
     options = options or LoadOptions()
     path = Path(path)
     loader = _registry().get(path.suffix.lower())
+    if loader is None and not path.suffix and _looks_like_text(path):
+        loader = _registry().get(".txt")  # LICENSE, README, Makefile: plain text without a suffix
     if loader is None:
         raise UnsupportedFile(f"unsupported file type {path.suffix or '(no suffix)'!r}")
     try:
