@@ -375,13 +375,32 @@ def models(
         keys = ("role", "name", "backend", "quantization", "memory_gb", "installed", "source")
         print(json.dumps([dict(zip(keys, r)) for r in rows], ensure_ascii=False, indent=2))
         return
-    from rich.table import Table
+    marks = {True: "yes", False: "no", None: "hub/path"}
+    _print_table(("role", "name", "backend", "quant", "≈GB", "here", "source"),
+                 [(role, name, backend, quant, f"{mem:g}" if mem else "", marks[here], str(source or ""))
+                  for role, name, backend, quant, mem, here, source in rows])
 
-    table = Table("role", "name", "backend", "quant", "≈GB", "here", "source")
-    for role, name, backend, quant, mem, here, source in rows:
-        mark = {True: "[green]yes[/]", False: "[red]no[/]", None: "hub/path"}[here]
-        table.add_row(role, name, backend, quant, f"{mem:g}" if mem else "", mark, str(source or ""))
-    _console().print(table)
+
+def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table that never cuts a name or a path: cells wrap on a terminal; piped, plain columns
+    aligned by display width (a CJK character is two columns), one row a line."""
+    out = _console()
+    if out.is_terminal:
+        from rich.table import Table
+
+        table = Table(*headers)
+        for column in table.columns:
+            column.overflow = "fold"
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    from rich.cells import cell_len
+
+    widths = [max(cell_len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        cells = [str(c) + " " * (w - cell_len(str(c))) for c, w in zip(row, widths)]
+        print("  ".join(cells).rstrip())
 
 
 def _merge_adapter(out: Path, adapter: str | None, llm: str | None, config: Path | None) -> None:
@@ -433,12 +452,10 @@ def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.")] = "defau
     if as_json:
         print(json.dumps([r.__dict__ for r in rows], ensure_ascii=False, indent=2))
         return
-    from rich.table import Table
-
-    table = Table("id", "file", "status", "pages", "chunks", "seconds", "error")
-    for r in rows:
-        table.add_row(str(r.id), r.name, r.status, str(r.pages or ""), str(r.chunks), f"{r.seconds or 0:.2f}", r.error or "")
-    _console().print(table)
+    home = str(Path.home())
+    folder = lambda path: str(Path(path).parent).replace(home, "~", 1) if path.startswith(home) else str(Path(path).parent)  # noqa: E731
+    _print_table(("id", "file", "folder", "status", "pages", "chunks", "seconds", "error"),
+                 [(str(r.id), r.name, folder(r.path), r.status, str(r.pages or ""), str(r.chunks), f"{r.seconds or 0:.2f}", r.error or "") for r in rows])
 
 
 @kb_app.command("rm")

@@ -516,9 +516,13 @@ class KnowledgeBase:
     def file(self, name_or_id: str | int) -> FileRow:
         """One file of the knowledge base, by id, name or path."""
         rows = self.catalog.files()
-        match = [r for r in rows if str(r.id) == str(name_or_id).strip() or r.name == name_or_id or r.path == str(name_or_id)]
+        given = str(name_or_id).strip()
+        match = [r for r in rows if str(r.id) == given] or [r for r in rows if r.path == given] or [r for r in rows if r.name == given]
         if not match:
             raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}; see: kbqa kb files {self.name}")
+        if len(match) > 1:  # the same name from two folders: say which, change nothing
+            listed = "; ".join(f"id {r.id}: {r.path}" for r in match)
+            raise KnowledgeBaseError(f"{len(match)} files are called {given!r} in knowledge base {self.name!r} ({listed}); give the id or the path")
         return match[0]
 
     def remove_file(self, name_or_id: str | int) -> FileRow:

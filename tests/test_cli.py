@@ -126,3 +126,24 @@ def test_json_is_one_document_even_when_a_parser_talks(home: Path, tmp_path: Pat
         report = json.loads(r.stdout)  # exactly one JSON document
         assert {f["name"] for f in report["files"]} == {"bad-stream.pdf", "ok.md"}, r.stdout
         assert "MuPDF" not in r.stdout
+
+
+@pytest.mark.slow
+def test_tables_never_cut_names_and_an_ambiguous_rm_removes_nothing(home: Path, tmp_path: Path) -> None:
+    long_name = "二〇二四年度华东区域净水设备售后服务与滤芯更换记录汇总表（最终版）.md"
+    for folder in ("北区", "南区"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "notes.md").write_text(f"# {folder}\n\n{folder}的滤芯每六个月更换一次。", encoding="utf-8")
+    (tmp_path / "北区" / long_name).write_text("# 汇总\n\n售后服务记录。", encoding="utf-8")
+    assert run_kbqa("ingest", str(tmp_path / "北区"), str(tmp_path / "南区"), "--kb", "t").returncode == 0
+    listed = run_kbqa("kb", "files", "t", env={"COLUMNS": "80"}).stdout  # piped: plain columns
+    assert long_name in listed and str(tmp_path / "北区") in listed and str(tmp_path / "南区") in listed
+    assert "gemma-3-270m" in run_kbqa("models", env={"COLUMNS": "80"}).stdout
+    ambiguous = run_kbqa("kb", "rm", "notes.md", "--kb", "t")
+    assert ambiguous.returncode == 2 and "2 files are called 'notes.md'" in ambiguous.stderr
+    assert str(tmp_path / "南区" / "notes.md") in ambiguous.stderr.replace("\n", "")
+    files = json.loads(run_kbqa("kb", "files", "t", "--json").stdout)
+    assert len(files) == 3  # nothing removed
+    south = next(f for f in files if f["path"].endswith("南区/notes.md"))
+    assert run_kbqa("kb", "rm", str(south["id"]), "--kb", "t").returncode == 0
+    assert len(json.loads(run_kbqa("kb", "files", "t", "--json").stdout)) == 2
