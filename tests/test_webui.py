@@ -40,8 +40,10 @@ def server(home: Path) -> Iterator[str]:
     proc.wait(timeout=30)
 
 
-def test_binds_to_loopback_only(server: str) -> None:
+def test_binds_to_loopback_only(server: str, home: Path) -> None:
     assert server.startswith("http://127.0.0.1:")
+    log = (home / "serve.log").read_text()
+    assert "kbqa web chat on http://127.0.0.1:" in log and "share=True" not in log
 
 
 def test_upload_ingest_and_ask_with_sources(server: str, docs: Path) -> None:

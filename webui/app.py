@@ -303,9 +303,11 @@ def build_app(config: Config, kb: str = "default") -> Any:
                 confirm = gr.Textbox(label="Type the knowledge base's name to confirm", elem_id="confirm-drop")
                 drop_btn = gr.Button("Delete knowledge base", variant="stop", elem_id="drop-kb")
             create_btn.click(create_kb, new_name, [status, kb_box, table], api_name="create_kb")
-            ingest_btn.click(upload, [uploads, folder_upload, kb_box], [status, table, kb_box], api_name="upload")
-            delete_btn.click(delete_file, [file_id, kb_box], [status, table], api_name="delete_file")
-            reingest_btn.click(reingest_file, [file_id, kb_box], [status, table], api_name="reingest_file")
+            # progress shows once, in the status line; the upload boxes are emptied once their files are in
+            ingest_btn.click(upload, [uploads, folder_upload, kb_box], [status, table, kb_box], api_name="upload", show_progress_on=status).then(
+                lambda: (None, None), None, [uploads, folder_upload], api_visibility="private")
+            delete_btn.click(delete_file, [file_id, kb_box], [status, table], api_name="delete_file", show_progress_on=status)
+            reingest_btn.click(reingest_file, [file_id, kb_box], [status, table], api_name="reingest_file", show_progress_on=status)
             search_box.submit(search_only, [search_box, kb_box, top_k, threshold], search_out, api_name="search")
             drop_btn.click(delete_kb, [kb_box, confirm], [status, kb_box, table], api_name="delete_kb")
             kb_box.change(files_table, kb_box, table, api_visibility="private")
@@ -322,7 +324,10 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
     # Gradio runs each event one at a time unless told otherwise; kbqa's service queues the LLM
     # itself (telling each user their place), so searches, uploads and chats run side by side.
     concurrency = config.server.max_queue + 2 * config.server.llm_instances + 4
+    shown = f"[{host}]" if ":" in host else host
+    print(f"kbqa web chat on http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
     app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
+        quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
         server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
         show_error=False,  # expected problems come back as messages; anything else must not show server paths
         max_file_size=f"{config.webui.max_upload_mb:g}mb")
