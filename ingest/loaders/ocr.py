@@ -7,6 +7,7 @@ import threading
 from functools import lru_cache
 from typing import Any
 
+from ingest.chatter import quiet_libraries
 from ingest.types import LoadError
 
 PADDLE_HELP = (
@@ -44,6 +45,7 @@ def _make_engine(name: str, model_dir: str | None, angle: bool, threads: int) ->
             from rapidocr import RapidOCR
         except ImportError as exc:
             raise LoadError("OCR needs the rapidocr and onnxruntime packages: pip install rapidocr onnxruntime") from exc
+        quiet_libraries()
         # the text-line angle classifier turns lines it thinks upside down; on upright pages it
         # sometimes turns a good line and it is lost (measured: 0.954 -> 1.000 on rendered Chinese pages)
         return RapidOCR(params={"Global.use_cls": angle, "EngineConfig.onnxruntime.intra_op_num_threads": threads})
