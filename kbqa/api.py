@@ -35,7 +35,7 @@ class ChatMessage(BaseModel):
     def text(self) -> str:
         """The content as text (OpenAI clients may send a list of parts; only text parts count)."""
         if isinstance(self.content, list):
-            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+            return "".join(p["text"] for p in self.content if p.get("type") == "text" and isinstance(p.get("text"), str))
         return self.content or ""
 
     def plain(self) -> dict[str, str]:
@@ -141,33 +141,47 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_key)], response_model=None)
-    def chat(req: ChatRequest) -> Any:
+    async def chat(req: ChatRequest, request: Request) -> Any:
+        from starlette.concurrency import run_in_threadpool
+
         if not req.messages or req.messages[-1].role != "user":
             raise ServiceError("the last message must be the user's question")
         model = clean_text(req.model)
         if model.startswith("kb:"):
             history = [m.plain() for m in req.messages[:-1] if m.role in ("user", "assistant")]
-            reply = service.ask(model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
-                                temperature=req.temperature, max_tokens=req.max_tokens)
+            reply = await run_in_threadpool(lambda: service.ask(
+                model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
+                temperature=req.temperature, max_tokens=req.max_tokens))
         elif model == config.llm.model:
-            reply = service.chat([m.plain() for m in req.messages], temperature=req.temperature, max_tokens=req.max_tokens)
+            reply = await run_in_threadpool(lambda: service.chat([m.plain() for m in req.messages], temperature=req.temperature,
+                                                                 max_tokens=req.max_tokens))
         else:
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
         sources = [public_hit(h) for h in reply.sources]
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         created = int(time.time())
-        if not req.stream:
-            try:
-                text = "".join(reply)
-            finally:
-                reply.close()
-            return {
-                "id": cid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "kbqa_sources": sources,
-            }
-        return StreamingResponse(_until_abandoned(_events(reply, cid, created, model, sources)), media_type="text/event-stream")
+        if req.stream:
+            return StreamingResponse(_until_abandoned(_events(reply, cid, created, model, sources)), media_type="text/event-stream")
+        # not streamed: the answer is gathered step by step, and a client that hangs up frees its place
+        pump = _Pump(_steps(reply))
+        pieces: list[str] = []
+        finished = False
+        try:
+            while (piece := await run_in_threadpool(pump.step)) is not None:
+                pieces.append(piece)
+                if await request.is_disconnected():
+                    break
+            else:
+                finished = True
+        finally:
+            if not finished:
+                pump.abandon()
+        return {
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces)}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "kbqa_sources": sources,
+        }
 
     @app.get("/v1/kb", dependencies=[Depends(check_key)])
     def knowledge_bases() -> list[str]:
@@ -207,6 +221,16 @@ def _file(row: Any) -> dict[str, Any]:
     out.pop("path", None)
     out["error"] = scrub(out["error"]) if out.get("error") else out.get("error")
     return out
+
+
+def _steps(reply: Reply) -> Iterator[str]:
+    """The answer's pieces, with an empty piece each second the request waits for the LLM."""
+    try:
+        for _ in reply.waiting():
+            yield ""
+        yield from reply
+    finally:
+        reply.close()
 
 
 def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict[str, Any]]) -> Iterator[str]:

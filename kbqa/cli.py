@@ -60,6 +60,17 @@ def _config(config: Path | None, llm: str | None = None, **sections: dict[str, A
         _fail(str(exc))
 
 
+def _server_tmp(cfg: Any) -> None:
+    """A server writes nothing outside the kbqa home: libraries' temporary files (jieba's dictionary
+    cache, ONNX Runtime's session marker, uploads being received) go to $KBQA_HOME/cache/tmp."""
+    import tempfile
+
+    tmp = cfg.home_dir() / "cache" / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = None  # read TMPDIR again
+
+
 def _check_exposure(host: str, protected: bool, insecure: bool, how: str) -> None:
     """Refuse to serve everyone's documents to the network with no login, unless told to."""
     from kbqa.api import is_loopback
@@ -265,6 +276,7 @@ def serve(
     """
     cfg, _ = _config(config, llm)
     _check_exposure(host or cfg.webui.host, bool(auth), insecure, "--auth user:password")
+    _server_tmp(cfg)
     users: list[tuple[str, str]] = []
     if auth:
         lines = Path(auth).read_text(encoding="utf-8").splitlines() if Path(auth).is_file() else [auth]
@@ -345,6 +357,7 @@ def api(
     """
     cfg, _ = _config(config, llm)
     _check_exposure(host or cfg.webui.host, bool(api_key), insecure, "--api-key KEY")
+    _server_tmp(cfg)
     from kbqa.api import serve as serve_api
 
     serve_api(cfg, host or cfg.webui.host, port, api_key)

@@ -91,6 +91,19 @@ class Progress:
     pages: int | None = None
 
 
+def remove_folder(folder: Path) -> None:
+    """Delete a knowledge base's folder: first renamed out of the way in one step (so a server writing
+    to it meanwhile fails cleanly instead of leaving half a folder), then removed."""
+    import uuid
+
+    gone = folder.with_name(f".dropped-{uuid.uuid4().hex[:12]}")
+    os.rename(folder, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+    if gone.exists():  # a writer still had something open: try once more
+        time.sleep(0.2)
+        shutil.rmtree(gone, ignore_errors=True)
+
+
 def kb_root(config: Config) -> Path:
     return config.home_dir() / "kbs"
 
@@ -589,7 +602,7 @@ class KnowledgeBase:
     def drop(self) -> None:
         """Delete the whole knowledge base from disk."""
         self.close()
-        shutil.rmtree(self.folder)
+        remove_folder(self.folder)
 
     def stats(self) -> dict[str, Any]:
         files = self.catalog.files()

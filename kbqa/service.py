@@ -18,7 +18,6 @@ own presentation. It owns what makes serving safe:
 from __future__ import annotations
 
 import math
-import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +28,7 @@ from typing import Any, BinaryIO
 
 from kbqa.config import Config
 from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, scrub
-from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, kb_folder, list_knowledge_bases, valid_name
+from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, kb_folder, list_knowledge_bases, remove_folder, valid_name
 from kbqa.queue import GenerationQueue, QueuedLLM, Ticket
 from kbqa.store import FileRow
 from kbqa.types import AnswerStream, Hit, IngestReport
@@ -154,7 +153,10 @@ class Service:
                 self._kbs.pop(name, None)  # not closed: a search running now finishes on the removed files
             if not (folder / "catalog.sqlite").exists():
                 raise NotFound(f"no knowledge base {name!r}")
-            shutil.rmtree(folder)
+            try:
+                remove_folder(folder)
+            except FileNotFoundError:
+                raise NotFound(f"no knowledge base {name!r}") from None
 
     def _writer(self, name: str) -> threading.Lock:
         with self._lock:

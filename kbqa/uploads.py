@@ -91,8 +91,9 @@ def unique_name(target: Path, safe: str, given: str, taken: set[str], folder: bo
 
     def free(name: str, first: bool) -> bool:
         path = target / name
-        other_kind = path.is_file() if folder else path.is_dir()
-        return name not in taken and not other_kind and not ((changed or not first) and path.exists())
+        if folder:  # an existing folder is this archive's earlier upload: unpacked again over it
+            return name not in taken and not path.is_file()
+        return name not in taken and not path.is_dir() and not ((changed or not first) and path.exists())
 
     if free(safe, True):
         return safe
@@ -123,7 +124,7 @@ def store_upload(
     shown = safe_filename(name or "upload")
     partial = target / f".upload-{uuid.uuid4().hex}.part"  # hidden: never ingested
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        target.mkdir(exist_ok=True)  # not parents: never re-create a knowledge base deleted meanwhile
         written = 0
         cap = min(max_bytes, budget.left)
         with partial.open("wb") as fh:

@@ -171,3 +171,11 @@ def test_an_empty_knowledge_base_says_so(home: Path) -> None:
     zh = kb.ask("年假有几天？")
     assert not zh.answered_from_documents and "空的" in zh.text and "kbqa ingest" in zh.text
     assert "is empty" in kb.ask("How many vacation days?").text
+
+
+def test_drop_leaves_nothing_behind(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# 甲\n\n内容。", encoding="utf-8")
+    kb = KnowledgeBase.open("gone", llm="extractive")
+    kb.ingest([tmp_path / "a.md"])
+    kb.drop()
+    assert list((home / "kbs").iterdir()) == []

@@ -175,6 +175,8 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
     assert httpx.post(chat, json={"model": "nope", "messages": question}, headers=auth).status_code == 404
     assert httpx.post(chat, json={"model": "kb:missing", "messages": question}, headers=auth).status_code == 404
     assert httpx.post(chat, json={"model": "kb:api", "messages": []}, headers=auth).status_code == 400
+    parts = [{"role": "user", "content": [{"type": "text", "text": None}]}]
+    assert httpx.post(chat, json={"model": "kb:api", "messages": parts}, headers=auth).status_code == 400
     assert httpx.post(chat, content=b"not json", headers={**auth, "Content-Type": "application/json"}).status_code == 422
     # an upload whose name is 600 bytes long is stored under a name cut by bytes
     r = httpx.post(f"{api}/v1/kb/api/files", files={"files": ("é" * 300 + ".md", "# 名字\n\n名字很长的文件。".encode())}, headers=auth, timeout=60)

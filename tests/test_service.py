@@ -279,6 +279,9 @@ def test_uploads_that_collide_with_folders_are_stored_beside_them(service: Servi
     assert (uploads / "foo").is_file() and (uploads / "foo (2)" / "a.md").is_file()
     assert (uploads / "bar" / "b.md").is_file() and (uploads / "bar (2)").is_file()
     assert (uploads / "baz").is_file() and (uploads / "baz (2)" / "c.md").is_file()
+    send(("foo.zip", zipped(**{"a.md": "# 甲\n\n压缩包里的文件，第二版。"})))  # the same archive again: an update
+    assert not (uploads / "foo (3)").exists()
+    assert [f.status for f in service.files("clash") if f.name == "a.md"] == ["ok"]
     names = {f.name for f in service.files("clash")}
     assert {"a.md", "b.md", "c.md", "sub.md"} <= names
 

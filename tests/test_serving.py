@@ -34,9 +34,12 @@ QUESTIONS = [
 
 
 def start(home: Path, *args: str, ready: str = "/v1/models", env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start a server whose temporary folder outside the home is watched (see outside_untouched)."""
     port = free_port()
     log = (home / f"server-{port}.log").open("w")
-    proc = subprocess.Popen([*KBQA, *args, "--port", str(port)], cwd=ROOT, env={**os.environ, **(env or {})},
+    jail = home.parent / "tmp-outside-home"
+    jail.mkdir(exist_ok=True)
+    proc = subprocess.Popen([*KBQA, *args, "--port", str(port)], cwd=ROOT, env={**os.environ, "TMPDIR": str(jail), **(env or {})},
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -70,6 +73,11 @@ def api(home: Path, corpus: Path) -> Iterator[tuple[subprocess.Popen[str], str]]
     if proc.poll() is None:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def outside_untouched(home: Path) -> None:
+    """The server wrote nothing into the temporary folder it was given outside its home."""
+    assert not list((home.parent / "tmp-outside-home").iterdir()), list((home.parent / "tmp-outside-home").iterdir())
 
 
 def stream_answer(url: str, question: str) -> str:
@@ -108,6 +116,7 @@ def test_eight_concurrent_streaming_chats(api: tuple[subprocess.Popen[str], str]
     assert proc.poll() is None
     status = httpx.get(f"{url}/v1/status", headers=AUTH).json()
     assert status["queues"]["gemma-3-270m"]["generating"] == 0 and status["queues"]["gemma-3-270m"]["admitted"] == 0
+    outside_untouched(Path(os.environ["KBQA_HOME"]))
 
 
 def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple[subprocess.Popen[str], str]) -> None:
@@ -122,6 +131,16 @@ def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple
             else:
                 raise AssertionError("no piece of the answer came")
     deadline = time.time() + 5  # a hung-up client's place is freed at its next token, not when memory is collected
+    while time.time() < deadline:
+        queue = httpx.get(f"{url}/v1/status", headers=AUTH).json()["queues"]["gemma-3-270m"]
+        if queue["generating"] == 0 and queue["admitted"] == 0:
+            break
+        time.sleep(0.2)
+    assert queue["generating"] == 0 and queue["admitted"] == 0, queue
+    # the same for a client that asked without streaming and gave up waiting
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": False}, headers=AUTH, timeout=2)
+    deadline = time.time() + 5
     while time.time() < deadline:
         queue = httpx.get(f"{url}/v1/status", headers=AUTH).json()["queues"]["gemma-3-270m"]
         if queue["generating"] == 0 and queue["admitted"] == 0:
@@ -199,6 +218,7 @@ def test_web_app_concurrent_chats_and_paths(home: Path, corpus: Path, tmp_path: 
         history, _, _, pages, files = client.predict("星河科技的总部在哪里？", [], "team", 4, 0.3, "extractive", 0.0, api_name="/chat")
         assert {p.name for p in Path("/tmp").glob("kbqa-web-*")} == tmp_before
         assert any((home / "cache" / "web").rglob("*.pdf"))
+        outside_untouched(home)
 
         # paths through Gradio's own API: refused, nothing outside the home created or removed
         victim = tmp_path / "victim"
