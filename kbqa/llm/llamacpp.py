@@ -36,7 +36,7 @@ def resolve_gguf(source: str, cache_dir: Path) -> Path:
     if not path.is_file():
         raise RuntimeError(
             f"GGUF model file {path} not found. Download it (e.g. from the model's GGUF release) "
-            "and set llm.path to its location, or pass --llm-path"
+            "and set llm.path to its location, or pass --llm FILE.gguf"
         )
     return path
 
