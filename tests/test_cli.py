@@ -31,6 +31,7 @@ def test_ingest_then_ask_with_sources(home: Path, docs: Path) -> None:
     assert "Sources" in asked.stdout and "[1] 手册.pdf, p. 2" in asked.stdout
 
 
+@pytest.mark.slow
 def test_json_output_and_incremental_runs(home: Path, docs: Path) -> None:
     first = json.loads(run_kbqa("ingest", str(docs), "--kb", "j", "--json").stdout)
     assert {f["name"]: f["status"] for f in first["files"]}["manual.pdf"] == "added"

@@ -68,6 +68,7 @@ def test_sentence_transformers_shipped_minilm() -> None:
     assert int(np.argmax(d @ e.embed_query("Where is the cat?"))) == 0
 
 
+@pytest.mark.slow
 def test_sentence_transformers_local_path_tiny_bert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A random tiny BERT saved in the test loads by local path, as a user's M3E/BGE folder would."""
     pytest.importorskip("sentence_transformers")
