@@ -80,6 +80,17 @@ def outside_untouched(home: Path) -> None:
     assert not list((home.parent / "tmp-outside-home").iterdir()), list((home.parent / "tmp-outside-home").iterdir())
 
 
+def assert_idle_within(url: str, seconds: float) -> None:
+    """The LLM's queue is empty (nothing generating, nothing admitted) within this many seconds."""
+    deadline = time.time() + seconds
+    while True:
+        queue = httpx.get(f"{url}/v1/status", headers=AUTH).json()["queues"]["gemma-3-270m"]
+        if (queue["generating"], queue["admitted"]) == (0, 0):
+            return
+        assert time.time() < deadline, queue
+        time.sleep(0.2)
+
+
 def stream_answer(url: str, question: str) -> str:
     body = {"model": "kb:team", "stream": True, "messages": [{"role": "user", "content": question}]}
     text = ""
@@ -130,23 +141,11 @@ def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple
                     break
             else:
                 raise AssertionError("no piece of the answer came")
-    deadline = time.time() + 5  # a hung-up client's place is freed at its next token, not when memory is collected
-    while time.time() < deadline:
-        queue = httpx.get(f"{url}/v1/status", headers=AUTH).json()["queues"]["gemma-3-270m"]
-        if queue["generating"] == 0 and queue["admitted"] == 0:
-            break
-        time.sleep(0.2)
-    assert queue["generating"] == 0 and queue["admitted"] == 0, queue
+    assert_idle_within(url, 5)  # a hung-up client's place is freed at its next token, not when memory is collected
     # the same for a client that asked without streaming and gave up waiting
     with pytest.raises(httpx.TimeoutException):
         httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": False}, headers=AUTH, timeout=2)
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        queue = httpx.get(f"{url}/v1/status", headers=AUTH).json()["queues"]["gemma-3-270m"]
-        if queue["generating"] == 0 and queue["admitted"] == 0:
-            break
-        time.sleep(0.2)
-    assert queue["generating"] == 0 and queue["admitted"] == 0, queue
+    assert_idle_within(url, 5)
     assert "24 months" in stream_answer(url, QUESTIONS[0])
     # a 10,000-message conversation with the LLM itself is trimmed to its context, not "tokens exceed context window"
     history = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"This is message number {n} of a very long chat."} for n in range(9_999)]
