@@ -324,12 +324,19 @@ class KnowledgeBase:
 
     @property
     def llm(self) -> Any:
+        """The configured LLM, loaded on first use. A local generator (llama.cpp, transformers) is
+        not thread-safe: it comes behind a generation queue, so threads of one program that share
+        this knowledge base take turns instead of crashing it."""
         if self._llm is None:
             with self._lock:
                 if self._llm is None:
-                    from kbqa.llm import make_llm
+                    from kbqa.llm import make_llm, resolve_model
+                    from kbqa.queue import GenerationQueue, QueuedLLM
 
-                    self._llm = make_llm(self.config.llm, self.config.home_dir() / "models")
+                    loaded = make_llm(self.config.llm, self.config.home_dir() / "models")
+                    if resolve_model(self.config.llm).backend in ("llamacpp", "transformers"):
+                        loaded = QueuedLLM([loaded], GenerationQueue(1, max_waiting=1_000_000, timeout_s=24 * 3600))
+                    self._llm = loaded
         return self._llm
 
     # --- ingest ------------------------------------------------------------------------------

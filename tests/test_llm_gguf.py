@@ -147,3 +147,27 @@ def test_openai_backend_reports_server_errors(llama_server: str) -> None:
     llm = make_llm(LLMConfig(model="gemma", backend="openai", base_url=llama_server + "/nope"), Path("."))
     with pytest.raises(RuntimeError, match="answered 404"):
         list(llm.stream([{"role": "user", "content": "hi"}]))
+
+
+def test_one_knowledge_base_shared_by_threads_takes_turns_with_the_llm(home: Path, tmp_path: Path) -> None:
+    """A program's own threads asking one KnowledgeBase at once (the shipped GGUF through llama.cpp,
+    which crashes when two generations overlap) all get their answers."""
+    import threading
+
+    from conftest import EN_PAGES, write_pdf
+    from kbqa import KnowledgeBase
+
+    docs = tmp_path / "d"
+    docs.mkdir()
+    write_pdf(docs / "manual.pdf", EN_PAGES)
+    kb = KnowledgeBase.open("threads")
+    kb.ingest([docs])
+    question = "How often should the RO membrane be replaced?"
+    alone = kb.ask(question).text
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append(kb.ask(question).text)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert answers == [alone] * 4 and "24 months" in alone
