@@ -222,12 +222,13 @@ class Service:
             f.error = scrub(f.error) if f.error else f.error
         return report
 
-    def page_image(self, name: str, path: str, page: int) -> bytes | None:
-        """A PNG of a page of one of this knowledge base's own files (never any other file)."""
+    def page_image(self, name: str, path: str, page: int, outline: str | None = None) -> bytes | None:
+        """A PNG of a page of one of this knowledge base's own files (never any other file), with the
+        passage `outline` framed where it is found on the page."""
         base = self.kb(name)
         if base.catalog.file(path) is None:
             return None
-        return base.page_image(path, page)
+        return base.page_image(path, page, outline=outline)
 
     def source_file(self, name: str, path: str) -> Path | None:
         """The stored file behind a source, if it is one of this knowledge base's files and still there."""

@@ -158,3 +158,70 @@ def test_login_required_with_auth(browser: object, home: Path, tmp_path: Path) -
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+ENGLISH_LABELS = ["Knowledge base", "Ask a question", "Clear history", "Source pages and files", "Models and settings",
+                  "Upload files or .zip", "Delete this knowledge base", "Search only", "Relevance threshold", "Sources"]
+
+
+def test_chinese_browser_gets_a_chinese_page_and_each_answer_keeps_its_sources(
+    browser: object, home: Path, docs: Path, tmp_path: Path
+) -> None:
+    assert run_kbqa_ingest(docs, home) == 0
+    proc, url = start(home)
+    try:
+        context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_role("tab", name="知识库管理").wait_for(timeout=30_000)
+        page.get_by_text("向你的文档提问").first.wait_for()
+        page.locator("#question textarea").fill("员工每年有几天带薪年假？")
+        page.locator("#ask-button").click()
+        page.locator("#sources").get_by_text("手册.pdf, p. 2").wait_for(timeout=60_000)
+        page.locator("#sources").get_by_text("来源").first.wait_for()
+        page.locator("#question textarea").fill("How often should the RO membrane be replaced?")
+        page.locator("#ask-button").click()
+        page.locator("#sources").get_by_text("manual.pdf, p. 2").wait_for(timeout=60_000)
+        page.get_by_text("来源页面与文件").click()
+        page.locator("#source-pages img").first.wait_for(timeout=30_000)
+        page.wait_for_function("() => [...document.querySelectorAll('#source-pages img')].every(i => i.complete && i.naturalWidth > 0)")
+        shot(page, tmp_path, "chat-zh")
+        # clicking the first answer shows its own sources again
+        page.locator("#chatbot").get_by_text("十天").first.click()
+        page.locator("#sources").get_by_text("手册.pdf, p. 2").wait_for(timeout=30_000)
+        assert page.locator("#sources").get_by_text("manual.pdf").count() == 0
+        for tab in ("知识库管理", "模型与设置"):
+            page.get_by_role("tab", name=tab).click()
+            page.wait_for_timeout(300)
+            body = page.locator("body").inner_text()
+            left = [label for label in ENGLISH_LABELS if label in body]
+            assert not left, left
+        # the switch: English on request, and every label follows
+        page.get_by_label("English").check()
+        page.get_by_role("tab", name="Chat").wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Knowledge bases").wait_for(timeout=30_000)
+        context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_english_browser_gets_an_english_page(browser: object, home: Path, tmp_path: Path) -> None:
+    proc, url = start(home)
+    try:
+        context = browser.new_context(locale="en-US")  # type: ignore[attr-defined]
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_role("tab", name="Knowledge bases").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Ask").wait_for()
+        assert "知识库管理" not in page.locator("body").inner_text()
+        context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def run_kbqa_ingest(docs: Path, home: Path) -> int:
+    from conftest import run_kbqa
+
+    return run_kbqa("ingest", str(docs / "手册.pdf"), str(docs / "manual.pdf"), "--kb", "web").returncode

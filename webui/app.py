@@ -1,4 +1,5 @@
-"""The Gradio web app: chat with a knowledge base, see sources, upload files. Uses kbqa's public API only."""
+"""The Gradio web app: chat with a knowledge base, see sources, upload files; in English and Chinese
+(webui/texts.py). Presentation only: everything goes through kbqa's service layer."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from kbqa.config import Config  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
 from kbqa.service import Service, ServiceError  # noqa: E402
+from webui.texts import LANGUAGES, language, t  # noqa: E402
 
 safe_name = safe_filename
 
@@ -40,17 +42,30 @@ def highlighted_snippet(text: str, question: str, width: int = 360) -> str:
     return ("…" if left else "") + _escape(before) + f"<mark>{_escape(passage)}</mark>" + _escape(after) + ("…" if right < len(flat) else "")
 
 
-def sources_markdown(sources: list[Any], answered: bool = True, question: str = "") -> str:
+def sources_markdown(sources: list[Any], answered: bool = True, question: str = "", lang: str = "en") -> str:
+    """The sources under an answer, most relevant first; each keeps the number [n] it is cited by."""
     if not answered:
-        return "**No source passed the relevance threshold** — the documents do not seem to hold this; the LLM was not called."
+        return t(lang, "no_source")
     if not sources:
         return ""
-    lines = ["**Sources**", ""]
-    for i, h in enumerate(sources, start=1):
-        lines.append(f"**[{i}] {_escape(h.cite())}** · relevance {h.relevance:.2f}  ")
+    lines = [f"**{t(lang, 'sources')}**", ""]
+    numbered = sorted(enumerate(sources, start=1), key=lambda item: -item[1].relevance)
+    for i, h in numbered:
+        lines.append(f"**[{i}] {_escape(h.cite())}** · {t(lang, 'relevance')} {h.relevance:.2f}  ")
         lines.append(f"> {highlighted_snippet(h.text, question)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def passage(hit: Any, question: str) -> str:
+    """The passage of a source that best matches the question (what its page image outlines)."""
+    flat = " ".join(hit.text.split())
+    span = passage_span(flat, question) if question else None
+    return flat[span[0] : span[1]] if span else flat[:200]
+
+
+def failure(exc: ServiceError, lang: str) -> str:
+    return f"⚠️ {t(lang, type(exc).__name__ if type(exc).__name__ in ('BadRequest', 'NotFound', 'TooLarge', 'Busy', 'Conflict') else 'ServiceError')}: {_escape(exc.message)}"
 
 
 SCRATCH_TTL_S = 3600  # page images and source copies handed to browsers are kept this long
@@ -93,47 +108,48 @@ def build_app(config: Config, kb: str = "default") -> Any:
         return gr.update(choices=current, value=value) if value else gr.update(choices=current)
 
     # --- chat --------------------------------------------------------------------------------
-    def ask(question: str, kb_name: str, top_k: float, threshold: float, llm: str) -> tuple[str, str]:
+    def ask(question: str, kb_name: str, top_k: float, threshold: float, llm: str, lang: str = "en") -> tuple[str, str]:
         """Answer one question: returns (answer, sources as Markdown)."""
         text, sources = "", ""
-        for text, sources, _ in _answer(question, [], kb_name, top_k, threshold, llm, None):
+        for text, sources, _, _ in _answer(question, [], kb_name, top_k, threshold, llm, None, lang):
             pass
         return text, sources
 
     def _answer(
-        question: str, history: list[dict[str, str]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float | None
-    ) -> Iterator[tuple[str, str, list[Any]]]:
+        question: str, history: list[dict[str, str]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float | None, lang: str
+    ) -> Iterator[tuple[str, str, list[Any], str]]:
+        """(answer so far, sources as Markdown, the sources once done, the query searched)."""
         if not isinstance(question, str) or not question.strip():
-            yield "", "", []
+            yield "", "", [], ""
             return
         reply = None
         try:
             reply = service.ask(kb_name, question, history=history, top_k=top_k, threshold=threshold, model=llm, temperature=temperature)
-            sources = sources_markdown(reply.sources, reply.answered, reply.query)
+            sources = sources_markdown(reply.sources, reply.answered, reply.query, lang)
             if reply.query != question:
-                sources = f"*Searched for:* {_escape(reply.query)}\n\n" + sources
+                sources = f"*{t(lang, 'searched_for')}* {_escape(reply.query)}\n\n" + sources
             for ahead in reply.waiting():
-                yield f"⏳ Waiting for the LLM: {ahead} question(s) ahead of yours…", sources, []
+                yield t(lang, "waiting", ahead=ahead), sources, [], reply.query
             text = ""
             for piece in reply:
                 text += piece
-                yield text, sources, []
-            yield text, sources, list(reply.sources)
+                yield text, sources, [], reply.query
+            yield text, sources, list(reply.sources), reply.query
         except ServiceError as exc:
-            yield f"⚠️ {exc.message}", "", []
+            yield failure(exc, lang), "", [], ""
         finally:
             if reply is not None:
                 reply.close()
 
-    def source_views(kb_name: str, hits: list[Any]) -> tuple[list[tuple[str, str]], list[str]]:
-        """PNGs of the PDF pages the sources come from, and copies of the source files to download."""
+    def source_views(kb_name: str, hits: list[Any], query: str) -> tuple[list[tuple[str, str]], list[str]]:
+        """PNGs of the PDF pages the sources come from (the passage outlined), and copies of the source files."""
         forget_old(scratch)
         folder = Path(tempfile.mkdtemp(dir=scratch))
         pages, files, seen = [], [], set()
         for i, h in enumerate(hits, start=1):
             if h.path and h.page and (h.path, h.page) not in seen:
                 seen.add((h.path, h.page))
-                png = service.page_image(kb_name, h.path, h.page)
+                png = service.page_image(kb_name, h.path, h.page, outline=passage(h, query))
                 if png:
                     image = folder / f"source-{i}-p{h.page}.png"
                     image.write_bytes(png)
@@ -151,23 +167,33 @@ def build_app(config: Config, kb: str = "default") -> Any:
         return pages, files
 
     def chat(
-        message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float
-    ) -> Iterator[tuple[Any, str, str, Any, Any]]:
+        message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float,
+        lang: str = "en", shown: dict[int, Any] | None = None,
+    ) -> Iterator[tuple[Any, str, str, Any, Any, Any]]:
         earlier = [{"role": m["role"], "content": str(m.get("content") or "")} for m in (history or [])
                    if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
         history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        shown = dict(shown or {})  # answer's index in the chat -> (sources, pages, files) shown for it
         hits: list[Any] = []
-        sources = ""
+        sources, query = "", ""
         cleared = False  # the question box is emptied once: later updates must not wipe the next question being typed
-        for text, sources, hits in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature):
+        for text, sources, hits, query in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature, lang):
             history[-1] = {"role": "assistant", "content": text}
-            yield history, sources, gr.skip() if cleared else "", gr.skip(), gr.skip()
+            yield history, sources, gr.skip() if cleared else "", gr.skip(), gr.skip(), gr.skip()
             cleared = True
         try:
-            pages, files = source_views(kb_name, hits) if hits else ([], [])
+            pages, files = source_views(kb_name, hits, query) if hits else ([], [])
         except ServiceError:
             pages, files = [], []
-        yield history, sources, gr.skip() if cleared else "", pages, files or None
+        shown[len(history) - 1] = (sources, pages, files or None)
+        yield history, sources, gr.skip() if cleared else "", pages, files or None, shown
+
+    def select_answer(shown: dict[int, Any] | None, selected: gr.SelectData) -> tuple[Any, Any, Any]:
+        """Clicking an answer shows that answer's own sources, pages and files."""
+        index = selected.index if isinstance(selected.index, int) else (selected.index or [0])[0]
+        if not shown or index not in shown:
+            return gr.skip(), gr.skip(), gr.skip()
+        return shown[index]
 
     # --- knowledge bases -----------------------------------------------------------------------
     def files_table(kb_name: str) -> list[list[Any]]:
@@ -177,33 +203,34 @@ def build_app(config: Config, kb: str = "default") -> Any:
             return []
         return [[r.id, r.name, r.status, r.pages or "", r.chunks, round(r.seconds or 0, 2), r.error or ""] for r in rows]
 
-    def create_kb(new_name: str) -> tuple[str, Any, list[list[Any]]]:
+    def create_kb(new_name: str, lang: str = "en") -> tuple[str, Any, list[list[Any]]]:
         name = (new_name or "").strip()
         try:
             service.create(name)
         except ServiceError as exc:
-            return f"⚠️ {_escape(exc.message)}", kb_choices(), []
-        return f"Created knowledge base **{_escape(name)}**. Upload files to fill it.", kb_choices(name), files_table(name)
+            return failure(exc, lang), kb_choices(), []
+        return t(lang, "created", name=_escape(name)), kb_choices(name), files_table(name)
 
-    def delete_kb(kb_name: str, confirm: str) -> tuple[str, Any, list[list[Any]]]:
+    def delete_kb(kb_name: str, confirm: str, lang: str = "en") -> tuple[str, Any, list[list[Any]]]:
         if (confirm or "").strip() != kb_name:
-            return f"Type the name **{_escape(str(kb_name))}** in the confirmation box to delete it.", gr.update(), files_table(kb_name)
+            return t(lang, "confirm_first", name=_escape(str(kb_name))), gr.update(), files_table(kb_name)
         try:
             service.drop(kb_name)
         except ServiceError as exc:
-            return f"⚠️ {_escape(exc.message)}", gr.update(), files_table(kb_name)
+            return failure(exc, lang), gr.update(), files_table(kb_name)
         left = service.names()
-        return f"Deleted knowledge base **{_escape(kb_name)}** and its files.", gr.update(choices=left, value=left[0] if left else None), []
+        return t(lang, "deleted_kb", name=_escape(kb_name)), gr.update(choices=left, value=left[0] if left else None), []
 
-    def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], Any]:
+    def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str = "en",
+               progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], Any]:
         chosen = list(files or []) + list(folder_files or [])
         if not chosen:
-            return "Choose files, a zip or a folder to upload first.", files_table(kb_name), kb_choices()
+            return t(lang, "choose_files"), files_table(kb_name), kb_choices()
 
         def step(p: Any) -> None:
             if p.total:
-                where = f", page {p.page} of {p.pages}" if p.page else ""
-                progress(p.done / p.total, desc=f"{p.name}{where} ({p.done}/{p.total})")
+                desc = t(lang, "page_progress", name=p.name, page=p.page, pages=p.pages, done=p.done, total=p.total) if p.page else f"{p.name} ({p.done}/{p.total})"
+                progress(p.done / p.total, desc=desc)
 
         handles = []
         try:
@@ -212,25 +239,25 @@ def build_app(config: Config, kb: str = "default") -> Any:
                 handles.append((getattr(f, "orig_name", None) or src.name, src.open("rb")))
             result = service.upload(kb_name, handles, progress=step)
         except ServiceError as exc:
-            return f"⚠️ {_escape(exc.message)}", files_table(kb_name), kb_choices()
+            return failure(exc, lang), files_table(kb_name), kb_choices()
         finally:
             for _, fh in handles:
                 fh.close()
         report = result.report
-        lines = [f"**{_escape(kb_name)}**: {report.summary()}" if report else f"**{_escape(kb_name)}**: nothing ingested"]
+        lines = [f"**{_escape(kb_name)}**: {report.summary()}" if report else f"**{_escape(kb_name)}**: {t(lang, 'nothing_ingested')}"]
         if report:
             lines += [f"- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed]
         lines += [f"- ❌ {_escape(r['name'])}: {_escape(r['error'])}" for r in result.rejected]
         return "\n".join(lines), files_table(kb_name), kb_choices()
 
-    def delete_file(file_id: str, kb_name: str) -> tuple[str, list[list[Any]]]:
+    def delete_file(file_id: str, kb_name: str, lang: str = "en") -> tuple[str, list[list[Any]]]:
         try:
             row = service.remove_file(kb_name, (file_id or "").strip())
-            return f"Removed {_escape(row.name)}.", files_table(kb_name)
+            return t(lang, "removed", name=_escape(row.name)), files_table(kb_name)
         except ServiceError as exc:
-            return f"⚠️ {_escape(exc.message)}", files_table(kb_name)
+            return failure(exc, lang), files_table(kb_name)
 
-    def reingest_file(file_id: str, kb_name: str, progress: Any = gr.Progress()) -> tuple[str, list[list[Any]]]:
+    def reingest_file(file_id: str, kb_name: str, lang: str = "en", progress: Any = gr.Progress()) -> tuple[str, list[list[Any]]]:
         def step(p: Any) -> None:
             if p.total:
                 progress(p.done / p.total, desc=p.name)
@@ -238,18 +265,18 @@ def build_app(config: Config, kb: str = "default") -> Any:
         try:
             report = service.reingest_file(kb_name, (file_id or "").strip(), progress=step)
         except ServiceError as exc:
-            return f"⚠️ {_escape(exc.message)}", files_table(kb_name)
+            return failure(exc, lang), files_table(kb_name)
         failed = "".join(f"\n- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed)
-        return f"Re-ingested: {report.summary()}{failed}", files_table(kb_name)
+        return t(lang, "reingested", summary=report.summary()) + failed, files_table(kb_name)
 
-    def search_only(query: str, kb_name: str, top_k: float, threshold: float) -> str:
+    def search_only(query: str, kb_name: str, top_k: float, threshold: float, lang: str = "en") -> str:
         if not isinstance(query, str) or not query.strip():
             return ""
         try:
             hits = service.search(kb_name, query, top_k=top_k, threshold=threshold)
         except ServiceError as exc:
-            return f"⚠️ {_escape(exc.message)}"
-        return sources_markdown(hits, question=query) if hits else "No chunk passed the relevance threshold."
+            return failure(exc, lang)
+        return sources_markdown(hits, question=query, lang=lang) if hits else t(lang, "no_chunk")
 
     def describe(kb_name: str, llm: str) -> dict[str, Any]:
         try:
@@ -257,67 +284,117 @@ def build_app(config: Config, kb: str = "default") -> Any:
         except ServiceError as exc:
             return {"error": exc.message}
 
+    # --- the page ----------------------------------------------------------------------------------
+    texts: list[tuple[Any, dict[str, str]]] = []  # (component, {property: text key}) for switching language
+
+    def say(component: Any, **keys: str) -> Any:
+        texts.append((component, keys))
+        return component
+
     with gr.Blocks(title="kbqa", delete_cache=(SCRATCH_TTL_S, SCRATCH_TTL_S)) as app:
-        gr.Markdown("## kbqa — ask your documents\nAnswers come from your own files, with the file and page of each source. Nothing leaves this machine.")
+        lang = gr.State("en")
+        shown = gr.State({})
         with gr.Row():
-            kb_box = gr.Dropdown(choices=names, value=kb, label="Knowledge base", allow_custom_value=True, scale=2, elem_id="kb")
-            llm_box = gr.Dropdown(choices=llm_names, value=config.llm.model, label="LLM", scale=1, elem_id="llm")
-        with gr.Tab("Chat"):
-            chatbot = gr.Chatbot(label="Chat", height=420, buttons=["copy"])
+            intro = say(gr.Markdown(t("en", "intro")), value="intro")
+            lang_box = say(gr.Radio(list(LANGUAGES.values()), value=LANGUAGES["en"], label=t("en", "language"), scale=0, min_width=160,
+                                    elem_id="language"), label="language")
+        kb_box = say(gr.Dropdown(choices=names, value=kb, label=t("en", "kb"), allow_custom_value=True, elem_id="kb"), label="kb")
+        with say(gr.Tab(t("en", "tab_chat"), elem_id="tab-chat"), label="tab_chat"):
+            chatbot = say(gr.Chatbot(label=t("en", "chat"), height=420, buttons=["copy"], elem_id="chatbot"), label="chat")
             with gr.Row():
-                question = gr.Textbox(placeholder="Ask a question about your documents…", show_label=False, scale=5, elem_id="question")
-                send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask-button")
+                question = say(gr.Textbox(placeholder=t("en", "question"), show_label=False, scale=5, elem_id="question"), placeholder="question")
+                send = say(gr.Button(t("en", "ask"), variant="primary", scale=1, elem_id="ask-button"), value="ask")
+            pick = say(gr.Markdown(t("en", "pick_answer"), elem_id="pick-answer"), value="pick_answer")
             sources = gr.Markdown(elem_id="sources")
-            with gr.Accordion("Source pages and files", open=False):
-                pages = gr.Gallery(label="Source pages", columns=4, height=360, object_fit="contain", preview=False, elem_id="source-pages")
-                source_files = gr.File(label="Source files", file_count="multiple", interactive=False, elem_id="source-files")
-            with gr.Accordion("Settings", open=False):
-                top_k = gr.Slider(1, 10, value=config.retrieval.top_k, step=1, label="Sources (top-k)")
-                threshold = gr.Slider(0, 1, value=config.retrieval.threshold, step=0.05, label="Relevance threshold (0..1, higher = stricter)")
-                temperature = gr.Slider(0, 1.5, value=config.llm.temperature, step=0.05, label="Temperature (0 = always the same answer)")
-            clear = gr.Button("Clear history")
-            inputs = [question, chatbot, kb_box, top_k, threshold, llm_box, temperature]
-            outputs = [chatbot, sources, question, pages, source_files]
-            send.click(chat, inputs, outputs, api_name="chat")
-            question.submit(chat, inputs, outputs, api_visibility="private")
-            clear.click(lambda: ([], "", [], None), None, [chatbot, sources, pages, source_files], api_visibility="private")
-            answer_out, sources_out = gr.Textbox(visible=False), gr.Markdown(visible=False)
-            gr.Button(visible=False).click(ask, [question, kb_box, top_k, threshold, llm_box], [answer_out, sources_out], api_name="ask")
-        with gr.Tab("Knowledge bases"):
+            with say(gr.Accordion(t("en", "source_pages_files"), open=False), label="source_pages_files"):
+                pages = say(gr.Gallery(label=t("en", "source_pages"), columns=4, height=360, object_fit="contain", preview=False, elem_id="source-pages"),
+                            label="source_pages")
+                source_files = say(gr.File(label=t("en", "source_files"), file_count="multiple", interactive=False, elem_id="source-files"),
+                                   label="source_files")
+            clear = say(gr.Button(t("en", "clear")), value="clear")
+        with say(gr.Tab(t("en", "tab_kbs"), elem_id="tab-kbs"), label="tab_kbs"):
             status = gr.Markdown(elem_id="ingest-status")
             with gr.Row():
-                new_name = gr.Textbox(label="New knowledge base", placeholder="letters, digits, - _ . or Chinese", scale=3, elem_id="new-kb")
-                create_btn = gr.Button("Create", scale=1, elem_id="create-kb")
+                new_name = say(gr.Textbox(label=t("en", "new_kb"), placeholder=t("en", "new_kb_hint"), scale=3, elem_id="new-kb"),
+                               label="new_kb", placeholder="new_kb_hint")
+                create_btn = say(gr.Button(t("en", "create"), scale=1, elem_id="create-kb"), value="create")
             with gr.Row():
-                uploads = gr.File(file_count="multiple", label="Upload files or .zip archives to ingest", elem_id="uploads")
-                folder_upload = gr.File(file_count="directory", label="…or a whole folder", elem_id="folder-upload")
-            ingest_btn = gr.Button("Ingest", variant="primary", elem_id="ingest-button")
-            table = gr.Dataframe(headers=["id", "file", "status", "pages", "chunks", "seconds", "error"], value=files_table(kb), interactive=False, elem_id="files")
+                uploads = say(gr.File(file_count="multiple", label=t("en", "uploads"), elem_id="uploads"), label="uploads")
+                folder_upload = say(gr.File(file_count="directory", label=t("en", "folder_upload"), elem_id="folder-upload"), label="folder_upload")
+            ingest_btn = say(gr.Button(t("en", "ingest"), variant="primary", elem_id="ingest-button"), value="ingest")
+            table = gr.Dataframe(headers=t("en", "headers").split("|"), value=files_table(kb), interactive=False, elem_id="files")
             with gr.Row():
-                file_id = gr.Textbox(label="File id or name", scale=3, elem_id="file-id")
-                reingest_btn = gr.Button("Re-ingest file", scale=1, elem_id="reingest-button")
-                delete_btn = gr.Button("Delete file", scale=1, elem_id="delete-button")
-            search_box = gr.Textbox(label="Search only (retrieved chunks, no LLM)", elem_id="search")
+                file_id = say(gr.Textbox(label=t("en", "file_id"), scale=3, elem_id="file-id"), label="file_id")
+                reingest_btn = say(gr.Button(t("en", "reingest"), scale=1, elem_id="reingest-button"), value="reingest")
+                delete_btn = say(gr.Button(t("en", "delete_file"), scale=1, elem_id="delete-button"), value="delete_file")
+            search_box = say(gr.Textbox(label=t("en", "search"), elem_id="search"), label="search")
             search_out = gr.Markdown(elem_id="search-results")
-            with gr.Accordion("Delete this knowledge base", open=False):
-                confirm = gr.Textbox(label="Type the knowledge base's name to confirm", elem_id="confirm-drop")
-                drop_btn = gr.Button("Delete knowledge base", variant="stop", elem_id="drop-kb")
-            create_btn.click(create_kb, new_name, [status, kb_box, table], api_name="create_kb")
-            # progress shows once, in the status line; the upload boxes are emptied once their files are in
-            ingest_btn.click(upload, [uploads, folder_upload, kb_box], [status, table, kb_box], api_name="upload", show_progress_on=status).then(
-                lambda: (None, None), None, [uploads, folder_upload], api_visibility="private")
-            delete_btn.click(delete_file, [file_id, kb_box], [status, table], api_name="delete_file", show_progress_on=status)
-            reingest_btn.click(reingest_file, [file_id, kb_box], [status, table], api_name="reingest_file", show_progress_on=status)
-            search_box.submit(search_only, [search_box, kb_box, top_k, threshold], search_out, api_name="search")
-            drop_btn.click(delete_kb, [kb_box, confirm], [status, kb_box, table], api_name="delete_kb")
-            kb_box.change(files_table, kb_box, table, api_visibility="private")
-        with gr.Tab("Models and settings"):
-            gr.Markdown("What this knowledge base runs on: embedder, LLM (loaded on the first question), OCR, vector store, and this process's memory.")
-            info = gr.JSON(elem_id="models-info")
-            refresh = gr.Button("Refresh", elem_id="models-refresh")
-            refresh.click(describe, [kb_box, llm_box], info, api_name="describe")
-            app.load(describe, [kb_box, llm_box], info, api_visibility="private")
+            with say(gr.Accordion(t("en", "drop_section"), open=False), label="drop_section"):
+                confirm = say(gr.Textbox(label=t("en", "confirm"), elem_id="confirm-drop"), label="confirm")
+                drop_btn = say(gr.Button(t("en", "drop"), variant="stop", elem_id="drop-kb"), value="drop")
+        with say(gr.Tab(t("en", "tab_settings"), elem_id="tab-settings"), label="tab_settings"):
+            settings_intro = say(gr.Markdown(t("en", "settings_intro")), value="settings_intro")
+            with gr.Row():
+                with gr.Column(scale=1):
+                    llm_box = say(gr.Dropdown(choices=llm_names, value=config.llm.model, label=t("en", "llm"), elem_id="llm"), label="llm")
+                    top_k = say(gr.Slider(1, 10, value=config.retrieval.top_k, step=1, label=t("en", "top_k"), elem_id="top-k"), label="top_k")
+                    threshold = say(gr.Slider(0, 1, value=config.retrieval.threshold, step=0.05, label=t("en", "threshold"), elem_id="threshold"),
+                                    label="threshold")
+                    temperature = say(gr.Slider(0, 1.5, value=config.llm.temperature, step=0.05, label=t("en", "temperature"), elem_id="temperature"),
+                                      label="temperature")
+                with gr.Column(scale=2):
+                    info = say(gr.JSON(label=t("en", "facts"), elem_id="models-info"), label="facts")
+                    refresh = say(gr.Button(t("en", "refresh"), elem_id="models-refresh"), value="refresh")
+
+        # events: the language (a hidden State) is an input of every handler that writes a message;
+        # gradio_client calls get English
+        inputs = [question, chatbot, kb_box, top_k, threshold, llm_box, temperature, lang, shown]
+        outputs = [chatbot, sources, question, pages, source_files, shown]
+        # a question asked while the previous answer is still finishing (its page images) runs right after it
+        send.click(chat, inputs, outputs, api_name="chat", trigger_mode="always_last")
+        question.submit(chat, inputs, outputs, api_visibility="private", trigger_mode="always_last")
+        clear.click(lambda: ([], "", [], None, {}), None, [chatbot, sources, pages, source_files, shown], api_visibility="private")
+        answer_out, sources_out = gr.Textbox(visible=False), gr.Markdown(visible=False)
+        gr.Button(visible=False).click(ask, [question, kb_box, top_k, threshold, llm_box, lang], [answer_out, sources_out], api_name="ask")
+        create_btn.click(create_kb, [new_name, lang], [status, kb_box, table], api_name="create_kb")
+        # progress shows once, in the status line; the upload boxes are emptied once their files are in
+        ingest_btn.click(upload, [uploads, folder_upload, kb_box, lang], [status, table, kb_box], api_name="upload", show_progress_on=status).then(
+            lambda: (None, None), None, [uploads, folder_upload], api_visibility="private")
+        delete_btn.click(delete_file, [file_id, kb_box, lang], [status, table], api_name="delete_file", show_progress_on=status)
+        reingest_btn.click(reingest_file, [file_id, kb_box, lang], [status, table], api_name="reingest_file", show_progress_on=status)
+        search_box.submit(search_only, [search_box, kb_box, top_k, threshold, lang], search_out, api_name="search")
+        drop_btn.click(delete_kb, [kb_box, confirm, lang], [status, kb_box, table], api_name="delete_kb")
+        kb_box.change(files_table, kb_box, table, api_visibility="private")
+        refresh.click(describe, [kb_box, llm_box], info, api_name="describe")
+
+        components = [c for c, _ in texts]
+
+        def relabel(code: str) -> list[Any]:
+            updates = [code]
+            for component, keys in texts:
+                values = {prop: t(code, key) for prop, key in keys.items()}
+                if component is lang_box:
+                    values["value"] = LANGUAGES[code]
+                updates.append(gr.update(**values))
+            updates.append(gr.update(headers=t(code, "headers").split("|")))
+            return updates
+
+        def from_browser(kb_name: str, llm: str, request: gr.Request) -> list[Any]:
+            return [*relabel(language(request.headers.get("accept-language") if request else None)), describe(kb_name, llm)]
+
+        def switch(choice: str) -> list[Any]:
+            return relabel(next((code for code, name in LANGUAGES.items() if name == choice), "en"))
+
+        # Gradio finds its special arguments by their annotations' types, not by the strings that
+        # `from __future__ import annotations` leaves
+        from_browser.__annotations__["request"] = gr.Request
+        select_answer.__annotations__["selected"] = gr.SelectData
+        app.load(from_browser, [kb_box, llm_box], [lang, *components, table, info], api_visibility="private")
+        chatbot.select(select_answer, shown, [sources, pages, source_files], api_visibility="private")
+        lang_box.input(switch, lang_box, [lang, *components, table], api_visibility="private")
+    del intro, pick, settings_intro
     return app
+
 
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
     app = build_app(config, kb)

@@ -1,0 +1,92 @@
+"""Every text the web app shows, in English and Chinese, in one place. The language follows the
+browser (Accept-Language zh* → Chinese) until the user picks one with the switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LANGUAGES = {"en": "English", "zh": "中文"}
+
+TEXTS: dict[str, dict[str, str]] = {
+    # page and tabs
+    "intro": {
+        "en": "## kbqa — ask your documents\nAnswers come from your own files, with the file and page of each source. Nothing leaves this machine.",
+        "zh": "## kbqa — 向你的文档提问\n答案来自你自己的文件，并注明每条来源的文件和页码。数据不会离开这台机器。",
+    },
+    "language": {"en": "Language", "zh": "语言"},
+    "kb": {"en": "Knowledge base", "zh": "知识库"},
+    "llm": {"en": "LLM", "zh": "大模型"},
+    "tab_chat": {"en": "Chat", "zh": "对话"},
+    "tab_kbs": {"en": "Knowledge bases", "zh": "知识库管理"},
+    "tab_settings": {"en": "Models and settings", "zh": "模型与设置"},
+    # chat
+    "chat": {"en": "Chat", "zh": "对话"},
+    "question": {"en": "Ask a question about your documents…", "zh": "就你的文档提一个问题…"},
+    "ask": {"en": "Ask", "zh": "提问"},
+    "clear": {"en": "Clear history", "zh": "清空对话"},
+    "source_pages_files": {"en": "Source pages and files", "zh": "来源页面与文件"},
+    "source_pages": {"en": "Source pages (the cited passage outlined)", "zh": "来源页面（引用的段落已框出）"},
+    "source_files": {"en": "Source files", "zh": "来源文件"},
+    "pick_answer": {"en": "Click an answer to see its own sources.", "zh": "点击某条回答，可查看它自己的来源。"},
+    # settings
+    "settings_intro": {
+        "en": "Your settings for this session, and what this knowledge base runs on: embedder, LLM (loaded on the first question), OCR, vector store, and this process's memory.",
+        "zh": "本次会话的设置，以及知识库所用的组件：向量模型、大模型（首次提问时加载）、OCR、向量库和本进程的内存。",
+    },
+    "top_k": {"en": "Sources (top-k)", "zh": "来源数（top-k）"},
+    "threshold": {"en": "Relevance threshold (0..1, higher = stricter)", "zh": "相关度阈值（0..1，越高越严格）"},
+    "temperature": {"en": "Temperature (0 = always the same answer)", "zh": "温度（0 = 每次答案相同）"},
+    "facts": {"en": "What it runs on", "zh": "运行组件"},
+    "refresh": {"en": "Refresh", "zh": "刷新"},
+    # knowledge bases
+    "new_kb": {"en": "New knowledge base", "zh": "新建知识库"},
+    "new_kb_hint": {"en": "letters, digits, - _ . or Chinese", "zh": "字母、数字、- _ . 或中文"},
+    "create": {"en": "Create", "zh": "创建"},
+    "uploads": {"en": "Upload files or .zip archives to ingest", "zh": "上传要导入的文件或 .zip 压缩包"},
+    "folder_upload": {"en": "…or a whole folder", "zh": "…或整个文件夹"},
+    "ingest": {"en": "Ingest", "zh": "导入"},
+    "file_id": {"en": "File id or name", "zh": "文件编号或名称"},
+    "reingest": {"en": "Re-ingest file", "zh": "重新导入文件"},
+    "delete_file": {"en": "Delete file", "zh": "删除文件"},
+    "search": {"en": "Search only (retrieved chunks, no LLM)", "zh": "仅检索（显示检索到的片段，不调用大模型）"},
+    "drop_section": {"en": "Delete this knowledge base", "zh": "删除此知识库"},
+    "confirm": {"en": "Type the knowledge base's name to confirm", "zh": "输入知识库名称以确认"},
+    "drop": {"en": "Delete knowledge base", "zh": "删除知识库"},
+    "headers": {"en": "id|file|status|pages|chunks|seconds|error", "zh": "编号|文件|状态|页数|片段数|秒|错误"},
+    # messages
+    "sources": {"en": "Sources", "zh": "来源"},
+    "relevance": {"en": "relevance", "zh": "相关度"},
+    "searched_for": {"en": "Searched for:", "zh": "检索的是："},
+    "no_source": {
+        "en": "**No source passed the relevance threshold** — the documents do not seem to hold this; the LLM was not called.",
+        "zh": "**没有来源达到相关度阈值** —— 文档中似乎没有这个答案；未调用大模型。",
+    },
+    "no_chunk": {"en": "No chunk passed the relevance threshold.", "zh": "没有片段达到相关度阈值。"},
+    "waiting": {"en": "⏳ Waiting for the LLM: {ahead} question(s) ahead of yours…", "zh": "⏳ 正在排队等待大模型：前面还有 {ahead} 个问题…"},
+    "created": {"en": "Created knowledge base **{name}**. Upload files to fill it.", "zh": "已创建知识库 **{name}**。请上传文件。"},
+    "confirm_first": {"en": "Type the name **{name}** in the confirmation box to delete it.", "zh": "请在确认框中输入名称 **{name}** 后再删除。"},
+    "deleted_kb": {"en": "Deleted knowledge base **{name}** and its files.", "zh": "已删除知识库 **{name}** 及其文件。"},
+    "choose_files": {"en": "Choose files, a zip or a folder to upload first.", "zh": "请先选择要上传的文件、压缩包或文件夹。"},
+    "nothing_ingested": {"en": "nothing ingested", "zh": "没有导入任何文件"},
+    "removed": {"en": "Removed {name}.", "zh": "已删除 {name}。"},
+    "reingested": {"en": "Re-ingested: {summary}", "zh": "已重新导入：{summary}"},
+    "page_progress": {"en": "{name}, page {page} of {pages} ({done}/{total})", "zh": "{name}，第 {page}/{pages} 页（{done}/{total}）"},
+    # error kinds (the service's own message follows)
+    "BadRequest": {"en": "Not possible", "zh": "无法完成"},
+    "NotFound": {"en": "Not found", "zh": "找不到"},
+    "TooLarge": {"en": "Too large", "zh": "太大"},
+    "Busy": {"en": "Busy", "zh": "繁忙"},
+    "Conflict": {"en": "Changed meanwhile", "zh": "已被修改"},
+    "ServiceError": {"en": "Error", "zh": "错误"},
+}
+
+
+def language(accept_language: str | None) -> str:
+    """'zh' when the browser's first language is Chinese, else 'en'."""
+    first = (accept_language or "").split(",")[0].strip().lower()
+    return "zh" if first.startswith("zh") else "en"
+
+
+def t(lang: str, key: str, **values: Any) -> str:
+    text = TEXTS[key].get(lang) or TEXTS[key]["en"]
+    return text.format(**values) if values else text
