@@ -11,10 +11,12 @@ class ServiceError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, code: str = "", **params: object) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.code = code  # for faces that say it in another language: what happened ...
+        self.params = params  # ... and with which values
 
 
 class BadRequest(ServiceError):

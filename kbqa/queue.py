@@ -36,11 +36,11 @@ class GenerationQueue:
     def admit(self) -> Ticket:
         with self._cond:
             if self.closed:
-                raise Busy("the server is shutting down", retry_after=10)
+                raise Busy("the server is shutting down", retry_after=10, code="stopping")
             if self._pending >= self.max_waiting + len(self._free):  # at most max_waiting wait for a copy
                 raise Busy(
                     f"all {self._slots} LLM instance(s) are busy and {self._pending} requests are waiting; try again shortly",
-                    retry_after=self.retry_after(),
+                    retry_after=self.retry_after(), code="full", seconds=self.retry_after(),
                 )
             self._pending += 1
             return Ticket(self)
@@ -85,7 +85,8 @@ class Ticket:
             if time.monotonic() >= deadline:
                 with self._queue._cond:
                     self._leave()
-                raise Busy(f"waited {self._queue.timeout_s:.0f} s for the LLM; try again later", retry_after=self._queue.retry_after())
+                raise Busy(f"waited {self._queue.timeout_s:.0f} s for the LLM; try again later", retry_after=self._queue.retry_after(),
+                           code="waited", seconds=round(self._queue.timeout_s))
             yield self.position()
 
     def acquire(self, timeout: float | None = None) -> bool:
@@ -102,13 +103,13 @@ class Ticket:
             while not (q._free and q._waiting[0] is self):
                 if q.closed:
                     self._leave()
-                    raise Busy("the server is shutting down", retry_after=10)
+                    raise Busy("the server is shutting down", retry_after=10, code="stopping")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     if timeout is not None:
                         return False
                     self._leave()
-                    raise Busy(f"waited {q.timeout_s:.0f} s for the LLM; try again later", retry_after=q.retry_after())
+                    raise Busy(f"waited {q.timeout_s:.0f} s for the LLM; try again later", retry_after=q.retry_after(), code="waited", seconds=round(q.timeout_s))
                 q._cond.wait(min(left, 1.0))
             q._waiting.popleft()
             self.slot = q._free.pop()
@@ -163,7 +164,7 @@ class QueuedLLM:
             try:
                 for piece in pieces:
                     if self.queue.closed:
-                        raise Busy("the server is shutting down; the answer was cut short", retry_after=10)
+                        raise Busy("the server is shutting down; the answer was cut short", retry_after=10, code="stopping")
                     yield piece
             finally:
                 close = getattr(pieces, "close", None)

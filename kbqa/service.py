@@ -109,7 +109,8 @@ class Service:
 
     def _folder(self, name: str) -> Path:
         if not isinstance(name, str) or not valid_name(name):
-            raise BadRequest("invalid knowledge base name: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters")
+            raise BadRequest("invalid knowledge base name: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters",
+                             code="invalid_name")
         try:
             return kb_folder(self.config, name)
         except KnowledgeBaseError as exc:
@@ -130,7 +131,7 @@ class Service:
                 held = None
             if held is None:
                 if inode is None and not create:
-                    raise NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})")
+                    raise NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})", code="no_kb", name=name)
                 try:
                     base = KnowledgeBase(folder, self.config, shared_embedder=self._embedder)
                 except KnowledgeBaseError as exc:
@@ -152,7 +153,7 @@ class Service:
             with self._lock:
                 self._kbs.pop(name, None)  # not closed: a search running now finishes on the removed files
             if not (folder / "catalog.sqlite").exists():
-                raise NotFound(f"no knowledge base {name!r}")
+                raise NotFound(f"no knowledge base {name!r}", code="no_kb", name=name)
             try:
                 remove_folder(folder)
             except FileNotFoundError:
@@ -201,7 +202,7 @@ class Service:
         except (RuntimeError, OSError, sqlite3.Error) as exc:
             if (base.folder / "catalog.sqlite").exists():
                 raise
-            raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran") from exc
+            raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name) from exc
 
     def remove_file(self, name: str, file: str | int) -> FileRow:
         base = self.kb(name)
@@ -242,9 +243,10 @@ class Service:
             raise BadRequest(f"the {what} must be text")
         text = clean_text(text)
         if not text.strip():
-            raise BadRequest(f"the {what} is empty")
+            raise BadRequest(f"the {what} is empty", code="empty")
         if len(text) > self.limits.max_question_chars:
-            raise TooLarge(f"the {what} has {len(text)} characters; the limit is {self.limits.max_question_chars} (server.max_question_chars)")
+            raise TooLarge(f"the {what} has {len(text)} characters; the limit is {self.limits.max_question_chars} (server.max_question_chars)",
+                           code="too_long", chars=len(text), limit=self.limits.max_question_chars)
         return text
 
     def _top_k(self, top_k: Any) -> int | None:
@@ -308,7 +310,8 @@ class Service:
                 spec = resolve_model(llm_config)
                 if model != self.config.llm.model and spec.backend in ("llamacpp", "transformers") and not is_available(spec.source):
                     # a request never starts a download: other models must already be on this machine
-                    raise BadRequest(f"the LLM {model!r} is not on this machine; the server offers: {', '.join(self.llm_choices())}")
+                    raise BadRequest(f"the LLM {model!r} is not on this machine; the server offers: {', '.join(self.llm_choices())}",
+                                     code="not_here", model=model, offers=", ".join(self.llm_choices()))
                 cache = self.config.home_dir() / "models"
                 if spec.backend in ("llamacpp", "transformers"):
                     copies = [make_llm(llm_config, cache) for _ in range(self.limits.llm_instances)]

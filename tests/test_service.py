@@ -364,3 +364,21 @@ def test_a_stream_abandoned_mid_step_is_closed_soon() -> None:
 
     asyncio.run(main())
     assert state["closed"]
+
+
+def test_the_web_app_says_what_was_refused_in_the_page_language(service: Service) -> None:
+    from webui.app import failure
+    from webui.texts import TEXTS, language
+
+    with pytest.raises(BadRequest) as bad_name:
+        service.files("../x")
+    with pytest.raises(NotFound) as missing:
+        service.files("不存在")
+    with pytest.raises(TooLarge) as long:
+        service.search("不存在", "问" * 5000)
+    assert failure(bad_name.value, "zh").startswith("⚠️ 知识库名称无效")
+    assert "**不存在**" in failure(missing.value, "zh") and "没有名为" in failure(missing.value, "zh")
+    assert "5000" in failure(long.value, "zh") and "上限" in failure(long.value, "zh")
+    assert failure(missing.value, "en").startswith("⚠️ There is no knowledge base")
+    assert language("zh-CN,zh;q=0.9,en;q=0.8") == "zh" and language("en-US,en;q=0.9,zh;q=0.5") == "en" and language(None) == "en"
+    assert all(set(entry) == {"en", "zh"} for entry in TEXTS.values())  # every text in both languages

@@ -18,7 +18,7 @@ from kbqa.config import Config  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
 from kbqa.service import Service, ServiceError  # noqa: E402
-from webui.texts import LANGUAGES, language, t  # noqa: E402
+from webui.texts import LANGUAGES, TEXTS, language, t  # noqa: E402
 
 safe_name = safe_filename
 
@@ -65,7 +65,11 @@ def passage(hit: Any, question: str) -> str:
 
 
 def failure(exc: ServiceError, lang: str) -> str:
-    return f"⚠️ {t(lang, type(exc).__name__ if type(exc).__name__ in ('BadRequest', 'NotFound', 'TooLarge', 'Busy', 'Conflict') else 'ServiceError')}: {_escape(exc.message)}"
+    """What the service refused, in the page's language (its own words when the case has no text here)."""
+    if f"err_{exc.code}" in TEXTS:
+        return "⚠️ " + t(lang, f"err_{exc.code}", **{k: _escape(str(v)) if isinstance(v, str) else v for k, v in exc.params.items()})
+    kind = type(exc).__name__ if type(exc).__name__ in ("BadRequest", "NotFound", "TooLarge", "Busy", "Conflict") else "ServiceError"
+    return f"⚠️ {t(lang, kind)}: {_escape(exc.message)}"
 
 
 SCRATCH_TTL_S = 3600  # page images and source copies handed to browsers are kept this long

@@ -71,6 +71,17 @@ TEXTS: dict[str, dict[str, str]] = {
     "removed": {"en": "Removed {name}.", "zh": "已删除 {name}。"},
     "reingested": {"en": "Re-ingested: {summary}", "zh": "已重新导入：{summary}"},
     "page_progress": {"en": "{name}, page {page} of {pages} ({done}/{total})", "zh": "{name}，第 {page}/{pages} 页（{done}/{total}）"},
+    # what the service refused, by its code
+    "err_invalid_name": {"en": "Invalid knowledge base name: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters.",
+                         "zh": "知识库名称无效：请使用字母、数字、中文、'-'、'_' 或 '.'（不能开头），最多 64 个字符。"},
+    "err_no_kb": {"en": "There is no knowledge base **{name}**: create it, or upload files into it.", "zh": "没有名为 **{name}** 的知识库：请先创建，或向它上传文件。"},
+    "err_kb_deleted": {"en": "The knowledge base **{name}** was deleted meanwhile.", "zh": "知识库 **{name}** 已在此期间被删除。"},
+    "err_empty": {"en": "The question is empty.", "zh": "问题是空的。"},
+    "err_too_long": {"en": "The question has {chars} characters; the limit is {limit}.", "zh": "问题有 {chars} 个字符，上限是 {limit}。"},
+    "err_not_here": {"en": "The LLM {model} is not on this machine; available: {offers}.", "zh": "本机没有大模型 {model}；可用的有：{offers}。"},
+    "err_full": {"en": "The LLM is busy and the queue is full; try again in {seconds:.0f} s.", "zh": "大模型正忙且排队已满，请约 {seconds:.0f} 秒后再试。"},
+    "err_waited": {"en": "Waited {seconds} s for the LLM; try again later.", "zh": "已等待大模型 {seconds} 秒，请稍后再试。"},
+    "err_stopping": {"en": "The server is shutting down.", "zh": "服务器正在关闭。"},
     # error kinds (the service's own message follows)
     "BadRequest": {"en": "Not possible", "zh": "无法完成"},
     "NotFound": {"en": "Not found", "zh": "找不到"},
