@@ -152,8 +152,9 @@ def test_tables_never_cut_names_and_an_ambiguous_rm_removes_nothing(home: Path, 
 
 @pytest.mark.slow
 def test_ocr_chatter_stays_out_of_the_output(home: Path, tmp_path: Path) -> None:
-    """RapidOCR and rapid-layout log coloured [INFO] lines; read in-process they must not reach stdout
-    (a --json document) or stderr (the progress bar) unless -v asks for the log."""
+    """`kbqa ingest --json` over an image that needs OCR, a file without a suffix and a PDF whose
+    content stream is broken: exactly one JSON document on stdout; RapidOCR's and rapid-layout's
+    [INFO] lines reach neither stdout nor stderr (the progress bar) unless -v asks for the log."""
     import pymupdf
 
     folder = tmp_path / "scans"
@@ -162,10 +163,16 @@ def test_ocr_chatter_stays_out_of_the_output(home: Path, tmp_path: Path) -> None
     page = doc.new_page(width=400, height=200)
     page.insert_text((30, 80), "Replace the RO membrane every 24 months.", fontsize=16)
     page.get_pixmap(dpi=150).save(folder / "scan.png")
-    env = {"KBQA_INGEST__FILE_TIMEOUT_S": "0"}
-    r = run_kbqa("ingest", str(folder), "--kb", "ocr", "--json", env=env)
-    report = json.loads(r.stdout)
-    assert report["files"][0]["status"] == "added", r.stdout
-    assert "[INFO]" not in r.stderr and "RapidOCR" not in r.stderr, r.stderr
-    loud = run_kbqa("-v", "ingest", str(folder), "--kb", "ocr2", "--json", env=env)
+    (folder / "LICENSE").write_text("Apache License, Version 2.0: you may use this file under the License.", encoding="utf-8")
+    bad = pymupdf.open()
+    bad_page = bad.new_page()
+    bad_page.insert_text((72, 72), "placeholder")
+    bad.update_stream(bad_page.get_contents()[0], b"BT /F1 12 Tf 72 720 Td (Broken stream text) Tj ET ]]] >> << /Foo (")
+    bad.save(folder / "malformed.pdf")
+    for env in ({}, {"KBQA_INGEST__FILE_TIMEOUT_S": "0"}):  # in the loader process, and in-process
+        r = run_kbqa("ingest", str(folder), "--kb", f"ocr{len(env)}", "--json", env=env)
+        report = json.loads(r.stdout)  # exactly one JSON document
+        assert {f["name"]: f["status"] for f in report["files"]} == {"scan.png": "added", "LICENSE": "added", "malformed.pdf": "added"}, r.stdout
+        assert "[INFO]" not in r.stderr and "RapidOCR" not in r.stderr and "MuPDF" not in r.stdout, r.stderr
+    loud = run_kbqa("-v", "ingest", str(folder), "--kb", "ocr2", "--json", env={"KBQA_INGEST__FILE_TIMEOUT_S": "0"})
     assert json.loads(loud.stdout)["files"][0]["status"] == "added" and "RapidOCR" in loud.stderr
