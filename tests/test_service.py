@@ -382,3 +382,9 @@ def test_the_web_app_says_what_was_refused_in_the_page_language(service: Service
     assert failure(missing.value, "en").startswith("⚠️ There is no knowledge base")
     assert language("zh-CN,zh;q=0.9,en;q=0.8") == "zh" and language("en-US,en;q=0.9,zh;q=0.5") == "en" and language(None) == "en"
     assert all(set(entry) == {"en", "zh"} for entry in TEXTS.values())  # every text in both languages
+    from kbqa.types import FileResult, IngestReport
+    from webui.texts import summary
+
+    report = IngestReport([FileResult("a.md", "added", chunks=3), FileResult("b.pdf", "failed", error="corrupt")], seconds=1.25)
+    assert summary(report, "en") == report.summary() == "1 added, 1 failed; 3 new chunks in 1.2 s"
+    assert summary(report, "zh") == "新增 1 个，失败 1 个；新增 3 个片段，用时 1.2 秒"

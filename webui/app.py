@@ -18,7 +18,7 @@ from kbqa.config import Config  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
 from kbqa.service import Service, ServiceError  # noqa: E402
-from webui.texts import LANGUAGES, TEXTS, language, t  # noqa: E402
+from webui.texts import LANGUAGES, TEXTS, language, summary, t  # noqa: E402
 
 safe_name = safe_filename
 
@@ -248,7 +248,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
             for _, fh in handles:
                 fh.close()
         report = result.report
-        lines = [f"**{_escape(kb_name)}**: {report.summary()}" if report else f"**{_escape(kb_name)}**: {t(lang, 'nothing_ingested')}"]
+        lines = [f"**{_escape(kb_name)}**: {summary(report, lang)}" if report else f"**{_escape(kb_name)}**: {t(lang, 'nothing_ingested')}"]
         if report:
             lines += [f"- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed]
         lines += [f"- ❌ {_escape(r['name'])}: {_escape(r['error'])}" for r in result.rejected]
@@ -271,7 +271,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
         except ServiceError as exc:
             return failure(exc, lang), files_table(kb_name)
         failed = "".join(f"\n- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed)
-        return t(lang, "reingested", summary=report.summary()) + failed, files_table(kb_name)
+        return t(lang, "reingested", summary=summary(report, lang)) + failed, files_table(kb_name)
 
     def search_only(query: str, kb_name: str, top_k: float, threshold: float, lang: str = "en") -> str:
         if not isinstance(query, str) or not query.strip():

@@ -71,6 +71,16 @@ TEXTS: dict[str, dict[str, str]] = {
     "removed": {"en": "Removed {name}.", "zh": "已删除 {name}。"},
     "reingested": {"en": "Re-ingested: {summary}", "zh": "已重新导入：{summary}"},
     "page_progress": {"en": "{name}, page {page} of {pages} ({done}/{total})", "zh": "{name}，第 {page}/{pages} 页（{done}/{total}）"},
+    # an ingest's summary
+    "added": {"en": "{n} added", "zh": "新增 {n} 个"},
+    "updated": {"en": "{n} updated", "zh": "更新 {n} 个"},
+    "skipped": {"en": "{n} skipped", "zh": "跳过 {n} 个（未改变）"},
+    "removed_n": {"en": "{n} removed", "zh": "移除 {n} 个"},
+    "failed": {"en": "{n} failed", "zh": "失败 {n} 个"},
+    "unsupported": {"en": "{n} unsupported", "zh": "不支持 {n} 个"},
+    "nothing_to_do": {"en": "nothing to do", "zh": "没有需要处理的文件"},
+    "chunks_in": {"en": "{chunks} new chunks in {seconds:.1f} s", "zh": "新增 {chunks} 个片段，用时 {seconds:.1f} 秒"},
+    "interrupted": {"en": " (interrupted)", "zh": "（已中断）"},
     # what the service refused, by its code
     "err_invalid_name": {"en": "Invalid knowledge base name: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters.",
                          "zh": "知识库名称无效：请使用字母、数字、中文、'-'、'_' 或 '.'（不能开头），最多 64 个字符。"},
@@ -101,3 +111,13 @@ def language(accept_language: str | None) -> str:
 def t(lang: str, key: str, **values: Any) -> str:
     text = TEXTS[key].get(lang) or TEXTS[key]["en"]
     return text.format(**values) if values else text
+
+
+def summary(report: Any, lang: str) -> str:
+    """An ingest report's one-line summary (IngestReport.summary()) in the page's language."""
+    keys = {"added": "added", "updated": "updated", "skipped": "skipped", "removed": "removed_n", "failed": "failed", "unsupported": "unsupported"}
+    parts = [t(lang, key, n=report.count(status)) for status, key in keys.items() if report.count(status)]
+    chunks = sum(f.chunks for f in report.files if f.status in ("added", "updated"))
+    joined = ("，" if lang == "zh" else ", ").join(parts) or t(lang, "nothing_to_do")
+    return f"{joined}{'；' if lang == 'zh' else '; '}{t(lang, 'chunks_in', chunks=chunks, seconds=report.seconds)}" + (
+        t(lang, "interrupted") if report.interrupted else "")
