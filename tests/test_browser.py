@@ -190,6 +190,8 @@ def test_chinese_browser_gets_a_chinese_page_and_each_answer_keeps_its_sources(
         page.locator("#chatbot").get_by_text("十天").first.click()
         page.locator("#sources").get_by_text("手册.pdf, p. 2").wait_for(timeout=30_000)
         assert page.locator("#sources").get_by_text("manual.pdf").count() == 0
+        page.get_by_role("tab", name="知识库管理").click()
+        page.locator("#files").get_by_text("正常").first.wait_for(state="attached", timeout=30_000)  # the files table speaks Chinese too
         for tab in ("知识库管理", "模型与设置"):
             page.get_by_role("tab", name=tab).click()
             page.wait_for_timeout(300)

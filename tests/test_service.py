@@ -388,3 +388,10 @@ def test_the_web_app_says_what_was_refused_in_the_page_language(service: Service
     report = IngestReport([FileResult("a.md", "added", chunks=3), FileResult("b.pdf", "failed", error="corrupt")], seconds=1.25)
     assert summary(report, "en") == report.summary() == "1 added, 1 failed; 3 new chunks in 1.2 s"
     assert summary(report, "zh") == "新增 1 个，失败 1 个；新增 3 个片段，用时 1.2 秒"
+    from webui.texts import file_error
+
+    assert file_error("encrypted PDF: remove the password first (e.g. qpdf --decrypt)", "zh").startswith("PDF 已加密")
+    assert file_error("unsupported file type '.xyz'", "zh") == "不支持的文件类型 '.xyz'"
+    assert file_error("timed out after 300 s (ingest.file_timeout_s); the file was skipped", "zh") == "读取超过 300 秒（ingest.file_timeout_s），已跳过该文件"
+    assert file_error("corrupt or unreadable PDF: code=7: no objects found", "zh") == "PDF 文件已损坏或无法读取：code=7: no objects found"
+    assert file_error("empty file", "en") == "empty file"

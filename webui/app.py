@@ -18,7 +18,7 @@ from kbqa.config import Config  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
 from kbqa.service import Service, ServiceError  # noqa: E402
-from webui.texts import LANGUAGES, TEXTS, language, summary, t  # noqa: E402
+from webui.texts import LANGUAGES, TEXTS, file_error, language, summary, t  # noqa: E402
 
 safe_name = safe_filename
 
@@ -200,12 +200,13 @@ def build_app(config: Config, kb: str = "default") -> Any:
         return shown[index]
 
     # --- knowledge bases -----------------------------------------------------------------------
-    def files_table(kb_name: str) -> list[list[Any]]:
+    def files_table(kb_name: str, lang: str = "en") -> list[list[Any]]:
         try:
             rows = service.files(kb_name)
         except ServiceError:
             return []
-        return [[r.id, r.name, r.status, r.pages or "", r.chunks, round(r.seconds or 0, 2), r.error or ""] for r in rows]
+        return [[r.id, r.name, t(lang, f"status_{r.status}") if f"status_{r.status}" in TEXTS else r.status, r.pages or "", r.chunks,
+                 round(r.seconds or 0, 2), file_error(r.error, lang) if r.error else ""] for r in rows]
 
     def create_kb(new_name: str, lang: str = "en") -> tuple[str, Any, list[list[Any]]]:
         name = (new_name or "").strip()
@@ -213,15 +214,15 @@ def build_app(config: Config, kb: str = "default") -> Any:
             service.create(name)
         except ServiceError as exc:
             return failure(exc, lang), kb_choices(), []
-        return t(lang, "created", name=_escape(name)), kb_choices(name), files_table(name)
+        return t(lang, "created", name=_escape(name)), kb_choices(name), files_table(name, lang)
 
     def delete_kb(kb_name: str, confirm: str, lang: str = "en") -> tuple[str, Any, list[list[Any]]]:
         if (confirm or "").strip() != kb_name:
-            return t(lang, "confirm_first", name=_escape(str(kb_name))), gr.update(), files_table(kb_name)
+            return t(lang, "confirm_first", name=_escape(str(kb_name))), gr.update(), files_table(kb_name, lang)
         try:
             service.drop(kb_name)
         except ServiceError as exc:
-            return failure(exc, lang), gr.update(), files_table(kb_name)
+            return failure(exc, lang), gr.update(), files_table(kb_name, lang)
         left = service.names()
         return t(lang, "deleted_kb", name=_escape(kb_name)), gr.update(choices=left, value=left[0] if left else None), []
 
@@ -229,7 +230,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
                progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], Any]:
         chosen = list(files or []) + list(folder_files or [])
         if not chosen:
-            return t(lang, "choose_files"), files_table(kb_name), kb_choices()
+            return t(lang, "choose_files"), files_table(kb_name, lang), kb_choices()
 
         def step(p: Any) -> None:
             if p.total:
@@ -243,23 +244,23 @@ def build_app(config: Config, kb: str = "default") -> Any:
                 handles.append((getattr(f, "orig_name", None) or src.name, src.open("rb")))
             result = service.upload(kb_name, handles, progress=step)
         except ServiceError as exc:
-            return failure(exc, lang), files_table(kb_name), kb_choices()
+            return failure(exc, lang), files_table(kb_name, lang), kb_choices()
         finally:
             for _, fh in handles:
                 fh.close()
         report = result.report
         lines = [f"**{_escape(kb_name)}**: {summary(report, lang)}" if report else f"**{_escape(kb_name)}**: {t(lang, 'nothing_ingested')}"]
         if report:
-            lines += [f"- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed]
-        lines += [f"- ❌ {_escape(r['name'])}: {_escape(r['error'])}" for r in result.rejected]
-        return "\n".join(lines), files_table(kb_name), kb_choices()
+            lines += [f"- ❌ {_escape(f.name)}: {_escape(file_error(f.error or '', lang))}" for f in report.failed]
+        lines += [f"- ❌ {_escape(r['name'])}: {_escape(file_error(r['error'], lang))}" for r in result.rejected]
+        return "\n".join(lines), files_table(kb_name, lang), kb_choices()
 
     def delete_file(file_id: str, kb_name: str, lang: str = "en") -> tuple[str, list[list[Any]]]:
         try:
             row = service.remove_file(kb_name, (file_id or "").strip())
-            return t(lang, "removed", name=_escape(row.name)), files_table(kb_name)
+            return t(lang, "removed", name=_escape(row.name)), files_table(kb_name, lang)
         except ServiceError as exc:
-            return failure(exc, lang), files_table(kb_name)
+            return failure(exc, lang), files_table(kb_name, lang)
 
     def reingest_file(file_id: str, kb_name: str, lang: str = "en", progress: Any = gr.Progress()) -> tuple[str, list[list[Any]]]:
         def step(p: Any) -> None:
@@ -269,9 +270,9 @@ def build_app(config: Config, kb: str = "default") -> Any:
         try:
             report = service.reingest_file(kb_name, (file_id or "").strip(), progress=step)
         except ServiceError as exc:
-            return failure(exc, lang), files_table(kb_name)
-        failed = "".join(f"\n- ❌ {_escape(f.name)}: {_escape(f.error or '')}" for f in report.failed)
-        return t(lang, "reingested", summary=summary(report, lang)) + failed, files_table(kb_name)
+            return failure(exc, lang), files_table(kb_name, lang)
+        failed = "".join(f"\n- ❌ {_escape(f.name)}: {_escape(file_error(f.error or '', lang))}" for f in report.failed)
+        return t(lang, "reingested", summary=summary(report, lang)) + failed, files_table(kb_name, lang)
 
     def search_only(query: str, kb_name: str, top_k: float, threshold: float, lang: str = "en") -> str:
         if not isinstance(query, str) or not query.strip():
@@ -368,26 +369,26 @@ def build_app(config: Config, kb: str = "default") -> Any:
         reingest_btn.click(reingest_file, [file_id, kb_box, lang], [status, table], api_name="reingest_file", show_progress_on=status)
         search_box.submit(search_only, [search_box, kb_box, top_k, threshold, lang], search_out, api_name="search")
         drop_btn.click(delete_kb, [kb_box, confirm, lang], [status, kb_box, table], api_name="delete_kb")
-        kb_box.change(files_table, kb_box, table, api_visibility="private")
+        kb_box.change(files_table, [kb_box, lang], table, api_visibility="private")
         refresh.click(describe, [kb_box, llm_box], info, api_name="describe")
 
         components = [c for c, _ in texts]
 
-        def relabel(code: str) -> list[Any]:
+        def relabel(code: str, kb_name: str) -> list[Any]:
             updates = [code]
             for component, keys in texts:
                 values = {prop: t(code, key) for prop, key in keys.items()}
                 if component is lang_box:
                     values["value"] = LANGUAGES[code]
                 updates.append(gr.update(**values))
-            updates.append(gr.update(headers=t(code, "headers").split("|")))
+            updates.append(gr.update(headers=t(code, "headers").split("|"), value=files_table(kb_name, code)))
             return updates
 
         def from_browser(kb_name: str, llm: str, request: gr.Request) -> list[Any]:
-            return [*relabel(language(request.headers.get("accept-language") if request else None)), describe(kb_name, llm)]
+            return [*relabel(language(request.headers.get("accept-language") if request else None), kb_name), describe(kb_name, llm)]
 
-        def switch(choice: str) -> list[Any]:
-            return relabel(next((code for code, name in LANGUAGES.items() if name == choice), "en"))
+        def switch(choice: str, kb_name: str) -> list[Any]:
+            return relabel(next((code for code, name in LANGUAGES.items() if name == choice), "en"), kb_name)
 
         # Gradio finds its special arguments by their annotations' types, not by the strings that
         # `from __future__ import annotations` leaves
@@ -395,7 +396,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
         select_answer.__annotations__["selected"] = gr.SelectData
         app.load(from_browser, [kb_box, llm_box], [lang, *components, table, info], api_visibility="private")
         chatbot.select(select_answer, shown, [sources, pages, source_files], api_visibility="private")
-        lang_box.input(switch, lang_box, [lang, *components, table], api_visibility="private")
+        lang_box.input(switch, [lang_box, kb_box], [lang, *components, table], api_visibility="private")
     del intro, pick, settings_intro
     return app
 

@@ -3,6 +3,7 @@ browser (Accept-Language zh* → Chinese) until the user picks one with the swit
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 LANGUAGES = {"en": "English", "zh": "中文"}
@@ -71,6 +72,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "removed": {"en": "Removed {name}.", "zh": "已删除 {name}。"},
     "reingested": {"en": "Re-ingested: {summary}", "zh": "已重新导入：{summary}"},
     "page_progress": {"en": "{name}, page {page} of {pages} ({done}/{total})", "zh": "{name}，第 {page}/{pages} 页（{done}/{total}）"},
+    # a file's status in the files table
+    "status_ok": {"en": "ok", "zh": "正常"},
+    "status_failed": {"en": "failed", "zh": "失败"},
+    "status_unsupported": {"en": "unsupported", "zh": "不支持"},
     # an ingest's summary
     "added": {"en": "{n} added", "zh": "新增 {n} 个"},
     "updated": {"en": "{n} updated", "zh": "更新 {n} 个"},
@@ -121,3 +126,46 @@ def summary(report: Any, lang: str) -> str:
     joined = ("，" if lang == "zh" else ", ").join(parts) or t(lang, "nothing_to_do")
     return f"{joined}{'；' if lang == 'zh' else '; '}{t(lang, 'chunks_in', chunks=chunks, seconds=report.seconds)}" + (
         t(lang, "interrupted") if report.interrupted else "")
+
+
+# Why a file was not ingested or stored (ingest's and the upload check's reasons), in Chinese; the
+# details after the reason (an exception, a number) stay as they are.
+_FILE_ERRORS_ZH: list[tuple[str, str]] = [
+    (r"empty file", "空文件"),
+    (r"no text found in file", "文件中没有找到文字"),
+    (r"PDF has no pages", "PDF 没有页面"),
+    (r"encrypted PDF: remove the password first \(e\.g\. qpdf --decrypt\)", "PDF 已加密：请先去掉密码（例如 qpdf --decrypt）"),
+    (r"binary content, not text \(mislabelled file\?\)", "是二进制内容而不是文本（扩展名不对？）"),
+    (r"unsupported file type (.+)", r"不支持的文件类型 \1"),
+    (r"corrupt or unreadable (\w+): (.*)", r"\1 文件已损坏或无法读取：\2"),
+    (r"corrupt (\w+): (.*)", r"\1 文件已损坏：\2"),
+    (r"not a valid (\w+) file \((.*)\)", r"不是有效的 \1 文件（\2）"),
+    (r"not a Word document .*", "不是 Word 文档"),
+    (r"cannot parse (\w+) file: (.*)", r"无法解析 \1 文件：\2"),
+    (r"cannot read file: (.*)", r"无法读取文件：\1"),
+    (r"not a readable image: (.*)", r"无法读取的图片：\1"),
+    (r"image skipped: ocr is set to 'never'", "已跳过图片：ingest.ocr 设为 never"),
+    (r"file too large to read in memory", "文件太大，无法读入内存"),
+    (r"file is (\d+) MB, over the limit of (.*)", r"文件有 \1 MB，超过上限 \2"),
+    (r"timed out after ([\d.]+) s \(ingest\.file_timeout_s\); the file was skipped", r"读取超过 \1 秒（ingest.file_timeout_s），已跳过该文件"),
+    (r"the parser crashed on this file \(exit code (.*)\) after ([\d.]+) s", r"解析器在此文件上崩溃（退出码 \1，\2 秒后）"),
+    (r"over the upload limit of (\d+) MB", r"超过上传上限 \1 MB"),
+    (r"over what one request may store", "超过单次请求可存储的大小"),
+    (r"a symbolic link, not extracted", "是符号链接，未解压"),
+    (r"a path outside the archive's folder, not extracted", "路径在压缩包目录之外，未解压"),
+    (r"not a readable zip archive \((.*)\)", r"不是可读取的 zip 压缩包（\1）"),
+    (r"the archive unpacks to more than (\d+) MB; the rest were not extracted", r"压缩包解压后超过 \1 MB，其余文件未解压"),
+    (r"more than (\d+) files; the rest were not extracted", r"超过 \1 个文件，其余文件未解压"),
+    (r"cannot be stored \((.*)\)", r"无法保存（\1）"),
+]
+
+
+def file_error(reason: str, lang: str) -> str:
+    """A file's error, said in the page's language where the reason is a known one."""
+    if lang != "zh":
+        return reason
+    for pattern, zh in _FILE_ERRORS_ZH:
+        m = re.fullmatch(pattern, reason, re.S)
+        if m:
+            return m.expand(zh)
+    return reason
