@@ -130,6 +130,14 @@ def list_knowledge_bases(config: Config | None = None) -> list[str]:
     return sorted(p.name for p in root.iterdir() if valid_name(p.name) and (p / "catalog.sqlite").exists())
 
 
+def _folder_of(text: str, config: Config) -> Path:
+    """A knowledge base's folder: a path as given (the Python and CLI convenience, never a server's),
+    else the folder of that name inside the home."""
+    if os.sep in text or "/" in text or text.startswith("."):
+        return Path(text).expanduser().resolve()
+    return kb_folder(config, text)
+
+
 def _iter_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:
     """(absolute file, name shown to users) for every file under the given files and folders."""
     for given in paths:
@@ -196,10 +204,7 @@ class KnowledgeBase:
                 data[section] = {**data[section], **values} if isinstance(values, dict) else values
             config = Config.model_validate(data)
         text = str(name_or_path)
-        if os.sep in text or "/" in text or text.startswith("."):  # a path: the Python and CLI convenience, never a server's
-            folder = Path(text).expanduser().resolve()
-        else:
-            folder = kb_folder(config, text)
+        folder = _folder_of(text, config)
         if not (folder / "catalog.sqlite").exists() and not create:
             raise KnowledgeBaseError(f"no knowledge base {text!r} (looked in {folder}); create it with: kbqa ingest DOCS --kb {text}")
         return cls(folder, config, shared_llm=shared_llm, shared_embedder=shared_embedder)
@@ -207,13 +212,10 @@ class KnowledgeBase:
     @classmethod
     def exists(cls, name_or_path: str | Path, config: Config | None = None) -> bool:
         """Whether a knowledge base by this name (or at this folder) has been made."""
-        config = config or load_config()[0]
-        text = str(name_or_path)
         try:
-            folder = Path(text).expanduser() if (os.sep in text or "/" in text or text.startswith(".")) else kb_folder(config, text)
+            return (_folder_of(str(name_or_path), config or load_config()[0]) / "catalog.sqlite").exists()
         except KnowledgeBaseError:
             return False
-        return (folder / "catalog.sqlite").exists()
 
     def close(self) -> None:
         self.catalog.close()

@@ -66,7 +66,6 @@ class Ticket:
         self._queue = queue
         self.slot: int | None = None
         self.done = False
-        self.admitted_at = time.monotonic()
         self.started_at: float | None = None
 
     def position(self) -> int:
@@ -84,9 +83,7 @@ class Ticket:
         while not self.acquire(timeout=max(0.0, min(every, deadline - time.monotonic()))):
             if time.monotonic() >= deadline:
                 with self._queue._cond:
-                    self._leave()
-                raise Busy(f"waited {self._queue.timeout_s:.0f} s for the LLM; try again later", retry_after=self._queue.retry_after(),
-                           code="waited", seconds=round(self._queue.timeout_s))
+                    raise self._give_up()
             yield self.position()
 
     def acquire(self, timeout: float | None = None) -> bool:
@@ -108,8 +105,7 @@ class Ticket:
                 if left <= 0:
                     if timeout is not None:
                         return False
-                    self._leave()
-                    raise Busy(f"waited {q.timeout_s:.0f} s for the LLM; try again later", retry_after=q.retry_after(), code="waited", seconds=round(q.timeout_s))
+                    raise self._give_up()
                 q._cond.wait(min(left, 1.0))
             q._waiting.popleft()
             self.slot = q._free.pop()
@@ -117,6 +113,12 @@ class Ticket:
             self.started_at = time.monotonic()
             q._cond.notify_all()
             return True
+
+    def _give_up(self) -> Busy:
+        """Leave the queue after its time limit (the queue's lock held); the error to raise."""
+        q = self._queue
+        self._leave()
+        return Busy(f"waited {q.timeout_s:.0f} s for the LLM; try again later", retry_after=q.retry_after(), code="waited", seconds=round(q.timeout_s))
 
     def _leave(self) -> None:
         q = self._queue

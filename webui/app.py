@@ -68,7 +68,7 @@ def failure(exc: ServiceError, lang: str) -> str:
     """What the service refused, in the page's language (its own words when the case has no text here)."""
     if f"err_{exc.code}" in TEXTS:
         return "⚠️ " + t(lang, f"err_{exc.code}", **{k: _escape(str(v)) if isinstance(v, str) else v for k, v in exc.params.items()})
-    kind = type(exc).__name__ if type(exc).__name__ in ("BadRequest", "NotFound", "TooLarge", "Busy", "Conflict") else "ServiceError"
+    kind = type(exc).__name__ if type(exc).__name__ in TEXTS else "ServiceError"
     return f"⚠️ {t(lang, kind)}: {_escape(exc.message)}"
 
 
@@ -300,7 +300,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
         lang = gr.State("en")
         shown = gr.State({})
         with gr.Row():
-            intro = say(gr.Markdown(t("en", "intro")), value="intro")
+            say(gr.Markdown(t("en", "intro")), value="intro")
             lang_box = say(gr.Radio(list(LANGUAGES.values()), value=LANGUAGES["en"], label=t("en", "language"), scale=0, min_width=160,
                                     elem_id="language"), label="language")
         kb_box = say(gr.Dropdown(choices=names, value=kb, label=t("en", "kb"), allow_custom_value=True, elem_id="kb"), label="kb")
@@ -309,7 +309,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
             with gr.Row():
                 question = say(gr.Textbox(placeholder=t("en", "question"), show_label=False, scale=5, elem_id="question"), placeholder="question")
                 send = say(gr.Button(t("en", "ask"), variant="primary", scale=1, elem_id="ask-button"), value="ask")
-            pick = say(gr.Markdown(t("en", "pick_answer"), elem_id="pick-answer"), value="pick_answer")
+            say(gr.Markdown(t("en", "pick_answer"), elem_id="pick-answer"), value="pick_answer")
             sources = gr.Markdown(elem_id="sources")
             with say(gr.Accordion(t("en", "source_pages_files"), open=False), label="source_pages_files"):
                 pages = say(gr.Gallery(label=t("en", "source_pages"), columns=4, height=360, object_fit="contain", preview=False, elem_id="source-pages"),
@@ -338,7 +338,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
                 confirm = say(gr.Textbox(label=t("en", "confirm"), elem_id="confirm-drop"), label="confirm")
                 drop_btn = say(gr.Button(t("en", "drop"), variant="stop", elem_id="drop-kb"), value="drop")
         with say(gr.Tab(t("en", "tab_settings"), elem_id="tab-settings"), label="tab_settings"):
-            settings_intro = say(gr.Markdown(t("en", "settings_intro")), value="settings_intro")
+            say(gr.Markdown(t("en", "settings_intro")), value="settings_intro")
             with gr.Row():
                 with gr.Column(scale=1):
                     llm_box = say(gr.Dropdown(choices=llm_names, value=config.llm.model, label=t("en", "llm"), elem_id="llm"), label="llm")
@@ -397,7 +397,6 @@ def build_app(config: Config, kb: str = "default") -> Any:
         app.load(from_browser, [kb_box, llm_box], [lang, *components, table, info], api_visibility="private")
         chatbot.select(select_answer, shown, [sources, pages, source_files], api_visibility="private")
         lang_box.input(switch, [lang_box, kb_box], [lang, *components, table], api_visibility="private")
-    del intro, pick, settings_intro
     return app
 
 
