@@ -98,3 +98,28 @@ def free_port() -> int:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def start_server(home: Path, *args: str, env: dict[str, str] | None = None, ready: str = "/",
+                 headers: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start `kbqa ARGS --port P` as a user would (its log in the home) and wait until `ready` answers
+    below 500; returns (process, "http://127.0.0.1:P")."""
+    import time
+
+    import httpx
+
+    port = free_port()
+    log = home / f"server-{port}.log"
+    proc = subprocess.Popen([*KBQA, *args, "--port", str(port)], cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(url + ready, headers=headers, timeout=2).status_code < 500:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError(f"kbqa {args[0]} did not answer within 120 s")

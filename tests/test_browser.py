@@ -6,35 +6,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import KBQA, ROOT, free_port
+from conftest import start_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it where apt-get works)")]
 
 
 def start(home: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    log = (home / f"serve-{port}.log").open("w")
-    env = {**os.environ, "KBQA_LLM__MODEL": "extractive"}
-    proc = subprocess.Popen([*KBQA, "serve", "--kb", "web", "--port", str(port), *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        assert proc.poll() is None, Path(log.name).read_text()
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("kbqa serve did not start")
+    proc, url = start_server(home, "serve", "--kb", "web", *extra, env={"KBQA_LLM__MODEL": "extractive"})
+    return proc, url + "/"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import EN_PAGES, KBQA, ROOT, ZH_PAGES, free_port, write_pdf
+from conftest import EN_PAGES, ZH_PAGES, start_server, write_pdf
 
 pytestmark = pytest.mark.slow
 KEY = "serving-key"
@@ -33,25 +33,11 @@ QUESTIONS = [
 ]
 
 
-def start(home: Path, *args: str, ready: str = "/v1/models", env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+def start(home: Path, *args: str, ready: str = "/v1/models") -> tuple[subprocess.Popen[str], str]:
     """Start a server whose temporary folder outside the home is watched (see outside_untouched)."""
-    port = free_port()
-    log = (home / f"server-{port}.log").open("w")
     jail = home.parent / "tmp-outside-home"
     jail.mkdir(exist_ok=True)
-    proc = subprocess.Popen([*KBQA, *args, "--port", str(port)], cwd=ROOT, env={**os.environ, "TMPDIR": str(jail), **(env or {})},
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        assert proc.poll() is None, (home / f"server-{port}.log").read_text()
-        try:
-            if httpx.get(url + ready, headers=AUTH, timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("the server did not answer within 120 s")
+    return start_server(home, *args, env={"TMPDIR": str(jail)}, ready=ready, headers=AUTH)
 
 
 @pytest.fixture
