@@ -60,6 +60,27 @@ def _config(config: Path | None, llm: str | None = None, **sections: dict[str, A
         _fail(str(exc))
 
 
+def _models_here(cfg: Any, llm: bool = False) -> None:
+    """Refuse at once (exit 2) a model that is not on this machine and may not be downloaded
+    (llm.allow_download): the embedder and reranker, and with llm=True the LLM, before anything is opened."""
+    from rich.markup import escape
+
+    from kbqa.offline import ModelNotAvailable, require
+
+    try:
+        from kbqa.embeddings import check_embeddings
+
+        check_embeddings(cfg.embeddings)
+        if cfg.retrieval.reranker:
+            require("reranker", cfg.retrieval.reranker, cfg.retrieval.reranker, from_catalog=False)
+        if llm:
+            from kbqa.llm import check_llm
+
+            check_llm(cfg.llm)
+    except ModelNotAvailable as exc:
+        _fail(escape(str(exc)))
+
+
 def _server_tmp(cfg: Any) -> None:
     """A server writes nothing outside the kbqa home: libraries' temporary files (jieba's dictionary
     cache, ONNX Runtime's session marker, uploads being received) go to $KBQA_HOME/cache/tmp."""
@@ -110,6 +131,7 @@ def ingest(
 
     ingest_opts = {k: v for k, v in {"pdf_engine": pdf_engine, "ocr": ocr}.items() if v}
     cfg, _ = _config(config, ingest=ingest_opts)
+    _models_here(cfg)
     for given in paths:
         if not given.exists():
             _fail(f"{given} does not exist; nothing was ingested")
@@ -182,6 +204,7 @@ def ask(
     Example: kbqa ask "年假有几天？" --kb mykb --llm extractive
     """
     cfg, _ = _config(config, llm)
+    _models_here(cfg, llm=True)
     knowledge_base = _open(kb, cfg)
     from kbqa.kb import KnowledgeBaseError
 
@@ -217,6 +240,7 @@ def search(
     Example: kbqa search "报销期限" --kb mykb --top-k 8
     """
     cfg, _ = _config(config)
+    _models_here(cfg)
     knowledge_base = _open(kb, cfg)
     hits = knowledge_base.search(question, top_k=top_k, threshold=threshold)
     if as_json:
@@ -238,6 +262,7 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
     Example: kbqa chat --kb mykb
     """
     cfg, _ = _config(config, llm)
+    _models_here(cfg, llm=True)
     knowledge_base = _open(kb, cfg)
     out = _console()
     history: list[dict[str, str]] = []
@@ -276,6 +301,7 @@ def serve(
     """
     cfg, _ = _config(config, llm)
     _check_exposure(host or cfg.webui.host, bool(auth), insecure, "--auth user:password")
+    _models_here(cfg, llm=True)
     _server_tmp(cfg)
     users: list[tuple[str, str]] = []
     if auth:
@@ -314,6 +340,7 @@ def eval_(
     from kbqa.kb import KnowledgeBase
 
     cfg, _ = _config(config)
+    _models_here(cfg)
     for p in (corpus, questions):
         if not p.exists():
             _fail(f"{p} does not exist")
@@ -357,6 +384,7 @@ def api(
     """
     cfg, _ = _config(config, llm)
     _check_exposure(host or cfg.webui.host, bool(api_key), insecure, "--api-key KEY")
+    _models_here(cfg, llm=True)
     _server_tmp(cfg)
     from kbqa.api import serve as serve_api
 
@@ -381,17 +409,23 @@ def models(
         _merge_adapter(merge, adapter, llm, config)
         return
     from kbqa.models import embedding_models, is_available, llm_models
+    from kbqa.offline import how_to_get
 
-    rows = [("llm", m.name, m.backend, m.quantization or "", m.memory_gb, is_available(m.source) if m.backend != "transformers" else None, m.source) for m in llm_models().values()]
-    rows += [("embeddings", m.name, m.backend, "", None, is_available(m.source) if m.backend != "sentence-transformers" or (m.source or "").startswith("package:") else None, m.source) for m in embedding_models().values()]
+    rows = [("llm", m.name, m.backend, m.quantization or "", m.memory_gb, is_available(m.source), m.source) for m in llm_models().values()]
+    rows += [("embeddings", m.name, m.backend, "", None, is_available(m.source), m.source) for m in embedding_models().values()]
     if as_json:
         keys = ("role", "name", "backend", "quantization", "memory_gb", "installed", "source")
-        print(json.dumps([dict(zip(keys, r)) for r in rows], ensure_ascii=False, indent=2))
+        print(json.dumps([{**dict(zip(keys, r)), "get": "" if r[5] else how_to_get(r[6])[1]} for r in rows], ensure_ascii=False, indent=2))
         return
-    marks = {True: "yes", False: "no", None: "hub/path"}
     _print_table(("role", "name", "backend", "quant", "≈GB", "here", "source"),
-                 [(role, name, backend, quant, f"{mem:g}" if mem else "", marks[here], str(source or ""))
+                 [(role, name, backend, quant, f"{mem:g}" if mem else "", "yes" if here else "no", str(source or ""))
                   for role, name, backend, quant, mem, here, source in rows])
+    missing = [(name, *how_to_get(source)) for _, name, _, _, _, here, source in rows if not here]
+    if missing:
+        out = _console()
+        out.print("\nNot here; kbqa downloads nothing unless llm.allow_download: true. To get one:", markup=False)
+        for name, kind, what in missing:
+            out.print(f"  {name}: " + (f"download {what} and set llm.path to it" if kind == "file" else what), markup=False)
 
 
 def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -558,10 +592,17 @@ def _root(
 
 
 def main() -> None:
+    from kbqa.offline import ModelNotAvailable
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+    except ModelNotAvailable as exc:  # a model loaded later than the command's own check (e.g. by a library call)
+        from rich.markup import escape
+
+        _console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+        sys.exit(EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class LLMConfig(_Section):
     history_tokens: int = Field(1024, ge=0)
     base_url: str | None = None
     api_key: str | None = None
+    allow_download: bool = False  # true: models may come from a hub; governs every model kbqa loads (kbqa.offline)
 
 
 class WebUIConfig(_Section):
@@ -193,7 +194,8 @@ def load_config(
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
 ) -> tuple[Config, dict[str, str]]:
-    """Return the merged config and, for each dotted key, where its value came from."""
+    """Return the merged config and, for each dotted key, where its value came from. The process
+    then follows its download switch (llm.allow_download, see kbqa.offline)."""
     environ = dict(os.environ if environ is None else environ)
     data: dict[str, Any] = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text(encoding="utf-8")) or {}
     origin = {key: "default" for key in _flatten(data)}
@@ -212,10 +214,14 @@ def load_config(
     if overrides:
         _merge(data, overrides, origin, "command line")
     try:
-        return Config.model_validate(data), origin
+        config = Config.model_validate(data)
     except ValidationError as exc:
         problems = [_problem(err, origin) for err in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    from kbqa.offline import apply
+
+    apply(config.llm.allow_download)  # HF_HUB_OFFLINE=1 in this process unless downloads are allowed
+    return config, origin
 
 
 def load_yaml(name: str) -> dict[str, Any]:

@@ -119,11 +119,10 @@ class SentenceTransformersEmbedder:
             source = str(candidates[0] if candidates else folder)
         if os.path.exists(os.path.expanduser(source)):
             source = os.path.expanduser(source)
-        elif os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise RuntimeError(
-                f"embedding model {source!r} is not a local folder and HF_HUB_OFFLINE=1: "
-                "download it once (huggingface-cli download) and give its path"
-            )
+        else:  # a hub id: from the Hugging Face cache, or downloaded only when that is allowed
+            from kbqa.offline import require
+
+            require("embeddings", model.name, source, from_catalog=model.name in embedding_models())
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -200,8 +199,20 @@ def resolve_model(config: EmbeddingsConfig) -> EmbeddingModel:
     return EmbeddingModel(name=config.model, backend=backend, source=config.model)
 
 
-def make_embedder(config: EmbeddingsConfig) -> Embedder:
+def check_embeddings(config: EmbeddingsConfig) -> EmbeddingModel:
+    """The model config names, refused (kbqa.offline.ModelNotAvailable, listing the installed ones)
+    when its weights are not on this machine and may not be downloaded."""
+    from kbqa.offline import guard, require
+
+    guard()  # HF_HUB_OFFLINE=1 unless downloads are allowed, before any hub library is used
     model = resolve_model(config)
+    if model.backend == "sentence-transformers":
+        require("embeddings", model.name, model.source or model.name, from_catalog=config.model in embedding_models())
+    return model
+
+
+def make_embedder(config: EmbeddingsConfig) -> Embedder:
+    model = check_embeddings(config)
     if model.backend not in BACKENDS:
         raise RuntimeError(f"unknown embeddings backend {model.backend!r}; choose one of {', '.join(BACKENDS)}")
     return BACKENDS[model.backend](model, config)

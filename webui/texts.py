@@ -38,6 +38,13 @@ TEXTS: dict[str, dict[str, str]] = {
     "threshold": {"en": "Relevance threshold (0..1, higher = stricter)", "zh": "相关度阈值（0..1，越高越严格）"},
     "temperature": {"en": "Temperature (0 = always the same answer)", "zh": "温度（0 = 每次答案相同）"},
     "facts": {"en": "What it runs on", "zh": "运行组件"},
+    "llm_missing_title": {"en": "Models not on this machine", "zh": "本机未安装的模型"},
+    "llm_missing": {
+        "en": "kbqa never downloads a model unless `llm.allow_download: true` is set. To use one of these, get it as shown "
+              "(a `.gguf` file: download it and set `llm.path` to where you saved it), then restart kbqa.",
+        "zh": "除非设置了 `llm.allow_download: true`，kbqa 不会下载任何模型。要使用下列模型，请按所示方法获取"
+              "（`.gguf` 文件：下载后把 `llm.path` 设为它的保存位置），然后重启 kbqa。",
+    },
     "refresh": {"en": "Refresh", "zh": "刷新"},
     # knowledge bases
     "new_kb": {"en": "New knowledge base", "zh": "新建知识库"},
@@ -94,6 +101,26 @@ TEXTS: dict[str, dict[str, str]] = {
     "err_empty": {"en": "The question is empty.", "zh": "问题是空的。"},
     "err_too_long": {"en": "The question has {chars} characters; the limit is {limit}.", "zh": "问题有 {chars} 个字符，上限是 {limit}。"},
     "err_not_here": {"en": "The LLM {model} is not on this machine; available: {offers}.", "zh": "本机没有大模型 {model}；可用的有：{offers}。"},
+    "err_llm_missing": {"en": "The LLM **{model}** is not on this machine, and kbqa does not download models (llm.allow_download is off). "
+                              "Get it with: {get} — or choose an installed one: {installed}.",
+                        "zh": "本机没有大模型 **{model}**，kbqa 也不会自动下载模型（llm.allow_download 未开启）。获取方法：{get}；或选择已安装的模型：{installed}。"},
+    "err_llm_unknown": {"en": "There is no LLM **{model}**: it is not in the model catalog, not a local path, and kbqa does not download models. "
+                              "Installed: {installed}.",
+                        "zh": "没有大模型 **{model}**：它不在模型目录中，也不是本地路径，而 kbqa 不会自动下载模型。已安装的模型：{installed}。"},
+    "err_llm_load_failed": {"en": "The LLM **{model}** could not be loaded: {reason}. Choose another one and ask again.",
+                            "zh": "大模型 **{model}** 加载失败：{reason}。请选择其他模型后重新提问。"},
+    "err_embeddings_missing": {"en": "The embedding model **{model}** is not on this machine, and kbqa does not download models "
+                                     "(llm.allow_download is off). Get it with: {get} — or set embeddings.model to an installed one: {installed}.",
+                               "zh": "本机没有向量模型 **{model}**，kbqa 也不会自动下载模型（llm.allow_download 未开启）。获取方法：{get}；"
+                                     "或把 embeddings.model 设为已安装的模型：{installed}。"},
+    "err_embeddings_unknown": {"en": "There is no embedding model **{model}**: it is not in the model catalog, not a local path, and kbqa does not "
+                                     "download models. Installed: {installed}.",
+                               "zh": "没有向量模型 **{model}**：它不在模型目录中，也不是本地路径，而 kbqa 不会自动下载模型。已安装的向量模型：{installed}。"},
+    "err_embeddings_load_failed": {"en": "The embedding model **{model}** could not be loaded: {reason}.",
+                                   "zh": "向量模型 **{model}** 加载失败：{reason}。"},
+    "err_reranker_unknown": {"en": "The reranker **{model}** is not on this machine, and kbqa does not download models: "
+                                   "give retrieval.reranker a local folder.",
+                             "zh": "本机没有重排序模型 **{model}**，kbqa 也不会自动下载模型：请把 retrieval.reranker 设为本地文件夹。"},
     "err_full": {"en": "The LLM is busy and the queue is full; try again in {seconds:.0f} s.", "zh": "大模型正忙且排队已满，请约 {seconds:.0f} 秒后再试。"},
     "err_waited": {"en": "Waited {seconds} s for the LLM; try again later.", "zh": "已等待大模型 {seconds} 秒，请稍后再试。"},
     "err_stopping": {"en": "The server is shutting down.", "zh": "服务器正在关闭。"},

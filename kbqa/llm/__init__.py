@@ -66,8 +66,23 @@ def resolve_model(config: LLMConfig) -> LLMModel:
     return LLMModel(name=config.model, backend=backend, source=source, template=template, context=0)  # 0: the model's own
 
 
-def make_llm(config: LLMConfig, cache_dir: Path) -> LLM:
+def check_llm(config: LLMConfig) -> LLMModel:
+    """The model config names, refused (kbqa.offline.ModelNotAvailable, listing the installed ones)
+    when it is to be loaded here but its weights are not on this machine and may not be downloaded."""
+    from kbqa.offline import require
+
     model = resolve_model(config)
+    if model.backend in ("llamacpp", "transformers"):
+        source = config.path or model.source or model.name
+        require("llm", model.name, source, from_catalog=not config.path and model.name in llm_models())
+    return model
+
+
+def make_llm(config: LLMConfig, cache_dir: Path) -> LLM:
+    from kbqa.offline import apply
+
+    apply(config.allow_download)
+    model = check_llm(config)
     if model.backend not in BACKENDS:
         raise RuntimeError(f"unknown llm backend {model.backend!r}; choose one of {', '.join(BACKENDS)}")
     return BACKENDS[model.backend](model, config, cache_dir)

@@ -3,7 +3,6 @@ an optional PEFT LoRA adapter, the tokenizer's chat template or the catalog's, s
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,15 +14,14 @@ from kbqa.models import LLMModel
 
 
 def resolve_source(source: str) -> tuple[str, bool]:
-    """(what to load, whether it is local). A hub id while offline is a clear error, never a download."""
+    """(what to load, whether it is local). A hub id is loaded from the Hugging Face cache, or
+    downloaded when llm.allow_download is true; otherwise it is a clear error (kbqa.offline), never a download."""
+    from kbqa.offline import require
+
     path = Path(source).expanduser()
     if path.exists():
         return str(path), True
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
-        raise RuntimeError(
-            f"model {source!r} is not a local folder and HF_HUB_OFFLINE=1 forbids downloading it: "
-            f"download it once (huggingface-cli download {source} --local-dir DIR) and set llm.path: DIR"
-        )
+    require("llm", source, source, from_catalog=False)
     return source, False
 
 
