@@ -14,24 +14,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from ingest.textfacts import CLAUSE_END, SENTENCE_END, is_wide
 from ingest.types import Chunk, Document
 
-_CLOSERS = "”’\"')）」』》】"
 LEVELS: list[re.Pattern[str]] = [
     re.compile(r"\n[ \t\u3000]*\n\s*"),  # paragraph
     re.compile(r"\n\s*"),  # line
-    re.compile(rf"(?:[。！？!?；;…]+|\.(?=\s))[{_CLOSERS}]*\s*"),  # sentence
-    re.compile(r"[，,、：:]\s*"),  # clause
+    re.compile(rf"{SENTENCE_END.pattern}\s*"),  # sentence
+    re.compile(rf"{CLAUSE_END.pattern}\s*"),  # clause
     re.compile(r"\s+"),  # words
 ]
 
 Span = tuple[int, int]
 UNITS = ("chars", "weighted", "tokens")
 Weigh = Callable[[str], list[float]]  # per-character share of the embedder's tokens (unit "tokens")
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\uff00" <= ch <= "\uffef"
 
 
 class _Length:
@@ -45,7 +41,7 @@ class _Length:
             raise ValueError("length unit 'tokens' needs the embedder's token counter")
         self.weighted = unit != "chars"
         if self.weighted:
-            weights = weigh(text) if unit == "tokens" and weigh else [1.0 if _is_cjk(ch) else 1.0 / 3.0 for ch in text]
+            weights = weigh(text) if unit == "tokens" and weigh else [1.0 if is_wide(ch) else 1.0 / 3.0 for ch in text]
             acc, total = [0.0], 0.0
             for w in weights:
                 total += w

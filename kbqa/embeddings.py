@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ingest.textfacts import HAN
 from kbqa.config import EmbeddingsConfig
 from kbqa.models import EmbeddingModel, embedding_models, package_path
 
@@ -31,7 +32,7 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-_RUNS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+|\s+|.", re.S)
+_RUNS = re.compile(rf"[{HAN}]|[^\W_]+|\s+|.", re.S)
 
 
 def token_weights(count: Callable[[str], int]) -> Callable[[str], list[float]]:

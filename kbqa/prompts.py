@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ingest.textfacts import approx_tokens, language
 from kbqa.config import load_yaml
 from kbqa.types import Hit
 
@@ -26,21 +27,6 @@ def templates(lang: str) -> Templates:
     data = load_yaml(f"prompts/{lang}.yaml")
     data["stop"] = tuple(data.get("stop") or ())
     return Templates(**data)
-
-
-def language(text: str) -> str:
-    """'zh' when the text has a meaningful share of CJK characters, else 'en'."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return "zh"
-    cjk = sum(1 for ch in letters if "\u3400" <= ch <= "\u9fff")
-    return "zh" if cjk / len(letters) > 0.2 else "en"
-
-
-def approx_tokens(text: str) -> int:
-    """A safe over-estimate when no tokenizer is at hand: a CJK character ~1 token, else ~4 chars."""
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
-    return cjk + (len(text) - cjk) // 3 + 1
 
 
 @dataclass

@@ -13,6 +13,7 @@ from ingest.loaders.ocr import ocr_blocks
 from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
 from ingest.loaders.pdf_tables import inside, page_tables
 from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order, union
+from ingest.textfacts import WIDE
 from ingest.types import Document, LoadError
 
 ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
@@ -32,8 +33,7 @@ def _normalize(text: str) -> str:
     return _CONTROL.sub("", text.replace("\u00ad", "").replace("\u2044", "/"))
 
 
-_CJK = "\u3000-\u30ff\u3400-\u9fff\uff00-\uffef"
-_WRAP_CJK = re.compile(f"(?<=[{_CJK}])[ \t]*\n[ \t]*(?=[{_CJK}])")
+_WRAP_CJK = re.compile(f"(?<=[{WIDE}])[ \t]*\n[ \t]*(?=[{WIDE}])")
 _WRAP_HYPHEN = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 
 

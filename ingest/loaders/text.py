@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ingest.textfacts import han as han_characters
 from ingest.types import Document, LoadError
 
 _BOMS = [
@@ -41,7 +42,7 @@ def _chinese_decoding(data: bytes) -> str | None:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        han = [ch for ch in text if "\u3400" <= ch <= "\u9fff"]
+        han = han_characters(text)
         if len(han) < max(2, 0.3 * sum(1 for ch in text if ord(ch) > 127)):
             continue
         share = sum(1 for ch in han if ch in _COMMON_ZH) / len(han)

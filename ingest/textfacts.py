@@ -1,0 +1,172 @@
+"""Facts about text that every part needs, in one place: which characters are Chinese (CJK), the
+language of a text, sentence and clause boundaries, content words and how much two texts share.
+
+It lives in `ingest` because the loaders and the splitter need it and `ingest` may not import
+`kbqa`; `kbqa` imports it from here. jieba and the Snowball stemmer load on first use."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+# --- characters ----------------------------------------------------------------------------------
+# Han ideographs (CJK Extension A, the Unified block, compatibility ideographs): "Chinese characters".
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Everything East Asian that is set one character per em and ~one token each: radicals, CJK
+# punctuation, kana, Han, fullwidth forms. Lines of such text wrap without a space.
+WIDE = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
+_HAN_RE = re.compile(f"[{HAN}]")
+_WIDE_RE = re.compile(f"[{WIDE}]")
+
+
+def is_han(ch: str) -> bool:
+    return bool(_HAN_RE.match(ch))
+
+
+def is_wide(ch: str) -> bool:
+    return bool(_WIDE_RE.match(ch))
+
+
+def han(text: str) -> str:
+    """The Han characters of a text, in order."""
+    return "".join(_HAN_RE.findall(text))
+
+
+def language(text: str) -> str:
+    """'zh' when over a fifth of the letters are Han characters (or there are no letters), else 'en'."""
+    letters = sum(1 for ch in text if ch.isalpha())
+    if not letters:
+        return "zh"
+    return "zh" if len(_HAN_RE.findall(text)) / letters > 0.2 else "en"
+
+
+def approx_tokens(text: str) -> int:
+    """A safe over-estimate of a text's tokens when no tokenizer is at hand: a wide character ~1
+    token, any other ~1/3."""
+    wide = len(_WIDE_RE.findall(text))
+    return wide + (len(text) - wide) // 3 + 1
+
+
+# --- sentences ------------------------------------------------------------------------------------
+CLOSERS = "”’\"')）」』》】"
+# the end of a sentence: Chinese or English end punctuation (an English full stop only before a space),
+# with any closing quotes and brackets after it
+SENTENCE_END = re.compile(rf"(?:[。！？!?；;…]+|\.(?=\s))[{CLOSERS}]*")
+CLAUSE_END = re.compile(r"[，,、：:]")
+_NOT_PROSE = re.compile(r"^\s*(#{1,6}\s|\|?[-: |]+\|?\s*$)")  # a Markdown heading or table rule
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence: ends at end punctuation or a line break; spans cover the text."""
+    spans, start = [], 0
+    for m in re.finditer(rf"{SENTENCE_END.pattern}|\n", text):
+        spans.append((start, m.end()))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a passage, stripped, without Markdown headings, table rules or one-character bits."""
+    out = []
+    for a, b in sentence_spans(text):
+        s = text[a:b].strip()
+        if len(s) > 1 and not _NOT_PROSE.match(s):
+            out.append(s)
+    return out
+
+
+# --- words ----------------------------------------------------------------------------------------
+WORD = re.compile(rf"[\w{HAN}]+", re.UNICODE)
+_ASCII_WORD = re.compile(r"[a-z]+")
+STOP_WORDS = frozenset(
+    "的 了 是 在 和 与 及 或 也 都 就 而 之 其 这 那 有 为 以 于 对 从 把 被 让 吗 呢 吧 啊 么 什么 哪 哪些 哪个 怎么 怎样 如何 多少 几 谁 "
+    "a an the of to in on at for by with is are was were be been being do does did what which who whom whose when where why how "
+    "and or not no it its this that these those as from into than then there their they them he she his her you your i we our "
+    "me my him us am has have had having can could would should will shall may might must about above after again against all "
+    "any because before below between both during each few further here if just more most nor only other over own same so some "
+    "such through too under until up very while out off once s t also many much one".split()
+)
+
+
+# words that ask rather than say: left out when a question is compared with a passage (not from BM25 queries)
+QUESTION_WORDS = frozenset(
+    "多久 多长 多大 多高 多远 多重 多少钱 多长时间 哪里 哪儿 哪一 哪年 哪天 哪位 哪种 什么 什么样 什么时候 何时 何地 何处 为什么 为何 "
+    "是否 能否 可否 几天 几年 几个 几种 请问 一下 呢 吗 哪家 哪国 哪些人 谁是 "
+    "whom whose which what when where why how does did do".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _jieba() -> Any:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """An English word's Snowball stem; any other word as it is."""
+    return str(_stemmer().stemWord(word)) if _ASCII_WORD.fullmatch(word) else word
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words: jieba's search-mode words for Chinese (overlapping), runs of letters and digits."""
+    out: list[str] = []
+    for token in _jieba().cut_for_search(text):
+        token = token.strip().lower()
+        if token and WORD.fullmatch(token):
+            out.append(token)
+    return out
+
+
+def content_words(text: str) -> list[str]:
+    """Distinct stemmed words without stop words, in order of appearance."""
+    seen: dict[str, None] = {}
+    for token in words(text):
+        if token not in STOP_WORDS:
+            seen[stem(token)] = None
+    return list(seen)
+
+
+def terms(text: str) -> set[str]:
+    """What two texts are compared by: content words (no question words) plus the pairs of adjacent
+    Han characters inside them (robust to how jieba happens to cut a phrase)."""
+    found = {w for w in content_words(text) if w not in QUESTION_WORDS}
+    pairs = {w[i : i + 2] for w in found if len(w) > 2 and len(han(w)) == len(w) for i in range(len(w) - 1)}
+    return found | pairs
+
+
+def term_weight(term: str) -> float:
+    """Longer terms say more: a Han pair or short word 1.6, a long word up to 2.2."""
+    return 1.0 + 0.3 * min(len(term), 4)
+
+
+def coverage(wanted: Iterable[str], found: set[str], weights: dict[str, float] | None = None) -> float:
+    """The weighted share of the wanted terms that are found (0..1; 1 when nothing is wanted)."""
+    wanted = list(dict.fromkeys(wanted))
+    if not wanted:
+        return 1.0
+    w = weights or {}
+    total = sum(w.get(t, term_weight(t)) for t in wanted)
+    return sum(w.get(t, term_weight(t)) for t in wanted if t in found) / total if total else 1.0
+
+
+def idf_weights(wanted: Iterable[str], texts: list[set[str]]) -> dict[str, float]:
+    """A weight per wanted term: longer and rarer among the texts counts more."""
+    n = len(texts)
+    return {t: math.log(1 + (n + 1) / (1 + sum(1 for s in texts if t in s))) * term_weight(t) for t in wanted}
