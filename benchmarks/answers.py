@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kbqa.grounding import squash  # noqa: E402
+from kbqa.answer import squash  # noqa: E402
 
 _CITE = re.compile(r"\[(\d+)\]")
 

@@ -104,9 +104,11 @@ def standalone_question(question: str, history: list[Message] | None, llm: Any, 
     turns = [m for m in (history or []) if m.get("role") in ("user", "assistant") and m.get("content")]
     if not turns or mode == "off":
         return question
-    chat_model = llm is not None and getattr(llm, "template", "") not in ("completion", "none")
-    if mode == "llm" or (mode == "auto" and chat_model):
-        if llm is None:
-            raise RuntimeError("llm.rewrite=llm needs an LLM; use rewrite: concat with the extractive backend")
+    from kbqa.answer import capabilities_of
+
+    caps = capabilities_of(llm) if llm is not None else None
+    if mode == "llm" or (mode == "auto" and caps is not None and caps.chat):
+        if caps is None or caps.extractive:
+            raise RuntimeError("llm.rewrite: llm needs a generating LLM; with llm.model extractive use rewrite: concat (or auto)")
         return llm_question(question, turns, llm)
     return concat_question(question, turns)

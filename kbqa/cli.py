@@ -180,10 +180,11 @@ def ingest(
         raise typer.Exit(EXIT_FAILED_FILES)
 
 
-def _print_sources(out: Any, sources: list[Any]) -> None:
+def _print_sources(out: Any, sources: list[Any], related: bool = False) -> None:
+    """The numbered sources; after a refusal, the closest passages, marked as related, not an answer."""
     if not sources:
         return
-    out.print("\n[bold]Sources[/]")
+    out.print("\n[bold]Related passages (not an answer)[/]" if related else "\n[bold]Sources[/]")
     for i, h in enumerate(sources, start=1):
         out.print(f"[cyan][{i}][/] {h.cite()}  [dim](relevance {h.relevance:.2f})[/]")
         out.print(f"    [dim]{h.snippet()}[/]")
@@ -217,9 +218,7 @@ def ask(
         for piece in result:
             out.print(piece, end="", soft_wrap=True)
         out.print()
-        if not result.answered_from_documents:
-            out.print("[dim](no source passed the relevance threshold; the LLM was not called)[/]")
-        _print_sources(out, result.sources)
+        _print_sources(out, result.sources, related=not result.answered_from_documents)
     except (KnowledgeBaseError, RuntimeError) as exc:
         _fail(str(exc))
     finally:
@@ -280,7 +279,7 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
         for piece in result:
             out.print(piece, end="", soft_wrap=True)
         out.print()
-        _print_sources(out, result.sources)
+        _print_sources(out, result.sources, related=not result.answered_from_documents)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": result.text}]
     knowledge_base.close()
 

@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 
 from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
+from ingest.textfacts import HAN, han
 from ingest.worker import LoaderProcess
 from kbqa.config import Config, load_config
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 
 # A knowledge base's name: letters (any script), digits, CJK, '-', '_', '.' (not first), at most 64 characters.
-_NAME = re.compile(r"^[\w\-\u3400-\u9fff][\w\-.\u3400-\u9fff]{0,63}$")
+_NAME = re.compile(rf"^[\w\-{HAN}][\w\-.{HAN}]{{0,63}}$")
 # Characters a stored file name may not keep: path separators, shell and Windows specials, controls.
-_UNSAFE = re.compile(r"[^\w.\-\u3400-\u9fff ()\[\]+,@&#%=~'!]+")
+_UNSAFE = re.compile(rf"[^\w.\-{HAN} ()\[\]+,@&#%=~'!]+")
 MAX_NAME_BYTES = 200  # well under the 255 bytes a file name may have on Linux, macOS and Windows
 
 
@@ -326,17 +327,20 @@ class KnowledgeBase:
 
     @property
     def llm(self) -> Any:
-        """The configured LLM, loaded on first use. A local generator (llama.cpp, transformers) is
-        not thread-safe: it comes behind a generation queue, so threads of one program that share
-        this knowledge base take turns instead of crashing it."""
+        """The configured LLM, loaded on first use (for llm.model extractive: the extractive answerer,
+        no model). A local generator (llama.cpp, transformers) is not thread-safe: it comes behind a
+        generation queue, so threads of one program that share this knowledge base take turns instead
+        of crashing it."""
         if self._llm is None:
             with self._lock:
                 if self._llm is None:
+                    from kbqa.answer import ExtractiveAnswerer
                     from kbqa.llm import make_llm, resolve_model
                     from kbqa.queue import GenerationQueue, QueuedLLM
 
-                    loaded = make_llm(self.config.llm, self.config.home_dir() / "models")
-                    if resolve_model(self.config.llm).backend in ("llamacpp", "transformers"):
+                    backend = resolve_model(self.config.llm).backend
+                    loaded = ExtractiveAnswerer() if backend == "extractive" else make_llm(self.config.llm, self.config.home_dir() / "models")
+                    if backend in ("llamacpp", "transformers"):
                         loaded = QueuedLLM([loaded], GenerationQueue(1, max_waiting=1_000_000, timeout_s=24 * 3600))
                     self._llm = loaded
         return self._llm
@@ -648,6 +652,9 @@ class KnowledgeBase:
             self._reranker = CrossEncoderReranker(self.config.retrieval.reranker, self.config.embeddings.device)
         return self._reranker
 
+    def is_empty(self) -> bool:
+        return self.catalog.chunk_count() == 0
+
     def ask(
         self,
         question: str,
@@ -659,64 +666,37 @@ class KnowledgeBase:
         llm: Any = None,
         **generation: Any,
     ) -> Answer | AnswerStream:
-        """Answer from the documents: retrieve, build a cited prompt, generate.
+        """Answer from the documents, or say they do not hold the answer (kbqa.answer: retrieve,
+        decide from evidence, answer, check). Sources come most relevant first; the answer cites them as [n].
 
         history: earlier {"role": "user"|"assistant", "content": ...} turns. A follow-up question is
         made to stand alone for retrieval (llm.rewrite; the result is Answer.query) and the turns
         are trimmed, newest first, to llm.history_tokens.
 
-        With no chunk above the relevance threshold the answer says so and no LLM is called.
-        stream=True returns an AnswerStream: iterate it for text pieces; .sources is set at once.
-        llm: an already loaded LLM to answer with instead of the configured one (the service's shared,
-        queued generators); generation: max_tokens, temperature, and whatever that LLM's stream takes.
+        A refusal (answered_from_documents False) calls no LLM; its sources are the closest passages,
+        related material rather than an answer. stream=True returns an AnswerStream: iterate it for
+        text pieces; .sources is set at once. llm: an already loaded LLM to answer with instead of the
+        configured one (the service's shared, queued generators); generation: max_tokens, temperature,
+        and whatever that LLM's stream takes.
         """
-        from kbqa.chat import standalone_question, trim_history
-        from kbqa.prompts import build_prompt, language, no_answer
+        from kbqa import answer as pipeline
+        from kbqa.models import calibration
 
         question = clean_text(question)
         history = [{"role": m["role"], "content": clean_text(m["content"])} for m in history or []]
-        query = question
-        if history:
-            mode = self.config.llm.rewrite
-            rewriter = (llm or self.llm) if mode in ("auto", "llm") else None
-            query = standalone_question(question, history, rewriter, mode)
-        hits = self.search(query, top_k=top_k, threshold=threshold)
-        if not hits and self.catalog.chunk_count() == 0:
-            empty = (f"知识库 {self.name} 是空的：请先导入文件（kbqa ingest 文件夹 --kb {self.name}，或在网页上上传）。"
-                     if language(question) == "zh" else
-                     f"The knowledge base {self.name!r} is empty: ingest files first (kbqa ingest FOLDER --kb {self.name}, or upload them in the web app).")
-            result = AnswerStream(question, [], iter([empty]), answered=False, model=getattr(llm, "name", self.config.llm.model), query=query)
-        elif not hits:
-            pieces: Iterator[str] = iter([no_answer(question)])
-            result = AnswerStream(question, [], pieces, answered=False, model=getattr(llm, "name", self.config.llm.model), query=query)
-        else:
-            llm = llm or self.llm
-            gen = {"max_tokens": self.config.llm.max_tokens, "temperature": self.config.llm.temperature, **generation}
-            if getattr(llm, "template", "") == "completion":
-                result = self._ask_base_model(query, hits, llm, gen)
-                result.question = question
-            else:
-                budget = llm.context - int(gen["max_tokens"]) - 16
-                turns = trim_history(history, min(self.config.llm.history_tokens, budget // 3), llm.count_tokens)
-                prompt = build_prompt(question, hits, budget_tokens=budget, count_tokens=llm.count_tokens, history=turns)
-                evidence = [(i + 1, h.text) for i, h in enumerate(prompt.sources)]
-                pieces = _clean_stream(llm.stream(prompt.messages, stop=prompt.stop, question=query, evidence=evidence, **gen))
-                result = AnswerStream(question, prompt.sources, pieces, answered=True, model=llm.name)
-            result.query = query
+        def model() -> Any:  # loaded only when needed: a refusal never loads the LLM
+            return llm or self.llm
+
+        mode = self.config.llm.rewrite
+        prepared = pipeline.prepare(
+            self, question, calibration=lambda lang: calibration(self.embedder, lang), history=history, rewrite=mode,
+            rewriter=model() if history and mode in ("auto", "llm") else None, top_k=top_k, threshold=threshold,
+        )
+        gen = {"max_tokens": self.config.llm.max_tokens, "temperature": self.config.llm.temperature, **generation}
+        name = getattr(llm, "name", None) or self.config.llm.model
+        answerer = pipeline.answerer_for(model(), self.config.llm.history_tokens) if prepared.decision.answer else None
+        result = pipeline.answer(self, prepared, answerer, gen, model=name)
         return result if stream else result.answer()
-
-    def _ask_base_model(self, question: str, hits: list[Hit], llm: Any, gen: dict[str, Any]) -> AnswerStream:
-        """A base model answers from the best evidence sentences; the answer is checked against them."""
-        from kbqa.grounding import completion_prompt, evidence_for, grounded_stream
-        from kbqa.prompts import language, templates
-
-        t = templates(language(question))
-        evidence = evidence_for(question, hits)
-        # a 270M model copies whichever sentence is nearest the question: give it only the best one
-        messages = [{"role": "user", "content": completion_prompt(question, evidence[:1], t)}]
-        short = {**gen, "max_tokens": min(int(gen["max_tokens"]), 64)}
-        pieces = grounded_stream(_clean_stream(llm.stream(messages, stop=t.stop, **short)), evidence, language(question))
-        return AnswerStream(question, hits, pieces, answered=True, model=llm.name)
 
     def as_retriever(self, **kwargs: Any) -> Any:
         """A LangChain BaseRetriever over this knowledge base."""
@@ -734,7 +714,7 @@ def _passage_rects(page: Any, passage: str) -> list[Any]:
     words = passage.split()
     if not words:
         return []
-    cjk = any("\u3400" <= ch <= "\u9fff" for ch in passage)
+    cjk = bool(han(passage))
     text = "".join(words) if cjk else " ".join(words)
     probes = [text[:12], text[-12:]] if cjk else [" ".join(words[:5]), " ".join(words[-5:])]
     found = [r for probe in dict.fromkeys(p for p in probes if p.strip()) for r in page.search_for(probe)[:1]]
@@ -745,18 +725,3 @@ def _passage_rects(page: Any, passage: str) -> list[Any]:
     import pymupdf
 
     return [pymupdf.Rect(min(b[0] for b in lines), top, max(b[2] for b in lines), bottom)] if lines else found
-
-
-def _clean_stream(pieces: Iterator[str]) -> Iterator[str]:
-    """Drop leading whitespace of the first piece; stop cleanly on Ctrl-C."""
-    first = True
-    try:
-        for piece in pieces:
-            if first:
-                piece = piece.lstrip()
-                if not piece:
-                    continue
-                first = False
-            yield piece
-    except KeyboardInterrupt:
-        return

@@ -11,6 +11,24 @@ from typing import Any
 from kbqa.config import load_yaml
 
 
+# Until a model is calibrated: answer when the best sentence holds most of the question's words.
+DEFAULT_WEIGHTS = {"bias": -4.0, "relevance": 1.0, "coverage": 5.0, "sentence": 2.0, "passage": 1.0, "typed": 0.5}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How one embedding model's scores read in one language, fitted on question sets by
+    benchmarks/refusal.py --fit (the data and method are in the catalog next to the numbers).
+
+    relevance: the cosines mapped to 0 and 1 on the shown 0..1 relevance scale;
+    weights: a logistic model of "the sources hold the answer" over kbqa.answer.features;
+    cut: the probability from which kbqa answers."""
+
+    relevance: tuple[float, float]
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    cut: float = 0.5
+
+
 @dataclass(frozen=True)
 class EmbeddingModel:
     name: str
@@ -21,6 +39,11 @@ class EmbeddingModel:
     query_prefix: str = ""
     passage_prefix: str = ""
     relevance: tuple[float, float] = (0.3, 0.9)
+    calibration: dict[str, Calibration] = field(default_factory=dict)  # by language: zh, en
+
+    def calibrated(self, lang: str) -> Calibration:
+        """The calibration for a question in this language, else the catalog range with default weights."""
+        return self.calibration.get(lang) or Calibration(self.relevance)
 
 
 @dataclass(frozen=True)
@@ -42,13 +65,26 @@ def _catalog() -> dict[str, Any]:
     return load_yaml("models.yaml")
 
 
+@lru_cache(maxsize=1)
 def embedding_models() -> dict[str, EmbeddingModel]:
     out = {}
     for name, spec in (_catalog().get("embeddings") or {}).items():
         spec = dict(spec)
         spec["relevance"] = tuple(spec.get("relevance", (0.3, 0.9)))
+        spec["calibration"] = {
+            lang: Calibration(tuple(c["relevance"]), {**DEFAULT_WEIGHTS, **(c.get("weights") or {})}, float(c.get("cut", 0.5)))
+            for lang, c in (spec.get("calibration") or {}).items()
+        }
+        spec.pop("fitted", None)  # how the calibration was made: documentation for people
         out[name] = EmbeddingModel(name=name, **spec)
     return out
+
+
+def calibration(embedder: Any, lang: str) -> Calibration:
+    """The calibration of a loaded embedder for questions in a language (a model outside the catalog:
+    its own relevance range and the default weights)."""
+    model = embedding_models().get(getattr(embedder, "name", ""))
+    return model.calibrated(lang) if model else Calibration(tuple(getattr(embedder, "relevance", (0.3, 0.9))))
 
 
 def llm_models() -> dict[str, LLMModel]:

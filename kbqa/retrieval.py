@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from ingest.textfacts import language
 from kbqa.config import RetrievalConfig
 from kbqa.embeddings import Embedder
+from kbqa.models import calibration
 from kbqa.store import Catalog, VectorIndex
 from kbqa.types import Hit
 
@@ -53,6 +55,7 @@ class Retriever:
 
     def search(self, question: str, top_k: int | None = None, threshold: float | None = None) -> list[Hit]:
         top_k = top_k or self.config.top_k
+        calibrated = calibration(self.embedder, language(question)).relevance
         threshold = self.config.threshold if threshold is None else threshold
         query = self.embedder.embed_query(question)
         fetch = max(self.config.fetch_k, top_k)
@@ -75,7 +78,7 @@ class Retriever:
             row = rows.get(chunk_id)
             if row is None or row.text in seen:
                 continue
-            rel = relevance(cosines.get(chunk_id, -1.0), self.embedder.relevance)
+            rel = relevance(cosines.get(chunk_id, -1.0), calibrated)
             if rel < threshold:
                 continue
             seen.add(row.text)

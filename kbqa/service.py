@@ -313,7 +313,7 @@ class Service:
     # --- models --------------------------------------------------------------------------------------
     def llm(self, model: str | None = None) -> Any:
         """The loaded LLM called model (the configured one by default), shared by every request:
-        a local generator behind its generation queue; a server or extractive backend as it is."""
+        a local generator behind its generation queue; a server backend as it is; for extractive, the extractive answerer."""
         model = model or self.config.llm.model
         with self._lock:
             if model in self._llms:
@@ -334,7 +334,11 @@ class Service:
             try:
                 spec = resolve_model(llm_config)
                 cache = self.config.home_dir() / "models"
-                if spec.backend in ("llamacpp", "transformers"):
+                if spec.backend == "extractive":
+                    from kbqa.answer import ExtractiveAnswerer
+
+                    loaded = ExtractiveAnswerer()  # answers without a model
+                elif spec.backend in ("llamacpp", "transformers"):
                     copies = [make_llm(llm_config, cache) for _ in range(self.limits.llm_instances)]
                     loaded: Any = QueuedLLM(copies, GenerationQueue(len(copies), self.limits.max_queue, self.limits.queue_timeout_s))
                 else:

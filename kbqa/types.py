@@ -7,6 +7,22 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an LLM backend (or answerer) can do, declared by it; the answer pipeline picks how to
+    answer from these. chat: follows instructions over numbered sources and can say they lack the
+    answer; completion: continues a worked example (a base model); extractive: quotes sentences."""
+
+    chat: bool = False
+    completion: bool = False
+    extractive: bool = False
+
+    @classmethod
+    def of_template(cls, template: str) -> Capabilities:
+        """A generator's capabilities from its chat template: "completion" marks a base model."""
+        return cls(completion=True) if template == "completion" else cls(chat=True)
+
+
 @dataclass
 class Hit:
     """One retrieved chunk. relevance is 0..1 (higher = more related; see retrieval.threshold)."""
@@ -43,6 +59,7 @@ class Answer:
     answered_from_documents: bool = True
     model: str = ""
     query: str = ""  # what was searched: the question, or its standalone rewrite in a chat
+    confidence: float | None = None  # the answer pipeline's probability that the sources hold the answer
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +68,7 @@ class Answer:
             "answer": self.text,
             "answered_from_documents": self.answered_from_documents,
             "model": self.model,
+            "confidence": self.confidence,
             "sources": [h.to_dict() for h in self.sources],
         }
 
@@ -59,15 +77,20 @@ class AnswerStream:
     """Iterate for the answer's text pieces; .sources is known before the first piece."""
 
     def __init__(
-        self, question: str, sources: list[Hit], pieces: Iterator[str], answered: bool, model: str, query: str = ""
+        self, question: str, sources: list[Hit], pieces: Iterator[str], answered: bool, model: str, query: str = "",
+        confidence: float | None = None,
     ) -> None:
         self.question = question
         self.query = query or question
-        self.sources = sources
-        self.answered_from_documents = answered
+        self.sources = sources  # a refusal's sources are related passages, not an answer's evidence
+        self.answered_from_documents = answered  # may turn false at the end: a chat model said the sources lack it
         self.model = model
+        self.confidence = confidence
         self._pieces = pieces
         self.text = ""
+
+    def set_pieces(self, pieces: Iterator[str]) -> None:
+        self._pieces = pieces
 
     def __iter__(self) -> Iterator[str]:
         for piece in self._pieces:
@@ -77,7 +100,7 @@ class AnswerStream:
     def answer(self) -> Answer:
         for _ in self:
             pass
-        return Answer(self.question, self.text, self.sources, self.answered_from_documents, self.model, self.query)
+        return Answer(self.question, self.text, self.sources, self.answered_from_documents, self.model, self.query, self.confidence)
 
 
 @dataclass

@@ -60,12 +60,13 @@ def test_streaming_gives_sources_first(home: Path, docs: Path) -> None:
     assert pieces and "".join(pieces) == stream.text and "三十天" in stream.text
 
 
-def test_no_relevant_source_means_no_llm_call(home: Path, docs: Path) -> None:
+def test_a_refusal_makes_no_llm_call_and_shows_related_passages(home: Path, docs: Path) -> None:
     kb = KnowledgeBase.open("t")  # the default (generative) LLM: it must not even be loaded
     kb.ingest([docs])
     answer = kb.ask("火星表面有液态水吗？")
-    assert not answer.answered_from_documents and answer.sources == []
-    assert "没有找到" in answer.text
+    assert not answer.answered_from_documents and answer.sources  # the closest passages, as related material
+    assert "没有找到" in answer.text and "并非答案" in answer.text
+    assert kb.ask("火星表面有液态水吗？", threshold=0.99).sources == []  # the threshold still hides weak sources
     assert kb._llm is None
     assert "do not contain" in kb.ask("Who won the 1998 football world cup?").text
 

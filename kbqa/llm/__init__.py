@@ -38,18 +38,11 @@ def _openai(model: LLMModel, config: LLMConfig, cache_dir: Path) -> LLM:
     return OpenAILLM(model, config)
 
 
-def _extractive(model: LLMModel, config: LLMConfig, cache_dir: Path) -> LLM:
-    from kbqa.llm.extractive import ExtractiveLLM
-
-    return ExtractiveLLM()
-
-
 BACKENDS: dict[str, Callable[[LLMModel, LLMConfig, Path], LLM]] = {
     "llamacpp": _llamacpp,
     "transformers": _transformers,
     "openai": _openai,
-    "extractive": _extractive,
-}
+}  # "extractive" in the catalog is no LLM: kbqa.answer.ExtractiveAnswerer answers without one
 
 
 def resolve_model(config: LLMConfig) -> LLMModel:
@@ -84,5 +77,5 @@ def make_llm(config: LLMConfig, cache_dir: Path) -> LLM:
     apply(config.allow_download)
     model = check_llm(config)
     if model.backend not in BACKENDS:
-        raise RuntimeError(f"unknown llm backend {model.backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise RuntimeError(f"unknown llm backend {model.backend!r}; choose one of {', '.join(BACKENDS)} (or llm.model: extractive, no LLM)")
     return BACKENDS[model.backend](model, config, cache_dir)

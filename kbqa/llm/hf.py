@@ -10,6 +10,7 @@ from typing import Any
 
 from kbqa.config import LLMConfig
 from kbqa.llm.templates import STOPS, render
+from kbqa.types import Capabilities
 from kbqa.models import LLMModel
 
 
@@ -97,6 +98,7 @@ class TransformersLLM:
             )
         limit = getattr(self._model.config, "max_position_embeddings", None) or getattr(self._model.config, "seq_length", None)
         self.context = config.n_ctx or model.context or limit or 2048
+        self.capabilities = Capabilities.of_template(self.template)
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from kbqa.config import LLMConfig
 from kbqa.llm.templates import STOPS, render
 from kbqa.models import LLMModel, package_path
+from kbqa.types import Capabilities
 
 
 def resolve_gguf(source: str, cache_dir: Path) -> Path:
@@ -75,6 +76,7 @@ class LlamaCppLLM:
         )
         if self.template == "gguf" and not self._llm.metadata.get("tokenizer.chat_template"):
             self.template = "chatml"  # a GGUF with no template of its own
+        self.capabilities = Capabilities.of_template(self.template)
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))

@@ -8,6 +8,7 @@ from typing import Any
 
 from kbqa.config import LLMConfig
 from kbqa.models import LLMModel
+from kbqa.types import Capabilities
 
 
 class OpenAILLM:
@@ -18,6 +19,7 @@ class OpenAILLM:
 
         self.name = model.name
         self.template = "server"
+        self.capabilities = Capabilities(chat=True)
         self.context = config.n_ctx or model.context or 4096
         self._model = config.path or model.source or model.name
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}

@@ -332,6 +332,17 @@ class Catalog:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def document_frequencies(self, words: list[str]) -> tuple[int, dict[str, int]]:
+        """The number of chunks, and how many of them hold each word (words as query_tokens gives
+        them): how rare a question's words are in this knowledge base."""
+        db = self.db
+        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
+        counts = {w: 0 for w in words}
+        for word in counts:
+            row = db.execute("SELECT doc FROM temp.chunks_vocab WHERE term=?", (word,)).fetchone()
+            counts[word] = int(row[0]) if row else 0
+        return self.chunk_count(), counts
+
     def lexical_search(self, query: str, k: int) -> list[tuple[int, float]]:
         """BM25 over the FTS5 table; returns (chunk id, bm25 score, higher = better)."""
         words = query_tokens(query)

@@ -1,0 +1,347 @@
+"""The answer pipeline, in one place: standalone question -> retrieve -> decide -> answer -> check.
+
+- **Standalone question**: a follow-up is rewritten (a chat model) or joined to the previous question.
+- **Retrieve**: the knowledge base's hybrid search, with no relevance floor beyond retrieval.threshold.
+- **Decide**: answer or refuse from evidence, not from one cosine: the calibrated relevance of the
+  best passage, how much of the question's distinctive words the best sentence (with its
+  neighbours) and the best passage hold, and whether the best sentence holds an answer of the kind
+  asked (a number for 多少/how many, a date for 何时/when, ...). The weights are fitted per
+  embedding model and language (configs/models.yaml, `calibration`; benchmarks/refusal.py --fit).
+  A refusal still shows the closest passages, as related material rather than an answer.
+- **Answer**, by the answerer's declared capabilities: `extractive` quotes the best evidence
+  sentences; a `completion` (base) model writes a short answer from the best evidence, streamed
+  token by token only while it stays inside that evidence and holds the asked kind, else the
+  extractive answer is given; a `chat` model gets numbered sources and may say the documents do
+  not hold the answer, which turns the reply into a refusal.
+- **Check**: every answer cites the passage it came from, as [n] in the sources' order (most
+  relevant first).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ingest.textfacts import QUESTION_WORDS, content_words, language, terms
+from kbqa.evidence import Evidence, Sentence, gather, has_kind, is_title
+from kbqa.models import Calibration
+from kbqa.types import AnswerStream, Capabilities, Hit
+
+Message = dict[str, str]
+_CITE = re.compile(r"\s*\[\d+\]")
+_PUNCT = re.compile(r"[\s，。！？、；：,.!?;:\"'“”‘’（）()《》【】\[\]「」]+")
+# what a chat model says when the sources do not hold the answer (the prompts ask for these words)
+_SAYS_NO = re.compile(r"资料中没有找到|没有找到相关信息|无法根据(文档|资料)回答|documents do not contain|do not contain this information|not (mentioned|stated|found) in the (sources|documents)", re.I)
+
+
+def squash(text: str) -> str:
+    """Text without spaces, punctuation and case: for checking that one text is inside another."""
+    return _PUNCT.sub("", text).lower()
+
+
+# --- capabilities ---------------------------------------------------------------------------------
+EXTRACTIVE = Capabilities(extractive=True)
+
+
+def capabilities_of(llm: Any) -> Capabilities:
+    """An LLM backend's capabilities: declared by the backend (`capabilities`), else a chat model."""
+    declared = getattr(llm, "capabilities", None)
+    return declared if isinstance(declared, Capabilities) else Capabilities(chat=True)
+
+
+# --- the decision ---------------------------------------------------------------------------------
+@dataclass
+class Decision:
+    answer: bool
+    confidence: float  # the fitted probability that the sources hold the answer
+    reason: str  # answer | no-sources | weak-evidence
+    features: dict[str, float] = field(default_factory=dict)
+
+
+FEATURES = ("relevance", "coverage", "sentence", "passage", "typed", "sentence_cosine", "missing_max", "missing_sum", "rare_coverage", "words", "margin")
+
+
+def features(hits: list[Hit], evidence: Evidence, sentence_cosine: float, frequencies: tuple[int, dict[str, int]]) -> dict[str, float]:
+    """The decision's inputs:
+    relevance: the best source's calibrated relevance; margin: its lead over the second;
+    coverage / sentence / passage: the weighted share of the question's words in the best sentence
+    with its neighbours / alone / in the best passage; typed: 1 when the best sentences hold an
+    answer of the asked kind (or no kind is asked); sentence_cosine: the embedder's similarity of the
+    question and its best sentences; missing_max / missing_sum: how rare (log inverse chunk frequency
+    in the whole knowledge base) the rarest / all of the question's words missing from the best
+    source are; rare_coverage: the share of that rarity the best source holds; words: how many
+    content words the question has."""
+    best = evidence.best
+    ranked = sorted((h.relevance for h in hits), reverse=True)
+    chunks, df = frequencies
+    rarity = {w: math.log((chunks + 1) / (n + 0.5)) for w, n in df.items()}
+    held: set[str] = set()
+    if best is not None:
+        source = hits[best.n - 1]
+        held = set(content_words(" ".join(source.title_path) + "\n" + source.text))
+    missing = [r for w, r in rarity.items() if w not in held]
+    return {
+        "relevance": ranked[0] if ranked else 0.0,
+        "coverage": best.coverage if best else 0.0,
+        "sentence": best.own if best else 0.0,
+        "passage": max(evidence.passage_coverage, default=0.0),
+        "typed": 1.0 if best is None or evidence.kind is None or any(s.typed for s in evidence.sentences[:2]) else 0.0,
+        "sentence_cosine": sentence_cosine,
+        "missing_max": max(missing, default=0.0),
+        "missing_sum": sum(missing),
+        "rare_coverage": 1.0 - sum(missing) / sum(rarity.values()) if rarity else 1.0,
+        "words": float(len(df)),
+        "margin": ranked[0] - ranked[1] if len(ranked) > 1 else (ranked[0] if ranked else 0.0),
+    }
+
+
+def decide(hits: list[Hit], f: dict[str, float], calibration: Calibration) -> Decision:
+    if not hits:
+        return Decision(False, 0.0, "no-sources")
+    w = calibration.weights
+    z = w.get("bias", 0.0) + sum(w.get(k, 0.0) * v for k, v in f.items())
+    p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+    return Decision(p >= calibration.cut, round(p, 4), "answer" if p >= calibration.cut else "weak-evidence", f)
+
+
+# --- answerers ------------------------------------------------------------------------------------
+class Answerer(Protocol):
+    capabilities: Capabilities
+    name: str
+
+    def answer(self, asked: Asked, sources: list[Hit], evidence: Evidence, gen: dict[str, Any]) -> Iterator[str]: ...
+
+
+@dataclass
+class Asked:
+    question: str  # the user's own words
+    query: str  # what was searched: the standalone form of a follow-up
+    history: list[Message]
+    lang: str
+
+
+def _cited(sentence: Sentence) -> str:
+    return f"{sentence.text} [{sentence.n}]"
+
+
+def extractive_sentences(evidence: Evidence, limit: int = 2) -> list[Sentence]:
+    """The best evidence sentence, and the runner-up when it is close, in reading order."""
+    best = evidence.sentences[:limit]
+    keep = best[:1] + [s for s in best[1:] if s.score >= 0.6 * best[0].score]
+    return sorted(keep, key=lambda s: (s.n, s.pos))
+
+
+def extractive_text(evidence: Evidence) -> str:
+    return " ".join(_cited(s) for s in extractive_sentences(evidence))
+
+
+class ExtractiveAnswerer:
+    """No generation: the evidence sentences that best hold the answer, cited."""
+
+    capabilities = EXTRACTIVE
+    name = "extractive"
+
+    def answer(self, asked: Asked, sources: list[Hit], evidence: Evidence, gen: dict[str, Any]) -> Iterator[str]:
+        for i, sentence in enumerate(extractive_sentences(evidence)):  # one piece a cited sentence
+            yield ("" if i == 0 else " ") + _cited(sentence)
+
+
+class CompletionAnswerer:
+    """A base model (no chat template) writes a short answer to a worked example from the best
+    evidence. Its tokens are shown as they come while they stay inside that evidence; the answer
+    must hold the asked kind and not be a heading, else the extractive answer is given instead."""
+
+    capabilities = Capabilities(completion=True)
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.name = llm.name
+
+    def answer(self, asked: Asked, sources: list[Hit], evidence: Evidence, gen: dict[str, Any]) -> Iterator[str]:
+        from kbqa.prompts import templates
+
+        t = templates(asked.lang)
+        best = evidence.best
+        if best is None:
+            yield extractive_text(evidence)
+            return
+        # a 270M model copies whichever sentence is nearest the question: give it only the best one
+        prompt = t.completion.format(context=f"[1] {best.text}", question=asked.question)
+        short = {**gen, "max_tokens": min(int(gen.get("max_tokens", 64)), 48)}
+        inside = squash(best.text)
+        asked_terms = terms(asked.query)
+        shown, said = "", ""
+        held = True  # tokens are held back until the answer says something new, of the asked kind
+        pieces = self.llm.stream([{"role": "user", "content": prompt}], stop=t.stop, **short)
+        try:
+            for piece in pieces:
+                candidate = _CITE.sub("", said + piece)
+                if squash(candidate) and squash(candidate) not in inside:
+                    break  # the model left the evidence: stop generating, keep what was checked
+                said = candidate
+                text = said.strip().rstrip("。.")
+                if held and text and terms(text) - asked_terms and has_kind(text, evidence.kind, asked.lang) and not is_title(text, sources[best.n - 1]):
+                    held = False
+                if not held and len(text) > len(shown):
+                    yield text[len(shown):] if shown else text
+                    shown = text
+        finally:
+            close = getattr(pieces, "close", None)
+            if close:
+                close()
+        if shown:  # then the evidence: the same sentences the extractive answer would give
+            quoted = extractive_text(evidence)
+            yield f" [{best.n}]"
+            if squash(shown) != squash(_CITE.sub("", quoted)):
+                yield ("。依据：" if asked.lang == "zh" else ". Evidence: ") + quoted
+            return
+        yield extractive_text(evidence)
+
+
+class ChatAnswerer:
+    """A chat model answers over numbered sources (trimmed to its context), citing them as [n]."""
+
+    capabilities = Capabilities(chat=True)
+
+    def __init__(self, llm: Any, history_tokens: int) -> None:
+        self.llm = llm
+        self.name = llm.name
+        self.history_tokens = history_tokens
+        self.refused = False  # set when the model said the sources lack the answer
+
+    def answer(self, asked: Asked, sources: list[Hit], evidence: Evidence, gen: dict[str, Any]) -> Iterator[str]:
+        from kbqa.chat import trim_history
+        from kbqa.prompts import build_prompt
+
+        budget = self.llm.context - int(gen["max_tokens"]) - 16
+        turns = trim_history(asked.history, min(self.history_tokens, budget // 3), self.llm.count_tokens)
+        prompt = build_prompt(asked.question, sources, budget_tokens=budget, count_tokens=self.llm.count_tokens, history=turns)
+        text = ""
+        for piece in self.llm.stream(prompt.messages, stop=prompt.stop, **gen):
+            text += piece
+            yield piece
+        if _SAYS_NO.search(text):
+            self.refused = True
+        elif text.strip() and not re.search(r"\[\d+\]", text) and evidence.best is not None:
+            yield f" [{evidence.best.n}]"  # the passage the answer most likely came from
+
+
+def answerer_for(llm: Any, history_tokens: int = 1024) -> Answerer:
+    """The answerer for an LLM backend (or for none: extractive), by its capabilities."""
+    caps = capabilities_of(llm) if llm is not None else EXTRACTIVE
+    if caps.extractive:
+        return ExtractiveAnswerer()
+    if caps.completion and not caps.chat:
+        return CompletionAnswerer(llm)
+    return ChatAnswerer(llm, history_tokens)
+
+
+# --- the pipeline ---------------------------------------------------------------------------------
+class Searchable(Protocol):
+    """What the pipeline needs of a knowledge base: search, its embedder, its catalog's word counts."""
+
+    name: str
+    embedder: Any
+    catalog: Any
+
+    def search(self, question: str, *, top_k: int | None = None, threshold: float | None = None) -> list[Hit]: ...
+
+    def is_empty(self) -> bool: ...
+
+
+@dataclass
+class Prepared:
+    """Everything decided before the first word of the answer."""
+
+    asked: Asked
+    sources: list[Hit]  # most relevant first
+    evidence: Evidence
+    decision: Decision
+
+
+def prepare(
+    kb: Searchable,
+    question: str,
+    *,
+    calibration: Callable[[str], Calibration],
+    history: list[Message] | None = None,
+    rewrite: str = "auto",
+    rewriter: Any = None,
+    top_k: int | None = None,
+    threshold: float | None = None,
+) -> Prepared:
+    """Standalone question, retrieve, decide."""
+    from kbqa.chat import standalone_question
+
+    history = history or []
+    query = standalone_question(question, history, rewriter, rewrite) if history else question
+    hits = kb.search(query, top_k=top_k, threshold=threshold)
+    hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first
+    lang = language(question)
+    evidence = gather(question, hits, query)
+    facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), kb.catalog.document_frequencies(question_words(query)))
+    decision = decide(hits, facts, calibration(lang))
+    return Prepared(Asked(question, query, history, lang), hits, evidence, decision)
+
+
+def question_words(question: str) -> list[str]:
+    """A question's content words, as the lexical index has them, without words that only ask."""
+    return [w for w in content_words(question) if w not in QUESTION_WORDS]
+
+
+def sentence_cosine(embedder: Any, query: str, evidence: Evidence, top: int = 3) -> float:
+    """The embedder's best similarity between the question and its top evidence sentences."""
+    texts = [s.text for s in evidence.sentences[:top]]
+    if not texts:
+        return 0.0
+    import numpy as np
+
+    vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    return float((vectors @ np.asarray(embedder.embed_query(query), dtype=np.float32)).max())
+
+
+def refusal(kb_name: str, prepared: Prepared, empty: bool) -> str:
+    from kbqa.prompts import templates
+
+    zh = prepared.asked.lang == "zh"
+    if empty:
+        return (f"知识库 {kb_name} 是空的：请先导入文件（kbqa ingest 文件夹 --kb {kb_name}，或在网页上上传）。" if zh else
+                f"The knowledge base {kb_name!r} is empty: ingest files first (kbqa ingest FOLDER --kb {kb_name}, or upload them in the web app).")
+    text = templates(prepared.asked.lang).no_answer
+    if prepared.sources:
+        text += " 下面是最接近的资料，仅供参考，并非答案。" if zh else " The closest passages are listed below as related material, not as an answer."
+    return text
+
+
+def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: dict[str, Any], model: str = "") -> AnswerStream:
+    """The answer as a stream; sources are known at once. A refusal (or no answerer) generates nothing."""
+    asked = prepared.asked
+    if not prepared.decision.answer or answerer is None:
+        text = refusal(kb.name, prepared, kb.is_empty())
+        return AnswerStream(asked.question, prepared.sources, iter([text]), answered=False, model=model,
+                            query=asked.query, confidence=prepared.decision.confidence)
+    stream = AnswerStream(asked.question, prepared.sources, iter(()), answered=True, model=model or answerer.name,
+                          query=asked.query, confidence=prepared.decision.confidence)
+    stream.set_pieces(_checked(answerer.answer(asked, prepared.sources, prepared.evidence, gen), answerer, stream))
+    return stream
+
+
+def _checked(pieces: Iterator[str], answerer: Answerer, stream: AnswerStream) -> Iterator[str]:
+    """The answerer's pieces without leading blanks; a chat model's own refusal marks the stream
+    as not answered; Ctrl-C ends the answer cleanly."""
+    first = True
+    try:
+        for piece in pieces:
+            if first:
+                piece = piece.lstrip()
+                if not piece:
+                    continue
+                first = False
+            yield piece
+    except KeyboardInterrupt:
+        return
+    if getattr(answerer, "refused", False):
+        stream.answered_from_documents = False

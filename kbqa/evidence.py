@@ -1,0 +1,132 @@
+"""What a question asks for and which sentences of the sources answer it.
+
+The facts the answer pipeline decides with: the kind of answer a question wants (a number, a date, a
+duration, a person, a place), the sentences of the retrieved passages ranked by how much of the
+question they hold (question words weighted by how rare they are among the candidates, so the topic
+word every passage repeats counts little), and whether the best of them holds an answer of the
+asked kind."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ingest.textfacts import coverage, idf_weights, language, sentences, terms
+from kbqa.types import Hit
+
+# --- the kind of answer asked for -----------------------------------------------------------------
+_KINDS_ZH: list[tuple[str, re.Pattern[str]]] = [
+    ("duration", re.compile(r"多久|多长时间|多少(天|年|个月|月|周|小时|分钟|秒)|几(天|年|个月|周|小时|分钟)|期限")),
+    ("date", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|几号|哪一?日|什么时间|何年|哪个(年代|世纪|朝代)|哪一?世纪|哪个时期")),
+    ("number", re.compile(r"多少|几[个位名次种项件座条家所只人]?|多大|多高|多长|多远|多重|多深|多宽|多厚|百分之|比例|人口|面积|金额|费用|价格")),
+    ("person", re.compile(r"谁|哪位|哪个人|什么人|哪些人")),
+    ("place", re.compile(r"哪里|哪儿|在哪|何处|何地|什么地方|哪个(国家|城市|省|地区)|位于")),
+]
+_KINDS_EN: list[tuple[str, re.Pattern[str]]] = [
+    ("duration", re.compile(r"\bhow long\b|\bhow many (days|weeks|months|years|hours|minutes|seconds)\b|\bdeadline\b|\bperiod\b", re.I)),
+    ("date", re.compile(r"\bwhen\b|\bwhat (year|date|day|month|century|decade|time)\b|\bwhich (year|date|day|month|century|decade)\b|\bin what year\b", re.I)),
+    ("number", re.compile(r"\bhow (many|much|far|old|big|large|tall|high|deep|long|fast|heavy)\b|\bwhat (percentage|percent|number|amount|share|fraction|proportion|cost|price)\b|\baverage\b|\btotal\b|\bcost\b", re.I)),
+    ("person", re.compile(r"\bwho(m|se)?\b|\bwhich (person|people|scientist|king|president|author|company)\b", re.I)),
+    ("place", re.compile(r"\bwhere\b|\bwhat (country|city|state|region|place|town)\b|\bwhich (country|city|state|region|place|town)\b", re.I)),
+]
+
+_NUM_ZH = "0-9０-９一二两三四五六七八九十百千万亿半几零〇"
+_HAS_NUMBER_ZH = re.compile(rf"[0-9０-９]|[{_NUM_ZH}]+\s*[{_NUM_ZH}]*(年|月|日|天|周|个|次|人|名|米|公里|千米|元|倍|%|％|小时|分钟|秒|岁|位|种|项|座|条|家|所|万|亿|世纪|期|届|层|吨|克|公斤|平方)")
+_HAS_NUMBER_EN = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|trillion|dozen|half|twice|several)\b", re.I)
+_TIME_UNIT_ZH = re.compile(r"[年月日天周]|小时|分钟|秒|世纪|星期|工作日|期间|以内|之内|内")
+_TIME_UNIT_EN = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?|seconds?|centur(y|ies)|decades?)\b", re.I)
+_DATE_ZH = re.compile(r"\d{2,4}\s*年|[0-9一二三四五六七八九十〇零]+\s*[年月日]|世纪|朝|年代|时期|期间|之后|以前|之前|初|末")
+_DATE_EN = re.compile(r"\b1\d{3}\b|\b20\d{2}\b|\b(january|february|march|april|may|june|july|august|september|october|november|december|century|decade|\d{1,2}(st|nd|rd|th))\b|\d", re.I)
+_NAME_EN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+
+
+def asked_kind(question: str) -> str | None:
+    """duration | date | number | person | place | None (anything else: what, why, how, ...)."""
+    for kind, pattern in _KINDS_ZH if language(question) == "zh" else _KINDS_EN:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def has_kind(text: str, kind: str | None, lang: str) -> bool:
+    """Whether a text holds an answer of the kind asked (always true for no kind, and for persons and
+    places in Chinese, which plain text cannot tell)."""
+    if kind is None:
+        return True
+    zh = lang == "zh"
+    number = (_HAS_NUMBER_ZH if zh else _HAS_NUMBER_EN).search(text) is not None
+    if kind == "number":
+        return number
+    if kind == "duration":
+        return number and (_TIME_UNIT_ZH if zh else _TIME_UNIT_EN).search(text) is not None
+    if kind == "date":
+        return (_DATE_ZH if zh else _DATE_EN).search(text) is not None
+    return True if zh else _NAME_EN.search(text) is not None
+
+
+# --- evidence sentences ---------------------------------------------------------------------------
+@dataclass
+class Sentence:
+    n: int  # the number of its source, from 1
+    pos: int  # its place in that source
+    text: str
+    score: float  # how well it answers the question (higher is better)
+    own: float  # the weighted share of the question's words it holds
+    coverage: float  # ... it holds with its neighbours and its source's title
+    typed: bool  # whether it holds an answer of the asked kind
+
+
+@dataclass
+class Evidence:
+    """The question's words and kind, and the candidate sentences of the sources, best first."""
+
+    question: str
+    lang: str
+    kind: str | None
+    sentences: list[Sentence] = field(default_factory=list)
+    passage_coverage: list[float] = field(default_factory=list)  # per source, in order
+
+    @property
+    def best(self) -> Sentence | None:
+        return self.sentences[0] if self.sentences else None
+
+
+def gather(question: str, hits: list[Hit], query: str | None = None, titles: bool = True) -> Evidence:
+    """Rank the sentences of the hits for the question. `query` (a follow-up's standalone form) adds
+    its words at half weight: the user's own words decide, the context words help."""
+    lang = language(question)
+    kind = asked_kind(question)
+    own = terms(question)
+    extra = terms(query) - own if query and query != question else set()
+    per_source: list[list[tuple[int, str, set[str]]]] = []
+    for hit in hits:
+        found = [(pos, s, terms(s)) for pos, s in enumerate(sentences(hit.text)) if not is_title(s, hit)]  # a heading says no answer
+        per_source.append(found)
+    everything = [t for source in per_source for _, _, t in source]
+    weights = idf_weights(own | extra, everything)
+    for t in extra:
+        weights[t] *= 0.5
+    wanted = list(own | extra)
+    out = Evidence(question, lang, kind)
+    for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
+        passage = set().union(*(t for _, _, t in found)) if found else set()
+        title = terms(" ".join(hit.title_path)) if titles else set()
+        out.passage_coverage.append(coverage(wanted, passage | title, weights))
+        for i, (pos, text, t) in enumerate(found):
+            window = t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
+            own_cov = coverage(wanted, t, weights)
+            window_cov = coverage(wanted, window | title, weights)
+            typed = has_kind(text, kind, lang)
+            score = 0.65 * own_cov + 0.35 * window_cov + (0.15 if kind and typed else 0.0) - 0.01 * (n - 1) - 0.02 * (len(text) > 300)
+            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed))
+    out.sentences.sort(key=lambda s: -s.score)
+    return out
+
+
+def is_title(text: str, hit: Hit) -> bool:
+    """Whether a piece of text is only a heading or a file's name (a weak model's favourite answer)."""
+    flat = re.sub(r"[\s#*:：\[\]\d]+", "", text).lower()
+    if not flat:
+        return True
+    names = [*hit.title_path, hit.file.rsplit(".", 1)[0]]
+    return any(flat == re.sub(r"[\s#*:：\[\]\d]+", "", name).lower() for name in names if name)

@@ -1,0 +1,148 @@
+"""Answer or refuse, from evidence: the questions users asked when kbqa got it wrong, on documents
+written here, through the Python API and the CLI; the answer-type checks on small cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_kbqa, write_docx, write_pdf
+
+from kbqa.evidence import asked_kind, has_kind, is_title
+from kbqa.kb import KnowledgeBase
+from kbqa.types import Hit
+
+HISTORY_PAGES = [
+    "A short history of office machines\n\nOffice work changed more in the nineteenth century than in the three centuries before it. "
+    "Clerks copied letters by hand until the letter press and carbon paper arrived.",
+    "The typewriter\n\nChristopher Latham Sholes, Carlos Glidden and Samuel Soule patented the first practical typewriter in 1868. "
+    "Remington began selling it in 1874, and its QWERTY keyboard is still in use.",
+]
+BREACH_PAGES = [
+    "Cost of a data breach\n\nThe study looked at 550 organizations that suffered a breach between March 2022 and March 2023.",
+    "Per-record costs\n\nThe average cost per lost or stolen record was USD 165, up from USD 164 the year before. "
+    "Records holding customer personal data were the most expensive to lose.",
+]
+WARRANTY_PAGES = [
+    "Aurora X2 manual\n\nThe Aurora X2 delivers up to 2 litres of purified water per minute.",
+    "Warranty\n\nThe Aurora X2 comes with a 3-year warranty on the main unit. Filters are consumables and are not covered by the warranty. "
+    "The warranty covers the pump, the tank and the electronics.",
+]
+
+
+@pytest.fixture
+def trust_kb(home: Path, tmp_path: Path) -> KnowledgeBase:
+    d = tmp_path / "trust"
+    d.mkdir()
+    write_pdf(d / "office_history.pdf", HISTORY_PAGES)
+    write_pdf(d / "breach_report.pdf", BREACH_PAGES)
+    write_pdf(d / "aurora_manual.pdf", WARRANTY_PAGES)
+    write_docx(d / "差旅报销制度.docx")
+    (d / "handbook.md").write_text("# 员工手册\n\n## 年假\n\n员工入职满一年后，每年享有十天带薪年假。\n", encoding="utf-8")
+    kb = KnowledgeBase.open("trust", llm="extractive")
+    assert kb.ingest([d]).ok
+    return kb
+
+
+def _cited_text(answer: object) -> str:
+    """The text of the sources the answer cites as [n]."""
+    import re
+
+    sources = answer.sources  # type: ignore[attr-defined]
+    numbers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}  # type: ignore[attr-defined]
+    assert numbers, f"no citation in {answer.text!r}"  # type: ignore[attr-defined]
+    return " ".join(sources[n - 1].text for n in numbers)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "file"),
+    [
+        ("Who patented the typewriter, and in which year?", "1868", "office_history.pdf"),
+        ("Average cost per lost record?", "165", "breach_report.pdf"),
+        ("差旅报销的期限是多久？", "三十天", "差旅报销制度.docx"),
+        ("员工每年有几天年假？", "十天", "handbook.md"),
+    ],
+)
+def test_answers_what_the_documents_hold_and_cites_the_passage(trust_kb: KnowledgeBase, question: str, expected: str, file: str) -> None:
+    answer = trust_kb.ask(question)
+    assert answer.answered_from_documents, answer.text
+    assert expected in answer.text
+    assert expected in _cited_text(answer)  # the cited [n] is the passage the answer came from
+    assert answer.sources[0].file == file
+    assert [h.relevance for h in answer.sources] == sorted((h.relevance for h in answer.sources), reverse=True)
+
+
+def test_a_heading_is_not_an_answer(trust_kb: KnowledgeBase) -> None:
+    answer = trust_kb.ask("差旅报销的期限是多久？")
+    assert not answer.text.startswith("差旅报销制度")
+    assert "三十天" in answer.text
+
+
+def test_follow_up_answers_the_follow_up(trust_kb: KnowledgeBase) -> None:
+    first = trust_kb.ask("What does the warranty cover?")
+    assert first.answered_from_documents
+    history = [{"role": "user", "content": "What does the warranty cover?"}, {"role": "assistant", "content": first.text}]
+    follow = trust_kb.ask("Are filters covered?", history=history)
+    assert follow.answered_from_documents
+    assert "not covered" in follow.text
+
+
+@pytest.mark.parametrize("question", ["What is the boiling point of mercury?", "长城有多长？", "Who won the 1998 World Cup?"])
+def test_refuses_what_the_documents_do_not_hold_and_shows_related(trust_kb: KnowledgeBase, question: str) -> None:
+    answer = trust_kb.ask(question)
+    assert not answer.answered_from_documents, answer.text
+    assert "not contain" in answer.text or "没有找到" in answer.text
+    assert answer.sources, "a refusal still shows the closest passages"
+
+
+def test_cli_refusal_lists_related_passages_not_sources(trust_kb: KnowledgeBase) -> None:
+    trust_kb.close()
+    out = run_kbqa("ask", "What is the boiling point of mercury?", "--kb", "trust", "--llm", "extractive")
+    assert out.returncode == 0, out.stderr
+    assert "Related passages (not an answer)" in out.stdout
+    as_json = json.loads(run_kbqa("ask", "Average cost per lost record?", "--kb", "trust", "--llm", "extractive", "--json").stdout)
+    assert as_json["answered_from_documents"] and "165" in as_json["answer"] and 0.5 <= as_json["confidence"] <= 1
+
+
+@pytest.mark.slow
+def test_default_model_streams_a_checked_answer(trust_kb: KnowledgeBase) -> None:
+    kb = KnowledgeBase.open("trust")  # the default LLM, gemma-3-270m
+    stream = kb.ask("差旅报销的期限是多久？", stream=True)
+    pieces = list(stream)
+    assert len(pieces) > 1, pieces
+    assert stream.answered_from_documents
+    assert "三十天" in stream.text and not stream.text.startswith("差旅报销制度")
+    answer = kb.ask("Who patented the typewriter, and in which year?")
+    assert "1868" in answer.text and "1868" in _cited_text(answer)
+    refused = kb.ask("What is the boiling point of mercury?")
+    assert not refused.answered_from_documents and refused.sources
+    kb.close()
+
+
+def _hit(text: str, title: list[str] | None = None, file: str = "f.md") -> Hit:
+    return Hit(1, file, None, text, 0.9, title_path=title or [])
+
+
+def test_answer_kinds() -> None:
+    assert asked_kind("差旅报销的期限是多久？") == "duration"
+    assert asked_kind("这台机器多少钱？") == "number"
+    assert asked_kind("谁发明了电话？") == "person"
+    assert asked_kind("长城西至哪里？") == "place"
+    assert asked_kind("When did the last glacial start?") == "date"
+    assert asked_kind("How many points did the defense give up?") == "number"
+    assert asked_kind("Are filters covered?") is None
+    assert has_kind("出差结束后三十天内提交报销", "duration", "zh")
+    assert not has_kind("差旅报销制度", "duration", "zh")
+    assert has_kind("The average cost per lost record was USD 165.", "number", "en")
+    assert not has_kind("The average cost rose sharply.", "number", "en")
+    assert has_kind("It was patented in 1868.", "date", "en")
+    assert not has_kind("It was patented by a clerk.", "date", "en")
+    assert has_kind("The prize went to Marie Curie.", "person", "en")
+    assert not has_kind("the prize went to a chemist.", "person", "en")
+
+
+def test_titles_and_file_names_are_not_answers() -> None:
+    hit = _hit("出差结束后三十天内须提交报销申请。", ["差旅报销制度", "报销时限"], "差旅报销制度.docx")
+    assert is_title("差旅报销制度", hit) and is_title("## 报销时限", hit) and is_title("差旅报销制度 [3]", hit)
+    assert not is_title("三十天内", hit)
