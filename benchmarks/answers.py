@@ -1,6 +1,7 @@
-"""Answer quality of the whole pipeline on the first N questions of CMRC 2018 dev (issue 4's measure).
+"""Answer quality of the whole pipeline on the first N questions of CMRC 2018 dev and XQuAD (issues 4, 14).
 
     python benchmarks/answers.py --data ../shared/data/qa --n 300 --llm gemma-3-270m --llm extractive
+    python benchmarks/answers.py --sets cmrc2018_dev xquad_zh xquad_en
 
 For each LLM: the share of answers containing a gold answer string; the share whose cited source
 contains it; answers not supported by their cited source (the answer's text is not found in it);
@@ -151,6 +152,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "qa")
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--llm", action="append", default=[])
+    parser.add_argument("--sets", nargs="*", default=["cmrc2018_dev"], help="question sets: cmrc2018_dev xquad_zh xquad_en")
     parser.add_argument("--home", type=Path, default=ROOT / ".bench")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -163,11 +165,15 @@ def main() -> None:
     from kbqa.kb import KnowledgeBase
 
     config, _ = load_config()
-    kb_name = "answers-cmrc2018_dev"
-    with KnowledgeBase.open(kb_name, config) as kb:  # vectors come from the shared cache when the retrieval benchmark ran
-        kb.ingest_documents(corpus_documents(args.data / "cmrc2018_dev.corpus.jsonl"))
-    questions = read_questions(args.data / "cmrc2018_dev.questions.jsonl", args.n)
-    results = {"runs": [run(llm, questions, kb_name, args.home) for llm in (args.llm or ["gemma-3-270m", "extractive"])]}
+    results: dict[str, Any] = {"runs": []}
+    for name in args.sets:
+        kb_name = f"answers-{name}"
+        with KnowledgeBase.open(kb_name, config) as kb:  # vectors come from the shared cache when the retrieval benchmark ran
+            kb.ingest_documents(corpus_documents(args.data / f"{name}.corpus.jsonl"))
+        questions = read_questions(args.data / f"{name}.questions.jsonl", args.n)
+        print(f"{name}, first {len(questions)} questions:")
+        for llm in args.llm or ["gemma-3-270m", "extractive"]:
+            results["runs"].append({"set": name, **run(llm, questions, kb_name, args.home)})
     results["peak_rss_mb_kbqa_ask"] = peak_rss_of_ask(kb_name, questions[0].question)
     print(f"peak RSS of `kbqa ask` (default stack): {results['peak_rss_mb_kbqa_ask']:.0f} MB")
     if args.out:

@@ -146,11 +146,12 @@ def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) ->
     return w
 
 
-def fit(rows: list[dict[str, Any]], refuse_at_most: float) -> dict[str, Any]:
+def fit(rows: list[dict[str, Any]], targets: tuple[float, float] = (0.03, 0.10)) -> dict[str, Any]:
     from kbqa.answer import FEATURES
 
     """A language's calibration from its rows: relevance range, decision weights, and the cut that
-    refuses at most `refuse_at_most` of the answerable questions here."""
+    minimises refused/targets[0] + answered/targets[1] (answerable questions refused, unanswerable
+    ones answered, each measured against the issue's target) here."""
     y = np.array([1.0 if r["answerable"] else 0.0 for r in rows])
     cos = np.array([[r["cosine"]] for r in rows])
     a, b = logistic(cos, y, l2=1e-6)
@@ -159,15 +160,25 @@ def fit(rows: list[dict[str, Any]], refuse_at_most: float) -> dict[str, Any]:
     x = np.array([[relevance[i] if f == "relevance" else r[f] for f in FEATURES] for i, r in enumerate(rows)])
     w = logistic(x, y)
     p = 1 / (1 + np.exp(-np.clip(np.c_[np.ones(len(x)), x] @ w, -30, 30)))
-    answerable = np.sort(p[y == 1])
-    cut = float(answerable[int(math.floor(refuse_at_most * len(answerable)))]) if len(answerable) else 0.5
+    def cost(c: float) -> float:
+        return float((p[y == 1] < c).mean() / targets[0] + (p[y == 0] >= c).mean() / targets[1])
+
+    cut = min(sorted(set(np.round(p, 4).tolist())) or [0.5], key=cost)
     return {
         "relevance": [round(float(lo), 4), round(float(hi), 4)],
         "weights": {"bias": round(float(w[0]), 3), **{f: round(float(v), 3) for f, v in zip(FEATURES, w[1:])}},
-        "cut": round(min(cut, 0.5), 4),
+        "cut": round(cut, 4),
         "fit_answerable_refused": float((p[y == 1] < cut).mean()),
         "fit_unanswerable_answered": float((p[y == 0] >= cut).mean()),
     }
+
+
+def calibration_yaml(fitted: dict[str, Any]) -> str:
+    lines = ["    calibration:"]
+    for lang, c in fitted.items():
+        weights = ", ".join(f"{k}: {v}" for k, v in c["weights"].items())
+        lines += [f"      {lang}:", f"        relevance: [{c['relevance'][0]}, {c['relevance'][1]}]", f"        weights: {{{weights}}}", f"        cut: {c['cut']}"]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -179,7 +190,6 @@ def main() -> None:
     parser.add_argument("--llm", default=None, help="also run this LLM's whole answer (e.g. gemma-3-270m)")
     parser.add_argument("--llm-n", type=int, default=200)
     parser.add_argument("--fit", action="store_true", help="fit the calibration on seed 1 and print it")
-    parser.add_argument("--refuse-at-most", type=float, default=0.02, help="--fit: the answerable share the cut may refuse")
     parser.add_argument("--home", type=Path, default=ROOT / ".bench")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -193,8 +203,11 @@ def main() -> None:
         for name in args.sets:
             rows = measure(args.data, name, 1, args.n, None, 0)
             by_lang.setdefault("en" if name.endswith("_en") else "zh", []).extend(rows)
-        fitted = {lang: fit(rows, args.refuse_at_most) for lang, rows in by_lang.items()}
-        print(json.dumps(fitted, indent=2))
+        fitted = {lang: fit(rows) for lang, rows in by_lang.items()}
+        for lang, c in fitted.items():
+            print(f"{lang}: on the fitting half, answerable refused {c['fit_answerable_refused']:.1%}, unanswerable answered {c['fit_unanswerable_answered']:.1%}")
+        print("paste under the embedding model in configs/models.yaml:")
+        print(calibration_yaml(fitted))
         if args.out:
             args.out.write_text(json.dumps({"fitted": fitted, "rows": by_lang}, indent=1))
         return

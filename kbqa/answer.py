@@ -64,9 +64,11 @@ class Decision:
 FEATURES = ("relevance", "coverage", "sentence", "passage", "typed", "sentence_cosine", "missing_max", "missing_sum", "rare_coverage", "words", "margin")
 
 
-def features(hits: list[Hit], evidence: Evidence, sentence_cosine: float, frequencies: tuple[int, dict[str, int]]) -> dict[str, float]:
+def features(
+    hits: list[Hit], evidence: Evidence, sentence_cosine: float, frequencies: tuple[int, dict[str, int]], relevance_range: tuple[float, float]
+) -> dict[str, float]:
     """The decision's inputs:
-    relevance: the best source's calibrated relevance; margin: its lead over the second;
+    relevance: the best source's calibrated relevance; margin: its lead over the second, in cosine;
     coverage / sentence / passage: the weighted share of the question's words in the best sentence
     with its neighbours / alone / in the best passage; typed: 1 when the best sentences hold an
     answer of the asked kind (or no kind is asked); sentence_cosine: the embedder's similarity of the
@@ -94,7 +96,7 @@ def features(hits: list[Hit], evidence: Evidence, sentence_cosine: float, freque
         "missing_sum": sum(missing),
         "rare_coverage": 1.0 - sum(missing) / sum(rarity.values()) if rarity else 1.0,
         "words": float(len(df)),
-        "margin": ranked[0] - ranked[1] if len(ranked) > 1 else (ranked[0] if ranked else 0.0),
+        "margin": ((ranked[0] - ranked[1]) if len(ranked) > 1 else (ranked[0] if ranked else 0.0)) * (relevance_range[1] - relevance_range[0]),
     }
 
 
@@ -127,8 +129,8 @@ def _cited(sentence: Sentence) -> str:
     return f"{sentence.text} [{sentence.n}]"
 
 
-def extractive_sentences(evidence: Evidence, limit: int = 2) -> list[Sentence]:
-    """The best evidence sentence, and the runner-up when it is close, in reading order."""
+def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
+    """The best evidence sentence and, up to `limit` in all, those scoring at least 60% of it, in reading order."""
     best = evidence.sentences[:limit]
     keep = best[:1] + [s for s in best[1:] if s.score >= 0.6 * best[0].score]
     return sorted(keep, key=lambda s: (s.n, s.pos))
@@ -166,7 +168,7 @@ class CompletionAnswerer:
         t = templates(asked.lang)
         best = evidence.best
         if best is None:
-            yield extractive_text(evidence)
+            yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
             return
         # a 270M model copies whichever sentence is nearest the question: give it only the best one
         prompt = t.completion.format(context=f"[1] {best.text}", question=asked.question)
@@ -198,7 +200,7 @@ class CompletionAnswerer:
             if squash(shown) != squash(_CITE.sub("", quoted)):
                 yield ("。依据：" if asked.lang == "zh" else ". Evidence: ") + quoted
             return
-        yield extractive_text(evidence)
+        yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
 
 
 class ChatAnswerer:
@@ -282,8 +284,9 @@ def prepare(
     hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first
     lang = language(question)
     evidence = gather(question, hits, query)
-    facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), kb.catalog.document_frequencies(question_words(query)))
-    decision = decide(hits, facts, calibration(lang))
+    calibrated = calibration(lang)
+    facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), kb.catalog.document_frequencies(question_words(query)), calibrated.relevance)
+    decision = decide(hits, facts, calibrated)
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision)
 
 

@@ -181,6 +181,8 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces)}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             "kbqa_sources": sources,
+            "kbqa_answered": reply.answered,  # false: the documents do not hold the answer, kbqa_sources are related passages
+            "kbqa_confidence": reply.confidence,
         }
 
     @app.get("/v1/kb", dependencies=[Depends(check_key)])
@@ -238,14 +240,15 @@ def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict
     the LLM (ignored by OpenAI clients), then the answer's pieces."""
     head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
     try:
-        first = {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], "kbqa_sources": sources}
+        first = {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], "kbqa_sources": sources,
+                 "kbqa_answered": reply.answered, "kbqa_confidence": reply.confidence}
         yield f"data: {json.dumps(first, ensure_ascii=False)}\n\n"
         for ahead in reply.waiting():
             yield f": queued, {ahead} ahead\n\n"
         for piece in reply:
             chunk = {**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
-        yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+        yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}], 'kbqa_answered': reply.answered})}\n\n"
     except ServiceError as exc:
         yield f"data: {json.dumps({'error': {'message': exc.message, 'type': type(exc).__name__}}, ensure_ascii=False)}\n\n"
     except Exception as exc:  # the stream has started: an error event, not a broken connection

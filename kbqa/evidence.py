@@ -117,7 +117,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             own_cov = coverage(wanted, t, weights)
             window_cov = coverage(wanted, window | title, weights)
             typed = has_kind(text, kind, lang)
-            score = 0.65 * own_cov + 0.35 * window_cov + (0.15 if kind and typed else 0.0) - 0.01 * (n - 1) - 0.02 * (len(text) > 300)
+            score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
+                     - 0.02 * (n - 1) - 0.02 * (len(text) > 300))
             out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed))
     out.sentences.sort(key=lambda s: -s.score)
     return out

@@ -48,8 +48,7 @@ class Reply:
     def __init__(self, stream: AnswerStream, ticket: Ticket | None) -> None:
         self.stream = stream
         self.ticket = ticket
-        self.sources: list[Hit] = stream.sources
-        self.answered = stream.answered_from_documents
+        self.sources: list[Hit] = stream.sources  # after a refusal: related passages, not an answer's evidence
         self.query = stream.query
         self.model = stream.model
         self._iterator: Iterator[str] | None = None
@@ -69,6 +68,15 @@ class Reply:
     @property
     def text(self) -> str:
         return self.stream.text
+
+    @property
+    def answered(self) -> bool:
+        """Whether the documents answered (false for a refusal; a chat model may still refuse at the end)."""
+        return self.stream.answered_from_documents
+
+    @property
+    def confidence(self) -> float | None:
+        return self.stream.confidence
 
     def close(self) -> None:
         if self._iterator is not None:

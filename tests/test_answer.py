@@ -28,6 +28,7 @@ WARRANTY_PAGES = [
     "Aurora X2 manual\n\nThe Aurora X2 delivers up to 2 litres of purified water per minute.",
     "Warranty\n\nThe Aurora X2 comes with a 3-year warranty on the main unit. Filters are consumables and are not covered by the warranty. "
     "The warranty covers the pump, the tank and the electronics.",
+    "Maintenance\n\nReplace the RO membrane every 24 months.",
 ]
 
 
@@ -108,11 +109,12 @@ def test_cli_refusal_lists_related_passages_not_sources(trust_kb: KnowledgeBase)
 @pytest.mark.slow
 def test_default_model_streams_a_checked_answer(trust_kb: KnowledgeBase) -> None:
     kb = KnowledgeBase.open("trust")  # the default LLM, gemma-3-270m
-    stream = kb.ask("差旅报销的期限是多久？", stream=True)
+    stream = kb.ask("How often should the RO membrane be replaced?", stream=True)
     pieces = list(stream)
     assert len(pieces) > 1, pieces
-    assert stream.answered_from_documents
-    assert "三十天" in stream.text and not stream.text.startswith("差旅报销制度")
+    assert stream.answered_from_documents and pieces[0].strip().startswith("24 months"), pieces  # the model's own short answer first
+    answer = kb.ask("差旅报销的期限是多久？")  # gemma writes 三十 as 30 here: not in the evidence, so the evidence is quoted
+    assert "三十天" in answer.text and not answer.text.startswith("差旅报销制度")
     answer = kb.ask("Who patented the typewriter, and in which year?")
     assert "1868" in answer.text and "1868" in _cited_text(answer)
     refused = kb.ask("What is the boiling point of mercury?")

@@ -86,6 +86,10 @@ def test_openai_client_chat_with_a_knowledge_base(api: str, docs: Path) -> None:
     assert "24 months" in reply.choices[0].message.content
     sources = reply.model_extra["kbqa_sources"]
     assert sources[0]["file"] == "manual.pdf" and sources[0]["page"] == 2
+    assert reply.model_extra["kbqa_answered"] is True and reply.model_extra["kbqa_confidence"] > 0
+    refused = client.chat.completions.create(model="kb:api", messages=[{"role": "user", "content": "Who won the 1998 football world cup?"}])
+    assert refused.model_extra["kbqa_answered"] is False and "do not contain" in refused.choices[0].message.content
+    assert refused.model_extra["kbqa_sources"]  # related passages, marked by kbqa_answered
     stream = client.chat.completions.create(model="kb:api", stream=True, messages=[{"role": "user", "content": "员工每年有几天带薪年假？"}])
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

@@ -58,7 +58,9 @@ def test_upload_ingest_and_ask_with_sources(server: str, docs: Path) -> None:
     answer, sources = client.predict("How often should the RO membrane be replaced?", "web", 4, 0.3, "extractive", api_name="/ask")
     assert "24 months" in answer
     assert "manual.pdf, p. 2" in sources
-    answer, sources = client.predict("火星上有液态水吗？", "web", 4, 0.3, "extractive", api_name="/ask")
+    answer, sources = client.predict("火星上有液态水吗？", "web", 4, 0.0, "extractive", api_name="/ask")
+    assert "没有找到" in answer and "Related passages — not an answer" in sources and "[1]" in sources
+    answer, sources = client.predict("火星上有液态水吗？", "web", 4, 0.99, "extractive", api_name="/ask")
     assert "没有找到" in answer and "No source passed" in sources
     chunks = client.predict("报销期限", "web", 4, 0.3, api_name="/search")
     assert "报销.docx" in chunks

@@ -43,12 +43,13 @@ def highlighted_snippet(text: str, question: str, width: int = 360) -> str:
 
 
 def sources_markdown(sources: list[Any], answered: bool = True, question: str = "", lang: str = "en") -> str:
-    """The sources under an answer, most relevant first; each keeps the number [n] it is cited by."""
-    if not answered:
+    """The sources under an answer, most relevant first; each keeps the number [n] it is cited by.
+    After a refusal: the closest passages, marked as related material, not an answer."""
+    if not answered and not sources:
         return t(lang, "no_source")
     if not sources:
         return ""
-    lines = [f"**{t(lang, 'sources')}**", ""]
+    lines = [t(lang, "related") if not answered else f"**{t(lang, 'sources')}**", ""]
     numbered = sorted(enumerate(sources, start=1), key=lambda item: -item[1].relevance)
     for i, h in numbered:
         lines.append(f"**[{i}] {_escape(h.cite())}** · {t(lang, 'relevance')} {h.relevance:.2f}  ")

@@ -69,6 +69,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "**No source passed the relevance threshold** — the documents do not seem to hold this; the LLM was not called.",
         "zh": "**没有来源达到相关度阈值** —— 文档中似乎没有这个答案；未调用大模型。",
     },
+    "related": {
+        "en": "**Related passages — not an answer.** The documents do not seem to hold the answer; these are the closest passages (the LLM was not called).",
+        "zh": "**相关资料 —— 并非答案。** 文档中似乎没有这个答案；以下是最接近的资料（未调用大模型）。",
+    },
     "no_chunk": {"en": "No chunk passed the relevance threshold.", "zh": "没有片段达到相关度阈值。"},
     "waiting": {"en": "⏳ Waiting for the LLM: {ahead} question(s) ahead of yours…", "zh": "⏳ 正在排队等待大模型：前面还有 {ahead} 个问题…"},
     "created": {"en": "Created knowledge base **{name}**. Upload files to fill it.", "zh": "已创建知识库 **{name}**。请上传文件。"},
