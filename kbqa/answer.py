@@ -287,6 +287,10 @@ def prepare(
     calibrated = calibration(lang)
     facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), kb.catalog.document_frequencies(question_words(query)), calibrated.relevance)
     decision = decide(hits, facts, calibrated)
+    if decision.answer:  # an answer's sources: the passages with some relevance (a refusal shows the closest, whatever they are)
+        kept = hits[:1] + [h for h in hits[1:] if h.relevance > 0]
+        if len(kept) < len(hits):
+            hits, evidence = kept, gather(question, kept, query)
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision)
 
 

@@ -440,6 +440,9 @@ class Service:
         self._question(turns[-1]["content"])
         gen = self._generation(temperature, max_tokens)
         llm = self.llm(model)
+        if not hasattr(llm, "stream"):  # the extractive answerer: it quotes documents, it does not talk
+            raise BadRequest(f"{model or self.config.llm.model!r} answers only from a knowledge base: use the model kb:NAME, or an LLM",
+                             code="not_a_chat_model", model=model or self.config.llm.model)
         max_new = int(gen.get("max_tokens", self.config.llm.max_tokens))
         budget = int(getattr(llm, "context", 2048)) - max_new - 32
         count = getattr(llm, "count_tokens", None) or (lambda text: len(text) // 2 + 1)

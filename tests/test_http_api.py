@@ -169,12 +169,13 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
     body = '{"model": "kb:api", "messages": [{"role": "user", "content": "How often should the RO membrane be replaced? \\ud800"}]}'
     r = httpx.post(chat, content=body.encode(), headers={**auth, "Content-Type": "application/json"})
     assert r.status_code == 200 and "24 months" in r.json()["choices"][0]["message"]["content"]
-    # a 10,000-message conversation with the LLM itself is trimmed to its context; over server.max_messages it is refused
+    # a conversation over server.max_messages is refused (trimming a long one to the LLM's context: test_serving)
     history = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}"} for n in range(9_999)]
-    r = httpx.post(chat, json={"model": "extractive", "messages": history + [{"role": "user", "content": "hello"}]}, headers=auth, timeout=60)
-    assert r.status_code == 200, r.text
     r = httpx.post(chat, json={"model": "extractive", "messages": history * 2}, headers=auth, timeout=60)
     assert r.status_code == 413
+    # extractive quotes documents: it does not talk on its own
+    r = httpx.post(chat, json={"model": "extractive", "messages": history + [{"role": "user", "content": "hello"}]}, headers=auth, timeout=60)
+    assert r.status_code == 400 and "kb:NAME" in r.json()["detail"]
     # unknown model, missing KB, wrong shapes
     assert httpx.post(chat, json={"model": "nope", "messages": question}, headers=auth).status_code == 404
     assert httpx.post(chat, json={"model": "kb:missing", "messages": question}, headers=auth).status_code == 404
