@@ -287,8 +287,9 @@ def prepare(
     calibrated = calibration(lang)
     facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), kb.catalog.document_frequencies(question_words(query)), calibrated.relevance)
     decision = decide(hits, facts, calibrated)
-    if decision.answer:  # an answer's sources: the passages with some relevance (a refusal shows the closest, whatever they are)
-        kept = hits[:1] + [h for h in hits[1:] if h.relevance > 0]
+    if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
+        quoted = {s.n for s in evidence.sentences[:3]}
+        kept = [h for n, h in enumerate(hits, start=1) if n == 1 or h.relevance > 0 or n in quoted]
         if len(kept) < len(hits):
             hits, evidence = kept, gather(question, kept, query)
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision)
