@@ -2,11 +2,13 @@
 
 - **Standalone question**: a follow-up is rewritten (a chat model) or joined to the previous question.
 - **Retrieve**: the knowledge base's hybrid search, with no relevance floor beyond retrieval.threshold.
-- **Decide**: answer or refuse from evidence, not from one cosine: the calibrated relevance of the
-  best passage, how much of the question's distinctive words the best sentence (with its
-  neighbours) and the best passage hold, and whether the best sentence holds an answer of the kind
-  asked (a number for 多少/how many, a date for 何时/when, ...). The weights are fitted per
-  embedding model and language (configs/models.yaml, `calibration`; benchmarks/refusal.py --fit).
+- **Decide**: answer or refuse from evidence, not from one cosine (`features`): the calibrated
+  relevance of the best passage and its lead, how much of the question's distinctive words the best
+  sentence (with its neighbours) and the best passage hold, how rare in the whole knowledge base the
+  words the best passage lacks are, the embedder's similarity of the question and its best
+  sentences, and whether they hold an answer of the kind asked (a number for 多少/how many, a date
+  for 何时/when, ...). A logistic model fitted per embedding model and language combines them
+  (configs/models.yaml, `calibration`; benchmarks/refusal.py --fit).
   A refusal still shows the closest passages, as related material rather than an answer.
 - **Answer**, by the answerer's declared capabilities: `extractive` quotes the best evidence
   sentences; a `completion` (base) model writes a short answer from the best evidence, streamed
