@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_kbqa, write_docx, write_pdf
+from conftest import ROOT, run_kbqa, write_docx, write_pdf
 
 from kbqa.evidence import asked_kind, has_kind, is_title
 from kbqa.kb import KnowledgeBase
@@ -33,18 +34,32 @@ WARRANTY_PAGES = [
 ]
 
 
-@pytest.fixture
-def trust_kb(home: Path, tmp_path: Path) -> KnowledgeBase:
-    d = tmp_path / "trust"
-    d.mkdir()
+@pytest.fixture(scope="module")
+def trust_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A kbqa home with the knowledge base "trust", ingested once for the module (the tests only read it)."""
+    home = tmp_path_factory.mktemp("home")
+    shared_models = ROOT / ".pytest_cache" / "kbqa-models"
+    shared_models.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(shared_models, target_is_directory=True)
+    d = tmp_path_factory.mktemp("trust")
     write_pdf(d / "office_history.pdf", HISTORY_PAGES)
     write_pdf(d / "breach_report.pdf", BREACH_PAGES)
     write_pdf(d / "aurora_manual.pdf", WARRANTY_PAGES)
     write_docx(d / "差旅报销制度.docx")
     (d / "handbook.md").write_text("# 员工手册\n\n## 年假\n\n员工入职满一年后，每年享有十天带薪年假。\n", encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KBQA_HOME", str(home))
+        with KnowledgeBase.open("trust", llm="extractive") as kb:
+            assert kb.ingest([d]).ok
+    yield home
+
+
+@pytest.fixture
+def trust_kb(trust_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KnowledgeBase]:
+    monkeypatch.setenv("KBQA_HOME", str(trust_home))
     kb = KnowledgeBase.open("trust", llm="extractive")
-    assert kb.ingest([d]).ok
-    return kb
+    yield kb
+    kb.close()
 
 
 def _cited_text(answer: object) -> str:
