@@ -440,7 +440,9 @@ class Service:
         self._question(turns[-1]["content"])
         gen = self._generation(temperature, max_tokens)
         llm = self.llm(model)
-        if not hasattr(llm, "stream"):  # the extractive answerer: it quotes documents, it does not talk
+        from kbqa.answer import capabilities_of
+
+        if capabilities_of(llm).extractive:  # it quotes documents, it does not talk
             raise BadRequest(f"{model or self.config.llm.model!r} answers only from a knowledge base: use the model kb:NAME, or an LLM",
                              code="not_a_chat_model", model=model or self.config.llm.model)
         max_new = int(gen.get("max_tokens", self.config.llm.max_tokens))
