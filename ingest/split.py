@@ -7,6 +7,11 @@ characters, and each new chunk starts with up to ``chunk_overlap`` characters of
 pieces from the end of the one before. No chunk is ever longer than ``chunk_size``.
 Tables (kind == "table") stay whole when they fit, else are cut by rows with the header
 repeated in every piece.
+
+A table keeps its meaning in every piece: a table chunk, or a text chunk that is mostly numbers
+(a statement read without ruling lines), gets a ``caption`` in its meta — the short lines just
+above the table, else the page's leading title lines, plus the nearest units line ("in millions",
+"单位：万元") above it — which kbqa puts at the end of the chunk's title path.
 """
 
 from __future__ import annotations
@@ -149,6 +154,75 @@ def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # tabl
     return [(t.rstrip("\n"), span) for t, span in pieces]
 
 
+_NUMBER = re.compile(r"^[(\[$€£¥+\-−–]*\d[\d.,]*%?[)\]]*[,;]?$")
+_UNITS = re.compile(
+    r"(?i)\b(?:in|of)\s+(?:thousands|millions|billions)\b|\((?:\$\s*)?(?:in\s+)?(?:thousands|millions|billions)[^)]{0,60}\)"
+    r"|单位\s*[:：]\s*\S{1,12}|[（(](?:单位\s*[:：]?\s*)?[万亿千百]?元[）)]"
+)
+CAPTION_CHARS = 200
+
+
+def is_numeric(text: str) -> bool:
+    """Mostly numbers: at least 3 in 10 of its words (a table read as text)."""
+    words = text.split()
+    return len(words) >= 8 and sum(1 for w in words if _NUMBER.match(w)) / len(words) >= 0.3
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+
+
+def _title_block(paragraphs: list[str]) -> str:
+    """The short paragraphs a list starts with (each under 100 characters), up to CAPTION_CHARS."""
+    kept: list[str] = []
+    for p in paragraphs:
+        if len(p) > 100 or sum(map(len, kept)) + len(p) > CAPTION_CHARS:
+            break
+        kept.append(p)
+    return " ".join(kept)
+
+
+def _units(text: str) -> str:
+    found = list(_UNITS.finditer(text))
+    return " ".join(found[-1].group(0).split()) if found else ""
+
+
+class _Captions:
+    """What a table piece needs to keep its meaning, per source: the current page's title block
+    and the text of the page read so far."""
+
+    def __init__(self) -> None:
+        self.page: dict[str, int | None] = {}
+        self.head: dict[str, str] = {}
+        self.before: dict[str, str] = {}
+
+    def see(self, source: str, doc: Document) -> None:
+        if source not in self.page or self.page[source] != doc.page:
+            self.page[source] = doc.page
+            self.head[source] = "" if doc.meta.get("kind") == "table" else _title_block(_paragraphs(doc.text))
+            self.before[source] = ""
+
+    def caption(self, source: str, doc: Document, start: int) -> str:
+        """The caption of a table document, or of the piece of a text document starting at start."""
+        head, before = self.head[source], self.before[source]
+        if doc.meta.get("kind") == "table":
+            above = _paragraphs(before)[-2:]
+            while above and len(" ".join(above)) > CAPTION_CHARS or any(len(p) > 100 for p in above):
+                above = above[1:]
+            caption, prior = " ".join(above) or head, before + "\n" + doc.text[:300]
+        else:
+            if not head or (not before and start < len(head)):  # the piece starts with the title block
+                return ""
+            caption, prior = head, before + "\n" + doc.text[:start]
+        units = _units(prior[-3000:])
+        if units and units.lower() not in caption.lower():
+            caption = f"{caption} {units}"
+        return caption[:CAPTION_CHARS].strip()
+
+    def done(self, source: str, doc: Document) -> None:
+        self.before[source] = (self.before[source] + "\n\n" + doc.text)[-4000:]
+
+
 def split_documents(
     docs: Iterable[Document], chunk_size: int = 400, chunk_overlap: int = 80, unit: str = "chars", weigh: Weigh | None = None
 ) -> list[Chunk]:
@@ -158,8 +232,10 @@ def split_documents(
     "tokens" counts the embedder's tokens through weigh (each character's share of them)."""
     chunks: list[Chunk] = []
     numbers: dict[str, int] = {}
+    captions = _Captions()
     for doc in docs:
         source = str(doc.meta.get("source", ""))
+        captions.see(source, doc)
         if doc.meta.get("kind") == "table":
             pieces = _table_pieces(doc.text, chunk_size)
         else:
@@ -174,6 +250,12 @@ def split_documents(
             numbers[source] = n + 1
             # fresh: where the text not repeated from the previous chunk begins (overlap skipped)
             fresh = max(0, min(previous_end - start, len(text)))
-            chunks.append(Chunk(text=text, meta={**doc.meta, "chunk_no": n, "start": start, "end": end, "fresh": fresh}))
+            meta = {**doc.meta, "chunk_no": n, "start": start, "end": end, "fresh": fresh}
+            if doc.meta.get("kind") == "table" or is_numeric(text):
+                caption = captions.caption(source, doc, start)
+                if caption:
+                    meta["caption"] = caption
+            chunks.append(Chunk(text=text, meta=meta))
             previous_end = max(previous_end, end)
+        captions.done(source, doc)
     return chunks

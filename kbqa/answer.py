@@ -85,7 +85,7 @@ def features(
     held: set[str] = set()
     if best is not None:
         source = hits[best.n - 1]
-        held = set(content_words(" ".join(source.title_path) + "\n" + source.text))
+        held = set(content_words(" ".join([*source.title_path, source.context]) + "\n" + source.text))
     missing = [r for w, r in rarity.items() if w not in held]
     return {
         "relevance": ranked[0] if ranked else 0.0,

@@ -491,7 +491,7 @@ def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
 @kb_app.command("files")
 def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.")] = "default", config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """List the files of a knowledge base with status, pages, chunks and errors."""
+    """List the files of a knowledge base with status, pages, chunks, description and errors."""
     cfg, _ = _config(config)
     knowledge_base = _open(kb, cfg)
     rows = knowledge_base.files()
@@ -500,8 +500,10 @@ def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.")] = "defau
         return
     home = str(Path.home())
     folder = lambda path: str(Path(path).parent).replace(home, "~", 1) if path.startswith(home) else str(Path(path).parent)  # noqa: E731
-    _print_table(("id", "file", "folder", "status", "pages", "chunks", "seconds", "error"),
-                 [(str(r.id), r.name, folder(r.path), r.status, str(r.pages or ""), str(r.chunks), f"{r.seconds or 0:.2f}", r.error or "") for r in rows])
+    about = lambda text: text if len(text) <= 48 else text[:47] + "…"  # noqa: E731
+    _print_table(("id", "file", "folder", "status", "pages", "chunks", "seconds", "description", "error"),
+                 [(str(r.id), r.name, folder(r.path), r.status, str(r.pages or ""), str(r.chunks), f"{r.seconds or 0:.2f}",
+                   about(r.description), r.error or "") for r in rows])
 
 
 @kb_app.command("rm")

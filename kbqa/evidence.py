@@ -110,7 +110,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     out = Evidence(question, lang, kind)
     for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
         passage = set().union(*(t for _, _, t in found)) if found else set()
-        title = terms(" ".join(hit.title_path)) if titles else set()
+        title = terms(" ".join([*hit.title_path, hit.context])) if titles else set()  # what the passage is, whose
         out.passage_coverage.append(coverage(wanted, passage | title, weights))
         for i, (pos, text, t) in enumerate(found):
             window = t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
+from ingest.context import SIDECAR, describe, sidecar_description
 from ingest.textfacts import HAN, han
 from ingest.worker import LoaderProcess
 from kbqa.config import Config, load_config
@@ -151,8 +152,8 @@ def _iter_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tup
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude))
             for fn in sorted(filenames):
-                if any(fnmatch.fnmatch(fn, p) for p in exclude):
-                    continue
+                if fn == SIDECAR or any(fnmatch.fnmatch(fn, p) for p in exclude):
+                    continue  # kbqa.yaml describes the files beside it; it is not one of them
                 full = Path(dirpath) / fn
                 if full.is_file():
                     yield full.resolve(), full.relative_to(root).as_posix()
@@ -413,8 +414,15 @@ class KnowledgeBase:
             sha = sha256_file(path)
         except OSError as exc:
             return FileResult(name, "failed", error=f"cannot read file: {exc.strerror or exc}")
+        root = path.parents[len(Path(name).parts) - 1] if len(Path(name).parts) > 1 else path.parent
+        try:
+            given = sidecar_description(path, root)  # the user's own words (kbqa.yaml) about this file
+        except LoadError as exc:
+            return FileResult(name, "failed", error=str(exc))
+        if given:  # editing kbqa.yaml re-ingests the files it describes
+            sha = text_key(f"{sha}\x00{given}")
         read = (lambda: loader.load(path, options)) if loader is not None else (lambda: load_file(path, options))
-        return self._store_source(str(path), name, sha, stat.st_size, stat.st_mtime, read, force)
+        return self._store_source(str(path), name, sha, stat.st_size, stat.st_mtime, read, force, filename=path.name, given=given)
 
     def ingest_documents(self, sources: Iterable[tuple[str, list[Document]]], *, force: bool = False) -> IngestReport:
         """Ingest documents already in memory (e.g. a JSONL corpus), one (source id, documents) each.
@@ -438,22 +446,28 @@ class KnowledgeBase:
         return report
 
     def _store_source(
-        self, key: str, name: str, sha: str, size: int, mtime: float | None, read: Callable[[], list[Document]], force: bool
+        self, key: str, name: str, sha: str, size: int, mtime: float | None, read: Callable[[], list[Document]], force: bool,
+        *, filename: str | None = None, given: str = "",
     ) -> FileResult:
-        """Read, split and embed one source, then replace it in catalog and index in one step."""
+        """Read, split and embed one source, then replace it in catalog and index in one step.
+
+        filename (files only) and given (the user's words from kbqa.yaml) go into the document's
+        description (ingest.context), which every chunk is embedded and indexed with."""
         t0 = time.perf_counter()
         row = self.catalog.file(key)
         if row and not force and row.sha256 == sha and row.status == "ok":
             if row.name != name:
                 self.catalog.db.execute("UPDATE files SET name=? WHERE id=?", (name, row.id))
             return FileResult(name, "skipped", chunks=row.chunks, pages=row.pages)
-        status, error, chunks, pages, vectors = "ok", None, [], None, {}
+        status, error, chunks, pages, vectors, description = "ok", None, [], None, {}, ""
         try:
             docs = read()
+            described = filename is not None or given or (docs and docs[0].meta.get("about"))
+            description = describe(docs, filename, given) if described else ""
             pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap, *self._length_unit())
             page_numbers = {d.page for d in docs if d.page}
             pages = max(page_numbers) if page_numbers else None
-            chunks, vectors = self._embed_chunks(pieces)
+            chunks, vectors = self._embed_chunks(pieces, description)
         except UnsupportedFile as exc:
             status, error = "unsupported", str(exc)
         except LoadError as exc:
@@ -468,7 +482,7 @@ class KnowledgeBase:
             before = self.catalog.generation()
             old_ids, new_ids = self.catalog.replace_file(
                 path=key, name=name, sha256=sha, size=size, mtime=mtime, status=status, error=error,
-                pages=pages, seconds=seconds, chunks=chunks, vectors=vectors,
+                pages=pages, seconds=seconds, chunks=chunks, vectors=vectors, description=description,
             )
             index.remove(old_ids)
             if new_ids:
@@ -490,17 +504,21 @@ class KnowledgeBase:
             self._weigh = token_weights(count) if count else False
         return ("tokens", self._weigh) if self._weigh else ("weighted", None)
 
-    def _embed_chunks(self, pieces: list[Any]) -> tuple[list[NewChunk], dict[str, Any]]:
-        """Embed the chunks' texts (title path first), reusing cached vectors of unchanged text."""
+    def _embed_chunks(self, pieces: list[Any], description: str = "") -> tuple[list[NewChunk], dict[str, Any]]:
+        """Embed the chunks' texts with their context in front (the document's description, the
+        title path, a table's caption), reusing cached vectors of unchanged text."""
         chunks: list[NewChunk] = []
         skip_overlap = not self.config.embeddings.embed_overlap
         for p in pieces:
-            title = " > ".join(p.title_path)
+            titles = p.title_path + ([p.meta["caption"]] if p.meta.get("caption") else [])
+            title = " > ".join(titles)
             # the overlap repeated from the previous chunk is already in that chunk's vector
             body = p.text[p.meta.get("fresh", 0) :].lstrip() if skip_overlap else p.text
             body = body or p.text
-            embed_text = f"{title}\n{body}" if title and not p.text.startswith(p.title_path[-1]) else body
-            chunks.append(NewChunk(p.text, p.page, p.title_path, p.meta.get("kind", "text"), p.meta.get("start"), p.meta.get("end"), text_key(embed_text)))
+            embed_text = f"{title}\n{body}" if title and not p.text.startswith(titles[-1]) else body
+            if description:
+                embed_text = f"{description}\n{embed_text}"
+            chunks.append(NewChunk(p.text, p.page, titles, p.meta.get("kind", "text"), p.meta.get("start"), p.meta.get("end"), text_key(embed_text)))
             chunks[-1].embed_text = embed_text  # type: ignore[attr-defined]
         keys = list(dict.fromkeys(c.vector_key for c in chunks))
         vectors = self.catalog.cached_vectors(keys)

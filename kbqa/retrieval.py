@@ -1,4 +1,5 @@
-"""Dense + lexical retrieval fused by reciprocal rank, with a 0..1 relevance threshold."""
+"""Dense + lexical retrieval, fused, with a 0..1 relevance threshold and a preference for the
+documents a question names."""
 
 from __future__ import annotations
 
@@ -45,6 +46,10 @@ def fuse(
     return {i: a * (cosines.get(i, lo) - lo) / spread + (1 - a) * bm25.get(i, 0.0) / best for i in ids}
 
 
+MAX_NAMED = 8  # documents a question can name at once
+MAX_NAMED_CHUNKS = 50_000  # beyond this the named documents are not searched on their own (the boost still applies)
+
+
 @dataclass
 class Retriever:
     catalog: Catalog
@@ -61,6 +66,9 @@ class Retriever:
         fetch = max(self.config.fetch_k, top_k)
         dense = self.index.search(query, fetch)
         lexical = self.catalog.lexical_search(question, fetch) if self.config.hybrid else []
+        named = self._named(question) if self.config.named_boost > 0 else {}
+        if named:  # the named documents are searched on their own too: their best chunks are candidates
+            dense, lexical = self._search_named(question, query, list(named), fetch, dense, lexical)
         rows = self.catalog.chunks(list({i for i, _ in dense} | {i for i, _ in lexical}))
         if not rows:
             return []
@@ -72,6 +80,11 @@ class Retriever:
                 if rows[i].vector_key in vectors:
                     cosines[i] = float(np.dot(vectors[rows[i].vector_key], query))
         fused = fuse(dense, lexical, cosines, self.config)
+        if named:
+            for chunk_id in fused:
+                row = rows.get(chunk_id)
+                if row is not None and row.file_id in named:
+                    fused[chunk_id] += self.config.named_boost * named[row.file_id]
         hits = []
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
         for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
@@ -82,7 +95,7 @@ class Retriever:
             if rel < threshold:
                 continue
             seen.add(row.text)
-            hits.append(Hit(chunk_id, row.name, row.page, row.text, round(rel, 4), score, row.title_path, row.path))
+            hits.append(Hit(chunk_id, row.name, row.page, row.text, round(rel, 4), score, row.title_path, row.path, row.description))
             if len(hits) >= (max(top_k, self.config.rerank_top) if self.reranker else top_k):
                 break
         if self.reranker is not None:
@@ -95,6 +108,36 @@ class Retriever:
                 widened.setdefault(h.text, h)
             hits = list(widened.values())
         return hits
+
+    def _named(self, question: str) -> dict[int, float]:
+        """Files the question names (see Catalog.named_files), each with its share of the best
+        naming: those at least half as strongly named as the best, at most MAX_NAMED."""
+        scores = self.catalog.named_files(question)
+        if not scores:
+            return {}
+        best = max(scores.values())
+        ranked = sorted(((s / best, f) for f, s in scores.items() if s >= 0.5 * best), reverse=True)
+        return {f: share for share, f in ranked[:MAX_NAMED]}
+
+    def _search_named(
+        self, question: str, query: np.ndarray, files: list[int], fetch: int,
+        dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """Dense and lexical candidates from the named files, merged into the global ones."""
+        ids = self.catalog.file_chunk_ids(files)
+        if ids and len(ids) <= MAX_NAMED_CHUNKS:
+            found, vectors = self.catalog.chunk_vectors(ids)
+            if len(found):
+                cos = vectors @ np.asarray(query, dtype=np.float32)
+                top = np.argsort(-cos)[:fetch]
+                have = {i for i, _ in dense}
+                extra = [(int(found[j]), float(cos[j])) for j in top if int(found[j]) not in have]
+                dense = sorted(dense + extra, key=lambda kv: -kv[1])
+        if self.config.hybrid:
+            have = {i for i, _ in lexical}
+            extra_lex = [(i, s) for i, s in self.catalog.lexical_search(question, fetch, files) if i not in have]
+            lexical = sorted(lexical + extra_lex, key=lambda kv: -kv[1])
+        return dense, lexical
 
     def _expand(self, hit: Hit) -> Hit:
         """The hit's text widened with up to `expand` neighbouring chunks on each side (same file,

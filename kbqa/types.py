@@ -35,6 +35,7 @@ class Hit:
     rank_score: float = 0.0
     title_path: list[str] = field(default_factory=list)
     path: str = ""
+    context: str = ""  # its document's description (ingest.context): whose document, which period
 
     @property
     def score(self) -> float:

@@ -200,7 +200,7 @@ def test_html_tables_with_spans_and_no_title_in_text(tmp_path: Path) -> None:
     assert "| 型号 | 价格（元） | 价格（元） |" in text
     assert "| X2 | 标准版 | 1999 |\n| X2 | 高配版 | 2599 |" in text
     assert "以上价格含税。" in text and "var x" not in text and "价目表" not in text
-    assert docs[0].meta["title"] == "价目表 & 说明" and docs[0].meta["title_path"] == ["价格"]
+    assert docs[0].meta["about"] == {"title": "价目表 & 说明"} and docs[0].meta["title_path"] == ["价格"]
 
 
 @pytest.mark.slow

@@ -87,15 +87,21 @@ def load_file(path: str | Path, options: LoadOptions | None = None) -> list[Docu
     if size > options.max_file_mb * 1024 * 1024:
         raise LoadError(f"file is {size / 1e6:.0f} MB, over the limit of ingest.max_file_mb={options.max_file_mb:g}")
     try:
-        docs = [d for d in loader(path, options) if d.text.strip()]
+        read = list(loader(path, options))
     except LoadError:
         raise
     except MemoryError as exc:
         raise LoadError("file too large to read in memory") from exc
     except Exception as exc:  # parsing libraries raise anything on a broken file
         raise LoadError(f"cannot parse {path.suffix[1:].upper()} file: {type(exc).__name__}: {exc}".strip()) from exc
+    docs = [d for d in read if d.text.strip()]
     if not docs:
         raise LoadError("no text found in file")
+    about = next((d.meta.pop("about") for d in read if d.meta.get("about")), None)
+    for d in docs:
+        d.meta.pop("about", None)
+    if about:  # the file's own title, subject or description: on its first document (see ingest.context)
+        docs[0].meta["about"] = about
     for d in docs:
         d.meta.setdefault("source", str(path))
         d.meta.setdefault("page", None)

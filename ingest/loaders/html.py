@@ -177,4 +177,4 @@ def load(path: Path, options: object) -> Iterator[Document]:
     markup = decode_bytes(path.read_bytes())
     title = page_title(markup)
     for title_path, text in html_sections(markup):
-        yield Document(text, {"source": str(path), "page": None, "title_path": title_path, "kind": "text", "title": title})
+        yield Document(text, {"source": str(path), "page": None, "title_path": title_path, "kind": "text", "about": {"title": title}})

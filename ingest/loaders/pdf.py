@@ -345,21 +345,35 @@ def load(path: Path, options: Any) -> Iterator[Document]:
             raise LoadError("encrypted PDF: remove the password first (e.g. qpdf --decrypt)")
         if doc.page_count == 0:
             raise LoadError("PDF has no pages")
-        texts: list[str] = []
-        if options.pdf_engine == "pymupdf":
-            yield from _pymupdf_sections(path, doc, options)
-            return
-        elif options.pdf_engine == "pdfplumber":
-            texts = drop_repeated_edges(pdfplumber_pages(path))
+        meta = doc.metadata or {}
+        about = {"title": meta.get("title") or "", "subject": meta.get("subject") or ""}
+        yield from _with_about(_read_pages(path, doc, options), about)
+
+
+def _with_about(docs: Iterator[Document], about: dict[str, str]) -> Iterator[Document]:
+    """The file's own title and subject ride on its first document (see ingest.context)."""
+    for n, d in enumerate(docs):
+        if n == 0:
+            d.meta["about"] = about
+        yield d
+
+
+def _read_pages(path: Path, doc: Any, options: Any) -> Iterator[Document]:
+    texts: list[str] = []
+    if options.pdf_engine == "pymupdf":
+        yield from _pymupdf_sections(path, doc, options)
+        return
+    elif options.pdf_engine == "pdfplumber":
+        texts = drop_repeated_edges(pdfplumber_pages(path))
+    else:
+        texts = drop_repeated_edges(pdfminer_pages(path))
+    for number, text in enumerate(texts, start=1):
+        if getattr(options, "on_page", None):
+            options.on_page(number, len(texts))
+        if _needs_ocr(text, options):
+            yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr")
         else:
-            texts = drop_repeated_edges(pdfminer_pages(path))
-        for number, text in enumerate(texts, start=1):
-            if getattr(options, "on_page", None):
-                options.on_page(number, len(texts))
-            if _needs_ocr(text, options):
-                yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr")
-            else:
-                yield _page_doc(path, number, text)
+            yield _page_doc(path, number, text)
 
 
 def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:

@@ -161,10 +161,33 @@ def markdown_sections(text: str) -> Iterator[tuple[list[str], str]]:
         yield [t for _, t in path], "\n".join(body)
 
 
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+def front_matter(text: str) -> tuple[dict[str, str], str]:
+    """A Markdown file's YAML front matter (title, description, and the like as text) and the rest."""
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return {}, text
+    import yaml
+
+    try:
+        data = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        return {}, text  # not front matter after all: keep it as text
+    if not isinstance(data, dict):
+        return {}, text
+    about = {str(k): str(v) for k, v in data.items() if isinstance(v, (str, int, float)) and str(k) in ("title", "description", "subject")}
+    return about, text[m.end() :]
+
+
 def load_markdown(path: Path, options: object) -> Iterator[Document]:
     headings_only: list[str] = []
     found = False
-    for title_path, body in markdown_sections(read_text(path)):
+    about, text = front_matter(read_text(path))
+    if about:  # the file's own words about itself ride on its first document (see ingest.context)
+        yield Document("", {"source": str(path), "page": None, "title_path": [], "kind": "text", "about": about})
+    for title_path, body in markdown_sections(text):
         if not [line for line in body.split("\n") if line.strip() and not _HEADING.match(line)]:
             headings_only.append(body.strip())  # a heading with nothing under it: its title reaches the chunks below it
             continue

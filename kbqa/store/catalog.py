@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kbqa.store.tokenize import VERSION as TOKENIZER_VERSION
-from kbqa.store.tokenize import query_tokens, tokens
+from kbqa.store.tokenize import name_tokens, query_tokens, tokens
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,7 +29,8 @@ CREATE TABLE IF NOT EXISTS files(
     status TEXT NOT NULL,           -- ok | failed | unsupported
     error TEXT,
     pages INTEGER, chunks INTEGER NOT NULL DEFAULT 0,
-    seconds REAL, ingested_at REAL
+    seconds REAL, ingested_at REAL,
+    description TEXT NOT NULL DEFAULT ''  -- what the document says about itself (ingest.context): in every chunk's context
 );
 CREATE TABLE IF NOT EXISTS chunks(
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a vector index that is behind cannot mistake a new chunk for an old one
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS chunks(
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id, chunk_no);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 2');  -- descriptions, by file id
 CREATE TABLE IF NOT EXISTS vectors(key TEXT PRIMARY KEY, vector BLOB NOT NULL);
 """
 
@@ -73,6 +76,7 @@ class FileRow:
     chunks: int
     seconds: float | None
     ingested_at: float | None
+    description: str = ""
 
 
 @dataclass
@@ -87,6 +91,7 @@ class ChunkRow:
     kind: str
     text: str
     vector_key: str = ""
+    description: str = ""
 
 
 @dataclass
@@ -113,6 +118,7 @@ class Catalog:
         self._writer = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
         with self._writer:
+            self._add_description_column()
             self.db.executescript(SCHEMA)
             self._never_reuse_chunk_ids()
         if self.get_meta("tokenizer") != TOKENIZER_VERSION:
@@ -148,15 +154,25 @@ class Catalog:
             db.execute("DROP TABLE chunks_before_autoincrement")
             db.execute("CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id, chunk_no)")
 
+    def _add_description_column(self) -> None:
+        """Catalogs written before documents had descriptions get the column (empty)."""
+        exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='files'").fetchone()
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(files)")}
+        if exists and "description" not in columns:
+            self.db.execute("ALTER TABLE files ADD COLUMN description TEXT NOT NULL DEFAULT ''")
+
     def rebuild_fts(self) -> None:
-        """Re-tokenize every chunk into the FTS table (after a tokenizer change)."""
+        """Re-tokenize every chunk and description into the FTS tables (after a tokenizer change)."""
         with self.transaction() as db:
             db.execute("DELETE FROM chunks_fts")
-            rows = db.execute("SELECT id, title_path, text FROM chunks").fetchall()
+            db.execute("DELETE FROM files_fts")
+            rows = db.execute("SELECT c.id, f.description, c.title_path, c.text FROM chunks c JOIN files f ON f.id = c.file_id").fetchall()
             db.executemany(
                 "INSERT INTO chunks_fts(rowid, tokens) VALUES(?, ?)",
-                [(r[0], " ".join(tokens(" ".join(json.loads(r[1])) + "\n" + r[2]))) for r in rows],
+                [(r[0], _fts_text(r[1], json.loads(r[2]), r[3])) for r in rows],
             )
+            files = db.execute("SELECT id, description FROM files WHERE description != ''").fetchall()
+            db.executemany("INSERT INTO files_fts(rowid, tokens) VALUES(?, ?)", [(r[0], " ".join(name_tokens(r[1]))) for r in files])
             self.set_meta("tokenizer", TOKENIZER_VERSION, db)
 
     def close(self) -> None:
@@ -220,6 +236,7 @@ class Catalog:
         seconds: float,
         chunks: list[NewChunk],
         vectors: dict[str, np.ndarray],
+        description: str = "",
     ) -> tuple[list[int], list[int]]:
         """Replace everything known of one file in one transaction; return (old ids, new ids)."""
         with self.transaction() as db:
@@ -230,16 +247,21 @@ class Catalog:
                 old_ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
                 db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in old_ids])
                 db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+                db.execute("DELETE FROM files_fts WHERE rowid=?", (file_id,))
                 db.execute(
-                    "UPDATE files SET name=?, sha256=?, size=?, mtime=?, status=?, error=?, pages=?, chunks=?, seconds=?, ingested_at=? WHERE id=?",
-                    (name, sha256, size, mtime, status, error, pages, len(chunks), seconds, time.time(), file_id),
+                    "UPDATE files SET name=?, sha256=?, size=?, mtime=?, status=?, error=?, pages=?, chunks=?, seconds=?, ingested_at=?, "
+                    "description=? WHERE id=?",
+                    (name, sha256, size, mtime, status, error, pages, len(chunks), seconds, time.time(), description, file_id),
                 )
             else:
                 cur = db.execute(
-                    "INSERT INTO files(path, name, sha256, size, mtime, status, error, pages, chunks, seconds, ingested_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                    (path, name, sha256, size, mtime, status, error, pages, len(chunks), seconds, time.time()),
+                    "INSERT INTO files(path, name, sha256, size, mtime, status, error, pages, chunks, seconds, ingested_at, description) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (path, name, sha256, size, mtime, status, error, pages, len(chunks), seconds, time.time(), description),
                 )
                 file_id = int(cur.lastrowid or 0)
+            if description:
+                db.execute("INSERT INTO files_fts(rowid, tokens) VALUES(?, ?)", (file_id, " ".join(name_tokens(description))))
             db.executemany(
                 "INSERT OR IGNORE INTO vectors(key, vector) VALUES(?, ?)",
                 [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()],
@@ -252,8 +274,7 @@ class Catalog:
                 )
                 chunk_id = int(cur.lastrowid or 0)
                 new_ids.append(chunk_id)
-                fts_text = " ".join(tokens(" ".join(c.title_path) + "\n" + c.text))
-                db.execute("INSERT INTO chunks_fts(rowid, tokens) VALUES(?, ?)", (chunk_id, fts_text))
+                db.execute("INSERT INTO chunks_fts(rowid, tokens) VALUES(?, ?)", (chunk_id, _fts_text(description, c.title_path, c.text)))
             self.set_meta("generation", self.generation() + 1, db)
         return old_ids, new_ids
 
@@ -262,6 +283,7 @@ class Catalog:
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
             db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
             db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+            db.execute("DELETE FROM files_fts WHERE rowid=?", (file_id,))
             db.execute("DELETE FROM files WHERE id=?", (file_id,))
             self.set_meta("generation", self.generation() + 1, db)
         return ids
@@ -308,14 +330,14 @@ class Catalog:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             q = (
-                "SELECT c.id, c.file_id, f.name, f.path, c.chunk_no, c.page, c.title_path, c.kind, c.text, c.vector_key "
+                "SELECT c.id, c.file_id, f.name, f.path, c.chunk_no, c.page, c.title_path, c.kind, c.text, c.vector_key, f.description "
                 f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({','.join('?' * len(part))})"
             )
             for r in self.db.execute(q, part):
                 out[r["id"]] = ChunkRow(
                     id=r["id"], file_id=r["file_id"], name=r["name"], path=r["path"], chunk_no=r["chunk_no"],
                     page=r["page"], title_path=json.loads(r["title_path"]), kind=r["kind"], text=r["text"],
-                    vector_key=r["vector_key"],
+                    vector_key=r["vector_key"], description=r["description"],
                 )
         return out
 
@@ -343,14 +365,50 @@ class Catalog:
             counts[word] = int(row[0]) if row else 0
         return self.chunk_count(), counts
 
-    def lexical_search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """BM25 over the FTS5 table; returns (chunk id, bm25 score, higher = better)."""
+    def lexical_search(self, query: str, k: int, file_ids: list[int] | None = None) -> list[tuple[int, float]]:
+        """BM25 over the FTS5 table, optionally only in some files; (chunk id, bm25 score, higher = better)."""
         words = query_tokens(query)
         if not words:
             return []
-        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        match = " OR ".join(_quoted(w) for w in words)
+        within = ""
+        if file_ids:
+            within = f" AND rowid IN (SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)}))"
         rows = self.db.execute(
-            "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY score DESC LIMIT ?",
+            f"SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?{within} ORDER BY score DESC LIMIT ?",
             (match, k),
         )
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def named_files(self, query: str, most: float = 0.5) -> dict[int, float]:
+        """Files whose description the question names, with how strongly: the sum of the idf (among
+        described files) of the question's words found in the description. A word in more than
+        `most` of the descriptions names nothing ("form", "handbook" in a folder of handbooks)."""
+        db = self.db
+        described = int(db.execute("SELECT count(*) FROM files WHERE description != ''").fetchone()[0])
+        if described < 2:
+            return {}
+        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.files_vocab USING fts5vocab(main, files_fts, row)")
+        scores: dict[int, float] = {}
+        for word in dict.fromkeys(name_tokens(query, query=True)):
+            row = db.execute("SELECT doc FROM temp.files_vocab WHERE term=?", (word,)).fetchone()
+            df = int(row[0]) if row else 0
+            if not df or df > most * described:
+                continue
+            weight = math.log(described / df)
+            for (file_id,) in db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ?", (_quoted(word),)):
+                scores[int(file_id)] = scores.get(int(file_id), 0.0) + weight
+        return scores
+
+    def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
+        q = f"SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)})"
+        return [r[0] for r in self.db.execute(q)] if file_ids else []
+
+
+def _quoted(word: str) -> str:
+    return '"' + word.replace('"', '""') + '"'
+
+
+def _fts_text(description: str, title_path: list[str], text: str) -> str:
+    """What BM25 indexes for a chunk: its document's description, its title path and its text."""
+    return " ".join(tokens(f"{description}\n{' '.join(title_path)}\n{text}"))

@@ -1,0 +1,317 @@
+"""Retrieval over real PDF collections: kbqa against the Langchain-Chatchat 0.3 recipe, one run.
+
+    python benchmarks/pdfqa.py --data ../shared/data/pdfqa/financebench            # both, warm vector cache
+    python benchmarks/pdfqa.py --data ../shared/data/pdfqa/financebench --cold     # fresh home: honest ingest times
+    python benchmarks/pdfqa.py --data ... --only kbqa --set retrieval.named_boost=0
+
+The data folder holds pdfs/ and questions.jsonl (gold: doc_id "pdfs/NAME.pdf", 1-based page,
+evidence text). Both pipelines get the same PDFs and the same embedder (the configured one).
+
+- kbqa: `kbqa ingest` of pdfs/ into a fresh knowledge base, then `search(question, top_k=5)`.
+- Chatchat 0.3 recipe: PyMuPDF page text joined per file; its ChineseRecursiveTextSplitter-style
+  750/150 splitting (LangChain's recursive splitter with Chatchat's separators); BM25 over
+  jieba.lcut_for_search tokens and FAISS inner product, k=5 each, fused 0.5/0.5 by weighted
+  reciprocal rank (c=60) as LangChain's EnsembleRetriever does. A chunk's pages are the pages its
+  character span covers (any of them counts: generous to it).
+
+Per question, over the top 5 sources:
+- doc-hit@5: one comes from a gold filing;
+- page-hit@5: one comes from a gold page (exact), and within one page (±1);
+- evidence-hit@5: the five together hold at least half of the gold evidence's numbers and content
+  words (any gold evidence, for questions with several).
+Without the data folder the script says so and exits 0. Knowledge bases and the vector cache live
+under .bench/pdfqa (reused unless --cold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+K = 5
+CHATCHAT_SEPARATORS = ["\n\n", "\n", "。|！|？", r"\.\s|\!\s|\?\s", "；|;\s", "，|,\s"]
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+@dataclass
+class Source:
+    file: str  # the file name
+    pages: set[int]
+    text: str
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    gold: list[dict[str, Any]]
+
+
+def read_questions(path: Path, limit: int | None) -> list[Question]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.append(Question(row["id"], row["question"], row["gold"]))
+    return out[:limit] if limit else out
+
+
+def evidence_terms(text: str) -> set[str]:
+    """The numbers (two or more digits, separators dropped) and content words of a text."""
+    from ingest.textfacts import content_words
+
+    numbers = {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+    return {n for n in numbers if sum(ch.isdigit() for ch in n) >= 2} | set(content_words(text))
+
+
+def score(q: Question, sources: list[Source]) -> dict[str, bool]:
+    top = sources[:K]
+    gold_files = {Path(g["doc_id"]).name for g in q.gold}
+    doc = any(s.file in gold_files for s in top)
+    page = any(s.file == Path(g["doc_id"]).name and g["page"] in s.pages for s in top for g in q.gold)
+    near = any(s.file == Path(g["doc_id"]).name and any(abs(p - g["page"]) <= 1 for p in s.pages) for s in top for g in q.gold)
+    found = evidence_terms("\n".join(s.text for s in top))
+    evidence = False
+    for g in q.gold:
+        wanted = evidence_terms(g.get("evidence") or "")
+        if wanted and len(wanted & found) / len(wanted) >= 0.5:
+            evidence = True
+    return {"doc": doc, "page": page, "page±1": near, "evidence": evidence}
+
+
+def summary(name: str, rows: list[dict[str, bool]], ingest_s: float, chunks: int, note: str) -> dict[str, Any]:
+    n = max(1, len(rows))
+    out = {"pipeline": name, "questions": len(rows), "chunks": chunks, "ingest_s": round(ingest_s, 1)}
+    for key in ("doc", "page", "page±1", "evidence"):
+        out[key] = round(sum(r[key] for r in rows) / n, 4)
+    out["note"] = note
+    return out
+
+
+# --- kbqa ----------------------------------------------------------------------------------------
+def run_kbqa(data: Path, questions: list[Question], home: Path, overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, bool]]]:
+    from kbqa.config import load_config
+    from kbqa.kb import KnowledgeBase
+
+    os.environ["KBQA_HOME"] = str(home)
+    config, _ = load_config(overrides=overrides)
+    name = "pdfqa-" + data.name
+    if KnowledgeBase.exists(name, config):
+        KnowledgeBase.open(name, config).drop()
+    kb = KnowledgeBase.open(name, config)
+    files = sorted((data / "pdfs").glob("*.pdf"))
+    print(f"kbqa: ingesting {len(files)} PDFs ...", flush=True)
+    report = kb.ingest(data / "pdfs", progress=_progress("kbqa"))
+    failed = [f for f in report.files if f.status == "failed"]
+    pages = sum(f.pages or 0 for f in report.files)
+    print(f"kbqa: {report.seconds:.1f} s, {pages} pages, {kb.catalog.chunk_count()} chunks, {len(failed)} failed", flush=True)
+    rows = []
+    for q in questions:
+        hits = kb.search(q.question, top_k=K, threshold=0.0)
+        rows.append(score(q, [Source(Path(h.file).name, {h.page} if h.page else set(), h.text) for h in hits]))
+    result = summary("kbqa", rows, report.seconds, kb.catalog.chunk_count(), f"{pages / max(report.seconds, 1e-9):.2f} pages/s")
+    kb.close()
+    return result, rows
+
+
+def _progress(label: str) -> Any:
+    last = [0.0]
+
+    def show(p: Any) -> None:
+        if p.stage == "file" and p.result is not None and time.monotonic() - last[0] > 20:
+            last[0] = time.monotonic()
+            print(f"  {label}: {p.done}/{p.total} files", flush=True)
+
+    return show
+
+
+# --- the Chatchat 0.3 recipe ---------------------------------------------------------------------
+class BM25:
+    """Okapi BM25 as rank_bm25's BM25Okapi computes it (k1 1.5, b 0.75, idf floor 0.25 x mean)."""
+
+    def __init__(self, corpus: list[list[str]], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> None:
+        self.k1, self.b = k1, b
+        self.tf = [Counter(doc) for doc in corpus]
+        self.lengths = np.array([len(d) for d in corpus], dtype=np.float64)
+        self.avg = float(self.lengths.mean()) if len(corpus) else 0.0
+        df: Counter[str] = Counter()
+        for tf in self.tf:
+            df.update(tf.keys())
+        n = len(corpus)
+        idf = {w: math.log(n - f + 0.5) - math.log(f + 0.5) for w, f in df.items()}
+        floor = epsilon * (sum(idf.values()) / max(1, len(idf)))
+        self.idf = {w: (v if v >= 0 else floor) for w, v in idf.items()}
+        self.postings: dict[str, list[int]] = {}
+        for i, tf in enumerate(self.tf):
+            for w in tf:
+                self.postings.setdefault(w, []).append(i)
+
+    def top(self, query: list[str], k: int) -> list[int]:
+        scores = np.zeros(len(self.tf))
+        norm = self.k1 * (1 - self.b + self.b * self.lengths / max(self.avg, 1e-9))
+        for w in query:
+            for i in self.postings.get(w, []):
+                f = self.tf[i][w]
+                scores[i] += self.idf[w] * f * (self.k1 + 1) / (f + norm[i])
+        return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+def chatchat_chunks(files: list[Path]) -> list[Source]:
+    import pymupdf
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(
+        separators=CHATCHAT_SEPARATORS, is_separator_regex=True, keep_separator=True, chunk_size=750, chunk_overlap=150
+    )
+    out: list[Source] = []
+    for path in files:
+        with pymupdf.open(path) as doc:
+            texts = [page.get_text("text") for page in doc]
+        starts, pos = [], 0
+        for t in texts:
+            starts.append(pos)
+            pos += len(t) + 1
+        joined = "\n".join(texts)
+        cursor = 0
+        for d in splitter.create_documents([joined]):
+            piece = d.page_content
+            begin = joined.find(piece, cursor)
+            begin = begin if begin >= 0 else max(0, joined.find(piece))
+            cursor = begin + 1
+            end = begin + len(piece)
+            pages = {n + 1 for n, s in enumerate(starts) if s < end and (n + 1 == len(starts) or starts[n + 1] > begin)}
+            out.append(Source(path.name, pages, piece))
+    return out
+
+
+def run_chatchat(data: Path, questions: list[Question], home: Path, overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, bool]]]:
+    import faiss
+    import jieba
+
+    from kbqa.config import load_config
+    from kbqa.embeddings import make_embedder
+    from kbqa.store.cache import VectorCache
+    from kbqa.store.catalog import text_key
+
+    os.environ["KBQA_HOME"] = str(home)
+    config, _ = load_config(overrides=overrides)
+    embedder = make_embedder(config.embeddings)
+    cache = VectorCache(home / "cache", config.embeddings.model) if config.embeddings.cache else None
+    files = sorted((data / "pdfs").glob("*.pdf"))
+    print(f"chatchat recipe: reading and splitting {len(files)} PDFs ...", flush=True)
+    t0 = time.perf_counter()
+    chunks = chatchat_chunks(files)
+    keys = [text_key(c.text) for c in chunks]
+    vectors = cache.get(keys) if cache else {}
+    todo = list(dict.fromkeys(k for k in keys if k not in vectors))
+    print(f"chatchat recipe: {len(chunks)} chunks, embedding {len(todo)} (the rest from the vector cache) ...", flush=True)
+    text_of = {k: c.text for k, c in zip(keys, chunks)}
+    for i in range(0, len(todo), 256):
+        part = todo[i : i + 256]
+        got = dict(zip(part, embedder.embed_documents([text_of[k] for k in part])))
+        if cache:
+            cache.put(got)
+        vectors.update(got)
+        if (i // 256) % 10 == 0:
+            print(f"  chatchat: {min(i + 256, len(todo))}/{len(todo)} embedded", flush=True)
+    matrix = np.vstack([vectors[k] for k in keys]).astype(np.float32)
+    index = faiss.IndexFlatIP(matrix.shape[1])
+    index.add(matrix)
+    bm25 = BM25([[w for w in jieba.lcut_for_search(c.text) if w.strip()] for c in chunks])
+    seconds = time.perf_counter() - t0
+    rows = []
+    for q in questions:
+        qv = np.asarray(embedder.embed_query(q.question), dtype=np.float32)[None, :]
+        dense = [int(i) for i in index.search(qv, K)[1][0] if i >= 0]
+        lexical = bm25.top([w for w in jieba.lcut_for_search(q.question) if w.strip()], K)
+        fused: dict[int, float] = {}
+        for ranking in (lexical, dense):  # EnsembleRetriever([bm25, faiss], weights=[0.5, 0.5]), c = 60
+            for rank, i in enumerate(ranking):
+                fused[i] = fused.get(i, 0.0) + 0.5 / (60 + rank + 1)
+        top = sorted(fused, key=lambda i: -fused[i])[:K]
+        rows.append(score(q, [chunks[i] for i in top]))
+    result = summary("Chatchat 0.3 recipe", rows, seconds, len(chunks), f"embedded {len(todo)} of {len(set(keys))} texts in this run")
+    if cache:
+        cache.close()
+    return result, rows
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        section, _, name = key.partition(".")
+        out.setdefault(section, {})[name] = yaml.safe_load(value)
+    return out
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        f"| pipeline | doc-hit@{K} | page-hit@{K} | page-hit@{K} (±1) | evidence-hit@{K} | chunks | ingest s | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['pipeline']} | {r['doc']:.4f} | {r['page']:.4f} | {r['page±1']:.4f} | {r['evidence']:.4f} | {r['chunks']} | {r['ingest_s']} | {r['note']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "pdfqa" / "financebench")
+    ap.add_argument("--only", choices=["kbqa", "chatchat"], default=None)
+    ap.add_argument("--limit", type=int, default=None, help="first N questions only")
+    ap.add_argument("--cold", action="store_true", help="a fresh home with no vector cache: honest ingest times")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="kbqa config override")
+    ap.add_argument("--misses", action="store_true", help="list the questions kbqa misses")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args()
+    if not (args.data / "questions.jsonl").is_file() or not (args.data / "pdfs").is_dir():
+        print(f"skipped: no pdfs/ and questions.jsonl under {args.data} (see ../shared/data/README.md)")
+        return
+    questions = read_questions(args.data / "questions.jsonl", args.limit)
+    overrides = parse_overrides(args.set)
+    home = Path(tempfile.mkdtemp(prefix="pdfqa-")) if args.cold else ROOT / ".bench" / "pdfqa"
+    home.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        if args.only in (None, "kbqa"):
+            result, rows = run_kbqa(args.data, questions, home, overrides)
+            results.append(result)
+            if args.misses:
+                for q, r in zip(questions, rows):
+                    if not all(r.values()):
+                        print(f"  miss {q.id} {r} {q.question[:110]!r} gold {[(Path(g['doc_id']).name, g['page']) for g in q.gold]}")
+        if args.only in (None, "chatchat"):
+            result, _ = run_chatchat(args.data, questions, home, overrides)
+            results.append(result)
+    finally:
+        if args.cold:
+            shutil.rmtree(home, ignore_errors=True)
+    print(f"\n{len(questions)} questions, {args.data}" + (" (cold: no vector cache)" if args.cold else " (vector cache under .bench/pdfqa)"))
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""What a document says about itself, in one line: the context every one of its chunks carries.
+
+A filing's page 37 rarely repeats the company's name; an HR handbook's leave rules never say whose
+handbook they are. So each document gets a short description at ingest, built from:
+
+1. what the user wrote for it (`kbqa.yaml` beside the file or in a folder above it, or the
+   Markdown front matter's title/description),
+2. the file's own title and subject (PDF metadata, Word core properties, HTML <title>), unless
+   they are a bare ID or a tool's default ("Microsoft Word - draft.docx"),
+3. the file name (words only: "AMCOR_2023Q2_10Q.pdf" -> "AMCOR 2023Q2 10Q"),
+4. the first page's title block (its headings; a text without pages: its top-level title) and the
+   first date printed on the first page.
+
+kbqa embeds and BM25-indexes every chunk with this description in front; the stored and shown
+text stays the chunk itself. A sidecar `kbqa.yaml`::
+
+    description: Acme Corp HR documents          # every file in this folder and below
+    files:
+      handbook.pdf: Acme Corp employee handbook, 2024 edition   # one file
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ingest.types import Document, LoadError
+
+SIDECAR = "kbqa.yaml"
+MAX_CHARS = 240  # the description's length limit: about 60 tokens of every chunk's 512
+_LETTER = re.compile(r"[^\W\d_]")
+_TOOL_TITLE = re.compile(r"^\s*(microsoft (word|excel|powerpoint)\s*-\s*|untitled\b|document\d*\b)", re.I)
+_EXTENSION = re.compile(r"\.(docx?|xlsx?|pptx?|pdf|txt|md|html?|indd|qxd)\s*$", re.I)
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DATE = re.compile(
+    rf"\b(?:{_MONTHS})\s+\d{{1,2}},?\s+(?:19|20)\d\d\b"  # March 31, 2023
+    r"|\b(?:19|20)\d\d-\d\d-\d\d\b"  # 2023-03-31
+    r"|(?:19|20)\d\d\s*年(?:\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?)?"  # 2023年3月31日
+)
+
+
+def _words(text: str) -> int:
+    """How many words of two or more letters a text holds (a CJK run counts as one)."""
+    return sum(1 for w in re.findall(r"[^\W\d_]{2,}", text))
+
+
+def clean_title(title: str | None) -> str:
+    """A file's own title, or "" when it says nothing: an ID, a tool's default, a path."""
+    title = " ".join(str(title or "").split())
+    title = _EXTENSION.sub("", _TOOL_TITLE.sub("", title)).strip(" -_")
+    looks_like_a_path = title.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:\\", title) is not None
+    looks_like_a_file_name = " " not in title and ("_" in title or "." in title)
+    if _words(title) < 1 or len(title) > 200 or looks_like_a_path or looks_like_a_file_name:
+        return ""
+    return title
+
+
+def name_words(filename: str) -> str:
+    """A file name as words: the stem with separators turned into spaces; "" when it has no letters."""
+    stem = Path(filename).stem
+    words = " ".join(re.sub(r"[_.+~]+", " ", stem).split())
+    return words if _LETTER.search(words) else ""
+
+
+def first_date(text: str) -> str:
+    m = _DATE.search(text)
+    return " ".join(m.group(0).split()) if m else ""
+
+
+def describe(docs: list[Document], filename: str | None = None, given: str = "") -> str:
+    """The document's description: what the user gave, its own title, its name, its title block."""
+    first = docs[0].meta if docs else {}
+    about: dict[str, Any] = dict(first.get("about") or {})
+    parts = [given, about.get("description", "")]
+    parts += [clean_title(about.get("title")), clean_title(about.get("subject"))]
+    if filename:
+        parts.append(name_words(filename))
+    first_page = first.get("page")
+    heads: list[str] = []
+    for doc in docs[:12]:  # the first page's title block (its headings), or a text's top-level title
+        if doc.meta.get("page") != first_page:
+            break
+        titles = doc.meta.get("title_path") or []
+        for title in titles if first_page is not None else titles[:1]:
+            if title not in heads and len(title) <= 80:
+                heads.append(title)
+    parts += heads[:3]
+    page_text = "\n".join(d.text for d in docs[:12] if d.meta.get("page") == first_page)
+    parts.append(first_date(page_text[:4000]) if first_page is not None else "")
+    kept: list[tuple[str, str]] = []  # (part, its letters and digits in lower case)
+    for part in parts:
+        part = " ".join(str(part or "").split())
+        key = re.sub(r"\W+", "", part).lower()
+        if not key or any(key in k for _, k in kept):
+            continue
+        kept = [(p, k) for p, k in kept if k not in key] + [(part, key)]  # a longer part replaces one it holds
+    text = " — ".join(p for p, _ in kept)
+    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1].rstrip() + "…"
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise LoadError(f"{path}: not a readable {SIDECAR} ({exc.__class__.__name__}); fix or remove it") from None
+    if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+        raise LoadError(f"{path}: {SIDECAR} holds a mapping with 'description' and 'files' (name: description)")
+    return data
+
+
+def sidecar_description(path: Path, root: Path | None = None) -> str:
+    """What `kbqa.yaml` files say about a file: each folder's `description` from root down to the
+    file's folder, then the file's own entry under `files:` of its folder's kbqa.yaml."""
+    path = Path(path)
+    folders = [path.parent]
+    if root is not None:
+        root = Path(root)
+        while folders[-1] != root and root in folders[-1].parents:
+            folders.append(folders[-1].parent)
+    parts: list[str] = []
+    for folder in reversed(folders):
+        sidecar = folder / SIDECAR
+        if not sidecar.is_file():
+            continue
+        data = _read_sidecar(sidecar)
+        parts.append(str(data.get("description") or ""))
+        if folder == path.parent:
+            parts.append(str((data.get("files") or {}).get(path.name) or ""))
+    return " — ".join(" ".join(p.split()) for p in parts if p.strip())

@@ -1,0 +1,221 @@
+"""Every passage knows its document: descriptions from what a file says about itself and from
+kbqa.yaml, questions that name a document get that document's sources, table pieces keep their
+caption and units. The collection: two companies' HR handbooks and two product manuals whose
+passages say the same thing in the same words, and never name their company."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_kbqa, write_pdf
+
+from ingest import Document, load_file, split_documents
+from ingest.context import clean_title, describe, name_words
+from kbqa.kb import KnowledgeBase
+
+SECTIONS_EN = {
+    "Annual leave": "Employees receive {leave} days of paid annual leave each calendar year. Unused days lapse at the end of March.",
+    "Working hours": "The working week is {hours} hours. Core hours run from ten to four; the rest is flexible.",
+    "Expenses": "Travel expenses are reimbursed within {days} days of a claim with receipts attached.",
+    "Remote work": "Staff may work from home up to {remote} days a week with their manager's agreement.",
+}
+SECTIONS_ZH = {
+    "年假": "员工入职满一年后，每年享有{leave}天带薪年假，未休年假不予折现。",
+    "加班": "加班须提前申请，工作日加班按{rate}倍工资计算。",
+    "报销": "差旅费用须在出差结束后{days}天内提交报销申请。",
+}
+MANUAL = {
+    "Filters": "Replace the sediment filter every {months} months and the carbon filter every year.",
+    "Warranty": "The pump carries a {years}-year warranty from the date of purchase.",
+    "Cleaning": "Wipe the tank with a soft cloth; never use bleach or solvents.",
+    "Installation": "Fit the unit under the sink and connect the feed valve to the cold water line.",
+}
+
+
+def _markdown(title: str, sections: dict[str, str], **values: object) -> str:
+    return f"# {title}\n\n" + "\n\n".join(f"## {h}\n\n{body.format(**values)}" for h, body in sections.items()) + "\n"
+
+
+def write_collection(d: Path) -> Path:
+    (d / "acme").mkdir(parents=True)
+    (d / "globex").mkdir()
+    (d / "manuals").mkdir()
+    (d / "acme" / "handbook.md").write_text(_markdown("Employee handbook", SECTIONS_EN, leave=25, hours=37, days=30, remote=2), encoding="utf-8")
+    (d / "globex" / "handbook.md").write_text(_markdown("Employee handbook", SECTIONS_EN, leave=18, hours=40, days=14, remote=3), encoding="utf-8")
+    # the folders' names say nothing: kbqa.yaml says whose handbook each is
+    (d / "acme" / "kbqa.yaml").write_text("description: Acme Corporation\n", encoding="utf-8")
+    (d / "globex" / "kbqa.yaml").write_text("files:\n  handbook.md: Globex Industries staff handbook\n", encoding="utf-8")
+    (d / "星河科技员工手册.md").write_text(_markdown("员工手册", SECTIONS_ZH, leave="十", rate="1.5", days="三十"), encoding="utf-8")
+    (d / "蓝海集团员工手册.md").write_text(_markdown("员工手册", SECTIONS_ZH, leave="十五", rate="2", days="十五"), encoding="utf-8")
+    (d / "manuals" / "KX-200 manual.md").write_text(_markdown("Water purifier manual", MANUAL, months=6, years=2), encoding="utf-8")
+    (d / "manuals" / "KX-300 manual.md").write_text(_markdown("Water purifier manual", MANUAL, months=9, years=5), encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    home = tmp_path_factory.mktemp("home")
+    d = write_collection(tmp_path_factory.mktemp("docs"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KBQA_HOME", str(home))
+        with KnowledgeBase.open("companies", llm="extractive") as kb:
+            report = kb.ingest([d])
+            assert report.ok, [(f.name, f.error) for f in report.files]
+            assert "kbqa.yaml" not in {f.name.rsplit("/", 1)[-1] for f in kb.files()}  # describes files, is not one
+    yield home, d
+
+
+@pytest.fixture
+def kb(collection: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[KnowledgeBase]:
+    monkeypatch.setenv("KBQA_HOME", str(collection[0]))
+    with KnowledgeBase.open("companies", llm="extractive") as kb:
+        yield kb
+
+
+def _files(hits: list) -> set[str]:
+    return {h.file for h in hits}
+
+
+@pytest.mark.parametrize(
+    ("question", "file", "fact"),
+    [
+        ("How many days of annual leave do Acme employees get?", "acme/handbook.md", "25"),
+        ("How many days of annual leave do Globex employees get?", "globex/handbook.md", "18"),
+        ("How many hours is the working week at Globex?", "globex/handbook.md", "40"),
+        ("星河科技员工手册里年假有几天？", "星河科技员工手册.md", "十天"),
+        ("蓝海集团的加班工资怎么算？", "蓝海集团员工手册.md", "2倍"),
+        ("How often should the sediment filter be replaced on the KX-300?", "manuals/KX-300 manual.md", "9 months"),
+        ("What warranty does the KX-200 pump have?", "manuals/KX-200 manual.md", "2-year"),
+    ],
+)
+def test_a_question_that_names_a_document_gets_only_its_sources(kb: KnowledgeBase, question: str, file: str, fact: str) -> None:
+    hits = kb.search(question, top_k=3)
+    assert _files(hits) == {file}, [(h.file, h.text[:50]) for h in hits]
+    assert fact in hits[0].text
+    answer = kb.ask(question)
+    assert answer.answered_from_documents and fact in answer.text, answer.text
+    assert answer.sources[0].file == file
+
+
+def test_a_question_that_names_no_document_still_searches_them_all(kb: KnowledgeBase) -> None:
+    hits = kb.search("How many days of paid annual leave do employees receive?", top_k=4)
+    assert {"acme/handbook.md", "globex/handbook.md"} <= _files(hits)
+
+
+def test_descriptions_come_from_the_files_and_kbqa_yaml(kb: KnowledgeBase) -> None:
+    described = {f.name: f.description for f in kb.files()}
+    assert described["acme/handbook.md"].startswith("Acme Corporation")
+    assert described["globex/handbook.md"].startswith("Globex Industries staff handbook")
+    assert "KX-300 manual" in described["manuals/KX-300 manual.md"]
+    assert "星河科技员工手册" in described["星河科技员工手册.md"]
+    # the stored and shown text stays the chunk itself
+    hit = kb.search("How many hours is the working week at Globex?", top_k=1)[0]
+    assert "Globex" not in hit.text
+
+
+def test_editing_kbqa_yaml_reingests_the_files_it_describes(tmp_path: Path, home: Path) -> None:
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "a.md").write_text(_markdown("Handbook", SECTIONS_EN, leave=25, hours=37, days=30, remote=2), encoding="utf-8")
+    (d / "b.md").write_text(_markdown("Handbook", SECTIONS_EN, leave=18, hours=40, days=14, remote=3), encoding="utf-8")
+    with KnowledgeBase.open("sidecar", llm="extractive") as kb:
+        assert kb.ingest(d).ok
+        assert {f.status for f in kb.ingest(d).files} == {"skipped"}
+        (d / "kbqa.yaml").write_text("files:\n  a.md: Initech handbook\n  b.md: Umbrella handbook\n", encoding="utf-8")
+        statuses = {f.name: f.status for f in kb.ingest(d).files}
+        assert statuses == {"a.md": "updated", "b.md": "updated"}
+        hits = kb.search("Annual leave days at Umbrella?", top_k=2)
+        assert _files(hits) == {"b.md"} and "18" in hits[0].text
+        (d / "kbqa.yaml").write_text("files: [not, a, mapping]\n", encoding="utf-8")
+        report = kb.ingest(d)
+        errors = {f.name: f.error for f in report.files}
+        assert all(e and "kbqa.yaml" in e for e in errors.values()), errors
+        assert kb.search("Annual leave days at Umbrella?", top_k=1)[0].file == "b.md"  # the last good version stays
+
+
+def test_the_cli_shows_a_files_description(tmp_path: Path, home: Path) -> None:
+    d = tmp_path / "docs"
+    d.mkdir()
+    write_pdf(d / "KX-200 manual.pdf", ["Water purifier manual\n\nReplace the sediment filter every 6 months."])
+    assert run_kbqa("ingest", str(d), "--kb", "m").returncode == 0
+    out = run_kbqa("kb", "files", "m", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert "KX-200 manual" in rows[0]["description"]
+
+
+# --- descriptions and captions, one function at a time ------------------------------------------------
+def test_a_files_own_title_counts_unless_it_is_an_id_or_a_tools_default() -> None:
+    assert clean_title("10-K - 02/07/2019 - 3M Company") == "10-K - 02/07/2019 - 3M Company"
+    assert clean_title("0001018724-18-000005") == ""
+    assert clean_title("Microsoft Word - F20_10K_VFinal_07.01.2020.docx") == ""
+    assert clean_title("F20_10K_VFinal_07.01.2020") == ""
+    assert clean_title("/home/me/report.pdf") == ""
+    assert name_words("AMCOR_2023Q2_10Q.pdf") == "AMCOR 2023Q2 10Q"
+    assert name_words("20230331.pdf") == ""
+
+
+def test_describe_joins_title_name_title_block_and_date_without_repeats() -> None:
+    docs = [
+        Document("UNITED STATES\n\nFor the quarterly period ended March 31, 2023", {"page": 1, "title_path": ["FORM 10-Q"], "about": {"title": "0000950170-23-014423"}}),
+        Document("Microsoft Corporation\n\n(Exact name of registrant)", {"page": 1, "title_path": ["FORM 10-Q", "MICROSOFT CORPORATION"]}),
+        Document("Revenue grew.", {"page": 2, "title_path": ["PART I"]}),
+    ]
+    assert describe(docs, "MSFT_2023Q3_10Q.pdf") == "MSFT 2023Q3 10Q — FORM 10-Q — MICROSOFT CORPORATION — March 31, 2023"
+    assert describe(docs, None, given="Microsoft quarterly filings").startswith("Microsoft quarterly filings — ")
+
+
+def test_markdown_front_matter_describes_the_file_and_is_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "notes.md"
+    path.write_text("---\ntitle: KX-200 service notes\nauthor: Jo\n---\n# Pump\n\nThe pump hums.\n", encoding="utf-8")
+    docs = load_file(path)
+    assert docs[0].meta["about"] == {"title": "KX-200 service notes"}
+    assert "author" not in "".join(d.text for d in docs)
+    assert describe(docs, path.name).startswith("KX-200 service notes")
+
+
+STATEMENT = (
+    "Consolidated Statement of Cash Flows\n\n(Millions) 2018 2017 2016\n\n"
+    + " ".join(f"Line item number {n} {1000 + n:,} {900 + n:,} ({800 + n:,})" for n in range(60))
+)
+
+
+def test_pieces_of_a_statement_read_as_text_carry_its_title_and_units() -> None:
+    chunks = split_documents([Document(STATEMENT, {"source": "s.pdf", "page": 60, "title_path": ["3M COMPANY"], "kind": "text"})], 200, 0)
+    assert len(chunks) > 2
+    assert "caption" not in chunks[0].meta  # the first piece holds the title block itself
+    for c in chunks[1:]:
+        assert c.meta["caption"] == "Consolidated Statement of Cash Flows (Millions) 2018 2017 2016"
+
+
+def test_a_ruled_table_carries_the_lines_above_it_and_its_units() -> None:
+    docs = [
+        Document("Results of operations\n\nTable 4. Revenue by region\n\n(in millions)", {"source": "r.pdf", "page": 3, "kind": "text"}),
+        Document("| Region | 2023 | 2022 |\n|---|---|---|\n" + "\n".join(f"| R{n} | {n} | {n + 1} |" for n in range(80)), {"source": "r.pdf", "page": 3, "kind": "table"}),
+    ]
+    tables = [c for c in split_documents(docs, 300, 0) if c.meta["kind"] == "table"]
+    assert len(tables) > 1
+    for c in tables:
+        assert c.meta["caption"] == "Table 4. Revenue by region (in millions)"
+        assert c.text.startswith("| Region | 2023 | 2022 |")
+
+
+def test_prose_gets_no_caption() -> None:
+    text = "A first line\n\n" + "Plain prose about the company and its people, with no table in sight. " * 30
+    assert all("caption" not in c.meta for c in split_documents([Document(text, {"source": "p.txt", "kind": "text"})], 200, 0))
+
+
+def test_the_retrieval_sets_corpus_documents_get_no_description(tmp_path: Path, home: Path) -> None:
+    from ingest import text_documents
+
+    with KnowledgeBase.open("plain") as kb:
+        kb.ingest_documents([("doc-1", text_documents("The typewriter was patented in 1868.", "doc-1", "Typewriter"))])
+        assert [f.description for f in kb.files()] == [""]
+
+
+def test_readme_documents_the_description_and_kbqa_yaml() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "kbqa.yaml" in readme and "named_boost" in readme
