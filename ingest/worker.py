@@ -110,6 +110,12 @@ class LoaderProcess:
             raise UnsupportedFile(payload)
         raise LoadError(payload)
 
+    def kill(self) -> None:
+        """Stop the child now, from any thread: a load() waiting on it fails with "the parser crashed"."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
     def close(self, wait: bool = True) -> None:
         """Stop the child: asked to finish, or (wait=False, e.g. stuck on a file) killed."""
         if self._conn is not None:

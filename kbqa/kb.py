@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import queue
 import re
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -157,6 +161,66 @@ def _iter_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tup
                 full = Path(dirpath) / fn
                 if full.is_file():
                     yield full.resolve(), full.relative_to(root).as_posix()
+
+
+PARSE_AHEAD = 2  # files parsed ahead of the one being embedded
+
+
+@dataclass
+class _FilePlan:
+    path: Path
+    name: str
+    sha: str = ""
+    size: int = 0
+    mtime: float | None = None
+    given: str = ""
+    result: FileResult | None = None  # known before reading: skipped or failed
+    future: Future[list[Document]] | None = None
+
+
+def _page_progress(pages: queue.SimpleQueue[Progress], n: int, total: int, name: str) -> Callable[[int, int], None]:
+    return lambda page, count: pages.put(Progress("file", n, total, name, page=page, pages=count))
+
+
+class _ReadAhead:
+    """Files parsed in a thread (through the helper process, with its time limit) while the main
+    thread embeds and commits the one before: on two cores, parsing and embedding overlap instead
+    of taking turns. At most `ahead` files are parsed before their turn; skipped files cost nothing."""
+
+    def __init__(self, loader: LoaderProcess | None, ahead: int) -> None:
+        self.loader, self.ahead = loader, ahead
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="kbqa-parse")
+
+    def _read(self, path: Path, options: LoadOptions) -> list[Document]:
+        return self.loader.load(path, options) if self.loader is not None else load_file(path, options)
+
+    def run(self, plans: Iterable[_FilePlan], options: Callable[[_FilePlan, int], LoadOptions]) -> Iterator[tuple[int, _FilePlan]]:
+        """(number, plan) in file order; plans to read are submitted up to `ahead` files early."""
+        waiting: deque[tuple[int, _FilePlan]] = deque()
+        for n, plan in enumerate(plans):
+            if plan.result is None:
+                plan.future = self.pool.submit(self._read, plan.path, options(plan, n))
+            waiting.append((n, plan))
+            while sum(1 for _, p in waiting if p.future is not None) > self.ahead or (waiting and waiting[0][1].future is None):
+                yield waiting.popleft()
+        while waiting:
+            yield waiting.popleft()
+
+    @staticmethod
+    def wait(plan: _FilePlan, meanwhile: Callable[[], object]) -> list[Document]:
+        assert plan.future is not None
+        while True:
+            try:
+                return plan.future.result(timeout=0.2)
+            except FutureTimeout:
+                meanwhile()
+
+    def close(self, interrupted: bool) -> None:
+        if interrupted and self.loader is not None:
+            self.loader.kill()  # the parsing thread's file fails at once; the thread ends
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.loader is not None:
+            self.loader.close(wait=not interrupted)
 
 
 class KnowledgeBase:
@@ -385,44 +449,62 @@ class KnowledgeBase:
         dirty = False
         timeout = self.config.ingest.file_timeout_s
         loader = LoaderProcess(timeout) if timeout and files else None  # a hung or crashing parser is stopped, not fatal
+        pages: queue.SimpleQueue[Progress] = queue.SimpleQueue()  # page progress from the parsing thread, shown by this one
+        show_pages = lambda: [notify(pages.get()) for _ in range(pages.qsize())]  # noqa: E731
+        ahead = _ReadAhead(loader, PARSE_AHEAD)
         try:
-            for n, (path, name) in enumerate(files):
-                notify(Progress("file", n, len(files), name))
-                on_page = lambda page, pages, n=n, name=name: notify(Progress("file", n, len(files), name, page=page, pages=pages))  # noqa: E731
-                result = self._ingest_file(path, name, replace(options, on_page=on_page), force, loader)
+            planned = (self._plan_file(path, name, force) for path, name in files)
+            for n, plan in ahead.run(planned, lambda plan, n: replace(options, on_page=_page_progress(pages, n, len(files), plan.name))):
+                notify(Progress("file", n, len(files), plan.name))
+                result = plan.result or self._store_source(
+                    str(plan.path), plan.name, plan.sha, plan.size, plan.mtime, lambda: ahead.wait(plan, show_pages), force,
+                    filename=plan.path.name, given=plan.given,
+                )
+                show_pages()
                 report.files.append(result)
                 dirty = dirty or result.status not in ("skipped",)
                 if dirty and time.monotonic() - last_save > 30:
                     index.save(self.catalog.generation())
                     last_save, dirty = time.monotonic(), False
-                notify(Progress("file", n + 1, len(files), name, result))
+                notify(Progress("file", n + 1, len(files), plan.name, result))
             if prune:
                 report.files.extend(self._prune(paths, {str(p) for p, _ in files}))
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
-            if loader is not None:
-                loader.close(wait=not report.interrupted)
+            ahead.close(interrupted=report.interrupted)
             self._sync_index()
         report.seconds = time.perf_counter() - started
         notify(Progress("done", len(files), len(files)))
         return report
 
-    def _ingest_file(self, path: Path, name: str, options: LoadOptions, force: bool, loader: LoaderProcess | None = None) -> FileResult:
+    def _plan_file(self, path: Path, name: str, force: bool) -> _FilePlan:
+        """What ingesting one file takes, decided before it is read: its hash and the user's words
+        about it (kbqa.yaml), or already its result (unchanged: skipped; unreadable: failed)."""
         try:
             stat = path.stat()
             sha = sha256_file(path)
         except OSError as exc:
-            return FileResult(name, "failed", error=f"cannot read file: {exc.strerror or exc}")
+            return _FilePlan(path, name, result=FileResult(name, "failed", error=f"cannot read file: {exc.strerror or exc}"))
         root = path.parents[len(Path(name).parts) - 1] if len(Path(name).parts) > 1 else path.parent
         try:
             given = sidecar_description(path, root)  # the user's own words (kbqa.yaml) about this file
         except LoadError as exc:
-            return FileResult(name, "failed", error=str(exc))
+            return _FilePlan(path, name, result=FileResult(name, "failed", error=str(exc)))
         if given:  # editing kbqa.yaml re-ingests the files it describes
             sha = text_key(f"{sha}\x00{given}")
-        read = (lambda: loader.load(path, options)) if loader is not None else (lambda: load_file(path, options))
-        return self._store_source(str(path), name, sha, stat.st_size, stat.st_mtime, read, force, filename=path.name, given=given)
+        plan = _FilePlan(path, name, sha, stat.st_size, stat.st_mtime, given)
+        plan.result = self._unchanged(str(path), name, sha, force)
+        return plan
+
+    def _unchanged(self, key: str, name: str, sha: str, force: bool) -> FileResult | None:
+        """A skipped result for a source already ingested with this hash (its name brought up to date)."""
+        row = self.catalog.file(key)
+        if row and not force and row.sha256 == sha and row.status == "ok":
+            if row.name != name:
+                self.catalog.db.execute("UPDATE files SET name=? WHERE id=?", (name, row.id))
+            return FileResult(name, "skipped", chunks=row.chunks, pages=row.pages)
+        return None
 
     def ingest_documents(self, sources: Iterable[tuple[str, list[Document]]], *, force: bool = False) -> IngestReport:
         """Ingest documents already in memory (e.g. a JSONL corpus), one (source id, documents) each.
@@ -454,11 +536,10 @@ class KnowledgeBase:
         filename (files only) and given (the user's words from kbqa.yaml) go into the document's
         description (ingest.context), which every chunk is embedded and indexed with."""
         t0 = time.perf_counter()
+        skipped = self._unchanged(key, name, sha, force)
+        if skipped is not None:
+            return skipped
         row = self.catalog.file(key)
-        if row and not force and row.sha256 == sha and row.status == "ok":
-            if row.name != name:
-                self.catalog.db.execute("UPDATE files SET name=? WHERE id=?", (name, row.id))
-            return FileResult(name, "skipped", chunks=row.chunks, pages=row.pages)
         status, error, chunks, pages, vectors, description = "ok", None, [], None, {}, ""
         try:
             docs = read()

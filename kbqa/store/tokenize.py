@@ -27,7 +27,8 @@ _YEAR = re.compile(r"(?:19|20)\d\d")
 def name_tokens(text: str, query: bool = False) -> list[str]:
     """Tokens for matching a question to document descriptions: the index tokens (the query's
     content words) plus, for a word that glues a year to letters ("fy2018", "2023q2"), the year and
-    the rest on their own, so "Q2 of fiscal 2023" meets "AMCOR_2023Q2_10Q"."""
+    the rest on their own, so "Q2 of fiscal 2023" meets "AMCOR_2023Q2_10Q"; for a question, also
+    each pair of neighbouring English words glued together."""
     out: list[str] = []
     for word in query_tokens(text) if query else tokens(text):
         out.append(word)
@@ -35,4 +36,7 @@ def name_tokens(text: str, query: bool = False) -> list[str]:
         if m and len(word) > 4 and any(ch.isalpha() for ch in word):
             out.append(m.group(0))
             out += [rest for rest in (word[: m.start()], word[m.end() :]) if len(rest) >= 2]
+    if query:  # two words a file name glues together: "Best Buy" meets "BESTBUY_2023_10K.pdf"
+        raw = [w for w in words(text) if w.isascii() and w.isalpha()]
+        out += [stem(a + b) for a, b in zip(raw, raw[1:])]
     return out
