@@ -60,6 +60,25 @@ CLAUSE_END = re.compile(r"[，,、：:]")
 _NOT_PROSE = re.compile(r"^\s*(#{1,6}\s|\|?[-: |]+\|?\s*$)")  # a Markdown heading or table rule
 
 
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_EMPTY_CELLS = re.compile(r"\|(?:[ \t]*\|)+")
+
+
+def meaningful(text: str) -> str:
+    """A text as it should be embedded: Markdown table rules dropped, runs of empty cells and
+    padding squeezed to one separator (they cost tokens and say nothing). The stored text keeps them."""
+    if "|" not in text:
+        return text
+    lines = []
+    for line in text.split("\n"):
+        if _TABLE_RULE.match(line):
+            continue
+        if line.lstrip().startswith("|"):
+            line = " ".join(_EMPTY_CELLS.sub("|", line).split()).strip("| ")
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence: ends at end punctuation or a line break; spans cover the text."""
     spans, start = [], 0

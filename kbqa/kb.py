@@ -21,7 +21,7 @@ import numpy as np
 
 from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
 from ingest.context import SIDECAR, describe, sidecar_description
-from ingest.textfacts import HAN, han
+from ingest.textfacts import HAN, han, meaningful
 from ingest.worker import LoaderProcess
 from kbqa.config import Config, load_config
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
@@ -595,7 +595,7 @@ class KnowledgeBase:
             title = " > ".join(titles)
             # the overlap repeated from the previous chunk is already in that chunk's vector
             body = p.text[p.meta.get("fresh", 0) :].lstrip() if skip_overlap else p.text
-            body = body or p.text
+            body = meaningful(body or p.text)  # table rules and empty cells are not embedded
             embed_text = f"{title}\n{body}" if title and not p.text.startswith(titles[-1]) else body
             if description:
                 embed_text = f"{description}\n{embed_text}"

@@ -122,3 +122,18 @@ def test_token_unit_through_the_knowledge_base(home: Path, tmp_path: Path) -> No
     lengths = [counter(c.text) for c in kb.catalog.chunks(kb.catalog.chunk_ids_of(file_id)).values()]
     assert lengths and max(lengths) <= 60
     kb.close()
+
+
+def test_table_rules_and_empty_cells_are_not_embedded_but_kept_in_the_text(tmp_path, home) -> None:
+    from ingest.textfacts import meaningful
+    from kbqa.kb import KnowledgeBase
+
+    table = "| Name | For | Against |\n|---|:---:|---|\n| Segun Agbaje |  | 1,005,178,935 |  |  | 12,334,137 |"
+    assert meaningful(table) == "Name | For | Against\nSegun Agbaje | 1,005,178,935 | 12,334,137"
+    assert meaningful("A | B in prose stays") == "A | B in prose stays"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "votes.md").write_text("# Votes\n\n" + table + "\n", encoding="utf-8")
+    with KnowledgeBase.open("t") as kb:
+        assert kb.ingest(tmp_path / "docs").ok
+        hit = kb.search("votes against Segun Agbaje", top_k=1)[0]
+        assert "|---|:---:|---|" in hit.text  # shown as written
