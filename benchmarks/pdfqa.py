@@ -1,8 +1,8 @@
 """Retrieval over real PDF collections: kbqa against the Langchain-Chatchat 0.3 recipe, one run.
 
-    python benchmarks/pdfqa.py --data ../shared/data/pdfqa/financebench            # both, warm vector cache
-    python benchmarks/pdfqa.py --data ../shared/data/pdfqa/financebench --cold     # fresh home: honest ingest times
-    python benchmarks/pdfqa.py --data ... --only kbqa --set retrieval.named_boost=0
+    python benchmarks/pdfqa.py --data ../shared/data/pdfqa/financebench --cold     # empty home: honest ingest times
+    python benchmarks/pdfqa.py --data ../shared/data/pdfqa/financebench            # vectors from the cache
+    python benchmarks/pdfqa.py --data ... --reuse --set retrieval.named_boost=0     # search the last run's KB again
 
 The data folder holds pdfs/ and questions.jsonl (gold: doc_id "pdfs/NAME.pdf", 1-based page,
 evidence text). Both pipelines get the same PDFs and the same embedder (the configured one).
@@ -19,8 +19,8 @@ Per question, over the top 5 sources:
 - page-hit@5: one comes from a gold page (exact), and within one page (±1);
 - evidence-hit@5: the five together hold at least half of the gold evidence's numbers and content
   words (any gold evidence, for questions with several).
-Without the data folder the script says so and exits 0. Knowledge bases and the vector cache live
-under .bench/pdfqa (reused unless --cold).
+Without the data folder the script says so and exits 0. The knowledge base and the vector cache
+live under --home (.bench/pdfqa); --cold empties it first, so both pipelines embed everything.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 K = 5
-CHATCHAT_SEPARATORS = ["\n\n", "\n", "。|！|？", r"\.\s|\!\s|\?\s", "；|;\s", "，|,\s"]
+CHATCHAT_SEPARATORS = ["\n\n", "\n", "。|！|？", r"\.\s|\!\s|\?\s", r"；|;\s", r"，|,\s"]
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
@@ -105,27 +104,34 @@ def summary(name: str, rows: list[dict[str, bool]], ingest_s: float, chunks: int
 
 
 # --- kbqa ----------------------------------------------------------------------------------------
-def run_kbqa(data: Path, questions: list[Question], home: Path, overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, bool]]]:
+def run_kbqa(
+    data: Path, questions: list[Question], home: Path, overrides: dict[str, Any], reuse: bool = False
+) -> tuple[dict[str, Any], list[dict[str, bool]]]:
     from kbqa.config import load_config
     from kbqa.kb import KnowledgeBase
 
     os.environ["KBQA_HOME"] = str(home)
     config, _ = load_config(overrides=overrides)
     name = "pdfqa-" + data.name
-    if KnowledgeBase.exists(name, config):
-        KnowledgeBase.open(name, config).drop()
-    kb = KnowledgeBase.open(name, config)
-    files = sorted((data / "pdfs").glob("*.pdf"))
-    print(f"kbqa: ingesting {len(files)} PDFs ...", flush=True)
-    report = kb.ingest(data / "pdfs", progress=_progress("kbqa"))
-    failed = [f for f in report.files if f.status == "failed"]
-    pages = sum(f.pages or 0 for f in report.files)
-    print(f"kbqa: {report.seconds:.1f} s, {pages} pages, {kb.catalog.chunk_count()} chunks, {len(failed)} failed", flush=True)
+    seconds, note = 0.0, "ingest reused"
+    if reuse and KnowledgeBase.exists(name, config):
+        kb = KnowledgeBase.open(name, config)
+    else:
+        if KnowledgeBase.exists(name, config):
+            KnowledgeBase.open(name, config).drop()
+        kb = KnowledgeBase.open(name, config)
+        files = sorted((data / "pdfs").glob("*.pdf"))
+        print(f"kbqa: ingesting {len(files)} PDFs ...", flush=True)
+        report = kb.ingest(data / "pdfs", progress=_progress("kbqa"))
+        failed = [f for f in report.files if f.status == "failed"]
+        pages = sum(f.pages or 0 for f in report.files)
+        seconds, note = report.seconds, f"{pages / max(report.seconds, 1e-9):.2f} pages/s"
+        print(f"kbqa: {report.seconds:.1f} s, {pages} pages, {kb.catalog.chunk_count()} chunks, {len(failed)} failed", flush=True)
     rows = []
     for q in questions:
         hits = kb.search(q.question, top_k=K, threshold=0.0)
         rows.append(score(q, [Source(Path(h.file).name, {h.page} if h.page else set(), h.text) for h in hits]))
-    result = summary("kbqa", rows, report.seconds, kb.catalog.chunk_count(), f"{pages / max(report.seconds, 1e-9):.2f} pages/s")
+    result = summary("kbqa", rows, seconds, kb.catalog.chunk_count(), note)
     kb.close()
     return result, rows
 
@@ -280,7 +286,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "pdfqa" / "financebench")
     ap.add_argument("--only", choices=["kbqa", "chatchat"], default=None)
     ap.add_argument("--limit", type=int, default=None, help="first N questions only")
-    ap.add_argument("--cold", action="store_true", help="a fresh home with no vector cache: honest ingest times")
+    ap.add_argument("--home", type=Path, default=ROOT / ".bench" / "pdfqa", help="where the knowledge base and the vector cache live")
+    ap.add_argument("--cold", action="store_true", help="empty --home first (no cached vectors): honest ingest times")
+    ap.add_argument("--reuse", action="store_true", help="search the knowledge base of the last run instead of ingesting again")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="kbqa config override")
     ap.add_argument("--misses", action="store_true", help="list the questions kbqa misses")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -290,24 +298,22 @@ def main() -> None:
         return
     questions = read_questions(args.data / "questions.jsonl", args.limit)
     overrides = parse_overrides(args.set)
-    home = Path(tempfile.mkdtemp(prefix="pdfqa-")) if args.cold else ROOT / ".bench" / "pdfqa"
+    home = args.home
+    if args.cold:
+        shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True, exist_ok=True)
     results = []
-    try:
-        if args.only in (None, "kbqa"):
-            result, rows = run_kbqa(args.data, questions, home, overrides)
-            results.append(result)
-            if args.misses:
-                for q, r in zip(questions, rows):
-                    if not all(r.values()):
-                        print(f"  miss {q.id} {r} {q.question[:110]!r} gold {[(Path(g['doc_id']).name, g['page']) for g in q.gold]}")
-        if args.only in (None, "chatchat"):
-            result, _ = run_chatchat(args.data, questions, home, overrides)
-            results.append(result)
-    finally:
-        if args.cold:
-            shutil.rmtree(home, ignore_errors=True)
-    print(f"\n{len(questions)} questions, {args.data}" + (" (cold: no vector cache)" if args.cold else " (vector cache under .bench/pdfqa)"))
+    if args.only in (None, "kbqa"):
+        result, rows = run_kbqa(args.data, questions, home, overrides, args.reuse)
+        results.append(result)
+        if args.misses:
+            for q, r in zip(questions, rows):
+                if not all(r.values()):
+                    print(f"  miss {q.id} {r} {q.question[:110]!r} gold {[(Path(g['doc_id']).name, g['page']) for g in q.gold]}")
+    if args.only in (None, "chatchat"):
+        result, _ = run_chatchat(args.data, questions, home, overrides)
+        results.append(result)
+    print(f"\n{len(questions)} questions, {args.data}" + (" (cold: no cached vectors)" if args.cold else f" (vectors cached under {home})"))
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")

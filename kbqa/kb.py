@@ -450,7 +450,7 @@ class KnowledgeBase:
         timeout = self.config.ingest.file_timeout_s
         loader = LoaderProcess(timeout) if timeout and files else None  # a hung or crashing parser is stopped, not fatal
         pages: queue.SimpleQueue[Progress] = queue.SimpleQueue()  # page progress from the parsing thread, shown by this one
-        show_pages = lambda: [notify(pages.get()) for _ in range(pages.qsize())]  # noqa: E731
+        show_pages = lambda: [notify(pages.get()) for _ in range(pages.qsize())]
         ahead = _ReadAhead(loader, PARSE_AHEAD)
         try:
             planned = (self._plan_file(path, name, force) for path, name in files)
