@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from ingest.textfacts import CLAUSE_END, SENTENCE_END, is_wide
+from ingest.textfacts import CLAUSE_END, SENTENCE_END, is_numeric, is_wide
 from ingest.types import Chunk, Document
 
 LEVELS: list[re.Pattern[str]] = [
@@ -154,18 +154,11 @@ def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # tabl
     return [(t.rstrip("\n"), span) for t, span in pieces]
 
 
-_NUMBER = re.compile(r"^[(\[$€£¥+\-−–]*\d[\d.,]*%?[)\]]*[,;]?$")
 _UNITS = re.compile(
     r"(?i)\b(?:in|of)\s+(?:thousands|millions|billions)\b|\((?:\$\s*)?(?:in\s+)?(?:thousands|millions|billions)[^)]{0,60}\)"
     r"|单位\s*[:：]\s*\S{1,12}|[（(](?:单位\s*[:：]?\s*)?[万亿千百]?元[）)]"
 )
 CAPTION_CHARS = 200
-
-
-def is_numeric(text: str) -> bool:
-    """Mostly numbers: at least 3 in 10 of its words (a table read as text)."""
-    words = text.split()
-    return len(words) >= 8 and sum(1 for w in words if _NUMBER.match(w)) / len(words) >= 0.3
 
 
 def _paragraphs(text: str) -> list[str]:

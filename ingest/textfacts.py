@@ -60,6 +60,29 @@ CLAUSE_END = re.compile(r"[，,、：:]")
 _NOT_PROSE = re.compile(r"^\s*(#{1,6}\s|\|?[-: |]+\|?\s*$)")  # a Markdown heading or table rule
 
 
+_NUMBER = re.compile(r"^[(\[$€£¥+\-−–]*\d[\d.,]*%?[)\]]*[,;:]?$")
+_YEAR_ONLY = re.compile(r"^[(\[]?(?:19|20)\d\d[)\]]?[,;:]?$")
+
+
+def is_numeric(text: str) -> bool:
+    """Mostly numbers: at least 3 in 10 of its words (a table, or a table read as text)."""
+    words = text.split()
+    return len(words) >= 8 and sum(1 for w in words if _NUMBER.match(w)) / len(words) >= 0.3
+
+
+def labels(text: str) -> str:
+    """A table's words without its figures: row and column labels, captions and years stay, amounts
+    go. What a mostly-numeric chunk is embedded as: figures mean little to an embedder and crowd
+    the labels out of its tokens (BM25 still indexes every figure)."""
+    out = []
+    for line in text.split("\n"):
+        kept = [w for w in line.split() if not _NUMBER.match(w) or _YEAR_ONLY.match(w)]
+        kept = [w for w in kept if w not in ("$", "%", "|", "—", "–", "-")]
+        if kept:
+            out.append(" ".join(kept))
+    return "\n".join(out)
+
+
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _EMPTY_CELLS = re.compile(r"\|(?:[ \t]*\|)+")
 

@@ -7,6 +7,7 @@ import os
 import queue
 import re
 import shutil
+import sys
 import threading
 import time
 from collections import deque
@@ -21,7 +22,7 @@ import numpy as np
 
 from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
 from ingest.context import SIDECAR, describe, sidecar_description
-from ingest.textfacts import HAN, han, meaningful
+from ingest.textfacts import HAN, han, is_numeric, labels, meaningful
 from ingest.worker import LoaderProcess
 from kbqa.config import Config, load_config
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
@@ -221,6 +222,26 @@ class _ReadAhead:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.loader is not None:
             self.loader.close(wait=not interrupted)
+
+
+def embedding_texts(pieces: list[Any], description: str = "", skip_overlap: bool = True) -> list[tuple[NewChunk, str]]:
+    """Each chunk to store, with the text its vector is made from: the document's description, the
+    title path and a table's caption in front of the chunk's text, without the overlap already
+    embedded with the chunk before (skip_overlap), table rules or empty cells; a chunk that is
+    mostly figures is embedded as its labels (textfacts.labels)."""
+    out: list[tuple[NewChunk, str]] = []
+    for p in pieces:
+        titles = p.title_path + ([p.meta["caption"]] if p.meta.get("caption") else [])
+        title = " > ".join(titles)
+        body = p.text[p.meta.get("fresh", 0) :].lstrip() if skip_overlap else p.text
+        body = meaningful(body or p.text)
+        if is_numeric(body):  # a table: its labels carry the meaning, its figures are for BM25 and the reader
+            body = labels(body)
+        text = f"{title}\n{body}" if title and not p.text.startswith(titles[-1]) else body
+        if description:
+            text = f"{description}\n{text}"
+        out.append((NewChunk(p.text, p.page, titles, p.meta.get("kind", "text"), p.meta.get("start"), p.meta.get("end"), text_key(text)), text))
+    return out
 
 
 class KnowledgeBase:
@@ -471,8 +492,8 @@ class KnowledgeBase:
                 report.files.extend(self._prune(paths, {str(p) for p, _ in files}))
         except KeyboardInterrupt:
             report.interrupted = True
-        finally:
-            ahead.close(interrupted=report.interrupted)
+        finally:  # interrupted or failing: the files being parsed ahead are stopped, not waited for
+            ahead.close(interrupted=report.interrupted or sys.exc_info()[0] is not None)
             self._sync_index()
         report.seconds = time.perf_counter() - started
         notify(Progress("done", len(files), len(files)))
@@ -586,26 +607,14 @@ class KnowledgeBase:
         return ("tokens", self._weigh) if self._weigh else ("weighted", None)
 
     def _embed_chunks(self, pieces: list[Any], description: str = "") -> tuple[list[NewChunk], dict[str, Any]]:
-        """Embed the chunks' texts with their context in front (the document's description, the
-        title path, a table's caption), reusing cached vectors of unchanged text."""
-        chunks: list[NewChunk] = []
-        skip_overlap = not self.config.embeddings.embed_overlap
-        for p in pieces:
-            titles = p.title_path + ([p.meta["caption"]] if p.meta.get("caption") else [])
-            title = " > ".join(titles)
-            # the overlap repeated from the previous chunk is already in that chunk's vector
-            body = p.text[p.meta.get("fresh", 0) :].lstrip() if skip_overlap else p.text
-            body = meaningful(body or p.text)  # table rules and empty cells are not embedded
-            embed_text = f"{title}\n{body}" if title and not p.text.startswith(titles[-1]) else body
-            if description:
-                embed_text = f"{description}\n{embed_text}"
-            chunks.append(NewChunk(p.text, p.page, titles, p.meta.get("kind", "text"), p.meta.get("start"), p.meta.get("end"), text_key(embed_text)))
-            chunks[-1].embed_text = embed_text  # type: ignore[attr-defined]
+        """Embed the chunks (see embedding_texts), reusing cached vectors of unchanged text."""
+        pairs = embedding_texts(pieces, description, skip_overlap=not self.config.embeddings.embed_overlap)
+        chunks = [c for c, _ in pairs]
         keys = list(dict.fromkeys(c.vector_key for c in chunks))
         vectors = self.catalog.cached_vectors(keys)
         if self.config.embeddings.cache and len(vectors) < len(keys):
             vectors.update(self.vector_cache.get([k for k in keys if k not in vectors]))
-        todo = {c.vector_key: c.embed_text for c in chunks if c.vector_key not in vectors}  # type: ignore[attr-defined]
+        todo = {c.vector_key: text for c, text in pairs if c.vector_key not in vectors}
         if todo:
             embedded = dict(zip(todo.keys(), self.embedder.embed_documents(list(todo.values()))))
             if self.config.embeddings.cache:

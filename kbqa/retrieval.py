@@ -117,7 +117,7 @@ class Retriever:
             return {}
         best = max(scores.values())
         ranked = sorted(((s / best, f) for f, s in scores.items() if s >= 0.5 * best), reverse=True)
-        return {f: share for share, f in ranked[:MAX_NAMED]}
+        return {f: 1.0 for share, f in ranked[:MAX_NAMED]}
 
     def _search_named(
         self, question: str, query: np.ndarray, files: list[int], fetch: int,

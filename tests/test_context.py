@@ -219,3 +219,16 @@ def test_the_retrieval_sets_corpus_documents_get_no_description(tmp_path: Path, 
 def test_readme_documents_the_description_and_kbqa_yaml() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "kbqa.yaml" in readme and "named_boost" in readme
+
+
+def test_a_mostly_numeric_piece_is_embedded_as_its_labels_under_its_caption() -> None:
+    from kbqa.kb import embedding_texts
+
+    chunks = split_documents([Document(STATEMENT, {"source": "s.pdf", "page": 60, "title_path": ["3M COMPANY"], "kind": "text"})], 200, 0)
+    pairs = embedding_texts(chunks[1:2], "3M 2018 10K")
+    stored, embedded = pairs[0]
+    assert embedded.startswith("3M 2018 10K\n3M COMPANY > Consolidated Statement of Cash Flows (Millions) 2018 2017 2016\n")
+    assert "Line item number" in embedded and "1,0" not in embedded.split("\n", 2)[2]  # labels, not figures
+    assert stored.text == chunks[1].text and "1,0" in stored.text  # what is stored and shown keeps every figure
+    prose = split_documents([Document("The pump carries a 2-year warranty from the date of purchase.", {"source": "p.md", "kind": "text"})], 200, 0)
+    assert embedding_texts(prose)[0][1] == "The pump carries a 2-year warranty from the date of purchase."

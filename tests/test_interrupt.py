@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -119,8 +120,17 @@ def test_progress_reports_file_and_page(home: Path, docs: Path) -> None:
     for limit in (300, 0):  # read in the helper process, and in-process
         config, _ = load_config(overrides={"ingest": {"file_timeout_s": limit}})
         events: list = []
+        threads: set[int] = set()
+
+        def record(event: object) -> None:
+            events.append(event)
+            threads.add(threading.get_ident())
+
         with KnowledgeBase.open(f"progress{limit}", config) as kb:
-            kb.ingest(docs, progress=events.append)
+            kb.ingest(docs, progress=record)
+        # files are parsed ahead in another thread, but progress is reported from the caller's only
+        # (a web app's progress bar may only be touched from its request's thread)
+        assert threads == {threading.get_ident()}
         pages = {(e.name, e.page, e.pages) for e in events if e.page}
         assert ("手册.pdf", 1, 2) in pages and ("手册.pdf", 2, 2) in pages and ("manual.pdf", 2, 2) in pages
         assert events[-1].stage == "done"

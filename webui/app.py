@@ -29,6 +29,10 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_#|\[\]~])", r"\\\1", text)
 
 
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def highlighted_snippet(text: str, question: str, width: int = 360) -> str:
     """The chunk around its passage that best matches the question, that passage in <mark>."""
     flat = " ".join(text.split())
@@ -214,7 +218,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
         except ServiceError:
             return []
         return [[r.id, r.name, t(lang, f"status_{r.status}") if f"status_{r.status}" in TEXTS else r.status, r.pages or "", r.chunks,
-                 round(r.seconds or 0, 2), file_error(r.error, lang) if r.error else ""] for r in rows]
+                 round(r.seconds or 0, 2), _short(r.description, 80), file_error(r.error, lang) if r.error else ""] for r in rows]
 
     def create_kb(new_name: str, lang: str = "en") -> tuple[str, Any, list[list[Any]]]:
         name = (new_name or "").strip()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kbqa.store.tokenize import VERSION as TOKENIZER_VERSION
-from kbqa.store.tokenize import name_tokens, query_tokens, tokens
+from kbqa.store.tokenize import name_terms, name_tokens, query_tokens, tokens
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -381,24 +381,27 @@ class Catalog:
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def named_files(self, query: str, most: float = 0.5) -> dict[int, float]:
-        """Files whose description the question names, with how strongly: the sum of the idf (among
-        described files) of the question's words found in the description. A word in more than
-        `most` of the descriptions names nothing ("form", "handbook" in a folder of handbooks)."""
+        """Files whose description the question names, with how strongly: for each of the question's
+        name words found in a description (in any form: "Best Buy" or "BESTBUY"), its idf among the
+        described files, summed. A word in more than `most` of the descriptions names nothing
+        ("form", "handbook" in a folder of handbooks)."""
         db = self.db
         described = int(db.execute("SELECT count(*) FROM files WHERE description != ''").fetchone()[0])
         if described < 2:
             return {}
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.files_vocab USING fts5vocab(main, files_fts, row)")
-        scores: dict[int, float] = {}
-        for word in dict.fromkeys(name_tokens(query, query=True)):
-            row = db.execute("SELECT doc FROM temp.files_vocab WHERE term=?", (word,)).fetchone()
+        covered: dict[int, dict[int, float]] = {}  # file id -> question word -> its best weight
+        for term, positions in name_terms(query):
+            row = db.execute("SELECT doc FROM temp.files_vocab WHERE term=?", (term,)).fetchone()
             df = int(row[0]) if row else 0
             if not df or df > most * described:
                 continue
             weight = math.log(described / df)
-            for (file_id,) in db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ?", (_quoted(word),)):
-                scores[int(file_id)] = scores.get(int(file_id), 0.0) + weight
-        return scores
+            for (file_id,) in db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ?", (_quoted(term),)):
+                mine = covered.setdefault(int(file_id), {})
+                for p in positions:
+                    mine[p] = max(mine.get(p, 0.0), weight)
+        return {f: sum(words.values()) for f, words in covered.items()}
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         q = f"SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)})"

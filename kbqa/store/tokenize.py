@@ -24,19 +24,48 @@ def query_tokens(text: str) -> list[str]:
 _YEAR = re.compile(r"(?:19|20)\d\d")
 
 
-def name_tokens(text: str, query: bool = False) -> list[str]:
-    """Tokens for matching a question to document descriptions: the index tokens (the query's
-    content words) plus, for a word that glues a year to letters ("fy2018", "2023q2"), the year and
-    the rest on their own, so "Q2 of fiscal 2023" meets "AMCOR_2023Q2_10Q"; for a question, also
-    each pair of neighbouring English words glued together."""
+def _year_parts(word: str) -> list[str]:
+    """For a word that glues a year to letters ("fy2018", "2023q2"): the year and the rest."""
+    m = _YEAR.search(word)
+    if not (m and len(word) > 4 and any(ch.isalpha() for ch in word)):
+        return []
+    return [m.group(0)] + [rest for rest in (word[: m.start()], word[m.end() :]) if len(rest) >= 2]
+
+
+def name_tokens(text: str) -> list[str]:
+    """A document description's tokens for matching questions to it: its index tokens, and the
+    year and the rest of a word that glues them, so "Q2 of fiscal 2023" meets "AMCOR_2023Q2_10Q"."""
     out: list[str] = []
-    for word in query_tokens(text) if query else tokens(text):
-        out.append(word)
-        m = _YEAR.search(word)
-        if m and len(word) > 4 and any(ch.isalpha() for ch in word):
-            out.append(m.group(0))
-            out += [rest for rest in (word[: m.start()], word[m.end() :]) if len(rest) >= 2]
-    if query:  # two words a file name glues together: "Best Buy" meets "BESTBUY_2023_10K.pdf"
-        raw = [w for w in words(text) if w.isascii() and w.isalpha()]
-        out += [stem(a + b) for a, b in zip(raw, raw[1:])]
+    for word in tokens(text):
+        out += [word, *_year_parts(word)]
+    return out
+
+
+_CASED = re.compile(r"[^\W_]+")
+
+
+def _is_name(word: str) -> bool:
+    """A word that can name something in English: it has a capital or a digit ("Best", "3M", "KX",
+    "FY2018", "Q2"), unlike "state" or "margin"; any Chinese word can."""
+    return any(ch.isupper() or ch.isdigit() for ch in word) or not word.isascii()
+
+
+def name_terms(question: str) -> list[tuple[str, tuple[int, ...]]]:
+    """The tokens of a question that may name a document, each with the positions of the question's
+    name words it stands for: every content word that can be a name (see _is_name) and the year and
+    rest of one that glues them (one position), and two neighbouring English names glued together as
+    a file name writes them ("Best Buy" -> "bestbuy": two positions). A name found in two forms
+    counts once (see Catalog.named_files)."""
+    cased = {w.lower() for w in _CASED.findall(question) if _is_name(w)}
+    wanted = set(query_tokens(question))
+    names = [w for w in dict.fromkeys(words(question)) if (w in cased or not w.isascii()) and stem(w) in wanted]
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for i, word in enumerate(names):
+        out += [(t, (i,)) for t in [stem(word), *_year_parts(stem(word))]]
+    position = {w: i for i, w in enumerate(names)}
+    raw = _CASED.findall(question)
+    for a, b in zip(raw, raw[1:]):
+        if a.isalpha() and b.isalpha() and _is_name(a) and _is_name(b):
+            covers = tuple(position[w.lower()] for w in (a, b) if w.lower() in position)
+            out.append((stem((a + b).lower()), covers or (len(names),)))
     return out
