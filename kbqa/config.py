@@ -67,6 +67,7 @@ class RetrievalConfig(_Section):
     rerank_top: int = Field(20, ge=1)
     expand: int = Field(0, ge=0, le=3)
     named_boost: float = Field(0.5, ge=0.0, le=1.0)
+    page_passages: int = Field(2, ge=0, le=5)
 
 
 class LLMConfig(_Section):

@@ -47,6 +47,7 @@ def fuse(
 
 
 MAX_NAMED = 8  # documents a question can name at once
+PASSAGE_GAP = "\n…\n"  # between two passages of one page in one source
 MAX_NAMED_CHUNKS = 50_000  # beyond this the named documents are not searched on their own (the boost still applies)
 
 
@@ -87,6 +88,7 @@ class Retriever:
                     fused[chunk_id] += self.config.named_boost * named[row.file_id]
         hits = []
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
+        per_page: dict[tuple[int, int], int] = {}
         for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
             row = rows.get(chunk_id)
             if row is None or row.text in seen:
@@ -94,6 +96,15 @@ class Retriever:
             rel = relevance(cosines.get(chunk_id, -1.0), calibrated)
             if rel < threshold:
                 continue
+            if row.page is not None and self.config.page_passages:
+                key = (row.file_id, row.page)
+                if key in per_page:  # another passage of a page already shown: part of that source
+                    first = hits[per_page[key]]
+                    if first.text.count(PASSAGE_GAP) + 1 < self.config.page_passages:
+                        first.text += PASSAGE_GAP + row.text
+                    seen.add(row.text)
+                    continue
+                per_page[key] = len(hits)
             seen.add(row.text)
             hits.append(Hit(chunk_id, row.name, row.page, row.text, round(rel, 4), score, row.title_path, row.path, row.description))
             if len(hits) >= (max(top_k, self.config.rerank_top) if self.reranker else top_k):

@@ -371,12 +371,16 @@ class Catalog:
         if not words:
             return []
         match = " OR ".join(_quoted(w) for w in words)
-        within = ""
-        if file_ids:
-            within = f" AND rowid IN (SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)}))"
+        ranked = "SELECT rowid AS id, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY score DESC LIMIT ?"
+        if not file_ids:
+            return [(int(r[0]), float(r[1])) for r in self.db.execute(ranked, (match, k))]
+        # within some files: the best of the whole ranking that are theirs (an FTS5 rowid filter
+        # would score every match one by one: seconds instead of milliseconds)
+        files = ",".join(str(int(i)) for i in file_ids)
         rows = self.db.execute(
-            f"SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?{within} ORDER BY score DESC LIMIT ?",
-            (match, k),
+            f"WITH ranked AS ({ranked}) SELECT ranked.id, ranked.score FROM ranked JOIN chunks c ON c.id = ranked.id "
+            f"WHERE c.file_id IN ({files}) ORDER BY ranked.score DESC LIMIT ?",
+            (match, max(k, LEXICAL_WITHIN_DEPTH), k),
         )
         return [(int(r[0]), float(r[1])) for r in rows]
 
@@ -406,6 +410,9 @@ class Catalog:
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         q = f"SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)})"
         return [r[0] for r in self.db.execute(q)] if file_ids else []
+
+
+LEXICAL_WITHIN_DEPTH = 5000  # how deep in the whole BM25 ranking a search within some files looks
 
 
 def _quoted(word: str) -> str:
