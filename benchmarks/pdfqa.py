@@ -42,6 +42,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from retrieval import parse_overrides  # the benchmarks' one --set parser
 
 K = 5
 CHATCHAT_SEPARATORS = ["\n\n", "\n", "。|！|？", r"\.\s|\!\s|\?\s", r"；|;\s", r"，|,\s"]
@@ -256,17 +259,6 @@ def run_chatchat(data: Path, questions: list[Question], home: Path, overrides: d
     if cache:
         cache.close()
     return result, rows
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        section, _, name = key.partition(".")
-        out.setdefault(section, {})[name] = yaml.safe_load(value)
-    return out
 
 
 def table(results: list[dict[str, Any]]) -> str:
