@@ -67,7 +67,7 @@ class Retriever:
         fetch = max(self.config.fetch_k, top_k)
         dense = self.index.search(query, fetch)
         lexical = self.catalog.lexical_search(question, fetch) if self.config.hybrid else []
-        named = self._named(question) if self.config.named_boost > 0 else {}
+        named = self._named(question) if self.config.named_boost > 0 else set()
         if named:  # the named documents are searched on their own too: their best chunks are candidates
             dense, lexical = self._search_named(question, query, list(named), fetch, dense, lexical)
         rows = self.catalog.chunks(list({i for i, _ in dense} | {i for i, _ in lexical}))
@@ -85,7 +85,7 @@ class Retriever:
             for chunk_id in fused:
                 row = rows.get(chunk_id)
                 if row is not None and row.file_id in named:
-                    fused[chunk_id] += self.config.named_boost * named[row.file_id]
+                    fused[chunk_id] += self.config.named_boost
         hits = []
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
         per_page: dict[tuple[int, int], int] = {}
@@ -120,15 +120,14 @@ class Retriever:
             hits = list(widened.values())
         return hits
 
-    def _named(self, question: str) -> dict[int, float]:
-        """Files the question names (see Catalog.named_files), each with its share of the best
-        naming: those at least half as strongly named as the best, at most MAX_NAMED."""
+    def _named(self, question: str) -> set[int]:
+        """Files the question names (see Catalog.named_files): those named at least half as strongly
+        as the best, at most MAX_NAMED; each gets the same preference."""
         scores = self.catalog.named_files(question)
         if not scores:
-            return {}
+            return set()
         best = max(scores.values())
-        ranked = sorted(((s / best, f) for f, s in scores.items() if s >= 0.5 * best), reverse=True)
-        return {f: 1.0 for share, f in ranked[:MAX_NAMED]}
+        return set(sorted((f for f, s in scores.items() if s >= 0.5 * best), key=lambda f: (scores[f], f), reverse=True)[:MAX_NAMED])
 
     def _search_named(
         self, question: str, query: np.ndarray, files: list[int], fetch: int,

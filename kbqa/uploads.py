@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ingest.context import SIDECAR
 from kbqa.kb import safe_filename
 
 
@@ -95,7 +96,8 @@ def unique_name(target: Path, safe: str, given: str, taken: set[str], folder: bo
             return name not in taken and not path.is_file()
         return name not in taken and not path.is_dir() and not ((changed or not first) and path.exists())
 
-    if free(safe, True):
+    # a single upload named kbqa.yaml would describe every other upload (ingest.context): kept as a file, never as that
+    if free(safe, True) and (folder or safe != SIDECAR):
         return safe
     stem, dot, suffix = safe.rpartition(".") if "." in safe.lstrip(".") and not folder else (safe, "", "")
     n = 2

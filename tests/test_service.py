@@ -395,3 +395,10 @@ def test_the_web_app_says_what_was_refused_in_the_page_language(service: Service
     assert file_error("timed out after 300 s (ingest.file_timeout_s); the file was skipped", "zh") == "读取超过 300 秒（ingest.file_timeout_s），已跳过该文件"
     assert file_error("corrupt or unreadable PDF: code=7: no objects found", "zh") == "PDF 文件已损坏或无法读取：code=7: no objects found"
     assert file_error("empty file", "en") == "empty file"
+
+
+def test_an_upload_named_kbqa_yaml_never_describes_the_other_uploads(tmp_path: Path) -> None:
+    from kbqa.uploads import unique_name
+
+    assert unique_name(tmp_path, "kbqa.yaml", "kbqa.yaml", set()) == "kbqa (2).yaml"
+    assert unique_name(tmp_path, "notes.yaml", "notes.yaml", set()) == "notes.yaml"
