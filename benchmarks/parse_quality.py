@@ -1,6 +1,6 @@
 """Parse quality against docling's ground-truth Markdown, per format and per PDF engine (issue 6's score).
 
-    python benchmarks/parse_quality.py --data ../shared/data/docs/docling_testdata
+    python benchmarks/parse_quality.py --data ../shared/data/docs/docling_testdata [--verbose] [--json scores.json]
 
 Score: rapidfuzz ratio/100 between the ground truth with Markdown markup removed (headings, emphasis,
 table pipes and rules — docling writes rules as "| - | - |" — backslash escapes, links and images) and
@@ -125,7 +125,8 @@ def score_file(source: Path, engine: str | None) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "docs" / "docling_testdata")
-    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print each file's score")
+    parser.add_argument("--json", type=Path, help="also write each file's score here: {format or 'pdf (engine)': {file: score}}, to compare runs file by file")
     args = parser.parse_args()
     base = args.data / "tests" / "data"
     if not base.exists():
@@ -133,6 +134,7 @@ def main() -> None:
         return
     anchors = {"pdf": 0.947, "docx": 0.794, "pptx": 0.841, "xlsx": 0.771, "html": 0.957}
     targets = {"pdf": 0.97, "html": 0.97, "docx": 0.93, "pptx": 0.93, "xlsx": 0.93}
+    per_file: dict[str, dict[str, float]] = {}
     for fmt, suffix in FORMATS.items():
         engines = (["pymupdf", "pdfplumber", "pdfminer"] if fmt == "pdf" else [None]) + ["anchor"]
         sources = sorted(p for p in (base / fmt / "sources").glob(f"*{suffix}*") if p.suffix.lower() in (suffix, ".xlsm"))
@@ -142,6 +144,7 @@ def main() -> None:
                 s = score_file(src, engine)
                 if s is not None:
                     scores.append(s)
+                    per_file.setdefault(fmt + (f" ({engine})" if engine else ""), {})[src.name] = s
                     if args.verbose:
                         print(f"    {src.name}: {s:.3f}")
             if scores:
@@ -150,6 +153,10 @@ def main() -> None:
                 if engine == "anchor":
                     label = f"{fmt} anchor, measured"
                 print(f"{label:20s} {mean:.3f} over {len(scores)} files   issue's anchor {anchors[fmt]:.3f}  target {targets[fmt]:.2f}", flush=True)
+    if args.json:
+        import json
+
+        args.json.write_text(json.dumps(per_file, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
