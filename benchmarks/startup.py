@@ -1,8 +1,11 @@
-"""How long the faces take to come up: `kbqa --help`, and `kbqa serve` until the page answers.
+"""How long the faces take to come up: `kbqa --help`; a one-shot `kbqa ask` until its first word
+(p50 over --runs, warm file cache, and the command's peak resident memory); `kbqa serve` until the
+page answers.
 
-    python benchmarks/startup.py [--runs 5]
+    python benchmarks/startup.py [--runs 5] [--only ask]
 
-Runs in a scratch KBQA_HOME with the examples ingested (so the served knowledge base is real).
+Runs in a scratch KBQA_HOME with the examples ingested (so the knowledge base is real). The first
+`kbqa ask` fills the caches (the built ONNX model, the assembled GGUF) and is reported apart.
 """
 
 from __future__ import annotations
@@ -38,6 +41,27 @@ def help_seconds(runs: int) -> list[float]:
     return times
 
 
+ASK_QUESTION = "年假有几天？"
+
+
+def ask_first_word(env: dict[str, str]) -> tuple[float, float, float]:
+    """(seconds until the first non-blank byte of the answer, seconds until exit, peak RSS in MiB) of one
+    `kbqa ask`. The answer is the first thing the command prints."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([*KBQA, "ask", ASK_QUESTION, "--kb", "demo"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    first = None
+    while (byte := proc.stdout.read(1)):
+        if first is None and not byte.isspace():
+            first = time.perf_counter() - t0
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0 or first is None:
+        raise SystemExit(f"kbqa ask failed (exit {proc.returncode})")
+    return first, time.perf_counter() - t0, usage.ru_maxrss / 1024
+
+
 def serve_seconds(env: dict[str, str]) -> tuple[float, float]:
     """(seconds until GET / answers 200, seconds until the first answer through the app's API)."""
     port = free_port()
@@ -69,15 +93,28 @@ def serve_seconds(env: dict[str, str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", choices=["help", "ask", "serve"], default=None, help="measure one face only")
     args = parser.parse_args()
-    helps = help_seconds(args.runs)
-    print(f"kbqa --help       : median {statistics.median(helps):.2f} s  (runs: {', '.join(f'{t:.2f}' for t in helps)})")
+    if args.only in (None, "help"):
+        helps = help_seconds(args.runs)
+        print(f"kbqa --help       : median {statistics.median(helps):.2f} s  (runs: {', '.join(f'{t:.2f}' for t in helps)})")
+    if args.only == "help":
+        return
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "KBQA_HOME": home}
         models = Path.home() / ".cache" / "kbqa" / "models"
         if models.is_dir():  # reuse the assembled GGUF rather than rebuilding it
             (Path(home) / "models").symlink_to(models, target_is_directory=True)
         subprocess.run([*KBQA, "ingest", str(ROOT / "examples" / "docs"), "--kb", "demo"], cwd=ROOT, env=env, capture_output=True, check=True)
+        if args.only in (None, "ask"):
+            first, total, rss = ask_first_word(env)
+            print(f"kbqa ask (first run, fills the caches): first word {first:.2f} s, done {total:.2f} s, peak RSS {rss:.0f} MiB")
+            runs = [ask_first_word(env) for _ in range(args.runs)]
+            firsts = [r[0] for r in runs]
+            print(f"kbqa ask          : first word p50 {statistics.median(firsts):.2f} s (runs: {', '.join(f'{t:.2f}' for t in firsts)}); "
+                  f"done p50 {statistics.median(r[1] for r in runs):.2f} s; peak RSS p50 {statistics.median(r[2] for r in runs):.0f} MiB", flush=True)
+        if args.only == "ask":
+            return
         for llm in ("extractive", "gemma-3-270m"):
             page, answer = serve_seconds({**env, "KBQA_LLM__MODEL": llm})
             print(f"kbqa serve ({llm}): page answers after {page:.2f} s; first answer through the app after {answer:.2f} s")

@@ -210,6 +210,7 @@ def ask(
     from kbqa.kb import KnowledgeBaseError
 
     try:
+        knowledge_base.preload_llm()  # loads beside the search
         result = knowledge_base.ask(question, stream=True, top_k=top_k, threshold=threshold)
         if as_json:
             print(json.dumps(result.answer().to_dict(), ensure_ascii=False, indent=2))
@@ -263,6 +264,7 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
     cfg, _ = _config(config, llm)
     _models_here(cfg, llm=True)
     knowledge_base = _open(kb, cfg)
+    knowledge_base.preload_llm()  # while the first question is typed
     out = _console()
     history: list[dict[str, str]] = []
     out.print(f"chatting with [bold]{knowledge_base.name}[/]; empty line to quit")

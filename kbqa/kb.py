@@ -260,6 +260,7 @@ class KnowledgeBase:
         self._vector_cache: Any = None
         self._reranker: Any = None
         self._lock = threading.RLock()  # guards loading the parts above and swapping the index
+        self._llm_lock = threading.Lock()  # the LLM loads under its own lock: the search goes on meanwhile
         self._seen_generation = -1  # the catalog generation the vector index in memory reflects
         self._check_embedding_model()
 
@@ -333,7 +334,7 @@ class KnowledgeBase:
                 if self._embedder is None:
                     from kbqa.embeddings import make_embedder
 
-                    self._embedder = make_embedder(self.config.embeddings)
+                    self._embedder = make_embedder(self.config.embeddings, self.config.home_dir() / "cache" / "models")
         return self._embedder
 
     @property
@@ -418,7 +419,7 @@ class KnowledgeBase:
         generation queue, so threads of one program that share this knowledge base take turns instead
         of crashing it."""
         if self._llm is None:
-            with self._lock:
+            with self._llm_lock:
                 if self._llm is None:
                     from kbqa.answer import ExtractiveAnswerer
                     from kbqa.llm import make_llm, resolve_model
@@ -805,6 +806,21 @@ class KnowledgeBase:
         answerer = pipeline.answerer_for(model(), self.config.llm.history_tokens) if prepared.decision.answer else None
         result = pipeline.answer(self, prepared, answerer, gen, model=name)
         return result if stream else result.answer()
+
+    def preload_llm(self) -> threading.Thread:
+        """Start loading the configured LLM in a thread, so a one-shot question's search runs beside
+        the load (llama.cpp reads its file without holding the GIL) instead of before it. ask() itself
+        never loads the LLM for a refusal; a caller that expects answers calls this first. A failed
+        load is reported where the answer needs the model."""
+        thread = threading.Thread(target=self._load_llm_quietly, name="kbqa-llm-load", daemon=True)
+        thread.start()
+        return thread
+
+    def _load_llm_quietly(self) -> None:
+        try:
+            self.llm
+        except Exception:  # noqa: BLE001  (loaded again, and the error shown, where the answer needs it)
+            pass
 
     def as_retriever(self, **kwargs: Any) -> Any:
         """A LangChain BaseRetriever over this knowledge base."""

