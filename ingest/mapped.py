@@ -64,8 +64,11 @@ class MappedTable:
         self._when_busy = when_busy
         with open(path, "rb") as f:
             self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        if len(self._map) < _HEADER.size:
+            raise ValueError(f"{path} is not a kbqa mapped table")
         magic, entries, slots, self.extra = _HEADER.unpack_from(self._map, 0)
-        if magic != MAGIC:
+        blob = _HEADER.size + 4 * slots + 8 * (entries + 1) + 8 * entries
+        if magic != MAGIC or slots & (slots - 1) or slots <= entries or blob > len(self._map):
             raise ValueError(f"{path} is not a kbqa mapped table")
         self._entries, self._mask = entries, slots - 1
         view = memoryview(self._map)
@@ -76,6 +79,8 @@ class MappedTable:
         start += 8 * (entries + 1)
         self._values = view[start : start + 8 * entries].cast("d")
         self._blob = start + 8 * entries
+        if self._blob + self._offsets[entries] != len(self._map):  # cut short, or something else
+            raise ValueError(f"{path} is not a kbqa mapped table (its size disagrees with its header)")
 
     def _find(self, key: str) -> int:
         if self._left:

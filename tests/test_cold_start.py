@@ -45,6 +45,12 @@ def test_not_a_table_is_refused(tmp_path: Path) -> None:
     (tmp_path / "t.map").write_bytes(b"something else entirely, long enough for a header")
     with pytest.raises(ValueError):
         MappedTable(tmp_path / "t.map")
+    write_table(tmp_path / "t.map", [("key", 1.0)])
+    whole = (tmp_path / "t.map").read_bytes()
+    for broken in (whole[:-1], whole[:10], whole + b"x"):  # cut short, or with something after it
+        (tmp_path / "t.map").write_bytes(broken)
+        with pytest.raises(ValueError):
+            MappedTable(tmp_path / "t.map")
 
 
 CUT = """
