@@ -11,7 +11,7 @@ from typing import Any
 from ingest.loaders.bidi import RTL_TEXT, is_rtl_line, lam_alef, logical_text
 from ingest.loaders.ocr import ocr_blocks
 from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
-from ingest.loaders.pdf_tables import inside, page_tables
+from ingest.loaders.pdf_tables import inside, page_tables, text_flags
 from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order, union
 from ingest.textfacts import WIDE
 from ingest.types import Document, LoadError
@@ -61,12 +61,11 @@ def quiet_pymupdf() -> Any:
     return pymupdf
 
 
-def _text_dict(page: Any) -> dict[str, Any]:
-    """PyMuPDF's page dict without the images: decoding them cost up to 20x the text (docling's PDFs)."""
-    import pymupdf
-
-    flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES
-    page_dict = dict(page.get_text("dict", flags=flags))
+def _text_dict(page: Any, textpage: Any = None) -> dict[str, Any]:
+    """PyMuPDF's page dict without the images: decoding them cost up to 20x the text (docling's PDFs).
+    textpage: the page's TextPage made with text_flags(), if already made."""
+    flags = text_flags()
+    page_dict = dict(page.get_text("dict", flags=flags, textpage=textpage))
     if any(_RTL.search(span["text"]) for b in page_dict["blocks"] for line in b.get("lines", []) for span in line["spans"]):
         page_dict = _rtl_dict(page, flags)
     return page_dict
@@ -132,9 +131,10 @@ ITEM = -3.0  # marks where a checkbox or bullet glyph without a character stood:
 def _ordered_blocks(page: Any, tables_wanted: bool = True) -> list[dict[str, Any]]:
     """The page's text blocks in reading order, each ruled table one block of Markdown in place of
     the lines inside it (the table goes where its first line was in the content stream)."""
-    blocks = [b for b in _text_dict(page)["blocks"] if b.get("type") == 0 and block_text(b).strip()]
+    textpage = page.get_textpage(flags=text_flags())  # made once: the page's text, then its tables' cells
+    blocks = [b for b in _text_dict(page, textpage)["blocks"] if b.get("type") == 0 and block_text(b).strip()]
     rtl = is_rtl(blocks)
-    tables = page_tables(page) if tables_wanted and not rtl else []  # PyMuPDF's table cells hold right-to-left text reversed
+    tables = page_tables(page, textpage=textpage) if tables_wanted and not rtl else []  # PyMuPDF's table cells hold right-to-left text reversed
     if tables:
         kept: list[dict[str, Any]] = []
         placed: set[int] = set()

@@ -1,25 +1,36 @@
 """Ruled tables on a PyMuPDF page, written as Markdown tables.
 
-PyMuPDF's table finder costs 40-120 ms a page, so it runs only on pages that draw the horizontal
-and vertical rules a ruled table needs (counting them costs about 1 ms); on a mixed folder of
-real PDFs that is one page in six or seven.
+Only pages that draw the horizontal and vertical rules a ruled table needs are searched (counting
+them costs about 1 ms); on a mixed folder of real PDFs that is one page in six or seven. The search
+is our lattice finder (ingest/loaders/lattice.py: PyMuPDF's "lines" algorithm without its per-character
+cost); PyMuPDF's `find_tables` (40-120 ms a page, and seconds on a form) only where the lattice finder
+is not sure to agree (a rotated page, thousands of rules).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ingest.loaders.lattice import find_grids
 from ingest.tables import markdown_table
 
 Box = tuple[float, float, float, float]
 
 
-def ruling_lines(page: Any) -> tuple[int, int, Box | None]:
+def text_flags() -> int:
+    """How the loader reads a page's text: PyMuPDF's dict flags without the images (decoding them cost
+    up to 20x the text)."""
+    import pymupdf
+
+    return int(pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES)
+
+
+def ruling_lines(page: Any, paths: list[dict[str, Any]] | None = None) -> tuple[int, int, Box | None]:
     """Horizontal and vertical rules (lines, thin rectangles, the four sides of a box) drawn on the
-    page, and the box that holds them all."""
+    page, and the box that holds them all. paths: the page's get_cdrawings(), if already read."""
     horizontal = vertical = 0
     boxes: list[Box] = []
-    for path in page.get_cdrawings():
+    for path in page.get_cdrawings() if paths is None else paths:
         for item in path.get("items", []):
             if item[0] == "l":
                 (x0, y0), (x1, y1) = item[1], item[2]
@@ -39,24 +50,41 @@ def ruling_lines(page: Any) -> tuple[int, int, Box | None]:
     return horizontal, vertical, (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def page_tables(page: Any) -> list[tuple[Box, str]]:
-    """The page's ruled tables of two rows and two columns or more: (bounding box, Markdown)."""
-    horizontal, vertical, ruled = ruling_lines(page)
+FINDERS = ("lattice", "pymupdf")
+
+
+def page_tables(page: Any, finder: str = "lattice", textpage: Any = None) -> list[tuple[Box, str]]:
+    """The page's ruled tables of two rows and two columns or more: (bounding box, Markdown).
+    finder: "lattice" (ours, find_tables where ours is not sure) or "pymupdf" (find_tables alone,
+    the reference benchmarks/table_speed.py compares against). textpage: the page's TextPage made
+    with text_flags(), if the caller has one (reading the page's text is most of what tables cost)."""
+    paths = page.get_cdrawings()
+    horizontal, vertical, ruled = ruling_lines(page, paths)
     if horizontal < 3 or vertical < 2 or ruled is None:
         return []
     import pymupdf
 
-    getattr(pymupdf, "no_recommend_layout", lambda: None)()  # PyMuPDF would print an advert on stdout
     clip = pymupdf.Rect(ruled) + (-2, -2, 2, 2)  # only the ruled part of the page: the finder reads every character in its clip
-    try:
-        found = page.find_tables(clip=clip).tables
-    except Exception:  # a malformed drawing must not cost the page its text
-        return []
+    found: list[Any] | None = None
+    blocks: list[dict[str, Any]] | None = None
+    if finder == "lattice":
+        blocks = (textpage or page.get_textpage(flags=text_flags())).extractRAWDICT()["blocks"]
+        try:
+            found = find_grids(page, tuple(clip), paths, blocks)
+        except Exception:  # noqa: BLE001 - whatever went wrong, find_tables decides
+            found = None
+    if found is None:
+        blocks = None
+        getattr(pymupdf, "no_recommend_layout", lambda: None)()  # PyMuPDF would print an advert on stdout
+        try:
+            found = page.find_tables(clip=clip).tables
+        except Exception:  # a malformed drawing must not cost the page its text
+            return []
     tables = []
     for table in found:
         if table.row_count < 2 or table.col_count < 2:
             continue  # a frame around a paragraph, not a table
-        raw = table.extract() if page.rotation else cell_texts(page, table)  # (a rotated page's characters are not in the cells' coordinates)
+        raw = table.extract() if page.rotation else cell_texts(page, table, blocks)  # (a rotated page's characters are not in the cells' coordinates)
         if not is_table(raw):
             continue
         rows = spans_filled(table, raw)
@@ -64,6 +92,13 @@ def page_tables(page: Any) -> list[tuple[Box, str]]:
         if text:
             tables.append((tuple(table.bbox), text))
     return tables
+
+
+def page_chars(page: Any, clip: Any) -> list[dict[str, Any]]:
+    """The characters in clip as rawdict blocks, the way cell_texts reads them."""
+    import pymupdf
+
+    return page.get_textpage(clip=pymupdf.Rect(clip), flags=text_flags()).extractRAWDICT()["blocks"]
 
 
 PARAGRAPHS = 500  # characters: a "cell" holding more is a page's layout grid, not a table
@@ -79,13 +114,13 @@ def is_table(rows: list[list[str | None]]) -> bool:
     return max((len(cell) for row in rows for cell in row if cell), default=0) <= PARAGRAPHS
 
 
-def cell_texts(page: Any, table: Any) -> list[list[str | None]]:
+def cell_texts(page: Any, table: Any, blocks: list[dict[str, Any]] | None = None) -> list[list[str | None]]:
     """Each cell's text from the page's characters whose centre lies in it, line by line; None for a cell
     that a merged cell covers. (PyMuPDF's own extract places glyphs by their ink, so an underscore drawn
-    low ends on a line of its own: "FUNCTION ID _" for "FUNCTION_ID".)"""
+    low ends on a line of its own: "FUNCTION ID _" for "FUNCTION_ID".) blocks: page_chars of an area
+    holding the table (or the whole page), if already read."""
     import bisect
-
-    import pymupdf
+    import itertools
 
     cells = [(r, c, box) for r, row in enumerate(table.rows) for c, box in enumerate(row.cells) if box is not None]
     lines: dict[tuple[int, int], list[list[str]]] = {(r, c): [] for r, c, _ in cells}
@@ -93,15 +128,17 @@ def cell_texts(page: Any, table: Any) -> list[list[str | None]]:
     by_row: dict[int, list[tuple[int, int, Any]]] = {}
     for cell in cells:
         by_row.setdefault(cell[0], []).append(cell)
-    flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES
-    for block in page.get_text("rawdict", clip=pymupdf.Rect(table.bbox), flags=flags)["blocks"]:
+    box = table.bbox
+    for block in page_chars(page, box) if blocks is None else blocks:
+        if block["bbox"][0] > box[2] or block["bbox"][2] < box[0] or block["bbox"][1] > box[3] or block["bbox"][3] < box[1]:
+            continue  # a block beside the table
         for line in block.get("lines", []):
             last: tuple[int, int] | None = None
             for span in line["spans"]:
                 for ch in span["chars"]:
                     x, y = (ch["bbox"][0] + ch["bbox"][2]) / 2, (ch["bbox"][1] + ch["bbox"][3]) / 2
                     row = max(0, bisect.bisect_right(tops, y) - 1)
-                    candidates = by_row.get(row, []) + cells  # a merged cell can start in an earlier row
+                    candidates = itertools.chain(by_row.get(row, []), cells)  # a merged cell can start in an earlier row
                     key = next(((r, c) for r, c, b in candidates if b[0] <= x <= b[2] and b[1] <= y <= b[3]), None)
                     if key is None:
                         continue
