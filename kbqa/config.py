@@ -50,8 +50,12 @@ class EmbeddingsConfig(_Section):
 
 class StoreConfig(_Section):
     vector_index: Literal["faiss", "milvus"] = "faiss"
-    faiss_index: Literal["flat", "hnsw", "auto"] = "auto"
+    faiss_index: Literal["flat", "hnsw", "ivf", "auto"] = "auto"
     hnsw_above: int = Field(200_000, ge=1)
+    ivf_above: int = Field(500_000, ge=1)
+    ivf_code: str = "SQ8"
+    ivf_nprobe: int = Field(0, ge=0)
+    delta_fraction: float = Field(0.1, gt=0.0)
     milvus_uri: str | None = None
 
 

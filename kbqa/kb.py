@@ -26,6 +26,7 @@ from ingest.textfacts import HAN, han, is_numeric, labels, meaningful
 from ingest.worker import LoaderProcess
 from kbqa.config import Config, load_config
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
+from kbqa.store.vectors import choose_faiss_kind
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 
 # A knowledge base's name: letters (any script), digits, CJK, '-', '_', '.' (not first), at most 64 characters.
@@ -352,14 +353,48 @@ class KnowledgeBase:
         kind = self.catalog.get_meta("vector_index") or store.vector_index
         faiss_kind = store.faiss_index
         if faiss_kind == "auto":
-            faiss_kind = "hnsw" if self.catalog.chunk_count() > store.hnsw_above else "flat"
+            faiss_kind = choose_faiss_kind(self.catalog.chunk_count(), store.hnsw_above, store.ivf_above)
         uri = self.catalog.get_meta("milvus_uri") or store.milvus_uri
-        index = open_index(kind, self.folder, dim, faiss_index=faiss_kind, milvus_uri=uri)
-        if index.saved_generation() != generation or index.count() != self.catalog.chunk_count():
-            index.rebuild(self.catalog.all_chunk_vectors())  # the index is behind the catalog (a crash between the two)
-            index.save(generation)
+        index = open_index(kind, self.folder, dim, faiss_index=faiss_kind, milvus_uri=uri, **self._faiss_options(kind))
+        self._repair_index(index, generation)
         self._index = index
         self._seen_generation = generation
+
+    def _faiss_options(self, kind: str) -> dict[str, Any]:
+        store = self.config.store
+        return {"delta_fraction": store.delta_fraction, "ivf_code": store.ivf_code, "ivf_nprobe": store.ivf_nprobe} if kind == "faiss" else {}
+
+    def _repair_index(self, index: Any, generation: int) -> None:
+        """Bring a saved index that is behind the catalog (a crash between the catalog's commit and the
+        index's save) up to it: patched by chunk id when the saved index is whole and the difference
+        small (ids are never reused, so the difference is exact), else rebuilt from the cached vectors."""
+        count = self.catalog.chunk_count()
+        saved = index.saved_generation()
+        if saved == generation and index.count() == count:
+            return
+        ids = getattr(index, "ids", None)
+        if saved is not None and ids is not None:
+            held, wanted = ids(), self.catalog.chunk_ids()
+            gone, new = np.setdiff1d(held, wanted), np.setdiff1d(wanted, held)
+            if len(gone) + len(new) <= max(1000, count // 10):
+                index.remove(gone.tolist())
+                index.add(*self.catalog.chunk_vectors(new.tolist()))
+        if index.count() != count or index.needs_rebuild():
+            self._rebuild_index(index)
+        index.save(generation)
+
+    def _rebuild_index(self, index: Any) -> None:
+        """Fill the index again from the catalog's cached vectors (no embedding); an IVF index is
+        first trained on a random sample of them."""
+        train, total = None, self.catalog.chunk_count()
+        wants = getattr(index, "wants_training", None)
+        if wants is not None and wants() and total:
+            from kbqa.store.vectors import ivf_lists
+
+            ids = self.catalog.chunk_ids()
+            pick = np.random.default_rng(0).choice(ids, min(len(ids), 40 * ivf_lists(total)), replace=False)
+            train = self.catalog.chunk_vectors(np.sort(pick).tolist())[1]
+        index.rebuild(self.catalog.all_chunk_vectors(), train=train, total=total)
 
     def refresh(self) -> bool:
         """Catch up with changes another process (kbqa ingest, kb rm) made to this knowledge base since
@@ -391,10 +426,8 @@ class KnowledgeBase:
 
         The catalog stays the store of record; no text is embedded again. Returns the vectors moved."""
         dim = int(self.catalog.get_meta("embedding_dim") or self.embedder.dim)
-        target = open_index(to, self.folder, dim, faiss_index=faiss_index, milvus_uri=milvus_uri)
-        target.reset()
-        for ids, vectors in self.catalog.all_chunk_vectors():
-            target.add(ids, vectors)
+        target = open_index(to, self.folder, dim, faiss_index=faiss_index, milvus_uri=milvus_uri, **self._faiss_options(to))
+        self._rebuild_index(target)
         target.save(self.catalog.generation())
         self.catalog.set_meta("vector_index", to)
         if to == "milvus" and milvus_uri:
@@ -409,7 +442,7 @@ class KnowledgeBase:
             index = self._index
             generation = self.catalog.generation()
             if index.count() != self.catalog.chunk_count() or index.needs_rebuild():
-                index.rebuild(self.catalog.all_chunk_vectors())  # from the cached vectors: no embedding
+                self._rebuild_index(index)  # from the cached vectors: no embedding
             index.save(generation)
 
     @property
