@@ -128,11 +128,25 @@ def cell_texts(page: Any, table: Any, blocks: list[dict[str, Any]] | None = None
     by_row: dict[int, list[tuple[int, int, Any]]] = {}
     for cell in cells:
         by_row.setdefault(cell[0], []).append(cell)
+    reaching: dict[int, list[tuple[int, int, Any]]] = {}  # each row's band [its top, the next top): the cells reaching into it
+    for cell in cells:
+        first, last_row = max(0, bisect.bisect_right(tops, cell[2][1]) - 1), max(0, bisect.bisect_left(tops, cell[2][3]) - 1)
+        for r in range(first, last_row + 1):
+            reaching.setdefault(r, []).append(cell)
     box = table.bbox
     for block in page_chars(page, box) if blocks is None else blocks:
         if block["bbox"][0] > box[2] or block["bbox"][2] < box[0] or block["bbox"][1] > box[3] or block["bbox"][3] < box[1]:
             continue  # a block beside the table
         for line in block.get("lines", []):
+            lb = line["bbox"]
+            if lb[0] > box[2] or lb[2] < box[0] or lb[1] > box[3] or lb[3] < box[1]:
+                continue  # a line beside the table: no character's centre is in a cell
+            near = {cell[:2]: cell for r in range(max(0, bisect.bisect_right(tops, lb[1]) - 1), max(0, bisect.bisect_right(tops, lb[3]) - 1) + 1) for cell in reaching.get(r, [])}
+            touching = [cell for cell in near.values() if cell[2][0] <= lb[2] and lb[0] <= cell[2][2] and cell[2][1] <= lb[3] and lb[1] <= cell[2][3]]
+            if len(touching) == 1 and (b := touching[0][2])[0] < lb[0] and lb[2] < b[2] and b[1] < lb[1] and lb[3] < b[3]:
+                # the whole line inside one cell and touching no other: every character's centre is there
+                lines[touching[0][:2]].append([ch["c"] for span in line["spans"] for ch in span["chars"]])
+                continue
             last: tuple[int, int] | None = None
             for span in line["spans"]:
                 for ch in span["chars"]:
