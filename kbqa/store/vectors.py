@@ -260,7 +260,7 @@ class FaissIndex:
         if self.kind != "ivf" or index is None:
             return
         nlist = int(self.ivf.get("nlist", 1))  # type: ignore[arg-type]
-        nprobe = self.ivf_nprobe or max(16, nlist // 32)
+        nprobe = self.ivf_nprobe or max(16, nlist // 16)
         self._faiss.extract_index_ivf(index).nprobe = min(nlist, nprobe)
         self.ivf["nprobe"] = min(nlist, nprobe)
 
