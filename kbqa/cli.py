@@ -118,18 +118,25 @@ def ingest(
     force: Annotated[bool, typer.Option("--force", help="Re-read every file, changed or not.")] = False,
     pdf_engine: Annotated[Optional[str], typer.Option("--pdf-engine", help="pymupdf (ruled tables too) | pdfplumber (tables) | pdfminer")] = None,
     ocr: Annotated[Optional[str], typer.Option("--ocr", help="auto | always | never")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Parse and embed on Ray (ingest.executor ray; pip install 'kbqa[cluster]').")] = False,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --ray: a running cluster (HOST:6379); default: a local Ray runtime.")] = None,
+    ray_workers: Annotated[Optional[int], typer.Option("--ray-workers", help="With --ray: embedding actors (one core and one model copy each).")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest files and folders into a knowledge base; re-running only re-reads changed files.
 
     Example: kbqa ingest ./docs --kb mykb --prune
+    On a Ray cluster: kbqa ingest ./docs --kb mykb --ray --ray-address 10.0.0.5:6379
 
     Exit code 0: all files ingested; 1: some files failed (listed with reasons); 130: interrupted.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    ingest_opts = {k: v for k, v in {"pdf_engine": pdf_engine, "ocr": ocr}.items() if v}
+    ingest_opts: dict[str, Any] = {k: v for k, v in {"pdf_engine": pdf_engine, "ocr": ocr, "ray_address": ray_address,
+                                                     "ray_workers": ray_workers}.items() if v}
+    if ray or ray_address:
+        ingest_opts["executor"] = "ray"
     cfg, _ = _config(config, ingest=ingest_opts)
     _models_here(cfg)
     for given in paths:
@@ -155,7 +162,7 @@ def ingest(
 
         try:
             report = knowledge_base.ingest(paths, prune=prune, force=force, progress=progress)
-        except KnowledgeBaseError as exc:
+        except (KnowledgeBaseError, RuntimeError, ConnectionError) as exc:  # (RuntimeError, ConnectionError: Ray missing or unreachable)
             _fail(str(exc))
     if not report.files and not existed and not knowledge_base.files():
         knowledge_base.drop()  # made by this command and still empty: leave nothing behind

@@ -34,6 +34,9 @@ class IngestConfig(_Section):
     max_file_mb: float = Field(200, gt=0)
     file_timeout_s: float = Field(300, ge=0)
     exclude: list[str] = [".*", "~$*", "*.tmp"]
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    ray_workers: int = Field(2, ge=1, le=1024)
 
 
 class EmbeddingsConfig(_Section):

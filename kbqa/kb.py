@@ -189,33 +189,41 @@ class _ReadAhead:
     thread embeds and commits the one before: on two cores, parsing and embedding overlap instead
     of taking turns. At most `ahead` files are parsed before their turn; skipped files cost nothing."""
 
-    def __init__(self, loader: LoaderProcess | None, ahead: int) -> None:
-        self.loader, self.ahead = loader, ahead
+    def __init__(self, loader: LoaderProcess | None, ahead: int, remote: Any = None) -> None:
+        self.loader, self.ahead, self.remote = loader, ahead, remote  # remote: a kbqa.cluster.RayExecutor
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="kbqa-parse")
 
     def _read(self, path: Path, options: LoadOptions) -> list[Document]:
         return self.loader.load(path, options) if self.loader is not None else load_file(path, options)
+
+    def _submit(self, path: Path, options: LoadOptions) -> Future[list[Document]]:
+        if self.remote is not None:
+            return self.remote.submit(path, options)  # type: ignore[no-any-return]
+        return self.pool.submit(self._read, path, options)
 
     def run(self, plans: Iterable[_FilePlan], options: Callable[[_FilePlan, int], LoadOptions]) -> Iterator[tuple[int, _FilePlan]]:
         """(number, plan) in file order; plans to read are submitted up to `ahead` files early."""
         waiting: deque[tuple[int, _FilePlan]] = deque()
         for n, plan in enumerate(plans):
             if plan.result is None:
-                plan.future = self.pool.submit(self._read, plan.path, options(plan, n))
+                plan.future = self._submit(plan.path, options(plan, n))
             waiting.append((n, plan))
             while sum(1 for _, p in waiting if p.future is not None) > self.ahead or (waiting and waiting[0][1].future is None):
                 yield waiting.popleft()
         while waiting:
             yield waiting.popleft()
 
-    @staticmethod
-    def wait(plan: _FilePlan, meanwhile: Callable[[], object]) -> list[Document]:
+    def wait(self, plan: _FilePlan, meanwhile: Callable[[], object]) -> list[Document]:
         assert plan.future is not None
         while True:
             try:
                 return plan.future.result(timeout=0.2)
             except FutureTimeout:
                 meanwhile()
+            except Exception as exc:
+                if self.remote is None:
+                    raise
+                raise self.remote.failure(exc) from None  # the loader's own error, or a worker lost for good
 
     def close(self, interrupted: bool) -> None:
         if interrupted and self.loader is not None:
@@ -261,6 +269,7 @@ class KnowledgeBase:
         self._vector_cache: Any = None
         self._reranker: Any = None
         self._lock = threading.RLock()  # guards loading the parts above and swapping the index
+        self._remote: Any = None  # during a Ray ingest: its executor, which embeds the chunks
         self._llm_lock = threading.Lock()  # the LLM loads under its own lock: the search goes on meanwhile
         self._seen_generation = -1  # the catalog generation the vector index in memory reflects
         self._check_embedding_model()
@@ -503,10 +512,12 @@ class KnowledgeBase:
         last_save = time.monotonic()
         dirty = False
         timeout = self.config.ingest.file_timeout_s
-        loader = LoaderProcess(timeout) if timeout and files else None  # a hung or crashing parser is stopped, not fatal
+        remote = self._ray_executor() if self.config.ingest.executor == "ray" and files else None
+        loader = LoaderProcess(timeout) if timeout and files and remote is None else None  # a hung or crashing parser is stopped, not fatal
         pages: queue.SimpleQueue[Progress] = queue.SimpleQueue()  # page progress from the parsing thread, shown by this one
         show_pages = lambda: [notify(pages.get()) for _ in range(pages.qsize())]
-        ahead = _ReadAhead(loader, PARSE_AHEAD)
+        ahead = _ReadAhead(loader, PARSE_AHEAD if remote is None else 2 * len(remote.actors) + 2, remote)
+        self._remote = remote
         try:
             planned = (self._plan_file(path, name, force) for path, name in files)
             for n, plan in ahead.run(planned, lambda plan, n: replace(options, on_page=_page_progress(pages, n, len(files), plan.name))):
@@ -528,10 +539,21 @@ class KnowledgeBase:
             report.interrupted = True
         finally:  # interrupted or failing: the files being parsed ahead are stopped, not waited for
             ahead.close(interrupted=report.interrupted or sys.exc_info()[0] is not None)
+            self._remote = None
+            if remote is not None:
+                remote.close()
             self._sync_index()
         report.seconds = time.perf_counter() - started
         notify(Progress("done", len(files), len(files)))
         return report
+
+    def _ray_executor(self) -> Any:
+        """The Ray executor of this ingest (ingest.executor ray): parse tasks and embedding actors."""
+        from kbqa.cluster import RayExecutor
+
+        ingest = self.config.ingest
+        return RayExecutor(self.config.embeddings, address=ingest.ray_address, workers=ingest.ray_workers,
+                           timeout_s=ingest.file_timeout_s, cache_dir=self.config.home_dir() / "cache" / "models")
 
     def _plan_file(self, path: Path, name: str, force: bool) -> _FilePlan:
         """What ingesting one file takes, decided before it is read: its hash and the user's words
@@ -650,7 +672,8 @@ class KnowledgeBase:
             vectors.update(self.vector_cache.get([k for k in keys if k not in vectors]))
         todo = {c.vector_key: text for c, text in pairs if c.vector_key not in vectors}
         if todo:
-            embedded = dict(zip(todo.keys(), self.embedder.embed_documents(list(todo.values()))))
+            embedder = self._remote or self.embedder  # a Ray ingest embeds on its actors
+            embedded = dict(zip(todo.keys(), embedder.embed_documents(list(todo.values()))))
             if self.config.embeddings.cache:
                 self.vector_cache.put(embedded)
             vectors.update(embedded)
