@@ -136,3 +136,23 @@ def test_new_kb_on_milvus_from_config(home: Path, folder: Path) -> None:
     kb.ingest([folder])
     assert type(kb.index).__name__ == "MilvusIndex"
     assert kb.search("gearbox oil")[0].file == "c.txt"
+
+
+def test_bm25_leaves_out_the_commonest_words_in_a_large_knowledge_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kbqa.store import catalog as store
+    from kbqa.store.catalog import Catalog, NewChunk
+
+    cat = Catalog(tmp_path / "c.db")
+    texts = [f"年度报告第{i}页，收入增长。" for i in range(60)] + ["年度报告：风力发电机叶片每半年检查一次。"]
+    chunks = [NewChunk(t, 1, [], "text", 0, len(t), f"k{i}") for i, t in enumerate(texts)]
+    vectors = {c.vector_key: np.zeros(4, dtype=np.float32) for c in chunks}
+    cat.replace_file(path="/a", name="a", sha256="1", size=0, mtime=0, status="ok", error=None, pages=1, seconds=0,
+                     chunks=chunks, vectors=vectors)
+    question = "年度报告里叶片多久检查一次？"
+    everything = cat.lexical_search(question, 100)
+    assert len(everything) == len(texts)  # a small knowledge base matches every question word
+    assert cat.chunk_count() == len(texts) and cat.chunk_count() == len(texts)  # (counted once per generation)
+    monkeypatch.setattr(store, "LARGE_KB", 10)
+    selective = cat.lexical_search(question, 100)
+    assert [cat.chunks([i])[i].text for i, _ in selective] == [texts[-1]]  # "年度", "报告" are in every chunk: left out
+    assert cat.lexical_search("年度报告", 100)  # the rarest word always stays
