@@ -190,8 +190,11 @@ def chatchat_chunks(files: list[Path]) -> list[Source]:
     )
     out: list[Source] = []
     for path in files:
-        with pymupdf.open(path) as doc:
-            texts = [page.get_text("text") for page in doc]
+        try:  # a file PyMuPDF cannot open (empty, corrupt, encrypted) is left out, as the recipe's loader would fail it
+            with pymupdf.open(path) as doc:
+                texts = [page.get_text("text") for page in doc]
+        except Exception:  # noqa: BLE001
+            continue
         starts, pos = [], 0
         for t in texts:
             starts.append(pos)
