@@ -43,12 +43,24 @@ def resolve_gguf(source: str, cache_dir: Path) -> Path:
 
 
 def _quiet_llama_logs() -> None:
-    """llama.cpp logs to stderr from C even with verbose=False; keep the terminal for the answer."""
+    """llama.cpp logs to stderr from C even with verbose=False; keep the terminal for the answer.
+
+    The callback that drops the lines is a C function, not a Python one: loading a model logs ~1,400
+    lines, and a Python callback takes the GIL for each, so a load in a thread beside other Python
+    work (kbqa ask loads the model while it searches) crawled at twice its time. C's abs() does
+    nothing with its first argument and, as every 64-bit C calling convention lets the caller clean
+    up, ignores the other two. Where there is no C library to ask, a Python callback does it."""
+    import ctypes
+
     import llama_cpp
 
     global _LOG_CALLBACK
     if _LOG_CALLBACK is None:
-        _LOG_CALLBACK = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        try:
+            address = ctypes.cast(ctypes.CDLL(None).abs, ctypes.c_void_p).value
+            _LOG_CALLBACK = llama_cpp.llama_log_callback(address)
+        except (OSError, AttributeError, TypeError):
+            _LOG_CALLBACK = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
         llama_cpp.llama_log_set(_LOG_CALLBACK, None)
 
 
