@@ -60,7 +60,7 @@ def main() -> None:
             shutil.copy(pdf, scratch / f"{i:04d}_{pdf.name}")
         folder = scratch
     try:
-        runs = [("local", 0)] + [("ray", w) for w in args.workers]
+        runs = [("local", 1)] + [("ray", w) for w in args.workers]
         results = []
         for executor, workers in runs:
             r = ingest(folder, executor, workers)
