@@ -85,8 +85,10 @@ class MappedTable:
     def _find(self, key: str) -> int:
         if self._left:
             self._left -= 1
-            if not self._left and self._when_busy is not None:
-                self._when_busy()
+            if self._left <= 0:  # (<=: two threads may pass zero together; the hand-over still happens once)
+                busy, self._when_busy, self._left = self._when_busy, None, 0
+                if busy is not None:
+                    busy()
         raw = key.encode("utf-8")
         h = zlib.crc32(raw) & self._mask
         table, offsets, data, blob = self._table, self._offsets, self._map, self._blob

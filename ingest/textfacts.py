@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable
 import zlib
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any

@@ -33,12 +33,14 @@ def cache_key(model_path: Path) -> str:
     import onnxruntime as ort
 
     stat = model_path.stat()
-    here = Path(__file__).parent
+    import ingest.mapped
+    from kbqa.e5 import graph, tokenizer
+
     h = hashlib.sha256()
     for part in (str(model_path.resolve()), str(stat.st_size), str(stat.st_mtime_ns), ort.__version__, platform.machine(), _cpu_name()):
         h.update(part.encode() + b"\0")
-    for source in ("graph.py", "tokenizer.py", "../../ingest/mapped.py"):
-        h.update((here / source).read_bytes())
+    for module in (graph, tokenizer, ingest.mapped):  # the code that builds what is cached
+        h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()[:16]
 
 
