@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -106,7 +108,7 @@ def _open(kb: str, cfg: Any, create: bool = False) -> Any:
 
     try:
         return KnowledgeBase.open(kb, cfg, create=create)
-    except KnowledgeBaseError as exc:
+    except (KnowledgeBaseError, RuntimeError) as exc:  # RuntimeError: a store that cannot be opened (Milvus down, Lite folder held)
         _fail(str(exc))
 
 
@@ -542,33 +544,55 @@ def kb_drop(
     """Delete a whole knowledge base (its catalog and index; your documents are not touched)."""
     cfg, _ = _config(config)
     knowledge_base = _open(kb, cfg)
-    if not yes and not typer.confirm(f"delete knowledge base {knowledge_base.name!r} at {knowledge_base.folder}?"):
+    if not yes and not typer.confirm(f"delete knowledge base {knowledge_base.name!r} at {knowledge_base.location}?"):
         raise typer.Exit(1)
     knowledge_base.drop()
     _console().print(f"dropped {knowledge_base.name}")
 
 
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Callable[[Any], None]]:
+    """A progress bar on stderr (when it is a terminal) fed with kbqa.kb.Progress events."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = _console(stderr=True)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[name]}"), console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(description, total=None, name="")
+        yield lambda p: bar.update(task, total=p.total, completed=p.done, name=p.name)
+
+
 @kb_app.command("migrate")
 def kb_migrate(
     kb: Annotated[str, typer.Argument(help="Knowledge base to move.")],
-    to: Annotated[str, typer.Option("--to", help="faiss | milvus")] = "milvus",
-    uri: Annotated[Optional[str], typer.Option("--uri", help="Milvus server URI (http://host:19530) or a Milvus Lite .db file.")] = None,
+    to: Annotated[str, typer.Option("--to", help="milvus (the whole KB into Milvus) | embedded (back into a folder) | faiss (vectors of store.vector_index milvus back into FAISS)")] = "milvus",
+    uri: Annotated[Optional[str], typer.Option("--uri", help="Milvus server URI (http://host:19530) or a Milvus Lite folder (.db); default store.milvus_uri.")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the source after the copy (default: deleted once every file and chunk arrived).")] = False,
     faiss_index: Annotated[str, typer.Option("--faiss-index", help="flat | hnsw, with --to faiss")] = "flat",
     config: ConfigOpt = None,
 ) -> None:
-    """Move a knowledge base's vectors to another store, without embedding anything again.
+    """Move a knowledge base to another store, without embedding anything again.
 
     Example: kbqa kb migrate mykb --to milvus --uri http://milvus.internal:19530
+    then serve it with store.backend: milvus (KBQA_STORE__BACKEND=milvus KBQA_STORE__MILVUS_URI=...).
+    Back: KBQA_STORE__BACKEND=milvus kbqa kb migrate mykb --to embedded
     """
     cfg, _ = _config(config)
+    if to not in ("milvus", "embedded", "faiss"):
+        _fail("--to must be milvus, embedded or faiss")
     knowledge_base = _open(kb, cfg)
-    if to not in ("faiss", "milvus"):
-        _fail("--to must be faiss or milvus")
+    files = len(knowledge_base.files())
     try:
-        moved = knowledge_base.migrate(to, milvus_uri=uri, faiss_index=faiss_index)
-    except RuntimeError as exc:
+        with _progress_bar(f"moving {knowledge_base.name} to {to}") as notify:
+            moved = knowledge_base.migrate(to, milvus_uri=uri, faiss_index=faiss_index, keep=keep, progress=notify)
+    except (RuntimeError, KnowledgeBaseError) as exc:
         _fail(str(exc))
-    _console().print(f"{knowledge_base.name}: {moved} vectors now in {to}" + (f" ({uri})" if uri else ""))
+    if to == "faiss":
+        _console().print(f"{knowledge_base.name}: {moved} vectors now in FAISS")
+        return
+    use = "store.backend: milvus (KBQA_STORE__BACKEND=milvus" + (f", KBQA_STORE__MILVUS_URI={uri})" if uri else ")") if to == "milvus" else "store.backend: embedded (the default)"
+    kept = "; the source was kept (--keep)" if keep else ""
+    _console().print(f"{knowledge_base.name}: {files} files, {moved} chunks now in {knowledge_base.location}{kept}. Open it with {use}")
 
 
 @config_app.command("show")

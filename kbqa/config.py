@@ -52,6 +52,8 @@ class EmbeddingsConfig(_Section):
 
 
 class StoreConfig(_Section):
+    backend: Literal["embedded", "milvus"] = "embedded"
+    uploads_dir: str | None = None
     vector_index: Literal["faiss", "milvus"] = "faiss"
     faiss_index: Literal["flat", "hnsw", "ivf", "auto"] = "auto"
     hnsw_above: int = Field(200_000, ge=1)

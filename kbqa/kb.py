@@ -130,8 +130,48 @@ def kb_folder(config: Config, name: str) -> Path:
     return folder
 
 
+def milvus_uri(config: Config) -> str:
+    """Where store.backend milvus keeps knowledge bases: store.milvus_uri, or Milvus Lite in the home."""
+    return config.store.milvus_uri or str(config.home_dir() / "milvus.db")
+
+
+def open_catalog(config: Config, folder: Path, *, create: bool = True) -> Any:
+    """The catalog of the knowledge base at folder (its name, for the Milvus store): SQLite in the
+    folder (store.backend embedded) or Milvus collections (milvus)."""
+    if config.store.backend == "milvus":
+        from kbqa.store.milvus import MilvusCatalog
+
+        return MilvusCatalog(milvus_uri(config), folder.name, create=create)
+    folder.mkdir(parents=True, exist_ok=True)
+    return Catalog(folder / "catalog.sqlite")
+
+
+def kb_exists(config: Config, folder: Path) -> bool:
+    if config.store.backend == "milvus":
+        from kbqa.store.milvus import MilvusCatalog
+
+        return MilvusCatalog.exists(milvus_uri(config), folder.name)
+    return (folder / "catalog.sqlite").exists()
+
+
+def drop_store(config: Config, folder: Path) -> None:
+    """Delete the knowledge base at folder (by its name, in the Milvus store)."""
+    if config.store.backend == "milvus":
+        from kbqa.store.milvus import MilvusCatalog
+
+        catalog = MilvusCatalog(milvus_uri(config), folder.name, create=False)
+        catalog.drop()
+        catalog.close()
+    elif folder.exists():
+        remove_folder(folder)
+
+
 def list_knowledge_bases(config: Config | None = None) -> list[str]:
     config = config or load_config()[0]
+    if config.store.backend == "milvus":
+        from kbqa.store.milvus import list_names
+
+        return [n for n in list_names(milvus_uri(config)) if valid_name(n)]
     root = kb_root(config)
     if not root.exists():
         return []
@@ -260,8 +300,7 @@ class KnowledgeBase:
         self.folder = folder
         self.name = folder.name
         self.config = config
-        folder.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(folder / "catalog.sqlite")
+        self.catalog: Any = open_catalog(config, folder)
         self._embedder = shared_embedder
         self._llm = shared_llm
         self._weigh: Any = None  # the embedder's per-character token shares (length_unit: tokens)
@@ -303,15 +342,17 @@ class KnowledgeBase:
             config = Config.model_validate(data)
         text = str(name_or_path)
         folder = _folder_of(text, config)
-        if not (folder / "catalog.sqlite").exists() and not create:
-            raise KnowledgeBaseError(f"no knowledge base {text!r} (looked in {folder}); create it with: kbqa ingest DOCS --kb {text}")
+        if not create and not kb_exists(config, folder):
+            where = f"in Milvus at {milvus_uri(config)}" if config.store.backend == "milvus" else f"looked in {folder}"
+            raise KnowledgeBaseError(f"no knowledge base {text!r} ({where}); create it with: kbqa ingest DOCS --kb {text}")
         return cls(folder, config, shared_llm=shared_llm, shared_embedder=shared_embedder)
 
     @classmethod
     def exists(cls, name_or_path: str | Path, config: Config | None = None) -> bool:
         """Whether a knowledge base by this name (or at this folder) has been made."""
+        config = config or load_config()[0]
         try:
-            return (_folder_of(str(name_or_path), config or load_config()[0]) / "catalog.sqlite").exists()
+            return kb_exists(config, _folder_of(str(name_or_path), config))
         except KnowledgeBaseError:
             return False
 
@@ -355,9 +396,33 @@ class KnowledgeBase:
                     self._open_index()
         return self._index
 
+    @property
+    def location(self) -> str:
+        """Where this knowledge base is kept: its folder, or its Milvus store and collections."""
+        if self.config.store.backend == "milvus":
+            from kbqa.store.milvus import collection_prefix
+
+            return f"{milvus_uri(self.config)} ({collection_prefix(self.name)}_*)"
+        return str(self.folder)
+
+    @property
+    def uploads_folder(self) -> Path:
+        """Where files uploaded into this knowledge base are kept (store.uploads_dir: shared storage
+        when several servers serve one Milvus store)."""
+        if self.config.store.uploads_dir:
+            return Path(self.config.store.uploads_dir).expanduser() / self.name
+        if self.config.store.backend == "milvus":
+            return self.config.home_dir() / "uploads" / self.name
+        return self.folder / "uploads"
+
     def _open_index(self) -> None:
         generation = self.catalog.generation()
         dim = int(self.catalog.get_meta("embedding_dim") or self.embedder.dim)
+        if self.config.store.backend == "milvus":
+            from kbqa.store.milvus import MilvusDense
+
+            self._index, self._seen_generation = MilvusDense(self.catalog, dim), generation
+            return
         store = self.config.store
         kind = self.catalog.get_meta("vector_index") or store.vector_index
         faiss_kind = store.faiss_index
@@ -430,19 +495,66 @@ class KnowledgeBase:
         if self._seen_generation == before and self.catalog.generation() == before + 1:
             self._seen_generation = before + 1
 
-    def migrate(self, to: str, *, milvus_uri: str | None = None, faiss_index: str = "flat") -> int:
-        """Move the vectors to another store (faiss or milvus) from the catalog's cached vectors.
+    def migrate(self, to: str, *, milvus_uri: str | None = None, faiss_index: str = "flat", keep: bool = False,
+                progress: Callable[[Progress], None] | None = None) -> int:
+        """Move this knowledge base to another store without embedding anything again; returns the
+        chunks moved.
 
-        The catalog stays the store of record; no text is embedded again. Returns the vectors moved."""
+        to "milvus": the whole knowledge base (files, chunk texts, BM25 words, vectors) into Milvus
+        collections (at milvus_uri, else store.milvus_uri, else Milvus Lite in the home); "embedded":
+        from Milvus back into a folder (SQLite + FAISS). The source is deleted once everything arrived
+        and was counted, unless keep. "faiss": an embedded knowledge base whose vectors were kept in
+        Milvus (store.vector_index milvus) gets them back in FAISS."""
+        if to in ("milvus", "embedded"):
+            return self._move_store(to, milvus_uri, keep, progress or (lambda p: None))
+        if to != "faiss":
+            raise KnowledgeBaseError(f"cannot migrate to {to!r}: choose milvus, embedded or faiss")
+        if self.config.store.backend != "embedded":
+            raise KnowledgeBaseError("--to faiss moves the vectors of an embedded knowledge base; use --to embedded for a Milvus-stored one")
         dim = int(self.catalog.get_meta("embedding_dim") or self.embedder.dim)
-        target = open_index(to, self.folder, dim, faiss_index=faiss_index, milvus_uri=milvus_uri, **self._faiss_options(to))
+        target = open_index(to, self.folder, dim, faiss_index=faiss_index, **self._faiss_options(to))
         self._rebuild_index(target)
         target.save(self.catalog.generation())
         self.catalog.set_meta("vector_index", to)
-        if to == "milvus" and milvus_uri:
-            self.catalog.set_meta("milvus_uri", milvus_uri)
         self._index = target
         return target.count()
+
+    def _move_store(self, to: str, uri: str | None, keep: bool, notify: Callable[[Progress], None]) -> int:
+        if to == self.config.store.backend:
+            raise KnowledgeBaseError(f"knowledge base {self.name!r} is already in the {to} store")
+        data = self.config.model_dump()
+        data["store"] = {**data["store"], "backend": to, **({"milvus_uri": uri} if uri else {})}
+        config = Config.model_validate(data)
+        if kb_exists(config, self.folder):
+            raise KnowledgeBaseError(f"the {to} store already has a knowledge base {self.name!r}; drop it there first (or migrate under another name)")
+        target = open_catalog(config, self.folder)
+        files = self.catalog.files()
+        moved = 0
+        try:
+            for key in ("embedding_model", "embedding_dim"):
+                if (value := self.catalog.get_meta(key)) is not None:
+                    target.set_meta(key, value)
+            for n, row in enumerate(files):
+                notify(Progress("file", n, len(files), row.name))
+                chunks, vectors = self.catalog.file_chunks(row.id)
+                target.replace_file(path=row.path, name=row.name, sha256=row.sha256, size=row.size, mtime=row.mtime, status=row.status,
+                                    error=row.error, pages=row.pages, seconds=row.seconds or 0.0, chunks=chunks, vectors=vectors,
+                                    description=row.description)
+                moved += len(chunks)
+            if len(target.files()) != len(files) or target.chunk_count() != self.catalog.chunk_count():
+                raise KnowledgeBaseError(f"moving {self.name!r} to {to}: the copy does not hold every file and chunk; the source is kept")
+        except BaseException:
+            target.close()
+            drop_store(config, self.folder)  # a half copy is no knowledge base
+            raise
+        target.close()
+        notify(Progress("done", len(files), len(files)))
+        with KnowledgeBase(self.folder, config) as moved_kb:
+            _ = moved_kb.index  # an embedded copy builds its FAISS index from the vectors now, not on first search
+        if not keep:
+            self.drop()
+        self.config, self.catalog, self._index = config, open_catalog(config, self.folder), None
+        return moved
 
     def _sync_index(self) -> None:
         """Save the index; rebuild it first if it disagrees with the catalog or holds many deletions."""
@@ -579,7 +691,7 @@ class KnowledgeBase:
         row = self.catalog.file(key)
         if row and not force and row.sha256 == sha and row.status == "ok":
             if row.name != name:
-                self.catalog.db.execute("UPDATE files SET name=? WHERE id=?", (name, row.id))
+                self.catalog.rename_file(row.id, name)
             return FileResult(name, "skipped", chunks=row.chunks, pages=row.pages)
         return None
 
@@ -633,7 +745,7 @@ class KnowledgeBase:
         seconds = time.perf_counter() - t0
         if status != "ok" and row is not None and row.status == "ok":
             # keep the last good version searchable; record the error
-            self.catalog.db.execute("UPDATE files SET error=? WHERE id=?", (error, row.id))
+            self.catalog.set_file_error(row.id, error)
             return FileResult(name, status, error=error, seconds=seconds)
         index = self.index
         with self._lock:  # catalog and index change together, as far as this process's readers can tell
@@ -668,13 +780,13 @@ class KnowledgeBase:
         chunks = [c for c, _ in pairs]
         keys = list(dict.fromkeys(c.vector_key for c in chunks))
         vectors = self.catalog.cached_vectors(keys)
-        if self.config.embeddings.cache and len(vectors) < len(keys):
+        if self.config.embeddings.cache and self.config.store.backend == "embedded" and len(vectors) < len(keys):
             vectors.update(self.vector_cache.get([k for k in keys if k not in vectors]))
         todo = {c.vector_key: text for c, text in pairs if c.vector_key not in vectors}
         if todo:
             embedder = self._remote or self.embedder  # a Ray ingest embeds on its actors
             embedded = dict(zip(todo.keys(), embedder.embed_documents(list(todo.values()))))
-            if self.config.embeddings.cache:
+            if self.config.embeddings.cache and self.config.store.backend == "embedded":  # a Milvus-served KB keeps no local state
                 self.vector_cache.put(embedded)
             vectors.update(embedded)
         return chunks, vectors
@@ -781,15 +893,15 @@ class KnowledgeBase:
         }
 
     def drop(self) -> None:
-        """Delete the whole knowledge base from disk."""
+        """Delete the whole knowledge base (its folder, or its Milvus collections)."""
         self.close()
-        remove_folder(self.folder)
+        drop_store(self.config, self.folder)
 
     def stats(self) -> dict[str, Any]:
         files = self.catalog.files()
         return {
             "name": self.name,
-            "folder": str(self.folder),
+            "folder": self.location,
             "files": len(files),
             "failed": sum(1 for f in files if f.status != "ok"),
             "chunks": self.catalog.chunk_count(),

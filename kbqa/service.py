@@ -18,7 +18,6 @@ own presentation. It owns what makes serving safe:
 from __future__ import annotations
 
 import math
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from typing import Any, BinaryIO
 
 from kbqa.config import Config
 from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, scrub
-from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, kb_folder, list_knowledge_bases, remove_folder, valid_name
+from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, kb_exists, kb_folder, list_knowledge_bases, valid_name
 from kbqa.offline import ModelNotAvailable
 from kbqa.queue import GenerationQueue, QueuedLLM, Ticket
 from kbqa.store import FileRow
@@ -97,6 +96,17 @@ class Upload:
     rejected: list[dict[str, str]] = field(default_factory=list)  # {"name", "error"}
 
 
+@contextmanager
+def _store_reachable() -> Iterator[None]:
+    """A store that cannot be reached (Milvus down, a Lite folder held elsewhere) is a 503, said plainly."""
+    from kbqa.store.milvus import StoreUnavailable
+
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise Busy(scrub(str(exc)), retry_after=10, code="store_unavailable") from None
+
+
 def _load_failed(what: str, model: str, exc: Exception) -> ServiceError:
     """A model that did not load, as the 400 a request gets (the service stays usable): kbqa's own
     refusal of a model not on this machine, with the installed ones and how to get it, or the
@@ -130,7 +140,8 @@ class Service:
 
     # --- names and knowledge bases --------------------------------------------------------------
     def names(self) -> list[str]:
-        return list_knowledge_bases(self.config)
+        with _store_reachable():
+            return list_knowledge_bases(self.config)
 
     def _folder(self, name: str) -> Path:
         if not isinstance(name, str) or not valid_name(name):
@@ -144,18 +155,13 @@ class Service:
     def kb(self, name: str, *, create: bool = False) -> KnowledgeBase:
         """The open knowledge base called name, current with what other processes wrote."""
         folder = self._folder(name)
-        catalog = folder / "catalog.sqlite"
-        with self._lock:
-            try:
-                inode = catalog.stat().st_ino
-            except OSError:
-                inode = None
+        with self._lock, _store_reachable():
             held = self._kbs.get(name)
-            if held is not None and held[1] != inode:  # dropped (and maybe made again) by another process
+            if held is not None and held[0].catalog.identity() != held[1]:  # dropped (and maybe made again) by another process
                 self._kbs.pop(name)  # not closed: requests still reading it finish on the old files
                 held = None
             if held is None:
-                if inode is None and not create:
+                if not create and not kb_exists(self.config, folder):
                     raise NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})", code="no_kb", name=name)
                 try:
                     base = KnowledgeBase(folder, self.config, shared_embedder=self._embedder)
@@ -166,7 +172,7 @@ class Service:
                 except Exception as exc:  # noqa: BLE001  (any failure to load a model is said, not a 500)
                     base.close()
                     raise _load_failed("embedding model", self.config.embeddings.model, exc) from None
-                held = (base, catalog.stat().st_ino)
+                held = (base, base.catalog.identity())
                 self._kbs[name] = held
             base = held[0]
         base.refresh()
@@ -181,10 +187,10 @@ class Service:
         with self._writer(name):
             with self._lock:
                 self._kbs.pop(name, None)  # not closed: a search running now finishes on the removed files
-            if not (folder / "catalog.sqlite").exists():
+            if not kb_exists(self.config, folder):
                 raise NotFound(f"no knowledge base {name!r}", code="no_kb", name=name)
             try:
-                remove_folder(folder)
+                drop_store(self.config, folder)
             except FileNotFoundError:
                 raise NotFound(f"no knowledge base {name!r}") from None
 
@@ -204,7 +210,9 @@ class Service:
         from kbqa.uploads import Budget, store_upload
 
         base = self.kb(name, create=True)
-        target = base.folder / "uploads"
+        target = base.uploads_folder
+        if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
+            target.parent.mkdir(parents=True, exist_ok=True)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
         budget = Budget(limit * 10)  # a request stores at most ten uploads' worth, archives unpacked included
         with self._writer(name), self._vanishing(name, base):
@@ -228,8 +236,8 @@ class Service:
         """A write that fails because another process deleted the knowledge base meanwhile is a 409."""
         try:
             yield
-        except (RuntimeError, OSError, sqlite3.Error) as exc:
-            if (base.folder / "catalog.sqlite").exists():
+        except Exception as exc:  # noqa: BLE001  (a store's own errors too: sqlite3, Milvus)
+            if base.catalog.identity() is not None:
                 raise
             raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name) from exc
 

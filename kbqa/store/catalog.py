@@ -8,7 +8,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +220,28 @@ class Catalog:
     def files(self) -> list[FileRow]:
         return [FileRow(**dict(r)) for r in self.db.execute("SELECT * FROM files ORDER BY name")]
 
+    def set_file_error(self, file_id: int, error: str | None) -> None:
+        """Record why the last try to read a file failed (its last good version stays searchable)."""
+        self.db.execute("UPDATE files SET error=? WHERE id=?", (error, file_id))
+
+    def rename_file(self, file_id: int, name: str) -> None:
+        self.db.execute("UPDATE files SET name=? WHERE id=?", (name, file_id))
+
+    def identity(self) -> int | None:
+        """What tells this knowledge base apart from one made again under its name: the file's inode."""
+        try:
+            return self.path.stat().st_ino
+        except OSError:
+            return None
+
+    def file_chunks(self, file_id: int) -> tuple[list[NewChunk], dict[str, np.ndarray]]:
+        """One file's chunks in order and their vectors (for moving a knowledge base to another store)."""
+        rows = self.db.execute(
+            'SELECT text, page, title_path, kind, start, "end", vector_key FROM chunks WHERE file_id=? ORDER BY chunk_no', (file_id,)
+        ).fetchall()
+        chunks = [NewChunk(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+        return chunks, self.cached_vectors(list(dict.fromkeys(c.vector_key for c in chunks)))
+
     def chunk_ids_of(self, file_id: int) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
 
@@ -411,19 +433,8 @@ class Catalog:
         described = int(db.execute("SELECT count(*) FROM files WHERE description != ''").fetchone()[0])
         if described < 2:
             return {}
-        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.files_vocab USING fts5vocab(main, files_fts, row)")
-        covered: dict[int, dict[int, float]] = {}  # file id -> question word -> its best weight
-        for term, positions in name_terms(query):
-            row = db.execute("SELECT doc FROM temp.files_vocab WHERE term=?", (term,)).fetchone()
-            df = int(row[0]) if row else 0
-            if not df or df > most * described:
-                continue
-            weight = math.log(described / df)
-            for (file_id,) in db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ?", (_quoted(term),)):
-                mine = covered.setdefault(int(file_id), {})
-                for p in positions:
-                    mine[p] = max(mine.get(p, 0.0), weight)
-        return {f: sum(words.values()) for f, words in covered.items()}
+        holders = lambda term: [int(r[0]) for r in db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ?", (_quoted(term),))]  # noqa: E731
+        return named_file_scores(name_terms(query), described, holders, most)
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         q = f"SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)})"
@@ -433,6 +444,25 @@ class Catalog:
 LARGE_KB = 200_000  # chunks: above this, BM25 leaves out the commonest question words (Catalog._selective)
 COMMON_WORD = 0.02  # ... those held by more than this share of the chunks
 LEXICAL_WITHIN_DEPTH = 5000  # how deep in the whole BM25 ranking a search within some files looks
+
+
+def named_file_scores(terms: list[tuple[str, tuple[int, ...]]], described: int, holders: Callable[[str], list[int]],
+                      most: float) -> dict[int, float]:
+    """For each file, the question's name words its description holds (terms: name_terms(question);
+    holders(term): the described files holding it), each weighted by its idf among the described
+    files, summed; a word held by more than `most` of them names nothing. One word found in two
+    forms counts once (its best weight)."""
+    covered: dict[int, dict[int, float]] = {}  # file id -> question word -> its best weight
+    for term, positions in terms:
+        files = holders(term)
+        if not files or len(files) > most * described:
+            continue
+        weight = math.log(described / len(files))
+        for file_id in files:
+            mine = covered.setdefault(file_id, {})
+            for p in positions:
+                mine[p] = max(mine.get(p, 0.0), weight)
+    return {f: sum(words.values()) for f, words in covered.items()}
 
 
 def _quoted(word: str) -> str:

@@ -1,0 +1,565 @@
+"""The whole knowledge base in Milvus (store.backend: milvus), so that servers keep no local state.
+
+One knowledge base is three collections, named from the KB's name (`collection_prefix`):
+- `<prefix>_chunks`: one row a chunk: its text, file, page, title path, kind, the dense vector, and
+  `lexical`, the words BM25 indexes (the document's description, the title path and the text, cut into
+  words by kbqa's own analyzer, store.tokenize: jieba for Chinese, Snowball stems for English, the same
+  words as the embedded store's FTS5 table). Milvus' BM25 function turns `lexical` into the sparse
+  vector `sparse` and ranks with it; its "standard" analyzer only splits the prepared words again.
+- `<prefix>_files`: one row a file: path, name, sha256, status, error, chunk count, description.
+- `<prefix>_meta`: key -> value: embedding model and dimension, the generation, when the KB was made.
+
+Ids are derived, never counted: a file's id from its path, a chunk's from the file's path, its hash
+and the chunk's position, so a re-run after a crash upserts what it wrote before instead of
+duplicating it. Milvus has no transactions across rows, so a file is replaced in three steps: its new
+chunks are upserted tagged with a fresh version, then the file's row names that version (the commit),
+then chunks of other versions are deleted. Readers take only chunks whose version is their file's, so
+a crash between the steps shows the file as it was before, and the next ingest of that file finishes
+the job. The generation (a random number written after each change) tells other processes that
+something changed; nothing else is kept in memory that a change could make stale, beyond the file list,
+re-read when the generation moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kbqa.store.catalog import COMMON_WORD, LARGE_KB, ChunkRow, FileRow, NewChunk, named_file_scores
+from kbqa.store.tokenize import name_terms, name_tokens, query_tokens, tokens
+
+MAX_RESULTS = 16_384  # Milvus' most results of one search or query
+TEXT_BYTES = 65_535  # Milvus' longest VARCHAR
+_DUMMY = "_v"  # Milvus wants a vector field in every collection; files and meta carry a 2-d zero one
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def collection_prefix(name: str) -> str:
+    """Collection names for a KB name: Milvus allows letters, digits and '_', so any other name (Chinese,
+    '-', '.') is written in hex; the two forms cannot meet ("kbqa_n_" vs "kbqa_x_")."""
+    if _NAME.fullmatch(name):
+        return f"kbqa_n_{name}"
+    return f"kbqa_x_{name.encode('utf-8').hex()}"
+
+
+def name_of(prefix: str) -> str | None:
+    if prefix.startswith("kbqa_n_"):
+        return prefix[7:]
+    if prefix.startswith("kbqa_x_"):
+        try:
+            return bytes.fromhex(prefix[7:]).decode("utf-8")
+        except ValueError:
+            return None
+    return None
+
+
+def stable_id(*parts: str) -> int:
+    """A positive 63-bit id from the parts (sha256): the same parts always give the same id."""
+    digest = hashlib.sha256("\x00".join(parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+def _fit(text: str, limit: int = TEXT_BYTES) -> str:
+    data = text.encode("utf-8")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", errors="ignore")
+
+
+class StoreUnavailable(RuntimeError):
+    """The Milvus store cannot be reached or opened; the message says what to do."""
+
+
+_lite_users: dict[str, int] = {}  # Milvus Lite folder -> clients of this process open on it
+_lite_lock = threading.Lock()
+
+
+def connect(uri: str) -> Any:
+    """A MilvusClient for a server URI (http://host:19530) or a Milvus Lite data folder (a path ending
+    in .db), with a clear error when Lite's folder is held by another process. Hand it back with
+    disconnect: the last client of a Lite folder stops its in-process server and frees the folder."""
+    try:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+    except ImportError as exc:
+        raise StoreUnavailable("store.backend milvus needs: pip install 'kbqa[milvus]'") from exc
+    for noisy in ("pymilvus", "milvus_lite"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)  # it logs every refused call as an error, with a traceback
+    local = "://" not in uri
+    if local:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        client = MilvusClient(uri)
+    except MilvusException as exc:
+        if local:
+            raise StoreUnavailable(
+                f"cannot open the Milvus Lite store {uri} ({exc.message}). Milvus Lite serves one process at a time: "
+                f"to share it, run `milvus-lite server --data-dir {uri} --host 127.0.0.1 --port 19530` and set "
+                "store.milvus_uri: http://127.0.0.1:19530 (KBQA_STORE__MILVUS_URI) in every kbqa process"
+            ) from None
+        raise StoreUnavailable(f"cannot reach Milvus at {uri}: {exc.message}") from None
+    if local:
+        with _lite_lock:
+            key = str(Path(uri).resolve())
+            _lite_users[key] = _lite_users.get(key, 0) + 1
+    return client
+
+
+def disconnect(client: Any, uri: str) -> None:
+    client.close()
+    if "://" in uri:
+        return
+    key = str(Path(uri).resolve())
+    with _lite_lock:
+        _lite_users[key] = _lite_users.get(key, 1) - 1
+        last = _lite_users[key] <= 0
+        if last:
+            _lite_users.pop(key)
+    if last:
+        from milvus_lite import server_manager_instance
+
+        server_manager_instance.release_server(uri)
+
+
+def list_names(uri: str) -> list[str]:
+    client = connect(uri)
+    try:
+        names = {name_of(c[: -len("_meta")]) for c in client.list_collections() if c.endswith("_meta")}
+        return sorted(n for n in names if n)
+    finally:
+        disconnect(client, uri)
+
+
+class MilvusCatalog:
+    """The catalog and both searches of one knowledge base, all in Milvus: the same methods as the
+    SQLite Catalog (kbqa.store.catalog), so the ingest pipeline and the retriever work on either."""
+
+    def __init__(self, uri: str, name: str, *, create: bool = True) -> None:
+        self.uri = uri
+        self.name = name
+        self.client: Any = connect(uri)
+        prefix = collection_prefix(name)
+        self.chunks_c, self.files_c, self.meta_c = f"{prefix}_chunks", f"{prefix}_files", f"{prefix}_meta"
+        self._writer = threading.RLock()
+        self._files: tuple[int, list[FileRow]] | None = None  # (generation, rows): the file list, read once per generation
+        self._have_chunks = False
+        if not self.client.has_collection(self.meta_c):
+            if not create:
+                raise FileNotFoundError(f"no knowledge base {name!r} in Milvus at {uri}")
+            self._create_small(self.files_c, self._files_schema())
+            self._create_small(self.meta_c, self._meta_schema())
+            self.set_meta("created", secrets.token_hex(8))
+            self.set_meta("generation", 0)
+        self._load(self.meta_c, self.files_c)
+
+    @classmethod
+    def exists(cls, uri: str, name: str) -> bool:
+        client = connect(uri)
+        try:
+            return bool(client.has_collection(f"{collection_prefix(name)}_meta"))
+        finally:
+            disconnect(client, uri)
+
+    def drop(self) -> None:
+        """Delete the knowledge base: its meta collection first, so it stops existing in one step."""
+        for collection in (self.meta_c, self.files_c, self.chunks_c):
+            if self.client.has_collection(collection):
+                self.client.drop_collection(collection)
+
+    def close(self) -> None:
+        if self.client is not None:
+            disconnect(self.client, self.uri)
+            self.client = None
+
+    # --- collections -----------------------------------------------------------------------
+    def _load(self, *collections: str) -> None:
+        for c in collections:
+            if self.client.has_collection(c):
+                self.client.load_collection(c)
+
+    def _create_small(self, collection: str, schema: Any) -> None:
+        index = self.client.prepare_index_params()
+        index.add_index(_DUMMY, index_type="FLAT", metric_type="L2")
+        self.client.create_collection(collection, schema=schema, index_params=index)
+
+    def _files_schema(self) -> Any:
+        from pymilvus import DataType
+
+        s = self.client.create_schema(auto_id=False)
+        s.add_field("id", DataType.INT64, is_primary=True)
+        for field, length in (("path", 4096), ("name", 4096), ("sha256", 128), ("status", 32), ("error", 8192),
+                              ("description", 8192), ("version", 64)):
+            s.add_field(field, DataType.VARCHAR, max_length=length)
+        for field in ("size", "pages", "chunks"):
+            s.add_field(field, DataType.INT64)
+        for field in ("mtime", "seconds", "ingested_at"):
+            s.add_field(field, DataType.DOUBLE)
+        s.add_field(_DUMMY, DataType.FLOAT_VECTOR, dim=2)
+        return s
+
+    def _meta_schema(self) -> Any:
+        from pymilvus import DataType
+
+        s = self.client.create_schema(auto_id=False)
+        s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=128)
+        s.add_field("value", DataType.VARCHAR, max_length=TEXT_BYTES)
+        s.add_field(_DUMMY, DataType.FLOAT_VECTOR, dim=2)
+        return s
+
+    def _ensure_chunks(self, dim: int) -> None:
+        if self._have_chunks or self.client.has_collection(self.chunks_c):
+            self._have_chunks = True
+            return
+        from pymilvus import DataType, Function, FunctionType
+
+        s = self.client.create_schema(auto_id=False)
+        s.add_field("id", DataType.INT64, is_primary=True)
+        for field in ("file_id", "chunk_no", "page", "start", "end"):
+            s.add_field(field, DataType.INT64)
+        s.add_field("version", DataType.VARCHAR, max_length=64)
+        s.add_field("kind", DataType.VARCHAR, max_length=32)
+        s.add_field("vector_key", DataType.VARCHAR, max_length=64)
+        s.add_field("title_path", DataType.VARCHAR, max_length=TEXT_BYTES)
+        s.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
+        s.add_field("lexical", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True, analyzer_params={"tokenizer": "standard"})
+        s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        s.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+        s.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["lexical"], output_field_names=["sparse"]))
+        index = self.client.prepare_index_params()
+        index.add_index("dense", index_type="FLAT", metric_type="IP")  # a server install may choose HNSW/IVF: see README
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        self.client.create_collection(self.chunks_c, schema=s, index_params=index)
+        self._load(self.chunks_c)
+        self._have_chunks = True
+
+    def _chunks_exist(self) -> bool:
+        if not self._have_chunks and self.client.has_collection(self.chunks_c):
+            self._load(self.chunks_c)
+            self._have_chunks = True
+        return self._have_chunks
+
+    # --- meta -----------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        rows = self.client.get(self.meta_c, ids=[key], output_fields=["value"])
+        return str(rows[0]["value"]) if rows else default
+
+    def set_meta(self, key: str, value: Any, db: Any = None) -> None:
+        self.client.upsert(self.meta_c, [{"key": key, "value": _fit(str(value)), _DUMMY: [0.0, 0.0]}])
+
+    def generation(self) -> int:
+        return int(self.get_meta("generation", "0") or 0)
+
+    def _changed(self) -> None:
+        self.set_meta("generation", secrets.randbits(62))
+
+    def identity(self) -> str | None:
+        """What tells this knowledge base apart from one made again under its name; None once dropped."""
+        try:
+            return self.get_meta("created")
+        except Exception:  # noqa: BLE001  (pymilvus' errors for a collection that is gone, or a server that is)
+            return None
+
+    # --- files ----------------------------------------------------------------------------
+    def files(self) -> list[FileRow]:
+        generation = self.generation()
+        if self._files is None or self._files[0] != generation:
+            rows = [_file_row(r) for r in self._query_all(self.files_c, "", _FILE_FIELDS)]
+            self._files = (generation, sorted(rows, key=lambda r: r.name))
+        return self._files[1]
+
+    def _file_map(self) -> dict[int, FileRow]:
+        return {r.id: r for r in self.files()}
+
+    def _versions(self) -> dict[int, str]:
+        rows = self._query_all(self.files_c, "", ["id", "version"])
+        return {int(r["id"]): str(r["version"]) for r in rows}
+
+    def file(self, path: str) -> FileRow | None:
+        rows = self.client.get(self.files_c, ids=[stable_id(path)], output_fields=_FILE_FIELDS)
+        return _file_row(rows[0]) if rows else None
+
+    def file_by_id(self, file_id: int) -> FileRow | None:
+        rows = self.client.get(self.files_c, ids=[int(file_id)], output_fields=_FILE_FIELDS)
+        return _file_row(rows[0]) if rows else None
+
+    def set_file_error(self, file_id: int, error: str | None) -> None:
+        self._update_file(file_id, error=_fit(error or "", 8192))
+
+    def rename_file(self, file_id: int, name: str) -> None:
+        self._update_file(file_id, name=_fit(name, 4096))
+
+    def _update_file(self, file_id: int, **changes: Any) -> None:
+        with self._writer:
+            rows = self.client.get(self.files_c, ids=[int(file_id)], output_fields=_FILE_FIELDS + ["version"])
+            if rows:
+                self.client.upsert(self.files_c, [{**_plain(rows[0]), **changes, _DUMMY: [0.0, 0.0]}])
+                self._changed()
+
+    def chunk_ids_of(self, file_id: int) -> list[int]:
+        if not self._chunks_exist():
+            return []
+        return [int(r["id"]) for r in self._query_all(self.chunks_c, f"file_id == {int(file_id)}", ["id"])]
+
+    def replace_file(
+        self, *, path: str, name: str, sha256: str | None, size: int | None, mtime: float | None, status: str,
+        error: str | None, pages: int | None, seconds: float, chunks: list[NewChunk], vectors: dict[str, np.ndarray],
+        description: str = "",
+    ) -> tuple[list[int], list[int]]:
+        """Replace everything known of one file (see the module's note on the three steps); return
+        (old chunk ids, new chunk ids)."""
+        file_id = stable_id(path)
+        version = secrets.token_hex(8)
+        new_ids = [stable_id(path, sha256 or "", str(n)) for n in range(len(chunks))]
+        with self._writer:
+            old_ids = self.chunk_ids_of(file_id)
+            if chunks:
+                self._ensure_chunks(len(next(iter(vectors.values()))))
+                rows = [
+                    {
+                        "id": chunk_id, "file_id": file_id, "version": version, "chunk_no": n,
+                        "page": -1 if c.page is None else int(c.page), "start": -1 if c.start is None else int(c.start),
+                        "end": -1 if c.end is None else int(c.end), "kind": c.kind[:32], "vector_key": c.vector_key,
+                        "title_path": _fit(json.dumps(c.title_path, ensure_ascii=False)), "text": _fit(c.text),
+                        "lexical": _fit(" ".join(tokens(f"{description}\n{' '.join(c.title_path)}\n{c.text}"))),
+                        "dense": np.asarray(vectors[c.vector_key], dtype=np.float32).tolist(),
+                    }
+                    for n, (chunk_id, c) in enumerate(zip(new_ids, chunks))
+                ]
+                for start in range(0, len(rows), 500):
+                    self.client.upsert(self.chunks_c, rows[start : start + 500])
+            self.client.upsert(self.files_c, [{
+                "id": file_id, "path": _fit(path, 4096), "name": _fit(name, 4096), "sha256": sha256 or "", "size": -1 if size is None else int(size),
+                "mtime": -1.0 if mtime is None else float(mtime), "status": status, "error": _fit(error or "", 8192),
+                "pages": -1 if pages is None else int(pages), "chunks": len(chunks), "seconds": float(seconds), "ingested_at": time.time(),
+                "description": _fit(description, 8192), "version": version, _DUMMY: [0.0, 0.0],
+            }])
+            if self._chunks_exist():
+                self.client.delete(self.chunks_c, filter=f'file_id == {file_id} and version != "{version}"')
+            self._changed()
+        return [i for i in old_ids if i not in set(new_ids)], new_ids
+
+    def remove_file(self, file_id: int) -> list[int]:
+        with self._writer:
+            ids = self.chunk_ids_of(file_id)
+            self.client.delete(self.files_c, ids=[int(file_id)])  # the commit: its chunks are nobody's now
+            if self._chunks_exist():
+                self.client.delete(self.chunks_c, filter=f"file_id == {int(file_id)}")
+            self._changed()
+        return ids
+
+    def file_chunks(self, file_id: int) -> tuple[list[NewChunk], dict[str, np.ndarray]]:
+        """One file's chunks in order and their vectors (for moving a knowledge base to another store)."""
+        row = self.file_by_id(file_id)
+        if row is None or not self._chunks_exist():
+            return [], {}
+        version = self._versions().get(int(file_id), "")
+        found = self._query_all(self.chunks_c, f'file_id == {int(file_id)} and version == "{version}"',
+                                ["chunk_no", "page", "title_path", "kind", "start", "end", "text", "vector_key", "dense"])
+        found.sort(key=lambda r: int(r["chunk_no"]))
+        chunks = [NewChunk(r["text"], _none(r["page"]), json.loads(r["title_path"]), r["kind"], _none(r["start"]), _none(r["end"]), r["vector_key"])
+                  for r in found]
+        return chunks, {r["vector_key"]: np.asarray(r["dense"], dtype=np.float32) for r in found}
+
+    # --- vectors --------------------------------------------------------------------------
+    def cached_vectors(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """Vectors of texts already in this knowledge base, by text hash (re-ingest embeds only new text)."""
+        out: dict[str, np.ndarray] = {}
+        if not keys or not self._chunks_exist():
+            return out
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            quoted = ", ".join(f'"{k}"' for k in part if re.fullmatch(r"[0-9a-f]+", k))
+            for r in self.client.query(self.chunks_c, filter=f"vector_key in [{quoted}]", output_fields=["vector_key", "dense"], limit=MAX_RESULTS):
+                out[r["vector_key"]] = np.asarray(r["dense"], dtype=np.float32)
+        return out
+
+    def chunk_vectors(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        found: list[int] = []
+        vecs: list[np.ndarray] = []
+        if self._chunks_exist():
+            for i in range(0, len(ids), 1000):
+                for r in self._live(self.client.get(self.chunks_c, ids=[int(x) for x in ids[i : i + 1000]],
+                                                    output_fields=["file_id", "version", "dense"])):
+                    found.append(int(r["id"]))
+                    vecs.append(np.asarray(r["dense"], dtype=np.float32))
+        return np.array(found, dtype=np.int64), (np.vstack(vecs) if vecs else np.zeros((0, 0), dtype=np.float32))
+
+    def chunk_count(self) -> int:
+        """The chunks of the files as they are now (their rows' counts: no chunk is counted twice while
+        a file is being replaced)."""
+        return sum(r.chunks for r in self.files())
+
+    def dense_search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if not self._chunks_exist():
+            return []
+        hits = self.client.search(self.chunks_c, [np.asarray(query, dtype=np.float32).tolist()], anns_field="dense", limit=min(k, MAX_RESULTS),
+                                  search_params={"metric_type": "IP"}, output_fields=["file_id", "version"])[0]
+        return [(int(h["id"]), float(h["distance"])) for h in self._live(hits)]
+
+    # --- chunks and lexical search ----------------------------------------------------------
+    def _live(self, rows: Any) -> list[dict[str, Any]]:
+        """The rows (or search hits) of chunks that belong to their file's current version."""
+        versions = self._versions() if rows else {}
+        out = []
+        for r in rows:
+            entity = r.get("entity", r)
+            if versions.get(int(entity["file_id"])) == entity["version"]:
+                out.append({"id": r["id"], **entity, "distance": r.get("distance")})
+        return out
+
+    def chunks(self, ids: list[int]) -> dict[int, ChunkRow]:
+        out: dict[int, ChunkRow] = {}
+        if not ids or not self._chunks_exist():
+            return out
+        files = self._file_map()
+        fields = ["file_id", "version", "chunk_no", "page", "title_path", "kind", "text", "vector_key"]
+        for i in range(0, len(ids), 1000):
+            for r in self._live(self.client.get(self.chunks_c, ids=[int(x) for x in ids[i : i + 1000]], output_fields=fields)):
+                f = files.get(int(r["file_id"]))
+                if f is None:
+                    continue
+                out[int(r["id"])] = ChunkRow(
+                    id=int(r["id"]), file_id=f.id, name=f.name, path=f.path, chunk_no=int(r["chunk_no"]), page=_none(r["page"]),
+                    title_path=json.loads(r["title_path"]), kind=r["kind"], text=r["text"], vector_key=r["vector_key"], description=f.description,
+                )
+        return out
+
+    def neighbour_spans(self, chunk_id: int, width: int) -> list[tuple[int | None, int | None, str]]:
+        me = self.chunks([chunk_id]).get(int(chunk_id))
+        if me is None:
+            return []
+        rows = self._live(self.client.query(
+            self.chunks_c, filter=f"file_id == {me.file_id} and chunk_no >= {me.chunk_no - width} and chunk_no <= {me.chunk_no + width}",
+            output_fields=["file_id", "version", "chunk_no", "page", "title_path", "kind", "start", "end", "text"], limit=MAX_RESULTS))
+        same = [r for r in rows if _none(r["page"]) == me.page and json.loads(r["title_path"]) == me.title_path and r["kind"] != "table"]
+        return [(_none(r["start"]), _none(r["end"]), r["text"]) for r in sorted(same, key=lambda r: int(r["chunk_no"]))]
+
+    def document_frequencies(self, words: list[str]) -> tuple[int, dict[str, int]]:
+        """How many chunks hold each word: one BM25 search per word, counting its hits (a posting list's
+        length; a word in more than MAX_RESULTS chunks counts as that many)."""
+        counts = {w: 0 for w in words}
+        if counts and self._chunks_exist():
+            asked = [w for w in counts if w.strip()]
+            hits = self.client.search(self.chunks_c, asked, anns_field="sparse", limit=MAX_RESULTS,
+                                      search_params={"metric_type": "BM25"}, output_fields=["id"]) if asked else []
+            counts.update({w: len(h) for w, h in zip(asked, hits)})
+        return self.chunk_count(), counts
+
+    def lexical_search(self, query: str, k: int, file_ids: list[int] | None = None) -> list[tuple[int, float]]:
+        """Milvus' BM25 over the chunks' words; (chunk id, score, higher = better)."""
+        words = self._selective(query_tokens(query))
+        if not words or not self._chunks_exist():
+            return []
+        within = f"file_id in [{', '.join(str(int(i)) for i in file_ids)}]" if file_ids else ""
+        hits = self.client.search(self.chunks_c, [" ".join(words)], anns_field="sparse", limit=min(k, MAX_RESULTS), filter=within,
+                                  search_params={"metric_type": "BM25"}, output_fields=["file_id", "version"])[0]
+        return [(int(h["id"]), abs(float(h["distance"]))) for h in self._live(hits)]  # Milvus Lite reports BM25 negated
+
+    def _selective(self, words: list[str]) -> list[str]:
+        """As Catalog._selective: above LARGE_KB chunks, words in more than COMMON_WORD of them are left out."""
+        total = self.chunk_count()
+        if total <= LARGE_KB or len(words) < 2:
+            return words
+        _, counts = self.document_frequencies(words)
+        kept = [w for w in words if counts[w] <= COMMON_WORD * total]
+        return kept or [min(words, key=lambda w: counts[w])]
+
+    def named_files(self, query: str, most: float = 0.5) -> dict[int, float]:
+        """As Catalog.named_files, over the file list's descriptions."""
+        described = {r.id: set(name_tokens(r.description)) for r in self.files() if r.description}
+        if len(described) < 2:
+            return {}
+        holders = lambda term: [f for f, words in described.items() if term in words]  # noqa: E731
+        return named_file_scores(name_terms(query), len(described), holders, most)
+
+    def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
+        if not file_ids or not self._chunks_exist():
+            return []
+        versions = self._versions()
+        rows = self._query_all(self.chunks_c, f"file_id in [{', '.join(str(int(i)) for i in file_ids)}]", ["file_id", "version"])
+        return [int(r["id"]) for r in rows if versions.get(int(r["file_id"])) == r["version"]]
+
+    # --- reading everything ----------------------------------------------------------------
+    def _query_all(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row that matches, however many (pages of MAX_RESULTS by ascending id)."""
+        out: list[dict[str, Any]] = []
+        last = -1
+        while True:
+            where = f"id > {last}" + (f" and ({expr})" if expr else "")
+            rows = self.client.query(collection, filter=where, output_fields=list(dict.fromkeys(["id", *fields])), limit=MAX_RESULTS)
+            out += rows
+            if len(rows) < MAX_RESULTS:
+                return out
+            last = max(int(r["id"]) for r in rows)
+
+    def all_chunk_vectors(self, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        ids, vectors = self.chunk_vectors(self.file_chunk_ids([r.id for r in self.files()]))
+        for i in range(0, len(ids), batch):
+            yield ids[i : i + batch], vectors[i : i + batch]
+
+    def chunk_ids(self) -> np.ndarray:
+        return np.array(sorted(self.file_chunk_ids([r.id for r in self.files()])), dtype=np.int64)
+
+
+class MilvusDense:
+    """The vector index of a Milvus-stored knowledge base: the chunks collection's dense field, written
+    with the chunks by MilvusCatalog.replace_file; nothing is kept here or saved."""
+
+    def __init__(self, catalog: MilvusCatalog, dim: int) -> None:
+        self.catalog = catalog
+        self.dim = dim
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        pass  # written with the chunks
+
+    def remove(self, ids: list[int]) -> None:
+        pass  # deleted with the chunks
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return self.catalog.dense_search(query, k)
+
+    def count(self) -> int:
+        return self.catalog.chunk_count()
+
+    def save(self, generation: int) -> None:
+        pass
+
+    def saved_generation(self) -> int | None:
+        return self.catalog.generation()
+
+    def reset(self) -> None:
+        pass
+
+    def needs_rebuild(self) -> bool:
+        return False
+
+    def rebuild(self, batches: Any, **_: object) -> None:
+        pass
+
+
+_FILE_FIELDS = ["path", "name", "sha256", "size", "mtime", "status", "error", "pages", "chunks", "seconds", "ingested_at", "description"]
+
+
+def _none(value: Any) -> Any:
+    """Milvus has no NULL in these fields: -1 stands for it."""
+    return None if value is None or value == -1 else value
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != _DUMMY}
+
+
+def _file_row(r: dict[str, Any]) -> FileRow:
+    return FileRow(
+        id=int(r["id"]), path=r["path"], name=r["name"], sha256=r["sha256"] or None, size=_none(r["size"]), mtime=_none(r["mtime"]),
+        status=r["status"], error=r["error"] or None, pages=_none(r["pages"]), chunks=int(r["chunks"]), seconds=r["seconds"],
+        ingested_at=r["ingested_at"], description=r["description"],
+    )

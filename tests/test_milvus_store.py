@@ -1,0 +1,196 @@
+"""The whole knowledge base in Milvus (store.backend: milvus), on Milvus Lite started by the tests:
+ingest -> search -> ask, update/delete/prune, a crash between a file's steps, migration there and
+back, and two `kbqa api` processes serving one store through Milvus Lite's own server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import EN_PAGES, ZH_PAGES, free_port, run_kbqa, start_server, write_pdf
+from kbqa import KnowledgeBase
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("pymilvus")
+MILVUS = {"backend": "milvus"}
+
+
+def write(folder: Path, name: str, text: str) -> None:
+    (folder / name).write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "docs"
+    d.mkdir()
+    write(d, "a.md", "# 甲\n\n甲文件讲述了风力发电机的叶片维护。叶片每半年检查一次。\n")
+    write(d, "b.md", "# 乙\n\n乙文件讲述了光伏组件的清洁方法。组件每月用清水冲洗。\n")
+    write(d, "c.txt", "The gearbox oil must be changed every two years by a certified technician.")
+    write_pdf(d / "manual.pdf", EN_PAGES)
+    write_pdf(d / "手册.pdf", ZH_PAGES, font="china-s")
+    return d
+
+
+def rows_in_milvus(kb: KnowledgeBase) -> int:
+    """Every chunk row in the collection, live or not: a duplicate or a leftover would show here."""
+    catalog = kb.catalog
+    return len(catalog._query_all(catalog.chunks_c, "", ["id"])) if catalog._chunks_exist() else 0
+
+
+def test_ingest_search_ask_update_delete_prune(home: Path, folder: Path) -> None:
+    kb = KnowledgeBase.open("团队-kb", llm="extractive", store=MILVUS)
+    report = kb.ingest([folder])
+    assert [f.status for f in report.files].count("added") == 5
+    assert not (home / "kbs").exists()  # nothing of the knowledge base on local disk
+    assert kb.stats()["chunks"] == rows_in_milvus(kb) > 0
+    hit = kb.search("RO membrane replacement", top_k=1)[0]
+    assert (hit.file, hit.page) == ("manual.pdf", 2)
+    answer = kb.ask("员工每年有几天带薪年假？")
+    assert "十天" in answer.text and answer.sources[0].file == "手册.pdf"
+
+    embedded = KnowledgeBase.open("same", llm="extractive")  # the same folder in the embedded store ranks the same
+    embedded.ingest([folder])
+    for question in ("叶片多久检查一次", "gearbox oil", "光伏组件怎么清洁", "Aurora X2 water per minute"):
+        mine = [(h.file, h.page, round(h.relevance, 3)) for h in kb.search(question, top_k=3)]
+        theirs = [(h.file, h.page, round(h.relevance, 3)) for h in embedded.search(question, top_k=3)]
+        assert mine == theirs, question
+
+    write(folder, "a.md", "# 甲\n\n甲文件现在讲述齿轮箱。\n\n## 新节\n\n齿轮箱每两年换油。\n")
+    (folder / "b.md").unlink()
+    report = kb.ingest([folder], prune=True)
+    assert sorted((f.name, f.status) for f in report.files if f.status != "skipped") == [("a.md", "updated"), ("b.md", "removed")]
+    assert kb.stats()["chunks"] == rows_in_milvus(kb)
+    assert "叶片" not in " ".join(h.text for h in kb.search("叶片检查", top_k=10))
+    assert "光伏" not in " ".join(h.text for h in kb.search("光伏组件清洁", top_k=10))
+    kb.remove_file("c.txt")
+    assert "c.txt" not in [f.name for f in kb.files()] and kb.stats()["chunks"] == rows_in_milvus(kb)
+    assert kb.ingest([folder]).files[0].status in ("skipped", "added")  # c.txt comes back, the rest are skipped
+    assert sorted(f.name for f in kb.files()) == ["a.md", "c.txt", "manual.pdf", "手册.pdf"]
+
+
+def test_a_crash_between_a_files_steps_shows_the_old_version_and_the_rerun_upserts(home: Path, folder: Path,
+                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    kb = KnowledgeBase.open("crash", llm="extractive", store=MILVUS)
+    kb.ingest([folder])
+    before = rows_in_milvus(kb)
+    write(folder, "a.md", "# 甲\n\n叶片现在每季度检查一次。\n\n## 二\n\n塔筒每年除锈。\n\n## 三\n\n机舱每月清扫。\n")
+    client = kb.catalog.client
+    real = client.upsert
+
+    def dies_at_the_commit(collection: str, rows: list[dict[str, object]], **kw: object) -> object:
+        if collection == kb.catalog.files_c:
+            raise KeyboardInterrupt  # killed after the new chunks went in, before the file's row named them
+        return real(collection, rows, **kw)
+
+    monkeypatch.setattr(client, "upsert", dies_at_the_commit)
+    assert kb.ingest([folder]).interrupted
+    monkeypatch.setattr(client, "upsert", real)
+    assert rows_in_milvus(kb) > before  # the new version's chunks are there, unseen:
+    texts = " ".join(h.text for h in kb.search("叶片多久检查一次", top_k=10))
+    assert "每半年" in texts and "每季度" not in texts
+    assert kb.stats()["chunks"] == before
+
+    report = kb.ingest([folder])  # the re-run: the same ids, upserted; the old version deleted
+    assert [f.status for f in report.files if f.name == "a.md"] == ["updated"]
+    assert rows_in_milvus(kb) == kb.stats()["chunks"]
+    texts = " ".join(h.text for h in kb.search("叶片多久检查一次", top_k=10))
+    assert "每季度" in texts and "每半年" not in texts
+
+
+def test_migrate_there_and_back_keeps_every_chunk_and_answer(home: Path, folder: Path) -> None:
+    kb = KnowledgeBase.open("move", llm="extractive")
+    kb.ingest([folder])
+    questions = ["叶片多久检查一次", "How often should the PP cotton filter be replaced?", "星河科技的总部在哪里？"]
+    answers = {q: kb.ask(q).text for q in questions}
+    chunks = {c.text for f in kb.files() for c in kb.catalog.file_chunks(f.id)[0]}
+
+    result = run_kbqa("kb", "migrate", "move", "--to", "milvus")
+    assert result.returncode == 0, result.stderr
+    assert not (home / "kbs" / "move").exists()  # moved, not copied
+    on_milvus = KnowledgeBase.open("move", llm="extractive", store=MILVUS, create=False)
+    assert {c.text for f in on_milvus.files() for c in on_milvus.catalog.file_chunks(f.id)[0]} == chunks
+    assert {q: on_milvus.ask(q).text for q in questions} == answers
+    on_milvus.close()
+
+    back = run_kbqa("kb", "migrate", "move", "--to", "embedded", env={"KBQA_STORE__BACKEND": "milvus"})
+    assert back.returncode == 0, back.stderr
+    assert run_kbqa("kb", "list", env={"KBQA_STORE__BACKEND": "milvus"}).stdout.count("move:") == 0
+    kb = KnowledgeBase.open("move", llm="extractive", create=False)
+    assert {c.text for f in kb.files() for c in kb.catalog.file_chunks(f.id)[0]} == chunks
+    assert {q: kb.ask(q).text for q in questions} == answers
+    assert kb.index.count() == kb.stats()["chunks"]
+    refused = run_kbqa("kb", "migrate", "move", "--to", "embedded")
+    assert refused.returncode != 0 and "already in the embedded store" in refused.stderr
+
+
+@pytest.fixture
+def milvus_server(tmp_path: Path) -> Iterator[str]:
+    """Milvus Lite's own gRPC server over one data folder: how two processes share a Milvus Lite store."""
+    port = free_port()
+    log = tmp_path / "milvus.log"
+    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "milvus.db"),
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    from pymilvus import MilvusClient
+
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            MilvusClient(uri, timeout=2).list_collections()
+            break
+        except Exception:  # noqa: BLE001  (not listening yet)
+            assert time.time() < deadline, log.read_text()
+            time.sleep(0.3)
+    yield uri
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_two_api_processes_on_one_milvus_store(home: Path, tmp_path: Path, milvus_server: str) -> None:
+    shared = tmp_path / "shared-uploads"
+    env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": milvus_server, "KBQA_STORE__UPLOADS_DIR": str(shared),
+           "KBQA_LLM__MODEL": "extractive"}
+    one, url_one = start_server(home, "api", env=env, ready="/v1/models")
+    two, url_two = start_server(home, "api", env=env, ready="/v1/models")
+    try:
+        pdf = write_pdf(tmp_path / "manual.pdf", EN_PAGES)
+        with pdf.open("rb") as fh:
+            up = httpx.post(f"{url_one}/v1/kb/team/files", files=[("files", ("manual.pdf", fh, "application/pdf"))], timeout=300)
+        assert up.status_code == 200, up.text
+        assert (shared / "team" / "manual.pdf").exists()
+        assert httpx.get(f"{url_two}/v1/kb", timeout=30).json() == ["team"]
+        found = httpx.post(f"{url_two}/v1/kb/team/search", json={"query": "RO membrane"}, timeout=60).json()["hits"]
+        assert found and found[0]["file"] == "manual.pdf" and found[0]["page"] == 2
+        body = {"model": "kb:team", "messages": [{"role": "user", "content": "How often should the RO membrane be replaced?"}]}
+        reply = httpx.post(f"{url_two}/v1/chat/completions", json=body, timeout=120).json()
+        assert "24 months" in reply["choices"][0]["message"]["content"]
+
+        file_id = httpx.get(f"{url_two}/v1/kb/team/files", timeout=30).json()[0]["id"]
+        assert httpx.delete(f"{url_two}/v1/kb/team/files/{file_id}", timeout=60).status_code == 200
+        assert httpx.get(f"{url_one}/v1/kb/team/files", timeout=30).json() == []
+        assert httpx.post(f"{url_one}/v1/kb/team/search", json={"query": "RO membrane"}, timeout=60).json()["hits"] == []
+        assert not (home / "kbs").exists()  # neither server kept the knowledge base on local disk
+    finally:
+        for proc in (one, two):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_one_milvus_lite_folder_is_one_process_at_a_time_and_says_how_to_share(home: Path, folder: Path) -> None:
+    kb = KnowledgeBase.open("held", llm="extractive", store=MILVUS)
+    kb.ingest([folder])
+    other = run_kbqa("search", "gearbox oil", "--kb", "held", env={"KBQA_STORE__BACKEND": "milvus"})
+    assert other.returncode != 0
+    assert "milvus-lite server --data-dir" in other.stderr and "store.milvus_uri" in other.stderr
+    assert "Traceback" not in other.stderr
+    listed = json.loads(run_kbqa("kb", "list", "--json", env={"KBQA_STORE__BACKEND": "milvus"}).stdout or "null") if False else None
+    kb.close()
