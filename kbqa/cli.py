@@ -577,6 +577,8 @@ def kb_migrate(
     then serve it with store.backend: milvus (KBQA_STORE__BACKEND=milvus KBQA_STORE__MILVUS_URI=...).
     Back: KBQA_STORE__BACKEND=milvus kbqa kb migrate mykb --to embedded
     """
+    from kbqa.kb import KnowledgeBaseError
+
     cfg, _ = _config(config)
     if to not in ("milvus", "embedded", "faiss"):
         _fail("--to must be milvus, embedded or faiss")

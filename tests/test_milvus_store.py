@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import EN_PAGES, ZH_PAGES, free_port, run_kbqa, start_server, write_pdf
+
 from kbqa import KnowledgeBase
 
 pytestmark = pytest.mark.slow
@@ -192,5 +192,49 @@ def test_one_milvus_lite_folder_is_one_process_at_a_time_and_says_how_to_share(h
     assert other.returncode != 0
     assert "milvus-lite server --data-dir" in other.stderr and "store.milvus_uri" in other.stderr
     assert "Traceback" not in other.stderr
-    listed = json.loads(run_kbqa("kb", "list", "--json", env={"KBQA_STORE__BACKEND": "milvus"}).stdout or "null") if False else None
     kb.close()
+
+
+def test_a_killed_ingest_into_milvus_resumes_with_nothing_duplicated(home: Path, tmp_path: Path, milvus_server: str) -> None:
+    from kbqa.kb import kb_folder
+    from kbqa.store.milvus import MilvusCatalog
+
+    docs = tmp_path / "many"
+    docs.mkdir()
+    for i in range(40):
+        body = "".join(f"第{i}号文件的第{j}段讲述了编号为{i}-{j}的设备在工厂中的维护规程与检修周期。" for j in range(30))
+        (docs / f"doc{i:02d}.txt").write_text(body, encoding="utf-8")
+    env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": milvus_server}
+
+    def ok_files() -> int:
+        try:
+            catalog = MilvusCatalog(milvus_server, "big", create=False)
+        except FileNotFoundError:
+            return 0
+        try:
+            return sum(f.status == "ok" for f in catalog.files())
+        finally:
+            catalog.close()
+
+    from conftest import KBQA, ROOT
+
+    proc = subprocess.Popen([*KBQA, "ingest", str(docs), "--kb", "big"], cwd=ROOT, env={**os.environ, **env}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while ok_files() < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "ingest finished before it could be killed"
+    proc.kill()
+    proc.wait(timeout=60)
+    done = ok_files()
+    assert 3 <= done < 40
+    searched = run_kbqa("search", "第1号文件的维护规程", "--kb", "big", "--json", "--threshold", "0", env=env)
+    assert searched.returncode == 0, searched.stderr
+    again = run_kbqa("ingest", str(docs), "--kb", "big", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    statuses = [f["status"] for f in json.loads(again.stdout)["files"]]
+    assert statuses.count("skipped") == done and statuses.count("added") == 40 - done
+    kb = KnowledgeBase.open("big", store={"backend": "milvus", "milvus_uri": milvus_server}, create=False)
+    assert len(kb.files()) == 40 and rows_in_milvus(kb) == kb.stats()["chunks"]  # the killed file's rows were upserted over
+    kb.close()
+    assert not kb_folder(kb.config, "big").exists()

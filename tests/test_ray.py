@@ -56,9 +56,9 @@ def _contents(kb: KnowledgeBase) -> dict[str, tuple[str, int | None, np.ndarray]
     return out
 
 
-def _open(home: Path, name: str, executor: str) -> KnowledgeBase:
+def _open(home: Path, name: str, executor: str, store: str = "embedded") -> KnowledgeBase:
     os.environ["KBQA_HOME"] = str(home)
-    config, _ = load_config(overrides={"ingest": {"executor": executor, "ray_workers": 2}})
+    config, _ = load_config(overrides={"ingest": {"executor": executor, "ray_workers": 2}, "store": {"backend": store}})
     return KnowledgeBase.open(name, config)
 
 
@@ -101,6 +101,28 @@ def test_a_killed_embedding_worker_costs_nothing(tmp_path: Path, folder: Path) -
     assert killed and not report.interrupted
     assert sorted(f.name for f in report.files if f.status == "failed") == ["broken.pdf"]
     assert _contents(kb).keys() == reference
+    kb.close()
+
+
+def test_ray_ingest_into_the_milvus_store_with_a_worker_killed(tmp_path: Path, folder: Path) -> None:
+    """Parse tasks and embedding actors on Ray, chunks written in batches to the whole-KB Milvus store
+    (Milvus Lite): the same chunks as a local ingest into the embedded store, though a worker died."""
+    pytest.importorskip("pymilvus")
+    reference = _contents_of_local(tmp_path / "ref", folder)
+    kb = _open(tmp_path / "m", "onmilvus", "ray", store="milvus")
+    killed: list[int] = []
+
+    def progress(p) -> None:  # type: ignore[no-untyped-def]
+        if p.stage == "file" and p.result is not None and not killed and kb._remote is not None:
+            pid = ray.get(kb._remote.actors[0].pid.remote())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    report = kb.ingest([folder], progress=progress)
+    assert killed and sorted(f.name for f in report.files if f.status == "failed") == ["broken.pdf"]
+    assert _contents(kb).keys() == reference
+    assert not (tmp_path / "m" / "kbs").exists()
+    assert kb.search("差旅报销的期限是多久？")[0].file == "差旅报销制度.docx"
     kb.close()
 
 
