@@ -916,10 +916,11 @@ class KnowledgeBase:
         question = clean_text(question)
         if not question.strip():
             raise KnowledgeBaseError("the question is empty")
-        if self.catalog.chunk_count() == 0:
-            return []
-        self.refresh()
-        return Retriever(self.catalog, self.index, self.embedder, self.config.retrieval, self.reranker).search(question, top_k, threshold)
+        with self.catalog.pinned():  # one search reads one state of the store
+            if self.catalog.chunk_count() == 0:
+                return []
+            self.refresh()
+            return Retriever(self.catalog, self.index, self.embedder, self.config.retrieval, self.reranker).search(question, top_k, threshold)
 
     @property
     def reranker(self) -> Any:

@@ -208,6 +208,11 @@ class Catalog:
     def generation(self) -> int:
         return int(self.get_meta("generation", "0") or 0)
 
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """A read of several steps (a search): nothing to pin here, each statement reads the database as it is."""
+        yield
+
     # --- files ----------------------------------------------------------------------------
     def file(self, path: str) -> FileRow | None:
         row = self.db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()

@@ -25,11 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,8 @@ def connect(uri: str) -> Any:
     """A MilvusClient for a server URI (http://host:19530) or a Milvus Lite data folder (a path ending
     in .db), with a clear error when Lite's folder is held by another process. Hand it back with
     disconnect: the last client of a Lite folder stops its in-process server and frees the folder."""
+    # gRPC's C core prints keepalive notices (Milvus Lite's server asks for fewer pings) to stderr; pymilvus retries
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
@@ -149,7 +153,8 @@ class MilvusCatalog:
         prefix = collection_prefix(name)
         self.chunks_c, self.files_c, self.meta_c = f"{prefix}_chunks", f"{prefix}_files", f"{prefix}_meta"
         self._writer = threading.RLock()
-        self._files: tuple[int, list[FileRow]] | None = None  # (generation, rows): the file list, read once per generation
+        self._pin = threading.local()  # the generation pinned by pinned() in this thread
+        self._files: tuple[int, list[FileRow], dict[int, str]] | None = None  # (generation, rows, version by file id): read once per generation
         self._have_chunks = False
         if not self.client.has_collection(self.meta_c):
             if not create:
@@ -255,7 +260,21 @@ class MilvusCatalog:
         self.client.upsert(self.meta_c, [{"key": key, "value": _fit(str(value)), _DUMMY: [0.0, 0.0]}])
 
     def generation(self) -> int:
-        return int(self.get_meta("generation", "0") or 0)
+        pinned = getattr(self._pin, "generation", None)
+        return pinned if pinned is not None else int(self.get_meta("generation", "0") or 0)
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within this block this thread reads the generation once (a search asks for it at every step:
+        each ask a round trip to Milvus); a change made meanwhile is seen by the next search."""
+        if getattr(self._pin, "generation", None) is not None:
+            yield
+            return
+        self._pin.generation = int(self.get_meta("generation", "0") or 0)
+        try:
+            yield
+        finally:
+            self._pin.generation = None
 
     def _changed(self) -> None:
         self.set_meta("generation", secrets.randbits(62))
@@ -269,18 +288,23 @@ class MilvusCatalog:
 
     # --- files ----------------------------------------------------------------------------
     def files(self) -> list[FileRow]:
+        return self._snapshot()[1]
+
+    def _snapshot(self) -> tuple[int, list[FileRow], dict[int, str]]:
+        """The file list and each file's current version, as of the store's generation now."""
         generation = self.generation()
-        if self._files is None or self._files[0] != generation:
-            rows = [_file_row(r) for r in self._query_all(self.files_c, "", _FILE_FIELDS)]
-            self._files = (generation, sorted(rows, key=lambda r: r.name))
-        return self._files[1]
+        held = self._files
+        if held is None or held[0] != generation:
+            found = self._query_all(self.files_c, "", [*_FILE_FIELDS, "version"])
+            rows = sorted((_file_row(r) for r in found), key=lambda r: r.name)
+            held = self._files = (generation, rows, {int(r["id"]): str(r["version"]) for r in found})
+        return held
 
     def _file_map(self) -> dict[int, FileRow]:
         return {r.id: r for r in self.files()}
 
     def _versions(self) -> dict[int, str]:
-        rows = self._query_all(self.files_c, "", ["id", "version"])
-        return {int(r["id"]): str(r["version"]) for r in rows}
+        return self._snapshot()[2]
 
     def file(self, path: str) -> FileRow | None:
         rows = self.client.get(self.files_c, ids=[stable_id(path)], output_fields=_FILE_FIELDS)
@@ -341,18 +365,18 @@ class MilvusCatalog:
                 "pages": -1 if pages is None else int(pages), "chunks": len(chunks), "seconds": float(seconds), "ingested_at": time.time(),
                 "description": _fit(description, 8192), "version": version, _DUMMY: [0.0, 0.0],
             }])
+            self._changed()  # before the old version goes: a reader's cached versions never hide both
             if self._chunks_exist():
                 self.client.delete(self.chunks_c, filter=f'file_id == {file_id} and version != "{version}"')
-            self._changed()
         return [i for i in old_ids if i not in set(new_ids)], new_ids
 
     def remove_file(self, file_id: int) -> list[int]:
         with self._writer:
             ids = self.chunk_ids_of(file_id)
             self.client.delete(self.files_c, ids=[int(file_id)])  # the commit: its chunks are nobody's now
+            self._changed()
             if self._chunks_exist():
                 self.client.delete(self.chunks_c, filter=f"file_id == {int(file_id)}")
-            self._changed()
         return ids
 
     def file_chunks(self, file_id: int) -> tuple[list[NewChunk], dict[str, np.ndarray]]:
