@@ -485,17 +485,21 @@ def _merge_adapter(out: Path, adapter: str | None, llm: str | None, config: Path
 def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """List knowledge bases with their file and chunk counts."""
     cfg, _ = _config(config)
-    from kbqa.kb import KnowledgeBase, list_knowledge_bases
+    from kbqa.kb import KnowledgeBase, list_knowledge_bases, milvus_uri
 
     stats = []
-    for name in list_knowledge_bases(cfg):
-        with KnowledgeBase.open(name, cfg, create=False) as k:
-            stats.append(k.stats())
+    try:
+        for name in list_knowledge_bases(cfg):
+            with KnowledgeBase.open(name, cfg, create=False) as k:
+                stats.append(k.stats())
+    except RuntimeError as exc:  # a store that cannot be opened
+        _fail(str(exc))
     if as_json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return
     if not stats:
-        _console().print(f"no knowledge bases in {cfg.home_dir() / 'kbs'}")
+        where = f"Milvus at {milvus_uri(cfg)}" if cfg.store.backend == "milvus" else str(cfg.home_dir() / "kbs")
+        _console().print(f"no knowledge bases in {where}")
     for s in stats:
         _console().print(f"{s['name']}: {s['files']} files ({s['failed']} failed), {s['chunks']} chunks, {s['embedding_model']}  [dim]{s['folder']}[/]")
 
