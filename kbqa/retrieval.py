@@ -75,11 +75,10 @@ class Retriever:
             return []
         cosines = dict(dense)
         missing = [i for i in rows if i not in cosines]
-        if missing:  # lexical-only candidates: their cosine from the cached vectors
-            vectors = self.catalog.cached_vectors([rows[i].vector_key for i in missing])
-            for i in missing:
-                if rows[i].vector_key in vectors:
-                    cosines[i] = float(np.dot(vectors[rows[i].vector_key], query))
+        if missing:  # lexical-only candidates: their cosine from their stored vectors
+            found, vectors = self.catalog.chunk_vectors(missing)
+            if len(found):
+                cosines.update(zip((int(i) for i in found), (vectors @ np.asarray(query, dtype=np.float32)).tolist()))
         fused = fuse(dense, lexical, cosines, self.config)
         if named:
             for chunk_id in fused:
