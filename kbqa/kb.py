@@ -526,11 +526,17 @@ class KnowledgeBase:
         data["store"] = {**data["store"], "backend": to, **({"milvus_uri": uri} if uri else {})}
         config = Config.model_validate(data)
         if kb_exists(config, self.folder):
-            raise KnowledgeBaseError(f"the {to} store already has a knowledge base {self.name!r}; drop it there first (or migrate under another name)")
+            leftover = open_catalog(config, self.folder, create=False)
+            unfinished = leftover.get_meta("moving_from")
+            leftover.close()
+            if not unfinished:
+                raise KnowledgeBaseError(f"the {to} store already has a knowledge base {self.name!r}; drop it there first (or migrate under another name)")
+            drop_store(config, self.folder)  # the copy of a move that was killed: start again
         target = open_catalog(config, self.folder)
         files = self.catalog.files()
         moved = 0
         try:
+            target.set_meta("moving_from", self.config.store.backend)  # until the last file is in and counted
             for key in ("embedding_model", "embedding_dim"):
                 if (value := self.catalog.get_meta(key)) is not None:
                     target.set_meta(key, value)
@@ -543,6 +549,7 @@ class KnowledgeBase:
                 moved += len(chunks)
             if len(target.files()) != len(files) or target.chunk_count() != self.catalog.chunk_count():
                 raise KnowledgeBaseError(f"moving {self.name!r} to {to}: the copy does not hold every file and chunk; the source is kept")
+            target.set_meta("moving_from", "")
         except BaseException:
             target.close()
             drop_store(config, self.folder)  # a half copy is no knowledge base

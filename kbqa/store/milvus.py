@@ -241,6 +241,8 @@ class MilvusCatalog:
         index = self.client.prepare_index_params()
         index.add_index("dense", index_type="FLAT", metric_type="IP")  # a server install may choose HNSW/IVF: see README
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        for field in ("file_id", "vector_key"):  # a file's chunks, a text's vector: found without reading every row
+            index.add_index(field, index_type="INVERTED")
         self.client.create_collection(self.chunks_c, schema=s, index_params=index)
         self._load(self.chunks_c)
         self._have_chunks = True
