@@ -62,6 +62,7 @@ class StoreConfig(_Section):
     ivf_nprobe: int = Field(0, ge=0)
     delta_fraction: float = Field(0.1, gt=0.0)
     milvus_uri: str | None = None
+    milvus_token: str | None = None
 
 
 class RetrievalConfig(_Section):

@@ -141,7 +141,7 @@ def open_catalog(config: Config, folder: Path, *, create: bool = True) -> Any:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
-        return MilvusCatalog(milvus_uri(config), folder.name, create=create)
+        return MilvusCatalog(milvus_uri(config), folder.name, create=create, token=config.store.milvus_token or "")
     folder.mkdir(parents=True, exist_ok=True)
     return Catalog(folder / "catalog.sqlite")
 
@@ -150,7 +150,7 @@ def kb_exists(config: Config, folder: Path) -> bool:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
-        return MilvusCatalog.exists(milvus_uri(config), folder.name)
+        return MilvusCatalog.exists(milvus_uri(config), folder.name, config.store.milvus_token or "")
     return (folder / "catalog.sqlite").exists()
 
 
@@ -159,7 +159,7 @@ def drop_store(config: Config, folder: Path) -> None:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
-        catalog = MilvusCatalog(milvus_uri(config), folder.name, create=False)
+        catalog = MilvusCatalog(milvus_uri(config), folder.name, create=False, token=config.store.milvus_token or "")
         catalog.drop()
         catalog.close()
     elif folder.exists():
@@ -171,7 +171,7 @@ def list_knowledge_bases(config: Config | None = None) -> list[str]:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import list_names
 
-        return [n for n in list_names(milvus_uri(config)) if valid_name(n)]
+        return [n for n in list_names(milvus_uri(config), config.store.milvus_token or "") if valid_name(n)]
     root = kb_root(config)
     if not root.exists():
         return []
@@ -550,6 +550,7 @@ class KnowledgeBase:
             if len(target.files()) != len(files) or target.chunk_count() != self.catalog.chunk_count():
                 raise KnowledgeBaseError(f"moving {self.name!r} to {to}: the copy does not hold every file and chunk; the source is kept")
             target.set_meta("moving_from", "")
+            target.flush()
         except BaseException:
             target.close()
             drop_store(config, self.folder)  # a half copy is no knowledge base
@@ -894,7 +895,8 @@ class KnowledgeBase:
             "pdf_engine": ingest.pdf_engine,
             "pdf_tables": ingest.pdf_tables,
             "vector_store": {"kind": kind, "faiss_index": self.config.store.faiss_index if kind == "faiss" else None,
-                             "milvus_uri": self.catalog.get_meta("milvus_uri") or self.config.store.milvus_uri if kind == "milvus" else None},
+                             "milvus_uri": self.catalog.get_meta("milvus_uri") or self.config.store.milvus_uri if kind == "milvus" else None}
+            if self.config.store.backend == "embedded" else {"kind": "milvus (the whole knowledge base)", "milvus_uri": milvus_uri(self.config)},
             "retrieval": self.config.retrieval.model_dump(),
             "process_memory_mb": process_memory_mb(),
         }

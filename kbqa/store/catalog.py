@@ -208,6 +208,9 @@ class Catalog:
     def generation(self) -> int:
         return int(self.get_meta("generation", "0") or 0)
 
+    def flush(self) -> None:
+        """Nothing to do: each commit is durable and indexed when it returns."""
+
     @contextmanager
     def pinned(self) -> Iterator[None]:
         """A read of several steps (a search): nothing to pin here, each statement reads the database as it is."""
