@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ PARSE_RETRIES = 2  # a parse task whose worker died is run again this many times
 EMBED_RETRIES = 3  # an embedding call whose actor died is run again (on the restarted actor)
 PARSE_CPUS = 0.5  # what a parse task reserves: parsing waits on its helper process much of the time
 EMBED_CHUNK = 64  # texts per embedding call: small enough to spread one file's chunks over the actors
+WORDS_CHUNK = 256  # chunks per word-cutting task
 
 
 def start(address: str | None, workers: int) -> Any:
@@ -75,6 +76,13 @@ def parse_file(name: str, data: bytes, options: LoadOptions, timeout_s: float) -
         return _LOADER.load(path, options)
 
 
+def cut_words(description: str, items: list[tuple[list[str], str]]) -> list[str]:
+    """The body of a word-cutting task: each (title path, text) as BM25 will index it."""
+    from kbqa.store.tokenize import index_words
+
+    return [index_words(description, title_path, text) for title_path, text in items]
+
+
 class EmbedWorker:
     """The body of an embedding actor: the knowledge base's embedder, loaded once."""
 
@@ -99,6 +107,7 @@ class RayExecutor:
         self._ray = ray
         self.timeout_s = timeout_s
         self._parse = ray.remote(num_cpus=PARSE_CPUS, max_retries=PARSE_RETRIES)(parse_file)
+        self._words = ray.remote(num_cpus=PARSE_CPUS, max_retries=PARSE_RETRIES)(cut_words)
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=EMBED_RETRIES)(EmbedWorker)
         self.actors = [actor.remote(config, str(cache_dir) if cache_dir else None) for _ in range(max(1, workers))]
         self._next = 0
@@ -124,6 +133,14 @@ class RayExecutor:
         return LoadError(f"the Ray worker parsing this file failed {PARSE_RETRIES + 1} times: {type(exc).__name__}")
 
     # --- embedding: the Embedder protocol's embed_documents -------------------------------------
+    def cut_words(self, chunks: Sequence[Any], description: str) -> Callable[[], list[str]]:
+        """What BM25 will index for each chunk (kbqa.store.tokenize.index_words), cut by Ray tasks while
+        the driver goes on; call the result for the words, in order. jieba and the stemmer run at a few
+        hundred chunks a second a core: on the driver alone they would cap a big cluster's ingest."""
+        items = [(c.title_path, c.text) for c in chunks]
+        refs = [self._words.remote(description, items[i : i + WORDS_CHUNK]) for i in range(0, len(items), WORDS_CHUNK)]
+        return lambda: [w for part in self._ray.get(refs) for w in part]
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """The texts in slices of EMBED_CHUNK over the actors, round robin; vectors in order."""
         if not texts:

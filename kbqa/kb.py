@@ -791,12 +791,16 @@ class KnowledgeBase:
         if self.config.embeddings.cache and self.config.store.backend == "embedded" and len(vectors) < len(keys):
             vectors.update(self.vector_cache.get([k for k in keys if k not in vectors]))
         todo = {c.vector_key: text for c, text in pairs if c.vector_key not in vectors}
+        words = self._remote.cut_words(chunks, description) if self._remote is not None and chunks else None  # meanwhile, on Ray
         if todo:
             embedder = self._remote or self.embedder  # a Ray ingest embeds on its actors
             embedded = dict(zip(todo.keys(), embedder.embed_documents(list(todo.values()))))
             if self.config.embeddings.cache and self.config.store.backend == "embedded":  # a Milvus-served KB keeps no local state
                 self.vector_cache.put(embedded)
             vectors.update(embedded)
+        if words is not None:
+            for chunk, cut in zip(chunks, words()):
+                chunk.words = cut
         return chunks, vectors
 
     @property

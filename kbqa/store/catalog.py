@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kbqa.store.tokenize import VERSION as TOKENIZER_VERSION
-from kbqa.store.tokenize import name_terms, name_tokens, query_tokens, tokens
+from kbqa.store.tokenize import index_words, name_terms, name_tokens, query_tokens
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,6 +103,7 @@ class NewChunk:
     start: int | None
     end: int | None
     vector_key: str
+    words: str | None = None  # what BM25 indexes (tokenize.index_words), when cut already (on a Ray worker)
 
 
 class Catalog:
@@ -305,7 +306,7 @@ class Catalog:
                 )
                 chunk_id = int(cur.lastrowid or 0)
                 new_ids.append(chunk_id)
-                db.execute("INSERT INTO chunks_fts(rowid, tokens) VALUES(?, ?)", (chunk_id, _fts_text(description, c.title_path, c.text)))
+                db.execute("INSERT INTO chunks_fts(rowid, tokens) VALUES(?, ?)", (chunk_id, c.words if c.words is not None else _fts_text(description, c.title_path, c.text)))
             self.set_meta("generation", self.generation() + 1, db)
         return old_ids, new_ids
 
@@ -478,5 +479,5 @@ def _quoted(word: str) -> str:
 
 
 def _fts_text(description: str, title_path: list[str], text: str) -> str:
-    """What BM25 indexes for a chunk: its document's description, its title path and its text."""
-    return " ".join(tokens(f"{description}\n{' '.join(title_path)}\n{text}"))
+    """What BM25 indexes for a chunk (a module-level name: benchmarks/retrieval.py --scale memoises it)."""
+    return index_words(description, title_path, text)

@@ -9,13 +9,16 @@ One knowledge base is three collections, named from the KB's name (`collection_p
 - `<prefix>_files`: one row a file: path, name, sha256, status, error, chunk count, description.
 - `<prefix>_meta`: key -> value: embedding model and dimension, the generation, when the KB was made.
 
-Ids are derived, never counted: a file's id from its path, a chunk's from the file's path, its hash
-and the chunk's position, so a re-run after a crash upserts what it wrote before instead of
-duplicating it. Milvus has no transactions across rows, so a file is replaced in three steps: its new
-chunks are upserted tagged with a fresh version, then the file's row names that version (the commit),
-then chunks of other versions are deleted. Readers take only chunks whose version is their file's, so
-a crash between the steps shows the file as it was before, and the next ingest of that file finishes
-the job. The generation (a random number written after each change) tells other processes that
+Ids are derived, never counted: a file's id from its path, a chunk's from the file's path, its version
+and the chunk's position. A version is the content's hash and how many times that content was committed
+before (`_next_version`), so a re-run after a crash writes the same version and upserts what it wrote
+before instead of duplicating it, and re-reading an unchanged file (a forced re-ingest) writes new rows
+beside the ones still shown. Milvus has no transactions across rows, so a file is replaced in three
+steps: its new chunks are upserted under the new version, then the file's row names that version (the
+commit), then the version it replaced is deleted (and rows of any other version once they are an hour
+old: a crashed attempt, or a writer elsewhere that lost a race for the same file). Readers take only
+chunks whose version is their file's, so a crash between the steps shows the file as it was before, and
+the next ingest of that file finishes the job. The generation (a random number written after each change) tells other processes that
 something changed; nothing else is kept in memory that a change could make stale, beyond the file list,
 re-read when the generation moves.
 """
@@ -38,23 +41,34 @@ from typing import Any
 import numpy as np
 
 from kbqa.store.catalog import COMMON_WORD, LARGE_KB, ChunkRow, FileRow, NewChunk, named_file_scores
-from kbqa.store.tokenize import name_terms, name_tokens, query_tokens, tokens
+from kbqa.store.tokenize import index_words, name_terms, name_tokens, query_tokens
 
 MAX_RESULTS = 16_384  # Milvus' most results of one search or query
 TEXT_BYTES = 65_535  # Milvus' longest VARCHAR
+QUERY_BATCH = 4096  # rows per page when reading a whole collection
+MAX_PREFIX = 240  # Milvus' collection names: 255 characters, "_chunks" included
+SWEEP_AFTER_S = 3600  # rows of a file's versions that are neither current nor being written are deleted after this
 _DUMMY = "_v"  # Milvus wants a vector field in every collection; files and meta carry a 2-d zero one
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 def collection_prefix(name: str) -> str:
     """Collection names for a KB name: Milvus allows letters, digits and '_', so any other name (Chinese,
-    '-', '.') is written in hex; the two forms cannot meet ("kbqa_n_" vs "kbqa_x_")."""
+    '-', '.') is written in hex, and one too long for Milvus' 255 characters as a hash (its name is kept
+    in its meta collection); the three forms cannot meet ("kbqa_n_", "kbqa_x_", "kbqa_h_")."""
     if _NAME.fullmatch(name):
-        return f"kbqa_n_{name}"
-    return f"kbqa_x_{name.encode('utf-8').hex()}"
+        prefix = f"kbqa_n_{name}"
+    else:
+        prefix = f"kbqa_x_{name.encode('utf-8').hex()}"
+    if len(prefix) > MAX_PREFIX:
+        prefix = f"kbqa_h_{hashlib.sha256(name.encode('utf-8')).hexdigest()[:48]}"
+    return prefix
 
 
-def name_of(prefix: str) -> str | None:
+def name_of(prefix: str, client: Any = None) -> str | None:
+    if prefix.startswith("kbqa_h_") and client is not None:
+        rows = client.get(f"{prefix}_meta", ids=["name"], output_fields=["value"])
+        return str(rows[0]["value"]) if rows else None
     if prefix.startswith("kbqa_n_"):
         return prefix[7:]
     if prefix.startswith("kbqa_x_"):
@@ -96,7 +110,7 @@ def connect(uri: str, token: str = "") -> Any:
         from pymilvus.exceptions import MilvusException
     except ImportError as exc:
         raise StoreUnavailable("store.backend milvus needs: pip install 'kbqa[milvus]'") from exc
-    for noisy in ("pymilvus", "milvus_lite"):
+    for noisy in ("pymilvus", "milvus_lite", "grpc._server"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)  # it logs every refused call as an error, with a traceback
     local = "://" not in uri
     if local:
@@ -137,7 +151,7 @@ def disconnect(client: Any, uri: str) -> None:
 def list_names(uri: str, token: str = "") -> list[str]:
     client = connect(uri, token)
     try:
-        names = {name_of(c[: -len("_meta")]) for c in client.list_collections() if c.endswith("_meta")}
+        names = {name_of(c[: -len("_meta")], client) for c in client.list_collections() if c.endswith("_meta")}
         return sorted(n for n in names if n)
     finally:
         disconnect(client, uri)
@@ -162,6 +176,7 @@ class MilvusCatalog:
                 raise FileNotFoundError(f"no knowledge base {name!r} in Milvus at {uri}")
             self._create_small(self.files_c, self._files_schema())
             self._create_small(self.meta_c, self._meta_schema())
+            self.set_meta("name", name)
             self.set_meta("created", secrets.token_hex(8))
             self.set_meta("generation", 0)
         self._load(self.meta_c, self.files_c)
@@ -231,6 +246,7 @@ class MilvusCatalog:
         for field in ("file_id", "chunk_no", "page", "start", "end"):
             s.add_field(field, DataType.INT64)
         s.add_field("version", DataType.VARCHAR, max_length=64)
+        s.add_field("written", DataType.INT64)
         s.add_field("kind", DataType.VARCHAR, max_length=32)
         s.add_field("vector_key", DataType.VARCHAR, max_length=64)
         s.add_field("title_path", DataType.VARCHAR, max_length=TEXT_BYTES)
@@ -351,19 +367,21 @@ class MilvusCatalog:
         """Replace everything known of one file (see the module's note on the three steps); return
         (old chunk ids, new chunk ids)."""
         file_id = stable_id(path)
-        version = secrets.token_hex(8)
-        new_ids = [stable_id(path, sha256 or "", str(n)) for n in range(len(chunks))]
         with self._writer:
+            committed = self.client.get(self.files_c, ids=[file_id], output_fields=["sha256", "version"])
+            old_version = str(committed[0]["version"]) if committed else ""
+            version = _next_version(sha256 or "", committed[0] if committed else None)
+            new_ids = [stable_id(path, version, str(n)) for n in range(len(chunks))]
             old_ids = self.chunk_ids_of(file_id)
             if chunks:
                 self._ensure_chunks(len(next(iter(vectors.values()))))
                 rows = [
                     {
-                        "id": chunk_id, "file_id": file_id, "version": version, "chunk_no": n,
+                        "id": chunk_id, "file_id": file_id, "version": version, "chunk_no": n, "written": int(time.time()),
                         "page": -1 if c.page is None else int(c.page), "start": -1 if c.start is None else int(c.start),
                         "end": -1 if c.end is None else int(c.end), "kind": c.kind[:32], "vector_key": c.vector_key,
-                        "title_path": _fit(json.dumps(c.title_path, ensure_ascii=False)), "text": _fit(c.text),
-                        "lexical": _fit(" ".join(tokens(f"{description}\n{' '.join(c.title_path)}\n{c.text}"))),
+                        "title_path": _titles_json(c.title_path), "text": _fit(c.text),
+                        "lexical": _fit(c.words if c.words is not None else index_words(description, c.title_path, c.text)),
                         "dense": np.asarray(vectors[c.vector_key], dtype=np.float32).tolist(),
                     }
                     for n, (chunk_id, c) in enumerate(zip(new_ids, chunks))
@@ -378,7 +396,11 @@ class MilvusCatalog:
             }])
             self._changed()  # before the old version goes: a reader's cached versions never hide both
             if self._chunks_exist():
-                self.client.delete(self.chunks_c, filter=f'file_id == {file_id} and version != "{version}"')
+                # the version this commit replaced goes now; rows of other versions (a crashed attempt, a
+                # writer elsewhere that lost the race) once they are older than any write in progress
+                gone = f'version == "{old_version}"' if old_version and old_version != version else "false"
+                stale = f'(version != "{version}" and written < {int(time.time()) - SWEEP_AFTER_S})'
+                self.client.delete(self.chunks_c, filter=f"file_id == {file_id} and ({gone} or {stale})")
         return [i for i in old_ids if i not in set(new_ids)], new_ids
 
     def remove_file(self, file_id: int) -> list[int]:
@@ -399,7 +421,7 @@ class MilvusCatalog:
         found = self._query_all(self.chunks_c, f'file_id == {int(file_id)} and version == "{version}"',
                                 ["chunk_no", "page", "title_path", "kind", "start", "end", "text", "vector_key", "dense"])
         found.sort(key=lambda r: int(r["chunk_no"]))
-        chunks = [NewChunk(r["text"], _none(r["page"]), json.loads(r["title_path"]), r["kind"], _none(r["start"]), _none(r["end"]), r["vector_key"])
+        chunks = [NewChunk(r["text"], _none(r["page"]), _titles(r["title_path"]), r["kind"], _none(r["start"]), _none(r["end"]), r["vector_key"])
                   for r in found]
         return chunks, {r["vector_key"]: np.asarray(r["dense"], dtype=np.float32) for r in found}
 
@@ -435,9 +457,9 @@ class MilvusCatalog:
     def dense_search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         if not self._chunks_exist():
             return []
-        hits = self.client.search(self.chunks_c, [np.asarray(query, dtype=np.float32).tolist()], anns_field="dense", limit=min(k, MAX_RESULTS),
-                                  search_params={"metric_type": "IP"}, output_fields=["file_id", "version"])[0]
-        return [(int(h["id"]), float(h["distance"])) for h in self._live(hits)]
+        hits = self.client.search(self.chunks_c, [np.asarray(query, dtype=np.float32).tolist()], anns_field="dense",
+                                  limit=min(2 * k, MAX_RESULTS), search_params={"metric_type": "IP"}, output_fields=["file_id", "version"])[0]
+        return [(int(h["id"]), float(h["distance"])) for h in self._live(hits)][:k]  # 2k: rows of a version being replaced take places
 
     # --- chunks and lexical search ----------------------------------------------------------
     def _live(self, rows: Any) -> list[dict[str, Any]]:
@@ -463,7 +485,7 @@ class MilvusCatalog:
                     continue
                 out[int(r["id"])] = ChunkRow(
                     id=int(r["id"]), file_id=f.id, name=f.name, path=f.path, chunk_no=int(r["chunk_no"]), page=_none(r["page"]),
-                    title_path=json.loads(r["title_path"]), kind=r["kind"], text=r["text"], vector_key=r["vector_key"], description=f.description,
+                    title_path=_titles(r["title_path"]), kind=r["kind"], text=r["text"], vector_key=r["vector_key"], description=f.description,
                 )
         return out
 
@@ -474,7 +496,7 @@ class MilvusCatalog:
         rows = self._live(self.client.query(
             self.chunks_c, filter=f"file_id == {me.file_id} and chunk_no >= {me.chunk_no - width} and chunk_no <= {me.chunk_no + width}",
             output_fields=["file_id", "version", "chunk_no", "page", "title_path", "kind", "start", "end", "text"], limit=MAX_RESULTS))
-        same = [r for r in rows if _none(r["page"]) == me.page and json.loads(r["title_path"]) == me.title_path and r["kind"] != "table"]
+        same = [r for r in rows if _none(r["page"]) == me.page and _titles(r["title_path"]) == me.title_path and r["kind"] != "table"]
         return [(_none(r["start"]), _none(r["end"]), r["text"]) for r in sorted(same, key=lambda r: int(r["chunk_no"]))]
 
     def document_frequencies(self, words: list[str]) -> tuple[int, dict[str, int]]:
@@ -494,9 +516,9 @@ class MilvusCatalog:
         if not words or not self._chunks_exist():
             return []
         within = f"file_id in [{', '.join(str(int(i)) for i in file_ids)}]" if file_ids else ""
-        hits = self.client.search(self.chunks_c, [" ".join(words)], anns_field="sparse", limit=min(k, MAX_RESULTS), filter=within,
+        hits = self.client.search(self.chunks_c, [" ".join(words)], anns_field="sparse", limit=min(2 * k, MAX_RESULTS), filter=within,
                                   search_params={"metric_type": "BM25"}, output_fields=["file_id", "version"])[0]
-        return [(int(h["id"]), abs(float(h["distance"]))) for h in self._live(hits)]  # Milvus Lite reports BM25 negated
+        return [(int(h["id"]), abs(float(h["distance"]))) for h in self._live(hits)][:k]  # Milvus Lite reports BM25 negated
 
     def _selective(self, words: list[str]) -> list[str]:
         """As Catalog._selective: above LARGE_KB chunks, words in more than COMMON_WORD of them are left out."""
@@ -524,16 +546,16 @@ class MilvusCatalog:
 
     # --- reading everything ----------------------------------------------------------------
     def _query_all(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
-        """Every row that matches, however many (pages of MAX_RESULTS by ascending id)."""
+        """Every row that matches, however many (Milvus' query iterator: a plain query stops at MAX_RESULTS,
+        and its pages come in no order to continue from)."""
         out: list[dict[str, Any]] = []
-        last = -1
-        while True:
-            where = f"id > {last}" + (f" and ({expr})" if expr else "")
-            rows = self.client.query(collection, filter=where, output_fields=list(dict.fromkeys(["id", *fields])), limit=MAX_RESULTS)
-            out += rows
-            if len(rows) < MAX_RESULTS:
-                return out
-            last = max(int(r["id"]) for r in rows)
+        batches = self.client.query_iterator(collection, batch_size=QUERY_BATCH, filter=expr, output_fields=list(dict.fromkeys(["id", *fields])))
+        try:
+            while rows := batches.next():
+                out += rows
+        finally:
+            batches.close()
+        return out
 
     def all_chunk_vectors(self, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         ids, vectors = self.chunk_vectors(self.file_chunk_ids([r.id for r in self.files()]))
@@ -586,6 +608,32 @@ _FILE_FIELDS = ["path", "name", "sha256", "size", "mtime", "status", "error", "p
 def _none(value: Any) -> Any:
     """Milvus has no NULL in these fields: -1 stands for it."""
     return None if value is None or value == -1 else value
+
+
+def _titles_json(title_path: list[str]) -> str:
+    """A title path as stored: each heading cut to 1,000 characters and at most 32 of them, so the JSON
+    always fits the field whole."""
+    return json.dumps([t[:1000] for t in title_path[-32:]], ensure_ascii=False)
+
+
+def _titles(stored: str) -> list[str]:
+    try:
+        titles = json.loads(stored)
+    except ValueError:
+        return []
+    return [str(t) for t in titles] if isinstance(titles, list) else []
+
+
+def _next_version(sha256: str, committed: dict[str, Any] | None) -> str:
+    """The version a file's new chunks are written under: from its content's hash and how many times
+    that content was committed before ("2-<hash>": the third time, e.g. a forced re-read), so a re-run of
+    an interrupted write uses the same version (and ids: an upsert, not a copy) while re-reading an
+    unchanged file never overwrites the rows its committed version still shows."""
+    passes = 0
+    if committed is not None and committed.get("sha256") == sha256:
+        head = str(committed.get("version", "")).split("-", 1)[0]
+        passes = int(head) + 1 if head.isdigit() else 1
+    return f"{passes}-{hashlib.sha256(sha256.encode('utf-8')).hexdigest()[:40]}"
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

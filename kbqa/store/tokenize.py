@@ -16,6 +16,12 @@ def tokens(text: str) -> list[str]:
     return [stem(t) for t in words(text)]
 
 
+def index_words(description: str, title_path: list[str], text: str) -> str:
+    """What BM25 indexes for a chunk, in either store: its document's description, its title path and
+    its text, as index tokens joined by spaces."""
+    return " ".join(tokens(f"{description}\n{' '.join(title_path)}\n{text}"))
+
+
 def query_tokens(text: str) -> list[str]:
     """Distinct query words without stop words."""
     return content_words(text)
