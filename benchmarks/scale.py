@@ -58,7 +58,7 @@ def query_latency(n: int, home: Path, queries: int = 200) -> dict[str, float]:
 
     from kbqa.config import Config, load_config
     from kbqa.evaluation import read_questions
-    from kbqa.kb import KnowledgeBase
+    from kbqa.kb import KnowledgeBase, KnowledgeBaseError
     from kbqa.store import NewChunk, text_key
 
     qa = ROOT.parent / "shared" / "data" / "qa"
@@ -76,9 +76,12 @@ def query_latency(n: int, home: Path, queries: int = 200) -> dict[str, float]:
             chunks = [NewChunk(t, 1, [], "text", 0, len(t), text_key(t)) for t in texts]
             kb.catalog.replace_file(path=f"/scale/{f}", name=f"file{f}", sha256=str(f), size=0, mtime=0, status="ok", error=None, pages=1,
                                     seconds=0, chunks=chunks, vectors={c.vector_key: v for c, v in zip(chunks, vectors)})
-    there = KnowledgeBase.open(name, milvus)  # made empty if missing
-    whole = there.catalog.chunk_count() == n and not there.catalog.get_meta("moving_from")
-    there.close() if whole else there.drop()  # an empty one, or a move killed half-way: moved again
+    try:
+        there = KnowledgeBase.open(name, milvus)  # made empty if missing
+        whole = there.catalog.chunk_count() == n
+        there.close() if whole else there.drop()  # an empty one: moved again
+    except KnowledgeBaseError:  # a move killed half-way: migrate starts it over
+        whole = False
     if not whole:
         t0 = time.perf_counter()
         KnowledgeBase.open(name, config).migrate("milvus", keep=True)

@@ -487,11 +487,16 @@ def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     cfg, _ = _config(config)
     from kbqa.kb import KnowledgeBase, list_knowledge_bases, milvus_uri
 
+    from kbqa.kb import KnowledgeBaseError
+
     stats = []
     try:
         for name in list_knowledge_bases(cfg):
-            with KnowledgeBase.open(name, cfg, create=False) as k:
-                stats.append(k.stats())
+            try:
+                with KnowledgeBase.open(name, cfg, create=False) as k:
+                    stats.append(k.stats())
+            except KnowledgeBaseError as exc:  # e.g. the unfinished copy of an interrupted migrate: said, not fatal
+                stats.append({"name": name, "error": str(exc)})
     except RuntimeError as exc:  # a store that cannot be opened
         _fail(str(exc))
     if as_json:
@@ -501,6 +506,9 @@ def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         where = f"Milvus at {milvus_uri(cfg)}" if cfg.store.backend == "milvus" else str(cfg.home_dir() / "kbs")
         _console().print(f"no knowledge bases in {where}")
     for s in stats:
+        if "error" in s:
+            _console().print(f"{s['name']}: [yellow]{s['error']}[/]")
+            continue
         _console().print(f"{s['name']}: {s['files']} files ({s['failed']} failed), {s['chunks']} chunks, {s['embedding_model']}  [dim]{s['folder']}[/]")
 
 
@@ -546,8 +554,22 @@ def kb_drop(
     config: ConfigOpt = None,
 ) -> None:
     """Delete a whole knowledge base (its catalog and index; your documents are not touched)."""
+    from kbqa.kb import KnowledgeBase, KnowledgeBaseError, _folder_of, drop_store, kb_exists
+
     cfg, _ = _config(config)
-    knowledge_base = _open(kb, cfg)
+    try:
+        knowledge_base = KnowledgeBase.open(kb, cfg, create=False)
+    except KnowledgeBaseError as exc:
+        folder = _folder_of(kb, cfg)
+        if "unfinished copy" not in str(exc) or not kb_exists(cfg, folder):
+            _fail(str(exc))
+        if not yes and not typer.confirm(f"delete the unfinished copy {kb!r}?"):
+            raise typer.Exit(1) from None
+        drop_store(cfg, folder)  # what an interrupted migrate left: it cannot be opened, only deleted
+        _console().print(f"dropped {kb}")
+        return
+    except RuntimeError as exc:
+        _fail(str(exc))
     if not yes and not typer.confirm(f"delete knowledge base {knowledge_base.name!r} at {knowledge_base.location}?"):
         raise typer.Exit(1)
     knowledge_base.drop()

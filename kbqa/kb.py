@@ -311,6 +311,12 @@ class KnowledgeBase:
         self._remote: Any = None  # during a Ray ingest: its executor, which embeds the chunks
         self._llm_lock = threading.Lock()  # the LLM loads under its own lock: the search goes on meanwhile
         self._seen_generation = -1  # the catalog generation the vector index in memory reflects
+        if moving := self.catalog.get_meta("moving_from"):
+            self.catalog.close()
+            raise KnowledgeBaseError(
+                f"knowledge base {self.name!r} here is the unfinished copy of an interrupted `kbqa kb migrate` (from the {moving} store); "
+                f"the source is untouched: run the same migrate again (it starts the copy over), or delete this copy: kbqa kb drop {self.name} --yes"
+            )
         self._check_embedding_model()
 
     # --- opening -----------------------------------------------------------------------------

@@ -115,6 +115,10 @@ def test_migrate_there_and_back_keeps_every_chunk_and_answer(home: Path, folder:
     half = KnowledgeBase.open("move", llm="extractive", store=MILVUS)  # what a move killed half-way leaves
     half.catalog.set_meta("moving_from", "embedded")
     half.close()
+    refused = run_kbqa("search", "叶片", "--kb", "move", env={"KBQA_STORE__BACKEND": "milvus"})
+    assert refused.returncode != 0 and "unfinished copy" in refused.stderr  # never served half
+    listed = run_kbqa("kb", "list", env={"KBQA_STORE__BACKEND": "milvus"})
+    assert listed.returncode == 0 and "unfinished copy" in listed.stdout
     result = run_kbqa("kb", "migrate", "move", "--to", "milvus")  # starts that copy again
     assert result.returncode == 0, result.stderr
     assert not (home / "kbs" / "move").exists()  # moved, not copied
