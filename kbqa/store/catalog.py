@@ -426,12 +426,7 @@ class Catalog:
         than COMMON_WORD of them is left out (the rarest word always stays). BM25 scores every chunk
         a matched word is in: "年" in 600,000 of 1M chunks cost half a second a question, and a word
         that common decides little (its idf is low; the dense search still reads the whole question)."""
-        total = self.chunk_count()
-        if total <= LARGE_KB or len(words) < 2:
-            return words
-        _, counts = self.document_frequencies(words)
-        kept = [w for w in words if counts[w] <= COMMON_WORD * total]
-        return kept or [min(words, key=lambda w: counts[w])]
+        return selective_words(words, self.chunk_count(), self.document_frequencies)
 
     def named_files(self, query: str, most: float = 0.5) -> dict[int, float]:
         """Files whose description the question names, with how strongly: for each of the question's
@@ -453,6 +448,16 @@ class Catalog:
 LARGE_KB = 200_000  # chunks: above this, BM25 leaves out the commonest question words (Catalog._selective)
 COMMON_WORD = 0.02  # ... those held by more than this share of the chunks
 LEXICAL_WITHIN_DEPTH = 5000  # how deep in the whole BM25 ranking a search within some files looks
+
+
+def selective_words(words: list[str], total: int, frequencies: Callable[[list[str]], tuple[int, dict[str, int]]]) -> list[str]:
+    """The question's words BM25 matches in a knowledge base of `total` chunks (see Catalog._selective);
+    frequencies(words) -> (chunks, chunks holding each word), asked only above LARGE_KB."""
+    if total <= LARGE_KB or len(words) < 2:
+        return words
+    _, counts = frequencies(words)
+    kept = [w for w in words if counts[w] <= COMMON_WORD * total]
+    return kept or [min(words, key=lambda w: counts[w])]
 
 
 def named_file_scores(terms: list[tuple[str, tuple[int, ...]]], described: int, holders: Callable[[str], list[int]],

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from kbqa.store.catalog import COMMON_WORD, LARGE_KB, ChunkRow, FileRow, NewChunk, named_file_scores
+from kbqa.store.catalog import ChunkRow, FileRow, NewChunk, named_file_scores, selective_words
 from kbqa.store.tokenize import index_words, name_terms, name_tokens, query_tokens
 
 MAX_RESULTS = 16_384  # Milvus' most results of one search or query
@@ -522,12 +522,7 @@ class MilvusCatalog:
 
     def _selective(self, words: list[str]) -> list[str]:
         """As Catalog._selective: above LARGE_KB chunks, words in more than COMMON_WORD of them are left out."""
-        total = self.chunk_count()
-        if total <= LARGE_KB or len(words) < 2:
-            return words
-        _, counts = self.document_frequencies(words)
-        kept = [w for w in words if counts[w] <= COMMON_WORD * total]
-        return kept or [min(words, key=lambda w: counts[w])]
+        return selective_words(words, self.chunk_count(), self.document_frequencies)
 
     def named_files(self, query: str, most: float = 0.5) -> dict[int, float]:
         """As Catalog.named_files, over the file list's descriptions."""
