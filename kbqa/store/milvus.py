@@ -45,6 +45,7 @@ from kbqa.store.tokenize import index_words, name_terms, name_tokens, query_toke
 
 MAX_RESULTS = 16_384  # Milvus' most results of one search or query
 TEXT_BYTES = 65_535  # Milvus' longest VARCHAR
+CONSISTENCY = "Strong"  # every read sees every write before it (Milvus' default, Bounded, may lag: another server's commit unseen for a moment)
 QUERY_BATCH = 4096  # rows per page when reading a whole collection
 MAX_PREFIX = 240  # Milvus' collection names: 255 characters, "_chunks" included
 SWEEP_AFTER_S = 3600  # rows of a file's versions that are neither current nor being written are deleted after this
@@ -209,7 +210,7 @@ class MilvusCatalog:
     def _create_small(self, collection: str, schema: Any) -> None:
         index = self.client.prepare_index_params()
         index.add_index(_DUMMY, index_type="FLAT", metric_type="L2")
-        self.client.create_collection(collection, schema=schema, index_params=index)
+        self.client.create_collection(collection, schema=schema, index_params=index, consistency_level=CONSISTENCY)
 
     def _files_schema(self) -> Any:
         from pymilvus import DataType
@@ -260,7 +261,7 @@ class MilvusCatalog:
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         for field in ("file_id", "vector_key"):  # a file's chunks, a text's vector: found without reading every row
             index.add_index(field, index_type="INVERTED")
-        self.client.create_collection(self.chunks_c, schema=s, index_params=index)
+        self.client.create_collection(self.chunks_c, schema=s, index_params=index, consistency_level=CONSISTENCY)
         self._load(self.chunks_c)
         self._have_chunks = True
 
