@@ -172,15 +172,20 @@ class MilvusCatalog:
         self._pin = threading.local()  # the generation pinned by pinned() in this thread
         self._files: tuple[int, list[FileRow], dict[int, str]] | None = None  # (generation, rows, version by file id): read once per generation
         self._have_chunks = False
-        if not self.client.has_collection(self.meta_c):
-            if not create:
-                raise FileNotFoundError(f"no knowledge base {name!r} in Milvus at {uri}")
-            self._create_small(self.files_c, self._files_schema())
-            self._create_small(self.meta_c, self._meta_schema())
-            self.set_meta("name", name)
-            self.set_meta("created", secrets.token_hex(8))
-            self.set_meta("generation", 0)
-        self._load(self.meta_c, self.files_c)
+        try:
+            if not self.client.has_collection(self.meta_c):  # the meta collection is made last: it says the KB exists
+                if not create:
+                    raise FileNotFoundError(f"no knowledge base {name!r} in Milvus at {uri}")
+                if not self.client.has_collection(self.files_c):  # (a creation cut short may have left it)
+                    self._create_small(self.files_c, self._files_schema())
+                self._create_small(self.meta_c, self._meta_schema())
+                self.set_meta("name", name)
+                self.set_meta("created", secrets.token_hex(8))
+                self.set_meta("generation", 0)
+            self._load(self.meta_c, self.files_c)
+        except BaseException:
+            self.close()  # a Milvus Lite folder is freed when its last client goes
+            raise
 
     @classmethod
     def exists(cls, uri: str, name: str, token: str = "") -> bool:
