@@ -38,6 +38,19 @@ def write_pdf(path: Path, pages: list[str], font: str = "helv", password: str | 
     return path
 
 
+def write(folder: Path, name: str, text: str) -> None:
+    (folder / name).write_text(text, encoding="utf-8")
+
+
+def three_notes(folder: Path) -> Path:
+    """Two Chinese notes and an English one: the small folder the store tests ingest, update and prune."""
+    folder.mkdir()
+    write(folder, "a.md", "# 甲\n\n甲文件讲述了风力发电机的叶片维护。叶片每半年检查一次。\n")
+    write(folder, "b.md", "# 乙\n\n乙文件讲述了光伏组件的清洁方法。组件每月用清水冲洗。\n")
+    write(folder, "c.txt", "The gearbox oil must be changed every two years by a certified technician.")
+    return folder
+
+
 def write_docx(path: Path) -> Path:
     import docx
 

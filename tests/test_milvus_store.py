@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EN_PAGES, ZH_PAGES, free_port, run_kbqa, start_server, write_pdf
+from conftest import EN_PAGES, ZH_PAGES, free_port, run_kbqa, start_server, three_notes, write, write_pdf
 
 from kbqa import KnowledgeBase
 
@@ -23,17 +23,9 @@ pytest.importorskip("pymilvus")
 MILVUS = {"backend": "milvus"}
 
 
-def write(folder: Path, name: str, text: str) -> None:
-    (folder / name).write_text(text, encoding="utf-8")
-
-
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    d = tmp_path / "docs"
-    d.mkdir()
-    write(d, "a.md", "# 甲\n\n甲文件讲述了风力发电机的叶片维护。叶片每半年检查一次。\n")
-    write(d, "b.md", "# 乙\n\n乙文件讲述了光伏组件的清洁方法。组件每月用清水冲洗。\n")
-    write(d, "c.txt", "The gearbox oil must be changed every two years by a certified technician.")
+    d = three_notes(tmp_path / "docs")
     write_pdf(d / "manual.pdf", EN_PAGES)
     write_pdf(d / "手册.pdf", ZH_PAGES, font="china-s")
     return d

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import three_notes, write
 
 from kbqa import KnowledgeBase
 
@@ -17,18 +18,9 @@ def counts(kb: KnowledgeBase) -> tuple[int, int, int]:
     return kb.catalog.chunk_count(), db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0], kb.index.count()
 
 
-def write(folder: Path, name: str, text: str) -> None:
-    (folder / name).write_text(text, encoding="utf-8")
-
-
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    d = tmp_path / "docs"
-    d.mkdir()
-    write(d, "a.md", "# 甲\n\n甲文件讲述了风力发电机的叶片维护。叶片每半年检查一次。\n")
-    write(d, "b.md", "# 乙\n\n乙文件讲述了光伏组件的清洁方法。组件每月用清水冲洗。\n")
-    write(d, "c.txt", "The gearbox oil must be changed every two years by a certified technician.")
-    return d
+    return three_notes(tmp_path / "docs")
 
 
 def test_consistent_after_add_update_delete(home: Path, folder: Path) -> None:
