@@ -171,6 +171,7 @@ class MilvusCatalog:
         self._writer = threading.RLock()
         self._pin = threading.local()  # the generation pinned by pinned() in this thread
         self._files: tuple[int, list[FileRow], dict[int, str]] | None = None  # (generation, rows, version by file id): read once per generation
+        self._names: tuple[int, int, dict[str, list[int]]] | None = None  # (generation, described files, word -> their ids)
         self._have_chunks = False
         try:
             if not self.client.has_collection(self.meta_c):  # the meta collection is made last: it says the KB exists
@@ -532,11 +533,18 @@ class MilvusCatalog:
 
     def named_files(self, query: str, most: float = 0.5) -> dict[int, float]:
         """As Catalog.named_files, over the file list's descriptions."""
-        described = {r.id: set(name_tokens(r.description)) for r in self.files() if r.description}
-        if len(described) < 2:
+        generation, rows, _ = self._snapshot()
+        if self._names is None or self._names[0] != generation:  # the descriptions' words, cut once per generation
+            holders: dict[str, list[int]] = {}
+            described = [r for r in rows if r.description]
+            for r in described:
+                for word in set(name_tokens(r.description)):
+                    holders.setdefault(word, []).append(r.id)
+            self._names = (generation, len(described), holders)
+        _, count, index = self._names
+        if count < 2:
             return {}
-        holders = lambda term: [f for f, words in described.items() if term in words]  # noqa: E731
-        return named_file_scores(name_terms(query), len(described), holders, most)
+        return named_file_scores(name_terms(query), count, lambda term: index.get(term, []), most)
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         if not file_ids or not self._chunks_exist():
