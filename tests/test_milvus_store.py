@@ -166,6 +166,14 @@ def test_two_api_processes_on_one_milvus_store(home: Path, tmp_path: Path, milvu
             up = httpx.post(f"{url_one}/v1/kb/team/files", files=[("files", ("manual.pdf", fh, "application/pdf"))], timeout=300)
         assert up.status_code == 200, up.text
         assert (shared / "team" / "manual.pdf").exists()
+        # hostile and malformed requests on a Milvus-served KB: refused plainly, nothing written outside
+        evil = httpx.post(f"{url_two}/v1/kb/team/files", files=[("files", ("../../escape.txt", b"x" * 10, "text/plain"))], timeout=120)
+        assert evil.status_code == 200 and not (tmp_path / "escape.txt").exists() and not (shared / "escape.txt").exists()
+        assert (shared / "team" / "escape.txt").exists()  # kept under its own name, inside the KB's uploads
+        assert httpx.post(f"{url_one}/v1/kb/..%2F..%2Fetc/search", json={"query": "x"}, timeout=30).status_code in (400, 404)
+        assert httpx.post(f"{url_one}/v1/kb/team/search", json={"query": "x" * 200_000}, timeout=30).status_code == 413
+        assert httpx.post(f"{url_one}/v1/kb/team/search", content=b"{not json", timeout=30).status_code in (400, 422)
+        assert httpx.post(f"{url_two}/v1/kb/{'知' * 64}/search", json={"query": "x"}, timeout=30).status_code == 404
         assert httpx.get(f"{url_two}/v1/kb", timeout=30).json() == ["team"]
         found = httpx.post(f"{url_two}/v1/kb/team/search", json={"query": "RO membrane"}, timeout=60).json()["hits"]
         assert found and found[0]["file"] == "manual.pdf" and found[0]["page"] == 2
@@ -173,10 +181,11 @@ def test_two_api_processes_on_one_milvus_store(home: Path, tmp_path: Path, milvu
         reply = httpx.post(f"{url_two}/v1/chat/completions", json=body, timeout=120).json()
         assert "24 months" in reply["choices"][0]["message"]["content"]
 
-        file_id = httpx.get(f"{url_two}/v1/kb/team/files", timeout=30).json()[0]["id"]
+        file_id = next(f["id"] for f in httpx.get(f"{url_two}/v1/kb/team/files", timeout=30).json() if f["name"] == "manual.pdf")
         assert httpx.delete(f"{url_two}/v1/kb/team/files/{file_id}", timeout=60).status_code == 200
-        assert httpx.get(f"{url_one}/v1/kb/team/files", timeout=30).json() == []
-        assert httpx.post(f"{url_one}/v1/kb/team/search", json={"query": "RO membrane"}, timeout=60).json()["hits"] == []
+        assert "manual.pdf" not in [f["name"] for f in httpx.get(f"{url_one}/v1/kb/team/files", timeout=30).json()]
+        hits = httpx.post(f"{url_one}/v1/kb/team/search", json={"query": "RO membrane"}, timeout=60).json()["hits"]
+        assert "manual.pdf" not in [h["file"] for h in hits]
         assert not (home / "kbs").exists()  # neither server kept the knowledge base on local disk
     finally:
         for proc in (one, two):
