@@ -108,3 +108,39 @@ def test_rotated_page_is_left_to_find_tables(tmp_path: Path) -> None:
     page = _page(tmp_path, draw, rotate=90)
     assert find_grids(page, tuple(page.rect), page.get_cdrawings(), []) is None  # not sure: find_tables decides
     page_tables(page)  # (and what it decides is today's answer)
+
+
+def test_only_pages_that_paint_a_path_are_read_for_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content-stream check skips get_cdrawings on text-only pages (a clip rectangle paints nothing),
+    never on a page whose rules are drawn directly, inside a form XObject, or by an annotation."""
+    from ingest.loaders.pdf_tables import may_draw_rules
+
+    def table(page: Any) -> None:
+        _grid(page, [50, 200, 350], [100, 130, 160])
+        for r, row in enumerate([("Name", "Days"), ("Annual leave", "15")]):
+            for c, text in enumerate(row):
+                page.insert_text((55 + 150 * c, 120 + 30 * r), text)
+
+    doc = pymupdf.open()
+    text_only = doc.new_page()
+    text_only.insert_text((72, 72), "Only words here, set in a clip.")
+    text_only.wrap_contents()
+    drawn = doc.new_page()
+    table(drawn)
+    source = pymupdf.open()
+    table(source.new_page())
+    in_form = doc.new_page()
+    in_form.show_pdf_page(in_form.rect, source, 0)  # the table arrives as a form XObject
+    annotated = doc.new_page()
+    annotated.insert_text((72, 72), "Struck out.")
+    annotated.add_line_annot((72, 80), (300, 80))
+    doc.save(tmp_path / "gate.pdf")
+    pages = list(pymupdf.open(tmp_path / "gate.pdf"))
+    assert [may_draw_rules(p) for p in pages] == [False, True, True, True]
+
+    read: list[int] = []
+    original = pymupdf.Page.get_cdrawings
+    monkeypatch.setattr(pymupdf.Page, "get_cdrawings", lambda self, *a, **k: read.append(self.number) or original(self, *a, **k))
+    found = [page_tables(p) for p in pages]
+    assert read == [1, 2, 3]
+    assert found[0] == [] and found[1] and found[2] and [t for _, t in found[1]] == [t for _, t in found[2]]

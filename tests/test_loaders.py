@@ -338,3 +338,14 @@ def test_a_text_file_without_a_suffix_is_read_and_a_binary_one_is_not(tmp_path: 
     (tmp_path / "blob").write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00" * 20)
     with pytest.raises(UnsupportedFile):
         load_file(tmp_path / "blob")
+
+
+def test_every_right_to_left_letter_is_in_the_quick_check() -> None:
+    import sys
+    import unicodedata
+
+    from ingest.loaders.reading_order import _MAYBE_RTL, rtl_text
+
+    letters = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.bidirectional(chr(c)) in ("R", "AL") and chr(c).isalpha()]
+    assert letters and all(_MAYBE_RTL.match(ch) for ch in letters)
+    assert rtl_text("שלום עולם, hi") and rtl_text("مرحبا بالعالم") and not rtl_text("hello 世界") and not rtl_text("")

@@ -119,6 +119,8 @@ def text_lines(blocks: list[dict[str, Any]], clip: Box) -> list[Line]:
 
 def _neighbours(r1: Box, r2: Box) -> bool:
     """Whether two boxes touch within the snap tolerance (find_tables' test, both ways round)."""
+    if r1[2] + SNAP < r2[0] or r2[2] + SNAP < r1[0] or r1[3] + SNAP < r2[1] or r2[3] + SNAP < r1[1]:
+        return False  # apart by more than the tolerance (boxes are x0 <= x1, y0 <= y1): the test below says no
     for a, b in ((r1, r2), (r2, r1)):
         if (b[0] - SNAP <= a[0] <= b[2] + SNAP or b[0] - SNAP <= a[2] <= b[2] + SNAP) and (b[1] - SNAP <= a[1] <= b[3] + SNAP or b[1] - SNAP <= a[3] <= b[3] + SNAP):
             return True

@@ -25,23 +25,41 @@ _COMPAT = re.compile("[\u2e80-\u2fdf\uf900-\ufaff\U0002f800-\U0002fa1f\ufb00-\uf
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # glyphs a font maps to no character
 
 
+_UNUSUAL = re.compile(f"{_COMPAT.pattern}|{_CONTROL.pattern}|[\u00ad\u2044]")  # anything _normalize changes
+
+
 def _normalize(text: str) -> str:
     """Drop control characters (what glyphs without a Unicode mapping come out as); fold the Kangxi
     radicals, CJK compatibility ideographs and ligatures some PDFs emit to the ordinary characters
     (NFKC), leaving full-width Chinese punctuation as it is; the fraction slash of "1⁄4" becomes "/"."""
+    if not _UNUSUAL.search(text):  # most lines: one search instead of two substitutions
+        return text
     text = _COMPAT.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
     return _CONTROL.sub("", text.replace("\u00ad", "").replace("\u2044", "/"))
 
 
-_WRAP_CJK = re.compile(f"(?<=[{WIDE}])[ \t]*\n[ \t]*(?=[{WIDE}])")
-_WRAP_HYPHEN = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
+_WIDE_CHAR = re.compile(f"[{WIDE}]")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 
 
 def join_wrapped_lines(block: str) -> str:
     """Join the lines a PDF wrapped inside one paragraph block: no break between CJK
     characters, words re-joined at a hyphen, a space elsewhere."""
-    block = _WRAP_HYPHEN.sub("", _WRAP_CJK.sub("", block.strip()))
-    return re.sub(r"[ \t]*\n[ \t]*", " ", block)
+    block = block.strip()
+    if "\n" not in block:  # one line (most paragraphs): nothing to join
+        return block
+    pieces = block.split("\n")
+    parts = [pieces[0].rstrip(" \t")]
+    for left, right in zip(pieces, pieces[1:]):  # each break, judged on the lines as they were
+        text = right.strip(" \t")
+        if len(left) > 1 and left[-1] == "-" and left[-2] in _LOWER and right[:1] in _LOWER:
+            parts[-1] = parts[-1][:-1]  # hyphen-\nated: one word
+            parts.append(text)
+        elif text and (kept := left.rstrip(" \t")) and _WIDE_CHAR.match(kept[-1]) and _WIDE_CHAR.match(text[0]):
+            parts.append(text)  # 中文 wrapped: no space
+        else:
+            parts.append(" " + text)
+    return "".join(parts)
 
 
 MARGIN = 0.1  # the top and bottom tenth of a page is where running heads, footers and page numbers live
@@ -66,7 +84,7 @@ def _text_dict(page: Any, textpage: Any = None) -> dict[str, Any]:
     textpage: the page's TextPage made with text_flags(), if already made."""
     flags = text_flags()
     page_dict = dict(page.get_text("dict", flags=flags, textpage=textpage))
-    if any(_RTL.search(span["text"]) for b in page_dict["blocks"] for line in b.get("lines", []) for span in line["spans"]):
+    if _RTL.search("".join(span["text"] for b in page_dict["blocks"] for line in b.get("lines", []) for span in line["spans"])):
         page_dict = _rtl_dict(page, flags)
     return page_dict
 
@@ -100,9 +118,12 @@ def _chars(line: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for span in line["spans"] for c in span.get("chars", [])]
 
 
+_DIGITS = re.compile(r"\d+")
+
+
 def _edge_key(text: str) -> str:
     """A margin line with its numbers blanked, so "Page 3" and "Page 4" are the same running line."""
-    return re.sub(r"\d+", "#", " ".join(text.lower().split()))
+    return _DIGITS.sub("#", " ".join(text.lower().split()))
 
 
 def _margin_keys(layout: list[dict[str, Any]], rect: Any) -> set[str]:
@@ -165,9 +186,16 @@ def page_layout(page: Any, tables: bool = True) -> list[dict[str, Any]]:
             continue
         lines: list[Line] = []
         for line in block["lines"]:
-            raw = "".join(span["text"] for span in line["spans"])
-            size = max((span["size"] for span in line["spans"] if _normalize(span["text"]).strip()), default=0.0)
-            lines.append((raw, _normalize(raw).strip(), line["bbox"][1], line["bbox"][3], size))
+            spans = line["spans"]
+            if len(spans) == 1:  # most lines: the span's text is the line's
+                raw = spans[0]["text"]
+                text = _normalize(raw).strip()
+                size = spans[0]["size"] if text else 0.0
+            else:
+                raw = "".join(span["text"] for span in spans)
+                text = _normalize(raw).strip()
+                size = max((span["size"] for span in spans if _normalize(span["text"]).strip()), default=0.0)
+            lines.append((raw, text, line["bbox"][1], line["bbox"][3], size))
         layout.append({"lines": lines})
     return layout
 
@@ -379,9 +407,12 @@ def _read_pages(path: Path, doc: Any, options: Any) -> Iterator[Document]:
 def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     """One document per page and section: a title (outline entry or large font) starts a section,
     and every document carries the path of titles above it."""
-    layouts = [page_layout(page, getattr(options, "pdf_tables", True)) for page in doc]
-    drop = repeated_margin_lines([_margin_keys(layout, page.rect) for layout, page in zip(layouts, doc)])
-    pages = [page_blocks(layout, page.rect, drop) for layout, page in zip(layouts, doc)]
+    layouts, rects = [], []
+    for page in doc:  # each page loaded once (loading one costs as much as reading a short page's text)
+        layouts.append(page_layout(page, getattr(options, "pdf_tables", True)))
+        rects.append(page.rect)
+    drop = repeated_margin_lines([_margin_keys(layout, rect) for layout, rect in zip(layouts, rects)])
+    pages = [page_blocks(layout, rect, drop) for layout, rect in zip(layouts, rects)]
     del layouts
     headings = Headings(doc, pages)
     report = getattr(options, "on_page", None) or (lambda done, total: None)

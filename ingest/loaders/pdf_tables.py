@@ -1,7 +1,8 @@
 """Ruled tables on a PyMuPDF page, written as Markdown tables.
 
 Only pages that draw the horizontal and vertical rules a ruled table needs are searched (counting
-them costs about 1 ms); on a mixed folder of real PDFs that is one page in six or seven. The search
+them costs about 1 ms, and is skipped where the page's content streams paint no path at all); on a
+mixed folder of real PDFs that is one page in six or seven. The search
 is our lattice finder (ingest/loaders/lattice.py: PyMuPDF's "lines" algorithm without its per-character
 cost); PyMuPDF's `find_tables` (40-120 ms a page, and seconds on a form) only where the lattice finder
 is not sure to agree (a rotated page, thousands of rules).
@@ -9,6 +10,7 @@ is not sure to agree (a rotated page, thousands of rules).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ingest.loaders.lattice import find_grids
@@ -50,6 +52,21 @@ def ruling_lines(page: Any, paths: list[dict[str, Any]] | None = None) -> tuple[
     return horizontal, vertical, (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
+# A painting operator (stroke or fill: S s f F f* B B* b b*) as a token of a content stream. A path that
+# is only clipped (`re W n`) draws nothing; text strings and inline images can only add false alarms.
+_PAINT = re.compile(rb"[\s)\]>}][SsfFBb]\*?[\s(\[</{%]")
+
+
+def may_draw_rules(page: Any) -> bool:
+    """False when the page cannot hold a rule: its content streams paint no path, and it has no
+    annotations or form XObjects (whose drawings get_cdrawings reports too). Reading the streams costs
+    ~0.2 ms a page, get_cdrawings ~1 ms; on ../shared/data/docs 44% of pages need no get_cdrawings."""
+    try:
+        return _PAINT.search(b" " + page.read_contents() + b" ") is not None or bool(page.annot_xrefs() or page.get_xobjects())
+    except Exception:  # noqa: BLE001 - not a PDF page, or a broken stream: ask get_cdrawings
+        return True
+
+
 FINDERS = ("lattice", "pymupdf")
 
 
@@ -58,6 +75,8 @@ def page_tables(page: Any, finder: str = "lattice", textpage: Any = None) -> lis
     finder: "lattice" (ours, find_tables where ours is not sure) or "pymupdf" (find_tables alone,
     the reference benchmarks/table_speed.py compares against). textpage: the page's TextPage made
     with text_flags(), if the caller has one (reading the page's text is most of what tables cost)."""
+    if not may_draw_rules(page):
+        return []
     paths = page.get_cdrawings()
     horizontal, vertical, ruled = ruling_lines(page, paths)
     if horizontal < 3 or vertical < 2 or ruled is None:
