@@ -98,16 +98,36 @@ def test_upright_pages_never_ask_find_tables(tmp_path: Path, monkeypatch: pytest
     assert [text for _, text in page_tables(page)] == ["| a | b |\n|---|---|\n| 1 | 2 |"]
 
 
-def test_rotated_page_is_left_to_find_tables(tmp_path: Path) -> None:
-    def draw(page: Any) -> None:
-        _grid(page, [72, 200, 330], [100, 125, 150])
-        for r, row in enumerate([["a", "b"], ["1", "2"]]):
-            for c, text in enumerate(row):
-                page.insert_text((76 + 128 * c, 117 + 25 * r), text, fontsize=10)
+def test_rotated_page_is_read_upright(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A landscape table stored sideways on a portrait page with /Rotate 90 (as scanners and report
+    tools write them): found on the page turned upright, read in its reading direction, its box in the
+    page's own coordinates where the loader's text lines are, and the page's rotation left as it was."""
+    from ingest import LoadOptions, load_file
 
-    page = _page(tmp_path, draw, rotate=90)
-    assert find_grids(page, tuple(page.rect), page.get_cdrawings(), []) is None  # not sure: find_tables decides
-    page_tables(page)  # (and what it decides is today's answer)
+    source = pymupdf.open()
+    landscape = source.new_page(width=842, height=595)
+    _grid(landscape, [72, 200, 330], [100, 125, 150])
+    for r, row in enumerate([["City", "Hotel"], ["Hangzhou", "450"]]):
+        for c, text in enumerate(row):
+            landscape.insert_text((76 + 128 * c, 117 + 25 * r), text, fontsize=10)
+    landscape.insert_text((72, 300), "A paragraph below the table.", fontsize=10)
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.show_pdf_page(page.rect, source, 0, rotate=90)
+    page.set_rotation(90)
+    doc.save(tmp_path / "rotated.pdf")
+
+    page = pymupdf.open(tmp_path / "rotated.pdf")[0]
+    monkeypatch.setattr(pymupdf.Page, "find_tables", lambda *a, **k: pytest.fail("find_tables was called"))
+    [(box, text)] = page_tables(page)
+    assert text == "| City | Hotel |\n|---|---|\n| Hangzhou | 450 |"
+    spans = {s["text"]: s["bbox"] for b in page.get_text("dict")["blocks"] for line in b.get("lines", []) for s in line["spans"]}
+    assert all(pymupdf.Rect(box).contains(pymupdf.Rect(spans[w])) for w in ("City", "450"))
+    assert not pymupdf.Rect(box).intersects(pymupdf.Rect(spans["A paragraph below the table."]))
+    assert page.rotation == 90
+    docs = load_file(tmp_path / "rotated.pdf", LoadOptions(ocr="never"))
+    assert [d.meta["kind"] for d in docs] == ["table", "text"]
+    assert "Hangzhou" not in docs[1].text and "paragraph below" in docs[1].text
 
 
 def test_only_pages_that_paint_a_path_are_read_for_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -409,8 +409,8 @@ def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     and every document carries the path of titles above it."""
     layouts, rects = [], []
     for page in doc:  # each page loaded once (loading one costs as much as reading a short page's text)
-        layouts.append(page_layout(page, getattr(options, "pdf_tables", True)))
         rects.append(page.rect)
+        layouts.append(page_layout(page, getattr(options, "pdf_tables", True)))
     drop = repeated_margin_lines([_margin_keys(layout, rect) for layout, rect in zip(layouts, rects)])
     pages = [page_blocks(layout, rect, drop) for layout, rect in zip(layouts, rects)]
     del layouts
