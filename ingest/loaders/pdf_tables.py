@@ -2,10 +2,10 @@
 
 Only pages that draw the horizontal and vertical rules a ruled table needs are searched (counting
 them costs about 1 ms, and is skipped where the page's content streams paint no path at all); on a
-mixed folder of real PDFs that is one page in six or seven. The search
-is our lattice finder (ingest/loaders/lattice.py: PyMuPDF's "lines" algorithm without its per-character
-cost); PyMuPDF's `find_tables` (40-120 ms a page, and seconds on a form) only where the lattice finder
-is not sure to agree (a rotated page, thousands of rules).
+mixed folder of real PDFs that is one page in six or seven. The search is our lattice finder
+(ingest/loaders/lattice.py: PyMuPDF's "lines" algorithm without its per-character cost); a rotated
+page is searched turned upright. PyMuPDF's `find_tables` (40-120 ms a page, and seconds on a form)
+runs only where the lattice finder is not sure to agree (a mirrored page, or one it failed on).
 """
 
 from __future__ import annotations
