@@ -341,11 +341,13 @@ def test_a_text_file_without_a_suffix_is_read_and_a_binary_one_is_not(tmp_path: 
 
 
 def test_every_right_to_left_letter_is_in_the_quick_check() -> None:
+    import re
     import sys
     import unicodedata
 
-    from ingest.loaders.reading_order import _MAYBE_RTL, rtl_text
+    from ingest.loaders.bidi import RTL_TEXT
+    from ingest.loaders.reading_order import rtl_text
 
     letters = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.bidirectional(chr(c)) in ("R", "AL") and chr(c).isalpha()]
-    assert letters and all(_MAYBE_RTL.match(ch) for ch in letters)
+    assert letters and all(re.match(RTL_TEXT, ch) for ch in letters)
     assert rtl_text("שלום עולם, hi") and rtl_text("مرحبا بالعالم") and not rtl_text("hello 世界") and not rtl_text("")

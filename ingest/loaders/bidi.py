@@ -12,7 +12,9 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-RTL_TEXT = "[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]"  # Hebrew, Arabic, Syriac, Thaana and their presentation forms
+# Every letter Unicode writes right to left (bidi class R or AL) lies in these ranges (a test checks it):
+# Hebrew, Arabic, Syriac, Thaana, N'Ko and their presentation forms, and the right-to-left scripts beyond the BMP.
+RTL_TEXT = "[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]"
 _ALEFS = "\u0627\u0623\u0625\u0622"
 _LAM = "\u0644"
 

@@ -186,16 +186,9 @@ def page_layout(page: Any, tables: bool = True) -> list[dict[str, Any]]:
             continue
         lines: list[Line] = []
         for line in block["lines"]:
-            spans = line["spans"]
-            if len(spans) == 1:  # most lines: the span's text is the line's
-                raw = spans[0]["text"]
-                text = _normalize(raw).strip()
-                size = spans[0]["size"] if text else 0.0
-            else:
-                raw = "".join(span["text"] for span in spans)
-                text = _normalize(raw).strip()
-                size = max((span["size"] for span in spans if _normalize(span["text"]).strip()), default=0.0)
-            lines.append((raw, text, line["bbox"][1], line["bbox"][3], size))
+            raw = "".join(span["text"] for span in line["spans"])
+            size = max((span["size"] for span in line["spans"] if _normalize(span["text"]).strip()), default=0.0)
+            lines.append((raw, _normalize(raw).strip(), line["bbox"][1], line["bbox"][3], size))
         layout.append({"lines": lines})
     return layout
 
