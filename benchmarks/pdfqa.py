@@ -18,7 +18,8 @@ Per question, over the top 5 sources:
 - doc-hit@5: one comes from a gold filing;
 - page-hit@5: one comes from a gold page (exact), and within one page (±1);
 - evidence-hit@5: the five together hold at least half of the gold evidence's numbers and content
-  words (any gold evidence, for questions with several).
+  words (any gold evidence, for questions with several);
+- characters in the top 5: how much text those five sources hold (more text finds more evidence).
 Without the data folder the script says so and exits 0. The knowledge base and the vector cache
 live under --home (.bench/pdfqa); --cold empties it first, so both pipelines embed everything.
 """
@@ -82,7 +83,7 @@ def evidence_terms(text: str) -> set[str]:
     return {n for n in numbers if sum(ch.isdigit() for ch in n) >= 2} | set(content_words(text))
 
 
-def score(q: Question, sources: list[Source]) -> dict[str, bool]:
+def score(q: Question, sources: list[Source]) -> dict[str, Any]:
     top = sources[:K]
     gold_files = {Path(g["doc_id"]).name for g in q.gold}
     doc = any(s.file in gold_files for s in top)
@@ -94,14 +95,15 @@ def score(q: Question, sources: list[Source]) -> dict[str, bool]:
         wanted = evidence_terms(g.get("evidence") or "")
         if wanted and len(wanted & found) / len(wanted) >= 0.5:
             evidence = True
-    return {"doc": doc, "page": page, "page±1": near, "evidence": evidence}
+    return {"doc": doc, "page": page, "page±1": near, "evidence": evidence, "chars": sum(len(s.text) for s in top)}
 
 
-def summary(name: str, rows: list[dict[str, bool]], ingest_s: float, chunks: int, note: str) -> dict[str, Any]:
+def summary(name: str, rows: list[dict[str, Any]], ingest_s: float, chunks: int, note: str) -> dict[str, Any]:
     n = max(1, len(rows))
     out = {"pipeline": name, "questions": len(rows), "chunks": chunks, "ingest_s": round(ingest_s, 1)}
     for key in ("doc", "page", "page±1", "evidence"):
         out[key] = round(sum(r[key] for r in rows) / n, 4)
+    out["chars@5"] = round(sum(r["chars"] for r in rows) / n)  # how much text the five sources hold: more text finds more evidence
     out["note"] = note
     return out
 
@@ -266,12 +268,12 @@ def run_chatchat(data: Path, questions: list[Question], home: Path, overrides: d
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        f"| pipeline | doc-hit@{K} | page-hit@{K} | page-hit@{K} (±1) | evidence-hit@{K} | chunks | ingest s | |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| pipeline | doc-hit@{K} | page-hit@{K} | page-hit@{K} (±1) | evidence-hit@{K} | characters in the top {K} | chunks | ingest s | |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['pipeline']} | {r['doc']:.4f} | {r['page']:.4f} | {r['page±1']:.4f} | {r['evidence']:.4f} | {r['chunks']} | {r['ingest_s']} | {r['note']} |"
+            f"| {r['pipeline']} | {r['doc']:.4f} | {r['page']:.4f} | {r['page±1']:.4f} | {r['evidence']:.4f} | {r['chars@5']} | {r['chunks']} | {r['ingest_s']} | {r['note']} |"
         )
     return "\n".join(lines)
 
@@ -303,7 +305,7 @@ def main() -> None:
         results.append(result)
         if args.misses:
             for q, r in zip(questions, rows):
-                if not all(r.values()):
+                if not all(r[key] for key in ("doc", "page", "page±1", "evidence")):
                     print(f"  miss {q.id} {r} {q.question[:110]!r} gold {[(Path(g['doc_id']).name, g['page']) for g in q.gold]}")
     if args.only in (None, "chatchat"):
         result, _ = run_chatchat(args.data, questions, home, overrides)

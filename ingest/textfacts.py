@@ -87,7 +87,7 @@ def labels(text: str) -> str:
     return "\n".join(out)
 
 
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _EMPTY_CELLS = re.compile(r"\|(?:[ \t]*\|)+")
 
 
@@ -98,7 +98,7 @@ def meaningful(text: str) -> str:
         return text
     lines = []
     for line in text.split("\n"):
-        if _TABLE_RULE.match(line):
+        if TABLE_RULE.match(line):
             continue
         if line.lstrip().startswith("|"):
             line = " ".join(_EMPTY_CELLS.sub("|", line).split()).strip("| ")

@@ -78,6 +78,7 @@ class RetrievalConfig(_Section):
     expand: int = Field(0, ge=0, le=3)
     named_boost: float = Field(0.5, ge=0.0, le=1.0)
     page_passages: int = Field(2, ge=0, le=5)
+    table_chars: int = Field(3000, ge=0, le=20000)
 
 
 class LLMConfig(_Section):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.textfacts import language
+from ingest.textfacts import TABLE_RULE, language
 from kbqa.config import RetrievalConfig
 from kbqa.embeddings import Embedder
 from kbqa.models import calibration
@@ -49,6 +49,21 @@ def fuse(
 MAX_NAMED = 8  # documents a question can name at once
 PASSAGE_GAP = "\n…\n"  # between two passages of one page in one source
 MAX_NAMED_CHUNKS = 50_000  # beyond this the named documents are not searched on their own (the boost still applies)
+TABLE_REACH = 60  # chunks on each side looked at for the pieces of a hit's table
+
+
+def table_header(piece: str) -> str:
+    """The header of a Markdown table piece: its lines up to and including the rule under the
+        header row (the splitter repeats them in every piece); "" when it has none."""
+    lines = piece.split("\n")
+    for i, line in enumerate(lines[:6]):
+        if TABLE_RULE.match(line):
+            return "\n".join(lines[: i + 1]) + "\n"
+    return ""
+
+
+def strip_header(piece: str, header: str) -> str:
+    return piece[len(header) :] if header and piece.startswith(header) else piece
 
 
 @dataclass
@@ -88,6 +103,7 @@ class Retriever:
         hits = []
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
         per_page: dict[tuple[int, int], int] = {}
+        joined: dict[int, list[int]] = {}  # a source's chunk id -> the ids of the passages joined to it
         for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
             row = rows.get(chunk_id)
             if row is None or row.text in seen:
@@ -101,6 +117,7 @@ class Retriever:
                     first = hits[per_page[key]]
                     if first.text.count(PASSAGE_GAP) + 1 < self.config.page_passages:
                         first.text += PASSAGE_GAP + row.text
+                        joined.setdefault(first.chunk_id, []).append(chunk_id)
                     seen.add(row.text)
                     continue
                 per_page[key] = len(hits)
@@ -111,6 +128,10 @@ class Retriever:
         if self.reranker is not None:
             hits = self.reranker.rerank(question, hits)
         hits = hits[:top_k]
+        if self.config.table_chars:
+            for h in hits:
+                if rows[h.chunk_id].kind == "table":
+                    self._whole_table(h, rows[h.chunk_id].text, joined.get(h.chunk_id, []))
         if self.config.expand:
             widened: dict[str, Hit] = {}
             for h in hits:  # neighbours of two hits can widen into the same text
@@ -147,6 +168,33 @@ class Retriever:
             extra_lex = [(i, s) for i, s in self.catalog.lexical_search(question, fetch, files) if i not in have]
             lexical = sorted(lexical + extra_lex, key=lambda kv: -kv[1])
         return dense, lexical
+
+    def _whole_table(self, hit: Hit, piece: str, joined: list[int]) -> None:
+        """A hit on a piece of a table shows the table around it: the contiguous pieces after and
+        before it, nearest first, while the text stays within table_chars, the header row once;
+        passages joined to the hit that the table now holds are dropped."""
+        pieces = self.catalog.table_pieces(hit.chunk_id, TABLE_REACH)
+        at = next((i for i, p in enumerate(pieces) if p[0] == hit.chunk_id), None)
+        if at is None:
+            return
+        header = table_header(piece)
+        bodies = [strip_header(text, header) for _, _, text in pieces]
+        lo = hi = at
+        size = len(piece)
+        grew = True
+        while grew:
+            grew = False
+            for j, nextto in ((hi + 1, hi), (lo - 1, lo)):  # after first: a table is read downwards
+                if 0 <= j < len(pieces) and abs(pieces[j][1] - pieces[nextto][1]) == 1 and size + 1 + len(bodies[j]) <= self.config.table_chars:
+                    size += 1 + len(bodies[j])
+                    lo, hi, grew = min(lo, j), max(hi, j), True
+        if lo == hi:
+            return
+        table = header + "\n".join(bodies[lo : hi + 1])
+        covered = {pieces[i][0] for i in range(lo, hi + 1)}
+        rest = hit.text.split(PASSAGE_GAP)[1:]
+        kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]
+        hit.text = PASSAGE_GAP.join([table, *kept])
 
     def _expand(self, hit: Hit) -> Hit:
         """The hit's text widened with up to `expand` neighbouring chunks on each side (same file,

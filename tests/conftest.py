@@ -51,6 +51,22 @@ def three_notes(folder: Path) -> Path:
     return folder
 
 
+def write_table_docx(path: Path) -> Path:
+    """A Word file with one 30-row table (城市01..城市30, 住宿上限, 餐补) under a heading."""
+    import docx
+
+    d = docx.Document()
+    d.add_heading("差旅住宿标准", level=1)
+    table = d.add_table(rows=31, cols=3)
+    for c, text in enumerate(["城市", "住宿上限", "餐补"]):
+        table.cell(0, c).text = text
+    for i in range(1, 31):
+        for c, text in enumerate([f"城市{i:02d}", f"{300 + 10 * i}元", f"{50 + i}元"]):
+            table.cell(i, c).text = text
+    d.save(path)
+    return path
+
+
 def write_docx(path: Path) -> Path:
     import docx
 

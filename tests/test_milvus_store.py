@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EN_PAGES, ZH_PAGES, free_port, run_kbqa, start_server, three_notes, write, write_pdf
+from conftest import EN_PAGES, ZH_PAGES, free_port, run_kbqa, start_server, three_notes, write, write_pdf, write_table_docx
 
 from kbqa import KnowledgeBase
 
@@ -326,3 +326,14 @@ def test_two_writers_racing_for_one_file_leave_it_whole(home: Path, monkeypatch:
     assert {r.text for r in two.chunks([int(i) for i in two.chunk_ids()]).values()} == shown
     one.close()
     two.close()
+
+
+def test_a_table_piece_widens_to_the_same_table_as_in_the_embedded_store(home: Path, tmp_path: Path) -> None:
+    write_table_docx(tmp_path / "标准.docx")
+    texts = []
+    for name, store in (("milvus-t", MILVUS), ("embedded-t", {})):
+        kb = KnowledgeBase.open(name, llm="extractive", store=store, ingest={"chunk_size": 120, "chunk_overlap": 0})
+        kb.ingest([tmp_path / "标准.docx"])
+        texts.append([h.text for h in kb.search("城市17的住宿上限是多少？", top_k=2, threshold=0.0)])
+        kb.close()
+    assert texts[0] == texts[1] and texts[0][0].count("| 城市 | 住宿上限 | 餐补 |") == 1 and len(texts[0][0]) > 120

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_table_docx
+
 from kbqa import KnowledgeBase
 
 
@@ -81,3 +83,31 @@ def test_same_text_is_one_source(home: Path, tmp_path: Path) -> None:
     wide = KnowledgeBase.open("d", llm="extractive", ingest={"chunk_size": 50, "chunk_overlap": 0}, retrieval={"expand": 2})
     texts = [h.text for h in wide.search("滤芯多久更换？", top_k=4, threshold=0.0)]
     assert len(texts) == len(set(texts))
+
+
+def test_a_hit_on_a_table_piece_shows_the_table_around_it(home: Path, tmp_path: Path) -> None:
+    """A table longer than chunk_size is cut into pieces, each repeating the header row; a source
+    found through one piece shows its neighbouring pieces too, the header once, within table_chars."""
+    import re
+
+    write_table_docx(tmp_path / "标准.docx")
+    q = "城市17的住宿上限是多少？"
+    header = "| 城市 | 住宿上限 | 餐补 |\n|---|---|---|\n"
+
+    def source(table_chars: int) -> str:
+        kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 120, "chunk_overlap": 0}, retrieval={"table_chars": table_chars})
+        if not kb.catalog.chunk_count():
+            kb.ingest([tmp_path / "标准.docx"])
+        text = kb.search(q, top_k=1, threshold=0.0)[0].text
+        kb.close()
+        return text
+
+    piece = source(0)
+    assert piece.startswith(header) and "城市17 " in piece and len(piece) <= 120
+    for limit in (3000, 400):
+        whole = source(limit)
+        assert whole.startswith(header) and whole.count(header) == 1 and len(whole) <= limit
+        rows = [int(n) for n in re.findall(r"\| 城市(\d\d) \|", whole)]
+        assert 17 in rows and rows == list(range(rows[0], rows[-1] + 1))  # contiguous rows, in order, none twice
+        assert len(rows) > piece.count("\n| 城市")
+    assert len(re.findall(r"\| 城市\d\d \|", source(3000))) == 30  # the whole table fits in 3000 characters

@@ -391,6 +391,20 @@ class Catalog:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def table_pieces(self, chunk_id: int, width: int) -> list[tuple[int, int, str]]:
+        """(id, chunk_no, text) of the pieces of the table a chunk belongs to — table chunks of the
+        same file, page and section within `width` chunks of it — in order; [] for a chunk that is
+        not a table piece."""
+        me = self.db.execute("SELECT file_id, chunk_no, page, title_path, kind FROM chunks WHERE id=?", (chunk_id,)).fetchone()
+        if me is None or me["kind"] != "table":
+            return []
+        rows = self.db.execute(
+            "SELECT id, chunk_no, text FROM chunks WHERE file_id=? AND chunk_no BETWEEN ? AND ? AND page IS ? AND title_path=? "
+            "AND kind = 'table' ORDER BY chunk_no",
+            (me["file_id"], me["chunk_no"] - width, me["chunk_no"] + width, me["page"], me["title_path"]),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def document_frequencies(self, words: list[str]) -> tuple[int, dict[str, int]]:
         """The number of chunks, and how many of them hold each word (words as query_tokens gives
         them): how rare a question's words are in this knowledge base."""
