@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from retrieval import parse_overrides  # the benchmarks' one --set parser
 
 K = 5
+DEEP = 20
 CHATCHAT_SEPARATORS = ["\n\n", "\n", "。|！|？", r"\.\s|\!\s|\?\s", r"；|;\s", r"，|,\s"]
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
@@ -132,10 +133,13 @@ def run_kbqa(
         pages = sum(f.pages or 0 for f in report.files)
         seconds, note = report.seconds, f"{pages / max(report.seconds, 1e-9):.2f} pages/s"
         print(f"kbqa: {report.seconds:.1f} s, {pages} pages, {kb.catalog.chunk_count()} chunks, {len(failed)} failed", flush=True)
-    rows = []
+    rows, deep = [], 0
     for q in questions:
         hits = kb.search(q.question, top_k=K, threshold=0.0)
         rows.append(score(q, [Source(Path(h.file).name, {h.page} if h.page else set(), h.text) for h in hits]))
+        wide = kb.search(q.question, top_k=DEEP, threshold=0.0)  # how far down the gold page is: what a reranker could reorder
+        deep += any(Path(h.file).name == Path(g["doc_id"]).name and h.page and abs(h.page - g["page"]) <= 1 for h in wide for g in q.gold)
+    print(f"kbqa: a gold page (±1) within the top {DEEP} for {deep / max(1, len(questions)):.3f} of the questions", flush=True)
     result = summary("kbqa", rows, seconds, kb.catalog.chunk_count(), note)
     kb.close()
     return result, rows
