@@ -21,6 +21,7 @@ _KINDS_ZH: list[tuple[str, re.Pattern[str]]] = [
     ("number", re.compile(r"多少|几[个位名次种项件座条家所只人]?|多大|多高|多长|多远|多重|多深|多宽|多厚|百分之|比例|人口|面积|金额|费用|价格")),
     ("person", re.compile(r"谁|哪位|哪个人|什么人|哪些人")),
     ("place", re.compile(r"哪里|哪儿|在哪|何处|何地|什么地方|哪个(国家|城市|省|地区)|位于")),
+    ("definition", re.compile(r"定义|是什么意思|什么意思|指的?是什么|什么是|是指什么|含义")),
 ]
 _KINDS_EN: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"\bhow long\b|\bhow many (days|weeks|months|years|hours|minutes|seconds)\b|\bdeadline\b|\bperiod\b", re.I)),
@@ -28,6 +29,7 @@ _KINDS_EN: list[tuple[str, re.Pattern[str]]] = [
     ("number", re.compile(r"\bhow (many|much|far|old|big|large|tall|high|deep|long|fast|heavy|often)\b|\bwhat (percentage|percent|number|amount|share|fraction|proportion|cost|price)\b|\baverage\b|\btotal\b|\bcost\b", re.I)),
     ("person", re.compile(r"\bwho(m|se)?\b|\bwhich (person|people|scientist|king|president|author|company)\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\bwhat (country|city|state|region|place|town)\b|\bwhich (country|city|state|region|place|town)\b", re.I)),
+    ("definition", re.compile(r"\bdefin(e|ition)\b|\bwhat does .+ mean\b|\bmeaning of\b", re.I)),
 ]
 
 _NUM_ZH = "0-9０-９一二两三四五六七八九十百千万亿半几零〇"
@@ -37,11 +39,13 @@ _TIME_UNIT_ZH = re.compile(r"[年月日天周]|小时|分钟|秒|世纪|星期|�
 _TIME_UNIT_EN = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?|seconds?|centur(y|ies)|decades?)\b", re.I)
 _DATE_ZH = re.compile(r"\d{2,4}\s*年|[0-9一二三四五六七八九十〇零]+\s*[年月日]|世纪|朝|年代|时期|期间|之后|以前|之前|初|末")
 _DATE_EN = re.compile(r"\b1\d{3}\b|\b20\d{2}\b|\b(january|february|march|april|may|june|july|august|september|october|november|december|century|decade|\d{1,2}(st|nd|rd|th))\b|\d", re.I)
+_DEFINES_ZH = re.compile(r"是指|指的是|是一[种个类门项部座支]|定义为|称为|泛指|简称|是以|的统称|的总称")
+_DEFINES_EN = re.compile(r"\b(is|are|was|were|refers? to|means|is defined as|is called)\b", re.I)
 _NAME_EN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
 
 
 def asked_kind(question: str) -> str | None:
-    """duration | date | number | person | place | None (anything else: what, why, how, ...)."""
+    """duration | date | number | person | place | definition | None (anything else: what, why, how, ...)."""
     for kind, pattern in _KINDS_ZH if language(question) == "zh" else _KINDS_EN:
         if pattern.search(question):
             return kind
@@ -61,6 +65,8 @@ def has_kind(text: str, kind: str | None, lang: str) -> bool:
         return number and (_TIME_UNIT_ZH if zh else _TIME_UNIT_EN).search(text) is not None
     if kind == "date":
         return (_DATE_ZH if zh else _DATE_EN).search(text) is not None
+    if kind == "definition":
+        return (_DEFINES_ZH if zh else _DEFINES_EN).search(text) is not None
     return True if zh else _NAME_EN.search(text) is not None
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_kbqa, write_docx, write_pdf
 
+from ingest.textfacts import coverage, terms
 from kbqa.evidence import asked_kind, has_kind, is_title
 from kbqa.kb import KnowledgeBase
 from kbqa.types import Hit
@@ -160,6 +161,19 @@ def test_answer_kinds() -> None:
     assert not has_kind("It was patented by a clerk.", "date", "en")
     assert has_kind("The prize went to Marie Curie.", "person", "en")
     assert not has_kind("the prize went to a chemist.", "person", "en")
+    assert asked_kind("操场的定义是什么？") == asked_kind("What is the definition of a quorum?") == "definition"
+    assert has_kind("操场是指用以进行步操、阅兵、集会的场地。", "definition", "zh")
+    assert not has_kind("操场的种类大约分成两种。", "definition", "zh")
+    assert has_kind("A quorum is the smallest number of members who must be present.", "definition", "en")
+
+
+def test_asking_phrases_are_not_question_words_and_a_long_name_counts_once() -> None:
+    assert terms("陈荣捷卒于哪一年？") == {"陈荣捷", "陈荣", "荣捷", "卒"}  # not 一年, cut from 哪一年
+    assert terms("操场的定义是什么？") == {"操场"}
+    question = terms("1970年前克什米尔马鹿只剩下多少头？")  # 克什米尔 brings 克什, 什米, 米尔 along: one word, not four
+    assert coverage(question, terms("1970年前就只余下150头。")) > coverage(question, terms("于20世纪初时约有5000头克什米尔马鹿。"))
+    assert coverage(["克什米尔", "克什", "米尔"], {"米尔"}) == pytest.approx(0.5)  # half the word found: half of it counts
+    assert coverage(["克什米尔", "马鹿"], {"克什米尔"}, {"克什米尔": 1.0, "马鹿": 1.0}) == pytest.approx(0.5)
 
 
 def test_titles_and_file_names_are_not_answers() -> None:
