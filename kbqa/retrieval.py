@@ -53,8 +53,8 @@ TABLE_REACH = 60  # chunks on each side looked at for the pieces of a hit's tabl
 
 
 def table_header(piece: str) -> str:
-    """The header of a Markdown table piece: its lines up to and including the rule under the
-        header row (the splitter repeats them in every piece); "" when it has none."""
+    """The header of a Markdown table piece: its lines up to and including the rule under the header
+    row (the splitter repeats them in every piece); "" when it has none."""
     lines = piece.split("\n")
     for i, line in enumerate(lines[:6]):
         if TABLE_RULE.match(line):
@@ -132,6 +132,10 @@ class Retriever:
             for h in hits:
                 if rows[h.chunk_id].kind == "table":
                     self._whole_table(h, rows[h.chunk_id].text, joined.get(h.chunk_id, []))
+            unique: dict[str, Hit] = {}
+            for h in hits:  # two pieces of one table in a file without pages can widen into the same text
+                unique.setdefault(h.text, h)
+            hits = list(unique.values())
         if self.config.expand:
             widened: dict[str, Hit] = {}
             for h in hits:  # neighbours of two hits can widen into the same text

@@ -111,3 +111,6 @@ def test_a_hit_on_a_table_piece_shows_the_table_around_it(home: Path, tmp_path: 
         assert 17 in rows and rows == list(range(rows[0], rows[-1] + 1))  # contiguous rows, in order, none twice
         assert len(rows) > piece.count("\n| 城市")
     assert len(re.findall(r"\| 城市\d\d \|", source(3000))) == 30  # the whole table fits in 3000 characters
+    kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 120, "chunk_overlap": 0})
+    texts = [h.text for h in kb.search(q, top_k=4, threshold=0.0)]  # its pieces all widen into the one table: one source
+    assert len(texts) == len(set(texts)) and sum(t.startswith(header) for t in texts) == 1
