@@ -139,7 +139,7 @@ class Retriever:
         if self.config.expand:
             widened: dict[str, Hit] = {}
             for h in hits:  # neighbours of two hits can widen into the same text
-                h = self._expand(h)
+                h = h if rows[h.chunk_id].kind == "table" else self._expand(h)  # a table widens by table_chars
                 widened.setdefault(h.text, h)
             hits = list(widened.values())
         return hits
@@ -177,25 +177,25 @@ class Retriever:
         """A hit on a piece of a table shows the table around it: the contiguous pieces after and
         before it, nearest first, while the text stays within table_chars, the header row once;
         passages joined to the hit that the table now holds are dropped."""
-        pieces = self.catalog.table_pieces(hit.chunk_id, TABLE_REACH)
-        at = next((i for i, p in enumerate(pieces) if p[0] == hit.chunk_id), None)
+        pieces = self.catalog.neighbours(hit.chunk_id, TABLE_REACH)
+        at = next((i for i, p in enumerate(pieces) if p.id == hit.chunk_id), None)
         if at is None:
             return
         header = table_header(piece)
-        bodies = [strip_header(text, header) for _, _, text in pieces]
+        bodies = [strip_header(p.text, header) for p in pieces]
         lo = hi = at
         size = len(piece)
         grew = True
         while grew:
             grew = False
             for j, nextto in ((hi + 1, hi), (lo - 1, lo)):  # after first: a table is read downwards
-                if 0 <= j < len(pieces) and abs(pieces[j][1] - pieces[nextto][1]) == 1 and size + 1 + len(bodies[j]) <= self.config.table_chars:
+                if 0 <= j < len(pieces) and abs(pieces[j].chunk_no - pieces[nextto].chunk_no) == 1 and size + 1 + len(bodies[j]) <= self.config.table_chars:
                     size += 1 + len(bodies[j])
                     lo, hi, grew = min(lo, j), max(hi, j), True
         if lo == hi:
             return
         table = header + "\n".join(bodies[lo : hi + 1])
-        covered = {pieces[i][0] for i in range(lo, hi + 1)}
+        covered = {pieces[i].id for i in range(lo, hi + 1)}
         rest = hit.text.split(PASSAGE_GAP)[1:]
         kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]
         hit.text = PASSAGE_GAP.join([table, *kept])
@@ -203,7 +203,7 @@ class Retriever:
     def _expand(self, hit: Hit) -> Hit:
         """The hit's text widened with up to `expand` neighbouring chunks on each side (same file,
         same page), joined at their recorded offsets so overlapping text is not repeated."""
-        spans = self.catalog.neighbour_spans(hit.chunk_id, self.config.expand)
+        spans = [(n.start, n.end, n.text) for n in self.catalog.neighbours(hit.chunk_id, self.config.expand)]
         if len(spans) < 2:
             return hit
         text, end = "", None

@@ -95,6 +95,17 @@ class ChunkRow:
 
 
 @dataclass
+class Neighbour:
+    """A chunk beside a search hit (Catalog.neighbours)."""
+
+    id: int
+    chunk_no: int
+    start: int | None
+    end: int | None
+    text: str
+
+
+@dataclass
 class NewChunk:
     text: str
     page: int | None
@@ -378,32 +389,19 @@ class Catalog:
                 )
         return out
 
-    def neighbour_spans(self, chunk_id: int, width: int) -> list[tuple[int | None, int | None, str]]:
-        """(start, end, text) of a chunk and up to `width` chunks on each side from the same file,
-        page and section, in order: the material for widening a search hit."""
-        me = self.db.execute("SELECT file_id, chunk_no, page, title_path FROM chunks WHERE id=?", (chunk_id,)).fetchone()
+    def neighbours(self, chunk_id: int, width: int) -> list[Neighbour]:
+        """A chunk and up to `width` chunks on each side from the same file, page and section, of
+        its own sort (table pieces with a table piece, other chunks with other chunks), in order:
+        the material for widening a search hit."""
+        me = self.db.execute("SELECT file_id, chunk_no, page, title_path, kind FROM chunks WHERE id=?", (chunk_id,)).fetchone()
         if me is None:
             return []
         rows = self.db.execute(
-            'SELECT start, "end", text FROM chunks WHERE file_id=? AND chunk_no BETWEEN ? AND ? AND page IS ? AND title_path=? '
-            "AND kind != 'table' ORDER BY chunk_no",
+            'SELECT id, chunk_no, start, "end", text FROM chunks WHERE file_id=? AND chunk_no BETWEEN ? AND ? AND page IS ? AND title_path=? '
+            f"AND kind {'=' if me['kind'] == 'table' else '!='} 'table' ORDER BY chunk_no",
             (me["file_id"], me["chunk_no"] - width, me["chunk_no"] + width, me["page"], me["title_path"]),
         )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    def table_pieces(self, chunk_id: int, width: int) -> list[tuple[int, int, str]]:
-        """(id, chunk_no, text) of the pieces of the table a chunk belongs to — table chunks of the
-        same file, page and section within `width` chunks of it — in order; [] for a chunk that is
-        not a table piece."""
-        me = self.db.execute("SELECT file_id, chunk_no, page, title_path, kind FROM chunks WHERE id=?", (chunk_id,)).fetchone()
-        if me is None or me["kind"] != "table":
-            return []
-        rows = self.db.execute(
-            "SELECT id, chunk_no, text FROM chunks WHERE file_id=? AND chunk_no BETWEEN ? AND ? AND page IS ? AND title_path=? "
-            "AND kind = 'table' ORDER BY chunk_no",
-            (me["file_id"], me["chunk_no"] - width, me["chunk_no"] + width, me["page"], me["title_path"]),
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [Neighbour(*r) for r in rows]
 
     def document_frequencies(self, words: list[str]) -> tuple[int, dict[str, int]]:
         """The number of chunks, and how many of them hold each word (words as query_tokens gives

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from kbqa.store.catalog import ChunkRow, FileRow, NewChunk, named_file_scores, selective_words
+from kbqa.store.catalog import ChunkRow, FileRow, Neighbour, NewChunk, named_file_scores, selective_words
 from kbqa.store.tokenize import index_words, name_terms, name_tokens, query_tokens
 
 MAX_RESULTS = 16_384  # Milvus' most results of one search or query
@@ -496,25 +496,16 @@ class MilvusCatalog:
                 )
         return out
 
-    def neighbour_spans(self, chunk_id: int, width: int) -> list[tuple[int | None, int | None, str]]:
+    def neighbours(self, chunk_id: int, width: int) -> list[Neighbour]:
         me = self.chunks([chunk_id]).get(int(chunk_id))
         if me is None:
             return []
         rows = self._live(self.client.query(
             self.chunks_c, filter=f"file_id == {me.file_id} and chunk_no >= {me.chunk_no - width} and chunk_no <= {me.chunk_no + width}",
-            output_fields=["file_id", "version", "chunk_no", "page", "title_path", "kind", "start", "end", "text"], limit=MAX_RESULTS))
-        same = [r for r in rows if _none(r["page"]) == me.page and _titles(r["title_path"]) == me.title_path and r["kind"] != "table"]
-        return [(_none(r["start"]), _none(r["end"]), r["text"]) for r in sorted(same, key=lambda r: int(r["chunk_no"]))]
-
-    def table_pieces(self, chunk_id: int, width: int) -> list[tuple[int, int, str]]:
-        me = self.chunks([chunk_id]).get(int(chunk_id))
-        if me is None or me.kind != "table":
-            return []
-        rows = self._live(self.client.query(
-            self.chunks_c, filter=f"file_id == {me.file_id} and chunk_no >= {me.chunk_no - width} and chunk_no <= {me.chunk_no + width}",
-            output_fields=["id", "file_id", "version", "chunk_no", "page", "title_path", "kind", "text"], limit=MAX_RESULTS))
-        same = [r for r in rows if _none(r["page"]) == me.page and _titles(r["title_path"]) == me.title_path and r["kind"] == "table"]
-        return [(int(r["id"]), int(r["chunk_no"]), r["text"]) for r in sorted(same, key=lambda r: int(r["chunk_no"]))]
+            output_fields=["id", "file_id", "version", "chunk_no", "page", "title_path", "kind", "start", "end", "text"], limit=MAX_RESULTS))
+        table = me.kind == "table"
+        same = [r for r in rows if _none(r["page"]) == me.page and _titles(r["title_path"]) == me.title_path and (r["kind"] == "table") == table]
+        return [Neighbour(int(r["id"]), int(r["chunk_no"]), _none(r["start"]), _none(r["end"]), r["text"]) for r in sorted(same, key=lambda r: int(r["chunk_no"]))]
 
     def document_frequencies(self, words: list[str]) -> tuple[int, dict[str, int]]:
         """How many chunks hold each word: one BM25 search per word, counting its hits (a posting list's
