@@ -34,6 +34,8 @@ from kbqa.types import AnswerStream, Capabilities, Hit
 
 Message = dict[str, str]
 _CITE = re.compile(r"\s*\[\d+\]")
+# a heading line: short, no sentence punctuation, no figure (a document's title, 第一章 公司简介)
+_HEADING = re.compile(r"[^\d，。！？；：,.!?;:]{1,24}")
 _PUNCT = re.compile(r"[\s，。！？、；：,.!?;:\"'“”‘’（）()《》【】\[\]「」]+")
 # what a chat model says when the sources do not hold the answer (the prompts ask for these words)
 _SAYS_NO = re.compile(r"资料中没有找到|没有找到相关信息|无法根据(文档|资料)回答|documents do not contain|do not contain this information|not (mentioned|stated|found) in the (sources|documents)", re.I)
@@ -132,9 +134,26 @@ def _cited(sentence: Sentence) -> str:
 
 
 def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
-    """The best evidence sentence and, up to `limit` in all, those scoring at least 60% of it, in reading order."""
-    best = evidence.sentences[:limit]
-    keep = best[:1] + [s for s in best[1:] if s.score >= 0.6 * best[0].score]
+    """The best evidence sentence and, up to `limit` in all, those scoring at least 60% of it, in
+    reading order — but not a heading line, nor a sentence of a far less relevant passage (under half
+    the best one's relevance) that holds no question word the kept ones lack: such a sentence only
+    repeats the match (a company's name in another policy's first line)."""
+    ranked = evidence.sentences[:limit]
+    if not ranked:
+        return []
+    best = ranked[0]
+    wanted = terms(evidence.question)
+    keep = [best]
+    held = terms(best.text) & wanted
+    for s in ranked[1:]:
+        if s.score < 0.6 * best.score or _HEADING.fullmatch(s.text.strip()):
+            continue
+        words = terms(s.text) & wanted
+        weak = len(evidence.relevance) >= s.n and evidence.relevance[s.n - 1] < 0.5 * evidence.relevance[best.n - 1]
+        if weak and not words - held:
+            continue
+        keep.append(s)
+        held |= words
     return sorted(keep, key=lambda s: (s.n, s.pos))
 
 

