@@ -28,14 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ingest.textfacts import QUESTION_WORDS, content_words, language, terms
-from kbqa.evidence import Evidence, Sentence, gather, has_kind, is_title
+from kbqa.evidence import Evidence, Sentence, gather, has_kind, is_heading_line, is_title
 from kbqa.models import Calibration
 from kbqa.types import AnswerStream, Capabilities, Hit
 
 Message = dict[str, str]
 _CITE = re.compile(r"\s*\[\d+\]")
-# a heading line: short, no sentence punctuation, no figure (a document's title, 第一章 公司简介)
-_HEADING = re.compile(r"[^\d，。！？；：,.!?;:]{1,24}")
 _PUNCT = re.compile(r"[\s，。！？、；：,.!?;:\"'“”‘’（）()《》【】\[\]「」]+")
 # what a chat model says when the sources do not hold the answer (the prompts ask for these words)
 _SAYS_NO = re.compile(r"资料中没有找到|没有找到相关信息|无法根据(文档|资料)回答|documents do not contain|do not contain this information|not (mentioned|stated|found) in the (sources|documents)", re.I)
@@ -146,10 +144,10 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     keep = [best]
     held = terms(best.text) & wanted
     for s in ranked[1:]:
-        if s.score < 0.6 * best.score or _HEADING.fullmatch(s.text.strip()):
+        if s.score < 0.6 * best.score or is_heading_line(s.text):
             continue
         words = terms(s.text) & wanted
-        weak = len(evidence.relevance) >= s.n and evidence.relevance[s.n - 1] < 0.5 * evidence.relevance[best.n - 1]
+        weak = evidence.relevance[s.n - 1] < 0.5 * evidence.relevance[best.n - 1]
         if weak and not words - held:
             continue
         keep.append(s)

@@ -132,6 +132,16 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     return out
 
 
+_HEADING_LINE = re.compile(r"[^\d，。！？；：,.!?;:]{1,24}")
+
+
+def is_heading_line(text: str) -> bool:
+    """Whether a line reads as a heading (short, no sentence punctuation, no figure: a document's
+    title, 第一章 公司简介). Unlike is_title it needs no source; it can still be an answer (a short
+    list item), so it only keeps such a line out of the sentences quoted beside the best one."""
+    return _HEADING_LINE.fullmatch(text.strip()) is not None
+
+
 def is_title(text: str, hit: Hit) -> bool:
     """Whether a piece of text is only a heading or a file's name (a weak model's favourite answer)."""
     flat = re.sub(r"[\s#*:：\[\]\d]+", "", text).lower()

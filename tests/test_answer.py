@@ -190,7 +190,7 @@ def test_the_quoted_evidence_is_not_padded_with_sentences_that_only_repeat_the_m
     assert "总部位于杭州市西湖区" in quoted
     assert "本制度" not in quoted and "[2]" not in quoted  # another document's line that only says 星河科技
     assert not quoted.startswith("星河科技员工手册")  # the handbook's title line adds nothing either
-    # a sentence beside the best one, or one with a question word the best lacks, still comes along
+    # a sentence of the same passage, or one with a question word the best lacks, still comes along
     both = Hit(1, "history.md", None, "Sholes patented the typewriter. The patent was granted in 1868.", 0.8)
     assert "1868" in extractive_text(gather("Who patented the typewriter, and when was the patent granted?", [both]))
 
