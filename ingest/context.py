@@ -8,8 +8,9 @@ handbook they are. So each document gets a short description at ingest, built fr
 2. the file's own title and subject (PDF metadata, Word core properties, HTML <title>), unless
    they are a bare ID or a tool's default ("Microsoft Word - draft.docx"),
 3. the file name (words only: "AMCOR_2023Q2_10Q.pdf" -> "AMCOR 2023Q2 10Q"),
-4. the first page's title block (its headings; a text without pages: its top-level title) and the
-   first date printed on the first page.
+4. the first page's title block (its headings; a text without pages: its top-level title; a page
+   without headings: its first line, when that line reads as a title) and the first date printed on
+   the first page.
 
 kbqa embeds and BM25-indexes every chunk with this description in front; the stored and shown
 text stays the chunk itself. A sidecar `kbqa.yaml`::
@@ -32,6 +33,8 @@ MAX_CHARS = 240  # the description's length limit: about 60 tokens of every chun
 _LETTER = re.compile(r"[^\W\d_]")
 _TOOL_TITLE = re.compile(r"^\s*(microsoft (word|excel|powerpoint)\s*-\s*|untitled\b|document\d*\b)", re.IGNORECASE)
 _EXTENSION = re.compile(r"\.(docx?|xlsx?|pptx?|pdf|txt|md|html?|indd|qxd)\s*$", re.IGNORECASE)
+MAX_TITLE_LINE = 80  # a first line longer than this is body text run together, not a title
+_SENTENCE_END = set("。！？；：，、.!?;:,")
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE = re.compile(
     rf"\b(?:{_MONTHS})\s+\d{{1,2}},?\s+(?:19|20)\d\d\b"  # March 31, 2023
@@ -63,6 +66,16 @@ def name_words(filename: str) -> str:
     return words if _LETTER.search(words) else ""
 
 
+def title_line(text: str) -> str:
+    """A page's first line when it reads as a title: short, with words, not a sentence or a list
+    item ("星河科技员工手册", "PepsiCo Reports First-Quarter 2023 Results"); "" otherwise. For pages whose
+    title is set in body size, so the loader marked no heading."""
+    line = " ".join(next((ln for ln in text.split("\n") if ln.strip()), "").split())
+    if not line or len(line) > MAX_TITLE_LINE or _words(line) < 1 or line[-1] in _SENTENCE_END:
+        return ""
+    return line
+
+
 def first_date(text: str) -> str:
     m = _DATE.search(text)
     return " ".join(m.group(0).split()) if m else ""
@@ -85,8 +98,10 @@ def describe(docs: list[Document], filename: str | None = None, given: str = "")
         for title in titles if first_page is not None else titles[:1]:
             if title not in heads and len(title) <= 80:
                 heads.append(title)
-    parts += heads[:3]
     page_text = "\n".join(d.text for d in docs[:12] if d.meta.get("page") == first_page)
+    if not heads and first_page is not None:  # a title in body size: the first line, if it reads as one
+        heads.append(title_line(page_text))
+    parts += heads[:3]
     parts.append(first_date(page_text[:4000]) if first_page is not None else "")
     kept: list[tuple[str, str]] = []  # (part, its letters and digits in lower case)
     for part in parts:

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, run_kbqa, write_pdf
 
 from ingest import Document, load_file, split_documents
-from ingest.context import clean_title, describe, name_words
+from ingest.context import clean_title, describe, name_words, title_line
 from kbqa.kb import KnowledgeBase
 
 SECTIONS_EN = {
@@ -232,3 +232,19 @@ def test_a_mostly_numeric_piece_is_embedded_as_its_labels_under_its_caption() ->
     assert stored.text == chunks[1].text and "1,0" in stored.text  # what is stored and shown keeps every figure
     prose = split_documents([Document("The pump carries a 2-year warranty from the date of purchase.", {"source": "p.md", "kind": "text"})], 200, 0)
     assert embedding_texts(prose)[0][1] == "The pump carries a 2-year warranty from the date of purchase."
+
+
+def test_a_first_page_title_set_in_body_size_describes_the_pdf(tmp_path: Path) -> None:
+    en = write_pdf(tmp_path / "handbook.pdf", ["Acme Staff Handbook\n\nEmployees receive 25 days of paid leave.", "Expenses are paid monthly."])
+    zh = write_pdf(tmp_path / "手册.pdf", ["星河科技员工手册\n\n公司实行标准工时制，每周工作五天。"], font="china-s")
+    prose = write_pdf(tmp_path / "notes.pdf", ["Employees receive 25 days of paid leave.\n\nExpenses are paid monthly."])
+    assert describe(load_file(en), en.name) == "Acme Staff Handbook"  # it holds the file name's words
+    assert describe(load_file(zh), zh.name) == "星河科技员工手册"
+    assert describe(load_file(prose), prose.name) == "notes"  # a sentence is not a title
+
+
+def test_a_title_line_is_short_has_words_and_is_not_a_sentence() -> None:
+    assert title_line("\n  PepsiCo Reports First-Quarter 2023 Results\nbody") == "PepsiCo Reports First-Quarter 2023 Results"
+    assert title_line("The pump hums.\n") == ""
+    assert title_line("2023-03-31\n") == ""
+    assert title_line("Aurora X2 Water Purifier - User Manual 1. Overview The Aurora X2 is a reverse-osmosis purifier for homes") == ""
