@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ingest.textfacts import ends_a_clause
 from ingest.types import Document, LoadError
 
 SIDECAR = "kbqa.yaml"
@@ -33,8 +34,7 @@ MAX_CHARS = 240  # the description's length limit: about 60 tokens of every chun
 _LETTER = re.compile(r"[^\W\d_]")
 _TOOL_TITLE = re.compile(r"^\s*(microsoft (word|excel|powerpoint)\s*-\s*|untitled\b|document\d*\b)", re.IGNORECASE)
 _EXTENSION = re.compile(r"\.(docx?|xlsx?|pptx?|pdf|txt|md|html?|indd|qxd)\s*$", re.IGNORECASE)
-MAX_TITLE_LINE = 80  # a first line longer than this is body text run together, not a title
-_SENTENCE_END = set("。！？；：，、.!?;:,")
+MAX_TITLE = 80  # a heading or first line longer than this is body text run together, not a title
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE = re.compile(
     rf"\b(?:{_MONTHS})\s+\d{{1,2}},?\s+(?:19|20)\d\d\b"  # March 31, 2023
@@ -71,7 +71,7 @@ def title_line(text: str) -> str:
     item ("星河科技员工手册", "PepsiCo Reports First-Quarter 2023 Results"); "" otherwise. For pages whose
     title is set in body size, so the loader marked no heading."""
     line = " ".join(next((ln for ln in text.split("\n") if ln.strip()), "").split())
-    if not line or len(line) > MAX_TITLE_LINE or _words(line) < 1 or line[-1] in _SENTENCE_END:
+    if not line or len(line) > MAX_TITLE or _words(line) < 1 or ends_a_clause(line):
         return ""
     return line
 
@@ -96,7 +96,7 @@ def describe(docs: list[Document], filename: str | None = None, given: str = "")
             break
         titles = doc.meta.get("title_path") or []
         for title in titles if first_page is not None else titles[:1]:
-            if title not in heads and len(title) <= 80:
+            if title not in heads and len(title) <= MAX_TITLE:
                 heads.append(title)
     page_text = "\n".join(d.text for d in docs[:12] if d.meta.get("page") == first_page)
     if not heads and first_page is not None:  # a title in body size: the first line, if it reads as one

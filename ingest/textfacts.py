@@ -64,6 +64,12 @@ CLAUSE_END = re.compile(r"[，,、：:]")
 _NOT_PROSE = re.compile(r"^\s*(#{1,6}\s|\|?[-: |]+\|?\s*$)")  # a Markdown heading or table rule
 
 
+def ends_a_clause(text: str) -> bool:
+    """Whether a text ends the way a sentence or a clause does (。！？；… . , 、 ：), closing quotes aside."""
+    tail = text.rstrip().rstrip(CLOSERS)
+    return bool(tail) and (SENTENCE_END.match(tail[-1] + " ") is not None or CLAUSE_END.match(tail[-1]) is not None)
+
+
 _NUMBER = re.compile(r"^[(\[$€£¥+\-−–]*\d[\d.,]*%?[)\]]*[,;:]?$")
 _YEAR_ONLY = re.compile(r"^[(\[]?(?:19|20)\d\d[)\]]?[,;:]?$")
 
