@@ -35,6 +35,7 @@ _LETTER = re.compile(r"[^\W\d_]")
 _TOOL_TITLE = re.compile(r"^\s*(microsoft (word|excel|powerpoint)\s*-\s*|untitled\b|document\d*\b)", re.IGNORECASE)
 _EXTENSION = re.compile(r"\.(docx?|xlsx?|pptx?|pdf|txt|md|html?|indd|qxd)\s*$", re.IGNORECASE)
 MAX_TITLE = 80  # a heading or first line longer than this is body text run together, not a title
+PART_SEPARATOR = " — "  # between a description's parts (its title, name, title block, date)
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE = re.compile(
     rf"\b(?:{_MONTHS})\s+\d{{1,2}},?\s+(?:19|20)\d\d\b"  # March 31, 2023
@@ -110,7 +111,7 @@ def describe(docs: list[Document], filename: str | None = None, given: str = "")
         if not key or any(key in k for _, k in kept):
             continue
         kept = [(p, k) for p, k in kept if k not in key] + [(part, key)]  # a longer part replaces one it holds
-    text = " — ".join(p for p, _ in kept)
+    text = PART_SEPARATOR.join(p for p, _ in kept)
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1].rstrip() + "…"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ingest.context import PART_SEPARATOR
 from ingest.textfacts import coverage, idf_weights, language, sentences, terms
 from kbqa.types import Hit
 
@@ -143,9 +144,14 @@ def is_heading_line(text: str) -> bool:
 
 
 def is_title(text: str, hit: Hit) -> bool:
-    """Whether a piece of text is only a heading or a file's name (a weak model's favourite answer)."""
-    flat = re.sub(r"[\s#*:：\[\]\d]+", "", text).lower()
+    """Whether a piece of text is only a heading, a file's name or its document's title (a part of
+    its description): a weak model's favourite answer, and no evidence."""
+    flat = _flat(text)
     if not flat:
         return True
-    names = [*hit.title_path, hit.file.rsplit(".", 1)[0]]
-    return any(flat == re.sub(r"[\s#*:：\[\]\d]+", "", name).lower() for name in names if name)
+    names = [*hit.title_path, hit.file.rsplit(".", 1)[0], *hit.context.split(PART_SEPARATOR)]
+    return any(flat == _flat(name) for name in names if len(_flat(name)) > 1)  # not a date part's lone 年
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"[\s#*:：\[\]\d]+", "", text).lower()

@@ -98,6 +98,13 @@ def test_a_heading_is_not_an_answer(trust_kb: KnowledgeBase) -> None:
     assert "三十天" in answer.text
 
 
+def test_the_documents_own_title_is_not_an_answer(trust_kb: KnowledgeBase) -> None:
+    answer = trust_kb.ask("What is the Aurora X2?")
+    assert answer.answered_from_documents
+    assert not answer.text.startswith("Aurora X2 manual"), answer.text
+    assert "purified water" in answer.text
+
+
 def test_follow_up_answers_the_follow_up(trust_kb: KnowledgeBase) -> None:
     first = trust_kb.ask("What does the warranty cover?")
     assert first.answered_from_documents
@@ -181,6 +188,10 @@ def test_titles_and_file_names_are_not_answers() -> None:
     hit = _hit("出差结束后三十天内须提交报销申请。", ["差旅报销制度", "报销时限"], "差旅报销制度.docx")
     assert is_title("差旅报销制度", hit) and is_title("## 报销时限", hit) and is_title("差旅报销制度 [3]", hit)
     assert not is_title("三十天内", hit)
+    manual = Hit(1, "aurora_x2_manual.pdf", 1, "Aurora X2 Water Purifier - User Manual\n\nThe Aurora X2 is a water purifier.", 0.9,
+                 context="aurora x2 manual — Aurora X2 Water Purifier - User Manual — 2015年")
+    assert is_title("Aurora X2 Water Purifier - User Manual", manual)  # the document's title, from its description
+    assert not is_title("2016年", manual) and not is_title("The Aurora X2 is a water purifier.", manual)
 
 
 def test_the_quoted_evidence_is_not_padded_with_sentences_that_only_repeat_the_match() -> None:

@@ -226,6 +226,32 @@ def test_running_heads_footers_and_page_numbers_are_dropped(tmp_path: Path, engi
     assert [d.text.strip() for d in docs] == body
 
 
+def test_a_title_line_is_not_run_into_the_paragraph_below_it(tmp_path: Path) -> None:
+    """Every line its own block (as many PDF writers set them): the lines of a paragraph are joined,
+    but a title in body size that stops short of the column's edge stays its own paragraph."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    en = doc.new_page(width=595, height=842)
+    title = "Aurora X2 Water Purifier - User Manual"
+    body = [
+        "The Aurora X2 is a reverse-osmosis water purifier made by Xinghe Technology and it",
+        "delivers up to two litres of purified water per minute and removes more than ninety",
+        "nine percent of lead, chlorine and bacteria from the water of the cold tap.",
+    ]
+    for y, line in zip(range(60, 200, 20), [title, *body]):
+        en.insert_text((60, y), line, fontsize=12)
+    zh = doc.new_page(width=595, height=842)
+    zh_title = "星河科技员工手册"
+    zh_body = ["公司总部位于杭州，员工入职后须在三十天内完成岗位培训并通过考核，培训内容", "包括信息安全、报销制度和考勤规定，未通过考核者由部门负责人安排补考。"]
+    for y, line in zip(range(60, 200, 20), [zh_title, *zh_body]):
+        zh.insert_text((60, y), line, fontname="china-s", fontsize=12)
+    doc.save(tmp_path / "manual.pdf")
+    docs = load_file(tmp_path / "manual.pdf")
+    assert docs[0].text.split("\n\n") == [title, " ".join(body)]
+    assert docs[1].text.split("\n\n") == [zh_title, "".join(zh_body)]
+
+
 def test_docx_headings_and_tables(tmp_path: Path) -> None:
     docs = load_file(write_docx(tmp_path / "a.docx"))
     text_doc = next(d for d in docs if "三十天" in d.text)

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ingest.loaders.bidi import RTL_TEXT, is_rtl_line, lam_alef, logical_text
 from ingest.loaders.ocr import ocr_blocks
@@ -129,7 +129,7 @@ def _edge_key(text: str) -> str:
 def _margin_keys(layout: list[dict[str, Any]], rect: Any) -> set[str]:
     top = rect.y0 + MARGIN * rect.height
     bottom = rect.y1 - MARGIN * rect.height
-    return {_edge_key(text) for block in layout for _, text, y0, y1, _ in block.get("lines", []) if text and (y1 <= top or y0 >= bottom)}
+    return {_edge_key(text) for block in layout for _, text, y0, y1, *_ in block.get("lines", []) if text and (y1 <= top or y0 >= bottom)}
 
 
 def repeated_margin_lines(keys: list[set[str]]) -> set[str]:
@@ -173,7 +173,7 @@ def _ordered_blocks(page: Any, tables_wanted: bool = True) -> list[dict[str, Any
     return reading_order(blocks, rtl)
 
 
-Line = tuple[str, str, float, float, float]  # raw text, normalized text, top, bottom, font size
+Line = tuple[str, str, float, float, float, float, float]  # raw text, normalized text, top, bottom, font size, left, right
 
 
 def page_layout(page: Any, tables: bool = True) -> list[dict[str, Any]]:
@@ -188,62 +188,99 @@ def page_layout(page: Any, tables: bool = True) -> list[dict[str, Any]]:
         for line in block["lines"]:
             raw = "".join(span["text"] for span in line["spans"])
             size = max((span["size"] for span in line["spans"] if _normalize(span["text"]).strip()), default=0.0)
-            lines.append((raw, _normalize(raw).strip(), line["bbox"][1], line["bbox"][3], size))
+            lines.append((raw, _normalize(raw).strip(), line["bbox"][1], line["bbox"][3], size, line["bbox"][0], line["bbox"][2]))
         layout.append({"lines": lines})
     return layout
+
+
+class _Para(NamedTuple):
+    text: str
+    size: float
+    short: bool  # its last line stops well before its column's right edge (_ends_short)
+    top: float  # of its first line
+    middle: float  # of its last line, halfway down
+
+
+def _line_spans(layout: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(left, right) of the page's text lines, for _ends_short."""
+    return [(line[5], line[6]) for block in layout for line in block.get("lines", []) if line[1]]
+
+
+def _ends_short(left: float, right: float, lines: list[tuple[float, float]], rect: Any) -> bool:
+    """A line that stops well before the right edge of its column did not wrap: the paragraph it
+    ends is complete. The column's edge is where most lines starting where this one starts end (the
+    upper quartile of their right ends, so a title across two columns does not move it); a line
+    with no column to compare with (a centred or lone one) is not called short."""
+    rights = sorted(r for l, r in lines if abs(l - left) <= 0.02 * rect.width)
+    edge = rights[(3 * len(rights)) // 4] if len(rights) >= 3 else right
+    return edge - left > 0.3 * rect.width and right < edge - 0.25 * (edge - left)
 
 
 def page_blocks(layout: list[dict[str, Any]], rect: Any, drop: set[str] | None = None) -> list[tuple[str, float]]:
     """A page's paragraphs with their font size: its lines (page_layout) joined into one paragraph while
     the gap to the next line is small, split at larger gaps and at block changes. Margin lines whose key
     is in drop (running heads, footers, page numbers) are left out; each ruled table is one paragraph
-    of Markdown (font size TABLE)."""
-    paragraphs: list[tuple[str, float]] = []
+    of Markdown (font size TABLE). A block is run onto the paragraph above when that paragraph reads
+    as unfinished — no sentence end, same size, and its last line runs to the right edge of its
+    column (a line that stops short, like a title's, ended its paragraph) — or when the block starts
+    on that paragraph's last line (a subscript set as a block of its own)."""
+    paragraphs: list[_Para] = []
     top = rect.y0 + MARGIN * rect.height
     bottom = rect.y1 - MARGIN * rect.height
+    columns = _line_spans(layout)
     for block in layout:
         if "table" in block:
-            paragraphs.append((block["table"], TABLE))
+            paragraphs.append(_Para(block["table"], TABLE, True, 0.0, 0.0))
             continue
         current: list[str] = []
-        size = 0.0
-        last_bottom: float | None = None
-        for raw, text, top_y, bottom_y, line_size in block["lines"]:
+        size = first_top = 0.0
+        last: Line | None = None
+
+        def close() -> None:
+            assert last is not None
+            text = join_wrapped_lines("\n".join(current))
+            paragraphs.append(_Para(text, size, _ends_short(last[5], last[6], columns, rect), first_top, (last[2] + last[3]) / 2))
+
+        for line in block["lines"]:
+            raw, text, top_y, bottom_y, line_size = line[:5]
             if not text:
                 if raw.strip():  # only glyphs without characters (checkboxes, bullets): what follows is a new item
                     if current:
-                        paragraphs.append((join_wrapped_lines("\n".join(current)), size))
+                        close()
                         current = []
-                    paragraphs.append(("", ITEM))
+                    paragraphs.append(_Para("", ITEM, True, 0.0, 0.0))
                 continue
             if drop and (bottom_y <= top or top_y >= bottom) and _edge_key(text) in drop:
                 continue
             height = max(1.0, bottom_y - top_y)
-            gap = current and last_bottom is not None and top_y - last_bottom > 0.9 * height
+            gap = current and last is not None and top_y - last[3] > 0.9 * height
             if current and (gap or abs(line_size - size) > 0.15 * max(size, 1.0)):  # a gap, or a change of font size
-                paragraphs.append((join_wrapped_lines("\n".join(current)), size))
+                close()
                 current = []
             if not current:
-                size = line_size
+                size, first_top = line_size, top_y
             current.append(text)
-            last_bottom = bottom_y
+            last = line
         if current:
-            paragraphs.append((join_wrapped_lines("\n".join(current)), size))
-    merged: list[tuple[str, float]] = []
+            close()
+    merged: list[_Para] = []
     item = False
-    for para, size in paragraphs:  # one-line blocks that continue the paragraph above (no sentence end, same size)
-        if size == ITEM:
+    for para in paragraphs:
+        if para.size == ITEM:
             item = True
             continue
+        above = merged[-1] if merged else None
         if (
-            not item and merged and size != TABLE and merged[-1][1] != TABLE and not re.search(r"[。！？.!?:：;；)）]$", merged[-1][0]) and len(merged[-1][0]) > 30
-            and para[:1] not in "#•-·*" and abs(size - merged[-1][1]) <= 0.15 * max(size, 1.0)
+            above and not item and para.size != TABLE and above.size != TABLE
+            and (not above.short or para.top < above.middle)
+            and not re.search(r"[。！？.!?:：;；)）]$", above.text) and len(above.text) > 30
+            and para.text[:1] not in "#•-·*" and abs(para.size - above.size) <= 0.15 * max(para.size, 1.0)
         ):
-            merged[-1] = (join_wrapped_lines(merged[-1][0] + "\n" + para), merged[-1][1])
+            merged[-1] = above._replace(text=join_wrapped_lines(above.text + "\n" + para.text), short=para.short, middle=para.middle)
         else:
-            merged.append((para, size))
+            merged.append(para)
         item = False
-    return merged
+    return [(para.text, para.size) for para in merged]
 
 
 def _squash(text: str) -> str:
