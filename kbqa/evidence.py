@@ -26,10 +26,10 @@ _KINDS_ZH: list[tuple[str, re.Pattern[str]]] = [
 ]
 _KINDS_EN: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"\bhow long\b|\bhow many (days|weeks|months|years|hours|minutes|seconds)\b|\bdeadline\b|\bperiod\b", re.I)),
-    ("date", re.compile(r"\bwhen\b|\bwhat (year|date|day|month|century|decade|time)\b|\bwhich (year|date|day|month|century|decade)\b|\bin what year\b", re.I)),
+    ("date", re.compile(r"\bwhen\b|\b(what|which) (years?|dates?|days?|months?|centur(y|ies)|decades?)\b|\bwhat time\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|far|old|big|large|tall|high|deep|long|fast|heavy|often)\b|\bwhat (percentage|percent|number|amount|share|fraction|proportion|cost|price)\b|\baverage\b|\btotal\b|\bcost\b", re.I)),
-    ("person", re.compile(r"\bwho(m|se)?\b|\bwhich (person|people|scientist|king|president|author|company)\b", re.I)),
-    ("place", re.compile(r"\bwhere\b|\bwhat (country|city|state|region|place|town)\b|\bwhich (country|city|state|region|place|town)\b", re.I)),
+    ("person", re.compile(r"\bwho(m|se)?\b|\bwhich (person|people|scientists?|kings?|presidents?|authors?|compan(y|ies))\b", re.I)),
+    ("place", re.compile(r"\bwhere\b|\b(what|which) (countr(y|ies)|cit(y|ies)|states?|regions?|places?|towns?)\b", re.I)),
     ("definition", re.compile(r"\bdefin(e|ition)\b|\bwhat does .+ mean\b|\bmeaning of\b", re.I)),
 ]
 

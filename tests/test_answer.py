@@ -158,6 +158,8 @@ def test_answer_kinds() -> None:
     assert asked_kind("谁发明了电话？") == "person"
     assert asked_kind("长城西至哪里？") == "place"
     assert asked_kind("When did the last glacial start?") == "date"
+    assert asked_kind("During which years was the plague present in Islamic countries?") == "date"  # plurals too
+    assert asked_kind("In what cities did the company open stores?") == "place"
     assert asked_kind("How many points did the defense give up?") == "number"
     assert asked_kind("How often should the RO membrane be replaced?") == "number"
     assert asked_kind("Are filters covered?") is None
