@@ -149,8 +149,8 @@ def is_title(text: str, hit: Hit) -> bool:
     flat = _flat(text)
     if not flat:
         return True
-    names = [*hit.title_path, hit.file.rsplit(".", 1)[0], *hit.context.split(PART_SEPARATOR)]
-    return any(flat == _flat(name) for name in names if len(_flat(name)) > 1)  # not a date part's lone 年
+    names = [_flat(name) for name in [*hit.title_path, hit.file.rsplit(".", 1)[0], *hit.context.split(PART_SEPARATOR)]]
+    return any(flat == name for name in names if len(name) > 1)  # not a date part's lone 年
 
 
 def _flat(text: str) -> str:

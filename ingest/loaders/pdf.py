@@ -216,6 +216,13 @@ def _ends_short(left: float, right: float, lines: list[tuple[float, float]], rec
     return edge - left > 0.3 * rect.width and right < edge - 0.25 * (edge - left)
 
 
+def _paragraph(lines: list[Line], columns: list[tuple[float, float]], rect: Any) -> _Para:
+    """Consecutive lines of one block as a paragraph, in the first line's font size."""
+    first, last = lines[0], lines[-1]
+    text = join_wrapped_lines("\n".join(line[1] for line in lines))
+    return _Para(text, first[4], _ends_short(last[5], last[6], columns, rect), first[2], (last[2] + last[3]) / 2)
+
+
 def page_blocks(layout: list[dict[str, Any]], rect: Any, drop: set[str] | None = None) -> list[tuple[str, float]]:
     """A page's paragraphs with their font size: its lines (page_layout) joined into one paragraph while
     the gap to the next line is small, split at larger gaps and at block changes. Margin lines whose key
@@ -232,37 +239,27 @@ def page_blocks(layout: list[dict[str, Any]], rect: Any, drop: set[str] | None =
         if "table" in block:
             paragraphs.append(_Para(block["table"], TABLE, True, 0.0, 0.0))
             continue
-        current: list[str] = []
-        size = first_top = 0.0
-        last: Line | None = None
-
-        def close() -> None:
-            assert last is not None
-            text = join_wrapped_lines("\n".join(current))
-            paragraphs.append(_Para(text, size, _ends_short(last[5], last[6], columns, rect), first_top, (last[2] + last[3]) / 2))
-
+        current: list[Line] = []
         for line in block["lines"]:
             raw, text, top_y, bottom_y, line_size = line[:5]
             if not text:
                 if raw.strip():  # only glyphs without characters (checkboxes, bullets): what follows is a new item
                     if current:
-                        close()
+                        paragraphs.append(_paragraph(current, columns, rect))
                         current = []
                     paragraphs.append(_Para("", ITEM, True, 0.0, 0.0))
                 continue
             if drop and (bottom_y <= top or top_y >= bottom) and _edge_key(text) in drop:
                 continue
-            height = max(1.0, bottom_y - top_y)
-            gap = current and last is not None and top_y - last[3] > 0.9 * height
-            if current and (gap or abs(line_size - size) > 0.15 * max(size, 1.0)):  # a gap, or a change of font size
-                close()
-                current = []
-            if not current:
-                size, first_top = line_size, top_y
-            current.append(text)
-            last = line
+            if current:
+                height = max(1.0, bottom_y - top_y)
+                size = current[0][4]
+                if top_y - current[-1][3] > 0.9 * height or abs(line_size - size) > 0.15 * max(size, 1.0):  # a gap, or a change of font size
+                    paragraphs.append(_paragraph(current, columns, rect))
+                    current = []
+            current.append(line)
         if current:
-            close()
+            paragraphs.append(_paragraph(current, columns, rect))
     merged: list[_Para] = []
     item = False
     for para in paragraphs:
