@@ -61,9 +61,10 @@ def clean_title(title: str | None) -> str:
 
 
 def name_words(filename: str) -> str:
-    """A file name as words: the stem with separators turned into spaces; "" when it has no letters."""
+    """A file name as words: the stem with separators turned into spaces, but for the dot of a version
+    or a code ("manual_v2.1" -> "manual v2.1"); "" when it has no letters."""
     stem = Path(filename).stem
-    words = " ".join(re.sub(r"[_.+~]+", " ", stem).split())
+    words = " ".join(re.sub(r"[_+~]+|(?<![0-9A-Za-z])\.+|\.+(?!\d)", " ", stem).split())
     return words if _LETTER.search(words) else ""
 
 

@@ -135,6 +135,15 @@ def sentences(text: str) -> list[str]:
 
 # --- words ----------------------------------------------------------------------------------------
 WORD = re.compile(rf"[\w{HAN}]+", re.UNICODE)
+# a word with inner dots, as jieba keeps it: a version, a decimal, a code or a file name ("3.11",
+# "x.25", "v2.0", "4.2", "report.pdf"); its parts alone would say less
+DOTTED = re.compile(r"\w+(?:\.\w+)+", re.UNICODE)
+
+
+def is_word(token: str) -> bool:
+    """Whether a (lower-case, stripped) jieba token is a word kbqa keeps: letters, digits, Han, or
+    such runs joined by dots."""
+    return WORD.fullmatch(token) is not None or DOTTED.fullmatch(token) is not None
 _ASCII_WORD = re.compile(r"[a-z]+")
 STOP_WORDS = frozenset(
     "的 了 是 在 和 与 及 或 也 都 就 而 之 其 这 那 有 为 以 于 对 从 把 被 让 吗 呢 吧 啊 么 什么 哪 哪些 哪个 怎么 怎样 如何 多少 几 谁 "
@@ -246,7 +255,7 @@ def _block_words(block: str) -> list[str]:
     out: list[str] = []
     for token in _jieba().cut_for_search(block):
         token = token.strip().lower()
-        if token and WORD.fullmatch(token):
+        if token and is_word(token):
             out.append(token)
     return out
 

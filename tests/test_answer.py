@@ -221,3 +221,33 @@ def test_a_chat_model_answers_over_numbered_sources_and_cites(trust_kb: Knowledg
     else:
         assert re.search(r"do not contain|not (mentioned|stated|found)", answer.text, re.I), answer.text
     kb.close()
+
+
+def test_versions_and_codes_are_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version, a decimal or a code joined by dots ("2.1", "X.25", "4.2") is a word of its own, for
+    BM25 and for the evidence: it picks the sentence it is in (it was dropped, so "firmware 2.1"
+    matched 2.0 and 2.2 as well)."""
+    from ingest.textfacts import words
+    from kbqa import answer as pipeline
+    from kbqa.models import calibration
+
+    assert {"3.11", "x.25", "4.2"} <= set(words("Python 3.11 和 X.25 协议，车资折扣$4.2。"))
+    assert {"2.1"} <= terms("What changed in firmware 2.1?")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "release_notes.md").write_text(
+        "# Aurora firmware release notes\n\nFirmware 2.0 changed the tank sensor calibration. "
+        "Firmware 2.1 changed the Wi-Fi pairing. Firmware 2.2 changed the display brightness.\n", encoding="utf-8")
+    for version, change in [("3.0", "the tank sensor calibration"), ("3.1", "the Wi-Fi pairing"), ("3.2", "the display brightness")]:
+        (docs / f"update_{version}.md").write_text(f"# Update notes\n\nThis update changed {change}.\n", encoding="utf-8")
+    monkeypatch.setenv("KBQA_HOME", str(tmp_path / "home"))
+    with KnowledgeBase.open("codes", llm="extractive") as kb:
+        assert kb.ingest([docs]).ok
+        answer = kb.ask("What changed in firmware 2.1?")
+        assert answer.answered_from_documents and "Wi-Fi pairing" in answer.text, answer.text
+        prepared = pipeline.prepare(kb, "What changed in firmware 2.1?", calibration=lambda lang: calibration(kb.embedder, lang))
+        assert prepared.evidence.best is not None and prepared.evidence.best.text == "Firmware 2.1 changed the Wi-Fi pairing."
+        lexical = kb.catalog.lexical_search("firmware 2.1", 5)
+        assert lexical and kb.catalog.document_frequencies(["2.1", "x.25"])[1] == {"2.1": 1, "x.25": 0}
+        named = kb.ask("What did update 3.1 change?")  # only the file name says which update a text is about
+        assert named.sources[0].file == "update_3.1.md" and "Wi-Fi pairing" in named.text, named.text

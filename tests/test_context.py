@@ -156,6 +156,7 @@ def test_a_files_own_title_counts_unless_it_is_an_id_or_a_tools_default() -> Non
     assert clean_title("/home/me/report.pdf") == ""
     assert name_words("AMCOR_2023Q2_10Q.pdf") == "AMCOR 2023Q2 10Q"
     assert name_words("20230331.pdf") == ""
+    assert name_words("manual_v2.1.pdf") == "manual v2.1" and name_words("report.final.docx") == "report final"
 
 
 def test_describe_joins_title_name_title_block_and_date_without_repeats() -> None:

@@ -410,8 +410,11 @@ class Catalog:
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
         counts = {w: 0 for w in words}
         for word in counts:
-            row = db.execute("SELECT doc FROM temp.chunks_vocab WHERE term=?", (word,)).fetchone()
-            counts[word] = int(row[0]) if row else 0
+            if word.isalnum():  # one FTS5 token: its count is in the vocabulary
+                row = db.execute("SELECT doc FROM temp.chunks_vocab WHERE term=?", (word,)).fetchone()
+                counts[word] = int(row[0]) if row else 0
+            else:  # "3.11", "x.25": FTS5 holds it as a phrase of two tokens
+                counts[word] = int(db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (_quoted(word),)).fetchone()[0])
         return self.chunk_count(), counts
 
     def lexical_search(self, query: str, k: int, file_ids: list[int] | None = None) -> list[tuple[int, float]]:

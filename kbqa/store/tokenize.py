@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from ingest.textfacts import content_words, stem, words
+from ingest.textfacts import DOTTED, content_words, stem, words
 
-VERSION = "3"
+VERSION = "4"
 
 
 def tokens(text: str) -> list[str]:
@@ -39,11 +39,13 @@ def _year_parts(word: str) -> list[str]:
 
 
 def name_tokens(text: str) -> list[str]:
-    """A document description's tokens for matching questions to it: its index tokens, and the
-    year and the rest of a word that glues them, so "Q2 of fiscal 2023" meets "AMCOR_2023Q2_10Q"."""
+    """A document description's tokens for matching questions to it: its index tokens, the year and
+    the rest of a word that glues them, so "Q2 of fiscal 2023" meets "AMCOR_2023Q2_10Q", and the
+    parts of a word joined by dots ("2023.06": 2023 and 06)."""
     out: list[str] = []
     for word in tokens(text):
-        out += [word, *_year_parts(word)]
+        parts = word.split(".") if "." in word else []  # "2023.06" also names 2023, as FTS5 reads it
+        out += [word, *_year_parts(word), *parts]
     return out
 
 
@@ -56,6 +58,11 @@ def _is_name(word: str) -> bool:
     return any(ch.isupper() or ch.isdigit() for ch in word) or not word.isascii()
 
 
+def _is_dotted_name(word: str) -> bool:
+    """A version or a code joined by dots ("2.1", "x.25", "v3.0"): it names something."""
+    return DOTTED.fullmatch(word) is not None and any(ch.isdigit() for ch in word)
+
+
 def name_terms(question: str) -> list[tuple[str, tuple[int, ...]]]:
     """The tokens of a question that may name a document, each with the positions of the question's
     name words it stands for: every content word that can be a name (see _is_name) and the year and
@@ -64,7 +71,7 @@ def name_terms(question: str) -> list[tuple[str, tuple[int, ...]]]:
     counts once (see Catalog.named_files)."""
     cased = {w.lower() for w in _CASED.findall(question) if _is_name(w)}
     wanted = set(query_tokens(question))
-    names = [w for w in dict.fromkeys(words(question)) if (w in cased or not w.isascii()) and stem(w) in wanted]
+    names = [w for w in dict.fromkeys(words(question)) if (w in cased or not w.isascii() or _is_dotted_name(w)) and stem(w) in wanted]
     out: list[tuple[str, tuple[int, ...]]] = []
     for i, word in enumerate(names):
         out += [(t, (i,)) for t in [stem(word), *_year_parts(stem(word))]]
