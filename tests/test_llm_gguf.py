@@ -92,6 +92,30 @@ def test_gguf_without_template_and_catalog_template(tmp_path: Path) -> None:
     assert plain.template == "chatml"  # no template anywhere: ChatML
 
 
+def test_loading_a_model_leaves_the_process_output_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kbqa loads the model in a thread while it searches: while the weights load, the process's
+    stdout and stderr must stay where they were (llama-cpp-python's verbose=False points both at
+    /dev/null for the whole process, and `kbqa ask` printed a refusal into it), and nothing of
+    llama.cpp's may reach them."""
+    from llama_cpp import llama_cpp  # the bindings module, which llama-cpp-python's internals call
+
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    seen: list[tuple[object, object, int, int]] = []
+    load = llama_cpp.llama_model_load_from_file
+
+    def recording(*args: object) -> object:
+        seen.append((sys.stdout, sys.stderr, os.fstat(1).st_ino, os.fstat(2).st_ino))
+        return load(*args)
+
+    monkeypatch.setattr(llama_cpp, "llama_model_load_from_file", recording)
+    before = (sys.stdout, sys.stderr, os.fstat(1).st_ino, os.fstat(2).st_ino)
+    script = f"from kbqa.config import LLMConfig; from kbqa.llm import make_llm; make_llm(LLMConfig(model='bare', path={str(path)!r}, n_ctx=256), {str(tmp_path)!r}).stream([{{'role': 'user', 'content': 'hi'}}], max_tokens=2)"
+    make_llm(LLMConfig(model="bare", path=str(path), n_ctx=256), tmp_path)
+    assert seen == [before]
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == "", quiet.stderr[-500:]
+
+
 def test_missing_gguf_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="llm.path"):
         make_llm(LLMConfig(model="chinese-alpaca-2-7b"), tmp_path)

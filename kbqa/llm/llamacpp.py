@@ -67,6 +67,25 @@ def _quiet_llama_logs() -> None:
 _LOG_CALLBACK = None  # kept referenced so the C side never calls a freed callback
 
 
+def _drop(*_: Any, **__: Any) -> None:
+    return None
+
+
+def _load(llama: Any, **params: Any) -> Any:
+    """A Llama built verbose, then made quiet. Built with verbose=False, llama-cpp-python points the
+    whole process's stdout and stderr (the file descriptors and sys.stdout/sys.stderr) at /dev/null
+    while the model loads: kbqa loads it in a thread while it searches, so a refusal printed by the
+    main thread meanwhile vanished, and so did a console that captured sys.stdout then. Built
+    verbose, it redirects nothing; its own diagnostic prints (system info, the model's metadata) are
+    dropped at their source, the `print` of llama_cpp.llama, and the C logs by _quiet_llama_logs."""
+    import llama_cpp.llama as module
+
+    module.print = _drop  # type: ignore[attr-defined]  # that module's prints are only diagnostics
+    llm = llama(verbose=True, **params)
+    llm.verbose = False  # no timings printed after each generation
+    return llm
+
+
 class LlamaCppLLM:
     def __init__(self, model: LLMModel, config: LLMConfig, cache_dir: Path) -> None:
         try:
@@ -79,12 +98,12 @@ class LlamaCppLLM:
         self.template = model.template
         self.context = config.n_ctx or model.context or 4096
         self.path = path
-        self._llm = Llama(
+        self._llm = _load(
+            Llama,
             model_path=str(path),
             n_ctx=self.context,
             n_threads=config.n_threads or os.cpu_count() or 2,
             n_gpu_layers=config.n_gpu_layers,
-            verbose=False,
         )
         if self.template == "gguf" and not self._llm.metadata.get("tokenizer.chat_template"):
             self.template = "chatml"  # a GGUF with no template of its own
