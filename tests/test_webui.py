@@ -62,6 +62,13 @@ def test_upload_ingest_and_ask_with_sources(server: str, docs: Path) -> None:
     assert "没有找到" in answer and "Related passages — not an answer" in sources and "[1]" in sources
     answer, sources = client.predict("火星上有液态水吗？", "web", 4, 0.99, "extractive", api_name="/ask")
     assert "没有找到" in answer and "No source passed" in sources
+    # a follow-up in the chat: the history comes back from the page as Gradio's messages, whose
+    # content is a list of parts; the question searched is the follow-up joined to the first one
+    history, _, *_ = client.predict("What does the manual say about the RO membrane?", [], "web", 4, 0.3, "extractive", 0.0, api_name="/chat")
+    history, sources, *_ = client.predict("How often should it be replaced?", history, "web", 4, 0.3, "extractive", 0.0, api_name="/chat")
+    searched = sources.split("\n\n", 1)[0]
+    assert "RO membrane" in searched and "{" not in searched and "'text'" not in searched, searched
+    assert "24 months" in str(history[-1]["content"])
     chunks = client.predict("报销期限", "web", 4, 0.3, api_name="/search")
     assert "报销.docx" in chunks
     status, table = client.predict("manual.pdf", "web", api_name="/delete_file")

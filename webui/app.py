@@ -29,6 +29,16 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_#|\[\]~])", r"\\\1", text)
 
 
+def message_text(content: Any) -> str:
+    """A chat message's text. Gradio sends a message back as a list of parts ([{"type": "text",
+    "text": ...}, a file ...]); a string stays as it is; parts that are not text are left out."""
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else [content]
+    texts = [p.get("text") for p in parts if isinstance(p, dict) and p.get("type", "text") == "text"]
+    return "\n".join(t for t in texts if isinstance(t, str))
+
+
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -186,7 +196,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
         message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float,
         lang: str = "en", shown: dict[int, Any] | None = None,
     ) -> Iterator[tuple[Any, str, str, Any, Any, Any]]:
-        earlier = [{"role": m["role"], "content": str(m.get("content") or "")} for m in (history or [])
+        earlier = [{"role": m["role"], "content": message_text(m.get("content"))} for m in (history or [])
                    if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
         history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         shown = dict(shown or {})  # answer's index in the chat -> (sources, pages, files) shown for it
