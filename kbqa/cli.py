@@ -42,8 +42,20 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def _e(text: object) -> str:
+    """Text printed through rich, shown as it is: "Report [final].md" and "pip install 'kbqa[hf]'"
+    are not markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}")
+    _console(stderr=True).print(f"[bold red]error:[/] {_e(message)}")
     raise typer.Exit(code)
 
 
@@ -65,8 +77,6 @@ def _config(config: Path | None, llm: str | None = None, **sections: dict[str, A
 def _models_here(cfg: Any, llm: bool = False) -> None:
     """Refuse at once (exit 2) a model that is not on this machine and may not be downloaded
     (llm.allow_download): the embedder and reranker, and with llm=True the LLM, before anything is opened."""
-    from rich.markup import escape
-
     from kbqa.offline import ModelNotAvailable, require
 
     try:
@@ -80,7 +90,7 @@ def _models_here(cfg: Any, llm: bool = False) -> None:
 
             check_llm(cfg.llm)
     except ModelNotAvailable as exc:
-        _fail(escape(str(exc)))
+        _fail(str(exc))
 
 
 def _server_tmp(cfg: Any) -> None:
@@ -120,7 +130,7 @@ def ingest(
     force: Annotated[bool, typer.Option("--force", help="Re-read every file, changed or not.")] = False,
     pdf_engine: Annotated[Optional[str], typer.Option("--pdf-engine", help="pymupdf (ruled tables too) | pdfplumber (tables) | pdfminer")] = None,
     ocr: Annotated[Optional[str], typer.Option("--ocr", help="auto | always | never")] = None,
-    ray: Annotated[bool, typer.Option("--ray", help="Parse and embed on Ray (ingest.executor ray; pip install 'kbqa[cluster]').")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Parse and embed on Ray (ingest.executor ray; pip install 'kbqa\\[cluster]').")] = False,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --ray: a running cluster (HOST:6379); default: a local Ray runtime.")] = None,
     ray_workers: Annotated[Optional[int], typer.Option("--ray-workers", help="With --ray: embedding actors (one core and one model copy each).")] = None,
     config: ConfigOpt = None,
@@ -160,7 +170,7 @@ def ingest(
         def progress(p: Any) -> None:
             bar.update(task, total=p.total, completed=p.done, name=f"{p.name} (page {p.page}/{p.pages})" if p.page else p.name)
             if p.result and p.result.status in ("failed", "unsupported") and not as_json:
-                err.print(f"[yellow]{p.result.status}[/] {p.result.name}: {p.result.error}")
+                err.print(f"[yellow]{p.result.status}[/] {_e(p.result.name)}: {_e(p.result.error)}")
 
         try:
             report = knowledge_base.ingest(paths, prune=prune, force=force, progress=progress)
@@ -177,9 +187,9 @@ def ingest(
         out = _console()
         for f in report.files:
             if f.status in ("added", "updated", "removed"):
-                pages = f", {f.pages} pages" if f.pages else ""
-                out.print(f"[green]{f.status}[/] {f.name} ({f.chunks} chunks{pages})")
-        out.print(f"[bold]{knowledge_base.name}[/]: {report.summary()}")
+                pages = f", {_count(f.pages, 'page')}" if f.pages else ""
+                out.print(f"[green]{f.status}[/] {_e(f.name)} ({_count(f.chunks, 'chunk')}{pages})")
+        out.print(f"[bold]{_e(knowledge_base.name)}[/]: {_e(report.summary())}")
         if report.interrupted:
             out.print("interrupted: files done so far are kept; run the same command again to continue")
     knowledge_base.close()
@@ -195,8 +205,8 @@ def _print_sources(out: Any, sources: list[Any], related: bool = False) -> None:
         return
     out.print("\n[bold]Related passages (not an answer)[/]" if related else "\n[bold]Sources[/]")
     for i, h in enumerate(sources, start=1):
-        out.print(f"[cyan][{i}][/] {h.cite()}  [dim](relevance {h.relevance:.2f})[/]")
-        out.print(f"    [dim]{h.snippet()}[/]")
+        out.print(f"[cyan]\\[{i}][/] {_e(h.cite())}  [dim](relevance {h.relevance:.2f})[/]")
+        out.print(f"    [dim]{_e(h.snippet())}[/]")
 
 
 @app.command()
@@ -226,7 +236,7 @@ def ask(
             return
         out = _console()
         for piece in result:
-            out.print(piece, end="", soft_wrap=True)
+            out.print(piece, end="", soft_wrap=True, markup=False)
         out.print()
         _print_sources(out, result.sources, related=not result.answered_from_documents)
     except (KnowledgeBaseError, RuntimeError) as exc:
@@ -276,7 +286,7 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
     knowledge_base.preload_llm()  # while the first question is typed
     out = _console()
     history: list[dict[str, str]] = []
-    out.print(f"chatting with [bold]{knowledge_base.name}[/]; empty line to quit")
+    out.print(f"chatting with [bold]{_e(knowledge_base.name)}[/]; empty line to quit")
     while True:
         try:
             question = input("\n> ").strip()
@@ -288,7 +298,7 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
         if result.query != question:
             out.print(f"(searched for: {result.query})", style="dim", markup=False)
         for piece in result:
-            out.print(piece, end="", soft_wrap=True)
+            out.print(piece, end="", soft_wrap=True, markup=False)
         out.print()
         _print_sources(out, result.sources, related=not result.answered_from_documents)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": result.text}]
@@ -449,7 +459,7 @@ def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         for column in table.columns:
             column.overflow = "fold"
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(_e(cell) for cell in row))
         out.print(table)
         return
     from rich.cells import cell_len
@@ -478,7 +488,7 @@ def _merge_adapter(out: Path, adapter: str | None, llm: str | None, config: Path
         target = merge_adapter(source, adapter, str(out), cfg.llm, trust)
     except (RuntimeError, OSError, ValueError) as exc:
         _fail(f"merge failed: {exc}")
-    _console().print(f"merged {adapter} into {source} -> {target}\nuse it with: kbqa ask --llm {target} ...")
+    _console().print(_e(f"merged {adapter} into {source} -> {target}\nuse it with: kbqa ask --llm {target} ..."))
 
 
 @kb_app.command("list")
@@ -504,12 +514,14 @@ def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         return
     if not stats:
         where = f"Milvus at {milvus_uri(cfg)}" if cfg.store.backend == "milvus" else str(cfg.home_dir() / "kbs")
-        _console().print(f"no knowledge bases in {where}")
+        _console().print(f"no knowledge bases in {_e(where)}")
     for s in stats:
         if "error" in s:
-            _console().print(f"{s['name']}: [yellow]{s['error']}[/]")
+            _console().print(f"{_e(s['name'])}: [yellow]{_e(s['error'])}[/]")
             continue
-        _console().print(f"{s['name']}: {s['files']} files ({s['failed']} failed), {s['chunks']} chunks, {s['embedding_model']}  [dim]{s['folder']}[/]")
+        unsupported = f", {s['unsupported']} unsupported" if s.get("unsupported") else ""
+        _console().print(f"{_e(s['name'])}: {_count(s['files'], 'file')} ({s['failed']} failed{unsupported}), {_count(s['chunks'], 'chunk')}, "
+                         f"{_e(s['embedding_model'])}  [dim]{_e(s['folder'])}[/]")
 
 
 @kb_app.command("files")
@@ -544,7 +556,7 @@ def kb_rm(
         row = knowledge_base.remove_file(file)
     except KnowledgeBaseError as exc:
         _fail(str(exc))
-    _console().print(f"removed {row.name} ({row.chunks} chunks)")
+    _console().print(f"removed {_e(row.name)} ({_count(row.chunks, 'chunk')})")
 
 
 @kb_app.command("drop")
@@ -566,14 +578,14 @@ def kb_drop(
         if not yes and not typer.confirm(f"delete the unfinished copy {kb!r}?"):
             raise typer.Exit(1) from None
         drop_store(cfg, folder)  # what an interrupted migrate left: it cannot be opened, only deleted
-        _console().print(f"dropped {kb}")
+        _console().print(f"dropped {_e(kb)}")
         return
     except RuntimeError as exc:
         _fail(str(exc))
     if not yes and not typer.confirm(f"delete knowledge base {knowledge_base.name!r} at {knowledge_base.location}?"):
         raise typer.Exit(1)
     knowledge_base.drop()
-    _console().print(f"dropped {knowledge_base.name}")
+    _console().print(f"dropped {_e(knowledge_base.name)}")
 
 
 @contextmanager
@@ -616,11 +628,11 @@ def kb_migrate(
     except (RuntimeError, KnowledgeBaseError) as exc:
         _fail(str(exc))
     if to == "faiss":
-        _console().print(f"{knowledge_base.name}: {moved} vectors now in FAISS")
+        _console().print(_e(f"{knowledge_base.name}: {moved} vectors now in FAISS"))
         return
     use = "store.backend: milvus (KBQA_STORE__BACKEND=milvus" + (f", KBQA_STORE__MILVUS_URI={uri})" if uri else ")") if to == "milvus" else "store.backend: embedded (the default)"
     kept = "; the source was kept (--keep)" if keep else ""
-    _console().print(f"{knowledge_base.name}: {files} files, {moved} chunks now in {knowledge_base.location}{kept}. Open it with {use}")
+    _console().print(_e(f"{knowledge_base.name}: {files} files, {moved} chunks now in {knowledge_base.location}{kept}. Open it with {use}"))
 
 
 @config_app.command("show")
@@ -634,8 +646,8 @@ def config_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         print(json.dumps({k: {"value": v, "from": origin.get(k, "default")} for k, v in flat.items()}, ensure_ascii=False, indent=2))
         return
     for key, value in flat.items():
-        _console().print(f"{key} = {value!r}  [dim]# {origin.get(key, 'default')}[/]")
-    _console().print(f"[dim]home: {cfg.home_dir()}[/]")
+        _console().print(f"{_e(key)} = {_e(repr(value))}  [dim]# {_e(origin.get(key, 'default'))}[/]")
+    _console().print(f"[dim]home: {_e(cfg.home_dir())}[/]")
 
 
 @app.callback()
@@ -661,9 +673,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except ModelNotAvailable as exc:  # a model loaded later than the command's own check (e.g. by a library call)
-        from rich.markup import escape
-
-        _console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+        _console(stderr=True).print(f"[bold red]error:[/] {_e(exc)}")
         sys.exit(EXIT_USAGE)
 
 

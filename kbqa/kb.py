@@ -922,7 +922,8 @@ class KnowledgeBase:
             "name": self.name,
             "folder": self.location,
             "files": len(files),
-            "failed": sum(1 for f in files if f.status != "ok"),
+            "failed": sum(1 for f in files if f.status == "failed"),
+            "unsupported": sum(1 for f in files if f.status == "unsupported"),
             "chunks": self.catalog.chunk_count(),
             "embedding_model": self.catalog.get_meta("embedding_model") or self.config.embeddings.model,
         }

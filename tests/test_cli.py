@@ -97,6 +97,18 @@ def test_models_lists_the_shipped_ones() -> None:
     assert "chatglm3-6b" in by_name
 
 
+def test_names_with_square_brackets_are_printed_as_they_are(home: Path, tmp_path: Path) -> None:
+    """rich reads [final] as markup: a file name, an answer and an install hint keep their brackets."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "Report [final].md").write_text("# Report\n\nThe [bold] budget for 2024 is 3 million yuan.\n", encoding="utf-8")
+    ingested = run_kbqa("ingest", str(folder), "--kb", "brackets")
+    assert ingested.returncode == 0 and "added Report [final].md" in ingested.stdout, ingested.stdout
+    asked = run_kbqa("ask", "What is the budget for 2024?", "--kb", "brackets", "--llm", "extractive")
+    assert "The [bold] budget for 2024 is 3 million yuan." in asked.stdout and "[1] Report [final].md" in asked.stdout, asked.stdout
+    assert "pip install 'kbqa[cluster]'" in run_kbqa("ingest", "--help").stdout
+
+
 @pytest.mark.slow
 def test_default_llm_answers_the_demo_question(home: Path) -> None:
     """The shipped GGUF (gemma-3-270m) answers from the sample documents, with sources."""
@@ -106,6 +118,9 @@ def test_default_llm_answers_the_demo_question(home: Path) -> None:
     answer = result.stdout.split("Sources")[0]
     assert "24" in answer
     assert "[1] aurora_x2_manual.pdf, p. 2" in result.stdout
+    for _ in range(3):  # a refusal is printed while the model still loads beside it
+        refused = run_kbqa("ask", "Who won the 2022 FIFA World Cup?", "--kb", "demo")
+        assert refused.returncode == 0 and "do not contain" in refused.stdout and "Related passages" in refused.stdout, refused.stdout
 
 
 @pytest.mark.slow
