@@ -20,13 +20,20 @@ class Unpacked:
 
 
 def _decoded_name(info: zipfile.ZipInfo) -> str:
-    """Zip names not flagged UTF-8 are CP437 by the spec, but Chinese Windows tools write GBK."""
+    """Zip names not flagged UTF-8 are CP437 by the spec, but Info-ZIP's zip on Linux and macOS writes
+    UTF-8 without the flag, and Chinese Windows tools write GBK: the first of the three that decodes."""
     if info.flag_bits & 0x800:
         return info.filename
     try:
-        return info.filename.encode("cp437").decode("gbk")
-    except (UnicodeEncodeError, UnicodeDecodeError):
+        raw = info.filename.encode("cp437")
+    except UnicodeEncodeError:
         return info.filename
+    for encoding in ("utf-8", "gbk"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return info.filename
 
 
 def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 5000, shown_as: str | None = None) -> Unpacked:

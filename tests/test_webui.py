@@ -131,6 +131,23 @@ def test_zip_bomb_and_links_are_refused(tmp_path: Path) -> None:
     assert "not a readable zip" in unpack_zip(broken, tmp_path / "out2", max_bytes=10**6).skipped[0]
 
 
+def test_zip_names_without_the_utf8_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Info-ZIP's zip writes UTF-8 names without the UTF-8 flag, Chinese Windows tools GBK ones."""
+    import zipfile
+
+    from kbqa.uploads import unpack_zip
+
+    archive = tmp_path / "names.zip"
+    with monkeypatch.context() as mp:  # write the names' bytes as given, unflagged
+        mp.setattr(zipfile.ZipInfo, "_encodeFilenameFlags", lambda self: (self.filename.encode("cp437"), self.flag_bits & ~0x800))
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr(zipfile.ZipInfo("维基 说明.md".encode().decode("cp437")), "# 说明")
+            zf.writestr(zipfile.ZipInfo("报销制度.txt".encode("gbk").decode("cp437")), "报销")
+            zf.writestr(zipfile.ZipInfo("plain.txt"), "plain")
+    out = unpack_zip(archive, tmp_path / "out", max_bytes=10**6)
+    assert sorted(p.name for p in out.files) == sorted(["维基 说明.md", "报销制度.txt", "plain.txt"]), out
+
+
 def test_hostile_upload_names_are_sanitised() -> None:
     from webui.app import safe_name
 
