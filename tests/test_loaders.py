@@ -12,11 +12,19 @@ from ingest import LoadError, UnsupportedFile, load_file
 TEXT = "北京是中华人民共和国的首都。臺灣的繁體字也要正確。"
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030", "utf-16", "utf-16-le", "utf-32"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
 def test_text_encodings_come_out_right(tmp_path: Path, encoding: str) -> None:
     p = tmp_path / "a.txt"
     p.write_bytes(TEXT.encode(encoding))
     assert load_file(p)[0].text.strip() == TEXT
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_english_utf16_without_a_byte_order_mark(tmp_path: Path, encoding: str) -> None:
+    """Such text decodes as UTF-8 too (NULs are characters), and was refused as binary."""
+    text = "This is a test document to use for unit tests.\n\nDoylestown, PA 18901 — 中文也可以。\n"
+    (tmp_path / "plain.txt").write_bytes(text.encode(encoding))
+    assert load_file(tmp_path / "plain.txt")[0].text.strip() == text.strip()
 
 
 def test_gbk_and_big5(tmp_path: Path) -> None:

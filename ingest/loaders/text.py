@@ -57,6 +57,27 @@ def _looks_binary(text: str) -> bool:
     return odd > max(3, len(sample) * 0.05)
 
 
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 without a byte-order mark, told by its NUL bytes: an ASCII character's high byte, on
+    one side of every pair (odd offsets little-endian, even ones big-endian). Such text is valid
+    UTF-8 too (NUL is a character), so this comes first."""
+    sample = data[:4096]
+    pairs = len(sample) // 2
+    if pairs < 4 or len(data) % 2:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if odd >= max(2, pairs // 20) and even * 10 <= odd:
+        encoding = "utf-16-le"
+    elif even >= max(2, pairs // 20) and odd * 10 <= even:
+        encoding = "utf-16-be"
+    else:
+        return None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
 def decode_bytes(data: bytes) -> str:
     """Decode bytes of unknown encoding (BOM, UTF-8, then detection: GB18030/GBK, Big5, UTF-16
     without BOM, ...); raise LoadError for binary data."""
@@ -65,6 +86,8 @@ def decode_bytes(data: bytes) -> str:
         if data.startswith(bom):
             text = data.decode(encoding, errors="replace")
             break
+    if text is None:
+        text = _utf16_without_bom(data)
     if text is None:
         try:
             text = data.decode("utf-8")
