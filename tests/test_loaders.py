@@ -260,6 +260,29 @@ def test_a_title_line_is_not_run_into_the_paragraph_below_it(tmp_path: Path) -> 
     assert docs[1].text.split("\n\n") == [zh_title, "".join(zh_body)]
 
 
+def test_fake_bold_is_read_once(tmp_path: Path) -> None:
+    """A title drawn four times a hair apart, to look bold (Chinese annual reports do this), is read
+    once, also when the copies are cut into lines at different places; a superscript whose letters
+    are in the line beside it stays."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    for dx, dy in [(0, 0), (0.24, 0), (0, 0.24), (0.24, 0.24)]:
+        page.insert_text((128 + dx, 100 + dy), "安徽安利合成革股份有限公司", fontname="china-s", fontsize=24)
+    for dx in (0, 0.24):  # the date drawn twice, the second copy as two runs cut elsewhere
+        page.insert_text((180 + dx, 200), "披露日期：2012", fontname="china-s", fontsize=18)
+    page.insert_text((180.24 + pymupdf.get_text_length("披露日期：", fontname="china-s", fontsize=18), 200), "2012 年3 月27 日",
+                     fontname="china-s", fontsize=18)
+    page.insert_text((60, 300), "Sales grew in the first quarter of the year, ahead of the 21", fontsize=12)
+    page.insert_text((60 + pymupdf.get_text_length("Sales grew in the first quarter of the year, ahead of the 21", fontsize=12), 295), "st", fontsize=7)
+    doc.save(tmp_path / "bold.pdf")
+    text = "\n".join(d.text for d in load_file(tmp_path / "bold.pdf"))
+    assert text.count("安徽安利合成革股份有限公司") == 1, text
+    assert "披露日期：2012 年3 月27 日" in text and text.count("2012") == 1, text
+    assert "21 st" in text or "21st" in text, text
+
+
 def test_docx_headings_and_tables(tmp_path: Path) -> None:
     docs = load_file(write_docx(tmp_path / "a.docx"))
     text_doc = next(d for d in docs if "三十天" in d.text)

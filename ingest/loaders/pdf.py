@@ -190,7 +190,73 @@ def page_layout(page: Any, tables: bool = True) -> list[dict[str, Any]]:
             size = max((span["size"] for span in line["spans"] if _normalize(span["text"]).strip()), default=0.0)
             lines.append((raw, _normalize(raw).strip(), line["bbox"][1], line["bbox"][3], size, line["bbox"][0], line["bbox"][2]))
         layout.append({"lines": lines})
-    return layout
+    return _without_overprints(layout)
+
+
+def _same_row(a: Line, b: Line) -> bool:
+    """Two lines of one height at one height, a hair apart at most (not a superscript beside its line)."""
+    ha, hb = a[3] - a[2], b[3] - b[2]
+    return min(ha, hb) >= 0.8 * max(ha, hb) and abs(a[2] - b[2]) <= 0.2 * max(ha, hb, 1e-6)
+
+
+def _overprint(a: Line, b: Line) -> bool:
+    """Whether two lines are one text printed over itself: their boxes (nearly) coincide and the
+    shorter's text is inside the longer's."""
+    width = min(a[6], b[6]) - max(a[5], b[5])
+    height = min(a[3], b[3]) - max(a[2], b[2])
+    if width <= 0 or height <= 0 or not _same_row(a, b):  # most lines of a row sit side by side
+        return False
+    smaller = min((a[6] - a[5]) * (a[3] - a[2]), (b[6] - b[5]) * (b[3] - b[2]))
+    short, long = sorted(("".join(a[1].split()), "".join(b[1].split())), key=len)
+    return width * height >= 0.7 * max(smaller, 1e-6) and short in long
+
+
+def _staggered(a: Line, b: Line) -> Line | None:
+    """Two copies of one text cut into lines at different places ("披露日期：2012" and "2012 年3 月27"
+    over it, a hair to the right): b starts inside a and repeats a's end. The two as one line."""
+    if not (a[5] < b[5] < a[6] < b[6]) or not _same_row(a, b):
+        return None
+    if a[6] - b[5] < 0.25 * min(a[6] - a[5], b[6] - b[5]):
+        return None
+    shared = next((k for k in range(min(len(a[1]), len(b[1])), 1, -1) if a[1].endswith(b[1][:k])), 0)
+    if not shared:
+        return None
+    text = a[1] + b[1][shared:]
+    return (text, text, min(a[2], b[2]), max(a[3], b[3]), a[4], a[5], b[6])
+
+
+def _without_overprints(layout: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page's lines with fake bold undone: a title drawn four times, a hair apart, to look bold
+    reads "安利股份安利股份安利股份安利股份" otherwise. Of lines that overprint each other (_overprint)
+    the longest text stays, where the first of them was; copies cut at different places are joined
+    (_staggered)."""
+    kept: dict[int, list[tuple[int, int]]] = {}  # a line's top, rounded -> (block, line) of the lines kept there
+    out: list[dict[str, Any]] = [{"table": b["table"]} if "table" in b else {"lines": list(b["lines"])} for b in layout]
+    gone: set[tuple[int, int]] = set()
+    for i, block in enumerate(out):
+        for j, line in enumerate(block.get("lines", [])):
+            if not line[1]:
+                continue
+            row = round(line[2])
+            near = [(bi, li) for r in (row - 1, row, row + 1) for bi, li in kept.get(r, [])]
+            twin = next(((bi, li) for bi, li in near if _overprint(out[bi]["lines"][li], line)), None)
+            if twin is not None:
+                first = out[twin[0]]["lines"][twin[1]]
+                if len("".join(line[1].split())) > len("".join(first[1].split())):
+                    out[twin[0]]["lines"][twin[1]] = line  # the fuller text, where the first copy was
+                gone.add((i, j))
+                continue
+            joined = next(((bi, li, m) for bi, li in near if (m := _staggered(out[bi]["lines"][li], line))), None)
+            if joined is not None:
+                bi, li, whole = joined
+                out[bi]["lines"][li] = whole
+                gone.add((i, j))
+                continue
+            kept.setdefault(row, []).append((i, j))
+    if not gone:
+        return out
+    return [b if "table" in b else {"lines": [ln for j, ln in enumerate(b["lines"]) if (i, j) not in gone]}
+            for i, b in enumerate(out) if "table" in b or any((i, j) not in gone for j in range(len(b["lines"])))]
 
 
 class _Para(NamedTuple):
