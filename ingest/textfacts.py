@@ -140,10 +140,11 @@ WORD = re.compile(rf"[\w{HAN}]+", re.UNICODE)
 DOTTED = re.compile(r"\w+(?:\.\w+)+", re.UNICODE)
 
 
-def is_word(token: str) -> bool:
-    """Whether a (lower-case, stripped) jieba token is a word kbqa keeps: letters, digits, Han, or
-    such runs joined by dots."""
-    return WORD.fullmatch(token) is not None or DOTTED.fullmatch(token) is not None
+def word_of(token: str) -> str:
+    """A jieba token as the word kbqa keeps, or "": lower case; letters, digits and Han, or such runs
+    joined by dots; a percentage without its sign ("4.8%" -> "4.8")."""
+    token = token.strip().lower().rstrip("%")
+    return token if WORD.fullmatch(token) or DOTTED.fullmatch(token) else ""
 _ASCII_WORD = re.compile(r"[a-z]+")
 STOP_WORDS = frozenset(
     "的 了 是 在 和 与 及 或 也 都 就 而 之 其 这 那 有 为 以 于 对 从 把 被 让 吗 呢 吧 啊 么 什么 哪 哪些 哪个 怎么 怎样 如何 多少 几 谁 "
@@ -254,9 +255,9 @@ def words(text: str) -> list[str]:
 def _block_words(block: str) -> list[str]:
     out: list[str] = []
     for token in _jieba().cut_for_search(block):
-        token = token.strip().lower()
-        if token and is_word(token):
-            out.append(token)
+        word = word_of(token)
+        if word:
+            out.append(word)
     return out
 
 

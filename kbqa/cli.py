@@ -141,7 +141,8 @@ def ingest(
     Example: kbqa ingest ./docs --kb mykb --prune
     On a Ray cluster: kbqa ingest ./docs --kb mykb --ray --ray-address 10.0.0.5:6379
 
-    Exit code 0: all files ingested; 1: some files failed (listed with reasons); 130: interrupted.
+    Exit code 0: all files ingested; 1: some files failed (listed with reasons) or none were found;
+    2: a usage error (a path that does not exist, a bad option); 130: interrupted.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -190,6 +191,10 @@ def ingest(
                 pages = f", {_count(f.pages, 'page')}" if f.pages else ""
                 out.print(f"[green]{f.status}[/] {_e(f.name)} ({_count(f.chunks, 'chunk')}{pages})")
         out.print(f"[bold]{_e(knowledge_base.name)}[/]: {_e(report.summary())}")
+        if report.gone:
+            names = ", ".join(report.gone[:3]) + (f" and {len(report.gone) - 3} more" if len(report.gone) > 3 else "")
+            out.print(_e(f"{_count(len(report.gone), 'file')} no longer in the folder still in the knowledge base ({names}): "
+                         "add --prune to remove them"))
         if report.interrupted:
             out.print("interrupted: files done so far are kept; run the same command again to continue")
     knowledge_base.close()
@@ -525,7 +530,7 @@ def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @kb_app.command("files")
-def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.")] = "default", config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.", envvar="KBQA_KB")] = "default", config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """List the files of a knowledge base with status, pages, chunks, description and errors."""
     cfg, _ = _config(config)
     knowledge_base = _open(kb, cfg)

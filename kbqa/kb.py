@@ -659,8 +659,11 @@ class KnowledgeBase:
                     index.save(self.catalog.generation())
                     last_save, dirty = time.monotonic(), False
                 notify(Progress("file", n + 1, len(files), plan.name, result))
+            gone = self._gone(paths, {str(p) for p, _ in files})
             if prune:
-                report.files.extend(self._prune(paths, {str(p) for p, _ in files}))
+                report.files.extend(self._prune(gone))
+            else:
+                report.gone = [row.name for row in gone]
         except KeyboardInterrupt:
             report.interrupted = True
         finally:  # interrupted or failing: the files being parsed ahead are stopped, not waited for
@@ -817,17 +820,20 @@ class KnowledgeBase:
             self._vector_cache = VectorCache(self.config.home_dir() / "cache", self.config.embeddings.model)
         return self._vector_cache
 
-    def _prune(self, paths: list[str | Path], seen: set[str]) -> list[FileResult]:
+    def _gone(self, paths: list[str | Path], seen: set[str]) -> list[FileRow]:
+        """The files of this knowledge base under the given folders that this ingest did not find."""
         roots = [str(Path(p).expanduser().resolve()) for p in paths]
+        return [row for row in self.catalog.files()
+                if row.path not in seen and any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)]
+
+    def _prune(self, gone: list[FileRow]) -> list[FileResult]:
         removed = []
-        for row in self.catalog.files():
-            under = any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-            if under and row.path not in seen:
-                with self._lock:
-                    before = self.catalog.generation()
-                    self.index.remove(self.catalog.remove_file(row.id))
-                    self._wrote(before)
-                removed.append(FileResult(row.name, "removed", chunks=row.chunks))
+        for row in gone:
+            with self._lock:
+                before = self.catalog.generation()
+                self.index.remove(self.catalog.remove_file(row.id))
+                self._wrote(before)
+            removed.append(FileResult(row.name, "removed", chunks=row.chunks))
         return removed
 
     # --- files ---------------------------------------------------------------------------------

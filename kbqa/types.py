@@ -119,6 +119,7 @@ class IngestReport:
     files: list[FileResult] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
+    gone: list[str] = field(default_factory=list)  # files of the given folders no longer on disk, kept (no prune)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -137,4 +138,5 @@ class IngestReport:
         return f"{', '.join(parts) or 'nothing to do'}; {chunks} new chunks in {self.seconds:.1f} s" + (" (interrupted)" if self.interrupted else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"files": [asdict(f) for f in self.files], "interrupted": self.interrupted, "seconds": self.seconds, "summary": self.summary()}
+        return {"files": [asdict(f) for f in self.files], "interrupted": self.interrupted, "seconds": self.seconds, "gone": self.gone,
+                "summary": self.summary()}

@@ -39,6 +39,8 @@ def test_json_output_and_incremental_runs(home: Path, docs: Path) -> None:
     (docs / "secret.pdf").unlink()
     (docs / "empty.txt").unlink()
     (docs / "data.xyz").unlink()
+    again = run_kbqa("ingest", str(docs), "--kb", "j")  # without --prune: kept, and said so
+    assert "4 files no longer in the folder still in the knowledge base" in again.stdout and "--prune" in again.stdout, again.stdout
     second = run_kbqa("ingest", str(docs), "--kb", "j", "--json", "--prune")
     assert second.returncode == 0, second.stderr
     statuses = {f["name"]: f["status"] for f in json.loads(second.stdout)["files"]}
@@ -47,7 +49,7 @@ def test_json_output_and_incremental_runs(home: Path, docs: Path) -> None:
     answer = json.loads(run_kbqa("ask", "How often should the RO membrane be replaced?", "--kb", "j", "--llm", "extractive", "--json").stdout)
     assert "24 months" in answer["answer"]
     assert answer["sources"][0]["file"] == "manual.pdf" and answer["sources"][0]["page"] == 2
-    files = json.loads(run_kbqa("kb", "files", "j", "--json").stdout)
+    files = json.loads(run_kbqa("kb", "files", "--json", env={"KBQA_KB": "j"}).stdout)  # the knowledge base from KBQA_KB
     assert {f["name"] for f in files} == {"手册.pdf", "manual.pdf", "报销.docx", "faq.md", "gbk.txt"}
     kbs = json.loads(run_kbqa("kb", "list", "--json").stdout)
     assert kbs[0]["name"] == "j" and kbs[0]["chunks"] > 0

@@ -131,11 +131,11 @@ def test_knowledge_base_keeps_built_models_in_its_home(tmp_path: Path, monkeypat
 def test_words_cut_block_by_block_are_jiebas_words_of_the_whole_text() -> None:
     """words() cuts jieba's blocks one by one and keeps short ones' words: the same words as one
     cut_for_search over the whole text, repeated blocks included."""
-    from ingest.textfacts import _jieba, is_word, words
+    from ingest.textfacts import _jieba, word_of, words
 
     text = ("Microsoft Corporation — Form 10-Q, quarter ended March 31, 2023: revenue $52,857 million (up 7%). "
             "差旅报销的期限是多久？出差结束后三十天内须提交报销申请。iPhone5 C++ #tag_x a-b 1,234.5 KX-200\n\t"
             "员工入职满一年后，每年享有十天带薪年假；工作满五年后，带薪年假增加到十五天。") * 3
-    whole = [t.strip().lower() for t in _jieba().cut_for_search(text)]
-    assert words(text) == [t for t in whole if t and is_word(t)]
+    whole = [word_of(t) for t in _jieba().cut_for_search(text)]
+    assert words(text) == [w for w in whole if w]
     assert words(text) == words(text)  # served from the kept blocks the second time

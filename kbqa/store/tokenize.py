@@ -8,7 +8,7 @@ import re
 
 from ingest.textfacts import DOTTED, content_words, stem, words
 
-VERSION = "4"
+VERSION = "5"
 
 
 def tokens(text: str) -> list[str]:
