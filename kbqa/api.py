@@ -149,21 +149,25 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         model = clean_text(req.model)
         if model.startswith("kb:"):
             history = [m.plain() for m in req.messages[:-1] if m.role in ("user", "assistant")]
-            reply = await run_in_threadpool(lambda: service.ask(
+            reply = await _reply_in_thread(lambda: service.ask(
                 model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
                 temperature=req.temperature, max_tokens=req.max_tokens))
         elif model == config.llm.model:
-            reply = await run_in_threadpool(lambda: service.chat([m.plain() for m in req.messages], temperature=req.temperature,
-                                                                 max_tokens=req.max_tokens))
+            reply = await _reply_in_thread(lambda: service.chat([m.plain() for m in req.messages], temperature=req.temperature,
+                                                                max_tokens=req.max_tokens))
         else:
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
-        sources = [public_hit(h) for h in reply.sources]
+        try:
+            sources = [public_hit(h) for h in reply.sources]
+        except BaseException:
+            reply.close()
+            raise
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         created = int(time.time())
         if req.stream:
-            return StreamingResponse(_until_abandoned(_events(reply, cid, created, model, sources)), media_type="text/event-stream")
+            return _Stream(_Pump(_events(reply, cid, created, model, sources), on_close=reply.close), media_type="text/event-stream")
         # not streamed: the answer is gathered step by step, and a client that hangs up frees its place
-        pump = _Pump(_steps(reply))
+        pump = _Pump(_steps(reply), on_close=reply.close)
         pieces: list[str] = []
         finished = False
         try:
@@ -263,10 +267,11 @@ class _Pump:
     away the generator is closed as soon as no step is running (a step lasts one token or one
     second of queueing), which frees the request's place with the LLM."""
 
-    def __init__(self, events: Iterator[str]) -> None:
+    def __init__(self, events: Iterator[str], on_close: Any = None) -> None:
         self.events = events
         self.lock = threading.Lock()
         self.abandoned = False
+        self.on_close = on_close  # run once the generator is closed: a generator never started runs no finally
 
     def step(self) -> str | None:
         with self.lock:
@@ -284,22 +289,47 @@ class _Pump:
         def close() -> None:
             with self.lock:  # waits for a running step; a generator cannot be closed while it runs
                 self.events.close()  # type: ignore[attr-defined]
+                if self.on_close is not None:
+                    self.on_close()
 
         threading.Thread(target=close, daemon=True, name="kbqa-close-stream").start()
 
 
-async def _until_abandoned(events: Iterator[str]) -> AsyncIterator[str]:
+async def _reply_in_thread(make: Any) -> Reply:
+    """make() -> a Reply, in a worker thread. A client that hangs up meanwhile cancels the request
+    when the thread is done, and the reply it made would be dropped holding its place in the queue."""
     from starlette.concurrency import run_in_threadpool
 
-    pump = _Pump(events)
-    finished = False
+    made: list[Reply] = []
     try:
-        while (item := await run_in_threadpool(pump.step)) is not None:
-            yield item
-        finished = True
-    finally:
-        if not finished:
-            pump.abandon()
+        return await run_in_threadpool(lambda: made.append(make()) or made[-1])
+    except BaseException:
+        for reply in made:
+            reply.close()
+        raise
+
+
+async def _pumped(pump: _Pump) -> AsyncIterator[str]:
+    from starlette.concurrency import run_in_threadpool
+
+    while (item := await run_in_threadpool(pump.step)) is not None:
+        yield item
+
+
+class _Stream(StreamingResponse):
+    """A streamed answer that frees its place with the LLM however the response ends. A client that
+    hangs up before the first byte leaves the body's generator unstarted, and an unstarted generator
+    runs no finally: the place stayed taken (64 such clients filled the queue for good)."""
+
+    def __init__(self, pump: _Pump, media_type: str) -> None:
+        super().__init__(_pumped(pump), media_type=media_type)
+        self.pump = pump
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.pump.abandon()
 
 
 class BodyLimit:

@@ -128,6 +128,22 @@ def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple
             else:
                 raise AssertionError("no piece of the answer came")
     assert_idle_within(url, 5)  # a hung-up client's place is freed at its next token, not when memory is collected
+    # clients that hang up before the first byte (the body's generator never starts): 20 at once
+    def impatient(n: int) -> None:
+        quick = {"model": "kb:team", "stream": True, "messages": [{"role": "user", "content": f"{QUESTIONS[n % len(QUESTIONS)]} {n}"}]}
+        try:
+            with httpx.stream("POST", f"{url}/v1/chat/completions", json=quick, headers=AUTH, timeout=0.3) as r:
+                for _ in r.iter_raw():
+                    pass
+        except httpx.HTTPError:
+            pass
+
+    hasty = [threading.Thread(target=impatient, args=(n,)) for n in range(20)]
+    for t in hasty:
+        t.start()
+    for t in hasty:
+        t.join(60)
+    assert_idle_within(url, 60)  # once the server has prepared their answers; their places were kept for good (64 filled the queue)
     # the same for a client that asked without streaming and gave up waiting
     with pytest.raises(httpx.TimeoutException):
         httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": False}, headers=AUTH, timeout=2)
