@@ -192,6 +192,10 @@ class CompletionAnswerer:
         # a 270M model copies whichever sentence is nearest the question: give it only the best one
         prompt = t.completion.format(context=f"[1] {best.text}", question=asked.question)
         short = {**gen, "max_tokens": min(int(gen.get("max_tokens", 64)), 48)}
+        count, context = getattr(self.llm, "count_tokens", None), getattr(self.llm, "context", None)
+        if count is not None and isinstance(context, int) and count(prompt) + short["max_tokens"] > context:
+            yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)  # a question too long for the model
+            return
         inside = squash(best.text)
         asked_terms = terms(asked.query)
         shown, said = "", ""
@@ -204,7 +208,7 @@ class CompletionAnswerer:
                     break  # the model left the evidence: stop generating, keep what was checked
                 said = candidate
                 text = said.strip().rstrip("。.")
-                if held and text and terms(text) - asked_terms and has_kind(text, evidence.kind, asked.lang) and not is_title(text, sources[best.n - 1]):
+                if held and text and terms(text) - asked_terms and has_kind(text, evidence.kind, asked.lang, asked.query) and not is_title(text, sources[best.n - 1]):
                     held = False
                 if not held and len(text) > len(shown):
                     yield text[len(shown):] if shown else text

@@ -53,11 +53,24 @@ def asked_kind(question: str) -> str | None:
     return None
 
 
-def has_kind(text: str, kind: str | None, lang: str) -> bool:
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _without_figures_of(text: str, question: str) -> str:
+    """text without the figures the question already gives: "2015年末资产总额" does not answer
+    "2015年末资产总额是多少？" with a number."""
+    for figure in set(_FIGURE.findall(question)):
+        text = re.sub(rf"(?<![\d.,]){re.escape(figure)}(?!\d)", " ", text)
+    return text
+
+
+def has_kind(text: str, kind: str | None, lang: str, question: str = "") -> bool:
     """Whether a text holds an answer of the kind asked (always true for no kind, and for persons and
-    places in Chinese, which plain text cannot tell)."""
+    places in Chinese, which plain text cannot tell); a figure the question gives does not count."""
     if kind is None:
         return True
+    if question:
+        text = _without_figures_of(text, question)
     zh = lang == "zh"
     number = (_HAS_NUMBER_ZH if zh else _HAS_NUMBER_EN).search(text) is not None
     if kind == "number":
@@ -99,6 +112,13 @@ class Evidence:
         return self.sentences[0] if self.sentences else None
 
 
+# how much a sentence's source's relevance counts beside the question words it holds: a word shared
+# by chance ("计数" in 统计数据) in a passage of relevance 0 does not outweigh the best passage's sentence
+# (benchmarks/answers.py, extractive, first 600 questions: answers holding a gold answer 88.7 / 88.0 /
+# 90.5% at 0, 90.8 / 89.5 / 91.5% at 0.3 on CMRC / XQuAD-zh / XQuAD-en)
+SOURCE_WEIGHT = 0.3
+
+
 def gather(question: str, hits: list[Hit], query: str | None = None, titles: bool = True) -> Evidence:
     """Rank the sentences of the hits for the question. `query` (a follow-up's standalone form) adds
     its words at half weight: the user's own words decide, the context words help."""
@@ -125,9 +145,9 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             window = t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
             own_cov = coverage(wanted, t, weights)
             window_cov = coverage(wanted, window | title, weights)
-            typed = has_kind(text, kind, lang)
+            typed = has_kind(text, kind, lang, question)
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
-                     - 0.02 * (n - 1) - 0.02 * (len(text) > 300))
+                     + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300))
             out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed))
     out.sentences.sort(key=lambda s: -s.score)
     return out

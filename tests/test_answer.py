@@ -167,6 +167,8 @@ def test_answer_kinds() -> None:
     assert not has_kind("差旅报销制度", "duration", "zh")
     assert has_kind("The average cost per lost record was USD 165.", "number", "en")
     assert not has_kind("The average cost rose sharply.", "number", "en")
+    asked = "神鹰集团2015年末资产总额是多少？"  # the question's own figure is no answer to it
+    assert not has_kind("2015年末资产总额", "number", "zh", asked) and has_kind("2015年末资产总额为41.3亿元", "number", "zh", asked)
     assert has_kind("It was patented in 1868.", "date", "en")
     assert not has_kind("It was patented by a clerk.", "date", "en")
     assert has_kind("The prize went to Marie Curie.", "person", "en")
@@ -184,6 +186,20 @@ def test_asking_phrases_are_not_question_words_and_a_long_name_counts_once() -> 
     assert coverage(question, terms("1970年前就只余下150头。")) > coverage(question, terms("于20世纪初时约有5000头克什米尔马鹿。"))
     assert coverage(["克什米尔", "克什", "米尔"], {"米尔"}) == pytest.approx(0.5)  # half the word found: half of it counts
     assert coverage(["克什米尔", "马鹿"], {"克什米尔"}, {"克什米尔": 1.0, "马鹿": 1.0}) == pytest.approx(0.5)
+
+
+def test_a_word_shared_by_chance_in_an_unrelated_source_does_not_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jieba cuts 计数 out of 统计数据: a sentence of a relevance-0 source held as many question words,
+    and a number, as the best source's; the source's relevance now counts in the choice."""
+    import kbqa.evidence
+
+    report = Hit(1, "血常规.pdf", 1, "仪器法 ↓ 3.9 E+9/L [4.0-10.0]\n\n白细胞计数(WBC)\n\n仪器法 2.33 E+9/L [1.8-6.3]\n\n中性粒细胞计数(NEU#)", 0.74)
+    other = Hit(2, "公告.pdf", 3, "根据有关部门公布的统计数据，神鹰集团2015年前三季度实缴税费674.90万元，在诸暨市企业集团中排名第17位。", 0.0)
+    question = "血常规报告中白细胞计数是多少？"
+    best = gather(question, [report, other]).best
+    assert best is not None and best.n == 1, best
+    monkeypatch.setattr(kbqa.evidence, "SOURCE_WEIGHT", 0.0)
+    assert gather(question, [report, other]).best.n == 2  # type: ignore[union-attr]  # as it was
 
 
 def test_titles_and_file_names_are_not_answers() -> None:
