@@ -286,6 +286,18 @@ class Service:
                            code="too_long", chars=len(text), limit=self.limits.max_question_chars)
         return text
 
+    @staticmethod
+    def _fits(question: str, llm: Any) -> None:
+        """A question must leave room in the LLM's context for its evidence and the answer: at most half
+        of it (4,000 Chinese characters are ~4,000 tokens; the shipped model's context is 2,048)."""
+        count, context = getattr(llm, "count_tokens", None), getattr(llm, "context", None)
+        if count is None or not isinstance(context, int):
+            return
+        tokens, most = count(question), context // 2
+        if tokens > most:
+            raise TooLarge(f"the question is {tokens} tokens long; {llm.name} reads {context} tokens at a time, so a question may have "
+                           f"up to {most}: ask a shorter one", code="too_many_tokens", tokens=tokens, limit=most)
+
     def _top_k(self, top_k: Any) -> int | None:
         if top_k is None:
             return None
@@ -415,6 +427,7 @@ class Service:
         gen = self._generation(temperature, max_tokens)
         base = self.kb(name)
         llm = self.llm(model)
+        self._fits(question, llm)
         ticket = llm.queue.admit() if isinstance(llm, QueuedLLM) else None
         try:
             if ticket is not None:

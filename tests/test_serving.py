@@ -154,6 +154,10 @@ def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple
     r = httpx.post(f"{url}/v1/chat/completions", json={"model": "gemma-3-270m", "max_tokens": 16, "messages": history + [{"role": "user", "content": "Say hello."}]},
                    headers=AUTH, timeout=120)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"], r.text
+    # a Chinese question under the 4,000-character limit but longer than the model reads: 413, not 500
+    r = httpx.post(f"{url}/v1/chat/completions", json={"model": "kb:team", "messages": [{"role": "user", "content": "年" * 3999}]},
+                   headers=AUTH, timeout=120)
+    assert r.status_code == 413 and "tokens" in r.text and "shorter" in r.text, r.text
     # a long generation is running and another request waits when SIGTERM comes: both streams end
     # with an error event and [DONE], and the server stops within seconds
     started = threading.Event()

@@ -104,6 +104,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "err_kb_deleted": {"en": "The knowledge base **{name}** was deleted meanwhile.", "zh": "知识库 **{name}** 已在此期间被删除。"},
     "err_empty": {"en": "The question is empty.", "zh": "问题是空的。"},
     "err_too_long": {"en": "The question has {chars} characters; the limit is {limit}.", "zh": "问题有 {chars} 个字符，上限是 {limit}。"},
+    "err_too_many_tokens": {"en": "The question is {tokens} tokens long; the model reads questions of up to {limit}: ask a shorter one.",
+                            "zh": "问题有 {tokens} 个词元，模型一次最多读 {limit} 个：请把问题缩短。"},
     "err_not_here": {"en": "The LLM {model} is not on this machine; available: {offers}.", "zh": "本机没有大模型 {model}；可用的有：{offers}。"},
     "err_llm_missing": {"en": "The LLM **{model}** is not on this machine, and kbqa does not download models (llm.allow_download is off). "
                               "Get it with: {get} — or choose an installed one: {installed}.",
