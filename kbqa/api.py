@@ -72,6 +72,18 @@ def bearer_token(header: str) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+WRONG_KEY = "invalid or missing API key (Authorization: Bearer KEY)"
+
+
+def key_ok(api_key: str | None, header: str) -> bool:
+    """Whether an Authorization header carries the API key (always, when the server has none)."""
+    if api_key is None:
+        return True
+    given = bearer_token(header)
+    # bytes: a header with characters outside ASCII is a wrong key, not a crash
+    return secrets.compare_digest(given.encode("utf-8", "surrogateescape"), api_key.encode("utf-8"))
+
+
 def create_app(config: Config, api_key: str | None = None, service: Service | None = None) -> FastAPI:
     service = service or Service(config)
     limit_bytes = int(config.server.max_request_mb * 1024 * 1024)
@@ -96,14 +108,10 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     app.state.service = service
 
     def check_key(request: Request) -> None:
-        if api_key is None:
-            return
-        given = bearer_token(request.headers.get("authorization", ""))
-        # bytes: a header with characters outside ASCII is a wrong key, not a crash
-        if not secrets.compare_digest(given.encode("utf-8", "surrogateescape"), api_key.encode("utf-8")):
-            raise Unauthorized("invalid or missing API key (Authorization: Bearer KEY)")
+        if not key_ok(api_key, request.headers.get("authorization", "")):
+            raise Unauthorized(WRONG_KEY)
 
-    app.add_middleware(BodyLimit, json_bytes=limit_bytes, upload_bytes=upload_bytes)
+    app.add_middleware(BodyLimit, json_bytes=limit_bytes, upload_bytes=upload_bytes, api_key=api_key)
 
     @app.exception_handler(ServiceError)
     def service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -334,14 +342,20 @@ class _Stream(StreamingResponse):
 
 class BodyLimit:
     """Refuses request bodies over the limit with 413, whether or not they say their length
-    (a chunked body is counted as it arrives). Uploads (paths ending in /files) have their own cap."""
+    (a chunked body is counted as it arrives). Uploads (paths ending in /files) have their own cap.
+    With an API key, a request without it is refused with 401 before a byte of its body is read
+    (an upload was stored whole, 900 MB, before the key was checked)."""
 
-    def __init__(self, app: Any, json_bytes: int, upload_bytes: int) -> None:
-        self.app, self.json_bytes, self.upload_bytes = app, json_bytes, upload_bytes
+    def __init__(self, app: Any, json_bytes: int, upload_bytes: int, api_key: str | None = None) -> None:
+        self.app, self.json_bytes, self.upload_bytes, self.api_key = app, json_bytes, upload_bytes, api_key
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        if not key_ok(self.api_key, header):
+            await JSONResponse({"detail": WRONG_KEY, "error": {"message": WRONG_KEY, "type": "Unauthorized"}}, status_code=401)(scope, receive, send)
             return
         upload = scope["path"].rstrip("/").endswith("/files")
         cap = self.upload_bytes if upload else self.json_bytes

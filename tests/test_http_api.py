@@ -147,6 +147,16 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
     assert httpx.get(f"{api}/v1/models", headers={"Authorization": f"bearer {KEY}"}).status_code == 200
     assert httpx.get(f"{api}/docs").status_code == 401 and httpx.get(f"{api}/openapi.json").status_code == 401
     assert httpx.get(f"{api}/openapi.json", headers=auth).status_code == 200
+    # an upload without the key is refused before its body is read: a client announcing 100 MB and
+    # sending 1 KB gets its 401 at once (the whole body was stored first)
+    import socket
+    from urllib.parse import urlparse
+
+    where = urlparse(api)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/kb/api/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 100000000\r\n\r\n" + b"x" * 1024)
+        assert sock.recv(100).startswith(b"HTTP/1.1 401")
     # numbers out of range
     for extra, status in [({"top_k": 10**19}, 422), ({"top_k": -1}, 422), ({"top_k": 0}, 422), ({"max_tokens": -1}, 422),
                           ({"max_tokens": 10**9}, 400), ({"temperature": 99}, 422)]:
