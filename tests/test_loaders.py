@@ -330,6 +330,24 @@ def test_bad_files_give_a_one_line_reason(tmp_path: Path, name: str, content: by
     assert "\n" not in str(info.value)
 
 
+def test_a_decompression_bomb_in_an_office_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    """A 300 KB .docx whose document.xml unpacks to 300 MB: refused from the zip's directory, before
+    a parser reads it into memory."""
+    import zipfile
+
+    from ingest import LoadOptions
+
+    bomb = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        with z.open("word/document.xml", "w", force_zip64=True) as part:
+            for _ in range(300):
+                part.write(b"<w:t>a</w:t>" * 87_382)  # ~1 MB a time, never all in memory here
+    assert bomb.stat().st_size < 2_000_000
+    with pytest.raises(LoadError, match="unpacks to 31[0-9] MB"):
+        load_file(bomb, LoadOptions(max_file_mb=200))
+
+
 def test_encrypted_pdf(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="encrypted"):
         load_file(write_pdf(tmp_path / "s.pdf", ["secret"], password="pw"))
