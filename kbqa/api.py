@@ -207,7 +207,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
 
     @app.post("/v1/kb/{name}/files", dependencies=[Depends(check_key)])
     def upload(name: str, files: list[UploadFile] = File(...)) -> dict[str, Any]:
-        result = service.upload(name, [(f.filename or "upload", f.file) for f in files])
+        result = service.upload(name, [(f.filename or "", f.file) for f in files])
         out = result.report.to_dict() if result.report else {"files": [], "summary": "nothing ingested"}
         out["rejected"] = result.rejected
         return out

@@ -209,6 +209,7 @@ class Service:
         knowledge base's uploads/ folder, creating it if needed, and ingest them."""
         from kbqa.uploads import Budget, store_upload
 
+        existed = name in self.names()
         base = self.kb(name, create=True)
         target = base.uploads_folder
         if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
@@ -220,12 +221,16 @@ class Service:
             rejected: list[dict[str, str]] = []
             taken: set[str] = set()
             for filename, source in items:
-                stored = store_upload(clean_text(filename or "upload"), source, target, max_bytes=limit, taken=taken, budget=budget)
+                stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)
                 saved += stored.files
                 for reason in stored.skipped:
                     shown, _, why = reason.partition(": ")
                     rejected.append({"name": shown, "error": scrub(why)})
             report = base.ingest(saved, progress=progress) if saved else None
+            if not saved and not existed and not base.files():  # every file refused: no knowledge base made for nothing
+                with self._lock:
+                    self._kbs.pop(name, None)
+                base.drop()
         if report is not None:
             for f in report.files:
                 f.error = scrub(f.error) if f.error else f.error
@@ -245,9 +250,13 @@ class Service:
         base = self.kb(name)
         with self._writer(name), self._vanishing(name, base):
             try:
-                return base.remove_file(file)
+                row = base.remove_file(file)
             except KnowledgeBaseError as exc:
                 raise NotFound(scrub(str(exc))) from None
+            from kbqa.uploads import discard_upload
+
+            discard_upload(base.uploads_folder, Path(row.path))
+            return row
 
     def reingest_file(self, name: str, file: str | int, progress: Callable[[Progress], None] | None = None) -> IngestReport:
         base = self.kb(name)

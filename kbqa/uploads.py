@@ -152,7 +152,7 @@ def store_upload(
             unpacked = unpack_zip(partial, target / folder, max_bytes=min(max_bytes * 10, budget.left), shown_as=shown)
             budget.left -= sum(f.stat().st_size for f in unpacked.files)
             return unpacked
-        safe = unique_name(target, shown, name or "upload", taken)
+        safe = unique_name(target, shown, name, taken)  # a nameless upload was cleaned to "upload": it replaces nothing
         taken.add(safe)
         os.replace(partial, target / safe)
         budget.left -= written
@@ -162,3 +162,23 @@ def store_upload(
     finally:
         partial.unlink(missing_ok=True)
     return out
+
+
+def discard_upload(uploads: Path, path: Path) -> None:
+    """Delete the stored copy of an uploaded file whose entry was removed, and the folders (an
+    unpacked zip's) it leaves empty; a file outside the uploads folder (ingested from disk) is the
+    user's own and stays."""
+    try:
+        root, path = uploads.resolve(), path.resolve()
+    except OSError:
+        return
+    if root not in path.parents:
+        return
+    path.unlink(missing_ok=True)
+    folder = path.parent
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            break
+        folder = folder.parent

@@ -57,8 +57,22 @@ def test_files_endpoints_and_search(api: str, docs: Path) -> None:
     hits = httpx.post(f"{api}/v1/kb/api/search", json={"query": "RO membrane", "top_k": 2}, headers=auth).json()["hits"]
     assert hits[0]["file"] == "manual.pdf" and hits[0]["page"] == 2
     manual = next(f for f in listed if f["name"] == "manual.pdf")
+    uploads = Path(os.environ["KBQA_HOME"]) / "kbs" / "api" / "uploads"
+    assert (uploads / "manual.pdf").exists()
     assert httpx.delete(f"{api}/v1/kb/api/files/{manual['id']}", headers=auth).status_code == 200
     assert httpx.delete(f"{api}/v1/kb/api/files/{manual['id']}", headers=auth).status_code == 404
+    assert not (uploads / "manual.pdf").exists()  # the stored copy goes with its entry
+    # nameless uploads are cleaned to "upload": the second is another file, not a new version of the first
+    for text in ("第一份没有名字的文件。", "第二份没有名字的文件。"):  # filename="" (httpx leaves an empty name out)
+        body = (b'--b\r\nContent-Disposition: form-data; name="files"; filename=""\r\nContent-Type: text/plain\r\n\r\n'
+                + text.encode() + b"\r\n--b--\r\n")
+        nameless = httpx.post(f"{api}/v1/kb/api/files", content=body, headers={**auth, "Content-Type": "multipart/form-data; boundary=b"},
+                              timeout=60).json()
+        assert [f["status"] for f in nameless["files"]] == ["added"], nameless
+    # an upload whose every file is refused makes no knowledge base
+    refused = httpx.post(f"{api}/v1/kb/nothing/files", files={"files": ("broken.zip", b"PK\x03\x04 not really")}, headers=auth, timeout=60)
+    assert refused.status_code == 200 and refused.json()["rejected"], refused.text
+    assert "nothing" not in httpx.get(f"{api}/v1/kb", headers=auth).json()
     assert all(h["file"] != "manual.pdf" for h in httpx.post(f"{api}/v1/kb/api/search", json={"query": "RO membrane", "threshold": 0}, headers=auth).json()["hits"])
     evil = {"files": ("../../escape.txt", "日本的首都是东京，这是一个地理常识。".encode())}
     httpx.post(f"{api}/v1/kb/api/files", files=evil, headers=auth, timeout=60)

@@ -329,11 +329,11 @@ def test_a_streaming_waiter_gives_up_after_the_queue_timeout() -> None:
 
 
 def test_a_stream_abandoned_mid_step_is_closed_soon() -> None:
-    """The client hangs up while a worker thread is inside the event generator (waiting for a token):
-    the generator must still be closed, at the end of that step, so its LLM slot is freed."""
+    """The response is cut off while a worker thread is inside the event generator (waiting for a
+    token): the generator must still be closed, at the end of that step, so its LLM slot is freed."""
     import asyncio
 
-    from kbqa.api import _until_abandoned
+    from kbqa.api import _Pump, _Stream
 
     state = {"closed": False}
 
@@ -348,11 +348,15 @@ def test_a_stream_abandoned_mid_step_is_closed_soon() -> None:
     async def main() -> None:
         held = events()  # still referenced (in the server, a traceback can hold it): closing must not wait for the GC
 
-        async def consume() -> None:
-            async for _ in _until_abandoned(held):
-                pass
+        async def receive() -> dict[str, Any]:
+            await asyncio.sleep(3600)  # the client says nothing: it is cut off by cancelling the response
+            return {"type": "http.disconnect"}
 
-        task = asyncio.create_task(consume())
+        async def send(message: dict[str, Any]) -> None:
+            return None
+
+        response = _Stream(_Pump(held), media_type="text/event-stream")
+        task = asyncio.create_task(response({"type": "http", "asgi": {"spec_version": "2.0"}}, receive, send))
         await asyncio.sleep(0.5)  # a step is running in a worker thread now
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
