@@ -348,6 +348,20 @@ def test_a_decompression_bomb_in_an_office_file_is_refused_before_parsing(tmp_pa
         load_file(bomb, LoadOptions(max_file_mb=200))
 
 
+def test_pages_with_a_short_line_and_nothing_to_see_are_not_ocr_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ocr auto reads a page again from its picture only when the page shows something (a scan, text
+    drawn as outlines): 40 pages of one short line each went through OCR at 3.5 s a page."""
+    import ingest.loaders.pdf as pdf
+
+    def no_ocr(*args: object, **kwargs: object) -> list[object]:
+        raise AssertionError("OCR was run on a page with nothing to read")
+
+    monkeypatch.setattr(pdf, "ocr_blocks", no_ocr)
+    words = [f"item {chr(97 + n % 26)}{chr(97 + n // 26)}" for n in range(40)]  # short, and no running footer
+    docs = load_file(write_pdf(tmp_path / "sparse.pdf", words))
+    assert [d.text for d in docs] == words and all(d.meta["kind"] == "text" for d in docs)
+
+
 def test_encrypted_pdf(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="encrypted"):
         load_file(write_pdf(tmp_path / "s.pdf", ["secret"], password="pw"))

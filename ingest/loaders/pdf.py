@@ -384,13 +384,26 @@ class Headings:
         return None
 
 
-def _needs_ocr(text: str, options: Any) -> bool:
+def _needs_ocr(text: str, options: Any, page: Any = None) -> bool:
+    """ocr auto: a page whose text layer is (nearly) empty or garbled, and that shows something to
+    read — an image (a scan) or many vector paths (text drawn as outlines). A page with a line of
+    text and nothing else ("Page 7", a blank page) is not rendered and read again: 3.5 s each, and
+    a 100-page file of such pages ran past its time limit."""
     if options.ocr == "always":
         return True
     if options.ocr == "never":
         return False
     visible = sum(1 for ch in text if not ch.isspace())
-    return visible < 10 or text.count("\ufffd") > visible * 0.3
+    if not (visible < 10 or text.count("\ufffd") > visible * 0.3):
+        return False
+    return page is None or _shows_something(page)
+
+
+def _shows_something(page: Any) -> bool:
+    try:
+        return bool(page.get_images(full=False)) or len(page.get_cdrawings()) >= 20
+    except Exception:  # noqa: BLE001 - a broken page: let OCR try
+        return True
 
 
 def _render(page: Any, dpi: int) -> Any:
@@ -491,7 +504,7 @@ def _read_pages(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     for number, text in enumerate(texts, start=1):
         if getattr(options, "on_page", None):
             options.on_page(number, len(texts))
-        if _needs_ocr(text, options):
+        if _needs_ocr(text, options, doc[number - 1]):
             yield _page_doc(path, number, _ocr_page(doc[number - 1], options), "ocr")
         else:
             yield _page_doc(path, number, text)
@@ -509,7 +522,7 @@ def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     del layouts
     headings = Headings(doc, pages)
     report = getattr(options, "on_page", None) or (lambda done, total: None)
-    scanned = [n for n, paragraphs in enumerate(pages, start=1) if _needs_ocr("\n\n".join(t for t, _ in paragraphs), options)]
+    scanned = [n for n, paragraphs in enumerate(pages, start=1) if _needs_ocr("\n\n".join(t for t, _ in paragraphs), options, doc[n - 1])]
     ahead = _OcrAhead(doc, scanned, options, ocr_workers(options)) if scanned else None
     try:
         yield from _assemble(path, pages, set(scanned), ahead, headings, report)
