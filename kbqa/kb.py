@@ -10,6 +10,7 @@ import shutil
 import sys
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,15 +31,20 @@ from kbqa.store.vectors import choose_faiss_kind
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 
 # A knowledge base's name: letters (any script), digits, CJK, '-', '_', '.' (not first), at most 64 characters.
-_NAME = re.compile(rf"^[\w\-{HAN}][\w\-.{HAN}]{{0,63}}$")
 # Characters a stored file name may not keep: path separators, shell and Windows specials, controls.
 _UNSAFE = re.compile(rf"[^\w.\-{HAN} ()\[\]+,@&#%=~'!]+")
 MAX_NAME_BYTES = 200  # well under the 255 bytes a file name may have on Linux, macOS and Windows
 
 
 def valid_name(name: str) -> bool:
-    """Whether a string is a knowledge base's name (and so never a path)."""
-    return bool(_NAME.fullmatch(name))  # fullmatch: '$' alone would let a final newline through
+    """Whether a string is a knowledge base's name (and so never a path): letters of any script (with
+    their combining marks: हिंदी, தமிழ்), digits, '_', and '-' or '.' after the first character (a
+    name like "-rf" reads as an option on the command line), at most 64 characters, in its NFKC
+    form (so "ﬁle" and "𝐚" are not names apart from "file" and "a")."""
+    if not name or len(name) > 64 or unicodedata.normalize("NFKC", name) != name:
+        return False
+    first, rest = name[0], name[1:]
+    return (first.isalnum() or first == "_") and all(ch.isalnum() or ch in "_-." or unicodedata.category(ch)[0] == "M" for ch in rest)
 
 
 def clean_text(text: str) -> str:
@@ -121,7 +127,8 @@ def kb_folder(config: Config, name: str) -> Path:
     (a path, '..', '.hidden', too long) is refused."""
     if not valid_name(name):
         raise KnowledgeBaseError(
-            f"invalid knowledge base name {name[:80]!r}: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters"
+            f"invalid knowledge base name {name[:80]!r}: use letters of any script, digits, '_', and '-' or '.' (not first), "
+            "at most 64 characters"
         )
     root = kb_root(config)
     folder = root / name

@@ -145,7 +145,8 @@ class Service:
 
     def _folder(self, name: str) -> Path:
         if not isinstance(name, str) or not valid_name(name):
-            raise BadRequest("invalid knowledge base name: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters",
+            raise BadRequest("invalid knowledge base name: use letters of any script (composed), digits, '_', and '-' or '.' (not first), "
+                             "at most 64 characters",
                              code="invalid_name")
         try:
             return kb_folder(self.config, name)
