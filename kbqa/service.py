@@ -336,10 +336,11 @@ class Service:
             gen["max_tokens"] = max_tokens
         return gen
 
-    def _history(self, history: list[Message] | None) -> list[Message]:
+    def _history(self, history: list[Message] | None, asking: int = 0) -> list[Message]:
+        """The earlier turns, checked; asking: the messages that come with them (the question)."""
         turns = list(history or [])
-        if len(turns) > self.limits.max_messages:
-            raise TooLarge(f"the conversation has {len(turns)} messages; the limit is {self.limits.max_messages} (server.max_messages)")
+        if len(turns) + asking > self.limits.max_messages:
+            raise TooLarge(f"the conversation has {len(turns) + asking} messages; the limit is {self.limits.max_messages} (server.max_messages)")
         out = []
         for m in turns:
             role, content = m.get("role"), m.get("content")
@@ -432,7 +433,7 @@ class Service:
         """Answer from a knowledge base. Raises Busy at once when the LLM's queue is full; the
         Reply's waiting() tells the place in the queue, iterating it gives the answer."""
         question = self._question(question)
-        turns = self._history(history)
+        turns = self._history(history, asking=1)
         top_k, threshold = self._top_k(top_k), self._threshold(threshold)
         gen = self._generation(temperature, max_tokens)
         base = self.kb(name)

@@ -87,7 +87,7 @@ def test_limits_are_refused_with_a_message(service: Service) -> None:
     with pytest.raises(TooLarge):
         service.search("lim", "x" * 1_000_000)
     with pytest.raises(TooLarge):
-        service.ask("lim", "年假几天？", history=[{"role": "user", "content": "hi"}] * 10_001)
+        service.ask("lim", "年假几天？", history=[{"role": "user", "content": "hi"}] * 10_000)  # with the question: 10,001 messages
     with pytest.raises(BadRequest):
         service.search("lim", "   ")
     # text that is not valid UTF-8 (an unpaired surrogate) is repaired, not a crash
