@@ -655,9 +655,18 @@ def config_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     _console().print(f"[dim]home: {_e(cfg.home_dir())}[/]")
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        from kbqa import __version__
+
+        print(f"kbqa {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the log, libraries' messages included (also KBQA_LOG=debug).")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print kbqa's version and exit.", callback=_version, is_eager=True)] = False,
 ) -> None:
     import logging
 

@@ -18,6 +18,9 @@ def test_help_lists_commands_quickly() -> None:
     for command in ("ingest", "ask", "search", "chat", "serve", "models", "kb", "config"):
         assert command in result.stdout
     assert time.perf_counter() - started < 10  # the real start-up figure is in benchmarks/
+    from kbqa import __version__
+
+    assert run_kbqa("--version").stdout.strip() == f"kbqa {__version__}"
 
 
 def test_ingest_then_ask_with_sources(home: Path, docs: Path) -> None:
