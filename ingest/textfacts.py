@@ -142,8 +142,9 @@ DOTTED = re.compile(r"\w+(?:\.\w+)+", re.UNICODE)
 
 def word_of(token: str) -> str:
     """A jieba token as the word kbqa keeps, or "": lower case; letters, digits and Han, or such runs
-    joined by dots; a percentage without its sign ("4.8%" -> "4.8")."""
-    token = token.strip().lower().rstrip("%")
+    joined by dots. (A percentage as jieba cuts it, "20%", is no word: indexed as "20" it made "more
+    than 20% of revenue" match every 20 in a filing, and financebench lost a page.)"""
+    token = token.strip().lower()
     return token if WORD.fullmatch(token) or DOTTED.fullmatch(token) else ""
 _ASCII_WORD = re.compile(r"[a-z]+")
 STOP_WORDS = frozenset(

@@ -8,7 +8,7 @@ import re
 
 from ingest.textfacts import DOTTED, content_words, stem, words
 
-VERSION = "5"
+VERSION = "6"
 
 
 def tokens(text: str) -> list[str]:
