@@ -133,7 +133,7 @@ def _cited(sentence: Sentence) -> str:
 
 def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     """The best evidence sentence and, up to `limit` in all, those scoring at least 60% of it, in
-    reading order — but not a heading line, nor a sentence of a far less relevant passage (under half
+    reading order — but not a heading line or a bit without letters, nor a sentence of a far less relevant passage (under half
     the best one's relevance) that holds no question word the kept ones lack: such a sentence only
     repeats the match (a company's name in another policy's first line)."""
     ranked = evidence.sentences[:limit]
@@ -144,8 +144,8 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     keep = [best]
     held = terms(best.text) & wanted
     for s in ranked[1:]:
-        if s.score < 0.6 * best.score or is_heading_line(s.text):
-            continue
+        if s.score < 0.6 * best.score or is_heading_line(s.text) or not any(ch.isalpha() for ch in s.text):
+            continue  # "1." of a numbered heading is no evidence
         words = terms(s.text) & wanted
         weak = evidence.relevance[s.n - 1] < 0.5 * evidence.relevance[best.n - 1]
         if weak and not words - held:

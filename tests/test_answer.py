@@ -202,6 +202,13 @@ def test_a_word_shared_by_chance_in_an_unrelated_source_does_not_win(monkeypatch
     assert gather(question, [report, other]).best.n == 2  # type: ignore[union-attr]  # as it was
 
 
+def test_a_headings_number_is_not_quoted_as_evidence() -> None:
+    """ "1. Overview The Aurora X2 is…" splits into "1." and the rest; "1." has no letters to quote."""
+    hit = _hit("1. Overview The Aurora X2 is a reverse-osmosis water purifier. It comes with a 3-year warranty.")
+    text = extractive_text(gather("What is the Aurora X2?", [hit]))
+    assert "purifier" in text and not re.search(r"(^|\s)1\. \[1\]", text), text
+
+
 def test_titles_and_file_names_are_not_answers() -> None:
     hit = _hit("出差结束后三十天内须提交报销申请。", ["差旅报销制度", "报销时限"], "差旅报销制度.docx")
     assert is_title("差旅报销制度", hit) and is_title("## 报销时限", hit) and is_title("差旅报销制度 [3]", hit)
