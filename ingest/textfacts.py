@@ -135,8 +135,8 @@ def sentences(text: str) -> list[str]:
 
 # --- words ----------------------------------------------------------------------------------------
 WORD = re.compile(rf"[\w{HAN}]+", re.UNICODE)
-# a word with inner dots, as jieba keeps it: a version, a decimal, a code or a file name ("3.11",
-# "x.25", "v2.0", "4.2", "report.pdf"); its parts alone would say less
+# a word with inner dots, as jieba keeps it: a version, a decimal or a code ("3.11", "x.25", "v2.0",
+# "4.2"); its parts alone would say less
 DOTTED = re.compile(r"\w+(?:\.\w+)+", re.UNICODE)
 
 
@@ -146,6 +146,8 @@ def word_of(token: str) -> str:
     than 20% of revenue" match every 20 in a filing, and financebench lost a page.)"""
     token = token.strip().lower()
     return token if WORD.fullmatch(token) or DOTTED.fullmatch(token) else ""
+
+
 _ASCII_WORD = re.compile(r"[a-z]+")
 STOP_WORDS = frozenset(
     "的 了 是 在 和 与 及 或 也 都 就 而 之 其 这 那 有 为 以 于 对 从 把 被 让 吗 呢 吧 啊 么 什么 哪 哪些 哪个 怎么 怎样 如何 多少 几 谁 "

@@ -133,9 +133,9 @@ def _cited(sentence: Sentence) -> str:
 
 def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     """The best evidence sentence and, up to `limit` in all, those scoring at least 60% of it, in
-    reading order — but not a heading line or a bit without letters, nor a sentence of a far less relevant passage (under half
-    the best one's relevance) that holds no question word the kept ones lack: such a sentence only
-    repeats the match (a company's name in another policy's first line)."""
+    reading order — but not a heading line or a bit without letters, nor a sentence of a far less
+    relevant passage (under half the best one's relevance) that holds no question word the kept
+    ones lack: such a sentence only repeats the match (a company's name in another policy's first line)."""
     ranked = evidence.sentences[:limit]
     if not ranked:
         return []

@@ -309,8 +309,13 @@ async def _reply_in_thread(make: Any) -> Reply:
     from starlette.concurrency import run_in_threadpool
 
     made: list[Reply] = []
+
+    def keep() -> Reply:
+        made.append(make())
+        return made[-1]
+
     try:
-        return await run_in_threadpool(lambda: made.append(make()) or made[-1])
+        return await run_in_threadpool(keep)
     except BaseException:
         for reply in made:
             reply.close()

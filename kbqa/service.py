@@ -210,7 +210,7 @@ class Service:
         knowledge base's uploads/ folder, creating it if needed, and ingest them."""
         from kbqa.uploads import Budget, store_upload
 
-        existed = name in self.names()
+        existed = kb_exists(self.config, self._folder(name))
         base = self.kb(name, create=True)
         target = base.uploads_folder
         if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
