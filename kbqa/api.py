@@ -225,7 +225,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     def status() -> dict[str, Any]:
         from kbqa.kb import process_memory_mb
 
-        return {"knowledge_bases": service.names(), "queues": service.queues(), "process_memory_mb": round(process_memory_mb(), 1)}
+        return {"knowledge_bases": service.names(), "queues": service.queues(), "ingests": service.ingests(), "process_memory_mb": round(process_memory_mb(), 1)}
 
     return app
 

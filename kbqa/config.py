@@ -118,6 +118,8 @@ class ServerConfig(_Section):
     max_messages: int = Field(10_000, ge=1)
     max_tokens: int = Field(2048, ge=1)
     max_request_mb: float = Field(8, gt=0)
+    max_ingests: int = Field(2, ge=1, le=64)
+    ingest_wait_s: float = Field(600, gt=0)
 
 
 class Config(_Section):

@@ -94,7 +94,8 @@ class KnowledgeBaseError(Exception):
 
 @dataclass
 class Progress:
-    """One step of an ingest, for progress bars: stage is scan | file | done."""
+    """One step of an ingest, for progress bars: stage is scan | file | done, or wait (a server's
+    upload waiting for its turn; name: how many ingests run)."""
 
     stage: str
     done: int
@@ -229,6 +230,10 @@ class _FilePlan:
 
 def _page_progress(pages: queue.SimpleQueue[Progress], n: int, total: int, name: str) -> Callable[[int, int], None]:
     return lambda page, count: pages.put(Progress("file", n, total, name, page=page, pages=count))
+
+
+class _Cancelled(BaseException):
+    """An ingest's cancelled() said stop (a BaseException: no file's own error handling catches it)."""
 
 
 class _ReadAhead:
@@ -615,11 +620,14 @@ class KnowledgeBase:
         prune: bool = False,
         force: bool = False,
         progress: Callable[[Progress], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> IngestReport:
         """Ingest files and folders; unchanged files are skipped, changed ones replaced.
 
         Each file is committed on its own: an interrupted ingest keeps what was done and the
         next run continues. prune=True removes files under the given folders that are gone.
+        cancelled() is asked between files and while one is read: once true, the ingest stops as
+        if interrupted (report.interrupted; the file being read is dropped, its parser stopped).
         """
         started = time.perf_counter()
         report = IngestReport()
@@ -649,14 +657,22 @@ class KnowledgeBase:
         loader = LoaderProcess(timeout) if timeout and files and remote is None else None  # a hung or crashing parser is stopped, not fatal
         pages: queue.SimpleQueue[Progress] = queue.SimpleQueue()  # page progress from the parsing thread, shown by this one
         show_pages = lambda: [notify(pages.get()) for _ in range(pages.qsize())]
+
+        def meanwhile() -> None:
+            show_pages()
+            if cancelled is not None and cancelled():
+                raise _Cancelled
+
         ahead = _ReadAhead(loader, PARSE_AHEAD if remote is None else 2 * len(remote.actors) + 2, remote)
         self._remote = remote
         try:
             planned = (self._plan_file(path, name, force) for path, name in files)
             for n, plan in ahead.run(planned, lambda plan, n: replace(options, on_page=_page_progress(pages, n, len(files), plan.name))):
+                if cancelled is not None and cancelled():
+                    raise _Cancelled
                 notify(Progress("file", n, len(files), plan.name))
                 result = plan.result or self._store_source(
-                    str(plan.path), plan.name, plan.sha, plan.size, plan.mtime, lambda: ahead.wait(plan, show_pages), force,
+                    str(plan.path), plan.name, plan.sha, plan.size, plan.mtime, lambda: ahead.wait(plan, meanwhile), force,
                     filename=plan.path.name, given=plan.given,
                 )
                 show_pages()
@@ -671,7 +687,7 @@ class KnowledgeBase:
                 report.files.extend(self._prune(gone))
             else:
                 report.gone = [row.name for row in gone]
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Cancelled):
             report.interrupted = True
         finally:  # interrupted or failing: the files being parsed ahead are stopped, not waited for
             ahead.close(interrupted=report.interrupted or sys.exc_info()[0] is not None)
@@ -870,12 +886,14 @@ class KnowledgeBase:
         self._sync_index()
         return row
 
-    def reingest_file(self, name_or_id: str | int, progress: Callable[[Progress], None] | None = None) -> IngestReport:
+    def reingest_file(
+        self, name_or_id: str | int, progress: Callable[[Progress], None] | None = None, cancelled: Callable[[], bool] | None = None
+    ) -> IngestReport:
         """Read one file again from where it was ingested, even if unchanged (e.g. after changing OCR settings)."""
         row = self.file(name_or_id)
         if not row.path or not Path(row.path).is_file():
             raise KnowledgeBaseError(f"{row.name} is no longer at {row.path}; upload or ingest it again")
-        return self.ingest([row.path], force=True, progress=progress)
+        return self.ingest([row.path], force=True, progress=progress, cancelled=cancelled)
 
     def page_image(self, path: str | Path, page: int, dpi: int = 110, outline: str | None = None) -> bytes | None:
         """A PNG of one page of a PDF source (1-based page), for showing where an answer came from, with

@@ -1,6 +1,11 @@
-"""The generation queue: a local LLM (llama.cpp, transformers) is not thread-safe, so each loaded
+"""Bounded waits for what a server shares.
+
+The generation queue: a local LLM (llama.cpp, transformers) is not thread-safe, so each loaded
 copy runs one generation at a time, handed out first come, first served, with a bound on how many
-requests may wait (the rest are refused with Busy: 503 + Retry-After)."""
+requests may wait (the rest are refused with Busy: 503 + Retry-After).
+
+Ingest slots: each upload or re-ingest runs a parser process and, for scans, OCR models; a few at
+once across all knowledge bases, the rest wait their turn (bounded, like the queue)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kbqa.errors import Busy
@@ -174,3 +180,59 @@ class QueuedLLM:
                     close()
         finally:
             ticket.release()  # a request's ticket serves one generation: its answer
+
+
+class IngestSlots:
+    """At most `slots` ingests at once (four 20-page uploads side by side took 5.4 GB and all the
+    cores); up to `8 * slots` more wait, each at most timeout_s, the rest are refused with Busy."""
+
+    def __init__(self, slots: int, timeout_s: float) -> None:
+        self._cond = threading.Condition()
+        self.slots, self.timeout_s = slots, timeout_s
+        self.max_waiting = 8 * slots
+        self.running = 0
+        self.waiting = 0
+        self.closed = False
+
+    @contextmanager
+    def held(self, waiting: Callable[[int], None] | None = None) -> Iterator[None]:
+        """Hold a slot for the block; while none is free, waiting(ingests running) is called every second."""
+        deadline = time.monotonic() + self.timeout_s
+        with self._cond:
+            if self.running >= self.slots and self.waiting >= self.max_waiting:
+                raise Busy(f"{self.running} ingests are running and {self.waiting} uploads wait for their turn; try again later",
+                           retry_after=60, code="ingests_full", running=self.running, waiting=self.waiting)
+            self.waiting += 1
+            try:
+                while self.running >= self.slots or self.closed:
+                    if self.closed:
+                        raise Busy("the server is shutting down", retry_after=10, code="stopping")
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise Busy(f"waited {self.timeout_s:.0f} s for one of the {self.slots} ingests running to finish "
+                                   "(server.max_ingests); try again later", retry_after=60, code="ingest_waited", seconds=round(self.timeout_s))
+                    self._cond.wait(min(left, 1.0))
+                    if waiting is not None and self.running >= self.slots:
+                        self._cond.release()  # the caller's progress report runs without the lock
+                        try:
+                            waiting(self.running)
+                        finally:
+                            self._cond.acquire()
+            finally:
+                self.waiting -= 1
+            self.running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.running -= 1
+                self._cond.notify_all()
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            return {"max_ingests": self.slots, "running": self.running, "waiting": self.waiting}
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()

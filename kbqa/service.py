@@ -11,7 +11,8 @@ own presentation. It owns what makes serving safe:
 - freshness: every request checks the catalog's generation and patches the index when another
   process changed the knowledge base;
 - writes: one writer per knowledge base (uploads, deletes, re-ingests wait for each other),
-  readers never wait for writers;
+  readers never wait for writers; at most `server.max_ingests` ingests at once over all of them
+  (the rest wait their turn, bounded), each stopped at the next file or page when the server stops;
 - errors as `ServiceError`s with an HTTP status and a message that shows no server path.
 """
 
@@ -29,7 +30,7 @@ from kbqa.config import Config
 from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, scrub
 from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, kb_exists, kb_folder, list_knowledge_bases, valid_name
 from kbqa.offline import ModelNotAvailable
-from kbqa.queue import GenerationQueue, QueuedLLM, Ticket
+from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
 from kbqa.store import FileRow
 from kbqa.types import AnswerStream, Hit, IngestReport
 
@@ -136,6 +137,7 @@ class Service:
         self._loading: dict[str, threading.Lock] = {}
         self._embedder: Any = None
         self._lock = threading.RLock()
+        self._ingests = IngestSlots(config.server.max_ingests, config.server.ingest_wait_s)
         self.closed = False
 
     # --- names and knowledge bases --------------------------------------------------------------
@@ -221,27 +223,61 @@ class Service:
             saved: list[Path] = []
             rejected: list[dict[str, str]] = []
             taken: set[str] = set()
-            for filename, source in items:
-                stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)
-                saved += stored.files
-                for reason in stored.skipped:
-                    shown, _, why = reason.partition(": ")
-                    rejected.append({"name": shown, "error": scrub(why)})
-            report = base.ingest(saved, progress=progress) if saved else None
-            if not saved and not existed and not base.files():  # every file refused: no knowledge base made for nothing
-                with self._lock:
-                    self._kbs.pop(name, None)
-                base.drop()
+            try:
+                with self._ingest_slot(progress):
+                    for filename, source in items:
+                        stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)
+                        saved += stored.files
+                        for reason in stored.skipped:
+                            shown, _, why = reason.partition(": ")
+                            rejected.append({"name": shown, "error": scrub(why)})
+                    report = self._ingest(base, saved, progress) if saved else None
+            finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
+                if base.catalog.identity() is not None:
+                    self._discard_unrecorded(base, saved)
+                    if not existed and not base.files():  # nothing made it in: no knowledge base made for nothing
+                        with self._lock:
+                            self._kbs.pop(name, None)
+                        base.drop()
         if report is not None:
             for f in report.files:
                 f.error = scrub(f.error) if f.error else f.error
         return Upload(report, rejected)
 
     @contextmanager
+    def _ingest_slot(self, progress: Callable[[Progress], None] | None) -> Iterator[None]:
+        """One of the server's `server.max_ingests` ingest slots, reporting the wait as Progress("wait", ...)."""
+        waiting = (lambda running: progress(Progress("wait", 0, 0, name=str(running)))) if progress else None
+        with self._ingests.held(waiting):
+            yield
+
+    def _ingest(self, base: KnowledgeBase, paths: list[Path], progress: Callable[[Progress], None] | None) -> IngestReport:
+        """base.ingest, stopped at the next file or page when the server stops (the rest: 503, upload again)."""
+        report = base.ingest(paths, progress=progress, cancelled=lambda: self.closed)
+        self._stopped(report, len(paths))
+        return report
+
+    @staticmethod
+    def _stopped(report: IngestReport, files: int) -> None:
+        if report.interrupted:
+            raise Busy(f"the server is shutting down: {len(report.files)} of {files} files were ingested and kept; "
+                       "send the rest again once it is back", retry_after=10, code="stopping")
+
+    @staticmethod
+    def _discard_unrecorded(base: KnowledgeBase, saved: list[Path]) -> None:
+        from kbqa.uploads import discard_upload
+
+        for path in saved:
+            if base.catalog.file(str(path)) is None:
+                discard_upload(base.uploads_folder, path)
+
+    @contextmanager
     def _vanishing(self, name: str, base: KnowledgeBase) -> Iterator[None]:
         """A write that fails because another process deleted the knowledge base meanwhile is a 409."""
         try:
             yield
+        except ServiceError:
+            raise
         except Exception as exc:  # noqa: BLE001  (a store's own errors too: sqlite3, Milvus)
             if base.catalog.identity() is not None:
                 raise
@@ -262,10 +298,12 @@ class Service:
     def reingest_file(self, name: str, file: str | int, progress: Callable[[Progress], None] | None = None) -> IngestReport:
         base = self.kb(name)
         with self._writer(name), self._vanishing(name, base):
-            try:
-                report = base.reingest_file(file, progress=progress)
-            except KnowledgeBaseError as exc:
-                raise NotFound(scrub(str(exc))) from None
+            with self._ingest_slot(progress):
+                try:
+                    report = base.reingest_file(file, progress=progress, cancelled=lambda: self.closed)
+                except KnowledgeBaseError as exc:
+                    raise NotFound(scrub(str(exc))) from None
+                self._stopped(report, 1)
         for f in report.files:
             f.error = scrub(f.error) if f.error else f.error
         return report
@@ -407,6 +445,10 @@ class Service:
         with self._lock:
             return {name: llm.queue.stats() for name, llm in self._llms.items() if isinstance(llm, QueuedLLM)}
 
+    def ingests(self) -> dict[str, Any]:
+        """Uploads and re-ingests running now and waiting for their turn."""
+        return self._ingests.stats()
+
     # --- questions -----------------------------------------------------------------------------------
     def search(self, name: str, query: Any, *, top_k: Any = None, threshold: Any = None) -> list[Hit]:
         query = self._question(query, "query")
@@ -508,6 +550,7 @@ class Service:
     def stop(self) -> None:
         """Stop generating: waiting requests are refused, running generations end at their next piece."""
         self.closed = True
+        self._ingests.close()
         with self._lock:
             for llm in self._llms.values():
                 if isinstance(llm, QueuedLLM):

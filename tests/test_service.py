@@ -30,6 +30,22 @@ def service(home: Path, monkeypatch: pytest.MonkeyPatch) -> Service:
     return Service(load_config()[0])
 
 
+def live_children() -> list[int]:
+    """The pids of this process's children still running (not zombies), from /proc."""
+    import os
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            _, _, rest = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        state, ppid = rest.split()[:2]
+        if int(ppid) == os.getpid() and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
 def upload_text(service: Service, kb: str, **files: str) -> Any:
     return service.upload(kb, [(name, io.BytesIO(text.encode("utf-8"))) for name, text in files.items()])
 
@@ -407,3 +423,72 @@ def test_an_upload_named_kbqa_yaml_never_describes_the_other_uploads(tmp_path: P
 
     assert unique_name(tmp_path, "kbqa.yaml", "kbqa.yaml", set()) == "kbqa (2).yaml"
     assert unique_name(tmp_path, "notes.yaml", "notes.yaml", set()) == "notes.yaml"
+
+
+def test_ingests_take_turns_across_knowledge_bases(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # four 20-page uploads side by side took 5.4 GB: at most server.max_ingests run, the others wait (and say so)
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    monkeypatch.setenv("KBQA_SERVER__MAX_INGESTS", "1")
+    service = Service(load_config()[0])
+    second_waits, running_seen = threading.Event(), []
+    results: dict[str, Any] = {}
+
+    def first_step(p: Any) -> None:
+        if p.stage == "file" and p.done == 0:
+            running_seen.append(service.ingests()["running"])
+            second_waits.wait(20)  # holds its slot until the other upload reports that it waits
+
+    def second_step(p: Any) -> None:
+        if p.stage == "wait":
+            running_seen.append(service.ingests()["running"])
+            second_waits.set()
+
+    def run(kb: str, step: Any) -> None:
+        results[kb] = service.upload(kb, [(f"{kb}.md", io.BytesIO(f"# {kb}\n\nThe {kb} handbook says hello.".encode()))], progress=step)
+
+    first = threading.Thread(target=run, args=("alpha", first_step))
+    first.start()
+    while not running_seen:
+        time.sleep(0.01)
+    second = threading.Thread(target=run, args=("beta", second_step))
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert second_waits.is_set() and running_seen[:2] == [1, 1]
+    assert [f.status for f in results["alpha"].report.files] == ["added"] and [f.status for f in results["beta"].report.files] == ["added"]
+    assert service.ingests() == {"max_ingests": 1, "running": 0, "waiting": 0}
+
+
+def test_an_upload_that_waited_too_long_leaves_nothing_behind(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    monkeypatch.setenv("KBQA_SERVER__MAX_INGESTS", "1")
+    monkeypatch.setenv("KBQA_SERVER__INGEST_WAIT_S", "0.5")
+    service = Service(load_config()[0])
+    with service._ingests.held():  # another upload is ingesting
+        with pytest.raises(Busy) as err:
+            upload_text(service, "late", **{"late.md": "# Late\n\nwaited"})
+    assert err.value.code == "ingest_waited" and err.value.retry_after
+    assert "late" not in service.names()  # the knowledge base it would have created is not left empty
+    assert not list((home / "kbs").glob("late*"))
+    assert upload_text(service, "late", **{"late.md": "# Late\n\nwaited"}).report.files[0].status == "added"  # the slot is free again
+
+
+def test_stopping_the_server_stops_an_upload_between_files(service: Service, home: Path) -> None:
+    # SIGTERM during an upload: the ingest stops at the next file (its parser process with it), what
+    # was ingested stays, the stored files that were not are removed, and the client gets a 503 that says so
+    files = {f"part{n}.md": f"# Part {n}\n\nPart {n} of the manual covers topic {n}." for n in range(4)}
+
+    def step(p: Any) -> None:
+        if p.stage == "file" and p.result is not None and p.done == 2:
+            service.stop()
+
+    upload_text(service, "manual", **{"keep.md": "# Keep\n\nan earlier upload"})
+    with pytest.raises(Busy) as err:
+        service.upload("manual", [(n, io.BytesIO(t.encode())) for n, t in files.items()], progress=step)
+    assert err.value.code == "stopping" and "2 of 4 files were ingested and kept" in err.value.message
+    assert not live_children()  # its parser process is gone
+    base = KnowledgeBase.open("manual", service.config)
+    assert sorted(r.name for r in base.files()) == ["keep.md", "part0.md", "part1.md"]
+    assert sorted(p.name for p in base.uploads_folder.iterdir()) == ["keep.md", "part0.md", "part1.md"]
+    assert len(base.search("topic 1")) > 0  # the knowledge base is consistent and searchable
+    base.close()

@@ -242,3 +242,30 @@ def test_web_app_concurrent_chats_and_paths(home: Path, corpus: Path, tmp_path: 
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_sigterm_during_an_upload_keeps_what_was_ingested(home: Path) -> None:
+    # was a plain 500, with the ingest's parser process running on after the server
+    from conftest import run_kbqa
+
+    proc, url = start(home, "api", "--api-key", KEY)
+    text = " ".join(f"Section {n} of the handbook explains rule {n} in detail." for n in range(120))
+    files = [("files", (f"chapter{n:02d}.md", f"# Chapter {n}\n\n{text}".encode(), "text/markdown")) for n in range(60)]
+    answer: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: answer.append(httpx.post(f"{url}/v1/kb/handbook/files", files=files, headers=AUTH, timeout=120)))
+    sender.start()
+    deadline = time.time() + 60
+    while httpx.get(f"{url}/v1/status", headers=AUTH).json()["ingests"]["running"] == 0:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    sender.join(30)
+    assert answer and answer[0].status_code == 503 and "shutting down" in answer[0].text, answer and answer[0].text
+    kept = run_kbqa("kb", "files", "handbook")
+    assert kept.returncode == 0
+    listed = [line for line in kept.stdout.splitlines() if "chapter" in line]
+    stored = sorted(p.name for p in (home / "kbs" / "handbook" / "uploads").iterdir())
+    assert 0 < len(listed) < 60 and len(stored) == len(listed), (len(listed), stored)  # no stored file without its entry
+    outside_untouched(home)

@@ -255,7 +255,9 @@ def build_app(config: Config, kb: str = "default") -> Any:
             return t(lang, "choose_files"), files_table(kb_name, lang), kb_choices()
 
         def step(p: Any) -> None:
-            if p.total:
+            if p.stage == "wait":
+                progress(0, desc=t(lang, "ingest_waiting", running=p.name))
+            elif p.total:
                 desc = t(lang, "page_progress", name=p.name, page=p.page, pages=p.pages, done=p.done, total=p.total) if p.page else f"{p.name} ({p.done}/{p.total})"
                 progress(p.done / p.total, desc=desc)
 
@@ -286,7 +288,9 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
     def reingest_file(file_id: str, kb_name: str, lang: str = "en", progress: Any = gr.Progress()) -> tuple[str, list[list[Any]]]:
         def step(p: Any) -> None:
-            if p.total:
+            if p.stage == "wait":
+                progress(0, desc=t(lang, "ingest_waiting", running=p.name))
+            elif p.total:
                 progress(p.done / p.total, desc=p.name)
 
         try:

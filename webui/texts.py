@@ -82,6 +82,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "nothing_ingested": {"en": "nothing ingested", "zh": "没有导入任何文件"},
     "removed": {"en": "Removed {name}.", "zh": "已删除 {name}。"},
     "reingested": {"en": "Re-ingested: {summary}", "zh": "已重新导入：{summary}"},
+    "ingest_waiting": {"en": "Waiting for {running} other upload(s) to finish ingesting…", "zh": "正在等待其他 {running} 个上传导入完成……"},
     "page_progress": {"en": "{name}, page {page} of {pages} ({done}/{total})", "zh": "{name}，第 {page}/{pages} 页（{done}/{total}）"},
     # a file's status in the files table
     "status_ok": {"en": "ok", "zh": "正常"},
@@ -129,6 +130,10 @@ TEXTS: dict[str, dict[str, str]] = {
                              "zh": "本机没有重排序模型 **{model}**，kbqa 也不会自动下载模型：请把 retrieval.reranker 设为本地文件夹。"},
     "err_full": {"en": "The LLM is busy and the queue is full; try again in {seconds:.0f} s.", "zh": "大模型正忙且排队已满，请约 {seconds:.0f} 秒后再试。"},
     "err_waited": {"en": "Waited {seconds} s for the LLM; try again later.", "zh": "已等待大模型 {seconds} 秒，请稍后再试。"},
+    "err_ingests_full": {"en": "{running} uploads are being ingested and {waiting} wait for their turn; try again later.",
+                         "zh": "正在导入 {running} 个上传，另有 {waiting} 个在排队，请稍后再试。"},
+    "err_ingest_waited": {"en": "Waited {seconds} s for other uploads to finish ingesting; try again later.",
+                          "zh": "已等待其他上传导入 {seconds} 秒，请稍后再试。"},
     "err_stopping": {"en": "The server is shutting down.", "zh": "服务器正在关闭。"},
     # error kinds (the service's own message follows)
     "BadRequest": {"en": "Not possible", "zh": "无法完成"},
