@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from ingest.textfacts import QUESTION_WORDS, content_words, language, terms
 from kbqa.evidence import Evidence, Sentence, gather, has_kind, is_heading_line, is_title
 from kbqa.models import Calibration
-from kbqa.types import AnswerStream, Capabilities, Hit
+from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
 Message = dict[str, str]
 _CITE = re.compile(r"\s*\[\d+\]")
@@ -180,8 +180,10 @@ class CompletionAnswerer:
     def __init__(self, llm: Any) -> None:
         self.llm = llm
         self.name = llm.name
+        self.usage = Usage()
 
     def answer(self, asked: Asked, sources: list[Hit], evidence: Evidence, gen: dict[str, Any]) -> Iterator[str]:
+        from kbqa.llm import metered
         from kbqa.prompts import templates
 
         t = templates(asked.lang)
@@ -200,7 +202,7 @@ class CompletionAnswerer:
         asked_terms = terms(asked.query)
         shown, said = "", ""
         held = True  # tokens are held back until the answer says something new, of the asked kind
-        pieces = self.llm.stream([{"role": "user", "content": prompt}], stop=t.stop, **short)
+        pieces = metered(self.llm, [{"role": "user", "content": prompt}], self.usage, stop=t.stop, **short)
         try:
             for piece in pieces:
                 candidate = _CITE.sub("", said + piece)
@@ -236,16 +238,18 @@ class ChatAnswerer:
         self.name = llm.name
         self.history_tokens = history_tokens
         self.refused = False  # set when the model said the sources lack the answer
+        self.usage = Usage()
 
     def answer(self, asked: Asked, sources: list[Hit], evidence: Evidence, gen: dict[str, Any]) -> Iterator[str]:
         from kbqa.chat import trim_history
+        from kbqa.llm import metered
         from kbqa.prompts import build_prompt
 
         budget = self.llm.context - int(gen["max_tokens"]) - 16
         turns = trim_history(asked.history, min(self.history_tokens, budget // 3), self.llm.count_tokens)
         prompt = build_prompt(asked.question, sources, budget_tokens=budget, count_tokens=self.llm.count_tokens, history=turns)
         text = ""
-        for piece in self.llm.stream(prompt.messages, stop=prompt.stop, **gen):
+        for piece in metered(self.llm, prompt.messages, self.usage, stop=prompt.stop, **gen):
             text += piece
             yield piece
         if _SAYS_NO.search(text):
@@ -357,6 +361,7 @@ def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: d
     stream = AnswerStream(asked.question, prepared.sources, iter(()), answered=True, model=model or answerer.name,
                           query=asked.query, confidence=prepared.decision.confidence)
     stream.set_pieces(_checked(answerer.answer(asked, prepared.sources, prepared.evidence, gen), answerer, stream))
+    stream.usage = getattr(answerer, "usage", stream.usage)  # the LLM's tokens, counted as it generates
     return stream
 
 

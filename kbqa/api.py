@@ -42,12 +42,19 @@ class ChatMessage(BaseModel):
         return {"role": self.role, "content": self.text()}
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(max_length=200)
     messages: list[ChatMessage]
     stream: bool = False
+    stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1)
     top_k: int | None = Field(None, ge=1, le=50, description="kbqa extension: sources to retrieve (1..50)")
@@ -173,7 +180,8 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         created = int(time.time())
         if req.stream:
-            return _Stream(_Pump(_events(reply, cid, created, model, sources), on_close=reply.close), media_type="text/event-stream")
+            usage = bool(req.stream_options and req.stream_options.include_usage)
+            return _Stream(_Pump(_events(reply, cid, created, model, sources, usage), on_close=reply.close), media_type="text/event-stream")
         # not streamed: the answer is gathered step by step, and a client that hangs up frees its place
         pump = _Pump(_steps(reply), on_close=reply.close)
         pieces: list[str] = []
@@ -191,7 +199,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         return {
             "id": cid, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces)}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "usage": reply.usage.to_dict(),  # the LLM's tokens (an extractive answer or a refusal: 0)
             "kbqa_sources": sources,
             "kbqa_answered": reply.answered,  # false: the documents do not hold the answer, kbqa_sources are related passages
             "kbqa_confidence": reply.confidence,
@@ -247,9 +255,10 @@ def _steps(reply: Reply) -> Iterator[str]:
         reply.close()
 
 
-def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict[str, Any]]) -> Iterator[str]:
+def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict[str, Any]], usage: bool = False) -> Iterator[str]:
     """Server-sent events: the sources first, then ': queued N' comments while the request waits for
-    the LLM (ignored by OpenAI clients), then the answer's pieces."""
+    the LLM (ignored by OpenAI clients), then the answer's pieces; with usage (OpenAI's
+    stream_options.include_usage) a last chunk without choices gives the tokens used."""
     head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
     try:
         first = {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], "kbqa_sources": sources,
@@ -261,6 +270,8 @@ def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict
             chunk = {**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
         yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}], 'kbqa_answered': reply.answered})}\n\n"
+        if usage:
+            yield f"data: {json.dumps({**head, 'choices': [], 'usage': reply.usage.to_dict()})}\n\n"
     except ServiceError as exc:
         yield f"data: {json.dumps({'error': {'message': exc.message, 'type': type(exc).__name__}}, ensure_ascii=False)}\n\n"
     except Exception as exc:  # the stream has started: an error event, not a broken connection

@@ -32,7 +32,7 @@ from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, dro
 from kbqa.offline import ModelNotAvailable
 from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
 from kbqa.store import FileRow
-from kbqa.types import AnswerStream, Hit, IngestReport
+from kbqa.types import AnswerStream, Hit, IngestReport, Usage
 
 __all__ = ["BadRequest", "Busy", "Conflict", "GenerationQueue", "NotFound", "QueuedLLM", "Reply", "Service", "ServiceError", "TooLarge",
            "Unauthorized", "Upload", "scrub"]
@@ -77,6 +77,11 @@ class Reply:
     @property
     def confidence(self) -> float | None:
         return self.stream.confidence
+
+    @property
+    def usage(self) -> Usage:
+        """The LLM's tokens (complete once the answer is)."""
+        return self.stream.usage
 
     def close(self) -> None:
         if self._iterator is not None:
@@ -527,10 +532,13 @@ class Service:
         if used + count(turns[-1]["content"]) + 8 > budget:
             raise TooLarge(f"the question does not fit in the model's context of {getattr(llm, 'context', '?')} tokens with max_tokens {max_new}")
         kept = trim_history(turns, budget - used, count)
+        from kbqa.llm import metered
+
         ticket = llm.queue.admit() if isinstance(llm, QueuedLLM) else None
         extra = {"ticket": ticket} if ticket is not None else {}
-        pieces = llm.stream(system + kept, **gen, **extra)
-        return Reply(AnswerStream(turns[-1]["content"], [], pieces, answered=True, model=getattr(llm, "name", model or "")), ticket)
+        stream = AnswerStream(turns[-1]["content"], [], iter(()), answered=True, model=getattr(llm, "name", model or ""))
+        stream.set_pieces(metered(llm, system + kept, stream.usage, **gen, **extra))
+        return Reply(stream, ticket)
 
     def describe(self, name: str, model: str | None = None) -> dict[str, Any]:
         """What a knowledge base runs on (embedder, LLM, OCR, store, retrieval), without server paths."""

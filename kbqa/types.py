@@ -53,6 +53,19 @@ class Hit:
 
 
 @dataclass
+class Usage:
+    """Tokens an answer cost its LLM, counted with the model's tokenizer: the messages' text (not the
+    chat template's few tokens of its own) and what it generated, kept or not. Extractive: none."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+
+@dataclass
 class Answer:
     question: str
     text: str
@@ -61,6 +74,7 @@ class Answer:
     model: str = ""
     query: str = ""  # what was searched: the question, or its standalone rewrite in a chat
     confidence: float | None = None  # the answer pipeline's probability that the sources hold the answer
+    usage: Usage = field(default_factory=Usage)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +85,7 @@ class Answer:
             "model": self.model,
             "confidence": self.confidence,
             "sources": [h.to_dict() for h in self.sources],
+            "usage": self.usage.to_dict(),
         }
 
 
@@ -89,6 +104,7 @@ class AnswerStream:
         self.confidence = confidence
         self._pieces = pieces
         self.text = ""
+        self.usage = Usage()  # filled as the LLM generates
 
     def set_pieces(self, pieces: Iterator[str]) -> None:
         self._pieces = pieces
@@ -101,7 +117,7 @@ class AnswerStream:
     def answer(self) -> Answer:
         for _ in self:
             pass
-        return Answer(self.question, self.text, self.sources, self.answered_from_documents, self.model, self.query, self.confidence)
+        return Answer(self.question, self.text, self.sources, self.answered_from_documents, self.model, self.query, self.confidence, self.usage)
 
 
 @dataclass

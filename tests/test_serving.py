@@ -116,6 +116,28 @@ def test_eight_concurrent_streaming_chats(api: tuple[subprocess.Popen[str], str]
     outside_untouched(Path(os.environ["KBQA_HOME"]))
 
 
+def test_usage_counts_the_llms_tokens(api: tuple[subprocess.Popen[str], str]) -> None:
+    # was always 0: clients that count cost or context read it
+    _, url = api
+    ask = {"model": "kb:team", "messages": [{"role": "user", "content": QUESTIONS[0]}]}
+    r = httpx.post(f"{url}/v1/chat/completions", json=ask, headers=AUTH, timeout=300).json()
+    usage = r["usage"]
+    assert "24 months" in r["choices"][0]["message"]["content"]
+    assert usage["prompt_tokens"] > 20 and 0 < usage["completion_tokens"] <= 48 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    chunks = []
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json={**ask, "stream": True, "stream_options": {"include_usage": True}},
+                      headers=AUTH, timeout=300) as s:
+        chunks = [json.loads(line[6:]) for line in s.iter_lines() if line.startswith("data: {")]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == usage  # the same answer, the same tokens
+    assert all("usage" not in c for c in chunks[:-1])
+    refused = {"model": "kb:team", "messages": [{"role": "user", "content": "Who won the 2022 FIFA World Cup?"}]}
+    r = httpx.post(f"{url}/v1/chat/completions", json=refused, headers=AUTH, timeout=300).json()
+    assert r["kbqa_answered"] is False and r["usage"]["total_tokens"] == 0  # a refusal generates nothing
+    talk = {"model": "gemma-3-270m", "max_tokens": 8, "messages": [{"role": "user", "content": "Say hello to the water filter team."}]}
+    r = httpx.post(f"{url}/v1/chat/completions", json=talk, headers=AUTH, timeout=300).json()
+    assert 5 < r["usage"]["prompt_tokens"] < 30 and 0 < r["usage"]["completion_tokens"] <= 9
+
+
 def test_abandoned_streams_free_their_place_and_sigterm_stops_quickly(api: tuple[subprocess.Popen[str], str]) -> None:
     proc, url = api
     body = {"model": "gemma-3-270m", "stream": True, "max_tokens": 1500, "messages": [{"role": "user", "content": "Write a very long story about water filters."}]}

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from kbqa.config import LLMConfig
 from kbqa.models import LLMModel, llm_models
+from kbqa.types import Usage
 
 
 class LLM(Protocol):
@@ -18,6 +19,25 @@ class LLM(Protocol):
     def stream(self, messages: list[dict[str, str]], **generation: Any) -> Iterator[str]: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+
+def metered(llm: Any, messages: list[dict[str, str]], usage: Usage, **generation: Any) -> Iterator[str]:
+    """llm.stream(messages, **generation), adding the prompt's and the generated text's tokens to
+    usage when it ends (also when the consumer stops early: those tokens were spent)."""
+    pieces = llm.stream(messages, **generation)
+    text = ""
+    try:
+        for piece in pieces:
+            text += piece
+            yield piece
+    finally:
+        close = getattr(pieces, "close", None)
+        if close:
+            close()
+        count = getattr(llm, "count_tokens", None)
+        if count is not None:
+            usage.prompt_tokens += sum(count(m["content"]) for m in messages)
+            usage.completion_tokens += count(text) if text else 0
 
 
 def _llamacpp(model: LLMModel, config: LLMConfig, cache_dir: Path) -> LLM:
