@@ -237,6 +237,8 @@ class Service:
                             shown, _, why = reason.partition(": ")
                             rejected.append({"name": shown, "error": scrub(why)})
                     report = self._ingest(base, saved, progress) if saved else None
+                    if saved and base.catalog.identity() is None:  # deleted meanwhile, every step after it failing quietly
+                        raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name)
             finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
                 if base.catalog.identity() is not None:
                     self._discard_unrecorded(base, saved)
