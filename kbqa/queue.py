@@ -183,54 +183,71 @@ class QueuedLLM:
 
 
 class IngestSlots:
-    """At most `slots` ingests at once (four 20-page uploads side by side took 5.4 GB and all the
-    cores); up to `8 * slots` more wait, each at most timeout_s, the rest are refused with Busy."""
+    """At most `slots` ingests at once, one per knowledge base (four uploads of a 10-page scan side
+    by side took 5.4 GB, one parser process and OCR models each). Waiters go first come, first
+    served, except that one whose knowledge base is being ingested lets the next one pass; up to
+    `8 * slots` wait, each at most timeout_s, the rest are refused with Busy."""
 
     def __init__(self, slots: int, timeout_s: float) -> None:
         self._cond = threading.Condition()
         self.slots, self.timeout_s = slots, timeout_s
         self.max_waiting = 8 * slots
-        self.running = 0
-        self.waiting = 0
+        self._active: set[str] = set()  # knowledge bases being ingested
+        self._queue: deque[object] = deque()  # waiters, in arrival order
+        self._keys: dict[object, str] = {}
         self.closed = False
 
+    def _turn(self, me: object) -> bool:
+        if len(self._active) >= self.slots:
+            return False
+        first = next((w for w in self._queue if self._keys[w] not in self._active), None)
+        return first is me
+
     @contextmanager
-    def held(self, waiting: Callable[[int], None] | None = None) -> Iterator[None]:
-        """Hold a slot for the block; while none is free, waiting(ingests running) is called every second."""
+    def held(self, key: str, waiting: Callable[[int], None] | None = None) -> Iterator[None]:
+        """Hold a slot for knowledge base `key` for the block; while waiting, waiting(ingests running)
+        is called every second."""
         deadline = time.monotonic() + self.timeout_s
+        me = object()
         with self._cond:
-            if self.running >= self.slots and self.waiting >= self.max_waiting:
-                raise Busy(f"{self.running} ingests are running and {self.waiting} uploads wait for their turn; try again later",
-                           retry_after=60, code="ingests_full", running=self.running, waiting=self.waiting)
-            self.waiting += 1
+            if self.closed:
+                raise Busy("the server is shutting down", retry_after=10, code="stopping")
+            if len(self._queue) >= self.max_waiting:
+                raise Busy(f"{len(self._active)} ingests are running and {len(self._queue)} uploads wait for their turn; try again later",
+                           retry_after=60, code="ingests_full", running=len(self._active), waiting=len(self._queue))
+            self._queue.append(me)
+            self._keys[me] = key
             try:
-                while self.running >= self.slots or self.closed:
+                while not self._turn(me):
                     if self.closed:
                         raise Busy("the server is shutting down", retry_after=10, code="stopping")
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        raise Busy(f"waited {self.timeout_s:.0f} s for one of the {self.slots} ingests running to finish "
-                                   "(server.max_ingests); try again later", retry_after=60, code="ingest_waited", seconds=round(self.timeout_s))
+                        raise Busy(f"waited {self.timeout_s:.0f} s for other ingests to finish (server.max_ingests); try again later",
+                                   retry_after=60, code="ingest_waited", seconds=round(self.timeout_s))
                     self._cond.wait(min(left, 1.0))
-                    if waiting is not None and self.running >= self.slots:
+                    if waiting is not None and not self._turn(me):
+                        running = len(self._active)
                         self._cond.release()  # the caller's progress report runs without the lock
                         try:
-                            waiting(self.running)
+                            waiting(running)
                         finally:
                             self._cond.acquire()
             finally:
-                self.waiting -= 1
-            self.running += 1
+                self._queue.remove(me)
+                del self._keys[me]
+                self._cond.notify_all()  # the next in line may go now (or pass this one's place on)
+            self._active.add(key)
         try:
             yield
         finally:
             with self._cond:
-                self.running -= 1
+                self._active.discard(key)
                 self._cond.notify_all()
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
-            return {"max_ingests": self.slots, "running": self.running, "waiting": self.waiting}
+            return {"max_ingests": self.slots, "running": len(self._active), "waiting": len(self._queue)}
 
     def close(self) -> None:
         with self._cond:

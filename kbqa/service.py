@@ -217,19 +217,21 @@ class Service:
         knowledge base's uploads/ folder, creating it if needed, and ingest them."""
         from kbqa.uploads import Budget, store_upload
 
-        existed = kb_exists(self.config, self._folder(name))
-        base = self.kb(name, create=True)
-        target = base.uploads_folder
-        if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
-            target.parent.mkdir(parents=True, exist_ok=True)
+        folder = self._folder(name)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
         budget = Budget(limit * 10)  # a request stores at most ten uploads' worth, archives unpacked included
-        with self._writer(name), self._vanishing(name, base):
-            saved: list[Path] = []
-            rejected: list[dict[str, str]] = []
-            taken: set[str] = set()
-            try:
-                with self._ingest_slot(progress):
+        # its turn first, then its knowledge base's lock: a delete there never waits for other knowledge bases' ingests
+        with self._ingest_slot(name, progress), self._writer(name):
+            existed = kb_exists(self.config, folder)  # made (or dropped by an upload that gave up) only under the lock
+            base = self.kb(name, create=True)
+            target = base.uploads_folder
+            if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
+                target.parent.mkdir(parents=True, exist_ok=True)
+            with self._vanishing(name, base):
+                saved: list[Path] = []
+                rejected: list[dict[str, str]] = []
+                taken: set[str] = set()
+                try:
                     for filename, source in items:
                         stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)
                         saved += stored.files
@@ -239,23 +241,24 @@ class Service:
                     report = self._ingest(base, saved, progress) if saved else None
                     if saved and base.catalog.identity() is None:  # deleted meanwhile, every step after it failing quietly
                         raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name)
-            finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
-                if base.catalog.identity() is not None:
-                    self._discard_unrecorded(base, saved)
-                    if not existed and not base.files():  # nothing made it in: no knowledge base made for nothing
-                        with self._lock:
-                            self._kbs.pop(name, None)
-                        base.drop()
+                finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
+                    if base.catalog.identity() is not None:
+                        self._discard_unrecorded(base, saved)
+                        if not existed and not base.files():  # nothing made it in: no knowledge base made for nothing
+                            with self._lock:
+                                self._kbs.pop(name, None)
+                            base.drop()
         if report is not None:
             for f in report.files:
                 f.error = scrub(f.error) if f.error else f.error
         return Upload(report, rejected)
 
     @contextmanager
-    def _ingest_slot(self, progress: Callable[[Progress], None] | None) -> Iterator[None]:
-        """One of the server's `server.max_ingests` ingest slots, reporting the wait as Progress("wait", ...)."""
+    def _ingest_slot(self, name: str, progress: Callable[[Progress], None] | None) -> Iterator[None]:
+        """One of the server's `server.max_ingests` ingest slots for knowledge base `name`, reporting
+        the wait as Progress("wait", ...)."""
         waiting = (lambda running: progress(Progress("wait", 0, 0, name=str(running)))) if progress else None
-        with self._ingests.held(waiting):
+        with self._ingests.held(name, waiting):
             yield
 
     def _ingest(self, base: KnowledgeBase, paths: list[Path], progress: Callable[[Progress], None] | None) -> IngestReport:
@@ -304,13 +307,12 @@ class Service:
 
     def reingest_file(self, name: str, file: str | int, progress: Callable[[Progress], None] | None = None) -> IngestReport:
         base = self.kb(name)
-        with self._writer(name), self._vanishing(name, base):
-            with self._ingest_slot(progress):
-                try:
-                    report = base.reingest_file(file, progress=progress, cancelled=lambda: self.closed)
-                except KnowledgeBaseError as exc:
-                    raise NotFound(scrub(str(exc))) from None
-                self._stopped(report, 1)
+        with self._ingest_slot(name, progress), self._writer(name), self._vanishing(name, base):
+            try:
+                report = base.reingest_file(file, progress=progress, cancelled=lambda: self.closed)
+            except KnowledgeBaseError as exc:
+                raise NotFound(scrub(str(exc))) from None
+            self._stopped(report, 1)
         for f in report.files:
             f.error = scrub(f.error) if f.error else f.error
         return report

@@ -464,7 +464,7 @@ def test_an_upload_that_waited_too_long_leaves_nothing_behind(home: Path, monkey
     monkeypatch.setenv("KBQA_SERVER__MAX_INGESTS", "1")
     monkeypatch.setenv("KBQA_SERVER__INGEST_WAIT_S", "0.5")
     service = Service(load_config()[0])
-    with service._ingests.held():  # another upload is ingesting
+    with service._ingests.held("other"):  # another knowledge base's upload is ingesting
         with pytest.raises(Busy) as err:
             upload_text(service, "late", **{"late.md": "# Late\n\nwaited"})
     assert err.value.code == "ingest_waited" and err.value.retry_after
@@ -510,3 +510,87 @@ def test_a_knowledge_base_deleted_by_another_process_during_an_upload_is_a_409(s
         service.upload("doomed", [(n, io.BytesIO(t.encode())) for n, t in files.items()], progress=step)
     assert err.value.status == 409 and "deleted by another process" in err.value.message
     assert "doomed" not in service.names()
+
+
+
+def slow_lane(monkeypatch: pytest.MonkeyPatch, slots: int = 1, wait_s: float = 600) -> Service:
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    monkeypatch.setenv("KBQA_SERVER__MAX_INGESTS", str(slots))
+    monkeypatch.setenv("KBQA_SERVER__INGEST_WAIT_S", str(wait_s))
+    return Service(load_config()[0])
+
+
+def in_thread(call: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            out.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def until(condition: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_a_waiting_upload_holds_up_no_delete(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an upload waiting for its turn held its knowledge base's lock: a delete there waited 38 s for other knowledge bases' ingests
+    service = slow_lane(monkeypatch)
+    upload_text(service, "p", **{"old.md": "# Old\n\nan old file"})
+    with service._ingests.held("big"):  # a long upload to another knowledge base
+        waiter, result = in_thread(lambda: upload_text(service, "p", **{"new.md": "# New\n\na new file"}))
+        until(lambda: service.ingests()["waiting"] == 1)
+        t0 = time.monotonic()
+        assert service.remove_file("p", "old.md").name == "old.md"
+        assert time.monotonic() - t0 < 2
+    waiter.join(30)
+    assert [f.name for f in result[0].report.files] == ["new.md"] and [r.name for r in service.files("p")] == ["new.md"]
+
+
+def test_an_upload_that_gives_up_never_drops_the_next_ones_knowledge_base(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A (first to a new knowledge base) gave up waiting and dropped it as empty while B, for the same one, was about to store into it
+    service = slow_lane(monkeypatch, wait_s=1.0)
+    with service._ingests.held("other"):
+        a, a_out = in_thread(lambda: upload_text(service, "x", **{"xa.md": "# A\n\nfrom A"}))
+        time.sleep(0.5)
+        b, b_out = in_thread(lambda: upload_text(service, "x", **{"xb.md": "# B\n\nfrom B"}))
+        a.join(10)
+        time.sleep(0.2)
+    b.join(30)
+    assert isinstance(a_out[0], Busy) and a_out[0].code == "ingest_waited"
+    assert not isinstance(b_out[0], Exception) and [f.status for f in b_out[0].report.files] == ["added"], b_out
+    assert [r.name for r in service.files("x")] == ["xb.md"]
+
+
+def test_waiting_uploads_go_in_turn_but_never_wait_for_a_busy_knowledge_base(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = slow_lane(monkeypatch, slots=2)
+    started: list[str] = []
+
+    def upload(kb: str) -> Any:
+        def step(p: Any) -> None:
+            if p.stage == "scan":
+                started.append(kb)
+        return service.upload(kb, [(f"{kb}.md", io.BytesIO(f"# {kb}\n\nabout {kb}".encode()))], progress=step)
+
+    threads = []
+    with service._ingests.held("a"):  # both slots taken, one by knowledge base a
+        with service._ingests.held("z"):
+            for kb in ("a", "b", "c"):
+                threads.append(in_thread(lambda kb=kb: upload(kb))[0])
+                until(lambda: service.ingests()["waiting"] == len(threads))
+            assert service.ingests() == {"max_ingests": 2, "running": 2, "waiting": 3}
+        # a slot is free: a is first in line but its knowledge base is busy, so b (next in line, not c) goes
+        until(lambda: started[:1] == ["b"])
+        time.sleep(0.3)
+        assert "a" not in started  # never two ingests of one knowledge base
+    for thread in threads:
+        thread.join(30)
+    assert sorted(started) == ["a", "b", "c"] and service.ingests() == {"max_ingests": 2, "running": 0, "waiting": 0}
