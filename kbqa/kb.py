@@ -194,7 +194,7 @@ def _folder_of(text: str, config: Config) -> Path:
     return kb_folder(config, text)
 
 
-def _iter_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:
+def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:
     """(absolute file, name shown to users) for every file under the given files and folders."""
     for given in paths:
         root = Path(given).expanduser()
@@ -632,7 +632,7 @@ class KnowledgeBase:
         started = time.perf_counter()
         report = IngestReport()
         paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-        files = list(_iter_files(paths, self.config.ingest.exclude))
+        files = list(ingestable_files(paths, self.config.ingest.exclude))
         notify = progress or (lambda p: None)
         notify(Progress("scan", 0, len(files)))
         self.catalog.set_meta("embedding_model", self.config.embeddings.model)

@@ -215,7 +215,7 @@ class Service:
     ) -> Upload:
         """Store uploaded files (safe, de-duplicated names; zips unpacked safely; size limits) in the
         knowledge base's uploads/ folder, creating it if needed, and ingest them."""
-        from kbqa.uploads import Budget, store_upload
+        from kbqa.uploads import Budget, store_upload, uploading
 
         folder = self._folder(name)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
@@ -227,10 +227,14 @@ class Service:
             target = base.uploads_folder
             if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
                 target.parent.mkdir(parents=True, exist_ok=True)
-            with self._vanishing(name, base):
-                saved: list[Path] = []
-                rejected: list[dict[str, str]] = []
-                taken: set[str] = set()
+            saved: list[Path] = []
+            rejected: list[dict[str, str]] = []
+            taken: set[str] = set()
+
+            def recorded() -> set[str]:
+                return {r.path for r in base.catalog.files()}
+
+            with self._vanishing(name, base), uploading(target, recorded, self.config.ingest.exclude):  # what killed uploads left is removed first
                 try:
                     for filename, source in items:
                         stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from ingest.context import SIDECAR
-from kbqa.kb import safe_filename
+from kbqa.kb import ingestable_files, safe_filename
 
 
 @dataclass
@@ -182,3 +185,30 @@ def discard_upload(uploads: Path, path: Path) -> None:
         except OSError:
             break
         folder = folder.parent
+
+
+@contextmanager
+def uploading(target: Path, recorded: Callable[[], set[str]], exclude: list[str]) -> Iterator[list[Path]]:
+    """For the block, this process stores into the uploads folder target (a shared lock on
+    target/.uploading, which a killed process lets go of). First, when no other process holds it,
+    what killed uploads left there is removed: partial files, and stored files that never reached
+    the catalog (recorded(): the paths it holds; files ingest would skip are left alone).
+    Yields the files removed."""
+    target.mkdir(exist_ok=True)  # not parents: never re-create a knowledge base deleted meanwhile
+    fd = os.open(target / ".uploading", os.O_RDWR | os.O_CREAT, 0o600)
+    removed: list[Path] = []
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other process is storing here now
+        except BlockingIOError:
+            pass
+        else:
+            kept = recorded()
+            removed = [p for p in target.glob(".upload-*.part")]
+            removed += [p for p, _ in ingestable_files([target], exclude) if str(p) not in kept]
+            for path in removed:
+                discard_upload(target, path)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # another process sweeping in between is waited for here
+        yield removed
+    finally:
+        os.close(fd)  # the lock goes with it

@@ -489,7 +489,7 @@ def test_stopping_the_server_stops_an_upload_between_files(service: Service, hom
     assert not live_children()  # its parser process is gone
     base = KnowledgeBase.open("manual", service.config)
     assert sorted(r.name for r in base.files()) == ["keep.md", "part0.md", "part1.md"]
-    assert sorted(p.name for p in base.uploads_folder.iterdir()) == ["keep.md", "part0.md", "part1.md"]
+    assert sorted(p.name for p in base.uploads_folder.iterdir() if p.name != ".uploading") == ["keep.md", "part0.md", "part1.md"]
     assert len(base.search("topic 1")) > 0  # the knowledge base is consistent and searchable
     base.close()
 
@@ -594,3 +594,28 @@ def test_waiting_uploads_go_in_turn_but_never_wait_for_a_busy_knowledge_base(hom
     for thread in threads:
         thread.join(30)
     assert sorted(started) == ["a", "b", "c"] and service.ingests() == {"max_ingests": 2, "running": 0, "waiting": 0}
+
+
+def test_what_a_killed_upload_left_is_removed_by_the_next_one(service: Service, home: Path) -> None:
+    # a server killed mid-upload left stored files without catalog entries (never listed, never deleted) and partial files
+    import fcntl
+    import os
+
+    upload_text(service, "k", **{"kept.md": "# Kept\n\nan ingested file"})
+    uploads = home / "kbs" / "k" / "uploads"
+    (uploads / "stored-not-ingested.md").write_text("# Lost\n\nstored, then the server was killed")
+    (uploads / "unpacked").mkdir()
+    (uploads / "unpacked" / "inner.md").write_text("# Inner\n\nfrom a zip, never ingested")
+    (uploads / "unpacked" / "kbqa.yaml").write_text("description: the user's words about this folder\n")
+    (uploads / ".upload-0123.part").write_bytes(b"half a file")
+    fd = os.open(uploads / ".uploading", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # another process is uploading here right now: nothing is touched
+    try:
+        upload_text(service, "k", **{"second.md": "# Second\n\nanother file"})
+        assert (uploads / "stored-not-ingested.md").exists() and (uploads / ".upload-0123.part").exists()
+    finally:
+        os.close(fd)
+    upload_text(service, "k", **{"third.md": "# Third\n\nyet another file"})
+    assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*") if not p.name.startswith(".uploading")) == [
+        "kept.md", "second.md", "third.md", "unpacked", "unpacked/kbqa.yaml"]  # a description is no upload of its own
+    assert sorted(r.name for r in service.files("k")) == ["kept.md", "second.md", "third.md"]

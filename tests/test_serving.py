@@ -288,6 +288,44 @@ def test_sigterm_during_an_upload_keeps_what_was_ingested(home: Path) -> None:
     kept = run_kbqa("kb", "files", "handbook")
     assert kept.returncode == 0
     listed = [line for line in kept.stdout.splitlines() if "chapter" in line]
-    stored = sorted(p.name for p in (home / "kbs" / "handbook" / "uploads").iterdir())
+    stored = sorted(p.name for p in (home / "kbs" / "handbook" / "uploads").iterdir() if not p.name.startswith("."))
     assert 0 < len(listed) < 60 and len(stored) == len(listed), (len(listed), stored)  # no stored file without its entry
     outside_untouched(home)
+
+
+def test_a_server_killed_during_an_upload_leaves_a_consistent_knowledge_base(home: Path) -> None:
+    from conftest import run_kbqa
+
+    proc, url = start(home, "api", "--api-key", KEY)
+    text = " ".join(f"Section {n} of the handbook explains rule {n} in detail." for n in range(120))
+    files = [("files", (f"chapter{n:02d}.md", f"# Chapter {n}\n\n{text}".encode(), "text/markdown")) for n in range(60)]
+    broken: list[Exception] = []
+
+    def send() -> None:
+        try:
+            httpx.post(f"{url}/v1/kb/handbook/files", files=files, headers=AUTH, timeout=120)
+        except httpx.HTTPError as exc:
+            broken.append(exc)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    deadline = time.time() + 60
+    while len(httpx.get(f"{url}/v1/kb/handbook/files", headers=AUTH).json()) < 3:  # 404 (a dict) until the knowledge base exists
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: nothing runs on the way out
+    proc.wait(timeout=30)
+    sender.join(30)
+    assert broken  # the client saw the connection go
+    uploads = home / "kbs" / "handbook" / "uploads"
+    listed = lambda: [f["name"] for f in json.loads(run_kbqa("kb", "files", "handbook", "--json").stdout)]  # noqa: E731
+    ingested = len(listed())
+    assert 0 < ingested < 60 and len([p for p in uploads.iterdir() if p.name.startswith("chapter")]) == 60  # all stored, some ingested
+    assert "Section 7" in run_kbqa("search", "rule 7", "--kb", "handbook").stdout  # what was ingested is searchable
+    proc, url = start(home, "api", "--api-key", KEY)  # the next upload clears what the killed one left
+    r = httpx.post(f"{url}/v1/kb/handbook/files", files=[("files", ("late.md", b"# Late\n\na later file", "text/markdown"))], headers=AUTH, timeout=120)
+    assert r.status_code == 200
+    stored = sorted(p.name for p in uploads.iterdir() if not p.name.startswith("."))
+    assert stored == sorted(listed()) and len(stored) == ingested + 1 and "late.md" in stored
+    proc.terminate()
+    proc.wait(timeout=30)
