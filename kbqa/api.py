@@ -8,6 +8,7 @@ Presentation only: names, limits, the generation queue and freshness live in kbq
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import threading
@@ -20,11 +21,11 @@ from typing import Any
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from kbqa.config import Config
 from kbqa.kb import clean_text
-from kbqa.service import NotFound, Reply, Service, ServiceError, Unauthorized, scrub
+from kbqa.service import Busy, NotFound, Reply, Service, ServiceError, Unauthorized, scrub
 from kbqa.types import Hit
 
 
@@ -45,7 +46,7 @@ class ChatMessage(BaseModel):
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ChatRequest(BaseModel):
@@ -161,6 +162,8 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
 
         if not req.messages or req.messages[-1].role != "user":
             raise ServiceError("the last message must be the user's question")
+        if req.stream_options is not None and not req.stream:
+            raise ServiceError("stream_options is only allowed with stream: true")
         model = clean_text(req.model)
         if model.startswith("kb:"):
             history = [m.plain() for m in req.messages[:-1] if m.role in ("user", "assistant")]
@@ -214,8 +217,26 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         return [_file(r) for r in service.files(name)]
 
     @app.post("/v1/kb/{name}/files", dependencies=[Depends(check_key)])
-    def upload(name: str, files: list[UploadFile] = File(...)) -> dict[str, Any]:
-        result = service.upload(name, [(f.filename or "", f.file) for f in files])
+    async def upload(name: str, request: Request, files: list[UploadFile] = File(...)) -> dict[str, Any]:
+        from starlette.concurrency import run_in_threadpool
+
+        # an upload still waiting for its turn when its client hangs up gives its place up (once begun, it is ingested)
+        gone = threading.Event()
+
+        def waiting(step: Any) -> None:
+            if step.stage == "wait" and gone.is_set():
+                raise Busy("the client hung up while the upload waited for its turn", code="client_gone")
+
+        async def watch() -> None:
+            while not await request.is_disconnected():
+                await asyncio.sleep(0.5)
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            result = await run_in_threadpool(service.upload, name, [(f.filename or "", f.file) for f in files], waiting)
+        finally:
+            watcher.cancel()
         out = result.report.to_dict() if result.report else {"files": [], "summary": "nothing ingested"}
         out["rejected"] = result.rejected
         return out

@@ -194,6 +194,11 @@ def _folder_of(text: str, config: Config) -> Path:
     return kb_folder(config, text)
 
 
+def ingestable(name: str, exclude: list[str]) -> bool:
+    """Whether a file of this name is one to ingest: not a folder description (kbqa.yaml), nor excluded."""
+    return name != SIDECAR and not any(fnmatch.fnmatch(name, p) for p in exclude)
+
+
 def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:
     """(absolute file, name shown to users) for every file under the given files and folders."""
     for given in paths:
@@ -206,7 +211,7 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude))
             for fn in sorted(filenames):
-                if fn == SIDECAR or any(fnmatch.fnmatch(fn, p) for p in exclude):
+                if not ingestable(fn, exclude):
                     continue  # kbqa.yaml describes the files beside it; it is not one of them
                 full = Path(dirpath) / fn
                 if full.is_file():
@@ -214,6 +219,7 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
 
 
 PARSE_AHEAD = 2  # files parsed ahead of the one being embedded
+EMBED_BATCH = 16  # chunks embedded between two looks at whether the ingest was cancelled (16 long ones: about a second on two cores)
 
 
 @dataclass
@@ -321,6 +327,7 @@ class KnowledgeBase:
         self._reranker: Any = None
         self._lock = threading.RLock()  # guards loading the parts above and swapping the index
         self._remote: Any = None  # during a Ray ingest: its executor, which embeds the chunks
+        self._cancelled: Callable[[], bool] | None = None  # during an ingest: whether to stop (see ingest)
         self._llm_lock = threading.Lock()  # the LLM loads under its own lock: the search goes on meanwhile
         self._seen_generation = -1  # the catalog generation the vector index in memory reflects
         if moving := self.catalog.get_meta("moving_from"):
@@ -664,7 +671,7 @@ class KnowledgeBase:
                 raise _Cancelled
 
         ahead = _ReadAhead(loader, PARSE_AHEAD if remote is None else 2 * len(remote.actors) + 2, remote)
-        self._remote = remote
+        self._remote, self._cancelled = remote, cancelled
         try:
             planned = (self._plan_file(path, name, force) for path, name in files)
             for n, plan in ahead.run(planned, lambda plan, n: replace(options, on_page=_page_progress(pages, n, len(files), plan.name))):
@@ -691,7 +698,7 @@ class KnowledgeBase:
             report.interrupted = True
         finally:  # interrupted or failing: the files being parsed ahead are stopped, not waited for
             ahead.close(interrupted=report.interrupted or sys.exc_info()[0] is not None)
-            self._remote = None
+            self._remote, self._cancelled = None, None
             if remote is not None:
                 remote.close()
             self._sync_index()
@@ -825,8 +832,7 @@ class KnowledgeBase:
         todo = {c.vector_key: text for c, text in pairs if c.vector_key not in vectors}
         words = self._remote.cut_words(chunks, description) if self._remote is not None and chunks else None  # meanwhile, on Ray
         if todo:
-            embedder = self._remote or self.embedder  # a Ray ingest embeds on its actors
-            embedded = dict(zip(todo.keys(), embedder.embed_documents(list(todo.values()))))
+            embedded = dict(zip(todo.keys(), self._embed(list(todo.values()))))
             if self.config.embeddings.cache and self.config.store.backend == "embedded":  # a Milvus-served KB keeps no local state
                 self.vector_cache.put(embedded)
             vectors.update(embedded)
@@ -834,6 +840,18 @@ class KnowledgeBase:
             for chunk, cut in zip(chunks, words()):
                 chunk.words = cut
         return chunks, vectors
+
+    def _embed(self, texts: list[str]) -> list[Any]:
+        """Vectors of texts; here in batches, so that a cancelled ingest (a server stopping) stops
+        within one batch even in a file of thousands of chunks. A Ray ingest embeds on its actors."""
+        if self._remote is not None:
+            return list(self._remote.embed_documents(texts))
+        out: list[Any] = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            if self._cancelled is not None and self._cancelled():
+                raise _Cancelled
+            out.extend(self.embedder.embed_documents(texts[start : start + EMBED_BATCH]))
+        return out
 
     @property
     def vector_cache(self) -> Any:

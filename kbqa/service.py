@@ -28,7 +28,8 @@ from typing import Any, BinaryIO
 
 from kbqa.config import Config
 from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, scrub
-from kbqa.kb import KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, kb_exists, kb_folder, list_knowledge_bases, valid_name
+from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, ingestable, kb_exists, kb_folder, list_knowledge_bases,
+                     valid_name)
 from kbqa.offline import ModelNotAvailable
 from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
 from kbqa.store import FileRow
@@ -187,7 +188,9 @@ class Service:
         return base
 
     def create(self, name: str) -> KnowledgeBase:
-        return self.kb(name, create=True)
+        self._folder(name)
+        with self._writer(name):  # not while an upload that may drop it as empty decides
+            return self.kb(name, create=True)
 
     def drop(self, name: str) -> None:
         """Delete a knowledge base (a folder inside the home, by its validated name) and its files."""
@@ -234,7 +237,8 @@ class Service:
             def recorded() -> set[str]:
                 return {r.path for r in base.catalog.files()}
 
-            with self._vanishing(name, base), uploading(target, recorded, self.config.ingest.exclude):  # what killed uploads left is removed first
+            # what killed uploads left is removed first; not in a store.uploads_dir shared by servers on other hosts (flock may not reach them)
+            with self._vanishing(name, base), uploading(target, recorded, self.config.ingest.exclude, sweep=not self.config.store.uploads_dir):
                 try:
                     for filename, source in items:
                         stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)
@@ -242,12 +246,13 @@ class Service:
                         for reason in stored.skipped:
                             shown, _, why = reason.partition(": ")
                             rejected.append({"name": shown, "error": scrub(why)})
-                    report = self._ingest(base, saved, progress) if saved else None
+                    documents = [p for p in saved if ingestable(p.name, self.config.ingest.exclude)]  # not a zip's kbqa.yaml
+                    report = self._ingest(base, documents, progress) if documents else None
                     if saved and base.catalog.identity() is None:  # deleted meanwhile, every step after it failing quietly
                         raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name)
                 finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
                     if base.catalog.identity() is not None:
-                        self._discard_unrecorded(base, saved)
+                        self._discard_unrecorded(base, [p for p in saved if ingestable(p.name, self.config.ingest.exclude)])
                         if not existed and not base.files():  # nothing made it in: no knowledge base made for nothing
                             with self._lock:
                                 self._kbs.pop(name, None)

@@ -70,17 +70,19 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
                 out.skipped.append(f"{name}: a path outside the archive's folder, not extracted")
                 continue
             written = 0
+            partial = dest.parent / f".upload-{uuid.uuid4().hex}.part"  # the member appears only once whole
             try:
                 dest.parent.mkdir(parents=True, exist_ok=True)  # fails where a file has that folder's name
-                with zf.open(info) as src, open(dest, "wb") as fh:
+                with zf.open(info) as src, open(partial, "wb") as fh:
                     while chunk := src.read(1 << 20):
                         written += len(chunk)
                         if total + written > max_bytes:  # the header lied about the size
                             raise ValueError("larger than its header says")
                         fh.write(chunk)
+                os.replace(partial, dest)
             except (zipfile.BadZipFile, ValueError, RuntimeError, OSError) as exc:
-                if dest.is_file():
-                    dest.unlink()
+                if partial.is_file():  # an earlier upload of the same member stays as it was
+                    partial.unlink()
                 out.skipped.append(f"{name}: {_reason(exc)}")
                 continue
             total += written
@@ -188,12 +190,15 @@ def discard_upload(uploads: Path, path: Path) -> None:
 
 
 @contextmanager
-def uploading(target: Path, recorded: Callable[[], set[str]], exclude: list[str]) -> Iterator[list[Path]]:
+def uploading(target: Path, recorded: Callable[[], set[str]], exclude: list[str], sweep: bool = True) -> Iterator[list[Path]]:
     """For the block, this process stores into the uploads folder target (a shared lock on
-    target/.uploading, which a killed process lets go of). First, when no other process holds it,
-    what killed uploads left there is removed: partial files, and stored files that never reached
-    the catalog (recorded(): the paths it holds; files ingest would skip are left alone).
-    Yields the files removed."""
+    target/.uploading, which a killed process lets go of). First (sweep), when no other process
+    holds it, what killed uploads left there is removed: partial files, and stored files that never
+    reached the catalog (recorded(): the paths it holds). Yields the files removed.
+
+    A file counts as recorded when any catalog path ends with its path inside target: a home that
+    was moved or restored elsewhere, or one folder mounted at two paths, keeps every file. Files
+    ingest would skip (kbqa.yaml) are left alone."""
     target.mkdir(exist_ok=True)  # not parents: never re-create a knowledge base deleted meanwhile
     fd = os.open(target / ".uploading", os.O_RDWR | os.O_CREAT, 0o600)
     removed: list[Path] = []
@@ -203,12 +208,21 @@ def uploading(target: Path, recorded: Callable[[], set[str]], exclude: list[str]
         except BlockingIOError:
             pass
         else:
-            kept = recorded()
-            removed = [p for p in target.glob(".upload-*.part")]
-            removed += [p for p, _ in ingestable_files([target], exclude) if str(p) not in kept]
-            for path in removed:
-                discard_upload(target, path)
+            if sweep:
+                removed = _left_behind(target, recorded(), exclude)
+                for path in removed:
+                    discard_upload(target, path)
         fcntl.flock(fd, fcntl.LOCK_SH)  # another process sweeping in between is waited for here
         yield removed
     finally:
         os.close(fd)  # the lock goes with it
+
+
+def _left_behind(target: Path, recorded: set[str], exclude: list[str]) -> list[Path]:
+    ends = {"/" + Path(p).as_posix().lstrip("/") for p in recorded}
+    suffixes = {e[i:] for e in ends for i in range(len(e)) if e[i] == "/"}  # every tail of every recorded path
+    left = list(target.rglob(".upload-*.part"))
+    for path, _ in ingestable_files([target], exclude):
+        if "/" + path.relative_to(target).as_posix() not in suffixes:
+            left.append(path)
+    return left

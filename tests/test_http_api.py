@@ -207,6 +207,10 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
     parts = [{"role": "user", "content": [{"type": "text", "text": None}]}]
     assert httpx.post(chat, json={"model": "kb:api", "messages": parts}, headers=auth).status_code == 400
     assert httpx.post(chat, content=b"not json", headers={**auth, "Content-Type": "application/json"}).status_code == 422
+    # stream_options: a real boolean, and only with stream (as OpenAI's API)
+    for options, stream, status in [({"include_usage": "yes"}, True, 422), ({"include_usage": 1}, True, 422), ({"include_usage": True}, False, 400)]:
+        r = httpx.post(chat, json={"model": "kb:api", "messages": question, "stream": stream, "stream_options": options}, headers=auth)
+        assert r.status_code == status, (options, r.text)
     # an upload whose name is 600 bytes long is stored under a name cut by bytes
     r = httpx.post(f"{api}/v1/kb/api/files", files={"files": ("é" * 300 + ".md", "# 名字\n\n名字很长的文件。".encode())}, headers=auth, timeout=60)
     assert r.status_code == 200 and r.json()["files"][0]["status"] == "added"

@@ -619,3 +619,68 @@ def test_what_a_killed_upload_left_is_removed_by_the_next_one(service: Service, 
     assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*") if not p.name.startswith(".uploading")) == [
         "kept.md", "second.md", "third.md", "unpacked", "unpacked/kbqa.yaml"]  # a description is no upload of its own
     assert sorted(r.name for r in service.files("k")) == ["kept.md", "second.md", "third.md"]
+
+
+def zipped(**members: str) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(name, text)
+    return buffer.getvalue()
+
+
+def test_a_zips_description_is_no_file_and_survives_a_stop(service: Service, home: Path) -> None:
+    # a zip's kbqa.yaml was ingested as an "unsupported" file, and deleted when the server stopped before its turn
+    members = {f"part{n}.md": f"# Part {n}\n\nPart {n} covers topic {n}." for n in range(3)}
+    members["kbqa.yaml"] = "description: Aurora X2 service manual\n"
+
+    def step(p: Any) -> None:
+        if p.stage == "file" and p.result is not None and p.done == 1:
+            service.stop()
+
+    with pytest.raises(Busy) as err:
+        service.upload("zipped", [("pack.zip", io.BytesIO(zipped(**members)))], progress=step)
+    assert "1 of 3 files were ingested" in err.value.message
+    pack = home / "kbs" / "zipped" / "uploads" / "pack"
+    assert sorted(p.name for p in pack.iterdir()) == ["kbqa.yaml", "part0.md"]
+    fresh = Service(service.config)
+    report = fresh.upload("zipped", [("pack.zip", io.BytesIO(zipped(**members)))]).report
+    assert sorted(f.name for f in report.files) == ["pack/part0.md", "pack/part1.md", "pack/part2.md"] or \
+        sorted(f.name for f in report.files) == ["part0.md", "part1.md", "part2.md"]
+    rows = fresh.files("zipped")
+    assert sorted(r.name for r in rows) == sorted(f.name for f in report.files) and all("Aurora X2" in (r.description or "") for r in rows)
+
+
+def test_a_moved_home_keeps_every_uploaded_file(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the sweep of killed uploads compared paths: a home moved (or restored, or mounted elsewhere) lost every upload
+    import shutil
+
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    first = Service(load_config()[0])
+    first.upload("kept", [("pack.zip", io.BytesIO(zipped(**{"a.md": "# A\n\nalpha", "sub/b.md": "# B\n\nbeta"}))),
+                          ("c.md", io.BytesIO(b"# C\n\ngamma"))])
+    first.close()
+    moved = tmp_path / "moved-home"
+    shutil.copytree(home, moved)
+    monkeypatch.setenv("KBQA_HOME", str(moved))
+    second = Service(load_config()[0])
+    second.upload("kept", [("d.md", io.BytesIO(b"# D\n\ndelta"))])
+    uploads = moved / "kbs" / "kept" / "uploads"
+    assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*.md")) == ["c.md", "d.md", "pack/a.md", "pack/sub/b.md"]
+
+
+def test_stopping_the_server_stops_an_upload_while_a_big_file_is_embedded(service: Service, home: Path) -> None:
+    # cancellation was looked at only between files and pages: one long text outlived the server's 3 s of grace (a 500)
+    text = "\n\n".join(f"Paragraph {n}: the handbook explains rule {n} and its exceptions in some detail." * 4 for n in range(1500))
+    stopped: list[float] = []
+
+    def step(p: Any) -> None:
+        if p.stage == "file" and p.result is None and p.name == "huge.md" and not stopped:
+            threading.Timer(1.0, lambda: (stopped.append(time.monotonic()), service.stop())).start()
+
+    with pytest.raises(Busy) as err:
+        service.upload("huge", [("huge.md", io.BytesIO(text.encode()))], progress=step)
+    assert err.value.code == "stopping" and time.monotonic() - stopped[0] < 2.5
+    assert "huge" not in service.names()  # nothing made it in: no empty knowledge base

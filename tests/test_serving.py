@@ -329,3 +329,29 @@ def test_a_server_killed_during_an_upload_leaves_a_consistent_knowledge_base(hom
     assert stored == sorted(listed()) and len(stored) == ingested + 1 and "late.md" in stored
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def test_an_upload_whose_client_hangs_up_while_waiting_gives_its_place_up(home: Path) -> None:
+    proc, url = start_server(home, "api", "--api-key", KEY, env={"KBQA_SERVER__MAX_INGESTS": "1"}, ready="/v1/models", headers=AUTH)
+    try:
+        text = " ".join(f"Section {n} of the handbook explains rule {n} in detail." for n in range(120))
+        files = [("files", (f"chapter{n:02d}.md", f"# Chapter {n}\n\n{text}".encode(), "text/markdown")) for n in range(60)]
+        big = threading.Thread(target=lambda: httpx.post(f"{url}/v1/kb/handbook/files", files=files, headers=AUTH, timeout=300))
+        big.start()
+        ingests = lambda: httpx.get(f"{url}/v1/status", headers=AUTH).json()["ingests"]  # noqa: E731
+        deadline = time.time() + 60
+        while ingests()["running"] == 0:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        with pytest.raises(httpx.TimeoutException):  # a client that gives up after a second
+            httpx.post(f"{url}/v1/kb/impatient/files", files=[("files", ("a.md", b"# A\n\nshort", "text/markdown"))], headers=AUTH, timeout=1)
+        deadline = time.time() + 10
+        while ingests()["waiting"]:
+            assert time.time() < deadline, ingests()
+            time.sleep(0.2)
+        assert ingests()["running"] == 1  # the big upload goes on
+        big.join(300)
+        assert "impatient" not in httpx.get(f"{url}/v1/kb", headers=AUTH).json()  # never made: its client was gone before its turn
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
