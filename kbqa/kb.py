@@ -219,7 +219,7 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
 
 
 PARSE_AHEAD = 2  # files parsed ahead of the one being embedded
-EMBED_BATCH = 16  # chunks embedded between two looks at whether the ingest was cancelled (16 long ones: about a second on two cores)
+EMBED_BATCH_TOKENS = 8192  # tokens embedded between two looks at whether the ingest was cancelled (about 2 s on two cores)
 
 
 @dataclass
@@ -846,11 +846,20 @@ class KnowledgeBase:
         within one batch even in a file of thousands of chunks. A Ray ingest embeds on its actors."""
         if self._remote is not None:
             return list(self._remote.embed_documents(texts))
+        count = getattr(self.embedder, "count_tokens", None) or len
+        batches: list[list[str]] = [[]]
+        size = 0
+        for text in texts:
+            if batches[-1] and size >= EMBED_BATCH_TOKENS:
+                batches.append([])
+                size = 0
+            batches[-1].append(text)
+            size += count(text)
         out: list[Any] = []
-        for start in range(0, len(texts), EMBED_BATCH):
+        for batch in batches:
             if self._cancelled is not None and self._cancelled():
                 raise _Cancelled
-            out.extend(self.embedder.embed_documents(texts[start : start + EMBED_BATCH]))
+            out.extend(self.embedder.embed_documents(batch))
         return out
 
     @property
