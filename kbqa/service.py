@@ -237,6 +237,9 @@ class Service:
             def recorded() -> set[str]:
                 return {r.path for r in base.catalog.files()}
 
+            def documents() -> list[Path]:  # the stored files to ingest: not a zip's kbqa.yaml, which describes them
+                return [p for p in saved if ingestable(p.name, self.config.ingest.exclude)]
+
             # what killed uploads left is removed first; not in a store.uploads_dir shared by servers on other hosts (flock may not reach them)
             with self._vanishing(name, base), uploading(target, recorded, self.config.ingest.exclude, sweep=not self.config.store.uploads_dir):
                 try:
@@ -246,13 +249,12 @@ class Service:
                         for reason in stored.skipped:
                             shown, _, why = reason.partition(": ")
                             rejected.append({"name": shown, "error": scrub(why)})
-                    documents = [p for p in saved if ingestable(p.name, self.config.ingest.exclude)]  # not a zip's kbqa.yaml
-                    report = self._ingest(base, documents, progress) if documents else None
+                    report = self._ingest(base, documents(), progress) if documents() else None
                     if saved and base.catalog.identity() is None:  # deleted meanwhile, every step after it failing quietly
                         raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name)
                 finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
                     if base.catalog.identity() is not None:
-                        self._discard_unrecorded(base, [p for p in saved if ingestable(p.name, self.config.ingest.exclude)])
+                        self._discard_unrecorded(base, documents())
                         if not existed and not base.files():  # nothing made it in: no knowledge base made for nothing
                             with self._lock:
                                 self._kbs.pop(name, None)
