@@ -46,6 +46,16 @@ def live_children() -> list[int]:
     return found
 
 
+def zipped(**members: str) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(name, text)
+    return buffer.getvalue()
+
+
 def upload_text(service: Service, kb: str, **files: str) -> Any:
     return service.upload(kb, [(name, io.BytesIO(text.encode("utf-8"))) for name, text in files.items()])
 
@@ -273,15 +283,6 @@ def test_closing_the_service_stops_waiters() -> None:
 
 
 def test_uploads_that_collide_with_folders_are_stored_beside_them(service: Service, home: Path) -> None:
-    import zipfile
-
-    def zipped(**members: str) -> bytes:
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as zf:
-            for name, text in members.items():
-                zf.writestr(name, text)
-        return buffer.getvalue()
-
     def send(*files: tuple[str, bytes]) -> Any:
         return service.upload("clash", [(name, io.BytesIO(data)) for name, data in files])
 
@@ -619,16 +620,6 @@ def test_what_a_killed_upload_left_is_removed_by_the_next_one(service: Service, 
     assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*") if not p.name.startswith(".uploading")) == [
         "kept.md", "second.md", "third.md", "unpacked", "unpacked/kbqa.yaml"]  # a description is no upload of its own
     assert sorted(r.name for r in service.files("k")) == ["kept.md", "second.md", "third.md"]
-
-
-def zipped(**members: str) -> bytes:
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, text in members.items():
-            zf.writestr(name, text)
-    return buffer.getvalue()
 
 
 def test_a_zips_description_is_no_file_and_survives_a_stop(service: Service, home: Path) -> None:
