@@ -289,6 +289,7 @@ class Prepared:
     sources: list[Hit]  # most relevant first
     evidence: Evidence
     decision: Decision
+    usage: Usage = field(default_factory=Usage)  # the LLM's tokens so far: a follow-up's rewrite
 
 
 def prepare(
@@ -306,7 +307,8 @@ def prepare(
     from kbqa.chat import standalone_question
 
     history = history or []
-    query = standalone_question(question, history, rewriter, rewrite) if history else question
+    usage = Usage()
+    query = standalone_question(question, history, rewriter, rewrite, usage) if history else question
     hits = kb.search(query, top_k=top_k, threshold=threshold)
     hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first
     lang = language(question)
@@ -319,7 +321,7 @@ def prepare(
         kept = [h for n, h in enumerate(hits, start=1) if n == 1 or h.relevance > 0 or n in quoted]
         if len(kept) < len(hits):
             hits, evidence = kept, gather(question, kept, query)
-    return Prepared(Asked(question, query, history, lang), hits, evidence, decision)
+    return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
 
 
 def question_words(question: str) -> list[str]:
@@ -356,12 +358,17 @@ def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: d
     asked = prepared.asked
     if not prepared.decision.answer or answerer is None:
         text = refusal(kb.name, prepared, kb.is_empty())
-        return AnswerStream(asked.question, prepared.sources, iter([text]), answered=False, model=model,
-                            query=asked.query, confidence=prepared.decision.confidence)
+        refused = AnswerStream(asked.question, prepared.sources, iter([text]), answered=False, model=model,
+                               query=asked.query, confidence=prepared.decision.confidence)
+        refused.usage = prepared.usage
+        return refused
     stream = AnswerStream(asked.question, prepared.sources, iter(()), answered=True, model=model or answerer.name,
                           query=asked.query, confidence=prepared.decision.confidence)
     stream.set_pieces(_checked(answerer.answer(asked, prepared.sources, prepared.evidence, gen), answerer, stream))
-    stream.usage = getattr(answerer, "usage", stream.usage)  # the LLM's tokens, counted as it generates
+    usage = getattr(answerer, "usage", None)  # counted as it generates
+    if usage is not None:
+        usage.add(prepared.usage)
+    stream.usage = usage or prepared.usage
     return stream
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kbqa.prompts import approx_tokens, language, templates
+from kbqa.types import Usage
 
 Message = dict[str, str]
 
@@ -79,9 +80,11 @@ def keeps_question(rewritten: str, question: str) -> bool:
     return not own or len(own & _content_words(rewritten)) * 2 >= len(own)
 
 
-def llm_question(question: str, history: list[Message], llm: Any, max_tokens: int = 64) -> str:
+def llm_question(question: str, history: list[Message], llm: Any, max_tokens: int = 64, usage: Usage | None = None) -> str:
     """Ask the LLM to rewrite a follow-up as a standalone question; the question itself when the
-    rewrite comes back empty or implausibly long."""
+    rewrite comes back empty or implausibly long. The tokens it cost are added to usage."""
+    from kbqa.llm import metered
+
     lang = language(question)
     t = templates(lang)
     names = {"user": "用户", "assistant": "助手"} if lang == "zh" else {"user": "User", "assistant": "Assistant"}
@@ -90,7 +93,7 @@ def llm_question(question: str, history: list[Message], llm: Any, max_tokens: in
         who = names[message["role"]]
         lines.append(f"{who}: {' '.join(message['content'].split())[:300]}")
     prompt = t.rewrite.format(history="\n".join(lines), question=question)
-    text = "".join(llm.stream([{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0))
+    text = "".join(metered(llm, [{"role": "user", "content": prompt}], usage or Usage(), max_tokens=max_tokens, temperature=0.0))
     rewritten = _clean_rewrite(text)
     previous = _previous_question(history) or ""
     if not rewritten or len(rewritten) > 3 * (len(question) + len(previous)) + 20 or not keeps_question(rewritten, question):
@@ -98,9 +101,10 @@ def llm_question(question: str, history: list[Message], llm: Any, max_tokens: in
     return rewritten
 
 
-def standalone_question(question: str, history: list[Message] | None, llm: Any, mode: str = "auto") -> str:
+def standalone_question(question: str, history: list[Message] | None, llm: Any, mode: str = "auto", usage: Usage | None = None) -> str:
     """The question to retrieve with: rewritten from the history according to mode
-    (auto | llm | concat | off; auto uses the LLM only when it is a chat model)."""
+    (auto | llm | concat | off; auto uses the LLM only when it is a chat model); the LLM's tokens
+    are added to usage."""
     turns = [m for m in (history or []) if m.get("role") in ("user", "assistant") and m.get("content")]
     if not turns or mode == "off":
         return question
@@ -110,5 +114,5 @@ def standalone_question(question: str, history: list[Message] | None, llm: Any, 
     if mode == "llm" or (mode == "auto" and caps is not None and caps.chat):
         if caps is None or caps.extractive:
             raise RuntimeError("llm.rewrite: llm needs a generating LLM; with llm.model extractive use rewrite: concat (or auto)")
-        return llm_question(question, turns, llm)
+        return llm_question(question, turns, llm, usage=usage)
     return concat_question(question, turns)

@@ -249,7 +249,8 @@ class Service:
                         for reason in stored.skipped:
                             shown, _, why = reason.partition(": ")
                             rejected.append({"name": shown, "error": scrub(why)})
-                    report = self._ingest(base, documents(), progress) if documents() else None
+                    todo = documents()
+                    report = self._ingest(base, todo, progress) if todo else None
                     if saved and base.catalog.identity() is None:  # deleted meanwhile, every step after it failing quietly
                         raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name)
                 finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kbqa.chat import concat_question, is_follow_up, keeps_question, standalone_question, trim_history
+from kbqa.types import Usage
 
 
 def _turns(*texts: str) -> list[dict[str, str]]:
@@ -76,5 +77,7 @@ def test_chat_model_rewrites_follow_ups(home: Path) -> None:
     config, _ = load_config(overrides={"llm": {"model": "smollm2-135m"}})
     llm = make_llm(config.llm, home / "models")
     history = _turns("How much water does the Aurora X2 deliver per minute?", "Up to 2 litres per minute [1].")
-    question = standalone_question("How often should I replace its RO membrane?", history, llm, "auto")
+    usage = Usage()
+    question = standalone_question("How often should I replace its RO membrane?", history, llm, "auto", usage)
     assert "Aurora X2" in question and "RO membrane" in question
+    assert usage.prompt_tokens > 20 and 0 < usage.completion_tokens <= 64  # the rewrite's tokens count in the answer's usage

@@ -248,6 +248,12 @@ def build_app(config: Config, kb: str = "default") -> Any:
         left = service.names()
         return t(lang, "deleted_kb", name=_escape(kb_name)), gr.update(choices=left, value=left[0] if left else None), []
 
+    def waited(p: Any, progress: Any, lang: str) -> bool:
+        """Show an ingest waiting for its turn (server.max_ingests); True when p was that."""
+        if p.stage == "wait":
+            progress(0, desc=t(lang, "ingest_waiting", running=p.name))
+        return bool(p.stage == "wait")
+
     def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str = "en",
                progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], Any]:
         chosen = list(files or []) + list(folder_files or [])
@@ -255,9 +261,9 @@ def build_app(config: Config, kb: str = "default") -> Any:
             return t(lang, "choose_files"), files_table(kb_name, lang), kb_choices()
 
         def step(p: Any) -> None:
-            if p.stage == "wait":
-                progress(0, desc=t(lang, "ingest_waiting", running=p.name))
-            elif p.total:
+            if waited(p, progress, lang):
+                return
+            if p.total:
                 desc = t(lang, "page_progress", name=p.name, page=p.page, pages=p.pages, done=p.done, total=p.total) if p.page else f"{p.name} ({p.done}/{p.total})"
                 progress(p.done / p.total, desc=desc)
 
@@ -288,9 +294,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
     def reingest_file(file_id: str, kb_name: str, lang: str = "en", progress: Any = gr.Progress()) -> tuple[str, list[list[Any]]]:
         def step(p: Any) -> None:
-            if p.stage == "wait":
-                progress(0, desc=t(lang, "ingest_waiting", running=p.name))
-            elif p.total:
+            if not waited(p, progress, lang) and p.total:
                 progress(p.done / p.total, desc=p.name)
 
         try:
