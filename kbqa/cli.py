@@ -138,6 +138,9 @@ def ingest(
 ) -> None:
     """Ingest files and folders into a knowledge base; re-running only re-reads changed files.
 
+    A folder that was moved or renamed: ingest it from its new place and its unchanged files' entries
+    follow it (status "moved"; nothing parsed or embedded again).
+
     Example: kbqa ingest ./docs --kb mykb --prune
     On a Ray cluster: kbqa ingest ./docs --kb mykb --ray --ray-address 10.0.0.5:6379
 
@@ -187,7 +190,7 @@ def ingest(
     else:
         out = _console()
         for f in report.files:
-            if f.status in ("added", "updated", "removed"):
+            if f.status in ("added", "updated", "moved", "removed"):
                 pages = f", {_count(f.pages, 'page')}" if f.pages else ""
                 out.print(f"[green]{f.status}[/] {_e(f.name)} ({_count(f.chunks, 'chunk')}{pages})")
         out.print(f"[bold]{_e(knowledge_base.name)}[/]: {_e(report.summary())}")

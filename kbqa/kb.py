@@ -7,6 +7,7 @@ import os
 import queue
 import re
 import shutil
+import sqlite3
 import sys
 import threading
 import time
@@ -336,7 +337,17 @@ class KnowledgeBase:
                 f"knowledge base {self.name!r} here is the unfinished copy of an interrupted `kbqa kb migrate` (from the {moving} store); "
                 f"the source is untouched: run the same migrate again (it starts the copy over), or delete this copy: kbqa kb drop {self.name} --yes"
             )
+        if config.store.backend == "embedded":
+            self._follow_folder()
         self._check_embedding_model()
+
+    def _follow_folder(self) -> None:
+        """A home moved, copied or restored elsewhere: the uploads' recorded paths follow it (else their
+        page images, downloads and re-ingests would look in the old place)."""
+        try:
+            self.catalog.follow_folder(self.folder)
+        except sqlite3.OperationalError:
+            pass  # a read-only knowledge base: searched as it is; its uploads' pages are not shown
 
     # --- opening -----------------------------------------------------------------------------
     @classmethod
@@ -515,10 +526,10 @@ class KnowledgeBase:
             self._seen_generation = generation
             return True
 
-    def _wrote(self, before: int) -> None:
-        """After this object's own write: the index is current if nobody else wrote meanwhile."""
-        if self._seen_generation == before and self.catalog.generation() == before + 1:
-            self._seen_generation = before + 1
+    def _wrote(self, before: int, writes: int = 1) -> None:
+        """After this object's own write(s): the index is current if nobody else wrote meanwhile."""
+        if self._seen_generation == before and self.catalog.generation() == before + writes:
+            self._seen_generation = before + writes
 
     def migrate(self, to: str, *, milvus_uri: str | None = None, faiss_index: str = "flat", keep: bool = False,
                 progress: Callable[[Progress], None] | None = None) -> int:
@@ -730,8 +741,32 @@ class KnowledgeBase:
         if given:  # editing kbqa.yaml re-ingests the files it describes
             sha = text_key(f"{sha}\x00{given}")
         plan = _FilePlan(path, name, sha, stat.st_size, stat.st_mtime, given)
-        plan.result = self._unchanged(str(path), name, sha, force)
+        plan.result = self._unchanged(str(path), name, sha, force) or (None if force else self._moved_here(plan))
         return plan
+
+    def _moved_here(self, plan: _FilePlan) -> FileResult | None:
+        """A file ingested before from a place where it no longer is (its folder was moved or renamed),
+        found here with the same name and content: its entry moves here, with its chunks and vectors
+        (nothing read or embedded again), instead of a second entry beside a stale one."""
+        key = str(plan.path)
+        if self.catalog.file(key) is not None:
+            return None
+        row = next((r for r in self.catalog.files_named(plan.name, plan.sha) if r.status == "ok" and not os.path.exists(r.path)), None)
+        if row is None:
+            return None
+        chunks, vectors = self.catalog.file_chunks(row.id)
+        index = self.index
+        with self._lock:
+            before = self.catalog.generation()
+            _, new_ids = self.catalog.replace_file(
+                path=key, name=plan.name, sha256=plan.sha, size=plan.size, mtime=plan.mtime, status="ok", error=None,
+                pages=row.pages, seconds=row.seconds or 0.0, chunks=chunks, vectors=vectors, description=row.description,
+            )
+            if new_ids:
+                index.add(np.array(new_ids), np.vstack([vectors[c.vector_key] for c in chunks]))
+            index.remove(self.catalog.remove_file(row.id))
+            self._wrote(before, writes=2)
+        return FileResult(plan.name, "moved", chunks=len(chunks), pages=row.pages)
 
     def _unchanged(self, key: str, name: str, sha: str, force: bool) -> FileResult | None:
         """A skipped result for a source already ingested with this hash (its name brought up to date)."""

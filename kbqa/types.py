@@ -127,7 +127,7 @@ class AnswerStream:
 @dataclass
 class FileResult:
     name: str
-    status: str  # added | updated | skipped | failed | unsupported | removed
+    status: str  # added | updated | moved | skipped | failed | unsupported | removed
     chunks: int = 0
     pages: int | None = None
     error: str | None = None
@@ -153,7 +153,7 @@ class IngestReport:
         return not self.failed and not self.interrupted
 
     def summary(self) -> str:
-        parts = [f"{self.count(s)} {s}" for s in ("added", "updated", "skipped", "removed", "failed", "unsupported") if self.count(s)]
+        parts = [f"{self.count(s)} {s}" for s in ("added", "updated", "moved", "skipped", "removed", "failed", "unsupported") if self.count(s)]
         chunks = sum(f.chunks for f in self.files if f.status in ("added", "updated"))
         return f"{', '.join(parts) or 'nothing to do'}; {chunks} new chunks in {self.seconds:.1f} s" + (" (interrupted)" if self.interrupted else "")
 

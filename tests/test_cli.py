@@ -58,6 +58,26 @@ def test_json_output_and_incremental_runs(home: Path, docs: Path) -> None:
     assert kbs[0]["name"] == "j" and kbs[0]["chunks"] > 0
 
 
+def test_a_moved_folder_moves_its_entries(home: Path, docs: Path, tmp_path: Path) -> None:
+    # ingesting a folder again after moving it added every file a second time beside its stale entry
+    for broken in ("broken.pdf", "secret.pdf", "empty.txt", "data.xyz"):
+        (docs / broken).unlink()
+    assert run_kbqa("ingest", str(docs), "--kb", "m").returncode == 0
+    before = {f["name"]: f for f in json.loads(run_kbqa("kb", "files", "m", "--json").stdout)}
+    moved = docs.rename(tmp_path / "moved-docs")
+    (moved / "faq.md").write_text((moved / "faq.md").read_text(encoding="utf-8") + "\n\nNew: filters are not covered.\n", encoding="utf-8")
+    again = run_kbqa("ingest", str(moved), "--kb", "m", "--json")
+    statuses = {f["name"]: f["status"] for f in json.loads(again.stdout)["files"]}
+    assert statuses["manual.pdf"] == statuses["手册.pdf"] == "moved" and statuses["faq.md"] == "added", statuses
+    after = {f["name"]: f for f in json.loads(run_kbqa("kb", "files", "m", "--json").stdout)}
+    assert after["manual.pdf"]["chunks"] == before["manual.pdf"]["chunks"] and after["manual.pdf"]["id"] != before["manual.pdf"]["id"]
+    assert all(str(moved) in f["path"] for name, f in after.items() if name != "faq.md")
+    answer = json.loads(run_kbqa("ask", "How often should the RO membrane be replaced?", "--kb", "m", "--llm", "extractive", "--json").stdout)
+    assert "24 months" in answer["answer"] and answer["sources"][0]["path"] == str(moved / "manual.pdf")
+    third = json.loads(run_kbqa("ingest", str(moved), "--kb", "m", "--json").stdout)
+    assert {f["status"] for f in third["files"]} == {"skipped"} and len(after) == len(before)
+
+
 def test_kb_rm_and_drop(home: Path, docs: Path) -> None:
     run_kbqa("ingest", str(docs / "faq.md"), str(docs / "manual.pdf"), "--kb", "d")
     assert run_kbqa("kb", "rm", "faq.md", "--kb", "d").returncode == 0

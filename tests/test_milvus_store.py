@@ -67,6 +67,13 @@ def test_ingest_search_ask_update_delete_prune(home: Path, folder: Path) -> None
     assert kb.ingest([folder]).files[0].status in ("skipped", "added")  # c.txt comes back, the rest are skipped
     assert sorted(f.name for f in kb.files()) == ["a.md", "c.txt", "manual.pdf", "手册.pdf"]
 
+    chunks = kb.stats()["chunks"]  # the folder moved: its entries follow it, nothing read or embedded again
+    moved = folder.rename(folder.with_name("moved"))
+    assert {f.status for f in kb.ingest([moved]).files} == {"moved"}
+    assert kb.stats()["chunks"] == chunks == rows_in_milvus(kb) and len(kb.files()) == 4
+    hit = kb.search("RO membrane replacement", top_k=1)[0]
+    assert (hit.file, hit.page, hit.path) == ("manual.pdf", 2, str(moved / "manual.pdf"))
+
 
 def test_a_crash_between_a_files_steps_shows_the_old_version_and_the_rerun_upserts(home: Path, folder: Path,
                                                                                     monkeypatch: pytest.MonkeyPatch) -> None:

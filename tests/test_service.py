@@ -662,6 +662,43 @@ def test_a_moved_home_keeps_every_uploaded_file(home: Path, tmp_path: Path, monk
     assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*.md")) == ["c.md", "d.md", "pack/a.md", "pack/sub/b.md"]
 
 
+def test_a_moved_home_shows_pages_downloads_and_reingests_its_uploads(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # uploads were recorded by absolute path: in a moved (or restored) home their pages, downloads and
+    # re-ingests looked in the old place ("w.pdf is no longer at ..."), and uploading one again added a twin
+    import shutil
+    import sqlite3
+
+    import pymupdf
+
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "The warranty lasts 24 months.")
+    pdf = doc.tobytes()
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    first = Service(load_config()[0])
+    first.upload("kept", [("w.pdf", io.BytesIO(pdf))])
+    first.close()
+    # a catalog written before it kept its own folder's path: the path is read off its uploads
+    with sqlite3.connect(home / "kbs" / "kept" / "catalog.sqlite") as db:
+        db.execute("DELETE FROM meta WHERE key='folder'")
+    for moved in (tmp_path / "moved-home", tmp_path / "moved-again"):
+        shutil.copytree(home, moved)  # the old one stays: a copy is a home of its own
+        monkeypatch.setenv("KBQA_HOME", str(moved))
+        service = Service(load_config()[0])
+        [row] = service.kb("kept").files()
+        assert row.path == str((moved / "kbs" / "kept" / "uploads" / "w.pdf").resolve())
+        assert service.source_file("kept", row.path) == Path(row.path)
+        assert (service.page_image("kept", row.path, 1) or b"").startswith(b"\x89PNG")
+        assert [f.status for f in service.reingest_file("kept", "w.pdf").files] == ["updated"]
+        again = service.upload("kept", [("w.pdf", io.BytesIO(pdf))]).report
+        assert again is not None and [f.status for f in again.files] == ["skipped"] and len(service.kb("kept").files()) == 1
+        service.close()
+        home = moved
+    monkeypatch.setenv("KBQA_HOME", str(tmp_path / "moved-home"))  # the first copy was not touched by the second
+    service = Service(load_config()[0])
+    assert service.kb("kept").files()[0].path.startswith(str((tmp_path / "moved-home").resolve()))
+    service.close()
+
+
 def test_stopping_the_server_stops_an_upload_while_a_big_file_is_embedded(service: Service, home: Path) -> None:
     # cancellation was looked at only between files and pages: one long text outlived the server's 3 s of grace (a 500)
     text = "\n\n".join(f"Paragraph {n}: the handbook explains rule {n} and its exceptions in some detail." * 4 for n in range(1500))

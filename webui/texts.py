@@ -91,6 +91,7 @@ TEXTS: dict[str, dict[str, str]] = {
     # an ingest's summary
     "added": {"en": "{n} added", "zh": "新增 {n} 个"},
     "updated": {"en": "{n} updated", "zh": "更新 {n} 个"},
+    "moved": {"en": "{n} moved", "zh": "移动 {n} 个（内容未变）"},
     "skipped": {"en": "{n} skipped", "zh": "跳过 {n} 个（未改变）"},
     "removed_n": {"en": "{n} removed", "zh": "移除 {n} 个"},
     "failed": {"en": "{n} failed", "zh": "失败 {n} 个"},
@@ -158,7 +159,7 @@ def t(lang: str, key: str, **values: Any) -> str:
 
 def summary(report: Any, lang: str) -> str:
     """An ingest report's one-line summary (IngestReport.summary()) in the page's language."""
-    keys = {"added": "added", "updated": "updated", "skipped": "skipped", "removed": "removed_n", "failed": "failed", "unsupported": "unsupported"}
+    keys = {"added": "added", "updated": "updated", "moved": "moved", "skipped": "skipped", "removed": "removed_n", "failed": "failed", "unsupported": "unsupported"}
     parts = [t(lang, key, n=report.count(status)) for status, key in keys.items() if report.count(status)]
     chunks = sum(f.chunks for f in report.files if f.status in ("added", "updated"))
     joined = ("，" if lang == "zh" else ", ").join(parts) or t(lang, "nothing_to_do")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -228,10 +229,43 @@ class Catalog:
         """A read of several steps (a search): nothing to pin here, each statement reads the database as it is."""
         yield
 
+    def follow_folder(self, folder: Path) -> int:
+        """Files kept inside the knowledge base's folder (its uploads) are recorded by absolute path: when
+        the folder was moved, copied or restored elsewhere, their paths are rewritten to the new place,
+        once (the folder's path is kept in meta). A folder reachable at two paths at once (two mounts of
+        one disk) changes nothing. Returns how many paths were rewritten."""
+        here = str(folder.resolve())
+        recorded = self.get_meta("folder") or self._folder_of_uploads(folder.name)
+        if recorded is not None and recorded != here and _same_folder(recorded, here):
+            return 0
+        if recorded == here and self.get_meta("folder") == here:
+            return 0
+        moved = 0
+        with self.transaction() as db:
+            if recorded is not None and recorded != here:
+                old = recorded.rstrip(os.sep) + os.sep
+                moved = db.execute(
+                    "UPDATE OR IGNORE files SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
+                    (here.rstrip(os.sep) + os.sep, len(old) + 1, len(old), old),
+                ).rowcount
+            self.set_meta("folder", here, db)
+        return moved
+
+    def _folder_of_uploads(self, name: str) -> str | None:
+        """Where a catalog written before meta 'folder' was kept, read off a file uploaded into it
+        (<folder>/uploads/...; the folder is named as the knowledge base)."""
+        marker = f"{os.sep}{name}{os.sep}uploads{os.sep}"
+        row = self.db.execute("SELECT path FROM files WHERE instr(path, ?) > 0 LIMIT 1", (marker,)).fetchone()
+        return row[0][: row[0].index(marker) + len(name) + 1] if row else None
+
     # --- files ----------------------------------------------------------------------------
     def file(self, path: str) -> FileRow | None:
         row = self.db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
         return FileRow(**dict(row)) if row else None
+
+    def files_named(self, name: str, sha256: str) -> list[FileRow]:
+        """The files ingested under this name with this content (from any folder)."""
+        return [FileRow(**dict(r)) for r in self.db.execute("SELECT * FROM files WHERE name=? AND sha256=?", (name, sha256))]
 
     def file_by_id(self, file_id: int) -> FileRow | None:
         row = self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
@@ -463,6 +497,13 @@ class Catalog:
 LARGE_KB = 200_000  # chunks: above this, BM25 leaves out the commonest question words (Catalog._selective)
 COMMON_WORD = 0.02  # ... those held by more than this share of the chunks
 LEXICAL_WITHIN_DEPTH = 5000  # how deep in the whole BM25 ranking a search within some files looks
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def selective_words(words: list[str], total: int, frequencies: Callable[[list[str]], tuple[int, dict[str, int]]]) -> list[str]:

@@ -344,6 +344,10 @@ class MilvusCatalog:
         rows = self.client.get(self.files_c, ids=[stable_id(path)], output_fields=_FILE_FIELDS)
         return _file_row(rows[0]) if rows else None
 
+    def files_named(self, name: str, sha256: str) -> list[FileRow]:
+        """The files ingested under this name with this content (from any folder)."""
+        return [r for r in self.files() if r.name == name and r.sha256 == sha256]
+
     def file_by_id(self, file_id: int) -> FileRow | None:
         rows = self.client.get(self.files_c, ids=[int(file_id)], output_fields=_FILE_FIELDS)
         return _file_row(rows[0]) if rows else None
