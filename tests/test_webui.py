@@ -155,3 +155,33 @@ def test_hostile_upload_names_are_sanitised() -> None:
     assert safe_name("..\\..\\windows\\evil.pdf") == "evil.pdf"
     assert safe_name("报销 制度;rm -rf.docx") == "报销 制度_rm -rf.docx"
     assert safe_name("...") == "upload"
+
+
+def test_a_closed_tab_gives_its_waiting_upload_place_up(home: Path, tmp_path: Path) -> None:
+    # an upload waiting for its turn went on waiting (up to server.ingest_wait_s) after its tab was closed,
+    # then ingested into a knowledge base nobody was looking at; the API's uploads already gave up
+    from gradio_client import Client, handle_file
+
+    from conftest import start_server
+
+    big, small = tmp_path / "huge.md", tmp_path / "small.md"
+    big.write_text("\n\n".join(f"Paragraph {n}: the handbook explains rule {n} and its exceptions in some detail." * 4 for n in range(600)))
+    small.write_text("# S\n\nThe warranty lasts 24 months.\n")
+    proc, url = start_server(home, "serve", "--kb", "web", env={"KBQA_SERVER__MAX_INGESTS": "1", "KBQA_LLM__MODEL": "extractive"})
+    try:
+        first, second = Client(url, verbose=False), Client(url, verbose=False)
+        ingesting = first.submit([handle_file(str(big))], None, "first", api_name="/upload")
+        time.sleep(2)
+        waiting = second.submit([handle_file(str(small))], None, "second", api_name="/upload")
+        time.sleep(3)
+        assert not waiting.done() and not ingesting.done()
+        with httpx.stream("GET", f"{url}/gradio_api/heartbeat/{second.session_hash}", timeout=10) as beat:
+            next(beat.iter_lines())  # the tab's heartbeat, then the tab is closed
+        closed = time.monotonic()
+        message = waiting.result(timeout=60)[0]
+        assert "tab was closed" in message and time.monotonic() - closed < 5 and not ingesting.done(), message
+        assert not (home / "kbs" / "second").exists()
+        assert "1 added" in ingesting.result(timeout=300)[0]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from kbqa.config import Config  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
+from kbqa.errors import Busy  # noqa: E402
 from kbqa.service import Service, ServiceError  # noqa: E402
 from webui.texts import LANGUAGES, TEXTS, file_error, language, summary, t  # noqa: E402
 
@@ -248,20 +251,47 @@ def build_app(config: Config, kb: str = "default") -> Any:
         left = service.names()
         return t(lang, "deleted_kb", name=_escape(kb_name)), gr.update(choices=left, value=left[0] if left else None), []
 
-    def waited(p: Any, progress: Any, lang: str) -> bool:
-        """Show an ingest waiting for its turn (server.max_ingests); True when p was that."""
+    # Uploads and re-ingests waiting for their turn (server.max_ingests), by browser session: a tab
+    # closed meanwhile (Gradio's unload event) gives its place up, as an API client that hangs up does
+    waiting_tabs: dict[str, threading.Event] = {}
+
+    def tab_closed(request: Any) -> None:
+        closed = waiting_tabs.get(getattr(request, "session_hash", None) or "")
+        if closed is not None:
+            closed.set()
+
+    @contextmanager
+    def watched(request: Any) -> Iterator[threading.Event]:
+        session, closed = getattr(request, "session_hash", None), threading.Event()
+        if session:
+            waiting_tabs[session] = closed
+        try:
+            yield closed
+        finally:
+            if session and waiting_tabs.get(session) is closed:
+                del waiting_tabs[session]
+
+    def waited(p: Any, progress: Any, lang: str, closed: threading.Event) -> bool:
+        """Show an ingest waiting for its turn; True when p was that. A closed tab's wait ends here."""
         if p.stage == "wait":
+            if closed.is_set():
+                raise Busy("the browser tab was closed while the upload waited for its turn", code="client_gone")
             progress(0, desc=t(lang, "ingest_waiting", running=p.name))
         return bool(p.stage == "wait")
 
     def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str = "en",
-               progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], Any]:
+               progress: Any = gr.Progress(), request: Any = None) -> tuple[str, list[list[Any]], Any]:
+        with watched(request) as closed:
+            return _upload(files, folder_files, kb_name, lang, progress, closed)
+
+    def _upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str, progress: Any,
+                closed: threading.Event) -> tuple[str, list[list[Any]], Any]:
         chosen = list(files or []) + list(folder_files or [])
         if not chosen:
             return t(lang, "choose_files"), files_table(kb_name, lang), kb_choices()
 
         def step(p: Any) -> None:
-            if waited(p, progress, lang):
+            if waited(p, progress, lang, closed):
                 return
             if p.total:
                 desc = t(lang, "page_progress", name=p.name, page=p.page, pages=p.pages, done=p.done, total=p.total) if p.page else f"{p.name} ({p.done}/{p.total})"
@@ -292,13 +322,15 @@ def build_app(config: Config, kb: str = "default") -> Any:
         except ServiceError as exc:
             return failure(exc, lang), files_table(kb_name, lang)
 
-    def reingest_file(file_id: str, kb_name: str, lang: str = "en", progress: Any = gr.Progress()) -> tuple[str, list[list[Any]]]:
+    def reingest_file(file_id: str, kb_name: str, lang: str = "en", progress: Any = gr.Progress(),
+                      request: Any = None) -> tuple[str, list[list[Any]]]:
         def step(p: Any) -> None:
-            if not waited(p, progress, lang) and p.total:
+            if not waited(p, progress, lang, closed) and p.total:
                 progress(p.done / p.total, desc=p.name)
 
         try:
-            report = service.reingest_file(kb_name, (file_id or "").strip(), progress=step)
+            with watched(request) as closed:
+                report = service.reingest_file(kb_name, (file_id or "").strip(), progress=step)
         except ServiceError as exc:
             return failure(exc, lang), files_table(kb_name, lang)
         failed = "".join(f"\n- ❌ {_escape(f.name)}: {_escape(file_error(f.error or '', lang))}" for f in report.failed)
@@ -427,6 +459,8 @@ def build_app(config: Config, kb: str = "default") -> Any:
         # Gradio finds its special arguments by their annotations' types, not by the strings that
         # `from __future__ import annotations` leaves
         from_browser.__annotations__["request"] = gr.Request
+        upload.__annotations__["request"] = reingest_file.__annotations__["request"] = tab_closed.__annotations__["request"] = gr.Request
+        app.unload(tab_closed)
         select_answer.__annotations__["selected"] = gr.SelectData
         app.load(from_browser, [kb_box, llm_box], [lang, *components, table, info], api_visibility="private")
         chatbot.select(select_answer, shown, [sources, pages, source_files], api_visibility="private")
