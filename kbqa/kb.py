@@ -754,19 +754,11 @@ class KnowledgeBase:
         row = next((r for r in self.catalog.files_named(plan.name, plan.sha) if r.status == "ok" and not os.path.exists(r.path)), None)
         if row is None:
             return None
-        chunks, vectors = self.catalog.file_chunks(row.id)
-        index = self.index
+        _ = self.index  # open (or repair) the vector index before the write
         with self._lock:
             before = self.catalog.generation()
-            _, new_ids = self.catalog.replace_file(
-                path=key, name=plan.name, sha256=plan.sha, size=plan.size, mtime=plan.mtime, status="ok", error=None,
-                pages=row.pages, seconds=row.seconds or 0.0, chunks=chunks, vectors=vectors, description=row.description,
-            )
-            if new_ids:
-                index.add(np.array(new_ids), np.vstack([vectors[c.vector_key] for c in chunks]))
-            index.remove(self.catalog.remove_file(row.id))
-            self._wrote(before, writes=2)
-        return FileResult(plan.name, "moved", chunks=len(chunks), pages=row.pages)
+            self._wrote(before, writes=self.catalog.move_file(row.id, key, size=plan.size, mtime=plan.mtime))
+        return FileResult(plan.name, "moved", chunks=row.chunks, pages=row.pages)
 
     def _unchanged(self, key: str, name: str, sha: str, force: bool) -> FileResult | None:
         """A skipped result for a source already ingested with this hash (its name brought up to date)."""

@@ -267,6 +267,14 @@ class Catalog:
         """The files ingested under this name with this content (from any folder)."""
         return [FileRow(**dict(r)) for r in self.db.execute("SELECT * FROM files WHERE name=? AND sha256=?", (name, sha256))]
 
+    def move_file(self, file_id: int, path: str, *, size: int | None, mtime: float | None) -> int:
+        """Record that a file now lives at path (its folder moved), in one commit: its chunks, their ids
+        and vectors stay as they are. Returns the commits made (1)."""
+        with self.transaction() as db:
+            db.execute("UPDATE files SET path=?, size=?, mtime=? WHERE id=?", (path, size, mtime, file_id))
+            self.set_meta("generation", self.generation() + 1, db)
+        return 1
+
     def file_by_id(self, file_id: int) -> FileRow | None:
         row = self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
         return FileRow(**dict(row)) if row else None
