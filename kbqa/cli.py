@@ -138,8 +138,8 @@ def ingest(
 ) -> None:
     """Ingest files and folders into a knowledge base; re-running only re-reads changed files.
 
-    A folder that was moved or renamed: ingest it from its new place and its unchanged files' entries
-    follow it (status "moved"; nothing parsed or embedded again).
+    A folder that was moved or renamed: ingest it from its new place; a file with the same name and
+    content whose old place is gone keeps its entry (status "moved"; nothing parsed or embedded again).
 
     Example: kbqa ingest ./docs --kb mykb --prune
     On a Ray cluster: kbqa ingest ./docs --kb mykb --ray --ray-address 10.0.0.5:6379

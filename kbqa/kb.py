@@ -347,7 +347,7 @@ class KnowledgeBase:
         try:
             self.catalog.follow_folder(self.folder)
         except sqlite3.OperationalError:
-            pass  # a read-only knowledge base: searched as it is; its uploads' pages are not shown
+            pass  # the catalog held by a writer past SQLite's 30 s: the paths follow on the next open
 
     # --- opening -----------------------------------------------------------------------------
     @classmethod
@@ -741,23 +741,35 @@ class KnowledgeBase:
         if given:  # editing kbqa.yaml re-ingests the files it describes
             sha = text_key(f"{sha}\x00{given}")
         plan = _FilePlan(path, name, sha, stat.st_size, stat.st_mtime, given)
-        plan.result = self._unchanged(str(path), name, sha, force) or (None if force else self._moved_here(plan))
+        plan.result = self._unchanged(str(path), name, sha, force)
+        if plan.result is None:
+            moved = self._moved_here(plan)
+            plan.result = None if force else moved  # --force reads a moved file again, into its moved entry
         return plan
 
     def _moved_here(self, plan: _FilePlan) -> FileResult | None:
         """A file ingested before from a place where it no longer is (its folder was moved or renamed),
-        found here with the same name and content: its entry moves here, with its chunks and vectors
-        (nothing read or embedded again), instead of a second entry beside a stale one."""
+        found here with the same file name and content: its entry moves here, with its chunks and vectors
+        (nothing read or embedded again), instead of a second entry beside a stale one. An entry that
+        failed there is dropped, and the file read as a new one."""
         key = str(plan.path)
         if self.catalog.file(key) is not None:
             return None
-        row = next((r for r in self.catalog.files_named(plan.name, plan.sha) if r.status == "ok" and not os.path.exists(r.path)), None)
-        if row is None:
+        stale = [r for r in self.catalog.files_with_hash(plan.sha) if Path(r.path).name == plan.path.name and not os.path.exists(r.path)]
+        if not stale:
             return None
-        _ = self.index  # open (or repair) the vector index before the write
+        row = min(stale, key=lambda r: (r.status != "ok", r.name != plan.name, r.id))  # the same place in its folder first
+        index = self.index  # open (or repair) the vector index before the write
         with self._lock:
             before = self.catalog.generation()
-            self._wrote(before, writes=self.catalog.move_file(row.id, key, size=plan.size, mtime=plan.mtime))
+            if row.status != "ok":  # no chunks: nothing to keep
+                index.remove(self.catalog.remove_file(row.id))
+                self._wrote(before)
+                return None
+            writes = self.catalog.move_file(row.id, row.path, key, name=plan.name, size=plan.size, mtime=plan.mtime)
+            if not writes:  # another process moved or removed it first: read the file as a new one
+                return None
+            self._wrote(before, writes=writes)
         return FileResult(plan.name, "moved", chunks=row.chunks, pages=row.pages)
 
     def _unchanged(self, key: str, name: str, sha: str, force: bool) -> FileResult | None:

@@ -60,22 +60,32 @@ def test_json_output_and_incremental_runs(home: Path, docs: Path) -> None:
 
 def test_a_moved_folder_moves_its_entries(home: Path, docs: Path, tmp_path: Path) -> None:
     # ingesting a folder again after moving it added every file a second time beside its stale entry
-    for broken in ("broken.pdf", "secret.pdf", "empty.txt", "data.xyz"):
+    for broken in ("secret.pdf", "empty.txt", "data.xyz"):
         (docs / broken).unlink()
-    assert run_kbqa("ingest", str(docs), "--kb", "m").returncode == 0
+    run_kbqa("ingest", str(docs), "--kb", "m")  # broken.pdf fails (exit 1)
     before = {f["name"]: f for f in json.loads(run_kbqa("kb", "files", "m", "--json").stdout)}
     moved = docs.rename(tmp_path / "moved-docs")
+    (moved / "sub").mkdir()
+    (moved / "manual.pdf").rename(moved / "sub" / "manual.pdf")  # a file put into a subfolder moves too
     (moved / "faq.md").write_text((moved / "faq.md").read_text(encoding="utf-8") + "\n\nNew: filters are not covered.\n", encoding="utf-8")
     again = run_kbqa("ingest", str(moved), "--kb", "m", "--json")
     statuses = {f["name"]: f["status"] for f in json.loads(again.stdout)["files"]}
-    assert statuses["manual.pdf"] == statuses["手册.pdf"] == "moved" and statuses["faq.md"] == "added", statuses
-    after = {f["name"]: f for f in json.loads(run_kbqa("kb", "files", "m", "--json").stdout)}
-    assert after["manual.pdf"]["chunks"] == before["manual.pdf"]["chunks"] and after["manual.pdf"]["id"] == before["manual.pdf"]["id"]
-    assert all(str(moved) in f["path"] for name, f in after.items() if name != "faq.md")
+    assert statuses["sub/manual.pdf"] == statuses["手册.pdf"] == "moved" and statuses["faq.md"] == "added", statuses
+    after = json.loads(run_kbqa("kb", "files", "m", "--json").stdout)
+    names = [f["name"] for f in after]
+    assert names.count("broken.pdf") == 1 and "manual.pdf" not in names  # a failed entry is not left behind either
+    manual = next(f for f in after if f["name"] == "sub/manual.pdf")
+    assert (manual["id"], manual["chunks"]) == (before["manual.pdf"]["id"], before["manual.pdf"]["chunks"])
+    assert all(f["path"].startswith(str(moved)) for f in after if f["name"] != "faq.md")
     answer = json.loads(run_kbqa("ask", "How often should the RO membrane be replaced?", "--kb", "m", "--llm", "extractive", "--json").stdout)
-    assert "24 months" in answer["answer"] and answer["sources"][0]["path"] == str(moved / "manual.pdf")
+    assert "24 months" in answer["answer"] and answer["sources"][0]["path"] == str(moved / "sub" / "manual.pdf")
     third = json.loads(run_kbqa("ingest", str(moved), "--kb", "m", "--json").stdout)
-    assert {f["status"] for f in third["files"]} == {"skipped"} and len(after) == len(before)
+    assert {f["status"] for f in third["files"] if f["name"] != "broken.pdf"} == {"skipped"}
+    # moved again and read again (--force): the moved entries are read into, not doubled
+    forced = moved.rename(tmp_path / "forced-docs")
+    fourth = json.loads(run_kbqa("ingest", str(forced), "--kb", "m", "--json", "--force").stdout)
+    assert {f["name"]: f["status"] for f in fourth["files"]}["sub/manual.pdf"] == "updated"
+    assert len(json.loads(run_kbqa("kb", "files", "m", "--json").stdout)) == len(after)
 
 
 def test_kb_rm_and_drop(home: Path, docs: Path) -> None:

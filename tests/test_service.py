@@ -666,7 +666,6 @@ def test_a_moved_home_shows_pages_downloads_and_reingests_its_uploads(home: Path
     # uploads were recorded by absolute path: in a moved (or restored) home their pages, downloads and
     # re-ingests looked in the old place ("w.pdf is no longer at ..."), and uploading one again added a twin
     import shutil
-    import sqlite3
 
     import pymupdf
 
@@ -697,6 +696,22 @@ def test_a_moved_home_shows_pages_downloads_and_reingests_its_uploads(home: Path
     service = Service(load_config()[0])
     assert service.kb("kept").files()[0].path.startswith(str((tmp_path / "moved-home").resolve()))
     service.close()
+
+
+def test_a_catalog_without_its_folder_never_moves_the_users_own_files(home: Path, tmp_path: Path) -> None:
+    # a catalog from before the folder was recorded guessed it from any path with <name>/uploads/ in it,
+    # and rewrote the user's own ~/work/site/uploads/notes.md into the knowledge base's folder
+    own = tmp_path / "work" / "kbs" / "site" / "uploads"
+    own.mkdir(parents=True)
+    (own / "notes.md").write_text("# Notes\n\nThe gearbox oil is changed every two years.\n", encoding="utf-8")
+    kb = KnowledgeBase.open("site", llm="extractive")
+    kb.ingest([own])
+    kb.close()
+    with sqlite3.connect(home / "kbs" / "site" / "catalog.sqlite") as db:
+        db.execute("DELETE FROM meta WHERE key='folder'")
+    kb = KnowledgeBase.open("site", llm="extractive")
+    assert [f.path for f in kb.files()] == [str((own / "notes.md").resolve())]
+    kb.close()
 
 
 def test_stopping_the_server_stops_an_upload_while_a_big_file_is_embedded(service: Service, home: Path) -> None:

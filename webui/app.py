@@ -253,23 +253,29 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
     # Uploads and re-ingests waiting for their turn (server.max_ingests), by browser session: a tab
     # closed meanwhile (Gradio's unload event) gives its place up, as an API client that hangs up does
-    waiting_tabs: dict[str, threading.Event] = {}
+    waiting_tabs: dict[str, set[threading.Event]] = {}
+    tabs_lock = threading.Lock()
 
     def tab_closed(request: Any) -> None:
-        closed = waiting_tabs.get(getattr(request, "session_hash", None) or "")
-        if closed is not None:
-            closed.set()
+        with tabs_lock:
+            for closed in waiting_tabs.get(getattr(request, "session_hash", None) or "", ()):
+                closed.set()
 
     @contextmanager
     def watched(request: Any) -> Iterator[threading.Event]:
         session, closed = getattr(request, "session_hash", None), threading.Event()
         if session:
-            waiting_tabs[session] = closed
+            with tabs_lock:
+                waiting_tabs.setdefault(session, set()).add(closed)
         try:
             yield closed
         finally:
-            if session and waiting_tabs.get(session) is closed:
-                del waiting_tabs[session]
+            if session:
+                with tabs_lock:
+                    mine = waiting_tabs.get(session, set())
+                    mine.discard(closed)
+                    if not mine:
+                        waiting_tabs.pop(session, None)
 
     def waited(p: Any, progress: Any, lang: str, closed: threading.Event) -> bool:
         """Show an ingest waiting for its turn; True when p was that. A closed tab's wait ends here."""

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS chunks(
     vector_key TEXT NOT NULL        -- sha256 of the text that was embedded
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id, chunk_no);
+CREATE INDEX IF NOT EXISTS files_by_hash ON files(sha256);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 2');  -- descriptions, by file id
 CREATE TABLE IF NOT EXISTS vectors(key TEXT PRIMARY KEY, vector BLOB NOT NULL);
@@ -235,43 +236,48 @@ class Catalog:
         once (the folder's path is kept in meta). A folder reachable at two paths at once (two mounts of
         one disk) changes nothing. Returns how many paths were rewritten."""
         here = str(folder.resolve())
-        recorded = self.get_meta("folder") or self._folder_of_uploads(folder.name)
-        if recorded is not None and recorded != here and _same_folder(recorded, here):
-            return 0
-        if recorded == here and self.get_meta("folder") == here:
+        known = self.get_meta("folder")
+        recorded = known or self._folder_of_uploads(folder.name)
+        if known == here or (recorded is not None and recorded != here and _same_folder(recorded, here)):
             return 0
         moved = 0
         with self.transaction() as db:
             if recorded is not None and recorded != here:
-                old = recorded.rstrip(os.sep) + os.sep
-                moved = db.execute(
-                    "UPDATE OR IGNORE files SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
-                    (here.rstrip(os.sep) + os.sep, len(old) + 1, len(old), old),
-                ).rowcount
+                old, new = recorded.rstrip(os.sep) + os.sep, here.rstrip(os.sep) + os.sep
+                for file_id, path in db.execute("SELECT id, path FROM files WHERE substr(path, 1, ?) = ?", (len(old), old)).fetchall():
+                    target = new + path[len(old) :]
+                    if known is None and not os.path.exists(target):
+                        continue  # a folder read off an upload's path is a guess: only what came along moves
+                    moved += db.execute("UPDATE OR IGNORE files SET path=? WHERE id=?", (target, file_id)).rowcount
             self.set_meta("folder", here, db)
         return moved
 
     def _folder_of_uploads(self, name: str) -> str | None:
-        """Where a catalog written before meta 'folder' was kept, read off a file uploaded into it
-        (<folder>/uploads/...; the folder is named as the knowledge base)."""
-        marker = f"{os.sep}{name}{os.sep}uploads{os.sep}"
-        row = self.db.execute("SELECT path FROM files WHERE instr(path, ?) > 0 LIMIT 1", (marker,)).fetchone()
-        return row[0][: row[0].index(marker) + len(name) + 1] if row else None
+        """Where a catalog written before meta 'folder' was kept, read off the first file uploaded into
+        it (<home>/kbs/<name>/uploads/...)."""
+        marker = f"{os.sep}kbs{os.sep}{name}{os.sep}uploads{os.sep}"
+        row = self.db.execute("SELECT path FROM files WHERE instr(path, ?) > 0 ORDER BY id LIMIT 1", (marker,)).fetchone()
+        return row[0][: row[0].index(marker) + len(marker) - len("uploads") - 2] if row else None
 
     # --- files ----------------------------------------------------------------------------
     def file(self, path: str) -> FileRow | None:
         row = self.db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
         return FileRow(**dict(row)) if row else None
 
-    def files_named(self, name: str, sha256: str) -> list[FileRow]:
-        """The files ingested under this name with this content (from any folder)."""
-        return [FileRow(**dict(r)) for r in self.db.execute("SELECT * FROM files WHERE name=? AND sha256=?", (name, sha256))]
+    def files_with_hash(self, sha256: str) -> list[FileRow]:
+        """The files ingested with this content, from any folder."""
+        return [FileRow(**dict(r)) for r in self.db.execute("SELECT * FROM files WHERE sha256=?", (sha256,))]
 
-    def move_file(self, file_id: int, path: str, *, size: int | None, mtime: float | None) -> int:
-        """Record that a file now lives at path (its folder moved), in one commit: its chunks, their ids
-        and vectors stay as they are. Returns the commits made (1)."""
+    def move_file(self, file_id: int, old_path: str, path: str, *, name: str, size: int | None, mtime: float | None) -> int:
+        """Record that a file at old_path now lives at path under name (its folder moved or was renamed),
+        in one commit: its chunks, their ids and vectors stay as they are. Returns the commits made: 0
+        when the entry is no longer at old_path or path has one already (another process was first)."""
         with self.transaction() as db:
-            db.execute("UPDATE files SET path=?, size=?, mtime=? WHERE id=?", (path, size, mtime, file_id))
+            if db.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone():
+                return 0
+            if not db.execute("UPDATE files SET path=?, name=?, size=?, mtime=? WHERE id=? AND path=?",
+                              (path, name, size, mtime, file_id, old_path)).rowcount:
+                return 0
             self.set_meta("generation", self.generation() + 1, db)
         return 1
 
