@@ -753,9 +753,13 @@ class KnowledgeBase:
         (nothing read or embedded again), instead of a second entry beside a stale one. An entry that
         failed there is dropped, and the file read as a new one."""
         key = str(plan.path)
-        if self.catalog.file(key) is not None:
-            return None
-        stale = [r for r in self.catalog.files_with_hash(plan.sha) if Path(r.path).name == plan.path.name and not os.path.exists(r.path)]
+        if self.config.store.backend != "embedded" or self.catalog.file(key) is not None:
+            return None  # (a Milvus store is shared by hosts: a path missing here may be another host's file)
+        parts = Path(plan.name).parts
+        root = plan.path.parents[len(parts) - 1] if len(parts) > 1 else plan.path.parent
+        stale = [r for r in self.catalog.files_with_hash(plan.sha)
+                 if os.path.isabs(r.path) and Path(r.path).name == plan.path.name and not os.path.exists(r.path)
+                 and (r.name == plan.name or not (root / r.name).is_file())]  # a copy at the entry's own place takes it
         if not stale:
             return None
         row = min(stale, key=lambda r: (r.status != "ok", r.name != plan.name, r.id))  # the same place in its folder first

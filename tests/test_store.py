@@ -150,3 +150,29 @@ def test_bm25_leaves_out_the_commonest_words_in_a_large_knowledge_base(tmp_path:
     selective = cat.lexical_search(question, 100)
     assert [cat.chunks([i])[i].text for i, _ in selective] == [texts[-1]]  # "年度", "报告" are in every chunk: left out
     assert cat.lexical_search("年度报告", 100)  # the rarest word always stays
+
+
+def test_a_moved_file_takes_only_its_own_entry(home: Path, tmp_path: Path) -> None:
+    # a moved file took the first stale entry with its content and file name: a corpus document's
+    # (its id is no path), or the entry of its identical copy in another subfolder
+    import shutil
+
+    from ingest.types import Document
+
+    text = "# Oil\n\nThe gearbox oil is changed every two years.\n"
+    kb = KnowledgeBase.open("own", llm="extractive")
+    kb.ingest_documents([("readme.md", [Document(text)])])  # a corpus document with the same id and text
+    old = tmp_path / "old"
+    (old / "x").mkdir(parents=True)
+    write(old / "x", "readme.md", text)
+    assert [f.status for f in kb.ingest([old]).files] == ["added"]
+    shutil.rmtree(old)
+    new = tmp_path / "new"
+    for where in ("", "a", "x"):
+        (new / where).mkdir(parents=True, exist_ok=True)
+        write(new / where, "readme.md", text)
+    statuses = {f.name: f.status for f in kb.ingest([new]).files}
+    assert statuses == {"readme.md": "added", "a/readme.md": "added", "x/readme.md": "moved"}, statuses
+    paths = sorted(f.path for f in kb.files())
+    assert paths == sorted(["readme.md", *(str(new / p) for p in ("readme.md", "a/readme.md", "x/readme.md"))])
+    kb.close()

@@ -344,27 +344,6 @@ class MilvusCatalog:
         rows = self.client.get(self.files_c, ids=[stable_id(path)], output_fields=_FILE_FIELDS)
         return _file_row(rows[0]) if rows else None
 
-    def files_with_hash(self, sha256: str) -> list[FileRow]:
-        """The files ingested with this content, from any folder."""
-        if not re.fullmatch(r"[0-9a-f]{1,128}", sha256 or ""):
-            return []
-        return [_file_row(r) for r in self._query_all(self.files_c, f'sha256 == "{sha256}"', _FILE_FIELDS)]
-
-    def move_file(self, file_id: int, old_path: str, path: str, *, name: str, size: int | None, mtime: float | None) -> int:
-        """Record that a file at old_path now lives at path under name (its folder moved or was renamed):
-        a file's id comes from its path here, so its chunks and vectors are copied under the new one,
-        then the old entry removed (a crash between the two leaves both, the new one whole). Returns the
-        commits made: 0 when the entry is no longer at old_path or path has one already."""
-        with self._writer:
-            row = self.file_by_id(file_id)
-            if row is None or row.path != old_path or self.file(path) is not None:
-                return 0
-            chunks, vectors = self.file_chunks(file_id)
-            self.replace_file(path=path, name=name, sha256=row.sha256, size=size, mtime=mtime, status=row.status, error=row.error,
-                              pages=row.pages, seconds=row.seconds or 0.0, chunks=chunks, vectors=vectors, description=row.description)
-            self.remove_file(file_id)
-        return 2
-
     def file_by_id(self, file_id: int) -> FileRow | None:
         rows = self.client.get(self.files_c, ids=[int(file_id)], output_fields=_FILE_FIELDS)
         return _file_row(rows[0]) if rows else None
