@@ -19,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-kb_app = typer.Typer(help="Manage knowledge bases: list, files, rm, drop.", no_args_is_help=True)
+kb_app = typer.Typer(help="Manage knowledge bases: list, files, rm, prune, drop.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the configuration.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(config_app, name="config")
@@ -157,7 +157,8 @@ def ingest(
     _models_here(cfg)
     for given in paths:
         if not given.exists():
-            _fail(f"{given} does not exist; nothing was ingested")
+            hint = f" (to forget the files that were ingested from it: kbqa kb prune {kb})" if prune else ""
+            _fail(f"{given} does not exist; nothing was ingested{hint}")
     from kbqa.kb import KnowledgeBase
 
     existed = KnowledgeBase.exists(kb, cfg)
@@ -566,6 +567,36 @@ def kb_rm(
     except KnowledgeBaseError as exc:
         _fail(str(exc))
     _console().print(f"removed {_e(row.name)} ({_count(row.chunks, 'chunk')})")
+
+
+@kb_app.command("prune")
+def kb_prune(
+    kb: Annotated[str, typer.Argument(help="Knowledge base.", envvar="KBQA_KB")] = "default",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove the files no longer where they were ingested from, and their chunks.
+
+    For folders deleted or moved away; `kbqa ingest FOLDER --prune` does this under a folder that
+    still exists. Example: kbqa kb prune mykb --dry-run
+
+    A Milvus store that servers on several hosts share: run it on the host that ingested the files
+    (a file of another host is missing here too); --dry-run shows what would go.
+    """
+    cfg, _ = _config(config)
+    knowledge_base = _open(kb, cfg)
+    rows = knowledge_base.missing_files() if dry_run else knowledge_base.prune_missing()
+    knowledge_base.close()
+    if as_json:
+        print(json.dumps([{"id": r.id, "name": r.name, "path": r.path, "chunks": r.chunks} for r in rows], ensure_ascii=False, indent=2))
+        return
+    out = _console()
+    for row in rows:
+        out.print(f"{'would remove' if dry_run else '[green]removed[/]'} {_e(row.name)} ({_count(row.chunks, 'chunk')}; was at {_e(row.path)})")
+    verb = "would be removed" if dry_run else "removed"
+    out.print(f"[bold]{_e(knowledge_base.name)}[/]: {_count(len(rows), 'file')} no longer on disk {verb}" if rows
+              else f"[bold]{_e(knowledge_base.name)}[/]: every file is where it was ingested from")
 
 
 @kb_app.command("drop")

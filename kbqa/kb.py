@@ -956,6 +956,19 @@ class KnowledgeBase:
         self._sync_index()
         return row
 
+    def missing_files(self) -> list[FileRow]:
+        """The files ingested from a place where there is no file now (deleted, or moved away)."""
+        return [row for row in self.catalog.files() if os.path.isabs(row.path) and not os.path.exists(row.path)]
+
+    def prune_missing(self) -> list[FileRow]:
+        """Remove the files that are no longer where they were ingested from, and their chunks (what
+        `ingest --prune` does under a folder, for folders that are gone). Returns what was removed."""
+        gone = self.missing_files()
+        if gone:
+            self._prune(gone)
+            self._sync_index()
+        return gone
+
     def reingest_file(
         self, name_or_id: str | int, progress: Callable[[Progress], None] | None = None, cancelled: Callable[[], bool] | None = None
     ) -> IngestReport:

@@ -88,6 +88,32 @@ def test_a_moved_folder_moves_its_entries(home: Path, docs: Path, tmp_path: Path
     assert len(json.loads(run_kbqa("kb", "files", "m", "--json").stdout)) == len(after)
 
 
+def test_a_deleted_folder_is_pruned_with_kb_prune(home: Path, tmp_path: Path) -> None:
+    # a folder that is gone could not be pruned: `ingest GONE --prune` refuses a missing path, and
+    # `kb rm` takes one file at a time
+    folder = tmp_path / "old-docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nThe pump is serviced every spring.\n", encoding="utf-8")
+    (folder / "b.md").write_text("# B\n\nThe filter is changed every month.\n", encoding="utf-8")
+    keep = tmp_path / "keep.md"
+    keep.write_text("# K\n\nThe gearbox oil is changed every two years.\n", encoding="utf-8")
+    assert run_kbqa("ingest", str(folder), str(keep), "--kb", "p").returncode == 0
+    for f in folder.iterdir():
+        f.unlink()
+    folder.rmdir()
+    refused = run_kbqa("ingest", str(folder), "--kb", "p", "--prune")
+    assert refused.returncode == 2 and "kbqa kb prune p" in refused.stderr, refused.stderr
+    search = lambda: [h["file"] for h in json.loads(run_kbqa("search", "pump serviced spring", "--kb", "p", "--json").stdout)]  # noqa: E731
+    assert search()[0] == "a.md"  # kept, and found, though its file is gone
+    listed = json.loads(run_kbqa("kb", "prune", "p", "--dry-run", "--json").stdout)
+    assert sorted(r["name"] for r in listed) == ["a.md", "b.md"] and len(json.loads(run_kbqa("kb", "files", "p", "--json").stdout)) == 3
+    pruned = run_kbqa("kb", "prune", "p")
+    assert pruned.returncode == 0 and "2 files no longer on disk removed" in pruned.stdout, pruned.stdout
+    assert [f["name"] for f in json.loads(run_kbqa("kb", "files", "p", "--json").stdout)] == ["keep.md"]
+    assert set(search()) <= {"keep.md"}
+    assert "every file is where it was ingested from" in run_kbqa("kb", "prune", "p").stdout
+
+
 def test_kb_rm_and_drop(home: Path, docs: Path) -> None:
     run_kbqa("ingest", str(docs / "faq.md"), str(docs / "manual.pdf"), "--kb", "d")
     assert run_kbqa("kb", "rm", "faq.md", "--kb", "d").returncode == 0

@@ -175,4 +175,7 @@ def test_a_moved_file_takes_only_its_own_entry(home: Path, tmp_path: Path) -> No
     assert statuses == {"readme.md": "added", "a/readme.md": "added", "x/readme.md": "moved"}, statuses
     paths = sorted(f.path for f in kb.files())
     assert paths == sorted(["readme.md", *(str(new / p) for p in ("readme.md", "a/readme.md", "x/readme.md"))])
+    shutil.rmtree(new)  # a folder gone: its files are pruned, the corpus document (no path) stays
+    assert sorted(r.name for r in kb.prune_missing()) == ["a/readme.md", "readme.md", "x/readme.md"]
+    assert [f.path for f in kb.files()] == ["readme.md"] and counts(kb)[1:] == (1, 1)
     kb.close()
