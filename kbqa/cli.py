@@ -579,7 +579,8 @@ def kb_prune(
     """Remove the files no longer where they were ingested from, and their chunks.
 
     For folders deleted or moved away; `kbqa ingest FOLDER --prune` does this under a folder that
-    still exists. Example: kbqa kb prune mykb --dry-run
+    still exists. A drive or share that is not mounted counts as gone: look first with --dry-run.
+    Example: kbqa kb prune mykb --dry-run
 
     A Milvus store that servers on several hosts share: run it on the host that ingested the files
     (a file of another host is missing here too); --dry-run shows what would go.
