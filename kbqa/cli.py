@@ -540,15 +540,16 @@ def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.", envvar="K
     cfg, _ = _config(config)
     knowledge_base = _open(kb, cfg)
     rows = knowledge_base.files()
+    missing = {r.id for r in knowledge_base.missing_files()}
     if as_json:
-        print(json.dumps([r.__dict__ for r in rows], ensure_ascii=False, indent=2))
+        print(json.dumps([{**r.__dict__, "missing": r.id in missing} for r in rows], ensure_ascii=False, indent=2))
         return
     home = str(Path.home())
     folder = lambda path: str(Path(path).parent).replace(home, "~", 1) if path.startswith(home) else str(Path(path).parent)  # noqa: E731
     about = lambda text: text if len(text) <= 48 else text[:47] + "…"  # noqa: E731
     _print_table(("id", "file", "folder", "status", "pages", "chunks", "seconds", "description", "error"),
                  [(str(r.id), r.name, folder(r.path), r.status, str(r.pages or ""), str(r.chunks), f"{r.seconds or 0:.2f}",
-                   about(r.description), r.error or "") for r in rows])
+                   about(r.description), r.error or ("not on disk: kbqa kb prune" if r.id in missing else "")) for r in rows])
 
 
 @kb_app.command("rm")

@@ -105,6 +105,8 @@ def test_a_deleted_folder_is_pruned_with_kb_prune(home: Path, tmp_path: Path) ->
     assert refused.returncode == 2 and "kbqa kb prune p" in refused.stderr, refused.stderr
     search = lambda: [h["file"] for h in json.loads(run_kbqa("search", "pump serviced spring", "--kb", "p", "--json").stdout)]  # noqa: E731
     assert search()[0] == "a.md"  # kept, and found, though its file is gone
+    assert sorted(f["name"] for f in json.loads(run_kbqa("kb", "files", "p", "--json").stdout) if f["missing"]) == ["a.md", "b.md"]
+    assert "not on disk: kbqa kb prune" in run_kbqa("kb", "files", "p").stdout
     listed = json.loads(run_kbqa("kb", "prune", "p", "--dry-run", "--json").stdout)
     assert sorted(r["name"] for r in listed) == ["a.md", "b.md"] and len(json.loads(run_kbqa("kb", "files", "p", "--json").stdout)) == 3
     pruned = run_kbqa("kb", "prune", "p")
