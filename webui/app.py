@@ -17,9 +17,9 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from kbqa.config import Config  # noqa: E402
+from kbqa.errors import Busy  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
-from kbqa.errors import Busy  # noqa: E402
 from kbqa.service import Service, ServiceError  # noqa: E402
 from webui.texts import LANGUAGES, TEXTS, file_error, language, summary, t  # noqa: E402
 
