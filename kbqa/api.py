@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from kbqa.config import Config
 from kbqa.kb import clean_text
-from kbqa.service import Busy, NotFound, Reply, Service, ServiceError, Unauthorized, scrub
+from kbqa.service import NotFound, Reply, Service, ServiceError, Unauthorized, scrub
 from kbqa.types import Hit
 
 
@@ -223,10 +223,6 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         # an upload still waiting for its turn when its client hangs up gives its place up (once begun, it is ingested)
         gone = threading.Event()
 
-        def waiting(step: Any) -> None:
-            if step.stage == "wait" and gone.is_set():
-                raise Busy("the client hung up while the upload waited for its turn", code="client_gone")
-
         async def watch() -> None:
             while not await request.is_disconnected():
                 await asyncio.sleep(0.5)
@@ -234,7 +230,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
 
         watcher = asyncio.create_task(watch())
         try:
-            result = await run_in_threadpool(service.upload, name, [(f.filename or "", f.file) for f in files], waiting)
+            result = await run_in_threadpool(service.upload, name, [(f.filename or "", f.file) for f in files], None, gone.is_set)
         finally:
             watcher.cancel()
         out = result.report.to_dict() if result.report else {"files": [], "summary": "nothing ingested"}

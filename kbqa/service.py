@@ -214,17 +214,20 @@ class Service:
         return self.kb(name).files()
 
     def upload(
-        self, name: str, items: Iterable[tuple[str, BinaryIO]], progress: Callable[[Progress], None] | None = None
+        self, name: str, items: Iterable[tuple[str, BinaryIO]], progress: Callable[[Progress], None] | None = None,
+        gone: Callable[[], bool] | None = None,
     ) -> Upload:
         """Store uploaded files (safe, de-duplicated names; zips unpacked safely; size limits) in the
-        knowledge base's uploads/ folder, creating it if needed, and ingest them."""
+        knowledge base's uploads/ folder, creating it if needed, and ingest them. gone(): whether the
+        client went away (hung up, closed its tab): while the upload waits for its turn, it then gives
+        its place up (Busy client_gone); once begun, it is ingested."""
         from kbqa.uploads import Budget, store_upload, uploading
 
         folder = self._folder(name)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
         budget = Budget(limit * 10)  # a request stores at most ten uploads' worth, archives unpacked included
         # its turn first, then its knowledge base's lock: a delete there never waits for other knowledge bases' ingests
-        with self._ingest_slot(name, progress), self._writer(name):
+        with self._ingest_slot(name, progress, gone), self._writer(name):
             existed = kb_exists(self.config, folder)  # made (or dropped by an upload that gave up) only under the lock
             base = self.kb(name, create=True)
             target = base.uploads_folder
@@ -266,11 +269,17 @@ class Service:
         return Upload(report, rejected)
 
     @contextmanager
-    def _ingest_slot(self, name: str, progress: Callable[[Progress], None] | None) -> Iterator[None]:
+    def _ingest_slot(self, name: str, progress: Callable[[Progress], None] | None, gone: Callable[[], bool] | None = None) -> Iterator[None]:
         """One of the server's `server.max_ingests` ingest slots for knowledge base `name`, reporting
-        the wait as Progress("wait", ...)."""
-        waiting = (lambda running: progress(Progress("wait", 0, 0, name=str(running)))) if progress else None
-        with self._ingests.held(name, waiting):
+        the wait as Progress("wait", ...); a wait whose client is gone ends (Busy client_gone)."""
+
+        def waiting(running: int) -> None:
+            if gone is not None and gone():
+                raise Busy("the client went away while its upload waited for its turn", code="client_gone")
+            if progress is not None:
+                progress(Progress("wait", 0, 0, name=str(running)))
+
+        with self._ingests.held(name, waiting if progress or gone else None):
             yield
 
     def _ingest(self, base: KnowledgeBase, paths: list[Path], progress: Callable[[Progress], None] | None) -> IngestReport:
@@ -317,9 +326,10 @@ class Service:
             discard_upload(base.uploads_folder, Path(row.path))
             return row
 
-    def reingest_file(self, name: str, file: str | int, progress: Callable[[Progress], None] | None = None) -> IngestReport:
+    def reingest_file(self, name: str, file: str | int, progress: Callable[[Progress], None] | None = None,
+                      gone: Callable[[], bool] | None = None) -> IngestReport:
         base = self.kb(name)
-        with self._ingest_slot(name, progress), self._writer(name), self._vanishing(name, base):
+        with self._ingest_slot(name, progress, gone), self._writer(name), self._vanishing(name, base):
             try:
                 report = base.reingest_file(file, progress=progress, cancelled=lambda: self.closed)
             except KnowledgeBaseError as exc:

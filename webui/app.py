@@ -17,7 +17,6 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from kbqa.config import Config  # noqa: E402
-from kbqa.errors import Busy  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
 from kbqa.service import Service, ServiceError  # noqa: E402
@@ -277,11 +276,9 @@ def build_app(config: Config, kb: str = "default") -> Any:
                     if not mine:
                         waiting_tabs.pop(session, None)
 
-    def waited(p: Any, progress: Any, lang: str, closed: threading.Event) -> bool:
-        """Show an ingest waiting for its turn; True when p was that. A closed tab's wait ends here."""
+    def waited(p: Any, progress: Any, lang: str) -> bool:
+        """Show an ingest waiting for its turn (server.max_ingests); True when p was that."""
         if p.stage == "wait":
-            if closed.is_set():
-                raise Busy("the browser tab was closed while the upload waited for its turn", code="client_gone")
             progress(0, desc=t(lang, "ingest_waiting", running=p.name))
         return bool(p.stage == "wait")
 
@@ -297,7 +294,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
             return t(lang, "choose_files"), files_table(kb_name, lang), kb_choices()
 
         def step(p: Any) -> None:
-            if waited(p, progress, lang, closed):
+            if waited(p, progress, lang):
                 return
             if p.total:
                 desc = t(lang, "page_progress", name=p.name, page=p.page, pages=p.pages, done=p.done, total=p.total) if p.page else f"{p.name} ({p.done}/{p.total})"
@@ -308,7 +305,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
             for f in chosen:  # files Gradio has received into its own temporary folder
                 src = Path(getattr(f, "name", f))
                 handles.append((getattr(f, "orig_name", None) or src.name, src.open("rb")))
-            result = service.upload(kb_name, handles, progress=step)
+            result = service.upload(kb_name, handles, progress=step, gone=closed.is_set)
         except ServiceError as exc:
             return failure(exc, lang), files_table(kb_name, lang), kb_choices()
         finally:
@@ -331,12 +328,12 @@ def build_app(config: Config, kb: str = "default") -> Any:
     def reingest_file(file_id: str, kb_name: str, lang: str = "en", progress: Any = gr.Progress(),
                       request: Any = None) -> tuple[str, list[list[Any]]]:
         def step(p: Any) -> None:
-            if not waited(p, progress, lang, closed) and p.total:
+            if not waited(p, progress, lang) and p.total:
                 progress(p.done / p.total, desc=p.name)
 
         try:
             with watched(request) as closed:
-                report = service.reingest_file(kb_name, (file_id or "").strip(), progress=step)
+                report = service.reingest_file(kb_name, (file_id or "").strip(), progress=step, gone=closed.is_set)
         except ServiceError as exc:
             return failure(exc, lang), files_table(kb_name, lang)
         failed = "".join(f"\n- ❌ {_escape(f.name)}: {_escape(file_error(f.error or '', lang))}" for f in report.failed)
