@@ -255,9 +255,10 @@ class Catalog:
     def _folder_of_uploads(self, name: str) -> str | None:
         """Where a catalog written before meta 'folder' was kept, read off the first file uploaded into
         it (<home>/kbs/<name>/uploads/...)."""
-        marker = f"{os.sep}kbs{os.sep}{name}{os.sep}uploads{os.sep}"
+        folder = f"{os.sep}kbs{os.sep}{name}"
+        marker = f"{folder}{os.sep}uploads{os.sep}"
         row = self.db.execute("SELECT path FROM files WHERE instr(path, ?) > 0 ORDER BY id LIMIT 1", (marker,)).fetchone()
-        return row[0][: row[0].index(marker) + len(marker) - len("uploads") - 2] if row else None
+        return row[0][: row[0].index(marker) + len(folder)] if row else None
 
     # --- files ----------------------------------------------------------------------------
     def file(self, path: str) -> FileRow | None:
