@@ -330,6 +330,7 @@ class KnowledgeBase:
         self._remote: Any = None  # during a Ray ingest: its executor, which embeds the chunks
         self._cancelled: Callable[[], bool] | None = None  # during an ingest: whether to stop (see ingest)
         self._llm_lock = threading.Lock()  # the LLM loads under its own lock: the search goes on meanwhile
+        self._preload: threading.Thread | None = None  # preload_llm()'s thread, waited for by close()
         self._seen_generation = -1  # the catalog generation the vector index in memory reflects
         if moving := self.catalog.get_meta("moving_from"):
             self.catalog.close()
@@ -393,6 +394,8 @@ class KnowledgeBase:
             return False
 
     def close(self) -> None:
+        if self._preload is not None:  # a load still inside llama.cpp when the interpreter exits crashed
+            self._preload.join()       # it (SIGSEGV after a refusal printed before the model was loaded)
         self.catalog.close()
         if self._vector_cache is not None:
             self._vector_cache.close()
@@ -1117,6 +1120,7 @@ class KnowledgeBase:
         load is reported where the answer needs the model."""
         thread = threading.Thread(target=self._load_llm_quietly, name="kbqa-llm-load", daemon=True)
         thread.start()
+        self._preload = thread
         return thread
 
     def _load_llm_quietly(self) -> None:
