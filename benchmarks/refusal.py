@@ -9,7 +9,8 @@ a question whose gold paragraph was left out is unanswerable -- a hard negative,
 paragraphs of the same article stay in. Every question goes through the answer pipeline at the
 default settings (kbqa.answer.prepare: retrieve, decide). Reported per set: the share of answerable
 questions refused, of unanswerable questions answered, and the AUC (answerable vs unanswerable) of
-the best source's relevance and of the decision's confidence.
+the best source's relevance and of the decision's confidence; then the same two rates at other
+values of retrieval.answer_confidence (the cut on that confidence a user may set), from the same rows.
 
 The decision for the default LLM (a base model) and for `extractive` is the same one, made before any
 generation; --llm NAME additionally runs that LLM's whole answer on the first --llm-n questions and
@@ -133,6 +134,24 @@ def report(name: str, rows: list[dict[str, Any]], llm: str | None) -> dict[str, 
     return out
 
 
+CUTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
+
+
+def tradeoff(all_rows: dict[str, list[dict[str, Any]]], cuts: tuple[float, ...] = CUTS) -> list[str]:
+    """Markdown rows: answerable refused / unanswerable answered per set at each answer_confidence."""
+    lines = ["| answer_confidence | " + " | ".join(all_rows) + " |", "|---|" + "---|" * len(all_rows)]
+    for cut in cuts:
+        cells = []
+        for rows in all_rows.values():
+            pos, neg = [r for r in rows if r["answerable"]], [r for r in rows if not r["answerable"]]
+            answers = lambda r: r["confidence"] >= cut and r["cosine"] > -1  # noqa: E731 (no source: always refused)
+            refused = sum(not answers(r) for r in pos) / max(1, len(pos))
+            answered = sum(answers(r) for r in neg) / max(1, len(neg))
+            cells.append(f"{refused:.1%} / {answered:.1%}")
+        lines.append(f"| {cut:g} | " + " | ".join(cells) + " |")
+    return lines
+
+
 # --- fitting --------------------------------------------------------------------------------------
 def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) -> np.ndarray:
     """Weights (bias first) of a logistic regression, by Newton's method with a small L2 penalty."""
@@ -217,6 +236,8 @@ def main() -> None:
         rows = measure(args.data, name, args.seed, args.n, args.llm, args.llm_n)
         all_rows[name] = rows
         results.append(report(name, rows, args.llm))
+    print("\nanswerable refused / unanswerable answered at other retrieval.answer_confidence values:")
+    print("\n".join(tradeoff(all_rows)))
     print(f"({time.perf_counter() - started:.0f} s)")
     if args.out:
         args.out.write_text(json.dumps({"results": results, "rows": all_rows}, indent=1))

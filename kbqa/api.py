@@ -60,6 +60,8 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     top_k: int | None = Field(None, ge=1, le=50, description="kbqa extension: sources to retrieve (1..50)")
     threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: 0..1 relevance threshold")
+    answer_confidence: float | None = Field(
+        None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: answer when kbqa's confidence is at least this (0..1; lower answers more)")
 
 
 class SearchRequest(BaseModel):
@@ -169,7 +171,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
             history = [m.plain() for m in req.messages[:-1] if m.role in ("user", "assistant")]
             reply = await _reply_in_thread(lambda: service.ask(
                 model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
-                temperature=req.temperature, max_tokens=req.max_tokens))
+                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens))
         elif model == config.llm.model:
             reply = await _reply_in_thread(lambda: service.chat([m.plain() for m in req.messages], temperature=req.temperature,
                                                                 max_tokens=req.max_tokens))

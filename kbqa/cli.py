@@ -225,6 +225,11 @@ def ask(
     llm: LlmOpt = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sources to use.")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="0..1 relevance threshold; higher = stricter.")] = None,
+    answer_confidence: Annotated[Optional[float], typer.Option(
+        "--answer-confidence", min=0.0, max=1.0,
+        help="Answer when kbqa's confidence that the sources hold the answer is at least this (0..1); "
+             "lower answers more, and more wrongly; 0 answers whenever there is a source. "
+             "Default: retrieval.answer_confidence, else the embedding model's calibrated cut.")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -239,7 +244,7 @@ def ask(
 
     try:
         knowledge_base.preload_llm()  # loads beside the search
-        result = knowledge_base.ask(question, stream=True, top_k=top_k, threshold=threshold)
+        result = knowledge_base.ask(question, stream=True, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence)
         if as_json:
             print(json.dumps(result.answer().to_dict(), ensure_ascii=False, indent=2))
             return

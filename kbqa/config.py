@@ -73,6 +73,7 @@ class RetrievalConfig(_Section):
     dense_weight: float = Field(0.6, ge=0.0, le=1.0)
     rrf_k: int = Field(60, ge=1)
     threshold: float = Field(0.0, ge=0.0, le=1.0)
+    answer_confidence: float | None = Field(None, ge=0.0, le=1.0)
     reranker: str | None = None
     rerank_top: int = Field(20, ge=1)
     expand: int = Field(0, ge=0, le=3)

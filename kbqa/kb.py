@@ -1077,6 +1077,7 @@ class KnowledgeBase:
         stream: bool = False,
         top_k: int | None = None,
         threshold: float | None = None,
+        answer_confidence: float | None = None,
         history: list[dict[str, str]] | None = None,
         llm: Any = None,
         **generation: Any,
@@ -1087,6 +1088,10 @@ class KnowledgeBase:
         history: earlier {"role": "user"|"assistant", "content": ...} turns. A follow-up question is
         made to stand alone for retrieval (llm.rewrite; the result is Answer.query) and the turns
         are trimmed, newest first, to llm.history_tokens.
+
+        answer_confidence: answer when kbqa's confidence that the sources hold the answer is at least
+        this (0..1; lower answers more, and more wrongly); None: retrieval.answer_confidence, else the
+        embedding model's calibrated cut for the question's language.
 
         A refusal (answered_from_documents False) calls no LLM; its sources are the closest passages,
         related material rather than an answer. stream=True returns an AnswerStream: iterate it for
@@ -1103,8 +1108,9 @@ class KnowledgeBase:
             return llm or self.llm
 
         mode = self.config.llm.rewrite
+        cut = answer_confidence if answer_confidence is not None else self.config.retrieval.answer_confidence
         prepared = pipeline.prepare(
-            self, question, calibration=lambda lang: calibration(self.embedder, lang), history=history, rewrite=mode,
+            self, question, calibration=lambda lang: calibration(self.embedder, lang, cut=cut), history=history, rewrite=mode,
             rewriter=model() if history and mode in ("auto", "llm") else None, top_k=top_k, threshold=threshold,
         )
         gen = {"max_tokens": self.config.llm.max_tokens, "temperature": self.config.llm.temperature, **generation}

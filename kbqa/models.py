@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -80,11 +80,13 @@ def embedding_models() -> dict[str, EmbeddingModel]:
     return out
 
 
-def calibration(embedder: Any, lang: str) -> Calibration:
+def calibration(embedder: Any, lang: str, cut: float | None = None) -> Calibration:
     """The calibration of a loaded embedder for questions in a language (a model outside the catalog:
-    its own relevance range and the default weights)."""
+    its own relevance range and the default weights); cut, when given, replaces the fitted cut (the
+    user's retrieval.answer_confidence)."""
     model = embedding_models().get(getattr(embedder, "name", ""))
-    return model.calibrated(lang) if model else Calibration(tuple(getattr(embedder, "relevance", (0.3, 0.9))))
+    found = model.calibrated(lang) if model else Calibration(tuple(getattr(embedder, "relevance", (0.3, 0.9))))
+    return found if cut is None else replace(found, cut=float(cut))
 
 
 def llm_models() -> dict[str, LLMModel]:

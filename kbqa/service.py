@@ -386,12 +386,13 @@ class Service:
             raise BadRequest(f"top_k must be a whole number from 1 to 50 (got {str(top_k)[:20]})")
         return top_k
 
-    def _threshold(self, threshold: Any) -> float | None:
-        if threshold is None:
+    def _fraction(self, value: Any, name: str) -> float | None:
+        """threshold, answer_confidence: None, or a number from 0 to 1."""
+        if value is None:
             return None
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or not 0 <= threshold <= 1:
-            raise BadRequest(f"threshold must be a number from 0 to 1 (got {str(threshold)[:20]})")
-        return float(threshold)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+            raise BadRequest(f"{name} must be a number from 0 to 1 (got {str(value)[:20]})")
+        return float(value)
 
     def _generation(self, temperature: Any, max_tokens: Any) -> dict[str, Any]:
         gen: dict[str, Any] = {}
@@ -483,7 +484,7 @@ class Service:
     # --- questions -----------------------------------------------------------------------------------
     def search(self, name: str, query: Any, *, top_k: Any = None, threshold: Any = None) -> list[Hit]:
         query = self._question(query, "query")
-        top_k, threshold = self._top_k(top_k), self._threshold(threshold)
+        top_k, threshold = self._top_k(top_k), self._fraction(threshold, "threshold")
         try:
             return self.kb(name).search(query, top_k=top_k, threshold=threshold)
         except KnowledgeBaseError as exc:
@@ -499,6 +500,7 @@ class Service:
         history: list[Message] | None = None,
         top_k: Any = None,
         threshold: Any = None,
+        answer_confidence: Any = None,
         model: str | None = None,
         temperature: Any = None,
         max_tokens: Any = None,
@@ -507,7 +509,8 @@ class Service:
         Reply's waiting() tells the place in the queue, iterating it gives the answer."""
         question = self._question(question)
         turns = self._history(history, asking=1)
-        top_k, threshold = self._top_k(top_k), self._threshold(threshold)
+        top_k, threshold = self._top_k(top_k), self._fraction(threshold, "threshold")
+        answer_confidence = self._fraction(answer_confidence, "answer_confidence")
         gen = self._generation(temperature, max_tokens)
         base = self.kb(name)
         llm = self.llm(model)
@@ -516,7 +519,8 @@ class Service:
         try:
             if ticket is not None:
                 gen["ticket"] = ticket
-            result = base.ask(question, stream=True, top_k=top_k, threshold=threshold, history=turns, llm=llm, **gen)
+            result = base.ask(question, stream=True, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence,
+                              history=turns, llm=llm, **gen)
         except KnowledgeBaseError as exc:
             if ticket:
                 ticket.release()

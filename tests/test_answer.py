@@ -131,6 +131,30 @@ def test_cli_refusal_lists_related_passages_not_sources(trust_kb: KnowledgeBase)
     assert as_json["answered_from_documents"] and "165" in as_json["answer"] and 0.5 <= as_json["confidence"] <= 1
 
 
+def test_answer_confidence_trades_refusals_for_answers(trust_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user who finds kbqa too strict (or too lenient) moves the cut: per question, in the config, on the CLI."""
+    unheld, held = "What is the boiling point of mercury?", "Average cost per lost record?"
+    default = trust_kb.ask(unheld)
+    assert not default.answered_from_documents and default.confidence is not None and default.confidence < 0.2
+    lenient = trust_kb.ask(unheld, answer_confidence=0.0)  # any source is taken as the answer
+    assert lenient.answered_from_documents and lenient.confidence == default.confidence
+    assert re.search(r"\[\d\]", lenient.text) and "not contain" not in lenient.text
+    assert trust_kb.ask(held).answered_from_documents
+    assert not trust_kb.ask(held, answer_confidence=1.0).answered_from_documents  # nothing is certain enough
+    trust_kb.close()
+
+    monkeypatch.setenv("KBQA_RETRIEVAL__ANSWER_CONFIDENCE", "1")
+    with KnowledgeBase.open("trust", llm="extractive") as kb:
+        assert not kb.ask(held).answered_from_documents
+        assert kb.ask(held, answer_confidence=0.5).answered_from_documents  # the argument wins over the config
+    monkeypatch.delenv("KBQA_RETRIEVAL__ANSWER_CONFIDENCE")
+
+    cli = json.loads(run_kbqa("ask", unheld, "--kb", "trust", "--llm", "extractive", "--json", "--answer-confidence", "0").stdout)
+    assert cli["answered_from_documents"]
+    bad = run_kbqa("ask", unheld, "--kb", "trust", "--llm", "extractive", "--answer-confidence", "1.5")
+    assert bad.returncode == 2 and "answer-confidence" in bad.stderr
+
+
 @pytest.mark.slow
 def test_default_model_streams_a_checked_answer(trust_kb: KnowledgeBase) -> None:
     kb = KnowledgeBase.open("trust")  # the default LLM, gemma-3-270m

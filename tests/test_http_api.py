@@ -104,6 +104,9 @@ def test_openai_client_chat_with_a_knowledge_base(api: str, docs: Path) -> None:
     refused = client.chat.completions.create(model="kb:api", messages=[{"role": "user", "content": "Who won the 1998 football world cup?"}])
     assert refused.model_extra["kbqa_answered"] is False and "do not contain" in refused.choices[0].message.content
     assert refused.model_extra["kbqa_sources"]  # related passages, marked by kbqa_answered
+    lenient = client.chat.completions.create(model="kb:api", messages=[{"role": "user", "content": "Who won the 1998 football world cup?"}],
+                                             extra_body={"answer_confidence": 0})  # the user's own cut: any source answers
+    assert lenient.model_extra["kbqa_answered"] is True and lenient.model_extra["kbqa_confidence"] == refused.model_extra["kbqa_confidence"]
     stream = client.chat.completions.create(model="kb:api", stream=True, messages=[{"role": "user", "content": "员工每年有几天带薪年假？"}])
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -173,7 +176,8 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
         assert sock.recv(100).startswith(b"HTTP/1.1 401")
     # numbers out of range
     for extra, status in [({"top_k": 10**19}, 422), ({"top_k": -1}, 422), ({"top_k": 0}, 422), ({"max_tokens": -1}, 422),
-                          ({"max_tokens": 10**9}, 400), ({"temperature": 99}, 422)]:
+                          ({"max_tokens": 10**9}, 400), ({"temperature": 99}, 422),
+                          ({"answer_confidence": 2}, 422), ({"answer_confidence": "x"}, 422)]:
         r = httpx.post(chat, json={"model": "kb:api", "messages": question, **extra}, headers=auth)
         assert r.status_code == status, (extra, r.text)
         assert r.json()["detail"]

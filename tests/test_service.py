@@ -102,6 +102,7 @@ def test_limits_are_refused_with_a_message(service: Service) -> None:
     bad: list[tuple[dict[str, Any], type]] = [
         ({"top_k": 10**19}, BadRequest), ({"top_k": -1}, BadRequest), ({"top_k": 0}, BadRequest), ({"top_k": True}, BadRequest),
         ({"threshold": math.nan}, BadRequest), ({"threshold": math.inf}, BadRequest), ({"threshold": 1.5}, BadRequest),
+        ({"answer_confidence": -0.1}, BadRequest), ({"answer_confidence": "1"}, BadRequest), ({"answer_confidence": math.nan}, BadRequest),
         ({"max_tokens": -1}, BadRequest), ({"max_tokens": 10**9}, BadRequest), ({"temperature": math.nan}, BadRequest),
     ]
     for kwargs, error in bad:
@@ -119,6 +120,8 @@ def test_limits_are_refused_with_a_message(service: Service) -> None:
     # text that is not valid UTF-8 (an unpaired surrogate) is repaired, not a crash
     reply = service.ask("lim", "年假几天？\ud800", top_k=50.0)
     assert "十天" in "".join(reply) and reply.sources
+    strict = service.ask("lim", "年假几天？", answer_confidence=1)  # nothing is certain enough: the refusal
+    assert not strict.answered and "十天" not in "".join(strict) and strict.sources
 
 
 def test_freshness_against_another_process(service: Service, home: Path, tmp_path: Path) -> None:

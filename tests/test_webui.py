@@ -62,6 +62,11 @@ def test_upload_ingest_and_ask_with_sources(server: str, docs: Path) -> None:
     assert "没有找到" in answer and "Related passages — not an answer" in sources and "[1]" in sources
     answer, sources = client.predict("火星上有液态水吗？", "web", 4, 0.99, "extractive", api_name="/ask")
     assert "没有找到" in answer and "No source passed" in sources
+    # the user's own answer confidence (Settings): 0 answers from the closest source, 1 refuses what it answered above
+    answer, sources = client.predict("火星上有液态水吗？", "web", 4, 0.0, "extractive", 0, api_name="/ask")
+    assert "没有找到" not in answer and "[1]" in answer and "not an answer" not in sources
+    answer, _ = client.predict("How often should the RO membrane be replaced?", "web", 4, 0.3, "extractive", 1, api_name="/ask")
+    assert "24 months" not in answer and "do not contain" in answer
     # a follow-up in the chat: the history comes back from the page as Gradio's messages, whose
     # content is a list of parts; the question searched is the follow-up joined to the first one
     history, _, *_ = client.predict("What does the manual say about the RO membrane?", [], "web", 4, 0.3, "extractive", 0.0, api_name="/chat")

@@ -136,15 +136,18 @@ def build_app(config: Config, kb: str = "default") -> Any:
         return gr.update(choices=current, value=value) if value else gr.update(choices=current)
 
     # --- chat --------------------------------------------------------------------------------
-    def ask(question: str, kb_name: str, top_k: float, threshold: float, llm: str, lang: str = "en") -> tuple[str, str]:
+    def ask(
+        question: str, kb_name: str, top_k: float, threshold: float, llm: str, lang: str = "en", answer_confidence: float | None = None
+    ) -> tuple[str, str]:
         """Answer one question: returns (answer, sources as Markdown)."""
         text, sources = "", ""
-        for text, sources, _, _ in _answer(question, [], kb_name, top_k, threshold, llm, None, lang):
+        for text, sources, _, _ in _answer(question, [], kb_name, top_k, threshold, llm, None, lang, answer_confidence):
             pass
         return text, sources
 
     def _answer(
-        question: str, history: list[dict[str, str]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float | None, lang: str
+        question: str, history: list[dict[str, str]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float | None, lang: str,
+        answer_confidence: float | None = None,
     ) -> Iterator[tuple[str, str, list[Any], str]]:
         """(answer so far, sources as Markdown, the sources once done, the query searched)."""
         if not isinstance(question, str) or not question.strip():
@@ -152,7 +155,8 @@ def build_app(config: Config, kb: str = "default") -> Any:
             return
         reply = None
         try:
-            reply = service.ask(kb_name, question, history=history, top_k=top_k, threshold=threshold, model=llm, temperature=temperature)
+            reply = service.ask(kb_name, question, history=history, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence,
+                                model=llm, temperature=temperature)
             sources = sources_markdown(reply.sources, reply.answered, reply.query, lang)
             if reply.query != question:
                 sources = f"*{t(lang, 'searched_for')}* {_escape(reply.query)}\n\n" + sources
@@ -196,7 +200,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
     def chat(
         message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float,
-        lang: str = "en", shown: dict[int, Any] | None = None,
+        lang: str = "en", shown: dict[int, Any] | None = None, answer_confidence: float | None = None,
     ) -> Iterator[tuple[Any, str, str, Any, Any, Any]]:
         earlier = [{"role": m["role"], "content": message_text(m.get("content"))} for m in (history or [])
                    if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
@@ -205,7 +209,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
         hits: list[Any] = []
         sources, query = "", ""
         cleared = False  # the question box is emptied once: later updates must not wipe the next question being typed
-        for text, sources, hits, query in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature, lang):
+        for text, sources, hits, query in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature, lang, answer_confidence):
             history[-1] = {"role": "assistant", "content": text}
             yield history, sources, gr.skip() if cleared else "", gr.skip(), gr.skip(), gr.skip()
             cleared = True
@@ -416,20 +420,23 @@ def build_app(config: Config, kb: str = "default") -> Any:
                                     label="threshold")
                     temperature = say(gr.Slider(0, 1.5, value=config.llm.temperature, step=0.05, label=t("en", "temperature"), elem_id="temperature"),
                                       label="temperature")
+                    # empty: the embedding model's calibrated cut for the question's language
+                    answer_conf = say(gr.Number(value=config.retrieval.answer_confidence, minimum=0, maximum=1, step=0.05,
+                                                label=t("en", "answer_confidence"), elem_id="answer-confidence"), label="answer_confidence")
                 with gr.Column(scale=2):
                     info = say(gr.JSON(label=t("en", "facts"), elem_id="models-info"), label="facts")
                     refresh = say(gr.Button(t("en", "refresh"), elem_id="models-refresh"), value="refresh")
 
         # events: the language (a hidden State) is an input of every handler that writes a message;
         # gradio_client calls get English
-        inputs = [question, chatbot, kb_box, top_k, threshold, llm_box, temperature, lang, shown]
+        inputs = [question, chatbot, kb_box, top_k, threshold, llm_box, temperature, lang, shown, answer_conf]
         outputs = [chatbot, sources, question, pages, source_files, shown]
         # a question asked while the previous answer is still finishing (its page images) runs right after it
         send.click(chat, inputs, outputs, api_name="chat", trigger_mode="always_last")
         question.submit(chat, inputs, outputs, api_visibility="private", trigger_mode="always_last")
         clear.click(lambda: ([], "", [], None, {}), None, [chatbot, sources, pages, source_files, shown], api_visibility="private")
         answer_out, sources_out = gr.Textbox(visible=False), gr.Markdown(visible=False)
-        gr.Button(visible=False).click(ask, [question, kb_box, top_k, threshold, llm_box, lang], [answer_out, sources_out], api_name="ask")
+        gr.Button(visible=False).click(ask, [question, kb_box, top_k, threshold, llm_box, lang, answer_conf], [answer_out, sources_out], api_name="ask")
         create_btn.click(create_kb, [new_name, lang], [status, kb_box, table], api_name="create_kb")
         # progress shows once, in the status line; the upload boxes are emptied once their files are in
         ingest_btn.click(upload, [uploads, folder_upload, kb_box, lang], [status, table, kb_box], api_name="upload", show_progress_on=status).then(

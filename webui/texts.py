@@ -37,6 +37,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "top_k": {"en": "Sources (top-k)", "zh": "来源数（top-k）"},
     "threshold": {"en": "Relevance threshold (0..1, higher = stricter)", "zh": "相关度阈值（0..1，越高越严格）"},
     "temperature": {"en": "Temperature (0 = always the same answer)", "zh": "温度（0 = 每次答案相同）"},
+    "answer_confidence": {
+        "en": "Answer confidence (0..1; empty = the model's own cut; lower answers more, and more wrongly)",
+        "zh": "作答置信度（0..1；留空 = 模型自身的界限；越低答得越多，也越容易答错）",
+    },
     "facts": {"en": "What it runs on", "zh": "运行组件"},
     "llm_missing_title": {"en": "Models not on this machine", "zh": "本机未安装的模型"},
     "llm_missing": {
