@@ -544,8 +544,13 @@ def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.", envvar="K
     """List the files of a knowledge base with status, pages, chunks, description and errors."""
     cfg, _ = _config(config)
     knowledge_base = _open(kb, cfg)
+    from kbqa.kb import KnowledgeBaseError
+
     rows = knowledge_base.files()
-    missing = {r.id for r in knowledge_base.missing_files()}
+    try:
+        missing = {r.id for r in knowledge_base.missing_files()}
+    except KnowledgeBaseError:  # busy: listed without the marks
+        missing = set()
     if as_json:
         print(json.dumps([{**r.__dict__, "missing": r.id in missing} for r in rows], ensure_ascii=False, indent=2))
         return
@@ -586,6 +591,7 @@ def kb_prune(
 
     For folders deleted or moved away; `kbqa ingest FOLDER --prune` does this under a folder that
     still exists. A drive or share that is not mounted counts as gone: look first with --dry-run.
+    A folder that is there but cannot be read (permissions) does not: its files are kept.
     Example: kbqa kb prune mykb --dry-run
 
     A Milvus store that servers on several hosts share: run it on the host that ingested the files
@@ -593,8 +599,14 @@ def kb_prune(
     """
     cfg, _ = _config(config)
     knowledge_base = _open(kb, cfg)
-    rows = knowledge_base.missing_files() if dry_run else knowledge_base.prune_missing()
-    knowledge_base.close()
+    from kbqa.kb import KnowledgeBaseError
+
+    try:
+        rows = knowledge_base.missing_files() if dry_run else knowledge_base.prune_missing()
+    except KnowledgeBaseError as exc:
+        _fail(str(exc))
+    finally:
+        knowledge_base.close()
     if as_json:
         print(json.dumps([{"id": r.id, "name": r.name, "path": r.path, "chunks": r.chunks} for r in rows], ensure_ascii=False, indent=2))
         return

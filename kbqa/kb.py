@@ -312,6 +312,18 @@ def embedding_texts(pieces: list[Any], description: str = "", skip_overlap: bool
     return out
 
 
+def is_missing(path: str) -> bool:
+    """Whether there is nothing at path: deleted, or moved away. A folder that cannot be read (its
+    permissions, a failing disk) is not missing: its files' entries are kept."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 class KnowledgeBase:
     """A named collection of documents: ingest files, search them, ask questions with sources."""
 
@@ -326,6 +338,7 @@ class KnowledgeBase:
         self._index: Any = None
         self._vector_cache: Any = None
         self._reranker: Any = None
+        self._followed = True  # False while a moved folder's upload paths wait to be followed (_follow_folder)
         self._lock = threading.RLock()  # guards loading the parts above and swapping the index
         self._remote: Any = None  # during a Ray ingest: its executor, which embeds the chunks
         self._cancelled: Callable[[], bool] | None = None  # during an ingest: whether to stop (see ingest)
@@ -342,13 +355,17 @@ class KnowledgeBase:
             self._follow_folder()
         self._check_embedding_model()
 
-    def _follow_folder(self) -> None:
+    def _follow_folder(self) -> bool:
         """A home moved, copied or restored elsewhere: the uploads' recorded paths follow it (else their
-        page images, downloads and re-ingests would look in the old place)."""
+        page images, downloads and re-ingests would look in the old place). False when the catalog was
+        held by a writer past SQLite's 30 s: the paths follow on the next open (or the next prune)."""
         try:
             self.catalog.follow_folder(self.folder)
         except sqlite3.OperationalError:
-            pass  # the catalog held by a writer past SQLite's 30 s: the paths follow on the next open
+            self._followed = False
+            return False
+        self._followed = True
+        return True
 
     # --- opening -----------------------------------------------------------------------------
     @classmethod
@@ -705,7 +722,7 @@ class KnowledgeBase:
                 notify(Progress("file", n + 1, len(files), plan.name, result))
             gone = self._gone(paths, {str(p) for p, _ in files})
             if prune:
-                report.files.extend(self._prune(gone))
+                report.files.extend(FileResult(row.name, "removed", chunks=row.chunks) for row in self._prune(gone))
             else:
                 report.gone = [row.name for row in gone]
         except (KeyboardInterrupt, _Cancelled):
@@ -761,7 +778,7 @@ class KnowledgeBase:
         parts = Path(plan.name).parts
         root = plan.path.parents[len(parts) - 1] if len(parts) > 1 else plan.path.parent
         stale = [r for r in self.catalog.files_with_hash(plan.sha)
-                 if os.path.isabs(r.path) and Path(r.path).name == plan.path.name and not os.path.exists(r.path)
+                 if os.path.isabs(r.path) and Path(r.path).name == plan.path.name and is_missing(r.path)
                  and (r.name == plan.name or not (root / r.name).is_file())]  # a copy at the entry's own place takes it
         if not stale:
             return None
@@ -922,14 +939,22 @@ class KnowledgeBase:
         return [row for row in self.catalog.files()
                 if row.path not in seen and any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)]
 
-    def _prune(self, gone: list[FileRow]) -> list[FileResult]:
+    def _prune(self, gone: list[FileRow], missing: bool = False) -> list[FileRow]:
+        """Remove these entries, each only while it is still recorded where it was found (another
+        process may have moved it into a folder it is ingesting meanwhile) and, with missing, while
+        nothing is at that path. Returns the entries removed."""
         removed = []
         for row in gone:
+            if missing and not is_missing(row.path):
+                continue  # back meanwhile
             with self._lock:
                 before = self.catalog.generation()
-                self.index.remove(self.catalog.remove_file(row.id))
+                ids = self.catalog.remove_file(row.id, at=row.path)
+                if ids is None:
+                    continue
+                self.index.remove(ids)
                 self._wrote(before)
-            removed.append(FileResult(row.name, "removed", chunks=row.chunks))
+            removed.append(row)
         return removed
 
     # --- files ---------------------------------------------------------------------------------
@@ -960,17 +985,22 @@ class KnowledgeBase:
         return row
 
     def missing_files(self) -> list[FileRow]:
-        """The files ingested from a place where there is no file now (deleted, or moved away)."""
-        return [row for row in self.catalog.files() if os.path.isabs(row.path) and not os.path.exists(row.path)]
+        """The files ingested from a place where there is no file now (deleted, or moved away; a folder
+        that cannot be read is not "no file")."""
+        if self.config.store.backend == "embedded" and not self._followed and not self._follow_folder():
+            raise KnowledgeBaseError(
+                f"knowledge base {self.name!r} is busy (another process is writing to it), so the paths of its uploads could not "
+                "follow its moved folder yet: try again when that write is done")
+        return [row for row in self.catalog.files() if os.path.isabs(row.path) and is_missing(row.path)]
 
     def prune_missing(self) -> list[FileRow]:
         """Remove the files that are no longer where they were ingested from, and their chunks (what
         `ingest --prune` does under a folder, for folders that are gone). Returns what was removed."""
         gone = self.missing_files()
-        if gone:
-            self._prune(gone)
+        removed = self._prune(gone, missing=True) if gone else []
+        if removed:
             self._sync_index()
-        return gone
+        return removed
 
     def reingest_file(
         self, name_or_id: str | int, progress: Callable[[Progress], None] | None = None, cancelled: Callable[[], bool] | None = None

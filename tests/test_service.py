@@ -701,6 +701,23 @@ def test_a_moved_home_shows_pages_downloads_and_reingests_its_uploads(home: Path
     service.close()
 
 
+def test_a_renamed_knowledge_base_from_before_the_folder_was_recorded_follows_its_uploads(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the folder of an old catalog was looked for under its current name only: renamed, its uploads
+    # were never followed, and `kb prune` would have removed them
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    first = Service(load_config()[0])
+    first.upload("before", [("one.md", io.BytesIO("# One\n\nThe pump is serviced every spring.\n".encode()))])
+    first.close()
+    with sqlite3.connect(home / "kbs" / "before" / "catalog.sqlite") as db:
+        db.execute("DELETE FROM meta WHERE key='folder'")
+    (home / "kbs" / "before").rename(home / "kbs" / "after")
+    kb = KnowledgeBase.open("after", llm="extractive")
+    [row] = kb.files()
+    assert row.path == str((home / "kbs" / "after" / "uploads" / "one.md").resolve())
+    assert kb.missing_files() == [] and kb.prune_missing() == []
+    kb.close()
+
+
 def test_a_catalog_without_its_folder_never_moves_the_users_own_files(home: Path, tmp_path: Path) -> None:
     # a catalog from before the folder was recorded guessed it from any path with <name>/uploads/ in it,
     # and rewrote the user's own ~/work/site/uploads/notes.md into the knowledge base's folder

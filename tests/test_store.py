@@ -11,6 +11,7 @@ import pytest
 from conftest import three_notes, write
 
 from kbqa import KnowledgeBase
+from kbqa.kb import KnowledgeBaseError
 
 
 def counts(kb: KnowledgeBase) -> tuple[int, int, int]:
@@ -178,4 +179,81 @@ def test_a_moved_file_takes_only_its_own_entry(home: Path, tmp_path: Path) -> No
     shutil.rmtree(new)  # a folder gone: its files are pruned, the corpus document (no path) stays
     assert sorted(r.name for r in kb.prune_missing()) == ["a/readme.md", "readme.md", "x/readme.md"]
     assert [f.path for f in kb.files()] == ["readme.md"] and counts(kb)[1:] == (1, 1)
+    kb.close()
+
+
+def test_prune_never_removes_what_another_process_moved_or_cannot_read(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # kb prune beside an ingest of the moved folder removed the entries that ingest had just moved
+    # (600 of 600); a folder that could not be read counted as gone, for prune and for moves
+    docs = three_notes(tmp_path / "docs")
+    kb = KnowledgeBase.open("race", llm="extractive")
+    kb.ingest([docs])
+    moved = docs.rename(tmp_path / "moved")
+    listed = kb.missing_files()
+    assert len(listed) == 3
+    other = KnowledgeBase.open("race", llm="extractive")  # another process, between the listing and the removal
+    assert [f.status for f in other.ingest([moved]).files] == ["moved"] * 3
+    other.close()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kb, "missing_files", lambda: listed)
+        assert kb.prune_missing() == []
+    assert sorted(f.path for f in kb.files()) == sorted(str(p) for p in moved.iterdir())
+    kb.close()
+
+    import os
+
+    real_stat = os.stat
+
+    def unreadable(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if str(path).startswith(str(moved)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "c.txt").write_bytes((moved / "c.txt").read_bytes())
+    kb = KnowledgeBase.open("race", llm="extractive")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "stat", unreadable)
+        assert kb.missing_files() == [] and kb.prune_missing() == []
+        assert [f.status for f in kb.ingest([copy]).files] == ["added"]  # not taken from the folder it cannot read
+    assert len(kb.files()) == 4 and kb.missing_files() == []
+    kb.close()
+
+
+def test_prune_waits_for_a_moved_home_to_be_followed(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a catalog busy when a moved home was opened skipped following it, and prune then removed the
+    # uploads that had come along (their recorded paths were still the old home's)
+    import shutil
+    import sqlite3
+
+    from kbqa.store.catalog import Catalog
+
+    up = home / "kbs" / "busy" / "uploads"
+    up.mkdir(parents=True)
+    write(up, "one.md", "# One\n\nThe pump is serviced every spring.\n")
+    kb = KnowledgeBase.open("busy", llm="extractive")
+    kb.ingest([up / "one.md"])
+    kb.close()
+    moved = tmp_path / "moved-home"
+    shutil.copytree(home, moved)
+    shutil.rmtree(home / "kbs" / "busy")
+    monkeypatch.setenv("KBQA_HOME", str(moved))
+    real = Catalog.follow_folder
+    busy = {"times": 2}
+
+    def follow(self: Catalog, folder: Path) -> int:
+        if busy["times"]:
+            busy["times"] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return real(self, folder)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Catalog, "follow_folder", follow)
+        kb = KnowledgeBase.open("busy", llm="extractive")  # busy at the open
+        with pytest.raises(KnowledgeBaseError, match="busy"):
+            kb.prune_missing()  # and still busy: nothing removed
+        assert kb.prune_missing() == []  # followed now: the upload is where it is
+    [row] = kb.files()
+    assert row.path == str((moved / "kbs" / "busy" / "uploads" / "one.md").resolve())
     kb.close()

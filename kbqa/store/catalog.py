@@ -237,7 +237,7 @@ class Catalog:
         one disk) changes nothing. Returns how many paths were rewritten."""
         here = str(folder.resolve())
         known = self.get_meta("folder")
-        recorded = known or self._folder_of_uploads(folder.name)
+        recorded = known or self._folder_of_uploads(here)
         if known == here or (recorded is not None and recorded != here and _same_folder(recorded, here)):
             return 0
         moved = 0
@@ -252,13 +252,16 @@ class Catalog:
             self.set_meta("folder", here, db)
         return moved
 
-    def _folder_of_uploads(self, name: str) -> str | None:
+    def _folder_of_uploads(self, here: str) -> str | None:
         """Where a catalog written before meta 'folder' was kept, read off the first file uploaded into
-        it (<home>/kbs/<name>/uploads/...)."""
-        folder = f"{os.sep}kbs{os.sep}{name}"
-        marker = f"{folder}{os.sep}uploads{os.sep}"
-        row = self.db.execute("SELECT path FROM files WHERE instr(path, ?) > 0 ORDER BY id LIMIT 1", (marker,)).fetchone()
-        return row[0][: row[0].index(marker) + len(folder)] if row else None
+        it (<home>/kbs/<name>/uploads/...) that is now in this folder's uploads (the knowledge base's
+        folder may have been renamed too)."""
+        marker = f"{os.sep}uploads{os.sep}"
+        for (path,) in self.db.execute("SELECT path FROM files WHERE instr(path, ?) > 0 ORDER BY id", (marker,)):
+            folder = path[: path.rindex(marker)]
+            if Path(folder).parent.name == "kbs" and os.path.exists(here + path[len(folder) :]):
+                return folder
+        return None
 
     # --- files ----------------------------------------------------------------------------
     def file(self, path: str) -> FileRow | None:
@@ -370,8 +373,12 @@ class Catalog:
             self.set_meta("generation", self.generation() + 1, db)
         return old_ids, new_ids
 
-    def remove_file(self, file_id: int) -> list[int]:
+    def remove_file(self, file_id: int, *, at: str | None = None) -> list[int] | None:
+        """Remove a file's entry and chunks; returns the chunk ids removed. at: only while the entry is
+        still recorded at that path (None when it is not: another process moved or removed it first)."""
         with self.transaction() as db:
+            if at is not None and not db.execute("SELECT 1 FROM files WHERE id=? AND path=?", (file_id, at)).fetchone():
+                return None
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
             db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
             db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))

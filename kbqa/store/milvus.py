@@ -410,8 +410,11 @@ class MilvusCatalog:
                 self.client.delete(self.chunks_c, filter=f"file_id == {file_id} and ({gone} or {stale})")
         return [i for i in old_ids if i not in set(new_ids)], new_ids
 
-    def remove_file(self, file_id: int) -> list[int]:
+    def remove_file(self, file_id: int, *, at: str | None = None) -> list[int] | None:
+        """As Catalog.remove_file: at, only while the entry is still recorded at that path."""
         with self._writer:
+            if at is not None and ((row := self.file_by_id(file_id)) is None or row.path != at):
+                return None
             ids = self.chunk_ids_of(file_id)
             self.client.delete(self.files_c, ids=[int(file_id)])  # the commit: its chunks are nobody's now
             self._changed()
