@@ -749,6 +749,12 @@ class KnowledgeBase:
         """What ingesting one file takes, decided before it is read: its hash and the user's words
         about it (kbqa.yaml), or already its result (unchanged: skipped; unreadable: failed)."""
         try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:  # bytes of another system's encoding in a name: not storable, not printable
+            shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+            return _FilePlan(path, shown, result=FileResult(
+                shown, "failed", error="its name (or its folder's) is not valid UTF-8: rename it (e.g. convmv -f GBK -t UTF-8)"))
+        try:
             stat = path.stat()
             sha = sha256_file(path)
         except OSError as exc:

@@ -254,3 +254,22 @@ def test_ocr_chatter_stays_out_of_the_output(home: Path, tmp_path: Path) -> None
         assert "[INFO]" not in r.stderr and "RapidOCR" not in r.stderr and "MuPDF" not in r.stdout, r.stderr
     loud = run_kbqa("-v", "ingest", str(folder), "--kb", "ocr2", "--json", env={"KBQA_INGEST__FILE_TIMEOUT_S": "0"})
     assert json.loads(loud.stdout)["files"][0]["status"] == "added" and "RapidOCR" in loud.stderr
+
+
+def test_a_file_name_that_is_not_utf8_fails_alone(home: Path, tmp_path: Path) -> None:
+    # a name in another system's encoding (GBK bytes from an old zip or share) crashed the whole ingest
+    # with a UnicodeEncodeError traceback
+    import os
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.txt").write_text("The filter is changed every month.\n", encoding="utf-8")
+    with open(os.path.join(os.fsencode(folder), "报销".encode("gbk") + b".txt"), "wb") as f:
+        f.write("差旅费在出差结束后三十天内报销。".encode())
+    out = run_kbqa("ingest", str(folder), "--kb", "u8", "--json")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr  # 1: some files failed
+    files = {f["name"]: f for f in json.loads(out.stdout)["files"]}
+    assert files["good.txt"]["status"] == "added"
+    [bad] = [f for name, f in files.items() if name != "good.txt"]
+    assert bad["status"] == "failed" and "not valid UTF-8" in bad["error"] and "\\xb1" in bad["name"]
+    assert [f["name"] for f in json.loads(run_kbqa("kb", "files", "u8", "--json").stdout)] == ["good.txt"]
