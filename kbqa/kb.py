@@ -774,17 +774,18 @@ class KnowledgeBase:
         return plan
 
     def _moved_here(self, plan: _FilePlan) -> FileResult | None:
-        """A file ingested before from a place where it no longer is (its folder was moved or renamed),
-        found here with the same file name and content: its entry moves here, with its chunks and vectors
-        (nothing read or embedded again), instead of a second entry beside a stale one. An entry that
-        failed there is dropped, and the file read as a new one."""
+        """A file ingested before from a place where it no longer is (its folder was moved or renamed,
+        perhaps with a symbolic link left in its old place), found here with the same file name and
+        content: its entry moves here, with its chunks and vectors (nothing read or embedded again),
+        instead of a second entry beside a stale one. An entry that failed there is dropped, and the
+        file read as a new one."""
         key = str(plan.path)
         if self.config.store.backend != "embedded" or self.catalog.file(key) is not None:
             return None  # (a Milvus store is shared by hosts: a path missing here may be another host's file)
         parts = Path(plan.name).parts
         root = plan.path.parents[len(parts) - 1] if len(parts) > 1 else plan.path.parent
         stale = [r for r in self.catalog.files_with_hash(plan.sha)
-                 if os.path.isabs(r.path) and Path(r.path).name == plan.path.name and is_missing(r.path)
+                 if os.path.isabs(r.path) and Path(r.path).name == plan.path.name and (is_missing(r.path) or os.path.realpath(r.path) == key)
                  and (r.name == plan.name or not (root / r.name).is_file())]  # a copy at the entry's own place takes it
         if not stale:
             return None

@@ -257,3 +257,19 @@ def test_prune_waits_for_a_moved_home_to_be_followed(home: Path, tmp_path: Path,
     [row] = kb.files()
     assert row.path == str((moved / "kbs" / "busy" / "uploads" / "one.md").resolve())
     kb.close()
+
+
+def test_a_folder_moved_with_a_link_left_in_its_place_moves_its_entries(home: Path, tmp_path: Path) -> None:
+    # `mv docs data/docs; ln -s data/docs docs`: the old entries still opened through the link (not
+    # missing), so ingesting docs again added every file a second time under its real path
+    docs = three_notes(tmp_path / "docs")
+    kb = KnowledgeBase.open("linked", llm="extractive")
+    kb.ingest([docs])
+    (tmp_path / "data").mkdir()
+    real = docs.rename(tmp_path / "data" / "docs")
+    docs.symlink_to(real, target_is_directory=True)
+    assert [f.status for f in kb.ingest([docs], prune=True).files] == ["moved"] * 3
+    assert sorted(f.path for f in kb.files()) == sorted(str(p) for p in real.iterdir())
+    assert [f.status for f in kb.ingest([docs], prune=True).files] == ["skipped"] * 3
+    assert kb.missing_files() == [] and counts(kb)[1:] == (3, 3)
+    kb.close()
