@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -77,8 +78,8 @@ def assert_idle_within(url: str, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def stream_answer(url: str, question: str) -> str:
-    body = {"model": "kb:team", "stream": True, "messages": [{"role": "user", "content": question}]}
+def stream_answer(url: str, question: str, **extra: Any) -> str:
+    body = {"model": "kb:team", "stream": True, "messages": [{"role": "user", "content": question}], **extra}
     text = ""
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=300) as r:
         assert r.status_code == 200, r.read()
@@ -114,6 +115,24 @@ def test_eight_concurrent_streaming_chats(api: tuple[subprocess.Popen[str], str]
     status = httpx.get(f"{url}/v1/status", headers=AUTH).json()
     assert status["queues"]["gemma-3-270m"]["generating"] == 0 and status["queues"]["gemma-3-270m"]["admitted"] == 0
     outside_untouched(Path(os.environ["KBQA_HOME"]))
+
+
+def test_one_users_answer_confidence_is_not_anothers(api: tuple[subprocess.Popen[str], str]) -> None:
+    # answer_confidence is per request: users asking at once with different cuts get their own decision
+    _, url = api
+    question = QUESTIONS[0]
+    alone = stream_answer(url, question)
+    assert "24 months" in alone
+    results: dict[str, str] = {}
+    cuts: dict[str, dict[str, Any]] = {"default": {}, "strict": {"answer_confidence": 1}, "default2": {}, "strict2": {"answer_confidence": 1.0}}
+    threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, stream_answer(url, question, **cuts[k]))) for k in cuts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert results["default"] == results["default2"] == alone
+    assert "do not contain" in results["strict"] and "do not contain" in results["strict2"] and "24 months" not in results["strict"]
+    assert_idle_within(url, 10)
 
 
 def test_usage_counts_the_llms_tokens(api: tuple[subprocess.Popen[str], str]) -> None:

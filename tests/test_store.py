@@ -239,21 +239,15 @@ def test_prune_waits_for_a_moved_home_to_be_followed(home: Path, tmp_path: Path,
     shutil.copytree(home, moved)
     shutil.rmtree(home / "kbs" / "busy")
     monkeypatch.setenv("KBQA_HOME", str(moved))
-    real = Catalog.follow_folder
-    busy = {"times": 2}
-
-    def follow(self: Catalog, folder: Path) -> int:
-        if busy["times"]:
-            busy["times"] -= 1
-            raise sqlite3.OperationalError("database is locked")
-        return real(self, folder)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Catalog, "follow_folder", follow)
-        kb = KnowledgeBase.open("busy", llm="extractive")  # busy at the open
-        with pytest.raises(KnowledgeBaseError, match="busy"):
-            kb.prune_missing()  # and still busy: nothing removed
-        assert kb.prune_missing() == []  # followed now: the upload is where it is
+    monkeypatch.setattr(Catalog, "busy_timeout_s", 0.5)  # (30 s by default)
+    writer = sqlite3.connect(moved / "kbs" / "busy" / "catalog.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process holds the catalog while the moved home is opened
+    kb = KnowledgeBase.open("busy", llm="extractive")
+    with pytest.raises(KnowledgeBaseError, match="busy"):
+        kb.prune_missing()  # and still holds it: nothing removed
+    writer.execute("COMMIT")
+    writer.close()
+    assert kb.prune_missing() == []  # followed now: the upload is where it is
     [row] = kb.files()
     assert row.path == str((moved / "kbs" / "busy" / "uploads" / "one.md").resolve())
     kb.close()

@@ -124,6 +124,8 @@ class Catalog:
     wait for each other or see a write half done) and one thread of this process writes at a time
     (other processes wait on SQLite's own lock, up to 30 s)."""
 
+    busy_timeout_s = 30.0  # how long a write waits for another process's (SQLite's busy timeout)
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
@@ -144,7 +146,7 @@ class Catalog:
         """This thread's connection (opened on first use)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, check_same_thread=False, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
