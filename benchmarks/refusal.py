@@ -142,11 +142,8 @@ def tradeoff(all_rows: dict[str, list[dict[str, Any]]], cuts: tuple[float, ...] 
     lines = ["| answer_confidence | " + " | ".join(all_rows) + " |", "|---|" + "---|" * len(all_rows)]
     for cut in cuts:
         cells = []
-        for rows in all_rows.values():
-            pos, neg = [r for r in rows if r["answerable"]], [r for r in rows if not r["answerable"]]
-            answers = lambda r: r["confidence"] >= cut and r["cosine"] > -1  # noqa: E731 (no source: always refused)
-            refused = sum(not answers(r) for r in pos) / max(1, len(pos))
-            answered = sum(answers(r) for r in neg) / max(1, len(neg))
+        for rows in all_rows.values():  # a question without a source is refused at any cut
+            refused, answered, _, _ = rates([{**r, "at_cut": r["confidence"] >= cut and r["cosine"] > -1} for r in rows], "at_cut")
             cells.append(f"{refused:.1%} / {answered:.1%}")
         lines.append(f"| {cut:g} | " + " | ".join(cells) + " |")
     return lines
