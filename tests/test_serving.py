@@ -70,10 +70,15 @@ def outside_untouched(home: Path) -> None:
 def assert_idle_within(url: str, seconds: float) -> None:
     """The LLM's queue is empty (nothing generating, nothing admitted) within this many seconds."""
     deadline = time.time() + seconds
+    queue: Any = "no answer from /v1/status"
     while True:
-        queue = httpx.get(f"{url}/v1/status", headers=AUTH).json()["queues"]["gemma-3-270m"]
-        if (queue["generating"], queue["admitted"]) == (0, 0):
-            return
+        try:  # a status reply slower than httpx's 5 s (a burst of requests on two cores) is "not yet", up to the deadline
+            queue = httpx.get(f"{url}/v1/status", headers=AUTH, timeout=max(1.0, deadline - time.time())).json()["queues"]["gemma-3-270m"]
+        except httpx.TimeoutException:
+            pass
+        else:
+            if (queue["generating"], queue["admitted"]) == (0, 0):
+                return
         assert time.time() < deadline, queue
         time.sleep(0.2)
 
