@@ -440,3 +440,83 @@ def test_every_right_to_left_letter_is_in_the_quick_check() -> None:
     letters = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.bidirectional(chr(c)) in ("R", "AL") and chr(c).isalpha()]
     assert letters and all(re.match(RTL_TEXT, ch) for ch in letters)
     assert rtl_text("שלום עולם, hi") and rtl_text("مرحبا بالعالم") and not rtl_text("hello 世界") and not rtl_text("")
+
+
+def _statement_pdf(path: Path) -> Path:
+    """A cash flow statement set without rules: labels flush left, figures flush right under years."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    font = pymupdf.Font("helv")
+    page.insert_text((60, 60), "Consolidated Statement of Cash Flows", fontsize=14)
+    page.insert_text((60, 80), "(In millions)", fontsize=10)
+    rows = [
+        ("", ["2018", "2017", "2016"]),
+        ("Net income", ["$", "5,363", "$", "4,869", "$", "5,058"]),
+        ("Depreciation and amortization", ["1,488", "1,544", "1,474"]),
+        ("Investing activities", []),
+        ("Purchases of property and equipment", ["(1,577)", "(1,373)", "(1,420)"]),
+        ("Proceeds from sale of assets", ["262", "49", "-"]),
+        ("Net cash used in investing activities", ["(1,315)", "(1,324)", "(1,362)"]),
+    ]
+    for r, (label, figures) in enumerate(rows):
+        y = 110 + 16 * r
+        if label:
+            page.insert_text((60, y), label, fontsize=10)
+        rights = iter([400, 470, 540])
+        for figure in figures:
+            if figure == "$":  # the currency sign sits at the column's left
+                page.insert_text((350 + 70 * (len([f for f in figures[: figures.index(figure)] if f != "$"])), y), "$", fontsize=10)
+                continue
+            right = next(rights)
+            page.insert_text((right - font.text_length(figure, 10), y), figure, fontsize=10)
+    page.insert_text((60, 250), "The accompanying notes are an integral part of this statement.", fontsize=10)
+    doc.save(path)
+    return path
+
+
+def test_pdf_unruled_statement_becomes_a_table_with_its_years_as_the_header(tmp_path: Path) -> None:
+    docs = load_file(_statement_pdf(tmp_path / "statement.pdf"))
+    tables = [d for d in docs if d.meta.get("kind") == "table"]
+    assert len(tables) == 1, [d.text for d in docs]
+    lines = tables[0].text.split("\n")
+    assert lines[0] == "|  | 2018 | 2017 | 2016 |"
+    assert "| Net income | 5,363 | 4,869 | 5,058 |" in lines  # a lone "$" is no cell
+    assert "| Investing activities |  |  |  |" in lines
+    assert "| Purchases of property and equipment | (1,577) | (1,373) | (1,420) |" in lines
+    assert "| Proceeds from sale of assets | 262 | 49 | - |" in lines
+    text = "\n".join(d.text for d in docs)
+    assert text.index("Consolidated Statement of Cash Flows") < text.index("| Net income") < text.index("The accompanying notes")
+
+
+def test_pdf_unruled_statement_pieces_keep_the_title_units_and_years(tmp_path: Path) -> None:
+    from ingest import split_documents
+
+    docs = load_file(_statement_pdf(tmp_path / "statement.pdf"))
+    for d in docs:
+        d.meta["source"] = "statement.pdf"
+    pieces = [c for c in split_documents(docs, chunk_size=120, chunk_overlap=0) if c.meta.get("kind") == "table"]
+    assert len(pieces) >= 2
+    for piece in pieces:
+        assert piece.text.startswith("|  | 2018 | 2017 | 2016 |"), piece.text
+        assert "Consolidated Statement of Cash Flows" in piece.meta["caption"] and "(In millions)" in piece.meta["caption"]
+    assert any("| Purchases of property and equipment | (1,577) |" in p.text for p in pieces)
+
+
+def test_pdf_prose_and_contents_with_numbers_stay_text(tmp_path: Path) -> None:
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    font = pymupdf.Font("helv")
+    for i, (label, number) in enumerate([("Item 1. Business", "3"), ("Item 1A. Risk Factors", "12"), ("Item 2. Properties", "25"), ("Item 3. Legal Proceedings", "27")]):
+        page.insert_text((60, 80 + 16 * i), label, fontsize=10)
+        page.insert_text((540 - font.text_length(number, 10), 80 + 16 * i), number, fontsize=10)
+    page.insert_textbox(pymupdf.Rect(60, 200, 540, 400), "Revenue grew 12 % in 2018 to 1,577 million, after 1,373 million in 2017 and 1,420 million in 2016. "
+                        "Operating income was 5,363 million, and 4,869 million a year before.", fontsize=10)
+    doc.save(tmp_path / "prose.pdf")
+    docs = load_file(tmp_path / "prose.pdf")
+    assert all(d.meta.get("kind") != "table" for d in docs), [d.text for d in docs]
+    text = "\n".join(d.text for d in docs)
+    assert "Item 1A. Risk Factors 12" in text and "after 1,373 million in 2017" in text

@@ -12,6 +12,7 @@ from ingest.loaders.bidi import RTL_TEXT, is_rtl_line, lam_alef, logical_text
 from ingest.loaders.ocr import ocr_blocks
 from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
 from ingest.loaders.pdf_tables import inside, page_tables, text_flags
+from ingest.loaders.text_tables import number_tables
 from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order, union
 from ingest.textfacts import WIDE
 from ingest.types import Document, LoadError
@@ -190,7 +191,8 @@ def page_layout(page: Any, tables: bool = True) -> list[dict[str, Any]]:
             size = max((span["size"] for span in line["spans"] if _normalize(span["text"]).strip()), default=0.0)
             lines.append((raw, _normalize(raw).strip(), line["bbox"][1], line["bbox"][3], size, line["bbox"][0], line["bbox"][2]))
         layout.append({"lines": lines})
-    return _without_overprints(layout)
+    layout = _without_overprints(layout)
+    return number_tables(layout, page.rect.width) if tables else layout
 
 
 def _same_row(a: Line, b: Line) -> bool:
