@@ -643,8 +643,11 @@ def kb_drop(
         _fail(str(exc))
     if not yes and not typer.confirm(f"delete knowledge base {knowledge_base.name!r} at {knowledge_base.location}?"):
         raise typer.Exit(1)
-    knowledge_base.drop()
+    left = knowledge_base.drop()
     _console().print(f"dropped {_e(knowledge_base.name)}")
+    if left:  # --kb PATH in a folder of the user's own files: only kbqa's files went
+        _console().print(f"{knowledge_base.location} holds files kbqa did not make ({_e(', '.join(left[:5]))}"
+                         f"{', …' if len(left) > 5 else ''}): they are kept, only the knowledge base's own files were deleted")
 
 
 @contextmanager

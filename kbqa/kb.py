@@ -163,16 +163,38 @@ def kb_exists(config: Config, folder: Path) -> bool:
     return (folder / "catalog.sqlite").exists()
 
 
-def drop_store(config: Config, folder: Path) -> None:
-    """Delete the knowledge base at folder (by its name, in the Milvus store)."""
+# What kbqa writes into a knowledge base's folder (the catalog, its journal, the vector index and
+# its temporary files, Milvus Lite's files); uploads/ too, when nothing else is there.
+_OWN_FILE = re.compile(r"^(catalog\.sqlite(-wal|-shm|-journal)?|vectors\.(faiss|json|delta)(\..+\.tmp)?|\.?milvus\.(db|json)\b.*)$")
+
+
+def is_kb_file(name: str) -> bool:
+    """Whether a file of this name in a knowledge base's folder is one kbqa made there."""
+    return bool(_OWN_FILE.match(name))
+
+
+def drop_store(config: Config, folder: Path) -> list[str]:
+    """Delete the knowledge base at folder (by its name, in the Milvus store). A folder given as a
+    path may hold the user's own files beside the knowledge base (`--kb ./docs`): then only what
+    kbqa made there is deleted, and the names of what was left are returned."""
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
         catalog = MilvusCatalog(milvus_uri(config), folder.name, create=False, token=config.store.milvus_token or "")
         catalog.drop()
         catalog.close()
-    elif folder.exists():
+        return []
+    if not folder.exists():
+        return []
+    entries = list(folder.iterdir())
+    foreign = sorted(p.name for p in entries if not is_kb_file(p.name) and p.name != "uploads")
+    if not foreign:
         remove_folder(folder)
+        return []
+    for p in entries:
+        if is_kb_file(p.name) and not p.is_dir():
+            p.unlink(missing_ok=True)
+    return sorted(p.name for p in folder.iterdir())
 
 
 def list_knowledge_bases(config: Config | None = None) -> list[str]:
@@ -211,8 +233,11 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude))
+            a_kb = "catalog.sqlite" in filenames  # a knowledge base kept in this folder (--kb PATH): not its own files
+            if a_kb:
+                dirnames[:] = [d for d in dirnames if d != "uploads"]
             for fn in sorted(filenames):
-                if not ingestable(fn, exclude):
+                if not ingestable(fn, exclude) or a_kb and is_kb_file(fn):
                     continue  # kbqa.yaml describes the files beside it; it is not one of them
                 full = Path(dirpath) / fn
                 if full.is_file():
@@ -1065,10 +1090,11 @@ class KnowledgeBase:
             "process_memory_mb": process_memory_mb(),
         }
 
-    def drop(self) -> None:
-        """Delete the whole knowledge base (its folder, or its Milvus collections)."""
+    def drop(self) -> list[str]:
+        """Delete the whole knowledge base (its folder, or its Milvus collections). A folder that also
+        holds files kbqa did not make keeps them (their names are returned) and only loses kbqa's."""
         self.close()
-        drop_store(self.config, self.folder)
+        return drop_store(self.config, self.folder)
 
     def stats(self) -> dict[str, Any]:
         files = self.catalog.files()

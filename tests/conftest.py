@@ -113,9 +113,10 @@ def docs(tmp_path: Path) -> Path:
     return d
 
 
-def run_kbqa(*args: str, env: dict[str, str] | None = None, timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_kbqa(*args: str, env: dict[str, str] | None = None, timeout: float = 300, input: str | None = None,
+             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([*KBQA, *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT, input=input)
+    return subprocess.run([*KBQA, *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT, input=input)
 
 
 def free_port() -> int:

@@ -125,6 +125,43 @@ def test_kb_rm_and_drop(home: Path, docs: Path) -> None:
     assert not (home / "kbs" / "d").exists()
 
 
+def test_a_knowledge_base_kept_in_the_documents_folder_drops_only_its_own_files(home: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "notes.txt").write_text("The staff canteen opens at seven in the morning.\n", encoding="utf-8")
+    (docs / "sub" / "faq.md").write_text("# FAQ\n\nReplace the carbon filter every six months.\n", encoding="utf-8")
+    first = run_kbqa("ingest", ".", "--kb", ".", cwd=docs)
+    assert first.returncode == 0, first.stderr
+    assert (docs / "catalog.sqlite").exists()
+    again = run_kbqa("ingest", ".", "--kb", ".", "--json", cwd=docs)  # its own catalog is no document of it
+    assert {f["name"] for f in json.loads(again.stdout)["files"]} == {"notes.txt", "sub/faq.md"}, again.stdout
+    dropped = run_kbqa("kb", "drop", ".", "--yes", cwd=docs)
+    assert dropped.returncode == 0, dropped.stderr
+    assert "kept" in dropped.stdout and "notes.txt" in dropped.stdout
+    assert (docs / "notes.txt").read_text(encoding="utf-8").startswith("The staff canteen")
+    assert (docs / "sub" / "faq.md").exists()
+    assert not [p.name for p in docs.iterdir() if p.name.startswith(("catalog.sqlite", "vectors."))]
+
+
+def test_a_model_or_config_that_cannot_be_read_is_one_line_and_exit_2(home: Path, docs: Path, tmp_path: Path) -> None:
+    """Found by review: each of these printed a traceback and exited 1."""
+    assert run_kbqa("ingest", str(docs / "faq.md"), "--kb", "m").returncode == 0
+    (tmp_path / "corrupt.gguf").write_bytes(b"GGUF" + bytes(range(96)))
+    (tmp_path / "empty-model").mkdir()
+    (tmp_path / "bad.yaml").write_text("retrieval:\n  top_k: 3\n   bad indent: [\n", encoding="utf-8")
+    cases = [
+        (["--llm", str(tmp_path / "corrupt.gguf")], "could not load the LLM"),
+        (["--llm", str(tmp_path / "empty-model")], "could not load the LLM"),
+        (["--llm", str(docs / "faq.md")], "could not load the LLM"),
+        (["--config", str(tmp_path / "bad.yaml")], "is not valid YAML (line 3"),
+        (["--config", str(tmp_path)], "cannot be read"),
+    ]
+    for extra, said in cases:
+        out = run_kbqa("ask", "出水变慢怎么办？", "--kb", "m", *extra)
+        assert out.returncode == 2, (extra, out.stdout, out.stderr)
+        assert said in out.stderr and "Traceback" not in out.stderr + out.stdout, (extra, out.stderr)
+
+
 def test_clear_errors(home: Path, tmp_path: Path) -> None:
     missing_kb = run_kbqa("ask", "x", "--kb", "nothing-here")
     assert missing_kb.returncode == 2 and "kbqa ingest" in missing_kb.stderr
