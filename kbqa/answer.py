@@ -59,7 +59,7 @@ def capabilities_of(llm: Any) -> Capabilities:
 class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
-    reason: str  # answer | no-sources | weak-evidence
+    reason: str  # answer | no-sources | no-words | weak-evidence
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -102,9 +102,13 @@ def features(
     }
 
 
-def decide(hits: list[Hit], f: dict[str, float], calibration: Calibration) -> Decision:
+def decide(hits: list[Hit], f: dict[str, float], calibration: Calibration, words: int = 1) -> Decision:
+    """words: how many words the question has to look for (substantive_words); with none ("?", "的",
+    "what?", "1") nothing can support an answer, whatever the fitted model would make of it."""
     if not hits:
         return Decision(False, 0.0, "no-sources")
+    if words == 0:
+        return Decision(False, 0.0, "no-words", f)
     w = calibration.weights
     z = w.get("bias", 0.0) + sum(w.get(k, 0.0) * v for k, v in f.items())
     p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
@@ -315,7 +319,9 @@ def prepare(
     evidence = gather(question, hits, query)
     calibrated = calibration(lang)
     facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), kb.catalog.document_frequencies(question_words(query)), calibrated.relevance)
-    decision = decide(hits, facts, calibrated)
+    decision = decide(hits, facts, calibrated, len(substantive_words(query)))
+    if decision.reason == "no-words":  # passages found for nothing in particular are not even related
+        hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
         quoted = {s.n for s in evidence.sentences[:3]}
         kept = [h for n, h in enumerate(hits, start=1) if n == 1 or h.relevance > 0 or n in quoted]
@@ -327,6 +333,12 @@ def prepare(
 def question_words(question: str) -> list[str]:
     """A question's content words, as the lexical index has them, without words that only ask."""
     return [w for w in content_words(question) if w not in QUESTION_WORDS]
+
+
+def substantive_words(question: str) -> list[str]:
+    """The question's words that say what it is about: its content words without asking words and
+    without bare numbers (a question that is only "1" or "2018?" asks about nothing)."""
+    return [w for w in question_words(question) if not re.fullmatch(r"[\d.,:%/-]+", w)]
 
 
 def sentence_cosine(embedder: Any, query: str, evidence: Evidence, top: int = 3) -> float:
@@ -348,6 +360,9 @@ def refusal(kb_name: str, prepared: Prepared, empty: bool) -> str:
         return (f"知识库 {kb_name} 是空的：请先导入文件（kbqa ingest 文件夹 --kb {kb_name}，或在网页上上传）。" if zh else
                 f"The knowledge base {kb_name!r} is empty: ingest files first (kbqa ingest FOLDER --kb {kb_name}, or upload them in the web app).")
     text = templates(prepared.asked.lang).no_answer
+    if prepared.decision.reason == "no-words":
+        return ("问题里没有可以在资料中查找的词：请说明想问什么（例如“年假有几天？”）。" if zh else
+                "The question has no words to look for in the documents: say what you want to know (e.g. \"How many days of annual leave?\").")
     if prepared.sources:
         text += " 下面是最接近的资料，仅供参考，并非答案。" if zh else " The closest passages are listed below as related material, not as an answer."
     return text
