@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import os as _os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before ONNX Runtime loads: see ingest/__init__.py
 __all__ = ["Answer", "Hit", "IngestReport", "KnowledgeBase", "KnowledgeBaseError", "list_knowledge_bases", "load_config"]
 
 if TYPE_CHECKING:

@@ -158,6 +158,21 @@ def test_models_says_what_is_here_and_how_to_get_the_rest(home: Path, trap: Trap
     assert by_name["gemma-3-270m"]["installed"] is True and by_name["gemma-3-270m"]["get"] == ""
 
 
+def test_nothing_is_written_outside_the_home(home: Path, tmp_path: Path) -> None:
+    """Found by review: ONNX Runtime (the embedder's runtime) wrote a device id and a queue of usage
+    events to upload under ~/.cache/Microsoft on every command."""
+    user = tmp_path / "user-home"
+    user.mkdir()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.md").write_text("# Canteen\n\nThe staff canteen opens at seven in the morning.\n", encoding="utf-8")
+    env = {"HOME": str(user), "XDG_CACHE_HOME": "", "XDG_DATA_HOME": ""}
+    assert run_kbqa("ingest", str(docs), "--kb", "n", env=env).returncode == 0
+    found = run_kbqa("search", "When does the canteen open?", "--kb", "n", env=env)
+    assert found.returncode == 0 and "seven" in found.stdout, found.stderr
+    assert [str(p.relative_to(user)) for p in user.rglob("*")] == []
+
+
 # --- in this process: the check, the switch, the cache ----------------------------------------------
 def test_a_hub_model_in_the_cache_is_installed_and_loads_offline(policy: None, hf_home: Path) -> None:
     from kbqa.config import EmbeddingsConfig
