@@ -220,7 +220,14 @@ def load_config(
         p = Path(path).expanduser()
         if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
-        user = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        try:
+            user = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {p} cannot be read: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise ConfigError(f"config file {p} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
         if not isinstance(user, dict):
             raise ConfigError(f"config file {p} must hold a YAML mapping")
         _merge(data, user, origin, str(p))

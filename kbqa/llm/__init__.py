@@ -98,4 +98,18 @@ def make_llm(config: LLMConfig, cache_dir: Path) -> LLM:
     model = check_llm(config)
     if model.backend not in BACKENDS:
         raise RuntimeError(f"unknown llm backend {model.backend!r}; choose one of {', '.join(BACKENDS)} (or llm.model: extractive, no LLM)")
-    return BACKENDS[model.backend](model, config, cache_dir)
+    try:
+        return BACKENDS[model.backend](model, config, cache_dir)
+    except RuntimeError:
+        raise  # kbqa's own errors already say what to do; a missing model is ModelNotAvailable
+    except Exception as exc:  # a file that is not a model, a corrupt GGUF, a folder without weights
+        where = config.path or model.source or model.name
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LLMLoadFailed(
+            f"could not load the LLM {model.name!r} from {where} with {model.backend}: {said[:300]} — give a .gguf file or a "
+            "model folder saved by transformers (config.json and weights), or another model: `kbqa models` lists the installed ones"
+        ) from exc
+
+
+class LLMLoadFailed(RuntimeError):
+    """A model that was found but could not be loaded."""
