@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from kbqa.config import Config
 from kbqa.kb import clean_text
@@ -54,20 +54,20 @@ class ChatRequest(BaseModel):
 
     model: str = Field(max_length=200)
     messages: list[ChatMessage]
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
-    max_tokens: int | None = Field(None, ge=1)
-    top_k: int | None = Field(None, ge=1, le=50, description="kbqa extension: sources to retrieve (1..50)")
-    threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: 0..1 relevance threshold")
-    answer_confidence: float | None = Field(
+    temperature: StrictFloat | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    top_k: StrictInt | None = Field(None, ge=1, le=50, description="kbqa extension: sources to retrieve (1..50)")
+    threshold: StrictFloat | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: 0..1 relevance threshold")
+    answer_confidence: StrictFloat | None = Field(
         None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: answer when kbqa's confidence is at least this (0..1; lower answers more)")
 
 
 class SearchRequest(BaseModel):
     query: str
-    top_k: int | None = Field(None, ge=1, le=50)
-    threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    top_k: StrictInt | None = Field(None, ge=1, le=50)
+    threshold: StrictFloat | None = Field(None, ge=0, le=1, allow_inf_nan=False)
 
 
 def public_hit(hit: Hit) -> dict[str, Any]:
@@ -90,8 +90,11 @@ def key_ok(api_key: str | None, header: str) -> bool:
     if api_key is None:
         return True
     given = bearer_token(header)
-    # bytes: a header with characters outside ASCII is a wrong key, not a crash
-    return secrets.compare_digest(given.encode("utf-8", "surrogateescape"), api_key.encode("utf-8"))
+    try:  # headers arrive as bytes read as latin-1: back to the bytes the client sent (UTF-8 for a key like "密钥")
+        raw = given.encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire (a test, a caller of this function): as it is
+        raw = given.encode("utf-8", "surrogateescape")
+    return secrets.compare_digest(raw, api_key.encode("utf-8"))
 
 
 def create_app(config: Config, api_key: str | None = None, service: Service | None = None) -> FastAPI:

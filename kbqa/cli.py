@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -30,6 +31,39 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="LLM: a name from `kbqa models`, 'extractive', a .gguf file or a transformers model folder.")]
 
 InsecureOpt = Annotated[bool, typer.Option("--insecure", help="Allow a --host other than this machine without a login or key.")]
+
+
+def _port_free(host: str, port: int) -> None:
+    """A server's port checked before anything loads: in use, or a host that is not this machine's, is
+    one line and exit 2 (gradio and uvicorn said it in a traceback, or after "startup complete")."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc}")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: a port in TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            busy = exc.errno == errno.EADDRINUSE
+            _fail(f"port {port} on {host} is in use (another kbqa server?): stop it, or choose another with --port" if busy
+                  else f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def _finite(value: float | None) -> float | None:
+    """click's ranges let NaN through (every comparison with it is false)."""
+    if value is not None and value != value:
+        raise typer.BadParameter("must be a number, not NaN")
+    return value
+
+
+TopKOpt = Annotated[Optional[int], typer.Option("--top-k", min=1, max=50, help="Sources to use (1..50).")]
+ThresholdOpt = Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, callback=_finite,
+                                                       help="0..1 relevance threshold; higher = stricter.")]
+PortOpt = Annotated[Optional[int], typer.Option("--port", min=1, max=65535)]
 
 EXIT_FAILED_FILES = 1
 EXIT_USAGE = 2
@@ -223,10 +257,10 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     kb: KbOpt = "default",
     llm: LlmOpt = None,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sources to use.")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="0..1 relevance threshold; higher = stricter.")] = None,
+    top_k: TopKOpt = None,
+    threshold: ThresholdOpt = None,
     answer_confidence: Annotated[Optional[float], typer.Option(
-        "--answer-confidence", min=0.0, max=1.0,
+        "--answer-confidence", min=0.0, max=1.0, callback=_finite,
         help="Answer when kbqa's confidence that the sources hold the answer is at least this (0..1); "
              "lower answers more, and more wrongly; 0 answers whenever there is a source. "
              "Default: retrieval.answer_confidence, else the embedding model's calibrated cut.")] = None,
@@ -263,8 +297,8 @@ def ask(
 def search(
     question: Annotated[str, typer.Argument(help="The query.")],
     kb: KbOpt = "default",
-    top_k: Annotated[Optional[int], typer.Option("--top-k")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="0..1; higher = stricter.")] = None,
+    top_k: TopKOpt = None,
+    threshold: ThresholdOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -324,7 +358,7 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
 def serve(
     kb: KbOpt = "default",
     host: Annotated[Optional[str], typer.Option("--host", help="Bind address (default 127.0.0.1: this machine only).")] = None,
-    port: Annotated[Optional[int], typer.Option("--port")] = None,
+    port: PortOpt = None,
     auth: Annotated[Optional[str], typer.Option("--auth", envvar="KBQA_AUTH", help="Require a login: user:password, or a file of user:password lines.")] = None,
     insecure: InsecureOpt = False,
     llm: LlmOpt = None,
@@ -336,6 +370,7 @@ def serve(
     """
     cfg, _ = _config(config, llm)
     _check_exposure(host or cfg.webui.host, bool(auth), insecure, "--auth user:password")
+    _port_free(host or cfg.webui.host, port or cfg.webui.port)
     _models_here(cfg, llm=True)
     _server_tmp(cfg)
     users: list[tuple[str, str]] = []
@@ -407,7 +442,7 @@ def eval_(
 @app.command()
 def api(
     host: Annotated[Optional[str], typer.Option("--host", help="Bind address (default 127.0.0.1).")] = None,
-    port: Annotated[int, typer.Option("--port")] = 8000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="KBQA_API_KEY", help="Require Authorization: Bearer KEY (also for /docs).")] = None,
     insecure: InsecureOpt = False,
     llm: LlmOpt = None,
@@ -418,7 +453,10 @@ def api(
     Example: kbqa api --port 8000 --api-key secret   (OpenAPI docs at http://127.0.0.1:8000/docs)
     """
     cfg, _ = _config(config, llm)
+    if api_key is not None and not api_key.strip():
+        _fail("--api-key is empty (an unset variable?): give the key clients must send, or leave the option out")
     _check_exposure(host or cfg.webui.host, bool(api_key), insecure, "--api-key KEY")
+    _port_free(host or cfg.webui.host, port)
     _models_here(cfg, llm=True)
     _server_tmp(cfg)
     from kbqa.api import serve as serve_api

@@ -162,6 +162,29 @@ def test_a_model_or_config_that_cannot_be_read_is_one_line_and_exit_2(home: Path
         assert said in out.stderr and "Traceback" not in out.stderr + out.stdout, (extra, out.stderr)
 
 
+def test_options_out_of_range_and_busy_ports_are_usage_errors(home: Path, docs: Path) -> None:
+    """Found by review: --top-k 0 and --threshold nan were taken (some refused silently), --port 99999
+    and a busy port ended in tracebacks, an empty --api-key turned the key off."""
+    import socket
+
+    assert run_kbqa("ingest", str(docs / "faq.md"), "--kb", "r").returncode == 0
+    for extra in (["--top-k", "0"], ["--top-k", "100000"], ["--threshold", "2"], ["--threshold", "nan"], ["--answer-confidence", "nan"]):
+        out = run_kbqa("ask", "出水变慢怎么办？", "--kb", "r", "--llm", "extractive", *extra)
+        assert out.returncode == 2 and extra[0] in out.stderr, (extra, out.stderr)
+    assert run_kbqa("search", "滤芯", "--kb", "r", "--top-k", "-3").returncode == 2
+    assert run_kbqa("api", "--port", "99999").returncode == 2
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        for command in (["serve", "--kb", "r"], ["api"]):
+            out = run_kbqa(*command, "--port", port, timeout=60)
+            assert out.returncode == 2 and f"port {port}" in out.stderr and "in use" in out.stderr, out.stderr
+            assert "Traceback" not in out.stderr
+    empty = run_kbqa("api", "--api-key", "", "--port", "1")
+    assert empty.returncode == 2 and "--api-key is empty" in empty.stderr
+
+
 def test_clear_errors(home: Path, tmp_path: Path) -> None:
     missing_kb = run_kbqa("ask", "x", "--kb", "nothing-here")
     assert missing_kb.returncode == 2 and "kbqa ingest" in missing_kb.stderr

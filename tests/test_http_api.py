@@ -177,13 +177,17 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
     # numbers out of range
     for extra, status in [({"top_k": 10**19}, 422), ({"top_k": -1}, 422), ({"top_k": 0}, 422), ({"max_tokens": -1}, 422),
                           ({"max_tokens": 10**9}, 400), ({"temperature": 99}, 422),
-                          ({"answer_confidence": 2}, 422), ({"answer_confidence": "x"}, 422)]:
+                          ({"answer_confidence": 2}, 422), ({"answer_confidence": "x"}, 422),
+                          # wrong types are not coerced (found by review: true was taken as 1.0, "0.5" as 0.5)
+                          ({"answer_confidence": True}, 422), ({"answer_confidence": "0.5"}, 422), ({"top_k": True}, 422),
+                          ({"top_k": 2.0}, 422), ({"stream": "yes"}, 422), ({"threshold": False}, 422), ({"temperature": "0"}, 422)]:
         r = httpx.post(chat, json={"model": "kb:api", "messages": question, **extra}, headers=auth)
         assert r.status_code == status, (extra, r.text)
         assert r.json()["detail"]
     nan = httpx.post(f"{api}/v1/kb/api/search", content=b'{"query": "RO", "threshold": NaN}', headers={**auth, "Content-Type": "application/json"})
     assert nan.status_code == 422
     assert httpx.post(f"{api}/v1/kb/api/search", json={"query": "RO", "top_k": 10**19}, headers=auth).status_code == 422
+    assert httpx.post(f"{api}/v1/kb/api/search", json={"query": "RO", "top_k": "3"}, headers=auth).status_code == 422
     # too long: a clear 413 at once, not minutes of embedding
     t0 = time.monotonic()
     r = httpx.post(chat, json={"model": "kb:api", "messages": [{"role": "user", "content": "水" * 1_000_000}]}, headers=auth, timeout=60)
@@ -249,3 +253,18 @@ def test_exposed_without_a_key_refuses_to_start() -> None:
     for args in (["api", "--host", "0.0.0.0"], ["serve", "--host", "0.0.0.0"]):
         r = run_kbqa(*args, timeout=60)
         assert r.returncode == 2 and "--insecure" in r.stderr, r.stderr
+
+
+def test_an_api_key_outside_ascii_matches_what_clients_send() -> None:
+    """Found by review: the header was compared as latin-1 text re-encoded as UTF-8, so a key like
+    'sëcret' only matched latin-1 bytes and a key like '密钥' matched nothing."""
+    from kbqa.api import key_ok
+
+    def as_received(value: str) -> str:  # how the ASGI server hands a header over: its bytes read as latin-1
+        return value.encode("utf-8").decode("latin-1")
+
+    for key in ("sëcret key", "密钥-2026", "plain-ascii"):
+        assert key_ok(key, as_received(f"Bearer {key}"))
+        assert not key_ok(key, as_received(f"Bearer {key}x"))
+        assert not key_ok(key, as_received("Bearer "))
+    assert not key_ok("sëcret", "Bearer s\xebcret")  # the latin-1 bytes of it are another key
