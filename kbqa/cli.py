@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,6 +83,21 @@ def _e(text: object) -> str:
     from rich.markup import escape
 
     return escape(str(text))
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _shown(name: object) -> str:
+    """A file or knowledge base name as the terminal should show it: control characters written as
+    escapes (as `ls -b` does), so a name holding ESC sequences or a newline cannot recolour the
+    terminal or break a row."""
+    return _CONTROL.sub(lambda m: {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(m.group(), f"\\x{ord(m.group()):02x}"), str(name))
+
+
+def _n(name: object) -> str:
+    """_shown, then _e: a name printed through rich."""
+    return _e(_shown(name))
 
 
 def _count(n: int, noun: str) -> str:
@@ -209,7 +225,7 @@ def ingest(
         def progress(p: Any) -> None:
             bar.update(task, total=p.total, completed=p.done, name=f"{p.name} (page {p.page}/{p.pages})" if p.page else p.name)
             if p.result and p.result.status in ("failed", "unsupported") and not as_json:
-                err.print(f"[yellow]{p.result.status}[/] {_e(p.result.name)}: {_e(p.result.error)}")
+                err.print(f"[yellow]{p.result.status}[/] {_n(p.result.name)}: {_e(p.result.error)}")
 
         try:
             report = knowledge_base.ingest(paths, prune=prune, force=force, progress=progress)
@@ -227,10 +243,10 @@ def ingest(
         for f in report.files:
             if f.status in ("added", "updated", "moved", "removed"):
                 pages = f", {_count(f.pages, 'page')}" if f.pages else ""
-                out.print(f"[green]{f.status}[/] {_e(f.name)} ({_count(f.chunks, 'chunk')}{pages})")
+                out.print(f"[green]{f.status}[/] {_n(f.name)} ({_count(f.chunks, 'chunk')}{pages})")
         out.print(f"[bold]{_e(knowledge_base.name)}[/]: {_e(report.summary())}")
         if report.gone:
-            names = ", ".join(report.gone[:3]) + (f" and {len(report.gone) - 3} more" if len(report.gone) > 3 else "")
+            names = ", ".join(_shown(g) for g in report.gone[:3]) + (f" and {len(report.gone) - 3} more" if len(report.gone) > 3 else "")
             out.print(_e(f"{_count(len(report.gone), 'file')} no longer in the folder still in the knowledge base ({names}): "
                          "add --prune to remove them"))
         if report.interrupted:
@@ -248,7 +264,7 @@ def _print_sources(out: Any, sources: list[Any], related: bool = False) -> None:
         return
     out.print("\n[bold]Related passages (not an answer)[/]" if related else "\n[bold]Sources[/]")
     for i, h in enumerate(sources, start=1):
-        out.print(f"[cyan]\\[{i}][/] {_e(h.cite())}  [dim](relevance {h.relevance:.2f})[/]")
+        out.print(f"[cyan]\\[{i}][/] {_n(h.cite())}  [dim](relevance {h.relevance:.2f})[/]")
         out.print(f"    [dim]{_e(h.snippet())}[/]")
 
 
@@ -512,11 +528,12 @@ def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         for column in table.columns:
             column.overflow = "fold"
         for row in rows:
-            table.add_row(*(_e(cell) for cell in row))
+            table.add_row(*(_n(cell) for cell in row))
         out.print(table)
         return
     from rich.cells import cell_len
 
+    rows = [tuple(_shown(c) for c in r) for r in rows]
     widths = [max(cell_len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
         cells = [str(c) + " " * (w - cell_len(str(c))) for c, w in zip(row, widths)]
@@ -615,7 +632,7 @@ def kb_rm(
         row = knowledge_base.remove_file(file)
     except KnowledgeBaseError as exc:
         _fail(str(exc))
-    _console().print(f"removed {_e(row.name)} ({_count(row.chunks, 'chunk')})")
+    _console().print(f"removed {_n(row.name)} ({_count(row.chunks, 'chunk')})")
 
 
 @kb_app.command("prune")
@@ -650,7 +667,7 @@ def kb_prune(
         return
     out = _console()
     for row in rows:
-        out.print(f"{'would remove' if dry_run else '[green]removed[/]'} {_e(row.name)} ({_count(row.chunks, 'chunk')}; was at {_e(row.path)})")
+        out.print(f"{'would remove' if dry_run else '[green]removed[/]'} {_n(row.name)} ({_count(row.chunks, 'chunk')}; was at {_n(row.path)})")
     verb = "would be removed" if dry_run else "removed"
     out.print(f"[bold]{_e(knowledge_base.name)}[/]: {_count(len(rows), 'file')} no longer on disk {verb}" if rows
               else f"[bold]{_e(knowledge_base.name)}[/]: every file is where it was ingested from")
@@ -684,7 +701,7 @@ def kb_drop(
     left = knowledge_base.drop()
     _console().print(f"dropped {_e(knowledge_base.name)}")
     if left:  # --kb PATH in a folder of the user's own files: only kbqa's files went
-        _console().print(f"{knowledge_base.location} holds files kbqa did not make ({_e(', '.join(left[:5]))}"
+        _console().print(f"{knowledge_base.location} holds files kbqa did not make ({_n(', '.join(left[:5]))}"
                          f"{', …' if len(left) > 5 else ''}): they are kept, only the knowledge base's own files were deleted")
 
 

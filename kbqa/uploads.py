@@ -50,6 +50,7 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
         out.skipped.append(f"{shown}: not a readable zip archive ({exc})")
         return out
     total = 0
+    placed: set[Path] = set()
     with zf:
         for info in zf.infolist():
             name = _decoded_name(info)
@@ -66,6 +67,12 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
                 out.skipped.append(f"{name}: the archive unpacks to more than {max_bytes / 2**20:.0f} MB; the rest were not extracted")
                 break
             dest = target.joinpath(*[safe_filename(p) for p in parts[-8:]])  # each part sanitised: no "..", no "/"
+            if dest in placed:  # two members of one name (an archive may hold both): the second is "name (2).ext"
+                stem, dot, suffix = dest.name.rpartition(".") if "." in dest.name else (dest.name, "", "")
+                n = 2
+                while (dest.parent / f"{stem} ({n}){dot}{suffix}") in placed:
+                    n += 1
+                dest = dest.parent / f"{stem} ({n}){dot}{suffix}"
             if target.resolve() not in dest.resolve().parents:
                 out.skipped.append(f"{name}: a path outside the archive's folder, not extracted")
                 continue
@@ -83,9 +90,16 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
             except (zipfile.BadZipFile, ValueError, RuntimeError, OSError) as exc:
                 if partial.is_file():  # an earlier upload of the same member stays as it was
                     partial.unlink()
-                out.skipped.append(f"{name}: {_reason(exc)}")
+                if isinstance(exc, (FileExistsError, NotADirectoryError)):
+                    why = "a file of the archive has the name of its folder"
+                elif isinstance(exc, IsADirectoryError):
+                    why = "a folder of the archive has its name"
+                else:
+                    why = _reason(exc)
+                out.skipped.append(f"{name}: {why}; not extracted")
                 continue
             total += written
+            placed.add(dest)
             out.files.append(dest)
     return out
 

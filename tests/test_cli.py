@@ -185,6 +185,21 @@ def test_options_out_of_range_and_busy_ports_are_usage_errors(home: Path, docs: 
     assert empty.returncode == 2 and "--api-key is empty" in empty.stderr
 
 
+def test_control_characters_in_file_names_are_shown_escaped(home: Path, tmp_path: Path) -> None:
+    """Found by review: an ESC sequence in a file name recoloured the terminal, a newline broke rows."""
+    docs = tmp_path / "odd"
+    docs.mkdir()
+    (docs / "esc\x1b[31mRED\x1b[0m.txt").write_text("The red pump runs at night.\n", encoding="utf-8")
+    (docs / "new\nline.txt").write_text("The blue pump runs by day.\n", encoding="utf-8")
+    out = run_kbqa("ingest", str(docs), "--kb", "odd")
+    assert out.returncode == 0, out.stderr
+    listed = run_kbqa("kb", "files", "odd")
+    for shown in (out.stdout, listed.stdout):
+        assert "\x1b" not in shown and "esc\\x1b[31mRED\\x1b[0m.txt" in shown and "new\\nline.txt" in shown, shown
+    asked = run_kbqa("search", "When does the red pump run?", "--kb", "odd")
+    assert "\x1b" not in asked.stdout and "esc\\x1b[31mRED" in asked.stdout
+
+
 def test_clear_errors(home: Path, tmp_path: Path) -> None:
     missing_kb = run_kbqa("ask", "x", "--kb", "nothing-here")
     assert missing_kb.returncode == 2 and "kbqa ingest" in missing_kb.stderr

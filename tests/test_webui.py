@@ -136,6 +136,26 @@ def test_zip_bomb_and_links_are_refused(tmp_path: Path) -> None:
     assert "not a readable zip" in unpack_zip(broken, tmp_path / "out2", max_bytes=10**6).skipped[0]
 
 
+def test_zip_members_of_one_name_are_both_kept_and_a_clash_is_said_plainly(tmp_path: Path) -> None:
+    """Found by review: the second of two members named dup.txt overwrote the first (reported added
+    and skipped), and f.txt beside f.txt/g.txt came back as a bare "File exists"."""
+    import warnings
+    import zipfile
+
+    from kbqa.uploads import unpack_zip
+
+    archive = tmp_path / "clash.zip"
+    with warnings.catch_warnings(), zipfile.ZipFile(archive, "w") as zf:
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it is asked to write
+        zf.writestr("dup.txt", "first")
+        zf.writestr("dup.txt", "second")
+        zf.writestr("f.txt", "a file")
+        zf.writestr("f.txt/g.txt", "under a folder of the same name")
+    out = unpack_zip(archive, tmp_path / "out", max_bytes=10**6)
+    assert sorted((p.name, p.read_text()) for p in out.files) == [("dup (2).txt", "second"), ("dup.txt", "first"), ("f.txt", "a file")]
+    assert out.skipped == ["f.txt/g.txt: a file of the archive has the name of its folder; not extracted"]
+
+
 def test_zip_names_without_the_utf8_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Info-ZIP's zip writes UTF-8 names without the UTF-8 flag, Chinese Windows tools GBK ones."""
     import zipfile
