@@ -452,7 +452,7 @@ def _statement_pdf(path: Path) -> Path:
     page.insert_text((60, 60), "Consolidated Statement of Cash Flows", fontsize=14)
     page.insert_text((60, 80), "(In millions)", fontsize=10)
     rows = [
-        ("", ["2018", "2017", "2016"]),
+        ("", ["2018 ", "2017 ", "2016 "]),  # years set a little left of their figures' right edge
         ("Net income", ["$", "5,363", "$", "4,869", "$", "5,058"]),
         ("Depreciation and amortization", ["1,488", "1,544", "1,474"]),
         ("Investing activities", []),
@@ -520,3 +520,45 @@ def test_pdf_prose_and_contents_with_numbers_stay_text(tmp_path: Path) -> None:
     assert all(d.meta.get("kind") != "table" for d in docs), [d.text for d in docs]
     text = "\n".join(d.text for d in docs)
     assert "Item 1A. Risk Factors 12" in text and "after 1,373 million in 2017" in text
+
+
+def test_pdf_unruled_table_keeps_every_figure_and_leaves_what_it_cannot_split(tmp_path: Path) -> None:
+    """Found by review: a row drawn as one line with more figures than columns lost them, a years
+    header drawn as one line was lost, "n/a" pushed a row into the labels, a running head became
+    column heads, and two statements side by side were mixed into one."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    font = pymupdf.Font("helv")
+
+    def right(page: pymupdf.Page, x: float, y: float, text: str) -> None:
+        page.insert_text((x - font.text_length(text, 10), y), text, fontsize=10)
+
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((72, 40), "ACME Corp", fontsize=9)  # a running head in the top margin
+    right(page, 540, 40, "Annual Report 2023")
+    page.insert_text((340, 110), "2023        2022", fontsize=10)  # the years as one line
+    for i, (label, a, b) in enumerate([("Revenue", "100", "90"), ("Costs", "50", "45"), ("Europe", "800", "n/a"), ("Profit", "50", "45")]):
+        page.insert_text((72, 130 + 16 * i), label, fontsize=10)
+        right(page, 400, 130 + 16 * i, a)
+        right(page, 470, 130 + 16 * i, b)
+    page.insert_text((72, 130 + 16 * 4), "Segments A B C 11 22 33 44", fontsize=10)
+    side = doc.new_page(width=612, height=792)
+    for i, (left, right_label) in enumerate([("Cash", "Operating"), ("Receivables", "Investing"), ("Inventory", "Financing"), ("Total", "Net change")]):
+        y = 120 + 16 * i
+        side.insert_text((60, y), left, fontsize=10)
+        right(side, 230, y, str(10 + i))
+        right(side, 280, y, str(20 + i))
+        side.insert_text((320, y), right_label, fontsize=10)
+        right(side, 500, y, str(30 + i))
+        right(side, 550, y, str(40 + i))
+    doc.save(tmp_path / "odd.pdf")
+    docs = load_file(tmp_path / "odd.pdf")
+    table = next(d.text for d in docs if d.meta.get("kind") == "table" and d.page == 1)
+    lines = table.split("\n")
+    assert lines[0] == "|  | 2023 | 2022 |", table
+    assert "| Europe | 800 | n/a |" in lines and "| Segments A B C 11 22 | 33 | 44 |" in lines
+    assert "ACME Corp" in "\n".join(d.text for d in docs if d.page == 1 and d.meta.get("kind") != "table")
+    assert not [d for d in docs if d.page == 2 and d.meta.get("kind") == "table"]  # side by side: left as text
+    words = " ".join(d.text for d in docs if d.page == 2).split()
+    assert all(w in words for w in ["Cash", "10", "20", "Operating", "30", "40", "Net", "change", "13", "23", "33", "43"])

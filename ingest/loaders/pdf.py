@@ -192,7 +192,7 @@ def page_layout(page: Any, tables: bool = True) -> list[dict[str, Any]]:
             lines.append((raw, _normalize(raw).strip(), line["bbox"][1], line["bbox"][3], size, line["bbox"][0], line["bbox"][2]))
         layout.append({"lines": lines})
     layout = _without_overprints(layout)
-    return number_tables(layout, page.rect.width) if tables else layout
+    return number_tables(layout, page.rect.width, page.rect.y0 + MARGIN * page.rect.height) if tables else layout
 
 
 def _same_row(a: Line, b: Line) -> bool:

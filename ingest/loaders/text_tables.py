@@ -24,7 +24,7 @@ MIN_ROWS = 3  # rows with figures a table needs
 MIN_FIGURES = 2  # figures a row needs (a label with one number is a list or a contents entry)
 MAX_LABEL_ONLY = 2  # label-only rows in a row (a section label, a label wrapped onto two lines)
 
-_FIGURE = re.compile(r"^[-–—+]?[($€£¥]?\s*[-–]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?\s*%?\)?%?$|^[-–—]$")
+_FIGURE = re.compile(r"^[-–—+]?[($€£¥]?\s*[-–]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?\s*%?\)?%?$|^[-–—]$|^(?i:n/?a|n\.?m\.?)$")
 _YEAR = re.compile(r"^(19|20)\d\d$")
 _CURRENCY = re.compile(r"^[$€£¥]$")
 _SENTENCE_END = re.compile(r"[.。!?！？]$")
@@ -45,6 +45,8 @@ class _Row:
         while kept and _is_figure(kept[-1][1]):
             figures.insert(0, (kept[-1][1], kept[-1][5], kept[-1][6]))
             kept.pop()
+        if any(_is_figure(c[1]) for c in kept[1:]):  # figures among the label's cells: two tables side by side, or
+            figures, kept = [], kept  # a row this reader cannot split; left as text
         label = " ".join(c[1] for c in kept).strip()
         if not figures and len(cells) == 1:  # one line: "Net income $ 5,363 $ 4,869"
             words = label.split()
@@ -121,27 +123,42 @@ def _table(rows: list[_Row], width: float, heads: list[_Row]) -> str:
             for text, _, right in row.figures:
                 j = _nearest(columns, right)  # type: ignore[arg-type]
                 cells[j] = (cells[j] + " " + text).strip()
-        else:  # figures without edges: the last ones fill the last columns
-            for j, (text, _, _) in zip(range(n - len(row.figures), n), row.figures[-n:]):
-                cells[max(j, 0)] = text
+        else:  # figures without edges: the last ones fill the last columns, any more stay with the label
+            figures = [t for t, _, _ in row.figures]
+            surplus, kept = figures[: max(0, len(figures) - n)], figures[-n:]
+            for j, text in zip(range(n - len(kept), n), kept):
+                cells[j] = text
+            out.append([" ".join([row.label, *surplus]).strip(), *cells])
+            continue
         out.append([row.label, *cells])
     header = [""] * (n + 1)
     figures_left = min((left for r in body for _, left, _ in r.figures[:1] if left is not None), default=None)
+    labels_left = min((r.cells[0][1] for r in body if r.label and r.cells), default=None)
     for head in heads:
-        if head.years and not columns:
-            for j, (text, _, _) in zip(range(n - len(head.figures), n), head.figures[-n:]):
-                header[max(j, 0) + 1] = (header[max(j, 0) + 1] + " " + text).strip()
+        if head.years and (not columns or any(left is None for _, left, _ in head.figures)):  # years without places: flush right
+            header[0] = (header[0] + " " + head.label).strip()
+            years = [t for t, _, _ in head.figures]
+            for j, text in zip(range(n - min(n, len(years)), n), years[-n:]):
+                header[j + 1] = (header[j + 1] + " " + text).strip()
+            header[0] = " ".join([header[0], *years[: max(0, len(years) - n)]]).strip()
             continue
         if head.years:
             header[0] = (header[0] + " " + head.label).strip()
+        if not columns:  # heads with no columns to stand over: kept over the labels, not lost
+            header[0] = " ".join([header[0], *(t for t, _, _ in head.cells)]).strip()
+            continue
         cells = [(t, a, b) for t, a, b in head.cells if not (head.years and not _YEAR.match(t))]
         for text, left, right in cells:
-            if figures_left is not None and right <= figures_left:
-                header[0] = (header[0] + " " + text).strip()  # over the labels
+            if figures_left is not None and right <= figures_left and (labels_left is None or left <= labels_left + 0.03 * width):
+                header[0] = (header[0] + " " + text).strip()  # over the labels: it starts where they start
                 continue
-            if not columns:
+            over = _covered(columns, left, right)
+            words = text.split()
+            if len(over) >= 3 and len(words) == len(over):  # "Top-1 Top-5 Top-20 Top-100" set as one line: one each
+                for j, word in zip(over, words):
+                    header[j + 1] = (header[j + 1] + " " + word).strip()
                 continue
-            for j in _covered(columns, left, right):
+            for j in over:  # a head spanning columns ("Three Months Ended") stands over each
                 header[j + 1] = (header[j + 1] + " " + text).strip()
     if any(header):
         return markdown_table([header, *out])
@@ -184,11 +201,11 @@ def _runs(rows: list[_Row]) -> list[tuple[int, int]]:
     return runs
 
 
-def number_tables(layout: list[dict[str, Any]], width: float) -> list[dict[str, Any]]:
+def number_tables(layout: list[dict[str, Any]], width: float, top_margin: float = 0.0) -> list[dict[str, Any]]:
     """The page's layout (ingest.loaders.pdf.page_layout) with each run of label-and-figures rows
     replaced by a {"table": Markdown} block. Rows are looked for across the blocks between two ruled
     tables (PyMuPDF starts a new block inside a statement where a label wraps); the lines outside a
-    run stay in their own blocks."""
+    run stay in their own blocks. Lines above top_margin (running heads) are never column heads."""
     out: list[dict[str, Any]] = []
     stretch: list[tuple[int, Line]] = []  # (block number, line) since the last table block
 
@@ -203,7 +220,7 @@ def number_tables(layout: list[dict[str, Any]], width: float) -> list[dict[str, 
         taken: set[int] = set()  # rows read into a table (its own, or its heads)
         tables: dict[int, str] = {}  # first row of a table -> the table
         for start, end in runs:
-            heads = _heads(rows, start, end, width, taken | {i for a, b in runs for i in range(a, b)})
+            heads = _heads(rows, start, end, width, taken | {i for a, b in runs for i in range(a, b)}, top_margin)
             table = _table(rows[start:end], width, [rows[i] for i in heads])
             if table:
                 tables[min([start, *heads])] = table
@@ -233,7 +250,7 @@ def number_tables(layout: list[dict[str, Any]], width: float) -> list[dict[str, 
     return out
 
 
-def _heads(rows: list[_Row], start: int, end: int, width: float, taken: set[int]) -> list[int]:
+def _heads(rows: list[_Row], start: int, end: int, width: float, taken: set[int], top_margin: float = 0.0) -> list[int]:
     """The rows of column heads of the table rows[start:end], top to bottom: short rows without
     figures just above its first row, set over its figures or, with two cells or more, across
     it ("State  Permit  Handgun"); in the reading order they may come before or after the table."""
@@ -243,9 +260,14 @@ def _heads(rows: list[_Row], start: int, end: int, width: float, taken: set[int]
     figures_left = min((left for r in rows[start:end] for _, left, _ in r.figures[:1] if left is not None), default=None)
     if figures_left is None:
         return []
+    table_left = min((r.cells[0][1] for r in rows[start:end] if r.cells), default=figures_left)
+    table_right = max((right for r in rows[start:end] for _, _, right in r.figures if right is not None), default=figures_left)
+    slack = 0.03 * width
     found: list[int] = []
     for i, row in enumerate(rows):
-        if i in taken or row.figures and not row.years or not row.cells:
+        if i in taken or row.figures and not row.years or not row.cells or row.top < top_margin:
+            continue
+        if any(a < table_left - slack or b > table_right + slack for _, a, b in row.cells):  # beside the table: another column's text
             continue
         above = first.top - (row.top + row.height)
         if not (-0.3 * first.height <= above <= 5 * first.height) or row.top >= first.top:
