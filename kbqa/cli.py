@@ -701,8 +701,8 @@ def kb_drop(
     left = knowledge_base.drop()
     _console().print(f"dropped {_e(knowledge_base.name)}")
     if left:  # --kb PATH in a folder of the user's own files: only kbqa's files went
-        _console().print(f"{knowledge_base.location} holds files kbqa did not make ({_n(', '.join(left[:5]))}"
-                         f"{', …' if len(left) > 5 else ''}): they are kept, only the knowledge base's own files were deleted")
+        _console().print(f"{knowledge_base.location} still holds {_n(', '.join(left[:5]))}{', …' if len(left) > 5 else ''}: kept "
+                         "(a knowledge base given as a folder path loses only the files kbqa made there, never an uploads/ folder)")
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import queue
 import re
@@ -163,20 +164,29 @@ def kb_exists(config: Config, folder: Path) -> bool:
     return (folder / "catalog.sqlite").exists()
 
 
-# What kbqa writes into a knowledge base's folder (the catalog, its journal, the vector index and
-# its temporary files, Milvus Lite's files); uploads/ too, when nothing else is there.
-_OWN_FILE = re.compile(r"^(catalog\.sqlite(-wal|-shm|-journal)?|vectors\.(faiss|json|delta)(\..+\.tmp)?|\.?milvus\.(db|json)\b.*)$")
+# What kbqa writes into a knowledge base's folder, by exact name: the catalog and its journal, the
+# vector index, its state and their temporary files, Milvus Lite's database.
+_OWN_FILE = re.compile(r"^(catalog\.sqlite(-wal|-shm|-journal)?|vectors\.(faiss|json|delta)(\.\d+\.\d+\.tmp)?|\.?milvus\.db(\.lock)?|milvus\.json)$")
 
 
-def is_kb_file(name: str) -> bool:
-    """Whether a file of this name in a knowledge base's folder is one kbqa made there."""
-    return bool(_OWN_FILE.match(name))
+def is_kb_file(path: Path) -> bool:
+    """Whether this file in a knowledge base's folder is one kbqa made there (a vectors.json of the
+    user's own, which the knowledge base's would not be, is not)."""
+    if not _OWN_FILE.match(path.name):
+        return False
+    if path.name == "vectors.json":
+        try:
+            return "dim" in json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError):
+            return False
+    return True
 
 
 def drop_store(config: Config, folder: Path) -> list[str]:
-    """Delete the knowledge base at folder (by its name, in the Milvus store). A folder given as a
-    path may hold the user's own files beside the knowledge base (`--kb ./docs`): then only what
-    kbqa made there is deleted, and the names of what was left are returned."""
+    """Delete the knowledge base at folder (by its name, in the Milvus store). One inside the home is
+    its own folder, removed whole. One given as a path (`--kb ./docs`) may share its folder with the
+    user's files: then only the files kbqa made there go (never an uploads/ folder, which may be the
+    user's), the folder itself only if that leaves it empty; the names left are returned."""
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
@@ -186,15 +196,16 @@ def drop_store(config: Config, folder: Path) -> list[str]:
         return []
     if not folder.exists():
         return []
-    entries = list(folder.iterdir())
-    foreign = sorted(p.name for p in entries if not is_kb_file(p.name) and p.name != "uploads")
-    if not foreign:
+    if folder.resolve().parent == kb_root(config).resolve():
         remove_folder(folder)
         return []
-    for p in entries:
-        if is_kb_file(p.name) and not p.is_dir():
+    for p in list(folder.iterdir()):
+        if p.is_file() and is_kb_file(p):
             p.unlink(missing_ok=True)
-    return sorted(p.name for p in folder.iterdir())
+    left = sorted(p.name for p in folder.iterdir())
+    if not left:
+        folder.rmdir()
+    return left
 
 
 def list_knowledge_bases(config: Config | None = None) -> list[str]:
@@ -234,10 +245,8 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude))
             a_kb = "catalog.sqlite" in filenames  # a knowledge base kept in this folder (--kb PATH): not its own files
-            if a_kb:
-                dirnames[:] = [d for d in dirnames if d != "uploads"]
             for fn in sorted(filenames):
-                if not ingestable(fn, exclude) or a_kb and is_kb_file(fn):
+                if not ingestable(fn, exclude) or a_kb and is_kb_file(Path(dirpath) / fn):
                     continue  # kbqa.yaml describes the files beside it; it is not one of them
                 full = Path(dirpath) / fn
                 if full.is_file():
@@ -424,6 +433,11 @@ class KnowledgeBase:
         if not create and not kb_exists(config, folder):
             where = f"in Milvus at {milvus_uri(config)}" if config.store.backend == "milvus" else f"looked in {folder}"
             raise KnowledgeBaseError(f"no knowledge base {text!r} ({where}); create it with: kbqa ingest DOCS --kb {text}")
+        if config.store.backend == "embedded" and not kb_exists(config, folder) and folder.is_dir():
+            taken = sorted(p.name for p in folder.iterdir() if _OWN_FILE.match(p.name))
+            if taken:  # a new knowledge base would write over files of these names
+                raise KnowledgeBaseError(f"{folder} already holds {', '.join(taken)}, which a knowledge base there would overwrite: "
+                                         "keep the knowledge base in another folder (or under the kbqa home: --kb NAME)")
         return cls(folder, config, shared_llm=shared_llm, shared_embedder=shared_embedder)
 
     @classmethod

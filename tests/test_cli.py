@@ -137,10 +137,33 @@ def test_a_knowledge_base_kept_in_the_documents_folder_drops_only_its_own_files(
     assert {f["name"] for f in json.loads(again.stdout)["files"]} == {"notes.txt", "sub/faq.md"}, again.stdout
     dropped = run_kbqa("kb", "drop", ".", "--yes", cwd=docs)
     assert dropped.returncode == 0, dropped.stderr
-    assert "kept" in dropped.stdout and "notes.txt" in dropped.stdout
+    assert "kept" in dropped.stdout and "notes.txt" in dropped.stdout and "still holds" in dropped.stdout
     assert (docs / "notes.txt").read_text(encoding="utf-8").startswith("The staff canteen")
     assert (docs / "sub" / "faq.md").exists()
     assert not [p.name for p in docs.iterdir() if p.name.startswith(("catalog.sqlite", "vectors."))]
+
+
+def test_a_folder_knowledge_base_never_deletes_an_uploads_folder_or_look_alike_names(home: Path, tmp_path: Path) -> None:
+    """Found by review: with only an uploads/ folder beside it, `ingest . --kb .` found nothing (it
+    skipped uploads/) and removed the whole folder; drop removed 'milvus.db notes.txt'."""
+    alone = tmp_path / "alone"
+    (alone / "uploads").mkdir(parents=True)
+    (alone / "uploads" / "zeta.txt").write_text("The Zeta pump runs at 40 litres per minute.\n", encoding="utf-8")
+    out = run_kbqa("ingest", ".", "--kb", ".", cwd=alone)
+    assert out.returncode == 0 and "uploads/zeta.txt" in out.stdout, out.stdout + out.stderr
+    assert run_kbqa("kb", "drop", ".", "--yes", cwd=alone).returncode == 0
+    assert (alone / "uploads" / "zeta.txt").exists() and not (alone / "catalog.sqlite").exists()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for name in ("milvus.db notes.txt", "milvus.json.md", "catalog.sqlite.bak", "manual.txt"):
+        (mixed / name).write_text(f"{name}: the Omega valve is serviced yearly.\n", encoding="utf-8")
+    assert run_kbqa("ingest", ".", "--kb", ".", cwd=mixed).returncode == 1  # catalog.sqlite.bak: an unsupported type
+    assert run_kbqa("kb", "drop", ".", "--yes", cwd=mixed).returncode == 0
+    assert sorted(p.name for p in mixed.iterdir()) == ["catalog.sqlite.bak", "manual.txt", "milvus.db notes.txt", "milvus.json.md"]
+    (mixed / "vectors.json").write_text('{"my": "own"}', encoding="utf-8")  # a name a knowledge base there would write over
+    refused = run_kbqa("ingest", ".", "--kb", ".", cwd=mixed)
+    assert refused.returncode == 2 and "would overwrite" in refused.stderr
+    assert (mixed / "vectors.json").read_text(encoding="utf-8") == '{"my": "own"}'
 
 
 def test_a_model_or_config_that_cannot_be_read_is_one_line_and_exit_2(home: Path, docs: Path, tmp_path: Path) -> None:
