@@ -337,8 +337,9 @@ def question_words(question: str) -> list[str]:
 
 def substantive_words(question: str) -> list[str]:
     """The question's words that say what it is about: its content words without asking words and
-    without bare numbers (a question that is only "1" or "2018?" asks about nothing)."""
-    return [w for w in question_words(question) if not re.fullmatch(r"[\d.,:%/-]+", w)]
+    without short bare numbers ("1", "12?" ask about nothing; "8021", "3.11", "400-820-1234" are
+    codes, versions and numbers a document may hold)."""
+    return [w for w in question_words(question) if not (re.fullmatch(r"[\d.,:%/-]+", w) and sum(c.isdigit() for c in w) < 3)]
 
 
 def sentence_cosine(embedder: Any, query: str, evidence: Evidence, top: int = 3) -> float:

@@ -105,7 +105,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {_e(message)}")
+    _console(stderr=True).print(f"[bold red]error:[/] {_e(_CONTROL.sub(lambda m: m.group() if m.group() == chr(10) else _shown(m.group()), message))}")
     raise typer.Exit(code)
 
 

@@ -105,7 +105,7 @@ class LLMConfig(_Section):
 
 class WebUIConfig(_Section):
     host: str = "127.0.0.1"
-    port: int = 7860
+    port: int = Field(7860, ge=1, le=65535)
     max_upload_mb: float = 100
 
 

@@ -122,13 +122,24 @@ def test_refuses_what_the_documents_do_not_hold_and_shows_related(trust_kb: Know
     assert answer.sources, "a refusal still shows the closest passages"
 
 
-@pytest.mark.parametrize("question", ["?", "的", "是什么？", "what?", "1", "2018?", "\ufffd"])
+@pytest.mark.parametrize("question", ["?", "的", "是什么？", "what?", "1", "12?", "\ufffd"])
 def test_a_question_with_nothing_to_look_for_is_refused_without_sources(trust_kb: KnowledgeBase, question: str) -> None:
     """Found by review: "?" was answered at confidence 0.84, "1" at 0.99, from passages of relevance 0."""
     answer = trust_kb.ask(question, answer_confidence=0.0)  # even a user who wants every answer gets none
     assert not answer.answered_from_documents, answer.text
     assert "no words to look for" in answer.text or "没有可以在资料中查找的词" in answer.text
     assert answer.sources == []
+
+
+def test_a_code_or_version_alone_is_still_a_question() -> None:
+    """Found by review: "8021?", "3.11?" and "400-820-1234?" were refused by the rule above, though
+    the documents answered them."""
+    from kbqa.answer import substantive_words
+
+    for question in ("8021?", "3.11?", "400-820-1234?", "KX-200?", "猫？", "WiFi?"):
+        assert substantive_words(question), question
+    for question in ("1", "12?", "是什么？", "what?"):
+        assert not substantive_words(question), question
 
 
 def test_cli_refusal_lists_related_passages_not_sources(trust_kb: KnowledgeBase) -> None:

@@ -196,6 +196,8 @@ def test_options_out_of_range_and_busy_ports_are_usage_errors(home: Path, docs: 
         assert out.returncode == 2 and extra[0] in out.stderr, (extra, out.stderr)
     assert run_kbqa("search", "滤芯", "--kb", "r", "--top-k", "-3").returncode == 2
     assert run_kbqa("api", "--port", "99999").returncode == 2
+    from_config = run_kbqa("serve", "--kb", "r", env={"KBQA_WEBUI__PORT": "70000"})
+    assert from_config.returncode == 2 and "webui.port" in from_config.stderr
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
@@ -221,6 +223,8 @@ def test_control_characters_in_file_names_are_shown_escaped(home: Path, tmp_path
         assert "\x1b" not in shown and "esc\\x1b[31mRED\\x1b[0m.txt" in shown and "new\\nline.txt" in shown, shown
     asked = run_kbqa("search", "When does the red pump run?", "--kb", "odd")
     assert "\x1b" not in asked.stdout and "esc\\x1b[31mRED" in asked.stdout
+    missing = run_kbqa("ingest", str(docs / "gone\x1b[31m"), "--kb", "odd")  # in an error message too
+    assert missing.returncode == 2 and "\x1b" not in missing.stderr and "gone\\x1b[31m" in missing.stderr
 
 
 def test_clear_errors(home: Path, tmp_path: Path) -> None:
