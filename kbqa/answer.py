@@ -102,7 +102,7 @@ def features(
     }
 
 
-def decide(hits: list[Hit], f: dict[str, float], calibration: Calibration, words: int = 1) -> Decision:
+def decide(hits: list[Hit], f: dict[str, float], calibration: Calibration, words: int) -> Decision:
     """words: how many words the question has to look for (substantive_words); with none ("?", "的",
     "what?", "1") nothing can support an answer, whatever the fitted model would make of it."""
     if not hits:

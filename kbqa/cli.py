@@ -88,11 +88,12 @@ def _e(text: object) -> str:
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-def _shown(name: object) -> str:
-    """A file or knowledge base name as the terminal should show it: control characters written as
-    escapes (as `ls -b` does), so a name holding ESC sequences or a newline cannot recolour the
-    terminal or break a row."""
-    return _CONTROL.sub(lambda m: {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(m.group(), f"\\x{ord(m.group()):02x}"), str(name))
+def _shown(name: object, keep: str = "") -> str:
+    """A file or knowledge base name as the terminal should show it: control characters (but those in
+    keep) written as escapes (as `ls -b` does), so a name holding ESC sequences or a newline cannot
+    recolour the terminal or break a row."""
+    escapes = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else escapes.get(m.group(), f"\\x{ord(m.group()):02x}"), str(name))
 
 
 def _n(name: object) -> str:
@@ -105,7 +106,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {_e(_CONTROL.sub(lambda m: m.group() if m.group() == chr(10) else _shown(m.group()), message))}")
+    _console(stderr=True).print(f"[bold red]error:[/] {_e(_shown(message, keep=chr(10)))}")  # a message may span lines
     raise typer.Exit(code)
 
 

@@ -68,11 +68,10 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
                 break
             dest = target.joinpath(*[safe_filename(p) for p in parts[-8:]])  # each part sanitised: no "..", no "/"
             if dest in placed:  # two members of one name (an archive may hold both): the second is "name (2).ext"
-                stem, dot, suffix = dest.name.rpartition(".") if "." in dest.name else (dest.name, "", "")
                 n = 2
-                while (dest.parent / f"{stem} ({n}){dot}{suffix}") in placed:
+                while (dest.parent / numbered(dest.name, n)) in placed:
                     n += 1
-                dest = dest.parent / f"{stem} ({n}){dot}{suffix}"
+                dest = dest.parent / numbered(dest.name, n)
             if target.resolve() not in dest.resolve().parents:
                 out.skipped.append(f"{name}: a path outside the archive's folder, not extracted")
                 continue
@@ -125,11 +124,16 @@ def unique_name(target: Path, safe: str, given: str, taken: set[str], folder: bo
     # a single upload named kbqa.yaml would describe every other upload (ingest.context): kept as a file, never as that
     if free(safe, True) and (folder or safe != SIDECAR):
         return safe
-    stem, dot, suffix = safe.rpartition(".") if "." in safe.lstrip(".") and not folder else (safe, "", "")
     n = 2
-    while not free(candidate := f"{stem} ({n}){dot}{suffix}", False):
+    while not free(candidate := numbered(safe, n, folder), False):
         n += 1
     return candidate
+
+
+def numbered(name: str, n: int, folder: bool = False) -> str:
+    """The n-th name of its kind: "report (2).pdf" (a folder's: "docs (2)")."""
+    stem, dot, suffix = name.rpartition(".") if "." in name.lstrip(".") and not folder else (name, "", "")
+    return f"{stem} ({n}){dot}{suffix}"
 
 
 @dataclass

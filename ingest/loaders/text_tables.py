@@ -110,6 +110,16 @@ def _covered(columns: list[tuple[float, float]], left: float, right: float) -> l
     return [min(range(len(columns)), key=lambda k: abs((columns[k][0] + columns[k][1]) / 2 - middle))]
 
 
+def _add(cells: list[str], j: int, text: str) -> None:
+    cells[j] = f"{cells[j]} {text}".strip()
+
+
+def _flush_right(texts: list[str], n: int) -> tuple[list[str], list[str]]:
+    """Texts without places in n columns: the last ones fill the last columns; (the rest, the cells)."""
+    kept = texts[-n:] if n else []
+    return texts[: len(texts) - len(kept)], [""] * (n - len(kept)) + kept
+
+
 def _table(rows: list[_Row], width: float, heads: list[_Row]) -> str:
     """rows as a Markdown table; heads: rows of column heads above the figures, top to bottom."""
     columns = _columns(rows, width)
@@ -118,48 +128,42 @@ def _table(rows: list[_Row], width: float, heads: list[_Row]) -> str:
     heads = heads + [rows[0]] if rows[0].years else heads
     out: list[list[str]] = []
     for row in body:
-        cells = [""] * n
         if columns and all(right is not None for _, _, right in row.figures):
+            cells = [""] * n
             for text, _, right in row.figures:
-                j = _nearest(columns, right)  # type: ignore[arg-type]
-                cells[j] = (cells[j] + " " + text).strip()
-        else:  # figures without edges: the last ones fill the last columns, any more stay with the label
-            figures = [t for t, _, _ in row.figures]
-            surplus, kept = figures[: max(0, len(figures) - n)], figures[-n:]
-            for j, text in zip(range(n - len(kept), n), kept):
-                cells[j] = text
+                _add(cells, _nearest(columns, right), text)  # type: ignore[arg-type]
+            out.append([row.label, *cells])
+        else:  # figures without edges: flush right, any more than the columns stay with the label
+            surplus, cells = _flush_right([t for t, _, _ in row.figures], n)
             out.append([" ".join([row.label, *surplus]).strip(), *cells])
-            continue
-        out.append([row.label, *cells])
     header = [""] * (n + 1)
     figures_left = min((left for r in body for _, left, _ in r.figures[:1] if left is not None), default=None)
     labels_left = min((r.cells[0][1] for r in body if r.label and r.cells), default=None)
     for head in heads:
-        if head.years and (not columns or any(left is None for _, left, _ in head.figures)):  # years without places: flush right
-            header[0] = (header[0] + " " + head.label).strip()
-            years = [t for t, _, _ in head.figures]
-            for j, text in zip(range(n - min(n, len(years)), n), years[-n:]):
-                header[j + 1] = (header[j + 1] + " " + text).strip()
-            header[0] = " ".join([header[0], *years[: max(0, len(years) - n)]]).strip()
+        if head.years and (not columns or any(left is None for _, left, _ in head.figures)):  # years without places
+            surplus, cells = _flush_right([t for t, _, _ in head.figures], n)
+            _add(header, 0, " ".join([head.label, *surplus]))
+            for j, text in enumerate(cells):
+                _add(header, j + 1, text)
             continue
         if head.years:
-            header[0] = (header[0] + " " + head.label).strip()
+            _add(header, 0, head.label)
         if not columns:  # heads with no columns to stand over: kept over the labels, not lost
-            header[0] = " ".join([header[0], *(t for t, _, _ in head.cells)]).strip()
+            _add(header, 0, " ".join(t for t, _, _ in head.cells))
             continue
         cells = [(t, a, b) for t, a, b in head.cells if not (head.years and not _YEAR.match(t))]
         for text, left, right in cells:
             if figures_left is not None and right <= figures_left and (labels_left is None or left <= labels_left + 0.03 * width):
-                header[0] = (header[0] + " " + text).strip()  # over the labels: it starts where they start
+                _add(header, 0, text)  # over the labels: it starts where they start
                 continue
             over = _covered(columns, left, right)
             words = text.split()
             if len(over) >= 3 and len(words) == len(over):  # "Top-1 Top-5 Top-20 Top-100" set as one line: one each
                 for j, word in zip(over, words):
-                    header[j + 1] = (header[j + 1] + " " + word).strip()
+                    _add(header, j + 1, word)
                 continue
             for j in over:  # a head spanning columns ("Three Months Ended") stands over each
-                header[j + 1] = (header[j + 1] + " " + text).strip()
+                _add(header, j + 1, text)
     if any(header):
         return markdown_table([header, *out])
     return _with_blank_header(out)
@@ -289,7 +293,8 @@ def _heads(rows: list[_Row], start: int, end: int, width: float, taken: set[int]
 
 
 def _rows_numbered(lines: list[tuple[int, Line]]) -> list[list[tuple[int, Line]]]:
-    """_rows, keeping each line's block number (empty lines are kept with the row before them)."""
+    """Consecutive lines at one height, left to right, as rows (the cells of one row), each with its
+    block number; empty lines are kept with the row before them."""
     rows: list[list[tuple[int, Line]]] = []
     for number, line in lines:
         if rows and not line[1]:
