@@ -140,6 +140,37 @@ def test_one_users_answer_confidence_is_not_anothers(api: tuple[subprocess.Popen
     assert_idle_within(url, 10)
 
 
+def test_empty_and_wrongly_typed_questions_beside_real_users(api: tuple[subprocess.Popen[str], str]) -> None:
+    # this session's review: "?" was answered at confidence 0.84; answer_confidence: true was taken as 1.0
+    _, url = api
+    alone = stream_answer(url, QUESTIONS[0])
+    results: dict[str, Any] = {}
+
+    def empty() -> None:
+        r = httpx.post(f"{url}/v1/chat/completions", json={"model": "kb:team", "messages": [{"role": "user", "content": "?"}]},
+                       headers=AUTH, timeout=300)
+        results["empty"] = r.json()
+
+    def typed() -> None:
+        results["typed"] = httpx.post(f"{url}/v1/chat/completions", headers=AUTH, timeout=300, json={
+            "model": "kb:team", "messages": [{"role": "user", "content": QUESTIONS[0]}], "answer_confidence": True})
+
+    jobs = [empty, typed, lambda: results.__setitem__("real", stream_answer(url, QUESTIONS[0])),
+            lambda: results.__setitem__("real2", stream_answer(url, QUESTIONS[0]))]
+    threads = [threading.Thread(target=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert results["real"] == results["real2"] == alone
+    assert results["empty"]["kbqa_answered"] is False and results["empty"]["kbqa_sources"] == []
+    said = results["empty"]["choices"][0]["message"]["content"]  # "?" has no letters: read as Chinese
+    assert "no words to look for" in said or "没有可以在资料中查找的词" in said
+    assert results["typed"].status_code == 422
+    assert_idle_within(url, 10)
+    outside_untouched(Path(os.environ["KBQA_HOME"]))
+
+
 def test_usage_counts_the_llms_tokens(api: tuple[subprocess.Popen[str], str]) -> None:
     # was always 0: clients that count cost or context read it
     _, url = api
