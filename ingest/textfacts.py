@@ -164,6 +164,10 @@ QUESTION_WORDS = frozenset(
     "多久 多长 多大 多高 多远 多重 多少钱 多长时间 哪里 哪儿 哪一 哪年 哪天 哪位 哪种 什么 什么样 什么时候 何时 何地 何处 为什么 为何 "
     "是否 能否 可否 几天 几年 几个 几种 请问 一下 呢 吗 哪家 哪国 哪些人 谁是 "
     "whom whose which what when where why how does did do".split()
+) | frozenset(
+    "叫 叫做 名字 名称 称作 做 用 们 里 曾 曾经 被 给 该 此 这位 这些 这种 这个 这首 这座 这次 这项 那个 那些 那座 那位 "
+    "通常 一般 可以 能够 能 会 应该 如果 还是 或者 人们 有人 某些 一些 其中 之一 "
+    "call name known".split()
 )
 
 
@@ -330,3 +334,41 @@ def idf_weights(wanted: Iterable[str], texts: list[set[str]]) -> dict[str, float
     """A weight per wanted term: longer and rarer among the texts counts more."""
     n = len(texts)
     return {t: math.log(1 + (n + 1) / (1 + sum(1 for s in texts if t in s))) * term_weight(t) for t in wanted}
+
+
+def near_spelling(word: str, vocabulary: Iterable[str]) -> str | None:
+    """A word of vocabulary that word is a misspelling of (Ghandi → gandhi, Maastrich → maastricht,
+    septicemia → septicaemia): letters only, at least 5 of them, one edit away (two from 9 letters;
+    an edit: a letter added, dropped, changed, or two neighbours swapped) and the same first letter.
+    None when there is no such word or more than one at the least distance."""
+    if len(word) < 5 or not word.isascii() or not word.isalpha():
+        return None
+    limit = 2 if len(word) >= 9 else 1
+    best: list[str] = []
+    least = limit + 1
+    for other in vocabulary:
+        if other == word or other[:1] != word[:1] or abs(len(other) - len(word)) > limit or not other.isascii() or not other.isalpha():
+            continue
+        d = _edits(word, other, least)
+        if d < least:
+            best, least = [other], d
+        elif d == least:
+            best.append(other)
+    return best[0] if len(best) == 1 else None
+
+
+def _edits(a: str, b: str, stop: int) -> int:
+    """Optimal string alignment distance of a and b; any value >= stop once it is known to be at least that."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        if min(row) >= stop:
+            return stop
+        prev2, prev = prev, row
+    return prev[-1]

@@ -86,7 +86,7 @@ def features(
     if best is not None:
         source = hits[best.n - 1]
         held = set(content_words(" ".join([*source.title_path, source.context]) + "\n" + source.text))
-    missing = [r for w, r in rarity.items() if w not in held]
+    missing = [r for w, r in rarity.items() if w not in held and evidence.spelled.get(w) not in held]
     return {
         "relevance": ranked[0] if ranked else 0.0,
         "coverage": best.coverage if best else 0.0,

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ingest.context import PART_SEPARATOR
-from ingest.textfacts import coverage, idf_weights, language, sentences, terms
+from ingest.textfacts import coverage, idf_weights, language, near_spelling, sentences, terms
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -106,6 +106,7 @@ class Evidence:
     sentences: list[Sentence] = field(default_factory=list)
     passage_coverage: list[float] = field(default_factory=list)  # per source, in order
     relevance: list[float] = field(default_factory=list)  # per source, in order
+    spelled: dict[str, str] = field(default_factory=dict)  # a question word found in no source -> the sources' word it misspells
 
     @property
     def best(self) -> Sentence | None:
@@ -131,11 +132,15 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         found = [(pos, s, terms(s)) for pos, s in enumerate(sentences(hit.text)) if not is_title(s, hit)]  # a heading says no answer
         per_source.append(found)
     everything = [t for source in per_source for _, _, t in source]
+    titles_terms = [terms(" ".join([*hit.title_path, hit.context])) for hit in hits] if titles else []
+    vocabulary = set().union(*everything, *titles_terms)
+    spelled = {t: near for t in own if t not in vocabulary and (near := near_spelling(t, vocabulary))}
+    own = (own - spelled.keys()) | set(spelled.values())
     weights = idf_weights(own | extra, everything)
     for t in extra:
         weights[t] *= 0.5
     wanted = list(own | extra)
-    out = Evidence(question, lang, kind)
+    out = Evidence(question, lang, kind, spelled=spelled)
     for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
         passage = set().union(*(t for _, _, t in found)) if found else set()
         title = terms(" ".join([*hit.title_path, hit.context])) if titles else set()  # what the passage is, whose
