@@ -337,10 +337,12 @@ def idf_weights(wanted: Iterable[str], texts: list[set[str]]) -> dict[str, float
 
 
 def near_spelling(word: str, vocabulary: Iterable[str]) -> str | None:
-    """A word of vocabulary that word is a misspelling of (Ghandi → gandhi, Maastrich → maastricht,
-    septicemia → septicaemia): letters only, at least 5 of them, one edit away (two from 9 letters;
-    an edit: a letter added, dropped, changed, or two neighbours swapped) and the same first letter.
-    None when there is no such word or more than one at the least distance."""
+    """A word of vocabulary that word is a misspelling of (maastrich → maastricht, septicemia →
+    septicaemia, typewritt → typewrit): letters only, at least 5 of them, one edit away (two from 9
+    letters; an edit: a letter added, dropped, changed, or two neighbours swapped) and the same first
+    letter. None when there is no such word or more than one at the least distance. (Two edits from 6
+    letters, which would take "Ghandi" to Gandhi, told answerable from unanswerable questions worse on
+    XQuAD-en: benchmarks/refusal.py.)"""
     if len(word) < 5 or not word.isascii() or not word.isalpha():
         return None
     limit = 2 if len(word) >= 9 else 1
@@ -349,7 +351,9 @@ def near_spelling(word: str, vocabulary: Iterable[str]) -> str | None:
     for other in vocabulary:
         if other == word or other[:1] != word[:1] or abs(len(other) - len(word)) > limit or not other.isascii() or not other.isalpha():
             continue
-        d = _edits(word, other, least)
+        d = _edits(word, other, limit + 1)  # exact up to limit
+        if d > limit:
+            continue
         if d < least:
             best, least = [other], d
         elif d == least:

@@ -132,8 +132,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         found = [(pos, s, terms(s)) for pos, s in enumerate(sentences(hit.text)) if not is_title(s, hit)]  # a heading says no answer
         per_source.append(found)
     everything = [t for source in per_source for _, _, t in source]
-    titles_terms = [terms(" ".join([*hit.title_path, hit.context])) for hit in hits] if titles else []
-    vocabulary = set().union(*everything, *titles_terms)
+    title_terms = [terms(" ".join([*hit.title_path, hit.context])) if titles else set() for hit in hits]  # what each passage is, whose
+    vocabulary = set().union(*everything, *title_terms)
     spelled = {t: near for t in own if t not in vocabulary and (near := near_spelling(t, vocabulary))}
     own = (own - spelled.keys()) | set(spelled.values())
     weights = idf_weights(own | extra, everything)
@@ -143,7 +143,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     out = Evidence(question, lang, kind, spelled=spelled)
     for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
         passage = set().union(*(t for _, _, t in found)) if found else set()
-        title = terms(" ".join([*hit.title_path, hit.context])) if titles else set()  # what the passage is, whose
+        title = title_terms[n - 1]
         out.passage_coverage.append(coverage(wanted, passage | title, weights))
         out.relevance.append(hit.relevance)
         for i, (pos, text, t) in enumerate(found):

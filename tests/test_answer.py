@@ -244,19 +244,21 @@ def test_words_that_only_frame_a_question_are_not_looked_for() -> None:
 
 def test_a_misspelled_name_is_matched_to_the_sources_spelling() -> None:
     """A question word found in no source, one edit from a word of the sources (two from 9 letters), is
-    read as that word: "Ghandi" finds Gandhi's passage, "Maastrich" the Maastricht Treaty."""
-    assert near_spelling("ghandi", {"gandhi", "india"}) == "gandhi"  # two letters swapped
-    assert near_spelling("maastrich", {"maastricht", "treati"}) == "maastricht"
-    assert near_spelling("septicemia", {"septicaemia"}) == "septicaemia"
-    assert near_spelling("ghandi", {"gandhi", "ghanda"}) is None  # two words as near: no guess
+    read as that word: "Maastrich" finds the Maastricht Treaty."""
+    assert near_spelling("maastrich", {"maastricht", "treati"}) == "maastricht"  # a letter dropped
+    assert near_spelling("septicemia", {"septicaemia"}) == "septicaemia"  # added
+    assert near_spelling("recieve", {"receive", "record"}) == "receive"  # two neighbours swapped
+    assert near_spelling("typewritter", {"typewriter"}) == "typewriter"
+    assert near_spelling("ghandi", {"gandhi"}) is None  # a letter moved three places: two edits, too far for 6 letters
+    assert near_spelling("recieve", {"receive", "reciever"}) is None  # two words as near: no guess
     assert near_spelling("rare", {"rate"}) is None  # short words are too easily one edit apart
-    assert near_spelling("kandhi", {"gandhi"}) is None  # not the same first letter
-    assert near_spelling("gandhi", {"gandhi"}) is None  # spelled as the sources spell it: nothing to fix
-    passage = Hit(1, "india.pdf", 3, "Gandhi called his work satyagraha, or truth-force, and led the Salt March in 1930.", 0.5)
-    evidence = gather("What was Ghandi's work called?", [passage])
-    assert evidence.spelled == {"ghandi": "gandhi"}
+    assert near_spelling("kaastricht", {"maastricht"}) is None  # not the same first letter
+    assert near_spelling("maastricht", {"maastricht"}) is None  # spelled as the sources spell it: nothing to fix
+    passage = Hit(1, "europe.pdf", 3, "The Maastricht Treaty was signed on 7 February 1992 and founded the European Union.", 0.5)
+    evidence = gather("When was the Maastrich Treaty signed?", [passage])
+    assert evidence.spelled == {"maastrich": "maastricht"}
     assert evidence.best is not None and evidence.best.own == pytest.approx(1.0)
-    assert gather("What was Gandhi's work called?", [passage]).best.own == pytest.approx(1.0)  # type: ignore[union-attr]
+    assert gather("When was the Maastricht Treaty signed?", [passage]).best.own == pytest.approx(1.0)  # type: ignore[union-attr]
 
 
 def test_a_word_shared_by_chance_in_an_unrelated_source_does_not_win(monkeypatch: pytest.MonkeyPatch) -> None:
