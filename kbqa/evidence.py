@@ -119,6 +119,10 @@ class Evidence:
 # 90.5% at 0, 90.8 / 89.5 / 91.5% at 0.3 on CMRC / XQuAD-zh / XQuAD-en)
 SOURCE_WEIGHT = 0.3
 
+# a question with more words that no source holds than this is not a misspelling to correct (and a
+# 4,000-character question of unknown words would cost seconds of edit distances)
+SPELL_AT_MOST = 8
+
 
 def gather(question: str, hits: list[Hit], query: str | None = None, titles: bool = True) -> Evidence:
     """Rank the sentences of the hits for the question. `query` (a follow-up's standalone form) adds
@@ -134,7 +138,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     everything = [t for source in per_source for _, _, t in source]
     title_terms = [terms(" ".join([*hit.title_path, hit.context])) if titles else set() for hit in hits]  # what each passage is, whose
     vocabulary = set().union(*everything, *title_terms)
-    spelled = {t: near for t in own if t not in vocabulary and (near := near_spelling(t, vocabulary))}
+    unknown = [t for t in own if t not in vocabulary]
+    spelled = {t: near for t in unknown if (near := near_spelling(t, vocabulary))} if len(unknown) <= SPELL_AT_MOST else {}
     own = (own - spelled.keys()) | set(spelled.values())
     weights = idf_weights(own | extra, everything)
     for t in extra:

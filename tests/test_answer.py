@@ -259,6 +259,9 @@ def test_a_misspelled_name_is_matched_to_the_sources_spelling() -> None:
     assert evidence.spelled == {"maastrich": "maastricht"}
     assert evidence.best is not None and evidence.best.own == pytest.approx(1.0)
     assert gather("When was the Maastricht Treaty signed?", [passage]).best.own == pytest.approx(1.0)  # type: ignore[union-attr]
+    # a question with more than SPELL_AT_MOST words that no source holds is not read as misspelled
+    crowded = "When was the Maastrich Treaty signed by Albania, Bhutan, Chile, Denmark, Ecuador, Fiji, Ghana and Haiti?"
+    assert gather(crowded, [passage]).spelled == {}
 
 
 def test_a_word_shared_by_chance_in_an_unrelated_source_does_not_win(monkeypatch: pytest.MonkeyPatch) -> None:
