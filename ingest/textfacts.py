@@ -164,7 +164,7 @@ QUESTION_WORDS = frozenset(
     "多久 多长 多大 多高 多远 多重 多少钱 多长时间 哪里 哪儿 哪一 哪年 哪天 哪位 哪种 什么 什么样 什么时候 何时 何地 何处 为什么 为何 "
     "是否 能否 可否 几天 几年 几个 几种 请问 一下 呢 吗 哪家 哪国 哪些人 谁是 "
     "whom whose which what when where why how does did do".split()
-) | frozenset(
+) | frozenset(  # ... and words that only frame a question (修建的那座堡垒叫什么名字 asks about 修建 and 堡垒)
     "叫 叫做 名字 名称 称作 做 用 们 里 曾 曾经 被 给 该 此 这位 这些 这种 这个 这首 这座 这次 这项 那个 那些 那座 那位 "
     "通常 一般 可以 能够 能 会 应该 如果 还是 或者 人们 有人 某些 一些 其中 之一 "
     "call name known".split()

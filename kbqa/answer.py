@@ -144,7 +144,7 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     if not ranked:
         return []
     best = ranked[0]
-    wanted = terms(evidence.question)
+    wanted = evidence.question_terms
     keep = [best]
     held = terms(best.text) & wanted
     for s in ranked[1:]:

@@ -106,6 +106,7 @@ class Evidence:
     sentences: list[Sentence] = field(default_factory=list)
     passage_coverage: list[float] = field(default_factory=list)  # per source, in order
     relevance: list[float] = field(default_factory=list)  # per source, in order
+    question_terms: set[str] = field(default_factory=set)  # the question's own words as looked for (misspellings read as the sources spell them)
     spelled: dict[str, str] = field(default_factory=dict)  # a question word found in no source -> the sources' word it misspells
 
     @property
@@ -145,7 +146,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     for t in extra:
         weights[t] *= 0.5
     wanted = list(own | extra)
-    out = Evidence(question, lang, kind, spelled=spelled)
+    out = Evidence(question, lang, kind, question_terms=own, spelled=spelled)
     for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
         passage = set().union(*(t for _, _, t in found)) if found else set()
         title = title_terms[n - 1]

@@ -257,6 +257,7 @@ def test_a_misspelled_name_is_matched_to_the_sources_spelling() -> None:
     passage = Hit(1, "europe.pdf", 3, "The Maastricht Treaty was signed on 7 February 1992 and founded the European Union.", 0.5)
     evidence = gather("When was the Maastrich Treaty signed?", [passage])
     assert evidence.spelled == {"maastrich": "maastricht"}
+    assert "maastricht" in evidence.question_terms and "maastrich" not in evidence.question_terms  # what extractive quoting looks for
     assert evidence.best is not None and evidence.best.own == pytest.approx(1.0)
     assert gather("When was the Maastricht Treaty signed?", [passage]).best.own == pytest.approx(1.0)  # type: ignore[union-attr]
     # a question with more than SPELL_AT_MOST words that no source holds is not read as misspelled
