@@ -10,6 +10,7 @@ import pytest
 
 from ingest.loaders.lattice import find_grids
 from ingest.loaders.pdf_tables import page_tables, ruling_lines
+from ingest.tables import markdown_table, tidy_cells
 
 
 def _grid(page: Any, xs: list[float], ys: list[float], skip: set[tuple[int, int]] = frozenset()) -> None:
@@ -65,6 +66,24 @@ def test_merged_header_cell_is_repeated_over_the_columns_it_spans(tmp_path: Path
 
     page = _page(tmp_path, draw)
     assert _both(page) == ["| City | Cost | Cost |\n|---|---|---|\n| Hangzhou | 450 | 100 |\n| Beijing | 600 | 120 |"]
+
+
+def test_a_statement_reads_label_and_figures_without_the_columns_its_signs_stood_in(tmp_path: Path) -> None:
+    """Financial statements set "$" in a cell of its own and a year over both the sign and the figure:
+    the sign goes with its figure, and the columns that only repeat a neighbour are dropped."""
+    def draw(page: Any) -> None:
+        xs, ys = [72, 250, 270, 350, 370, 450], [100, 125, 150, 175, 200]
+        _grid(page, xs, ys, skip={(0, 2), (0, 4)})  # "2023" and "2022" each span a sign's column and a figure's
+        rows = [["(Millions)", "2023", "", "2022", ""], ["Revenue", "$", "1,093", "$", "840"],
+                ["Costs", "", "(482)", "", "(547)"], ["Margin", "", "56.2", "%", "53.0"]]
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                if text:
+                    page.insert_text((xs[c] + 4, ys[r] + 17), text, fontsize=10)
+
+    page = _page(tmp_path, draw)
+    assert _both(page) == ["| (Millions) | 2023 | 2022 |\n|---|---|---|\n| Revenue | $ 1,093 | $ 840 |\n"
+                           "| Costs | (482) | (547) |\n| Margin | 56.2% | 53.0 |"]
 
 
 def test_a_box_around_a_paragraph_is_not_a_table(tmp_path: Path) -> None:
@@ -164,3 +183,18 @@ def test_only_pages_that_paint_a_path_are_read_for_rules(tmp_path: Path, monkeyp
     found = [page_tables(p) for p in pages]
     assert read == [1, 2, 3]
     assert found[0] == [] and found[1] and found[2] and [t for _, t in found[1]] == [t for _, t in found[2]]
+
+
+def test_a_figure_spread_over_merged_columns_is_kept_once_with_its_sign() -> None:
+    """As read from a filing's summary table (a figure's merged cell repeated over the columns it
+    covers, a sign in a cell of its own in some rows only); a column with a header of its own stays."""
+    rows = [
+        ["(Millions)", "", "2022", "2022", "2022", "", "2021", "2021", "2021", "Change"],
+        ["Total revenues", "", "$", "52,862", "52,862", "", "$", "42,380", "42,380", "25%"],
+        ["Expenses", "", "41,095", "41,095", "41,095", "", "33,110", "33,110", "33,110", "24"],
+        ["Return on equity", "", "32.3", "32.3%", "", "", "33.7", "33.7%", "", ""],
+    ]
+    assert markdown_table(tidy_cells(rows)) == (
+        "| (Millions) | 2022 | 2021 | Change |\n|---|---|---|---|\n| Total revenues | $ 52,862 | $ 42,380 | 25% |\n"
+        "| Expenses | 41,095 | 33,110 | 24 |\n| Return on equity | 32.3% | 33.7% |  |"
+    )

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from ingest.loaders.lattice import find_grids
-from ingest.tables import markdown_table
+from ingest.tables import markdown_table, tidy_cells
 
 Box = tuple[float, float, float, float]
 
@@ -138,7 +138,7 @@ def _tables(page: Any, finder: str, textpage: Any) -> list[tuple[Box, str]]:
         raw = table.extract() if page.rotation else cell_texts(page, table, blocks)  # (a rotated page's characters are not in the cells' coordinates)
         if not is_table(raw):
             continue
-        rows = spans_filled(table, raw)
+        rows = tidy_cells(spans_filled(table, raw))
         text = markdown_table(rows)
         if text:
             tables.append((tuple(table.bbox), text))
