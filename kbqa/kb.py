@@ -33,8 +33,9 @@ from kbqa.store.vectors import choose_faiss_kind
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 
 # A knowledge base's name: letters (any script), digits, CJK, '-', '_', '.' (not first), at most 64 characters.
-# Characters a stored file name may not keep: path separators, shell and Windows specials, controls.
-_UNSAFE = re.compile(rf"[^\w.\-{HAN} ()\[\]+,@&#%=~'!]+")
+# Characters a stored file name may keep (with combining marks: हिंदी, தமிழ், e + ́): not path separators,
+# shell and Windows specials, controls.
+_SAFE = re.compile(rf"[\w.\-{HAN} ()\[\]+,@&#%=~'!]")
 MAX_NAME_BYTES = 200  # well under the 255 bytes a file name may have on Linux, macOS and Windows
 
 
@@ -64,10 +65,10 @@ def cut_to_bytes(text: str, limit: int) -> str:
 
 
 def safe_filename(name: str) -> str:
-    """An uploaded file's name with no directory part, no path traversal and no odd characters,
-    at most MAX_NAME_BYTES bytes of UTF-8 (the suffix kept)."""
-    base = Path(clean_text(name).replace("\\", "/")).name
-    base = _UNSAFE.sub("_", base).strip(" .")
+    """An uploaded file's name with no directory part, no path traversal and no odd characters (a run
+    of them is one "_"), in NFC form, at most MAX_NAME_BYTES bytes of UTF-8 (the suffix kept)."""
+    base = Path(unicodedata.normalize("NFC", clean_text(name)).replace("\\", "/")).name
+    base = re.sub("_*\x00+_*", "_", "".join(ch if _SAFE.match(ch) or unicodedata.category(ch)[0] == "M" else "\x00" for ch in base)).strip(" .")
     if len(base.encode("utf-8")) > MAX_NAME_BYTES:
         stem, dot, suffix = base.rpartition(".")
         if dot and 0 < len(suffix.encode("utf-8")) <= 16:

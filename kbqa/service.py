@@ -230,6 +230,7 @@ class Service:
         with self._ingest_slot(name, progress, gone), self._writer(name):
             existed = kb_exists(self.config, folder)  # made (or dropped by an upload that gave up) only under the lock
             base = self.kb(name, create=True)
+            began = base.catalog.identity()  # another process may drop it, and make one again under its name
             target = base.uploads_folder
             if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -244,7 +245,7 @@ class Service:
                 return [p for p in saved if ingestable(p.name, self.config.ingest.exclude)]
 
             # what killed uploads left is removed first; not in a store.uploads_dir shared by servers on other hosts (flock may not reach them)
-            with self._vanishing(name, base), uploading(target, recorded, self.config.ingest.exclude, sweep=not self.config.store.uploads_dir):
+            with self._vanishing(name, base, began), uploading(target, recorded, self.config.ingest.exclude, sweep=not self.config.store.uploads_dir):
                 try:
                     for filename, source in items:
                         stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)
@@ -253,11 +254,11 @@ class Service:
                             shown, _, why = reason.partition(": ")
                             rejected.append({"name": shown, "error": scrub(why)})
                     todo = documents()
-                    report = self._ingest(base, todo, progress) if todo else None
-                    if saved and base.catalog.identity() is None:  # deleted meanwhile, every step after it failing quietly
-                        raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name)
+                    report = self._ingest(base, todo, progress, began) if todo else None
+                    if saved and base.catalog.identity() != began:  # deleted meanwhile, every step after it failing quietly
+                        raise self._deleted(name)
                 finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
-                    if base.catalog.identity() is not None:
+                    if base.catalog.identity() == began:  # (not in a knowledge base made again: its files are its own)
                         self._discard_unrecorded(base, documents())
                         if not existed and not base.files():  # nothing made it in: no knowledge base made for nothing
                             with self._lock:
@@ -282,11 +283,18 @@ class Service:
         with self._ingests.held(name, waiting if progress or gone else None):
             yield
 
-    def _ingest(self, base: KnowledgeBase, paths: list[Path], progress: Callable[[Progress], None] | None) -> IngestReport:
-        """base.ingest, stopped at the next file or page when the server stops (the rest: 503, upload again)."""
-        report = base.ingest(paths, progress=progress, cancelled=lambda: self.closed)
+    def _ingest(self, base: KnowledgeBase, paths: list[Path], progress: Callable[[Progress], None] | None, began: int | None) -> IngestReport:
+        """base.ingest, stopped at the next file or page when the server stops (the rest: 503, upload
+        again) or when another process deletes the knowledge base (409: nothing more is embedded for it)."""
+        report = base.ingest(paths, progress=progress, cancelled=lambda: self.closed or base.catalog.identity() != began)
+        if base.catalog.identity() != began:
+            raise self._deleted(base.name)
         self._stopped(report, len(paths))
         return report
+
+    @staticmethod
+    def _deleted(name: str) -> Conflict:
+        return Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name)
 
     @staticmethod
     def _stopped(report: IngestReport, files: int) -> None:
@@ -303,16 +311,19 @@ class Service:
                 discard_upload(base.uploads_folder, path)
 
     @contextmanager
-    def _vanishing(self, name: str, base: KnowledgeBase) -> Iterator[None]:
-        """A write that fails because another process deleted the knowledge base meanwhile is a 409."""
+    def _vanishing(self, name: str, base: KnowledgeBase, began: int | None = None) -> Iterator[None]:
+        """A write that fails because another process deleted the knowledge base meanwhile (and perhaps
+        made one again under its name) is a 409. began: its identity when the request took it."""
+        began = base.catalog.identity() if began is None else began
         try:
             yield
         except ServiceError:
             raise
         except Exception as exc:  # noqa: BLE001  (a store's own errors too: sqlite3, Milvus)
-            if base.catalog.identity() is not None:
+            now = base.catalog.identity()
+            if now is not None and now == began:
                 raise
-            raise Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name) from exc
+            raise self._deleted(name) from exc
 
     def remove_file(self, name: str, file: str | int) -> FileRow:
         base = self.kb(name)
@@ -560,7 +571,8 @@ class Service:
         system = [m for m in turns[:1] if m["role"] == "system"]
         used = sum(count(m["content"]) + 8 for m in system)
         if used + count(turns[-1]["content"]) + 8 > budget:
-            raise TooLarge(f"the question does not fit in the model's context of {getattr(llm, 'context', '?')} tokens with max_tokens {max_new}")
+            what = "the system message and the question do not" if system else "the question does not"
+            raise TooLarge(f"{what} fit in the model's context of {getattr(llm, 'context', '?')} tokens with max_tokens {max_new}")
         kept = trim_history(turns, budget - used, count)
         from kbqa.llm import metered
 

@@ -190,6 +190,14 @@ def test_upload_names_cut_by_bytes_and_never_overwrite_another(service: Service,
     assert sorted(f.name for f in result.report.files) == ["notes (2).md", "notes.md"]
 
 
+def test_upload_names_keep_their_combining_marks(service: Service, home: Path) -> None:
+    # (a review saw हिंदी.txt stored as ह_द_.txt, and a decomposed é as e_: marks are letters' parts, not odd characters)
+    names = {"हिंदी.md": "# हिंदी\n\nयह एक परीक्षण है।", "தமிழ்.md": "# தமிழ்\n\nஇது ஒரு சோதனை.", "cafe\u0301.md": "# Café\n\nThe menu."}
+    report = upload_text(service, "marks", **names).report
+    assert sorted(f.name for f in report.files) == sorted(["हिंदी.md", "தமிழ்.md", "café.md"])  # the last in NFC form
+    assert {p.name for p in (home / "kbs" / "marks" / "uploads").iterdir()} - {".uploading"} == {"हिंदी.md", "தமிழ்.md", "café.md"}
+
+
 def test_scrub_hides_server_paths() -> None:
     assert scrub("no knowledge base 'x' (looked in /home/u/.local/share/kbqa/kbs/x)") == "no knowledge base 'x' (looked in x)"
     assert scrub("report.pdf is no longer at /srv/docs/report.pdf; upload it again") == "report.pdf is no longer at report.pdf; upload it again"
@@ -514,6 +522,33 @@ def test_a_knowledge_base_deleted_by_another_process_during_an_upload_is_a_409(s
         service.upload("doomed", [(n, io.BytesIO(t.encode())) for n, t in files.items()], progress=step)
     assert err.value.status == 409 and "deleted by another process" in err.value.message
     assert "doomed" not in service.names()
+
+
+def test_an_upload_into_a_knowledge_base_deleted_and_made_again_meanwhile_is_a_409(service: Service, home: Path, tmp_path: Path) -> None:
+    # (a review saw 200 "added" here while the file went nowhere: the new catalog stood where the old one was)
+    from kbqa.kb import drop_store
+    from kbqa.service import Conflict
+
+    files = {f"part{n}.md": f"# Part {n}\n\nPart {n} of the manual covers topic {n}." for n in range(3)}
+    made: list[Any] = []
+    theirs = tmp_path / "theirs.md"
+    theirs.write_text("# Theirs\n\nTheir own file, ingested by another process.", encoding="utf-8")
+
+    def step(p: Any) -> None:
+        if p.stage == "file" and p.result is None and p.done == 1 and not made:  # what `kbqa kb drop` then `kbqa ingest` do
+            drop_store(service.config, home / "kbs" / "again")
+            other = KnowledgeBase.open("again", service.config)
+            other.ingest([theirs])
+            made.append(other.files())
+            other.close()
+
+    upload_text(service, "again", **{"first.md": "# First\n\nalready there"})
+    with pytest.raises(Conflict) as err:
+        service.upload("again", [(n, io.BytesIO(t.encode())) for n, t in files.items()], progress=step)
+    assert err.value.status == 409 and "deleted by another process" in err.value.message
+    with KnowledgeBase.open("again", service.config) as kb:  # the new one is whole, and holds only its own file
+        assert [f.name for f in kb.files()] == [f.name for f in made[0]]
+        assert kb.search("Their own file")
 
 
 
