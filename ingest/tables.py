@@ -38,45 +38,78 @@ def markdown_table(rows: Iterable[Iterable[Any]], *, drop_empty_columns: bool = 
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table[1:]])
 
 
-def tidy_cells(rows: list[list[str]]) -> list[list[str]]:
-    """A PDF table's cells with what its layout split joined: a currency sign in a cell of its own goes
-    to the figure after it ("$" | "" | "1,093" -> "$ 1,093"), a "%" to the figure right before it; then each
-    column that only repeats a neighbour (its every cell empty or equal to that neighbour's cell in the
-    same row, signs aside: a merged cell spread over the columns it covers, the column a sign stood in)
-    is dropped,
-    so a row reads label, figure, figure. A column with its own header or any figure of its own stays."""
-    rows = [list(r) for r in rows]
-    for row in rows:
-        for i, cell in enumerate(row):
-            if cell in CURRENCY:
-                j = next((k for k in range(i + 1, min(i + 1 + SIGN_REACH, len(row))) if row[k]), None)
-                if j is not None and _FIGURE.match(row[j]):
-                    row[j], row[i] = f"{cell} {row[j]}", ""
-            elif cell == "%" and i > 0 and _FIGURE.match(row[i - 1]) and not row[i - 1].endswith("%"):
-                row[i - 1], row[i] = row[i - 1] + "%", ""  # only the cell right before: an empty one may be another column's
+def tidy_cells(rows: list[list[str | None]]) -> list[list[str]]:
+    """A PDF table's cells with what its layout split joined, and nothing else changed:
+
+    - columns under one merged header cell (spread over them: the same text in every header row, not
+      empty) become one when no row holds two different texts under it, signs aside: a statement's
+      "2022" over a "$" column and a figure's ("$" | "52,862" | "52,862" -> "$ 52,862"); a header over
+      sub-columns with figures of their own ("Cost" over hotel and meals) stays as it is;
+    - a "%" in a column without a header of its own goes to the figure right before it ("56.2" | "%");
+      a column with no header whose cells are only currency signs gives each to its figure (the next
+      cell holding one);
+    - a column empty in every row is dropped.
+
+    The header rows: those above the first row holding a figure that is not a year (none when the first
+    row holds one). A "%" or a unit column with a header of its own is left alone."""
     width = max((len(r) for r in rows), default=0)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    columns = list(range(width))
+    cells = [[c or "" for c in r] + [""] * (width - len(r)) for r in rows]
+    heads = next((i for i, r in enumerate(cells) if any(_FIGURE.match(c) and not _YEAR.match(c) for c in r)), len(cells))
+    if heads == len(cells):  # no figures at all: the first row is the header, as Markdown reads it
+        heads = min(1, len(cells))
+    head, body = cells[:heads], cells[heads:]
 
-    def repeats(c: int, other: int) -> bool:
-        return all(not r[c] or _bare(r[c]) == _bare(r[other]) for r in rows)
+    def own_header(c: int) -> bool:  # a header text of its own, not one spread from a neighbour
+        return any(r[c] for r in head) and not any(0 <= n < width and all(r[c] == r[n] for r in head) for n in (c - 1, c + 1))
 
-    dropped = True
-    while dropped and len(columns) > 1:
-        dropped = False
-        for k, c in enumerate(columns):
-            other = next((columns[n] for n in (k - 1, k + 1) if 0 <= n < len(columns) and repeats(c, columns[n])), None)
-            if other is not None:
-                for r in rows:  # "$ 52,862" over "52,862", "10.6%" over "10.6": the cell with its sign stays
-                    if len(r[c]) > len(r[other]):
-                        r[other] = r[c]
-                del columns[k]
-                dropped = True
-                break
-    return [[r[c] for c in columns] for r in rows]
+    for c in range(1, width):  # a "%" where a spread header's next column starts: the figure right before it is its own
+        if not own_header(c):
+            for r in body:
+                if r[c] == "%" and _FIGURE.match(r[c - 1]) and not r[c - 1].endswith("%"):
+                    r[c - 1], r[c] = r[c - 1] + "%", ""
+    groups: list[list[int]] = []
+    for c in range(width):
+        spread = groups and head and any(r[c] for r in head) and all(r[c] == r[groups[-1][-1]] for r in head)
+        if spread and all(len({_bare(r[k]) for k in [*groups[-1], c] if r[k] and r[k] not in SIGNS}) <= 1 for r in body):
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    table = [[r[g[0]] for g in groups] for r in head] + [[_joined([r[k] for k in g]) for g in groups] for r in body]
+    for c in range(len(groups)):
+        signs = [r[c] for r in table[heads:] if r[c]]
+        if signs and all(t in SIGNS for t in signs) and not any(r[c] for r in table[:heads]):
+            for r in table[heads:]:
+                _give_sign(r, c)
+    keep = [c for c in range(len(groups)) if any(r[c] for r in table)]
+    return [[r[c] for c in keep] for r in table]
+
+
+SIGNS = CURRENCY | {"%"}
+_YEAR = re.compile(r"^(19|20)\d\d$")
 
 
 def _bare(cell: str) -> str:
     """A cell without a currency sign before it or a % after it."""
     head, _, rest = cell.partition(" ")
     return (rest if head in CURRENCY and rest else cell).removesuffix("%")
+
+
+def _joined(cells: list[str]) -> str:
+    """The cells under one merged header as one: the figure once, with its signs."""
+    value = max((t for t in cells if t and t not in SIGNS), key=len, default="")
+    currency = next((t for t in cells if t in CURRENCY), "")
+    if not value:
+        return " ".join(t for t in cells if t)
+    if currency and _bare(value) == value.removesuffix("%"):
+        value = f"{currency} {value}"
+    return value + "%" if "%" in cells and not value.endswith("%") else value
+
+
+def _give_sign(row: list[str], c: int) -> None:
+    sign = row[c]
+    if sign in CURRENCY:
+        j = next((k for k in range(c + 1, min(c + 1 + SIGN_REACH, len(row))) if row[k]), None)
+        if j is not None and _FIGURE.match(row[j]):
+            row[j], row[c] = f"{sign} {row[j]}", ""
+    elif sign == "%" and c > 0 and _FIGURE.match(row[c - 1]) and not row[c - 1].endswith("%"):
+        row[c - 1], row[c] = row[c - 1] + "%", ""

@@ -36,6 +36,8 @@ from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 # Characters a stored file name may keep (with combining marks: हिंदी, தமிழ், e + ́): not path separators,
 # shell and Windows specials, controls.
 _SAFE = re.compile(rf"[\w.\-{HAN} ()\[\]+,@&#%=~'!]")
+# Marks that show nothing: the grapheme joiner, Mongolian and other variation selectors ("re\u034fport" looks like "report").
+_INVISIBLE = re.compile("[\u034f\u17b4\u17b5\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 MAX_NAME_BYTES = 200  # well under the 255 bytes a file name may have on Linux, macOS and Windows
 
 
@@ -68,7 +70,15 @@ def safe_filename(name: str) -> str:
     """An uploaded file's name with no directory part, no path traversal and no odd characters (a run
     of them is one "_"), in NFC form, at most MAX_NAME_BYTES bytes of UTF-8 (the suffix kept)."""
     base = Path(unicodedata.normalize("NFC", clean_text(name)).replace("\\", "/")).name
-    base = re.sub("_*\x00+_*", "_", "".join(ch if _SAFE.match(ch) or unicodedata.category(ch)[0] == "M" else "\x00" for ch in base)).strip(" .")
+    kept: list[str] = []
+    for ch in base:
+        if _SAFE.match(ch):
+            kept.append(ch)
+        elif unicodedata.category(ch)[0] == "M" and not _INVISIBLE.match(ch) and kept and kept[-1] != "\x00" and kept[-1] not in " .":
+            kept.append(ch)  # a mark on the letter before it (हिंदी); not one on nothing, a dot or a space, nor an invisible one
+        else:
+            kept.append("\x00")
+    base = re.sub("_*\x00+_*", "_", "".join(kept)).strip(" .")
     if len(base.encode("utf-8")) > MAX_NAME_BYTES:
         stem, dot, suffix = base.rpartition(".")
         if dot and 0 < len(suffix.encode("utf-8")) <= 16:
@@ -1010,6 +1020,9 @@ class KnowledgeBase:
         rows = self.catalog.files()
         given = str(name_or_id).strip()
         match = [r for r in rows if str(r.id) == given] or [r for r in rows if r.path == given] or [r for r in rows if r.name == given]
+        if not match:  # uploads are stored in NFC form; a client may send the name in its own (macOS: NFD)
+            nfc = unicodedata.normalize("NFC", given)
+            match = [r for r in rows if unicodedata.normalize("NFC", r.name) == nfc]
         if not match:
             raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}; see: kbqa kb files {self.name}")
         if len(match) > 1:  # the same name from two folders: say which, change nothing

@@ -230,7 +230,7 @@ class Service:
         with self._ingest_slot(name, progress, gone), self._writer(name):
             existed = kb_exists(self.config, folder)  # made (or dropped by an upload that gave up) only under the lock
             base = self.kb(name, create=True)
-            began = base.catalog.identity()  # another process may drop it, and make one again under its name
+            began = self._held_identity(name, base)  # another process may drop it, and make one again under its name
             target = base.uploads_folder
             if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -255,10 +255,10 @@ class Service:
                             rejected.append({"name": shown, "error": scrub(why)})
                     todo = documents()
                     report = self._ingest(base, todo, progress, began) if todo else None
-                    if saved and base.catalog.identity() != began:  # deleted meanwhile, every step after it failing quietly
+                    if saved and self._replaced(base, began):  # deleted meanwhile, every step after it failing quietly
                         raise self._deleted(name)
                 finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
-                    if base.catalog.identity() == began:  # (not in a knowledge base made again: its files are its own)
+                    if not self._replaced(base, began):  # (not in a knowledge base made again: its files are its own)
                         self._discard_unrecorded(base, documents())
                         if not existed and not base.files():  # nothing made it in: no knowledge base made for nothing
                             with self._lock:
@@ -283,14 +283,35 @@ class Service:
         with self._ingests.held(name, waiting if progress or gone else None):
             yield
 
-    def _ingest(self, base: KnowledgeBase, paths: list[Path], progress: Callable[[Progress], None] | None, began: int | None) -> IngestReport:
+    def _ingest(self, base: KnowledgeBase, paths: list[Path], progress: Callable[[Progress], None] | None, began: int | str | None) -> IngestReport:
         """base.ingest, stopped at the next file or page when the server stops (the rest: 503, upload
         again) or when another process deletes the knowledge base (409: nothing more is embedded for it)."""
-        report = base.ingest(paths, progress=progress, cancelled=lambda: self.closed or base.catalog.identity() != began)
-        if base.catalog.identity() != began:
+        report = base.ingest(paths, progress=progress, cancelled=lambda: self.closed or self._replaced(base, began))
+        if self._replaced(base, began):
             raise self._deleted(base.name)
         self._stopped(report, len(paths))
         return report
+
+    def _held_identity(self, name: str, base: KnowledgeBase) -> int | str | None:
+        """The identity of the catalog `base` opened, as kb() recorded it (read again now, another
+        process could have made a new one in between)."""
+        with self._lock:
+            held = self._kbs.get(name)
+        return held[1] if held is not None and held[0] is base else base.catalog.identity()
+
+    def _replaced(self, base: KnowledgeBase, began: int | str | None) -> bool:
+        """Whether another process deleted this knowledge base (and perhaps made one again under its
+        name) since its identity was `began`: another identity, or none and its catalog gone. A store
+        that does not answer for a moment (Milvus) is not a deletion."""
+        now = base.catalog.identity()
+        if now == began and began is not None:
+            return False
+        if now is not None and began is not None:
+            return True
+        try:
+            return not kb_exists(self.config, base.folder)
+        except Exception:  # noqa: BLE001  (the store did not answer: nothing is known to be gone)
+            return False
 
     @staticmethod
     def _deleted(name: str) -> Conflict:
@@ -311,17 +332,16 @@ class Service:
                 discard_upload(base.uploads_folder, path)
 
     @contextmanager
-    def _vanishing(self, name: str, base: KnowledgeBase, began: int | None = None) -> Iterator[None]:
+    def _vanishing(self, name: str, base: KnowledgeBase, began: int | str | None = None) -> Iterator[None]:
         """A write that fails because another process deleted the knowledge base meanwhile (and perhaps
         made one again under its name) is a 409. began: its identity when the request took it."""
-        began = base.catalog.identity() if began is None else began
+        began = self._held_identity(name, base) if began is None else began
         try:
             yield
         except ServiceError:
             raise
         except Exception as exc:  # noqa: BLE001  (a store's own errors too: sqlite3, Milvus)
-            now = base.catalog.identity()
-            if now is not None and now == began:
+            if not self._replaced(base, began):
                 raise
             raise self._deleted(name) from exc
 

@@ -198,3 +198,19 @@ def test_a_figure_spread_over_merged_columns_is_kept_once_with_its_sign() -> Non
         "| (Millions) | 2022 | 2021 | Change |\n|---|---|---|---|\n| Total revenues | $ 52,862 | $ 42,380 | 25% |\n"
         "| Expenses | 41,095 | 33,110 | 24 |\n| Return on equity | 32.3% | 33.7% |  |"
     )
+
+
+def test_columns_with_headers_or_figures_of_their_own_are_never_joined() -> None:
+    """Found by review of the first version, which joined these: a "%" column with its own header, a
+    unit column, two columns of equal figures in a table whose header is on the previous page, a
+    header over two sub-columns with figures of their own."""
+    same = [
+        [["Segment", "2023", "%", "2022", "%"], ["Retail", "1,093", "62.1", "840", "58.3"]],
+        [["Parameter", "Min", "Typ", "Max", "Unit"], ["Duty cycle", "40", "50", "60", "%"], ["Line regulation", "", "0.1", "0.5", "%"]],
+        [["Share capital", "1,000", "1,000"], ["Share premium", "500", "500"]],
+        [["City", "Cost", "Cost"], ["Hangzhou", "450", "100"]],
+    ]
+    for rows in same:
+        assert tidy_cells(rows) == rows
+    assert tidy_cells([["a", None, "%"], [None, "", "1"]]) == [["a", "%"], ["", "1"]]  # None is an empty cell
+    assert tidy_cells([]) == []

@@ -8,6 +8,7 @@ import math
 import sqlite3
 import threading
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,11 @@ def test_upload_names_keep_their_combining_marks(service: Service, home: Path) -
     report = upload_text(service, "marks", **names).report
     assert sorted(f.name for f in report.files) == sorted(["हिंदी.md", "தமிழ்.md", "café.md"])  # the last in NFC form
     assert {p.name for p in (home / "kbs" / "marks" / "uploads").iterdir()} - {".uploading"} == {"हिंदी.md", "தமிழ்.md", "café.md"}
+    assert service.remove_file("marks", "cafe\u0301.md").name == "café.md"  # asked for as the client wrote it (NFD)
+    from kbqa.kb import safe_filename
+
+    for hostile in ["re\u034fport.pdf", "\u180b\u180c.txt", "..\u0338..", ".\u0301bashrc"]:  # invisible marks, marks on nothing
+        assert not any(unicodedata.category(ch)[0] == "M" for ch in safe_filename(hostile)), hostile
 
 
 def test_scrub_hides_server_paths() -> None:
