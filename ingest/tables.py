@@ -7,8 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 CURRENCY = frozenset({"$", "€", "£", "¥", "￥", "US$", "HK$", "RMB"})  # a sign a statement sets in a cell of its own
-SIGN_REACH = 3  # cells after a sign its figure may stand in (the rest of its merged header's span)
-_FIGURE = re.compile(r"^[-–−+]?\(?[-–−]?\d[\d,]*(\.\d+)?\)?%?$")
+# A cell that is a figure: "1,093", "(482)", "$ 5.2", "56.2%", "1e-3", a dash for none, n/a, n.m.
+FIGURE = re.compile(r"^[-–—+]?[($€£¥]?\s*[-–]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?\s*%?\)?%?$|^[-–—]$|^(?i:n/?a|n\.?m\.?)$")
+YEAR = re.compile(r"^(19|20)\d\d$")
+SIGN_REACH = 3  # cells after a currency sign its figure may stand in (the rest of its merged header's span)
+SIGNS = CURRENCY | {"%"}
 
 
 def cell_text(value: Any, escape: bool = True) -> str:
@@ -54,7 +57,7 @@ def tidy_cells(rows: list[list[str | None]]) -> list[list[str]]:
     row holds one). A "%" or a unit column with a header of its own is left alone."""
     width = max((len(r) for r in rows), default=0)
     cells = [[c or "" for c in r] + [""] * (width - len(r)) for r in rows]
-    heads = next((i for i, r in enumerate(cells) if any(_FIGURE.match(c) and not _YEAR.match(c) for c in r)), len(cells))
+    heads = next((i for i, r in enumerate(cells) if any(FIGURE.match(c) and not YEAR.match(c) for c in r)), len(cells))
     if heads == len(cells):  # no figures at all: the first row is the header, as Markdown reads it
         heads = min(1, len(cells))
     head, body = cells[:heads], cells[heads:]
@@ -65,7 +68,7 @@ def tidy_cells(rows: list[list[str | None]]) -> list[list[str]]:
     for c in range(1, width):  # a "%" where a spread header's next column starts: the figure right before it is its own
         if not own_header(c):
             for r in body:
-                if r[c] == "%" and _FIGURE.match(r[c - 1]) and not r[c - 1].endswith("%"):
+                if r[c] == "%" and FIGURE.match(r[c - 1]) and not r[c - 1].endswith("%"):
                     r[c - 1], r[c] = r[c - 1] + "%", ""
     groups: list[list[int]] = []
     for c in range(width):
@@ -75,17 +78,15 @@ def tidy_cells(rows: list[list[str | None]]) -> list[list[str]]:
         else:
             groups.append([c])
     table = [[r[g[0]] for g in groups] for r in head] + [[_joined([r[k] for k in g]) for g in groups] for r in body]
-    for c in range(len(groups)):
+    for c in range(len(groups)):  # a column of currency signs without a header: each to its figure
         signs = [r[c] for r in table[heads:] if r[c]]
-        if signs and all(t in SIGNS for t in signs) and not any(r[c] for r in table[:heads]):
+        if signs and all(t in CURRENCY for t in signs) and not any(r[c] for r in table[:heads]):
             for r in table[heads:]:
-                _give_sign(r, c)
+                j = next((k for k in range(c + 1, min(c + 1 + SIGN_REACH, len(r))) if r[k]), None)
+                if j is not None and FIGURE.match(r[j]) and not r[j].startswith(r[c]):
+                    r[j], r[c] = f"{r[c]} {r[j]}", ""
     keep = [c for c in range(len(groups)) if any(r[c] for r in table)]
     return [[r[c] for c in keep] for r in table]
-
-
-SIGNS = CURRENCY | {"%"}
-_YEAR = re.compile(r"^(19|20)\d\d$")
 
 
 def _bare(cell: str) -> str:
@@ -104,12 +105,3 @@ def _joined(cells: list[str]) -> str:
         value = f"{currency} {value}"
     return value + "%" if "%" in cells and not value.endswith("%") else value
 
-
-def _give_sign(row: list[str], c: int) -> None:
-    sign = row[c]
-    if sign in CURRENCY:
-        j = next((k for k in range(c + 1, min(c + 1 + SIGN_REACH, len(row))) if row[k]), None)
-        if j is not None and _FIGURE.match(row[j]):
-            row[j], row[c] = f"{sign} {row[j]}", ""
-    elif sign == "%" and c > 0 and _FIGURE.match(row[c - 1]) and not row[c - 1].endswith("%"):
-        row[c - 1], row[c] = row[c - 1] + "%", ""

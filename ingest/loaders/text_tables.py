@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ingest.tables import markdown_table
+from ingest.tables import CURRENCY, FIGURE, YEAR, markdown_table
 
 Line = tuple[str, str, float, float, float, float, float]  # as ingest.loaders.pdf.Line
 
@@ -24,14 +24,11 @@ MIN_ROWS = 3  # rows with figures a table needs
 MIN_FIGURES = 2  # figures a row needs (a label with one number is a list or a contents entry)
 MAX_LABEL_ONLY = 2  # label-only rows in a row (a section label, a label wrapped onto two lines)
 
-_FIGURE = re.compile(r"^[-–—+]?[($€£¥]?\s*[-–]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?\s*%?\)?%?$|^[-–—]$|^(?i:n/?a|n\.?m\.?)$")
-_YEAR = re.compile(r"^(19|20)\d\d$")
-_CURRENCY = re.compile(r"^[$€£¥]$")
 _SENTENCE_END = re.compile(r"[.。!?！？]$")
 
 
 def _is_figure(text: str) -> bool:
-    return bool(_FIGURE.match(text))
+    return bool(FIGURE.match(text))
 
 
 class _Row:
@@ -40,7 +37,7 @@ class _Row:
 
     def __init__(self, cells: list[Line]) -> None:
         cells = [c for c in cells if c[1]]
-        kept = [c for c in cells if not _CURRENCY.match(c[1])]  # a lone "$" before a figure says nothing
+        kept = [c for c in cells if c[1] not in CURRENCY]  # a lone "$" before a figure says nothing
         figures: list[tuple[str, float | None, float | None]] = []  # (text, left, right)
         while kept and _is_figure(kept[-1][1]):
             figures.insert(0, (kept[-1][1], kept[-1][5], kept[-1][6]))
@@ -51,9 +48,9 @@ class _Row:
         if not figures and len(cells) == 1:  # one line: "Net income $ 5,363 $ 4,869"
             words = label.split()
             tail: list[str] = []
-            while words and (_is_figure(words[-1]) or _CURRENCY.match(words[-1])):
+            while words and (_is_figure(words[-1]) or words[-1] in CURRENCY):
                 word = words.pop()
-                if not _CURRENCY.match(word):
+                if word not in CURRENCY:
                     tail.insert(0, word)
             if len(tail) >= MIN_FIGURES:
                 figures = [(t, None, None) for t in tail]
@@ -71,7 +68,7 @@ class _Row:
     @property
     def years(self) -> bool:
         """A header of years ("2020 2019 2018"), perhaps under a short label ("(In Millions)")."""
-        return self.numeric and all(_YEAR.match(f) for f, _, _ in self.figures) and len(self.label) <= 40
+        return self.numeric and all(YEAR.match(f) for f, _, _ in self.figures) and len(self.label) <= 40
 
     @property
     def label_only(self) -> bool:
@@ -151,7 +148,7 @@ def _table(rows: list[_Row], width: float, heads: list[_Row]) -> str:
         if not columns:  # heads with no columns to stand over: kept over the labels, not lost
             _add(header, 0, " ".join(t for t, _, _ in head.cells))
             continue
-        cells = [(t, a, b) for t, a, b in head.cells if not (head.years and not _YEAR.match(t))]
+        cells = [(t, a, b) for t, a, b in head.cells if not (head.years and not YEAR.match(t))]
         for text, left, right in cells:
             if figures_left is not None and right <= figures_left and (labels_left is None or left <= labels_left + 0.03 * width):
                 _add(header, 0, text)  # over the labels: it starts where they start
