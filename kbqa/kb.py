@@ -542,7 +542,10 @@ class KnowledgeBase:
 
     def _faiss_options(self, kind: str) -> dict[str, Any]:
         store = self.config.store
-        return {"delta_fraction": store.delta_fraction, "ivf_code": store.ivf_code, "ivf_nprobe": store.ivf_nprobe} if kind == "faiss" else {}
+        if kind != "faiss":
+            return {}
+        return {"delta_fraction": store.delta_fraction, "ivf_code": store.ivf_code, "ivf_nprobe": store.ivf_nprobe,
+                "owner": self.catalog.get_meta("created") or ""}
 
     def _repair_index(self, index: Any, generation: int) -> None:
         """Bring a saved index that is behind the catalog (a crash between the catalog's commit and the
@@ -671,7 +674,11 @@ class KnowledgeBase:
         return moved
 
     def _sync_index(self) -> None:
-        """Save the index; rebuild it first if it disagrees with the catalog or holds many deletions."""
+        """Save the index; rebuild it first if it disagrees with the catalog or holds many deletions.
+        Not once another process dropped this knowledge base (its folder may hold a new one by now)."""
+        now = self.catalog.identity()
+        if now != self.catalog.opened_identity and (now is not None or self.config.store.backend == "embedded"):
+            return  # (a Milvus store that does not answer for a moment is not taken for a deletion)
         self.refresh()
         with self._lock:
             index = self._index

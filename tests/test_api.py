@@ -180,3 +180,31 @@ def test_drop_leaves_nothing_behind(home: Path, tmp_path: Path) -> None:
     kb.ingest([tmp_path / "a.md"])
     kb.drop()
     assert list((home / "kbs").iterdir()) == []
+
+
+def test_a_knowledge_base_dropped_and_made_again_elsewhere_keeps_its_own_vectors(home: Path, tmp_path: Path) -> None:
+    """One process holds a knowledge base open while another drops it and makes a new one under its
+    name: the first one's later writes go to its deleted catalog and must not replace the new one's
+    vector index (chunk ids start again at 1 in the new one, so the old vectors would answer for them)."""
+    old_docs, new_docs = tmp_path / "old", tmp_path / "new"
+    old_docs.mkdir()
+    new_docs.mkdir()
+    for folder, names in ((old_docs, ("apples", "bananas")), (new_docs, ("cars", "dogs"))):
+        for word in names:
+            (folder / f"{word}.md").write_text(f"# {word}\n\nThis page is only about {word}.", encoding="utf-8")
+    held = open_kb("twice")
+    held.ingest([old_docs])
+    other = open_kb("twice")
+    other.drop()
+    made_again = open_kb("twice")
+    made_again.ingest([new_docs])
+    made_again.close()
+    held.ingest([old_docs])  # nothing changed: skipped, then its index saved
+    held.close()
+    fresh = open_kb("twice")
+    ids, vectors = fresh.catalog.chunk_vectors(fresh.catalog.chunk_ids().tolist())
+    assert len(ids) == 2
+    for chunk_id, vector in zip(ids.tolist(), vectors):
+        assert fresh.index.search(vector, 1)[0][0] == chunk_id  # the index holds the new catalog's vectors
+    assert [h.file for h in fresh.search("dogs")][:1] == ["dogs.md"]
+    assert [h.file for h in fresh.search("cars")][:1] == ["cars.md"]

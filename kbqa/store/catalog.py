@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -138,6 +139,9 @@ class Catalog:
             self._add_description_column()
             self.db.executescript(SCHEMA)
             self._never_reuse_chunk_ids()
+            if self.get_meta("created") is None:  # what tells it apart from one made again under its name (the vector index's owner)
+                self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('created', ?)", (secrets.token_hex(8),))
+        self.opened_identity = self.identity()
         if self.get_meta("tokenizer") != TOKENIZER_VERSION:
             self.rebuild_fts()
 

@@ -184,6 +184,7 @@ class MilvusCatalog:
                 self.set_meta("created", secrets.token_hex(8))
                 self.set_meta("generation", 0)
             self._load(self.meta_c, self.files_c)
+            self.opened_identity = self.identity()
         except BaseException:
             self.close()  # a Milvus Lite folder is freed when its last client goes
             raise

@@ -88,7 +88,7 @@ class FaissIndex:
     FULL_SAVE_BELOW = 20_000  # vectors: an index this small is always written whole (cheap)
 
     def __init__(self, folder: Path, dim: int, kind: str = "flat", *, delta_fraction: float = 0.1,
-                 ivf_code: str = "SQ8", ivf_nprobe: int = 0) -> None:
+                 ivf_code: str = "SQ8", ivf_nprobe: int = 0, owner: str = "") -> None:
         import faiss
 
         self._faiss = faiss
@@ -98,6 +98,7 @@ class FaissIndex:
         self.delta_fraction = delta_fraction
         self.ivf_code = ivf_code
         self.ivf_nprobe = ivf_nprobe
+        self.owner = owner  # the catalog the saved files belong to: files of another (a knowledge base made again) are not read
         self.ivf: dict[str, object] = {}  # for kind ivf: code, nlist, trained_on, nprobe
         self.file = folder / "vectors.faiss"
         self.state = folder / "vectors.json"
@@ -115,14 +116,14 @@ class FaissIndex:
             self._load()
         else:  # an IVF index saved before it had any vector to train on has no file
             saved = _read_state(self.state)
-            if saved.get("kind") == self.kind and saved.get("count") == 0 and "generation" in saved:
+            if saved.get("kind") == self.kind and saved.get("count") == 0 and "generation" in saved and self._ours(saved):
                 self._loaded, self._disk, self._full = True, (saved.get("stamp"), 0), False
 
     # --- files ---------------------------------------------------------------------------------
     def _load(self) -> None:
         saved = _read_state(self.state)
-        if saved.get("kind", "flat") != self.kind or saved.get("dim", self.dim) != self.dim:
-            return  # another kind or dimension: the knowledge base rebuilds it
+        if saved.get("kind", "flat") != self.kind or saved.get("dim", self.dim) != self.dim or not self._ours(saved):
+            return  # another kind or dimension, or another catalog's: the knowledge base rebuilds it
         loaded = self._faiss.read_index(str(self.file))
         if loaded.d != self.dim:
             return
@@ -138,6 +139,10 @@ class FaissIndex:
         self._disk = (saved.get("stamp"), valid)
         self._base_rows, self._delta_rows = int(self.index.ntotal) - rows, rows
         self._full = False
+
+    def _ours(self, saved: dict[str, object]) -> bool:
+        """Whether saved files belong to this index's catalog (files saved before owners were recorded do)."""
+        return not self.owner or saved.get("owner", self.owner) == self.owner
 
     def _replay(self, valid: int) -> int | None:
         """Apply the first `valid` bytes of the delta; the rows they added, or None if they are not there."""
@@ -178,7 +183,7 @@ class FaissIndex:
                 self._append_delta(generation, changed)
 
     def _state(self, generation: int, **extra: object) -> dict[str, object]:
-        state: dict[str, object] = {"generation": generation, "count": self.count(), "dim": self.dim, "kind": self.kind}
+        state: dict[str, object] = {"generation": generation, "count": self.count(), "dim": self.dim, "kind": self.kind, "owner": self.owner}
         if self.kind == "ivf":
             state["ivf"] = self.ivf
         return {**state, **extra}
@@ -187,7 +192,7 @@ class FaissIndex:
         stamp = os.urandom(8).hex()
         # first say that no generation is on disk: a crash before the last step leaves an index
         # that is rebuilt, never a new whole file read with an old delta
-        _write_state(self.state, {"dim": self.dim, "kind": self.kind})
+        _write_state(self.state, {"dim": self.dim, "kind": self.kind, "owner": self.owner})
         if self.index is None:  # an IVF index with nothing to train on yet
             self.file.unlink(missing_ok=True)
         else:
@@ -225,7 +230,7 @@ class FaissIndex:
 
     def saved_generation(self) -> int | None:
         state = _read_state(self.state)
-        if not self._loaded or state.get("count") != self.count() or "generation" not in state:
+        if not self._loaded or state.get("count") != self.count() or "generation" not in state or not self._ours(state):
             return None
         if (state.get("stamp"), int(state.get("delta_bytes", 0))) != self._disk:  # type: ignore[arg-type]
             return None  # saved by another process since: not what this object holds
