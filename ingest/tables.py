@@ -12,6 +12,7 @@ FIGURE = re.compile(r"^[-–—+]?[($€£¥]?\s*[-–]?\d[\d,]*(\.\d+)?([eE][-+
 YEAR = re.compile(r"^(19|20)\d\d$")
 SIGN_REACH = 3  # cells after a currency sign its figure may stand in (the rest of its merged header's span)
 SIGNS = CURRENCY | {"%"}
+Cells = list[list[tuple[int, int] | None]]  # for each cell of a table, the (row, column) of the cell its text is from
 
 
 def cell_text(value: Any, escape: bool = True) -> str:
@@ -41,13 +42,16 @@ def markdown_table(rows: Iterable[Iterable[Any]], *, drop_empty_columns: bool = 
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table[1:]])
 
 
-def tidy_cells(rows: list[list[str | None]]) -> list[list[str]]:
+def tidy_cells(rows: list[list[str | None]], origin: Cells | None = None) -> list[list[str]]:
     """A PDF table's cells with what its layout split joined, and nothing else changed:
 
     - columns under one merged header cell (spread over them: the same text in every header row, not
       empty) become one when no row holds two different texts under it, signs aside: a statement's
       "2022" over a "$" column and a figure's ("$" | "52,862" | "52,862" -> "$ 52,862"); a header over
-      sub-columns with figures of their own ("Cost" over hotel and meals) stays as it is;
+      sub-columns with figures of their own ("Cost" over hotel and meals) stays as it is. With origin
+      (each cell's source cell, spans_filled's), "different" means from different cells, and columns
+      that one merged cell spans in any row are joined the same way, header or not (a summary table
+      whose year header is set above its rules);
     - a "%" in a column without a header of its own goes to the figure right before it ("56.2" | "%");
       a column with no header whose cells are only currency signs gives each to its figure (the next
       cell holding one);
@@ -70,13 +74,26 @@ def tidy_cells(rows: list[list[str | None]]) -> list[list[str]]:
             for r in body:
                 if r[c] == "%" and FIGURE.match(r[c - 1]) and not r[c - 1].endswith("%"):
                     r[c - 1], r[c] = r[c - 1] + "%", ""
+    source = origin if origin is not None and len(origin) == len(cells) and all(len(o) == len(r) for o, r in zip(origin, rows)) else None
+
+    def one_text(columns: list[int], r: int) -> bool:  # row r holds one text (or none) in these columns, signs aside
+        row = cells[r]
+        if source is None:
+            return len({_bare(row[k]) for k in columns if row[k] and row[k] not in SIGNS}) <= 1
+        return len({source[r][k] for k in columns if row[k] and row[k] not in SIGNS}) <= 1
+
+    def spanned(group: list[int], c: int) -> bool:  # one merged cell covers column c and one of the group's, in some row
+        return source is not None and any(o[c] is not None and any(o[c] == o[k] for k in group) for o in source)
+
     groups: list[list[int]] = []
     for c in range(width):
-        spread = groups and head and any(r[c] for r in head) and all(r[c] == r[groups[-1][-1]] for r in head)
-        if spread and all(len({_bare(r[k]) for k in [*groups[-1], c] if r[k] and r[k] not in SIGNS}) <= 1 for r in body):
-            groups[-1].append(c)
-        else:
-            groups.append([c])
+        if groups:
+            spread = bool(head) and any(r[c] for r in head) and all(r[c] == r[groups[-1][-1]] for r in head)
+            rows_checked = range(heads, len(cells)) if spread else range(len(cells))
+            if (spread or spanned(groups[-1], c)) and all(one_text([*groups[-1], c], r) for r in rows_checked):
+                groups[-1].append(c)
+                continue
+        groups.append([c])
     table = [[r[g[0]] for g in groups] for r in head] + [[_joined([r[k] for k in g]) for g in groups] for r in body]
     for c in range(len(groups)):  # a column of currency signs without a header: each to its figure
         signs = [r[c] for r in table[heads:] if r[c]]

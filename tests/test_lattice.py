@@ -86,6 +86,32 @@ def test_a_statement_reads_label_and_figures_without_the_columns_its_signs_stood
                            "| Costs | (482) | (547) |\n| Margin | 56.2% | 53.0 |"]
 
 
+def test_a_table_whose_header_is_above_its_rules_reads_each_merged_figure_once(tmp_path: Path) -> None:
+    """A filing's summary table (American Express's, page 44) rules only its rows: no header row says
+    which columns belong together, but the merged cells do: a figure spread over a sign's column and
+    a "%" column in one row, a sign in a cell of its own in another. Equal figures of two years, each
+    in a cell of its own, stay two."""
+    xs = [72, 250, 265, 330, 345, 360, 425, 440]
+    rows = [  # (column where the cell starts, text); the cells between are merged into it
+        [(0, "Total revenues"), (1, "$"), (2, "52,862"), (4, "$"), (5, "42,380")],
+        [(0, "Expenses"), (1, "41,095"), (4, "33,110")],
+        [(0, "Dividends per share"), (1, "$"), (2, "1.72"), (4, "$"), (5, "1.72")],
+        [(0, "Return on equity"), (1, "32.3"), (3, "%"), (4, "33.7"), (6, "%")],
+    ]
+    ys = [100 + 25 * r for r in range(len(rows) + 1)]
+
+    def draw(page: Any) -> None:
+        starts = [{c for c, _ in row} | {len(xs) - 1} for row in rows]
+        _grid(page, xs, ys, skip={(r, c) for r in range(len(rows)) for c in range(len(xs)) if c not in starts[r]})
+        for r, row in enumerate(rows):
+            for c, text in row:
+                page.insert_text((xs[c] + 2, ys[r] + 17), text, fontsize=9)
+
+    page = _page(tmp_path, draw)
+    assert _both(page) == ["| Total revenues | $ 52,862 | $ 42,380 |\n|---|---|---|\n| Expenses | 41,095 | 33,110 |\n"
+                           "| Dividends per share | $ 1.72 | $ 1.72 |\n| Return on equity | 32.3% | 33.7% |"]
+
+
 def test_a_box_around_a_paragraph_is_not_a_table(tmp_path: Path) -> None:
     def draw(page: Any) -> None:
         page.draw_rect((72, 100, 500, 200))

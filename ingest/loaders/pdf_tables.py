@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from ingest.loaders.lattice import find_grids
-from ingest.tables import markdown_table, tidy_cells
+from ingest.tables import Cells, markdown_table, tidy_cells
 
 Box = tuple[float, float, float, float]
 
@@ -138,7 +138,7 @@ def _tables(page: Any, finder: str, textpage: Any) -> list[tuple[Box, str]]:
         raw = table.extract() if page.rotation else cell_texts(page, table, blocks)  # (a rotated page's characters are not in the cells' coordinates)
         if not is_table(raw):
             continue
-        rows = tidy_cells(spans_filled(table, raw))
+        rows = tidy_cells(*spans_filled(table, raw))
         text = markdown_table(rows)
         if text:
             tables.append((tuple(table.bbox), text))
@@ -217,15 +217,16 @@ def cell_texts(page: Any, table: Any, blocks: list[dict[str, Any]] | None = None
     return texts
 
 
-def spans_filled(table: Any, rows: list[list[str | None]]) -> list[list[str]]:
+def spans_filled(table: Any, rows: list[list[str | None]]) -> tuple[list[list[str]], Cells | None]:
     """The table's cells, each cell that a merged cell covers holding the merged cell's text (the way
     docling writes them), so a column keeps its whole header and a row its label when the splitter cuts
-    a long table by rows. PyMuPDF gives such a cell as None; the merged cell is the one whose box holds
-    the covered cell's centre (its column's middle, its row's middle). Only short merged cells (labels)
-    are repeated."""
+    a long table by rows; and for each cell the (row, column) of the cell its text is from (None: an
+    empty covered cell), which tidy_cells reads to join the columns a merged cell spans. PyMuPDF gives
+    a covered cell as None; the merged cell is the one whose box holds the covered cell's centre (its
+    column's middle, its row's middle). Only short merged cells (labels, figures) are repeated."""
     boxes = [row.cells for row in table.rows]
     if len(boxes) != len(rows) or any(len(b) != len(r) for b, r in zip(boxes, rows)):
-        return [[cell or "" for cell in row] for row in rows]
+        return [[cell or "" for cell in row] for row in rows], None
     centres: dict[int, float] = {}
     for c in range(max((len(r) for r in rows), default=0)):
         xs = sorted((b[c][0] + b[c][2]) / 2 for b in boxes if c < len(b) and b[c] is not None)
@@ -233,6 +234,7 @@ def spans_filled(table: Any, rows: list[list[str | None]]) -> list[list[str]]:
             centres[c] = xs[len(xs) // 2]
     merged = [(r, c, box) for r, row in enumerate(boxes) for c, box in enumerate(row) if box is not None]
     filled = [[cell or "" for cell in row] for row in rows]
+    origin: Cells = [[(r, c) if boxes[r][c] is not None else None for c in range(len(row))] for r, row in enumerate(rows)]
     for r, row in enumerate(rows):
         top = table.rows[r].bbox[1]  # the row's own height ends at its first cell bottom (a merged cell reaches further down)
         middle = (top + min((b[3] for b in boxes[r] if b is not None), default=table.rows[r].bbox[3])) / 2
@@ -240,10 +242,11 @@ def spans_filled(table: Any, rows: list[list[str | None]]) -> list[list[str]]:
             if boxes[r][c] is not None or c not in centres:
                 continue
             x = centres[c]
-            source = next((filled[i][j] for i, j, b in merged if b[0] < x < b[2] and b[1] < middle < b[3]), "")
+            at = next(((i, j) for i, j, b in merged if b[0] < x < b[2] and b[1] < middle < b[3]), None)
+            source = filled[at[0]][at[1]] if at is not None else ""
             if source and len(source) <= LABEL:
-                filled[r][c] = source
-    return filled
+                filled[r][c], origin[r][c] = source, at
+    return filled, origin
 
 
 def inside(box: Box, areas: list[Box]) -> bool:
