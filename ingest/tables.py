@@ -43,6 +43,11 @@ def markdown_table(rows: Iterable[Iterable[Any]], *, drop_empty_columns: bool = 
 
 
 def tidy_cells(rows: list[list[str | None]], origin: Cells | None = None) -> list[list[str]]:
+    """tidy_columns' cells."""
+    return tidy_columns(rows, origin)[0]
+
+
+def tidy_columns(rows: list[list[str | None]], origin: Cells | None = None) -> tuple[list[list[str]], list[list[int]]]:
     """A PDF table's cells with what its layout split joined, and nothing else changed:
 
     - columns under one merged header cell (spread over them: the same text in every header row, not
@@ -58,7 +63,8 @@ def tidy_cells(rows: list[list[str | None]], origin: Cells | None = None) -> lis
     - a column empty in every row is dropped.
 
     The header rows: those above the first row holding a figure that is not a year (none when the first
-    row holds one). A "%" or a unit column with a header of its own is left alone."""
+    row holds one). A "%" or a unit column with a header of its own is left alone. Returns the cells
+    and, for each of their columns, the columns of `rows` it was made of."""
     width = max((len(r) for r in rows), default=0)
     cells = [[c or "" for c in r] + [""] * (width - len(r)) for r in rows]
     heads = next((i for i, r in enumerate(cells) if any(FIGURE.match(c) and not YEAR.match(c) for c in r)), len(cells))
@@ -103,7 +109,7 @@ def tidy_cells(rows: list[list[str | None]], origin: Cells | None = None) -> lis
                 if j is not None and FIGURE.match(r[j]) and not r[j].startswith(r[c]):
                     r[j], r[c] = f"{r[c]} {r[j]}", ""
     keep = [c for c in range(len(groups)) if any(r[c] for r in table)]
-    return [[r[c] for c in keep] for r in table]
+    return [[r[c] for c in keep] for r in table], [groups[c] for c in keep]
 
 
 def _bare(cell: str) -> str:

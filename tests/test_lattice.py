@@ -112,6 +112,58 @@ def test_a_table_whose_header_is_above_its_rules_reads_each_merged_figure_once(t
                            "| Dividends per share | $ 1.72 | $ 1.72 |\n| Return on equity | 32.3% | 33.7% |"]
 
 
+def test_heads_set_above_a_headless_ruled_table_become_its_header(tmp_path: Path) -> None:
+    """The years and the units line set as text above a table whose rules start at its first figures
+    (most filings' summary tables) are its header; a section label just above the rules is its first
+    row; what is above the heads (a caption, a line over the labels alone) and the sentence after the
+    table stay text, and no line is lost or read twice."""
+    from ingest import load_file
+
+    xs, ys = [72, 300, 400, 500], [200, 220, 240]
+
+    def draw(page: Any) -> None:
+        page.insert_text((72, 140), "TABLE 3: OPERATING RESULTS FOR THE GROUP", fontsize=9)
+        page.insert_text((72, 158), "Years Ended December 31,", fontsize=9)
+        page.insert_text((72, 172), "(Millions)", fontsize=9)
+        page.insert_text((340, 172), "2023", fontsize=9)
+        page.insert_text((440, 172), "2022", fontsize=9)
+        page.insert_text((72, 194), "Selected data", fontsize=9)
+        _grid(page, xs, ys)
+        for r, row in enumerate([["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]]):
+            for c, text in enumerate(row):
+                page.insert_text((xs[c] + 4, ys[r] + 15), text, fontsize=9)
+        page.insert_text((72, 280), "Revenue grew by a third.", fontsize=9)
+
+    page = _page(tmp_path, draw)
+    assert _both(page) == ["| (Millions) | 2023 | 2022 |\n|---|---|---|\n| Selected data |  |  |\n"
+                           "| Revenue | 1,093 | 840 |\n| Costs | (482) | (547) |"]
+    docs = load_file(tmp_path / "t.pdf")
+    text = "\n".join(d.text for d in docs)
+    for line in ("TABLE 3: OPERATING RESULTS FOR THE GROUP", "Years Ended December 31,", "Selected data", "Revenue grew by a third."):
+        assert text.count(line) == 1, line
+    assert [d.meta["kind"] for d in docs if "1,093" in d.text] == ["table"]
+
+
+def test_lines_above_a_ruled_table_that_are_not_heads_stay_text(tmp_path: Path) -> None:
+    """A sentence, a figure of another table, or a line set across the labels' column and the figures'
+    just above the rules ends the look upwards: the table keeps its first row as header, as before."""
+    xs, ys = [72, 300, 400, 500], [200, 220, 240]
+    for x, above in ((72, "The table below shows revenue and costs for the year."), (72, "Prior total 1,234"),
+                     (72, "Selected operating data of the group, by year, in millions of euros"), (250, "Group results by year")):
+
+        def draw(page: Any, x: int = x, above: str = above) -> None:
+            page.insert_text((340, 172), "2023", fontsize=9)
+            page.insert_text((440, 172), "2022", fontsize=9)
+            page.insert_text((x, 188), above, fontsize=9)
+            _grid(page, xs, ys)
+            for r, row in enumerate([["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]]):
+                for c, text in enumerate(row):
+                    page.insert_text((xs[c] + 4, ys[r] + 15), text, fontsize=9)
+
+        page = _page(tmp_path, draw)
+        assert _both(page) == ["| Revenue | 1,093 | 840 |\n|---|---|---|\n| Costs | (482) | (547) |"], above
+
+
 def test_a_box_around_a_paragraph_is_not_a_table(tmp_path: Path) -> None:
     def draw(page: Any) -> None:
         page.draw_rect((72, 100, 500, 200))

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from ingest.loaders.lattice import find_grids
-from ingest.tables import Cells, markdown_table, tidy_cells
+from ingest.tables import FIGURE, YEAR, Cells, markdown_table, tidy_columns
 
 Box = tuple[float, float, float, float]
 
@@ -138,11 +138,111 @@ def _tables(page: Any, finder: str, textpage: Any) -> list[tuple[Box, str]]:
         raw = table.extract() if page.rotation else cell_texts(page, table, blocks)  # (a rotated page's characters are not in the cells' coordinates)
         if not is_table(raw):
             continue
-        rows = tidy_cells(*spans_filled(table, raw))
+        rows, columns = tidy_columns(*spans_filled(table, raw))
+        box = tuple(table.bbox)
+        if not page.rotation and headless(rows):
+            if blocks is None:
+                blocks = page_chars(page, page.rect)
+            found_heads = heads_above(table, columns, blocks)
+            if found_heads is not None:
+                header, sections, top = found_heads
+                rows = [header, *sections, *rows]
+                box = (box[0], top, box[2], box[3])
         text = markdown_table(rows)
         if text:
-            tables.append((tuple(table.bbox), text))
+            tables.append((box, text))
     return tables
+
+
+HEAD_CHARS = 40  # a column head is short; a longer line above a table is text
+LABEL_HEAD_CHARS = 100  # ... over the labels: "(Millions, except percentages, per share amounts and where indicated)"
+HEAD_ROWS = 4  # rows of heads (and section labels) looked for above a table
+
+
+def headless(rows: list[list[str]]) -> bool:
+    """Whether a table's first row is one of its figures (its header set above its rules, as text)."""
+    return bool(rows) and any(FIGURE.match(cell) and not YEAR.match(cell) for cell in rows[0][1:] if cell)
+
+
+def _datum(word: str) -> bool:
+    """A figure a table's body would hold ("1,234", "5.2%", "(482)"), not a year or a day ("30,")."""
+    return bool(FIGURE.match(word)) and not YEAR.match(word.strip(",.")) and (sum(ch.isdigit() for ch in word) >= 3 or any(ch in word for ch in ".%("))
+
+
+def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], float] | None:
+    """A headless ruled table's column heads, read from the short lines set just above its top rule
+    ("Years Ended December 31," over the years, "(Millions)" over the labels): (the header row over
+    `columns` — tidy_columns' columns, each a list of the table's columns —, the section labels
+    between the heads and the table as rows of their own, the new top of the table's box). Walking
+    up from the table, rows of lines are taken while they are short, hold no figure but years, and
+    sit within two lines of the row below; a row of label text alone is a section label only below
+    the heads. None when no row of heads stands over the figure columns, or when a line whose centre
+    would fall in the widened box is not one of them (no text is lost)."""
+    cells = [row.cells for row in table.rows]
+    width = max((len(r) for r in cells), default=0)
+    lefts = [min((r[c][0] for r in cells if c < len(r) and r[c] is not None), default=None) for c in range(width)]
+    if not columns or any(x is None for x in lefts):
+        return None
+    x0, top, x1, _ = table.bbox
+    bounds = [(float(lefts[c]), float(lefts[c + 1]) if c + 1 < width else float(x1)) for c in range(width)]  # type: ignore[arg-type]
+    spans = [(bounds[g[0]][0], bounds[g[-1]][1]) for g in columns]
+    label_right = spans[0][1]
+    lines = []
+    for block in blocks:
+        for line in block.get("lines", []):
+            text = " ".join("".join(ch["c"] for span in line["spans"] for ch in span["chars"]).split())
+            lx0, ly0, lx1, ly1 = line["bbox"]
+            if text and ly1 <= top + 1 and lx0 >= x0 - 2 and lx1 <= x1 + 2:
+                lines.append((text, float(lx0), float(ly0), float(lx1), float(ly1)))
+    rows: list[list[tuple[str, float, float, float, float]]] = []
+    for line in sorted(lines, key=lambda ln: -ln[4]):  # bottom up
+        if rows and abs(line[2] - rows[-1][0][2]) <= 0.3 * max(line[4] - line[2], 1.0):
+            rows[-1].append(line)
+        else:
+            rows.append([line])
+    heads: list[list[tuple[str, float, float, float, float]]] = []
+    sections: list[list[tuple[str, float, float, float, float]]] = []
+    bottom = top
+    for row in rows[:HEAD_ROWS + 2]:
+        height = max(ln[4] - ln[2] for ln in row)
+        if bottom - max(ln[4] for ln in row) > 2 * height or len(heads) + len(sections) >= HEAD_ROWS:
+            break
+        if any(len(t) > (LABEL_HEAD_CHARS if right <= label_right + 2 else HEAD_CHARS) or t.endswith(".") or any(_datum(w) for w in t.split())
+               for t, _, _, right, _ in row):
+            break
+        if any(left < label_right - 2 < right - 4 for _, left, _, right, _ in row):
+            break  # a line from the labels' column into the figures': a caption or a title, not a head
+        if any(ln[3] > label_right + 2 for ln in row):
+            heads.append(row)
+        elif not heads and len(row) == 1:
+            sections.append(row)
+        else:
+            break
+        bottom = min(ln[2] for ln in row)
+    if not heads:
+        return None
+    new_top = min(ln[2] for row in heads for ln in row) - 0.5
+    for block in blocks:  # every line whose centre the widened box holds must be a head or a section label
+        for line in block.get("lines", []):
+            lx0, ly0, lx1, ly1 = line["bbox"]
+            if x0 <= (lx0 + lx1) / 2 <= x1 and new_top <= (ly0 + ly1) / 2 <= top:
+                text = " ".join("".join(ch["c"] for span in line["spans"] for ch in span["chars"]).split())
+                if text and not any(ln[0] == text and abs(ln[2] - ly0) < 0.5 and abs(ln[1] - lx0) < 0.5 for row in heads + sections for ln in row):
+                    return None
+    header = [""] * len(columns)
+    for row in reversed(heads):  # top down
+        for text, lx0, _, lx1, _ in sorted(row, key=lambda ln: ln[1]):
+            if lx1 <= label_right + 2:
+                over = [0]
+            else:
+                over = [j for j in range(1, len(spans)) if lx0 - 2 <= (spans[j][0] + spans[j][1]) / 2 <= lx1 + 2]
+                if not over:
+                    middle = (lx0 + lx1) / 2
+                    over = [min(range(1, len(spans)), key=lambda j: abs((spans[j][0] + spans[j][1]) / 2 - middle))] if len(spans) > 1 else [0]
+            for j in over:
+                header[j] = f"{header[j]} {text}".strip()
+    labels = [[" ".join(ln[0] for ln in row)] + [""] * (len(columns) - 1) for row in reversed(sections)]
+    return header, labels, new_top
 
 
 def page_chars(page: Any, clip: Any) -> list[dict[str, Any]]:
