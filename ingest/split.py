@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from ingest.tables import shortened_row
 from ingest.textfacts import CLAUSE_END, SENTENCE_END, is_numeric, is_wide
 from ingest.types import Chunk, Document
 
@@ -124,14 +125,20 @@ def _strip_span(text: str, span: Span) -> Span:
 
 
 def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # table sizes are in characters
-    """Cut a Markdown table by rows, repeating its header (first two lines) in every piece."""
+    """Cut a Markdown table by rows, repeating its header (first two lines) in every piece; a header
+    too long to repeat whole is repeated with its longest cells shortened (the first piece has it
+    whole: retrieval's table_header and same_header know both forms)."""
     if len(text) <= chunk_size:
         return [(text, (0, len(text)))]
     lines = text.split("\n")
     header_lines = lines[:2] if len(lines) > 2 and set(lines[1].replace("|", "").strip()) <= set("-: ") else lines[:1]
     header = "\n".join(header_lines) + "\n"
-    if len(header) > chunk_size // 2:  # a header too long to repeat: split as plain text
-        return [(text[s:e], (s, e)) for s, e in split_spans(text, chunk_size, 0)]
+    repeated = header
+    if len(header) > chunk_size // 2:
+        short = shortened_row(header_lines[0], chunk_size // 2 - len(header) + len(header_lines[0])) if len(header) <= 3 * chunk_size // 4 else None
+        if short is None:  # a header too long to repeat: split as plain text
+            return [(text[s:e], (s, e)) for s, e in split_spans(text, chunk_size, 0)]
+        repeated = "\n".join([short, *header_lines[1:]]) + "\n"
     pieces: list[tuple[str, Span]] = []
     offset = len(header)
     body_start = offset
@@ -140,10 +147,11 @@ def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # tabl
         row = line + "\n"
         if rows and len(header) + sum(map(len, rows)) + len(row) > chunk_size:
             pieces.append((header + "".join(rows), (body_start, offset)))
-            rows, body_start = [], offset
+            rows, body_start, header = [], offset, repeated
         if len(header) + len(row) > chunk_size:  # one huge row: cut it as text
             for s, e in split_spans(row, chunk_size - len(header), 0):
                 pieces.append((header + row[s:e], (offset + s, offset + e)))
+                header = repeated
             offset += len(row)
             body_start = offset
             continue

@@ -128,3 +128,30 @@ def _joined(cells: list[str]) -> str:
         value = f"{currency} {value}"
     return value + "%" if "%" in cells and not value.endswith("%") else value
 
+
+MIN_HEAD_CELL = 12  # characters a shortened header cell keeps at least
+
+
+def shortened_row(line: str, limit: int) -> str | None:
+    """A Markdown table row of at most `limit` characters: its longest cells cut to their first words
+    with "…" (a long units line over the labels, "(Millions, except percentages, per share amounts
+    and where indicated)"), the short ones — the years — kept whole; None when it cannot be done."""
+    if len(line) <= limit:
+        return line
+    if not (line.startswith("| ") and line.endswith(" |")):
+        return None
+    cells = line[2:-2].split(" | ")
+    while True:
+        row = "| " + " | ".join(cells) + " |"
+        excess = len(row) - limit
+        if excess <= 0:
+            return row
+        i = max(range(len(cells)), key=lambda k: len(cells[k]))
+        if len(cells[i]) <= MIN_HEAD_CELL:
+            return None
+        keep = max(MIN_HEAD_CELL - 1, len(cells[i]) - excess - 1)
+        cut = cells[i][:keep]
+        if " " in cut[MIN_HEAD_CELL // 2 :]:
+            cut = cut.rsplit(" ", 1)[0]
+        cells[i] = cut.rstrip(" ,;:(") + "…"
+

@@ -62,8 +62,24 @@ def table_header(piece: str) -> str:
     return ""
 
 
+def same_header(a: str, b: str) -> bool:
+    """Whether two table pieces' headers are one table's: equal, or one the other with cells shortened
+    (the splitter repeats a long header shortened, ingest.tables.shortened_row)."""
+    if a == b:
+        return True
+    rows_a, rows_b = a.split("\n"), b.split("\n")
+    if len(rows_a) != len(rows_b) or rows_a[1:] != rows_b[1:]:
+        return False
+    cells_a, cells_b = rows_a[0].split(" | "), rows_b[0].split(" | ")
+    return len(cells_a) == len(cells_b) and all(
+        x == y or (x.endswith("…") and y.startswith(x[:-1])) or (y.endswith("…") and x.startswith(y[:-1])) for x, y in zip(cells_a, cells_b)
+    )
+
+
 def strip_header(piece: str, header: str) -> str:
-    return piece[len(header) :] if header and piece.startswith(header) else piece
+    """The piece without its header, when that is `header` (or the same header, see same_header)."""
+    own = table_header(piece)
+    return piece[len(own) :] if header and own and same_header(own, header) else piece
 
 
 @dataclass
@@ -194,7 +210,10 @@ class Retriever:
                     lo, hi, grew = min(lo, j), max(hi, j), True
         if lo == hi:
             return
-        table = header + "\n".join(bodies[lo : hi + 1])
+        first = table_header(pieces[lo].text)  # the table's first piece has the header whole (if it fits)
+        body = "\n".join(bodies[lo : hi + 1])
+        whole = first and same_header(first, header) and len(first) + len(body) <= max(self.config.table_chars, len(header) + len(body))
+        table = (first if whole else header) + body
         covered = {pieces[i].id for i in range(lo, hi + 1)}
         rest = hit.text.split(PASSAGE_GAP)[1:]
         kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]

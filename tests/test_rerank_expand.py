@@ -114,3 +114,31 @@ def test_a_hit_on_a_table_piece_shows_the_table_around_it(home: Path, tmp_path: 
     kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 120, "chunk_overlap": 0})
     texts = [h.text for h in kb.search(q, top_k=4, threshold=0.0)]  # its pieces all widen into the one table: one source
     assert len(texts) == len(set(texts)) and sum(t.startswith(header) for t in texts) == 1
+
+
+def test_a_table_shown_around_a_hit_has_its_header_whole_once(home: Path, tmp_path: Path) -> None:
+    """Pieces after the first repeat a long header shortened; the table shown around a hit on one of
+    them starts with the header whole (from the first piece), once, and no shortened copy in between."""
+    import re
+
+    import docx
+
+    units = "Units: thousands of yuan, except rows marked per person"
+    d = docx.Document()
+    d.add_heading("Travel budget by city", level=1)
+    table = d.add_table(rows=31, cols=3)
+    for c, text in enumerate([units, "2023", "2022"]):
+        table.cell(0, c).text = text
+    for i in range(1, 31):
+        for c, text in enumerate([f"City{i:02d}", f"{300 + 10 * i}", f"{50 + i}"]):
+            table.cell(i, c).text = text
+    d.save(tmp_path / "budget.docx")
+    kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 130, "chunk_overlap": 0}, retrieval={"table_chars": 3000})
+    kb.ingest([tmp_path / "budget.docx"])
+    pieces = [r.text for r in kb.catalog.chunks(kb.catalog.chunk_ids().tolist()).values() if r.kind == "table"]
+    assert len(pieces) > 3 and sum("…" in p.split("\n", 1)[0] for p in pieces) == len(pieces) - 1
+    text = kb.search("City25 budget 2023", top_k=1, threshold=0.0)[0].text
+    assert text.startswith(f"| {units} | 2023 | 2022 |\n|---|---|---|\n") and text.count("|---|---|---|") == 1 and "…" not in text
+    assert [int(n) for n in re.findall(r"\| City(\d\d) \|", text)] == list(range(1, 31))
+    kb.close()
+

@@ -50,6 +50,23 @@ def test_table_split_by_rows_with_header_repeated() -> None:
     assert all(f"城市{i} " in body for i in range(30))
 
 
+def test_a_table_header_too_long_to_repeat_whole_is_repeated_shortened() -> None:
+    """A statement's header with a long units line over its labels: the first piece has it whole, the
+    others with that cell cut to its first words, the years kept, so every piece says which column is
+    which year (before, such a table was cut as plain text: no piece but the first had a header)."""
+    units = "(Millions, except percentages, per share amounts and where indicated)"
+    header = f"| {units} | 2022 | 2021 | 2020 |\n|---|---|---|---|\n"
+    rows = "\n".join(f"| Line item {i} | {i},100 | {i},200 | {i},300 |" for i in range(20))
+    chunks = split_documents([Document(header + rows, {"source": "s.pdf", "kind": "table"})], chunk_size=200)
+    assert len(chunks) > 2 and all(len(c.text) <= 200 for c in chunks)
+    assert chunks[0].text.startswith(header)
+    for c in chunks[1:]:
+        first = c.text.split("\n", 1)[0]
+        assert first.startswith("| (Millions, except") and "…" in first and first.endswith(" | 2022 | 2021 | 2020 |")
+    body = [line for c in chunks for line in c.text.split("\n")[2:]]
+    assert body == rows.split("\n")  # every row once, in order
+
+
 def test_english_sentences_split_at_full_stops() -> None:
     text = "The first sentence is here. The second one follows it. A third closes the paragraph. " * 4
     chunks = split_documents([Document(text, {"source": "e.txt"})], chunk_size=60, chunk_overlap=0)
