@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 from kbqa.config import Config
 from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, scrub
 from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, ingestable, kb_exists, kb_folder, list_knowledge_bases,
-                     open_catalog, valid_name)
+                     valid_name)
 from kbqa.offline import ModelNotAvailable
 from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
 from kbqa.store import FileRow
@@ -258,14 +258,12 @@ class Service:
                     if saved and self._replaced(base, began):  # deleted meanwhile, every step after it failing quietly
                         raise self._deleted(name)
                 finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
-                    if not self._replaced(base, began):
+                    if not self._replaced(base, began):  # (not in a knowledge base made again: its files are its own)
                         self._discard_unrecorded(base, documents())
                         if not existed and not base.files():  # nothing made it in: no knowledge base made for nothing
                             with self._lock:
                                 self._kbs.pop(name, None)
                             base.drop()
-                    else:  # what it stored in the folder of a knowledge base made again meanwhile is not that one's
-                        self._discard_strays(folder, target, saved)
         if report is not None:
             for f in report.files:
                 f.error = scrub(f.error) if f.error else f.error
@@ -332,25 +330,6 @@ class Service:
         for path in saved:
             if base.catalog.file(str(path)) is None:
                 discard_upload(base.uploads_folder, path)
-
-    def _discard_strays(self, folder: Path, target: Path, saved: list[Path]) -> None:
-        """The files an upload stored at `target` after its knowledge base was dropped and made again,
-        removed unless the new one's catalog holds them (it never should: names are chosen not to
-        clash, and every upload stores under the folder's shared lock, which this one still holds)."""
-        from kbqa.uploads import discard_upload
-
-        try:
-            current = open_catalog(self.config, folder, create=False) if kb_exists(self.config, folder) else None
-        except Exception:  # noqa: BLE001  (gone again, or a store that does not answer: its files stay for the next sweep)
-            return
-        try:
-            recorded = {r.path for r in current.files()} if current is not None else set()
-        finally:
-            if current is not None:
-                current.close()
-        for path in saved:
-            if str(path) not in recorded and path.exists():
-                discard_upload(target, path)
 
     @contextmanager
     def _vanishing(self, name: str, base: KnowledgeBase, began: int | str | None = None) -> Iterator[None]:

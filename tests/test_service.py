@@ -9,7 +9,6 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -556,32 +555,6 @@ def test_an_upload_into_a_knowledge_base_deleted_and_made_again_meanwhile_is_a_4
     with KnowledgeBase.open("again", service.config) as kb:  # the new one is whole, and holds only its own file
         assert [f.name for f in kb.files()] == [f.name for f in made[0]]
         assert kb.search("Their own file")
-
-
-def test_what_an_upload_stored_in_a_knowledge_base_made_again_meanwhile_is_not_left_there(service: Service, home: Path) -> None:
-    """Dropped and made again (with an uploads folder of its own) while the upload stored its files:
-    the ones stored into the new folder are removed with the 409, its own files stay."""
-    from kbqa.kb import drop_store
-    from kbqa.service import Conflict
-
-    upload_text(service, "again", **{"first.md": "# First\n\nalready there"})
-
-    def items() -> Iterator[tuple[str, io.BytesIO]]:
-        yield "part0.md", io.BytesIO(b"# Part 0\n\nThe first part.")
-        drop_store(service.config, home / "kbs" / "again")  # `kbqa kb drop`, then another server's upload
-        with KnowledgeBase.open("again", service.config) as other:
-            other.uploads_folder.mkdir()
-            (other.uploads_folder / "theirs.md").write_text("# Theirs\n\nTheir own file.", encoding="utf-8")
-            other.ingest([other.uploads_folder / "theirs.md"])
-        for n in (1, 2):
-            yield f"part{n}.md", io.BytesIO(f"# Part {n}\n\nPart {n} of the manual.".encode())
-
-    with pytest.raises(Conflict) as err:
-        service.upload("again", items())
-    assert err.value.status == 409
-    with KnowledgeBase.open("again", service.config) as kb:
-        assert [f.name for f in kb.files()] == ["theirs.md"]
-        assert sorted(p.name for p in kb.uploads_folder.iterdir() if not p.name.startswith(".")) == ["theirs.md"]
 
 
 
