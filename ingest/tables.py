@@ -54,9 +54,11 @@ def tidy_columns(rows: list[list[str | None]], origin: Cells | None = None) -> t
       empty) become one when no row holds two different texts under it, signs aside: a statement's
       "2022" over a "$" column and a figure's ("$" | "52,862" | "52,862" -> "$ 52,862"); a header over
       sub-columns with figures of their own ("Cost" over hotel and meals) stays as it is. With origin
-      (each cell's source cell, spans_filled's), "different" means from different cells, and columns
-      that one merged cell spans in any row are joined the same way, header or not (a summary table
-      whose year header is set above its rules);
+      (each cell's source cell, spans_filled's), "different" means from different cells; and columns
+      that one merged cell of the body spans in some row are joined when in every row one cell spans
+      them all or they hold signs and nothing else (a summary table whose year header is set above its
+      rules: "$" | "52,862" over two columns in one row, "2,182" over all three in the next); a row's
+      text beside an empty cell of a column that holds texts in cells of its own keeps them apart;
     - a "%" in a column without a header of its own goes to the figure right before it ("56.2" | "%");
       a column with no header whose cells are only currency signs gives each to its figure (the next
       cell holding one);
@@ -75,11 +77,13 @@ def tidy_columns(rows: list[list[str | None]], origin: Cells | None = None) -> t
     def own_header(c: int) -> bool:  # a header text of its own, not one spread from a neighbour
         return any(r[c] for r in head) and not any(0 <= n < width and all(r[c] == r[n] for r in head) for n in (c - 1, c + 1))
 
+    signed: set[tuple[int, int]] = set()  # cells that held a sign moved to the figure before them
     for c in range(1, width):  # a "%" where a spread header's next column starts: the figure right before it is its own
         if not own_header(c):
-            for r in body:
+            for i, r in enumerate(body, start=heads):
                 if r[c] == "%" and FIGURE.match(r[c - 1]) and not r[c - 1].endswith("%"):
                     r[c - 1], r[c] = r[c - 1] + "%", ""
+                    signed.add((i, c))
     source = origin if origin is not None and len(origin) == len(cells) and all(len(o) == len(r) for o, r in zip(origin, rows)) else None
 
     def one_text(columns: list[int], r: int) -> bool:  # row r holds one text (or none) in these columns, signs aside
@@ -88,19 +92,36 @@ def tidy_columns(rows: list[list[str | None]], origin: Cells | None = None) -> t
             return len({_bare(row[k]) for k in columns if row[k] and row[k] not in SIGNS}) <= 1
         return len({source[r][k] for k in columns if row[k] and row[k] not in SIGNS}) <= 1
 
-    def spanned(group: list[int], c: int) -> bool:  # one merged cell covers column c and one of the group's, in some row
-        return source is not None and any(o[c] is not None and any(o[c] == o[k] for k in group) for o in source)
+    def spanned(group: list[int], c: int) -> bool:  # one merged cell of the body covers column c and one of the group's
+        return source is not None and any(o[c] is not None and any(o[c] == o[k] for k in group) for o in source[heads:])
+
+    # columns holding a text in a cell of their own (not one merged over others) in some row
+    alone = [source is not None and any(r[c] and r[c] not in SIGNS and o[c] == (i, c) and o.count((i, c)) == 1
+                                         for i, (r, o) in enumerate(zip(cells, source))) for c in range(width)]
+
+    def one_cell(columns: list[int], r: int) -> bool:  # row r's text in these columns is one cell's, the rest signs or idle
+        assert source is not None
+        row, at = cells[r], source[r]
+        texts = {at[k] for k in columns if row[k] and row[k] not in SIGNS}
+        if len(texts) != 1:
+            return not texts
+        cell = next(iter(texts))  # beside it: a sign, or an empty cell of a column never holding a text of its own
+        return all(at[k] == cell or row[k] in SIGNS or (r, k) in signed or (not row[k] and not alone[k]) for k in columns)
 
     groups: list[list[int]] = []
     for c in range(width):
         if groups:
             spread = bool(head) and any(r[c] for r in head) and all(r[c] == r[groups[-1][-1]] for r in head)
-            rows_checked = range(heads, len(cells)) if spread else range(len(cells))
-            if (spread or spanned(groups[-1], c)) and all(one_text([*groups[-1], c], r) for r in rows_checked):
+            if spread and all(one_text([*groups[-1], c], r) for r in range(heads, len(cells))):
+                groups[-1].append(c)
+                continue
+            # columns that one merged cell of the body spans, each row's text one cell spanning them all: a
+            # figure's cell in a row of its own beside an empty cell says they are two columns
+            if not spread and spanned(groups[-1], c) and all(one_cell([*groups[-1], c], r) for r in range(len(cells))):
                 groups[-1].append(c)
                 continue
         groups.append([c])
-    table = [[r[g[0]] for g in groups] for r in head] + [[_joined([r[k] for k in g]) for g in groups] for r in body]
+    table = [[_head([r[k] for k in g]) for g in groups] for r in head] + [[_joined([r[k] for k in g]) for g in groups] for r in body]
     for c in range(len(groups)):  # a column of currency signs without a header: each to its figure
         signs = [r[c] for r in table[heads:] if r[c]]
         if signs and all(t in CURRENCY for t in signs) and not any(r[c] for r in table[:heads]):
@@ -110,6 +131,11 @@ def tidy_columns(rows: list[list[str | None]], origin: Cells | None = None) -> t
                     r[j], r[c] = f"{r[c]} {r[j]}", ""
     keep = [c for c in range(len(groups)) if any(r[c] for r in table)]
     return [[r[c] for c in keep] for r in table], [groups[c] for c in keep]
+
+
+def _head(cells: list[str]) -> str:
+    """The header cells of joined columns as one: their text (each column holds it, or a sign, or nothing)."""
+    return next((t for t in cells if t and t not in SIGNS), cells[0])
 
 
 def _bare(cell: str) -> str:

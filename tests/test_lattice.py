@@ -164,6 +164,86 @@ def test_lines_above_a_ruled_table_that_are_not_heads_stay_text(tmp_path: Path) 
         assert _both(page) == ["| Revenue | 1,093 | 840 |\n|---|---|---|\n| Costs | (482) | (547) |"], above
 
 
+def test_merged_cells_join_columns_only_where_no_column_has_texts_of_its_own_beside_an_empty_one(tmp_path: Path) -> None:
+    """Found by review of the first version of the merged-cell join: a "n/a" merged over two years
+    joined them although each year holds its own figures in other rows (which year a figure was for
+    was lost); a header cell merged over all the columns joined a year's column with its neighbours
+    and lost the year; a name merged over two columns in some rows keeps the one standing alone."""
+    xs, ys = [72, 300, 400, 500], [200, 218, 236, 254]
+
+    def sparse(page: Any) -> None:
+        page.insert_text((340, 192), "2023", fontsize=9)
+        page.insert_text((440, 192), "2022", fontsize=9)
+        _grid(page, xs, ys, skip={(1, 2)})  # "n/a" over both years
+        for r, row in enumerate([["Impairment", "1,093", ""], ["Restructuring", "n/a", ""], ["Litigation", "", "547"]]):
+            for c, text in enumerate(row):
+                if text:
+                    page.insert_text((xs[c] + 4, ys[r] + 13), text, fontsize=9)
+
+    assert _both(_page(tmp_path, sparse)) == ["|  | 2023 | 2022 |\n|---|---|---|\n| Impairment | 1,093 |  |\n| Restructuring | n/a | n/a |\n| Litigation |  | 547 |"]
+
+    wide = [72, 250, 270, 350, 370, 450]
+
+    def quarter(page: Any) -> None:
+        _grid(page, wide, [100, 120, 140, 160, 180], skip={(0, 2), (0, 3), (0, 4)})  # "Q4" over the four columns right of the labels
+        rows = [["", "Q4"], ["(Millions)", "", "2022", "", "2021"], ["Sales", "$", "23,706", "$", "24,804"], ["Net earnings", "", "3,520", "", "4,736"]]
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                if text:
+                    page.insert_text((wide[c] + 4, 100 + 20 * r + 15), text, fontsize=9)
+
+    (text,) = _both(_page(tmp_path, quarter))
+    assert "2022" in text and "2021" in text and "23,706" in text and "24,804" in text
+
+
+def test_heads_are_not_taken_from_another_table_or_the_running_head(tmp_path: Path) -> None:
+    """Two ruled tables 14 pt apart: the lower one's header is not read from the upper one's rows;
+    a table in the page's top tenth does not take the running head as its header."""
+    xs = [72, 300, 400, 500]
+
+    def stacked(page: Any) -> None:
+        for ys, rows in (([200, 218, 236], [["Lease term", "7 years", "6 years"], ["Discount rate", "3 %", "4 %"]]),
+                         ([250, 268, 286], [["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]])):
+            _grid(page, xs, ys)
+            for r, row in enumerate(rows):
+                for c, text in enumerate(row):
+                    page.insert_text((xs[c] + 4, ys[r] + 13), text, fontsize=9)
+
+    assert _both(_page(tmp_path, stacked)) == ["| Lease term | 7 years | 6 years |\n|---|---|---|\n| Discount rate | 3 % | 4 % |",
+                                               "| Revenue | 1,093 | 840 |\n|---|---|---|\n| Costs | (482) | (547) |"]
+
+    def top(page: Any) -> None:
+        page.insert_text((320, 40), "Annual Report 2023", fontsize=9)  # the running head, over the figures' columns
+        ys = [52, 70, 88]
+        _grid(page, xs, ys)
+        for r, row in enumerate([["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]]):
+            for c, text in enumerate(row):
+                page.insert_text((xs[c] + 4, ys[r] + 13), text, fontsize=9)
+
+    assert _both(_page(tmp_path, top)) == ["| Revenue | 1,093 | 840 |\n|---|---|---|\n| Costs | (482) | (547) |"]
+
+
+def test_a_group_head_narrower_than_its_columns_stands_over_each(tmp_path: Path) -> None:
+    """"Unbilled" centred over two year columns reaches into both (its middle is between theirs); the
+    years set as one line with wide spaces go one to each column."""
+    xs, ys = [72, 280, 340, 400, 460, 520], [180, 198, 216]
+
+    def draw(page: Any) -> None:
+        page.insert_text((330, 160), "Unbilled", fontsize=9)
+        page.insert_text((455, 160), "Claims", fontsize=9)
+        page.insert_text((290, 174), "2022                   2021", fontsize=9)
+        page.insert_text((410, 174), "2022", fontsize=9)
+        page.insert_text((470, 174), "2021", fontsize=9)
+        _grid(page, xs, ys)
+        for r, row in enumerate([["Current", "6,478", "5,870", "", "4"], ["Total", "8,634", "8,620", "16", "15"]]):
+            for c, text in enumerate(row):
+                if text:
+                    page.insert_text((xs[c] + 4, ys[r] + 13), text, fontsize=9)
+
+    assert _both(_page(tmp_path, draw)) == ["|  | Unbilled 2022 | Unbilled 2021 | Claims 2022 | Claims 2021 |\n|---|---|---|---|---|\n"
+                                            "| Current | 6,478 | 5,870 |  | 4 |\n| Total | 8,634 | 8,620 | 16 | 15 |"]
+
+
 def test_a_box_around_a_paragraph_is_not_a_table(tmp_path: Path) -> None:
     def draw(page: Any) -> None:
         page.draw_rect((72, 100, 500, 200))

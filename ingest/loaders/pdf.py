@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from ingest.loaders.bidi import RTL_TEXT, is_rtl_line, lam_alef, logical_text
 from ingest.loaders.ocr import ocr_blocks
 from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
-from ingest.loaders.pdf_tables import inside, page_tables, text_flags
+from ingest.loaders.pdf_tables import MARGIN, inside, page_tables, text_flags
 from ingest.loaders.text_tables import number_tables
 from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order, union
 from ingest.textfacts import WIDE
@@ -63,7 +63,6 @@ def join_wrapped_lines(block: str) -> str:
     return "".join(parts)
 
 
-MARGIN = 0.1  # the top and bottom tenth of a page is where running heads, footers and page numbers live
 _PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^#\s*[-–]\s*#$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
 
 

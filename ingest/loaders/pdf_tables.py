@@ -131,19 +131,23 @@ def _tables(page: Any, finder: str, textpage: Any) -> list[tuple[Box, str]]:
             found = page.find_tables(clip=clip).tables
         except Exception:  # a malformed drawing must not cost the page its text
             return []
-    tables = []
+    kept = []
     for table in found:
         if table.row_count < 2 or table.col_count < 2:
             continue  # a frame around a paragraph, not a table
         raw = table.extract() if page.rotation else cell_texts(page, table, blocks)  # (a rotated page's characters are not in the cells' coordinates)
-        if not is_table(raw):
-            continue
-        rows, columns = tidy_columns(*spans_filled(table, raw))
+        if is_table(raw):
+            kept.append((table, *tidy_columns(*spans_filled(table, raw))))
+    tables = []
+    for table, rows, columns in kept:
         box = tuple(table.bbox)
         if not page.rotation and headless(rows):
+            # heads are looked for below the running heads and below any other table above this one
+            ceiling = max([page.rect.y0 + MARGIN * page.rect.height] + [
+                other.bbox[3] for other, _, _ in kept if other is not table and other.bbox[3] <= box[1] + 1 and other.bbox[0] < box[2] and box[0] < other.bbox[2]])
             if blocks is None:
                 blocks = page_chars(page, page.rect)
-            found_heads = heads_above(table, columns, blocks)
+            found_heads = heads_above(table, columns, blocks, ceiling)
             if found_heads is not None:
                 header, sections, top = found_heads
                 rows = [header, *sections, *rows]
@@ -154,6 +158,7 @@ def _tables(page: Any, finder: str, textpage: Any) -> list[tuple[Box, str]]:
     return tables
 
 
+MARGIN = 0.1  # the top and bottom tenth of a page is where running heads, footers and page numbers live
 HEAD_CHARS = 40  # a column head is short; a longer line above a table is text
 LABEL_HEAD_CHARS = 100  # ... over the labels: "(Millions, except percentages, per share amounts and where indicated)"
 HEAD_ROWS = 4  # rows of heads (and section labels) looked for above a table
@@ -169,14 +174,14 @@ def _datum(word: str) -> bool:
     return bool(FIGURE.match(word)) and not YEAR.match(word.strip(",.")) and (sum(ch.isdigit() for ch in word) >= 3 or any(ch in word for ch in ".%("))
 
 
-def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], float] | None:
+def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any]], ceiling: float) -> tuple[list[str], list[list[str]], float] | None:
     """A headless ruled table's column heads, read from the short lines set just above its top rule
     ("Years Ended December 31," over the years, "(Millions)" over the labels): (the header row over
     `columns` — tidy_columns' columns, each a list of the table's columns —, the section labels
     between the heads and the table as rows of their own, the new top of the table's box). Walking
     up from the table, rows of lines are taken while they are short, hold no figure but years, and
-    sit within two lines of the row below; a row of label text alone is a section label only below
-    the heads. None when no row of heads stands over the figure columns, or when a line whose centre
+    sit within two lines of the row below and below `ceiling` (the page's running heads, another
+    table); a row of label text alone is a section label only below the heads. None when no row of heads stands over the figure columns, or when a line whose centre
     would fall in the widened box is not one of them (no text is lost)."""
     cells = [row.cells for row in table.rows]
     width = max((len(r) for r in cells), default=0)
@@ -192,7 +197,7 @@ def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any
         for line in block.get("lines", []):
             text = " ".join("".join(ch["c"] for span in line["spans"] for ch in span["chars"]).split())
             lx0, ly0, lx1, ly1 = line["bbox"]
-            if text and ly1 <= top + 1 and lx0 >= x0 - 2 and lx1 <= x1 + 2:
+            if text and ly1 <= top + 1 and ly0 >= ceiling and lx0 >= x0 - 2 and lx1 <= x1 + 2:
                 lines.append((text, float(lx0), float(ly0), float(lx1), float(ly1)))
     rows: list[list[tuple[str, float, float, float, float]]] = []
     for line in sorted(lines, key=lambda ln: -ln[4]):  # bottom up
@@ -232,13 +237,19 @@ def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any
     header = [""] * len(columns)
     for row in reversed(heads):  # top down
         for text, lx0, _, lx1, _ in sorted(row, key=lambda ln: ln[1]):
-            if lx1 <= label_right + 2:
+            reach = [j for j in range(1, len(spans)) if lx0 < spans[j][1] - 2 and spans[j][0] + 2 < lx1]  # the columns it reaches into
+            words = text.split()
+            if lx1 <= label_right + 2 or len(spans) < 2:
                 over = [0]
-            else:
-                over = [j for j in range(1, len(spans)) if lx0 - 2 <= (spans[j][0] + spans[j][1]) / 2 <= lx1 + 2]
+            elif len(reach) >= 2 and len(words) == len(reach) and all(YEAR.match(w) for w in words):  # "2023   2022" set as one line
+                for j, word in zip(reach, words):
+                    header[j] = f"{header[j]} {word}".strip()
+                continue
+            else:  # the columns whose middles it spans, else those it reaches into ("Unbilled" centred over two)
+                over = [j for j in range(1, len(spans)) if lx0 - 2 <= (spans[j][0] + spans[j][1]) / 2 <= lx1 + 2] or reach
                 if not over:
                     middle = (lx0 + lx1) / 2
-                    over = [min(range(1, len(spans)), key=lambda j: abs((spans[j][0] + spans[j][1]) / 2 - middle))] if len(spans) > 1 else [0]
+                    over = [min(range(1, len(spans)), key=lambda j: abs((spans[j][0] + spans[j][1]) / 2 - middle))]
             for j in over:
                 header[j] = f"{header[j]} {text}".strip()
     labels = [[" ".join(ln[0] for ln in row)] + [""] * (len(columns) - 1) for row in reversed(sections)]
