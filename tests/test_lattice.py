@@ -23,6 +23,20 @@ def _grid(page: Any, xs: list[float], ys: list[float], skip: set[tuple[int, int]
                 page.draw_line((x, ys[r]), (x, ys[r + 1]))
 
 
+def _fill(page: Any, xs: list[float], ys: list[float], rows: list[list[str]], dy: float = 13) -> None:
+    """Each row's texts at the left of their cells, dy below the row's top rule; "" writes nothing."""
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            if text:
+                page.insert_text((xs[c] + 4, ys[r] + dy), text, fontsize=9)
+
+
+def _write(page: Any, placed: list[tuple[float, float, str]]) -> None:
+    """Texts set at (x, baseline y), as lines outside any table."""
+    for x, y, text in placed:
+        page.insert_text((x, y), text, fontsize=9)
+
+
 def _page(tmp_path: Path, draw: Any, rotate: int = 0) -> Any:
     doc = pymupdf.open()
     page = doc.new_page(width=595, height=842)
@@ -122,16 +136,10 @@ def test_heads_set_above_a_headless_ruled_table_become_its_header(tmp_path: Path
     xs, ys = [72, 300, 400, 500], [200, 220, 240]
 
     def draw(page: Any) -> None:
-        page.insert_text((72, 140), "TABLE 3: OPERATING RESULTS FOR THE GROUP", fontsize=9)
-        page.insert_text((72, 158), "Years Ended December 31,", fontsize=9)
-        page.insert_text((72, 172), "(Millions)", fontsize=9)
-        page.insert_text((340, 172), "2023", fontsize=9)
-        page.insert_text((440, 172), "2022", fontsize=9)
-        page.insert_text((72, 194), "Selected data", fontsize=9)
+        _write(page, [(72, 140, "TABLE 3: OPERATING RESULTS FOR THE GROUP"), (72, 158, "Years Ended December 31,"),
+                      (72, 172, "(Millions)"), (340, 172, "2023"), (440, 172, "2022"), (72, 194, "Selected data")])
         _grid(page, xs, ys)
-        for r, row in enumerate([["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]]):
-            for c, text in enumerate(row):
-                page.insert_text((xs[c] + 4, ys[r] + 15), text, fontsize=9)
+        _fill(page, xs, ys, [["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]], dy=15)
         page.insert_text((72, 280), "Revenue grew by a third.", fontsize=9)
 
     page = _page(tmp_path, draw)
@@ -156,9 +164,7 @@ def test_lines_above_a_ruled_table_that_are_not_heads_stay_text(tmp_path: Path) 
             page.insert_text((440, 172), "2022", fontsize=9)
             page.insert_text((x, 188), above, fontsize=9)
             _grid(page, xs, ys)
-            for r, row in enumerate([["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]]):
-                for c, text in enumerate(row):
-                    page.insert_text((xs[c] + 4, ys[r] + 15), text, fontsize=9)
+            _fill(page, xs, ys, [["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]], dy=15)
 
         page = _page(tmp_path, draw)
         assert _both(page) == ["| Revenue | 1,093 | 840 |\n|---|---|---|\n| Costs | (482) | (547) |"], above
@@ -175,10 +181,7 @@ def test_merged_cells_join_columns_only_where_no_column_has_texts_of_its_own_bes
         page.insert_text((340, 192), "2023", fontsize=9)
         page.insert_text((440, 192), "2022", fontsize=9)
         _grid(page, xs, ys, skip={(1, 2)})  # "n/a" over both years
-        for r, row in enumerate([["Impairment", "1,093", ""], ["Restructuring", "n/a", ""], ["Litigation", "", "547"]]):
-            for c, text in enumerate(row):
-                if text:
-                    page.insert_text((xs[c] + 4, ys[r] + 13), text, fontsize=9)
+        _fill(page, xs, ys, [["Impairment", "1,093", ""], ["Restructuring", "n/a", ""], ["Litigation", "", "547"]], dy=13)
 
     assert _both(_page(tmp_path, sparse)) == ["|  | 2023 | 2022 |\n|---|---|---|\n| Impairment | 1,093 |  |\n| Restructuring | n/a | n/a |\n| Litigation |  | 547 |"]
 
@@ -216,9 +219,7 @@ def test_heads_are_not_taken_from_another_table_or_the_running_head(tmp_path: Pa
         page.insert_text((320, 40), "Annual Report 2023", fontsize=9)  # the running head, over the figures' columns
         ys = [52, 70, 88]
         _grid(page, xs, ys)
-        for r, row in enumerate([["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]]):
-            for c, text in enumerate(row):
-                page.insert_text((xs[c] + 4, ys[r] + 13), text, fontsize=9)
+        _fill(page, xs, ys, [["Revenue", "1,093", "840"], ["Costs", "(482)", "(547)"]], dy=13)
 
     assert _both(_page(tmp_path, top)) == ["| Revenue | 1,093 | 840 |\n|---|---|---|\n| Costs | (482) | (547) |"]
 
@@ -229,16 +230,10 @@ def test_a_group_head_narrower_than_its_columns_stands_over_each(tmp_path: Path)
     xs, ys = [72, 280, 340, 400, 460, 520], [180, 198, 216]
 
     def draw(page: Any) -> None:
-        page.insert_text((330, 160), "Unbilled", fontsize=9)
-        page.insert_text((455, 160), "Claims", fontsize=9)
-        page.insert_text((290, 174), "2022                   2021", fontsize=9)
-        page.insert_text((410, 174), "2022", fontsize=9)
-        page.insert_text((470, 174), "2021", fontsize=9)
+        _write(page, [(330, 160, "Unbilled"), (455, 160, "Claims"), (290, 174, "2022                   2021"),
+                      (410, 174, "2022"), (470, 174, "2021")])
         _grid(page, xs, ys)
-        for r, row in enumerate([["Current", "6,478", "5,870", "", "4"], ["Total", "8,634", "8,620", "16", "15"]]):
-            for c, text in enumerate(row):
-                if text:
-                    page.insert_text((xs[c] + 4, ys[r] + 13), text, fontsize=9)
+        _fill(page, xs, ys, [["Current", "6,478", "5,870", "", "4"], ["Total", "8,634", "8,620", "16", "15"]], dy=13)
 
     assert _both(_page(tmp_path, draw)) == ["|  | Unbilled 2022 | Unbilled 2021 | Claims 2022 | Claims 2021 |\n|---|---|---|---|---|\n"
                                             "| Current | 6,478 | 5,870 |  | 4 |\n| Total | 8,634 | 8,620 | 16 | 15 |"]

@@ -181,8 +181,9 @@ def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any
     between the heads and the table as rows of their own, the new top of the table's box). Walking
     up from the table, rows of lines are taken while they are short, hold no figure but years, and
     sit within two lines of the row below and below `ceiling` (the page's running heads, another
-    table); a row of label text alone is a section label only below the heads. None when no row of heads stands over the figure columns, or when a line whose centre
-    would fall in the widened box is not one of them (no text is lost)."""
+    table); a row of label text alone is a section label only below the heads. None when no row of
+    heads stands over the figure columns, or when a line whose centre would fall in the widened box
+    is not one of them (no text is lost)."""
     cells = [row.cells for row in table.rows]
     width = max((len(r) for r in cells), default=0)
     lefts = [min((r[c][0] for r in cells if c < len(r) and r[c] is not None), default=None) for c in range(width)]
@@ -195,7 +196,7 @@ def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any
     lines = []
     for block in blocks:
         for line in block.get("lines", []):
-            text = " ".join("".join(ch["c"] for span in line["spans"] for ch in span["chars"]).split())
+            text = _line_text(line)
             lx0, ly0, lx1, ly1 = line["bbox"]
             if text and ly1 <= top + 1 and ly0 >= ceiling and lx0 >= x0 - 2 and lx1 <= x1 + 2:
                 lines.append((text, float(lx0), float(ly0), float(lx1), float(ly1)))
@@ -227,12 +228,13 @@ def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any
     if not heads:
         return None
     new_top = min(ln[2] for row in heads for ln in row) - 0.5
+    taken = {(ln[0], round(ln[1], 1), round(ln[2], 1)) for row in heads + sections for ln in row}
     for block in blocks:  # every line whose centre the widened box holds must be a head or a section label
         for line in block.get("lines", []):
             lx0, ly0, lx1, ly1 = line["bbox"]
             if x0 <= (lx0 + lx1) / 2 <= x1 and new_top <= (ly0 + ly1) / 2 <= top:
-                text = " ".join("".join(ch["c"] for span in line["spans"] for ch in span["chars"]).split())
-                if text and not any(ln[0] == text and abs(ln[2] - ly0) < 0.5 and abs(ln[1] - lx0) < 0.5 for row in heads + sections for ln in row):
+                text = _line_text(line)
+                if text and (text, round(float(lx0), 1), round(float(ly0), 1)) not in taken:
                     return None
     header = [""] * len(columns)
     for row in reversed(heads):  # top down
@@ -254,6 +256,11 @@ def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any
                 header[j] = f"{header[j]} {text}".strip()
     labels = [[" ".join(ln[0] for ln in row)] + [""] * (len(columns) - 1) for row in reversed(sections)]
     return header, labels, new_top
+
+
+def _line_text(line: dict[str, Any]) -> str:
+    """A rawdict line's text, its white space collapsed."""
+    return " ".join("".join(ch["c"] for span in line["spans"] for ch in span["chars"]).split())
 
 
 def page_chars(page: Any, clip: Any) -> list[dict[str, Any]]:
@@ -332,7 +339,7 @@ def spans_filled(table: Any, rows: list[list[str | None]]) -> tuple[list[list[st
     """The table's cells, each cell that a merged cell covers holding the merged cell's text (the way
     docling writes them), so a column keeps its whole header and a row its label when the splitter cuts
     a long table by rows; and for each cell the (row, column) of the cell its text is from (None: an
-    empty covered cell), which tidy_cells reads to join the columns a merged cell spans. PyMuPDF gives
+    empty covered cell), which tidy_columns reads to join the columns a merged cell spans. PyMuPDF gives
     a covered cell as None; the merged cell is the one whose box holds the covered cell's centre (its
     column's middle, its row's middle). Only short merged cells (labels, figures) are repeated."""
     boxes = [row.cells for row in table.rows]
