@@ -127,7 +127,7 @@ def _strip_span(text: str, span: Span) -> Span:
 def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # table sizes are in characters
     """Cut a Markdown table by rows, repeating its header (first two lines) in every piece; a header
     too long to repeat whole is repeated with its longest cells shortened (the first piece has it
-    whole: retrieval's table_header and same_header know both forms)."""
+    whole, or on its own when its first row does not fit beside it)."""
     if len(text) <= chunk_size:
         return [(text, (0, len(text)))]
     lines = text.split("\n")
@@ -145,6 +145,9 @@ def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # tabl
     rows: list[str] = []
     for line in lines[len(header_lines) :]:
         row = line + "\n"
+        if not rows and header != repeated and len(header) + len(row) > chunk_size >= len(repeated) + len(row):
+            pieces.append((header, (0, offset)))  # the whole header, on its own: the row fits under the shortened one
+            header = repeated
         if rows and len(header) + sum(map(len, rows)) + len(row) > chunk_size:
             pieces.append((header + "".join(rows), (body_start, offset)))
             rows, body_start, header = [], offset, repeated

@@ -62,24 +62,18 @@ def table_header(piece: str) -> str:
     return ""
 
 
-def same_header(a: str, b: str) -> bool:
-    """Whether two table pieces' headers are one table's: equal, or one the other with cells shortened
-    (the splitter repeats a long header shortened, ingest.tables.shortened_row)."""
-    if a == b:
-        return True
-    rows_a, rows_b = a.split("\n"), b.split("\n")
-    if len(rows_a) != len(rows_b) or rows_a[1:] != rows_b[1:]:
-        return False
-    cells_a, cells_b = rows_a[0].split(" | "), rows_b[0].split(" | ")
-    return len(cells_a) == len(cells_b) and all(
-        x == y or (x.endswith("…") and y.startswith(x[:-1])) or (y.endswith("…") and x.startswith(y[:-1])) for x, y in zip(cells_a, cells_b)
-    )
-
-
 def strip_header(piece: str, header: str) -> str:
-    """The piece without its header, when that is `header` (or the same header, see same_header)."""
-    own = table_header(piece)
-    return piece[len(own) :] if header and own and same_header(own, header) else piece
+    """The piece without `header` (a piece that is its header alone: "")."""
+    return piece[len(header) :] if header and (piece.startswith(header) or piece == header.rstrip("\n")) else piece
+
+
+def same_table(before: Any, after: Any) -> bool:
+    """Whether two neighbouring table pieces (Catalog.neighbours) are of one table: the second's text
+    goes on where the first's ends (chunk offsets; a piece of the next table starts again after its
+    own header). Pieces without offsets: when their headers are equal."""
+    if before.end is not None and after.start is not None:
+        return bool(before.end == after.start)
+    return table_header(before.text) == table_header(after.text)
 
 
 @dataclass
@@ -190,30 +184,36 @@ class Retriever:
         return dense, lexical
 
     def _whole_table(self, hit: Hit, piece: str, joined: list[int]) -> None:
-        """A hit on a piece of a table shows the table around it: the contiguous pieces after and
-        before it, nearest first, while the text stays within table_chars, the header row once;
-        passages joined to the hit that the table now holds are dropped."""
+        """A hit on a piece of a table shows the table around it: the pieces of that table (same_table)
+        after and before it, nearest first, while the text stays within table_chars, the header row
+        once (whole, when its first piece is shown and it fits); passages joined to the hit that the
+        table now holds are dropped."""
         pieces = self.catalog.neighbours(hit.chunk_id, TABLE_REACH)
         at = next((i for i, p in enumerate(pieces) if p.id == hit.chunk_id), None)
         if at is None:
             return
         header = table_header(piece)
-        bodies = [strip_header(p.text, header) for p in pieces]
+        ours = [False] * len(pieces)  # the pieces of the hit's own table
+        ours[at] = True
+        for j in range(at + 1, len(pieces)):
+            ours[j] = ours[j - 1] and pieces[j].chunk_no - pieces[j - 1].chunk_no == 1 and same_table(pieces[j - 1], pieces[j])
+        for j in range(at - 1, -1, -1):
+            ours[j] = ours[j + 1] and pieces[j + 1].chunk_no - pieces[j].chunk_no == 1 and same_table(pieces[j], pieces[j + 1])
+        bodies = [strip_header(p.text, table_header(p.text)) for p in pieces]  # each without its header (whole or shortened)
         lo = hi = at
         size = len(piece)
         grew = True
         while grew:
             grew = False
             for j, nextto in ((hi + 1, hi), (lo - 1, lo)):  # after first: a table is read downwards
-                if 0 <= j < len(pieces) and abs(pieces[j].chunk_no - pieces[nextto].chunk_no) == 1 and size + 1 + len(bodies[j]) <= self.config.table_chars:
+                if 0 <= j < len(pieces) and ours[j] and size + 1 + len(bodies[j]) <= self.config.table_chars:
                     size += 1 + len(bodies[j])
                     lo, hi, grew = min(lo, j), max(hi, j), True
         if lo == hi:
             return
-        first = table_header(pieces[lo].text)  # the table's first piece has the header whole (if it fits)
-        body = "\n".join(bodies[lo : hi + 1])
-        whole = first and same_header(first, header) and len(first) + len(body) <= max(self.config.table_chars, len(header) + len(body))
-        table = (first if whole else header) + body
+        body = "\n".join(b for b in bodies[lo : hi + 1] if b)
+        whole = max((table_header(pieces[i].text) for i in range(lo, hi + 1)), key=len)  # its first piece has it whole
+        table = (whole if len(whole) + len(body) <= max(self.config.table_chars, len(header) + len(body)) else header) + body
         covered = {pieces[i].id for i in range(lo, hi + 1)}
         rest = hit.text.split(PASSAGE_GAP)[1:]
         kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]

@@ -239,6 +239,23 @@ def test_a_group_head_narrower_than_its_columns_stands_over_each(tmp_path: Path)
                                             "| Current | 6,478 | 5,870 |  | 4 |\n| Total | 8,634 | 8,620 | 16 | 15 |"]
 
 
+def test_a_period_over_all_the_heads_stands_over_each_column_and_a_hyphenated_head_is_one_word(tmp_path: Path) -> None:
+    """Found by review: "Year ended December 31, 2022" alone in its row over heads without a year
+    (regions) went to the one column it was centred over; a head broken at a hyphen read "Non- controlling"."""
+    xs, ys = [72, 250, 330, 410, 490], [184, 202, 220]
+
+    def draw(page: Any) -> None:
+        _write(page, [(300, 150, "Year ended December 31, 2022"), (255, 164, "Americas"), (335, 164, "Asia"), (415, 164, "Non-"),
+                      (415, 176, "controlling")])
+        _grid(page, xs, ys)
+        _fill(page, xs, ys, [["Sales", "1,093", "840", "12"], ["Costs", "(482)", "(547)", "(3)"]])
+
+    assert _both(_page(tmp_path, draw)) == [
+        "|  | Year ended December 31, 2022 Americas | Year ended December 31, 2022 Asia | Year ended December 31, 2022 Non-controlling |\n"
+        "|---|---|---|---|\n| Sales | 1,093 | 840 | 12 |\n| Costs | (482) | (547) | (3) |"
+    ]
+
+
 def test_a_box_around_a_paragraph_is_not_a_table(tmp_path: Path) -> None:
     def draw(page: Any) -> None:
         page.draw_rect((72, 100, 500, 200))

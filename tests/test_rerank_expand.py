@@ -142,3 +142,31 @@ def test_a_table_shown_around_a_hit_has_its_header_whole_once(home: Path, tmp_pa
     assert [int(n) for n in re.findall(r"\| City(\d\d) \|", text)] == list(range(1, 31))
     kb.close()
 
+
+def test_a_table_shown_around_a_hit_never_runs_into_the_next_table(home: Path, tmp_path: Path) -> None:
+    """Found by review: two tables one after the other whose long headers begin alike ("Units:
+    thousands of yuan, except rows marked per person" / "… per household") were shown as one, the
+    second's header dropped; and a shortened last header cell was not recognised, so the header came
+    twice. Pieces are of one table when each goes on where the one before ends."""
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Travel budget by city", level=1)
+    for name, units in (("A", "Units: thousands of yuan, except rows marked per person"), ("B", "Units: thousands of yuan, except rows marked per household")):
+        table = d.add_table(rows=13, cols=3)
+        for c, text in enumerate(["City", "2023", units]):
+            table.cell(0, c).text = text
+        for i in range(1, 13):
+            for c, text in enumerate([f"{name}City{i:02d}", f"{300 + 10 * i}", f"{50 + i}"]):
+                table.cell(i, c).text = text
+    d.save(tmp_path / "two.docx")
+    kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 130, "chunk_overlap": 0}, retrieval={"table_chars": 3000})
+    kb.ingest([tmp_path / "two.docx"])
+    for name, units in (("B", "per household"), ("A", "per person")):
+        text = kb.search(f"{name}City09", top_k=1, threshold=0.0)[0].text
+        lines = text.split("\n")
+        assert lines[0].endswith(f"{units} |") and text.count("|---|---|---|") == 1 and "…" not in text
+        assert {line.split(" | ")[0][2] for line in lines[2:]} == {name}  # its own rows only
+        assert len(lines) == 2 + 12
+    kb.close()
+

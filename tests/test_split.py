@@ -67,6 +67,21 @@ def test_a_table_header_too_long_to_repeat_whole_is_repeated_shortened() -> None
     assert body == rows.split("\n")  # every row once, in order
 
 
+def test_a_first_row_that_does_not_fit_beside_the_whole_header_is_never_cut() -> None:
+    """Found by review: the whole header left too little room for a long first row, which was cut as
+    text mid-figure ("… | 1,234 | 5," / "678 | 9,999 |"); the whole header now stands alone first."""
+    header = "| (Millions, except percentages, per share amounts and where indicated) | 2023 | 2022 | 2021 |\n|---|---|---|---|\n"
+    first = "| Net revenue from contracts with customers, including related parties | 1,234 | 5,678 | 9,999 |"
+    rows = [first] + [f"| Revenue line {i} | {i * 10} | {i * 11} | {i * 12} |" for i in range(6)]
+    chunks = split_documents([Document(header + "\n".join(rows), {"source": "s.pdf", "kind": "table"})], chunk_size=200)
+    assert all(len(c.text) <= 200 for c in chunks)
+    assert chunks[0].text == header.rstrip("\n")
+    body = [line for c in chunks[1:] for line in c.text.split("\n")[2:]]
+    assert body == rows
+    spans = [(c.meta["start"], c.meta["end"]) for c in chunks]
+    assert spans[0] == (0, len(header)) and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # each goes on where the last ended
+
+
 def test_english_sentences_split_at_full_stops() -> None:
     text = "The first sentence is here. The second one follows it. A third closes the paragraph. " * 4
     chunks = split_documents([Document(text, {"source": "e.txt"})], chunk_size=60, chunk_overlap=0)

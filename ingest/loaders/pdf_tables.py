@@ -159,7 +159,7 @@ def _tables(page: Any, finder: str, textpage: Any) -> list[tuple[Box, str]]:
 
 
 MARGIN = 0.1  # the top and bottom tenth of a page is where running heads, footers and page numbers live
-HEAD_CHARS = 40  # a column head is short; a longer line above a table is text
+HEAD_CHARS = 60  # a column head is short; a longer line above a table is text
 LABEL_HEAD_CHARS = 100  # ... over the labels: "(Millions, except percentages, per share amounts and where indicated)"
 HEAD_ROWS = 4  # rows of heads (and section labels) looked for above a table
 
@@ -167,6 +167,11 @@ HEAD_ROWS = 4  # rows of heads (and section labels) looked for above a table
 def headless(rows: list[list[str]]) -> bool:
     """Whether a table's first row is one of its figures (its header set above its rules, as text)."""
     return bool(rows) and any(FIGURE.match(cell) and not YEAR.match(cell) for cell in rows[0][1:] if cell)
+
+
+def _dated(text: str) -> bool:
+    """Whether a head names a year ("Year ended December 31, 2022", "FY2023")."""
+    return any(YEAR.match(word.strip(",.()")[-4:]) for word in text.split())
 
 
 def _datum(word: str) -> bool:
@@ -237,7 +242,9 @@ def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any
                 if text and (text, round(float(lx0), 1), round(float(ly0), 1)) not in taken:
                     return None
     header = [""] * len(columns)
-    for row in reversed(heads):  # top down
+    for k, row in reversed(list(enumerate(heads))):  # top down
+        over_figures = [ln for ln in row if ln[3] > label_right + 2]
+        below = [ln for r in heads[:k] for ln in r if ln[3] > label_right + 2]
         for text, lx0, _, lx1, _ in sorted(row, key=lambda ln: ln[1]):
             reach = [j for j in range(1, len(spans)) if lx0 < spans[j][1] - 2 and spans[j][0] + 2 < lx1]  # the columns it reaches into
             words = text.split()
@@ -247,13 +254,15 @@ def heads_above(table: Any, columns: list[list[int]], blocks: list[dict[str, Any
                 for j, word in zip(reach, words):
                     header[j] = f"{header[j]} {word}".strip()
                 continue
+            elif len(over_figures) == 1 and len(below) >= 2 and _dated(text) and not any(_dated(ln[0]) for ln in below):
+                over = list(range(1, len(spans)))  # the period of every column below: "Year ended December 31, 2022" over the regions
             else:  # the columns whose middles it spans, else those it reaches into ("Unbilled" centred over two)
                 over = [j for j in range(1, len(spans)) if lx0 - 2 <= (spans[j][0] + spans[j][1]) / 2 <= lx1 + 2] or reach
                 if not over:
                     middle = (lx0 + lx1) / 2
                     over = [min(range(1, len(spans)), key=lambda j: abs((spans[j][0] + spans[j][1]) / 2 - middle))]
-            for j in over:
-                header[j] = f"{header[j]} {text}".strip()
+            for j in over:  # a head broken at a hyphen ("Non-" over "controlling") is one word again
+                header[j] = header[j] + text if header[j].endswith("-") else f"{header[j]} {text}".strip()
     labels = [[" ".join(ln[0] for ln in row)] + [""] * (len(columns) - 1) for row in reversed(sections)]
     return header, labels, new_top
 
