@@ -184,36 +184,41 @@ class Retriever:
         return dense, lexical
 
     def _whole_table(self, hit: Hit, piece: str, joined: list[int]) -> None:
-        """A hit on a piece of a table shows the table around it: the pieces of that table (same_table)
-        after and before it, nearest first, while the text stays within table_chars, the header row
-        once (whole, when its first piece is shown and it fits); passages joined to the hit that the
-        table now holds are dropped."""
+        """A hit on a piece of a table shows the table around it: the contiguous pieces after and
+        before it, nearest first, while the text stays within table_chars, each table's header row
+        once (whole, when its first piece is shown and it fits; pieces of one table: same_table), a
+        table next to it on the page with its own header; passages joined to the hit that the table
+        now holds are dropped."""
         pieces = self.catalog.neighbours(hit.chunk_id, TABLE_REACH)
         at = next((i for i, p in enumerate(pieces) if p.id == hit.chunk_id), None)
         if at is None:
             return
-        header = table_header(piece)
-        ours = [False] * len(pieces)  # the pieces of the hit's own table
-        ours[at] = True
-        for j in range(at + 1, len(pieces)):
-            ours[j] = ours[j - 1] and pieces[j].chunk_no - pieces[j - 1].chunk_no == 1 and same_table(pieces[j - 1], pieces[j])
-        for j in range(at - 1, -1, -1):
-            ours[j] = ours[j + 1] and pieces[j + 1].chunk_no - pieces[j].chunk_no == 1 and same_table(pieces[j], pieces[j + 1])
-        bodies = [strip_header(p.text, table_header(p.text)) for p in pieces]  # each without its header (whole or shortened)
+        heads = [table_header(p.text) for p in pieces]
+        bodies = [strip_header(p.text, h) for p, h in zip(pieces, heads)]  # each without its header, whole or shortened
+        table_no = [0] * len(pieces)  # which table each piece is of: a new one where the text does not go on
+        for j in range(1, len(pieces)):
+            one = pieces[j].chunk_no - pieces[j - 1].chunk_no == 1 and same_table(pieces[j - 1], pieces[j])
+            table_no[j] = table_no[j - 1] + (0 if one else 1)
         lo = hi = at
         size = len(piece)
         grew = True
         while grew:
             grew = False
             for j, nextto in ((hi + 1, hi), (lo - 1, lo)):  # after first: a table is read downwards
-                if 0 <= j < len(pieces) and ours[j] and size + 1 + len(bodies[j]) <= self.config.table_chars:
-                    size += 1 + len(bodies[j])
+                if not (0 <= j < len(pieces) and abs(pieces[j].chunk_no - pieces[nextto].chunk_no) == 1):
+                    continue
+                cost = 1 + len(bodies[j]) + (len(heads[j]) if table_no[j] != table_no[nextto] else 0)  # another table: with its header
+                if size + cost <= self.config.table_chars:
+                    size += cost
                     lo, hi, grew = min(lo, j), max(hi, j), True
         if lo == hi:
             return
-        body = "\n".join(b for b in bodies[lo : hi + 1] if b)
-        whole = max((table_header(pieces[i].text) for i in range(lo, hi + 1)), key=len)  # its first piece has it whole
-        table = (whole if len(whole) + len(body) <= max(self.config.table_chars, len(header) + len(body)) else header) + body
+        shown = range(lo, hi + 1)
+        whole = {t: max((heads[i] for i in shown if table_no[i] == t), key=len) for t in {table_no[i] for i in shown}}  # a first piece has it whole
+        starts = [i == lo or table_no[i] != table_no[i - 1] for i in shown]
+        if size + sum(len(whole[table_no[i]]) - len(heads[i]) for i, first in zip(shown, starts) if first) > max(self.config.table_chars, size):
+            whole = {table_no[i]: heads[i] for i, first in zip(shown, starts) if first}
+        table = "\n".join(part for i, first in zip(shown, starts) if (part := ((whole[table_no[i]] if first else "") + bodies[i]).rstrip("\n")))
         covered = {pieces[i].id for i in range(lo, hi + 1)}
         rest = hit.text.split(PASSAGE_GAP)[1:]
         kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]
