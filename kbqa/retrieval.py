@@ -67,13 +67,27 @@ def strip_header(piece: str, header: str) -> str:
     return piece[len(header) :] if header and (piece.startswith(header) or piece == header.rstrip("\n")) else piece
 
 
+def same_header(a: str, b: str) -> bool:
+    """Whether two pieces' headers can be one table's: equal, or one the other with cells shortened to
+    their first words and "…" (ingest.tables.shortened_row)."""
+    if a == b:
+        return True
+    rows_a, rows_b = a.split("\n"), b.split("\n")
+    if len(rows_a) != len(rows_b) or rows_a[1:] != rows_b[1:] or not all(r.startswith("| ") and r.endswith(" |") for r in (rows_a[0], rows_b[0])):
+        return False
+    cells_a, cells_b = rows_a[0][2:-2].split(" | "), rows_b[0][2:-2].split(" | ")
+    return len(cells_a) == len(cells_b) and all(
+        x == y or (x.endswith("…") and y.startswith(x[:-1])) or (y.endswith("…") and x.startswith(y[:-1])) for x, y in zip(cells_a, cells_b)
+    )
+
+
 def same_table(before: Any, after: Any) -> bool:
-    """Whether two neighbouring table pieces (Catalog.neighbours) are of one table: the second's text
-    goes on where the first's ends (chunk offsets; a piece of the next table starts again after its
-    own header). Pieces without offsets: when their headers are equal."""
-    if before.end is not None and after.start is not None:
-        return bool(before.end == after.start)
-    return table_header(before.text) == table_header(after.text)
+    """Whether two neighbouring table pieces (Catalog.neighbours) are of one table: their headers can be
+    one table's (same_header), and the second's text goes on where the first's ends when the chunks
+    have offsets (a piece of the next table starts again after its own header)."""
+    if not same_header(table_header(before.text), table_header(after.text)):
+        return False
+    return before.end is None or after.start is None or bool(before.end == after.start)
 
 
 @dataclass
@@ -211,18 +225,37 @@ class Retriever:
                 if size + cost <= self.config.table_chars:
                     size += cost
                     lo, hi, grew = min(lo, j), max(hi, j), True
+        table = ""
+        while lo < hi:  # the text within table_chars: each table's header whole if it fits, else as its first piece has it
+            if hi > at and not bodies[hi]:  # the next table's header without a row under it
+                hi -= 1
+                continue
+            table = self._tables_text(heads, bodies, table_no, lo, hi, whole=True)
+            if len(table) > self.config.table_chars:
+                table = self._tables_text(heads, bodies, table_no, lo, hi, whole=False)
+            if len(table) <= self.config.table_chars:
+                break
+            lo, hi = (lo + 1, hi) if lo < at else (lo, hi - 1)
         if lo == hi:
             return
-        shown = range(lo, hi + 1)
-        whole = {t: max((heads[i] for i in shown if table_no[i] == t), key=len) for t in {table_no[i] for i in shown}}  # a first piece has it whole
-        starts = [i == lo or table_no[i] != table_no[i - 1] for i in shown]
-        if size + sum(len(whole[table_no[i]]) - len(heads[i]) for i, first in zip(shown, starts) if first) > max(self.config.table_chars, size):
-            whole = {table_no[i]: heads[i] for i, first in zip(shown, starts) if first}
-        table = "\n".join(part for i, first in zip(shown, starts) if (part := ((whole[table_no[i]] if first else "") + bodies[i]).rstrip("\n")))
         covered = {pieces[i].id for i in range(lo, hi + 1)}
         rest = hit.text.split(PASSAGE_GAP)[1:]
         kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]
         hit.text = PASSAGE_GAP.join([table, *kept])
+
+    @staticmethod
+    def _tables_text(heads: list[str], bodies: list[str], table_no: list[int], lo: int, hi: int, whole: bool) -> str:
+        """Pieces lo..hi as Markdown: each table's header where its first shown piece is (whole: the
+        longest of its shown pieces' headers, which its first piece has), then the rows."""
+        shown = range(lo, hi + 1)
+        longest = {t: max((heads[i] for i in shown if table_no[i] == t), key=len) for t in {table_no[i] for i in shown}}
+        parts = []
+        for i in shown:
+            first = i == lo or table_no[i] != table_no[i - 1]
+            head = (longest[table_no[i]] if whole else heads[i]) if first else ""
+            if part := (head + bodies[i]).rstrip("\n"):
+                parts.append(part)
+        return "\n".join(parts)
 
     def _expand(self, hit: Hit) -> Hit:
         """The hit's text widened with up to `expand` neighbouring chunks on each side (same file,

@@ -141,6 +141,20 @@ def test_a_table_shown_around_a_hit_has_its_header_whole_once(home: Path, tmp_pa
     assert text.startswith(f"| {units} | 2023 | 2022 |\n|---|---|---|\n") and text.count("|---|---|---|") == 1 and "…" not in text
     assert [int(n) for n in re.findall(r"\| City(\d\d) \|", text)] == list(range(1, 31))
     kb.close()
+    # found by review: the whole header counted as the hit's shortened one let the text run past
+    # table_chars; chunks of a knowledge base written before offsets (NULL) showed the header twice
+    narrow = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 130, "chunk_overlap": 0}, retrieval={"table_chars": 200})
+    for n in (3, 12, 25):
+        assert len(narrow.search(f"City{n:02d} budget", top_k=1, threshold=0.0)[0].text) <= 200
+    narrow.close()
+    import sqlite3
+
+    with sqlite3.connect(home / "kbs" / "t" / "catalog.sqlite") as db:
+        db.execute('UPDATE chunks SET start = NULL, "end" = NULL')
+    old = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 130, "chunk_overlap": 0}, retrieval={"table_chars": 3000})
+    text = old.search("City25 budget 2023", top_k=1, threshold=0.0)[0].text
+    assert text.count("|---|---|---|") == 1 and "…" not in text and len(re.findall(r"\| City\d\d \|", text)) == 30
+    old.close()
 
 
 def test_a_table_shown_around_a_hit_keeps_the_next_tables_header(home: Path, tmp_path: Path) -> None:
@@ -169,4 +183,21 @@ def test_a_table_shown_around_a_hit_keeps_the_next_tables_header(home: Path, tmp
         assert text.index("ACity12") < text.index("per household |") < text.index("BCity01") < text.index("BCity12")
         assert all(text.count(f"| {n}City{i:02d} |") == 1 for n in "AB" for i in range(1, 13))
     kb.close()
+
+
+def test_pieces_are_one_table_only_when_their_headers_can_be_and_their_text_goes_on() -> None:
+    """Found by review: offsets are per table, so a one-piece table 40 characters long and the next
+    table's first piece, which starts after its 40-character header, looked like one table."""
+    from kbqa.retrieval import same_header, same_table
+    from kbqa.store.catalog import Neighbour
+
+    small = Neighbour(1, 0, 0, 40, "| Year | Amount |\n|---|---|\n| 2021 | 5 |")
+    other = Neighbour(2, 1, 40, 92, "| Segmentxxxxxxxxxxx | 2023 |\n|---|---|\n| BR00 | 0 |")
+    assert not same_table(small, other)
+    whole = "| Units: thousands of yuan, except rows marked per person | 2023 |\n|---|---|\n"
+    short = "| Units: thousands of yuan, except rows… | 2023 |\n|---|---|\n"
+    assert same_header(whole, short) and same_header(short, whole) and not same_header(short, "| Item | 2023 |\n|---|---|\n")
+    assert same_table(Neighbour(3, 0, 66, 110, whole + "| A | 1 |"), Neighbour(4, 1, 110, 140, short + "| B | 2 |"))
+    assert same_table(Neighbour(3, 0, None, None, whole + "| A | 1 |"), Neighbour(4, 1, None, None, short + "| B | 2 |"))
+    assert not same_table(Neighbour(3, 0, 66, 110, whole + "| A | 1 |"), Neighbour(4, 1, 66, 96, short + "| B | 2 |"))
 
