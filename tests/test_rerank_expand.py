@@ -116,23 +116,30 @@ def test_a_hit_on_a_table_piece_shows_the_table_around_it(home: Path, tmp_path: 
     assert len(texts) == len(set(texts)) and sum(t.startswith(header) for t in texts) == 1
 
 
+def write_budget_docx(path: Path, tables: list[tuple[list[str], str, int]]) -> None:
+    """A Word file with a heading and tables of three columns: (header, row-name prefix, rows); row i
+    reads "<prefix>City<i>", 300 + 10 i, 50 + i."""
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Travel budget by city", level=1)
+    for header, prefix, n in tables:
+        table = d.add_table(rows=n + 1, cols=3)
+        for c, text in enumerate(header):
+            table.cell(0, c).text = text
+        for i in range(1, n + 1):
+            for c, text in enumerate([f"{prefix}City{i:02d}", f"{300 + 10 * i}", f"{50 + i}"]):
+                table.cell(i, c).text = text
+    d.save(path)
+
+
 def test_a_table_shown_around_a_hit_has_its_header_whole_once(home: Path, tmp_path: Path) -> None:
     """Pieces after the first repeat a long header shortened; the table shown around a hit on one of
     them starts with the header whole (from the first piece), once, and no shortened copy in between."""
     import re
 
-    import docx
-
     units = "Units: thousands of yuan, except rows marked per person"
-    d = docx.Document()
-    d.add_heading("Travel budget by city", level=1)
-    table = d.add_table(rows=31, cols=3)
-    for c, text in enumerate([units, "2023", "2022"]):
-        table.cell(0, c).text = text
-    for i in range(1, 31):
-        for c, text in enumerate([f"City{i:02d}", f"{300 + 10 * i}", f"{50 + i}"]):
-            table.cell(i, c).text = text
-    d.save(tmp_path / "budget.docx")
+    write_budget_docx(tmp_path / "budget.docx", [([units, "2023", "2022"], "", 30)])
     kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 130, "chunk_overlap": 0}, retrieval={"table_chars": 3000})
     kb.ingest([tmp_path / "budget.docx"])
     pieces = [r.text for r in kb.catalog.chunks(kb.catalog.chunk_ids().tolist()).values() if r.kind == "table"]
@@ -163,18 +170,8 @@ def test_a_table_shown_around_a_hit_keeps_the_next_tables_header(home: Path, tmp
     second's header dropped; and a shortened last header cell was not recognised, so the header came
     twice. Pieces are of one table when each goes on where the one before ends; the table next to it
     is shown with its own header."""
-    import docx
-
-    d = docx.Document()
-    d.add_heading("Travel budget by city", level=1)
-    for name, units in (("A", "Units: thousands of yuan, except rows marked per person"), ("B", "Units: thousands of yuan, except rows marked per household")):
-        table = d.add_table(rows=13, cols=3)
-        for c, text in enumerate(["City", "2023", units]):
-            table.cell(0, c).text = text
-        for i in range(1, 13):
-            for c, text in enumerate([f"{name}City{i:02d}", f"{300 + 10 * i}", f"{50 + i}"]):
-                table.cell(i, c).text = text
-    d.save(tmp_path / "two.docx")
+    write_budget_docx(tmp_path / "two.docx", [(["City", "2023", f"Units: thousands of yuan, except rows marked {whom}"], name, 12)
+                                              for name, whom in (("A", "per person"), ("B", "per household"))])
     kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 130, "chunk_overlap": 0}, retrieval={"table_chars": 3000})
     kb.ingest([tmp_path / "two.docx"])
     for name in ("A", "B"):  # each table's rows under its own header, whole, once
