@@ -198,3 +198,30 @@ def test_pieces_are_one_table_only_when_their_headers_can_be_and_their_text_goes
     assert same_table(Neighbour(3, 0, None, None, whole + "| A | 1 |"), Neighbour(4, 1, None, None, short + "| B | 2 |"))
     assert not same_table(Neighbour(3, 0, 66, 110, whole + "| A | 1 |"), Neighbour(4, 1, 66, 96, short + "| B | 2 |"))
 
+
+def test_the_next_tables_header_is_not_shown_without_a_row_under_it() -> None:
+    """Found by review: when the next table's first row does not fit beside its whole header, the
+    header is a piece of its own; a table shown around a hit that could take in that piece but none of
+    the rows after it ended with a bare header (an empty table, using up table_chars)."""
+    from ingest import Document, split_documents
+    from kbqa.config import RetrievalConfig
+    from kbqa.retrieval import Retriever
+    from kbqa.store.catalog import Neighbour
+    from kbqa.types import Hit
+
+    small = "| Item | 2023 |\n|---|---|\n" + "\n".join(f"| SR{i:02d} | {i} |" for i in range(6))
+    big = "| Units: thousands of yuan, except rows marked per person | 2023 |\n|---|---|\n| BR00 | 123,456,789,012,345,678,901 |\n| BR01 | 2 |"
+    chunks = split_documents([Document(t, {"source": "a.pdf", "page": 1, "kind": "table"}) for t in (small, big)], chunk_size=110, chunk_overlap=0)
+    near = [Neighbour(i, c.meta["chunk_no"], c.meta["start"], c.meta["end"], c.text) for i, c in enumerate(chunks)]
+    assert any(n.text.endswith("|---|---|") for n in near)  # the big table's header stands alone
+
+    class Pieces:
+        def neighbours(self, chunk_id: int, width: int) -> list[Neighbour]:
+            return [n for n in near if abs(n.chunk_no - near[chunk_id].chunk_no) <= width]
+
+    retriever = Retriever(Pieces(), None, None, RetrievalConfig(table_chars=200))  # type: ignore[arg-type]
+    for n in near:
+        hit = Hit(n.id, "a.pdf", 1, n.text, 1.0)
+        retriever._whole_table(hit, n.text, [])
+        assert len(hit.text) <= max(200, len(n.text)) and not (hit.text != n.text and hit.text.endswith("|---|---|")), hit.text
+
