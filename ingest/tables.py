@@ -164,9 +164,9 @@ def shortened_row(line: str, limit: int) -> str | None:
     and where indicated)"), the short ones — the years — kept whole; None when it cannot be done."""
     if len(line) <= limit:
         return line
-    if not (line.startswith("| ") and line.endswith(" |")):
+    cells = _row_cells(line)
+    if cells is None:
         return None
-    cells = line[2:-2].split(" | ")
     while True:
         row = "| " + " | ".join(cells) + " |"
         excess = len(row) - limit
@@ -180,4 +180,23 @@ def shortened_row(line: str, limit: int) -> str | None:
         if " " in cut[MIN_HEAD_CELL // 2 :]:
             cut = cut.rsplit(" ", 1)[0]
         cells[i] = cut.rstrip(" ,;:(") + "…"
+
+
+def same_header(a: str, b: str) -> bool:
+    """Whether two table pieces' headers (header row and rule) can be one table's: equal, or one the
+    other with cells shortened by shortened_row."""
+    if a == b:
+        return True
+    rows_a, rows_b = a.split("\n"), b.split("\n")
+    if len(rows_a) != len(rows_b) or rows_a[1:] != rows_b[1:]:
+        return False
+    cells_a, cells_b = _row_cells(rows_a[0]), _row_cells(rows_b[0])
+    return cells_a is not None and cells_b is not None and len(cells_a) == len(cells_b) and all(
+        x == y or (x.endswith("…") and y.startswith(x[:-1])) or (y.endswith("…") and x.startswith(y[:-1])) for x, y in zip(cells_a, cells_b)
+    )
+
+
+def _row_cells(line: str) -> list[str] | None:
+    """A Markdown table row's cells as markdown_table writes them; None for a line that is not one."""
+    return line[2:-2].split(" | ") if line.startswith("| ") and line.endswith(" |") else None
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ingest.tables import same_header
 from ingest.textfacts import TABLE_RULE, language
 from kbqa.config import RetrievalConfig
 from kbqa.embeddings import Embedder
@@ -65,20 +66,6 @@ def table_header(piece: str) -> str:
 def strip_header(piece: str, header: str) -> str:
     """The piece without `header` (a piece that is its header alone: "")."""
     return piece[len(header) :] if header and (piece.startswith(header) or piece == header.rstrip("\n")) else piece
-
-
-def same_header(a: str, b: str) -> bool:
-    """Whether two pieces' headers can be one table's: equal, or one the other with cells shortened to
-    their first words and "…" (ingest.tables.shortened_row)."""
-    if a == b:
-        return True
-    rows_a, rows_b = a.split("\n"), b.split("\n")
-    if len(rows_a) != len(rows_b) or rows_a[1:] != rows_b[1:] or not all(r.startswith("| ") and r.endswith(" |") for r in (rows_a[0], rows_b[0])):
-        return False
-    cells_a, cells_b = rows_a[0][2:-2].split(" | "), rows_b[0][2:-2].split(" | ")
-    return len(cells_a) == len(cells_b) and all(
-        x == y or (x.endswith("…") and y.startswith(x[:-1])) or (y.endswith("…") and x.startswith(y[:-1])) for x, y in zip(cells_a, cells_b)
-    )
 
 
 def same_table(before: Any, after: Any) -> bool:

@@ -185,7 +185,8 @@ def test_a_table_shown_around_a_hit_keeps_the_next_tables_header(home: Path, tmp
 def test_pieces_are_one_table_only_when_their_headers_can_be_and_their_text_goes_on() -> None:
     """Found by review: offsets are per table, so a one-piece table 40 characters long and the next
     table's first piece, which starts after its 40-character header, looked like one table."""
-    from kbqa.retrieval import same_header, same_table
+    from ingest.tables import same_header
+    from kbqa.retrieval import same_table
     from kbqa.store.catalog import Neighbour
 
     small = Neighbour(1, 0, 0, 40, "| Year | Amount |\n|---|---|\n| 2021 | 5 |")
