@@ -115,6 +115,9 @@ class Retriever:
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
         per_page: dict[tuple[int, int], int] = {}
         joined: dict[int, list[int]] = {}  # a source's chunk id -> the ids of the passages joined to it
+        # candidates: with tables shown whole, as many as there are (a hit whose table an earlier source
+        # shows gives its place to the next one)
+        want = max(top_k, self.config.rerank_top) if self.reranker else (len(fused) if self.config.table_chars else top_k)
         for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
             row = rows.get(chunk_id)
             if row is None or row.text in seen:
@@ -126,7 +129,7 @@ class Retriever:
                 key = (row.file_id, row.page)
                 if key in per_page:  # another passage of a page already shown: part of that source
                     first = hits[per_page[key]]
-                    if first.text.count(PASSAGE_GAP) + 1 < self.config.page_passages:
+                    if first.text.count(PASSAGE_GAP) + 1 < self.config.page_passages and len(hits) < top_k:
                         first.text += PASSAGE_GAP + row.text
                         joined.setdefault(first.chunk_id, []).append(chunk_id)
                     seen.add(row.text)
@@ -134,19 +137,11 @@ class Retriever:
                 per_page[key] = len(hits)
             seen.add(row.text)
             hits.append(Hit(chunk_id, row.name, row.page, row.text, round(rel, 4), score, row.title_path, row.path, row.description))
-            if len(hits) >= (max(top_k, self.config.rerank_top) if self.reranker else top_k):
+            if len(hits) >= want:
                 break
         if self.reranker is not None:
             hits = self.reranker.rerank(question, hits)
-        hits = hits[:top_k]
-        if self.config.table_chars:
-            for h in hits:
-                if rows[h.chunk_id].kind == "table":
-                    self._whole_table(h, rows[h.chunk_id].text, joined.get(h.chunk_id, []))
-            unique: dict[str, Hit] = {}
-            for h in hits:  # two pieces of one table in a file without pages can widen into the same text
-                unique.setdefault(h.text, h)
-            hits = list(unique.values())
+        hits = self._with_tables(hits, rows, joined, top_k) if self.config.table_chars else hits[:top_k]
         if self.config.expand:
             widened: dict[str, Hit] = {}
             for h in hits:  # neighbours of two hits can widen into the same text
@@ -184,16 +179,65 @@ class Retriever:
             lexical = sorted(lexical + extra_lex, key=lambda kv: -kv[1])
         return dense, lexical
 
-    def _whole_table(self, hit: Hit, piece: str, joined: list[int]) -> None:
-        """A hit on a piece of a table shows the table around it: the contiguous pieces after and
-        before it, nearest first, while the text stays within table_chars, each table's header row
-        once (whole, when its first piece is shown and it fits; pieces of one table: same_table), a
-        table next to it on the page with its own header; passages joined to the hit that the table
-        now holds are dropped."""
-        pieces = self.catalog.neighbours(hit.chunk_id, TABLE_REACH)
-        at = next((i for i, p in enumerate(pieces) if p.id == hit.chunk_id), None)
+    def _with_tables(self, hits: list[Hit], rows: dict[int, Any], joined: dict[int, list[int]], top_k: int) -> list[Hit]:
+        """The first top_k hits, each table piece showing the table around it and each lead-in its
+        table below; a hit whose chunk an earlier source already shows (a piece of its table, the
+        table under its lead-in) or whose text it repeats (two pieces of one table in a file without
+        pages) is left out, and the next candidate takes its place."""
+        out: dict[str, Hit] = {}
+        shown: set[int] = set()
+        for h in hits:
+            if len(out) >= top_k:
+                break
+            if h.chunk_id in shown:
+                continue
+            row = rows[h.chunk_id]
+            mine = joined.get(h.chunk_id, [])
+            covered = self._whole_table(h, row.text, mine) if row.kind == "table" else self._table_below(h, row, mine, shown)
+            shown |= {h.chunk_id, *mine, *covered}
+            out.setdefault(h.text, h)
+        return list(out.values())
+
+    def _whole_table(self, hit: Hit, piece: str, joined: list[int]) -> set[int]:
+        """A hit on a piece of a table shows the table around it (_table_around); passages joined to
+        the hit that the table now holds are dropped. Returns the ids of the pieces shown."""
+        around = self._table_around(hit.chunk_id, piece)
+        if around is None:
+            return set()
+        table, covered = around
+        rest = hit.text.split(PASSAGE_GAP)[1:]
+        kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]
+        hit.text = PASSAGE_GAP.join([table, *kept])
+        return covered
+
+    def _table_below(self, hit: Hit, row: Any, joined: list[int], shown: set[int]) -> set[int]:
+        """A hit on text that leads into a table ("The following table presents…", a heading, a
+        caption: the next chunk of its file is a table on the same page, in its section) shows that
+        table under it, within table_chars, unless an earlier source shows it; passages joined to the
+        hit that the table holds are dropped. Returns the ids of the pieces shown."""
+        below = self.catalog.following(hit.chunk_id)
+        if (below is None or below.id in shown or below.kind != "table" or below.page != row.page
+                or below.title_path[: len(row.title_path)] != row.title_path):
+            return set()
+        around = self._table_around(below.id, below.text)  # read downwards: the chunk above it is the text
+        table, covered = around if around is not None else (below.text, {below.id})
+        if len(table) > self.config.table_chars:
+            return set()
+        first, *rest = hit.text.split(PASSAGE_GAP)
+        kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]
+        hit.text = PASSAGE_GAP.join([first + "\n\n" + table, *kept])
+        return covered
+
+    def _table_around(self, chunk_id: int, piece: str) -> tuple[str, set[int]] | None:
+        """The table around one of its pieces: the contiguous pieces after and before it, nearest
+        first, while the text stays within table_chars, each table's header row once
+        (whole, when its first piece is shown and it fits; pieces of one table: same_table), a table
+        next to it on the page with its own header; with the ids of the pieces shown. None: the
+        piece alone."""
+        pieces = self.catalog.neighbours(chunk_id, TABLE_REACH)
+        at = next((i for i, p in enumerate(pieces) if p.id == chunk_id), None)
         if at is None:
-            return
+            return None
         heads = [table_header(p.text) for p in pieces]
         bodies = [strip_header(p.text, h) for p, h in zip(pieces, heads)]  # each without its header, whole or shortened
         table_no = [0] * len(pieces)  # which table each piece is of: a new one where the text does not go on
@@ -224,11 +268,8 @@ class Retriever:
                 break
             lo, hi = (lo + 1, hi) if lo < at else (lo, hi - 1)
         if lo == hi:
-            return
-        covered = {pieces[i].id for i in range(lo, hi + 1)}
-        rest = hit.text.split(PASSAGE_GAP)[1:]
-        kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]
-        hit.text = PASSAGE_GAP.join([table, *kept])
+            return None
+        return table, {pieces[i].id for i in range(lo, hi + 1)}
 
     @staticmethod
     def _tables_text(heads: list[str], bodies: list[str], table_no: list[int], lo: int, hi: int, whole: bool) -> str:

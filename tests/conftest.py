@@ -67,6 +67,29 @@ def write_table_docx(path: Path) -> Path:
     return path
 
 
+def write_lead_in_docx(path: Path) -> None:
+    """A Word file: a section whose paragraph introduces the 30-row table under it, then a section
+    whose paragraph is followed by a table of another section."""
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Travel policy", level=1)
+    d.add_paragraph("The following table presents the nightly hotel limits that apply in each city where staff travel on business.")
+    table = d.add_table(rows=31, cols=3)
+    for c, text in enumerate(["City", "Hotel limit", "Meals"]):
+        table.cell(0, c).text = text
+    for i in range(1, 31):
+        for c, text in enumerate([f"Town{i:02d}", f"{300 + 10 * i}", f"{50 + i}"]):
+            table.cell(i, c).text = text
+    d.add_heading("Claims", level=1)
+    d.add_paragraph("Expense claims are filed within thirty days of the trip, with the receipts attached.")
+    d.add_heading("Mileage", level=1)
+    table = d.add_table(rows=3, cols=2)
+    for r, (a, b) in enumerate([("Vehicle", "Rate"), ("Car", "0.45"), ("Bicycle", "0.20")]):
+        table.cell(r, 0).text, table.cell(r, 1).text = a, b
+    d.save(path)
+
+
 def write_docx(path: Path) -> Path:
     import docx
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EN_PAGES, ZH_PAGES, free_port, run_kbqa, start_server, three_notes, write, write_pdf, write_table_docx
+from conftest import EN_PAGES, ZH_PAGES, free_port, run_kbqa, start_server, three_notes, write, write_lead_in_docx, write_pdf, write_table_docx
 
 from kbqa import KnowledgeBase
 
@@ -354,3 +354,14 @@ def test_a_table_piece_widens_to_the_same_table_as_in_the_embedded_store(home: P
         texts.append([h.text for h in kb.search("城市17的住宿上限是多少？", top_k=2, threshold=0.0)])
         kb.close()
     assert texts[0] == texts[1] and texts[0][0].count("| 城市 | 住宿上限 | 餐补 |") == 1 and len(texts[0][0]) > 120
+
+
+def test_text_that_leads_into_a_table_shows_it_as_in_the_embedded_store(home: Path, tmp_path: Path) -> None:
+    write_lead_in_docx(tmp_path / "policy.docx")
+    texts = []
+    for name, store in (("milvus-l", MILVUS), ("embedded-l", {})):
+        kb = KnowledgeBase.open(name, llm="extractive", store=store, ingest={"chunk_size": 200, "chunk_overlap": 0})
+        kb.ingest([tmp_path / "policy.docx"])
+        texts.append([h.text for h in kb.search("Which table presents the nightly hotel limits in each city?", top_k=3, threshold=0.0)])
+        kb.close()
+    assert texts[0] == texts[1] and "business.\n\n| City | Hotel limit | Meals |" in texts[0][0] and "| Town30 |" in texts[0][0]

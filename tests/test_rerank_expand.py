@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_table_docx
+from conftest import write_lead_in_docx, write_table_docx
 
 from kbqa import KnowledgeBase
 
@@ -226,3 +226,37 @@ def test_the_next_tables_header_is_not_shown_without_a_row_under_it() -> None:
         retriever._whole_table(hit, n.text, [])
         assert len(hit.text) <= max(200, len(n.text)) and not (hit.text != n.text and hit.text.endswith("|---|---|")), hit.text
 
+
+
+def test_text_that_leads_into_a_table_shows_the_table_under_it(home: Path, tmp_path: Path) -> None:
+    """A hit on the sentence that introduces a table ("The following table presents…") shows the
+    table under it, header once, within table_chars; a piece of that table is then no source of its
+    own, and its place goes to the next candidate. Text followed by another section's table stays alone."""
+    import re
+
+    write_lead_in_docx(tmp_path / "policy.docx")
+    q = "Which table presents the nightly hotel limits in each city?"
+
+    def sources(table_chars: int, top_k: int = 1) -> list[str]:
+        kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 200, "chunk_overlap": 0}, retrieval={"table_chars": table_chars})
+        if not kb.catalog.chunk_count():
+            kb.ingest([tmp_path / "policy.docx"])
+        texts = [h.text for h in kb.search(q, top_k=top_k, threshold=0.0)]
+        kb.close()
+        return texts
+
+    alone = sources(0)[0]
+    assert alone.endswith("The following table presents the nightly hotel limits that apply in each city where staff travel on business.")
+    assert "|" not in alone
+    for limit in (3000, 600):
+        shown = sources(limit)[0]
+        assert shown.startswith(alone + "\n\n| City | Hotel limit | Meals |\n|---|---|---|\n| Town01 | 310 | 51 |")
+        assert shown.count("|---|---|---|") == 1 and len(shown) <= len(alone) + 2 + limit
+        rows = [int(n) for n in re.findall(r"\| Town(\d\d) \|", shown)]
+        assert rows == list(range(1, len(rows) + 1)) and (len(rows) == 30) == (limit == 3000)
+    texts = sources(3000, top_k=3)
+    assert len(texts) == 3 and sum("| Town01 |" in t for t in texts) == 1  # no second source of the same table
+    kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 200, "chunk_overlap": 0}, retrieval={"table_chars": 3000})
+    claims = kb.search("When are expense claims filed?", top_k=1, threshold=0.0)[0].text
+    assert claims.endswith("with the receipts attached.") and "Vehicle" not in claims  # the table after it is the next section's
+    kb.close()

@@ -451,6 +451,14 @@ class Catalog:
                 )
         return out
 
+    def following(self, chunk_id: int) -> ChunkRow | None:
+        """The chunk after this one in its file (None at its end): what a heading or a lead-in
+        sentence introduces."""
+        row = self.db.execute(
+            "SELECT n.id FROM chunks c JOIN chunks n ON n.file_id = c.file_id AND n.chunk_no = c.chunk_no + 1 WHERE c.id=?", (chunk_id,)
+        ).fetchone()
+        return self.chunks([row[0]]).get(row[0]) if row else None
+
     def neighbours(self, chunk_id: int, width: int) -> list[Neighbour]:
         """A chunk and up to `width` chunks on each side from the same file, page and section, of
         its own sort (table pieces with a table piece, other chunks with other chunks), in order:

@@ -500,6 +500,14 @@ class MilvusCatalog:
                 )
         return out
 
+    def following(self, chunk_id: int) -> ChunkRow | None:
+        me = self.chunks([chunk_id]).get(int(chunk_id))
+        if me is None:
+            return None
+        rows = self._live(self.client.query(
+            self.chunks_c, filter=f"file_id == {me.file_id} and chunk_no == {me.chunk_no + 1}", output_fields=["id", "file_id", "version"], limit=MAX_RESULTS))
+        return self.chunks([int(rows[0]["id"])]).get(int(rows[0]["id"])) if rows else None
+
     def neighbours(self, chunk_id: int, width: int) -> list[Neighbour]:
         me = self.chunks([chunk_id]).get(int(chunk_id))
         if me is None:
