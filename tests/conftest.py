@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,18 +52,21 @@ def three_notes(folder: Path) -> Path:
     return folder
 
 
+def add_docx_table(d: Any, rows: list[list[str]]) -> None:
+    """A table of these rows (the first is the header) at the end of a python-docx Document."""
+    table = d.add_table(rows=len(rows), cols=len(rows[0]))
+    for r, cells in enumerate(rows):
+        for c, text in enumerate(cells):
+            table.cell(r, c).text = text
+
+
 def write_table_docx(path: Path) -> Path:
     """A Word file with one 30-row table (城市01..城市30, 住宿上限, 餐补) under a heading."""
     import docx
 
     d = docx.Document()
     d.add_heading("差旅住宿标准", level=1)
-    table = d.add_table(rows=31, cols=3)
-    for c, text in enumerate(["城市", "住宿上限", "餐补"]):
-        table.cell(0, c).text = text
-    for i in range(1, 31):
-        for c, text in enumerate([f"城市{i:02d}", f"{300 + 10 * i}元", f"{50 + i}元"]):
-            table.cell(i, c).text = text
+    add_docx_table(d, [["城市", "住宿上限", "餐补"]] + [[f"城市{i:02d}", f"{300 + 10 * i}元", f"{50 + i}元"] for i in range(1, 31)])
     d.save(path)
     return path
 
@@ -75,18 +79,11 @@ def write_lead_in_docx(path: Path) -> None:
     d = docx.Document()
     d.add_heading("Travel policy", level=1)
     d.add_paragraph("The following table presents the nightly hotel limits that apply in each city where staff travel on business.")
-    table = d.add_table(rows=31, cols=3)
-    for c, text in enumerate(["City", "Hotel limit", "Meals"]):
-        table.cell(0, c).text = text
-    for i in range(1, 31):
-        for c, text in enumerate([f"Town{i:02d}", f"{300 + 10 * i}", f"{50 + i}"]):
-            table.cell(i, c).text = text
+    add_docx_table(d, [["City", "Hotel limit", "Meals"]] + [[f"Town{i:02d}", f"{300 + 10 * i}", f"{50 + i}"] for i in range(1, 31)])
     d.add_heading("Claims", level=1)
     d.add_paragraph("Expense claims are filed within thirty days of the trip, with the receipts attached.")
     d.add_heading("Mileage", level=1)
-    table = d.add_table(rows=3, cols=2)
-    for r, (a, b) in enumerate([("Vehicle", "Rate"), ("Car", "0.45"), ("Bicycle", "0.20")]):
-        table.cell(r, 0).text, table.cell(r, 1).text = a, b
+    add_docx_table(d, [["Vehicle", "Rate"], ["Car", "0.45"], ["Bicycle", "0.20"]])
     d.save(path)
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -345,23 +346,18 @@ def test_two_writers_racing_for_one_file_leave_it_whole(home: Path, monkeypatch:
     two.close()
 
 
-def test_a_table_piece_widens_to_the_same_table_as_in_the_embedded_store(home: Path, tmp_path: Path) -> None:
-    write_table_docx(tmp_path / "标准.docx")
+@pytest.mark.parametrize("write_doc, chunk_size, question, shown", [
+    (write_table_docx, 120, "城市17的住宿上限是多少？", lambda text: text.count("| 城市 | 住宿上限 | 餐补 |") == 1 and len(text) > 120),
+    (write_lead_in_docx, 200, "Which table presents the nightly hotel limits in each city?",
+     lambda text: "business.\n\n| City | Hotel limit | Meals |" in text and "| Town30 |" in text),
+], ids=["a table piece widens to its table", "text shows the table it leads into"])
+def test_a_source_shows_the_same_table_as_in_the_embedded_store(home: Path, tmp_path: Path, write_doc: Any, chunk_size: int,
+                                                                question: str, shown: Any) -> None:
+    write_doc(tmp_path / "doc.docx")
     texts = []
     for name, store in (("milvus-t", MILVUS), ("embedded-t", {})):
-        kb = KnowledgeBase.open(name, llm="extractive", store=store, ingest={"chunk_size": 120, "chunk_overlap": 0})
-        kb.ingest([tmp_path / "标准.docx"])
-        texts.append([h.text for h in kb.search("城市17的住宿上限是多少？", top_k=2, threshold=0.0)])
+        kb = KnowledgeBase.open(name, llm="extractive", store=store, ingest={"chunk_size": chunk_size, "chunk_overlap": 0})
+        kb.ingest([tmp_path / "doc.docx"])
+        texts.append([h.text for h in kb.search(question, top_k=3, threshold=0.0)])
         kb.close()
-    assert texts[0] == texts[1] and texts[0][0].count("| 城市 | 住宿上限 | 餐补 |") == 1 and len(texts[0][0]) > 120
-
-
-def test_text_that_leads_into_a_table_shows_it_as_in_the_embedded_store(home: Path, tmp_path: Path) -> None:
-    write_lead_in_docx(tmp_path / "policy.docx")
-    texts = []
-    for name, store in (("milvus-l", MILVUS), ("embedded-l", {})):
-        kb = KnowledgeBase.open(name, llm="extractive", store=store, ingest={"chunk_size": 200, "chunk_overlap": 0})
-        kb.ingest([tmp_path / "policy.docx"])
-        texts.append([h.text for h in kb.search("Which table presents the nightly hotel limits in each city?", top_k=3, threshold=0.0)])
-        kb.close()
-    assert texts[0] == texts[1] and "business.\n\n| City | Hotel limit | Meals |" in texts[0][0] and "| Town30 |" in texts[0][0]
+    assert texts[0] == texts[1] and shown(texts[0][0])
