@@ -115,9 +115,9 @@ class Retriever:
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
         per_page: dict[tuple[int, int], int] = {}
         joined: dict[int, list[int]] = {}  # a source's chunk id -> the ids of the passages joined to it
-        # candidates: with tables shown whole, as many as there are (a hit whose table an earlier source
-        # shows gives its place to the next one)
-        want = max(top_k, self.config.rerank_top) if self.reranker else (len(fused) if self.config.table_chars else top_k)
+        # every candidate is looked at: the first `pool` hits (those the reranker reads) gather their pages'
+        # next passages from all of them, and a hit whose table an earlier source shows gives its place to the next
+        pool = max(top_k, self.config.rerank_top) if self.reranker else top_k
         for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
             row = rows.get(chunk_id)
             if row is None or row.text in seen:
@@ -129,7 +129,7 @@ class Retriever:
                 key = (row.file_id, row.page)
                 if key in per_page:  # another passage of a page already shown: part of that source
                     first = hits[per_page[key]]
-                    if first.text.count(PASSAGE_GAP) + 1 < self.config.page_passages and len(hits) < top_k:
+                    if len(joined.get(first.chunk_id, [])) + 1 < self.config.page_passages and per_page[key] < pool:
                         first.text += PASSAGE_GAP + row.text
                         joined.setdefault(first.chunk_id, []).append(chunk_id)
                     seen.add(row.text)
@@ -137,15 +137,17 @@ class Retriever:
                 per_page[key] = len(hits)
             seen.add(row.text)
             hits.append(Hit(chunk_id, row.name, row.page, row.text, round(rel, 4), score, row.title_path, row.path, row.description))
-            if len(hits) >= want:
-                break
-        if self.reranker is not None:
-            hits = self.reranker.rerank(question, hits)
-        hits = self._with_tables(hits, rows, joined, top_k) if self.config.table_chars else hits[:top_k]
+        if self.reranker is not None:  # the candidates after the pool follow in fused order: places for hits left out below
+            hits = self.reranker.rerank(question, hits[:pool]) + hits[pool:]
+        tabled: set[int] = set()  # hits that show a table: widened by table_chars, not by expand
+        if self.config.table_chars:
+            hits, tabled = self._with_tables(hits, rows, joined, top_k)
+        else:
+            hits = hits[:top_k]
         if self.config.expand:
             widened: dict[str, Hit] = {}
             for h in hits:  # neighbours of two hits can widen into the same text
-                h = h if rows[h.chunk_id].kind == "table" else self._expand(h)  # a table widens by table_chars
+                h = h if rows[h.chunk_id].kind == "table" or h.chunk_id in tabled else self._expand(h)
                 widened.setdefault(h.text, h)
             hits = list(widened.values())
         return hits
@@ -179,58 +181,59 @@ class Retriever:
             lexical = sorted(lexical + extra_lex, key=lambda kv: -kv[1])
         return dense, lexical
 
-    def _with_tables(self, hits: list[Hit], rows: dict[int, Any], joined: dict[int, list[int]], top_k: int) -> list[Hit]:
+    def _with_tables(self, hits: list[Hit], rows: dict[int, Any], joined: dict[int, list[int]], top_k: int) -> tuple[list[Hit], set[int]]:
         """The first top_k hits, each table piece showing the table around it and each lead-in its
-        table below; a hit whose chunk an earlier source already shows (a piece of its table, the
-        table under its lead-in) or whose text it repeats (two pieces of one table in a file without
-        pages) is left out, and the next candidate takes its place."""
+        table below, no table piece under two sources; a hit whose chunk an earlier source already
+        shows (a piece of its table, the table under its lead-in) or whose text it repeats (two pieces
+        of one table in a file without pages) is left out, and the next candidate takes its place.
+        Returns them, and the ids of the text hits that now show a table."""
         out: dict[str, Hit] = {}
         shown: set[int] = set()
+        tabled: set[int] = set()
         for h in hits:
             if len(out) >= top_k:
                 break
             if h.chunk_id in shown:
                 continue
             row = rows[h.chunk_id]
-            mine = joined.get(h.chunk_id, [])
-            covered = self._whole_table(h, row.text, mine) if row.kind == "table" else self._table_below(h, row, mine, shown)
-            shown |= {h.chunk_id, *mine, *covered}
+            passages = [(j, rows[j].text) for j in joined.get(h.chunk_id, [])]
+            if row.kind == "table":
+                covered = self._whole_table(h, row.text, passages, shown)
+            elif covered := self._table_below(h, row, passages, shown):
+                tabled.add(h.chunk_id)
+            shown |= {h.chunk_id, *(j for j, _ in passages), *covered}
             out.setdefault(h.text, h)
-        return list(out.values())
+        return list(out.values()), tabled
 
-    def _whole_table(self, hit: Hit, piece: str, joined: list[int]) -> set[int]:
-        """A hit on a piece of a table shows the table around it (_table_around); passages joined to
-        the hit that the table now holds are dropped. Returns the ids of the pieces shown."""
-        around = self._table_around(hit.chunk_id, piece)
+    def _whole_table(self, hit: Hit, piece: str, passages: list[tuple[int, str]], shown: set[int]) -> set[int]:
+        """A hit on a piece of a table shows the table around it (_table_around), then the page's
+        passages joined to it (id, text) that the table does not hold. Returns the ids of the pieces shown."""
+        around = self._table_around(hit.chunk_id, piece, shown)
         if around is None:
             return set()
         table, covered = around
-        rest = hit.text.split(PASSAGE_GAP)[1:]
-        kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]
-        hit.text = PASSAGE_GAP.join([table, *kept])
+        hit.text = PASSAGE_GAP.join([table, *(text for j, text in passages if j not in covered)])
         return covered
 
-    def _table_below(self, hit: Hit, row: Any, joined: list[int], shown: set[int]) -> set[int]:
+    def _table_below(self, hit: Hit, row: Any, passages: list[tuple[int, str]], shown: set[int]) -> set[int]:
         """A hit on text that leads into a table ("The following table presents…", a heading, a
         caption: the next chunk of its file is a table on the same page, in its section) shows that
-        table under it, within table_chars, unless an earlier source shows it; passages joined to the
-        hit that the table holds are dropped. Returns the ids of the pieces shown."""
+        table under it, within table_chars, unless an earlier source shows it; then the page's passages
+        joined to the hit that the table does not hold. Returns the ids of the pieces shown."""
         below = self.catalog.following(hit.chunk_id)
         if (below is None or below.id in shown or below.kind != "table" or below.page != row.page
                 or below.title_path[: len(row.title_path)] != row.title_path):
             return set()
-        around = self._table_around(below.id, below.text)  # read downwards: the chunk above it is the text
+        around = self._table_around(below.id, below.text, shown)  # read downwards: the chunk above it is the text
         table, covered = around if around is not None else (below.text, {below.id})
         if len(table) > self.config.table_chars:
             return set()
-        first, *rest = hit.text.split(PASSAGE_GAP)
-        kept = [text for text, chunk_id in zip(rest, joined) if chunk_id not in covered]
-        hit.text = PASSAGE_GAP.join([first + "\n\n" + table, *kept])
+        hit.text = PASSAGE_GAP.join([row.text + "\n\n" + table, *(text for j, text in passages if j not in covered)])
         return covered
 
-    def _table_around(self, chunk_id: int, piece: str) -> tuple[str, set[int]] | None:
-        """The table around one of its pieces: the contiguous pieces after and before it, nearest
-        first, while the text stays within table_chars, each table's header row once
+    def _table_around(self, chunk_id: int, piece: str, shown: set[int]) -> tuple[str, set[int]] | None:
+        """The table around one of its pieces: the contiguous pieces after and before it that no
+        other source shows, nearest first, while the text stays within table_chars, each table's header row once
         (whole, when its first piece is shown and it fits; pieces of one table: same_table), a table
         next to it on the page with its own header; with the ids of the pieces shown. None: the
         piece alone."""
@@ -250,7 +253,7 @@ class Retriever:
         while grew:
             grew = False
             for j, nextto in ((hi + 1, hi), (lo - 1, lo)):  # after first: a table is read downwards
-                if not (0 <= j < len(pieces) and abs(pieces[j].chunk_no - pieces[nextto].chunk_no) == 1):
+                if not (0 <= j < len(pieces) and abs(pieces[j].chunk_no - pieces[nextto].chunk_no) == 1) or pieces[j].id in shown:
                     continue
                 cost = 1 + len(bodies[j]) + (len(heads[j]) if table_no[j] != table_no[nextto] else 0)  # another table: with its header
                 if size + cost <= self.config.table_chars:

@@ -71,15 +71,18 @@ def write_table_docx(path: Path) -> Path:
     return path
 
 
-def write_lead_in_docx(path: Path) -> None:
-    """A Word file: a section whose paragraph introduces the 30-row table under it, then a section
-    whose paragraph is followed by a table of another section."""
+def write_lead_in_docx(path: Path, rows: int = 30) -> None:
+    """A Word file: a section whose last paragraph introduces the table of `rows` towns under it (a
+    line of "…" before it), then a section whose paragraph is followed by a table of another section."""
     import docx
 
     d = docx.Document()
     d.add_heading("Travel policy", level=1)
+    for k in range(2):
+        d.add_paragraph(f"Rule {k + 1}: staff who travel on business book their hotel through the company travel desk; " * 4)
+    d.add_paragraph("…")
     d.add_paragraph("The following table presents the nightly hotel limits that apply in each city where staff travel on business.")
-    add_docx_table(d, [["City", "Hotel limit", "Meals"]] + [[f"Town{i:02d}", f"{300 + 10 * i}", f"{50 + i}"] for i in range(1, 31)])
+    add_docx_table(d, [["City", "Hotel limit", "Meals"]] + [[f"Town{i:02d}", f"{300 + 10 * i}", f"{50 + i}"] for i in range(1, rows + 1)])
     d.add_heading("Claims", level=1)
     d.add_paragraph("Expense claims are filed within thirty days of the trip, with the receipts attached.")
     d.add_heading("Mileage", level=1)

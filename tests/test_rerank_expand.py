@@ -223,7 +223,7 @@ def test_the_next_tables_header_is_not_shown_without_a_row_under_it() -> None:
     retriever = Retriever(Pieces(), None, None, RetrievalConfig(table_chars=200))  # type: ignore[arg-type]
     for n in near:
         hit = Hit(n.id, "a.pdf", 1, n.text, 1.0)
-        retriever._whole_table(hit, n.text, [])
+        retriever._whole_table(hit, n.text, [], set())
         assert len(hit.text) <= max(200, len(n.text)) and not (hit.text != n.text and hit.text.endswith("|---|---|")), hit.text
 
 
@@ -231,14 +231,17 @@ def test_the_next_tables_header_is_not_shown_without_a_row_under_it() -> None:
 def test_text_that_leads_into_a_table_shows_the_table_under_it(home: Path, tmp_path: Path) -> None:
     """A hit on the sentence that introduces a table ("The following table presents…") shows the
     table under it, header once, within table_chars; a piece of that table is then no source of its
-    own, and its place goes to the next candidate. Text followed by another section's table stays alone."""
+    own, and its place goes to the next candidate. Text followed by another section's table stays
+    alone. Found by review: a line of "…" in the lead-in's own text cut the sentence off; expand
+    threw the table away."""
     import re
 
     write_lead_in_docx(tmp_path / "policy.docx")
     q = "Which table presents the nightly hotel limits in each city?"
 
-    def sources(table_chars: int, top_k: int = 1) -> list[str]:
-        kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 200, "chunk_overlap": 0}, retrieval={"table_chars": table_chars})
+    def sources(table_chars: int, top_k: int = 1, expand: int = 0) -> list[str]:
+        kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 200, "chunk_overlap": 0},
+                                retrieval={"table_chars": table_chars, "expand": expand})
         if not kb.catalog.chunk_count():
             kb.ingest([tmp_path / "policy.docx"])
         texts = [h.text for h in kb.search(q, top_k=top_k, threshold=0.0)]
@@ -246,10 +249,10 @@ def test_text_that_leads_into_a_table_shows_the_table_under_it(home: Path, tmp_p
         return texts
 
     alone = sources(0)[0]
-    assert alone.endswith("The following table presents the nightly hotel limits that apply in each city where staff travel on business.")
+    assert alone.endswith("…\nThe following table presents the nightly hotel limits that apply in each city where staff travel on business.")
     assert "|" not in alone
-    for limit in (3000, 600):
-        shown = sources(limit)[0]
+    for limit, expand in ((3000, 0), (600, 0), (3000, 1)):
+        shown = sources(limit, expand=expand)[0]
         assert shown.startswith(alone + "\n\n| City | Hotel limit | Meals |\n|---|---|---|\n| Town01 | 310 | 51 |")
         assert shown.count("|---|---|---|") == 1 and len(shown) <= len(alone) + 2 + limit
         rows = [int(n) for n in re.findall(r"\| Town(\d\d) \|", shown)]
@@ -259,4 +262,47 @@ def test_text_that_leads_into_a_table_shows_the_table_under_it(home: Path, tmp_p
     kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 200, "chunk_overlap": 0}, retrieval={"table_chars": 3000})
     claims = kb.search("When are expense claims filed?", top_k=1, threshold=0.0)[0].text
     assert claims.endswith("with the receipts attached.") and "Vehicle" not in claims  # the table after it is the next section's
+    kb.close()
+
+
+def test_no_table_row_is_shown_under_two_sources(home: Path, tmp_path: Path) -> None:
+    """Found by review: with table_chars smaller than the table, the tables shown around two hits on
+    its pieces (or under its lead-in) overlapped, the same rows under two sources. A table shown
+    around a later hit stops at the rows an earlier source shows."""
+    import re
+
+    write_lead_in_docx(tmp_path / "policy.docx", rows=60)
+    kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 200, "chunk_overlap": 0}, retrieval={"table_chars": 600})
+    kb.ingest([tmp_path / "policy.docx"])
+    for q in ("Which table presents the nightly hotel limits in each city? Town10 Town11 Town12",
+              "What are the hotel limits of Town08, Town15 and Town22?"):
+        rows = [t for h in kb.search(q, top_k=4, threshold=0.0) for t in re.findall(r"\| (Town\d\d) \|", h.text)]
+        assert len(rows) > 30 and len(rows) == len(set(rows)), q
+    kb.close()
+
+
+def test_with_a_reranker_every_source_keeps_its_page_passages_and_its_place(home: Path, tmp_path: Path) -> None:
+    """Found by review: with a reranker, a page found after the first top_k candidates kept only its
+    first passage (page_passages joined only into the first top_k), and a table piece left out because
+    a lead-in shows its table left its place empty (no candidates beyond rerank_top)."""
+    pytest.importorskip("sentence_transformers")
+    from conftest import write_pdf
+
+    model = build_cross_encoder(tmp_path)
+    pages = ["\n\n".join(f"Section {p}.{k}: the pump model P{p}{k} needs a filter check every {k + 2} weeks and an oil change every "
+                          f"{p + 3} months at site {p}. " * 3 for k in range(4)) for p in range(6)]
+    write_pdf(tmp_path / "manual.pdf", pages)
+    for reranker in (None, str(model)):
+        kb = KnowledgeBase.open("p", llm="extractive", ingest={"chunk_size": 60, "chunk_overlap": 0},
+                                retrieval={"reranker": reranker, "rerank_top": 20, "page_passages": 3})
+        if not kb.catalog.chunk_count():
+            kb.ingest([tmp_path / "manual.pdf"])
+        hits = kb.search("How often does the pump need a filter check?", top_k=3, threshold=0.0)
+        assert [h.text.count("\n…\n") + 1 for h in hits] == [3, 3, 3] and len({h.page for h in hits}) == 3
+        kb.close()
+    write_lead_in_docx(tmp_path / "policy.docx")
+    kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 200, "chunk_overlap": 0}, retrieval={"reranker": str(model), "rerank_top": 4})
+    kb.ingest([tmp_path / "policy.docx"])
+    hits = kb.search("Which table presents the nightly hotel limits in each city?", top_k=4, threshold=0.0)
+    assert len(hits) == 4 and sum("| Town01 |" in h.text for h in hits) <= 1
     kb.close()
