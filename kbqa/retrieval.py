@@ -115,9 +115,9 @@ class Retriever:
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
         per_page: dict[tuple[int, int], int] = {}
         joined: dict[int, list[int]] = {}  # a source's chunk id -> the ids of the passages joined to it
-        # every candidate is looked at: the first `pool` hits (those the reranker reads) gather their pages'
-        # next passages from all of them, and a hit whose table an earlier source shows gives its place to the next
-        pool = max(top_k, self.config.rerank_top) if self.reranker else top_k
+        # every candidate is looked at: each hit gathers its page's next passages from all of them, and a
+        # hit whose table an earlier source shows gives its place to the next
+        pool = max(top_k, self.config.rerank_top) if self.reranker else top_k  # the hits the reranker reads
         for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
             row = rows.get(chunk_id)
             if row is None or row.text in seen:
@@ -129,7 +129,7 @@ class Retriever:
                 key = (row.file_id, row.page)
                 if key in per_page:  # another passage of a page already shown: part of that source
                     first = hits[per_page[key]]
-                    if len(joined.get(first.chunk_id, [])) + 1 < self.config.page_passages and per_page[key] < pool:
+                    if len(joined.get(first.chunk_id, [])) + 1 < self.config.page_passages:
                         first.text += PASSAGE_GAP + row.text
                         joined.setdefault(first.chunk_id, []).append(chunk_id)
                     seen.add(row.text)
@@ -137,8 +137,11 @@ class Retriever:
                 per_page[key] = len(hits)
             seen.add(row.text)
             hits.append(Hit(chunk_id, row.name, row.page, row.text, round(rel, 4), score, row.title_path, row.path, row.description))
-        if self.reranker is not None:  # the candidates after the pool follow in fused order: places for hits left out below
-            hits = self.reranker.rerank(question, hits[:pool]) + hits[pool:]
+        if self.reranker is not None:  # the candidates after the pool follow in fused order, not reranked (rank_score 0):
+            rest = hits[pool:]          # places for hits left out below
+            for h in rest:
+                h.rank_score = 0.0
+            hits = self.reranker.rerank(question, hits[:pool]) + rest
         tabled: set[int] = set()  # hits that show a table: widened by table_chars, not by expand
         if self.config.table_chars:
             hits, tabled = self._with_tables(hits, rows, joined, top_k)
@@ -147,7 +150,8 @@ class Retriever:
         if self.config.expand:
             widened: dict[str, Hit] = {}
             for h in hits:  # neighbours of two hits can widen into the same text
-                h = h if rows[h.chunk_id].kind == "table" or h.chunk_id in tabled else self._expand(h)
+                if rows[h.chunk_id].kind != "table" and h.chunk_id not in tabled:
+                    h = self._expand(h, [(j, rows[j].text) for j in joined.get(h.chunk_id, [])])
                 widened.setdefault(h.text, h)
             hits = list(widened.values())
         return hits
@@ -288,10 +292,12 @@ class Retriever:
                 parts.append(part)
         return "\n".join(parts)
 
-    def _expand(self, hit: Hit) -> Hit:
-        """The hit's text widened with up to `expand` neighbouring chunks on each side (same file,
-        same page), joined at their recorded offsets so overlapping text is not repeated."""
-        spans = [(n.start, n.end, n.text) for n in self.catalog.neighbours(hit.chunk_id, self.config.expand)]
+    def _expand(self, hit: Hit, passages: list[tuple[int, str]]) -> Hit:
+        """The hit's own chunk widened with up to `expand` neighbouring chunks on each side (same file,
+        same page), joined at their recorded offsets so overlapping text is not repeated; then the
+        page's passages joined to it (id, text) that the widening does not hold."""
+        near = self.catalog.neighbours(hit.chunk_id, self.config.expand)
+        spans = [(n.start, n.end, n.text) for n in near]
         if len(spans) < 2:
             return hit
         text, end = "", None
@@ -303,5 +309,6 @@ class Retriever:
             else:
                 text += chunk_text[end - start :]
             end = stop if stop is not None else end
-        hit.text = text
+        held = {n.id for n in near}
+        hit.text = PASSAGE_GAP.join([text, *(passage for j, passage in passages if j not in held)])
         return hit

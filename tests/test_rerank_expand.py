@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -306,3 +307,39 @@ def test_with_a_reranker_every_source_keeps_its_page_passages_and_its_place(home
     hits = kb.search("Which table presents the nightly hotel limits in each city?", top_k=4, threshold=0.0)
     assert len(hits) == 4 and sum("| Town01 |" in h.text for h in hits) <= 1
     kb.close()
+
+
+def test_a_source_reads_the_same_whatever_top_k_and_expand_keeps_its_page_passages(home: Path, tmp_path: Path) -> None:
+    """Found by review: a source that took the place of a hit left out (its table shown by an earlier
+    source) got none of its page's passages — a source's text depended on top_k —, and expand dropped
+    the page passages joined to a source."""
+    from conftest import write_pdf
+
+    write_lead_in_docx(tmp_path / "policy.docx")
+    write_pdf(tmp_path / "hotels.pdf", ["\n\n".join(f"Hotel note {p}.{k}: the nightly hotel limit in city {p}{k} is {300 + k} for staff "
+                                                    "who travel on business." for k in range(4)) for p in range(3)])
+    kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 60, "chunk_overlap": 0})
+    kb.ingest([tmp_path / "policy.docx", tmp_path / "hotels.pdf"])
+    for q in ("nightly hotel limit of Town05 Town06 Town07 Town08 in each city", "Which table presents the nightly hotel limits?"):
+        wide = {h.chunk_id: h.text for h in kb.search(q, top_k=12, threshold=0.0)}
+        for k in (2, 3, 4, 6):
+            assert all(wide[h.chunk_id] == h.text for h in kb.search(q, top_k=k, threshold=0.0)), (q, k)
+        assert any("\n…\n" in t for t in wide.values())
+    kb.close()
+    if importlib.util.find_spec("sentence_transformers"):  # a candidate past rerank_top taking a place is not reranked: rank_score 0, last
+        kb = KnowledgeBase.open("t", llm="extractive", ingest={"chunk_size": 60, "chunk_overlap": 0},
+                                retrieval={"reranker": str(build_cross_encoder(tmp_path)), "rerank_top": 3})
+        scores = [h.rank_score for h in kb.search("nightly hotel limit of Town05 Town06 Town07 Town08 in each city", top_k=3, threshold=0.0)]
+        assert scores == sorted(scores, reverse=True) and all(s == 0.0 or 0 < s < 1 for s in scores)
+        kb.close()
+    pages = ["\n\n".join(f"Part {p}.{k}: " + ("the pump needs a filter check every two weeks. " if k in (0, 5) else
+                                              f"the hall has {k} doors and {p} windows. ") * 2 for k in range(6)) for p in range(2)]
+    write_pdf(tmp_path / "m.pdf", pages)
+    texts = []
+    for expand in (0, 1):
+        kb = KnowledgeBase.open(f"e{expand}", llm="extractive", ingest={"chunk_size": 50, "chunk_overlap": 0}, retrieval={"expand": expand})
+        kb.ingest([tmp_path / "m.pdf"])
+        texts.append(kb.search("How often does the pump need a filter check?", top_k=1, threshold=0.0)[0].text)
+        kb.close()
+    plain, wide_text = texts
+    assert "\n…\n" in plain and wide_text.endswith(plain.split("\n…\n", 1)[1]) and len(wide_text) > len(plain)
