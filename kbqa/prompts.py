@@ -46,7 +46,7 @@ def build_prompt(
     history: list[dict[str, str]] | None = None,
 ) -> Prompt:
     """Chat messages for the LLM with as many numbered sources as fit in budget_tokens.
-    (Base models are prompted by kbqa.grounding with the completion template instead.)"""
+    (Base models are prompted by kbqa.answer.CompletionAnswerer with the completion template instead.)"""
     lang = language(question)
     t = templates(lang)
     shell = t.system + "\n" + t.user
