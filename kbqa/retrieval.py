@@ -68,6 +68,12 @@ def strip_header(piece: str, header: str) -> str:
     return piece[len(header) :] if header and (piece.startswith(header) or piece == header.rstrip("\n")) else piece
 
 
+def with_passages(text: str, passages: list[tuple[int, str]], held: set[int]) -> str:
+    """A source's text widened (its table, its neighbours), then the page's passages joined to it
+    (id, text) that the widened text does not already hold, "…" between them."""
+    return PASSAGE_GAP.join([text, *(passage for j, passage in passages if j not in held)])
+
+
 def same_table(before: Any, after: Any) -> bool:
     """Whether two neighbouring table pieces (Catalog.neighbours) are of one table: their headers can be
     one table's (same_header), and the second's text goes on where the first's ends when the chunks
@@ -216,7 +222,7 @@ class Retriever:
         if around is None:
             return set()
         table, covered = around
-        hit.text = PASSAGE_GAP.join([table, *(text for j, text in passages if j not in covered)])
+        hit.text = with_passages(table, passages, covered)
         return covered
 
     def _table_below(self, hit: Hit, row: Any, passages: list[tuple[int, str]], shown: set[int]) -> set[int]:
@@ -232,7 +238,7 @@ class Retriever:
         table, covered = around if around is not None else (below.text, {below.id})
         if len(table) > self.config.table_chars:
             return set()
-        hit.text = PASSAGE_GAP.join([row.text + "\n\n" + table, *(text for j, text in passages if j not in covered)])
+        hit.text = with_passages(row.text + "\n\n" + table, passages, covered)
         return covered
 
     def _table_around(self, chunk_id: int, piece: str, shown: set[int]) -> tuple[str, set[int]] | None:
@@ -309,6 +315,5 @@ class Retriever:
             else:
                 text += chunk_text[end - start :]
             end = stop if stop is not None else end
-        held = {n.id for n in near}
-        hit.text = PASSAGE_GAP.join([text, *(passage for j, passage in passages if j not in held)])
+        hit.text = with_passages(text, passages, {n.id for n in near})
         return hit
