@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import EN_PAGES, ZH_PAGES, start_server, write_pdf
+from conftest import EN_PAGES, ZH_PAGES, start_server, write_lead_in_docx, write_pdf
 
 pytestmark = pytest.mark.slow
 KEY = "serving-key"
@@ -119,6 +119,52 @@ def test_eight_concurrent_streaming_chats(api: tuple[subprocess.Popen[str], str]
     assert proc.poll() is None
     status = httpx.get(f"{url}/v1/status", headers=AUTH).json()
     assert status["queues"]["gemma-3-270m"]["generating"] == 0 and status["queues"]["gemma-3-270m"]["admitted"] == 0
+    outside_untouched(Path(os.environ["KBQA_HOME"]))
+
+
+def test_sources_with_tables_for_users_at_once_and_bad_searches(api: tuple[subprocess.Popen[str], str], tmp_path: Path) -> None:
+    """Sources that show a table (a lead-in with the table under it, table pieces left out for the next
+    candidate) read the same for users searching and chatting at once with the shipped model as for one
+    user alone; a hostile name, a huge or malformed search gets a 4xx, nothing outside the home."""
+    proc, url = api
+    write_lead_in_docx(tmp_path / "policy.docx", rows=60)
+    r = httpx.post(f"{url}/v1/kb/team/files", files=[("files", ("policy.docx", (tmp_path / "policy.docx").read_bytes()))], headers=AUTH, timeout=300)
+    assert r.status_code == 200 and [f["status"] for f in r.json()["files"]] == ["added"], r.text
+    q = "Which table presents the nightly hotel limits in each city? Town10 Town30 Town50"
+
+    def search() -> list[str]:
+        r = httpx.post(f"{url}/v1/kb/team/search", json={"query": q, "top_k": 5, "threshold": 0}, headers=AUTH, timeout=300)
+        assert r.status_code == 200, r.text
+        return [h["text"] for h in r.json()["hits"]]
+
+    alone, answer = search(), stream_answer(url, q)
+    assert any("| City | Hotel limit | Meals |\n|---|---|---|\n| Town01 |" in t for t in alone) and answer, [t[:200] for t in alone]
+    rows = [line for t in alone for line in t.split("\n") if line.startswith("| Town")]
+    assert len(rows) == len(set(rows))  # no table row under two sources
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def user(key: str, job: Any) -> None:
+        try:
+            results[key] = job()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    jobs = {"s1": search, "s2": search, "c1": lambda: stream_answer(url, q), "c2": lambda: stream_answer(url, q)}
+    threads = [threading.Thread(target=user, args=item) for item in jobs.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors, errors
+    assert results["s1"] == results["s2"] == alone and results["c1"] == results["c2"] == answer
+    for bad in ({"query": q, "top_k": 10**9}, {"query": q, "top_k": "5"}, {"query": ["x"]}, {"top_k": 3}):
+        assert httpx.post(f"{url}/v1/kb/team/search", json=bad, headers=AUTH, timeout=60).status_code == 422, bad
+    assert httpx.post(f"{url}/v1/kb/team/search", content=b"{not json", headers={**AUTH, "Content-Type": "application/json"}, timeout=60).status_code == 422
+    assert httpx.post(f"{url}/v1/kb/team/search", json={"query": "x" * 2_000_000}, headers=AUTH, timeout=120).status_code in (413, 422)
+    for name in ("..", ".hidden", "%2e%2e%2fetc"):
+        assert 400 <= httpx.post(f"{url}/v1/kb/{name}/search", json={"query": q}, headers=AUTH, timeout=60).status_code < 500, name
+    assert proc.poll() is None
     outside_untouched(Path(os.environ["KBQA_HOME"]))
 
 
