@@ -86,6 +86,37 @@ def test_upload_ingest_and_ask_with_sources(server: str, docs: Path) -> None:
     assert info["ocr"]["engine"] == "rapidocr" and info["vector_store"]["kind"] == "faiss" and info["process_memory_mb"] > 0
 
 
+def test_an_upload_naming_a_server_path_reads_nothing(server: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradio's file data comes from the client with a path in it. A raw request (not gradio_client,
+    which uploads its own local file first) naming a file of the server gets an error event, and
+    nothing of that file is stored or searchable; the app itself opens only regular files inside
+    Gradio's upload folder (open_received), links resolved."""
+    from webui.app import open_received
+
+    secret = tmp_path / "secret.md"
+    secret.write_text("The vault combination is zebra-4417-quasar.", encoding="utf-8")
+    for path in [str(secret), "README.md", "../../etc/hostname"]:
+        data = [[{"path": path, "orig_name": "notes.md", "meta": {"_type": "gradio.FileData"}}], None, "web"]
+        event = httpx.post(f"{server}gradio_api/call/upload", json={"data": data}, timeout=30).json()["event_id"]
+        reply = httpx.get(f"{server}gradio_api/call/upload/{event}", timeout=60).text
+        assert "event: error" in reply and "zebra" not in reply, reply
+    stored = [p.name for p in (home / "kbs").rglob("*") if p.is_file()] if (home / "kbs").exists() else []
+    assert "notes.md" not in stored and "secret.md" not in stored
+    found = httpx.post(f"{server}gradio_api/call/search", json={"data": ["vault combination zebra quasar", "web", 4, 0.0]}, timeout=30)
+    assert "zebra" not in httpx.get(f"{server}gradio_api/call/search/{found.json()['event_id']}", timeout=60).text
+
+    received = home / "cache" / "gradio"  # the server's upload folder (GRADIO_TEMP_DIR, set by kbqa)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(received))
+    (received / "abc").mkdir(parents=True, exist_ok=True)
+    (received / "abc" / "real.md").write_text("uploaded", encoding="utf-8")
+    (received / "abc" / "link.md").symlink_to(secret)
+    opened = open_received(received / "abc" / "real.md")
+    assert opened is not None and opened.read() == b"uploaded"
+    opened.close()
+    for path in [secret, received / "abc" / "link.md", received / "abc", received / "abc" / ".." / ".." / ".." / "catalog.sqlite", Path("README.md")]:
+        assert open_received(path) is None, path
+
+
 def test_knowledge_bases_zip_upload_reingest_and_delete(server: str, docs: Path, tmp_path: Path) -> None:
     import zipfile
 

@@ -12,14 +12,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from kbqa.config import Config  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
-from kbqa.service import Service, ServiceError  # noqa: E402
+from kbqa.service import Service, ServiceError, Upload  # noqa: E402
 from webui.texts import LANGUAGES, TEXTS, file_error, language, summary, t  # noqa: E402
 
 safe_name = safe_filename
@@ -93,6 +93,26 @@ def failure(exc: ServiceError, lang: str) -> str:
         return "⚠️ " + t(lang, f"err_{exc.code}", **{k: _escape(str(v)) if isinstance(v, str) else v for k, v in exc.params.items()})
     kind = type(exc).__name__ if type(exc).__name__ in TEXTS else "ServiceError"
     return f"⚠️ {t(lang, kind)}: {_escape(exc.message)}"
+
+
+NOT_RECEIVED = "not a file uploaded to this page"
+
+
+def open_received(path: Path) -> BinaryIO | None:
+    """A file Gradio received from the browser, opened for reading; None for any other path. The
+    path comes from the client (Gradio's file data names it), so a request could name any file the
+    server can read ("/etc/passwd", another knowledge base's catalog): only a regular file inside
+    Gradio's upload folder is opened, links resolved first."""
+    from gradio.utils import get_upload_folder
+
+    root = Path(get_upload_folder()).resolve()
+    try:
+        real = path.resolve(strict=True)
+        if not real.is_relative_to(root) or real == root or not real.is_file():
+            return None
+        return real.open("rb")
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 SCRATCH_TTL_S = 3600  # page images and source copies handed to browsers are kept this long
@@ -305,11 +325,17 @@ def build_app(config: Config, kb: str = "default") -> Any:
                 progress(p.done / p.total, desc=desc)
 
         handles = []
+        refused: list[dict[str, str]] = []
         try:
             for f in chosen:  # files Gradio has received into its own temporary folder
                 src = Path(getattr(f, "name", f))
-                handles.append((getattr(f, "orig_name", None) or src.name, src.open("rb")))
-            result = service.upload(kb_name, handles, progress=step, gone=closed.is_set)
+                shown = str(getattr(f, "orig_name", None) or src.name)
+                opened = open_received(src)
+                if opened is None:  # a path the client named: never read a server file for it
+                    refused.append({"name": shown, "error": NOT_RECEIVED})
+                else:
+                    handles.append((shown, opened))
+            result = service.upload(kb_name, handles, progress=step, gone=closed.is_set) if handles else Upload(None, [])
         except ServiceError as exc:
             return failure(exc, lang), files_table(kb_name, lang), kb_choices()
         finally:
@@ -319,7 +345,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
         lines = [f"**{_escape(kb_name)}**: {summary(report, lang)}" if report else f"**{_escape(kb_name)}**: {t(lang, 'nothing_ingested')}"]
         if report:
             lines += [f"- ❌ {_escape(f.name)}: {_escape(file_error(f.error or '', lang))}" for f in report.failed]
-        lines += [f"- ❌ {_escape(r['name'])}: {_escape(file_error(r['error'], lang))}" for r in result.rejected]
+        lines += [f"- ❌ {_escape(r['name'])}: {_escape(file_error(r['error'], lang))}" for r in refused + result.rejected]
         return "\n".join(lines), files_table(kb_name, lang), kb_choices()
 
     def delete_file(file_id: str, kb_name: str, lang: str = "en") -> tuple[str, list[list[Any]]]:
