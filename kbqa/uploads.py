@@ -39,9 +39,12 @@ def _decoded_name(info: zipfile.ZipInfo) -> str:
     return info.filename
 
 
-def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 5000, shown_as: str | None = None) -> Unpacked:
+def unpack_zip(
+    archive: Path, target: Path, *, max_bytes: int, max_files: int = 5000, shown_as: str | None = None, member_bytes: int | None = None
+) -> Unpacked:
     """Extract the regular files of a zip into target under safe names (no path traversal, no links,
-    no hidden files, no empty files), stopping at max_bytes of uncompressed data (zip bombs) or max_files."""
+    no hidden files, no empty files), stopping at max_bytes of uncompressed data (zip bombs) or max_files;
+    a member over member_bytes (the limit of one uploaded file) is left out, as that file would be."""
     out = Unpacked()
     shown = shown_as or archive.name
     try:
@@ -66,6 +69,9 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
             if len(out.files) >= max_files:
                 out.skipped.append(f"{shown}: more than {max_files} files; the rest were not extracted")
                 break
+            if member_bytes is not None and info.file_size > member_bytes:
+                out.skipped.append(f"{name}: over the upload limit of {member_bytes / 2**20:.0f} MB")
+                continue
             if total + info.file_size > max_bytes:
                 out.skipped.append(f"{name}: the archive unpacks to more than {max_bytes / 2**20:.0f} MB; the rest were not extracted")
                 break
@@ -85,8 +91,8 @@ def unpack_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 
                 with zf.open(info) as src, open(partial, "wb") as fh:
                     while chunk := src.read(1 << 20):
                         written += len(chunk)
-                        if total + written > max_bytes:  # the header lied about the size
-                            raise ValueError("larger than its header says")
+                        if total + written > max_bytes or (member_bytes is not None and written > member_bytes):
+                            raise ValueError("larger than its header says")  # the header lied about the size
                         fh.write(chunk)
                 os.replace(partial, dest)
             except (zipfile.BadZipFile, ValueError, RuntimeError, OSError) as exc:
@@ -152,7 +158,7 @@ def store_upload(
     name: str, source: BinaryIO, target: Path, *, max_bytes: int, taken: set[str] | None = None, budget: Budget | None = None
 ) -> Unpacked:
     """Save one uploaded file under target with a safe name, refusing it past max_bytes; a .zip is
-    unpacked (up to ten times max_bytes) into a folder named after it. taken: the names already
+    unpacked (up to ten times max_bytes, each member at most max_bytes) into a folder named after it. taken: the names already
     stored in this batch (updated here); budget: what the whole request may still store. The file
     appears only once it is whole; a problem is reported for this file, never raised."""
     out = Unpacked()
@@ -177,7 +183,8 @@ def store_upload(
         if shown.lower().endswith(".zip"):
             folder = unique_name(target, Path(shown).stem, Path(name or "upload").stem, taken, folder=True)
             taken.add(folder)
-            unpacked = unpack_zip(partial, target / folder, max_bytes=min(max_bytes * 10, budget.left), shown_as=shown)
+            unpacked = unpack_zip(partial, target / folder, max_bytes=min(max_bytes * 10, budget.left), shown_as=shown,
+                                  member_bytes=max_bytes)
             budget.left -= sum(f.stat().st_size for f in unpacked.files)
             return unpacked
         safe = unique_name(target, shown, name, taken)  # a nameless upload was cleaned to "upload": it replaces nothing

@@ -162,6 +162,19 @@ def test_zip_bomb_and_links_are_refused(tmp_path: Path) -> None:
     out = unpack_zip(bomb, tmp_path / "out", max_bytes=6_000_000)
     assert [p.name for p in out.files] == ["a.txt"]
     assert any("more than" in s for s in out.skipped) and any("symbolic link" in s for s in out.skipped)
+    # a member is one uploaded file: over the per-file limit it is left out, as that file would be
+    # (found by review: ten 100 MB members of a 1 MB zip were stored and held an ingest slot for an hour)
+    from kbqa.uploads import store_upload
+
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("huge.txt", "2" * 3_000_000)
+        zf.writestr("small.txt", "3" * 1_000)
+    (tmp_path / "up").mkdir()
+    with big.open("rb") as fh:
+        out = store_upload("big.zip", fh, tmp_path / "up", max_bytes=2_000_000)
+    assert [p.name for p in out.files] == ["small.txt"]
+    assert "huge.txt: over the upload limit of 2 MB" in out.skipped, out.skipped
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"PK\x03\x04 not really")
     assert "not a readable zip" in unpack_zip(broken, tmp_path / "out2", max_bytes=10**6).skipped[0]
