@@ -18,7 +18,8 @@ from kbqa import KnowledgeBase, load_config
 from kbqa.service import BadRequest, Busy, GenerationQueue, NotFound, QueuedLLM, Service, TooLarge, scrub
 
 HOSTILE_NAMES = [".", "..", "...", ".hidden", "../x", "a/b", "/tmp/kbqa-evil", "..\\x", "kb:x", "", " ", "x" * 65, "a\x00b", "~root",
-                 "evil\n", "x" * 64 + "\n", "．．", "-rf", "-", "ﬁle", "𝐚a"]  # an option on the command line; look-alikes of "file", "aa"
+                 "evil\n", "x" * 64 + "\n", "．．", "-rf", "-", "ﬁle", "𝐚a",  # an option on the command line; look-alikes of "file", "aa"
+                 "𠀀" * 64]  # 64 characters, but 256 bytes: longer than a folder's name may be
 
 
 def snapshot(root: Path) -> set[str]:
@@ -85,7 +86,7 @@ def test_names_never_become_paths(service: Service, home: Path, tmp_path: Path) 
 
 
 def test_names_that_are_names(service: Service, home: Path) -> None:
-    names = ("公司制度", "team-a_2024", "v1.2", "Ünïcode", "हिंदी", "தமிழ்")  # combining marks are part of letters
+    names = ("公司制度", "team-a_2024", "v1.2", "Ünïcode", "हिंदी", "தமிழ்", "𠀀" * 50)  # combining marks are part of letters; 200 bytes
     for name in names:
         service.create(name)
     assert set(service.names()) == set(names)
