@@ -912,6 +912,8 @@ class KnowledgeBase:
             described = filename is not None or given or (docs and docs[0].meta.get("about"))
             description = describe(docs, filename, given) if described else ""
             pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap, *self._length_unit())
+            if self._cancelled is not None and self._cancelled():  # a big text takes seconds to split: stop before embedding it
+                raise _Cancelled
             page_numbers = {d.page for d in docs if d.page}
             pages = max(page_numbers) if page_numbers else None
             chunks, vectors = self._embed_chunks(pieces, description)

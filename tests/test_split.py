@@ -117,6 +117,26 @@ def test_weighted_unit_properties(text: str, size: int, overlap: int) -> None:
     assert "".join(ch for i, ch in enumerate(text) if i not in covered).strip() == ""
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("星河aZ 。\n.\uff01\u2e80\u9fff\uf900\uffef\uffff\U00020000")), max_size=300), st.integers(1, 40))
+def test_weighted_lengths_are_the_running_sums_of_a_walk(text: str, size: int) -> None:
+    """The lengths (one numpy array of running sums) agree with a character-by-character walk: a
+    wide character 1, any other 1/3, summed in order, and `advance` stops where the walk does."""
+    from ingest.split import _Length
+    from ingest.textfacts import is_wide
+
+    sums = [0.0]
+    for ch in text:
+        sums.append(sums[-1] + (1.0 if is_wide(ch) else 1.0 / 3.0))
+    length = _Length(text, "weighted")
+    assert [length(0, i) for i in range(len(text) + 1)] == sums
+    for start in range(len(text)):
+        stop = start + 1
+        while stop < len(text) and sums[stop + 1] - sums[start] <= size + 1e-9:
+            stop += 1
+        assert length.advance(start, len(text), size) == stop
+
+
 def test_weighted_unit_gives_english_longer_chunks() -> None:
     english = "The purifier removes lead and chlorine from tap water. " * 30
     chinese = "净水器可以去除自来水中的铅和氯。" * 30
