@@ -32,22 +32,23 @@ from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text
 from kbqa.store.vectors import choose_faiss_kind
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 
-# A knowledge base's name: letters (any script), digits, CJK, '-', '_', '.' (not first), at most 64 characters (200 bytes of UTF-8).
+# A knowledge base's name: letters (any script), digits, CJK, '-', '_', '.' (not first), at most 64 characters (255 bytes of UTF-8).
 # Characters a stored file name may keep (with combining marks: हिंदी, தமிழ், e + ́): not path separators,
 # shell and Windows specials, controls.
 _SAFE = re.compile(rf"[\w.\-{HAN} ()\[\]+,@&#%=~'!]")
 # Marks that show nothing: the grapheme joiner, Mongolian and other variation selectors ("re\u034fport" looks like "report").
 _INVISIBLE = re.compile("[\u034f\u17b4\u17b5\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 MAX_NAME_BYTES = 200  # well under the 255 bytes a file name may have on Linux, macOS and Windows
+MAX_KB_NAME_BYTES = 255  # a knowledge base's folder name: every name that ever made a folder still does
 
 
 def valid_name(name: str) -> bool:
     """Whether a string is a knowledge base's name (and so never a path): letters of any script (with
     their combining marks: हिंदी, தமிழ்), digits, '_', and '-' or '.' after the first character (a
-    name like "-rf" reads as an option on the command line), at most 64 characters and MAX_NAME_BYTES
-    bytes of UTF-8 (64 characters of four bytes would pass the 255 bytes a folder name may have), in
-    its NFKC form (so "ﬁle" and "𝐚" are not names apart from "file" and "a")."""
-    if not name or len(name) > 64 or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+    name like "-rf" reads as an option on the command line), at most 64 characters and 255 bytes of
+    UTF-8 (64 characters of four bytes are 256: no folder can have that name), in its NFKC form (so
+    "ﬁle" and "𝐚" are not names apart from "file" and "a")."""
+    if not name or len(name) > 64 or len(name.encode("utf-8", "surrogatepass")) > MAX_KB_NAME_BYTES:
         return False
     if unicodedata.normalize("NFKC", name) != name:
         return False
@@ -145,7 +146,7 @@ def kb_folder(config: Config, name: str) -> Path:
     if not valid_name(name):
         raise KnowledgeBaseError(
             f"invalid knowledge base name {name[:80]!r}: use letters of any script, digits, '_', and '-' or '.' (not first), "
-            "at most 64 characters (200 bytes of UTF-8)"
+            "at most 64 characters (255 bytes of UTF-8)"
         )
     root = kb_root(config)
     folder = root / name

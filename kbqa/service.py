@@ -154,7 +154,7 @@ class Service:
     def _folder(self, name: str) -> Path:
         if not isinstance(name, str) or not valid_name(name):
             raise BadRequest("invalid knowledge base name: use letters of any script (composed), digits, '_', and '-' or '.' (not first), "
-                             "at most 64 characters (200 bytes of UTF-8)",
+                             "at most 64 characters (255 bytes of UTF-8)",
                              code="invalid_name")
         try:
             return kb_folder(self.config, name)
