@@ -36,6 +36,7 @@ LEVELS: list[re.Pattern[str]] = [
 Span = tuple[int, int]
 UNITS = ("chars", "weighted", "tokens")
 Weigh = Callable[[str], list[float]]  # per-character share of the embedder's tokens (unit "tokens")
+Checkpoint = Callable[[], None]  # raises to stop a split
 
 
 class _Length:
@@ -51,11 +52,15 @@ class _Length:
             raise ValueError("length unit 'tokens' needs the embedder's token counter")
         self.weighted = unit != "chars"
         if self.weighted:
+            prefix = np.empty(len(text) + 1, dtype=np.float64)  # one array: the weights, then summed in place
+            prefix[0] = 0.0
             if unit == "tokens" and weigh:
-                weights = np.asarray(weigh(text), dtype=np.float64)
+                prefix[1:] = weigh(text)
             else:
-                weights = np.where(wide_mask(text), 1.0, 1.0 / 3.0)
-            self.prefix = np.concatenate(([0.0], np.cumsum(weights)))
+                prefix[1:] = 1.0 / 3.0
+                prefix[1:][wide_mask(text)] = 1.0
+            np.cumsum(prefix[1:], out=prefix[1:])
+            self.prefix = prefix
 
     def __call__(self, start: int, end: int) -> float:
         return float(self.prefix[end] - self.prefix[start]) if self.weighted else float(end - start)
@@ -74,39 +79,58 @@ class _Length:
         return stop
 
 
-def _cut(text: str, span: Span, level: int, size: float, length: _Length) -> list[Span]:
+class _Ticker:
+    """Calls checkpoint every `every` ticks: a long split can be stopped (checkpoint raises)."""
+
+    def __init__(self, checkpoint: Checkpoint | None, every: int = 1024) -> None:
+        self.checkpoint, self.every, self.n = checkpoint, every, 0
+
+    def __call__(self) -> None:
+        self.n += 1
+        if self.checkpoint is not None and self.n % self.every == 0:
+            self.checkpoint()
+
+
+def _cut(text: str, span: Span, level: int, size: float, length: _Length, tick: _Ticker) -> list[Span]:
     """Cut span into pieces of at most size, cutting after separators of level."""
+    tick()
     start, end = span
     if length(start, end) <= size + 1e-9:
         return [span]
     if level >= len(LEVELS):
         pieces, i = [], start
         while i < end:
+            tick()
             j = length.advance(i, end, size)
             pieces.append((i, j))
             i = j
         return pieces
     cuts = [m.end() for m in LEVELS[level].finditer(text, start, end) if start < m.end() < end]
     if not cuts:
-        return _cut(text, span, level + 1, size, length)
+        return _cut(text, span, level + 1, size, length, tick)
     pieces = []
     prev = start
     for c in cuts + [end]:
-        pieces.extend(_cut(text, (prev, c), level + 1, size, length))
+        pieces.extend(_cut(text, (prev, c), level + 1, size, length, tick))
         prev = c
     return pieces
 
 
-def split_spans(text: str, chunk_size: int, chunk_overlap: int, unit: str = "chars", weigh: Weigh | None = None) -> list[Span]:
-    """Return (start, end) offsets of chunks of text, each no longer than chunk_size in the unit."""
+def split_spans(
+    text: str, chunk_size: int, chunk_overlap: int, unit: str = "chars", weigh: Weigh | None = None, checkpoint: Checkpoint | None = None
+) -> list[Span]:
+    """Return (start, end) offsets of chunks of text, each no longer than chunk_size in the unit.
+    checkpoint: called now and then; it raises to stop a long split (a server shutting down)."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    tick = _Ticker(checkpoint)
     length = _Length(text, unit, weigh)
     overlap = max(0, min(chunk_overlap, chunk_size // 2))
-    pieces = [p for p in _cut(text, (0, len(text)), 0, chunk_size, length) if text[p[0] : p[1]].strip()]
+    pieces = [p for p in _cut(text, (0, len(text)), 0, chunk_size, length, tick) if text[p[0] : p[1]].strip()]
     chunks: list[Span] = []
     current: list[Span] = []
     for piece in pieces:
+        tick()
         if current and length(current[0][0], piece[1]) > chunk_size + 1e-9:
             chunks.append((current[0][0], current[-1][1]))
             # carry whole trailing pieces, up to `overlap`, into the next chunk
@@ -235,28 +259,34 @@ class _Captions:
 
 
 def split_documents(
-    docs: Iterable[Document], chunk_size: int = 400, chunk_overlap: int = 80, unit: str = "chars", weigh: Weigh | None = None
+    docs: Iterable[Document], chunk_size: int = 400, chunk_overlap: int = 80, unit: str = "chars", weigh: Weigh | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[Chunk]:
     """Split documents into chunks; chunk_no counts within each source file.
 
     unit "chars" counts characters; "weighted" counts a CJK character as 1 and any other as 1/3;
-    "tokens" counts the embedder's tokens through weigh (each character's share of them)."""
+    "tokens" counts the embedder's tokens through weigh (each character's share of them).
+    checkpoint: called between documents and now and then within one; it raises to stop the split."""
     chunks: list[Chunk] = []
     numbers: dict[str, int] = {}
     captions = _Captions()
+    tick = _Ticker(checkpoint, every=64)  # a chunk's facts cost more than a cut
     for doc in docs:
+        if checkpoint is not None:
+            checkpoint()
         source = str(doc.meta.get("source", ""))
         captions.see(source, doc)
         if doc.meta.get("kind") == "table":
             pieces = _table_pieces(doc.text, chunk_size)
         else:
             pieces = []
-            for span in split_spans(doc.text, chunk_size, chunk_overlap, unit, weigh):
+            for span in split_spans(doc.text, chunk_size, chunk_overlap, unit, weigh, checkpoint):
                 s, e = _strip_span(doc.text, span)
                 if e > s:
                     pieces.append((doc.text[s:e], (s, e)))
         previous_end = 0
         for text, (start, end) in pieces:
+            tick()
             n = numbers.get(source, 0)
             numbers[source] = n + 1
             # fresh: where the text not repeated from the previous chunk begins (overlap skipped)

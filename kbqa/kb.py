@@ -912,9 +912,9 @@ class KnowledgeBase:
             docs = read()
             described = filename is not None or given or (docs and docs[0].meta.get("about"))
             description = describe(docs, filename, given) if described else ""
-            pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap, *self._length_unit())
-            if self._cancelled is not None and self._cancelled():  # a big text takes seconds to split: stop before embedding it
-                raise _Cancelled
+            # a big text takes seconds to split: a cancelled ingest (a server stopping) stops within it
+            pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap, *self._length_unit(),
+                                     checkpoint=self._checkpoint)
             page_numbers = {d.page for d in docs if d.page}
             pages = max(page_numbers) if page_numbers else None
             chunks, vectors = self._embed_chunks(pieces, description)
@@ -974,6 +974,11 @@ class KnowledgeBase:
                 chunk.words = cut
         return chunks, vectors
 
+    def _checkpoint(self) -> None:
+        """Raise _Cancelled when the running ingest has been cancelled (a server stopping)."""
+        if self._cancelled is not None and self._cancelled():
+            raise _Cancelled
+
     def _embed(self, texts: list[str]) -> list[Any]:
         """Vectors of texts; here in batches, so that a cancelled ingest (a server stopping) stops
         within one batch even in a file of thousands of chunks. A Ray ingest embeds on its actors."""
@@ -986,8 +991,7 @@ class KnowledgeBase:
             batch.append(text)
             size += approx_tokens(text)  # the embedder tokenizes anyway: counting exactly here cost a second pass
             if size >= EMBED_BATCH_TOKENS or i == len(texts) - 1:
-                if self._cancelled is not None and self._cancelled():
-                    raise _Cancelled
+                self._checkpoint()
                 out.extend(self.embedder.embed_documents(batch))
                 batch, size = [], 0
         return out

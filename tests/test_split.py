@@ -137,6 +137,28 @@ def test_weighted_lengths_are_the_running_sums_of_a_walk(text: str, size: int) -
         assert length.advance(start, len(text), size) == stop
 
 
+def test_a_long_split_can_be_stopped_within_one_document() -> None:
+    """A server stopping cancels its ingest: the checkpoint is called within one long text (with
+    separators or without), not only between documents, and what it raises ends the split."""
+
+    class Stop(Exception):
+        pass
+
+    for text in ["Words of a long log line. " * 40_000, "a" * 5_000_000]:
+        calls: list[int] = []
+        chunks = split_documents([Document(text, {"source": "log.txt"})], 400, 50, "weighted", checkpoint=lambda: calls.append(1))
+        assert len(calls) > 5 and len(chunks) > 100
+        seen: list[int] = []
+
+        def stop() -> None:
+            seen.append(1)
+            if len(seen) == 3:
+                raise Stop
+
+        with pytest.raises(Stop):
+            split_documents([Document(text, {"source": "log.txt"})], 400, 50, "weighted", checkpoint=stop)
+
+
 def test_weighted_unit_gives_english_longer_chunks() -> None:
     english = "The purifier removes lead and chlorine from tap water. " * 30
     chinese = "净水器可以去除自来水中的铅和氯。" * 30
