@@ -191,12 +191,16 @@ class Retriever:
             lexical = sorted(lexical + extra_lex, key=lambda kv: -kv[1])
         return dense, lexical
 
-    def _with_tables(self, hits: list[Hit], rows: dict[int, Any], joined: dict[int, list[int]], top_k: int) -> tuple[list[Hit], set[int]]:
-        """The first top_k hits, each table piece showing the table around it and each lead-in its
-        table below, no table piece under two sources; a hit whose chunk an earlier source already
-        shows (a piece of its table, the table under its lead-in) or whose text it repeats (two pieces
-        of one table in a file without pages) is left out, and the next candidate takes its place.
-        Returns them, and the ids of the text hits that now show a table."""
+    def _with_tables(
+        self, hits: list[Hit], rows: dict[int, Any], joined: dict[int, list[int]], top_k: int
+    ) -> tuple[list[Hit], set[int]]:
+        """The first top_k hits, each table piece showing the table around it and each lead-in — the
+        hit, or a passage of its page joined to it (`joined`: a hit's id -> the passages' ids) — its
+        table below, no table piece under two sources; a hit whose chunk an earlier source
+        already shows (a piece of its table, the table under its lead-in) or whose text it repeats (two
+        pieces of one table in a file without pages) is left out, and the next candidate takes its
+        place. Returns them, and the ids of the text hits that now show a table (under them or under a
+        passage of their page)."""
         out: dict[str, Hit] = {}
         shown: set[int] = set()
         tabled: set[int] = set()
@@ -206,40 +210,59 @@ class Retriever:
             if h.chunk_id in shown:
                 continue
             row = rows[h.chunk_id]
-            passages = [(j, rows[j].text) for j in joined.get(h.chunk_id, [])]
+            ids = joined.get(h.chunk_id, [])
             if row.kind == "table":
-                covered = self._whole_table(h, row.text, passages, shown)
-            elif covered := self._table_below(h, row, passages, shown):
+                own, covered = self._whole_table(h.chunk_id, row.text, shown)
+            elif (below := self._table_below(row, shown)) is not None:
+                own, covered = below
                 tabled.add(h.chunk_id)
-            shown |= {h.chunk_id, *(j for j, _ in passages), *covered}
+            else:
+                own, covered = row.text, set()
+            shown |= {h.chunk_id, *ids, *covered}
+            passages = self._passages_with_tables(rows, ids, shown, self.config.table_chars - (len(own) - len(row.text)))
+            if any(text != rows[j].text for j, text in passages):
+                tabled.add(h.chunk_id)
+            if covered or h.chunk_id in tabled:
+                h.text = with_passages(own, passages, covered)
             out.setdefault(h.text, h)
         return list(out.values()), tabled
 
-    def _whole_table(self, hit: Hit, piece: str, passages: list[tuple[int, str]], shown: set[int]) -> set[int]:
-        """A hit on a piece of a table shows the table around it (_table_around), then the page's
-        passages joined to it (id, text) that the table does not hold. Returns the ids of the pieces shown."""
-        around = self._table_around(hit.chunk_id, piece, shown)
-        if around is None:
-            return set()
-        table, covered = around
-        hit.text = with_passages(table, passages, covered)
-        return covered
+    def _whole_table(self, chunk_id: int, piece: str, shown: set[int]) -> tuple[str, set[int]]:
+        """A hit on a piece of a table shows the table around it (_table_around): its text and the ids
+        of the pieces shown (none: the piece alone)."""
+        around = self._table_around(chunk_id, piece, shown)
+        return around if around is not None else (piece, set())
 
-    def _table_below(self, hit: Hit, row: Any, passages: list[tuple[int, str]], shown: set[int]) -> set[int]:
-        """A hit on text that leads into a table ("The following table presents…", a heading, a
-        caption: the next chunk of its file is a table on the same page, in its section) shows that
-        table under it, within table_chars, unless an earlier source shows it; then the page's passages
-        joined to the hit that the table does not hold. Returns the ids of the pieces shown."""
-        below = self.catalog.following(hit.chunk_id)
+    def _table_below(self, row: Any, shown: set[int]) -> tuple[str, set[int]] | None:
+        """Text that leads into a table ("The following table presents…", a heading, a caption: the
+        next chunk of its file is a table on the same page, in its section) with that table under
+        it, within table_chars, unless another source shows it; and the ids of the pieces shown.
+        None: the text alone."""
+        below = self.catalog.following(row.id)
         if (below is None or below.id in shown or below.kind != "table" or below.page != row.page
                 or below.title_path[: len(row.title_path)] != row.title_path):
-            return set()
+            return None
         around = self._table_around(below.id, below.text, shown)  # read downwards: the chunk above it is the text
         table, covered = around if around is not None else (below.text, {below.id})
         if len(table) > self.config.table_chars:
-            return set()
-        hit.text = with_passages(row.text + "\n\n" + table, passages, covered)
-        return covered
+            return None
+        return row.text + "\n\n" + table, covered
+
+    def _passages_with_tables(self, rows: dict[int, Any], ids: list[int], shown: set[int], room: int) -> list[tuple[int, str]]:
+        """The page's passages joined to a source (id, text), each text passage that leads into a
+        table (_table_below) with that table under it while all of them stay within `room`
+        characters; the pieces shown this way join `shown`."""
+        out = []
+        for j in ids:
+            text = rows[j].text
+            if rows[j].kind != "table" and (below := self._table_below(rows[j], shown)) is not None:
+                widened, covered = below
+                if len(widened) - len(text) <= room:
+                    room -= len(widened) - len(text)
+                    text = widened
+                    shown |= covered
+            out.append((j, text))
+        return out
 
     def _table_around(self, chunk_id: int, piece: str, shown: set[int]) -> tuple[str, set[int]] | None:
         """The table around one of its pieces: the contiguous pieces after and before it that no
@@ -301,19 +324,18 @@ class Retriever:
     def _expand(self, hit: Hit, passages: list[tuple[int, str]]) -> Hit:
         """The hit's own chunk widened with up to `expand` neighbouring chunks on each side (same file,
         same page), joined at their recorded offsets so overlapping text is not repeated; then the
-        page's passages joined to it (id, text) that the widening does not hold."""
+        page's passages joined to it (id, text) that the widening does not hold. Offsets count within
+        one document of the file: a chunk that does not follow the one before it (a table between
+        them) or starts before it (the next document: the text after a table) is joined whole."""
         near = self.catalog.neighbours(hit.chunk_id, self.config.expand)
-        spans = [(n.start, n.end, n.text) for n in near]
-        if len(spans) < 2:
+        if len(near) < 2:
             return hit
-        text, end = "", None
-        for start, stop, chunk_text in spans:
-            if end is None or start is None or stop is None:
-                text += ("\n" if text else "") + chunk_text
-            elif start >= end:
-                text += "\n" + chunk_text
+        text = near[0].text
+        for before, n in zip(near, near[1:]):
+            if (n.chunk_no == before.chunk_no + 1 and n.start is not None and before.start is not None
+                    and before.end is not None and before.start <= n.start < before.end):
+                text += n.text[before.end - n.start :]  # the same document's next chunk, overlapping it
             else:
-                text += chunk_text[end - start :]
-            end = stop if stop is not None else end
+                text += "\n" + n.text
         hit.text = with_passages(text, passages, {n.id for n in near})
         return hit

@@ -209,7 +209,6 @@ def test_the_next_tables_header_is_not_shown_without_a_row_under_it() -> None:
     from kbqa.config import RetrievalConfig
     from kbqa.retrieval import Retriever
     from kbqa.store.catalog import Neighbour
-    from kbqa.types import Hit
 
     small = "| Item | 2023 |\n|---|---|\n" + "\n".join(f"| SR{i:02d} | {i} |" for i in range(6))
     big = "| Units: thousands of yuan, except rows marked per person | 2023 |\n|---|---|\n| BR00 | 123,456,789,012,345,678,901 |\n| BR01 | 2 |"
@@ -223,9 +222,8 @@ def test_the_next_tables_header_is_not_shown_without_a_row_under_it() -> None:
 
     retriever = Retriever(Pieces(), None, None, RetrievalConfig(table_chars=200))  # type: ignore[arg-type]
     for n in near:
-        hit = Hit(n.id, "a.pdf", 1, n.text, 1.0)
-        retriever._whole_table(hit, n.text, [], set())
-        assert len(hit.text) <= max(200, len(n.text)) and not (hit.text != n.text and hit.text.endswith("|---|---|")), hit.text
+        text, _ = retriever._whole_table(n.id, n.text, set())
+        assert len(text) <= max(200, len(n.text)) and not (text != n.text and text.endswith("|---|---|")), text
 
 
 
@@ -343,3 +341,66 @@ def test_a_source_reads_the_same_whatever_top_k_and_expand_keeps_its_page_passag
         kb.close()
     plain, wide_text = texts
     assert "\n…\n" in plain and wide_text.endswith(plain.split("\n…\n", 1)[1]) and len(wide_text) > len(plain)
+
+
+def _votes_pdf(path: Path) -> None:
+    """One page as a meeting's results are set: a paragraph that leads into a ruled table of
+    nominees' votes, the table, then the paragraph that draws the conclusion from it."""
+    import pymupdf
+
+    rows = [["Name", "Votes For", "Votes Against"]] + [[f"Nominee {c}", f"{54 + i},000", f"{5 + (i == 2) * 11},000"] for i, c in enumerate("ABCD")]
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    lead = ["Proposal 1. With respect to the proposal to elect four nominees to the Board,",
+            "the votes were cast for the proposal as set forth below:"]
+    for k, line in enumerate(lead):
+        page.insert_text((60, 100 + 14 * k), line, fontsize=11)
+    x0, y0, widths, height = 60, 140, [160, 100, 100], 24
+    xs = [x0 + sum(widths[:i]) for i in range(len(widths) + 1)]
+    for r in range(len(rows) + 1):
+        page.draw_line((xs[0], y0 + r * height), (xs[-1], y0 + r * height))
+    for x in xs:
+        page.draw_line((x, y0), (x, y0 + len(rows) * height))
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            page.insert_text((xs[c] + 6, y0 + r * height + 16), cell, fontsize=11)
+    after = ["Based on the votes set forth above, each of the four nominees to the Board was duly elected.",
+             "Proposal 2. The shareholders approved the pay of the named executive officers on an advisory basis."]
+    for k, line in enumerate(after):
+        page.insert_text((60, y0 + len(rows) * height + 30 + 14 * k), line, fontsize=11)
+    doc.save(path)
+
+
+def test_a_page_passage_that_leads_into_a_table_shows_the_table_under_it(home: Path, tmp_path: Path) -> None:
+    """A hit whose page's other passage introduces a table ("…as set forth below:") shows that table
+    under the passage, as a hit that leads into a table does: "Were all the nominees elected?" finds
+    "Based on the votes set forth above…", joined by the lead-in, and the votes table under it —
+    without the table, the source cannot say who had the most votes against (found on financebench:
+    Foot Locker's 8-K)."""
+    _votes_pdf(tmp_path / "meeting.pdf")
+    for expand in (0, 3):  # a source that shows a table is not widened: the lead-in is within reach of expand
+        kb = KnowledgeBase.open("v", llm="extractive", ingest={"chunk_size": 120, "chunk_overlap": 0}, retrieval={"expand": expand})
+        if not kb.catalog.chunk_count():
+            kb.ingest([tmp_path / "meeting.pdf"])
+        chunks = kb.catalog.db.execute("SELECT kind, text FROM chunks ORDER BY chunk_no").fetchall()
+        assert [k for k, _ in chunks].count("table") >= 1 and chunks[0][0] == "text" and "set forth below" in chunks[0][1]
+        hits = kb.search("Were all the nominees to the Board duly elected based on the votes?", top_k=3, threshold=0.0)
+        first = hits[0].text
+        assert "Based on the votes set forth above" in first.split("\n…\n")[0] and "\n…\n" in first, first
+        lead_at = first.index("as set forth below:")
+        assert first.index("| Name | Votes For | Votes Against |") > lead_at and "| Nominee C | 56,000 | 16,000 |" in first, first
+        assert sum("| Nominee C |" in h.text for h in hits) == 1  # the table under one source only
+        kb.close()
+
+
+def test_expand_joins_the_text_on_both_sides_of_a_table_whole(home: Path, tmp_path: Path) -> None:
+    """The text before a table and the text after it are two documents whose offsets both start at 0.
+    Found while adding the test above: expand read them as one text overlapping itself, and the hit
+    ("Based on the votes set forth above…") lost all but its last words. Each is now joined whole."""
+    _votes_pdf(tmp_path / "meeting.pdf")
+    kb = KnowledgeBase.open("v", llm="extractive", ingest={"chunk_size": 120, "chunk_overlap": 0}, retrieval={"expand": 3, "table_chars": 0})
+    kb.ingest([tmp_path / "meeting.pdf"])
+    hit = kb.search("Were all the nominees to the Board duly elected based on the votes?", top_k=1, threshold=0.0)[0]
+    after = "Based on the votes set forth above, each of the four nominees to the Board was duly elected."
+    assert after in hit.text and "the votes were cast for the proposal as set forth below:\n" + after in hit.text, hit.text
+    kb.close()
