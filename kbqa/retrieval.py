@@ -219,7 +219,8 @@ class Retriever:
             else:
                 own, covered = row.text, set()
             shown |= {h.chunk_id, *ids, *covered}
-            passages = self._passages_with_tables(rows, ids, shown, self.config.table_chars - (len(own) - len(row.text)))
+            shown_tables = len(own) if row.kind == "table" else len(own) - len(row.text)  # the table text the source shows so far
+            passages = self._passages_with_tables(rows, ids, shown, self.config.table_chars - shown_tables)
             if any(text != rows[j].text for j, text in passages):
                 tabled.add(h.chunk_id)
             if covered or h.chunk_id in tabled:
@@ -326,14 +327,15 @@ class Retriever:
         same page), joined at their recorded offsets so overlapping text is not repeated; then the
         page's passages joined to it (id, text) that the widening does not hold. Offsets count within
         one document of the file: a chunk that does not follow the one before it (a table between
-        them) or starts before it (the next document: the text after a table) is joined whole."""
+        them) or does not start after it (the next document, whose offsets start at 0 again: the text
+        after a table, a second section under the same heading) is joined whole."""
         near = self.catalog.neighbours(hit.chunk_id, self.config.expand)
         if len(near) < 2:
             return hit
         text = near[0].text
         for before, n in zip(near, near[1:]):
             if (n.chunk_no == before.chunk_no + 1 and n.start is not None and before.start is not None
-                    and before.end is not None and before.start <= n.start < before.end):
+                    and before.end is not None and before.start < n.start < before.end):
                 text += n.text[before.end - n.start :]  # the same document's next chunk, overlapping it
             else:
                 text += "\n" + n.text

@@ -343,32 +343,39 @@ def test_a_source_reads_the_same_whatever_top_k_and_expand_keeps_its_page_passag
     assert "\n…\n" in plain and wide_text.endswith(plain.split("\n…\n", 1)[1]) and len(wide_text) > len(plain)
 
 
+def _page_pdf(path: Path, blocks: list[str | list[list[str]]]) -> None:
+    """One page of lines of text (str) and ruled tables (rows of cells), top to bottom."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    y, widths, height = 100.0, [160, 100, 100], 24
+    for block in blocks:
+        if isinstance(block, str):
+            page.insert_text((60, y), block, fontsize=11)
+            y += 14
+            continue
+        y0 = y + 10
+        xs = [60 + sum(widths[:i]) for i in range(len(widths) + 1)]
+        for r in range(len(block) + 1):
+            page.draw_line((xs[0], y0 + r * height), (xs[-1], y0 + r * height))
+        for x in xs:
+            page.draw_line((x, y0), (x, y0 + len(block) * height))
+        for r, row in enumerate(block):
+            for c, cell in enumerate(row):
+                page.insert_text((xs[c] + 6, y0 + r * height + 16), cell, fontsize=11)
+        y = y0 + len(block) * height + 30
+    doc.save(path)
+
+
 def _votes_pdf(path: Path) -> None:
     """One page as a meeting's results are set: a paragraph that leads into a ruled table of
     nominees' votes, the table, then the paragraph that draws the conclusion from it."""
-    import pymupdf
-
     rows = [["Name", "Votes For", "Votes Against"]] + [[f"Nominee {c}", f"{54 + i},000", f"{5 + (i == 2) * 11},000"] for i, c in enumerate("ABCD")]
-    doc = pymupdf.open()
-    page = doc.new_page(width=595, height=842)
-    lead = ["Proposal 1. With respect to the proposal to elect four nominees to the Board,",
-            "the votes were cast for the proposal as set forth below:"]
-    for k, line in enumerate(lead):
-        page.insert_text((60, 100 + 14 * k), line, fontsize=11)
-    x0, y0, widths, height = 60, 140, [160, 100, 100], 24
-    xs = [x0 + sum(widths[:i]) for i in range(len(widths) + 1)]
-    for r in range(len(rows) + 1):
-        page.draw_line((xs[0], y0 + r * height), (xs[-1], y0 + r * height))
-    for x in xs:
-        page.draw_line((x, y0), (x, y0 + len(rows) * height))
-    for r, row in enumerate(rows):
-        for c, cell in enumerate(row):
-            page.insert_text((xs[c] + 6, y0 + r * height + 16), cell, fontsize=11)
-    after = ["Based on the votes set forth above, each of the four nominees to the Board was duly elected.",
-             "Proposal 2. The shareholders approved the pay of the named executive officers on an advisory basis."]
-    for k, line in enumerate(after):
-        page.insert_text((60, y0 + len(rows) * height + 30 + 14 * k), line, fontsize=11)
-    doc.save(path)
+    _page_pdf(path, ["Proposal 1. With respect to the proposal to elect four nominees to the Board,",
+                     "the votes were cast for the proposal as set forth below:", rows,
+                     "Based on the votes set forth above, each of the four nominees to the Board was duly elected.",
+                     "Proposal 2. The shareholders approved the pay of the named executive officers on an advisory basis."])
 
 
 def test_a_page_passage_that_leads_into_a_table_shows_the_table_under_it(home: Path, tmp_path: Path) -> None:
@@ -403,4 +410,34 @@ def test_expand_joins_the_text_on_both_sides_of_a_table_whole(home: Path, tmp_pa
     hit = kb.search("Were all the nominees to the Board duly elected based on the votes?", top_k=1, threshold=0.0)[0]
     after = "Based on the votes set forth above, each of the four nominees to the Board was duly elected."
     assert after in hit.text and "the votes were cast for the proposal as set forth below:\n" + after in hit.text, hit.text
+    kb.close()
+
+
+def test_expand_keeps_a_second_section_under_the_same_heading_whole(home: Path, tmp_path: Path) -> None:
+    """Found by review: two sections under the same heading ("Notes" twice) are two documents whose
+    offsets both start at 0; expand read the second's chunk as overlapping the first's and kept only
+    what lay past the first's end — the hit lost its own words."""
+    (tmp_path / "care.md").write_text("# Maintenance\n\n## Notes\n\nThe gearbox of the turbine is inspected by the crew every spring "
+                                      "before the windy season begins in earnest.\n\n## Notes\n\nBlade wax costs 42 dollars a tin.\n", encoding="utf-8")
+    kb = KnowledgeBase.open("n", llm="extractive", ingest={"chunk_size": 400, "chunk_overlap": 0}, retrieval={"expand": 1})
+    kb.ingest([tmp_path / "care.md"])
+    text = kb.search("How much does blade wax cost?", top_k=1, threshold=0.0)[0].text
+    assert "Blade wax costs 42 dollars a tin." in text and "inspected by the crew every spring" in text, text
+    kb.close()
+
+
+def test_the_tables_a_source_shows_stay_within_table_chars_together(home: Path, tmp_path: Path) -> None:
+    """Found by review: a source found through a piece of one table, joined by a passage that leads into
+    a second table, showed both tables beyond table_chars (its own piece was not counted)."""
+    regions = [["Region", "Q1", "Q2"], ["Zephyrton", "80", "95"], ["Quillbury", "120", "131"], ["Marrowfield", "77", "70"]]
+    offices = [["Office", "Staff", "Desks"], ["Lisbon", "12", "14"], ["Oslo", "31", "30"], ["Porto", "9", "11"], ["Turin", "40", "41"]]
+    _page_pdf(tmp_path / "year.pdf", ["Sales for the year were reported by each regional team.", regions,
+                                      "Concerning the personnel matters the auditors raised last winter, the staff counts of",
+                                      "the company's offices are set forth below:", offices, "Nothing else of note happened in the year."])
+    kb = KnowledgeBase.open("y", llm="extractive", ingest={"chunk_size": 400, "chunk_overlap": 0}, retrieval={"table_chars": 130, "page_passages": 2})
+    kb.ingest([tmp_path / "year.pdf"])
+    hits = kb.search("Zephyrton Quillbury Marrowfield Region Q1 Q2 personnel auditors", top_k=3, threshold=0.0)
+    assert "| Zephyrton |" in hits[0].text and "personnel matters" in hits[0].text, hits[0].text
+    table = "\n".join(line for line in hits[0].text.split("\n") if line.startswith("|"))
+    assert len(table) <= 130, hits[0].text
     kb.close()
