@@ -39,6 +39,31 @@ def write_pdf(path: Path, pages: list[str], font: str = "helv", password: str | 
     return path
 
 
+def write_page_pdf(path: Path, blocks: list[str | list[list[str]]]) -> None:
+    """One page of lines of text (str) and ruled tables (rows of cells), top to bottom."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    y, widths, height = 100.0, [160, 100, 100], 24
+    for block in blocks:
+        if isinstance(block, str):
+            page.insert_text((60, y), block, fontsize=11)
+            y += 14
+            continue
+        y0 = y + 10
+        xs = [60 + sum(widths[:i]) for i in range(len(widths) + 1)]
+        for r in range(len(block) + 1):
+            page.draw_line((xs[0], y0 + r * height), (xs[-1], y0 + r * height))
+        for x in xs:
+            page.draw_line((x, y0), (x, y0 + len(block) * height))
+        for r, row in enumerate(block):
+            for c, cell in enumerate(row):
+                page.insert_text((xs[c] + 6, y0 + r * height + 16), cell, fontsize=11)
+        y = y0 + len(block) * height + 30
+    doc.save(path)
+
+
 def write(folder: Path, name: str, text: str) -> None:
     (folder / name).write_text(text, encoding="utf-8")
 

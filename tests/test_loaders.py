@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EN_PAGES, ZH_PAGES, write_docx, write_pdf
+from conftest import EN_PAGES, ZH_PAGES, write_docx, write_page_pdf, write_pdf
 from ingest import LoadError, UnsupportedFile, load_file
 
 TEXT = "北京是中华人民共和国的首都。臺灣的繁體字也要正確。"
@@ -92,23 +92,8 @@ def test_pdf_unruled_table_rows_read_across_when_the_page_is_reordered(tmp_path:
 
 
 def _ruled_table_pdf(path: Path) -> Path:
-    import pymupdf
-
-    rows = [["Region", "Q1", "Q2"], ["North", "80", "95"], ["South", "120", "131"]]
-    doc = pymupdf.open()
-    page = doc.new_page(width=595, height=842)
-    page.insert_text((60, 100), "Sales by region are shown in the table below.", fontsize=11)
-    x0, y0, widths, height = 60, 130, [160, 100, 100], 24
-    xs = [x0 + sum(widths[:i]) for i in range(len(widths) + 1)]
-    for r in range(len(rows) + 1):
-        page.draw_line((xs[0], y0 + r * height), (xs[-1], y0 + r * height))
-    for x in xs:
-        page.draw_line((x, y0), (x, y0 + len(rows) * height))
-    for r, row in enumerate(rows):
-        for c, cell in enumerate(row):
-            page.insert_text((xs[c] + 6, y0 + r * height + 16), cell, fontsize=11)
-    page.insert_text((60, 240), "The south grew faster than the north in the second quarter.", fontsize=11)
-    doc.save(path)
+    write_page_pdf(path, ["Sales by region are shown in the table below.", [["Region", "Q1", "Q2"], ["North", "80", "95"], ["South", "120", "131"]],
+                          "The south grew faster than the north in the second quarter."])
     return path
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_lead_in_docx, write_table_docx
+from conftest import write_lead_in_docx, write_page_pdf, write_table_docx
 
 from kbqa import KnowledgeBase
 
@@ -343,36 +343,11 @@ def test_a_source_reads_the_same_whatever_top_k_and_expand_keeps_its_page_passag
     assert "\n…\n" in plain and wide_text.endswith(plain.split("\n…\n", 1)[1]) and len(wide_text) > len(plain)
 
 
-def _page_pdf(path: Path, blocks: list[str | list[list[str]]]) -> None:
-    """One page of lines of text (str) and ruled tables (rows of cells), top to bottom."""
-    import pymupdf
-
-    doc = pymupdf.open()
-    page = doc.new_page(width=595, height=842)
-    y, widths, height = 100.0, [160, 100, 100], 24
-    for block in blocks:
-        if isinstance(block, str):
-            page.insert_text((60, y), block, fontsize=11)
-            y += 14
-            continue
-        y0 = y + 10
-        xs = [60 + sum(widths[:i]) for i in range(len(widths) + 1)]
-        for r in range(len(block) + 1):
-            page.draw_line((xs[0], y0 + r * height), (xs[-1], y0 + r * height))
-        for x in xs:
-            page.draw_line((x, y0), (x, y0 + len(block) * height))
-        for r, row in enumerate(block):
-            for c, cell in enumerate(row):
-                page.insert_text((xs[c] + 6, y0 + r * height + 16), cell, fontsize=11)
-        y = y0 + len(block) * height + 30
-    doc.save(path)
-
-
 def _votes_pdf(path: Path) -> None:
     """One page as a meeting's results are set: a paragraph that leads into a ruled table of
     nominees' votes, the table, then the paragraph that draws the conclusion from it."""
     rows = [["Name", "Votes For", "Votes Against"]] + [[f"Nominee {c}", f"{54 + i},000", f"{5 + (i == 2) * 11},000"] for i, c in enumerate("ABCD")]
-    _page_pdf(path, ["Proposal 1. With respect to the proposal to elect four nominees to the Board,",
+    write_page_pdf(path, ["Proposal 1. With respect to the proposal to elect four nominees to the Board,",
                      "the votes were cast for the proposal as set forth below:", rows,
                      "Based on the votes set forth above, each of the four nominees to the Board was duly elected.",
                      "Proposal 2. The shareholders approved the pay of the named executive officers on an advisory basis."])
@@ -431,7 +406,7 @@ def test_the_tables_a_source_shows_stay_within_table_chars_together(home: Path, 
     a second table, showed both tables beyond table_chars (its own piece was not counted)."""
     regions = [["Region", "Q1", "Q2"], ["Zephyrton", "80", "95"], ["Quillbury", "120", "131"], ["Marrowfield", "77", "70"]]
     offices = [["Office", "Staff", "Desks"], ["Lisbon", "12", "14"], ["Oslo", "31", "30"], ["Porto", "9", "11"], ["Turin", "40", "41"]]
-    _page_pdf(tmp_path / "year.pdf", ["Sales for the year were reported by each regional team.", regions,
+    write_page_pdf(tmp_path / "year.pdf", ["Sales for the year were reported by each regional team.", regions,
                                       "Concerning the personnel matters the auditors raised last winter, the staff counts of",
                                       "the company's offices are set forth below:", offices, "Nothing else of note happened in the year."])
     kb = KnowledgeBase.open("y", llm="extractive", ingest={"chunk_size": 400, "chunk_overlap": 0}, retrieval={"table_chars": 130, "page_passages": 2})
