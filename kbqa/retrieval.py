@@ -238,7 +238,9 @@ class Retriever:
         """Text that leads into a table ("The following table presents…", a heading, a caption: the
         next chunk of its file is a table on the same page, in its section) with that table under
         it, within table_chars, unless another source shows it; and the ids of the pieces shown.
-        None: the text alone."""
+        None: the text alone (or a table piece)."""
+        if row.kind == "table":
+            return None
         below = self.catalog.following(row.id)
         if (below is None or below.id in shown or below.kind != "table" or below.page != row.page
                 or below.title_path[: len(row.title_path)] != row.title_path):
@@ -250,13 +252,13 @@ class Retriever:
         return row.text + "\n\n" + table, covered
 
     def _passages_with_tables(self, rows: dict[int, Any], ids: list[int], shown: set[int], room: int) -> list[tuple[int, str]]:
-        """The page's passages joined to a source (id, text), each text passage that leads into a
-        table (_table_below) with that table under it while all of them stay within `room`
+        """The page's passages joined to a source (id, text), each that leads into a table
+        (_table_below) with that table under it while all of them stay within `room`
         characters; the pieces shown this way join `shown`."""
         out = []
         for j in ids:
             text = rows[j].text
-            if rows[j].kind != "table" and (below := self._table_below(rows[j], shown)) is not None:
+            if (below := self._table_below(rows[j], shown)) is not None:
                 widened, covered = below
                 if len(widened) - len(text) <= room:
                     room -= len(widened) - len(text)
