@@ -68,10 +68,67 @@ def strip_header(piece: str, header: str) -> str:
     return piece[len(header) :] if header and (piece.startswith(header) or piece == header.rstrip("\n")) else piece
 
 
-def with_passages(text: str, passages: list[tuple[int, str]], held: set[int]) -> str:
-    """A source's text widened (its table, its neighbours), then the page's passages joined to it
-    (id, text) that the widened text does not already hold, "…" between them."""
-    return PASSAGE_GAP.join([text, *(passage for j, passage in passages if j not in held)])
+@dataclass
+class Stretch:
+    """Consecutive chunks of one file shown together in a source (a chunk, a chunk widened by its
+    neighbours or its table): the text, and where its first and last chunks stand in the file
+    (chunk_no) and in their document (offsets; None where nothing can be joined on at that end)."""
+
+    text: str
+    first_no: int
+    first_start: int | None
+    last_no: int
+    last_start: int | None
+    last_end: int | None
+
+    @classmethod
+    def of(cls, row: Any, text: str | None = None) -> Stretch:
+        """A chunk (ChunkRow) as a stretch, its text widened (`text`: with a table under it, which
+        nothing can continue) or not; a table piece joins nothing."""
+        text = row.text if text is None else text
+        start = None if row.kind == "table" else row.start
+        plain = text == row.text and row.kind != "table"
+        return cls(text, row.chunk_no, start, row.chunk_no, row.start if plain else None, row.end if plain else None)
+
+    def repeats(self, after: Stretch) -> int | None:
+        """How many characters at the start of `after` repeat this stretch's end (the chunk overlap):
+        after's first chunk is the next chunk of this one's last document, starting inside it. None:
+        it does not go on from here."""
+        if (after.first_no == self.last_no + 1 and self.last_start is not None and self.last_end is not None
+                and after.first_start is not None and self.last_start < after.first_start < self.last_end):
+            return self.last_end - after.first_start
+        return None
+
+    def then(self, after: Stretch, repeated: int) -> Stretch:
+        return Stretch(self.text + after.text[repeated:], self.first_no, self.first_start, after.last_no, after.last_start, after.last_end)
+
+
+def with_passages(own: Stretch, passages: list[tuple[int, Stretch]], held: set[int]) -> str:
+    """A source's text (`own`: its chunk, widened by its table or neighbours) and the page's passages
+    joined to it (id, stretch) that it does not already hold, "…" between them; a passage that goes on
+    from another part of the source (the chunk after it or before it) is joined to that part without
+    the text they share."""
+    parts = [own]
+    for j, passage in passages:
+        if j in held:
+            continue
+        parts.append(passage)
+        at = len(parts) - 1
+        joined = True
+        while joined:  # a passage can close the gap between two parts
+            joined = False
+            for k in range(len(parts)):
+                if k == at:
+                    continue
+                first, second = (k, at) if (n := parts[k].repeats(parts[at])) is not None else (at, k)
+                if n is None and (n := parts[at].repeats(parts[k])) is None:
+                    continue
+                lo = min(k, at)
+                parts[lo] = parts[first].then(parts[second], n)
+                del parts[max(k, at)]
+                at, joined = lo, True
+                break
+    return PASSAGE_GAP.join(p.text for p in parts)
 
 
 def same_table(before: Any, after: Any) -> bool:
@@ -136,13 +193,15 @@ class Retriever:
                 if key in per_page:  # another passage of a page already shown: part of that source
                     first = hits[per_page[key]]
                     if len(joined.get(first.chunk_id, [])) + 1 < self.config.page_passages:
-                        first.text += PASSAGE_GAP + row.text
                         joined.setdefault(first.chunk_id, []).append(chunk_id)
                     seen.add(row.text)
                     continue
                 per_page[key] = len(hits)
             seen.add(row.text)
             hits.append(Hit(chunk_id, row.name, row.page, row.text, round(rel, 4), score, row.title_path, row.path, row.description))
+        for h in hits:
+            if h.chunk_id in joined:
+                h.text = with_passages(Stretch.of(rows[h.chunk_id]), [(j, Stretch.of(rows[j])) for j in joined[h.chunk_id]], set())
         if self.reranker is not None:  # the candidates after the pool follow in fused order, not reranked (rank_score 0):
             rest = hits[pool:]          # places for hits left out below
             for h in rest:
@@ -157,7 +216,7 @@ class Retriever:
             widened: dict[str, Hit] = {}
             for h in hits:  # neighbours of two hits can widen into the same text
                 if rows[h.chunk_id].kind != "table" and h.chunk_id not in tabled:
-                    h = self._expand(h, [(j, rows[j].text) for j in joined.get(h.chunk_id, [])])
+                    h = self._expand(h, [(j, Stretch.of(rows[j])) for j in joined.get(h.chunk_id, [])])
                 widened.setdefault(h.text, h)
             hits = list(widened.values())
         return hits
@@ -224,7 +283,7 @@ class Retriever:
             if any(text != rows[j].text for j, text in passages):
                 tabled.add(h.chunk_id)
             if covered or h.chunk_id in tabled:
-                h.text = with_passages(own, passages, covered)
+                h.text = with_passages(Stretch.of(row, own), [(j, Stretch.of(rows[j], text)) for j, text in passages], covered)
             out.setdefault(h.text, h)
         return list(out.values()), tabled
 
@@ -324,7 +383,7 @@ class Retriever:
                 parts.append(part)
         return "\n".join(parts)
 
-    def _expand(self, hit: Hit, passages: list[tuple[int, str]]) -> Hit:
+    def _expand(self, hit: Hit, passages: list[tuple[int, Stretch]]) -> Hit:
         """The hit's own chunk widened with up to `expand` neighbouring chunks on each side (same file,
         same page), joined at their recorded offsets so overlapping text is not repeated; then the
         page's passages joined to it (id, text) that the widening does not hold. Offsets count within
@@ -341,5 +400,6 @@ class Retriever:
                 text += n.text[before.end - n.start :]  # the same document's next chunk, overlapping it
             else:
                 text += "\n" + n.text
-        hit.text = with_passages(text, passages, {n.id for n in near})
+        first, last = near[0], near[-1]
+        hit.text = with_passages(Stretch(text, first.chunk_no, first.start, last.chunk_no, last.start, last.end), passages, {n.id for n in near})
         return hit

@@ -361,3 +361,16 @@ def test_a_source_shows_the_same_table_as_in_the_embedded_store(home: Path, tmp_
         texts.append([h.text for h in kb.search(question, top_k=3, threshold=0.0)])
         kb.close()
     assert texts[0] == texts[1] and shown(texts[0][0])
+
+
+def test_a_page_passage_next_to_its_source_reads_once_as_in_the_embedded_store(home: Path, tmp_path: Path) -> None:
+    """The chunk offsets that join a page's passage to the source it goes on from come back from Milvus too."""
+    sentences = [f"Pump {c} needs its filter checked every {i + 2} weeks by the night crew." for i, c in enumerate("ABCDEFGH")]
+    write_pdf(tmp_path / "m.pdf", [" ".join(sentences)])
+    texts = []
+    for name, store in (("milvus-o", MILVUS), ("embedded-o", {})):
+        kb = KnowledgeBase.open(name, llm="extractive", store=store, ingest={"chunk_size": 150, "chunk_overlap": 80})
+        kb.ingest([tmp_path / "m.pdf"])
+        texts.append([h.text for h in kb.search("How often does pump C need its filter checked by the night crew?", top_k=2, threshold=0.0)])
+        kb.close()
+    assert texts[0] == texts[1] and " ".join(texts[0][0].split()) == " ".join(sentences)

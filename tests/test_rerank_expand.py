@@ -416,3 +416,22 @@ def test_the_tables_a_source_shows_stay_within_table_chars_together(home: Path, 
     table = "\n".join(line for line in hits[0].text.split("\n") if line.startswith("|"))
     assert len(table) <= 130, hits[0].text
     kb.close()
+
+
+def test_a_page_passage_next_to_its_source_does_not_repeat_the_text_they_share(home: Path, tmp_path: Path) -> None:
+    """Found by review: a page's passage joined to a source was shown whole after "…", so where it is the
+    chunk after (or before) the source's own, the sentences the two chunks share (chunk_overlap) read
+    twice. Now they are joined as one text, with and without expand."""
+    from conftest import write_pdf
+
+    sentences = [f"Pump {c} needs its filter checked every {i + 2} weeks by the night crew." for i, c in enumerate("ABCDEFGH")]
+    write_pdf(tmp_path / "m.pdf", [" ".join(sentences)])
+    for name, expand in (("o0", 0), ("o1", 1)):
+        kb = KnowledgeBase.open(name, llm="extractive", ingest={"chunk_size": 150, "chunk_overlap": 80}, retrieval={"expand": expand})
+        kb.ingest([tmp_path / "m.pdf"])
+        assert kb.catalog.chunk_count() == 2
+        for q in ("How often does pump C need its filter checked by the night crew?", "How often does pump G need its filter checked?"):
+            text = kb.search(q, top_k=2, threshold=0.0)[0].text
+            assert all(text.count(s) == 1 for s in sentences), text  # every sentence once, the shared ones too
+            assert " ".join(text.split()) == " ".join(sentences), text  # in the page's own order
+        kb.close()

@@ -95,6 +95,8 @@ class ChunkRow:
     text: str
     vector_key: str = ""
     description: str = ""
+    start: int | None = None  # where it starts and ends in its document (a section, the text around a table)
+    end: int | None = None
 
 
 @dataclass
@@ -440,14 +442,15 @@ class Catalog:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             q = (
-                "SELECT c.id, c.file_id, f.name, f.path, c.chunk_no, c.page, c.title_path, c.kind, c.text, c.vector_key, f.description "
+                "SELECT c.id, c.file_id, f.name, f.path, c.chunk_no, c.page, c.title_path, c.kind, c.text, c.vector_key, f.description, "
+                'c.start, c."end" '
                 f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({','.join('?' * len(part))})"
             )
             for r in self.db.execute(q, part):
                 out[r["id"]] = ChunkRow(
                     id=r["id"], file_id=r["file_id"], name=r["name"], path=r["path"], chunk_no=r["chunk_no"],
                     page=r["page"], title_path=json.loads(r["title_path"]), kind=r["kind"], text=r["text"],
-                    vector_key=r["vector_key"], description=r["description"],
+                    vector_key=r["vector_key"], description=r["description"], start=r["start"], end=r["end"],
                 )
         return out
 

@@ -488,7 +488,7 @@ class MilvusCatalog:
         if not ids or not self._chunks_exist():
             return out
         files = self._file_map()
-        fields = ["file_id", "version", "chunk_no", "page", "title_path", "kind", "text", "vector_key"]
+        fields = ["file_id", "version", "chunk_no", "page", "title_path", "kind", "text", "vector_key", "start", "end"]
         for i in range(0, len(ids), 1000):
             for r in self._live(self.client.get(self.chunks_c, ids=[int(x) for x in ids[i : i + 1000]], output_fields=fields)):
                 f = files.get(int(r["file_id"]))
@@ -497,6 +497,7 @@ class MilvusCatalog:
                 out[int(r["id"])] = ChunkRow(
                     id=int(r["id"]), file_id=f.id, name=f.name, path=f.path, chunk_no=int(r["chunk_no"]), page=_none(r["page"]),
                     title_path=_titles(r["title_path"]), kind=r["kind"], text=r["text"], vector_key=r["vector_key"], description=f.description,
+                    start=_none(r["start"]), end=_none(r["end"]),
                 )
         return out
 
