@@ -223,6 +223,7 @@ class CompletionAnswerer:
             close = getattr(pieces, "close", None)
             if close:
                 close()
+        self.usage.cut = False  # what it gives is the checked short answer and the evidence, not a generation cut short
         if shown:  # then the evidence: the same sentences the extractive answer would give
             quoted = extractive_text(evidence)
             yield f" [{best.n}]"
@@ -353,13 +354,18 @@ def sentence_cosine(embedder: Any, query: str, evidence: Evidence, top: int = 3)
     return float((vectors @ np.asarray(embedder.embed_query(query), dtype=np.float32)).max())
 
 
+def empty_kb(kb_name: str, zh: bool) -> str:
+    """What asking or searching a knowledge base without a chunk says."""
+    return (f"知识库 {kb_name} 是空的：请先导入文件（kbqa ingest 文件夹 --kb {kb_name}，或在网页上上传）。" if zh else
+            f"The knowledge base {kb_name!r} is empty: ingest files first (kbqa ingest FOLDER --kb {kb_name}, or upload them in the web app).")
+
+
 def refusal(kb_name: str, prepared: Prepared, empty: bool) -> str:
     from kbqa.prompts import templates
 
     zh = prepared.asked.lang == "zh"
     if empty:
-        return (f"知识库 {kb_name} 是空的：请先导入文件（kbqa ingest 文件夹 --kb {kb_name}，或在网页上上传）。" if zh else
-                f"The knowledge base {kb_name!r} is empty: ingest files first (kbqa ingest FOLDER --kb {kb_name}, or upload them in the web app).")
+        return empty_kb(kb_name, zh)
     text = templates(prepared.asked.lang).no_answer
     if prepared.decision.reason == "no-words":
         return ("问题里没有可以在资料中查找的词：请说明想问什么（例如“年假有几天？”）。" if zh else

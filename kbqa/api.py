@@ -62,6 +62,7 @@ class ChatRequest(BaseModel):
     threshold: StrictFloat | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: 0..1 relevance threshold")
     answer_confidence: StrictFloat | None = Field(
         None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: answer when kbqa's confidence is at least this (0..1; lower answers more)")
+    llm: str | None = Field(None, max_length=200, description="kbqa extension, with model kb:NAME: the LLM that answers (one of GET /v1/models; default: the server's)")
 
 
 class SearchRequest(BaseModel):
@@ -157,9 +158,8 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     @app.get("/v1/models", dependencies=[Depends(check_key)])
     def models() -> dict[str, Any]:
         now = int(time.time())
-        data = [{"id": f"kb:{n}", "object": "model", "created": now, "owned_by": "kbqa"} for n in service.names()]
-        data.append({"id": config.llm.model, "object": "model", "created": now, "owned_by": "kbqa"})
-        return {"object": "list", "data": data}
+        names = [f"kb:{n}" for n in service.names()] + service.llm_choices()  # the configured LLM first, then the others on this machine
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": now, "owned_by": "kbqa"} for name in names]}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_key)], response_model=None)
     async def chat(req: ChatRequest, request: Request) -> Any:
@@ -172,13 +172,14 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         model = clean_text(req.model)
         if model.startswith("kb:"):
             history = [m.plain() for m in req.messages[:-1] if m.role in ("user", "assistant")]
+            llm = clean_text(req.llm) if req.llm else None  # a name the server does not offer: 400 with the names it does
             reply = await _reply_in_thread(lambda: service.ask(
                 model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
-                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens))
-        elif model == config.llm.model:
-            reply = await _reply_in_thread(lambda: service.chat([m.plain() for m in req.messages], temperature=req.temperature,
+                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm))
+        elif model in service.llm_choices():
+            reply = await _reply_in_thread(lambda: service.chat([m.plain() for m in req.messages], model=model, temperature=req.temperature,
                                                                 max_tokens=req.max_tokens))
-        else:
+        else:  # as OpenAI answers a model it does not have
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
         try:
             sources = [public_hit(h) for h in reply.sources]
@@ -206,7 +207,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
                 pump.abandon()
         return {
             "id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces)}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces)}, "finish_reason": reply.usage.finish_reason}],
             "usage": reply.usage.to_dict(),  # the LLM's tokens (an extractive answer or a refusal: 0)
             "kbqa_sources": sources,
             "kbqa_answered": reply.answered,  # false: the documents do not hold the answer, kbqa_sources are related passages
@@ -291,7 +292,8 @@ def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict
         for piece in reply:
             chunk = {**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
-        yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}], 'kbqa_answered': reply.answered})}\n\n"
+        last = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": reply.usage.finish_reason}], "kbqa_answered": reply.answered}
+        yield f"data: {json.dumps(last)}\n\n"
         if usage:
             yield f"data: {json.dumps({**head, 'choices': [], 'usage': reply.usage.to_dict()})}\n\n"
     except ServiceError as exc:

@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-kb_app = typer.Typer(help="Manage knowledge bases: list, files, rm, prune, drop.", no_args_is_help=True)
+kb_app = typer.Typer(help="Manage knowledge bases: list, files, rm, prune, drop, migrate.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the configuration.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(config_app, name="config")
@@ -64,7 +64,7 @@ def _finite(value: float | None) -> float | None:
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", min=1, max=50, help="Sources to use (1..50).")]
 ThresholdOpt = Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, callback=_finite,
                                                        help="0..1 relevance threshold; higher = stricter.")]
-PortOpt = Annotated[Optional[int], typer.Option("--port", min=1, max=65535)]
+PortOpt = Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Port (default: webui.port, 7860).")]
 
 EXIT_FAILED_FILES = 1
 EXIT_USAGE = 2
@@ -105,9 +105,24 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+class _Failure(Exception):
+    """A command stops: main() says the message and exits with code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    raise _Failure(message, code)
+
+
+def _say_failure(message: str, code: int, as_json: bool) -> None:
+    """What went wrong, on standard error; with --json also as the one JSON document on standard
+    output ({"error": ..., "exit_code": ...}), so a script reading it always gets one."""
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": code}, ensure_ascii=False))
     _console(stderr=True).print(f"[bold red]error:[/] {_e(_shown(message, keep=chr(10)))}")  # a message may span lines
-    raise typer.Exit(code)
 
 
 def _config(config: Path | None, llm: str | None = None, **sections: dict[str, Any]) -> Any:
@@ -327,14 +342,21 @@ def search(
     cfg, _ = _config(config)
     _models_here(cfg)
     knowledge_base = _open(kb, cfg)
-    hits = knowledge_base.search(question, top_k=top_k, threshold=threshold)
-    if as_json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
-    else:
-        if not hits:
-            _console().print("no chunk passed the relevance threshold")
-        _print_sources(_console(), hits)
-    knowledge_base.close()
+    from kbqa.answer import empty_kb
+    from kbqa.kb import KnowledgeBaseError
+
+    try:
+        hits = knowledge_base.search(question, top_k=top_k, threshold=threshold)
+        if as_json:
+            print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        elif not hits:
+            _console().print(_e(empty_kb(knowledge_base.name, zh=False)) if knowledge_base.is_empty() else "no chunk passed the relevance threshold")
+        else:
+            _print_sources(_console(), hits)
+    except KnowledgeBaseError as exc:
+        _fail(str(exc))
+    finally:
+        knowledge_base.close()
 
 
 @app.command()
@@ -350,6 +372,8 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
     _models_here(cfg, llm=True)
     knowledge_base = _open(kb, cfg)
     knowledge_base.preload_llm()  # while the first question is typed
+    from kbqa.kb import KnowledgeBaseError
+
     out = _console()
     history: list[dict[str, str]] = []
     out.print(f"chatting with [bold]{_e(knowledge_base.name)}[/]; empty line to quit")
@@ -360,12 +384,16 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
             break
         if not question:
             break
-        result = knowledge_base.ask(question, stream=True, history=history)
-        if result.query != question:
-            out.print(f"(searched for: {result.query})", style="dim", markup=False)
-        for piece in result:
-            out.print(piece, end="", soft_wrap=True, markup=False)
-        out.print()
+        try:
+            result = knowledge_base.ask(question, stream=True, history=history)
+            if result.query != question:
+                out.print(f"(searched for: {result.query})", style="dim", markup=False)
+            for piece in result:
+                out.print(piece, end="", soft_wrap=True, markup=False)
+            out.print()
+        except (KnowledgeBaseError, RuntimeError) as exc:  # said, and the chat goes on (an LLM server down, …)
+            _console(stderr=True).print(f"\n[bold red]error:[/] {_e(_shown(exc, keep=chr(10)))}")
+            continue
         _print_sources(out, result.sources, related=not result.answered_from_documents)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": result.text}]
     knowledge_base.close()
@@ -564,7 +592,10 @@ def _merge_adapter(out: Path, adapter: str | None, llm: str | None, config: Path
 
 @kb_app.command("list")
 def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """List knowledge bases with their file and chunk counts."""
+    """List knowledge bases with their file and chunk counts.
+
+    Example: kbqa kb list --json
+    """
     cfg, _ = _config(config)
     from kbqa.kb import KnowledgeBase, list_knowledge_bases, milvus_uri
 
@@ -597,7 +628,10 @@ def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
 @kb_app.command("files")
 def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.", envvar="KBQA_KB")] = "default", config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """List the files of a knowledge base with status, pages, chunks, description and errors."""
+    """List the files of a knowledge base with status, pages, chunks, description and errors.
+
+    Example: kbqa kb files mykb
+    """
     cfg, _ = _config(config)
     knowledge_base = _open(kb, cfg)
     from kbqa.kb import KnowledgeBaseError
@@ -624,7 +658,10 @@ def kb_rm(
     kb: KbOpt = "default",
     config: ConfigOpt = None,
 ) -> None:
-    """Remove one file and its chunks from a knowledge base."""
+    """Remove one file and its chunks from a knowledge base (your file itself is not touched).
+
+    Example: kbqa kb rm 报销.docx --kb mykb
+    """
     cfg, _ = _config(config)
     knowledge_base = _open(kb, cfg)
     from kbqa.kb import KnowledgeBaseError
@@ -680,7 +717,10 @@ def kb_drop(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Delete a whole knowledge base (its catalog and index; your documents are not touched)."""
+    """Delete a whole knowledge base (its catalog and index; your documents are not touched).
+
+    Example: kbqa kb drop mykb --yes
+    """
     from kbqa.kb import KnowledgeBase, KnowledgeBaseError, _folder_of, drop_store, kb_exists
 
     cfg, _ = _config(config)
@@ -750,12 +790,15 @@ def kb_migrate(
         return
     use = "store.backend: milvus (KBQA_STORE__BACKEND=milvus" + (f", KBQA_STORE__MILVUS_URI={uri})" if uri else ")") if to == "milvus" else "store.backend: embedded (the default)"
     kept = "; the source was kept (--keep)" if keep else ""
-    _console().print(_e(f"{knowledge_base.name}: {files} files, {moved} chunks now in {knowledge_base.location}{kept}. Open it with {use}"))
+    _console().print(_e(f"{knowledge_base.name}: {_count(files, 'file')}, {_count(moved, 'chunk')} now in {knowledge_base.location}{kept}. Open it with {use}"))
 
 
 @config_app.command("show")
 def config_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Print the merged configuration and where each value came from."""
+    """Print the merged configuration and where each value came from.
+
+    Example: KBQA_RETRIEVAL__TOP_K=6 kbqa config show --config my.yaml
+    """
     from kbqa.config import _flatten
 
     cfg, origin = _config(config)
@@ -795,12 +838,16 @@ def _root(
 def main() -> None:
     from kbqa.offline import ModelNotAvailable
 
+    as_json = "--json" in sys.argv[1:]
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+    except _Failure as exc:
+        _say_failure(exc.message, exc.code, as_json)
+        sys.exit(exc.code)
     except ModelNotAvailable as exc:  # a model loaded later than the command's own check (e.g. by a library call)
-        _console(stderr=True).print(f"[bold red]error:[/] {_e(exc)}")
+        _say_failure(str(exc), EXIT_USAGE, as_json)
         sys.exit(EXIT_USAGE)
 
 

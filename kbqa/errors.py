@@ -41,6 +41,12 @@ class Conflict(ServiceError):
     status = 409
 
 
+class Upstream(ServiceError):
+    """The LLM server behind kbqa (llm.backend: openai) could not be reached or failed the request."""
+
+    status = 502
+
+
 class Busy(ServiceError):
     """Every LLM copy is busy and the queue is full (or the server is stopping): try again later."""
 

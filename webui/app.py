@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from kbqa.answer import empty_kb  # noqa: E402
 from kbqa.config import Config  # noqa: E402
 from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
@@ -177,7 +178,8 @@ def build_app(config: Config, kb: str = "default") -> Any:
         try:
             reply = service.ask(kb_name, question, history=history, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence,
                                 model=llm, temperature=temperature)
-            sources = sources_markdown(reply.sources, reply.answered, reply.query, lang)
+            empty = not reply.answered and not reply.sources and service.is_empty(kb_name)  # the answer says so and what to do
+            sources = "" if empty else sources_markdown(reply.sources, reply.answered, reply.query, lang)
             if reply.query != question:
                 sources = f"*{t(lang, 'searched_for')}* {_escape(reply.query)}\n\n" + sources
             for ahead in reply.waiting():
@@ -374,6 +376,8 @@ def build_app(config: Config, kb: str = "default") -> Any:
             return ""
         try:
             hits = service.search(kb_name, query, top_k=top_k, threshold=threshold)
+            if not hits and service.is_empty(kb_name):
+                return _escape(empty_kb(kb_name, zh=lang == "zh"))
         except ServiceError as exc:
             return failure(exc, lang)
         return sources_markdown(hits, question=query, lang=lang) if hits else t(lang, "no_chunk")

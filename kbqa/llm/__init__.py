@@ -11,6 +11,16 @@ from kbqa.models import LLMModel, llm_models
 from kbqa.types import Usage
 
 
+class LLMServerError(RuntimeError):
+    """An LLM server (llm.backend: openai) could not be reached or failed the request. The message
+    names the server and what to check; `reason` is what happened without the server's address,
+    for clients of a kbqa server."""
+
+    def __init__(self, url: str, reason: str, check: str) -> None:
+        super().__init__(f"the LLM server at {url} {reason}: {check}")
+        self.reason = reason
+
+
 class LLM(Protocol):
     name: str
     context: int
@@ -26,6 +36,7 @@ def metered(llm: Any, messages: list[dict[str, str]], usage: Usage, **generation
     usage when it ends (also when the consumer stops early: those tokens were spent)."""
     pieces = llm.stream(messages, **generation)
     text = ""
+    usage.max_tokens = int(generation.get("max_tokens") or 0)
     try:
         for piece in pieces:
             text += piece
@@ -38,6 +49,7 @@ def metered(llm: Any, messages: list[dict[str, str]], usage: Usage, **generation
         if count is not None:
             usage.prompt_tokens += sum(count(m["content"]) for m in messages)
             usage.completion_tokens += count(text) if text else 0
+            usage.cut = bool(usage.max_tokens) and count(text) >= usage.max_tokens
 
 
 def _llamacpp(model: LLMModel, config: LLMConfig, cache_dir: Path) -> LLM:

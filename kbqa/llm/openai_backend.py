@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kbqa.config import LLMConfig
+from kbqa.llm import LLMServerError
 from kbqa.models import LLMModel
 from kbqa.types import Capabilities
 
@@ -23,7 +24,8 @@ class OpenAILLM:
         self.context = config.n_ctx or model.context or 4096
         self._model = config.path or model.source or model.name
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10))
+        self._base_url = config.base_url.rstrip("/")
+        self._client = httpx.Client(base_url=self._base_url, headers=headers, timeout=httpx.Timeout(600, connect=10))
 
     def count_tokens(self, text: str) -> int:
         from kbqa.prompts import approx_tokens
@@ -40,17 +42,28 @@ class OpenAILLM:
         }
         if generation.get("stop"):
             body["stop"] = list(generation["stop"])
-        with self._client.stream("POST", "/chat/completions", json=body) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise RuntimeError(f"LLM server answered {response.status_code}: {response.text[:300]}")
-            for line in response.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                choices = json.loads(data).get("choices") or []
-                delta = choices[0].get("delta", {}).get("content") if choices else None
-                if delta:
-                    yield delta
+        import httpx
+
+        try:
+            with self._client.stream("POST", "/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise LLMServerError(self._base_url, f"answered {response.status_code} ({response.text[:300].strip()})",
+                                         f"is llm.model {self._model!r} served there?")
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        choices = json.loads(data).get("choices") or []
+                    except (ValueError, AttributeError):
+                        raise LLMServerError(self._base_url, f"sent something that is not an OpenAI stream ({data[:100]!r})",
+                                             "is it an OpenAI-compatible server (its /v1 address)?") from None
+                    delta = choices[0].get("delta", {}).get("content") if choices and isinstance(choices[0], dict) else None
+                    if delta:
+                        yield delta
+        except httpx.HTTPError as exc:
+            raise LLMServerError(self._base_url, f"cannot be reached ({type(exc).__name__}: {exc})",
+                                 "start it, or set llm.base_url to where it listens") from None

@@ -1,0 +1,5 @@
+"""python -m kbqa: the same as the kbqa command."""
+
+from kbqa.cli import main
+
+main()
