@@ -85,7 +85,9 @@ def _e(text: object) -> str:
     return escape(str(text))
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# controls, and the invisible characters that reorder or hide text (bidi overrides and isolates,
+# zero-width spaces and joiners, the BOM): "invoice\u202etxt.exe" would show as "invoiceexe.txt"
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
 def _shown(name: object, keep: str = "") -> str:
@@ -93,7 +95,11 @@ def _shown(name: object, keep: str = "") -> str:
     keep) written as escapes (as `ls -b` does), so a name holding ESC sequences or a newline cannot
     recolour the terminal or break a row."""
     escapes = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
-    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else escapes.get(m.group(), f"\\x{ord(m.group()):02x}"), str(name))
+
+    def escape(ch: str) -> str:
+        return escapes.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else escape(m.group()), str(name))
 
 
 def _n(name: object) -> str:

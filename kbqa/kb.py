@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import os
 import queue
 import re
@@ -32,6 +33,7 @@ from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text
 from kbqa.store.vectors import choose_faiss_kind
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 
+log = logging.getLogger(__name__)
 # A knowledge base's name: letters (any script), digits, CJK, '-', '_', '.' (not first), at most 64 characters (255 bytes of UTF-8).
 # Characters a stored file name may keep (with combining marks: हिंदी, தமிழ், e + ́): not path separators,
 # shell and Windows specials, controls.
@@ -280,8 +282,18 @@ class _FilePlan:
     size: int = 0
     mtime: float | None = None
     given: str = ""
+    stamp: tuple[int, int] | None = None  # (size, mtime in ns) when it was hashed: another after reading means it changed meanwhile
     result: FileResult | None = None  # known before reading: skipped or failed
     future: Future[list[Document]] | None = None
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a file now; None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _page_progress(pages: queue.SimpleQueue[Progress], n: int, total: int, name: str) -> Callable[[int, int], None]:
@@ -772,8 +784,11 @@ class KnowledgeBase:
                 notify(Progress("file", n, len(files), plan.name))
                 result = plan.result or self._store_source(
                     str(plan.path), plan.name, plan.sha, plan.size, plan.mtime, lambda: ahead.wait(plan, meanwhile), force,
-                    filename=plan.path.name, given=plan.given,
+                    filename=plan.path.name, given=plan.given, changed=lambda: _stamp(plan.path) != plan.stamp,
                 )
+                if self._dropped():
+                    raise KnowledgeBaseError(f"knowledge base {self.name!r} was deleted by another process during this ingest, and what "
+                                             "it had ingested went with it: run the ingest again to make it anew")
                 show_pages()
                 report.files.append(result)
                 dirty = dirty or result.status not in ("skipped",)
@@ -827,7 +842,7 @@ class KnowledgeBase:
             return _FilePlan(path, name, result=FileResult(name, "failed", error=str(exc)))
         if given:  # editing kbqa.yaml re-ingests the files it describes
             sha = text_key(f"{sha}\x00{given}")
-        plan = _FilePlan(path, name, sha, stat.st_size, stat.st_mtime, given)
+        plan = _FilePlan(path, name, sha, stat.st_size, stat.st_mtime, given, stamp=(stat.st_size, stat.st_mtime_ns))
         plan.result = self._unchanged(str(path), name, sha, force)
         if plan.result is None:
             moved = self._moved_here(plan)
@@ -864,6 +879,11 @@ class KnowledgeBase:
             self._wrote(before, writes=writes)
         return FileResult(plan.name, "moved", chunks=row.chunks, pages=row.pages)
 
+    def _dropped(self) -> bool:
+        """Whether another process deleted this knowledge base since it was opened (`kbqa kb drop`): its
+        catalog file is gone, or another. (A Milvus store that does not answer is not taken for that.)"""
+        return self.config.store.backend == "embedded" and self.catalog.identity() != self.catalog.opened_identity
+
     def _unchanged(self, key: str, name: str, sha: str, force: bool) -> FileResult | None:
         """A skipped result for a source already ingested with this hash (its name brought up to date)."""
         row = self.catalog.file(key)
@@ -896,12 +916,14 @@ class KnowledgeBase:
 
     def _store_source(
         self, key: str, name: str, sha: str, size: int, mtime: float | None, read: Callable[[], list[Document]], force: bool,
-        *, filename: str | None = None, given: str = "",
+        *, filename: str | None = None, given: str = "", changed: Callable[[], bool] | None = None,
     ) -> FileResult:
         """Read, split and embed one source, then replace it in catalog and index in one step.
 
         filename (files only) and given (the user's words from kbqa.yaml) go into the document's
-        description (ingest.context), which every chunk is embedded and indexed with."""
+        description (ingest.context), which every chunk is embedded and indexed with. changed():
+        whether the file changed since it was hashed (asked once it is read): then what was read
+        may not be what was hashed, and it is stored without a hash, to be read again next time."""
         t0 = time.perf_counter()
         skipped = self._unchanged(key, name, sha, force)
         if skipped is not None:
@@ -910,6 +932,9 @@ class KnowledgeBase:
         status, error, chunks, pages, vectors, description = "ok", None, [], None, {}, ""
         try:
             docs = read()
+            if changed is not None and changed():
+                log.warning("%s changed while it was read: it is stored as read and read again by the next ingest", name)
+                sha = ""  # matches no file's hash
             described = filename is not None or given or (docs and docs[0].meta.get("about"))
             description = describe(docs, filename, given) if described else ""
             # a big text takes seconds to split: a cancelled ingest (a server stopping) stops within it
@@ -1155,14 +1180,24 @@ class KnowledgeBase:
         """The most relevant chunks for a question (no LLM)."""
         from kbqa.retrieval import Retriever
 
-        question = clean_text(question)
-        if not question.strip():
-            raise KnowledgeBaseError("the question is empty")
+        question = self._question(question, 2)
         with self.catalog.pinned():  # one search reads one state of the store
             if self.catalog.chunk_count() == 0:
                 return []
             self.refresh()
             return Retriever(self.catalog, self.index, self.embedder, self.config.retrieval, self.reranker).search(question, top_k, threshold)
+
+    def _question(self, text: str, allowance: int = 1) -> str:
+        """A question (or query) cleaned, refused when empty or longer than server.max_question_chars
+        (times `allowance`: a follow-up's search holds the question before it too): a question of a
+        megabyte would hold one ask for minutes."""
+        text = clean_text(text)
+        if not text.strip():
+            raise KnowledgeBaseError("the question is empty")
+        limit = self.config.server.max_question_chars * allowance
+        if len(text) > limit:
+            raise KnowledgeBaseError(f"the question has {len(text)} characters; the limit is {limit} (server.max_question_chars)")
+        return text
 
     @property
     def reranker(self) -> Any:
@@ -1207,7 +1242,7 @@ class KnowledgeBase:
         from kbqa import answer as pipeline
         from kbqa.models import calibration
 
-        question = clean_text(question)
+        question = self._question(question)
         history = [{"role": m["role"], "content": clean_text(m["content"])} for m in history or []]
         def model() -> Any:  # loaded only when needed: a refusal never loads the LLM
             return llm or self.llm

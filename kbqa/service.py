@@ -294,7 +294,12 @@ class Service:
     def _ingest(self, base: KnowledgeBase, paths: list[Path], progress: Callable[[Progress], None] | None, began: int | str | None) -> IngestReport:
         """base.ingest, stopped at the next file or page when the server stops (the rest: 503, upload
         again) or when another process deletes the knowledge base (409: nothing more is embedded for it)."""
-        report = base.ingest(paths, progress=progress, cancelled=lambda: self.closed or self._replaced(base, began))
+        try:
+            report = base.ingest(paths, progress=progress, cancelled=lambda: self.closed or self._replaced(base, began))
+        except KnowledgeBaseError:
+            if self._replaced(base, began):
+                raise self._deleted(base.name) from None
+            raise
         if self._replaced(base, began):
             raise self._deleted(base.name)
         self._stopped(report, len(paths))

@@ -174,6 +174,24 @@ def test_an_empty_knowledge_base_says_so(home: Path) -> None:
     assert "is empty" in kb.ask("How many vacation days?").text
 
 
+def test_a_question_longer_than_the_servers_limit_is_refused_at_once(home: Path, docs: Path) -> None:
+    """Found by review: the servers refuse a question over server.max_question_chars, the Python API and
+    the command line took it — a question of a megabyte held kb.ask for over four minutes."""
+    import time
+
+    kb = open_kb(server={"max_question_chars": 200})
+    kb.ingest([docs / "faq.md"])
+    started = time.perf_counter()
+    for ask in (kb.ask, kb.search):
+        with pytest.raises(KnowledgeBaseError, match="the question has 1000001 characters; the limit is"):
+            ask("保修" * 500_000 + "?")
+    assert time.perf_counter() - started < 5
+    assert kb.ask("保" * 200).question  # at the limit: asked
+    with pytest.raises(KnowledgeBaseError, match="the limit is 200"):
+        kb.ask("保" * 201)
+    kb.close()
+
+
 def test_drop_leaves_nothing_behind(home: Path, tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# 甲\n\n内容。", encoding="utf-8")
     kb = KnowledgeBase.open("gone", llm="extractive")

@@ -216,11 +216,15 @@ def test_control_characters_in_file_names_are_shown_escaped(home: Path, tmp_path
     docs.mkdir()
     (docs / "esc\x1b[31mRED\x1b[0m.txt").write_text("The red pump runs at night.\n", encoding="utf-8")
     (docs / "new\nline.txt").write_text("The blue pump runs by day.\n", encoding="utf-8")
+    # found by a second review: characters that reorder or hide text ("report\u202efdp.txt" shows as "reporttxt.pdf")
+    (docs / "report\u202efdp.txt").write_text("The green pump runs at dawn.\n", encoding="utf-8")
+    (docs / "rep\u200bort.txt").write_text("The grey pump runs at dusk.\n", encoding="utf-8")
     out = run_kbqa("ingest", str(docs), "--kb", "odd")
     assert out.returncode == 0, out.stderr
     listed = run_kbqa("kb", "files", "odd")
     for shown in (out.stdout, listed.stdout):
         assert "\x1b" not in shown and "esc\\x1b[31mRED\\x1b[0m.txt" in shown and "new\\nline.txt" in shown, shown
+        assert "\u202e" not in shown and "\u200b" not in shown and "report\\u202efdp.txt" in shown and "rep\\u200bort.txt" in shown, shown
     asked = run_kbqa("search", "When does the red pump run?", "--kb", "odd")
     assert "\x1b" not in asked.stdout and "esc\\x1b[31mRED" in asked.stdout
     missing = run_kbqa("ingest", str(docs / "gone\x1b[31m"), "--kb", "odd")  # in an error message too

@@ -132,6 +132,24 @@ def test_eml_body_and_text_attachment(tmp_path: Path) -> None:
     assert docs[1].meta["title_path"] == ["报销提醒", "limits.txt"] and "450" in docs[1].text
 
 
+def test_bytes_or_a_pdf_named_eml_are_refused_not_ingested_as_noise(tmp_path: Path) -> None:
+    """Found by review: random bytes named .eml became 53 chunks of replacement characters, a PDF named
+    .eml 4 chunks of "%PDF-1.7 …" (the other text loaders refuse binary content)."""
+    import random
+
+    from conftest import write_pdf
+    from ingest.types import LoadError
+
+    noise = bytes(random.Random(7).randrange(256) for _ in range(50_000))
+    (tmp_path / "random.eml").write_bytes(noise)
+    write_pdf(tmp_path / "handbook.pdf", ["The handbook says the office opens at nine."])
+    (tmp_path / "handbook.eml").write_bytes((tmp_path / "handbook.pdf").read_bytes())
+    (tmp_path / "body.eml").write_bytes(b"From: a@example.com\nSubject: scan\n\n" + noise)
+    for name in ("random.eml", "handbook.eml", "body.eml"):
+        with pytest.raises(LoadError, match="mislabelled"):
+            load_file(tmp_path / name)
+
+
 def test_epub_chapters_in_spine_order(tmp_path: Path) -> None:
     path = tmp_path / "a.epub"
     with zipfile.ZipFile(path, "w") as z:

@@ -134,3 +134,58 @@ def test_progress_reports_file_and_page(home: Path, docs: Path) -> None:
         pages = {(e.name, e.page, e.pages) for e in events if e.page}
         assert ("手册.pdf", 1, 2) in pages and ("手册.pdf", 2, 2) in pages and ("manual.pdf", 2, 2) in pages
         assert events[-1].stage == "done"
+
+
+def test_a_file_rewritten_while_an_ingest_reads_it_is_read_again_next_time(home: Path, tmp_path: Path) -> None:
+    """Found by review: a file is hashed when its turn is planned and read later; rewritten in between
+    (an editor saving in place, a sync client) and then written back, it kept the text read in between
+    under the hash of the text on disk, and every later ingest skipped it as unchanged."""
+    from conftest import write_pdf
+
+    from kbqa import KnowledgeBase
+    from kbqa.kb import Progress
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_pdf(docs / "a-long.pdf", [f"The pump of hall {i} has its filter checked every {i % 7 + 1} weeks.\n\nIts valve {i * 3} is greased "
+                                    f"in month {i % 12 + 1} by crew {i % 5}." for i in range(400)])
+    policy = "Complete policy text. The reimbursement deadline is thirty days after the trip ends."
+    (docs / "c-policy.txt").write_text(policy, encoding="utf-8")
+
+    def meddle(p: Progress) -> None:  # while the long PDF is read, the policy (hashed, still queued) is rewritten, then put back
+        if p.stage == "file" and p.name == "a-long.pdf" and p.result is None and p.page is None:
+            (docs / "c-policy.txt").write_text("Partial.", encoding="utf-8")
+        if p.stage == "file" and p.name == "c-policy.txt" and p.result is not None:
+            (docs / "c-policy.txt").write_text(policy, encoding="utf-8")
+
+    kb = KnowledgeBase.open("rw", llm="extractive")
+    kb.ingest([docs], progress=meddle)
+    again = {f.name: f.status for f in kb.ingest([docs]).files}
+    assert again == {"a-long.pdf": "skipped", "c-policy.txt": "updated"}, again  # it changed while read: read again
+    stored = kb.catalog.db.execute("SELECT c.text FROM chunks c JOIN files f ON f.id = c.file_id WHERE f.name = 'c-policy.txt'").fetchall()
+    assert [r[0] for r in stored] == [policy]
+    assert {f.name: f.status for f in kb.ingest([docs]).files}["c-policy.txt"] == "skipped"  # and then it is what was hashed
+    kb.close()
+
+
+def test_dropping_a_knowledge_base_during_its_ingest_stops_the_ingest_with_a_message(home: Path, tmp_path: Path) -> None:
+    """Found by review: `kbqa kb drop` while `kbqa ingest` ran: the ingest went on writing into the
+    deleted catalog and exited 0 ("10 added") with nothing kept anywhere."""
+    from conftest import write_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        write_pdf(docs / f"part{i:02}.pdf", [f"The valve on line {i * 100 + p} is greased every {p % 9 + 1} months.\n\nIts pump {p * 7} "
+                                             f"is checked by crew {p % 4} in hall {i}." for p in range(60)])
+    proc = subprocess.Popen([*KBQA, "ingest", str(docs), "--kb", "d"], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (home / "kbs" / "d" / "catalog.sqlite").exists():
+        time.sleep(0.1)
+    time.sleep(2)
+    dropped = run_kbqa("kb", "drop", "d", "--yes")
+    out, err = proc.communicate(timeout=300)
+    assert dropped.returncode == 0 and proc.returncode == 2, (dropped.stderr, out, err)
+    assert "was deleted by another process during this ingest" in err and "added" not in out, (out, err)
+    assert not (home / "kbs" / "d").exists()  # nothing written again where it was

@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ingest.loaders.html import html_text
-from ingest.types import Document
+from ingest.loaders.text import _looks_binary
+from ingest.types import Document, LoadError
 
 
 def load_eml(path: Path, options: object) -> Iterator[Document]:
     msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    if not msg.keys():  # random bytes, a PDF or an image named .eml: no "Name: value" header lines at all
+        raise LoadError("not an e-mail: no header lines (From:, Subject:, …) (mislabelled file?)")
     subject = str(msg.get("subject") or "").strip()
     header = "\n".join(f"{k}: {msg[k]}" for k in ("From", "To", "Date", "Subject") if msg.get(k))
     body = msg.get_body(preferencelist=("plain", "html"))
@@ -20,6 +23,8 @@ def load_eml(path: Path, options: object) -> Iterator[Document]:
     if body is not None:
         content = body.get_content()
         text = html_text(content) if body.get_content_type() == "text/html" else content
+    if _looks_binary(text) or text[:4000].count("\ufffd") > max(3, len(text[:4000]) * 0.05):  # bytes the parser could not decode
+        raise LoadError("binary content in the e-mail's body, not text (mislabelled file?)")
     yield Document(f"{header}\n\n{text}".strip(), {"source": str(path), "page": None, "title_path": [subject] if subject else [], "kind": "text"})
     for part in msg.iter_attachments():
         name = part.get_filename() or "attachment"
