@@ -844,8 +844,12 @@ def _root(
 def main() -> None:
     from kbqa.offline import ModelNotAvailable
 
-    as_json = "--json" in sys.argv[1:]
+    args = sys.argv[1:]
+    as_json = "--json" in (args[: args.index("--")] if "--" in args else args)  # (after "--" it is a value)
     try:
+        if as_json:  # usage errors too come back as the one JSON document: click's own handling is not used
+            code = app(standalone_mode=False)
+            sys.exit(code if isinstance(code, int) else 0)
         app()
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
@@ -855,6 +859,12 @@ def main() -> None:
     except ModelNotAvailable as exc:  # a model loaded later than the command's own check (e.g. by a library call)
         _say_failure(str(exc), EXIT_USAGE, as_json)
         sys.exit(EXIT_USAGE)
+    except Exception as exc:
+        message, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if as_json and callable(message) and isinstance(code, int):  # a usage error (an option out of range, a missing argument)
+            _say_failure(str(message()), code, True)
+            sys.exit(code)
+        raise
 
 
 if __name__ == "__main__":

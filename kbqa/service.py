@@ -484,7 +484,9 @@ class Service:
                     return self._llms[model]
             from kbqa.llm import make_llm, resolve_model
 
-            llm_config = self.config.llm if model == self.config.llm.model else self.config.llm.model_copy(update={"model": model, "path": None})
+            # another model than the configured one runs on its own catalog backend, not the configured one's (an openai server's)
+            llm_config = (self.config.llm if model == self.config.llm.model
+                          else self.config.llm.model_copy(update={"model": model, "path": None, "backend": None, "base_url": None}))
             try:
                 spec = resolve_model(llm_config)
                 cache = self.config.home_dir() / "models"

@@ -217,7 +217,8 @@ def test_a_knowledge_base_dropped_and_made_again_elsewhere_keeps_its_own_vectors
     made_again = open_kb("twice")
     made_again.ingest([new_docs])
     made_again.close()
-    held.ingest([old_docs])  # nothing changed: skipped, then its index saved
+    with pytest.raises(KnowledgeBaseError, match="deleted by another process during this ingest"):
+        held.ingest([old_docs])  # into the deleted catalog: said, and its index not saved over the new one's
     held.close()
     fresh = open_kb("twice")
     ids, vectors = fresh.catalog.chunk_vectors(fresh.catalog.chunk_ids().tolist())

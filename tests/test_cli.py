@@ -267,7 +267,9 @@ def test_errors_are_one_json_document_with_json_and_never_a_traceback(home: Path
     for args, code, words in ((["ask", "x", "--kb", "nothing-here"], 2, "no knowledge base"),
                               (["search", "x", "--kb", "nothing-here"], 2, "no knowledge base"),
                               (["ingest", str(tmp_path / "nope"), "--kb", "x"], 2, "does not exist"),
-                              (["ingest", str(empty), "--kb", "x"], 1, "no files to ingest")):
+                              (["ingest", str(empty), "--kb", "x"], 1, "no files to ingest"),
+                              (["search", "x", "--kb", "x", "--top-k", "0"], 2, "--top-k"),  # a usage error too (found by review)
+                              (["ask", "--kb", "x"], 2, "Missing argument")):
         result = run_kbqa(*args, "--json")
         assert result.returncode == code and json.loads(result.stdout) == {"error": json.loads(result.stdout)["error"], "exit_code": code}, result
         assert words in json.loads(result.stdout)["error"] and words in result.stderr

@@ -140,7 +140,8 @@ def test_bytes_or_a_pdf_named_eml_are_refused_not_ingested_as_noise(tmp_path: Pa
     from conftest import write_pdf
     from ingest.types import LoadError
 
-    noise = bytes(random.Random(7).randrange(256) for _ in range(50_000))
+    rng = random.Random(7)
+    noise = bytes(rng.randrange(256) for _ in range(50_000))
     (tmp_path / "random.eml").write_bytes(noise)
     write_pdf(tmp_path / "handbook.pdf", ["The handbook says the office opens at nine."])
     (tmp_path / "handbook.eml").write_bytes((tmp_path / "handbook.pdf").read_bytes())
@@ -148,6 +149,21 @@ def test_bytes_or_a_pdf_named_eml_are_refused_not_ingested_as_noise(tmp_path: Pa
     for name in ("random.eml", "handbook.eml", "body.eml"):
         with pytest.raises(LoadError, match="mislabelled"):
             load_file(tmp_path / name)
+
+
+def test_real_mail_without_a_charset_indented_or_after_a_blank_line_still_loads(tmp_path: Path) -> None:
+    """Found by review of the check above: a GBK or Latin-1 body sent without a charset, a Chinese body
+    indented with full-width spaces (U+3000: taken for binary, in .txt files too) and a blank first line."""
+    (tmp_path / "gbk.eml").write_bytes(b"From: a@example.com\nSubject: leave\n\n" + "年假为十五天。病假十天。".encode("gbk") * 5)
+    (tmp_path / "de.eml").write_bytes(b"From: a@example.de\nSubject: Urlaub\n\n" + "Der Jahresurlaub beträgt fünfzehn Tage.".encode("latin-1"))
+    indented = "".join(f"\u3000\u3000第{i}条\u3000年假十五天。\n" for i in range(1, 30))
+    (tmp_path / "zh.eml").write_bytes(("From: hr@example.cn\nSubject: 手册\nContent-Type: text/plain; charset=utf-8\n\n" + indented).encode())
+    (tmp_path / "zh.txt").write_text(indented, encoding="utf-8")
+    (tmp_path / "blank.eml").write_bytes(b"\nFrom: a@example.com\nSubject: hi\n\nThe body after a blank line.")
+    assert "年假为十五天" in load_file(tmp_path / "gbk.eml")[0].text
+    assert "beträgt fünfzehn" in load_file(tmp_path / "de.eml")[0].text
+    assert "第29条" in load_file(tmp_path / "zh.eml")[0].text and "第29条" in load_file(tmp_path / "zh.txt")[0].text
+    assert "after a blank line" in load_file(tmp_path / "blank.eml")[0].text
 
 
 def test_epub_chapters_in_spine_order(tmp_path: Path) -> None:

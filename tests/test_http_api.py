@@ -165,6 +165,9 @@ def test_an_llm_server_that_cannot_be_reached_is_a_502_said_plainly(home: Path, 
                 events = [line for line in s.iter_lines() if line.startswith("data:")]
             error = events[-2]  # then [DONE]
             assert '"type": "Upstream"' in error and "cannot be reached" in error and str(closed) not in "".join(events), events
+        # found by review: another model a request picks runs on its own backend, not through the configured server
+        picked = httpx.post(f"{url}/v1/chat/completions", json={"model": "kb:api", "llm": "extractive", "messages": [question]}, timeout=60)
+        assert picked.status_code == 200 and "24 months" in picked.json()["choices"][0]["message"]["content"], picked.text
     finally:
         proc.terminate()
         proc.wait(timeout=30)

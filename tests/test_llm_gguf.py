@@ -173,6 +173,50 @@ def test_openai_backend_reports_server_errors(llama_server: str) -> None:
         list(llm.stream([{"role": "user", "content": "hi"}]))
 
 
+def test_an_llm_server_that_sends_something_odd_is_its_failure_said_plainly() -> None:
+    """Found by review: a stream chunk whose delta is null, or whose content is not text, raised
+    AttributeError / TypeError (a 500 from kbqa api); a server that ignores "stream" and sends one JSON
+    body gave an empty answer. Now: an LLMServerError (502), and the one body's message is the answer."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kbqa.llm import LLMServerError
+
+    replies = {
+        "/null/v1": 'data: {"choices": [{"delta": null}]}\n\ndata: {"choices": [{"delta": {"content": 5}}]}\n\n',
+        "/list/v1": "data: [1, 2]\n\n",
+        "/whole/v1": json.dumps({"choices": [{"message": {"role": "assistant", "content": "All in one body."}}]}),
+        "/fine/v1": 'data: {"choices": [{"delta": {"role": "assistant"}}]}\n\ndata: {"choices": [{"delta": {"content": "Hi"}}]}\n\n'
+                    "data: [DONE]\n\n",
+    }
+
+    class Fake(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = replies[self.path.removesuffix("/chat/completions")].encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        ask = [{"role": "user", "content": "hi"}]
+        for bad in ("/null/v1", "/list/v1"):
+            with pytest.raises(LLMServerError, match="not an OpenAI chat reply"):
+                list(make_llm(LLMConfig(model="x", backend="openai", base_url=base + bad), Path(".")).stream(ask))
+        assert "".join(make_llm(LLMConfig(model="x", backend="openai", base_url=base + "/whole/v1"), Path(".")).stream(ask)) == "All in one body."
+        assert "".join(make_llm(LLMConfig(model="x", backend="openai", base_url=base + "/fine/v1"), Path(".")).stream(ask)) == "Hi"
+    finally:
+        server.shutdown()
+
+
 def test_one_knowledge_base_shared_by_threads_takes_turns_with_the_llm(home: Path, tmp_path: Path) -> None:
     """A program's own threads asking one KnowledgeBase at once (the shipped GGUF through llama.cpp,
     which crashes when two generations overlap) all get their answers."""

@@ -6,14 +6,24 @@ import email
 import email.policy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ingest.loaders.html import html_text
-from ingest.loaders.text import _looks_binary
+from ingest.loaders.text import _looks_binary, decode_bytes
 from ingest.types import Document, LoadError
 
 
+def _text(part: Any) -> str:
+    """A text part's content: in its declared charset, or (none declared, 8-bit bytes: a GBK or
+    Latin-1 body sent without one) in the encoding the text loader finds."""
+    raw = part.get_payload(decode=True)
+    if part.get_content_charset() is None and isinstance(raw, bytes) and not raw.isascii():
+        return decode_bytes(raw)
+    return str(part.get_content())
+
+
 def load_eml(path: Path, options: object) -> Iterator[Document]:
-    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    msg = email.message_from_bytes(path.read_bytes().lstrip(b"\r\n"), policy=email.policy.default)
     if not msg.keys():  # random bytes, a PDF or an image named .eml: no "Name: value" header lines at all
         raise LoadError("not an e-mail: no header lines (From:, Subject:, …) (mislabelled file?)")
     subject = str(msg.get("subject") or "").strip()
@@ -21,7 +31,7 @@ def load_eml(path: Path, options: object) -> Iterator[Document]:
     body = msg.get_body(preferencelist=("plain", "html"))
     text = ""
     if body is not None:
-        content = body.get_content()
+        content = _text(body)
         text = html_text(content) if body.get_content_type() == "text/html" else content
     if _looks_binary(text) or text[:4000].count("\ufffd") > max(3, len(text[:4000]) * 0.05):  # bytes the parser could not decode
         raise LoadError("binary content in the e-mail's body, not text (mislabelled file?)")
@@ -29,7 +39,7 @@ def load_eml(path: Path, options: object) -> Iterator[Document]:
     for part in msg.iter_attachments():
         name = part.get_filename() or "attachment"
         if part.get_content_maintype() == "text":
-            content = part.get_content()
+            content = _text(part)
             if part.get_content_type() == "text/html":
                 content = html_text(content)
             yield Document(content, {"source": str(path), "page": None, "title_path": [subject, name] if subject else [name], "kind": "text"})

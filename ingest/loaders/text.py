@@ -53,7 +53,7 @@ def _chinese_decoding(data: bytes) -> str | None:
 
 def _looks_binary(text: str) -> bool:
     sample = text[:4000]
-    odd = sum(1 for ch in sample if not (ch.isprintable() or ch in "\n\r\t\f"))
+    odd = sum(1 for ch in sample if not (ch.isprintable() or ch.isspace()))  # U+3000 indents Chinese paragraphs
     return odd > max(3, len(sample) * 0.05)
 
 

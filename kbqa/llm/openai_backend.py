@@ -50,20 +50,35 @@ class OpenAILLM:
                     response.read()
                     raise LLMServerError(self._base_url, f"answered {response.status_code} ({response.text[:300].strip()})",
                                          f"is llm.model {self._model!r} served there?")
+                streamed = False
+                lines = []
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
+                        if not streamed and len(lines) < 10_000:
+                            lines.append(line)  # a server that ignores "stream": one JSON body
                         continue
+                    streamed = True
                     data = line[5:].strip()
                     if data == "[DONE]":
                         break
-                    try:
-                        choices = json.loads(data).get("choices") or []
-                    except (ValueError, AttributeError):
-                        raise LLMServerError(self._base_url, f"sent something that is not an OpenAI stream ({data[:100]!r})",
-                                             "is it an OpenAI-compatible server (its /v1 address)?") from None
-                    delta = choices[0].get("delta", {}).get("content") if choices and isinstance(choices[0], dict) else None
-                    if delta:
-                        yield delta
+                    if text := self._text(data, "delta"):
+                        yield text
+                if not streamed and "".join(lines).strip():
+                    if text := self._text("\n".join(lines), "message"):
+                        yield text
         except httpx.HTTPError as exc:
             raise LLMServerError(self._base_url, f"cannot be reached ({type(exc).__name__}: {exc})",
                                  "start it, or set llm.base_url to where it listens") from None
+
+    def _text(self, data: str, part: str) -> str:
+        """The text of one OpenAI chunk (part "delta") or whole reply ("message"); anything else the
+        server sends is its failure, said as such."""
+        try:
+            choices = json.loads(data).get("choices") or []
+            content = (choices[0].get(part) or {}).get("content") if choices else None
+        except (ValueError, AttributeError, TypeError, IndexError):
+            content = 0  # not the shape of an OpenAI reply
+        if content is not None and not isinstance(content, str):
+            raise LLMServerError(self._base_url, f"sent something that is not an OpenAI chat reply ({data[:100]!r})",
+                                 "is it an OpenAI-compatible server (its /v1 address)?")
+        return content or ""
