@@ -68,6 +68,13 @@ def strip_header(piece: str, header: str) -> str:
     return piece[len(header) :] if header and (piece.startswith(header) or piece == header.rstrip("\n")) else piece
 
 
+def overlap(before: str, after: str, n: int) -> int | None:
+    """n when the text `after` starts with the n characters `before` ends with (their offsets say they
+    overlap by n), else None: offsets of two documents (the next one starting after leading blanks)
+    can look like an overlap that the texts do not have."""
+    return n if 0 < n <= min(len(before), len(after)) and before.endswith(after[:n]) else None
+
+
 @dataclass
 class Stretch:
     """Consecutive chunks of one file shown together in a source (a chunk, a chunk widened by its
@@ -96,7 +103,7 @@ class Stretch:
         it does not go on from here."""
         if (after.first_no == self.last_no + 1 and self.last_start is not None and self.last_end is not None
                 and after.first_start is not None and self.last_start < after.first_start < self.last_end):
-            return self.last_end - after.first_start
+            return overlap(self.text, after.text, self.last_end - after.first_start)
         return None
 
     def then(self, after: Stretch, repeated: int) -> Stretch:
@@ -395,11 +402,12 @@ class Retriever:
             return hit
         text = near[0].text
         for before, n in zip(near, near[1:]):
+            shared = None
             if (n.chunk_no == before.chunk_no + 1 and n.start is not None and before.start is not None
                     and before.end is not None and before.start < n.start < before.end):
-                text += n.text[before.end - n.start :]  # the same document's next chunk, overlapping it
-            else:
-                text += "\n" + n.text
+                shared = overlap(before.text, n.text, before.end - n.start)
+            # the same document's next chunk, overlapping it; else (another document) joined whole
+            text += n.text[shared:] if shared is not None else "\n" + n.text
         first, last = near[0], near[-1]
         hit.text = with_passages(Stretch(text, first.chunk_no, first.start, last.chunk_no, last.start, last.end), passages, {n.id for n in near})
         return hit

@@ -435,3 +435,18 @@ def test_a_page_passage_next_to_its_source_does_not_repeat_the_text_they_share(h
             assert all(text.count(s) == 1 for s in sentences), text  # every sentence once, the shared ones too
             assert " ".join(text.split()) == " ".join(sentences), text  # in the page's own order
         kb.close()
+
+
+def test_a_passage_of_another_document_is_never_cut_where_offsets_only_seem_to_overlap() -> None:
+    """Found by review: each document's offsets start again at 0, and a document that begins with blanks
+    starts its first chunk after them (offset 6, say); a one-chunk document before it on the page (0 to
+    23) then looked like it overlapped the next one by 17 characters, which were cut from it. Texts are
+    joined on offsets only where they really share those characters."""
+    from kbqa.retrieval import Stretch, with_passages
+
+    before = Stretch("Alpha beta gamma delta.", 0, 0, 0, 0, 23)
+    other = Stretch("Epsilon zeta eta theta.", 1, 6, 1, 6, 29)  # the next document, after 6 blanks
+    joined = with_passages(before, [(1, other)], set())
+    assert "Alpha beta gamma delta." in joined and "Epsilon zeta eta theta." in joined, joined
+    same = Stretch("delta. Epsilon zeta.", 1, 17, 1, 17, 37)  # the same document's next chunk, sharing "delta."
+    assert with_passages(before, [(1, same)], set()) == "Alpha beta gamma delta. Epsilon zeta."
