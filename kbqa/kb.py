@@ -251,14 +251,18 @@ def ingestable(name: str, exclude: list[str]) -> bool:
 
 
 def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:
-    """(absolute file, name shown to users) for every file under the given files and folders."""
+    """(absolute file, name shown to users) for every file under the given files and folders. The
+    folder's own path is resolved (a folder reached through a link is recorded where it is), a file
+    that is a symbolic link is recorded where the link is, not where it points: it belongs to this
+    folder, and leaves it (pruned) when the link goes."""
     for given in paths:
         root = Path(given).expanduser()
         if not root.exists():
             raise KnowledgeBaseError(f"{given} does not exist")
         if root.is_file():
-            yield root.resolve(), root.name
+            yield root.absolute().parent.resolve() / root.name, root.name
             continue
+        base = root.resolve()
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude))
             a_kb = "catalog.sqlite" in filenames  # a knowledge base kept in this folder (--kb PATH): not its own files
@@ -267,7 +271,7 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
                     continue  # kbqa.yaml describes the files beside it; it is not one of them
                 full = Path(dirpath) / fn
                 if full.is_file():
-                    yield full.resolve(), full.relative_to(root).as_posix()
+                    yield base / full.relative_to(root), full.relative_to(root).as_posix()
 
 
 PARSE_AHEAD = 2  # files parsed ahead of the one being embedded
@@ -854,14 +858,17 @@ class KnowledgeBase:
         perhaps with a symbolic link left in its old place), found here with the same file name and
         content: its entry moves here, with its chunks and vectors (nothing read or embedded again),
         instead of a second entry beside a stale one. An entry that failed there is dropped, and the
-        file read as a new one."""
+        file read as a new one. A file that is a symbolic link takes the entry recorded where it
+        points (as earlier versions recorded it); an entry that is a link of its own stays."""
         key = str(plan.path)
         if self.config.store.backend != "embedded" or self.catalog.file(key) is not None:
             return None  # (a Milvus store is shared by hosts: a path missing here may be another host's file)
         parts = Path(plan.name).parts
         root = plan.path.parents[len(parts) - 1] if len(parts) > 1 else plan.path.parent
+        target = os.path.realpath(key)  # a symbolic link's file: versions before 2026-12-03 recorded it there
         stale = [r for r in self.catalog.files_with_hash(plan.sha)
-                 if os.path.isabs(r.path) and Path(r.path).name == plan.path.name and (is_missing(r.path) or os.path.realpath(r.path) == key)
+                 if os.path.isabs(r.path) and (Path(r.path).name == plan.path.name or r.path == target != key)
+                 and (is_missing(r.path) or os.path.realpath(r.path) == key and not os.path.islink(r.path) or r.path == target != key)
                  and (r.name == plan.name or not (root / r.name).is_file())]  # a copy at the entry's own place takes it
         if not stale:
             return None

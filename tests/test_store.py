@@ -267,3 +267,27 @@ def test_a_folder_moved_with_a_link_left_in_its_place_moves_its_entries(home: Pa
     assert [f.status for f in kb.ingest([docs], prune=True).files] == ["skipped"] * 3
     assert kb.missing_files() == [] and counts(kb)[1:] == (3, 3)
     kb.close()
+
+
+def test_a_file_that_is_a_link_belongs_to_its_folder_and_goes_with_the_link(home: Path, tmp_path: Path) -> None:
+    """Found by review: a file reached through a symbolic link was recorded where the link pointed, so
+    when the link was deleted, `ingest --prune` of its folder (and `kb prune`) kept it and it went on
+    answering. It is recorded where the link is; an entry an earlier version recorded at the target
+    moves there (nothing embedded again), and the target ingested on its own is an entry of its own."""
+    docs, outside = tmp_path / "docs", tmp_path / "outside"
+    docs.mkdir()
+    outside.mkdir()
+    (outside / "giraffe.txt").write_text("The giraffe is the tallest land animal, up to 5.8 metres.", encoding="utf-8")
+    (docs / "penguin.txt").write_text("Penguins live in the southern hemisphere.", encoding="utf-8")
+    (docs / "giraffe.txt").symlink_to(outside / "giraffe.txt")
+    kb = KnowledgeBase.open("links", llm="extractive")
+    kb.ingest([outside / "giraffe.txt"])  # recorded at the target, as earlier versions recorded the link's file
+    assert {f.name: f.status for f in kb.ingest([docs]).files} == {"giraffe.txt": "moved", "penguin.txt": "added"}
+    assert sorted(f.path for f in kb.files()) == [str(docs.resolve() / "giraffe.txt"), str(docs.resolve() / "penguin.txt")]
+    assert [f.status for f in kb.ingest([outside]).files] == ["added"]  # the target on its own: its own entry, kept apart
+    assert [f.status for f in kb.ingest([docs]).files] == ["skipped", "skipped"]  # no moving back and forth
+    assert [f.status for f in kb.ingest([outside]).files] == ["skipped"]
+    (docs / "giraffe.txt").unlink()
+    assert [(f.name, f.status) for f in kb.ingest([docs], prune=True).files if f.status != "skipped"] == [("giraffe.txt", "removed")]
+    assert sorted(Path(f.path).parent.name for f in kb.files()) == ["docs", "outside"]
+    kb.close()
