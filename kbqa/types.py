@@ -59,7 +59,6 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    max_tokens: int = 0  # the limit the last generation ran under (0: none known)
     cut: bool = False  # the last generation stopped at max_tokens, not at its own end
 
     def add(self, other: Usage) -> None:

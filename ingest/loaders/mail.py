@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.loaders.html import html_text
-from ingest.loaders.text import _looks_binary, decode_bytes
+from ingest.loaders.text import decode_bytes, looks_binary
 from ingest.types import Document, LoadError
 
 
@@ -33,7 +33,7 @@ def load_eml(path: Path, options: object) -> Iterator[Document]:
     if body is not None:
         content = _text(body)
         text = html_text(content) if body.get_content_type() == "text/html" else content
-    if _looks_binary(text) or text[:4000].count("\ufffd") > max(3, len(text[:4000]) * 0.05):  # bytes the parser could not decode
+    if looks_binary(text):
         raise LoadError("binary content in the e-mail's body, not text (mislabelled file?)")
     yield Document(f"{header}\n\n{text}".strip(), {"source": str(path), "page": None, "title_path": [subject] if subject else [], "kind": "text"})
     for part in msg.iter_attachments():

@@ -51,9 +51,12 @@ def _chinese_decoding(data: bytes) -> str | None:
     return best[1] if best else None
 
 
-def _looks_binary(text: str) -> bool:
+def looks_binary(text: str) -> bool:
+    """Whether decoded text is really binary data: more than 5% of its start (and more than 3
+    characters) neither printable nor blank (U+3000 indents Chinese paragraphs), or U+FFFD where
+    bytes could not be decoded."""
     sample = text[:4000]
-    odd = sum(1 for ch in sample if not (ch.isprintable() or ch.isspace()))  # U+3000 indents Chinese paragraphs
+    odd = sum(1 for ch in sample if ch == "\ufffd" or not (ch.isprintable() or ch.isspace()))
     return odd > max(3, len(sample) * 0.05)
 
 
@@ -100,7 +103,7 @@ def decode_bytes(data: bytes) -> str:
             if best is None:
                 raise LoadError("binary content, not text (mislabelled file?)") from None
             text = str(best)
-    if _looks_binary(text):
+    if looks_binary(text):
         raise LoadError("binary content, not text (mislabelled file?)")
     return text
 

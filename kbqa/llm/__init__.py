@@ -36,7 +36,7 @@ def metered(llm: Any, messages: list[dict[str, str]], usage: Usage, **generation
     usage when it ends (also when the consumer stops early: those tokens were spent)."""
     pieces = llm.stream(messages, **generation)
     text = ""
-    usage.max_tokens = int(generation.get("max_tokens") or 0)
+    limit = int(generation.get("max_tokens") or 0)
     try:
         for piece in pieces:
             text += piece
@@ -47,9 +47,10 @@ def metered(llm: Any, messages: list[dict[str, str]], usage: Usage, **generation
             close()
         count = getattr(llm, "count_tokens", None)
         if count is not None:
+            generated = count(text) if text else 0
             usage.prompt_tokens += sum(count(m["content"]) for m in messages)
-            usage.completion_tokens += count(text) if text else 0
-            usage.cut = bool(usage.max_tokens) and count(text) >= usage.max_tokens
+            usage.completion_tokens += generated
+            usage.cut = 0 < limit <= generated
 
 
 def _llamacpp(model: LLMModel, config: LLMConfig, cache_dir: Path) -> LLM:
