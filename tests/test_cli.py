@@ -23,6 +23,7 @@ def test_help_lists_commands_quickly() -> None:
     assert run_kbqa("--version").stdout.strip() == f"kbqa {__version__}"
 
 
+@pytest.mark.slow
 def test_ingest_then_ask_with_sources(home: Path, docs: Path) -> None:
     result = run_kbqa("ingest", str(docs), "--kb", "cli")
     assert result.returncode == 1  # some files failed
@@ -58,6 +59,7 @@ def test_json_output_and_incremental_runs(home: Path, docs: Path) -> None:
     assert kbs[0]["name"] == "j" and kbs[0]["chunks"] > 0
 
 
+@pytest.mark.slow
 def test_a_moved_folder_moves_its_entries(home: Path, docs: Path, tmp_path: Path) -> None:
     # ingesting a folder again after moving it added every file a second time beside its stale entry
     for broken in ("secret.pdf", "empty.txt", "data.xyz"):
@@ -88,6 +90,7 @@ def test_a_moved_folder_moves_its_entries(home: Path, docs: Path, tmp_path: Path
     assert len(json.loads(run_kbqa("kb", "files", "m", "--json").stdout)) == len(after)
 
 
+@pytest.mark.slow
 def test_a_deleted_folder_is_pruned_with_kb_prune(home: Path, tmp_path: Path) -> None:
     # a folder that is gone could not be pruned: `ingest GONE --prune` refuses a missing path, and
     # `kb rm` takes one file at a time
@@ -116,6 +119,7 @@ def test_a_deleted_folder_is_pruned_with_kb_prune(home: Path, tmp_path: Path) ->
     assert "every file is where it was ingested from" in run_kbqa("kb", "prune", "p").stdout
 
 
+@pytest.mark.slow
 def test_kb_rm_and_drop(home: Path, docs: Path) -> None:
     run_kbqa("ingest", str(docs / "faq.md"), str(docs / "manual.pdf"), "--kb", "d")
     assert run_kbqa("kb", "rm", "faq.md", "--kb", "d").returncode == 0
@@ -125,6 +129,7 @@ def test_kb_rm_and_drop(home: Path, docs: Path) -> None:
     assert not (home / "kbs" / "d").exists()
 
 
+@pytest.mark.slow
 def test_a_knowledge_base_kept_in_the_documents_folder_drops_only_its_own_files(home: Path, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)
@@ -143,6 +148,7 @@ def test_a_knowledge_base_kept_in_the_documents_folder_drops_only_its_own_files(
     assert not [p.name for p in docs.iterdir() if p.name.startswith(("catalog.sqlite", "vectors."))]
 
 
+@pytest.mark.slow
 def test_a_folder_knowledge_base_never_deletes_an_uploads_folder_or_look_alike_names(home: Path, tmp_path: Path) -> None:
     """Found by review: with only an uploads/ folder beside it, `ingest . --kb .` found nothing (it
     skipped uploads/) and removed the whole folder; drop removed 'milvus.db notes.txt'."""
@@ -166,6 +172,7 @@ def test_a_folder_knowledge_base_never_deletes_an_uploads_folder_or_look_alike_n
     assert (mixed / "vectors.json").read_text(encoding="utf-8") == '{"my": "own"}'
 
 
+@pytest.mark.slow
 def test_a_model_or_config_that_cannot_be_read_is_one_line_and_exit_2(home: Path, docs: Path, tmp_path: Path) -> None:
     """Found by review: each of these printed a traceback and exited 1."""
     assert run_kbqa("ingest", str(docs / "faq.md"), "--kb", "m").returncode == 0
@@ -185,6 +192,7 @@ def test_a_model_or_config_that_cannot_be_read_is_one_line_and_exit_2(home: Path
         assert said in out.stderr and "Traceback" not in out.stderr + out.stdout, (extra, out.stderr)
 
 
+@pytest.mark.slow
 def test_options_out_of_range_and_busy_ports_are_usage_errors(home: Path, docs: Path) -> None:
     """Found by review: --top-k 0 and --threshold nan were taken (some refused silently), --port 99999
     and a busy port ended in tracebacks, an empty --api-key turned the key off."""
@@ -210,6 +218,7 @@ def test_options_out_of_range_and_busy_ports_are_usage_errors(home: Path, docs: 
     assert empty.returncode == 2 and "--api-key is empty" in empty.stderr
 
 
+@pytest.mark.slow
 def test_control_characters_in_file_names_are_shown_escaped(home: Path, tmp_path: Path) -> None:
     """Found by review: an ESC sequence in a file name recoloured the terminal, a newline broke rows."""
     docs = tmp_path / "odd"
@@ -231,6 +240,7 @@ def test_control_characters_in_file_names_are_shown_escaped(home: Path, tmp_path
     assert missing.returncode == 2 and "\x1b" not in missing.stderr and "gone\\x1b[31m" in missing.stderr
 
 
+@pytest.mark.slow
 def test_clear_errors(home: Path, tmp_path: Path) -> None:
     missing_kb = run_kbqa("ask", "x", "--kb", "nothing-here")
     assert missing_kb.returncode == 2 and "kbqa ingest" in missing_kb.stderr
@@ -251,6 +261,7 @@ def test_clear_errors(home: Path, tmp_path: Path) -> None:
     assert "KBQA_INGEST__OCR='yes'" in typo.stderr and "True" not in typo.stderr
 
 
+@pytest.mark.slow
 def test_errors_are_one_json_document_with_json_and_never_a_traceback(home: Path, tmp_path: Path) -> None:
     """Found by a first-hour review: with --json an error printed nothing on standard output (a
     script read an empty string), `kbqa search ""` printed a traceback, and searching a knowledge
@@ -299,6 +310,7 @@ def test_models_lists_the_shipped_ones() -> None:
     assert "chatglm3-6b" in by_name
 
 
+@pytest.mark.slow
 def test_names_with_square_brackets_are_printed_as_they_are(home: Path, tmp_path: Path) -> None:
     """rich reads [final] as markup: a file name, an answer and an install hint keep their brackets."""
     folder = tmp_path / "docs"
@@ -395,6 +407,7 @@ def test_ocr_chatter_stays_out_of_the_output(home: Path, tmp_path: Path) -> None
     assert json.loads(loud.stdout)["files"][0]["status"] == "added" and "RapidOCR" in loud.stderr
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_fails_alone(home: Path, tmp_path: Path) -> None:
     # a name in another system's encoding (GBK bytes from an old zip or share) crashed the whole ingest
     # with a UnicodeEncodeError traceback

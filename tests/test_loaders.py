@@ -315,6 +315,7 @@ def test_bad_files_give_a_one_line_reason(tmp_path: Path, name: str, content: by
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_a_decompression_bomb_in_an_office_file_is_refused_before_parsing(tmp_path: Path) -> None:
     """A 300 KB .docx whose document.xml unpacks to 300 MB: refused from the zip's directory, before
     a parser reads it into memory."""

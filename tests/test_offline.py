@@ -104,6 +104,7 @@ def faq_kb(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 # --- the CLI --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("how", ["--llm", "KBQA_LLM__MODEL"])
+@pytest.mark.slow
 def test_an_unknown_llm_name_exits_2_with_the_installed_list_and_no_network(
     home: Path, trap: Trap, hf_home: Path, faq_kb: str, how: str
 ) -> None:
@@ -120,6 +121,7 @@ def test_an_unknown_llm_name_exits_2_with_the_installed_list_and_no_network(
     assert seconds < 20  # it refuses at once (the CLI starts in about a second)
 
 
+@pytest.mark.slow
 def test_the_servers_refuse_an_unknown_llm_at_start(home: Path, trap: Trap, hf_home: Path) -> None:
     for command in ("serve", "api"):
         done, seconds = kbqa(command, "--port", "9", trap=trap, hf_home=hf_home, env={"KBQA_LLM__MODEL": "no-such-llm"})
@@ -129,6 +131,7 @@ def test_the_servers_refuse_an_unknown_llm_at_start(home: Path, trap: Trap, hf_h
 
 
 @pytest.mark.parametrize("command", [["search", "年假"], ["ingest", "."]])
+@pytest.mark.slow
 def test_an_unknown_embedding_model_exits_2_with_the_installed_list(home: Path, trap: Trap, hf_home: Path, command: list[str]) -> None:
     done, seconds = kbqa(*command, "--kb", "nokb", trap=trap, hf_home=hf_home, env={"KBQA_EMBEDDINGS__MODEL": "text2vec-nowhere"})
     assert done.returncode == 2, done.stderr
@@ -138,6 +141,7 @@ def test_an_unknown_embedding_model_exits_2_with_the_installed_list(home: Path, 
     assert not (home / "kbs" / "nokb").exists()  # refused before anything was made
 
 
+@pytest.mark.slow
 def test_a_catalog_hub_model_not_downloaded_is_a_clear_error(home: Path, trap: Trap, hf_home: Path) -> None:
     done, _ = kbqa("ask", "q", "--kb", "nokb", "--llm", "chatglm3-6b", trap=trap, hf_home=hf_home)
     assert done.returncode == 2
@@ -158,6 +162,7 @@ def test_models_says_what_is_here_and_how_to_get_the_rest(home: Path, trap: Trap
     assert by_name["gemma-3-270m"]["installed"] is True and by_name["gemma-3-270m"]["get"] == ""
 
 
+@pytest.mark.slow
 def test_nothing_is_written_outside_the_home(home: Path, tmp_path: Path) -> None:
     """Found by review: ONNX Runtime (the embedder's runtime) wrote a device id and a queue of usage
     events to upload under ~/.cache/Microsoft on every command."""
@@ -210,6 +215,7 @@ def test_unknown_models_are_refused_before_any_library_is_asked(policy: None, tr
     assert trap.requests == []
 
 
+@pytest.mark.slow
 def test_with_allow_download_the_hub_is_asked(trap: Trap, hf_home: Path) -> None:
     """llm.allow_download: true gets past the check and the loader asks the hub (here: the trap, which
     says 404). In a fresh process: huggingface_hub reads HF_ENDPOINT once, when imported."""
@@ -242,6 +248,7 @@ def test_the_check_alone_passes_with_allow_download(policy: None) -> None:
     assert "HF_HUB_OFFLINE" not in os.environ
 
 
+@pytest.mark.slow
 def test_hf_hub_offline_follows_the_switch(tmp_path: Path, trap: Trap, hf_home: Path) -> None:
     script = ("import os, huggingface_hub.constants as hub\n"
               "from kbqa.config import load_config\n"
@@ -301,6 +308,7 @@ def test_the_http_api_answers_an_unknown_model_with_400(home: Path, policy: None
     assert trap.requests == []
 
 
+@pytest.mark.slow
 def test_the_web_chat_says_a_failed_load_in_the_page_language_and_goes_on(home: Path, policy: None, docs: Path) -> None:
     pytest.importorskip("gradio")
     from kbqa.config import load_config

@@ -29,6 +29,7 @@ def build_cross_encoder(folder: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_reranker_reorders_by_cross_encoder_score(home: Path, tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers")
     from sentence_transformers import CrossEncoder
@@ -50,6 +51,7 @@ def test_reranker_reorders_by_cross_encoder_score(home: Path, tmp_path: Path) ->
     assert [h.text for h in hits] == expected
 
 
+@pytest.mark.slow
 def test_neighbour_expansion_joins_adjacent_chunks(home: Path, tmp_path: Path) -> None:
     sentences = [f"第{i}条规定：设备编号{i}的检修周期为{i + 1}个月，由第{i % 3}班组负责。" for i in range(12)]
     text = "".join(sentences)
@@ -64,6 +66,7 @@ def test_neighbour_expansion_joins_adjacent_chunks(home: Path, tmp_path: Path) -
     assert wide.text.replace("\n", "") in text  # contiguous original text: overlaps joined, nothing repeated
 
 
+@pytest.mark.slow
 def test_same_text_is_one_source(home: Path, tmp_path: Path) -> None:
     """One file copied into two folders, or two hits widened into the same page, give one source."""
     for folder in ("a", "b"):
@@ -86,6 +89,7 @@ def test_same_text_is_one_source(home: Path, tmp_path: Path) -> None:
     assert len(texts) == len(set(texts))
 
 
+@pytest.mark.slow
 def test_a_hit_on_a_table_piece_shows_the_table_around_it(home: Path, tmp_path: Path) -> None:
     """A table longer than chunk_size is cut into pieces, each repeating the header row; a source
     found through one piece shows its neighbouring pieces too, the header once, within table_chars."""
@@ -134,6 +138,7 @@ def write_budget_docx(path: Path, tables: list[tuple[list[str], str, int]]) -> N
     d.save(path)
 
 
+@pytest.mark.slow
 def test_a_table_shown_around_a_hit_has_its_header_whole_once(home: Path, tmp_path: Path) -> None:
     """Pieces after the first repeat a long header shortened; the table shown around a hit on one of
     them starts with the header whole (from the first piece), once, and no shortened copy in between."""
@@ -165,6 +170,7 @@ def test_a_table_shown_around_a_hit_has_its_header_whole_once(home: Path, tmp_pa
     old.close()
 
 
+@pytest.mark.slow
 def test_a_table_shown_around_a_hit_keeps_the_next_tables_header(home: Path, tmp_path: Path) -> None:
     """Found by review: two tables one after the other whose long headers begin alike ("Units:
     thousands of yuan, except rows marked per person" / "… per household") were shown as one, the
@@ -227,6 +233,7 @@ def test_the_next_tables_header_is_not_shown_without_a_row_under_it() -> None:
 
 
 
+@pytest.mark.slow
 def test_text_that_leads_into_a_table_shows_the_table_under_it(home: Path, tmp_path: Path) -> None:
     """A hit on the sentence that introduces a table ("The following table presents…") shows the
     table under it, header once, within table_chars; a piece of that table is then no source of its
@@ -264,6 +271,7 @@ def test_text_that_leads_into_a_table_shows_the_table_under_it(home: Path, tmp_p
     kb.close()
 
 
+@pytest.mark.slow
 def test_no_table_row_is_shown_under_two_sources(home: Path, tmp_path: Path) -> None:
     """Found by review: with table_chars smaller than the table, the tables shown around two hits on
     its pieces (or under its lead-in) overlapped, the same rows under two sources. A table shown
@@ -280,6 +288,7 @@ def test_no_table_row_is_shown_under_two_sources(home: Path, tmp_path: Path) -> 
     kb.close()
 
 
+@pytest.mark.slow
 def test_with_a_reranker_every_source_keeps_its_page_passages_and_its_place(home: Path, tmp_path: Path) -> None:
     """Found by review: with a reranker, a page found after the first top_k candidates kept only its
     first passage (page_passages joined only into the first top_k), and a table piece left out because
@@ -307,6 +316,7 @@ def test_with_a_reranker_every_source_keeps_its_page_passages_and_its_place(home
     kb.close()
 
 
+@pytest.mark.slow
 def test_a_source_reads_the_same_whatever_top_k_and_expand_keeps_its_page_passages(home: Path, tmp_path: Path) -> None:
     """Found by review: a source that took the place of a hit left out (its table shown by an earlier
     source) got none of its page's passages — a source's text depended on top_k —, and expand dropped
@@ -353,6 +363,7 @@ def _votes_pdf(path: Path) -> None:
                      "Proposal 2. The shareholders approved the pay of the named executive officers on an advisory basis."])
 
 
+@pytest.mark.slow
 def test_a_page_passage_that_leads_into_a_table_shows_the_table_under_it(home: Path, tmp_path: Path) -> None:
     """A hit whose page's other passage introduces a table ("…as set forth below:") shows that table
     under the passage, as a hit that leads into a table does: "Were all the nominees elected?" finds
@@ -375,6 +386,7 @@ def test_a_page_passage_that_leads_into_a_table_shows_the_table_under_it(home: P
         kb.close()
 
 
+@pytest.mark.slow
 def test_expand_joins_the_text_on_both_sides_of_a_table_whole(home: Path, tmp_path: Path) -> None:
     """The text before a table and the text after it are two documents whose offsets both start at 0.
     Found while adding the test above: expand read them as one text overlapping itself, and the hit
@@ -388,6 +400,7 @@ def test_expand_joins_the_text_on_both_sides_of_a_table_whole(home: Path, tmp_pa
     kb.close()
 
 
+@pytest.mark.slow
 def test_expand_keeps_a_second_section_under_the_same_heading_whole(home: Path, tmp_path: Path) -> None:
     """Found by review: two sections under the same heading ("Notes" twice) are two documents whose
     offsets both start at 0; expand read the second's chunk as overlapping the first's and kept only
@@ -401,6 +414,7 @@ def test_expand_keeps_a_second_section_under_the_same_heading_whole(home: Path, 
     kb.close()
 
 
+@pytest.mark.slow
 def test_the_tables_a_source_shows_stay_within_table_chars_together(home: Path, tmp_path: Path) -> None:
     """Found by review: a source found through a piece of one table, joined by a passage that leads into
     a second table, showed both tables beyond table_chars (its own piece was not counted)."""
@@ -418,6 +432,7 @@ def test_the_tables_a_source_shows_stay_within_table_chars_together(home: Path, 
     kb.close()
 
 
+@pytest.mark.slow
 def test_a_page_passage_next_to_its_source_does_not_repeat_the_text_they_share(home: Path, tmp_path: Path) -> None:
     """Found by review: a page's passage joined to a source was shown whole after "…", so where it is the
     chunk after (or before) the source's own, the sentences the two chunks share (chunk_overlap) read

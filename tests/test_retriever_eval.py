@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import run_kbqa
 from kbqa import KnowledgeBase
 from kbqa.evaluation import Question, evaluate, score_question
 from kbqa.types import Hit
 
 
+@pytest.mark.slow
 def test_as_retriever_in_an_lcel_chain(home: Path, docs: Path) -> None:
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
@@ -61,6 +64,7 @@ def test_metrics_by_hand() -> None:
     assert report.misses == ["q3"]
 
 
+@pytest.mark.slow
 def test_kbqa_eval_command(home: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "c.jsonl"
     questions = tmp_path / "q.jsonl"

@@ -85,6 +85,7 @@ def test_names_never_become_paths(service: Service, home: Path, tmp_path: Path) 
     assert snapshot(home) == before_home
 
 
+@pytest.mark.slow
 def test_names_that_are_names(service: Service, home: Path) -> None:
     names = ("公司制度", "team-a_2024", "v1.2", "Ünïcode", "हिंदी", "தமிழ்", "𠀀" * 63)  # combining marks are part of letters; 252 bytes
     for name in names:
@@ -99,6 +100,7 @@ def test_names_that_are_names(service: Service, home: Path) -> None:
         service.drop("v1.2")
 
 
+@pytest.mark.slow
 def test_limits_are_refused_with_a_message(service: Service) -> None:
     upload_text(service, "lim", **{"a.md": "# 年假\n\n员工每年享有十天带薪年假。"})
     bad: list[tuple[dict[str, Any], type]] = [
@@ -126,6 +128,7 @@ def test_limits_are_refused_with_a_message(service: Service) -> None:
     assert not strict.answered and "十天" not in "".join(strict) and strict.sources
 
 
+@pytest.mark.slow
 def test_freshness_against_another_process(service: Service, home: Path, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -174,6 +177,7 @@ def test_old_catalogs_get_ids_that_are_never_reused(tmp_path: Path) -> None:
     assert catalog.chunk_ids().tolist() == [8]
 
 
+@pytest.mark.slow
 def test_upload_names_cut_by_bytes_and_never_overwrite_another(service: Service, home: Path) -> None:
     long_name = "é" * 300 + ".md"
     report = upload_text(service, "up", **{long_name: "# 长名字\n\n这个文件的名字很长。", "readme.md": "# 一\n\n第一个文件。"}).report
@@ -192,6 +196,7 @@ def test_upload_names_cut_by_bytes_and_never_overwrite_another(service: Service,
     assert sorted(f.name for f in result.report.files) == ["notes (2).md", "notes.md"]
 
 
+@pytest.mark.slow
 def test_upload_names_keep_their_combining_marks(service: Service, home: Path) -> None:
     # (a review saw हिंदी.txt stored as ह_द_.txt, and a decomposed é as e_: marks are letters' parts, not odd characters)
     names = {"हिंदी.md": "# हिंदी\n\nयह एक परीक्षण है।", "தமிழ்.md": "# தமிழ்\n\nஇது ஒரு சோதனை.", "cafe\u0301.md": "# Café\n\nThe menu."}
@@ -300,6 +305,7 @@ def test_closing_the_service_stops_waiters() -> None:
     assert errors and time.monotonic() - started < 2.5
 
 
+@pytest.mark.slow
 def test_uploads_that_collide_with_folders_are_stored_beside_them(service: Service, home: Path) -> None:
     def send(*files: tuple[str, bytes]) -> Any:
         return service.upload("clash", [(name, io.BytesIO(data)) for name, data in files])
@@ -322,6 +328,7 @@ def test_uploads_that_collide_with_folders_are_stored_beside_them(service: Servi
     assert {"a.md", "b.md", "c.md", "sub.md"} <= names
 
 
+@pytest.mark.slow
 def test_one_request_stores_at_most_ten_uploads_worth(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import zipfile
 
@@ -336,6 +343,7 @@ def test_one_request_stores_at_most_ten_uploads_worth(home: Path, monkeypatch: p
     assert stored <= 10 * 2**20 and result.rejected
 
 
+@pytest.mark.slow
 def test_models_not_on_this_machine_are_refused_not_downloaded(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a download attempt would fail loudly, not hang
     upload_text(service, "m", **{"a.md": "# 年假\n\n员工每年享有十天带薪年假。"})
@@ -444,6 +452,7 @@ def test_an_upload_named_kbqa_yaml_never_describes_the_other_uploads(tmp_path: P
     assert unique_name(tmp_path, "notes.yaml", "notes.yaml", set()) == "notes.yaml"
 
 
+@pytest.mark.slow
 def test_ingests_take_turns_across_knowledge_bases(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # four 20-page uploads side by side took 5.4 GB: at most server.max_ingests run, the others wait (and say so)
     monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
@@ -478,6 +487,7 @@ def test_ingests_take_turns_across_knowledge_bases(home: Path, monkeypatch: pyte
     assert service.ingests() == {"max_ingests": 1, "running": 0, "waiting": 0}
 
 
+@pytest.mark.slow
 def test_an_upload_that_waited_too_long_leaves_nothing_behind(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
     monkeypatch.setenv("KBQA_SERVER__MAX_INGESTS", "1")
@@ -492,6 +502,7 @@ def test_an_upload_that_waited_too_long_leaves_nothing_behind(home: Path, monkey
     assert upload_text(service, "late", **{"late.md": "# Late\n\nwaited"}).report.files[0].status == "added"  # the slot is free again
 
 
+@pytest.mark.slow
 def test_stopping_the_server_stops_an_upload_between_files(service: Service, home: Path) -> None:
     # SIGTERM during an upload: the ingest stops at the next file (its parser process with it), what
     # was ingested stays, the stored files that were not are removed, and the client gets a 503 that says so
@@ -513,6 +524,7 @@ def test_stopping_the_server_stops_an_upload_between_files(service: Service, hom
     base.close()
 
 
+@pytest.mark.slow
 def test_a_knowledge_base_deleted_by_another_process_during_an_upload_is_a_409(service: Service, home: Path) -> None:
     # (a review saw 1 run in 9 of this race, across processes, answer 200 with a per-file "cannot read file")
     from kbqa.kb import drop_store
@@ -531,6 +543,7 @@ def test_a_knowledge_base_deleted_by_another_process_during_an_upload_is_a_409(s
     assert "doomed" not in service.names()
 
 
+@pytest.mark.slow
 def test_an_upload_into_a_knowledge_base_deleted_and_made_again_meanwhile_is_a_409(service: Service, home: Path, tmp_path: Path) -> None:
     # (a review saw 200 "added" here while the file went nowhere: the new catalog stood where the old one was)
     from kbqa.kb import drop_store
@@ -587,6 +600,7 @@ def until(condition: Any, seconds: float = 10) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_waiting_upload_holds_up_no_delete(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # an upload waiting for its turn held its knowledge base's lock: a delete there waited 38 s for other knowledge bases' ingests
     service = slow_lane(monkeypatch)
@@ -601,6 +615,7 @@ def test_a_waiting_upload_holds_up_no_delete(home: Path, monkeypatch: pytest.Mon
     assert [f.name for f in result[0].report.files] == ["new.md"] and [r.name for r in service.files("p")] == ["new.md"]
 
 
+@pytest.mark.slow
 def test_an_upload_that_gives_up_never_drops_the_next_ones_knowledge_base(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A (first to a new knowledge base) gave up waiting and dropped it as empty while B, for the same one, was about to store into it
     service = slow_lane(monkeypatch, wait_s=1.0)
@@ -616,6 +631,7 @@ def test_an_upload_that_gives_up_never_drops_the_next_ones_knowledge_base(home: 
     assert [r.name for r in service.files("x")] == ["xb.md"]
 
 
+@pytest.mark.slow
 def test_waiting_uploads_go_in_turn_but_never_wait_for_a_busy_knowledge_base(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     service = slow_lane(monkeypatch, slots=2)
     started: list[str] = []
@@ -642,6 +658,7 @@ def test_waiting_uploads_go_in_turn_but_never_wait_for_a_busy_knowledge_base(hom
     assert sorted(started) == ["a", "b", "c"] and service.ingests() == {"max_ingests": 2, "running": 0, "waiting": 0}
 
 
+@pytest.mark.slow
 def test_what_a_killed_upload_left_is_removed_by_the_next_one(service: Service, home: Path) -> None:
     # a server killed mid-upload left stored files without catalog entries (never listed, never deleted) and partial files
     import fcntl
@@ -667,6 +684,7 @@ def test_what_a_killed_upload_left_is_removed_by_the_next_one(service: Service, 
     assert sorted(r.name for r in service.files("k")) == ["kept.md", "second.md", "third.md"]
 
 
+@pytest.mark.slow
 def test_a_zips_description_is_no_file_and_survives_a_stop(service: Service, home: Path) -> None:
     # a zip's kbqa.yaml was ingested as an "unsupported" file, and deleted when the server stopped before its turn
     members = {f"part{n}.md": f"# Part {n}\n\nPart {n} covers topic {n}." for n in range(3)}
@@ -689,6 +707,7 @@ def test_a_zips_description_is_no_file_and_survives_a_stop(service: Service, hom
     assert sorted(r.name for r in rows) == sorted(f.name for f in report.files) and all("Aurora X2" in (r.description or "") for r in rows)
 
 
+@pytest.mark.slow
 def test_a_moved_home_keeps_every_uploaded_file(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the sweep of killed uploads compared paths: a home moved (or restored, or mounted elsewhere) lost every upload
     import shutil
@@ -707,6 +726,7 @@ def test_a_moved_home_keeps_every_uploaded_file(home: Path, tmp_path: Path, monk
     assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*.md")) == ["c.md", "d.md", "pack/a.md", "pack/sub/b.md"]
 
 
+@pytest.mark.slow
 def test_a_moved_home_shows_pages_downloads_and_reingests_its_uploads(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # uploads were recorded by absolute path: in a moved (or restored) home their pages, downloads and
     # re-ingests looked in the old place ("w.pdf is no longer at ..."), and uploading one again added a twin
@@ -743,6 +763,7 @@ def test_a_moved_home_shows_pages_downloads_and_reingests_its_uploads(home: Path
     service.close()
 
 
+@pytest.mark.slow
 def test_a_renamed_knowledge_base_from_before_the_folder_was_recorded_follows_its_uploads(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the folder of an old catalog was looked for under its current name only: renamed, its uploads
     # were never followed, and `kb prune` would have removed them
@@ -760,6 +781,7 @@ def test_a_renamed_knowledge_base_from_before_the_folder_was_recorded_follows_it
     kb.close()
 
 
+@pytest.mark.slow
 def test_a_catalog_without_its_folder_never_moves_the_users_own_files(home: Path, tmp_path: Path) -> None:
     # a catalog from before the folder was recorded guessed it from any path with <name>/uploads/ in it,
     # and rewrote the user's own ~/work/site/uploads/notes.md into the knowledge base's folder
@@ -776,6 +798,7 @@ def test_a_catalog_without_its_folder_never_moves_the_users_own_files(home: Path
     kb.close()
 
 
+@pytest.mark.slow
 def test_stopping_the_server_stops_an_upload_while_a_big_file_is_embedded(service: Service, home: Path) -> None:
     # cancellation was looked at only between files and pages: one long text outlived the server's 3 s of grace (a 500)
     text = "\n\n".join(f"Paragraph {n}: the handbook explains rule {n} and its exceptions in some detail." * 4 for n in range(1500))

@@ -137,6 +137,7 @@ def test_weighted_lengths_are_the_running_sums_of_a_walk(text: str, size: int) -
         assert length.advance(start, len(text), size) == stop
 
 
+@pytest.mark.slow
 def test_a_long_split_can_be_stopped_within_one_document() -> None:
     """A server stopping cancels its ingest: the checkpoint is called within one long text (with
     separators or without), not only between documents, and what it raises ends the split."""
@@ -185,6 +186,7 @@ def test_token_unit_counts_with_the_embedders_tokenizer(home: Path) -> None:
         split_spans(text, 64, 16, "tokens")
 
 
+@pytest.mark.slow
 def test_token_unit_through_the_knowledge_base(home: Path, tmp_path: Path) -> None:
     from kbqa import KnowledgeBase
 
@@ -198,6 +200,7 @@ def test_token_unit_through_the_knowledge_base(home: Path, tmp_path: Path) -> No
     kb.close()
 
 
+@pytest.mark.slow
 def test_table_rules_and_empty_cells_are_not_embedded_but_kept_in_the_text(tmp_path, home) -> None:
     from ingest.textfacts import meaningful
     from kbqa.kb import KnowledgeBase

@@ -24,6 +24,7 @@ def folder(tmp_path: Path) -> Path:
     return three_notes(tmp_path / "docs")
 
 
+@pytest.mark.slow
 def test_consistent_after_add_update_delete(home: Path, folder: Path) -> None:
     kb = KnowledgeBase.open("s", llm="extractive")
     kb.ingest([folder])
@@ -40,6 +41,7 @@ def test_consistent_after_add_update_delete(home: Path, folder: Path) -> None:
     assert all("光伏" not in h.text for h in kb.search("光伏组件清洁", threshold=0.0, top_k=10))
 
 
+@pytest.mark.slow
 def test_crash_between_catalog_commit_and_index_save(home: Path, folder: Path) -> None:
     """Simulate a process killed after the catalog committed a file but before the index was saved."""
     kb = KnowledgeBase.open("s", llm="extractive")
@@ -56,6 +58,7 @@ def test_crash_between_catalog_commit_and_index_save(home: Path, folder: Path) -
     assert kb.search("光伏组件的清洁方法")[0].file == "b.md"
 
 
+@pytest.mark.slow
 def test_crash_inside_a_file_commit_rolls_back(home: Path, folder: Path) -> None:
     kb = KnowledgeBase.open("s", llm="extractive")
     kb.ingest([folder])
@@ -67,6 +70,7 @@ def test_crash_inside_a_file_commit_rolls_back(home: Path, folder: Path) -> None
     assert counts(kb) == before
 
 
+@pytest.mark.slow
 def test_hnsw_index_with_deletions(home: Path, folder: Path) -> None:
     kb = KnowledgeBase.open("h", llm="extractive", store={"faiss_index": "hnsw"})
     kb.ingest([folder])
@@ -153,6 +157,7 @@ def test_bm25_leaves_out_the_commonest_words_in_a_large_knowledge_base(tmp_path:
     assert cat.lexical_search("年度报告", 100)  # the rarest word always stays
 
 
+@pytest.mark.slow
 def test_a_moved_file_takes_only_its_own_entry(home: Path, tmp_path: Path) -> None:
     # a moved file took the first stale entry with its content and file name: a corpus document's
     # (its id is no path), or the entry of its identical copy in another subfolder
@@ -182,6 +187,7 @@ def test_a_moved_file_takes_only_its_own_entry(home: Path, tmp_path: Path) -> No
     kb.close()
 
 
+@pytest.mark.slow
 def test_prune_never_removes_what_another_process_moved_or_cannot_read(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # kb prune beside an ingest of the moved folder removed the entries that ingest had just moved
     # (600 of 600); a folder that could not be read counted as gone, for prune and for moves
@@ -221,6 +227,7 @@ def test_prune_never_removes_what_another_process_moved_or_cannot_read(home: Pat
     kb.close()
 
 
+@pytest.mark.slow
 def test_prune_waits_for_a_moved_home_to_be_followed(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a catalog busy when a moved home was opened skipped following it, and prune then removed the
     # uploads that had come along (their recorded paths were still the old home's)
@@ -253,6 +260,7 @@ def test_prune_waits_for_a_moved_home_to_be_followed(home: Path, tmp_path: Path,
     kb.close()
 
 
+@pytest.mark.slow
 def test_a_folder_moved_with_a_link_left_in_its_place_moves_its_entries(home: Path, tmp_path: Path) -> None:
     # `mv docs data/docs; ln -s data/docs docs`: the old entries still opened through the link (not
     # missing), so ingesting docs again added every file a second time under its real path
@@ -269,6 +277,7 @@ def test_a_folder_moved_with_a_link_left_in_its_place_moves_its_entries(home: Pa
     kb.close()
 
 
+@pytest.mark.slow
 def test_a_file_that_is_a_link_belongs_to_its_folder_and_goes_with_the_link(home: Path, tmp_path: Path) -> None:
     """Found by review: a file reached through a symbolic link was recorded where the link pointed, so
     when the link was deleted, `ingest --prune` of its folder (and `kb prune`) kept it and it went on

@@ -152,6 +152,7 @@ def folder(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_knowledge_base_index_kind_follows_size(home: Path, folder: Path) -> None:
     kb = KnowledgeBase.open("k", llm="extractive")
     kb.ingest([folder])
@@ -170,6 +171,7 @@ def test_knowledge_base_index_kind_follows_size(home: Path, folder: Path) -> Non
     assert kb.index.saved_generation() == kb.catalog.generation()  # opened as saved, not rebuilt
 
 
+@pytest.mark.slow
 def test_knowledge_base_appends_and_repairs_by_id(home: Path, folder: Path, small_full_saves: None,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     kb = KnowledgeBase.open("d", llm="extractive", store={"delta_fraction": 100.0})
