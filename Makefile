@@ -50,7 +50,7 @@ demo: $(VENV)/.core
 	$(BIN)/kbqa serve --kb demo
 
 test: $(VENV)/.dev browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 # The browser tests drive Debian's chromium; without it (no root, no apt) they are skipped with a reason.
 browser:
