@@ -154,9 +154,10 @@ class QueuedLLM:
     its copies generate one at a time each; everything else (name, template, context,
     count_tokens: tokenizing only reads the vocabulary) passes through to the first copy."""
 
-    def __init__(self, copies: list[Any], queue: GenerationQueue) -> None:
+    def __init__(self, copies: list[Any], queue: GenerationQueue, busy: Callable[[], bool] | None = None) -> None:
         self.copies = copies
         self.queue = queue
+        self.busy = busy  # whether other heavy work (an ingest) runs in this process now: a copy that can share cores then does
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.copies[0], name)
@@ -168,7 +169,10 @@ class QueuedLLM:
         try:
             ticket.acquire()
             assert ticket.slot is not None
-            pieces = self.copies[ticket.slot].stream(messages, **generation)
+            copy = self.copies[ticket.slot]
+            if self.busy is not None and hasattr(copy, "share_cores"):
+                copy.share_cores(self.busy())
+            pieces = copy.stream(messages, **generation)
             try:
                 for piece in pieces:
                     if self.queue.closed:
@@ -244,6 +248,11 @@ class IngestSlots:
             with self._cond:
                 self._active.discard(key)
                 self._cond.notify_all()
+
+    def running(self) -> bool:
+        """Whether an ingest holds a slot now."""
+        with self._cond:
+            return bool(self._active)
 
     def stats(self) -> dict[str, Any]:
         with self._cond:

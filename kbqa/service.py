@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -495,8 +496,11 @@ class Service:
 
                     loaded = ExtractiveAnswerer()  # answers without a model
                 elif spec.backend in ("llamacpp", "transformers"):
+                    if llm_config.n_threads is None and self.limits.llm_instances > 1:  # copies generating side by side share the cores
+                        llm_config = llm_config.model_copy(update={"n_threads": max(1, (os.cpu_count() or 2) // self.limits.llm_instances)})
                     copies = [make_llm(llm_config, cache) for _ in range(self.limits.llm_instances)]
-                    loaded: Any = QueuedLLM(copies, GenerationQueue(len(copies), self.limits.max_queue, self.limits.queue_timeout_s))
+                    loaded: Any = QueuedLLM(copies, GenerationQueue(len(copies), self.limits.max_queue, self.limits.queue_timeout_s),
+                                            busy=self._ingests.running)
                 else:
                     loaded = make_llm(llm_config, cache)
             except Exception as exc:  # noqa: BLE001  (any failure to load a model is said, not a 500)

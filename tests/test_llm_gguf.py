@@ -239,3 +239,34 @@ def test_one_knowledge_base_shared_by_threads_takes_turns_with_the_llm(home: Pat
     for t in threads:
         t.join(300)
     assert answers == [alone] * 4 and "24 months" in alone
+
+
+def test_a_server_generates_on_half_its_threads_while_an_ingest_runs(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp's threads wait for each other after every step: while an upload's embedding takes
+    every core, a generation on all of them crawled (2.5 tokens/s on 2 busy cores, 11 on one thread).
+    The server's copy generates on half its threads while an ingest holds a slot, on all of them
+    again after; copies generating side by side share the cores."""
+    import llama_cpp
+
+    from kbqa.config import load_config
+    from kbqa.service import Service
+
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    for key, value in {"MODEL": "tiny", "PATH": str(path), "N_CTX": "256", "N_THREADS": "2"}.items():
+        monkeypatch.setenv(f"KBQA_LLM__{key}", value)
+    service = Service(load_config()[0])
+    llm = service.llm()
+    ctx = llm.copies[0]._llm._ctx.ctx
+    ask = [{"role": "user", "content": "the year"}]
+    list(llm.stream(ask, max_tokens=3))
+    assert llama_cpp.llama_n_threads(ctx) == 2
+    with service._ingests.held("an upload"):  # what an upload or a re-ingest holds while it reads and embeds
+        list(llm.stream(ask, max_tokens=3))
+        assert llama_cpp.llama_n_threads(ctx) == 1
+    list(llm.stream(ask, max_tokens=3))
+    assert llama_cpp.llama_n_threads(ctx) == 2
+
+    monkeypatch.delenv("KBQA_LLM__N_THREADS")
+    monkeypatch.setenv("KBQA_SERVER__LLM_INSTANCES", "2")
+    two = Service(load_config()[0]).llm()
+    assert [c.threads for c in two.copies] == [max(1, (os.cpu_count() or 2) // 2)] * 2
