@@ -121,6 +121,7 @@ class ServerConfig(_Section):
     max_request_mb: float = Field(8, gt=0)
     max_ingests: int = Field(2, ge=1, le=64)
     ingest_wait_s: float = Field(600, gt=0)
+    body_timeout_s: float = Field(60, gt=0)
 
 
 class Config(_Section):

@@ -325,3 +325,30 @@ def test_an_api_key_outside_ascii_matches_what_clients_send() -> None:
         assert not key_ok(key, as_received(f"Bearer {key}x"))
         assert not key_ok(key, as_received("Bearer "))
     assert not key_ok("sëcret", "Bearer s\xebcret")  # the latin-1 bytes of it are another key
+
+
+def test_a_body_that_stops_arriving_is_a_408_and_a_long_stream_is_not_cut(home: Path, docs: Path) -> None:
+    """A client that sends its headers and part of its body, then nothing, held its connection and
+    request for good: after server.body_timeout_s it gets 408. The limit is on the body only: a
+    streamed answer that runs longer than it (the default LLM, a real generation) is not cut."""
+    import socket
+
+    from conftest import start_server
+
+    proc, url = start_server(home, "api", env={"KBQA_SERVER__BODY_TIMEOUT_S": "1"}, ready="/v1/models")
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"POST /v1/kb/x/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}")
+            started = time.time()
+            reply = s.recv(4096).decode()
+            assert reply.startswith("HTTP/1.1 408") and "server.body_timeout_s" in reply and time.time() - started < 15
+        r = httpx.post(url + "/v1/chat/completions", timeout=300, json={
+            "model": "gemma-3-270m", "stream": True, "max_tokens": 120,
+            "messages": [{"role": "user", "content": "Write a long story about a dragon and a river."}]})
+        events = [line for line in r.text.splitlines() if line.startswith("data: ")]
+        assert r.status_code == 200 and events[-1] == "data: [DONE]" and len(events) > 20, r.text[-500:]
+        assert '"error"' not in r.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
