@@ -810,5 +810,5 @@ def test_stopping_the_server_stops_an_upload_while_a_big_file_is_embedded(servic
 
     with pytest.raises(Busy) as err:
         service.upload("huge", [("huge.md", io.BytesIO(text.encode()))], progress=step)
-    assert err.value.code == "stopping" and time.monotonic() - stopped[0] < 2.5
+    assert err.value.code == "stopping" and time.monotonic() - stopped[0] < 3.0  # within the server's 3 s of grace
     assert "huge" not in service.names()  # nothing made it in: no empty knowledge base
