@@ -275,7 +275,12 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
 
 
 PARSE_AHEAD = 2  # files parsed ahead of the one being embedded
-EMBED_BATCH_TOKENS = 4096  # tokens (about: approx_tokens) embedded between two looks at whether the ingest was cancelled (1.0-1.3 s on two cores)
+# An ingest looks at whether it was cancelled (a server stopping, with 3 s of grace) after each batch it
+# embeds: a batch is sized from the speed of the one before to take about EMBED_BATCH_S, at least
+# EMBED_BATCH_MIN tokens (two of the embedder's 512-token runs: both cores busy). A fixed 4,096 tokens
+# took 1.0-1.3 s on one machine and over 3 s on one a third as fast.
+EMBED_BATCH_S = 0.8
+EMBED_BATCH_MIN = 1024  # tokens, about (approx_tokens)
 
 
 @dataclass
@@ -1018,13 +1023,16 @@ class KnowledgeBase:
             return list(self._remote.embed_documents(texts))
         out: list[Any] = []
         batch: list[str] = []
-        size = 0
+        size, limit = 0, EMBED_BATCH_MIN
         for i, text in enumerate(texts):
             batch.append(text)
             size += approx_tokens(text)  # the embedder tokenizes anyway: counting exactly here cost a second pass
-            if size >= EMBED_BATCH_TOKENS or i == len(texts) - 1:
+            if size >= limit or i == len(texts) - 1:
                 self._checkpoint()
+                started = time.perf_counter()
                 out.extend(self.embedder.embed_documents(batch))
+                seconds = time.perf_counter() - started
+                limit = min(16 * EMBED_BATCH_MIN, max(EMBED_BATCH_MIN, int(size / max(seconds, 1e-3) * EMBED_BATCH_S)))
                 batch, size = [], 0
         return out
 
