@@ -221,6 +221,21 @@ def test_one_milvus_lite_folder_is_one_process_at_a_time_and_says_how_to_share(h
     kb.close()
 
 
+def test_a_milvus_server_that_is_not_there_is_a_plain_error_on_every_face(home: Path) -> None:
+    env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": f"http://127.0.0.1:{free_port()}", "KBQA_LLM__MODEL": "extractive"}
+    searched = run_kbqa("search", "gearbox oil", "--kb", "team", env=env)
+    assert searched.returncode == 2 and "Traceback" not in searched.stderr
+    assert "cannot reach Milvus at http://127.0.0.1:" in searched.stderr and "KBQA_STORE__MILVUS_URI" in searched.stderr
+    server, url = start_server(home, "api", env=env, ready="/no-such-page")  # a 404: it is up
+    try:
+        assert httpx.get(f"{url}/v1/models", timeout=60).status_code == 503  # it lists the knowledge bases
+        r = httpx.post(f"{url}/v1/kb/team/search", json={"query": "gearbox oil"}, timeout=60)
+        assert r.status_code == 503 and "cannot reach Milvus" in r.text and r.headers.get("retry-after") == "10"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_a_killed_ingest_into_milvus_resumes_with_nothing_duplicated(home: Path, tmp_path: Path, milvus_server: str) -> None:
     from kbqa.kb import kb_folder
     from kbqa.store.milvus import MilvusCatalog

@@ -95,6 +95,8 @@ class StoreUnavailable(RuntimeError):
     """The Milvus store cannot be reached or opened; the message says what to do."""
 
 
+CONNECT_TIMEOUT_S = 30.0  # how long a Milvus server that is busy or restarting is waited for (pymilvus: 10 s)
+
 _lite_users: dict[str, int] = {}  # Milvus Lite folder -> clients of this process open on it
 _lite_lock = threading.Lock()
 
@@ -117,7 +119,8 @@ def connect(uri: str, token: str = "") -> Any:
     if local:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
     try:
-        client = MilvusClient(uri, token=token) if token else MilvusClient(uri)
+        timeout = None if local else CONNECT_TIMEOUT_S
+        client = MilvusClient(uri, token=token, timeout=timeout) if token else MilvusClient(uri, timeout=timeout)
     except MilvusException as exc:
         if local:
             raise StoreUnavailable(
@@ -125,7 +128,10 @@ def connect(uri: str, token: str = "") -> Any:
                 f"to share it, run `milvus-lite server --data-dir {uri} --host 127.0.0.1 --port 19530` and set "
                 "store.milvus_uri: http://127.0.0.1:19530 (KBQA_STORE__MILVUS_URI) in every kbqa process"
             ) from None
-        raise StoreUnavailable(f"cannot reach Milvus at {uri}: {exc.message}") from None
+        raise StoreUnavailable(
+            f"cannot reach Milvus at {uri}: {exc.message}. "
+            "Check that the server runs and store.milvus_uri (KBQA_STORE__MILVUS_URI) names it"
+        ) from None
     if local:
         with _lite_lock:
             key = str(Path(uri).resolve())
