@@ -452,4 +452,7 @@ def serve(config: Config, host: str, port: int, api_key: str | None = None) -> N
             service.stop()
             super().handle_exit(sig, frame)
 
-    Server(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)).run()
+    from kbqa.headtimeout import protocol
+
+    http = protocol(config.server.header_timeout_s)  # slow or idle clients do not hold sockets for good
+    Server(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3, http=http)).run()

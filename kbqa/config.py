@@ -122,6 +122,7 @@ class ServerConfig(_Section):
     max_ingests: int = Field(2, ge=1, le=64)
     ingest_wait_s: float = Field(600, gt=0)
     body_timeout_s: float = Field(60, gt=0)
+    header_timeout_s: float = Field(30, gt=0)
 
 
 class Config(_Section):

@@ -330,12 +330,13 @@ def test_an_api_key_outside_ascii_matches_what_clients_send() -> None:
 def test_a_body_that_stops_arriving_is_a_408_and_a_long_stream_is_not_cut(home: Path, docs: Path) -> None:
     """A client that sends its headers and part of its body, then nothing, held its connection and
     request for good: after server.body_timeout_s it gets 408. The limit is on the body only: a
-    streamed answer that runs longer than it (the default LLM, a real generation) is not cut."""
+    streamed answer that runs longer than it or server.header_timeout_s (the default LLM, a real
+    generation) is not cut."""
     import socket
 
     from conftest import start_server
 
-    proc, url = start_server(home, "api", env={"KBQA_SERVER__BODY_TIMEOUT_S": "1"}, ready="/v1/models")
+    proc, url = start_server(home, "api", env={"KBQA_SERVER__BODY_TIMEOUT_S": "1", "KBQA_SERVER__HEADER_TIMEOUT_S": "1"}, ready="/v1/models")
     try:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
@@ -350,6 +351,56 @@ def test_a_body_that_stops_arriving_is_a_408_and_a_long_stream_is_not_cut(home: 
         events = [line for line in r.text.splitlines() if line.startswith("data: ")]
         assert r.status_code == 200 and events[-1] == "data: [DONE]" and len(events) > 20, r.text[-500:]
         assert '"error"' not in r.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("face", ["api", "serve"])
+def test_a_connection_that_sends_no_whole_head_in_time_is_closed(home: Path, face: str) -> None:
+    """uvicorn waited for a request head for ever, and a byte now and then kept any connection open
+    (slowloris): a few hundred such clients held the server's sockets. Now, after
+    server.header_timeout_s with no request under way, a connection is closed: with 408 if it sent part
+    of a head. Kept-alive connections that ask again in time are served."""
+    import socket
+
+    from conftest import start_server
+
+    proc, url = start_server(home, face, env={"KBQA_SERVER__HEADER_TIMEOUT_S": "1", "KBQA_LLM__MODEL": "extractive"}, ready="/")
+    port = int(url.rsplit(":", 1)[1])
+
+    def reply(head: bytes, trickle: bool = False) -> tuple[bytes, float]:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            started, got = time.time(), b""
+            s.sendall(head)
+            s.settimeout(0.3 if trickle else 30)
+            while True:
+                if trickle:
+                    s.sendall(b"x")  # one byte of a header line now and then
+                try:
+                    part = s.recv(4096)
+                except TimeoutError:
+                    assert time.time() - started < 30
+                    continue
+                if not part:
+                    return got, time.time() - started
+                got += part
+
+    try:
+        got, took = reply(b"")  # connects and says nothing
+        assert got == b"" and took < 15
+        for trickle in (False, True):
+            got, took = reply(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", trickle)
+            assert got.startswith(b"HTTP/1.1 408") and b"server.header_timeout_s" in got and took < 15, got
+        with httpx.Client(base_url=url, timeout=30) as client:  # one kept-alive connection, asked again within the second
+            ends = set()
+            for _ in range(3):
+                r = client.get("/")
+                assert r.status_code < 500
+                ends.add(r.extensions["network_stream"].get_extra_info("client_addr"))
+                time.sleep(0.5)
+            assert len(ends) == 1  # the same connection each time
     finally:
         proc.terminate()
         proc.wait(timeout=30)
