@@ -95,7 +95,7 @@ class StoreUnavailable(RuntimeError):
     """The Milvus store cannot be reached or opened; the message says what to do."""
 
 
-CONNECT_TIMEOUT_S = 30.0  # how long a Milvus server that is busy or restarting is waited for (pymilvus: 10 s)
+CONNECT_TIMEOUT_S = 15.0  # how long a Milvus server that is busy or restarting is tried (pymilvus: one try of 10 s)
 
 _lite_users: dict[str, int] = {}  # Milvus Lite folder -> clients of this process open on it
 _lite_lock = threading.Lock()
@@ -119,8 +119,7 @@ def connect(uri: str, token: str = "") -> Any:
     if local:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
     try:
-        timeout = None if local else CONNECT_TIMEOUT_S
-        client = MilvusClient(uri, token=token, timeout=timeout) if token else MilvusClient(uri, timeout=timeout)
+        client = _client(MilvusClient, uri, token, local)
     except MilvusException as exc:
         if local:
             raise StoreUnavailable(
@@ -129,7 +128,7 @@ def connect(uri: str, token: str = "") -> Any:
                 "store.milvus_uri: http://127.0.0.1:19530 (KBQA_STORE__MILVUS_URI) in every kbqa process"
             ) from None
         raise StoreUnavailable(
-            f"cannot reach Milvus at {uri}: {exc.message}. "
+            f"cannot reach Milvus at {uri} (tried for {CONNECT_TIMEOUT_S:g} s): {exc.message}. "
             "Check that the server runs and store.milvus_uri (KBQA_STORE__MILVUS_URI) names it"
         ) from None
     if local:
@@ -137,6 +136,30 @@ def connect(uri: str, token: str = "") -> Any:
             key = str(Path(uri).resolve())
             _lite_users[key] = _lite_users.get(key, 0) + 1
     return client
+
+
+def _client(make: Any, uri: str, token: str, local: bool) -> Any:
+    """A MilvusClient on a connection of its own. pymilvus shares one channel per address among a
+    process's clients and keeps it after the last one closes, and gRPC shares TCP connections among
+    channels: idle, their keepalive pings earn a GOAWAY (too_many_pings) from the server, and the next
+    client on that connection failed at once with "Fail connecting to server" (a server process opening
+    a store after a pause). A server is tried again until CONNECT_TIMEOUT_S: one that restarts, or is
+    busy, is waited for."""
+    from pymilvus.exceptions import MilvusException
+
+    options: dict[str, Any] = {"dedicated": True, "grpc_options": {"grpc.use_local_subchannel_pool": 1}}
+    if token:
+        options["token"] = token
+    if local:
+        return make(uri, **options)
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        try:
+            return make(uri, timeout=max(1.0, deadline - time.monotonic()), **options)
+        except MilvusException:
+            if time.monotonic() + 0.5 >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 def disconnect(client: Any, uri: str) -> None:
