@@ -376,13 +376,15 @@ def test_a_connection_that_sends_no_whole_head_in_time_is_closed(home: Path, fac
             s.sendall(head)
             s.settimeout(0.3 if trickle else 30)
             while True:
-                if trickle:
-                    s.sendall(b"x")  # one byte of a header line now and then
                 try:
+                    if trickle:
+                        s.sendall(b"x")  # one byte of a header line now and then
                     part = s.recv(4096)
                 except TimeoutError:
                     assert time.time() - started < 30
                     continue
+                except (ConnectionResetError, BrokenPipeError):  # closed while bytes were still coming: a reset, which may lose the 408
+                    return got or b"reset", time.time() - started
                 if not part:
                     return got, time.time() - started
                 got += part
@@ -390,9 +392,10 @@ def test_a_connection_that_sends_no_whole_head_in_time_is_closed(home: Path, fac
     try:
         got, took = reply(b"")  # connects and says nothing
         assert got == b"" and took < 15
-        for trickle in (False, True):
-            got, took = reply(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", trickle)
-            assert got.startswith(b"HTTP/1.1 408") and b"server.header_timeout_s" in got and took < 15, got
+        got, took = reply(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # part of a head, then nothing
+        assert got.startswith(b"HTTP/1.1 408") and b"server.header_timeout_s" in got and took < 15, got
+        got, took = reply(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", trickle=True)  # a byte now and then
+        assert (got.startswith(b"HTTP/1.1 408") or got == b"reset") and took < 15, got
         with httpx.Client(base_url=url, timeout=30) as client:  # one kept-alive connection, asked again within the second
             ends = set()
             for _ in range(3):
