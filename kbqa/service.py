@@ -120,7 +120,8 @@ def _store_reachable() -> Iterator[None]:
     try:
         yield
     except StoreUnavailable as exc:
-        raise Busy(scrub(str(exc)), retry_after=10, code="store_unavailable") from None
+        log.warning("%s", exc)  # the address for the operator; the client learns what happened, not where
+        raise Busy(scrub(exc.reason), retry_after=10, code="store_unavailable") from None
 
 
 def _load_failed(what: str, model: str, exc: Exception) -> ServiceError:

@@ -230,7 +230,9 @@ def test_a_milvus_server_that_is_not_there_is_a_plain_error_on_every_face(home: 
     server, url = start_server(home, "api", env=env, ready="/no-such-page")  # a 404: it is up
     try:
         r = httpx.post(f"{url}/v1/kb/team/search", json={"query": "gearbox oil"}, timeout=60)
-        assert r.status_code == 503 and "cannot reach Milvus" in r.text and r.headers.get("retry-after") == "10"
+        assert r.status_code == 503 and "cannot reach the Milvus store" in r.text and r.headers.get("retry-after") == "10"
+        assert "127.0.0.1" not in r.text  # the store's address is for the log, not for clients
+        assert "cannot reach Milvus at http://127.0.0.1:" in (home / f"server-{url.rsplit(':', 1)[1]}.log").read_text()
     finally:
         server.terminate()
         server.wait(timeout=30)

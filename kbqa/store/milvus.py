@@ -92,7 +92,12 @@ def _fit(text: str, limit: int = TEXT_BYTES) -> str:
 
 
 class StoreUnavailable(RuntimeError):
-    """The Milvus store cannot be reached or opened; the message says what to do."""
+    """The Milvus store cannot be reached or opened; the message says what to do. `reason` is what
+    happened without the store's address, for clients of a kbqa server."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 CONNECT_TIMEOUT_S = 15.0  # how long a Milvus server that is busy or restarting is tried (pymilvus: one try of 10 s)
@@ -129,7 +134,8 @@ def connect(uri: str, token: str = "") -> Any:
             ) from None
         raise StoreUnavailable(
             f"cannot reach Milvus at {uri} (tried for {CONNECT_TIMEOUT_S:g} s): {exc.message}. "
-            "Check that the server runs and store.milvus_uri (KBQA_STORE__MILVUS_URI) names it"
+            "Check that the server runs and store.milvus_uri (KBQA_STORE__MILVUS_URI) names it",
+            reason=f"cannot reach the Milvus store behind kbqa (tried for {CONNECT_TIMEOUT_S:g} s); its address is in the server's log",
         ) from None
     if local:
         with _lite_lock:
