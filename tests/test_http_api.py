@@ -362,12 +362,14 @@ def test_a_connection_that_sends_no_whole_head_in_time_is_closed(home: Path, fac
     """uvicorn waited for a request head for ever, and a byte now and then kept any connection open
     (slowloris): a few hundred such clients held the server's sockets. Now, after
     server.header_timeout_s with no request under way, a connection is closed: with 408 if it sent part
-    of a head. Kept-alive connections that ask again in time are served."""
+    of a head (and only then: one answer to a request). A body that stops coming is a 408 on both
+    servers (server.body_timeout_s). Kept-alive connections that ask again in time are served."""
     import socket
 
     from conftest import start_server
 
-    proc, url = start_server(home, face, env={"KBQA_SERVER__HEADER_TIMEOUT_S": "1", "KBQA_LLM__MODEL": "extractive"}, ready="/")
+    proc, url = start_server(home, face, env={"KBQA_SERVER__HEADER_TIMEOUT_S": "1", "KBQA_SERVER__BODY_TIMEOUT_S": "1", "KBQA_LLM__MODEL": "extractive"},
+                             ready="/")
     port = int(url.rsplit(":", 1)[1])
 
     def reply(head: bytes, trickle: bool = False) -> tuple[bytes, float]:
@@ -396,6 +398,15 @@ def test_a_connection_that_sends_no_whole_head_in_time_is_closed(home: Path, fac
         assert got.startswith(b"HTTP/1.1 408") and b"server.header_timeout_s" in got and took < 15, got
         got, took = reply(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", trickle=True)  # a byte now and then
         assert (got.startswith(b"HTTP/1.1 408") or got == b"reset") and took < 15, got
+        got, took = reply(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\n")  # pipelined: a request, then part of one
+        assert got.startswith(b"HTTP/1.1 404") and got.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 408" in got and took < 15, got
+        got, took = reply(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc")  # answered before its body came
+        assert (got.startswith(b"HTTP/1.1 404") and got.count(b"HTTP/1.1 ") == 1 or got == b"reset") and took < 15, got
+        # a body that stops coming: the web chat's own upload route too (kbqa api: its BodyLimit)
+        route = b"/gradio_api/upload" if face == "serve" else b"/v1/kb/x/files"
+        got, took = reply(b"POST " + route + b" HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                          b"Content-Length: 1000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.txt\"\r\n\r\nab")
+        assert got.startswith(b"HTTP/1.1 408") and b"server.body_timeout_s" in got and took < 15, got
         with httpx.Client(base_url=url, timeout=30) as client:  # one kept-alive connection, asked again within the second
             ends = set()
             for _ in range(3):

@@ -517,7 +517,7 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
     print(f"kbqa web chat on http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
     from kbqa.headtimeout import use_for_gradio
 
-    use_for_gradio(config.server.header_timeout_s)  # slow or idle clients do not hold sockets for good
+    use_for_gradio(config.server.header_timeout_s, config.server.body_timeout_s)  # slow or idle clients do not hold sockets for good
     app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
         quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
         server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
