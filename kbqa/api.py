@@ -125,7 +125,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         if not key_ok(api_key, request.headers.get("authorization", "")):
             raise Unauthorized(WRONG_KEY)
 
-    app.add_middleware(BodyLimit, json_bytes=limit_bytes, upload_bytes=upload_bytes, api_key=api_key, stall_s=config.server.body_timeout_s)
+    app.add_middleware(BodyLimit, json_bytes=limit_bytes, upload_bytes=upload_bytes, api_key=api_key)
 
     @app.exception_handler(ServiceError)
     def service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -384,12 +384,11 @@ class BodyLimit:
     """Refuses request bodies over the limit with 413, whether or not they say their length
     (a chunked body is counted as it arrives). Uploads (paths ending in /files) have their own cap.
     With an API key, a request without it is refused with 401 before a byte of its body is read
-    (an upload was stored whole, 900 MB, before the key was checked). A body that stops arriving
-    for stall_s (a client that sent its headers and went quiet) is answered 408: it held its
-    connection and its request for good."""
+    (an upload was stored whole, 900 MB, before the key was checked). A body that stops arriving is
+    the connection's business (kbqa/headtimeout.py, server.body_timeout_s), as on the web chat."""
 
-    def __init__(self, app: Any, json_bytes: int, upload_bytes: int, api_key: str | None = None, stall_s: float = 60) -> None:
-        self.app, self.json_bytes, self.upload_bytes, self.api_key, self.stall_s = app, json_bytes, upload_bytes, api_key, stall_s
+    def __init__(self, app: Any, json_bytes: int, upload_bytes: int, api_key: str | None = None) -> None:
+        self.app, self.json_bytes, self.upload_bytes, self.api_key = app, json_bytes, upload_bytes, api_key
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -408,21 +407,15 @@ class BodyLimit:
             response = JSONResponse({"detail": message}, status_code=413)
             await response(scope, receive, send)
             return
-        seen, whole = 0, False
+        seen = 0
 
         async def counted() -> dict[str, Any]:
-            nonlocal seen, whole
-            if whole:  # after the body, receive() waits for the client to hang up (a stream watches for it): no limit
-                return await receive()
-            try:
-                event = await asyncio.wait_for(receive(), self.stall_s)
-            except asyncio.TimeoutError:
-                raise HTTPException(408, f"the request body stopped arriving: nothing for {self.stall_s:g} s (server.body_timeout_s)") from None
+            nonlocal seen
+            event = await receive()
             if event["type"] == "http.request":
                 seen += len(event.get("body", b""))
                 if seen > cap:
                     raise HTTPException(413, message)  # FastAPI answers it while reading the body
-            whole = event["type"] != "http.request" or not event.get("more_body", False)
             return event
 
         await self.app(scope, counted, send)
@@ -454,5 +447,5 @@ def serve(config: Config, host: str, port: int, api_key: str | None = None) -> N
 
     from kbqa.headtimeout import protocol
 
-    http = protocol(config.server.header_timeout_s)  # slow or idle clients do not hold sockets for good
+    http = protocol(config.server.header_timeout_s, config.server.body_timeout_s)  # slow or idle clients do not hold sockets for good
     Server(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3, http=http)).run()

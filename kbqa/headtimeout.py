@@ -9,9 +9,8 @@ request is under way, a client that had sent part of the next head gets 408 and 
 closed; one that sent nothing, or was already answered while it still sent a body, is closed.
 
 A request whose head has arrived is not timed by that timer: its answer may stream for as long as it
-takes. Its body is timed by the gap between its pieces, as nginx's client_body_timeout does: in
-`kbqa api` by kbqa/api.py's BodyLimit (a 408 through the app), in the web chat, whose app Gradio
-builds, here (`body_gap_s`). A gap while the server itself stopped reading (the app has not taken
+takes. Its body is timed here by the gap between its pieces (`body_gap_s`), as nginx's
+client_body_timeout does, on both servers (the web chat's app is Gradio's own). A gap while the server itself stopped reading (the app has not taken
 what came) does not count. A client sending a byte just inside each gap still holds its request:
 a reverse proxy with a minimum rate is the answer to that (README).
 """
@@ -30,7 +29,7 @@ LATE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-
 
 class HeadDeadline(H11Protocol):
     timeout_s: ClassVar[float] = 30.0
-    body_gap_s: ClassVar[float | None] = None
+    body_gap_s: ClassVar[float] = 60.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -69,8 +68,6 @@ class HeadDeadline(H11Protocol):
                     say=bool(self.conn.trailing_data[0]) and self.conn.our_state is h11.IDLE)
 
     def _watch_body(self) -> None:
-        if self.body_gap_s is None:
-            return
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
@@ -94,10 +91,9 @@ class HeadDeadline(H11Protocol):
         self.transport.close()
 
 
-def protocol(timeout_s: float) -> type[HeadDeadline]:
-    """The protocol class for uvicorn.Config(http=...), with this deadline (`kbqa api`: bodies are
-    timed by its BodyLimit)."""
-    return type("HeadDeadline", (HeadDeadline,), {"timeout_s": timeout_s, "body_gap_s": None})
+def protocol(timeout_s: float, body_gap_s: float) -> type[HeadDeadline]:
+    """The protocol class for uvicorn.Config(http=...), with these limits."""
+    return type("HeadDeadline", (HeadDeadline,), {"timeout_s": timeout_s, "body_gap_s": body_gap_s})
 
 
 def use_for_gradio(timeout_s: float, body_gap_s: float) -> None:

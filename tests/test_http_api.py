@@ -402,7 +402,7 @@ def test_a_connection_that_sends_no_whole_head_in_time_is_closed(home: Path, fac
         assert got.startswith(b"HTTP/1.1 404") and got.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 408" in got and took < 15, got
         got, took = reply(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc")  # answered before its body came
         assert (got.startswith(b"HTTP/1.1 404") and got.count(b"HTTP/1.1 ") == 1 or got == b"reset") and took < 15, got
-        # a body that stops coming: the web chat's own upload route too (kbqa api: its BodyLimit)
+        # a body that stops coming: the web chat's own upload route too (one timer in the connection, both servers)
         route = b"/gradio_api/upload" if face == "serve" else b"/v1/kb/x/files"
         got, took = reply(b"POST " + route + b" HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
                           b"Content-Length: 1000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.txt\"\r\n\r\nab")
