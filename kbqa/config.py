@@ -63,6 +63,7 @@ class StoreConfig(_Section):
     delta_fraction: float = Field(0.1, gt=0.0)
     milvus_uri: str | None = None
     milvus_token: str | None = None
+    milvus_timeout_s: float = Field(60.0, gt=0)
 
 
 class RetrievalConfig(_Section):

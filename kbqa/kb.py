@@ -168,7 +168,8 @@ def open_catalog(config: Config, folder: Path, *, create: bool = True) -> Any:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
-        return MilvusCatalog(milvus_uri(config), folder.name, create=create, token=config.store.milvus_token or "")
+        return MilvusCatalog(milvus_uri(config), folder.name, create=create, token=config.store.milvus_token or "",
+                             timeout_s=config.store.milvus_timeout_s)
     folder.mkdir(parents=True, exist_ok=True)
     return Catalog(folder / "catalog.sqlite")
 
@@ -177,7 +178,7 @@ def kb_exists(config: Config, folder: Path) -> bool:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
-        return MilvusCatalog.exists(milvus_uri(config), folder.name, config.store.milvus_token or "")
+        return MilvusCatalog.exists(milvus_uri(config), folder.name, config.store.milvus_token or "", config.store.milvus_timeout_s)
     return (folder / "catalog.sqlite").exists()
 
 
@@ -207,7 +208,8 @@ def drop_store(config: Config, folder: Path) -> list[str]:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
-        catalog = MilvusCatalog(milvus_uri(config), folder.name, create=False, token=config.store.milvus_token or "")
+        catalog = MilvusCatalog(milvus_uri(config), folder.name, create=False, token=config.store.milvus_token or "",
+                                timeout_s=config.store.milvus_timeout_s)
         catalog.drop()
         catalog.close()
         return []
@@ -230,7 +232,7 @@ def list_knowledge_bases(config: Config | None = None) -> list[str]:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import list_names
 
-        return [n for n in list_names(milvus_uri(config), config.store.milvus_token or "") if valid_name(n)]
+        return [n for n in list_names(milvus_uri(config), config.store.milvus_token or "", config.store.milvus_timeout_s) if valid_name(n)]
     root = kb_root(config)
     if not root.exists():
         return []

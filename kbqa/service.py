@@ -18,6 +18,7 @@ own presentation. It owns what makes serving safe:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -124,6 +125,18 @@ def _store_reachable() -> Iterator[None]:
         raise Busy(scrub(exc.reason), retry_after=10, code="store_unavailable") from None
 
 
+def _reaching_store(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A service method whose store may be lost on the way (Milvus down or not answering mid-request):
+    a 503 said plainly, as when it cannot be opened, not an internal error."""
+
+    @functools.wraps(method)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with _store_reachable():
+            return method(*args, **kwargs)
+
+    return wrapped
+
+
 def _load_failed(what: str, model: str, exc: Exception) -> ServiceError:
     """A model that did not load, as the 400 a request gets (the service stays usable): kbqa's own
     refusal of a model not on this machine, with the installed ones and how to get it, or the
@@ -197,11 +210,13 @@ class Service:
         base.refresh()
         return base
 
+    @_reaching_store
     def create(self, name: str) -> KnowledgeBase:
         self._folder(name)
         with self._writer(name):  # not while an upload that may drop it as empty decides
             return self.kb(name, create=True)
 
+    @_reaching_store
     def drop(self, name: str) -> None:
         """Delete a knowledge base (a folder inside the home, by its validated name) and its files."""
         folder = self._folder(name)
@@ -220,9 +235,11 @@ class Service:
             return self._writers.setdefault(name, threading.Lock())
 
     # --- files --------------------------------------------------------------------------------------
+    @_reaching_store
     def files(self, name: str) -> list[FileRow]:
         return self.kb(name).files()
 
+    @_reaching_store
     def upload(
         self, name: str, items: Iterable[tuple[str, BinaryIO]], progress: Callable[[Progress], None] | None = None,
         gone: Callable[[], bool] | None = None,
@@ -360,6 +377,7 @@ class Service:
                 raise
             raise self._deleted(name) from exc
 
+    @_reaching_store
     def remove_file(self, name: str, file: str | int) -> FileRow:
         base = self.kb(name)
         with self._writer(name), self._vanishing(name, base):
@@ -372,6 +390,7 @@ class Service:
             discard_upload(base.uploads_folder, Path(row.path))
             return row
 
+    @_reaching_store
     def reingest_file(self, name: str, file: str | int, progress: Callable[[Progress], None] | None = None,
                       gone: Callable[[], bool] | None = None) -> IngestReport:
         base = self.kb(name)
@@ -385,6 +404,7 @@ class Service:
             f.error = scrub(f.error) if f.error else f.error
         return report
 
+    @_reaching_store
     def page_image(self, name: str, path: str, page: int, outline: str | None = None) -> bytes | None:
         """A PNG of a page of one of this knowledge base's own files (never any other file), with the
         passage `outline` framed where it is found on the page."""
@@ -393,6 +413,7 @@ class Service:
             return None
         return base.page_image(path, page, outline=outline)
 
+    @_reaching_store
     def source_file(self, name: str, path: str) -> Path | None:
         """The stored file behind a source, if it is one of this knowledge base's files and still there."""
         base = self.kb(name)
@@ -534,6 +555,7 @@ class Service:
         return self._ingests.stats()
 
     # --- questions -----------------------------------------------------------------------------------
+    @_reaching_store
     def search(self, name: str, query: Any, *, top_k: Any = None, threshold: Any = None) -> list[Hit]:
         query = self._question(query, "query")
         top_k, threshold = self._top_k(top_k), self._fraction(threshold, "threshold")
@@ -544,6 +566,7 @@ class Service:
         except ModelNotAvailable as exc:  # the reranker
             raise _load_failed("reranker", exc.name, exc) from None
 
+    @_reaching_store
     def ask(
         self,
         name: str,
@@ -591,6 +614,7 @@ class Service:
             ticket = None
         return Reply(result, ticket)
 
+    @_reaching_store
     def chat(self, messages: list[Message], *, model: str | None = None, temperature: Any = None, max_tokens: Any = None) -> Reply:
         """Talk to the LLM itself (no knowledge base); the conversation is trimmed to its context."""
         from kbqa.chat import trim_history
@@ -623,10 +647,12 @@ class Service:
         stream.set_pieces(metered(llm, system + kept, stream.usage, **gen, **extra))
         return Reply(stream, ticket)
 
+    @_reaching_store
     def is_empty(self, name: str) -> bool:
         """Whether a knowledge base holds no chunk yet (nothing ingested, or only files that failed)."""
         return self.kb(name).is_empty()
 
+    @_reaching_store
     def describe(self, name: str, model: str | None = None) -> dict[str, Any]:
         """What a knowledge base runs on (embedder, LLM, OCR, store, retrieval), without server paths."""
         base = self.kb(name)

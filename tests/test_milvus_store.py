@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -148,28 +149,58 @@ def test_migrate_there_and_back_keeps_every_chunk_and_answer(home: Path, folder:
     assert refused.returncode != 0 and "already in the embedded store" in refused.stderr
 
 
-@pytest.fixture
-def milvus_server(tmp_path: Path) -> Iterator[str]:
-    """Milvus Lite's own gRPC server over one data folder: how two processes share a Milvus Lite store."""
-    port = free_port()
-    log = tmp_path / "milvus.log"
-    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "milvus.db"),
-                             "--host", "127.0.0.1", "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    from pymilvus import MilvusClient
+class MilvusServer:
+    """Milvus Lite's own gRPC server over one data folder, which a test may kill, restart or pause."""
 
-    while True:
-        assert proc.poll() is None, log.read_text()
-        try:
-            MilvusClient(uri, timeout=2).list_collections()
-            break
-        except Exception:  # noqa: BLE001  (not listening yet)
-            assert time.time() < deadline, log.read_text()
-            time.sleep(0.3)
-    yield uri
-    proc.terminate()
-    proc.wait(timeout=30)
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.folder / "milvus.log"
+        self.proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.folder / "milvus.db"),
+                                      "--host", "127.0.0.1", "--port", str(self.port)], stdout=log.open("a"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        from pymilvus import MilvusClient
+
+        while True:
+            assert self.proc.poll() is None, log.read_text()
+            try:
+                MilvusClient(self.uri, timeout=2).list_collections()
+                return
+            except Exception:  # noqa: BLE001  (not listening yet)
+                assert time.time() < deadline, log.read_text()
+                time.sleep(0.3)
+
+    def send(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # (a paused server does not hear the terminate)
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def milvus(tmp_path: Path) -> Iterator[MilvusServer]:
+    """How two processes share a Milvus Lite store: its own server over one data folder."""
+    server = MilvusServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def milvus_server(milvus: MilvusServer) -> str:
+    return milvus.uri
 
 
 def test_two_api_processes_on_one_milvus_store(home: Path, tmp_path: Path, milvus_server: str) -> None:
@@ -256,20 +287,26 @@ def test_each_client_has_a_channel_of_its_own(milvus_server: str) -> None:
     disconnect(third, milvus_server)
 
 
-def test_a_killed_ingest_into_milvus_resumes_with_nothing_duplicated(home: Path, tmp_path: Path, milvus_server: str) -> None:
+def test_an_ingest_outlives_a_milvus_restart_and_a_killed_or_stopped_ingest_resumes_with_nothing_duplicated(
+        home: Path, tmp_path: Path, milvus: MilvusServer) -> None:
+    """What a long ingest into a Milvus server meets: the server restarts (waited for, and its
+    collections loaded again: the ingest goes on), the ingest process is killed, the server stops
+    answering (a plain error naming store.milvus_timeout_s, not pymilvus' traceback or a wait for ever).
+    Every run after picks up where the last stopped, and no chunk is stored twice."""
     from kbqa.kb import kb_folder
     from kbqa.store.milvus import MilvusCatalog
 
     docs = tmp_path / "many"
     docs.mkdir()
-    for i in range(40):
+    total = 24
+    for i in range(total):
         body = "".join(f"第{i}号文件的第{j}段讲述了编号为{i}-{j}的设备在工厂中的维护规程与检修周期。" for j in range(30))
         (docs / f"doc{i:02d}.txt").write_text(body, encoding="utf-8")
-    env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": milvus_server}
+    env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": milvus.uri, "KBQA_STORE__MILVUS_TIMEOUT_S": "3"}
 
     def ok_files() -> int:
         try:
-            catalog = MilvusCatalog(milvus_server, "big", create=False)
+            catalog = MilvusCatalog(milvus.uri, "big", create=False)
         except FileNotFoundError:
             return 0
         try:
@@ -277,26 +314,47 @@ def test_a_killed_ingest_into_milvus_resumes_with_nothing_duplicated(home: Path,
         finally:
             catalog.close()
 
+    def ingest_until(files: int) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([*KBQA, "ingest", str(docs), "--kb", "big"], cwd=ROOT, env={**os.environ, **env}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 240
+        while ok_files() < files and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, f"the ingest ended before {files} files were in: {proc.communicate()}"
+        return proc
+
     from conftest import KBQA, ROOT
 
-    proc = subprocess.Popen([*KBQA, "ingest", str(docs), "--kb", "big"], cwd=ROOT, env={**os.environ, **env}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = ingest_until(3)
+    milvus.kill()  # the server goes down under a running ingest, and comes back
+    time.sleep(1)
+    milvus.start()
     deadline = time.time() + 240
-    while ok_files() < 3 and time.time() < deadline and proc.poll() is None:
+    while ok_files() < 6 and time.time() < deadline and first.poll() is None:
         time.sleep(0.1)
-    assert proc.poll() is None, "ingest finished before it could be killed"
-    proc.kill()
-    proc.wait(timeout=60)
+    assert first.poll() is None, f"the ingest did not outlive the restart: {first.communicate()}"
+    first.kill()  # the ingest process killed mid-way
+    first.wait(timeout=60)
+
+    second = ingest_until(ok_files() + 3)
+    milvus.send(signal.SIGSTOP)  # the server stops answering
+    try:
+        _, err = second.communicate(timeout=120)
+    finally:
+        milvus.send(signal.SIGCONT)
+    assert second.returncode == 2 and "Traceback" not in err, err
+    assert "lost the Milvus store at http://127.0.0.1:" in err and "did not answer within 3 s (store.milvus_timeout_s)" in err, err
+
     done = ok_files()
-    assert 3 <= done < 40
+    assert 9 <= done < total
     searched = run_kbqa("search", "第1号文件的维护规程", "--kb", "big", "--json", "--threshold", "0", env=env)
     assert searched.returncode == 0, searched.stderr
     again = run_kbqa("ingest", str(docs), "--kb", "big", "--json", env=env)
     assert again.returncode == 0, again.stderr
     statuses = [f["status"] for f in json.loads(again.stdout)["files"]]
-    assert statuses.count("skipped") == done and statuses.count("added") == 40 - done
-    kb = KnowledgeBase.open("big", store={"backend": "milvus", "milvus_uri": milvus_server}, create=False)
-    assert len(kb.files()) == 40 and rows_in_milvus(kb) == kb.stats()["chunks"]  # the killed file's rows were upserted over
+    assert statuses.count("skipped") == done and statuses.count("added") == total - done
+    kb = KnowledgeBase.open("big", store={"backend": "milvus", "milvus_uri": milvus.uri}, create=False)
+    assert len(kb.files()) == total and rows_in_milvus(kb) == kb.stats()["chunks"]  # what was cut short was upserted over
     kb.close()
     assert not kb_folder(kb.config, "big").exists()
 

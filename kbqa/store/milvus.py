@@ -101,16 +101,18 @@ class StoreUnavailable(RuntimeError):
 
 
 CONNECT_TIMEOUT_S = 15.0  # how long a Milvus server that is busy or restarting is tried (pymilvus: one try of 10 s)
+CALL_TIMEOUT_S = 60.0  # the default of store.milvus_timeout_s: how long one call may go unanswered (pymilvus: for ever)
 
 _lite_users: dict[str, int] = {}  # Milvus Lite folder -> clients of this process open on it
 _lite_lock = threading.Lock()
 
 
-def connect(uri: str, token: str = "") -> Any:
+def connect(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> Any:
     """A MilvusClient for a server URI (http://host:19530) or a Milvus Lite data folder (a path ending
     in .db; token: "user:password" or an API key, for a server with authentication), with a clear error
     when Lite's folder is held by another process. Hand it back with
-    disconnect: the last client of a Lite folder stops its in-process server and frees the folder."""
+    disconnect: the last client of a Lite folder stops its in-process server and frees the folder. Its
+    calls to the server are bounded and a server lost on the way is said plainly (Guarded)."""
     # gRPC's C core prints keepalive notices (Milvus Lite's server asks for fewer pings) to stderr; pymilvus retries
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
@@ -141,7 +143,7 @@ def connect(uri: str, token: str = "") -> Any:
         with _lite_lock:
             key = str(Path(uri).resolve())
             _lite_users[key] = _lite_users.get(key, 0) + 1
-    return client
+    return Guarded(client, uri, timeout_s)
 
 
 def _client(make: Any, uri: str, token: str, local: bool) -> Any:
@@ -168,6 +170,114 @@ def _client(make: Any, uri: str, token: str, local: bool) -> Any:
             time.sleep(0.5)
 
 
+# MilvusClient's calls that ask the server (the others build schemas and index parameters locally)
+_CALLS = frozenset({"create_collection", "delete", "drop_collection", "flush", "get", "has_collection", "insert", "list_collections",
+                    "load_collection", "query", "query_iterator", "search", "upsert"})
+_ONCE = frozenset({"create_collection", "insert"})  # not asked again after a refusal: twice is not the same as once
+
+
+class Guarded:
+    """A MilvusClient whose calls to the server end. pymilvus waits for ever for a server that stopped
+    answering (a stopped process, a network cut off), and a lost one surfaced as a traceback of its own
+    (an ingest stopped with "MilvusException: Fail connecting to server" in a frame of pymilvus). Here
+    each call has a deadline (timeout_s, store.milvus_timeout_s); a server that refuses the connection
+    (it went down, or restarts) is asked again every 0.5 s for up to CONNECT_TIMEOUT_S, once per loss:
+    after that, until it answers again, a call fails at its first refusal. A server that came back has
+    the collections on disk but not loaded: one is loaded again and the call asked again. Otherwise the caller gets
+    StoreUnavailable, which every face says plainly. The calls retried are idempotent (upserts and
+    deletes by id or version, reads): a write that reached the server before its answer was lost
+    is written again, the same; an insert or a collection's creation is not retried."""
+
+    def __init__(self, client: Any, uri: str, timeout_s: float) -> None:
+        self._client, self._uri, self._timeout_s = client, uri, timeout_s
+        self._lost = False  # refused since its last answer: not waited for again
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if name not in _CALLS or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", self._timeout_s)
+            deadline = time.monotonic() + CONNECT_TIMEOUT_S
+            reloaded = False
+            while True:
+                try:
+                    result = attr(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001  (pymilvus' and gRPC's errors; others go on as they are)
+                    how = _lost(exc)
+                    if how == "released" and not reloaded:  # a restarted server has its collections on disk, not loaded
+                        reloaded = True
+                        self._client.load_collection(args[0] if args else kwargs["collection_name"], timeout=self._timeout_s)
+                        continue
+                    if how in (None, "released"):
+                        raise
+                    if how == "refused" and not self._lost and name not in _ONCE and time.monotonic() + 0.5 < deadline:
+                        time.sleep(0.5)
+                        continue
+                    self._lost = self._lost or how == "refused"
+                    raise self.unavailable(how, exc) from None
+                self._lost = False
+                return _GuardedPages(result, self) if name == "query_iterator" else result
+
+        return call
+
+    def unavailable(self, how: str, exc: BaseException) -> StoreUnavailable:
+        what = (f"it did not answer within {self._timeout_s:g} s (store.milvus_timeout_s)" if how == "silent"
+                else f"it could not be reached (tried for {CONNECT_TIMEOUT_S:g} s)")
+        detail = getattr(exc, "message", "") or str(exc) or type(exc).__name__
+        if callable(getattr(exc, "details", None)) and callable(getattr(exc, "code", None)):  # a gRPC error: its code and words, not its repr
+            detail = f"{exc.code().name}: {exc.details()}"
+        return StoreUnavailable(
+            f"lost the Milvus store at {self._uri}: {what}: {detail}. What was written before is kept; check that the server "
+            "runs and store.milvus_uri (KBQA_STORE__MILVUS_URI) names it, then try again (an ingest goes on where it stopped)",
+            reason=f"lost the Milvus store behind kbqa: {what}; its address is in the server's log",
+        )
+
+
+class _GuardedPages:
+    """A query iterator whose pages, read from the server one by one, fail as Guarded's calls do (not retried)."""
+
+    def __init__(self, pages: Any, guard: Guarded) -> None:
+        self._pages, self._guard = pages, guard
+
+    def next(self) -> Any:
+        try:
+            return self._pages.next()
+        except Exception as exc:  # noqa: BLE001
+            how = _lost(exc)
+            if how in (None, "released"):
+                raise
+            raise self._guard.unavailable(how, exc) from None
+
+    def close(self) -> None:
+        self._pages.close()
+
+
+def _lost(exc: BaseException) -> str | None:
+    """"refused" (the server cannot be reached), "silent" (it did not answer in time), "released" (a
+    collection not loaded: the server restarted) or None (any other error: the server answered)."""
+    import grpc
+    from pymilvus.exceptions import MilvusException
+
+    code: Any = None
+    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
+        code = exc.code()
+    elif isinstance(exc, MilvusException):
+        code = exc.code
+        if code == 2:  # pymilvus' CONNECT_FAILED: its reconnection after a failed call failed
+            return "refused"
+        if code == 101:  # CollectionNotLoaded
+            return "released"
+        if "Retry timeout" in (exc.message or ""):
+            return "silent"
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return "refused"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "silent"
+    return None
+
+
 def disconnect(client: Any, uri: str) -> None:
     client.close()
     if "://" in uri:
@@ -184,8 +294,8 @@ def disconnect(client: Any, uri: str) -> None:
         server_manager_instance.release_server(uri)
 
 
-def list_names(uri: str, token: str = "") -> list[str]:
-    client = connect(uri, token)
+def list_names(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> list[str]:
+    client = connect(uri, token, timeout_s)
     try:
         names = {name_of(c[: -len("_meta")], client) for c in client.list_collections() if c.endswith("_meta")}
         return sorted(n for n in names if n)
@@ -197,10 +307,10 @@ class MilvusCatalog:
     """The catalog and both searches of one knowledge base, all in Milvus: the same methods as the
     SQLite Catalog (kbqa.store.catalog), so the ingest pipeline and the retriever work on either."""
 
-    def __init__(self, uri: str, name: str, *, create: bool = True, token: str = "") -> None:
+    def __init__(self, uri: str, name: str, *, create: bool = True, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> None:
         self.uri = uri
         self.name = name
-        self.client: Any = connect(uri, token)
+        self.client: Any = connect(uri, token, timeout_s)
         prefix = collection_prefix(name)
         self.chunks_c, self.files_c, self.meta_c = f"{prefix}_chunks", f"{prefix}_files", f"{prefix}_meta"
         self._writer = threading.RLock()
@@ -225,8 +335,8 @@ class MilvusCatalog:
             raise
 
     @classmethod
-    def exists(cls, uri: str, name: str, token: str = "") -> bool:
-        client = connect(uri, token)
+    def exists(cls, uri: str, name: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> bool:
+        client = connect(uri, token, timeout_s)
         try:
             return bool(client.has_collection(f"{collection_prefix(name)}_meta"))
         finally:

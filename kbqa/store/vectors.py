@@ -370,14 +370,15 @@ class MilvusIndex:
 
     def __init__(self, folder: Path, dim: int, uri: str | None = None, collection: str | None = None) -> None:
         try:
-            from pymilvus import MilvusClient
+            import pymilvus  # noqa: F401
         except ImportError as exc:
             raise RuntimeError("store.vector_index=milvus needs: pip install 'kbqa[milvus]'") from exc
+        from kbqa.store.milvus import connect
         self.dim = dim
         self.uri = uri or str(folder / "milvus.db")
         self.collection = collection or "kbqa_" + "".join(ch if ch.isalnum() else "_" for ch in folder.name)
         self.state = folder / "milvus.json"
-        self.client = MilvusClient(self.uri)
+        self.client = connect(self.uri)  # a channel of its own; calls bounded, a lost server said plainly
         if not self.client.has_collection(self.collection):
             self._create()
 
