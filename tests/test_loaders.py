@@ -548,3 +548,16 @@ def test_pdf_unruled_table_keeps_every_figure_and_leaves_what_it_cannot_split(tm
     assert not [d for d in docs if d.page == 2 and d.meta.get("kind") == "table"]  # side by side: left as text
     words = " ".join(d.text for d in docs if d.page == 2).split()
     assert all(w in words for w in ["Cash", "10", "20", "Operating", "30", "40", "Net", "change", "13", "23", "33", "43"])
+
+
+def test_a_heading_of_thousands_of_characters_is_cut_in_the_title_path_and_kept_whole_in_the_text(tmp_path: Path) -> None:
+    # every chunk under a heading is embedded and indexed with its title path: a 24,000-character one
+    # made a 24 KB Markdown file take 41.6 s to ingest (2.6 s now)
+    from ingest.loaders import HEADING_CHARS
+
+    path = tmp_path / "long.md"
+    path.write_text("# " + "标题" * 12000 + "\n\n储能电池在零下十度以下不能充电。\n\n## Short one\n\n滤芯每六个月更换一次。\n", encoding="utf-8")
+    docs = load_file(path)
+    titles = [t for d in docs for t in d.meta["title_path"]]
+    assert titles and all(len(t) <= HEADING_CHARS for t in titles) and titles[0].endswith("…") and "Short one" in titles
+    assert "标题" * 12000 in "".join(d.text for d in docs)
