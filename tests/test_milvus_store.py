@@ -365,7 +365,7 @@ def test_many_files_long_titles_long_names_and_a_crashed_forced_reread(home: Pat
     file killed at its commit (its committed rows must stay shown)."""
     from kbqa.store import milvus
 
-    monkeypatch.setattr(milvus, "QUERY_BATCH", 50)
+    monkeypatch.setattr(milvus, "QUERY_BATCH", 20)
     name = "知" * 64
     kb = KnowledgeBase.open(name, llm="extractive", store=MILVUS)
     write(folder, "long.md", "# " + "标题" * 12000 + "\n\n储能电池在零下十度以下不能充电。\n")  # a heading of 72 KB
@@ -374,10 +374,10 @@ def test_many_files_long_titles_long_names_and_a_crashed_forced_reread(home: Pat
     assert listed.returncode != 0 or name in listed.stdout  # (this process holds the Lite folder: the CLI may be refused)
     assert KnowledgeBase.exists(name, kb.config)
     assert any(h.file == "long.md" and "零下十度" in h.text for h in kb.search("储能电池零下十度充电", top_k=10))
-    for i in range(130):  # rows in three pages and more
+    for i in range(50):  # rows in three pages and more
         kb.catalog.replace_file(path=f"/nowhere/{i}", name=f"empty{i}", sha256=str(i), size=0, mtime=0, status="failed", error="x",
                                 pages=None, seconds=0, chunks=[], vectors={})
-    assert len(kb.files()) == 136
+    assert len(kb.files()) == 56
     assert kb.stats()["chunks"] == rows_in_milvus(kb)
 
     shown = [h.text for h in kb.search("叶片多久检查一次", top_k=3)]

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,9 @@ def _ray_runtime() -> Iterator[None]:
         ray.shutdown()
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    docs = tmp_path / "docs"
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    docs = tmp_path_factory.mktemp("ray") / "docs"
     shutil.copytree(ROOT / "examples" / "docs", docs)
     for i in range(8):
         (docs / f"note{i}.txt").write_text(
@@ -56,38 +57,53 @@ def _contents(kb: KnowledgeBase) -> dict[str, tuple[str, int | None, np.ndarray]
     return out
 
 
+QUESTION = "第3号仓库的第5批货物什么时候入库？"
+
+
+@dataclass
+class Local:
+    """What a local ingest of the folder stores, made once for the tests to compare with."""
+
+    statuses: list[tuple[str, str, int]]
+    contents: dict[str, tuple[str, int | None, np.ndarray]]
+    hits: list[tuple[str, str]]
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory, folder: Path) -> Local:
+    kb = _open(tmp_path_factory.mktemp("local"), "local", "local")
+    report = kb.ingest([folder])
+    made = Local(sorted((f.name, f.status, f.chunks) for f in report.files), _contents(kb), [(h.file, h.text) for h in kb.search(QUESTION)])
+    kb.close()
+    return made
+
+
 def _open(home: Path, name: str, executor: str, store: str = "embedded") -> KnowledgeBase:
     os.environ["KBQA_HOME"] = str(home)
     config, _ = load_config(overrides={"ingest": {"executor": executor, "ray_workers": 2}, "store": {"backend": store}})
     return KnowledgeBase.open(name, config)
 
 
-def test_ray_ingest_stores_what_a_local_ingest_stores(tmp_path: Path, folder: Path) -> None:
-    local = _open(tmp_path / "a", "local", "local")
-    local_report = local.ingest([folder])
+def test_ray_ingest_stores_what_a_local_ingest_stores(tmp_path: Path, folder: Path, local: Local) -> None:
     remote = _open(tmp_path / "b", "remote", "ray")
     remote_report = remote.ingest([folder])
-    statuses = lambda report: sorted((f.name, f.status, f.chunks) for f in report.files)  # noqa: E731
-    assert statuses(remote_report) == statuses(local_report)
+    assert sorted((f.name, f.status, f.chunks) for f in remote_report.files) == local.statuses
     failed = {f.name: f.error for f in remote_report.files if f.status == "failed"}
     assert set(failed) == {"broken.pdf"} and "Traceback" not in failed["broken.pdf"]  # the loader's own message
-    a, b = _contents(local), _contents(remote)
+    a, b = local.contents, _contents(remote)
     assert a.keys() == b.keys() and len(a) > 20
     for key, (name, page, vector) in a.items():
         assert b[key][:2] == (name, page)
         assert float(vector @ b[key][2]) > 0.9999
     assert remote.search("差旅报销的期限是多久？")[0].file == "差旅报销制度.docx"
-    question = "第3号仓库的第5批货物什么时候入库？"
-    assert [(h.file, h.text) for h in remote.search(question)] == [(h.file, h.text) for h in local.search(question)]
+    assert [(h.file, h.text) for h in remote.search(QUESTION)] == local.hits
     again = remote.ingest([folder])  # nothing changed: nothing re-read, nothing duplicated
     assert {f.status for f in again.files} <= {"skipped", "failed"}
     assert _contents(remote).keys() == b.keys()
-    local.close()
     remote.close()
 
 
-def test_a_killed_embedding_worker_costs_nothing(tmp_path: Path, folder: Path) -> None:
-    reference = _contents_of_local(tmp_path / "ref", folder)
+def test_a_killed_embedding_worker_costs_nothing(tmp_path: Path, folder: Path, local: Local) -> None:
     kb = _open(tmp_path / "k", "killed", "ray")
     killed: list[int] = []
 
@@ -100,15 +116,14 @@ def test_a_killed_embedding_worker_costs_nothing(tmp_path: Path, folder: Path) -
     report = kb.ingest([folder], progress=progress)
     assert killed and not report.interrupted
     assert sorted(f.name for f in report.files if f.status == "failed") == ["broken.pdf"]
-    assert _contents(kb).keys() == reference
+    assert _contents(kb).keys() == local.contents.keys()
     kb.close()
 
 
-def test_ray_ingest_into_the_milvus_store_with_a_worker_killed(tmp_path: Path, folder: Path) -> None:
+def test_ray_ingest_into_the_milvus_store_with_a_worker_killed(tmp_path: Path, folder: Path, local: Local) -> None:
     """Parse tasks and embedding actors on Ray, chunks written in batches to the whole-KB Milvus store
     (Milvus Lite): the same chunks as a local ingest into the embedded store, though a worker died."""
     pytest.importorskip("pymilvus")
-    reference = _contents_of_local(tmp_path / "ref", folder)
     kb = _open(tmp_path / "m", "onmilvus", "ray", store="milvus")
     killed: list[int] = []
 
@@ -120,18 +135,10 @@ def test_ray_ingest_into_the_milvus_store_with_a_worker_killed(tmp_path: Path, f
 
     report = kb.ingest([folder], progress=progress)
     assert killed and sorted(f.name for f in report.files if f.status == "failed") == ["broken.pdf"]
-    assert _contents(kb).keys() == reference
+    assert _contents(kb).keys() == local.contents.keys()
     assert not (tmp_path / "m" / "kbs").exists()
     assert kb.search("差旅报销的期限是多久？")[0].file == "差旅报销制度.docx"
     kb.close()
-
-
-def _contents_of_local(home: Path, folder: Path) -> set[str]:
-    kb = _open(home, "ref", "local")
-    kb.ingest([folder])
-    keys = set(_contents(kb))
-    kb.close()
-    return keys
 
 
 def test_cli_ingest_with_ray(tmp_path: Path, folder: Path) -> None:

