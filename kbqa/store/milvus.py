@@ -208,7 +208,7 @@ class Guarded:
                     how = _lost(exc)
                     if how == "released" and not reloaded:  # a restarted server has its collections on disk, not loaded
                         reloaded = True
-                        self._client.load_collection(args[0] if args else kwargs["collection_name"], timeout=self._timeout_s)
+                        self.load_collection(args[0] if args else kwargs["collection_name"])  # (guarded: a lost server said plainly)
                         continue
                     if how in (None, "released"):
                         raise
