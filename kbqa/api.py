@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import secrets
 import threading
 import time
@@ -27,10 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from kbqa.config import Config
 from kbqa.kb import clean_text
 from kbqa.service import NotFound, Reply, Service, ServiceError, Unauthorized, scrub
-from kbqa.store.milvus import StoreUnavailable
 from kbqa.types import Hit
-
-log = logging.getLogger(__name__)
 
 
 class ChatMessage(BaseModel):
@@ -302,9 +298,6 @@ def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict
             yield f"data: {json.dumps({**head, 'choices': [], 'usage': reply.usage.to_dict()})}\n\n"
     except ServiceError as exc:
         yield f"data: {json.dumps({'error': {'message': exc.message, 'type': type(exc).__name__}}, ensure_ascii=False)}\n\n"
-    except StoreUnavailable as exc:  # the store was lost while the answer streamed: what happened, not where
-        log.warning("%s", exc)
-        yield f"data: {json.dumps({'error': {'message': scrub(exc.reason), 'type': 'store_unavailable'}}, ensure_ascii=False)}\n\n"
     except Exception as exc:  # the stream has started: an error event, not a broken connection
         yield f"data: {json.dumps({'error': {'message': scrub(str(exc))[:300], 'type': 'internal'}}, ensure_ascii=False)}\n\n"
     finally:

@@ -614,7 +614,6 @@ class Service:
             ticket = None
         return Reply(result, ticket)
 
-    @_reaching_store
     def chat(self, messages: list[Message], *, model: str | None = None, temperature: Any = None, max_tokens: Any = None) -> Reply:
         """Talk to the LLM itself (no knowledge base); the conversation is trimmed to its context."""
         from kbqa.chat import trim_history
