@@ -158,7 +158,8 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     @app.get("/v1/models", dependencies=[Depends(check_key)])
     def models() -> dict[str, Any]:
         now = int(time.time())
-        names = [f"kb:{n}" for n in service.names()] + service.llm_choices()  # the configured LLM first, then the others on this machine
+        kbs = [f"kb:{n}" for n in service.listed_names()[0]]  # none while the store is away: the LLMs stay usable
+        names = kbs + service.llm_choices()  # the configured LLM first, then the others on this machine
         return {"object": "list", "data": [{"id": name, "object": "model", "created": now, "owned_by": "kbqa"} for name in names]}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_key)], response_model=None)
@@ -256,7 +257,9 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     def status() -> dict[str, Any]:
         from kbqa.kb import process_memory_mb
 
-        return {"knowledge_bases": service.names(), "queues": service.queues(), "ingests": service.ingests(), "process_memory_mb": round(process_memory_mb(), 1)}
+        kbs, store = service.listed_names()  # the queues and ingests are still worth seeing while the store is away
+        return {"knowledge_bases": kbs if store == "ok" else None, "store": store, "queues": service.queues(), "ingests": service.ingests(),
+                "process_memory_mb": round(process_memory_mb(), 1)}
 
     return app
 

@@ -64,6 +64,7 @@ class StoreConfig(_Section):
     milvus_uri: str | None = None
     milvus_token: str | None = None
     milvus_timeout_s: float = Field(60.0, gt=0)
+    milvus_connect_s: float = Field(15.0, gt=0)
 
 
 class RetrievalConfig(_Section):

@@ -162,14 +162,19 @@ def milvus_uri(config: Config) -> str:
     return config.store.milvus_uri or str(config.home_dir() / "milvus.db")
 
 
+def milvus_options(config: Config) -> dict[str, Any]:
+    """How every connection to Milvus signs in and how long it waits (store.milvus_token, _timeout_s, _connect_s)."""
+    store = config.store
+    return {"token": store.milvus_token or "", "timeout_s": store.milvus_timeout_s, "connect_s": store.milvus_connect_s}
+
+
 def open_catalog(config: Config, folder: Path, *, create: bool = True) -> Any:
     """The catalog of the knowledge base at folder (its name, for the Milvus store): SQLite in the
     folder (store.backend embedded) or Milvus collections (milvus)."""
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
-        return MilvusCatalog(milvus_uri(config), folder.name, create=create, token=config.store.milvus_token or "",
-                             timeout_s=config.store.milvus_timeout_s)
+        return MilvusCatalog(milvus_uri(config), folder.name, create=create, **milvus_options(config))
     folder.mkdir(parents=True, exist_ok=True)
     return Catalog(folder / "catalog.sqlite")
 
@@ -178,7 +183,7 @@ def kb_exists(config: Config, folder: Path) -> bool:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
-        return MilvusCatalog.exists(milvus_uri(config), folder.name, config.store.milvus_token or "", config.store.milvus_timeout_s)
+        return MilvusCatalog.exists(milvus_uri(config), folder.name, **milvus_options(config))
     return (folder / "catalog.sqlite").exists()
 
 
@@ -208,8 +213,7 @@ def drop_store(config: Config, folder: Path) -> list[str]:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import MilvusCatalog
 
-        catalog = MilvusCatalog(milvus_uri(config), folder.name, create=False, token=config.store.milvus_token or "",
-                                timeout_s=config.store.milvus_timeout_s)
+        catalog = MilvusCatalog(milvus_uri(config), folder.name, create=False, **milvus_options(config))
         catalog.drop()
         catalog.close()
         return []
@@ -232,7 +236,7 @@ def list_knowledge_bases(config: Config | None = None) -> list[str]:
     if config.store.backend == "milvus":
         from kbqa.store.milvus import list_names
 
-        return [n for n in list_names(milvus_uri(config), config.store.milvus_token or "", config.store.milvus_timeout_s) if valid_name(n)]
+        return [n for n in list_names(milvus_uri(config), **milvus_options(config)) if valid_name(n)]
     root = kb_root(config)
     if not root.exists():
         return []
@@ -562,7 +566,8 @@ class KnowledgeBase:
         if faiss_kind == "auto":
             faiss_kind = choose_faiss_kind(self.catalog.chunk_count(), store.hnsw_above, store.ivf_above)
         uri = self.catalog.get_meta("milvus_uri") or store.milvus_uri
-        index = open_index(kind, self.folder, dim, faiss_index=faiss_kind, milvus_uri=uri, **self._faiss_options(kind))
+        index = open_index(kind, self.folder, dim, faiss_index=faiss_kind, milvus_uri=uri, milvus_options=milvus_options(self.config),
+                           **self._faiss_options(kind))
         self._repair_index(index, generation)
         self._index = index
         self._seen_generation = generation

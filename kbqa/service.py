@@ -174,6 +174,17 @@ class Service:
         with _store_reachable():
             return list_knowledge_bases(self.config)
 
+    def listed_names(self) -> tuple[list[str], str]:
+        """The knowledge bases and "ok"; none and why while the store cannot be reached (Milvus away):
+        what lists them (the model list, the status, the web page) stays up and is complete again once
+        the store answers, and a request that uses one gets the 503."""
+        try:
+            return self.names(), "ok"
+        except Busy as exc:
+            if exc.code != "store_unavailable":
+                raise
+            return [], exc.message
+
     def _folder(self, name: str) -> Path:
         if not isinstance(name, str) or not valid_name(name):
             raise BadRequest("invalid knowledge base name: use letters of any script (composed), digits, '_', and '-' or '.' (not first), "

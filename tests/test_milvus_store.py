@@ -253,20 +253,35 @@ def test_one_milvus_lite_folder_is_one_process_at_a_time_and_says_how_to_share(h
 
 
 def test_a_milvus_server_that_is_not_there_is_a_plain_error_on_every_face(home: Path) -> None:
-    env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": f"http://127.0.0.1:{free_port()}", "KBQA_LLM__MODEL": "extractive"}
+    env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": f"http://127.0.0.1:{free_port()}", "KBQA_LLM__MODEL": "extractive",
+           "KBQA_STORE__MILVUS_CONNECT_S": "3"}
+    began = time.monotonic()
     searched = run_kbqa("search", "gearbox oil", "--kb", "team", env=env)
     assert searched.returncode == 2 and "Traceback" not in searched.stderr
     assert "cannot reach Milvus at http://127.0.0.1:" in searched.stderr and "KBQA_STORE__MILVUS_URI" in searched.stderr
-    assert "tried for 15 s" in searched.stderr  # a server that restarts is waited for, one that is not there not for ever
+    assert "tried for 3 s, store.milvus_connect_s" in searched.stderr  # a server that restarts is waited for, one that is not there not for ever
+    assert time.monotonic() - began < 30
     server, url = start_server(home, "api", env=env, ready="/no-such-page")  # a 404: it is up
     try:
         r = httpx.post(f"{url}/v1/kb/team/search", json={"query": "gearbox oil"}, timeout=60)
         assert r.status_code == 503 and "cannot reach the Milvus store" in r.text and r.headers.get("retry-after") == "10"
         assert "127.0.0.1" not in r.text  # the store's address is for the log, not for clients
         assert "cannot reach Milvus at http://127.0.0.1:" in (home / f"server-{url.rsplit(':', 1)[1]}.log").read_text()
+        listed = httpx.get(f"{url}/v1/models", timeout=60)  # the LLMs stay listed (and usable) while the store is away
+        assert listed.status_code == 200 and "extractive" in [m["id"] for m in listed.json()["data"]]
     finally:
         server.terminate()
         server.wait(timeout=30)
+    web, page = start_server(home, "serve", env=env)  # the web chat comes up too, and says what is wrong when used
+    try:
+        from gradio_client import Client
+
+        answer, sources = Client(page, verbose=False).predict("gearbox oil?", "team", 4, 0.0, "extractive", api_name="/ask")
+        assert "cannot reach the Milvus store" in answer and sources == "", answer
+        assert "Traceback" not in (home / f"server-{page.rsplit(':', 1)[1]}.log").read_text()
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
 
 
 def test_each_client_has_a_channel_of_its_own(milvus_server: str) -> None:
@@ -357,6 +372,59 @@ def test_an_ingest_outlives_a_milvus_restart_and_a_killed_or_stopped_ingest_resu
     assert len(kb.files()) == total and rows_in_milvus(kb) == kb.stats()["chunks"]  # what was cut short was upserted over
     kb.close()
     assert not kb_folder(kb.config, "big").exists()
+
+
+def test_a_server_serving_a_milvus_store_that_is_lost_says_503_at_once_after_the_first_wait_and_serves_again_when_it_is_back(
+        home: Path, tmp_path: Path, milvus: MilvusServer) -> None:
+    """A running `kbqa api` whose Milvus server goes away under it: the first request waits for a
+    restart (15 s) and gets 503; every later one, whatever connection it opens (an upload's own and its
+    clean-up's), fails at the first refusal instead of waiting again; the server back, requests work."""
+    env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": milvus.uri, "KBQA_LLM__MODEL": "extractive"}
+    server, url = start_server(home, "api", env=env, ready="/v1/models")
+    try:
+        pdf = write_pdf(tmp_path / "manual.pdf", EN_PAGES)
+        with pdf.open("rb") as fh:
+            up = httpx.post(f"{url}/v1/kb/team/files", files=[("files", ("manual.pdf", fh, "application/pdf"))], timeout=300)
+        assert up.status_code == 200, up.text
+        milvus.kill()
+
+        began = time.monotonic()
+        first = httpx.post(f"{url}/v1/kb/team/search", json={"query": "RO membrane"}, timeout=120)
+        waited = time.monotonic() - began
+        assert first.status_code == 503 and "the Milvus store behind kbqa" in first.text, first.text
+        assert "127.0.0.1" not in first.text and first.headers.get("retry-after") == "10"
+        assert 10 < waited < 40, waited  # a restart is waited for, once
+
+        began = time.monotonic()
+        again = httpx.post(f"{url}/v1/kb/team/search", json={"query": "RO membrane"}, timeout=120)
+        upload = httpx.post(f"{url}/v1/kb/team/files", files=[("files", ("notes.txt", b"The pump runs at 40 bar.", "text/plain"))],
+                            timeout=120)
+        answer = httpx.post(f"{url}/v1/chat/completions", json={"model": "kb:team", "messages": [{"role": "user", "content": "RO membrane?"}]},
+                            timeout=120)
+        models = httpx.get(f"{url}/v1/models", timeout=60)
+        status = httpx.get(f"{url}/v1/status", timeout=60)
+        assert [r.status_code for r in (again, upload, answer, models, status)] == [503, 503, 503, 200, 200], (again.text, upload.text, answer.text)
+        assert time.monotonic() - began < 15  # five requests, none waiting 15 s again
+        assert "extractive" in [m["id"] for m in models.json()["data"]] and "kb:team" not in [m["id"] for m in models.json()["data"]]
+        assert status.json()["knowledge_bases"] is None and "Milvus store" in status.json()["store"] and "queues" in status.json()
+        assert "not waited for again until it answers" in (home / f"server-{url.rsplit(':', 1)[1]}.log").read_text()
+
+        milvus.start()
+        deadline, back = time.time() + 60, None
+        while time.time() < deadline:
+            back = httpx.post(f"{url}/v1/kb/team/search", json={"query": "RO membrane"}, timeout=120)
+            if back.status_code == 200:
+                break
+            time.sleep(1)
+        assert back is not None and back.status_code == 200, back.text if back else None
+        assert back.json()["hits"][0]["file"] == "manual.pdf"
+        assert "kb:team" in [m["id"] for m in httpx.get(f"{url}/v1/models", timeout=60).json()["data"]]
+        assert httpx.get(f"{url}/v1/status", timeout=60).json()["store"] == "ok"
+        log = (home / f"server-{url.rsplit(':', 1)[1]}.log").read_text()
+        assert "Traceback" not in log and " 500 " not in log
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_many_files_long_titles_long_names_and_a_crashed_forced_reread(home: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -146,14 +146,14 @@ def build_app(config: Config, kb: str = "default") -> Any:
     import gradio as gr
 
     service = Service(config)
-    names = service.names()
+    names = service.listed_names()[0]  # (a store away at start: the page comes up, and says so when a knowledge base is used)
     if kb not in names:
         names = [kb] + names
     llm_names = service.llm_choices()  # only models on this machine: a click never starts a download
     llm_missing = service.llm_missing()  # the catalog's other LLMs: shown as not here, with how to get them
 
     def kb_choices(value: str | None = None) -> Any:
-        current = sorted(set(service.names()) | ({value} if value else set()))
+        current = sorted(set(service.listed_names()[0]) | ({value} if value else set()))
         return gr.update(choices=current, value=value) if value else gr.update(choices=current)
 
     # --- chat --------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
             service.drop(kb_name)
         except ServiceError as exc:
             return failure(exc, lang), gr.update(), files_table(kb_name, lang)
-        left = service.names()
+        left = service.listed_names()[0]
         return t(lang, "deleted_kb", name=_escape(kb_name)), gr.update(choices=left, value=left[0] if left else None), []
 
     # Uploads and re-ingests waiting for their turn (server.max_ingests), by browser session: a tab

@@ -100,14 +100,35 @@ class StoreUnavailable(RuntimeError):
         self.reason = reason or message
 
 
-CONNECT_TIMEOUT_S = 15.0  # how long a Milvus server that is busy or restarting is tried (pymilvus: one try of 10 s)
+CONNECT_TIMEOUT_S = 15.0  # the default of store.milvus_connect_s: how long a server that is busy or restarting is tried (pymilvus: one try of 10 s)
 CALL_TIMEOUT_S = 60.0  # the default of store.milvus_timeout_s: how long one call may go unanswered (pymilvus: for ever)
 
 _lite_users: dict[str, int] = {}  # Milvus Lite folder -> clients of this process open on it
 _lite_lock = threading.Lock()
+_lost_since: dict[str, float] = {}  # server URI -> when a refusal outlasted store.milvus_connect_s, until it answers again
+_lost_lock = threading.Lock()
 
 
-def connect(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> Any:
+def _found_lost(uri: str) -> None:
+    with _lost_lock:
+        _lost_since.setdefault(uri, time.monotonic())
+
+
+def _found_answering(uri: str) -> None:
+    with _lost_lock:
+        _lost_since.pop(uri, None)
+
+
+def _lost_for(uri: str) -> float | None:
+    """Seconds since this process found the server at uri lost (None: it is not known lost). Every
+    connection of the process shares it: a request, or an upload's clean-up, that meets a server
+    found lost a moment ago by another connection fails at its first refusal instead of waiting again."""
+    with _lost_lock:
+        since = _lost_since.get(uri)
+    return None if since is None else time.monotonic() - since
+
+
+def connect(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S, connect_s: float = CONNECT_TIMEOUT_S) -> Any:
     """A MilvusClient for a server URI (http://host:19530) or a Milvus Lite data folder (a path ending
     in .db; token: "user:password" or an API key, for a server with authentication), with a clear error
     when Lite's folder is held by another process. Hand it back with
@@ -125,8 +146,9 @@ def connect(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> Any
     local = "://" not in uri
     if local:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    waits = _lost_for(uri) is None
     try:
-        client = _client(MilvusClient, uri, token, local)
+        client = _client(MilvusClient, uri, token, local, connect_s)
     except MilvusException as exc:
         if local:
             raise StoreUnavailable(
@@ -135,23 +157,23 @@ def connect(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> Any
                 "store.milvus_uri: http://127.0.0.1:19530 (KBQA_STORE__MILVUS_URI) in every kbqa process"
             ) from None
         raise StoreUnavailable(
-            f"cannot reach Milvus at {uri} (tried for {CONNECT_TIMEOUT_S:g} s): {exc.message}. "
+            f"cannot reach Milvus at {uri} ({_tried(uri, waits, connect_s)}): {exc.message}. "
             "Check that the server runs and store.milvus_uri (KBQA_STORE__MILVUS_URI) names it",
-            reason=f"cannot reach the Milvus store behind kbqa (tried for {CONNECT_TIMEOUT_S:g} s); its address is in the server's log",
+            reason=f"cannot reach the Milvus store behind kbqa ({_tried(uri, waits, connect_s)}); its address is in the server's log",
         ) from None
     if local:
         with _lite_lock:
             key = str(Path(uri).resolve())
             _lite_users[key] = _lite_users.get(key, 0) + 1
-    return Guarded(client, uri, timeout_s)
+    return Guarded(client, uri, timeout_s, connect_s)
 
 
-def _client(make: Any, uri: str, token: str, local: bool) -> Any:
+def _client(make: Any, uri: str, token: str, local: bool, connect_s: float) -> Any:
     """A MilvusClient on a connection of its own. pymilvus shares one channel per address among a
     process's clients and keeps it after the last one closes, and gRPC shares TCP connections among
     channels: idle, their keepalive pings earn a GOAWAY (too_many_pings) from the server, and the next
     client on that connection failed at once with "Fail connecting to server" (a server process opening
-    a store after a pause). A server is tried again until CONNECT_TIMEOUT_S: one that restarts, or is
+    a store after a pause). A server is tried again for connect_s: one that restarts, or is
     busy, is waited for."""
     from pymilvus.exceptions import MilvusException
 
@@ -160,14 +182,26 @@ def _client(make: Any, uri: str, token: str, local: bool) -> Any:
         options["token"] = token
     if local:
         return make(uri, **options)
-    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    deadline = time.monotonic() + (0.0 if _lost_for(uri) is not None else connect_s)
     while True:
         try:
-            return make(uri, timeout=max(1.0, deadline - time.monotonic()), **options)
+            client = make(uri, timeout=max(1.0, deadline - time.monotonic()), **options)
         except MilvusException:
             if time.monotonic() + 0.5 >= deadline:
+                _found_lost(uri)
                 raise
             time.sleep(0.5)
+            continue
+        _found_answering(uri)
+        return client
+
+
+def _tried(uri: str, waited: bool, connect_s: float) -> str:
+    lost = _lost_for(uri)
+    if waited or lost is None:
+        return f"tried for {connect_s:g} s, store.milvus_connect_s"
+    ago = "just now" if lost < 1 else f"{lost:.0f} s ago"
+    return f"lost {ago} after {connect_s:g} s of tries, not waited for again until it answers"
 
 
 # MilvusClient's calls that ask the server (the others build schemas and index parameters locally)
@@ -181,16 +215,15 @@ class Guarded:
     answering (a stopped process, a network cut off), and a lost one surfaced as a traceback of its own
     (an ingest stopped with "MilvusException: Fail connecting to server" in a frame of pymilvus). Here
     each call has a deadline (timeout_s, store.milvus_timeout_s); a server that refuses the connection
-    (it went down, or restarts) is asked again every 0.5 s for up to CONNECT_TIMEOUT_S, once per loss:
-    after that, until it answers again, a call fails at its first refusal. A server that came back has
+    (it went down, or restarts) is asked again every 0.5 s for up to connect_s (store.milvus_connect_s), once per loss:
+    after that, until it answers again, a call of any connection of this process (_lost_for) fails at its first refusal. A server that came back has
     the collections on disk but not loaded: one is loaded again and the call asked again. Otherwise the caller gets
     StoreUnavailable, which every face says plainly. The calls retried are idempotent (upserts and
     deletes by id or version, reads): a write that reached the server before its answer was lost
     is written again, the same; an insert or a collection's creation is not retried."""
 
-    def __init__(self, client: Any, uri: str, timeout_s: float) -> None:
-        self._client, self._uri, self._timeout_s = client, uri, timeout_s
-        self._lost = False  # refused since its last answer: not waited for again
+    def __init__(self, client: Any, uri: str, timeout_s: float, connect_s: float = CONNECT_TIMEOUT_S) -> None:
+        self._client, self._uri, self._timeout_s, self._connect_s = client, uri, timeout_s, connect_s
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -199,8 +232,8 @@ class Guarded:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             kwargs.setdefault("timeout", self._timeout_s)
-            deadline = time.monotonic() + CONNECT_TIMEOUT_S
-            reloaded = False
+            deadline = time.monotonic() + self._connect_s
+            reloaded, waits = False, _lost_for(self._uri) is None
             while True:
                 try:
                     result = attr(*args, **kwargs)
@@ -212,19 +245,20 @@ class Guarded:
                         continue
                     if how in (None, "released"):
                         raise
-                    if how == "refused" and not self._lost and name not in _ONCE and time.monotonic() + 0.5 < deadline:
+                    if how == "refused" and _lost_for(self._uri) is None and name not in _ONCE and time.monotonic() + 0.5 < deadline:
                         time.sleep(0.5)
                         continue
-                    self._lost = self._lost or how == "refused"
-                    raise self.unavailable(how, exc) from None
-                self._lost = False
+                    if how == "refused" and name not in _ONCE:  # (an insert refused once is not a server waited for)
+                        _found_lost(self._uri)
+                    raise self.unavailable(how, exc, waits) from None
+                _found_answering(self._uri)
                 return _GuardedPages(result, self) if name == "query_iterator" else result
 
         return call
 
-    def unavailable(self, how: str, exc: BaseException) -> StoreUnavailable:
+    def unavailable(self, how: str, exc: BaseException, waited: bool = False) -> StoreUnavailable:
         what = (f"it did not answer within {self._timeout_s:g} s (store.milvus_timeout_s)" if how == "silent"
-                else f"it could not be reached (tried for {CONNECT_TIMEOUT_S:g} s)")
+                else f"it could not be reached ({_tried(self._uri, waited, self._connect_s)})")
         detail = getattr(exc, "message", "") or str(exc) or type(exc).__name__
         if callable(getattr(exc, "details", None)) and callable(getattr(exc, "code", None)):  # a gRPC error: its code and words, not its repr
             detail = f"{exc.code().name}: {exc.details()}"
@@ -294,8 +328,8 @@ def disconnect(client: Any, uri: str) -> None:
         server_manager_instance.release_server(uri)
 
 
-def list_names(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> list[str]:
-    client = connect(uri, token, timeout_s)
+def list_names(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S, connect_s: float = CONNECT_TIMEOUT_S) -> list[str]:
+    client = connect(uri, token, timeout_s, connect_s)
     try:
         names = {name_of(c[: -len("_meta")], client) for c in client.list_collections() if c.endswith("_meta")}
         return sorted(n for n in names if n)
@@ -307,10 +341,11 @@ class MilvusCatalog:
     """The catalog and both searches of one knowledge base, all in Milvus: the same methods as the
     SQLite Catalog (kbqa.store.catalog), so the ingest pipeline and the retriever work on either."""
 
-    def __init__(self, uri: str, name: str, *, create: bool = True, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> None:
+    def __init__(self, uri: str, name: str, *, create: bool = True, token: str = "", timeout_s: float = CALL_TIMEOUT_S,
+                 connect_s: float = CONNECT_TIMEOUT_S) -> None:
         self.uri = uri
         self.name = name
-        self.client: Any = connect(uri, token, timeout_s)
+        self.client: Any = connect(uri, token, timeout_s, connect_s)
         prefix = collection_prefix(name)
         self.chunks_c, self.files_c, self.meta_c = f"{prefix}_chunks", f"{prefix}_files", f"{prefix}_meta"
         self._writer = threading.RLock()
@@ -335,8 +370,8 @@ class MilvusCatalog:
             raise
 
     @classmethod
-    def exists(cls, uri: str, name: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S) -> bool:
-        client = connect(uri, token, timeout_s)
+    def exists(cls, uri: str, name: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S, connect_s: float = CONNECT_TIMEOUT_S) -> bool:
+        client = connect(uri, token, timeout_s, connect_s)
         try:
             return bool(client.has_collection(f"{collection_prefix(name)}_meta"))
         finally:

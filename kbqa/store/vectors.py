@@ -9,7 +9,7 @@ import struct
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -368,7 +368,8 @@ class FaissIndex:
 class MilvusIndex:
     """Milvus (a server URI for scale, or a Milvus Lite .db file) through pymilvus' MilvusClient."""
 
-    def __init__(self, folder: Path, dim: int, uri: str | None = None, collection: str | None = None) -> None:
+    def __init__(self, folder: Path, dim: int, uri: str | None = None, collection: str | None = None,
+                 options: dict[str, Any] | None = None) -> None:
         try:
             import pymilvus  # noqa: F401
         except ImportError as exc:
@@ -378,7 +379,7 @@ class MilvusIndex:
         self.uri = uri or str(folder / "milvus.db")
         self.collection = collection or "kbqa_" + "".join(ch if ch.isalnum() else "_" for ch in folder.name)
         self.state = folder / "milvus.json"
-        self.client = connect(self.uri)  # a channel of its own; calls bounded, a lost server said plainly
+        self.client = connect(self.uri, **(options or {}))  # a channel of its own; calls bounded, a lost server said plainly
         if not self.client.has_collection(self.collection):
             self._create()
 
@@ -427,10 +428,11 @@ class MilvusIndex:
 
 
 def open_index(kind: str, folder: Path, dim: int, *, faiss_index: str = "flat", milvus_uri: str | None = None,
-               **faiss_options: object) -> VectorIndex:
-    """faiss_options: delta_fraction, ivf_code, ivf_nprobe (see FaissIndex)."""
+               milvus_options: dict[str, Any] | None = None, **faiss_options: object) -> VectorIndex:
+    """faiss_options: delta_fraction, ivf_code, ivf_nprobe (see FaissIndex); milvus_options: token,
+    timeout_s, connect_s (kbqa.store.milvus.connect)."""
     if kind == "faiss":
         return FaissIndex(folder, dim, faiss_index, **faiss_options)  # type: ignore[arg-type]
     if kind == "milvus":
-        return MilvusIndex(folder, dim, milvus_uri)
+        return MilvusIndex(folder, dim, milvus_uri, options=milvus_options)
     raise ValueError(f"unknown vector index {kind!r}; choose faiss or milvus")
