@@ -16,6 +16,7 @@ import time
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
@@ -420,6 +421,7 @@ class KnowledgeBase:
         self._cancelled: Callable[[], bool] | None = None  # during an ingest: whether to stop (see ingest)
         self._llm_lock = threading.Lock()  # the LLM loads under its own lock: the search goes on meanwhile
         self._preload: threading.Thread | None = None  # preload_llm()'s thread, waited for by close()
+        self._ingesting = 0  # ingests of this object running now (threads of one program): its own LLM shares the cores meanwhile
         self._seen_generation = -1  # the catalog generation the vector index in memory reflects
         if moving := self.catalog.get_meta("moving_from"):
             self.catalog.close()
@@ -734,10 +736,25 @@ class KnowledgeBase:
 
                     backend = resolve_model(self.config.llm).backend
                     loaded = ExtractiveAnswerer() if backend == "extractive" else make_llm(self.config.llm, self.config.home_dir() / "models")
-                    if backend in ("llamacpp", "transformers"):
-                        loaded = QueuedLLM([loaded], GenerationQueue(1, max_waiting=1_000_000, timeout_s=24 * 3600))
+                    if backend in ("llamacpp", "transformers"):  # (while this object ingests, on half the threads: see share_cores)
+                        loaded = QueuedLLM([loaded], GenerationQueue(1, max_waiting=1_000_000, timeout_s=24 * 3600), busy=self._busy)
                     self._llm = loaded
         return self._llm
+
+    def _busy(self) -> bool:
+        return self._ingesting > 0
+
+    @contextmanager
+    def _heavy(self) -> Iterator[None]:
+        """An ingest runs: an answer generated meanwhile by this object's LLM (another thread) uses
+        half the cores, as in the servers, instead of crawling behind the embedder on all of them."""
+        with self._lock:
+            self._ingesting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._ingesting -= 1
 
     # --- ingest ------------------------------------------------------------------------------
     def ingest(
@@ -756,6 +773,11 @@ class KnowledgeBase:
         cancelled() is asked between files and while one is read: once true, the ingest stops as
         if interrupted (report.interrupted; the file being read is dropped, its parser stopped).
         """
+        with self._heavy():
+            return self._ingest(paths, prune=prune, force=force, progress=progress, cancelled=cancelled)
+
+    def _ingest(self, paths: str | Path | Iterable[str | Path], *, prune: bool, force: bool, progress: Callable[[Progress], None] | None,
+                cancelled: Callable[[], bool] | None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -916,6 +938,10 @@ class KnowledgeBase:
         """Ingest documents already in memory (e.g. a JSONL corpus), one (source id, documents) each.
 
         A source is keyed by its id: unchanged text is skipped, changed text replaced."""
+        with self._heavy():
+            return self._ingest_documents(sources, force)
+
+    def _ingest_documents(self, sources: Iterable[tuple[str, list[Document]]], force: bool) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         self.catalog.set_meta("embedding_model", self.config.embeddings.model)

@@ -270,3 +270,33 @@ def test_a_server_generates_on_half_its_threads_while_an_ingest_runs(tmp_path: P
     monkeypatch.setenv("KBQA_SERVER__LLM_INSTANCES", "2")
     two = Service(load_config()[0]).llm()
     assert [c.threads for c in two.copies] == [max(1, (os.cpu_count() or 2) // 2)] * 2
+
+
+def test_a_program_that_asks_while_it_ingests_generates_on_half_the_threads(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python API as the servers: one KnowledgeBase asked in one thread while it ingests in
+    another generates on half its LLM's threads meanwhile (the embedder takes every core), on all of
+    them before and after."""
+    import llama_cpp
+
+    from conftest import three_notes
+    from kbqa import KnowledgeBase
+
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    for key, value in {"MODEL": "tiny", "PATH": str(path), "N_CTX": "256", "N_THREADS": "2"}.items():
+        monkeypatch.setenv(f"KBQA_LLM__{key}", value)
+    kb = KnowledgeBase.open("busy")
+    ctx = kb.llm.copies[0]._llm._ctx.ctx
+    ask = [{"role": "user", "content": "the year"}]
+    seen: list[int] = []
+
+    def meanwhile(progress: object) -> None:  # runs inside the ingest, as another thread's answer would
+        if not seen:
+            list(kb.llm.stream(ask, max_tokens=3))
+            seen.append(llama_cpp.llama_n_threads(ctx))
+
+    list(kb.llm.stream(ask, max_tokens=3))
+    assert llama_cpp.llama_n_threads(ctx) == 2
+    assert kb.ingest([three_notes(tmp_path / "notes")], progress=meanwhile).count("added") == 3
+    list(kb.llm.stream(ask, max_tokens=3))
+    assert seen == [1] and llama_cpp.llama_n_threads(ctx) == 2
+    kb.close()
