@@ -233,7 +233,10 @@ def ingest(
             _fail(f"{given} does not exist; nothing was ingested{hint}")
     from kbqa.kb import KnowledgeBase
 
-    existed = KnowledgeBase.exists(kb, cfg)
+    try:
+        existed = KnowledgeBase.exists(kb, cfg)
+    except RuntimeError as exc:  # a store that cannot be reached (Milvus down): said, as _open says it
+        _fail(str(exc))
     knowledge_base = _open(kb, cfg, create=True)
     err = _console(stderr=True)
     from kbqa.kb import KnowledgeBaseError

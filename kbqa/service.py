@@ -153,6 +153,10 @@ def _load_failed(what: str, model: str, exc: Exception) -> ServiceError:
     return BadRequest(f"the {what} {model!r} cannot be loaded: {reason}", code=f"{role}_load_failed", model=model, reason=reason)
 
 
+def _no_kb(name: str) -> NotFound:
+    return NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})", code="no_kb", name=name)
+
+
 # --- the service ----------------------------------------------------------------------------------
 class Service:
     """The knowledge bases one server offers, by name, with shared models and limits."""
@@ -198,14 +202,28 @@ class Service:
     def kb(self, name: str, *, create: bool = False) -> KnowledgeBase:
         """The open knowledge base called name, current with what other processes wrote."""
         folder = self._folder(name)
-        with self._lock, _store_reachable():
-            held = self._kbs.get(name)
+        with _store_reachable():  # (the store is asked outside the lock: a store that does not answer holds up this request, not every other)
+            with self._lock:
+                held = self._kbs.get(name)
             if held is not None and held[0].catalog.identity() != held[1]:  # dropped (and maybe made again) by another process
-                self._kbs.pop(name)  # not closed: requests still reading it finish on the old files
+                with self._lock:
+                    if self._kbs.get(name) is held:
+                        self._kbs.pop(name)  # not closed: requests still reading it finish on the old files
                 held = None
+            if held is None and not create and not kb_exists(self.config, folder):
+                raise _no_kb(name)
+            held = held or self._opened(name, folder, create)
+        held[0].refresh()
+        return held[0]
+
+    def _opened(self, name: str, folder: Path, create: bool) -> tuple[KnowledgeBase, Any]:
+        """The knowledge base opened once for every request (another may have opened it meanwhile;
+        one dropped meanwhile is not made again)."""
+        with self._lock:
+            held = self._kbs.get(name)
             if held is None:
                 if not create and not kb_exists(self.config, folder):
-                    raise NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})", code="no_kb", name=name)
+                    raise _no_kb(name)
                 try:
                     base = KnowledgeBase(folder, self.config, shared_embedder=self._embedder)
                 except KnowledgeBaseError as exc:
@@ -217,9 +235,7 @@ class Service:
                     raise _load_failed("embedding model", self.config.embeddings.model, exc) from None
                 held = (base, base.catalog.identity())
                 self._kbs[name] = held
-            base = held[0]
-        base.refresh()
-        return base
+            return held
 
     @_reaching_store
     def create(self, name: str) -> KnowledgeBase:

@@ -107,6 +107,7 @@ _lite_users: dict[str, int] = {}  # Milvus Lite folder -> clients of this proces
 _lite_lock = threading.Lock()
 _lost_since: dict[str, float] = {}  # server URI -> when a refusal outlasted store.milvus_connect_s, until it answers again
 _lost_lock = threading.Lock()
+_connecting: dict[str, threading.Lock] = {}  # server URI -> held while a client of this process connects to it
 
 
 def _found_lost(uri: str) -> None:
@@ -182,18 +183,21 @@ def _client(make: Any, uri: str, token: str, local: bool, connect_s: float) -> A
         options["token"] = token
     if local:
         return make(uri, **options)
-    deadline = time.monotonic() + (0.0 if _lost_for(uri) is not None else connect_s)
-    while True:
-        try:
-            client = make(uri, timeout=max(1.0, deadline - time.monotonic()), **options)
-        except MilvusException:
-            if time.monotonic() + 0.5 >= deadline:
-                _found_lost(uri)
-                raise
-            time.sleep(0.5)
-            continue
-        _found_answering(uri)
-        return client
+    with _lost_lock:
+        turn = _connecting.setdefault(uri, threading.Lock())
+    with turn:  # pymilvus connects one client at a time anyway: the next one learns whether this one found the server lost
+        deadline = time.monotonic() + (0.0 if _lost_for(uri) is not None else connect_s)
+        while True:
+            try:
+                client = make(uri, timeout=max(1.0, deadline - time.monotonic()), **options)
+            except MilvusException:
+                if time.monotonic() + 0.5 >= deadline:
+                    _found_lost(uri)
+                    raise
+                time.sleep(0.5)
+                continue
+            _found_answering(uri)
+            return client
 
 
 def _tried(uri: str, waited: bool, connect_s: float) -> str:
@@ -256,9 +260,14 @@ class Guarded:
 
         return call
 
-    def unavailable(self, how: str, exc: BaseException, waited: bool = False) -> StoreUnavailable:
-        what = (f"it did not answer within {self._timeout_s:g} s (store.milvus_timeout_s)" if how == "silent"
-                else f"it could not be reached ({_tried(self._uri, waited, self._connect_s)})")
+    def unavailable(self, how: str, exc: BaseException, waited: bool | None = None) -> StoreUnavailable:
+        """waited: whether the call was asked again for connect_s (None: it is not asked again, a page of a query's results)."""
+        if how == "silent":
+            what = f"it did not answer within {self._timeout_s:g} s (store.milvus_timeout_s)"
+        elif waited is None:
+            what = "it could not be reached while results were read (not asked again)"
+        else:
+            what = f"it could not be reached ({_tried(self._uri, waited, self._connect_s)})"
         detail = getattr(exc, "message", "") or str(exc) or type(exc).__name__
         if callable(getattr(exc, "details", None)) and callable(getattr(exc, "code", None)):  # a gRPC error: its code and words, not its repr
             detail = f"{exc.code().name}: {exc.details()}"
