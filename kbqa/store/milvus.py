@@ -185,7 +185,7 @@ def _client(make: Any, uri: str, token: str, local: bool, connect_s: float) -> A
         return make(uri, **options)
     with _lost_lock:
         turn = _connecting.setdefault(uri, threading.Lock())
-    with turn:  # pymilvus connects one client at a time anyway: the next one learns whether this one found the server lost
+    with turn:  # (pymilvus' ConnectionManager makes one connection at a time, under its lock): the next learns whether this one found the server lost
         deadline = time.monotonic() + (0.0 if _lost_for(uri) is not None else connect_s)
         while True:
             try:
