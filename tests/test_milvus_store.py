@@ -287,6 +287,38 @@ def test_a_milvus_server_that_is_not_there_is_a_plain_error_on_every_face(home: 
         web.wait(timeout=30)
 
 
+def test_a_milvus_address_that_accepts_but_never_answers_is_said_apart_from_one_with_nothing_there(home: Path) -> None:
+    """A stopped server (SIGSTOP), a swamped one, or store.milvus_uri naming another program's port:
+    the connection is accepted and nothing answers."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": f"http://127.0.0.1:{listener.getsockname()[1]}",
+           "KBQA_LLM__MODEL": "extractive", "KBQA_STORE__MILVUS_CONNECT_S": "2"}
+    try:
+        began = time.monotonic()
+        searched = run_kbqa("search", "gearbox oil", "--kb", "team", env=env)
+        assert searched.returncode == 2 and "Traceback" not in searched.stderr, searched.stderr
+        assert "accepts connections but did not answer (tried for 2 s, store.milvus_connect_s)" in searched.stderr, searched.stderr
+        assert "paused or overloaded, or another program listens there" in searched.stderr and "KBQA_STORE__MILVUS_URI" in searched.stderr
+        assert time.monotonic() - began < 30
+        assert held  # it was asked
+    finally:
+        listener.close()
+        for c in held:
+            c.close()
+
+
 def test_each_client_has_a_channel_of_its_own(milvus_server: str) -> None:
     """pymilvus shared one gRPC channel per address among a process's clients and kept it after the
     last closed; idle for half a minute, its keepalive pings earned a GOAWAY from the server, and the

@@ -157,6 +157,12 @@ def connect(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S, connec
                 f"to share it, run `milvus-lite server --data-dir {uri} --host 127.0.0.1 --port 19530` and set "
                 "store.milvus_uri: http://127.0.0.1:19530 (KBQA_STORE__MILVUS_URI) in every kbqa process"
             ) from None
+        if _accepts(uri):  # a stopped (SIGSTOP) or swamped server, or another program on that port: its kernel accepts, nothing answers
+            raise StoreUnavailable(
+                f"Milvus at {uri} accepts connections but did not answer ({_tried(uri, waits, connect_s)}): the server may be paused "
+                "or overloaded, or another program listens there. Check the server, and that store.milvus_uri (KBQA_STORE__MILVUS_URI) names it",
+                reason=f"the Milvus store behind kbqa did not answer ({_tried(uri, waits, connect_s)}); its address is in the server's log",
+            ) from None
         raise StoreUnavailable(
             f"cannot reach Milvus at {uri} ({_tried(uri, waits, connect_s)}): {exc.message}. "
             "Check that the server runs and store.milvus_uri (KBQA_STORE__MILVUS_URI) names it",
@@ -167,6 +173,23 @@ def connect(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S, connec
             key = str(Path(uri).resolve())
             _lite_users[key] = _lite_users.get(key, 0) + 1
     return Guarded(client, uri, timeout_s, connect_s)
+
+
+def _accepts(uri: str, timeout_s: float = 1.0) -> bool:
+    """Whether something at the server URI's host and port accepts a TCP connection (told apart from
+    nothing listening there, or no route, when a Milvus client could not connect)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 19530)
+        if not host:
+            return False
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _client(make: Any, uri: str, token: str, local: bool, connect_s: float) -> Any:
