@@ -386,7 +386,8 @@ def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: d
         return refused
     stream = AnswerStream(asked.question, prepared.sources, iter(()), answered=True, model=model or answerer.name,
                           query=asked.query, confidence=prepared.decision.confidence)
-    stream.set_pieces(_checked(answerer.answer(asked, prepared.sources, prepared.evidence, gen), answerer, stream))
+    stream.set_pieces(_checked(answerer.answer(asked, prepared.sources, prepared.evidence, gen)),
+                      refused=lambda: bool(getattr(answerer, "refused", False)))
     usage = getattr(answerer, "usage", None)  # counted as it generates
     if usage is not None:
         usage.add(prepared.usage)
@@ -394,9 +395,8 @@ def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: d
     return stream
 
 
-def _checked(pieces: Iterator[str], answerer: Answerer, stream: AnswerStream) -> Iterator[str]:
-    """The answerer's pieces without leading blanks; a chat model's own refusal marks the stream
-    as not answered; Ctrl-C ends the answer cleanly."""
+def _checked(pieces: Iterator[str]) -> Iterator[str]:
+    """The answerer's pieces without leading blanks; Ctrl-C ends the answer cleanly."""
     first = True
     try:
         for piece in pieces:
@@ -408,5 +408,7 @@ def _checked(pieces: Iterator[str], answerer: Answerer, stream: AnswerStream) ->
             yield piece
     except KeyboardInterrupt:
         return
-    if getattr(answerer, "refused", False):
-        stream.answered_from_documents = False
+    finally:  # closed early (the reader stopped): the answerer stops at once and gives back its turn
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()

@@ -42,7 +42,8 @@ class Conflict(ServiceError):
 
 
 class Upstream(ServiceError):
-    """The LLM server behind kbqa (llm.backend: openai) could not be reached or failed the request."""
+    """The LLM behind kbqa failed the request: its server (llm.backend: openai) could not be reached or
+    failed, or its context window is too small for the prompt (llm.n_ctx)."""
 
     status = 502
 

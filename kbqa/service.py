@@ -65,7 +65,7 @@ class Reply:
             yield from self.ticket.wait(every)
 
     def __iter__(self) -> Iterator[str]:
-        from kbqa.llm import LLMServerError
+        from kbqa.llm import ContextTooSmall, LLMServerError
 
         self._iterator = iter(self.stream)
         try:
@@ -73,6 +73,10 @@ class Reply:
         except LLMServerError as exc:  # the LLM server behind kbqa, not this request, failed: 502, said plainly
             log.warning("%s", exc)  # the address for the operator; the client learns what happened, not where
             raise Upstream(scrub(f"the LLM server behind kbqa {exc.reason}"), code="llm_server") from None
+        except ContextTooSmall as exc:  # the server's LLM is set up too small for kbqa's prompts: the operator's to fix
+            log.warning("%s", exc)
+            raise Upstream("the LLM behind kbqa has a context window too small for this prompt (its operator should raise llm.n_ctx)",
+                           code="llm_context") from None
         finally:
             self.close()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -113,16 +113,39 @@ class AnswerStream:
         self.model = model
         self.confidence = confidence
         self._pieces = pieces
+        self._refused: Callable[[], bool] | None = None
         self.text = ""
         self.usage = Usage()  # filled as the LLM generates
 
-    def set_pieces(self, pieces: Iterator[str]) -> None:
+    def set_pieces(self, pieces: Iterator[str], refused: Callable[[], bool] | None = None) -> None:
+        """pieces: the text as generated; refused: asked once they ran out, whether the model said
+        the sources do not hold the answer (it must not hold this stream: a cycle through the
+        generator would keep a half-read stream, and the LLM's turn, until the garbage collector)."""
         self._pieces = pieces
+        self._refused = refused
 
     def __iter__(self) -> Iterator[str]:
-        for piece in self._pieces:
-            self.text += piece
-            yield piece
+        try:
+            for piece in self._pieces:
+                self.text += piece
+                yield piece
+        finally:  # a caller that stops reading (break, an error in its loop) ends the generation
+            self.close()
+        if self._refused is not None and self._refused():
+            self.answered_from_documents = False
+
+    def close(self) -> None:
+        """Stop generating and give the LLM's turn back (leaving a for-loop over the stream early
+        does this too)."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> AnswerStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def answer(self) -> Answer:
         for _ in self:

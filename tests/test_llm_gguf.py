@@ -300,3 +300,52 @@ def test_a_program_that_asks_while_it_ingests_generates_on_half_the_threads(tmp_
     list(kb.llm.stream(ask, max_tokens=3))
     assert seen == [1] and llama_cpp.llama_n_threads(ctx) == 2
     kb.close()
+
+
+def test_a_stream_left_half_read_gives_the_llm_back(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program that stops reading a streamed answer (break, an error in its loop) ends the
+    generation there: the next ask, in any thread, does not wait for it (it waited until the garbage
+    collector ran, up to the queue's 24 hours). close() and `with` end a stream never iterated to its end."""
+    from conftest import three_notes
+    from kbqa import KnowledgeBase
+
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    for key, value in {"MODEL": "tiny", "PATH": str(path), "N_CTX": "1024"}.items():
+        monkeypatch.setenv(f"KBQA_LLM__{key}", value)
+    kb = KnowledgeBase.open("half")
+    kb.ingest([three_notes(tmp_path / "notes")])
+    question = "How often must the gearbox oil be changed?"
+    stream = kb.ask(question, stream=True, max_tokens=40, temperature=1.0)
+    assert stream.answered_from_documents
+    for _ in stream:
+        assert kb.llm.queue.stats()["generating"] == 1
+        break
+    assert kb.llm.queue.stats()["generating"] == 0  # `stream` is still held: the break gave the turn back
+    with kb.ask(question, stream=True, max_tokens=40, temperature=1.0) as held:
+        next(iter(held))
+    assert kb.llm.queue.stats()["generating"] == 0
+    assert kb.ask(question, max_tokens=3).sources[0].file == "c.txt"
+    kb.close()
+
+
+def test_a_context_window_too_small_for_the_prompt_is_said(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """llm.n_ctx set below what kbqa's prompt takes: the CLI says which setting to raise (exit 2, it
+    was llama.cpp's ValueError as a traceback) and a server answers 502 naming the LLM's context,
+    not a 500."""
+    from conftest import three_notes, run_kbqa
+    from kbqa.config import load_config
+    from kbqa.errors import Upstream
+    from kbqa.service import Service
+
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    assert run_kbqa("ingest", str(three_notes(tmp_path / "notes")), "--kb", "small").returncode == 0
+    env = {"KBQA_LLM__MODEL": "tiny", "KBQA_LLM__PATH": str(path), "KBQA_LLM__N_CTX": "256"}
+    done = run_kbqa("ask", "How often must the gearbox oil be changed?", "--kb", "small", env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "context window of 256 tokens" in done.stderr and "llm.n_ctx" in done.stderr
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reply = Service(load_config()[0]).ask("small", "How often must the gearbox oil be changed?")
+    with pytest.raises(Upstream, match="context window too small") as failed:
+        "".join(reply)
+    assert failed.value.status == 502

@@ -21,6 +21,10 @@ class LLMServerError(RuntimeError):
         self.reason = reason
 
 
+class ContextTooSmall(RuntimeError):
+    """The prompt is longer than the model's context window (llm.n_ctx set too small)."""
+
+
 class LLM(Protocol):
     name: str
     context: int

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kbqa.config import LLMConfig
+from kbqa.llm import ContextTooSmall
 from kbqa.llm.templates import STOPS, render
 from kbqa.models import LLMModel, package_path
 from kbqa.types import Capabilities
@@ -132,15 +133,21 @@ class LlamaCppLLM:
             "stream": True,
         }
         stop = list(generation.get("stop") or [])
-        if self.template == "gguf":
-            for part in self._llm.create_chat_completion(messages=messages, stop=stop or None, **params):
-                delta = part["choices"][0].get("delta", {}).get("content")
-                if delta:
-                    yield delta
-            return
-        prompt = render(self.template, messages).removeprefix("<s>")  # llama.cpp adds the BOS token itself
-        stop += STOPS.get(self.template, [])
-        for part in self._llm.create_completion(prompt=prompt, stop=stop or None, repeat_penalty=1.1, **params):
-            text = part["choices"][0].get("text")
-            if text:
-                yield text
+        try:
+            if self.template == "gguf":
+                for part in self._llm.create_chat_completion(messages=messages, stop=stop or None, **params):
+                    delta = part["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        yield delta
+                return
+            prompt = render(self.template, messages).removeprefix("<s>")  # llama.cpp adds the BOS token itself
+            stop += STOPS.get(self.template, [])
+            for part in self._llm.create_completion(prompt=prompt, stop=stop or None, repeat_penalty=1.1, **params):
+                text = part["choices"][0].get("text")
+                if text:
+                    yield text
+        except ValueError as exc:
+            if "exceed context window" not in str(exc):
+                raise
+            raise ContextTooSmall(f"the prompt does not fit {self.name}'s context window of {self.context} tokens "
+                                  f"(llama.cpp: {exc}): raise llm.n_ctx (KBQA_LLM__N_CTX; 2048 or more for kbqa's prompts)") from None
