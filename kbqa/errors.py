@@ -1,9 +1,14 @@
-"""Errors the service layer answers a request with: each has the HTTP status that fits and a
-message for the client that shows no server path."""
+"""Errors: the Python API's (KnowledgeBaseError: a problem the user can fix), and those the service
+layer answers a request with, each with the HTTP status that fits and a message for the client that
+shows no server path."""
 
 from __future__ import annotations
 
 import re
+
+
+class KnowledgeBaseError(Exception):
+    """A problem the user can fix; the message says how."""
 
 
 class ServiceError(Exception):

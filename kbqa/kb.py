@@ -30,6 +30,7 @@ from ingest.context import SIDECAR, describe, sidecar_description
 from ingest.textfacts import HAN, approx_tokens, han, is_numeric, labels, meaningful
 from ingest.worker import LoaderProcess
 from kbqa.config import Config, load_config
+from kbqa.errors import KnowledgeBaseError
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
 from kbqa.store.vectors import choose_faiss_kind
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
@@ -108,8 +109,6 @@ def process_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class KnowledgeBaseError(Exception):
-    """A problem the user can fix; the message says how."""
 
 
 @dataclass
@@ -417,8 +416,9 @@ class KnowledgeBase:
         self._reranker: Any = None
         self._followed = True  # False while a moved folder's upload paths wait to be followed (_follow_folder)
         self._lock = threading.RLock()  # guards loading the parts above and swapping the index
-        self._remote: Any = None  # during a Ray ingest: its executor, which embeds the chunks
-        self._cancelled: Callable[[], bool] | None = None  # during an ingest: whether to stop (see ingest)
+        # the ingest this thread runs (threads of one program may ingest side by side): a Ray ingest's
+        # executor, which embeds the chunks (.remote), and whether to stop (.cancelled, see ingest)
+        self._running = threading.local()
         self._llm_lock = threading.Lock()  # the LLM loads under its own lock: the search goes on meanwhile
         self._preload: threading.Thread | None = None  # preload_llm()'s thread, waited for by close()
         self._ingesting = 0  # ingests of this object running now (threads of one program): its own LLM shares the cores meanwhile
@@ -493,12 +493,15 @@ class KnowledgeBase:
         except KnowledgeBaseError:
             return False
 
-    def close(self) -> None:
+    def close(self, why: str = "") -> None:
+        """Close the knowledge base's files. Calls running in other threads finish what they are
+        doing or fail at their next read with KnowledgeBaseError, as does any later call."""
         if self._preload is not None:  # a load still inside llama.cpp when the interpreter exits crashed
             self._preload.join()       # it (SIGSEGV after a refusal printed before the model was loaded)
-        self.catalog.close()
+        why = why or f"knowledge base {self.name!r} was closed: open it again (KnowledgeBase.open({self.name!r}))"
+        self.catalog.close(why)
         if self._vector_cache is not None:
-            self._vector_cache.close()
+            self._vector_cache.close(why)
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -813,7 +816,7 @@ class KnowledgeBase:
                 raise _Cancelled
 
         ahead = _ReadAhead(loader, PARSE_AHEAD if remote is None else 2 * len(remote.actors) + 2, remote)
-        self._remote, self._cancelled = remote, cancelled
+        self._running.remote, self._running.cancelled = remote, cancelled
         try:
             planned = (self._plan_file(path, name, force) for path, name in files)
             for n, plan in ahead.run(planned, lambda plan, n: replace(options, on_page=_page_progress(pages, n, len(files), plan.name))):
@@ -843,7 +846,7 @@ class KnowledgeBase:
             report.interrupted = True
         finally:  # interrupted or failing: the files being parsed ahead are stopped, not waited for
             ahead.close(interrupted=report.interrupted or sys.exc_info()[0] is not None)
-            self._remote, self._cancelled = None, None
+            self._running.remote, self._running.cancelled = None, None
             if remote is not None:
                 remote.close()
             self._sync_index()
@@ -1033,7 +1036,8 @@ class KnowledgeBase:
         if self.config.embeddings.cache and self.config.store.backend == "embedded" and len(vectors) < len(keys):
             vectors.update(self.vector_cache.get([k for k in keys if k not in vectors]))
         todo = {c.vector_key: text for c, text in pairs if c.vector_key not in vectors}
-        words = self._remote.cut_words(chunks, description) if self._remote is not None and chunks else None  # meanwhile, on Ray
+        remote = getattr(self._running, "remote", None)
+        words = remote.cut_words(chunks, description) if remote is not None and chunks else None  # meanwhile, on Ray
         if todo:
             embedded = dict(zip(todo.keys(), self._embed(list(todo.values()))))
             if self.config.embeddings.cache and self.config.store.backend == "embedded":  # a Milvus-served KB keeps no local state
@@ -1045,15 +1049,17 @@ class KnowledgeBase:
         return chunks, vectors
 
     def _checkpoint(self) -> None:
-        """Raise _Cancelled when the running ingest has been cancelled (a server stopping)."""
-        if self._cancelled is not None and self._cancelled():
+        """Raise _Cancelled when this thread's running ingest has been cancelled (a server stopping)."""
+        cancelled = getattr(self._running, "cancelled", None)
+        if cancelled is not None and cancelled():
             raise _Cancelled
 
     def _embed(self, texts: list[str]) -> list[Any]:
         """Vectors of texts; here in batches, so that a cancelled ingest (a server stopping) stops
         within one batch even in a file of thousands of chunks. A Ray ingest embeds on its actors."""
-        if self._remote is not None:
-            return list(self._remote.embed_documents(texts))
+        remote = getattr(self._running, "remote", None)
+        if remote is not None:
+            return list(remote.embed_documents(texts))
         out: list[Any] = []
         batch: list[str] = []
         size, limit = 0, EMBED_BATCH_MIN
@@ -1208,7 +1214,7 @@ class KnowledgeBase:
     def drop(self) -> list[str]:
         """Delete the whole knowledge base (its folder, or its Milvus collections). A folder that also
         holds files kbqa did not make keeps them (their names are returned) and only loses kbqa's."""
-        self.close()
+        self.close(f"knowledge base {self.name!r} was deleted (drop)")
         return drop_store(self.config, self.folder)
 
     def stats(self) -> dict[str, Any]:

@@ -108,8 +108,8 @@ def test_a_killed_embedding_worker_costs_nothing(tmp_path: Path, folder: Path, l
     killed: list[int] = []
 
     def progress(p) -> None:  # type: ignore[no-untyped-def]
-        if p.stage == "file" and p.result is not None and not killed and kb._remote is not None:
-            pid = ray.get(kb._remote.actors[0].pid.remote())
+        if p.stage == "file" and p.result is not None and not killed and getattr(kb._running, "remote", None) is not None:
+            pid = ray.get(kb._running.remote.actors[0].pid.remote())
             os.kill(pid, signal.SIGKILL)  # mid-run: the files after this one still need embedding
             killed.append(pid)
 
@@ -128,8 +128,8 @@ def test_ray_ingest_into_the_milvus_store_with_a_worker_killed(tmp_path: Path, f
     killed: list[int] = []
 
     def progress(p) -> None:  # type: ignore[no-untyped-def]
-        if p.stage == "file" and p.result is not None and not killed and kb._remote is not None:
-            pid = ray.get(kb._remote.actors[0].pid.remote())
+        if p.stage == "file" and p.result is not None and not killed and getattr(kb._running, "remote", None) is not None:
+            pid = ray.get(kb._running.remote.actors[0].pid.remote())
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
+
+from kbqa.errors import KnowledgeBaseError
 
 
 class VectorCache:
@@ -19,21 +22,34 @@ class VectorCache:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS vectors(key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        self._lock = threading.Lock()  # one connection for every thread: one call at a time, and never closed under one
+        self._closed: str | None = None
 
     def get(self, keys: list[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            rows = self.db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})", part)
-            out.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
+        with self._lock:
+            self._check()
+            for i in range(0, len(keys), 500):
+                part = keys[i : i + 500]
+                rows = self.db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})", part)
+                out.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
         return out
 
     def put(self, vectors: dict[str, np.ndarray]) -> None:
-        with self.db:
-            self.db.executemany(
-                "INSERT OR IGNORE INTO vectors(key, vector) VALUES(?, ?)",
-                [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()],
-            )
+        with self._lock:
+            self._check()
+            with self.db:
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO vectors(key, vector) VALUES(?, ?)",
+                    [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()],
+                )
 
-    def close(self) -> None:
-        self.db.close()
+    def _check(self) -> None:
+        if self._closed is not None:
+            raise KnowledgeBaseError(self._closed)
+
+    def close(self, why: str = "") -> None:
+        with self._lock:
+            if self._closed is None:
+                self._closed = why or "the vector cache was closed"
+                self.db.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from kbqa.errors import KnowledgeBaseError
 from kbqa.store.tokenize import VERSION as TOKENIZER_VERSION
 from kbqa.store.tokenize import index_words, name_terms, name_tokens, query_tokens
 
@@ -136,6 +137,7 @@ class Catalog:
         self._connections: dict[int, sqlite3.Connection] = {}  # by thread id, to close them all
         self._connections_lock = threading.Lock()
         self._writer = threading.RLock()
+        self._closed: str | None = None  # why it was closed (close(why)): later calls say so
         self.db.execute("PRAGMA journal_mode=WAL")
         with self._writer:
             self._add_description_column()
@@ -149,8 +151,16 @@ class Catalog:
 
     @property
     def db(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use)."""
+        """This thread's connection (opened on first use). Once the catalog is closed, each thread
+        closes its own connection at its next use and gets KnowledgeBaseError."""
         conn = getattr(self._local, "conn", None)
+        if self._closed is not None:
+            if conn is not None:
+                self._local.conn = None
+                with self._connections_lock:
+                    self._connections.pop(threading.get_ident(), None)
+                conn.close()
+            raise KnowledgeBaseError(self._closed)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, check_same_thread=False, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -198,12 +208,16 @@ class Catalog:
             db.executemany("INSERT INTO files_fts(rowid, tokens) VALUES(?, ?)", [(r[0], " ".join(name_tokens(r[1]))) for r in files])
             self.set_meta("tokenizer", TOKENIZER_VERSION, db)
 
-    def close(self) -> None:
+    def close(self, why: str = "") -> None:
+        """Close this thread's connection and those of threads that ended; another thread closes its
+        own at its next use, which then fails with `why` (closing a connection another thread is
+        running a statement on crashed the process)."""
+        self._closed = why or "the knowledge base was closed: open it again (KnowledgeBase.open)"
+        alive = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
         with self._connections_lock:
-            for conn in self._connections.values():
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+            for ident in [i for i in self._connections if i not in alive]:
+                self._connections.pop(ident).close()
+        self._local.conn = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -415,7 +415,7 @@ class MilvusCatalog:
             if self.client.has_collection(collection):
                 self.client.drop_collection(collection)
 
-    def close(self) -> None:
+    def close(self, why: str = "") -> None:
         if self.client is not None:
             disconnect(self.client, self.uri)
             self.client = None
