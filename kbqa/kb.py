@@ -784,6 +784,7 @@ class KnowledgeBase:
         started = time.perf_counter()
         report = IngestReport()
         paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        scanned = time.time()  # entries written after this were found by another ingest: not this one's to prune
         files = list(ingestable_files(paths, self.config.ingest.exclude))
         notify = progress or (lambda p: None)
         notify(Progress("scan", 0, len(files)))
@@ -837,7 +838,7 @@ class KnowledgeBase:
                     index.save(self.catalog.generation())
                     last_save, dirty = time.monotonic(), False
                 notify(Progress("file", n + 1, len(files), plan.name, result))
-            gone = self._gone(paths, {str(p) for p, _ in files})
+            gone = self._gone(paths, {str(p) for p, _ in files}, before=scanned)
             if prune:
                 report.files.extend(FileResult(row.name, "removed", chunks=row.chunks) for row in self._prune(gone))
             else:
@@ -1083,11 +1084,13 @@ class KnowledgeBase:
             self._vector_cache = VectorCache(self.config.home_dir() / "cache", self.config.embeddings.model)
         return self._vector_cache
 
-    def _gone(self, paths: list[str | Path], seen: set[str]) -> list[FileRow]:
-        """The files of this knowledge base under the given folders that this ingest did not find."""
+    def _gone(self, paths: list[str | Path], seen: set[str], before: float) -> list[FileRow]:
+        """The files of this knowledge base under the given folders that this ingest did not find,
+        recorded before it looked (a file that came meanwhile and another ingest recorded is kept)."""
         roots = [str(Path(p).expanduser().resolve()) for p in paths]
         return [row for row in self.catalog.files()
-                if row.path not in seen and any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)]
+                if row.path not in seen and (row.ingested_at or 0.0) < before
+                and any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)]
 
     def _prune(self, gone: list[FileRow], missing: bool = False) -> list[FileRow]:
         """Remove these entries, each only while it is still recorded where it was found (another

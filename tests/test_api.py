@@ -336,3 +336,25 @@ def test_two_threads_ingesting_are_cancelled_each_on_its_own(home: Path, tmp_pat
     done = reports["other"]
     assert not done.interrupted and done.count("added") == 2  # type: ignore[attr-defined]
     assert kb.stats()["files"] == 5
+
+
+@pytest.mark.slow
+def test_an_ingest_with_prune_keeps_a_file_another_ingest_added_meanwhile(home: Path, tmp_path: Path) -> None:
+    """A file that comes into the folder during `ingest(..., prune=True)` and that another ingest (a
+    watcher, another process) records meanwhile is on disk: it stays (it was pruned as gone, since
+    the first ingest's scan had not seen it)."""
+    from conftest import three_notes, write
+
+    folder = three_notes(tmp_path / "notes")
+    kb, watcher = open_kb(), open_kb()
+
+    def meanwhile(progress: Any) -> None:
+        if progress.stage == "file" and not (folder / "new.md").exists():
+            write(folder, "new.md", "# Parking\n\nVisitors park on level 2.\n")
+            assert watcher.ingest([folder / "new.md"]).count("added") == 1
+
+    report = kb.ingest([folder], prune=True, progress=meanwhile)
+    assert report.count("added") == 3 and report.count("removed") == 0
+    assert sorted(f.name for f in kb.files()) == ["a.md", "b.md", "c.txt", "new.md"]
+    (folder / "a.md").unlink()
+    assert [f.name for f in kb.ingest([folder], prune=True).files if f.status == "removed"] == ["a.md"]
