@@ -46,10 +46,15 @@ def is_follow_up(question: str) -> bool:
     return bool(_REFERENCE_EN.search(q) or _CONTINUES_EN.search(q)) or len(q.split()) <= 3
 
 
+PREVIOUS_CHARS = 1000  # of the previous question, the end: what a follow-up refers to
+
+
 def _previous_question(history: list[Message]) -> str | None:
+    """The last question asked (its last PREVIOUS_CHARS characters: an earlier message of any length
+    never makes a follow-up's search too long)."""
     for message in reversed(history):
         if message.get("role") == "user" and message.get("content"):
-            return message["content"].strip()
+            return message["content"].strip()[-PREVIOUS_CHARS:]
     return None
 
 

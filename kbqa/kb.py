@@ -29,6 +29,7 @@ from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file,
 from ingest.context import SIDECAR, describe, sidecar_description
 from ingest.textfacts import HAN, approx_tokens, han, is_numeric, labels, meaningful
 from ingest.worker import LoaderProcess
+from kbqa import limits
 from kbqa.config import Config, load_config
 from kbqa.errors import KnowledgeBaseError
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
@@ -1238,6 +1239,7 @@ class KnowledgeBase:
         from kbqa.retrieval import Retriever
 
         question = self._question(question, 2)
+        top_k, threshold = limits.top_k(top_k), limits.fraction(threshold, "threshold")
         with self.catalog.pinned():  # one search reads one state of the store
             if self.catalog.chunk_count() == 0:
                 return []
@@ -1248,7 +1250,7 @@ class KnowledgeBase:
         """A question (or query) cleaned, refused when empty or longer than server.max_question_chars
         (times `allowance`: a follow-up's search holds the question before it too): a question of a
         megabyte would hold one ask for minutes."""
-        text = clean_text(text)
+        text = clean_text(limits.text(text))
         if not text.strip():
             raise KnowledgeBaseError("the question is empty")
         limit = self.config.server.max_question_chars * allowance
@@ -1300,7 +1302,9 @@ class KnowledgeBase:
         from kbqa.models import calibration
 
         question = self._question(question)
-        history = [{"role": m["role"], "content": clean_text(m["content"])} for m in history or []]
+        history = [{"role": m["role"], "content": clean_text(m["content"])} for m in limits.turns(history)]
+        top_k, threshold = limits.top_k(top_k), limits.fraction(threshold, "threshold")
+        answer_confidence = limits.fraction(answer_confidence, "answer_confidence")
         def model() -> Any:  # loaded only when needed: a refusal never loads the LLM
             return llm or self.llm
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kbqa.config import Config
+from kbqa import limits
 from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, Upstream, scrub
 from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, ingestable, kb_exists, kb_folder, list_knowledge_bases,
                      valid_name)
@@ -453,9 +454,7 @@ class Service:
 
     # --- limits ----------------------------------------------------------------------------------------
     def _question(self, text: Any, what: str = "question") -> str:
-        if not isinstance(text, str):
-            raise BadRequest(f"the {what} must be text")
-        text = clean_text(text)
+        text = clean_text(limits.text(text, what, BadRequest))
         if not text.strip():
             raise BadRequest(f"the {what} is empty", code="empty")
         if len(text) > self.limits.max_question_chars:
@@ -476,21 +475,11 @@ class Service:
                            f"up to {most}: ask a shorter one", code="too_many_tokens", tokens=tokens, limit=most)
 
     def _top_k(self, top_k: Any) -> int | None:
-        if top_k is None:
-            return None
-        if isinstance(top_k, float) and top_k.is_integer():
-            top_k = int(top_k)
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
-            raise BadRequest(f"top_k must be a whole number from 1 to 50 (got {str(top_k)[:20]})")
-        return top_k
+        return limits.top_k(top_k, BadRequest)
 
     def _fraction(self, value: Any, name: str) -> float | None:
         """threshold, answer_confidence: None, or a number from 0 to 1."""
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
-            raise BadRequest(f"{name} must be a number from 0 to 1 (got {str(value)[:20]})")
-        return float(value)
+        return limits.fraction(value, name, BadRequest)
 
     def _generation(self, temperature: Any, max_tokens: Any) -> dict[str, Any]:
         gen: dict[str, Any] = {}
@@ -506,16 +495,10 @@ class Service:
 
     def _history(self, history: list[Message] | None, asking: int = 0) -> list[Message]:
         """The earlier turns, checked; asking: the messages that come with them (the question)."""
-        turns = list(history or [])
-        if len(turns) + asking > self.limits.max_messages:
+        turns = list(history) if isinstance(history, (list, tuple)) else history
+        if isinstance(turns, list) and len(turns) + asking > self.limits.max_messages:
             raise TooLarge(f"the conversation has {len(turns) + asking} messages; the limit is {self.limits.max_messages} (server.max_messages)")
-        out = []
-        for m in turns:
-            role, content = m.get("role"), m.get("content")
-            if not isinstance(role, str) or not isinstance(content, str):
-                raise BadRequest("each message needs a role and text content")
-            out.append({"role": role, "content": clean_text(content)})
-        return out
+        return [{"role": m["role"], "content": clean_text(m["content"])} for m in limits.turns(turns, BadRequest)]
 
     # --- models --------------------------------------------------------------------------------------
     def llm(self, model: str | None = None) -> Any:

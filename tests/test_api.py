@@ -358,3 +358,36 @@ def test_an_ingest_with_prune_keeps_a_file_another_ingest_added_meanwhile(home: 
     assert sorted(f.name for f in kb.files()) == ["a.md", "b.md", "c.txt", "new.md"]
     (folder / "a.md").unlink()
     assert [f.name for f in kb.ingest([folder], prune=True).files if f.status == "removed"] == ["a.md"]
+
+
+@pytest.mark.slow
+def test_search_and_ask_refuse_what_the_servers_refuse(home: Path, tmp_path: Path) -> None:
+    """top_k, threshold and answer_confidence have the config's and the servers' limits; a question
+    or history that is not text is said as such (they were read as something else — top_k -1 a
+    refusal, 0 the default, 10**9 every chunk, NaN no threshold — or failed deep inside). A long
+    earlier question never makes a follow-up 'too long' (it was blamed on the 16-character question)."""
+    from conftest import three_notes
+
+    kb = open_kb()
+    kb.ingest([three_notes(tmp_path / "notes")])
+    bad: list[tuple[str, dict[str, Any]]] = [
+        ("top_k", {"top_k": -1}), ("top_k", {"top_k": 0}), ("top_k", {"top_k": 10**9}), ("top_k", {"top_k": 2.5}),
+        ("top_k", {"top_k": "3"}), ("top_k", {"top_k": float("nan")}), ("threshold", {"threshold": float("nan")}),
+        ("threshold", {"threshold": "0.5"}), ("threshold", {"threshold": 2}),
+    ]
+    for name, args in bad:
+        for call in (kb.search, kb.ask):
+            with pytest.raises(KnowledgeBaseError, match=f"^{name} must be"):
+                call("gearbox oil", **args)
+    with pytest.raises(KnowledgeBaseError, match="^answer_confidence must be"):
+        kb.ask("gearbox oil", answer_confidence=float("nan"))
+    for question in (None, b"gearbox oil", 5):
+        with pytest.raises(KnowledgeBaseError, match="^the question must be text"):
+            kb.ask(question)  # type: ignore[arg-type]
+    for history in ([{"role": "user"}], [{"role": "user", "content": None}], "gearbox"):
+        with pytest.raises(KnowledgeBaseError, match="role and text content|must be a list"):
+            kb.ask("and the oil?", history=history)  # type: ignore[arg-type]
+    assert len(kb.search("gearbox oil", top_k=2.0)) == 2  # a whole number written as a float is that number
+    long_before = [{"role": "user", "content": "Tell me about the gearbox. " * 3000}, {"role": "assistant", "content": "It has oil."}]
+    follow_up = kb.ask("and how often is its oil changed?", history=long_before)
+    assert follow_up.sources[0].file == "c.txt" and "two years" in follow_up.text
