@@ -1240,6 +1240,9 @@ class KnowledgeBase:
 
         question = self._question(question, 2)
         top_k, threshold = limits.top_k(top_k), limits.fraction(threshold, "threshold")
+        if self._dropped():  # its files are gone, or another knowledge base's: nothing here may be read with them
+            raise KnowledgeBaseError(self.catalog.closed or f"knowledge base {self.name!r} was deleted by another process since "
+                                     "it was opened (and may have been made again): open it again")
         with self.catalog.pinned():  # one search reads one state of the store
             if self.catalog.chunk_count() == 0:
                 return []

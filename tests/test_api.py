@@ -235,6 +235,8 @@ def test_a_knowledge_base_dropped_and_made_again_elsewhere_keeps_its_own_vectors
     made_again = open_kb("twice")
     made_again.ingest([new_docs])
     made_again.close()
+    with pytest.raises(KnowledgeBaseError, match="deleted by another process since it was opened"):
+        held.search("apples")  # it read the new catalog's chunks with its old vectors: a page about cars for apples
     with pytest.raises(KnowledgeBaseError, match="deleted by another process during this ingest"):
         held.ingest([old_docs])  # into the deleted catalog: said, and its index not saved over the new one's
     held.close()

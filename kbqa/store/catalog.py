@@ -208,6 +208,11 @@ class Catalog:
             db.executemany("INSERT INTO files_fts(rowid, tokens) VALUES(?, ?)", [(r[0], " ".join(name_tokens(r[1]))) for r in files])
             self.set_meta("tokenizer", TOKENIZER_VERSION, db)
 
+    @property
+    def closed(self) -> str | None:
+        """Why the catalog was closed (None while it is open)."""
+        return self._closed
+
     def close(self, why: str = "") -> None:
         """Close this thread's connection and those of threads that ended; another thread closes its
         own at its next use, which then fails with `why` (closing a connection another thread is
