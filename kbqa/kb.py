@@ -473,12 +473,15 @@ class KnowledgeBase:
             for section, values in overrides.items():
                 data[section] = {**data[section], **values} if isinstance(values, dict) else values
             config = Config.model_validate(data)
+        if not isinstance(name_or_path, (str, Path)):
+            raise KnowledgeBaseError(f"a knowledge base is opened by its name or folder path, as text (got {type(name_or_path).__name__})")
         text = str(name_or_path)
         folder = _folder_of(text, config)
         if not create and not kb_exists(config, folder):
             where = f"in Milvus at {milvus_uri(config)}" if config.store.backend == "milvus" else f"looked in {folder}"
             raise KnowledgeBaseError(f"no knowledge base {text!r} ({where}); create it with: kbqa ingest DOCS --kb {text}")
-        if config.store.backend == "embedded" and not kb_exists(config, folder) and folder.is_dir():
+        mine = folder.parent.resolve() == kb_root(config).resolve()  # a folder of the home is kbqa's own (another thread may be making it)
+        if config.store.backend == "embedded" and not mine and not kb_exists(config, folder) and folder.is_dir():
             taken = sorted(p.name for p in folder.iterdir() if _OWN_FILE.match(p.name))
             if taken:  # a new knowledge base would write over files of these names
                 raise KnowledgeBaseError(f"{folder} already holds {', '.join(taken)}, which a knowledge base there would overwrite: "

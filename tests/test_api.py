@@ -393,3 +393,30 @@ def test_search_and_ask_refuse_what_the_servers_refuse(home: Path, tmp_path: Pat
     long_before = [{"role": "user", "content": "Tell me about the gearbox. " * 3000}, {"role": "assistant", "content": "It has oil."}]
     follow_up = kb.ask("and how often is its oil changed?", history=long_before)
     assert follow_up.sources[0].file == "c.txt" and "two years" in follow_up.text
+
+
+@pytest.mark.slow
+def test_threads_opening_a_new_knowledge_base_at_once_all_get_it(home: Path) -> None:
+    """As a threaded program's first requests do: each thread gets the knowledge base (now and then
+    one was told the folder 'already holds catalog.sqlite, which a knowledge base there would
+    overwrite' — another thread's, made a moment before — or got sqlite3's 'database is locked')."""
+    import threading
+
+    failures: list[str] = []
+    for round in range(6):
+        go = threading.Barrier(6)
+
+        def open_it(name: str = f"new{round}") -> None:
+            go.wait()
+            try:
+                KnowledgeBase.open(name, llm="extractive").close()
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        [t.start() for t in threads]
+        [t.join(60) for t in threads]
+    assert failures == []
+    for name in (None, 5, b"kb"):
+        with pytest.raises(KnowledgeBaseError, match="by its name or folder path, as text"):
+            KnowledgeBase.open(name)  # type: ignore[arg-type]

@@ -138,7 +138,7 @@ class Catalog:
         self._connections_lock = threading.Lock()
         self._writer = threading.RLock()
         self._closed: str | None = None  # why it was closed (close(why)): later calls say so
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._write_ahead()
         with self._writer:
             self._add_description_column()
             self.db.executescript(SCHEMA)
@@ -148,6 +148,19 @@ class Catalog:
         self.opened_identity = self.identity()
         if self.get_meta("tokenizer") != TOKENIZER_VERSION:
             self.rebuild_fts()
+
+    def _write_ahead(self) -> None:
+        """WAL mode; on a file another thread or process is creating at this moment SQLite says
+        'locked' at once (its busy timeout does not cover this), so it is asked again meanwhile."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @property
     def db(self) -> sqlite3.Connection:
