@@ -473,9 +473,9 @@ class KnowledgeBase:
             for section, values in overrides.items():
                 data[section] = {**data[section], **values} if isinstance(values, dict) else values
             config = Config.model_validate(data)
-        if not isinstance(name_or_path, (str, Path)):
+        text = os.fspath(name_or_path) if isinstance(name_or_path, (str, os.PathLike)) else None
+        if not isinstance(text, str):
             raise KnowledgeBaseError(f"a knowledge base is opened by its name or folder path, as text (got {type(name_or_path).__name__})")
-        text = str(name_or_path)
         folder = _folder_of(text, config)
         if not create and not kb_exists(config, folder):
             where = f"in Milvus at {milvus_uri(config)}" if config.store.backend == "milvus" else f"looked in {folder}"
@@ -1089,12 +1089,14 @@ class KnowledgeBase:
         return self._vector_cache
 
     def _gone(self, paths: list[str | Path], seen: set[str], before: float) -> list[FileRow]:
-        """The files of this knowledge base under the given folders that this ingest did not find,
-        recorded before it looked (a file that came meanwhile and another ingest recorded is kept)."""
+        """The files of this knowledge base under the given folders that this ingest did not find;
+        one recorded (or moved) since it looked only when nothing is at its path (a file that came
+        meanwhile and another ingest recorded is kept; a clock ahead when it was recorded keeps
+        nothing that is gone)."""
         roots = [str(Path(p).expanduser().resolve()) for p in paths]
         return [row for row in self.catalog.files()
-                if row.path not in seen and (row.ingested_at or 0.0) < before
-                and any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)]
+                if row.path not in seen and any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+                and ((row.ingested_at or 0.0) < before or is_missing(row.path))]
 
     def _prune(self, gone: list[FileRow], missing: bool = False) -> list[FileRow]:
         """Remove these entries, each only while it is still recorded where it was found (another

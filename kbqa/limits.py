@@ -5,6 +5,7 @@ that every face accepts and refuses the same values."""
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from kbqa.errors import KnowledgeBaseError
@@ -16,7 +17,9 @@ def top_k(value: Any, error: type[Exception] = KnowledgeBaseError) -> int | None
     """None, or a whole number from 1 to MAX_TOP_K (2.0 counts as 2)."""
     if value is None:
         return None
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's integers too
+        value = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TOP_K:
         raise error(f"top_k must be a whole number from 1 to {MAX_TOP_K} (got {str(value)[:20]})")
@@ -27,7 +30,7 @@ def fraction(value: Any, name: str, error: type[Exception] = KnowledgeBaseError)
     """None, or a finite number from 0 to 1 (threshold, answer_confidence)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not 0 <= value <= 1:
         raise error(f"{name} must be a number from 0 to 1 (got {str(value)[:20]})")
     return float(value)
 

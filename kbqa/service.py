@@ -48,6 +48,19 @@ Message = dict[str, str]
 
 
 # --- what a request gets back ---------------------------------------------------------------------
+def _llm_failed(exc: Exception) -> Upstream:
+    """A 502 for a failure of the LLM behind kbqa, not of the request: its server failed
+    (LLMServerError) or its context window is set too small for kbqa's prompts (ContextTooSmall,
+    the operator's to fix). The details, with addresses, go to the log; the client learns what
+    happened, not where."""
+    log.warning("%s", exc)
+    reason = getattr(exc, "reason", None)
+    if reason is None:
+        return Upstream("the LLM behind kbqa has a context window too small for this prompt (its operator should raise llm.n_ctx)",
+                        code="llm_context")
+    return Upstream(scrub(f"the LLM server behind kbqa {reason}"), code="llm_server")
+
+
 class Reply:
     """An answer being produced for one request: sources at once, then (after waiting for the LLM,
     if it must) the text pieces. Always close() it (or iterate to the end): that frees its place."""
@@ -71,13 +84,8 @@ class Reply:
         self._iterator = iter(self.stream)
         try:
             yield from self._iterator
-        except LLMServerError as exc:  # the LLM server behind kbqa, not this request, failed: 502, said plainly
-            log.warning("%s", exc)  # the address for the operator; the client learns what happened, not where
-            raise Upstream(scrub(f"the LLM server behind kbqa {exc.reason}"), code="llm_server") from None
-        except ContextTooSmall as exc:  # the server's LLM is set up too small for kbqa's prompts: the operator's to fix
-            log.warning("%s", exc)
-            raise Upstream("the LLM behind kbqa has a context window too small for this prompt (its operator should raise llm.n_ctx)",
-                           code="llm_context") from None
+        except (LLMServerError, ContextTooSmall) as exc:
+            raise _llm_failed(exc) from None
         finally:
             self.close()
 
@@ -213,7 +221,8 @@ class Service:
             if held is not None and held[0].catalog.identity() != held[1]:  # dropped (and maybe made again) by another process
                 with self._lock:
                     if self._kbs.get(name) is held:
-                        self._kbs.pop(name)  # not closed: requests still reading it finish on the old files
+                        self._kbs.pop(name)
+                held[0].close(f"knowledge base {name!r} was deleted meanwhile")  # calls running on it finish first
                 held = None
             if held is None and not create and not kb_exists(self.config, folder):
                 raise _no_kb(name)
@@ -254,7 +263,9 @@ class Service:
         folder = self._folder(name)
         with self._writer(name):
             with self._lock:
-                self._kbs.pop(name, None)  # not closed: a search running now finishes on the removed files
+                held = self._kbs.pop(name, None)
+            if held is not None:
+                held[0].close(f"knowledge base {name!r} was deleted meanwhile")  # a search running now finishes first; its files are freed after
             if not kb_exists(self.config, folder):
                 raise NotFound(f"no knowledge base {name!r}", code="no_kb", name=name)
             try:
@@ -596,6 +607,8 @@ class Service:
     ) -> Reply:
         """Answer from a knowledge base. Raises Busy at once when the LLM's queue is full; the
         Reply's waiting() tells the place in the queue, iterating it gives the answer."""
+        from kbqa.llm import ContextTooSmall, LLMServerError
+
         question = self._question(question)
         turns = self._history(history, asking=1)
         top_k, threshold = self._top_k(top_k), self._fraction(threshold, "threshold")
@@ -618,6 +631,10 @@ class Service:
             if ticket:
                 ticket.release()
             raise _load_failed("reranker", exc.name, exc) from None
+        except (LLMServerError, ContextTooSmall) as exc:  # a follow-up's rewrite, before the answer streams
+            if ticket:
+                ticket.release()
+            raise _llm_failed(exc) from None
         except BaseException:
             if ticket:
                 ticket.release()

@@ -348,18 +348,28 @@ def test_an_ingest_with_prune_keeps_a_file_another_ingest_added_meanwhile(home: 
     from conftest import three_notes, write
 
     folder = three_notes(tmp_path / "notes")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    write(inbox, "moving.md", "# Canteen\n\nLunch is served from noon.\n")
     kb, watcher = open_kb(), open_kb()
+    kb.ingest([inbox])
 
     def meanwhile(progress: Any) -> None:
         if progress.stage == "file" and not (folder / "new.md").exists():
             write(folder, "new.md", "# Parking\n\nVisitors park on level 2.\n")
-            assert watcher.ingest([folder / "new.md"]).count("added") == 1
+            (inbox / "moving.md").rename(folder / "moving.md")
+            done = watcher.ingest([folder / "new.md", folder / "moving.md"])
+            assert (done.count("added"), done.count("moved")) == (1, 1)
 
     report = kb.ingest([folder], prune=True, progress=meanwhile)
     assert report.count("added") == 3 and report.count("removed") == 0
-    assert sorted(f.name for f in kb.files()) == ["a.md", "b.md", "c.txt", "new.md"]
+    assert sorted(f.name for f in kb.files()) == ["a.md", "b.md", "c.txt", "moving.md", "new.md"]
     (folder / "a.md").unlink()
     assert [f.name for f in kb.ingest([folder], prune=True).files if f.status == "removed"] == ["a.md"]
+    with sqlite3.connect(home / "kbs" / "t" / "catalog.sqlite") as db:  # recorded by a clock an hour ahead
+        db.execute("UPDATE files SET ingested_at = ingested_at + 3600")
+    (folder / "b.md").unlink()
+    assert [f.name for f in kb.ingest([folder], prune=True).files if f.status == "removed"] == ["b.md"]
 
 
 @pytest.mark.slow
@@ -389,7 +399,10 @@ def test_search_and_ask_refuse_what_the_servers_refuse(home: Path, tmp_path: Pat
     for history in ([{"role": "user"}], [{"role": "user", "content": None}], "gearbox"):
         with pytest.raises(KnowledgeBaseError, match="role and text content|must be a list"):
             kb.ask("and the oil?", history=history)  # type: ignore[arg-type]
+    import numpy as np
+
     assert len(kb.search("gearbox oil", top_k=2.0)) == 2  # a whole number written as a float is that number
+    assert len(kb.search("gearbox oil", top_k=np.int64(2), threshold=np.float32(0.0))) == 2  # numpy's numbers are numbers
     long_before = [{"role": "user", "content": "Tell me about the gearbox. " * 3000}, {"role": "assistant", "content": "It has oil."}]
     follow_up = kb.ask("and how often is its oil changed?", history=long_before)
     assert follow_up.sources[0].file == "c.txt" and "two years" in follow_up.text
@@ -420,3 +433,6 @@ def test_threads_opening_a_new_knowledge_base_at_once_all_get_it(home: Path) -> 
     for name in (None, 5, b"kb"):
         with pytest.raises(KnowledgeBaseError, match="by its name or folder path, as text"):
             KnowledgeBase.open(name)  # type: ignore[arg-type]
+    from pathlib import PurePosixPath
+
+    KnowledgeBase.open(PurePosixPath(home / "by-path"), llm="extractive").close()  # any path object

@@ -181,7 +181,7 @@ def test_an_llm_server_that_sends_something_odd_is_its_failure_said_plainly() ->
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from kbqa.llm import LLMServerError
+    from kbqa.llm import ContextTooSmall, LLMServerError
 
     replies = {
         "/null/v1": 'data: {"choices": [{"delta": null}]}\n\ndata: {"choices": [{"delta": {"content": 5}}]}\n\n',
@@ -189,13 +189,15 @@ def test_an_llm_server_that_sends_something_odd_is_its_failure_said_plainly() ->
         "/whole/v1": json.dumps({"choices": [{"message": {"role": "assistant", "content": "All in one body."}}]}),
         "/fine/v1": 'data: {"choices": [{"delta": {"role": "assistant"}}]}\n\ndata: {"choices": [{"delta": {"content": "Hi"}}]}\n\n'
                     "data: [DONE]\n\n",
+        "/full/v1": json.dumps({"error": {"code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096,
+                                          "message": "the request exceeds the available context size, try increasing it"}}),
     }
 
     class Fake(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             self.rfile.read(int(self.headers["Content-Length"]))
             body = replies[self.path.removesuffix("/chat/completions")].encode()
-            self.send_response(200)
+            self.send_response(400 if b"exceed_context_size_error" in body else 200)  # as llama.cpp's server says it
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -213,6 +215,8 @@ def test_an_llm_server_that_sends_something_odd_is_its_failure_said_plainly() ->
                 list(make_llm(LLMConfig(model="x", backend="openai", base_url=base + bad), Path(".")).stream(ask))
         assert "".join(make_llm(LLMConfig(model="x", backend="openai", base_url=base + "/whole/v1"), Path(".")).stream(ask)) == "All in one body."
         assert "".join(make_llm(LLMConfig(model="x", backend="openai", base_url=base + "/fine/v1"), Path(".")).stream(ask)) == "Hi"
+        with pytest.raises(ContextTooSmall, match="set llm.n_ctx to the context it serves"):  # it was 'is llm.model served there?'
+            list(make_llm(LLMConfig(model="x", backend="openai", base_url=base + "/full/v1"), Path(".")).stream(ask))
     finally:
         server.shutdown()
 
@@ -345,7 +349,11 @@ def test_a_context_window_too_small_for_the_prompt_is_said(tmp_path: Path, home:
     assert "context window of 256 tokens" in done.stderr and "llm.n_ctx" in done.stderr
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    reply = Service(load_config()[0]).ask("small", "How often must the gearbox oil be changed?")
+    service = Service(load_config()[0])
+    reply = service.ask("small", "How often must the gearbox oil be changed?")
     with pytest.raises(Upstream, match="context window too small") as failed:
         "".join(reply)
     assert failed.value.status == 502
+    earlier = [{"role": "user", "content": "What does the gearbox need?"}, {"role": "assistant", "content": "Oil, changed by a technician."}]
+    with pytest.raises(Upstream, match="context window too small"):  # the follow-up's rewrite, before any answer (it was a 500)
+        service.ask("small", "and how often?", history=earlier)

@@ -140,3 +140,23 @@ def test_tokenizer_without_template_needs_one_from_the_catalog(tiny: Path, tmp_p
     (bare / "chat_template.jinja").unlink(missing_ok=True)
     with pytest.raises(RuntimeError, match="no chat template"):
         make_llm(LLMConfig(model="bare", path=str(bare), backend="transformers"), Path("."))
+
+
+def test_a_stream_closed_early_stops_generating_and_a_long_prompt_is_said(tiny: Path) -> None:
+    """Closing the stream ends model.generate at its next token (the thread generated on to
+    max_tokens beside the next answer); a prompt longer than the model's 512 positions is
+    ContextTooSmall, naming llm.n_ctx (it was 'generation failed: index out of range in self')."""
+    import threading
+
+    from kbqa.llm import ContextTooSmall
+
+    llm = make_llm(LLMConfig(model="tiny", path=str(tiny), backend="transformers"), Path("."))
+    generate(llm, 2)
+    before = threading.active_count()
+    pieces = llm.stream(MESSAGES, max_tokens=400, temperature=1.0)
+    next(pieces)
+    pieces.close()
+    assert threading.active_count() == before  # the generating thread has ended
+    long = [{"role": "user", "content": "年假十天，报销三十天。" * 100}]
+    with pytest.raises(ContextTooSmall, match="llm.n_ctx"):
+        "".join(llm.stream(long, max_tokens=8))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kbqa.config import LLMConfig
+from kbqa.llm import ContextTooSmall
 from kbqa.llm.templates import STOPS, render
 from kbqa.types import Capabilities
 from kbqa.models import LLMModel
@@ -117,13 +118,17 @@ class TransformersLLM:
 
         prompt = self._prompt(messages)
         inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=self.template != "tokenizer")
+        length = int(inputs["input_ids"].shape[-1])
+        if length >= self.context:
+            raise ContextTooSmall(f"the prompt does not fit {self.name}'s context window: {length} tokens, {self.context} at most "
+                                  "(llm.n_ctx, else the model's own positions): raise llm.n_ctx if the model reads more, or use a model with a longer context")
         inputs = {k: v.to(self._model.device) for k, v in inputs.items()}
         streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         temperature = float(generation.get("temperature", 0.0))
         kwargs: dict[str, Any] = {
             **inputs,
             "streamer": streamer,
-            "max_new_tokens": int(generation.get("max_tokens", 256)),
+            "max_new_tokens": max(1, min(int(generation.get("max_tokens", 256)), self.context - length)),
             "do_sample": temperature > 0,
             "pad_token_id": self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else self._tokenizer.eos_token_id,
         }
@@ -144,9 +149,11 @@ class TransformersLLM:
         with self._lock:
             worker = threading.Thread(target=run, daemon=True)
             worker.start()
-            yield from _cut_at_stops(streamer, stops)
-            halt.set()
-            worker.join()
+            try:
+                yield from _cut_at_stops(streamer, stops)
+            finally:  # also when the reader stops early: generation ends at its next token
+                halt.set()
+                worker.join()
         if errors:
             raise RuntimeError(f"generation failed: {errors[0]}")
 

@@ -142,12 +142,19 @@ class LlamaCppLLM:
                 return
             prompt = render(self.template, messages).removeprefix("<s>")  # llama.cpp adds the BOS token itself
             stop += STOPS.get(self.template, [])
+            length = len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+            if length >= self.context:
+                raise self._too_small(f"the prompt has {length} tokens")
+            params["max_tokens"] = max(1, min(int(params["max_tokens"]), self.context - length))  # the answer stops at the window's end
             for part in self._llm.create_completion(prompt=prompt, stop=stop or None, repeat_penalty=1.1, **params):
                 text = part["choices"][0].get("text")
                 if text:
                     yield text
-        except ValueError as exc:
-            if "exceed context window" not in str(exc):
+        except ValueError as exc:  # the prompt, or the prompt and the answer, longer than the window (llama-cpp-python's words)
+            if "exceed context window" not in str(exc) and "could not broadcast input array" not in str(exc):
                 raise
-            raise ContextTooSmall(f"the prompt does not fit {self.name}'s context window of {self.context} tokens "
-                                  f"(llama.cpp: {exc}): raise llm.n_ctx (KBQA_LLM__N_CTX; 2048 or more for kbqa's prompts)") from None
+            raise self._too_small(f"llama.cpp: {exc}") from None
+
+    def _too_small(self, detail: str) -> ContextTooSmall:
+        return ContextTooSmall(f"the prompt does not fit {self.name}'s context window of {self.context} tokens ({detail}): "
+                               "raise llm.n_ctx (KBQA_LLM__N_CTX; 2048 or more for kbqa's prompts)")

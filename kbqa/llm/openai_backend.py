@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from kbqa.config import LLMConfig
-from kbqa.llm import LLMServerError
+from kbqa.llm import ContextTooSmall, LLMServerError
 from kbqa.models import LLMModel
 from kbqa.types import Capabilities
+
+
+# how servers say a prompt is longer than their context: vLLM and OpenAI ("maximum context length",
+# "context_length_exceeded"), llama.cpp's server ("exceed_context_size_error", "exceeds the available context
+# size"), llama-cpp-python's ("exceed context window")
+_CONTEXT_FULL = re.compile(r"maximum context length|context_length_exceeded|exceed_context_size|exceeds? the available context"
+                           r"|exceed context window", re.I)
 
 
 class OpenAILLM:
@@ -48,7 +56,11 @@ class OpenAILLM:
             with self._client.stream("POST", "/chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise LLMServerError(self._base_url, f"answered {response.status_code} ({response.text[:300].strip()})",
+                    said = response.text[:300].strip()
+                    if response.status_code == 400 and _CONTEXT_FULL.search(response.text):
+                        raise ContextTooSmall(f"the LLM server at {self._base_url} says the prompt does not fit its context ({said}): "
+                                              f"set llm.n_ctx to the context it serves (kbqa assumes {self.context} tokens)")
+                    raise LLMServerError(self._base_url, f"answered {response.status_code} ({said})",
                                          f"is llm.model {self._model!r} served there?")
                 streamed = False
                 lines = []

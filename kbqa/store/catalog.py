@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -138,6 +140,7 @@ class Catalog:
         self._connections_lock = threading.Lock()
         self._writer = threading.RLock()
         self._closed: str | None = None  # why it was closed (close(why)): later calls say so
+        self._busy: dict[int, int] = {}  # thread id -> calls of it running now (see _using)
         self._write_ahead()
         with self._writer:
             self._add_description_column()
@@ -168,10 +171,10 @@ class Catalog:
         closes its own connection at its next use and gets KnowledgeBaseError."""
         conn = getattr(self._local, "conn", None)
         if self._closed is not None:
-            if conn is not None:
+            with self._connections_lock:  # a call of this thread still running closes it when it ends (_using)
+                idle = not self._busy.get(threading.get_ident()) and self._connections.pop(threading.get_ident(), None) is not None
+            if idle and conn is not None:
                 self._local.conn = None
-                with self._connections_lock:
-                    self._connections.pop(threading.get_ident(), None)
                 conn.close()
             raise KnowledgeBaseError(self._closed)
         if conn is None:
@@ -227,20 +230,43 @@ class Catalog:
         return self._closed
 
     def close(self, why: str = "") -> None:
-        """Close this thread's connection and those of threads that ended; another thread closes its
-        own at its next use, which then fails with `why` (closing a connection another thread is
-        running a statement on crashed the process)."""
+        """Close every connection no call is using now; one in use is closed by its thread when that
+        call ends (closing a connection another thread runs a statement on crashed the process).
+        Later calls fail with KnowledgeBaseError(why)."""
         self._closed = why or "the knowledge base was closed: open it again (KnowledgeBase.open)"
-        alive = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
         with self._connections_lock:
-            for ident in [i for i in self._connections if i not in alive]:
+            idle = [i for i in self._connections if not self._busy.get(i)]
+            for ident in idle:
                 self._connections.pop(ident).close()
-        self._local.conn = None
+        if threading.get_ident() in idle:
+            self._local.conn = None
+
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """Marks a call of this thread as running on its connection (every public method and
+        transaction() go through it): close() leaves the connection to the call, which closes it
+        as it ends."""
+        ident = threading.get_ident()
+        with self._connections_lock:
+            self._busy[ident] = self._busy.get(ident, 0) + 1
+        try:
+            yield
+        finally:
+            conn = None
+            with self._connections_lock:
+                left = self._busy.pop(ident) - 1
+                if left:
+                    self._busy[ident] = left
+                elif self._closed is not None:
+                    conn = self._connections.pop(ident, None)
+            if conn is not None:
+                self._local.conn = None
+                conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write, all or nothing; one writing thread at a time in this process."""
-        with self._writer:
+        with self._using(), self._writer:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -267,8 +293,10 @@ class Catalog:
 
     @contextmanager
     def pinned(self) -> Iterator[None]:
-        """A read of several steps (a search): nothing to pin here, each statement reads the database as it is."""
-        yield
+        """A read of several steps (a search): nothing to pin here, each statement reads the database
+        as it is; its connection is in use throughout."""
+        with self._using():
+            yield
 
     def follow_folder(self, folder: Path) -> int:
         """Files kept inside the knowledge base's folder (its uploads) are recorded by absolute path: when
@@ -319,8 +347,8 @@ class Catalog:
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone():
                 return 0
-            if not db.execute("UPDATE files SET path=?, name=?, size=?, mtime=? WHERE id=? AND path=?",
-                              (path, name, size, mtime, file_id, old_path)).rowcount:
+            if not db.execute("UPDATE files SET path=?, name=?, size=?, mtime=?, ingested_at=? WHERE id=? AND path=?",
+                              (path, name, size, mtime, time.time(), file_id, old_path)).rowcount:  # recorded here now
                 return 0
             self.set_meta("generation", self.generation() + 1, db)
         return 1
@@ -585,6 +613,28 @@ def selective_words(words: list[str], total: int, frequencies: Callable[[list[st
     _, counts = frequencies(words)
     kept = [w for w in words if counts[w] <= COMMON_WORD * total]
     return kept or [min(words, key=lambda w: counts[w])]
+
+
+def _held(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The method, its thread's connection marked in use while it runs (Catalog._using); a generator
+    method's for as long as it is iterated."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def iterated(self: Catalog, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            with self._using():
+                yield from method(self, *args, **kwargs)
+        return iterated
+
+    @functools.wraps(method)
+    def called(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        with self._using():
+            return method(self, *args, **kwargs)
+    return called
+
+
+for _name, _method in list(vars(Catalog).items()):  # every public method that reads or writes (transaction, pinned: inside)
+    if inspect.isfunction(_method) and not _name.startswith("_") and _name not in ("close", "transaction", "pinned", "identity", "flush"):
+        setattr(Catalog, _name, _held(_method))
 
 
 def named_file_scores(terms: list[tuple[str, tuple[int, ...]]], described: int, holders: Callable[[str], list[int]],
