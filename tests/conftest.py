@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,17 @@ def write_docx(path: Path) -> Path:
     row.cells[1].text = "450"
     d.save(path)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def temporary_files_stay_in_pytests_folder(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Temporary files made in the test process go under pytest's own folder, which it clears:
+    gradio_client leaves an empty folder in the system's temporary folder for every file it
+    downloads (14 a run of the suite)."""
+    before = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tmp"))
+    yield
+    tempfile.tempdir = before
 
 
 @pytest.fixture
