@@ -436,3 +436,31 @@ def test_threads_opening_a_new_knowledge_base_at_once_all_get_it(home: Path) -> 
     from pathlib import PurePosixPath
 
     KnowledgeBase.open(PurePosixPath(home / "by-path"), llm="extractive").close()  # any path object
+
+
+@pytest.mark.slow
+def test_close_frees_the_files_of_threads_that_used_it(home: Path, tmp_path: Path) -> None:
+    """close() closes the connections of a thread pool that searched and is idle now; drop() leaves
+    no handle on the deleted files (they stayed open until each thread's next call, or the garbage
+    collector: the disk space of a dropped knowledge base was not freed)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import three_notes
+
+    def catalog_handles() -> int:
+        return sum("catalog.sqlite" in os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                   if os.path.exists(f"/proc/self/fd/{fd}"))
+
+    kb = open_kb("pooled")
+    kb.ingest([three_notes(tmp_path / "notes")])
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: kb.search("gearbox oil"), range(16)))
+        assert catalog_handles() > 0
+        kb.close()
+        assert catalog_handles() == 0  # the pool's threads are alive and idle
+    kb = open_kb("pooled")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: kb.search("gearbox oil"), range(16)))
+        kb.drop()
+        assert catalog_handles() == 0
