@@ -222,13 +222,20 @@ class Service:
                 with self._lock:
                     if self._kbs.get(name) is held:
                         self._kbs.pop(name)
-                held[0].close(f"knowledge base {name!r} was deleted meanwhile")  # calls running on it finish first
+                self._close_dropped(name, held[0])
                 held = None
             if held is None and not create and not kb_exists(self.config, folder):
                 raise _no_kb(name)
             held = held or self._opened(name, folder, create)
         held[0].refresh()
         return held[0]
+
+    def _close_dropped(self, name: str, base: KnowledgeBase) -> None:
+        """Free the files of a knowledge base that was deleted: a call running on it finishes first,
+        later ones are told it was deleted. (A Milvus store's connection is left to garbage
+        collection, as before: its catalog is not guarded against a close under a running call.)"""
+        if self.config.store.backend == "embedded":
+            base.close(f"knowledge base {name!r} was deleted meanwhile")
 
     def _opened(self, name: str, folder: Path, create: bool) -> tuple[KnowledgeBase, Any]:
         """The knowledge base opened once for every request (another may have opened it meanwhile;
@@ -265,7 +272,7 @@ class Service:
             with self._lock:
                 held = self._kbs.pop(name, None)
             if held is not None:
-                held[0].close(f"knowledge base {name!r} was deleted meanwhile")  # a search running now finishes first; its files are freed after
+                self._close_dropped(name, held[0])
             if not kb_exists(self.config, folder):
                 raise NotFound(f"no knowledge base {name!r}", code="no_kb", name=name)
             try:
