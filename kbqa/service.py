@@ -231,11 +231,9 @@ class Service:
         return held[0]
 
     def _close_dropped(self, name: str, base: KnowledgeBase) -> None:
-        """Free the files of a knowledge base that was deleted: a call running on it finishes first,
-        later ones are told it was deleted. (A Milvus store's connection is left to garbage
-        collection, as before: its catalog is not guarded against a close under a running call.)"""
-        if self.config.store.backend == "embedded":
-            base.close(f"knowledge base {name!r} was deleted meanwhile")
+        """Free the files (or the Milvus connection) of a knowledge base that was deleted: a call
+        running on it finishes first, later ones are told it was deleted."""
+        base.close(f"knowledge base {name!r} was deleted meanwhile")
 
     def _opened(self, name: str, folder: Path, create: bool) -> tuple[KnowledgeBase, Any]:
         """The knowledge base opened once for every request (another may have opened it meanwhile;
@@ -384,7 +382,10 @@ class Service:
     def _replaced(self, base: KnowledgeBase, began: int | str | None) -> bool:
         """Whether another process deleted this knowledge base (and perhaps made one again under its
         name) since its identity was `began`: another identity, or none and its catalog gone. A store
-        that does not answer for a moment (Milvus) is not a deletion."""
+        that does not answer for a moment (Milvus) is not a deletion. One this service closed was
+        dropped (or the server is stopping)."""
+        if base.catalog.closed is not None:
+            return True
         now = base.catalog.identity()
         if now == began and began is not None:
             return False
@@ -397,7 +398,7 @@ class Service:
 
     @staticmethod
     def _deleted(name: str) -> Conflict:
-        return Conflict(f"knowledge base {name!r} was deleted by another process while this request ran", code="kb_deleted", name=name)
+        return Conflict(f"knowledge base {name!r} was deleted while this request ran", code="kb_deleted", name=name)
 
     @staticmethod
     def _stopped(report: IngestReport, files: int) -> None:
@@ -591,8 +592,10 @@ class Service:
     def search(self, name: str, query: Any, *, top_k: Any = None, threshold: Any = None) -> list[Hit]:
         query = self._question(query, "query")
         top_k, threshold = self._top_k(top_k), self._fraction(threshold, "threshold")
+        base = self.kb(name)
         try:
-            return self.kb(name).search(query, top_k=top_k, threshold=threshold)
+            with self._vanishing(name, base):  # dropped while it ran: 409
+                return base.search(query, top_k=top_k, threshold=threshold)
         except KnowledgeBaseError as exc:
             raise BadRequest(scrub(str(exc))) from None
         except ModelNotAvailable as exc:  # the reranker
@@ -628,8 +631,9 @@ class Service:
         try:
             if ticket is not None:
                 gen["ticket"] = ticket
-            result = base.ask(question, stream=True, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence,
-                              history=turns, llm=llm, **gen)
+            with self._vanishing(name, base):  # dropped while it searched: 409
+                result = base.ask(question, stream=True, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence,
+                                  history=turns, llm=llm, **gen)
         except KnowledgeBaseError as exc:
             if ticket:
                 ticket.release()

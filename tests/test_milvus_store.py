@@ -253,6 +253,42 @@ def test_one_milvus_lite_folder_is_one_process_at_a_time_and_says_how_to_share(h
     kb.close()
 
 
+def test_closing_or_dropping_a_milvus_knowledge_base_other_threads_use_fails_them_plainly(home: Path, folder: Path) -> None:
+    """As in the embedded store: the calls running finish or fail with KnowledgeBaseError, and so does
+    any later call; the client is let go by the last of them (close() disconnected it under them:
+    pymilvus' own errors, and an AttributeError on None for every later call)."""
+    from kbqa import KnowledgeBaseError
+
+    KnowledgeBase.open("busy", llm="extractive", store=MILVUS).ingest([folder])
+    for why in ("close", "drop"):
+        kb = KnowledgeBase.open("busy", llm="extractive", store=MILVUS)
+        said: set[str] = set()
+        other: list[str] = []
+
+        def reader() -> None:
+            try:
+                while True:
+                    kb.search("gearbox oil")
+            except KnowledgeBaseError as exc:
+                said.add(str(exc))
+            except Exception as exc:  # noqa: BLE001
+                other.append(repr(exc))
+
+        threads = [threading.Thread(target=reader) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        kb.close() if why == "close" else kb.drop()
+        for t in threads:
+            t.join(60)
+        assert not other and said == {"knowledge base 'busy' was closed: open it again (KnowledgeBase.open('busy'))" if why == "close"
+                                      else "knowledge base 'busy' was deleted (drop)"}, (other, said)
+        assert kb.catalog._client is None  # let go by the last call that ran
+        with pytest.raises(KnowledgeBaseError, match="closed" if why == "close" else "deleted"):
+            kb.search("gearbox oil")
+    assert not KnowledgeBase.exists("busy", kb.config)
+
+
 def test_a_milvus_server_that_is_not_there_is_a_plain_error_on_every_face(home: Path) -> None:
     env = {"KBQA_STORE__BACKEND": "milvus", "KBQA_STORE__MILVUS_URI": f"http://127.0.0.1:{free_port()}", "KBQA_LLM__MODEL": "extractive",
            "KBQA_STORE__MILVUS_CONNECT_S": "3"}

@@ -539,8 +539,44 @@ def test_a_knowledge_base_deleted_by_another_process_during_an_upload_is_a_409(s
     upload_text(service, "doomed", **{"first.md": "# First\n\nalready there"})
     with pytest.raises(Conflict) as err:
         service.upload("doomed", [(n, io.BytesIO(t.encode())) for n, t in files.items()], progress=step)
-    assert err.value.status == 409 and "deleted by another process" in err.value.message
+    assert err.value.status == 409 and "was deleted while this request ran" in err.value.message
     assert "doomed" not in service.names()
+
+
+def test_a_search_or_question_racing_a_drop_is_a_409(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (it was a 400, as if the request were bad: the knowledge base was closed under it by the drop)
+    from kbqa.retrieval import Retriever
+    from kbqa.service import Conflict
+
+    inside, go = threading.Event(), threading.Event()
+    search = Retriever.search
+
+    def held(self: Retriever, *args: Any, **kwargs: Any) -> Any:
+        inside.set()  # the request has its knowledge base and is searching it: now it is dropped
+        go.wait(30)
+        return search(self, *args, **kwargs)
+
+    monkeypatch.setattr(Retriever, "search", held)
+    for request in (lambda: service.search("racing", "pump service"), lambda: service.ask("racing", "How often is the pump serviced?")):
+        upload_text(service, "racing", **{"pump.md": "# Pump\n\nThe pump is serviced every month."})
+        inside.clear(), go.clear()
+        failed: list[BaseException] = []
+        worker = threading.Thread(target=lambda: failed.extend(_raised(request)))
+        worker.start()
+        assert inside.wait(30)
+        service.drop("racing")
+        go.set()
+        worker.join(30)
+        assert len(failed) == 1 and isinstance(failed[0], Conflict), failed
+        assert failed[0].status == 409 and "'racing' was deleted while this request ran" in failed[0].message
+
+
+def _raised(call: Any) -> list[BaseException]:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001
+        return [exc]
+    return []
 
 
 @pytest.mark.slow
@@ -565,7 +601,7 @@ def test_an_upload_into_a_knowledge_base_deleted_and_made_again_meanwhile_is_a_4
     upload_text(service, "again", **{"first.md": "# First\n\nalready there"})
     with pytest.raises(Conflict) as err:
         service.upload("again", [(n, io.BytesIO(t.encode())) for n, t in files.items()], progress=step)
-    assert err.value.status == 409 and "deleted by another process" in err.value.message
+    assert err.value.status == 409 and "was deleted while this request ran" in err.value.message
     with KnowledgeBase.open("again", service.config) as kb:  # the new one is whole, and holds only its own file
         assert [f.name for f in kb.files()] == [f.name for f in made[0]]
         assert kb.search("Their own file")

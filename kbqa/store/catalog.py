@@ -616,25 +616,31 @@ def selective_words(words: list[str], total: int, frequencies: Callable[[list[st
 
 
 def _held(method: Callable[..., Any]) -> Callable[..., Any]:
-    """The method, its thread's connection marked in use while it runs (Catalog._using); a generator
-    method's for as long as it is iterated."""
+    """The method, marked in use while it runs (its class's _using()); a generator method for as
+    long as it is iterated."""
     if inspect.isgeneratorfunction(method):
         @functools.wraps(method)
-        def iterated(self: Catalog, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        def iterated(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
             with self._using():
                 yield from method(self, *args, **kwargs)
         return iterated
 
     @functools.wraps(method)
-    def called(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+    def called(self: Any, *args: Any, **kwargs: Any) -> Any:
         with self._using():
             return method(self, *args, **kwargs)
     return called
 
 
-for _name, _method in list(vars(Catalog).items()):  # every public method that reads or writes (transaction, pinned: inside)
-    if inspect.isfunction(_method) and not _name.startswith("_") and _name not in ("close", "transaction", "pinned", "identity", "flush"):
-        setattr(Catalog, _name, _held(_method))
+def hold_calls(cls: type, *unheld: str) -> None:
+    """Wrap every public method of a catalog class in its _using() (close() then waits for the calls
+    running and refuses later ones), but those named: close, and those that use _using() themselves."""
+    for name, method in list(vars(cls).items()):
+        if inspect.isfunction(method) and not name.startswith("_") and name not in ("close", *unheld):
+            setattr(cls, name, _held(method))
+
+
+hold_calls(Catalog, "transaction", "pinned", "identity", "flush")  # every public method that reads or writes
 
 
 def named_file_scores(terms: list[tuple[str, tuple[int, ...]]], described: int, holders: Callable[[str], list[int]],

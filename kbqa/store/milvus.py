@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from kbqa.store.catalog import ChunkRow, FileRow, Neighbour, NewChunk, named_file_scores, selective_words
+from kbqa.errors import KnowledgeBaseError
+from kbqa.store.catalog import ChunkRow, FileRow, Neighbour, NewChunk, hold_calls, named_file_scores, selective_words
 from kbqa.store.tokenize import index_words, name_terms, name_tokens, query_tokens
 
 MAX_RESULTS = 16_384  # Milvus' most results of one search or query
@@ -377,7 +378,10 @@ class MilvusCatalog:
                  connect_s: float = CONNECT_TIMEOUT_S) -> None:
         self.uri = uri
         self.name = name
-        self.client: Any = connect(uri, token, timeout_s, connect_s)
+        self._closed: str | None = None  # why it was closed (close(why)): later calls say so
+        self._running = 0  # calls running now (see _using): the client is disconnected after the last
+        self._state = threading.Lock()
+        self._client: Any = connect(uri, token, timeout_s, connect_s)
         prefix = collection_prefix(name)
         self.chunks_c, self.files_c, self.meta_c = f"{prefix}_chunks", f"{prefix}_files", f"{prefix}_meta"
         self._writer = threading.RLock()
@@ -415,10 +419,44 @@ class MilvusCatalog:
             if self.client.has_collection(collection):
                 self.client.drop_collection(collection)
 
+    @property
+    def client(self) -> Any:
+        """The Milvus client; once the catalog is closed, KnowledgeBaseError (a call running then
+        fails at its next request to Milvus, cleanly)."""
+        if self._closed is not None:
+            raise KnowledgeBaseError(self._closed)
+        return self._client
+
+    @property
+    def closed(self) -> str | None:
+        """Why the catalog was closed (None while it is open)."""
+        return self._closed
+
     def close(self, why: str = "") -> None:
-        if self.client is not None:
-            disconnect(self.client, self.uri)
-            self.client = None
+        """Later calls fail with KnowledgeBaseError(why); the client is disconnected now, or by the
+        last call running when it ends (one disconnected under a running request failed inside pymilvus)."""
+        with self._state:
+            self._closed = self._closed or why or "the knowledge base was closed: open it again (KnowledgeBase.open)"
+            client, self._client = (self._client, None) if self._running == 0 else (None, self._client)
+        if client is not None:
+            disconnect(client, self.uri)
+
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """Marks a call as running (every public method and pinned() go through it): close() leaves
+        the client to the calls running, and the last of them disconnects it as it ends."""
+        with self._state:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._running -= 1
+                client = None
+                if self._running == 0 and self._closed is not None:
+                    client, self._client = self._client, None
+            if client is not None:
+                disconnect(client, self.uri)
 
     # --- collections -----------------------------------------------------------------------
     def _load(self, *collections: str) -> None:
@@ -514,14 +552,15 @@ class MilvusCatalog:
     def pinned(self) -> Iterator[None]:
         """Within this block this thread reads the generation once (a search asks for it at every step:
         each ask a round trip to Milvus); a change made meanwhile is seen by the next search."""
-        if getattr(self._pin, "generation", None) is not None:
-            yield
-            return
-        self._pin.generation = int(self.get_meta("generation", "0") or 0)
-        try:
-            yield
-        finally:
-            self._pin.generation = None
+        with self._using():
+            if getattr(self._pin, "generation", None) is not None:
+                yield
+                return
+            self._pin.generation = int(self.get_meta("generation", "0") or 0)
+            try:
+                yield
+            finally:
+                self._pin.generation = None
 
     def _changed(self) -> None:
         self.set_meta("generation", secrets.randbits(62))
@@ -799,6 +838,9 @@ class MilvusCatalog:
 
     def chunk_ids(self) -> np.ndarray:
         return np.array(sorted(self.file_chunk_ids([r.id for r in self.files()])), dtype=np.int64)
+
+
+hold_calls(MilvusCatalog, "pinned")
 
 
 class MilvusDense:
