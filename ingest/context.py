@@ -31,6 +31,7 @@ from ingest.types import Document, LoadError
 
 SIDECAR = "kbqa.yaml"
 MAX_CHARS = 240  # the description's length limit: about 60 tokens of every chunk's 512
+MAX_SIDECAR_BYTES = 1_000_000  # a kbqa.yaml larger than this is refused unread
 _LETTER = re.compile(r"[^\W\d_]")
 _TOOL_TITLE = re.compile(r"^\s*(microsoft (word|excel|powerpoint)\s*-\s*|untitled\b|document\d*\b)", re.IGNORECASE)
 _EXTENSION = re.compile(r"\.(docx?|xlsx?|pptx?|pdf|txt|md|html?|indd|qxd)\s*$", re.IGNORECASE)
@@ -117,15 +118,33 @@ def describe(docs: list[Document], filename: str | None = None, given: str = "")
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
+    """A kbqa.yaml's mapping. Refused with LoadError: one over MAX_SIDECAR_BYTES, one using YAML
+    aliases (a few hundred bytes of nested aliases expand to gigabytes once read as text: an
+    uploaded zip could take a server's memory), and descriptions that are not text."""
     import yaml
 
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise LoadError(f"{path}: {SIDECAR} uses a YAML alias (*name, line {self.peek_event().start_mark.line + 1}); "
+                                "write each description out")
+            return super().compose_node(parent, index)
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if path.stat().st_size > MAX_SIDECAR_BYTES:
+            raise LoadError(f"{path}: {SIDECAR} is larger than {MAX_SIDECAR_BYTES:,} bytes; keep it to descriptions")
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=NoAliases) or {}  # noqa: S506  (a SafeLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise LoadError(f"{path}: not a readable {SIDECAR} ({exc.__class__.__name__}); fix or remove it") from None
-    if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
-        raise LoadError(f"{path}: {SIDECAR} holds a mapping with 'description' and 'files' (name: description)")
+    files = data.get("files", {}) if isinstance(data, dict) else []
+    if not isinstance(files, dict | None) or not all(_text_or_none(v) for v in [data.get("description"), *(files or {}).values()]):
+        raise LoadError(f"{path}: {SIDECAR} holds a mapping with 'description' and 'files' (name: description), "
+                        "each description one piece of text")
     return data
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
 
 def sidecar_description(path: Path, root: Path | None = None) -> str:

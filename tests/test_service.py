@@ -452,6 +452,17 @@ def test_an_upload_named_kbqa_yaml_never_describes_the_other_uploads(tmp_path: P
     assert unique_name(tmp_path, "notes.yaml", "notes.yaml", set()) == "notes.yaml"
 
 
+
+def test_a_kbqa_yaml_of_nested_aliases_is_refused_not_expanded(service: Service) -> None:
+    # (a 534-byte zip took a review's web server to 4.2 GB at 8 levels; 9 would have needed ~35 GB;
+    # 6 levels here, 60 MB, so that this test cannot take the machine down on code that expands them)
+    levels = ['a0: &a0 ["xxxxxxxxxxxxxxxx"]'] + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 7)]
+    bomb = zipped(**{"kbqa.yaml": "\n".join([*levels, "description: *a6"]), "notes.txt": "The pump is serviced every month."})
+    done = service.upload("bombed", [("bomb.zip", io.BytesIO(bomb))])
+    assert done.report is not None
+    [result] = [f for f in done.report.files if f.name.endswith("notes.txt")]
+    assert result.status == "failed" and "uses a YAML alias (*name, line 2); write each description out" in (result.error or "")
+
 @pytest.mark.slow
 def test_ingests_take_turns_across_knowledge_bases(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # four 20-page uploads side by side took 5.4 GB: at most server.max_ingests run, the others wait (and say so)
