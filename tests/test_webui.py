@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -45,6 +46,27 @@ def test_binds_to_loopback_only(server: str, home: Path) -> None:
     log = (home / "serve.log").read_text()
     assert "kbqa web chat on http://127.0.0.1:" in log and "share=True" not in log
 
+
+def test_an_answer_shows_no_html_link_or_image_a_document_holds(server: str, tmp_path: Path) -> None:
+    """A document's image or link quoted into an answer made every reader's browser fetch from its
+    address (a web beacon); the answer bubble now shows it as text, and a follow-up still reads it."""
+    from gradio_client import Client, handle_file
+
+    from webui.app import answer_markdown, answer_text, message_text
+
+    for text in ("a [b](c) ![d](e) \\[x\\] <img src=x> &amp; **bold**", "\\", "]\\[", ""):
+        assert answer_text(answer_markdown(text)) == text
+    page = tmp_path / "beacon.md"
+    page.write_text("# Vault\n\nThe vault code is 4711 <img src=\"http://127.0.0.1:9/v.png\"> ![logo](http://127.0.0.1:9/l.png) "
+                    "[details](http://127.0.0.1:9/d).\n", encoding="utf-8")
+    client = Client(server, verbose=False)
+    client.predict([handle_file(str(page))], None, "web", api_name="/upload")
+    history, *_ = client.predict("What is the vault code?", [], "web", 4, 0.0, "extractive", 0.0, api_name="/chat")
+    shown = message_text(history[-1]["content"])
+    assert "4711" in shown and "<img" not in shown and "&lt;img" in shown and "\\[logo\\](" in shown, shown
+    assert not re.search(r"(?<!\\)[\[\]]", shown.replace("\\\\", "")), shown  # every bracket escaped: no link, no image
+    history, sources, *_ = client.predict("and the details?", history, "web", 4, 0.0, "extractive", 0.0, api_name="/chat")
+    assert "\\[" not in sources.split("\n\n", 1)[0] and "&lt;" not in sources.split("\n\n", 1)[0]  # the question searched is plain
 
 def test_upload_ingest_and_ask_with_sources(server: str, docs: Path) -> None:
     from gradio_client import Client, handle_file

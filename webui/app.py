@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,6 +30,18 @@ def _escape(text: str) -> str:
     """Plain text made safe inside Markdown: no HTML, no accidental emphasis, headings or tables."""
     text = html.escape(text, quote=False)
     return re.sub(r"([\\`*_#|\[\]~])", r"\\\1", text)
+
+
+def answer_markdown(text: str) -> str:
+    """An answer as the chat shows it: the model's Markdown (lists, emphasis) stays, but no HTML and
+    no link or image (a document's `![x](http://…)` or `<img src=…>`, quoted or copied into an answer,
+    made every reader's browser fetch from that address). answer_text() undoes it."""
+    return re.sub(r"([\\\[\]])", r"\\\1", html.escape(text, quote=False))
+
+
+def answer_text(shown: str) -> str:
+    """The answer text of a chat bubble made by answer_markdown (for the next turn's history)."""
+    return html.unescape(re.sub(r"\\([\\\[\]])", r"\1", shown))
 
 
 def message_text(content: Any) -> str:
@@ -168,9 +180,9 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
     def _answer(
         question: str, history: list[dict[str, str]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float | None, lang: str,
-        answer_confidence: float | None = None,
+        answer_confidence: float | None = None, shown: Callable[[str], str] = str,
     ) -> Iterator[tuple[str, str, list[Any], str]]:
-        """(answer so far, sources as Markdown, the sources once done, the query searched)."""
+        """(answer so far as shown(text), sources as Markdown, the sources once done, the query searched)."""
         if not isinstance(question, str) or not question.strip():
             yield "", "", [], ""
             return
@@ -187,8 +199,8 @@ def build_app(config: Config, kb: str = "default") -> Any:
             text = ""
             for piece in reply:
                 text += piece
-                yield text, sources, [], reply.query
-            yield text, sources, list(reply.sources), reply.query
+                yield shown(text), sources, [], reply.query
+            yield shown(text), sources, list(reply.sources), reply.query
         except ServiceError as exc:
             yield failure(exc, lang), "", [], ""
         finally:
@@ -224,14 +236,15 @@ def build_app(config: Config, kb: str = "default") -> Any:
         message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float,
         lang: str = "en", shown: dict[int, Any] | None = None, answer_confidence: float | None = None,
     ) -> Iterator[tuple[Any, str, str, Any, Any, Any]]:
-        earlier = [{"role": m["role"], "content": message_text(m.get("content"))} for m in (history or [])
-                   if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+        earlier = [{"role": m["role"], "content": (answer_text if m["role"] == "assistant" else str)(message_text(m.get("content")))}
+                   for m in (history or []) if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
         history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         shown = dict(shown or {})  # answer's index in the chat -> (sources, pages, files) shown for it
         hits: list[Any] = []
         sources, query = "", ""
         cleared = False  # the question box is emptied once: later updates must not wipe the next question being typed
-        for text, sources, hits, query in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature, lang, answer_confidence):
+        for text, sources, hits, query in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature, lang, answer_confidence,
+                                                  shown=answer_markdown):
             history[-1] = {"role": "assistant", "content": text}
             yield history, sources, gr.skip() if cleared else "", gr.skip(), gr.skip(), gr.skip()
             cleared = True
