@@ -299,3 +299,22 @@ def test_a_closed_tab_gives_its_waiting_upload_place_up(home: Path, tmp_path: Pa
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_what_earlier_servers_left_in_gradios_cache_goes_after_its_hour(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradio forgets only the files of its own process: a server stopped or killed left its uploads
+    and the source files it handed out in the cache for good (a deleted knowledge base's documents
+    stayed downloadable)."""
+    from kbqa import load_config
+    from webui.app import SCRATCH_TTL_S, web_scratch
+
+    cache = home / "cache" / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))  # (what web_scratch sets: restored after the test)
+    old, new = cache / "0123abcd", cache / "4567ef01"
+    for folder in (old, new):
+        folder.mkdir(parents=True)
+        (folder / "handbook.pdf").write_bytes(b"%PDF-1.4")
+    stale = time.time() - SCRATCH_TTL_S - 60
+    os.utime(old, (stale, stale))
+    web_scratch(load_config()[0])
+    assert not old.exists() and (new / "handbook.pdf").exists()

@@ -138,14 +138,23 @@ def web_scratch(config: Config) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GRADIO_TEMP_DIR", str(config.home_dir() / "cache" / "gradio"))
+    forget_old(*gradio_cache(config))  # what servers before this one left there (Gradio forgets only its own files)
     return root
 
 
-def forget_old(scratch: Path, age_s: float = SCRATCH_TTL_S) -> None:
-    """Remove what was handed to browsers more than age_s ago."""
+def gradio_cache(config: Config) -> list[Path]:
+    """Gradio's cache (uploads received, files handed out) when it is kbqa's, in the home (not one
+    GRADIO_TEMP_DIR names): what is older than SCRATCH_TTL_S there is removed, also what a server
+    stopped or killed left."""
+    ours = config.home_dir() / "cache" / "gradio"
+    return [ours] if os.environ.get("GRADIO_TEMP_DIR") == str(ours) else []
+
+
+def forget_old(*scratch: Path, age_s: float = SCRATCH_TTL_S) -> None:
+    """Remove what was handed to browsers (or received from them) more than age_s ago."""
     import time
 
-    for folder in scratch.iterdir():
+    for folder in (f for root in scratch if root.is_dir() for f in root.iterdir()):
         try:
             if time.time() - folder.stat().st_mtime > age_s:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -209,7 +218,7 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
     def source_views(kb_name: str, hits: list[Any], query: str) -> tuple[list[tuple[str, str]], list[str]]:
         """PNGs of the PDF pages the sources come from (the passage outlined), and copies of the source files."""
-        forget_old(scratch)
+        forget_old(scratch, *gradio_cache(config))
         folder = Path(tempfile.mkdtemp(dir=scratch))
         pages, files, seen = [], [], set()
         for i, h in enumerate(hits, start=1):
