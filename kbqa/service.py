@@ -40,6 +40,7 @@ from kbqa.store import FileRow
 from kbqa.types import AnswerStream, Hit, IngestReport, Usage
 
 log = logging.getLogger(__name__)
+CONNECTED_KBS = 8  # knowledge bases whose idle connections are kept (the ones used last); the others let theirs go
 
 __all__ = ["BadRequest", "Busy", "Conflict", "GenerationQueue", "NotFound", "QueuedLLM", "Reply", "Service", "ServiceError", "TooLarge",
            "Unauthorized", "Upload", "Upstream", "scrub"]
@@ -166,6 +167,19 @@ def _load_failed(what: str, model: str, exc: Exception) -> ServiceError:
     return BadRequest(f"the {what} {model!r} cannot be loaded: {reason}", code=f"{role}_load_failed", model=model, reason=reason)
 
 
+def _allow_open_files() -> None:
+    """Raise this process's soft limit of open files to its hard limit (a common soft limit is
+    1,024: a server with many threads and knowledge bases reaches it)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65_536), hard))
+    except (ImportError, ValueError, OSError):  # (not on this platform, or not allowed: the limit stays)
+        pass
+
+
 def _no_kb(name: str) -> NotFound:
     return NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})", code="no_kb", name=name)
 
@@ -185,6 +199,7 @@ class Service:
         self._lock = threading.RLock()
         self._ingests = IngestSlots(config.server.max_ingests, config.server.ingest_wait_s)
         self.closed = False
+        _allow_open_files()
 
     # --- names and knowledge bases --------------------------------------------------------------
     def names(self) -> list[str]:
@@ -227,8 +242,25 @@ class Service:
             if held is None and not create and not kb_exists(self.config, folder):
                 raise _no_kb(name)
             held = held or self._opened(name, folder, create)
+        self._recently_used(name)
         held[0].refresh()
         return held[0]
+
+    def _recently_used(self, name: str) -> None:
+        """Keep the knowledge bases in the order they were last used; those beyond the last
+        CONNECTED_KBS let their idle connections go (every thread of a server keeps one per knowledge
+        base it touched: a review's 150 empty knowledge bases took a server to its open-files limit,
+        and every later request failed until a restart)."""
+        with self._lock:
+            held = self._kbs.pop(name, None)
+            if held is None:
+                return
+            self._kbs[name] = held
+            idle = [base for base, _ in list(self._kbs.values())[:-CONNECTED_KBS]]
+        for base in idle:
+            release = getattr(base.catalog, "release_idle", None)  # (a Milvus catalog holds one client, no files)
+            if release is not None:
+                release()
 
     def _close_dropped(self, name: str, base: KnowledgeBase) -> None:
         """Free the files (or the Milvus connection) of a knowledge base that was deleted: a call

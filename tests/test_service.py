@@ -453,6 +453,35 @@ def test_an_upload_named_kbqa_yaml_never_describes_the_other_uploads(tmp_path: P
 
 
 
+@pytest.mark.slow
+def test_many_knowledge_bases_used_by_many_threads_keep_the_open_files_bounded(service: Service, home: Path) -> None:
+    # (each thread kept a connection to every knowledge base it had touched, 3 files each: a review's
+    # 150 empty knowledge bases took a server to its open-files limit, then every request failed)
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kbqa.service import CONNECTED_KBS
+
+    names = [f"kb{n}" for n in range(24)]
+    for name in names:
+        upload_text(service, name, **{"pump.md": f"# Pump {name}\n\nThe pump of {name} is serviced every month."})
+
+    def catalog_files() -> int:
+        held = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                held += os.readlink(f"/proc/self/fd/{fd}").startswith(str(home / "kbs")) and "catalog.sqlite" in os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                pass
+        return held
+
+    threads = 8
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(3):
+            assert all(pool.map(lambda name: service.search(name, "pump service", top_k=1), names * threads))
+        assert catalog_files() <= (CONNECTED_KBS + 1) * threads * 3, catalog_files()  # 24 * 8 * 3 = 576 before
+        assert all(pool.map(lambda name: service.search(name, "pump service", top_k=1), names * threads))  # the others open theirs again
+
 def test_a_kbqa_yaml_of_nested_aliases_is_refused_not_expanded(service: Service) -> None:
     # (a 534-byte zip took a review's web server to 4.2 GB at 8 levels; 9 would have needed ~35 GB;
     # 6 levels here, 60 MB, so that this test cannot take the machine down on code that expands them)

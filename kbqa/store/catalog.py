@@ -170,6 +170,8 @@ class Catalog:
         """This thread's connection (opened on first use). Once the catalog is closed, each thread
         closes its own connection at its next use and gets KnowledgeBaseError."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self._connections.get(threading.get_ident()) is not conn:
+            conn = None  # closed by release_idle() while this thread was not using it
         if self._closed is not None:
             with self._connections_lock:  # a call of this thread still running closes it when it ends (_using)
                 idle = not self._busy.get(threading.get_ident()) and self._connections.pop(threading.get_ident(), None) is not None
@@ -240,6 +242,16 @@ class Catalog:
                 self._connections.pop(ident).close()
         if threading.get_ident() in idle:
             self._local.conn = None
+
+    def release_idle(self) -> int:
+        """Close the connections no call is using now, leaving the catalog open: each thread opens
+        its own again at its next call (a server that holds many knowledge bases for its many threads
+        keeps its open files bounded). How many were closed."""
+        with self._connections_lock:
+            idle = [self._connections.pop(i) for i in list(self._connections) if not self._busy.get(i)]
+        for conn in idle:
+            conn.close()
+        return len(idle)
 
     @contextmanager
     def _using(self) -> Iterator[None]:
@@ -640,7 +652,7 @@ def hold_calls(cls: type, *unheld: str) -> None:
             setattr(cls, name, _held(method))
 
 
-hold_calls(Catalog, "transaction", "pinned", "identity", "flush")  # every public method that reads or writes
+hold_calls(Catalog, "transaction", "pinned", "identity", "flush", "release_idle")  # every public method that reads or writes
 
 
 def named_file_scores(terms: list[tuple[str, tuple[int, ...]]], described: int, holders: Callable[[str], list[int]],
