@@ -436,7 +436,7 @@ class Service:
     def _stopped(report: IngestReport, files: int) -> None:
         if report.interrupted:
             raise Busy(f"the server is shutting down: {len(report.files)} of {files} files were ingested and kept; "
-                       "send the rest again once it is back", retry_after=10, code="stopping")
+                       "send the rest again once it is back", retry_after=10, code="stopping", kept=len(report.files), files=files)
 
     @staticmethod
     def _discard_unrecorded(base: KnowledgeBase, saved: list[Path]) -> None:

@@ -318,3 +318,61 @@ def test_what_earlier_servers_left_in_gradios_cache_goes_after_its_hour(home: Pa
     os.utime(old, (stale, stale))
     web_scratch(load_config()[0])
     assert not old.exists() and (new / "handbook.pdf").exists()
+
+
+def test_sigterm_during_a_web_upload_says_what_was_kept(home: Path, tmp_path: Path) -> None:
+    """As with `kbqa api`: the upload stops at its next file and its user is told how many files were
+    kept, and no stored copy is left without its entry (SIGTERM ended the web chat at once: the
+    upload was cut without a word and the copies of the files not yet ingested stayed)."""
+    import signal
+    import sqlite3
+
+    from gradio_client import Client, handle_file
+
+    from conftest import run_kbqa
+
+    port = free_port()
+    log = (home / "serve.log").open("w")
+    proc = subprocess.Popen([*KBQA, "serve", "--kb", "web", "--port", str(port)], cwd=ROOT, env=os.environ.copy(),
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None and time.time() < deadline, (home / "serve.log").read_text()
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        text = " ".join(f"Section {n} of the handbook explains rule {n} in detail." for n in range(120))
+        folder = tmp_path / "chapters"
+        folder.mkdir()
+        for n in range(60):
+            (folder / f"chapter{n:02d}.md").write_text(f"# Chapter {n}\n\n{text}", encoding="utf-8")
+        job = Client(url, verbose=False).submit([handle_file(str(f)) for f in sorted(folder.iterdir())], None, "handbook", api_name="/upload")
+        catalog = home / "kbs" / "handbook" / "catalog.sqlite"
+
+        def committed() -> int:
+            try:
+                with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
+                    return int(db.execute("SELECT count(*) FROM files").fetchone()[0])
+            except sqlite3.Error:
+                return 0
+
+        deadline = time.time() + 120
+        while committed() == 0:
+            assert time.time() < deadline and not job.done()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        status = job.result(timeout=60)[0]
+        assert proc.wait(timeout=60) == 0 or proc.returncode is not None
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert "shutting down" in status and "files were ingested and kept; upload the rest again" in status, status
+    kept = run_kbqa("kb", "files", "handbook")
+    listed = [line for line in kept.stdout.splitlines() if "chapter" in line]
+    stored = sorted(p.name for p in (home / "kbs" / "handbook" / "uploads").iterdir() if not p.name.startswith("."))
+    assert 0 < len(listed) < 60 and len(stored) == len(listed), (len(listed), stored)
+    assert "kbqa web chat: stopping" in (home / "serve.log").read_text()

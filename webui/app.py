@@ -102,8 +102,9 @@ def missing_markdown(missing: list[tuple[str, str, str]]) -> str:
 
 def failure(exc: ServiceError, lang: str) -> str:
     """What the service refused, in the page's language (its own words when the case has no text here)."""
-    if f"err_{exc.code}" in TEXTS:
-        return "⚠️ " + t(lang, f"err_{exc.code}", **{k: _escape(str(v)) if isinstance(v, str) else v for k, v in exc.params.items()})
+    key = f"err_{exc.code}_kept" if "kept" in exc.params else f"err_{exc.code}"  # (an upload stopped: how many files it kept)
+    if key in TEXTS:
+        return "⚠️ " + t(lang, key, **{k: _escape(str(v)) if isinstance(v, str) else v for k, v in exc.params.items()})
     kind = type(exc).__name__ if type(exc).__name__ in TEXTS else "ServiceError"
     return f"⚠️ {t(lang, kind)}: {_escape(exc.message)}"
 
@@ -162,11 +163,11 @@ def forget_old(*scratch: Path, age_s: float = SCRATCH_TTL_S) -> None:
             pass
 
 
-def build_app(config: Config, kb: str = "default") -> Any:
+def build_app(config: Config, kb: str = "default", service: Service | None = None) -> Any:
     scratch = web_scratch(config)  # before gradio is imported: it reads GRADIO_TEMP_DIR
     import gradio as gr
 
-    service = Service(config)
+    service = service or Service(config)
     names = service.listed_names()[0]  # (a store away at start: the page comes up, and says so when a knowledge base is used)
     if kb not in names:
         names = [kb] + names
@@ -531,7 +532,9 @@ def build_app(config: Config, kb: str = "default") -> Any:
 
 
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
-    app = build_app(config, kb)
+    service = Service(config)
+    app = build_app(config, kb, service)
+    _stop_on_signals(service)
     # Gradio runs each event one at a time unless told otherwise; kbqa's service queues the LLM
     # itself (telling each user their place), so searches, uploads and chats run side by side.
     concurrency = config.server.max_queue + 2 * config.server.llm_instances + 4
@@ -545,3 +548,30 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
         server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
         show_error=False,  # expected problems come back as messages; anything else must not show server paths
         max_file_size=f"{config.webui.max_upload_mb:g}mb")
+
+
+STOP_WAIT_S = 15  # how long a stop waits for running uploads to stop at their next file or page and say so
+
+
+def _stop_on_signals(service: Service) -> None:
+    """SIGTERM or Ctrl-C: as `kbqa api` does, waiting requests are refused and running generations
+    end at their next piece, a running upload stops at its next file or page and tells its user how
+    many files were kept (the stored copies of the others are removed); then the server closes.
+    (Without this, SIGTERM ended the process at once: an upload was cut without a word and its
+    stored copies stayed until the next upload.)"""
+    import signal
+    import time
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second signal ends it at once
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("kbqa web chat: stopping", flush=True)
+        service.stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        while service.ingests()["running"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the last messages reach the browsers
+        raise KeyboardInterrupt  # Gradio closes its server on this
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

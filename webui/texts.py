@@ -141,6 +141,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "err_ingest_waited": {"en": "Waited {seconds} s for other uploads to finish ingesting; try again later.",
                           "zh": "已等待其他上传导入 {seconds} 秒，请稍后再试。"},
     "err_stopping": {"en": "The server is shutting down.", "zh": "服务器正在关闭。"},
+    "err_stopping_kept": {"en": "The server is shutting down: {kept} of {files} files were ingested and kept; upload the rest again once it is back.",
+                          "zh": "服务器正在关闭：{files} 个文件中已导入并保留 {kept} 个；服务器恢复后请重新上传其余文件。"},
     # error kinds (the service's own message follows)
     "BadRequest": {"en": "Not possible", "zh": "无法完成"},
     "NotFound": {"en": "Not found", "zh": "找不到"},
