@@ -100,8 +100,7 @@ def key_ok(api_key: str | None, header: str) -> bool:
 
 def create_app(config: Config, api_key: str | None = None, service: Service | None = None) -> FastAPI:
     service = service or Service(config)
-    limit_bytes = int(config.server.max_request_mb * 1024 * 1024)
-    upload_bytes = int(config.webui.max_upload_mb * 1024 * 1024) * 10 + (1 << 20)
+    limit_bytes, upload_bytes = body_caps(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -383,15 +382,22 @@ class _Stream(StreamingResponse):
             self.pump.abandon()
 
 
+def body_caps(config: Config) -> tuple[int, int]:
+    """The most bytes of a request body, and of an upload's (ten files of webui.max_upload_mb)."""
+    return int(config.server.max_request_mb * 1024 * 1024), int(config.webui.max_upload_mb * 1024 * 1024) * 10 + (1 << 20)
+
+
 class BodyLimit:
     """Refuses request bodies over the limit with 413, whether or not they say their length
-    (a chunked body is counted as it arrives). Uploads (paths ending in /files) have their own cap.
+    (a chunked body is counted as it arrives). Uploads (paths ending in upload_suffix: the API's
+    /files, the web chat's /gradio_api/upload) have their own cap.
     With an API key, a request without it is refused with 401 before a byte of its body is read
     (an upload was stored whole, 900 MB, before the key was checked). A body that stops arriving is
     the connection's business (kbqa/headtimeout.py, server.body_timeout_s), as on the web chat."""
 
-    def __init__(self, app: Any, json_bytes: int, upload_bytes: int, api_key: str | None = None) -> None:
+    def __init__(self, app: Any, json_bytes: int, upload_bytes: int, api_key: str | None = None, upload_suffix: str = "/files") -> None:
         self.app, self.json_bytes, self.upload_bytes, self.api_key = app, json_bytes, upload_bytes, api_key
+        self.upload_suffix = upload_suffix
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -401,7 +407,7 @@ class BodyLimit:
         if not key_ok(self.api_key, header):
             await JSONResponse({"detail": WRONG_KEY, "error": {"message": WRONG_KEY, "type": "Unauthorized"}}, status_code=401)(scope, receive, send)
             return
-        upload = scope["path"].rstrip("/").endswith("/files")
+        upload = scope["path"].rstrip("/").endswith(self.upload_suffix)
         cap = self.upload_bytes if upload else self.json_bytes
         message = (f"request body over the limit of {cap / 2**20:.0f} MB "
                    f"({'10 x webui.max_upload_mb per request' if upload else 'server.max_request_mb'})")

@@ -376,3 +376,22 @@ def test_sigterm_during_a_web_upload_says_what_was_kept(home: Path, tmp_path: Pa
     stored = sorted(p.name for p in (home / "kbs" / "handbook" / "uploads").iterdir() if not p.name.startswith("."))
     assert 0 < len(listed) < 60 and len(stored) == len(listed), (len(listed), stored)
     assert "kbqa web chat: stopping" in (home / "serve.log").read_text()
+
+
+def test_a_request_body_over_the_limit_is_a_413_on_the_web_chat_too(server: str) -> None:
+    """server.max_request_mb holds for the web chat's routes as for `kbqa api` (a review's 100 MB
+    question was read whole, took the server from 838 to 1,532 MB and came back in the history)."""
+    big = {"data": ["x" * (9 * 2**20), [], "web", 4, 0.3, "extractive", 0.0]}
+    said = httpx.post(f"{server}gradio_api/call/chat", json=big, timeout=60)
+    assert said.status_code == 413 and "server.max_request_mb" in said.text, (said.status_code, said.text[:200])
+
+    def chunks() -> Iterator[bytes]:  # no length said: counted as it comes
+        yield b'{"data": ["'
+        for _ in range(10):
+            yield b"x" * 2**20
+        yield b'"]}'
+
+    said = httpx.post(f"{server}gradio_api/call/chat", content=chunks(), headers={"content-type": "application/json"}, timeout=60)
+    assert said.status_code == 413, (said.status_code, said.text[:200])
+    small = httpx.post(f"{server}gradio_api/call/search", json={"data": ["pump", "web", 4, 0.3]}, timeout=60)
+    assert small.status_code == 200, small.text

@@ -543,11 +543,17 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
     from kbqa.headtimeout import use_for_gradio
 
     use_for_gradio(config.server.header_timeout_s, config.server.body_timeout_s)  # slow or idle clients do not hold sockets for good
+    from starlette.middleware import Middleware
+
+    from kbqa.api import BodyLimit, body_caps
+
+    json_bytes, upload_bytes = body_caps(config)  # bodies over server.max_request_mb get 413, as on `kbqa api` (uploads: their own cap)
+    limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=upload_bytes, upload_suffix="/gradio_api/upload")
     app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
         quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
         server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
         show_error=False,  # expected problems come back as messages; anything else must not show server paths
-        max_file_size=f"{config.webui.max_upload_mb:g}mb")
+        max_file_size=f"{config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit]})
 
 
 STOP_WAIT_S = 15  # how long a stop waits for running uploads to stop at their next file or page and say so
