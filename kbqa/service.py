@@ -721,6 +721,11 @@ class Service:
         return Reply(stream, ticket)
 
     @_reaching_store
+    def exists(self, name: str) -> bool:
+        """Whether a knowledge base by this (valid) name has been made."""
+        return kb_exists(self.config, self._folder(name))
+
+    @_reaching_store
     def is_empty(self, name: str) -> bool:
         """Whether a knowledge base holds no chunk yet (nothing ingested, or only files that failed)."""
         return self.kb(name).is_empty()

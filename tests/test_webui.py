@@ -67,6 +67,8 @@ def test_an_answer_shows_no_html_link_or_image_a_document_holds(server: str, tmp
     assert not re.search(r"(?<!\\)[\[\]]", shown.replace("\\\\", "")), shown  # every bracket escaped: no link, no image
     history, sources, *_ = client.predict("and the details?", history, "web", 4, 0.0, "extractive", 0.0, api_name="/chat")
     assert "\\[" not in sources.split("\n\n", 1)[0] and "&lt;" not in sources.split("\n\n", 1)[0]  # the question searched is plain
+    history, *_ = client.predict(None, [], "web", 4, 0.0, "extractive", 0.0, api_name="/chat")  # (Gradio's bare "Error" before)
+    assert message_text(history[-1]["content"]) == ""
 
 def test_upload_ingest_and_ask_with_sources(server: str, docs: Path) -> None:
     from gradio_client import Client, handle_file
@@ -162,12 +164,16 @@ def test_knowledge_bases_zip_upload_reingest_and_delete(server: str, docs: Path,
     status, table, _ = client.predict([handle_file(str(archive))], None, "公司制度", api_name="/upload")
     names = {row[1] for row in table["data"]}
     assert {"报销.docx", "faq.md", "escape.txt"} <= names, status
+    status, _, _ = client.predict(" 公司制度 ", api_name="/create_kb")
+    assert "already exists" in status, status  # (it said "Created … Upload files to fill it" over the files just uploaded)
     assert "secret.txt" not in names
     assert not (tmp_path.parent / "escape.txt").exists()
     status, table = client.predict("faq.md", "公司制度", api_name="/reingest_file")
     assert "Re-ingested: 1 updated" in status, status
     status, kb_box, _ = client.predict("公司制度", "wrong name", api_name="/delete_kb")
     assert "Type the name" in status
+    status, kb_box, _ = client.predict(None, "", api_name="/delete_kb")
+    assert "Choose a knowledge base first" in status, status  # (it said: Type the name **None** …)
     status, kb_box, table = client.predict("公司制度", "公司制度", api_name="/delete_kb")
     assert "Deleted knowledge base" in status
     from kbqa import list_knowledge_bases, load_config

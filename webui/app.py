@@ -238,7 +238,10 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
                 try:
                     os.link(stored, copy)  # uploads live in the home too: a link costs nothing
                 except OSError:
-                    shutil.copyfile(stored, copy)
+                    try:
+                        shutil.copyfile(stored, copy)
+                    except OSError:  # removed (deleted, re-uploaded) since it was found: no copy to offer
+                        continue
                 files.append(str(copy))
         return pages, files
 
@@ -246,6 +249,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float,
         lang: str = "en", shown: dict[int, Any] | None = None, answer_confidence: float | None = None,
     ) -> Iterator[tuple[Any, str, str, Any, Any, Any]]:
+        message = message if isinstance(message, str) else ""  # (None from an API client: a bare "Error" before)
         earlier = [{"role": m["role"], "content": (answer_text if m["role"] == "assistant" else str)(message_text(m.get("content")))}
                    for m in (history or []) if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
         history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
@@ -282,15 +286,18 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
                  round(r.seconds or 0, 2), _short(r.description, 80), file_error(r.error, lang) if r.error else ""] for r in rows]
 
     def create_kb(new_name: str, lang: str = "en") -> tuple[str, Any, list[list[Any]]]:
-        name = (new_name or "").strip()
+        name = new_name.strip() if isinstance(new_name, str) else ""
         try:
+            existed = service.exists(name)
             service.create(name)
         except ServiceError as exc:
             return failure(exc, lang), kb_choices(), []
-        return t(lang, "created", name=_escape(name)), kb_choices(name), files_table(name, lang)
+        return t(lang, "kb_exists" if existed else "created", name=_escape(name)), kb_choices(name), files_table(name, lang)
 
     def delete_kb(kb_name: str, confirm: str, lang: str = "en") -> tuple[str, Any, list[list[Any]]]:
-        if (confirm or "").strip() != kb_name:
+        if not isinstance(kb_name, str) or not kb_name:
+            return t(lang, "choose_kb"), gr.update(), []
+        if not isinstance(confirm, str) or confirm.strip() != kb_name:
             return t(lang, "confirm_first", name=_escape(str(kb_name))), gr.update(), files_table(kb_name, lang)
         try:
             service.drop(kb_name)

@@ -80,6 +80,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "no_chunk": {"en": "No chunk passed the relevance threshold.", "zh": "没有片段达到相关度阈值。"},
     "waiting": {"en": "⏳ Waiting for the LLM: {ahead} question(s) ahead of yours…", "zh": "⏳ 正在排队等待大模型：前面还有 {ahead} 个问题…"},
     "created": {"en": "Created knowledge base **{name}**. Upload files to fill it.", "zh": "已创建知识库 **{name}**。请上传文件。"},
+    "kb_exists": {"en": "Knowledge base **{name}** already exists: it is selected.", "zh": "知识库 **{name}** 已存在，已为你选中。"},
+    "choose_kb": {"en": "Choose a knowledge base first.", "zh": "请先选择一个知识库。"},
     "confirm_first": {"en": "Type the name **{name}** in the confirmation box to delete it.", "zh": "请在确认框中输入名称 **{name}** 后再删除。"},
     "deleted_kb": {"en": "Deleted knowledge base **{name}** and its files.", "zh": "已删除知识库 **{name}** 及其文件。"},
     "choose_files": {"en": "Choose files, a zip or a folder to upload first.", "zh": "请先选择要上传的文件、压缩包或文件夹。"},
