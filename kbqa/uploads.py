@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -164,6 +165,10 @@ def store_upload(
     out = Unpacked()
     taken = set() if taken is None else taken
     budget = budget or Budget(max_bytes * 10)
+    given = re.split(r"[\\/]", name or "")[-1]
+    if given.startswith("."):  # a folder's .DS_Store, .gitignore: skipped, as `kbqa ingest` skips them (ingest.exclude)
+        out.skipped.append(f"{'.' + safe_filename(given.lstrip('.')) if given.strip('.') else 'upload'}: a hidden file (its name begins with '.'), not stored")
+        return out
     shown = safe_filename(name or "upload")
     partial = target / f".upload-{uuid.uuid4().hex}.part"  # hidden: never ingested
     try:

@@ -180,12 +180,14 @@ def test_old_catalogs_get_ids_that_are_never_reused(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_upload_names_cut_by_bytes_and_never_overwrite_another(service: Service, home: Path) -> None:
     long_name = "é" * 300 + ".md"
-    report = upload_text(service, "up", **{long_name: "# 长名字\n\n这个文件的名字很长。", "readme.md": "# 一\n\n第一个文件。"}).report
+    report = upload_text(service, "up", **{long_name: "# 长名字\n\n这个文件的名字很长。", "readme.md": "# 一\n\n第一个文件。",
+                                           "readme_.md": "# 三\n\n第三个文件。"}).report
     assert {f.status for f in report.files} == {"added"}
-    report = upload_text(service, "up", **{".readme.md": "# 二\n\n第二个文件。"}).report  # cleaned to readme.md
-    assert [(f.name, f.status) for f in report.files] == [("readme (2).md", "added")]
+    result = upload_text(service, "up", **{"readme?.md": "# 二\n\n第二个文件。", ".readme.md": "# 隐\n\n隐藏文件。"})
+    assert [(f.name, f.status) for f in result.report.files] == [("readme_ (2).md", "added")]  # cleaned to readme_.md: never replaces it
+    assert result.rejected == [{"name": ".readme.md", "error": "a hidden file (its name begins with '.'), not stored"}]
     stored = {p.name for p in (home / "kbs" / "up" / "uploads").iterdir()}
-    assert {"readme.md", "readme (2).md"} <= stored
+    assert {"readme.md", "readme_.md", "readme_ (2).md"} <= stored and "readme (2).md" not in stored
     assert all(len(n.encode("utf-8")) <= 200 for n in stored)
     assert any(n.endswith(".md") and n.startswith("éé") for n in stored)
     # the same clean name again is a new version of that file: replaced, not duplicated

@@ -163,9 +163,34 @@ def forget_old(*scratch: Path, age_s: float = SCRATCH_TTL_S) -> None:
             pass
 
 
+def let_uploaded_dotfiles_through() -> None:
+    """Gradio refuses an event, before its handler runs, when a file the user uploaded for it is a
+    dotfile and its upload folder lies under the working directory (`cd ~ && kbqa serve`, home
+    ~/.kbqa): a folder upload holding a Mac's .DS_Store failed whole with a bare "Error". A dotfile
+    in Gradio's own upload folder was sent by a user: it is let through to kbqa, which says what
+    became of it; every other path is checked by Gradio as before (its rule keeps the working
+    directory's own dotfiles from being served)."""
+    from gradio import processing_utils, utils
+
+    check = getattr(processing_utils, "_check_allowed", None)
+    if check is None or getattr(check, "kbqa", False):
+        return
+
+    def checked(path: Any, check_in_upload_folder: bool) -> None:
+        real = utils.abspath(path)
+        if check_in_upload_folder and real.name.startswith(".") and utils.is_in_or_equal(real, utils.get_upload_folder()):
+            return
+        check(path, check_in_upload_folder)
+
+    checked.kbqa = True  # type: ignore[attr-defined]
+    processing_utils._check_allowed = checked
+
+
 def build_app(config: Config, kb: str = "default", service: Service | None = None) -> Any:
     scratch = web_scratch(config)  # before gradio is imported: it reads GRADIO_TEMP_DIR
     import gradio as gr
+
+    let_uploaded_dotfiles_through()
 
     service = service or Service(config)
     names = service.listed_names()[0]  # (a store away at start: the page comes up, and says so when a knowledge base is used)
@@ -340,12 +365,13 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
 
     def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str = "en",
                progress: Any = gr.Progress(), request: Any = None) -> tuple[str, list[list[Any]], Any]:
+        lang = lang if isinstance(lang, str) and lang in LANGUAGES else "en"  # (not preprocessed by Gradio: as the client sent it)
         with watched(request) as closed:
             return _upload(files, folder_files, kb_name, lang, progress, closed)
 
     def _upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str, progress: Any,
                 closed: threading.Event) -> tuple[str, list[list[Any]], Any]:
-        chosen = list(files or []) + list(folder_files or [])
+        chosen = [f for given in (files, folder_files) for f in (given if isinstance(given, list) else [given] if given else [])]
         if not chosen:
             return t(lang, "choose_files"), files_table(kb_name, lang), kb_choices()
 
@@ -359,9 +385,9 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         handles = []
         refused: list[dict[str, str]] = []
         try:
-            for f in chosen:  # files Gradio has received into its own temporary folder
-                src = Path(getattr(f, "name", f))
-                shown = str(getattr(f, "orig_name", None) or src.name)
+            for f in chosen:  # files Gradio has received into its own temporary folder, as the page sent them (FileData)
+                src = Path(str((f.get("path") if isinstance(f, dict) else getattr(f, "name", f)) or ""))
+                shown = str((f.get("orig_name") if isinstance(f, dict) else getattr(f, "orig_name", None)) or src.name)
                 opened = open_received(src)
                 if opened is None:  # a path the client named: never read a server file for it
                     refused.append({"name": shown, "error": NOT_RECEIVED})
