@@ -328,7 +328,7 @@ class Service:
         knowledge base's uploads/ folder, creating it if needed, and ingest them. gone(): whether the
         client went away (hung up, closed its tab): while the upload waits for its turn, it then gives
         its place up (Busy client_gone); once begun, it is ingested."""
-        from kbqa.uploads import Budget, store_upload, uploading
+        from kbqa.uploads import Budget, discard_upload, store_upload, uploading
 
         folder = self._folder(name)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
@@ -360,6 +360,10 @@ class Service:
                         for reason in stored.skipped:
                             shown, _, why = reason.partition(": ")
                             rejected.append({"name": shown, "error": scrub(why)})
+                    for copy, held_as in self._held_already(base, documents()):
+                        discard_upload(target, copy)
+                        saved.remove(copy)
+                        rejected.append({"name": copy.name, "error": f"the same content as {held_as}, already in this knowledge base: not stored again"})
                     todo = documents()
                     report = self._ingest(base, todo, progress, began) if todo else None
                     if saved and self._replaced(base, began):  # deleted meanwhile, every step after it failing quietly
@@ -375,6 +379,24 @@ class Service:
             for f in report.files:
                 f.error = scrub(f.error) if f.error else f.error
         return Upload(report, rejected)
+
+    @staticmethod
+    def _held_already(base: KnowledgeBase, stored: list[Path]) -> list[tuple[Path, str]]:
+        """Stored uploads whose content the knowledge base (or an earlier file of this batch) already
+        holds under another name, with that name: a folder uploaded again whose files share a name
+        (2023/budget.txt, 2024/budget.txt: stored as budget.txt and budget (2).txt) made a new
+        numbered copy of one of them every time."""
+        from kbqa.store import sha256_file
+
+        held = {row.sha256: (row.path, row.name) for row in base.catalog.files() if row.status == "ok"}
+        twins = []
+        for path in stored:
+            sha = sha256_file(path)
+            if sha in held and held[sha][0] != str(path):
+                twins.append((path, held[sha][1]))
+            else:
+                held.setdefault(sha, (str(path), path.name))
+        return twins
 
     @contextmanager
     def _ingest_slot(self, name: str, progress: Callable[[Progress], None] | None, gone: Callable[[], bool] | None = None) -> Iterator[None]:

@@ -198,6 +198,21 @@ def test_upload_names_cut_by_bytes_and_never_overwrite_another(service: Service,
     assert sorted(f.name for f in result.report.files) == ["notes (2).md", "notes.md"]
 
 
+def test_a_folder_uploaded_again_makes_no_new_copies(service: Service, home: Path) -> None:
+    # (its two budget.txt, of 2023 and 2024, were stored as budget.txt and budget (2).txt, and every
+    # upload again added one more numbered copy of one of them, with its chunks)
+    folder = [("2023/budget.txt", "The 2023 budget is 40,000 yuan."), ("2024/budget.txt", "The 2024 budget is 55,000 yuan.")]
+    for _ in range(3):
+        result = service.upload("twice", [(n, io.BytesIO(t.encode())) for n, t in folder])
+    assert sorted(f.name for f in service.files("twice")) == ["budget (2).txt", "budget.txt"]
+    assert {r["error"] for r in result.rejected} <= {"the same content as budget.txt, already in this knowledge base: not stored again",
+                                                     "the same content as budget (2).txt, already in this knowledge base: not stored again"}
+    assert sorted(p.name for p in (home / "kbs" / "twice" / "uploads").iterdir() if not p.name.startswith(".")) == ["budget (2).txt", "budget.txt"]
+    twin = service.upload("twice", [("copy.txt", io.BytesIO(folder[1][1].encode())), ("copy2.txt", io.BytesIO(b"New text, twice.")),
+                                    ("copy3.txt", io.BytesIO(b"New text, twice."))])
+    assert [(f.name, f.status) for f in twin.report.files] == [("copy2.txt", "added")]
+    assert [r["name"] for r in twin.rejected] == ["copy.txt", "copy3.txt"]
+
 @pytest.mark.slow
 def test_upload_names_keep_their_combining_marks(service: Service, home: Path) -> None:
     # (a review saw हिंदी.txt stored as ह_द_.txt, and a decomposed é as e_: marks are letters' parts, not odd characters)

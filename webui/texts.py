@@ -180,6 +180,7 @@ def summary(report: Any, lang: str) -> str:
 # details after the reason (an exception, a number) stay as they are.
 _FILE_ERRORS_ZH: list[tuple[str, str]] = [
     (r"empty file", "空文件"),
+    (r"the same content as (.+), already in this knowledge base: not stored again", r"与知识库中已有的 \1 内容相同，未重复保存"),
     (r"a hidden file \(its name begins with '\.'\), not stored", "隐藏文件（文件名以“.”开头），未保存"),
     (r"no text found in file", "文件中没有找到文字"),
     (r"PDF has no pages", "PDF 没有页面"),
