@@ -22,6 +22,7 @@ text stays the chunk itself. A sidecar `kbqa.yaml`::
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from ingest.types import Document, LoadError
 
 SIDECAR = "kbqa.yaml"
 MAX_CHARS = 240  # the description's length limit: about 60 tokens of every chunk's 512
-MAX_SIDECAR_BYTES = 1_000_000  # a kbqa.yaml larger than this is refused unread
+MAX_SIDECAR_BYTES = 256_000  # a kbqa.yaml larger than this is refused unread (YAML is read at ~0.5 MB/s)
 _LETTER = re.compile(r"[^\W\d_]")
 _TOOL_TITLE = re.compile(r"^\s*(microsoft (word|excel|powerpoint)\s*-\s*|untitled\b|document\d*\b)", re.IGNORECASE)
 _EXTENSION = re.compile(r"\.(docx?|xlsx?|pptx?|pdf|txt|md|html?|indd|qxd)\s*$", re.IGNORECASE)
@@ -120,7 +121,31 @@ def describe(docs: list[Document], filename: str | None = None, given: str = "")
 def _read_sidecar(path: Path) -> dict[str, Any]:
     """A kbqa.yaml's mapping. Refused with LoadError: one over MAX_SIDECAR_BYTES, one using YAML
     aliases (a few hundred bytes of nested aliases expand to gigabytes once read as text: an
-    uploaded zip could take a server's memory), and descriptions that are not text."""
+    uploaded zip could take a server's memory), one YAML cannot read (also: nested too deep, a number
+    of thousands of digits), and descriptions that are not text. Read once per version of the file
+    (it describes every file of its folder and the folders below)."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise LoadError(f"{path}: not a readable {SIDECAR} ({exc.__class__.__name__}); fix or remove it") from None
+    if stat.st_size > MAX_SIDECAR_BYTES:
+        raise LoadError(f"{path}: {SIDECAR} is larger than {MAX_SIDECAR_BYTES:,} bytes; keep it to descriptions")
+    parsed = _parsed_sidecar(str(path), stat.st_mtime_ns, stat.st_size)
+    if isinstance(parsed, str):
+        raise LoadError(parsed)
+    return parsed
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_sidecar(name: str, mtime_ns: int, size: int) -> dict[str, Any] | str:
+    """The mapping, or why it is refused (a refusal is remembered too)."""
+    try:
+        return _parse_sidecar(Path(name))
+    except LoadError as exc:
+        return str(exc)
+
+
+def _parse_sidecar(path: Path) -> dict[str, Any]:
     import yaml
 
     class NoAliases(yaml.SafeLoader):
@@ -131,10 +156,10 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
             return super().compose_node(parent, index)
 
     try:
-        if path.stat().st_size > MAX_SIDECAR_BYTES:
-            raise LoadError(f"{path}: {SIDECAR} is larger than {MAX_SIDECAR_BYTES:,} bytes; keep it to descriptions")
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=NoAliases) or {}  # noqa: S506  (a SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except LoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (yaml's errors, and RecursionError, ValueError of what it builds)
         raise LoadError(f"{path}: not a readable {SIDECAR} ({exc.__class__.__name__}); fix or remove it") from None
     files = data.get("files", {}) if isinstance(data, dict) else []
     if not isinstance(files, dict | None) or not all(_text_or_none(v) for v in [data.get("description"), *(files or {}).values()]):

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -192,6 +193,7 @@ class Service:
         self.config = config
         self.limits = config.server
         self._kbs: dict[str, tuple[KnowledgeBase, int]] = {}  # name -> (open KB, inode of its catalog)
+        self._dropped: weakref.WeakSet[KnowledgeBase] = weakref.WeakSet()  # closed because they were deleted
         self._writers: dict[str, threading.Lock] = {}
         self._llms: dict[str, Any] = {}
         self._loading: dict[str, threading.Lock] = {}
@@ -233,7 +235,7 @@ class Service:
         with _store_reachable():  # (the store is asked outside the lock: a store that does not answer holds up this request, not every other)
             with self._lock:
                 held = self._kbs.get(name)
-            if held is not None and held[0].catalog.identity() != held[1]:  # dropped (and maybe made again) by another process
+            if held is not None and self._replaced(held[0], held[1]):  # dropped (and maybe made again) by another process
                 with self._lock:
                     if self._kbs.get(name) is held:
                         self._kbs.pop(name)
@@ -264,7 +266,8 @@ class Service:
 
     def _close_dropped(self, name: str, base: KnowledgeBase) -> None:
         """Free the files (or the Milvus connection) of a knowledge base that was deleted: a call
-        running on it finishes first, later ones are told it was deleted."""
+        running on it finishes first, later ones are told it was deleted (409)."""
+        self._dropped.add(base)
         base.close(f"knowledge base {name!r} was deleted meanwhile")
 
     def _opened(self, name: str, folder: Path, create: bool) -> tuple[KnowledgeBase, Any]:
@@ -436,10 +439,13 @@ class Service:
     def _replaced(self, base: KnowledgeBase, began: int | str | None) -> bool:
         """Whether another process deleted this knowledge base (and perhaps made one again under its
         name) since its identity was `began`: another identity, or none and its catalog gone. A store
-        that does not answer for a moment (Milvus) is not a deletion. One this service closed was
-        dropped (or the server is stopping)."""
-        if base.catalog.closed is not None:
+        that does not answer for a moment (Milvus) is not a deletion. One this service closed is
+        deleted when it was dropped or found deleted (_close_dropped), not when the service closed it
+        for another reason (stopping, an upload's clean-up of a knowledge base it had made)."""
+        if base in self._dropped:
             return True
+        if base.catalog.closed is not None:
+            return False
         now = base.catalog.identity()
         if now == began and began is not None:
             return False
@@ -478,9 +484,11 @@ class Service:
         except ServiceError:
             raise
         except Exception as exc:  # noqa: BLE001  (a store's own errors too: sqlite3, Milvus)
-            if not self._replaced(base, began):
-                raise
-            raise self._deleted(name) from exc
+            if self._replaced(base, began):
+                raise self._deleted(name) from exc
+            if self.closed:  # (the server closed it while stopping)
+                raise Busy("the server is shutting down", retry_after=10, code="stopping") from exc
+            raise
 
     @_reaching_store
     def remove_file(self, name: str, file: str | int) -> FileRow:

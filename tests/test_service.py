@@ -508,6 +508,14 @@ def test_a_kbqa_yaml_of_nested_aliases_is_refused_not_expanded(service: Service)
     assert done.report is not None
     [result] = [f for f in done.report.files if f.name.endswith("notes.txt")]
     assert result.status == "failed" and "uses a YAML alias (*name, line 2); write each description out" in (result.error or "")
+    # what YAML itself cannot build is said for the file too (RecursionError, ValueError got past: a
+    # whole upload failed, or a new knowledge base's one was taken for deleted, 409)
+    upload_text(service, "plain", **{"first.md": "# First\n\nalready there"})
+    for kb in ("plain", "fresh"):
+        for sidecar, why in (("[" * 100_000 + "]" * 100_000, "RecursionError"), ("description: " + "9" * 5000, "ValueError")):
+            done = service.upload(kb, [("odd.zip", io.BytesIO(zipped(**{"kbqa.yaml": sidecar, "notes.txt": "The pump is serviced monthly."})))])
+            [result] = [f for f in done.report.files if f.name.endswith("notes.txt")]
+            assert result.status == "failed" and f"not a readable kbqa.yaml ({why}); fix or remove it" in (result.error or ""), result
 
 @pytest.mark.slow
 def test_ingests_take_turns_across_knowledge_bases(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -614,16 +622,22 @@ def test_a_search_or_question_racing_a_drop_is_a_409(service: Service, monkeypat
         return search(self, *args, **kwargs)
 
     monkeypatch.setattr(Retriever, "search", held)
-    for request in (lambda: service.search("racing", "pump service"), lambda: service.ask("racing", "How often is the pump serviced?")):
+    for request, ending in ((lambda: service.search("racing", "pump service"), "drop"),
+                            (lambda: service.ask("racing", "How often is the pump serviced?"), "drop"),
+                            (lambda: service.search("racing", "pump service"), "close")):  # the server stopping: 503, not "deleted"
         upload_text(service, "racing", **{"pump.md": "# Pump\n\nThe pump is serviced every month."})
         inside.clear(), go.clear()
         failed: list[BaseException] = []
         worker = threading.Thread(target=lambda: failed.extend(_raised(request)))
         worker.start()
         assert inside.wait(30)
-        service.drop("racing")
+        service.drop("racing") if ending == "drop" else service.close()
         go.set()
         worker.join(30)
+        if ending == "close":
+            assert len(failed) == 1 and isinstance(failed[0], Busy) and failed[0].code == "stopping", failed
+            assert service.names() == ["racing"]
+            continue
         assert len(failed) == 1 and isinstance(failed[0], Conflict), failed
         assert failed[0].status == 409 and "'racing' was deleted while this request ran" in failed[0].message
 
