@@ -33,15 +33,17 @@ def _escape(text: str) -> str:
 
 
 def answer_markdown(text: str) -> str:
-    """An answer as the chat shows it: the model's Markdown (lists, emphasis) stays, but no HTML and
-    no link or image (a document's `![x](http://…)` or `<img src=…>`, quoted or copied into an answer,
-    made every reader's browser fetch from that address). answer_text() undoes it."""
-    return re.sub(r"([\\\[\]])", r"\\\1", html.escape(text, quote=False))
+    """An answer as the chat shows it: the model's Markdown (lists, emphasis, code, citations [1])
+    stays, but no HTML and no link or image written in Markdown (a document's `![x](http://…)` or
+    `<img src=…>`, quoted or copied into an answer, made every reader's browser fetch from that
+    address): `<` is written `&lt;`, `](` and `]:` get a backslash. A bare address stays a link that
+    shows itself. answer_text() undoes it."""
+    return text.replace("<", "&lt;").replace("](", "]\\(").replace("]:", "]\\:")
 
 
 def answer_text(shown: str) -> str:
     """The answer text of a chat bubble made by answer_markdown (for the next turn's history)."""
-    return html.unescape(re.sub(r"\\([\\\[\]])", r"\1", shown))
+    return shown.replace("]\\:", "]:").replace("]\\(", "](").replace("&lt;", "<")
 
 
 def message_text(content: Any) -> str:
