@@ -390,12 +390,14 @@ def body_caps(config: Config) -> tuple[int, int]:
 class BodyLimit:
     """Refuses request bodies over the limit with 413, whether or not they say their length
     (a chunked body is counted as it arrives). Uploads (paths ending in upload_suffix: the API's
-    /files, the web chat's /gradio_api/upload) have their own cap.
+    /files, the web chat's /gradio_api/upload) have their own cap, or none (upload_bytes None: the
+    web chat's page sends a whole folder in one request; Gradio caps each file, and the service
+    stores ten uploads' worth and names the files it leaves out).
     With an API key, a request without it is refused with 401 before a byte of its body is read
     (an upload was stored whole, 900 MB, before the key was checked). A body that stops arriving is
     the connection's business (kbqa/headtimeout.py, server.body_timeout_s), as on the web chat."""
 
-    def __init__(self, app: Any, json_bytes: int, upload_bytes: int, api_key: str | None = None, upload_suffix: str = "/files") -> None:
+    def __init__(self, app: Any, json_bytes: int, upload_bytes: int | None, api_key: str | None = None, upload_suffix: str = "/files") -> None:
         self.app, self.json_bytes, self.upload_bytes, self.api_key = app, json_bytes, upload_bytes, api_key
         self.upload_suffix = upload_suffix
 
@@ -408,7 +410,10 @@ class BodyLimit:
             await JSONResponse({"detail": WRONG_KEY, "error": {"message": WRONG_KEY, "type": "Unauthorized"}}, status_code=401)(scope, receive, send)
             return
         upload = scope["path"].rstrip("/").endswith(self.upload_suffix)
-        cap = self.upload_bytes if upload else self.json_bytes
+        if upload and self.upload_bytes is None:  # (capped per file, and per request by what the service stores)
+            await self.app(scope, receive, send)
+            return
+        cap = self.upload_bytes if upload and self.upload_bytes is not None else self.json_bytes
         message = (f"request body over the limit of {cap / 2**20:.0f} MB "
                    f"({'10 x webui.max_upload_mb per request' if upload else 'server.max_request_mb'})")
         length = dict(scope.get("headers") or []).get(b"content-length")

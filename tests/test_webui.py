@@ -341,14 +341,17 @@ def test_what_earlier_servers_left_in_gradios_cache_goes_after_its_hour(home: Pa
 
     cache = home / "cache" / "gradio"
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))  # (what web_scratch sets: restored after the test)
-    old, new = cache / "0123abcd", cache / "4567ef01"
-    for folder in (old, new):
+    old, new, again = cache / "0123abcd", cache / "4567ef01", cache / "89abcdef"
+    for folder in (old, new, again):
         folder.mkdir(parents=True)
         (folder / "handbook.pdf").write_bytes(b"%PDF-1.4")
+    (cache / "tmpx1y2z3").write_bytes(b"")  # Gradio leaves an empty file in the cache's root for each upload
     stale = time.time() - SCRATCH_TTL_S - 60
-    os.utime(old, (stale, stale))
+    for path in (old / "handbook.pdf", old, again, cache / "tmpx1y2z3"):  # `again`: handed out again just now, from its old folder
+        os.utime(path, (stale, stale))
     web_scratch(load_config()[0])
-    assert not old.exists() and (new / "handbook.pdf").exists()
+    assert not old.exists() and (new / "handbook.pdf").exists() and (again / "handbook.pdf").exists()
+    assert not (cache / "tmpx1y2z3").exists()
 
 
 def test_sigterm_during_a_web_upload_says_what_was_kept(home: Path, tmp_path: Path) -> None:
@@ -414,3 +417,17 @@ def test_a_request_body_over_the_limit_is_a_413_on_the_web_chat_too(server: str)
     assert said.status_code == 413, (said.status_code, said.text[:200])
     small = httpx.post(f"{server}gradio_api/call/search", json={"data": ["pump", "web", 4, 0.3]}, timeout=60)
     assert small.status_code == 200, small.text
+
+
+def test_a_folder_upload_over_ten_uploads_worth_is_stored_in_part_not_refused_whole(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page sends a whole folder in one request: the request-body limit must not refuse it whole
+    (413, nothing ingested); Gradio caps each file and the service stores ten uploads' worth."""
+    monkeypatch.setenv("KBQA_WEBUI__MAX_UPLOAD_MB", "1")
+    proc, url = start_serve(home)
+    try:
+        files = [("files", (f"part{n:02d}.bin", os.urandom(950_000), "application/octet-stream")) for n in range(14)]
+        sent = httpx.post(f"{url}gradio_api/upload", files=files, timeout=120)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert sent.status_code == 200 and len(sent.json()) == 14, (sent.status_code, sent.text[:300])

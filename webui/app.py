@@ -157,12 +157,24 @@ def forget_old(*scratch: Path, age_s: float = SCRATCH_TTL_S) -> None:
     """Remove what was handed to browsers (or received from them) more than age_s ago."""
     import time
 
-    for folder in (f for root in scratch if root.is_dir() for f in root.iterdir()):
+    for entry in (f for root in scratch if root.is_dir() for f in root.iterdir()):
         try:
-            if time.time() - folder.stat().st_mtime > age_s:
-                shutil.rmtree(folder, ignore_errors=True)
+            if time.time() - _newest(entry) > age_s:  # (Gradio hands a cached file out again from its old folder)
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
         except OSError:
             pass
+
+
+def _newest(entry: Path) -> float:
+    """The latest change time of a file, or of a folder and what it holds."""
+    times = [entry.stat().st_mtime]
+    if entry.is_dir():
+        for inner in entry.rglob("*"):
+            try:
+                times.append(inner.stat().st_mtime)
+            except OSError:
+                pass
+    return max(times)
 
 
 def let_uploaded_dotfiles_through() -> None:
@@ -582,8 +594,8 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
 
     from kbqa.api import BodyLimit, body_caps
 
-    json_bytes, upload_bytes = body_caps(config)  # bodies over server.max_request_mb get 413, as on `kbqa api` (uploads: their own cap)
-    limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=upload_bytes, upload_suffix="/gradio_api/upload")
+    json_bytes, _ = body_caps(config)  # bodies over server.max_request_mb get 413, as on `kbqa api` (uploads: see BodyLimit)
+    limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=None, upload_suffix="/gradio_api/upload")
     app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
         quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
         server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
