@@ -165,9 +165,11 @@ def store_upload(
     out = Unpacked()
     taken = set() if taken is None else taken
     budget = budget or Budget(max_bytes * 10)
-    given = re.split(r"[\\/]", name or "")[-1]
+    given = re.split(r"[\\/]", name or "")[-1].strip()
     if given.startswith("."):  # a folder's .DS_Store, .gitignore: skipped, as `kbqa ingest` skips them (ingest.exclude)
-        out.skipped.append(f"{'.' + safe_filename(given.lstrip('.')) if given.strip('.') else 'upload'}: a hidden file (its name begins with '.'), not stored")
+        rest = given.lstrip(".")
+        shown = given[: len(given) - len(rest)][:8] + (safe_filename(rest) if rest else "")
+        out.skipped.append(f"{shown}: a hidden file (its name begins with '.'), not stored")
         return out
     shown = safe_filename(name or "upload")
     partial = target / f".upload-{uuid.uuid4().hex}.part"  # hidden: never ingested

@@ -186,6 +186,8 @@ def test_upload_names_cut_by_bytes_and_never_overwrite_another(service: Service,
     result = upload_text(service, "up", **{"readme?.md": "# 二\n\n第二个文件。", ".readme.md": "# 隐\n\n隐藏文件。"})
     assert [(f.name, f.status) for f in result.report.files] == [("readme_ (2).md", "added")]  # cleaned to readme_.md: never replaces it
     assert result.rejected == [{"name": ".readme.md", "error": "a hidden file (its name begins with '.'), not stored"}]
+    odd = upload_text(service, "up", **{" .env": "SECRET=1", "...pdf": "%PDF", "..": "x"})
+    assert [r["name"] for r in odd.rejected] == [".env", "...pdf", ".."] and odd.report is None
     stored = {p.name for p in (home / "kbs" / "up" / "uploads").iterdir()}
     assert {"readme.md", "readme_.md", "readme_ (2).md"} <= stored and "readme (2).md" not in stored
     assert all(len(n.encode("utf-8")) <= 200 for n in stored)

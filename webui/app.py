@@ -581,7 +581,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
     service = Service(config)
     app = build_app(config, kb, service)
-    _stop_on_signals(service)
+    stopped_by = _stop_on_signals(service)
     # Gradio runs each event one at a time unless told otherwise; kbqa's service queues the LLM
     # itself (telling each user their place), so searches, uploads and chats run side by side.
     concurrency = config.server.max_queue + 2 * config.server.llm_instances + 4
@@ -596,17 +596,23 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
 
     json_bytes, _ = body_caps(config)  # bodies over server.max_request_mb get 413, as on `kbqa api` (uploads: see BodyLimit)
     limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=None, upload_suffix="/gradio_api/upload")
-    app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
-        quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
-        server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
-        show_error=False,  # expected problems come back as messages; anything else must not show server paths
-        max_file_size=f"{config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit]})
+    try:
+        app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
+            quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
+            server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
+            show_error=False,  # expected problems come back as messages; anything else must not show server paths
+            max_file_size=f"{config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit]})
+    except KeyboardInterrupt:  # (a signal while Gradio was still starting)
+        if not stopped_by:
+            raise
+    if stopped_by:
+        raise SystemExit(128 + stopped_by[0])  # as `kbqa api` and other servers: 143 after SIGTERM, 130 after Ctrl-C
 
 
 STOP_WAIT_S = 15  # how long a stop waits for running uploads to stop at their next file or page and say so
 
 
-def _stop_on_signals(service: Service) -> None:
+def _stop_on_signals(service: Service) -> list[int]:
     """SIGTERM or Ctrl-C: as `kbqa api` does, waiting requests are refused and running generations
     end at their next piece, a running upload stops at its next file or page and tells its user how
     many files were kept (the stored copies of the others are removed); then the server closes.
@@ -615,7 +621,10 @@ def _stop_on_signals(service: Service) -> None:
     import signal
     import time
 
+    stopped_by: list[int] = []  # the signal that stopped it
+
     def stop(signum: int, frame: Any) -> None:
+        stopped_by.append(signum)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second signal ends it at once
         signal.signal(signal.SIGINT, signal.default_int_handler)
         print("kbqa web chat: stopping", flush=True)
@@ -628,3 +637,4 @@ def _stop_on_signals(service: Service) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    return stopped_by
