@@ -410,10 +410,10 @@ class BodyLimit:
             await JSONResponse({"detail": WRONG_KEY, "error": {"message": WRONG_KEY, "type": "Unauthorized"}}, status_code=401)(scope, receive, send)
             return
         upload = scope["path"].rstrip("/").endswith(self.upload_suffix)
-        if upload and self.upload_bytes is None:  # (capped per file, and per request by what the service stores)
+        cap = self.upload_bytes if upload else self.json_bytes
+        if cap is None:  # (an upload capped per file, and per request by what the service stores)
             await self.app(scope, receive, send)
             return
-        cap = self.upload_bytes if upload and self.upload_bytes is not None else self.json_bytes
         message = (f"request body over the limit of {cap / 2**20:.0f} MB "
                    f"({'10 x webui.max_upload_mb per request' if upload else 'server.max_request_mb'})")
         length = dict(scope.get("headers") or []).get(b"content-length")

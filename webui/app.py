@@ -9,6 +9,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -155,8 +156,6 @@ def gradio_cache(config: Config) -> list[Path]:
 
 def forget_old(*scratch: Path, age_s: float = SCRATCH_TTL_S) -> None:
     """Remove what was handed to browsers (or received from them) more than age_s ago."""
-    import time
-
     for entry in (f for root in scratch if root.is_dir() for f in root.iterdir()):
         try:
             if time.time() - _newest(entry) > age_s:  # (Gradio hands a cached file out again from its old folder)
@@ -202,6 +201,7 @@ def let_uploaded_dotfiles_through() -> None:
 
 def build_app(config: Config, kb: str = "default", service: Service | None = None) -> Any:
     scratch = web_scratch(config)  # before gradio is imported: it reads GRADIO_TEMP_DIR
+    swept = [time.monotonic()]  # when Gradio's cache was last swept of what is over an hour old (web_scratch: now)
     import gradio as gr
 
     let_uploaded_dotfiles_through()
@@ -258,7 +258,10 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
 
     def source_views(kb_name: str, hits: list[Any], query: str) -> tuple[list[tuple[str, str]], list[str]]:
         """PNGs of the PDF pages the sources come from (the passage outlined), and copies of the source files."""
-        forget_old(scratch, *gradio_cache(config))
+        forget_old(scratch)
+        if time.monotonic() - swept[0] > 60:  # Gradio's cache, which may hold thousands of files, once a minute
+            swept[0] = time.monotonic()
+            forget_old(*gradio_cache(config))
         folder = Path(tempfile.mkdtemp(dir=scratch))
         pages, files, seen = [], [], set()
         for i, h in enumerate(hits, start=1):
@@ -619,7 +622,6 @@ def _stop_on_signals(service: Service) -> list[int]:
     (Without this, SIGTERM ended the process at once: an upload was cut without a word and its
     stored copies stayed until the next upload.)"""
     import signal
-    import time
 
     stopped_by: list[int] = []  # the signal that stopped it
 
