@@ -431,3 +431,37 @@ def test_a_folder_upload_over_ten_uploads_worth_is_stored_in_part_not_refused_wh
         proc.terminate()
         proc.wait(timeout=30)
     assert sent.status_code == 200 and len(sent.json()) == 14, (sent.status_code, sent.text[:300])
+
+
+def test_sigterm_during_a_streamed_answer_keeps_what_came_and_says_why_it_stopped(home: Path, docs: Path) -> None:
+    """A chat model's answer that is streaming when the server is stopped keeps the words it had,
+    followed by "the server is shutting down" (the words were replaced by that warning), and the
+    server exits 143 within seconds."""
+    import signal
+
+    from gradio_client import Client, handle_file
+
+    proc, url = start_serve(home)
+    try:
+        client = Client(url, verbose=False)
+        client.predict([handle_file(str(docs / "manual.pdf"))], None, "web", api_name="/upload")
+        job = client.submit("How often should the RO membrane be replaced, and why? Explain each step in detail.", [], "web", 4, 0.0,
+                            "smollm2-135m", 0.0, api_name="/chat")
+
+        def said() -> str:
+            outputs = job.outputs()
+            return outputs[-1][0][-1]["content"][0]["text"] if outputs and len(outputs[-1][0]) == 2 else ""
+
+        deadline = time.time() + 120
+        while len(said()) < 20:
+            assert time.time() < deadline and not job.done(), said()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        stopped = time.time()
+        final = job.result(timeout=60)[0][-1]["content"][0]["text"]
+        assert proc.wait(timeout=60) == 143 and time.time() - stopped < 30
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    words, _, warning = final.rpartition("\n\n")
+    assert "shutting down" in warning and len(words) >= 20, final

@@ -235,7 +235,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         if not isinstance(question, str) or not question.strip():
             yield "", "", [], ""
             return
-        reply = None
+        reply, text, sources, query = None, "", "", ""
         try:
             reply = service.ask(kb_name, question, history=history, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence,
                                 model=llm, temperature=temperature)
@@ -243,15 +243,18 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
             sources = "" if empty else sources_markdown(reply.sources, reply.answered, reply.query, lang)
             if reply.query != question:
                 sources = f"*{t(lang, 'searched_for')}* {_escape(reply.query)}\n\n" + sources
+            query = reply.query
             for ahead in reply.waiting():
-                yield t(lang, "waiting", ahead=ahead), sources, [], reply.query
-            text = ""
+                yield t(lang, "waiting", ahead=ahead), sources, [], query
             for piece in reply:
                 text += piece
-                yield shown(text), sources, [], reply.query
-            yield shown(text), sources, list(reply.sources), reply.query
+                yield shown(text), sources, [], query
+            yield shown(text), sources, list(reply.sources), query
         except ServiceError as exc:
-            yield failure(exc, lang), "", [], ""
+            if text:  # cut short (the server stopping, the LLM failing): what came stays, with why it stopped
+                yield f"{shown(text)}\n\n{failure(exc, lang)}", sources, [], query
+            else:
+                yield failure(exc, lang), "", [], ""
         finally:
             if reply is not None:
                 reply.close()
