@@ -61,6 +61,21 @@ def valid_name(name: str) -> bool:
     return (first.isalnum() or first == "_") and all(ch.isalnum() or ch in "_-." or unicodedata.category(ch)[0] == "M" for ch in rest)
 
 
+# Scripts whose letters look alike ('о' Cyrillic, 'o' Latin, 'ο' Greek): a new name holds one of them at most
+_LOOKALIKE_SCRIPTS = frozenset({"LATIN", "GREEK", "CYRILLIC", "ARMENIAN", "CHEROKEE"})
+
+
+def lookalike_problem(name: str) -> str | None:
+    """Why a new knowledge base's name could pass for another one's ("dосs", its 'о' Cyrillic, beside
+    "docs" on a shared server, would take the uploads meant for it), or None. Names that already exist
+    keep working; only new ones are checked."""
+    scripts = sorted({unicodedata.name(ch, "?").split(" ")[0] for ch in name if ch.isalpha()} & _LOOKALIKE_SCRIPTS)
+    if len(scripts) < 2:
+        return None
+    return (f"knowledge base name {name!r} mixes {' and '.join(s.title() for s in scripts)} letters, which look alike "
+            "('о' and 'o'): write it in one of them")
+
+
 def clean_text(text: str) -> str:
     """Text made valid UTF-8 (unpaired surrogates become U+FFFD), as tokenizers and JSON need it."""
     try:
@@ -481,6 +496,9 @@ class KnowledgeBase:
             where = f"in Milvus at {milvus_uri(config)}" if config.store.backend == "milvus" else f"looked in {folder}"
             raise KnowledgeBaseError(f"no knowledge base {text!r} ({where}); create it with: kbqa ingest DOCS --kb {text}")
         mine = folder.parent.resolve() == kb_root(config).resolve()  # a folder of the home is kbqa's own (another thread may be making it)
+        problem = lookalike_problem(folder.name) if mine else None
+        if problem and not kb_exists(config, folder):
+            raise KnowledgeBaseError(problem)
         if config.store.backend == "embedded" and not mine and not kb_exists(config, folder) and folder.is_dir():
             taken = sorted(p.name for p in folder.iterdir() if _OWN_FILE.match(p.name))
             if taken:  # a new knowledge base would write over files of these names

@@ -34,7 +34,7 @@ from kbqa.config import Config
 from kbqa import limits
 from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, Upstream, scrub
 from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, ingestable, kb_exists, kb_folder, list_knowledge_bases,
-                     valid_name)
+                     lookalike_problem, valid_name)
 from kbqa.offline import ModelNotAvailable
 from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
 from kbqa.store import FileRow
@@ -278,6 +278,9 @@ class Service:
             if held is None:
                 if not create and not kb_exists(self.config, folder):
                     raise _no_kb(name)
+                problem = lookalike_problem(name) if create else None
+                if problem and not kb_exists(self.config, folder):
+                    raise BadRequest(problem, code="lookalike_name", name=name)
                 try:
                     base = KnowledgeBase(folder, self.config, shared_embedder=self._embedder)
                 except KnowledgeBaseError as exc:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kbqa import KnowledgeBase, load_config
+from kbqa import KnowledgeBase, KnowledgeBaseError, load_config
 from kbqa.service import BadRequest, Busy, GenerationQueue, NotFound, QueuedLLM, Service, TooLarge, scrub
 
 HOSTILE_NAMES = [".", "..", "...", ".hidden", "../x", "a/b", "/tmp/kbqa-evil", "..\\x", "kb:x", "", " ", "x" * 65, "a\x00b", "~root",
@@ -98,6 +98,28 @@ def test_names_that_are_names(service: Service, home: Path) -> None:
     assert "v1.2" not in service.names()
     with pytest.raises(NotFound):
         service.drop("v1.2")
+
+
+def test_a_new_name_that_could_pass_for_another_is_refused(service: Service, home: Path) -> None:
+    """A name mixing scripts whose letters look alike ("dосs", its 'о' Cyrillic) is not made: beside
+    "docs" on a shared server it would take the uploads meant for it. Names of one script, and
+    Chinese with Latin letters, are made; a mixed name made before this rule still opens."""
+    for name in ("dосs", "hr-Ηandbook", "mixѕ"):  # Cyrillic о, Greek Η, Cyrillic ѕ
+        with pytest.raises(BadRequest) as err:
+            service.create(name)
+        assert err.value.code == "lookalike_name" and "look alike" in err.value.message
+        with pytest.raises(BadRequest):
+            upload_text(service, name, **{"a.md": "# A\n\nsome text"})
+        with pytest.raises(KnowledgeBaseError, match="look alike"):
+            KnowledgeBase.open(name, service.config)
+        assert not (home / "kbs" / name).exists()
+    for name in ("docs", "документы", "hr手册2024", "Ελληνικά"):
+        service.create(name)
+    KnowledgeBase.open("ok", service.config).close()
+    (home / "kbs" / "ok").rename(home / "kbs" / "dосs")  # made before the rule
+    service.create("dосs")
+    KnowledgeBase.open("dосs", service.config, create=False).close()
+    assert {"docs", "документы", "hr手册2024", "Ελληνικά", "dосs"} <= set(service.names())
 
 
 @pytest.mark.slow

@@ -108,6 +108,8 @@ TEXTS: dict[str, dict[str, str]] = {
     # what the service refused, by its code
     "err_invalid_name": {"en": "Invalid knowledge base name: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters (255 bytes of UTF-8).",
                          "zh": "知识库名称无效：请使用字母、数字、中文、'-'、'_' 或 '.'（不能开头），最多 64 个字符（UTF-8 255 字节）。"},
+    "err_lookalike_name": {"en": "The name **{name}** mixes letters of scripts that look alike (Latin 'o', Cyrillic 'о'), so it could pass for another knowledge base's: write it in one script.",
+                           "zh": "名称 **{name}** 混用了外形相同的不同文字的字母（拉丁字母 'o' 与西里尔字母 'о'），可能被误认作另一个知识库：请只用一种文字。"},
     "err_no_kb": {"en": "There is no knowledge base **{name}**: create it, or upload files into it.", "zh": "没有名为 **{name}** 的知识库：请先创建，或向它上传文件。"},
     "err_client_gone": {"en": "The browser tab was closed while the upload waited for its turn.", "zh": "上传在排队等待时浏览器标签页已关闭。"},
     "err_kb_deleted": {"en": "The knowledge base **{name}** was deleted meanwhile.", "zh": "知识库 **{name}** 已在此期间被删除。"},
