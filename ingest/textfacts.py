@@ -26,6 +26,27 @@ WIDE = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
 _HAN_RE = re.compile(f"[{HAN}]")
 _WIDE_RE = re.compile(f"[{WIDE}]")
 _WIDE_SPANS = [(ord(WIDE[i]), ord(WIDE[i + 2])) for i in range(0, len(WIDE), 3)]  # WIDE's ranges as code points
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+
+
+def join_wrapped_lines(block: str) -> str:
+    """Join the lines a PDF wrapped inside one paragraph block: no break where either side is a CJK
+    character, words re-joined at a hyphen, a space elsewhere."""
+    block = block.strip()
+    if "\n" not in block:  # one line (most paragraphs): nothing to join
+        return block
+    pieces = block.split("\n")
+    parts = [pieces[0].rstrip(" \t")]
+    for left, right in zip(pieces, pieces[1:]):  # each break, judged on the lines as they were
+        text = right.strip(" \t")
+        if len(left) > 1 and left[-1] == "-" and left[-2] in _LOWER and right[:1] in _LOWER:
+            parts[-1] = parts[-1][:-1]  # hyphen-\nated: one word
+            parts.append(text)
+        elif text and (kept := left.rstrip(" \t")) and (_WIDE_RE.match(kept[-1]) or _WIDE_RE.match(text[0])):
+            parts.append(text)  # 中文 wrapped (also "6" / "个月"): no space
+        else:
+            parts.append(" " + text)
+    return "".join(parts)
 
 
 def is_han(ch: str) -> bool:

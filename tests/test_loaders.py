@@ -561,3 +561,35 @@ def test_a_heading_of_thousands_of_characters_is_cut_in_the_title_path_and_kept_
     titles = [t for d in docs for t in d.meta["title_path"]]
     assert titles and all(len(t) <= HEADING_CHARS for t in titles) and titles[0].endswith("…") and "Short one" in titles
     assert "标题" * 12000 in "".join(d.text for d in docs)
+
+
+def _line(y: float, text: str, x0: float = 100.0, char: float = 30.0) -> list[tuple[tuple[float, float, float, float], str]]:
+    """One OCR'd line of CJK text: boxes of 30 px a character, 30 px high."""
+    return [((x0, y, x0 + char * len(text), y + 30), text)]
+
+
+def test_ocr_lines_are_joined_into_paragraphs() -> None:
+    """A scanned notice's lines, as the OCR boxes give them (each line 20 characters wide, a
+    paragraph's first line set in by two): the lines wrapped inside a paragraph are one text, so a
+    sentence wrapped over two lines is one sentence (each line stayed a line of its own: the answer to
+    "可以在多少日内申请行政复议？" was cut at "…送达之日起6"). A line that stops short ends its
+    paragraph; a Latin line wraps with a space."""
+    from ingest.loaders.layout import paragraphs
+
+    rows = [
+        _line(0, "当事人不服本处罚决定的，依照《中华人", x0=160),
+        _line(40, "民共和国行政复议法》第九条之规定，可自本"),
+        _line(80, "决定书送达之日起60日内向南京海关申请行"),
+        _line(120, "政复议。"),
+        _line(160, "到期不缴纳罚款的，每日可以按罚款数额", x0=160),
+        _line(200, "的百分之三加处罚款。"),
+        _line(240, "地址：哈尔滨市松北区创新一路1299号。"),
+    ]
+    assert paragraphs(rows).split("\n") == [
+        "当事人不服本处罚决定的，依照《中华人民共和国行政复议法》第九条之规定，可自本决定书送达之日起60日内向南京海关申请行政复议。",
+        "到期不缴纳罚款的，每日可以按罚款数额的百分之三加处罚款。",
+        "地址：哈尔滨市松北区创新一路1299号。",
+    ]
+    english = [_line(0, "The membrane removes salts and most", char=15), _line(40, "dissolved solids.", char=15), _line(80, "Flush it.", char=15)]
+    assert paragraphs(english) == "The membrane removes salts and most dissolved solids.\nFlush it."
+    assert paragraphs([]) == ""

@@ -11,6 +11,7 @@ from typing import Any
 
 from ingest.chatter import quiet_libraries
 from ingest.tables import markdown_table
+from ingest.textfacts import is_wide, join_wrapped_lines
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 DROPPED = {"header", "footer"}
@@ -93,7 +94,7 @@ def reading_order(regions: list[Region], width: float) -> list[Region]:
     return ordered
 
 
-def _rows(words: list[tuple[Box, str]]) -> list[list[tuple[Box, str]]]:
+def rows_of(words: list[tuple[Box, str]]) -> list[list[tuple[Box, str]]]:
     """Words grouped into lines: a word joins the line whose vertical extent holds its middle."""
     rows: list[list[tuple[Box, str]]] = []
     for word in sorted(words, key=lambda w: (w[0][1], w[0][0])):
@@ -108,8 +109,36 @@ def _rows(words: list[tuple[Box, str]]) -> list[list[tuple[Box, str]]]:
     return [sorted(r, key=lambda w: w[0][0]) for r in rows]
 
 
+def paragraphs(rows: list[list[tuple[Box, str]]]) -> str:
+    """OCR'd lines of text joined into their paragraphs, one paragraph a line. A line ends its
+    paragraph when the next line's first word would have fitted in the room it leaves before the
+    lines' right edge (a typesetter would have put it there); a line set in from the lines' left
+    edge by more than a character's height begins one. Lines wrapped inside a paragraph are joined as
+    a PDF's are (no break beside a CJK character, a space elsewhere). Each OCR'd line used to stay a
+    line of its own, and a sentence wrapped over two ("…送达之日起60日内向" / "南京海关申请行政复议")
+    was read as two."""
+    rows = [r for r in rows if r]
+    if not rows:
+        return ""
+    lines = [" ".join(t for _, t in r) for r in rows]
+    spans = [(min(w[0][0] for w in r), max(w[0][2] for w in r), max(w[0][3] for w in r) - min(w[0][1] for w in r)) for r in rows]
+    left, right = min(s[0] for s in spans), max(s[1] for s in spans)
+    height = sorted(s[2] for s in spans)[len(spans) // 2]
+    found: list[list[str]] = [[lines[0]]]
+    for n in range(1, len(lines)):
+        (x0, x1, _), line = spans[n - 1], lines[n - 1]
+        char = (x1 - x0) / max(1, len(line))  # this line's mean character width
+        following = lines[n]
+        first = following[0] if is_wide(following[0]) else following.split(" ")[0]
+        fits = right - x1 > (len(first) + 1) * char
+        if fits or spans[n][0] - left > height:
+            found.append([])
+        found[-1].append(following)
+    return "\n".join(join_wrapped_lines("\n".join(p)) for p in found)
+
+
 def _table(words: list[tuple[Box, str]]) -> str:
-    return markdown_table([text for _, text in row] for row in _rows(words))
+    return markdown_table([text for _, text in row] for row in rows_of(words))
 
 
 def arrange(words: list[tuple[Box, str]], regions: list[Region], width: float) -> list[Block]:
@@ -124,7 +153,7 @@ def arrange(words: list[tuple[Box, str]], regions: list[Region], width: float) -
             min(holders, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1])).words.append(word)
         else:
             loose.append(word)
-    for row in _rows(loose):  # each stray line stands alone, placed by position
+    for row in rows_of(loose):  # each stray line stands alone, placed by position
         xs0, ys0 = min(w[0][0] for w in row), min(w[0][1] for w in row)
         xs1, ys1 = max(w[0][2] for w in row), max(w[0][3] for w in row)
         regions.append(Region("text", (xs0, ys0, xs1, ys1), list(row)))
@@ -141,7 +170,7 @@ def arrange(words: list[tuple[Box, str]], regions: list[Region], width: float) -
         if region.kind == "table":
             text = _table(region.words)
         else:
-            text = "\n".join(" ".join(t for _, t in row) for row in _rows(region.words))
+            text = paragraphs(rows_of(region.words))
         if text.strip():
             blocks.append(Block("title" if region.kind == "title" else "table" if region.kind == "table" else "text", text.strip()))
     return blocks

@@ -115,7 +115,7 @@ def ocr_blocks(
 ) -> list[Any]:
     """OCR a page image into blocks (text, title, table) in reading order, using the layout model
     when it is installed and layout is on; else one text block of lines."""
-    from ingest.loaders.layout import Block, arrange, detect
+    from ingest.loaders.layout import Block, arrange, detect, paragraphs, rows_of
 
     image, small = _pad_small(image)
     layout = layout and not small  # a cropped line has no layout to speak of
@@ -130,7 +130,7 @@ def ocr_blocks(
     regions = detect(image) if layout else []
     if regions:
         return arrange(words, regions, float(image.shape[1]))
-    text = _lines([(box, text) for box, text in zip(boxes, texts)])
+    text = paragraphs(rows_of(words))
     return [Block("text", text)] if text.strip() else []
 
 

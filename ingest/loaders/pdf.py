@@ -14,7 +14,7 @@ from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
 from ingest.loaders.pdf_tables import MARGIN, inside, page_tables, text_flags
 from ingest.loaders.text_tables import number_tables
 from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order, union
-from ingest.textfacts import WIDE
+from ingest.textfacts import join_wrapped_lines
 from ingest.types import Document, LoadError
 
 ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
@@ -37,30 +37,6 @@ def _normalize(text: str) -> str:
         return text
     text = _COMPAT.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
     return _CONTROL.sub("", text.replace("\u00ad", "").replace("\u2044", "/"))
-
-
-_WIDE_CHAR = re.compile(f"[{WIDE}]")
-_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
-
-
-def join_wrapped_lines(block: str) -> str:
-    """Join the lines a PDF wrapped inside one paragraph block: no break between CJK
-    characters, words re-joined at a hyphen, a space elsewhere."""
-    block = block.strip()
-    if "\n" not in block:  # one line (most paragraphs): nothing to join
-        return block
-    pieces = block.split("\n")
-    parts = [pieces[0].rstrip(" \t")]
-    for left, right in zip(pieces, pieces[1:]):  # each break, judged on the lines as they were
-        text = right.strip(" \t")
-        if len(left) > 1 and left[-1] == "-" and left[-2] in _LOWER and right[:1] in _LOWER:
-            parts[-1] = parts[-1][:-1]  # hyphen-\nated: one word
-            parts.append(text)
-        elif text and (kept := left.rstrip(" \t")) and _WIDE_CHAR.match(kept[-1]) and _WIDE_CHAR.match(text[0]):
-            parts.append(text)  # 中文 wrapped: no space
-        else:
-            parts.append(" " + text)
-    return "".join(parts)
 
 
 _PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^#\s*[-–]\s*#$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
