@@ -106,6 +106,17 @@ def test_a_question_that_names_no_document_still_searches_them_all(kb: Knowledge
     assert {"acme/handbook.md", "globex/handbook.md"} <= _files(hits)
 
 
+def test_a_name_that_shares_only_generic_words_with_a_description_names_nothing(kb: KnowledgeBase) -> None:
+    """"星海国际工程集团" is not 蓝海集团 because both are a 集团 (a review's "哈尔滨电气国际工程有限责任公司"
+    named the report of "东北电气发展股份有限公司" by their shared 电气, 有限 and 公司, and the notice about
+    the company asked for fell from the top of the sources)."""
+    ids = {f.name: f.id for f in kb.files()}
+    assert ids["蓝海集团员工手册.md"] in kb.catalog.named_files("蓝海集团的年假有几天？")
+    assert ids["蓝海集团员工手册.md"] not in kb.catalog.named_files("星海国际工程集团的年假有几天？")
+    hits = kb.search("星海国际工程集团的年假有几天？", top_k=4)
+    assert {"星河科技员工手册.md", "蓝海集团员工手册.md"} <= _files(hits), [(h.file, h.text[:30]) for h in hits]
+
+
 def test_descriptions_come_from_the_files_and_kbqa_yaml(kb: KnowledgeBase) -> None:
     described = {f.name: f.description for f in kb.files()}
     assert described["acme/handbook.md"].startswith("Acme Corporation")

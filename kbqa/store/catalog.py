@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 
 from kbqa.errors import KnowledgeBaseError
 from kbqa.store.tokenize import VERSION as TOKENIZER_VERSION
-from kbqa.store.tokenize import index_words, name_terms, name_tokens, query_tokens
+from kbqa.store.tokenize import index_words, name_runs, name_terms, name_tokens, query_tokens
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -598,7 +598,7 @@ class Catalog:
         if described < 2:
             return {}
         holders = lambda term: [int(r[0]) for r in db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ?", (_quoted(term),))]  # noqa: E731
-        return named_file_scores(name_terms(query), described, holders, most)
+        return named_file_scores(query, described, holders, most)
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         q = f"SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)})"
@@ -655,14 +655,16 @@ def hold_calls(cls: type, *unheld: str) -> None:
 hold_calls(Catalog, "transaction", "pinned", "identity", "flush", "release_idle")  # every public method that reads or writes
 
 
-def named_file_scores(terms: list[tuple[str, tuple[int, ...]]], described: int, holders: Callable[[str], list[int]],
-                      most: float) -> dict[int, float]:
-    """For each file, the question's name words its description holds (terms: name_terms(question);
-    holders(term): the described files holding it), each weighted by its idf among the described
-    files, summed; a word held by more than `most` of them names nothing. One word found in two
-    forms counts once (its best weight)."""
+def named_file_scores(question: str, described: int, holders: Callable[[str], list[int]], most: float) -> dict[int, float]:
+    """For each file, the question's name words its description holds (name_terms; holders(term):
+    the described files holding it), each weighted by its idf among the described files, summed; a
+    word held by more than `most` of them names nothing. One word found in two forms counts once (its
+    best weight). Of a run of Chinese name words (name_runs), a description must hold at least half
+    the run's characters for its words to count: "哈尔滨电气国际工程有限责任公司" does not name the
+    report of "东北电气发展股份有限公司" by their shared 电气, 有限 and 公司 (it did, and that report's
+    chunks were put before the notice about the company the question names)."""
     covered: dict[int, dict[int, float]] = {}  # file id -> question word -> its best weight
-    for term, positions in terms:
+    for term, positions in name_terms(question):
         files = holders(term)
         if not files or len(files) > most * described:
             continue
@@ -671,7 +673,18 @@ def named_file_scores(terms: list[tuple[str, tuple[int, ...]]], described: int, 
             mine = covered.setdefault(file_id, {})
             for p in positions:
                 mine[p] = max(mine.get(p, 0.0), weight)
-    return {f: sum(words.values()) for f, words in covered.items()}
+    for run in name_runs(question):
+        whole = _characters(run.values())
+        for mine in covered.values():
+            if 2 * _characters(span for p, span in run.items() if p in mine) < whole:
+                for p in run:
+                    mine.pop(p, None)
+    return {f: sum(words.values()) for f, words in covered.items() if words}
+
+
+def _characters(spans: Iterable[tuple[int, int]]) -> int:
+    """How many characters the spans cover together."""
+    return len({i for start, end in spans for i in range(start, end)})
 
 
 def _quoted(word: str) -> str:

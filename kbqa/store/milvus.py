@@ -42,7 +42,7 @@ import numpy as np
 
 from kbqa.errors import KnowledgeBaseError
 from kbqa.store.catalog import ChunkRow, FileRow, Neighbour, NewChunk, hold_calls, named_file_scores, selective_words
-from kbqa.store.tokenize import index_words, name_terms, name_tokens, query_tokens
+from kbqa.store.tokenize import index_words, name_tokens, query_tokens
 
 MAX_RESULTS = 16_384  # Milvus' most results of one search or query
 TEXT_BYTES = 65_535  # Milvus' longest VARCHAR
@@ -809,7 +809,7 @@ class MilvusCatalog:
         _, count, index = self._names
         if count < 2:
             return {}
-        return named_file_scores(name_terms(query), count, lambda term: index.get(term, []), most)
+        return named_file_scores(query, count, lambda term: index.get(term, []), most)
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         if not file_ids or not self._chunks_exist():

@@ -63,15 +63,37 @@ def _is_dotted_name(word: str) -> bool:
     return DOTTED.fullmatch(word) is not None and any(ch.isdigit() for ch in word)
 
 
+def _name_words(question: str) -> list[str]:
+    cased = {w.lower() for w in _CASED.findall(question) if _is_name(w)}
+    wanted = set(query_tokens(question))
+    return [w for w in dict.fromkeys(words(question)) if (w in cased or not w.isascii() or _is_dotted_name(w)) and stem(w) in wanted]
+
+
+def name_runs(question: str) -> list[dict[int, tuple[int, int]]]:
+    """The question's runs of Chinese name words that touch in its text, each as {position in
+    name_terms: (start, end) in the question}: "哈尔滨电气国际工程有限责任公司" is one run of 哈尔滨, 电气,
+    国际, 工程, 有限, 责任, 有限责任, 公司 -- one name, which a description holding only its 电气, 有限
+    and 公司 ("东北电气发展股份有限公司") does not name (see named_file_scores)."""
+    lowered = question.lower()
+    spans = sorted((start, start + len(w), i) for i, w in enumerate(_name_words(question))
+                   if not w.isascii() and (start := lowered.find(w)) >= 0)
+    runs: list[dict[int, tuple[int, int]]] = []
+    end = -1
+    for start, stop, i in spans:
+        if start > end or not runs:
+            runs.append({})
+        runs[-1][i] = (start, stop)
+        end = max(end, stop) if start <= end else stop
+    return runs
+
+
 def name_terms(question: str) -> list[tuple[str, tuple[int, ...]]]:
     """The tokens of a question that may name a document, each with the positions of the question's
     name words it stands for: every content word that can be a name (see _is_name) and the year and
     rest of one that glues them (one position), and two neighbouring English names glued together as
     a file name writes them ("Best Buy" -> "bestbuy": two positions). A name found in two forms
     counts once (see Catalog.named_files)."""
-    cased = {w.lower() for w in _CASED.findall(question) if _is_name(w)}
-    wanted = set(query_tokens(question))
-    names = [w for w in dict.fromkeys(words(question)) if (w in cased or not w.isascii() or _is_dotted_name(w)) and stem(w) in wanted]
+    names = _name_words(question)
     out: list[tuple[str, tuple[int, ...]]] = []
     for i, word in enumerate(names):
         out += [(t, (i,)) for t in [stem(word), *_year_parts(stem(word))]]
