@@ -44,6 +44,34 @@ def squash(text: str) -> str:
     return _PUNCT.sub("", text).lower()
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _signed(text: str, start: int) -> bool:
+    """Whether the number at start carries a minus sign ("-16.55%", "| -2.49%"; not "KX-200", "2018-2019")."""
+    return start > 0 and text[start - 1] in "-−" and not (start > 1 and text[start - 2].isalnum())
+
+
+def whole_numbers(answer: str, evidence: str) -> bool:
+    """Whether every number of the answer stands whole in the evidence, with its sign: not cut from a
+    longer one ("25" of "257,055,899", "345" of "12,345") and not without the minus sign the evidence
+    gives it ("16.55%" of "-16.55%")."""
+    for m in _NUMBER.finditer(answer):
+        number, signed = m.group(), _signed(answer, m.start())
+        for found in re.finditer(re.escape(number), evidence):
+            s, e = found.span()
+            before, after = evidence[max(0, s - 2):s], evidence[e:e + 2]
+            if before[-1:].isdigit() or (before[-1:] in (".", ",") and before[:1].isdigit()):
+                continue  # the end of a longer number
+            if after[:1].isdigit() or (after[:1] in (".", ",") and after[1:].isdigit()):
+                continue  # the start of one
+            if _signed(evidence, s) == signed:
+                break
+        else:
+            return False
+    return True
+
+
 # --- capabilities ---------------------------------------------------------------------------------
 EXTRACTIVE = Capabilities(extractive=True)
 
@@ -131,8 +159,8 @@ class Asked:
     lang: str
 
 
-def _cited(sentence: Sentence) -> str:
-    return f"{sentence.text} [{sentence.n}]"
+def _cited(sentence: Sentence, lang: str = "en") -> str:
+    return f"{sentence.reading(lang)} [{sentence.n}]"
 
 
 def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
@@ -160,7 +188,7 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
 
 
 def extractive_text(evidence: Evidence) -> str:
-    return " ".join(_cited(s) for s in extractive_sentences(evidence))
+    return " ".join(_cited(s, evidence.lang) for s in extractive_sentences(evidence))
 
 
 class ExtractiveAnswerer:
@@ -171,13 +199,14 @@ class ExtractiveAnswerer:
 
     def answer(self, asked: Asked, sources: list[Hit], evidence: Evidence, gen: dict[str, Any]) -> Iterator[str]:
         for i, sentence in enumerate(extractive_sentences(evidence)):  # one piece a cited sentence
-            yield ("" if i == 0 else " ") + _cited(sentence)
+            yield ("" if i == 0 else " ") + _cited(sentence, evidence.lang)
 
 
 class CompletionAnswerer:
     """A base model (no chat template) writes a short answer to a worked example from the best
-    evidence. Its tokens are shown as they come while they stay inside that evidence; the answer
-    must hold the asked kind and not be a heading, else the extractive answer is given instead."""
+    evidence. Its tokens are shown as they come while they stay inside that evidence (within one
+    cell of a table, every number whole and with its sign); the answer must hold the asked kind and
+    not be a heading, else the extractive answer is given instead."""
 
     capabilities = Capabilities(completion=True)
 
@@ -193,6 +222,11 @@ class CompletionAnswerer:
         t = templates(asked.lang)
         best = evidence.best
         if best is None:
+            yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
+            return
+        if best.text.startswith("|") and len(set(_NUMBER.findall(best.text))) > 1:
+            # a table row of several figures: which column is meant, the row alone does not say (the
+            # model picked the change "-16.55%" for the revenue, last year's column for this year's)
             yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
             return
         # a 270M model copies whichever sentence is nearest the question: give it only the best one
@@ -214,9 +248,13 @@ class CompletionAnswerer:
                     break  # the model left the evidence: stop generating, keep what was checked
                 said = candidate
                 text = said.strip().rstrip("。.")
-                if held and text and terms(text) - asked_terms and has_kind(text, evidence.kind, asked.lang, asked.query) and not is_title(text, sources[best.n - 1]):
+                if "|" in text:
+                    break  # it runs on across a table's cells: what was checked before stays
+                whole = whole_numbers(text, best.text)  # (a number still coming is shown once it is whole)
+                if held and whole and text and terms(text) - asked_terms and has_kind(text, evidence.kind, asked.lang, asked.query) \
+                        and not is_title(text, sources[best.n - 1]):
                     held = False
-                if not held and len(text) > len(shown):
+                if not held and whole and len(text) > len(shown):
                     yield text[len(shown):] if shown else text
                     shown = text
         finally:

@@ -1,7 +1,7 @@
 """What a question asks for and which sentences of the sources answer it.
 
-The facts the answer pipeline decides with: the kind of answer a question wants (a number, a date, a
-duration, a person, a place), the sentences of the retrieved passages ranked by how much of the
+The facts the answer pipeline decides with: the kind of answer a question wants (a number, a
+percentage, a date, a duration, a person, a place), the sentences of the retrieved passages ranked by how much of the
 question they hold (question words weighted by how rare they are among the candidates, so the topic
 word every passage repeats counts little), and whether the best of them holds an answer of the
 asked kind."""
@@ -19,6 +19,7 @@ from kbqa.types import Hit
 _KINDS_ZH: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"多久|多长时间|多少(天|年|个月|月|周|小时|分钟|秒)|几(天|年|个月|周|小时|分钟)|期限")),
     ("date", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|几号|哪一?日|什么时间|何年|哪个(年代|世纪|朝代)|哪一?世纪|哪个时期")),
+    ("percent", re.compile(r"比例|比率|占比|百分比|百分之|[增降涨跌]幅|(?<![汇频功速])率(?:是|为|有|达到?)?(?:多少|几)")),
     ("number", re.compile(r"多少|几[个位名次种项件座条家所只人]?|多大|多高|多长|多远|多重|多深|多宽|多厚|百分之|比例|人口|面积|金额|费用|价格")),
     ("person", re.compile(r"谁|哪位|哪个人|什么人|哪些人")),
     ("place", re.compile(r"哪里|哪儿|在哪|何处|何地|什么地方|哪个(国家|城市|省|地区)|位于")),
@@ -27,6 +28,7 @@ _KINDS_ZH: list[tuple[str, re.Pattern[str]]] = [
 _KINDS_EN: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"\bhow long\b|\bhow many (days|weeks|months|years|hours|minutes|seconds)\b|\bdeadline\b|\bperiod\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which) (years?|dates?|days?|months?|centur(y|ies)|decades?)\b|\bwhat time\b", re.I)),
+    ("percent", re.compile(r"\b(what|which) (percentage|percent)\b|\bhow much percent\b|\bpercentage\b|\bper ?cent\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|far|old|big|large|tall|high|deep|long|fast|heavy|often)\b|\bwhat (percentage|percent|number|amount|share|fraction|proportion|cost|price)\b|\baverage\b|\btotal\b|\bcost\b", re.I)),
     ("person", re.compile(r"\bwho(m|se)?\b|\bwhich (person|people|scientists?|kings?|presidents?|authors?|compan(y|ies))\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(what|which) (countr(y|ies)|cit(y|ies)|states?|regions?|places?|towns?)\b", re.I)),
@@ -36,6 +38,7 @@ _KINDS_EN: list[tuple[str, re.Pattern[str]]] = [
 _NUM_ZH = "0-9０-９一二两三四五六七八九十百千万亿半几零〇"
 _HAS_NUMBER_ZH = re.compile(rf"[0-9０-９]|[{_NUM_ZH}]+\s*[{_NUM_ZH}]*(年|月|日|天|周|个|次|人|名|米|公里|千米|元|倍|%|％|小时|分钟|秒|岁|位|种|项|座|条|家|所|万|亿|世纪|期|届|层|吨|克|公斤|平方)")
 _HAS_NUMBER_EN = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|trillion|dozen|half|twice|several)\b", re.I)
+_PERCENT = re.compile(r"%|％|百分之|\bper ?cent\b|‰", re.I)
 _TIME_UNIT_ZH = re.compile(r"[年月日天周]|小时|分钟|秒|世纪|星期|工作日|期间|以内|之内|内")
 _TIME_UNIT_EN = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?|seconds?|centur(y|ies)|decades?)\b", re.I)
 _DATE_ZH = re.compile(r"\d{2,4}\s*年|[0-9一二三四五六七八九十〇零]+\s*[年月日]|世纪|朝|年代|时期|期间|之后|以前|之前|初|末")
@@ -46,7 +49,7 @@ _NAME_EN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
 
 
 def asked_kind(question: str) -> str | None:
-    """duration | date | number | person | place | definition | None (anything else: what, why, how, ...)."""
+    """duration | date | percent | number | person | place | definition | None (anything else: what, why, how, ...)."""
     for kind, pattern in _KINDS_ZH if language(question) == "zh" else _KINDS_EN:
         if pattern.search(question):
             return kind
@@ -75,6 +78,8 @@ def has_kind(text: str, kind: str | None, lang: str, question: str = "") -> bool
     number = (_HAS_NUMBER_ZH if zh else _HAS_NUMBER_EN).search(text) is not None
     if kind == "number":
         return number
+    if kind == "percent":
+        return _PERCENT.search(text) is not None
     if kind == "duration":
         return number and (_TIME_UNIT_ZH if zh else _TIME_UNIT_EN).search(text) is not None
     if kind == "date":
@@ -94,6 +99,56 @@ class Sentence:
     own: float  # the weighted share of the question's words it holds
     coverage: float  # ... it holds with its neighbours and its source's title
     typed: bool  # whether it holds an answer of the asked kind
+    header: str = ""  # a table row's header row in its source ("" for prose, or none found)
+
+    def reading(self, lang: str) -> str:
+        """The sentence as an answer quotes it: a table row read with its header's column names
+        ("总资产（元）：本报告期末 298,608,889.04；上年度末 306,236,911.04"), else as it is."""
+        return row_reading(self.header, self.text, lang) if self.header else self.text
+
+
+_VALUE = re.compile(r"[(\-−+$¥€£]*\d[\d,.]*\s*[%％]?\)?")
+_YEAR_CELL = re.compile(r"(?:19|20)\d\d")
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def table_header(text: str, row: str) -> str:
+    """The header row of a Markdown table row in a passage: the nearest row above it that holds no
+    figure but years ("|  | 本报告期末 | 上年度末 |", "| | 2022 | 2021 |"), or ""."""
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.strip() == row), None)
+    if at is None or not row.startswith("|"):
+        return ""
+    for line in reversed(lines[max(0, at - 60):at]):
+        line = line.strip()
+        if not line.startswith("|"):
+            return ""
+        cells = _cells(line)
+        if all(set(c) <= set("-: ") for c in cells):
+            continue  # the rule under a header
+        if is_header_row(line):
+            return line
+    return ""
+
+
+def is_header_row(line: str) -> bool:
+    """Whether a Markdown table row names columns: cells after the first, and no figure but years."""
+    cells = _cells(line)
+    return line.startswith("|") and any(c for c in cells[1:]) and not any(_VALUE.fullmatch(c) and not _YEAR_CELL.fullmatch(c) for c in cells)
+
+
+def row_reading(header: str, row: str, lang: str) -> str:
+    """A table row read with its header: its label, then each figure after its column's name."""
+    names, cells = _cells(header), _cells(row)
+    if len(names) != len(cells) or not cells[0]:
+        return row
+    pairs = [f"{name} {cell}".strip() for name, cell in zip(names[1:], cells[1:]) if cell]
+    if not pairs:
+        return row
+    return f"{cells[0]}：{'；'.join(pairs)}" if lang == "zh" else f"{cells[0]}: {'; '.join(pairs)}"
 
 
 @dataclass
@@ -134,7 +189,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     extra = terms(query) - own if query and query != question else set()
     per_source: list[list[tuple[int, str, set[str]]]] = []
     for hit in hits:
-        found = [(pos, s, terms(s)) for pos, s in enumerate(sentences(hit.text)) if not is_title(s, hit)]  # a heading says no answer
+        found = [(pos, s, terms(s)) for pos, s in enumerate(sentences(hit.text))
+                 if not is_title(s, hit) and not (s.startswith("|") and is_header_row(s))]  # a heading, a table's header say no answer
         per_source.append(found)
     everything = [t for source in per_source for _, _, t in source]
     title_terms = [terms(" ".join([*hit.title_path, hit.context])) if titles else set() for hit in hits]  # what each passage is, whose
@@ -159,7 +215,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             typed = has_kind(text, kind, lang, question)
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300))
-            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed))
+            header = table_header(hit.text, text) if text.startswith("|") else ""
+            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header))
     out.sentences.sort(key=lambda s: -s.score)
     return out
 

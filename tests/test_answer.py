@@ -49,6 +49,7 @@ def trust_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     write_pdf(d / "aurora_manual.pdf", WARRANTY_PAGES)
     write_docx(d / "差旅报销制度.docx")
     (d / "handbook.md").write_text("# 员工手册\n\n## 年假\n\n员工入职满一年后，每年享有十天带薪年假。\n", encoding="utf-8")
+    (d / "东北电气2018一季报.md").write_text(f"# 东北电气 2018 年第一季度报告\n\n## 主要财务数据\n\n{QUARTER}", encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KBQA_HOME", str(home))
         with KnowledgeBase.open("trust", llm="extractive") as kb:
@@ -195,6 +196,10 @@ def test_default_model_streams_a_checked_answer(trust_kb: KnowledgeBase) -> None
     assert "1868" in answer.text and "1868" in _cited_text(answer)
     refused = kb.ask("What is the boiling point of mercury?")
     assert not refused.answered_from_documents and refused.sources
+    # a row of several figures: the model does not pick one (it gave the change "16.55%", without its
+    # minus sign, for the revenue), the row is quoted with its columns' names
+    answer = kb.ask("东北电气2018年第一季度营业收入是多少？")
+    assert answer.text.startswith("营业收入（元）：本报告期 4,755,785.11；"), answer.text
     kb.close()
 
 
@@ -282,6 +287,42 @@ def test_a_word_shared_by_chance_in_an_unrelated_source_does_not_win(monkeypatch
     assert best is not None and best.n == 1, best
     monkeypatch.setattr(kbqa.evidence, "SOURCE_WEIGHT", 0.0)
     assert gather(question, [report, other]).best.n == 2  # type: ignore[union-attr]  # as it was
+
+
+QUARTER = ("| | 本报告期 | 上年同期 | 本报告期比上年同期增减 |\n|---|---|---|---|\n"
+           "| 营业收入（元） | 4,755,785.11 | 5,699,227.63 | -16.55% |\n"
+           "| | 本报告期末 | 上年度末 | 本报告期末比上年度末增减 |\n"
+           "| 总资产（元） | 298,608,889.04 | 306,236,911.04 | -2.49% |\n\n"
+           "| 股东名称 | 股东性质 | 持股比例 | 持股数量 |\n|---|---|---|---|\n"
+           "| 香港中央结算(代理人)有限公司 | 境外法人 | 29.43% | 257,055,899 |\n")
+
+
+def test_a_table_row_is_quoted_with_its_columns_names() -> None:
+    """A row of figures quoted bare ("| 总资产（元） | 298,608,889.04 | 306,236,911.04 | -2.49% |") does not say
+    which figure is this year's: the quote reads each figure after its column's name, from the
+    nearest header row above it (found by a first-hour review of a quarterly report)."""
+    hit = _hit(QUARTER, file="东北电气2018一季报.pdf")
+    text = extractive_text(gather("报告期末的总资产是多少？", [hit]))
+    assert "总资产（元）：本报告期末 298,608,889.04；上年度末 306,236,911.04；" in text and "| |" not in text, text
+    text = extractive_text(gather("营业收入是多少？", [hit]))
+    assert text.startswith("营业收入（元）：本报告期 4,755,785.11；上年同期 5,699,227.63；本报告期比上年同期增减 -16.55% [1]"), text
+    text = extractive_text(gather("香港中央结算(代理人)有限公司持股比例是多少？", [hit]))
+    assert "香港中央结算(代理人)有限公司：股东性质 境外法人；持股比例 29.43%；" in text, text
+    english = _hit("| | 2022 | 2021 |\n|---|---|---|\n| Revenue | 52,862 | 42,380 |")
+    assert extractive_text(gather("What was the revenue?", [english])).startswith("Revenue: 2022 52,862; 2021 42,380 [1]")
+
+
+def test_a_short_answers_numbers_stand_whole_in_the_evidence() -> None:
+    from kbqa.answer import whole_numbers
+
+    row = "| 营业收入（元） | 4,755,785.11 | -16.55% | 257,055,899 | KX-200 | 2018-2019 |"
+    for cut in ("16.55%", "25", "257,055", "5,785.11", "4,755"):
+        assert not whole_numbers(cut, row), cut  # the change without its minus sign; a number cut short
+    for whole in ("-16.55%", "4,755,785.11", "257,055,899", "200", "KX-200", "2019", "营业收入"):
+        assert whole_numbers(whole, row), whole
+    assert asked_kind("持股比例是多少？") == asked_kind("增长率是多少？") == asked_kind("What percentage of voters turned out?") == "percent"
+    assert asked_kind("汇率是多少？") == "number"
+    assert has_kind("持股比例 29.43%", "percent", "zh") and not has_kind("持股数量 257,055,899", "percent", "zh")
 
 
 def test_a_headings_number_is_not_quoted_as_evidence() -> None:
