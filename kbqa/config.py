@@ -159,21 +159,49 @@ def _merge(base: dict[str, Any], over: dict[str, Any], origin: dict[str, str], s
             origin[f"{prefix}{key}"] = source
 
 
-def _env_overrides(environ: dict[str, str], origin: dict[str, str] | None = None) -> dict[str, Any]:
-    """KBQA_SECTION__KEY=value -> {section: {key: value}}; values are parsed as YAML scalars.
-    origin (if given) gets, for each dotted key, the variable and its text as written."""
+def _env_overrides(environ: dict[str, str], origin: dict[str, str] | None = None, raw: dict[str, str] | None = None) -> dict[str, Any]:
+    """KBQA_SECTION__KEY=value -> {section: {key: value}}; values are read as YAML ("[a, b]" a list,
+    "0.5" a number), and text that is not valid YAML ("*.md") as the text itself. origin (if given)
+    gets, for each dotted key, the variable and its text as written; raw (if given) that text."""
     out: dict[str, Any] = {}
-    for name, raw in environ.items():
+    for name, text in environ.items():
         if not name.startswith("KBQA_") or "__" not in name:
             continue
         parts = name[5:].lower().split("__")
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw else None
+        try:
+            node[parts[-1]] = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            node[parts[-1]] = text
         if origin is not None:
-            origin[".".join(parts)] = f"environment variable {name}={raw!r}"
+            origin[".".join(parts)] = f"environment variable {name}={text!r}"
+        if raw is not None:
+            raw[".".join(parts)] = text
     return out
+
+
+def _as_written(data: dict[str, Any], errors: list[Any], raw: dict[str, str]) -> bool:
+    """Put back, as the text written, each environment value YAML read as something else where the
+    setting wants text (KBQA_LLM__API_KEY=0x1F read as 31, =yes as true), and make one text a list
+    of it where the setting wants a list; True if any was."""
+    changed = False
+    for err in errors:
+        key = ".".join(str(p) for p in err["loc"])
+        if key in raw and err["type"] in ("string_type", "list_type"):
+            node = data
+            for part in err["loc"][:-1]:
+                node = node[part]
+            value = node[err["loc"][-1]]
+            if err["type"] == "string_type":
+                node[err["loc"][-1]] = raw[key]
+            elif isinstance(value, str):  # one item where a list goes (KBQA_INGEST__EXCLUDE='*.md')
+                node[err["loc"][-1]] = [value]
+            else:
+                continue
+            changed = True
+    return changed
 
 
 def _problem(err: Any, origin: dict[str, str]) -> str:
@@ -236,12 +264,19 @@ def load_config(
             raise ConfigError(f"config file {p} must hold a YAML mapping")
         _merge(data, user, origin, str(p))
     env_origin: dict[str, str] = {}
-    _merge(data, _env_overrides(environ, env_origin), origin, "environment")
+    env_raw: dict[str, str] = {}
+    _merge(data, _env_overrides(environ, env_origin, env_raw), origin, "environment")
     origin.update(env_origin)
     if overrides:
         _merge(data, overrides, origin, "command line")
+        env_raw = {k: v for k, v in env_raw.items() if origin.get(k) == env_origin.get(k)}  # (not those the command line set)
     try:
-        config = Config.model_validate(data)
+        try:
+            config = Config.model_validate(data)
+        except ValidationError as exc:
+            if not _as_written(data, exc.errors(), env_raw):
+                raise
+            config = Config.model_validate(data)
     except ValidationError as exc:
         problems = [_problem(err, origin) for err in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -302,6 +302,21 @@ def test_config_show_names_the_origin(home: Path) -> None:
     assert data["llm.model"]["from"] == "default"
 
 
+def test_environment_values_are_read_as_users_write_them(home: Path) -> None:
+    """A glob is not YAML ('*.md' failed with a 100-line traceback), a key of digits or 'yes' is text
+    where text goes, and one pattern where a list goes is a list of it (found by a first-hour review)."""
+    env = {"KBQA_INGEST__EXCLUDE": "*.md", "KBQA_LLM__API_KEY": "0x1F", "KBQA_EMBEDDINGS__API_KEY": "yes"}
+    result = run_kbqa("config", "show", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["ingest.exclude"]["value"] == ["*.md"] and data["llm.api_key"]["value"] == "0x1F"
+    assert data["embeddings.api_key"]["value"] == "yes"
+    listed = json.loads(run_kbqa("config", "show", "--json", env={"KBQA_INGEST__EXCLUDE": "[a, '*.tmp']"}).stdout)
+    assert listed["ingest.exclude"]["value"] == ["a", "*.tmp"]
+    wrong = run_kbqa("config", "show", env={"KBQA_RETRIEVAL__TOP_K": "abc"})
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr and "KBQA_RETRIEVAL__TOP_K='abc'" in wrong.stderr
+
+
 def test_models_lists_the_shipped_ones() -> None:
     models = json.loads(run_kbqa("models", "--json").stdout)
     by_name = {m["name"]: m for m in models}
