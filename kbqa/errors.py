@@ -11,6 +11,14 @@ class KnowledgeBaseError(Exception):
     """A problem the user can fix; the message says how."""
 
 
+class AmbiguousFile(KnowledgeBaseError):
+    """A file asked for by a name that several files of the knowledge base have (from two folders)."""
+
+    def __init__(self, message: str, ids: list[int]) -> None:
+        super().__init__(message)
+        self.ids = ids
+
+
 class ServiceError(Exception):
     """A request the service refuses; status is the HTTP status that fits, the message is for the client."""
 

@@ -31,7 +31,7 @@ from ingest.textfacts import HAN, approx_tokens, han, is_numeric, labels, meanin
 from ingest.worker import LoaderProcess
 from kbqa import limits
 from kbqa.config import Config, load_config
-from kbqa.errors import KnowledgeBaseError
+from kbqa.errors import AmbiguousFile, KnowledgeBaseError
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
 from kbqa.store.vectors import choose_faiss_kind
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
@@ -1150,7 +1150,8 @@ class KnowledgeBase:
             raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}; see: kbqa kb files {self.name}")
         if len(match) > 1:  # the same name from two folders: say which, change nothing
             listed = "; ".join(f"id {r.id}: {r.path}" for r in match)
-            raise KnowledgeBaseError(f"{len(match)} files are called {given!r} in knowledge base {self.name!r} ({listed}); give the id or the path")
+            raise AmbiguousFile(f"{len(match)} files are called {given!r} in knowledge base {self.name!r} ({listed}); give the id or the path",
+                                [r.id for r in match])
         return match[0]
 
     def remove_file(self, name_or_id: str | int) -> FileRow:

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 
 from kbqa.config import Config
 from kbqa import limits
-from kbqa.errors import BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, Upstream, scrub
+from kbqa.errors import AmbiguousFile, BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, Upstream, scrub
 from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, ingestable, kb_exists, kb_folder, list_knowledge_bases,
                      lookalike_problem, valid_name)
 from kbqa.offline import ModelNotAvailable
@@ -41,6 +41,8 @@ from kbqa.store import FileRow
 from kbqa.types import AnswerStream, Hit, IngestReport, Usage
 
 log = logging.getLogger(__name__)
+WRITERS_WAITING = 8  # deletes and creations waiting, server-wide, while uploads change their knowledge bases; more get 503 at once
+WRITER_WAIT_S = 60.0  # ... each at most this long
 CONNECTED_KBS = 8  # knowledge bases whose idle connections are kept (the ones used last); the others let theirs go
 
 __all__ = ["BadRequest", "Busy", "Conflict", "GenerationQueue", "NotFound", "QueuedLLM", "Reply", "Service", "ServiceError", "TooLarge",
@@ -181,6 +183,12 @@ def _allow_open_files() -> None:
         pass
 
 
+def _ambiguous(file: str | int, exc: AmbiguousFile) -> Conflict:
+    """409 for a file name several files have: the client chooses one by its id (their paths are the server's)."""
+    return Conflict(f"{len(exc.ids)} files are called {str(file)!r} (ids {', '.join(map(str, exc.ids))}): give the id of the one you mean",
+                    code="ambiguous_file", name=str(file), ids=", ".join(map(str, exc.ids)))
+
+
 def _no_kb(name: str) -> NotFound:
     return NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})", code="no_kb", name=name)
 
@@ -195,6 +203,7 @@ class Service:
         self._kbs: dict[str, tuple[KnowledgeBase, int]] = {}  # name -> (open KB, inode of its catalog)
         self._dropped: weakref.WeakSet[KnowledgeBase] = weakref.WeakSet()  # closed because they were deleted
         self._writers: dict[str, threading.Lock] = {}
+        self._writers_waiting = 0  # threads waiting in _writing()
         self._llms: dict[str, Any] = {}
         self._loading: dict[str, threading.Lock] = {}
         self._embedder: Any = None
@@ -243,10 +252,34 @@ class Service:
                 held = None
             if held is None and not create and not kb_exists(self.config, folder):
                 raise _no_kb(name)
+            fresh = held is None
             held = held or self._opened(name, folder, create)
+        if fresh:
+            self._settle_uploads(held[0])
         self._recently_used(name)
         held[0].refresh()
         return held[0]
+
+    def _settle_uploads(self, base: KnowledgeBase) -> None:
+        """When a knowledge base is first opened: what a killed upload left in its uploads folder is
+        put right at once (an update's earlier version given back where the catalog still describes
+        it, stored files that never reached the catalog removed), not at its next upload: until then
+        its sources were served from a version the catalog does not describe."""
+        from kbqa.uploads import uploading
+
+        target = base.uploads_folder
+        if self.config.store.uploads_dir or not target.is_dir():
+            return
+
+        def recorded_sha(path: str) -> str | None:
+            row = base.catalog.file(path)
+            return row.sha256 if row is not None else None
+
+        try:
+            with uploading(target, lambda: {r.path for r in base.catalog.files()}, self.config.ingest.exclude, recorded_sha=recorded_sha):
+                pass
+        except (OSError, KnowledgeBaseError):
+            pass  # (read-only, or dropped meanwhile: the next upload tries again)
 
     def _recently_used(self, name: str) -> None:
         """Keep the knowledge bases in the order they were last used; those beyond the last
@@ -297,14 +330,14 @@ class Service:
     @_reaching_store
     def create(self, name: str) -> KnowledgeBase:
         self._folder(name)
-        with self._writer(name):  # not while an upload that may drop it as empty decides
+        with self._writing(name):  # not while an upload that may drop it as empty decides
             return self.kb(name, create=True)
 
     @_reaching_store
     def drop(self, name: str) -> None:
         """Delete a knowledge base (a folder inside the home, by its validated name) and its files."""
         folder = self._folder(name)
-        with self._writer(name):
+        with self._writing(name):
             with self._lock:
                 held = self._kbs.pop(name, None)
             if held is not None:
@@ -315,6 +348,33 @@ class Service:
                 drop_store(self.config, folder)
             except FileNotFoundError:
                 raise NotFound(f"no knowledge base {name!r}") from None
+
+    @contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """Knowledge base `name`'s writer lock for a short change (a delete, a creation): at once when
+        free; else waiting at most WRITER_WAIT_S while an upload or re-ingest holds it, and only
+        WRITERS_WAITING such waits server-wide, the rest Busy kb_busy at once (each wait held one of
+        the server's threads: a review's 100 deletes sent during an upload took them all, and every
+        request to any knowledge base waited for that upload to finish)."""
+        lock = self._writer(name)
+        if not lock.acquire(blocking=False):
+            busy = Busy(f"an upload or re-ingest is changing knowledge base {name!r}; try again once it has finished",
+                        retry_after=10, code="kb_busy", name=name)
+            with self._lock:
+                if self._writers_waiting >= WRITERS_WAITING:
+                    raise busy
+                self._writers_waiting += 1
+            try:
+                got = lock.acquire(timeout=WRITER_WAIT_S)
+            finally:
+                with self._lock:
+                    self._writers_waiting -= 1
+            if not got:
+                raise busy
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _writer(self, name: str) -> threading.Lock:
         with self._lock:
@@ -334,7 +394,7 @@ class Service:
         knowledge base's uploads/ folder, creating it if needed, and ingest them. gone(): whether the
         client went away (hung up, closed its tab): while the upload waits for its turn, it then gives
         its place up (Busy client_gone); once begun, it is ingested."""
-        from kbqa.uploads import Budget, discard_upload, store_upload, uploading
+        from kbqa.uploads import Budget, discard_upload, settle_kept, store_upload, uploading
 
         folder = self._folder(name)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
@@ -348,21 +408,28 @@ class Service:
             if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
                 target.parent.mkdir(parents=True, exist_ok=True)
             saved: list[Path] = []
+            kept: list[tuple[Path, Path]] = []  # updated files' earlier versions, until the updates are ingested
             rejected: list[dict[str, str]] = []
             taken: set[str] = set()
 
             def recorded() -> set[str]:
                 return {r.path for r in base.catalog.files()}
 
+            def recorded_sha(path: str) -> str | None:
+                row = base.catalog.file(path)
+                return row.sha256 if row is not None else None
+
             def documents() -> list[Path]:  # the stored files to ingest: not a zip's kbqa.yaml, which describes them
                 return [p for p in saved if ingestable(p.name, self.config.ingest.exclude)]
 
             # what killed uploads left is removed first; not in a store.uploads_dir shared by servers on other hosts (flock may not reach them)
-            with self._vanishing(name, base, began), uploading(target, recorded, self.config.ingest.exclude, sweep=not self.config.store.uploads_dir):
+            with self._vanishing(name, base, began), uploading(target, recorded, self.config.ingest.exclude, sweep=not self.config.store.uploads_dir,
+                                                               recorded_sha=recorded_sha):
                 try:
                     for filename, source in items:
                         stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)
                         saved += stored.files
+                        kept += stored.kept
                         for reason in stored.skipped:
                             shown, _, why = reason.partition(": ")
                             rejected.append({"name": shown, "error": scrub(why)})
@@ -376,6 +443,7 @@ class Service:
                         raise self._deleted(name)
                 finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
                     if not self._replaced(base, began):  # (not in a knowledge base made again: its files are its own)
+                        settle_kept(kept, recorded_sha)  # an update not ingested gives the version the catalog describes back
                         self._discard_unrecorded(base, documents())
                         if not existed and not base.files():  # nothing made it in: no knowledge base made for nothing
                             with self._lock:
@@ -496,9 +564,11 @@ class Service:
     @_reaching_store
     def remove_file(self, name: str, file: str | int) -> FileRow:
         base = self.kb(name)
-        with self._writer(name), self._vanishing(name, base):
+        with self._writing(name), self._vanishing(name, base):
             try:
                 row = base.remove_file(file)
+            except AmbiguousFile as exc:
+                raise _ambiguous(file, exc) from None
             except KnowledgeBaseError as exc:
                 raise NotFound(scrub(str(exc))) from None
             from kbqa.uploads import discard_upload
@@ -513,6 +583,8 @@ class Service:
         with self._ingest_slot(name, progress, gone), self._writer(name), self._vanishing(name, base):
             try:
                 report = base.reingest_file(file, progress=progress, cancelled=lambda: self.closed)
+            except AmbiguousFile as exc:
+                raise _ambiguous(file, exc) from None
             except KnowledgeBaseError as exc:
                 raise NotFound(scrub(str(exc))) from None
             self._stopped(report, 1)

@@ -21,6 +21,45 @@ from kbqa.kb import ingestable_files, safe_filename
 class Unpacked:
     files: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "name: reason"
+    kept: list[tuple[Path, Path]] = field(default_factory=list)  # (stored file, the earlier version it replaced, kept aside)
+
+
+KEPT_PREFIX = ".kept-"  # the earlier version of an updated file, until its update is ingested (hidden: never ingested)
+
+
+def _put(partial: Path, dest: Path, out: Unpacked) -> None:
+    """Move a whole upload into place. A file it replaces (an updated version) is kept aside, linked
+    as .kept-<id>-<name> beside it, until the update is ingested (settle_kept): the catalog describes
+    that version until then, and an update that fails, or is stopped or killed, gives it back."""
+    if dest.is_file() and not dest.is_symlink():
+        kept = dest.parent / f"{KEPT_PREFIX}{uuid.uuid4().hex[:12]}-{dest.name}"
+        try:
+            os.link(dest, kept)
+        except OSError:  # no hard links here: moved aside, then replaced
+            os.replace(dest, kept)
+        out.kept.append((dest, kept))
+    os.replace(partial, dest)
+
+
+def _kept_for(kept: Path) -> Path:
+    return kept.parent / kept.name[len(KEPT_PREFIX) + 13:]
+
+
+def settle_kept(pairs: list[tuple[Path, Path]], recorded_sha: Callable[[str], str | None]) -> None:
+    """After an upload's ingest: each updated file whose catalog entry still describes the earlier
+    version (its ingest failed, was stopped, or the update was refused as a duplicate) gets that
+    version back; the others let it go. recorded_sha(path): the content hash the catalog holds for
+    the file at path, or None."""
+    from kbqa.store import sha256_file
+
+    for dest, kept in pairs:
+        try:
+            if recorded_sha(str(dest)) == sha256_file(kept):
+                os.replace(kept, dest)
+            else:
+                kept.unlink()
+        except OSError:
+            continue
 
 
 def _decoded_name(info: zipfile.ZipInfo) -> str:
@@ -95,7 +134,7 @@ def unpack_zip(
                         if total + written > max_bytes or (member_bytes is not None and written > member_bytes):
                             raise ValueError("larger than its header says")  # the header lied about the size
                         fh.write(chunk)
-                os.replace(partial, dest)
+                _put(partial, dest, out)
             except (zipfile.BadZipFile, ValueError, RuntimeError, OSError) as exc:
                 if partial.is_file():  # an earlier upload of the same member stays as it was
                     partial.unlink()
@@ -196,7 +235,7 @@ def store_upload(
             return unpacked
         safe = unique_name(target, shown, name, taken)  # a nameless upload was cleaned to "upload": it replaces nothing
         taken.add(safe)
-        os.replace(partial, target / safe)
+        _put(partial, target / safe, out)
         budget.left -= written
         out.files.append(target / safe)
     except OSError as exc:
@@ -227,11 +266,14 @@ def discard_upload(uploads: Path, path: Path) -> None:
 
 
 @contextmanager
-def uploading(target: Path, recorded: Callable[[], set[str]], exclude: list[str], sweep: bool = True) -> Iterator[list[Path]]:
+def uploading(target: Path, recorded: Callable[[], set[str]], exclude: list[str], sweep: bool = True,
+              recorded_sha: Callable[[str], str | None] | None = None) -> Iterator[list[Path]]:
     """For the block, this process stores into the uploads folder target (a shared lock on
     target/.uploading, which a killed process lets go of). First (sweep), when no other process
     holds it, what killed uploads left there is removed: partial files, and stored files that never
-    reached the catalog (recorded(): the paths it holds). Yields the files removed.
+    reached the catalog (recorded(): the paths it holds); and the earlier versions a killed update
+    had kept aside are given back where the catalog still describes them (recorded_sha, see
+    settle_kept). Yields the files removed.
 
     A file counts as recorded when any catalog path ends with its path inside target: a home that
     was moved or restored elsewhere, or one folder mounted at two paths, keeps every file. Files
@@ -246,6 +288,8 @@ def uploading(target: Path, recorded: Callable[[], set[str]], exclude: list[str]
             pass
         else:
             if sweep:
+                if recorded_sha is not None:
+                    settle_kept([(_kept_for(k), k) for k in target.rglob(f"{KEPT_PREFIX}*") if k.is_file()], recorded_sha)
                 removed = _left_behind(target, recorded(), exclude)
                 for path in removed:
                     discard_upload(target, path)
