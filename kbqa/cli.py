@@ -283,14 +283,15 @@ def ingest(
         raise typer.Exit(EXIT_FAILED_FILES)
 
 
-def _print_sources(out: Any, sources: list[Any], related: bool = False) -> None:
-    """The numbered sources; after a refusal, the closest passages, marked as related, not an answer."""
+def _print_sources(out: Any, sources: list[Any], related: bool = False, question: str = "") -> None:
+    """The numbered sources, each shown around the passage that best matches the question; after a
+    refusal, the closest passages, marked as related, not an answer."""
     if not sources:
         return
     out.print("\n[bold]Related passages (not an answer)[/]" if related else "\n[bold]Sources[/]")
     for i, h in enumerate(sources, start=1):
         out.print(f"[cyan]\\[{i}][/] {_n(h.cite())}  [dim](relevance {h.relevance:.2f})[/]")
-        out.print(f"    [dim]{_e(h.snippet())}[/]")
+        out.print(f"    [dim]{_e(h.snippet(question=question))}[/]")
 
 
 @app.command()
@@ -327,7 +328,7 @@ def ask(
         for piece in result:
             out.print(piece, end="", soft_wrap=True, markup=False)
         out.print()
-        _print_sources(out, result.sources, related=not result.answered_from_documents)
+        _print_sources(out, result.sources, related=not result.answered_from_documents, question=result.query)
     except (KnowledgeBaseError, RuntimeError) as exc:
         _fail(str(exc))
     finally:
@@ -361,7 +362,7 @@ def search(
         elif not hits:
             _console().print(_e(empty_kb(knowledge_base.name, zh=False)) if knowledge_base.is_empty() else "no chunk passed the relevance threshold")
         else:
-            _print_sources(_console(), hits)
+            _print_sources(_console(), hits, question=question)
     except KnowledgeBaseError as exc:
         _fail(str(exc))
     finally:
@@ -403,7 +404,7 @@ def chat(kb: KbOpt = "default", llm: LlmOpt = None, config: ConfigOpt = None) ->
         except (KnowledgeBaseError, RuntimeError) as exc:  # said, and the chat goes on (an LLM server down, …)
             _console(stderr=True).print(f"\n[bold red]error:[/] {_e(_shown(exc, keep=chr(10)))}")
             continue
-        _print_sources(out, result.sources, related=not result.answered_from_documents)
+        _print_sources(out, result.sources, related=not result.answered_from_documents, question=result.query)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": result.text}]
     knowledge_base.close()
 

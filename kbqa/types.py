@@ -41,9 +41,21 @@ class Hit:
     def score(self) -> float:
         return self.relevance
 
-    def snippet(self, width: int = 160) -> str:
+    def snippet(self, width: int = 160, question: str = "") -> str:
+        """The chunk's text flattened to `width` characters: its start, or, given the question, the
+        stretch around the sentence that best matches it (the start of a table chunk is often
+        another table than the one the question found)."""
         flat = " ".join(self.text.split())
-        return flat if len(flat) <= width else flat[: width - 1] + "…"
+        if len(flat) <= width:
+            return flat
+        from kbqa.highlight import passage_span
+
+        span = passage_span(self.text, question) if question else None  # (on the text: a table's rows are sentences there)
+        at = flat.find(" ".join(self.text[span[0]:span[1]].split())) if span else -1
+        if span is None or at < 0 or at + (span[1] - span[0]) // 2 <= width - 1:  # shown from the start already
+            return flat[: width - 1] + "…"
+        start = max(0, min(at - 10, len(flat) - (width - 2)))
+        return "…" + flat[start: start + width - 2].strip() + ("…" if start + width - 2 < len(flat) else "")
 
     def cite(self) -> str:
         return f"{self.file}, p. {self.page}" if self.page else self.file

@@ -440,3 +440,16 @@ def test_a_file_name_that_is_not_utf8_fails_alone(home: Path, tmp_path: Path) ->
     [bad] = [f for name, f in files.items() if name != "good.txt"]
     assert bad["status"] == "failed" and "not valid UTF-8" in bad["error"] and "\\xb1" in bad["name"]
     assert [f["name"] for f in json.loads(run_kbqa("kb", "files", "u8", "--json").stdout)] == ["good.txt"]
+
+
+def test_a_source_is_shown_around_the_passage_that_matched() -> None:
+    """`kbqa ask` and `kbqa search` showed a source's first 160 characters: for a chunk of two tables,
+    the other table (found by a first-hour review)."""
+    from kbqa.types import Hit
+
+    other = "| 项目 | 年初至报告期期末金额 | 说明 |\n" + "| 非流动资产处置损益 | 3,240,868.82 | 清偿债务减少预计负债 |\n" * 4
+    hit = Hit(1, "q1.pdf", 3, other + "| 营业收入（元） | 4,755,785.11 | 5,699,227.63 | -16.55% |\n", 0.9)
+    assert "营业收入" not in hit.snippet()
+    shown = hit.snippet(question="营业收入是多少？")
+    assert "营业收入（元） | 4,755,785.11" in shown and len(shown) <= 160 and shown.startswith("…"), shown
+    assert hit.snippet(question="与此无关") == hit.snippet()
