@@ -176,12 +176,15 @@ def _server_tmp(cfg: Any) -> None:
     tempfile.tempdir = None  # read TMPDIR again
 
 
-def _check_exposure(host: str, protected: bool, insecure: bool, how: str) -> None:
-    """Refuse to serve everyone's documents to the network with no login, unless told to."""
+def _check_exposure(given: str | None, cfg: Any, origin: dict[str, str], protected: bool, insecure: bool, how: str) -> None:
+    """Refuse to serve everyone's documents to the network with no login, unless told to; the bind
+    address is named as it was set (--host, or webui.host in a config file or KBQA_WEBUI__HOST)."""
     from kbqa.api import is_loopback
 
+    host = given or cfg.webui.host
     if not is_loopback(host) and not protected and not insecure:
-        _fail(f"--host {host} would let anyone who can reach this machine read and change your knowledge bases. "
+        said = f"--host {host}" if given else f"webui.host {host} (from {origin.get('webui.host', 'the configuration')})"
+        _fail(f"{said} would let anyone who can reach this machine read and change your knowledge bases. "
               f"Require a login with {how}, or pass --insecure if the network is trusted")
 
 
@@ -423,8 +426,8 @@ def serve(
 
     Example: kbqa serve --kb mykb --port 7860 --auth admin:secret
     """
-    cfg, _ = _config(config, llm)
-    _check_exposure(host or cfg.webui.host, bool(auth), insecure, "--auth user:password")
+    cfg, origin = _config(config, llm)
+    _check_exposure(host, cfg, origin, bool(auth), insecure, "--auth user:password")
     _port_free(host or cfg.webui.host, port or cfg.webui.port)
     _models_here(cfg, llm=True)
     _server_tmp(cfg)
@@ -507,10 +510,10 @@ def api(
 
     Example: kbqa api --port 8000 --api-key secret   (OpenAPI docs at http://127.0.0.1:8000/docs)
     """
-    cfg, _ = _config(config, llm)
+    cfg, origin = _config(config, llm)
     if api_key is not None and not api_key.strip():
         _fail("--api-key is empty (an unset variable?): give the key clients must send, or leave the option out")
-    _check_exposure(host or cfg.webui.host, bool(api_key), insecure, "--api-key KEY")
+    _check_exposure(host, cfg, origin, bool(api_key), insecure, "--api-key KEY")
     _port_free(host or cfg.webui.host, port)
     _models_here(cfg, llm=True)
     _server_tmp(cfg)

@@ -309,7 +309,10 @@ def test_exposed_without_a_key_refuses_to_start() -> None:
 
     for args in (["api", "--host", "0.0.0.0"], ["serve", "--host", "0.0.0.0"]):
         r = run_kbqa(*args, timeout=60)
-        assert r.returncode == 2 and "--insecure" in r.stderr, r.stderr
+        assert r.returncode == 2 and "--insecure" in r.stderr and "--host 0.0.0.0" in r.stderr, r.stderr
+    # set in the environment, it is named as it was set (it said "--host 0.0.0.0", an option not given)
+    r = run_kbqa("api", timeout=60, env={"KBQA_WEBUI__HOST": "0.0.0.0"})
+    assert r.returncode == 2 and "webui.host 0.0.0.0 (from environment variable KBQA_WEBUI__HOST='0.0.0.0')" in r.stderr, r.stderr
 
 
 def test_an_api_key_outside_ascii_matches_what_clients_send() -> None:
