@@ -43,6 +43,7 @@ _TIME_UNIT_ZH = re.compile(r"[年月日天周]|小时|分钟|秒|世纪|星期|�
 _TIME_UNIT_EN = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?|seconds?|centur(y|ies)|decades?)\b", re.I)
 _DATE_ZH = re.compile(r"\d{2,4}\s*年|[0-9一二三四五六七八九十〇零]+\s*[年月日]|世纪|朝|年代|时期|期间|之后|以前|之前|初|末")
 _DATE_EN = re.compile(r"\b1\d{3}\b|\b20\d{2}\b|\b(january|february|march|april|may|june|july|august|september|october|november|december|century|decade|\d{1,2}(st|nd|rd|th))\b|\d", re.I)
+_SPAN_ZH = re.compile(r"(?<![0-9０-９])[0-9０-９一二两三四五六七八九十百〇零]{1,3}\s*个?\s*(日|天|周|星期|月|年)(内|以内|之内|后|以后|之后|以上|以下|左右|起)")
 _DEFINES_ZH = re.compile(r"是指|指的是|是一[种个类门项部座支]|定义为|称为|泛指|简称|是以|的统称|的总称")
 _DEFINES_EN = re.compile(r"\b(is|are|was|were|refers? to|means|is defined as|is called)\b", re.I)
 _NAME_EN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
@@ -83,6 +84,8 @@ def has_kind(text: str, kind: str | None, lang: str, question: str = "") -> bool
     if kind == "duration":
         return number and (_TIME_UNIT_ZH if zh else _TIME_UNIT_EN).search(text) is not None
     if kind == "date":
+        if zh:
+            text = _SPAN_ZH.sub(" ", text)  # "送达之日起15日内" is a time limit, not a date
         return (_DATE_ZH if zh else _DATE_EN).search(text) is not None
     if kind == "definition":
         return (_DEFINES_ZH if zh else _DEFINES_EN).search(text) is not None

@@ -224,6 +224,8 @@ def test_answer_kinds() -> None:
     assert not has_kind("The average cost rose sharply.", "number", "en")
     asked = "神鹰集团2015年末资产总额是多少？"  # the question's own figure is no answer to it
     assert not has_kind("2015年末资产总额", "number", "zh", asked) and has_kind("2015年末资产总额为41.3亿元", "number", "zh", asked)
+    assert not has_kind("当事人应当自本处罚决定书送达之日起15日内履行", "date", "zh")  # a time limit, not a date
+    assert has_kind("二〇一九年八月二十日", "date", "zh") and has_kind("2019年后", "date", "zh") and has_kind("于15日召开", "date", "zh")
     assert has_kind("It was patented in 1868.", "date", "en")
     assert not has_kind("It was patented by a clerk.", "date", "en")
     assert has_kind("The prize went to Marie Curie.", "person", "en")
