@@ -183,6 +183,14 @@ def _allow_open_files() -> None:
         pass
 
 
+def _recorded_sha(base: KnowledgeBase) -> Callable[[str], str | None]:
+    """The content hash the catalog holds for a stored file's path (None: no entry): see settle_kept."""
+    def sha(path: str) -> str | None:
+        row = base.catalog.file(path)
+        return row.sha256 if row is not None else None
+    return sha
+
+
 def _ambiguous(file: str | int, exc: AmbiguousFile) -> Conflict:
     """409 for a file name several files have: the client chooses one by its id (their paths are the server's)."""
     return Conflict(f"{len(exc.ids)} files are called {str(file)!r} (ids {', '.join(map(str, exc.ids))}): give the id of the one you mean",
@@ -270,13 +278,8 @@ class Service:
         target = base.uploads_folder
         if self.config.store.uploads_dir or not target.is_dir():
             return
-
-        def recorded_sha(path: str) -> str | None:
-            row = base.catalog.file(path)
-            return row.sha256 if row is not None else None
-
         try:
-            with uploading(target, lambda: {r.path for r in base.catalog.files()}, self.config.ingest.exclude, recorded_sha=recorded_sha):
+            with uploading(target, lambda: {r.path for r in base.catalog.files()}, self.config.ingest.exclude, recorded_sha=_recorded_sha(base)):
                 pass
         except (OSError, KnowledgeBaseError):
             pass  # (read-only, or dropped meanwhile: the next upload tries again)
@@ -414,10 +417,7 @@ class Service:
 
             def recorded() -> set[str]:
                 return {r.path for r in base.catalog.files()}
-
-            def recorded_sha(path: str) -> str | None:
-                row = base.catalog.file(path)
-                return row.sha256 if row is not None else None
+            recorded_sha = _recorded_sha(base)
 
             def documents() -> list[Path]:  # the stored files to ingest: not a zip's kbqa.yaml, which describes them
                 return [p for p in saved if ingestable(p.name, self.config.ingest.exclude)]
