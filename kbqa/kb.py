@@ -573,11 +573,13 @@ class KnowledgeBase:
     def uploads_folder(self) -> Path:
         """Where files uploaded into this knowledge base are kept (store.uploads_dir: shared storage
         when several servers serve one Milvus store)."""
+        # resolved, as the catalog records a file's folder: under a home reached through a symbolic
+        # link (or given as a relative path) every upload was taken for unrecorded and deleted
         if self.config.store.uploads_dir:
-            return Path(self.config.store.uploads_dir).expanduser() / self.name
+            return (Path(self.config.store.uploads_dir).expanduser() / self.name).resolve()
         if self.config.store.backend == "milvus":
-            return self.config.home_dir() / "uploads" / self.name
-        return self.folder / "uploads"
+            return (self.config.home_dir() / "uploads" / self.name).resolve()
+        return (self.folder / "uploads").resolve()
 
     def _open_index(self) -> None:
         generation = self.catalog.generation()

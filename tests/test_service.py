@@ -275,6 +275,27 @@ def test_an_update_not_ingested_leaves_the_stored_version_the_catalog_describes(
     assert not [p.name for p in uploads.iterdir() if p.name.startswith(".kept-")]
 
 
+@pytest.mark.parametrize("reached", ["link", "relative"])
+def test_uploads_stay_under_a_home_reached_through_a_link_or_a_relative_path(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                            reached: str) -> None:
+    """The catalog records a file's folder resolved; the stored copies were compared unresolved, so
+    under a home reached through a symbolic link (/home -> /data) or given as a relative path every
+    upload was taken for unrecorded and deleted right after it was ingested (found by review)."""
+    if reached == "link":
+        (tmp_path / "link").symlink_to(home, target_is_directory=True)
+        monkeypatch.setenv("KBQA_HOME", str(tmp_path / "link"))
+    else:
+        monkeypatch.chdir(home.parent)
+        monkeypatch.setenv("KBQA_HOME", home.name)
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    service = Service(load_config()[0])
+    upload_text(service, "linked", **{"doc.txt": "Version one: the vault code is ALPHA-1."})
+    upload_text(service, "linked", **{"doc.txt": "Version two: the vault code is BRAVO-2."})  # an update
+    stored = home / "kbs" / "linked" / "uploads" / "doc.txt"
+    assert stored.read_text() == "Version two: the vault code is BRAVO-2."
+    assert [f.name for f in service.files("linked")] == ["doc.txt"] and "BRAVO-2" in service.search("linked", "vault code")[0].text
+
+
 def test_deletes_waiting_on_an_upload_are_bounded(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     """Deletes sent while an upload changes a knowledge base wait for it, but only WRITERS_WAITING of
     them and each at most WRITER_WAIT_S; the rest are Busy (503) at once (a review's 100 deletes took
