@@ -161,7 +161,8 @@ def _merge(base: dict[str, Any], over: dict[str, Any], origin: dict[str, str], s
 
 def _env_overrides(environ: dict[str, str], origin: dict[str, str] | None = None, raw: dict[str, str] | None = None) -> dict[str, Any]:
     """KBQA_SECTION__KEY=value -> {section: {key: value}}; values are read as YAML ("[a, b]" a list,
-    "0.5" a number), and text that is not valid YAML ("*.md") as the text itself. origin (if given)
+    "0.5" a number, "null" none), and text that is not valid YAML ("*.md") or that YAML would read as
+    less than was written ("abc #def", "|") as the text itself. origin (if given)
     gets, for each dotted key, the variable and its text as written; raw (if given) that text."""
     out: dict[str, Any] = {}
     for name, text in environ.items():
@@ -172,9 +173,14 @@ def _env_overrides(environ: dict[str, str], origin: dict[str, str] | None = None
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         try:
-            node[parts[-1]] = yaml.safe_load(text) if text else None
+            value = yaml.safe_load(text) if text else None
         except yaml.YAMLError:
-            node[parts[-1]] = text
+            value = text
+        t = text.strip()
+        quoted = len(t) > 1 and t[0] == t[-1] and t[0] in "'\""  # '"0123"': text on purpose, as YAML writes it
+        if isinstance(value, str) and value != t and not quoted or value is None and t not in ("", "null", "Null", "NULL", "~"):
+            value = text  # YAML read less than was written ("abc #def" as "abc", "|" as ""): the text as written
+        node[parts[-1]] = value
         if origin is not None:
             origin[".".join(parts)] = f"environment variable {name}={text!r}"
         if raw is not None:

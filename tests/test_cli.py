@@ -311,6 +311,11 @@ def test_environment_values_are_read_as_users_write_them(home: Path) -> None:
     data = json.loads(result.stdout)
     assert data["ingest.exclude"]["value"] == ["*.md"] and data["llm.api_key"]["value"] == "0x1F"
     assert data["embeddings.api_key"]["value"] == "yes"
+    for written in ("/data/team #2/uploads", "abc #def", "|", ">"):  # YAML would read a comment, a block's start
+        shown = json.loads(run_kbqa("config", "show", "--json", env={"KBQA_LLM__API_KEY": written}).stdout)
+        assert shown["llm.api_key"]["value"] == written
+    shown = json.loads(run_kbqa("config", "show", "--json", env={"KBQA_LLM__API_KEY": '"0123"', "KBQA_LLM__PATH": "null"}).stdout)
+    assert shown["llm.api_key"]["value"] == "0123" and shown["llm.path"]["value"] is None
     listed = json.loads(run_kbqa("config", "show", "--json", env={"KBQA_INGEST__EXCLUDE": "[a, '*.tmp']"}).stdout)
     assert listed["ingest.exclude"]["value"] == ["a", "*.tmp"]
     wrong = run_kbqa("config", "show", env={"KBQA_RETRIEVAL__TOP_K": "abc"})
