@@ -41,7 +41,7 @@ from kbqa.store import FileRow
 from kbqa.types import AnswerStream, Hit, IngestReport, Usage
 
 log = logging.getLogger(__name__)
-WRITERS_WAITING = 8  # deletes and creations waiting, server-wide, while uploads change their knowledge bases; more get 503 at once
+WRITERS_WAITING = 8  # deletes and creations waiting for one knowledge base while another request changes it; more get 503 at once
 WRITER_WAIT_S = 60.0  # ... each at most this long
 CONNECTED_KBS = 8  # knowledge bases whose idle connections are kept (the ones used last); the others let theirs go
 
@@ -211,7 +211,7 @@ class Service:
         self._kbs: dict[str, tuple[KnowledgeBase, int]] = {}  # name -> (open KB, inode of its catalog)
         self._dropped: weakref.WeakSet[KnowledgeBase] = weakref.WeakSet()  # closed because they were deleted
         self._writers: dict[str, threading.Lock] = {}
-        self._writers_waiting = 0  # threads waiting in _writing()
+        self._writers_waiting: dict[str, int] = {}  # threads waiting in _writing(), by knowledge base
         self._llms: dict[str, Any] = {}
         self._loading: dict[str, threading.Lock] = {}
         self._embedder: Any = None
@@ -355,23 +355,26 @@ class Service:
     @contextmanager
     def _writing(self, name: str) -> Iterator[None]:
         """Knowledge base `name`'s writer lock for a short change (a delete, a creation): at once when
-        free; else waiting at most WRITER_WAIT_S while an upload or re-ingest holds it, and only
-        WRITERS_WAITING such waits server-wide, the rest Busy kb_busy at once (each wait held one of
-        the server's threads: a review's 100 deletes sent during an upload took them all, and every
-        request to any knowledge base waited for that upload to finish)."""
+        free; else waiting at most WRITER_WAIT_S, and only WRITERS_WAITING such waits for one
+        knowledge base, the others Busy kb_busy at once (each wait holds one of the server's threads:
+        a review's 100 deletes sent during an upload took them all, and every request to any
+        knowledge base waited for that upload to finish; ingests run in at most server.max_ingests
+        knowledge bases at once, so the waits on them stay few)."""
         lock = self._writer(name)
         if not lock.acquire(blocking=False):
-            busy = Busy(f"an upload or re-ingest is changing knowledge base {name!r}; try again once it has finished",
-                        retry_after=10, code="kb_busy", name=name)
+            busy = Busy(f"knowledge base {name!r} is being changed by another request (an upload, a re-ingest or a delete); "
+                        "try again once it has finished", retry_after=10, code="kb_busy", name=name)
             with self._lock:
-                if self._writers_waiting >= WRITERS_WAITING:
+                if self._writers_waiting.get(name, 0) >= WRITERS_WAITING:
                     raise busy
-                self._writers_waiting += 1
+                self._writers_waiting[name] = self._writers_waiting.get(name, 0) + 1
             try:
                 got = lock.acquire(timeout=WRITER_WAIT_S)
             finally:
                 with self._lock:
-                    self._writers_waiting -= 1
+                    self._writers_waiting[name] -= 1
+                    if not self._writers_waiting[name]:
+                        del self._writers_waiting[name]
             if not got:
                 raise busy
         try:

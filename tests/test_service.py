@@ -298,7 +298,7 @@ def test_uploads_stay_under_a_home_reached_through_a_link_or_a_relative_path(hom
 
 def test_deletes_waiting_on_an_upload_are_bounded(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     """Deletes sent while an upload changes a knowledge base wait for it, but only WRITERS_WAITING of
-    them and each at most WRITER_WAIT_S; the rest are Busy (503) at once (a review's 100 deletes took
+    them for that knowledge base and each at most WRITER_WAIT_S; the rest are Busy (503) at once (a review's 100 deletes took
     every server thread, and requests to every other knowledge base waited for the upload)."""
     import kbqa.service
 
@@ -326,6 +326,23 @@ def test_deletes_waiting_on_an_upload_are_bounded(service: Service, monkeypatch:
             t.join(10)
     assert outcomes.count("busy kb_busy") == 20 and time.monotonic() - t0 < 5  # the waiting ones after WRITER_WAIT_S
     service.remove_file("busy", "a.txt")  # and with no upload running, a delete goes through
+    # waits on other knowledge bases do not count against this one (they did: 8 waits on one made
+    # a delete colliding with another delete elsewhere a 503, and it said an upload was running)
+    upload_text(service, "calm", **{f"{n}.txt": f"text {n}" for n in range(4)})
+    with service._writer("busy"):
+        waiting = [threading.Thread(target=delete) for _ in range(8)]
+        for t in waiting:
+            t.start()
+        time.sleep(0.2)
+        done: list[str] = []
+        calm = [threading.Thread(target=lambda n=n: done.append(service.remove_file("calm", f"{n}.txt").name)) for n in range(4)]
+        for t in calm:
+            t.start()
+        for t in calm:
+            t.join(5)
+        assert sorted(done) == [f"{n}.txt" for n in range(4)]
+    for t in waiting:
+        t.join(10)
 
 
 def test_a_file_name_two_files_have_is_a_409_that_asks_for_the_id(service: Service) -> None:
