@@ -276,10 +276,11 @@ class Service:
         from kbqa.uploads import uploading
 
         target = base.uploads_folder
-        if self.config.store.uploads_dir or not target.is_dir():
+        if not target.is_dir():
             return
         try:
-            with uploading(target, lambda: {r.path for r in base.catalog.files()}, self.config.ingest.exclude, recorded_sha=_recorded_sha(base)):
+            with uploading(target, lambda: {r.path for r in base.catalog.files()}, self.config.ingest.exclude,
+                           sweep=not self.config.store.uploads_dir, recorded_sha=_recorded_sha(base)):
                 pass
         except (OSError, KnowledgeBaseError):
             pass  # (read-only, or dropped meanwhile: the next upload tries again)
@@ -400,7 +401,7 @@ class Service:
         knowledge base's uploads/ folder, creating it if needed, and ingest them. gone(): whether the
         client went away (hung up, closed its tab): while the upload waits for its turn, it then gives
         its place up (Busy client_gone); once begun, it is ingested."""
-        from kbqa.uploads import Budget, discard_upload, settle_kept, store_upload, uploading
+        from kbqa.uploads import Budget, alone, discard_upload, settle_kept, store_upload, uploading
 
         folder = self._folder(name)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
@@ -427,7 +428,7 @@ class Service:
 
             # what killed uploads left is removed first; not in a store.uploads_dir shared by servers on other hosts (flock may not reach them)
             with self._vanishing(name, base, began), uploading(target, recorded, self.config.ingest.exclude, sweep=not self.config.store.uploads_dir,
-                                                               recorded_sha=recorded_sha):
+                                                               recorded_sha=recorded_sha), alone(target):
                 try:
                     for filename, source in items:
                         stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)
@@ -599,17 +600,25 @@ class Service:
     def page_image(self, name: str, path: str, page: int, outline: str | None = None) -> bytes | None:
         """A PNG of a page of one of this knowledge base's own files (never any other file), with the
         passage `outline` framed where it is found on the page."""
+        from kbqa.uploads import described_version
+
         base = self.kb(name)
-        if base.catalog.file(path) is None:
+        row = base.catalog.file(path)
+        if row is None:
             return None
-        return base.page_image(path, page, outline=outline)
+        return base.page_image(described_version(Path(row.path), row.sha256), page, outline=outline)
 
     @_reaching_store
     def source_file(self, name: str, path: str) -> Path | None:
         """The stored file behind a source, if it is one of this knowledge base's files and still there."""
+        from kbqa.uploads import described_version
+
         base = self.kb(name)
         row = base.catalog.file(path)
-        return Path(row.path) if row and Path(row.path).is_file() else None
+        if row is None:
+            return None
+        shown = described_version(Path(row.path), row.sha256)  # (while an update is ingested: the version the answers come from)
+        return shown if shown.is_file() else None
 
     # --- limits ----------------------------------------------------------------------------------------
     def _question(self, text: Any, what: str = "question") -> str:

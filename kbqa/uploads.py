@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import glob
+import hashlib
 import os
+import socket
 import re
 import uuid
 import zipfile
@@ -25,6 +28,8 @@ class Unpacked:
 
 
 KEPT_PREFIX = ".kept-"  # the earlier version of an updated file, until its update is ingested (hidden: never ingested)
+# which machine kept it (a store.uploads_dir is shared by servers on several machines, whose locks do not reach each other)
+_HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:4]
 
 
 def _put(partial: Path, dest: Path, out: Unpacked) -> None:
@@ -32,7 +37,7 @@ def _put(partial: Path, dest: Path, out: Unpacked) -> None:
     as .kept-<id>-<name> beside it, until the update is ingested (settle_kept): the catalog describes
     that version until then, and an update that fails, or is stopped or killed, gives it back."""
     if dest.is_file() and not dest.is_symlink():
-        kept = dest.parent / f"{KEPT_PREFIX}{uuid.uuid4().hex[:12]}-{dest.name}"
+        kept = dest.parent / f"{KEPT_PREFIX}{_HOST}{uuid.uuid4().hex[:8]}-{dest.name}"
         try:
             os.link(dest, kept)
         except OSError:  # no hard links here: moved aside, then replaced
@@ -43,6 +48,35 @@ def _put(partial: Path, dest: Path, out: Unpacked) -> None:
 
 def _kept_for(kept: Path) -> Path:
     return kept.parent / kept.name[len(KEPT_PREFIX) + 13:]
+
+
+def described_version(path: Path, recorded_sha: str) -> Path:
+    """The stored file to show for a catalog entry: while an update of it is being ingested, the
+    earlier version kept aside, which the entry (recorded_sha) still describes; else the file."""
+    for kept in path.parent.glob(f"{glob.escape(KEPT_PREFIX)}*-{glob.escape(path.name)}"):
+        if _kept_for(kept) == path:
+            from kbqa.store import sha256_file
+
+            try:
+                if sha256_file(kept) == recorded_sha:
+                    return kept
+            except OSError:
+                continue
+    return path
+
+
+@contextmanager
+def alone(target: Path) -> Iterator[None]:
+    """Uploads into one folder take turns across processes (servers sharing a home): one process's
+    update keeps, ingests and settles its file before another's stores over it (two servers'
+    updates of one name lost the file, or left the disk holding one version and the catalog the
+    other)."""
+    fd = os.open(target / ".writing", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # the lock goes with it
 
 
 def settle_kept(pairs: list[tuple[Path, Path]], recorded_sha: Callable[[str], str | None]) -> None:
@@ -287,9 +321,10 @@ def uploading(target: Path, recorded: Callable[[], set[str]], exclude: list[str]
         except BlockingIOError:
             pass
         else:
+            if recorded_sha is not None:  # (in a shared store.uploads_dir, sweep off: only what this machine kept)
+                settle_kept([(_kept_for(k), k) for k in target.rglob(f"{KEPT_PREFIX}*")
+                             if k.is_file() and (sweep or k.name[len(KEPT_PREFIX):].startswith(_HOST))], recorded_sha)
             if sweep:
-                if recorded_sha is not None:
-                    settle_kept([(_kept_for(k), k) for k in target.rglob(f"{KEPT_PREFIX}*") if k.is_file()], recorded_sha)
                 removed = _left_behind(target, recorded(), exclude)
                 for path in removed:
                     discard_upload(target, path)
