@@ -87,7 +87,7 @@ def capabilities_of(llm: Any) -> Capabilities:
 class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
-    reason: str  # answer | no-sources | no-words | weak-evidence
+    reason: str  # answer | no-sources | no-words | weak-evidence | year-not-covered
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -357,8 +357,12 @@ def prepare(
     lang = language(question)
     evidence = gather(question, hits, query)
     calibrated = calibration(lang)
-    facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), kb.catalog.document_frequencies(question_words(query)), calibrated.relevance)
+    frequencies = kb.catalog.document_frequencies(question_words(query))
+    facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), frequencies, calibrated.relevance)
     decision = decide(hits, facts, calibrated, len(substantive_words(query)))
+    if decision.answer and uncovered_years(list(frequencies[1]), hits):  # its confidence at most YEAR_NOT_HELD
+        p = min(decision.confidence, YEAR_NOT_HELD)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "year-not-covered", facts)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
@@ -367,6 +371,25 @@ def prepare(
         if len(kept) < len(hits):
             hits, evidence = kept, gather(question, kept, query)
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
+
+
+YEAR_NOT_HELD = 0.05  # kbqa's confidence at most, when no source holds a year the question names (answer_confidence 0 still answers)
+_YEAR_WORD = re.compile(r"(?:1[5-9]|20)\d\d")
+_HAN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
+
+
+def uncovered_years(words: list[str], hits: list[Hit]) -> list[str]:
+    """The years the question names that no source holds in its text, title or document
+    description, also as part of a word ("FY2019") or in Chinese numerals (二〇一九年). Sources
+    without the year asked about answer for another year: a first-hour review's
+    "东北电气2019年的营业收入是多少？" over a report of 2018's first quarter was answered with 2018's
+    figures."""
+    years = [w for w in words if _YEAR_WORD.fullmatch(w)]
+    if not years:
+        return []
+    seen = " ".join(" ".join([h.text, h.context, *h.title_path]) for h in hits)
+    seen += " " + re.sub(r"[〇零一二三四五六七八九]{4}", lambda m: m.group().translate(_HAN_DIGITS), seen)
+    return [y for y in years if y not in seen]
 
 
 def question_words(question: str) -> list[str]:
