@@ -96,6 +96,7 @@ def measure(data: Path, name: str, seed: int, limit: int | None, llm: str | None
                 "confidence": prepared.decision.confidence,
                 "cosine": top_cosine(kb, q.question, prepared.sources),
                 "kind": prepared.evidence.kind,
+                "reason": prepared.decision.reason,
                 **prepared.decision.features,
             }
             if llm and i < llm_n:
