@@ -347,8 +347,7 @@ def search(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the chunks retrieved for a query, without calling the LLM (to debug retrieval), in
-    retrieval's order (meaning and words fused), each with its relevance (meaning alone, 0..1).
+    """Show the chunks retrieved for a query, without calling the LLM (to debug retrieval), in retrieval's order (meaning and words fused), each with its relevance (meaning alone, 0..1).
 
     Example: kbqa search "报销期限" --kb mykb --top-k 8
     """
