@@ -315,6 +315,19 @@ def test_a_table_row_is_quoted_with_its_columns_names() -> None:
     assert extractive_text(gather("What was the revenue?", [english])).startswith("Revenue: 2022 52,862; 2021 42,380 [1]")
 
 
+def test_a_year_no_source_holds_counts_only_when_the_best_source_speaks_of_another() -> None:
+    from kbqa.answer import uncovered_years
+
+    report = _hit("2018年第一季度营业收入4,755,785.11元。")
+    assert uncovered_years(["东北", "2019", "营业"], [report]) == ["2019"]
+    assert uncovered_years(["2018"], [report]) == [] and uncovered_years(["fy2019"], [report]) == []
+    assert uncovered_years(["2019"], [_hit("FY2019 revenue grew."), report]) == []  # held inside a word
+    assert uncovered_years(["2019"], [_hit("二〇一九年八月二十日")]) == []  # in Chinese numerals
+    # a passage that names no year may be about the one asked (XQuAD-zh's 2015 season, "本赛季"):
+    # two answerable questions were refused
+    assert uncovered_years(["2015"], [_hit("本赛季黑豹队的防守共有24次拦截。"), report]) == []
+
+
 def test_a_short_answers_numbers_stand_whole_in_the_evidence() -> None:
     from kbqa.answer import whole_numbers
 
