@@ -107,6 +107,11 @@ _NUMBER = re.compile(r"^[(\[$€£¥+\-−–]*\d[\d.,]*%?[)\]]*[,;:]?$")
 _YEAR_ONLY = re.compile(r"^[(\[]?(?:19|20)\d\d[)\]]?[,;:]?$")
 
 
+def is_amount(word: str) -> bool:
+    """A figure that is not a year alone: "4,755,785.11", "-16.55%", "(1,234)"; not "2022" or "(2021)"."""
+    return _NUMBER.match(word) is not None and _YEAR_ONLY.match(word) is None
+
+
 def is_numeric(text: str) -> bool:
     """Mostly numbers: at least 3 in 10 of its words (a table, or a table read as text)."""
     words = text.split()

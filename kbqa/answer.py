@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ingest.textfacts import QUESTION_WORDS, content_words, language, terms
-from kbqa.evidence import Evidence, Sentence, gather, has_kind, is_heading_line, is_title
+from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_heading_line, is_title
 from kbqa.models import Calibration
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
@@ -44,9 +44,6 @@ def squash(text: str) -> str:
     return _PUNCT.sub("", text).lower()
 
 
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-
-
 def _signed(text: str, start: int) -> bool:
     """Whether the number at start carries a minus sign ("-16.55%", "| -2.49%"; not "KX-200", "2018-2019")."""
     return start > 0 and text[start - 1] in "-−" and not (start > 1 and text[start - 2].isalnum())
@@ -56,7 +53,7 @@ def whole_numbers(answer: str, evidence: str) -> bool:
     """Whether every number of the answer stands whole in the evidence, with its sign: not cut from a
     longer one ("25" of "257,055,899", "345" of "12,345") and not without the minus sign the evidence
     gives it ("16.55%" of "-16.55%")."""
-    for m in _NUMBER.finditer(answer):
+    for m in FIGURE.finditer(answer):
         number, signed = m.group(), _signed(answer, m.start())
         for found in re.finditer(re.escape(number), evidence):
             s, e = found.span()
@@ -224,7 +221,7 @@ class CompletionAnswerer:
         if best is None:
             yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
             return
-        if best.text.startswith("|") and len(set(_NUMBER.findall(best.text))) > 1:
+        if best.text.startswith("|") and len(set(FIGURE.findall(best.text))) > 1:
             # a table row of several figures: which column is meant, the row alone does not say (the
             # model picked the change "-16.55%" for the revenue, last year's column for this year's)
             yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
@@ -374,17 +371,17 @@ def prepare(
 
 
 YEAR_NOT_HELD = 0.05  # kbqa's confidence at most, when no source holds a year the question names (answer_confidence 0 still answers)
-_YEAR_WORD = re.compile(r"(?:1[5-9]|20)\d\d")
+_YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")  # a question's year word (fullmatch), one in a source's text (search)
 _HAN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
 
 
 def uncovered_years(words: list[str], hits: list[Hit]) -> list[str]:
     """The years the question names that no source holds in its text, title or document
     description, also as part of a word ("FY2019") or in Chinese numerals (二〇一九年), when the best
-    (first) source names another year. Sources without the year asked about answer for another year: a first-hour review's
-    "东北电气2019年的营业收入是多少？" over a report of 2018's first quarter was answered with 2018's
+    (first) source names another year. Sources without the year asked about answer for another
+    year: a first-hour review's "东北电气2019年的营业收入是多少？" over a report of 2018's first quarter was answered with 2018's
     figures."""
-    years = [w for w in words if _YEAR_WORD.fullmatch(w)]
+    years = [w for w in words if _YEAR.fullmatch(w)]
     if not years or not hits:
         return []
     texts = [_with_arabic_years(" ".join([h.text, h.context, *h.title_path])) for h in hits]
@@ -392,10 +389,7 @@ def uncovered_years(words: list[str], hits: list[Hit]) -> list[str]:
     # only when the best source speaks of another period: a passage that names no year at all may
     # still be about the one asked (XQuAD-zh's "2015年黑豹队的防守…" is answered by a passage that
     # says 本赛季)
-    return missing if missing and _YEAR_IN_TEXT.search(texts[0]) else []
-
-
-_YEAR_IN_TEXT = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+    return missing if missing and _YEAR.search(texts[0]) else []
 
 
 def _with_arabic_years(text: str) -> str:

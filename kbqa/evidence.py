@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ingest.context import PART_SEPARATOR
-from ingest.textfacts import coverage, idf_weights, language, near_spelling, sentences, terms
+from ingest.textfacts import coverage, idf_weights, is_amount, language, near_spelling, sentences, terms
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -57,13 +57,13 @@ def asked_kind(question: str) -> str | None:
     return None
 
 
-_FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
+FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 def _without_figures_of(text: str, question: str) -> str:
     """text without the figures the question already gives: "2015年末资产总额" does not answer
     "2015年末资产总额是多少？" with a number."""
-    for figure in set(_FIGURE.findall(question)):
+    for figure in set(FIGURE.findall(question)):
         text = re.sub(rf"(?<![\d.,]){re.escape(figure)}(?!\d)", " ", text)
     return text
 
@@ -110,10 +110,6 @@ class Sentence:
         return row_reading(self.header, self.text, lang) if self.header else self.text
 
 
-_VALUE = re.compile(r"[(\-−+$¥€£]*\d[\d,.]*\s*[%％]?\)?")
-_YEAR_CELL = re.compile(r"(?:19|20)\d\d")
-
-
 def _cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
 
@@ -140,7 +136,7 @@ def table_header(text: str, row: str) -> str:
 def is_header_row(line: str) -> bool:
     """Whether a Markdown table row names columns: cells after the first, and no figure but years."""
     cells = _cells(line)
-    return line.startswith("|") and any(c for c in cells[1:]) and not any(_VALUE.fullmatch(c) and not _YEAR_CELL.fullmatch(c) for c in cells)
+    return line.startswith("|") and any(c for c in cells[1:]) and not any(is_amount(c) for c in cells)
 
 
 def row_reading(header: str, row: str, lang: str) -> str:

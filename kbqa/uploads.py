@@ -6,8 +6,8 @@ import fcntl
 import glob
 import hashlib
 import os
-import socket
 import re
+import socket
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -30,6 +30,7 @@ class Unpacked:
 KEPT_PREFIX = ".kept-"  # the earlier version of an updated file, until its update is ingested (hidden: never ingested)
 # which machine kept it (a store.uploads_dir is shared by servers on several machines, whose locks do not reach each other)
 _HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:4]
+_KEPT_TAG = len(KEPT_PREFIX) + 4 + 8 + 1  # ".kept-" + host + id + "-": the kept file's own name follows
 
 
 def _put(partial: Path, dest: Path, out: Unpacked) -> None:
@@ -47,7 +48,7 @@ def _put(partial: Path, dest: Path, out: Unpacked) -> None:
 
 
 def _kept_for(kept: Path) -> Path:
-    return kept.parent / kept.name[len(KEPT_PREFIX) + 13:]
+    return kept.parent / kept.name[_KEPT_TAG:]
 
 
 def described_version(path: Path, recorded_sha: str) -> Path:
