@@ -67,6 +67,7 @@ ThresholdOpt = Annotated[Optional[float], typer.Option("--threshold", min=0.0, m
 PortOpt = Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Port (default: webui.port, 7860).")]
 
 EXIT_FAILED_FILES = 1
+EXIT_EMPTY_KB = 1  # ask or search on a knowledge base without a chunk: nothing was looked up
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -297,6 +298,16 @@ def _print_sources(out: Any, sources: list[Any], related: bool = False, question
         out.print(f"    [dim]{_e(h.snippet(question=question))}[/]")
 
 
+def _not_empty(knowledge_base: Any, question: str, allowance: int = 1) -> None:
+    """ask and search stop (exit 1) on a knowledge base without a chunk, after the question's own
+    checks (exit 2): a script must not take the "ingest files first" message for an answer."""
+    from kbqa.answer import empty_kb
+
+    knowledge_base.checked_question(question, allowance)  # allowance: as the command's own call checks it
+    if knowledge_base.is_empty():
+        _fail(empty_kb(knowledge_base.name, zh=False), EXIT_EMPTY_KB)
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
@@ -322,6 +333,7 @@ def ask(
     from kbqa.kb import KnowledgeBaseError
 
     try:
+        _not_empty(knowledge_base, question)
         knowledge_base.preload_llm()  # loads beside the search
         result = knowledge_base.ask(question, stream=True, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence)
         if as_json:
@@ -354,15 +366,15 @@ def search(
     cfg, _ = _config(config)
     _models_here(cfg)
     knowledge_base = _open(kb, cfg)
-    from kbqa.answer import empty_kb
     from kbqa.kb import KnowledgeBaseError
 
     try:
+        _not_empty(knowledge_base, question, allowance=2)
         hits = knowledge_base.search(question, top_k=top_k, threshold=threshold)
         if as_json:
             print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         elif not hits:
-            _console().print(_e(empty_kb(knowledge_base.name, zh=False)) if knowledge_base.is_empty() else "no chunk passed the relevance threshold")
+            _console().print("no chunk passed the relevance threshold")
         else:
             _print_sources(_console(), hits, question=question)
     except KnowledgeBaseError as exc:

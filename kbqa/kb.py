@@ -1264,7 +1264,7 @@ class KnowledgeBase:
         """The most relevant chunks for a question (no LLM)."""
         from kbqa.retrieval import Retriever
 
-        question = self._question(question, 2)
+        question = self.checked_question(question, 2)
         top_k, threshold = limits.top_k(top_k), limits.fraction(threshold, "threshold")
         if self._dropped():  # its files are gone, or another knowledge base's: nothing here may be read with them
             raise KnowledgeBaseError(self.catalog.closed or f"knowledge base {self.name!r} was deleted by another process since "
@@ -1275,7 +1275,7 @@ class KnowledgeBase:
             self.refresh()
             return Retriever(self.catalog, self.index, self.embedder, self.config.retrieval, self.reranker).search(question, top_k, threshold)
 
-    def _question(self, text: str, allowance: int = 1) -> str:
+    def checked_question(self, text: str, allowance: int = 1) -> str:
         """A question (or query) cleaned, refused when empty or longer than server.max_question_chars
         (times `allowance`: a follow-up's search holds the question before it too): a question of a
         megabyte would hold one ask for minutes."""
@@ -1330,7 +1330,7 @@ class KnowledgeBase:
         from kbqa import answer as pipeline
         from kbqa.models import calibration
 
-        question = self._question(question)
+        question = self.checked_question(question)
         history = [{"role": m["role"], "content": clean_text(m["content"])} for m in limits.turns(history)]
         top_k, threshold = limits.top_k(top_k), limits.fraction(threshold, "threshold")
         answer_confidence = limits.fraction(answer_confidence, "answer_confidence")

@@ -291,8 +291,10 @@ def test_errors_are_one_json_document_with_json_and_never_a_traceback(home: Path
     for question in ("", "   "):
         result = run_kbqa("search", question, "--kb", "odd")
         assert result.returncode == 2 and "the question is empty" in result.stderr and "Traceback" not in result.stderr, result.stderr
-    result = run_kbqa("search", "年假", "--kb", "odd")
-    assert result.returncode == 0 and "is empty: ingest files first" in result.stdout and "threshold" not in result.stdout, result.stdout
+    for command in ("search", "ask"):  # exit 1 (found by review: ask said so and exited 0, as if answered)
+        result = run_kbqa(command, "年假", "--kb", "odd", "--json")
+        assert result.returncode == 1 and "is empty: ingest files first" in json.loads(result.stdout)["error"], result
+        assert "is empty: ingest files first" in result.stderr and "threshold" not in result.stderr, result.stderr
 
 
 def test_config_show_names_the_origin(home: Path) -> None:
