@@ -46,7 +46,14 @@ _DATE_EN = re.compile(r"\b1\d{3}\b|\b20\d{2}\b|\b(january|february|march|april|m
 _SPAN_ZH = re.compile(r"(?<![0-9０-９])[0-9０-９一二两三四五六七八九十百〇零]{1,3}\s*个?\s*(日|天|周|星期|月|年)(内|以内|之内|后|以后|之后|以上|以下|左右|起)")
 _DEFINES_ZH = re.compile(r"是指|指的是|是一[种个类门项部座支]|定义为|称为|泛指|简称|是以|的统称|的总称")
 _DEFINES_EN = re.compile(r"\b(is|are|was|were|refers? to|means|is defined as|is called)\b", re.I)
-_NAME_EN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+_NAME_EN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][A-Za-z]*[a-z][A-Za-z]*")  # a capitalized word, not a sentence's first
+
+
+def _names_beyond(text: str, question: str) -> bool:
+    """Whether an English text holds a capitalized word (a name) that the question does not give:
+    "This paper examines LangChain" names no one for "Who wrote the LangChain paper?"."""
+    given = {w.lower() for w in re.findall(r"[A-Za-z]+", question)}
+    return any(m.group().lower() not in given for m in _NAME_EN.finditer(text))
 
 
 def asked_kind(question: str) -> str | None:
@@ -70,7 +77,8 @@ def _without_figures_of(text: str, question: str) -> str:
 
 def has_kind(text: str, kind: str | None, lang: str, question: str = "") -> bool:
     """Whether a text holds an answer of the kind asked (always true for no kind, and for persons and
-    places in Chinese, which plain text cannot tell); a figure the question gives does not count."""
+    places in Chinese, which plain text cannot tell); a figure or a name the question gives does not
+    count."""
     if kind is None:
         return True
     if question:
@@ -89,7 +97,7 @@ def has_kind(text: str, kind: str | None, lang: str, question: str = "") -> bool
         return (_DATE_ZH if zh else _DATE_EN).search(text) is not None
     if kind == "definition":
         return (_DEFINES_ZH if zh else _DEFINES_EN).search(text) is not None
-    return True if zh else _NAME_EN.search(text) is not None
+    return True if zh else _names_beyond(text, question)
 
 
 # --- evidence sentences ---------------------------------------------------------------------------
