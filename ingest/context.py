@@ -36,7 +36,8 @@ MAX_SIDECAR_BYTES = 256_000  # a kbqa.yaml larger than this is refused unread (Y
 _LETTER = re.compile(r"[^\W\d_]")
 _TOOL_TITLE = re.compile(r"^\s*(microsoft (word|excel|powerpoint)\s*-\s*|untitled\b|document\d*\b)", re.IGNORECASE)
 _EXTENSION = re.compile(r"\.(docx?|xlsx?|pptx?|pdf|txt|md|html?|indd|qxd)\s*$", re.IGNORECASE)
-MAX_TITLE = 80  # a heading or first line longer than this is body text run together, not a title
+MAX_TITLE = 80  # a first line longer than this is body text run together, not a title
+MAX_HEADING = 200  # a heading the loader marked (a paper's title runs to 100 characters and more)
 PART_SEPARATOR = " — "  # between a description's parts (its title, name, title block, date)
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DATE = re.compile(
@@ -100,7 +101,7 @@ def describe(docs: list[Document], filename: str | None = None, given: str = "")
             break
         titles = doc.meta.get("title_path") or []
         for title in titles if first_page is not None else titles[:1]:
-            if title not in heads and len(title) <= MAX_TITLE:
+            if title not in heads and len(title) <= MAX_HEADING:
                 heads.append(title)
     page_text = "\n".join(d.text for d in docs[:12] if d.meta.get("page") == first_page)
     if not heads and first_page is not None:  # a title in body size: the first line, if it reads as one

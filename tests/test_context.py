@@ -259,6 +259,30 @@ def test_a_first_page_title_set_in_body_size_describes_the_pdf(tmp_path: Path) -
     assert describe(load_file(prose), prose.name) == "notes"  # a sentence is not a title
 
 
+def test_a_cover_pages_long_title_describes_the_pdf_and_heads_its_pages(tmp_path: Path) -> None:
+    """Found by a first-hour review: a paper behind a repository's cover page (set in 6-point type, its
+    title of 101 characters in 13 points, smaller than the paper's 12-point body by more than the
+    heading rule's 1.15) was described by its file name alone, "langchain"."""
+    import pymupdf
+
+    title = "Creating Large Language Model Applications Utilizing LangChain: A Primer on Developing LLM Apps Fast"
+    doc = pymupdf.open()
+    cover = doc.new_page()
+    cover.insert_text((40, 40), "See discussions, stats, and author profiles for this publication at: https://example.org/p/1", fontsize=6)
+    cover.insert_textbox(pymupdf.Rect(40, 60, 560, 110), title, fontsize=13)
+    for y, line in enumerate(["2 authors:", "Oguzhan Topsakal", "Florida Polytechnic University", "All content following this page was uploaded by the authors."]):
+        cover.insert_text((40, 140 + 14 * y), line, fontsize=6.6)
+    for n in range(3):
+        doc.new_page().insert_textbox(pymupdf.Rect(60, 60, 535, 800), "LangChain offers chains and agents for building applications. " * 30, fontsize=12)
+    path = tmp_path / "langchain.pdf"
+    doc.save(path)
+    docs = load_file(path)
+    assert describe(docs, path.name) == title
+    assert all(d.meta["title_path"] == [title] for d in docs if d.meta["page"] > 1)
+    plain = write_pdf(tmp_path / "notes.pdf", ["Employees receive 25 days of paid leave.\n\nExpenses are paid monthly."])
+    assert describe(load_file(plain), plain.name) == "notes"  # one size throughout: no title
+
+
 def test_a_title_line_is_short_has_words_and_is_not_a_sentence() -> None:
     assert title_line("\n  PepsiCo Reports First-Quarter 2023 Results\nbody") == "PepsiCo Reports First-Quarter 2023 Results"
     assert title_line("The pump hums.\n") == ""

@@ -345,9 +345,29 @@ class Headings:
         self.body = max(weights, key=lambda k: weights[k]) if weights else 0.0
         sizes = sorted({round(size * 2) / 2 for paragraphs in pages for text, size in paragraphs if self._large(text, size)}, reverse=True)
         self.levels = {size: min(i + 1, 3) for i, size in enumerate(sizes)}
+        self.title = self._first_title(pages[0] if pages else [])
 
-    def _large(self, text: str, size: float) -> bool:
-        return self.body > 0 and size >= 1.15 * self.body and len(text) <= 80 and not re.search(r"[。！？；，,;]$", text)
+    def _large(self, text: str, size: float, body: float = 0.0, longest: int = 80) -> bool:
+        body = body or self.body
+        return body > 0 and size >= 1.15 * body and len(text) <= longest and not re.search(r"[。！？；，,;]$", text)
+
+    def _first_title(self, first_page: list[tuple[str, float]]) -> str:
+        """The first page's title where the rule above misses it: the one paragraph set in that page's
+        largest size, with two words or more, clearly larger than *that page's* body (a cover page set
+        small throughout) and up to 200 characters ("Creating Large Language Model Applications
+        Utilizing LangChain: A Primer on Developing LLM Apps Fast", 101); "" when there is none."""
+        weights: dict[float, int] = {}
+        for text, size in first_page:
+            if size != TABLE:
+                weights[round(size, 1)] = weights.get(round(size, 1), 0) + len(text)
+        if not weights:
+            return ""
+        top = max(size for _, size in first_page if size != TABLE)
+        largest = [text for text, size in first_page if size == top]
+        if len(largest) != 1 or len(re.findall(r"[^\W\d_]{2,}", largest[0])) < 2:
+            return ""
+        body = max(weights, key=lambda k: weights[k])
+        return largest[0] if self._large(largest[0], top, body=body, longest=200) else ""
 
     def level(self, page: int, text: str, size: float) -> int | None:
         if self.outline:
@@ -358,7 +378,7 @@ class Headings:
             return None
         if self._large(text, size):
             return self.levels.get(round(size * 2) / 2)
-        return None
+        return 1 if page == 1 and text == self.title else None
 
 
 def _needs_ocr(text: str, options: Any, page: Any = None) -> bool:
