@@ -112,6 +112,15 @@ def is_amount(word: str) -> bool:
     return _NUMBER.match(word) is not None and _YEAR_ONLY.match(word) is None
 
 
+# a page-number line with its digits written as "#": "#", "- # -", "page # of #", "第#页 共#页", "iv"
+PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^#\s*[-–]\s*#$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
+
+
+def is_page_number(line: str) -> bool:
+    """A line that is a bare page number: "3", "- 3 -", "Page 3 of 10", "第3页 共10页", "iv"."""
+    return PAGE_NUMBER.match(re.sub(r"\d+", "#", " ".join(line.lower().split()))) is not None
+
+
 def is_numeric(text: str) -> bool:
     """Mostly numbers: at least 3 in 10 of its words (a table, or a table read as text)."""
     words = text.split()

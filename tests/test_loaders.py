@@ -593,3 +593,21 @@ def test_ocr_lines_are_joined_into_paragraphs() -> None:
     english = [_line(0, "The membrane removes salts and most", char=15), _line(40, "dissolved solids.", char=15), _line(80, "Flush it.", char=15)]
     assert paragraphs(english) == "The membrane removes salts and most dissolved solids.\nFlush it."
     assert paragraphs([]) == ""
+
+
+def test_a_scanned_pages_bare_page_number_is_no_text() -> None:
+    """Found by a first-hour review: a scanned notice's page number "3", which the layout model left
+    outside every region, was kept as a paragraph of its own. A bare page number in the top or bottom
+    tenth of the page is dropped; the same figure in the body, or a line of words in the margin, stays."""
+    from ingest.loaders.layout import Region, arrange
+
+    body = Region("text", (100, 200, 800, 300))
+    words = [*_line(210, "到期不缴纳罚款的，每日可以按罚款数额"), *_line(1700, "3", x0=600), *_line(1000, "- 7 -", x0=600),
+             *_line(1650, "第 2 页 共 5 页", x0=500), *_line(1720, "南京海关", x0=100)]
+    texts = [b.text for b in arrange(words, [body], 1240.0, 1754.0)]
+    assert sorted(texts) == sorted(["到期不缴纳罚款的，每日可以按罚款数额", "- 7 -", "南京海关"]), texts
+    assert "3" in [b.text for b in arrange(words, [body], 1240.0)]  # the page's height unknown: nothing dropped
+    notice = [*_line(210, "本件与原本核对无异"), *_line(1480, "3", x0=605)]
+    assert [b.text for b in arrange(notice, [body], 1240.0, 1754.0)] == ["本件与原本核对无异"]  # centred, the last line, at 84%
+    aside = [*_line(210, "本件与原本核对无异"), *_line(1480, "3", x0=100)]
+    assert "3" in [b.text for b in arrange(aside, [body], 1240.0, 1754.0)]  # not centred: kept

@@ -10,8 +10,9 @@ from functools import lru_cache
 from typing import Any
 
 from ingest.chatter import quiet_libraries
+from ingest.loaders.pdf_tables import MARGIN
 from ingest.tables import markdown_table
-from ingest.textfacts import is_wide, join_wrapped_lines
+from ingest.textfacts import is_page_number, is_wide, join_wrapped_lines
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 DROPPED = {"header", "footer"}
@@ -141,9 +142,24 @@ def _table(words: list[tuple[Box, str]]) -> str:
     return markdown_table([text for _, text in row] for row in rows_of(words))
 
 
-def arrange(words: list[tuple[Box, str]], regions: list[Region], width: float) -> list[Block]:
+def _page_number(row: list[tuple[Box, str]], words: list[tuple[Box, str]], width: float, height: float) -> bool:
+    """A line outside every region that is a bare page number ("3", "- 3 -", "第3页"), where page
+    numbers stand: in the top or bottom tenth of the page, or centred as the page's first or last line
+    (a notice's "3" set at 84% of its height, with nothing below it)."""
+    if height <= 0 or not is_page_number(" ".join(text for _, text in row)):
+        return False
+    y0, y1 = min(w[0][1] for w in row), max(w[0][3] for w in row)
+    if y1 <= MARGIN * height or y0 >= (1 - MARGIN) * height:
+        return True
+    middle = (min(w[0][0] for w in row) + max(w[0][2] for w in row)) / 2
+    edge = y0 >= max(w[0][1] for w in words) or y1 <= min(w[0][3] for w in words)
+    return edge and abs(middle - width / 2) <= 0.1 * width
+
+
+def arrange(words: list[tuple[Box, str]], regions: list[Region], width: float, height: float = 0.0) -> list[Block]:
     """OCR words placed in the layout's regions, read region by region; words outside every
-    region become text regions of their own, headers and footers are dropped."""
+    region become text regions of their own, but for a bare page number (height > 0: see
+    _page_number); headers and footers are dropped."""
     regions = [Region(r.kind, r.box) for r in regions]
     loose: list[tuple[Box, str]] = []
     for word in words:
@@ -156,6 +172,8 @@ def arrange(words: list[tuple[Box, str]], regions: list[Region], width: float) -
     for row in rows_of(loose):  # each stray line stands alone, placed by position
         xs0, ys0 = min(w[0][0] for w in row), min(w[0][1] for w in row)
         xs1, ys1 = max(w[0][2] for w in row), max(w[0][3] for w in row)
+        if _page_number(row, words, width, height):
+            continue
         regions.append(Region("text", (xs0, ys0, xs1, ys1), list(row)))
     for region in regions:  # a region is at least as wide as the words it holds (the model's boxes can be tight)
         if region.words:

@@ -129,7 +129,7 @@ def ocr_blocks(
     words = [((min(p[0] for p in b), min(p[1] for p in b), max(p[0] for p in b), max(p[1] for p in b)), t) for b, t in zip(boxes, texts)]
     regions = detect(image) if layout else []
     if regions:
-        return arrange(words, regions, float(image.shape[1]))
+        return arrange(words, regions, float(image.shape[1]), float(image.shape[0]))
     text = paragraphs(rows_of(words))
     return [Block("text", text)] if text.strip() else []
 

@@ -14,7 +14,7 @@ from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
 from ingest.loaders.pdf_tables import MARGIN, inside, page_tables, text_flags
 from ingest.loaders.text_tables import number_tables
 from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order, union
-from ingest.textfacts import join_wrapped_lines
+from ingest.textfacts import PAGE_NUMBER, join_wrapped_lines
 from ingest.types import Document, LoadError
 
 ENGINES = ("pymupdf", "pdfplumber", "pdfminer")
@@ -39,7 +39,6 @@ def _normalize(text: str) -> str:
     return _CONTROL.sub("", text.replace("\u00ad", "").replace("\u2044", "/"))
 
 
-_PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^#\s*[-–]\s*#$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
 
 
 _RTL = re.compile(RTL_TEXT)
@@ -112,13 +111,13 @@ def repeated_margin_lines(keys: list[set[str]]) -> set[str]:
     """Margin lines (numbers aside; one set of keys a page) found on three pages or more (two in a short
     document): running heads and footers, dropped from the text; page numbers always are."""
     if len(keys) < 2:
-        return {k for page in keys for k in page if _PAGE_NUMBER.match(k)}
+        return {k for page in keys for k in page if PAGE_NUMBER.match(k)}
     counts: dict[str, int] = {}
     for page in keys:
         for key in page:
             counts[key] = counts.get(key, 0) + 1
     need = min(3, max(2, int(0.4 * len(keys) + 0.999)))
-    return {k for k, n in counts.items() if n >= need or _PAGE_NUMBER.match(k)}
+    return {k for k, n in counts.items() if n >= need or PAGE_NUMBER.match(k)}
 
 
 TABLE = -2.0  # the "font size" of a table block: never a title, never merged; its own document (kind "table")
@@ -570,7 +569,7 @@ def drop_repeated_edges(pages: list[str]) -> list[str]:
         for key in {_edge_key(x) for x in lines[:2] + lines[-2:] if x.strip()}:
             counts[key] = counts.get(key, 0) + 1
     need = min(3, max(2, int(0.4 * len(pages) + 0.999)))
-    drop = {k for k, n in counts.items() if n >= need or _PAGE_NUMBER.match(k)}
+    drop = {k for k, n in counts.items() if n >= need or PAGE_NUMBER.match(k)}
     out = []
     for lines in split:
         edge = set(range(min(2, len(lines)))) | set(range(max(0, len(lines) - 2), len(lines)))
