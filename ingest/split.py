@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from ingest.tables import shortened_row
+from ingest.tables import is_header_row, shortened_row
 from ingest.textfacts import CLAUSE_END, SENTENCE_END, is_numeric, wide_mask
 from ingest.types import Chunk, Document
 
@@ -158,7 +158,10 @@ def _strip_span(text: str, span: Span) -> Span:
 def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # table sizes are in characters
     """Cut a Markdown table by rows, repeating its header (first two lines) in every piece; a header
     too long to repeat whole is repeated with its longest cells shortened (the first piece has it
-    whole, or on its own when its first row does not fit beside it)."""
+    whole, or on its own when its first row does not fit beside it). A table whose first row holds
+    figures (a summary row set above the columns' names: "| 报告期末普通股股东总数 | 79,053 | …") has
+    no header to repeat: its pieces repeat the last row above them that names columns ("| 股东名称 |
+    股东性质 | 持股比例 | …"), with the rule."""
     if len(text) <= chunk_size:
         return [(text, (0, len(text)))]
     lines = text.split("\n")
@@ -174,8 +177,11 @@ def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # tabl
     offset = len(header)
     body_start = offset
     rows: list[str] = []
+    headless = len(header_lines) == 2 and not is_header_row(header_lines[0])
     for line in lines[len(header_lines) :]:
         row = line + "\n"
+        if headless and is_header_row(line) and len(row) + len(header_lines[1]) + 1 <= chunk_size // 2:
+            repeated = row + header_lines[1] + "\n"  # the pieces after this row's piece
         if not rows and header != repeated and len(header) + len(row) > chunk_size >= len(repeated) + len(row):
             pieces.append((header, (0, offset)))  # the whole header, on its own: the row fits under the shortened one
             header = repeated

@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from ingest.textfacts import is_amount
+
 CURRENCY = frozenset({"$", "€", "£", "¥", "￥", "US$", "HK$", "RMB"})  # a sign a statement sets in a cell of its own
 # A cell that is a figure: "1,093", "(482)", "$ 5.2", "56.2%", "1e-3", a dash for none, n/a, n.m.
 FIGURE = re.compile(r"^[-–—+]?[($€£¥]?\s*[-–]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?\s*%?\)?%?$|^[-–—]$|^(?i:n/?a|n\.?m\.?)$")
@@ -180,6 +182,17 @@ def shortened_row(line: str, limit: int) -> str | None:
         if " " in cut[MIN_HEAD_CELL // 2 :]:
             cut = cut.rsplit(" ", 1)[0]
         cells[i] = cut.rstrip(" ,;:(") + "…"
+
+
+def row_cells(row: str) -> list[str]:
+    """A Markdown table row's cells, stripped (any row, however it was written)."""
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def is_header_row(line: str) -> bool:
+    """Whether a Markdown table row names columns: cells after the first, and no figure but years."""
+    cells = row_cells(line)
+    return line.startswith("|") and any(c for c in cells[1:]) and not any(is_amount(c) for c in cells)
 
 
 def same_header(a: str, b: str) -> bool:

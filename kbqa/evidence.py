@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from ingest.context import PART_SEPARATOR
-from ingest.textfacts import coverage, idf_weights, is_amount, language, near_spelling, sentences, terms
+from ingest.tables import is_header_row, row_cells
+from ingest.textfacts import coverage, idf_weights, language, near_spelling, sentences, terms
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -118,10 +119,6 @@ class Sentence:
         return row_reading(self.header, self.text, lang) if self.header else self.text
 
 
-def _cells(row: str) -> list[str]:
-    return [c.strip() for c in row.strip().strip("|").split("|")]
-
-
 def table_header(text: str, row: str) -> str:
     """The header row of a Markdown table row in a passage: the nearest row above it that holds no
     figure but years ("|  | 本报告期末 | 上年度末 |", "| | 2022 | 2021 |"), or ""."""
@@ -133,7 +130,7 @@ def table_header(text: str, row: str) -> str:
         line = line.strip()
         if not line.startswith("|"):
             return ""
-        cells = _cells(line)
+        cells = row_cells(line)
         if all(set(c) <= set("-: ") for c in cells):
             continue  # the rule under a header
         if is_header_row(line):
@@ -141,15 +138,9 @@ def table_header(text: str, row: str) -> str:
     return ""
 
 
-def is_header_row(line: str) -> bool:
-    """Whether a Markdown table row names columns: cells after the first, and no figure but years."""
-    cells = _cells(line)
-    return line.startswith("|") and any(c for c in cells[1:]) and not any(is_amount(c) for c in cells)
-
-
 def row_reading(header: str, row: str, lang: str) -> str:
     """A table row read with its header: its label, then each figure after its column's name."""
-    names, cells = _cells(header), _cells(row)
+    names, cells = row_cells(header), row_cells(row)
     if len(names) != len(cells) or not cells[0]:
         return row
     pairs = [f"{name} {cell}".strip() for name, cell in zip(names[1:], cells[1:]) if cell]

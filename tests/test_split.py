@@ -50,6 +50,24 @@ def test_table_split_by_rows_with_header_repeated() -> None:
     assert all(f"城市{i} " in body for i in range(30))
 
 
+def test_a_table_opening_with_a_summary_row_repeats_the_row_that_names_its_columns() -> None:
+    """Found by a first-hour review: a shareholder table whose first row is a summary ("股东总数 |
+    79,053") was cut into pieces that each repeated that row as their header, so no piece said which
+    column was which. The pieces after the row that names the columns repeat it instead."""
+    summary = "| 普通股股东总数 | 79,053 | 优先股股东总数 | 0 |\n|---|---|---|---|\n"
+    names = "| 股东名称 | 股东性质 | 持股比例 | 持股数量 |"
+    rows = "\n".join(f"| 股东{i} | 境内法人 | {i}.2% | {i},000,000 |" for i in range(1, 21))
+    chunks = split_documents([Document(summary + names + "\n" + rows, {"source": "r.pdf", "kind": "table"})], chunk_size=200)
+    assert len(chunks) > 2 and chunks[0].text.startswith(summary + names)
+    for c in chunks[1:]:
+        assert c.text.startswith(names + "\n|---|---|---|---|\n| 股东"), c.text
+    body = "".join(c.text.split("|---|---|---|---|\n", 1)[1] for c in chunks)
+    assert all(f"| 股东{i} |" in body for i in range(1, 21))
+    named = "| 项目 | 2022 | 2021 |\n|---|---|---|\n" + "\n".join(f"| 名称{i} | 说明 | 备注 |" for i in range(30))
+    for c in split_documents([Document(named, {"source": "n.pdf", "kind": "table"})], chunk_size=120):
+        assert c.text.startswith("| 项目 | 2022 | 2021 |\n|---|---|---|")  # a header of its own stays, rows of words or not
+
+
 def test_a_table_header_too_long_to_repeat_whole_is_repeated_shortened() -> None:
     """A statement's header with a long units line over its labels: the first piece has it whole, the
     others with that cell cut to its first words, the years kept, so every piece says which column is
