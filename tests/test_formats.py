@@ -63,6 +63,35 @@ def test_xlsx_separate_tables_merged_cells_comments_and_charts(tmp_path: Path) -
     assert "季度销量" in texts
 
 
+def test_an_xlsx_table_laid_out_with_spacer_columns_and_rows_is_one_table(tmp_path: Path) -> None:
+    """Found by a first-hour review: a segment sheet laid out with empty spacer columns and an empty
+    row under its header came out as five tables — the header apart from the figures, the figures
+    right of a spacer without their row names — so "Zone EUR sales, January–June 2023" was answered
+    from another sheet. A table beside another one, filling other rows, stays a table of its own."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "Segments"
+    ws.append(["In millions of CHF", None, None, None, None, None, "January–June 2023"])
+    ws.append([None, "Sales", "Profit", None, "Other income", None, "Depreciation"])
+    ws.append([])  # an empty row under the header
+    for row in (["Zone NA", 12553, 2713, None, -81, None, -337], ["Zone EUR", 9467, 1570, None, -197, None, -414],
+                ["Zone AOA", 9060, 2068, None, -83, None, -259]):
+        ws.append(row)
+    ws.append([])
+    ws.append([])
+    ws.append(["Notes", None, "Owner"])  # two empty rows below: a table of its own
+    ws.append(["Restated", None, "Finance"])
+    book.save(tmp_path / "segments.xlsx")
+    tables = [d for d in load_file(tmp_path / "segments.xlsx") if d.meta["kind"] == "table"]
+    assert len(tables) == 2, [t.text for t in tables]
+    assert tables[0].meta["title_path"] == ["Segments", "In millions of CHF January–June 2023"]
+    assert tables[0].text.startswith("|  | Sales | Profit | Other income | Depreciation |\n|---|")
+    assert "| Zone EUR | 9467 | 1570 | -197 | -414 |" in tables[0].text
+    assert tables[1].text.startswith("| Notes | Owner |")
+
+
 def test_csv_and_tsv(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("name;age;note\nAlice;30;a|b\nBob;41;\n", encoding="utf-8")
     text = load_file(tmp_path / "a.csv")[0].text

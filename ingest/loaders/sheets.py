@@ -7,12 +7,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ingest.loaders.text import decode_bytes
 from ingest.tables import cell_text
 from ingest.tables import markdown_table as _markdown_table
+from ingest.textfacts import is_amount
 from ingest.types import Document, LoadError
 
 
@@ -28,38 +30,98 @@ def _sheet_document(path: Path, sheet: str | None, rows: Iterable[list[Any]], pa
     return Document(text, {"source": str(path), "page": page, "title_path": [sheet] if sheet else [], "kind": "table", "sheet": sheet})
 
 
+MAX_JOINED_REGIONS = 300  # a sheet with more separate pieces than this keeps them as they are (joining is quadratic)
+
+
+@dataclass
+class _Region:
+    cells: set[tuple[int, int]]
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @classmethod
+    def of(cls, cells: set[tuple[int, int]]) -> _Region:
+        rows, cols = [r for r, _ in cells], [c for _, c in cells]
+        return cls(cells, min(rows), max(rows), min(cols), max(cols))
+
+    def rows(self) -> set[int]:
+        return {r for r, _ in self.cells}
+
+
+def _one_table(a: _Region, b: _Region, grid: list[list[str]]) -> bool:
+    """Whether two groups of touching cells are one table: their boxes overlap (a caption cell in the
+    table's corner, a header cell over a column of its own); or they stand side by side across one
+    empty column and fill the same rows (a spacer column: "Sales | Profit | | Depreciation"); or one
+    is a header (a few rows, no figures) across one empty row above the other, within its columns."""
+    if a.left <= b.right and b.left <= a.right and a.top <= b.bottom and b.top <= a.bottom:
+        return True
+    if a.left > b.left:
+        a, b = b, a
+    shared = len(a.rows() & b.rows())
+    if 2 <= b.left - a.right <= 3 and shared >= 2 and shared >= 2 / 3 * max(len(a.rows()), len(b.rows())):
+        return True
+    upper, lower = (a, b) if a.top < b.top else (b, a)
+    header = upper.bottom - upper.top < 3 and not any(is_amount(grid[r][c]) for r, c in upper.cells)
+    return header and lower.top == upper.bottom + 2 and lower.left <= upper.left and upper.right <= lower.right
+
+
 def table_regions(grid: list[list[str]]) -> list[list[list[str]]]:
     """The separate tables of a sheet: groups of non-empty cells that touch (up, down, left,
-    right), in the order a reader meets them (row by row), each cut to its bounding box."""
+    right), joined where they are one table laid out with gaps (_one_table: a spacer column, an empty
+    row under the header), in the order a reader meets them (row by row), each cut to its bounding box."""
     filled = {(r, c) for r, row in enumerate(grid) for c, v in enumerate(row) if v}
     seen: set[tuple[int, int]] = set()
-    regions = []
+    regions: list[_Region] = []
     for start in sorted(filled):
         if start in seen:
             continue
-        stack, cells = [start], []
+        stack, cells = [start], set()
         seen.add(start)
         while stack:
             r, c = stack.pop()
-            cells.append((r, c))
+            cells.add((r, c))
             for nb in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
                 if nb in filled and nb not in seen:
                     seen.add(nb)
                     stack.append(nb)
-        top, bottom = min(r for r, _ in cells), max(r for r, _ in cells)
-        left, right = min(c for _, c in cells), max(c for _, c in cells)
-        mine = set(cells)
-        regions.append([[grid[r][c] if (r, c) in mine else "" for c in range(left, right + 1)] for r in range(top, bottom + 1)])
-    return regions
+        regions.append(_Region.of(cells))
+    joined = len(regions) <= MAX_JOINED_REGIONS
+    while joined:
+        joined = False
+        for i, j in ((i, j) for i in range(len(regions)) for j in range(i + 1, len(regions))):
+            if _one_table(regions[i], regions[j], grid):
+                regions[i] = _Region.of(regions[i].cells | regions[j].cells)
+                del regions[j]
+                joined = True
+                break
+    regions.sort(key=lambda g: min(g.cells))
+    return [[[grid[r][c] if (r, c) in g.cells else "" for c in range(g.left, g.right + 1)] for r in range(g.top, g.bottom + 1)]
+            for g in regions]
+
+
+def _captions(region: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """A region's caption rows and the rest: a first row that is one cell merged across the table, or
+    one or two cells of text over a row that fills two more ("In millions of CHF … January–June 2023"
+    over the columns' names)."""
+    captions = []
+    while len(region) > 1 and len(region[0]) > 1:
+        first = [v for v in region[0] if v]
+        following = sum(1 for v in region[1] if v)
+        if region[0][0] and len(set(region[0])) == 1:
+            captions.append(region[0][0])
+        elif len(region) > 2 and 0 < len(first) <= 2 and following >= len(first) + 2 and not any(is_amount(v) for v in first):
+            captions.append(" ".join(" ".join(v.split()) for v in first))
+        else:
+            break
+        region = region[1:]
+    return captions, region
 
 
 def _sheet_documents(path: Path, sheet: str, grid: list[list[str]], page: int) -> Iterator[Document]:
     for region in table_regions(grid):
-        # a first row that is one cell merged across the table is its caption, not its header
-        captions = []
-        while len(region) > 1 and len(region[0]) > 1 and region[0][0] and len(set(region[0])) == 1:
-            captions.append(region[0][0])
-            region = region[1:]
+        captions, region = _captions(region)
         doc = _sheet_document(path, sheet, region, page)
         if doc:
             doc.meta["title_path"] = [sheet, *captions]
