@@ -153,11 +153,14 @@ def test_eml_body_and_text_attachment(tmp_path: Path) -> None:
     msg["Subject"] = "报销提醒"
     msg["From"] = "hr@example.com"
     msg["To"] = "all@example.com"
+    msg["Cc"] = "Tom <tom@example.com>, Alice <alice@example.com>"  # found by review: Cc and Bcc were lost
+    msg["Bcc"] = "John <john@example.com>"
     msg.set_content("请在出差结束后三十天内提交报销。")
     msg.add_attachment("附件：住宿上限450元。".encode(), maintype="text", subtype="plain", filename="limits.txt")
     (tmp_path / "a.eml").write_bytes(bytes(msg))
     docs = load_file(tmp_path / "a.eml")
     assert docs[0].meta["title_path"] == ["报销提醒"] and "三十天内" in docs[0].text
+    assert "Cc: Tom <tom@example.com>, Alice <alice@example.com>\nBcc: John <john@example.com>" in docs[0].text
     assert docs[1].meta["title_path"] == ["报销提醒", "limits.txt"] and "450" in docs[1].text
 
 

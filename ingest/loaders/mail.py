@@ -27,7 +27,7 @@ def load_eml(path: Path, options: object) -> Iterator[Document]:
     if not msg.keys():  # random bytes, a PDF or an image named .eml: no "Name: value" header lines at all
         raise LoadError("not an e-mail: no header lines (From:, Subject:, …) (mislabelled file?)")
     subject = str(msg.get("subject") or "").strip()
-    header = "\n".join(f"{k}: {msg[k]}" for k in ("From", "To", "Date", "Subject") if msg.get(k))
+    header = "\n".join(f"{k}: {msg[k]}" for k in ("From", "To", "Cc", "Bcc", "Reply-To", "Date", "Subject") if msg.get(k))
     body = msg.get_body(preferencelist=("plain", "html"))
     text = ""
     if body is not None:
