@@ -49,13 +49,21 @@ def is_follow_up(question: str) -> bool:
 PREVIOUS_CHARS = 1000  # of the previous question, the end: what a follow-up refers to
 
 
+FOLLOW_BACK = 3  # questions at most that a follow-up's search reaches back over
+
+
 def _previous_question(history: list[Message]) -> str | None:
-    """The last question asked (its last PREVIOUS_CHARS characters: an earlier message of any length
-    never makes a follow-up's search too long)."""
-    for message in reversed(history):
-        if message.get("role") == "user" and message.get("content"):
-            return message["content"].strip()[-PREVIOUS_CHARS:]
-    return None
+    """The last question asked — with the ones before it while each was itself a follow-up (after
+    "PetCare sales in 2023?" and "And in 2022?", "What about Water?" still searches for sales), up
+    to FOLLOW_BACK — its last PREVIOUS_CHARS characters: an earlier message of any length never
+    makes a follow-up's search too long."""
+    asked = [m["content"].strip() for m in history if m.get("role") == "user" and m.get("content") and m["content"].strip()]
+    chain: list[str] = []
+    for text in reversed(asked):
+        chain.insert(0, text)
+        if len(chain) == FOLLOW_BACK or not is_follow_up(text):
+            break
+    return " ".join(chain)[-PREVIOUS_CHARS:] if chain else None
 
 
 def concat_question(question: str, history: list[Message]) -> str:

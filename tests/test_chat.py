@@ -42,6 +42,10 @@ def test_concat_prepends_the_previous_question_to_follow_ups_only() -> None:
     assert concat_question("它的总部在哪里？", history) == "星河科技成立于哪一年？ 它的总部在哪里？"
     assert concat_question("员工每年有几天带薪年假？", history) == "员工每年有几天带薪年假？"
     assert standalone_question("它的总部在哪里？", history, None, "off") == "它的总部在哪里？"
+    # a follow-up of a follow-up keeps what the chain is about (found by review: by the third turn
+    # "What about Water?" searched "And in 2022? What about Water?", the sales gone)
+    chain = _turns("What were PetCare sales in January–June 2023?", "9373 [1]", "And in 2022?", "8589 [1]")
+    assert concat_question("What about Water?", chain) == "What were PetCare sales in January–June 2023? And in 2022? What about Water?"
     assert standalone_question("它的总部在哪里？", [], None, "auto") == "它的总部在哪里？"
 
 
