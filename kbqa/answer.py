@@ -84,7 +84,7 @@ def capabilities_of(llm: Any) -> Capabilities:
 class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
-    reason: str  # answer | no-sources | no-words | weak-evidence | year-not-covered
+    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -177,6 +177,8 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # "1." of a numbered heading is no evidence
         if any(squash(s.text) == squash(k.text) for k in keep):
             continue  # the same sentence in another file (a copy of a document): said once
+        if s.text.startswith("|") and s.own == 0 and best.own > 0:
+            continue  # a table row without a word of the question: another record (Alabama's row beside Texas's)
         words = terms(s.text) & wanted
         weak = evidence.relevance[s.n - 1] < 0.5 * evidence.relevance[best.n - 1]
         if weak and not words - held:
@@ -382,9 +384,9 @@ def prepare(
     frequencies = kb.catalog.document_frequencies(question_words(query))
     facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), frequencies, calibrated.relevance)
     decision = decide(hits, facts, calibrated, len(substantive_words(query)))
-    if decision.answer and uncovered_years(list(frequencies[1]), hits):  # its confidence at most YEAR_NOT_HELD
+    if decision.answer and (uncovered_years(list(frequencies[1]), hits) or uncovered_months(query, hits)):  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
-        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "year-not-covered", facts)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "period-not-covered", facts)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
@@ -415,6 +417,42 @@ def uncovered_years(words: list[str], hits: list[Hit]) -> list[str]:
     # still be about the one asked (XQuAD-zh's "2015年黑豹队的防守…" is answered by a passage that
     # says 本赛季)
     return missing if missing and _YEAR.search(texts[0]) else []
+
+
+_MONTHS_EN = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december")
+# a month named in a question: "December", "Dec." (not "may", a verb), "12月", "十二月"
+_MONTH_EN = re.compile(r"\b(" + "|".join(m.capitalize() for m in _MONTHS_EN) + r"|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?)\b")
+_MONTH_ZH = re.compile(r"(?<![0-9０-９〇零一二两三四五六七八九十])(1[0-2]|0?[1-9]|十[一二]?|[一二三四五六七八九])\s*月(?!份?[内以之]|[0-9]+日内)")
+_HAN_MONTHS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10, "十一": 11, "十二": 12}
+
+
+def _months(text: str, english: bool) -> set[int]:
+    """The months a text names (1..12): English month names and abbreviations (capitalised, so "may"
+    the verb is none), and "12月" / "十二月" in Chinese (not a span: "6个月", "3月内")."""
+    found = set()
+    if english:
+        for m in _MONTH_EN.finditer(text):
+            word = m.group(1).rstrip(".").lower()
+            if word == "may" and not re.search(r"\d\s*$", text[max(0, m.start() - 4) : m.start()]) and not re.match(r"\s*\d", text[m.end() :]):
+                continue  # "May I ask…": May is a month beside a number only ("May 2015", "5 May")
+            found.add(next(i for i, name in enumerate(_MONTHS_EN, start=1) if name.startswith(word[:3])))
+    for m in _MONTH_ZH.finditer(text):
+        n = m.group(1)
+        found.add(int(n) if n.isdigit() else _HAN_MONTHS[n])
+    return found
+
+
+def uncovered_months(question: str, hits: list[Hit]) -> list[int]:
+    """The months the question names that no source holds (in its text, title or description), when
+    the best (first) source names another month: "Texas in December 2015" over a table of November
+    2015's checks was answered with November's figures. A source that names no month may still be
+    about the one asked, as with years."""
+    asked = _months(question, english=True)
+    if not asked or not hits:
+        return []
+    held = [_months(" ".join([h.text, h.context, *h.title_path]), english=True) for h in hits]
+    missing = sorted(m for m in asked if not any(m in h for h in held))
+    return missing if missing and held[0] - asked else []
 
 
 def _with_arabic_years(text: str) -> str:

@@ -211,7 +211,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         out.passage_coverage.append(coverage(wanted, passage | title, weights))
         out.relevance.append(hit.relevance)
         for i, (pos, text, t) in enumerate(found):
-            window = t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
+            # a sentence is read with its neighbours; a table row is not (the next state's row says nothing of Texas)
+            window = t if text.startswith("|") else t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
             own_cov = coverage(wanted, t, weights)
             window_cov = coverage(wanted, window | title, weights)
             typed = has_kind(text, kind, lang, question)

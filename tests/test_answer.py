@@ -331,6 +331,23 @@ def test_a_year_no_source_holds_counts_only_when_the_best_source_speaks_of_anoth
     assert uncovered_years(["2015"], [_hit("本赛季黑豹队的防守共有24次拦截。"), report]) == []
 
 
+def test_a_month_no_source_holds_counts_when_the_best_source_speaks_of_another() -> None:
+    """Found by a first-hour review: "…in Texas in December 2015?" over a table of November 2015's
+    background checks was answered with November's row (confidence 0.97); and rows of other states
+    came along with Texas's."""
+    from kbqa.answer import uncovered_months
+
+    checks = Hit(1, "nics-2015-11.pdf", 1, "| State | Handgun | Totals |\n|---|---|---|\n| Alabama | 23,022 | 71,137 |\n"
+                 "| Texas | 56,941 | 146,982 |\n| Utah | 4,314 | 21,772 |", 0.8, context="NICS Firearm Background Checks — November - 2015")
+    assert uncovered_months("How many background checks were there in Texas in December 2015?", [checks]) == [12]
+    assert uncovered_months("How many handgun checks were there in Texas in Nov. 2015?", [checks]) == []
+    assert uncovered_months("May I ask how many checks Texas had?", [checks]) == []  # "May" beside no number is no month
+    assert uncovered_months("12月的销售额是多少？", [_hit("11月销售额为300万元。")]) == [12]
+    assert uncovered_months("12月的销售额是多少？", [_hit("销售额为300万元，6个月内增长。")]) == []  # names no month
+    quoted = extractive_text(gather("How many handgun checks were there in Texas in November 2015?", [checks]))
+    assert "56,941" in quoted and "Alabama" not in quoted and "Utah" not in quoted, quoted
+
+
 def test_a_short_answers_numbers_stand_whole_in_the_evidence() -> None:
     from kbqa.answer import whole_numbers
 
