@@ -247,7 +247,9 @@ class _Captions:
         """The caption of a table document, or of the piece of a text document starting at start."""
         head, before = self.head[source], self.before[source]
         if doc.meta.get("kind") == "table":
-            above = _paragraphs(before)[-2:]
+            paragraphs = _paragraphs(before)
+            last_table = max((i for i, p in enumerate(paragraphs) if p.startswith("|")), default=-1)
+            above = paragraphs[last_table + 1 :][-2:]  # text between the tables, never the table before
             while above and len(" ".join(above)) > CAPTION_CHARS or any(len(p) > 100 for p in above):
                 above = above[1:]
             caption, prior = " ".join(above) or head, before + "\n" + doc.text[:300]

@@ -218,6 +218,20 @@ def test_a_ruled_table_carries_the_lines_above_it_and_its_units() -> None:
         assert c.text.startswith("| Region | 2023 | 2022 |")
 
 
+def test_a_tables_caption_is_never_the_table_before_it() -> None:
+    """Found by a first-hour review: a Word file's second table carried the whole first table and the
+    line between them as its caption ("| Header Col 1 | Header Col 2 | |---|---| | Lorem ipsum | … Nested Table")."""
+    docs = [
+        Document("Simple uniform table", {"source": "t.docx", "page": None, "kind": "text"}),
+        Document("| Header Col 1 | Header Col 2 |\n|---|---|\n| Lorem ipsum | A link example |", {"source": "t.docx", "page": None, "kind": "table"}),
+        Document("Nested Table", {"source": "t.docx", "page": None, "kind": "text"}),
+        Document("| a | b | c |\n|---|---|---|\n| d | e | f |", {"source": "t.docx", "page": None, "kind": "table"}),
+        Document("| x | y |\n|---|---|\n| 1 | 2 |", {"source": "t.docx", "page": None, "kind": "table"}),
+    ]
+    tables = [c for c in split_documents(docs, 300, 0) if c.meta["kind"] == "table"]
+    assert [c.meta.get("caption") for c in tables] == ["Simple uniform table", "Nested Table", "Simple uniform table"]
+
+
 def test_prose_gets_no_caption() -> None:
     text = "A first line\n\n" + "Plain prose about the company and its people, with no table in sight. " * 30
     assert all("caption" not in c.meta for c in split_documents([Document(text, {"source": "p.txt", "kind": "text"})], 200, 0))
