@@ -212,6 +212,12 @@ def extractive_text(evidence: Evidence) -> str:
     return " ".join(_cited(s, evidence.lang) for s in extractive_sentences(evidence))
 
 
+def _says_more(text: str, asked: set[str]) -> bool:
+    """Whether a short answer holds a word the question does not: not a piece of one of its words
+    ("Tensor" of "TensorRT-LLM原来叫什么？", "DPO" of "DPO的全称？"), nor a lone Latin letter ("N")."""
+    return any(not (len(t) == 1 and t.isascii() and t.isalpha()) and not any(t in a for a in asked) for t in terms(text))
+
+
 class ExtractiveAnswerer:
     """No generation: the evidence sentences that best hold the answer, cited."""
 
@@ -275,7 +281,7 @@ class CompletionAnswerer:
                 if "|" in text:
                     break  # it runs on across a table's cells: what was checked before stays
                 whole = whole_numbers(text, best.text)  # (a number still coming is shown once it is whole)
-                if held and whole and text and terms(text) - asked_terms and has_kind(text, evidence.kind, asked.lang, asked.query) \
+                if held and whole and text and _says_more(text, asked_terms) and has_kind(text, evidence.kind, asked.lang, asked.query) \
                         and not is_title(text, sources[best.n - 1]):
                     held = False
                 if not held and whole and len(text) > len(shown):

@@ -331,6 +331,17 @@ def test_a_year_no_source_holds_counts_only_when_the_best_source_speaks_of_anoth
     assert uncovered_years(["2015"], [_hit("本赛季黑豹队的防守共有24次拦截。"), report]) == []
 
 
+def test_a_short_answer_must_say_more_than_the_question() -> None:
+    """Found by a first-hour review: "TensorRT-LLM 原来叫什么名字？" was answered "TensorRT-LLM" (its first
+    token, "Tensor", passed as a new word), and a question on Nespresso's profit "N"."""
+    from kbqa.answer import _says_more
+
+    asked = terms("TensorRT-LLM 原来叫什么名字？")
+    assert not _says_more("Tensor", asked) and not _says_more("TensorRT-LLM", asked) and _says_more("FasterTransformer", asked)
+    assert not _says_more("N", terms("What was Nespresso's trading profit?")) and _says_more("5", terms("How many?"))
+    assert not _says_more("DPO", terms("DPO 的全称是什么？")) and _says_more("杭州", terms("总部在哪里？"))
+
+
 def test_a_month_no_source_holds_counts_when_the_best_source_speaks_of_another() -> None:
     """Found by a first-hour review: "…in Texas in December 2015?" over a table of November 2015's
     background checks was answered with November's row (confidence 0.97); and rows of other states
