@@ -90,6 +90,12 @@ def test_an_xlsx_table_laid_out_with_spacer_columns_and_rows_is_one_table(tmp_pa
     assert tables[0].text.startswith("|  | Sales | Profit | Other income | Depreciation |\n|---|")
     assert "| Zone EUR | 9467 | 1570 | -197 | -414 |" in tables[0].text
     assert tables[1].text.startswith("| Notes | Owner |")
+    ws.title = "Notes"  # a caption that repeats the sheet's name is said once (found by review: ["Stanley Cups", "Stanley Cups"])
+    ws.insert_rows(1)
+    ws["A1"] = "Notes"
+    ws.merge_cells("A1:G1")
+    book.save(tmp_path / "named.xlsx")
+    assert load_file(tmp_path / "named.xlsx")[0].meta["title_path"] == ["Notes", "In millions of CHF January–June 2023"]
 
 
 def test_csv_and_tsv(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def _sheet_documents(path: Path, sheet: str, grid: list[list[str]], page: int) -
         captions, region = _captions(region)
         doc = _sheet_document(path, sheet, region, page)
         if doc:
-            doc.meta["title_path"] = [sheet, *captions]
+            doc.meta["title_path"] = [sheet, *(c for c in captions if c != sheet)]  # a caption that repeats the sheet's name once
             yield doc
 
 
