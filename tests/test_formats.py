@@ -224,6 +224,15 @@ def test_plain_text_title_lines(tmp_path: Path) -> None:
     assert [d.meta["title_path"] for d in docs] == [["设备手册"], ["维护"]]
 
 
+def test_a_text_file_written_in_markdown_gets_its_headings(tmp_path: Path) -> None:
+    """Found by a first-hour review: a guide saved as .txt with "## 第一章…" chapters had no title paths."""
+    (tmp_path / "guide.txt").write_text("开头一句。\n\n# 提问指南\n\n## 第一章：简介\n\nPrompt 工程是创建提示的过程。\n\n## 第二章：指令\n\n指令提示告诉模型做什么。\n", encoding="utf-8")
+    docs = load_file(tmp_path / "guide.txt")
+    assert [d.meta["title_path"] for d in docs] == [[], ["提问指南", "第一章：简介"], ["提问指南", "第二章：指令"]]
+    (tmp_path / "notes.txt").write_text("# a comment, not a title\nvalue = 3\nother = 4\n", encoding="utf-8")
+    assert all(d.meta["title_path"] == [] for d in load_file(tmp_path / "notes.txt"))  # one such line: plain text
+
+
 def test_docx_lists_text_boxes_content_controls_and_merged_cells(tmp_path: Path) -> None:
     import docx
     from docx.oxml import parse_xml

@@ -158,7 +158,19 @@ def text_documents(text: str, source: str, title: str | None = None) -> list[Doc
 
 
 def load_text(path: Path, options: object) -> Iterator[Document]:
-    yield from text_documents(read_text(path), str(path))
+    text = read_text(path)
+    if is_markdown(text):
+        yield from _markdown_documents(path, text)
+        return
+    yield from text_documents(text, str(path))
+
+
+def is_markdown(text: str) -> bool:
+    """Whether a plain text is Markdown under another name: two or more "# Title" lines, each after a
+    blank line or at the start (a .txt of a guide whose chapters are "## 第一章…")."""
+    lines = text.split("\n")
+    heads = sum(1 for i, line in enumerate(lines) if _HEADING.match(line) and (i == 0 or not lines[i - 1].strip()))
+    return heads >= 2
 
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -208,9 +220,13 @@ def front_matter(text: str) -> tuple[dict[str, str], str]:
 
 
 def load_markdown(path: Path, options: object) -> Iterator[Document]:
+    yield from _markdown_documents(path, read_text(path))
+
+
+def _markdown_documents(path: Path, text: str) -> Iterator[Document]:
     headings_only: list[str] = []
     found = False
-    about, text = front_matter(read_text(path))
+    about, text = front_matter(text)
     if about:  # the file's own words about itself ride on its first document (see ingest.context)
         yield Document("", {"source": str(path), "page": None, "title_path": [], "kind": "text", "about": about})
     for title_path, body in markdown_sections(text):
