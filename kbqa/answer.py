@@ -69,6 +69,24 @@ def whole_numbers(answer: str, evidence: str) -> bool:
     return True
 
 
+_NAME_WORD = re.compile(r"\b[A-Z][a-z]{2,}\b")
+_OPENS = re.compile(r"(^|[.!?:;。！？：；]\s*|\n\s*(?:[-*•]|\d+[.)])?\s*|[\[(\"“'‘]\s*)$")  # what a sentence or an item starts after
+
+
+def unsupported(answer: str, sources: list[Hit], question: str) -> list[str]:
+    """What a generated answer says that neither its sources nor the question hold: a number (with
+    its sign, whole: whole_numbers) or a name, a capitalized word inside a sentence. A chat model of
+    135M parameters wrote "Christopher Latham Sholes, a Hungarian inventor" over a source that
+    never says Hungarian."""
+    answer = re.sub(r"(?m)^(\s*)\d{1,2}[.)、]\s", r"\1", _CITE.sub(" ", answer))  # a list's numbers are no claim
+    held = "\n".join([question, *(h.text for h in sources), *(h.context for h in sources), *(" ".join(h.title_path) for h in sources)])
+    words = set(re.findall(r"[a-z]+", held.lower()))
+    out = [m.group() for m in FIGURE.finditer(answer) if not whole_numbers(m.group(), held)]
+    out += [m.group() for m in _NAME_WORD.finditer(answer)
+            if m.group().lower() not in words and not _OPENS.search(answer[max(0, m.start() - 8) : m.start()])]  # a capital inside a sentence
+    return list(dict.fromkeys(out))
+
+
 # --- capabilities ---------------------------------------------------------------------------------
 EXTRACTIVE = Capabilities(extractive=True)
 
@@ -327,8 +345,14 @@ class ChatAnswerer:
             yield piece
         if _SAYS_NO.search(text):
             self.refused = True
-        elif text.strip() and not re.search(r"\[\d+\]", text) and evidence.best is not None:
+            return
+        if text.strip() and not re.search(r"\[\d+\]", text) and evidence.best is not None:
             yield f" [{evidence.best.n}]"  # the passage the answer most likely came from
+        missing = unsupported(text, sources, asked.query)
+        if missing:  # said before the user relies on it: the model wrote what no source holds
+            shown = "、".join(missing[:5]) if asked.lang == "zh" else ", ".join(missing[:5])
+            yield (f"\n\n（注意：{shown} 不在资料中，请对照来源核实。）" if asked.lang == "zh"
+                   else f"\n\n(Note: {shown} is not in the sources; check the answer against them.)")
 
 
 def answerer_for(llm: Any, history_tokens: int = 1024) -> Answerer:

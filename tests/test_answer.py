@@ -429,7 +429,26 @@ def test_a_chat_model_answers_over_numbered_sources_and_cites(trust_kb: Knowledg
         assert re.search(r"\[\d\]", answer.text), answer.text
     else:
         assert re.search(r"do not contain|not (mentioned|stated|found)", answer.text, re.I), answer.text
+    from kbqa.answer import unsupported
+
+    missing = unsupported(answer.text.split("\n\n(Note:")[0], answer.sources, answer.query)
+    assert bool(missing) == ("(Note: " in answer.text), answer.text  # what no source holds is pointed out
     kb.close()
+
+
+def test_what_a_chat_models_answer_says_beyond_its_sources_is_pointed_out() -> None:
+    """Found by a first-hour review: smollm2 answered "Christopher Latham Sholes, a Hungarian inventor"
+    and "The LangChain paper has 1 authors" over sources that say neither."""
+    from kbqa.answer import unsupported
+
+    source = Hit(1, "history.md", None, "Christopher Latham Sholes patented the typewriter in 1868 with Carlos Glidden.", 0.8)
+    said = "The typewriter is attributed to Christopher Latham Sholes, a Hungarian inventor, in 1868. [1]"
+    assert unsupported(said, [source], "Who patented the typewriter?") == ["Hungarian"]
+    assert unsupported("The paper has 1 authors and 2 parts.", [source], "How many authors does it have?") == ["1", "2"]
+    listed = "Sholes and Glidden:\n\n1. Patented it in 1868\n- Typewriter (Sholes) [1]"
+    assert unsupported(listed, [source], "Who?") == []  # list numbers, words opening an item or a bracket, held words
+
+
 
 
 @pytest.mark.slow
