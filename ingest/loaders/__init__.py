@@ -75,15 +75,17 @@ def _looks_like_text(path: Path) -> bool:
     return bool(head) and (b"\x00" not in head or head.startswith((b"\xff\xfe", b"\xfe\xff")))
 
 
-ZIPPED = (".docx", ".xlsx", ".pptx", ".epub")  # zip archives whose parts a parser reads whole into memory
-
-
 def _check_unzipped_size(path: Path, max_file_mb: float) -> None:
-    """A zip-based file must not unpack to more than ingest.max_file_mb: a 2 MB .docx holding a 2 GB
-    document.xml (a decompression bomb) took 4 GB of memory before its parser gave up."""
+    """A zip-based file — whatever its suffix says: .docx, .xlsx, .xlsm, .pptx, .epub, or a zip
+    renamed — must not unpack to more than ingest.max_file_mb: a 2 MB .docx holding a 2 GB
+    document.xml (a decompression bomb) took 4 GB of memory before its parser gave up, and the same
+    bomb named .xlsm, which the check by suffix missed, 10 GB."""
     import zipfile
 
     try:
+        with path.open("rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":  # not a zip (a PDF with a zip attached near its end is a PDF)
+                return
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError, ValueError):
@@ -110,8 +112,7 @@ def load_file(path: str | Path, options: LoadOptions | None = None) -> list[Docu
         raise LoadError("empty file")
     if size > options.max_file_mb * 1024 * 1024:
         raise LoadError(f"file is {size / 1e6:.0f} MB, over the limit of ingest.max_file_mb={options.max_file_mb:g}")
-    if path.suffix.lower() in ZIPPED:
-        _check_unzipped_size(path, options.max_file_mb)
+    _check_unzipped_size(path, options.max_file_mb)
     try:
         read = list(loader(path, options))
     except LoadError:
