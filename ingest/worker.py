@@ -25,9 +25,24 @@ from ingest.types import Document, LoadError, UnsupportedFile
 _START_TIMEOUT_S = 120.0
 
 
+def _watch_parent(parent: int, every_s: float = 1.0) -> None:
+    """The child ends within a second of its parent's death: killed (kill -9), the parent can no longer
+    stop a parser that runs past its time limit, and a review's orphan went on parsing a
+    million-row sheet up to 1.9 GB before it noticed the closed socket."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="kbqa-parent-watch", daemon=True).start()
+
+
 def _serve(conn: Any) -> None:
     """The child: load each (path, options) it is sent and send back the documents or the error."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _watch_parent(os.getppid())
     conn.send(("ready", None))
     while True:
         try:

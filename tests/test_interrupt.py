@@ -192,3 +192,45 @@ def test_dropping_a_knowledge_base_during_its_ingest_stops_the_ingest_with_a_mes
     assert dropped.returncode == 0 and proc.returncode == 2, (dropped.stderr, out, err)
     assert "was deleted by another process during this ingest" in err and "added" not in out, (out, err)
     assert not (home / "kbs" / "d").exists()  # nothing written again where it was
+
+
+@pytest.mark.slow
+def test_the_loader_process_ends_with_its_parent(tmp_path: Path) -> None:
+    """Found by review: after kill -9 of `kbqa ingest`, its loader process went on parsing a
+    million-row sheet (up to 1.9 GB) for 45 s, and a parser hung for good would have run forever:
+    the time limit is the parent's to enforce. The child now ends within a second or two."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)  # a sheet reads without page reports: no send fails to tell the child
+    sheet = book.create_sheet("rows")
+    for i in range(200_000):
+        sheet.append([f"row {i}", i, i * 2])
+    book.save(tmp_path / "slow.xlsx")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom ingest.loaders import LoadOptions\nfrom ingest.worker import LoaderProcess\n"
+         "w = LoaderProcess(300)\nw._start()\nprint(w._proc.pid, flush=True)\nw.load(sys.argv[1], LoadOptions())",
+         str(tmp_path / "slow.xlsx")], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    child = int(parent.stdout.readline())
+    time.sleep(1.0)  # the child is parsing
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+
+    def gone() -> bool:
+        try:
+            return Path(f"/proc/{child}/stat").read_text().split(") ", 1)[1][0] in "ZX"
+        except OSError:
+            return True
+
+    deadline = time.monotonic() + 3
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = not gone()
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "the loader process outlived its killed parent"
