@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from ingest.tables import is_header_row, shortened_row
-from ingest.textfacts import CLAUSE_END, SENTENCE_END, is_numeric, wide_mask
+from ingest.tables import is_header_row, row_cells, shortened_row
+from ingest.textfacts import CLAUSE_END, SENTENCE_END, is_amount, is_numeric, wide_mask
 from ingest.types import Chunk, Document
 
 LEVELS: list[re.Pattern[str]] = [
@@ -177,7 +177,7 @@ def _table_pieces(text: str, chunk_size: int) -> list[tuple[str, Span]]:  # tabl
     offset = len(header)
     body_start = offset
     rows: list[str] = []
-    headless = len(header_lines) == 2 and not is_header_row(header_lines[0])
+    headless = len(header_lines) == 2 and any(is_amount(c) for c in row_cells(header_lines[0]))  # not an empty header row
     for line in lines[len(header_lines) :]:
         row = line + "\n"
         if headless and is_header_row(line) and len(row) + len(header_lines[1]) + 1 <= chunk_size // 2:

@@ -273,7 +273,7 @@ def test_a_first_page_title_set_in_body_size_describes_the_pdf(tmp_path: Path) -
     assert describe(load_file(prose), prose.name) == "notes"  # a sentence is not a title
 
 
-def test_a_cover_pages_long_title_describes_the_pdf_and_heads_its_pages(tmp_path: Path) -> None:
+def test_a_cover_pages_long_title_describes_the_pdf(tmp_path: Path) -> None:
     """Found by a first-hour review: a paper behind a repository's cover page (set in 6-point type, its
     title of 101 characters in 13 points, smaller than the paper's 12-point body by more than the
     heading rule's 1.15) was described by its file name alone, "langchain"."""
@@ -291,8 +291,8 @@ def test_a_cover_pages_long_title_describes_the_pdf_and_heads_its_pages(tmp_path
     path = tmp_path / "langchain.pdf"
     doc.save(path)
     docs = load_file(path)
-    assert describe(docs, path.name) == title
-    assert all(d.meta["title_path"] == [title] for d in docs if d.meta["page"] > 1)
+    assert describe(docs, path.name) == title  # the file's title, as its metadata would give it
+    assert all(d.meta["title_path"] == [] for d in docs)  # not a heading over every page (an earnings release lost a question so)
     plain = write_pdf(tmp_path / "notes.pdf", ["Employees receive 25 days of paid leave.\n\nExpenses are paid monthly."])
     assert describe(load_file(plain), plain.name) == "notes"  # one size throughout: no title
 

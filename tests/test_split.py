@@ -66,6 +66,9 @@ def test_a_table_opening_with_a_summary_row_repeats_the_row_that_names_its_colum
     named = "| 项目 | 2022 | 2021 |\n|---|---|---|\n" + "\n".join(f"| 名称{i} | 说明 | 备注 |" for i in range(30))
     for c in split_documents([Document(named, {"source": "n.pdf", "kind": "table"})], chunk_size=120):
         assert c.text.startswith("| 项目 | 2022 | 2021 |\n|---|---|---|")  # a header of its own stays, rows of words or not
+    empty = "|  |  |  |\n|---|---|---|\n|  | 12 Weeks Ended | 12 Weeks Ended |\n" + "\n".join(f"| Item {i} | {i} | {i + 1} |" for i in range(30))
+    for c in split_documents([Document(empty, {"source": "e.pdf", "kind": "table"})], chunk_size=120):
+        assert c.text.startswith("|  |  |  |\n|---|---|---|")  # an empty header row is no summary: kept
 
 
 def test_a_table_header_too_long_to_repeat_whole_is_repeated_shortened() -> None:

@@ -351,7 +351,7 @@ class Headings:
         return body > 0 and size >= 1.15 * body and len(text) <= longest and not re.search(r"[。！？；，,;]$", text)
 
     def _first_title(self, first_page: list[tuple[str, float]]) -> str:
-        """The first page's title where the rule above misses it: the one paragraph set in that page's
+        """The first page's title, for a file whose metadata has none: the one paragraph set in that page's
         largest size, with two words or more, clearly larger than *that page's* body (a cover page set
         small throughout) and up to 200 characters ("Creating Large Language Model Applications
         Utilizing LangChain: A Primer on Developing LLM Apps Fast", 101); "" when there is none."""
@@ -377,7 +377,7 @@ class Headings:
             return None
         if self._large(text, size):
             return self.levels.get(round(size * 2) / 2)
-        return 1 if page == 1 and text == self.title else None
+        return None
 
 
 def _needs_ocr(text: str, options: Any, page: Any = None) -> bool:
@@ -477,7 +477,7 @@ def load(path: Path, options: Any) -> Iterator[Document]:
             raise LoadError("PDF has no pages")
         meta = doc.metadata or {}
         about = {"title": meta.get("title") or "", "subject": meta.get("subject") or ""}
-        yield from _with_about(_read_pages(path, doc, options), about)
+        yield from _with_about(_read_pages(path, doc, options, about), about)
 
 
 def _with_about(docs: Iterator[Document], about: dict[str, str]) -> Iterator[Document]:
@@ -488,10 +488,10 @@ def _with_about(docs: Iterator[Document], about: dict[str, str]) -> Iterator[Doc
         yield d
 
 
-def _read_pages(path: Path, doc: Any, options: Any) -> Iterator[Document]:
+def _read_pages(path: Path, doc: Any, options: Any, about: dict[str, str]) -> Iterator[Document]:
     texts: list[str] = []
     if options.pdf_engine == "pymupdf":
-        yield from _pymupdf_sections(path, doc, options)
+        yield from _pymupdf_sections(path, doc, options, about)
         return
     elif options.pdf_engine == "pdfplumber":
         texts = drop_repeated_edges(pdfplumber_pages(path))
@@ -506,9 +506,10 @@ def _read_pages(path: Path, doc: Any, options: Any) -> Iterator[Document]:
             yield _page_doc(path, number, text)
 
 
-def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
+def _pymupdf_sections(path: Path, doc: Any, options: Any, about: dict[str, str]) -> Iterator[Document]:
     """One document per page and section: a title (outline entry or large font) starts a section,
-    and every document carries the path of titles above it."""
+    and every document carries the path of titles above it. A file without a title of its own
+    (metadata) takes its first page's title (Headings.title) into `about`, before the first document."""
     layouts, rects = [], []
     for page in doc:  # each page loaded once (loading one costs as much as reading a short page's text)
         rects.append(page.rect)
@@ -517,6 +518,8 @@ def _pymupdf_sections(path: Path, doc: Any, options: Any) -> Iterator[Document]:
     pages = [page_blocks(layout, rect, drop) for layout, rect in zip(layouts, rects)]
     del layouts
     headings = Headings(doc, pages)
+    if not about.get("title") and headings.title:
+        about["title"] = headings.title
     report = getattr(options, "on_page", None) or (lambda done, total: None)
     scanned = [n for n, paragraphs in enumerate(pages, start=1) if _needs_ocr("\n\n".join(t for t, _ in paragraphs), options, doc[n - 1])]
     ahead = _OcrAhead(doc, scanned, options, ocr_workers(options)) if scanned else None
