@@ -344,29 +344,29 @@ class Headings:
         self.body = max(weights, key=lambda k: weights[k]) if weights else 0.0
         sizes = sorted({round(size * 2) / 2 for paragraphs in pages for text, size in paragraphs if self._large(text, size)}, reverse=True)
         self.levels = {size: min(i + 1, 3) for i, size in enumerate(sizes)}
-        self.title = self._first_title(pages[0] if pages else [])
+        self.title, self.title_size = self._first_title(pages[0] if pages else [])
 
     def _large(self, text: str, size: float, body: float = 0.0, longest: int = 80) -> bool:
         body = body or self.body
         return body > 0 and size >= 1.15 * body and len(text) <= longest and not re.search(r"[。！？；，,;]$", text)
 
-    def _first_title(self, first_page: list[tuple[str, float]]) -> str:
+    def _first_title(self, first_page: list[tuple[str, float]]) -> tuple[str, float]:
         """The first page's title, for a file whose metadata has none: the one paragraph set in that page's
         largest size, with two words or more, clearly larger than *that page's* body (a cover page set
         small throughout) and up to 200 characters ("Creating Large Language Model Applications
-        Utilizing LangChain: A Primer on Developing LLM Apps Fast", 101); "" when there is none."""
+        Utilizing LangChain: A Primer on Developing LLM Apps Fast", 101), with its size; "" when there is none."""
         weights: dict[float, int] = {}
         for text, size in first_page:
             if size != TABLE:
                 weights[round(size, 1)] = weights.get(round(size, 1), 0) + len(text)
         if not weights:
-            return ""
+            return "", 0.0
         top = max(size for _, size in first_page if size != TABLE)
         largest = [text for text, size in first_page if size == top]
         if len(largest) != 1 or len(re.findall(r"[^\W\d_]{2,}", largest[0])) < 2:
-            return ""
+            return "", 0.0
         body = max(weights, key=lambda k: weights[k])
-        return largest[0] if self._large(largest[0], top, body=body, longest=200) else ""
+        return (largest[0], top) if self._large(largest[0], top, body=body, longest=200) else ("", 0.0)
 
     def level(self, page: int, text: str, size: float) -> int | None:
         if self.outline:
@@ -518,8 +518,8 @@ def _pymupdf_sections(path: Path, doc: Any, options: Any, about: dict[str, str])
     pages = [page_blocks(layout, rect, drop) for layout, rect in zip(layouts, rects)]
     del layouts
     headings = Headings(doc, pages)
-    if not about.get("title") and headings.title:
-        about["title"] = headings.title
+    if not about.get("title") and not headings.outline and headings.title and not headings.level(1, headings.title, headings.title_size):
+        about["title"] = headings.title  # (a title that is a heading already is in the description as one)
     report = getattr(options, "on_page", None) or (lambda done, total: None)
     scanned = [n for n, paragraphs in enumerate(pages, start=1) if _needs_ocr("\n\n".join(t for t, _ in paragraphs), options, doc[n - 1])]
     ahead = _OcrAhead(doc, scanned, options, ocr_workers(options)) if scanned else None
