@@ -6,7 +6,9 @@ import errno
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,6 +72,7 @@ EXIT_FAILED_FILES = 1
 EXIT_EMPTY_KB = 1  # ask or search on a knowledge base without a chunk: nothing was looked up
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # SIGTERM, as a shell reports it
 
 
 def _console(stderr: bool = False) -> Any:
@@ -221,7 +224,7 @@ def ingest(
     On a Ray cluster: kbqa ingest ./docs --kb mykb --ray --ray-address 10.0.0.5:6379
 
     Exit code 0: all files ingested; 1: some files failed (listed with reasons) or none were found;
-    2: a usage error (a path that does not exist, a bad option); 130: interrupted.
+    2: a usage error (a path that does not exist, a bad option); 130: interrupted (Ctrl-C); 143: stopped by SIGTERM.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -256,10 +259,20 @@ def ingest(
             if p.result and p.result.status in ("failed", "unsupported") and not as_json:
                 err.print(f"[yellow]{p.result.status}[/] {_n(p.result.name)}: {_e(p.result.error)}")
 
+        terminated: list[int] = []
+
+        def stop(signum: int, frame: Any) -> None:  # SIGTERM (kill, systemd, docker stop) stops it as Ctrl-C does, and says so
+            terminated.append(signum)
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
         try:
             report = knowledge_base.ingest(paths, prune=prune, force=force, progress=progress)
         except (KnowledgeBaseError, RuntimeError, ConnectionError) as exc:  # (RuntimeError, ConnectionError: Ray missing or unreachable)
             _fail(str(exc))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     if not report.files and not existed and not knowledge_base.files():
         knowledge_base.drop()  # made by this command and still empty: leave nothing behind
         _fail(f"no files to ingest under {', '.join(map(str, paths))} (ingest.exclude: {', '.join(cfg.ingest.exclude)})", EXIT_FAILED_FILES)
@@ -282,7 +295,7 @@ def ingest(
             out.print("interrupted: files done so far are kept; run the same command again to continue")
     knowledge_base.close()
     if report.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     if report.failed:
         raise typer.Exit(EXIT_FAILED_FILES)
 

@@ -93,6 +93,15 @@ def test_ctrl_c_ingest_exits_130_and_resumes(home: Path, tmp_path: Path) -> None
     assert_consistent_and_resumes(home, docs)
 
 
+def test_sigterm_stops_ingest_with_the_same_message_and_exits_143(home: Path, tmp_path: Path) -> None:
+    """Found by review: SIGTERM (kill, systemd, docker stop) ended `kbqa ingest` with 143 and not a word."""
+    docs = many_files(tmp_path / "many")
+    proc = start_and_stop_midway(home, docs, signal.SIGTERM)
+    assert proc.returncode == 143
+    assert "run the same command again" in proc.stdout.read()  # type: ignore[union-attr]
+    assert_consistent_and_resumes(home, docs)
+
+
 def test_a_file_past_the_time_limit_is_stopped_and_the_rest_goes_on(home: Path, tmp_path: Path) -> None:
     """ingest.file_timeout_s: a file whose parsing takes too long is killed with its process and
     reported; the next file is read by a fresh one."""
