@@ -237,7 +237,10 @@ def ingest(
     for given in paths:
         if not given.exists():
             hint = f" (to forget the files that were ingested from it: kbqa kb prune {kb})" if prune else ""
-            _fail(f"{given} does not exist; nothing was ingested{hint}")
+            link = " (a symbolic link that leads nowhere: its target is missing, or links loop)" if given.is_symlink() else ""
+            _fail(f"{given} does not exist{link}; nothing was ingested{hint}")
+        if not given.is_file() and not given.is_dir():
+            _fail(f"{given} is not a file or a folder (a FIFO, a socket or a device); nothing was ingested")
     from kbqa.kb import KnowledgeBase
 
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -275,7 +276,11 @@ def test_errors_are_one_json_document_with_json_and_never_a_traceback(home: Path
     assert module.returncode == 0 and module.stdout.strip() == f"kbqa {__version__}", module.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    for args, code, words in ((["ask", "x", "--kb", "nothing-here"], 2, "no knowledge base"),
+    os.mkfifo(tmp_path / "pipe.txt")  # found by review: "no files to ingest under pipe.txt"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # ... and "loop does not exist"
+    for args, code, words in ((["ingest", str(tmp_path / "pipe.txt"), "--kb", "x"], 2, "not a file or a folder (a FIFO"),
+                              (["ingest", str(tmp_path / "loop"), "--kb", "x"], 2, "a symbolic link that leads nowhere"),
+                              (["ask", "x", "--kb", "nothing-here"], 2, "no knowledge base"),
                               (["search", "x", "--kb", "nothing-here"], 2, "no knowledge base"),
                               (["ingest", str(tmp_path / "nope"), "--kb", "x"], 2, "does not exist"),
                               (["ingest", str(empty), "--kb", "x"], 1, "no files to ingest"),
