@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ingest.textfacts import ends_a_clause
+from ingest.textfacts import MONTHS, ends_a_clause
 from ingest.types import Document, LoadError
 
 SIDECAR = "kbqa.yaml"
@@ -39,7 +39,7 @@ _EXTENSION = re.compile(r"\.(docx?|xlsx?|pptx?|pdf|txt|md|html?|indd|qxd)\s*$", 
 MAX_TITLE = 80  # a first line longer than this is body text run together, not a title
 MAX_HEADING = 200  # a heading the loader marked (a paper's title runs to 100 characters and more)
 PART_SEPARATOR = " — "  # between a description's parts (its title, name, title block, date)
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_MONTHS = "|".join(MONTHS)
 _DATE = re.compile(
     rf"\b(?:{_MONTHS})\s+\d{{1,2}},?\s+(?:19|20)\d\d\b"  # March 31, 2023
     r"|\b(?:19|20)\d\d-\d\d-\d\d\b"  # 2023-03-31

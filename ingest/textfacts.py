@@ -112,6 +112,8 @@ def is_amount(word: str) -> bool:
     return _NUMBER.match(word) is not None and _YEAR_ONLY.match(word) is None
 
 
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December")
+
 # a page-number line with its digits written as "#": "#", "- # -", "page # of #", "第#页 共#页", "iv"
 PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^#\s*[-–]\s*#$|^(page\s*)?[-–—(\[]?\s*#\s*([/of]+\s*#)?\s*[-–—)\]]?$|^第\s*#\s*页(\s*[/，,]?\s*共\s*#\s*页)?$", re.I)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ingest.textfacts import QUESTION_WORDS, content_words, language, terms
+from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, terms
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_heading_line, is_title
 from kbqa.models import Calibration
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
@@ -449,23 +449,21 @@ def uncovered_years(words: list[str], hits: list[Hit]) -> list[str]:
     return missing if missing and _YEAR.search(texts[0]) else []
 
 
-_MONTHS_EN = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december")
 # a month named in a question: "December", "Dec." (not "may", a verb), "12月", "十二月"
-_MONTH_EN = re.compile(r"\b(" + "|".join(m.capitalize() for m in _MONTHS_EN) + r"|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?)\b")
+_MONTH_EN = re.compile(r"\b(" + "|".join(MONTHS) + r"|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?)\b")
 _MONTH_ZH = re.compile(r"(?<![0-9０-９〇零一二两三四五六七八九十])(1[0-2]|0?[1-9]|十[一二]?|[一二三四五六七八九])\s*月(?!份?[内以之]|[0-9]+日内)")
 _HAN_MONTHS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10, "十一": 11, "十二": 12}
 
 
-def _months(text: str, english: bool) -> set[int]:
+def _months(text: str) -> set[int]:
     """The months a text names (1..12): English month names and abbreviations (capitalised, so "may"
     the verb is none), and "12月" / "十二月" in Chinese (not a span: "6个月", "3月内")."""
     found = set()
-    if english:
-        for m in _MONTH_EN.finditer(text):
-            word = m.group(1).rstrip(".").lower()
-            if word == "may" and not re.search(r"\d\s*$", text[max(0, m.start() - 4) : m.start()]) and not re.match(r"\s*\d", text[m.end() :]):
-                continue  # "May I ask…": May is a month beside a number only ("May 2015", "5 May")
-            found.add(next(i for i, name in enumerate(_MONTHS_EN, start=1) if name.startswith(word[:3])))
+    for m in _MONTH_EN.finditer(text):
+        word = m.group(1).rstrip(".")
+        if word == "May" and not re.search(r"\d\s*$", text[max(0, m.start() - 4) : m.start()]) and not re.match(r"\s*\d", text[m.end() :]):
+            continue  # "May I ask…": May is a month beside a number only ("May 2015", "5 May")
+        found.add(next(i for i, name in enumerate(MONTHS, start=1) if name.startswith(word[:3])))
     for m in _MONTH_ZH.finditer(text):
         n = m.group(1)
         found.add(int(n) if n.isdigit() else _HAN_MONTHS[n])
@@ -477,10 +475,10 @@ def uncovered_months(question: str, hits: list[Hit]) -> list[int]:
     the best (first) source names another month: "Texas in December 2015" over a table of November
     2015's checks was answered with November's figures. A source that names no month may still be
     about the one asked, as with years."""
-    asked = _months(question, english=True)
+    asked = _months(question)
     if not asked or not hits:
         return []
-    held = [_months(" ".join([h.text, h.context, *h.title_path]), english=True) for h in hits]
+    held = [_months(" ".join([h.text, h.context, *h.title_path])) for h in hits]
     missing = sorted(m for m in asked if not any(m in h for h in held))
     return missing if missing and held[0] - asked else []
 

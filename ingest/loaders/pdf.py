@@ -326,6 +326,15 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text).lower()
 
 
+def _body_size(paragraphs: list[tuple[str, float]]) -> float:
+    """The font size most of the text is set in (tables aside); 0 without text."""
+    weights: dict[float, int] = {}
+    for text, size in paragraphs:
+        if size != TABLE:
+            weights[round(size, 1)] = weights.get(round(size, 1), 0) + len(text)
+    return max(weights, key=lambda k: weights[k]) if weights else 0.0
+
+
 class Headings:
     """Which paragraphs are section titles: the PDF's outline (bookmarks) when it has one, else lines
     set clearly larger than the body text (up to three levels, by size)."""
@@ -335,13 +344,7 @@ class Headings:
         for level, title, page in doc.get_toc(simple=True):
             if title.strip() and page >= 1:
                 self.outline.setdefault(page, []).append((level, _squash(title)))
-        weights: dict[float, int] = {}
-        for paragraphs in pages:
-            for text, size in paragraphs:
-                if size == TABLE:
-                    continue
-                weights[round(size, 1)] = weights.get(round(size, 1), 0) + len(text)
-        self.body = max(weights, key=lambda k: weights[k]) if weights else 0.0
+        self.body = _body_size([p for paragraphs in pages for p in paragraphs])
         sizes = sorted({round(size * 2) / 2 for paragraphs in pages for text, size in paragraphs if self._large(text, size)}, reverse=True)
         self.levels = {size: min(i + 1, 3) for i, size in enumerate(sizes)}
         self.title, self.title_size = self._first_title(pages[0] if pages else [])
@@ -355,17 +358,13 @@ class Headings:
         largest size, with two words or more, clearly larger than *that page's* body (a cover page set
         small throughout) and up to 200 characters ("Creating Large Language Model Applications
         Utilizing LangChain: A Primer on Developing LLM Apps Fast", 101), with its size; "" when there is none."""
-        weights: dict[float, int] = {}
-        for text, size in first_page:
-            if size != TABLE:
-                weights[round(size, 1)] = weights.get(round(size, 1), 0) + len(text)
-        if not weights:
+        body = _body_size(first_page)
+        if not body:
             return "", 0.0
         top = max(size for _, size in first_page if size != TABLE)
         largest = [text for text, size in first_page if size == top]
         if len(largest) != 1 or len(re.findall(r"[^\W\d_]{2,}", largest[0])) < 2:
             return "", 0.0
-        body = max(weights, key=lambda k: weights[k])
         return (largest[0], top) if self._large(largest[0], top, body=body, longest=200) else ("", 0.0)
 
     def level(self, page: int, text: str, size: float) -> int | None:

@@ -52,8 +52,9 @@ class _Region:
 
 def _one_table(a: _Region, b: _Region, grid: list[list[str]]) -> bool:
     """Whether two groups of touching cells are one table: their boxes overlap (a caption cell in the
-    table's corner, a header cell over a column of its own); or they stand side by side across one
-    empty column and fill the same rows (a spacer column: "Sales | Profit | | Depreciation"); or one
+    table's corner, a header cell over a column of its own); or they stand side by side across one or
+    two empty columns and fill mostly the same rows, two thirds of each one's (a spacer column:
+    "Sales | Profit | | Depreciation"; a caption row over one of them); or one
     is a header (a few rows, no figures) across one empty row above the other, within its columns."""
     if a.left <= b.right and b.left <= a.right and a.top <= b.bottom and b.top <= a.bottom:
         return True
