@@ -276,7 +276,9 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
     """(absolute file, name shown to users) for every file under the given files and folders. The
     folder's own path is resolved (a folder reached through a link is recorded where it is), a file
     that is a symbolic link is recorded where the link is, not where it points: it belongs to this
-    folder, and leaves it (pruned) when the link goes."""
+    folder, and leaves it (pruned) when the link goes. Entries inside a folder that are no file to
+    read (a FIFO, a socket, a link that leads nowhere) are yielded too: the ingest reports each one
+    as failed, with why, instead of passing over it in silence."""
     for given in paths:
         root = Path(given).expanduser()
         if not root.exists():
@@ -292,8 +294,7 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
                 if not ingestable(fn, exclude) or a_kb and is_kb_file(Path(dirpath) / fn):
                     continue  # kbqa.yaml describes the files beside it; it is not one of them
                 full = Path(dirpath) / fn
-                if full.is_file():
-                    yield base / full.relative_to(root), full.relative_to(root).as_posix()
+                yield base / full.relative_to(root), full.relative_to(root).as_posix()
 
 
 PARSE_AHEAD = 2  # files parsed ahead of the one being embedded
@@ -316,6 +317,16 @@ class _FilePlan:
     stamp: tuple[int, int] | None = None  # (size, mtime in ns) when it was hashed: another after reading means it changed meanwhile
     result: FileResult | None = None  # known before reading: skipped or failed
     future: Future[list[Document]] | None = None
+
+
+def _not_a_file(path: Path) -> str:
+    """Why an entry found in a folder is no file to read ("" when it is one, or is gone: reading it
+    says so)."""
+    if path.is_symlink() and not path.exists():
+        return "a symbolic link that leads nowhere (its target is missing, or links loop): left out"
+    if path.exists() and not path.is_file():
+        return "not a regular file (a FIFO, a socket or a device): left out"
+    return ""
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -862,7 +873,7 @@ class KnowledgeBase:
                     index.save(self.catalog.generation())
                     last_save, dirty = time.monotonic(), False
                 notify(Progress("file", n + 1, len(files), plan.name, result))
-            gone = self._gone(paths, {str(p) for p, _ in files}, before=scanned)
+            gone = self._gone(paths, {str(p) for p, _ in files if p.is_file()}, before=scanned)  # a link left dangling: gone
             if prune:
                 report.files.extend(FileResult(row.name, "removed", chunks=row.chunks) for row in self._prune(gone))
             else:
@@ -896,6 +907,9 @@ class KnowledgeBase:
             shown = os.fsencode(name).decode("utf-8", "backslashreplace")
             return _FilePlan(path, shown, result=FileResult(
                 shown, "failed", error="its name (or its folder's) is not valid UTF-8: rename it (e.g. convmv -f GBK -t UTF-8)"))
+        odd = _not_a_file(path)
+        if odd:  # opening a FIFO to hash it would wait for a writer for good
+            return _FilePlan(path, name, result=FileResult(name, "failed", error=odd))
         try:
             stat = path.stat()
             sha = sha256_file(path)

@@ -340,6 +340,6 @@ def _left_behind(target: Path, recorded: set[str], exclude: list[str]) -> list[P
     suffixes = {e[i:] for e in ends for i in range(len(e)) if e[i] == "/"}  # every tail of every recorded path
     left = list(target.rglob(".upload-*.part"))
     for path, _ in ingestable_files([target], exclude):
-        if "/" + path.relative_to(target).as_posix() not in suffixes:
+        if path.is_file() and "/" + path.relative_to(target).as_posix() not in suffixes:
             left.append(path)
     return left

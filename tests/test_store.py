@@ -300,3 +300,29 @@ def test_a_file_that_is_a_link_belongs_to_its_folder_and_goes_with_the_link(home
     assert [(f.name, f.status) for f in kb.ingest([docs], prune=True).files if f.status != "skipped"] == [("giraffe.txt", "removed")]
     assert sorted(Path(f.path).parent.name for f in kb.files()) == ["docs", "outside"]
     kb.close()
+
+
+def test_a_fifo_or_a_dangling_link_in_a_folder_is_reported_not_passed_over(home: Path, tmp_path: Path) -> None:
+    """Found by review: inside a folder, FIFOs, sockets and links that lead nowhere were skipped
+    without a word (hashing a FIFO would have waited for good). Each is a failed file with why; a
+    link whose target was deleted is gone with --prune, as the file it stood for."""
+    import os
+
+    docs, outside = tmp_path / "docs", tmp_path / "outside"
+    docs.mkdir()
+    outside.mkdir()
+    (docs / "penguin.txt").write_text("Penguins live in the southern hemisphere.", encoding="utf-8")
+    (outside / "giraffe.txt").write_text("The giraffe is the tallest land animal, up to 5.8 metres.", encoding="utf-8")
+    (docs / "giraffe.txt").symlink_to(outside / "giraffe.txt")
+    kb = KnowledgeBase.open("odd-entries", llm="extractive")
+    assert {f.name: f.status for f in kb.ingest([docs]).files} == {"giraffe.txt": "added", "penguin.txt": "added"}
+    os.mkfifo(docs / "pipe.txt")
+    (docs / "loop.txt").symlink_to(docs / "loop.txt")
+    (outside / "giraffe.txt").unlink()
+    report = kb.ingest([docs], prune=True)
+    got = {f.name: (f.status, f.error or "") for f in report.files}
+    assert got["pipe.txt"][0] == "failed" and "not a regular file (a FIFO" in got["pipe.txt"][1]
+    assert got["loop.txt"][0] == "failed" and "leads nowhere" in got["loop.txt"][1]
+    assert [f.status for f in report.files if f.name == "giraffe.txt"] == ["failed", "removed"], report.files
+    assert got["penguin.txt"] == ("skipped", "") and [f.name for f in kb.files()] == ["penguin.txt"]
+    kb.close()
