@@ -91,12 +91,12 @@ def score(q: Question, sources: list[Source]) -> dict[str, Any]:
     page = any(s.file == Path(g["doc_id"]).name and g["page"] in s.pages for s in top for g in q.gold)
     near = any(s.file == Path(g["doc_id"]).name and any(abs(p - g["page"]) <= 1 for p in s.pages) for s in top for g in q.gold)
     found = evidence_terms("\n".join(s.text for s in top))
-    evidence = False
+    share = 0.0  # the largest part of one gold evidence's terms that the five hold
     for g in q.gold:
         wanted = evidence_terms(g.get("evidence") or "")
-        if wanted and len(wanted & found) / len(wanted) >= 0.5:
-            evidence = True
-    return {"doc": doc, "page": page, "page±1": near, "evidence": evidence, "chars": sum(len(s.text) for s in top)}
+        if wanted:
+            share = max(share, len(wanted & found) / len(wanted))
+    return {"doc": doc, "page": page, "page±1": near, "evidence": share >= 0.5, "share": round(share, 2), "chars": sum(len(s.text) for s in top)}
 
 
 def summary(name: str, rows: list[dict[str, Any]], ingest_s: float, chunks: int, note: str) -> dict[str, Any]:
