@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
-from ingest.textfacts import coverage, idf_weights, language, near_spelling, paragraph_sentences, terms
+from ingest.textfacts import coverage, idf_weights, is_amount, language, near_spelling, paragraph_sentences, terms
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -120,21 +120,43 @@ class Sentence:
         return row_reading(self.header, self.text, lang) if self.header else self.text
 
 
+def _is_rule(line: str) -> bool:
+    return line.startswith("|") and all(set(c) <= set("-: ") for c in row_cells(line))
+
+
+def column_rows(text: str) -> set[str]:
+    """The rows of a passage's Markdown tables that name columns rather than hold data: a row with
+    no figure but years that stands over the rule, or has an empty first cell ("| | 2022 | 2021 |",
+    "| | 本报告期末 | 上年度末 |"), or names three columns or more over a row of figures ("| 股东名称 |
+    股东性质 | 持股比例 |" set inside a table). A row of words ("| E3 | Sensor dirty | Clean it |",
+    "| Rated power | 45 W |", a timetable's "| S103 | 09:00 |") is data: it may be the answer."""
+    lines = [line.strip() for line in text.split("\n")]
+    out = set()
+    for i, line in enumerate(lines):
+        if _is_rule(line) or not is_header_row(line):
+            continue
+        after = lines[i + 1] if i + 1 < len(lines) else ""
+        cells = row_cells(line)
+        if (_is_rule(after) or not cells[0]
+                or sum(bool(c) for c in cells) >= 3 and after.startswith("|") and any(is_amount(c) for c in row_cells(after))):
+            out.add(line)
+    return out
+
+
 def table_header(text: str, row: str) -> str:
-    """The header row of a Markdown table row in a passage: the nearest row above it that holds no
-    figure but years ("|  | 本报告期末 | 上年度末 |", "| | 2022 | 2021 |"), or ""."""
+    """The header row of a Markdown table row in a passage: the nearest row above it that names
+    columns (column_rows: "|  | 本报告期末 | 上年度末 |", "| | 2022 | 2021 |", "| Code | Problem | Fix |"),
+    or ""."""
     lines = text.split("\n")
     at = next((i for i, line in enumerate(lines) if line.strip() == row), None)
     if at is None or not row.startswith("|"):
         return ""
+    names = column_rows("\n".join(lines[max(0, at - 60):at + 1]))
     for line in reversed(lines[max(0, at - 60):at]):
         line = line.strip()
         if not line.startswith("|"):
             return ""
-        cells = row_cells(line)
-        if all(set(c) <= set("-: ") for c in cells):
-            continue  # the rule under a header
-        if is_header_row(line):
+        if line in names:
             return line
     return ""
 
@@ -191,8 +213,9 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     for hit in hits:
         said = paragraph_sentences(hit.text)
         opens.append({pos for pos, (_, first) in enumerate(said) if first})
+        names = column_rows(hit.text) if "|" in hit.text else set()
         found = [(pos, s, terms(s)) for pos, (s, _) in enumerate(said)
-                 if not is_title(s, hit) and not (s.startswith("|") and is_header_row(s))]  # a heading, a table's header say no answer
+                 if not is_title(s, hit) and s not in names]  # a heading, a table's header say no answer
         per_source.append(found)
     everything = [t for source in per_source for _, _, t in source]
     title_terms = [terms(" ".join([*hit.title_path, hit.context])) if titles else set() for hit in hits]  # what each passage is, whose

@@ -480,3 +480,55 @@ def test_versions_and_codes_are_words(tmp_path: Path, monkeypatch: pytest.Monkey
         assert lexical and kb.catalog.document_frequencies(["2.1", "x.25"])[1] == {"2.1": 1, "x.25": 0}
         named = kb.ask("What did update 3.1 change?")  # only the file name says which update a text is about
         assert named.sources[0].file == "update_3.1.md" and "Wi-Fi pairing" in named.text, named.text
+
+
+MANUAL = """# KX-300 User Manual
+
+## Specifications
+
+| Spec | Value |
+|---|---|
+| CADR | 300 m3/h |
+| Rated power | 45 W |
+| Noise level | 22-48 dB |
+
+## Troubleshooting
+
+If the display shows an error code, look it up in the table below before contacting service.
+
+| Code | Symptom | Possible cause | Solution |
+|---|---|---|---|
+| E1 | Unit does not switch on | Power cord loose | Push the power cord firmly into the socket |
+| E2 | Fan does not start | Child lock active | Turn off the child lock, then restart the unit |
+| E3 | Air quality light stays red | PM2.5 sensor dirty | Clean the PM2.5 sensor with a dry cotton swab |
+
+## Shuttle timetable
+
+| Trip | Central Station | Airport |
+|---|---|---|
+| S101 | 07:00 | 07:48 |
+| S103 | 09:00 | 09:50 |
+"""
+
+
+def test_a_table_row_of_words_is_evidence_not_a_header(home: Path, tmp_path: Path) -> None:
+    """Found by a first-hour review: every table row without a figure ("| E3 | … | Clean the PM2.5
+    sensor … |", "| Rated power | 45 W |", a timetable's "| S103 | 09:00 |") was taken for a header
+    and never quoted, so "How do I fix error E3?" was refused with the right page as source [1].
+    Only rows that name columns (over the rule, an empty first cell, names over figures) are headers."""
+    from kbqa import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "KX-300.md").write_text(MANUAL, encoding="utf-8")
+    with KnowledgeBase.open("manual", llm="extractive") as kb:
+        kb.ingest([docs])
+        for question, words in (("How do I fix error E3 on the KX-300?", "E3: Symptom Air quality light stays red; Possible cause PM2.5 sensor dirty; "
+                                 "Solution Clean the PM2.5 sensor with a dry cotton swab"),
+                                ("What is the rated power of the KX-300?", "Rated power: Value 45 W"),
+                                ("When does shuttle trip S103 arrive at the Airport?", "S103: Central Station 09:00; Airport 09:50")):
+            answer = kb.ask(question)
+            assert answer.answered_from_documents and words in answer.text, (question, answer.text)
+    hit = _hit(MANUAL)
+    assert "E2: Symptom Fan does not start; Possible cause Child lock active" in extractive_text(gather("What causes error E2?", [hit]))
+    assert "| Code | Symptom |" not in extractive_text(gather("What are the possible cause and the solution of a symptom?", [hit]))
