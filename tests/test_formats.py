@@ -98,6 +98,26 @@ def test_an_xlsx_table_laid_out_with_spacer_columns_and_rows_is_one_table(tmp_pa
     assert load_file(tmp_path / "named.xlsx")[0].meta["title_path"] == ["Notes", "In millions of CHF January–June 2023"]
 
 
+def test_an_xlsx_caption_over_an_empty_row_is_the_caption_not_the_header(tmp_path: Path) -> None:
+    """Found by a first-hour review: a price list's caption cell over an empty row was read as the
+    table's header ("| Kestrel price list 2024 (EUR, excl. VAT) | | | |"), its real header became a
+    row of data, and an answer about a filter's price began with the caption's empty cells."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "Air Purifiers"
+    ws.append(["Kestrel price list 2024 (EUR, excl. VAT)"])
+    ws.append([])
+    ws.append(["Model", "Description", "List price", "Dealer price"])
+    ws.append(["KX-300", "Air purifier, 36 m2", 249, 189])
+    ws.append(["FH-500", "Replacement filter H13 for KX-500", 49, 35])
+    book.save(tmp_path / "prices.xlsx")
+    [table] = [d for d in load_file(tmp_path / "prices.xlsx") if d.meta["kind"] == "table"]
+    assert table.meta["title_path"] == ["Air Purifiers", "Kestrel price list 2024 (EUR, excl. VAT)"]
+    assert table.text.startswith("| Model | Description | List price | Dealer price |\n|---|"), table.text
+
+
 def test_csv_and_tsv(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("name;age;note\nAlice;30;a|b\nBob;41;\n", encoding="utf-8")
     text = load_file(tmp_path / "a.csv")[0].text

@@ -109,14 +109,17 @@ def _captions(region: list[list[str]]) -> tuple[list[str], list[list[str]]]:
     captions = []
     while len(region) > 1 and len(region[0]) > 1:
         first = [v for v in region[0] if v]
-        following = sum(1 for v in region[1] if v)
+        below = [row for row in region[1:] if any(row)]  # an empty row under a caption is no row of the table
+        following = sum(1 for v in below[0] if v) if below else 0
         if region[0][0] and len(set(region[0])) == 1:
             captions.append(region[0][0])
-        elif len(region) > 2 and 0 < len(first) <= 2 and following >= len(first) + 2 and not any(is_amount(v) for v in first):
+        elif len(below) > 1 and 0 < len(first) <= 2 and following >= len(first) + 2 and not any(is_amount(v) for v in first):
             captions.append(" ".join(" ".join(v.split()) for v in first))
         else:
             break
         region = region[1:]
+        while len(region) > 1 and not any(region[0]):
+            region = region[1:]
     return captions, region
 
 
