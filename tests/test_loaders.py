@@ -297,6 +297,23 @@ def test_html_main_text_without_scripts(tmp_path: Path) -> None:
     assert docs[-1].meta["title_path"] == ["Guide", "Details"]
 
 
+def test_html_sidebar_is_left_out_but_an_aside_in_the_article_is_kept(tmp_path: Path) -> None:
+    """Found by a first-hour review: a news page's <aside> ("Related news: Kestrel opens sales office
+    in Warsaw (2022)", "Subscribe") became chunks and was quoted in answers about the article. An
+    <aside> inside the <article> or <main> (a note, a pull quote) is the page's own text."""
+    p = tmp_path / "news.html"
+    p.write_text(
+        "<html><body><main><article><h1>Ningbo centre opens</h1><p>The centre opened on 18 March 2024.</p>"
+        "<aside>Note: figures are preliminary.</aside></article></main>"
+        "<aside><h2>Related news</h2><ul><li>Kestrel opens sales office in Warsaw (2022)</li></ul>"
+        "<aside>Subscribe to our newsletter</aside></aside><p>Contact: press@example.com</p></body></html>",
+        encoding="utf-8",
+    )
+    text = "\n".join(d.text for d in load_file(p))
+    assert "Warsaw" not in text and "Subscribe" not in text and "Related news" not in text, text
+    assert "opened on 18 March 2024." in text and "Note: figures are preliminary." in text and "press@example.com" in text, text
+
+
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [

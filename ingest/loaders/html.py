@@ -14,7 +14,7 @@ from ingest.types import Document
 
 # never text: code, navigation, forms, and the <title> (the page's name, not its content; kept as metadata)
 _SKIP = {"script", "style", "noscript", "nav", "header", "footer", "form", "svg", "template", "button", "select", "title"}
-_BLOCK = {"p", "div", "li", "tr", "br", "table", "section", "article", "blockquote", "pre", "dd", "dt", "ul", "ol"}
+_BLOCK = {"p", "div", "li", "tr", "br", "table", "section", "article", "aside", "blockquote", "pre", "dd", "dt", "ul", "ol"}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
 
@@ -64,6 +64,8 @@ class _Sections(HTMLParser):
         self.body: list[str] = []
         self.sections: list[tuple[list[str], str]] = []
         self.tables: list[_Table] = []
+        self.main = 0  # inside <main> or <article>: the page's own text
+        self.asides: list[bool] = []  # per open <aside>: whether it is skipped
 
     def flush(self) -> None:
         text = "".join(self.body)
@@ -77,6 +79,11 @@ class _Sections(HTMLParser):
         return bool(self.tables) and self.tables[-1].cell is not None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "aside":  # a sidebar ("Related news", "Subscribe") outside the page's main text is none of it
+            self.asides.append(not self.main and not self.skip)
+            self.skip += self.asides[-1]
+        elif tag in ("main", "article") and not self.skip:
+            self.main += 1
         if tag in _SKIP:
             self.skip += 1
         elif self.skip:
@@ -113,6 +120,11 @@ class _Sections(HTMLParser):
             table.row = None
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "aside" and self.asides and self.asides.pop():
+            self.skip -= 1
+            return
+        if tag in ("main", "article") and self.main and not self.skip:
+            self.main -= 1
         if tag in _SKIP:
             self.skip = max(0, self.skip - 1)
         elif self.skip:
