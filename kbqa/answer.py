@@ -236,6 +236,31 @@ def _says_more(text: str, asked: set[str]) -> bool:
     return any(not (len(t) == 1 and t.isascii() and t.isalpha()) and not any(t in a for a in asked) for t in terms(text))
 
 
+_DANGLING = re.compile(r"\s+(?:a|an|the|of|to|in|on|at|for|by|with|and|or|from|into|than|as|per|that|which)$", re.I)
+
+
+def _without_dangling_word(text: str) -> str:
+    """A short answer without a last word that only leads on ("18 days of" -> "18 days")."""
+    return _DANGLING.sub("", text)
+
+
+_CLAUSE = re.compile(r"[，；;]")
+
+
+def _from_the_asked_clause(text: str, sentence: str, asked: set[str]) -> bool:
+    """Whether a short answer comes from the clause of its sentence that the question points at. In a
+    sentence of clauses ("10月1日至2日由张伟值班，10月3日至4日由李娜值班，10月5日至7日由王强值班"), an answer
+    taken from a clause that says something of its own (words beside the answer) while another clause
+    holds more of the question's words is a neighbour's: 王强 for "10月3日谁值班？", 北门 for "哪个门关闭？"
+    over "东门关闭，请从北门进出". A clause that is the answer alone ("1990年，他出生于北京") is no neighbour."""
+    clauses = [c for c in _CLAUSE.split(sentence) if c.strip()]
+    flat = squash(text)
+    held = [c for c in clauses if flat in squash(c)]
+    if len(clauses) < 2 or len(held) != 1 or not terms(held[0]) - terms(text):
+        return True
+    return len(terms(held[0]) & asked) >= max(len(terms(c) & asked) for c in clauses)
+
+
 class ExtractiveAnswerer:
     """No generation: the evidence sentences that best hold the answer, cited."""
 
@@ -300,11 +325,12 @@ class CompletionAnswerer:
                     break  # it runs on across a table's cells: what was checked before stays
                 whole = whole_numbers(text, best.text)  # (a number still coming is shown once it is whole)
                 if held and whole and text and _says_more(text, asked_terms) and has_kind(text, evidence.kind, asked.lang, asked.query) \
-                        and not is_title(text, sources[best.n - 1]):
+                        and not is_title(text, sources[best.n - 1]) and _from_the_asked_clause(text, best.text, asked_terms):
                     held = False
-                if not held and whole and len(text) > len(shown):
-                    yield text[len(shown):] if shown else text
-                    shown = text
+                ready = _without_dangling_word(text)  # "18 days of" is shown once what it leads to comes
+                if not held and whole and len(ready) > len(shown) and ready.startswith(shown):
+                    yield ready[len(shown):] if shown else ready
+                    shown = ready
         finally:
             close = getattr(pieces, "close", None)
             if close:

@@ -532,3 +532,44 @@ def test_a_table_row_of_words_is_evidence_not_a_header(home: Path, tmp_path: Pat
     hit = _hit(MANUAL)
     assert "E2: Symptom Fan does not start; Possible cause Child lock active" in extractive_text(gather("What causes error E2?", [hit]))
     assert "| Code | Symptom |" not in extractive_text(gather("What are the possible cause and the solution of a symptom?", [hit]))
+
+
+NOTICE = """关于2024年国庆节放假安排的通知
+
+一、10月1日至7日放假调休，共7天。9月29日（星期日）、10月12日（星期六）正常上班。
+二、值班安排：10月1日至2日由张伟值班（电话138-0013-5566），10月3日至4日由李娜值班，10月5日至7日由王强值班。
+三、放假期间园区东门关闭，请从北门进出。节前请各部门做好安全检查，关闭电源和门窗。
+"""
+
+
+def test_a_short_answer_from_a_neighbouring_clause_or_ending_on_of_is_not_given() -> None:
+    from kbqa.answer import _from_the_asked_clause, _without_dangling_word
+
+    duty = "二、值班安排：10月1日至2日由张伟值班（电话138-0013-5566），10月3日至4日由李娜值班，10月5日至7日由王强值班。"
+    asked = terms("国庆节期间10月3日谁值班？")
+    assert not _from_the_asked_clause("王强", duty, asked) and _from_the_asked_clause("李娜", duty, asked)
+    gates, asked = "三、放假期间园区东门关闭，请从北门进出。", terms("国庆放假期间园区哪个门关闭？")
+    assert not _from_the_asked_clause("北门", gates, asked) and _from_the_asked_clause("东门", gates, asked)
+    assert _from_the_asked_clause("1990年", "1990年，他出生于北京。", terms("他哪一年出生于北京？"))  # the answer alone: no neighbour
+    assert _without_dangling_word("18 days of") == "18 days" and _without_dangling_word("Room B214") == "Room B214"
+
+
+@pytest.mark.slow
+def test_the_default_model_does_not_answer_with_a_neighbouring_clause(home: Path, tmp_path: Path) -> None:
+    """Found by a first-hour review: gemma answered "10月3日谁值班？" with 王强 (10月5日至7日) and
+    "哪个门关闭？" with 北门 (the gate to use) — both inside the evidence sentence, so both passed —
+    and "How many days of annual leave…" with "18 days of"."""
+    from kbqa import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "国庆放假通知.txt").write_text(NOTICE, encoding="utf-8")
+    (docs / "handbook.txt").write_text("Annual leave\n\nFull-time employees receive 18 days of paid annual leave per year. "
+                                        "After five years of continuous service, annual leave increases to 22 days.\n", encoding="utf-8")
+    with KnowledgeBase.open("notice") as kb:  # the default LLM, gemma-3-270m
+        kb.ingest([docs])
+        for question, wrong, right in (("国庆节期间10月3日谁值班？", "王强", "李娜"), ("国庆放假期间园区哪个门关闭？", "北门", "东门")):
+            text = kb.ask(question).text
+            assert not text.startswith(wrong) and right in text, text
+        text = kb.ask("How many days of paid annual leave do full-time employees get?").text
+        assert "18 days" in text and not re.match(r"18 days of\b", text), text
