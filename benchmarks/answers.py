@@ -53,6 +53,13 @@ def supported(answer: str, sources: list[Any]) -> bool:
     return True
 
 
+def _short_answer(answer: str) -> str | None:
+    """A base model's short answer, the part before its evidence ("18 days [1]. Evidence: …"); None
+    when the answer is the quoted evidence alone."""
+    parts = re.split(r"\[\d+\][.。]? ?(?:依据：|Evidence:)", answer, maxsplit=1)
+    return parts[0].strip() if len(parts) == 2 else None
+
+
 def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, Any]:
     from kbqa.config import load_config
     from kbqa.kb import KnowledgeBase
@@ -73,6 +80,7 @@ def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, A
         cited = cited_sources(stream.text, stream.sources)
         ok = supported(stream.text, stream.sources) if stream.answered_from_documents else True
         gold = [squash(a) for a in q.answers]
+        short = _short_answer(stream.text)
         rows.append({
             "id": q.id,
             "answer": stream.text,
@@ -81,6 +89,8 @@ def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, A
             "context_has_gold": any(g in squash(s.text) for s in stream.sources for g in gold),
             "supported": ok,
             "refused": not stream.answered_from_documents,
+            "short": short is not None,
+            "short_has_gold": short is not None and any(g in squash(short) for g in gold),
             "ttft": first or total,
             "seconds": total,
             "pieces": pieces,
@@ -96,6 +106,8 @@ def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, A
         "context_contains_gold": sum(r["context_has_gold"] for r in rows) / n,
         "unsupported_answers": sum(not r["supported"] for r in rows),
         "refused": sum(r["refused"] for r in rows),
+        "short_answers": sum(r["short"] for r in rows),
+        "short_answers_with_gold": sum(r["short_has_gold"] for r in rows),
         "ttft_p50_s": statistics.median(r["ttft"] for r in rows),
         "tokens_per_s": speed,
         "examples": rows[:8],
@@ -103,6 +115,7 @@ def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, A
     print(
         f"{llm:14s} answer has gold {result['answer_contains_gold']:.1%}  cited source has gold {result['cited_source_contains_gold']:.1%}  "
         f"context has gold {result['context_contains_gold']:.1%}  unsupported {result['unsupported_answers']}  refused {result['refused']}  "
+        f"short answers {result['short_answers']} (with gold {result['short_answers_with_gold']})  "
         f"TTFT p50 {result['ttft_p50_s'] * 1000:.0f} ms  " + (f"{result['tokens_per_s']:.0f} tokens/s" if result["tokens_per_s"] else ""),
         flush=True,
     )
