@@ -102,7 +102,7 @@ def capabilities_of(llm: Any) -> Capabilities:
 class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
-    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered
+    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -443,6 +443,9 @@ def prepare(
     if decision.answer and (uncovered_years(list(frequencies[1]), hits) or uncovered_months(query, hits)):  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "period-not-covered", facts)
+    if decision.answer and uncovered_codes(query, hits):
+        p = min(decision.confidence, YEAR_NOT_HELD)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "code-not-covered", facts)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
@@ -507,6 +510,30 @@ def uncovered_months(question: str, hits: list[Hit]) -> list[int]:
     held = [_months(" ".join([h.text, h.context, *h.title_path])) for h in hits]
     missing = sorted(m for m in asked if not any(m in h for h in held))
     return missing if missing and held[0] - asked else []
+
+
+# a code a question names: letters then digits, glued or joined by a hyphen ("P-4010", "KX-700",
+# "Q4", "E3", "S103"), or a capitalised word and a number ("Room 301", "Gate 4"); not a year ("FY2019")
+_CODE = re.compile(r"(?<![\w-])(?:([A-Za-z]{1,4})-?|([A-Z][A-Za-z]{1,5}) )(\d{1,6})(?![\w-]|\.\d)")
+
+
+def _codes(text: str) -> set[tuple[str, str]]:
+    """The codes a text names, as (letters in capitals, digits)."""
+    return {((m.group(1) or m.group(2)).upper(), m.group(3)) for m in _CODE.finditer(text) if not _YEAR.fullmatch(m.group(3))}
+
+
+def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
+    """The codes the question names ("P-4010", "KX-700", "Q4") that no source holds, when the best
+    (first) source names another code of the same letters: a first-hour review's "Which bin holds
+    part P-4010?" over a catalogue of P-1010 … P-3028 was answered with P-1010's row, and "Q4
+    revenue" over a Q3 review with Q3's."""
+    asked = _codes(question)
+    if not asked or not hits:
+        return []
+    held = [_codes(" ".join([h.text, h.context, *h.title_path])) for h in hits]
+    missing = [c for c in asked if not any(c in h for h in held)]
+    others = {letters for letters, _ in held[0]}
+    return sorted(f"{letters}{digits}" for letters, digits in missing if letters in others)
 
 
 def _with_arabic_years(text: str) -> str:

@@ -573,3 +573,27 @@ def test_the_default_model_does_not_answer_with_a_neighbouring_clause(home: Path
             assert not text.startswith(wrong) and right in text, text
         text = kb.ask("How many days of paid annual leave do full-time employees get?").text
         assert "18 days" in text and not re.match(r"18 days of\b", text), text
+
+
+def test_a_code_no_source_holds_is_refused_when_the_sources_name_others_of_its_kind(home: Path, tmp_path: Path) -> None:
+    """Found by a first-hour review: "Which bin holds part P-4010?" over a catalogue of P-1010 …
+    P-1012 was answered with P-1010's row, and "Q4 revenue" over a Q3 review with Q3's figures."""
+    from kbqa import KnowledgeBase
+    from kbqa.answer import uncovered_codes
+
+    catalogue = _hit("| Part | Description | Bin |\n|---|---|---|\n| P-1010 | Fan motor | A-03 |\n| P-1011 | Rear cover latch | A-04 |")
+    assert uncovered_codes("Which bin holds part P-4010?", [catalogue]) == ["P4010"]
+    assert uncovered_codes("Which bin holds part P-1011?", [catalogue]) == [] and uncovered_codes("Which bin holds P1011?", [catalogue]) == []
+    assert uncovered_codes("Where is Room 301?", [catalogue]) == []  # the sources name no room: nothing says they speak of another
+    assert uncovered_codes("Revenue in FY2019?", [_hit("FY2018 revenue was 4.2 million.")]) == []  # a year: uncovered_years' part
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "parts.md").write_text("# Spare parts catalogue\n\n" + catalogue.text + "\n", encoding="utf-8")
+    (docs / "review.md").write_text("# Sales review Q3 2024\n\nRevenue Q3 2024: EUR 4.2 million (+12% year over year).\n", encoding="utf-8")
+    with KnowledgeBase.open("parts", llm="extractive") as kb:
+        kb.ingest([docs])
+        assert kb.ask("Which warehouse bin holds spare part P-1011?").answered_from_documents
+        assert kb.ask("What was the revenue in Q3 2024?").answered_from_documents
+        for question in ("Which warehouse bin holds spare part P-4010?", "What was the revenue in Q4 2024?"):
+            answer = kb.ask(question)
+            assert not answer.answered_from_documents and answer.confidence is not None and answer.confidence <= 0.05, (question, answer.text)
