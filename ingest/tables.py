@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ingest.textfacts import is_amount
+from ingest.textfacts import TABLE_RULE, is_amount
 
 CURRENCY = frozenset({"$", "€", "£", "¥", "￥", "US$", "HK$", "RMB"})  # a sign a statement sets in a cell of its own
 # A cell that is a figure: "1,093", "(482)", "$ 5.2", "56.2%", "1e-3", a dash for none, n/a, n.m.
@@ -213,3 +213,19 @@ def _row_cells(line: str) -> list[str] | None:
     """A Markdown table row's cells as markdown_table writes them; None for a line that is not one."""
     return line[2:-2].split(" | ") if line.startswith("| ") and line.endswith(" |") else None
 
+
+
+def continued_table(before: str, table: str) -> str | None:
+    """A table that goes on from the one before it (the last thing on the page before; this one the
+    first on its page) without repeating its header: the same columns, and a first row whose cells
+    hold figures where the earlier table's last row does ("| P-2020 | Power cord UK | 33.82 |" under
+    "| P-1019 | Filter | 12.00 |"). Returns it under the earlier header (its first row a row of
+    data again), else None. A table of words only cannot be told from a new one: None."""
+    old, new = before.split("\n"), table.split("\n")
+    if len(old) < 3 or len(new) < 2 or not TABLE_RULE.match(old[1]) or not TABLE_RULE.match(new[1]) or new[0] == old[0]:
+        return None
+    shape = lambda line: [is_amount(c) for c in row_cells(line)]  # noqa: E731
+    first, last, header = shape(new[0]), shape(old[-1]), shape(old[0])
+    if len(first) != len(header) or first != last or not any(first) or first == header:
+        return None
+    return "\n".join([old[0], old[1], new[0], *new[2:]])

@@ -42,10 +42,20 @@ def write_pdf(path: Path, pages: list[str], font: str = "helv", password: str | 
 
 def write_page_pdf(path: Path, blocks: list[str | list[list[str]]]) -> None:
     """One page of lines of text (str) and ruled tables (rows of cells), top to bottom."""
+    write_pages_pdf(path, [blocks])
+
+
+def write_pages_pdf(path: Path, pages: list[list[str | list[list[str]]]]) -> None:
+    """Pages of lines of text (str) and ruled tables (rows of cells), top to bottom."""
     import pymupdf
 
     doc = pymupdf.open()
-    page = doc.new_page(width=595, height=842)
+    for blocks in pages:
+        _write_blocks(doc.new_page(width=595, height=842), blocks)
+    doc.save(path)
+
+
+def _write_blocks(page: Any, blocks: list[str | list[list[str]]]) -> None:
     y, widths, height = 100.0, [160, 100, 100], 24
     for block in blocks:
         if isinstance(block, str):
@@ -62,7 +72,6 @@ def write_page_pdf(path: Path, blocks: list[str | list[list[str]]]) -> None:
             for c, cell in enumerate(row):
                 page.insert_text((xs[c] + 6, y0 + r * height + 16), cell, fontsize=11)
         y = y0 + len(block) * height + 30
-    doc.save(path)
 
 
 def write(folder: Path, name: str, text: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EN_PAGES, ZH_PAGES, write_docx, write_page_pdf, write_pdf
+from conftest import EN_PAGES, ZH_PAGES, write_docx, write_page_pdf, write_pages_pdf, write_pdf
 from ingest import LoadError, UnsupportedFile, load_file
 
 TEXT = "北京是中华人民共和国的首都。臺灣的繁體字也要正確。"
@@ -633,3 +633,23 @@ def test_a_scanned_pages_bare_page_number_is_no_text() -> None:
     assert [b.text for b in arrange(notice, [body], 1240.0, 1754.0)] == ["本件与原本核对无异"]  # centred, the last line, at 84%
     aside = [*_line(210, "本件与原本核对无异"), *_line(1480, "3", x0=100)]
     assert "3" in [b.text for b in arrange(aside, [body], 1240.0, 1754.0)]  # not centred: kept
+
+
+def test_a_pdf_table_going_on_over_the_page_without_its_header_keeps_it(tmp_path: Path) -> None:
+    """Found by a first-hour review: a parts catalogue's table went on over three pages with its
+    header on the first only; page 2's first row (P-2020) became the header, repeated in every piece,
+    and "Which bin holds P-3024?" was answered with bare rows. A table at a page's top with the same
+    columns as the one the page before ended with, and figures where its last row has them, takes its
+    header; a new table with a header of its own stays as it is."""
+    header = ["Part No.", "Description", "Unit price"]
+    write_pages_pdf(tmp_path / "parts.pdf", [
+        ["Spare parts catalogue", [header, ["P-1010", "Fan motor", "58.00"], ["P-1011", "Rear latch", "36.74"]]],
+        [[["P-2020", "Power cord", "33.82"], ["P-2021", "Filter door", "71.91"]]],
+        [[["P-3024", "Wi-Fi module", "45.44"], ["P-3025", "Handle", "66.98"]]],
+        [[["Region", "Dealer", "Phone"], ["North", "Anna", "0512-6688"]]],
+    ])
+    tables = [d for d in load_file(tmp_path / "parts.pdf") if d.meta["kind"] == "table"]
+    assert [d.meta["page"] for d in tables] == [1, 2, 3, 4]
+    for d, first in zip(tables[1:3], ("| P-2020 | Power cord | 33.82 |", "| P-3024 | Wi-Fi module | 45.44 |")):
+        assert d.text.split("\n")[:3] == ["| Part No. | Description | Unit price |", "|---|---|---|", first], d.text
+    assert tables[3].text.startswith("| Region | Dealer | Phone |\n|---|"), tables[3].text

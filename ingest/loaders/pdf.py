@@ -14,6 +14,7 @@ from ingest.loaders.pdf_engines import pdfminer_pages, pdfplumber_pages
 from ingest.loaders.pdf_tables import MARGIN, inside, page_tables, text_flags
 from ingest.loaders.text_tables import number_tables
 from ingest.loaders.reading_order import block_text, is_rtl, level, reading_order, union
+from ingest.tables import continued_table
 from ingest.textfacts import PAGE_NUMBER, join_wrapped_lines
 from ingest.types import Document, LoadError
 
@@ -531,6 +532,7 @@ def _pymupdf_sections(path: Path, doc: Any, options: Any, about: dict[str, str])
 
 def _assemble(path: Path, pages: list[list[tuple[str, float]]], scanned: set[int], ahead: Any, headings: Headings, report: Any) -> Iterator[Document]:
     path_: list[tuple[int, str]] = []
+    last_table = ""  # the table the page before ended with: one that goes on at this page's top takes its header
     for number, paragraphs in enumerate(pages, start=1):
         report(number, len(pages))
         kind = "text"
@@ -539,12 +541,18 @@ def _assemble(path: Path, pages: list[list[tuple[str, float]]], scanned: set[int
             paragraphs = [(b.text, -1.0 if b.kind == "title" else 0.0) for b in ahead.blocks(number)]
         section: list[str] = []
         titles = [t for _, t in path_]
-        for para, size in paragraphs:
+        ended_with = last_table
+        last_table = ""
+        for at, (para, size) in enumerate(paragraphs):
             if size == TABLE:  # a ruled table: a document of its own, so the splitter cuts it by rows under its header
                 if section:
                     yield _page_doc(path, number, "\n\n".join(section), kind, titles)
                     section = []
+                if at == 0 and ended_with:
+                    para = continued_table(ended_with, para) or para
                 yield _page_doc(path, number, para, "table", titles)
+                if at == len(paragraphs) - 1:
+                    last_table = para
                 continue
             if size < 0:  # an OCR title: its level from the outline, else a top-level section
                 level = headings.level(number, para, 0.0) if headings.outline else 1
