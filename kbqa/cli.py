@@ -261,6 +261,8 @@ def ingest(
             bar.update(task, total=p.total, completed=p.done, name=f"{p.name} (page {p.page}/{p.pages})" if p.page else p.name)
             if p.result and p.result.status in ("failed", "unsupported") and not as_json:
                 err.print(f"[yellow]{p.result.status}[/] {_n(p.result.name)}: {_e(p.result.error)}")
+            elif p.result and p.result.warning and not as_json:
+                err.print(f"[yellow]warning[/] {_n(p.result.name)}: {_e(p.result.warning)}")
 
         terminated: list[int] = []
 

@@ -1017,8 +1017,10 @@ class KnowledgeBase:
             return skipped
         row = self.catalog.file(key)
         status, error, chunks, pages, vectors, description = "ok", None, [], None, {}, ""
+        warning = None
         try:
             docs = read()
+            warning = docs[0].meta.get("warning") if docs else None
             if changed is not None and changed():
                 log.warning("%s changed while it was read: it is stored as read and read again by the next ingest", name)
                 sha = ""  # matches no file's hash
@@ -1043,7 +1045,7 @@ class KnowledgeBase:
         with self._lock:  # catalog and index change together, as far as this process's readers can tell
             before = self.catalog.generation()
             old_ids, new_ids = self.catalog.replace_file(
-                path=key, name=name, sha256=sha, size=size, mtime=mtime, status=status, error=error,
+                path=key, name=name, sha256=sha, size=size, mtime=mtime, status=status, error=error or warning,
                 pages=pages, seconds=seconds, chunks=chunks, vectors=vectors, description=description,
             )
             index.remove(old_ids)
@@ -1052,7 +1054,7 @@ class KnowledgeBase:
             self._wrote(before)
         if status != "ok":
             return FileResult(name, status, error=error, seconds=seconds)
-        return FileResult(name, "updated" if row else "added", chunks=len(chunks), pages=pages, seconds=seconds)
+        return FileResult(name, "updated" if row else "added", chunks=len(chunks), pages=pages, seconds=seconds, warning=warning)
 
     def _length_unit(self) -> tuple[str, Any]:
         """(unit, weigh) for the splitter: "tokens" counts with the embedder's own tokenizer."""

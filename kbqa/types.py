@@ -173,6 +173,7 @@ class FileResult:
     pages: int | None = None
     error: str | None = None
     seconds: float = 0.0
+    warning: str | None = None  # read, but maybe not whole (a damaged PDF): kept with the file, shown in its list
 
 
 @dataclass

@@ -465,3 +465,18 @@ def test_a_source_is_shown_around_the_passage_that_matched() -> None:
     shown = hit.snippet(question="营业收入是多少？")
     assert "营业收入（元） | 4,755,785.11" in shown and len(shown) <= 160 and shown.startswith("…"), shown
     assert hit.snippet(question="与此无关") == hit.snippet()
+
+
+@pytest.mark.slow
+def test_ingest_warns_of_a_damaged_pdf_and_goes_on(home: Path, tmp_path: Path) -> None:
+    """Found by review: a PDF cut short was "added (1 page)" without a word."""
+    from conftest import EN_PAGES, write_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    data = write_pdf(tmp_path / "whole.pdf", EN_PAGES * 2).read_bytes()
+    (docs / "cut.pdf").write_bytes(data[: int(len(data) * 0.7)])
+    result = run_kbqa("ingest", str(docs), "--kb", "damaged")
+    assert result.returncode == 0 and "warning cut.pdf: damaged PDF: MuPDF had to repair it" in " ".join(result.stderr.split()), result.stderr
+    listed = run_kbqa("kb", "files", "damaged")
+    assert "damaged PDF" in listed.stdout, listed.stdout

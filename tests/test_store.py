@@ -326,3 +326,24 @@ def test_a_fifo_or_a_dangling_link_in_a_folder_is_reported_not_passed_over(home:
     assert [f.status for f in report.files if f.name == "giraffe.txt"] == ["failed", "removed"], report.files
     assert got["penguin.txt"] == ("skipped", "") and [f.name for f in kb.files()] == ["penguin.txt"]
     kb.close()
+
+
+def test_a_damaged_pdf_is_ingested_with_a_warning_kept_beside_it(home: Path, tmp_path: Path) -> None:
+    """Found by review: a PDF cut short (3,000 bytes of a three-page manual) was "added (1 page)"
+    without a word, MuPDF having repaired it; the pages it lost were lost in silence. It is still
+    ingested (what can be read is searchable), with a warning in the report and in the file list."""
+    from conftest import EN_PAGES, write_pdf
+
+    from ingest.loaders.pdf import REPAIRED
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    data = write_pdf(tmp_path / "whole.pdf", EN_PAGES * 2).read_bytes()
+    (docs / "cut.pdf").write_bytes(data[: int(len(data) * 0.7)])
+    write_pdf(docs / "good.pdf", EN_PAGES)
+    kb = KnowledgeBase.open("damaged", llm="extractive")
+    report = kb.ingest([docs])
+    assert {f.name: (f.status, f.warning) for f in report.files} == {"cut.pdf": ("added", REPAIRED), "good.pdf": ("added", None)}
+    assert report.ok and {f.name: f.error for f in kb.files()} == {"cut.pdf": REPAIRED, "good.pdf": None}
+    assert report.to_dict()["files"][0]["warning"] == REPAIRED
+    kb.close()

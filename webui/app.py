@@ -423,6 +423,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         lines = [f"**{_escape(kb_name)}**: {summary(report, lang)}" if report else f"**{_escape(kb_name)}**: {t(lang, 'nothing_ingested')}"]
         if report:
             lines += [f"- ❌ {_escape(f.name)}: {_escape(file_error(f.error or '', lang))}" for f in report.failed]
+            lines += [f"- ⚠️ {_escape(f.name)}: {_escape(file_error(f.warning, lang))}" for f in report.files if f.warning]
         lines += [f"- ❌ {_escape(r['name'])}: {_escape(file_error(r['error'], lang))}" for r in refused + result.rejected]
         return "\n".join(lines), files_table(kb_name, lang), kb_choices()
 

@@ -190,6 +190,8 @@ _FILE_ERRORS_ZH: list[tuple[str, str]] = [
     (r"a hidden file \(its name begins with '\.'\), not stored", "隐藏文件（文件名以“.”开头），未保存"),
     (r"no text found in file", "文件中没有找到文字"),
     (r"PDF has no pages", "PDF 没有页面"),
+    (r"damaged PDF: MuPDF had to repair it to read it, and part of its text may be missing \(a download cut short\?\); ingest a good copy",
+     "PDF 已损坏：MuPDF 修复后才能读取，部分文字可能缺失（下载不完整？）；请上传完好的文件"),
     (r"encrypted PDF: remove the password first \(e\.g\. qpdf --decrypt\)", "PDF 已加密：请先去掉密码（例如 qpdf --decrypt）"),
     (r"binary content, not text \(mislabelled file\?\)", "是二进制内容而不是文本（扩展名不对？）"),
     (r"unsupported file type (.+)", r"不支持的文件类型 \1"),

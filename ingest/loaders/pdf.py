@@ -477,14 +477,22 @@ def load(path: Path, options: Any) -> Iterator[Document]:
             raise LoadError("PDF has no pages")
         meta = doc.metadata or {}
         about = {"title": meta.get("title") or "", "subject": meta.get("subject") or ""}
-        yield from _with_about(_read_pages(path, doc, options, about), about)
+        damaged = REPAIRED if doc.is_repaired else ""
+        yield from _with_about(_read_pages(path, doc, options, about), about, damaged)
 
 
-def _with_about(docs: Iterator[Document], about: dict[str, str]) -> Iterator[Document]:
-    """The file's own title and subject ride on its first document (see ingest.context)."""
+REPAIRED = ("damaged PDF: MuPDF had to repair it to read it, and part of its text may be missing "
+            "(a download cut short?); ingest a good copy")
+
+
+def _with_about(docs: Iterator[Document], about: dict[str, str], warning: str = "") -> Iterator[Document]:
+    """The file's own title and subject ride on its first document (see ingest.context), and so
+    does a warning about the file as a whole (meta "warning": it was read, but not all of it may be)."""
     for n, d in enumerate(docs):
         if n == 0:
             d.meta["about"] = about
+            if warning:
+                d.meta["warning"] = warning
         yield d
 
 
