@@ -53,15 +53,32 @@ class Hit:
         span = passage_span(self.text, question) if question else None  # (on the text: a table's rows are sentences there)
         at = flat.find(" ".join(self.text[span[0]:span[1]].split())) if span else -1
         if span is None or at < 0 or at + (span[1] - span[0]) // 2 <= width - 1:  # shown from the start already
-            return flat[: width - 1] + "…"
-        start = max(0, min(at - 10, len(flat) - (width - 2)))
-        return "…" + flat[start: start + width - 2].strip() + ("…" if start + width - 2 < len(flat) else "")
+            return _word_end(flat, width - 1) + "…"
+        start = _word_start(flat, max(0, min(at - 10, len(flat) - (width - 2))))
+        end = start + width - 2
+        return "…" + (_word_end(flat, end)[start:] if end < len(flat) else flat[start:]).strip() + ("…" if end < len(flat) else "")
 
     def cite(self) -> str:
         return f"{self.file}, p. {self.page}" if self.page else self.file
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "snippet": self.snippet()}
+
+
+def _word_start(text: str, at: int, reach: int = 20) -> int:
+    """`at`, moved back to the start of the word it falls in (within reach): "…r every two weeks" shows "…filter every"."""
+    if at <= 0 or not (text[at - 1].isascii() and text[at - 1].isalnum() and text[at].isascii() and text[at].isalnum()):
+        return at
+    space = text.rfind(" ", max(0, at - reach), at)
+    return space + 1 if space >= 0 else at
+
+
+def _word_end(text: str, end: int, reach: int = 20) -> str:
+    """text[:end], cut back to the end of a word when it would cut one (within reach)."""
+    if end >= len(text) or not (text[end - 1].isascii() and text[end - 1].isalnum() and text[end].isascii() and text[end].isalnum()):
+        return text[:end]
+    space = text.rfind(" ", max(0, end - reach), end)
+    return text[:space].rstrip() if space > 0 else text[:end]
 
 
 @dataclass

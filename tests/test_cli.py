@@ -465,6 +465,14 @@ def test_a_source_is_shown_around_the_passage_that_matched() -> None:
     shown = hit.snippet(question="营业收入是多少？")
     assert "营业收入（元） | 4,755,785.11" in shown and len(shown) <= 160 and shown.startswith("…"), shown
     assert hit.snippet(question="与此无关") == hit.snippet()
+    # a snippet starts and ends at a word, not inside one (found by review: "…r every two weeks")
+    text = ("Safety first. " * 12 + "Clean the pre-filter every two weeks with a vacuum cleaner and replace the HEPA filter yearly. "
+            + "Keep the unit away from curtains and walls at all times. " * 4)
+    shown = Hit(1, "m.pdf", 2, text, 0.9).snippet(question="How often should the pre-filter be cleaned?")
+    words = set(text.replace(".", " ").split())
+    assert shown.startswith("…") and shown.endswith("…") and "pre-filter every two weeks" in shown, shown
+    assert shown[1:].split()[0].rstrip(".") in words and shown[:-1].split()[-1].rstrip(".") in words, shown
+    assert Hit(1, "m.pdf", 2, text, 0.9).snippet()[:-1].split()[-1].rstrip(".") in words
 
 
 @pytest.mark.slow
