@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, terms
+from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, stem, terms
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_heading_line, is_title
 from kbqa.models import Calibration
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
@@ -102,7 +102,7 @@ def capabilities_of(llm: Any) -> Capabilities:
 class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
-    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered
+    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered | name-not-held
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -446,6 +446,9 @@ def prepare(
     if decision.answer and uncovered_codes(query, hits):
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "code-not-covered", facts)
+    if decision.answer and unknown_names(query, frequencies[1], evidence.spelled, hits):
+        p = min(decision.confidence, YEAR_NOT_HELD)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "name-not-held", facts)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
@@ -534,6 +537,28 @@ def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
     missing = [c for c in asked if not any(c in h for h in held)]
     others = {letters for letters, _ in held[0]}
     return sorted(f"{letters}{digits}" for letters, digits in missing if letters in others)
+
+
+_CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][a-z]{2,}(?![\w'’-])")
+
+
+def unknown_names(question: str, counts: dict[str, int], spelled: dict[str, str], hits: list[Hit]) -> list[str]:
+    """The names inside an English question (capitalised words past a sentence's first: "Madrid",
+    "Poland") that no chunk of the knowledge base holds (counts: the question words' document
+    frequencies), nor as a near spelling, when the best source is English too (a question in English
+    over Chinese documents writes their names its own way). A first-hour review's "When did Kestrel
+    open its logistics centre in Madrid?" was answered with the Ningbo opening."""
+    if not hits or language(question) != "en" or language(hits[0].text) != "en":
+        return []
+    out = []
+    for m in _CAPITALISED.finditer(question):
+        before = question[: m.start()].rstrip()
+        if not before or before[-1] in ".?!:;\"“(":
+            continue  # a sentence's first word is capitalised whatever it is
+        word = stem(m.group().lower())
+        if counts.get(word, 1) == 0 and word not in spelled:
+            out.append(m.group())
+    return out
 
 
 def _with_arabic_years(text: str) -> str:

@@ -597,3 +597,26 @@ def test_a_code_no_source_holds_is_refused_when_the_sources_name_others_of_its_k
         for question in ("Which warehouse bin holds spare part P-4010?", "What was the revenue in Q4 2024?"):
             answer = kb.ask(question)
             assert not answer.answered_from_documents and answer.confidence is not None and answer.confidence <= 0.05, (question, answer.text)
+
+
+def test_a_name_no_chunk_holds_is_refused(home: Path, tmp_path: Path) -> None:
+    """Found by a first-hour review: "When did Kestrel open its logistics centre in Madrid?" was
+    answered with the Ningbo opening (confidence 0.78), and "How many units were sold in Poland?"
+    with the other countries' rows, though no document names Madrid or Poland."""
+    from kbqa import KnowledgeBase
+    from kbqa.answer import unknown_names
+
+    news = _hit("Kestrel Home Appliances opened its new logistics centre in Ningbo on 18 March 2024.")
+    counts = {"kestrel": 3, "open": 5, "logist": 2, "centr": 2, "madrid": 0}
+    assert unknown_names("When did Kestrel open its logistics centre in Madrid?", counts, {}, [news]) == ["Madrid"]
+    assert unknown_names("Madrid: when did Kestrel open it?", counts, {}, [news]) == []  # a sentence's first word
+    assert unknown_names("When did Kestrel open its centre in Madrid?", counts, {"madrid": "madrigal"}, [news]) == []  # a misspelling
+    assert unknown_names("When did Kestrel open its centre in Madrid?", counts, {}, [_hit("2024年3月18日，宁波物流中心开业。")]) == []
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "news.md").write_text("# Ningbo centre opens\n\n" + news.text + " The centre covers 42,000 square metres.\n", encoding="utf-8")
+    with KnowledgeBase.open("names", llm="extractive") as kb:
+        kb.ingest([docs])
+        assert kb.ask("When did Kestrel open its logistics centre in Ningbo?").answered_from_documents
+        answer = kb.ask("When did Kestrel open its logistics centre in Madrid?")
+        assert not answer.answered_from_documents and answer.confidence is not None and answer.confidence <= 0.05, answer.text
