@@ -103,6 +103,7 @@ class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
     reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered | name-not-held
+    # | named-document-silent
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -446,6 +447,9 @@ def prepare(
     if decision.answer and uncovered_codes(query, hits):
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "code-not-covered", facts)
+    if decision.answer and named_elsewhere(kb.catalog, query, hits, evidence):
+        p = min(decision.confidence, YEAR_NOT_HELD)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "named-document-silent", facts)
     if decision.answer and unknown_names(query, frequencies[1], evidence.spelled, hits):
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "name-not-held", facts)
@@ -537,6 +541,32 @@ def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
     missing = [c for c in asked if not any(c in h for h in held)]
     others = {letters for letters, _ in held[0]}
     return sorted(f"{letters}{digits}" for letters, digits in missing if letters in others)
+
+
+def named_elsewhere(catalog: Any, question: str, hits: list[Hit], evidence: Evidence) -> bool:
+    """Whether what the question asks (its words beside those naming a document) is said only by
+    documents other than the one it names, while that one is among the sources and those passages
+    say none of the words that name it: a first-hour review's "蓝鲸数据的婚假有几天？" was answered
+    with 星河科技's marriage leave, 蓝鲸数据's handbook (source [1]) saying nothing of it. The named
+    documents are those Catalog.named_files finds, as retrieval prefers them."""
+    from kbqa.store.tokenize import name_terms, name_tokens
+
+    scores = catalog.named_files(question)
+    if not scores or not hits:
+        return False
+    top = max(scores.values())
+    named = {f for f, score in scores.items() if score >= 0.5 * top}
+    rows = catalog.chunks([h.chunk_id for h in hits])
+    file_of = {n: rows[h.chunk_id].file_id for n, h in enumerate(hits, start=1) if h.chunk_id in rows}
+    if not any(f in named for f in file_of.values()):
+        return False
+    described = set().union(*(name_tokens(getattr(catalog.file_by_id(f), "description", "") or "") for f in named))
+    naming = {t for t, _ in name_terms(question)} & described
+    content = {t for t in evidence.question_terms if not any(t in w or w in t for w in naming)}
+    saying = [s for s in evidence.sentences if terms(s.text) & content]
+    if not naming or not saying or any(file_of.get(s.n) in named for s in saying):
+        return False
+    return not any(naming & set(name_tokens(" ".join([s.text, *hits[s.n - 1].title_path]))) for s in saying)
 
 
 _CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][a-z]{2,}(?![\w'’-])")

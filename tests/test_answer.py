@@ -620,3 +620,24 @@ def test_a_name_no_chunk_holds_is_refused(home: Path, tmp_path: Path) -> None:
         assert kb.ask("When did Kestrel open its logistics centre in Ningbo?").answered_from_documents
         answer = kb.ask("When did Kestrel open its logistics centre in Madrid?")
         assert not answer.answered_from_documents and answer.confidence is not None and answer.confidence <= 0.05, answer.text
+
+
+def test_what_only_another_company_s_document_says_is_not_the_named_one_s_answer(home: Path, tmp_path: Path) -> None:
+    """Found by a first-hour review: "蓝鲸数据的婚假有几天？" was answered (confidence 0.93) with 星河科技's
+    marriage-leave rule, quoted under 蓝鲸数据's own handbook, which says nothing of marriage leave."""
+    from kbqa import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "蓝鲸数据员工手册.md").write_text(
+        "# 蓝鲸数据股份有限公司 员工手册\n\n## 第一章 总则\n\n本手册适用于蓝鲸数据股份有限公司全体员工。新员工试用期为6个月。\n\n"
+        "## 第二章 休假\n\n员工每年享有带薪年假12天。\n", encoding="utf-8")
+    (docs / "星河科技员工手册.md").write_text(
+        "# 星河科技有限公司 员工手册\n\n## 第一章 总则\n\n本手册适用于星河科技有限公司全体员工。新员工试用期为3个月。\n\n"
+        "## 第三章 休假\n\n员工每年享有带薪年假10天。婚假为法定3天，公司另外给予7天奖励婚假。\n", encoding="utf-8")
+    with KnowledgeBase.open("handbooks", llm="extractive") as kb:
+        kb.ingest([docs])
+        assert "7天奖励婚假" in kb.ask("星河科技的婚假有几天？").text
+        assert "6个月" in kb.ask("蓝鲸数据的试用期是多久？").text
+        answer = kb.ask("蓝鲸数据的婚假有几天？")
+        assert not answer.answered_from_documents and answer.confidence is not None and answer.confidence <= 0.05, answer.text
