@@ -441,18 +441,10 @@ def prepare(
     frequencies = kb.catalog.document_frequencies(question_words(query))
     facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), frequencies, calibrated.relevance)
     decision = decide(hits, facts, calibrated, len(substantive_words(query)))
-    if decision.answer and (uncovered_years(list(frequencies[1]), hits) or uncovered_months(query, hits)):  # at most YEAR_NOT_HELD
+    elsewhere = not_asked_about(kb.catalog, query, hits, evidence, frequencies[1]) if decision.answer else ""
+    if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
-        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "period-not-covered", facts)
-    if decision.answer and uncovered_codes(query, hits):
-        p = min(decision.confidence, YEAR_NOT_HELD)
-        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "code-not-covered", facts)
-    if decision.answer and named_elsewhere(kb.catalog, query, hits, evidence):
-        p = min(decision.confidence, YEAR_NOT_HELD)
-        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "named-document-silent", facts)
-    if decision.answer and unknown_names(query, frequencies[1], evidence.spelled, hits):
-        p = min(decision.confidence, YEAR_NOT_HELD)
-        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "name-not-held", facts)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
@@ -464,6 +456,21 @@ def prepare(
 
 
 YEAR_NOT_HELD = 0.05  # kbqa's confidence at most, when no source holds a year the question names (answer_confidence 0 still answers)
+
+
+def not_asked_about(catalog: Any, query: str, hits: list[Hit], evidence: Evidence, counts: dict[str, int]) -> str:
+    """Why the sources, however close, speak of something other than what the question names (the
+    reason a refusal gives), or "": another period, another code, another document, a name that no
+    chunk holds."""
+    if uncovered_years(list(counts), hits) or uncovered_months(query, hits):
+        return "period-not-covered"
+    if uncovered_codes(query, hits):
+        return "code-not-covered"
+    if named_elsewhere(catalog, query, hits, evidence):
+        return "named-document-silent"
+    if unknown_names(query, counts, evidence.spelled, hits):
+        return "name-not-held"
+    return ""
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")  # a question's year word (fullmatch), one in a source's text (search)
 _HAN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
 
