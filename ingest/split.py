@@ -236,18 +236,24 @@ class _Captions:
         self.page: dict[str, int | None] = {}
         self.head: dict[str, str] = {}
         self.before: dict[str, str] = {}
+        self.section: dict[str, list[str]] = {}
+        self.here: dict[str, str] = {}  # the text read before on this page, or in this section of a file without pages
 
     def see(self, source: str, doc: Document) -> None:
+        section = list(doc.meta.get("title_path") or [])
         if source not in self.page or self.page[source] != doc.page:
             self.page[source] = doc.page
             self.head[source] = "" if doc.meta.get("kind") == "table" else _title_block(_paragraphs(doc.text))
-            self.before[source] = ""
+            self.before[source] = self.here[source] = ""
+        elif doc.page is None and self.section.get(source) != section:
+            self.here[source] = ""  # a Word file's table under 二、行动项 is not captioned by section 一's decisions
+        self.section[source] = section
 
     def caption(self, source: str, doc: Document, start: int) -> str:
         """The caption of a table document, or of the piece of a text document starting at start."""
         head, before = self.head[source], self.before[source]
         if doc.meta.get("kind") == "table":
-            paragraphs = _paragraphs(before)
+            paragraphs = _paragraphs(self.here[source])
             last_table = max((i for i, p in enumerate(paragraphs) if p.startswith("|")), default=-1)
             above = paragraphs[last_table + 1 :][-2:]  # text between the tables, never the table before
             while above and len(" ".join(above)) > CAPTION_CHARS or any(len(p) > 100 for p in above):
@@ -264,6 +270,7 @@ class _Captions:
 
     def done(self, source: str, doc: Document) -> None:
         self.before[source] = (self.before[source] + "\n\n" + doc.text)[-4000:]
+        self.here[source] = (self.here[source] + "\n\n" + doc.text)[-4000:]
 
 
 def split_documents(

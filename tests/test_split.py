@@ -235,3 +235,15 @@ def test_table_rules_and_empty_cells_are_not_embedded_but_kept_in_the_text(tmp_p
         assert kb.ingest(tmp_path / "docs").ok
         hit = kb.search("votes against Segun Agbaje", top_k=1)[0]
         assert "|---|:---:|---|" in hit.text  # shown as written
+
+
+def test_a_table_caption_in_a_file_without_pages_stays_in_its_section() -> None:
+    """Found by a first-hour review: in a Word file, the action-item table under "二、行动项" carried
+    section 一's decisions as its caption: without pages, the text read before it ran back over the
+    whole file."""
+    meta = lambda path, kind="text": {"source": "纪要.docx", "title_path": path, "kind": kind}  # noqa: E731
+    docs = [Document("一、会议决议\n1. KX-500 Pro 上市日期定为2024年9月15日。\n2. 宁波物流中心自5月起承担亚太区发货。", meta(["一、会议决议"])),
+            Document("二、行动项", meta(["二、行动项"])),
+            Document("| 事项 | 负责人 |\n|---|---|\n| 完成CE认证 | Mark Evans |", meta(["二、行动项"], "table"))]
+    [table] = [c for c in split_documents(docs) if c.meta["kind"] == "table"]
+    assert table.meta["caption"] == "二、行动项", table.meta
