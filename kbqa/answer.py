@@ -433,6 +433,7 @@ def prepare(
     history = history or []
     usage = Usage()
     query = standalone_question(question, history, rewriter, rewrite, usage) if history else question
+    query = without_other_names(kb.catalog, question, query)
     hits = kb.search(query, top_k=top_k, threshold=threshold)
     hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first
     lang = language(question)
@@ -550,6 +551,45 @@ def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
     return sorted(f"{letters}{digits}" for letters, digits in missing if letters in others)
 
 
+def _named(catalog: Any, text: str) -> set[int]:
+    """The files a text names, as retrieval prefers them: named at least half as strongly as the best."""
+    scores = catalog.named_files(text)
+    top = max(scores.values(), default=0.0)
+    return {f for f, score in scores.items() if score >= 0.5 * top} if top > 0 else set()
+
+
+def _described(catalog: Any, files: set[int]) -> set[str]:
+    """The name tokens of the files' descriptions."""
+    from kbqa.store.tokenize import name_tokens
+
+    return set().union(*(name_tokens(getattr(catalog.file_by_id(f), "description", "") or "") for f in files))
+
+
+def without_other_names(catalog: Any, question: str, query: str) -> str:
+    """A follow-up's search (the earlier question and the follow-up: "How many days of annual leave
+    do Bluefin employees get? 那星河科技呢？") without the earlier question's words that name another
+    document than the follow-up names: a first-hour review's "那星河科技呢？" searched Bluefin's handbook
+    only, and was refused. A follow-up that names nothing, or what the earlier question names, keeps
+    its search."""
+    from kbqa.store.tokenize import name_terms
+
+    if query == question or not query.endswith(question):
+        return query
+    earlier = query[: len(query) - len(question)]
+    mine = _named(catalog, question)
+    theirs = _named(catalog, earlier) if mine else set()
+    if not theirs or theirs & mine:
+        return query
+    other = {t for t, _ in name_terms(earlier)} & (_described(catalog, theirs) - _described(catalog, mine))
+    if not other:
+        return query
+    kept = re.sub(r"[A-Za-z0-9]+", lambda m: "" if stem(m.group().lower()) in other else m.group(), earlier)
+    for t in other:
+        if not t.isascii() and len(t) > 1:  # (a lone character, 年 of a date, is no name: 年假 keeps it)
+            kept = kept.replace(t, "")
+    return " ".join(f"{kept} {question}".split())
+
+
 def named_elsewhere(catalog: Any, question: str, hits: list[Hit], evidence: Evidence) -> bool:
     """Whether what the question asks (its words beside those naming a document) is said only by
     documents other than the one it names, while that one is among the sources and those passages
@@ -558,17 +598,14 @@ def named_elsewhere(catalog: Any, question: str, hits: list[Hit], evidence: Evid
     documents are those Catalog.named_files finds, as retrieval prefers them."""
     from kbqa.store.tokenize import name_terms, name_tokens
 
-    scores = catalog.named_files(question)
-    if not scores or not hits:
+    named = _named(catalog, question)
+    if not named or not hits:
         return False
-    top = max(scores.values())
-    named = {f for f, score in scores.items() if score >= 0.5 * top}
     rows = catalog.chunks([h.chunk_id for h in hits])
     file_of = {n: rows[h.chunk_id].file_id for n, h in enumerate(hits, start=1) if h.chunk_id in rows}
     if not any(f in named for f in file_of.values()):
         return False
-    described = set().union(*(name_tokens(getattr(catalog.file_by_id(f), "description", "") or "") for f in named))
-    naming = {t for t, _ in name_terms(question)} & described
+    naming = {t for t, _ in name_terms(question)} & _described(catalog, named)
     content = {t for t in evidence.question_terms if not any(t in w or w in t for w in naming)}
     saying = [s for s in evidence.sentences if terms(s.text) & content]
     if not naming or not saying or any(file_of.get(s.n) in named for s in saying):
