@@ -205,7 +205,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     """Rank the sentences of the hits for the question. `query` (a follow-up's standalone form) adds
     its words at half weight: the user's own words decide, the context words help."""
     lang = language(question)
-    kind = asked_kind(question)
+    kind = asked_kind(question) or (asked_kind(query) if query else None)  # "那病假呢？" after "年假有几天？" asks for days too
     own = terms(question)
     extra = terms(query) - own if query and query != question else set()
     per_source: list[list[tuple[int, str, set[str]]]] = []

@@ -662,3 +662,11 @@ def test_a_follow_up_naming_another_company_searches_that_company(home: Path, tm
         assert "蓝鲸" not in answer.query and "试用期" in answer.query and "3个月" in answer.text, (answer.query, answer.text)
         assert [s.file.endswith("星河科技员工手册.md") for s in answer.sources][:1] == [True]
         assert without_other_names(kb.catalog, "年假呢？", f"{first} 年假呢？") == f"{first} 年假呢？"  # names nothing: kept
+
+
+def test_a_follow_up_asks_for_the_kind_its_chain_asked_for() -> None:
+    """Found by review: "那病假呢？" after "年假有几天？" was answered "带薪病假": the follow-up itself asks
+    for no kind of answer, so a name passed; it asks for days, as the question it follows."""
+    hit = _hit("员工每年享有带薪年假10天。员工每年享有带薪病假5天，超出部分按病假工资标准发放。")
+    assert gather("那病假呢？", [hit], "星河科技的年假有几天？ 那病假呢？").kind == "duration"
+    assert gather("那病假呢？", [hit]).kind is None
