@@ -277,18 +277,24 @@ def test_a_folder_moved_with_a_link_left_in_its_place_moves_its_entries(home: Pa
     kb.close()
 
 
-@pytest.mark.slow
-def test_a_file_that_is_a_link_belongs_to_its_folder_and_goes_with_the_link(home: Path, tmp_path: Path) -> None:
-    """Found by review: a file reached through a symbolic link was recorded where the link pointed, so
-    when the link was deleted, `ingest --prune` of its folder (and `kb prune`) kept it and it went on
-    answering. It is recorded where the link is; an entry an earlier version recorded at the target
-    moves there (nothing embedded again), and the target ingested on its own is an entry of its own."""
+def _linked_giraffe(tmp_path: Path) -> tuple[Path, Path]:
+    """docs/ with penguin.txt and giraffe.txt, a link to outside/giraffe.txt."""
     docs, outside = tmp_path / "docs", tmp_path / "outside"
     docs.mkdir()
     outside.mkdir()
     (outside / "giraffe.txt").write_text("The giraffe is the tallest land animal, up to 5.8 metres.", encoding="utf-8")
     (docs / "penguin.txt").write_text("Penguins live in the southern hemisphere.", encoding="utf-8")
     (docs / "giraffe.txt").symlink_to(outside / "giraffe.txt")
+    return docs, outside
+
+
+@pytest.mark.slow
+def test_a_file_that_is_a_link_belongs_to_its_folder_and_goes_with_the_link(home: Path, tmp_path: Path) -> None:
+    """Found by review: a file reached through a symbolic link was recorded where the link pointed, so
+    when the link was deleted, `ingest --prune` of its folder (and `kb prune`) kept it and it went on
+    answering. It is recorded where the link is; an entry an earlier version recorded at the target
+    moves there (nothing embedded again), and the target ingested on its own is an entry of its own."""
+    docs, outside = _linked_giraffe(tmp_path)
     kb = KnowledgeBase.open("links", llm="extractive")
     kb.ingest([outside / "giraffe.txt"])  # recorded at the target, as earlier versions recorded the link's file
     assert {f.name: f.status for f in kb.ingest([docs]).files} == {"giraffe.txt": "moved", "penguin.txt": "added"}
@@ -308,12 +314,7 @@ def test_a_fifo_or_a_dangling_link_in_a_folder_is_reported_not_passed_over(home:
     link whose target was deleted is gone with --prune, as the file it stood for."""
     import os
 
-    docs, outside = tmp_path / "docs", tmp_path / "outside"
-    docs.mkdir()
-    outside.mkdir()
-    (docs / "penguin.txt").write_text("Penguins live in the southern hemisphere.", encoding="utf-8")
-    (outside / "giraffe.txt").write_text("The giraffe is the tallest land animal, up to 5.8 metres.", encoding="utf-8")
-    (docs / "giraffe.txt").symlink_to(outside / "giraffe.txt")
+    docs, outside = _linked_giraffe(tmp_path)
     kb = KnowledgeBase.open("odd-entries", llm="extractive")
     assert {f.name: f.status for f in kb.ingest([docs]).files} == {"giraffe.txt": "added", "penguin.txt": "added"}
     os.mkfifo(docs / "pipe.txt")
