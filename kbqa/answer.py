@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, stem, terms
@@ -102,8 +103,7 @@ def capabilities_of(llm: Any) -> Capabilities:
 class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
-    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered | name-not-held
-    # | named-document-silent
+    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -442,7 +442,7 @@ def prepare(
     frequencies = kb.catalog.document_frequencies(question_words(query))
     facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), frequencies, calibrated.relevance)
     decision = decide(hits, facts, calibrated, len(substantive_words(query)))
-    elsewhere = not_asked_about(kb.catalog, query, hits, evidence, frequencies[1]) if decision.answer else ""
+    elsewhere = not_asked_about(query, hits, frequencies[1]) if decision.answer else ""
     if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
@@ -459,18 +459,13 @@ def prepare(
 YEAR_NOT_HELD = 0.05  # kbqa's confidence at most, when no source holds a year the question names (answer_confidence 0 still answers)
 
 
-def not_asked_about(catalog: Any, query: str, hits: list[Hit], evidence: Evidence, counts: dict[str, int]) -> str:
+def not_asked_about(query: str, hits: list[Hit], counts: dict[str, int]) -> str:
     """Why the sources, however close, speak of something other than what the question names (the
-    reason a refusal gives), or "": another period, another code, another document, a name that no
-    chunk holds."""
+    reason a refusal gives), or "": another period, another code."""
     if uncovered_years(list(counts), hits) or uncovered_months(query, hits):
         return "period-not-covered"
     if uncovered_codes(query, hits):
         return "code-not-covered"
-    if named_elsewhere(catalog, query, hits, evidence):
-        return "named-document-silent"
-    if unknown_names(query, counts, evidence.spelled, hits):
-        return "name-not-held"
     return ""
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")  # a question's year word (fullmatch), one in a source's text (search)
 _HAN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
@@ -528,111 +523,86 @@ def uncovered_months(question: str, hits: list[Hit]) -> list[int]:
 
 
 # a code a question names: letters then digits, glued or joined by a hyphen ("P-4010", "KX-700",
-# "Q4", "E3", "S103"), or a capitalised word and a number ("Room 301", "Gate 4"); not a year ("FY2019")
-_CODE = re.compile(r"(?<![\w-])(?:([A-Za-z]{1,4})-?|([A-Z][A-Za-z]{1,5}) )(\d{1,6})(?![\w-]|\.\d)")
+# "Q4", "E3", "S103"); not a year ("FY2019"), nor a version's major number ("v2" of "v2.0")
+_CODE = re.compile(r"(?<![\w-])([A-Za-z]{1,4})-?(\d{1,6})(?![\w-]|\.\d)")
+# ... as a source may write it: "E03" for E3, "P-4010-B", "v2.0", "Room 301"
+_HELD_CODE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,4})[-_ ]?(\d{1,6})")
+# ... or within a range ("P-5000 to P-5099", "S101–S105", "KX-300至KX-500")
+_CODE_RANGE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,4})[-_ ]?(\d{1,6})\s*(?:to|through|–|—|-|~|至|到)\s*(?:\1[-_ ]?)?(\d{1,6})(?!\d)", re.I)
+_QUARTER_WORDS = {1: r"first|1st|一", 2: r"second|2nd|二", 3: r"third|3rd|三", 4: r"fourth|4th|四"}
 
 
-def _codes(text: str) -> set[tuple[str, str]]:
-    """The codes a text names, as (letters in capitals, digits)."""
-    return {((m.group(1) or m.group(2)).upper(), m.group(3)) for m in _CODE.finditer(text) if not _YEAR.fullmatch(m.group(3))}
+def _codes(text: str) -> set[tuple[str, int]]:
+    """The codes a question names, as (letters in capitals, number)."""
+    return {(m.group(1).upper(), int(m.group(2))) for m in _CODE.finditer(text) if not _YEAR.fullmatch(m.group(2))}
+
+
+def _holds_code(text: str, code: tuple[str, int]) -> bool:
+    """Whether a source's text holds a code in any way it may be written: padded, with a suffix or
+    a version's minor number, inside a range of codes, and a quarter in words ("fourth quarter", 第四季度)."""
+    letters, number = code
+    if any(m.group(1).upper() == letters and int(m.group(2)) == number for m in _HELD_CODE.finditer(text)):
+        return True
+    if any(m.group(1).upper() == letters and int(m.group(2)) <= number <= int(m.group(3)) for m in _CODE_RANGE.finditer(text)):
+        return True
+    words = _QUARTER_WORDS.get(number) if letters == "Q" else None
+    return bool(words and re.search(rf"(?i)\b(?:{words})[\s-]+quarter\b|第?(?:{words})季度", text))
 
 
 def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
-    """The codes the question names ("P-4010", "KX-700", "Q4") that no source holds, when the best
-    (first) source names another code of the same letters: a first-hour review's "Which bin holds
-    part P-4010?" over a catalogue of P-1010 … P-3028 was answered with P-1010's row, and "Q4
-    revenue" over a Q3 review with Q3's."""
+    """The codes the question names ("P-4010", "KX-700", "Q4") that no source holds in any way it
+    may be written (_holds_code), when the best (first) source names another code of the same
+    letters: a first-hour review's "Which bin holds part P-4010?" over a catalogue of P-1010 … P-3028
+    was answered with P-1010's row, and "Q4 revenue" over a Q3 review with Q3's."""
     asked = _codes(question)
     if not asked or not hits:
         return []
-    held = [_codes(" ".join([h.text, h.context, *h.title_path])) for h in hits]
-    missing = [c for c in asked if not any(c in h for h in held)]
-    others = {letters for letters, _ in held[0]}
-    return sorted(f"{letters}{digits}" for letters, digits in missing if letters in others)
+    texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits]
+    others = {letters for letters, _ in _codes(texts[0])}
+    return sorted(f"{letters}{number}" for letters, number in asked
+                  if letters in others and not any(_holds_code(t, (letters, number)) for t in texts))
 
 
-def _named(catalog: Any, text: str) -> set[int]:
-    """The files a text names, as retrieval prefers them: named at least half as strongly as the best."""
-    scores = catalog.named_files(text)
-    top = max(scores.values(), default=0.0)
-    return {f for f, score in scores.items() if score >= 0.5 * top} if top > 0 else set()
+def _named_by_file_name(catalog: Any, text: str) -> dict[int, set[str]]:
+    """The files a text names by their file names (of those Catalog.named_files finds, as retrieval
+    prefers them): each with its file name's name tokens. A heading in a description names no file
+    here: "婚假呢？" does not name the one handbook with a 婚假 heading."""
+    from kbqa.store.tokenize import name_terms, name_tokens
 
-
-def _described(catalog: Any, files: set[int]) -> set[str]:
-    """The name tokens of the files' descriptions."""
-    from kbqa.store.tokenize import name_tokens
-
-    return set().union(*(name_tokens(getattr(catalog.file_by_id(f), "description", "") or "") for f in files))
+    asked = {t for t, _ in name_terms(text)}
+    out = {}
+    for file_id in catalog.named_files(text):
+        row = catalog.file_by_id(file_id)
+        words = set(name_tokens(Path(row.name).stem)) if row is not None else set()
+        if words & asked:
+            out[file_id] = words
+    return out
 
 
 def without_other_names(catalog: Any, question: str, query: str) -> str:
-    """A follow-up's search (the earlier question and the follow-up: "How many days of annual leave
-    do Bluefin employees get? 那星河科技呢？") without the earlier question's words that name another
-    document than the follow-up names: a first-hour review's "那星河科技呢？" searched Bluefin's handbook
-    only, and was refused. A follow-up that names nothing, or what the earlier question names, keeps
-    its search."""
+    """A follow-up's search (the earlier question and the follow-up: "蓝鲸数据的试用期是多久？ 那星河科技呢？")
+    without the earlier question's words that name another file, by its file name, than the follow-up
+    names: a first-hour review's "那星河科技呢？" searched 蓝鲸数据's handbook only, and was refused. A
+    follow-up that names no file by its name, or the one the earlier question names, keeps its search,
+    and so does a word of the other file's name that the follow-up's file holds too."""
     from kbqa.store.tokenize import name_terms
 
     if query == question or not query.endswith(question):
         return query
     earlier = query[: len(query) - len(question)]
-    mine = _named(catalog, question)
-    theirs = _named(catalog, earlier) if mine else set()
-    if not theirs or theirs & mine:
+    mine = _named_by_file_name(catalog, question)
+    theirs = _named_by_file_name(catalog, earlier) if mine else {}
+    if not theirs or theirs.keys() & mine.keys():
         return query
-    other = {t for t, _ in name_terms(earlier)} & (_described(catalog, theirs) - _described(catalog, mine))
-    if not other:
-        return query
+    other = {t for t, _ in name_terms(earlier)} & (set().union(*theirs.values()) - set().union(*mine.values()))
+    # a word the follow-up's file says too is the topic, not the other file's name ("parental leave"
+    # of globex_parental_leave_policy.md, asked of Acme's handbook)
+    other = {t for t in other if not catalog.lexical_search(t, 1, file_ids=list(mine))}
     kept = re.sub(r"[A-Za-z0-9]+", lambda m: "" if stem(m.group().lower()) in other else m.group(), earlier)
     for t in other:
-        if not t.isascii() and len(t) > 1:  # (a lone character, 年 of a date, is no name: 年假 keeps it)
+        if not t.isascii() and len(t) > 1:  # (a lone character is no name)
             kept = kept.replace(t, "")
     return " ".join(f"{kept} {question}".split())
-
-
-def named_elsewhere(catalog: Any, question: str, hits: list[Hit], evidence: Evidence) -> bool:
-    """Whether what the question asks (its words beside those naming a document) is said only by
-    documents other than the one it names, while that one is among the sources and those passages
-    say none of the words that name it: a first-hour review's "蓝鲸数据的婚假有几天？" was answered
-    with 星河科技's marriage leave, 蓝鲸数据's handbook (source [1]) saying nothing of it. The named
-    documents are those Catalog.named_files finds, as retrieval prefers them."""
-    from kbqa.store.tokenize import name_terms, name_tokens
-
-    named = _named(catalog, question)
-    if not named or not hits:
-        return False
-    rows = catalog.chunks([h.chunk_id for h in hits])
-    file_of = {n: rows[h.chunk_id].file_id for n, h in enumerate(hits, start=1) if h.chunk_id in rows}
-    if not any(f in named for f in file_of.values()):
-        return False
-    naming = {t for t, _ in name_terms(question)} & _described(catalog, named)
-    content = {t for t in evidence.question_terms if not any(t in w or w in t for w in naming)}
-    saying = [s for s in evidence.sentences if terms(s.text) & content]
-    if not naming or not saying or any(file_of.get(s.n) in named for s in saying):
-        return False
-    return not any(naming & set(name_tokens(" ".join([s.text, *hits[s.n - 1].title_path]))) for s in saying)
-
-
-_CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][a-z]{2,}(?![\w'’-])")
-
-
-def unknown_names(question: str, counts: dict[str, int], spelled: dict[str, str], hits: list[Hit]) -> list[str]:
-    """The names inside an English question (capitalised words past a sentence's first: "Madrid",
-    "Poland") that no chunk of the knowledge base holds (counts: the question words' document
-    frequencies), nor as a near spelling, when the best source is English too (a question in English
-    over Chinese documents writes their names its own way). A first-hour review's "When did Kestrel
-    open its logistics centre in Madrid?" was answered with the Ningbo opening."""
-    if not hits or language(question) != "en" or language(hits[0].text) != "en":
-        return []
-    out = []
-    for m in _CAPITALISED.finditer(question):
-        before = question[: m.start()].rstrip()
-        if not before or before[-1] in ".?!:;\"“(":
-            continue  # a sentence's first word is capitalised whatever it is
-        word = stem(m.group().lower())
-        if counts.get(word, 1) == 0 and word not in spelled:
-            out.append(m.group())
-    return out
 
 
 def _with_arabic_years(text: str) -> str:
