@@ -491,12 +491,15 @@ def uncovered_years(words: list[str], hits: list[Hit]) -> list[str]:
 # a month named in a question: "December", "Dec." (not "may", a verb), "12月", "十二月"
 _MONTH_EN = re.compile(r"\b(" + "|".join(MONTHS) + r"|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?)\b")
 _MONTH_ZH = re.compile(r"(?<![0-9０-９〇零一二两三四五六七八九十])(1[0-2]|0?[1-9]|十[一二]?|[一二三四五六七八九])\s*月(?!份?[内以之]|[0-9]+日内)")
+# 2024-04-09, 2024/4, 2024.04.09 (with a dot only with its day: "2024.1" may be a version)
+_MONTH_ISO = re.compile(r"(?<![\d.])(?:19|20)\d\d(?:[-/_](0?[1-9]|1[0-2])(?:[-/_](?:0?[1-9]|[12]\d|3[01]))?|\.(0?[1-9]|1[0-2])\.(?:0?[1-9]|[12]\d|3[01]))(?![\d])")
 _HAN_MONTHS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10, "十一": 11, "十二": 12}
 
 
 def _months(text: str) -> set[int]:
     """The months a text names (1..12): English month names and abbreviations (capitalised, so "may"
-    the verb is none), and "12月" / "十二月" in Chinese (not a span: "6个月", "3月内")."""
+    the verb is none), "12月" / "十二月" in Chinese (not a span: "6个月", "3月内"), and a date written
+    by numbers ("2024-04-09" in a file's name)."""
     found = set()
     for m in _MONTH_EN.finditer(text):
         word = m.group(1).rstrip(".")
@@ -506,6 +509,7 @@ def _months(text: str) -> set[int]:
     for m in _MONTH_ZH.finditer(text):
         n = m.group(1)
         found.add(int(n) if n.isdigit() else _HAN_MONTHS[n])
+    found.update(int(m.group(1) or m.group(2)) for m in _MONTH_ISO.finditer(text))
     return found
 
 

@@ -354,6 +354,11 @@ def test_a_month_no_source_holds_counts_when_the_best_source_speaks_of_another()
     assert uncovered_months("How many handgun checks were there in Texas in Nov. 2015?", [checks]) == []
     assert uncovered_months("May I ask how many checks Texas had?", [checks]) == []  # "May" beside no number is no month
     assert uncovered_months("12月的销售额是多少？", [_hit("11月销售额为300万元。")]) == [12]
+    # a month in a date written by numbers, as a file's name has it (found by review: the minutes of
+    # 2024-04-09, asked about "4月9日的产品周会", were refused, their text naming only September)
+    minutes = Hit(1, "会议纪要_产品周会_2024-04-09.docx", None, "1. KX-500 Pro 上市日期定为2024年9月15日。", 0.9,
+                  context="会议纪要 产品周会 2024-04-09")
+    assert uncovered_months("4月9日的产品周会上，KX-500 Pro的上市日期定为哪天？", [minutes]) == []
     assert uncovered_months("12月的销售额是多少？", [_hit("销售额为300万元，6个月内增长。")]) == []  # names no month
     quoted = extractive_text(gather("How many handgun checks were there in Texas in November 2015?", [checks]))
     assert "56,941" in quoted and "Alabama" not in quoted and "Utah" not in quoted, quoted
