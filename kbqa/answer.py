@@ -557,14 +557,25 @@ def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
     """The codes the question names ("P-4010", "KX-700", "Q4") that no source holds in any way it
     may be written (_holds_code), when the best (first) source names another code of the same
     letters: a first-hour review's "Which bin holds part P-4010?" over a catalogue of P-1010 … P-3028
-    was answered with P-1010's row, and "Q4 revenue" over a Q3 review with Q3's."""
+    was answered with P-1010's row, and "Q4 revenue" over a Q3 review with Q3's. A source about another
+    of the question's codes (by its description or section titles) does not hold it for them ("E4 on
+    the KX-300" in the KX-500's manual)."""
     asked = _codes(question)
     if not asked or not hits:
         return []
     texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits]
     others = {letters for letters, _ in _codes(texts[0])}
+
+    about = [" ".join([h.context, *h.title_path]) for h in hits]  # what each source's document and section are
+
+    def elsewhere(n: int, code: tuple[str, int]) -> bool:  # source n's document is about another code of its letters
+        return code[0] in {letters for letters, _ in _codes(about[n])} and not _holds_code(about[n], code)
+
+    # held by a source whose document is not about another of the question's codes: "error E4 on the
+    # KX-300" is not held by the KX-500's manual
     return sorted(f"{letters}{number}" for letters, number in asked
-                  if letters in others and not any(_holds_code(t, (letters, number)) for t in texts))
+                  if letters in others and not any(_holds_code(t, (letters, number)) and not any(elsewhere(n, c) for c in asked - {(letters, number)})
+                                                   for n, t in enumerate(texts)))
 
 
 def _named_by_file_name(catalog: Any, text: str) -> dict[int, set[str]]:
