@@ -234,14 +234,16 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         out.passage_coverage.append(coverage(wanted, passage | title, weights))
         out.relevance.append(hit.relevance)
         for i, (pos, text, t) in enumerate(found):
-            # a sentence is read with its neighbours; a table row is not (the next state's row says nothing of Texas)
-            window = t if text.startswith("|") else t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
+            # a sentence is read with its neighbours; a table row is read with its columns' names, not
+            # with the rows beside it (the next state's row says nothing of Texas; "Stock (units)" says
+            # what the row's 45 is)
+            header = table_header(hit.text, text) if text.startswith("|") else ""
+            window = t | terms(header) if text.startswith("|") else t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
             own_cov = coverage(wanted, t, weights)
             window_cov = coverage(wanted, window | title, weights)
             typed = has_kind(text, kind, lang, question)
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300))
-            header = table_header(hit.text, text) if text.startswith("|") else ""
             out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1]))
     out.sentences.sort(key=lambda s: -s.score)
     return out

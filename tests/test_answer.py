@@ -651,3 +651,13 @@ def test_a_follow_up_asks_for_the_kind_its_chain_asked_for() -> None:
     hit = _hit("员工每年享有带薪年假10天。员工每年享有带薪病假5天，超出部分按病假工资标准发放。")
     assert gather("那病假呢？", [hit], "星河科技的年假有几天？ 那病假呢？").kind == "duration"
     assert gather("那病假呢？", [hit]).kind is None
+
+
+def test_a_table_row_is_scored_with_its_columns_names() -> None:
+    """Found by a first-hour review: "How many KX-500 units are in stock?" was refused over a price
+    list whose row "| KX-500 | … | 45 |" says "stock" only in its column's name."""
+    prices = _hit("| Model | Description | List price | Stock (units) |\n|---|---|---|---|\n"
+                  "| KX-300 | Air purifier, 36 m2 | 249 | 120 |\n| KX-500 | Air purifier + humidifier | 399 | 45 |")
+    manual = Hit(2, "KX-500.pdf", 3, "Do not place the KX-500 closer than 30 cm to a wall. Keep the unit upright.", 0.9)
+    best = gather("How many KX-500 units are in stock?", [manual, prices]).best
+    assert best is not None and best.text.startswith("| KX-500 |"), best
