@@ -196,8 +196,8 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # "1." of a numbered heading is no evidence
         if any(squash(s.text) == squash(k.text) for k in keep):
             continue  # the same sentence in another file (a copy of a document): said once
-        if s.text.startswith("|") and s.own == 0 and best.own > 0:
-            continue  # a table row without a word of the question: another record (Alabama's row beside Texas's)
+        if s.text.startswith("|") and best.own > 0 and not {w for w in terms(s.text) & wanted if len(w) > 1 or not w.isascii()}:
+            continue  # a table row without a word of the question: another record (Alabama's row beside Texas's; P-2020's beside P-3024's)
         words = terms(s.text) & wanted
         weak = evidence.relevance[s.n - 1] < 0.5 * evidence.relevance[best.n - 1]
         if weak and not words - held:

@@ -661,3 +661,12 @@ def test_a_table_row_is_scored_with_its_columns_names() -> None:
     manual = Hit(2, "KX-500.pdf", 3, "Do not place the KX-500 closer than 30 cm to a wall. Keep the unit upright.", 0.9)
     best = gather("How many KX-500 units are in stock?", [manual, prices]).best
     assert best is not None and best.text.startswith("| KX-500 |"), best
+
+
+def test_a_table_row_sharing_only_a_code_s_letter_is_not_quoted() -> None:
+    """Found by review: "Which warehouse bin holds spare part P-3024?" quoted P-2020's and P-2021's
+    rows first: the lone "p" of every part number counted as a word of the question."""
+    parts = _hit("| Part No. | Description | Warehouse bin |\n|---|---|---|\n| P-2020 | Power cord UK | B-16 |\n"
+                 "| P-2021 | Filter door | B-16 |\n| P-3024 | Wi-Fi module | C-14 |")
+    assert extractive_text(gather("Which warehouse bin holds spare part P-3024?", [parts])).startswith(
+        "P-3024: Description Wi-Fi module; Warehouse bin C-14 [1]")
