@@ -204,7 +204,13 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue
         keep.append(s)
         held |= words
-    return [_with_what_follows(s, evidence, keep) for s in sorted(keep, key=lambda s: (s.n, s.pos))]
+    out, titled = [], set()
+    for s in sorted(keep, key=lambda s: (s.n, s.pos)):
+        if s.section and (s.n, s.section) in titled:
+            s = replace(s, section="")  # a section's title once, before its first item quoted
+        titled.add((s.n, s.section))
+        out.append(_with_what_follows(s, evidence, keep))
+    return out
 
 
 LEADS_IN = ("：", ":")

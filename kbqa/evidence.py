@@ -113,11 +113,18 @@ class Sentence:
     typed: bool  # whether it holds an answer of the asked kind
     header: str = ""  # a table row's header row in its source ("" for prose, or none found)
     opens: bool = False  # whether it begins a paragraph of its source
+    section: str = ""  # a list item's section title, when it says what the question asks and the item does not
 
     def reading(self, lang: str) -> str:
         """The sentence as an answer quotes it: a table row read with its header's column names
-        ("总资产（元）：本报告期末 298,608,889.04；上年度末 306,236,911.04"), else as it is."""
-        return row_reading(self.header, self.text, lang) if self.header else self.text
+        ("总资产（元）：本报告期末 298,608,889.04；上年度末 306,236,911.04"), a list item after its section's
+        title when that holds what is asked ("Version 3.0 — 20 November 2023: - New: end-to-end
+        encryption…" for "Which version added end-to-end encryption?"), else as it is."""
+        if self.header:
+            return row_reading(self.header, self.text, lang)
+        if self.section:
+            return f"{self.section}：{self.text}" if lang == "zh" else f"{self.section}: {self.text}"
+        return self.text
 
 
 def _is_rule(line: str) -> bool:
@@ -244,10 +251,13 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             typed = has_kind(text, kind, lang, question)
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300))
-            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1]))
+            section = hit.title_path[-1] if _LIST_ITEM.match(text) and hit.title_path and terms(hit.title_path[-1]) & own - t else ""
+            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section))
     out.sentences.sort(key=lambda s: -s.score)
     return out
 
+
+_LIST_ITEM = re.compile(r"\s*(?:[-*•·]|\d{1,2}[.)、])\s")
 
 _HEADING_LINE = re.compile(r"[^\d，。！？；：,.!?;:]{1,24}")
 

@@ -670,3 +670,15 @@ def test_a_table_row_sharing_only_a_code_s_letter_is_not_quoted() -> None:
                  "| P-2021 | Filter door | B-16 |\n| P-3024 | Wi-Fi module | C-14 |")
     assert extractive_text(gather("Which warehouse bin holds spare part P-3024?", [parts])).startswith(
         "P-3024: Description Wi-Fi module; Warehouse bin C-14 [1]")
+
+
+def test_a_list_item_is_quoted_after_its_section_title_when_that_holds_what_is_asked() -> None:
+    """Found by a first-hour review: "Which CloudNote version added end-to-end encryption?" was
+    answered "- New: end-to-end encryption for all notebooks." without the version, which only the
+    section's title ("Version 3.0 — 20 November 2023") says."""
+    notes = _hit("- New: end-to-end encryption for all notebooks.\n- New: dark mode.\n- Removed: support for Windows 8.1.",
+                 title=["CloudNote release notes", "Version 3.0 — 20 November 2023"])
+    text = extractive_text(gather("Which CloudNote version added end-to-end encryption?", [notes]))
+    assert text.startswith("Version 3.0 — 20 November 2023: - New: end-to-end encryption for all notebooks. [1]"), text
+    assert text.count("Version 3.0") == 1, text  # the title once, before the first item
+    assert not extractive_text(gather("Does CloudNote have a dark mode?", [notes])).startswith("Version")  # the title says nothing asked
