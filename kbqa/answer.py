@@ -181,7 +181,7 @@ def _cited(sentence: Sentence, lang: str = "en") -> str:
 
 def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     """The best evidence sentence and, up to `limit` in all, those scoring at least 60% of it, in
-    reading order — but not a heading line or a bit without letters, nor a sentence of a far less
+    reading order (a best table row first) — but not a heading line or a bit without letters, nor a sentence of a far less
     relevant passage (under half the best one's relevance) that holds no question word the kept
     ones lack: such a sentence only repeats the match (a company's name in another policy's first line)."""
     ranked = evidence.sentences[:limit]
@@ -205,7 +205,10 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
         keep.append(s)
         held |= words
     out, titled = [], set()
-    for s in sorted(keep, key=lambda s: (s.n, s.pos)):
+    # in reading order; but a table row asked for comes before the rows quoted beside it (the KX-500
+    # Pro's price before the KX-500's, which the table lists first)
+    first = best if best.text.startswith("|") else None
+    for s in sorted(keep, key=lambda s: (s is not first, s.n, s.pos)):
         if s.section and (s.n, s.section) in titled:
             s = replace(s, section="")  # a section's title once, before its first item quoted
         titled.add((s.n, s.section))

@@ -682,3 +682,11 @@ def test_a_list_item_is_quoted_after_its_section_title_when_that_holds_what_is_a
     assert text.startswith("Version 3.0 — 20 November 2023: - New: end-to-end encryption for all notebooks. [1]"), text
     assert text.count("Version 3.0") == 1, text  # the title once, before the first item
     assert not extractive_text(gather("Does CloudNote have a dark mode?", [notes])).startswith("Version")  # the title says nothing asked
+
+
+def test_the_table_row_asked_for_is_quoted_first() -> None:
+    """Found by review: "What is the dealer price of the KX-500 Pro?" quoted the KX-500's row first,
+    as the table lists it, and the KX-500 Pro's after it."""
+    prices = _hit("| Model | List price | Dealer price |\n|---|---|---|\n| KX-500 | 399 | 309 |\n| KX-500 Pro | 469 | 365 |")
+    text = extractive_text(gather("What is the dealer price of the KX-500 Pro?", [prices]))
+    assert text.startswith("KX-500 Pro: List price 469; Dealer price 365 [1]"), text
