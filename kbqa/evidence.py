@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
-from ingest.textfacts import coverage, idf_weights, is_amount, language, near_spelling, paragraph_sentences, terms
+from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, language, near_spelling, paragraph_sentences, terms
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -127,10 +127,6 @@ class Sentence:
         return self.text
 
 
-def _is_rule(line: str) -> bool:
-    return line.startswith("|") and all(set(c) <= set("-: ") for c in row_cells(line))
-
-
 def column_rows(text: str) -> set[str]:
     """The rows of a passage's Markdown tables that name columns rather than hold data: a row with
     no figure but years that stands over the rule, or has an empty first cell ("| | 2022 | 2021 |",
@@ -140,25 +136,25 @@ def column_rows(text: str) -> set[str]:
     lines = [line.strip() for line in text.split("\n")]
     out = set()
     for i, line in enumerate(lines):
-        if _is_rule(line) or not is_header_row(line):
+        if TABLE_RULE.match(line) or not is_header_row(line):
             continue
         after = lines[i + 1] if i + 1 < len(lines) else ""
         cells = row_cells(line)
-        if (_is_rule(after) or not cells[0]
+        if (TABLE_RULE.match(after) or not cells[0]
                 or sum(bool(c) for c in cells) >= 3 and after.startswith("|") and any(is_amount(c) for c in row_cells(after))):
             out.add(line)
     return out
 
 
-def table_header(text: str, row: str) -> str:
+def table_header(text: str, row: str, names: set[str] | None = None) -> str:
     """The header row of a Markdown table row in a passage: the nearest row above it that names
     columns (column_rows: "|  | 本报告期末 | 上年度末 |", "| | 2022 | 2021 |", "| Code | Problem | Fix |"),
-    or ""."""
+    or "". names: the passage's column_rows, when known already."""
     lines = text.split("\n")
     at = next((i for i, line in enumerate(lines) if line.strip() == row), None)
     if at is None or not row.startswith("|"):
         return ""
-    names = column_rows("\n".join(lines[max(0, at - 60):at + 1]))
+    names = column_rows("\n".join(lines[max(0, at - 60):at + 1])) if names is None else names
     for line in reversed(lines[max(0, at - 60):at]):
         line = line.strip()
         if not line.startswith("|"):
@@ -217,12 +213,13 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     extra = terms(query) - own if query and query != question else set()
     per_source: list[list[tuple[int, str, set[str]]]] = []
     opens: list[set[int]] = []  # per source, the places of the sentences that begin a paragraph
+    headers: list[set[str]] = []  # per source, its tables' rows that name columns
     for hit in hits:
         said = paragraph_sentences(hit.text)
         opens.append({pos for pos, (_, first) in enumerate(said) if first})
-        names = column_rows(hit.text) if "|" in hit.text else set()
+        headers.append(column_rows(hit.text) if "|" in hit.text else set())
         found = [(pos, s, terms(s)) for pos, (s, _) in enumerate(said)
-                 if not is_title(s, hit) and s not in names]  # a heading, a table's header say no answer
+                 if not is_title(s, hit) and s not in headers[-1]]  # a heading, a table's header say no answer
         per_source.append(found)
     everything = [t for source in per_source for _, _, t in source]
     title_terms = [terms(" ".join([*hit.title_path, hit.context])) if titles else set() for hit in hits]  # what each passage is, whose
@@ -244,7 +241,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             # a sentence is read with its neighbours; a table row is read with its columns' names, not
             # with the rows beside it (the next state's row says nothing of Texas; "Stock (units)" says
             # what the row's 45 is)
-            header = table_header(hit.text, text) if text.startswith("|") else ""
+            header = table_header(hit.text, text, headers[n - 1]) if text.startswith("|") else ""
             window = t | terms(header) if text.startswith("|") else t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
             own_cov = coverage(wanted, t, weights)
             window_cov = coverage(wanted, window | title, weights)
