@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import KBQA, ROOT, free_port
+from conftest import EN_PAGES, KBQA, ROOT, free_port, write_pdf
 
 pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
 
@@ -465,3 +465,14 @@ def test_sigterm_during_a_streamed_answer_keeps_what_came_and_says_why_it_stoppe
         proc.wait(timeout=30)
     words, _, warning = final.rpartition("\n\n")
     assert "shutting down" in warning and len(words) >= 20, final
+
+
+def test_an_uploaded_damaged_pdf_is_ingested_with_a_warning_in_the_status(server: str, tmp_path: Path) -> None:
+    """A PDF cut short is ingested with a warning beside it: in the upload's status and in the file list."""
+    from gradio_client import Client, handle_file
+
+    data = write_pdf(tmp_path / "whole.pdf", EN_PAGES * 2).read_bytes()
+    (tmp_path / "cut.pdf").write_bytes(data[: int(len(data) * 0.7)])
+    status, table, _ = Client(server, verbose=False).predict([handle_file(str(tmp_path / "cut.pdf"))], None, "web", api_name="/upload")
+    assert "⚠️ cut.pdf: damaged PDF: MuPDF had to repair it" in status, status
+    assert any(row[1] == "cut.pdf" and "damaged PDF" in str(row[-1]) for row in table["data"]), table
