@@ -258,7 +258,11 @@ def ingest(
         task = bar.add_task("ingest", total=None, name="")
 
         def progress(p: Any) -> None:
-            bar.update(task, total=p.total, completed=p.done, name=f"{p.name} (page {p.page}/{p.pages})" if p.page else p.name)
+            if p.stage == "held":
+                name = f"waiting: another ingest of this knowledge base is reading {_count(int(p.name), 'file')} of these"
+            else:
+                name = f"{p.name} (page {p.page}/{p.pages})" if p.page else p.name
+            bar.update(task, total=p.total, completed=p.done, name=name)
             if p.result and p.result.status in ("failed", "unsupported") and not as_json:
                 err.print(f"[yellow]{p.result.status}[/] {_n(p.result.name)}: {_e(p.result.error)}")
             elif p.result and p.result.warning and not as_json:

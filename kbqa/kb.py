@@ -33,6 +33,7 @@ from kbqa import limits
 from kbqa.config import Config, load_config
 from kbqa.errors import AmbiguousFile, KnowledgeBaseError
 from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
+from kbqa.store.claims import FileClaims
 from kbqa.store.vectors import choose_faiss_kind
 from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
 
@@ -129,8 +130,9 @@ def process_memory_mb() -> float:
 
 @dataclass
 class Progress:
-    """One step of an ingest, for progress bars: stage is scan | file | done, or wait (a server's
-    upload waiting for its turn; name: how many ingests run)."""
+    """One step of an ingest, for progress bars: stage is scan | file | done, wait (a server's
+    upload waiting for its turn; name: how many ingests run), or held (the files left are being
+    read by another ingest of this knowledge base, which this one waits for; name: how many)."""
 
     stage: str
     done: int
@@ -203,9 +205,9 @@ def kb_exists(config: Config, folder: Path) -> bool:
     return (folder / "catalog.sqlite").exists()
 
 
-# What kbqa writes into a knowledge base's folder, by exact name: the catalog and its journal, the
-# vector index, its state and their temporary files, Milvus Lite's database.
-_OWN_FILE = re.compile(r"^(catalog\.sqlite(-wal|-shm|-journal)?|vectors\.(faiss|json|delta)(\.\d+\.\d+\.tmp)?|\.?milvus\.db(\.lock)?|milvus\.json)$")
+# What kbqa writes into a knowledge base's folder, by exact name: the ingests' claims on files, the
+# catalog and its journal, the vector index, its state and their temporary files, Milvus Lite's database.
+_OWN_FILE = re.compile(r"^(\.ingest\.claims|catalog\.sqlite(-wal|-shm|-journal)?|vectors\.(faiss|json|delta)(\.\d+\.\d+\.tmp)?|\.?milvus\.db(\.lock)?|milvus\.json)$")
 
 
 def is_kb_file(path: Path) -> bool:
@@ -363,10 +365,10 @@ class _ReadAhead:
             return self.remote.submit(path, options)  # type: ignore[no-any-return]
         return self.pool.submit(self._read, path, options)
 
-    def run(self, plans: Iterable[_FilePlan], options: Callable[[_FilePlan, int], LoadOptions]) -> Iterator[tuple[int, _FilePlan]]:
-        """(number, plan) in file order; plans to read are submitted up to `ahead` files early."""
+    def run(self, plans: Iterable[_FilePlan], options: Callable[[_FilePlan, int], LoadOptions], start: int = 0) -> Iterator[tuple[int, _FilePlan]]:
+        """(number, plan) in file order, numbered from start; plans to read are submitted up to `ahead` files early."""
         waiting: deque[tuple[int, _FilePlan]] = deque()
-        for n, plan in enumerate(plans):
+        for n, plan in enumerate(plans, start):
             if plan.result is None:
                 plan.future = self._submit(plan.path, options(plan, n))
             waiting.append((n, plan))
@@ -853,26 +855,52 @@ class KnowledgeBase:
 
         ahead = _ReadAhead(loader, PARSE_AHEAD if remote is None else 2 * len(remote.actors) + 2, remote)
         self._running.remote, self._running.cancelled = remote, cancelled
+        # another ingest of this knowledge base (another process) holds the files it is reading: they
+        # are come back to once this run's free files are done, and by then most often skipped
+        claims = FileClaims(self.folder) if self.config.store.backend == "embedded" else None
+
+        def planned(todo: list[tuple[Path, str]], held: list[tuple[Path, str]]) -> Iterator[_FilePlan]:
+            for path, name in todo:
+                if claims is not None and not claims.take(str(path)):
+                    held.append((path, name))
+                    continue
+                plan = self._plan_file(path, name, force)
+                if plan.result is not None and claims is not None:
+                    claims.release(str(path))
+                yield plan
+
         try:
-            planned = (self._plan_file(path, name, force) for path, name in files)
-            for n, plan in ahead.run(planned, lambda plan, n: replace(options, on_page=_page_progress(pages, n, len(files), plan.name))):
-                if cancelled is not None and cancelled():
-                    raise _Cancelled
-                notify(Progress("file", n, len(files), plan.name))
-                result = plan.result or self._store_source(
-                    str(plan.path), plan.name, plan.sha, plan.size, plan.mtime, lambda: ahead.wait(plan, meanwhile), force,
-                    filename=plan.path.name, given=plan.given, changed=lambda: _stamp(plan.path) != plan.stamp,
-                )
-                if self._dropped():
-                    raise KnowledgeBaseError(f"knowledge base {self.name!r} was deleted by another process during this ingest, and what "
-                                             "it had ingested went with it: run the ingest again to make it anew")
-                show_pages()
-                report.files.append(result)
-                dirty = dirty or result.status not in ("skipped",)
-                if dirty and time.monotonic() - last_save > 30:
-                    index.save(self.catalog.generation())
-                    last_save, dirty = time.monotonic(), False
-                notify(Progress("file", n + 1, len(files), plan.name, result))
+            todo, done = files, 0
+            while todo:
+                held: list[tuple[Path, str]] = []
+                for n, plan in ahead.run(planned(todo, held), lambda plan, n: replace(options, on_page=_page_progress(pages, n, len(files), plan.name)),
+                                         start=done):
+                    if cancelled is not None and cancelled():
+                        raise _Cancelled
+                    notify(Progress("file", n, len(files), plan.name))
+                    result = plan.result or self._store_source(
+                        str(plan.path), plan.name, plan.sha, plan.size, plan.mtime, lambda: ahead.wait(plan, meanwhile), force,
+                        filename=plan.path.name, given=plan.given, changed=lambda: _stamp(plan.path) != plan.stamp,
+                    )
+                    if claims is not None:
+                        claims.release(str(plan.path))
+                    if self._dropped():
+                        raise KnowledgeBaseError(f"knowledge base {self.name!r} was deleted by another process during this ingest, and what "
+                                                 "it had ingested went with it: run the ingest again to make it anew")
+                    show_pages()
+                    report.files.append(result)
+                    dirty = dirty or result.status not in ("skipped",)
+                    if dirty and time.monotonic() - last_save > 30:
+                        index.save(self.catalog.generation())
+                        last_save, dirty = time.monotonic(), False
+                    notify(Progress("file", n + 1, len(files), plan.name, result))
+                done += len(todo) - len(held)
+                if len(held) == len(todo):  # every file left is being read by the other ingest: its turn
+                    notify(Progress("held", done, len(files), str(len(held))))
+                    for _ in range(5):
+                        time.sleep(0.1)
+                        meanwhile()
+                todo = held
             gone = self._gone(paths, {str(p) for p, _ in files if p.is_file()}, before=scanned)  # a link left dangling: gone
             if prune:
                 report.files.extend(FileResult(row.name, "removed", chunks=row.chunks) for row in self._prune(gone))
@@ -882,6 +910,8 @@ class KnowledgeBase:
             report.interrupted = True
         finally:  # interrupted or failing: the files being parsed ahead are stopped, not waited for
             ahead.close(interrupted=report.interrupted or sys.exc_info()[0] is not None)
+            if claims is not None:
+                claims.close()
             self._running.remote, self._running.cancelled = None, None
             if remote is not None:
                 remote.close()

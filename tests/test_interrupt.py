@@ -237,3 +237,37 @@ def test_the_loader_process_ends_with_its_parent(tmp_path: Path) -> None:
     if alive:
         os.kill(child, signal.SIGKILL)
     assert not alive, "the loader process outlived its killed parent"
+
+
+def test_two_ingests_of_one_folder_at_once_share_the_files_instead_of_each_reading_all(home: Path, tmp_path: Path) -> None:
+    """Found in review (DESIGN: a second ingest interleaves by file): a `kbqa ingest` started while
+    another ingested the same folder parsed and embedded every file the first had not finished, so
+    both did the same work and each file was added twice (the second replacing the first)."""
+    import json
+
+    from conftest import write_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    names = [f"part{i:02}.pdf" for i in range(16)]
+    for i, name in enumerate(names):
+        write_pdf(docs / name, [f"The valve on line {i * 100 + p} is greased every {p % 9 + 1} months.\n\nIts pump {p * 7} "
+                                f"is checked by crew {p % 4} in hall {i}." for p in range(60)])
+    first = subprocess.Popen([*KBQA, "ingest", str(docs), "--kb", "shared", "--json"], cwd=ROOT, env=os.environ.copy(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    catalog = home / "kbs" / "shared" / "catalog.sqlite"
+    deadline = time.time() + 240
+    while ok_files(catalog) < 1 and time.time() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    assert first.poll() is None, "the first ingest finished before the second began"
+    second = run_kbqa("ingest", str(docs), "--kb", "shared", "--json")
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0 and second.returncode == 0, (err, second.stderr)
+    reports = [json.loads(out), json.loads(second.stdout)]
+    added = sorted(f["name"] for r in reports for f in r["files"] if f["status"] == "added")
+    assert added == names, added  # each file read and embedded once, by one of the two
+    for report in reports:  # and each ingest accounts for every file: added by it, or by the other (skipped)
+        assert sorted(f["name"] for f in report["files"]) == names and {f["status"] for f in report["files"]} <= {"added", "skipped"}
+    assert 0 < sum(f["status"] == "added" for f in reports[1]["files"]) < len(names)  # the second did share the work
+    assert ok_files(catalog) == len(names)
+    assert run_kbqa("search", "pump checked by crew", "--kb", "shared").returncode == 0

@@ -378,10 +378,13 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
                         waiting_tabs.pop(session, None)
 
     def waited(p: Any, progress: Any, lang: str) -> bool:
-        """Show an ingest waiting for its turn (server.max_ingests); True when p was that."""
+        """Show an ingest waiting for its turn (server.max_ingests), or for the files another process is
+        ingesting into this knowledge base; True when p was that."""
         if p.stage == "wait":
             progress(0, desc=t(lang, "ingest_waiting", running=p.name))
-        return bool(p.stage == "wait")
+        elif p.stage == "held":
+            progress(p.done / max(p.total, 1), desc=t(lang, "ingest_held", files=p.name))
+        return p.stage in ("wait", "held")
 
     def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str = "en",
                progress: Any = gr.Progress(), request: Any = None) -> tuple[str, list[list[Any]], Any]:

@@ -88,6 +88,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "nothing_ingested": {"en": "nothing ingested", "zh": "没有导入任何文件"},
     "removed": {"en": "Removed {name}.", "zh": "已删除 {name}。"},
     "reingested": {"en": "Re-ingested: {summary}", "zh": "已重新导入：{summary}"},
+    "ingest_held": {"en": "Waiting: another ingest of this knowledge base is reading {files} of these files…",
+                    "zh": "正在等待：此知识库的另一个导入正在读取其中 {files} 个文件……"},
     "ingest_waiting": {"en": "Waiting for {running} other upload(s) to finish ingesting…", "zh": "正在等待其他 {running} 个上传导入完成……"},
     "page_progress": {"en": "{name}, page {page} of {pages} ({done}/{total})", "zh": "{name}，第 {page}/{pages} 页（{done}/{total}）"},
     # a file's status in the files table
