@@ -165,6 +165,15 @@ def meaningful(text: str) -> str:
 # that does not start with a capital ("11 U.S.C. § 1302"); a title or a reference word, always ("Dr. Li", "No. 5")
 _INITIALISM = re.compile(r"(?<![\w.])(?:[A-Za-z]\.){2,}$")
 _ABBREVIATION = re.compile(r"(?<![\w.])(?:Mr|Mrs|Ms|Dr|Prof|St|No|Nos|Fig|Figs|Sec|Art|Vol|vs|pp|cf|al)\.$")
+# a name's initial ("Samuel W. Soule", "sold to E. Remington"): one capital and its dot before a name,
+# not before a word that begins sentences ("…in Appendix B. The next…", "vitamin C. It…")
+_INITIAL = re.compile(r"(?<![\w.])[A-Z]\.$")
+_NAME_AFTER = re.compile(r"\s*([A-Z][a-z]+|[A-Z]\.)")
+_STARTS_SENTENCES = frozenset(
+    "A An And After All Also Although Another Any As At Because Before Both But By Each Either Every For From He Her Here "
+    "His How However I If In Instead It Its Later Many Most My No Not Now Of On One Only Or Other Our Over Since So Some Such "
+    "That The Their Then There These They This Those Though Thus To Under Unlike Until We What When Where Whether Which While Who "
+    "Why With Within Yet You Your".split())
 
 
 def _ends_a_sentence(text: str, end: int) -> bool:
@@ -172,6 +181,10 @@ def _ends_a_sentence(text: str, end: int) -> bool:
     before = text[max(0, end - 12) : end]
     if _ABBREVIATION.search(before):
         return False
+    if _INITIAL.search(before):
+        name = _NAME_AFTER.match(text, end)
+        if name and name.group(1) not in _STARTS_SENTENCES:
+            return False
     after = text[end:].lstrip()[:1]
     return not (_INITIALISM.search(before) and after and not after.isupper())
 

@@ -257,13 +257,18 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
 _LIST_ITEM = re.compile(r"\s*(?:[-*•·]|\d{1,2}[.)、])\s")
 
 _HEADING_LINE = re.compile(r"[^\d，。！？；：,.!?;:]{1,24}")
+_LATIN_HEADING_LINE = re.compile(r"[^\d,.!?;:]{1,60}")
 
 
 def is_heading_line(text: str) -> bool:
     """Whether a line reads as a heading (short, no sentence punctuation, no figure: a document's
-    title, 第一章 公司简介). Unlike is_title it needs no source; it can still be an answer (a short
-    list item), so it only keeps such a line out of the sentences quoted beside the best one."""
-    return _HEADING_LINE.fullmatch(text.strip()) is not None
+    title, 第一章 公司简介, "History of the typewriter": 24 characters, or 6 words of Latin script).
+    Unlike is_title it needs no source; it can still be an answer (a short list item), so it only
+    keeps such a line out of the sentences quoted beside the best one."""
+    text = text.strip()
+    if _HEADING_LINE.fullmatch(text):
+        return True
+    return text.isascii() and len(text.split()) <= 6 and _LATIN_HEADING_LINE.fullmatch(text) is not None
 
 
 def is_title(text: str, hit: Hit) -> bool:

