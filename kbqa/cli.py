@@ -693,9 +693,11 @@ def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.", envvar="K
     home = str(Path.home())
     folder = lambda path: str(Path(path).parent).replace(home, "~", 1) if path.startswith(home) else str(Path(path).parent)  # noqa: E731
     about = lambda text: text if len(text) <= 48 else text[:47] + "…"  # noqa: E731
-    _print_table(("id", "file", "folder", "status", "pages", "chunks", "seconds", "description", "error"),
+    # an ok file's note is a warning (a damaged PDF ingested as repaired); a failed file's, its error
+    problem = lambda r: (f"warning: {r.error}" if r.status == "ok" else r.error) if r.error else ""  # noqa: E731
+    _print_table(("id", "file", "folder", "status", "pages", "chunks", "seconds", "description", "error / warning"),
                  [(str(r.id), r.name, folder(r.path), r.status, str(r.pages or ""), str(r.chunks), f"{r.seconds or 0:.2f}",
-                   about(r.description), r.error or ("not on disk: kbqa kb prune" if r.id in missing else "")) for r in rows])
+                   about(r.description), problem(r) or ("not on disk: kbqa kb prune" if r.id in missing else "")) for r in rows])
 
 
 @kb_app.command("rm")

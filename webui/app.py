@@ -328,7 +328,13 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         except ServiceError:
             return []
         return [[r.id, r.name, t(lang, f"status_{r.status}") if f"status_{r.status}" in TEXTS else r.status, r.pages or "", r.chunks,
-                 round(r.seconds or 0, 2), _short(r.description, 80), file_error(r.error, lang) if r.error else ""] for r in rows]
+                 round(r.seconds or 0, 2), _short(r.description, 80), problem(r, lang)] for r in rows]
+
+    def problem(row: Any, lang: str) -> str:
+        """A failed file's error, or an ingested one's warning (a damaged PDF, repaired), marked ⚠️."""
+        if not row.error:
+            return ""
+        return f"⚠️ {file_error(row.error, lang)}" if row.status == "ok" else file_error(row.error, lang)
 
     def create_kb(new_name: str, lang: str = "en") -> tuple[str, Any, list[list[Any]]]:
         name = new_name.strip() if isinstance(new_name, str) else ""

@@ -64,7 +64,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "drop_section": {"en": "Delete this knowledge base", "zh": "删除此知识库"},
     "confirm": {"en": "Type the knowledge base's name to confirm", "zh": "输入知识库名称以确认"},
     "drop": {"en": "Delete knowledge base", "zh": "删除知识库"},
-    "headers": {"en": "id|file|status|pages|chunks|seconds|description|error", "zh": "编号|文件|状态|页数|片段数|秒|文档描述|错误"},
+    "headers": {"en": "id|file|status|pages|chunks|seconds|description|error / warning", "zh": "编号|文件|状态|页数|片段数|秒|文档描述|错误 / 警告"},
     # messages
     "sources": {"en": "Sources", "zh": "来源"},
     "relevance": {"en": "relevance", "zh": "相关度"},
