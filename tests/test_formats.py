@@ -242,6 +242,13 @@ def test_plain_text_title_lines(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("设备手册\n本手册介绍净水器的安装、使用与维护方法，请在安装前仔细阅读。\n\n维护\n滤芯每六个月更换一次，膜每两年更换一次，以保证出水质量。\n", encoding="utf-8")
     docs = load_file(tmp_path / "a.txt")
     assert [d.meta["title_path"] for d in docs] == [["设备手册"], ["维护"]]
+    # a text's first line alone in its paragraph is its title (it was taken for a sentence, and quoted as evidence)
+    (tmp_path / "b.txt").write_text("History of the typewriter\n\nThe typewriter was patented by Christopher Latham Sholes in 1868, "
+                                    "together with Carlos Glidden and Samuel W. Soule.\n\nShort line\n\nA longer line that follows it here.\n",
+                                    encoding="utf-8")
+    assert [d.meta["title_path"] for d in load_file(tmp_path / "b.txt")] == [["History of the typewriter"]]  # (only the first line)
+    (tmp_path / "c.txt").write_text("Hello\n\nHi.\n", encoding="utf-8")
+    assert [d.meta["title_path"] for d in load_file(tmp_path / "c.txt")] == [[]]  # above a shorter line: no title
 
 
 def test_a_text_file_written_in_markdown_gets_its_headings(tmp_path: Path) -> None:

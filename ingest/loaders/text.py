@@ -135,9 +135,12 @@ def text_sections(text: str, title: str | None = None) -> Iterator[tuple[list[st
     lines = text.split("\n")
     current_title: list[str] = []
     body: list[str] = []
+    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
     for i, line in enumerate(lines):
         starts_block = i == 0 or not lines[i - 1].strip()
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if i == first and not nxt.strip():  # the text's first line alone in its paragraph ("Internal memo", a blank line, …)
+            nxt = next((ln for ln in lines[i + 1 :] if ln.strip()), "")
         if starts_block and _is_title(line, nxt):
             if "".join(body).strip():
                 yield base + current_title, "\n".join(body)
