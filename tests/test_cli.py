@@ -146,7 +146,7 @@ def test_a_knowledge_base_kept_in_the_documents_folder_drops_only_its_own_files(
     assert "kept" in dropped.stdout and "notes.txt" in dropped.stdout and "still holds" in dropped.stdout
     assert (docs / "notes.txt").read_text(encoding="utf-8").startswith("The staff canteen")
     assert (docs / "sub" / "faq.md").exists()
-    assert not [p.name for p in docs.iterdir() if p.name.startswith(("catalog.sqlite", "vectors."))]
+    assert not [p.name for p in docs.iterdir() if p.name.startswith(("catalog.sqlite", "vectors.", ".ingest.claims"))]
 
 
 @pytest.mark.slow
