@@ -306,6 +306,37 @@ def test_a_program_that_asks_while_it_ingests_generates_on_half_the_threads(tmp_
     kb.close()
 
 
+def test_a_generation_takes_no_more_threads_than_other_programs_leave_cores(tmp_path: Path, home: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: with llm.n_threads unset, an answer generated on every core while another
+    program kept them busy (a `kbqa ingest` in another terminal, a build) took 24 s instead of 5 s
+    on one thread. Unset, the threads follow the cores the load average leaves free; set, they are
+    the user's."""
+    import llama_cpp
+
+    from kbqa.llm.llamacpp import fit_to_load
+
+    assert fit_to_load(2, 2, load=0.2, own=0.0) == 2
+    assert fit_to_load(2, 2, load=2.1, own=0.0) == 1  # two busy programs beside it
+    assert fit_to_load(2, 2, load=2.1, own=2.0) == 2  # ... that were this process's own generations
+    assert fit_to_load(8, 8, load=3.0, own=0.0) == 5
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    ask = [{"role": "user", "content": "the year"}]
+    llm = make_llm(LLMConfig(model="tiny", path=str(path), n_ctx=256, n_threads=None), tmp_path)
+    ctx = llm._llm._ctx.ctx  # type: ignore[attr-defined]
+    cores = os.cpu_count() or 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(cores) + 1, 0.0, 0.0))
+    list(llm.stream(ask, max_tokens=3))
+    assert llama_cpp.llama_n_threads(ctx) == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    list(llm.stream(ask, max_tokens=3))
+    assert llama_cpp.llama_n_threads(ctx) == cores
+    chosen = make_llm(LLMConfig(model="tiny", path=str(path), n_ctx=256, n_threads=2), tmp_path)
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(cores) + 1, 0.0, 0.0))
+    list(chosen.stream(ask, max_tokens=3))
+    assert llama_cpp.llama_n_threads(chosen._llm._ctx.ctx) == 2  # type: ignore[attr-defined]
+
+
 def test_a_stream_left_half_read_gives_the_llm_back(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A program that stops reading a streamed answer (break, an error in its loop) ends the
     generation there: the next ask, in any thread, does not wait for it (it waited until the garbage
