@@ -247,6 +247,14 @@ def test_plain_text_title_lines(tmp_path: Path) -> None:
                                     "together with Carlos Glidden and Samuel W. Soule.\n\nShort line\n\nA longer line that follows it here.\n",
                                     encoding="utf-8")
     assert [d.meta["title_path"] for d in load_file(tmp_path / "b.txt")] == [["History of the typewriter"]]  # (only the first line)
+    # ... and the first part of every section's title path, when sections follow; no chunk of its own (found by a first-hour review:
+    # "Bluefin Logistics GmbH - Staff Handbook" was a section alone, an answer by itself, and the sections lost the company's name)
+    (tmp_path / "d.txt").write_text("Bluefin Logistics GmbH - Staff Handbook\n\nAnnual leave\nAll full-time staff receive 28 days of paid annual "
+                                    "leave per year.\n\nSick leave\nStaff must call the shift supervisor before the start of their shift.\n",
+                                    encoding="utf-8")
+    docs = load_file(tmp_path / "d.txt")
+    assert [d.meta["title_path"] for d in docs] == [["Bluefin Logistics GmbH - Staff Handbook", "Annual leave"],
+                                                    ["Bluefin Logistics GmbH - Staff Handbook", "Sick leave"]], docs
     (tmp_path / "c.txt").write_text("Hello\n\nHi.\n", encoding="utf-8")
     assert [d.meta["title_path"] for d in load_file(tmp_path / "c.txt")] == [[]]  # above a shorter line: no title
 

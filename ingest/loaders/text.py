@@ -127,6 +127,24 @@ def _is_title(line: str, next_line: str) -> bool:
     )
 
 
+def _own_title_line(lines: list[str]) -> int | None:
+    """The index of a text's title line: its first line, alone in its paragraph ("Internal memo", a
+    blank line, …), over a longer paragraph or one that a section title heads ("Bluefin Logistics
+    GmbH - Staff Handbook", a blank line, "Annual leave", its text)."""
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None or first + 1 >= len(lines) or lines[first + 1].strip():
+        return None
+    after = next((i for i in range(first + 1, len(lines)) if lines[i].strip()), None)
+    if after is None:
+        return None
+    following = lines[after + 1] if after + 1 < len(lines) else ""
+    line = lines[first].strip()
+    reads_as_title = 0 < len(line) <= 60 and not _SENTENCE_END.search(line) and not line.startswith(("-", "*", "•", "|"))
+    if _is_title(line, lines[after]) or (reads_as_title and _is_title(lines[after], following)):
+        return first
+    return None
+
+
 def text_sections(text: str, title: str | None = None) -> Iterator[tuple[list[str], str]]:
     """Split plain text into (title_path, body) sections at title lines that head a paragraph.
 
@@ -135,12 +153,14 @@ def text_sections(text: str, title: str | None = None) -> Iterator[tuple[list[st
     lines = text.split("\n")
     current_title: list[str] = []
     body: list[str] = []
-    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    first = _own_title_line(lines) if not title else None
+    if first is not None:  # the text's own title: the first part of every section's title path
+        base = [lines[first].strip()]
     for i, line in enumerate(lines):
         starts_block = i == 0 or not lines[i - 1].strip()
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if i == first and not nxt.strip():  # the text's first line alone in its paragraph ("Internal memo", a blank line, …)
-            nxt = next((ln for ln in lines[i + 1 :] if ln.strip()), "")
+        if i == first:
+            continue  # said by every title path, not a section of its own
         if starts_block and _is_title(line, nxt):
             if "".join(body).strip():
                 yield base + current_title, "\n".join(body)
