@@ -96,13 +96,14 @@ def describe(docs: list[Document], filename: str | None = None, given: str = "")
         parts.append(name_words(filename))
     first_page = first.get("page")
     heads: list[str] = []
-    for doc in docs[:12]:  # the first page's title block (its headings), or a text's top-level title
-        if doc.meta.get("page") != first_page:
-            break
-        titles = doc.meta.get("title_path") or []
-        for title in titles if first_page is not None else titles[:1]:
-            if title not in heads and len(title) <= MAX_HEADING:
-                heads.append(title)
+    if first_page is not None:  # the first page's title block (its headings)
+        for doc in docs[:12]:
+            if doc.meta.get("page") != first_page:
+                break
+            heads += [t for t in doc.meta.get("title_path") or [] if t not in heads and len(t) <= MAX_HEADING]
+    else:  # a text's top-level title: the one its sections' title paths all begin with (not their sibling headings)
+        roots = {tuple(d.meta.get("title_path") or [])[:1] for d in docs if d.meta.get("title_path")}
+        heads += [t for (t,) in roots if len(roots) == 1 and len(t) <= MAX_HEADING]
     page_text = "\n".join(d.text for d in docs[:12] if d.meta.get("page") == first_page)
     if not heads and first_page is not None:  # a title in body size: the first line, if it reads as one
         heads.append(title_line(page_text))

@@ -181,6 +181,13 @@ def test_describe_joins_title_name_title_block_and_date_without_repeats() -> Non
     ]
     assert describe(docs, "MSFT_2023Q3_10Q.pdf") == "MSFT 2023Q3 10Q — FORM 10-Q — MICROSOFT CORPORATION — March 31, 2023"
     assert describe(docs, None, given="Microsoft quarterly filings").startswith("Microsoft quarterly filings — ")
+    # a text without pages: the title its sections share, not its sections' headings (found by a first-hour review:
+    # "q2 project status report — Summary — People — Costs")
+    report = [Document("Project Status Report\nReport date: 2024-06-28", {"page": None, "title_path": []}),
+              *(Document(f"{h} text.", {"page": None, "title_path": [h]}) for h in ("Summary", "People", "Costs"))]
+    assert describe(report, "q2_project_status_report.txt") == "q2 project status report"
+    handbook = [Document(f"{h} text.", {"page": None, "title_path": ["Bluefin Logistics GmbH - Staff Handbook", h]}) for h in ("Leave", "Notice")]
+    assert describe(handbook, "handbook.txt") == "Bluefin Logistics GmbH - Staff Handbook"  # (it holds the name)
 
 
 def test_markdown_front_matter_describes_the_file_and_is_not_text(tmp_path: Path) -> None:
