@@ -101,9 +101,12 @@ def describe(docs: list[Document], filename: str | None = None, given: str = "")
             if doc.meta.get("page") != first_page:
                 break
             heads += [t for t in doc.meta.get("title_path") or [] if t not in heads and len(t) <= MAX_HEADING]
-    else:  # a text's top-level title: the one its sections' title paths all begin with (not their sibling headings)
+    else:  # a text's top-level title: the one its sections' title paths all begin with, or its first section's (not
+        # the headings of the sections after it)
         roots = {tuple(d.meta.get("title_path") or [])[:1] for d in docs if d.meta.get("title_path")}
-        heads += [t for (t,) in roots if len(roots) == 1 and len(t) <= MAX_HEADING]
+        opening = next((d.meta.get("title_path") or [] for d in docs if d.text.strip()), [])
+        top = next(iter(roots))[0] if len(roots) == 1 else opening[0] if opening else ""
+        heads += [top] if top and len(top) <= MAX_HEADING else []
     page_text = "\n".join(d.text for d in docs[:12] if d.meta.get("page") == first_page)
     if not heads and first_page is not None:  # a title in body size: the first line, if it reads as one
         heads.append(title_line(page_text))

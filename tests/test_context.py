@@ -188,6 +188,8 @@ def test_describe_joins_title_name_title_block_and_date_without_repeats() -> Non
     assert describe(report, "q2_project_status_report.txt") == "q2 project status report"
     handbook = [Document(f"{h} text.", {"page": None, "title_path": ["Bluefin Logistics GmbH - Staff Handbook", h]}) for h in ("Leave", "Notice")]
     assert describe(handbook, "handbook.txt") == "Bluefin Logistics GmbH - Staff Handbook"  # (it holds the name)
+    minutes = [Document(f"{h} text.", {"page": None, "title_path": [h]}) for h in ("Product Meeting - Minutes", "Discussion", "Action items")]
+    assert describe(minutes, "notes.docx") == "notes — Product Meeting - Minutes"  # the first section's title, not the others'
 
 
 def test_markdown_front_matter_describes_the_file_and_is_not_text(tmp_path: Path) -> None:
