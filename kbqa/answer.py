@@ -451,7 +451,8 @@ def prepare(
     frequencies = kb.catalog.document_frequencies(question_words(query))
     facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), frequencies, calibrated.relevance)
     decision = decide(hits, facts, calibrated, len(substantive_words(query)))
-    elsewhere = not_asked_about(query, hits, frequencies[1]) if decision.answer else ""
+    best = evidence.sentences[0].n - 1 if evidence.sentences else 0  # the source the answer quotes first
+    elsewhere = not_asked_about(query, hits, frequencies[1], best) if decision.answer else ""
     if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
@@ -468,28 +469,30 @@ def prepare(
 YEAR_NOT_HELD = 0.05  # kbqa's confidence at most, when no source holds a year the question names (answer_confidence 0 still answers)
 
 
-def not_asked_about(query: str, hits: list[Hit], counts: dict[str, int]) -> str:
+def not_asked_about(query: str, hits: list[Hit], counts: dict[str, int], best: int = 0) -> str:
     """Why the sources, however close, speak of something other than what the question names (the
-    reason a refusal gives), or "": another period, another code."""
-    if uncovered_years(list(counts), hits) or uncovered_months(query, hits):
+    reason a refusal gives), or "": another period, another code. best: the index of the source the
+    answer quotes first."""
+    if uncovered_years(list(counts), hits, best) or uncovered_months(query, hits, best):
         return "period-not-covered"
-    if uncovered_codes(query, hits):
+    if uncovered_codes(query, hits) or uncovered_versions(query, hits):
         return "code-not-covered"
     return ""
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")  # a question's year word (fullmatch), one in a source's text (search)
 _HAN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
 
 
-def uncovered_years(words: list[str], hits: list[Hit]) -> list[str]:
-    """The years the question names that no source holds in its text, title or document
-    description, also as part of a word ("FY2019") or in Chinese numerals (二〇一九年), when the best
-    (first) source names another year. Sources without the year asked about answer for another
-    year: a first-hour review's "东北电气2019年的营业收入是多少？" over a report of 2018's first quarter was answered with 2018's
-    figures."""
+def uncovered_years(words: list[str], hits: list[Hit], best: int = 0) -> list[str]:
+    """The years the question names that the best source's document does not hold (in the
+    text, title or description of its sources here), also as part of a word ("FY2019") or in Chinese
+    numerals (二〇一九年), when the best source names another year. Sources without the year asked
+    about answer for another year: a first-hour review's "东北电气2019年的营业收入是多少？" over a report of
+    2018's first quarter was answered with 2018's figures; and "2023年劳动节5月3日谁值班？" was answered
+    from the 2024 notice, because another company's travel policy said 2023."""
     years = [w for w in words if _YEAR.fullmatch(w)]
     if not years or not hits:
         return []
-    texts = [_with_arabic_years(" ".join([h.text, h.context, *h.title_path])) for h in hits]
+    texts = [_with_arabic_years(" ".join([h.text, h.context, *h.title_path])) for h in [hits[best], *hits] if h.file == hits[best].file]
     missing = [y for y in years if not any(y in t for t in texts)]
     # only when the best source speaks of another period: a passage that names no year at all may
     # still be about the one asked (XQuAD-zh's "2015年黑豹队的防守…" is answered by a passage that
@@ -522,15 +525,15 @@ def _months(text: str) -> set[int]:
     return found
 
 
-def uncovered_months(question: str, hits: list[Hit]) -> list[int]:
-    """The months the question names that no source holds (in its text, title or description), when
-    the best (first) source names another month: "Texas in December 2015" over a table of November
-    2015's checks was answered with November's figures. A source that names no month may still be
-    about the one asked, as with years."""
+def uncovered_months(question: str, hits: list[Hit], best: int = 0) -> list[int]:
+    """The months the question names that the best source's document does not hold (in the
+    text, title or description of its sources here), when the best source names another month:
+    "Texas in December 2015" over a table of November 2015's checks was answered with November's
+    figures. A source that names no month may still be about the one asked, as with years."""
     asked = _months(question)
     if not asked or not hits:
         return []
-    held = [_months(" ".join([h.text, h.context, *h.title_path])) for h in hits]
+    held = [_months(" ".join([h.text, h.context, *h.title_path])) for h in [hits[best], *hits] if h.file == hits[best].file]  # (as for years)
     missing = sorted(m for m in asked if not any(m in h for h in held))
     return missing if missing and held[0] - asked else []
 
@@ -560,6 +563,40 @@ def _holds_code(text: str, code: tuple[str, int]) -> bool:
         return True
     words = _QUARTER_WORDS.get(number) if letters == "Q" else None
     return bool(words and re.search(rf"(?i)\b(?:{words})[\s-]+quarter\b|第?(?:{words})季度", text))
+
+
+# a product's version a question names: a capitalised name, then a number with a dot ("Atlas 3.0",
+# "CloudNote v2.1", "Python 3.11"); "version 2" and a lone "2.3" name no product
+_VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?v?(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
+_HELD_VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?(?:v|version\s*)?(\d{1,3})(?:\.(\d{1,3}))?(?!\d)", re.I)
+
+
+# a document's own numbering, not a product: "Clause 9.1" may be held as "9.1 Termination"
+_NUMBERING = frozenset("ARTICLE APPENDIX CHAPTER CLAUSE FIG FIGURE ITEM PAGE PARA PARAGRAPH PART RULE SECTION SEC STEP TABLE VERSION VOL VOLUME".split())
+
+
+def _versions(text: str) -> set[tuple[str, int, int]]:
+    return {(m.group(1).upper(), int(m.group(2)), int(m.group(3))) for m in _VERSION.finditer(text) if m.group(1).upper() not in _NUMBERING}
+
+
+def _holds_version(text: str, version: tuple[str, int, int]) -> bool:
+    """Whether a source holds a product's version: "Atlas 3.0", "Atlas v3.0.2", "Atlas version 3", "Atlas 3" for 3.0."""
+    name, major, minor = version
+    return any(m.group(1).upper() == name and int(m.group(2)) == major and int(m.group(3) or 0) == minor
+               for m in _HELD_VERSION.finditer(text))
+
+
+def uncovered_versions(question: str, hits: list[Hit]) -> list[str]:
+    """The product versions the question names ("Atlas 4.0") that no source holds, when the best
+    (first) source names another version of the product: a first-hour review's "How long is the
+    warranty for Atlas 4.0?" over an inventory of Atlas 1.0 and 2.0 was answered with 2.0's 24 months."""
+    asked = _versions(question)
+    if not asked or not hits:
+        return []
+    texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits]
+    others = {name for name, _, _ in _versions(texts[0])}
+    return sorted(f"{name.title()} {major}.{minor}" for name, major, minor in asked
+                  if name in others and not any(_holds_version(t, (name, major, minor)) for t in texts))
 
 
 def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
@@ -622,11 +659,38 @@ def without_other_names(catalog: Any, question: str, query: str) -> str:
     # a word the follow-up's file says too is the topic, not the other file's name ("parental leave"
     # of globex_parental_leave_policy.md, asked of Acme's handbook)
     other = {t for t in other if not catalog.lexical_search(t, 1, file_ids=list(mine))}
-    kept = re.sub(r"[A-Za-z0-9]+", lambda m: "" if stem(m.group().lower()) in other else m.group(), earlier)
+    spans = [m.span() for m in re.finditer(r"[A-Za-z0-9]+", earlier) if stem(m.group().lower()) in other]
     for t in other:
         if not t.isascii() and len(t) > 1:  # (a lone character is no name)
-            kept = kept.replace(t, "")
+            spans += [(m.start(), m.end()) for m in re.finditer(re.escape(t), earlier)]
+    names = [_flat_name(f"{row.name} {row.description}") for row in map(catalog.file_by_id, theirs) if row is not None]
+    cut = {i for a, b in spans for i in range(*_whole_name(earlier, a, b, names))}
+    kept = "".join(ch for i, ch in enumerate(earlier) if i not in cut)
     return " ".join(f"{kept} {question}".split())
+
+
+_NAME_UNIT = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+
+
+def _flat_name(text: str) -> str:
+    return " ".join(re.sub(r"[_\W]+", " ", text).lower().split())
+
+
+def _whole_name(text: str, start: int, end: int, names: list[str]) -> tuple[int, int]:
+    """The span of the whole name that text[start:end] is a word of, as the other file's name or
+    description writes it: "Bluefin" of "…at Bluefin Logistics give?" is "Bluefin Logistics", 蓝海 of
+    蓝海云 is 蓝海云 (a name cut to its first word left "Logistics" and 云 to search)."""
+    units = [m.span() for m in _NAME_UNIT.finditer(text)]
+    first = next((i for i, (a, _) in enumerate(units) if a >= start), None)
+    last = max((i for i, (_, b) in enumerate(units) if b <= end), default=None)
+    if first is None or last is None or last < first:
+        return start, end
+    held = lambda i, j: any(_flat_name(text[units[i][0] : units[j][1]]) in n for n in names)  # noqa: E731
+    while first > 0 and held(first - 1, last):
+        first -= 1
+    while last + 1 < len(units) and held(first, last + 1):
+        last += 1
+    return units[first][0], units[last][1]
 
 
 def _with_arabic_years(text: str) -> str:

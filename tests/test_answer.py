@@ -329,6 +329,12 @@ def test_a_year_no_source_holds_counts_only_when_the_best_source_speaks_of_anoth
     # a passage that names no year may be about the one asked (XQuAD-zh's 2015 season, "本赛季"):
     # two answerable questions were refused
     assert uncovered_years(["2015"], [_hit("本赛季黑豹队的防守共有24次拦截。"), report]) == []
+    # found by a first-hour review: the year held by another document is not the best one's ("2023年劳动节…"
+    # was answered from the 2024 notice, because another company's travel policy said 2023)
+    notice = _hit("2024年劳动节放假安排：5月3日至5日由李娜值班。", file="劳动节放假通知.txt")
+    policy = _hit("本规定自2023年7月1日起执行。", file="差旅报销规定.txt")
+    assert uncovered_years(["2023", "劳动节", "值班"], [notice, policy]) == ["2023"]
+    assert uncovered_years(["2023", "劳动节"], [notice, _hit("2023年劳动节由王芳值班。", file="劳动节放假通知.txt")]) == []  # its own document's
 
 
 def test_a_short_answer_must_say_more_than_the_question() -> None:
@@ -621,15 +627,27 @@ def test_a_code_no_source_holds_is_refused_when_the_sources_name_others_of_its_k
     assert uncovered_codes("What does error code E4 mean on the KX-300?", [kx300, kx500]) == ["E4"]
     assert uncovered_codes("What does error code E4 mean on the KX-500?", [kx300, kx500]) == []
     assert uncovered_codes("What does error code E4 mean on the KX-300?", [kx300, kx500, _hit("Error E4 on any model: refill the tank.")]) == []
+    # found by a first-hour review: a product's version ("Atlas 4.0") over sources of Atlas 1.0 and 2.0
+    from kbqa.answer import uncovered_versions
+
+    inventory = _hit("Atlas 2.0 tracker units have a 24-month warranty. Atlas 1.0 units had a 12-month warranty.")
+    assert uncovered_versions("How long is the warranty for Atlas 4.0 tracker units?", [inventory]) == ["Atlas 4.0"]
+    assert uncovered_versions("How long is the warranty for Atlas 2.0 tracker units?", [inventory]) == []
+    assert uncovered_versions("Is Atlas 3.0 covered?", [inventory, _hit("Atlas v3.0.1 ships in 2025.")]) == []  # held, in another form
+    assert uncovered_versions("What does Clause 9.1 say?", [_hit("Clause 3.1: fees. 9.1 Termination needs 90 days' notice.")]) == []  # numbering
+    assert uncovered_versions("Does Python 3.11 run it?", [inventory]) == []  # the best source names no Python
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "parts.md").write_text("# Spare parts catalogue\n\n" + catalogue.text + "\n", encoding="utf-8")
     (docs / "review.md").write_text("# Sales review Q3 2024\n\nRevenue Q3 2024: EUR 4.2 million (+12% year over year).\n", encoding="utf-8")
+    (docs / "atlas.md").write_text("# Atlas FAQ\n\n" + inventory.text + "\n", encoding="utf-8")
     with KnowledgeBase.open("parts", llm="extractive") as kb:
         kb.ingest([docs])
         assert kb.ask("Which warehouse bin holds spare part P-1011?").answered_from_documents
         assert kb.ask("What was the revenue in Q3 2024?").answered_from_documents
-        for question in ("Which warehouse bin holds spare part P-4010?", "What was the revenue in Q4 2024?"):
+        assert kb.ask("How long is the warranty for Atlas 2.0 tracker units?").answered_from_documents
+        for question in ("Which warehouse bin holds spare part P-4010?", "What was the revenue in Q4 2024?",
+                         "How long is the warranty for Atlas 4.0 tracker units?"):
             answer = kb.ask(question)
             assert not answer.answered_from_documents and answer.confidence is not None and answer.confidence <= 0.05, (question, answer.text)
 
@@ -661,6 +679,33 @@ def test_a_follow_up_naming_another_company_searches_that_company(home: Path, tm
         assert "蓝鲸" not in answer.query and "试用期" in answer.query and "3个月" in answer.text, (answer.query, answer.text)
         assert [s.file.endswith("星河科技员工手册.md") for s in answer.sources][:1] == [True]
         assert without_other_names(kb.catalog, "年假呢？", f"{first} 年假呢？") == f"{first} 年假呢？"  # names nothing: kept
+
+
+def test_a_follow_up_naming_another_company_drops_the_earlier_company_s_whole_name(home: Path, tmp_path: Path) -> None:
+    """Found by a first-hour review: the earlier question's company name was cut to the word its file's
+    name holds: "…staff at Logistics give? And at Northwind?" (of Bluefin Logistics) and "云的住宿标准…"
+    (of 蓝海云) were searched, and the answer was the contract naming both companies."""
+    from kbqa import KnowledgeBase
+    from kbqa.answer import without_other_names
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bluefin_staff_handbook.txt").write_text(
+        "Bluefin Logistics GmbH - Staff Handbook\n\nNotice periods\nStaff must give one month's written notice.\n\n"
+        "Annual leave\nAll full-time staff receive 28 days of paid annual leave per year.\n", encoding="utf-8")
+    (docs / "northwind_handbook.txt").write_text(
+        "Northwind Analytics Ltd. - Employee Handbook\n\nNotice periods\nEmployees must give four weeks' written notice.\n\n"
+        "Annual leave\nFull-time employees receive 22 days of annual leave.\n", encoding="utf-8")
+    (docs / "蓝海云_费用报销制度.md").write_text("# 蓝海云科技有限公司费用报销制度\n\n第四条 住宿标准：一线城市每晚不超过600元。\n", encoding="utf-8")
+    (docs / "青石建材_差旅报销规定.md").write_text("# 青石建材差旅报销规定\n\n第四条 住宿标准：直辖市每晚不超过500元。\n", encoding="utf-8")
+    with KnowledgeBase.open("companies", llm="extractive") as kb:
+        kb.ingest([docs])
+        first = "What notice must staff at Bluefin Logistics give?"
+        assert without_other_names(kb.catalog, "And at Northwind?", f"{first} And at Northwind?") == "What notice must staff at give? And at Northwind?"
+        assert without_other_names(kb.catalog, "那青石建材呢？", "蓝海云的住宿标准是多少？ 那青石建材呢？") == "的住宿标准是多少？ 那青石建材呢？"
+        history = [{"role": "user", "content": first}, {"role": "assistant", "content": kb.ask(first).text}]
+        answer = kb.ask("And at Northwind?", history=history)
+        assert "four weeks" in answer.text and answer.sources[0].file.endswith("northwind_handbook.txt"), answer.text
 
 
 def test_a_follow_up_asks_for_the_kind_its_chain_asked_for() -> None:
