@@ -249,9 +249,17 @@ def _says_more(text: str, asked: set[str]) -> bool:
 _DANGLING = re.compile(r"\s+(?:a|an|the|of|to|in|on|at|for|by|with|and|or|from|into|than|as|per|that|which)$", re.I)
 
 
+_TRAILING = " ,;:，；：、'\"‘’“”(（-—–"
+
+
 def _without_dangling_word(text: str) -> str:
-    """A short answer without a last word that only leads on ("18 days of" -> "18 days")."""
-    return _DANGLING.sub("", text)
+    """A short answer without a last word or mark that only leads on ("18 days of" -> "18 days",
+    "14 Wellington Place," -> "14 Wellington Place", "90 days'" -> "90 days")."""
+    while True:
+        shorter = _DANGLING.sub("", text.rstrip(_TRAILING))
+        if shorter == text:
+            return text
+        text = shorter
 
 
 _CLAUSE = re.compile(r"[，；;]")

@@ -581,6 +581,9 @@ def test_a_short_answer_from_a_neighbouring_clause_or_ending_on_of_is_not_given(
     assert not _from_the_asked_clause("北门", gates, asked) and _from_the_asked_clause("东门", gates, asked)
     assert _from_the_asked_clause("1990年", "1990年，他出生于北京。", terms("他哪一年出生于北京？"))  # the answer alone: no neighbour
     assert _without_dangling_word("18 days of") == "18 days" and _without_dangling_word("Room B214") == "Room B214"
+    # nor a mark (found by a first-hour review: "14 Wellington Place, [1]", "90 days' [1]")
+    assert _without_dangling_word("14 Wellington Place,") == "14 Wellington Place" and _without_dangling_word("90 days'") == "90 days"
+    assert _without_dangling_word("18 days of,") == "18 days" and _without_dangling_word("李娜，") == "李娜"
 
 
 @pytest.mark.slow
