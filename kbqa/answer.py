@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, stem, terms
+from kbqa.codes import YEAR, codes, holds_code, holds_version, versions
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_heading_line, is_title
 from kbqa.models import Calibration
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
@@ -486,7 +487,6 @@ def not_asked_about(query: str, hits: list[Hit], counts: dict[str, int], best: i
     if uncovered_codes(query, hits) or uncovered_versions(query, hits):
         return "code-not-covered"
     return ""
-_YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")  # a question's year word (fullmatch), one in a source's text (search)
 _HAN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
 
 
@@ -497,7 +497,7 @@ def uncovered_years(words: list[str], hits: list[Hit], best: int = 0) -> list[st
     about answer for another year: a first-hour review's "东北电气2019年的营业收入是多少？" over a report of
     2018's first quarter was answered with 2018's figures; and "2023年劳动节5月3日谁值班？" was answered
     from the 2024 notice, because another company's travel policy said 2023."""
-    years = [w for w in words if _YEAR.fullmatch(w)]
+    years = [w for w in words if YEAR.fullmatch(w)]
     if not years or not hits:
         return []
     texts = [_with_arabic_years(" ".join([h.text, h.context, *h.title_path])) for h in [hits[best], *hits] if h.file == hits[best].file]
@@ -505,7 +505,7 @@ def uncovered_years(words: list[str], hits: list[Hit], best: int = 0) -> list[st
     # only when the best source speaks of another period: a passage that names no year at all may
     # still be about the one asked (XQuAD-zh's "2015年黑豹队的防守…" is answered by a passage that
     # says 本赛季)
-    return missing if missing and _YEAR.search(texts[0]) else []
+    return missing if missing and YEAR.search(texts[0]) else []
 
 
 # a month named in a question: "December", "Dec." (not "may", a verb), "12月", "十二月"
@@ -546,89 +546,41 @@ def uncovered_months(question: str, hits: list[Hit], best: int = 0) -> list[int]
     return missing if missing and held[0] - asked else []
 
 
-# a code a question names: letters then digits, glued or joined by a hyphen ("P-4010", "KX-700",
-# "Q4", "E3", "S103"); not a year ("FY2019"), nor a version's major number ("v2" of "v2.0")
-_CODE = re.compile(r"(?<![\w-])([A-Za-z]{1,4})-?(\d{1,6})(?![\w-]|\.\d)")
-# ... as a source may write it: "E03" for E3, "P-4010-B", "v2.0", "Room 301"
-_HELD_CODE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,4})[-_ ]?(\d{1,6})")
-# ... or within a range ("P-5000 to P-5099", "S101–S105", "KX-300至KX-500")
-_CODE_RANGE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,4})[-_ ]?(\d{1,6})\s*(?:to|through|–|—|-|~|至|到)\s*(?:\1[-_ ]?)?(\d{1,6})(?!\d)", re.I)
-_QUARTER_WORDS = {1: r"first|1st|一", 2: r"second|2nd|二", 3: r"third|3rd|三", 4: r"fourth|4th|四"}
-
-
-def _codes(text: str) -> set[tuple[str, int]]:
-    """The codes a question names, as (letters in capitals, number)."""
-    return {(m.group(1).upper(), int(m.group(2))) for m in _CODE.finditer(text) if not _YEAR.fullmatch(m.group(2))}
-
-
-def _holds_code(text: str, code: tuple[str, int]) -> bool:
-    """Whether a source's text holds a code in any way it may be written: padded, with a suffix or
-    a version's minor number, inside a range of codes, and a quarter in words ("fourth quarter", 第四季度)."""
-    letters, number = code
-    if any(m.group(1).upper() == letters and int(m.group(2)) == number for m in _HELD_CODE.finditer(text)):
-        return True
-    if any(m.group(1).upper() == letters and int(m.group(2)) <= number <= int(m.group(3)) for m in _CODE_RANGE.finditer(text)):
-        return True
-    words = _QUARTER_WORDS.get(number) if letters == "Q" else None
-    return bool(words and re.search(rf"(?i)\b(?:{words})[\s-]+quarter\b|第?(?:{words})季度", text))
-
-
-# a product's version a question names: a capitalised name, then a number with a dot ("Atlas 3.0",
-# "CloudNote v2.1", "Python 3.11"); "version 2" and a lone "2.3" name no product
-_VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?v?(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
-_HELD_VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?(?:v|version\s*)?(\d{1,3})(?:\.(\d{1,3}))?(?!\d)", re.I)
-
-
-# a document's own numbering, not a product: "Clause 9.1" may be held as "9.1 Termination"
-_NUMBERING = frozenset("ARTICLE APPENDIX CHAPTER CLAUSE FIG FIGURE ITEM PAGE PARA PARAGRAPH PART RULE SECTION SEC STEP TABLE VERSION VOL VOLUME".split())
-
-
-def _versions(text: str) -> set[tuple[str, int, int]]:
-    return {(m.group(1).upper(), int(m.group(2)), int(m.group(3))) for m in _VERSION.finditer(text) if m.group(1).upper() not in _NUMBERING}
-
-
-def _holds_version(text: str, version: tuple[str, int, int]) -> bool:
-    """Whether a source holds a product's version: "Atlas 3.0", "Atlas v3.0.2", "Atlas version 3", "Atlas 3" for 3.0."""
-    name, major, minor = version
-    return any(m.group(1).upper() == name and int(m.group(2)) == major and int(m.group(3) or 0) == minor
-               for m in _HELD_VERSION.finditer(text))
-
-
 def uncovered_versions(question: str, hits: list[Hit]) -> list[str]:
     """The product versions the question names ("Atlas 4.0") that no source holds, when the best
     (first) source names another version of the product: a first-hour review's "How long is the
     warranty for Atlas 4.0?" over an inventory of Atlas 1.0 and 2.0 was answered with 2.0's 24 months."""
-    asked = _versions(question)
+    asked = versions(question)
     if not asked or not hits:
         return []
     texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits]
-    others = {name for name, _, _ in _versions(texts[0])}
+    others = {name for name, _, _ in versions(texts[0])}
     return sorted(f"{name.title()} {major}.{minor}" for name, major, minor in asked
-                  if name in others and not any(_holds_version(t, (name, major, minor)) for t in texts))
+                  if name in others and not any(holds_version(t, (name, major, minor)) for t in texts))
 
 
 def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
     """The codes the question names ("P-4010", "KX-700", "Q4") that no source holds in any way it
-    may be written (_holds_code), when the best (first) source names another code of the same
+    may be written (holds_code), when the best (first) source names another code of the same
     letters: a first-hour review's "Which bin holds part P-4010?" over a catalogue of P-1010 … P-3028
     was answered with P-1010's row, and "Q4 revenue" over a Q3 review with Q3's. A source about another
     of the question's codes (by its description or section titles) does not hold it for them ("E4 on
     the KX-300" in the KX-500's manual)."""
-    asked = _codes(question)
+    asked = codes(question)
     if not asked or not hits:
         return []
     texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits]
-    others = {letters for letters, _ in _codes(texts[0])}
+    others = {letters for letters, _ in codes(texts[0])}
 
     about = [" ".join([h.context, *h.title_path]) for h in hits]  # what each source's document and section are
 
     def elsewhere(n: int, code: tuple[str, int]) -> bool:  # source n's document is about another code of its letters
-        return code[0] in {letters for letters, _ in _codes(about[n])} and not _holds_code(about[n], code)
+        return code[0] in {letters for letters, _ in codes(about[n])} and not holds_code(about[n], code)
 
     # held by a source whose document is not about another of the question's codes: "error E4 on the
     # KX-300" is not held by the KX-500's manual
     return sorted(f"{letters}{number}" for letters, number in asked
-                  if letters in others and not any(_holds_code(t, (letters, number)) and not any(elsewhere(n, c) for c in asked - {(letters, number)})
+                  if letters in others and not any(holds_code(t, (letters, number)) and not any(elsewhere(n, c) for c in asked - {(letters, number)})
                                                    for n, t in enumerate(texts)))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
 from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, language, near_spelling, paragraph_sentences, terms
+from kbqa.codes import about_another
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -198,6 +199,7 @@ class Evidence:
 # (benchmarks/answers.py, extractive, first 600 questions: answers holding a gold answer 88.7 / 88.0 /
 # 90.5% at 0, 90.8 / 89.5 / 91.5% at 0.3 on CMRC / XQuAD-zh / XQuAD-en)
 SOURCE_WEIGHT = 0.3
+ANOTHER_CODE = 0.3  # what a sentence loses whose document or section is about another code or version than the asked one
 
 # a question with more words that no source holds than this is not a misspelling to correct (and a
 # 4,000-character question of unknown words would cost seconds of edit distances)
@@ -232,6 +234,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         weights[t] *= 0.5
     wanted = list(own | extra)
     out = Evidence(question, lang, kind, question_terms=own, spelled=spelled)
+    elsewhere = [about_another(" ".join([*hit.title_path, hit.context]), question) for hit in hits]
     for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
         passage = set().union(*(t for _, _, t in found)) if found else set()
         title = title_terms[n - 1]
@@ -247,14 +250,19 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             window_cov = coverage(wanted, window | title, weights)
             typed = has_kind(text, kind, lang, question)
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
-                     + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300))
-            section = hit.title_path[-1] if _LIST_ITEM.match(text) and hit.title_path and terms(hit.title_path[-1]) & own - t else ""
+                     + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300) - ANOTHER_CODE * elsewhere[n - 1])
+            section = hit.title_path[-1] if _is_item(text) and hit.title_path and terms(hit.title_path[-1]) & own - t else ""
             out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section))
     out.sentences.sort(key=lambda s: -s.score)
     return out
 
 
 _LIST_ITEM = re.compile(r"\s*(?:[-*•·]|\d{1,2}[.)、])\s")
+
+
+def _is_item(text: str) -> bool:
+    """A list item, or a short line that is no sentence (a slide's bullet: "Target release: 18 November 2024")."""
+    return bool(_LIST_ITEM.match(text)) or (len(text) <= 80 and not text.startswith("|") and not re.search(r"[。.!?！？;；]\W*$", text))
 
 _HEADING_LINE = re.compile(r"[^\d，。！？；：,.!?;:]{1,24}")
 _LATIN_HEADING_LINE = re.compile(r"[^\d,.!?;:]{1,60}")

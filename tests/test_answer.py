@@ -711,6 +711,18 @@ def test_a_follow_up_naming_another_company_drops_the_earlier_company_s_whole_na
         assert "four weeks" in answer.text and answer.sources[0].file.endswith("northwind_handbook.txt"), answer.text
 
 
+def test_a_slide_about_another_version_is_not_quoted_first_and_a_bullet_comes_with_its_slide_title() -> None:
+    """Found by a first-hour review: "When is Atlas 2.2 planned to be released?" was answered "Target
+    release: 15 July 2024 [1]" (the Atlas 2.1 slide, ranked first) and then 2.2's date, neither line
+    saying which version it was for."""
+    slide = lambda n, title, text, relevance: Hit(n, "roadmap.pptx", n, text, relevance, title_path=[title])  # noqa: E731
+    q3 = slide(2, "Q3 2024: Atlas 2.1", "Q3 2024: Atlas 2.1\n\nOffline mode\nTarget release: 15 July 2024\nOwner: Priya Raman", 0.85)
+    q4 = slide(3, "Q4 2024: Atlas 2.2", "Q4 2024: Atlas 2.2\n\nSingle sign-on\nTarget release: 18 November 2024", 0.70)
+    text = extractive_text(gather("When is Atlas 2.2 planned to be released?", [q3, q4]))
+    assert text.startswith("Q4 2024: Atlas 2.2: Target release: 18 November 2024 [2]") and "15 July" not in text, text
+    assert extractive_text(gather("When is Atlas 2.1 planned to be released?", [q3, q4])).startswith("Q3 2024: Atlas 2.1: Target release: 15 July 2024 [1]")
+
+
 def test_a_follow_up_asks_for_the_kind_its_chain_asked_for() -> None:
     """Found by review: "那病假呢？" after "年假有几天？" was answered "带薪病假": the follow-up itself asks
     for no kind of answer, so a name passed; it asks for days, as the question it follows."""

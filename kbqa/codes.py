@@ -1,0 +1,69 @@
+"""Codes and product versions a text names ("P-4010", "KX-300", "Q4", "E3"; "Atlas 2.2"), and whether
+a source holds one in any way it may be written. The refusal rules (kbqa.answer) and the evidence
+ranking (kbqa.evidence) read them."""
+
+from __future__ import annotations
+
+import re
+
+YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")  # a question's year word (fullmatch), one in a source's text (search)
+
+# a code a question names: letters then digits, glued or joined by a hyphen ("P-4010", "KX-700",
+# "Q4", "E3", "S103"); not a year ("FY2019"), nor a version's major number ("v2" of "v2.0")
+CODE = re.compile(r"(?<![\w-])([A-Za-z]{1,4})-?(\d{1,6})(?![\w-]|\.\d)")
+# ... as a source may write it: "E03" for E3, "P-4010-B", "v2.0", "Room 301"
+HELD_CODE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,4})[-_ ]?(\d{1,6})")
+# ... or within a range ("P-5000 to P-5099", "S101–S105", "KX-300至KX-500")
+CODE_RANGE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,4})[-_ ]?(\d{1,6})\s*(?:to|through|–|—|-|~|至|到)\s*(?:\1[-_ ]?)?(\d{1,6})(?!\d)", re.I)
+QUARTER_WORDS = {1: r"first|1st|一", 2: r"second|2nd|二", 3: r"third|3rd|三", 4: r"fourth|4th|四"}
+
+
+def codes(text: str) -> set[tuple[str, int]]:
+    """The codes a question names, as (letters in capitals, number)."""
+    return {(m.group(1).upper(), int(m.group(2))) for m in CODE.finditer(text) if not YEAR.fullmatch(m.group(2))}
+
+
+def holds_code(text: str, code: tuple[str, int]) -> bool:
+    """Whether a source's text holds a code in any way it may be written: padded, with a suffix or
+    a version's minor number, inside a range of codes, and a quarter in words ("fourth quarter", 第四季度)."""
+    letters, number = code
+    if any(m.group(1).upper() == letters and int(m.group(2)) == number for m in HELD_CODE.finditer(text)):
+        return True
+    if any(m.group(1).upper() == letters and int(m.group(2)) <= number <= int(m.group(3)) for m in CODE_RANGE.finditer(text)):
+        return True
+    words = QUARTER_WORDS.get(number) if letters == "Q" else None
+    return bool(words and re.search(rf"(?i)\b(?:{words})[\s-]+quarter\b|第?(?:{words})季度", text))
+
+
+# a product's version a question names: a capitalised name, then a number with a dot ("Atlas 3.0",
+# "CloudNote v2.1", "Python 3.11"); "version 2" and a lone "2.3" name no product
+VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?v?(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
+HELD_VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?(?:v|version\s*)?(\d{1,3})(?:\.(\d{1,3}))?(?!\d)", re.I)
+
+
+# a document's own numbering, not a product: "Clause 9.1" may be held as "9.1 Termination"
+NUMBERING = frozenset("ARTICLE APPENDIX CHAPTER CLAUSE FIG FIGURE ITEM PAGE PARA PARAGRAPH PART RULE SECTION SEC STEP TABLE VERSION VOL VOLUME".split())
+
+
+def versions(text: str) -> set[tuple[str, int, int]]:
+    """The product versions a text names, as (name in capitals, major, minor)."""
+    return {(m.group(1).upper(), int(m.group(2)), int(m.group(3))) for m in VERSION.finditer(text) if m.group(1).upper() not in NUMBERING}
+
+
+def holds_version(text: str, version: tuple[str, int, int]) -> bool:
+    """Whether a source holds a product's version: "Atlas 3.0", "Atlas v3.0.2", "Atlas version 3", "Atlas 3" for 3.0."""
+    name, major, minor = version
+    return any(m.group(1).upper() == name and int(m.group(2)) == major and int(m.group(3) or 0) == minor
+               for m in HELD_VERSION.finditer(text))
+
+
+def about_another(about: str, question: str) -> bool:
+    """Whether a source's document or section (its description and title path: `about`) is about
+    another code or version than the question names, of the same letters or product, and not the
+    asked one too: the "Q3 2024: Atlas 2.1" slide for "When is Atlas 2.2 released?", the KX-500's
+    manual for "error E4 on the KX-300"."""
+    held_codes = {letters for letters, _ in codes(about)}
+    if any(letters in held_codes and not holds_code(about, (letters, number)) for letters, number in codes(question)):
+        return True
+    held_names = {name for name, _, _ in versions(about)}
+    return any(name in held_names and not holds_version(about, v) for v in versions(question) for name in [v[0]])
