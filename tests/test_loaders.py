@@ -530,6 +530,23 @@ def test_pdf_prose_and_contents_with_numbers_stay_text(tmp_path: Path) -> None:
     assert "Item 1A. Risk Factors 12" in text and "after 1,373 million in 2017" in text
 
 
+def test_pdf_a_heading_in_body_size_is_not_glued_to_its_paragraph(tmp_path: Path) -> None:
+    """Found by a first-hour review: "Section 4 - Annual leave Full-time employees receive…": a title
+    set in body size on the line above its text, in one block, was joined into the paragraph."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_textbox(pymupdf.Rect(50, 50, 550, 400), "Section 4 - Annual leave\nFull-time employees receive 22 days of paid annual leave "
+                        "per year, plus public holidays. Part-time employees receive leave pro rata, and up to 5 unused days may be "
+                        "carried over to the next year.\nSection 5 - Sick leave\nEmployees must tell their manager before 10:00.", fontsize=10)
+    doc.save(tmp_path / "handbook.pdf")
+    text = "\n".join(d.text for d in load_file(tmp_path / "handbook.pdf"))
+    assert "Section 4 - Annual leave\n\nFull-time employees receive 22 days" in text, text
+    assert "paid annual leave per year, plus public holidays" in text  # (a wrapped line still runs on)
+    assert "Section 5 - Sick leave\n\nEmployees must" in text, text
+
+
 def test_pdf_unruled_table_keeps_every_figure_and_leaves_what_it_cannot_split(tmp_path: Path) -> None:
     """Found by review: a row drawn as one line with more figures than columns lost them, a years
     header drawn as one line was lost, "n/a" pushed a row into the labels, a running head became

@@ -297,7 +297,10 @@ def page_blocks(layout: list[dict[str, Any]], rect: Any, drop: set[str] | None =
             if current:
                 height = max(1.0, bottom_y - top_y)
                 size = current[0][4]
-                if top_y - current[-1][3] > 0.9 * height or abs(line_size - size) > 0.15 * max(size, 1.0):  # a gap, or a change of font size
+                last = current[-1]
+                if (top_y - last[3] > 0.9 * height or abs(line_size - size) > 0.15 * max(size, 1.0)  # a gap, or a change of font size,
+                        # or a line that stopped short, above this one: "Section 4 - Annual leave" over its text
+                        or (top_y > (last[2] + last[3]) / 2 and _ends_short(last[5], last[6], columns, rect))):
                     paragraphs.append(_paragraph(current, columns, rect))
                     current = []
             current.append(line)
