@@ -17,7 +17,7 @@ above the table, else the page's leading title lines, plus the nearest units lin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -273,6 +273,26 @@ class _Captions:
         self.here[source] = (self.here[source] + "\n\n" + doc.text)[-4000:]
 
 
+def _with_next(docs: Iterable[Document]) -> Iterator[tuple[Document, Document | None]]:
+    previous: Document | None = None
+    for doc in docs:
+        if previous is not None:
+            yield previous, doc
+        previous = doc
+    if previous is not None:
+        yield previous, None
+
+
+def _heading_alone(doc: Document, following: Document | None) -> bool:
+    """A section's piece that is only its title, before more of the same section or a subsection (a
+    table under "Action items", the questions under "Atlas FAQ"): no chunk of its own, since the pieces
+    after it carry the title (found by a first-hour review: such titles were chunks, and top sources,
+    of their own)."""
+    path = doc.meta.get("title_path") or []
+    return (bool(path) and doc.text.strip() == path[-1].strip() and following is not None
+            and following.meta.get("source") == doc.meta.get("source") and (following.meta.get("title_path") or [])[: len(path)] == path)
+
+
 def split_documents(
     docs: Iterable[Document], chunk_size: int = 400, chunk_overlap: int = 80, unit: str = "chars", weigh: Weigh | None = None,
     checkpoint: Checkpoint | None = None,
@@ -286,11 +306,14 @@ def split_documents(
     numbers: dict[str, int] = {}
     captions = _Captions()
     tick = _Ticker(checkpoint, every=64)  # a chunk's facts cost more than a cut
-    for doc in docs:
+    for doc, following in _with_next(docs):
         if checkpoint is not None:
             checkpoint()
         source = str(doc.meta.get("source", ""))
         captions.see(source, doc)
+        if _heading_alone(doc, following):
+            captions.done(source, doc)  # (still the text a table under it is captioned by)
+            continue
         if doc.meta.get("kind") == "table":
             pieces = _table_pieces(doc.text, chunk_size)
         else:
@@ -309,7 +332,7 @@ def split_documents(
             meta = {**doc.meta, "chunk_no": n, "start": start, "end": end, "fresh": fresh}
             if doc.meta.get("kind") == "table" or is_numeric(text):
                 caption = captions.caption(source, doc, start)
-                if caption:
+                if caption and caption != (doc.meta.get("title_path") or [""])[-1]:  # (its section's title is said already)
                     meta["caption"] = caption
             chunks.append(Chunk(text=text, meta=meta))
             previous_end = max(previous_end, end)
