@@ -264,6 +264,7 @@ def _is_item(text: str) -> bool:
     """A list item, or a short line that is no sentence (a slide's bullet: "Target release: 18 November 2024")."""
     return bool(_LIST_ITEM.match(text)) or (len(text) <= 80 and not text.startswith("|") and not re.search(r"[。.!?！？;；]\W*$", text))
 
+
 _HEADING_LINE = re.compile(r"[^\d，。！？；：,.!?;:]{1,24}")
 _LATIN_HEADING_LINE = re.compile(r"[^\d,.!?;:]{1,60}")
 
