@@ -195,6 +195,8 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     for s in ranked[1:]:
         if s.score < 0.6 * best.score or is_heading_line(s.text) or not any(ch.isalpha() for ch in s.text):
             continue  # "1." of a numbered heading is no evidence
+        if s.text.rstrip().endswith(LEADS_IN):
+            continue  # a lead-in beside the answer ("…现将放假安排通知如下：") says nothing without what it leads into
         if any(squash(s.text) == squash(k.text) for k in keep):
             continue  # the same sentence in another file (a copy of a document): said once
         if s.text.startswith("|") and best.own > 0 and not {w for w in terms(s.text) & wanted if len(w) > 1 or not w.isascii()}:

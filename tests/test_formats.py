@@ -255,6 +255,9 @@ def test_plain_text_title_lines(tmp_path: Path) -> None:
     docs = load_file(tmp_path / "d.txt")
     assert [d.meta["title_path"] for d in docs] == [["Bluefin Logistics GmbH - Staff Handbook", "Annual leave"],
                                                     ["Bluefin Logistics GmbH - Staff Handbook", "Sick leave"]], docs
+    (tmp_path / "e.txt").write_text("关于2024年国庆节放假安排的通知\n\n各部门：\n根据国家规定，现将2024年国庆节放假安排通知如下：10月1日至7日放假调休，共7天。\n",
+                                    encoding="gbk")  # over a salutation (found in this session's attack: the title was quoted first)
+    assert [d.meta["title_path"] for d in load_file(tmp_path / "e.txt")] == [["关于2024年国庆节放假安排的通知"]]
     (tmp_path / "c.txt").write_text("Hello\n\nHi.\n", encoding="utf-8")
     assert [d.meta["title_path"] for d in load_file(tmp_path / "c.txt")] == [[]]  # above a shorter line: no title
 

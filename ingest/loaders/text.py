@@ -129,8 +129,9 @@ def _is_title(line: str, next_line: str) -> bool:
 
 def _own_title_line(lines: list[str]) -> int | None:
     """The index of a text's title line: its first line, alone in its paragraph ("Internal memo", a
-    blank line, …), over a longer paragraph or one that a section title heads ("Bluefin Logistics
-    GmbH - Staff Handbook", a blank line, "Annual leave", its text)."""
+    blank line, …), over a longer paragraph, one that a section title heads ("Bluefin Logistics
+    GmbH - Staff Handbook", a blank line, "Annual leave", its text) or one that a salutation opens
+    ("关于2024年国庆节放假安排的通知", a blank line, "各部门：")."""
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None or first + 1 >= len(lines) or lines[first + 1].strip():
         return None
@@ -140,7 +141,8 @@ def _own_title_line(lines: list[str]) -> int | None:
     following = lines[after + 1] if after + 1 < len(lines) else ""
     line = lines[first].strip()
     reads_as_title = 0 < len(line) <= 60 and not _SENTENCE_END.search(line) and not line.startswith(("-", "*", "•", "|"))
-    if _is_title(line, lines[after]) or (reads_as_title and _is_title(lines[after], following)):
+    salutation = lines[after].rstrip().endswith(("：", ":", ",", "，")) and len(lines[after].strip()) <= 40  # 各部门：, Dear colleagues,
+    if _is_title(line, lines[after]) or (reads_as_title and (salutation or _is_title(lines[after], following))):
         return first
     return None
 
