@@ -427,8 +427,8 @@ def test_the_quoted_evidence_is_not_cut_before_the_fact_asked_for() -> None:
     # a lead-in beside the answer is not quoted, alone or with its list (found in this session's attack:
     # "…现将2024年国庆节放假安排通知如下：" came first, with the whole notice after it)
     notice = _hit("根据国家规定，现将2024年国庆节放假安排通知如下：\n一、10月1日至7日放假调休，共7天。\n三、放假期间园区东门关闭，请从北门进出。")
-    quoted = extractive_text(gather("国庆放假期间园区哪个门关闭？", [notice]))
-    assert "三、放假期间园区东门关闭" in quoted and "通知如下" not in quoted, quoted
+    said = extractive_text(gather("国庆放假期间园区哪个门关闭？", [notice]))
+    assert "三、放假期间园区东门关闭" in said and "通知如下" not in said, said
     assert quoted.count("三个主要元素组成") == 1, quoted  # the copy's sentence is not quoted again
 
 
