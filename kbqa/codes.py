@@ -42,7 +42,9 @@ HELD_VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?(?:v|version\s*
 
 
 # a document's own numbering, not a product: "Clause 9.1" may be held as "9.1 Termination"
-NUMBERING = frozenset("ARTICLE APPENDIX CHAPTER CLAUSE FIG FIGURE ITEM PAGE PARA PARAGRAPH PART RULE SECTION SEC STEP TABLE VERSION VOL VOLUME".split())
+# (and an amount: "USD 9.99")
+NUMBERING = frozenset("ANNEX ARTICLE APPENDIX CHAPTER CLAUSE EXHIBIT FIG FIGURE ITEM LEVEL NOTE PAGE PARA PARAGRAPH PART RULE SCHEDULE "
+                      "SECTION SEC STEP TABLE VERSION VOL VOLUME USD EUR GBP CNY RMB JPY CHF HKD AUD CAD".split())
 
 
 def versions(text: str) -> set[tuple[str, int, int]]:
@@ -51,10 +53,13 @@ def versions(text: str) -> set[tuple[str, int, int]]:
 
 
 def holds_version(text: str, version: tuple[str, int, int]) -> bool:
-    """Whether a source holds a product's version: "Atlas 3.0", "Atlas v3.0.2", "Atlas version 3", "Atlas 3" for 3.0."""
+    """Whether a source holds a product's version: "Atlas 3.0", "Atlas v3.0.2", "Atlas version 3", "Atlas 3" for 3.0;
+    or the number alone where the source names the product too ("Python 3.10, 3.11 and 3.12", "Atlas 2.1 … Version 2.2")."""
     name, major, minor = version
-    return any(m.group(1).upper() == name and int(m.group(2)) == major and int(m.group(3) or 0) == minor
-               for m in HELD_VERSION.finditer(text))
+    if any(m.group(1).upper() == name and int(m.group(2)) == major and int(m.group(3) or 0) == minor
+           for m in HELD_VERSION.finditer(text)):
+        return True
+    return bool(re.search(rf"(?<![\w.]){major}\.0*{minor}(?!\d|\.\d)", text)) and bool(re.search(rf"(?i)\b{re.escape(name)}\b", text))
 
 
 def about_another(about: str, question: str) -> bool:

@@ -644,6 +644,10 @@ def test_a_code_no_source_holds_is_refused_when_the_sources_name_others_of_its_k
     assert uncovered_versions("Is Atlas 3.0 covered?", [inventory, _hit("Atlas v3.0.1 ships in 2025.")]) == []  # held, in another form
     assert uncovered_versions("What does Clause 9.1 say?", [_hit("Clause 3.1: fees. 9.1 Termination needs 90 days' notice.")]) == []  # numbering
     assert uncovered_versions("Does Python 3.11 run it?", [inventory]) == []  # the best source names no Python
+    # held without the name before each number (found by review: both were refused)
+    assert uncovered_versions("Does kbqa run on Python 3.12?", [_hit("It runs on Python 3.10, 3.11 and 3.12 on Linux.")]) == []
+    assert uncovered_versions("Which Atlas 2.2 feature was added?", [_hit("The Atlas 2.1 release fixed a bug. Version 2.2 added offline sync.")]) == []
+    assert uncovered_versions("Is the price USD 9.99?", [_hit("The plan costs USD 4.99 a month.")]) == []  # an amount, no version
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "parts.md").write_text("# Spare parts catalogue\n\n" + catalogue.text + "\n", encoding="utf-8")
