@@ -857,14 +857,20 @@ class KnowledgeBase:
         self._running.remote, self._running.cancelled = remote, cancelled
         # another ingest of this knowledge base (another process) holds the files it is reading: they
         # are come back to once this run's free files are done, and by then most often skipped
-        claims = FileClaims(self.folder) if self.config.store.backend == "embedded" else None
+        claims = None
+        if self.config.store.backend == "embedded":
+            try:
+                claims = FileClaims(self.folder)
+            except OSError as exc:  # a folder it cannot write: the ingest goes on, unshared (and fails at its first commit if it must)
+                log.warning("cannot claim files in %s (%s): another ingest of this knowledge base may read the same files", self.folder, exc)
 
         def planned(todo: list[tuple[Path, str]], held: list[tuple[Path, str]]) -> Iterator[_FilePlan]:
             for path, name in todo:
                 if claims is not None and not claims.take(str(path)):
                     held.append((path, name))
                     continue
-                plan = self._plan_file(path, name, force)
+                # --force reads each file once: not again one that another ingest read since this one began
+                plan = self._plan_file(path, name, force and not self._recorded_since(str(path), scanned))
                 if plan.result is not None and claims is not None:
                     claims.release(str(path))
                 yield plan
@@ -1153,6 +1159,11 @@ class KnowledgeBase:
 
             self._vector_cache = VectorCache(self.config.home_dir() / "cache", self.config.embeddings.model)
         return self._vector_cache
+
+    def _recorded_since(self, key: str, since: float) -> bool:
+        """Whether the file at key was ingested (by any process) since `since` (time.time())."""
+        row = self.catalog.file(key)
+        return row is not None and (row.ingested_at or 0.0) >= since
 
     def _gone(self, paths: list[str | Path], seen: set[str], before: float) -> list[FileRow]:
         """The files of this knowledge base under the given folders that this ingest did not find;

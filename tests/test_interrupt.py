@@ -271,3 +271,35 @@ def test_two_ingests_of_one_folder_at_once_share_the_files_instead_of_each_readi
     assert 0 < sum(f["status"] == "added" for f in reports[1]["files"]) < len(names)  # the second did share the work
     assert ok_files(catalog) == len(names)
     assert run_kbqa("search", "pump checked by crew", "--kb", "shared").returncode == 0
+
+
+def test_two_forced_ingests_at_once_read_each_file_once(home: Path, tmp_path: Path) -> None:
+    """Found by review: two `--force` ingests of one folder at once each read and embedded every file:
+    a file the other had read since this one began was forced again."""
+    import threading
+
+    from kbqa import KnowledgeBase
+    from kbqa.kb import Progress
+
+    docs = many_files(tmp_path / "docs", 12)
+    KnowledgeBase.open("forced", llm="extractive").ingest([docs])
+    first, second = KnowledgeBase.open("forced", llm="extractive"), KnowledgeBase.open("forced", llm="extractive")
+    held, reports = threading.Event(), {}
+
+    def pause(p: Progress) -> None:  # the first stops after its first file, holding the files it reads ahead, until the second waits for them
+        if p.stage == "file" and p.result is not None and not held.is_set():
+            held.wait(120)
+
+    def tell(p: Progress) -> None:
+        if p.stage == "held":
+            held.set()
+
+    a = threading.Thread(target=lambda: reports.update(first=first.ingest([docs], force=True, progress=pause)))
+    a.start()
+    time.sleep(1)
+    reports["second"] = second.ingest([docs], force=True, progress=tell)
+    a.join(300)
+    assert held.is_set()
+    updated = sorted(f.name for r in reports.values() for f in r.files if f.status == "updated")
+    # each file once, but the one the first had read before the second began: the second was asked to read it again
+    assert set(updated) == {f"doc{i:02d}.txt" for i in range(12)} and len(updated) <= 13, updated
