@@ -89,6 +89,14 @@ def _load(llama: Any, **params: Any) -> Any:
     return llm
 
 
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, a container's cpuset), else all."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 2
+
+
 def fit_to_load(threads: int, cores: int, load: float, own: float) -> int:
     """How many of `threads` to generate on when other programs keep about `load - own` cores busy
     (load: the 1-minute load average; own: the cores this process kept busy meanwhile). A llama.cpp
@@ -142,7 +150,7 @@ class LlamaCppLLM:
         build, a browser."""
         threads = max(1, self.threads // 2) if self._busy else self.threads
         if self._fit_to_load:
-            threads = min(threads, fit_to_load(threads, os.cpu_count() or 2, *self._load()))
+            threads = min(threads, fit_to_load(threads, _cores(), *self._load()))
         if threads != self._threads_now:
             self._llm._ctx.set_n_threads(threads, threads)
             self._threads_now = threads
@@ -152,7 +160,7 @@ class LlamaCppLLM:
         the last minute). (0, 0) where the system keeps no load average."""
         now, cpu = time.monotonic(), time.process_time()
         self._own_cpu.append((now, cpu))
-        while len(self._own_cpu) > 1 and now - self._own_cpu[0][0] > 60:
+        while len(self._own_cpu) > 2 and now - self._own_cpu[1][0] > 60:  # (the oldest kept reaches a minute back)
             self._own_cpu.popleft()
         try:
             load = os.getloadavg()[0]
