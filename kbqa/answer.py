@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, stem, terms
-from kbqa.codes import YEAR, codes, holds_code, holds_version, versions
+from kbqa.codes import YEAR, about_other_code, codes, holds_code, holds_version, versions
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_heading_line, is_title
 from kbqa.models import Calibration
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
@@ -575,14 +575,10 @@ def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
     others = {letters for letters, _ in codes(texts[0])}
 
     about = [" ".join([h.context, *h.title_path]) for h in hits]  # what each source's document and section are
-
-    def elsewhere(n: int, code: tuple[str, int]) -> bool:  # source n's document is about another code of its letters
-        return code[0] in {letters for letters, _ in codes(about[n])} and not holds_code(about[n], code)
-
     # held by a source whose document is not about another of the question's codes: "error E4 on the
     # KX-300" is not held by the KX-500's manual
     return sorted(f"{letters}{number}" for letters, number in asked
-                  if letters in others and not any(holds_code(t, (letters, number)) and not any(elsewhere(n, c) for c in asked - {(letters, number)})
+                  if letters in others and not any(holds_code(t, (letters, number)) and not any(about_other_code(about[n], c) for c in asked - {(letters, number)})
                                                    for n, t in enumerate(texts)))
 
 

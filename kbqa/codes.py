@@ -62,13 +62,17 @@ def holds_version(text: str, version: tuple[str, int, int]) -> bool:
     return bool(re.search(rf"(?<![\w.]){major}\.0*{minor}(?!\d|\.\d)", text)) and bool(re.search(rf"(?i)\b{re.escape(name)}\b", text))
 
 
+def about_other_code(about: str, code: tuple[str, int]) -> bool:
+    """Whether a source's document or section (its description and title path: `about`) names
+    another code of the same letters and not this one: the KX-500's manual for the KX-300."""
+    return code[0] in {letters for letters, _ in codes(about)} and not holds_code(about, code)
+
+
 def about_another(about: str, question: str) -> bool:
-    """Whether a source's document or section (its description and title path: `about`) is about
-    another code or version than the question names, of the same letters or product, and not the
-    asked one too: the "Q3 2024: Atlas 2.1" slide for "When is Atlas 2.2 released?", the KX-500's
-    manual for "error E4 on the KX-300"."""
-    held_codes = {letters for letters, _ in codes(about)}
-    if any(letters in held_codes and not holds_code(about, (letters, number)) for letters, number in codes(question)):
+    """Whether `about` is about another code or version than the question names, of the same letters
+    or product, and not the asked one too: the "Q3 2024: Atlas 2.1" slide for "When is Atlas 2.2
+    released?", the KX-500's manual for "error E4 on the KX-300"."""
+    if any(about_other_code(about, code) for code in codes(question)):
         return True
-    held_names = {name for name, _, _ in versions(about)}
-    return any(name in held_names and not holds_version(about, v) for v in versions(question) for name in [v[0]])
+    names = {name for name, _, _ in versions(about)}
+    return any(v[0] in names and not holds_version(about, v) for v in versions(question))

@@ -235,6 +235,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     wanted = list(own | extra)
     out = Evidence(question, lang, kind, question_terms=own, spelled=spelled)
     elsewhere = [about_another(" ".join([*hit.title_path, hit.context]), question) for hit in hits]
+    lines = [{line.strip() for line in hit.text.split("\n")} if hit.title_path else set() for hit in hits]  # for _is_item
     for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
         passage = set().union(*(t for _, _, t in found)) if found else set()
         title = title_terms[n - 1]
@@ -251,7 +252,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             typed = has_kind(text, kind, lang, question)
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300) - ANOTHER_CODE * elsewhere[n - 1])
-            section = hit.title_path[-1] if _is_item(text, hit.text) and hit.title_path and terms(hit.title_path[-1]) & own - t else ""
+            section = hit.title_path[-1] if hit.title_path and _is_item(text, lines[n - 1]) and terms(hit.title_path[-1]) & own - t else ""
             out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section))
     out.sentences.sort(key=lambda s: -s.score)
     return out
@@ -260,12 +261,11 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
 _LIST_ITEM = re.compile(r"\s*(?:[-*•·]|\d{1,2}[.)、])\s")
 
 
-def _is_item(text: str, passage: str) -> bool:
-    """A list item, or a short line of its own in the passage that is no sentence (a slide's bullet:
-    "Target release: 18 November 2024"; not the unfinished tail of a paragraph)."""
+def _is_item(text: str, lines: set[str]) -> bool:
+    """A list item, or a short line of its own in the passage (its `lines`) that is no sentence (a
+    slide's bullet: "Target release: 18 November 2024"; not the unfinished tail of a paragraph)."""
     if _LIST_ITEM.match(text):
         return True
-    lines = {line.strip() for line in passage.split("\n")}
     return len(text) <= 80 and text in lines and not text.startswith("|") and not re.search(r"[。.!?！？;；]\W*$", text)
 
 

@@ -116,15 +116,15 @@ def read_text(path: Path) -> str:
 _SENTENCE_END = re.compile(r"[。！？!?；;，,：:.…）)」』”\"]$")
 
 
+def _reads_as_title(line: str, longest: int) -> bool:
+    """Short, without closing punctuation, not a list item or a table row."""
+    return 0 < len(line) <= longest and not _SENTENCE_END.search(line) and not line.startswith(("-", "*", "•", "|"))
+
+
 def _is_title(line: str, next_line: str) -> bool:
     """A plain-text title: a short line without closing punctuation, above a longer line."""
     line = line.strip()
-    return (
-        0 < len(line) <= 40
-        and not _SENTENCE_END.search(line)
-        and len(next_line.strip()) > max(2 * len(line), 20)
-        and not line.startswith(("-", "*", "•", "|"))
-    )
+    return _reads_as_title(line, 40) and len(next_line.strip()) > max(2 * len(line), 20)
 
 
 def _own_title_line(lines: list[str]) -> int | None:
@@ -140,8 +140,7 @@ def _own_title_line(lines: list[str]) -> int | None:
         return None
     following = lines[after + 1] if after + 1 < len(lines) else ""
     line = lines[first].strip()
-    reads_as_title = (0 < len(line) <= 60 and not _SENTENCE_END.search(line) and not line.startswith(("-", "*", "•", "|"))
-                      and not _STATES.search(line))
+    reads_as_title = _reads_as_title(line, 60) and not _STATES.search(line)
     salutation = lines[after].rstrip().endswith(("：", ":", ",", "，")) and len(lines[after].strip()) <= 40  # 各部门：, Dear colleagues,
     if reads_as_title and (_is_title(line, lines[after]) or salutation or _is_title(lines[after], following)):
         return first
