@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
-from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, language, near_spelling, paragraph_sentences, terms
+from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, language, near_spelling, paragraph_sentences, states_something, terms
 from kbqa.codes import about_another
 from kbqa.types import Hit
 
@@ -286,10 +286,13 @@ def is_heading_line(text: str) -> bool:
 
 def is_title(text: str, hit: Hit) -> bool:
     """Whether a piece of text is only a heading, a file's name or its document's title (a part of
-    its description): a weak model's favourite answer, and no evidence."""
+    its description): a weak model's favourite answer, and no evidence. A heading that states something
+    ("Refunds are paid within 14 days", set as a section's title) is evidence like any sentence."""
     flat = _flat(text)
     if not flat:
         return True
+    if states_something(text):
+        return False
     names = [_flat(name) for name in [*hit.title_path, hit.file.rsplit(".", 1)[0], *hit.context.split(PART_SEPARATOR)]]
     return any(flat == name for name in names if len(name) > 1)  # not a date part's lone 年
 

@@ -398,6 +398,14 @@ def test_titles_and_file_names_are_not_answers() -> None:
                  context="aurora x2 manual — Aurora X2 Water Purifier - User Manual — 2015年")
     assert is_title("Aurora X2 Water Purifier - User Manual", manual)  # the document's title, from its description
     assert not is_title("2016年", manual) and not is_title("The Aurora X2 is a water purifier.", manual)
+    # a heading that states something is evidence (left by the last review: a line over a longer one, set as its
+    # section's title, was never quoted, and "How long until refunds are paid?" got the sentence after it)
+    shop = _hit("Refunds are paid within 14 days\nCustomers who return an item receive the full amount back.", ["Refunds are paid within 14 days"])
+    assert not is_title("Refunds are paid within 14 days", shop)
+    assert "14 days" in extractive_text(gather("How long until refunds are paid?", [shop]))
+    zh = _hit("退款在七个工作日内到账\n顾客需保持原包装完整，在订单页面提交退货申请。", ["退款在七个工作日内到账"])
+    assert not is_title("退款在七个工作日内到账", zh) and "七个工作日" in extractive_text(gather("退款多久到账？", [zh]))
+    assert is_title("What is covered", _hit("Filters are not covered.", ["What is covered"]))  # a heading in question form
 
 
 def test_the_quoted_evidence_is_not_padded_with_sentences_that_only_repeat_the_match() -> None:

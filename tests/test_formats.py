@@ -268,6 +268,12 @@ def test_plain_text_title_lines(tmp_path: Path) -> None:
     (tmp_path / "e.txt").write_text("关于2024年国庆节放假安排的通知\n\n各部门：\n根据国家规定，现将2024年国庆节放假安排通知如下：10月1日至7日放假调休，共7天。\n",
                                     encoding="gbk")  # over a salutation (found in this session's attack: the title was quoted first)
     assert [d.meta["title_path"] for d in load_file(tmp_path / "e.txt")] == [["关于2024年国庆节放假安排的通知"]]
+    # ... and a line over a longer one that states something is no section title ("Refunds are paid within 14 days" was
+    # one, and the evidence never quoted it); a heading in question form still is
+    (tmp_path / "f.txt").write_text("Shop policy\n\nRefunds are paid within 14 days\nCustomers who return an item in its original packaging "
+                                    "get the full amount back.\n\nWhat is covered\nThe pump, the tank and the electronics of every unit we sell.\n\n"
+                                    "退款在七个工作日内到账\n顾客在收到商品后如需退货，请保持原包装完整，并在订单页面提交退货申请。\n", encoding="utf-8")
+    assert [d.meta["title_path"] for d in load_file(tmp_path / "f.txt")] == [["Shop policy"], ["Shop policy", "What is covered"]]
     (tmp_path / "c.txt").write_text("Hello\n\nHi.\n", encoding="utf-8")
     assert [d.meta["title_path"] for d in load_file(tmp_path / "c.txt")] == [[]]  # above a shorter line: no title
 

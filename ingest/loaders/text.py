@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ingest.textfacts import han as han_characters
+from ingest.textfacts import states_something
 from ingest.types import Document, LoadError
 
 _BOMS = [
@@ -129,7 +130,7 @@ def _is_title(line: str, next_line: str) -> bool:
 
 def _own_title_line(lines: list[str]) -> int | None:
     """The index of a text's title line: its first line, alone in its paragraph ("Internal memo", a
-    blank line, …) and stating nothing (_STATES), over a longer paragraph, one that a section title heads ("Bluefin Logistics
+    blank line, …), neither listing values nor stating something (states_something), over a longer paragraph, one that a section title heads ("Bluefin Logistics
     GmbH - Staff Handbook", a blank line, "Annual leave", its text) or one that a salutation opens
     ("关于2024年国庆节放假安排的通知", a blank line, "各部门：")."""
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
@@ -140,16 +141,15 @@ def _own_title_line(lines: list[str]) -> int | None:
         return None
     following = lines[after + 1] if after + 1 < len(lines) else ""
     line = lines[first].strip()
-    reads_as_title = _reads_as_title(line, 60) and not _STATES.search(line)
+    reads_as_title = _reads_as_title(line, 60) and not _LISTS.search(line) and not states_something(line)
     salutation = lines[after].rstrip().endswith(("：", ":", ",", "，")) and len(lines[after].strip()) <= 40  # 各部门：, Dear colleagues,
     if reads_as_title and (_is_title(line, lines[after]) or salutation or _is_title(lines[after], following)):
         return first
     return None
 
 
-# a line that states something ("Refunds are paid within 14 days", "会议室密码是8823") or lists values
-# ("name,age,city"): content, not a title, whatever its length
-_STATES = re.compile(r"[,，;；]|\b(?:is|are|was|were|will|must|shall|should|can|may|has|have|had|be|been|do|does|did)\b|是|为\d|必须|应当|应该|将于", re.I)
+# a first line that lists values ("name,age,city"): content, not the text's title
+_LISTS = re.compile(r"[,，;；]")
 
 
 def text_sections(text: str, title: str | None = None) -> Iterator[tuple[list[str], str]]:
@@ -169,7 +169,7 @@ def text_sections(text: str, title: str | None = None) -> Iterator[tuple[list[st
         if i == first:
             body.append(line)  # (kept in the text: a section holding only it is no chunk, see ingest.split)
             continue
-        if starts_block and _is_title(line, nxt):
+        if starts_block and _is_title(line, nxt) and not states_something(line):  # "Refunds are paid within 14 days" is content
             if "".join(body).strip():
                 yield base + current_title, "\n".join(body)
             current_title = [line.strip()] if line.strip() != title else []
