@@ -216,15 +216,19 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     per_source: list[list[tuple[int, str, set[str]]]] = []
     opens: list[set[int]] = []  # per source, the places of the sentences that begin a paragraph
     headers: list[set[str]] = []  # per source, its tables' rows that name columns
+    subject_lines: list[list[str]] = []  # per source, a message's subject lines (read as its title)
     for hit in hits:
         said = paragraph_sentences(hit.text)
         opens.append({pos for pos, (_, first) in enumerate(said) if first})
         headers.append(column_rows(hit.text) if "|" in hit.text else set())
+        subjects = [s for s, _ in said if _is_subject(s)]  # a memo's subject line: its title
         found = [(pos, s, terms(s)) for pos, (s, _) in enumerate(said)
-                 if not is_title(s, hit) and s not in headers[-1]]  # a heading, a table's header say no answer
+                 if not is_title(s, hit) and s not in headers[-1] and not (kind and s in subjects)]  # a heading, a table's header say no answer
         per_source.append(found)
+        subject_lines.append(subjects)
     everything = [t for source in per_source for _, _, t in source]
-    title_terms = [terms(" ".join([*hit.title_path, hit.context])) if titles else set() for hit in hits]  # what each passage is, whose
+    title_terms = [terms(" ".join([*hit.title_path, hit.context, *subjects])) if titles else set()  # what each passage is, whose
+                   for hit, subjects in zip(hits, subject_lines)]
     vocabulary = set().union(*everything, *title_terms)
     unknown = [t for t in own if t not in vocabulary]
     spelled = {t: near for t in unknown if (near := near_spelling(t, vocabulary))} if len(unknown) <= SPELL_AT_MOST else {}
@@ -247,10 +251,16 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             # what the row's 45 is)
             header = table_header(hit.text, text, headers[n - 1]) if text.startswith("|") else ""
             window = t | terms(header) if text.startswith("|") else t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
+            label = header_field(text)
+            asked = _asks_field(label, kind, own)
+            if asked:  # "From: HR department" holds the "sent" of "Who sent the memo?"
+                t = t | (terms(_HEADER_FIELDS[label or ""][0]) & own)
+                window |= t
             own_cov = coverage(wanted, t, weights)
             window_cov = coverage(wanted, window | title, weights)
-            typed = has_kind(text, kind, lang, question)
+            typed = has_kind(text, kind, lang, question) if label is None else kind is None or _HEADER_FIELDS[label][1] == kind
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
+                     + (ASKED_FIELD if asked else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300) - ANOTHER_CODE * elsewhere[n - 1])
             section = hit.title_path[-1] if hit.title_path and _is_item(text, lines[n - 1]) and terms(hit.title_path[-1]) & own - t else ""
             out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section))
@@ -282,6 +292,42 @@ def is_heading_line(text: str) -> bool:
     if _HEADING_LINE.fullmatch(text):
         return True
     return text.isascii() and len(text.split()) <= 6 and _LATIN_HEADING_LINE.fullmatch(text) is not None
+
+
+# The fields of a message's or a memo's header ("From: HR department", "主题：办公室搬迁通知"): what each
+# label means in the words a question uses for it ("Who sent the memo?" asks for From:, 谁发的 for 发件人),
+# and the kind of answer its value is. A subject line is the message's title (kind None).
+_HEADER_FIELDS: dict[str, tuple[str, str | None]] = {
+    "from": ("sent sender wrote author", "person"), "sender": ("sent sender", "person"),
+    "to": ("recipient recipients addressed", "person"), "cc": ("copied", "person"),
+    "date": ("date dated sent", "date"), "sent": ("sent date dated", "date"),
+    "subject": ("subject topic", None), "re": ("subject topic", None),
+    "发件人": ("发件人 发 发送 发出 发件", "person"), "发文单位": ("发文 发 发出 单位", "person"), "收件人": ("收件人 发给 收件 接收", "person"),
+    "抄送": ("抄送", "person"), "日期": ("日期 时间 发 发出", "date"), "发送时间": ("发送 时间 发 发出", "date"),
+    "主题": ("主题", None), "事由": ("事由", None),
+}
+_HEADER_FIELD = re.compile(r"\s*(" + "|".join(sorted(map(re.escape, _HEADER_FIELDS), key=len, reverse=True)) + r")\s*[:：]\s*\S", re.I)
+ASKED_FIELD = 0.3  # the bonus of a header field a question asks for ("Who sent…" and From:)
+
+
+def header_field(text: str) -> str | None:
+    """The label of a message header's field the text is ("from" for "From: HR department"), else None."""
+    m = _HEADER_FIELD.match(text)
+    return m.group(1).lower() if m and len(text) <= 200 else None
+
+
+def _is_subject(text: str) -> bool:
+    label = header_field(text)
+    return label is not None and _HEADER_FIELDS[label][1] is None
+
+
+def _asks_field(label: str | None, kind: str | None, own: set[str]) -> bool:
+    """Whether the question asks for this header field: a word of it means the label, and it asks for the
+    label's kind of answer (a person for From:, a date for Date:)."""
+    if label is None or kind is None:
+        return False
+    meaning, of_kind = _HEADER_FIELDS[label]
+    return of_kind == kind and bool(terms(meaning) & own)
 
 
 def is_title(text: str, hit: Hit) -> bool:
