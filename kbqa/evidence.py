@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
-from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, language, near_spelling, paragraph_sentences, states_something, terms
+from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
 from kbqa.codes import about_another
 from kbqa.types import Hit
 
@@ -45,6 +45,7 @@ _TIME_UNIT_ZH = re.compile(r"[年月日天周]|小时|分钟|秒|世纪|星期|�
 _TIME_UNIT_EN = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?|seconds?|centur(y|ies)|decades?)\b", re.I)
 _DATE_ZH = re.compile(r"\d{2,4}\s*年|[0-9一二三四五六七八九十〇零]+\s*[年月日]|世纪|朝|年代|时期|期间|之后|以前|之前|初|末")
 _DATE_EN = re.compile(r"\b1\d{3}\b|\b20\d{2}\b|\b(january|february|march|april|may|june|july|august|september|october|november|december|century|decade|\d{1,2}(st|nd|rd|th))\b|\d", re.I)
+_CALENDAR_ZH = re.compile(r"[0-9０-９]{4}\s*年(?:\s*[0-9０-９]{1,2}\s*月(?:\s*[0-9０-９]{1,2}\s*[日号])?)?|[0-9０-９一二三四五六七八九十]{1,3}\s*月\s*[0-9０-９一二三四五六七八九十]{1,3}\s*[日号]")
 _SPAN_ZH = re.compile(r"(?<![0-9０-９])[0-9０-９一二两三四五六七八九十百〇零]{1,3}\s*个?\s*(日|天|周|星期|月|年)(内|以内|之内|后|以后|之后|以上|以下|左右|起)")
 _DEFINES_ZH = re.compile(r"是指|指的是|是一[种个类门项部座支]|定义为|称为|泛指|简称|是以|的统称|的总称")
 _DEFINES_EN = re.compile(r"\b(is|are|was|were|refers? to|means|is defined as|is called)\b", re.I)
@@ -92,6 +93,9 @@ def has_kind(text: str, kind: str | None, lang: str, question: str = "") -> bool
     if kind == "percent":
         return _PERCENT.search(text) is not None
     if kind == "duration":
+        if zh:  # a date ("4月15日", "2024年") is no length of time
+            text = _CALENDAR_ZH.sub(" ", text)
+            number = _HAS_NUMBER_ZH.search(text) is not None
         return number and (_TIME_UNIT_ZH if zh else _TIME_UNIT_EN).search(text) is not None
     if kind == "date":
         if zh:
@@ -142,9 +146,14 @@ def column_rows(text: str) -> set[str]:
         after = lines[i + 1] if i + 1 < len(lines) else ""
         cells = row_cells(line)
         if (TABLE_RULE.match(after) or not cells[0]
-                or sum(bool(c) for c in cells) >= 3 and after.startswith("|") and any(is_amount(c) for c in row_cells(after))):
+                or sum(bool(c) for c in cells) >= 3 and after.startswith("|") and any(is_amount(c) for c in row_cells(after))
+                and not any(_MEASURE.match(c) for c in cells)):
             out.add(line)
     return out
+
+
+# a cell that is a figure with its unit ("1 Gbps", "2.5 GHz", "3 years"; not a year, "2023 Q1"): a value, so its row holds data
+_MEASURE = re.compile(r"[(\[$€£¥+\-−–]*(?!(?:19|20)\d\d\b)\d[\d.,]*\s+[^\W\d_]")
 
 
 def table_header(text: str, row: str, names: set[str] | None = None) -> str:
@@ -233,6 +242,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     unknown = [t for t in own if t not in vocabulary]
     spelled = {t: near for t in unknown if (near := near_spelling(t, vocabulary))} if len(unknown) <= SPELL_AT_MOST else {}
     own = (own - spelled.keys()) | set(spelled.values())
+    own = _rejoined(question, own, vocabulary)
     weights = idf_weights(own | extra, everything)
     for t in extra:
         weights[t] *= 0.5
@@ -266,6 +276,26 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section))
     out.sentences.sort(key=lambda s: -s.score)
     return out
+
+
+_DATE_EN_FULL = re.compile(r"(?:\d{1,2}\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s*(?:\d{1,2},?\s*)?\d{4}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}", re.I)
+
+
+def is_bare_date(text: str) -> bool:
+    """Whether a line is a date and nothing else (a notice's "2024年4月15日" under its signature)."""
+    rest = _DATE_EN_FULL.sub(" ", _CALENDAR_ZH.sub(" ", text))
+    return rest != text and not re.search(r"[^\W_]", rest)
+
+
+def _rejoined(question: str, own: set[str], vocabulary: set[str]) -> set[str]:
+    """The question's words with a Chinese verb split by what it asks rejoined where the sources write
+    it whole: 放几天假 is 放假, 请几天假 请假 (two single characters of the question, in its order, that
+    are one word of the sources)."""
+    singles = sorted((t for t in own if len(t) == 1 and is_han(t)), key=question.find)
+    for a, b in zip(singles, singles[1:]):
+        if a + b in vocabulary and a + b not in own:
+            own = (own - {a, b}) | {a + b}
+    return own
 
 
 _LIST_ITEM = re.compile(r"\s*(?:[-*•·]|\d{1,2}[.)、])\s")

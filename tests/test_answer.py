@@ -221,6 +221,9 @@ def test_answer_kinds() -> None:
     assert asked_kind("Are filters covered?") is None
     assert has_kind("出差结束后三十天内提交报销", "duration", "zh")
     assert not has_kind("差旅报销制度", "duration", "zh")
+    # a date is no length of time (found by a first-hour review: "2024年劳动节放几天假？" was answered "4月15日", the notice's date)
+    assert not has_kind("2024年4月15日", "duration", "zh") and not has_kind("4月15日", "duration", "zh") and not has_kind("2024年", "duration", "zh")
+    assert has_kind("5月1日至5月5日放假调休，共5天。", "duration", "zh") and has_kind("送达之日起15日内", "duration", "zh")
     assert has_kind("The average cost per lost record was USD 165.", "number", "en")
     assert not has_kind("The average cost rose sharply.", "number", "en")
     asked = "神鹰集团2015年末资产总额是多少？"  # the question's own figure is no answer to it
@@ -826,3 +829,26 @@ def test_a_memo_through_the_cli(tmp_path: Path) -> None:
     assert out.returncode == 0 and "1 March 2024" in out.stdout.split("\n")[0] and "12 February" not in out.stdout.split("\n")[0], out.stdout
     out = run_kbqa("ask", "搬迁通知是谁发的？", "--kb", "memos", env=env)
     assert "行政部" in out.stdout.split("\n")[0], out.stdout
+
+
+def test_a_spec_tables_rows_of_values_with_units_are_data_not_its_header() -> None:
+    """Found by a first-hour review: "| WAN port | 1 Gbps | 2.5 Gbps |" over "| Maximum clients | 64 | 128 |" was
+    taken for a header row: the WAN port row was never quoted, and the rows below it read "Maximum clients: 1 Gbps 64"."""
+    spec = Hit(1, "manual.pdf", 1, "| Specification | AX-200 | AX-300 |\n|---|---|---|\n| Maximum throughput | 1.8 Gbps | 5.4 Gbps |\n"
+               "| WAN port | 1 Gbps | 2.5 Gbps |\n| Maximum clients | 64 | 128 |\n| Warranty | 2 years | 3 years |", 0.9)
+    assert extractive_text(gather("What is the WAN port speed of the AX-300?", [spec])).startswith("WAN port: AX-200 1 Gbps; AX-300 2.5 Gbps")
+    assert extractive_text(gather("How many clients does the AX-200 support at most?", [spec])).startswith("Maximum clients: AX-200 64; AX-300 128")
+    years = Hit(1, "report.pdf", 1, "| Item | 2023 Q1 | 2023 Q2 |\n| Revenue | 100 | 120 |", 0.9)  # years over figures: still a header
+    assert extractive_text(gather("What was revenue in 2023 Q2?", [years])).startswith("Revenue: 2023 Q1 100; 2023 Q2 120")
+
+
+def test_a_split_chinese_verb_is_read_whole_and_a_signature_date_is_not_quoted_beside_the_answer() -> None:
+    """Found by a first-hour review: "2024年劳动节放几天假？" was answered "4月15日" — 放…假 matched no 放假 of the
+    notice, so its 共5天 line held no word of the question, and the date under the signature was quoted."""
+    notice = _hit("关于2024年劳动节放假安排的通知\n\n各部门：\n\n- 放假时间：5月1日（星期三）至5月5日（星期日）放假调休，共5天。\n"
+                  "- 调休上班：4月28日（星期日）、5月11日（星期六）上班。\n\n行政部\n2024年4月15日", ["关于2024年劳动节放假安排的通知"])
+    evidence = gather("2024年劳动节放几天假？", [notice])
+    assert "放假" in evidence.question_terms
+    said = extractive_text(evidence)
+    assert said.startswith("关于2024年劳动节放假安排的通知：- 放假时间") and "共5天" in said and "4月15日" not in said, said
+    assert "2024年4月15日" in extractive_text(gather("这份通知是哪天发布的？", [notice]))  # asked for: still quoted
