@@ -195,6 +195,8 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     for s in ranked[1:]:
         if s.score < 0.6 * best.score or is_heading_line(s.text) or not any(ch.isalpha() for ch in s.text):
             continue  # "1." of a numbered heading is no evidence
+        if s.elsewhere and not best.elsewhere:
+            continue  # the AX-300's reset time beside the AX-200's: another product's fact, not more of this answer
         if header_field(s.text) or is_bare_date(s.text) and evidence.kind != "date":
             continue  # a memo's "Subject:" or "Date:", a notice's date under its signature: what the message is, not what it says
         if s.text.rstrip().endswith(LEADS_IN):

@@ -76,3 +76,17 @@ def about_another(about: str, question: str) -> bool:
         return True
     names = {name for name, _, _ in versions(about)}
     return any(v[0] in names and not holds_version(about, v) for v in versions(question))
+
+
+def nearest_about_another(parts: list[str], question: str) -> bool:
+    """about_another, read from the nearest of a passage's parts (its section's title) to the farthest
+    (its document's description): the first part that names a code or version of the asked kind
+    decides. The "AX-300: Setup and reset" section of a manual titled "AX-200 / AX-300" is about another
+    code than "…the AX-200?"."""
+    asked_codes, asked_versions = codes(question), versions(question)
+    for part in parts:
+        if about_another(part, question):
+            return True
+        if any(holds_code(part, c) for c in asked_codes) or any(holds_version(part, v) for v in asked_versions):
+            return False
+    return False

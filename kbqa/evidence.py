@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
 from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
-from kbqa.codes import about_another
+from kbqa.codes import nearest_about_another
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -119,6 +119,7 @@ class Sentence:
     header: str = ""  # a table row's header row in its source ("" for prose, or none found)
     opens: bool = False  # whether it begins a paragraph of its source
     section: str = ""  # a list item's section title, when it says what the question asks and the item does not
+    elsewhere: bool = False  # whether its passage's section or document is about another code or version than the asked one
 
     def reading(self, lang: str) -> str:
         """The sentence as an answer quotes it: a table row read with its header's column names
@@ -248,7 +249,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         weights[t] *= 0.5
     wanted = list(own | extra)
     out = Evidence(question, lang, kind, question_terms=own, spelled=spelled)
-    elsewhere = [about_another(" ".join([*hit.title_path, hit.context]), question) for hit in hits]
+    elsewhere = [nearest_about_another([*reversed(hit.title_path), hit.context], question) for hit in hits]
     lines = [{line.strip() for line in hit.text.split("\n")} if hit.title_path else set() for hit in hits]  # for _is_item
     for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
         passage = set().union(*(t for _, _, t in found)) if found else set()
@@ -273,7 +274,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
                      + (ASKED_FIELD if asked else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300) - ANOTHER_CODE * elsewhere[n - 1])
             section = hit.title_path[-1] if hit.title_path and _is_item(text, lines[n - 1]) and terms(hit.title_path[-1]) & own - t else ""
-            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section))
+            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section, elsewhere[n - 1]))
     out.sentences.sort(key=lambda s: -s.score)
     return out
 

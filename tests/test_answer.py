@@ -852,3 +852,18 @@ def test_a_split_chinese_verb_is_read_whole_and_a_signature_date_is_not_quoted_b
     said = extractive_text(evidence)
     assert said.startswith("关于2024年劳动节放假安排的通知：- 放假时间") and "共5天" in said and "4月15日" not in said, said
     assert "2024年4月15日" in extractive_text(gather("这份通知是哪天发布的？", [notice]))  # asked for: still quoted
+
+
+def test_a_section_about_another_model_is_read_by_its_own_title_and_not_quoted_beside() -> None:
+    """Found by a first-hour review: a manual titled "AX-200 / AX-300" has a section per model; for "…the AX-200?"
+    the AX-300 section's reset time (15 seconds) was quoted first, since the manual's title names both models."""
+    manual = "Aurora Router AX-200 / AX-300 User Manual"
+    ax300 = Hit(1, "manual.pdf", 3, "AX-300: Setup and reset\n\nThe default management address of the AX-300 is 192.168.20.1.\n\n"
+                "To restore factory settings, press and hold the RESET button for 15 seconds.", 0.93, title_path=[manual, "AX-300: Setup and reset"])
+    ax200 = Hit(2, "manual.pdf", 2, "AX-200: Setup and reset\n\nThe default management address of the AX-200 is 192.168.10.1.\n\n"
+                "To restore factory settings, press and hold the RESET button for 10 seconds until the LED blinks.", 0.90,
+                title_path=[manual, "AX-200: Setup and reset"])
+    said = extractive_text(gather("How long do I hold the reset button to factory-reset the AX-200?", [ax300, ax200]))
+    assert "RESET button for 10 seconds until the LED blinks. [2]" in said and "15 seconds" not in said, said
+    said = extractive_text(gather("How long do I hold the reset button to factory-reset the AX-300?", [ax300, ax200]))
+    assert "RESET button for 15 seconds. [1]" in said and "10 seconds" not in said, said
