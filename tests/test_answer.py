@@ -324,7 +324,7 @@ def test_a_table_row_is_quoted_with_its_columns_names() -> None:
 def test_a_year_no_source_holds_counts_only_when_the_best_source_speaks_of_another() -> None:
     from kbqa.answer import uncovered_years
 
-    report = _hit("2018年第一季度营业收入4,755,785.11元。")
+    report = _hit("2018年第一季度营业收入4,755,785.11元。", file="东北电气2018一季报.md")
     assert uncovered_years(["东北", "2019", "营业"], [report]) == ["2019"]
     assert uncovered_years(["2018"], [report]) == [] and uncovered_years(["fy2019"], [report]) == []
     assert uncovered_years(["2019"], [_hit("FY2019 revenue grew."), report]) == []  # held inside a word
@@ -338,6 +338,12 @@ def test_a_year_no_source_holds_counts_only_when_the_best_source_speaks_of_anoth
     policy = _hit("本规定自2023年7月1日起执行。", file="差旅报销规定.txt")
     assert uncovered_years(["2023", "劳动节", "值班"], [notice, policy]) == ["2023"]
     assert uncovered_years(["2023", "劳动节"], [notice, _hit("2023年劳动节由王芳值班。", file="劳动节放假通知.txt")]) == []  # its own document's
+    # ... and a section that names no year, of a document that names another (found by a first-hour review: "How many days of
+    # annual leave did employees get in 2022?" got the policy "Effective 1 January 2024"'s 10 days)
+    leave = _hit("Full-time employees receive 10 days of paid annual leave.", file="leave_policy.md")
+    effective = _hit("Leave policy. Effective 1 January 2024.", file="leave_policy.md")
+    assert uncovered_years(["2022", "annual", "leave"], [leave, effective]) == ["2022"]
+    assert uncovered_years(["2022", "annual", "leave"], [leave, _hit("Effective 1 January 2024.", file="other.md")]) == []
 
 
 def test_a_short_answer_must_say_more_than_the_question() -> None:
