@@ -251,12 +251,15 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     out = Evidence(question, lang, kind, question_terms=own, spelled=spelled)
     elsewhere = [nearest_about_another([*reversed(hit.title_path), hit.context], question) for hit in hits]
     lines = [{line.strip() for line in hit.text.split("\n")} if hit.title_path else set() for hit in hits]  # for _is_item
+    asks_version = _ASKS_VERSION.search(question) is not None
     for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
         passage = set().union(*(t for _, _, t in found)) if found else set()
         title = title_terms[n - 1]
         out.passage_coverage.append(coverage(wanted, passage | title, weights))
         out.relevance.append(hit.relevance)
         for i, (pos, text, t) in enumerate(found):
+            if is_question(text):
+                continue  # an FAQ's question is no answer (it is read as the next sentence's neighbour)
             # a sentence is read with its neighbours; a table row is read with its columns' names, not
             # with the rows beside it (the next state's row says nothing of Texas; "Stock (units)" says
             # what the row's 45 is)
@@ -273,7 +276,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + (ASKED_FIELD if asked else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300) - ANOTHER_CODE * elsewhere[n - 1])
-            section = hit.title_path[-1] if hit.title_path and _is_item(text, lines[n - 1]) and terms(hit.title_path[-1]) & own - t else ""
+            section = (hit.title_path[-1] if hit.title_path and _is_item(text, lines[n - 1])
+                       and (terms(hit.title_path[-1]) & own - t or asks_version and _VERSION_NUMBER.search(hit.title_path[-1])) else "")
             out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section, elsewhere[n - 1]))
     out.sentences.sort(key=lambda s: -s.score)
     return out
@@ -286,6 +290,15 @@ def is_bare_date(text: str) -> bool:
     """Whether a line is a date and nothing else (a notice's "2024年4月15日" under its signature)."""
     rest = _DATE_EN_FULL.sub(" ", _CALENDAR_ZH.sub(" ", text))
     return rest != text and not re.search(r"[^\W_]", rest)
+
+
+def is_question(text: str) -> bool:
+    """Whether a sentence asks something (an FAQ's "**How often must I change my password?**")."""
+    return text.rstrip(" *_\"'”’)）").endswith(("?", "？"))
+
+
+_ASKS_VERSION = re.compile(r"\b(?:which|what) (?:version|release)\b|哪个版本|哪一版|哪版|什么版本", re.I)
+_VERSION_NUMBER = re.compile(r"(?<![\w.])v?\d{1,3}\.\d{1,3}(?:\.\d{1,3})?(?![\w.])", re.I)
 
 
 def _rejoined(question: str, own: set[str], vocabulary: set[str]) -> set[str]:

@@ -873,3 +873,17 @@ def test_a_section_about_another_model_is_read_by_its_own_title_and_not_quoted_b
     assert "RESET button for 10 seconds until the LED blinks. [2]" in said and "15 seconds" not in said, said
     said = extractive_text(gather("How long do I hold the reset button to factory-reset the AX-300?", [ax300, ax200]))
     assert "RESET button for 15 seconds. [1]" in said and "10 seconds" not in said, said
+
+
+def test_an_faqs_question_is_not_its_answer_and_a_release_notes_item_comes_with_its_version() -> None:
+    """Found by a first-hour review: "AX-200 支持 6GHz 频段吗？" was answered with the FAQ's own question (its answer
+    "不支持。" left out), "How often must I change my password?" began "**How often must I change my password?", and
+    "Which version of Atlas Console added dark mode?" got "- Added: dark mode" without the version."""
+    faq = _hit("AX-200 是否支持 6GHz 频段？\n不支持。AX-200 为 Wi-Fi 6 双频路由器，仅支持 2.4GHz 和 5GHz；如需 6GHz 频段，请选择 AX-300。",
+               ["产品常见问题"])
+    assert extractive_text(gather("AX-200 支持 6GHz 频段吗？", [faq])).startswith("不支持。")
+    md = _hit("## Accounts and passwords\n\n**How often must I change my password?**\nEvery 90 days. Passwords must be at least 12 characters long.",
+              ["IT Helpdesk FAQ", "Accounts and passwords"])
+    assert extractive_text(gather("How often must I change my password?", [md])).startswith("Every 90 days.")
+    notes = _hit("## v3.1.0 (2024-01-15)\n\n- Added: dark mode\n- Added: Japanese user interface", ["Atlas Console Release Notes", "v3.1.0 (2024-01-15)"])
+    assert extractive_text(gather("Which version of Atlas Console added dark mode?", [notes])).startswith("v3.1.0 (2024-01-15): - Added: dark mode")
