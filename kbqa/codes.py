@@ -37,7 +37,7 @@ def holds_code(text: str, code: tuple[str, int]) -> bool:
 
 # a product's version a question names: a capitalised name, then a number with a dot ("Atlas 3.0",
 # "CloudNote v2.1", "Python 3.11"); "version 2" and a lone "2.3" name no product
-VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?v?(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
+VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?v?(\d{1,3})\.(\d{1,3})(?:\.\d{1,3})?(?![\d]|\.\d)")  # (a patch number is read past)
 HELD_VERSION = re.compile(r"(?<![\w.-])([A-Z][A-Za-z]{1,24})[ -]?(?:v|version\s*)?(\d{1,3})(?:\.(\d{1,3}))?(?!\d)", re.I)
 
 
@@ -78,15 +78,28 @@ def about_another(about: str, question: str) -> bool:
     return any(v[0] in names and not holds_version(about, v) for v in versions(question))
 
 
+# a version number by itself, as release notes title their sections ("v3.1.0 (2024-01-15)", "3.2")
+VERSION_NUMBER = re.compile(r"(?<![\w.])v?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?(?![\w]|\.\d)", re.I)
+
+
+def version_numbers(text: str) -> set[tuple[int, int, int]]:
+    """The version numbers a text holds, as (major, minor, patch): "v3.1" is (3, 1, 0)."""
+    return {(int(a), int(b), int(c or 0)) for a, b, c in VERSION_NUMBER.findall(text)}
+
+
 def nearest_about_another(parts: list[str], question: str) -> bool:
     """about_another, read from the nearest of a passage's parts (its section's title) to the farthest
     (its document's description): the first part that names a code or version of the asked kind
     decides. The "AX-300: Setup and reset" section of a manual titled "AX-200 / AX-300" is about another
-    code than "…the AX-200?"."""
+    code than "…the AX-200?"; a release note's "v3.1.0 (2024-01-15)" section is about another version
+    than "…Atlas Console v3.1.2?" (a section title that is a version number decides by the number)."""
     asked_codes, asked_versions = codes(question), versions(question)
-    for part in parts:
+    asked_numbers = version_numbers(question) if asked_versions else set()
+    for i, part in enumerate(parts):
         if about_another(part, question):
             return True
         if any(holds_code(part, c) for c in asked_codes) or any(holds_version(part, v) for v in asked_versions):
             return False
+        if asked_numbers and i < len(parts) - 1 and (numbers := version_numbers(part)):
+            return not numbers & asked_numbers
     return False

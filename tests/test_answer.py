@@ -887,3 +887,15 @@ def test_an_faqs_question_is_not_its_answer_and_a_release_notes_item_comes_with_
     assert extractive_text(gather("How often must I change my password?", [md])).startswith("Every 90 days.")
     notes = _hit("## v3.1.0 (2024-01-15)\n\n- Added: dark mode\n- Added: Japanese user interface", ["Atlas Console Release Notes", "v3.1.0 (2024-01-15)"])
     assert extractive_text(gather("Which version of Atlas Console added dark mode?", [notes])).startswith("v3.1.0 (2024-01-15): - Added: dark mode")
+
+
+def test_a_release_notes_section_of_another_version_is_not_the_answer() -> None:
+    """Found by a first-hour review: "When was Atlas Console v3.1.2 released?" opened with v3.1.0's date: its
+    section ranked first, and neither "v3.1.2" (three numbers) nor a section titled by a bare number was read as a version."""
+    title = "Atlas Console Release Notes"
+    v310 = Hit(1, "release_notes.md", None, "## v3.1.0 (2024-01-15)\n\n- Added: dark mode\n- Deprecated: the legacy REST API v1",
+               0.96, title_path=[title, "v3.1.0 (2024-01-15)"], context=title)
+    v312 = Hit(2, "release_notes.md", None, "## v3.1.2 (2024-03-08)\n\n- Fixed: memory leak in the dashboard widget\n"
+               "- Security: upgraded OpenSSL to 3.0.13", 0.94, title_path=[title, "v3.1.2 (2024-03-08)"], context=title)
+    said = extractive_text(gather("When was Atlas Console v3.1.2 released?", [v310, v312]))
+    assert said.startswith("v3.1.2 (2024-03-08)") and "2024-01-15" not in said, said
