@@ -899,3 +899,14 @@ def test_a_release_notes_section_of_another_version_is_not_the_answer() -> None:
                "- Security: upgraded OpenSSL to 3.0.13", 0.94, title_path=[title, "v3.1.2 (2024-03-08)"], context=title)
     said = extractive_text(gather("When was Atlas Console v3.1.2 released?", [v310, v312]))
     assert said.startswith("v3.1.2 (2024-03-08)") and "2024-01-15" not in said, said
+
+
+def test_a_floor_is_read_as_plans_write_it() -> None:
+    """Found by a first-hour review: "What is the IP address of the 5th floor printer?" was answered with the 3F
+    printer's address: "5th floor" matched nothing of "- 5F printer: …"."""
+    faq = _hit("Printers:\n- 3F printer: HP LaserJet M507, IP address 10.2.3.45\n- 5F printer: Canon iR-ADV C5535 (colour), IP address 10.2.5.20")
+    assert "5f" in gather("What is the IP address of the 5th floor printer?", [faq]).question_terms
+    best = gather("What is the IP address of the 5th floor printer?", [faq]).sentences[0]
+    assert "10.2.5.20" in best.text, best
+    zh = _hit("打印机：\n- 3F 打印机：IP 地址 10.2.3.45\n- 5F 打印机：IP 地址 10.2.5.20")
+    assert "10.2.5.20" in gather("5楼打印机的IP地址是多少？", [zh]).sentences[0].text
