@@ -311,11 +311,11 @@ def _floors(question: str) -> set[str]:
 
 def _rejoined(question: str, own: set[str], vocabulary: set[str]) -> set[str]:
     """The question's words with a Chinese verb split by what it asks rejoined where the sources write
-    it whole: 放几天假 is 放假, 请几天假 请假 (two single characters of the question, in its order, that
-    are one word of the sources)."""
+    it whole: 放几天假 is 放假, 请几天假 请假 (two single characters of the question, in its order and apart,
+    that are one word of the sources)."""
     singles = sorted((t for t in own if len(t) == 1 and is_han(t)), key=question.find)
-    for a, b in zip(singles, singles[1:]):
-        if a + b in vocabulary and a + b not in own:
+    for a, b in zip(singles, singles[1:]):  # split: something between them (可达 cut in two is not a verb split)
+        if question.find(b) > question.find(a) + 1 and a + b in vocabulary and a + b not in own:
             own = (own - {a, b}) | {a + b}
     return own
 
