@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ingest.tables import same_header
-from ingest.textfacts import TABLE_RULE, language
+from ingest.textfacts import TABLE_RULE, language, terms
+from kbqa.codes import CODE, codes, holds_code
 from kbqa.config import RetrievalConfig
 from kbqa.embeddings import Embedder
 from kbqa.models import calibration
@@ -177,9 +178,14 @@ class Retriever:
                 cosines.update(zip((int(i) for i in found), (vectors @ np.asarray(query, dtype=np.float32)).tolist()))
         fused = fuse(dense, lexical, cosines, self.config)
         if named:
+            # a chunk of another file that names the asked model and says something else asked about is
+            # preferred too: a price list's "| AX-300 | … |" row under "Distributor price", for "…distributor price of the AX-300?"
+            models = {c for c in codes(question) if len(c[0]) >= 2 and c[1] >= 10}  # "AX-300", not "Q2" or "E3"
+            asked = terms(CODE.sub(" ", question)) if models else set()
             for chunk_id in fused:
                 row = rows.get(chunk_id)
-                if row is not None and row.file_id in named:
+                if row is not None and (row.file_id in named or models and any(holds_code(row.text, c) for c in models)
+                                        and asked & terms(row.text)):
                     fused[chunk_id] += self.config.named_boost
         hits = []
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
