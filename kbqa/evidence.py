@@ -270,7 +270,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             if asked:  # "From: HR department" holds the "sent" of "Who sent the memo?"
                 t = t | (terms(_HEADER_FIELDS[label or ""][0]) & own)
                 window |= t
-            own_cov = coverage(wanted, t, weights)
+            own_cov = coverage(wanted, window if header else t, weights)  # a row says what its header names ("Distributor price" 769)
             window_cov = coverage(wanted, window | title, weights)
             typed = has_kind(text, kind, lang, question) if label is None else kind is None or _HEADER_FIELDS[label][1] == kind
             score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)

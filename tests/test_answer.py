@@ -910,3 +910,14 @@ def test_a_floor_is_read_as_plans_write_it() -> None:
     assert "10.2.5.20" in best.text, best
     zh = _hit("打印机：\n- 3F 打印机：IP 地址 10.2.3.45\n- 5F 打印机：IP 地址 10.2.5.20")
     assert "10.2.5.20" in gather("5楼打印机的IP地址是多少？", [zh]).sentences[0].text
+
+
+def test_a_table_row_holds_what_its_header_names() -> None:
+    """Found by a first-hour review: the price list's AX-300 row (its "Distributor price" in the header) lost to a
+    meeting's action item "Prepare the distributor price list", which holds the words but no price."""
+    minutes = _hit("| Action | Owner | Due date |\n|---|---|---|\n| Prepare the distributor price list | Li Na | 5 May 2024 |\n"
+                   "| Finalise AX-300 packaging design | Chen Jing | 30 April 2024 |")
+    prices = Hit(2, "price_list_2024.xlsx", 1, "| Model | Description | List price | Distributor price |\n|---|---|---|---|\n"
+                 "| AX-200 | Wi-Fi 6 dual-band router | 599 | 449 |\n| AX-300 | Wi-Fi 6E tri-band router | 999 | 769 |", 0.63)
+    said = extractive_text(gather("What is the distributor price of the AX-300?", [minutes, prices]))
+    assert said.startswith("AX-300: Description Wi-Fi 6E tri-band router; List price 999; Distributor price 769 [2]"), said
