@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
 from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
-from kbqa.codes import nearest_about_another
+from kbqa.codes import YEAR, nearest_about_another
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -227,12 +227,13 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     opens: list[set[int]] = []  # per source, the places of the sentences that begin a paragraph
     headers: list[set[str]] = []  # per source, its tables' rows that name columns
     subject_lines: list[list[str]] = []  # per source, a message's subject lines (read as its title)
+    asked_numbers = _plain_numbers(question)
     for hit in hits:
         said = paragraph_sentences(hit.text)
         opens.append({pos for pos, (_, first) in enumerate(said) if first})
         headers.append(column_rows(hit.text) if "|" in hit.text else set())
         subjects = [s for s, _ in said if _is_subject(s)]  # a memo's subject line: its title
-        found = [(pos, s, terms(s)) for pos, (s, _) in enumerate(said)
+        found = [(pos, s, terms(s) | _numbers_in_ranges(s, asked_numbers)) for pos, (s, _) in enumerate(said)
                  if not is_title(s, hit) and s not in headers[-1] and not (kind and s in subjects)]  # a heading, a table's header say no answer
         per_source.append(found)
         subject_lines.append(subjects)
@@ -307,6 +308,28 @@ _FLOOR = re.compile(r"\b(\d{1,3})(?:st|nd|rd|th)\s+floor\b|(?<![\d.])(\d{1,3})\s
 def _floors(question: str) -> set[str]:
     """A floor the question names as a building's plans write it: "5th floor", "5楼" and "5层" are "5f"."""
     return {f"{a or b}f" for a, b in _FLOOR.findall(question)}
+
+
+_PLAIN_NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})*(?:\.\d+)?(?![\w.,]\d|[%％])")
+_RANGE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})*(?:\.\d+)?)\s*(?:–|—|-|~|～|to|至|到)\s*(\d{1,3}(?:,\d{3})*(?:\.\d+)?)(?![\w.]|,\d)")
+
+
+def _plain_numbers(question: str) -> dict[str, float]:
+    """The numbers a question gives (not years, codes or percentages): "60" of "an order of 60 units"."""
+    return {m.group(0): float(m.group(0).replace(",", "")) for m in _PLAIN_NUMBER.finditer(question)
+            if not YEAR.fullmatch(m.group(0))}
+
+
+def _numbers_in_ranges(text: str, numbers: dict[str, float]) -> set[str]:
+    """The question's numbers that a range of the text holds ("50–199 units" holds the 60 of "an order of 60
+    units?"), as the question writes them: a term of the text."""
+    if not numbers:
+        return set()
+    out = set()
+    for a, b in _RANGE.findall(text):
+        lo, hi = float(a.replace(",", "")), float(b.replace(",", ""))
+        out |= {word for word, n in numbers.items() if lo < hi and lo <= n <= hi}
+    return out
 
 
 def _rejoined(question: str, own: set[str], vocabulary: set[str]) -> set[str]:

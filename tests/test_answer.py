@@ -921,3 +921,11 @@ def test_a_table_row_holds_what_its_header_names() -> None:
                  "| AX-200 | Wi-Fi 6 dual-band router | 599 | 449 |\n| AX-300 | Wi-Fi 6E tri-band router | 999 | 769 |", 0.63)
     said = extractive_text(gather("What is the distributor price of the AX-300?", [minutes, prices]))
     assert said.startswith("AX-300: Description Wi-Fi 6E tri-band router; List price 999; Distributor price 769 [2]"), said
+
+
+def test_a_number_the_question_gives_is_held_by_a_range_around_it() -> None:
+    """Found by a first-hour review: "What discount applies to an order of 60 units?" quoted the 10–49 row before
+    the 50–199 one, which holds the 60."""
+    discounts = _hit("| Order quantity | Discount |\n|---|---|\n| 10–49 units | 5% |\n| 50–199 units | 8% |\n| 200 units or more | 12% |")
+    assert extractive_text(gather("What discount applies to an order of 60 units?", [discounts])).startswith("50–199 units: Discount 8%")
+    assert extractive_text(gather("What discount applies to an order of 20 units?", [discounts])).startswith("10–49 units: Discount 5%")
