@@ -271,10 +271,13 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             if asked:  # "From: HR department" holds the "sent" of "Who sent the memo?"
                 t = t | (terms(_HEADER_FIELDS[label or ""][0]) & own)
                 window |= t
-            own_cov = coverage(wanted, window if header else t, weights)  # a row says what its header names ("Distributor price" 769)
+            own_cov = coverage(wanted, t, weights)
+            # ranked as read: a row says what its header names ("Distributor price" 769); its own words alone
+            # decide whether to answer (the header's "Owner" is in every row of the table)
+            read_cov = coverage(wanted, window, weights) if header else own_cov
             window_cov = coverage(wanted, window | title, weights)
             typed = has_kind(text, kind, lang, question) if label is None else kind is None or _HEADER_FIELDS[label][1] == kind
-            score = (0.5 * own_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
+            score = (0.5 * read_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + (ASKED_FIELD if asked else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300) - ANOTHER_CODE * elsewhere[n - 1])
             section = (hit.title_path[-1] if hit.title_path and _is_item(text, lines[n - 1])
