@@ -490,9 +490,33 @@ def not_asked_about(query: str, hits: list[Hit], counts: dict[str, int], best: i
     answer quotes first."""
     if uncovered_years(list(counts), hits, best) or uncovered_months(query, hits, best):
         return "period-not-covered"
-    if uncovered_codes(query, hits) or uncovered_versions(query, hits):
+    if uncovered_codes(query, hits) or uncovered_versions(query, hits) or uncovered_kinds(query, hits, best):
         return "code-not-covered"
     return ""
+
+
+_COMPOUND = re.compile(r"(?<![\w-])([a-z]{2,12})-(time|term|year|month|day|week|hour|rate|level|class|side)\b", re.I)  # "part-time"
+
+
+def uncovered_kinds(question: str, hits: list[Hit], best: int = 0) -> list[str]:
+    """The kinds the question names by a hyphenated compound ("part-time", "short-term") that no source
+    holds in any form ("part time", "parttime") while the quoted source names another of the same head ("full-time"):
+    a first-hour review's "How many days of annual leave do part-time employees get?" was answered with
+    the full-time rule of a policy for full-time employees."""
+    asked = {(a.lower(), b.lower()) for a, b in _COMPOUND.findall(question) if a.lower() not in _NOT_KINDS}
+    if not asked or not hits:
+        return []
+    texts = [" ".join([h.text, h.context, *h.title_path]).lower() for h in hits]
+    quoted = {(a.lower(), b.lower()) for a, b in _COMPOUND.findall(texts[best])}
+    return sorted(f"{a}-{b}" for a, b in asked
+                  if not any(re.search(rf"\b{a}[- ]?{b}\b", t) for t in texts) and any(h == b and m != a for m, h in quoted))
+
+
+_NOT_KINDS = frozenset(  # words before "year", "time"… that count or point rather than name a kind ("many years", "last year")
+    "the a an this that these those each every per one two three first second third last next same what which how any all no "
+    "of in on at by for to from many much several few some more most other another previous following later earlier whole "
+    "entire half its their his her our your my both either neither such own prior recent current new old final given".split()
+)
 _HAN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
 
 

@@ -933,3 +933,16 @@ def test_a_number_the_question_gives_is_held_by_a_range_around_it() -> None:
     discounts = _hit("| Order quantity | Discount |\n|---|---|\n| 10–49 units | 5% |\n| 50–199 units | 8% |\n| 200 units or more | 12% |")
     assert extractive_text(gather("What discount applies to an order of 60 units?", [discounts])).startswith("50–199 units: Discount 8%")
     assert extractive_text(gather("What discount applies to an order of 20 units?", [discounts])).startswith("10–49 units: Discount 5%")
+
+
+def test_a_kind_no_source_holds_counts_when_the_quoted_source_names_another_of_its_head() -> None:
+    """Found by a first-hour review: "How many days of annual leave do part-time employees get?" got the full-time
+    rule of a policy for full-time employees, at 0.89."""
+    from kbqa.answer import uncovered_kinds
+
+    policy = _hit("Full-time employees receive 10 days of paid annual leave per year.", file="leave_policy.md")
+    assert uncovered_kinds("How many days of annual leave do part-time employees get?", [policy]) == ["part-time"]
+    assert uncovered_kinds("How many days of annual leave do full-time employees get?", [policy]) == []
+    assert uncovered_kinds("Do part time staff get leave?", [policy, _hit("Part-time staff get leave pro rata.")]) == []  # held, in another form
+    assert uncovered_kinds("How many years did it take?", [_hit("It took several years.")]) == []  # a count, not a kind
+    assert uncovered_kinds("Who works part-time?", [_hit("Staff work in shifts.")]) == []  # the source names no other kind
