@@ -119,16 +119,16 @@ PAGE_NUMBER = re.compile(r"^[ivxlc]{1,7}$|^#\s*[-–]\s*#$|^(page\s*)?[-–—(\
 
 
 # A line that states something: a verb of being, duty or time ("Refunds are paid within 14 days",
-# "会议室密码是8823", "请假须提前三天申请"), or a span of time ("退款七个工作日内到账", "within 14 days"). Such a
-# line is content even where it stands like a heading; a heading in question form ("What is covered",
-# "Who can apply", "什么是年假") states nothing.
+# "会议室密码是8823", "退款期限为7个工作日"). Such a line is content even where it stands like a heading; a
+# heading in question form ("What is covered", "Can I work from home", "我们是谁") states nothing, nor does a
+# noun phrase with a number ("Your first 30 days", "入职3个月内", "七天内无理由退货").
 _STATEMENT = re.compile(
-    r"\b(?:is|are|was|were|will|must|shall|should|can|may|has|have|had|be|been|do|does|did)\b|是|为\d|必须|应当|应该|将于|"
-    r"[0-9０-９一二两三四五六七八九十百]+\s*个?\s*(?:工作|自然)?(?:日|天|周|星期|月|年|小时)(?:内|以内|之内|后|以后|之后|以上|以下|左右|起)|"
-    r"\b\d+(?:[.,]\d+)?\s*(?:(?:working|business|calendar)\s+)?(?:days?|weeks?|months?|years?|hours?|minutes?)\b",
+    r"\b(?:is|are|was|were|will|must|shall|should|can|may|has|have|had|be|been|do|does|did)\b|是|为\d|必须|应当|应该|将于",
     re.I,
 )
-_QUESTION_FORM = re.compile(r"^\W*(?:what|who|whom|whose|how|when|where|why|which)\b|什么|如何|怎么|怎样|哪", re.I)
+_QUESTION_FORM = re.compile(
+    r"^\W*(?:what|who|whom|whose|how|when|where|why|which|can|could|is|are|do|does|did|should|will|would|may|must|has|have)\b"
+    r"|什么|如何|怎么|怎样|哪|谁|几|多少|吗|呢", re.I)
 
 
 def states_something(line: str) -> bool:

@@ -523,7 +523,7 @@ _HAN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
 def uncovered_years(words: list[str], hits: list[Hit], best: int = 0) -> list[str]:
     """The years the question names that the best source's document does not hold (in the
     text, title or description of its sources here), also as part of a word ("FY2019") or in Chinese
-    numerals (二〇一九年), when the best source or another source of its file names another year. Sources without the year asked
+    numerals (二〇一九年), when the best source names another year, or another source of its file a later one. Sources without the year asked
     about answer for another year: a first-hour review's "东北电气2019年的营业收入是多少？" over a report of
     2018's first quarter was answered with 2018's figures; and "2023年劳动节5月3日谁值班？" was answered
     from the 2024 notice, because another company's travel policy said 2023."""
@@ -532,11 +532,17 @@ def uncovered_years(words: list[str], hits: list[Hit], best: int = 0) -> list[st
         return []
     texts = [_with_arabic_years(" ".join([h.text, h.context, *h.title_path])) for h in [hits[best], *hits] if h.file == hits[best].file]
     missing = [y for y in years if not any(y in t for t in texts)]
-    # only when the best source's document speaks of another period here (the best source, or another
-    # source of its file: a policy "Effective 1 January 2024" whose leave section names no year, for
-    # "…in 2022?"); a document that names no year at all may still be about the one asked (XQuAD-zh's
-    # "2015年黑豹队的防守…" is answered by a passage that says 本赛季)
-    return missing if missing and any(YEAR.search(t) for t in texts) else []
+    # only when the best source's document speaks of another period here: the best source names another
+    # year, or another source of its file names a later one (a policy "Effective 1 January 2024" whose
+    # leave section names no year does not answer "…in 2022?"; one in force since 2019 or "last revised
+    # March 2022" still answers "…in 2024?"). A document that names no year at all may still be about the
+    # one asked (XQuAD-zh's "2015年黑豹队的防守…" is answered by a passage that says 本赛季)
+    if not missing:
+        return []
+    if YEAR.search(texts[0]):
+        return missing
+    later = [y for y in missing if any(int(m) > int(y) for t in texts[1:] for m in YEAR.findall(t))]
+    return later
 
 
 # a month named in a question: "December", "Dec." (not "may", a verb), "12月", "十二月"

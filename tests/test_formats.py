@@ -272,8 +272,11 @@ def test_plain_text_title_lines(tmp_path: Path) -> None:
     # one, and the evidence never quoted it); a heading in question form still is
     (tmp_path / "f.txt").write_text("Shop policy\n\nRefunds are paid within 14 days\nCustomers who return an item in its original packaging "
                                     "get the full amount back.\n\nWhat is covered\nThe pump, the tank and the electronics of every unit we sell.\n\n"
-                                    "退款在七个工作日内到账\n顾客在收到商品后如需退货，请保持原包装完整，并在订单页面提交退货申请。\n", encoding="utf-8")
-    assert [d.meta["title_path"] for d in load_file(tmp_path / "f.txt")] == [["Shop policy"], ["Shop policy", "What is covered"]]
+                                    "退款期限为7个工作日\n顾客在收到商品后如需退货，请保持原包装完整，并在订单页面提交退货申请。\n\n"
+                                    "Your first 30 days\nYour manager meets you every week to agree goals and check progress.\n\n"
+                                    "入职3个月内\n试用期内每月进行一次绩效面谈，由直属主管负责。\n", encoding="utf-8")
+    assert [d.meta["title_path"] for d in load_file(tmp_path / "f.txt")] == [
+        ["Shop policy"], ["Shop policy", "What is covered"], ["Shop policy", "Your first 30 days"], ["Shop policy", "入职3个月内"]]
     (tmp_path / "c.txt").write_text("Hello\n\nHi.\n", encoding="utf-8")
     assert [d.meta["title_path"] for d in load_file(tmp_path / "c.txt")] == [[]]  # above a shorter line: no title
 
