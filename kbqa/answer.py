@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, stem, terms
 from kbqa.codes import YEAR, about_other_code, codes, holds_code, holds_version, versions
-from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, header_field, is_bare_date, is_heading_line, is_title
+from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title
 from kbqa.models import Calibration
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
@@ -197,7 +197,7 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # "1." of a numbered heading is no evidence
         if s.elsewhere and not best.elsewhere:
             continue  # the AX-300's reset time beside the AX-200's: another product's fact, not more of this answer
-        if header_field(s.text) or is_bare_date(s.text) and evidence.kind != "date":
+        if s.field or is_bare_date(s.text) and evidence.kind != "date":
             continue  # a memo's "Subject:" or "Date:", a notice's date under its signature: what the message is, not what it says
         if s.text.rstrip().endswith(LEADS_IN):
             continue  # a lead-in beside the answer ("…现将放假安排通知如下：") says nothing without what it leads into

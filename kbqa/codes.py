@@ -78,13 +78,18 @@ def about_another(about: str, question: str) -> bool:
     return any(v[0] in names and not holds_version(about, v) for v in versions(question))
 
 
-# a version number by itself, as release notes title their sections ("v3.1.0 (2024-01-15)", "3.2")
-VERSION_NUMBER = re.compile(r"(?<![\w.])v?(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?(?![\w]|\.\d)", re.I)
+# a version number by itself, as release notes title their sections: with a "v" or "version" ("v3.1.0
+# (2024-01-15)", "Version 3.2") or of three numbers ("3.1.2"); not a section's number ("2.2 Signing in")
+VERSION_NUMBER = re.compile(r"(?<![\w.])(?:(?:v|version\s*)(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?|(\d{1,3})\.(\d{1,3})\.(\d{1,3}))(?![\w]|\.\d)", re.I)
 
 
 def version_numbers(text: str) -> set[tuple[int, int, int]]:
     """The version numbers a text holds, as (major, minor, patch): "v3.1" is (3, 1, 0)."""
-    return {(int(a), int(b), int(c or 0)) for a, b, c in VERSION_NUMBER.findall(text)}
+    out = set()
+    for m in VERSION_NUMBER.finditer(text):
+        a, b, c = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5), m.group(6))
+        out.add((int(a), int(b), int(c or 0)))
+    return out
 
 
 def nearest_about_another(parts: list[str], question: str) -> bool:

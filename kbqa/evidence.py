@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
 from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
-from kbqa.codes import YEAR, nearest_about_another
+from kbqa.codes import YEAR, nearest_about_another, version_numbers
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -120,6 +120,7 @@ class Sentence:
     opens: bool = False  # whether it begins a paragraph of its source
     section: str = ""  # a list item's section title, when it says what the question asks and the item does not
     elsewhere: bool = False  # whether its passage's section or document is about another code or version than the asked one
+    field: str = ""  # the label of the message header field it is ("from", "日期"), in a passage that holds a message's header
 
     def reading(self, lang: str) -> str:
         """The sentence as an answer quotes it: a table row read with its header's column names
@@ -148,9 +149,18 @@ def column_rows(text: str) -> set[str]:
         cells = row_cells(line)
         if (TABLE_RULE.match(after) or not cells[0]
                 or sum(bool(c) for c in cells) >= 3 and after.startswith("|") and any(is_amount(c) for c in row_cells(after))
-                and not any(_MEASURE.match(c) for c in cells)):
+                and not any(_MEASURE.match(c) for c in cells) and not _a_figure_among_words(cells)):
             out.add(line)
     return out
+
+
+def _a_figure_among_words(cells: list[str]) -> bool:
+    """Whether a row holds a number that could be a year beside cells of words after its label: a staff
+    list's "| Kenji Watanabe | Finance | 2041 | Shanghai |" (extension 2041) is data, where a header's years
+    stand together ("| Item | 2023 | 2022 |", "| | 2023 Q1 | 2023 Q2 |")."""
+    rest = [c for c in cells[1:] if c]
+    dated = [c for c in rest if YEAR.search(c)]
+    return bool(dated) and len(dated) < len(rest)
 
 
 # a cell that is a figure with its unit ("1 Gbps", "2.5 GHz", "3 years"; not a year, "2023 Q1"): a value, so its row holds data
@@ -227,12 +237,15 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     opens: list[set[int]] = []  # per source, the places of the sentences that begin a paragraph
     headers: list[set[str]] = []  # per source, its tables' rows that name columns
     subject_lines: list[list[str]] = []  # per source, a message's subject lines (read as its title)
+    fields: list[bool] = []  # per source, whether it holds a message's header (is_message_header)
     asked_numbers = _plain_numbers(question)
     for hit in hits:
         said = paragraph_sentences(hit.text)
         opens.append({pos for pos, (_, first) in enumerate(said) if first})
         headers.append(column_rows(hit.text) if "|" in hit.text else set())
-        subjects = [s for s, _ in said if _is_subject(s)]  # a memo's subject line: its title
+        message = is_message_header(hit.text)  # a memo's or e-mail's header: its fields answer what they label
+        fields.append(message)
+        subjects = [s for s, _ in said if message and _is_subject(s)]  # a memo's subject line: its title
         found = [(pos, s, terms(s) | _numbers_in_ranges(s, asked_numbers)) for pos, (s, _) in enumerate(said)
                  if not is_title(s, hit) and s not in headers[-1] and not (kind and s in subjects)]  # a heading, a table's header say no answer
         per_source.append(found)
@@ -252,6 +265,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     out = Evidence(question, lang, kind, question_terms=own, spelled=spelled)
     elsewhere = [nearest_about_another([*reversed(hit.title_path), hit.context], question) for hit in hits]
     lines = [{line.strip() for line in hit.text.split("\n")} if hit.title_path else set() for hit in hits]  # for _is_item
+    alone = [{line.strip(" *_\t") for line in hit.text.split("\n")} for hit in hits]  # each passage's lines, bold marks off
     asks_version = _ASKS_VERSION.search(question) is not None
     for n, (hit, found) in enumerate(zip(hits, per_source), start=1):
         passage = set().union(*(t for _, _, t in found)) if found else set()
@@ -259,14 +273,14 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         out.passage_coverage.append(coverage(wanted, passage | title, weights))
         out.relevance.append(hit.relevance)
         for i, (pos, text, t) in enumerate(found):
-            if is_question(text):
-                continue  # an FAQ's question is no answer (it is read as the next sentence's neighbour)
+            if is_question(text) and text.strip(" *_") in alone[n - 1] and not re.search("[:：]", text):
+                continue  # an FAQ's question, a line of its own, is no answer (it is read as the next sentence's neighbour)
             # a sentence is read with its neighbours; a table row is read with its columns' names, not
             # with the rows beside it (the next state's row says nothing of Texas; "Stock (units)" says
             # what the row's 45 is)
             header = table_header(hit.text, text, headers[n - 1]) if text.startswith("|") else ""
             window = t | terms(header) if text.startswith("|") else t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
-            label = header_field(text)
+            label = header_field(text) if fields[n - 1] else None
             asked = _asks_field(label, kind, own)
             if asked:  # "From: HR department" holds the "sent" of "Who sent the memo?"
                 t = t | (terms(_HEADER_FIELDS[label or ""][0]) & own)
@@ -276,13 +290,14 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             # decide whether to answer (the header's "Owner" is in every row of the table)
             read_cov = coverage(wanted, window, weights) if header else own_cov
             window_cov = coverage(wanted, window | title, weights)
-            typed = has_kind(text, kind, lang, question) if label is None else kind is None or _HEADER_FIELDS[label][1] == kind
+            typed = has_kind(text, kind, lang, question) if label is None else kind is None or asked  # a Date: is no date of what the memo says
             score = (0.5 * read_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + (ASKED_FIELD if asked else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300) - ANOTHER_CODE * elsewhere[n - 1])
             section = (hit.title_path[-1] if hit.title_path and _is_item(text, lines[n - 1])
-                       and (terms(hit.title_path[-1]) & own - t or asks_version and _VERSION_NUMBER.search(hit.title_path[-1])) else "")
-            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section, elsewhere[n - 1]))
+                       and (terms(hit.title_path[-1]) & own - t or asks_version and version_numbers(hit.title_path[-1])) else "")
+            out.sentences.append(Sentence(n, pos, text, score, own_cov, window_cov, typed, header, pos in opens[n - 1], section, elsewhere[n - 1],
+                                          label or ""))
     out.sentences.sort(key=lambda s: -s.score)
     return out
 
@@ -302,7 +317,7 @@ def is_question(text: str) -> bool:
 
 
 _ASKS_VERSION = re.compile(r"\b(?:which|what) (?:version|release)\b|哪个版本|哪一版|哪版|什么版本", re.I)
-_VERSION_NUMBER = re.compile(r"(?<![\w.])v?\d{1,3}\.\d{1,3}(?:\.\d{1,3})?(?![\w.])", re.I)
+
 
 
 _FLOOR = re.compile(r"\b(\d{1,3})(?:st|nd|rd|th)\s+floor\b|(?<![\d.])(\d{1,3})\s*(?:楼|层)(?!梯|道|房|盘|主)", re.I)
@@ -376,10 +391,10 @@ def is_heading_line(text: str) -> bool:
 # label means in the words a question uses for it ("Who sent the memo?" asks for From:, 谁发的 for 发件人),
 # and the kind of answer its value is. A subject line is the message's title (kind None).
 _HEADER_FIELDS: dict[str, tuple[str, str | None]] = {
-    "from": ("sent sender wrote author", "person"), "sender": ("sent sender", "person"),
-    "to": ("recipient recipients addressed", "person"), "cc": ("copied", "person"),
-    "date": ("date dated sent", "date"), "sent": ("sent date dated", "date"),
-    "subject": ("subject topic", None), "re": ("subject topic", None),
+    "from": ("sent sender wrote author 发件人 发 发送 发出", "person"), "sender": ("sent sender 发件人 发 发送 发出", "person"),
+    "to": ("recipient recipients addressed 收件人 发给", "person"), "cc": ("copied 抄送", "person"),
+    "date": ("date dated sent 日期 发 发出", "date"), "sent": ("sent date dated 发送 发 发出", "date"),
+    "subject": ("subject topic 主题", None), "re": ("subject topic 主题", None),
     "发件人": ("发件人 发 发送 发出 发件", "person"), "发文单位": ("发文 发 发出 单位", "person"), "收件人": ("收件人 发给 收件 接收", "person"),
     "抄送": ("抄送", "person"), "日期": ("日期 时间 发 发出", "date"), "发送时间": ("发送 时间 发 发出", "date"),
     "主题": ("主题", None), "事由": ("事由", None),
@@ -392,6 +407,15 @@ def header_field(text: str) -> str | None:
     """The label of a message header's field the text is ("from" for "From: HR department"), else None."""
     m = _HEADER_FIELD.match(text)
     return m.group(1).lower() if m and len(text) <= 200 else None
+
+
+def is_message_header(text: str) -> bool:
+    """Whether a passage holds a message's header: a subject line and a sender or a recipient line among its
+    first lines ("From: …", "To: …", "Subject: …"; 发件人、收件人、主题). A timetable's "Subject: Chemistry" or
+    a library's "From: 9:00 / To: 18:30" is no header."""
+    labels = {header_field(line.strip()) for line in text.split("\n")[:15]}
+    kinds = {_HEADER_FIELDS[label][1] for label in labels if label}
+    return None in kinds and "person" in kinds
 
 
 def _is_subject(text: str) -> bool:
