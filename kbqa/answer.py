@@ -253,6 +253,19 @@ def _says_more(text: str, asked: set[str]) -> bool:
     return any(not (len(t) == 1 and t.isascii() and t.isalpha()) and not any(t in a for a in asked) for t in terms(text))
 
 
+_TOKEN_LEAD = re.compile(r"(?:[A-Za-z0-9]+[-/.#])+$")
+
+
+def token_lead(answer: str, sentence: str) -> str:
+    """What the sentence writes right before a short answer that starts inside a code or a number
+    there: "PO-" of "PO-2024-0317" when the model said "2024-0317"; "" when it starts a word."""
+    at = sentence.find(answer)
+    if at <= 0 or not answer[:1].isalnum():
+        return ""
+    m = _TOKEN_LEAD.search(sentence[:at])
+    return m.group(0) if m and (at == m.end()) and (m.start() == 0 or not sentence[m.start() - 1].isalnum()) else ""
+
+
 _DANGLING = re.compile(r"\s+(?:a|an|the|of|to|in|on|at|for|by|with|and|or|from|into|than|as|per|that|which)$", re.I)
 
 
@@ -336,7 +349,7 @@ class CompletionAnswerer:
             return
         inside = squash(best.text)
         asked_terms = terms(asked.query)
-        shown, said = "", ""
+        shown, said, lead = "", "", ""
         held = True  # tokens are held back until the answer says something new, of the asked kind
         pieces = metered(self.llm, [{"role": "user", "content": prompt}], self.usage, stop=t.stop, **short)
         try:
@@ -352,7 +365,8 @@ class CompletionAnswerer:
                 if held and whole and text and _says_more(text, asked_terms) and has_kind(text, evidence.kind, asked.lang, asked.query) \
                         and not is_title(text, sources[best.n - 1]) and _from_the_asked_clause(text, best.text, asked_terms):
                     held = False
-                ready = _without_dangling_word(text)  # "18 days of" is shown once what it leads to comes
+                    lead = token_lead(text, best.text)  # "2024-0317" of "PO-2024-0317" is shown whole
+                ready = lead + _without_dangling_word(text)  # "18 days of" is shown once what it leads to comes
                 if not held and whole and len(ready) > len(shown) and ready.startswith(shown):
                     yield ready[len(shown):] if shown else ready
                     shown = ready

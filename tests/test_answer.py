@@ -980,3 +980,13 @@ def test_the_new_reading_rules_keep_to_their_cases() -> None:
                  "| Kenji Watanabe | Finance | 2041 | Shanghai S-12F-02 |\n| Maria Lopez | Sales | 2049 | Madrid M-1-03 |")
     assert extractive_text(gather("What is Kenji Watanabe's extension?", [staff])).startswith(
         "Kenji Watanabe: Department Finance; Extension 2041; Office Shanghai S-12F-02")
+
+
+def test_a_short_answer_that_starts_inside_a_code_is_shown_whole() -> None:
+    """Found by a second first-hour review: "What is the purchase order number for the forklifts?" was answered
+    "2024-0317" (the model dropped the "PO-" of PO-2024-0317)."""
+    from kbqa.answer import token_lead
+
+    assert token_lead("2024-0317", "- Purchase order number: PO-2024-0317") == "PO-"
+    assert token_lead("10 days", "Staff receive 10 days of leave.") == ""
+    assert token_lead("Gbps", "2.5 Gbps") == ""
