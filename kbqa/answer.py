@@ -322,6 +322,12 @@ class CompletionAnswerer:
         self.llm = llm
         self.name = llm.name
         self.usage = Usage()
+        self.quoted_only = False  # set when the answer is the evidence alone (the model's short answer did not hold)
+
+    def _quoted(self, asked: Asked, sources: list[Hit], evidence: Evidence, gen: dict[str, Any]) -> Iterator[str]:
+        """The evidence alone (the extractive answer): the model wrote none of it."""
+        self.quoted_only = True
+        yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
 
     def answer(self, asked: Asked, sources: list[Hit], evidence: Evidence, gen: dict[str, Any]) -> Iterator[str]:
         from kbqa.llm import metered
@@ -330,22 +336,22 @@ class CompletionAnswerer:
         t = templates(asked.lang)
         best = evidence.best
         if best is None:
-            yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
+            yield from self._quoted(asked, sources, evidence, gen)
             return
         if best.text.rstrip().endswith(LEADS_IN):  # the answer is in what it leads into, which the model is not given
-            yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
+            yield from self._quoted(asked, sources, evidence, gen)
             return
         if best.text.startswith("|") and len(set(FIGURE.findall(best.text))) > 1:
             # a table row of several figures: which column is meant, the row alone does not say (the
             # model picked the change "-16.55%" for the revenue, last year's column for this year's)
-            yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
+            yield from self._quoted(asked, sources, evidence, gen)
             return
         # a 270M model copies whichever sentence is nearest the question: give it only the best one
         prompt = t.completion.format(context=f"[1] {best.text}", question=asked.question)
         short = {**gen, "max_tokens": min(int(gen.get("max_tokens", 64)), 48)}
         count, context = getattr(self.llm, "count_tokens", None), getattr(self.llm, "context", None)
         if count is not None and isinstance(context, int) and count(prompt) + short["max_tokens"] > context:
-            yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)  # a question too long for the model
+            yield from self._quoted(asked, sources, evidence, gen)  # a question too long for the model
             return
         inside = squash(best.text)
         asked_terms = terms(asked.query)
@@ -381,7 +387,7 @@ class CompletionAnswerer:
             if squash(shown) != squash(_CITE.sub("", quoted)):
                 yield ("。依据：" if asked.lang == "zh" else ". Evidence: ") + quoted
             return
-        yield from ExtractiveAnswerer().answer(asked, sources, evidence, gen)
+        yield from self._quoted(asked, sources, evidence, gen)
 
 
 class ChatAnswerer:
@@ -760,7 +766,9 @@ def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: d
     stream = AnswerStream(asked.question, prepared.sources, iter(()), answered=True, model=model or answerer.name,
                           query=asked.query, confidence=prepared.decision.confidence)
     stream.set_pieces(_checked(answerer.answer(asked, prepared.sources, prepared.evidence, gen)),
-                      refused=lambda: bool(getattr(answerer, "refused", False)))
+                      refused=lambda: bool(getattr(answerer, "refused", False)),
+                      # the answer is the evidence alone when the model's short answer did not hold: say so
+                      written_by=lambda: "extractive" if getattr(answerer, "quoted_only", False) else None)
     usage = getattr(answerer, "usage", None)  # counted as it generates
     if usage is not None:
         usage.add(prepared.usage)

@@ -143,15 +143,19 @@ class AnswerStream:
         self.confidence = confidence
         self._pieces = pieces
         self._refused: Callable[[], bool] | None = None
+        self._written_by: Callable[[], str | None] | None = None
         self.text = ""
         self.usage = Usage()  # filled as the LLM generates
 
-    def set_pieces(self, pieces: Iterator[str], refused: Callable[[], bool] | None = None) -> None:
+    def set_pieces(self, pieces: Iterator[str], refused: Callable[[], bool] | None = None,
+                   written_by: Callable[[], str | None] | None = None) -> None:
         """pieces: the text as generated; refused: asked once they ran out, whether the model said
         the sources do not hold the answer (it must not hold this stream: a cycle through the
-        generator would keep a half-read stream, and the LLM's turn, until the garbage collector)."""
+        generator would keep a half-read stream, and the LLM's turn, until the garbage collector);
+        written_by: asked then too, what wrote the answer when not the model (its evidence alone: "extractive")."""
         self._pieces = pieces
         self._refused = refused
+        self._written_by = written_by
 
     def __iter__(self) -> Iterator[str]:
         try:
@@ -162,6 +166,8 @@ class AnswerStream:
             self.close()
         if self._refused is not None and self._refused():
             self.answered_from_documents = False
+        if self._written_by is not None and (by := self._written_by()):
+            self.model = by
 
     def close(self) -> None:
         """Stop generating and give the LLM's turn back (leaving a for-loop over the stream early

@@ -990,3 +990,20 @@ def test_a_short_answer_that_starts_inside_a_code_is_shown_whole() -> None:
     assert token_lead("2024-0317", "- Purchase order number: PO-2024-0317") == "PO-"
     assert token_lead("10 days", "Staff receive 10 days of leave.") == ""
     assert token_lead("Gbps", "2.5 Gbps") == ""
+
+
+@pytest.mark.slow
+def test_the_json_answer_names_what_wrote_it(tmp_path: Path) -> None:
+    """Found by a second first-hour review: --json said "model": "gemma-3-270m" on answers that are the evidence
+    alone (the model's short answer did not hold), so nobody auditing answers could tell which were generated."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "staff.md").write_text("# Staff\n\n| Name | Department | Extension | Office |\n|---|---|---|---|\n"
+                                   "| Anna Berg | Sales | 2461 | Berlin B-2-14 |\n| Kenji Watanabe | Finance | 2041 | Shanghai S-12F-02 |\n\n"
+                                   "## Probation\n\nThe probation period for all new employees is 3 months.\n", encoding="utf-8")
+    env = {"KBQA_HOME": str(tmp_path / "home")}
+    assert run_kbqa("ingest", str(docs), "--kb", "staff", env=env).returncode == 0
+    row = json.loads(run_kbqa("ask", "What is Kenji Watanabe's extension?", "--kb", "staff", "--json", env=env).stdout)
+    assert row["answered_from_documents"] and "2041" in row["answer"] and row["model"] == "extractive", row
+    said = json.loads(run_kbqa("ask", "How long is the probation period?", "--kb", "staff", "--json", env=env).stdout)
+    assert said["answer"].startswith("3 months [1]") and said["model"] == "gemma-3-270m", said
