@@ -224,8 +224,22 @@ def _title_block(paragraphs: list[str]) -> str:
 
 
 def _units(text: str) -> str:
-    found = list(_UNITS.finditer(text))
+    """The last units line of a text ("(in millions)", "单位：万元"); in a table, only a cell that is
+    the units alone ("| (Millions) | 2018 |"): "单价（元）" is one column's unit, not the table's."""
+    found = [m for m in _UNITS.finditer(text) if _table_wide(text, m)]
     return " ".join(found[-1].group(0).split()) if found else ""
+
+
+def _table_wide(text: str, m: re.Match[str]) -> bool:
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    line_end = text.find("\n", m.end())
+    line = text[line_start : len(text) if line_end < 0 else line_end]
+    if not line.lstrip().startswith("|"):
+        return True
+    cell_start = text.rfind("|", line_start, m.start()) + 1
+    cell_end = text.find("|", m.end())
+    cell = text[cell_start : len(text) if cell_end < 0 else cell_end]
+    return cell.strip() == m.group(0).strip()
 
 
 class _Captions:

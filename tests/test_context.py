@@ -242,6 +242,17 @@ def test_a_ruled_table_carries_the_lines_above_it_and_its_units() -> None:
         assert c.text.startswith("| Region | 2023 | 2022 |")
 
 
+def test_a_columns_unit_is_not_the_tables() -> None:
+    """Found by a second first-hour review: an inventory sheet's header cell "单价（元）" put "（元）" in every piece's
+    caption, as if the whole table were in yuan; a cell that is the units alone ("| (Millions) | 2018 |") still counts."""
+    sheet = Document("| 物料编号 | 物料名称 | 库存数量 | 单价（元） |\n|---|---|---|---|\n" + "\n".join(f"| M-{n} | 螺栓 | {n} | 0.85 |" for n in range(60)),
+                     {"source": "库存.xlsx", "page": 1, "title_path": ["库存"], "kind": "table"})
+    assert all("元" not in c.meta.get("caption", "") for c in split_documents([sheet], 300, 0))
+    statement = Document("| (Millions) | 2018 | 2017 |\n|---|---|---|\n" + "\n".join(f"| Item {n} | {n} | {n + 1} |" for n in range(60)),
+                         {"source": "s.pdf", "page": 60, "kind": "table"})
+    assert all("(Millions)" in c.meta.get("caption", "") for c in split_documents([statement], 300, 0))
+
+
 def test_a_tables_caption_is_never_the_table_before_it() -> None:
     """Found by a first-hour review: a Word file's second table carried the whole first table and the
     line between them as its caption ("| Header Col 1 | Header Col 2 | |---|---| | Lorem ipsum | … Nested Table")."""
