@@ -239,6 +239,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     subject_lines: list[list[str]] = []  # per source, a message's subject lines (read as its title)
     fields: list[bool] = []  # per source, whether it holds a message's header (is_message_header)
     asked_numbers = _plain_numbers(question)
+    asks_subject = _ASKS_SUBJECT.search(question) is not None  # a message's subject line answers only this
     for hit in hits:
         said = paragraph_sentences(hit.text)
         opens.append({pos for pos, (_, first) in enumerate(said) if first})
@@ -247,7 +248,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         fields.append(message)
         subjects = [s for s, _ in said if message and _is_subject(s)]  # a memo's subject line: its title
         found = [(pos, s, terms(s) | _numbers_in_ranges(s, asked_numbers)) for pos, (s, _) in enumerate(said)
-                 if not is_title(s, hit) and s not in headers[-1] and not (kind and s in subjects)]  # a heading, a table's header say no answer
+                 if not is_title(s, hit) and s not in headers[-1] and not (s in subjects and not asks_subject)]  # a heading, a table's header say no answer
         per_source.append(found)
         subject_lines.append(subjects)
     everything = [t for source in per_source for _, _, t in source]
@@ -281,7 +282,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             header = table_header(hit.text, text, headers[n - 1]) if text.startswith("|") else ""
             window = t | terms(header) if text.startswith("|") else t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
             label = header_field(text) if fields[n - 1] else None
-            asked = _asks_field(label, kind, own)
+            asked = _asks_field(label, kind, own) or asks_subject and label is not None and _HEADER_FIELDS[label][1] is None
             if asked:  # "From: HR department" holds the "sent" of "Who sent the memo?"
                 t = t | (terms(_HEADER_FIELDS[label or ""][0]) & own)
                 window |= t
@@ -316,6 +317,7 @@ def is_question(text: str) -> bool:
     return text.rstrip(" *_\"'”’)）").endswith(("?", "？"))
 
 
+_ASKS_SUBJECT = re.compile(r"\babout\W*$|\b(?:subject|topic)\b|主题|关于什么|讲什么|什么内容|什么事", re.I)  # not "the memo about X"
 _ASKS_VERSION = re.compile(r"\b(?:which|what) (?:version|release)\b|哪个版本|哪一版|哪版|什么版本", re.I)
 
 

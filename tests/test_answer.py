@@ -827,6 +827,11 @@ def test_a_memos_header_fields_answer_who_sent_it_and_when_and_are_not_quoted_be
     assert extractive_text(gather("搬迁通知是哪天发的？", [move])).startswith("日期：2024年3月5日")
     assert extractive_text(gather("这份通知发给谁？", [move])).startswith("收件人：全体员工")
     assert "主题" not in extractive_text(gather("新办公楼在哪里？", [move]))
+    # its subject line answers what the message is about, and nothing else (a second review: "Subject: Approval: forklift
+    # replacement at Rotterdam" was quoted first for a question about batteries in Hamburg)
+    assert extractive_text(gather("What is the memo about?", [memo])).startswith("Subject: New annual leave rules")
+    assert extractive_text(gather("这封邮件的主题是什么？", [memo])).startswith("Subject: New annual leave rules")
+    assert "Subject:" not in extractive_text(gather("What is the price of new annual leave rules?", [memo]))
     # "send" is not "sent": a question about whom to write to is not about the memo's sender
     assert "Maria Keller" in extractive_text(gather("Who should I send questions about leave to?", [memo]))
 
