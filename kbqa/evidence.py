@@ -258,7 +258,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     unknown = [t for t in own if t not in vocabulary]
     spelled = {t: near for t in unknown if (near := near_spelling(t, vocabulary))} if len(unknown) <= SPELL_AT_MOST else {}
     own = (own - spelled.keys()) | set(spelled.values())
-    own = _rejoined(question, own, vocabulary) | {f for f in _floors(question) if f in vocabulary}
+    own = _rejoined(question, own, vocabulary) | {f for f in floors(question) if f in vocabulary}
     weights = idf_weights(own | extra, everything)
     for t in extra:
         weights[t] *= 0.5
@@ -325,7 +325,7 @@ _ASKS_VERSION = re.compile(r"\b(?:which|what) (?:version|release)\b|哪个版本
 _FLOOR = re.compile(r"\b(\d{1,3})(?:st|nd|rd|th)\s+floor\b|(?<![\d.])(\d{1,3})\s*(?:楼|层)(?!梯|道|房|盘|主)", re.I)
 
 
-def _floors(question: str) -> set[str]:
+def floors(question: str) -> set[str]:
     """A floor the question names as a building's plans write it: "5th floor", "5楼" and "5层" are "5f"."""
     return {f"{a or b}f" for a, b in _FLOOR.findall(question)}
 

@@ -923,6 +923,12 @@ def test_a_floor_is_read_as_plans_write_it() -> None:
     assert "10.2.5.20" in best.text, best
     zh = _hit("打印机：\n- 3F 打印机：IP 地址 10.2.3.45\n- 5F 打印机：IP 地址 10.2.5.20")
     assert "10.2.5.20" in gather("5楼打印机的IP地址是多少？", [zh]).sentences[0].text
+    # ... and a floor no source holds, beside others, is not covered ("the 4th floor printer" got the 3F one's address)
+    from kbqa.answer import uncovered_floors
+
+    assert uncovered_floors("What is the IP address of the 4th floor printer?", [faq]) == ["4F"]
+    assert uncovered_floors("What is the IP address of the 5th floor printer?", [faq]) == []
+    assert uncovered_floors("What is on the 4th floor?", [_hit("The canteen is on the 4th floor.")]) == []
 
 
 def test_a_table_row_holds_what_its_header_names() -> None:
