@@ -321,7 +321,6 @@ _ASKS_SUBJECT = re.compile(r"\babout\W*$|\b(?:subject|topic)\b|主题|关于什�
 _ASKS_VERSION = re.compile(r"\b(?:which|what) (?:version|release)\b|哪个版本|哪一版|哪版|什么版本", re.I)
 
 
-
 _FLOOR = re.compile(r"\b(\d{1,3})(?:st|nd|rd|th)\s+floor\b|(?<![\d.])(\d{1,3})\s*(?:楼|层)(?!梯|道|房|盘|主)", re.I)
 
 
