@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, stem, terms
 from kbqa.codes import YEAR, about_other_code, codes, holds_code, holds_version, versions
-from kbqa.evidence import FIGURE, Evidence, Sentence, floors, gather, has_kind, is_bare_date, is_heading_line, is_title
+from kbqa.evidence import FIGURE, Evidence, Sentence, floors, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
 from kbqa.models import Calibration
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
@@ -185,14 +185,19 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     reading order (a best table row first) — but not a heading line or a bit without letters, nor a sentence of a far less
     relevant passage (under half the best one's relevance) that holds no question word the kept
     ones lack: such a sentence only repeats the match (a company's name in another policy's first line)."""
-    ranked = evidence.sentences[:limit]
+    ranked = evidence.sentences[:max(limit, len(evidence.parts) + 1)]
     if not ranked:
         return []
     best = ranked[0]
+    required = set(evidence.parts)  # each part's best sentence of a question of parts: quoted whatever it is
     wanted = evidence.question_terms
     keep = [best]
     held = terms(best.text) & wanted
     for s in ranked[1:]:
+        if (s.n, s.pos) in required:
+            keep.append(s)
+            held |= terms(s.text) & wanted
+            continue
         if s.score < 0.6 * best.score or is_heading_line(s.text) or not any(ch.isalpha() for ch in s.text):
             continue  # "1." of a numbered heading is no evidence
         if s.elsewhere and not best.elsewhere:
@@ -335,7 +340,7 @@ class CompletionAnswerer:
 
         t = templates(asked.lang)
         best = evidence.best
-        if best is None:
+        if best is None or len(evidence.parts) > 1:  # (a question of parts: each part's sentence is the answer)
             yield from self._quoted(asked, sources, evidence, gen)
             return
         if best.text.rstrip().endswith(LEADS_IN):  # the answer is in what it leads into, which the model is not given
@@ -498,6 +503,7 @@ def prepare(
         kept = [h for n, h in enumerate(hits, start=1) if n == 1 or h.relevance > 0 or n in quoted]
         if len(kept) < len(hits):
             hits, evidence = kept, gather(question, kept, query)
+        evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
 
 

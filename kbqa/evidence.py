@@ -9,7 +9,7 @@ asked kind."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
@@ -208,6 +208,7 @@ class Evidence:
     relevance: list[float] = field(default_factory=list)  # per source, in order
     question_terms: set[str] = field(default_factory=set)  # the question's own words as looked for (misspellings read as the sources spell them)
     spelled: dict[str, str] = field(default_factory=dict)  # a question word found in no source -> the sources' word it misspells
+    parts: list[tuple[int, int]] = field(default_factory=list)  # a question of two or more parts: each part's best sentence (n, pos)
 
     @property
     def best(self) -> Sentence | None:
@@ -360,6 +361,44 @@ def _rejoined(question: str, own: set[str], vocabulary: set[str]) -> set[str]:
         if question.find(b) > question.find(a) + 1 and a + b in vocabulary and a + b not in own:
             own = (own - {a, b}) | {a + b}
     return own
+
+
+# a question of parts: "谁发的？什么时候发的？", "Who approved it, and on what date was it sent?"
+_AND_ASKS = re.compile(r",?\s+and\s+(?=(?:who|whom|what|when|where|which|how|(?:on|in|at|for|from|by) (?:what|which))\b)", re.I)
+MAX_PARTS = 3
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a question asks at once, each with a question word or an asked kind of its own; one
+    part (the question itself) for a plain one."""
+    text = question.strip()
+    parts = [p.strip() for p in re.split(r"(?<=[？?])\s*", text) if p.strip()]
+    if len(parts) < 2:
+        parts = [p.strip() for p in _AND_ASKS.split(text) if p.strip()]
+    if not 2 <= len(parts) <= MAX_PARTS or not all(asked_kind(p) or _ASKS.search(p) for p in parts):
+        return [text]
+    return parts
+
+
+_ASKS = re.compile(r"\b(?:who|whom|what|when|where|which|how|why)\b|谁|什么|哪|几|多少|多久|何时|怎么|如何|是否|吗", re.I)
+
+
+def with_parts(question: str, hits: list[Hit], query: str, evidence: Evidence) -> Evidence:
+    """The evidence of a question of parts (question_parts) with each part's best sentence first (each part read
+    with the whole question's words at half weight), so that each is quoted: "谁发的？什么时候发的？" gets the
+    From: line and the Date: line. A plain question's evidence is returned as it is."""
+    parts = question_parts(question)
+    if len(parts) < 2 or not evidence.sentences:
+        return evidence
+    top = evidence.sentences[0].score
+    firsts: list[Sentence] = []
+    for part in parts:
+        best = gather(part, hits, query if query != part else None).best
+        if best is not None and all((best.n, best.pos) != (f.n, f.pos) for f in firsts):
+            firsts.append(replace(best, score=top))
+    keys = {(f.n, f.pos) for f in firsts}
+    return replace(evidence, sentences=firsts + [s for s in evidence.sentences if (s.n, s.pos) not in keys],
+                   parts=sorted(keys))
 
 
 _LIST_ITEM = re.compile(r"\s*(?:[-*•·]|\d{1,2}[.)、])\s")

@@ -1018,3 +1018,19 @@ def test_the_json_answer_names_what_wrote_it(tmp_path: Path) -> None:
     assert row["answered_from_documents"] and "2041" in row["answer"] and row["model"] == "extractive", row
     said = json.loads(run_kbqa("ask", "How long is the probation period?", "--kb", "staff", "--json", env=env).stdout)
     assert said["answer"].startswith("3 months [1]") and said["model"] == "gemma-3-270m", said
+
+
+def test_a_question_of_two_parts_quotes_each_parts_answer() -> None:
+    """Found by both first-hour reviews: "谁发的？什么时候发的？" and "张伟在哪个部门？办公室在哪里？" quoted the answer to one
+    part only (the e-mail's Date: without its From:)."""
+    from kbqa.evidence import question_parts, with_parts
+
+    assert question_parts("端午节值班安排的邮件是谁发的？什么时候发的？") == ["端午节值班安排的邮件是谁发的？", "什么时候发的？"]
+    assert question_parts("Who approved the order, and on what date was the e-mail sent?") == ["Who approved the order", "on what date was the e-mail sent?"]
+    assert question_parts("What is the capital of France?") == ["What is the capital of France?"]
+    assert question_parts("Tom and Jerry: who won?") == ["Tom and Jerry: who won?"]
+    mail = _hit("发件人：王晓燕\n收件人：研发部全体\n日期：2024年5月20日\n主题：关于2024年端午节值班安排\n\n"
+                "根据公司统一安排，2024年端午节放假时间为6月8日至6月10日，共3天。值班补贴为每天300元。")
+    question = "端午节值班安排的邮件是谁发的？什么时候发的？"
+    said = extractive_text(with_parts(question, [mail], question, gather(question, [mail])))
+    assert "发件人：王晓燕" in said and "日期：2024年5月20日" in said, said
