@@ -126,9 +126,10 @@ _STATEMENT = re.compile(
     r"\b(?:is|are|was|were|will|must|shall|should|can|may|has|have|had|be|been|do|does|did)\b|是|为\d|必须|应当|应该|将于",
     re.I,
 )
+ASKING_ZH = "什么|如何|怎么|怎样|哪|谁|几|多少|多久|何时|是否|吗|呢"  # the words a Chinese question asks with
 _QUESTION_FORM = re.compile(
     r"^\W*(?:what|who|whom|whose|how|when|where|why|which|can|could|is|are|do|does|did|should|will|would|may|must|has|have)\b"
-    r"|什么|如何|怎么|怎样|哪|谁|几|多少|吗|呢", re.I)
+    f"|{ASKING_ZH}", re.I)
 
 
 def states_something(line: str) -> bool:

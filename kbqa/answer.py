@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, stem, terms
-from kbqa.codes import YEAR, about_other_code, codes, holds_code, holds_version, versions
-from kbqa.evidence import FIGURE, Evidence, Sentence, floors, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
+from kbqa.codes import YEAR, about_other_code, codes, floors, holds_code, holds_version, plan_floors, versions
+from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
 from kbqa.models import Calibration
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
@@ -525,16 +525,13 @@ def uncovered_floors(question: str, hits: list[Hit], best: int = 0) -> list[str]
     """The floors the question names ("4th floor", 4楼) that no source holds in any form ("4F", "4th floor",
     4楼, 4层) while the quoted source names other floors ("3F printer", "5F printer"): a first-hour review's
     "What is the IP address of the 4th floor printer?" was answered with the 3F printer's."""
-    asked = [f[:-1] for f in floors(question)]
+    asked = floors(question)
     if not asked or not hits:
         return []
     texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits]
-
-    def holds(text: str, n: str) -> bool:
-        return re.search(rf"(?<![\w.]){n}\s*(?:F\b|/F\b|(?:st|nd|rd|th)\s+floor\b|楼|层)", text, re.I) is not None
-
-    others = {m for m in re.findall(r"(?<![\w.])(\d{1,3})\s*F\b", texts[best])}
-    return sorted(f"{n}F" for n in asked if not any(holds(t, n) for t in texts) and others - {n})
+    held = set().union(*(floors(t) | plan_floors(t) for t in texts))
+    others = plan_floors(texts[best])
+    return sorted(f"{n}F" for n in asked if n not in held and others - {n})
 
 
 _COMPOUND = re.compile(r"(?<![\w-])([a-z]{2,12})-(time|term|year|month|day|week|hour|rate|level|class|side)\b", re.I)  # "part-time"

@@ -1,4 +1,4 @@
-"""Codes and product versions a text names ("P-4010", "KX-300", "Q4", "E3"; "Atlas 2.2"), and whether
+"""Codes, product versions and floors a text names ("P-4010", "KX-300", "Q4", "E3"; "Atlas 2.2"; "5th floor", "5F"), and whether
 a source holds one in any way it may be written. The refusal rules (kbqa.answer) and the evidence
 ranking (kbqa.evidence) read them."""
 
@@ -108,3 +108,18 @@ def nearest_about_another(parts: list[str], question: str) -> bool:
         if asked_numbers and i < len(parts) - 1 and (numbers := version_numbers(part)):
             return not numbers & asked_numbers
     return False
+
+
+# a floor as a question names it ("5th floor", 5楼, 5层; not 楼梯, 层主) and as a building's plans write it ("5F", "5/F")
+FLOOR = re.compile(r"\b(\d{1,3})(?:st|nd|rd|th)\s+floor\b|(?<![\d.])(\d{1,3})\s*(?:楼|层)(?!梯|道|房|盘|主)", re.I)
+PLAN_FLOOR = re.compile(r"(?<![\w.])(\d{1,3})\s*/?F\b")
+
+
+def floors(text: str) -> set[int]:
+    """The floors a text names in words ("5th floor", 5楼, 5层)."""
+    return {int(a or b) for a, b in FLOOR.findall(text)}
+
+
+def plan_floors(text: str) -> set[int]:
+    """The floors a text names as plans write them ("3F printer", "5/F")."""
+    return {int(n) for n in PLAN_FLOOR.findall(text)}

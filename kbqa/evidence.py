@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
-from ingest.textfacts import TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
-from kbqa.codes import YEAR, nearest_about_another, version_numbers
+from ingest.textfacts import ASKING_ZH, TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
+from kbqa.codes import YEAR, floors, nearest_about_another, version_numbers
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -259,7 +259,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
     unknown = [t for t in own if t not in vocabulary]
     spelled = {t: near for t in unknown if (near := near_spelling(t, vocabulary))} if len(unknown) <= SPELL_AT_MOST else {}
     own = (own - spelled.keys()) | set(spelled.values())
-    own = _rejoined(question, own, vocabulary) | {f for f in floors(question) if f in vocabulary}
+    own = _rejoined(question, own, vocabulary) | {f"{n}f" for n in floors(question) if f"{n}f" in vocabulary}  # "5th floor" is 5F
     weights = idf_weights(own | extra, everything)
     for t in extra:
         weights[t] *= 0.5
@@ -322,14 +322,6 @@ _ASKS_SUBJECT = re.compile(r"\babout\W*$|\b(?:subject|topic)\b|主题|关于什�
 _ASKS_VERSION = re.compile(r"\b(?:which|what) (?:version|release)\b|哪个版本|哪一版|哪版|什么版本", re.I)
 
 
-_FLOOR = re.compile(r"\b(\d{1,3})(?:st|nd|rd|th)\s+floor\b|(?<![\d.])(\d{1,3})\s*(?:楼|层)(?!梯|道|房|盘|主)", re.I)
-
-
-def floors(question: str) -> set[str]:
-    """A floor the question names as a building's plans write it: "5th floor", "5楼" and "5层" are "5f"."""
-    return {f"{a or b}f" for a, b in _FLOOR.findall(question)}
-
-
 _PLAIN_NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})*(?:\.\d+)?(?![\w.,]\d|[%％])")
 _RANGE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})*(?:\.\d+)?)\s*(?:–|—|-|~|～|to|至|到)\s*(\d{1,3}(?:,\d{3})*(?:\.\d+)?)(?![\w.]|,\d)")
 
@@ -380,7 +372,7 @@ def question_parts(question: str) -> list[str]:
     return parts
 
 
-_ASKS = re.compile(r"\b(?:who|whom|what|when|where|which|how|why)\b|谁|什么|哪|几|多少|多久|何时|怎么|如何|是否|吗", re.I)
+_ASKS = re.compile(rf"\b(?:who|whom|what|when|where|which|how|why)\b|{ASKING_ZH}", re.I)
 
 
 def with_parts(question: str, hits: list[Hit], query: str, evidence: Evidence) -> Evidence:
