@@ -551,11 +551,11 @@ def uncovered_kinds(question: str, hits: list[Hit], best: int = 0) -> list[str]:
                   if not any(re.search(rf"\b{a}[- ]?{b}\b", t) for t in texts) and any(h == b and m != a for m, h in quoted))
 
 
-_NOT_KINDS = frozenset(  # words before "year", "time"… that count or point rather than name a kind ("many years", "last year")
-    "the a an this that these those each every per one two three first second third last next same what which how any all no "
-    "of in on at by for to from many much several few some more most other another previous following later earlier whole "
-    "entire half its their his her our your my both either neither such own prior recent current new old final given".split()
+_NOT_KINDS = frozenset(  # words before "-year", "-time"… that count rather than name a kind ("three-year", "one-time", "last-minute")
+    "one two three four five six seven eight nine ten eleven twelve first second third last next same each every multi many several".split()
 )
+
+
 _HAN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
 
 
