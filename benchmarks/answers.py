@@ -2,6 +2,11 @@
 
     python benchmarks/answers.py --data ../shared/data/qa --n 300 --llm gemma-3-270m --llm extractive
     python benchmarks/answers.py --sets cmrc2018_dev xquad_zh xquad_en
+    python benchmarks/answers.py --sets xquad_zh_on_en xquad_en_on_zh --llm extractive   # across languages
+
+xquad_zh_on_en asks XQuAD's Chinese questions of its English paragraphs (the sets are parallel: the
+same ids), with the English gold answers, since an answer quotes the document; xquad_en_on_zh the
+reverse.
 
 For each LLM: the share of answers containing a gold answer string; the share whose cited source
 contains it; answers not supported by their cited source (the answer's text is not found in it);
@@ -28,6 +33,22 @@ sys.path.insert(0, str(ROOT))
 from kbqa.answer import squash  # noqa: E402
 
 _CITE = re.compile(r"\[(\d+)\]")
+CROSS = {"xquad_zh_on_en": ("xquad_zh", "xquad_en"), "xquad_en_on_zh": ("xquad_en", "xquad_zh")}
+
+
+def questions_of(data: Path, name: str, n: int) -> list[Any]:
+    """A set's first n questions; for a CROSS set, the question in one language with the gold answers
+    of the other (the documents' language)."""
+    from dataclasses import replace
+
+    from kbqa.evaluation import read_questions
+
+    asked, corpus = CROSS.get(name, (name, name))
+    questions = read_questions(data / f"{asked}.questions.jsonl", n)
+    if asked == corpus:
+        return questions
+    answers = {q.id: q.answers for q in read_questions(data / f"{corpus}.questions.jsonl")}
+    return [replace(q, answers=answers.get(q.id, [])) for q in questions]
 
 
 def cited_sources(answer: str, sources: list[Any]) -> list[Any]:
@@ -165,7 +186,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "qa")
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--llm", action="append", default=[])
-    parser.add_argument("--sets", nargs="*", default=["cmrc2018_dev"], help="question sets: cmrc2018_dev xquad_zh xquad_en")
+    parser.add_argument("--sets", nargs="*", default=["cmrc2018_dev"], help=f"question sets: cmrc2018_dev xquad_zh xquad_en {' '.join(CROSS)}")
     parser.add_argument("--home", type=Path, default=ROOT / ".bench")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -174,16 +195,17 @@ def main() -> None:
         return
     os.environ["KBQA_HOME"] = str(args.home)
     from kbqa.config import load_config
-    from kbqa.evaluation import corpus_documents, read_questions
+    from kbqa.evaluation import corpus_documents
     from kbqa.kb import KnowledgeBase
 
     config, _ = load_config()
     results: dict[str, Any] = {"runs": []}
     for name in args.sets:
-        kb_name = f"answers-{name}"
+        corpus = CROSS.get(name, (name, name))[1]
+        kb_name = f"answers-{corpus}"
         with KnowledgeBase.open(kb_name, config) as kb:  # vectors come from the shared cache when the retrieval benchmark ran
-            kb.ingest_documents(corpus_documents(args.data / f"{name}.corpus.jsonl"))
-        questions = read_questions(args.data / f"{name}.questions.jsonl", args.n)
+            kb.ingest_documents(corpus_documents(args.data / f"{corpus}.corpus.jsonl"))
+        questions = questions_of(args.data, name, args.n)
         print(f"{name}, first {len(questions)} questions:")
         for llm in args.llm or ["gemma-3-270m", "extractive"]:
             results["runs"].append({"set": name, **run(llm, questions, kb_name, args.home)})

@@ -42,6 +42,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SETS = ["xquad_en", "xquad_zh", "cmrc2018_dev"]
+# questions in one language over documents in the other: XQuAD's questions and paragraphs are parallel
+# (the same ids in both languages), so the zh questions are asked of the English half-corpus and back
+CROSS = {"xquad_zh_on_en": ("xquad_zh", "xquad_en"), "xquad_en_on_zh": ("xquad_en", "xquad_zh")}
+
+
+def sources(name: str) -> tuple[str, str]:
+    """A set's question file and corpus: the same set, or a CROSS pair."""
+    return CROSS.get(name, (name, name))
+
+
+def calibration_key(name: str) -> str:
+    """The calibration a set's rows fit: the question language, or "zh-en" for zh questions on English documents."""
+    asked, corpus = (lang_of(s) for s in sources(name))
+    return asked if asked == corpus else f"{asked}-{corpus}"
+
+
+def lang_of(name: str) -> str:
+    return "en" if name.endswith("_en") else "zh"
 
 
 def auc(pos: list[float], neg: list[float]) -> float:
@@ -81,8 +99,9 @@ def measure(data: Path, name: str, seed: int, limit: int | None, llm: str | None
     from kbqa.kb import KnowledgeBase
     from kbqa.models import calibration
 
-    kb_name, keep = build(data, name, seed)
-    questions = read_questions(data / f"{name}.questions.jsonl")
+    asked, corpus = sources(name)
+    kb_name, keep = build(data, corpus, seed)
+    questions = read_questions(data / f"{asked}.questions.jsonl")
     questions = random.Random(100 + seed).sample(questions, min(limit, len(questions))) if limit else questions
     rows = []
     kb = KnowledgeBase.open(kb_name, llm=llm or "extractive")
@@ -201,7 +220,8 @@ def calibration_yaml(fitted: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "qa")
-    parser.add_argument("--sets", nargs="*", default=SETS)
+    parser.add_argument("--sets", nargs="*", default=SETS + list(CROSS),
+                        help=f"default: {' '.join(SETS)} and the cross-language {' '.join(CROSS)}")
     parser.add_argument("--n", type=int, default=None, help="questions per set (a seeded sample); default all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--llm", default=None, help="also run this LLM's whole answer (e.g. gemma-3-270m)")
@@ -219,7 +239,7 @@ def main() -> None:
         by_lang: dict[str, list[dict[str, Any]]] = {}
         for name in args.sets:
             rows = measure(args.data, name, 1, args.n, None, 0)
-            by_lang.setdefault("en" if name.endswith("_en") else "zh", []).extend(rows)
+            by_lang.setdefault(calibration_key(name), []).extend(rows)
         fitted = {lang: fit(rows) for lang, rows in by_lang.items()}
         for lang, c in fitted.items():
             print(f"{lang}: on the fitting half, answerable refused {c['fit_answerable_refused']:.1%}, unanswerable answered {c['fit_unanswerable_answered']:.1%}")
