@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, stem, terms
+from kbqa.bilingual import bridge
 from kbqa.codes import YEAR, about_other_code, codes, floors, holds_code, holds_version, plan_floors, versions
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
-from kbqa.models import Calibration
+from kbqa.models import Calibration, pair_key
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
 Message = dict[str, str]
@@ -104,7 +105,7 @@ def capabilities_of(llm: Any) -> Capabilities:
 class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
-    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered
+    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered | nothing-said
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -131,6 +132,8 @@ def features(
     if best is not None:
         source = hits[best.n - 1]
         held = set(content_words(" ".join([*source.title_path, source.context]) + "\n" + source.text))
+        if evidence.bridge is not None:  # the question's words the source says in its own language
+            held |= evidence.bridge.said(held | terms(source.text), source.text)
     missing = [r for w, r in rarity.items() if w not in held and evidence.spelled.get(w) not in held]
     return {
         "relevance": ranked[0] if ranked else 0.0,
@@ -139,8 +142,9 @@ def features(
         "passage": max(evidence.passage_coverage, default=0.0),
         "typed": 1.0 if best is None or evidence.kind is None or any(s.typed for s in evidence.sentences[:2]) else 0.0,
         "sentence_cosine": sentence_cosine,
-        "missing_max": max(missing, default=0.0),
-        "missing_sum": sum(missing),
+        # (across languages the question's words are in no passage at all: their rarity would measure the knowledge base's size)
+        "missing_max": 0.0 if evidence.bridge is not None else max(missing, default=0.0),
+        "missing_sum": 0.0 if evidence.bridge is not None else sum(missing),
         "rare_coverage": 1.0 - sum(missing) / sum(rarity.values()) if rarity else 1.0,
         "words": float(len(df)),
         "margin": ((ranked[0] - ranked[1]) if len(ranked) > 1 else (ranked[0] if ranked else 0.0)) * (relevance_range[1] - relevance_range[0]),
@@ -486,27 +490,52 @@ def prepare(
     hits = kb.search(query, top_k=top_k, threshold=threshold)
     hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first
     lang = language(question)
-    evidence = gather(question, hits, query)
-    calibrated = calibration(lang)
+    source = language(hits[0].text) if hits else lang  # (relevance is read per language pair: kbqa.models.pair_key)
+    key = pair_key(lang, source)  # "zh-en": a Chinese question whose most relevant source is English
+    evidence, similarity = read_evidence(kb.embedder, question, query, hits, lang, source)
+    calibrated = calibration(key)
     frequencies = kb.catalog.document_frequencies(question_words(query))
-    facts = features(hits, evidence, sentence_cosine(kb.embedder, query, evidence), frequencies, calibrated.relevance)
+    facts = features(hits, evidence, similarity, frequencies, calibrated.relevance)
     decision = decide(hits, facts, calibrated, len(substantive_words(query)))
     best = evidence.sentences[0].n - 1 if evidence.sentences else 0  # the source the answer quotes first
     elsewhere = not_asked_about(query, hits, frequencies[1], best) if decision.answer else ""
     if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
+    if decision.answer and source != lang and facts["coverage"] == 0:  # at most NOTHING_SAID
+        p = min(decision.confidence, NOTHING_SAID)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
         quoted = {s.n for s in evidence.sentences[:3]}
         kept = [h for n, h in enumerate(hits, start=1) if n == 1 or h.relevance > 0 or n in quoted]
         if len(kept) < len(hits):
-            hits, evidence = kept, gather(question, kept, query)
-        evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
+            hits, (evidence, _) = kept, read_evidence(kb.embedder, question, query, kept, lang, source)
+        if source == lang:  # (across languages, by meaning: a part's answer is found by its words)
+            evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
 
 
+def read_evidence(embedder: Any, question: str, query: str, hits: list[Hit], lang: str, source: str) -> tuple[Evidence, float]:
+    """The evidence of the sources for the question and the embedder's best similarity of the question
+    and its best sentences. `source`, the most relevant source's language, is the evidence's: when it
+    is not the question's (`lang`), the question's words are read in it through the dictionary
+    (kbqa.bilingual), the sentences are ranked by meaning too (by_meaning), and only sentences of that
+    language are candidates (a sentence in the question's own language scores higher on the
+    embedder's scale, which the calibration of the pair does not read)."""
+    if source == lang:
+        evidence = gather(question, hits, query)
+        return evidence, sentence_cosine(embedder, query, evidence)
+    evidence = gather(question, hits, query, bridge=bridge(terms(query), source))
+    evidence = replace(evidence, sentences=[s for s in evidence.sentences if language(hits[s.n - 1].text) == source])
+    return by_meaning(embedder, query, evidence)
+
+
+# kbqa's confidence at most when the question is in another language than the quoted sentence, and that
+# sentence (with its neighbours) says none of its words, even through the dictionary: its meaning alone
+# is near ("谁发明了电话？" got the typewriter's patent); answer_confidence 0 still answers
+NOTHING_SAID = 0.05
 YEAR_NOT_HELD = 0.05  # kbqa's confidence at most, when no source holds a year the question names (answer_confidence 0 still answers)
 
 
@@ -750,6 +779,31 @@ def sentence_cosine(embedder: Any, query: str, evidence: Evidence, top: int = 3)
 
     vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
     return float((vectors @ np.asarray(embedder.embed_query(query), dtype=np.float32)).max())
+
+
+MEANING_SENTENCES = 48  # the most sentences a question in another language than its sources embeds (~10 ms each on 2 cores)
+MEANING_MARGIN = 0.05  # a sentence this much less similar to the question than the best one gains nothing from its meaning
+
+
+def by_meaning(embedder: Any, query: str, evidence: Evidence) -> tuple[Evidence, float]:
+    """The evidence of a question asked in another language than its sources, ranked by its
+    words as that language says them (gather's score, through the dictionary's bridge) plus up to 1
+    for its meaning: 1 for the sentence the embedder finds most similar to the question, falling to 0
+    at MEANING_MARGIN less; and the best similarity. The dictionary misses names and new words, the
+    embedder tells a topic from the answer less well: each covers the other. The first
+    MEANING_SENTENCES of the word ranking are read; the rest follow."""
+    import numpy as np
+
+    read, rest = evidence.sentences[:MEANING_SENTENCES], evidence.sentences[MEANING_SENTENCES:]
+    if not read:
+        return evidence, 0.0
+    vectors = np.asarray(embedder.embed_documents([s.text for s in read]), dtype=np.float32)
+    similar = (vectors @ np.asarray(embedder.embed_query(query), dtype=np.float32)).tolist()
+    best = max(similar)
+    ranked = sorted(zip(similar, range(len(read)), read), key=lambda x: (-x[0], x[1]))
+    sentences = sorted((replace(s, score=s.score + (0.0 if is_heading_line(s.text) else max(0.0, 1.0 - (best - c) / MEANING_MARGIN)))
+                        for c, _, s in ranked), key=lambda s: -s.score)  # (a heading is as near as its section, and no answer)
+    return replace(evidence, sentences=sentences + rest), float(best)
 
 
 def empty_kb(kb_name: str, zh: bool) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
 from ingest.textfacts import ASKING_ZH, TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
+from kbqa.bilingual import Bridge
 from kbqa.codes import YEAR, floors, nearest_about_another, version_numbers
 from kbqa.types import Hit
 
@@ -209,6 +210,7 @@ class Evidence:
     question_terms: set[str] = field(default_factory=set)  # the question's own words as looked for (misspellings read as the sources spell them)
     spelled: dict[str, str] = field(default_factory=dict)  # a question word found in no source -> the sources' word it misspells
     parts: list[tuple[int, int]] = field(default_factory=list)  # a question of two or more parts: each part's best sentence (n, pos)
+    bridge: Bridge | None = None  # the sources are in the other language: how the question's words are said there
 
     @property
     def best(self) -> Sentence | None:
@@ -227,9 +229,11 @@ ANOTHER_CODE = 0.3  # what a sentence loses whose document or section is about a
 SPELL_AT_MOST = 8
 
 
-def gather(question: str, hits: list[Hit], query: str | None = None, titles: bool = True) -> Evidence:
+def gather(question: str, hits: list[Hit], query: str | None = None, titles: bool = True, bridge: Bridge | None = None) -> Evidence:
     """Rank the sentences of the hits for the question. `query` (a follow-up's standalone form) adds
-    its words at half weight: the user's own words decide, the context words help."""
+    its words at half weight: the user's own words decide, the context words help. `bridge`: the
+    hits are in the other language; a sentence holds the question words it says in that language
+    (kbqa.bilingual)."""
     lang = language(question)
     kind = asked_kind(question) or (asked_kind(query) if query else None)  # "那病假呢？" after "年假有几天？" asks for days too
     own = terms(question)
@@ -248,23 +252,23 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         message = is_message_header(hit.text)  # a memo's or e-mail's header: its fields answer what they label
         fields.append(message)
         subjects = [s for s, _ in said if message and _is_subject(s)]  # a memo's subject line: its title
-        found = [(pos, s, terms(s) | _numbers_in_ranges(s, asked_numbers)) for pos, (s, _) in enumerate(said)
+        found = [(pos, s, _said(terms(s), bridge, s) | _numbers_in_ranges(s, asked_numbers)) for pos, (s, _) in enumerate(said)
                  if not is_title(s, hit) and s not in headers[-1] and not (s in subjects and not asks_subject)]  # a heading, a table's header say no answer
         per_source.append(found)
         subject_lines.append(subjects)
     everything = [t for source in per_source for _, _, t in source]
-    title_terms = [terms(" ".join([*hit.title_path, hit.context, *subjects])) if titles else set()  # what each passage is, whose
+    title_terms = [_said(terms(heading := " ".join([*hit.title_path, hit.context, *subjects])), bridge, heading) if titles else set()  # what each passage is, whose
                    for hit, subjects in zip(hits, subject_lines)]
     vocabulary = set().union(*everything, *title_terms)
     unknown = [t for t in own if t not in vocabulary]
-    spelled = {t: near for t in unknown if (near := near_spelling(t, vocabulary))} if len(unknown) <= SPELL_AT_MOST else {}
+    spelled = {t: near for t in unknown if (near := near_spelling(t, vocabulary))} if len(unknown) <= SPELL_AT_MOST and bridge is None else {}
     own = (own - spelled.keys()) | set(spelled.values())
     own = _rejoined(question, own, vocabulary) | {f"{n}f" for n in floors(question) if f"{n}f" in vocabulary}  # "5th floor" is 5F
     weights = idf_weights(own | extra, everything)
     for t in extra:
         weights[t] *= 0.5
     wanted = list(own | extra)
-    out = Evidence(question, lang, kind, question_terms=own, spelled=spelled)
+    out = Evidence(question, lang, kind, question_terms=own, spelled=spelled, bridge=bridge)
     elsewhere = [nearest_about_another([*reversed(hit.title_path), hit.context], question) for hit in hits]
     lines = [{line.strip() for line in hit.text.split("\n")} if hit.title_path else set() for hit in hits]  # for _is_item
     alone = [{line.strip(" *_\t") for line in hit.text.split("\n")} for hit in hits]  # each passage's lines, bold marks off
@@ -281,7 +285,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             # with the rows beside it (the next state's row says nothing of Texas; "Stock (units)" says
             # what the row's 45 is)
             header = table_header(hit.text, text, headers[n - 1]) if text.startswith("|") else ""
-            window = t | terms(header) if text.startswith("|") else t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
+            window = t | _said(terms(header), bridge, header) if text.startswith("|") else t | (found[i - 1][2] if i > 0 else set()) | (found[i + 1][2] if i + 1 < len(found) else set())
             label = header_field(text) if fields[n - 1] else None
             asked = _asks_field(label, kind, own) or asks_subject and label is not None and _HEADER_FIELDS[label][1] is None
             if asked:  # "From: HR department" holds the "sent" of "Who sent the memo?"
@@ -302,6 +306,11 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
                                           label or ""))
     out.sentences.sort(key=lambda s: -s.score)
     return out
+
+
+def _said(found: set[str], bridge: Bridge | None, text: str = "") -> set[str]:
+    """A text's terms with the question's words it says in the other language."""
+    return found | bridge.said(found, text) if bridge is not None else found
 
 
 _DATE_EN_FULL = re.compile(r"(?:\d{1,2}\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s*(?:\d{1,2},?\s*)?\d{4}|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}", re.I)

@@ -39,11 +39,20 @@ class EmbeddingModel:
     query_prefix: str = ""
     passage_prefix: str = ""
     relevance: tuple[float, float] = (0.3, 0.9)
-    calibration: dict[str, Calibration] = field(default_factory=dict)  # by language: zh, en
+    calibration: dict[str, Calibration] = field(default_factory=dict)  # by language: zh, en; zh-en, en-zh (pair_key)
 
-    def calibrated(self, lang: str) -> Calibration:
-        """The calibration for a question in this language, else the catalog range with default weights."""
-        return self.calibration.get(lang) or Calibration(self.relevance)
+    def calibrated(self, key: str) -> Calibration:
+        """The calibration for a question in this language (or of this pair_key), else for the
+        question's language, else the catalog range with default weights."""
+        return self.calibration.get(key) or self.calibration.get(key.split("-")[0]) or Calibration(self.relevance)
+
+
+def pair_key(asked: str, source: str) -> str:
+    """Which calibration reads a question in language `asked` over a passage in `source`: the
+    language ("zh"), or the pair ("zh-en": a Chinese question on an English passage). An embedder
+    scores a question and a passage of two languages lower than one of one language, and no word
+    of the question is in the passage, so the two are fitted apart."""
+    return asked if asked == source else f"{asked}-{source}"
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,9 @@ def embedding_models() -> dict[str, EmbeddingModel]:
 
 
 def calibration(embedder: Any, lang: str, cut: float | None = None) -> Calibration:
-    """The calibration of a loaded embedder for questions in a language (a model outside the catalog:
-    its own relevance range and the default weights); cut, when given, replaces the fitted cut (the
-    user's retrieval.answer_confidence)."""
+    """The calibration of a loaded embedder for questions in a language, or for a pair_key (a model
+    outside the catalog: its own relevance range and the default weights); cut, when given, replaces
+    the fitted cut (the user's retrieval.answer_confidence)."""
     model = embedding_models().get(getattr(embedder, "name", ""))
     found = model.calibrated(lang) if model else Calibration(tuple(getattr(embedder, "relevance", (0.3, 0.9))))
     return found if cut is None else replace(found, cut=float(cut))

@@ -13,7 +13,7 @@ from ingest.textfacts import TABLE_RULE, language, terms
 from kbqa.codes import CODE, codes, holds_code
 from kbqa.config import RetrievalConfig
 from kbqa.embeddings import Embedder
-from kbqa.models import calibration
+from kbqa.models import calibration, pair_key
 from kbqa.store import Catalog, VectorIndex
 from kbqa.types import Hit
 
@@ -158,7 +158,8 @@ class Retriever:
 
     def search(self, question: str, top_k: int | None = None, threshold: float | None = None) -> list[Hit]:
         top_k = top_k or self.config.top_k
-        calibrated = calibration(self.embedder, language(question)).relevance
+        asked = language(question)
+        ranges: dict[str, tuple[float, float]] = {}  # by pair_key: an English passage of a Chinese question is read as such
         threshold = self.config.threshold if threshold is None else threshold
         query = self.embedder.embed_query(question)
         fetch = max(self.config.fetch_k, top_k)
@@ -198,7 +199,10 @@ class Retriever:
             row = rows.get(chunk_id)
             if row is None or row.text in seen:
                 continue
-            rel = relevance(cosines.get(chunk_id, -1.0), calibrated)
+            key = pair_key(asked, language(row.text))
+            if key not in ranges:
+                ranges[key] = calibration(self.embedder, key).relevance
+            rel = relevance(cosines.get(chunk_id, -1.0), ranges[key])
             if rel < threshold:
                 continue
             if row.page is not None and self.config.page_passages:

