@@ -49,6 +49,9 @@ def fuse(
 
 
 MAX_NAMED = 8  # documents a question can name at once
+LESSER_NAMED = 0.75  # share of named_boost for a named document whose name words another named one holds, with more
+# ("3M's FY2022 capex": the 3M 2022 10-K holds "3M" and "2022", the 2018 one "3M" alone; "Acme handbook 2024 edition")
+PAGE_BONUS = 0.1  # within a document, a page where two candidates or more are found gains this over one found once
 PASSAGE_GAP = "\n…\n"  # between two passages of one page in one source
 MAX_NAMED_CHUNKS = 50_000  # beyond this the named documents are not searched on their own (the boost still applies)
 TABLE_REACH = 60  # chunks on each side looked at for the pieces of a hit's table
@@ -139,6 +142,37 @@ def with_passages(own: Stretch, passages: list[tuple[int, Stretch]], held: set[i
     return PASSAGE_GAP.join(p.text for p in parts)
 
 
+def by_page(ranked: list[tuple[int, float]], rows: dict[int, Any]) -> list[tuple[int, float]]:
+    """The candidates (chunk id, score; best first) with each document's pages reordered among the
+    places that document's pages hold: by their best candidate's score, PAGE_BONUS more for a page
+    that holds two candidates or more (a statement whose rows the question names, a section that
+    answers it in several passages, before a page that one passage matches). The documents keep
+    their places; chunks without a page keep theirs."""
+    def place(chunk_id: int) -> tuple[Any, int]:
+        row = rows.get(chunk_id)
+        return (row.file_id, row.page) if row is not None and row.page is not None else (None, chunk_id)
+
+    best: dict[tuple[Any, int], float] = {}
+    found: dict[tuple[Any, int], int] = {}
+    for chunk_id, score in ranked:
+        key = place(chunk_id)
+        best.setdefault(key, score)
+        found[key] = found.get(key, 0) + 1
+    scored = {k: s + (PAGE_BONUS if k[0] is not None and found[k] > 1 else 0.0) for k, s in best.items()}
+    pages: dict[Any, list[tuple[Any, int]]] = {}  # a document's pages, best first
+    for key in sorted((k for k in best if k[0] is not None), key=lambda k: -scored[k]):
+        pages.setdefault(key[0], []).append(key)
+    order = {(pages[k[0]].pop(0) if k[0] is not None else k): n for n, k in enumerate(best)}
+    return sorted(ranked, key=lambda kv: (order[place(kv[0])], -kv[1]))
+
+
+def lesser_named(named: dict[int, frozenset[int]]) -> set[int]:
+    """The named files (file -> the question's name words it holds) whose words another named file
+    holds, with more: "Acme handbook 2024" leaves the 2023 edition, which holds "Acme" and "handbook"
+    but not "2024", a lesser preference (LESSER_NAMED)."""
+    return {f for f, words in named.items() if any(words < others for others in named.values())}
+
+
 def same_table(before: Any, after: Any) -> bool:
     """Whether two neighbouring table pieces (Catalog.neighbours) are of one table: their headers can be
     one table's (same_header), and the second's text goes on where the first's ends when the chunks
@@ -165,7 +199,8 @@ class Retriever:
         fetch = max(self.config.fetch_k, top_k)
         dense = self.index.search(query, fetch)
         lexical = self.catalog.lexical_search(question, fetch) if self.config.hybrid else []
-        named = self._named(question) if self.config.named_boost > 0 else set()
+        named_words = self._named(question) if self.config.named_boost > 0 else {}
+        named = set(named_words)
         if named:  # the named documents are searched on their own too: their best chunks are candidates
             dense, lexical = self._search_named(question, query, list(named), fetch, dense, lexical)
         rows = self.catalog.chunks(list({i for i, _ in dense} | {i for i, _ in lexical}))
@@ -183,11 +218,12 @@ class Retriever:
             # preferred too: a price list's "| AX-300 | … |" row under "Distributor price", for "…distributor price of the AX-300?"
             models = {c for c in codes(question) if len(c[0]) >= 2 and c[1] >= 10}  # "AX-300", not "Q2" or "E3"
             asked = terms(CODE.sub(" ", question)) if models else set()
+            lesser = lesser_named(named_words)
             for chunk_id in fused:
                 row = rows.get(chunk_id)
                 if row is not None and (row.file_id in named or models and any(holds_code(row.text, c) for c in models)
                                         and asked & terms(row.text)):
-                    fused[chunk_id] += self.config.named_boost
+                    fused[chunk_id] += self.config.named_boost * (LESSER_NAMED if row.file_id in lesser else 1.0)
         hits = []
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
         per_page: dict[tuple[int, int], int] = {}
@@ -195,7 +231,7 @@ class Retriever:
         # every candidate is looked at: each hit gathers its page's next passages from all of them, and a
         # hit whose table an earlier source shows gives its place to the next
         pool = max(top_k, self.config.rerank_top) if self.reranker else top_k  # the hits the reranker reads
-        for chunk_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
+        for chunk_id, score in by_page(sorted(fused.items(), key=lambda kv: -kv[1]), rows):
             row = rows.get(chunk_id)
             if row is None or row.text in seen:
                 continue
@@ -238,14 +274,17 @@ class Retriever:
             hits = list(widened.values())
         return hits
 
-    def _named(self, question: str) -> set[int]:
-        """Files the question names (see Catalog.named_files): those named at least half as strongly
-        as the best, at most MAX_NAMED; each gets the same preference."""
-        scores = self.catalog.named_files(question)
-        if not scores:
-            return set()
+    def _named(self, question: str) -> dict[int, frozenset[int]]:
+        """Files the question names (see Catalog.named_files), each with the question's name words it
+        holds (their places, Catalog.named_words): those named at least half as strongly as the best,
+        at most MAX_NAMED."""
+        words = self.catalog.named_words(question)
+        if not words:
+            return {}
+        scores = {f: sum(w.values()) for f, w in words.items()}
         best = max(scores.values())
-        return set(sorted((f for f, s in scores.items() if s >= 0.5 * best), key=lambda f: (scores[f], f), reverse=True)[:MAX_NAMED])
+        kept = sorted((f for f, s in scores.items() if s >= 0.5 * best), key=lambda f: (scores[f], f), reverse=True)[:MAX_NAMED]
+        return {f: frozenset(words[f]) for f in kept}
 
     def _search_named(
         self, question: str, query: np.ndarray, files: list[int], fetch: int,

@@ -337,3 +337,25 @@ def test_a_title_line_is_short_has_words_and_is_not_a_sentence() -> None:
     assert title_line("The pump hums.\n") == ""
     assert title_line("2023-03-31\n") == ""
     assert title_line("Aurora X2 Water Purifier - User Manual 1. Overview The Aurora X2 is a reverse-osmosis purifier for homes") == ""
+
+
+def test_a_documents_pages_are_ordered_among_its_places_and_a_page_found_twice_gains() -> None:
+    """Issue 15 (financebench page-hit): a statement page whose rows two candidates match comes
+    before a page one passage matches a little better; the documents keep their places."""
+    from types import SimpleNamespace
+
+    from kbqa.retrieval import PAGE_BONUS, by_page
+
+    rows = {1: SimpleNamespace(file_id=10, page=3), 2: SimpleNamespace(file_id=20, page=1), 3: SimpleNamespace(file_id=10, page=7),
+            4: SimpleNamespace(file_id=10, page=7), 5: SimpleNamespace(file_id=30, page=None)}
+    ranked = [(1, 0.90), (2, 0.88), (3, 0.86), (5, 0.85), (4, 0.84)]
+    assert 0.86 + PAGE_BONUS > 0.90
+    assert [c for c, _ in by_page(ranked, rows)] == [3, 4, 2, 1, 5]  # file 10's first place: its page 7, found twice
+
+
+def test_a_named_document_whose_name_words_another_holds_with_more_is_a_lesser_name() -> None:
+    from kbqa.retrieval import lesser_named
+
+    # "Acme handbook 2024": the 2024 edition holds words 0, 1, 2; the 2023 edition 0, 1; a memo naming Acme 0
+    assert lesser_named({1: frozenset({0, 1, 2}), 2: frozenset({0, 1}), 3: frozenset({0})}) == {2, 3}
+    assert lesser_named({1: frozenset({0, 1}), 2: frozenset({0, 2})}) == set()  # each holds a word the other lacks

@@ -593,12 +593,17 @@ class Catalog:
         name words found in a description (in any form: "Best Buy" or "BESTBUY"), its idf among the
         described files, summed. A word in more than `most` of the descriptions names nothing
         ("form", "handbook" in a folder of handbooks)."""
+        return {f: sum(words.values()) for f, words in self.named_words(query, most).items()}
+
+    def named_words(self, query: str, most: float = 0.5) -> dict[int, dict[int, float]]:
+        """What named_files sums: for each file, the question's name words its description holds (by
+        their place among the question's name words) with their weights (see named_file_words)."""
         db = self.db
         described = int(db.execute("SELECT count(*) FROM files WHERE description != ''").fetchone()[0])
         if described < 2:
             return {}
         holders = lambda term: [int(r[0]) for r in db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ?", (_quoted(term),))]  # noqa: E731
-        return named_file_scores(query, described, holders, most)
+        return named_file_words(query, described, holders, most)
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         q = f"SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)})"
@@ -655,14 +660,15 @@ def hold_calls(cls: type, *unheld: str) -> None:
 hold_calls(Catalog, "transaction", "pinned", "identity", "flush", "release_idle")  # every public method that reads or writes
 
 
-def named_file_scores(question: str, described: int, holders: Callable[[str], list[int]], most: float) -> dict[int, float]:
+def named_file_words(question: str, described: int, holders: Callable[[str], list[int]], most: float) -> dict[int, dict[int, float]]:
     """For each file, the question's name words its description holds (name_terms; holders(term):
-    the described files holding it), each weighted by its idf among the described files, summed; a
-    word held by more than `most` of them names nothing. One word found in two forms counts once (its
-    best weight). Of a run of Chinese name words (name_runs), a description must hold at least half
-    the run's characters for its words to count: "哈尔滨电气国际工程有限责任公司" does not name the
-    report of "东北电气发展股份有限公司" by their shared 电气, 有限 and 公司 (it did, and that report's
-    chunks were put before the notice about the company the question names)."""
+    the described files holding it), by their place among the question's name words, each weighted
+    by its idf among the described files; a word held by more than `most` of them names nothing. One
+    word found in two forms counts once (its best weight). Of a run of Chinese name words (name_runs),
+    a description must hold at least half the run's characters for its words to count:
+    "哈尔滨电气国际工程有限责任公司" does not name the report of "东北电气发展股份有限公司" by their shared
+    电气, 有限 and 公司 (it did, and that report's chunks were put before the notice about the company
+    the question names)."""
     covered: dict[int, dict[int, float]] = {}  # file id -> question word -> its best weight
     for term, positions in name_terms(question):
         files = holders(term)
@@ -679,7 +685,7 @@ def named_file_scores(question: str, described: int, holders: Callable[[str], li
             if 2 * _characters(span for p, span in run.items() if p in mine) < whole:
                 for p in run:
                     mine.pop(p, None)
-    return {f: sum(words.values()) for f, words in covered.items() if words}
+    return {f: words for f, words in covered.items() if words}
 
 
 def _characters(spans: Iterable[tuple[int, int]]) -> int:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from kbqa.errors import KnowledgeBaseError
-from kbqa.store.catalog import ChunkRow, FileRow, Neighbour, NewChunk, hold_calls, named_file_scores, selective_words
+from kbqa.store.catalog import ChunkRow, FileRow, Neighbour, NewChunk, hold_calls, named_file_words, selective_words
 from kbqa.store.tokenize import index_words, name_tokens, query_tokens
 
 MAX_RESULTS = 16_384  # Milvus' most results of one search or query
@@ -798,6 +798,10 @@ class MilvusCatalog:
 
     def named_files(self, query: str, most: float = 0.5) -> dict[int, float]:
         """As Catalog.named_files, over the file list's descriptions."""
+        return {f: sum(words.values()) for f, words in self.named_words(query, most).items()}
+
+    def named_words(self, query: str, most: float = 0.5) -> dict[int, dict[int, float]]:
+        """As Catalog.named_words, over the file list's descriptions."""
         generation, rows, _ = self._snapshot()
         if self._names is None or self._names[0] != generation:  # the descriptions' words, cut once per generation
             holders: dict[str, list[int]] = {}
@@ -809,7 +813,7 @@ class MilvusCatalog:
         _, count, index = self._names
         if count < 2:
             return {}
-        return named_file_scores(query, count, lambda term: index.get(term, []), most)
+        return named_file_words(query, count, lambda term: index.get(term, []), most)
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         if not file_ids or not self._chunks_exist():

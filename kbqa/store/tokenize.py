@@ -73,7 +73,7 @@ def name_runs(question: str) -> list[dict[int, tuple[int, int]]]:
     """The question's runs of Chinese name words that touch in its text, each as {position in
     name_terms: (start, end) in the question}: "哈尔滨电气国际工程有限责任公司" is one run of 哈尔滨, 电气,
     国际, 工程, 有限, 责任, 有限责任, 公司 -- one name, which a description holding only its 电气, 有限
-    and 公司 ("东北电气发展股份有限公司") does not name (see named_file_scores)."""
+    and 公司 ("东北电气发展股份有限公司") does not name (see named_file_words)."""
     lowered = question.lower()
     spans = sorted((start, start + len(w), i) for i, w in enumerate(_name_words(question))
                    if not w.isascii() and (start := lowered.find(w)) >= 0)
