@@ -489,10 +489,11 @@ def prepare(
     query = without_other_names(kb.catalog, question, query)
     hits = kb.search(query, top_k=top_k, threshold=threshold)
     hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first
-    lang = language(question)
-    source = language(hits[0].text) if hits else lang  # (relevance is read per language pair: kbqa.models.pair_key)
-    key = pair_key(lang, source)  # "zh-en": a Chinese question whose most relevant source is English
-    evidence, similarity = read_evidence(kb.embedder, question, query, hits, lang, source)
+    lang = language(question)  # the reply's language
+    searched = language(query)  # a follow-up's search joins the turns: its language is that text's, as retrieval read it
+    source = language(hits[0].text) if hits else searched  # (relevance is read per language pair: kbqa.models.pair_key)
+    key = pair_key(searched, source)  # "zh-en": a Chinese question whose most relevant source is English
+    evidence, similarity = read_evidence(kb.embedder, question, query, hits, searched, source)
     calibrated = calibration(key)
     frequencies = kb.catalog.document_frequencies(question_words(query))
     facts = features(hits, evidence, similarity, frequencies, calibrated.relevance)
@@ -511,8 +512,8 @@ def prepare(
         quoted = {s.n for s in evidence.sentences[:3]}
         kept = [h for n, h in enumerate(hits, start=1) if n == 1 or h.relevance > 0 or n in quoted]
         if len(kept) < len(hits):
-            hits, (evidence, _) = kept, read_evidence(kb.embedder, question, query, kept, lang, source)
-        if source == lang:  # (across languages, by meaning: a part's answer is found by its words)
+            hits, (evidence, _) = kept, read_evidence(kb.embedder, question, query, kept, searched, source)
+        if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
 
@@ -783,13 +784,15 @@ def sentence_cosine(embedder: Any, query: str, evidence: Evidence, top: int = 3)
 
 MEANING_SENTENCES = 48  # the most sentences a question in another language than its sources embeds (~10 ms each on 2 cores)
 MEANING_MARGIN = 0.05  # a sentence this much less similar to the question than the best one gains nothing from its meaning
+MEANING_WEIGHT = 0.5  # what the most similar sentence gains: less than a sentence holding the question's words (review: the
+# sentence naming "Project Falcon" had outweighed the one holding its budget; the headquarters, the CEO's)
 
 
 def by_meaning(embedder: Any, query: str, evidence: Evidence) -> tuple[Evidence, float]:
     """The evidence of a question asked in another language than its sources, ranked by its
-    words as that language says them (gather's score, through the dictionary's bridge) plus up to 1
-    for its meaning: 1 for the sentence the embedder finds most similar to the question, falling to 0
-    at MEANING_MARGIN less; and the best similarity. The dictionary misses names and new words, the
+    words as that language says them (gather's score, through the dictionary's bridge) plus up to
+    MEANING_WEIGHT for its meaning: all of it for the sentence the embedder finds most similar to the
+    question, falling to 0 at MEANING_MARGIN less; and the best similarity. The dictionary misses names and new words, the
     embedder tells a topic from the answer less well: each covers the other. The first
     MEANING_SENTENCES of the word ranking are read; the rest follow."""
     import numpy as np
@@ -801,7 +804,7 @@ def by_meaning(embedder: Any, query: str, evidence: Evidence) -> tuple[Evidence,
     similar = (vectors @ np.asarray(embedder.embed_query(query), dtype=np.float32)).tolist()
     best = max(similar)
     ranked = sorted(zip(similar, range(len(read)), read), key=lambda x: (-x[0], x[1]))
-    sentences = sorted((replace(s, score=s.score + (0.0 if is_heading_line(s.text) else max(0.0, 1.0 - (best - c) / MEANING_MARGIN)))
+    sentences = sorted((replace(s, score=s.score + (0.0 if is_heading_line(s.text) else MEANING_WEIGHT * max(0.0, 1.0 - (best - c) / MEANING_MARGIN)))
                         for c, _, s in ranked), key=lambda s: -s.score)  # (a heading is as near as its section, and no answer)
     return replace(evidence, sentences=sentences + rest), float(best)
 

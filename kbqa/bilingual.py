@@ -49,7 +49,8 @@ def gloss_terms(gloss: str) -> frozenset[str]:
 
 
 def _entries() -> Iterator[tuple[str, list[str]]]:
-    """CC-CEDICT's entries: a simplified Chinese word and its glosses ("guarantee; warranty" is two)."""
+    """CC-CEDICT's entries: a Chinese word and its glosses ("guarantee; warranty" is two), for the
+    simplified headword and, where it differs, the traditional one (濾網 as 滤网)."""
     path = data_file()
     if path is None:
         return
@@ -59,7 +60,10 @@ def _entries() -> Iterator[tuple[str, list[str]]]:
             parts = head.split(" ", 2)
             if line.startswith("#") or len(parts) < 2 or not han(parts[1]):
                 continue
-            yield parts[1], [g for g in re.split(r"[/;]", rest.rstrip("/\n")) if g.strip() and not _SKIP.match(g.strip())]
+            said = [g for g in re.split(r"[/;]", rest.rstrip("/\n")) if g.strip() and not _SKIP.match(g.strip())]
+            yield parts[1], said
+            if parts[0] != parts[1] and han(parts[0]):
+                yield parts[0], said
 
 
 @lru_cache(maxsize=1)

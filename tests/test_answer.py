@@ -150,6 +150,32 @@ def test_a_question_in_the_other_language_is_answered_from_the_sentence_that_hol
     assert max(h.relevance for h in trust_kb.search(question) if h.file == file) > 0  # read on the pair's scale: on the question language's, 0
 
 
+@pytest.mark.slow
+def test_a_follow_up_across_languages_is_read_in_the_language_it_searched(trust_kb: KnowledgeBase) -> None:
+    """Found by review: a follow-up's search joins the turns, and its language is that text's; the
+    pair was read from the last turn alone, and "滤芯呢？" after a warranty question lost the filters."""
+    first = trust_kb.ask("Aurora X2 的保修期是多久？")
+    history = [{"role": "user", "content": "Aurora X2 的保修期是多久？"}, {"role": "assistant", "content": first.text}]
+    follow = trust_kb.ask("滤芯呢？", history=history)
+    assert follow.answered_from_documents and "not covered" in follow.text, follow.text
+
+
+@pytest.mark.slow
+def test_a_question_of_both_languages_quotes_the_sentence_holding_its_words(home: Path, tmp_path: Path) -> None:
+    """Found by review: "Project Falcon的budget是多少？" quoted only the sentence naming Project Falcon,
+    the one the embedder found nearest; the budget's sentence fell under the quoting cut."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "会议纪要.md").write_text("# Project Falcon Kickoff 会议纪要\n\n日期：2025年1月8日\n参会人员：Li Na（项目负责人）、Tom Becker、王强\n\n"
+                                   "Project Falcon 的目标是在亚洲市场推出新一代 AX-300 销售平台。\nThe project budget is USD 120,000, approved by the finance team.\n"
+                                   "项目截止日期为2025年3月31日。\nTom Becker will prepare the vendor shortlist by 20 January.\n", encoding="utf-8")
+    (docs / "notes.md").write_text("# Team notes\n\nThe team meets every Monday at ten.\n", encoding="utf-8")
+    with KnowledgeBase.open("falcon", llm="extractive") as kb:
+        assert kb.ingest([docs]).ok
+        answer = kb.ask("Project Falcon的budget是多少？")
+        assert answer.answered_from_documents and "120,000" in answer.text, answer.text
+
+
 @pytest.mark.parametrize("question", ["谁发明了电话？", "What is the company's policy on remote work?"])
 @pytest.mark.slow
 def test_a_question_in_the_other_language_that_the_documents_do_not_hold_is_refused(trust_kb: KnowledgeBase, question: str) -> None:
@@ -1092,3 +1118,10 @@ def test_the_evidence_of_a_question_in_the_other_language_is_ranked_by_its_trans
     assert "warranty" not in plain.sentences[0].text  # no word of the question is in the passage
     assert "3-year warranty" in bridged.sentences[0].text
     assert bridged.sentences[0].own > 0
+
+
+def test_a_traditional_chinese_word_is_looked_up_too() -> None:
+    from kbqa.bilingual import bridge
+
+    said = bridge(terms("AX-300的濾網多久更換一次？"), "en").said(terms("Replace the HEPA filter every 6 months."))
+    assert {"濾網", "更換"} <= said, said
