@@ -503,7 +503,7 @@ def prepare(
     if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
-    if decision.answer and source != lang and facts["coverage"] == 0:  # at most NOTHING_SAID
+    if decision.answer and source != searched and facts["coverage"] == 0:  # at most NOTHING_SAID
         p = min(decision.confidence, NOTHING_SAID)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
@@ -792,9 +792,9 @@ def by_meaning(embedder: Any, query: str, evidence: Evidence) -> tuple[Evidence,
     """The evidence of a question asked in another language than its sources, ranked by its
     words as that language says them (gather's score, through the dictionary's bridge) plus up to
     MEANING_WEIGHT for its meaning: all of it for the sentence the embedder finds most similar to the
-    question, falling to 0 at MEANING_MARGIN less; and the best similarity. The dictionary misses names and new words, the
-    embedder tells a topic from the answer less well: each covers the other. The first
-    MEANING_SENTENCES of the word ranking are read; the rest follow."""
+    question, falling to 0 at MEANING_MARGIN less; and the best similarity. The dictionary misses
+    names and new words, the embedder tells a topic from the answer less well: each covers the
+    other. The first MEANING_SENTENCES of the word ranking are read; the rest follow."""
     import numpy as np
 
     read, rest = evidence.sentences[:MEANING_SENTENCES], evidence.sentences[MEANING_SENTENCES:]
@@ -803,9 +803,8 @@ def by_meaning(embedder: Any, query: str, evidence: Evidence) -> tuple[Evidence,
     vectors = np.asarray(embedder.embed_documents([s.text for s in read]), dtype=np.float32)
     similar = (vectors @ np.asarray(embedder.embed_query(query), dtype=np.float32)).tolist()
     best = max(similar)
-    ranked = sorted(zip(similar, range(len(read)), read), key=lambda x: (-x[0], x[1]))
     sentences = sorted((replace(s, score=s.score + (0.0 if is_heading_line(s.text) else MEANING_WEIGHT * max(0.0, 1.0 - (best - c) / MEANING_MARGIN)))
-                        for c, _, s in ranked), key=lambda s: -s.score)  # (a heading is as near as its section, and no answer)
+                        for c, s in zip(similar, read)), key=lambda s: -s.score)  # (a heading is as near as its section, and no answer)
     return replace(evidence, sentences=sentences + rest), float(best)
 
 
