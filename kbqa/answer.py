@@ -113,7 +113,8 @@ FEATURES = ("relevance", "coverage", "sentence", "passage", "typed", "sentence_c
 
 
 def features(
-    hits: list[Hit], evidence: Evidence, sentence_cosine: float, frequencies: tuple[int, dict[str, int]], relevance_range: tuple[float, float]
+    hits: list[Hit], evidence: Evidence, sentence_cosine: float, frequencies: tuple[int, dict[str, int]], relevance_range: tuple[float, float],
+    among: list[Hit] | None = None,
 ) -> dict[str, float]:
     """The decision's inputs:
     relevance: the best source's calibrated relevance; margin: its lead over the second, in cosine;
@@ -125,7 +126,7 @@ def features(
     source are; rare_coverage: the share of that rarity the best source holds; words: how many
     content words the question has."""
     best = evidence.best
-    ranked = sorted((h.relevance for h in hits), reverse=True)
+    ranked = sorted((h.relevance for h in (hits if among is None else among)), reverse=True)  # (among: the sources of the evidence's language)
     chunks, df = frequencies
     rarity = {w: math.log((chunks + 1) / (n + 0.5)) for w, n in df.items()}
     held: set[str] = set()
@@ -488,24 +489,19 @@ def prepare(
     query = standalone_question(question, history, rewriter, rewrite, usage) if history else question
     query = without_other_names(kb.catalog, question, query)
     hits = kb.search(query, top_k=top_k, threshold=threshold)
-    hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first
+    hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first (by language: below)
     lang = language(question)  # the reply's language
     searched = language(query)  # a follow-up's search joins the turns: its language is that text's, as retrieval read it
-    source = language(hits[0].text) if hits else searched  # (relevance is read per language pair: kbqa.models.pair_key)
-    key = pair_key(searched, source)  # "zh-en": a Chinese question whose most relevant source is English
-    evidence, similarity = read_evidence(kb.embedder, question, query, hits, searched, source)
-    calibrated = calibration(key)
     frequencies = kb.catalog.document_frequencies(question_words(query))
-    facts = features(hits, evidence, similarity, frequencies, calibrated.relevance)
-    decision = decide(hits, facts, calibrated, len(substantive_words(query)))
-    best = evidence.sentences[0].n - 1 if evidence.sentences else 0  # the source the answer quotes first
-    elsewhere = not_asked_about(query, hits, frequencies[1], best) if decision.answer else ""
-    if elsewhere:  # at most YEAR_NOT_HELD
-        p = min(decision.confidence, YEAR_NOT_HELD)
-        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
-    if decision.answer and source != searched and facts["coverage"] == 0:  # at most NOTHING_SAID
-        p = min(decision.confidence, NOTHING_SAID)
-        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
+    # the sources of each language are judged by the calibration of their language pair (kbqa.models.pair_key),
+    # most relevant first; of a knowledge base of both languages, the language that better supports an answer
+    judged = [judge(kb.embedder, question, query, hits, searched, source, calibration, frequencies)
+              for source in list(dict.fromkeys(language(h.text) for h in hits))[:2] or [searched]]
+    source, evidence, decision = max(judged, key=lambda j: j[2].confidence)  # (the first of equals)
+    if len(judged) > 1:  # the sources of the evidence's language first, each language's most relevant first (an
+        # unrelated Chinese note's relevance for an English question can pass the English manual's that answers it)
+        hits = [h for h in hits if language(h.text) == source] + [h for h in hits if language(h.text) != source]
+        evidence, _ = read_evidence(kb.embedder, question, query, hits, searched, source)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
@@ -516,6 +512,28 @@ def prepare(
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
+
+
+def judge(
+    embedder: Any, question: str, query: str, hits: list[Hit], searched: str, source: str,
+    calibration: Callable[[str], Calibration], frequencies: tuple[int, dict[str, int]],
+) -> tuple[str, Evidence, Decision]:
+    """The evidence of the sources in language `source` and the decision it supports, read with the
+    calibration of the pair (`searched`, the question's language as searched; `source`)."""
+    evidence, similarity = read_evidence(embedder, question, query, hits, searched, source)
+    calibrated = calibration(pair_key(searched, source))  # "zh-en": a Chinese question, English sources
+    among = [h for h in hits if language(h.text) == source]
+    facts = features(hits, evidence, similarity, frequencies, calibrated.relevance, among)
+    decision = decide(among, facts, calibrated, len(substantive_words(query)))
+    best = evidence.sentences[0].n - 1 if evidence.sentences else 0  # the source the answer quotes first
+    elsewhere = not_asked_about(query, hits, frequencies[1], best) if decision.answer else ""
+    if elsewhere:  # at most YEAR_NOT_HELD
+        p = min(decision.confidence, YEAR_NOT_HELD)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
+    if decision.answer and source != searched and facts["coverage"] == 0:  # at most NOTHING_SAID
+        p = min(decision.confidence, NOTHING_SAID)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
+    return source, evidence, decision
 
 
 def read_evidence(embedder: Any, question: str, query: str, hits: list[Hit], lang: str, source: str) -> tuple[Evidence, float]:
