@@ -47,6 +47,18 @@ def squash(text: str) -> str:
     return _PUNCT.sub("", text).lower()
 
 
+def as_written(answer: str, evidence: str) -> bool:
+    """Whether the answer stands in the evidence with the evidence's case (spaces and punctuation
+    aside): a short answer "Xinghe2024" for a password the document writes "xinghe2024" is not
+    shown (review); the evidence is quoted instead. A capital the model gives its first word
+    ("Every 24 months") is allowed once that word is whole (a space follows it) and is letters only."""
+    flat, inside = _PUNCT.sub("", answer), _PUNCT.sub("", evidence)
+    if flat in inside:
+        return True
+    first, _, rest = answer.strip().partition(" ")
+    return bool(rest.strip()) and first.isalpha() and flat[:1].swapcase() + flat[1:] in inside
+
+
 def _signed(text: str, start: int) -> bool:
     """Whether the number at start carries a minus sign ("-16.55%", "| -2.49%"; not "KX-200", "2018-2019")."""
     return start > 0 and text[start - 1] in "-−" and not (start > 1 and text[start - 2].isalnum())
@@ -377,13 +389,13 @@ class CompletionAnswerer:
                 text = said.strip().rstrip("。.")
                 if "|" in text:
                     break  # it runs on across a table's cells: what was checked before stays
-                whole = whole_numbers(text, best.text)  # (a number still coming is shown once it is whole)
+                whole = whole_numbers(text, best.text) and as_written(text, best.text)  # (a number still coming is shown once it is whole)
                 if held and whole and text and _says_more(text, asked_terms) and has_kind(text, evidence.kind, asked.lang, asked.query) \
                         and not is_title(text, sources[best.n - 1]) and _from_the_asked_clause(text, best.text, asked_terms):
                     held = False
                     lead = token_lead(text, best.text)  # "2024-0317" of "PO-2024-0317" is shown whole
                 ready = lead + _without_dangling_word(text)  # "18 days of" is shown once what it leads to comes
-                if not held and whole and len(ready) > len(shown) and ready.startswith(shown):
+                if not held and whole and as_written(ready, best.text) and len(ready) > len(shown) and ready.startswith(shown):
                     yield ready[len(shown):] if shown else ready
                     shown = ready
         finally:

@@ -1125,3 +1125,29 @@ def test_a_traditional_chinese_word_is_looked_up_too() -> None:
 
     said = bridge(terms("AX-300的濾網多久更換一次？"), "en").said(terms("Replace the HEPA filter every 6 months."))
     assert {"濾網", "更換"} <= said, said
+
+
+def test_a_short_answer_keeps_the_evidences_case() -> None:
+    """Found by review: the default model's short answer "Xinghe2024" for a password the document
+    writes "xinghe2024"; a password's case is the password."""
+    from kbqa.answer import as_written
+
+    assert not as_written("Xinghe2024", "Wi-Fi 密码是 xinghe2024。")
+    assert as_written("xinghe2024", "Wi-Fi 密码是 xinghe2024。")
+    assert as_written("24 months", "Replace the RO membrane every 24 months.")
+    assert as_written("Every 24 months", "Replace the RO membrane every 24 months.")  # the answer's own capital
+    assert not as_written("Every", "Replace the RO membrane every 24 months.")  # ... once its first word is whole
+    assert not as_written("Xinghe2024 is", "Wi-Fi 密码是 xinghe2024 is")  # a word holding a digit is a code
+
+
+@pytest.mark.slow
+def test_the_default_models_short_answer_is_shown_only_as_the_document_writes_it(home: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "办公室指南.md").write_text("# 办公室指南\n\n办公室无线网络名称为 XH-Office，Wi-Fi 密码是 xinghe2024。员工食堂午餐供应时间为11:30至13:30。\n",
+                                      encoding="utf-8")
+    with KnowledgeBase.open("office") as kb:  # the default LLM, gemma-3-270m
+        assert kb.ingest([docs]).ok
+        answer = kb.ask("What is the office Wi-Fi password?")
+        assert answer.answered_from_documents and "xinghe2024" in answer.text, answer.text
+        assert "Xinghe2024" not in answer.text, answer.text
