@@ -515,8 +515,10 @@ def prepare(
             source, evidence, decision = other
     if len(languages) > 1:  # the sources of the evidence's language first, each language's most relevant first (an
         # unrelated Chinese note's relevance for an English question can pass the English manual's that answers it)
-        hits = [h for h in hits if language(h.text) == source] + [h for h in hits if language(h.text) != source]
-        evidence, _ = read_evidence(kb.embedder, question, query, hits, searched, source)
+        ordered = [h for h in hits if language(h.text) == source] + [h for h in hits if language(h.text) != source]
+        if ordered != hits:  # (read again only when the numbering changed: across languages it embeds the sentences)
+            hits = ordered
+            evidence, _ = read_evidence(kb.embedder, question, query, hits, searched, source)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
