@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from kbqa.answer import squash  # noqa: E402
 
 _CITE = re.compile(r"\[(\d+)\]")
-CROSS = {"xquad_zh_on_en": ("xquad_zh", "xquad_en"), "xquad_en_on_zh": ("xquad_en", "xquad_zh")}
+from kbqa.evaluation import CROSS_SETS as CROSS, set_sources  # noqa: E402
 
 
 def questions_of(data: Path, name: str, n: int) -> list[Any]:
@@ -43,7 +43,7 @@ def questions_of(data: Path, name: str, n: int) -> list[Any]:
 
     from kbqa.evaluation import read_questions
 
-    asked, corpus = CROSS.get(name, (name, name))
+    asked, corpus = set_sources(name)
     questions = read_questions(data / f"{asked}.questions.jsonl", n)
     if asked == corpus:
         return questions
@@ -201,7 +201,7 @@ def main() -> None:
     config, _ = load_config()
     results: dict[str, Any] = {"runs": []}
     for name in args.sets:
-        corpus = CROSS.get(name, (name, name))[1]
+        corpus = set_sources(name)[1]
         kb_name = f"answers-{corpus}"
         with KnowledgeBase.open(kb_name, config) as kb:  # vectors come from the shared cache when the retrieval benchmark ran
             kb.ingest_documents(corpus_documents(args.data / f"{corpus}.corpus.jsonl"))

@@ -41,20 +41,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kbqa.evaluation import CROSS_SETS as CROSS, set_sources  # noqa: E402
+
 SETS = ["xquad_en", "xquad_zh", "cmrc2018_dev"]
-# questions in one language over documents in the other: XQuAD's questions and paragraphs are parallel
-# (the same ids in both languages), so the zh questions are asked of the English half-corpus and back
-CROSS = {"xquad_zh_on_en": ("xquad_zh", "xquad_en"), "xquad_en_on_zh": ("xquad_en", "xquad_zh")}
-
-
-def sources(name: str) -> tuple[str, str]:
-    """A set's question file and corpus: the same set, or a CROSS pair."""
-    return CROSS.get(name, (name, name))
 
 
 def calibration_key(name: str) -> str:
     """The calibration a set's rows fit: the question language, or "zh-en" for zh questions on English documents."""
-    asked, corpus = (lang_of(s) for s in sources(name))
+    asked, corpus = (lang_of(s) for s in set_sources(name))
     return asked if asked == corpus else f"{asked}-{corpus}"
 
 
@@ -99,7 +93,7 @@ def measure(data: Path, name: str, seed: int, limit: int | None, llm: str | None
     from kbqa.kb import KnowledgeBase
     from kbqa.models import calibration
 
-    asked, corpus = sources(name)
+    asked, corpus = set_sources(name)
     kb_name, keep = build(data, corpus, seed)
     questions = read_questions(data / f"{asked}.questions.jsonl")
     questions = random.Random(100 + seed).sample(questions, min(limit, len(questions))) if limit else questions

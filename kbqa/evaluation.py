@@ -45,6 +45,16 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                     raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
 
 
+# questions in one language over a corpus in the other (benchmarks/refusal.py, answers.py): XQuAD's
+# questions and paragraphs are parallel (the same ids in both languages)
+CROSS_SETS = {"xquad_zh_on_en": ("xquad_zh", "xquad_en"), "xquad_en_on_zh": ("xquad_en", "xquad_zh")}
+
+
+def set_sources(name: str) -> tuple[str, str]:
+    """A question set's question file and corpus names: the set itself, or a CROSS_SETS pair."""
+    return CROSS_SETS.get(name, (name, name))
+
+
 def corpus_documents(path: str | Path) -> Iterator[tuple[str, list[Document]]]:
     """(doc_id, [Document]) for each line of a corpus JSONL; the title starts the text's title path."""
     for row in read_jsonl(path):
