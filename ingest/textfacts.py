@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import zlib
 from collections.abc import Iterable
 from functools import lru_cache
@@ -341,11 +342,18 @@ def _load_whole_dictionary(tokenizer: Any) -> None:
     tokenizer.initialize()  # later lookups go to the dict it loads
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import snowballstemmer
+_THREAD = threading.local()
 
-    return snowballstemmer.stemmer("english")
+
+def _stemmer() -> Any:
+    """This thread's Snowball stemmer: one shared by two threads fails ("string index out of range",
+    CI: two requests building the dictionary of kbqa.bilingual at once)."""
+    found = getattr(_THREAD, "stemmer", None)
+    if found is None:
+        import snowballstemmer
+
+        found = _THREAD.stemmer = snowballstemmer.stemmer("english")
+    return found
 
 
 @lru_cache(maxsize=200_000)
