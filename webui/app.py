@@ -297,22 +297,28 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         message = message if isinstance(message, str) else ""  # (None from an API client: a bare "Error" before)
         earlier = [{"role": m["role"], "content": (answer_text if m["role"] == "assistant" else str)(message_text(m.get("content")))}
                    for m in (history or []) if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
-        history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        if not message.strip():  # nothing asked: no empty bubbles, the chat stays as it was
+            yield list(history or []), gr.skip(), "", gr.skip(), gr.skip(), gr.skip()
+            return
+        history = list(history or []) + [{"role": "user", "content": message}]
+        # the question moves from the box into the chat at once, before the search: the box is emptied
+        # only here, so a next question typed while this one is answered is never wiped (it was emptied
+        # with the first words of the answer, seconds later, and the next question went out empty)
+        yield history, "", "", gr.skip(), gr.skip(), gr.skip()
+        history.append({"role": "assistant", "content": ""})
         shown = dict(shown or {})  # answer's index in the chat -> (sources, pages, files) shown for it
         hits: list[Any] = []
         sources, query = "", ""
-        cleared = False  # the question box is emptied once: later updates must not wipe the next question being typed
         for text, sources, hits, query in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature, lang, answer_confidence,
                                                   shown=answer_markdown):
             history[-1] = {"role": "assistant", "content": text}
-            yield history, sources, gr.skip() if cleared else "", gr.skip(), gr.skip(), gr.skip()
-            cleared = True
+            yield history, sources, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             pages, files = source_views(kb_name, hits, query) if hits else ([], [])
         except ServiceError:
             pages, files = [], []
         shown[len(history) - 1] = (sources, pages, files or None)
-        yield history, sources, gr.skip() if cleared else "", pages, files or None, shown
+        yield history, sources, gr.skip(), pages, files or None, shown
 
     def select_answer(shown: dict[int, Any] | None, selected: gr.SelectData) -> tuple[Any, Any, Any]:
         """Clicking an answer shows that answer's own sources, pages and files."""
