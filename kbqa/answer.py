@@ -505,14 +505,11 @@ def prepare(
     lang = language(question)  # the reply's language
     searched = language(query)  # a follow-up's search joins the turns: its language is that text's, as retrieval read it
     frequencies = kb.catalog.document_frequencies(question_words(query))
-    # the sources are judged by the calibration of the language pair of the most relevant one (kbqa.models.pair_key);
-    # in a knowledge base of both languages, when they hold no answer, those of the other language are judged too
+    # the sources of each language are judged by the calibration of their language pair (kbqa.models.pair_key),
+    # most relevant first; of a knowledge base of both languages, the language that better supports an answer
     languages = list(dict.fromkeys(language(h.text) for h in hits))[:2] or [searched]
-    source, evidence, decision = judge(kb.embedder, question, query, hits, searched, languages[0], calibration, frequencies)
-    if not decision.answer and decision.reason != "no-words" and len(languages) > 1:
-        other = judge(kb.embedder, question, query, hits, searched, languages[1], calibration, frequencies)
-        if other[2].confidence > decision.confidence:
-            source, evidence, decision = other
+    judged = [judge(kb.embedder, question, query, hits, searched, source, calibration, frequencies) for source in languages]
+    source, evidence, decision = max(judged, key=lambda j: j[2].confidence)  # (the first of equals)
     if len(languages) > 1:  # the sources of the evidence's language first, each language's most relevant first (an
         # unrelated Chinese note's relevance for an English question can pass the English manual's that answers it)
         ordered = [h for h in hits if language(h.text) == source] + [h for h in hits if language(h.text) != source]

@@ -98,13 +98,39 @@ def glossed_by() -> dict[str, tuple[str, ...]] | None:
 
 
 def ways_in_english(word: str) -> list[frozenset[str]]:
-    """A Chinese word's short glosses, each as English terms: 保修 -> [{guarante}, {warranti}]."""
+    """A Chinese word's short glosses, each as English terms: 保修 -> [{guarante}, {warranti}]. A word
+    the dictionary lacks is said when each of its parts is (parts: parts_of): jieba keeps 额定功率 as
+    one word, CC-CEDICT has 额定 "rated" and 功率 "power", and "Rated power: 45 W." says it."""
+    read = glosses() or {}
+    if word not in read:
+        parts = [ways_in_english(p) for p in parts_of(word, read)]
+        combined = [frozenset()] if parts else []
+        for ways in parts:
+            combined = list(dict.fromkeys(a | b for a in combined for b in ways))[:PART_WAYS]
+        return combined
     out: list[frozenset[str]] = []
-    for gloss in ((glosses() or {}).get(word) or "").split("/"):
+    for gloss in read[word].split("/"):
         found = gloss_terms(gloss)
         if found and len(found) <= GLOSS_WORDS and found not in out:
             out.append(found)
     return out
+
+
+PART_WAYS = 32  # at most this many ways of saying a word read from its parts (each part's glosses, combined)
+
+
+def parts_of(word: str, read: dict[str, str]) -> list[str]:
+    """A Chinese word the dictionary lacks, cut into words it has, longest first from the left, each of
+    two characters or more (a single character is too many things); [] when it cannot be cut so."""
+    parts: list[str] = []
+    at = 0
+    while at < len(word):
+        size = next((n for n in range(min(4, len(word) - at), 1, -1) if word[at:at + n] in read), 0)
+        if not size:
+            return []
+        parts.append(word[at:at + size])
+        at += size
+    return parts if len(parts) > 1 else []
 
 
 @dataclass(frozen=True)
