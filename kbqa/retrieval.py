@@ -3,6 +3,7 @@ documents a question names."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,12 @@ MAX_NAMED = 8  # documents a question can name at once
 LESSER_NAMED = 0.75  # share of named_boost for a named document whose name words another named one holds, with more
 # ("3M's FY2022 capex": the 3M 2022 10-K holds "3M" and "2022", the 2018 one "3M" alone; "Acme handbook 2024 edition")
 PAGE_BONUS = 0.1  # within a document, a page where two candidates or more are found gains this over one found once
+QUANTITY_TABLE = 0.05  # a table passage gains this for a question that asks for a quantity (see QUANTITY)
+# ("the FY2018 capital expenditure amount", "how many days of leave", "年假有多少天": its figures answer it)
+QUANTITY = re.compile(
+    r"(?i)\b(how (much|many)|amount|total|average|ratio|rate|percent\w*|calculat\w*|comput\w*|in (millions|billions))\b|%"
+    r"|多少|几[天个次年月周日小时岁倍名项种]|比例|比率|占比|合计|总计|总额|金额|平均|计算"
+)
 PASSAGE_GAP = "\n…\n"  # between two passages of one page in one source
 MAX_NAMED_CHUNKS = 50_000  # beyond this the named documents are not searched on their own (the boost still applies)
 TABLE_REACH = 60  # chunks on each side looked at for the pieces of a hit's table
@@ -224,6 +231,11 @@ class Retriever:
                 if row is not None and (row.file_id in named or models and any(holds_code(row.text, c) for c in models)
                                         and asked & terms(row.text)):
                     fused[chunk_id] += self.config.named_boost * (LESSER_NAMED if row.file_id in lesser else 1.0)
+        if QUANTITY.search(question):  # a question that asks for a quantity: tables before the prose around them
+            for chunk_id in fused:
+                row = rows.get(chunk_id)
+                if row is not None and row.kind == "table":
+                    fused[chunk_id] += QUANTITY_TABLE
         hits = []
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once
         per_page: dict[tuple[int, int], int] = {}

@@ -104,3 +104,43 @@ def name_terms(question: str) -> list[tuple[str, tuple[int, ...]]]:
             covers = tuple(position[w.lower()] for w in (a, b) if w.lower() in position)
             out.append((stem((a + b).lower()), covers or (len(names),)))
     return out
+
+
+def abbreviations(question: str) -> dict[str, str]:
+    """The question's words that can be a name's abbreviation, each as name_terms has it, with the
+    letters that stand for the name's words: a word of three to eight capitals ("AMEX", "IBM"), or a
+    word that mixes two capitals or more with lower-case letters ("JnJ": its capitals, "JJ")."""
+    out: dict[str, str] = {}
+    for word in _CASED.findall(question):
+        if not (word.isascii() and word.isalpha() and len(word) <= 8):
+            continue
+        if word.isupper():
+            letters = word if len(word) >= 3 else ""
+        else:
+            letters = "".join(ch for ch in word if ch.isupper())
+            letters = letters if len(letters) >= 2 and not word[1:].islower() else ""
+        if letters:
+            out.setdefault(stem(word.lower()), letters)
+    return out
+
+
+def abbreviates(letters: str, text: str) -> bool:
+    """Whether the letters are the starts of two or more consecutive words of the text, in order, each
+    word giving one letter or more: "AMEX" of "American Express", "JJ" of "Johnson Johnson", "HR"
+    of "Human Resources"."""
+    found = [w.upper() for w in _CASED.findall(text)]
+    letters = letters.upper()
+
+    def goes_on(at: int, j: int, used: int) -> bool:
+        if at == len(letters):
+            return used >= 2
+        if j >= len(found):
+            return False
+        word, n = found[j], 0
+        while n < min(len(word), len(letters) - at) and word[n] == letters[at + n]:
+            n += 1
+            if goes_on(at + n, j + 1, used + 1):
+                return True
+        return False
+
+    return any(goes_on(0, i, 0) for i, w in enumerate(found) if w[:1] == letters[:1])
