@@ -505,24 +505,25 @@ def prepare(
     lang = language(question)  # the reply's language
     searched = language(query)  # a follow-up's search joins the turns: its language is that text's, as retrieval read it
     frequencies = kb.catalog.document_frequencies(question_words(query))
+    embedder = Embedded(kb.embedder)  # each sentence embedded once however often the evidence is read
     # the sources of each language are judged by the calibration of their language pair (kbqa.models.pair_key),
     # most relevant first; of a knowledge base of both languages, the language that better supports an answer
     languages = list(dict.fromkeys(language(h.text) for h in hits))[:2] or [searched]
-    judged = [judge(kb.embedder, question, query, hits, searched, source, calibration, frequencies) for source in languages]
+    judged = [judge(embedder, question, query, hits, searched, source, calibration, frequencies) for source in languages]
     source, evidence, decision = max(judged, key=lambda j: j[2].confidence)  # (the first of equals)
     if len(languages) > 1:  # the sources of the evidence's language first, each language's most relevant first (an
         # unrelated Chinese note's relevance for an English question can pass the English manual's that answers it)
         ordered = [h for h in hits if language(h.text) == source] + [h for h in hits if language(h.text) != source]
         if ordered != hits:  # (read again only when the numbering changed: across languages it embeds the sentences)
             hits = ordered
-            evidence, _ = read_evidence(kb.embedder, question, query, hits, searched, source)
+            evidence, _ = read_evidence(embedder, question, query, hits, searched, source)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
         quoted = {s.n for s in evidence.sentences[:3]}
         kept = [h for n, h in enumerate(hits, start=1) if n == 1 or h.relevance > 0 or n in quoted]
         if len(kept) < len(hits):
-            hits, (evidence, _) = kept, read_evidence(kb.embedder, question, query, kept, searched, source)
+            hits, (evidence, _) = kept, read_evidence(embedder, question, query, kept, searched, source)
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
@@ -801,6 +802,28 @@ def substantive_words(question: str) -> list[str]:
     without short bare numbers ("1", "12?" ask about nothing; "8021", "3.11", "400-820-1234" are
     codes, versions and numbers a document may hold)."""
     return [w for w in question_words(question) if not (re.fullmatch(r"[\d.,:%/-]+", w) and sum(c.isdigit() for c in w) < 3)]
+
+
+class Embedded:
+    """One question's embeddings: each text is embedded once, however often the evidence is read
+    (across languages a reading embeds up to MEANING_SENTENCES sentences, and a knowledge base of
+    both languages reads it for each language, after ordering the sources and after dropping some)."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+        self.documents: dict[str, Any] = {}
+        self.queries: dict[str, Any] = {}
+
+    def embed_documents(self, texts: list[str]) -> list[Any]:
+        new = [t for t in dict.fromkeys(texts) if t not in self.documents]
+        if new:
+            self.documents.update(zip(new, self.embedder.embed_documents(new)))
+        return [self.documents[t] for t in texts]
+
+    def embed_query(self, text: str) -> Any:
+        if text not in self.queries:
+            self.queries[text] = self.embedder.embed_query(text)
+        return self.queries[text]
 
 
 def sentence_cosine(embedder: Any, query: str, evidence: Evidence, top: int = 3) -> float:

@@ -196,6 +196,35 @@ def test_in_a_knowledge_base_of_both_languages_the_language_that_answers_is_quot
         assert answer.sources[0].file == "manual.md"  # the sources of the evidence's language first
 
 
+@pytest.mark.slow
+def test_a_question_across_languages_embeds_each_sentence_once(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across languages the evidence is ranked by meaning, which embeds its sentences; a knowledge base
+    of both languages read them once per language, again after the sources were ordered by language,
+    and again after sources of relevance 0 were dropped: the same sentences, embedded up to three times."""
+    from collections import Counter
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "手册.md").write_text("# 星河科技员工手册\n\n员工入职满一年后，每年享有十天带薪年假。\n工作满五年后，带薪年假增加到十五天。\n", encoding="utf-8")
+    (docs / "manual.md").write_text("# Nimbus AX-300 Air Purifier User Manual\n\nRated power: 45 W.\n\n## Maintenance\n\n"
+                                    "Replace the HEPA filter every 6 months, or when the filter light turns orange.\n", encoding="utf-8")
+    with KnowledgeBase.open("both", llm="extractive") as kb:
+        assert kb.ingest([docs]).ok
+        embedded: Counter[str] = Counter()
+        real = kb.embedder.embed_documents
+
+        def recorded(texts: list[str]) -> object:
+            embedded.update(texts)
+            return real(texts)
+
+        monkeypatch.setattr(kb.embedder, "embed_documents", recorded)
+        for question in ("AX-300的滤网多久更换一次？", "How many days of annual leave after five years?"):
+            embedded.clear()
+            answer = kb.ask(question)
+            assert answer.answered_from_documents, answer.text
+            assert embedded and max(embedded.values()) == 1, embedded.most_common(3)
+
+
 @pytest.mark.parametrize("question", ["谁发明了电话？", "What is the company's policy on remote work?"])
 @pytest.mark.slow
 def test_a_question_in_the_other_language_that_the_documents_do_not_hold_is_refused(trust_kb: KnowledgeBase, question: str) -> None:
