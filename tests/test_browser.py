@@ -105,6 +105,43 @@ def test_upload_ask_sources_delete(browser: object, home: Path, docs: Path, tmp_
         proc.wait(timeout=30)
 
 
+def test_enter_and_ask_during_an_answer_keep_both_answers_and_clear_stops_one(browser: object, home: Path, docs: Path) -> None:
+    """Found by review (helper 51): a question sent with Enter and the next sent with Ask while the first
+    was answered ran as two events at once, each on its own copy of the chat, and the first answer was
+    lost; Clear during an answer emptied the chat until the answer came back into it. The default
+    model (gemma-3-270m) streams, so the first answer takes seconds."""
+    from conftest import run_kbqa
+
+    assert run_kbqa("ingest", str(docs / "manual.pdf"), "--kb", "web", env={"KBQA_HOME": str(home)}).returncode == 0
+    proc, url = start_server(home, "serve", "--kb", "web")
+    rows = "#chatbot .message-row"
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        page.goto(url + "/")
+        page.locator("#question textarea").fill("How often should the RO membrane be replaced?")
+        page.locator("#question textarea").press("Enter")
+        page.locator(rows).first.wait_for(timeout=30_000)  # the question is in the chat, its answer being made
+        page.locator("#question textarea").fill("How do I reset the filter indicator?")
+        page.locator("#ask-button").click()
+        page.wait_for_function(f"() => document.querySelectorAll('{rows}').length == 4", timeout=120_000)
+        page.locator("#sources").get_by_text("manual.pdf, p.").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(3000)
+        texts = [t.strip() for t in page.locator(rows).all_inner_texts()]
+        assert len(texts) == 4 and "RO membrane" in texts[0] and "filter indicator" in texts[2], texts
+        assert texts[1] and texts[3] and texts[1] != texts[3], texts  # each question kept its own answer
+
+        page.get_by_role("button", name="Clear history").click()
+        page.locator("#question textarea").fill("What does the manual say about the RO membrane? Explain in detail.")
+        page.locator("#ask-button").click()
+        page.locator(rows).first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Clear history").click()
+        page.wait_for_timeout(8000)  # (the answer would have come back by now)
+        assert page.locator(rows).count() == 0, page.locator(rows).all_inner_texts()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_folder_upload(browser: object, home: Path, docs: Path, tmp_path: Path) -> None:
     folder = tmp_path / "制度"
     (folder / "子目录").mkdir(parents=True)

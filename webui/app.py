@@ -553,10 +553,14 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         # gradio_client calls get English
         inputs = [question, chatbot, kb_box, top_k, threshold, llm_box, temperature, lang, shown, answer_conf]
         outputs = [chatbot, sources, question, pages, source_files, shown]
-        # a question asked while the previous answer is still finishing (its page images) runs right after it
-        send.click(chat, inputs, outputs, api_name="chat", trigger_mode="always_last")
-        question.submit(chat, inputs, outputs, api_visibility="private", trigger_mode="always_last")
-        clear.click(lambda: ([], "", [], None, {}), None, [chatbot, sources, pages, source_files, shown], api_visibility="private")
+        # a question asked while the previous answer is still finishing (its page images) runs right after it:
+        # Ask and Enter are one event, so a question sent one way while one sent the other way is answered
+        # waits too (as two events, both ran at once, each on its own copy of the chat, and one answer was lost)
+        answering = gr.on([send.click, question.submit], chat, inputs, outputs, api_name="chat", trigger_mode="always_last")
+        # Clear stops the answer being written (it came back into the emptied chat when it finished)
+        clear.click(lambda: ([], "", [], None, {}), None, [chatbot, sources, pages, source_files, shown], api_visibility="private",
+                    cancels=[answering])
+        chatbot.clear(lambda: ("", [], None, {}), None, [sources, pages, source_files, shown], api_visibility="private", cancels=[answering])
         answer_out, sources_out = gr.Textbox(visible=False), gr.Markdown(visible=False)
         gr.Button(visible=False).click(ask, [question, kb_box, top_k, threshold, llm_box, lang, answer_conf], [answer_out, sources_out], api_name="ask")
         create_btn.click(create_kb, [new_name, lang], [status, kb_box, table], api_name="create_kb")
