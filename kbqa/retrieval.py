@@ -231,10 +231,11 @@ class Retriever:
                 if row is not None and (row.file_id in named or models and any(holds_code(row.text, c) for c in models)
                                         and asked & terms(row.text)):
                     fused[chunk_id] += self.config.named_boost * (LESSER_NAMED if row.file_id in lesser else 1.0)
-        if QUANTITY.search(question):  # a question that asks for a quantity: tables before the prose around them
+        if QUANTITY.search(question):  # a question that asks for a quantity: tables that hold one of its other words first
+            wanted = terms(QUANTITY.sub(" ", question))
             for chunk_id in fused:
                 row = rows.get(chunk_id)
-                if row is not None and row.kind == "table":
+                if row is not None and row.kind == "table" and wanted & terms(row.text):
                     fused[chunk_id] += QUANTITY_TABLE
         hits = []
         seen: set[str] = set()  # the same text (one file in two folders, a repeated page) is shown once

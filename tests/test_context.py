@@ -361,32 +361,6 @@ def test_a_named_document_whose_name_words_another_holds_with_more_is_a_lesser_n
     assert lesser_named({1: frozenset({0, 1}), 2: frozenset({0, 2})}) == set()  # each holds a word the other lacks
 
 
-def test_an_abbreviation_names_the_documents_whose_name_it_abbreviates() -> None:
-    """Issue 15 (financebench "AMEX", "JnJ"): a word no description holds, written as an
-    abbreviation, names the documents whose consecutive words it abbreviates; a word that is held,
-    or that is not written as one, does not."""
-    from kbqa.store.catalog import named_file_words
-    from kbqa.store.tokenize import abbreviates, abbreviations, name_tokens
-
-    assert abbreviations("Does AMEX pay more than JnJ, per the HR office, in FY2022? Ask Amcor") == {"amex": "AMEX", "jnj": "JJ"}
-    assert abbreviates("AMEX", "American Express Company — Form 10-K") and abbreviates("JJ", "Form 10-K for Johnson Johnson")
-    assert abbreviates("HRD", "Acme Human Resources Department handbook")
-    assert not abbreviates("AMEX", "Amcor 4Q 2023 Exhibit 99.1")  # "4Q" stands between the words
-    descriptions = {1: "American Express Company — 2022 annual report", 2: "Amcor plc — 2022 annual report",
-                    3: "Johnson Johnson — 2022 annual report", 4: "Acme Human Resources Department — staff handbook"}
-    index: dict[str, list[int]] = {}
-    for f, text in descriptions.items():
-        for word in set(name_tokens(text)):
-            index.setdefault(word, []).append(f)
-    named = lambda q: set(named_file_words(q, len(descriptions), lambda t: index.get(t, []), 0.5, lambda: list(descriptions.items())))  # noqa: E731
-    assert named("Does AMEX have an improving operating margin?") == {1}
-    assert named("What drove JnJ's sales growth?") == {3}
-    assert named("How many days of leave does the HRD handbook give?") == {4}
-    assert named("Does AMCOR have an improving gross margin?") == {2}  # held as it is: no abbreviation
-    assert named("What is the EBITDA margin?") == set()
-    assert set(named_file_words("Does AMEX grow?", len(descriptions), lambda t: index.get(t, []), 0.5)) == set()  # no descriptions given
-
-
 def test_a_question_that_asks_for_a_quantity_prefers_tables() -> None:
     """Issue 15 (financebench "the FY2018 capital expenditure amount"): a question that asks for a
     quantity puts a table passage QUANTITY_TABLE ahead of the prose around it; others leave it be."""

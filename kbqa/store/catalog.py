@@ -22,7 +22,7 @@ import numpy as np
 
 from kbqa.errors import KnowledgeBaseError
 from kbqa.store.tokenize import VERSION as TOKENIZER_VERSION
-from kbqa.store.tokenize import abbreviates, abbreviations, index_words, name_runs, name_terms, name_tokens, query_tokens
+from kbqa.store.tokenize import index_words, name_runs, name_terms, name_tokens, query_tokens
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -603,8 +603,7 @@ class Catalog:
         if described < 2:
             return {}
         holders = lambda term: [int(r[0]) for r in db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ?", (_quoted(term),))]  # noqa: E731
-        descriptions = lambda: [(int(r[0]), r[1]) for r in db.execute("SELECT id, description FROM files WHERE description != ''")]  # noqa: E731
-        return named_file_words(query, described, holders, most, descriptions)
+        return named_file_words(query, described, holders, most)
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         q = f"SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)})"
@@ -661,10 +660,7 @@ def hold_calls(cls: type, *unheld: str) -> None:
 hold_calls(Catalog, "transaction", "pinned", "identity", "flush", "release_idle")  # every public method that reads or writes
 
 
-def named_file_words(
-    question: str, described: int, holders: Callable[[str], list[int]], most: float,
-    descriptions: Callable[[], list[tuple[int, str]]] | None = None,
-) -> dict[int, dict[int, float]]:
+def named_file_words(question: str, described: int, holders: Callable[[str], list[int]], most: float) -> dict[int, dict[int, float]]:
     """For each file, the question's name words its description holds (name_terms; holders(term):
     the described files holding it), by their place among the question's name words, each weighted
     by its idf among the described files; a word held by more than `most` of them names nothing. One
@@ -672,19 +668,10 @@ def named_file_words(
     a description must hold at least half the run's characters for its words to count:
     "哈尔滨电气国际工程有限责任公司" does not name the report of "东北电气发展股份有限公司" by their shared
     电气, 有限 and 公司 (it did, and that report's chunks were put before the notice about the company
-    the question names). A word that no description holds and that can abbreviate a name
-    (tokenize.abbreviations) is held by the descriptions whose consecutive words it abbreviates
-    (descriptions(): the described files' ids and descriptions): "AMEX" names "American Express
-    Company — Form 10-K", "JnJ" the documents of "Johnson Johnson", "HRD" the "Human Resources
-    Department handbook"."""
+    the question names)."""
     covered: dict[int, dict[int, float]] = {}  # file id -> question word -> its best weight
-    short = abbreviations(question) if descriptions is not None else {}
-    texts: list[tuple[int, str]] | None = None
     for term, positions in name_terms(question):
         files = holders(term)
-        if not files and term in short and descriptions is not None:
-            texts = descriptions() if texts is None else texts
-            files = [f for f, text in texts if abbreviates(short[term], text)]
         if not files or len(files) > most * described:
             continue
         weight = math.log(described / len(files))

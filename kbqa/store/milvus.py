@@ -387,7 +387,7 @@ class MilvusCatalog:
         self._writer = threading.RLock()
         self._pin = threading.local()  # the generation pinned by pinned() in this thread
         self._files: tuple[int, list[FileRow], dict[int, str]] | None = None  # (generation, rows, version by file id): read once per generation
-        self._names: tuple[int, int, dict[str, list[int]], list[tuple[int, str]]] | None = None  # (generation, described files, word -> their ids, their descriptions)
+        self._names: tuple[int, int, dict[str, list[int]]] | None = None  # (generation, described files, word -> their ids)
         self._have_chunks = False
         try:
             if not self.client.has_collection(self.meta_c):  # the meta collection is made last: it says the KB exists
@@ -809,11 +809,11 @@ class MilvusCatalog:
             for r in described:
                 for word in set(name_tokens(r.description)):
                     holders.setdefault(word, []).append(r.id)
-            self._names = (generation, len(described), holders, [(r.id, r.description) for r in described])
-        _, count, index, texts = self._names
+            self._names = (generation, len(described), holders)
+        _, count, index = self._names
         if count < 2:
             return {}
-        return named_file_words(query, count, lambda term: index.get(term, []), most, lambda: texts)
+        return named_file_words(query, count, lambda term: index.get(term, []), most)
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         if not file_ids or not self._chunks_exist():
