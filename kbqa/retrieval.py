@@ -26,12 +26,15 @@ def relevance(cosine: float, calibration: tuple[float, float]) -> float:
 
 
 def fuse(
-    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], cosines: dict[int, float], config: RetrievalConfig
+    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], cosines: dict[int, float], config: RetrievalConfig,
+    bounds: dict[int, float] | None = None,
 ) -> dict[int, float]:
     """Combine the dense and lexical rankings into one score per candidate chunk.
 
     linear (default): dense_weight * min-max-normalised cosine + (1 - dense_weight) * BM25 / best BM25,
-    over the union of both candidate lists; rrf: reciprocal rank fusion with constant rrf_k."""
+    over the union of both candidate lists (the min and max of `bounds`, the cosines as the embedder gave
+    them, when `cosines` holds some moved to another scale: on_pair_scales); rrf: reciprocal rank fusion
+    with constant rrf_k."""
     if config.fusion == "rrf" or not lexical:
         scores: dict[int, float] = {}
         weights = (config.dense_weight, 1.0 - config.dense_weight) if lexical else (1.0, 0.0)
@@ -40,13 +43,41 @@ def fuse(
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (config.rrf_k + rank + 1)
         return scores
     ids = set(cosines) | {i for i, _ in lexical}
-    values = [cosines[i] for i in ids if i in cosines]
+    values = [(bounds or cosines)[i] for i in ids if i in (bounds or cosines)]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     spread = max(hi - lo, 1e-9)
     bm25 = dict(lexical)
     best = max(bm25.values()) if bm25 else 1.0
     a = config.dense_weight
     return {i: a * (cosines.get(i, lo) - lo) / spread + (1 - a) * bm25.get(i, 0.0) / best for i in ids}
+
+
+def on_pair_scales(
+    cosines: dict[int, float], rows: dict[int, Any], asked: str, ranges: dict[str, tuple[float, float]], embedder: Any,
+) -> dict[int, float]:
+    """The candidates' cosines as fusion compares them: a passage in the other language than the
+    question's has its cosine moved from its language pair's relevance scale (kbqa.models.pair_key) to
+    the question language's, so it is not ranked below every passage in the question's own language by
+    the embedder's lower cosines across languages (a review's "How long is the probation period?" over
+    a Chinese handbook and English policies: the handbook's 试用期 passage was outside the top 10).
+    Passages in the question's language keep theirs; candidates all of one language keep theirs too
+    (their order is the embedder's either way, and fusion weighs them as before)."""
+    spoken = {i: language(rows[i].text) for i in cosines if i in rows}
+    if len(set(spoken.values())) < 2:
+        return cosines
+
+    def scale(key: str) -> tuple[float, float]:
+        if key not in ranges:
+            ranges[key] = calibration(embedder, key).relevance
+        return ranges[key]
+
+    own_lo, own_hi = scale(pair_key(asked, asked))
+    moved = dict(cosines)
+    for i, lang in spoken.items():
+        if lang != asked:
+            lo, hi = scale(pair_key(asked, lang))
+            moved[i] = own_lo + (cosines[i] - lo) / max(hi - lo, 1e-9) * (own_hi - own_lo)
+    return moved
 
 
 MAX_NAMED = 8  # documents a question can name at once
@@ -219,7 +250,7 @@ class Retriever:
             found, vectors = self.catalog.chunk_vectors(missing)
             if len(found):
                 cosines.update(zip((int(i) for i in found), (vectors @ np.asarray(query, dtype=np.float32)).tolist()))
-        fused = fuse(dense, lexical, cosines, self.config)
+        fused = fuse(dense, lexical, on_pair_scales(cosines, rows, asked, ranges, self.embedder), self.config, bounds=cosines)
         if named:
             # a chunk of another file that names the asked model and says something else asked about is
             # preferred too: a price list's "| AX-300 | … |" row under "Distributor price", for "…distributor price of the AX-300?"
