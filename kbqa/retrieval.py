@@ -62,7 +62,9 @@ def on_pair_scales(
     a Chinese handbook and English policies: the handbook's 试用期 passage was outside the top 10).
     Passages in the question's language keep theirs; candidates all of one language keep theirs too
     (their order is the embedder's either way, and fusion weighs them as before)."""
-    spoken = {i: language(rows[i].text) for i in cosines if i in rows}
+    # (a passage without letters, a table's rows of figures, is of no language: ingest.textfacts.language
+    # calls it Chinese, and moved financebench's figure pieces ahead of their filings' text)
+    spoken = {i: language(rows[i].text) for i in cosines if i in rows and any(ch.isalpha() for ch in rows[i].text)}
     if len(set(spoken.values())) < 2:
         return cosines
 

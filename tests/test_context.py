@@ -374,3 +374,20 @@ def test_a_question_that_asks_for_a_quantity_prefers_tables() -> None:
                      "远程办公需要谁批准？", "Has Pfizer reported any ongoing legal battles?"]:
         assert not QUANTITY.search(question), question
     assert 0 < QUANTITY_TABLE < 0.1  # a tie-breaker among the named document's passages, not a second naming
+
+
+def test_a_passage_of_figures_only_is_of_no_language_when_cosines_are_moved_across_languages() -> None:
+    """ingest.textfacts.language calls a text without letters Chinese: financebench's pieces of figure
+    rows made an English question's candidates look like two languages, and moving their cosines to
+    the English scale put them ahead of their filings' text (page-hit ±1 0.714 -> 0.703)."""
+    from types import SimpleNamespace
+
+    from kbqa.retrieval import on_pair_scales
+
+    rows = {1: SimpleNamespace(text="Net sales rose 12% in fiscal 2023."), 2: SimpleNamespace(text="| 1,234 | 5,678 |\n| 91 | 12 |")}
+    cosines = {1: 0.82, 2: 0.71}
+    scales = {"en": (0.78, 0.89), "en-zh": (0.69, 0.84)}  # (the calibrated relevance ranges of the pairs)
+    assert on_pair_scales(cosines, rows, "en", scales, embedder=None) == cosines  # one language: as they are
+    rows[3] = SimpleNamespace(text="年假为十五天。")
+    moved = on_pair_scales({**cosines, 3: 0.765}, rows, "en", scales, embedder=None)
+    assert moved[1] == 0.82 and moved[2] == 0.71 and abs(moved[3] - (0.78 + 0.5 * 0.11)) < 1e-9  # only the Chinese one is moved
