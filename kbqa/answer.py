@@ -520,9 +520,12 @@ def prepare(
             evidence, _ = read_evidence(embedder, question, query, hits, searched, source)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
-    if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are)
+    if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are);
+        # of a knowledge base of both languages, a passage in another language than the answer's only when as likely
+        # as not to hold the answer (an English manual's page for "员工每年有几天带薪年假？" is not a source of its answer)
         quoted = {s.n for s in evidence.sentences[:3]}
-        kept = [h for n, h in enumerate(hits, start=1) if n == 1 or h.relevance > 0 or n in quoted]
+        kept = [h for n, h in enumerate(hits, start=1)
+                if n == 1 or n in quoted or h.relevance >= (OTHER_LANGUAGE_KEPT if language(h.text) != source else 0) and h.relevance > 0]
         if len(kept) < len(hits):
             hits, (evidence, _) = kept, read_evidence(embedder, question, query, kept, searched, source)
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
@@ -558,13 +561,14 @@ def read_evidence(embedder: Any, question: str, query: str, hits: list[Hit], lan
     is not the question's (`lang`), the question's words are read in it through the dictionary
     (kbqa.bilingual), the sentences are ranked by meaning too (by_meaning), and only sentences of that
     language are candidates (a sentence in the question's own language scores higher on the
-    embedder's scale, which the calibration of the pair does not read)."""
-    if source == lang:
-        evidence = gather(question, hits, query)
-        return evidence, sentence_cosine(embedder, query, evidence)
-    evidence = gather(question, hits, query, bridge=bridge(terms(query), source))
-    evidence = replace(evidence, sentences=[s for s in evidence.sentences if language(hits[s.n - 1].text) == source])
-    return by_meaning(embedder, query, evidence)
+    embedder's scale, which the calibration of the pair does not read). Of sources of both languages,
+    only the source language's sentences are candidates in the question's language too: each language
+    is judged on its own evidence (a Chinese handbook's judgement is not read from English sentences
+    that hold the question's "Orion Analytics 2024")."""
+    evidence = gather(question, hits, query, bridge=None if source == lang else bridge(terms(query), source))
+    if source != lang or len({language(h.text) for h in hits}) > 1:
+        evidence = replace(evidence, sentences=[s for s in evidence.sentences if language(hits[s.n - 1].text) == source])
+    return (evidence, sentence_cosine(embedder, query, evidence)) if source == lang else by_meaning(embedder, query, evidence)
 
 
 # in a knowledge base of both languages, an answer from sources in the question's own language this sure
@@ -574,6 +578,9 @@ def read_evidence(embedder: Any, question: str, query: str, hits: list[Hit], lan
 # answers ("AX-300的额定功率是多少？": a Chinese note naming the AX-300 at 0.88, the English manual's
 # "Rated power: 45 W." at 0.99)
 SURE_IN_OWN_LANGUAGE = 0.9
+# an answer's sources in another language than the quoted one: at least this relevance (0.5 on the
+# calibrated scale: as likely as not to hold the answer), unless quoted
+OTHER_LANGUAGE_KEPT = 0.5
 # kbqa's confidence at most when the question is in another language than the quoted sentence, and that
 # sentence (with its neighbours) says none of its words, even through the dictionary: its meaning alone
 # is near ("谁发明了电话？" got the typewriter's patent); answer_confidence 0 still answers

@@ -257,12 +257,12 @@ class Retriever:
             # a chunk of another file that names the asked model and says something else asked about is
             # preferred too: a price list's "| AX-300 | … |" row under "Distributor price", for "…distributor price of the AX-300?"
             models = {c for c in codes(question) if len(c[0]) >= 2 and c[1] >= 10}  # "AX-300", not "Q2" or "E3"
-            asked = terms(CODE.sub(" ", question)) if models else set()
+            model_words = terms(CODE.sub(" ", question)) if models else set()
             lesser = lesser_named(named_words)
             for chunk_id in fused:
                 row = rows.get(chunk_id)
                 if row is not None and (row.file_id in named or models and any(holds_code(row.text, c) for c in models)
-                                        and asked & terms(row.text)):
+                                        and model_words & terms(row.text)):
                     fused[chunk_id] += self.config.named_boost * (LESSER_NAMED if row.file_id in lesser else 1.0)
         if QUANTITY.search(question):  # a question that asks for a quantity: tables that hold one of its other words first
             wanted = terms(QUANTITY.sub(" ", question))

@@ -1264,3 +1264,37 @@ def test_the_default_models_short_answer_is_shown_only_as_the_document_writes_it
         answer = kb.ask("What is the office Wi-Fi password?")
         assert answer.answered_from_documents and "xinghe2024" in answer.text, answer.text
         assert "Xinghe2024" not in answer.text, answer.text
+
+
+@pytest.mark.parametrize("question", ["员工每年有几天年假？", "差旅报销的期限是多久？", "Average cost per lost record?"])
+def test_an_answers_sources_in_the_other_language_are_only_those_likely_to_hold_it(trust_kb: KnowledgeBase, question: str) -> None:
+    """In a knowledge base of both languages, an answer lists the passages of its own language that
+    have some relevance, and of the other language only those as likely as not to hold the answer
+    (relevance 0.5 on their pair's scale) or that it quotes: an English office history is not a source
+    of how many days of annual leave a Chinese handbook gives."""
+    from ingest.textfacts import language
+    from kbqa.answer import OTHER_LANGUAGE_KEPT
+
+    answer = trust_kb.ask(question)
+    assert answer.answered_from_documents, answer.text
+    quoted = language(answer.sources[0].text)
+    other = [(h.file, h.relevance) for h in answer.sources if language(h.text) != quoted]
+    assert all(r >= OTHER_LANGUAGE_KEPT for _, r in other), other
+
+
+def test_each_language_of_sources_of_both_is_judged_on_its_own_sentences(trust_kb: KnowledgeBase) -> None:
+    """Found rereading the change (review X09): for "Orion Analytics 2024财年末有多少名员工？" the Chinese
+    sources' judgement (an unrelated handbook, relevance 0) was read from the English report's
+    sentences, which hold the question's "Orion Analytics" and "2024" as they are: it said more of the
+    question than the English judgement through the dictionary, and the answer cited the handbook as
+    [1]. Each language's evidence is its own sources' sentences."""
+    from ingest.textfacts import language
+    from kbqa.answer import read_evidence
+
+    report = Hit(1, "Orion_FY2024.pdf", 2, "At the end of FY2024 Orion Analytics employed 1,240 people.", 1.0)
+    handbook = Hit(2, "员工手册.docx", None, "员工结婚可享受婚假3天。", 0.0)
+    question = "Orion Analytics 2024财年末有多少名员工？"
+    for hits in ([report, handbook], [handbook, report]):
+        for source in ("zh", "en"):
+            evidence, _ = read_evidence(trust_kb.embedder, question, question, hits, "zh", source)
+            assert evidence.sentences and {language(hits[s.n - 1].text) for s in evidence.sentences} == {source}

@@ -391,3 +391,19 @@ def test_a_passage_of_figures_only_is_of_no_language_when_cosines_are_moved_acro
     rows[3] = SimpleNamespace(text="年假为十五天。")
     moved = on_pair_scales({**cosines, 3: 0.765}, rows, "en", scales, embedder=None)
     assert moved[1] == 0.82 and moved[2] == 0.71 and abs(moved[3] - (0.78 + 0.5 * 0.11)) < 1e-9  # only the Chinese one is moved
+
+
+@pytest.mark.slow
+def test_a_question_that_names_a_document_reads_relevance_on_its_own_languages_scale(kb: KnowledgeBase) -> None:
+    """Found rereading the change: when a question named a document, the name was searched with the
+    question's language variable re-used for its words, and every hit's relevance was read on the
+    catalog's default range instead of the question language's calibration. A named question's hits
+    read the same relevance as the same passages found without the named preference."""
+    from kbqa.retrieval import Retriever
+
+    question = "How many days of annual leave do Acme employees get?"
+    named = {h.chunk_id: h.relevance for h in kb.search(question, top_k=5, threshold=0)}
+    plain_config = kb.config.retrieval.model_copy(update={"named_boost": 0.0})
+    plain = {h.chunk_id: h.relevance for h in Retriever(kb.catalog, kb.index, kb.embedder, plain_config).search(question, 20, 0.0)}
+    common = set(named) & set(plain)
+    assert common and all(named[i] == plain[i] for i in common), [(named[i], plain[i]) for i in common]
