@@ -506,12 +506,15 @@ def prepare(
     searched = language(query)  # a follow-up's search joins the turns: its language is that text's, as retrieval read it
     frequencies = kb.catalog.document_frequencies(question_words(query))
     embedder = Embedded(kb.embedder)  # each sentence embedded once however often the evidence is read
-    # the sources of each language are judged by the calibration of their language pair (kbqa.models.pair_key),
-    # most relevant first; of a knowledge base of both languages, the language that better supports an answer
+    # the sources of each language are judged by the calibration of their language pair (kbqa.models.pair_key);
+    # in a knowledge base of both languages, of the languages whose evidence answers, the one whose evidence says
+    # more of the question's words (read through the dictionary across languages) gives the answer: two
+    # calibrations' confidences do not compare (the weaker cross-language one runs high: the demo's "How often
+    # should the PP cotton filter be replaced?" got the Chinese FAQ's clogged-filter sentence at 0.998 over the
+    # English manual's "every 6 months" at 0.992), the share of the question said does
     languages = list(dict.fromkeys(language(h.text) for h in hits))[:2] or [searched]
     judged = [judge(embedder, question, query, hits, searched, source, calibration, frequencies) for source in languages]
-    own = [j for j in judged if j[0] == searched and j[2].answer and j[2].confidence >= SURE_IN_OWN_LANGUAGE]
-    source, evidence, decision = own[0] if own else max(judged, key=lambda j: j[2].confidence)  # (the first of equals)
+    source, evidence, decision = best_supported(judged)
     if len(languages) > 1:  # the sources of the evidence's language first, each language's most relevant first (an
         # unrelated Chinese note's relevance for an English question can pass the English manual's that answers it)
         ordered = [h for h in hits if language(h.text) == source] + [h for h in hits if language(h.text) != source]
@@ -531,6 +534,16 @@ def prepare(
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
+
+
+def best_supported(judged: list[tuple[str, Evidence, Decision]]) -> tuple[str, Evidence, Decision]:
+    """Of the judgements of a knowledge base's languages (judge), the one that answers with evidence
+    saying the most of the question, then the most confident; when none answers, the most confident
+    (the first of equals)."""
+    answering = [j for j in judged if j[2].answer]
+    if answering:
+        return max(answering, key=lambda j: (j[2].features.get("coverage", 0.0), j[2].confidence))
+    return max(judged, key=lambda j: j[2].confidence)
 
 
 def judge(
@@ -571,13 +584,6 @@ def read_evidence(embedder: Any, question: str, query: str, hits: list[Hit], lan
     return (evidence, sentence_cosine(embedder, query, evidence)) if source == lang else by_meaning(embedder, query, evidence)
 
 
-# in a knowledge base of both languages, an answer from sources in the question's own language this sure
-# stands: the other language's confidence comes from a weaker calibration (AUC 0.86-0.88 against 0.97-0.99)
-# and runs high ("How often should the PP cotton filter be replaced?" got the Chinese FAQ's clogged-filter
-# sentence at 0.998 over the English manual's "every 6 months" at 0.992); below it, the higher confidence
-# answers ("AX-300的额定功率是多少？": a Chinese note naming the AX-300 at 0.88, the English manual's
-# "Rated power: 45 W." at 0.99)
-SURE_IN_OWN_LANGUAGE = 0.9
 # an answer's sources in another language than the quoted one: at least this relevance (0.5 on the
 # calibrated scale: as likely as not to hold the answer), unless quoted
 OTHER_LANGUAGE_KEPT = 0.5

@@ -230,6 +230,24 @@ def test_a_passage_in_the_other_language_is_not_ranked_below_every_passage_in_th
         assert any("25 days of annual leave" in h.text for h in hits), [(h.file, h.text[:40]) for h in hits]
 
 
+def test_of_two_languages_whose_evidence_answers_the_one_saying_more_of_the_question_answers() -> None:
+    """Found rereading the change (review S04): "What was Orion's revenue in Asia in Q3?" was answered
+    with a Chinese note's "在亚洲市场推出…" (0.82 on the en-zh calibration; a fifth of the question said)
+    over the English report's revenue table (0.74, every word said): two calibrations' confidences do not
+    compare, the share of the question the evidence says does. The figures are the review's."""
+    from kbqa.answer import Decision, Evidence, best_supported
+
+    def judged(source: str, answer: bool, confidence: float, coverage: float) -> tuple[str, Evidence, Decision]:
+        reason = "answer" if answer else "weak-evidence"
+        return source, Evidence("What was Orion's revenue in Asia in Q3?", "en", "number"), Decision(answer, confidence, reason, {"coverage": coverage})
+
+    table, note = judged("en", True, 0.742, 1.0), judged("zh", True, 0.818, 0.241)
+    assert best_supported([table, note])[0] == "en" and best_supported([note, table])[0] == "en"
+    assert best_supported([judged("en", True, 0.95, 0.5), judged("zh", True, 0.99, 0.5)])[0] == "zh"  # equal shares: the more confident
+    assert best_supported([judged("en", False, 0.1, 0.9), note])[0] == "zh"  # only one answers
+    assert best_supported([judged("en", False, 0.1, 0.9), judged("zh", False, 0.2, 0.1)])[0] == "zh"  # none: the more confident
+
+
 @pytest.mark.slow
 def test_in_the_demo_an_english_question_is_answered_from_the_english_manual(home: Path) -> None:
     """Found by review (helper 51, on examples/docs): judged in each language, "How often should the PP
