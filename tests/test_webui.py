@@ -439,6 +439,32 @@ def test_a_request_body_over_the_limit_is_a_413_on_the_web_chat_too(server: str)
     assert small.status_code == 200, small.text
 
 
+def test_a_value_of_the_wrong_kind_from_an_api_client_is_a_clear_error_without_a_traceback(server: str, home: Path) -> None:
+    """Found by review (notes 49-53): top_k "abc" from a client of the web chat's API got Gradio's bare
+    "Error" and left a traceback in the server's log; so did a threshold, a temperature or an answer
+    confidence that is not a number, and a chat history that is not a list of messages. Each now names
+    the field and the value, for that request only; the next request is answered."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(server, verbose=False)
+    calls = [
+        (("pump", "web", "abc", 0.3), "/search", "top-k"),
+        (("pump", "web", 4, {"a": 1}), "/search", "threshold"),
+        (("pump", "web", [4], 0.3, "extractive", 0.5), "/ask", "top-k"),
+        (("pump", "web", 4, 0.3, "extractive", "high"), "/ask", "confidence"),
+        (("pump", "abc", "web", 4, 0.3, "extractive", 0.1, None), "/chat", "Chat"),
+        (("pump", [], "web", 4, 0.3, "extractive", "hot", None), "/chat", "Temperature"),
+    ]
+    for args, api, field in calls:
+        with pytest.raises(AppError) as said:
+            client.predict(*args, api_name=api)
+        message = str(said.value)
+        assert field in message and "cannot read" in message and "verbose error reporting" not in message, message
+    assert client.predict("pump", "web", 4, 0.3, api_name="/search")  # and the next one is answered
+    assert "Traceback" not in (home / "serve.log").read_text()
+
+
 def test_a_folder_upload_over_ten_uploads_worth_is_stored_in_part_not_refused_whole(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page sends a whole folder in one request: the request-body limit must not refuse it whole
     (413, nothing ingested); Gradio caps each file and the service stores ten uploads' worth."""

@@ -601,7 +601,55 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         app.load(from_browser, [kb_box, llm_box], [lang, *components, table, info], api_visibility="private")
         chatbot.select(select_answer, shown, [sources, pages, source_files], api_visibility="private")
         lang_box.input(switch, [lang_box, kb_box], [lang, *components, table], api_visibility="private")
+    for block in app.blocks.values():
+        read_or_say_why(block)
+    check_histories(app)
     return app
+
+
+def read_or_say_why(block: Any) -> None:
+    """Make a component's reading of what a client sent (Gradio's preprocess: "abc" as a slider's number,
+    a string as the chat's history) fail with a message that names the field and the value, for that
+    request only and without a traceback in the server's log, instead of Gradio's bare "Error" (and its
+    traceback) for the API clients that can send such values; a browser's own controls cannot."""
+    import gradio as gr
+
+    read = getattr(block, "preprocess", None)
+    if read is None:
+        return
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return read(payload)
+        except gr.Error as exc:  # Gradio's own clear ones ("Value 11 is greater than maximum value 10."): without the traceback
+            raise gr.Error(str(exc.message), print_exception=False) from None
+        except Exception:
+            name = getattr(block, "label", None) or getattr(block, "elem_id", None) or type(block).__name__
+            raise gr.Error(f"{name}: cannot read {_short(repr(payload), 80)}; send a value of the kind the field takes",
+                           print_exception=False) from None
+
+    block.preprocess = preprocess
+
+
+def check_histories(app: Any) -> None:
+    """A chat history an API client sends that is not a list of messages: the same clear error as
+    read_or_say_why's (Gradio reads a Chatbot's value into its data model before preprocess, where a
+    failure is its bare "Error")."""
+    import gradio as gr
+
+    validate = app.validate_inputs
+
+    def validate_inputs(block_fn: Any, inputs: list[Any]) -> None:
+        validate(block_fn, inputs)
+        for block, value in zip(block_fn.inputs, inputs):
+            if isinstance(block, gr.Chatbot) and value is not None:
+                try:
+                    block.data_model.model_validate(value)
+                except Exception:
+                    raise gr.Error(f"{block.label or 'history'}: cannot read {_short(repr(value), 80)}; send a list of messages "
+                                   "({'role': 'user' or 'assistant', 'content': [{'type': 'text', 'text': …}]})", print_exception=False) from None
+
+    app.validate_inputs = validate_inputs
 
 
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
