@@ -369,12 +369,22 @@ _JIEBA_BLOCK = re.compile("([\u4E00-\u9FD5a-zA-Z0-9+#&\\._%\\-]+)")
 _SHORT_BLOCK = 24
 
 
+# a word of Latin letters with an accent ("Zürich", "Nestlé", "São"): one word, which jieba cuts at the accent ("z", "ü", "rich")
+_LATIN = "A-Za-z0-9\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F"
+_ACCENTED_WORD = re.compile(f"([{_LATIN}]*[\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F][{_LATIN}]*)")
+
+
 def words(text: str) -> list[str]:
-    """Lower-case words: jieba's search-mode words for Chinese (overlapping), runs of letters and digits."""
+    """Lower-case words: jieba's search-mode words for Chinese (overlapping), runs of letters and digits
+    (an accented Latin word whole)."""
     out: list[str] = []
-    for block in _JIEBA_BLOCK.split(text):
-        if block:
-            out += _short_block_words(block) if len(block) <= _SHORT_BLOCK else _block_words(block)
+    for i, part in enumerate(_ACCENTED_WORD.split(text)):
+        if i % 2:
+            out.append(part.lower())
+            continue
+        for block in _JIEBA_BLOCK.split(part):
+            if block:
+                out += _short_block_words(block) if len(block) <= _SHORT_BLOCK else _block_words(block)
     return out
 
 

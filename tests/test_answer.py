@@ -716,6 +716,27 @@ def test_versions_and_codes_are_words(tmp_path: Path, monkeypatch: pytest.Monkey
         assert named.sources[0].file == "update_3.1.md" and "Wi-Fi pairing" in named.text, named.text
 
 
+
+def test_an_accented_latin_word_is_one_word(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Zürich", "Nestlé", "São" are words of their own (jieba cut them at the accent: "z", "ü",
+    "rich", so BM25 matched every text holding "rich" and every ü, and "Zürich" could name nothing);
+    their counts are read as the FTS5 index holds them (without the accent)."""
+    from ingest.textfacts import words
+
+    assert words("Müller GmbH in Zürich, São Paulo; 星河科技Zürich分公司") == [
+        "müller", "gmbh", "in", "zürich", "são", "paulo", "星河", "科技", "zürich", "公司", "分公司"]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "offices.md").write_text("# Offices\n\nThe Zürich office is at Bahnhofstrasse 12.\n\n"
+                                     "The rich client portal is at portal.example.com.\n", encoding="utf-8")
+    monkeypatch.setenv("KBQA_HOME", str(tmp_path / "home"))
+    with KnowledgeBase.open("accents", llm="extractive") as kb:
+        assert kb.ingest([docs]).ok
+        assert kb.catalog.document_frequencies(["zürich", "rich"])[1] == {"zürich": 1, "rich": 1}
+        answer = kb.ask("Where is the Zürich office?")
+        assert answer.answered_from_documents and "Bahnhofstrasse 12" in answer.text, answer.text
+
+
 MANUAL = """# KX-300 User Manual
 
 ## Specifications

@@ -93,6 +93,9 @@ def _files(hits: list) -> set[str]:
         ("蓝海集团的加班工资怎么算？", "蓝海集团员工手册.md", "2倍"),
         ("How often should the sediment filter be replaced on the KX-300?", "manuals/KX-300 manual.md", "9 months"),
         ("What warranty does the KX-200 pump have?", "manuals/KX-200 manual.md", "2-year"),
+        # an English name written against Chinese (review X05: "Bluefin新员工的试用期是多长？" named nothing, and
+        # Xinghe's 6个月 answered for Bluefin's 3 months)
+        ("Globex的年假有几天？", "globex/handbook.md", "18"),
     ],
 )
 @pytest.mark.slow
@@ -407,3 +410,16 @@ def test_a_question_that_names_a_document_reads_relevance_on_its_own_languages_s
     plain = {h.chunk_id: h.relevance for h in Retriever(kb.catalog, kb.index, kb.embedder, plain_config).search(question, 20, 0.0)}
     common = set(named) & set(plain)
     assert common and all(named[i] == plain[i] for i in common), [(named[i], plain[i]) for i in common]
+
+
+def test_an_english_name_written_against_chinese_is_a_name_and_is_not_glued_to_it() -> None:
+    """The words that may name a document: "Bluefin" in "Bluefin新员工的试用期是多长？" (it was read with the
+    Chinese after it as one cased word, and named nothing), and a pair of English names glued as a
+    file name writes them ("Best Buy" -> "bestbuy"), never an English name glued to Chinese."""
+    from kbqa.store.tokenize import name_terms
+
+    terms = [t for t, _ in name_terms("Bluefin新员工的试用期是多长？")]
+    assert "bluefin" in terms and "试用期" in terms and not any("bluefin" in t and t != "bluefin" for t in terms), terms
+    terms = [t for t, _ in name_terms("Best Buy的毛利率是多少？")]
+    assert {"best", "buy", "bestbuy"} <= set(terms) and not any(t.startswith("buy") and t != "buy" for t in terms), terms
+    assert [t for t, _ in name_terms("What is Bluefin's probation period?")] == ["bluefin"]

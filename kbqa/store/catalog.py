@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -555,8 +556,8 @@ class Catalog:
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
         counts = {w: 0 for w in words}
         for word in counts:
-            if word.isalnum():  # one FTS5 token: its count is in the vocabulary
-                row = db.execute("SELECT doc FROM temp.chunks_vocab WHERE term=?", (word,)).fetchone()
+            if word.isalnum():  # one FTS5 token: its count is in the vocabulary (as unicode61 keeps it: "zürich" as "zurich")
+                row = db.execute("SELECT doc FROM temp.chunks_vocab WHERE term=?", (without_diacritics(word),)).fetchone()
                 counts[word] = int(row[0]) if row else 0
             else:  # "3.11", "x.25": FTS5 holds it as a phrase of two tokens
                 counts[word] = int(db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (_quoted(word),)).fetchone()[0])
@@ -613,6 +614,11 @@ class Catalog:
 LARGE_KB = 200_000  # chunks: above this, BM25 leaves out the commonest question words (Catalog._selective)
 COMMON_WORD = 0.02  # ... those held by more than this share of the chunks
 LEXICAL_WITHIN_DEPTH = 5000  # how deep in the whole BM25 ranking a search within some files looks
+
+
+def without_diacritics(word: str) -> str:
+    """A word as the FTS5 tables' unicode61 tokenizer (remove_diacritics 2) holds it: "zürich" as "zurich"."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
 
 
 def _same_folder(a: str, b: str) -> bool:

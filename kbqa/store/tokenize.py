@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from ingest.textfacts import DOTTED, content_words, stem, words
+from ingest.textfacts import DOTTED, HAN, content_words, stem, words
 
-VERSION = "6"
+VERSION = "7"
 
 
 def tokens(text: str) -> list[str]:
@@ -49,7 +49,8 @@ def name_tokens(text: str) -> list[str]:
     return out
 
 
-_CASED = re.compile(r"[^\W_]+")
+_CASED = re.compile(rf"[^\W_{HAN}]+|[{HAN}]+")  # a Chinese run apart: "Bluefin新员工的…" holds the name "Bluefin"
+_HAN_RUN = re.compile(f"[{HAN}]")
 
 
 def _is_name(word: str) -> bool:
@@ -100,7 +101,7 @@ def name_terms(question: str) -> list[tuple[str, tuple[int, ...]]]:
     position = {w: i for i, w in enumerate(names)}
     raw = _CASED.findall(question)
     for a, b in zip(raw, raw[1:]):
-        if a.isalpha() and b.isalpha() and _is_name(a) and _is_name(b):
+        if a.isalpha() and b.isalpha() and _is_name(a) and _is_name(b) and not (_HAN_RUN.match(a) or _HAN_RUN.match(b)):
             covers = tuple(position[w.lower()] for w in (a, b) if w.lower() in position)
             out.append((stem((a + b).lower()), covers or (len(names),)))
     return out
