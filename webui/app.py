@@ -133,6 +133,7 @@ def open_received(path: Path) -> BinaryIO | None:
 
 
 SCRATCH_TTL_S = 3600  # page images and source copies handed to browsers are kept this long
+MAX_SESSIONS = 10_000  # browser sessions whose last Clear the web chat remembers
 
 
 def web_scratch(config: Config) -> Path:
@@ -290,10 +291,28 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
                 files.append(str(copy))
         return pages, files
 
+    # when each browser session last cleared its chat: an answer begun before it says nothing more (Gradio's
+    # cancel of the answering event, sent with the click, did not always stop it under load: the answer came
+    # back into the emptied chat)
+    cleared: dict[str, float] = {}
+
+    def clear_chat(request: Any = None) -> None:
+        session = getattr(request, "session_hash", None)
+        if session:
+            cleared.pop(session, None)
+            cleared[session] = time.monotonic()
+            while len(cleared) > MAX_SESSIONS:  # the oldest clears are forgotten: their answers are long done
+                cleared.pop(next(iter(cleared)))
+
     def chat(
         message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float,
-        lang: str = "en", shown: dict[int, Any] | None = None, answer_confidence: float | None = None,
+        lang: str = "en", shown: dict[int, Any] | None = None, answer_confidence: float | None = None, request: Any = None,
     ) -> Iterator[tuple[Any, str, str, Any, Any, Any]]:
+        began, session = time.monotonic(), getattr(request, "session_hash", None)
+
+        def dropped() -> bool:  # the chat was cleared since this answer began
+            return session is not None and cleared.get(session, 0.0) > began
+
         message = message if isinstance(message, str) else ""  # (None from an API client: a bare "Error" before)
         earlier = [{"role": m["role"], "content": (answer_text if m["role"] == "assistant" else str)(message_text(m.get("content")))}
                    for m in (history or []) if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
@@ -311,12 +330,16 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         sources, query = "", ""
         for text, sources, hits, query in _answer(message, earlier, kb_name, top_k, threshold, llm, temperature, lang, answer_confidence,
                                                   shown=answer_markdown):
+            if dropped():
+                return
             history[-1] = {"role": "assistant", "content": text}
             yield history, sources, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             pages, files = source_views(kb_name, hits, query) if hits else ([], [])
         except ServiceError:
             pages, files = [], []
+        if dropped():
+            return
         shown[len(history) - 1] = (sources, pages, files or None)
         yield history, sources, gr.skip(), pages, files or None, shown
 
@@ -369,6 +392,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
     tabs_lock = threading.Lock()
 
     def tab_closed(request: Any) -> None:
+        cleared.pop(getattr(request, "session_hash", None) or "", None)
         with tabs_lock:
             for closed in waiting_tabs.get(getattr(request, "session_hash", None) or "", ()):
                 closed.set()
@@ -558,9 +582,16 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         # waits too (as two events, both ran at once, each on its own copy of the chat, and one answer was lost)
         answering = gr.on([send.click, question.submit], chat, inputs, outputs, api_name="chat", trigger_mode="always_last")
         # Clear stops the answer being written (it came back into the emptied chat when it finished)
-        clear.click(lambda: ([], "", [], None, {}), None, [chatbot, sources, pages, source_files, shown], api_visibility="private",
-                    cancels=[answering])
-        chatbot.clear(lambda: ("", [], None, {}), None, [sources, pages, source_files, shown], api_visibility="private", cancels=[answering])
+        def clear_all(request: Any = None) -> tuple[Any, ...]:
+            clear_chat(request)
+            return [], "", [], None, {}
+
+        def clear_views(request: Any = None) -> tuple[Any, ...]:  # the chat's own trash button: it empties the chat itself
+            clear_chat(request)
+            return "", [], None, {}
+
+        clear.click(clear_all, None, [chatbot, sources, pages, source_files, shown], api_visibility="private", cancels=[answering])
+        chatbot.clear(clear_views, None, [sources, pages, source_files, shown], api_visibility="private", cancels=[answering])
         answer_out, sources_out = gr.Textbox(visible=False), gr.Markdown(visible=False)
         gr.Button(visible=False).click(ask, [question, kb_box, top_k, threshold, llm_box, lang, answer_conf], [answer_out, sources_out], api_name="ask")
         create_btn.click(create_kb, [new_name, lang], [status, kb_box, table], api_name="create_kb")
@@ -596,6 +627,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         # `from __future__ import annotations` leaves
         from_browser.__annotations__["request"] = gr.Request
         upload.__annotations__["request"] = reingest_file.__annotations__["request"] = tab_closed.__annotations__["request"] = gr.Request
+        chat.__annotations__["request"] = clear_all.__annotations__["request"] = clear_views.__annotations__["request"] = gr.Request
         app.unload(tab_closed)
         select_answer.__annotations__["selected"] = gr.SelectData
         app.load(from_browser, [kb_box, llm_box], [lang, *components, table, info], api_visibility="private")
