@@ -295,14 +295,16 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
     # cancel of the answering event, sent with the click, did not always stop it under load: the answer came
     # back into the emptied chat)
     cleared: dict[str, float] = {}
+    clears_lock = threading.Lock()
 
     def clear_chat(request: Any = None) -> None:
         session = getattr(request, "session_hash", None)
         if session:
-            cleared.pop(session, None)
-            cleared[session] = time.monotonic()
-            while len(cleared) > MAX_SESSIONS:  # the oldest clears are forgotten: their answers are long done
-                cleared.pop(next(iter(cleared)))
+            with clears_lock:  # (two sessions clearing at once: the oldest is evicted by one of them)
+                cleared.pop(session, None)
+                cleared[session] = time.monotonic()
+                while len(cleared) > MAX_SESSIONS:  # the oldest clears are forgotten: their answers are long done
+                    cleared.pop(next(iter(cleared)))
 
     def chat(
         message: str, history: list[dict[str, Any]], kb_name: str, top_k: float, threshold: float, llm: str, temperature: float,
@@ -392,7 +394,8 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
     tabs_lock = threading.Lock()
 
     def tab_closed(request: Any) -> None:
-        cleared.pop(getattr(request, "session_hash", None) or "", None)
+        with clears_lock:
+            cleared.pop(getattr(request, "session_hash", None) or "", None)
         with tabs_lock:
             for closed in waiting_tabs.get(getattr(request, "session_hash", None) or "", ()):
                 closed.set()
