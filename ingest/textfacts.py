@@ -370,21 +370,28 @@ _SHORT_BLOCK = 24
 
 
 # a word of Latin letters with an accent ("Zürich", "Nestlé", "São"): one word, which jieba cuts at the accent ("z", "ü", "rich")
-_LATIN = "A-Za-z0-9\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F"
-_ACCENTED_WORD = re.compile(f"([{_LATIN}]*[\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F][{_LATIN}]*)")
+_LATIN_RUN = re.compile("[A-Za-z0-9\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F]+")  # (no backtracking: linear in a long run)
 
 
 def words(text: str) -> list[str]:
     """Lower-case words: jieba's search-mode words for Chinese (overlapping), runs of letters and digits
     (an accented Latin word whole)."""
     out: list[str] = []
-    for i, part in enumerate(_ACCENTED_WORD.split(text)):
-        if i % 2:
-            out.append(part.lower())
-            continue
-        for block in _JIEBA_BLOCK.split(part):
-            if block:
-                out += _short_block_words(block) if len(block) <= _SHORT_BLOCK else _block_words(block)
+    at = 0
+    if not text.isascii():
+        for run in _LATIN_RUN.finditer(text):
+            if not run.group().isascii():
+                out += _jieba_words(text[at:run.start()])
+                out.append(run.group().lower())
+                at = run.end()
+    return out + _jieba_words(text[at:])
+
+
+def _jieba_words(text: str) -> list[str]:
+    out: list[str] = []
+    for block in _JIEBA_BLOCK.split(text):
+        if block:
+            out += _short_block_words(block) if len(block) <= _SHORT_BLOCK else _block_words(block)
     return out
 
 
