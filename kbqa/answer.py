@@ -528,7 +528,7 @@ def prepare(
         # as not to hold the answer (an English manual's page for "员工每年有几天带薪年假？" is not a source of its answer)
         quoted = {s.n for s in evidence.sentences[:3]}
         kept = [h for n, h in enumerate(hits, start=1)
-                if n == 1 or n in quoted or h.relevance >= (OTHER_LANGUAGE_KEPT if language(h.text) != source else 0) and h.relevance > 0]
+                if n == 1 or n in quoted or (h.relevance >= OTHER_LANGUAGE_KEPT if language(h.text) != source else h.relevance > 0)]
         if len(kept) < len(hits):
             hits, (evidence, _) = kept, read_evidence(embedder, question, query, kept, searched, source)
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
