@@ -395,12 +395,14 @@ class Service:
     @_reaching_store
     def upload(
         self, name: str, items: Iterable[tuple[str, BinaryIO]], progress: Callable[[Progress], None] | None = None,
-        gone: Callable[[], bool] | None = None,
+        gone: Callable[[], bool] | None = None, keep_folders: bool = False,
     ) -> Upload:
         """Store uploaded files (safe, de-duplicated names; zips unpacked safely; size limits) in the
         knowledge base's uploads/ folder, creating it if needed, and ingest them. gone(): whether the
         client went away (hung up, closed its tab): while the upload waits for its turn, it then gives
-        its place up (Busy client_gone); once begun, it is ingested."""
+        its place up (Busy client_gone); once begun, it is ingested. keep_folders: the items' names are
+        paths in a folder the user uploaded ("制度/子目录/报销.docx"), kept, each part cleaned
+        (uploads.upload_folder); otherwise only a name's last part counts."""
         from kbqa.uploads import Budget, alone, discard_upload, settle_kept, store_upload, uploading
 
         folder = self._folder(name)
@@ -418,6 +420,7 @@ class Service:
             kept: list[tuple[Path, Path]] = []  # updated files' earlier versions, until the updates are ingested
             rejected: list[dict[str, str]] = []
             taken: set[str] = set()
+            folders: dict[str, str] = {}  # an uploaded folder's name -> the name it is stored under
 
             def recorded() -> set[str]:
                 return {r.path for r in base.catalog.files()}
@@ -431,7 +434,8 @@ class Service:
                                                                recorded_sha=recorded_sha), alone(target):
                 try:
                     for filename, source in items:
-                        stored = store_upload(clean_text(filename or ""), source, target, max_bytes=limit, taken=taken, budget=budget)
+                        folder, _, leaf = clean_text(filename or "").replace("\\", "/").rpartition("/") if keep_folders else ("", "", clean_text(filename or ""))
+                        stored = store_upload(leaf, source, target, max_bytes=limit, taken=taken, budget=budget, folder=folder, folders=folders)
                         saved += stored.files
                         kept += stored.kept
                         for reason in stored.skipped:

@@ -194,11 +194,13 @@ def _reason(exc: BaseException) -> str:
     return (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else str(exc)
 
 
-def unique_name(target: Path, safe: str, given: str, taken: set[str], folder: bool = False) -> str:
-    """The name an upload (or, folder=True, a zip's folder) is stored under. A name already clean
-    replaces the file of that name (an updated version); a name that cleaning changed (".bashrc" ->
-    "bashrc"), one already used in this batch, or one held by the other kind (a folder where a file
-    goes, a file where a folder goes) never replaces anything: it becomes "name (2).ext"."""
+def unique_name(target: Path, safe: str, given: str, taken: set[str], folder: bool = False, sidecar: bool = False) -> str:
+    """The name an upload (or, folder=True, a zip's or an uploaded folder's folder) is stored under. A
+    name already clean replaces the file of that name (an updated version); a name that cleaning
+    changed (".bashrc" -> "bashrc"), one already used in this batch, or one held by the other kind (a
+    folder where a file goes, a file where a folder goes) never replaces anything: it becomes
+    "name (2).ext". sidecar: a kbqa.yaml may be stored as such (one inside an uploaded folder
+    describes its folder, as in a zip)."""
     changed = safe != Path(given.replace("\\", "/")).name
 
     def free(name: str, first: bool) -> bool:
@@ -208,7 +210,7 @@ def unique_name(target: Path, safe: str, given: str, taken: set[str], folder: bo
         return name not in taken and not path.is_dir() and not ((changed or not first) and path.exists())
 
     # a single upload named kbqa.yaml would describe every other upload (ingest.context): kept as a file, never as that
-    if free(safe, True) and (folder or safe != SIDECAR):
+    if free(safe, True) and (folder or sidecar or safe != SIDECAR):
         return safe
     n = 2
     while not free(candidate := numbered(safe, n, folder), False):
@@ -222,6 +224,30 @@ def numbered(name: str, n: int, folder: bool = False) -> str:
     return f"{stem} ({n}){dot}{suffix}"
 
 
+MAX_FOLDER_DEPTH = 8  # an uploaded folder's files keep at most this many folders of their path (a zip's members: as many parts)
+
+
+def upload_folder(target: Path, folder: str, taken: set[str], folders: dict[str, str]) -> str | None:
+    """Where, under target, a file of an uploaded folder is stored: the folders of its path in the
+    folder the user chose ("制度/子目录", the browser's webkitRelativePath without the file), each
+    cleaned as a file name is (no "..", no "/"), relative and "/"-joined; "" for none. The first
+    one is named as a zip's folder is (unique_name: the same folder uploaded again is updated in
+    place, a file of that name is never replaced) once per batch (folders: the names given -> the
+    names used). None: a path through a hidden folder (.git, __MACOSX), whose files are not stored."""
+    parts = [p for p in folder.replace("\\", "/").split("/") if p.strip() not in ("", ".", "..")]
+    if any(p.lstrip().startswith(".") or p == "__MACOSX" for p in parts):
+        return None
+    if not parts:
+        return ""
+    parts = parts[:1] + parts[1:][-(MAX_FOLDER_DEPTH - 1):]
+    top = folders.get(parts[0])
+    if top is None:
+        top = unique_name(target, safe_filename(parts[0]), parts[0], taken, folder=True)
+        taken.add(top)
+        folders[parts[0]] = top
+    return "/".join([top, *(safe_filename(p) for p in parts[1:])])
+
+
 @dataclass
 class Budget:
     """Bytes one request may still store, all its files and unpacked archives together."""
@@ -230,12 +256,15 @@ class Budget:
 
 
 def store_upload(
-    name: str, source: BinaryIO, target: Path, *, max_bytes: int, taken: set[str] | None = None, budget: Budget | None = None
+    name: str, source: BinaryIO, target: Path, *, max_bytes: int, taken: set[str] | None = None, budget: Budget | None = None,
+    folder: str = "", folders: dict[str, str] | None = None,
 ) -> Unpacked:
     """Save one uploaded file under target with a safe name, refusing it past max_bytes; a .zip is
     unpacked (up to ten times max_bytes, each member at most max_bytes) into a folder named after it. taken: the names already
-    stored in this batch (updated here); budget: what the whole request may still store. The file
-    appears only once it is whole; a problem is reported for this file, never raised."""
+    stored in this batch, relative to target (updated here); budget: what the whole request may still store.
+    folder: the file's folders in an uploaded folder (upload_folder; folders: that batch's folder
+    names, updated here), under which it is stored. The file appears only once it is whole; a
+    problem is reported for this file, never raised."""
     out = Unpacked()
     taken = set() if taken is None else taken
     budget = budget or Budget(max_bytes * 10)
@@ -246,9 +275,23 @@ def store_upload(
         out.skipped.append(f"{shown}: a hidden file (its name begins with '.'), not stored")
         return out
     shown = safe_filename(name or "upload")
+    within = upload_folder(target, folder, taken, {} if folders is None else folders) if folder else ""
+    if within is None:
+        out.skipped.append(f"{shown}: in a hidden folder (its name begins with '.'), not stored")
+        return out
+    home = target / within if within else target
     partial = target / f".upload-{uuid.uuid4().hex}.part"  # hidden: never ingested
     try:
         target.mkdir(exist_ok=True)  # not parents: never re-create a knowledge base deleted meanwhile
+        if within:
+            try:
+                home.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                out.skipped.append(f"{within}/{shown}: a file has the name of its folder ({within}); not stored")
+                return out
+            if target.resolve() not in home.resolve().parents:  # (a link in the uploads folder: never followed out)
+                out.skipped.append(f"{within}/{shown}: a path outside the uploads folder, not stored")
+                return out
         written = 0
         cap = min(max_bytes, budget.left)
         with partial.open("wb") as fh:
@@ -261,18 +304,20 @@ def store_upload(
             limit = f"the upload limit of {max_bytes / 2**20:.0f} MB" if cap == max_bytes else "what one request may store"
             out.skipped.append(f"{shown}: over {limit}")
             return out
+        prefix = within + "/" if within else ""
+        here = {t[len(prefix):] for t in taken if t.startswith(prefix)}  # the names stored in its folder in this batch
         if shown.lower().endswith(".zip"):
-            folder = unique_name(target, Path(shown).stem, Path(name or "upload").stem, taken, folder=True)
-            taken.add(folder)
-            unpacked = unpack_zip(partial, target / folder, max_bytes=min(max_bytes * 10, budget.left), shown_as=shown,
+            unpacked_as = unique_name(home, Path(shown).stem, Path(name or "upload").stem, here, folder=True)
+            taken.add(prefix + unpacked_as)
+            unpacked = unpack_zip(partial, home / unpacked_as, max_bytes=min(max_bytes * 10, budget.left), shown_as=shown,
                                   member_bytes=max_bytes)
             budget.left -= sum(f.stat().st_size for f in unpacked.files)
             return unpacked
-        safe = unique_name(target, shown, name, taken)  # a nameless upload was cleaned to "upload": it replaces nothing
-        taken.add(safe)
-        _put(partial, target / safe, out)
+        safe = unique_name(home, shown, name, here, sidecar=bool(within))  # a nameless upload was cleaned to "upload": it replaces nothing
+        taken.add(prefix + safe)
+        _put(partial, home / safe, out)
         budget.left -= written
-        out.files.append(target / safe)
+        out.files.append(home / safe)
     except OSError as exc:
         out.skipped.append(f"{shown}: cannot be stored ({_reason(exc)})")
     finally:

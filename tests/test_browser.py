@@ -142,11 +142,21 @@ def test_enter_and_ask_during_an_answer_keep_both_answers_and_clear_stops_one(br
         proc.wait(timeout=30)
 
 
-def test_folder_upload(browser: object, home: Path, docs: Path, tmp_path: Path) -> None:
+def test_folder_upload_keeps_its_subfolders(browser: object, home: Path, docs: Path, tmp_path: Path) -> None:
+    """A folder chosen in the page is stored with its subfolders: two files of one name in two of them
+    are both kept (the second was stored as "leave (2).md", or replaced the first), and a subfolder's
+    kbqa.yaml describes its own files, as in `kbqa ingest` and in a zip; a hidden folder's files are
+    not stored (its "config" was stored as a document)."""
     folder = tmp_path / "制度"
     (folder / "子目录").mkdir(parents=True)
     shutil.copy(docs / "faq.md", folder / "faq.md")
     shutil.copy(docs / "报销.docx", folder / "子目录" / "报销.docx")
+    for company, days in (("acme", 25), ("globex", 18)):  # the same name and the same size: told apart by their paths
+        (folder / company).mkdir()
+        (folder / company / "leave.md").write_text(f"# Leave\n\nEmployees receive {days} days of paid annual leave.\n", encoding="utf-8")
+        (folder / company / "kbqa.yaml").write_text(f"description: {company.title()} Corporation staff handbook\n", encoding="utf-8")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text("[core]\n\tbare = false\n", encoding="utf-8")
     proc, url = start(home)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
@@ -155,9 +165,19 @@ def test_folder_upload(browser: object, home: Path, docs: Path, tmp_path: Path) 
         page.locator("#folder-upload input[type=file]").set_input_files(str(folder))
         page.wait_for_timeout(1500)
         page.locator("#ingest-button").click()
-        page.locator("#ingest-status").get_by_text("2 added").wait_for(timeout=120_000)
+        page.locator("#ingest-status").get_by_text("4 added").wait_for(timeout=120_000)
         page.locator("#files").get_by_text("报销.docx").first.wait_for(state="attached")
         page.locator("#files").get_by_text("faq.md").first.wait_for(state="attached")
+        assert "in a hidden folder" in page.locator("#ingest-status").inner_text()
+        stored = home / "kbs" / "web" / "uploads" / "制度"
+        assert sorted(p.relative_to(stored).as_posix() for p in stored.rglob("*") if p.is_file() and not p.name.startswith(".")) == [
+            "acme/kbqa.yaml", "acme/leave.md", "faq.md", "globex/kbqa.yaml", "globex/leave.md", "子目录/报销.docx"]
+        assert "25 days" in (stored / "acme" / "leave.md").read_text(encoding="utf-8")
+        assert "18 days" in (stored / "globex" / "leave.md").read_text(encoding="utf-8")
+        from gradio_client import Client
+
+        found = Client(url, verbose=False).predict("How many days of annual leave do Globex employees get?", "web", 1, 0.0, api_name="/search")
+        assert "18 days" in found and "25 days" not in found, found  # Globex named by its folder's kbqa.yaml
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -1134,3 +1134,42 @@ def test_stopping_the_server_stops_an_upload_while_a_big_file_is_embedded(servic
         service.upload("huge", [("huge.md", io.BytesIO(text.encode()))], progress=step)
     assert err.value.code == "stopping" and time.monotonic() - stopped[0] < 3.0  # within the server's 3 s of grace
     assert "huge" not in service.names()  # nothing made it in: no empty knowledge base
+
+
+@pytest.mark.slow
+def test_an_uploaded_folder_keeps_its_subfolders_and_its_paths_climb_nowhere(service: Service, home: Path, tmp_path: Path) -> None:
+    """The web chat's folder upload sends each file's path in the folder (keep_folders): it is stored
+    under those folders, each part cleaned. A path is the client's: "..", "/" and "\\" climb nowhere,
+    a hidden folder's files are not stored, a folder's name where a file is stored is numbered, and a
+    kbqa.yaml in a subfolder describes its files (at the top of the uploads it would describe all)."""
+    def send(*files: tuple[str, str]) -> Any:
+        return service.upload("tree", [(name, io.BytesIO(text.encode("utf-8"))) for name, text in files], keep_folders=True)
+
+    uploads = home / "kbs" / "tree" / "uploads"
+    send(("plain.md", "# 平\n\n不在文件夹里。"), ("制度", "a file where the folder goes"))
+    result = send(("制度/acme/leave.md", "# Leave\n\nEmployees receive 25 days of paid annual leave."),
+                  ("制度/globex/leave.md", "# Leave\n\nEmployees receive 18 days of paid annual leave."),
+                  ("制度/globex/kbqa.yaml", "description: Globex Industries staff handbook\n"),
+                  ("制度/../../../escape.md", "# 逃\n\n不应写到上传文件夹之外。"),
+                  ("..\\..\\制度\\back.md", "# 反\n\n反斜杠也一样。"),
+                  ("/etc/cron.d/evil.md", "# 恶\n\n绝对路径。"),
+                  ("制度/.git/config.md", "# 藏\n\n隐藏文件夹。"),
+                  ("kbqa.yaml", "description: every file's description\n"))
+    assert (uploads / "制度").is_file() and (uploads / "plain.md").is_file()
+    assert (uploads / "制度 (2)" / "acme" / "leave.md").read_text(encoding="utf-8").endswith("25 days of paid annual leave.")
+    assert (uploads / "制度 (2)" / "globex" / "leave.md").read_text(encoding="utf-8").endswith("18 days of paid annual leave.")
+    assert (uploads / "制度 (2)" / "globex" / "kbqa.yaml").is_file() and (uploads / "kbqa (2).yaml").is_file()
+    assert (uploads / "制度 (2)" / "escape.md").is_file() and (uploads / "etc" / "cron.d" / "evil.md").is_file()
+    assert (uploads / "制度 (2)" / "back.md").is_file()  # "制度" once more in this request: the same folder
+    assert not (home.parent / "escape.md").exists() and not any("config" in p.name for p in uploads.rglob("*"))
+    assert any("hidden folder" in r["error"] for r in result.rejected), result.rejected
+    assert str(home) not in str(result.rejected)
+    described = {f.path.rsplit("/uploads/", 1)[-1]: f.description for f in service.files("tree")}
+    assert described["制度 (2)/globex/leave.md"].startswith("Globex Industries staff handbook")
+    assert not described["制度 (2)/acme/leave.md"].startswith("Globex")
+    # the same folder again: its files are updated in place, not stored as "制度 (3)"
+    send(("制度/acme/leave.md", "# Leave\n\nEmployees receive 26 days of paid annual leave."))
+    assert "26 days" in (uploads / "制度 (2)" / "acme" / "leave.md").read_text(encoding="utf-8")
+    # without keep_folders (the HTTP API), a name's folders are dropped, as before
+    service.upload("tree", [("a/b/flat.md", io.BytesIO("# 扁\n\n只有名字。".encode()))])
+    assert (uploads / "flat.md").is_file()

@@ -522,3 +522,18 @@ def test_an_uploaded_damaged_pdf_is_ingested_with_a_warning_in_the_status(server
     status, table, _ = Client(server, verbose=False).predict([handle_file(str(tmp_path / "cut.pdf"))], None, "web", api_name="/upload")
     assert "⚠️ cut.pdf: damaged PDF: MuPDF had to repair it" in status, status
     assert any(row[1] == "cut.pdf" and str(row[-1]).startswith("⚠️ damaged PDF") for row in table["data"]), table
+
+
+def test_a_folder_uploads_paths_are_read_only_when_well_formed() -> None:
+    """The paths the page sends with a folder's files (FOLDER_PATHS_SCRIPT) come from the client: a
+    path that does not end in its file's name, a size that is not a number, JSON nested too deep or
+    not JSON at all is no hint (the file is stored by its name, as before), never an error."""
+    import json
+
+    from webui.app import folder_hints
+
+    sent = [["制度/子目录/报销.docx", "报销.docx", 10], ["制度/a.md", "a.md", 3], ["制度/b/a.md", "a.md", 3], ["top.md", "top.md", 1]]
+    assert folder_hints(json.dumps(sent)) == {("报销.docx", 10): ["制度/子目录"], ("a.md", 3): ["制度", "制度/b"]}
+    for bad in ["", "not json", "{}", "[1, 2]", "null", json.dumps([["x/a.md", "b.md", 1]]), json.dumps([["x/a.md", "a.md", True]]),
+                json.dumps([["x/a.md", "a.md", "1"]]), json.dumps([["x/a.md", "a.md"]]), None, 5, ["x/a.md", "a.md", 1], "[" * 100_000]:
+        assert folder_hints(bad) == {}, bad

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -130,6 +131,47 @@ def open_received(path: Path) -> BinaryIO | None:
         return real.open("rb")
     except (OSError, ValueError, RuntimeError):
         return None
+
+
+MAX_FOLDER_HINTS = 20_000  # files of one uploaded folder whose paths the page sends
+MAX_HINTS_CHARS = 8_000_000
+
+# Gradio sends a folder's files by name alone: the page keeps their paths in the folder
+# (webkitRelativePath) when they are chosen, and Ingest sends them beside the files (folder_hints).
+# A folder dropped on the box, rather than chosen, has no such paths: its files are stored by name.
+FOLDER_PATHS_SCRIPT = """<script>
+document.addEventListener("change", (event) => {
+  const input = event.target;
+  if (input instanceof HTMLInputElement && input.type === "file" && input.closest("#folder-upload")) {
+    window.kbqaFolderPaths = Array.from(input.files || [], (f) => [f.webkitRelativePath || "", f.name, f.size]);
+  }
+}, true);
+document.addEventListener("drop", (event) => {
+  if (event.target instanceof Element && event.target.closest("#folder-upload")) window.kbqaFolderPaths = [];
+}, true);
+</script>"""
+SEND_FOLDER_PATHS = "(files, folder, kb, lang, paths) => [files, folder, kb, lang, JSON.stringify(window.kbqaFolderPaths || [])]"
+
+
+def folder_hints(text: Any) -> dict[tuple[str, int], list[str]]:
+    """The folders of an uploaded folder's files, as the page sends them (FOLDER_PATHS_SCRIPT: a JSON
+    list of [path in the folder, name, size]), by (name, size): "制度/子目录" for
+    ["制度/子目录/报销.docx", "报销.docx", 5120]. They come from the client: anything else is no
+    hint (the file is stored by its name), and upload_folder cleans every part."""
+    try:
+        rows = json.loads(text) if isinstance(text, str) and 0 < len(text) <= MAX_HINTS_CHARS else []
+    except (ValueError, RecursionError):  # (nested too deep: "[[[[…")
+        return {}
+    out: dict[tuple[str, int], list[str]] = {}
+    for row in rows[:MAX_FOLDER_HINTS] if isinstance(rows, list) else []:
+        if not (isinstance(row, list) and len(row) == 3 and all(isinstance(v, str) for v in row[:2])
+                and isinstance(row[2], int) and not isinstance(row[2], bool)):
+            continue
+        path, name, size = row
+        folder, _, last = path.replace("\\", "/").rpartition("/")
+        if folder and name and last == name:
+            out.setdefault((name, size), []).append(folder)
+    return out
 
 
 SCRATCH_TTL_S = 3600  # page images and source copies handed to browsers are kept this long
@@ -425,15 +467,16 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
             progress(p.done / max(p.total, 1), desc=t(lang, "ingest_held", files=p.name))
         return p.stage in ("wait", "held")
 
-    def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str = "en",
+    def upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str = "en", folder_paths: str | None = None,
                progress: Any = gr.Progress(), request: Any = None) -> tuple[str, list[list[Any]], Any]:
         lang = lang if isinstance(lang, str) and lang in LANGUAGES else "en"  # (not preprocessed by Gradio: as the client sent it)
         with watched(request) as closed:
-            return _upload(files, folder_files, kb_name, lang, progress, closed)
+            return _upload(files, folder_files, kb_name, lang, folder_hints(folder_paths), progress, closed)
 
-    def _upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str, progress: Any,
-                closed: threading.Event) -> tuple[str, list[list[Any]], Any]:
-        chosen = [f for given in (files, folder_files) for f in (given if isinstance(given, list) else [given] if given else [])]
+    def _upload(files: list[Any] | None, folder_files: list[Any] | None, kb_name: str, lang: str,
+                hints: dict[tuple[str, int], list[str]], progress: Any, closed: threading.Event) -> tuple[str, list[list[Any]], Any]:
+        chosen = [(f, given is folder_files) for given in (files, folder_files)
+                  for f in (given if isinstance(given, list) else [given] if given else [])]
         if not chosen:
             return t(lang, "choose_files"), files_table(kb_name, lang), kb_choices()
 
@@ -447,15 +490,16 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         handles = []
         refused: list[dict[str, str]] = []
         try:
-            for f in chosen:  # files Gradio has received into its own temporary folder, as the page sent them (FileData)
+            for f, in_folder in chosen:  # files Gradio has received into its own temporary folder, as the page sent them (FileData)
                 src = Path(str((f.get("path") if isinstance(f, dict) else getattr(f, "name", f)) or ""))
-                shown = str((f.get("orig_name") if isinstance(f, dict) else getattr(f, "orig_name", None)) or src.name)
+                shown = re.split(r"[\\/]", str((f.get("orig_name") if isinstance(f, dict) else getattr(f, "orig_name", None)) or src.name))[-1]
                 opened = open_received(src)
                 if opened is None:  # a path the client named: never read a server file for it
                     refused.append({"name": shown, "error": NOT_RECEIVED})
-                else:
-                    handles.append((shown, opened))
-            result = service.upload(kb_name, handles, progress=step, gone=closed.is_set) if handles else Upload(None, [])
+                    continue
+                folder = hints.get((shown, os.fstat(opened.fileno()).st_size), []) if in_folder else []
+                handles.append((folder.pop(0) + "/" + shown if folder else shown, opened))
+            result = service.upload(kb_name, handles, progress=step, gone=closed.is_set, keep_folders=True) if handles else Upload(None, [])
         except ServiceError as exc:
             return failure(exc, lang), files_table(kb_name, lang), kb_choices()
         finally:
@@ -544,6 +588,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
             with gr.Row():
                 uploads = say(gr.File(file_count="multiple", label=t("en", "uploads"), elem_id="uploads"), label="uploads")
                 folder_upload = say(gr.File(file_count="directory", label=t("en", "folder_upload"), elem_id="folder-upload"), label="folder_upload")
+            folder_paths = gr.Textbox(visible=False)  # the folder's files' paths, which the page sends at Ingest (folder_hints)
             ingest_btn = say(gr.Button(t("en", "ingest"), variant="primary", elem_id="ingest-button"), value="ingest")
             table = gr.Dataframe(headers=t("en", "headers").split("|"), value=files_table(kb), interactive=False, elem_id="files")
             with gr.Row():
@@ -599,7 +644,8 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         gr.Button(visible=False).click(ask, [question, kb_box, top_k, threshold, llm_box, lang, answer_conf], [answer_out, sources_out], api_name="ask")
         create_btn.click(create_kb, [new_name, lang], [status, kb_box, table], api_name="create_kb")
         # progress shows once, in the status line; the upload boxes are emptied once their files are in
-        ingest_btn.click(upload, [uploads, folder_upload, kb_box, lang], [status, table, kb_box], api_name="upload", show_progress_on=status).then(
+        ingest_btn.click(upload, [uploads, folder_upload, kb_box, lang, folder_paths], [status, table, kb_box], api_name="upload",
+                         show_progress_on=status, js=SEND_FOLDER_PATHS).then(
             lambda: (None, None), None, [uploads, folder_upload], api_visibility="private")
         delete_btn.click(delete_file, [file_id, kb_box, lang], [status, table], api_name="delete_file", show_progress_on=status)
         reingest_btn.click(reingest_file, [file_id, kb_box, lang], [status, table], api_name="reingest_file", show_progress_on=status)
@@ -710,7 +756,7 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
             quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
             server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
             show_error=False,  # expected problems come back as messages; anything else must not show server paths
-            max_file_size=f"{config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit]})
+            max_file_size=f"{config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit]}, head=FOLDER_PATHS_SCRIPT)
     except KeyboardInterrupt:  # (a signal while Gradio was still starting)
         if not stopped_by:
             raise
