@@ -219,6 +219,8 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # "1." of a numbered heading is no evidence
         if s.elsewhere and not best.elsewhere:
             continue  # the AX-300's reset time beside the AX-200's: another product's fact, not more of this answer
+        if s.n in evidence.unnamed and best.n not in evidence.unnamed:
+            continue  # Acme's 25 days of leave beside Globex's 18, for "…do Globex employees get?": another company's fact
         if s.field or is_bare_date(s.text) and evidence.kind != "date":
             continue  # a memo's "Subject:" or "Date:", a notice's date under its signature: what the message is, not what it says
         if s.text.rstrip().endswith(LEADS_IN):
@@ -533,7 +535,29 @@ def prepare(
             hits, (evidence, _) = kept, read_evidence(embedder, question, query, kept, searched, source)
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
+        evidence = replace(evidence, unnamed=unnamed_sources(kb.catalog, query, hits))
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
+
+
+def unnamed_sources(catalog: Any, query: str, hits: list[Hit]) -> frozenset[int]:
+    """The sources (numbered from 1) whose documents the question (as searched) does not name, nor
+    their passages the name, when it names the document of another source (retrieval.named_documents,
+    as retrieval prefers them): "How many days of annual leave do Globex employees get?" names
+    Globex's handbook by its description, and Acme's "Employees receive 25 days…", ranked second,
+    says another company's; a warranty policy's "The Nimbus AX-300 is covered…" is about the
+    AX-300 its manual's description names."""
+    from kbqa.retrieval import named_documents
+    from kbqa.store.tokenize import name_terms, name_tokens
+
+    named = named_documents(catalog, query) if hits else {}
+    if not named:
+        return frozenset()
+    places = set().union(*named.values())
+    names = {t for t, positions in name_terms(query) if places & set(positions)}  # the question's words that named them
+    rows = catalog.chunks([h.chunk_id for h in hits])
+    of_named = [h.chunk_id in rows and rows[h.chunk_id].file_id in named for h in hits]
+    about = [yes or bool(names & set(name_tokens(h.text))) for h, yes in zip(hits, of_named)]
+    return frozenset(n for n, yes in enumerate(about, start=1) if not yes) if any(of_named) else frozenset()
 
 
 def best_supported(judged: list[tuple[str, Evidence, Decision]]) -> tuple[str, Evidence, Decision]:

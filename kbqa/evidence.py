@@ -211,6 +211,9 @@ class Evidence:
     spelled: dict[str, str] = field(default_factory=dict)  # a question word found in no source -> the sources' word it misspells
     parts: list[tuple[int, int]] = field(default_factory=list)  # a question of two or more parts: each part's best sentence (n, pos)
     bridge: Bridge | None = None  # the sources are in the other language: how the question's words are said there
+    # the sources (numbered from 1) of documents the question does not name while it names another
+    # source's (retrieval.named_documents): not quoted beside a named one's sentence
+    unnamed: frozenset[int] = frozenset()
 
     @property
     def best(self) -> Sentence | None:

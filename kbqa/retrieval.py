@@ -206,6 +206,19 @@ def by_page(ranked: list[tuple[int, float]], rows: dict[int, Any]) -> list[tuple
     return sorted(ranked, key=lambda kv: (order[place(kv[0])], -kv[1]))
 
 
+def named_documents(catalog: Any, question: str) -> dict[int, frozenset[int]]:
+    """Files the question names (see Catalog.named_files), each with the question's name words it
+    holds (their places, Catalog.named_words): those named at least half as strongly as the best,
+    at most MAX_NAMED."""
+    words = catalog.named_words(question)
+    if not words:
+        return {}
+    scores = {f: sum(w.values()) for f, w in words.items()}
+    best = max(scores.values())
+    kept = sorted((f for f, s in scores.items() if s >= 0.5 * best), key=lambda f: (scores[f], f), reverse=True)[:MAX_NAMED]
+    return {f: frozenset(words[f]) for f in kept}
+
+
 def lesser_named(named: dict[int, frozenset[int]]) -> set[int]:
     """The named files (file -> the question's name words it holds) whose words another named file
     holds, with more: "Acme handbook 2024" leaves the 2023 edition, which holds "Acme" and "handbook"
@@ -321,16 +334,7 @@ class Retriever:
         return hits
 
     def _named(self, question: str) -> dict[int, frozenset[int]]:
-        """Files the question names (see Catalog.named_files), each with the question's name words it
-        holds (their places, Catalog.named_words): those named at least half as strongly as the best,
-        at most MAX_NAMED."""
-        words = self.catalog.named_words(question)
-        if not words:
-            return {}
-        scores = {f: sum(w.values()) for f, w in words.items()}
-        best = max(scores.values())
-        kept = sorted((f for f, s in scores.items() if s >= 0.5 * best), key=lambda f: (scores[f], f), reverse=True)[:MAX_NAMED]
-        return {f: frozenset(words[f]) for f in kept}
+        return named_documents(self.catalog, question)
 
     def _search_named(
         self, question: str, query: np.ndarray, files: list[int], fetch: int,

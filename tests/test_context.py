@@ -423,3 +423,25 @@ def test_an_english_name_written_against_chinese_is_a_name_and_is_not_glued_to_i
     terms = [t for t, _ in name_terms("Best Buy的毛利率是多少？")]
     assert {"best", "buy", "bestbuy"} <= set(terms) and not any(t.startswith("buy") and t != "buy" for t in terms), terms
     assert [t for t, _ in name_terms("What is Bluefin's probation period?")] == ["bluefin"]
+
+
+@pytest.mark.slow
+def test_an_answer_to_a_question_that_names_a_document_quotes_no_other_documents_fact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found uploading a folder of one-paragraph policies: "How many days of annual leave do Globex
+    employees get?" was answered "Employees receive 18 days … [1] Employees receive 25 days … [2]",
+    the second from Acme's policy (each handbook one chunk, so Acme's ranked second). A question that
+    names no company still gets both."""
+    monkeypatch.setenv("KBQA_HOME", str(tmp_path / "home"))
+    docs = tmp_path / "docs"
+    for company, days in (("acme", 25), ("globex", 18)):
+        (docs / company).mkdir(parents=True)
+        (docs / company / "leave.md").write_text(f"# Leave\n\nEmployees receive {days} days of paid annual leave.\n", encoding="utf-8")
+        (docs / company / "kbqa.yaml").write_text(f"description: {company.title()} Corporation staff handbook\n", encoding="utf-8")
+    with KnowledgeBase.open("policies", llm="extractive") as kb:
+        assert kb.ingest([docs]).ok
+        for question in ("How many days of annual leave do Globex employees get?", "Globex员工每年有几天年假？"):
+            answer = kb.ask(question)
+            assert answer.answered_from_documents and "18 days" in answer.text and "25 days" not in answer.text, (question, answer.text)
+            assert answer.sources[0].file == "globex/leave.md"
+        both = kb.ask("How many days of annual leave do employees get?")
+        assert "18 days" in both.text and "25 days" in both.text, both.text
