@@ -91,6 +91,9 @@ def _files(hits: list) -> set[str]:
         ("How many hours is the working week at Globex?", "globex/handbook.md", "40"),
         ("星河科技员工手册里年假有几天？", "星河科技员工手册.md", "十天"),
         ("蓝海集团的加班工资怎么算？", "蓝海集团员工手册.md", "2倍"),
+        # the name written against what is asked of it: one run of Chinese name words, of which the
+        # handbook's description holds 4 characters of 10 (it named nothing, and both handbooks' 期限 were quoted)
+        ("蓝海集团差旅报销期限是多久？", "蓝海集团员工手册.md", "十五天"),
         ("How often should the sediment filter be replaced on the KX-300?", "manuals/KX-300 manual.md", "9 months"),
         ("What warranty does the KX-200 pump have?", "manuals/KX-200 manual.md", "2-year"),
         # an English name written against Chinese (review X05: "Bluefin新员工的试用期是多长？" named nothing, and

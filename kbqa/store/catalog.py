@@ -671,10 +671,11 @@ def named_file_words(question: str, described: int, holders: Callable[[str], lis
     the described files holding it), by their place among the question's name words, each weighted
     by its idf among the described files; a word held by more than `most` of them names nothing. One
     word found in two forms counts once (its best weight). Of a run of Chinese name words (name_runs),
-    a description must hold at least half the run's characters for its words to count:
-    "哈尔滨电气国际工程有限责任公司" does not name the report of "东北电气发展股份有限公司" by their shared
-    电气, 有限 and 公司 (it did, and that report's chunks were put before the notice about the company
-    the question names)."""
+    a description must hold at least half the run's characters for its words to count, or its first
+    LEADING_NAME characters: "哈尔滨电气国际工程有限责任公司" does not name the report of
+    "东北电气发展股份有限公司" by their shared 电气, 有限 and 公司 (it did, and that report's chunks were
+    put before the notice about the company the question names), while "蓝海集团差旅报销期限" names
+    蓝海集团's handbook (it named nothing: 4 of its 10 characters)."""
     covered: dict[int, dict[int, float]] = {}  # file id -> question word -> its best weight
     for term, positions in name_terms(question):
         files = holders(term)
@@ -687,11 +688,18 @@ def named_file_words(question: str, described: int, holders: Callable[[str], lis
                 mine[p] = max(mine.get(p, 0.0), weight)
     for run in name_runs(question):
         whole = _characters(run.values())
+        first = min(start for start, _ in run.values())
         for mine in covered.values():
-            if 2 * _characters(span for p, span in run.items() if p in mine) < whole:
+            held = {i for p, (start, end) in run.items() if p in mine for i in range(start, end)}
+            if 2 * len(held) < whole and not all(first + k in held for k in range(LEADING_NAME)):
                 for p in run:
                     mine.pop(p, None)
     return {f: words for f, words in covered.items() if words}
+
+
+# a description that holds the first this many characters of a run of Chinese name words names it
+# however long the run: the name, then what is asked of it, written together ("蓝海集团差旅报销期限是多久？")
+LEADING_NAME = 4
 
 
 def _characters(spans: Iterable[tuple[int, int]]) -> int:
