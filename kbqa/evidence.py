@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from ingest.context import PART_SEPARATOR
 from ingest.tables import is_header_row, row_cells
-from ingest.textfacts import ASKING_ZH, TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
+from ingest.textfacts import ASKING_ZH, MONTHS, TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
 from kbqa.bilingual import Bridge
 from kbqa.codes import YEAR, floors, nearest_about_another, version_numbers
 from kbqa.types import Hit
@@ -53,10 +53,15 @@ _DEFINES_EN = re.compile(r"\b(is|are|was|were|refers? to|means|is defined as|is 
 _NAME_EN = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][A-Za-z]*[a-z][A-Za-z]*")  # a capitalized word, not a sentence's first
 
 
+# capitalized words that name no one and nowhere: a month or a day ("…at the end of March" is no
+# answer to "Which company gives more annual leave?")
+_CALENDAR_WORDS = {w.lower() for w in MONTHS} | {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+
+
 def _names_beyond(text: str, question: str) -> bool:
     """Whether an English text holds a capitalized word (a name) that the question does not give:
     "This paper examines LangChain" names no one for "Who wrote the LangChain paper?"."""
-    given = {w.lower() for w in re.findall(r"[A-Za-z]+", question)}
+    given = {w.lower() for w in re.findall(r"[A-Za-z]+", question)} | _CALENDAR_WORDS
     return any(m.group().lower() not in given for m in _NAME_EN.finditer(text))
 
 
