@@ -304,7 +304,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             # decide whether to answer (the header's "Owner" is in every row of the table)
             read_cov = coverage(wanted, window, weights) if header else own_cov
             window_cov = coverage(wanted, window | title, weights)
-            typed = has_kind(text, kind, lang, question) if label is None else kind is None or asked  # a Date: is no date of what the memo says
+            # (a sentence in the other language is read in its own: "37 hours" answers 多少小时, though not as 小时)
+            typed = has_kind(text, kind, lang if bridge is None else language(text), question) if label is None else kind is None or asked  # a Date: is no date of what the memo says
             score = (0.5 * read_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + (ASKED_FIELD if asked else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300) - ANOTHER_CODE * elsewhere[n - 1])
