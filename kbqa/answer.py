@@ -237,9 +237,15 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
         held |= words
     out, titled = [], set()
     # in reading order; but a table row asked for comes before the rows quoted beside it (the KX-500
-    # Pro's price before the KX-500's, which the table lists first)
+    # Pro's price before the KX-500's, which the table lists first), and what comes before the best
+    # sentence and holds no word of the question after the rest ("Replace the filters every 6 months."
+    # before "The Aurora X2 comes with a 3-year warranty…", for "How long is the warranty…?")
     first = best if best.text.startswith("|") else None
-    for s in sorted(keep, key=lambda s: (s is not first, s.n, s.pos)):
+
+    def after(s: Sentence) -> bool:
+        return s.own == 0 and best.own > 0 and s.n == best.n and s.pos < best.pos
+
+    for s in sorted(keep, key=lambda s: (s is not first, after(s), s.n, s.pos)):
         if s.section and (s.n, s.section) in titled:
             s = replace(s, section="")  # a section's title once, before its first item quoted
         titled.add((s.n, s.section))
