@@ -766,7 +766,7 @@ def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
     # held by a source whose document is not about another of the question's codes: "error E4 on the
     # KX-300" is not held by the KX-500's manual
     return sorted(f"{letters}{number}" for letters, number in asked
-                  if letters in others and not any(holds_code(t, (letters, number)) and not any(about_other_code(about[n], c) for c in asked - {(letters, number)})
+                  if letters in others and not any(holds_code(t, (letters, number)) and not any(about_other_code(about[n], c, asked) for c in asked - {(letters, number)})
                                                    for n, t in enumerate(texts)))
 
 

@@ -62,20 +62,27 @@ def holds_version(text: str, version: tuple[str, int, int]) -> bool:
     return bool(re.search(rf"(?<![\w.]){major}\.0*{minor}(?!\d|\.\d)", text)) and bool(re.search(rf"(?i)\b{re.escape(name)}\b", text))
 
 
-def about_other_code(about: str, code: tuple[str, int]) -> bool:
+def about_other_code(about: str, code: tuple[str, int], asked: set[tuple[str, int]] | frozenset[tuple[str, int]] = frozenset()) -> bool:
     """Whether a source's document or section (its description and title path: `about`) names
-    another code of the same letters and not this one: the KX-500's manual for the KX-300."""
-    return code[0] in {letters for letters, _ in codes(about)} and not holds_code(about, code)
+    another code of the same letters and neither this one nor another the question asks of them
+    (`asked`): the KX-500's manual for the KX-300; not the KX-300's manual for "What warranty do the
+    KX-200 and KX-300 pumps have?" (it was, each manual about another code than the other's, and the
+    question was refused)."""
+    letters = code[0]
+    return letters in {held for held, _ in codes(about)} and not any(holds_code(about, c) for c in {code, *asked} if c[0] == letters)
 
 
 def about_another(about: str, question: str) -> bool:
     """Whether `about` is about another code or version than the question names, of the same letters
-    or product, and not the asked one too: the "Q3 2024: Atlas 2.1" slide for "When is Atlas 2.2
-    released?", the KX-500's manual for "error E4 on the KX-300"."""
-    if any(about_other_code(about, code) for code in codes(question)):
+    or product, and not an asked one too: the "Q3 2024: Atlas 2.1" slide for "When is Atlas 2.2
+    released?", the KX-500's manual for "error E4 on the KX-300"; not the KX-300's manual for a
+    question of the KX-200 and the KX-300."""
+    asked = codes(question)
+    if any(about_other_code(about, code, asked) for code in asked):
         return True
     names = {name for name, _, _ in versions(about)}
-    return any(v[0] in names and not holds_version(about, v) for v in versions(question))
+    asked_versions = versions(question)
+    return any(v[0] in names and not any(holds_version(about, w) for w in asked_versions if w[0] == v[0]) for v in asked_versions)
 
 
 # a version number by itself, as release notes title their sections: with a "v" or "version" ("v3.1.0
