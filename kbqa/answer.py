@@ -245,10 +245,16 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     def after(s: Sentence) -> bool:
         return s.own == 0 and best.own > 0 and s.n == best.n and s.pos < best.pos
 
+    said: set[str] = set()  # the names of named documents said so far
     for s in sorted(keep, key=lambda s: (s is not first, after(s), s.n, s.pos)):
         if s.section and (s.n, s.section) in titled:
             s = replace(s, section="")  # a section's title once, before its first item quoted
         titled.add((s.n, s.section))
+        name = evidence.names.get(s.n, "")
+        if name and name not in said and not s.header and not s.section and name.lower() not in s.text.lower():
+            s = replace(s, section=name)  # "Globex: Employees receive 18 days…", "Acme: Employees receive 25 days…"
+        if name:
+            said.add(name)
         out.append(_with_what_follows(s, evidence, keep))
     return out
 
@@ -365,7 +371,8 @@ class CompletionAnswerer:
 
         t = templates(asked.lang)
         best = evidence.best
-        if best is None or len(evidence.parts) > 1:  # (a question of parts: each part's sentence is the answer)
+        if best is None or len(evidence.parts) > 1 or len(set(evidence.names.values())) > 1:
+            # (a question of parts, or of two named documents: each one's sentence is the answer, not the best one's)
             yield from self._quoted(asked, sources, evidence, gen)
             return
         if best.text.rstrip().endswith(LEADS_IN):  # the answer is in what it leads into, which the model is not given
@@ -541,29 +548,73 @@ def prepare(
             hits, (evidence, _) = kept, read_evidence(embedder, question, query, kept, searched, source)
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
-        evidence = replace(evidence, unnamed=unnamed_sources(kb.catalog, query, hits))
+        named, files = named_sources(kb.catalog, query, hits)
+        evidence = replace(evidence, unnamed=unnamed_sources(query, hits, named, files), names=source_names(query, named, files))
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
 
 
-def unnamed_sources(catalog: Any, query: str, hits: list[Hit]) -> frozenset[int]:
-    """The sources (numbered from 1) whose documents the question (as searched) does not name, nor
-    their passages the name, when it names the document of another source (retrieval.named_documents,
-    as retrieval prefers them): "How many days of annual leave do Globex employees get?" names
-    Globex's handbook by its description, and Acme's "Employees receive 25 days…", ranked second,
-    says another company's; a warranty policy's "The Nimbus AX-300 is covered…" is about the
-    AX-300 its manual's description names."""
+def named_sources(catalog: Any, query: str, hits: list[Hit]) -> tuple[dict[int, frozenset[int]], list[int | None]]:
+    """The documents the question (as searched) names, as retrieval prefers them
+    (retrieval.named_documents: file id -> the places of the question's name words it holds), and
+    each source's file id; nothing when it names none."""
     from kbqa.retrieval import named_documents
-    from kbqa.store.tokenize import name_terms, name_tokens
 
     named = named_documents(catalog, query) if hits else {}
+    if not named:
+        return {}, []
+    rows = catalog.chunks([h.chunk_id for h in hits])
+    return named, [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits]
+
+
+def unnamed_sources(query: str, hits: list[Hit], named: dict[int, frozenset[int]], files: list[int | None]) -> frozenset[int]:
+    """The sources (numbered from 1) whose documents the question does not name (named_sources), nor
+    their passages the name, when it names the document of another source: "How many days of annual
+    leave do Globex employees get?" names Globex's handbook by its description, and Acme's "Employees
+    receive 25 days…", ranked second, says another company's; a warranty policy's "The Nimbus AX-300
+    is covered…" is about the AX-300 its manual's description names."""
+    from kbqa.store.tokenize import name_terms, name_tokens
+
     if not named:
         return frozenset()
     places = set().union(*named.values())
     names = {t for t, positions in name_terms(query) if places & set(positions)}  # the question's words that named them
-    rows = catalog.chunks([h.chunk_id for h in hits])
-    of_named = [h.chunk_id in rows and rows[h.chunk_id].file_id in named for h in hits]
+    of_named = [f in named for f in files]
     about = [yes or bool(names & set(name_tokens(h.text))) for h, yes in zip(hits, of_named)]
     return frozenset(n for n, yes in enumerate(about, start=1) if not yes) if any(of_named) else frozenset()
+
+
+def source_names(query: str, named: dict[int, frozenset[int]], files: list[int | None]) -> dict[int, str]:
+    """For a question that names two documents or more by different names ("How many days of annual
+    leave do Globex and Acme employees get?", "星河科技和蓝海集团…", "the KX-200 and KX-300 pumps"):
+    each of their sources (numbered from 1) with the name as the question writes it, which an answer
+    says before what it quotes of that document ("Globex: Employees receive 18 days… [1] Acme:
+    Employees receive 25 days… [2]": the handbooks' sentences never say whose they are). A document
+    whose name words another named one holds, with more (retrieval.lesser_named: last year's
+    edition), and a name the question does not write in one piece name nothing."""
+    from kbqa.retrieval import lesser_named
+    from kbqa.store.tokenize import name_words
+
+    lesser = lesser_named(named)
+    places = {words for f, words in named.items() if f not in lesser}
+    if len(places) < 2:
+        return {}
+    words = name_words(query)
+    written = {p: name_as_written(query, [words[i] for i in sorted(p) if i < len(words)]) for p in places}
+    return {n: written[named[f]] for n, f in enumerate(files, start=1) if f in named and f not in lesser and written[named[f]]}
+
+
+def name_as_written(question: str, words: list[str]) -> str:
+    """The piece of the question that holds all the words (lower case) side by side, as written
+    ("KX-200" for kx and 200, "蓝海集团" for 蓝海 and 集团); "" when they are apart."""
+    low = question.lower()
+    spans = sorted((m.start(), m.end()) for w in words for m in re.finditer(re.escape(w), low)) if words else []
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1] + 1 and low[merged[-1][1]:start].strip(" -") == "":
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return next((question[a:b] for a, b in merged if all(w in low[a:b] for w in words)), "")
 
 
 def best_supported(judged: list[tuple[str, Evidence, Decision]]) -> tuple[str, Evidence, Decision]:

@@ -219,6 +219,9 @@ class Evidence:
     # the sources (numbered from 1) of documents the question does not name while it names another
     # source's (retrieval.named_documents): not quoted beside a named one's sentence
     unnamed: frozenset[int] = frozenset()
+    # the sources (numbered from 1) of the documents a question names by different names ("…Globex and
+    # Acme employees…"), each with the name as the question writes it: said before what is quoted of it
+    names: dict[int, str] = field(default_factory=dict)
 
     @property
     def best(self) -> Sentence | None:

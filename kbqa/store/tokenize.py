@@ -64,7 +64,8 @@ def _is_dotted_name(word: str) -> bool:
     return DOTTED.fullmatch(word) is not None and any(ch.isdigit() for ch in word)
 
 
-def _name_words(question: str) -> list[str]:
+def name_words(question: str) -> list[str]:
+    """The question's words that can name a document (see name_terms), in the order name_terms numbers them."""
     cased = {w.lower() for w in _CASED.findall(question) if _is_name(w)}
     wanted = set(query_tokens(question))
     return [w for w in dict.fromkeys(words(question)) if (w in cased or not w.isascii() or _is_dotted_name(w)) and stem(w) in wanted]
@@ -76,7 +77,7 @@ def name_runs(question: str) -> list[dict[int, tuple[int, int]]]:
     国际, 工程, 有限, 责任, 有限责任, 公司 -- one name, which a description holding only its 电气, 有限
     and 公司 ("东北电气发展股份有限公司") does not name (see named_file_words)."""
     lowered = question.lower()
-    spans = sorted((start, start + len(w), i) for i, w in enumerate(_name_words(question))
+    spans = sorted((start, start + len(w), i) for i, w in enumerate(name_words(question))
                    if not w.isascii() and (start := lowered.find(w)) >= 0)
     runs: list[dict[int, tuple[int, int]]] = []
     end = -1
@@ -94,7 +95,7 @@ def name_terms(question: str) -> list[tuple[str, tuple[int, ...]]]:
     rest of one that glues them (one position), and two neighbouring English names glued together as
     a file name writes them ("Best Buy" -> "bestbuy": two positions). A name found in two forms
     counts once (see Catalog.named_files)."""
-    names = _name_words(question)
+    names = name_words(question)
     out: list[tuple[str, tuple[int, ...]]] = []
     for i, word in enumerate(names):
         out += [(t, (i,)) for t in [stem(word), *_year_parts(stem(word))]]
