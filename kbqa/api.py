@@ -243,7 +243,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         out["rejected"] = result.rejected
         return out
 
-    @app.delete("/v1/kb/{name}/files/{file_id}", dependencies=[Depends(check_key)])
+    @app.delete("/v1/kb/{name}/files/{file_id:path}", dependencies=[Depends(check_key)])  # an upload's name holds its folders: "资料/faq.md"
     def delete(name: str, file_id: str) -> dict[str, Any]:
         return {"deleted": _file(service.remove_file(name, file_id))}
 

@@ -594,6 +594,19 @@ class KnowledgeBase:
             return (self.config.home_dir() / "uploads" / self.name).resolve()
         return (self.folder / "uploads").resolve()
 
+    def _upload_name(self, path: Path) -> str:
+        """The name of a file kept in this knowledge base's uploads/: its path there, however it is
+        ingested (an upload, a re-ingest, `kbqa ingest` of the file), so that the files of a folder or
+        an archive uploaded keep their folders ("2023/budget.txt", "2024/budget.txt"; they were both
+        "budget.txt" in the files table and the sources); "" for a file elsewhere. An archive of a
+        folder holds the folder, stored under the archive's name: that name is said once ("资料.zip"
+        of "资料/faq.md": "资料/faq.md")."""
+        try:
+            parts = path.relative_to(self.uploads_folder).parts
+        except ValueError:
+            return ""
+        return "/".join(parts[1:] if len(parts) > 2 and parts[0] == parts[1] else parts)
+
     def _open_index(self) -> None:
         generation = self.catalog.generation()
         dim = int(self.catalog.get_meta("embedding_dim") or self.embedder.dim)
@@ -822,7 +835,9 @@ class KnowledgeBase:
         report = IngestReport()
         paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
         scanned = time.time()  # entries written after this were found by another ingest: not this one's to prune
-        files = list(ingestable_files(paths, self.config.ingest.exclude))
+        # a file given by itself is named by its path in uploads/ when it is kept there (_upload_name); a
+        # folder's files by their paths in the folder
+        files = [(path, name if "/" in name else self._upload_name(path) or name) for path, name in ingestable_files(paths, self.config.ingest.exclude)]
         notify = progress or (lambda p: None)
         notify(Progress("scan", 0, len(files)))
         self.catalog.set_meta("embedding_model", self.config.embeddings.model)
@@ -1198,13 +1213,16 @@ class KnowledgeBase:
         return self.catalog.files()
 
     def file(self, name_or_id: str | int) -> FileRow:
-        """One file of the knowledge base, by id, name or path."""
+        """One file of the knowledge base, by id, name or path, or the last parts of its name when no
+        name is that ("faq.md" for "制度/常见问题/faq.md")."""
         rows = self.catalog.files()
         given = str(name_or_id).strip()
         match = [r for r in rows if str(r.id) == given] or [r for r in rows if r.path == given] or [r for r in rows if r.name == given]
         if not match:  # uploads are stored in NFC form; a client may send the name in its own (macOS: NFD)
             nfc = unicodedata.normalize("NFC", given)
             match = [r for r in rows if unicodedata.normalize("NFC", r.name) == nfc]
+        if not match:  # a name's last parts: "faq.md" for an upload named "制度/常见问题/faq.md"
+            match = [r for r in rows if unicodedata.normalize("NFC", r.name).endswith("/" + nfc)]
         if not match:
             raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}; see: kbqa kb files {self.name}")
         if len(match) > 1:  # the same name from two folders: say which, change nothing

@@ -168,6 +168,7 @@ def test_folder_upload_keeps_its_subfolders(browser: object, home: Path, docs: P
         page.locator("#ingest-status").get_by_text("4 added").wait_for(timeout=120_000)
         page.locator("#files").get_by_text("报销.docx").first.wait_for(state="attached")
         page.locator("#files").get_by_text("faq.md").first.wait_for(state="attached")
+        page.locator("#files").get_by_text("制度/globex/leave.md").first.wait_for(state="attached")  # named by its path: both were "leave.md"
         assert "in a hidden folder" in page.locator("#ingest-status").inner_text()
         stored = home / "kbs" / "web" / "uploads" / "制度"
         assert sorted(p.relative_to(stored).as_posix() for p in stored.rglob("*") if p.is_file() and not p.name.startswith(".")) == [

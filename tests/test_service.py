@@ -420,6 +420,7 @@ def test_a_file_name_two_files_have_is_a_409_that_asks_for_the_id(service: Servi
             zf.writestr("budget.txt", text)
         zips.append((f"year{n}.zip", io.BytesIO(data.getvalue())))
     service.upload("twins", zips)
+    assert sorted(f.name for f in service.files("twins")) == ["year1/budget.txt", "year2/budget.txt"]  # each named by its path in uploads/
     ids = sorted(f.id for f in service.files("twins") if f.name.endswith("budget.txt"))
     for call in (lambda: service.remove_file("twins", "budget.txt"), lambda: service.reingest_file("twins", "budget.txt")):
         with pytest.raises(Conflict) as err:
@@ -555,9 +556,9 @@ def test_uploads_that_collide_with_folders_are_stored_beside_them(service: Servi
     assert (uploads / "baz").is_file() and (uploads / "baz (2)" / "c.md").is_file()
     send(("foo.zip", zipped(**{"a.md": "# 甲\n\n压缩包里的文件，第二版。"})))  # the same archive again: an update
     assert not (uploads / "foo (3)").exists()
-    assert [f.status for f in service.files("clash") if f.name == "a.md"] == ["ok"]
-    names = {f.name for f in service.files("clash")}
-    assert {"a.md", "b.md", "c.md", "sub.md"} <= names
+    assert [f.status for f in service.files("clash") if f.name == "foo (2)/a.md"] == ["ok"]
+    names = {f.name for f in service.files("clash")}  # each named by its path in uploads/
+    assert {"foo (2)/a.md", "bar/b.md", "baz (2)/c.md", "nest/sub.md"} <= names
 
 
 @pytest.mark.slow
@@ -1164,6 +1165,8 @@ def test_an_uploaded_folder_keeps_its_subfolders_and_its_paths_climb_nowhere(ser
     assert not (home.parent / "escape.md").exists() and not any("config" in p.name for p in uploads.rglob("*"))
     assert any("hidden folder" in r["error"] for r in result.rejected), result.rejected
     assert str(home) not in str(result.rejected)
+    # named by their paths in uploads/, as the files table and the sources show them (both were "leave.md")
+    assert {"plain.md", "制度 (2)/acme/leave.md", "制度 (2)/globex/leave.md"} <= {f.name for f in service.files("tree")}
     described = {f.path.rsplit("/uploads/", 1)[-1]: f.description for f in service.files("tree")}
     assert described["制度 (2)/globex/leave.md"].startswith("Globex Industries staff handbook")
     assert not described["制度 (2)/acme/leave.md"].startswith("Globex")

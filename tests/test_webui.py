@@ -208,12 +208,13 @@ def test_knowledge_bases_zip_upload_reingest_and_delete(server: str, docs: Path,
         zf.writestr(".hidden/secret.txt", "hidden")
     status, table, _ = client.predict([handle_file(str(archive))], None, "公司制度", api_name="/upload")
     names = {row[1] for row in table["data"]}
-    assert {"报销.docx", "faq.md", "escape.txt"} <= names, status
+    # each named by its path in the archive (an archive of a folder holds the folder: 制度.zip of 制度/, said once)
+    assert {"制度/报销.docx", "制度/常见问题/faq.md", "制度/escape.txt"} <= names, status
     status, _, _ = client.predict(" 公司制度 ", api_name="/create_kb")
     assert "already exists" in status, status  # (it said "Created … Upload files to fill it" over the files just uploaded)
     assert "secret.txt" not in names
     assert not (tmp_path.parent / "escape.txt").exists()
-    status, table = client.predict("faq.md", "公司制度", api_name="/reingest_file")
+    status, table = client.predict("faq.md", "公司制度", api_name="/reingest_file")  # the last part of its name is enough
     assert "Re-ingested: 1 updated" in status, status
     status, kb_box, _ = client.predict("公司制度", "wrong name", api_name="/delete_kb")
     assert "Type the name" in status
