@@ -599,13 +599,30 @@ def source_names(query: str, named: dict[int, frozenset[int]], files: list[int |
     if len(places) < 2:
         return {}
     words = name_words(query)
-    written = {p: name_as_written(query, [words[i] for i in sorted(p) if i < len(words)]) for p in places}
-    return {n: written[named[f]] for n, f in enumerate(files, start=1) if f in named and f not in lesser and written[named[f]]}
+    spans = {p: name_span(query, [words[i] for i in sorted(p) if i < len(words)]) for p in places}
+    if any(span is None for span in spans.values()):
+        return {}
+    ordered = sorted(span for span in spans.values() if span is not None)
+    if not all(_COORDINATED.fullmatch(query[a[1]:b[0]]) for a, b in zip(ordered, ordered[1:])):
+        return {}  # "Bluefin新员工的试用期…" names Bluefin's policy, and 员工 a 员工手册: one name is asked about, not two
+    written = {p: query[span[0]:span[1]] for p, span in spans.items() if span is not None}
+    return {n: written[named[f]] for n, f in enumerate(files, start=1) if f in named and f not in lesser}
+
+
+# what stands between names the question asks about together: "Globex and Acme", "KX-200, KX-300 or
+# the KX-500", "星河科技和蓝海集团", "Acme还是Globex"
+_COORDINATED = re.compile(r"\s*(?:,|，|、|/|&|\band\b|\bor\b|\bvs\.?|\bversus\b|和|与|及|以及|跟|同|还是|或者|或)\s*(?:(?:and|or)\s+)?(?:the\s+)?", re.I)
 
 
 def name_as_written(question: str, words: list[str]) -> str:
     """The piece of the question that holds all the words (lower case) side by side, as written
     ("KX-200" for kx and 200, "蓝海集团" for 蓝海 and 集团); "" when they are apart."""
+    span = name_span(question, words)
+    return question[span[0]:span[1]] if span else ""
+
+
+def name_span(question: str, words: list[str]) -> tuple[int, int] | None:
+    """Where name_as_written finds the words side by side in the question (start, end), or None."""
     low = question.lower()
     spans = sorted((m.start(), m.end()) for w in words for m in re.finditer(re.escape(w), low)) if words else []
     merged: list[tuple[int, int]] = []
@@ -614,7 +631,7 @@ def name_as_written(question: str, words: list[str]) -> str:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
-    return next((question[a:b] for a, b in merged if all(w in low[a:b] for w in words)), "")
+    return next(((a, b) for a, b in merged if all(w in low[a:b] for w in words)), None)
 
 
 def best_supported(judged: list[tuple[str, Evidence, Decision]]) -> tuple[str, Evidence, Decision]:

@@ -141,6 +141,9 @@ def test_an_answer_about_two_named_documents_says_whose_each_fact_is(kb: Knowled
     assert "蓝海集团：加班须提前申请，工作日加班按2倍" in text and "星河科技：加班须提前申请，工作日加班按1.5倍" in text, text
     # one named document, or one name: nothing to tell apart
     assert kb.ask("How many days of annual leave do Globex employees get?").text.startswith("Employees receive 18 days")
+    # 员工 names the Chinese 员工手册 too, but is not asked about beside Globex (found by review: "Bluefin：…")
+    text = kb.ask("Globex员工的年假有几天？").text
+    assert text.startswith("Employees receive 18 days") and "Globex：" not in text, text
     with KnowledgeBase.open("companies") as default:  # the default LLM, gemma-3-270m: no short answer of one of them
         text = default.ask("How many days of annual leave do Globex and Acme employees get?").text
     assert text.startswith("Globex: Employees receive 18 days") and "Acme: Employees receive 25 days" in text, text
