@@ -245,12 +245,20 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     def after(s: Sentence) -> bool:
         return s.own == 0 and best.own > 0 and s.n == best.n and s.pos < best.pos
 
-    said: set[str] = set()  # the names of named documents said so far
-    for s in sorted(keep, key=lambda s: (s is not first, after(s), s.n, s.pos)):
+    order = lambda s: (s is not first, after(s), s.n, s.pos)  # noqa: E731
+    names = evidence.names if len(set(evidence.names.values())) > 1 else {}
+    if names:  # a question about named documents together: each one's sentences under its name, said once
+        # ("Globex: … [1] … [1] Acme: … [2]"), in the order of their best; none of another document,
+        # which would read as the last name's (found by review: Globex's 18 days after "Acme:")
+        groups = list(dict.fromkeys(names[s.n] for s in keep if s.n in names))
+        keep = [s for s in keep if s.n in names] or keep
+        order = lambda s: (groups.index(names[s.n]) if s.n in names else len(groups), s is not first, after(s), s.n, s.pos)  # noqa: E731
+    said: set[str] = set()  # the names said so far
+    for s in sorted(keep, key=order):
         if s.section and (s.n, s.section) in titled:
             s = replace(s, section="")  # a section's title once, before its first item quoted
         titled.add((s.n, s.section))
-        name = evidence.names.get(s.n, "")
+        name = names.get(s.n, "")
         if name and name not in said and not s.header and not s.section and name.lower() not in s.text.lower():
             s = replace(s, section=name)  # "Globex: Employees receive 18 days…", "Acme: Employees receive 25 days…"
         if name:
@@ -538,6 +546,9 @@ def prepare(
             evidence, _ = read_evidence(embedder, question, query, hits, searched, source)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
+    named, files = named_sources(kb.catalog, query, hits) if hits else ({}, [])
+    if decision.reason == "weak-evidence" and compares_named(question, evidence, source_names(query, named, files)):
+        decision = replace(decision, answer=True, reason="compared")  # each one's figure is the answer: the comparison is the reader's
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are);
         # of a knowledge base of both languages, a passage in another language than the answer's only when as likely
         # as not to hold the answer (an English manual's page for "员工每年有几天带薪年假？" is not a source of its answer)
@@ -546,10 +557,11 @@ def prepare(
                 if n == 1 or n in quoted or (h.relevance >= OTHER_LANGUAGE_KEPT if language(h.text) != source else h.relevance > 0)]
         if len(kept) < len(hits):
             hits, (evidence, _) = kept, read_evidence(embedder, question, query, kept, searched, source)
+            named, files = named_sources(kb.catalog, query, hits)
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
-        named, files = named_sources(kb.catalog, query, hits)
-        evidence = replace(evidence, unnamed=unnamed_sources(query, hits, named, files), names=source_names(query, named, files))
+        names = source_names(query, named, files)
+        evidence = with_named_parts(replace(evidence, unnamed=unnamed_sources(query, hits, named, files), names=names))
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
 
 
@@ -606,7 +618,13 @@ def source_names(query: str, named: dict[int, frozenset[int]], files: list[int |
     if not all(_COORDINATED.fullmatch(query[a[1]:b[0]]) for a, b in zip(ordered, ordered[1:])):
         return {}  # "Bluefin新员工的试用期…" names Bluefin's policy, and 员工 a 员工手册: one name is asked about, not two
     written = {p: query[span[0]:span[1]] for p, span in spans.items() if span is not None}
-    return {n: written[named[f]] for n, f in enumerate(files, start=1) if f in named and f not in lesser}
+    first: dict[str, int | None] = {}  # each name's document: the first source's of those it names (another
+    # one's facts under the same name would read as that document's: a handbook "formerly an Acme subsidiary")
+    out = {}
+    for n, f in enumerate(files, start=1):
+        if f in named and f not in lesser and first.setdefault(written[named[f]], f) == f:
+            out[n] = written[named[f]]
+    return out
 
 
 # what stands between names the question asks about together: "Globex and Acme", "KX-200, KX-300 or
@@ -614,9 +632,53 @@ def source_names(query: str, named: dict[int, frozenset[int]], files: list[int |
 _COORDINATED = re.compile(r"\s*(?:,|，|、|/|&|\band\b|\bor\b|\bvs\.?|\bversus\b|和|与|及|以及|跟|同|还是|或者|或)\s*(?:(?:and|or)\s+)?(?:the\s+)?", re.I)
 
 
+# a question that asks to choose between what it names: "Which has the longer warranty, the KX-200 or
+# the KX-300?", "Does Acme or Globex give more leave?", "KX-200和KX-300哪个保修期更长？"
+_CHOOSES = re.compile(r"\b(?:which|whether|or|vs\.?|versus|than|compared?)\b|哪|还是|相比|比较", re.I)
+
+
+def _named_best(evidence: Evidence, name: str) -> Sentence | None:
+    """The best sentence of the sources named `name` (Evidence.names) that holds a word of the
+    question: not a heading, not a line without letters."""
+    return next((s for s in evidence.sentences if evidence.names.get(s.n) == name and s.own > 0
+                 and not is_heading_line(s.text) and any(ch.isalpha() for ch in s.text)), None)
+
+
+def compares_named(question: str, evidence: Evidence, names: dict[int, str]) -> bool:
+    """Whether a question asks which of the documents it names together (source_names) is more, or
+    has the longer, the cheaper …, and each one's best sentence holds a figure and a word of the
+    question: "Which has the longer warranty, the KX-200 or the KX-300?" over "The pump carries a
+    2-year warranty" and "… a 5-year warranty", which never say "longer" (it was refused). Each
+    figure, said with its name, answers it; which is more is the reader's to see."""
+    distinct = set(names.values())
+    if len(distinct) < 2 or not _CHOOSES.search(question):
+        return False
+    evidence = replace(evidence, names=names)
+    for name in distinct:
+        best = _named_best(evidence, name)
+        if best is None or not has_kind(best.text, "number", language(best.text), question):
+            return False
+    return True
+
+
+def with_named_parts(evidence: Evidence) -> Evidence:
+    """The evidence of a question that asks about named documents together (Evidence.names) with each
+    one's best sentence (_named_best) first, as a part of a question of parts is, so that each is
+    quoted: Acme's 25 days beside Globex's 18 for "Globex和Acme的年假分别是多少天？"."""
+    distinct = list(dict.fromkeys(evidence.names.values()))
+    if len(distinct) < 2 or not evidence.sentences:
+        return evidence
+    top = evidence.sentences[0].score
+    firsts = [replace(best, score=top) for name in distinct if (best := _named_best(evidence, name)) is not None]
+    keys = {(f.n, f.pos) for f in firsts}
+    return replace(evidence, sentences=firsts + [s for s in evidence.sentences if (s.n, s.pos) not in keys],
+                   parts=sorted(set(evidence.parts) | keys))
+
+
 def name_as_written(question: str, words: list[str]) -> str:
-    """The piece of the question that holds all the words (lower case) side by side, as written
-    ("KX-200" for kx and 200, "蓝海集团" for 蓝海 and 集团); "" when they are apart."""
+    """The piece of the question that holds all the words (lower case) side by side, as written, with
+    the rest of a Latin word or code they are part of ("KX-200" for kx and 200, or for 200 alone;
+    "蓝海集团" for 蓝海 and 集团); "" when they are apart."""
     span = name_span(question, words)
     return question[span[0]:span[1]] if span else ""
 
@@ -631,7 +693,17 @@ def name_span(question: str, words: list[str]) -> tuple[int, int] | None:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
-    return next(((a, b) for a, b in merged if all(w in low[a:b] for w in words)), None)
+    for a, b in merged:
+        if all(w in low[a:b] for w in words):
+            while a > 0 and _NAME_CHAR.match(question[a - 1]):  # the whole of a code the words are part of: "KX-200" for 200
+                a -= 1
+            while b < len(question) and _NAME_CHAR.match(question[b]):
+                b += 1
+            return a, b
+    return None
+
+
+_NAME_CHAR = re.compile(r"[A-Za-z0-9-]")
 
 
 def best_supported(judged: list[tuple[str, Evidence, Decision]]) -> tuple[str, Evidence, Decision]:
