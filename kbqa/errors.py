@@ -67,7 +67,10 @@ class Busy(ServiceError):
     status = 503
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")  # not a URL's "//host/..."
+# not a URL's "//host/...", nor the "/" inside a name that follows a combining mark or a vowel sign
+# ("café/notes/résumé.md" written decomposed: "é" is "e" and a mark, which is no \w); after CJK
+# punctuation ("：/home/…") a path begins
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\u0080-\u2fff\u3040-\ufe2f])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
 
 
 def scrub(message: str) -> str:

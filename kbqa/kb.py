@@ -599,13 +599,21 @@ class KnowledgeBase:
         ingested (an upload, a re-ingest, `kbqa ingest` of the file), so that the files of a folder or
         an archive uploaded keep their folders ("2023/budget.txt", "2024/budget.txt"; they were both
         "budget.txt" in the files table and the sources); "" for a file elsewhere. An archive of a
-        folder holds the folder, stored under the archive's name: that name is said once ("资料.zip"
-        of "资料/faq.md": "资料/faq.md")."""
+        folder holds the folder, stored under the archive's name: that name is said once when the
+        folder is all the archive holds ("资料.zip" of "资料/faq.md": "资料/faq.md"; beside a file of
+        its own, "dup.zip" of "a.md" and "dup/a.md" names them "dup/a.md" and "dup/dup/a.md")."""
         try:
             parts = path.relative_to(self.uploads_folder).parts
         except ValueError:
             return ""
-        return "/".join(parts[1:] if len(parts) > 2 and parts[0] == parts[1] else parts)
+        if len(parts) > 2 and parts[0] == parts[1]:
+            try:
+                alone = [e for e in os.listdir(self.uploads_folder / parts[0]) if not e.startswith(".")] == [parts[1]]
+            except OSError:
+                alone = False
+            if alone:
+                parts = parts[1:]
+        return "/".join(parts)
 
     def _open_index(self) -> None:
         generation = self.catalog.generation()
@@ -1212,9 +1220,11 @@ class KnowledgeBase:
     def files(self) -> list[FileRow]:
         return self.catalog.files()
 
-    def file(self, name_or_id: str | int) -> FileRow:
+    def file(self, name_or_id: str | int, *, by_last_parts: bool = True) -> FileRow:
         """One file of the knowledge base, by id, name or path, or the last parts of its name when no
-        name is that ("faq.md" for "制度/常见问题/faq.md")."""
+        name is that ("faq.md" for "制度/常见问题/faq.md"). by_last_parts=False (a delete): a file
+        found only that way is not taken but named in the error (a delete sent again would take the
+        next file of that last part)."""
         rows = self.catalog.files()
         given = str(name_or_id).strip()
         match = [r for r in rows if str(r.id) == given] or [r for r in rows if r.path == given] or [r for r in rows if r.name == given]
@@ -1223,6 +1233,8 @@ class KnowledgeBase:
             match = [r for r in rows if unicodedata.normalize("NFC", r.name) == nfc]
         if not match:  # a name's last parts: "faq.md" for an upload named "制度/常见问题/faq.md"
             match = [r for r in rows if unicodedata.normalize("NFC", r.name).endswith("/" + nfc)]
+            if len(match) == 1 and not by_last_parts:
+                raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}: give the whole name ({match[0].name!r}) or its id {match[0].id}")
         if not match:
             raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}; see: kbqa kb files {self.name}")
         if len(match) > 1:  # the same name from two folders: say which, change nothing
@@ -1233,7 +1245,7 @@ class KnowledgeBase:
 
     def remove_file(self, name_or_id: str | int) -> FileRow:
         """Remove one file (by id, name or path) and its chunks from the knowledge base."""
-        row = self.file(name_or_id)
+        row = self.file(name_or_id, by_last_parts=False)
         index = self.index
         with self._lock:
             before = self.catalog.generation()

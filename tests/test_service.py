@@ -406,6 +406,29 @@ def test_deletes_waiting_on_an_upload_are_bounded(service: Service, monkeypatch:
         t.join(10)
 
 
+def test_a_delete_by_the_last_part_of_a_name_is_not_taken_and_archive_names_stay_apart(service: Service) -> None:
+    """Found by review: DELETE faq.md sent twice deleted faq.md, then one/sub/faq.md (found by its last
+    part); and dup.zip's a.md and dup/a.md were both named dup/a.md."""
+    import zipfile
+
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as zf:
+        zf.writestr("sub/faq.md", "# FAQ\n\nThe office opens at nine.")
+    service.upload("last", [("faq.md", io.BytesIO(b"# FAQ\n\nThe canteen opens at noon.")), ("one.zip", io.BytesIO(data.getvalue()))])
+    assert sorted(f.name for f in service.files("last")) == ["faq.md", "one/sub/faq.md"]
+    assert service.remove_file("last", "faq.md").name == "faq.md"
+    with pytest.raises(NotFound) as err:
+        service.remove_file("last", "faq.md")  # sent again: not the next file of that last part
+    assert "one/sub/faq.md" in err.value.message, err.value.message
+    assert service.reingest_file("last", "faq.md").files[0].status in ("updated", "skipped")  # a re-ingest may find it so
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as zf:
+        zf.writestr("a.md", "# A\n\nThe first file.")
+        zf.writestr("dup/a.md", "# B\n\nThe second file.")
+    service.upload("last", [("dup.zip", io.BytesIO(data.getvalue()))])
+    assert {"dup/a.md", "dup/dup/a.md"} <= {f.name for f in service.files("last")}
+
+
 def test_a_file_name_two_files_have_is_a_409_that_asks_for_the_id(service: Service) -> None:
     """Two zips' budget.txt: deleting 'budget.txt' was a 404 that asked for 'the id or the path',
     and a client of the servers never sees paths (found by review)."""
@@ -447,6 +470,9 @@ def test_scrub_hides_server_paths() -> None:
     assert scrub("no knowledge base 'x' (looked in /home/u/.local/share/kbqa/kbs/x)") == "no knowledge base 'x' (looked in x)"
     assert scrub("report.pdf is no longer at /srv/docs/report.pdf; upload it again") == "report.pdf is no longer at report.pdf; upload it again"
     assert scrub("1/2 of the pages") == "1/2 of the pages"
+    # a name written decomposed ("é" as "e" and a mark) is no path (a review saw 'caférésumé.md'); after "：" a path is
+    assert scrub("no file 'cafe\u0301/notes/re\u0301sume\u0301.md'") == "no file 'cafe\u0301/notes/re\u0301sume\u0301.md'"
+    assert scrub("无法读取：/home/u/kbs/a.txt") == "无法读取：a.txt"
 
 
 class Probe:

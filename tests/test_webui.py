@@ -208,8 +208,8 @@ def test_knowledge_bases_zip_upload_reingest_and_delete(server: str, docs: Path,
         zf.writestr(".hidden/secret.txt", "hidden")
     status, table, _ = client.predict([handle_file(str(archive))], None, "公司制度", api_name="/upload")
     names = {row[1] for row in table["data"]}
-    # each named by its path in the archive (an archive of a folder holds the folder: 制度.zip of 制度/, said once)
-    assert {"制度/报销.docx", "制度/常见问题/faq.md", "制度/escape.txt"} <= names, status
+    # each named by its path in uploads/: under the archive's name, then its own (制度.zip holds 制度/ and, cleaned, escape.txt)
+    assert {"制度/制度/报销.docx", "制度/制度/常见问题/faq.md", "制度/escape.txt"} <= names, status
     status, _, _ = client.predict(" 公司制度 ", api_name="/create_kb")
     assert "already exists" in status, status  # (it said "Created … Upload files to fill it" over the files just uploaded)
     assert "secret.txt" not in names
