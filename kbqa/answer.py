@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from ingest.textfacts import MONTHS, QUESTION_WORDS, content_words, language, stem, terms
 from kbqa.bilingual import bridge
-from kbqa.codes import YEAR, about_other_code, codes, floors, holds_code, holds_version, plan_floors, versions
+from kbqa.codes import CODE, YEAR, about_other_code, codes, floors, holds_code, holds_version, plan_floors, versions
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
 from kbqa.models import Calibration, pair_key
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
@@ -903,11 +903,30 @@ def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
     others = {letters for letters, _ in codes(texts[0])}
 
     about = [" ".join([h.context, *h.title_path]) for h in hits]  # what each source's document and section are
-    # held by a source whose document is not about another of the question's codes: "error E4 on the
-    # KX-300" is not held by the KX-500's manual
-    return sorted(f"{letters}{number}" for letters, number in asked
-                  if letters in others and not any(holds_code(t, (letters, number)) and not any(about_other_code(about[n], c, asked) for c in asked - {(letters, number)})
-                                                   for n, t in enumerate(texts)))
+    together = coordinated_codes(question)
+
+    def holds(n: int, code: tuple[str, int]) -> bool:
+        # held by a source whose document is not about another of the question's codes: "error E4 on the
+        # KX-300" is not held by the KX-500's manual; and a code asked about together with another of its
+        # letters ("the KX-200 and KX-300") by a source about it, or about none of its letters: the
+        # KX-200's manual that names the KX-300's seals in passing holds nothing of the KX-300's warranty
+        if not holds_code(texts[n], code) or any(about_other_code(about[n], c, asked) for c in asked - {code}):
+            return False
+        return code not in together or holds_code(about[n], code) or code[0] not in {held for held, _ in codes(about[n])}
+
+    return sorted(f"{letters}{number}" for letters, number in asked if letters in others and not any(holds(n, (letters, number)) for n in range(len(texts))))
+
+
+def coordinated_codes(question: str) -> set[tuple[str, int]]:
+    """The codes a question asks about together with another of the same letters, joined by "and",
+    "or", a comma, 和 … ("What warranty do the KX-200 and KX-300 pumps have?"), not one related to
+    another ("Does the KX-200 accept the seals of the KX-300?")."""
+    found = [(m.start(), m.end(), (m.group(1).upper(), int(m.group(2)))) for m in CODE.finditer(question) if not YEAR.fullmatch(m.group(2))]
+    out: set[tuple[str, int]] = set()
+    for (_, end, a), (start, _, b) in zip(found, found[1:]):
+        if a[0] == b[0] and a != b and _COORDINATED.fullmatch(question[end:start]):
+            out |= {a, b}
+    return out
 
 
 def _named_by_file_name(catalog: Any, text: str) -> dict[int, set[str]]:
