@@ -67,10 +67,11 @@ class Busy(ServiceError):
     status = 503
 
 
-# not a URL's "//host/...", nor the "/" inside a name that follows a combining mark or a vowel sign
-# ("café/notes/résumé.md" written decomposed: "é" is "e" and a mark, which is no \w); after CJK
-# punctuation ("：/home/…") a path begins
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\u0080-\u2fff\u3040-\ufe2f])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
+# not a URL's "//host/...", nor the "/" inside a name that follows a combining mark or an Indic or
+# Thai vowel sign ("café/notes/résumé.md" written decomposed: "é" is "e" and a mark, which is no \w);
+# after any other character (a typographic quote, a no-break space, a dash, "：") a path begins
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\u0300-\u036f\u0900-\u0dff\u0e00-\u0e7f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])"
+                            r"/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
 
 
 def scrub(message: str) -> str:

@@ -598,22 +598,13 @@ class KnowledgeBase:
         """The name of a file kept in this knowledge base's uploads/: its path there, however it is
         ingested (an upload, a re-ingest, `kbqa ingest` of the file), so that the files of a folder or
         an archive uploaded keep their folders ("2023/budget.txt", "2024/budget.txt"; they were both
-        "budget.txt" in the files table and the sources); "" for a file elsewhere. An archive of a
-        folder holds the folder, stored under the archive's name: that name is said once when the
-        folder is all the archive holds ("资料.zip" of "资料/faq.md": "资料/faq.md"; beside a file of
-        its own, "dup.zip" of "a.md" and "dup/a.md" names them "dup/a.md" and "dup/dup/a.md")."""
+        "budget.txt" in the files table and the sources); "" for a file elsewhere. An archive is stored
+        under its name: "资料.zip" of "资料/faq.md" gives "资料/资料/faq.md" (with the folder said once, a
+        file's name changed when the archive came again with a file beside that folder)."""
         try:
-            parts = path.relative_to(self.uploads_folder).parts
+            return path.relative_to(self.uploads_folder).as_posix()
         except ValueError:
             return ""
-        if len(parts) > 2 and parts[0] == parts[1]:
-            try:
-                alone = [e for e in os.listdir(self.uploads_folder / parts[0]) if not e.startswith(".")] == [parts[1]]
-            except OSError:
-                alone = False
-            if alone:
-                parts = parts[1:]
-        return "/".join(parts)
 
     def _open_index(self) -> None:
         generation = self.catalog.generation()

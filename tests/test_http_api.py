@@ -86,10 +86,10 @@ def test_files_endpoints_and_search(api: str, docs: Path) -> None:
     with zipfile.ZipFile(buffer, "w") as zf:
         zf.write(docs / "faq.md", "资料/faq.md")
     report = httpx.post(f"{api}/v1/kb/api/files", files={"files": ("资料.zip", buffer.getvalue())}, headers=auth, timeout=120).json()
-    # named by its path in the upload: an archive of a folder holds the folder (资料.zip of 资料/), its name said once
-    assert [(f["name"], f["status"]) for f in report["files"]] == [("资料/faq.md", "added")]
-    deleted = httpx.delete(f"{api}/v1/kb/api/files/资料/faq.md", headers=auth)  # deleted by that name, folders and all
-    assert deleted.status_code == 200 and deleted.json()["deleted"]["name"] == "资料/faq.md", deleted.text
+    # named by its path in uploads/: under the archive's name, then its own (资料.zip holds 资料/)
+    assert [(f["name"], f["status"]) for f in report["files"]] == [("资料/资料/faq.md", "added")]
+    deleted = httpx.delete(f"{api}/v1/kb/api/files/资料/资料/faq.md", headers=auth)  # deleted by that name, folders and all
+    assert deleted.status_code == 200 and deleted.json()["deleted"]["name"] == "资料/资料/faq.md", deleted.text
 
 
 def test_openai_client_chat_with_a_knowledge_base(api: str, docs: Path) -> None:

@@ -408,7 +408,7 @@ def test_deletes_waiting_on_an_upload_are_bounded(service: Service, monkeypatch:
 
 def test_a_delete_by_the_last_part_of_a_name_is_not_taken_and_archive_names_stay_apart(service: Service) -> None:
     """Found by review: DELETE faq.md sent twice deleted faq.md, then one/sub/faq.md (found by its last
-    part); and dup.zip's a.md and dup/a.md were both named dup/a.md."""
+    part); and dup.zip's a.md and dup/a.md were both named dup/a.md (an archive's own folder was said once)."""
     import zipfile
 
     data = io.BytesIO()
@@ -473,6 +473,8 @@ def test_scrub_hides_server_paths() -> None:
     # a name written decomposed ("é" as "e" and a mark) is no path (a review saw 'caférésumé.md'); after "：" a path is
     assert scrub("no file 'cafe\u0301/notes/re\u0301sume\u0301.md'") == "no file 'cafe\u0301/notes/re\u0301sume\u0301.md'"
     assert scrub("无法读取：/home/u/kbs/a.txt") == "无法读取：a.txt"
+    for before in ("“", "«", "\u00a0", "—", " "):  # after a typographic quote, a no-break space, a dash: a path (a review saw them left whole)
+        assert scrub(f"file{before}/home/u/kbs/a.md gone") == f"file{before}a.md gone"
 
 
 class Probe:
