@@ -252,7 +252,8 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
         # which would read as the last name's (found by review: Globex's 18 days after "Acme:")
         groups = list(dict.fromkeys(names[s.n] for s in keep if s.n in names))
         keep = [s for s in keep if s.n in names] or keep
-        order = lambda s: (groups.index(names[s.n]) if s.n in names else len(groups), s is not first, after(s), s.n, s.pos)  # noqa: E731
+        parts = set(evidence.parts)  # each name's best first (with_named_parts), then the rest in reading order
+        order = lambda s: (groups.index(names[s.n]) if s.n in names else len(groups), (s.n, s.pos) not in parts, s is not first, after(s), s.n, s.pos)  # noqa: E731
     said: set[str] = set()  # the names said so far
     for s in sorted(keep, key=order):
         if s.section and (s.n, s.section) in titled:
@@ -546,8 +547,8 @@ def prepare(
             evidence, _ = read_evidence(embedder, question, query, hits, searched, source)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
-    named, files = named_sources(kb.catalog, query, hits) if hits else ({}, [])
-    if decision.reason == "weak-evidence" and compares_named(question, evidence, source_names(query, named, files)):
+    found = named_sources(kb.catalog, query, hits)
+    if decision.reason == "weak-evidence" and compares_named(question, evidence, source_names(query, found)):
         decision = replace(decision, answer=True, reason="compared")  # each one's figure is the answer: the comparison is the reader's
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are);
         # of a knowledge base of both languages, a passage in another language than the answer's only when as likely
@@ -557,28 +558,37 @@ def prepare(
                 if n == 1 or n in quoted or (h.relevance >= OTHER_LANGUAGE_KEPT if language(h.text) != source else h.relevance > 0)]
         if len(kept) < len(hits):
             hits, (evidence, _) = kept, read_evidence(embedder, question, query, kept, searched, source)
-            named, files = named_sources(kb.catalog, query, hits)
+            found = named_sources(kb.catalog, query, hits)
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
-        names = source_names(query, named, files)
-        evidence = with_named_parts(replace(evidence, unnamed=unnamed_sources(query, hits, named, files), names=names))
+        evidence = with_named_parts(question, replace(evidence, unnamed=unnamed_sources(query, hits, found), names=source_names(query, found)))
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
 
 
-def named_sources(catalog: Any, query: str, hits: list[Hit]) -> tuple[dict[int, frozenset[int]], list[int | None]]:
-    """The documents the question (as searched) names, as retrieval prefers them
-    (retrieval.named_documents: file id -> the places of the question's name words it holds), and
-    each source's file id; nothing when it names none."""
+@dataclass
+class Named:
+    """The documents a question (as searched) names, as retrieval prefers them (retrieval.named_documents:
+    file id -> the places of the question's name words it holds), each source's file id, and the named
+    documents' descriptions."""
+
+    files: dict[int, frozenset[int]] = field(default_factory=dict)
+    sources: list[int | None] = field(default_factory=list)
+    descriptions: dict[int, str] = field(default_factory=dict)
+
+
+def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
+    """What the question names (Named); nothing when it names none."""
     from kbqa.retrieval import named_documents
 
     named = named_documents(catalog, query) if hits else {}
     if not named:
-        return {}, []
+        return Named()
     rows = catalog.chunks([h.chunk_id for h in hits])
-    return named, [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits]
+    described = {f: row.description if (row := catalog.file_by_id(f)) is not None else "" for f in named}
+    return Named(named, [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits], described)
 
 
-def unnamed_sources(query: str, hits: list[Hit], named: dict[int, frozenset[int]], files: list[int | None]) -> frozenset[int]:
+def unnamed_sources(query: str, hits: list[Hit], found: Named) -> frozenset[int]:
     """The sources (numbered from 1) whose documents the question does not name (named_sources), nor
     their passages the name, when it names the document of another source: "How many days of annual
     leave do Globex employees get?" names Globex's handbook by its description, and Acme's "Employees
@@ -586,6 +596,7 @@ def unnamed_sources(query: str, hits: list[Hit], named: dict[int, frozenset[int]
     is covered…" is about the AX-300 its manual's description names."""
     from kbqa.store.tokenize import name_terms, name_tokens
 
+    named, files = found.files, found.sources
     if not named:
         return frozenset()
     places = set().union(*named.values())
@@ -595,7 +606,7 @@ def unnamed_sources(query: str, hits: list[Hit], named: dict[int, frozenset[int]
     return frozenset(n for n, yes in enumerate(about, start=1) if not yes) if any(of_named) else frozenset()
 
 
-def source_names(query: str, named: dict[int, frozenset[int]], files: list[int | None]) -> dict[int, str]:
+def source_names(query: str, found: Named) -> dict[int, str]:
     """For a question that names two documents or more by different names ("How many days of annual
     leave do Globex and Acme employees get?", "星河科技和蓝海集团…", "the KX-200 and KX-300 pumps"):
     each of their sources (numbered from 1) with the name as the question writes it, which an answer
@@ -606,6 +617,7 @@ def source_names(query: str, named: dict[int, frozenset[int]], files: list[int |
     from kbqa.retrieval import lesser_named
     from kbqa.store.tokenize import name_words
 
+    named, files = found.files, found.sources
     lesser = lesser_named(named)
     places = {words for f, words in named.items() if f not in lesser}
     if len(places) < 2:
@@ -618,13 +630,19 @@ def source_names(query: str, named: dict[int, frozenset[int]], files: list[int |
     if not all(_COORDINATED.fullmatch(query[a[1]:b[0]]) for a, b in zip(ordered, ordered[1:])):
         return {}  # "Bluefin新员工的试用期…" names Bluefin's policy, and 员工 a 员工手册: one name is asked about, not two
     written = {p: query[span[0]:span[1]] for p, span in spans.items() if span is not None}
-    first: dict[str, int | None] = {}  # each name's document: the first source's of those it names (another
-    # one's facts under the same name would read as that document's: a handbook "formerly an Acme subsidiary")
-    out = {}
-    for n, f in enumerate(files, start=1):
-        if f in named and f not in lesser and first.setdefault(written[named[f]], f) == f:
-            out[n] = written[named[f]]
-    return out
+    # each name's one document (another's facts under the same name would read as that document's): of
+    # the sources' documents it names, the one whose description says it first ("Acme Corporation", not
+    # "Umbrella Ltd, formerly an Acme subsidiary", ranked above it), then the first source's
+    shown = [f for f in dict.fromkeys(files) if f in named and f not in lesser]
+
+    def says_first(f: int) -> int:
+        at = found.descriptions.get(f, "").lower().find(written[named[f]].lower())
+        return at if at >= 0 else 1 << 30
+
+    chosen = {}
+    for f in sorted(shown, key=lambda f: (says_first(f), shown.index(f))):
+        chosen.setdefault(written[named[f]], f)
+    return {n: written[named[f]] for n, f in enumerate(files, start=1) if f is not None and chosen.get(written.get(named.get(f, frozenset()), "")) == f}
 
 
 # what stands between names the question asks about together: "Globex and Acme", "KX-200, KX-300 or
@@ -635,41 +653,77 @@ _COORDINATED = re.compile(r"\s*(?:,|，|、|/|&|\band\b|\bor\b|\bvs\.?|\bversus\
 # a question that asks to choose between what it names: "Which has the longer warranty, the KX-200 or
 # the KX-300?", "Does Acme or Globex give more leave?", "KX-200和KX-300哪个保修期更长？"
 _CHOOSES = re.compile(r"\b(?:which|whether|or|vs\.?|versus|than|compared?)\b|哪|还是|相比|比较", re.I)
+# the words of such a question that say how to compare or choose, not what: the rest must be said by each
+# figure's sentence ("sick leave" is not said by "…days of paid annual leave")
+_COMPARING = frozenset(stem(w) for w in (
+    "which whether or than vs versus compare compared more less fewer most least longer shorter longest shortest higher lower highest "
+    "lowest bigger larger smaller biggest largest smallest cheaper dearer cheapest better worse best worst faster slower fastest "
+    "slowest earlier later greater greatest older newer heavier lighter one ones them both either company companies firm employer "
+    "give gives offer offers have has get gets provide provides pay pays come comes carry carries").split()) | {
+    "哪", "哪个", "哪家", "哪款", "哪种", "哪一个", "还是", "比", "比较", "相比", "更", "较", "最", "多", "少", "长", "短", "高", "低", "大", "小",
+    "快", "慢", "贵", "便宜", "公司", "有", "提供", "给"}
 
 
-def _named_best(evidence: Evidence, name: str) -> Sentence | None:
-    """The best sentence of the sources named `name` (Evidence.names) that holds a word of the
-    question: not a heading, not a line without letters."""
+def _compared_words(question: str, evidence: Evidence) -> set[str]:
+    """What a question that asks which of the named documents compares: its words, but the names,
+    those that say how to compare or choose (_COMPARING), and Chinese ones that begin with 更, 较 or 最."""
+    # (the question's own words: not read as the sources spell them, which made 病假 年假)
+    names = terms(" ".join(set(evidence.names.values())))
+    words = {w for w in terms(question) - names - _COMPARING if not (w[:1] in "更较最" and not w.isascii())}
+    return {w for w in words if w.isascii() or not any(w != longer and w in longer for longer in words)}  # 保修期, not also 保修 and 修期
+
+
+def _holds_all(sentence: Sentence, wanted: set[str], evidence: Evidence) -> bool:
+    """Whether a sentence says every wanted word: an English one as such, a Chinese one whole or by a
+    part of two characters or more (保修期 by 保修, said in English as "warranty"; not 病假 by 年假)."""
+    held = terms(sentence.text) | terms(sentence.header)
+    if evidence.bridge is not None:  # a sentence in the other language says the question's words in its own
+        held |= evidence.bridge.said(held, sentence.text)
+    parts = [h for h in held if not h.isascii() and len(h) >= 2]
+    return all(w in held or not w.isascii() and any(h in w for h in parts) for w in wanted)
+
+
+def _named_best(evidence: Evidence, name: str, wanted: set[str] | None = None) -> Sentence | None:
+    """The best sentence of the sources named `name` (Evidence.names) that holds a word of the question
+    (and every one of `wanted`, when given): not a heading, not a line without letters."""
     return next((s for s in evidence.sentences if evidence.names.get(s.n) == name and s.own > 0
-                 and not is_heading_line(s.text) and any(ch.isalpha() for ch in s.text)), None)
+                 and not is_heading_line(s.text) and any(ch.isalpha() for ch in s.text)
+                 and (wanted is None or _holds_all(s, wanted, evidence))), None)
 
 
 def compares_named(question: str, evidence: Evidence, names: dict[int, str]) -> bool:
     """Whether a question asks which of the documents it names together (source_names) is more, or
-    has the longer, the cheaper …, and each one's best sentence holds a figure and a word of the
-    question: "Which has the longer warranty, the KX-200 or the KX-300?" over "The pump carries a
-    2-year warranty" and "… a 5-year warranty", which never say "longer" (it was refused). Each
-    figure, said with its name, answers it; which is more is the reader's to see."""
+    has the longer, the cheaper …, and each one has a sentence that holds a figure and says all that is
+    compared (_compared_words): "Which has the longer warranty, the KX-200 or the KX-300?" over "The pump
+    carries a 2-year warranty" and "… a 5-year warranty", which never say "longer" (it was refused). Each
+    figure, said with its name, answers it; which is more is the reader's to see. "Which gives more sick
+    leave, Acme or Globex?" over their annual leave does not."""
     distinct = set(names.values())
     if len(distinct) < 2 or not _CHOOSES.search(question):
         return False
     evidence = replace(evidence, names=names)
+    wanted = _compared_words(question, evidence)
+    if not wanted:
+        return False  # "Which is better, Acme or Globex?": nothing said to compare them on
     for name in distinct:
-        best = _named_best(evidence, name)
+        best = _named_best(evidence, name, wanted)
         if best is None or not has_kind(best.text, "number", language(best.text), question):
             return False
     return True
 
 
-def with_named_parts(evidence: Evidence) -> Evidence:
+def with_named_parts(question: str, evidence: Evidence) -> Evidence:
     """The evidence of a question that asks about named documents together (Evidence.names) with each
-    one's best sentence (_named_best) first, as a part of a question of parts is, so that each is
-    quoted: Acme's 25 days beside Globex's 18 for "Globex和Acme的年假分别是多少天？"."""
+    one's best sentence first (_named_best: one that says all that is compared, if any), as a part of a
+    question of parts is, so that each is quoted: Acme's 25 days beside Globex's 18 for
+    "Globex和Acme的年假分别是多少天？"."""
     distinct = list(dict.fromkeys(evidence.names.values()))
     if len(distinct) < 2 or not evidence.sentences:
         return evidence
+    wanted = _compared_words(question, evidence)
     top = evidence.sentences[0].score
-    firsts = [replace(best, score=top) for name in distinct if (best := _named_best(evidence, name)) is not None]
+    firsts = [replace(best, score=top) for name in distinct
+              if (best := _named_best(evidence, name, wanted) or _named_best(evidence, name)) is not None]
     keys = {(f.n, f.pos) for f in firsts}
     return replace(evidence, sentences=firsts + [s for s in evidence.sentences if (s.n, s.pos) not in keys],
                    parts=sorted(set(evidence.parts) | keys))
@@ -919,8 +973,9 @@ def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
 
 def coordinated_codes(question: str) -> set[tuple[str, int]]:
     """The codes a question asks about together with another of the same letters, joined by "and",
-    "or", a comma, 和 … ("What warranty do the KX-200 and KX-300 pumps have?"), not one related to
-    another ("Does the KX-200 accept the seals of the KX-300?")."""
+    "or", a comma … ("What warranty do the KX-200 and KX-300 pumps have?"), not one related to
+    another ("Does the KX-200 accept the seals of the KX-300?"). (codes() finds no code written
+    against Chinese: "KX-200和KX-700" is not read as two.)"""
     found = [(m.start(), m.end(), (m.group(1).upper(), int(m.group(2)))) for m in CODE.finditer(question) if not YEAR.fullmatch(m.group(2))]
     out: set[tuple[str, int]] = set()
     for (_, end, a), (start, _, b) in zip(found, found[1:]):

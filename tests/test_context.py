@@ -165,8 +165,29 @@ def test_a_question_that_asks_which_of_two_named_documents_gets_each_ones_figure
         assert answer.answered_from_documents, (question, answer.text)
         assert re.search("KX-200[:：]The pump carries a 2-year", answer.text.replace(": ", ":")), answer.text
         assert re.search("KX-300[:：]The pump carries a 5-year", answer.text.replace(": ", ":")), answer.text
-    # a figure of something else is no answer: still refused
-    assert not kb.ask("Which has the longer battery life, the KX-200 or the KX-300?").answered_from_documents
+    # a figure of something else is no answer: still refused (found by review: sick leave answered with annual leave)
+    for question in ("Which has the longer battery life, the KX-200 or the KX-300?", "Which company gives more sick leave, Acme or Globex?",
+                     "Do Acme or Globex employees get paid sick leave?", "Which is better, the KX-200 or the KX-300?"):
+        assert not kb.ask(question).answered_from_documents, question
+    text = kb.ask("Which company gives more annual leave, Acme or Globex?").text
+    assert "Acme: Employees receive 25 days" in text and "Globex: Employees receive 18 days" in text, text
+
+
+@pytest.mark.slow
+def test_a_name_is_said_of_the_document_whose_description_says_it_first(kb: KnowledgeBase, tmp_path: Path) -> None:
+    """Found by review: a handbook described "Umbrella Ltd, formerly an Acme subsidiary", ranked above
+    Acme's own, had its 10 days quoted as "Acme: …"."""
+    d = tmp_path / "formerly"
+    for folder, description, days in (("acme", "Acme Corporation", 30), ("globex", "Globex Industries staff handbook", 14),
+                                       ("umbrella", "Umbrella Ltd, formerly an Acme subsidiary", 10), ("initech", "Initech Software handbook", 21),
+                                       ("hooli", "Hooli staff handbook", 7)):  # (a name in more than half of the descriptions names nothing)
+        (d / folder).mkdir(parents=True)
+        (d / folder / "kbqa.yaml").write_text(f"description: {description}\n", encoding="utf-8")
+        (d / folder / "handbook.md").write_text(_markdown("Employee handbook", SECTIONS_EN, leave=20, hours=38, days=days, remote=1), encoding="utf-8")
+    with KnowledgeBase.open("formerly", llm="extractive") as other:
+        assert other.ingest([d]).ok
+        text = other.ask("Acme or Globex: who reimburses travel expenses faster?").text
+        assert "Acme: Travel expenses are reimbursed within 30 days" in text and "within 10 days" not in text, text
 
 
 @pytest.mark.slow
