@@ -974,8 +974,7 @@ def uncovered_codes(question: str, hits: list[Hit]) -> list[str]:
 def coordinated_codes(question: str) -> set[tuple[str, int]]:
     """The codes a question asks about together with another of the same letters, joined by "and",
     "or", a comma … ("What warranty do the KX-200 and KX-300 pumps have?"), not one related to
-    another ("Does the KX-200 accept the seals of the KX-300?"). (codes() finds no code written
-    against Chinese: "KX-200和KX-700" is not read as two.)"""
+    another ("Does the KX-200 accept the seals of the KX-300?"); "KX-200和KX-700" too."""
     found = [(m.start(), m.end(), (m.group(1).upper(), int(m.group(2)))) for m in CODE.finditer(question) if not YEAR.fullmatch(m.group(2))]
     out: set[tuple[str, int]] = set()
     for (_, end, a), (start, _, b) in zip(found, found[1:]):

@@ -9,8 +9,9 @@ import re
 YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")  # a question's year word (fullmatch), one in a source's text (search)
 
 # a code a question names: letters then digits, glued or joined by a hyphen ("P-4010", "KX-700",
-# "Q4", "E3", "S103"); not a year ("FY2019"), nor a version's major number ("v2" of "v2.0")
-CODE = re.compile(r"(?<![\w-])([A-Za-z]{1,4})-?(\d{1,6})(?![\w-]|\.\d)")
+# "Q4", "E3", "S103"), written against Chinese too ("KX-300显示E4是什么意思？": a Chinese character
+# is no part of it); not a year ("FY2019"), nor a version's major number ("v2" of "v2.0")
+CODE = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z]{1,4})-?(\d{1,6})(?![A-Za-z0-9_-]|\.\d)")
 # ... as a source may write it: "E03" for E3, "P-4010-B", "v2.0", "Room 301"
 HELD_CODE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,4})[-_ ]?(\d{1,6})")
 # ... or within a range ("P-5000 to P-5099", "S101–S105", "KX-300至KX-500")

@@ -873,6 +873,9 @@ def test_a_code_no_source_holds_is_refused_when_the_sources_name_others_of_its_k
     kx300, kx500 = manual("KX-300", "| E1 | Filter |\n| E3 | Sensor dirty |"), manual("KX-500", "| E1 | Filter |\n| E4 | Tank empty |")
     assert uncovered_codes("What does error code E4 mean on the KX-300?", [kx300, kx500]) == ["E4"]
     assert uncovered_codes("What does error code E4 mean on the KX-500?", [kx300, kx500]) == []
+    # written against Chinese, a code is read as one (found by review: "KX-300显示E4是什么意思？" got the warranty)
+    assert uncovered_codes("KX-300显示E4是什么意思？", [kx300, kx500]) == ["E4"]
+    assert uncovered_codes("KX-500显示E4是什么意思？", [kx300, kx500]) == []
     assert uncovered_codes("What does error code E4 mean on the KX-300?", [kx300, kx500, _hit("Error E4 on any model: refill the tank.")]) == []
     # each manual is about one of the models asked, not about another (found by review: refused, as ['E1', 'KX300', 'KX500'])
     assert uncovered_codes("What does error E1 mean on the KX-300 and the KX-500?", [kx300, kx500]) == []
