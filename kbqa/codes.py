@@ -12,10 +12,11 @@ YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")  # a question's year word (
 # "Q4", "E3", "S103"), written against Chinese too ("KX-300显示E4是什么意思？": a Chinese character
 # is no part of it); not a year ("FY2019"), nor a version's major number ("v2" of "v2.0")
 CODE = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z]{1,4})-?(\d{1,6})(?![A-Za-z0-9_-]|\.\d)")
-# ... as a source may write it: "E03" for E3, "P-4010-B", "v2.0", "Room 301"
-HELD_CODE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,4})[-_ ]?(\d{1,6})")
+# ... as a source may write it: "E03" for E3, "P-4010-B", "v2.0", "Room 301"; neither this nor a range
+# (below) inside a run of letters and digits (a UUID's "…84e1-785e-4e31…" holds no E4, nor E1 to E785)
+HELD_CODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,4})[-_ ]?(\d{1,6})")
 # ... or within a range ("P-5000 to P-5099", "S101–S105", "KX-300至KX-500")
-CODE_RANGE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,4})[-_ ]?(\d{1,6})\s*(?:to|through|–|—|-|~|至|到)\s*(?:\1[-_ ]?)?(\d{1,6})(?!\d)", re.I)
+CODE_RANGE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,4})[-_ ]?(\d{1,6})\s*(?:to|through|–|—|-|~|至|到)\s*(?:\1[-_ ]?)?(\d{1,6})(?!\d)", re.I)
 QUARTER_WORDS = {1: r"first|1st|一", 2: r"second|2nd|二", 3: r"third|3rd|三", 4: r"fourth|4th|四"}
 
 

@@ -876,6 +876,9 @@ def test_a_code_no_source_holds_is_refused_when_the_sources_name_others_of_its_k
     # written against Chinese, a code is read as one (found by review: "KX-300显示E4是什么意思？" got the warranty)
     assert uncovered_codes("KX-300显示E4是什么意思？", [kx300, kx500]) == ["E4"]
     assert uncovered_codes("KX-500显示E4是什么意思？", [kx300, kx500]) == []
+    # a UUID's "…785e-4e31…" holds no E4 (found in the API attack's knowledge base: a hostile upload answered it)
+    uuid = _hit("hostile upload 495b84e1-785e-4e31-bdbc-7074f4af9bf6 says the gate code is 4471.")
+    assert uncovered_codes("KX-300显示E4是什么意思？", [kx300, kx500, uuid]) == ["E4"]
     assert uncovered_codes("What does error code E4 mean on the KX-300?", [kx300, kx500, _hit("Error E4 on any model: refill the tank.")]) == []
     # each manual is about one of the models asked, not about another (found by review: refused, as ['E1', 'KX300', 'KX500'])
     assert uncovered_codes("What does error E1 mean on the KX-300 and the KX-500?", [kx300, kx500]) == []
