@@ -548,7 +548,9 @@ def prepare(
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
     found = named_sources(kb.catalog, query, hits)
-    if decision.reason == "weak-evidence" and compares_named(question, evidence, source_names(query, found)):
+    if decision.reason == "weak-evidence" and not calibration(pair_key(searched, source)).stricter and compares_named(
+        question, evidence, source_names(query, found)
+    ):
         decision = replace(decision, answer=True, reason="compared")  # each one's figure is the answer: the comparison is the reader's
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are);
         # of a knowledge base of both languages, a passage in another language than the answer's only when as likely

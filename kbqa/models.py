@@ -22,11 +22,13 @@ class Calibration:
 
     relevance: the cosines mapped to 0 and 1 on the shown 0..1 relevance scale;
     weights: a logistic model of "the sources hold the answer" over kbqa.answer.features;
-    cut: the probability from which kbqa answers."""
+    cut: the probability from which kbqa answers; stricter: the user's cut is above the fitted one
+    (retrieval.answer_confidence), so no rule answers below it."""
 
     relevance: tuple[float, float]
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     cut: float = 0.5
+    stricter: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def calibration(embedder: Any, lang: str, cut: float | None = None) -> Calibrati
     the fitted cut (the user's retrieval.answer_confidence)."""
     model = embedding_models().get(getattr(embedder, "name", ""))
     found = model.calibrated(lang) if model else Calibration(tuple(getattr(embedder, "relevance", (0.3, 0.9))))
-    return found if cut is None else replace(found, cut=float(cut))
+    return found if cut is None else replace(found, cut=float(cut), stricter=float(cut) > found.cut)
 
 
 def llm_models() -> dict[str, LLMModel]:
