@@ -97,6 +97,25 @@ def glossed_by() -> dict[str, tuple[str, ...]] | None:
     return {t: tuple(sorted(words)) for t, words in found.items()}
 
 
+@lru_cache(maxsize=1)
+def phrases() -> frozenset[frozenset[str]]:
+    """The glosses of two English words, as terms: {sick, leav} ("sick leave", 病假), {annual, leav},
+    {steam, engin}: names of kinds of a thing, not two words that happen to meet in a sentence."""
+    return frozenset(t for said in (glosses() or {}).values() for g in said.split("/") if g.count(" ") < 4 and len(t := gloss_terms(g)) == 2)
+
+
+def kinds_in_english(word: str) -> set[tuple[str, str]]:
+    """A Chinese word's glosses of two English words, as (modifier, head) terms: 病假 -> {(sick, leav)},
+    年假 -> {(annual, leav), (annual, vacat)}; a kind of a thing, by the word that names the thing last
+    (not a verb's gloss: 分地 "to distribute land", which 部分地区 holds by chance)."""
+    out = set()
+    for gloss in ((glosses() or {}).get(word) or "").split("/"):
+        said = [_term(w) for w in _WORD.findall(_NOTE.sub(" ", gloss).lower()) if w not in STOP_WORDS]
+        if len(said) == 2 and gloss.count(" ") < 4 and not gloss.startswith("to "):  # (分地 "to distribute land": a verb)
+            out.add((said[0], said[1]))
+    return out
+
+
 def ways_in_english(word: str) -> list[frozenset[str]]:
     """A Chinese word's short glosses, each as English terms: 保修 -> [{guarante}, {warranti}]. A word
     the dictionary lacks is said when each of its parts is (parts: parts_of): jieba keeps 额定功率 as

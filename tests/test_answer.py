@@ -1196,6 +1196,29 @@ def test_a_kind_no_source_holds_counts_when_the_quoted_source_names_another_of_i
     assert uncovered_kinds("Who works part-time?", [_hit("Staff work in shifts.")]) == []  # the source names no other kind
 
 
+def test_a_compound_whose_modifier_no_source_holds_counts_when_the_quoted_sentence_names_another_kind() -> None:
+    """Found by a review: over handbooks that say nothing of sick leave, "蓝海集团的病假有几天？" was answered
+    with the annual leave at 0.70, and "How many days of sick leave do Acme employees get?" at 0.47."""
+    from kbqa.answer import uncovered_compounds
+
+    zh_text = "员工入职满一年后，每年享有十五天带薪年假，未休年假不予折现。"
+    en_text = "Employees receive 25 days of paid annual leave each calendar year."
+    zh, en = _hit(zh_text), _hit(en_text)
+    assert uncovered_compounds("蓝海集团的病假有几天？", [zh], zh_text) == ["病假"]
+    assert uncovered_compounds("How many days of sick leave do Acme employees get?", [en], en_text) == ["sick leave"]
+    assert uncovered_compounds("蓝海集团的年假有几天？", [zh], zh_text) == []
+    assert uncovered_compounds("How many days of annual leave do Acme employees get?", [en], en_text) == []
+    # the modifier held by a source: said in other words, not another kind
+    assert uncovered_compounds("How many days of sick leave do staff get?", [en, _hit("Sick days are unpaid.")], en_text) == []
+    assert uncovered_compounds("病假有几天？", [zh, _hit("因病请假须出具证明。")], zh_text) == []
+    # words that merely meet are no compound ("internet based"); the kind a question asks for names none (什么颜色)
+    campaign = "In 2000, ABC launched a web-based promotional campaign focused around its circle logo."
+    assert uncovered_compounds("In 2000, ABC started an internet based campaign focused on what?", [_hit(campaign)], campaign) == []
+    assert uncovered_compounds("赤膀鸭的喙边是什么颜色？", [_hit("喙边为黑色。")], "喙边为黑色。") == []
+    # a sibling of the same head that means something else entirely is no other kind (身份 and 股份 share no gloss word)
+    assert uncovered_compounds("他的身份是什么？", [_hit("他持有公司的股份。")], "他持有公司的股份。") == []
+
+
 def test_the_new_reading_rules_keep_to_their_cases() -> None:
     """Found in this session's attack on its own changes (and a second first-hour review): a question quoted in an
     answer was dropped as an FAQ's question; a timetable's "Subject:" and a library's "From: 9:00" were read as a

@@ -209,6 +209,16 @@ def test_a_question_that_names_no_document_still_searches_them_all(kb: Knowledge
     assert {"acme/handbook.md", "globex/handbook.md"} <= _files(hits)
 
 
+def test_a_question_about_a_kind_of_leave_no_handbook_names_is_refused(kb: KnowledgeBase) -> None:
+    """Found by a review: the handbooks say nothing of sick leave, and "蓝海集团的病假有几天？" was answered with
+    Lanhai's annual leave (confidence 0.70), "How many days of sick leave do Acme employees get?" with Acme's (0.47)."""
+    for question in ["蓝海集团的病假有几天？", "How many days of sick leave do Acme employees get?"]:
+        answer = kb.ask(question)
+        assert not answer.answered_from_documents and answer.sources, (question, answer.text)
+    assert "十五天带薪年假" in kb.ask("蓝海集团的年假有几天？").text
+    assert kb.ask("How many days of annual leave do Acme employees get?").text.startswith("Employees receive 25 days")
+
+
 def test_a_name_that_shares_only_generic_words_with_a_description_names_nothing(kb: KnowledgeBase) -> None:
     """"星海国际工程集团" is not 蓝海集团 because both are a 集团 (a review's "哈尔滨电气国际工程有限责任公司"
     named the report of "东北电气发展股份有限公司" by their shared 电气, 有限 and 公司, and the notice about
