@@ -864,20 +864,28 @@ def uncovered_kinds(question: str, hits: list[Hit], best: int = 0) -> list[str]:
                   if not any(re.search(rf"\b{a}[- ]?{b}\b", t) for t in texts) and any(h == b and m != a for m, h in quoted))
 
 
-_PAIR = re.compile(r"(?=\b([A-Za-z]{3,})\s+([A-Za-z]{3,})\b)")  # two words in a row, overlapping
+_PAIR = re.compile(r"(?<![A-Za-z])(?=([A-Za-z]{3,})\s+([A-Za-z]{3,})(?![A-Za-z]))")  # two words in a row, overlapping ("Acme的sick leave" too)
 _LATIN = re.compile(r"[A-Za-z]+")
 _HAN_PAIR = re.compile(r"[\u4e00-\u9fff]{2}")
-_ASKED_KIND = re.compile(r"(?:什么|哪[一个种些]?|何|多少|几)$")  # 什么颜色 asks for a kind: it names none
+_ASKING_KIND = r"(?:什么|哪[一个种些]?|何)"  # "是什么颜色？" asks for a kind: it names none ("什么病假规定", "多少病假" do)
+
+
+def _another_kind(asked: set[tuple[str, str]], said: set[tuple[str, str]]) -> bool:
+    """Whether two words' (modifier, head) glosses name another kind of one thing: a head in common, and
+    no gloss in common (路费 and 旅费 are both "travel expenses")."""
+    return not asked & said and bool({h for _, h in asked} & {h for _, h in said})
 
 
 def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str]:
-    """The kinds the question names by a compound of the dictionary ("sick leave", 病假) whose modifier no
-    source holds ("sick", 病), while the quoted sentence names another kind of the same thing ("annual
-    leave", 年假: a name of two English words in CC-CEDICT with the same last word): a review's
-    "蓝海集团的病假有几天？" over handbooks that say nothing of sick leave was answered with the annual
-    leave. Words that merely meet ("internet based", 部分地区's 分地) or one kind said in other words are
-    none. On the refusal test's 3,590 questions it changed no decision (benchmarks/refusal.py)."""
-    from kbqa.bilingual import kinds_in_english, phrases, ways_in_english
+    """The kinds of a thing the question names ("sick leave", 病假) that no source holds, not even their
+    modifier ("sick"; 病 in a clause with 假: 因病请假), while the quoted sentence names another kind of that thing
+    ("annual leave", 年假): a review's "蓝海集团的病假有几天？" over handbooks that say nothing of sick leave
+    was answered with the annual leave. Other kinds of one thing are what Chinese words of two characters
+    with the same last one and CC-CEDICT glosses of two English words are (kbqa.bilingual.other_kinds):
+    病假 and 年假, "sick leave" and "annual leave" by them; not "paid leave" or "tap water" (no such
+    word), "cell phone" and "mobile phone" (one word, 手机), words that merely meet ("internet based",
+    部分地区's 分地). On the refusal test's 3,590 questions it changed no decision (benchmarks/refusal.py)."""
+    from kbqa.bilingual import kind_words, kinds_in_english, other_kinds
 
     if not hits or not quoted:
         return []
@@ -890,19 +898,19 @@ def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str
         if m in held or m in STOP_WORDS or h in STOP_WORDS:
             continue
         others = {m2 for m2, h2 in zip(said, said[1:]) if h2 == h and m2 != m and m2 not in STOP_WORDS}
-        if others and frozenset((m, h)) in phrases() and any(frozenset((m2, h)) in phrases() for m2 in others):
+        words = kind_words() if others else {}
+        if (mine := words.get((m, h))) and any(other_kinds(mine, words.get((m2, h), frozenset())) for m2 in others):
             found.append(text)
     for w in question_words(question):
-        if not _HAN_PAIR.fullmatch(w) or w in whole or w[0] in whole or _ASKED_KIND.search(question.split(w)[0]):
+        if not _HAN_PAIR.fullmatch(w) or w in whole or re.search(f"{_ASKING_KIND}{w}[的呢吗？?。！!\\s]*$", question):
             continue
-        others = {c + w[1] for c in re.findall(f"(.){w[1]}", quoted) if c != w[0]}
-        kinds = kinds_in_english(w) if others else set()
-        for other in others if kinds else ():
-            theirs = kinds_in_english(other)
-            if any(h == h2 and m != m2 for m, h in kinds for m2, h2 in theirs) and not set(ways_in_english(w)) & set(ways_in_english(other)):
-                found.append(w)
-                break
-    return found
+        if re.search(f"{w[0]}[^。！？；!?;\n]{{0,6}}{w[1]}|{w[1]}[^。！？；!?;\n]{{0,6}}{w[0]}", whole):  # in one clause: 因病请假, 核反应堆、地热能
+            continue
+        others = {c + w[1] for c in re.findall(f"(.){w[1]}", quoted)}
+        kinds = kinds_in_english(w) if other_kinds({w}, others) else set()
+        if kinds and any(other_kinds({w}, {o}) and _another_kind(kinds, kinds_in_english(o)) for o in others):
+            found.append(w)
+    return list(dict.fromkeys(found))
 
 
 _NOT_KINDS = frozenset(  # words before "-year", "-time"… that count rather than name a kind ("three-year", "one-time", "last-minute")

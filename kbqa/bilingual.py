@@ -97,23 +97,37 @@ def glossed_by() -> dict[str, tuple[str, ...]] | None:
     return {t: tuple(sorted(words)) for t, words in found.items()}
 
 
-@lru_cache(maxsize=1)
-def phrases() -> frozenset[frozenset[str]]:
-    """The glosses of two English words, as terms: {sick, leav} ("sick leave", 病假), {annual, leav},
-    {steam, engin}: names of kinds of a thing, not two words that happen to meet in a sentence."""
-    return frozenset(t for said in (glosses() or {}).values() for g in said.split("/") if g.count(" ") < 4 and len(t := gloss_terms(g)) == 2)
-
-
 def kinds_in_english(word: str) -> set[tuple[str, str]]:
     """A Chinese word's glosses of two English words, as (modifier, head) terms: 病假 -> {(sick, leav)},
-    年假 -> {(annual, leav), (annual, vacat)}; a kind of a thing, by the word that names the thing last
-    (not a verb's gloss: 分地 "to distribute land", which 部分地区 holds by chance)."""
+    年假 -> {(annual, leav)}; a kind of a thing, by the word that names the thing last (not a verb's
+    gloss: 分地 "to distribute land", which 部分地区 holds by chance; 休假 "to take leave")."""
     out = set()
     for gloss in ((glosses() or {}).get(word) or "").split("/"):
+        gloss = gloss.strip()
         said = [_term(w) for w in _WORD.findall(_NOTE.sub(" ", gloss).lower()) if w not in STOP_WORDS]
-        if len(said) == 2 and gloss.count(" ") < 4 and not gloss.startswith("to "):  # (分地 "to distribute land": a verb)
+        if len(said) == 2 and gloss.count(" ") < 4 and not gloss.startswith("to "):
             out.add((said[0], said[1]))
     return out
+
+
+@lru_cache(maxsize=1)
+def kind_words() -> dict[tuple[str, str], frozenset[str]]:
+    """(modifier, head) terms of two English words -> the Chinese words of two characters glossed so
+    (kinds_in_english): ("sick", "leav") -> {病假}, ("cell", "phone") and ("mobil", "phone") -> {手机}.
+    About 1 s, once a process."""
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for word in glosses() or {}:
+        if len(word) == 2 and len(han(word)) == 2:
+            for kind in kinds_in_english(word):
+                found[kind].add(word)
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+def other_kinds(asked: set[str] | frozenset[str], said: set[str] | frozenset[str]) -> bool:
+    """Whether two sets of two-character Chinese words name other kinds of one thing: a word of each
+    with the same last character and another first (病假, 年假), and no word in both (手机 is "cell
+    phone" and "mobile phone": one kind)."""
+    return not asked & said and any(a[1] == b[1] and a[0] != b[0] for a in asked for b in said)
 
 
 def ways_in_english(word: str) -> list[frozenset[str]]:

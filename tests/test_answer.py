@@ -1217,6 +1217,21 @@ def test_a_compound_whose_modifier_no_source_holds_counts_when_the_quoted_senten
     assert uncovered_compounds("赤膀鸭的喙边是什么颜色？", [_hit("喙边为黑色。")], "喙边为黑色。") == []
     # a sibling of the same head that means something else entirely is no other kind (身份 and 股份 share no gloss word)
     assert uncovered_compounds("他的身份是什么？", [_hit("他持有公司的股份。")], "他持有公司的股份。") == []
+    # found by review of the first form: one kind said in other words was refused
+    phones = "Mobile phones must be switched off in the laboratory."
+    assert uncovered_compounds("Can I use my cell phone in the laboratory?", [_hit(phones)], phones) == []  # both 手机
+    staff = "Staff get 20 days of annual leave a year."
+    assert uncovered_compounds("How many days of paid leave do staff get?", [_hit(staff)], staff) == []  # no word is "paid leave"
+    travel = "员工出差的旅费由公司承担。"
+    assert uncovered_compounds("员工出差的路费由谁承担？", [_hit(travel)], travel) == []  # both "travel expenses"
+    assert uncovered_compounds("员工每年有几天休假？", [zh], zh_text) == []  # 休假 "to take leave": a verb
+    # ... and a kind not held was answered: a question of mixed scripts, 多少 or 什么 before the kind, 产 of 生产部 read as held
+    assert uncovered_compounds("Acme的sick leave有几天？", [en], en_text) == ["sick leave"]
+    assert uncovered_compounds("蓝海集团员工有多少病假？", [zh], zh_text) == ["病假"]
+    assert uncovered_compounds("蓝海集团有什么病假规定？", [zh], zh_text) == ["病假"]
+    assert uncovered_compounds("员工有几天产假？", [zh, _hit("生产部实行两班制，每班八小时。")], zh_text) == ["产假"]
+    heat = "在某些情况下，热源是核反应堆、地热能、太阳能或来自内燃机或工业过程的废气。"  # (XQuAD-zh: 核能 said as 核反应堆)
+    assert uncovered_compounds("除了核能、地热能和内燃机废气以外，还有什么热源可以为蒸汽机供能?", [_hit(heat)], heat) == []
 
 
 def test_the_new_reading_rules_keep_to_their_cases() -> None:
