@@ -666,12 +666,26 @@ _COMPARING = frozenset(stem(w) for w in (
     "快", "慢", "贵", "便宜", "公司", "有", "提供", "给"}
 
 
+# the words of such a question that name the kind of figure compared rather than a thing a sentence must
+# say: "哪家的报销期限更长" is answered by "…出差结束后三十天内提交报销申请" (a length of time), not by the word 期限
+_MEASURES = {stem(w): kind for kind, said in (
+    ("duration", "期限 时限 时间 时长 期 多久 天数 period duration time deadline"),
+    ("percent", "比例 比率 百分比 percentage proportion"),
+) for w in said.split()}
+
+
+def _measure(question: str) -> str:
+    """The kind of figure a question that compares asks for by a word of _MEASURES, else "number"."""
+    return next((_MEASURES[w] for w in terms(question) if w in _MEASURES), "number")
+
+
 def _compared_words(question: str, evidence: Evidence) -> set[str]:
     """What a question that asks which of the named documents compares: its words, but the names,
-    those that say how to compare or choose (_COMPARING), and Chinese ones that begin with 更, 较 or 最."""
+    those that say how to compare or choose (_COMPARING) or the kind of figure (_MEASURES), and Chinese
+    ones that begin with 更, 较 or 最."""
     # (the question's own words: not read as the sources spell them, which made 病假 年假)
     names = terms(" ".join(set(evidence.names.values())))
-    words = {w for w in terms(question) - names - _COMPARING if not (w[:1] in "更较最" and not w.isascii())}
+    words = {w for w in terms(question) - names - _COMPARING - _MEASURES.keys() if not (w[:1] in "更较最" and not w.isascii())}
     return {w for w in words if w.isascii() or not any(w != longer and w in longer for longer in words)}  # 保修期, not also 保修 and 修期
 
 
@@ -709,7 +723,7 @@ def compares_named(question: str, evidence: Evidence, names: dict[int, str]) -> 
         return False  # "Which is better, Acme or Globex?": nothing said to compare them on
     for name in distinct:
         best = _named_best(evidence, name, wanted)
-        if best is None or not has_kind(best.text, "number", language(best.text), question):
+        if best is None or not has_kind(best.text, _measure(question), language(best.text), question):
             return False
     return True
 

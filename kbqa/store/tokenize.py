@@ -71,14 +71,19 @@ def name_words(question: str) -> list[str]:
     return [w for w in dict.fromkeys(words(question)) if (w in cased or not w.isascii() or _is_dotted_name(w)) and stem(w) in wanted]
 
 
+# words that join two names rather than belong to one (和, 与, 及 are stop words, never name words)
+JOINING = frozenset("还是 或者 或是 以及 跟 同 对比 相比 比较".split())
+
+
 def name_runs(question: str) -> list[dict[int, tuple[int, int]]]:
     """The question's runs of Chinese name words that touch in its text, each as {position in
     name_terms: (start, end) in the question}: "哈尔滨电气国际工程有限责任公司" is one run of 哈尔滨, 电气,
     国际, 工程, 有限, 责任, 有限责任, 公司 -- one name, which a description holding only its 电气, 有限
-    and 公司 ("东北电气发展股份有限公司") does not name (see named_file_words)."""
+    and 公司 ("东北电气发展股份有限公司") does not name (see named_file_words). A joining word (JOINING) ends
+    a run: "星河科技还是蓝海集团" is two names (it was one, and 蓝海集团's handbook was named by no run's half)."""
     lowered = question.lower()
     spans = sorted((start, start + len(w), i) for i, w in enumerate(name_words(question))
-                   if not w.isascii() and (start := lowered.find(w)) >= 0)
+                   if not w.isascii() and w not in JOINING and (start := lowered.find(w)) >= 0)
     runs: list[dict[int, tuple[int, int]]] = []
     end = -1
     for start, stop, i in spans:
