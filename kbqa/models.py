@@ -91,13 +91,17 @@ def embedding_models() -> dict[str, EmbeddingModel]:
     return out
 
 
+# a user's cut within this of the fitted one is the fitted one, as the README writes it (0.19 for 0.1865)
+ROUNDED = 0.005
+
+
 def calibration(embedder: Any, lang: str, cut: float | None = None) -> Calibration:
     """The calibration of a loaded embedder for questions in a language, or for a pair_key (a model
     outside the catalog: its own relevance range and the default weights); cut, when given, replaces
-    the fitted cut (the user's retrieval.answer_confidence)."""
+    the fitted cut (the user's retrieval.answer_confidence; stricter when above it by more than ROUNDED)."""
     model = embedding_models().get(getattr(embedder, "name", ""))
     found = model.calibrated(lang) if model else Calibration(tuple(getattr(embedder, "relevance", (0.3, 0.9))))
-    return found if cut is None else replace(found, cut=float(cut), stricter=float(cut) > found.cut)
+    return found if cut is None else replace(found, cut=float(cut), stricter=float(cut) > found.cut + ROUNDED)
 
 
 def llm_models() -> dict[str, LLMModel]:
