@@ -538,6 +538,7 @@ def prepare(
     # English manual's "every 6 months" at 0.992), the share of the question said does
     languages = list(dict.fromkeys(language(h.text) for h in hits))[:2] or [searched]
     judged = [judge(embedder, question, query, hits, searched, source, calibration, frequencies) for source in languages]
+    judged = kinds_across(judged, query, hits, searched)
     source, evidence, decision = best_supported(judged)
     if len(languages) > 1:  # the sources of the evidence's language first, each language's most relevant first (an
         # unrelated Chinese note's relevance for an English question can pass the English manual's that answers it)
@@ -669,7 +670,7 @@ _COMPARING = frozenset(stem(w) for w in (
 # the words of such a question that name the kind of figure compared rather than a thing a sentence must
 # say: "哪家的报销期限更长" is answered by "…出差结束后三十天内提交报销申请" (a length of time), not by the word 期限
 _MEASURES = {stem(w): kind for kind, said in (
-    ("duration", "期限 时限 时间 时长 期 多久 天数 period duration time deadline"),
+    ("duration", "期限 时限 时间 时长 期 多久 天数 period duration deadline"),  # (not "time": part-time, three times)
     ("percent", "比例 比率 百分比 percentage proportion"),
 ) for w in said.split()}
 
@@ -774,6 +775,37 @@ def name_span(question: str, words: list[str]) -> tuple[int, int] | None:
 
 
 _NAME_CHAR = re.compile(r"[A-Za-z0-9-]")
+
+
+def kinds_across(judged: list[tuple[str, Evidence, Decision]], query: str, hits: list[Hit], searched: str) -> list[tuple[str, Evidence, Decision]]:
+    """When the sources of the question's language name another kind of the thing asked (kind-not-covered),
+    the sources of the other language answer only if they say the asked kind: helper 56 found
+    "青松A1空气净化器的售价是多少？" refused over the Chinese price list (单价), then answered at 0.95 with the
+    English price list's KX-200 row."""
+    unsaid = next((j for j in judged if j[0] == searched and j[2].reason == "kind-not-covered" and j[1].sentences), None)
+    if unsaid is None or len(judged) < 2:
+        return judged
+    kinds = uncovered_compounds(query, hits, unsaid[1].sentences[0].text)
+    out = []
+    for source, evidence, decision in judged:
+        texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits if language(h.text) == source]
+        if source != searched and decision.answer and not any(kind_said(k, texts) for k in kinds):
+            p = min(decision.confidence, YEAR_NOT_HELD)
+            decision = Decision(False, p, "kind-not-covered", decision.features)
+        out.append((source, evidence, decision))
+    return out
+
+
+def kind_said(kind: str, texts: list[str]) -> bool:
+    """Whether texts of the other language say a kind the question names: 病假 by "sick leave", "sick
+    leave" by 病假 (CC-CEDICT)."""
+    from kbqa.bilingual import kind_words, kinds_in_english
+
+    if kind.isascii():
+        m, h = (stem(w.lower()) for w in kind.split())
+        return any(w in t for w in kind_words().get((m, h), ()) for t in texts)
+    held = [{stem(w.lower()) for w in _LATIN.findall(t)} for t in texts]
+    return any(m in t and h in t for m, h in kinds_in_english(kind) for t in held)
 
 
 def best_supported(judged: list[tuple[str, Evidence, Decision]]) -> tuple[str, Evidence, Decision]:

@@ -179,6 +179,10 @@ def test_a_question_that_asks_which_of_two_named_documents_gets_each_ones_figure
     text = kb.ask("Which company has the longer reimbursement period, Acme or Globex?").text
     assert "Acme: Travel expenses are reimbursed within 30 days" in text and "Globex: Travel expenses are reimbursed within 14 days" in text, text
     assert not kb.ask("Which company gives a longer sick leave period, Acme or Globex?").answered_from_documents
+    from kbqa.answer import _measure  # "part-time", "three times" ask for no length of time (found by review)
+    assert [_measure(q) for q in ("Which company has more part-time staff, Initech or Umbrella?", "Which was recalled more times, KX-200 or KX-300?",
+                                  "Which company has the longer notice period, Acme or Globex?", "哪家的报销期限更长？", "哪家的公积金比例更高？")] == [
+        "number", "number", "duration", "duration", "percent"]
     # a user's stricter answer_confidence holds a comparison back like any answer below it (note56's item)
     strict = kb.ask("Which has the longer warranty, the KX-200 or the KX-300?", answer_confidence=0.99)
     assert not strict.answered_from_documents, strict.text
@@ -228,6 +232,23 @@ def test_a_question_about_a_kind_of_leave_no_handbook_names_is_refused(kb: Knowl
         assert not answer.answered_from_documents and answer.sources, (question, answer.text)
     assert "十五天带薪年假" in kb.ask("蓝海集团的年假有几天？").text
     assert kb.ask("How many days of annual leave do Acme employees get?").text.startswith("Employees receive 25 days")
+
+
+@pytest.mark.slow
+def test_a_kind_the_sources_of_the_questions_language_do_not_name_is_not_answered_from_the_other_language(tmp_path: Path) -> None:
+    """Found by review: "青松A1空气净化器的售价是多少？" was refused over the Chinese price list (its 单价 is
+    another kind of price than 售价), then answered at 0.95 with the English price list's KX-200 row."""
+    d = tmp_path / "prices"
+    d.mkdir()
+    (d / "prices 2024.md").write_text("# Price list 2024\n\n| Model | Description | List price | Dealer price |\n|---|---|---|---|\n"
+                                      "| KX-200 | Under-sink purifier | 1,299 | 999 |\n| KX-300 | Under-sink purifier with UV | 1,899 | 1,449 |\n",
+                                      encoding="utf-8")
+    (d / "青松家电价目表.md").write_text("# 青松家电价目表\n\n青松A1空气净化器单价为1999元，预订须交定金300元。\n\n青松落地电扇的单价为299元。\n", encoding="utf-8")
+    with KnowledgeBase.open("prices", llm="extractive") as kb:
+        assert kb.ingest([d]).ok
+        answer = kb.ask("青松A1空气净化器的售价是多少？")
+        assert "KX-200" not in answer.text, answer.text
+        assert "1999元" in kb.ask("青松A1空气净化器的单价是多少？").text
 
 
 def test_a_name_that_shares_only_generic_words_with_a_description_names_nothing(kb: KnowledgeBase) -> None:
