@@ -539,7 +539,7 @@ def prepare(
     languages = list(dict.fromkeys(language(h.text) for h in hits))[:2] or [searched]
     judged = [judge(embedder, question, query, hits, searched, source, calibration, frequencies) for source in languages]
     judged = kinds_across(judged, query, hits, searched)
-    source, evidence, decision = best_supported(judged)
+    source, evidence, decision = best_supported(judged, searched)
     if len(languages) > 1:  # the sources of the evidence's language first, each language's most relevant first (an
         # unrelated Chinese note's relevance for an English question can pass the English manual's that answers it)
         ordered = [h for h in hits if language(h.text) == source] + [h for h in hits if language(h.text) != source]
@@ -808,13 +808,35 @@ def kind_said(kind: str, texts: list[str]) -> bool:
     return any(m in t and h in t for m, h in kinds_in_english(kind) for t in held)
 
 
-def best_supported(judged: list[tuple[str, Evidence, Decision]]) -> tuple[str, Evidence, Decision]:
+# the question's own language answers with the figures the other's answers with when its evidence says at
+# least the other's share of the question's words less this: the dictionary reads more of a question in the
+# other language's sentence ("get" in 享有)
+OWN_LANGUAGE_MARGIN = 0.35
+_FIGURES = re.compile(r"\d+(?:[.:,]\d+)*")
+
+
+def _same_figures(a: Evidence, b: Evidence) -> bool:
+    """Whether the best three sentences of two languages' evidence give the same figures (a translation's)."""
+    said = [{f for s in e.sentences[:3] for f in _FIGURES.findall(s.text)} for e in (a, b)]
+    return bool(said[0]) and said[0] == said[1]
+
+
+def best_supported(judged: list[tuple[str, Evidence, Decision]], searched: str | None = None) -> tuple[str, Evidence, Decision]:
     """Of the judgements of a knowledge base's languages (judge), the one that answers with evidence
     saying the most of the question, then the most confident; when none answers, the most confident
-    (the first of equals)."""
+    (the first of equals). The judgement of the question's language (`searched`) answers when it says as
+    much, or nearly as much with the same figures (OWN_LANGUAGE_MARGIN): helper 57 found "How many days of
+    annual leave do I get?" over an English handbook and its Chinese translation answered in Chinese
+    (shares 0.67 and 1.0, both "15")."""
     answering = [j for j in judged if j[2].answer]
     if answering:
-        return max(answering, key=lambda j: (j[2].features.get("coverage", 0.0), j[2].confidence))
+        best = max(answering, key=lambda j: (j[2].features.get("coverage", 0.0), j[2].confidence))
+        own = next((j for j in answering if j[0] == searched), None)
+        if own is not None:
+            mine, theirs = own[2].features.get("coverage", 0.0), best[2].features.get("coverage", 0.0)
+            if mine >= theirs or (mine >= theirs - OWN_LANGUAGE_MARGIN and _same_figures(own[1], best[1])):
+                return own
+        return best
     return max(judged, key=lambda j: j[2].confidence)
 
 

@@ -230,12 +230,37 @@ def test_a_passage_in_the_other_language_is_not_ranked_below_every_passage_in_th
         assert any("25 days of annual leave" in h.text for h in hits), [(h.file, h.text[:40]) for h in hits]
 
 
+@pytest.mark.slow
+def test_a_question_over_a_handbook_and_its_translation_is_answered_in_its_own_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by an attack on the API: "How many days of annual leave do I get?" over an English handbook and its
+    Chinese translation was answered "每位全职员工每年享有15天带薪年假。"."""
+    monkeypatch.setenv("KBQA_HOME", str(tmp_path / "home"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "handbook.md").write_text("# Employee Handbook\n\n## Annual Leave\nEvery full-time employee is entitled to 15 days of paid annual "
+                                      "leave per calendar year.\nAnnual leave must be requested at least two weeks in advance through the HR portal.\n\n"
+                                      "## Working Hours\nStandard working hours are 9:00 to 18:00, Monday to Friday, with a one-hour lunch break.\n",
+                                      encoding="utf-8")
+    (docs / "handbook_zh.md").write_text("# 员工手册\n\n## 年假\n每位全职员工每年享有15天带薪年假。年假需提前两周通过人事系统申请。\n\n"
+                                         "## 工作时间\n标准工作时间为周一至周五9:00至18:00，午休一小时。\n", encoding="utf-8")
+    with KnowledgeBase.open("both", llm="extractive") as kb:
+        assert kb.ingest([docs]).ok
+        for question, said in (("How many days of annual leave do I get?", "15 days of paid annual leave"),
+                               ("What are the working hours?", "Standard working hours are 9:00 to 18:00"),
+                               ("年假有几天？", "每年享有15天带薪年假"), ("工作时间是几点到几点？", "标准工作时间为周一至周五9:00至18:00")):
+            answer = kb.ask(question)
+            assert said in answer.text and answer.sources[0].file == ("handbook.md" if question.isascii() else "handbook_zh.md"), (question, answer.text)
+
+
 def test_of_two_languages_whose_evidence_answers_the_one_saying_more_of_the_question_answers() -> None:
     """Found rereading the change (review S04): "What was Orion's revenue in Asia in Q3?" was answered
     with a Chinese note's "在亚洲市场推出…" (0.82 on the en-zh calibration; a fifth of the question said)
     over the English report's revenue table (0.74, every word said): two calibrations' confidences do not
     compare, the share of the question the evidence says does. The figures are the review's."""
+    from dataclasses import replace
+
     from kbqa.answer import Decision, Evidence, best_supported
+    from kbqa.evidence import Sentence
 
     def judged(source: str, answer: bool, confidence: float, coverage: float) -> tuple[str, Evidence, Decision]:
         reason = "answer" if answer else "weak-evidence"
@@ -246,6 +271,17 @@ def test_of_two_languages_whose_evidence_answers_the_one_saying_more_of_the_ques
     assert best_supported([judged("en", True, 0.95, 0.5), judged("zh", True, 0.99, 0.5)])[0] == "zh"  # equal shares: the more confident
     assert best_supported([judged("en", False, 0.1, 0.9), note])[0] == "zh"  # only one answers
     assert best_supported([judged("en", False, 0.1, 0.9), judged("zh", False, 0.2, 0.1)])[0] == "zh"  # none: the more confident
+    # the question's own language, when it says nearly as much (found by review: "How many days of annual leave do I get?"
+    # over a handbook and its translation was answered in Chinese, the English share 0.67, the Chinese 1.0)
+    def said(judgement: tuple[str, Evidence, Decision], text: str) -> tuple[str, Evidence, Decision]:
+        return judgement[0], replace(judgement[1], sentences=[Sentence(1, 0, text, 1.0, 1.0, 1.0, True)]), judgement[2]
+
+    en, zh = judged("en", True, 0.967, 0.674), judged("zh", True, 0.987, 1.0)
+    assert best_supported([said(en, "Every full-time employee is entitled to 15 days."), said(zh, "每位全职员工每年享有15天带薪年假。")], "en")[0] == "en"
+    assert best_supported([said(en, "Employees receive 18 days."), said(zh, "每年享有15天带薪年假。")], "en")[0] == "zh"  # another answer
+    assert best_supported([judged("en", True, 0.95, 0.5), judged("zh", True, 0.99, 0.5)], "en")[0] == "en"
+    assert best_supported([judged("en", True, 0.742, 0.241), judged("zh", True, 0.818, 1.0)], "en")[0] == "zh"  # much less said
+    assert best_supported([table, note], "zh")[0] == "en"
 
 
 @pytest.mark.slow
