@@ -779,19 +779,21 @@ _NAME_CHAR = re.compile(r"[A-Za-z0-9-]")
 
 def kinds_across(judged: list[tuple[str, Evidence, Decision]], query: str, hits: list[Hit], searched: str) -> list[tuple[str, Evidence, Decision]]:
     """When the sources of the question's language name another kind of the thing asked (kind-not-covered),
-    the sources of the other language answer only if they say the asked kind: helper 56 found
-    "青松A1空气净化器的售价是多少？" refused over the Chinese price list (单价), then answered at 0.95 with the
-    English price list's KX-200 row."""
+    the sources of the other language do not answer with a sentence that names another kind of it too and
+    not the asked one: helper 56 found "青松A1空气净化器的售价是多少？" refused over the Chinese price list (单价),
+    then answered at 0.95 with the English price list's KX-200 row ("List price", 标价). An English "retail
+    price" (no such word) still answers it (helper 58)."""
     unsaid = next((j for j in judged if j[0] == searched and j[2].reason == "kind-not-covered" and j[1].sentences), None)
     if unsaid is None or len(judged) < 2:
         return judged
     kinds = uncovered_compounds(query, hits, unsaid[1].sentences[0].text)
     out = []
     for source, evidence, decision in judged:
-        texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits if language(h.text) == source]
-        if source != searched and decision.answer and not any(kind_said(k, texts) for k in kinds):
-            p = min(decision.confidence, YEAR_NOT_HELD)
-            decision = Decision(False, p, "kind-not-covered", decision.features)
+        if source != searched and decision.answer and evidence.sentences:
+            texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits if language(h.text) == source]
+            quoted = f"{evidence.sentences[0].header}\n{evidence.sentences[0].text}"  # (a table row's kind is in its header)
+            if any(not kind_said(k, texts) and other_kind_said(k, quoted) for k in kinds):
+                decision = Decision(False, min(decision.confidence, YEAR_NOT_HELD), "kind-not-covered", decision.features)
         out.append((source, evidence, decision))
     return out
 
@@ -806,6 +808,20 @@ def kind_said(kind: str, texts: list[str]) -> bool:
         return any(w in t for w in kind_words().get((m, h), ()) for t in texts)
     held = [{stem(w.lower()) for w in _LATIN.findall(t)} for t in texts]
     return any(m in t and h in t for m, h in kinds_in_english(kind) for t in held)
+
+
+def other_kind_said(kind: str, quoted: str) -> bool:
+    """Whether a sentence of the other language names another kind of the thing a question's kind is:
+    "List price" (标价) for 售价, 年假 for "sick leave" (病假)."""
+    from kbqa.bilingual import kind_words, kinds_in_english, other_kinds
+
+    if kind.isascii():
+        asked = kind_words().get(tuple(stem(w.lower()) for w in kind.split()), frozenset())  # type: ignore[arg-type]
+        said = {c + w[1] for w in asked for c in re.findall(f"(.){w[1]}", quoted)}
+        return any(other_kinds({w}, {o}) and _another_kind(kinds_in_english(w), kinds_in_english(o)) for w in asked for o in said)
+    words = [stem(w.lower()) for w in _LATIN.findall(quoted)]
+    theirs = {pair: kind_words().get(pair, frozenset()) for pair in zip(words, words[1:])}
+    return any(other_kinds({kind}, found) and _another_kind(kinds_in_english(kind), {pair}) for pair, found in theirs.items() if found)
 
 
 # the question's own language answers with the figures the other's answers with when its evidence says at

@@ -1266,6 +1266,12 @@ def test_a_compound_whose_modifier_no_source_holds_counts_when_the_quoted_senten
     assert uncovered_compounds("蓝海集团员工有多少病假？", [zh], zh_text) == ["病假"]
     assert uncovered_compounds("蓝海集团有什么病假规定？", [zh], zh_text) == ["病假"]
     assert uncovered_compounds("员工有几天产假？", [zh, _hit("生产部实行两班制，每班八小时。")], zh_text) == ["产假"]
+    # across languages: a sentence of the other language names another kind ("List price", 标价, for 售价; 年假 for "sick leave"),
+    # or not ("retail price" is no word of two characters: it still answers 售价, found by review)
+    from kbqa.answer import other_kind_said
+    assert other_kind_said("售价", "Model | Description | List price | Dealer price\nKX-200 | Under-sink purifier | 1,299 | 999")
+    assert not other_kind_said("售价", "The Qingsong A1 air purifier has a retail price of 1,999 yuan.")
+    assert other_kind_said("sick leave", zh_text) and not other_kind_said("sick leave", "员工每年可享受带薪病假十二天。")
     heat = "在某些情况下，热源是核反应堆、地热能、太阳能或来自内燃机或工业过程的废气。"  # (XQuAD-zh: 核能 said as 核反应堆)
     assert uncovered_compounds("除了核能、地热能和内燃机废气以外，还有什么热源可以为蒸汽机供能?", [_hit(heat)], heat) == []
 
