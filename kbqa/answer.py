@@ -817,7 +817,7 @@ def other_kind_said(kind: str, quoted: str) -> bool:
 
     if kind.isascii():
         asked = kind_words().get(tuple(stem(w.lower()) for w in kind.split()), frozenset())  # type: ignore[arg-type]
-        said = {c + w[1] for w in asked for c in re.findall(f"(.){w[1]}", quoted)}
+        said = {c + w[1] for w in asked for c in re.findall(f"(.){w[1]}", quoted) if c not in _NOT_KIND_CHARACTERS}
         return any(other_kinds({w}, {o}) and _another_kind(kinds_in_english(w), kinds_in_english(o)) for w in asked for o in said)
     words = [stem(w.lower()) for w in _LATIN.findall(quoted)]
     theirs = {pair: kind_words().get(pair, frozenset()) for pair in zip(words, words[1:])}
@@ -952,6 +952,9 @@ _PAIR = re.compile(r"(?<![A-Za-z])(?=([A-Za-z]{3,})\s+([A-Za-z]{3,})(?![A-Za-z])
 _LATIN = re.compile(r"[A-Za-z]+")
 _HAN_PAIR = re.compile(r"[\u4e00-\u9fff]{2}")
 _ASKING_KIND = r"(?:什么|哪[一个种些]?|何)"  # "是什么颜色？" asks for a kind: it names none ("什么病假规定", "多少病假" do)
+# first characters that ask, count or point rather than name a kind (几次 and 三次 are no kinds of "times": XQuAD-zh's
+# "丹佛有几次进攻被阻挡…" was refused over "…有三次都被挡在了禁区之外")
+_NOT_KIND_CHARACTERS = frozenset("几多哪何啥每各该这那本此其某首全一二三四五六七八九十百千万两〇零半数")
 
 
 def _another_kind(asked: set[tuple[str, str]], said: set[tuple[str, str]]) -> bool:
@@ -986,11 +989,11 @@ def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str
         if (mine := words.get((m, h))) and any(other_kinds(mine, words.get((m2, h), frozenset())) for m2 in others):
             found.append(text)
     for w in question_words(question):
-        if not _HAN_PAIR.fullmatch(w) or w in whole or re.search(f"{_ASKING_KIND}{w}[的呢吗？?。！!\\s]*$", question):
+        if not _HAN_PAIR.fullmatch(w) or w[0] in _NOT_KIND_CHARACTERS or w in whole or re.search(f"{_ASKING_KIND}{w}[的呢吗？?。！!\\s]*$", question):
             continue
         if re.search(f"{w[0]}[^。！？；!?;\n]{{0,6}}{w[1]}|{w[1]}[^。！？；!?;\n]{{0,6}}{w[0]}", whole):  # in one clause: 因病请假, 核反应堆、地热能
             continue
-        others = {c + w[1] for c in re.findall(f"(.){w[1]}", quoted)}
+        others = {c + w[1] for c in re.findall(f"(.){w[1]}", quoted) if c not in _NOT_KIND_CHARACTERS}
         kinds = kinds_in_english(w) if other_kinds({w}, others) else set()
         if kinds and any(other_kinds({w}, {o}) and _another_kind(kinds, kinds_in_english(o)) for o in others):
             found.append(w)

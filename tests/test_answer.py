@@ -1272,6 +1272,8 @@ def test_a_compound_whose_modifier_no_source_holds_counts_when_the_quoted_senten
     assert other_kind_said("售价", "Model | Description | List price | Dealer price\nKX-200 | Under-sink purifier | 1,299 | 999")
     assert not other_kind_said("售价", "The Qingsong A1 air purifier has a retail price of 1,999 yuan.")
     assert other_kind_said("sick leave", zh_text) and not other_kind_said("sick leave", "员工每年可享受带薪病假十二天。")
+    denver = "与此同时，丹佛的进攻有三次都被挡在了禁区之外。"  # (XQuAD-zh: 几次 asks, 三次 counts: no kinds of "times")
+    assert uncovered_compounds("从牛顿手中拿回球后，丹佛有几次进攻被阻挡在了禁区之外？", [_hit(denver)], denver) == []
     heat = "在某些情况下，热源是核反应堆、地热能、太阳能或来自内燃机或工业过程的废气。"  # (XQuAD-zh: 核能 said as 核反应堆)
     assert uncovered_compounds("除了核能、地热能和内燃机废气以外，还有什么热源可以为蒸汽机供能?", [_hit(heat)], heat) == []
 
