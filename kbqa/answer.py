@@ -971,7 +971,7 @@ def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str
     with the same last one and CC-CEDICT glosses of two English words are (kbqa.bilingual.other_kinds):
     病假 and 年假, "sick leave" and "annual leave" by them; not "paid leave" or "tap water" (no such
     word), "cell phone" and "mobile phone" (one word, 手机), words that merely meet ("internet based",
-    部分地区's 分地). On the refusal test's 3,590 questions it changed no decision (benchmarks/refusal.py)."""
+    部分地区's 分地). On the refusal test's five sets (5,960 questions) it changed no decision (benchmarks/refusal.py)."""
     from kbqa.bilingual import kind_words, kinds_in_english, other_kinds
 
     if not hits or not quoted:
