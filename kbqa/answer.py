@@ -841,7 +841,8 @@ def best_supported(judged: list[tuple[str, Evidence, Decision]], searched: str |
     """Of the judgements of a knowledge base's languages (judge), the one that answers with evidence
     saying the most of the question, then the most confident; when none answers, the most confident
     (the first of equals). The judgement of the question's language (`searched`) answers when it says as
-    much, or nearly as much with the same figures (OWN_LANGUAGE_MARGIN): helper 57 found "How many days of
+    much, or nearly as much with the same figures (OWN_LANGUAGE_MARGIN), and something (with nothing said,
+    answer_confidence 0 would change which is shown, not only whether): helper 57 found "How many days of
     annual leave do I get?" over an English handbook and its Chinese translation answered in Chinese
     (shares 0.67 and 1.0, both "15")."""
     answering = [j for j in judged if j[2].answer]
@@ -850,7 +851,7 @@ def best_supported(judged: list[tuple[str, Evidence, Decision]], searched: str |
         own = next((j for j in answering if j[0] == searched), None)
         if own is not None:
             mine, theirs = own[2].features.get("coverage", 0.0), best[2].features.get("coverage", 0.0)
-            if mine >= theirs or (mine >= theirs - OWN_LANGUAGE_MARGIN and _same_figures(own[1], best[1])):
+            if mine > 0 and (mine >= theirs or (mine >= theirs - OWN_LANGUAGE_MARGIN and _same_figures(own[1], best[1]))):
                 return own
         return best
     return max(judged, key=lambda j: j[2].confidence)

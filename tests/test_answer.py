@@ -282,6 +282,8 @@ def test_of_two_languages_whose_evidence_answers_the_one_saying_more_of_the_ques
     assert best_supported([judged("en", True, 0.95, 0.5), judged("zh", True, 0.99, 0.5)], "en")[0] == "en"
     assert best_supported([judged("en", True, 0.742, 0.241), judged("zh", True, 0.818, 1.0)], "en")[0] == "zh"  # much less said
     assert best_supported([table, note], "zh")[0] == "en"
+    # nothing said by either: the more confident, whatever the cut (the fresh-clone CI: answer_confidence 0 changed the confidence)
+    assert best_supported([judged("en", True, 0.0008, 0.0), judged("zh", True, 0.0354, 0.0)], "en")[0] == "zh"
 
 
 @pytest.mark.slow
