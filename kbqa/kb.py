@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 _SAFE = re.compile(rf"[\w.\-{HAN} ()\[\]+,@&#%=~'!]")
 # Marks that show nothing: the grapheme joiner, Mongolian and other variation selectors ("re\u034fport" looks like "report").
 _INVISIBLE = re.compile("[\u034f\u17b4\u17b5\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_WORD_CHARACTER = re.compile(r"[^\W_]")  # a letter or digit of any script: a question holds something to search for
 MAX_NAME_BYTES = 200  # well under the 255 bytes a file name may have on Linux, macOS and Windows
 MAX_KB_NAME_BYTES = 255  # a knowledge base's folder name: every name that ever made a folder still does
 
@@ -1339,11 +1340,14 @@ class KnowledgeBase:
 
     # --- questions -----------------------------------------------------------------------------
     def search(self, question: str, *, top_k: int | None = None, threshold: float | None = None) -> list[Hit]:
-        """The most relevant chunks for a question (no LLM)."""
+        """The most relevant chunks for a question (no LLM); none for a question without a letter or digit
+        ("?!。": the nearest vectors to punctuation are found for nothing, relevance 0)."""
         from kbqa.retrieval import Retriever
 
         question = self.checked_question(question, 2)
         top_k, threshold = limits.top_k(top_k), limits.fraction(threshold, "threshold")
+        if not _WORD_CHARACTER.search(question):
+            return []
         if self._dropped():  # its files are gone, or another knowledge base's: nothing here may be read with them
             raise KnowledgeBaseError(self.catalog.closed or f"knowledge base {self.name!r} was deleted by another process since "
                                      "it was opened (and may have been made again): open it again")

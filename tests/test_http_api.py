@@ -56,6 +56,10 @@ def test_files_endpoints_and_search(api: str, docs: Path) -> None:
     assert {f["name"] for f in listed} == {"manual.pdf", "报销.docx", "broken.pdf"}
     hits = httpx.post(f"{api}/v1/kb/api/search", json={"query": "RO membrane", "top_k": 2}, headers=auth).json()["hits"]
     assert hits[0]["file"] == "manual.pdf" and hits[0]["page"] == 2
+    # punctuation alone searches for nothing: no passages at relevance 0 (found by an attack on the API)
+    for query in ("?!。", "？？？", "..."):
+        nothing = httpx.post(f"{api}/v1/kb/api/search", json={"query": query, "threshold": 0}, headers=auth)
+        assert nothing.status_code == 200 and nothing.json()["hits"] == [], nothing.text
     manual = next(f for f in listed if f["name"] == "manual.pdf")
     uploads = Path(os.environ["KBQA_HOME"]) / "kbs" / "api" / "uploads"
     assert (uploads / "manual.pdf").exists()
