@@ -167,10 +167,10 @@ def features(
 def decide(hits: list[Hit], f: dict[str, float], calibration: Calibration, words: int) -> Decision:
     """words: how many words the question has to look for (substantive_words); with none ("?", "的",
     "what?", "1") nothing can support an answer, whatever the fitted model would make of it."""
+    if words == 0:  # (before the sources: a search for punctuation alone finds none)
+        return Decision(False, 0.0, "no-words", f)
     if not hits:
         return Decision(False, 0.0, "no-sources")
-    if words == 0:
-        return Decision(False, 0.0, "no-words", f)
     w = calibration.weights
     z = w.get("bias", 0.0) + sum(w.get(k, 0.0) * v for k, v in f.items())
     p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
