@@ -537,18 +537,23 @@ def prepare(
     # should the PP cotton filter be replaced?" got the Chinese FAQ's clogged-filter sentence at 0.998 over the
     # English manual's "every 6 months" at 0.992), the share of the question said does
     languages = list(dict.fromkeys(language(h.text) for h in hits))[:2] or [searched]
-    judged = [judge(embedder, question, query, hits, searched, source, calibration, frequencies) for source in languages]
-    judged = kinds_across(judged, query, hits, searched)
+    # the sources of another company's documents (others_of) are no evidence for the named one's: neither its
+    # answer nor a sign that it covers a kind of leave (uncovered_compounds)
+    found, judged_hits = named_sources(kb.catalog, query, hits), hits
+    others = others_of(query, hits, found)
+    judged = [judge(embedder, question, query, hits, searched, source, calibration, frequencies, others) for source in languages]
+    judged = kinds_across(judged, query, hits, searched, others)
     source, evidence, decision = best_supported(judged, searched)
     if len(languages) > 1:  # the sources of the evidence's language first, each language's most relevant first (an
         # unrelated Chinese note's relevance for an English question can pass the English manual's that answers it)
         ordered = [h for h in hits if language(h.text) == source] + [h for h in hits if language(h.text) != source]
         if ordered != hits:  # (read again only when the numbering changed: across languages it embeds the sentences)
             hits = ordered
-            evidence, _ = read_evidence(embedder, question, query, hits, searched, source)
+            evidence, _ = read_evidence(embedder, question, query, hits, searched, source, others)
     if decision.reason == "no-words":  # passages found for nothing in particular are not even related
         hits, evidence = [], gather(question, [], query)
-    found = named_sources(kb.catalog, query, hits)
+    if hits is not judged_hits:  # (numbered anew)
+        found = named_sources(kb.catalog, query, hits)
     if decision.reason == "weak-evidence" and not calibration(pair_key(searched, source)).stricter and compares_named(
         question, evidence, source_names(query, found)
     ):
@@ -560,7 +565,7 @@ def prepare(
         kept = [h for n, h in enumerate(hits, start=1)
                 if n == 1 or n in quoted or (h.relevance >= OTHER_LANGUAGE_KEPT if language(h.text) != source else h.relevance > 0)]
         if len(kept) < len(hits):
-            hits, (evidence, _) = kept, read_evidence(embedder, question, query, kept, searched, source)
+            hits, (evidence, _) = kept, read_evidence(embedder, question, query, kept, searched, source, others)
             found = named_sources(kb.catalog, query, hits)
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
@@ -577,18 +582,66 @@ class Named:
     files: dict[int, frozenset[int]] = field(default_factory=dict)
     sources: list[int | None] = field(default_factory=list)
     descriptions: dict[int, str] = field(default_factory=dict)
+    distinct: frozenset[int] = frozenset()  # the places of the name words no other company's document holds (蓝海 of 蓝海集团, not 集团)
+    others: frozenset[int] = frozenset()  # another company's documents (named_sources): 紫金集团员工手册 for "蓝海集团的病假有几天？"
 
 
 def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
     """What the question names (Named); nothing when it names none."""
     from kbqa.retrieval import named_documents
 
-    named = named_documents(catalog, query) if hits else {}
+    words = catalog.named_words(query) if hits else {}
+    named = named_documents(catalog, query, words) if words else {}
     if not named:
         return Named()
     rows = catalog.chunks([h.chunk_id for h in hits])
     described = {f: row.description if (row := catalog.file_by_id(f)) is not None else "" for f in named}
-    return Named(named, [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits], described)
+    others = another_companys(catalog, query, named, words)
+    places = set().union(*named.values())
+    shared = set().union(*(words[f].keys() for f in others))
+    return Named(named, [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits], described,
+                 frozenset(places - shared or places), others)
+
+
+def another_companys(catalog: Any, query: str, named: dict[int, frozenset[int]], words: dict[int, dict[int, float]]) -> frozenset[int]:
+    """The documents of another company than the one the question names: whose description holds a later
+    word of the name (集团 of 蓝海集团, "Bank" of "Acme Bank") after a word of its own, and not the name's
+    first word (紫金集团员工手册, "Nordic Bank handbook"); not 集团福利说明 (a company's own "group benefits")
+    nor "Globex benefits summary" for "Globex Industries" (its first word), nor 病假管理办法 (病假 is no part
+    of the name)."""
+    from kbqa.store.tokenize import name_tokens, name_words
+
+    asked = name_words(query)
+    lowered, stems = query.lower(), {stem(w) for w in asked}
+    out = set()
+    for f, held in words.items():
+        if f in named:
+            continue
+        row = catalog.file_by_id(f)
+        tokens = name_tokens(row.description) if row is not None else []
+        for places in named.values():
+            first = min(places)
+            run = {first}  # the name: its first word and the words written right after it ("Acme Bank", 蓝海集团)
+            while first + len(run) < len(asked) and _follows(lowered, asked[first + len(run) - 1], asked[first + len(run)]):
+                run.add(first + len(run))
+            if first in held or not (run - {first}) & held.keys():
+                continue
+            later = {stem(asked[p]) for p in run - {first}}
+            if any(t in later and i > 0 and tokens[i - 1] not in STOP_WORDS and tokens[i - 1] not in stems for i, t in enumerate(tokens)):
+                out.add(f)
+    return frozenset(out)
+
+
+def _follows(lowered: str, a: str, b: str) -> bool:
+    """Whether word b is written right after word a in the (lowercased) question: 蓝海集团, "acme bank"."""
+    return re.search(rf"{re.escape(a)}\s?{re.escape(b)}", lowered) is not None
+
+
+def others_of(query: str, hits: list[Hit], found: Named) -> frozenset[int]:
+    """The chunk ids of the sources of another company's documents (Named.others) whose passages do not
+    name the asked one either (unnamed_sources): no evidence for it."""
+    unnamed = unnamed_sources(query, hits, found)
+    return frozenset(h.chunk_id for n, (h, f) in enumerate(zip(hits, found.sources), start=1) if n in unnamed and f in found.others)
 
 
 def unnamed_sources(query: str, hits: list[Hit], found: Named) -> frozenset[int]:
@@ -596,13 +649,15 @@ def unnamed_sources(query: str, hits: list[Hit], found: Named) -> frozenset[int]
     their passages the name, when it names the document of another source: "How many days of annual
     leave do Globex employees get?" names Globex's handbook by its description, and Acme's "Employees
     receive 25 days…", ranked second, says another company's; a warranty policy's "The Nimbus AX-300
-    is covered…" is about the AX-300 its manual's description names."""
+    is covered…" is about the AX-300 its manual's description names. A passage names them by a name word that no
+    other company's document holds (Named.distinct): 紫金集团's "紫金集团员工…" does not name 蓝海集团 by their
+    shared 集团 (found by review: its sick leave was quoted for "蓝海集团的病假有几天？")."""
     from kbqa.store.tokenize import name_terms, name_tokens
 
     named, files = found.files, found.sources
     if not named:
         return frozenset()
-    places = set().union(*named.values())
+    places = found.distinct or set().union(*named.values())
     names = {t for t, positions in name_terms(query) if places & set(positions)}  # the question's words that named them
     of_named = [f in named for f in files]
     about = [yes or bool(names & set(name_tokens(h.text))) for h, yes in zip(hits, of_named)]
@@ -777,20 +832,24 @@ def name_span(question: str, words: list[str]) -> tuple[int, int] | None:
 _NAME_CHAR = re.compile(r"[A-Za-z0-9-]")
 
 
-def kinds_across(judged: list[tuple[str, Evidence, Decision]], query: str, hits: list[Hit], searched: str) -> list[tuple[str, Evidence, Decision]]:
+def kinds_across(
+    judged: list[tuple[str, Evidence, Decision]], query: str, hits: list[Hit], searched: str, others: frozenset[int] = frozenset()
+) -> list[tuple[str, Evidence, Decision]]:
     """When the sources of the question's language name another kind of the thing asked (kind-not-covered),
     the sources of the other language do not answer with a sentence that names another kind of it too and
     not the asked one: helper 56 found "青松A1空气净化器的售价是多少？" refused over the Chinese price list (单价),
     then answered at 0.95 with the English price list's KX-200 row ("List price", 标价). An English "retail
-    price" (no such word) still answers it (helper 58)."""
+    price" (no such word) still answers it (helper 58). The sources of another company's documents
+    (`others`: chunk ids, see others_of) hold no kind of the named one's."""
     unsaid = next((j for j in judged if j[0] == searched and j[2].reason == "kind-not-covered" and j[1].sentences), None)
     if unsaid is None or len(judged) < 2:
         return judged
-    kinds = uncovered_compounds(query, hits, unsaid[1].sentences[0].text)
+    own = [h for h in hits if h.chunk_id not in others]
+    kinds = uncovered_compounds(query, own, unsaid[1].sentences[0].text)
     out = []
     for source, evidence, decision in judged:
         if source != searched and decision.answer and evidence.sentences:
-            texts = [" ".join([h.text, h.context, *h.title_path]) for h in hits if language(h.text) == source]
+            texts = [" ".join([h.text, h.context, *h.title_path]) for h in own if language(h.text) == source]
             quoted = f"{evidence.sentences[0].header}\n{evidence.sentences[0].text}"  # (a table row's kind is in its header)
             if any(not kind_said(k, texts) and other_kind_said(k, quoted) for k in kinds):
                 decision = Decision(False, min(decision.confidence, YEAR_NOT_HELD), "kind-not-covered", decision.features)
@@ -817,8 +876,7 @@ def other_kind_said(kind: str, quoted: str) -> bool:
 
     if kind.isascii():
         asked = kind_words().get(tuple(stem(w.lower()) for w in kind.split()), frozenset())  # type: ignore[arg-type]
-        said = {c + w[1] for w in asked for c in re.findall(f"(.){w[1]}", quoted) if c not in _NOT_KIND_CHARACTERS}
-        return any(other_kinds({w}, {o}) and _another_kind(kinds_in_english(w), kinds_in_english(o)) for w in asked for o in said)
+        return any(names_another_kind(w, quoted) for w in asked)
     words = [stem(w.lower()) for w in _LATIN.findall(quoted)]
     theirs = {pair: kind_words().get(pair, frozenset()) for pair in zip(words, words[1:])}
     return any(other_kinds({kind}, found) and _another_kind(kinds_in_english(kind), {pair}) for pair, found in theirs.items() if found)
@@ -859,18 +917,19 @@ def best_supported(judged: list[tuple[str, Evidence, Decision]], searched: str |
 
 def judge(
     embedder: Any, question: str, query: str, hits: list[Hit], searched: str, source: str,
-    calibration: Callable[[str], Calibration], frequencies: tuple[int, dict[str, int]],
+    calibration: Callable[[str], Calibration], frequencies: tuple[int, dict[str, int]], others: frozenset[int] = frozenset(),
 ) -> tuple[str, Evidence, Decision]:
     """The evidence of the sources in language `source` and the decision it supports, read with the
-    calibration of the pair (`searched`, the question's language as searched; `source`)."""
-    evidence, similarity = read_evidence(embedder, question, query, hits, searched, source)
+    calibration of the pair (`searched`, the question's language as searched; `source`). others: the chunk
+    ids of the sources of another company's documents (others_of), which are no evidence."""
+    evidence, similarity = read_evidence(embedder, question, query, hits, searched, source, others)
     calibrated = calibration(pair_key(searched, source))  # "zh-en": a Chinese question, English sources
     among = [h for h in hits if language(h.text) == source]
     facts = features(hits, evidence, similarity, frequencies, calibrated.relevance, among)
     decision = decide(among, facts, calibrated, len(substantive_words(query)))
     best = evidence.sentences[0].n - 1 if evidence.sentences else 0  # the source the answer quotes first
     quoted = evidence.sentences[0].text if evidence.sentences else ""
-    elsewhere = not_asked_about(query, hits, frequencies[1], best, quoted) if decision.answer else ""
+    elsewhere = not_asked_about(query, hits, frequencies[1], best, quoted, others) if decision.answer else ""
     if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
@@ -880,7 +939,9 @@ def judge(
     return source, evidence, decision
 
 
-def read_evidence(embedder: Any, question: str, query: str, hits: list[Hit], lang: str, source: str) -> tuple[Evidence, float]:
+def read_evidence(
+    embedder: Any, question: str, query: str, hits: list[Hit], lang: str, source: str, others: frozenset[int] = frozenset()
+) -> tuple[Evidence, float]:
     """The evidence of the sources for the question and the embedder's best similarity of the question
     and its best sentences. `source`, the most relevant source's language, is the evidence's: when it
     is not the question's (`lang`), the question's words are read in it through the dictionary
@@ -889,10 +950,12 @@ def read_evidence(embedder: Any, question: str, query: str, hits: list[Hit], lan
     embedder's scale, which the calibration of the pair does not read). Of sources of both languages,
     only the source language's sentences are candidates in the question's language too: each language
     is judged on its own evidence (a Chinese handbook's judgement is not read from English sentences
-    that hold the question's "Orion Analytics 2024")."""
+    that hold the question's "Orion Analytics 2024"). The sentences of the sources in `others` (chunk ids:
+    another company's, others_of) are none of it."""
     evidence = gather(question, hits, query, bridge=None if source == lang else bridge(terms(query), source))
-    if source != lang or len({language(h.text) for h in hits}) > 1:
-        evidence = replace(evidence, sentences=[s for s in evidence.sentences if language(hits[s.n - 1].text) == source])
+    if source != lang or len({language(h.text) for h in hits}) > 1 or others:
+        evidence = replace(evidence, sentences=[s for s in evidence.sentences
+                                                if language(hits[s.n - 1].text) == source and hits[s.n - 1].chunk_id not in others])
     return (evidence, sentence_cosine(embedder, query, evidence)) if source == lang else by_meaning(embedder, query, evidence)
 
 
@@ -906,15 +969,18 @@ NOTHING_SAID = 0.05
 YEAR_NOT_HELD = 0.05  # kbqa's confidence at most, when no source holds a year the question names (answer_confidence 0 still answers)
 
 
-def not_asked_about(query: str, hits: list[Hit], counts: dict[str, int], best: int = 0, quoted: str = "") -> str:
+def not_asked_about(
+    query: str, hits: list[Hit], counts: dict[str, int], best: int = 0, quoted: str = "", others: frozenset[int] = frozenset()
+) -> str:
     """Why the sources, however close, speak of something other than what the question names (the
-    reason a refusal gives), or "": another period, another code. best: the index of the source the
-    answer quotes first."""
+    reason a refusal gives), or "": another period, another code, another kind. best: the index of the
+    source the answer quotes first; others: the chunk ids of sources whose kinds say nothing of the
+    documents the question names (others_of)."""
     if uncovered_years(list(counts), hits, best) or uncovered_months(query, hits, best):
         return "period-not-covered"
     if uncovered_codes(query, hits) or uncovered_versions(query, hits) or uncovered_kinds(query, hits, best) or uncovered_floors(query, hits, best):
         return "code-not-covered"
-    if uncovered_compounds(query, hits, quoted):
+    if uncovered_compounds(query, [h for h in hits if h.chunk_id not in others], quoted):
         return "kind-not-covered"
     return ""
 
@@ -964,6 +1030,17 @@ def _another_kind(asked: set[tuple[str, str]], said: set[tuple[str, str]]) -> bo
     return not asked & said and bool({h for _, h in asked} & {h for _, h in said})
 
 
+def names_another_kind(word: str, text: str) -> bool:
+    """Whether a text names another kind of the thing a Chinese word of two characters names: a word
+    with its last character and another first one (not one that asks or counts: 几假), whose English
+    glosses share a head with the word's and no gloss (_another_kind): 年假 for 病假; not 旅费 for 路费."""
+    from kbqa.bilingual import kinds_in_english
+
+    siblings = {c + word[1] for c in re.findall(f"(.){re.escape(word[1])}", text) if c not in _NOT_KIND_CHARACTERS} - {word}
+    kinds = kinds_in_english(word) if siblings else set()  # (the dictionary is read only for a word with a sibling here)
+    return bool(kinds) and any(_another_kind(kinds, kinds_in_english(o)) for o in siblings)
+
+
 def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str]:
     """The kinds of a thing the question names ("sick leave", 病假) that no source holds, not even their
     modifier ("sick"; 病 in a clause with 假: 因病请假), while the quoted sentence names another kind of that thing
@@ -973,7 +1050,7 @@ def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str
     病假 and 年假, "sick leave" and "annual leave" by them; not "paid leave" or "tap water" (no such
     word), "cell phone" and "mobile phone" (one word, 手机), words that merely meet ("internet based",
     部分地区's 分地). On the refusal test's five sets (5,960 questions) it changed no decision (benchmarks/refusal.py)."""
-    from kbqa.bilingual import kind_words, kinds_in_english, other_kinds
+    from kbqa.bilingual import kind_words, other_kinds
 
     if not hits or not quoted:
         return []
@@ -994,9 +1071,7 @@ def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str
             continue
         if re.search(f"{w[0]}[^。！？；!?;\n]{{0,6}}{w[1]}|{w[1]}[^。！？；!?;\n]{{0,6}}{w[0]}", whole):  # in one clause: 因病请假, 核反应堆、地热能
             continue
-        others = {c + w[1] for c in re.findall(f"(.){w[1]}", quoted) if c not in _NOT_KIND_CHARACTERS}
-        kinds = kinds_in_english(w) if other_kinds({w}, others) else set()
-        if kinds and any(other_kinds({w}, {o}) and _another_kind(kinds, kinds_in_english(o)) for o in others):
+        if w not in quoted and names_another_kind(w, quoted):  # (a text that says the word itself names it, whatever else)
             found.append(w)
     return list(dict.fromkeys(found))
 

@@ -206,11 +206,11 @@ def by_page(ranked: list[tuple[int, float]], rows: dict[int, Any]) -> list[tuple
     return sorted(ranked, key=lambda kv: (order[place(kv[0])], -kv[1]))
 
 
-def named_documents(catalog: Any, question: str) -> dict[int, frozenset[int]]:
+def named_documents(catalog: Any, question: str, words: dict[int, dict[int, float]] | None = None) -> dict[int, frozenset[int]]:
     """Files the question names (see Catalog.named_files), each with the question's name words it
-    holds (their places, Catalog.named_words): those named at least half as strongly as the best,
-    at most MAX_NAMED."""
-    words = catalog.named_words(question)
+    holds (their places, Catalog.named_words, or `words` read from it already): those named at least
+    half as strongly as the best, at most MAX_NAMED."""
+    words = catalog.named_words(question) if words is None else words
     if not words:
         return {}
     scores = {f: sum(w.values()) for f, w in words.items()}

@@ -234,6 +234,67 @@ def test_a_question_about_a_kind_of_leave_no_handbook_names_is_refused(kb: Knowl
     assert kb.ask("How many days of annual leave do Acme employees get?").text.startswith("Employees receive 25 days")
 
 
+def _initech_gives_sick_leave(d: Path) -> None:
+    """A third company's handbook, in English, that gives sick leave (which the others do not)."""
+    (d / "initech").mkdir(parents=True)
+    (d / "initech" / "kbqa.yaml").write_text("description: Initech Industries\n", encoding="utf-8")
+    (d / "initech" / "handbook.md").write_text("# Employee handbook\n\n## Sick leave\n\nEmployees receive 12 days of paid sick leave per year.\n",
+                                               encoding="utf-8")
+
+
+def _refused(kb: KnowledgeBase, questions: list[str]) -> None:
+    for question in questions:
+        answer = kb.ask(question)
+        assert not answer.answered_from_documents, (question, answer.text)
+
+
+def test_a_kind_of_leave_only_another_companys_handbook_names_is_refused_for_the_named_company(tmp_path: Path, home: Path) -> None:
+    """Found by review: with 紫金集团's handbook giving 12 days of sick leave beside handbooks that say
+    nothing of it, "蓝海集团的病假有几天？" was answered with 蓝海集团's annual leave: another company's sick
+    leave counted as the named handbook's (and 紫金集团's passage named 蓝海集团 by their shared 集团); and
+    (helper 61) "…Globex Industries employees…" with Initech Industries' sick leave, quoted as the answer."""
+    d = write_collection(tmp_path / "docs")
+    for path in [*(d / "manuals").iterdir(), d / "prices 2024.md"]:
+        path.unlink()
+    (d / "紫金集团员工手册.md").write_text("# 紫金集团员工手册\n\n## 病假\n\n紫金集团员工因病请假，每年可享受带薪病假十二天，需提供医院证明。\n\n"
+                                          "## 年假\n\n员工每年享有带薪年假二十天。\n", encoding="utf-8")
+    _initech_gives_sick_leave(d)
+    with KnowledgeBase.open("sick", llm="extractive") as kb:
+        assert kb.ingest([d]).ok
+        _refused(kb, ["蓝海集团的病假有几天？", "How many days of sick leave do Globex Industries employees get?",
+                      "How many days of paid sick leave do Globex Industries employees get per year?"])
+        assert "十二天" in kb.ask("紫金集团的病假有几天？").text
+        assert "十二天" in kb.ask("病假有几天？").text  # a question that names no company: whoever's handbook holds it
+        assert "12 days" in kb.ask("How many days of sick leave do Initech employees get?").text
+        assert "十五天带薪年假" in kb.ask("蓝海集团的年假有几天？").text
+
+
+def test_the_named_companys_other_documents_still_answer_for_it(tmp_path: Path, home: Path) -> None:
+    """Found by helper 59 on a first version of the rule above: a company's second document ("Globex benefits
+    summary", 蓝海福利说明, 集团福利说明) must still answer for it when the question names the company by more
+    words than that document's description holds ("Globex Industries"), or when it names no company at all
+    (a one-company knowledge base's 请假制度); only another company's document is no answer."""
+    d = tmp_path / "docs"
+    (d / "globex").mkdir(parents=True)
+    (d / "蓝海集团员工手册.md").write_text("# 员工手册\n\n## 年假\n\n员工入职满一年后，每年享有十五天带薪年假，未休年假不予折现。\n", encoding="utf-8")
+    (d / "请假制度.md").write_text("# 请假制度\n\n## 事假\n\n员工请事假须提前三天申请。\n", encoding="utf-8")
+    _initech_gives_sick_leave(d)
+    (d / "globex" / "kbqa.yaml").write_text("files:\n  handbook.md: Globex Industries staff handbook\n  benefits.md: Globex benefits summary\n",
+                                            encoding="utf-8")
+    (d / "globex" / "handbook.md").write_text("# Employee handbook\n\n## Annual leave\n\nEmployees receive 18 days of paid annual leave each calendar year.\n",
+                                              encoding="utf-8")
+    (d / "globex" / "benefits.md").write_text("# Benefits\n\n## Sick leave\n\nGlobex employees receive 10 days of paid sick leave per year.\n",
+                                              encoding="utf-8")
+    with KnowledgeBase.open("sick", llm="extractive") as kb:
+        assert kb.ingest([d]).ok
+        assert "12 days" in kb.ask("How many days of sick leave do Initech employees get?").text
+        assert "10 days" in kb.ask("How many days of sick leave do Globex Industries employees get?").text
+        (d / "请假制度.md").write_text("# 请假制度\n\n## 病假\n\n员工因病请假，每年可享受带薪病假八天，需提供医院证明。\n", encoding="utf-8")
+        assert kb.ingest([d]).ok
+        answer = kb.ask("蓝海集团员工的病假有几天？")
+        assert "八天" in answer.text and "12 days" not in answer.text, answer.text
+
+
 @pytest.mark.slow
 def test_a_kind_the_sources_of_the_questions_language_do_not_name_is_not_answered_from_the_other_language(tmp_path: Path) -> None:
     """Found by review: "青松A1空气净化器的售价是多少？" was refused over the Chinese price list (its 单价 is
