@@ -395,6 +395,8 @@ def search(
         hits = knowledge_base.search(question, top_k=top_k, threshold=threshold)
         if as_json:
             print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        elif not hits and not any(ch.isalnum() for ch in question):
+            _console().print("the query holds no letter or digit: nothing to search for")
         elif not hits:
             _console().print("no chunk passed the relevance threshold")
         else:

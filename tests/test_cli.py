@@ -237,6 +237,8 @@ def test_control_characters_in_file_names_are_shown_escaped(home: Path, tmp_path
         assert "\u202e" not in shown and "\u200b" not in shown and "report\\u202efdp.txt" in shown and "rep\\u200bort.txt" in shown, shown
     asked = run_kbqa("search", "When does the red pump run?", "--kb", "odd")
     assert "\x1b" not in asked.stdout and "esc\\x1b[31mRED" in asked.stdout
+    punctuation = run_kbqa("search", "?!。", "--kb", "odd")  # not "no chunk passed the relevance threshold"
+    assert punctuation.returncode == 0 and "nothing to search for" in punctuation.stdout, punctuation
     missing = run_kbqa("ingest", str(docs / "gone\x1b[31m"), "--kb", "odd")  # in an error message too
     assert missing.returncode == 2 and "\x1b" not in missing.stderr and "gone\\x1b[31m" in missing.stderr
 
