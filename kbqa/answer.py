@@ -583,7 +583,7 @@ class Named:
     sources: list[int | None] = field(default_factory=list)
     descriptions: dict[int, str] = field(default_factory=dict)
     distinct: frozenset[int] = frozenset()  # the places of the name words no other company's document holds (蓝海 of 蓝海集团, not 集团)
-    others: frozenset[int] = frozenset()  # another company's documents (named_sources): 紫金集团员工手册 for "蓝海集团的病假有几天？"
+    others: frozenset[int] = frozenset()  # another company's documents (another_companys): 紫金集团员工手册 for "蓝海集团的病假有几天？"
 
 
 def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
@@ -613,21 +613,23 @@ def another_companys(catalog: Any, query: str, named: dict[int, frozenset[int]],
 
     asked = name_words(query)
     lowered, stems = query.lower(), {stem(w) for w in asked}
+    names = []  # each named document's name: its first word and the words written right after it ("Acme Bank", 蓝海集团)
+    for first in {min(places) for places in named.values()}:
+        run = [first]
+        while run[-1] + 1 < len(asked) and _follows(lowered, asked[run[-1]], asked[run[-1] + 1]):
+            run.append(run[-1] + 1)
+        names.append((first, set(run[1:])))
     out = set()
     for f, held in words.items():
-        if f in named:
+        if f in named or not any(first not in held and later & held.keys() for first, later in names):
             continue
         row = catalog.file_by_id(f)
         tokens = name_tokens(row.description) if row is not None else []
-        for places in named.values():
-            first = min(places)
-            run = {first}  # the name: its first word and the words written right after it ("Acme Bank", 蓝海集团)
-            while first + len(run) < len(asked) and _follows(lowered, asked[first + len(run) - 1], asked[first + len(run)]):
-                run.add(first + len(run))
-            if first in held or not (run - {first}) & held.keys():
+        for first, later in names:
+            if first in held or not later & held.keys():
                 continue
-            later = {stem(asked[p]) for p in run - {first}}
-            if any(t in later and i > 0 and tokens[i - 1] not in STOP_WORDS and tokens[i - 1] not in stems for i, t in enumerate(tokens)):
+            said = {stem(asked[p]) for p in later}
+            if any(t in said and i > 0 and tokens[i - 1] not in STOP_WORDS and tokens[i - 1] not in stems for i, t in enumerate(tokens)):
                 out.add(f)
     return frozenset(out)
 

@@ -388,14 +388,14 @@ def search(
     cfg, _ = _config(config)
     _models_here(cfg)
     knowledge_base = _open(kb, cfg)
-    from kbqa.kb import KnowledgeBaseError
+    from kbqa.kb import KnowledgeBaseError, searchable
 
     try:
         _not_empty(knowledge_base, question, allowance=2)
         hits = knowledge_base.search(question, top_k=top_k, threshold=threshold)
         if as_json:
             print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
-        elif not hits and not any(ch.isalnum() for ch in question):
+        elif not hits and not searchable(question):
             _console().print("the query holds no letter or digit: nothing to search for")
         elif not hits:
             _console().print("no chunk passed the relevance threshold")

@@ -418,6 +418,11 @@ def embedding_texts(pieces: list[Any], description: str = "", skip_overlap: bool
     return out
 
 
+def searchable(question: str) -> bool:
+    """Whether a question holds a letter or digit of any script: "?!。" holds nothing to search for."""
+    return _WORD_CHARACTER.search(question) is not None
+
+
 def is_missing(path: str) -> bool:
     """Whether there is nothing at path: deleted, or moved away. A folder that cannot be read (its
     permissions, a failing disk) is not missing: its files' entries are kept."""
@@ -1346,7 +1351,7 @@ class KnowledgeBase:
 
         question = self.checked_question(question, 2)
         top_k, threshold = limits.top_k(top_k), limits.fraction(threshold, "threshold")
-        if not _WORD_CHARACTER.search(question):
+        if not searchable(question):
             return []
         if self._dropped():  # its files are gone, or another knowledge base's: nothing here may be read with them
             raise KnowledgeBaseError(self.catalog.closed or f"knowledge base {self.name!r} was deleted by another process since "
