@@ -587,20 +587,44 @@ class Named:
 
 
 def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
-    """What the question names (Named); nothing when it names none."""
+    """What the question names (Named); nothing when it names none. A document named only by words
+    another named one holds too, without a rarer word that one holds (lesser_named_by), counts as not
+    named: 紫金集团员工手册, named with 蓝海集团员工手册 by 集团 and 员工 of "蓝海集团员工的病假有几天？"
+    (half of what 蓝海集团's holds), whose 十二天 was quoted for 蓝海集团."""
     from kbqa.retrieval import named_documents
+    from kbqa.store.tokenize import name_words
 
     words = catalog.named_words(query) if hits else {}
     named = named_documents(catalog, query, words) if words else {}
     if not named:
         return Named()
+    lesser = lesser_named_by(named, words)
+    named = {f: places for f, places in named.items() if f not in lesser}
     rows = catalog.chunks([h.chunk_id for h in hits])
     described = {f: row.description if (row := catalog.file_by_id(f)) is not None else "" for f in named}
     others = another_companys(catalog, query, named, words)
     places = set().union(*named.values())
-    shared = set().union(*(words[f].keys() for f in others))
+    held = set().union(*(description_tokens(catalog, f) for f in others))  # (the 集团 of 紫金集团员工手册)
+    shared = {p for p, w in enumerate(name_words(query)) if stem(w) in held}
     return Named(named, [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits], described,
                  frozenset(places - shared or places), others)
+
+
+def lesser_named_by(named: dict[int, frozenset[int]], words: dict[int, dict[int, float]]) -> set[int]:
+    """The named documents whose name words another named document holds all of, with one rarer than
+    any of theirs (its weight, Catalog.named_words): 紫金集团员工手册 ({集团, 员工}) beside 蓝海集团员工手册
+    ({蓝海, 集团, 员工}), 员工手册（2023版） beside 员工手册（2024版） for "2024版员工手册…", "Nordic Bank" beside
+    "Acme Bank"; not "Globex benefits summary" ({Globex}) beside "Globex Industries staff handbook", whose
+    "Industries" is no rarer than "Globex" (Initech Industries holds it)."""
+    out = set()
+    for f in named:
+        mine = words.get(f, {})
+        for g in named:
+            theirs = words.get(g, {})
+            if g != f and mine.keys() < theirs.keys() and max(theirs[p] for p in theirs.keys() - mine.keys()) > max(mine.values(), default=0.0):
+                out.add(f)
+                break
+    return out
 
 
 def another_companys(catalog: Any, query: str, named: dict[int, frozenset[int]], words: dict[int, dict[int, float]]) -> frozenset[int]:
@@ -608,30 +632,44 @@ def another_companys(catalog: Any, query: str, named: dict[int, frozenset[int]],
     word of the name (集团 of 蓝海集团, "Bank" of "Acme Bank") after a word of its own, and not the name's
     first word (紫金集团员工手册, "Nordic Bank handbook"); not 集团福利说明 (a company's own "group benefits")
     nor "Globex benefits summary" for "Globex Industries" (its first word), nor 病假管理办法 (病假 is no part
-    of the name)."""
-    from kbqa.store.tokenize import name_tokens, name_words
+    of the name). A name starts at each run of a named document's words in the question and goes on with
+    the words written right after it (of Chinese, only those a named document holds: 规定 of
+    "蓝海集团规定…" is no part of it): "员工的病假，蓝海集团规定几天？" names 蓝海集团 (it named only 员工,
+    the handbook's first word in the question, and 紫金集团's sick leave was quoted)."""
+    from kbqa.store.tokenize import name_words
 
     asked = name_words(query)
     lowered, stems = query.lower(), {stem(w) for w in asked}
-    names = []  # each named document's name: its first word and the words written right after it ("Acme Bank", 蓝海集团)
-    for first in {min(places) for places in named.values()}:
-        run = [first]
-        while run[-1] + 1 < len(asked) and _follows(lowered, asked[run[-1]], asked[run[-1] + 1]):
-            run.append(run[-1] + 1)
-        names.append((first, set(run[1:])))
+    follows = [i + 1 < len(asked) and _follows(lowered, asked[i], asked[i + 1]) for i in range(len(asked))]
+    held = set().union(*(description_tokens(catalog, f) for f in named))
+    names = set()  # each name's first word and the words written right after it ("Acme Bank", 蓝海集团)
+    for places in named.values():
+        for first in places:
+            if first > 0 and first - 1 in places and follows[first - 1]:
+                continue  # within a run that starts before
+            run = [first]
+            while follows[run[-1]] and (asked[run[-1] + 1].isascii() or stem(asked[run[-1] + 1]) in held):
+                run.append(run[-1] + 1)
+            if len(run) > 1:
+                names.add((stem(asked[first]), frozenset(stem(asked[p]) for p in run[1:])))
     out = set()
-    for f, held in words.items():
-        if f in named or not any(first not in held and later & held.keys() for first, later in names):
+    for f in words if names else {}:  # (read in their descriptions: `words` leaves out a long run's 集团 that 紫金集团 holds)
+        if f in named:
             continue
-        row = catalog.file_by_id(f)
-        tokens = name_tokens(row.description) if row is not None else []
+        tokens = description_tokens(catalog, f)
         for first, later in names:
-            if first in held or not later & held.keys():
-                continue
-            said = {stem(asked[p]) for p in later}
-            if any(t in said and i > 0 and tokens[i - 1] not in STOP_WORDS and tokens[i - 1] not in stems for i, t in enumerate(tokens)):
+            if first not in tokens and any(t in later and i > 0 and tokens[i - 1] not in STOP_WORDS and tokens[i - 1] not in stems
+                                           for i, t in enumerate(tokens)):
                 out.add(f)
     return frozenset(out)
+
+
+def description_tokens(catalog: Any, file_id: int) -> list[str]:
+    """A document's description as name tokens (kbqa.store.tokenize.name_tokens), in order."""
+    from kbqa.store.tokenize import name_tokens
+
+    row = catalog.file_by_id(file_id)
+    return name_tokens(row.description) if row is not None else []
 
 
 def _follows(lowered: str, a: str, b: str) -> bool:
@@ -958,7 +996,55 @@ def read_evidence(
     if source != lang or len({language(h.text) for h in hits}) > 1 or others:
         evidence = replace(evidence, sentences=[s for s in evidence.sentences
                                                 if language(hits[s.n - 1].text) == source and hits[s.n - 1].chunk_id not in others])
+    evidence = replace(evidence, sentences=without_other_kinds(query, evidence, hits))
     return (evidence, sentence_cosine(embedder, query, evidence)) if source == lang else by_meaning(embedder, query, evidence)
+
+
+def without_other_kinds(query: str, evidence: Evidence, hits: list[Hit]) -> list[Sentence]:
+    """The evidence's sentences but those that name another kind of a thing the question names (年假 for
+    病假, "annual leave" for "sick leave"; see names_another_kind, uncovered_compounds) from a passage
+    that never says the asked kind, when a sentence that says it holds an answer of the asked type (a
+    number of days): "蓝海集团员工的病假有几天？" over 蓝海集团's handbook (annual leave only) and a 请假规定
+    giving 病假八天 was answered with the handbook's 年假, the named document's sentence scoring higher
+    ("How many days of sick leave do Acme employees get?" with Acme's 25 days of annual leave). A text
+    says a kind by its words, a table header, or its section's and document's titles (under "## 病假",
+    "员工因病请假的，每年可享受带薪十天，不占用年假。" says it); a kind the question names too is no other
+    kind ("年假和病假各有几天？" keeps both); a note that names the asked kind without an answer ("以上售价
+    均含增值税", "List prices exclude VAT") leaves every sentence (helper 62: the price list's 单价 rows
+    and "unit price of 499" were dropped for them)."""
+    from kbqa.bilingual import kind_words, other_kinds
+
+    sentences = evidence.sentences
+    if evidence.kind is None or not sentences:
+        return sentences
+    around = [" ".join([s.text, s.header, s.section, *hits[s.n - 1].title_path]) for s in sentences]
+    kinds = [w for w in question_words(query) if _HAN_PAIR.fullmatch(w) and w[0] not in _NOT_KIND_CHARACTERS
+             and any(w in text and s.typed for s, text in zip(sentences, around))]
+    passages = [" ".join([hits[s.n - 1].text, hits[s.n - 1].context, *hits[s.n - 1].title_path]) for s in sentences]
+    spoken = [[stem(w.lower()) for w in _LATIN.findall(text)] for text in around]
+    heard = [[stem(w.lower()) for w in _LATIN.findall(text)] for text in passages]
+    asked_pairs = {(stem(m.lower()), stem(h.lower())) for m, h in _PAIR.findall(query)}
+    pairs = [p for p in asked_pairs if p[0] not in STOP_WORDS and p[1] not in STOP_WORDS
+             and any(p in zip(said, said[1:]) and s.typed for s, said in zip(sentences, spoken))]
+    if not kinds and not pairs:
+        return sentences
+    words = kind_words() if pairs else {}
+
+    def another(s: Sentence, text: str, w: str) -> bool:
+        asked = any(c + w[1] in query for c in re.findall(f"(.){re.escape(w[1])}", s.text) if c + w[1] != w)
+        return w not in text and not asked and names_another_kind(w, s.text)
+
+    def another_pair(text: str, said: list[str], pair: tuple[str, str]) -> bool:
+        held = set(zip(said, said[1:]))
+        mine = [stem(w.lower()) for w in _LATIN.findall(text)]
+        others = {p for p in zip(mine, mine[1:]) if p[1] == pair[1] and p != pair and p not in asked_pairs and p[0] not in STOP_WORDS}
+        found = words.get(pair)
+        return pair not in held and bool(found) and any(other_kinds(found, words.get(p, frozenset())) for p in others)
+
+    # (a sentence of a passage that says the asked kind anywhere is kept: "婚假须提前三天申请。员工结婚的，可享受带薪
+    # 假期十天，可与年假合并使用。" -- helper 63: the answer was dropped for its 年假, the notice rule quoted)
+    return [s for s, text, said in zip(sentences, passages, heard)
+            if not any(another(s, text, w) for w in kinds) and not any(another_pair(s.text, said, p) for p in pairs)]
 
 
 # an answer's sources in another language than the quoted one: at least this relevance (0.5 on the
