@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -592,7 +593,7 @@ def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
     named: 紫金集团员工手册, named with 蓝海集团员工手册 by 集团 and 员工 of "蓝海集团员工的病假有几天？"
     (half of what 蓝海集团's holds), whose 十二天 was quoted for 蓝海集团."""
     from kbqa.retrieval import named_documents
-    from kbqa.store.tokenize import name_words
+    from kbqa.store.tokenize import name_tokens, name_words
 
     words = catalog.named_words(query) if hits else {}
     named = named_documents(catalog, query, words) if words else {}
@@ -602,9 +603,10 @@ def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
     named = {f: places for f, places in named.items() if f not in lesser}
     rows = catalog.chunks([h.chunk_id for h in hits])
     described = {f: row.description if (row := catalog.file_by_id(f)) is not None else "" for f in named}
-    others = another_companys(catalog, query, named, words)
+    tokens = functools.cache(lambda f: name_tokens(described[f]) if f in described else description_tokens(catalog, f))
+    others = another_companys(query, named, words, tokens)
     places = set().union(*named.values())
-    held = set().union(*(description_tokens(catalog, f) for f in others))  # (the 集团 of 紫金集团员工手册)
+    held = set().union(*(tokens(f) for f in others))  # (the 集团 of 紫金集团员工手册)
     shared = {p for p, w in enumerate(name_words(query)) if stem(w) in held}
     return Named(named, [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits], described,
                  frozenset(places - shared or places), others)
@@ -627,7 +629,9 @@ def lesser_named_by(named: dict[int, frozenset[int]], words: dict[int, dict[int,
     return out
 
 
-def another_companys(catalog: Any, query: str, named: dict[int, frozenset[int]], words: dict[int, dict[int, float]]) -> frozenset[int]:
+def another_companys(
+    query: str, named: dict[int, frozenset[int]], words: dict[int, dict[int, float]], tokens: Callable[[int], list[str]]
+) -> frozenset[int]:
     """The documents of another company than the one the question names: whose description holds a later
     word of the name (集团 of 蓝海集团, "Bank" of "Acme Bank") after a word of its own, and not the name's
     first word (紫金集团员工手册, "Nordic Bank handbook"); not 集团福利说明 (a company's own "group benefits")
@@ -635,13 +639,14 @@ def another_companys(catalog: Any, query: str, named: dict[int, frozenset[int]],
     of the name). A name starts at each run of a named document's words in the question and goes on with
     the words written right after it (of Chinese, only those a named document holds: 规定 of
     "蓝海集团规定…" is no part of it): "员工的病假，蓝海集团规定几天？" names 蓝海集团 (it named only 员工,
-    the handbook's first word in the question, and 紫金集团's sick leave was quoted)."""
+    the handbook's first word in the question, and 紫金集团's sick leave was quoted). tokens(file id): its
+    description's name tokens (description_tokens)."""
     from kbqa.store.tokenize import name_words
 
     asked = name_words(query)
     lowered, stems = query.lower(), {stem(w) for w in asked}
     follows = [i + 1 < len(asked) and _follows(lowered, asked[i], asked[i + 1]) for i in range(len(asked))]
-    held = set().union(*(description_tokens(catalog, f) for f in named))
+    held = set().union(*(tokens(f) for f in named))
     names = set()  # each name's first word and the words written right after it ("Acme Bank", 蓝海集团)
     for places in named.values():
         for first in places:
@@ -656,10 +661,10 @@ def another_companys(catalog: Any, query: str, named: dict[int, frozenset[int]],
     for f in words if names else {}:  # (read in their descriptions: `words` leaves out a long run's 集团 that 紫金集团 holds)
         if f in named:
             continue
-        tokens = description_tokens(catalog, f)
+        theirs = tokens(f)
         for first, later in names:
-            if first not in tokens and any(t in later and i > 0 and tokens[i - 1] not in STOP_WORDS and tokens[i - 1] not in stems
-                                           for i, t in enumerate(tokens)):
+            if first not in theirs and any(t in later and i > 0 and theirs[i - 1] not in STOP_WORDS and theirs[i - 1] not in stems
+                                           for i, t in enumerate(theirs)):
                 out.add(f)
     return frozenset(out)
 
@@ -1012,39 +1017,37 @@ def without_other_kinds(query: str, evidence: Evidence, hits: list[Hit]) -> list
     kind ("年假和病假各有几天？" keeps both); a note that names the asked kind without an answer ("以上售价
     均含增值税", "List prices exclude VAT") leaves every sentence (helper 62: the price list's 单价 rows
     and "unit price of 499" were dropped for them)."""
-    from kbqa.bilingual import kind_words, other_kinds
-
     sentences = evidence.sentences
     if evidence.kind is None or not sentences:
         return sentences
     around = [" ".join([s.text, s.header, s.section, *hits[s.n - 1].title_path]) for s in sentences]
     kinds = [w for w in question_words(query) if _HAN_PAIR.fullmatch(w) and w[0] not in _NOT_KIND_CHARACTERS
              and any(w in text and s.typed for s, text in zip(sentences, around))]
-    passages = [" ".join([hits[s.n - 1].text, hits[s.n - 1].context, *hits[s.n - 1].title_path]) for s in sentences]
-    spoken = [[stem(w.lower()) for w in _LATIN.findall(text)] for text in around]
-    heard = [[stem(w.lower()) for w in _LATIN.findall(text)] for text in passages]
     asked_pairs = {(stem(m.lower()), stem(h.lower())) for m, h in _PAIR.findall(query)}
     pairs = [p for p in asked_pairs if p[0] not in STOP_WORDS and p[1] not in STOP_WORDS
-             and any(p in zip(said, said[1:]) and s.typed for s, said in zip(sentences, spoken))]
+             and any(p in _pairs(text) and s.typed for s, text in zip(sentences, around))]
     if not kinds and not pairs:
         return sentences
-    words = kind_words() if pairs else {}
+    passages = {n: " ".join([h.text, h.context, *h.title_path]) for n, h in enumerate(hits, start=1)}  # each source's text, once
+    heard = {n: set(_pairs(text)) for n, text in passages.items()} if pairs else {}
 
-    def another(s: Sentence, text: str, w: str) -> bool:
-        asked = any(c + w[1] in query for c in re.findall(f"(.){re.escape(w[1])}", s.text) if c + w[1] != w)
-        return w not in text and not asked and names_another_kind(w, s.text)
-
-    def another_pair(text: str, said: list[str], pair: tuple[str, str]) -> bool:
-        held = set(zip(said, said[1:]))
-        mine = [stem(w.lower()) for w in _LATIN.findall(text)]
-        others = {p for p in zip(mine, mine[1:]) if p[1] == pair[1] and p != pair and p not in asked_pairs and p[0] not in STOP_WORDS}
-        found = words.get(pair)
-        return pair not in held and bool(found) and any(other_kinds(found, words.get(p, frozenset())) for p in others)
+    def another(s: Sentence) -> bool:
+        for w in kinds:
+            asked = any(c + w[1] in query for c in re.findall(f"(.){re.escape(w[1])}", s.text) if c + w[1] != w)
+            if w not in passages[s.n] and not asked and names_another_kind(w, s.text):
+                return True
+        said = [stem(w.lower()) for w in _LATIN.findall(s.text)] if pairs else []
+        return any(p not in heard[s.n] and pair_names_another(p, said, asked_pairs) for p in pairs)
 
     # (a sentence of a passage that says the asked kind anywhere is kept: "婚假须提前三天申请。员工结婚的，可享受带薪
     # 假期十天，可与年假合并使用。" -- helper 63: the answer was dropped for its 年假, the notice rule quoted)
-    return [s for s, text, said in zip(sentences, passages, heard)
-            if not any(another(s, text, w) for w in kinds) and not any(another_pair(s.text, said, p) for p in pairs)]
+    return [s for s in sentences if not another(s)]
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """A text's English words (stemmed), each with the next."""
+    words = [stem(w.lower()) for w in _LATIN.findall(text)]
+    return list(zip(words, words[1:]))
 
 
 # an answer's sources in another language than the quoted one: at least this relevance (0.5 on the
@@ -1129,6 +1132,22 @@ def names_another_kind(word: str, text: str) -> bool:
     return bool(kinds) and any(_another_kind(kinds, kinds_in_english(o)) for o in siblings)
 
 
+def pair_names_another(pair: tuple[str, str], said: list[str], skip: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()) -> bool:
+    """Whether words (stemmed, in order) name another kind of the thing an English pair (modifier, head;
+    stemmed) names: a pair of the same head and another modifier whose CC-CEDICT words are other kinds
+    (kbqa.bilingual.other_kinds) -- "annual leave" for "sick leave". Pairs in `skip` are none (the
+    question's own). The dictionary is read only when such a pair is there."""
+    from kbqa.bilingual import kind_words, other_kinds
+
+    m, h = pair
+    others = {p for p in zip(said, said[1:]) if p[1] == h and p[0] != m and p[0] not in STOP_WORDS and p not in skip}
+    if not others:
+        return False
+    words = kind_words()
+    mine = words.get(pair)
+    return bool(mine) and any(other_kinds(mine, words.get(p, frozenset())) for p in others)
+
+
 def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str]:
     """The kinds of a thing the question names ("sick leave", 病假) that no source holds, not even their
     modifier ("sick"; 病 in a clause with 假: 因病请假), while the quoted sentence names another kind of that thing
@@ -1138,8 +1157,6 @@ def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str
     病假 and 年假, "sick leave" and "annual leave" by them; not "paid leave" or "tap water" (no such
     word), "cell phone" and "mobile phone" (one word, 手机), words that merely meet ("internet based",
     部分地区's 分地). On the refusal test's five sets (5,960 questions) it changed no decision (benchmarks/refusal.py)."""
-    from kbqa.bilingual import kind_words, other_kinds
-
     if not hits or not quoted:
         return []
     whole = "\n".join(" ".join([h.text, h.context, *h.title_path]) for h in hits)
@@ -1150,9 +1167,7 @@ def uncovered_compounds(question: str, hits: list[Hit], quoted: str) -> list[str
         m, h, text = stem(m.lower()), stem(h.lower()), f"{m} {h}"
         if m in held or m in STOP_WORDS or h in STOP_WORDS:
             continue
-        others = {m2 for m2, h2 in zip(said, said[1:]) if h2 == h and m2 != m and m2 not in STOP_WORDS}
-        words = kind_words() if others else {}
-        if (mine := words.get((m, h))) and any(other_kinds(mine, words.get((m2, h), frozenset())) for m2 in others):
+        if pair_names_another((m, h), said):
             found.append(text)
     for w in question_words(question):
         if not _HAN_PAIR.fullmatch(w) or w[0] in _NOT_KIND_CHARACTERS or w in whole or re.search(f"{_ASKING_KIND}{w}[的呢吗？?。！!\\s]*$", question):
