@@ -418,6 +418,18 @@ def content_words(text: str) -> list[str]:
     return list(seen)
 
 
+def question_words(question: str) -> list[str]:
+    """A question's content words, as the lexical index has them, without words that only ask."""
+    return [w for w in content_words(question) if w not in QUESTION_WORDS]
+
+
+def substantive_words(question: str) -> list[str]:
+    """The question's words that say what it is about: its content words without asking words and
+    without short bare numbers ("1", "12?" ask about nothing; "8021", "3.11", "400-820-1234" are
+    codes, versions and numbers a document may hold)."""
+    return [w for w in question_words(question) if not (re.fullmatch(r"[\d.,:%/-]+", w) and sum(c.isdigit() for c in w) < 3)]
+
+
 def terms(text: str) -> set[str]:
     """What two texts are compared by: content words (no question words) plus the pairs of adjacent
     Han characters inside them (robust to how jieba happens to cut a phrase)."""

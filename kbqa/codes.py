@@ -1,5 +1,5 @@
 """Codes, product versions and floors a text names ("P-4010", "KX-300", "Q4", "E3"; "Atlas 2.2"; "5th floor", "5F"), and whether
-a source holds one in any way it may be written. The refusal rules (kbqa.answer) and the evidence
+a source holds one in any way it may be written. The refusal rules (kbqa.scope) and the evidence
 ranking (kbqa.evidence) read them."""
 
 from __future__ import annotations

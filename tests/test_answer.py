@@ -353,7 +353,7 @@ def test_a_question_with_nothing_to_look_for_is_refused_without_sources(trust_kb
 def test_a_code_or_version_alone_is_still_a_question() -> None:
     """Found by review: "8021?", "3.11?" and "400-820-1234?" were refused by the rule above, though
     the documents answered them."""
-    from kbqa.answer import substantive_words
+    from ingest.textfacts import substantive_words
 
     for question in ("8021?", "3.11?", "400-820-1234?", "KX-200?", "猫？", "WiFi?"):
         assert substantive_words(question), question
@@ -538,7 +538,7 @@ def test_a_table_row_is_quoted_with_its_columns_names() -> None:
 
 
 def test_a_year_no_source_holds_counts_only_when_the_best_source_speaks_of_another() -> None:
-    from kbqa.answer import uncovered_years
+    from kbqa.scope import uncovered_years
 
     report = _hit("2018年第一季度营业收入4,755,785.11元。", file="东北电气2018一季报.md")
     assert uncovered_years(["东北", "2019", "营业"], [report]) == ["2019"]
@@ -581,7 +581,7 @@ def test_a_month_no_source_holds_counts_when_the_best_source_speaks_of_another()
     """Found by a first-hour review: "…in Texas in December 2015?" over a table of November 2015's
     background checks was answered with November's row (confidence 0.97); and rows of other states
     came along with Texas's."""
-    from kbqa.answer import uncovered_months
+    from kbqa.scope import uncovered_months
 
     checks = Hit(1, "nics-2015-11.pdf", 1, "| State | Handgun | Totals |\n|---|---|---|\n| Alabama | 23,022 | 71,137 |\n"
                  "| Texas | 56,941 | 146,982 |\n| Utah | 4,314 | 21,772 |", 0.8, context="NICS Firearm Background Checks — November - 2015")
@@ -893,7 +893,7 @@ def test_a_code_no_source_holds_is_refused_when_the_sources_name_others_of_its_k
     """Found by a first-hour review: "Which bin holds part P-4010?" over a catalogue of P-1010 …
     P-1012 was answered with P-1010's row, and "Q4 revenue" over a Q3 review with Q3's figures."""
     from kbqa import KnowledgeBase
-    from kbqa.answer import uncovered_codes
+    from kbqa.scope import uncovered_codes
 
     catalogue = _hit("| Part | Description | Bin |\n|---|---|---|\n| P-1010 | Fan motor | A-03 |\n| P-1011 | Rear cover latch | A-04 |")
     assert uncovered_codes("Which bin holds part P-4010?", [catalogue]) == ["P4010"]
@@ -928,7 +928,7 @@ def test_a_code_no_source_holds_is_refused_when_the_sources_name_others_of_its_k
     assert uncovered_codes("What warranty do the KX-200 and KX-300 pumps have?", [seals, kx300_manual]) == []
     assert uncovered_codes("Does the KX-200 accept the seals of the KX-300?", [seals, kx500]) == []  # one related to the other
     # found by a first-hour review: a product's version ("Atlas 4.0") over sources of Atlas 1.0 and 2.0
-    from kbqa.answer import uncovered_versions
+    from kbqa.scope import uncovered_versions
 
     inventory = _hit("Atlas 2.0 tracker units have a 24-month warranty. Atlas 1.0 units had a 12-month warranty.")
     assert uncovered_versions("How long is the warranty for Atlas 4.0 tracker units?", [inventory]) == ["Atlas 4.0"]
@@ -973,7 +973,7 @@ def test_a_follow_up_naming_another_company_searches_that_company(home: Path, tm
     with the earlier question's company name too, found only that company's handbook, and was
     refused. The earlier question's words that name the other document are left out of the search."""
     from kbqa import KnowledgeBase
-    from kbqa.answer import without_other_names
+    from kbqa.named import without_other_names
 
     with KnowledgeBase.open("handbooks", llm="extractive") as kb:
         kb.ingest([_handbooks(tmp_path / "docs")])
@@ -990,7 +990,7 @@ def test_a_follow_up_naming_another_company_drops_the_earlier_company_s_whole_na
     name holds: "…staff at Logistics give? And at Northwind?" (of Bluefin Logistics) and "云的住宿标准…"
     (of 蓝海云) were searched, and the answer was the contract naming both companies."""
     from kbqa import KnowledgeBase
-    from kbqa.answer import without_other_names
+    from kbqa.named import without_other_names
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -1191,7 +1191,7 @@ def test_a_floor_is_read_as_plans_write_it() -> None:
     zh = _hit("打印机：\n- 3F 打印机：IP 地址 10.2.3.45\n- 5F 打印机：IP 地址 10.2.5.20")
     assert "10.2.5.20" in gather("5楼打印机的IP地址是多少？", [zh]).sentences[0].text
     # ... and a floor no source holds, beside others, is not covered ("the 4th floor printer" got the 3F one's address)
-    from kbqa.answer import uncovered_floors
+    from kbqa.scope import uncovered_floors
 
     assert uncovered_floors("What is the IP address of the 4th floor printer?", [faq]) == ["4F"]
     assert uncovered_floors("What is the IP address of the 5th floor printer?", [faq]) == []
@@ -1224,7 +1224,7 @@ def test_a_number_the_question_gives_is_held_by_a_range_around_it() -> None:
 def test_a_kind_no_source_holds_counts_when_the_quoted_source_names_another_of_its_head() -> None:
     """Found by a first-hour review: "How many days of annual leave do part-time employees get?" got the full-time
     rule of a policy for full-time employees, at 0.89."""
-    from kbqa.answer import uncovered_kinds
+    from kbqa.scope import uncovered_kinds
 
     policy = _hit("Full-time employees receive 10 days of paid annual leave per year.", file="leave_policy.md")
     assert uncovered_kinds("How many days of annual leave do part-time employees get?", [policy]) == ["part-time"]
@@ -1237,7 +1237,7 @@ def test_a_kind_no_source_holds_counts_when_the_quoted_source_names_another_of_i
 def test_a_compound_whose_modifier_no_source_holds_counts_when_the_quoted_sentence_names_another_kind() -> None:
     """Found by a review: over handbooks that say nothing of sick leave, "蓝海集团的病假有几天？" was answered
     with the annual leave at 0.70, and "How many days of sick leave do Acme employees get?" at 0.47."""
-    from kbqa.answer import uncovered_compounds
+    from kbqa.scope import uncovered_compounds
 
     zh_text = "员工入职满一年后，每年享有十五天带薪年假，未休年假不予折现。"
     en_text = "Employees receive 25 days of paid annual leave each calendar year."
@@ -1270,7 +1270,7 @@ def test_a_compound_whose_modifier_no_source_holds_counts_when_the_quoted_senten
     assert uncovered_compounds("员工有几天产假？", [zh, _hit("生产部实行两班制，每班八小时。")], zh_text) == ["产假"]
     # across languages: a sentence of the other language names another kind ("List price", 标价, for 售价; 年假 for "sick leave"),
     # or not ("retail price" is no word of two characters: it still answers 售价, found by review)
-    from kbqa.answer import other_kind_said
+    from kbqa.scope import other_kind_said
     assert other_kind_said("售价", "Model | Description | List price | Dealer price\nKX-200 | Under-sink purifier | 1,299 | 999")
     assert not other_kind_said("售价", "The Qingsong A1 air purifier has a retail price of 1,999 yuan.")
     assert other_kind_said("sick leave", zh_text) and not other_kind_said("sick leave", "员工每年可享受带薪病假十二天。")

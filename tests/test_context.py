@@ -15,7 +15,7 @@ from conftest import ROOT, run_kbqa, write_pdf
 
 from ingest import Document, load_file, split_documents
 from ingest.context import clean_title, describe, name_words, title_line
-from kbqa.answer import name_as_written
+from kbqa.named import name_as_written
 from kbqa.kb import KnowledgeBase
 
 SECTIONS_EN = {

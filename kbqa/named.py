@@ -1,0 +1,300 @@
+"""The documents a question names, and the documents of another company than the one it names.
+
+A question that names a document ("the KX-200 manual", 员工手册, "Microsoft … Q2 2023") names the
+files whose descriptions hold its name words (retrieval.named_documents prefers their sources); the
+answer pipeline reads here which sources those are (`named_sources`), which named documents are
+named only by words a better-named one holds (`lesser_named_by`), which documents are another
+company's (`another_companys`: 紫金集团员工手册 for "蓝海集团的病假有几天？"), which sources name another
+product or company than the asked one (`without_other_names`), and how the question writes a name.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.textfacts import STOP_WORDS, stem
+from kbqa.types import Hit
+
+
+@dataclass
+class Named:
+    """The documents a question (as searched) names, as retrieval prefers them (retrieval.named_documents:
+    file id -> the places of the question's name words it holds), each source's file id, and the named
+    documents' descriptions."""
+
+    files: dict[int, frozenset[int]] = field(default_factory=dict)
+    sources: list[int | None] = field(default_factory=list)
+    descriptions: dict[int, str] = field(default_factory=dict)
+    distinct: frozenset[int] = frozenset()  # the places of the name words no other company's document holds (蓝海 of 蓝海集团, not 集团)
+    others: frozenset[int] = frozenset()  # another company's documents (another_companys): 紫金集团员工手册 for "蓝海集团的病假有几天？"
+
+
+def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
+    """What the question names (Named); nothing when it names none. A document named only by words
+    another named one holds too, without a rarer word that one holds (lesser_named_by), counts as not
+    named: 紫金集团员工手册, named with 蓝海集团员工手册 by 集团 and 员工 of "蓝海集团员工的病假有几天？"
+    (half of what 蓝海集团's holds), whose 十二天 was quoted for 蓝海集团."""
+    from kbqa.retrieval import named_documents
+    from kbqa.store.tokenize import name_tokens, name_words
+
+    words = catalog.named_words(query) if hits else {}
+    named = named_documents(catalog, query, words) if words else {}
+    if not named:
+        return Named()
+    lesser = lesser_named_by(named, words)
+    named = {f: places for f, places in named.items() if f not in lesser}
+    rows = catalog.chunks([h.chunk_id for h in hits])
+    described = {f: row.description if (row := catalog.file_by_id(f)) is not None else "" for f in named}
+    tokens = functools.cache(lambda f: name_tokens(described[f]) if f in described else description_tokens(catalog, f))
+    others = another_companys(query, named, words, tokens)
+    places = set().union(*named.values())
+    held = set().union(*(tokens(f) for f in others))  # (the 集团 of 紫金集团员工手册)
+    shared = {p for p, w in enumerate(name_words(query)) if stem(w) in held}
+    return Named(named, [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits], described,
+                 frozenset(places - shared or places), others)
+
+
+def lesser_named_by(named: dict[int, frozenset[int]], words: dict[int, dict[int, float]]) -> set[int]:
+    """The named documents whose name words another named document holds all of, with one rarer than
+    any of theirs (its weight, Catalog.named_words): 紫金集团员工手册 ({集团, 员工}) beside 蓝海集团员工手册
+    ({蓝海, 集团, 员工}), 员工手册（2023版） beside 员工手册（2024版） for "2024版员工手册…", "Nordic Bank" beside
+    "Acme Bank"; not "Globex benefits summary" ({Globex}) beside "Globex Industries staff handbook", whose
+    "Industries" is no rarer than "Globex" (Initech Industries holds it)."""
+    out = set()
+    for f in named:
+        mine = words.get(f, {})
+        for g in named:
+            theirs = words.get(g, {})
+            if g != f and mine.keys() < theirs.keys() and max(theirs[p] for p in theirs.keys() - mine.keys()) > max(mine.values(), default=0.0):
+                out.add(f)
+                break
+    return out
+
+
+def another_companys(
+    query: str, named: dict[int, frozenset[int]], words: dict[int, dict[int, float]], tokens: Callable[[int], list[str]]
+) -> frozenset[int]:
+    """The documents of another company than the one the question names: whose description holds a later
+    word of the name (集团 of 蓝海集团, "Bank" of "Acme Bank") after a word of its own, and not the name's
+    first word (紫金集团员工手册, "Nordic Bank handbook"); not 集团福利说明 (a company's own "group benefits")
+    nor "Globex benefits summary" for "Globex Industries" (its first word), nor 病假管理办法 (病假 is no part
+    of the name). A name starts at each run of a named document's words in the question and goes on with
+    the words written right after it (of Chinese, only those a named document holds: 规定 of
+    "蓝海集团规定…" is no part of it): "员工的病假，蓝海集团规定几天？" names 蓝海集团 (it named only 员工,
+    the handbook's first word in the question, and 紫金集团's sick leave was quoted). tokens(file id): its
+    description's name tokens (description_tokens)."""
+    from kbqa.store.tokenize import name_words
+
+    asked = name_words(query)
+    lowered, stems = query.lower(), {stem(w) for w in asked}
+    follows = [i + 1 < len(asked) and _follows(lowered, asked[i], asked[i + 1]) for i in range(len(asked))]
+    held = set().union(*(tokens(f) for f in named))
+    names = set()  # each name's first word and the words written right after it ("Acme Bank", 蓝海集团)
+    for places in named.values():
+        for first in places:
+            if first > 0 and first - 1 in places and follows[first - 1]:
+                continue  # within a run that starts before
+            run = [first]
+            while follows[run[-1]] and (asked[run[-1] + 1].isascii() or stem(asked[run[-1] + 1]) in held):
+                run.append(run[-1] + 1)
+            if len(run) > 1:
+                names.add((stem(asked[first]), frozenset(stem(asked[p]) for p in run[1:])))
+    out = set()
+    for f in words if names else {}:  # (read in their descriptions: `words` leaves out a long run's 集团 that 紫金集团 holds)
+        if f in named:
+            continue
+        theirs = tokens(f)
+        for first, later in names:
+            if first not in theirs and any(t in later and i > 0 and theirs[i - 1] not in STOP_WORDS and theirs[i - 1] not in stems
+                                           for i, t in enumerate(theirs)):
+                out.add(f)
+    return frozenset(out)
+
+
+def description_tokens(catalog: Any, file_id: int) -> list[str]:
+    """A document's description as name tokens (kbqa.store.tokenize.name_tokens), in order."""
+    from kbqa.store.tokenize import name_tokens
+
+    row = catalog.file_by_id(file_id)
+    return name_tokens(row.description) if row is not None else []
+
+
+def _follows(lowered: str, a: str, b: str) -> bool:
+    """Whether word b is written right after word a in the (lowercased) question: 蓝海集团, "acme bank"."""
+    return re.search(rf"{re.escape(a)}\s?{re.escape(b)}", lowered) is not None
+
+
+def others_of(query: str, hits: list[Hit], found: Named) -> frozenset[int]:
+    """The chunk ids of the sources of another company's documents (Named.others) whose passages do not
+    name the asked one either (unnamed_sources): no evidence for it."""
+    unnamed = unnamed_sources(query, hits, found)
+    return frozenset(h.chunk_id for n, (h, f) in enumerate(zip(hits, found.sources), start=1) if n in unnamed and f in found.others)
+
+
+def unnamed_sources(query: str, hits: list[Hit], found: Named) -> frozenset[int]:
+    """The sources (numbered from 1) whose documents the question does not name (named_sources), nor
+    their passages the name, when it names the document of another source: "How many days of annual
+    leave do Globex employees get?" names Globex's handbook by its description, and Acme's "Employees
+    receive 25 days…", ranked second, says another company's; a warranty policy's "The Nimbus AX-300
+    is covered…" is about the AX-300 its manual's description names. A passage names them by a name word that no
+    other company's document holds (Named.distinct): 紫金集团's "紫金集团员工…" does not name 蓝海集团 by their
+    shared 集团 (found by review: its sick leave was quoted for "蓝海集团的病假有几天？")."""
+    from kbqa.store.tokenize import name_terms, name_tokens
+
+    named, files = found.files, found.sources
+    if not named:
+        return frozenset()
+    places = found.distinct or set().union(*named.values())
+    names = {t for t, positions in name_terms(query) if places & set(positions)}  # the question's words that named them
+    of_named = [f in named for f in files]
+    about = [yes or bool(names & set(name_tokens(h.text))) for h, yes in zip(hits, of_named)]
+    return frozenset(n for n, yes in enumerate(about, start=1) if not yes) if any(of_named) else frozenset()
+
+
+def source_names(query: str, found: Named) -> dict[int, str]:
+    """For a question that names two documents or more by different names ("How many days of annual
+    leave do Globex and Acme employees get?", "星河科技和蓝海集团…", "the KX-200 and KX-300 pumps"):
+    each of their sources (numbered from 1) with the name as the question writes it, which an answer
+    says before what it quotes of that document ("Globex: Employees receive 18 days… [1] Acme:
+    Employees receive 25 days… [2]": the handbooks' sentences never say whose they are). A document
+    whose name words another named one holds, with more (retrieval.lesser_named: last year's
+    edition), and a name the question does not write in one piece name nothing."""
+    from kbqa.retrieval import lesser_named
+    from kbqa.store.tokenize import name_words
+
+    named, files = found.files, found.sources
+    lesser = lesser_named(named)
+    places = {words for f, words in named.items() if f not in lesser}
+    if len(places) < 2:
+        return {}
+    words = name_words(query)
+    spans = {p: name_span(query, [words[i] for i in sorted(p) if i < len(words)]) for p in places}
+    if any(span is None for span in spans.values()):
+        return {}
+    ordered = sorted(span for span in spans.values() if span is not None)
+    if not all(COORDINATED.fullmatch(query[a[1]:b[0]]) for a, b in zip(ordered, ordered[1:])):
+        return {}  # "Bluefin新员工的试用期…" names Bluefin's policy, and 员工 a 员工手册: one name is asked about, not two
+    written = {p: query[span[0]:span[1]] for p, span in spans.items() if span is not None}
+    # each name's one document (another's facts under the same name would read as that document's): of
+    # the sources' documents it names, the one whose description says it first ("Acme Corporation", not
+    # "Umbrella Ltd, formerly an Acme subsidiary", ranked above it), then the first source's
+    shown = [f for f in dict.fromkeys(files) if f in named and f not in lesser]
+
+    def says_first(f: int) -> int:
+        at = found.descriptions.get(f, "").lower().find(written[named[f]].lower())
+        return at if at >= 0 else 1 << 30
+
+    chosen = {}
+    for f in sorted(shown, key=lambda f: (says_first(f), shown.index(f))):
+        chosen.setdefault(written[named[f]], f)
+    return {n: written[named[f]] for n, f in enumerate(files, start=1) if f is not None and chosen.get(written.get(named.get(f, frozenset()), "")) == f}
+
+
+# what stands between names the question asks about together: "Globex and Acme", "KX-200, KX-300 or
+# the KX-500", "星河科技和蓝海集团", "Acme还是Globex"
+COORDINATED = re.compile(r"\s*(?:,|，|、|/|&|\band\b|\bor\b|\bvs\.?|\bversus\b|和|与|及|以及|跟|同|还是|或者|或)\s*(?:(?:and|or)\s+)?(?:the\s+)?", re.I)
+
+
+def name_as_written(question: str, words: list[str]) -> str:
+    """The piece of the question that holds all the words (lower case) side by side, as written, with
+    the rest of a Latin word or code they are part of ("KX-200" for kx and 200, or for 200 alone;
+    "蓝海集团" for 蓝海 and 集团); "" when they are apart."""
+    span = name_span(question, words)
+    return question[span[0]:span[1]] if span else ""
+
+
+def name_span(question: str, words: list[str]) -> tuple[int, int] | None:
+    """Where name_as_written finds the words side by side in the question (start, end), or None."""
+    low = question.lower()
+    spans = sorted((m.start(), m.end()) for w in words for m in re.finditer(re.escape(w), low)) if words else []
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1] + 1 and low[merged[-1][1]:start].strip(" -") == "":
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    for a, b in merged:
+        if all(w in low[a:b] for w in words):
+            while a > 0 and _NAME_CHAR.match(question[a - 1]):  # the whole of a code the words are part of: "KX-200" for 200
+                a -= 1
+            while b < len(question) and _NAME_CHAR.match(question[b]):
+                b += 1
+            return a, b
+    return None
+
+
+_NAME_CHAR = re.compile(r"[A-Za-z0-9-]")
+
+
+def _named_by_file_name(catalog: Any, text: str) -> dict[int, set[str]]:
+    """The files a text names by their file names (of those Catalog.named_files finds, as retrieval
+    prefers them): each with its file name's name tokens. A heading in a description names no file
+    here: "婚假呢？" does not name the one handbook with a 婚假 heading."""
+    from kbqa.store.tokenize import name_terms, name_tokens
+
+    asked = {t for t, _ in name_terms(text)}
+    out = {}
+    for file_id in catalog.named_files(text):
+        row = catalog.file_by_id(file_id)
+        words = set(name_tokens(Path(row.name).stem)) if row is not None else set()
+        if words & asked:
+            out[file_id] = words
+    return out
+
+
+def without_other_names(catalog: Any, question: str, query: str) -> str:
+    """A follow-up's search (the earlier question and the follow-up: "蓝鲸数据的试用期是多久？ 那星河科技呢？")
+    without the earlier question's words that name another file, by its file name, than the follow-up
+    names: a first-hour review's "那星河科技呢？" searched 蓝鲸数据's handbook only, and was refused. A
+    follow-up that names no file by its name, or the one the earlier question names, keeps its search,
+    and so does a word of the other file's name that the follow-up's file holds too."""
+    from kbqa.store.tokenize import name_terms
+
+    if query == question or not query.endswith(question):
+        return query
+    earlier = query[: len(query) - len(question)]
+    mine = _named_by_file_name(catalog, question)
+    theirs = _named_by_file_name(catalog, earlier) if mine else {}
+    if not theirs or theirs.keys() & mine.keys():
+        return query
+    other = {t for t, _ in name_terms(earlier)} & (set().union(*theirs.values()) - set().union(*mine.values()))
+    # a word the follow-up's file says too is the topic, not the other file's name ("parental leave"
+    # of globex_parental_leave_policy.md, asked of Acme's handbook)
+    other = {t for t in other if not catalog.lexical_search(t, 1, file_ids=list(mine))}
+    spans = [m.span() for m in re.finditer(r"[A-Za-z0-9]+", earlier) if stem(m.group().lower()) in other]
+    for t in other:
+        if not t.isascii() and len(t) > 1:  # (a lone character is no name)
+            spans += [(m.start(), m.end()) for m in re.finditer(re.escape(t), earlier)]
+    names = [_flat_name(f"{row.name} {row.description}") for row in map(catalog.file_by_id, theirs) if row is not None]
+    cut = {i for a, b in spans for i in range(*_whole_name(earlier, a, b, names))}
+    kept = "".join(ch for i, ch in enumerate(earlier) if i not in cut)
+    return " ".join(f"{kept} {question}".split())
+
+
+_NAME_UNIT = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+
+
+def _flat_name(text: str) -> str:
+    return " ".join(re.sub(r"[_\W]+", " ", text).lower().split())
+
+
+def _whole_name(text: str, start: int, end: int, names: list[str]) -> tuple[int, int]:
+    """The span of the whole name that text[start:end] is a word of, as the other file's name or
+    description writes it: "Bluefin" of "…at Bluefin Logistics give?" is "Bluefin Logistics", 蓝海 of
+    蓝海云 is 蓝海云 (a name cut to its first word left "Logistics" and 云 to search)."""
+    units = [m.span() for m in _NAME_UNIT.finditer(text)]
+    first = next((i for i, (a, _) in enumerate(units) if a >= start), None)
+    last = max((i for i, (_, b) in enumerate(units) if b <= end), default=None)
+    if first is None or last is None or last < first:
+        return start, end
+    held = lambda i, j: any(_flat_name(text[units[i][0] : units[j][1]]) in n for n in names)  # noqa: E731
+    while first > 0 and held(first - 1, last):
+        first -= 1
+    while last + 1 < len(units) and held(first, last + 1):
+        last += 1
+    return units[first][0], units[last][1]
