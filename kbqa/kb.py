@@ -281,7 +281,11 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
     that is a symbolic link is recorded where the link is, not where it points: it belongs to this
     folder, and leaves it (pruned) when the link goes. Entries inside a folder that are no file to
     read (a FIFO, a socket, a link that leads nowhere) are yielded too: the ingest reports each one
-    as failed, with why, instead of passing over it in silence."""
+    as failed, with why, instead of passing over it in silence. A pattern of `exclude` with a "/" in it
+    is matched against a file's path inside the folder given ("drafts/*", "2023/*.xlsx"), the others
+    against the names of its files and folders (".*", "*.tmp", "drafts")."""
+    by_path = [p.strip("/") for p in exclude if "/" in p]
+    by_path += [p + "/*" for p in by_path if not p.endswith("*")]  # "drafts/" and "old/2023" leave out what is inside
     for given in paths:
         root = Path(given).expanduser()
         if not root.exists():
@@ -297,7 +301,10 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
                 if not ingestable(fn, exclude) or a_kb and is_kb_file(Path(dirpath) / fn):
                     continue  # kbqa.yaml describes the files beside it; it is not one of them
                 full = Path(dirpath) / fn
-                yield base / full.relative_to(root), full.relative_to(root).as_posix()
+                shown = full.relative_to(root).as_posix()
+                if any(fnmatch.fnmatch(shown, p) for p in by_path):
+                    continue
+                yield base / full.relative_to(root), shown
 
 
 PARSE_AHEAD = 2  # files parsed ahead of the one being embedded

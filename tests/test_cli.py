@@ -121,6 +121,20 @@ def test_a_deleted_folder_is_pruned_with_kb_prune(home: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
+def test_exclude_patterns_match_names_and_paths_inside_the_folder(home: Path, tmp_path: Path) -> None:
+    """Found by review: the README's KBQA_INGEST__EXCLUDE='[".*", "*.tmp", "drafts/*"]' left nothing out:
+    every pattern was matched against file and folder names only."""
+    folder = tmp_path / "docs"
+    for name, text in (("b.txt", "Final text about the bonus in April."), ("drafts/a.txt", "Draft text about the bonus in March."),
+                       ("2023/old.txt", "The bonus was paid in May."), ("notes.tmp", "scratch"), ("x/drafts/c.txt", "Kept: not the top folder's drafts.")):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    out = run_kbqa("ingest", str(folder), "--kb", "ex", env={"KBQA_INGEST__EXCLUDE": '[".*", "*.tmp", "drafts/*", "2023/"]'})
+    assert out.returncode == 0, out.stderr
+    assert sorted(f["name"] for f in json.loads(run_kbqa("kb", "files", "ex", "--json").stdout)) == ["b.txt", "x/drafts/c.txt"]
+
+
+@pytest.mark.slow
 def test_kb_rm_and_drop(home: Path, docs: Path) -> None:
     run_kbqa("ingest", str(docs / "faq.md"), str(docs / "manual.pdf"), "--kb", "d")
     assert run_kbqa("kb", "rm", "faq.md", "--kb", "d").returncode == 0
