@@ -391,7 +391,7 @@ def search(
     from kbqa.kb import KnowledgeBaseError, searchable
 
     try:
-        _not_empty(knowledge_base, question, allowance=2)
+        _not_empty(knowledge_base, question)  # a query typed here is held to the servers' limit (the Python API's search takes a follow-up's twice)
         hits = knowledge_base.search(question, top_k=top_k, threshold=threshold)
         if as_json:
             print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))

@@ -1378,7 +1378,8 @@ class KnowledgeBase:
             raise KnowledgeBaseError("the question is empty")
         limit = self.config.server.max_question_chars * allowance
         if len(text) > limit:
-            raise KnowledgeBaseError(f"the question has {len(text)} characters; the limit is {limit} (server.max_question_chars)")
+            setting = "server.max_question_chars" if allowance == 1 else f"{allowance} × server.max_question_chars: a search holds a follow-up's question before it"
+            raise KnowledgeBaseError(f"the question has {len(text)} characters; the limit is {limit} ({setting})")
         return text
 
     @property

@@ -218,6 +218,9 @@ def test_options_out_of_range_and_busy_ports_are_usage_errors(home: Path, docs: 
         out = run_kbqa("ask", "出水变慢怎么办？", "--kb", "r", "--llm", "extractive", *extra)
         assert out.returncode == 2 and extra[0] in out.stderr, (extra, out.stderr)
     assert run_kbqa("search", "滤芯", "--kb", "r", "--top-k", "-3").returncode == 2
+    for command in (["search"], ["ask", "--llm", "extractive"]):  # found by review: kbqa search took twice server.max_question_chars
+        out = run_kbqa(command[0], "滤" * 201, "--kb", "r", *command[1:], env={"KBQA_SERVER__MAX_QUESTION_CHARS": "200"})
+        assert out.returncode == 2 and "the limit is 200 (server.max_question_chars)" in out.stderr, (command, out.stderr)
     assert run_kbqa("api", "--port", "99999").returncode == 2
     from_config = run_kbqa("serve", "--kb", "r", env={"KBQA_WEBUI__PORT": "70000"})
     assert from_config.returncode == 2 and "webui.port" in from_config.stderr
