@@ -23,8 +23,9 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-kb_app = typer.Typer(help="Manage knowledge bases: list, files, rm, prune, drop, migrate.", no_args_is_help=True)
-config_app = typer.Typer(help="Show the configuration.", no_args_is_help=True)
+kb_app = typer.Typer(help="Manage knowledge bases: list, files, rm, prune, drop, migrate.\n\n"
+                     "Example: kbqa kb files mykb  (then: kbqa kb rm report.pdf --kb mykb)", no_args_is_help=True)
+config_app = typer.Typer(help="Show the configuration.\n\nExample: kbqa config show --json", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(config_app, name="config")
 

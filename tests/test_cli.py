@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -319,6 +320,21 @@ def test_errors_are_one_json_document_with_json_and_never_a_traceback(home: Path
         result = run_kbqa(command, "年假", "--kb", "odd", "--json")
         assert result.returncode == 1 and "is empty: ingest files first" in json.loads(result.stdout)["error"], result
         assert "is empty: ingest files first" in result.stderr and "threshold" not in result.stderr, result.stderr
+
+
+def test_every_command_and_group_has_an_example() -> None:
+    """The README says every command's --help has an example; found by review: `kbqa kb --help` and
+    `kbqa config --help` had none."""
+    from typer.testing import CliRunner
+
+    from kbqa.cli import app
+
+    runner = CliRunner()
+    commands = [["kb"], ["config"], ["kb", "list"], ["kb", "files"], ["kb", "rm"], ["kb", "prune"], ["kb", "drop"], ["kb", "migrate"],
+                ["config", "show"], ["ingest"], ["ask"], ["search"], ["chat"], ["serve"], ["eval"], ["api"], ["models"]]
+    for args in commands:
+        result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and re.search(r"Example: (KBQA_\S+ )?kbqa " + " ".join(args), result.output), (args, result.output)
 
 
 def test_config_show_names_the_origin(home: Path) -> None:
