@@ -130,7 +130,9 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         status = exc.status
         headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
-        return JSONResponse({"detail": clean_text(exc.message), "error": {"message": clean_text(exc.message), "type": type(exc).__name__}},
+        # OpenAI's error object: message, type, code (kbqa's code for what happened, the one the README names, or null)
+        error = {"message": clean_text(exc.message), "type": type(exc).__name__, "code": exc.code or None}
+        return JSONResponse({"detail": clean_text(exc.message), "error": error},
                             status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -299,9 +301,9 @@ def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict
         if usage:
             yield f"data: {json.dumps({**head, 'choices': [], 'usage': reply.usage.to_dict()})}\n\n"
     except ServiceError as exc:
-        yield f"data: {json.dumps({'error': {'message': exc.message, 'type': type(exc).__name__}}, ensure_ascii=False)}\n\n"
+        yield f"data: {json.dumps({'error': {'message': exc.message, 'type': type(exc).__name__, 'code': exc.code or None}}, ensure_ascii=False)}\n\n"
     except Exception as exc:  # the stream has started: an error event, not a broken connection
-        yield f"data: {json.dumps({'error': {'message': scrub(str(exc))[:300], 'type': 'internal'}}, ensure_ascii=False)}\n\n"
+        yield f"data: {json.dumps({'error': {'message': scrub(str(exc))[:300], 'type': 'internal', 'code': None}}, ensure_ascii=False)}\n\n"
     finally:
         reply.close()
     yield "data: [DONE]\n\n"

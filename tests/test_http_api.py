@@ -215,6 +215,10 @@ def test_paths_from_the_network_are_refused(api: str, docs: Path, home: Path, tm
         assert str(home) not in r.text and str(tmp_path) not in r.text.replace(model, "")
     r = httpx.get(f"{api}/v1/kb/missing/files", headers=auth)
     assert r.status_code == 404 and str(home) not in r.text
+    # the README's codes reach clients in OpenAI's error object (found by review: only message and type did)
+    lookalike = httpx.post(f"{api}/v1/kb/d%D0%BEcs/files", files={"files": ("a.md", b"x")}, headers=auth, timeout=60)
+    assert lookalike.status_code == 400 and lookalike.json()["error"]["code"] == "lookalike_name", lookalike.text
+    assert r.json()["error"]["code"] == "no_kb" and r.json()["error"]["type"] == "NotFound"
     assert {d: tree(d) for d in before} == before  # nothing written anywhere, inside the home or out
 
 
