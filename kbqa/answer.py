@@ -242,11 +242,16 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     # in reading order; but a table row asked for comes before the rows quoted beside it (the KX-500
     # Pro's price before the KX-500's, which the table lists first), and what comes before the best
     # sentence and holds no word of the question after the rest ("Replace the filters every 6 months."
-    # before "The Aurora X2 comes with a 3-year warranty…", for "How long is the warranty…?")
+    # before "The Aurora X2 comes with a 3-year warranty…", for "How long is the warranty…?"), and so
+    # does one that holds only some of the best sentence's words ("The Aurora X2 is covered by a 24 months
+    # warranty" after "Filters are not covered.", for "Are filters covered?")
     first = best if best.text.startswith("|") else None
+    best_words = terms(best.text) & wanted
 
     def after(s: Sentence) -> bool:
-        return s.own == 0 and best.own > 0 and s.n == best.n and s.pos < best.pos
+        if not (best.own > 0 and s.n == best.n and s.pos < best.pos):
+            return False
+        return s.own == 0 or s.own < best.own and terms(s.text) & wanted < best_words
 
     order = lambda s: (s is not first, after(s), s.n, s.pos)  # noqa: E731
     names = evidence.names if len(set(evidence.names.values())) > 1 else {}
