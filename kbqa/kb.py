@@ -275,17 +275,30 @@ def ingestable(name: str, exclude: list[str]) -> bool:
     return name != SIDECAR and not any(fnmatch.fnmatch(name, p) for p in exclude)
 
 
+def excluded_by(path: str, exclude: list[str]) -> str | None:
+    """The pattern of `exclude` that leaves out the file at `path` inside a folder given ("drafts/a.txt"),
+    or None: a pattern with a "/" in it is matched against the path ("drafts/*"; "2023/" and "old/2023"
+    leave out what is inside), the others against the names of the file and of each folder on the way
+    (".*", "*.tmp", "drafts")."""
+    parts = path.split("/")
+    for pattern in exclude:
+        if "/" in pattern:
+            inside = pattern.strip("/")
+            if fnmatch.fnmatch(path, inside) or not inside.endswith("*") and fnmatch.fnmatch(path, inside + "/*"):
+                return pattern
+        elif any(fnmatch.fnmatch(part, pattern) for part in parts):
+            return pattern
+    return None
+
+
 def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:
     """(absolute file, name shown to users) for every file under the given files and folders. The
     folder's own path is resolved (a folder reached through a link is recorded where it is), a file
     that is a symbolic link is recorded where the link is, not where it points: it belongs to this
     folder, and leaves it (pruned) when the link goes. Entries inside a folder that are no file to
     read (a FIFO, a socket, a link that leads nowhere) are yielded too: the ingest reports each one
-    as failed, with why, instead of passing over it in silence. A pattern of `exclude` with a "/" in it
-    is matched against a file's path inside the folder given ("drafts/*", "2023/*.xlsx"), the others
-    against the names of its files and folders (".*", "*.tmp", "drafts")."""
-    by_path = [p.strip("/") for p in exclude if "/" in p]
-    by_path += [p + "/*" for p in by_path if not p.endswith("*")]  # "drafts/" and "old/2023" leave out what is inside
+    as failed, with why, instead of passing over it in silence. What `exclude` leaves out (excluded_by,
+    on a file's path inside the folder given) is not yielded."""
     for given in paths:
         root = Path(given).expanduser()
         if not root.exists():
@@ -302,7 +315,7 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
                     continue  # kbqa.yaml describes the files beside it; it is not one of them
                 full = Path(dirpath) / fn
                 shown = full.relative_to(root).as_posix()
-                if any(fnmatch.fnmatch(shown, p) for p in by_path):
+                if excluded_by(shown, exclude):
                     continue
                 yield base / full.relative_to(root), shown
 

@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ingest.context import SIDECAR
 from kbqa.config import Config
 from kbqa import limits
 from kbqa.errors import AmbiguousFile, BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, Upstream, scrub
-from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, ingestable, kb_exists, kb_folder, list_knowledge_bases,
+from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, excluded_by, kb_exists, kb_folder, list_knowledge_bases,
                      lookalike_problem, valid_name)
 from kbqa.offline import ModelNotAvailable
 from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
@@ -427,7 +428,7 @@ class Service:
             recorded_sha = _recorded_sha(base)
 
             def documents() -> list[Path]:  # the stored files to ingest: not a zip's kbqa.yaml, which describes them
-                return [p for p in saved if ingestable(p.name, self.config.ingest.exclude)]
+                return [p for p in saved if p.name != SIDECAR]
 
             # what killed uploads left is removed first; not in a store.uploads_dir shared by servers on other hosts (flock may not reach them)
             with self._vanishing(name, base, began), uploading(target, recorded, self.config.ingest.exclude, sweep=not self.config.store.uploads_dir,
@@ -441,6 +442,10 @@ class Service:
                         for reason in stored.skipped:
                             shown, _, why = reason.partition(": ")
                             rejected.append({"name": shown, "error": scrub(why)})
+                    for stored_file, pattern in self._excluded(target, documents()):
+                        discard_upload(target, stored_file)
+                        saved.remove(stored_file)
+                        rejected.append({"name": stored_file.relative_to(target).as_posix(), "error": f"left out by ingest.exclude ({pattern!r}): not stored"})
                     for copy, held_as in self._held_already(base, documents()):
                         discard_upload(target, copy)
                         saved.remove(copy)
@@ -461,6 +466,19 @@ class Service:
             for f in report.files:
                 f.error = scrub(f.error) if f.error else f.error
         return Upload(report, rejected)
+
+    def _excluded(self, target: Path, stored: list[Path]) -> list[tuple[Path, str]]:
+        """Stored uploads that ingest.exclude leaves out, with the pattern, as `kbqa ingest` would leave
+        them out of the folder or zip they came in: a pattern with a "/" is matched against the path
+        inside the uploaded folder or zip ("drafts/*" for "docs/drafts/a.txt") and against the path in
+        the uploads folder. They were stored, never ingested, and never said to be left out."""
+        found = []
+        for path in stored:
+            inside = path.relative_to(target).as_posix()
+            pattern = excluded_by(inside, self.config.ingest.exclude) or ("/" in inside and excluded_by(inside.split("/", 1)[1], self.config.ingest.exclude))
+            if pattern:
+                found.append((path, pattern))
+        return found
 
     @staticmethod
     def _held_already(base: KnowledgeBase, stored: list[Path]) -> list[tuple[Path, str]]:

@@ -1204,3 +1204,24 @@ def test_an_uploaded_folder_keeps_its_subfolders_and_its_paths_climb_nowhere(ser
     # without keep_folders (the HTTP API), a name's folders are dropped, as before
     service.upload("tree", [("a/b/flat.md", io.BytesIO("# 扁\n\n只有名字。".encode()))])
     assert (uploads / "flat.md").is_file()
+
+
+def test_uploads_leave_out_what_ingest_exclude_leaves_out_and_say_so(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload matched by ingest.exclude ("*.tmp", or "drafts/*" inside an uploaded folder or zip) was
+    stored for good, never ingested and never named: found by review (`kbqa ingest` left the same files
+    out of a folder, the web chat and the API took the folder's drafts in)."""
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    monkeypatch.setenv("KBQA_INGEST__EXCLUDE", '[".*", "*.tmp", "drafts/*"]')
+    service = Service(load_config()[0])
+    uploads = home / "kbs" / "ex" / "uploads"
+    plain = service.upload("ex", [("notes.tmp", io.BytesIO(b"Scratch notes about the bonus.")), ("b.txt", io.BytesIO(b"The bonus is paid in April."))])
+    assert [f.name for f in plain.report.files] == ["b.txt"]
+    assert plain.rejected == [{"name": "notes.tmp", "error": "left out by ingest.exclude ('*.tmp'): not stored"}]
+    folder = service.upload("ex", [("docs/drafts/a.txt", io.BytesIO(b"Draft: the bonus is paid in March.")),
+                                   ("docs/c.txt", io.BytesIO(b"The canteen opens at seven."))], keep_folders=True)
+    packed = service.upload("ex", [("old.zip", io.BytesIO(zipped(**{"drafts/z.txt": "Draft: the bonus is paid in May.",
+                                                                     "final/z.txt": "The bonus is paid in June."})))])
+    assert [f.name for f in folder.report.files] == ["docs/c.txt"] and [f.name for f in packed.report.files] == ["old/final/z.txt"]
+    assert [r["name"] for r in folder.rejected + packed.rejected] == ["docs/drafts/a.txt", "old/drafts/z.txt"]
+    assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*.txt")) == ["b.txt", "docs/c.txt", "old/final/z.txt"]
+    assert not list(uploads.rglob("*.tmp")) and sorted(f.name for f in service.files("ex")) == ["b.txt", "docs/c.txt", "old/final/z.txt"]
