@@ -224,6 +224,9 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # the AX-300's reset time beside the AX-200's: another product's fact, not more of this answer
         if s.n in evidence.unnamed and best.n not in evidence.unnamed:
             continue  # Acme's 25 days of leave beside Globex's 18, for "…do Globex employees get?": another company's fact
+        if s.own == 0 and best.own > 0 and evidence.bridge is None and all(k.n != s.n for k in keep) and not s.text.startswith("|"):
+            continue  # a sentence of a passage not quoted yet that says no word of the question (its document's name, its
+            # neighbours do): 星河科技's overtime rule for "星河科技的年假有几天？". (Across languages sentences are read by meaning.)
         if s.field or is_bare_date(s.text) and evidence.kind != "date":
             continue  # a memo's "Subject:" or "Date:", a notice's date under its signature: what the message is, not what it says
         if s.text.rstrip().endswith(LEADS_IN):
