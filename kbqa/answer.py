@@ -722,8 +722,17 @@ def best_supported(judged: list[tuple[str, Evidence, Decision]], searched: str |
     much, or nearly as much with the same figures (OWN_LANGUAGE_MARGIN), and something (with nothing said,
     answer_confidence 0 would change which is shown, not only whether): helper 57 found "How many days of
     annual leave do I get?" over an English handbook and its Chinese translation answered in Chinese
-    (shares 0.67 and 1.0, both "15")."""
+    (shares 0.67 and 1.0, both "15"). When the question's language's own sources are refused, another
+    language's answer stands only when its evidence says more of the question: "What is the remote work
+    allowance?" was answered with a Chinese handbook's overtime rule (加班…工作日…: "work" through the
+    dictionary, a share of 0.16) beside the English handbooks' refused "Staff may work from home up to 3
+    days a week" (0.61); "How is overtime paid?" is still answered from it (0.5 against 0.37)."""
     answering = [j for j in judged if j[2].answer]
+    refused = next((j for j in judged if j[0] == searched and not j[2].answer and j[2].features), None)
+    if refused is not None:  # the question's language found too little: another language answers only by saying more of it
+        answering = [j for j in answering if j[2].features.get("coverage", 0.0) > refused[2].features.get("coverage", 0.0)]
+        if not answering:
+            return refused
     if answering:
         best = max(answering, key=lambda j: (j[2].features.get("coverage", 0.0), j[2].confidence))
         own = next((j for j in answering if j[0] == searched), None)

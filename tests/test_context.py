@@ -245,6 +245,19 @@ def test_an_answer_quotes_no_sentence_that_says_only_whose_document_it_is(kb: Kn
     assert "十五天带薪年假" in both and "十天带薪年假" in both, both
 
 
+def test_another_language_answers_only_by_saying_more_than_the_refused_own_language(kb: KnowledgeBase) -> None:
+    """Found by a helper's review: "What Is The Remote Work Allowance?" was answered with 星河科技's overtime
+    rule (confidence 0.91; 0.34 in lower case): its 工作日 says "work" through the dictionary (a share of
+    the question of 0.16), while the English handbooks' "Staff may work from home up to 3 days a week"
+    (0.61) was refused."""
+    for question in ["What is the remote work allowance?", "What Is The Remote Work Allowance?"]:
+        answer = kb.ask(question)
+        assert "加班" not in answer.text, (question, answer.text)
+        assert not answer.answered_from_documents or "work from home" in answer.text, (question, answer.text)
+    overtime = kb.ask("How is overtime paid?")  # the Chinese handbooks say more of it than any English passage
+    assert overtime.answered_from_documents and "加班" in overtime.text, overtime.text
+
+
 def test_a_sentence_that_goes_on_from_a_quoted_one_is_still_quoted(tmp_path: Path, home: Path) -> None:
     """The rule above leaves out a passage's sentence that says no word of the question only when nothing of
     its passage is quoted: "a doctor's note is needed after three days" goes on from the sick leave it
