@@ -224,9 +224,11 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # the AX-300's reset time beside the AX-200's: another product's fact, not more of this answer
         if s.n in evidence.unnamed and best.n not in evidence.unnamed:
             continue  # Acme's 25 days of leave beside Globex's 18, for "…do Globex employees get?": another company's fact
-        if s.own == 0 and best.own > 0 and evidence.bridge is None and all(k.n != s.n for k in keep) and not s.text.startswith("|"):
-            continue  # a sentence of a passage not quoted yet that says no word of the question (its document's name, its
-            # neighbours do): 星河科技's overtime rule for "星河科技的年假有几天？". (Across languages sentences are read by meaning.)
+        if s.own == 0 and best.own > 0 and evidence.bridge is None and all(k.n != s.n for k in keep) and not s.text.startswith("|") \
+                and not _section_says(evidence, s.n, wanted):
+            continue  # a sentence of a passage not quoted yet that says no word of the question, nor do its section's titles (its
+            # document's name, its neighbours may): 星河科技's overtime rule for "星河科技的年假有几天？"; not the steps under
+            # "## 年假申请" for "星河科技的年假怎么申请？". (Across languages sentences are read by meaning.)
         if s.field or is_bare_date(s.text) and evidence.kind != "date":
             continue  # a memo's "Subject:" or "Date:", a notice's date under its signature: what the message is, not what it says
         if s.text.rstrip().endswith(LEADS_IN):
@@ -277,6 +279,11 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             said.add(name)
         out.append(_with_what_follows(s, evidence, keep))
     return out
+
+
+def _section_says(evidence: Evidence, n: int, words: set[str]) -> bool:
+    """Whether source n's section titles hold one of the words (Evidence.sections; unknown: they may)."""
+    return n > len(evidence.sections) or bool(evidence.sections[n - 1] & words)
 
 
 LEADS_IN = ("：", ":")
@@ -722,15 +729,19 @@ def best_supported(judged: list[tuple[str, Evidence, Decision]], searched: str |
     much, or nearly as much with the same figures (OWN_LANGUAGE_MARGIN), and something (with nothing said,
     answer_confidence 0 would change which is shown, not only whether): helper 57 found "How many days of
     annual leave do I get?" over an English handbook and its Chinese translation answered in Chinese
-    (shares 0.67 and 1.0, both "15"). When the question's language's own sources are refused, another
-    language's answer stands only when its evidence says more of the question: "What is the remote work
-    allowance?" was answered with a Chinese handbook's overtime rule (加班…工作日…: "work" through the
-    dictionary, a share of 0.16) beside the English handbooks' refused "Staff may work from home up to 3
-    days a week" (0.61); "How is overtime paid?" is still answered from it (0.5 against 0.37)."""
+    (shares 0.67 and 1.0, both "15"). When the question's language's own sources are refused for weak
+    evidence, another language's answer stands only when its evidence says nearly as much of the question
+    (OWN_LANGUAGE_MARGIN less at most): "What is the remote work allowance?" was answered with a Chinese
+    handbook's overtime rule (加班…工作日…: "work" through the dictionary, a share of 0.16) beside the
+    English handbooks' refused "Staff may work from home up to 3 days a week" (0.61); a Chinese 餐补
+    sentence (0.37) still answers "What is the meal allowance?" beside a refused English internet
+    allowance (0.42), and a refusal for another period (an English policy of 2025 for "…in 2023?") sets
+    no bar for its Chinese translation of 2023 (found by a helper's review)."""
     answering = [j for j in judged if j[2].answer]
-    refused = next((j for j in judged if j[0] == searched and not j[2].answer and j[2].features), None)
-    if refused is not None:  # the question's language found too little: another language answers only by saying more of it
-        answering = [j for j in answering if j[2].features.get("coverage", 0.0) > refused[2].features.get("coverage", 0.0)]
+    refused = next((j for j in judged if j[0] == searched and j[2].reason == "weak-evidence"), None)
+    if refused is not None:  # the question's language found too little: another language answers only by saying nearly as much
+        bar = refused[2].features.get("coverage", 0.0) - OWN_LANGUAGE_MARGIN
+        answering = [j for j in answering if j[2].features.get("coverage", 0.0) > bar]
         if not answering:
             return refused
     if answering:

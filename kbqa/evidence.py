@@ -222,6 +222,9 @@ class Evidence:
     # the sources (numbered from 1) of the documents a question names by different names ("…Globex and
     # Acme employees…"), each with the name as the question writes it: said before what is quoted of it
     names: dict[int, str] = field(default_factory=dict)
+    # per source, in order: the words of its section titles that its document's description does not hold
+    # ("年假申请" of 星河科技员工手册's "## 年假申请": what the passage is about, not whose it is)
+    sections: list[set[str]] = field(default_factory=list)
 
     @property
     def best(self) -> Sentence | None:
@@ -289,6 +292,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         title = title_terms[n - 1]
         out.passage_coverage.append(coverage(wanted, passage | title, weights))
         out.relevance.append(hit.relevance)
+        out.sections.append(_said(terms(" ".join(hit.title_path)), bridge, " ".join(hit.title_path)) - _said(terms(hit.context), bridge, hit.context))
         for i, (pos, text, t) in enumerate(found):
             if is_question(text) and text.strip(" *_") in alone[n - 1] and not re.search("[:：]", text):
                 continue  # an FAQ's question, a line of its own, is no answer (it is read as the next sentence's neighbour)
