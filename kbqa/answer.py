@@ -769,7 +769,11 @@ def judge(
     decision = decide(among, facts, calibrated, len(substantive_words(query)))
     best = evidence.sentences[0].n - 1 if evidence.sentences else 0  # the source the answer quotes first
     quoted = evidence.sentences[0].text if evidence.sentences else ""
-    elsewhere = not_asked_about(query, hits, frequencies[1], best, quoted, others) if decision.answer else ""
+    # read in this language's sources only: the AX-200's English guide does not answer "…of the AX-300?" because
+    # the Chinese guide beside it holds AX-300 (found by a helper's review: its password sentence was quoted at 0.999)
+    at = next((i for i, h in enumerate(among) if h is hits[best]), None) if hits else None
+    within, quoting = (among, at) if at is not None else (hits, best)
+    elsewhere = not_asked_about(query, within, frequencies[1], quoting, quoted, others) if decision.answer else ""
     if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)

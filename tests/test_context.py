@@ -267,6 +267,9 @@ REVIEWED = {  # a helper's review collection: a policy and its older translation
     "shouce_zh.md": "# Northwind 员工补充规定\n\n## 餐补\n\n公司为每位员工每月发放餐补600元，随工资一起发放。\n\n## 体检\n\n公司每年组织一次免费体检，体检时间一般安排在每年10月。\n",
     "xinghe_zh.md": "# 星河科技员工手册\n\n## 年假\n\n星河科技员工每年享有15天带薪年假。\n\n## 年假申请\n\n需提前两周在OA系统提交，经部门经理审批。"
                     "未休完的部分可顺延至次年3月底。\n\n## 加班\n\n工作日加班按1.5倍工资支付。周末加班可安排调休。\n",
+    "ax200_en.md": "# AX-200 Router Quick Guide\n\n## Reset\n\nTo reset the AX-200 router, hold the reset button for 10 seconds.\n\n"
+                   "## Default password\n\nThe default admin password of the AX-200 is printed on the label under the router.\n",
+    "ax300_zh.md": "# AX-300 路由器快速指南\n\n## 恢复出厂设置\n\nAX-300路由器恢复出厂设置时，按住复位键15秒。\n\n## 默认密码\n\nAX-300的默认管理密码为admin123。\n",
     "x1_en.md": "# Lumina X1 Projector Guide\n\n## Warranty\n\nThe Lumina X1 is covered for 2 years from the purchase date.\n\n"
                 "## Warranty exclusions\n\nLamps, remote controls and water damage are not included.\n\n"
                 "## Brightness\n\nThe Lumina X1 has a brightness of 3200 lumens. Eco mode lowers it to 2400 lumens.\n",
@@ -293,6 +296,23 @@ def test_what_the_two_rules_above_must_not_leave_out(tmp_path: Path, home: Path)
             assert kb.ingest([d]).ok
             answer = kb.ask(question)
         assert answer.answered_from_documents and fact in answer.text, (question, answer.text)
+
+
+def test_a_source_of_one_language_is_not_held_to_a_code_by_the_other_languages_sources(tmp_path: Path, home: Path) -> None:
+    """Found by a helper's review: over an English AX-200 guide and a Chinese AX-300 guide, "What is the
+    default admin password of the AX-300?" was answered with the AX-200's label sentence (0.999), and
+    "AX-200路由器怎么恢复出厂设置？" with the AX-300's 15 seconds: each language's sources are judged apart,
+    and a code the question names counted as held because the other language's guide holds it."""
+    d = tmp_path / "docs"
+    d.mkdir()
+    for name in ("ax200_en.md", "ax300_zh.md"):
+        (d / name).write_text(REVIEWED[name], encoding="utf-8")
+    with KnowledgeBase.open("routers", llm="extractive") as kb:
+        assert kb.ingest([d]).ok
+        assert "admin123" in kb.ask("What is the default admin password of the AX-300?").text
+        assert "10 seconds" in kb.ask("AX-200路由器怎么恢复出厂设置？").text
+        assert "label" in kb.ask("What is the default admin password of the AX-200?").text
+        assert "15秒" in kb.ask("AX-300路由器怎么恢复出厂设置？").text
 
 
 def test_a_sentence_that_goes_on_from_a_quoted_one_is_still_quoted(tmp_path: Path, home: Path) -> None:
