@@ -736,10 +736,11 @@ def best_supported(judged: list[tuple[str, Evidence, Decision]], searched: str |
     English handbooks' refused "Staff may work from home up to 3 days a week" (0.61); a Chinese 餐补
     sentence (0.37) still answers "What is the meal allowance?" beside a refused English internet
     allowance (0.42), and a refusal for another period (an English policy of 2025 for "…in 2023?") sets
-    no bar for its Chinese translation of 2023 (found by a helper's review)."""
+    no bar for its Chinese translation of 2023 (found by a helper's review). When no language answers,
+    the most confident refusal is shown, as before (answer_confidence 0 then answers with it)."""
     answering = [j for j in judged if j[2].answer]
     refused = next((j for j in judged if j[0] == searched and j[2].reason == "weak-evidence"), None)
-    if refused is not None:  # the question's language found too little: another language answers only by saying nearly as much
+    if refused is not None and answering:  # the question's language found too little: another language answers only by saying nearly as much
         bar = refused[2].features.get("coverage", 0.0) - OWN_LANGUAGE_MARGIN
         answering = [j for j in answering if j[2].features.get("coverage", 0.0) > bar]
         if not answering:
