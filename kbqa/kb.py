@@ -270,11 +270,6 @@ def _folder_of(text: str, config: Config) -> Path:
     return kb_folder(config, text)
 
 
-def ingestable(name: str, exclude: list[str]) -> bool:
-    """Whether a file of this name is one to ingest: not a folder description (kbqa.yaml), nor excluded."""
-    return name != SIDECAR and not any(fnmatch.fnmatch(name, p) for p in exclude)
-
-
 def excluded_by(path: str, exclude: list[str]) -> str | None:
     """The pattern of `exclude` that leaves out the file at `path` inside a folder given ("drafts/a.txt"),
     or None: a pattern with a "/" in it is matched against the path ("drafts/*"; "2023/" and "old/2023"
@@ -311,7 +306,7 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
             dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude))
             a_kb = "catalog.sqlite" in filenames  # a knowledge base kept in this folder (--kb PATH): not its own files
             for fn in sorted(filenames):
-                if not ingestable(fn, exclude) or a_kb and is_kb_file(Path(dirpath) / fn):
+                if fn == SIDECAR or a_kb and is_kb_file(Path(dirpath) / fn):
                     continue  # kbqa.yaml describes the files beside it; it is not one of them
                 full = Path(dirpath) / fn
                 shown = full.relative_to(root).as_posix()

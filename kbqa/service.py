@@ -471,7 +471,7 @@ class Service:
         """Stored uploads that ingest.exclude leaves out, with the pattern, as `kbqa ingest` would leave
         them out of the folder or zip they came in: a pattern with a "/" is matched against the path
         inside the uploaded folder or zip ("drafts/*" for "docs/drafts/a.txt") and against the path in
-        the uploads folder. They were stored, never ingested, and never said to be left out."""
+        the uploads folder (found by review: such uploads were kept, never ingested and never named)."""
         found = []
         for path in stored:
             inside = path.relative_to(target).as_posix()
