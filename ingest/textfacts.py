@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.mapped import MappedTable, write_table
+from ingest.once import made_once
 
 # --- characters ----------------------------------------------------------------------------------
 # Han ideographs (CJK Extension A, the Unified block, compatibility ideographs): "Chinese characters".
@@ -292,7 +293,7 @@ _ASKING = re.compile(r"(?:哪一?|几|多少)[年月日天周个位种次家国�
 MAPPED_LOOKUPS = 300_000
 
 
-@lru_cache(maxsize=1)
+@made_once()
 def _jieba() -> Any:
     """jieba, its prefix dictionary read from a memory-mapped table when one was written before (a
     question is cut in a millisecond, not after half a second of unmarshalling); a long text (an

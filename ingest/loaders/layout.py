@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from ingest.chatter import quiet_libraries
 from ingest.loaders.pdf_tables import MARGIN
+from ingest.once import made_once
 from ingest.tables import markdown_table
 from ingest.textfacts import is_page_number, is_wide, join_wrapped_lines
 
@@ -32,7 +32,7 @@ class Block:
     text: str
 
 
-@lru_cache(maxsize=1)
+@made_once()
 def _model() -> Any:
     try:
         from rapid_layout import RapidLayout

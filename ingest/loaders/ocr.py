@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-from functools import lru_cache
 from typing import Any
 
 from ingest.chatter import quiet_libraries
+from ingest.once import made_once
 from ingest.types import LoadError
 
 PADDLE_HELP = (
@@ -34,7 +34,7 @@ def _engine(name: str, model_dir: str | None = None, angle: bool = False, worker
     return engines[key]
 
 
-@lru_cache(maxsize=2)
+@made_once(maxsize=2)
 def _shared_engine(name: str, model_dir: str | None = None, angle: bool = False) -> Any:
     return _make_engine(name, model_dir, angle, -1)
 
