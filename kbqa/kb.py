@@ -1393,9 +1393,11 @@ class KnowledgeBase:
     @property
     def reranker(self) -> Any:
         if self._reranker is None and self.config.retrieval.reranker:
-            from kbqa.rerank import CrossEncoderReranker
+            with self._lock:  # (questions reaching a fresh server together each loaded their own copy)
+                if self._reranker is None:
+                    from kbqa.rerank import CrossEncoderReranker
 
-            self._reranker = CrossEncoderReranker(self.config.retrieval.reranker, self.config.embeddings.device)
+                    self._reranker = CrossEncoderReranker(self.config.retrieval.reranker, self.config.embeddings.device)
         return self._reranker
 
     def is_empty(self) -> bool:

@@ -49,6 +49,30 @@ def test_reranker_reorders_by_cross_encoder_score(home: Path, tmp_path: Path) ->
     scores = CrossEncoder(str(model)).predict([(q, t) for t in texts])
     expected = [t for _, t in sorted(zip(scores, texts), key=lambda p: -p[0])][:3]
     assert [h.text for h in hits] == expected
+    # questions that reach a knowledge base together before its reranker is loaded load it once
+    import threading
+
+    from kbqa import rerank
+
+    loads: list[int] = []
+    load = rerank.CrossEncoderReranker.__init__
+
+    def counted(self: rerank.CrossEncoderReranker, *args: object, **kwargs: object) -> None:
+        loads.append(1)
+        load(self, *args, **kwargs)
+
+    rerank.CrossEncoderReranker.__init__ = counted  # type: ignore[method-assign]
+    try:
+        fresh = KnowledgeBase.open("r", llm="extractive", retrieval={"reranker": str(model), "rerank_top": 10, "top_k": 3})
+        found: list[list[str]] = []
+        threads = [threading.Thread(target=lambda: found.append([h.text for h in fresh.search(q, threshold=0.0)])) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        rerank.CrossEncoderReranker.__init__ = load  # type: ignore[method-assign]
+    assert found == [expected] * 6 and loads == [1]
 
 
 @pytest.mark.slow
