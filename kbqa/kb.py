@@ -1190,9 +1190,11 @@ class KnowledgeBase:
     @property
     def vector_cache(self) -> Any:
         if self._vector_cache is None:
-            from kbqa.store.cache import VectorCache
+            with self._lock:
+                if self._vector_cache is None:
+                    from kbqa.store.cache import VectorCache
 
-            self._vector_cache = VectorCache(self.config.home_dir() / "cache", self.config.embeddings.model)
+                    self._vector_cache = VectorCache(self.config.home_dir() / "cache", self.config.embeddings.model)
         return self._vector_cache
 
     def _recorded_since(self, key: str, since: float) -> bool:

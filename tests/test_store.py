@@ -348,3 +348,35 @@ def test_a_damaged_pdf_is_ingested_with_a_warning_kept_beside_it(home: Path, tmp
     assert report.ok and {f.name: f.error for f in kb.files()} == {"cut.pdf": REPAIRED, "good.pdf": None}
     assert report.to_dict()["files"][0]["warning"] == REPAIRED
     kb.close()
+
+
+def test_two_first_ingests_of_a_fresh_home_open_the_shared_vector_cache_together(tmp_path: Path) -> None:
+    # two uploads into two new knowledge bases of a fresh home, side by side: one of them got
+    # "database is locked" (14% of tries) where both opened vectors-<model>.sqlite at the same moment
+    import threading
+
+    from kbqa.store.cache import VectorCache
+
+    for n in range(40):
+        folder = tmp_path / f"cache{n}"
+        together = threading.Barrier(2)
+        errors: list[str] = []
+        opened: list[VectorCache] = []
+
+        def open_it() -> None:
+            together.wait()
+            try:
+                opened.append(VectorCache(folder, "multilingual-e5-small"))
+            except Exception as exc:  # noqa: BLE001 - the test reports what went wrong
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_it) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(opened) == 2, (n, errors)
+        opened[0].put({"k": np.ones(4, dtype=np.float32)})
+        assert opened[1].get(["k"])["k"].tolist() == [1.0] * 4
+        for cache in opened:
+            cache.close()

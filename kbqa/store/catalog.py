@@ -126,6 +126,21 @@ class NewChunk:
     words: str | None = None  # what BM25 indexes (tokenize.index_words), when cut already (on a Ray worker)
 
 
+def write_ahead(db: sqlite3.Connection, timeout_s: float) -> None:
+    """WAL mode for this connection; on a file another thread or process is creating at this moment
+    SQLite says 'locked' at once (its busy timeout does not cover this), so it is asked again
+    meanwhile, up to timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Catalog:
     """One SQLite file in WAL mode: each thread reads through its own connection (readers never
     wait for each other or see a write half done) and one thread of this process writes at a time
@@ -154,17 +169,7 @@ class Catalog:
             self.rebuild_fts()
 
     def _write_ahead(self) -> None:
-        """WAL mode; on a file another thread or process is creating at this moment SQLite says
-        'locked' at once (its busy timeout does not cover this), so it is asked again meanwhile."""
-        deadline = time.monotonic() + self.busy_timeout_s
-        while True:
-            try:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        write_ahead(self.db, self.busy_timeout_s)
 
     @property
     def db(self) -> sqlite3.Connection:
