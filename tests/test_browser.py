@@ -57,6 +57,12 @@ def test_upload_ask_sources_delete(browser: object, home: Path, docs: Path, tmp_
         page.locator("#ingest-status").get_by_text("2 added").wait_for(timeout=120_000)
         page.locator("#files").get_by_text("manual.pdf").first.wait_for(state="attached")
         shot(page, tmp_path, "kb-files")
+        # a page opened afterwards (another person) lists the knowledge base made since the server started
+        other = browser.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        other.goto(url)
+        other.locator("#kb input").first.click()
+        other.get_by_role("option", name="手册库").wait_for(timeout=30_000)
+        other.close()
 
         page.get_by_role("tab", name="Chat").click()
         page.locator("#question textarea").fill("How often should the RO membrane be replaced?")

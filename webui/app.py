@@ -256,8 +256,12 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
     llm_names = service.llm_choices()  # only models on this machine: a click never starts a download
     llm_missing = service.llm_missing()  # the catalog's other LLMs: shown as not here, with how to get them
 
+    def kb_names(value: str | None = None) -> list[str]:
+        """The knowledge bases now (other sessions create and drop them), and the one chosen."""
+        return sorted(set(service.listed_names()[0]) | ({value} if value else set()))
+
     def kb_choices(value: str | None = None) -> Any:
-        current = sorted(set(service.listed_names()[0]) | ({value} if value else set()))
+        current = kb_names(value)
         return gr.update(choices=current, value=value) if value else gr.update(choices=current)
 
     # --- chat --------------------------------------------------------------------------------
@@ -662,6 +666,8 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
                 values = {prop: t(code, key) for prop, key in keys.items()}
                 if component is lang_box:
                     values["value"] = LANGUAGES[code]
+                if component is kb_box:  # a page opened now lists what was created since the server started
+                    values["choices"] = kb_names(kb_name)
                 updates.append(gr.update(**values))
             updates.append(gr.update(headers=t(code, "headers").split("|"), value=files_table(kb_name, code)))
             return updates
