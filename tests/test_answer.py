@@ -102,12 +102,14 @@ def test_answers_what_the_documents_hold_and_cites_the_passage(trust_kb: Knowled
         assert rels == sorted(rels, reverse=True), (lang, rels)
 
 
+@pytest.mark.slow
 def test_a_heading_is_not_an_answer(trust_kb: KnowledgeBase) -> None:
     answer = trust_kb.ask("差旅报销的期限是多久？")
     assert not answer.text.startswith("差旅报销制度")
     assert "三十天" in answer.text
 
 
+@pytest.mark.slow
 def test_the_documents_own_title_is_not_an_answer(trust_kb: KnowledgeBase) -> None:
     answer = trust_kb.ask("What is the Aurora X2?")
     assert answer.answered_from_documents
@@ -787,6 +789,7 @@ def test_versions_and_codes_are_words(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 
+@pytest.mark.slow
 def test_an_accented_latin_word_is_one_word(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """"Zürich", "Nestlé", "São" are words of their own (jieba cut them at the accent: "z", "ü",
     "rich", so BM25 matched every text holding "rich" and every ü, and "Zürich" could name nothing);
@@ -836,6 +839,7 @@ If the display shows an error code, look it up in the table below before contact
 """
 
 
+@pytest.mark.slow
 def test_a_table_row_of_words_is_evidence_not_a_header(home: Path, tmp_path: Path) -> None:
     """Found by a first-hour review: every table row without a figure ("| E3 | … | Clean the PM2.5
     sensor … |", "| Rated power | 45 W |", a timetable's "| S103 | 09:00 |") was taken for a header
@@ -903,6 +907,7 @@ def test_the_default_model_does_not_answer_with_a_neighbouring_clause(home: Path
         assert "18 days" in text and not re.match(r"18 days of\b", text), text
 
 
+@pytest.mark.slow
 def test_a_code_no_source_holds_is_refused_when_the_sources_name_others_of_its_kind(home: Path, tmp_path: Path) -> None:
     """Found by a first-hour review: "Which bin holds part P-4010?" over a catalogue of P-1010 …
     P-1012 was answered with P-1010's row, and "Q4 revenue" over a Q3 review with Q3's figures."""
@@ -982,6 +987,7 @@ def _handbooks(docs: Path) -> Path:
     return docs
 
 
+@pytest.mark.slow
 def test_a_follow_up_naming_another_company_searches_that_company(home: Path, tmp_path: Path) -> None:
     """Found by a first-hour review: after a question about one company, "那星河科技呢？" searched
     with the earlier question's company name too, found only that company's handbook, and was
@@ -999,6 +1005,7 @@ def test_a_follow_up_naming_another_company_searches_that_company(home: Path, tm
         assert without_other_names(kb.catalog, "年假呢？", f"{first} 年假呢？") == f"{first} 年假呢？"  # names nothing: kept
 
 
+@pytest.mark.slow
 def test_a_follow_up_naming_another_company_drops_the_earlier_company_s_whole_name(home: Path, tmp_path: Path) -> None:
     """Found by a first-hour review: the earlier question's company name was cut to the word its file's
     name holds: "…staff at Logistics give? And at Northwind?" (of Bluefin Logistics) and "云的住宿标准…"
@@ -1248,6 +1255,7 @@ def test_a_kind_no_source_holds_counts_when_the_quoted_source_names_another_of_i
     assert uncovered_kinds("Who works part-time?", [_hit("Staff work in shifts.")]) == []  # the source names no other kind
 
 
+@pytest.mark.slow
 def test_a_compound_whose_modifier_no_source_holds_counts_when_the_quoted_sentence_names_another_kind() -> None:
     """Found by a review: over handbooks that say nothing of sick leave, "蓝海集团的病假有几天？" was answered
     with the annual leave at 0.70, and "How many days of sick leave do Acme employees get?" at 0.47."""

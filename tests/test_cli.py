@@ -344,6 +344,7 @@ def test_config_show_names_the_origin(home: Path) -> None:
     assert data["llm.model"]["from"] == "default"
 
 
+@pytest.mark.slow
 def test_environment_values_are_read_as_users_write_them(home: Path) -> None:
     """A glob is not YAML ('*.md' failed with a 100-line traceback), a key of digits or 'yes' is text
     where text goes, and one pattern where a list goes is a list of it (found by a first-hour review)."""

@@ -276,6 +276,7 @@ REVIEWED = {  # a helper's review collection: a policy and its older translation
 }
 
 
+@pytest.mark.slow
 def test_what_the_two_rules_above_must_not_leave_out(tmp_path: Path, home: Path) -> None:
     """Found by a helper's review of the two rules above in their first forms: a refusal of the question's
     language for another period set the bar for its translation ("…in 2023?" over a 2025 policy and its
@@ -298,6 +299,7 @@ def test_what_the_two_rules_above_must_not_leave_out(tmp_path: Path, home: Path)
         assert answer.answered_from_documents and fact in answer.text, (question, answer.text)
 
 
+@pytest.mark.slow
 def test_a_source_of_one_language_is_not_held_to_a_code_by_the_other_languages_sources(tmp_path: Path, home: Path) -> None:
     """Found by a helper's review: over an English AX-200 guide and a Chinese AX-300 guide, "What is the
     default admin password of the AX-300?" was answered with the AX-200's label sentence (0.999), and
@@ -315,6 +317,7 @@ def test_a_source_of_one_language_is_not_held_to_a_code_by_the_other_languages_s
         assert "15秒" in kb.ask("AX-300路由器怎么恢复出厂设置？").text
 
 
+@pytest.mark.slow
 def test_a_sentence_that_goes_on_from_a_quoted_one_is_still_quoted(tmp_path: Path, home: Path) -> None:
     """The rule above leaves out a passage's sentence that says no word of the question only when nothing of
     its passage is quoted: "a doctor's note is needed after three days" goes on from the sick leave it
@@ -348,6 +351,7 @@ def _refused(kb: KnowledgeBase, questions: list[str]) -> None:
         assert not answer.answered_from_documents, (question, answer.text)
 
 
+@pytest.mark.slow
 def test_a_kind_of_leave_only_another_companys_handbook_names_is_refused_for_the_named_company(tmp_path: Path, home: Path) -> None:
     """Found by review: with 紫金集团's handbook giving 12 days of sick leave beside handbooks that say
     nothing of it, "蓝海集团的病假有几天？" was answered with 蓝海集团's annual leave: another company's sick
@@ -372,6 +376,7 @@ def test_a_kind_of_leave_only_another_companys_handbook_names_is_refused_for_the
         assert "十五天带薪年假" in kb.ask("蓝海集团的年假有几天？").text
 
 
+@pytest.mark.slow
 def test_the_named_companys_other_documents_still_answer_for_it(tmp_path: Path, home: Path) -> None:
     """Found by helper 59 on a first version of the rule above: a company's second document ("Globex benefits
     summary", 蓝海福利说明, 集团福利说明) must still answer for it when the question names the company by more
@@ -398,6 +403,7 @@ def test_the_named_companys_other_documents_still_answer_for_it(tmp_path: Path, 
         assert "八天" in answer.text and "12 days" not in answer.text, answer.text
 
 
+@pytest.mark.slow
 def test_a_sentence_about_another_kind_is_no_answer_when_a_source_says_the_asked_kind(tmp_path: Path, home: Path) -> None:
     """Found by this session's review of the rule above: 蓝海集团's handbook gives only annual leave, a
     general 请假规定 gives sick leave; "蓝海集团员工的病假有几天？" was answered with the handbook's 年假
@@ -427,6 +433,7 @@ def test_a_sentence_about_another_kind_is_no_answer_when_a_source_says_the_asked
         assert "25 days" in kb.ask("How many days of annual leave do Acme employees get?").text
 
 
+@pytest.mark.slow
 def test_a_sentence_that_names_another_kind_in_passing_still_answers(tmp_path: Path, home: Path) -> None:
     """Found by helper 62 on a first version of the rule above: answers that name another kind in passing
     ("不占用年假" under "## 病假"), or whose kind only a note names without an answer ("以上售价均含增值税" under

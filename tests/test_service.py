@@ -223,6 +223,7 @@ def test_upload_names_cut_by_bytes_and_never_overwrite_another(service: Service,
     assert sorted(f.name for f in result.report.files) == ["notes (2).md", "notes.md"]
 
 
+@pytest.mark.slow
 def test_a_folder_uploaded_again_makes_no_new_copies(service: Service, home: Path) -> None:
     # (its two budget.txt, of 2023 and 2024, were stored as budget.txt and budget (2).txt, and every
     # upload again added one more numbered copy of one of them, with its chunks)
@@ -238,6 +239,7 @@ def test_a_folder_uploaded_again_makes_no_new_copies(service: Service, home: Pat
     assert [(f.name, f.status) for f in twin.report.files] == [("copy2.txt", "added")]
     assert [r["name"] for r in twin.rejected] == ["copy.txt", "copy3.txt"]
 
+@pytest.mark.slow
 def test_an_update_not_ingested_leaves_the_stored_version_the_catalog_describes(service: Service, home: Path) -> None:
     """An upload of a file the knowledge base holds (an update) replaced the stored copy before it
     was ingested: an update that failed (a corrupt new version: the last good one stays searchable),
@@ -275,6 +277,7 @@ def test_an_update_not_ingested_leaves_the_stored_version_the_catalog_describes(
     assert not [p.name for p in uploads.iterdir() if p.name.startswith(".kept-")]
 
 
+@pytest.mark.slow
 def test_two_servers_updating_one_file_take_turns_and_sources_show_the_described_version(service: Service, home: Path,
                                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Two servers sharing a home updated one file name at once: the second stored over the first's
@@ -314,6 +317,7 @@ def test_two_servers_updating_one_file_take_turns_and_sources_show_the_described
     assert not [k for k in uploads.iterdir() if k.name.startswith(KEPT_PREFIX)]
 
 
+@pytest.mark.slow
 def test_a_killed_update_in_a_shared_uploads_dir_is_put_right_by_its_own_machine(home: Path, tmp_path: Path,
                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """With store.uploads_dir (shared by servers on several machines) the sweep is off, and a killed
@@ -336,6 +340,7 @@ def test_a_killed_update_in_a_shared_uploads_dir_is_put_right_by_its_own_machine
     assert theirs.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reached", ["link", "relative"])
 def test_uploads_stay_under_a_home_reached_through_a_link_or_a_relative_path(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                             reached: str) -> None:
@@ -357,6 +362,7 @@ def test_uploads_stay_under_a_home_reached_through_a_link_or_a_relative_path(hom
     assert [f.name for f in service.files("linked")] == ["doc.txt"] and "BRAVO-2" in service.search("linked", "vault code")[0].text
 
 
+@pytest.mark.slow
 def test_deletes_waiting_on_an_upload_are_bounded(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     """Deletes sent while an upload changes a knowledge base wait for it, but only WRITERS_WAITING of
     them for that knowledge base and each at most WRITER_WAIT_S; the rest are Busy (503) at once (a review's 100 deletes took
@@ -406,6 +412,7 @@ def test_deletes_waiting_on_an_upload_are_bounded(service: Service, monkeypatch:
         t.join(10)
 
 
+@pytest.mark.slow
 def test_a_delete_by_the_last_part_of_a_name_is_not_taken_and_archive_names_stay_apart(service: Service) -> None:
     """Found by review: DELETE faq.md sent twice deleted faq.md, then one/sub/faq.md (found by its last
     part); and dup.zip's a.md and dup/a.md were both named dup/a.md (an archive's own folder was said once)."""
@@ -429,6 +436,7 @@ def test_a_delete_by_the_last_part_of_a_name_is_not_taken_and_archive_names_stay
     assert {"dup/a.md", "dup/dup/a.md"} <= {f.name for f in service.files("last")}
 
 
+@pytest.mark.slow
 def test_a_file_name_two_files_have_is_a_409_that_asks_for_the_id(service: Service) -> None:
     """Two zips' budget.txt: deleting 'budget.txt' was a 404 that asked for 'the id or the path',
     and a client of the servers never sees paths (found by review)."""
@@ -743,6 +751,7 @@ def test_many_knowledge_bases_used_by_many_threads_keep_the_open_files_bounded(s
         assert catalog_files() <= (CONNECTED_KBS + 1) * threads * 3, catalog_files()  # 24 * 8 * 3 = 576 before
         assert all(pool.map(lambda name: service.search(name, "pump service", top_k=1), names * threads))  # the others open theirs again
 
+@pytest.mark.slow
 def test_a_kbqa_yaml_of_nested_aliases_is_refused_not_expanded(service: Service) -> None:
     # (a 534-byte zip took a review's web server to 4.2 GB at 8 levels; 9 would have needed ~35 GB;
     # 6 levels here, 60 MB, so that this test cannot take the machine down on code that expands them)
@@ -852,6 +861,7 @@ def test_a_knowledge_base_deleted_by_another_process_during_an_upload_is_a_409(s
     assert "doomed" not in service.names()
 
 
+@pytest.mark.slow
 def test_a_search_or_question_racing_a_drop_is_a_409(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     # (it was a 400, as if the request were bad: the knowledge base was closed under it by the drop)
     from kbqa.retrieval import Retriever
@@ -1206,6 +1216,7 @@ def test_an_uploaded_folder_keeps_its_subfolders_and_its_paths_climb_nowhere(ser
     assert (uploads / "flat.md").is_file()
 
 
+@pytest.mark.slow
 def test_uploads_leave_out_what_ingest_exclude_leaves_out_and_say_so(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An upload matched by ingest.exclude ("*.tmp", or "drafts/*" inside an uploaded folder or zip) was
     stored for good, never ingested and never named: found by review (`kbqa ingest` left the same files

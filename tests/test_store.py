@@ -308,6 +308,7 @@ def test_a_file_that_is_a_link_belongs_to_its_folder_and_goes_with_the_link(home
     kb.close()
 
 
+@pytest.mark.slow
 def test_a_fifo_or_a_dangling_link_in_a_folder_is_reported_not_passed_over(home: Path, tmp_path: Path) -> None:
     """Found by review: inside a folder, FIFOs, sockets and links that lead nowhere were skipped
     without a word (hashing a FIFO would have waited for good). Each is a failed file with why; a
@@ -329,6 +330,7 @@ def test_a_fifo_or_a_dangling_link_in_a_folder_is_reported_not_passed_over(home:
     kb.close()
 
 
+@pytest.mark.slow
 def test_a_damaged_pdf_is_ingested_with_a_warning_kept_beside_it(home: Path, tmp_path: Path) -> None:
     """Found by review: a PDF cut short (3,000 bytes of a three-page manual) was "added (1 page)"
     without a word, MuPDF having repaired it; the pages it lost were lost in silence. It is still
