@@ -157,7 +157,7 @@ class Catalog:
         self._writer = threading.RLock()
         self._closed: str | None = None  # why it was closed (close(why)): later calls say so
         self._busy: dict[int, int] = {}  # thread id -> calls of it running now (see _using)
-        self._write_ahead()
+        write_ahead(self.db, self.busy_timeout_s)
         with self._writer:
             self._add_description_column()
             self.db.executescript(SCHEMA)
@@ -167,9 +167,6 @@ class Catalog:
         self.opened_identity = self.identity()
         if self.get_meta("tokenizer") != TOKENIZER_VERSION:
             self.rebuild_fts()
-
-    def _write_ahead(self) -> None:
-        write_ahead(self.db, self.busy_timeout_s)
 
     @property
     def db(self) -> sqlite3.Connection:
