@@ -1,8 +1,9 @@
 """How long the faces take to come up: `kbqa --help`; a one-shot `kbqa ask` until its first word
-(p50 over --runs, warm file cache, and the command's peak resident memory); `kbqa serve` until the
-page answers.
+(p50 over --runs, warm file cache, and the command's peak resident memory); `kbqa api`'s first
+streamed answer after a start, with the server's warm-up and without it (server.warm_up: false),
+asked once the warm-up is over (the same wait without it); `kbqa serve` until the page answers.
 
-    python benchmarks/startup.py [--runs 5] [--only ask] [--question "How often should the RO membrane be replaced?"]
+    python benchmarks/startup.py [--runs 5] [--only ask|api|serve] [--question "How often should the RO membrane be replaced?"]
 
 Runs in a scratch KBQA_HOME with the examples ingested (so the knowledge base is real). The first
 `kbqa ask` fills the caches (the built ONNX model, the assembled GGUF) and is reported apart.
@@ -90,10 +91,43 @@ def serve_seconds(env: dict[str, str]) -> tuple[float, float]:
         proc.wait(timeout=30)
 
 
+def api_first_answer(env: dict[str, str], warm_up: bool, question: str, wait: float | None = None) -> tuple[float, float]:
+    """(seconds from the start until /v1/status says the warm-up is over, or the wait given; seconds
+    until the first piece of the first streamed answer asked then) of one `kbqa api`."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([*KBQA, "api", "--port", str(port)], cwd=ROOT, env={**env, "KBQA_SERVER__WARM_UP": str(warm_up).lower()},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit("kbqa api exited")
+            try:
+                if httpx.get(url + "/v1/status", timeout=2).json()["loaded"]["warming_up"] is False:
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        if wait is not None:
+            time.sleep(max(0.0, t0 + wait - time.perf_counter()))
+        ready = time.perf_counter() - t0
+        body = {"model": "kb:demo", "stream": True, "messages": [{"role": "user", "content": question}]}
+        asked = time.perf_counter()
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=120) as r:
+            for line in r.iter_lines():
+                if '"content": "' in line and '"content": ""' not in line:
+                    return ready, time.perf_counter() - asked
+        raise SystemExit("kbqa api answered nothing")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", choices=["help", "ask", "serve"], default=None, help="measure one face only")
+    parser.add_argument("--only", choices=["help", "ask", "api", "serve"], default=None, help="measure one face only")
     parser.add_argument("--question", default=ASK_QUESTION, help="what `kbqa ask` asks (an English one reads the Chinese passages through the dictionary)")
     args = parser.parse_args()
     if args.only in (None, "help"):
@@ -114,7 +148,14 @@ def main() -> None:
             firsts = [r[0] for r in runs]
             print(f"kbqa ask          : first word p50 {statistics.median(firsts):.2f} s (runs: {', '.join(f'{t:.2f}' for t in firsts)}); "
                   f"done p50 {statistics.median(r[1] for r in runs):.2f} s; peak RSS p50 {statistics.median(r[2] for r in runs):.0f} MiB", flush=True)
-        if args.only == "ask":
+        if args.only in (None, "api"):
+            api_first_answer(env, True, args.question)  # fills the home's caches (the word tables)
+            warm = [api_first_answer(env, True, args.question) for _ in range(args.runs)]
+            cold = [api_first_answer(env, False, args.question, wait=statistics.median(r[0] for r in warm)) for _ in range(args.runs)]
+            for name, runs in (("warm_up: true ", warm), ("warm_up: false", cold)):
+                print(f"kbqa api, {name}: asked after {statistics.median(r[0] for r in runs):.2f} s; first piece of the answer p50 "
+                      f"{statistics.median(r[1] for r in runs):.2f} s (runs: {', '.join(f'{r[1]:.2f}' for r in runs)})", flush=True)
+        if args.only in ("ask", "api"):
             return
         for llm in ("extractive", "gemma-3-270m"):
             page, answer = serve_seconds({**env, "KBQA_LLM__MODEL": llm})

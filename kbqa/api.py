@@ -260,7 +260,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
 
         kbs, store = service.listed_names()  # the queues and ingests are still worth seeing while the store is away
         return {"knowledge_bases": kbs if store == "ok" else None, "store": store, "queues": service.queues(), "ingests": service.ingests(),
-                "process_memory_mb": round(process_memory_mb(), 1)}
+                "loaded": service.loaded(), "process_memory_mb": round(process_memory_mb(), 1)}
 
     return app
 
@@ -461,6 +461,8 @@ def serve(config: Config, host: str, port: int, api_key: str | None = None) -> N
             service.stop()
             super().handle_exit(sig, frame)
 
+    if config.server.warm_up:
+        service.warm_up()  # the first question does not wait for the models to load
     from kbqa.headtimeout import protocol
 
     http = protocol(config.server.header_timeout_s, config.server.body_timeout_s)  # slow or idle clients do not hold sockets for good

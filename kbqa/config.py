@@ -125,6 +125,7 @@ class ServerConfig(_Section):
     ingest_wait_s: float = Field(600, gt=0)
     body_timeout_s: float = Field(60, gt=0)
     header_timeout_s: float = Field(30, gt=0)
+    warm_up: bool = True
 
 
 class Config(_Section):

@@ -216,6 +216,8 @@ class Service:
         self._llms: dict[str, Any] = {}
         self._loading: dict[str, threading.Lock] = {}
         self._embedder: Any = None
+        self._embedder_lock = threading.Lock()  # the embedder loads under its own lock: other requests go on meanwhile
+        self._warming: threading.Thread | None = None  # warm_up()'s thread, waited for by close()
         self._lock = threading.RLock()
         self._ingests = IngestSlots(config.server.max_ingests, config.server.ingest_wait_s)
         self.closed = False
@@ -311,6 +313,8 @@ class Service:
     def _opened(self, name: str, folder: Path, create: bool) -> tuple[KnowledgeBase, Any]:
         """The knowledge base opened once for every request (another may have opened it meanwhile;
         one dropped meanwhile is not made again)."""
+        if self._embedder is None and (create or kb_exists(self.config, folder)):
+            self.embedder()  # (loaded outside the service's lock: other requests go on meanwhile)
         with self._lock:
             held = self._kbs.get(name)
             if held is None:
@@ -320,14 +324,9 @@ class Service:
                 if problem and not kb_exists(self.config, folder):
                     raise BadRequest(problem, code="lookalike_name", name=name)
                 try:
-                    base = KnowledgeBase(folder, self.config, shared_embedder=self._embedder)
+                    base = KnowledgeBase(folder, self.config, shared_embedder=self.embedder())
                 except KnowledgeBaseError as exc:
                     raise BadRequest(scrub(str(exc))) from None
-                try:
-                    self._embedder = self._embedder or base.embedder
-                except Exception as exc:  # noqa: BLE001  (any failure to load a model is said, not a 500)
-                    base.close()
-                    raise _load_failed("embedding model", self.config.embeddings.model, exc) from None
                 held = (base, base.catalog.identity())
                 self._kbs[name] = held
             return held
@@ -735,6 +734,66 @@ class Service:
                 self._llms[model] = loaded
             return loaded
 
+    def embedder(self) -> Any:
+        """The embedding model every knowledge base of this server shares, loaded once."""
+        if self._embedder is None:
+            with self._embedder_lock:
+                if self._embedder is None:
+                    from kbqa.embeddings import make_embedder
+
+                    try:
+                        self._embedder = make_embedder(self.config.embeddings, self.config.home_dir() / "cache" / "models")
+                    except Exception as exc:  # noqa: BLE001  (any failure to load a model is said, not a 500)
+                        raise _load_failed("embedding model", self.config.embeddings.model, exc) from None
+        return self._embedder
+
+    def warm_up(self, kb: str | None = None) -> threading.Thread:
+        """Load, in the background, what a first question waits for: the embedder (and one query
+        through it), the configured LLM, the word tables (jieba's, the dictionary's), the answer
+        path's modules and the knowledge base kb. A request meanwhile waits for a part being loaded
+        rather than loading it again; a part that fails is left to the first request that needs it,
+        which says why. stop() ends it after the part it is loading; close() waits for that."""
+        def run() -> None:
+            for what, step in self._warm_steps(kb):
+                if self.closed:
+                    return
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001  (said again, to the user, by the request that needs it)
+                    log.info("warm-up: %s not loaded (%s)", what, scrub(str(exc))[:300])
+
+        # (not a daemon: the interpreter waits for a load inside llama.cpp rather than exit under it)
+        self._warming = threading.Thread(target=run, name="kbqa-warm-up")
+        self._warming.start()
+        return self._warming
+
+    def _warm_steps(self, kb: str | None) -> list[tuple[str, Callable[[], Any]]]:
+        def words() -> None:
+            from kbqa.store.tokenize import query_tokens
+
+            query_tokens("员工每年有几天带薪年假")
+
+        def dictionary() -> None:
+            from kbqa import bilingual
+
+            bilingual.glosses(), bilingual.glossed_by(), bilingual.kind_words()
+
+        def modules() -> None:
+            import kbqa.answer  # noqa: F401
+            import kbqa.evidence  # noqa: F401
+            import kbqa.retrieval  # noqa: F401
+
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("embedding model", lambda: self.embedder().embed_query("warm up")),
+            ("LLM", self.llm),
+            ("jieba's table", words),
+            ("answer path", modules),
+        ]
+        if kb is not None:
+            steps.append((f"knowledge base {kb!r}", lambda: self.exists(kb) and self.kb(kb).index))
+        steps.append(("dictionary tables", dictionary))  # (questions across languages only: last)
+        return steps
+
     def llm_choices(self) -> list[str]:
         """The LLMs a request may pick: the configured one, then every catalog model on this machine."""
         from kbqa.offline import installed
@@ -749,6 +808,13 @@ class Service:
 
         return [(m.name, *how_to_get(m.source)) for m in llm_models().values()
                 if m.backend in ("llamacpp", "transformers") and not is_available(m.source)]
+
+    def loaded(self) -> dict[str, Any]:
+        """What is loaded now (the embedder; the LLMs by name), and whether warm_up() is still loading."""
+        with self._lock:
+            llms = list(self._llms)
+        return {"embeddings": self._embedder is not None, "llms": llms,
+                "warming_up": self._warming is not None and self._warming.is_alive()}
 
     def queues(self) -> dict[str, Any]:
         with self._lock:
@@ -897,6 +963,8 @@ class Service:
     def close(self) -> None:
         """stop(), then close the knowledge bases' files (no request may be running any more)."""
         self.stop()
+        if self._warming is not None:
+            self._warming.join()
         with self._lock:
             for base, _ in self._kbs.values():
                 base.close()

@@ -153,15 +153,33 @@ def temporary_files_stay_in_pytests_folder(tmp_path_factory: pytest.TempPathFact
     tempfile.tempdir = before
 
 
+@pytest.fixture(scope="session")
+def word_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """jieba's and the dictionary's word tables, built once a run (~7 s), as a server keeps them in
+    its home's temp folder ($KBQA_HOME/cache/tmp) for its next start."""
+    folder = tmp_path_factory.mktemp("word-tables")
+    build = ("from kbqa.store.tokenize import query_tokens; query_tokens('员工每年有几天带薪年假'); "
+             "from kbqa import bilingual; bilingual.glosses(); bilingual.glossed_by(); bilingual.kind_words()")
+    subprocess.run([sys.executable, "-c", build], cwd=ROOT, env={**os.environ, "TMPDIR": str(folder)}, check=True)
+    return folder
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private KBQA_HOME; the shipped GGUF is assembled once per test run, not per test."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, word_tables: Path) -> Path:
+    """A private KBQA_HOME; the shipped GGUF is assembled once per test run, not per test, and the
+    word tables are there as after a first start (each server of the suite built them again in its
+    fresh home: ~7 s of CPU a start): a test of that first start is marked fresh_tables."""
     h = tmp_path / "home"
     h.mkdir()
     monkeypatch.setenv("KBQA_HOME", str(h))
     shared_models = ROOT / ".pytest_cache" / "kbqa-models"
     shared_models.mkdir(parents=True, exist_ok=True)
     (h / "models").symlink_to(shared_models, target_is_directory=True)
+    if request.node.get_closest_marker("fresh_tables") is None:
+        kept = h / "cache" / "tmp"
+        kept.mkdir(parents=True)
+        for table in word_tables.iterdir():
+            os.link(table, kept / table.name)  # (written anew by replacing, never in place)
     return h
 
 

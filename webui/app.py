@@ -743,6 +743,8 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
     service = Service(config)
     app = build_app(config, kb, service)
     stopped_by = _stop_on_signals(service)
+    if config.server.warm_up:
+        service.warm_up(kb)  # the first question does not wait for the models to load
     # Gradio runs each event one at a time unless told otherwise; kbqa's service queues the LLM
     # itself (telling each user their place), so searches, uploads and chats run side by side.
     concurrency = config.server.max_queue + 2 * config.server.llm_instances + 4
