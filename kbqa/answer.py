@@ -120,7 +120,7 @@ def capabilities_of(llm: Any) -> Capabilities:
 class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
-    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered | kind-not-covered | nothing-said
+    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered | kind-not-covered | nothing-said | no-price
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -610,6 +610,7 @@ _COMPARING = frozenset(stem(w) for w in (
 _MEASURES = {stem(w): kind for kind, said in (
     ("duration", "期限 时限 时间 时长 期 多久 天数 period duration deadline"),  # (not "time": part-time, three times)
     ("percent", "比例 比率 百分比 percentage proportion"),
+    ("money", "价格 售价 单价 价钱 price cost"),
 ) for w in said.split()}
 
 
@@ -781,6 +782,9 @@ def judge(
     if decision.answer and source != searched and facts["coverage"] == 0:  # at most NOTHING_SAID
         p = min(decision.confidence, NOTHING_SAID)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
+    if decision.answer and evidence.kind == "money" and not facts["typed"]:  # at most NO_PRICE
+        p = min(decision.confidence, NO_PRICE)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "no-price", facts)
     return source, evidence, decision
 
 
@@ -813,6 +817,11 @@ OTHER_LANGUAGE_KEPT = 0.5
 # is near ("谁发明了电话？" got the typewriter's patent); answer_confidence 0 still answers
 NOTHING_SAID = 0.05
 YEAR_NOT_HELD = 0.05  # kbqa's confidence at most, when no source holds a year the question names (answer_confidence 0 still answers)
+# ... when a question asks a price (售价, "How much does … cost?") and neither of the two best evidence
+# sentences holds a sum of money (a figure with a currency or a word of price or payment, or "free"):
+# "What is the price of the Aurora X2?" over its manual, which gives none, was answered with its maker
+# and its warranty (a price sentence of another document further down does not answer it either)
+NO_PRICE = 0.05
 
 
 class Embedded:

@@ -23,6 +23,7 @@ _KINDS_ZH: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"多久|多长时间|多少(天|年|个月|月|周|小时|分钟|秒)|几(天|年|个月|周|小时|分钟)|期限")),
     ("date", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|几号|哪一?日|什么时间|何年|哪个(年代|世纪|朝代)|哪一?世纪|哪个时期")),
     ("percent", re.compile(r"比例|比率|占比|百分比|百分之|[增降涨跌]幅|(?<![汇频功速])率(?:是|为|有|达到?)?(?:多少|几)")),
+    ("money", re.compile(r"售价|单价|价钱|多少钱|报价|定价|票价|(?:价格|收费|费用)(?:是|为|要)?多少")),
     ("number", re.compile(r"多少|几[个位名次种项件座条家所只人]?|多大|多高|多长|多远|多重|多深|多宽|多厚|百分之|比例|人口|面积|金额|费用|价格")),
     ("person", re.compile(r"谁|哪位|哪个人|什么人|哪些人")),
     ("place", re.compile(r"哪里|哪儿|在哪|何处|何地|什么地方|哪个(国家|城市|省|地区)|位于")),
@@ -32,6 +33,7 @@ _KINDS_EN: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"\bhow long\b|\bhow many (days|weeks|months|years|hours|minutes|seconds)\b|\bdeadline\b|\bperiod\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which) (years?|dates?|days?|months?|centur(y|ies)|decades?)\b|\bwhat time\b", re.I)),
     ("percent", re.compile(r"\b(what|which) (percentage|percent)\b|\bhow much percent\b|\bpercentage\b|\bper ?cent\b", re.I)),
+    ("money", re.compile(r"\bprices?\b|\bhow much money\b|\b(how much|what) (does|do|did|will|would)\b.{0,60}\bcost\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|far|old|big|large|tall|high|deep|long|fast|heavy|often)\b|\bwhat (percentage|percent|number|amount|share|fraction|proportion|cost|price)\b|\baverage\b|\btotal\b|\bcost\b", re.I)),
     ("person", re.compile(r"\bwho(m|se)?\b|\bwhich (person|people|scientists?|kings?|presidents?|authors?|compan(y|ies))\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(what|which) (countr(y|ies)|cit(y|ies)|states?|regions?|places?|towns?)\b", re.I)),
@@ -42,6 +44,12 @@ _NUM_ZH = "0-9０-９一二两三四五六七八九十百千万亿半几零〇"
 _HAS_NUMBER_ZH = re.compile(rf"[0-9０-９]|[{_NUM_ZH}]+\s*[{_NUM_ZH}]*(年|月|日|天|周|个|次|人|名|米|公里|千米|元|倍|%|％|小时|分钟|秒|岁|位|种|项|座|条|家|所|万|亿|世纪|期|届|层|吨|克|公斤|平方)")
 _HAS_NUMBER_EN = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|trillion|dozen|half|twice|several)\b", re.I)
 _PERCENT = re.compile(r"%|％|百分之|\bper ?cent\b|‰", re.I)
+# a figure said as money: a currency, or a word of price or payment beside it ("unit price of 499", "| 单价 | 499 |")
+_MONEY_ZH = re.compile(r"[元钱价费块¥￥$€£]|美元|港元|欧元|英镑|日元")
+_MONEY_EN = re.compile(r"[$€£¥￥]|\b(usd|eur|gbp|rmb|cny|jpy|hkd|yuan|renminbi|dollars?|euros?|pounds?|pence|cents?|yen|prices?d?|costs?|fees?|"
+                       r"charges?d?|pay|paid|sells?|sold|worth)\b", re.I)
+_FREE = re.compile(r"\bfree\b|\bno charge\b|免费|不收费", re.I)
+_CALENDAR_EN = re.compile(r"(?<![$€£¥￥\d.,])\b(?:\d{1,2}\s+)?(?:" + "|".join(MONTHS) + r")\b\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?\b,?)?(?:\s+\d{4})?|(?<![$€£¥￥\d.,])\b(?:19|20)\d{2}\b", re.I)
 _TIME_UNIT_ZH = re.compile(r"[年月日天周]|小时|分钟|秒|世纪|星期|工作日|期间|以内|之内|内")
 _TIME_UNIT_EN = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?|seconds?|centur(y|ies)|decades?)\b", re.I)
 _DATE_ZH = re.compile(r"\d{2,4}\s*年|[0-9一二三四五六七八九十〇零]+\s*[年月日]|世纪|朝|年代|时期|期间|之后|以前|之前|初|末")
@@ -66,7 +74,7 @@ def _names_beyond(text: str, question: str) -> bool:
 
 
 def asked_kind(question: str) -> str | None:
-    """duration | date | percent | number | person | place | definition | None (anything else: what, why, how, ...)."""
+    """duration | date | percent | money | number | person | place | definition | None (anything else: what, why, how, ...)."""
     for kind, pattern in _KINDS_ZH if language(question) == "zh" else _KINDS_EN:
         if pattern.search(question):
             return kind
@@ -84,15 +92,20 @@ def _without_figures_of(text: str, question: str) -> str:
     return text
 
 
-def has_kind(text: str, kind: str | None, lang: str, question: str = "") -> bool:
+def has_kind(text: str, kind: str | None, lang: str, question: str = "", header: str = "") -> bool:
     """Whether a text holds an answer of the kind asked (always true for no kind, and for persons and
     places in Chinese, which plain text cannot tell); a figure or a name the question gives does not
-    count."""
+    count. header: a table row's column names, which say what its figures are ("Dealer price")."""
     if kind is None:
         return True
     if question:
         text = _without_figures_of(text, question)
     zh = lang == "zh"
+    if kind == "money":  # a figure said as money ("It delivers 2 litres a minute", "Due date 5 May 2024": no price)
+        figures = _CALENDAR_ZH.sub(" ", text) if zh else _CALENDAR_EN.sub(" ", text)
+        money = _MONEY_ZH if zh else _MONEY_EN
+        return (_HAS_NUMBER_ZH if zh else _HAS_NUMBER_EN).search(figures) is not None and money.search(f"{header} {figures}") is not None \
+            or _FREE.search(text) is not None
     number = (_HAS_NUMBER_ZH if zh else _HAS_NUMBER_EN).search(text) is not None
     if kind == "number":
         return number
@@ -312,7 +325,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
             read_cov = coverage(wanted, window, weights) if header else own_cov
             window_cov = coverage(wanted, window | title, weights)
             # (a sentence in the other language is read in its own: "37 hours" answers 多少小时, though not as 小时)
-            typed = has_kind(text, kind, lang if bridge is None else language(text), question) if label is None else kind is None or asked  # a Date: is no date of what the memo says
+            typed = has_kind(text, kind, lang if bridge is None else language(text), question, header) if label is None else kind is None or asked  # a Date: is no date of what the memo says
             score = (0.5 * read_cov + 0.25 * window_cov + 0.25 * out.passage_coverage[-1] + (0.15 if kind and typed else 0.0)
                      + (ASKED_FIELD if asked else 0.0)
                      + SOURCE_WEIGHT * hit.relevance - 0.02 * (n - 1) - 0.02 * (len(text) > 300) - ANOTHER_CODE * elsewhere[n - 1])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_kbqa, write_docx, write_pdf
 
-from ingest.textfacts import coverage, near_spelling, terms
+from ingest.textfacts import coverage, language, near_spelling, terms
 from kbqa.answer import extractive_text
 from kbqa.evidence import asked_kind, gather, has_kind, is_title
 from kbqa.kb import KnowledgeBase
@@ -127,7 +127,9 @@ def test_follow_up_answers_the_follow_up(trust_kb: KnowledgeBase) -> None:
 
 
 @pytest.mark.parametrize("question", ["What is the boiling point of mercury?", "长城有多长？", "Who won the 1998 World Cup?",
-                                      "东北电气2019年第一季度营业收入是多少？"])  # a year no source holds: 2018's figures were given
+                                      "东北电气2019年第一季度营业收入是多少？",  # a year no source holds: 2018's figures were given
+                                      # a price no source gives: the maker, the warranty or the litres a minute were given
+                                      "What is the price of the Aurora X2?", "How much does the Aurora X2 cost?", "Aurora X2的售价是多少？"])
 @pytest.mark.slow
 def test_refuses_what_the_documents_do_not_hold_and_shows_related(trust_kb: KnowledgeBase, question: str) -> None:
     answer = trust_kb.ask(question)
@@ -425,7 +427,17 @@ def _hit(text: str, title: list[str] | None = None, file: str = "f.md") -> Hit:
 
 def test_answer_kinds() -> None:
     assert asked_kind("差旅报销的期限是多久？") == "duration"
-    assert asked_kind("这台机器多少钱？") == "number"
+    assert asked_kind("这台机器多少钱？") == "money" and asked_kind("KX-200的售价是多少？") == "money"
+    assert asked_kind("How much does the KX-200 cost?") == "money" and asked_kind("What is the price of the Aurora X2?") == "money"
+    assert asked_kind("2007年粮食价格危机产生了怎样的影响？") != "money" and asked_kind("How do the fees compare?") is None
+    # a sum of money: a figure with a currency or a word of price or payment, or free ("2 litres a minute" is none)
+    for said in ("The KX-200 sells for 1,299 yuan.", "KX-500 Pro: List price 469; Dealer price 365", "It costs $5 a month.",
+                 "Delivery is free of charge.", "单价 499", "售价为1299元。", "安装免费。"):
+        assert has_kind(said, "money", language(said)), said
+    for said in ("It delivers up to 2 litres of purified water per minute.", "The main unit has a 3-year warranty.", "环境温度须在 4 到 40 摄氏度之间",
+                 "Prepare the distributor price list: Owner Li Na; Due date 5 May 2024", "价格表于2024年3月1日更新"):
+        assert not has_kind(said, "money", language(said)), said
+    assert has_kind("| KX-300 | 1,899 | 1,449 |", "money", "en", header="| Model | List price | Dealer price |")  # its columns say so
     assert asked_kind("谁发明了电话？") == "person"
     assert asked_kind("长城西至哪里？") == "place"
     assert asked_kind("When did the last glacial start?") == "date"
