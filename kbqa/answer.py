@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from ingest.textfacts import content_words, language, question_words, stem, substantive_words, terms
 from kbqa.bilingual import bridge
+from kbqa.codes import about_another, codes, holds_code
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
 from kbqa.models import Calibration, pair_key
 from kbqa.named import named_sources, others_of, source_names, unnamed_sources, without_other_names
@@ -782,10 +783,23 @@ def judge(
     if decision.answer and source != searched and facts["coverage"] == 0:  # at most NOTHING_SAID
         p = min(decision.confidence, NOTHING_SAID)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
-    if decision.answer and evidence.kind == "money" and not facts["typed"]:  # at most NO_PRICE
+    if decision.answer and evidence.kind == "money" and not _priced(evidence, hits, query):  # at most NO_PRICE
         p = min(decision.confidence, NO_PRICE)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "no-price", facts)
     return source, evidence, decision
+
+
+def _priced(evidence: Evidence, hits: list[Hit], query: str) -> bool:
+    """Whether one of the two best sentences holds a sum of money (Sentence.typed) said of what the
+    question asks: not of another code — "KX-700多少钱？" is not answered by the KX-200's 1,299 yuan, nor
+    "What is the price of the KX-900?" by the ZX-1's row, a sentence (with its row's header and its
+    section) that names a code and none the question asks being about another product."""
+    asked = codes(query)
+    for s in evidence.sentences[:2]:
+        about = " ".join([s.text, s.header, s.section, *hits[s.n - 1].title_path])
+        if s.typed and not about_another(about, query) and not (asked and codes(about) and not any(holds_code(about, c) for c in asked)):
+            return True
+    return False
 
 
 def read_evidence(

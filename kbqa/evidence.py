@@ -23,7 +23,9 @@ _KINDS_ZH: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"多久|多长时间|多少(天|年|个月|月|周|小时|分钟|秒)|几(天|年|个月|周|小时|分钟)|期限")),
     ("date", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|几号|哪一?日|什么时间|何年|哪个(年代|世纪|朝代)|哪一?世纪|哪个时期")),
     ("percent", re.compile(r"比例|比率|占比|百分比|百分之|[增降涨跌]幅|(?<![汇频功速])率(?:是|为|有|达到?)?(?:多少|几)")),
-    ("money", re.compile(r"售价|单价|价钱|多少钱|报价|定价|票价|(?:价格|收费|费用)(?:是|为|要)?多少")),
+    # (asked as a figure: not "定价由谁制定？", "售价包含安装吗？", "如何申请报价？")
+    ("money", re.compile(r"多少钱|(?:售价|单价|价钱|报价|定价|票价|价格|收费|费用)(?:是|为|要|大概|大约|一般)*(?:多少|几)"
+                         r"|(?:售价|单价|价钱|定价|票价|价格)(?:是|呢)?\s*[？?]?\s*$")),
     ("number", re.compile(r"多少|几[个位名次种项件座条家所只人]?|多大|多高|多长|多远|多重|多深|多宽|多厚|百分之|比例|人口|面积|金额|费用|价格")),
     ("person", re.compile(r"谁|哪位|哪个人|什么人|哪些人")),
     ("place", re.compile(r"哪里|哪儿|在哪|何处|何地|什么地方|哪个(国家|城市|省|地区)|位于")),
@@ -33,7 +35,10 @@ _KINDS_EN: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"\bhow long\b|\bhow many (days|weeks|months|years|hours|minutes|seconds)\b|\bdeadline\b|\bperiod\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which) (years?|dates?|days?|months?|centur(y|ies)|decades?)\b|\bwhat time\b", re.I)),
     ("percent", re.compile(r"\b(what|which) (percentage|percent)\b|\bhow much percent\b|\bpercentage\b|\bper ?cent\b", re.I)),
-    ("money", re.compile(r"\bprices?\b|\bhow much money\b|\b(how much|what) (does|do|did|will|would)\b.{0,60}\bcost\b", re.I)),
+    # (asked as a figure: not "Who sets the prices?", "Does the price include installation?", "Where is the price list?")
+    ("money", re.compile(r"\bhow much money\b|\b(how much|what) (does|do|did|will|would|is|are|was|were)\b.{0,60}\b(cost|charge)s?\b"
+                         r"|\b(what(?:'s| is| was| are| were| will be)|how much (?:is|are|was|were))\b.{0,30}\bprices?\b(?!\s+(?:list|match|guarantee|increase|rise|change|policy))"
+                         r"|^\W*prices?\s+(?:of|for)\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|far|old|big|large|tall|high|deep|long|fast|heavy|often)\b|\bwhat (percentage|percent|number|amount|share|fraction|proportion|cost|price)\b|\baverage\b|\btotal\b|\bcost\b", re.I)),
     ("person", re.compile(r"\bwho(m|se)?\b|\bwhich (person|people|scientists?|kings?|presidents?|authors?|compan(y|ies))\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\b(what|which) (countr(y|ies)|cit(y|ies)|states?|regions?|places?|towns?)\b", re.I)),
@@ -45,10 +50,16 @@ _HAS_NUMBER_ZH = re.compile(rf"[0-9０-９]|[{_NUM_ZH}]+\s*[{_NUM_ZH}]*(年|月|
 _HAS_NUMBER_EN = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|trillion|dozen|half|twice|several)\b", re.I)
 _PERCENT = re.compile(r"%|％|百分之|\bper ?cent\b|‰", re.I)
 # a figure said as money: a currency, or a word of price or payment beside it ("unit price of 499", "| 单价 | 499 |")
-_MONEY_ZH = re.compile(r"[元钱价费块¥￥$€£]|美元|港元|欧元|英镑|日元")
-_MONEY_EN = re.compile(r"[$€£¥￥]|\b(usd|eur|gbp|rmb|cny|jpy|hkd|yuan|renminbi|dollars?|euros?|pounds?|pence|cents?|yen|prices?d?|costs?|fees?|"
-                       r"charges?d?|pay|paid|sells?|sold|worth)\b", re.I)
-_FREE = re.compile(r"\bfree\b|\bno charge\b|免费|不收费", re.I)
+_MONEY_ZH = re.compile(r"[¥￥$€£₹₩]|元|块钱|美金|人民币|[港台]?币|RMB|CNY|HKD|USD|售价|单价|价格|价钱|定价|报价|零售价|指导价|标价|原价|现价|"
+                       r"票价|金额|收费|费用|月费|年费", re.I)
+# English: a currency, or a word of price or payment with a figure at most two words after it ("unit price
+# of 499", "costs $5"; not "low running costs: it draws only 30 W", "Pay attention to the 3 lights")
+_MONEY_EN = re.compile(r"[$€£¥￥₹₩]|\b(usd|eur|gbp|rmb|cny|jpy|hkd|aud|cad|sgd|chf|inr|krw|twd|nzd|yuan|renminbi|dollars?|euros?|pounds? sterling|"
+                       r"pence|cents?|yen|rupees?|francs?)\b|\b(price[sd]?|costs?|fees?|charge[sd]?|paid|worth|msrp|rrp)\b\W{1,3}(?:[A-Za-z]+\W{1,3}){0,2}\d",
+                       re.I)
+# a table's column named so: its rows' figures are sums of money
+_MONEY_HEADER = re.compile(r"[$€£¥￥₹₩]|\b(prices?|costs?|fees?|charges?|amount|msrp|rrp|usd|eur|rmb|cny)\b|价|费|金额|零售|元", re.I)
+_FREE = re.compile(r"(?<![\w-])free\b(?!-)|\bno charge\b|免费|不收费", re.I)
 _CALENDAR_EN = re.compile(r"(?<![$€£¥￥\d.,])\b(?:\d{1,2}\s+)?(?:" + "|".join(MONTHS) + r")\b\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?\b,?)?(?:\s+\d{4})?|(?<![$€£¥￥\d.,])\b(?:19|20)\d{2}\b", re.I)
 _TIME_UNIT_ZH = re.compile(r"[年月日天周]|小时|分钟|秒|世纪|星期|工作日|期间|以内|之内|内")
 _TIME_UNIT_EN = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?|seconds?|centur(y|ies)|decades?)\b", re.I)
@@ -103,9 +114,8 @@ def has_kind(text: str, kind: str | None, lang: str, question: str = "", header:
     zh = lang == "zh"
     if kind == "money":  # a figure said as money ("It delivers 2 litres a minute", "Due date 5 May 2024": no price)
         figures = _CALENDAR_ZH.sub(" ", text) if zh else _CALENDAR_EN.sub(" ", text)
-        money = _MONEY_ZH if zh else _MONEY_EN
-        return (_HAS_NUMBER_ZH if zh else _HAS_NUMBER_EN).search(figures) is not None and money.search(f"{header} {figures}") is not None \
-            or _FREE.search(text) is not None
+        money = (_MONEY_ZH if zh else _MONEY_EN).search(figures) is not None or bool(header) and _MONEY_HEADER.search(header) is not None
+        return (_HAS_NUMBER_ZH if zh else _HAS_NUMBER_EN).search(figures) is not None and money or _FREE.search(text) is not None
     number = (_HAS_NUMBER_ZH if zh else _HAS_NUMBER_EN).search(text) is not None
     if kind == "number":
         return number
