@@ -36,7 +36,7 @@ _KINDS_EN: list[tuple[str, re.Pattern[str]]] = [
     ("date", re.compile(r"\bwhen\b|\b(what|which) (years?|dates?|days?|months?|centur(y|ies)|decades?)\b|\bwhat time\b", re.I)),
     ("percent", re.compile(r"\b(what|which) (percentage|percent)\b|\bhow much percent\b|\bpercentage\b|\bper ?cent\b", re.I)),
     # (asked as a figure: not "Who sets the prices?", "Does the price include installation?", "Where is the price list?")
-    ("money", re.compile(r"\bhow much money\b|\b(how much|what) (does|do|did|will|would|is|are|was|were)\b.{0,60}\b(cost|charge)s?\b"
+    ("money", re.compile(r"\bhow much money\b|\b(how much|what) (does|do|did|will|would|is|are|was|were)\b.{0,60}\bcosts?\b"
                          r"|\b(what(?:'s| is| was| are| were| will be)|how much (?:is|are|was|were))\b.{0,30}\bprices?\b(?!\s+(?:list|match|guarantee|increase|rise|change|policy))"
                          r"|^\W*prices?\s+(?:of|for)\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|far|old|big|large|tall|high|deep|long|fast|heavy|often)\b|\bwhat (percentage|percent|number|amount|share|fraction|proportion|cost|price)\b|\baverage\b|\btotal\b|\bcost\b", re.I)),
