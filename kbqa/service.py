@@ -202,6 +202,20 @@ def _no_kb(name: str) -> NotFound:
     return NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})", code="no_kb", name=name)
 
 
+def load_jieba_table() -> None:
+    """jieba's word table, read (or built, then kept in the temp folder) as a first question needs it."""
+    from kbqa.store.tokenize import query_tokens
+
+    query_tokens("员工每年有几天带薪年假")
+
+
+def load_dictionary_tables() -> None:
+    """The CC-CEDICT tables a question across languages reads (built the first time, then kept)."""
+    from kbqa import bilingual
+
+    bilingual.glosses(), bilingual.glossed_by(), bilingual.kind_words()
+
+
 # --- the service ----------------------------------------------------------------------------------
 class Service:
     """The knowledge bases one server offers, by name, with shared models and limits."""
@@ -768,16 +782,6 @@ class Service:
         return self._warming
 
     def _warm_steps(self, kb: str | None) -> list[tuple[str, Callable[[], Any]]]:
-        def words() -> None:
-            from kbqa.store.tokenize import query_tokens
-
-            query_tokens("员工每年有几天带薪年假")
-
-        def dictionary() -> None:
-            from kbqa import bilingual
-
-            bilingual.glosses(), bilingual.glossed_by(), bilingual.kind_words()
-
         def modules() -> None:
             import kbqa.answer  # noqa: F401
             import kbqa.evidence  # noqa: F401
@@ -786,12 +790,12 @@ class Service:
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("embedding model", lambda: self.embedder().embed_query("warm up")),
             ("LLM", self.llm),
-            ("jieba's table", words),
+            ("jieba's table", load_jieba_table),
             ("answer path", modules),
         ]
         if kb is not None:
             steps.append((f"knowledge base {kb!r}", lambda: self.exists(kb) and self.kb(kb).index))
-        steps.append(("dictionary tables", dictionary))  # (questions across languages only: last)
+        steps.append(("dictionary tables", load_dictionary_tables))  # (questions across languages only: last)
         return steps
 
     def llm_choices(self) -> list[str]:

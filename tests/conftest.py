@@ -158,8 +158,7 @@ def word_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """jieba's and the dictionary's word tables, built once a run (~7 s), as a server keeps them in
     its home's temp folder ($KBQA_HOME/cache/tmp) for its next start."""
     folder = tmp_path_factory.mktemp("word-tables")
-    build = ("from kbqa.store.tokenize import query_tokens; query_tokens('员工每年有几天带薪年假'); "
-             "from kbqa import bilingual; bilingual.glosses(); bilingual.glossed_by(); bilingual.kind_words()")
+    build = "from kbqa.service import load_dictionary_tables, load_jieba_table; load_jieba_table(); load_dictionary_tables()"
     subprocess.run([sys.executable, "-c", build], cwd=ROOT, env={**os.environ, "TMPDIR": str(folder)}, check=True)
     return folder
 
