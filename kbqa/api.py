@@ -25,8 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from kbqa.config import Config
 from kbqa.kb import clean_text
-from kbqa.service import NotFound, Reply, Service, ServiceError, Unauthorized, scrub
+from kbqa.service import Busy, NotFound, Reply, Service, ServiceError, Unauthorized, scrub
 from kbqa.types import Hit
+
+
+PREPARING_WAIT_S = 60  # at shutdown, the longest wait for answers still being prepared (a model being loaded)
 
 
 class ChatMessage(BaseModel):
@@ -101,6 +104,7 @@ def key_ok(api_key: str | None, header: str) -> bool:
 def create_app(config: Config, api_key: str | None = None, service: Service | None = None) -> FastAPI:
     service = service or Service(config)
     limit_bytes, upload_bytes = body_caps(config)
+    pending: set[asyncio.Future[Any]] = set()  # answers being prepared in worker threads
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,6 +114,9 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(limiter.total_tokens, config.server.max_queue + 2 * config.server.llm_instances + 16)
         yield
+        service.stop()
+        if pending:  # answers still being prepared for requests that got 503: they use the knowledge bases
+            await asyncio.wait(set(pending), timeout=PREPARING_WAIT_S)
         service.close()
 
     protected = api_key is not None
@@ -177,10 +184,10 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
             llm = clean_text(req.llm) if req.llm else None  # a name the server does not offer: 400 with the names it does
             reply = await _reply_in_thread(lambda: service.ask(
                 model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
-                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm))
+                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm), service, pending)
         elif model in service.llm_choices():
             reply = await _reply_in_thread(lambda: service.chat([m.plain() for m in req.messages], model=model, temperature=req.temperature,
-                                                                max_tokens=req.max_tokens))
+                                                                max_tokens=req.max_tokens), service, pending)
         else:  # as OpenAI answers a model it does not have
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
         try:
@@ -342,23 +349,32 @@ class _Pump:
         threading.Thread(target=close, daemon=True, name="kbqa-close-stream").start()
 
 
-async def _reply_in_thread(make: Any) -> Reply:
-    """make() -> a Reply, in a worker thread. A client that hangs up meanwhile cancels the request
-    when the thread is done, and the reply it made would be dropped holding its place in the queue."""
+async def _reply_in_thread(make: Any, service: Service, pending: set[asyncio.Future[Any]]) -> Reply:
+    """make() -> a Reply, made in a worker thread (loading models at a cold start, embedding, searching).
+    The request does not wait for it past the server's stop: it gets 503 at once (it was cancelled
+    when uvicorn's 3 s of grace ended, a 500), and so does a client that hangs up meanwhile give up
+    the wait. A reply made for nobody is closed as soon as it is made, which frees its place in the
+    queue; the server's shutdown waits for these makings (`pending`) before it closes the service."""
     from starlette.concurrency import run_in_threadpool
 
-    made: list[Reply] = []
-
-    def keep() -> Reply:
-        made.append(make())
-        return made[-1]
-
+    making = asyncio.ensure_future(run_in_threadpool(make))
+    pending.add(making)
+    making.add_done_callback(pending.discard)
     try:
-        return await run_in_threadpool(keep)
+        while not making.done():
+            await asyncio.wait({making}, timeout=0.2)
+            if not making.done() and service.closed:
+                raise Busy("the server is shutting down", retry_after=10, code="stopping")
+        return making.result()
     except BaseException:
-        for reply in made:
-            reply.close()
+        making.add_done_callback(_close_unused)
         raise
+
+
+def _close_unused(making: asyncio.Future[Any]) -> None:
+    """A Reply made for a request that is gone: closed (its failure, if it failed, is no one's)."""
+    if not making.cancelled() and making.exception() is None:
+        making.result().close()
 
 
 async def _pumped(pump: _Pump) -> AsyncIterator[str]:

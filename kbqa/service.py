@@ -866,7 +866,9 @@ class Service:
         answer_confidence = self._fraction(answer_confidence, "answer_confidence")
         gen = self._generation(temperature, max_tokens)
         base = self.kb(name)
-        llm = self.llm(model)
+        llm = self.llm(model)  # (at a cold start these two may load for seconds: the server may have been stopped meanwhile)
+        if self.closed:
+            raise Busy("the server is shutting down", retry_after=10, code="stopping")
         self._fits(question, llm)
         ticket = llm.queue.admit() if isinstance(llm, QueuedLLM) else None
         try:

@@ -497,3 +497,39 @@ def test_a_server_loads_its_models_as_it_starts_and_a_sigterm_meanwhile_stops_it
         assert time.monotonic() - t0 < 10
     logs = "".join(p.read_text() for p in home.glob("server-*.log"))
     assert "Traceback" not in logs and "Fatal Python error" not in logs, logs[-3000:]
+
+
+@pytest.mark.fresh_tables  # (a first start: the questions wait seconds for the word tables being built)
+def test_questions_that_wait_for_a_starting_server_get_503_at_a_sigterm_not_500(home: Path, corpus: Path) -> None:
+    # (they were cancelled when uvicorn's 3 s of grace ended: 500 and a traceback each)
+    from conftest import run_kbqa
+
+    assert run_kbqa("ingest", str(corpus), "--kb", "team").returncode == 0
+    proc, url = start(home, "api", "--api-key", KEY)
+    statuses: list[tuple[int, str]] = []
+
+    def ask(question: str) -> None:
+        body = {"model": "kb:team", "stream": True, "messages": [{"role": "user", "content": question}]}
+        try:
+            with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=60) as r:
+                statuses.append((r.status_code, r.read().decode()))
+        except httpx.HTTPError as exc:  # (a connection the server dropped)
+            statuses.append((0, repr(exc)))
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in QUESTIONS]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    assert proc.wait(timeout=60) in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    assert time.monotonic() - t0 < 10
+    for t in threads:
+        t.join(60)
+    assert len(statuses) == len(QUESTIONS)
+    assert {status for status, _ in statuses} <= {200, 503}, statuses
+    refused = [json.loads(body) for status, body in statuses if status == 503]
+    assert refused and all(r["error"]["code"] == "stopping" for r in refused), statuses  # still preparing: 503 at once
+    assert all(body.rstrip().endswith("data: [DONE]") for status, body in statuses if status == 200), statuses
+    log = "".join(p.read_text() for p in home.glob("server-*.log"))
+    assert "Traceback" not in log and "graceful shutdown exceeded" not in log, log[-3000:]
