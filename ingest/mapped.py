@@ -9,12 +9,12 @@ a blob of UTF-8 keys, one float64 value per entry, then the blob."""
 from __future__ import annotations
 
 import mmap
-import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from ingest.atomic import replacing
 
 MAGIC = b"KBQAMAP1"
 _HEADER = struct.Struct("<8sQQd")  # magic, entries, table slots, a number stored beside the table (e.g. a total)
@@ -39,18 +39,12 @@ def write_table(path: Path, items: Iterable[tuple[str, float]], extra: float = 0
     for key in keys:
         offsets.append(offsets[-1] + len(key))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(_HEADER.pack(MAGIC, len(keys), slots, extra))
-            out.write(struct.pack(f"<{slots}i", *table))
-            out.write(struct.pack(f"<{len(offsets)}Q", *offsets))
-            out.write(struct.pack(f"<{len(values)}d", *values))
-            out.write(b"".join(keys))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path, mode=0o600) as tmp, tmp.open("wb") as out:
+        out.write(_HEADER.pack(MAGIC, len(keys), slots, extra))
+        out.write(struct.pack(f"<{slots}i", *table))
+        out.write(struct.pack(f"<{len(offsets)}Q", *offsets))
+        out.write(struct.pack(f"<{len(values)}d", *values))
+        out.write(b"".join(keys))
 
 
 class MappedTable:

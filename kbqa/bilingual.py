@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest import textfacts
+from ingest.atomic import replacing
 from ingest.once import made_once
 from ingest.textfacts import STOP_WORDS, han, stem
 
@@ -89,13 +90,11 @@ def _kept(name: str, build: Callable[[], Any]) -> Any:
             pass  # not there yet, or not a table: built again
     value = build()
     if path is not None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(marshal.dumps(value))
-            os.replace(tmp, path)  # readers see a whole file or none
+            with replacing(path, mode=0o600) as tmp:  # readers see a whole file or none; only this user may write it
+                tmp.write_bytes(marshal.dumps(value))
         except (OSError, ValueError):
-            Path(tmp).unlink(missing_ok=True)
+            pass  # kept for the next start only where it can be
     return value
 
 

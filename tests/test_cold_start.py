@@ -41,6 +41,26 @@ def test_mapped_table_hands_over_when_busy(tmp_path: Path) -> None:
     assert calls == [1]  # once, on the third lookup
 
 
+def test_a_table_is_written_whole_or_not_at_all_and_never_through_a_planted_link(tmp_path: Path) -> None:
+    # (the tables live in a temporary folder others may write: a link left at the temporary
+    # file's name must not send the write into another file)
+    import threading
+
+    from ingest.atomic import replacing
+
+    path = tmp_path / "t.map"
+    write_table(path, [("old", 1.0)])
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / f"t.map.{os.getpid()}.{threading.get_ident()}.tmp").symlink_to(victim)
+    write_table(path, [("new", 2.0)])
+    assert victim.read_text() == "keep" and MappedTable(path).get("new") == 2.0 and path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ValueError), replacing(path) as tmp:  # a writer that fails leaves the file as it was
+        tmp.write_bytes(b"half")
+        raise ValueError("stopped")
+    assert MappedTable(path).get("new") == 2.0 and sorted(p.name for p in tmp_path.iterdir()) == ["t.map", "victim.txt"]
+
+
 def test_not_a_table_is_refused(tmp_path: Path) -> None:
     (tmp_path / "t.map").write_bytes(b"something else entirely, long enough for a header")
     with pytest.raises(ValueError):

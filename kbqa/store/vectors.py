@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ingest.atomic import replacing
+
 
 class VectorIndex(Protocol):
     dim: int
@@ -37,9 +39,8 @@ class VectorIndex(Protocol):
 
 
 def _write_state(path: Path, state: dict[str, object]) -> None:
-    tmp = path.with_suffix(f".json.{os.getpid()}.{threading.get_ident()}.tmp")  # two writers never share a temp file
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(state))
 
 
 def _read_state(path: Path) -> dict[str, object]:
@@ -196,9 +197,8 @@ class FaissIndex:
         if self.index is None:  # an IVF index with nothing to train on yet
             self.file.unlink(missing_ok=True)
         else:
-            tmp = self.file.with_suffix(f".faiss.{os.getpid()}.{threading.get_ident()}.tmp")
-            self._faiss.write_index(self.index, str(tmp))
-            os.replace(tmp, self.file)
+            with replacing(self.file) as tmp:
+                self._faiss.write_index(self.index, str(tmp))
         with open(self.delta, "wb"):
             pass
         _write_state(self.state, self._state(generation, deleted=sorted(self.deleted), stamp=stamp, delta_bytes=0))
