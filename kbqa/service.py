@@ -746,6 +746,8 @@ class Service:
                 raise _load_failed("LLM", model, exc) from None
             with self._lock:
                 self._llms[model] = loaded
+                if self.closed and isinstance(loaded, QueuedLLM):  # loaded after stop() closed the others' queues
+                    loaded.queue.close()
             return loaded
 
     def embedder(self) -> Any:
@@ -909,6 +911,8 @@ class Service:
         self._question(turns[-1]["content"])
         gen = self._generation(temperature, max_tokens)
         llm = self.llm(model)
+        if self.closed:  # (stopped while the model loaded)
+            raise Busy("the server is shutting down", retry_after=10, code="stopping")
         from kbqa.answer import capabilities_of
 
         if capabilities_of(llm).extractive:  # it quotes documents, it does not talk

@@ -668,7 +668,7 @@ def test_a_stream_abandoned_mid_step_is_closed_soon() -> None:
         async def send(message: dict[str, Any]) -> None:
             return None
 
-        response = _Stream(_Pump(held), media_type="text/event-stream")
+        response = _Stream(_Pump(held), "text/event-stream", stopped=lambda: False, pending=set())
         task = asyncio.create_task(response({"type": "http", "asgi": {"spec_version": "2.0"}}, receive, send))
         await asyncio.sleep(0.5)  # a step is running in a worker thread now
         task.cancel()
@@ -1236,3 +1236,33 @@ def test_uploads_leave_out_what_ingest_exclude_leaves_out_and_say_so(home: Path,
     assert [r["name"] for r in folder.rejected + packed.rejected] == ["docs/drafts/a.txt", "old/drafts/z.txt"]
     assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*.txt")) == ["b.txt", "docs/c.txt", "old/final/z.txt"]
     assert not list(uploads.rglob("*.tmp")) and sorted(f.name for f in service.files("ex")) == ["b.txt", "docs/c.txt", "old/final/z.txt"]
+
+
+@pytest.mark.slow
+def test_an_llm_whose_load_ends_after_the_stop_generates_nothing(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (found by review: a server stopped while the shipped model loaded gave that model an open
+    # queue, so a chat with it generated its 1,000 tokens past uvicorn's grace and ended in a 500)
+    import kbqa.llm
+
+    service = Service(load_config()[0])
+    load = kbqa.llm.make_llm
+
+    def late(*args: Any, **kwargs: Any) -> Any:
+        made = load(*args, **kwargs)
+        while not service.closed:
+            time.sleep(0.01)
+        return made
+
+    monkeypatch.setattr(kbqa.llm, "make_llm", late)
+    loaded: list[Any] = []
+    loading = threading.Thread(target=lambda: loaded.append(service.llm()))
+    loading.start()
+    time.sleep(0.3)
+    service.stop()
+    loading.join(60)
+    assert isinstance(loaded[0], QueuedLLM)
+    with pytest.raises(Busy) as refused:  # its queue is closed as the others were: no generation gets a place
+        loaded[0].queue.admit()
+    assert refused.value.code == "stopping"
+    with pytest.raises(Busy, match="shutting down"):
+        service.chat([{"role": "user", "content": "Write a long story."}], max_tokens=1000)
