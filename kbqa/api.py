@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,7 +29,7 @@ from kbqa.service import Busy, NotFound, Reply, Service, ServiceError, Unauthori
 from kbqa.types import Hit
 
 
-PREPARING_WAIT_S = 60  # at shutdown, the longest wait for answers still being prepared (a model being loaded)
+PENDING_WAIT_S = 60  # at shutdown, the longest wait for the work of requests that got 503 meanwhile (a model being loaded)
 
 
 class ChatMessage(BaseModel):
@@ -104,7 +104,7 @@ def key_ok(api_key: str | None, header: str) -> bool:
 def create_app(config: Config, api_key: str | None = None, service: Service | None = None) -> FastAPI:
     service = service or Service(config)
     limit_bytes, upload_bytes = body_caps(config)
-    pending: set[asyncio.Future[Any]] = set()  # answers being prepared in worker threads
+    pending: set[asyncio.Future[Any]] = set()  # answers being prepared or generated in worker threads
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -115,8 +115,8 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         limiter.total_tokens = max(limiter.total_tokens, config.server.max_queue + 2 * config.server.llm_instances + 16)
         yield
         service.stop()
-        if pending:  # answers still being prepared for requests that got 503: they use the knowledge bases
-            await asyncio.wait(set(pending), timeout=PREPARING_WAIT_S)
+        if pending:  # answers still being prepared or generated for requests that got 503: they use the knowledge bases
+            await asyncio.wait(set(pending), timeout=PENDING_WAIT_S)
         service.close()
 
     protected = api_key is not None
@@ -172,8 +172,6 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_key)], response_model=None)
     async def chat(req: ChatRequest, request: Request) -> Any:
-        from starlette.concurrency import run_in_threadpool
-
         if not req.messages or req.messages[-1].role != "user":
             raise ServiceError("the last message must be the user's question")
         if req.stream_options is not None and not req.stream:
@@ -184,10 +182,10 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
             llm = clean_text(req.llm) if req.llm else None  # a name the server does not offer: 400 with the names it does
             reply = await _reply_in_thread(lambda: service.ask(
                 model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
-                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm), service, pending)
+                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm), service, pending, request)
         elif model in service.llm_choices():
             reply = await _reply_in_thread(lambda: service.chat([m.plain() for m in req.messages], model=model, temperature=req.temperature,
-                                                                max_tokens=req.max_tokens), service, pending)
+                                                                max_tokens=req.max_tokens), service, pending, request)
         else:  # as OpenAI answers a model it does not have
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
         try:
@@ -199,18 +197,23 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         created = int(time.time())
         if req.stream:
             usage = bool(req.stream_options and req.stream_options.include_usage)
-            return _Stream(_Pump(_events(reply, cid, created, model, sources, usage), on_close=reply.close), media_type="text/event-stream")
+            pump = _Pump(_events(reply, cid, created, model, sources, usage), on_close=reply.close)
+            return _Stream(pump, "text/event-stream", lambda: service.closed, pending)
         # not streamed: the answer is gathered step by step, and a client that hangs up frees its place
         pump = _Pump(_steps(reply), on_close=reply.close)
         pieces: list[str] = []
         finished = False
         try:
-            while (piece := await run_in_threadpool(pump.step)) is not None:
+            while True:
+                step = _in_thread(pump.step, pending)
+                if not await _until_stopped(step, lambda: service.closed):  # (a step that outlasts uvicorn's 3 s of grace was cancelled: 500)
+                    raise Busy("the server is shutting down", retry_after=10, code="stopping")
+                if (piece := step.result()) is None:
+                    finished = True
+                    break
                 pieces.append(piece)
                 if await request.is_disconnected():
                     break
-            else:
-                finished = True
         finally:
             if not finished:
                 pump.abandon()
@@ -349,22 +352,52 @@ class _Pump:
         threading.Thread(target=close, daemon=True, name="kbqa-close-stream").start()
 
 
-async def _reply_in_thread(make: Any, service: Service, pending: set[asyncio.Future[Any]]) -> Reply:
-    """make() -> a Reply, made in a worker thread (loading models at a cold start, embedding, searching).
-    The request does not wait for it past the server's stop: it gets 503 at once (it was cancelled
-    when uvicorn's 3 s of grace ended, a 500), and so does a client that hangs up meanwhile give up
-    the wait. A reply made for nobody is closed as soon as it is made, which frees its place in the
-    queue; the server's shutdown waits for these makings (`pending`) before it closes the service."""
+def _in_thread(work: Any, pending: set[asyncio.Future[Any]]) -> asyncio.Future[Any]:
+    """work() in a worker thread, its future kept in `pending` until it is done."""
     from starlette.concurrency import run_in_threadpool
 
-    making = asyncio.ensure_future(run_in_threadpool(make))
-    pending.add(making)
-    making.add_done_callback(pending.discard)
+    future = asyncio.ensure_future(run_in_threadpool(work))
+    pending.add(future)
+    future.add_done_callback(pending.discard)
+    return future
+
+
+async def _until_stopped(future: asyncio.Future[Any], stopped: Callable[[], bool], request: Request | None = None) -> bool:
+    """Wait for a worker thread's future: True when it is done, False as soon as the server stops
+    first (the work goes on in its thread; what comes of it is nobody's). A request must not wait past
+    the stop: uvicorn cancels what is still running 3 s after it, and a response not yet begun is
+    then a 500. With the request: Busy client_gone when its client hangs up meanwhile."""
     try:
-        while not making.done():
-            await asyncio.wait({making}, timeout=0.2)
-            if not making.done() and service.closed:
-                raise Busy("the server is shutting down", retry_after=10, code="stopping")
+        while not future.done():
+            await asyncio.wait({future}, timeout=0.2)
+            if future.done():
+                break
+            if stopped():
+                future.add_done_callback(_retrieved)
+                return False
+            if request is not None and await request.is_disconnected():
+                raise Busy("the client went away while its answer was being prepared", code="client_gone")
+    except BaseException:  # (also the request cancelled)
+        future.add_done_callback(_retrieved)
+        raise
+    return True
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """The outcome of work nobody waits for any more, taken (an error in it is no one's to report)."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _reply_in_thread(make: Any, service: Service, pending: set[asyncio.Future[Any]], request: Request) -> Reply:
+    """make() -> a Reply, made in a worker thread (loading models at a cold start, embedding, searching).
+    The request does not wait for it past the server's stop: it gets 503 at once; nor once its client
+    has hung up. A reply made for nobody is closed as soon as it is made, which frees its place in
+    the queue."""
+    making = _in_thread(make, pending)
+    try:
+        if not await _until_stopped(making, lambda: service.closed, request):
+            raise Busy("the server is shutting down", retry_after=10, code="stopping")
         return making.result()
     except BaseException:
         making.add_done_callback(_close_unused)
@@ -377,10 +410,20 @@ def _close_unused(making: asyncio.Future[Any]) -> None:
         making.result().close()
 
 
-async def _pumped(pump: _Pump) -> AsyncIterator[str]:
-    from starlette.concurrency import run_in_threadpool
+STOPPED_EVENT = "data: " + json.dumps({"error": {"message": "the server is shutting down; the answer was cut short", "type": "Busy",
+                                                 "code": "stopping"}}) + "\n\ndata: [DONE]\n\n"
 
-    while (item := await run_in_threadpool(pump.step)) is not None:
+
+async def _pumped(pump: _Pump, stopped: Callable[[], bool], pending: set[asyncio.Future[Any]]) -> AsyncIterator[str]:
+    """The stream's events, each made in a worker thread; when the server stops before the next is
+    made (a long prompt being read), the stream ends at once with an error event and [DONE]."""
+    while True:
+        step = _in_thread(pump.step, pending)
+        if not await _until_stopped(step, stopped):
+            yield STOPPED_EVENT
+            return
+        if (item := step.result()) is None:
+            return
         yield item
 
 
@@ -389,8 +432,8 @@ class _Stream(StreamingResponse):
     hangs up before the first byte leaves the body's generator unstarted, and an unstarted generator
     runs no finally: the place stayed taken (64 such clients filled the queue for good)."""
 
-    def __init__(self, pump: _Pump, media_type: str) -> None:
-        super().__init__(_pumped(pump), media_type=media_type)
+    def __init__(self, pump: _Pump, media_type: str, stopped: Callable[[], bool], pending: set[asyncio.Future[Any]]) -> None:
+        super().__init__(_pumped(pump, stopped, pending), media_type=media_type)
         self.pump = pump
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

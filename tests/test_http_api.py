@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -432,3 +433,60 @@ def test_a_connection_that_sends_no_whole_head_in_time_is_closed(home: Path, fac
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_stop_while_the_llm_server_is_still_reading_the_prompt_ends_each_request_plainly(home: Path) -> None:
+    """An OpenAI-compatible LLM server that takes seconds before its first token (a long prompt, a busy
+    vLLM): a SIGTERM meanwhile ended both requests when uvicorn's 3 s of grace ran out — the answer
+    not streamed with a 500, the streamed one cut off without [DONE], a traceback each. Now 503 and an
+    error event with [DONE], within a second."""
+    import json
+    import signal
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from conftest import start_server
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(6)  # reading the prompt
+            body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "late"}, "finish_reason": "stop"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    env = {"KBQA_LLM__MODEL": "slow-llm", "KBQA_LLM__BACKEND": "openai", "KBQA_LLM__BASE_URL": f"http://127.0.0.1:{upstream.server_address[1]}/v1"}
+    try:
+        proc, url = start_server(home, "api", env=env, ready="/v1/models")
+        replies: dict[str, Any] = {}
+
+        def ask(stream: bool) -> None:
+            body = {"model": "slow-llm", "stream": stream, "messages": [{"role": "user", "content": "Write a long story."}]}
+            with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as r:
+                replies["stream" if stream else "whole"] = (r.status_code, r.read().decode(), time.monotonic())
+
+        asking = [threading.Thread(target=ask, args=(stream,)) for stream in (True, False)]
+        for t in asking:
+            t.start()
+        time.sleep(1.5)
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        for t in asking:
+            t.join(30)
+        proc.wait(timeout=30)
+    finally:
+        upstream.shutdown()
+    status, body, at = replies["whole"]
+    assert status == 503 and json.loads(body)["error"]["code"] == "stopping" and at - stopped < 1.5, (status, body, at - stopped)
+    status, body, at = replies["stream"]
+    events = [line for line in body.splitlines() if line.startswith("data:")]
+    assert status == 200 and events[-1] == "data: [DONE]" and "shutting down" in events[-2] and at - stopped < 1.5, (body, at - stopped)
+    log = "".join(p.read_text() for p in home.glob("server-*.log"))
+    assert "Traceback" not in log and "graceful shutdown exceeded" not in log, log[-3000:]
