@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,22 @@ def copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
+_servers: list[subprocess.Popen[str]] = []  # started by start_server during the running test
+
+
+@pytest.fixture(autouse=True)
+def servers_end_with_their_test() -> Iterator[None]:
+    """A server that its test did not stop (the test failed before it got there) is killed when the test
+    ends: one left by an upload test that failed on a full disk ran on for 51 minutes, and a later test
+    counted it among its child processes and failed too."""
+    yield
+    while _servers:
+        proc = _servers.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def start_server(home: Path, *args: str, env: dict[str, str] | None = None, ready: str = "/",
                  headers: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     """Start `kbqa ARGS --port P` as a user would (its log in the home) and wait until `ready` answers
@@ -228,6 +245,7 @@ def start_server(home: Path, *args: str, env: dict[str, str] | None = None, read
     log = home / f"server-{port}.log"
     proc = subprocess.Popen([*KBQA, *args, "--port", str(port)], cwd=ROOT, env={**os.environ, **(env or {})},
                             stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
+    _servers.append(proc)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
