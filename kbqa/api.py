@@ -106,6 +106,9 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     limit_bytes, upload_bytes = body_caps(config)
     pending: set[asyncio.Future[Any]] = set()  # answers being prepared or generated in worker threads
 
+    def stopped() -> bool:
+        return service.closed
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         import anyio.to_thread
@@ -182,10 +185,10 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
             llm = clean_text(req.llm) if req.llm else None  # a name the server does not offer: 400 with the names it does
             reply = await _reply_in_thread(lambda: service.ask(
                 model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
-                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm), service, pending, request)
+                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm), stopped, pending, request)
         elif model in service.llm_choices():
             reply = await _reply_in_thread(lambda: service.chat([m.plain() for m in req.messages], model=model, temperature=req.temperature,
-                                                                max_tokens=req.max_tokens), service, pending, request)
+                                                                max_tokens=req.max_tokens), stopped, pending, request)
         else:  # as OpenAI answers a model it does not have
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
         try:
@@ -198,22 +201,18 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         if req.stream:
             usage = bool(req.stream_options and req.stream_options.include_usage)
             pump = _Pump(_events(reply, cid, created, model, sources, usage), on_close=reply.close)
-            return _Stream(pump, "text/event-stream", lambda: service.closed, pending)
+            return _Stream(pump, "text/event-stream", stopped, pending)
         # not streamed: the answer is gathered step by step, and a client that hangs up frees its place
         pump = _Pump(_steps(reply), on_close=reply.close)
         pieces: list[str] = []
         finished = False
         try:
-            while True:
-                step = _in_thread(pump.step, pending)
-                if not await _until_stopped(step, lambda: service.closed):  # (a step that outlasts uvicorn's 3 s of grace was cancelled: 500)
-                    raise Busy("the server is shutting down", retry_after=10, code="stopping")
-                if (piece := step.result()) is None:
-                    finished = True
-                    break
+            async for piece in _stepped(pump, stopped, pending):  # a stop meanwhile: 503
                 pieces.append(piece)
                 if await request.is_disconnected():
                     break
+            else:
+                finished = True
         finally:
             if not finished:
                 pump.abandon()
@@ -311,7 +310,7 @@ def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict
         if usage:
             yield f"data: {json.dumps({**head, 'choices': [], 'usage': reply.usage.to_dict()})}\n\n"
     except ServiceError as exc:
-        yield f"data: {json.dumps({'error': {'message': exc.message, 'type': type(exc).__name__, 'code': exc.code or None}}, ensure_ascii=False)}\n\n"
+        yield _error_event(exc)
     except Exception as exc:  # the stream has started: an error event, not a broken connection
         yield f"data: {json.dumps({'error': {'message': scrub(str(exc))[:300], 'type': 'internal', 'code': None}}, ensure_ascii=False)}\n\n"
     finally:
@@ -389,14 +388,14 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def _reply_in_thread(make: Any, service: Service, pending: set[asyncio.Future[Any]], request: Request) -> Reply:
+async def _reply_in_thread(make: Any, stopped: Callable[[], bool], pending: set[asyncio.Future[Any]], request: Request) -> Reply:
     """make() -> a Reply, made in a worker thread (loading models at a cold start, embedding, searching).
     The request does not wait for it past the server's stop: it gets 503 at once; nor once its client
     has hung up. A reply made for nobody is closed as soon as it is made, which frees its place in
     the queue."""
     making = _in_thread(make, pending)
     try:
-        if not await _until_stopped(making, lambda: service.closed, request):
+        if not await _until_stopped(making, stopped, request):
             raise Busy("the server is shutting down", retry_after=10, code="stopping")
         return making.result()
     except BaseException:
@@ -410,21 +409,31 @@ def _close_unused(making: asyncio.Future[Any]) -> None:
         making.result().close()
 
 
-STOPPED_EVENT = "data: " + json.dumps({"error": {"message": "the server is shutting down; the answer was cut short", "type": "Busy",
-                                                 "code": "stopping"}}) + "\n\ndata: [DONE]\n\n"
+def _error_event(exc: ServiceError) -> str:
+    """A server-sent event that says what went wrong once a stream has begun (OpenAI's error object)."""
+    return f"data: {json.dumps({'error': {'message': exc.message, 'type': type(exc).__name__, 'code': exc.code or None}}, ensure_ascii=False)}\n\n"
 
 
-async def _pumped(pump: _Pump, stopped: Callable[[], bool], pending: set[asyncio.Future[Any]]) -> AsyncIterator[str]:
-    """The stream's events, each made in a worker thread; when the server stops before the next is
-    made (a long prompt being read), the stream ends at once with an error event and [DONE]."""
+async def _stepped(pump: _Pump, stopped: Callable[[], bool], pending: set[asyncio.Future[Any]]) -> AsyncIterator[str]:
+    """The pump's items, each made in a worker thread; Busy as soon as the server stops before the
+    next is made (a long prompt being read past uvicorn's 3 s of grace was cancelled: a 500)."""
     while True:
         step = _in_thread(pump.step, pending)
         if not await _until_stopped(step, stopped):
-            yield STOPPED_EVENT
-            return
+            raise Busy("the server is shutting down; the answer was cut short", retry_after=10, code="stopping")
         if (item := step.result()) is None:
             return
         yield item
+
+
+async def _pumped(pump: _Pump, stopped: Callable[[], bool], pending: set[asyncio.Future[Any]]) -> AsyncIterator[str]:
+    """The stream's events; a stop before the next one ends it at once with an error event and [DONE]."""
+    try:
+        async for item in _stepped(pump, stopped, pending):
+            yield item
+    except Busy as exc:
+        yield _error_event(exc)
+        yield "data: [DONE]\n\n"
 
 
 class _Stream(StreamingResponse):

@@ -868,9 +868,8 @@ class Service:
         answer_confidence = self._fraction(answer_confidence, "answer_confidence")
         gen = self._generation(temperature, max_tokens)
         base = self.kb(name)
-        llm = self.llm(model)  # (at a cold start these two may load for seconds: the server may have been stopped meanwhile)
-        if self.closed:
-            raise Busy("the server is shutting down", retry_after=10, code="stopping")
+        llm = self.llm(model)
+        self._still_serving()
         self._fits(question, llm)
         ticket = llm.queue.admit() if isinstance(llm, QueuedLLM) else None
         try:
@@ -911,8 +910,7 @@ class Service:
         self._question(turns[-1]["content"])
         gen = self._generation(temperature, max_tokens)
         llm = self.llm(model)
-        if self.closed:  # (stopped while the model loaded)
-            raise Busy("the server is shutting down", retry_after=10, code="stopping")
+        self._still_serving()
         from kbqa.answer import capabilities_of
 
         if capabilities_of(llm).extractive:  # it quotes documents, it does not talk
@@ -960,6 +958,12 @@ class Service:
                 info[part]["source"] = scrub(source)
         info["queues"] = self.queues()
         return info
+
+    def _still_serving(self) -> None:
+        """Busy once the server has stopped: at a cold start a knowledge base or a model may load for
+        seconds, and the server may have been stopped meanwhile."""
+        if self.closed:
+            raise Busy("the server is shutting down", retry_after=10, code="stopping")
 
     def stop(self) -> None:
         """Stop generating: waiting requests are refused, running generations end at their next piece."""

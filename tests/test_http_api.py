@@ -443,27 +443,15 @@ def test_a_stop_while_the_llm_server_is_still_reading_the_prompt_ends_each_reque
     import json
     import signal
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from conftest import start_server
+    from conftest import llm_server_stand_in, start_server
 
-    class Slow(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            self.rfile.read(int(self.headers["Content-Length"]))
-            time.sleep(6)  # reading the prompt
-            body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "late"}, "finish_reason": "stop"}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def reading_the_prompt(path: str) -> tuple[int, bytes]:
+        time.sleep(6)
+        return 200, json.dumps({"choices": [{"message": {"role": "assistant", "content": "late"}, "finish_reason": "stop"}]}).encode()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    env = {"KBQA_LLM__MODEL": "slow-llm", "KBQA_LLM__BACKEND": "openai", "KBQA_LLM__BASE_URL": f"http://127.0.0.1:{upstream.server_address[1]}/v1"}
-    try:
+    with llm_server_stand_in(reading_the_prompt) as upstream:
+        env = {"KBQA_LLM__MODEL": "slow-llm", "KBQA_LLM__BACKEND": "openai", "KBQA_LLM__BASE_URL": f"{upstream}/v1"}
         proc, url = start_server(home, "api", env=env, ready="/v1/models")
         replies: dict[str, Any] = {}
 
@@ -481,8 +469,6 @@ def test_a_stop_while_the_llm_server_is_still_reading_the_prompt_ends_each_reque
         for t in asking:
             t.join(30)
         proc.wait(timeout=30)
-    finally:
-        upstream.shutdown()
     status, body, at = replies["whole"]
     assert status == 503 and json.loads(body)["error"]["code"] == "stopping" and at - stopped < 1.5, (status, body, at - stopped)
     status, body, at = replies["stream"]

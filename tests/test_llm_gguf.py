@@ -178,9 +178,8 @@ def test_an_llm_server_that_sends_something_odd_is_its_failure_said_plainly() ->
     AttributeError / TypeError (a 500 from kbqa api); a server that ignores "stream" and sends one JSON
     body gave an empty answer. Now: an LLMServerError (502), and the one body's message is the answer."""
     import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from conftest import llm_server_stand_in
     from kbqa.llm import ContextTooSmall, LLMServerError
 
     replies = {
@@ -193,22 +192,11 @@ def test_an_llm_server_that_sends_something_odd_is_its_failure_said_plainly() ->
                                           "message": "the request exceeds the available context size, try increasing it"}}),
     }
 
-    class Fake(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = replies[self.path.removesuffix("/chat/completions")].encode()
-            self.send_response(400 if b"exceed_context_size_error" in body else 200)  # as llama.cpp's server says it
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def reply(path: str) -> tuple[int, bytes]:
+        body = replies[path.removesuffix("/chat/completions")].encode()
+        return (400 if b"exceed_context_size_error" in body else 200), body  # as llama.cpp's server says it
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with llm_server_stand_in(reply) as base:
         ask = [{"role": "user", "content": "hi"}]
         for bad in ("/null/v1", "/list/v1"):
             with pytest.raises(LLMServerError, match="not an OpenAI chat reply"):
@@ -217,8 +205,6 @@ def test_an_llm_server_that_sends_something_odd_is_its_failure_said_plainly() ->
         assert "".join(make_llm(LLMConfig(model="x", backend="openai", base_url=base + "/fine/v1"), Path(".")).stream(ask)) == "Hi"
         with pytest.raises(ContextTooSmall, match="set llm.n_ctx to the context it serves"):  # it was 'is llm.model served there?'
             list(make_llm(LLMConfig(model="x", backend="openai", base_url=base + "/full/v1"), Path(".")).stream(ask))
-    finally:
-        server.shutdown()
 
 
 def test_one_knowledge_base_shared_by_threads_takes_turns_with_the_llm(home: Path, tmp_path: Path) -> None:
