@@ -61,6 +61,34 @@ def test_a_table_is_written_whole_or_not_at_all_and_never_through_a_planted_link
     assert MappedTable(path).get("new") == 2.0 and sorted(p.name for p in tmp_path.iterdir()) == ["t.map", "victim.txt"]
 
 
+def test_temporary_files_of_killed_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    import time
+
+    from ingest.atomic import sweep
+
+    path = tmp_path / "t.map"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    old = time.time() - 3600
+    stale = tmp_path / f"t.map.{gone.pid}.7.tmp"
+    running = tmp_path / f"t.map.{os.getppid()}.7.tmp"
+    recent = tmp_path / f"t.map.{gone.pid}.8.tmp"
+    other = tmp_path / f"u.map.{gone.pid}.7.tmp"
+    victim = tmp_path / "victim.txt"
+    for p in (stale, running, recent, other, victim):
+        p.write_bytes(b"x")
+    linked = tmp_path / f"t.map.{gone.pid}.9.tmp"
+    linked.symlink_to(victim)
+    for p in (stale, running, other, victim):
+        os.utime(p, (old, old))
+    os.utime(linked, (old, old), follow_symlinks=False)
+    write_table(path, [("k", 1.0)])
+    assert not stale.exists() and running.exists() and recent.exists() and other.exists()
+    assert linked.is_symlink() and victim.read_bytes() == b"x"  # not a plain file of a writer: left alone
+    assert sweep(path, stale_s=0) == [recent] and not recent.exists()
+    assert MappedTable(path).get("k") == 1.0
+
+
 def test_not_a_table_is_refused(tmp_path: Path) -> None:
     (tmp_path / "t.map").write_bytes(b"something else entirely, long enough for a header")
     with pytest.raises(ValueError):

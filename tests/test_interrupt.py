@@ -85,6 +85,30 @@ def test_killed_ingest_resumes(home: Path, tmp_path: Path) -> None:
     assert_consistent_and_resumes(home, docs)
 
 
+def test_what_a_writer_killed_while_it_saved_the_index_left_is_removed_by_the_next_run(home: Path, tmp_path: Path) -> None:
+    """A process killed while it wrote the vector index leaves its temporary file, as large as the
+    index: the next kbqa that opens the knowledge base removes it. Not the file of a writer still
+    running, nor one written in the last minutes (a writer of that number on another machine)."""
+    docs = many_files(tmp_path / "few", 2)
+    assert run_kbqa("ingest", str(docs), "--kb", "big").returncode == 0
+    folder = home / "kbs" / "big"
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its number: a process that no longer runs
+    an_hour_ago = time.time() - 3600
+    stale = [folder / f"vectors.faiss.{gone.pid}.140.tmp", folder / f"vectors.json.{gone.pid}.140.tmp"]
+    kept = [folder / f"vectors.faiss.{os.getpid()}.141.tmp",  # this test's process runs
+            folder / f"vectors.faiss.{gone.pid}.142.tmp",     # written just now
+            folder / f"notes.txt.{gone.pid}.143.tmp"]         # not the index's
+    for path in [*stale, *kept]:
+        path.write_bytes(os.urandom(1 << 20))
+    for path in [*stale, kept[0], kept[2]]:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    found = run_kbqa("search", "3-7号设备的检修周期", "--kb", "big", "--json")
+    assert found.returncode == 0, found.stderr
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    assert "doc0" in found.stdout
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_stops_ingest_with_a_message_and_it_resumes(home: Path, tmp_path: Path, sig: int, code: int) -> None:
     """Ctrl-C exits 130; SIGTERM (kill, systemd, docker stop) 143, and says what was kept as Ctrl-C
