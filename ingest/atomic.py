@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import threading
@@ -11,7 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-STALE_S = 600.0  # a temporary file of a writer that is gone, untouched this long, is removed (see sweep)
+_LOOK = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+STALE_S = 600.0  # a temporary file nobody writes, untouched this long, is removed (see sweep)
 
 
 @contextmanager
@@ -23,8 +25,9 @@ def replacing(path: Path, mode: int = 0o666) -> Iterator[Path]:
     The file is made new (never through a link someone left at its name, in a shared temporary
     folder) with `mode` less the umask: 0o600 for a file only this user may trust. It is named
     PATH.PID.THREAD.tmp: two writers never share one, and a knowledge base knows such a file in its
-    folder as its own (kb._OWN_FILE). Temporary files of `path` that killed writers left are
-    removed first (sweep)."""
+    folder as its own (kb._OWN_FILE). The writer holds a lock on it until the block ends, so that
+    sweep knows it is being written; temporary files of `path` that killed writers left are removed
+    first (sweep)."""
     sweep(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -32,23 +35,26 @@ def replacing(path: Path, mode: int = 0o666) -> Iterator[Path]:
     except FileExistsError:  # left by a process killed while it wrote (its number since used again)
         tmp.unlink()
         fd = os.open(tmp, _NEW, mode)
-    os.close(fd)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held while the block writes (through its own opening of tmp)
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
 
 
 def sweep(path: Path, stale_s: float = STALE_S) -> list[Path]:
     """Remove the temporary files of `path` (PATH.PID.THREAD.tmp) that writers killed while they
     wrote left behind — a half-written vector index can be as large as the index — and return them.
-    One is removed only when it is a plain file of this user's, its process no longer runs and it
-    has not been written for `stale_s` seconds (a process of that number on another machine sharing
-    the folder keeps writing to its file). Files that cannot be removed (a folder this user may not
-    write) are left as they are."""
-    pattern = re.compile(re.escape(path.name) + r"\.(\d+)\.\d+\.tmp")
+    One is removed only when it is a plain file of this user's that no writer holds locked (a
+    writer's lock ends with its process, whatever its number: a kbqa that is PID 1 in a container
+    after one that was) and that was not written for `stale_s` seconds (a writer on another machine
+    sharing the folder, where locks may not be seen, keeps writing to its file). Files that cannot
+    be removed (a folder this user may not write) are left as they are."""
+    pattern = re.compile(re.escape(path.name) + r"\.[0-9]+\.[0-9]+\.tmp")
     removed: list[Path] = []
     try:
         entries = list(os.scandir(path.parent))
@@ -56,27 +62,22 @@ def sweep(path: Path, stale_s: float = STALE_S) -> list[Path]:
         return removed
     now = time.time()
     for entry in entries:
-        found = pattern.fullmatch(entry.name)
-        if found is None or int(found[1]) == os.getpid():
+        if pattern.fullmatch(entry.name) is None:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
-            if (not entry.is_file(follow_symlinks=False) or info.st_uid != os.getuid()
-                    or now - info.st_mtime < stale_s or _running(int(found[1]))):
+            if not entry.is_file(follow_symlinks=False) or info.st_uid != os.getuid() or now - info.st_mtime < stale_s:
                 continue
-            os.unlink(entry.path)
+            fd = os.open(entry.path, _LOOK)
         except OSError:
             continue
-        removed.append(Path(entry.path))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a writer holds it: in use
+            if os.fstat(fd).st_ino == info.st_ino:  # still the file looked at
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
     return removed
-
-
-def _running(pid: int) -> bool:
-    """Whether a process of this number runs (one of another user's counts: it cannot be signalled)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True

@@ -208,7 +208,7 @@ def kb_exists(config: Config, folder: Path) -> bool:
 
 # What kbqa writes into a knowledge base's folder, by exact name: the ingests' claims on files, the
 # catalog and its journal, the vector index, its state and their temporary files, Milvus Lite's database.
-_OWN_FILE = re.compile(r"^(\.ingest\.claims|catalog\.sqlite(-wal|-shm|-journal)?|vectors\.(faiss|json|delta)(\.\d+\.\d+\.tmp)?|\.?milvus\.db(\.lock)?|milvus\.json)$")
+_OWN_FILE = re.compile(r"^(\.ingest\.claims|catalog\.sqlite(-wal|-shm|-journal)?|vectors\.(faiss|json|delta)(\.[0-9]+\.[0-9]+\.tmp)?|\.?milvus\.db(\.lock)?|milvus\.json)$")
 
 
 def is_kb_file(path: Path) -> bool:

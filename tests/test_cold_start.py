@@ -62,31 +62,45 @@ def test_a_table_is_written_whole_or_not_at_all_and_never_through_a_planted_link
 
 
 def test_temporary_files_of_killed_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    import fcntl
     import time
 
     from ingest.atomic import sweep
 
     path = tmp_path / "t.map"
-    gone = subprocess.Popen(["true"])
-    gone.wait()
     old = time.time() - 3600
-    stale = tmp_path / f"t.map.{gone.pid}.7.tmp"
-    running = tmp_path / f"t.map.{os.getppid()}.7.tmp"
-    recent = tmp_path / f"t.map.{gone.pid}.8.tmp"
-    other = tmp_path / f"u.map.{gone.pid}.7.tmp"
+    stale = tmp_path / "t.map.1.7.tmp"  # a writer that was PID 1 in a container, as the next one is
+    mine = tmp_path / f"t.map.{os.getpid()}.7.tmp"  # this process's number, no writer of it now
+    written = tmp_path / "t.map.4242.7.tmp"  # a writer holds it locked
+    recent = tmp_path / "t.map.4243.8.tmp"  # written in the last minutes (a writer on another machine)
+    other = tmp_path / "u.map.4242.7.tmp"  # another file's
+    digits = tmp_path / "t.map.\u0661\u0662.7.tmp"  # digits of another script: not a name kbqa writes
     victim = tmp_path / "victim.txt"
-    for p in (stale, running, recent, other, victim):
+    for p in (stale, mine, written, recent, other, digits, victim):
         p.write_bytes(b"x")
-    linked = tmp_path / f"t.map.{gone.pid}.9.tmp"
+    linked = tmp_path / "t.map.4244.9.tmp"
     linked.symlink_to(victim)
-    for p in (stale, running, other, victim):
+    for p in (stale, mine, written, other, digits, victim):
         os.utime(p, (old, old))
     os.utime(linked, (old, old), follow_symlinks=False)
-    write_table(path, [("k", 1.0)])
-    assert not stale.exists() and running.exists() and recent.exists() and other.exists()
-    assert linked.is_symlink() and victim.read_bytes() == b"x"  # not a plain file of a writer: left alone
-    assert sweep(path, stale_s=0) == [recent] and not recent.exists()
-    assert MappedTable(path).get("k") == 1.0
+    held = os.open(written, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        write_table(path, [("k", 1.0)])
+        assert not stale.exists() and not mine.exists()
+        assert written.exists() and recent.exists() and other.exists() and digits.exists()
+        assert linked.is_symlink() and victim.read_bytes() == b"x"  # not a plain file of a writer: left alone
+        assert sweep(path, stale_s=0) == [recent] and not recent.exists() and written.exists()
+    finally:
+        os.close(held)
+    assert sweep(path, stale_s=0) == [written]  # its writer is gone
+    from ingest.atomic import replacing
+
+    with replacing(path) as tmp:  # a write in progress (this process's own) holds its file
+        tmp.write_bytes(b"half")
+        assert sweep(path, stale_s=0) == [] and tmp.exists()
+        write_table(tmp_path / "v.map", [("v", 2.0)])
+    assert MappedTable(tmp_path / "v.map").get("v") == 2.0 and path.read_bytes() == b"half"
 
 
 def test_not_a_table_is_refused(tmp_path: Path) -> None:

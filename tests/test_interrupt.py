@@ -87,23 +87,29 @@ def test_killed_ingest_resumes(home: Path, tmp_path: Path) -> None:
 
 def test_what_a_writer_killed_while_it_saved_the_index_left_is_removed_by_the_next_run(home: Path, tmp_path: Path) -> None:
     """A process killed while it wrote the vector index leaves its temporary file, as large as the
-    index: the next kbqa that opens the knowledge base removes it. Not the file of a writer still
-    running, nor one written in the last minutes (a writer of that number on another machine)."""
+    index: the next kbqa that opens the knowledge base removes it, whatever process number it had
+    (kbqa is PID 1 in a container, run after run). Not the file a writer holds locked while it
+    writes, nor one written in the last minutes (a writer on another machine)."""
+    import fcntl
+
     docs = many_files(tmp_path / "few", 2)
     assert run_kbqa("ingest", str(docs), "--kb", "big").returncode == 0
     folder = home / "kbs" / "big"
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # its number: a process that no longer runs
     an_hour_ago = time.time() - 3600
-    stale = [folder / f"vectors.faiss.{gone.pid}.140.tmp", folder / f"vectors.json.{gone.pid}.140.tmp"]
-    kept = [folder / f"vectors.faiss.{os.getpid()}.141.tmp",  # this test's process runs
-            folder / f"vectors.faiss.{gone.pid}.142.tmp",     # written just now
-            folder / f"notes.txt.{gone.pid}.143.tmp"]         # not the index's
+    stale = [folder / "vectors.faiss.1.140.tmp", folder / "vectors.json.1.140.tmp", folder / f"vectors.faiss.{os.getpid()}.140.tmp"]
+    kept = [folder / "vectors.faiss.77.141.tmp",   # a writer holds it (below)
+            folder / "vectors.faiss.78.142.tmp",   # written just now
+            folder / "notes.txt.1.143.tmp"]        # not the index's
     for path in [*stale, *kept]:
         path.write_bytes(os.urandom(1 << 20))
     for path in [*stale, kept[0], kept[2]]:
         os.utime(path, (an_hour_ago, an_hour_ago))
-    found = run_kbqa("search", "3-7号设备的检修周期", "--kb", "big", "--json")
+    writer = os.open(kept[0], os.O_RDONLY)
+    fcntl.flock(writer, fcntl.LOCK_EX)
+    try:
+        found = run_kbqa("search", "3-7号设备的检修周期", "--kb", "big", "--json")
+    finally:
+        os.close(writer)
     assert found.returncode == 0, found.stderr
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
     assert "doc0" in found.stdout
