@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
+from ingest.atomic import sweep
 from ingest.context import SIDECAR, describe, sidecar_description
 from ingest.textfacts import HAN, approx_tokens, han, is_numeric, labels, meaningful
 from ingest.worker import LoaderProcess
@@ -481,6 +482,8 @@ class KnowledgeBase:
             )
         if config.store.backend == "embedded":
             self._follow_folder()
+            for name in ("vectors.faiss", "vectors.json"):  # half-written files of an ingest killed while it saved
+                sweep(folder / name)                        # (also before its first save: then no index is opened)
         self._check_embedding_model()
 
     def _follow_folder(self) -> bool:

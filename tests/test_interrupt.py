@@ -113,6 +113,14 @@ def test_what_a_writer_killed_while_it_saved_the_index_left_is_removed_by_the_ne
     assert found.returncode == 0, found.stderr
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
     assert "doc0" in found.stdout
+    # a knowledge base that holds nothing (its first save killed, or every file removed) opens no index
+    for name in ("doc00.txt", "doc01.txt"):
+        assert run_kbqa("kb", "rm", name, "--kb", "big").returncode == 0
+    left = folder / "vectors.faiss.1.144.tmp"
+    left.write_bytes(os.urandom(1 << 20))
+    os.utime(left, (an_hour_ago, an_hour_ago))
+    run_kbqa("search", "3-7号设备的检修周期", "--kb", "big")
+    assert not left.exists()
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

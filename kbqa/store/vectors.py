@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ingest.atomic import replacing, sweep
+from ingest.atomic import replacing
 
 
 class VectorIndex(Protocol):
@@ -113,8 +113,6 @@ class FaissIndex:
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # added since the last save
         self._pending_removed: list[int] = []
         self._full = True  # the next save writes the whole index
-        for path in (self.file, self.state):  # half-written files of an ingest killed while it saved
-            sweep(path)
         if self.file.exists():
             self._load()
         else:  # an IVF index saved before it had any vector to train on has no file
