@@ -119,7 +119,8 @@ def test_what_a_writer_killed_while_it_saved_the_index_left_is_removed_by_the_ne
     left = folder / "vectors.faiss.1.144.tmp"
     left.write_bytes(os.urandom(1 << 20))
     os.utime(left, (an_hour_ago, an_hour_ago))
-    run_kbqa("search", "3-7号设备的检修周期", "--kb", "big")
+    empty = run_kbqa("search", "3-7号设备的检修周期", "--kb", "big")
+    assert empty.returncode == 1 and "ingest" in empty.stderr + empty.stdout  # "empty: ingest files first"
     assert not left.exists()
 
 
