@@ -153,7 +153,8 @@ def folder_speed(folder: Path) -> None:
         return
     with tempfile.TemporaryDirectory() as home:
         os.environ["KBQA_HOME"] = home
-        from kbqa.kb import KnowledgeBase, embedding_texts
+        from kbqa.kb import KnowledgeBase
+        from kbqa.pipeline import embedding_texts
 
         kb = KnowledgeBase.open("speed", embeddings={"cache": False})
         embedder = kb.embedder
@@ -171,7 +172,7 @@ def folder_speed(folder: Path) -> None:
                 continue
             path = folder / f.name
             docs = load_file(path, options)
-            pieces = split_documents(docs, kb.config.ingest.chunk_size, kb.config.ingest.chunk_overlap, *kb._length_unit())
+            pieces = split_documents(docs, kb.config.ingest.chunk_size, kb.config.ingest.chunk_overlap, *kb.length_unit())
             texts += [t for _, t in embedding_texts(pieces, describe(docs, path.name), not kb.config.embeddings.embed_overlap)]
         texts = list(dict.fromkeys(texts))
         count = getattr(embedder, "count_tokens", None)

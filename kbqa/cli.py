@@ -799,7 +799,7 @@ def kb_drop(
 
 @contextmanager
 def _progress_bar(description: str) -> Iterator[Callable[[Any], None]]:
-    """A progress bar on stderr (when it is a terminal) fed with kbqa.kb.Progress events."""
+    """A progress bar on stderr (when it is a terminal) fed with kbqa.types.Progress events."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     err = _console(stderr=True)

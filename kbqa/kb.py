@@ -2,41 +2,31 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
-import queue
 import re
 import shutil
 import sqlite3
-import sys
 import threading
 import time
 import unicodedata
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
+from ingest import Document
 from ingest.atomic import sweep
-from ingest.context import SIDECAR, describe, sidecar_description
-from ingest.textfacts import HAN, approx_tokens, han, is_numeric, labels, meaningful
-from ingest.worker import LoaderProcess
+from ingest.textfacts import HAN, han
 from kbqa import limits
 from kbqa.config import Config, load_config
 from kbqa.errors import AmbiguousFile, KnowledgeBaseError
-from kbqa.store import Catalog, FileRow, NewChunk, open_index, sha256_file, text_key
-from kbqa.store.claims import FileClaims
+from kbqa.store import Catalog, FileRow, open_index
 from kbqa.store.vectors import choose_faiss_kind
-from kbqa.types import Answer, AnswerStream, FileResult, Hit, IngestReport
+from kbqa.types import Answer, AnswerStream, Hit, IngestReport, Progress
 
 log = logging.getLogger(__name__)
 # A knowledge base's name: letters (any script), digits, CJK, '-', '_', '.' (not first), at most 64 characters (255 bytes of UTF-8).
@@ -128,21 +118,6 @@ def process_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-
-
-@dataclass
-class Progress:
-    """One step of an ingest, for progress bars: stage is scan | file | done, wait (a server's
-    upload waiting for its turn; name: how many ingests run), or held (the files left are being
-    read by another ingest of this knowledge base, which this one waits for; name: how many)."""
-
-    stage: str
-    done: int
-    total: int
-    name: str = ""
-    result: FileResult | None = None
-    page: int | None = None  # while a file is read: the page being read, of pages
-    pages: int | None = None
 
 
 def remove_folder(folder: Path) -> None:
@@ -271,169 +246,6 @@ def _folder_of(text: str, config: Config) -> Path:
     return kb_folder(config, text)
 
 
-def excluded_by(path: str, exclude: list[str]) -> str | None:
-    """The pattern of `exclude` that leaves out the file at `path` inside a folder given ("drafts/a.txt"),
-    or None: a pattern with a "/" in it is matched against the path ("drafts/*"; "2023/" and "old/2023"
-    leave out what is inside), the others against the names of the file and of each folder on the way
-    (".*", "*.tmp", "drafts")."""
-    parts = path.split("/")
-    for pattern in exclude:
-        if "/" in pattern:
-            inside = pattern.strip("/")
-            if fnmatch.fnmatch(path, inside) or not inside.endswith("*") and fnmatch.fnmatch(path, inside + "/*"):
-                return pattern
-        elif any(fnmatch.fnmatch(part, pattern) for part in parts):
-            return pattern
-    return None
-
-
-def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:
-    """(absolute file, name shown to users) for every file under the given files and folders. The
-    folder's own path is resolved (a folder reached through a link is recorded where it is), a file
-    that is a symbolic link is recorded where the link is, not where it points: it belongs to this
-    folder, and leaves it (pruned) when the link goes. Entries inside a folder that are no file to
-    read (a FIFO, a socket, a link that leads nowhere) are yielded too: the ingest reports each one
-    as failed, with why, instead of passing over it in silence. What `exclude` leaves out (excluded_by,
-    on a file's path inside the folder given) is not yielded."""
-    for given in paths:
-        root = Path(given).expanduser()
-        if not root.exists():
-            raise KnowledgeBaseError(f"{given} does not exist")
-        if root.is_file():
-            yield root.absolute().parent.resolve() / root.name, root.name
-            continue
-        base = root.resolve()
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude))
-            a_kb = "catalog.sqlite" in filenames  # a knowledge base kept in this folder (--kb PATH): not its own files
-            for fn in sorted(filenames):
-                if fn == SIDECAR or a_kb and is_kb_file(Path(dirpath) / fn):
-                    continue  # kbqa.yaml describes the files beside it; it is not one of them
-                full = Path(dirpath) / fn
-                shown = full.relative_to(root).as_posix()
-                if excluded_by(shown, exclude):
-                    continue
-                yield base / full.relative_to(root), shown
-
-
-PARSE_AHEAD = 2  # files parsed ahead of the one being embedded
-# An ingest looks at whether it was cancelled (a server stopping, with 3 s of grace) after each batch it
-# embeds: a batch is sized from the speed of the one before to take about EMBED_BATCH_S, at least
-# EMBED_BATCH_MIN tokens (two of the embedder's 512-token runs: both cores busy). A fixed 4,096 tokens
-# took 1.0-1.3 s on one machine and over 3 s on one a third as fast.
-EMBED_BATCH_S = 0.8
-EMBED_BATCH_MIN = 1024  # tokens, about (approx_tokens)
-
-
-@dataclass
-class _FilePlan:
-    path: Path
-    name: str
-    sha: str = ""
-    size: int = 0
-    mtime: float | None = None
-    given: str = ""
-    stamp: tuple[int, int] | None = None  # (size, mtime in ns) when it was hashed: another after reading means it changed meanwhile
-    result: FileResult | None = None  # known before reading: skipped or failed
-    future: Future[list[Document]] | None = None
-
-
-def _not_a_file(path: Path) -> str:
-    """Why an entry found in a folder is no file to read ("" when it is one, or is gone: reading it
-    says so)."""
-    if path.is_symlink() and not path.exists():
-        return "a symbolic link that leads nowhere (its target is missing, or links loop): left out"
-    if path.exists() and not path.is_file():
-        return "not a regular file (a FIFO, a socket or a device): left out"
-    return ""
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    """(size, mtime in ns) of a file now; None when it cannot be read."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
-
-
-def _page_progress(pages: queue.SimpleQueue[Progress], n: int, total: int, name: str) -> Callable[[int, int], None]:
-    return lambda page, count: pages.put(Progress("file", n, total, name, page=page, pages=count))
-
-
-class _Cancelled(BaseException):
-    """An ingest's cancelled() said stop (a BaseException: no file's own error handling catches it)."""
-
-
-class _ReadAhead:
-    """Files parsed in a thread (through the helper process, with its time limit) while the main
-    thread embeds and commits the one before: on two cores, parsing and embedding overlap instead
-    of taking turns. At most `ahead` files are parsed before their turn; skipped files cost nothing."""
-
-    def __init__(self, loader: LoaderProcess | None, ahead: int, remote: Any = None) -> None:
-        self.loader, self.ahead, self.remote = loader, ahead, remote  # remote: a kbqa.cluster.RayExecutor
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="kbqa-parse")
-
-    def _read(self, path: Path, options: LoadOptions) -> list[Document]:
-        return self.loader.load(path, options) if self.loader is not None else load_file(path, options)
-
-    def _submit(self, path: Path, options: LoadOptions) -> Future[list[Document]]:
-        if self.remote is not None:
-            return self.remote.submit(path, options)  # type: ignore[no-any-return]
-        return self.pool.submit(self._read, path, options)
-
-    def run(self, plans: Iterable[_FilePlan], options: Callable[[_FilePlan, int], LoadOptions], start: int = 0) -> Iterator[tuple[int, _FilePlan]]:
-        """(number, plan) in file order, numbered from start; plans to read are submitted up to `ahead` files early."""
-        waiting: deque[tuple[int, _FilePlan]] = deque()
-        for n, plan in enumerate(plans, start):
-            if plan.result is None:
-                plan.future = self._submit(plan.path, options(plan, n))
-            waiting.append((n, plan))
-            while sum(1 for _, p in waiting if p.future is not None) > self.ahead or (waiting and waiting[0][1].future is None):
-                yield waiting.popleft()
-        while waiting:
-            yield waiting.popleft()
-
-    def wait(self, plan: _FilePlan, meanwhile: Callable[[], object]) -> list[Document]:
-        assert plan.future is not None
-        while True:
-            try:
-                return plan.future.result(timeout=0.2)
-            except FutureTimeout:
-                meanwhile()
-            except Exception as exc:
-                if self.remote is None:
-                    raise
-                raise self.remote.failure(exc) from None  # the loader's own error, or a worker lost for good
-
-    def close(self, interrupted: bool) -> None:
-        if interrupted and self.loader is not None:
-            self.loader.kill()  # the parsing thread's file fails at once; the thread ends
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.loader is not None:
-            self.loader.close(wait=not interrupted)
-
-
-def embedding_texts(pieces: list[Any], description: str = "", skip_overlap: bool = True) -> list[tuple[NewChunk, str]]:
-    """Each chunk to store, with the text its vector is made from: the document's description, the
-    title path and a table's caption in front of the chunk's text, without the overlap already
-    embedded with the chunk before (skip_overlap), table rules or empty cells; a chunk that is
-    mostly figures is embedded as its labels (textfacts.labels)."""
-    out: list[tuple[NewChunk, str]] = []
-    for p in pieces:
-        titles = p.title_path + ([p.meta["caption"]] if p.meta.get("caption") else [])
-        title = " > ".join(titles)
-        body = p.text[p.meta.get("fresh", 0) :].lstrip() if skip_overlap else p.text
-        body = meaningful(body or p.text)
-        if is_numeric(body):  # a table: its labels carry the meaning, its figures are for BM25 and the reader
-            body = labels(body)
-        text = f"{title}\n{body}" if title and not p.text.startswith(titles[-1]) else body
-        if description:
-            text = f"{description}\n{text}"
-        out.append((NewChunk(p.text, p.page, titles, p.meta.get("kind", "text"), p.meta.get("start"), p.meta.get("end"), text_key(text)), text))
-    return out
-
-
 def searchable(question: str) -> bool:
     """Whether a question holds a letter or digit of any script: "?!。" holds nothing to search for."""
     return _WORD_CHARACTER.search(question) is not None
@@ -467,9 +279,6 @@ class KnowledgeBase:
         self._reranker: Any = None
         self._followed = True  # False while a moved folder's upload paths wait to be followed (_follow_folder)
         self._lock = threading.RLock()  # guards loading the parts above and swapping the index
-        # the ingest this thread runs (threads of one program may ingest side by side): a Ray ingest's
-        # executor, which embeds the chunks (.remote), and whether to stop (.cancelled, see ingest)
-        self._running = threading.local()
         self._llm_lock = threading.Lock()  # the LLM loads under its own lock: the search goes on meanwhile
         self._preload: threading.Thread | None = None  # preload_llm()'s thread, waited for by close()
         self._ingesting = 0  # ingests of this object running now (threads of one program): its own LLM shares the cores meanwhile
@@ -832,7 +641,7 @@ class KnowledgeBase:
             with self._lock:
                 self._ingesting -= 1
 
-    # --- ingest ------------------------------------------------------------------------------
+    # --- ingest (kbqa.pipeline) -------------------------------------------------------------
     def ingest(
         self,
         paths: str | Path | Iterable[str | Path],
@@ -849,288 +658,26 @@ class KnowledgeBase:
         cancelled() is asked between files and while one is read: once true, the ingest stops as
         if interrupted (report.interrupted; the file being read is dropped, its parser stopped).
         """
+        from kbqa.pipeline import IngestRun
+
         with self._heavy():
-            return self._ingest(paths, prune=prune, force=force, progress=progress, cancelled=cancelled)
+            return IngestRun(self, force=force, progress=progress, cancelled=cancelled).files(paths, prune=prune)
 
-    def _ingest(self, paths: str | Path | Iterable[str | Path], *, prune: bool, force: bool, progress: Callable[[Progress], None] | None,
-                cancelled: Callable[[], bool] | None) -> IngestReport:
-        started = time.perf_counter()
-        report = IngestReport()
-        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-        scanned = time.time()  # entries written after this were found by another ingest: not this one's to prune
-        # a file given by itself is named by its path in uploads/ when it is kept there (_upload_name); a
-        # folder's files by their paths in the folder
-        files = [(path, name if "/" in name else self._upload_name(path) or name) for path, name in ingestable_files(paths, self.config.ingest.exclude)]
-        notify = progress or (lambda p: None)
-        notify(Progress("scan", 0, len(files)))
-        self.catalog.set_meta("embedding_model", self.config.embeddings.model)
-        self.catalog.set_meta("embedding_dim", self.embedder.dim)
-        index = self.index  # open (or repair) the vector index before the first file
-        options = LoadOptions(
-            pdf_engine=self.config.ingest.pdf_engine,
-            pdf_tables=self.config.ingest.pdf_tables,
-            ocr=self.config.ingest.ocr,
-            ocr_engine=self.config.ingest.ocr_engine,
-            ocr_dpi=self.config.ingest.ocr_dpi,
-            ocr_model_dir=self.config.ingest.ocr_model_dir,
-            ocr_layout=self.config.ingest.ocr_layout,
-            ocr_angle=self.config.ingest.ocr_angle,
-            ocr_workers=self.config.ingest.ocr_workers,
-            max_file_mb=self.config.ingest.max_file_mb,
-        )
-        last_save = time.monotonic()
-        dirty = False
-        timeout = self.config.ingest.file_timeout_s
-        remote = self._ray_executor() if self.config.ingest.executor == "ray" and files else None
-        loader = LoaderProcess(timeout) if timeout and files and remote is None else None  # a hung or crashing parser is stopped, not fatal
-        pages: queue.SimpleQueue[Progress] = queue.SimpleQueue()  # page progress from the parsing thread, shown by this one
-        show_pages = lambda: [notify(pages.get()) for _ in range(pages.qsize())]
+    def ingest_documents(self, sources: Iterable[tuple[str, list[Document]]], *, force: bool = False) -> IngestReport:
+        """Ingest documents already in memory (e.g. a JSONL corpus), one (source id, documents) each.
 
-        def meanwhile() -> None:
-            show_pages()
-            if cancelled is not None and cancelled():
-                raise _Cancelled
+        A source is keyed by its id: unchanged text is skipped, changed text replaced."""
+        from kbqa.pipeline import IngestRun
 
-        ahead = _ReadAhead(loader, PARSE_AHEAD if remote is None else 2 * len(remote.actors) + 2, remote)
-        self._running.remote, self._running.cancelled = remote, cancelled
-        # another ingest of this knowledge base (another process) holds the files it is reading: they
-        # are come back to once this run's free files are done, and by then most often skipped
-        claims = None
-        if self.config.store.backend == "embedded":
-            try:
-                claims = FileClaims(self.folder)
-            except OSError as exc:  # a folder it cannot write: the ingest goes on, unshared (and fails at its first commit if it must)
-                log.warning("cannot claim files in %s (%s): another ingest of this knowledge base may read the same files", self.folder, exc)
-
-        def planned(todo: list[tuple[Path, str]], held: list[tuple[Path, str]]) -> Iterator[_FilePlan]:
-            for path, name in todo:
-                if claims is not None and not claims.take(str(path)):
-                    held.append((path, name))
-                    continue
-                # --force reads each file once: not again one that another ingest read since this one began
-                plan = self._plan_file(path, name, force and not self._recorded_since(str(path), scanned))
-                if plan.result is not None and claims is not None:
-                    claims.release(str(path))
-                yield plan
-
-        try:
-            todo, done = files, 0
-            while todo:
-                held: list[tuple[Path, str]] = []
-                for n, plan in ahead.run(planned(todo, held), lambda plan, n: replace(options, on_page=_page_progress(pages, n, len(files), plan.name)),
-                                         start=done):
-                    if cancelled is not None and cancelled():
-                        raise _Cancelled
-                    notify(Progress("file", n, len(files), plan.name))
-                    result = plan.result or self._store_source(
-                        str(plan.path), plan.name, plan.sha, plan.size, plan.mtime, lambda: ahead.wait(plan, meanwhile), force,
-                        filename=plan.path.name, given=plan.given, changed=lambda: _stamp(plan.path) != plan.stamp,
-                    )
-                    if claims is not None:
-                        claims.release(str(plan.path))
-                    if self._dropped():
-                        raise KnowledgeBaseError(f"knowledge base {self.name!r} was deleted by another process during this ingest, and what "
-                                                 "it had ingested went with it: run the ingest again to make it anew")
-                    show_pages()
-                    report.files.append(result)
-                    dirty = dirty or result.status not in ("skipped",)
-                    if dirty and time.monotonic() - last_save > 30:
-                        index.save(self.catalog.generation())
-                        last_save, dirty = time.monotonic(), False
-                    notify(Progress("file", n + 1, len(files), plan.name, result))
-                done += len(todo) - len(held)
-                if len(held) == len(todo):  # every file left is being read by the other ingest: its turn
-                    notify(Progress("held", done, len(files), str(len(held))))
-                    for _ in range(5):
-                        time.sleep(0.1)
-                        meanwhile()
-                todo = held
-            gone = self._gone(paths, {str(p) for p, _ in files if p.is_file()}, before=scanned)  # a link left dangling: gone
-            if prune:
-                report.files.extend(FileResult(row.name, "removed", chunks=row.chunks) for row in self._prune(gone))
-            else:
-                report.gone = [row.name for row in gone]
-        except (KeyboardInterrupt, _Cancelled):
-            report.interrupted = True
-        finally:  # interrupted or failing: the files being parsed ahead are stopped, not waited for
-            ahead.close(interrupted=report.interrupted or sys.exc_info()[0] is not None)
-            if claims is not None:
-                claims.close()
-            self._running.remote, self._running.cancelled = None, None
-            if remote is not None:
-                remote.close()
-            self._sync_index()
-        report.seconds = time.perf_counter() - started
-        notify(Progress("done", len(files), len(files)))
-        return report
-
-    def _ray_executor(self) -> Any:
-        """The Ray executor of this ingest (ingest.executor ray): parse tasks and embedding actors."""
-        from kbqa.cluster import RayExecutor
-
-        ingest = self.config.ingest
-        return RayExecutor(self.config.embeddings, address=ingest.ray_address, workers=ingest.ray_workers,
-                           timeout_s=ingest.file_timeout_s, cache_dir=self.config.home_dir() / "cache" / "models")
-
-    def _plan_file(self, path: Path, name: str, force: bool) -> _FilePlan:
-        """What ingesting one file takes, decided before it is read: its hash and the user's words
-        about it (kbqa.yaml), or already its result (unchanged: skipped; unreadable: failed)."""
-        try:
-            str(path).encode("utf-8")
-        except UnicodeEncodeError:  # bytes of another system's encoding in a name: not storable, not printable
-            shown = os.fsencode(name).decode("utf-8", "backslashreplace")
-            return _FilePlan(path, shown, result=FileResult(
-                shown, "failed", error="its name (or its folder's) is not valid UTF-8: rename it (e.g. convmv -f GBK -t UTF-8)"))
-        odd = _not_a_file(path)
-        if odd:  # opening a FIFO to hash it would wait for a writer for good
-            return _FilePlan(path, name, result=FileResult(name, "failed", error=odd))
-        try:
-            stat = path.stat()
-            sha = sha256_file(path)
-        except OSError as exc:
-            return _FilePlan(path, name, result=FileResult(name, "failed", error=f"cannot read file: {exc.strerror or exc}"))
-        root = path.parents[len(Path(name).parts) - 1] if len(Path(name).parts) > 1 else path.parent
-        try:
-            given = sidecar_description(path, root)  # the user's own words (kbqa.yaml) about this file
-        except LoadError as exc:
-            return _FilePlan(path, name, result=FileResult(name, "failed", error=str(exc)))
-        if given:  # editing kbqa.yaml re-ingests the files it describes
-            sha = text_key(f"{sha}\x00{given}")
-        plan = _FilePlan(path, name, sha, stat.st_size, stat.st_mtime, given, stamp=(stat.st_size, stat.st_mtime_ns))
-        plan.result = self._unchanged(str(path), name, sha, force)
-        if plan.result is None:
-            moved = self._moved_here(plan)
-            plan.result = None if force else moved  # --force reads a moved file again, into its moved entry
-        return plan
-
-    def _moved_here(self, plan: _FilePlan) -> FileResult | None:
-        """A file ingested before from a place where it no longer is (its folder was moved or renamed,
-        perhaps with a symbolic link left in its old place), found here with the same file name and
-        content: its entry moves here, with its chunks and vectors (nothing read or embedded again),
-        instead of a second entry beside a stale one. An entry that failed there is dropped, and the
-        file read as a new one. A file that is a symbolic link takes the entry recorded where it
-        points (as earlier versions recorded it); an entry that is a link of its own stays."""
-        key = str(plan.path)
-        if self.config.store.backend != "embedded" or self.catalog.file(key) is not None:
-            return None  # (a Milvus store is shared by hosts: a path missing here may be another host's file)
-        parts = Path(plan.name).parts
-        root = plan.path.parents[len(parts) - 1] if len(parts) > 1 else plan.path.parent
-        target = os.path.realpath(key)  # a symbolic link's file: versions before 2026-12-03 recorded it there
-        stale = [r for r in self.catalog.files_with_hash(plan.sha)
-                 if os.path.isabs(r.path) and (Path(r.path).name == plan.path.name or r.path == target != key)
-                 and (is_missing(r.path) or os.path.realpath(r.path) == key and not os.path.islink(r.path) or r.path == target != key)
-                 and (r.name == plan.name or not (root / r.name).is_file())]  # a copy at the entry's own place takes it
-        if not stale:
-            return None
-        row = min(stale, key=lambda r: (r.status != "ok", r.name != plan.name, r.id))  # the same place in its folder first
-        index = self.index  # open (or repair) the vector index before the write
-        with self._lock:
-            before = self.catalog.generation()
-            if row.status != "ok":  # no chunks: nothing to keep
-                index.remove(self.catalog.remove_file(row.id))
-                self._wrote(before)
-                return None
-            writes = self.catalog.move_file(row.id, row.path, key, name=plan.name, size=plan.size, mtime=plan.mtime)
-            if not writes:  # another process moved or removed it first: read the file as a new one
-                return None
-            self._wrote(before, writes=writes)
-        return FileResult(plan.name, "moved", chunks=row.chunks, pages=row.pages)
+        with self._heavy():
+            return IngestRun(self, force=force).documents(sources)
 
     def _dropped(self) -> bool:
         """Whether another process deleted this knowledge base since it was opened (`kbqa kb drop`): its
         catalog file is gone, or another. (A Milvus store that does not answer is not taken for that.)"""
         return self.config.store.backend == "embedded" and self.catalog.identity() != self.catalog.opened_identity
 
-    def _unchanged(self, key: str, name: str, sha: str, force: bool) -> FileResult | None:
-        """A skipped result for a source already ingested with this hash (its name brought up to date)."""
-        row = self.catalog.file(key)
-        if row and not force and row.sha256 == sha and row.status == "ok":
-            if row.name != name:
-                self.catalog.rename_file(row.id, name)
-            return FileResult(name, "skipped", chunks=row.chunks, pages=row.pages)
-        return None
-
-    def ingest_documents(self, sources: Iterable[tuple[str, list[Document]]], *, force: bool = False) -> IngestReport:
-        """Ingest documents already in memory (e.g. a JSONL corpus), one (source id, documents) each.
-
-        A source is keyed by its id: unchanged text is skipped, changed text replaced."""
-        with self._heavy():
-            return self._ingest_documents(sources, force)
-
-    def _ingest_documents(self, sources: Iterable[tuple[str, list[Document]]], force: bool) -> IngestReport:
-        started = time.perf_counter()
-        report = IngestReport()
-        self.catalog.set_meta("embedding_model", self.config.embeddings.model)
-        self.catalog.set_meta("embedding_dim", self.embedder.dim)
-        _ = self.index  # open (or repair) the vector index before the first file
-        try:
-            for source_id, docs in sources:
-                digest = text_key("\x00".join(d.text for d in docs))
-                size = sum(len(d.text) for d in docs)
-                report.files.append(self._store_source(source_id, source_id, digest, size, None, lambda docs=docs: docs, force))
-        except KeyboardInterrupt:
-            report.interrupted = True
-        finally:
-            self._sync_index()
-        report.seconds = time.perf_counter() - started
-        return report
-
-    def _store_source(
-        self, key: str, name: str, sha: str, size: int, mtime: float | None, read: Callable[[], list[Document]], force: bool,
-        *, filename: str | None = None, given: str = "", changed: Callable[[], bool] | None = None,
-    ) -> FileResult:
-        """Read, split and embed one source, then replace it in catalog and index in one step.
-
-        filename (files only) and given (the user's words from kbqa.yaml) go into the document's
-        description (ingest.context), which every chunk is embedded and indexed with. changed():
-        whether the file changed since it was hashed (asked once it is read): then what was read
-        may not be what was hashed, and it is stored without a hash, to be read again next time."""
-        t0 = time.perf_counter()
-        skipped = self._unchanged(key, name, sha, force)
-        if skipped is not None:
-            return skipped
-        row = self.catalog.file(key)
-        status, error, chunks, pages, vectors, description = "ok", None, [], None, {}, ""
-        warning = None
-        try:
-            docs = read()
-            warning = docs[0].meta.get("warning") if docs else None
-            if changed is not None and changed():
-                log.warning("%s changed while it was read: it is stored as read and read again by the next ingest", name)
-                sha = ""  # matches no file's hash
-            described = filename is not None or given or (docs and docs[0].meta.get("about"))
-            description = describe(docs, filename, given) if described else ""
-            # a big text takes seconds to split: a cancelled ingest (a server stopping) stops within it
-            pieces = split_documents(docs, self.config.ingest.chunk_size, self.config.ingest.chunk_overlap, *self._length_unit(),
-                                     checkpoint=self._checkpoint)
-            page_numbers = {d.page for d in docs if d.page}
-            pages = max(page_numbers) if page_numbers else None
-            chunks, vectors = self._embed_chunks(pieces, description)
-        except UnsupportedFile as exc:
-            status, error = "unsupported", str(exc)
-        except LoadError as exc:
-            status, error = "failed", str(exc)
-        seconds = time.perf_counter() - t0
-        if status != "ok" and row is not None and row.status == "ok":
-            # keep the last good version searchable; record the error
-            self.catalog.set_file_error(row.id, error)
-            return FileResult(name, status, error=error, seconds=seconds)
-        index = self.index
-        with self._lock:  # catalog and index change together, as far as this process's readers can tell
-            before = self.catalog.generation()
-            old_ids, new_ids = self.catalog.replace_file(
-                path=key, name=name, sha256=sha, size=size, mtime=mtime, status=status, error=error or warning,
-                pages=pages, seconds=seconds, chunks=chunks, vectors=vectors, description=description,
-            )
-            index.remove(old_ids)
-            if new_ids:
-                index.add(np.array(new_ids), np.vstack([vectors[c.vector_key] for c in chunks]))
-            self._wrote(before)
-        if status != "ok":
-            return FileResult(name, status, error=error, seconds=seconds)
-        return FileResult(name, "updated" if row else "added", chunks=len(chunks), pages=pages, seconds=seconds, warning=warning)
-
-    def _length_unit(self) -> tuple[str, Any]:
+    def length_unit(self) -> tuple[str, Any]:
         """(unit, weigh) for the splitter: "tokens" counts with the embedder's own tokenizer."""
         unit = self.config.ingest.length_unit
         if unit != "tokens":
@@ -1142,53 +689,35 @@ class KnowledgeBase:
             self._weigh = token_weights(count) if count else False
         return ("tokens", self._weigh) if self._weigh else ("weighted", None)
 
-    def _embed_chunks(self, pieces: list[Any], description: str = "") -> tuple[list[NewChunk], dict[str, Any]]:
-        """Embed the chunks (see embedding_texts), reusing cached vectors of unchanged text."""
-        pairs = embedding_texts(pieces, description, skip_overlap=not self.config.embeddings.embed_overlap)
-        chunks = [c for c, _ in pairs]
-        keys = list(dict.fromkeys(c.vector_key for c in chunks))
-        vectors = self.catalog.cached_vectors(keys)
-        if self.config.embeddings.cache and self.config.store.backend == "embedded" and len(vectors) < len(keys):
-            vectors.update(self.vector_cache.get([k for k in keys if k not in vectors]))
-        todo = {c.vector_key: text for c, text in pairs if c.vector_key not in vectors}
-        remote = getattr(self._running, "remote", None)
-        words = remote.cut_words(chunks, description) if remote is not None and chunks else None  # meanwhile, on Ray
-        if todo:
-            embedded = dict(zip(todo.keys(), self._embed(list(todo.values()))))
-            if self.config.embeddings.cache and self.config.store.backend == "embedded":  # a Milvus-served KB keeps no local state
-                self.vector_cache.put(embedded)
-            vectors.update(embedded)
-        if words is not None:
-            for chunk, cut in zip(chunks, words()):
-                chunk.words = cut
-        return chunks, vectors
+    # --- writes: the catalog and the vector index change together ---------------------------------
+    def _commit(self, **entry: Any) -> None:
+        """Replace one source's entry, chunks and vectors (Catalog.replace_file's fields) in the catalog
+        and the vector index in one step, as far as this process's readers can tell."""
+        index = self.index
+        with self._lock:
+            before = self.catalog.generation()
+            old_ids, new_ids = self.catalog.replace_file(**entry)
+            index.remove(old_ids)
+            if new_ids:
+                index.add(np.array(new_ids), np.vstack([entry["vectors"][c.vector_key] for c in entry["chunks"]]))
+            self._wrote(before)
 
-    def _checkpoint(self) -> None:
-        """Raise _Cancelled when this thread's running ingest has been cancelled (a server stopping)."""
-        cancelled = getattr(self._running, "cancelled", None)
-        if cancelled is not None and cancelled():
-            raise _Cancelled
-
-    def _embed(self, texts: list[str]) -> list[Any]:
-        """Vectors of texts; here in batches, so that a cancelled ingest (a server stopping) stops
-        within one batch even in a file of thousands of chunks. A Ray ingest embeds on its actors."""
-        remote = getattr(self._running, "remote", None)
-        if remote is not None:
-            return list(remote.embed_documents(texts))
-        out: list[Any] = []
-        batch: list[str] = []
-        size, limit = 0, EMBED_BATCH_MIN
-        for i, text in enumerate(texts):
-            batch.append(text)
-            size += approx_tokens(text)  # the embedder tokenizes anyway: counting exactly here cost a second pass
-            if size >= limit or i == len(texts) - 1:
-                self._checkpoint()
-                started = time.perf_counter()
-                out.extend(self.embedder.embed_documents(batch))
-                seconds = time.perf_counter() - started
-                limit = min(16 * EMBED_BATCH_MIN, max(EMBED_BATCH_MIN, int(size / max(seconds, 1e-3) * EMBED_BATCH_S)))
-                batch, size = [], 0
-        return out
+    def _move_entry(self, row: FileRow, path: str, name: str, size: int, mtime: float | None) -> bool:
+        """Move a file's entry to another path with its chunks and vectors (nothing read or embedded
+        again). False when nothing moved: the entry had failed (it is removed: no chunks to keep), or
+        another process moved or removed it first."""
+        index = self.index  # open (or repair) the vector index before the write
+        with self._lock:
+            before = self.catalog.generation()
+            if row.status != "ok":
+                index.remove(self.catalog.remove_file(row.id))
+                self._wrote(before)
+                return False
+            writes = self.catalog.move_file(row.id, row.path, path, name=name, size=size, mtime=mtime)
+            if not writes:
+                return False
+            self._wrote(before, writes=writes)
+        return True
 
     @property
     def vector_cache(self) -> Any:
@@ -1199,21 +728,6 @@ class KnowledgeBase:
 
                     self._vector_cache = VectorCache(self.config.home_dir() / "cache", self.config.embeddings.model)
         return self._vector_cache
-
-    def _recorded_since(self, key: str, since: float) -> bool:
-        """Whether the file at key was ingested (by any process) since `since` (time.time())."""
-        row = self.catalog.file(key)
-        return row is not None and (row.ingested_at or 0.0) >= since
-
-    def _gone(self, paths: list[str | Path], seen: set[str], before: float) -> list[FileRow]:
-        """The files of this knowledge base under the given folders that this ingest did not find;
-        one recorded (or moved) since it looked only when nothing is at its path (a file that came
-        meanwhile and another ingest recorded is kept; a clock ahead when it was recorded keeps
-        nothing that is gone)."""
-        roots = [str(Path(p).expanduser().resolve()) for p in paths]
-        return [row for row in self.catalog.files()
-                if row.path not in seen and any(row.path == r or row.path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-                and ((row.ingested_at or 0.0) < before or is_missing(row.path))]
 
     def _prune(self, gone: list[FileRow], missing: bool = False) -> list[FileRow]:
         """Remove these entries, each only while it is still recorded where it was found (another

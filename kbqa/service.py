@@ -34,12 +34,13 @@ from ingest.context import SIDECAR
 from kbqa.config import Config
 from kbqa import limits
 from kbqa.errors import AmbiguousFile, BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, Upstream, scrub
-from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, Progress, clean_text, drop_store, excluded_by, kb_exists, kb_folder, list_knowledge_bases,
-                     lookalike_problem, valid_name)
+from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, clean_text, drop_store, kb_exists, kb_folder, list_knowledge_bases, lookalike_problem,
+                     valid_name)
 from kbqa.offline import ModelNotAvailable
+from kbqa.pipeline import excluded_by
 from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
 from kbqa.store import FileRow
-from kbqa.types import AnswerStream, Hit, IngestReport, Usage
+from kbqa.types import AnswerStream, Hit, IngestReport, Progress, Usage
 
 log = logging.getLogger(__name__)
 WRITERS_WAITING = 8  # deletes and creations waiting for one knowledge base while another request changes it; more get 503 at once

@@ -225,3 +225,18 @@ class IngestReport:
     def to_dict(self) -> dict[str, Any]:
         return {"files": [asdict(f) for f in self.files], "interrupted": self.interrupted, "seconds": self.seconds, "gone": self.gone,
                 "summary": self.summary()}
+
+
+@dataclass
+class Progress:
+    """One step of an ingest, for progress bars: stage is scan | file | done, wait (a server's
+    upload waiting for its turn; name: how many ingests run), or held (the files left are being
+    read by another ingest of this knowledge base, which this one waits for; name: how many)."""
+
+    stage: str
+    done: int
+    total: int
+    name: str = ""
+    result: FileResult | None = None
+    page: int | None = None  # while a file is read: the page being read, of pages
+    pages: int | None = None

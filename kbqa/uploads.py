@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ingest.context import SIDECAR
-from kbqa.kb import ingestable_files, safe_filename
+from kbqa.kb import safe_filename
+from kbqa.pipeline import ingestable_files
 
 
 @dataclass

@@ -655,7 +655,7 @@ def test_readme_documents_the_description_and_kbqa_yaml() -> None:
 
 
 def test_a_mostly_numeric_piece_is_embedded_as_its_labels_under_its_caption() -> None:
-    from kbqa.kb import embedding_texts
+    from kbqa.pipeline import embedding_texts
 
     chunks = split_documents([Document(STATEMENT, {"source": "s.pdf", "page": 60, "title_path": ["3M COMPANY"], "kind": "text"})], 200, 0)
     pairs = embedding_texts(chunks[1:2], "3M 2018 10K")

@@ -188,7 +188,7 @@ def test_a_file_rewritten_while_an_ingest_reads_it_is_read_again_next_time(home:
     from conftest import write_pdf
 
     from kbqa import KnowledgeBase
-    from kbqa.kb import Progress
+    from kbqa.types import Progress
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -318,7 +318,7 @@ def test_two_forced_ingests_at_once_read_each_file_once(home: Path, tmp_path: Pa
     import threading
 
     from kbqa import KnowledgeBase
-    from kbqa.kb import Progress
+    from kbqa.types import Progress
 
     docs = many_files(tmp_path / "docs", 12)
     KnowledgeBase.open("forced", llm="extractive").ingest([docs])

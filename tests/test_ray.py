@@ -103,13 +103,29 @@ def test_ray_ingest_stores_what_a_local_ingest_stores(tmp_path: Path, folder: Pa
     remote.close()
 
 
-def test_a_killed_embedding_worker_costs_nothing(tmp_path: Path, folder: Path, local: Local) -> None:
+@pytest.fixture
+def executors(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The Ray executors ingests make in a test (kbqa.cluster.RayExecutor), newest last."""
+    import kbqa.cluster
+
+    made: list[object] = []
+
+    class Recorded(kbqa.cluster.RayExecutor):  # type: ignore[misc, name-defined]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(kbqa.cluster, "RayExecutor", Recorded)
+    return made
+
+
+def test_a_killed_embedding_worker_costs_nothing(tmp_path: Path, folder: Path, local: Local, executors: list) -> None:  # type: ignore[type-arg]
     kb = _open(tmp_path / "k", "killed", "ray")
     killed: list[int] = []
 
     def progress(p) -> None:  # type: ignore[no-untyped-def]
-        if p.stage == "file" and p.result is not None and not killed and getattr(kb._running, "remote", None) is not None:
-            pid = ray.get(kb._running.remote.actors[0].pid.remote())
+        if p.stage == "file" and p.result is not None and not killed and executors:
+            pid = ray.get(executors[-1].actors[0].pid.remote())
             os.kill(pid, signal.SIGKILL)  # mid-run: the files after this one still need embedding
             killed.append(pid)
 
@@ -120,7 +136,7 @@ def test_a_killed_embedding_worker_costs_nothing(tmp_path: Path, folder: Path, l
     kb.close()
 
 
-def test_ray_ingest_into_the_milvus_store_with_a_worker_killed(tmp_path: Path, folder: Path, local: Local) -> None:
+def test_ray_ingest_into_the_milvus_store_with_a_worker_killed(tmp_path: Path, folder: Path, local: Local, executors: list) -> None:  # type: ignore[type-arg]
     """Parse tasks and embedding actors on Ray, chunks written in batches to the whole-KB Milvus store
     (Milvus Lite): the same chunks as a local ingest into the embedded store, though a worker died."""
     pytest.importorskip("pymilvus")
@@ -128,8 +144,8 @@ def test_ray_ingest_into_the_milvus_store_with_a_worker_killed(tmp_path: Path, f
     killed: list[int] = []
 
     def progress(p) -> None:  # type: ignore[no-untyped-def]
-        if p.stage == "file" and p.result is not None and not killed and getattr(kb._running, "remote", None) is not None:
-            pid = ray.get(kb._running.remote.actors[0].pid.remote())
+        if p.stage == "file" and p.result is not None and not killed and executors:
+            pid = ray.get(executors[-1].actors[0].pid.remote())
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
