@@ -19,9 +19,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kbqa.config import Config
 from kbqa.kb import clean_text
@@ -79,6 +81,27 @@ def public_hit(hit: Hit) -> dict[str, Any]:
     out = hit.to_dict()
     out.pop("path", None)
     return out
+
+
+def multipart_reason(exc: BaseException) -> str:
+    """Why python-multipart refused an upload's body, from the errors that led to exc ("" if none
+    did), told as what to change."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if type(cause).__module__.startswith("python_multipart"):
+            from python_multipart.multipart import DEFAULT_MAX_HEADER_COUNT, DEFAULT_MAX_HEADER_SIZE
+
+            reason = clean_text(str(cause))[:200]
+            if "header size" in reason:
+                reason += (f" (a part's header line, which holds its file name, may be at most {DEFAULT_MAX_HEADER_SIZE:,} bytes: "
+                           "upload the file under a shorter name)")
+            elif "header count" in reason:
+                reason += f" (a part may have at most {DEFAULT_MAX_HEADER_COUNT} header lines)"
+            return reason
+        cause = cause.__cause__ or cause.__context__
+    return ""
 
 
 def bearer_token(header: str) -> str:
@@ -150,6 +173,14 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         # the input itself is not echoed: it may be huge, or not even valid UTF-8
         problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": clean_text(str(e.get("msg", "")))} for e in exc.errors()]
         return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        # a malformed upload: Starlette says "Invalid multipart data." and keeps the parser's reason to itself
+        reason = multipart_reason(exc) if exc.status_code == 400 else ""
+        if reason:
+            exc = StarletteHTTPException(400, f"{str(exc.detail).rstrip('.')}: {reason}", headers=exc.headers)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -253,6 +253,9 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
         r = httpx.post(chat, json={"model": "kb:api", "messages": question, **extra}, headers=auth)
         assert r.status_code == status, (extra, r.text)
         assert r.json()["detail"]
+    # a file name too long for the multipart parser's header line: 400 that says why (it said "Invalid multipart data." only)
+    named = httpx.post(f"{api}/v1/kb/api/files", files={"files": ("a" * 5000 + ".txt", b"text")}, headers=auth, timeout=60)
+    assert named.status_code == 400 and "header size exceeded" in named.json()["detail"] and "shorter name" in named.json()["detail"], named.text
     nan = httpx.post(f"{api}/v1/kb/api/search", content=b'{"query": "RO", "threshold": NaN}', headers={**auth, "Content-Type": "application/json"})
     assert nan.status_code == 422
     assert httpx.post(f"{api}/v1/kb/api/search", json={"query": "RO", "top_k": 10**19}, headers=auth).status_code == 422
