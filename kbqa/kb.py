@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest import Document
 from ingest.atomic import sweep
-from ingest.textfacts import HAN, han
+from ingest.textfacts import HAN
 from kbqa import limits
 from kbqa.config import Config, load_config
 from kbqa.errors import AmbiguousFile, KnowledgeBaseError
@@ -815,22 +815,9 @@ class KnowledgeBase:
     def page_image(self, path: str | Path, page: int, dpi: int = 110, outline: str | None = None) -> bytes | None:
         """A PNG of one page of a PDF source (1-based page), for showing where an answer came from, with
         the text `outline` framed in red where the page holds it; None when the file is not a PDF or is gone."""
-        source = Path(path)
-        if source.suffix.lower() != ".pdf" or not source.is_file() or page < 1:
-            return None
-        from ingest.loaders.pdf import quiet_pymupdf
+        from kbqa.highlight import page_image
 
-        pymupdf = quiet_pymupdf()
-        try:
-            with pymupdf.open(source) as doc:
-                if page > doc.page_count:
-                    return None
-                sheet = doc[page - 1]
-                for rect in _passage_rects(sheet, outline or ""):
-                    sheet.draw_rect(rect + (-2, -2, 2, 2), color=(0.85, 0.1, 0.1), width=1.5)  # in memory only: the file is not written
-                return bytes(sheet.get_pixmap(dpi=dpi).tobytes("png"))
-        except (RuntimeError, ValueError):
-            return None
+        return page_image(Path(path), page, dpi, outline)
 
     def describe(self, llm: str | None = None) -> dict[str, Any]:
         """What this knowledge base runs on: embedder, LLM (the configured one, or the one named),
@@ -997,22 +984,3 @@ class KnowledgeBase:
 
     def __repr__(self) -> str:
         return f"KnowledgeBase({self.name!r}, folder={str(self.folder)!r})"
-
-
-def _passage_rects(page: Any, passage: str) -> list[Any]:
-    """Where a passage lies on a PDF page: the boxes of its words' lines, found by searching for
-    its start and its end (a page's lines break where the chunk's text does not)."""
-    words = passage.split()
-    if not words:
-        return []
-    cjk = bool(han(passage))
-    text = "".join(words) if cjk else " ".join(words)
-    probes = [text[:12], text[-12:]] if cjk else [" ".join(words[:5]), " ".join(words[-5:])]
-    found = [r for probe in dict.fromkeys(p for p in probes if p.strip()) for r in page.search_for(probe)[:1]]
-    if not found:
-        return []
-    top, bottom = min(r.y0 for r in found), max(r.y1 for r in found)
-    lines = [b for b in page.get_text("blocks") if b[3] >= top - 1 and b[1] <= bottom + 1 and str(b[4]).strip()]
-    import pymupdf
-
-    return [pymupdf.Rect(min(b[0] for b in lines), top, max(b[2] for b in lines), bottom)] if lines else found

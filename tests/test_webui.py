@@ -538,3 +538,29 @@ def test_a_folder_uploads_paths_are_read_only_when_well_formed() -> None:
     for bad in ["", "not json", "{}", "[1, 2]", "null", json.dumps([["x/a.md", "b.md", 1]]), json.dumps([["x/a.md", "a.md", True]]),
                 json.dumps([["x/a.md", "a.md", "1"]]), json.dumps([["x/a.md", "a.md"]]), None, 5, ["x/a.md", "a.md", 1], "[" * 100_000]:
         assert folder_hints(bad) == {}, bad
+
+
+def test_the_source_page_is_drawn_with_its_passage_framed(tmp_path: Path) -> None:
+    """The web chat's page view: a PDF page as a PNG, the quoted passage framed in red; nothing for
+    what is no PDF page."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from kbqa.highlight import page_image
+
+    pdf = write_pdf(tmp_path / "manual.pdf", EN_PAGES)
+    passage = EN_PAGES[1].split("\n\n")[1]
+    plain, framed = page_image(pdf, 2), page_image(pdf, 2, outline=passage)
+    assert plain is not None and framed is not None and plain.startswith(b"\x89PNG")
+    def red(png: bytes) -> int:
+        rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+        return int(((rgb[..., 0] > 180) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)).sum())
+
+    assert red(plain) == 0 and red(framed) > 100
+    assert page_image(pdf, 2, outline="words that are on no page at all") == plain
+    text = tmp_path / "notes.txt"
+    text.write_text("not a PDF")
+    assert page_image(pdf, 0) is None and page_image(pdf, 99) is None and page_image(text, 1) is None
+    assert page_image(tmp_path / "gone.pdf", 1) is None
