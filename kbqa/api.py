@@ -157,7 +157,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         if not key_ok(api_key, request.headers.get("authorization", "")):
             raise Unauthorized(WRONG_KEY)
 
-    app.add_middleware(BodyLimit, json_bytes=limit_bytes, upload_bytes=upload_bytes, api_key=api_key)
+    app.add_middleware(BodyLimit, json_bytes=limit_bytes, upload_bytes=upload_bytes, api_key=api_key, stopped=stopped)
 
     @app.exception_handler(ServiceError)
     def service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -176,6 +176,8 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        if isinstance(exc, Stopping):  # as every request the stop refuses: 503 stopping, with Retry-After
+            return service_error(request, Busy("the server is shutting down", retry_after=10, code="stopping"))
         # a malformed upload: Starlette says "Invalid multipart data." and keeps the parser's reason to itself
         reason = multipart_reason(exc) if exc.status_code == 400 else ""
         if reason:
@@ -488,6 +490,14 @@ def body_caps(config: Config) -> tuple[int, int]:
     return int(config.server.max_request_mb * 1024 * 1024), int(config.webui.max_upload_mb * 1024 * 1024) * 10 + (1 << 20)
 
 
+class Stopping(HTTPException):
+    """The server stopped while a request's body was still arriving: answered 503 `stopping` (FastAPI
+    lets an HTTPException raised while it reads a body through, as it does the 413 of BodyLimit)."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "the server is shutting down")
+
+
 class BodyLimit:
     """Refuses request bodies over the limit with 413, whether or not they say their length
     (a chunked body is counted as it arrives). Uploads (paths ending in upload_suffix: the API's
@@ -498,9 +508,10 @@ class BodyLimit:
     (an upload was stored whole, 900 MB, before the key was checked). A body that stops arriving is
     the connection's business (kbqa/headtimeout.py, server.body_timeout_s), as on the web chat."""
 
-    def __init__(self, app: Any, json_bytes: int, upload_bytes: int | None, api_key: str | None = None, upload_suffix: str = "/files") -> None:
+    def __init__(self, app: Any, json_bytes: int, upload_bytes: int | None, api_key: str | None = None, upload_suffix: str = "/files",
+                 stopped: Callable[[], bool] | None = None) -> None:
         self.app, self.json_bytes, self.upload_bytes, self.api_key = app, json_bytes, upload_bytes, api_key
-        self.upload_suffix = upload_suffix
+        self.upload_suffix, self.stopped = upload_suffix, stopped
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -512,28 +523,48 @@ class BodyLimit:
             return
         upload = scope["path"].rstrip("/").endswith(self.upload_suffix)
         cap = self.upload_bytes if upload else self.json_bytes
-        if cap is None:  # (an upload capped per file, and per request by what the service stores)
+        if cap is None and self.stopped is None:  # (an upload capped per file, and per request by what the service stores)
             await self.app(scope, receive, send)
             return
-        message = (f"request body over the limit of {cap / 2**20:.0f} MB "
+        message = (f"request body over the limit of {(cap or 0) / 2**20:.0f} MB "
                    f"({'10 x webui.max_upload_mb per request' if upload else 'server.max_request_mb'})")
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > cap):
+        if cap is not None and length is not None and (not length.isdigit() or int(length) > cap):
             response = JSONResponse({"detail": message}, status_code=413)
             await response(scope, receive, send)
             return
-        seen = 0
+        seen, arriving = 0, True
 
         async def counted() -> dict[str, Any]:
-            nonlocal seen
-            event = await receive()
+            nonlocal seen, arriving
+            event = await self._next(receive) if arriving and self.stopped is not None else await receive()
             if event["type"] == "http.request":
                 seen += len(event.get("body", b""))
-                if seen > cap:
+                if cap is not None and seen > cap:
                     raise HTTPException(413, message)  # FastAPI answers it while reading the body
+                arriving = bool(event.get("more_body"))
+                if arriving and self.stopped is not None and self.stopped():
+                    raise Stopping()
+            else:
+                arriving = False
             return event
 
         await self.app(scope, counted, send)
+
+    async def _next(self, receive: Any) -> dict[str, Any]:
+        """The body's next part; Stopping when the server stops while it is awaited (a slow upload at a
+        SIGTERM: uvicorn cancelled it after its 3 s of grace, and the client got 500)."""
+        part = asyncio.ensure_future(receive())
+        try:
+            while True:
+                done, _ = await asyncio.wait({part}, timeout=0.2)
+                if done:
+                    return part.result()  # type: ignore[no-any-return]
+                if self.stopped is not None and self.stopped():
+                    raise Stopping()
+        finally:
+            if not part.done():
+                part.cancel()
 
 
 def is_loopback(host: str) -> bool:

@@ -399,6 +399,55 @@ def test_sigterm_during_an_upload_keeps_what_was_ingested(home: Path) -> None:
     outside_untouched(home)
 
 
+@pytest.mark.parametrize("rate", ["2 MB/s", "stalled"])
+def test_sigterm_while_an_upload_is_still_arriving_is_a_503_not_a_500(home: Path, rate: str) -> None:
+    """Found by review (helper 73): a SIGTERM while an upload's body was still arriving at 2 MB/s got
+    500 and a traceback ("timeout graceful shutdown exceeded"): nothing watched for the stop until
+    the body had been read. A client that has stopped sending (but not for server.body_timeout_s) too."""
+    import socket
+
+    proc, url = start(home, "api", "--api-key", KEY)
+    port = int(url.rsplit(":", 1)[1])
+    head = b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.txt"\r\nContent-Type: text/plain\r\n\r\n'
+    size = 60 * 2**20
+    line = b"The pump is checked every month by the crew of hall four.\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/kb/slow/files HTTP/1.1\r\nHost: x\r\n" + f"Authorization: Bearer {KEY}\r\n".encode()
+                     + b"Content-Type: multipart/form-data; boundary=b\r\n" + f"Content-Length: {len(head) + size + 8}\r\n\r\n".encode() + head)
+        stop = threading.Event()
+
+        def trickle() -> None:  # about 2 MB/s, until the server answers or the socket closes
+            piece = line * (2**18 // len(line))
+            while not stop.is_set() and (rate != "stalled" or time.time() < stalls_at):
+                try:
+                    sock.sendall(piece)
+                except OSError:
+                    return
+                time.sleep(0.12)
+
+        stalls_at = time.time() + 1
+        sender = threading.Thread(target=trickle, daemon=True)
+        sender.start()
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        reply = b""
+        try:
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                got = sock.recv(65536)
+                if not got:
+                    break
+                reply += got
+        except OSError:
+            pass
+        stop.set()
+    proc.wait(timeout=30)
+    assert reply.startswith(b"HTTP/1.1 503"), reply[:300]
+    assert b"retry-after: 10" in reply.lower() and b'"code":"stopping"' in reply, reply[:600]
+    log = (home / f"server-{port}.log").read_text()
+    assert "Traceback" not in log and " 500 " not in log, log[-3000:]
+    assert not (home / "kbs" / "slow").exists() or not list((home / "kbs" / "slow" / "uploads").glob("*"))
+
+
 def test_a_server_killed_during_an_upload_leaves_a_consistent_knowledge_base(home: Path) -> None:
     from conftest import run_kbqa
 
