@@ -44,8 +44,9 @@ class GenerationQueue:
             if self.closed:
                 raise Busy("the server is shutting down", retry_after=10, code="stopping")
             if self._pending >= self.max_waiting + len(self._free):  # at most max_waiting wait for a copy
+                waiting = self._pending - len(self._free)  # (the others take the free copies)
                 raise Busy(
-                    f"all {self._slots} LLM instance(s) are busy and {self._pending} requests are waiting; try again shortly",
+                    f"all {self._slots} LLM instance(s) are busy and {waiting} requests are waiting; try again shortly",
                     retry_after=self.retry_after(), code="full", seconds=self.retry_after(),
                 )
             self._pending += 1

@@ -639,6 +639,14 @@ def test_a_streaming_waiter_gives_up_after_the_queue_timeout() -> None:
         queue.admit()
     for t in [holder, *tickets]:
         t.release()
+    # the refusal counts those that will wait, not the one about to take the free copy (found by review:
+    # "65 requests are waiting" with max_queue 64)
+    admitted = [queue.admit() for _ in range(3)]  # none has taken the free copy yet
+    with pytest.raises(Busy) as refused:
+        queue.admit()
+    assert "and 2 requests are waiting" in refused.value.message, refused.value.message
+    for t in admitted:
+        t.release()
 
 
 def test_a_stream_abandoned_mid_step_is_closed_soon() -> None:
