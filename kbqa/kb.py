@@ -483,7 +483,7 @@ class KnowledgeBase:
                 index.add(*self.catalog.chunk_vectors(new.tolist()))
         if index.count() != count or index.needs_rebuild():
             self._rebuild_index(index)
-        index.save(generation)
+        self._save_index(index, generation)
 
     def _rebuild_index(self, index: Any) -> None:
         """Fill the index again from the catalog's cached vectors (no embedding); an IVF index is
@@ -604,7 +604,18 @@ class KnowledgeBase:
             generation = self.catalog.generation()
             if index.count() != self.catalog.chunk_count() or index.needs_rebuild():
                 self._rebuild_index(index)  # from the cached vectors: no embedding
+            self._save_index(index, generation)
+
+    def _save_index(self, index: Any, generation: int) -> None:
+        """index.save; KnowledgeBaseError when another process deleted this knowledge base meanwhile
+        (`kbqa kb drop` took its folder from under the write: FileNotFoundError and a traceback before)."""
+        try:
             index.save(generation)
+        except OSError:
+            if not self._dropped():
+                raise
+            raise KnowledgeBaseError(f"knowledge base {self.name!r} was deleted by another process during this write, and what was written "
+                                     "went with it: make it again (kbqa ingest DOCS --kb NAME)") from None
 
     @property
     def llm(self) -> Any:

@@ -236,6 +236,36 @@ def test_dropping_a_knowledge_base_during_its_ingest_stops_the_ingest_with_a_mes
     assert not (home / "kbs" / "d").exists()  # nothing written again where it was
 
 
+@pytest.mark.parametrize("save_every_s", [0, 3600])
+def test_a_knowledge_base_deleted_while_its_ingest_saves_the_index_ends_it_with_a_message(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, save_every_s: int) -> None:
+    """The test above failed once under load: `kbqa kb drop` took the folder while the ingest saved
+    its vector index (every 30 s, and at its end), and the ingest died of FileNotFoundError with a
+    traceback instead of saying what happened."""
+    import kbqa.pipeline
+    from kbqa.kb import KnowledgeBase, KnowledgeBaseError, remove_folder
+    from kbqa.store.vectors import FaissIndex
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"note{i}.txt").write_text(f"The valve on line {i} is greased every {i + 2} months.", encoding="utf-8")
+    kb = KnowledgeBase.open("saving", llm="extractive")
+    monkeypatch.setattr(kbqa.pipeline, "SAVE_EVERY_S", save_every_s)  # 0: a save after each file; 3600: only at the end
+    save = FaissIndex.save
+    stored = threading.Event()  # a file is in: the saves after that are the ingest's own
+
+    def dropped_meanwhile(self: FaissIndex, generation: int) -> None:
+        if stored.is_set() and kb.folder.exists():
+            remove_folder(kb.folder)  # what `kbqa kb drop` does, as if from another process
+        save(self, generation)
+
+    monkeypatch.setattr(FaissIndex, "save", dropped_meanwhile)
+    with pytest.raises(KnowledgeBaseError, match="was deleted by another process during this"):
+        kb.ingest([docs], progress=lambda p: stored.set() if p.stage == "file" and p.result is not None else None)
+    assert not kb.folder.exists()  # nothing written again where it was
+
+
 @pytest.mark.slow
 def test_the_loader_process_ends_with_its_parent(tmp_path: Path) -> None:
     """Found by review: after kill -9 of `kbqa ingest`, its loader process went on parsing a
