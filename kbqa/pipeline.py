@@ -273,10 +273,6 @@ class IngestRun:
             except OSError as exc:  # a folder it cannot write: the ingest goes on, unshared (and fails at its first commit if it must)
                 log.warning("cannot claim files in %s (%s): another ingest of this knowledge base may read the same files", kb.folder, exc)
 
-        def deleted() -> KnowledgeBaseError:
-            return KnowledgeBaseError(f"knowledge base {kb.name!r} was deleted by another process during this ingest, and what "
-                                      "it had ingested went with it: run the ingest again to make it anew")
-
         def planned(todo: list[tuple[Path, str]], held: list[tuple[Path, str]]) -> Iterator[_FilePlan]:
             for path, name in todo:
                 if claims is not None and not claims.take(str(path)):
@@ -304,7 +300,7 @@ class IngestRun:
                     if claims is not None:
                         claims.release(str(plan.path))
                     if kb._dropped():
-                        raise deleted()
+                        raise self._deleted()
                     show_pages()
                     report.files.append(result)
                     dirty = dirty or result.status not in ("skipped",)
@@ -312,7 +308,7 @@ class IngestRun:
                         try:
                             kb._save_index(index, kb.catalog.generation())
                         except KnowledgeBaseError:  # deleted while it saved (test_interrupt.py's drop test failed so once, under load)
-                            raise deleted() from None
+                            raise self._deleted() from None
                         last_save, dirty = time.monotonic(), False
                     notify(Progress("file", n + 1, len(files), plan.name, result))
                 done += len(todo) - len(held)
@@ -337,6 +333,8 @@ class IngestRun:
             if remote is not None:
                 remote.close()
             kb._sync_index()
+        if kb._dropped():  # after the last file's check: what it reports went with the folder
+            raise self._deleted()
         report.seconds = time.perf_counter() - started
         notify(Progress("done", len(files), len(files)))
         return report
@@ -429,8 +427,15 @@ class IngestRun:
             report.interrupted = True
         finally:
             self.kb._sync_index()
+        if self.kb._dropped():
+            raise self._deleted()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _deleted(self) -> KnowledgeBaseError:
+        """The error of an ingest whose knowledge base another process deleted (`kbqa kb drop`) while it ran."""
+        return KnowledgeBaseError(f"knowledge base {self.kb.name!r} was deleted by another process during this ingest, and what "
+                                  "it had ingested went with it: run the ingest again to make it anew")
 
     def _store_source(
         self, key: str, name: str, sha: str, size: int, mtime: float | None, read: Callable[[], list[Document]], force: bool,

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -264,6 +265,36 @@ def test_a_knowledge_base_deleted_while_its_ingest_saves_the_index_ends_it_with_
     with pytest.raises(KnowledgeBaseError, match="was deleted by another process during this"):
         kb.ingest([docs], progress=lambda p: stored.set() if p.stage == "file" and p.result is not None else None)
     assert not kb.folder.exists()  # nothing written again where it was
+
+
+def test_a_knowledge_base_deleted_after_its_last_file_ends_the_ingest_with_a_message(home: Path, tmp_path: Path) -> None:
+    """Found by review: a `kbqa kb drop` landing after the ingest's check of its last file (and before
+    the ingest returned) gave the normal report ("1 added") for what went with the folder."""
+    from kbqa.kb import KnowledgeBase, KnowledgeBaseError, remove_folder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.txt").write_text("The valve is greased every 3 months.", encoding="utf-8")
+    kb = KnowledgeBase.open("late", llm="extractive")
+
+    def drop_after_the_last_file(p: Any) -> None:
+        if p.stage == "file" and p.result is not None and kb.folder.exists():
+            remove_folder(kb.folder)  # what `kbqa kb drop` does, as if from another process
+
+    with pytest.raises(KnowledgeBaseError, match="was deleted by another process during this ingest"):
+        kb.ingest([docs], progress=drop_after_the_last_file)
+    assert not kb.folder.exists()
+
+    from ingest.types import Document
+
+    def sources() -> Any:  # documents in memory: dropped once the last is stored
+        yield "doc-1", [Document("The pump is checked every week.")]
+        remove_folder(kb.folder)
+
+    kb = KnowledgeBase.open("late", llm="extractive")
+    with pytest.raises(KnowledgeBaseError, match="was deleted by another process during this ingest"):
+        kb.ingest_documents(sources())
+    assert not kb.folder.exists()
 
 
 @pytest.mark.slow
