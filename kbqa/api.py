@@ -83,6 +83,15 @@ def public_hit(hit: Hit) -> dict[str, Any]:
     return out
 
 
+def _validation_message(error: dict[str, Any]) -> str:
+    """A validation error's message, saying what to send where pydantic's would not."""
+    message = clean_text(str(error.get("msg", "")))
+    if "Expected UploadFile" in message:  # a form part without filename="…": Starlette reads it as a text field
+        return ("this part is not a file: send each file as a part with filename=\"NAME\" in its Content-Disposition "
+                "(a part named only by filename*=, RFC 5987, is a text field in a form: RFC 7578 rules it out)")
+    return message
+
+
 def multipart_reason(exc: BaseException) -> str:
     """Why python-multipart refused an upload's body, from the errors that led to exc ("" if none
     did), told as what to change."""
@@ -171,7 +180,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     @app.exception_handler(RequestValidationError)
     def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # the input itself is not echoed: it may be huge, or not even valid UTF-8
-        problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": clean_text(str(e.get("msg", "")))} for e in exc.errors()]
+        problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": _validation_message(e)} for e in exc.errors()]
         return JSONResponse({"detail": problems}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

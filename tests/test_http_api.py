@@ -256,6 +256,12 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
     # a file name too long for the multipart parser's header line: 400 that says why (it said "Invalid multipart data." only)
     named = httpx.post(f"{api}/v1/kb/api/files", files={"files": ("a" * 5000 + ".txt", b"text")}, headers=auth, timeout=60)
     assert named.status_code == 400 and "header size exceeded" in named.json()["detail"] and "shorter name" in named.json()["detail"], named.text
+    # a part named only by RFC 5987's filename* (which RFC 7578 forbids in forms) is no file to Starlette:
+    # the 422 said "Expected UploadFile, received: <class 'str'>"; it now says what to send
+    starred = httpx.post(f"{api}/v1/kb/api/files", headers={**auth, "Content-Type": "multipart/form-data; boundary=XX"},
+                         content=b"--XX\r\nContent-Disposition: form-data; name=\"files\"; filename*=UTF-8''%E5%91%98.txt\r\n"
+                                 b"Content-Type: text/plain\r\n\r\nhello\r\n--XX--\r\n", timeout=60)
+    assert starred.status_code == 422 and 'filename="' in starred.json()["detail"][0]["msg"] and "filename*" in starred.text, starred.text
     nan = httpx.post(f"{api}/v1/kb/api/search", content=b'{"query": "RO", "threshold": NaN}', headers={**auth, "Content-Type": "application/json"})
     assert nan.status_code == 422
     assert httpx.post(f"{api}/v1/kb/api/search", json={"query": "RO", "top_k": 10**19}, headers=auth).status_code == 422
