@@ -29,9 +29,13 @@ def passage_span(text: str, question: str) -> tuple[int, int] | None:
     return start, end
 
 
+MAX_PIXELS = 4_000_000  # a page drawn larger is drawn at a lower resolution (a PDF page may be 200 inches square)
+
+
 def page_image(source: Path, page: int, dpi: int = 110, outline: str | None = None) -> bytes | None:
     """A PNG of one page of a PDF (1-based page), with the text `outline` framed in red where the page
-    holds it; None when the file is not a PDF, is gone, or has no such page."""
+    holds it, at most MAX_PIXELS; None when the file is not a PDF, is gone, has no such page, or
+    MuPDF cannot draw it."""
     if source.suffix.lower() != ".pdf" or not source.is_file() or page < 1:
         return None
     from ingest.loaders.pdf import quiet_pymupdf
@@ -44,8 +48,10 @@ def page_image(source: Path, page: int, dpi: int = 110, outline: str | None = No
             sheet = doc[page - 1]
             for rect in _passage_rects(sheet, outline or ""):
                 sheet.draw_rect(rect + (-2, -2, 2, 2), color=(0.85, 0.1, 0.1), width=1.5)  # in memory only: the file is not written
-            return bytes(sheet.get_pixmap(dpi=dpi).tobytes("png"))
-    except (RuntimeError, ValueError):
+            inches = max(sheet.rect.width * sheet.rect.height / 72**2, 1e-6)
+            dpi = min(dpi, int((MAX_PIXELS / inches) ** 0.5))  # (a 14,400 pt page at 110 dpi: 484 Mpx, 1.3 GB and seconds a view)
+            return bytes(sheet.get_pixmap(dpi=max(dpi, 1)).tobytes("png"))
+    except (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase):  # (MuPDF's own errors, e.g. "Overly large image", are none of the first two)
         return None
 
 

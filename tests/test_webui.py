@@ -564,3 +564,18 @@ def test_the_source_page_is_drawn_with_its_passage_framed(tmp_path: Path) -> Non
     text.write_text("not a PDF")
     assert page_image(pdf, 0) is None and page_image(pdf, 99) is None and page_image(text, 1) is None
     assert page_image(tmp_path / "gone.pdf", 1) is None
+    # found by review: a page of PDF's largest size (14,400 pt square) made MuPDF raise "Overly large
+    # image", which ended every chat answer citing it with a bare "Error"; a 10,000 pt one took 1.3 GB and
+    # 3 s a view. Now it is drawn at a lower resolution, within MAX_PIXELS.
+    import pymupdf
+
+    from kbqa.highlight import MAX_PIXELS
+
+    for side in (14_400, 10_000):
+        doc = pymupdf.open()
+        doc.new_page(width=side, height=side).insert_text((72, 72), "The okapi drinks four liters of water a day.", fontsize=11)
+        doc.save(tmp_path / f"poster{side}.pdf")
+        drawn = page_image(tmp_path / f"poster{side}.pdf", 1, outline="The okapi drinks four liters of water a day.")
+        assert drawn is not None, side
+        width, height = Image.open(io.BytesIO(drawn)).size
+        assert 1_000_000 < width * height <= MAX_PIXELS, (side, width, height)

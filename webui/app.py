@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import re
 import shutil
@@ -24,6 +25,8 @@ from kbqa.highlight import passage_span  # noqa: E402
 from kbqa.kb import safe_filename  # noqa: E402
 from kbqa.service import Service, ServiceError, Upload  # noqa: E402
 from webui.texts import LANGUAGES, TEXTS, file_error, language, summary, t  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 safe_name = safe_filename
 
@@ -385,6 +388,9 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         try:
             pages, files = source_views(kb_name, hits, query) if hits else ([], [])
         except ServiceError:
+            pages, files = [], []
+        except Exception:  # a page or a copy that cannot be made (found by review: a page MuPDF would not draw) costs the views, not the answer
+            log.exception("cannot show the sources' pages and files")
             pages, files = [], []
         if dropped():
             return
