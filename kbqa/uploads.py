@@ -139,6 +139,9 @@ def unpack_zip(
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
                 out.skipped.append(f"{name}: a symbolic link, not extracted")
                 continue
+            if info.flag_bits & 0x1:  # (zipfile's own error says "File <ZipInfo filename=… compress_type=…> is encrypted")
+                out.skipped.append(f"{name}: encrypted (password-protected); not extracted: upload it unencrypted")
+                continue
             if info.file_size == 0:  # nothing to read: not stored, not ingested (5,000 of them held an ingest slot for minutes)
                 empty += 1
                 continue

@@ -280,6 +280,28 @@ def test_zip_members_of_one_name_are_both_kept_and_a_clash_is_said_plainly(tmp_p
     assert out.skipped == ["f.txt/g.txt: a file of the archive has the name of its folder; not extracted"]
 
 
+def test_a_zips_encrypted_member_is_named_plainly_and_the_rest_extracted(tmp_path: Path) -> None:
+    """Found by review: the message was zipfile's "File <ZipInfo filename='secret.txt' compress_type=deflate
+    filemode='?rw-------' file_size=58 compress_size=57> is encrypted, password required for extraction"."""
+    import io
+    import zipfile
+
+    from kbqa.uploads import unpack_zip
+
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("secret.txt", "the vault code is 4711")
+        zf.writestr("plain.txt", "the lobby opens at eight")
+    data = bytearray(packed.getvalue())
+    data[6] |= 1  # the first member's "encrypted" flag, in its local header and its central directory entry
+    data[data.find(b"PK\x01\x02") + 8] |= 1
+    archive = tmp_path / "locked.zip"
+    archive.write_bytes(bytes(data))
+    out = unpack_zip(archive, tmp_path / "out", max_bytes=10**6)
+    assert [p.name for p in out.files] == ["plain.txt"]
+    assert out.skipped == ["secret.txt: encrypted (password-protected); not extracted: upload it unencrypted"]
+
+
 def test_a_zips_empty_files_are_counted_not_extracted(tmp_path: Path) -> None:
     """Found by review: a 500 KB zip of 5,000 empty files held an ingest slot for 204 s and left 5,000
     failed rows and files behind."""
