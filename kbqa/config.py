@@ -108,7 +108,8 @@ class LLMConfig(_Section):
 class WebUIConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
-    max_upload_mb: float = 100
+    max_upload_mb: float = Field(100, gt=0)
+    max_sessions: int = Field(100, ge=1)
 
 
 class ServerConfig(_Section):

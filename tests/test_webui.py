@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import EN_PAGES, KBQA, ROOT, free_port, write_pdf
+from conftest import EN_PAGES, KBQA, ROOT, free_port, run_kbqa, write_pdf
 
 pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
 
@@ -500,6 +501,64 @@ def test_a_folder_upload_over_ten_uploads_worth_is_stored_in_part_not_refused_wh
         proc.terminate()
         proc.wait(timeout=30)
     assert sent.status_code == 200 and len(sent.json()) == 14, (sent.status_code, sent.text[:300])
+
+
+def test_a_file_over_the_upload_limit_is_named_and_the_rest_of_its_batch_stored(home: Path, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: one file over webui.max_upload_mb in a batch (or a dropped folder) made Gradio
+    refuse the whole request with 413, and the page uploaded none of the files; the README says that
+    file is named and the rest stored."""
+    from gradio_client import Client, handle_file
+
+    monkeypatch.setenv("KBQA_WEBUI__MAX_UPLOAD_MB", "1")
+    small = [tmp_path / "pumps.txt", tmp_path / "valves.txt"]
+    small[0].write_text("The pump in hall 3 is checked every week.", encoding="utf-8")
+    small[1].write_text("The valves on line 7 are greased every month.", encoding="utf-8")
+    big = tmp_path / "archive.txt"
+    big.write_text("The old log of the plant. " * 60_000, encoding="utf-8")  # 1.5 MB
+    proc, url = start_serve(home)
+    try:
+        status = str(Client(url, verbose=False).predict([handle_file(str(p)) for p in [*small, big]], None, "web", api_name="/upload"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "archive.txt" in status and "over the upload limit of 1 MB" in status, status
+    listed = run_kbqa("kb", "files", "web", "--json")
+    assert listed.returncode == 0 and sorted(f["name"] for f in json.loads(listed.stdout)) == ["pumps.txt", "valves.txt"], listed.stdout
+
+
+def test_a_client_under_many_session_ids_does_not_fill_the_servers_memory(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: Gradio keeps each session's inputs in memory, up to 10,000 sessions: 190 requests
+    with a 5.7 MB chat history, each under a new session id, took the server from 0.8 to 1.9 GB for good.
+    It now keeps webui.max_sessions (here 4)."""
+    import uuid
+
+    monkeypatch.setenv("KBQA_WEBUI__MAX_SESSIONS", "4")
+    monkeypatch.setenv("KBQA_SERVER__WARM_UP", "false")  # no models loading beside the count (these requests ask nothing)
+    proc, url = start_serve(home)
+
+    def rss_mb() -> int:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) // 1024
+
+    try:
+        chat = next(d["id"] for d in httpx.get(f"{url}config", timeout=30).json()["dependencies"] if d.get("api_name") == "chat")
+        text = lambda role, words: {"role": role, "content": [{"type": "text", "text": words}]}
+        history = [text("user", "a" * 1_000_000), text("assistant", "b" * 1_000_000)]  # 2 MB, within server.max_request_mb
+        before = rss_mb()
+        for _ in range(60):
+            session = uuid.uuid4().hex[:11]
+            body = {"data": ["", history, "web", 4, 0.0, "extractive", 0.0, None, None, None], "fn_index": chat, "session_hash": session}
+            with httpx.Client(base_url=url, timeout=60) as client:
+                assert client.post("gradio_api/queue/join", content=json.dumps(body), headers={"content-type": "application/json"}).status_code == 200
+                with client.stream("GET", f"gradio_api/queue/data?session_hash={session}") as events:
+                    done = [line for line in events.iter_lines() if "process_completed" in line]
+                    assert done and '"success": true' in done[0].replace('"success":true', '"success": true'), done
+        grown = rss_mb() - before
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert grown < 100, grown  # (60 sessions of 2 MB kept: some 190 MB)
 
 
 def test_sigterm_during_a_streamed_answer_keeps_what_came_and_says_why_it_stopped(home: Path, docs: Path) -> None:

@@ -770,7 +770,12 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
             quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
             server_name=host, server_port=port, auth=auth, allowed_paths=[str(config.home_dir() / "cache" / "web")],
             show_error=False,  # expected problems come back as messages; anything else must not show server paths
-            max_file_size=f"{config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit]}, head=FOLDER_PATHS_SCRIPT)
+            # a file over webui.max_upload_mb in a batch or a folder is named by the service, and the rest stored (Gradio
+            # refused the whole request at once): Gradio's own cap is the most a request may store, ten times that
+            max_file_size=f"{10 * config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit]}, head=FOLDER_PATHS_SCRIPT,
+            # each session's last inputs and outputs stay in memory (Gradio keeps 10,000 sessions' worth: a client
+            # sending 6 MB histories under new session ids took the server from 0.8 to 1.9 GB in 25 s, for good)
+            state_session_capacity=config.webui.max_sessions)
     except KeyboardInterrupt:  # (a signal while Gradio was still starting)
         if not stopped_by:
             raise
