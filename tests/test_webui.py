@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -486,6 +487,27 @@ def test_a_value_of_the_wrong_kind_from_an_api_client_is_a_clear_error_without_a
         message = str(said.value)
         assert field in message and "cannot read" in message and "verbose error reporting" not in message, message
     assert client.predict("pump", "web", 4, 0.3, api_name="/search")  # and the next one is answered
+    # found by review: an fn_index the page lacks was Gradio's 500 (KeyError); too few inputs, or a file part
+    # of a history without its "meta", Gradio's bare "Error"; each with a traceback in the log
+    events = {d.get("api_name"): d["id"] for d in httpx.get(f"{server}config", timeout=30).json()["dependencies"]}
+
+    def join(body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(f"{server}gradio_api/queue/join", json={"session_hash": "s1", **body}, timeout=30)
+
+    for fn_index in (99999, -1, True, "search"):
+        refused = join({"fn_index": fn_index, "data": []})
+        assert refused.status_code == 400 and "names no event of this page" in refused.json()["detail"], (fn_index, refused.text)
+
+    def said(fn: str, data: list[Any]) -> str:
+        assert join({"fn_index": events[fn], "data": data}).status_code == 200
+        with httpx.stream("GET", f"{server}gradio_api/queue/data?session_hash=s1", timeout=60) as stream:
+            done = next(json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:") and "process_completed" in line)
+        assert done["success"] is False, done
+        return str(done["output"].get("error"))
+
+    assert "expected" in said("search", ["pump", "web"]).lower()
+    no_meta = [{"role": "user", "content": [{"type": "file", "file": {"path": "/etc/passwd"}}]}]
+    assert "cannot read" in said("chat", ["pump", no_meta, "web", 4, 0.3, "extractive", 0.1, None, None, None])
     assert "Traceback" not in (home / "serve.log").read_text()
 
 

@@ -733,16 +733,60 @@ def check_histories(app: Any) -> None:
     validate = app.validate_inputs
 
     def validate_inputs(block_fn: Any, inputs: list[Any]) -> None:
-        validate(block_fn, inputs)
+        try:
+            validate(block_fn, inputs)
+        except ValueError:  # too few or too many values (Gradio's message lists the components' reprs; its traceback went to the log)
+            name = getattr(block_fn, "api_name", None) or getattr(block_fn, "name", "this event")
+            raise gr.Error(f"{name}: expected {len(block_fn.inputs)} input values, got {len(inputs)} "
+                           "(GET /gradio_api/info lists each event's inputs)", print_exception=False) from None
         for block, value in zip(block_fn.inputs, inputs):
             if isinstance(block, gr.Chatbot) and value is not None:
-                try:
-                    block.data_model.model_validate(value)
+                try:  # (validate_meta: a file part must say it is one, as Gradio checks later, with a traceback)
+                    block.data_model.model_validate(value, context={"validate_meta": True})
                 except Exception:
                     raise gr.Error(f"{block.label or 'history'}: cannot read {_short(repr(value), 80)}; send a list of messages "
                                    "({'role': 'user' or 'assistant', 'content': [{'type': 'text', 'text': …}]})", print_exception=False) from None
 
     app.validate_inputs = validate_inputs
+
+
+class KnownEvents:
+    """Refuses a call of the page's event queue (/gradio_api/queue/join, /run/predict) that names no event
+    of this page: 400 with a message. (Found by review: fn_index 99999 or -1 was Gradio's 500, with a
+    KeyError traceback in the log.) Placed inside BodyLimit, which caps the body this reads whole."""
+
+    def __init__(self, app: Any, known: set[int]) -> None:
+        self.app, self.known = app, known
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].rstrip("/").endswith(("/queue/join", "/run/predict")):
+            await self.app(scope, receive, send)
+            return
+        events: list[dict[str, Any]] = []
+        body = b""
+        while True:
+            event = await receive()
+            events.append(event)
+            if event["type"] != "http.request":
+                break
+            body += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        try:
+            named = json.loads(body).get("fn_index")
+        except (ValueError, AttributeError):  # not JSON, or not an object: Gradio's own 422 says so
+            named = None
+        if named is not None and (type(named) is not int or named not in self.known):
+            from starlette.responses import JSONResponse
+
+            message = f"fn_index {_short(repr(named), 40)} names no event of this page: reload the page (GET /config lists its events)"
+            await JSONResponse({"detail": message}, status_code=400)(scope, receive, send)
+            return
+
+        async def replay() -> dict[str, Any]:
+            return events.pop(0) if events else await receive()
+
+        await self.app(scope, replay, send)
 
 
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
@@ -765,6 +809,7 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
 
     json_bytes, _ = body_caps(config)  # bodies over server.max_request_mb get 413, as on `kbqa api` (uploads: see BodyLimit)
     limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=None, upload_suffix="/gradio_api/upload")
+    known = Middleware(KnownEvents, known=set(app.fns))
     try:
         app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
             quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
@@ -772,7 +817,7 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
             show_error=False,  # expected problems come back as messages; anything else must not show server paths
             # a file over webui.max_upload_mb in a batch or a folder is named by the service, and the rest stored (Gradio
             # refused the whole request at once): Gradio's own cap is the most a request may store, ten times that
-            max_file_size=f"{10 * config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit]}, head=FOLDER_PATHS_SCRIPT,
+            max_file_size=f"{10 * config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit, known]}, head=FOLDER_PATHS_SCRIPT,
             # each session's last inputs and outputs stay in memory (Gradio keeps 10,000 sessions' worth: a client
             # sending 6 MB histories under new session ids took the server from 0.8 to 1.9 GB in 25 s, for good)
             state_session_capacity=config.webui.max_sessions)
