@@ -355,7 +355,7 @@ def scale(n: int, home: Path, queries: int = 200, recall_n: int = 100_000, rebui
         m = min(recall_n, n)
         print(f"recall@10 against flat over the first {m} chunks, {len(qs)} CMRC questions embedded as queries:", flush=True)
         result["recall"] = scale_recall(m, rows, base, qv, list(kinds))
-        print(f"the same with random unit vectors (worst case for IVF/HNSW):", flush=True)
+        print("the same with random unit vectors (worst case for IVF/HNSW):", flush=True)
         result["recall_random"] = scale_recall(m, rows, base, qv, ["ivf:SQ8"], random_vectors=True)
     return result
 

@@ -345,9 +345,9 @@ class Headings:
 
     def __init__(self, doc: Any, pages: list[list[tuple[str, float]]]) -> None:
         self.outline: dict[int, list[tuple[int, str]]] = {}
-        for level, title, page in doc.get_toc(simple=True):
+        for depth, title, page in doc.get_toc(simple=True):
             if title.strip() and page >= 1:
-                self.outline.setdefault(page, []).append((level, _squash(title)))
+                self.outline.setdefault(page, []).append((depth, _squash(title)))
         self.body = _body_size([p for paragraphs in pages for p in paragraphs])
         sizes = sorted({round(size * 2) / 2 for paragraphs in pages for text, size in paragraphs if self._large(text, size)}, reverse=True)
         self.levels = {size: min(i + 1, 3) for i, size in enumerate(sizes)}
