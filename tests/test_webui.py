@@ -458,8 +458,9 @@ def test_a_request_body_over_the_limit_is_a_413_on_the_web_chat_too(server: str)
             yield b"x" * 2**20
         yield b'"]}'
 
-    said = httpx.post(f"{server}gradio_api/call/chat", content=chunks(), headers={"content-type": "application/json"}, timeout=60)
-    assert said.status_code == 413, (said.status_code, said.text[:200])
+    for route in ("call/chat", "queue/join", "run/search"):
+        said = httpx.post(f"{server}gradio_api/{route}", content=chunks(), headers={"content-type": "application/json"}, timeout=60)
+        assert said.status_code == 413, (route, said.status_code, said.text[:200])
     small = httpx.post(f"{server}gradio_api/call/search", json={"data": ["pump", "web", 4, 0.3]}, timeout=60)
     assert small.status_code == 200, small.text
 
@@ -497,6 +498,13 @@ def test_a_value_of_the_wrong_kind_from_an_api_client_is_a_clear_error_without_a
     for fn_index in (99999, -1, True, "search"):
         refused = join({"fn_index": fn_index, "data": []})
         assert refused.status_code == 400 and "names no event of this page" in refused.json()["detail"], (fn_index, refused.text)
+        refused = httpx.post(f"{server}gradio_api/run/search", json={"fn_index": fn_index, "data": []}, timeout=30)
+        assert refused.status_code == 400 and "names no event of this page" in refused.json()["detail"], (fn_index, refused.text)
+    for route in ("run/nosuch", "api/nosuch", "call/nosuch", "call/v2/nosuch", "call/v2/select_answer"):  # (a private event has no v2 route)
+        refused = httpx.post(f"{server}gradio_api/{route}", json={"data": []}, timeout=30)
+        assert refused.status_code == 404 and "no event of this page is named" in refused.json()["detail"], (route, refused.text)
+    nested = httpx.post(f"{server}gradio_api/queue/join", content=b"[" * 200_000, headers={"content-type": "application/json"}, timeout=30)
+    assert 400 <= nested.status_code < 500, nested.text[:200]
 
     def said(fn: str, data: list[Any]) -> str:
         assert join({"fn_index": events[fn], "data": data}).status_code == 200

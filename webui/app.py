@@ -751,34 +751,51 @@ def check_histories(app: Any) -> None:
 
 
 class KnownEvents:
-    """Refuses a call of the page's event queue (/gradio_api/queue/join, /run/predict) that names no event
-    of this page: 400 with a message. (Found by review: fn_index 99999 or -1 was Gradio's 500, with a
-    KeyError traceback in the log.) Placed inside BodyLimit, which caps the body this reads whole."""
+    """Refuses a call of the page's events that names none of them, with a message: an fn_index the page
+    lacks (/gradio_api/queue/join, /run/NAME, /api/NAME: 400), a NAME it lacks (/run, /api, /call,
+    /call/v2: 404). (Found by review: each was Gradio's 500, with a KeyError traceback in the log.)
+    Placed inside BodyLimit, whose limits hold for the body this reads whole."""
 
-    def __init__(self, app: Any, known: set[int]) -> None:
-        self.app, self.known = app, known
+    ROUTE = re.compile(r"/gradio_api/(?:(queue/join)|(run|api|call|call/v2)/([^/]+))/?")
+
+    def __init__(self, app: Any, known: set[int], names: set[str], public: set[str]) -> None:
+        self.app, self.known, self.names, self.public = app, known, names, public
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].rstrip("/").endswith(("/queue/join", "/run/predict")):
+        route = self.ROUTE.fullmatch(scope["path"]) if scope["type"] == "http" and scope.get("method") == "POST" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        from starlette.exceptions import HTTPException
+        from starlette.responses import JSONResponse
+
+        joined, kind, name = route.groups()
+        if name is not None and name not in (self.public if kind == "call/v2" else self.names):
+            message = f"no event of this page is named {_short(repr(name), 60)} (GET /gradio_api/info lists them)"
+            await JSONResponse({"detail": message}, status_code=404)(scope, receive, send)
+            return
+        if kind == "call" or kind == "call/v2":  # (these take no fn_index)
             await self.app(scope, receive, send)
             return
         events: list[dict[str, Any]] = []
-        body = b""
-        while True:
-            event = await receive()
-            events.append(event)
-            if event["type"] != "http.request":
-                break
-            body += event.get("body", b"")
-            if not event.get("more_body"):
-                break
+        pieces: list[bytes] = []
         try:
-            named = json.loads(body).get("fn_index")
-        except (ValueError, AttributeError):  # not JSON, or not an object: Gradio's own 422 says so
+            while True:
+                event = await receive()
+                events.append(event)
+                if event["type"] != "http.request":
+                    break
+                pieces.append(event.get("body", b""))
+                if not event.get("more_body"):
+                    break
+        except HTTPException as exc:  # BodyLimit's 413 (a chunked body over the limit), answered here: no route reads it
+            await JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)(scope, receive, send)
+            return
+        try:
+            named = json.loads(b"".join(pieces)).get("fn_index")
+        except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, nested too deep: Gradio's own 4xx says so
             named = None
         if named is not None and (type(named) is not int or named not in self.known):
-            from starlette.responses import JSONResponse
-
             message = f"fn_index {_short(repr(named), 40)} names no event of this page: reload the page (GET /config lists its events)"
             await JSONResponse({"detail": message}, status_code=400)(scope, receive, send)
             return
@@ -809,7 +826,8 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
 
     json_bytes, _ = body_caps(config)  # bodies over server.max_request_mb get 413, as on `kbqa api` (uploads: see BodyLimit)
     limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=None, upload_suffix="/gradio_api/upload")
-    known = Middleware(KnownEvents, known=set(app.fns))
+    known = Middleware(KnownEvents, known=set(app.fns), names={fn.api_name for fn in app.fns.values() if fn.api_name},
+                       public={fn.api_name for fn in app.fns.values() if fn.api_name and fn.api_visibility == "public"})
     try:
         app.queue(default_concurrency_limit=concurrency, max_size=concurrency * 2).launch(
             quiet=True,  # no Gradio banner ("set share=True..."): kbqa never shares a public link
