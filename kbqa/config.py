@@ -109,7 +109,7 @@ class WebUIConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     max_upload_mb: float = Field(100, gt=0)
-    max_sessions: int = Field(100, ge=1)
+    max_sessions: int = Field(1000, ge=1)
 
 
 class ServerConfig(_Section):

@@ -245,12 +245,31 @@ def let_uploaded_dotfiles_through() -> None:
     processing_utils._check_allowed = checked
 
 
+def keep_no_session_values() -> None:
+    """Gradio copies the last value of each input and output a session used into that session's
+    state, for its "deep links", which kbqa does not offer: a client sending 8 MB values to five
+    events under new session ids held 35 MB a session, 4.2 GB for webui.max_sessions (100) of them
+    (found by review). Those copies are no longer kept; what a session needs (its gr.State values,
+    its components' updated settings) is kept as before."""
+    from gradio.state_holder import SessionState
+
+    if getattr(SessionState._update_value_in_config, "kbqa", False):
+        return
+
+    def forget(self: Any, key: int, value: Any) -> None:
+        return None
+
+    forget.kbqa = True  # type: ignore[attr-defined]
+    SessionState._update_value_in_config = forget  # type: ignore[method-assign]
+
+
 def build_app(config: Config, kb: str = "default", service: Service | None = None) -> Any:
     scratch = web_scratch(config)  # before gradio is imported: it reads GRADIO_TEMP_DIR
     swept = [time.monotonic()]  # when Gradio's cache was last swept of what is over an hour old (web_scratch: now)
     import gradio as gr
 
     let_uploaded_dotfiles_through()
+    keep_no_session_values()
 
     service = service or Service(config)
     names = service.listed_names()[0]  # (a store away at start: the page comes up, and says so when a knowledge base is used)
@@ -836,8 +855,7 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
             # a file over webui.max_upload_mb in a batch or a folder is named by the service, and the rest stored (Gradio
             # refused the whole request at once): Gradio's own cap is the most a request may store, ten times that
             max_file_size=f"{10 * config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit, known]}, head=FOLDER_PATHS_SCRIPT,
-            # each session's last inputs and outputs stay in memory (Gradio keeps 10,000 sessions' worth: a client
-            # sending 6 MB histories under new session ids took the server from 0.8 to 1.9 GB in 25 s, for good)
+            # each session's state stays in memory (some 0.2 MB; Gradio keeps 10,000 sessions' worth): see keep_no_session_values
             state_session_capacity=config.webui.max_sessions)
     except KeyboardInterrupt:  # (a signal while Gradio was still starting)
         if not stopped_by:
