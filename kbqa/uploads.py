@@ -5,11 +5,13 @@ from __future__ import annotations
 import fcntl
 import glob
 import hashlib
+import lzma
 import os
 import re
 import socket
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -174,13 +176,15 @@ def unpack_zip(
                             raise ValueError("larger than its header says")  # the header lied about the size
                         fh.write(chunk)
                 _put(partial, dest, out)
-            except (zipfile.BadZipFile, ValueError, RuntimeError, OSError) as exc:
+            except (zipfile.BadZipFile, ValueError, RuntimeError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
                 if partial.is_file():  # an earlier upload of the same member stays as it was
                     partial.unlink()
                 if isinstance(exc, (FileExistsError, NotADirectoryError)):
                     why = "a file of the archive has the name of its folder"
                 elif isinstance(exc, IsADirectoryError):
                     why = "a folder of the archive has its name"
+                elif isinstance(exc, (zlib.error, lzma.LZMAError, EOFError)) or (isinstance(exc, OSError) and not exc.strerror):
+                    why = "its compressed data is damaged"  # (zlib's "Error -3 while decompressing data", bz2's bare OSError)
                 else:
                     why = _reason(exc)
                 out.skipped.append(f"{name}: {why}; not extracted")

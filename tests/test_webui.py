@@ -304,6 +304,34 @@ def test_a_zips_encrypted_member_is_named_plainly_and_the_rest_extracted(tmp_pat
     assert out.skipped == ["secret.txt: encrypted (password-protected); not extracted: upload it unencrypted"]
 
 
+@pytest.mark.parametrize("method", ["deflate", "lzma"])
+def test_a_zip_member_with_damaged_compressed_data_is_named_and_the_rest_extracted(tmp_path: Path, method: str) -> None:
+    """Found by review: garbled deflate data (zlib.error) or a cut LZMA stream (LZMAError) escaped
+    unpack_zip, and the whole upload, the plain file sent beside the zip too, ended in a bare "Error"."""
+    import io
+    import zipfile
+
+    from kbqa.uploads import unpack_zip
+
+    text = "The capybara named Cap swims in pond C every morning. " * 200
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED if method == "deflate" else zipfile.ZIP_LZMA) as zf:
+        zf.writestr("damaged.txt", text)
+        zf.writestr("whole.txt", text)
+    data = bytearray(packed.getvalue())
+    start = 30 + int.from_bytes(data[26:28], "little") + int.from_bytes(data[28:30], "little")  # the first member's data
+    size = int.from_bytes(data[18:22], "little")
+    if method == "deflate":
+        data[start:start + 8] = bytes(b ^ 0xA5 for b in data[start:start + 8])
+    else:
+        data[start + size // 2:start + size] = bytes(size - size // 2)
+    archive = tmp_path / "damaged.zip"
+    archive.write_bytes(bytes(data))
+    out = unpack_zip(archive, tmp_path / "out", max_bytes=10**6)
+    assert [p.name for p in out.files] == ["whole.txt"]
+    assert out.skipped == ["damaged.txt: its compressed data is damaged; not extracted"]
+
+
 def test_a_zips_empty_files_are_counted_not_extracted(tmp_path: Path) -> None:
     """Found by review: a 500 KB zip of 5,000 empty files held an ingest slot for 204 s and left 5,000
     failed rows and files behind."""
