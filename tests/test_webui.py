@@ -542,6 +542,11 @@ def test_a_value_of_the_wrong_kind_from_an_api_client_is_a_clear_error_without_a
         return str(done["output"].get("error"))
 
     assert "expected" in said("search", ["pump", "web"]).lower()
+    for data in ({"index": [[1]], "value": "x"}, {"index": {"a": 1}, "value": "x"}, {"index": 1.0}, {"value": "x"}, None, [1]):
+        assert join({"fn_index": events["select_answer"], "data": [None], "event_data": data}).status_code == 200  # a click's event
+        with httpx.stream("GET", f"{server}gradio_api/queue/data?session_hash=s1", timeout=60) as stream:
+            done = next(json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:") and "process_completed" in line)
+        assert done["success"] is True, (data, done)  # nothing to show, and no error
     no_meta = [{"role": "user", "content": [{"type": "file", "file": {"path": "/etc/passwd"}}]}]
     assert "cannot read" in said("chat", ["pump", no_meta, "web", 4, 0.3, "extractive", 0.1, None, None, None])
     assert "Traceback" not in (home / "serve.log").read_text()

@@ -416,10 +416,15 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         shown[len(history) - 1] = (sources, pages, files or None)
         yield history, sources, gr.skip(), pages, files or None, shown
 
-    def select_answer(shown: dict[int, Any] | None, selected: gr.SelectData) -> tuple[Any, Any, Any]:
-        """Clicking an answer shows that answer's own sources, pages and files."""
-        index = selected.index if isinstance(selected.index, int) else (selected.index or [0])[0]
-        if not shown or index not in shown:
+    def select_answer(shown: dict[int, Any] | None, selected: gr.EventData) -> tuple[Any, Any, Any]:
+        """Clicking an answer shows that answer's own sources, pages and files. (The event's data is read
+        here, not by gr.SelectData, which a hand-made client's {"index": [[1]]} or a missing "value" made
+        a bare "Error" with a traceback in the log: found by review.)"""
+        data = getattr(selected, "_data", None)
+        index = data.get("index") if isinstance(data, dict) else None
+        if isinstance(index, list) and index:  # a message's index comes as [row, column] from some front ends
+            index = index[0]
+        if type(index) is not int or not isinstance(shown, dict) or index not in shown:
             return gr.skip(), gr.skip(), gr.skip()
         return shown[index]
 
@@ -709,7 +714,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         upload.__annotations__["request"] = reingest_file.__annotations__["request"] = tab_closed.__annotations__["request"] = gr.Request
         chat.__annotations__["request"] = clear_all.__annotations__["request"] = clear_views.__annotations__["request"] = gr.Request
         app.unload(tab_closed)
-        select_answer.__annotations__["selected"] = gr.SelectData
+        select_answer.__annotations__["selected"] = gr.EventData
         app.load(from_browser, [kb_box, llm_box], [lang, *components, table, info], api_visibility="private")
         chatbot.select(select_answer, shown, [sources, pages, source_files], api_visibility="private")
         lang_box.input(switch, [lang_box, kb_box], [lang, *components, table], api_visibility="private")
