@@ -18,11 +18,11 @@ from conftest import EN_PAGES, KBQA, ROOT, free_port, run_kbqa, write_pdf
 pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
 
 
-def start_serve(home: Path, cwd: Path = ROOT) -> tuple[subprocess.Popen[str], str]:
-    """`kbqa serve --kb web` on a free port, started from cwd, once its page answers."""
+def start_serve(home: Path, cwd: Path = ROOT, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], str]:
+    """`kbqa serve --kb web` (and extra) on a free port, started from cwd, once its page answers."""
     port = free_port()
     log = (home / "serve.log").open("w")
-    proc = subprocess.Popen([*KBQA, "serve", "--kb", "web", "--port", str(port)], cwd=cwd, env=os.environ.copy(),
+    proc = subprocess.Popen([*KBQA, "serve", "--kb", "web", "--port", str(port), *extra], cwd=cwd, env=os.environ.copy(),
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
@@ -550,6 +550,27 @@ def test_a_value_of_the_wrong_kind_from_an_api_client_is_a_clear_error_without_a
     no_meta = [{"role": "user", "content": [{"type": "file", "file": {"path": "/etc/passwd"}}]}]
     assert "cannot read" in said("chat", ["pump", no_meta, "web", 4, 0.3, "extractive", 0.1, None, None, None])
     assert "Traceback" not in (home / "serve.log").read_text()
+
+
+def test_failed_logins_from_one_address_are_held_to_ten_a_minute(home: Path) -> None:
+    """Found by review: 500 wrong passwords took 0.8 s and the right one worked straight after, while
+    --auth is what lets the web chat listen beyond this machine. Ten failures a minute from one address;
+    then 429 with Retry-After, for a burst of parallel guesses too, and for the right password."""
+    import concurrent.futures
+
+    proc, url = start_serve(home, extra=("--auth", "alice:s3cret"))
+    try:
+        login = lambda password: httpx.post(f"{url}login", data={"username": "alice", "password": password}, timeout=30)
+        assert login("s3cret").status_code == 200  # a success leaves nothing counted
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            said = [r.status_code for r in pool.map(login, [f"guess{n}" for n in range(30)])]
+        refused = login("s3cret")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert said.count(400) == 10 and said.count(429) == 20, said
+    assert refused.status_code == 429 and "Too many failed logins" in refused.json()["detail"], refused.text
+    assert 0 < int(refused.headers["Retry-After"]) <= 61
 
 
 def test_a_folder_upload_over_ten_uploads_worth_is_stored_in_part_not_refused_whole(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -830,6 +830,55 @@ class KnownEvents:
         await self.app(scope, replay, send)
 
 
+class LoginThrottle:
+    """With --auth: at most FAILURES failed logins from one address within WINDOW_S seconds; the
+    next, right or wrong, get 429 with Retry-After until the oldest of them is that old. (Found by
+    review: 500 wrong passwords took 0.8 s, and --auth is what lets a server listen beyond this
+    machine.) An attempt counts as failed from when it arrives until it succeeds, so a burst of
+    parallel guesses is held to FAILURES too. Behind a reverse proxy every client has the proxy's
+    address: limit logins there (README)."""
+
+    FAILURES = 10
+    WINDOW_S = 60.0
+    ADDRESSES = 10_000  # addresses remembered at most (the oldest failures are forgotten first)
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.failed: dict[str, list[float]] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope["path"].rstrip("/") != "/login":
+            await self.app(scope, receive, send)
+            return
+        address = str((scope.get("client") or ("unknown",))[0])
+        now = time.monotonic()
+        recent = [t for t in self.failed.get(address, []) if now - t < self.WINDOW_S]
+        if len(recent) >= self.FAILURES:
+            from starlette.responses import JSONResponse
+
+            wait = int(self.WINDOW_S - (now - recent[0])) + 1
+            await JSONResponse({"detail": f"Too many failed logins from this address: try again in {wait} s."}, status_code=429,
+                               headers={"Retry-After": str(wait)})(scope, receive, send)
+            return
+        recent.append(now)
+        self.failed[address] = recent
+        if len(self.failed) > self.ADDRESSES:
+            for stale in sorted(self.failed, key=lambda a: self.failed[a][-1] if self.failed[a] else 0)[: len(self.failed) - self.ADDRESSES]:
+                del self.failed[stale]
+        status = [0]
+
+        async def watched(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            if status[0] == 200:  # logged in: its failures are forgotten
+                self.failed.pop(address, None)
+
+
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
     service = Service(config)
     app = build_app(config, kb, service)
@@ -859,7 +908,8 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
             show_error=False,  # expected problems come back as messages; anything else must not show server paths
             # a file over webui.max_upload_mb in a batch or a folder is named by the service, and the rest stored (Gradio
             # refused the whole request at once): Gradio's own cap is the most a request may store, ten times that
-            max_file_size=f"{10 * config.webui.max_upload_mb:g}mb", app_kwargs={"middleware": [limit, known]}, head=FOLDER_PATHS_SCRIPT,
+            max_file_size=f"{10 * config.webui.max_upload_mb:g}mb", head=FOLDER_PATHS_SCRIPT,
+            app_kwargs={"middleware": [limit, known, *([Middleware(LoginThrottle)] if auth else [])]},
             # each session's state stays in memory (some 0.2 MB; Gradio keeps 10,000 sessions' worth): see keep_no_session_values
             state_session_capacity=config.webui.max_sessions)
     except KeyboardInterrupt:  # (a signal while Gradio was still starting)
