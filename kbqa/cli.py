@@ -478,7 +478,13 @@ def serve(
                 users.append((user, password))
     from webui.app import launch
 
-    launch(cfg, kb=kb, host=host or cfg.webui.host, port=port or cfg.webui.port, auth=users or None)
+    try:
+        launch(cfg, kb=kb, host=host or cfg.webui.host, port=port or cfg.webui.port, auth=users or None)
+    except OSError as exc:
+        if "empty port" not in str(exc):
+            raise
+        # another server took the port between the check above and Gradio's start (two started at once)
+        _fail(f"port {port or cfg.webui.port} on {host or cfg.webui.host} is in use (another kbqa server?): stop it, or choose another with --port")
 
 
 @app.command("eval")

@@ -573,6 +573,32 @@ def test_failed_logins_from_one_address_are_held_to_ten_a_minute(home: Path) -> 
     assert 0 < int(refused.headers["Retry-After"]) <= 61
 
 
+def test_two_servers_started_at_once_on_one_port_the_second_says_so(home: Path) -> None:
+    """Found by review: both passed the CLI's check of the port, and the second ended in a traceback
+    from Gradio ("Cannot find empty port"), exit 1, instead of the check's one line and exit 2. It also
+    emptied the web chat's scratch folder under the first."""
+    port = free_port()
+    marker = home / "cache" / "web" / "answer-1" / "page.png"  # what the first server is handing out
+    marker.parent.mkdir(parents=True)
+    marker.write_bytes(b"png")
+    procs = [subprocess.Popen([*KBQA, "serve", "--kb", "web", "--port", str(port)], cwd=ROOT, env=os.environ.copy(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.2)
+        loser = next(p for p in procs if p.poll() is not None)
+        winner = next(p for p in procs if p is not loser)
+        out, err = loser.communicate(timeout=30)
+        assert loser.returncode == 2 and "is in use" in err and "Traceback" not in err + out, (loser.returncode, out, err)
+        assert winner.poll() is None and httpx.get(f"http://127.0.0.1:{port}/", timeout=30).status_code == 200
+        assert marker.is_file()
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=30)
+
+
 def test_a_folder_upload_over_ten_uploads_worth_is_stored_in_part_not_refused_whole(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page sends a whole folder in one request: the request-body limit must not refuse it whole
     (413, nothing ingested); Gradio caps each file and the service stores ten uploads' worth."""

@@ -182,11 +182,12 @@ MAX_SESSIONS = 10_000  # browser sessions whose last Clear the web chat remember
 
 
 def web_scratch(config: Config) -> Path:
-    """The web app's own folder inside the kbqa home (page images, source copies), emptied at start;
-    Gradio's cache goes beside it, so the app writes nothing outside the home."""
+    """The web app's own folder inside the kbqa home (page images, source copies), of what is over
+    SCRATCH_TTL_S old emptied at start (not all of it: another server of the same home may be handing
+    its files out); Gradio's cache goes beside it, so the app writes nothing outside the home."""
     root = config.home_dir() / "cache" / "web"
-    shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
+    forget_old(root)
     os.environ.setdefault("GRADIO_TEMP_DIR", str(config.home_dir() / "cache" / "gradio"))
     forget_old(*gradio_cache(config))  # what servers before this one left there (Gradio forgets only its own files)
     return root
