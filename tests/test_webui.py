@@ -573,6 +573,26 @@ def test_failed_logins_from_one_address_are_held_to_ten_a_minute(home: Path) -> 
     assert 0 < int(refused.headers["Retry-After"]) <= 61
 
 
+def test_a_source_file_ingested_from_outside_the_home_is_copied_for_the_page_not_linked(home: Path, docs: Path) -> None:
+    """Found by review: the page's copy of a source file was a hard link to it, so a file the user
+    ingested from their own folder got a second link (and a new ctime) for each answer citing it."""
+    from gradio_client import Client
+
+    assert run_kbqa("ingest", str(docs), "--kb", "web").returncode == 1  # (the folder holds bad files too)
+    proc, url = start_serve(home)
+    try:
+        reply = Client(url, verbose=False).predict("How often should the RO membrane be replaced?", [], "web", 4, 0.0, "extractive", 0.0,
+                                                   api_name="/chat")
+        handed = [Path(f) for f in reply[4] or []] if isinstance(reply, (list, tuple)) and len(reply) > 4 else []
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "manual.pdf" in str(reply[1]), reply  # cited
+    assert (docs / "manual.pdf").stat().st_nlink == 1
+    copies = list((home / "cache" / "web").rglob("manual.pdf"))
+    assert copies and all(c.stat().st_ino != (docs / "manual.pdf").stat().st_ino for c in copies), (copies, handed)
+
+
 def test_two_servers_started_at_once_on_one_port_the_second_says_so(home: Path) -> None:
     """Found by review: both passed the CLI's check of the port, and the second ended in a traceback
     from Gradio ("Cannot find empty port"), exit 1, instead of the check's one line and exit 2. It also

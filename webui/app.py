@@ -266,6 +266,7 @@ def keep_no_session_values() -> None:
 
 def build_app(config: Config, kb: str = "default", service: Service | None = None) -> Any:
     scratch = web_scratch(config)  # before gradio is imported: it reads GRADIO_TEMP_DIR
+    home = config.home_dir().resolve()  # (source files in it are linked into the scratch, others copied)
     swept = [time.monotonic()]  # when Gradio's cache was last swept of what is over an hour old (web_scratch: now)
     import gradio as gr
 
@@ -350,8 +351,10 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
                 seen.add(h.path)
                 copy = folder / f"{i}" / safe_name(h.file)
                 copy.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(stored, copy)  # uploads live in the home too: a link costs nothing
+                try:  # an upload lives in the home: a link costs nothing; a file ingested from elsewhere is the user's own,
+                    if not Path(stored).resolve().is_relative_to(home):  # and a link would change its link count and ctime
+                        raise OSError("not in the home: copied")
+                    os.link(stored, copy)
                 except OSError:
                     try:
                         shutil.copyfile(stored, copy)
