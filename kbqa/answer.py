@@ -537,12 +537,25 @@ def prepare(
     threshold: float | None = None,
 ) -> Prepared:
     """Standalone question, retrieve, decide."""
-    from kbqa.chat import standalone_question
+    from kbqa.chat import points_back, standalone_question
 
     history = history or []
     usage = Usage()
     query = standalone_question(question, history, rewriter, rewrite, usage) if history else question
     query = without_other_names(kb.catalog, question, query)
+    prepared = _retrieve_and_decide(kb, question, query, history, usage, calibration, top_k, threshold)
+    if query != question and not prepared.decision.answer and not points_back(question):
+        # a short question taken for a follow-up by its length alone ("年假有几天？" after "蒙古的首都是哪里？") that the
+        # joined search refuses is asked by itself too, and that is kept when it answers (found by review)
+        alone = _retrieve_and_decide(kb, question, question, history, usage, calibration, top_k, threshold)
+        if alone.decision.answer:
+            return alone
+    return prepared
+
+
+def _retrieve_and_decide(kb: Searchable, question: str, query: str, history: list[Message], usage: Usage,
+                         calibration: Callable[[str], Calibration], top_k: int | None, threshold: float | None) -> Prepared:
+    """Retrieve for query (the standalone form of question) and decide whether the sources answer question."""
     hits = kb.search(query, top_k=top_k, threshold=threshold)
     hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first (by language: below)
     lang = language(question)  # the reply's language

