@@ -547,6 +547,8 @@ def test_a_value_of_the_wrong_kind_from_an_api_client_is_a_clear_error_without_a
         with httpx.stream("GET", f"{server}gradio_api/queue/data?session_hash=s1", timeout=60) as stream:
             done = next(json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:") and "process_completed" in line)
         assert done["success"] is True, (data, done)  # nothing to show, and no error
+    passwd = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}  # a path it never uploaded
+    assert "not uploaded to this page" in said("upload", [[passwd], None, "web", None, None])
     no_meta = [{"role": "user", "content": [{"type": "file", "file": {"path": "/etc/passwd"}}]}]
     assert "cannot read" in said("chat", ["pump", no_meta, "web", 4, 0.3, "extractive", 0.1, None, None, None])
     assert "Traceback" not in (home / "serve.log").read_text()
