@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 _LOOK = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
 STALE_S = 600.0  # a temporary file nobody writes, untouched this long, is removed (see sweep)
+UNUSED_S = 30 * 86400.0  # a cache kept in the temporary folder that no process used this long is removed (see used)
 
 
 @contextmanager
@@ -81,3 +83,24 @@ def sweep(path: Path, stale_s: float = STALE_S) -> list[Path]:
         finally:
             os.close(fd)
     return removed
+
+
+def used(path: Path, family: str, unused_s: float = UNUSED_S) -> None:
+    """Mark a cache kept in the temporary folder as used now (its mtime), and remove the other files
+    of its family (a glob beside it, "kbqa-jieba-*.map") of this user's that no process used for
+    unused_s: each virtualenv, dictionary version or version of the code that builds one names a new
+    file (16 MB for jieba's table), and none was ever removed (seven sets, some 180 MB, in one /tmp)."""
+    now = time.time()
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+    for other in path.parent.glob(family):
+        if other == path:
+            continue
+        try:
+            info = other.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and now - info.st_mtime > unused_s:
+                other.unlink()
+        except OSError:
+            pass

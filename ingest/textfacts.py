@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ingest.atomic import used
 from ingest.mapped import MappedTable, write_table
 from ingest.once import made_once
 
@@ -311,11 +312,13 @@ def _jieba() -> Any:
         if table is not None:
             with tokenizer.lock:
                 tokenizer.FREQ, tokenizer.total, tokenizer.initialized = table, table.extra, True
+            used(path, "kbqa-jieba-*.map")
             return jieba
     jieba.initialize()
     if path is not None:
         try:
             write_table(path, tokenizer.FREQ.items(), tokenizer.total)
+            used(path, "kbqa-jieba-*.map")
         except OSError:
             pass  # a read-only temp folder: the next command loads the dictionary as this one did
     return jieba

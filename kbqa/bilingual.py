@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest import textfacts
-from ingest.atomic import replacing
+from ingest.atomic import replacing, used
 from ingest.once import made_once
 from ingest.textfacts import STOP_WORDS, han, stem
 
@@ -85,6 +85,7 @@ def _kept(name: str, build: Callable[[], Any]) -> Any:
             if held.st_uid == os.getuid() and not held.st_mode & 0o022:  # this user's own file, that nobody else may write
                 value = marshal.loads(path.read_bytes())
                 if isinstance(value, dict):
+                    used(path, f"kbqa-{name}-*.marshal")
                     return value
         except (OSError, ValueError, EOFError, TypeError):
             pass  # not there yet, or not a table: built again
@@ -93,6 +94,7 @@ def _kept(name: str, build: Callable[[], Any]) -> Any:
         try:
             with replacing(path, mode=0o600) as tmp:  # readers see a whole file or none; only this user may write it
                 tmp.write_bytes(marshal.dumps(value))
+            used(path, f"kbqa-{name}-*.marshal")
         except (OSError, ValueError):
             pass  # kept for the next start only where it can be
     return value

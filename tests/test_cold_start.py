@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,8 +133,14 @@ def _cut(text: str, tmp: Path) -> dict:
 @pytest.mark.slow
 def test_jieba_cuts_the_same_from_its_mapped_dictionary(tmp_path: Path) -> None:
     text = "差旅报销的期限是多久？出差结束后三十天内须在财务系统中提交报销申请。The KX-200 manual, 2023年第二季度。"
+    # the tables of other virtualenvs or jieba versions: one unused for 40 days is removed, one used yesterday kept
+    stale, recent = tmp_path / "kbqa-jieba-00000000.map", tmp_path / "kbqa-jieba-11111111.map"
+    for table, days in ((stale, 40), (recent, 1)):
+        table.write_bytes(b"table")
+        os.utime(table, (time.time() - days * 86400,) * 2)
     first = _cut(text, tmp_path)  # loads the whole dictionary and writes the table beside jieba's cache
-    assert not first["mapped"] and list(tmp_path.glob("kbqa-jieba-*.map"))
+    assert not first["mapped"] and len(list(tmp_path.glob("kbqa-jieba-*.map"))) == 2
+    assert not stale.exists() and recent.exists()
     second = _cut(text, tmp_path)
     assert second["mapped"] and second["words"] == first["words"]
 
@@ -279,7 +286,11 @@ def test_the_gloss_tables_are_kept_for_the_next_process_and_read_back_the_same(t
         out = subprocess.run([sys.executable, "-c", GLOSSES], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         return json.loads(out.stdout)
 
+    stale = tmp_path / "kbqa-glosses-0000000000000000.marshal"  # another version's, unused for 40 days: removed
+    stale.write_bytes(b"old")
+    os.utime(stale, (time.time() - 40 * 86400,) * 2)
     built = run()
+    assert not stale.exists()
     kept = sorted(tmp_path.glob("kbqa-*.marshal"))
     assert [p.name.split("-")[1] for p in kept] == ["glossed", "glosses", "kind"] and all(n > 1000 for n in built["sizes"])
     read = run()
