@@ -545,8 +545,9 @@ def prepare(
     query = without_other_names(kb.catalog, question, query)
     prepared = _retrieve_and_decide(kb, question, query, history, usage, calibration, top_k, threshold)
     if query != question and not prepared.decision.answer and not points_back(question):
-        # a short question taken for a follow-up by its length alone ("年假有几天？" after "蒙古的首都是哪里？") that the
-        # joined search refuses is asked by itself too, and that is kept when it answers (found by review)
+        # a question that points back at nothing, searched with the conversation before it (joined to the last question
+        # for its shortness, or rewritten by a chat model) and refused, is searched by itself too, kept when that
+        # answers ("年假有几天？" after "蒙古的首都是哪里？" was refused: found by review)
         alone = _retrieve_and_decide(kb, question, question, history, usage, calibration, top_k, threshold)
         if alone.decision.answer:
             return alone

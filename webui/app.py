@@ -808,7 +808,7 @@ class KnownEvents:
         from starlette.exceptions import HTTPException
         from starlette.responses import JSONResponse
 
-        joined, kind, name = route.groups()
+        _, kind, name = route.groups()
         if name is not None and name not in (self.public if kind == "call/v2" else self.names):
             message = f"no event of this page is named {_short(repr(name), 60)} (GET /gradio_api/info lists them)"
             await JSONResponse({"detail": message}, status_code=404)(scope, receive, send)
