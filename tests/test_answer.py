@@ -635,6 +635,10 @@ def test_a_short_answers_numbers_stand_whole_in_the_evidence() -> None:
         assert not whole_numbers(cut, row), cut  # the change without its minus sign; a number cut short
     for whole in ("-16.55%", "4,755,785.11", "257,055,899", "200", "KX-200", "2019", "营业收入"):
         assert whole_numbers(whole, row), whole
+    # a Chinese numeral too (found by review: gemma's "五天" of 每年享有十五天带薪年假 was shown as the answer)
+    leave = "员工入职满一年后，每年享有十五天带薪年假。"
+    assert not whole_numbers("五天", leave) and whole_numbers("十五天", leave) and whole_numbers("满一年后", leave)
+    assert not whole_numbers("三十", "三十五天内") and whole_numbers("三十五天", "三十五天内")
     assert asked_kind("持股比例是多少？") == asked_kind("增长率是多少？") == asked_kind("What percentage of voters turned out?") == "percent"
     assert asked_kind("汇率是多少？") == "number"
     assert has_kind("持股比例 29.43%", "percent", "zh") and not has_kind("持股数量 257,055,899", "percent", "zh")
