@@ -82,6 +82,8 @@ def _short_answer(answer: str) -> str | None:
 
 
 def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, Any]:
+    from ingest.textfacts import language
+    from kbqa.answer import unmentioned_note
     from kbqa.config import load_config
     from kbqa.kb import KnowledgeBase
 
@@ -98,14 +100,17 @@ def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, A
             if first is None:
                 first = time.perf_counter() - t0
         total = time.perf_counter() - t0
-        cited = cited_sources(stream.text, stream.sources)
-        ok = supported(stream.text, stream.sources) if stream.answered_from_documents else True
+        # kbqa's note that the documents never mention a name the question writes is no claim of a source
+        text = stream.text.removeprefix(unmentioned_note(stream.unmentioned, language(q.question))) if stream.unmentioned else stream.text
+        cited = cited_sources(text, stream.sources)
+        ok = supported(text, stream.sources) if stream.answered_from_documents else True
         gold = [squash(a) for a in q.answers]
-        short = _short_answer(stream.text)
+        short = _short_answer(text)
         rows.append({
             "id": q.id,
             "answer": stream.text,
-            "contains_gold": any(g in squash(stream.text) for g in gold),
+            "noted": bool(stream.unmentioned),
+            "contains_gold": any(g in squash(text) for g in gold),
             "cited_has_gold": any(g in squash(s.text) for s in cited for g in gold),
             "context_has_gold": any(g in squash(s.text) for s in stream.sources for g in gold),
             "supported": ok,
@@ -129,6 +134,8 @@ def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, A
         "refused": sum(r["refused"] for r in rows),
         "short_answers": sum(r["short"] for r in rows),
         "short_answers_with_gold": sum(r["short_has_gold"] for r in rows),
+        "noted_answers": sum(r["noted"] for r in rows),  # answers that say first a name of the question is in no document
+        "noted_answers_with_gold": sum(r["noted"] and r["contains_gold"] for r in rows),
         "ttft_p50_s": statistics.median(r["ttft"] for r in rows),
         "tokens_per_s": speed,
         "examples": rows[:8],
@@ -137,6 +144,7 @@ def run(llm: str, questions: list[Any], kb_name: str, home: Path) -> dict[str, A
         f"{llm:14s} answer has gold {result['answer_contains_gold']:.1%}  cited source has gold {result['cited_source_contains_gold']:.1%}  "
         f"context has gold {result['context_contains_gold']:.1%}  unsupported {result['unsupported_answers']}  refused {result['refused']}  "
         f"short answers {result['short_answers']} (with gold {result['short_answers_with_gold']})  "
+        f"noted {result['noted_answers']} (with gold {result['noted_answers_with_gold']})  "
         f"TTFT p50 {result['ttft_p50_s'] * 1000:.0f} ms  " + (f"{result['tokens_per_s']:.0f} tokens/s" if result["tokens_per_s"] else ""),
         flush=True,
     )

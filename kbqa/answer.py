@@ -35,7 +35,7 @@ from kbqa.bilingual import bridge
 from kbqa.codes import about_another, codes, holds_code
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
 from kbqa.models import Calibration, pair_key
-from kbqa.named import named_sources, others_of, source_names, unnamed_sources, without_other_names
+from kbqa.named import named_sources, others_of, source_names, unmentioned, unnamed_sources, without_other_names
 from kbqa.scope import kind_said, not_asked_about, other_kind_said, uncovered_compounds, without_other_kinds
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
@@ -530,6 +530,7 @@ class Prepared:
     evidence: Evidence
     decision: Decision
     usage: Usage = field(default_factory=Usage)  # the LLM's tokens so far: a follow-up's rewrite
+    unmentioned: tuple[str, ...] = ()  # names the question writes that the knowledge base never holds (kbqa.named.unmentioned)
 
 
 def prepare(
@@ -610,7 +611,8 @@ def _retrieve_and_decide(kb: Searchable, question: str, query: str, history: lis
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
         evidence = with_named_parts(question, replace(evidence, unnamed=unnamed_sources(query, hits, found), names=source_names(query, found)))
-    return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage)
+    names = tuple(unmentioned(kb.catalog, question, hits)) if decision.answer else ()
+    return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage, names)
 
 
 # a question that asks to choose between what it names: "Which has the longer warranty, the KX-200 or
@@ -716,7 +718,9 @@ def kinds_across(
     then answered at 0.95 with the English price list's KX-200 row ("List price", 标价). An English "retail
     price" (no such word) still answers it (helper 58). The sources of another company's documents
     (`others`: chunk ids, see others_of) hold no kind of the named one's."""
-    unsaid = next((j for j in judged if j[0] == searched and j[2].reason == "kind-not-covered" and j[1].sentences), None)
+    # (refused for weak evidence too: "How many days of sick leave do Initech employees get?" was answered from the
+    # Chinese handbooks' 年假, its English sources' refusal being weak evidence, not yet the kind's, with Initech unsaid)
+    unsaid = next((j for j in judged if j[0] == searched and j[2].reason in ("kind-not-covered", "weak-evidence") and j[1].sentences), None)
     if unsaid is None or len(judged) < 2:
         return judged
     own = [h for h in hits if h.chunk_id not in others]
@@ -950,7 +954,9 @@ def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: d
         return refused
     stream = AnswerStream(asked.question, prepared.sources, iter(()), answered=True, model=model or answerer.name,
                           query=asked.query, confidence=prepared.decision.confidence)
-    stream.set_pieces(_checked(answerer.answer(asked, prepared.sources, prepared.evidence, gen)),
+    stream.unmentioned = list(prepared.unmentioned)
+    pieces = _checked(answerer.answer(asked, prepared.sources, prepared.evidence, gen))
+    stream.set_pieces(_noted(unmentioned_note(prepared.unmentioned, asked.lang), pieces) if prepared.unmentioned else pieces,
                       refused=lambda: bool(getattr(answerer, "refused", False)),
                       # the answer is the evidence alone when the model's short answer did not hold: say so
                       written_by=lambda: "extractive" if getattr(answerer, "quoted_only", False) else None)
@@ -959,6 +965,21 @@ def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: d
         usage.add(prepared.usage)
     stream.usage = usage or prepared.usage
     return stream
+
+
+def unmentioned_note(names: tuple[str, ...] | list[str], lang: str) -> str:
+    """What an answer says first when the question names what the documents never mention: what
+    follows is what they say of others, which may not hold for it."""
+    if lang == "zh":
+        return f"注意：资料中没有提到{'、'.join(f'“{n}”' for n in names)}，以下内容未必适用。\n\n"
+    quoted = " or ".join(f"“{n}”" for n in names)
+    return f"Note: the documents never mention {quoted}; what they say below may not apply to {'it' if len(names) == 1 else 'them'}.\n\n"
+
+
+def _noted(note: str, pieces: Iterator[str]) -> Iterator[str]:
+    """The note, then the answer's pieces (closing this closes them)."""
+    yield note
+    yield from pieces
 
 
 def _checked(pieces: Iterator[str]) -> Iterator[str]:

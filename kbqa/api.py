@@ -265,6 +265,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
             "kbqa_sources": sources,
             "kbqa_answered": reply.answered,  # false: the documents do not hold the answer, kbqa_sources are related passages
             "kbqa_confidence": reply.confidence,
+            "kbqa_unmentioned": reply.unmentioned,  # names the question writes that no document holds: the answer says so first
         }
 
     @app.get("/v1/kb", dependencies=[Depends(check_key)])
@@ -340,7 +341,7 @@ def _events(reply: Reply, cid: str, created: int, model: str, sources: list[dict
     head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
     try:
         first = {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], "kbqa_sources": sources,
-                 "kbqa_answered": reply.answered, "kbqa_confidence": reply.confidence}
+                 "kbqa_answered": reply.answered, "kbqa_confidence": reply.confidence, "kbqa_unmentioned": reply.unmentioned}
         yield f"data: {json.dumps(first, ensure_ascii=False)}\n\n"
         for ahead in reply.waiting():
             yield f": queued, {ahead} ahead\n\n"

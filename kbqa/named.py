@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.textfacts import STOP_WORDS, stem
+from ingest.textfacts import STOP_WORDS, language, question_words, stem
 from kbqa.types import Hit
 
 
@@ -298,3 +298,72 @@ def _whole_name(text: str, start: int, end: int, names: list[str]) -> tuple[int,
     while last + 1 < len(units) and held(first, last + 1):
         last += 1
     return units[first][0], units[last][1]
+
+
+# --- names the knowledge base never holds ---------------------------------------------------------
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?。！？:：;；]\s*|[\"“‘'(（]\s*)$")
+
+
+def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
+    """The names the question writes that no chunk of the knowledge base holds — not in any text,
+    title or description, nor in the sources found — as the question writes them: "Initech" of "How
+    many days of annual leave do Initech employees get?" over handbooks of Acme and Globex, 紫金 of
+    "紫金集团员工的年假有几天？" over 蓝海集团's and 星河科技's. The answer says so before what the documents
+    say of others (they answered both with another company's figures, and said nothing of it).
+
+    A name is an English word written with a capital or a digit inside a sentence, or wholly in
+    capitals or with a capital inside ("INITECH", "InGen"): a capitalised first word of a sentence
+    ("Vacation days at Globex?") is no name here, but any Latin word of a Chinese question is. A Chinese word is a name when a word the knowledge
+    base holds follows it in the question's run of name words (紫金 before 集团, 实习 before 员工): a
+    qualifier of a thing the documents speak of. A word the documents write in two pieces ("Wifi" for
+    "Wi-Fi") is held."""
+    from kbqa.store.tokenize import name_runs, name_words
+
+    names = name_words(question)
+    chinese = language(question) == "zh"  # (no capital starts a Chinese sentence: "Initech的年假有几天？")
+    candidates: dict[str, str] = {}  # the word (lower case) -> as written
+    for m in _LATIN_WORD.finditer(question):
+        word = m.group()
+        low = word.lower()
+        if low not in names or low in STOP_WORDS or len(low) < 2 or not any(ch.isalpha() for ch in low):
+            continue
+        inside = any(ch.isupper() for ch in word[1:]) or any(ch.isdigit() for ch in word)
+        if inside or chinese or (word[0].isupper() and not _SENTENCE_START.search(question[: m.start()])):
+            candidates.setdefault(low, word)
+    runs = name_runs(question)
+    asked = set(question_words(question))  # (not 几天 or 多少: they ask, they name nothing)
+    han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked]
+    if not candidates and not han:
+        return []
+    _, df = catalog.document_frequencies(list(dict.fromkeys([stem(w) for w in candidates] + han)))
+    held = lambda w: df.get(stem(w) if w.isascii() else w, 0) > 0  # noqa: E731
+    for run in runs:  # a Chinese name word is a name when a held word of its run follows it
+        spans = sorted((span, names[i]) for i, span in run.items())
+        for (span, word), (next_span, next_word) in zip(spans, spans[1:]):
+            if word in han and next_span[0] == span[1] and not held(word) and held(next_word):
+                start = span[0]  # with the unheld words right before it: 研发中心 of 研发中心员工
+                for (s, w) in reversed([x for x in spans if x[0][1] <= span[0]]):
+                    if s[1] != start or w not in han or held(w):
+                        break
+                    start = s[0]
+                candidates.setdefault(question[start : span[1]].lower(), question[start : span[1]])
+    shown = "\n".join(f"{h.file}\n{h.context}\n{' '.join(h.title_path)}\n{h.text}" for h in sources).lower()
+    flat = re.sub(r"[\W_]+", "", shown)
+    out = []
+    for low, written in candidates.items():
+        if low.isascii() and held(low):
+            continue
+        if low in shown or (low.isascii() and low in flat) or (low.isascii() and _held_in_two(catalog, low)):
+            continue
+        out.append(written)
+    return out
+
+
+def _held_in_two(catalog: Any, word: str) -> bool:
+    """Whether the knowledge base writes the word as two words side by side ("wi fi" for "wifi")."""
+    splits = [f"{word[:i]} {word[i:]}" for i in range(2, len(word) - 1)]
+    if not splits:
+        return False
+    _, df = catalog.document_frequencies(splits)
+    return any(n > 0 for n in df.values())

@@ -109,6 +109,11 @@ class Reply:
         return self.stream.confidence
 
     @property
+    def unmentioned(self) -> list[str]:
+        """The names the question writes that the knowledge base never holds (the answer says so first)."""
+        return self.stream.unmentioned
+
+    @property
     def usage(self) -> Usage:
         """The LLM's tokens (complete once the answer is)."""
         return self.stream.usage

@@ -114,6 +114,7 @@ class Answer:
     query: str = ""  # what was searched: the question, or its standalone rewrite in a chat
     confidence: float | None = None  # the answer pipeline's probability that the sources hold the answer
     usage: Usage = field(default_factory=Usage)
+    unmentioned: list[str] = field(default_factory=list)  # names the question writes that the knowledge base never holds
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +124,7 @@ class Answer:
             "answered_from_documents": self.answered_from_documents,
             "model": self.model,
             "confidence": self.confidence,
+            "unmentioned": self.unmentioned,
             "sources": [h.to_dict() for h in self.sources],
             "usage": self.usage.to_dict(),
         }
@@ -146,6 +148,7 @@ class AnswerStream:
         self._written_by: Callable[[], str | None] | None = None
         self.text = ""
         self.usage = Usage()  # filled as the LLM generates
+        self.unmentioned: list[str] = []  # names the question writes that the knowledge base never holds (the answer says so first)
 
     def set_pieces(self, pieces: Iterator[str], refused: Callable[[], bool] | None = None,
                    written_by: Callable[[], str | None] | None = None) -> None:
@@ -185,7 +188,8 @@ class AnswerStream:
     def answer(self) -> Answer:
         for _ in self:
             pass
-        return Answer(self.question, self.text, self.sources, self.answered_from_documents, self.model, self.query, self.confidence, self.usage)
+        return Answer(self.question, self.text, self.sources, self.answered_from_documents, self.model, self.query, self.confidence, self.usage,
+                      list(self.unmentioned))
 
 
 @dataclass

@@ -132,6 +132,34 @@ def test_a_question_of_two_models_gets_each_models_fact(kb: KnowledgeBase) -> No
 
 
 @pytest.mark.slow
+def test_a_name_the_documents_never_mention_is_said_before_what_they_say(kb: KnowledgeBase) -> None:
+    """Found by review: "How many days of annual leave do Initech employees get?" was answered with
+    Globex's 18 days and Acme's 25, "紫金集团员工的年假有几天？" with 蓝海集团's and 星河科技's, and neither
+    said that no document is Initech's or 紫金集团's. The answer now says so first."""
+    from kbqa.named import unmentioned
+
+    answer = kb.ask("How many days of annual leave do Initech employees get?")
+    assert answer.answered_from_documents and answer.unmentioned == ["Initech"], answer.unmentioned
+    assert answer.text.startswith("Note: the documents never mention “Initech”") and "18 days" in answer.text, answer.text
+    answer = kb.ask("紫金集团员工的年假有几天？")
+    assert answer.unmentioned == ["紫金"] and answer.text.startswith("注意：资料中没有提到“紫金”"), answer.text
+    assert kb.ask("Initech的年假有几天？").unmentioned == ["Initech"]  # a Chinese question's Latin word is a name wherever it stands
+    for question, names in (("Which gives more annual leave, Initech or Umbrella?", ["Initech", "Umbrella"]),
+                            ('What does "INITECH" pay for overtime?', ["INITECH"]), ("How does InGen handle expenses?", ["InGen"]),
+                            ("研发中心员工的年假有几天？", ["研发中心"]), ("实习员工的年假有几天？", ["实习"]),
+                            # what the documents name, a capitalised first word, a qualifier the documents hold
+                            ("How many days of annual leave do Globex employees get?", []), ("Vacation days at Globex?", []),
+                            ("蓝海集团员工的年假有几天？", []), ("员工每年休假几天？", []), ("Does the KX-200 have a UV lamp?", [])):
+        assert unmentioned(kb.catalog, question, kb.search(question)) == names, question
+    answer = kb.ask("How many days of annual leave do Globex employees get?")
+    assert answer.unmentioned == [] and answer.text.startswith("Employees receive 18 days"), answer.text
+    # a refusal says it its own way; before, the Chinese handbooks' 年假 answered it (the English sources' refusal was
+    # for weak evidence, Initech unsaid, not yet for the kind, so the other language's kind was not checked)
+    refused = kb.ask("How many days of sick leave do Initech employees get?")
+    assert not refused.answered_from_documents and refused.unmentioned == [], refused.text
+
+
+@pytest.mark.slow
 def test_an_answer_about_two_named_documents_says_whose_each_fact_is(kb: KnowledgeBase) -> None:
     """Found by review: "How many days of annual leave do Globex and Acme employees get?" was answered
     "Employees receive 18 days … [1] … Employees receive 25 days … [2]": the handbooks never say whose

@@ -108,7 +108,7 @@ def test_openai_client_chat_with_a_knowledge_base(api: str, docs: Path) -> None:
     assert "24 months" in reply.choices[0].message.content
     sources = reply.model_extra["kbqa_sources"]
     assert sources[0]["file"] == "manual.pdf" and sources[0]["page"] == 2
-    assert reply.model_extra["kbqa_answered"] is True and reply.model_extra["kbqa_confidence"] > 0
+    assert reply.model_extra["kbqa_answered"] is True and reply.model_extra["kbqa_confidence"] > 0 and reply.model_extra["kbqa_unmentioned"] == []
     refused = client.chat.completions.create(model="kb:api", messages=[{"role": "user", "content": "Who won the 1998 football world cup?"}])
     assert refused.model_extra["kbqa_answered"] is False and "do not contain" in refused.choices[0].message.content
     assert refused.model_extra["kbqa_sources"]  # related passages, marked by kbqa_answered
@@ -120,6 +120,10 @@ def test_openai_client_chat_with_a_knowledge_base(api: str, docs: Path) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "十天" in text
     assert chunks[0].model_extra["kbqa_sources"][0]["file"] == "手册.pdf"
+    # a name no document holds: said first, and in kbqa_unmentioned
+    chunks = list(client.chat.completions.create(model="kb:api", stream=True, messages=[{"role": "user", "content": "Initech的员工每年有几天带薪年假？"}]))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[0].model_extra["kbqa_unmentioned"] == ["Initech"] and text.startswith("注意：资料中没有提到“Initech”") and "十天" in text, text
     with pytest.raises(AuthenticationError):
         OpenAI(base_url=f"{api}/v1", api_key="wrong").models.list()
 
