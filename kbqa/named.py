@@ -302,6 +302,7 @@ def _whole_name(text: str, start: int, end: int, names: list[str]) -> tuple[int,
 
 # --- names the knowledge base never holds ---------------------------------------------------------
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+MOST_UNMENTIONED = 8  # names looked up in a question: a question of hundreds of names is no question of names
 _SENTENCE_START = re.compile(r"(?:^|[.!?。！？:：;；]\s*|[\"“‘'(（]\s*)$")
 
 
@@ -331,9 +332,11 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
         inside = any(ch.isupper() for ch in word[1:]) or any(ch.isdigit() for ch in word)
         if inside or chinese or (word[0].isupper() and not _SENTENCE_START.search(question[: m.start()])):
             candidates.setdefault(low, word)
+            if len(candidates) == MOST_UNMENTIONED:
+                break
     runs = name_runs(question)
     asked = set(question_words(question))  # (not 几天 or 多少: they ask, they name nothing)
-    han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked]
+    han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked][:MOST_UNMENTIONED]
     if not candidates and not han:
         return []
     _, df = catalog.document_frequencies(list(dict.fromkeys([stem(w) for w in candidates] + han)))
@@ -357,12 +360,12 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
         if low in shown or (low.isascii() and low in flat) or (low.isascii() and _held_in_two(catalog, low)):
             continue
         out.append(written)
-    return out
+    return out[:MOST_UNMENTIONED]
 
 
 def _held_in_two(catalog: Any, word: str) -> bool:
     """Whether the knowledge base writes the word as two words side by side ("wi fi" for "wifi")."""
-    splits = [f"{word[:i]} {word[i:]}" for i in range(2, len(word) - 1)]
+    splits = [f"{word[:i]} {word[i:]}" for i in range(2, min(len(word) - 1, 24))]
     if not splits:
         return False
     _, df = catalog.document_frequencies(splits)
