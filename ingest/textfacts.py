@@ -377,10 +377,22 @@ _SHORT_BLOCK = 24
 _LATIN_RUN = re.compile("[A-Za-z0-9\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F]+")  # (no backtracking: linear in a long run)
 
 
+# full-width letters and digits ("ＡＢＣ科技", "１９７９年", as Chinese text often writes them) read as the
+# ordinary ones: jieba cut them into one word a character, so "ABC" or "1979" never met them (full-width
+# punctuation stays: it ends Chinese clauses)
+_HALF_WIDTH = {c: c - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)) for c in range(r[0], r[1] + 1)}
+
+
+def half_width(text: str) -> str:
+    """The text with full-width letters and digits as the ordinary ones ("ＩＮＩＴＥＣＨ" as "INITECH")."""
+    return text if text.isascii() else text.translate(_HALF_WIDTH)
+
+
 def words(text: str) -> list[str]:
     """Lower-case words: jieba's search-mode words for Chinese (overlapping), runs of letters and digits
-    (an accented Latin word whole)."""
+    (an accented Latin word whole; full-width ones as the ordinary ones)."""
     out: list[str] = []
+    text = half_width(text)
     at = 0
     if not text.isascii():
         for run in _LATIN_RUN.finditer(text):

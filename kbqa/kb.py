@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest import Document
 from ingest.atomic import sweep
-from ingest.textfacts import HAN
+from ingest.textfacts import HAN, half_width
 from kbqa import limits
 from kbqa.config import Config, load_config
 from kbqa.errors import AmbiguousFile, KnowledgeBaseError
@@ -898,7 +898,8 @@ class KnowledgeBase:
         """A question (or query) cleaned, refused when empty or longer than server.max_question_chars
         (times `allowance`: a follow-up's search holds the question before it too): a question of a
         megabyte would hold one ask for minutes."""
-        text = clean_text(limits.text(text))
+        # in NFC form (macOS pastes "Zürich" as Zu + a combining mark), full-width letters and digits as the ordinary ones
+        text = half_width(unicodedata.normalize("NFC", clean_text(limits.text(text))))
         if not text.strip():
             raise KnowledgeBaseError("the question is empty")
         limit = self.config.server.max_question_chars * allowance

@@ -8,7 +8,7 @@ import re
 
 from ingest.textfacts import DOTTED, HAN, content_words, stem, words
 
-VERSION = "7"
+VERSION = "8"
 
 
 def tokens(text: str) -> list[str]:
