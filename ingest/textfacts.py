@@ -324,6 +324,37 @@ def _jieba() -> Any:
     return jieba
 
 
+def dictionary_tags(words: Iterable[str]) -> dict[str, str]:
+    """jieba's part-of-speech tags of the words its dictionary holds ("n", "nr", "v", "r", …), read from
+    its dictionary file for these words only (jieba.posseg keeps the whole table: 350,000 words), each
+    word's once a process (a word the dictionary lacks: no tag)."""
+    wanted = set(words)
+    if wanted - _TAGS.keys():
+        if len(_TAGS) > 100_000:  # (questions of made-up words do not grow it for good)
+            _TAGS.clear()
+        _TAGS.update(_read_tags(wanted - _TAGS.keys()))
+    return {w: tag for w in wanted if (tag := _TAGS.get(w))}
+
+
+_TAGS: dict[str, str] = {}  # (at most a few words a question, and only of questions with an unknown qualifier)
+
+
+def _read_tags(wanted: set[str]) -> dict[str, str]:
+    import jieba
+
+    out = dict.fromkeys(wanted, "")
+    try:
+        with jieba.dt.get_dict_file() as f:
+            for raw in f:
+                line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                word, _, rest = line.partition(" ")
+                if word in wanted:
+                    out[word] = rest.split()[-1] if len(rest.split()) > 1 else ""
+    except OSError:
+        pass
+    return out
+
+
 def _mapped_dictionary_path(tokenizer: Any) -> Path | None:
     """Beside jieba's own cache (the temp folder), named by jieba's version and dictionary file."""
     import tempfile

@@ -611,7 +611,8 @@ def _retrieve_and_decide(kb: Searchable, question: str, query: str, history: lis
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
         evidence = with_named_parts(question, replace(evidence, unnamed=unnamed_sources(query, hits, found), names=source_names(query, found)))
-    names = tuple(unmentioned(kb.catalog, question, hits)) if decision.answer else ()
+    # (of what was searched: a follow-up's "And how many days of sick leave?" after "…at Globex?" is asked of Globex too)
+    names = tuple(unmentioned(kb.catalog, query, hits)) if decision.answer else ()
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage, names)
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.textfacts import STOP_WORDS, language, question_words, stem
+from ingest.textfacts import STOP_WORDS, dictionary_tags, half_width, language, question_words, stem
 from kbqa.types import Hit
 
 
@@ -301,9 +302,19 @@ def _whole_name(text: str, start: int, end: int, names: list[str]) -> tuple[int,
 
 
 # --- names the knowledge base never holds ---------------------------------------------------------
-_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_LATIN = "A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F"
+_LATIN_WORD = re.compile(f"[{_LATIN}][{_LATIN}0-9]*")
 MOST_UNMENTIONED = 8  # names looked up in a question: a question of hundreds of names is no question of names
-_SENTENCE_START = re.compile(r"(?:^|[.!?。！？:：;；]\s*|[\"“‘'(（]\s*)$")
+LONGEST_NAME = 40  # characters: a longer run of letters is no name to quote
+# where a sentence starts: the question's start, a sentence's end, a dash between clauses; then perhaps a quote
+_SENTENCE_START = re.compile(r"(?:^|[.!?。！？:：;；]|\s[-–—])\s*[\"“‘'(（\[]?\s*$")
+# words a question capitalises that name nothing the documents must: greetings and thanks ("…, Thanks?",
+# "OK?"), months and days ("in January", "on Fridays": a time, not whose or which thing)
+_NOT_NAMES = frozenset(stem(w) for w in (
+    "ok okay thanks thank thx hi hello hey please pls dear sorry cheers january february march april may june july "
+    "august september october november december monday tuesday wednesday thursday friday saturday sunday").split())
+# jieba's dictionary tags of a Chinese word that can name something: nouns, names, abbreviations (研发)
+_NAMING_TAG = re.compile(r"n|j|eng")
 
 
 def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
@@ -313,35 +324,45 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
     "紫金集团员工的年假有几天？" over 蓝海集团's and 星河科技's. The answer says so before what the documents
     say of others (they answered both with another company's figures, and said nothing of it).
 
-    A name is an English word written with a capital or a digit inside a sentence, or wholly in
-    capitals or with a capital inside ("INITECH", "InGen"): a capitalised first word of a sentence
-    ("Vacation days at Globex?") is no name here, but any Latin word of a Chinese question is. A Chinese word is a name when a word the knowledge
-    base holds follows it in the question's run of name words (紫金 before 集团, 实习 before 员工): a
-    qualifier of a thing the documents speak of. A word the documents write in two pieces ("Wifi" for
-    "Wi-Fi") is held."""
+    A name is a Latin word written with a capital or a digit inside a sentence, or wholly in capitals
+    or with a capital inside ("INITECH", "InGen"): a capitalised first word of a sentence ("Vacation
+    days at Globex?", "Quick question - Vacation days?"), a courtesy ("Thanks", "OK"), a month and a day of
+    the week are none here,
+    but any Latin word of a Chinese question is. A Chinese word is a name when jieba's dictionary
+    tags it a noun, a name or an abbreviation, or does not know it, and a word the knowledge base
+    holds follows it in the question's run of name words (紫金 before 集团; not 所有 or 我们 before 员工):
+    a qualifier of a thing the documents speak of. Held: a word the documents write in two pieces or
+    glued ("Wifi" for "Wi-Fi", "Tshirt" for "T-shirt", "KX-200" for "KX200"), in full-width letters
+    (ＩＮＩＴＥＣＨ: see ingest.textfacts.half_width), and a Chinese word inside a longer one of the
+    documents (销售部 of 销售部门; the embedded store's catalog only)."""
     from kbqa.store.tokenize import name_runs, name_words
 
+    question = half_width(unicodedata.normalize("NFC", question))
     names = name_words(question)
     chinese = language(question) == "zh"  # (no capital starts a Chinese sentence: "Initech的年假有几天？")
     candidates: dict[str, str] = {}  # the word (lower case) -> as written
+    glued: dict[str, str] = {}  # the word -> the code it is part of, as one word ("kx" -> "kx200" of "KX-200")
     for m in _LATIN_WORD.finditer(question):
         word = m.group()
         low = word.lower()
-        if low not in names or low in STOP_WORDS or len(low) < 2 or not any(ch.isalpha() for ch in low):
+        if low not in names or low in STOP_WORDS or stem(low) in _NOT_NAMES or not 2 <= len(low) <= LONGEST_NAME:
             continue
         inside = any(ch.isupper() for ch in word[1:]) or any(ch.isdigit() for ch in word)
         if inside or chinese or (word[0].isupper() and not _SENTENCE_START.search(question[: m.start()])):
             candidates.setdefault(low, word)
+            a, b = name_span(question, [low]) or m.span()
+            if (code := re.sub(r"[\W_]+", "", question[a:b]).lower()) != low:
+                glued[low] = code
             if len(candidates) == MOST_UNMENTIONED:
                 break
-    runs = name_runs(question)
     asked = set(question_words(question))  # (not 几天 or 多少: they ask, they name nothing)
     han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked][:MOST_UNMENTIONED]
     if not candidates and not han:
         return []
-    _, df = catalog.document_frequencies(list(dict.fromkeys([stem(w) for w in candidates] + han)))
-    held = lambda w: df.get(stem(w) if w.isascii() else w, 0) > 0  # noqa: E731
-    for run in runs:  # a Chinese name word is a name when a held word of its run follows it
+    _, df = catalog.document_frequencies(list(dict.fromkeys([stem(w) for w in [*candidates, *glued.values(), *han]])))
+    held = lambda w: df.get(stem(w), 0) > 0  # noqa: E731  (a Chinese word is its own stem)
+    qualifiers: dict[str, str] = {}
+    for run in name_runs(question):  # a Chinese name word is a name when a held word of its run follows it
         spans = sorted((span, names[i]) for i, span in run.items())
         for (span, word), (next_span, next_word) in zip(spans, spans[1:]):
             if word in han and next_span[0] == span[1] and not held(word) and held(next_word):
@@ -350,23 +371,36 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
                     if s[1] != start or w not in han or held(w):
                         break
                     start = s[0]
-                candidates.setdefault(question[start : span[1]].lower(), question[start : span[1]])
-    shown = "\n".join(f"{h.file}\n{h.context}\n{' '.join(h.title_path)}\n{h.text}" for h in sources).lower()
+                qualifiers[word] = question[start : span[1]]
+    latin = set(candidates)
+    if qualifiers:
+        tags = dictionary_tags(qualifiers)
+        candidates.update({written.lower(): written for word, written in qualifiers.items()
+                           if (tag := tags.get(word)) is None or _NAMING_TAG.match(tag)})
+    shown = half_width("\n".join(f"{h.file}\n{h.context}\n{' '.join(h.title_path)}\n{h.text}" for h in sources)).lower()
     flat = re.sub(r"[\W_]+", "", shown)
     out = []
     for low, written in candidates.items():
-        if low.isascii() and held(low):
-            continue
-        if low in shown or (low.isascii() and low in flat) or (low.isascii() and _held_in_two(catalog, low)):
+        if low in latin:
+            if held(low) or held(glued.get(low, low)) or low in flat or _held_in_two(catalog, low):
+                continue
+        elif low in shown or _held_within(catalog, low):
             continue
         out.append(written)
     return out[:MOST_UNMENTIONED]
 
 
 def _held_in_two(catalog: Any, word: str) -> bool:
-    """Whether the knowledge base writes the word as two words side by side ("wi fi" for "wifi")."""
-    splits = [f"{word[:i]} {word[i:]}" for i in range(2, min(len(word) - 1, 24))]
+    """Whether the knowledge base writes the word as two words side by side ("wi fi" for "wifi", "t shirt")."""
+    splits = [f"{stem(word[:i])} {stem(word[i:])}" for i in range(1, min(len(word), 24))]  # (as indexed: "e commerc")
     if not splits:
         return False
     _, df = catalog.document_frequencies(splits)
     return any(n > 0 for n in df.values())
+
+
+def _held_within(catalog: Any, word: str) -> bool:
+    """Whether a word of the knowledge base holds the word (销售部门 holds 销售部: jieba cuts a document's
+    and a question's text apart); a store without a word list holds none."""
+    within = getattr(catalog, "holds_within", None)
+    return bool(within is not None and within(word))

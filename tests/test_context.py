@@ -146,13 +146,24 @@ def test_a_name_the_documents_never_mention_is_said_before_what_they_say(kb: Kno
     assert kb.ask("Initech的年假有几天？").unmentioned == ["Initech"]  # a Chinese question's Latin word is a name wherever it stands
     for question, names in (("Which gives more annual leave, Initech or Umbrella?", ["Initech", "Umbrella"]),
                             ('What does "INITECH" pay for overtime?', ["INITECH"]), ("How does InGen handle expenses?", ["InGen"]),
-                            ("研发中心员工的年假有几天？", ["研发中心"]), ("实习员工的年假有几天？", ["实习"]),
+                            ("研发中心员工的年假有几天？", ["研发中心"]), ("全职员工的年假有几天？", ["全职"]),
+                            ("staff (Initech) leave?", ["Initech"]), ("How many days of leave do staff at Zu\u0308rich get?", ["Zürich"]),
+                            ("ＩＮＩＴＥＣＨ的年假有几天？", ["INITECH"]),
+                            # found by review: words that name nothing before 员工, courtesies, a sentence after a dash,
+                            # a code the documents glue (KX200 for KX-200) or write apart (T-shirt for Tshirt)
+                            ("所有员工的年假有几天？", []), ("我们公司员工的年假有几天？", []), ("目前员工的年假有几天？", []),
+                            ("实习员工的年假有几天？", []), ("How many days of annual leave do I get, Thanks?", []),
+                            ("Quick question - Vacation days per year?", []), ("Can I work from home on Fridays in January?", []),
+                            ("Does the KX200 have a UV lamp?", []), ("Which is the EMployee handbook?", []),
                             # what the documents name, a capitalised first word, a qualifier the documents hold
                             ("How many days of annual leave do Globex employees get?", []), ("Vacation days at Globex?", []),
                             ("蓝海集团员工的年假有几天？", []), ("员工每年休假几天？", []), ("Does the KX-200 have a UV lamp?", [])):
         assert unmentioned(kb.catalog, question, kb.search(question)) == names, question
     answer = kb.ask("How many days of annual leave do Globex employees get?")
     assert answer.unmentioned == [] and answer.text.startswith("Employees receive 18 days"), answer.text
+    # a follow-up is read as searched (found by review: "And how many hours…?" after the Initech question had no note)
+    history = [{"role": "user", "content": "How many days of annual leave do Initech employees get?"}, {"role": "assistant", "content": "…"}]
+    assert kb.ask("And how many hours is the working week?", history=history).unmentioned == ["Initech"]
     many = "Which of " + ", ".join(f"Zq{chr(97 + i % 26)}{i}tech" for i in range(300)) + " gives most leave?"  # looked up: the first 8
     assert unmentioned(kb.catalog, many, []) == [f"Zq{chr(97 + i)}{i}tech" for i in range(8)]
     # a refusal says it its own way; before, the Chinese handbooks' 年假 answered it (the English sources' refusal was

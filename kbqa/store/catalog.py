@@ -565,6 +565,22 @@ class Catalog:
                 counts[word] = int(db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (_quoted(word),)).fetchone()[0])
         return self.chunk_count(), counts
 
+    def holds_within(self, word: str) -> bool:
+        """Whether the index holds this word inside a longer one, or as a word and the start of the next
+        (销售部 in 销售部门, cut 销售 + 部门): for the rare word of a question that no chunk holds whole, as
+        jieba cuts a document's text and a question's apart. One pass over the index's word list."""
+        db = self.db
+        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
+        if db.execute("SELECT 1 FROM temp.chunks_vocab WHERE instr(term, ?) > 0 LIMIT 1", (word,)).fetchone() is not None:
+            return True
+        for i in range(1, min(len(word), 12)):
+            head, rest = word[:i], word[i:]
+            if '"' in word or not db.execute("SELECT 1 FROM temp.chunks_vocab WHERE term = ?", (head,)).fetchone():
+                continue
+            if db.execute("SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT 1", (f'"{head} {rest}"*',)).fetchone():
+                return True
+        return False
+
     def lexical_search(self, query: str, k: int, file_ids: list[int] | None = None) -> list[tuple[int, float]]:
         """BM25 over the FTS5 table, optionally only in some files; (chunk id, bm25 score, higher = better)."""
         words = self._selective(query_tokens(query))
