@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import threading
+import unicodedata
 import zlib
 from collections.abc import Iterable
 from functools import lru_cache
@@ -393,8 +394,17 @@ def _stemmer() -> Any:
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """An English word's Snowball stem; any other word as it is."""
-    return str(_stemmer().stemWord(word)) if _ASCII_WORD.fullmatch(word) else word
+    """An English word's Snowball stem, a Latin word's with an accent without it ("maizière" as "maiziere":
+    the index's FTS5 drops accents, and "Maiziere" was stemmed "maizier" while the accented word was
+    kept whole, so they never met); any other word as it is."""
+    if not _ASCII_WORD.fullmatch(word):
+        if word.isascii() or not _LATIN_RUN.fullmatch(word):
+            return word
+        plain = "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+        if not _ASCII_WORD.fullmatch(plain):
+            return word
+        word = plain
+    return str(_stemmer().stemWord(word))
 
 
 # jieba cuts a text block by block, each block alone: a run of these characters (its re_han_default),

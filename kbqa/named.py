@@ -313,8 +313,13 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?。！？:：;；]|\s[-–—])\s*[\"“
 _NOT_NAMES = frozenset(stem(w) for w in (
     "ok okay thanks thank thx hi hello hey please pls dear sorry cheers january february march april may june july "
     "august september october november december monday tuesday wednesday thursday friday saturday sunday").split())
-# jieba's dictionary tags of a Chinese word that can name something: nouns, names, abbreviations (研发)
-_NAMING_TAG = re.compile(r"n|j|eng")
+# jieba's dictionary tags of a Chinese proper name: a person's, a place's, an organisation's, another (宏达)
+_PROPER_TAG = re.compile(r"n[rstz]")
+_NOUN_TAG = re.compile(r"n|j")  # a noun, a name, an abbreviation (研发), or a word jieba does not know
+# what a Chinese name qualifies when it names an organisation or a part of one (紫金集团, 星河科技, 研发中心)
+_HEADS = frozenset("集团 公司 科技 银行 大学 学院 医院 中心 部 部门 分公司 子公司 总部 研究院 研究所 工厂 厂 门店 店 办公室 "
+                   "事务所 基金会 协会 学校 中学 小学 政府 委员会 有限公司 股份".split())
+_ASKING = re.compile("[哪什谁几怎]|多少")  # 哪支, 哪首: a question word with its measure word
 
 
 def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
@@ -328,10 +333,10 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
     or with a capital inside ("INITECH", "InGen"): a capitalised first word of a sentence ("Vacation
     days at Globex?", "Quick question - Vacation days?"), a courtesy ("Thanks", "OK"), a month and a day of
     the week are none here,
-    but any Latin word of a Chinese question is. A Chinese word is a name when jieba's dictionary
-    tags it a noun, a name or an abbreviation, or does not know it, and a word the knowledge base
-    holds follows it in the question's run of name words (紫金 before 集团; not 所有 or 我们 before 员工):
-    a qualifier of a thing the documents speak of. Held: a word the documents write in two pieces or
+    but any Latin word of a Chinese question is. A Chinese word is a name when a word the knowledge
+    base holds follows it in the question's run of name words, and either is an organisation's or a
+    part's (紫金 before 集团; 研发中心 before 员工) or jieba's dictionary tags the word a proper name (宏达
+    before 电子): a common word before another (武器 of 武器制造商, 对阵 of 对阵匹兹堡队) is no name. Held: a word the documents write in two pieces or
     glued ("Wifi" for "Wi-Fi", "Tshirt" for "T-shirt", "KX-200" for "KX200"), in full-width letters
     (ＩＮＩＴＥＣＨ: see ingest.textfacts.half_width), and a Chinese word inside a longer one of the
     documents (销售部 of 销售部门; the embedded store's catalog only)."""
@@ -365,18 +370,19 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
     for run in name_runs(question):  # a Chinese name word is a name when a held word of its run follows it
         spans = sorted((span, names[i]) for i, span in run.items())
         for (span, word), (next_span, next_word) in zip(spans, spans[1:]):
-            if word in han and next_span[0] == span[1] and not held(word) and held(next_word):
+            if word in han and not _ASKING.search(word) and next_span[0] == span[1] and not held(word) and held(next_word):
                 start = span[0]  # with the unheld words right before it: 研发中心 of 研发中心员工
                 for (s, w) in reversed([x for x in spans if x[0][1] <= span[0]]):
                     if s[1] != start or w not in han or held(w):
                         break
                     start = s[0]
-                qualifiers[word] = question[start : span[1]]
+                qualifiers[word] = (question[start : span[1]], next_word)
     latin = set(candidates)
     if qualifiers:
         tags = dictionary_tags(qualifiers)
-        candidates.update({written.lower(): written for word, written in qualifiers.items()
-                           if (tag := tags.get(word)) is None or _NAMING_TAG.match(tag)})
+        candidates.update({written.lower(): written for word, (written, head) in qualifiers.items()
+                           if ((head in _HEADS or word in _HEADS) and _NOUN_TAG.match(tags.get(word, "n")))  # (not 创立 of 创立公司)
+                           or _PROPER_TAG.match(tags.get(word, ""))})
     shown = half_width("\n".join(f"{h.file}\n{h.context}\n{' '.join(h.title_path)}\n{h.text}" for h in sources)).lower()
     flat = re.sub(r"[\W_]+", "", shown)
     out = []

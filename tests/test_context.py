@@ -146,13 +146,14 @@ def test_a_name_the_documents_never_mention_is_said_before_what_they_say(kb: Kno
     assert kb.ask("Initech的年假有几天？").unmentioned == ["Initech"]  # a Chinese question's Latin word is a name wherever it stands
     for question, names in (("Which gives more annual leave, Initech or Umbrella?", ["Initech", "Umbrella"]),
                             ('What does "INITECH" pay for overtime?', ["INITECH"]), ("How does InGen handle expenses?", ["InGen"]),
-                            ("研发中心员工的年假有几天？", ["研发中心"]), ("全职员工的年假有几天？", ["全职"]),
+                            ("研发中心员工的年假有几天？", ["研发中心"]), ("华为员工的年假有几天？", ["华为"]),
                             ("staff (Initech) leave?", ["Initech"]), ("How many days of leave do staff at Zu\u0308rich get?", ["Zürich"]),
                             ("ＩＮＩＴＥＣＨ的年假有几天？", ["INITECH"]),
                             # found by review: words that name nothing before 员工, courtesies, a sentence after a dash,
                             # a code the documents glue (KX200 for KX-200) or write apart (T-shirt for Tshirt)
                             ("所有员工的年假有几天？", []), ("我们公司员工的年假有几天？", []), ("目前员工的年假有几天？", []),
-                            ("实习员工的年假有几天？", []), ("How many days of annual leave do I get, Thanks?", []),
+                            ("实习员工的年假有几天？", []), ("全职员工的年假有几天？", []), ("How many days of annual leave do I get, Thanks?", []),
+                            ("哪支团队的年假最多？", []), ("创立公司的员工年假有几天？", []),
                             ("Quick question - Vacation days per year?", []), ("Can I work from home on Fridays in January?", []),
                             ("Does the KX200 have a UV lamp?", []), ("Which is the EMployee handbook?", []),
                             # what the documents name, a capitalised first word, a qualifier the documents hold

@@ -154,6 +154,22 @@ def test_full_width_letters_and_digits_are_matched_by_the_ordinary_ones(tmp_path
     assert found("罗店镇１９７９年由什么机构管理？") == [texts[1]]  # a CMRC question writes the year in full width
 
 
+
+def test_a_word_with_an_accent_is_matched_by_the_word_without(tmp_path: Path) -> None:
+    """Found by review: "Thomas de Maiziere" (as an XQuAD question writes him) never met the index's
+    "Maizière": the question's word was stemmed "maizier", the accented one kept whole."""
+    from kbqa.store.catalog import Catalog, NewChunk
+
+    cat = Catalog(tmp_path / "c.db")
+    texts = ["The interior minister is Thomas de Maizière.", "Our office is in Zurich.", "Other text."]
+    chunks = [NewChunk(t, 1, [], "text", 0, len(t), f"k{i}") for i, t in enumerate(texts)]
+    cat.replace_file(path="/a", name="a", sha256="1", size=0, mtime=0, status="ok", error=None, pages=1, seconds=0,
+                     chunks=chunks, vectors={c.vector_key: np.zeros(4, dtype=np.float32) for c in chunks})
+    found = lambda q: [cat.chunks([i])[i].text for i, _ in cat.lexical_search(q, 1)]  # noqa: E731
+    assert found("What role does Maiziere have?") == [texts[0]] and found("Who is Maizières?") == [texts[0]]
+    assert found("Where is the Zürich office?") == [texts[1]]
+
+
 def test_bm25_leaves_out_the_commonest_words_in_a_large_knowledge_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kbqa.store import catalog as store
     from kbqa.store.catalog import Catalog, NewChunk

@@ -8,7 +8,7 @@ import re
 
 from ingest.textfacts import DOTTED, HAN, content_words, stem, words
 
-VERSION = "8"
+VERSION = "9"
 
 
 def tokens(text: str) -> list[str]:
