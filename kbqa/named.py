@@ -303,97 +303,132 @@ def _whole_name(text: str, start: int, end: int, names: list[str]) -> tuple[int,
 
 # --- names the knowledge base never holds ---------------------------------------------------------
 _LATIN = "A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F"
-_LATIN_WORD = re.compile(f"[{_LATIN}][{_LATIN}0-9]*")
+_LATIN_WORD = re.compile(f"(?:[{_LATIN}]['’])?[{_LATIN}][{_LATIN}0-9]*")  # (with an O' or a D': "O'Malley")
 MOST_UNMENTIONED = 8  # names looked up in a question: a question of hundreds of names is no question of names
 LONGEST_NAME = 40  # characters: a longer run of letters is no name to quote
 # where a sentence starts: the question's start, a sentence's end, a dash between clauses; then perhaps a quote
 _SENTENCE_START = re.compile(r"(?:^|[.!?。！？:：;；]|\s[-–—])\s*[\"“‘'(（\[]?\s*$")
+# a word before a full stop that does not end a sentence: "vs. Initech", "St. Louis", "Mr. O'Brien"
+_ABBREVIATED = re.compile(r"\b(?:vs|etc|e\.g|i\.e|approx|incl|no|st|mt|mr|mrs|ms|dr|prof|jr|sr|inc|ltd|co|corp|dept)\.\s*$", re.I)
 # words a question capitalises that name nothing the documents must: greetings and thanks ("…, Thanks?",
-# "OK?"), months and days ("in January", "on Fridays": a time, not whose or which thing)
+# "OK?"), titles and a company's legal form ("Mr", "St", "Corp"), months and days ("in January", "on Fridays": a time, not whose or which thing)
 _NOT_NAMES = frozenset(stem(w) for w in (
-    "ok okay thanks thank thx hi hello hey please pls dear sorry cheers january february march april may june july "
-    "august september october november december monday tuesday wednesday thursday friday saturday sunday").split())
+    "ok okay thanks thank thx hi hello hey please pls dear sorry cheers mr mrs ms dr prof sir madam st mt inc ltd co corp llc plc "
+    "gmbh january february march "
+    "april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday").split())
 # jieba's dictionary tags of a Chinese proper name: a person's, a place's, an organisation's, another (宏达)
 _PROPER_TAG = re.compile(r"n[rstz]")
 _NOUN_TAG = re.compile(r"n|j")  # a noun, a name, an abbreviation (研发), or a word jieba does not know
-# what a Chinese name qualifies when it names an organisation or a part of one (紫金集团, 星河科技, 研发中心)
-_HEADS = frozenset("集团 公司 科技 银行 大学 学院 医院 中心 部 部门 分公司 子公司 总部 研究院 研究所 工厂 厂 门店 店 办公室 "
-                   "事务所 基金会 协会 学校 中学 小学 政府 委员会 有限公司 股份".split())
+# what a Chinese name qualifies when it names an organisation or a part of one (紫金集团, 星河科技, 技术部)
+_HEADS = tuple(sorted(("集团", "公司", "分公司", "子公司", "科技", "银行", "大学", "学院", "医院", "中心", "部", "部门", "总部", "研究院",
+                       "研究所", "工厂", "厂", "门店", "办公室", "事务所", "基金会", "协会", "学校", "中学", "小学", "政府", "委员会",
+                       "股份"), key=len, reverse=True))  # (the longest first: 总部 is one, not 总 + 部)
 _ASKING = re.compile("[哪什谁几怎]|多少")  # 哪支, 哪首: a question word with its measure word
+_JOINS = re.compile("[和与及跟同在对向从把被给的了是]")  # a word cut with the word before a name: 和威尔 of 莱恩和威尔
 
 
 def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
     """The names the question writes that no chunk of the knowledge base holds — not in any text,
     title or description, nor in the sources found — as the question writes them: "Initech" of "How
-    many days of annual leave do Initech employees get?" over handbooks of Acme and Globex, 紫金 of
+    many days of annual leave do Initech employees get?" over handbooks of Acme and Globex, 紫金集团 of
     "紫金集团员工的年假有几天？" over 蓝海集团's and 星河科技's. The answer says so before what the documents
     say of others (they answered both with another company's figures, and said nothing of it).
 
     A name is a Latin word written with a capital or a digit inside a sentence, or wholly in capitals
-    or with a capital inside ("INITECH", "InGen"): a capitalised first word of a sentence ("Vacation
-    days at Globex?", "Quick question - Vacation days?"), a courtesy ("Thanks", "OK"), a month and a day of
-    the week are none here,
-    but any Latin word of a Chinese question is. A Chinese word is a name when a word the knowledge
-    base holds follows it in the question's run of name words, and either is an organisation's or a
-    part's (紫金 before 集团; 研发中心 before 员工) or jieba's dictionary tags the word a proper name (宏达
-    before 电子): a common word before another (武器 of 武器制造商, 对阵 of 对阵匹兹堡队) is no name. Held: a word the documents write in two pieces or
-    glued ("Wifi" for "Wi-Fi", "Tshirt" for "T-shirt", "KX-200" for "KX200"), in full-width letters
-    (ＩＮＩＴＥＣＨ: see ingest.textfacts.half_width), and a Chinese word inside a longer one of the
-    documents (销售部 of 销售部门; the embedded store's catalog only)."""
-    from kbqa.store.tokenize import name_runs, name_words
+    or with a capital inside ("INITECH", "InGen", "O'Malley"): a capitalised first word of a sentence
+    ("Vacation days at Globex?", "Quick question - Vacation days?"; "vs." and "St." end none), a
+    courtesy ("Thanks", "OK"), a title ("Mr"), a month and a day of the week are none here, but any
+    Latin word of a Chinese question is; names side by side are one ("Burger King"). A Chinese word is
+    a name when it names an organisation or a part of one — it ends with, or comes right before, a word
+    such as 集团, 公司, 大学 or 部 (华为公司, 紫金集团, 北京大学, 技术部) — or jieba's dictionary tags it a
+    proper name (华为, 宏达); a common word before another (武器 of 武器制造商, 全职 of 全职员工) is none.
+    Held: a word the documents write in two pieces or glued ("Wifi" for "Wi-Fi", "Tshirt" for "T-shirt",
+    "KX-200" for "KX200"), in full-width letters (ＩＮＩＴＥＣＨ: see ingest.textfacts.half_width), and a
+    Chinese word inside a longer one of the documents (销售部 of 销售部门; the embedded store's catalog
+    only)."""
+    from kbqa.store.tokenize import name_words
 
     question = half_width(unicodedata.normalize("NFC", question))
     names = name_words(question)
     chinese = language(question) == "zh"  # (no capital starts a Chinese sentence: "Initech的年假有几天？")
-    candidates: dict[str, str] = {}  # the word (lower case) -> as written
+    latin: dict[str, tuple[str, int, int]] = {}  # the word looked up (lower case) -> (as written, start, end)
     glued: dict[str, str] = {}  # the word -> the code it is part of, as one word ("kx" -> "kx200" of "KX-200")
     for m in _LATIN_WORD.finditer(question):
         word = m.group()
-        low = word.lower()
+        low = re.split("['’]", word.lower())[-1]  # (O'Malley is looked up as malley: words() cuts it there)
         if low not in names or low in STOP_WORDS or stem(low) in _NOT_NAMES or not 2 <= len(low) <= LONGEST_NAME:
             continue
+        before = question[: m.start()]
         inside = any(ch.isupper() for ch in word[1:]) or any(ch.isdigit() for ch in word)
-        if inside or chinese or (word[0].isupper() and not _SENTENCE_START.search(question[: m.start()])):
-            candidates.setdefault(low, word)
+        if inside or chinese or (word[0].isupper() and (not _SENTENCE_START.search(before) or _ABBREVIATED.search(before))):
+            latin.setdefault(low, (word, m.start(), m.end()))
             a, b = name_span(question, [low]) or m.span()
             if (code := re.sub(r"[\W_]+", "", question[a:b]).lower()) != low:
                 glued[low] = code
-            if len(candidates) == MOST_UNMENTIONED:
+            if len(latin) == MOST_UNMENTIONED:
                 break
     asked = set(question_words(question))  # (not 几天 or 多少: they ask, they name nothing)
-    han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked][:MOST_UNMENTIONED]
-    if not candidates and not han:
+    han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked and not _ASKING.search(w)][:3 * MOST_UNMENTIONED]
+    if not latin and not han:
         return []
-    _, df = catalog.document_frequencies(list(dict.fromkeys([stem(w) for w in [*candidates, *glued.values(), *han]])))
+    _, df = catalog.document_frequencies(list(dict.fromkeys([stem(w) for w in [*latin, *glued.values(), *han]])))
     held = lambda w: df.get(stem(w), 0) > 0  # noqa: E731  (a Chinese word is its own stem)
-    qualifiers: dict[str, str] = {}
-    for run in name_runs(question):  # a Chinese name word is a name when a held word of its run follows it
-        spans = sorted((span, names[i]) for i, span in run.items())
-        for (span, word), (next_span, next_word) in zip(spans, spans[1:]):
-            if word in han and not _ASKING.search(word) and next_span[0] == span[1] and not held(word) and held(next_word):
-                start = span[0]  # with the unheld words right before it: 研发中心 of 研发中心员工
-                for (s, w) in reversed([x for x in spans if x[0][1] <= span[0]]):
-                    if s[1] != start or w not in han or held(w):
-                        break
-                    start = s[0]
-                qualifiers[word] = (question[start : span[1]], next_word)
-    latin = set(candidates)
-    if qualifiers:
-        tags = dictionary_tags(qualifiers)
-        candidates.update({written.lower(): written for word, (written, head) in qualifiers.items()
-                           if ((head in _HEADS or word in _HEADS) and _NOUN_TAG.match(tags.get(word, "n")))  # (not 创立 of 创立公司)
-                           or _PROPER_TAG.match(tags.get(word, ""))})
+    found: list[tuple[int, int, str]] = []  # (start, end, as written) of each name not held
+    for low, (written, a, b) in latin.items():
+        if not (held(low) or held(glued.get(low, low)) or _held_in_two(catalog, low)):
+            found.append((a, b, written))
+    found += _chinese_names(question, names, han, held)
     shown = half_width("\n".join(f"{h.file}\n{h.context}\n{' '.join(h.title_path)}\n{h.text}" for h in sources)).lower()
     flat = re.sub(r"[\W_]+", "", shown)
-    out = []
-    for low, written in candidates.items():
-        if low in latin:
-            if held(low) or held(glued.get(low, low)) or low in flat or _held_in_two(catalog, low):
-                continue
-        elif low in shown or _held_within(catalog, low):
+    out: list[tuple[int, int, str]] = []
+    for a, b, written in sorted(found, key=lambda f: (f[0], -f[1])):
+        low = written.lower()
+        if (low.isascii() and re.sub(r"[\W_]+", "", low) in flat) or (not low.isascii() and (low in shown or _held_within(catalog, low) or (
+                low.endswith("部门") and _held_within(catalog, low[:-1])))):  # (财务部门 of 财务部)
             continue
-        out.append(written)
-    return out[:MOST_UNMENTIONED]
+        if out and a < out[-1][1]:
+            continue  # inside a longer name (大学 of 北京大学)
+        if out and question[out[-1][1] : a] == " " and written[:1].isupper() and out[-1][2].isascii() and written.isascii():
+            out[-1] = (out[-1][0], b, question[out[-1][0] : b])  # side by side: one name ("Burger King")
+            continue
+        out.append((a, b, written))
+    return [written for _, _, written in out][:MOST_UNMENTIONED]
+
+
+def _chinese_names(question: str, names: list[str], han: list[str], held: Callable[[str], bool]) -> list[tuple[int, int, str]]:
+    """The question's Chinese names the knowledge base does not hold (see unmentioned), each as
+    (start, end, as written): an organisation's (华为公司, 紫金集团: the unheld nouns before its word, with
+    it; a bare 公司 is none), or a proper name jieba's dictionary knows (华为) before a word the knowledge
+    base holds (华为员工) or anywhere in a question of another language ("Do 华为 employees…")."""
+    from kbqa.store.tokenize import name_runs
+
+    spans = sorted({(a, b, names[i]) for run in name_runs(question) for i, (a, b) in run.items()})
+    unheld = [(a, b, w) for a, b, w in spans if w in han and not held(w) and not _JOINS.match(w)]
+    if not unheld:
+        return []
+    tags = dictionary_tags(w for _, _, w in unheld)
+    noun = lambda w: _NOUN_TAG.match(tags.get(w) or "n") is not None  # noqa: E731  (not 创立 of 创立公司, 我们 of 我们公司)
+    followed = {a for a, _, w in spans if held(w)}
+    alone = language(question) != "zh"
+    out = []
+    for a, b, w in unheld:
+        head = next((h for h in _HEADS if question.startswith(h, b)), None)
+        if noun(w) and (w.endswith(_HEADS) or head):
+            end = b + len(head) if head and not w.endswith(_HEADS) else b
+            start = a
+            while (before := next((s for s, e, x in unheld if e == start and noun(x)), None)) is not None:
+                start = before  # with the unheld nouns right before it: 研发中心 of 研发 + 中心
+            if not _only_heads(question[start:end]):  # (a bare 公司 or 集团公司 names none)
+                out.append((start, end, question[start:end]))
+        elif _PROPER_TAG.match(tags.get(w, "")) and (alone or b in followed):
+            out.append((a, b, w))
+    return out
+
+
+def _only_heads(name: str) -> bool:
+    while name and (head := next((h for h in _HEADS if name.endswith(h)), None)):
+        name = name[: -len(head)]
+    return not name
 
 
 def _held_in_two(catalog: Any, word: str) -> bool:

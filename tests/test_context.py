@@ -142,13 +142,21 @@ def test_a_name_the_documents_never_mention_is_said_before_what_they_say(kb: Kno
     assert answer.answered_from_documents and answer.unmentioned == ["Initech"], answer.unmentioned
     assert answer.text.startswith("Note: the documents never mention “Initech”") and "18 days" in answer.text, answer.text
     answer = kb.ask("紫金集团员工的年假有几天？")
-    assert answer.unmentioned == ["紫金"] and answer.text.startswith("注意：资料中没有提到“紫金”"), answer.text
+    assert answer.unmentioned == ["紫金集团"] and answer.text.startswith("注意：资料中没有提到“紫金集团”"), answer.text
     assert kb.ask("Initech的年假有几天？").unmentioned == ["Initech"]  # a Chinese question's Latin word is a name wherever it stands
     for question, names in (("Which gives more annual leave, Initech or Umbrella?", ["Initech", "Umbrella"]),
                             ('What does "INITECH" pay for overtime?', ["INITECH"]), ("How does InGen handle expenses?", ["InGen"]),
                             ("研发中心员工的年假有几天？", ["研发中心"]), ("华为员工的年假有几天？", ["华为"]),
                             ("staff (Initech) leave?", ["Initech"]), ("How many days of leave do staff at Zu\u0308rich get?", ["Zürich"]),
                             ("ＩＮＩＴＥＣＨ的年假有几天？", ["INITECH"]),
+                            # found by review: an organisation's word after the name or in it, an O', "vs." and "St.", two words
+                            ("华为公司员工的年假有几天？", ["华为公司"]), ("华为公司的年假有几天？", ["华为公司"]), ("技术部员工的年假有几天？", ["技术部"]),
+                            ("北京大学员工的年假有几天？", ["北京大学"]), ("How many days of annual leave do 华为 employees get?", ["华为"]),
+                            ("Should I ask Sean O'Malley about annual leave?", ["Sean O'Malley"]),
+                            ("Do Acme employees get more leave vs. Initech employees?", ["Initech"]), ("How many days do Burger King staff get?", ["Burger King"]),
+                            ("Should I ask Mr. Smith about leave?", ["Smith"]), ("Is the St. Louis office open?", ["Louis"]),
+                            ("集团总部员工的年假有几天？", []), ("子公司员工的年假有几天？", []), ("蓝海集团公司员工的年假有几天？", []),
+                            ("How many days do Acme Corp staff get?", []), ("莱恩和威尔资助了什么？", []),
                             # found by review: words that name nothing before 员工, courtesies, a sentence after a dash,
                             # a code the documents glue (KX200 for KX-200) or write apart (T-shirt for Tshirt)
                             ("所有员工的年假有几天？", []), ("我们公司员工的年假有几天？", []), ("目前员工的年假有几天？", []),
