@@ -18,10 +18,10 @@ from conftest import EN_PAGES, KBQA, ROOT, free_port, run_kbqa, write_pdf
 pytestmark = pytest.mark.slow  # real models or servers in subprocesses: `pytest -m "not slow"` skips them
 
 
-def start_serve(home: Path, cwd: Path = ROOT, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], str]:
-    """`kbqa serve --kb web` (and extra) on a free port, started from cwd, once its page answers."""
-    port = free_port()
-    log = (home / "serve.log").open("w")
+def start_serve(home: Path, cwd: Path = ROOT, extra: tuple[str, ...] = (), port: int | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`kbqa serve --kb web` (and extra) on a free port (or `port`), started from cwd, once its page answers."""
+    port = port or free_port()
+    log = (home / "serve.log").open("a")
     proc = subprocess.Popen([*KBQA, "serve", "--kb", "web", "--port", str(port), *extra], cwd=cwd, env=os.environ.copy(),
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
@@ -573,6 +573,50 @@ def test_failed_logins_from_one_address_are_held_to_ten_a_minute(home: Path) -> 
     assert said.count(400) == 10 and said.count(429) == 20, said
     assert refused.status_code == 429 and "Too many failed logins" in refused.json()["detail"], refused.text
     assert 0 < int(refused.headers["Retry-After"]) <= 61
+
+
+def test_a_login_outlives_a_restart_of_the_server_and_a_changed_password_ends_it(home: Path, tmp_path: Path) -> None:
+    """Found by review: Gradio keeps logins in memory under a cookie named anew at each start, so after
+    a restart every open page showed a bare "Error" on its next question until reloaded and logged in
+    again. Now a login is kept (its token only as a hash) until the --auth list changes or its user
+    logs out."""
+    port = free_port()
+    users = tmp_path / "users.txt"
+    users.write_text("alice:s3cret\nbob:hunter2\n", encoding="utf-8")
+
+    def serve() -> subprocess.Popen[str]:
+        return start_serve(home, extra=("--auth", str(users)), port=port)[0]
+
+    url = f"http://127.0.0.1:{port}/"
+    logged_in = lambda client: client.get(url + "gradio_api/info", timeout=30).status_code == 200  # noqa: E731
+    proc = serve()
+    try:
+        alice, bob = httpx.Client(), httpx.Client()
+        for client, user, password in ((alice, "alice", "s3cret"), (bob, "bob", "hunter2")):
+            assert client.post(url + "login", data={"username": user, "password": password}, timeout=30).status_code == 200
+            assert logged_in(client)
+        assert not logged_in(httpx.Client())
+        bob.get(url + "logout", timeout=30)
+        assert not logged_in(bob)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    proc = serve()
+    try:
+        assert logged_in(alice) and not logged_in(bob)  # the login outlived the restart; the logout too
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    kept = home / "cache" / f"web-logins-{port}.json"
+    assert kept.stat().st_mode & 0o077 == 0
+    assert not any(token in kept.read_text() for token in alice.cookies.values())  # (hashes only)
+    users.write_text("alice:n3w-s3cret\nbob:hunter2\n", encoding="utf-8")  # a password changed: every login ends
+    proc = serve()
+    try:
+        assert not logged_in(alice)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_a_source_file_ingested_from_outside_the_home_is_copied_for_the_page_not_linked(home: Path, docs: Path) -> None:

@@ -894,6 +894,103 @@ class LoginThrottle:
                 self.failed.pop(address, None)
 
 
+class KeptLogins:
+    """With --auth: a login outlives a restart of the server. Gradio keeps its logins in memory, under
+    a cookie named anew at each start, so after a restart every open page showed a bare "Error" on its
+    next question until it was reloaded and its user logged in again (found by review). The cookie's
+    name and the logins are kept in `path` (only this user may read it; one file per port, as a
+    browser sends a host's cookies to each of its ports): each login as a hash of its token, so the
+    file holds no token a client could send, and the whole --auth list as a slow salted hash, so that
+    any change to it (a user removed, a password changed) logs everyone out at the next start, as
+    every start did before. At most MOST logins are kept (the oldest are forgotten); logging out
+    (Gradio's /logout) forgets them too."""
+
+    MOST = 1000
+
+    def __init__(self, app: Any, path: Path, users: list[tuple[str, str]]) -> None:
+        self.app = app
+        self.path = path
+        self.users = sorted(users)
+        self.adopted = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self.adopted and scope["type"] in ("http", "websocket") and hasattr(scope.get("app"), "tokens"):
+            self.adopt(scope["app"])
+        await self.app(scope, receive, send)
+
+    def adopt(self, gradio_app: Any) -> None:
+        """Give Gradio's app the kept cookie name and logins (at the first request, before any login)."""
+        import hashlib
+        import secrets
+
+        self.adopted = True
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+            salt, cookie, users, logins = bytes.fromhex(state["salt"]), str(state["cookie_id"]), str(state["users"]), dict(state["logins"])
+        except (OSError, ValueError, KeyError, TypeError):
+            salt, cookie, users, logins = secrets.token_bytes(16), gradio_app.cookie_id, "", {}
+        fingerprint = hashlib.pbkdf2_hmac("sha256", json.dumps(self.users).encode(), salt, 200_000).hex()
+        if users != fingerprint:  # another --auth list: no login is kept, and the cookie is named anew
+            cookie, logins = gradio_app.cookie_id, {}
+        names = {user for user, _ in self.users}
+        kept = {h: u for h, u in logins.items() if isinstance(h, str) and len(h) == 64 and u in names}
+
+        def save(now: dict[str, str]) -> None:
+            from ingest.atomic import replacing
+
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with replacing(self.path, 0o600) as tmp:
+                    tmp.write_text(json.dumps({"salt": salt.hex(), "cookie_id": cookie, "users": fingerprint, "logins": now}), encoding="utf-8")
+            except OSError as exc:  # a full disk: the logins still work until the next start
+                logging.getLogger("kbqa.webui").warning("could not keep the web chat's logins in %s: %s", self.path, exc)
+
+        gradio_app.cookie_id = cookie
+        gradio_app.tokens = _Logins(kept, save, self.MOST)
+        save(kept)
+
+
+class _Logins(dict):  # type: ignore[type-arg]
+    """Gradio's token -> user table, kept by the tokens' hashes and written to its file at each login
+    and logout (KeptLogins). Gradio looks a cookie's token up (get, in) and, at a logout, walks the
+    table's keys and deletes some: a key that is already a hash is taken as it is."""
+
+    def __init__(self, logins: dict[str, str], save: Callable[[dict[str, str]], None], most: int) -> None:
+        super().__init__(logins)
+        self.save, self.most = save, most
+
+    def _key(self, token: Any) -> Any:
+        import hashlib
+
+        if not isinstance(token, str) or super().__contains__(token):
+            return token
+        return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+    def __getitem__(self, token: Any) -> str:
+        return super().__getitem__(self._key(token))
+
+    def get(self, token: Any, default: Any = None) -> Any:
+        return super().get(self._key(token), default)
+
+    def __contains__(self, token: object) -> bool:
+        return super().__contains__(self._key(token))
+
+    def __setitem__(self, token: str, user: str) -> None:
+        super().__setitem__(self._key(token), user)
+        while len(self) > self.most:
+            super().__delitem__(next(iter(self)))
+        self.save(dict(self))
+
+    def __delitem__(self, token: str) -> None:
+        super().__delitem__(self._key(token))
+        self.save(dict(self))
+
+    def pop(self, token: Any, *default: Any) -> Any:
+        found = super().pop(self._key(token), *default)
+        self.save(dict(self))
+        return found
+
+
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
     service = Service(config)
     app = build_app(config, kb, service)
@@ -924,7 +1021,8 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
             # a file over webui.max_upload_mb in a batch or a folder is named by the service, and the rest stored (Gradio
             # refused the whole request at once): Gradio's own cap is the most a request may store, ten times that
             max_file_size=f"{10 * config.webui.max_upload_mb:g}mb", head=FOLDER_PATHS_SCRIPT,
-            app_kwargs={"middleware": [limit, known, *([Middleware(LoginThrottle)] if auth else [])]},
+            app_kwargs={"middleware": [limit, known, *([Middleware(LoginThrottle), Middleware(
+                KeptLogins, path=config.home_dir() / "cache" / f"web-logins-{port}.json", users=auth)] if auth else [])]},
             # each session's state stays in memory (some 0.2 MB; Gradio keeps 10,000 sessions' worth): see keep_no_session_values
             state_session_capacity=config.webui.max_sessions)
     except KeyboardInterrupt:  # (a signal while Gradio was still starting)
