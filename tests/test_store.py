@@ -4,6 +4,7 @@ Milvus Lite end to end and migration from FAISS."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -137,35 +138,34 @@ def test_new_kb_on_milvus_from_config(home: Path, folder: Path) -> None:
     assert kb.search("gearbox oil")[0].file == "c.txt"
 
 
-def test_full_width_letters_and_digits_are_matched_by_the_ordinary_ones(tmp_path: Path) -> None:
-    """Found by review: "ＡＢＣ科技" and "１９７９年" (as Chinese text often writes them) were indexed a
-    character a word, so BM25 never matched "ABC科技" or "1979年" to them, nor they a question's."""
+def _bm25_over(tmp_path: Path, texts: list[str]) -> Callable[[str], list[str]]:
+    """A catalog of one file of these chunks; question -> the text of its best BM25 match."""
     from kbqa.store.catalog import Catalog, NewChunk
-    from kbqa.store.tokenize import tokens
 
-    assert tokens("ＡＢＣ科技成立于２００８年") == tokens("ABC科技成立于2008年") and "abc" in tokens("ＡＢＣ科技")
     cat = Catalog(tmp_path / "c.db")
-    texts = ["合作伙伴包括ＡＢＣ科技，成立于２００８年。", "罗店镇1979年由罗店人民公社管理。", "其他内容。"]
     chunks = [NewChunk(t, 1, [], "text", 0, len(t), f"k{i}") for i, t in enumerate(texts)]
     cat.replace_file(path="/a", name="a", sha256="1", size=0, mtime=0, status="ok", error=None, pages=1, seconds=0,
                      chunks=chunks, vectors={c.vector_key: np.zeros(4, dtype=np.float32) for c in chunks})
-    found = lambda q: [cat.chunks([i])[i].text for i, _ in cat.lexical_search(q, 1)]  # noqa: E731
+    return lambda q: [cat.chunks([i])[i].text for i, _ in cat.lexical_search(q, 1)]
+
+
+def test_full_width_letters_and_digits_are_matched_by_the_ordinary_ones(tmp_path: Path) -> None:
+    """Found by review: "ＡＢＣ科技" and "１９７９年" (as Chinese text often writes them) were indexed a
+    character a word, so BM25 never matched "ABC科技" or "1979年" to them, nor they a question's."""
+    from kbqa.store.tokenize import tokens
+
+    assert tokens("ＡＢＣ科技成立于２００８年") == tokens("ABC科技成立于2008年") and "abc" in tokens("ＡＢＣ科技")
+    texts = ["合作伙伴包括ＡＢＣ科技，成立于２００８年。", "罗店镇1979年由罗店人民公社管理。", "其他内容。"]
+    found = _bm25_over(tmp_path, texts)
     assert found("ABC科技是哪一年成立的？") == [texts[0]]
     assert found("罗店镇１９７９年由什么机构管理？") == [texts[1]]  # a CMRC question writes the year in full width
-
 
 
 def test_a_word_with_an_accent_is_matched_by_the_word_without(tmp_path: Path) -> None:
     """Found by review: "Thomas de Maiziere" (as an XQuAD question writes him) never met the index's
     "Maizière": the question's word was stemmed "maizier", the accented one kept whole."""
-    from kbqa.store.catalog import Catalog, NewChunk
-
-    cat = Catalog(tmp_path / "c.db")
     texts = ["The interior minister is Thomas de Maizière.", "Our office is in Zurich.", "Other text."]
-    chunks = [NewChunk(t, 1, [], "text", 0, len(t), f"k{i}") for i, t in enumerate(texts)]
-    cat.replace_file(path="/a", name="a", sha256="1", size=0, mtime=0, status="ok", error=None, pages=1, seconds=0,
-                     chunks=chunks, vectors={c.vector_key: np.zeros(4, dtype=np.float32) for c in chunks})
-    found = lambda q: [cat.chunks([i])[i].text for i, _ in cat.lexical_search(q, 1)]  # noqa: E731
+    found = _bm25_over(tmp_path, texts)
     assert found("What role does Maiziere have?") == [texts[0]] and found("Who is Maizières?") == [texts[0]]
     assert found("Where is the Zürich office?") == [texts[1]]
 
