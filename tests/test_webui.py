@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -582,7 +583,7 @@ def test_a_login_outlives_a_restart_of_the_server_and_a_changed_password_ends_it
     logs out."""
     port = free_port()
     users = tmp_path / "users.txt"
-    users.write_text("alice:s3cret\nbob:hunter2\n", encoding="utf-8")
+    users.write_text("alice:s3cret\nbob:hunter2\ncarol:pw3\n", encoding="utf-8")
 
     def serve() -> subprocess.Popen[str]:
         return start_serve(home, extra=("--auth", str(users)), port=port)[0]
@@ -598,6 +599,17 @@ def test_a_login_outlives_a_restart_of_the_server_and_a_changed_password_ends_it
         assert not logged_in(httpx.Client())
         bob.get(url + "logout", timeout=30)
         assert not logged_in(bob)
+        # found by review: a hash from the file, sent as the cookie, logged in; parallel logouts of one user were 500s
+        kept = json.loads((home / "cache" / f"web-logins-{port}.json").read_text())
+        replayed = httpx.Client(cookies={name: digest for name in alice.cookies.keys() for digest in kept["logins"]})
+        assert not logged_in(replayed)
+        carols = [httpx.Client() for _ in range(12)]
+        for client in carols:
+            client.post(url + "login", data={"username": "carol", "password": "pw3"}, timeout=30)
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            assert all(code < 500 for code in pool.map(lambda c: c.get(url + "logout", timeout=30).status_code, carols))
+        assert not any(logged_in(c) for c in carols)
+        assert "carol" not in json.loads((home / "cache" / f"web-logins-{port}.json").read_text())["logins"].values()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -610,7 +622,7 @@ def test_a_login_outlives_a_restart_of_the_server_and_a_changed_password_ends_it
     kept = home / "cache" / f"web-logins-{port}.json"
     assert kept.stat().st_mode & 0o077 == 0
     assert not any(token in kept.read_text() for token in alice.cookies.values())  # (hashes only)
-    users.write_text("alice:n3w-s3cret\nbob:hunter2\n", encoding="utf-8")  # a password changed: every login ends
+    users.write_text("alice:n3w-s3cret\nbob:hunter2\ncarol:pw3\n", encoding="utf-8")  # a password changed: every login ends
     proc = serve()
     try:
         assert not logged_in(alice)

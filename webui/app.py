@@ -899,13 +899,16 @@ class KeptLogins:
     a cookie named anew at each start, so after a restart every open page showed a bare "Error" on its
     next question until it was reloaded and its user logged in again (found by review). The cookie's
     name and the logins are kept in `path` (only this user may read it; one file per port, as a
-    browser sends a host's cookies to each of its ports): each login as a hash of its token, so the
-    file holds no token a client could send, and the whole --auth list as a slow salted hash, so that
-    any change to it (a user removed, a password changed) logs everyone out at the next start, as
-    every start did before. At most MOST logins are kept (the oldest are forgotten); logging out
-    (Gradio's /logout) forgets them too."""
+    browser sends a host's cookies to each of its ports): each login as a hash of its token, which no
+    cookie can stand for (_Logins), and the whole --auth list as a slow salted hash, so that any change
+    to it (a user removed, a password changed) logs everyone out at the next start, as every start did
+    before. At most MOST logins are kept (the oldest are forgotten); logging out (Gradio's /logout)
+    forgets them too. A file that cannot be read as such (or over MOST_BYTES) is started anew, with a
+    warning in the log."""
 
     MOST = 1000
+    MOST_BYTES = 1_000_000
+    _COOKIE_ID = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
     def __init__(self, app: Any, path: Path, users: list[tuple[str, str]]) -> None:
         self.app = app
@@ -915,6 +918,7 @@ class KeptLogins:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not self.adopted and scope["type"] in ("http", "websocket") and hasattr(scope.get("app"), "tokens"):
+            self.adopted = True
             self.adopt(scope["app"])
         await self.app(scope, receive, send)
 
@@ -923,17 +927,26 @@ class KeptLogins:
         import hashlib
         import secrets
 
-        self.adopted = True
-        try:
-            state = json.loads(self.path.read_text(encoding="utf-8"))
-            salt, cookie, users, logins = bytes.fromhex(state["salt"]), str(state["cookie_id"]), str(state["users"]), dict(state["logins"])
-        except (OSError, ValueError, KeyError, TypeError):
-            salt, cookie, users, logins = secrets.token_bytes(16), gradio_app.cookie_id, "", {}
-        fingerprint = hashlib.pbkdf2_hmac("sha256", json.dumps(self.users).encode(), salt, 200_000).hex()
-        if users != fingerprint:  # another --auth list: no login is kept, and the cookie is named anew
-            cookie, logins = gradio_app.cookie_id, {}
+        log = logging.getLogger("kbqa.webui")
         names = {user for user, _ in self.users}
-        kept = {h: u for h, u in logins.items() if isinstance(h, str) and len(h) == 64 and u in names}
+        fingerprint_of = lambda salt: hashlib.pbkdf2_hmac("sha256", json.dumps(self.users).encode(), salt, 200_000).hex()  # noqa: E731
+        salt, cookie, kept = secrets.token_bytes(16), gradio_app.cookie_id, {}
+        fingerprint = ""
+        try:
+            state = self._read()
+            if state is not None:
+                salt = bytes.fromhex(state["salt"])
+                fingerprint = fingerprint_of(salt)
+                if state["users"] == fingerprint and isinstance(state["cookie_id"], str) and self._COOKIE_ID.fullmatch(state["cookie_id"]):
+                    cookie = state["cookie_id"]
+                    kept = {h: u for h, u in dict(state["logins"]).items()
+                            if isinstance(h, str) and re.fullmatch("[0-9a-f]{64}", h) and isinstance(u, str) and u in names}
+                    kept = dict(list(kept.items())[-self.MOST :])
+                # (another --auth list: no login is kept, and the cookie is named anew)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("the web chat's kept logins in %s could not be read (%s): everyone logs in again", self.path, exc)
+            salt, cookie, kept, fingerprint = secrets.token_bytes(16), gradio_app.cookie_id, {}, ""
+        fingerprint = fingerprint or fingerprint_of(salt)
 
         def save(now: dict[str, str]) -> None:
             from ingest.atomic import replacing
@@ -943,31 +956,67 @@ class KeptLogins:
                 with replacing(self.path, 0o600) as tmp:
                     tmp.write_text(json.dumps({"salt": salt.hex(), "cookie_id": cookie, "users": fingerprint, "logins": now}), encoding="utf-8")
             except OSError as exc:  # a full disk: the logins still work until the next start
-                logging.getLogger("kbqa.webui").warning("could not keep the web chat's logins in %s: %s", self.path, exc)
+                log.warning("could not keep the web chat's logins in %s: %s", self.path, exc)
 
         gradio_app.cookie_id = cookie
         gradio_app.tokens = _Logins(kept, save, self.MOST)
         save(kept)
 
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            if self.path.stat().st_size > self.MOST_BYTES:
+                raise ValueError(f"over {self.MOST_BYTES} bytes")
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(str(exc)) from None
+        if not isinstance(state, dict):
+            raise ValueError("not an object")
+        return state
+
+
+class _Kept:
+    """A login as _Logins.keys() gives it: its token's hash, which only the table itself takes back."""
+
+    __slots__ = ("digest",)
+
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+
 
 class _Logins(dict):  # type: ignore[type-arg]
     """Gradio's token -> user table, kept by the tokens' hashes and written to its file at each login
-    and logout (KeptLogins). Gradio looks a cookie's token up (get, in) and, at a logout, walks the
-    table's keys and deletes some: a key that is already a hash is taken as it is."""
+    and logout (KeptLogins). A cookie's token is always hashed before it is looked up, so a hash from
+    the file is no token (found by review: sent as the cookie, it logged in). Gradio's /logout walks
+    keys() and deletes its user's logins, in several threads at once: a key is a _Kept, and one
+    another logout took already is no error (found by review: 500s, and logins left)."""
 
     def __init__(self, logins: dict[str, str], save: Callable[[dict[str, str]], None], most: int) -> None:
         super().__init__(logins)
         self.save, self.most = save, most
+        self.lock = threading.Lock()
 
-    def _key(self, token: Any) -> Any:
+    @staticmethod
+    def _key(token: Any) -> str:
         import hashlib
 
-        if not isinstance(token, str) or super().__contains__(token):
-            return token
-        return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        if isinstance(token, _Kept):
+            return token.digest
+        return hashlib.sha256(str(token).encode("utf-8", "replace")).hexdigest()
 
-    def __getitem__(self, token: Any) -> str:
-        return super().__getitem__(self._key(token))
+    def keys(self) -> list[_Kept]:  # type: ignore[override]
+        with self.lock:
+            return [_Kept(h) for h in super().keys()]
+
+    def __iter__(self) -> Iterator[_Kept]:  # type: ignore[override]
+        return iter(self.keys())
+
+    def __getitem__(self, token: Any) -> Any:
+        found = super().get(self._key(token))
+        if found is None and not isinstance(token, _Kept):
+            raise KeyError("no such login")
+        return found  # (None for a login another logout took)
 
     def get(self, token: Any, default: Any = None) -> Any:
         return super().get(self._key(token), default)
@@ -976,19 +1025,22 @@ class _Logins(dict):  # type: ignore[type-arg]
         return super().__contains__(self._key(token))
 
     def __setitem__(self, token: str, user: str) -> None:
-        super().__setitem__(self._key(token), user)
-        while len(self) > self.most:
-            super().__delitem__(next(iter(self)))
-        self.save(dict(self))
+        with self.lock:
+            super().__setitem__(self._key(token), user)
+            while len(self) > self.most:
+                super().__delitem__(next(iter(super().keys())))
+            self.save(dict(self.items()))
 
-    def __delitem__(self, token: str) -> None:
-        super().__delitem__(self._key(token))
-        self.save(dict(self))
+    def __delitem__(self, token: Any) -> None:
+        with self.lock:
+            if super().pop(self._key(token), None) is not None:
+                self.save(dict(self.items()))
 
     def pop(self, token: Any, *default: Any) -> Any:
-        found = super().pop(self._key(token), *default)
-        self.save(dict(self))
-        return found
+        with self.lock:
+            found = super().pop(self._key(token), *default)
+            self.save(dict(self.items()))
+            return found
 
 
 def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None) -> None:
