@@ -611,8 +611,12 @@ def _retrieve_and_decide(kb: Searchable, question: str, query: str, history: lis
         if source == searched:  # (across languages, by meaning: a part's answer is found by its words)
             evidence = with_parts(question, hits, query, evidence)  # "谁发的？什么时候发的？": each part's answer quoted
         evidence = with_named_parts(question, replace(evidence, unnamed=unnamed_sources(query, hits, found), names=source_names(query, found)))
-    # (of what was searched: a follow-up's "And how many days of sick leave?" after "…at Globex?" is asked of Globex too)
-    names = tuple(unmentioned(kb.catalog, query, hits)) if decision.answer else ()
+    names: tuple[str, ...] = ()
+    if decision.answer:  # the question's own names; a follow-up that names nothing is read as searched ("And how many
+        # hours…?" after "…Initech employees…?" is asked of Initech too), one that names a document is not ("And Globex?")
+        names = tuple(unmentioned(kb.catalog, question, hits))
+        if not names and query != question and not kb.catalog.named_files(question):
+            names = tuple(unmentioned(kb.catalog, query, hits))
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage, names)
 
 

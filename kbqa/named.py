@@ -324,7 +324,7 @@ _HEADS = tuple(sorted(("集团", "公司", "分公司", "子公司", "科技", "
                        "研究所", "工厂", "厂", "门店", "办公室", "事务所", "基金会", "协会", "学校", "中学", "小学", "政府", "委员会",
                        "股份"), key=len, reverse=True))  # (the longest first: 总部 is one, not 总 + 部)
 _ASKING = re.compile("[哪什谁几怎]|多少")  # 哪支, 哪首: a question word with its measure word
-_JOINS = re.compile("[和与及跟同在对向从把被给的了是]")  # a word cut with the word before a name: 和威尔 of 莱恩和威尔
+_JOINS = re.compile("[和与及跟同在对向从把被给的了是那这]")  # a word cut with the word before a name: 和威尔 of 莱恩和威尔, 那紫金 of 那紫金集团呢
 
 
 def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:

@@ -173,6 +173,8 @@ def test_a_name_the_documents_never_mention_is_said_before_what_they_say(kb: Kno
     # a follow-up is read as searched (found by review: "And how many hours…?" after the Initech question had no note)
     history = [{"role": "user", "content": "How many days of annual leave do Initech employees get?"}, {"role": "assistant", "content": "…"}]
     assert kb.ask("And how many hours is the working week?", history=history).unmentioned == ["Initech"]
+    assert kb.ask("And Globex?", history=history).unmentioned == []  # (found by review: it still named Initech)
+    assert kb.ask("那紫金集团呢？", history=history).unmentioned == ["紫金集团"]  # its own name, not the one before
     many = "Which of " + ", ".join(f"Zq{chr(97 + i % 26)}{i}tech" for i in range(300)) + " gives most leave?"  # looked up: the first 8
     assert unmentioned(kb.catalog, many, []) == [f"Zq{chr(97 + i)}{i}tech" for i in range(8)]
     # a refusal says it its own way; before, the Chinese handbooks' 年假 answered it (the English sources' refusal was
