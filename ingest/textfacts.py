@@ -392,6 +392,11 @@ def _stemmer() -> Any:
     return found
 
 
+def without_diacritics(word: str) -> str:
+    """A word as the FTS5 tables' unicode61 tokenizer (remove_diacritics 2) holds it: "zürich" as "zurich"."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """An English word's Snowball stem, a Latin word's with an accent without it ("maizière" as "maiziere":
@@ -400,7 +405,7 @@ def stem(word: str) -> str:
     if not _ASCII_WORD.fullmatch(word):
         if word.isascii() or not _LATIN_RUN.fullmatch(word):
             return word
-        plain = "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+        plain = without_diacritics(word)
         if not _ASCII_WORD.fullmatch(plain):
             return word
         word = plain

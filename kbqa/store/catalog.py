@@ -12,7 +12,6 @@ import secrets
 import sqlite3
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ingest.textfacts import without_diacritics
 from kbqa.errors import KnowledgeBaseError
 from kbqa.store.tokenize import VERSION as TOKENIZER_VERSION
 from kbqa.store.tokenize import index_words, name_runs, name_terms, name_tokens, query_tokens
@@ -632,11 +632,6 @@ class Catalog:
 LARGE_KB = 200_000  # chunks: above this, BM25 leaves out the commonest question words (Catalog._selective)
 COMMON_WORD = 0.02  # ... those held by more than this share of the chunks
 LEXICAL_WITHIN_DEPTH = 5000  # how deep in the whole BM25 ranking a search within some files looks
-
-
-def without_diacritics(word: str) -> str:
-    """A word as the FTS5 tables' unicode61 tokenizer (remove_diacritics 2) holds it: "zürich" as "zurich"."""
-    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
 
 
 def _same_folder(a: str, b: str) -> bool:
