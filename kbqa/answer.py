@@ -68,7 +68,8 @@ def _signed(text: str, start: int) -> bool:
     return start > 0 and text[start - 1] in "-−" and not (start > 1 and text[start - 2].isalnum())
 
 
-_HAN_NUMERAL = re.compile("[〇零一二三四五六七八九十百千万亿两]+")
+_HAN_DIGITS = "〇零一二三四五六七八九十百千万亿两"
+_HAN_NUMERAL = re.compile(f"[{_HAN_DIGITS}]+")
 
 
 def whole_numbers(answer: str, evidence: str) -> bool:
@@ -76,8 +77,7 @@ def whole_numbers(answer: str, evidence: str) -> bool:
     longer one ("25" of "257,055,899", "345" of "12,345", 五天 of 十五天) and not without the minus sign
     the evidence gives it ("16.55%" of "-16.55%")."""
     for m in _HAN_NUMERAL.finditer(answer):
-        if not any(not _HAN_NUMERAL.match(evidence[max(0, s - 1):s] or "x") and not _HAN_NUMERAL.match(evidence[s + len(m.group()):s + len(m.group()) + 1] or "x")
-                   for s in (found.start() for found in re.finditer(re.escape(m.group()), evidence))):
+        if not re.search(f"(?<![{_HAN_DIGITS}]){m.group()}(?![{_HAN_DIGITS}])", evidence):
             return False
     for m in FIGURE.finditer(answer):
         number, signed = m.group(), _signed(answer, m.start())
