@@ -930,23 +930,21 @@ class KeptLogins:
         log = logging.getLogger("kbqa.webui")
         names = {user for user, _ in self.users}
         fingerprint_of = lambda salt: hashlib.pbkdf2_hmac("sha256", json.dumps(self.users).encode(), salt, 200_000).hex()  # noqa: E731
-        salt, cookie, kept = secrets.token_bytes(16), gradio_app.cookie_id, {}
-        fingerprint = ""
+        cookie, kept = gradio_app.cookie_id, {}
         try:
-            state = self._read()
-            if state is not None:
-                salt = bytes.fromhex(state["salt"])
-                fingerprint = fingerprint_of(salt)
-                if state["users"] == fingerprint and isinstance(state["cookie_id"], str) and self._COOKIE_ID.fullmatch(state["cookie_id"]):
-                    cookie = state["cookie_id"]
-                    kept = {h: u for h, u in dict(state["logins"]).items()
-                            if isinstance(h, str) and re.fullmatch("[0-9a-f]{64}", h) and isinstance(u, str) and u in names}
-                    kept = dict(list(kept.items())[-self.MOST :])
-                # (another --auth list: no login is kept, and the cookie is named anew)
+            state = self._read() or {}
+            salt = bytes.fromhex(state["salt"]) if state else secrets.token_bytes(16)
+            fingerprint = fingerprint_of(salt)
+            # (another --auth list: no login is kept, and the cookie is named anew)
+            if state and state["users"] == fingerprint and isinstance(state["cookie_id"], str) and self._COOKIE_ID.fullmatch(state["cookie_id"]):
+                cookie = state["cookie_id"]
+                kept = {h: u for h, u in dict(state["logins"]).items()
+                        if isinstance(h, str) and re.fullmatch("[0-9a-f]{64}", h) and isinstance(u, str) and u in names}
+                kept = dict(list(kept.items())[-self.MOST :])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("the web chat's kept logins in %s could not be read (%s): everyone logs in again", self.path, exc)
-            salt, cookie, kept, fingerprint = secrets.token_bytes(16), gradio_app.cookie_id, {}, ""
-        fingerprint = fingerprint or fingerprint_of(salt)
+            salt = secrets.token_bytes(16)
+            fingerprint, cookie, kept = fingerprint_of(salt), gradio_app.cookie_id, {}
 
         def save(now: dict[str, str]) -> None:
             from ingest.atomic import replacing
@@ -964,6 +962,8 @@ class KeptLogins:
 
     def _read(self) -> dict[str, Any] | None:
         try:
+            if self.path.is_symlink():  # (never read through a link left in the home; the next save replaces it)
+                raise ValueError("a symbolic link")
             if self.path.stat().st_size > self.MOST_BYTES:
                 raise ValueError(f"over {self.MOST_BYTES} bytes")
             state = json.loads(self.path.read_text(encoding="utf-8"))
