@@ -54,12 +54,17 @@ demo: $(VENV)/.core
 test: $(VENV)/.dev browser
 	$(BIN)/python -m pytest -q -n 2 --durations=20
 
-# The browser tests drive Debian's chromium; without it (no root, no apt) they are skipped with a reason.
+# The browser tests drive Debian's chromium, and one PDF test draws Arabic with DejaVu Sans; without them
+# (no root, no apt) those tests are skipped with a reason.
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) ; } || \
 	  echo "chromium not installed: the browser tests will be skipped"
+	@[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null) ; } || \
+	  echo "fonts-dejavu-core not installed: the right-to-left PDF test will be skipped"
 
 examples: $(VENV)/.core
 	$(BIN)/python examples/make_docs.py
