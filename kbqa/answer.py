@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ingest.textfacts import content_words, language, question_words, stem, substantive_words, terms
+from ingest.textfacts import content_words, is_wide, language, question_words, stem, substantive_words, terms
 from kbqa.bilingual import bridge
 from kbqa.codes import about_another, codes, holds_code
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
@@ -562,12 +562,27 @@ def prepare(
     return prepared
 
 
+def reply_language(question: str, history: list[Message], hits: list[Hit]) -> str:
+    """The language of the reply: the question's; for a question without a letter ("???", "2023?", "🦄🦄🦄?") the
+    last earlier question's that has one, else Chinese where it is written with Chinese punctuation ("12？"), else the
+    best source's, else English. (Such a question was answered in Chinese, whatever was asked before or held:
+    `language` reads a text without letters as Chinese. Found by review.)"""
+    if any(ch.isalpha() for ch in question):
+        return language(question)
+    for text in [m.get("content", "") for m in reversed(history) if m.get("role") == "user"]:
+        if isinstance(text, str) and any(ch.isalpha() for ch in text):
+            return language(text)
+    if any(is_wide(ch) for ch in question):
+        return "zh"
+    return language(hits[0].text) if hits and any(ch.isalpha() for ch in hits[0].text) else "en"
+
+
 def _retrieve_and_decide(kb: Searchable, question: str, query: str, history: list[Message], usage: Usage,
                          calibration: Callable[[str], Calibration], top_k: int | None, threshold: float | None) -> Prepared:
     """Retrieve for query (the standalone form of question) and decide whether the sources answer question."""
     hits = kb.search(query, top_k=top_k, threshold=threshold)
     hits = sorted(hits, key=lambda h: -h.relevance)  # shown and numbered most relevant first (by language: below)
-    lang = language(question)  # the reply's language
+    lang = reply_language(question, history, hits)
     searched = language(query)  # a follow-up's search joins the turns: its language is that text's, as retrieval read it
     frequencies = kb.catalog.document_frequencies(question_words(query))
     embedder = Embedded(kb.embedder)  # each sentence embedded once however often the evidence is read

@@ -344,14 +344,20 @@ def test_a_question_in_the_other_language_that_the_documents_do_not_hold_is_refu
     assert answer.sources, "a refusal still shows the closest passages"
 
 
-@pytest.mark.parametrize("question", ["?", "的", "是什么？", "what?", "1", "12?", "\ufffd"])
+@pytest.mark.parametrize(("question", "lang"), [("?", "en"), ("的", "zh"), ("是什么？", "zh"), ("what?", "en"), ("1", "en"), ("12？", "zh"),
+                                              ("\ufffd", "en"), ("🦄🦄🦄?", "en")])
 @pytest.mark.slow
-def test_a_question_with_nothing_to_look_for_is_refused_without_sources(trust_kb: KnowledgeBase, question: str) -> None:
-    """Found by review: "?" was answered at confidence 0.84, "1" at 0.99, from passages of relevance 0."""
+def test_a_question_with_nothing_to_look_for_is_refused_without_sources(trust_kb: KnowledgeBase, question: str, lang: str) -> None:
+    """Found by review: "?" was answered at confidence 0.84, "1" at 0.99, from passages of relevance 0;
+    a question without a letter ("🦄🦄🦄?") was refused in Chinese, also after an English question."""
     answer = trust_kb.ask(question, answer_confidence=0.0)  # even a user who wants every answer gets none
     assert not answer.answered_from_documents, answer.text
-    assert "no words to look for" in answer.text or "没有可以在资料中查找的词" in answer.text
+    assert ("没有可以在资料中查找的词" if lang == "zh" else "no words to look for") in answer.text
     assert answer.sources == []
+    history = [{"role": "user", "content": "年假有几天？" if lang == "en" else "How long is the warranty?"}, {"role": "assistant", "content": "…"}]
+    again = trust_kb.ask(question, history=history)  # a question without a letter is answered in the conversation's language
+    if not any(ch.isalpha() for ch in question):
+        assert language(again.text) == ("en" if lang == "zh" else "zh"), again.text
 
 
 def test_a_code_or_version_alone_is_still_a_question() -> None:
