@@ -580,7 +580,7 @@ def test_a_login_outlives_a_restart_of_the_server_and_a_changed_password_ends_it
     """Found by review: Gradio keeps logins in memory under a cookie named anew at each start, so after
     a restart every open page showed a bare "Error" on its next question until reloaded and logged in
     again. Now a login is kept (its token only as a hash) until the --auth list changes or its user
-    logs out."""
+    logs out, and a page whose login ended says so."""
     port = free_port()
     users = tmp_path / "users.txt"
     users.write_text("alice:s3cret\nbob:hunter2\ncarol:pw3\n", encoding="utf-8")
@@ -626,6 +626,9 @@ def test_a_login_outlives_a_restart_of_the_server_and_a_changed_password_ends_it
     proc = serve()
     try:
         assert not logged_in(alice)
+        # the open page's next question says why and what to do (it showed bare "Error" badges: Gradio's detail is an object)
+        refused = alice.post(url + "gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "x"}, timeout=30)
+        assert refused.status_code == 401 and "reload the page" in refused.json()["detail"], refused.text
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -920,7 +920,32 @@ class KeptLogins:
         if not self.adopted and scope["type"] in ("http", "websocket") and hasattr(scope.get("app"), "tokens"):
             self.adopted = True
             self.adopt(scope["app"])
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/queue/join"):
+            send = self._saying_login_ended(send)
         await self.app(scope, receive, send)
+
+    ENDED = ("Your login has ended (you logged out, or the server's users or passwords changed): reload the page and log in "
+             "again. 登录已失效（已退出登录，或服务器的用户、密码已更改）：请刷新页面，重新登录。")
+
+    @classmethod
+    def _saying_login_ended(cls, send: Any) -> Any:
+        """A question from a page whose login has ended gets Gradio's 401 with this as its message: the page
+        shows a message only when the detail is text, and Gradio's is an object, so the page showed bare
+        "Error" badges (found by review, after a password change)."""
+        replaced = False
+
+        async def said(message: dict[str, Any]) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                replaced = True
+                body = json.dumps({"detail": cls.ENDED}, ensure_ascii=False).encode()
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+            elif not replaced:
+                await send(message)
+
+        return said
 
     def adopt(self, gradio_app: Any) -> None:
         """Give Gradio's app the kept cookie name and logins (at the first request, before any login)."""
