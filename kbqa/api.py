@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kbqa.config import Config
 from kbqa.kb import clean_text
-from kbqa.service import Busy, NotFound, Reply, Service, ServiceError, Unauthorized, scrub
+from kbqa.service import BadRequest, Busy, NotFound, Reply, Service, ServiceError, Unauthorized, scrub
 from kbqa.types import Hit
 
 
@@ -218,9 +218,9 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     @app.post("/v1/chat/completions", dependencies=[Depends(check_key)], response_model=None)
     async def chat(req: ChatRequest, request: Request) -> Any:
         if not req.messages or req.messages[-1].role != "user":
-            raise ServiceError("the last message must be the user's question")
+            raise BadRequest("the last message must be the user's question")
         if req.stream_options is not None and not req.stream:
-            raise ServiceError("stream_options is only allowed with stream: true")
+            raise BadRequest("stream_options is only allowed with stream: true")
         model = clean_text(req.model)
         if model.startswith("kb:"):
             history = [m.plain() for m in req.messages[:-1] if m.role in ("user", "assistant")]

@@ -778,7 +778,8 @@ class KnowledgeBase:
             if len(match) == 1 and not by_last_parts:
                 raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}: give the whole name ({match[0].name!r}) or its id {match[0].id}")
         if not match:
-            raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}; see: kbqa kb files {self.name}")
+            raise KnowledgeBaseError(f"no file {name_or_id!r} in knowledge base {self.name!r}: list its files for their ids and names "
+                                     f"(kbqa kb files {self.name}; the API's or the web page's list of files)")
         if len(match) > 1:  # the same name from two folders: say which, change nothing
             listed = "; ".join(f"id {r.id}: {r.path}" for r in match)
             raise AmbiguousFile(f"{len(match)} files are called {given!r} in knowledge base {self.name!r} ({listed}); give the id or the path",

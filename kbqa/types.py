@@ -224,7 +224,7 @@ class IngestReport:
     def summary(self) -> str:
         parts = [f"{self.count(s)} {s}" for s in ("added", "updated", "moved", "skipped", "removed", "failed", "unsupported") if self.count(s)]
         chunks = sum(f.chunks for f in self.files if f.status in ("added", "updated"))
-        return f"{', '.join(parts) or 'nothing to do'}; {chunks} new chunks in {self.seconds:.1f} s" + (" (interrupted)" if self.interrupted else "")
+        return f"{', '.join(parts) or 'nothing to do'}; {chunks} new chunk{'' if chunks == 1 else 's'} in {self.seconds:.1f} s" + (" (interrupted)" if self.interrupted else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {"files": [asdict(f) for f in self.files], "interrupted": self.interrupted, "seconds": self.seconds, "gone": self.gone,

@@ -713,6 +713,8 @@ def test_the_web_app_says_what_was_refused_in_the_page_language(service: Service
     report = IngestReport([FileResult("a.md", "added", chunks=3), FileResult("b.pdf", "failed", error="corrupt")], seconds=1.25)
     assert summary(report, "en") == report.summary() == "1 added, 1 failed; 3 new chunks in 1.2 s"
     assert summary(report, "zh") == "新增 1 个，失败 1 个；新增 3 个片段，用时 1.2 秒"
+    one = IngestReport([FileResult("a.md", "added", chunks=1)], seconds=0.5)
+    assert summary(one, "en") == one.summary() == "1 added; 1 new chunk in 0.5 s"  # (found by review: "1 new chunks")
     from webui.texts import file_error
 
     assert file_error("encrypted PDF: remove the password first (e.g. qpdf --decrypt)", "zh").startswith("PDF 已加密")

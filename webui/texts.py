@@ -106,6 +106,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "unsupported": {"en": "{n} unsupported", "zh": "不支持 {n} 个"},
     "nothing_to_do": {"en": "nothing to do", "zh": "没有需要处理的文件"},
     "chunks_in": {"en": "{chunks} new chunks in {seconds:.1f} s", "zh": "新增 {chunks} 个片段，用时 {seconds:.1f} 秒"},
+    "chunk_in": {"en": "1 new chunk in {seconds:.1f} s", "zh": "新增 1 个片段，用时 {seconds:.1f} 秒"},
     "interrupted": {"en": " (interrupted)", "zh": "（已中断）"},
     # what the service refused, by its code
     "err_invalid_name": {"en": "Invalid knowledge base name: use letters, digits, Chinese, '-', '_' or '.' (not first), at most 64 characters (255 bytes of UTF-8).",
@@ -180,7 +181,7 @@ def summary(report: Any, lang: str) -> str:
     parts = [t(lang, key, n=report.count(status)) for status, key in keys.items() if report.count(status)]
     chunks = sum(f.chunks for f in report.files if f.status in ("added", "updated"))
     joined = ("，" if lang == "zh" else ", ").join(parts) or t(lang, "nothing_to_do")
-    return f"{joined}{'；' if lang == 'zh' else '; '}{t(lang, 'chunks_in', chunks=chunks, seconds=report.seconds)}" + (
+    return f"{joined}{'；' if lang == 'zh' else '; '}{t(lang, 'chunk_in' if chunks == 1 else 'chunks_in', chunks=chunks, seconds=report.seconds)}" + (
         t(lang, "interrupted") if report.interrupted else "")
 
 
