@@ -33,9 +33,9 @@ from typing import Any, Protocol
 from ingest.textfacts import content_words, is_wide, language, question_words, stem, substantive_words, terms
 from kbqa.bilingual import bridge
 from kbqa.codes import about_another, codes, holds_code
-from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
+from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, kind_words, with_parts
 from kbqa.models import Calibration, pair_key
-from kbqa.named import named_sources, others_of, source_names, unmentioned, unnamed_sources, without_other_names
+from kbqa.named import named_sources, others_of, proper_names, source_names, unmentioned, unnamed_sources, without_other_names
 from kbqa.scope import kind_said, not_asked_about, other_kind_said, uncovered_compounds, without_other_kinds
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
@@ -600,8 +600,9 @@ def _retrieve_and_decide(kb: Searchable, question: str, query: str, history: lis
     judged = [judge(embedder, question, query, hits, searched, source, calibration, frequencies, others) for source in languages]
     judged = kinds_across(judged, query, hits, searched, others)
     source, evidence, decision = best_supported(judged, searched)
-    if len(languages) > 1:  # the sources of the evidence's language first, each language's most relevant first (an
-        # unrelated Chinese note's relevance for an English question can pass the English manual's that answers it)
+    if len(languages) > 1 and decision.answer:  # the sources of the evidence's language first, each language's most relevant
+        # first (an unrelated Chinese note's relevance for an English question can pass the English manual's that answers
+        # it); a refusal's related passages stay most relevant first (found by review: 0.39, 0.28, 0.19, then 0.49)
         ordered = [h for h in hits if language(h.text) == source] + [h for h in hits if language(h.text) != source]
         if ordered != hits:  # (read again only when the numbering changed: across languages it embeds the sentences)
             hits = ordered
@@ -617,7 +618,9 @@ def _retrieve_and_decide(kb: Searchable, question: str, query: str, history: lis
     if decision.answer:  # an answer's sources: passages with some relevance, or evidence (a refusal shows the closest, whatever they are);
         # of a knowledge base of both languages, a passage in another language than the answer's only when as likely
         # as not to hold the answer (an English manual's page for "员工每年有几天带薪年假？" is not a source of its answer)
-        quoted = {s.n for s in evidence.sentences[:3]}
+        # evidence of no relevance is kept only where quoted (a price list's "2年" row, among the 年假 question's best
+        # sentences but not quoted, was listed at relevance 0.00: found by review)
+        quoted = {s.n for s in evidence.sentences[:3] if hits[s.n - 1].relevance > 0} | {s.n for s in extractive_sentences(evidence)}
         kept = [h for n, h in enumerate(hits, start=1)
                 if n == 1 or n in quoted or (h.relevance >= OTHER_LANGUAGE_KEPT if language(h.text) != source else h.relevance > 0)]
         if len(kept) < len(hits):
@@ -825,6 +828,9 @@ def judge(
     if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
+    if decision.answer and source == searched and says_only_names(query, evidence, hits):  # at most NOTHING_SAID
+        p = min(decision.confidence, NOTHING_SAID)
+        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
     if decision.answer and source != searched and facts["coverage"] == 0:  # at most NOTHING_SAID
         p = min(decision.confidence, NOTHING_SAID)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
@@ -832,6 +838,41 @@ def judge(
         p = min(decision.confidence, NO_PRICE)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "no-price", facts)
     return source, evidence, decision
+
+
+def says_only_names(query: str, evidence: Evidence, hits: list[Hit]) -> bool:
+    """Whether the passages of the two best sentences say nothing the question asks but a name it writes
+    (kbqa.named.proper_names) that their document's description holds, and that description's words: "蓝海集团的试用期是多久？"
+    over handbooks without a word of probation was answered with 蓝海集团's annual leave at 0.95 (the name
+    weighs over half the question), "星河科技成立于哪一年？" with its leave at 0.67 (found by review)."""
+    if not evidence.sentences or evidence.bridge is not None or not (names := proper_names(query)):
+        return False
+    quoting = [hits[n - 1] for n in dict.fromkeys(s.n for s in evidence.sentences[:2])]
+    said = [" ".join([*h.title_path, h.text]) for h in quoting]
+    held = set().union(*(terms(f"{h.context} {text}") for h, text in zip(quoting, said)))
+    # (a name they do not hold is asked about like any other word: the CEO of "蓝海集团的CEO是谁？"); the words of the
+    # description of a document the question names by its name name it too (员工 of 蓝海集团员工手册), not those of
+    # another document (报销 of 费用报销管理办法 is what "蓝海集团费用报销管理办法规定报销期限是多久？" asks)
+    names_held = [named for n in names if (named := terms(n)) & held]
+    naming_documents = [context for h in quoting if any(n <= (context := terms(h.context)) for n in names_held)]
+    if not naming_documents:  # (only a name that names a quoted document draws its passages to any question of it: a
+        return False          # person's or a place's name in a passage is evidence like any other word — XQuAD's "Lady Gaga")
+    naming = set().union(*names_held, *naming_documents)
+    rest = {evidence.spelled.get(t, t) for t in terms(query)} - naming
+    if any(s.typed for s in evidence.sentences[:2]):  # an answer of the kind asked says the words that ask it (钱 of 多少钱)
+        rest -= terms(kind_words(query))
+    if not rest:
+        return False
+    return not any(rest & terms(text) or any(_said_in_characters(t, text) for t in rest) for text in said)
+
+
+def _said_in_characters(word: str, text: str) -> bool:
+    """Whether a Chinese word of three characters or more has two of them in the text, in its order (年休假's 年…假
+    in "带薪年假"): a question's word jieba cuts otherwise than the passage."""
+    chars = [ch for ch in word if is_wide(ch)]
+    if len(chars) < 3:
+        return False
+    return any(re.search(re.escape(a) + ".{0,4}?" + re.escape(b), text) for i, a in enumerate(chars) for b in chars[i + 1 :])
 
 
 def _priced(evidence: Evidence, hits: list[Hit], query: str) -> bool:

@@ -92,6 +92,14 @@ def asked_kind(question: str) -> str | None:
     return None
 
 
+def kind_words(question: str) -> str:
+    """The words of the question that ask its kind of answer (asked_kind): 多少钱 of "KX-200多少钱？"."""
+    for _, pattern in _KINDS_ZH if language(question) == "zh" else _KINDS_EN:
+        if (m := pattern.search(question)) is not None:
+            return m.group()
+    return ""
+
+
 FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
 
 

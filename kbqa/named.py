@@ -52,12 +52,12 @@ def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
     rows = catalog.chunks([h.chunk_id for h in hits])
     described = {f: row.description if (row := catalog.file_by_id(f)) is not None else "" for f in named}
     tokens = functools.cache(lambda f: name_tokens(described[f]) if f in described else description_tokens(catalog, f))
-    others = another_companys(query, named, words, tokens)
+    sources = [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits]
+    others = another_companys(query, named, words, tokens) | other_organisations(query, named, sources, tokens)
     places = set().union(*named.values())
     held = set().union(*(tokens(f) for f in others))  # (the 集团 of 紫金集团员工手册)
     shared = {p for p, w in enumerate(name_words(query)) if stem(w) in held}
-    return Named(named, [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits], described,
-                 frozenset(places - shared or places), others)
+    return Named(named, sources, described, frozenset(places - shared or places), others)
 
 
 def lesser_named_by(named: dict[int, frozenset[int]], words: dict[int, dict[int, float]]) -> set[int]:
@@ -115,6 +115,40 @@ def another_companys(
                                            for i, t in enumerate(theirs)):
                 out.add(f)
     return frozenset(out)
+
+
+def other_organisations(
+    query: str, named: dict[int, frozenset[int]], sources: list[int | None], tokens: Callable[[int], list[str]]
+) -> frozenset[int]:
+    """The sources' documents of another organisation than the one the question writes by its name alone:
+    "What is the probation period at Acme?" names Acme Corporation's handbook by "Acme", and Globex
+    Industries' handbook, whose probation sentence was quoted for it, is another's; so is Globex's for
+    "蓝海集团的试用期是多久？" (found by review). A document is another organisation's when its description
+    names one (organisations) that the question does not write, while the question writes one that a
+    named document's description names. (another_companys reads a name the question writes with its
+    organisation's word: "Acme Bank".) tokens(file id): its description's name tokens."""
+    from kbqa.store.tokenize import name_tokens
+
+    asked = set(name_tokens(query))
+    if not set().union(*(organisations(tokens(f)) for f in named)) & asked:
+        return frozenset()
+    return frozenset(f for f in set(sources) - named.keys() if f is not None and (theirs := organisations(tokens(f))) and not theirs & asked)
+
+
+# the words of an organisation's name that say what it is: the word before one names it ("Globex" of "Globex
+# Industries", 星河 of 星河科技)
+_ORGANISATION_WORDS = frozenset(stem(w) for w in (
+    "corporation corp inc incorporated ltd limited llc plc gmbh group industries company bank university college hospital "
+    "holdings technologies labs laboratories partners foundation institute").split()) | frozenset(
+    ("集团", "公司", "有限公司", "股份有限公司", "科技", "银行", "大学", "学院", "医院", "研究院", "研究所", "基金会", "事务所"))
+
+
+def organisations(tokens: list[str]) -> set[str]:
+    """The organisations a document's description names (its name tokens, in order): each word right before
+    an organisation's word (_ORGANISATION_WORDS) — globex of "Globex Industries Employee Handbook", 星河
+    of 星河科技员工手册."""
+    return {tokens[i - 1] for i, t in enumerate(tokens)
+            if i > 0 and t in _ORGANISATION_WORDS and tokens[i - 1] not in _ORGANISATION_WORDS and tokens[i - 1] not in STOP_WORDS}
 
 
 def description_tokens(catalog: Any, file_id: int) -> list[str]:
@@ -350,23 +384,7 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
 
     question = half_width(unicodedata.normalize("NFC", question))
     names = name_words(question)
-    chinese = language(question) == "zh"  # (no capital starts a Chinese sentence: "Initech的年假有几天？")
-    latin: dict[str, tuple[str, int, int]] = {}  # the word looked up (lower case) -> (as written, start, end)
-    glued: dict[str, str] = {}  # the word -> the code it is part of, as one word ("kx" -> "kx200" of "KX-200")
-    for m in _LATIN_WORD.finditer(question):
-        word = m.group()
-        low = re.split("['’]", word.lower())[-1]  # (O'Malley is looked up as malley: words() cuts it there)
-        if low not in names or low in STOP_WORDS or stem(low) in _NOT_NAMES or not 2 <= len(low) <= LONGEST_NAME:
-            continue
-        before = question[: m.start()]
-        inside = any(ch.isupper() for ch in word[1:]) or any(ch.isdigit() for ch in word)
-        if inside or chinese or (word[0].isupper() and (not _SENTENCE_START.search(before) or _ABBREVIATED.search(before))):
-            latin.setdefault(low, (word, m.start(), m.end()))
-            a, b = name_span(question, [low]) or m.span()
-            if (code := re.sub(r"[\W_]+", "", question[a:b]).lower()) != low:
-                glued[low] = code
-            if len(latin) == MOST_UNMENTIONED:
-                break
+    latin, glued = _latin_names(question, names)
     asked = set(question_words(question))  # (not 几天 or 多少: they ask, they name nothing)
     han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked and not _ASKING.search(w)][:3 * MOST_UNMENTIONED]
     if not latin and not han:
@@ -393,6 +411,44 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
             continue
         out.append((a, b, written))
     return [written for _, _, written in out][:MOST_UNMENTIONED]
+
+
+def _latin_names(question: str, names: list[str]) -> tuple[dict[str, tuple[str, int, int]], dict[str, str]]:
+    """The question's Latin names (see unmentioned): each word looked up, in lower case, -> (as written, start, end);
+    and each such word -> the code it is part of, written as one word ("kx" -> "kx200" of "KX-200")."""
+    chinese = language(question) == "zh"  # (no capital starts a Chinese sentence: "Initech的年假有几天？")
+    latin: dict[str, tuple[str, int, int]] = {}
+    glued: dict[str, str] = {}
+    for m in _LATIN_WORD.finditer(question):
+        word = m.group()
+        low = re.split("['’]", word.lower())[-1]  # (O'Malley is looked up as malley: words() cuts it there)
+        if low not in names or low in STOP_WORDS or stem(low) in _NOT_NAMES or not 2 <= len(low) <= LONGEST_NAME:
+            continue
+        before = question[: m.start()]
+        inside = any(ch.isupper() for ch in word[1:]) or any(ch.isdigit() for ch in word)
+        if inside or chinese or (word[0].isupper() and (not _SENTENCE_START.search(before) or _ABBREVIATED.search(before))):
+            latin.setdefault(low, (word, m.start(), m.end()))
+            a, b = name_span(question, [low]) or m.span()
+            if (code := re.sub(r"[\W_]+", "", question[a:b]).lower()) != low:
+                glued[low] = code
+            if len(latin) == MOST_UNMENTIONED:
+                break
+    return latin, glued
+
+
+def proper_names(question: str) -> list[str]:
+    """The names the question writes, by unmentioned's rules but whether the knowledge base holds them or
+    not: its Latin names ("Acme", "KX-200") and its Chinese organisations' names (蓝海集团, 技术部)."""
+    from kbqa.store.tokenize import name_words
+
+    question = half_width(unicodedata.normalize("NFC", question))
+    names = name_words(question)
+    latin, _ = _latin_names(question, names)
+    asked = set(question_words(question))
+    han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked and not _ASKING.search(w)][:3 * MOST_UNMENTIONED]
+    found = [question[slice(*(name_span(question, [low]) or (a, b)))] for low, (_, a, b) in latin.items()]  # (a code whole: KX-200)
+    found += [written for _, _, written in _chinese_names(question, names, han, lambda w: False) if not written.isascii()]
+    return list(dict.fromkeys(found))
 
 
 def _chinese_names(question: str, names: list[str], han: list[str], held: Callable[[str], bool]) -> list[tuple[int, int, str]]:

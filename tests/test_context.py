@@ -862,3 +862,75 @@ def test_an_answer_to_a_question_that_names_a_document_quotes_no_other_documents
             assert answer.sources[0].file == "globex/leave.md"
         both = kb.ask("How many days of annual leave do employees get?")
         assert "18 days" in both.text and "25 days" in both.text, both.text
+
+
+def _write_company_handbooks(d: Path) -> None:
+    """Two Chinese and two English handbooks of different companies, and a price list (helper 79's collection)."""
+    import docx
+    import openpyxl
+
+    d.mkdir()
+    (d / "蓝海集团员工手册.md").write_text("# 蓝海集团员工手册\n\n## 年假\n蓝海集团正式员工每年享有带薪年假12天，工作满五年后增加至15天。\n\n"
+                                      "## 病假\n员工因病请假，每年可享受带薪病假5天，需提供医院证明。\n\n"
+                                      "## 差旅报销\n差旅费用须在出差结束后15天内提交报销申请，逾期不予报销。\n", encoding="utf-8")
+    (d / "星河科技员工手册.txt").write_text("星河科技员工手册\n\n年假\n星河科技正式员工每年享有带薪年假10天，工作满三年后增加至14天。\n\n"
+                                       "加班\n工作日加班按小时工资的150%支付加班费，周末加班按200%支付。\n\n"
+                                       "差旅报销\n差旅费用须在出差结束后30天内提交报销申请。\n", encoding="utf-8")
+    (d / "acme_handbook.html").write_text(
+        "<html><head><title>Acme Corporation Employee Handbook</title></head><body><h1>Acme Corporation Employee Handbook</h1>"
+        "<h2>Annual leave</h2><p>Full-time employees of Acme Corporation receive 25 days of paid annual leave per year.</p>"
+        "<h2>Remote work</h2><p>Staff may work from home up to two days per week with manager approval.</p>"
+        "<h2>Expenses</h2><p>Expense claims must be submitted within 20 days of the trip's end.</p></body></html>", encoding="utf-8")
+    globex = docx.Document()
+    globex.add_heading("Globex Industries Employee Handbook", 0)
+    globex.add_heading("Annual leave", 1)
+    globex.add_paragraph("Full-time employees of Globex Industries receive 18 days of paid annual leave per year.")
+    globex.add_heading("Probation", 1)
+    globex.add_paragraph("New employees serve a probation period of three months.")
+    globex.save(str(d / "globex_handbook.docx"))
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "价格表"
+    for row in (["型号", "名称", "单价（元）", "保修期"], ["KX-200", "净水器", 1299, "2年"], ["KX-300", "净水器 Pro", 1999, "5年"],
+                ["AX-300", "Air purifier", 769, "3年"]):
+        sheet.append(row)
+    book.save(str(d / "price_list.xlsx"))
+
+
+@pytest.mark.slow
+def test_a_question_on_what_the_named_companys_handbook_does_not_say_is_refused(tmp_path: Path, home: Path) -> None:
+    """Found by helper 79: "蓝海集团的试用期是多久？" was answered with 蓝海集团's annual leave at 0.95 — the name
+    matches the handbook's description and weighs over half the question —, "星河科技成立于哪一年？" with its
+    annual leave, "蓝海集团的加班费怎么算？" with its annual leave while 星河科技's overtime rule was a source,
+    and "What is the probation period at Acme?" with Globex Industries' probation period (a name written
+    without its "Corporation" marked no other company's handbook). The same questions without the name were
+    refused. And a refusal listed its related passages out of order (an answer's sources are grouped by
+    language; a refusal's need not be), an answer a price list's row at relevance 0.00."""
+    d = tmp_path / "docs"
+    _write_company_handbooks(d)
+    with KnowledgeBase.open("companies", llm="extractive") as kb:
+        assert kb.ingest([d]).ok
+        _refused(kb, ["蓝海集团的试用期是多久？", "蓝海集团员工的试用期是多久？", "星河科技成立于哪一年？", "蓝海集团在哪一年成立？", "蓝海集团的加班费怎么算？",
+                      "星河科技的病假有几天？", "蓝海集团的CEO是谁？", "What is the probation period at Acme?"])
+        for question, said in [("蓝海集团的年假有几天？", "12天"), ("蓝海集团的年休假有几天？", "12天"), ("星河科技的加班费怎么算？", "150%"),
+                               ("星河科技的报销期限是多久？", "30天"), ("蓝海集团的病假有几天？", "5天"), ("KX-300多少钱？", "1999"),
+                               ("What is the probation period at Globex?", "three months"), ("How many days of annual leave do Acme employees get?", "25 days")]:
+            answer = kb.ask(question)
+            assert answer.answered_from_documents and said in answer.text, (question, answer.text)
+            assert all(s.relevance > 0 for s in answer.sources[1:]), (question, [(s.file, s.relevance) for s in answer.sources])
+        for question in ("KX-500多少钱？", "Who is the CEO of Acme?", "蓝海集团的试用期是多久？"):
+            related = kb.ask(question).sources
+            assert related and [s.relevance for s in related] == sorted((s.relevance for s in related), reverse=True), (question, related)
+    # what the README listed as not caught yet: another company's handbook whose description shares no word with the
+    # name (紫金集团's for 星河科技), and one in the other language (Initech's sick leave for 蓝海集团)
+    e = tmp_path / "more"
+    e.mkdir()
+    for name, text in [("蓝海集团员工手册.md", "# 蓝海集团员工手册\n\n## 年假\n\n蓝海集团正式员工每年享有带薪年假十五天。\n"),
+                       ("星河科技员工手册.md", "# 星河科技员工手册\n\n## 年假\n\n星河科技正式员工每年享有带薪年假十天。\n"),
+                       ("紫金集团员工手册.md", "# 紫金集团员工手册\n\n## 病假\n\n紫金集团员工每年享有带薪病假十二天。\n"),
+                       ("initech.md", "# Initech Industries staff handbook\n\n## Sick leave\n\nEmployees receive 8 days of paid sick leave per year.\n")]:
+        (e / name).write_text(text, encoding="utf-8")
+    with KnowledgeBase.open("companies-more", llm="extractive") as kb:
+        assert kb.ingest([e]).ok
+        _refused(kb, ["星河科技的病假有几天？", "蓝海集团的病假有几天？"])
+        assert "十二天" in kb.ask("紫金集团的病假有几天？").text and "8 days" in kb.ask("How many days of sick leave do Initech employees get?").text
