@@ -327,6 +327,9 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         for i, (pos, text, t) in enumerate(found):
             if is_question(text) and text.strip(" *_") in alone[n - 1] and not re.search("[:：]", text):
                 continue  # an FAQ's question, a line of its own, is no answer (it is read as the next sentence's neighbour)
+            if is_numbering(text) or (i > 0 and is_numbering(found[i - 1][1]) and len(text.split()) <= 4 and text.rstrip().endswith(".")):
+                continue  # "Chapter 2." and its title "Safety." of a heading run into its text are no answer (found by review:
+                # both were quoted); they are read as the next sentence's neighbours
             # a sentence is read with its neighbours; a table row is read with its columns' names, not
             # with the rows beside it (the next state's row says nothing of Texas; "Stock (units)" says
             # what the row's 45 is)
@@ -458,6 +461,16 @@ def _is_item(text: str, lines: set[str]) -> bool:
     if _LIST_ITEM.match(text):
         return True
     return len(text) <= 80 and text in lines and not text.startswith("|") and not re.search(r"[。.!?！？;；]\W*$", text)
+
+
+# a heading's number alone, as a sentence splits it off the heading: "Chapter 2.", "Section 4.1.", "Part IV.", "第三章"
+_NUMBERING = re.compile(r"(?:(?:chapter|chap\.|section|sect?\.|part|article|art\.|appendix|annex|clause|step|unit|lesson|§)\s*"
+                        r"(?:\d+(?:\.\d+)*|[ivxlc]+|[a-z])|第[一二三四五六七八九十百零〇\d]+[章节条篇部])\s*[.:：]?", re.I)
+
+
+def is_numbering(text: str) -> bool:
+    """Whether a sentence is only a heading's number ("Chapter 2.", "Section 4.1.", 第三章)."""
+    return _NUMBERING.fullmatch(text.strip()) is not None
 
 
 _HEADING_LINE = re.compile(r"[^\d，。！？；：,.!?;:]{1,24}")

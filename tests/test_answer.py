@@ -13,7 +13,7 @@ from conftest import ROOT, run_kbqa, write_docx, write_pdf
 
 from ingest.textfacts import coverage, language, near_spelling, terms
 from kbqa.answer import extractive_text
-from kbqa.evidence import asked_kind, gather, has_kind, is_title
+from kbqa.evidence import asked_kind, gather, has_kind, is_numbering, is_title
 from kbqa.kb import KnowledgeBase
 from kbqa.types import Hit
 
@@ -655,6 +655,13 @@ def test_a_headings_number_is_not_quoted_as_evidence() -> None:
     hit = _hit("1. Overview The Aurora X2 is a reverse-osmosis water purifier. It comes with a 3-year warranty.")
     text = extractive_text(gather("What is the Aurora X2?", [hit]))
     assert "purifier" in text and not re.search(r"(^|\s)1\. \[1\]", text), text
+    # found by review: "Chapter 2." of a heading set as text was quoted, and "Safety." of "Chapter 1. Safety. Do not…"
+    for text, question in [("Chapter 2. Warranty\nThe Aurora X2 comes with a 3-year limited warranty.", "What is the Aurora X2 warranty?"),
+                           ("Chapter 1. Safety. Do not immerse the Aurora X2 in water.", "Aurora X2 safety rules?"),
+                           ("第三章 保修\n本产品保修三年。", "保修期是多久？")]:
+        quoted = [s.text for s in gather(question, [_hit(text)]).sentences]
+        assert quoted and not any(is_numbering(s) or s == "Safety." for s in quoted), quoted
+    assert is_numbering("Section 4.1.") and is_numbering("第三章") and is_numbering("Part IV.") and not is_numbering("Chapter 2. Warranty")
 
 
 def test_titles_and_file_names_are_not_answers() -> None:
