@@ -219,6 +219,7 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     best = ranked[0]
     required = set(evidence.parts)  # each part's best sentence of a question of parts: quoted whatever it is
     wanted = evidence.question_terms
+    asked_codes = codes(evidence.question)
     keep = [best]
     held = terms(best.text) & wanted
     for s in ranked[1:]:
@@ -245,6 +246,9 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # the same sentence in another file (a copy of a document): said once
         if s.text.startswith("|") and best.own > 0 and not {w for w in terms(s.text) & wanted if len(w) > 1 or not w.isascii()}:
             continue  # a table row without a word of the question: another record (Alabama's row beside Texas's; P-2020's beside P-3024's)
+        if asked_codes and any(holds_code(best.text, c) for c in asked_codes) and codes(s.text) and not any(holds_code(s.text, c) for c in asked_codes):
+            continue  # another product's row or sentence beside the asked one's: the AX-300's 769 and the KX-200's 1299 beside
+            # the KX-300's price for "KX-300多少钱？" (they share 300 or KX; found by review)
         words = terms(s.text) & wanted
         weak = evidence.relevance[s.n - 1] < 0.5 * evidence.relevance[best.n - 1]
         if weak and not words - held:

@@ -905,7 +905,8 @@ def test_a_question_on_what_the_named_companys_handbook_does_not_say_is_refused(
     and "What is the probation period at Acme?" with Globex Industries' probation period (a name written
     without its "Corporation" marked no other company's handbook). The same questions without the name were
     refused. And a refusal listed its related passages out of order (an answer's sources are grouped by
-    language; a refusal's need not be), an answer a price list's row at relevance 0.00."""
+    language; a refusal's need not be), an answer a price list's row at relevance 0.00, and a price or a
+    warranty every product's row."""
     d = tmp_path / "docs"
     _write_company_handbooks(d)
     with KnowledgeBase.open("companies", llm="extractive") as kb:
@@ -918,6 +919,11 @@ def test_a_question_on_what_the_named_companys_handbook_does_not_say_is_refused(
             answer = kb.ask(question)
             assert answer.answered_from_documents and said in answer.text, (question, answer.text)
             assert all(s.relevance > 0 for s in answer.sources[1:]), (question, [(s.file, s.relevance) for s in answer.sources])
+        # another product's row beside the asked one's was quoted too (they share KX or 300)
+        for question, said, unsaid in [("KX-300多少钱？", "1999", ("769", "1299")), ("KX-200的保修期是多久？", "2年", ("5年", "3年")),
+                                       ("Which has the longer warranty, the KX-200 or the KX-300?", "5年", ("769",))]:
+            text = kb.ask(question).text
+            assert said in text and not any(u in text for u in unsaid), (question, text)
         for question in ("KX-500多少钱？", "Who is the CEO of Acme?", "蓝海集团的试用期是多久？"):
             related = kb.ask(question).sources
             assert related and [s.relevance for s in related] == sorted((s.relevance for s in related), reverse=True), (question, related)
