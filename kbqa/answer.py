@@ -220,6 +220,7 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     required = set(evidence.parts)  # each part's best sentence of a question of parts: quoted whatever it is
     wanted = evidence.question_terms
     asked_codes = codes(evidence.question)
+    naming = set().union(*(terms(name) for name in proper_names(evidence.question)))  # (the names of "星河科技的…")
     keep = [best]
     held = terms(best.text) & wanted
     for s in ranked[1:]:
@@ -233,11 +234,15 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # the AX-300's reset time beside the AX-200's: another product's fact, not more of this answer
         if s.n in evidence.unnamed and best.n not in evidence.unnamed:
             continue  # Acme's 25 days of leave beside Globex's 18, for "…do Globex employees get?": another company's fact
-        if s.own == 0 and best.own > 0 and evidence.bridge is None and all(k.n != s.n for k in keep) and not s.text.startswith("|") \
-                and not _section_says(evidence, s.n, wanted):
+        says_whose = bool(words := terms(s.text) & wanted) and s.n <= len(evidence.whose) and words <= naming & evidence.whose[s.n - 1] \
+            and bool(terms(best.text) & wanted - words)
+        if (s.own == 0 or says_whose) and best.own > 0 and evidence.bridge is None and all(k.n != s.n for k in keep) \
+                and not s.text.startswith("|") and not _section_says(evidence, s.n, wanted):
             continue  # a sentence of a passage not quoted yet that says no word of the question, nor do its section's titles (its
             # document's name, its neighbours may): 星河科技's overtime rule for "星河科技的年假有几天？"; not the steps under
-            # "## 年假申请" for "星河科技的年假怎么申请？". (Across languages sentences are read by meaning.)
+            # "## 年假申请" for "星河科技的年假怎么申请？"; nor one that says of the question only words of its document's description,
+            # whose document it is, a name it writes (星河科技's annual leave for "星河科技差旅报销期限是多久？": found by review). (Across languages
+            # sentences are read by meaning.)
         if s.field or is_bare_date(s.text) and evidence.kind != "date":
             continue  # a memo's "Subject:" or "Date:", a notice's date under its signature: what the message is, not what it says
         if s.text.rstrip().endswith(LEADS_IN):

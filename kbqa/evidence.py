@@ -16,6 +16,7 @@ from ingest.tables import is_header_row, row_cells
 from ingest.textfacts import ASKING_ZH, MONTHS, TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
 from kbqa.bilingual import Bridge
 from kbqa.codes import YEAR, floors, nearest_about_another, version_numbers
+from kbqa.named import proper_names
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -256,6 +257,8 @@ class Evidence:
     # per source, in order: the words of its section titles that its document's description does not hold
     # ("年假申请" of 星河科技员工手册's "## 年假申请": what the passage is about, not whose it is)
     sections: list[set[str]] = field(default_factory=list)
+    # per source, in order: the words of its document's description (whose document it is: 星河科技 of 星河科技员工手册)
+    whose: list[set[str]] = field(default_factory=list)
 
     @property
     def best(self) -> Sentence | None:
@@ -314,6 +317,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         weights[t] *= 0.5
     wanted = list(own | extra)
     out = Evidence(question, lang, kind, question_terms=own, spelled=spelled, bridge=bridge)
+    naming = set().union(*(terms(name) for name in proper_names(question))) & own if bridge is None else set()
     elsewhere = [nearest_about_another([*reversed(hit.title_path), hit.context], question) for hit in hits]
     lines = [{line.strip() for line in hit.text.split("\n")} if hit.title_path else set() for hit in hits]  # for _is_item
     alone = [{line.strip(" *_\t") for line in hit.text.split("\n")} for hit in hits]  # each passage's lines, bold marks off
@@ -323,7 +327,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         title = title_terms[n - 1]
         out.passage_coverage.append(coverage(wanted, passage | title, weights))
         out.relevance.append(hit.relevance)
-        out.sections.append(_said(terms(" ".join(hit.title_path)), bridge, " ".join(hit.title_path)) - _said(terms(hit.context), bridge, hit.context))
+        out.whose.append(_said(terms(hit.context), bridge, hit.context))
+        out.sections.append(_said(terms(" ".join(hit.title_path)), bridge, " ".join(hit.title_path)) - out.whose[-1])
         for i, (pos, text, t) in enumerate(found):
             if is_question(text) and text.strip(" *_") in alone[n - 1] and not re.search("[:：]", text):
                 continue  # an FAQ's question, a line of its own, is no answer (it is read as the next sentence's neighbour)
@@ -342,8 +347,10 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
                 window |= t
             own_cov = coverage(wanted, t, weights)
             # ranked as read: a row says what its header names ("Distributor price" 769); its own words alone
-            # decide whether to answer (the header's "Owner" is in every row of the table)
-            read_cov = coverage(wanted, window, weights) if header else own_cov
+            # decide whether to answer (the header's "Owner" is in every row of the table); a name the question
+            # writes that the document's description holds is said by each of its sentences (星河科技's annual leave,
+            # which writes 星河科技, ranked above its travel claims' deadline for "星河科技的报销期限是多久？")
+            read_cov = coverage(wanted, (window if header else t) | (naming & out.whose[-1]), weights) if header or naming else own_cov
             window_cov = coverage(wanted, window | title, weights)
             # (a sentence in the other language is read in its own: "37 hours" answers 多少小时, though not as 小时)
             typed = has_kind(text, kind, lang if bridge is None else language(text), question, header) if label is None else kind is None or asked  # a Date: is no date of what the memo says

@@ -919,6 +919,8 @@ def test_a_question_on_what_the_named_companys_handbook_does_not_say_is_refused(
             answer = kb.ask(question)
             assert answer.answered_from_documents and said in answer.text, (question, answer.text)
             assert all(s.relevance > 0 for s in answer.sources[1:]), (question, [(s.file, s.relevance) for s in answer.sources])
+        # a sentence that says of the question only whose handbook it is was quoted beside the answer
+        assert "年假" not in kb.ask("星河科技的报销期限是多久？").text
         # another product's row beside the asked one's was quoted too (they share KX or 300)
         for question, said, unsaid in [("KX-300多少钱？", "1999", ("769", "1299")), ("KX-200的保修期是多久？", "2年", ("5年", "3年")),
                                        ("Which has the longer warranty, the KX-200 or the KX-300?", "5年", ("769",))]:
