@@ -35,7 +35,7 @@ from kbqa.bilingual import bridge
 from kbqa.codes import about_another, codes, holds_code
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, kind_words, with_parts
 from kbqa.models import Calibration, pair_key
-from kbqa.named import named_sources, others_of, proper_names, source_names, unmentioned, unnamed_sources, without_other_names
+from kbqa.named import named_sources, names_a_file, others_of, proper_names, source_names, unmentioned, unnamed_sources, without_other_names
 from kbqa.scope import kind_said, not_asked_about, other_kind_said, uncovered_compounds, without_other_kinds
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
@@ -554,12 +554,19 @@ def prepare(
     threshold: float | None = None,
 ) -> Prepared:
     """Standalone question, retrieve, decide."""
-    from kbqa.chat import points_back, standalone_question
+    from kbqa.chat import points_back, previous_questions, standalone_question
 
     history = history or []
     usage = Usage()
     query = standalone_question(question, history, rewriter, rewrite, usage) if history else question
     query = without_other_names(kb.catalog, question, query)
+    if query != question and not names_a_file(kb.catalog, question):
+        # a follow-up that names nothing after one that named a file is asked of that file ("差旅报销呢？" after
+        # "那蓝海集团呢？" after "星河科技的年假有几天？" searched both companies, and answered with 星河科技's: found by review)
+        for earlier in reversed(previous_questions(history)[1:]):
+            if names_a_file(kb.catalog, earlier):
+                query = without_other_names(kb.catalog, question, query, naming=earlier)
+                break
     prepared = _retrieve_and_decide(kb, question, query, history, usage, calibration, top_k, threshold)
     if query != question and not prepared.decision.answer and not points_back(question):
         # a question that points back at nothing, searched with the conversation before it (joined to the last question

@@ -64,13 +64,20 @@ def _previous_question(history: list[Message]) -> str | None:
     "PetCare sales in 2023?" and "And in 2022?", "What about Water?" still searches for sales), up
     to FOLLOW_BACK — its last PREVIOUS_CHARS characters: an earlier message of any length never
     makes a follow-up's search too long."""
+    chain = previous_questions(history)
+    return " ".join(chain)[-PREVIOUS_CHARS:] if chain else None
+
+
+def previous_questions(history: list[Message]) -> list[str]:
+    """The questions _previous_question joins, in order: the last one asked and those before it while
+    each was itself a follow-up, up to FOLLOW_BACK."""
     asked = [m["content"].strip() for m in history if m.get("role") == "user" and m.get("content") and m["content"].strip()]
     chain: list[str] = []
     for text in reversed(asked):
         chain.insert(0, text)
         if len(chain) == FOLLOW_BACK or not is_follow_up(text):
             break
-    return " ".join(chain)[-PREVIOUS_CHARS:] if chain else None
+    return chain
 
 
 def concat_question(question: str, history: list[Message]) -> str:

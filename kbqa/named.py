@@ -266,6 +266,11 @@ def name_span(question: str, words: list[str]) -> tuple[int, int] | None:
 _NAME_CHAR = re.compile(r"[A-Za-z0-9-]")
 
 
+def names_a_file(catalog: Any, text: str) -> bool:
+    """Whether a text names a file by its file name (see without_other_names)."""
+    return bool(_named_by_file_name(catalog, text))
+
+
 def _named_by_file_name(catalog: Any, text: str) -> dict[int, set[str]]:
     """The files a text names by their file names (of those Catalog.named_files finds, as retrieval
     prefers them): each with its file name's name tokens. A heading in a description names no file
@@ -282,18 +287,25 @@ def _named_by_file_name(catalog: Any, text: str) -> dict[int, set[str]]:
     return out
 
 
-def without_other_names(catalog: Any, question: str, query: str) -> str:
+def without_other_names(catalog: Any, question: str, query: str, naming: str | None = None) -> str:
     """A follow-up's search (the earlier question and the follow-up: "蓝鲸数据的试用期是多久？ 那星河科技呢？")
     without the earlier question's words that name another file, by its file name, than the follow-up
     names: a first-hour review's "那星河科技呢？" searched 蓝鲸数据's handbook only, and was refused. A
     follow-up that names no file by its name, or the one the earlier question names, keeps its search,
-    and so does a word of the other file's name that the follow-up's file holds too."""
+    and so does a word of the other file's name that the follow-up's file holds too. naming: the
+    earlier follow-up within the search that names the file instead of the question ("那蓝海集团呢？" of
+    "星河科技的年假有几天？ 那蓝海集团呢？ 差旅报销呢？"): the words before it are read so."""
     from kbqa.store.tokenize import name_terms
 
     if query == question or not query.endswith(question):
         return query
+    if naming is not None:
+        at = query.rfind(naming, 0, len(query) - len(question))
+        if at <= 0:
+            return query
+        question = query[at:]
     earlier = query[: len(query) - len(question)]
-    mine = _named_by_file_name(catalog, question)
+    mine = _named_by_file_name(catalog, naming if naming is not None else question)
     theirs = _named_by_file_name(catalog, earlier) if mine else {}
     if not theirs or theirs.keys() & mine.keys():
         return query

@@ -919,6 +919,11 @@ def test_a_question_on_what_the_named_companys_handbook_does_not_say_is_refused(
             answer = kb.ask(question)
             assert answer.answered_from_documents and said in answer.text, (question, answer.text)
             assert all(s.relevance > 0 for s in answer.sources[1:]), (question, [(s.file, s.relevance) for s in answer.sources])
+        # a follow-up after one that named another company's handbook is asked of that one (it searched both, 星河科技's first)
+        history = [{"role": "user", "content": "星河科技的年假有几天？"}, {"role": "assistant", "content": "10天"},
+                   {"role": "user", "content": "那蓝海集团呢？"}, {"role": "assistant", "content": "12天"}]
+        text = kb.ask("差旅报销呢？", history=history).text
+        assert "15天" in text and "30天" not in text, text
         # a sentence that says of the question only whose handbook it is was quoted beside the answer
         assert "年假" not in kb.ask("星河科技的报销期限是多久？").text
         # another product's row beside the asked one's was quoted too (they share KX or 300)
