@@ -419,9 +419,10 @@ class CompletionAnswerer:
             # (a question of parts, or of two named documents: each one's sentence is the answer, not the best one's)
             yield from self._quoted(asked, sources, evidence, gen)
             return
-        if len({sources[q.n - 1].file for q in extractive_sentences(evidence)}) > 1:
-            # the evidence quotes two documents or more (two handbooks' 12 and 10 days for "员工年假有几天？"): which one's
-            # figure is the answer the reader tells, not a short answer from the best one's (found by review)
+        if len({sources[q.n - 1].file for q in extractive_sentences(evidence) if sources[q.n - 1].context}) > 1:
+            # the evidence quotes two documents or more that say what they are (two handbooks' 12 and 10 days for
+            # "员工年假有几天？"): which one's figure is the answer the reader tells, not a short answer from the best one's
+            # (found by review). (A corpus of paragraphs without descriptions, as the benchmarks', keeps its short answers.)
             yield from self._quoted(asked, sources, evidence, gen)
             return
         if best.text.rstrip().endswith(LEADS_IN):  # the answer is in what it leads into, which the model is not given
