@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from ingest.textfacts import content_words, is_wide, language, question_words, stem, substantive_words, terms
 from kbqa.bilingual import bridge
 from kbqa.codes import about_another, codes, holds_code
-from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, kind_words, with_parts
+from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
 from kbqa.models import Calibration, pair_key
 from kbqa.named import named_sources, names_a_file, others_of, proper_names, source_names, unmentioned, unnamed_sources, without_other_names
 from kbqa.scope import kind_said, not_asked_about, other_kind_said, uncovered_compounds, without_other_kinds
@@ -251,9 +251,11 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # the same sentence in another file (a copy of a document): said once
         if s.text.startswith("|") and best.own > 0 and not {w for w in terms(s.text) & wanted if len(w) > 1 or not w.isascii()}:
             continue  # a table row without a word of the question: another record (Alabama's row beside Texas's; P-2020's beside P-3024's)
-        if asked_codes and any(holds_code(best.text, c) for c in asked_codes) and codes(s.text) and not any(holds_code(s.text, c) for c in asked_codes):
-            continue  # another product's row or sentence beside the asked one's: the AX-300's 769 and the KX-200's 1299 beside
-            # the KX-300's price for "KX-300多少钱？" (they share 300 or KX; found by review)
+        if asked_codes and any(holds_code(best.text, c) for c in asked_codes) and not any(holds_code(s.text, c) for c in asked_codes) \
+                and any(letters == a or number == b for letters, number in codes(s.text) for a, b in asked_codes):
+            continue  # another product's row or sentence beside the asked one's, a code of its letters or number: the AX-300's
+            # 769 and the KX-200's 1299 beside the KX-300's price for "KX-300多少钱？" (found by review); not a part's
+            # (the BT-2 battery's charging time for "How long does the P-100 battery take to charge?": found by the next)
         words = terms(s.text) & wanted
         weak = evidence.relevance[s.n - 1] < 0.5 * evidence.relevance[best.n - 1]
         if weak and not words - held:
@@ -419,10 +421,18 @@ class CompletionAnswerer:
             # (a question of parts, or of two named documents: each one's sentence is the answer, not the best one's)
             yield from self._quoted(asked, sources, evidence, gen)
             return
-        if len({sources[q.n - 1].file for q in extractive_sentences(evidence) if sources[q.n - 1].context}) > 1:
-            # the evidence quotes two documents or more that say what they are (two handbooks' 12 and 10 days for
-            # "员工年假有几天？"): which one's figure is the answer the reader tells, not a short answer from the best one's
-            # (found by review). (A corpus of paragraphs without descriptions, as the benchmarks', keeps its short answers.)
+        figures = {sources[q.n - 1].file for q in extractive_sentences(evidence) if sources[q.n - 1].context and q.typed}
+        if evidence.kind is not None and len(figures) > 1:
+            # the evidence quotes answers of the asked kind from two documents or more that say what they are (two
+            # handbooks' 12 and 10 days for "员工年假有几天？"): which one's is the answer the reader tells, not a short answer
+            # from the best one's (found by review). (A corpus of paragraphs without descriptions, as the benchmarks', and a
+            # second document's sentence of another kind keep the short answer.)
+            yield from self._quoted(asked, sources, evidence, gen)
+            return
+        said = terms(best.text) & terms(asked.query)
+        if said and said <= set().union(*(terms(name) for name in proper_names(asked.query))) & terms(sources[best.n - 1].context):
+            # the best sentence says of the question only a name its document's description holds, whose document it is
+            # (蓝海集团's annual leave for "蓝海集团的试用期是多久？"): no short answer ("12天") from it, the evidence alone
             yield from self._quoted(asked, sources, evidence, gen)
             return
         if best.text.rstrip().endswith(LEADS_IN):  # the answer is in what it leads into, which the model is not given
@@ -566,9 +576,10 @@ def prepare(
     usage = Usage()
     query = standalone_question(question, history, rewriter, rewrite, usage) if history else question
     query = without_other_names(kb.catalog, question, query)
-    if query != question and not names_a_file(kb.catalog, question):
+    if query != question and not names_a_file(kb.catalog, question) and not _CHOOSES.search(question):
         # a follow-up that names nothing after one that named a file is asked of that file ("差旅报销呢？" after
-        # "那蓝海集团呢？" after "星河科技的年假有几天？" searched both companies, and answered with 星河科技's: found by review)
+        # "那蓝海集团呢？" after "星河科技的年假有几天？" searched both companies, and answered with 星河科技's: found by review);
+        # one that compares ("哪家更多？") asks of both
         for earlier in reversed(previous_questions(history)[1:]):
             if names_a_file(kb.catalog, earlier):
                 query = without_other_names(kb.catalog, question, query, naming=earlier)
@@ -850,9 +861,6 @@ def judge(
     if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
-    if decision.answer and source == searched and says_only_names(query, evidence, hits):  # at most NOTHING_SAID
-        p = min(decision.confidence, NOTHING_SAID)
-        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
     if decision.answer and source != searched and facts["coverage"] == 0:  # at most NOTHING_SAID
         p = min(decision.confidence, NOTHING_SAID)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
@@ -860,41 +868,6 @@ def judge(
         p = min(decision.confidence, NO_PRICE)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "no-price", facts)
     return source, evidence, decision
-
-
-def says_only_names(query: str, evidence: Evidence, hits: list[Hit]) -> bool:
-    """Whether the passages of the two best sentences say nothing the question asks but a name it writes
-    (kbqa.named.proper_names) that their document's description holds, and that description's words: "蓝海集团的试用期是多久？"
-    over handbooks without a word of probation was answered with 蓝海集团's annual leave at 0.95 (the name
-    weighs over half the question), "星河科技成立于哪一年？" with its leave at 0.67 (found by review)."""
-    if not evidence.sentences or evidence.bridge is not None or not (names := proper_names(query)):
-        return False
-    quoting = [hits[n - 1] for n in dict.fromkeys(s.n for s in evidence.sentences[:2])]
-    said = [" ".join([*h.title_path, h.text]) for h in quoting]
-    held = set().union(*(terms(f"{h.context} {text}") for h, text in zip(quoting, said)))
-    # (a name they do not hold is asked about like any other word: the CEO of "蓝海集团的CEO是谁？"); the words of the
-    # description of a document the question names by its name name it too (员工 of 蓝海集团员工手册), not those of
-    # another document (报销 of 费用报销管理办法 is what "蓝海集团费用报销管理办法规定报销期限是多久？" asks)
-    names_held = [named for n in names if (named := terms(n)) & held]
-    naming_documents = [context for h in quoting if any(n <= (context := terms(h.context)) for n in names_held)]
-    if not naming_documents:  # (only a name that names a quoted document draws its passages to any question of it: a
-        return False          # person's or a place's name in a passage is evidence like any other word — XQuAD's "Lady Gaga")
-    naming = set().union(*names_held, *naming_documents)
-    rest = {evidence.spelled.get(t, t) for t in terms(query)} - naming
-    if any(s.typed for s in evidence.sentences[:2]):  # an answer of the kind asked says the words that ask it (钱 of 多少钱)
-        rest -= terms(kind_words(query))
-    if not rest:
-        return False
-    return not any(rest & terms(text) or any(_said_in_characters(t, text) for t in rest) for text in said)
-
-
-def _said_in_characters(word: str, text: str) -> bool:
-    """Whether a Chinese word of three characters or more has two of them in the text, in its order (年休假's 年…假
-    in "带薪年假"): a question's word jieba cuts otherwise than the passage."""
-    chars = [ch for ch in word if is_wide(ch)]
-    if len(chars) < 3:
-        return False
-    return any(re.search(re.escape(a) + ".{0,4}?" + re.escape(b), text) for i, a in enumerate(chars) for b in chars[i + 1 :])
 
 
 def _priced(evidence: Evidence, hits: list[Hit], query: str) -> bool:

@@ -16,7 +16,6 @@ from ingest.tables import is_header_row, row_cells
 from ingest.textfacts import ASKING_ZH, MONTHS, TABLE_RULE, coverage, idf_weights, is_amount, is_han, language, near_spelling, paragraph_sentences, states_something, terms
 from kbqa.bilingual import Bridge
 from kbqa.codes import YEAR, floors, nearest_about_another, version_numbers
-from kbqa.named import proper_names
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
@@ -91,14 +90,6 @@ def asked_kind(question: str) -> str | None:
         if pattern.search(question):
             return kind
     return None
-
-
-def kind_words(question: str) -> str:
-    """The words of the question that ask its kind of answer (asked_kind): 多少钱 of "KX-200多少钱？"."""
-    for _, pattern in _KINDS_ZH if language(question) == "zh" else _KINDS_EN:
-        if (m := pattern.search(question)) is not None:
-            return m.group()
-    return ""
 
 
 FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
@@ -317,7 +308,6 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         weights[t] *= 0.5
     wanted = list(own | extra)
     out = Evidence(question, lang, kind, question_terms=own, spelled=spelled, bridge=bridge)
-    naming = set().union(*(terms(name) for name in proper_names(question))) & own if bridge is None else set()
     elsewhere = [nearest_about_another([*reversed(hit.title_path), hit.context], question) for hit in hits]
     lines = [{line.strip() for line in hit.text.split("\n")} if hit.title_path else set() for hit in hits]  # for _is_item
     alone = [{line.strip(" *_\t") for line in hit.text.split("\n")} for hit in hits]  # each passage's lines, bold marks off
@@ -332,9 +322,11 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         for i, (pos, text, t) in enumerate(found):
             if is_question(text) and text.strip(" *_") in alone[n - 1] and not re.search("[:：]", text):
                 continue  # an FAQ's question, a line of its own, is no answer (it is read as the next sentence's neighbour)
-            if is_numbering(text) or (i > 0 and is_numbering(found[i - 1][1]) and len(text.split()) <= 4 and text.rstrip().endswith(".")):
+            if is_numbering(text) or (i > 0 and is_numbering(found[i - 1][1]) and not found[i - 1][1].lower().startswith("step")
+                                      and len(text.split()) <= 2 and text.rstrip().endswith(".")):
                 continue  # "Chapter 2." and its title "Safety." of a heading run into its text are no answer (found by review:
-                # both were quoted); they are read as the next sentence's neighbours
+                # both were quoted); they are read as the next sentence's neighbours. (A step's "Wait 30 seconds." and a
+                # section's "Parking is free." are: found by the next review)
             # a sentence is read with its neighbours; a table row is read with its columns' names, not
             # with the rows beside it (the next state's row says nothing of Texas; "Stock (units)" says
             # what the row's 45 is)
@@ -347,10 +339,8 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
                 window |= t
             own_cov = coverage(wanted, t, weights)
             # ranked as read: a row says what its header names ("Distributor price" 769); its own words alone
-            # decide whether to answer (the header's "Owner" is in every row of the table); a name the question
-            # writes that the document's description holds is said by each of its sentences (星河科技's annual leave,
-            # which writes 星河科技, ranked above its travel claims' deadline for "星河科技的报销期限是多久？")
-            read_cov = coverage(wanted, (window if header else t) | (naming & out.whose[-1]), weights) if header or naming else own_cov
+            # decide whether to answer (the header's "Owner" is in every row of the table)
+            read_cov = coverage(wanted, window, weights) if header else own_cov
             window_cov = coverage(wanted, window | title, weights)
             # (a sentence in the other language is read in its own: "37 hours" answers 多少小时, though not as 小时)
             typed = has_kind(text, kind, lang if bridge is None else language(text), question, header) if label is None else kind is None or asked  # a Date: is no date of what the memo says

@@ -53,7 +53,11 @@ def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
     described = {f: row.description if (row := catalog.file_by_id(f)) is not None else "" for f in named}
     tokens = functools.cache(lambda f: name_tokens(described[f]) if f in described else description_tokens(catalog, f))
     sources = [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits]
-    others = another_companys(query, named, words, tokens) | other_organisations(query, named, sources, tokens)
+    def description(f: int) -> str:
+        row = catalog.file_by_id(f) if f not in described else None
+        return described[f] if f in described else (row.description if row is not None else "")
+
+    others = another_companys(query, named, words, tokens) | other_organisations(query, named, sources, description)
     places = set().union(*named.values())
     held = set().union(*(tokens(f) for f in others))  # (the 集团 of 紫金集团员工手册)
     shared = {p for p, w in enumerate(name_words(query)) if stem(w) in held}
@@ -117,38 +121,51 @@ def another_companys(
     return frozenset(out)
 
 
-def other_organisations(
-    query: str, named: dict[int, frozenset[int]], sources: list[int | None], tokens: Callable[[int], list[str]]
-) -> frozenset[int]:
+def other_organisations(query: str, named: dict[int, frozenset[int]], sources: list[int | None], description: Callable[[int], str]) -> frozenset[int]:
     """The sources' documents of another organisation than the one the question writes by its name alone:
     "What is the probation period at Acme?" names Acme Corporation's handbook by "Acme", and Globex
     Industries' handbook, whose probation sentence was quoted for it, is another's; so is Globex's for
     "蓝海集团的试用期是多久？" (found by review). A document is another organisation's when its description
     names one (organisations) that the question does not write, while the question writes one that a
     named document's description names. (another_companys reads a name the question writes with its
-    organisation's word: "Acme Bank".) tokens(file id): its description's name tokens."""
+    organisation's word: "Acme Bank".) description(file id): its description."""
     from kbqa.store.tokenize import name_tokens
 
     asked = set(name_tokens(query))
-    if not set().union(*(organisations(tokens(f)) for f in named)) & asked:
+    lang = language(query)
+    if not set().union(*(organisations(description(f), lang) for f in named)) & asked:
         return frozenset()
-    return frozenset(f for f in set(sources) - named.keys() if f is not None and (theirs := organisations(tokens(f))) and not theirs & asked)
+    return frozenset(f for f in set(sources) - named.keys()
+                     if f is not None and (theirs := organisations(description(f), lang)) and not theirs & asked)
 
 
-# the words of an organisation's name that say what it is: the word before one names it ("Globex" of "Globex
-# Industries", 星河 of 星河科技)
-_ORGANISATION_WORDS = frozenset(stem(w) for w in (
-    "corporation corp inc incorporated ltd limited llc plc gmbh group industries company bank university college hospital "
-    "holdings technologies labs laboratories partners foundation institute").split()) | frozenset(
-    ("集团", "公司", "有限公司", "股份有限公司", "科技", "银行", "大学", "学院", "医院", "研究院", "研究所", "基金会", "事务所"))
+# a company's word after its name, at the start of a description's part: "Globex Industries Employee Handbook",
+# 星河科技员工手册, 蓝海集团员工手册 (not "Sales Group Commission Plan", 本公司保密协议, 上海分公司, "Holiday Company Party":
+# found by review); an institution's ("Peking University Library Rules", 北京大学…) only in the question's language, which
+# writes its name as the question does or not at all (北京大学 is Peking University)
+_COMPANY_WORDS = frozenset(stem(w) for w in "corporation corp inc incorporated ltd limited llc plc gmbh industries holdings".split()) | frozenset(
+    ("集团", "科技", "公司", "有限公司", "股份有限公司"))
+_INSTITUTION_WORDS = frozenset(stem(w) for w in "bank university college hospital institute foundation".split()) | frozenset(
+    ("银行", "大学", "学院", "医院", "研究院", "研究所", "基金会"))
 
 
-def organisations(tokens: list[str]) -> set[str]:
-    """The organisations a document's description names (its name tokens, in order): each word right before
-    an organisation's word (_ORGANISATION_WORDS) — globex of "Globex Industries Employee Handbook", 星河
-    of 星河科技员工手册."""
-    return {tokens[i - 1] for i, t in enumerate(tokens)
-            if i > 0 and t in _ORGANISATION_WORDS and tokens[i - 1] not in _ORGANISATION_WORDS and tokens[i - 1] not in STOP_WORDS}
+def organisations(description: str, lang: str) -> set[str]:
+    """The organisations a document's description names, for a question in language `lang`: the first word
+    of a part of it when the next is a company's word (_COMPANY_WORDS) — globex of "Globex Industries
+    Employee Handbook", 星河 of 星河科技员工手册 — or, in a part of that language, an institution's."""
+    from ingest.context import PART_SEPARATOR
+    from kbqa.store.tokenize import name_tokens
+
+    out = set()
+    for part in description.split(PART_SEPARATOR):
+        words = name_tokens(part)
+        if len(words) < 2 or words[0] in STOP_WORDS or (not words[0].isascii() and len(words[0]) < 2):
+            continue
+        if len(words) > 2 and words[2] != words[1] and words[2].endswith(words[1]):
+            continue  # the word is part of a longer one that follows it, as the tokens give it: 公司 of 子公司, 分公司
+        if words[1] in _COMPANY_WORDS or (words[1] in _INSTITUTION_WORDS and language(part) == lang):
+            out.add(words[0])
+    return out
 
 
 def description_tokens(catalog: Any, file_id: int) -> list[str]:
