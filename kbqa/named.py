@@ -53,6 +53,7 @@ def named_sources(catalog: Any, query: str, hits: list[Hit]) -> Named:
     described = {f: row.description if (row := catalog.file_by_id(f)) is not None else "" for f in named}
     tokens = functools.cache(lambda f: name_tokens(described[f]) if f in described else description_tokens(catalog, f))
     sources = [rows[h.chunk_id].file_id if h.chunk_id in rows else None for h in hits]
+
     def description(f: int) -> str:
         row = catalog.file_by_id(f) if f not in described else None
         return described[f] if f in described else (row.description if row is not None else "")
