@@ -375,10 +375,11 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?。！？:：;；]|\s[-–—])\s*[\"“
 # a word before a full stop that does not end a sentence: "vs. Initech", "St. Louis", "Mr. O'Brien"
 _ABBREVIATED = re.compile(r"\b(?:vs|etc|e\.g|i\.e|approx|incl|no|st|mt|mr|mrs|ms|dr|prof|jr|sr|inc|ltd|co|corp|dept)\.\s*$", re.I)
 # words a question capitalises that name nothing the documents must: greetings and thanks ("…, Thanks?",
-# "OK?"), titles and a company's legal form ("Mr", "St", "Corp"), months and days ("in January", "on Fridays": a time, not whose or which thing)
+# "OK?"), titles and a company's legal form ("Mr", "St", "Corp", "Corporation": "Acme Corporation" of a question
+# over "Acme Corp"'s handbook was noted as never mentioned — found by review), months and days ("in January", "on Fridays": a time, not whose or which thing)
 _NOT_NAMES = frozenset(stem(w) for w in (
     "ok okay thanks thank thx hi hello hey please pls dear sorry cheers mr mrs ms dr prof sir madam st mt inc ltd co corp llc plc "
-    "gmbh january february march "
+    "gmbh corporation incorporated limited company january february march "
     "april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday").split())
 # jieba's dictionary tags of a Chinese proper name: a person's, a place's, an organisation's, another (宏达)
 _PROPER_TAG = re.compile(r"n[rstz]")
@@ -401,7 +402,7 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
     A name is a Latin word written with a capital or a digit inside a sentence, or wholly in capitals
     or with a capital inside ("INITECH", "InGen", "O'Malley"): a capitalised first word of a sentence
     ("Vacation days at Globex?", "Quick question - Vacation days?"; "vs." and "St." end none), a
-    courtesy ("Thanks", "OK"), a title ("Mr"), a month and a day of the week are none here, but any
+    courtesy ("Thanks", "OK"), a title ("Mr"), a legal form ("Corporation"), a month and a day of the week are none here, but any
     Latin word of a Chinese question is; names side by side are one ("Burger King"). A Chinese word is
     a name when it names an organisation or a part of one — it ends with, or comes right before, a word
     such as 集团, 公司, 大学 or 部 (华为公司, 紫金集团, 北京大学, 技术部) — or jieba's dictionary tags it a

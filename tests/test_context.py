@@ -976,3 +976,6 @@ def test_another_organisations_handbook_is_no_evidence_for_the_named_one(tmp_pat
                    {"role": "user", "content": "那蓝海集团呢？"}, {"role": "assistant", "content": "10天"}]
         text = kb.ask("哪家更多？", history=history).text
         assert "12天" in text and "10天" in text, text
+        # a legal form is no name the documents must hold ("Corporation" of "Acme Corporation" over "Acme Corp"'s handbook)
+        assert kb.ask("How many days of leave do Acme Corporation employees get?").unmentioned == []
+        assert kb.ask("How many days of leave do Initech Company employees get?").unmentioned == ["Initech"]
