@@ -122,7 +122,9 @@ def another_companys(
     return frozenset(out)
 
 
-def other_organisations(query: str, named: dict[int, frozenset[int]], sources: list[int | None], description: Callable[[int], str]) -> frozenset[int]:
+def other_organisations(
+    query: str, named: dict[int, frozenset[int]], sources: list[int | None], description: Callable[[int], str]
+) -> frozenset[int]:
     """The sources' documents of another organisation than the one the question writes by its name alone:
     "What is the probation period at Acme?" names Acme Corporation's handbook by "Acme", and Globex
     Industries' handbook, whose probation sentence was quoted for it, is another's; so is Globex's for
@@ -144,8 +146,8 @@ def other_organisations(query: str, named: dict[int, frozenset[int]], sources: l
 # 星河科技员工手册, 蓝海集团员工手册 (not "Sales Group Commission Plan", 本公司保密协议, 上海分公司, "Holiday Company Party":
 # found by review); an institution's ("Peking University Library Rules", 北京大学…) only in the question's language, which
 # writes its name as the question does or not at all (北京大学 is Peking University)
-_COMPANY_WORDS = frozenset(stem(w) for w in "corporation corp inc incorporated ltd limited llc plc gmbh industries holdings".split()) | frozenset(
-    ("集团", "科技", "公司", "有限公司", "股份有限公司"))
+_COMPANY_WORDS = frozenset(stem(w) for w in "corporation corp inc incorporated ltd limited llc plc gmbh industries holdings".split()) \
+    | frozenset(("集团", "科技", "公司", "有限公司", "股份有限公司"))
 _INSTITUTION_WORDS = frozenset(stem(w) for w in "bank university college hospital institute foundation".split()) | frozenset(
     ("银行", "大学", "学院", "医院", "研究院", "研究所", "基金会"))
 
