@@ -35,7 +35,7 @@ from kbqa.bilingual import bridge
 from kbqa.codes import about_another, codes, holds_code
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
 from kbqa.models import Calibration, pair_key
-from kbqa.named import named_sources, names_a_file, others_of, proper_names, source_names, unmentioned, unnamed_sources, without_other_names
+from kbqa.named import named_sources, names_a_file, others_of, proper_name_terms, source_names, unmentioned, unnamed_sources, without_other_names
 from kbqa.scope import kind_said, not_asked_about, other_kind_said, uncovered_compounds, without_other_kinds
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
@@ -220,7 +220,7 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
     required = set(evidence.parts)  # each part's best sentence of a question of parts: quoted whatever it is
     wanted = evidence.question_terms
     asked_codes = codes(evidence.question)
-    naming = set().union(*(terms(name) for name in proper_names(evidence.question)))  # (the names of "星河科技的…")
+    naming = proper_name_terms(evidence.question)  # (the names of "星河科技的…")
     keep = [best]
     held = terms(best.text) & wanted
     for s in ranked[1:]:
@@ -234,8 +234,9 @@ def extractive_sentences(evidence: Evidence, limit: int = 3) -> list[Sentence]:
             continue  # the AX-300's reset time beside the AX-200's: another product's fact, not more of this answer
         if s.n in evidence.unnamed and best.n not in evidence.unnamed:
             continue  # Acme's 25 days of leave beside Globex's 18, for "…do Globex employees get?": another company's fact
-        says_whose = bool(words := terms(s.text) & wanted) and s.n <= len(evidence.whose) and words <= naming & evidence.whose[s.n - 1] \
-            and bool(terms(best.text) & wanted - words)
+        asked_here = terms(s.text) & wanted
+        says_whose = bool(asked_here) and s.n <= len(evidence.whose) and asked_here <= naming & evidence.whose[s.n - 1] \
+            and bool(terms(best.text) & wanted - asked_here)
         if (s.own == 0 or says_whose) and best.own > 0 and evidence.bridge is None and all(k.n != s.n for k in keep) \
                 and not s.text.startswith("|") and not _section_says(evidence, s.n, wanted):
             continue  # a sentence of a passage not quoted yet that says no word of the question, nor do its section's titles (its
@@ -430,7 +431,7 @@ class CompletionAnswerer:
             yield from self._quoted(asked, sources, evidence, gen)
             return
         said = terms(best.text) & terms(asked.query)
-        if said and said <= set().union(*(terms(name) for name in proper_names(asked.query))) & terms(sources[best.n - 1].context):
+        if said and said <= proper_name_terms(asked.query) & terms(sources[best.n - 1].context):
             # the best sentence says of the question only a name its document's description holds, whose document it is
             # (蓝海集团's annual leave for "蓝海集团的试用期是多久？"): no short answer ("12天") from it, the evidence alone
             yield from self._quoted(asked, sources, evidence, gen)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.textfacts import STOP_WORDS, dictionary_tags, half_width, language, question_words, stem
+from ingest.textfacts import STOP_WORDS, dictionary_tags, half_width, language, question_words, stem, terms
 from kbqa.types import Hit
 
 
@@ -418,8 +418,7 @@ def unmentioned(catalog: Any, question: str, sources: list[Hit]) -> list[str]:
     question = half_width(unicodedata.normalize("NFC", question))
     names = name_words(question)
     latin, glued = _latin_names(question, names)
-    asked = set(question_words(question))  # (not 几天 or 多少: they ask, they name nothing)
-    han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked and not _ASKING.search(w)][:3 * MOST_UNMENTIONED]
+    han = _chinese_candidates(question, names)
     if not latin and not han:
         return []
     _, df = catalog.document_frequencies(list(dict.fromkeys([stem(w) for w in [*latin, *glued.values(), *han]])))
@@ -469,19 +468,26 @@ def _latin_names(question: str, names: list[str]) -> tuple[dict[str, tuple[str, 
     return latin, glued
 
 
-def proper_names(question: str) -> list[str]:
-    """The names the question writes, by unmentioned's rules but whether the knowledge base holds them or
-    not: its Latin names ("Acme", "KX-200") and its Chinese organisations' names (蓝海集团, 技术部)."""
+def _chinese_candidates(question: str, names: list[str]) -> list[str]:
+    """The question's Chinese words that may be names (see unmentioned): not 几天 or 多少, which ask and name nothing."""
+    asked = set(question_words(question))
+    return [w for w in names if not w.isascii() and len(w) > 1 and w in asked and not _ASKING.search(w)][:3 * MOST_UNMENTIONED]
+
+
+@functools.lru_cache(maxsize=1024)
+def proper_name_terms(question: str) -> frozenset[str]:
+    """The words (ingest.textfacts.terms) of the names the question writes, by unmentioned's rules but whether
+    the knowledge base holds them or not: its Latin names ("Acme", "KX-200") and its Chinese organisations'
+    names (蓝海集团, 技术部). (Read by each pass over an answer's evidence: computed once per question.)"""
     from kbqa.store.tokenize import name_words
 
     question = half_width(unicodedata.normalize("NFC", question))
     names = name_words(question)
     latin, _ = _latin_names(question, names)
-    asked = set(question_words(question))
-    han = [w for w in names if not w.isascii() and len(w) > 1 and w in asked and not _ASKING.search(w)][:3 * MOST_UNMENTIONED]
     found = [question[slice(*(name_span(question, [low]) or (a, b)))] for low, (_, a, b) in latin.items()]  # (a code whole: KX-200)
-    found += [written for _, _, written in _chinese_names(question, names, han, lambda w: False) if not written.isascii()]
-    return list(dict.fromkeys(found))
+    found += [written for _, _, written in _chinese_names(question, names, _chinese_candidates(question, names), lambda w: False)
+              if not written.isascii()]
+    return frozenset(terms(" ".join(found)))
 
 
 def _chinese_names(question: str, names: list[str], han: list[str], held: Callable[[str], bool]) -> list[tuple[int, int, str]]:
