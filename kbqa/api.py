@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
@@ -166,7 +168,12 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         if not key_ok(api_key, request.headers.get("authorization", "")):
             raise Unauthorized(WRONG_KEY)
 
-    app.add_middleware(BodyLimit, json_bytes=limit_bytes, upload_bytes=upload_bytes, api_key=api_key, stopped=stopped)
+    def disk() -> str | None:  # an upload's body lands in the temporary folder first, then in the home
+        from kbqa.uploads import short_of_disk
+
+        return short_of_disk([config.home_dir(), Path(tempfile.gettempdir())], config.server.min_free_disk_mb)
+
+    app.add_middleware(BodyLimit, json_bytes=limit_bytes, upload_bytes=upload_bytes, api_key=api_key, stopped=stopped, disk=disk)
 
     @app.exception_handler(ServiceError)
     def service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -518,10 +525,12 @@ class BodyLimit:
     (an upload was stored whole, 900 MB, before the key was checked). A body that stops arriving is
     the connection's business (kbqa/headtimeout.py, server.body_timeout_s), as on the web chat."""
 
+    DISK_EVERY = 4 << 20  # an upload's bytes between two looks at the disk's free space
+
     def __init__(self, app: Any, json_bytes: int, upload_bytes: int | None, api_key: str | None = None, upload_suffix: str = "/files",
-                 stopped: Callable[[], bool] | None = None) -> None:
+                 stopped: Callable[[], bool] | None = None, disk: Callable[[], str | None] | None = None) -> None:
         self.app, self.json_bytes, self.upload_bytes, self.api_key = app, json_bytes, upload_bytes, api_key
-        self.upload_suffix, self.stopped = upload_suffix, stopped
+        self.upload_suffix, self.stopped, self.disk = upload_suffix, stopped, disk
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -532,8 +541,13 @@ class BodyLimit:
             await JSONResponse({"detail": WRONG_KEY, "error": {"message": WRONG_KEY, "type": "Unauthorized"}}, status_code=401)(scope, receive, send)
             return
         upload = scope["path"].rstrip("/").endswith(self.upload_suffix)
+        disk = self.disk if upload and scope.get("method") == "POST" else None
+        short = disk() if disk is not None else None
+        if short is not None:  # the server's disk is nearly full (server.min_free_disk_mb): not a byte of the upload is read
+            await JSONResponse({"detail": short, "error": {"message": short, "type": "InsufficientStorage"}}, status_code=507)(scope, receive, send)
+            return
         cap = self.upload_bytes if upload else self.json_bytes
-        if cap is None and self.stopped is None:  # (an upload capped per file, and per request by what the service stores)
+        if cap is None and self.stopped is None and disk is None:  # (an upload capped per file, and per request by what the service stores)
             await self.app(scope, receive, send)
             return
         message = (f"request body over the limit of {(cap or 0) / 2**20:.0f} MB "
@@ -543,15 +557,19 @@ class BodyLimit:
             response = JSONResponse({"detail": message}, status_code=413)
             await response(scope, receive, send)
             return
-        seen, arriving = 0, True
+        seen, arriving, looked = 0, True, 0
 
         async def counted() -> dict[str, Any]:
-            nonlocal seen, arriving
+            nonlocal seen, arriving, looked
             event = await self._next(receive) if arriving and self.stopped is not None else await receive()
             if event["type"] == "http.request":
                 seen += len(event.get("body", b""))
                 if cap is not None and seen > cap:
                     raise HTTPException(413, message)  # FastAPI answers it while reading the body
+                if disk is not None and seen - looked >= self.DISK_EVERY:
+                    looked = seen
+                    if (short := disk()) is not None:  # filled while this body arrived (by it, or by others at once)
+                        raise HTTPException(507, short)
                 arriving = bool(event.get("more_body"))
                 if arriving and self.stopped is not None and self.stopped():
                     raise Stopping()

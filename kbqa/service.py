@@ -35,7 +35,7 @@ from kbqa.config import Config
 from kbqa import limits
 from kbqa.errors import AmbiguousFile, BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, Upstream, scrub
 from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, clean_text, drop_store, kb_exists, kb_folder, list_knowledge_bases, lookalike_problem,
-                     valid_name)
+                     safe_filename, valid_name)
 from kbqa.offline import ModelNotAvailable
 from kbqa.pipeline import excluded_by
 from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
@@ -423,7 +423,7 @@ class Service:
         its place up (Busy client_gone); once begun, it is ingested. keep_folders: the items' names are
         paths in a folder the user uploaded ("制度/子目录/报销.docx"), kept, each part cleaned
         (uploads.upload_folder); otherwise only a name's last part counts."""
-        from kbqa.uploads import Budget, alone, discard_upload, settle_kept, store_upload, uploading
+        from kbqa.uploads import Budget, alone, discard_upload, settle_kept, short_of_disk, store_upload, uploading
 
         folder = self._folder(name)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
@@ -455,6 +455,9 @@ class Service:
                 try:
                     for filename, source in items:
                         folder, _, leaf = clean_text(filename or "").replace("\\", "/").rpartition("/") if keep_folders else ("", "", clean_text(filename or ""))
+                        if (short := short_of_disk([target], self.config.server.min_free_disk_mb)) is not None:
+                            rejected.append({"name": safe_filename(leaf or "upload"), "error": f"not stored: {short}"})
+                            continue
                         stored = store_upload(leaf, source, target, max_bytes=limit, taken=taken, budget=budget, folder=folder, folders=folders)
                         saved += stored.files
                         kept += stored.kept

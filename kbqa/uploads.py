@@ -8,11 +8,12 @@ import hashlib
 import lzma
 import os
 import re
+import shutil
 import socket
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,6 +268,26 @@ class _Within:
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.prefix + name in self.taken
+
+
+def short_of_disk(places: Iterable[Path], floor_mb: float) -> str | None:
+    """What to tell an uploader when a disk holding one of places (the home, where a request's body
+    lands first) has less than floor_mb free (server.min_free_disk_mb; 0: never), else None. Uploads
+    stop there, so that one request, or many at once, cannot fill the server's disk (found by review:
+    the web chat's page sends a whole folder in one request, which Gradio stored whole, without a cap,
+    before kbqa saw it)."""
+    if floor_mb <= 0:
+        return None
+    for place in places:
+        existing = next((p for p in (place, *place.parents) if p.exists()), None)
+        try:
+            free = shutil.disk_usage(existing).free if existing is not None else None
+        except OSError:
+            continue
+        if free is not None and free < floor_mb * 2**20:
+            return (f"the server's disk is nearly full ({free / 2**20:,.0f} MB free, under server.min_free_disk_mb = {floor_mb:g} MB): "
+                    "nothing more is stored; free some space on the server, then upload again")
+    return None
 
 
 @dataclass

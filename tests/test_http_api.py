@@ -495,3 +495,76 @@ def test_a_stop_while_the_llm_server_is_still_reading_the_prompt_ends_each_reque
     assert status == 200 and events[-1] == "data: [DONE]" and "shutting down" in events[-2] and at - stopped < 1.5, (body, at - stopped)
     log = "".join(p.read_text() for p in home.glob("server-*.log"))
     assert "Traceback" not in log and "graceful shutdown exceeded" not in log, log[-3000:]
+
+
+@pytest.mark.parametrize("face", ["serve", "api"])
+def test_an_upload_stops_when_the_servers_disk_is_nearly_full(home: Path, face: str) -> None:
+    """Found by review: the web chat's page sends a whole folder in one request and Gradio stored all of
+    it before kbqa saw a byte, so one request (or many at once) could fill the server's disk. Under
+    server.min_free_disk_mb free, both servers answer an upload 507 with what to do, store nothing, and
+    go on answering everything else."""
+    import shutil
+
+    from conftest import start_server
+
+    floor = shutil.disk_usage(home).free // 2**20 + 100_000  # more than this disk has free
+    env = {"KBQA_SERVER__MIN_FREE_DISK_MB": str(floor), "KBQA_LLM__MODEL": "extractive", "KBQA_SERVER__WARM_UP": "false"}
+    proc, url = start_server(home, face, env=env, ready="/")
+    route = "/gradio_api/upload" if face == "serve" else "/v1/kb/disk/files"
+    try:
+        sent = httpx.post(url + route, files=[("files", ("pumps.txt", b"The pump in hall 3 is checked every week.\n" * 1000))], timeout=60)
+        assert sent.status_code == 507 and "server.min_free_disk_mb" in sent.text and "MB free" in sent.text, (sent.status_code, sent.text[:300])
+
+        def chunks() -> Iterator[bytes]:  # no length said
+            yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="valves.txt"\r\n\r\n'
+            yield b"The valves are greased every month.\n" * 1000
+            yield b"\r\n--b--\r\n"
+
+        sent = httpx.post(url + route, content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}, timeout=60)
+        assert sent.status_code == 507, (sent.status_code, sent.text[:300])
+        assert httpx.get(url + ("/" if face == "serve" else "/v1/models"), timeout=30).status_code == 200  # the rest is as before
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not [p for p in home.rglob("*") if p.name in ("pumps.txt", "valves.txt")]
+
+
+def test_the_disk_filling_while_an_upload_arrives_stops_it_with_507(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """The body limit looks at the disk again every few MB of an upload (others may be filling it at
+    the same time); and the service, storing a request's files, before each of them."""
+    import io
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from kbqa.api import BodyLimit
+    from kbqa.config import load_config
+    from kbqa.service import Service
+
+    looks: list[int] = []
+
+    def disk() -> str | None:  # room at a request's first look, then none
+        looks.append(1)
+        return "the server's disk is nearly full" if len(looks) > 1 else None
+
+    async def files(request: Any) -> JSONResponse:
+        return JSONResponse({"read": len(await request.body())})
+
+    app = Starlette(routes=[Route("/v1/kb/x/files", files, methods=["POST"])])
+    app.add_middleware(BodyLimit, json_bytes=1 << 20, upload_bytes=1 << 30, disk=disk)
+    with TestClient(app) as client:
+        small = client.post("/v1/kb/x/files", content=b"x" * (3 << 20))  # under DISK_EVERY: looked at once
+        assert small.status_code == 200 and small.json() == {"read": 3 << 20}, small.text
+        looks.clear()
+        big = client.post("/v1/kb/x/files", content=iter([b"x" * (1 << 20)] * 20))
+        assert big.status_code == 507 and "nearly full" in big.text, big.text
+        assert len(looks) == 2  # (at the start, then every BodyLimit.DISK_EVERY bytes)
+        assert client.post("/v1/kb/x/search", content=b"{}").status_code == 404  # other routes: no look at the disk
+        assert len(looks) == 2
+
+    monkeypatch.setenv("KBQA_SERVER__MIN_FREE_DISK_MB", str(10**12))
+    result = Service(load_config()[0]).upload("disk", [("pumps.txt", io.BytesIO(b"The pump is checked weekly.")), ("../x/valves.txt", io.BytesIO(b"ok"))])
+    assert [(r["name"], "server.min_free_disk_mb" in r["error"]) for r in result.rejected] == [("pumps.txt", True), ("valves.txt", True)], result.rejected
+    assert not [p for p in home.rglob("*") if p.name in ("pumps.txt", "valves.txt")]

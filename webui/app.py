@@ -1086,8 +1086,14 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
 
     from kbqa.api import BodyLimit, body_caps
 
+    from gradio.utils import get_upload_folder
+
+    from kbqa.uploads import short_of_disk
+
     json_bytes, _ = body_caps(config)  # bodies over server.max_request_mb get 413, as on `kbqa api` (uploads: see BodyLimit)
-    limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=None, upload_suffix="/gradio_api/upload")
+    places = [config.home_dir(), Path(get_upload_folder())]  # an upload's body lands in Gradio's folder first, then in the home
+    limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=None, upload_suffix="/gradio_api/upload",
+                       disk=lambda: short_of_disk(places, config.server.min_free_disk_mb))
     known = Middleware(KnownEvents, known=set(app.fns), names={fn.api_name for fn in app.fns.values() if fn.api_name},
                        public={fn.api_name for fn in app.fns.values() if fn.api_name and fn.api_visibility == "public"})
     try:
