@@ -564,6 +564,12 @@ def test_failed_logins_from_one_address_are_held_to_ten_a_minute(home: Path) -> 
     proc, url = start_serve(home, extra=("--auth", "alice:s3cret"))
     try:
         login = lambda password: httpx.post(f"{url}login", data={"username": "alice", "password": password}, timeout=30)
+        # found by review: without a login, a call naming no event got 404/400 (which events exist) before Gradio's 401
+        calls = [("gradio_api/run/no_such_event", {"data": []}), ("gradio_api/queue/join", {"data": [], "fn_index": 9999, "session_hash": "x"})]
+        assert [httpx.post(url + route, json=body, timeout=30).status_code for route, body in calls] == [401, 401]
+        with httpx.Client() as alice:
+            assert alice.post(f"{url}login", data={"username": "alice", "password": "s3cret"}, timeout=30).status_code == 200
+            assert [alice.post(url + route, json=body, timeout=30).status_code for route, body in calls] == [404, 400]
         assert login("s3cret").status_code == 200  # a success leaves nothing counted
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             said = [r.status_code for r in pool.map(login, [f"guess{n}" for n in range(30)])]

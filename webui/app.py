@@ -793,7 +793,9 @@ class KnownEvents:
     """Refuses a call of the page's events that names none of them, with a message: an fn_index the page
     lacks (/gradio_api/queue/join, /run/NAME, /api/NAME: 400), a NAME it lacks (/run, /api, /call,
     /call/v2: 404). (Found by review: each was Gradio's 500, with a KeyError traceback in the log.)
-    Placed inside BodyLimit, whose limits hold for the body this reads whole."""
+    Placed inside BodyLimit, whose limits hold for the body this reads whole. With --auth, a call
+    without a login is left to Gradio's 401: which events the page has is no stranger's business, and
+    nothing of its body is read here."""
 
     ROUTE = re.compile(r"/gradio_api/(?:(queue/join)|(run|api|call|call/v2)/([^/]+))/?")
 
@@ -802,7 +804,7 @@ class KnownEvents:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         route = self.ROUTE.fullmatch(scope["path"]) if scope["type"] == "http" and scope.get("method") == "POST" else None
-        if route is None:
+        if route is None or self._logged_out(scope):
             await self.app(scope, receive, send)
             return
         from starlette.exceptions import HTTPException
@@ -843,6 +845,19 @@ class KnownEvents:
             return events.pop(0) if events else await receive()
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    def _logged_out(scope: dict[str, Any]) -> bool:
+        """With --auth, whether the request carries no login Gradio knows (its own check, read early)."""
+        gradio_app = scope.get("app")
+        if getattr(gradio_app, "auth", None) is None:
+            return False
+        from starlette.requests import HTTPConnection
+
+        cookies = HTTPConnection(scope).cookies
+        cookie_id = getattr(gradio_app, "cookie_id", "")
+        token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+        return token is None or gradio_app.tokens.get(token) is None
 
 
 class LoginThrottle:
