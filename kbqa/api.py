@@ -198,6 +198,9 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         reason = multipart_reason(exc) if exc.status_code == 400 else ""
         if reason:
             exc = StarletteHTTPException(400, f"{str(exc.detail).rstrip('.')}: {reason}", headers=exc.headers)
+        if isinstance(exc.detail, str) and exc.status_code >= 400:  # OpenAI's error object beside `detail`, as every refusal (README)
+            error = {"message": exc.detail, "type": HTTP_ERROR_TYPES.get(exc.status_code, "HTTPError"), "code": None}
+            return JSONResponse({"detail": exc.detail, "error": error}, status_code=exc.status_code, headers=exc.headers)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
@@ -507,6 +510,11 @@ def body_caps(config: Config) -> tuple[int, int]:
     return int(config.server.max_request_mb * 1024 * 1024), int(config.webui.max_upload_mb * 1024 * 1024) * 10 + (1 << 20)
 
 
+# the error object's type of a refusal that is no ServiceError (the body limit's, FastAPI's own)
+HTTP_ERROR_TYPES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed", 408: "Timeout",
+                    409: "Conflict", 413: "TooLarge", 503: "Busy", 507: "InsufficientStorage"}
+
+
 class Stopping(HTTPException):
     """The server stopped while a request's body was still arriving: answered 503 `stopping` (FastAPI
     lets an HTTPException raised while it reads a body through, as it does the 413 of BodyLimit)."""
@@ -528,9 +536,14 @@ class BodyLimit:
     DISK_EVERY = 4 << 20  # an upload's bytes between two looks at the disk's free space
 
     def __init__(self, app: Any, json_bytes: int, upload_bytes: int | None, api_key: str | None = None, upload_suffix: str = "/files",
-                 stopped: Callable[[], bool] | None = None, disk: Callable[[], str | None] | None = None) -> None:
+                 stopped: Callable[[], bool] | None = None, disk: Callable[[], str | None] | None = None, gradio: bool = False) -> None:
+        """disk(): why the server's disk takes no more uploads now, if it does not (short_of_disk: 507).
+        gradio: the web chat's upload route, whose refusals are plain text (the page shows the body as its
+        message) and whose refusal in mid-body Gradio's parser must see as its own error, the only one
+        after which it removes the partial files it wrote (found by review: a 507 left 80 MB in its cache,
+        which kept every later upload under the floor)."""
         self.app, self.json_bytes, self.upload_bytes, self.api_key = app, json_bytes, upload_bytes, api_key
-        self.upload_suffix, self.stopped, self.disk = upload_suffix, stopped, disk
+        self.upload_suffix, self.stopped, self.disk, self.gradio = upload_suffix, stopped, disk, gradio
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -544,7 +557,7 @@ class BodyLimit:
         disk = self.disk if upload and scope.get("method") == "POST" else None
         short = disk() if disk is not None else None
         if short is not None:  # the server's disk is nearly full (server.min_free_disk_mb): not a byte of the upload is read
-            await JSONResponse({"detail": short, "error": {"message": short, "type": "InsufficientStorage"}}, status_code=507)(scope, receive, send)
+            await self._refusal(507, short, plain=self.gradio)(scope, receive, send)
             return
         cap = self.upload_bytes if upload else self.json_bytes
         if cap is None and self.stopped is None and disk is None:  # (an upload capped per file, and per request by what the service stores)
@@ -554,10 +567,10 @@ class BodyLimit:
                    f"({'10 x webui.max_upload_mb per request' if upload else 'server.max_request_mb'})")
         length = dict(scope.get("headers") or []).get(b"content-length")
         if cap is not None and length is not None and (not length.isdigit() or int(length) > cap):
-            response = JSONResponse({"detail": message}, status_code=413)
-            await response(scope, receive, send)
+            await self._refusal(413, message, plain=self.gradio and upload)(scope, receive, send)
             return
         seen, arriving, looked = 0, True, 0
+        refused: list[int] = []  # the status of a refusal in mid-body on Gradio's upload route (answered there as its 400)
 
         async def counted() -> dict[str, Any]:
             nonlocal seen, arriving, looked
@@ -569,6 +582,11 @@ class BodyLimit:
                 if disk is not None and seen - looked >= self.DISK_EVERY:
                     looked = seen
                     if (short := disk()) is not None:  # filled while this body arrived (by it, or by others at once)
+                        if self.gradio:
+                            from starlette.formparsers import MultiPartException
+
+                            refused.append(507)
+                            raise MultiPartException(short)
                         raise HTTPException(507, short)
                 arriving = bool(event.get("more_body"))
                 if arriving and self.stopped is not None and self.stopped():
@@ -577,7 +595,21 @@ class BodyLimit:
                 arriving = False
             return event
 
-        await self.app(scope, counted, send)
+        async def said(event: dict[str, Any]) -> None:
+            if event["type"] == "http.response.start" and refused:
+                event = {**event, "status": refused[0]}
+            await send(event)
+
+        await self.app(scope, counted, said if self.gradio else send)
+
+    @staticmethod
+    def _refusal(status: int, message: str, plain: bool = False) -> Any:
+        from starlette.responses import PlainTextResponse
+
+        if plain:  # (Gradio's upload route: the page shows the body)
+            return PlainTextResponse(message, status_code=status)
+        return JSONResponse({"detail": message, "error": {"message": message, "type": HTTP_ERROR_TYPES.get(status, "HTTPError"), "code": None}},
+                            status_code=status)
 
     async def _next(self, receive: Any) -> dict[str, Any]:
         """The body's next part; Stopping when the server stops while it is awaited (a slow upload at a

@@ -61,6 +61,12 @@ class Upstream(ServiceError):
     status = 502
 
 
+class InsufficientStorage(ServiceError):
+    """The server's disk is (nearly) full: server.min_free_disk_mb."""
+
+    status = 507
+
+
 class Busy(ServiceError):
     """Every LLM copy is busy and the queue is full (or the server is stopping): try again later."""
 

@@ -33,9 +33,10 @@ from typing import Any, BinaryIO
 from ingest.context import SIDECAR
 from kbqa.config import Config
 from kbqa import limits
-from kbqa.errors import AmbiguousFile, BadRequest, Busy, Conflict, NotFound, ServiceError, TooLarge, Unauthorized, Upstream, scrub
+from kbqa.errors import (AmbiguousFile, BadRequest, Busy, Conflict, InsufficientStorage, NotFound, ServiceError, TooLarge, Unauthorized,
+                         Upstream, scrub)
 from kbqa.kb import (KnowledgeBase, KnowledgeBaseError, clean_text, drop_store, kb_exists, kb_folder, list_knowledge_bases, lookalike_problem,
-                     safe_filename, valid_name)
+                     valid_name)
 from kbqa.offline import ModelNotAvailable
 from kbqa.pipeline import excluded_by
 from kbqa.queue import GenerationQueue, IngestSlots, QueuedLLM, Ticket
@@ -423,11 +424,13 @@ class Service:
         its place up (Busy client_gone); once begun, it is ingested. keep_folders: the items' names are
         paths in a folder the user uploaded ("制度/子目录/报销.docx"), kept, each part cleaned
         (uploads.upload_folder); otherwise only a name's last part counts."""
-        from kbqa.uploads import Budget, alone, discard_upload, settle_kept, short_of_disk, store_upload, uploading
+        from kbqa.uploads import Budget, alone, discard_upload, disk_full, settle_kept, short_of_disk, store_upload, uploading
 
         folder = self._folder(name)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
-        budget = Budget(limit * 10)  # a request stores at most ten uploads' worth, archives unpacked included
+        floor = self.config.server.min_free_disk_mb
+        # a request stores at most ten uploads' worth, archives unpacked included, and nothing where the disk is nearly full
+        budget = Budget(limit * 10, room=lambda: short_of_disk([target], floor))
         # its turn first, then its knowledge base's lock: a delete there never waits for other knowledge bases' ingests
         with self._ingest_slot(name, progress, gone), self._writer(name):
             existed = kb_exists(self.config, folder)  # made (or dropped by an upload that gave up) only under the lock
@@ -455,9 +458,6 @@ class Service:
                 try:
                     for filename, source in items:
                         folder, _, leaf = clean_text(filename or "").replace("\\", "/").rpartition("/") if keep_folders else ("", "", clean_text(filename or ""))
-                        if (short := short_of_disk([target], self.config.server.min_free_disk_mb)) is not None:
-                            rejected.append({"name": safe_filename(leaf or "upload"), "error": f"not stored: {short}"})
-                            continue
                         stored = store_upload(leaf, source, target, max_bytes=limit, taken=taken, budget=budget, folder=folder, folders=folders)
                         saved += stored.files
                         kept += stored.kept
@@ -473,7 +473,18 @@ class Service:
                         saved.remove(copy)
                         rejected.append({"name": copy.name, "error": f"the same content as {held_as}, already in this knowledge base: not stored again"})
                     todo = documents()
-                    report = self._ingest(base, todo, progress, began) if todo else None
+                    # what an ingest writes (text, index, the catalog's journal) is of the order of the files' size: room for it first
+                    if todo and (short := short_of_disk([target], floor, reserve_bytes=sum(p.stat().st_size for p in todo))) is not None:
+                        rejected += [{"name": p.relative_to(target).as_posix(), "error": f"not ingested: {short}"} for p in todo]
+                        todo = []  # (their stored copies are removed below: never recorded)
+                    try:
+                        report = self._ingest(base, todo, progress, began) if todo else None
+                    except Exception as exc:
+                        if not disk_full(exc):
+                            raise
+                        raise InsufficientStorage("the server's disk filled up while these files were ingested: those not ingested yet "
+                                                  "were not kept; free some space on the server, then upload them again",
+                                                  code="disk_full") from None
                     if saved and self._replaced(base, began):  # deleted meanwhile, every step after it failing quietly
                         raise self._deleted(name)
                 finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept

@@ -119,11 +119,14 @@ def _decoded_name(info: zipfile.ZipInfo) -> str:
 
 
 def unpack_zip(
-    archive: Path, target: Path, *, max_bytes: int, max_files: int = 5000, shown_as: str | None = None, member_bytes: int | None = None
+    archive: Path, target: Path, *, max_bytes: int, max_files: int = 5000, shown_as: str | None = None, member_bytes: int | None = None,
+    room: Callable[[], str | None] | None = None,
 ) -> Unpacked:
     """Extract the regular files of a zip into target under safe names (no path traversal, no links,
-    no hidden files, no empty files), stopping at max_bytes of uncompressed data (zip bombs) or max_files;
-    a member over member_bytes (the limit of one uploaded file) is left out, as that file would be."""
+    no hidden files, no empty files), stopping at max_bytes of uncompressed data (zip bombs) or max_files,
+    or where room() says the disk is nearly full (Budget.room: a small zip unpacked past
+    server.min_free_disk_mb, found by review); a member over member_bytes (the limit of one uploaded
+    file) is left out, as that file would be."""
     out = Unpacked()
     shown = shown_as or archive.name
     try:
@@ -137,6 +140,9 @@ def unpack_zip(
         for info in zf.infolist():
             name = _decoded_name(info)
             parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]  # "../" climbs nowhere
+            if not info.filename:  # (a name that begins with NUL: zipfile cuts it there, and its is_dir() fails: found by review)
+                out.skipped.append(f"{shown}: a member without a name, not extracted")
+                continue
             if info.is_dir() or not parts or any(p.startswith(".") or p == "__MACOSX" for p in parts):
                 continue
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
@@ -156,6 +162,9 @@ def unpack_zip(
                 continue
             if total + info.file_size > max_bytes:
                 out.skipped.append(f"{name}: the archive unpacks to more than {max_bytes / 2**20:.0f} MB; the rest were not extracted")
+                break
+            if room is not None and (short := room()) is not None:
+                out.skipped.append(f"{name}: not extracted, nor the rest: {short}")
                 break
             dest = target.joinpath(*[safe_filename(p) for p in parts[-8:]])  # each part sanitised: no "..", no "/"
             if dest in placed:  # two members of one name (an archive may hold both): the second is "name (2).ext"
@@ -270,12 +279,12 @@ class _Within:
         return isinstance(name, str) and self.prefix + name in self.taken
 
 
-def short_of_disk(places: Iterable[Path], floor_mb: float) -> str | None:
+def short_of_disk(places: Iterable[Path], floor_mb: float, reserve_bytes: int = 0) -> str | None:
     """What to tell an uploader when a disk holding one of places (the home, where a request's body
-    lands first) has less than floor_mb free (server.min_free_disk_mb; 0: never), else None. Uploads
-    stop there, so that one request, or many at once, cannot fill the server's disk (found by review:
-    the web chat's page sends a whole folder in one request, which Gradio stored whole, without a cap,
-    before kbqa saw it)."""
+    lands first) has less than floor_mb free (server.min_free_disk_mb; 0: never), or less than that and
+    reserve_bytes (what an ingest about to run may write), else None. Uploads stop there, so that one
+    request, or many at once, cannot fill the server's disk (found by review: the web chat's page sends
+    a whole folder in one request, which Gradio stored whole, without a cap, before kbqa saw it)."""
     if floor_mb <= 0:
         return None
     for place in places:
@@ -284,17 +293,35 @@ def short_of_disk(places: Iterable[Path], floor_mb: float) -> str | None:
             free = shutil.disk_usage(existing).free if existing is not None else None
         except OSError:
             continue
-        if free is not None and free < floor_mb * 2**20:
-            return (f"the server's disk is nearly full ({free / 2**20:,.0f} MB free, under server.min_free_disk_mb = {floor_mb:g} MB): "
+        if free is not None and free - reserve_bytes < floor_mb * 2**20:
+            room = (f"{free / 2**20:,.0f} MB free; ingesting them takes up to {reserve_bytes / 2**20:,.0f} MB, which would leave less than "
+                    if reserve_bytes else f"{free / 2**20:,.0f} MB free, under ")
+            return (f"the server's disk is nearly full ({room}server.min_free_disk_mb = {floor_mb:g} MB): "
                     "nothing more is stored; free some space on the server, then upload again")
     return None
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error is the disk running out of room (ENOSPC, SQLite's "database or disk is full")."""
+    import errno
+    import sqlite3
+
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
 @dataclass
 class Budget:
-    """Bytes one request may still store, all its files and unpacked archives together."""
+    """Bytes one request may still store, all its files and unpacked archives together; room(): why no
+    more may be stored now (short_of_disk), looked at before each file and each member of an archive."""
 
     left: int
+    room: Callable[[], str | None] | None = None
 
 
 def store_upload(
@@ -322,6 +349,9 @@ def store_upload(
         out.skipped.append(f"{shown}: in a hidden folder (its name begins with '.'), not stored")
         return out
     home = target / within if within else target
+    if budget.room is not None and (short := budget.room()) is not None:
+        out.skipped.append(f"{shown}: not stored: {short}")
+        return out
     partial = target / f".upload-{uuid.uuid4().hex}.part"  # hidden: never ingested
     try:
         target.mkdir(exist_ok=True)  # not parents: never re-create a knowledge base deleted meanwhile
@@ -352,7 +382,7 @@ def store_upload(
             unpacked_as = unique_name(home, Path(shown).stem, Path(name or "upload").stem, here, folder=True)
             taken.add(prefix + unpacked_as)
             unpacked = unpack_zip(partial, home / unpacked_as, max_bytes=min(max_bytes * 10, budget.left), shown_as=shown,
-                                  member_bytes=max_bytes)
+                                  member_bytes=max_bytes, room=budget.room)
             budget.left -= sum(f.stat().st_size for f in unpacked.files)
             return unpacked
         safe = unique_name(home, shown, name, here, sidecar=bool(within))  # a nameless upload was cleaned to "upload": it replaces nothing

@@ -568,3 +568,93 @@ def test_the_disk_filling_while_an_upload_arrives_stops_it_with_507(monkeypatch:
     result = Service(load_config()[0]).upload("disk", [("pumps.txt", io.BytesIO(b"The pump is checked weekly.")), ("../x/valves.txt", io.BytesIO(b"ok"))])
     assert [(r["name"], "server.min_free_disk_mb" in r["error"]) for r in result.rejected] == [("pumps.txt", True), ("valves.txt", True)], result.rejected
     assert not [p for p in home.rglob("*") if p.name in ("pumps.txt", "valves.txt")]
+
+
+def test_an_upload_that_would_fill_the_disk_stores_and_ingests_nothing_more(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: the floor was looked at once per uploaded file, so a 366 KB zip unpacked 120 MB past it,
+    and nothing kept room for what the ingest writes (the catalog's journal grew to 1.3 times the text): the disk
+    filled and the server answered 500. Now each member of an archive is looked at, an ingest needs room for about
+    its files' size above the floor, and a disk that fills anyway is a 507 (InsufficientStorage) that keeps
+    nothing of what was not ingested. The disk's free space is set here (shutil.disk_usage); everything else is real."""
+    import io
+    import shutil
+    import sqlite3
+    import zipfile
+
+    from kbqa.config import load_config
+    from kbqa.errors import InsufficientStorage
+    from kbqa.kb import KnowledgeBase
+    from kbqa.service import Service
+    from kbqa.uploads import Budget, store_upload
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(3):
+            zf.writestr(f"part{n}.txt", f"Part {n} of the plant log.\n" * 100)
+        zf.writestr(zipfile.ZipInfo("\x00n.txt"), "a member whose name begins with NUL")  # (was a 500: IndexError)
+    looks: list[int] = []
+
+    def room() -> str | None:  # room for the archive and its first member only
+        looks.append(1)
+        return "the server's disk is nearly full" if len(looks) > 2 else None
+
+    archive.seek(0)
+    stored = store_upload("logs.zip", archive, tmp_path / "uploads", max_bytes=1 << 20, budget=Budget(10 << 20, room=room))
+    assert [f.name for f in stored.files] == ["part0.txt"], stored
+    assert any("not extracted, nor the rest: the server's disk is nearly full" in r for r in stored.skipped), stored.skipped
+    archive.seek(0)
+    stored = store_upload("logs.zip", archive, tmp_path / "again", max_bytes=1 << 20)
+    assert len(stored.files) == 3 and any("without a name" in r for r in stored.skipped), stored
+
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    monkeypatch.setenv("KBQA_SERVER__MIN_FREE_DISK_MB", "100")
+    service = Service(load_config()[0])
+    assert service.upload("plant", [("pumps.txt", io.BytesIO(b"The pump in hall 3 is checked every week."))]).report.ok
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=(100 << 20) + 5_000))  # 5,000 bytes above the floor
+    result = service.upload("plant", [("valves.txt", io.BytesIO(b"The valves on line 7 are greased every month. " * 200))])
+    assert result.report is None and [r["name"] for r in result.rejected] == ["valves.txt"], result
+    assert result.rejected[0]["error"].startswith("not ingested: the server's disk is nearly full"), result.rejected
+    monkeypatch.setattr(shutil, "disk_usage", real)
+
+    def full(self: KnowledgeBase, *args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(KnowledgeBase, "ingest", full)
+    with pytest.raises(InsufficientStorage) as said:
+        service.upload("plant", [("valves.txt", io.BytesIO(b"The valves on line 7 are greased every month."))])
+    assert said.value.status == 507 and said.value.code == "disk_full", said.value
+    uploads = home / "kbs" / "plant" / "uploads"
+    assert sorted(p.name for p in uploads.iterdir() if not p.name.startswith(".")) == ["pumps.txt"]  # the rest not kept
+    assert [f.name for f in service.kb("plant").files()] == ["pumps.txt"]
+
+
+def test_a_web_upload_stopped_for_the_disk_in_mid_body_leaves_nothing_behind(home: Path) -> None:
+    """Found by review: a 507 in mid-body left the part Gradio had received (80 MB) in its cache for an hour
+    or two, which kept the disk under the floor and so refused every later upload. The body is stopped where
+    the disk falls under server.min_free_disk_mb (some 300 MB into this one), the page is told in both
+    languages as plain text (it shows the body), and Gradio removes what it wrote."""
+    import shutil
+
+    from conftest import start_server
+
+    floor = shutil.disk_usage(home).free // 2**20 - 300
+    proc, url = start_server(home, "serve", env={"KBQA_SERVER__MIN_FREE_DISK_MB": str(floor), "KBQA_SERVER__WARM_UP": "false"}, ready="/")
+
+    def body() -> Iterator[bytes]:
+        yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.txt"\r\nContent-Type: text/plain\r\n\r\n'
+        for _ in range(800):
+            yield b"x" * (1 << 20)
+        yield b"\r\n--b--\r\n"
+
+    try:
+        sent = httpx.post(url + "/gradio_api/upload", content=body(), headers={"content-type": "multipart/form-data; boundary=b"}, timeout=120)
+        assert sent.status_code == 507 and sent.headers["content-type"].startswith("text/plain"), (sent.status_code, sent.text[:300])
+        assert "the server's disk is nearly full" in sent.text and "服务器磁盘快满了" in sent.text, sent.text
+        left = [p for p in (home / "cache" / "gradio").rglob("*") if p.is_file() and p.stat().st_size > 1 << 20]
+        assert left == [], left
+        small = httpx.post(url + "/gradio_api/upload", files=[("files", ("pumps.txt", b"The pump is checked weekly."))], timeout=60)
+        assert small.status_code == 200, small.text  # (the disk is as it was: the next upload is taken)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

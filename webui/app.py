@@ -844,7 +844,37 @@ class KnownEvents:
         async def replay() -> dict[str, Any]:
             return events.pop(0) if events else await receive()
 
-        await self.app(scope, replay, send)
+        await self.app(scope, replay, self._refusing_bad_input(send) if kind in ("run", "api") else send)
+
+    @staticmethod
+    def _refusing_bad_input(send: Any) -> Any:
+        """/run/NAME and /api/NAME answer a value the event cannot take (top_k "five", a history that is
+        not a list) with Gradio's 500 and kbqa's message: it is the client's error, 400 (found by review:
+        "never a 500 for bad input"; /call/NAME says it as an error event). Gradio's message is null for
+        an error of the server's own (show_error off): that stays a 500."""
+        held: list[dict[str, Any]] = []
+
+        async def said(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 500:
+                held.append(message)
+                return
+            if held and message["type"] == "http.response.body":
+                held.append(message)
+                if message.get("more_body"):
+                    return
+                body = b"".join(m.get("body", b"") for m in held[1:])
+                try:
+                    client_error = isinstance(json.loads(body).get("error"), str)
+                except (ValueError, AttributeError):
+                    client_error = False
+                start = {**held[0], "status": 400} if client_error else held[0]
+                held.clear()
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        return said
 
     @staticmethod
     def _logged_out(scope: dict[str, Any]) -> bool:
@@ -939,8 +969,8 @@ class KeptLogins:
             send = self._saying_login_ended(send)
         await self.app(scope, receive, send)
 
-    ENDED = ("Your login has ended (you logged out, or the server's users or passwords changed): reload the page and log in "
-             "again. 登录已失效（已退出登录，或服务器的用户、密码已更改）：请刷新页面，重新登录。")
+    ENDED = ("Not logged in, or your login has ended (you logged out, or the server's users or passwords changed): reload the page "
+             "and log in. 未登录或登录已失效（已退出登录，或服务器的用户、密码已更改）：请刷新页面并登录。")
 
     @classmethod
     def _saying_login_ended(cls, send: Any) -> Any:
@@ -1107,8 +1137,12 @@ def launch(config: Config, kb: str = "default", host: str = "127.0.0.1", port: i
 
     json_bytes, _ = body_caps(config)  # bodies over server.max_request_mb get 413, as on `kbqa api` (uploads: see BodyLimit)
     places = [config.home_dir(), Path(get_upload_folder())]  # an upload's body lands in Gradio's folder first, then in the home
-    limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=None, upload_suffix="/gradio_api/upload",
-                       disk=lambda: short_of_disk(places, config.server.min_free_disk_mb))
+
+    def disk() -> str | None:  # (the page shows it as it comes, before it knows the page's language: in both)
+        short = short_of_disk(places, config.server.min_free_disk_mb)
+        return f"{short}\n{file_error(short, 'zh')}" if short is not None else None
+
+    limit = Middleware(BodyLimit, json_bytes=json_bytes, upload_bytes=None, upload_suffix="/gradio_api/upload", disk=disk, gradio=True)
     known = Middleware(KnownEvents, known=set(app.fns), names={fn.api_name for fn in app.fns.values() if fn.api_name},
                        public={fn.api_name for fn in app.fns.values() if fn.api_name and fn.api_visibility == "public"})
     try:

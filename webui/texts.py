@@ -152,6 +152,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "err_ingest_waited": {"en": "Waited {seconds} s for other uploads to finish ingesting; try again later.",
                           "zh": "已等待其他上传导入 {seconds} 秒，请稍后再试。"},
     "err_stopping": {"en": "The server is shutting down.", "zh": "服务器正在关闭。"},
+    "err_disk_full": {"en": "The server's disk filled up while the files were ingested: those not ingested yet were not kept. Free some space on "
+                            "the server, then upload them again.", "zh": "导入时服务器磁盘已满：尚未导入的文件没有保留。请先在服务器上腾出空间，再重新上传。"},
     "err_stopping_kept": {"en": "The server is shutting down: {kept} of {files} files were ingested and kept; upload the rest again once it is back.",
                           "zh": "服务器正在关闭：{files} 个文件中已导入并保留 {kept} 个；服务器恢复后请重新上传其余文件。"},
     # error kinds (the service's own message follows)
@@ -213,19 +215,30 @@ _FILE_ERRORS_ZH: list[tuple[str, str]] = [
     (r"over the upload limit of (\d+) MB", r"超过上传上限 \1 MB"),
     (r"over what one request may store", "超过单次请求可存储的大小"),
     (r"a symbolic link, not extracted", "是符号链接，未解压"),
+    (r"a member without a name, not extracted", "压缩包中有一个没有名字的文件，未解压"),
     (r"a path outside the archive's folder, not extracted", "路径在压缩包目录之外，未解压"),
     (r"not a readable zip archive \((.*)\)", r"不是可读取的 zip 压缩包（\1）"),
     (r"the archive unpacks to more than (\d+) MB; the rest were not extracted", r"压缩包解压后超过 \1 MB，其余文件未解压"),
     (r"more than (\d+) files; the rest were not extracted", r"超过 \1 个文件，其余文件未解压"),
     (r"cannot be stored \((.*)\)", r"无法保存（\1）"),
     (r"not a file uploaded to this page", "不是上传到本页的文件"),
+    (r"the server's disk is nearly full \(([\d,]+) MB free, under server\.min_free_disk_mb = ([\d.]+) MB\): nothing more is stored; "
+     r"free some space on the server, then upload again", r"服务器磁盘快满了（剩余 \1 MB，低于 server.min_free_disk_mb = \2 MB）：不再保存文件；请先在服务器上腾出空间，再重新上传"),
+    (r"the server's disk is nearly full \(([\d,]+) MB free; ingesting them takes up to ([\d,]+) MB, which would leave less than "
+     r"server\.min_free_disk_mb = ([\d.]+) MB\): nothing more is stored; free some space on the server, then upload again",
+     r"服务器磁盘快满了（剩余 \1 MB；导入这些文件最多要写 \2 MB，之后将低于 server.min_free_disk_mb = \3 MB）：不再保存文件；请先在服务器上腾出空间，再重新上传"),
 ]
+# a reason's first words that say what was not done, before the reason itself (said in turn)
+_FILE_ERROR_PREFIXES_ZH = {"not stored: ": "未保存：", "not ingested: ": "未导入：", "not extracted, nor the rest: ": "未解压，其余文件也未解压："}
 
 
 def file_error(reason: str, lang: str) -> str:
     """A file's error, said in the page's language where the reason is a known one."""
     if lang != "zh":
         return reason
+    for prefix, zh in _FILE_ERROR_PREFIXES_ZH.items():
+        if reason.startswith(prefix):
+            return zh + file_error(reason[len(prefix):], lang)
     for pattern, zh in _FILE_ERRORS_ZH:
         m = re.fullmatch(pattern, reason, re.S)
         if m:
