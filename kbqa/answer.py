@@ -33,10 +33,9 @@ from typing import Any, Protocol
 from ingest.textfacts import content_words, is_wide, language, question_words, stem, substantive_words, terms
 from kbqa.bilingual import bridge
 from kbqa.codes import about_another, codes, holds_code
-from kbqa.evidence import FIGURE, Evidence, Sentence, asks_day, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
+from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
 from kbqa.models import Calibration, pair_key
-from kbqa.named import (named_sources, names_a_file, of_other_organisations, others_of, proper_name_terms, source_names, unheld_organisations,
-                        unmentioned, unnamed_sources, without_other_names)
+from kbqa.named import named_sources, names_a_file, others_of, proper_name_terms, source_names, unmentioned, unnamed_sources, without_other_names
 from kbqa.scope import kind_said, not_asked_about, other_kind_said, uncovered_compounds, without_other_kinds
 from kbqa.types import AnswerStream, Capabilities, Hit, Usage
 
@@ -129,7 +128,7 @@ def capabilities_of(llm: Any) -> Capabilities:
 class Decision:
     answer: bool
     confidence: float  # the fitted probability that the sources hold the answer
-    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered | kind-not-covered | nothing-said | no-price | no-day | other-organisation
+    reason: str  # answer | no-sources | no-words | weak-evidence | period-not-covered | code-not-covered | kind-not-covered | nothing-said | no-price
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -667,14 +666,9 @@ def _retrieve_and_decide(kb: Searchable, question: str, query: str, history: lis
     names: tuple[str, ...] = ()
     if decision.answer:  # the question's own names; a follow-up that names nothing is read as searched ("And how many
         # hours…?" after "…Initech employees…?" is asked of Initech too), one that names a document is not ("And Globex?")
-        names, named_in = tuple(unmentioned(kb.catalog, question, hits)), question
+        names = tuple(unmentioned(kb.catalog, question, hits))
         if not names and query != question and not kb.catalog.named_files(question):
-            names, named_in = tuple(unmentioned(kb.catalog, query, hits)), query
-        # a company no document mentions, asked of other companies' documents: theirs do not answer for it
-        if unheld_organisations(named_in, names) and of_other_organisations(named_in, [hits[s.n - 1].context for s in extractive_sentences(evidence)]):
-            p = min(decision.confidence, OTHER_ORGANISATION)
-            cut = calibration(pair_key(searched, source)).cut
-            decision = Decision(p >= cut, p, "answer" if p >= cut else "other-organisation", decision.features)
+            names = tuple(unmentioned(kb.catalog, query, hits))
     return Prepared(Asked(question, query, history, lang), hits, evidence, decision, usage, names)
 
 
@@ -874,9 +868,6 @@ def judge(
     if decision.answer and evidence.kind == "money" and not _priced(evidence, hits, query):  # at most NO_PRICE
         p = min(decision.confidence, NO_PRICE)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "no-price", facts)
-    if decision.answer and evidence.kind == "date" and asks_day(query) and not any(s.typed for s in evidence.sentences[:2]):
-        p = min(decision.confidence, NO_DAY)
-        decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "no-day", facts)
     return source, evidence, decision
 
 
@@ -927,12 +918,6 @@ YEAR_NOT_HELD = 0.05  # kbqa's confidence at most, when no source holds a year t
 # "What is the price of the Aurora X2?" over its manual, which gives none, was answered with its maker
 # and its warranty (a price sentence of another document further down does not answer it either)
 NO_PRICE = 0.05
-# ... when a question asks a day of the month (每月几号) and neither of the two best sentences holds one
-# (10日, 15号, 月底, 最后一个工作日): "蓝海集团每月几号发工资？" was answered with the company's annual leave
-NO_DAY = 0.05
-# ... when the question writes a company's name that no document mentions (紫金集团, "Initech Corporation") and
-# the quoted documents are other companies' by their descriptions (蓝海集团员工手册): they were quoted with a note
-OTHER_ORGANISATION = 0.05
 
 
 class Embedded:
@@ -1007,11 +992,6 @@ def refusal(kb_name: str, prepared: Prepared, empty: bool) -> str:
     if empty:
         return empty_kb(kb_name, zh)
     text = templates(prepared.asked.lang).no_answer
-    if prepared.decision.reason == "other-organisation" and prepared.unmentioned:
-        names = prepared.unmentioned
-        text = (f"资料中没有提到{'、'.join(f'“{n}”' for n in names)}：找到的是其他单位的资料，不能据此回答。" if zh else
-                f"The documents never mention {' or '.join(f'“{n}”' for n in names)}: the passages found are from other "
-                "organisations' documents, which do not answer for it.")
     if prepared.decision.reason == "no-words":
         return ("问题里没有可以在资料中查找的词：请说明想问什么（例如“年假有几天？”）。" if zh else
                 "The question has no words to look for in the documents: say what you want to know (e.g. \"How many days of annual leave?\").")
@@ -1028,7 +1008,6 @@ def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: d
         refused = AnswerStream(asked.question, prepared.sources, iter([text]), answered=False, model=model,
                                query=asked.query, confidence=prepared.decision.confidence)
         refused.usage = prepared.usage
-        refused.unmentioned = list(prepared.unmentioned) if prepared.decision.reason == "other-organisation" else []
         return refused
     stream = AnswerStream(asked.question, prepared.sources, iter(()), answered=True, model=model or answerer.name,
                           query=asked.query, confidence=prepared.decision.confidence)

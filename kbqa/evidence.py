@@ -19,14 +19,9 @@ from kbqa.codes import YEAR, floors, nearest_about_another, version_numbers
 from kbqa.types import Hit
 
 # --- the kind of answer asked for -----------------------------------------------------------------
-# a day of the month asked ("每月几号发工资？", "几月几号开学"): not "几号球衣" or "几号线", which ask a number
-_DAY_ASKED_ZH = (r"(?:月|号)\s*几号|几号\s*(?:[？?。！!，,]|$)"
-                 r"|几号(?=发|开始|结束|截止|到期|放假|上班|报到|交|之前|以前|前|举行|举办|出发|回来|生效|领)")
-_DAY_ZH = re.compile(r"[0-9０-９一二三四五六七八九十两廿]{1,3}\s*[日号](?!期)|月[底末初中]|(?:最后|第[0-9一二三四五])一?个?(?:工作)?[天日]|月份?的?最后"
-                     r"|(?:周|星期|礼拜)[一二三四五六日天]")
 _KINDS_ZH: list[tuple[str, re.Pattern[str]]] = [
     ("duration", re.compile(r"多久|多长时间|多少(天|年|个月|月|周|小时|分钟|秒)|几(天|年|个月|周|小时|分钟)|期限")),
-    ("date", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|哪一?日|什么时间|何年|哪个(年代|世纪|朝代)|哪一?世纪|哪个时期|" + _DAY_ASKED_ZH)),
+    ("date", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|几号|哪一?日|什么时间|何年|哪个(年代|世纪|朝代)|哪一?世纪|哪个时期")),
     ("percent", re.compile(r"比例|比率|占比|百分比|百分之|[增降涨跌]幅|(?<![汇频功速])率(?:是|为|有|达到?)?(?:多少|几)")),
     # (asked as a figure: not "定价由谁制定？", "售价包含安装吗？", "如何申请报价？")
     ("money", re.compile(r"多少钱|(?:售价|单价|价钱|报价|定价|票价|价格|收费|费用)(?:是|为|要|大概|大约|一般)*(?:多少|几)"
@@ -108,11 +103,6 @@ def _without_figures_of(text: str, question: str) -> str:
     return text
 
 
-def asks_day(question: str) -> bool:
-    """Whether a Chinese question asks a day of the month ("每月几号发工资？")."""
-    return re.search(_DAY_ASKED_ZH, question) is not None
-
-
 def has_kind(text: str, kind: str | None, lang: str, question: str = "", header: str = "") -> bool:
     """Whether a text holds an answer of the kind asked (always true for no kind, and for persons and
     places in Chinese, which plain text cannot tell); a figure or a name the question gives does not
@@ -139,8 +129,6 @@ def has_kind(text: str, kind: str | None, lang: str, question: str = "", header:
     if kind == "date":
         if zh:
             text = _SPAN_ZH.sub(" ", text)  # "送达之日起15日内" is a time limit, not a date
-            if question and asks_day(question):  # a day of the month: "工作满五年后" is no answer to "每月几号发工资？"
-                return _DAY_ZH.search(text) is not None
         return (_DATE_ZH if zh else _DATE_EN).search(text) is not None
     if kind == "definition":
         return (_DEFINES_ZH if zh else _DEFINES_EN).search(text) is not None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,33 +169,6 @@ def organisations(description: str, lang: str) -> set[str]:
         if words[1] in _COMPANY_WORDS or (words[1] in _INSTITUTION_WORDS and language(part) == lang):
             out.add(words[0])
     return out
-
-
-_COMPANY_AFTER = re.compile(r"\s*,?\s+(?:corporation|corp|inc|incorporated|ltd|limited|llc|plc|gmbh|industries|holdings)\b", re.I)
-
-
-def unheld_organisations(question: str, names: Iterable[str]) -> list[str]:
-    """Of the names no document holds (unmentioned), those the question writes as a company's, with a
-    company's word: 紫金集团, 华为公司, "Initech Corporation" (not "Initech" alone, 技术部, 北京大学)."""
-    out = []
-    for name in names:
-        if name.isascii():
-            at = question.find(name)
-            if at >= 0 and _COMPANY_AFTER.match(question, at + len(name)):
-                out.append(name)
-        elif any(name.endswith(w) for w in _COMPANY_WORDS if not w.isascii()) and not _only_heads(name):
-            out.append(name)
-    return out
-
-
-def of_other_organisations(question: str, descriptions: Iterable[str]) -> bool:
-    """Whether every one of these documents' descriptions names an organisation (organisations) and none
-    that the question writes: the documents of others (蓝海集团员工手册, 星河科技员工手册 for 紫金集团)."""
-    from kbqa.store.tokenize import name_tokens
-
-    asked, lang = set(name_tokens(question)), language(question)
-    found = [organisations(d, lang) for d in descriptions]
-    return bool(found) and all(theirs and not theirs & asked for theirs in found)
 
 
 def description_tokens(catalog: Any, file_id: int) -> list[str]:
@@ -416,7 +389,7 @@ _NOUN_TAG = re.compile(r"n|j")  # a noun, a name, an abbreviation (研发), or a
 # what a Chinese name qualifies when it names an organisation or a part of one (紫金集团, 星河科技, 技术部)
 _HEADS = tuple(sorted(("集团", "公司", "分公司", "子公司", "科技", "银行", "大学", "学院", "医院", "中心", "部", "部门", "总部", "研究院",
                        "研究所", "工厂", "厂", "门店", "办公室", "事务所", "基金会", "协会", "学校", "中学", "小学", "政府", "委员会",
-                       "股份", "有限公司", "有限责任公司", "股份有限公司"), key=len, reverse=True))  # (the longest first: 总部 is one, not 总 + 部)
+                       "股份"), key=len, reverse=True))  # (the longest first: 总部 is one, not 总 + 部)
 _ASKING = re.compile("[哪什谁几怎]|多少")  # 哪支, 哪首: a question word with its measure word
 _JOINS = re.compile("[和与及跟同在对向从把被给的了是那这]")  # a word cut with the word before a name: 和威尔 of 莱恩和威尔, 那紫金 of 那紫金集团呢
 

@@ -433,11 +433,6 @@ def _hit(text: str, title: list[str] | None = None, file: str = "f.md") -> Hit:
 
 def test_answer_kinds() -> None:
     assert asked_kind("差旅报销的期限是多久？") == "duration"
-    # a day of the month asked: a figure of days or years is none ("每月几号发工资？" got "工作满五年后…")
-    assert asked_kind("每月几号发工资？") == "date" and asked_kind("他穿几号球衣？") == "number"
-    assert has_kind("工资于每月10日发放。", "date", "zh", "每月几号发工资？") and has_kind("每月最后一个工作日发放", "date", "zh", "工资几号发？")
-    assert not has_kind("每年享有带薪年假12天，工作满五年后增加至15天。", "date", "zh", "每月几号发工资？")
-    assert has_kind("该制度于2019年施行。", "date", "zh", "哪一年施行？") and has_kind("该制度于2019年施行。", "date", "zh", "几月几日施行？")
     assert asked_kind("这台机器多少钱？") == "money" and asked_kind("KX-200的售价是多少？") == "money"
     assert asked_kind("How much does the KX-200 cost?") == "money" and asked_kind("What is the price of the Aurora X2?") == "money"
     assert asked_kind("2007年粮食价格危机产生了怎样的影响？") != "money" and asked_kind("How do the fees compare?") is None
