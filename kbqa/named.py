@@ -164,11 +164,29 @@ def organisations(description: str, lang: str) -> set[str]:
         words = name_tokens(part)
         if len(words) < 2 or words[0] in STOP_WORDS or (not words[0].isascii() and len(words[0]) < 2):
             continue
-        if len(words) > 2 and words[2] != words[1] and words[2].endswith(words[1]):
-            continue  # the word is part of a longer one that follows it, as the tokens give it: 公司 of 子公司, 分公司
-        if words[1] in _COMPANY_WORDS or (words[1] in _INSTITUTION_WORDS and language(part) == lang):
-            out.add(words[0])
+        said = lambda w: w in _COMPANY_WORDS or (w in _INSTITUTION_WORDS and language(part) == lang)  # noqa: E731
+        # the company's word after the name: the second token, or for a Chinese name of several tokens (阿里 巴巴 阿里巴巴
+        # 集团, 字节 跳动 科技) the first that follows the name's pieces, which spell the start of the part
+        k = 1 if said(words[1]) or words[0].isascii() else next((i for i in range(2, min(len(words), 4)) if said(words[i])), 0)
+        if not k or not said(words[k]):
+            continue
+        pieces = words[:k]
+        if k > 1 and not (all(not w.isascii() for w in pieces) and _spelled_first(part, pieces)):
+            continue
+        if k + 1 < len(words) and words[k] in words[k + 1] and words[k + 1] != "".join(dict.fromkeys(pieces)) + words[k] \
+                and words[k + 1] != max(pieces, key=len) + words[k]:
+            continue  # the word is part of a longer one that follows it, as the tokens give it: 公司 of 子公司, 分公司, 科技 of 科技部
+        out.update(pieces)
     return out
+
+
+def _spelled_first(part: str, pieces: list[str]) -> bool:
+    """Whether a Chinese name's tokens (jieba's pieces, then the whole: 阿里 巴巴 阿里巴巴) spell the start of the
+    text, and are no longer than a name is (6 characters)."""
+    longest = max(pieces, key=len)
+    whole = longest if all(p in longest for p in pieces) else "".join(pieces)
+    start = re.sub(r"^[\W\d_]+", "", part)
+    return len(whole) <= 6 and start.startswith(whole)
 
 
 def description_tokens(catalog: Any, file_id: int) -> list[str]:

@@ -949,6 +949,32 @@ def test_another_organisations_handbook_is_no_evidence_for_the_named_one(tmp_pat
         assert kb.ingest([e]).ok
         _refused(kb, ["星河科技的病假有几天？", "蓝海集团的病假有几天？"])
         assert "十二天" in kb.ask("紫金集团的病假有几天？").text and "8 days" in kb.ask("How many days of sick leave do Initech employees get?").text
+    # found by review: beside another 集团's handbook, whose 集团 is then too common to weigh, "蓝海集团每月…" named no
+    # document (its run of name words is long) and the other company's payday was quoted for it
+    g = tmp_path / "payday"
+    g.mkdir()
+    (g / "蓝海集团员工手册.md").write_text("# 蓝海集团员工手册\n\n## 年假\n蓝海集团正式员工每年享有带薪年假12天。\n", encoding="utf-8")
+    (g / "京东集团员工手册.md").write_text("# 京东集团员工手册\n\n## 年假\n京东集团正式员工每年享有带薪年假8天。\n\n## 薪酬\n员工工资于每月最后一个工作日发放。\n",
+                                     encoding="utf-8")
+    with KnowledgeBase.open("companies-payday", llm="extractive") as kb:
+        assert kb.ingest([g]).ok
+        assert "最后一个工作日" not in kb.ask("蓝海集团每月几号发工资？").text
+        assert "最后一个工作日" in kb.ask("京东集团每月几号发工资？").text
+    # found by review: a company's name of several tokens (阿里巴巴集团: 阿里 巴巴 阿里巴巴 集团) or one jieba knows whole
+    # (华润集团) was no organisation, so its handbook answered for 蓝海集团; a department's rules (信息科技部) were one
+    h = tmp_path / "groups"
+    h.mkdir()
+    for name, text in [("蓝海集团员工手册.md", "# 蓝海集团员工手册\n\n## 年假\n蓝海集团正式员工每年享有带薪年假12天。\n"),
+                       ("阿里巴巴集团员工手册.md", "# 阿里巴巴集团员工手册\n\n## 病假\n员工每年可享受带薪病假7天。\n"),
+                       ("华润集团员工手册.md", "# 华润集团员工手册\n\n## 产假\n女员工享有产假158天。\n"),
+                       ("信息科技部运维管理制度.md", "# 信息科技部运维管理制度\n\n## 巡检\n机房服务器每周巡检一次。\n")]:
+        (h / name).write_text(text, encoding="utf-8")
+    with KnowledgeBase.open("companies-groups", llm="extractive") as kb:
+        assert kb.ingest([h]).ok
+        _refused(kb, ["蓝海集团的病假有几天？", "蓝海集团的产假有几天？"])
+        for question, said in [("阿里巴巴集团的病假有几天？", "7天"), ("华润集团的产假有几天？", "158天"), ("蓝海集团的服务器多久巡检一次？", "每周")]:
+            answer = kb.ask(question)
+            assert answer.answered_from_documents and said in answer.text, (question, answer.text)
     # what the first forms of these rules broke (helper 80): a part's code is no other product, a company's own policy
     # whose title names no organisation ("本公司…", "Sales Group …") still answers for it, a step's or a section's short
     # sentence after its number is quoted, a comparison after a follow-up asks of both

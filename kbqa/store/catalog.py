@@ -694,10 +694,15 @@ def named_file_words(question: str, described: int, holders: Callable[[str], lis
     LEADING_NAME characters: "哈尔滨电气国际工程有限责任公司" does not name the report of
     "东北电气发展股份有限公司" by their shared 电气, 有限 and 公司 (it did, and that report's chunks were
     put before the notice about the company the question names), while "蓝海集团差旅报销期限" names
-    蓝海集团's handbook (it named nothing: 4 of its 10 characters)."""
+    蓝海集团's handbook (it named nothing: 4 of its 10 characters), also beside 京东集团's, whose 集团 is then
+    too common to weigh but still spells the name's first characters ("蓝海集团每月几号发工资？" named
+    nothing, and 京东集团's payday was quoted for it: found by review)."""
     covered: dict[int, dict[int, float]] = {}  # file id -> question word -> its best weight
+    spelled: dict[int, set[int]] = {}  # file id -> the places of the question's name words it holds, common ones too (集团)
     for term, positions in name_terms(question):
         files = holders(term)
+        for file_id in files:
+            spelled.setdefault(file_id, set()).update(positions)
         if not files or len(files) > most * described:
             continue
         weight = math.log(described / len(files))
@@ -708,8 +713,8 @@ def named_file_words(question: str, described: int, holders: Callable[[str], lis
     for run in name_runs(question):
         whole = _characters(run.values())
         first = min(start for start, _ in run.values())
-        for mine in covered.values():
-            held = {i for p, (start, end) in run.items() if p in mine for i in range(start, end)}
+        for file_id, mine in covered.items():  # (a word too common to name a file still spells its name: 集团 of 蓝海集团 beside 京东集团)
+            held = {i for p, (start, end) in run.items() if p in mine or p in spelled[file_id] for i in range(start, end)}
             if 2 * len(held) < whole and not all(first + k in held for k in range(LEADING_NAME)):
                 for p in run:
                     mine.pop(p, None)
