@@ -536,7 +536,8 @@ def test_a_value_of_the_wrong_kind_from_an_api_client_is_a_clear_error_without_a
     assert 400 <= nested.status_code < 500, nested.text[:200]
     # found by review: the same values sent to /run/NAME or /api/NAME were Gradio's 500 (with kbqa's message)
     for route, data in (("run/search", ["pump", "web", "five", 0.5, None]), ("api/search", ["pump", "web", 1e308, -5, None]),
-                        ("run/chat", ["pump", "notalist", "web", 4, 0.3, "extractive", 0.1, None, None, None]), ("run/search", [1, 2, 3, 4, 5, 6])):
+                        ("run/chat", ["pump", "notalist", "web", 4, 0.3, "extractive", 0.1, None, None, None]), ("run/search", [1, 2, 3, 4, 5, 6]),
+                        ("run/upload", ["abc", None, "web", "en", ""]), ("api/upload", [None, [{"path": "x"}], "web", "en", ""])):
         refused = httpx.post(f"{server}gradio_api/{route}", json={"data": data}, timeout=60)
         assert refused.status_code == 400 and refused.json()["error"], (route, refused.status_code, refused.text[:200])
     assert httpx.post(f"{server}gradio_api/run/search", json={"data": ["pump", "web", 4, 0.3, None]}, timeout=60).status_code == 200

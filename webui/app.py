@@ -755,6 +755,11 @@ def read_or_say_why(block: Any) -> None:
             return read(payload)
         except gr.Error as exc:  # Gradio's own clear ones ("Value 11 is greater than maximum value 10."): without the traceback
             raise gr.Error(str(exc.message), print_exception=False) from None
+        except OSError as exc:  # reading a file: one the client named that is gone is its to upload again; else the server's fault
+            if isinstance(exc, FileNotFoundError) and exc.filename is not None and str(exc.filename) in repr(payload):
+                raise gr.Error("a file named here is no longer on the server (what is uploaded to this page is kept for an hour): "
+                               "upload it again", print_exception=False) from None
+            raise  # (a 500 in the log, not the client's "cannot read": found by review, with Gradio's cache folder gone)
         except Exception:
             name = getattr(block, "label", None) or getattr(block, "elem_id", None) or type(block).__name__
             raise gr.Error(f"{name}: cannot read {_short(repr(payload), 80)}; send a value of the kind the field takes",
@@ -779,10 +784,13 @@ def check_histories(app: Any) -> None:
             raise gr.Error(f"{name}: expected {len(block_fn.inputs)} input values, got {len(inputs)} "
                            "(GET /gradio_api/info lists each event's inputs)", print_exception=False) from None
         for block, value in zip(block_fn.inputs, inputs):
-            if isinstance(block, gr.Chatbot) and value is not None:
+            if isinstance(block, (gr.Chatbot, gr.File)) and value is not None:
                 try:  # (validate_meta: a file part must say it is one, as Gradio checks later, with a traceback)
                     block.data_model.model_validate(value, context={"validate_meta": True})
                 except Exception:
+                    if isinstance(block, gr.File):  # (found by review: "abc" as the upload's files was a 500 with a traceback)
+                        raise gr.Error(f"{block.label or 'files'}: cannot read {_short(repr(value), 80)}; send a list of files uploaded to "
+                                       "this page ([{'path': …, 'meta': {'_type': 'gradio.FileData'}}])", print_exception=False) from None
                     raise gr.Error(f"{block.label or 'history'}: cannot read {_short(repr(value), 80)}; send a list of messages "
                                    "({'role': 'user' or 'assistant', 'content': [{'type': 'text', 'text': …}]})", print_exception=False) from None
 
