@@ -171,22 +171,20 @@ def organisations(description: str, lang: str) -> set[str]:
         if not k or not said(words[k]):
             continue
         pieces = words[:k]
-        if k > 1 and not (all(not w.isascii() for w in pieces) and _spelled_first(part, pieces)):
-            continue
-        if k + 1 < len(words) and words[k] in words[k + 1] and words[k + 1] != "".join(dict.fromkeys(pieces)) + words[k] \
-                and words[k + 1] != max(pieces, key=len) + words[k]:
+        whole = _name_of_tokens(pieces)
+        if k > 1 and not (not any(w.isascii() for w in pieces) and len(whole) <= 6 and re.sub(r"^[\W\d_]+", "", part).startswith(whole)):
+            continue  # (a Chinese name of several tokens must spell the part's start, and be no longer than a name is)
+        if k + 1 < len(words) and words[k] in words[k + 1] and words[k + 1] != whole + words[k]:
             continue  # the word is part of a longer one that follows it, as the tokens give it: 公司 of 子公司, 分公司, 科技 of 科技部
         out.update(pieces)
     return out
 
 
-def _spelled_first(part: str, pieces: list[str]) -> bool:
-    """Whether a Chinese name's tokens (jieba's pieces, then the whole: 阿里 巴巴 阿里巴巴) spell the start of the
-    text, and are no longer than a name is (6 characters)."""
+def _name_of_tokens(pieces: list[str]) -> str:
+    """A name from its tokens: jieba's pieces then the whole (阿里 巴巴 阿里巴巴: the longest, which holds the others),
+    or pieces side by side (字节 跳动)."""
     longest = max(pieces, key=len)
-    whole = longest if all(p in longest for p in pieces) else "".join(pieces)
-    start = re.sub(r"^[\W\d_]+", "", part)
-    return len(whole) <= 6 and start.startswith(whole)
+    return longest if all(p in longest for p in pieces) else "".join(pieces)
 
 
 def description_tokens(catalog: Any, file_id: int) -> list[str]:

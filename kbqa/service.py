@@ -429,14 +429,14 @@ class Service:
         folder = self._folder(name)
         limit = int(self.config.webui.max_upload_mb * 1024 * 1024)
         floor = self.config.server.min_free_disk_mb
-        # a request stores at most ten uploads' worth, archives unpacked included, and nothing where the disk is nearly full
-        budget = Budget(limit * 10, room=lambda: short_of_disk([target], floor))
         # its turn first, then its knowledge base's lock: a delete there never waits for other knowledge bases' ingests
         with self._ingest_slot(name, progress, gone), self._writer(name):
             existed = kb_exists(self.config, folder)  # made (or dropped by an upload that gave up) only under the lock
             base = self.kb(name, create=True)
             began = self._held_identity(name, base)  # another process may drop it, and make one again under its name
             target = base.uploads_folder
+            # a request stores at most ten uploads' worth, archives unpacked included, and nothing where the disk is nearly full
+            budget = Budget(limit * 10, room=lambda: short_of_disk([target], floor))
             if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
                 target.parent.mkdir(parents=True, exist_ok=True)
             saved: list[Path] = []

@@ -755,11 +755,8 @@ def read_or_say_why(block: Any) -> None:
             return read(payload)
         except gr.Error as exc:  # Gradio's own clear ones ("Value 11 is greater than maximum value 10."): without the traceback
             raise gr.Error(str(exc.message), print_exception=False) from None
-        except OSError as exc:  # reading a file: one the client named that is gone is its to upload again; else the server's fault
-            if isinstance(exc, FileNotFoundError) and exc.filename is not None and str(exc.filename) in repr(payload):
-                raise gr.Error("a file named here is no longer on the server (what is uploaded to this page is kept for an hour): "
-                               "upload it again", print_exception=False) from None
-            raise  # (a 500 in the log, not the client's "cannot read": found by review, with Gradio's cache folder gone)
+        except OSError:  # the server's fault, a 500 in the log, not the client's "cannot read" (found by review: Gradio's cache
+            raise  # folder gone; a file the client names that is gone is said per file by the service: not uploaded to this page)
         except Exception:
             name = getattr(block, "label", None) or getattr(block, "elem_id", None) or type(block).__name__
             raise gr.Error(f"{name}: cannot read {_short(repr(payload), 80)}; send a value of the kind the field takes",
