@@ -897,6 +897,16 @@ def _write_company_handbooks(d: Path) -> None:
     book.save(str(d / "price_list.xlsx"))
 
 
+def _ingested(folder: Path, kb_name: str, files: dict[str, str]) -> KnowledgeBase:
+    """A knowledge base (extractive) of these files, written into folder and ingested."""
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    kb = KnowledgeBase.open(kb_name, llm="extractive")
+    assert kb.ingest([folder]).ok
+    return kb
+
+
 @pytest.mark.slow
 def test_another_organisations_handbook_is_no_evidence_for_the_named_one(tmp_path: Path, home: Path) -> None:
     """Found by helper 79: "What is the probation period at Acme?" was answered with Globex Industries'
@@ -938,39 +948,27 @@ def test_another_organisations_handbook_is_no_evidence_for_the_named_one(tmp_pat
         assert kb.ask("蓝海集团的年假有几天？").text.startswith("12天 [1]")  # (the short answer where the sentence says what is asked)
     # what the README listed as not caught yet: another company's handbook whose description shares no word with the
     # name (紫金集团's for 星河科技), and one in the other language (Initech's sick leave for 蓝海集团)
-    e = tmp_path / "more"
-    e.mkdir()
-    for name, text in [("蓝海集团员工手册.md", "# 蓝海集团员工手册\n\n## 年假\n\n蓝海集团正式员工每年享有带薪年假十五天。\n"),
-                       ("星河科技员工手册.md", "# 星河科技员工手册\n\n## 年假\n\n星河科技正式员工每年享有带薪年假十天。\n"),
-                       ("紫金集团员工手册.md", "# 紫金集团员工手册\n\n## 病假\n\n紫金集团员工每年享有带薪病假十二天。\n"),
-                       ("initech.md", "# Initech Industries staff handbook\n\n## Sick leave\n\nEmployees receive 8 days of paid sick leave per year.\n")]:
-        (e / name).write_text(text, encoding="utf-8")
-    with KnowledgeBase.open("companies-more", llm="extractive") as kb:
-        assert kb.ingest([e]).ok
+    with _ingested(tmp_path / "more", "companies-more", {
+            "蓝海集团员工手册.md": "# 蓝海集团员工手册\n\n## 年假\n\n蓝海集团正式员工每年享有带薪年假十五天。\n",
+            "星河科技员工手册.md": "# 星河科技员工手册\n\n## 年假\n\n星河科技正式员工每年享有带薪年假十天。\n",
+            "紫金集团员工手册.md": "# 紫金集团员工手册\n\n## 病假\n\n紫金集团员工每年享有带薪病假十二天。\n",
+            "initech.md": "# Initech Industries staff handbook\n\n## Sick leave\n\nEmployees receive 8 days of paid sick leave per year.\n"}) as kb:
         _refused(kb, ["星河科技的病假有几天？", "蓝海集团的病假有几天？"])
         assert "十二天" in kb.ask("紫金集团的病假有几天？").text and "8 days" in kb.ask("How many days of sick leave do Initech employees get?").text
     # found by review: beside another 集团's handbook, whose 集团 is then too common to weigh, "蓝海集团每月…" named no
     # document (its run of name words is long) and the other company's payday was quoted for it
-    g = tmp_path / "payday"
-    g.mkdir()
-    (g / "蓝海集团员工手册.md").write_text("# 蓝海集团员工手册\n\n## 年假\n蓝海集团正式员工每年享有带薪年假12天。\n", encoding="utf-8")
-    (g / "京东集团员工手册.md").write_text("# 京东集团员工手册\n\n## 年假\n京东集团正式员工每年享有带薪年假8天。\n\n## 薪酬\n员工工资于每月最后一个工作日发放。\n",
-                                     encoding="utf-8")
-    with KnowledgeBase.open("companies-payday", llm="extractive") as kb:
-        assert kb.ingest([g]).ok
+    with _ingested(tmp_path / "payday", "companies-payday", {
+            "蓝海集团员工手册.md": "# 蓝海集团员工手册\n\n## 年假\n蓝海集团正式员工每年享有带薪年假12天。\n",
+            "京东集团员工手册.md": "# 京东集团员工手册\n\n## 年假\n京东集团正式员工每年享有带薪年假8天。\n\n## 薪酬\n员工工资于每月最后一个工作日发放。\n"}) as kb:
         assert "最后一个工作日" not in kb.ask("蓝海集团每月几号发工资？").text
         assert "最后一个工作日" in kb.ask("京东集团每月几号发工资？").text
     # found by review: a company's name of several tokens (阿里巴巴集团: 阿里 巴巴 阿里巴巴 集团) or one jieba knows whole
     # (华润集团) was no organisation, so its handbook answered for 蓝海集团; a department's rules (信息科技部) were one
-    h = tmp_path / "groups"
-    h.mkdir()
-    for name, text in [("蓝海集团员工手册.md", "# 蓝海集团员工手册\n\n## 年假\n蓝海集团正式员工每年享有带薪年假12天。\n"),
-                       ("阿里巴巴集团员工手册.md", "# 阿里巴巴集团员工手册\n\n## 病假\n员工每年可享受带薪病假7天。\n"),
-                       ("华润集团员工手册.md", "# 华润集团员工手册\n\n## 产假\n女员工享有产假158天。\n"),
-                       ("信息科技部运维管理制度.md", "# 信息科技部运维管理制度\n\n## 巡检\n机房服务器每周巡检一次。\n")]:
-        (h / name).write_text(text, encoding="utf-8")
-    with KnowledgeBase.open("companies-groups", llm="extractive") as kb:
-        assert kb.ingest([h]).ok
+    with _ingested(tmp_path / "groups", "companies-groups", {
+            "蓝海集团员工手册.md": "# 蓝海集团员工手册\n\n## 年假\n蓝海集团正式员工每年享有带薪年假12天。\n",
+            "阿里巴巴集团员工手册.md": "# 阿里巴巴集团员工手册\n\n## 病假\n员工每年可享受带薪病假7天。\n",
+            "华润集团员工手册.md": "# 华润集团员工手册\n\n## 产假\n女员工享有产假158天。\n",
+            "信息科技部运维管理制度.md": "# 信息科技部运维管理制度\n\n## 巡检\n机房服务器每周巡检一次。\n"}) as kb:
         _refused(kb, ["蓝海集团的病假有几天？", "蓝海集团的产假有几天？"])
         for question, said in [("阿里巴巴集团的病假有几天？", "7天"), ("华润集团的产假有几天？", "158天"), ("蓝海集团的服务器多久巡检一次？", "每周")]:
             answer = kb.ask(question)
