@@ -285,11 +285,19 @@ class Service:
             if held is None and not create and not kb_exists(self.config, folder):
                 raise _no_kb(name)
             fresh = held is None
-            held = held or self._opened(name, folder, create)
+            try:
+                held = held or self._opened(name, folder, create)
+            except ServiceError:
+                raise
+            except Exception as exc:  # noqa: BLE001  (sqlite3's "disk I/O error" as a delete removes the folder it opens)
+                if not kb_exists(self.config, folder):
+                    raise self._deleted(name) from exc
+                raise
         if fresh:
             self._settle_uploads(held[0])
         self._recently_used(name)
-        held[0].refresh()
+        with self._vanishing(name, held[0], held[1]):  # (deleted by another request since it was opened: 409)
+            held[0].refresh()
         return held[0]
 
     def _settle_uploads(self, base: KnowledgeBase) -> None:
@@ -411,7 +419,9 @@ class Service:
     # --- files --------------------------------------------------------------------------------------
     @_reaching_store
     def files(self, name: str) -> list[FileRow]:
-        return self.kb(name).files()
+        base = self.kb(name)
+        with self._vanishing(name, base):
+            return base.files()
 
     @_reaching_store
     def upload(
@@ -658,10 +668,11 @@ class Service:
         from kbqa.uploads import described_version
 
         base = self.kb(name)
-        row = base.catalog.file(path)
-        if row is None:
-            return None
-        return base.page_image(described_version(Path(row.path), row.sha256), page, outline=outline)
+        with self._vanishing(name, base):
+            row = base.catalog.file(path)
+            if row is None:
+                return None
+            return base.page_image(described_version(Path(row.path), row.sha256), page, outline=outline)
 
     @_reaching_store
     def source_file(self, name: str, path: str) -> Path | None:
@@ -669,7 +680,8 @@ class Service:
         from kbqa.uploads import described_version
 
         base = self.kb(name)
-        row = base.catalog.file(path)
+        with self._vanishing(name, base):
+            row = base.catalog.file(path)
         if row is None:
             return None
         shown = described_version(Path(row.path), row.sha256)  # (while an update is ingested: the version the answers come from)
@@ -961,14 +973,17 @@ class Service:
     @_reaching_store
     def is_empty(self, name: str) -> bool:
         """Whether a knowledge base holds no chunk yet (nothing ingested, or only files that failed)."""
-        return self.kb(name).is_empty()
+        base = self.kb(name)
+        with self._vanishing(name, base):
+            return base.is_empty()
 
     @_reaching_store
     def describe(self, name: str, model: str | None = None) -> dict[str, Any]:
         """What a knowledge base runs on (embedder, LLM, OCR, store, retrieval), without server paths."""
         base = self.kb(name)
         model = model or self.config.llm.model
-        info = base.describe(llm=model)
+        with self._vanishing(name, base):
+            info = base.describe(llm=model)
         info["knowledge_base"].pop("folder", None)
         info["llm"]["loaded"] = model in self._llms
         info["embeddings"]["loaded"] = self._embedder is not None

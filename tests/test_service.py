@@ -871,6 +871,42 @@ def test_a_knowledge_base_deleted_by_another_process_during_an_upload_is_a_409(s
     assert "doomed" not in service.names()
 
 
+def test_a_file_list_or_an_open_racing_a_delete_is_a_409(service: Service, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (found by review: a user deleting a knowledge base while others listed its files or opened it gave them
+    # a bare "Error" in the web chat: the list's KnowledgeBaseError, and sqlite3's "disk I/O error" of an open
+    # while the delete removed the folder, were no ServiceError)
+    import kbqa.service as service_module
+    from kbqa.kb import drop_store
+    from kbqa.service import Conflict
+
+    upload_text(service, "racing", **{"pump.md": "# Pump\n\nThe pump is serviced every month."})
+    listed = KnowledgeBase.files
+
+    def dropped_first(self: KnowledgeBase) -> Any:
+        service.drop("racing")  # another user's delete, between the request's open and its read
+        return listed(self)
+
+    monkeypatch.setattr(KnowledgeBase, "files", dropped_first)
+    with pytest.raises(Conflict) as err:
+        service.files("racing")
+    assert err.value.status == 409 and "'racing' was deleted while this request ran" in err.value.message
+    monkeypatch.setattr(KnowledgeBase, "files", listed)
+
+    def opened_while_deleted(folder: Path, *args: Any, **kwargs: Any) -> KnowledgeBase:
+        drop_store(service.config, folder)  # the delete removes the folder as the catalog is opened
+        raise sqlite3.OperationalError("disk I/O error")
+
+    for request in ("files", "search", "is_empty"):
+        monkeypatch.setattr(service_module, "KnowledgeBase", KnowledgeBase)
+        upload_text(service, "racing", **{"pump.md": "# Pump\n\nThe pump is serviced every month."})
+        fresh = Service(service.config)  # a server that has not opened it yet
+        monkeypatch.setattr(service_module, "KnowledgeBase", opened_while_deleted)
+        with pytest.raises(Conflict) as err:
+            getattr(fresh, request)("racing", *(["pump"] if request == "search" else []))
+        assert err.value.status == 409 and "was deleted while this request ran" in err.value.message
+        assert not (home / "kbs" / "racing").exists()
+
+
 @pytest.mark.slow
 def test_a_search_or_question_racing_a_drop_is_a_409(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     # (it was a 400, as if the request were bad: the knowledge base was closed under it by the drop)
