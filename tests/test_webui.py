@@ -562,6 +562,37 @@ def test_a_value_of_the_wrong_kind_from_an_api_client_is_a_clear_error_without_a
     assert "Traceback" not in (home / "serve.log").read_text()
 
 
+def test_an_earlier_answer_clicked_after_its_page_images_went_shows_its_sources(home: Path, docs: Path) -> None:
+    """Found by review: the page images and file copies handed out for an answer are removed after an hour;
+    clicking that answer then was a bare "Error" (FileNotFoundError in Gradio's gallery), its sources not
+    shown either. The sources are shown, without the views that have gone."""
+    assert run_kbqa("ingest", str(docs / "manual.pdf"), "--kb", "web").returncode == 0
+    proc, url = start_serve(home)
+    try:
+        events = {d.get("api_name"): d["id"] for d in httpx.get(f"{url}config", timeout=30).json()["dependencies"]}
+
+        def run(session: str, fn: int, data: list[Any], event_data: Any = None) -> dict[str, Any]:
+            body = {"fn_index": fn, "data": data, "session_hash": session, "event_data": event_data}
+            assert httpx.post(f"{url}gradio_api/queue/join", json=body, timeout=30).status_code == 200
+            with httpx.stream("GET", f"{url}gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
+                return next(json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:") and "process_completed" in line)
+
+        asked = run("first", events["chat"], ["How often should the RO membrane be replaced?", [], "web", 4, 0.3, "extractive", 0.2, "en", {}, None])
+        assert asked["success"] and asked["output"]["data"][3], asked  # the answer's page images
+        hour_ago = time.time() - 7200
+        for entry in (home / "cache" / "web").rglob("*"):
+            os.utime(entry, (hour_ago, hour_ago))
+        assert run("second", events["chat"], ["How long is the warranty?", [], "web", 4, 0.3, "extractive", 0.2, "en", {}, None])["success"]
+        clicked = run("first", events["select_answer"], [None], {"index": 1, "value": "x"})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert clicked["success"], clicked
+    sources, pages, files = clicked["output"]["data"][:3]
+    assert "manual.pdf" in sources and pages == [] and not files, clicked["output"]["data"]
+    assert "Traceback" not in (home / "serve.log").read_text()
+
+
 def test_failed_logins_from_one_address_are_held_to_ten_a_minute(home: Path) -> None:
     """Found by review: 500 wrong passwords took 0.8 s and the right one worked straight after, while
     --auth is what lets the web chat listen beyond this machine. Ten failures a minute from one address;

@@ -441,7 +441,12 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
             index = index[0]
         if type(index) is not int or not isinstance(shown, dict) or index not in shown:
             return gr.skip(), gr.skip(), gr.skip()
-        return shown[index]
+        sources, pages, files = shown[index]
+        # the page images and file copies handed out are removed after SCRATCH_TTL_S (found by review: clicking an
+        # answer over an hour old was a bare "Error", its sources not shown either): the sources stay, the views gone are left out
+        pages = [p for p in pages or [] if Path(p[0]).is_file()]
+        files = [f for f in files or [] if Path(f).is_file()] or None
+        return sources, pages, files
 
     # --- knowledge bases -----------------------------------------------------------------------
     def files_table(kb_name: str, lang: str = "en") -> list[list[Any]]:
