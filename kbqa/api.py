@@ -560,7 +560,8 @@ class BodyLimit:
             await self._refusal(507, short, plain=self.gradio)(scope, receive, send)
             return
         cap = self.upload_bytes if upload else self.json_bytes
-        if cap is None and self.stopped is None and disk is None:  # (an upload capped per file, and per request by what the service stores)
+        parsed_by_gradio = self.gradio and upload and scope.get("method") == "POST"
+        if cap is None and self.stopped is None and disk is None and not parsed_by_gradio:  # (an upload capped per file, and per request by what the service stores)
             await self.app(scope, receive, send)
             return
         message = (f"request body over the limit of {(cap or 0) / 2**20:.0f} MB "
@@ -592,6 +593,12 @@ class BodyLimit:
                 if arriving and self.stopped is not None and self.stopped():
                     raise Stopping()
             else:
+                if arriving and parsed_by_gradio and event["type"] == "http.disconnect":
+                    # (found by review: an upload whose client hung up in mid-body left what Gradio's parser had written,
+                    # 20 MB a time, in its cache for an hour, and every later upload met the disk's floor sooner)
+                    from starlette.formparsers import MultiPartException
+
+                    raise MultiPartException("the client hung up before its upload had arrived")  # Gradio then removes its partial files
                 arriving = False
             return event
 

@@ -629,6 +629,41 @@ def test_an_upload_that_would_fill_the_disk_stores_and_ingests_nothing_more(home
     assert [f.name for f in service.kb("plant").files()] == ["pumps.txt"]
 
 
+def test_a_web_upload_whose_client_hangs_up_in_mid_body_leaves_nothing_behind(home: Path) -> None:
+    """Found by review: an upload to the web chat whose client hung up after 20 MB left those 20 MB in
+    Gradio's cache for an hour (and an "Exception in ASGI application" in the log): a few such uploads took
+    the disk down to server.min_free_disk_mb, and every later upload was refused with 507."""
+    import socket
+    from urllib.parse import urlparse
+
+    from conftest import start_server
+
+    proc, url = start_server(home, "serve", env={"KBQA_SERVER__WARM_UP": "false"}, ready="/")
+    cache = home / "cache" / "gradio"
+    try:
+        for _ in range(2):
+            where = urlparse(url)
+            with socket.create_connection((where.hostname, where.port)) as sock:
+                head = ("POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                        f"Content-Length: {200 << 20}\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.txt\"\r\n"
+                        "Content-Type: text/plain\r\n\r\n")
+                sock.sendall(head.encode())
+                for _ in range(20):
+                    sock.sendall(b"x" * (1 << 20))
+            deadline = time.time() + 20
+            while time.time() < deadline and [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size > 1 << 20]:
+                time.sleep(0.2)
+            left = [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size > 1 << 20]
+            assert left == [], left
+        small = httpx.post(url + "/gradio_api/upload", files=[("files", ("pumps.txt", b"The pump is checked weekly."))], timeout=60)
+        assert small.status_code == 200, small.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    log = next(home.glob("server-*.log")).read_text()
+    assert "Exception in ASGI application" not in log and "Traceback" not in log, log[-2000:]
+
+
 def test_a_web_upload_stopped_for_the_disk_in_mid_body_leaves_nothing_behind(home: Path) -> None:
     """Found by review: a 507 in mid-body left the part Gradio had received (80 MB) in its cache for an hour
     or two, which kept the disk under the floor and so refused every later upload. The body is stopped where
