@@ -230,10 +230,17 @@ def unique_name(target: Path, safe: str, given: str, taken: Container[str], fold
     # a single upload named kbqa.yaml would describe every other upload (ingest.context): kept as a file, never as that
     if free(safe, True) and (folder or sidecar or safe != SIDECAR):
         return safe
-    n = 2
-    while not free(candidate := numbered(safe, n, folder), False):
-        n += 1
-    return candidate
+    # the first free number after those taken, found in as many looks as the count of them has digits (found by review:
+    # counting up from 2 made storing n copies of one name take n² looks, 22 s for 4,000 in one upload)
+    if free(numbered(safe, 2, folder), False):
+        return numbered(safe, 2, folder)
+    taken_up_to, free_at = 2, 4
+    while not free(numbered(safe, free_at, folder), False):
+        taken_up_to, free_at = free_at, free_at * 2
+    while free_at - taken_up_to > 1:  # (a gap among numbers taken otherwise, by files deleted, may be found instead: also free)
+        middle = (taken_up_to + free_at) // 2
+        taken_up_to, free_at = (taken_up_to, middle) if free(numbered(safe, middle, folder), False) else (middle, free_at)
+    return numbered(safe, free_at, folder)
 
 
 def numbered(name: str, n: int, folder: bool = False) -> str:

@@ -593,6 +593,48 @@ def test_an_earlier_answer_clicked_after_its_page_images_went_shows_its_sources(
     assert "Traceback" not in (home / "serve.log").read_text()
 
 
+def test_an_upload_naming_one_file_thousands_of_times_holds_no_file_open_for_each(home: Path) -> None:
+    """Found by review: an upload event may name one received file 20,000 times in 3 MB of JSON. The files
+    were all opened before the first was stored, up to the process's limit, and every other request failed
+    meanwhile; Gradio left an empty temporary file in its cache for each; numbering the copies took n² looks.
+    Here, under a limit of 512 open files: stored once, the copies named, nothing left in the cache."""
+    port = free_port()
+    log = (home / "serve.log").open("a")
+    command = " ".join(f"'{part}'" for part in [*KBQA, "serve", "--kb", "web", "--port", str(port)])
+    proc = subprocess.Popen(["bash", "-c", f"ulimit -n 512 && exec {command}"], cwd=ROOT, env={**os.environ, "KBQA_SERVER__WARM_UP": "false"},
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.time() < deadline and proc.poll() is None, (home / "serve.log").read_text()
+                time.sleep(0.3)
+        sent = httpx.post(f"{url}gradio_api/upload", files=[("files", ("pump.txt", b"The pump in hall 3 is checked every week."))], timeout=60)
+        path = sent.json()[0]
+        cache = home / "cache" / "gradio"
+        before = {p for p in cache.iterdir() if p.is_file()}
+        events = {d.get("api_name"): d["id"] for d in httpx.get(f"{url}config", timeout=30).json()["dependencies"]}
+        one = {"path": path, "orig_name": "pump.txt", "meta": {"_type": "gradio.FileData"}}
+        body = {"fn_index": events["upload"], "data": [[one] * 2000, None, "web", "en", None], "session_hash": "many"}
+        assert httpx.post(f"{url}gradio_api/queue/join", json=body, timeout=30).status_code == 200
+        with httpx.stream("GET", f"{url}gradio_api/queue/data?session_hash=many", timeout=300) as stream:
+            done = next(json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:") and "process_completed" in line)
+        left = {p for p in cache.iterdir() if p.is_file()} - before
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert done["success"], done
+    status, table = done["output"]["data"][:2]
+    assert [row[1] for row in table["data"]] == ["pump.txt"] and "1 added" in status, status[:300]
+    assert "not stored again" in status and "Too many open files" not in status, status[:300]
+    assert left == set(), sorted(left)[:5]
+    assert "Traceback" not in (home / "serve.log").read_text()
+
+
 def test_failed_logins_from_one_address_are_held_to_ten_a_minute(home: Path) -> None:
     """Found by review: 500 wrong passwords took 0.8 s and the right one worked straight after, while
     --auth is what lets the web chat listen beyond this machine. Ten failures a minute from one address;

@@ -541,24 +541,35 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
                 desc = t(lang, "page_progress", name=p.name, page=p.page, pages=p.pages, done=p.done, total=p.total) if p.page else f"{p.name} ({p.done}/{p.total})"
                 progress(p.done / p.total, desc=desc)
 
-        handles = []
+        received: list[tuple[str, Path]] = []  # (the name it is stored under, the file Gradio received)
         refused: list[dict[str, str]] = []
-        try:
-            for f, in_folder in chosen:  # files Gradio has received into its own temporary folder, as the page sent them (FileData)
-                src = Path(str((f.get("path") if isinstance(f, dict) else getattr(f, "name", f)) or ""))
-                shown = re.split(r"[\\/]", str((f.get("orig_name") if isinstance(f, dict) else getattr(f, "orig_name", None)) or src.name))[-1]
-                opened = open_received(src)
-                if opened is None:  # a path the client named: never read a server file for it
-                    refused.append({"name": shown, "error": NOT_RECEIVED})
-                    continue
+        for f, in_folder in chosen:  # files Gradio has received into its own temporary folder, as the page sent them (FileData)
+            src = Path(str((f.get("path") if isinstance(f, dict) else getattr(f, "name", f)) or ""))
+            shown = re.split(r"[\\/]", str((f.get("orig_name") if isinstance(f, dict) else getattr(f, "orig_name", None)) or src.name))[-1]
+            opened = open_received(src)
+            if opened is None:  # a path the client named: never read a server file for it
+                refused.append({"name": shown, "error": NOT_RECEIVED})
+                continue
+            with opened:
                 folder = hints.get((shown, os.fstat(opened.fileno()).st_size), []) if in_folder else []
-                handles.append((folder.pop(0) + "/" + shown if folder else shown, opened))
-            result = service.upload(kb_name, handles, progress=step, gone=closed.is_set, keep_folders=True) if handles else Upload(None, [])
+                received.append((folder.pop(0) + "/" + shown if folder else shown, Path(opened.name)))
+
+        def one_at_a_time() -> Iterator[tuple[str, BinaryIO]]:
+            # each file is opened as it is stored (found by review: an event naming one file 20,000 times held them all
+            # open at once, up to the process's limit, and every other request of the server failed meanwhile)
+            for name, path in received:
+                try:
+                    fh = path.open("rb")
+                except OSError:  # (removed from Gradio's cache since: swept after its hour)
+                    refused.append({"name": name.rpartition("/")[2], "error": NOT_RECEIVED})
+                    continue
+                with fh:
+                    yield name, fh
+
+        try:
+            result = service.upload(kb_name, one_at_a_time(), progress=step, gone=closed.is_set, keep_folders=True) if received else Upload(None, [])
         except ServiceError as exc:
             return failure(exc, lang), files_table(kb_name, lang), kb_choices()
-        finally:
-            for _, fh in handles:
-                fh.close()
         report = result.report
         lines = [f"**{_escape(kb_name)}**: {summary(report, lang)}" if report else f"**{_escape(kb_name)}**: {t(lang, 'nothing_ingested')}"]
         if report:
@@ -738,10 +749,24 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         app.load(from_browser, [kb_box, llm_box], [lang, *components, table, info], api_visibility="private")
         chatbot.select(select_answer, shown, [sources, pages, source_files], api_visibility="private")
         lang_box.input(switch, [lang_box, kb_box], [lang, *components, table], api_visibility="private")
+    for box in (uploads, folder_upload):
+        box.preprocess = received_paths
     for block in app.blocks.values():
         read_or_say_why(block)
     check_histories(app)
     return app
+
+
+def received_paths(payload: Any) -> list[Any] | None:
+    """What a gr.File of type "filepath" hands its event: the paths of the files in Gradio's cache, without
+    the empty temporary file Gradio's own preprocess makes for each of them and never removes (found by
+    review: an event naming one file 20,000 times left 20,000 empty files in the cache)."""
+    from gradio.data_classes import ListFiles
+    from gradio.utils import NamedString
+
+    if payload is None:
+        return None
+    return [NamedString(f.path) for f in (payload.root if isinstance(payload, ListFiles) else [payload])]
 
 
 def read_or_say_why(block: Any) -> None:
