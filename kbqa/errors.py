@@ -76,10 +76,11 @@ class Busy(ServiceError):
 # not a URL's "//host/...", nor the "/" inside a name that follows a combining mark or an Indic or
 # Thai vowel sign ("café/notes/résumé.md" written decomposed: "é" is "e" and a mark, which is no \w);
 # after any other character (a typographic quote, a no-break space, a dash, "：") a path begins. A folder's name may
-# hold single spaces ("/home/alice/My Documents/kbqa/…", "/Shared Drive/hr policies/…": found by review, the folders
-# after the first space were shown): words and spaces count as a folder only when a "/" follows them at once
+# hold spaces and tabs ("/home/alice/My Documents/kbqa/…", "/srv/team  docs/…") and an apostrophe between letters
+# ("/home/o'brien/…", "Bob's Reports/"): found by reviews, the folders after them were shown. Words with spaces
+# between them count as a folder only when a "/" follows them at once; a quote around a path stays outside it
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\u0300-\u036f\u0900-\u0dff\u0e00-\u0e7f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])"
-                            r"/(?:[^\s/'\"]+(?: [^\s/'\"]+)*/)+([^\s/'\"]*)")
+                            r"/(?:[^\s/'\"]+(?:(?:[ \t]+|(?<=\w)'(?=\w))[^\s/'\"]+)*/)+((?:[^\s/'\"]|(?<=\w)'(?=\w))*)")
 
 
 def scrub(message: str) -> str:

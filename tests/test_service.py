@@ -483,6 +483,10 @@ def test_scrub_hides_server_paths() -> None:
     assert scrub("in /home/alice/My Documents/kbqa/kbs/x/uploads/faq.md") == "in faq.md"
     assert scrub("in /srv/data (old)/kb/f.txt") == "in f.txt"
     assert scrub("copied /a/b to /c/d") == "copied b to d"
+    for folder in ("team  docs", "team\tdocs", "o'brien", "Bob's Reports"):  # (found by review: what followed them was shown)
+        assert scrub(f'Failed to open file "/srv/{folder}/kbqa/kbs/x/uploads/bad.pdf" as type pdf.') == 'Failed to open file "bad.pdf" as type pdf.'
+        assert scrub(f"cannot read '/srv/{folder}/up/a.png'") == "cannot read 'a.png'"
+    assert scrub("no longer at /srv/docs/Bob's report.pdf") == "no longer at Bob's report.pdf"
     # a name written decomposed ("é" as "e" and a mark) is no path (a review saw 'caférésumé.md'); after "：" a path is
     assert scrub("no file 'cafe\u0301/notes/re\u0301sume\u0301.md'") == "no file 'cafe\u0301/notes/re\u0301sume\u0301.md'"
     assert scrub("无法读取：/home/u/kbs/a.txt") == "无法读取：a.txt"
