@@ -769,7 +769,17 @@ class KnowledgeBase:
         next file of that last part)."""
         rows = self.catalog.files()
         given = str(name_or_id).strip()
-        match = [r for r in rows if str(r.id) == given] or [r for r in rows if r.path == given] or [r for r in rows if r.name == given]
+        if isinstance(name_or_id, int) or (given[:3] == "id:" and given[3:].isdigit()):  # an id, whatever the files' names
+            match = [r for r in rows if str(r.id) == given.removeprefix("id:")]
+        else:
+            match = [r for r in rows if str(r.id) == given]
+            named = [r for r in rows if r.path == given] or [r for r in rows if r.name == given]
+            if match and named and named != match:  # (found by review: a delete of "1" took file 1, not the file named "1")
+                both = [*match, *(r for r in named if r not in match)]
+                listed = "; ".join(f"id {r.id}: {r.name}" for r in both)
+                raise AmbiguousFile(f"{given!r} is the id of one file and the name of another in knowledge base {self.name!r} ({listed}); "
+                                    f"give 'id:{given}' for the file of that id, or the other's id", [r.id for r in both])
+            match = match or named
         if not match:  # uploads are stored in NFC form; a client may send the name in its own (macOS: NFD)
             nfc = unicodedata.normalize("NFC", given)
             match = [r for r in rows if unicodedata.normalize("NFC", r.name) == nfc]

@@ -200,7 +200,13 @@ def _recorded_sha(base: KnowledgeBase) -> Callable[[str], str | None]:
 
 
 def _ambiguous(file: str | int, exc: AmbiguousFile) -> Conflict:
-    """409 for a file name several files have: the client chooses one by its id (their paths are the server's)."""
+    """409 for a file name several files have: the client chooses one by its id (their paths are the server's);
+    or for a number that is one file's id and another's name: 'id:N' is the file of that id."""
+    given = str(file).strip()
+    if given.isdigit() and int(given) in exc.ids:
+        others = ", ".join(str(i) for i in exc.ids if i != int(given))
+        return Conflict(f"{given!r} is the id of one file and the name of another (ids {given}, {others}): give 'id:{given}' for the file "
+                        f"of id {given}, or {others} for the other", code="id_or_name", name=given, others=others)
     return Conflict(f"{len(exc.ids)} files are called {str(file)!r} (ids {', '.join(map(str, exc.ids))}): give the id of the one you mean",
                     code="ambiguous_file", name=str(file), ids=", ".join(map(str, exc.ids)))
 

@@ -436,6 +436,23 @@ def test_a_delete_by_the_last_part_of_a_name_is_not_taken_and_archive_names_stay
     assert {"dup/a.md", "dup/dup/a.md"} <= {f.name for f in service.files("last")}
 
 
+def test_a_number_that_is_one_files_id_and_anothers_name_deletes_neither_until_said(service: Service) -> None:
+    # (found by review: DELETE /v1/kb/NAME/files/1 took handbook.txt, file 1, when the file meant was named "1")
+    from kbqa.errors import Conflict
+
+    upload_text(service, "nums", **{"handbook.txt": "The handbook says the office opens at nine.", "policy.txt": "The policy covers travel."})
+    upload_text(service, "nums", **{"1": "A file named one says the canteen opens at noon."})
+    ids = {f.name: f.id for f in service.files("nums")}
+    assert ids["handbook.txt"] == 1 and ids["1"] != 1, ids
+    with pytest.raises(Conflict) as err:
+        service.remove_file("nums", "1")
+    assert err.value.code == "id_or_name" and "'id:1'" in err.value.message and str(ids["1"]) in err.value.message, err.value.message
+    assert sorted(service.files("nums"), key=lambda f: f.id)[0].name == "handbook.txt"  # nothing deleted
+    assert service.remove_file("nums", "id:1").name == "handbook.txt"
+    assert service.remove_file("nums", "1").name == "1"  # no file of id 1 now: the name
+    assert [f.name for f in service.files("nums")] == ["policy.txt"]
+
+
 @pytest.mark.slow
 def test_a_file_name_two_files_have_is_a_409_that_asks_for_the_id(service: Service) -> None:
     """Two zips' budget.txt: deleting 'budget.txt' was a 404 that asked for 'the id or the path',

@@ -117,6 +117,8 @@ TEXTS: dict[str, dict[str, str]] = {
                     "zh": "另一个请求（上传、重新导入或删除）正在修改 **{name}**：请在完成后重试。"},
     "err_ambiguous_file": {"en": "Several files are called **{name}** (ids {ids}): give the id of the one you mean.",
                            "zh": "有多个文件名为 **{name}**（编号 {ids}）：请填写要操作的文件编号。"},
+    "err_id_or_name": {"en": "**{name}** is the id of one file and the name of another: give **id:{name}** for the file of id {name}, or {others} for the other.",
+                       "zh": "**{name}** 既是一个文件的编号，又是另一个文件的名称：要操作编号为 {name} 的文件请填写 **id:{name}**，要操作另一个请填写 {others}。"},
     "err_no_kb": {"en": "There is no knowledge base **{name}**: create it, or upload files into it.", "zh": "没有名为 **{name}** 的知识库：请先创建，或向它上传文件。"},
     "err_client_gone": {"en": "The browser tab was closed while the upload waited for its turn.", "zh": "上传在排队等待时浏览器标签页已关闭。"},
     "err_kb_deleted": {"en": "The knowledge base **{name}** was deleted meanwhile.", "zh": "知识库 **{name}** 已在此期间被删除。"},
