@@ -65,11 +65,22 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
     temperature: StrictFloat | None = Field(None, ge=0, le=2, allow_inf_nan=False)
     max_tokens: StrictInt | None = Field(None, ge=1)
+    n: StrictInt | None = Field(None, ge=1, le=1, description="how many choices: kbqa gives one (found by review: n 3 gave one, unsaid)")
     top_k: StrictInt | None = Field(None, ge=1, le=50, description="kbqa extension: sources to retrieve (1..50)")
     threshold: StrictFloat | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: 0..1 relevance threshold")
     answer_confidence: StrictFloat | None = Field(
         None, ge=0, le=1, allow_inf_nan=False, description="kbqa extension: answer when kbqa's confidence is at least this (0..1; lower answers more)")
     llm: str | None = Field(None, max_length=200, description="kbqa extension, with model kb:NAME: the LLM that answers (one of GET /v1/models; default: the server's)")
+
+
+def conversation(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    """OpenAI's messages as an LLM reads them: a "developer" message is a system one (OpenAI's newer name for
+    it), and the system messages, wherever they stand, are one at the start (found by review: a developer
+    message, or a system message that was not first, was dropped unsaid)."""
+    plain = [m.plain() for m in messages]
+    system = [m["content"] for m in plain if m["role"] in ("system", "developer") and m["content"].strip()]
+    rest = [m for m in plain if m["role"] not in ("system", "developer")]
+    return ([{"role": "system", "content": "\n\n".join(system)}] if system else []) + rest
 
 
 class SearchRequest(BaseModel):
@@ -239,7 +250,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
                 model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
                 answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm), stopped, pending, request)
         elif model in service.llm_choices():
-            reply = await _reply_in_thread(lambda: service.chat([m.plain() for m in req.messages], model=model, temperature=req.temperature,
+            reply = await _reply_in_thread(lambda: service.chat(conversation(req.messages), model=model, temperature=req.temperature,
                                                                 max_tokens=req.max_tokens), stopped, pending, request)
         else:  # as OpenAI answers a model it does not have
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")

@@ -237,6 +237,17 @@ def test_usage_counts_the_llms_tokens(api: tuple[subprocess.Popen[str], str]) ->
     talk = {"model": "gemma-3-270m", "max_tokens": 8, "messages": [{"role": "user", "content": "Say hello to the water filter team."}]}
     r = httpx.post(f"{url}/v1/chat/completions", json=talk, headers=AUTH, timeout=300).json()
     assert 5 < r["usage"]["prompt_tokens"] < 30 and 0 < r["usage"]["completion_tokens"] <= 9
+    # found by review: a "developer" message (OpenAI's newer name for a system one), or a system message after the
+    # first turn, was dropped unsaid; n above 1 gave one choice unsaid
+    rule = "Answer in one short and polite sentence, in English."
+    for messages in ([{"role": "developer", "content": rule}, *talk["messages"]],
+                     [*talk["messages"], {"role": "assistant", "content": "Hello!"}, {"role": "system", "content": rule}, *talk["messages"]]):
+        plain = [m for m in messages if m["role"] not in ("developer", "system")]
+        counted = [httpx.post(f"{url}/v1/chat/completions", json={**talk, "messages": m}, headers=AUTH, timeout=300).json()["usage"]["prompt_tokens"]
+                   for m in (plain, messages)]
+        assert counted[1] >= counted[0] + 8, (messages, counted)
+    many = httpx.post(f"{url}/v1/chat/completions", json={**talk, "n": 3}, headers=AUTH, timeout=300)
+    assert many.status_code == 422 and "n" in str(many.json()["detail"][0]["loc"]), many.text
 
 
 @pytest.mark.fresh_tables  # (20 questions at a fresh home's start each built jieba's table: CI's failure at stop 60)
