@@ -123,6 +123,7 @@ class ServerConfig(_Section):
     max_tokens: int = Field(2048, ge=1)
     max_request_mb: float = Field(8, gt=0)
     min_free_disk_mb: float = Field(1024, ge=0)
+    max_upload_files: int = Field(1000, ge=1)
     max_ingests: int = Field(2, ge=1, le=64)
     ingest_wait_s: float = Field(600, gt=0)
     body_timeout_s: float = Field(60, gt=0)

@@ -436,6 +436,21 @@ def test_a_delete_by_the_last_part_of_a_name_is_not_taken_and_archive_names_stay
     assert {"dup/a.md", "dup/dup/a.md"} <= {f.name for f in service.files("last")}
 
 
+def test_one_upload_stores_at_most_server_max_upload_files(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (found by review: two requests of 5,000-file zips held both ingest slots for minutes, and one of two zips stored 10,000 files)
+    monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
+    monkeypatch.setenv("KBQA_SERVER__MAX_UPLOAD_FILES", "3")
+    service = Service(load_config()[0])
+    archive = zipped(**{f"part{n}.md": f"# Part {n}\n\nPart {n} of the manual covers valve {n}." for n in range(4)})
+    result = service.upload("capped", [("a.md", io.BytesIO(b"# A\n\nThe pump is checked weekly.")), ("parts.zip", io.BytesIO(archive)),
+                                       ("b.md", io.BytesIO(b"# B\n\nThe filter is changed monthly."))])
+    assert sorted(f.name for f in service.files("capped")) == ["a.md", "parts/part0.md", "parts/part1.md"]
+    said = {r["name"]: r["error"] for r in result.rejected}
+    assert said == {"parts.zip": "the rest of its files, not stored: one upload stores at most 3 files (server.max_upload_files); upload the rest in another",
+                    "b.md": "not stored: one upload stores at most 3 files (server.max_upload_files); upload the rest in another"}, said
+    assert upload_text(service, "capped", **{"b.md": "# B\n\nThe filter is changed monthly."}).report.files[0].status == "added"  # the next request
+
+
 def test_a_number_that_is_one_files_id_and_anothers_name_deletes_neither_until_said(service: Service) -> None:
     # (found by review: DELETE /v1/kb/NAME/files/1 took handbook.txt, file 1, when the file meant was named "1")
     from kbqa.errors import Conflict
