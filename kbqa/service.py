@@ -211,6 +211,9 @@ def _ambiguous(file: str | int, exc: AmbiguousFile) -> Conflict:
                     code="ambiguous_file", name=str(file), ids=", ".join(map(str, exc.ids)))
 
 
+MAX_STOPS = 4  # stop strings one chat request may give (as OpenAI's API allows)
+
+
 def _no_kb(name: str) -> NotFound:
     return NotFound(f"no knowledge base {name!r}; create it by uploading files (or: kbqa ingest DOCS --kb {name})", code="no_kb", name=name)
 
@@ -452,7 +455,7 @@ class Service:
             began = self._held_identity(name, base)  # another process may drop it, and make one again under its name
             target = base.uploads_folder
             # a request stores at most ten uploads' worth, archives unpacked included, and nothing where the disk is nearly full
-            budget = Budget(limit * 10, room=lambda: short_of_disk([target], floor))
+            budget = Budget(limit * 10, room=lambda: short_of_disk([target], floor), files=self.config.server.max_upload_files)
             if target.parent != base.folder:  # uploads kept apart from the KB folder (store.uploads_dir, Milvus store): their root may be new
                 target.parent.mkdir(parents=True, exist_ok=True)
             saved: list[Path] = []
@@ -938,8 +941,10 @@ class Service:
             ticket = None
         return Reply(result, ticket)
 
-    def chat(self, messages: list[Message], *, model: str | None = None, temperature: Any = None, max_tokens: Any = None) -> Reply:
-        """Talk to the LLM itself (no knowledge base); the conversation is trimmed to its context."""
+    def chat(self, messages: list[Message], *, model: str | None = None, temperature: Any = None, max_tokens: Any = None,
+             stop: Any = None) -> Reply:
+        """Talk to the LLM itself (no knowledge base); the conversation is trimmed to its context. stop: up to
+        MAX_STOPS strings the reply ends before (OpenAI's stop; a string or a list)."""
         from kbqa.chat import trim_history
 
         turns = self._history(messages)
@@ -947,6 +952,12 @@ class Service:
             raise BadRequest("the last message must be the user's question")
         self._question(turns[-1]["content"])
         gen = self._generation(temperature, max_tokens)
+        stops = [stop] if isinstance(stop, str) else stop
+        if stops is not None:
+            if not isinstance(stops, list) or len(stops) > MAX_STOPS or not all(isinstance(x, str) and 0 < len(x) <= 100 for x in stops):
+                raise BadRequest(f"stop must be a string or a list of up to {MAX_STOPS} strings of 1 to 100 characters", code="bad_stop")
+            if stops:
+                gen["stop"] = [clean_text(x) for x in stops]
         llm = self.llm(model)
         self._still_serving()
         from kbqa.answer import capabilities_of

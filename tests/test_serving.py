@@ -248,6 +248,16 @@ def test_usage_counts_the_llms_tokens(api: tuple[subprocess.Popen[str], str]) ->
         assert counted[1] >= counted[0] + 8, (messages, counted)
     many = httpx.post(f"{url}/v1/chat/completions", json={**talk, "n": 3}, headers=AUTH, timeout=300)
     assert many.status_code == 422 and "n" in str(many.json()["detail"][0]["loc"]), many.text
+    # and stop, ignored before: the reply ends before the first of its strings (an answer from documents refuses it)
+    said = httpx.post(f"{url}/v1/chat/completions", json={**talk, "max_tokens": 24, "temperature": 0.0}, headers=AUTH, timeout=300).json()
+    text = said["choices"][0]["message"]["content"]
+    word = next(w for w in text.split()[1:] if len(w) > 2)
+    cut = httpx.post(f"{url}/v1/chat/completions", json={**talk, "max_tokens": 24, "temperature": 0.0, "stop": [word, "\u0000"]},
+                     headers=AUTH, timeout=300).json()
+    assert cut["choices"][0]["message"]["content"] == text[:text.index(word)], (text, word, cut)
+    for bad in ({"model": "kb:team", "stop": ["."]}, {"stop": ["a"] * 5}, {"stop": [""]}, {"stop": [7]}):
+        refused = httpx.post(f"{url}/v1/chat/completions", json={**talk, **bad}, headers=AUTH, timeout=300)
+        assert refused.status_code == 400 and refused.json()["error"]["message"], (bad, refused.text)
 
 
 @pytest.mark.fresh_tables  # (20 questions at a fresh home's start each built jieba's table: CI's failure at stop 60)
