@@ -239,7 +239,8 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_key)], response_model=None)
     async def chat(req: ChatRequest, request: Request) -> Any:
-        if not req.messages or req.messages[-1].role != "user":
+        turns = [m for m in req.messages if m.role not in ("system", "developer")]  # (system messages may stand anywhere: conversation())
+        if not turns or turns[-1].role != "user":
             raise BadRequest("the last message must be the user's question")
         if req.stream_options is not None and not req.stream:
             raise BadRequest("stream_options is only allowed with stream: true")
@@ -247,10 +248,10 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         if model.startswith("kb:") and req.stop:  # (found by review: ignored unsaid; an answer from documents quotes them whole)
             raise BadRequest("stop is not supported for answers from a knowledge base (model kb:NAME): leave it out", code="stop_unsupported")
         if model.startswith("kb:"):
-            history = [m.plain() for m in req.messages[:-1] if m.role in ("user", "assistant")]
+            history = [m.plain() for m in turns[:-1] if m.role in ("user", "assistant")]
             llm = clean_text(req.llm) if req.llm else None  # a name the server does not offer: 400 with the names it does
             reply = await _reply_in_thread(lambda: service.ask(
-                model[3:], req.messages[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
+                model[3:], turns[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
                 answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm), stopped, pending, request)
         elif model in service.llm_choices():
             reply = await _reply_in_thread(lambda: service.chat(conversation(req.messages), model=model, temperature=req.temperature,

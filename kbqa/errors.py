@@ -76,13 +76,16 @@ class Busy(ServiceError):
 # not a URL's "//host/...", nor the "/" inside a name that follows a combining mark or an Indic or
 # Thai vowel sign ("café/notes/résumé.md" written decomposed: "é" is "e" and a mark, which is no \w);
 # after any other character (a typographic quote, a no-break space, a dash, "：") a path begins. A folder's name may
-# hold spaces and tabs ("/home/alice/My Documents/kbqa/…", "/srv/team  docs/…") and an apostrophe between letters
-# ("/home/o'brien/…", "Bob's Reports/"): found by reviews, the folders after them were shown. Words with spaces
-# between them count as a folder only when a "/" follows them at once; a quote around a path stays outside it
+# hold spaces, tabs, no-break spaces ("/home/alice/My Documents/kbqa/…", "/srv/team  docs/…") and an apostrophe
+# between letters ("/home/o'brien/…", "Bob's Reports/"): found by reviews, the folders after them were shown. Words
+# with spaces between them count as a folder only when a "/" follows them at once, and none but the last holds a dot
+# ("moved /srv/x.txt to 资料/x.txt" keeps its words: a file's name ends the path); a quote around a path stays outside it
+_RUN = r"[^\s/'\"]"
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\u0300-\u036f\u0900-\u0dff\u0e00-\u0e7f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])"
-                            r"/(?:[^\s/'\"]+(?:(?:[ \t]+|(?<=\w)'(?=\w))[^\s/'\"]+)*/)+((?:[^\s/'\"]|(?<=\w)'(?=\w))*)")
+                            rf"/(?:(?:[^\s/'\".]+(?:[ \t\u00a0]+|(?<=\w)'(?=\w)))*{_RUN}+/)+((?:{_RUN}|(?<=\w)'(?=\w))*)")
+_FILE_URL = re.compile(r"\bfile://(?=/)")
 
 
 def scrub(message: str) -> str:
     """A message with every absolute path cut to its last part: clients never learn server paths."""
-    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "…", message)
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "…", _FILE_URL.sub("", message))

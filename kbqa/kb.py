@@ -769,7 +769,8 @@ class KnowledgeBase:
         next file of that last part)."""
         rows = self.catalog.files()
         given = str(name_or_id).strip()
-        if isinstance(name_or_id, int) or (given[:3] == "id:" and given[3:].isdigit()):  # an id, whatever the files' names
+        by_id = given[:3] == "id:" and given[3:].isascii() and given[3:].isdigit() and not any(given in (r.path, r.name) for r in rows)
+        if isinstance(name_or_id, int) or by_id:  # an id, whatever the other files' names (a file named "id:1" is that file)
             match = [r for r in rows if str(r.id) == given.removeprefix("id:")]
         else:
             match = [r for r in rows if str(r.id) == given]

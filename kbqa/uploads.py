@@ -118,19 +118,16 @@ def _decoded_name(info: zipfile.ZipInfo) -> str:
     return info.filename
 
 
-MAX_ZIP_FILES = 5000  # the files one archive may hold
-
-
 def unpack_zip(
-    archive: Path, target: Path, *, max_bytes: int, max_files: int = MAX_ZIP_FILES, shown_as: str | None = None, member_bytes: int | None = None,
-    room: Callable[[], str | None] | None = None, files_over: str | None = None,
+    archive: Path, target: Path, *, max_bytes: int, max_files: int = 5000, shown_as: str | None = None, member_bytes: int | None = None,
+    room: Callable[[], str | None] | None = None, admit: Budget | None = None,
 ) -> Unpacked:
     """Extract the regular files of a zip into target under safe names (no path traversal, no links,
     no hidden files, no empty files), stopping at max_bytes of uncompressed data (zip bombs) or max_files,
     or where room() says the disk is nearly full (Budget.room: a small zip unpacked past
     server.min_free_disk_mb, found by review); a member over member_bytes (the limit of one uploaded
-    file) is left out, as that file would be. files_over: what to say of the members past max_files (the request's
-    cap on files, Budget.files, rather than the archive's)."""
+    file) is left out, as that file would be. admit: the request's Budget, whose cap on files of new content
+    (Budget.admit) each member meets as an uploaded file does: those past it are named."""
     out = Unpacked()
     shown = shown_as or archive.name
     try:
@@ -159,8 +156,7 @@ def unpack_zip(
                 empty += 1
                 continue
             if len(out.files) >= max_files:
-                out.skipped.append(f"{shown}: the rest of its files, {files_over}" if files_over else
-                                   f"{shown}: more than {max_files} files; the rest were not extracted")
+                out.skipped.append(f"{shown}: more than {max_files} files; the rest were not extracted")
                 break
             if member_bytes is not None and info.file_size > member_bytes:
                 out.skipped.append(f"{name}: over the upload limit of {member_bytes / 2**20:.0f} MB")
@@ -190,6 +186,10 @@ def unpack_zip(
                         if total + written > max_bytes or (member_bytes is not None and written > member_bytes):
                             raise ValueError("larger than its header says")  # the header lied about the size
                         fh.write(chunk)
+                if admit is not None and not admit.admit(partial):
+                    partial.unlink()
+                    out.skipped.append(f"{name}: {admit.files_over()}")
+                    continue
                 _put(partial, dest, out)
             except (zipfile.BadZipFile, ValueError, RuntimeError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
                 if partial.is_file():  # an earlier upload of the same member stays as it was
@@ -330,19 +330,36 @@ def disk_full(exc: BaseException) -> bool:
 @dataclass
 class Budget:
     """Bytes one request may still store, all its files and unpacked archives together; files: how many
-    more files it may store (server.max_upload_files; None: no cap); room(): why no more may be stored
+    files of new content it may store (server.max_upload_files; None: no cap); held: the content hashes
+    the knowledge base holds (and, as they are stored, this request's); room(): why no more may be stored
     now (short_of_disk), looked at before each file and each member of an archive."""
 
     left: int
     room: Callable[[], str | None] | None = None
     files: int | None = None
-    stored: int = 0  # files stored so far
+    held: set[str] = field(default_factory=set)
+    new: int = 0  # files of new content stored so far
 
-    def files_left(self) -> int | None:
-        return None if self.files is None else self.files - self.stored
+    def admit(self, stored: Path) -> bool:
+        """Whether a file just written may stay: content the knowledge base or this request holds already
+        (an unchanged file sent again, a copy) costs nothing, as its ingest does nothing; other content is
+        counted against `files` (found by review: counting every file, a folder sent again to store the
+        rest of it past the cap never got further)."""
+        if self.files is None:
+            return True
+        from kbqa.store import sha256_file
+
+        sha = sha256_file(stored)
+        if sha in self.held:
+            return True
+        if self.new >= self.files:
+            return False
+        self.held.add(sha)
+        self.new += 1
+        return True
 
     def files_over(self) -> str:
-        return f"not stored: one upload stores at most {self.files} files (server.max_upload_files); upload the rest in another"
+        return f"not stored: one upload stores at most {self.files} files of new content (server.max_upload_files); upload the rest in another"
 
 
 def store_upload(
@@ -373,9 +390,6 @@ def store_upload(
     if budget.room is not None and (short := budget.room()) is not None:
         out.skipped.append(f"{shown}: not stored: {short}")
         return out
-    if budget.files_left() == 0:  # (found by review: one request of two zips stored 10,000 files, and two
-        out.skipped.append(f"{shown}: {budget.files_over()}")  # such requests held both ingest slots for minutes)
-        return out
     partial = target / f".upload-{uuid.uuid4().hex}.part"  # hidden: never ingested
     try:
         target.mkdir(exist_ok=True)  # not parents: never re-create a knowledge base deleted meanwhile
@@ -405,18 +419,17 @@ def store_upload(
         if shown.lower().endswith(".zip"):
             unpacked_as = unique_name(home, Path(shown).stem, Path(name or "upload").stem, here, folder=True)
             taken.add(prefix + unpacked_as)
-            most = min(MAX_ZIP_FILES, budget.files_left() or MAX_ZIP_FILES)
             unpacked = unpack_zip(partial, home / unpacked_as, max_bytes=min(max_bytes * 10, budget.left), shown_as=shown,
-                                  member_bytes=max_bytes, room=budget.room, max_files=most,
-                                  files_over=budget.files_over() if most < MAX_ZIP_FILES else None)
+                                  member_bytes=max_bytes, room=budget.room, admit=budget)
             budget.left -= sum(f.stat().st_size for f in unpacked.files)
-            budget.stored += len(unpacked.files)
             return unpacked
+        if not budget.admit(partial):  # (found by review: one request of two zips stored 10,000 files, and two such held both ingest
+            out.skipped.append(f"{shown}: {budget.files_over()}")  # slots for minutes)
+            return out
         safe = unique_name(home, shown, name, here, sidecar=bool(within))  # a nameless upload was cleaned to "upload": it replaces nothing
         taken.add(prefix + safe)
         _put(partial, home / safe, out)
         budget.left -= written
-        budget.stored += 1
         out.files.append(home / safe)
     except OSError as exc:
         out.skipped.append(f"{shown}: cannot be stored ({_reason(exc)})")

@@ -436,22 +436,32 @@ def test_a_delete_by_the_last_part_of_a_name_is_not_taken_and_archive_names_stay
     assert {"dup/a.md", "dup/dup/a.md"} <= {f.name for f in service.files("last")}
 
 
-def test_one_upload_stores_at_most_server_max_upload_files(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # (found by review: two requests of 5,000-file zips held both ingest slots for minutes, and one of two zips stored 10,000 files)
+def test_one_upload_stores_at_most_server_max_upload_files_of_new_content(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (found by review: two requests of 5,000-file zips held both ingest slots for minutes, and one of two zips stored 10,000
+    # files; then, by the next review: counting every file, the same folder sent again to store the rest never got further)
+    from webui.texts import file_error
+
     monkeypatch.setenv("KBQA_LLM__MODEL", "extractive")
     monkeypatch.setenv("KBQA_SERVER__MAX_UPLOAD_FILES", "3")
     service = Service(load_config()[0])
     archive = zipped(**{f"part{n}.md": f"# Part {n}\n\nPart {n} of the manual covers valve {n}." for n in range(4)})
-    result = service.upload("capped", [("a.md", io.BytesIO(b"# A\n\nThe pump is checked weekly.")), ("parts.zip", io.BytesIO(archive)),
-                                       ("b.md", io.BytesIO(b"# B\n\nThe filter is changed monthly."))])
+
+    def batch() -> list[tuple[str, io.BytesIO]]:
+        return [("a.md", io.BytesIO(b"# A\n\nThe pump is checked weekly.")), ("parts.zip", io.BytesIO(archive)),
+                ("copy.md", io.BytesIO(b"# A\n\nThe pump is checked weekly.")), ("b.md", io.BytesIO(b"# B\n\nThe filter is changed monthly."))]
+
+    result = service.upload("capped", batch())
     assert sorted(f.name for f in service.files("capped")) == ["a.md", "parts/part0.md", "parts/part1.md"]
+    over = "not stored: one upload stores at most 3 files of new content (server.max_upload_files); upload the rest in another"
     said = {r["name"]: r["error"] for r in result.rejected}
-    assert said == {"parts.zip": "the rest of its files, not stored: one upload stores at most 3 files (server.max_upload_files); upload the rest in another",
-                    "b.md": "not stored: one upload stores at most 3 files (server.max_upload_files); upload the rest in another"}, said
-    assert upload_text(service, "capped", **{"b.md": "# B\n\nThe filter is changed monthly."}).report.files[0].status == "added"  # the next request
+    assert said == {"part2.md": over, "part3.md": over, "b.md": over, "copy.md": said["copy.md"]}, said  # (copy.md: a.md's content)
+    assert file_error(over, "zh") == "未保存：一次上传最多保存 3 个新内容的文件（server.max_upload_files）；其余文件请另行上传"
+    result = service.upload("capped", batch())  # the same again: what it holds costs nothing, the rest is stored
+    assert sorted(f.name for f in service.files("capped")) == ["a.md", "b.md", "parts/part0.md", "parts/part1.md", "parts/part2.md", "parts/part3.md"]
+    assert [r["name"] for r in result.rejected] == ["copy.md"], result.rejected
 
 
-def test_a_number_that_is_one_files_id_and_anothers_name_deletes_neither_until_said(service: Service) -> None:
+def test_a_number_that_is_one_files_id_and_anothers_name_deletes_neither_until_said(service: Service, tmp_path: Path) -> None:
     # (found by review: DELETE /v1/kb/NAME/files/1 took handbook.txt, file 1, when the file meant was named "1")
     from kbqa.errors import Conflict
 
@@ -466,6 +476,21 @@ def test_a_number_that_is_one_files_id_and_anothers_name_deletes_neither_until_s
     assert service.remove_file("nums", "id:1").name == "handbook.txt"
     assert service.remove_file("nums", "1").name == "1"  # no file of id 1 now: the name
     assert [f.name for f in service.files("nums")] == ["policy.txt"]
+    # found by the next review: the advice went round in a circle (files "2" and "1": "give 2 for the other", itself a
+    # clash), "²" (a digit to isdigit(), not to int()) was a 500, and "id:N" took file N over a file named so
+    upload_text(service, "nums", **{"2": "A file named two.", "²": "A file named squared."})
+    ids = {f.name: f.id for f in service.files("nums")}
+    assert ids["policy.txt"] == 2 and ids["2"] != 2, ids
+    with pytest.raises(Conflict) as err:
+        service.remove_file("nums", "2")
+    assert f"give 'id:2' for the file of id 2, or id:{ids['2']} for the other" in err.value.message, err.value.message
+    assert service.remove_file("nums", f"id:{ids['2']}").name == "2"
+    assert service.remove_file("nums", "²").name == "²"
+    named = tmp_path / "id:2"
+    named.write_text("A file ingested from disk whose name is id:2.", encoding="utf-8")
+    with KnowledgeBase.open("nums", service.config) as kb:
+        kb.ingest([named])
+        assert kb.file("id:2").name == "id:2" and kb.file(2).name == "policy.txt"
 
 
 @pytest.mark.slow
@@ -519,6 +544,11 @@ def test_scrub_hides_server_paths() -> None:
         assert scrub(f'Failed to open file "/srv/{folder}/kbqa/kbs/x/uploads/bad.pdf" as type pdf.') == 'Failed to open file "bad.pdf" as type pdf.'
         assert scrub(f"cannot read '/srv/{folder}/up/a.png'") == "cannot read 'a.png'"
     assert scrub("no longer at /srv/docs/Bob's report.pdf") == "no longer at Bob's report.pdf"
+    # (found by the next review: words between a path and a later "/" were cut as folders; a no-break space and file:// leaked)
+    assert scrub("moved /srv/kb/x.txt to 资料/x.txt") == "moved x.txt to 资料/x.txt"
+    assert scrub("cannot read /srv/a/a.pdf and the upload limit is 100 MB/file") == "cannot read a.pdf and the upload limit is 100 MB/file"
+    assert scrub("cannot read /srv/a\u00a0b/file.txt") == "cannot read file.txt"
+    assert scrub("see file:///home/u/kbs/x/a.txt") == "see a.txt"
     # a name written decomposed ("é" as "e" and a mark) is no path (a review saw 'caférésumé.md'); after "：" a path is
     assert scrub("no file 'cafe\u0301/notes/re\u0301sume\u0301.md'") == "no file 'cafe\u0301/notes/re\u0301sume\u0301.md'"
     assert scrub("无法读取：/home/u/kbs/a.txt") == "无法读取：a.txt"

@@ -240,7 +240,7 @@ def test_usage_counts_the_llms_tokens(api: tuple[subprocess.Popen[str], str]) ->
     # found by review: a "developer" message (OpenAI's newer name for a system one), or a system message after the
     # first turn, was dropped unsaid; n above 1 gave one choice unsaid
     rule = "Answer in one short and polite sentence, in English."
-    for messages in ([{"role": "developer", "content": rule}, *talk["messages"]],
+    for messages in ([{"role": "developer", "content": rule}, *talk["messages"]], [*talk["messages"], {"role": "developer", "content": rule}],
                      [*talk["messages"], {"role": "assistant", "content": "Hello!"}, {"role": "system", "content": rule}, *talk["messages"]]):
         plain = [m for m in messages if m["role"] not in ("developer", "system")]
         counted = [httpx.post(f"{url}/v1/chat/completions", json={**talk, "messages": m}, headers=AUTH, timeout=300).json()["usage"]["prompt_tokens"]

@@ -222,10 +222,8 @@ _FILE_ERRORS_ZH: list[tuple[str, str]] = [
     (r"not a readable zip archive \((.*)\)", r"不是可读取的 zip 压缩包（\1）"),
     (r"the archive unpacks to more than (\d+) MB; the rest were not extracted", r"压缩包解压后超过 \1 MB，其余文件未解压"),
     (r"more than (\d+) files; the rest were not extracted", r"超过 \1 个文件，其余文件未解压"),
-    (r"not stored: one upload stores at most (\d+) files \(server\.max_upload_files\); upload the rest in another",
-     r"未保存：一次上传最多保存 \1 个文件（server.max_upload_files）；其余文件请另行上传"),
-    (r"the rest of its files, not stored: one upload stores at most (\d+) files \(server\.max_upload_files\); upload the rest in another",
-     r"其余文件未保存：一次上传最多保存 \1 个文件（server.max_upload_files）；请另行上传"),
+    (r"one upload stores at most (\d+) files of new content \(server\.max_upload_files\); upload the rest in another",
+     r"一次上传最多保存 \1 个新内容的文件（server.max_upload_files）；其余文件请另行上传"),
     (r"cannot be stored \((.*)\)", r"无法保存（\1）"),
     (r"not a file uploaded to this page", "不是上传到本页的文件"),
     (r"the server's disk is nearly full \(([\d,]+) MB free, under server\.min_free_disk_mb = ([\d.]+) MB\): nothing more is stored; "
