@@ -22,6 +22,7 @@ import functools
 import logging
 import math
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -296,17 +297,19 @@ class Service:
             fresh = held is None
             try:
                 held = held or self._opened(name, folder, create)
-            except ServiceError:
-                raise
-            except Exception as exc:  # noqa: BLE001  (sqlite3's "disk I/O error" as a delete removes the folder it opens)
-                if not kb_exists(self.config, folder):
+            except (sqlite3.Error, OSError) as exc:  # (sqlite3's "disk I/O error" as a delete removes the folder it opens)
+                if self.config.store.backend != "milvus" and not kb_exists(self.config, folder):  # (a file's look: never a lost server's wait)
                     raise self._deleted(name) from exc
                 raise
         if fresh:
             self._settle_uploads(held[0])
         self._recently_used(name)
-        with self._vanishing(name, held[0], held[1]):  # (deleted by another request since it was opened: 409)
+        try:
             held[0].refresh()
+        except KnowledgeBaseError as exc:
+            if held[0] in self._dropped:  # deleted by another request since it was opened: 409
+                raise self._deleted(name) from exc
+            raise
         return held[0]
 
     def _settle_uploads(self, base: KnowledgeBase) -> None:
@@ -628,10 +631,12 @@ class Service:
     def _vanishing(self, name: str, base: KnowledgeBase, began: int | str | None = None) -> Iterator[None]:
         """A write that fails because another process deleted the knowledge base meanwhile (and perhaps
         made one again under its name) is a 409. began: its identity when the request took it."""
+        from kbqa.store.milvus import StoreUnavailable
+
         began = self._held_identity(name, base) if began is None else began
         try:
             yield
-        except ServiceError:
+        except (ServiceError, StoreUnavailable):  # (a store not answering: 503 at once, not another wait for its identity)
             raise
         except Exception as exc:  # noqa: BLE001  (a store's own errors too: sqlite3, Milvus)
             if self._replaced(base, began):
