@@ -6,7 +6,10 @@
 
 Method (issue 14): a knowledge base is built from a seeded half of a corpus's documents (paragraphs);
 a question whose gold paragraph was left out is unanswerable -- a hard negative, because the other
-paragraphs of the same article stay in. Every question goes through the answer pipeline at the
+paragraphs of the same article stay in. A set named NAME@article asks each question of a knowledge base
+of its own article's kept paragraphs alone (1 to 6 chunks): a small knowledge base, as a user's first one often is,
+where how rare a word is reads otherwise (the calibration is fitted on both kinds). Every question goes
+through the answer pipeline at the
 default settings (kbqa.answer.prepare: retrieve, decide). Reported per set: the share of answerable
 questions refused, of unanswerable questions answered, and the AUC (answerable vs unanswerable) of
 the best source's relevance and of the decision's confidence; then the same two rates at other
@@ -44,11 +47,16 @@ sys.path.insert(0, str(ROOT))
 from kbqa.evaluation import CROSS_SETS as CROSS, set_sources  # noqa: E402
 
 SETS = ["xquad_en", "xquad_zh", "cmrc2018_dev"]
+# a set's name with this ending: one small knowledge base per article (its kept paragraphs: 1 to 6 chunks), the questions of
+# that article asked of it -- a knowledge base of one document, as a user's first one often is (XQuAD's articles
+# have five paragraphs each; CMRC's one, so it has no such set)
+PER_ARTICLE = "@article"
+SMALL_SETS = [f"xquad_en{PER_ARTICLE}", f"xquad_zh{PER_ARTICLE}"]
 
 
 def calibration_key(name: str) -> str:
     """The calibration a set's rows fit: the question language, or "zh-en" for zh questions on English documents."""
-    asked, corpus = (lang_of(s) for s in set_sources(name))
+    asked, corpus = (lang_of(s) for s in set_sources(name.removesuffix(PER_ARTICLE)))
     return asked if asked == corpus else f"{asked}-{corpus}"
 
 
@@ -78,6 +86,29 @@ def build(data: Path, name: str, seed: int) -> tuple[str, set[str]]:
     return kb_name, keep
 
 
+def build_per_article(data: Path, name: str, seed: int) -> tuple[dict[str, str], set[str]]:
+    """One knowledge base per article of the corpus, of its paragraphs in the same seeded half as build()'s;
+    returns each article's knowledge base name (articles with no paragraph kept have none) and the doc ids kept."""
+    import zlib
+
+    from kbqa.evaluation import corpus_documents
+    from kbqa.kb import KnowledgeBase
+
+    docs = list(corpus_documents(data / f"{name}.corpus.jsonl"))
+    keep = set(random.Random(seed).sample([d for d, _ in docs], len(docs) // 2))
+    articles: dict[str, list[Any]] = {}
+    for d, parts in docs:
+        if d in keep:
+            articles.setdefault(d.split("#")[0], []).append((d, parts))
+    names = {}
+    for article, kept in articles.items():
+        names[article] = f"refusal-{name}-s{seed}-a{zlib.crc32(article.encode()):08x}"
+        with KnowledgeBase.open(names[article]) as kb:
+            if kb.is_empty():
+                kb.ingest_documents(kept)
+    return names, keep
+
+
 def top_cosine(kb: Any, query: str, hits: list[Any]) -> float:
     if not hits:
         return -1.0
@@ -93,14 +124,26 @@ def measure(data: Path, name: str, seed: int, limit: int | None, llm: str | None
     from kbqa.kb import KnowledgeBase
     from kbqa.models import calibration
 
-    asked, corpus = set_sources(name)
-    kb_name, keep = build(data, corpus, seed)
+    asked, corpus = set_sources(name.removesuffix(PER_ARTICLE))
     questions = read_questions(data / f"{asked}.questions.jsonl")
     questions = random.Random(100 + seed).sample(questions, min(limit, len(questions))) if limit else questions
+    if name.endswith(PER_ARTICLE):  # each question asked of its own article's knowledge base
+        per_article, keep = build_per_article(data, corpus, seed)
+        questions = [q for q in questions if str(q.gold[0].get("doc_id")).split("#")[0] in per_article]
+        questions.sort(key=lambda q: str(q.gold[0].get("doc_id")).split("#")[0])
+        kb_of = lambda q: per_article[str(q.gold[0].get("doc_id")).split("#")[0]]  # noqa: E731
+    else:
+        kb_name, keep = build(data, corpus, seed)
+        kb_of = lambda q: kb_name  # noqa: E731
     rows = []
-    kb = KnowledgeBase.open(kb_name, llm=llm or "extractive")
-    with kb:
+    opened: dict[str, Any] = {}
+    try:
         for i, q in enumerate(questions):
+            if kb_of(q) not in opened:
+                for other in opened.values():
+                    other.close()
+                opened = {kb_of(q): KnowledgeBase.open(kb_of(q), llm=llm or "extractive")}
+            kb = opened[kb_of(q)]
             prepared = pipeline.prepare(kb, q.question, calibration=lambda lang: calibration(kb.embedder, lang))
             row = {
                 "id": q.id,
@@ -118,6 +161,9 @@ def measure(data: Path, name: str, seed: int, limit: int | None, llm: str | None
             rows.append(row)
             if (i + 1) % 200 == 0:
                 print(f"  {name}: {i + 1}/{len(questions)}", file=sys.stderr, flush=True)
+    finally:
+        for kb in opened.values():
+            kb.close()
     return rows
 
 
@@ -214,8 +260,8 @@ def calibration_yaml(fitted: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "qa")
-    parser.add_argument("--sets", nargs="*", default=SETS + list(CROSS),
-                        help=f"default: {' '.join(SETS)} and the cross-language {' '.join(CROSS)}")
+    parser.add_argument("--sets", nargs="*", default=SETS + SMALL_SETS + list(CROSS),
+                        help=f"default: {' '.join(SETS)}, the per-article {' '.join(SMALL_SETS)} and the cross-language {' '.join(CROSS)}")
     parser.add_argument("--n", type=int, default=None, help="questions per set (a seeded sample); default all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--llm", default=None, help="also run this LLM's whole answer (e.g. gemma-3-270m)")
