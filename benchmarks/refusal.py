@@ -109,6 +109,11 @@ def build_per_article(data: Path, name: str, seed: int) -> tuple[dict[str, str],
     return names, keep
 
 
+def _article(question: Any) -> str:
+    """The article of a question's gold paragraph ("Super_Bowl_50" of "Super_Bowl_50#3")."""
+    return str(question.gold[0].get("doc_id")).split("#")[0]
+
+
 def top_cosine(kb: Any, query: str, hits: list[Any]) -> float:
     if not hits:
         return -1.0
@@ -129,21 +134,18 @@ def measure(data: Path, name: str, seed: int, limit: int | None, llm: str | None
     questions = random.Random(100 + seed).sample(questions, min(limit, len(questions))) if limit else questions
     if name.endswith(PER_ARTICLE):  # each question asked of its own article's knowledge base
         per_article, keep = build_per_article(data, corpus, seed)
-        questions = [q for q in questions if str(q.gold[0].get("doc_id")).split("#")[0] in per_article]
-        questions.sort(key=lambda q: str(q.gold[0].get("doc_id")).split("#")[0])
-        kb_of = lambda q: per_article[str(q.gold[0].get("doc_id")).split("#")[0]]  # noqa: E731
+        asked_of = sorted(((per_article[_article(q)], q) for q in questions if _article(q) in per_article), key=lambda pair: pair[0])
     else:
         kb_name, keep = build(data, corpus, seed)
-        kb_of = lambda q: kb_name  # noqa: E731
+        asked_of = [(kb_name, q) for q in questions]
     rows = []
-    opened: dict[str, Any] = {}
+    kb, open_name = None, ""
     try:
-        for i, q in enumerate(questions):
-            if kb_of(q) not in opened:
-                for other in opened.values():
-                    other.close()
-                opened = {kb_of(q): KnowledgeBase.open(kb_of(q), llm=llm or "extractive")}
-            kb = opened[kb_of(q)]
+        for i, (kb_name, q) in enumerate(asked_of):
+            if kb_name != open_name:  # (the questions come grouped by knowledge base: one is open at a time)
+                if kb is not None:
+                    kb.close()
+                kb, open_name = KnowledgeBase.open(kb_name, llm=llm or "extractive"), kb_name
             prepared = pipeline.prepare(kb, q.question, calibration=lambda lang: calibration(kb.embedder, lang))
             row = {
                 "id": q.id,
@@ -162,7 +164,7 @@ def measure(data: Path, name: str, seed: int, limit: int | None, llm: str | None
             if (i + 1) % 200 == 0:
                 print(f"  {name}: {i + 1}/{len(questions)}", file=sys.stderr, flush=True)
     finally:
-        for kb in opened.values():
+        if kb is not None:
             kb.close()
     return rows
 

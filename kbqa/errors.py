@@ -12,11 +12,13 @@ class KnowledgeBaseError(Exception):
 
 
 class AmbiguousFile(KnowledgeBaseError):
-    """A file asked for by a name that several files of the knowledge base have (from two folders)."""
+    """A file asked for by a name that several files of the knowledge base have (from two folders); or by
+    a number that is one file's id (id_of) and another's name."""
 
-    def __init__(self, message: str, ids: list[int]) -> None:
+    def __init__(self, message: str, ids: list[int], id_of: int | None = None) -> None:
         super().__init__(message)
         self.ids = ids
+        self.id_of = id_of
 
 
 class ServiceError(Exception):

@@ -778,8 +778,9 @@ class KnowledgeBase:
             if match and named and named != match:  # (found by review: a delete of "1" took file 1, not the file named "1")
                 both = [*match, *(r for r in named if r not in match)]
                 listed = "; ".join(f"id {r.id}: {r.name}" for r in both)
+                others = ", ".join(f"id:{r.id}" for r in both[1:])
                 raise AmbiguousFile(f"{given!r} is the id of one file and the name of another in knowledge base {self.name!r} ({listed}); "
-                                    f"give 'id:{given}' for the file of that id, or the other's id", [r.id for r in both])
+                                    f"give 'id:{given}' for the file of that id, or {others} for the other", [r.id for r in both], id_of=match[0].id)
             match = match or named
         if not match:  # uploads are stored in NFC form; a client may send the name in its own (macOS: NFD)
             nfc = unicodedata.normalize("NFC", given)

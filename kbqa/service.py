@@ -203,9 +203,9 @@ def _recorded_sha(base: KnowledgeBase) -> Callable[[str], str | None]:
 def _ambiguous(file: str | int, exc: AmbiguousFile) -> Conflict:
     """409 for a file name several files have: the client chooses one by its id (their paths are the server's);
     or for a number that is one file's id and another's name: 'id:N' is the file of that id."""
-    given = str(file).strip()
-    if given.isascii() and given.isdigit() and int(given) in exc.ids:  # (not "²", which isdigit() takes: found by review)
-        others = ", ".join(f"id:{i}" for i in exc.ids if i != int(given))
+    if exc.id_of is not None:
+        given = str(exc.id_of)
+        others = ", ".join(f"id:{i}" for i in exc.ids if i != exc.id_of)
         return Conflict(f"{given!r} is the id of one file and the name of another (ids {', '.join(map(str, exc.ids))}): give 'id:{given}' "
                         f"for the file of id {given}, or {others} for the other", code="id_or_name", name=given, others=others)
     return Conflict(f"{len(exc.ids)} files are called {str(file)!r} (ids {', '.join(map(str, exc.ids))}): give the id of the one you mean",
