@@ -696,6 +696,13 @@ def test_a_login_outlives_a_restart_of_the_server_and_a_changed_password_ends_it
             assert all(code < 500 for code in pool.map(lambda c: c.get(url + "logout", timeout=30).status_code, carols))
         assert not any(logged_in(c) for c in carols)
         assert "carol" not in json.loads((home / "cache" / f"web-logins-{port}.json").read_text())["logins"].values()
+        # one name shared by two browsers (the README): /logout?all_session=false ends this browser's login alone
+        first, second = httpx.Client(), httpx.Client()
+        for client in (first, second):
+            client.post(url + "login", data={"username": "carol", "password": "pw3"}, timeout=30)
+        first.get(url + "logout?all_session=false", timeout=30)
+        assert not logged_in(first) and logged_in(second)
+        assert "carol" in json.loads((home / "cache" / f"web-logins-{port}.json").read_text())["logins"].values()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
