@@ -173,6 +173,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     h = tmp_path / "home"
     h.mkdir()
     monkeypatch.setenv("KBQA_HOME", str(h))
+    # a web app built in-process sets GRADIO_TEMP_DIR for its home (webui.app.web_scratch): left in the worker's environment,
+    # every later server of that worker received uploads in a finished test's folder (CI: a test of the server's Gradio cache
+    # found none in its home)
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
     shared_models = ROOT / ".pytest_cache" / "kbqa-models"
     shared_models.mkdir(parents=True, exist_ok=True)
     (h / "models").symlink_to(shared_models, target_is_directory=True)

@@ -309,8 +309,10 @@ def test_the_http_api_answers_an_unknown_model_with_400(home: Path, policy: None
 
 
 @pytest.mark.slow
-def test_the_web_chat_says_a_failed_load_in_the_page_language_and_goes_on(home: Path, policy: None, docs: Path) -> None:
+def test_the_web_chat_says_a_failed_load_in_the_page_language_and_goes_on(home: Path, policy: None, docs: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("gradio")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(home / "cache" / "gradio"))  # (what build_app sets: restored after the test)
     from kbqa.config import load_config
     from kbqa.kb import KnowledgeBase
     from webui.app import build_app
