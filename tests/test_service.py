@@ -531,6 +531,19 @@ def test_upload_names_keep_their_combining_marks(service: Service, home: Path) -
         assert not any(unicodedata.category(ch)[0] == "M" for ch in safe_filename(hostile)), hostile
 
 
+def test_scrub_hides_folders_of_any_name_that_exist_here(tmp_path: Path) -> None:
+    # names the pattern cannot tell from words (found by review: they were shown): the disk tells them
+    for name in ("v1.2 docs", " leading space", 'say "hi"', "new\nline", "it's v2.0 (old)"):
+        folder = tmp_path / name / "kbs" / "x"
+        folder.mkdir(parents=True)
+        assert scrub(f"cannot read {folder}/a.txt now") == "cannot read a.txt now"
+        assert scrub(f"cannot read '{folder}/a b.pdf'") == "cannot read 'a b.pdf'"
+        assert scrub(f"no knowledge base (looked in {folder})") == "no knowledge base (looked in x)"
+        assert scrub(f"moved {folder}/x.txt to 资料/x.txt") == "moved x.txt to 资料/x.txt"
+        assert scrub(f"at {tmp_path / name}/gone now/kb/a.txt!") == "at a.txt!"  # folders below that are gone: the pattern
+    assert scrub("see " + " /a" * 50_000) == "see " + " /a" * 50_000  # a long text of "/": a bounded number of looks
+
+
 def test_scrub_hides_server_paths() -> None:
     assert scrub("no knowledge base 'x' (looked in /home/u/.local/share/kbqa/kbs/x)") == "no knowledge base 'x' (looked in x)"
     assert scrub("report.pdf is no longer at /srv/docs/report.pdf; upload it again") == "report.pdf is no longer at report.pdf; upload it again"
