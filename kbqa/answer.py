@@ -578,13 +578,14 @@ def prepare(
     rewriter: Any = None,
     top_k: int | None = None,
     threshold: float | None = None,
+    rewrite_generation: dict[str, Any] | None = None,
 ) -> Prepared:
-    """Standalone question, retrieve, decide."""
+    """Standalone question, retrieve, decide. rewrite_generation: more of what the rewriter's stream takes."""
     from kbqa.chat import points_back, previous_questions, standalone_question
 
     history = history or []
     usage = Usage()
-    query = standalone_question(question, history, rewriter, rewrite, usage) if history else question
+    query = standalone_question(question, history, rewriter, rewrite, usage, rewrite_generation) if history else question
     query = without_other_names(kb.catalog, question, query)
     if query != question and not names_a_file(kb.catalog, question) and not _CHOOSES.search(question):
         # a follow-up that names nothing after one that named a file is asked of that file ("差旅报销呢？" after

@@ -250,12 +250,13 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         if model.startswith("kb:"):
             history = [m.plain() for m in turns[:-1] if m.role in ("user", "assistant")]
             llm = clean_text(req.llm) if req.llm else None  # a name the server does not offer: 400 with the names it does
-            reply = await _reply_in_thread(lambda: service.ask(
+            reply = await _reply_in_thread(lambda gone: service.ask(
                 model[3:], turns[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
-                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm), stopped, pending, request)
+                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm, gone=gone),
+                stopped, pending, request)
         elif model in service.llm_choices():
-            reply = await _reply_in_thread(lambda: service.chat(conversation(req.messages), model=model, temperature=req.temperature,
-                                                                max_tokens=req.max_tokens, stop=req.stop), stopped, pending, request)
+            reply = await _reply_in_thread(lambda gone: service.chat(conversation(req.messages), model=model, temperature=req.temperature,
+                                                                     max_tokens=req.max_tokens, stop=req.stop), stopped, pending, request)
         else:  # as OpenAI answers a model it does not have
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
         try:
@@ -456,17 +457,22 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def _reply_in_thread(make: Any, stopped: Callable[[], bool], pending: set[asyncio.Future[Any]], request: Request) -> Reply:
-    """make() -> a Reply, made in a worker thread (loading models at a cold start, embedding, searching).
-    The request does not wait for it past the server's stop: it gets 503 at once; nor once its client
-    has hung up. A reply made for nobody is closed as soon as it is made, which frees its place in
-    the queue."""
-    making = _in_thread(make, pending)
+async def _reply_in_thread(make: Callable[[Callable[[], bool]], Reply], stopped: Callable[[], bool], pending: set[asyncio.Future[Any]],
+                           request: Request) -> Reply:
+    """make(gone) -> a Reply, made in a worker thread (loading models at a cold start, embedding, searching, a
+    follow-up's rewrite by the LLM, which waits for its turn first). The request does not wait for it past the
+    server's stop: it gets 503 at once; nor once its client has hung up. Then gone() turns true, which ends a wait
+    for the LLM and a rewrite (found by review: a follow-up whose client had left still waited for its turn and
+    rewrote, and the next user waited 19 s behind six of them); a reply made for nobody all the same is closed as
+    soon as it is made, which frees its place in the queue."""
+    gone = threading.Event()
+    making = _in_thread(lambda: make(gone.is_set), pending)
     try:
         if not await _until_stopped(making, stopped, request):
             raise Busy("the server is shutting down", retry_after=10, code="stopping")
         return making.result()
     except BaseException:
+        gone.set()
         making.add_done_callback(_close_unused)
         raise
 

@@ -107,9 +107,11 @@ def keeps_question(rewritten: str, question: str) -> bool:
     return not own or len(own & _content_words(rewritten)) * 2 >= len(own)
 
 
-def llm_question(question: str, history: list[Message], llm: Any, max_tokens: int = 64, usage: Usage | None = None) -> str:
+def llm_question(question: str, history: list[Message], llm: Any, max_tokens: int = 64, usage: Usage | None = None,
+                 generation: dict[str, Any] | None = None) -> str:
     """Ask the LLM to rewrite a follow-up as a standalone question; the question itself when the
-    rewrite comes back empty or implausibly long. The tokens it cost are added to usage."""
+    rewrite comes back empty or implausibly long. The tokens it cost are added to usage; generation: more
+    of what the LLM's stream takes (a queued LLM's ticket: the request's own place in the queue)."""
     from kbqa.llm import metered
 
     lang = language(question)
@@ -120,7 +122,8 @@ def llm_question(question: str, history: list[Message], llm: Any, max_tokens: in
         who = names[message["role"]]
         lines.append(f"{who}: {' '.join(message['content'].split())[:300]}")
     prompt = t.rewrite.format(history="\n".join(lines), question=question)
-    text = "".join(metered(llm, [{"role": "user", "content": prompt}], usage or Usage(), max_tokens=max_tokens, temperature=0.0))
+    text = "".join(metered(llm, [{"role": "user", "content": prompt}], usage or Usage(), **(generation or {}), max_tokens=max_tokens,
+                           temperature=0.0))
     rewritten = _clean_rewrite(text)
     previous = _previous_question(history) or ""
     if not rewritten or len(rewritten) > 3 * (len(question) + len(previous)) + 20 or not keeps_question(rewritten, question):
@@ -128,10 +131,11 @@ def llm_question(question: str, history: list[Message], llm: Any, max_tokens: in
     return rewritten
 
 
-def standalone_question(question: str, history: list[Message] | None, llm: Any, mode: str = "auto", usage: Usage | None = None) -> str:
+def standalone_question(question: str, history: list[Message] | None, llm: Any, mode: str = "auto", usage: Usage | None = None,
+                        generation: dict[str, Any] | None = None) -> str:
     """The question to retrieve with: rewritten from the history according to mode
     (auto | llm | concat | off; auto uses the LLM only when it is a chat model); the LLM's tokens
-    are added to usage."""
+    are added to usage; generation: more of what the LLM's stream takes (llm_question)."""
     turns = [m for m in (history or []) if m.get("role") in ("user", "assistant") and m.get("content")]
     if not turns or mode == "off":
         return question
@@ -141,5 +145,5 @@ def standalone_question(question: str, history: list[Message] | None, llm: Any, 
     if mode == "llm" or (mode == "auto" and caps is not None and caps.chat):
         if caps is None or caps.extractive:
             raise RuntimeError("llm.rewrite: llm needs a generating LLM; with llm.model extractive use rewrite: concat (or auto)")
-        return llm_question(question, turns, llm, usage=usage)
+        return llm_question(question, turns, llm, usage=usage, generation=generation)
     return concat_question(question, turns)

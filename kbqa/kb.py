@@ -975,9 +975,13 @@ class KnowledgeBase:
 
         mode = self.config.llm.rewrite
         cut = answer_confidence if answer_confidence is not None else self.config.retrieval.answer_confidence
+        # a queued LLM's ticket (the service's): a follow-up's rewrite and its answer take one place in the queue, whose
+        # slot the rewrite keeps for the answer
+        rewrite_generation = {"ticket": generation["ticket"], "keep_slot": True} if generation.get("ticket") is not None else None
         prepared = pipeline.prepare(
             self, question, calibration=lambda lang: calibration(self.embedder, lang, cut=cut), history=history, rewrite=mode,
             rewriter=model() if history and mode in ("auto", "llm") else None, top_k=top_k, threshold=threshold,
+            rewrite_generation=rewrite_generation,
         )
         gen = {"max_tokens": self.config.llm.max_tokens, "temperature": self.config.llm.temperature, **generation}
         name = getattr(llm, "name", None) or self.config.llm.model

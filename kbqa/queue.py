@@ -74,6 +74,11 @@ class Ticket:
         self.slot: int | None = None
         self.done = False
         self.started_at: float | None = None
+        # gone(): whether the request's client has left (its wait and generation then end: Busy client_gone);
+        # told(n): the place in the queue, each second of a wait that happens before the reply exists (a follow-up's
+        # rewrite by the LLM). Both are called with the queue's lock held: keep them quick
+        self.gone: Callable[[], bool] | None = None
+        self.told: Callable[[int], None] | None = None
 
     def position(self) -> int:
         """How many requests are ahead of this one (0: generating, or next)."""
@@ -108,6 +113,11 @@ class Ticket:
                 if q.closed:
                     self._leave()
                     raise Busy("the server is shutting down", retry_after=10, code="stopping")
+                if self.gone is not None and self.gone():
+                    self._leave()
+                    raise client_gone()
+                if self.told is not None:
+                    self.told(q._waiting.index(self))
                 left = deadline - time.monotonic()
                 if left <= 0:
                     if timeout is not None:
@@ -150,6 +160,10 @@ class Ticket:
                 self._leave()
 
 
+def client_gone() -> Busy:
+    return Busy("the client went away; its turn with the LLM was given up", code="client_gone")
+
+
 class QueuedLLM:
     """An LLM backend that is not thread-safe (llama.cpp, transformers) behind a GenerationQueue:
     its copies generate one at a time each; everything else (name, template, context,
@@ -163,10 +177,14 @@ class QueuedLLM:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.copies[0], name)
 
-    def stream(self, messages: list[Message], ticket: Ticket | None = None, **generation: Any) -> Iterator[str]:
+    def stream(self, messages: list[Message], ticket: Ticket | None = None, keep_slot: bool = False, **generation: Any) -> Iterator[str]:
         """Wait for a free copy (with ticket: the request's own place in the queue), then generate.
-        The slot is freed when the generation ends, fails, or the consumer stops iterating."""
+        The slot is freed when the generation ends, fails, or the consumer stops iterating; with
+        keep_slot it stays the ticket's when the generation ends well, for the request's next one (a follow-up's
+        rewrite, then its answer: one place in the queue, held from the first to the last; found by review: the
+        rewrite took a second place, which counted twice against server.max_queue and let later questions pass)."""
         ticket = ticket or self.queue.admit()
+        kept = False
         try:
             ticket.acquire()
             assert ticket.slot is not None
@@ -178,13 +196,17 @@ class QueuedLLM:
                 for piece in pieces:
                     if self.queue.closed:
                         raise Busy("the server is shutting down; the answer was cut short", retry_after=10, code="stopping")
+                    if ticket.gone is not None and ticket.gone():
+                        raise client_gone()
                     yield piece
             finally:
                 close = getattr(pieces, "close", None)
                 if close:
                     close()
+            kept = keep_slot
         finally:
-            ticket.release()  # a request's ticket serves one generation: its answer
+            if not kept:
+                ticket.release()  # a request's ticket serves its generations: its answer (and a rewrite before it)
 
 
 class IngestSlots:

@@ -904,9 +904,16 @@ class Service:
         model: str | None = None,
         temperature: Any = None,
         max_tokens: Any = None,
+        gone: Callable[[], bool] | None = None,
+        waiting: Callable[[int], None] | None = None,
     ) -> Reply:
         """Answer from a knowledge base. Raises Busy at once when the LLM's queue is full; the
-        Reply's waiting() tells the place in the queue, iterating it gives the answer."""
+        Reply's waiting() tells the place in the queue, iterating it gives the answer.
+
+        A follow-up whose question the LLM makes standalone waits for its turn before the Reply exists:
+        waiting(n) is told its place then, each second, and once gone() says its client has left it gives its
+        place up (Busy client_gone), as it does while its answer is generated. Both are called with the queue's
+        lock held: keep them quick."""
         from kbqa.llm import ContextTooSmall, LLMServerError
 
         question = self._question(question)
@@ -922,9 +929,12 @@ class Service:
         try:
             if ticket is not None:
                 gen["ticket"] = ticket
+                ticket.gone, ticket.told = gone, waiting
             with self._vanishing(name, base):  # dropped while it searched: 409
                 result = base.ask(question, stream=True, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence,
                                   history=turns, llm=llm, **gen)
+            if ticket is not None:
+                ticket.told = None  # from here the Reply's waiting() tells it
         except KnowledgeBaseError as exc:
             if ticket:
                 ticket.release()

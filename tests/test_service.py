@@ -1415,3 +1415,43 @@ def test_an_llm_whose_load_ends_after_the_stop_generates_nothing(home: Path, mon
     assert refused.value.code == "stopping"
     with pytest.raises(Busy, match="shutting down"):
         service.chat([{"role": "user", "content": "Write a long story."}], max_tokens=1000)
+
+
+def test_a_follow_ups_rewrite_takes_one_place_in_the_queue_and_gives_it_up_when_its_client_leaves(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follow-up rewritten by a chat model waits for its turn once, for its rewrite and its answer, is told its
+    place while it waits, and gives it up when its client leaves (found by review: the rewrite took a second place
+    in the queue, counted twice against server.max_queue, was told to nobody, and ran for clients long gone)."""
+    monkeypatch.setenv("KBQA_LLM__MODEL", "smollm2-135m")  # a chat model: llm.rewrite auto rewrites follow-ups with it
+    service = Service(load_config()[0])
+    upload_text(service, "guide", **{"guide.txt": "The RO membrane of the KX-200 purifier is replaced every two years.\n\n"
+                                                  "The PP cotton filter of the KX-200 is replaced every six months."})
+    llm = service.llm()
+    holder = llm.queue.admit()  # another user's answer holds the only copy
+    holder.acquire()
+    history = [{"role": "user", "content": "How often is the RO membrane of the KX-200 replaced?"},
+               {"role": "assistant", "content": "Every two years [1]."}]
+    left, places, outcome = threading.Event(), [], []
+
+    def ask() -> None:
+        try:
+            outcome.append(service.ask("guide", "And the PP cotton filter?", history=history, gone=left.is_set, waiting=places.append))
+        except Busy as exc:
+            outcome.append(exc)
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    deadline = time.monotonic() + 60
+    while not places and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert places and places[0] == 0, places  # told its place before its Reply exists: next
+    assert llm.queue.stats()["admitted"] == 1  # one place (before: two, its rewrite's and its answer's)
+    left.set()
+    asking.join(timeout=10)
+    assert not asking.is_alive() and isinstance(outcome[0], Busy) and outcome[0].code == "client_gone", outcome
+    assert llm.queue.stats()["admitted"] == 0 and llm.queue.stats()["waiting"] == 0
+    holder.release()
+    reply = service.ask("guide", "And the PP cotton filter?", history=history)  # rewritten, then answered on the same place
+    assert reply.answered and "six months" in reply.sources[0].text, reply.query
+    "".join(reply)
+    assert llm.queue.stats() | {"mean_generation_s": 0} == {"instances": 1, "generating": 0, "waiting": 0, "admitted": 0, "max_queue": 64,
+                                                              "mean_generation_s": 0}

@@ -7,13 +7,14 @@ import html
 import json
 import logging
 import os
+import queue
 import re
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -319,8 +320,12 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
             return
         reply, text, sources, query = None, "", "", ""
         try:
-            reply = service.ask(kb_name, question, history=history, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence,
-                                model=llm, temperature=temperature)
+            with closing(_asked(kb_name, question, history=history, top_k=top_k, threshold=threshold, answer_confidence=answer_confidence,
+                                model=llm, temperature=temperature)) as asking:
+                for ahead, reply in asking:
+                    if reply is None:
+                        yield t(lang, "waiting", ahead=ahead), "", [], ""
+            assert reply is not None
             empty = not reply.answered and not reply.sources and service.is_empty(kb_name)  # the answer says so and what to do
             sources = "" if empty else sources_markdown(reply.sources, reply.answered, reply.query, lang)
             if reply.query != question:
@@ -340,6 +345,45 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
         finally:
             if reply is not None:
                 reply.close()
+
+    def _asked(kb_name: str, question: str, **asking: Any) -> Iterator[tuple[int, Any]]:
+        """service.ask in a helper thread: (place in the queue, None) each second that a follow-up waits for its
+        turn to be rewritten by the LLM, then (0, the Reply). Closed early (the page closed: Gradio closes the
+        answer at its next yield), the wait ends and a Reply made all the same is closed (found by review: a
+        follow-up showed nothing while it waited, and a closed page's follow-up was rewritten and answered)."""
+        told: queue.SimpleQueue[tuple[int, Any] | BaseException] = queue.SimpleQueue()
+        gone, handing = threading.Event(), threading.Lock()
+
+        def work() -> None:
+            try:
+                reply = service.ask(kb_name, question, gone=gone.is_set, waiting=lambda ahead: told.put((ahead, None)), **asking)
+            except BaseException as exc:  # given to the answer, which says what went wrong
+                told.put(exc)
+                return
+            with handing:
+                if gone.is_set():
+                    reply.close()  # asked for by nobody any more: its place is freed
+                else:
+                    told.put((0, reply))
+
+        threading.Thread(target=work, daemon=True, name="kbqa-web-ask").start()
+        handed = False
+        try:
+            while True:
+                item = told.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item[1] is not None:
+                    handed = True
+                    return
+        finally:
+            if not handed:
+                with handing:
+                    gone.set()
+                while not told.empty():  # a Reply put before gone was set, not taken
+                    if isinstance(left := told.get_nowait(), tuple) and left[1] is not None:
+                        left[1].close()
 
     def source_views(kb_name: str, hits: list[Any], query: str) -> tuple[list[tuple[str, str]], list[str]]:
         """PNGs of the PDF pages the sources come from (the passage outlined), and copies of the source files."""
