@@ -214,9 +214,41 @@ def drop_store(config: Config, folder: Path) -> list[str]:
         return []
     if not folder.exists():
         return []
-    if folder.resolve().parent == kb_root(config).resolve():
-        remove_folder(folder)
+    keys = _vector_keys(folder / "catalog.sqlite") if config.embeddings.cache else []
+    try:
+        if folder.resolve().parent == kb_root(config).resolve():
+            remove_folder(folder)
+            return []
+        return _remove_kb_files(folder)
+    finally:
+        if keys:  # its vectors leave the home's vector cache too (found by review: they stayed there for good)
+            from kbqa.store.cache import VectorCache
+
+            cache = VectorCache(config.home_dir() / "cache", config.embeddings.model)
+            try:
+                cache.forget(keys)
+            finally:
+                cache.close()
+
+
+def _vector_keys(catalog: Path) -> list[str]:
+    """The keys of the vectors a knowledge base's catalog holds (none when it cannot be read)."""
+    import sqlite3
+
+    if not catalog.is_file():
         return []
+    try:
+        db = sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            return [r[0] for r in db.execute("SELECT key FROM vectors")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+
+
+def _remove_kb_files(folder: Path) -> list[str]:
+    """The files kbqa made in a folder it shares with the user's, removed; the names left."""
     for p in list(folder.iterdir()):
         if p.is_file() and is_kb_file(p):
             p.unlink(missing_ok=True)

@@ -42,6 +42,32 @@ def test_consistent_after_add_update_delete(home: Path, folder: Path) -> None:
     assert all("光伏" not in h.text for h in kb.search("光伏组件清洁", threshold=0.0, top_k=10))
 
 
+def test_vectors_of_text_no_longer_held_are_deleted(home: Path, folder: Path) -> None:
+    """A file changed and re-ingested, or removed, leaves no vector of its old text in the catalog, and a dropped
+    knowledge base leaves none in the home's vector cache (found by review: a file edited ten times held eleven
+    versions' vectors, and every vector stayed in the cache after `kb drop`)."""
+    def vectors(db: sqlite3.Connection) -> set[str]:
+        return {r[0] for r in db.execute("SELECT key FROM vectors")}
+
+    kb = KnowledgeBase.open("v", llm="extractive")
+    kb.ingest([folder])
+    for n in range(3):  # each edit changes every chunk's text
+        write(folder, "a.md", f"# 甲{n}\n\n甲文件第{n}版讲述齿轮箱。\n\n## 新节{n}\n\n齿轮箱每{n + 2}年换油。\n")
+        kb.ingest([folder])
+    used = {r[0] for r in kb.catalog.db.execute("SELECT vector_key FROM chunks")}
+    assert vectors(kb.catalog.db) == used
+    cached = vectors(kb.vector_cache.db)
+    assert used <= cached
+    kb.remove_file("b.md")
+    assert vectors(kb.catalog.db) == {r[0] for r in kb.catalog.db.execute("SELECT vector_key FROM chunks")} != used
+    kept = vectors(kb.catalog.db)
+    kb.drop()
+    assert not (home / "kbs" / "v").exists()
+    cache = sqlite3.connect(home / "cache" / "vectors-multilingual-e5-small.sqlite")
+    assert vectors(cache).isdisjoint(kept) and len(vectors(cache)) < len(cached)
+    cache.close()
+
+
 @pytest.mark.slow
 def test_crash_between_catalog_commit_and_index_save(home: Path, folder: Path) -> None:
     """Simulate a process killed after the catalog committed a file but before the index was saved."""

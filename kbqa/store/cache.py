@@ -45,6 +45,16 @@ class VectorCache:
                     [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()],
                 )
 
+    def forget(self, keys: list[str]) -> None:
+        """Delete these vectors (a dropped knowledge base's: no text of it stays in the home; another knowledge base
+        holding the same text keeps its own copy in its catalog, and only embeds it again if re-ingested)."""
+        with self._lock:
+            self._check()
+            with self.db:
+                for i in range(0, len(keys), 500):
+                    part = keys[i : i + 500]
+                    self.db.execute(f"DELETE FROM vectors WHERE key IN ({','.join('?' * len(part))})", part)
+
     def _check(self) -> None:
         if self._closed is not None:
             raise KnowledgeBaseError(self._closed)

@@ -51,10 +51,22 @@ CREATE TABLE IF NOT EXISTS chunks(
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id, chunk_no);
 CREATE INDEX IF NOT EXISTS files_by_hash ON files(sha256);
+CREATE INDEX IF NOT EXISTS chunks_by_vector ON chunks(vector_key);  -- which vectors a chunk still uses (forget_vectors)
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 2');  -- descriptions, by file id
 CREATE TABLE IF NOT EXISTS vectors(key TEXT PRIMARY KEY, vector BLOB NOT NULL);
 """
+
+
+def _forget_vectors(db: sqlite3.Connection, keys: set[str]) -> list[str]:
+    """Delete the vectors of these keys that no chunk uses any more; return their keys. (Found by review: they were
+    kept for good, a file edited ten times held eleven versions' vectors, and a removed file's stayed.)"""
+    gone: list[str] = []
+    for key in keys:
+        if db.execute("SELECT 1 FROM chunks WHERE vector_key=? LIMIT 1", (key,)).fetchone() is None:
+            db.execute("DELETE FROM vectors WHERE key=?", (key,))
+            gone.append(key)
+    return gone
 
 
 def sha256_file(path: Path) -> str:
@@ -426,9 +438,11 @@ class Catalog:
         with self.transaction() as db:
             row = db.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
             old_ids: list[int] = []
+            old_keys: set[str] = set()
             if row:
                 file_id = row[0]
                 old_ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
+                old_keys = {r[0] for r in db.execute("SELECT vector_key FROM chunks WHERE file_id=?", (file_id,))}
                 db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in old_ids])
                 db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
                 db.execute("DELETE FROM files_fts WHERE rowid=?", (file_id,))
@@ -459,6 +473,7 @@ class Catalog:
                 chunk_id = int(cur.lastrowid or 0)
                 new_ids.append(chunk_id)
                 db.execute("INSERT INTO chunks_fts(rowid, tokens) VALUES(?, ?)", (chunk_id, c.words if c.words is not None else _fts_text(description, c.title_path, c.text)))
+            _forget_vectors(db, old_keys - {c.vector_key for c in chunks})
             self.set_meta("generation", self.generation() + 1, db)
         return old_ids, new_ids
 
@@ -469,10 +484,12 @@ class Catalog:
             if at is not None and not db.execute("SELECT 1 FROM files WHERE id=? AND path=?", (file_id, at)).fetchone():
                 return None
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
+            keys = {r[0] for r in db.execute("SELECT vector_key FROM chunks WHERE file_id=?", (file_id,))}
             db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
             db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
             db.execute("DELETE FROM files_fts WHERE rowid=?", (file_id,))
             db.execute("DELETE FROM files WHERE id=?", (file_id,))
+            _forget_vectors(db, keys)
             self.set_meta("generation", self.generation() + 1, db)
         return ids
 
