@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import tempfile
 import threading
@@ -33,6 +34,7 @@ from kbqa.service import BadRequest, Busy, NotFound, Reply, Service, ServiceErro
 from kbqa.types import Hit
 
 
+log = logging.getLogger(__name__)
 PENDING_WAIT_S = 60  # at shutdown, the longest wait for the work of requests that got 503 meanwhile (a model being loaded)
 
 
@@ -250,26 +252,45 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         if model.startswith("kb:"):
             history = [m.plain() for m in turns[:-1] if m.role in ("user", "assistant")]
             llm = clean_text(req.llm) if req.llm else None  # a name the server does not offer: 400 with the names it does
-            reply = await _reply_in_thread(lambda gone: service.ask(
+            # a streamed follow-up that waits for its turn to be rewritten by the LLM is told its place as it waits:
+            # its stream begins then (found by review: nothing came, not even the response's head, for as long as the
+            # answers ahead of it took, which a proxy's read timeout would cut)
+            told: asyncio.Queue[int] | None = asyncio.Queue() if req.stream else None
+            loop = asyncio.get_running_loop()
+            waiting = (lambda ahead: loop.call_soon_threadsafe(told.put_nowait, ahead)) if told is not None else None
+            made = await _reply_in_thread(lambda gone: service.ask(
                 model[3:], turns[-1].text(), history=history, top_k=req.top_k, threshold=req.threshold,
-                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm, gone=gone),
-                stopped, pending, request)
+                answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm, gone=gone,
+                waiting=waiting), stopped, pending, request, told)
+            if isinstance(made, _Waiting):
+                return _Stream(_after_waiting(made, lambda reply: streamed(reply), stopped, pending), "text/event-stream", ended=made.end)
+            reply = made
         elif model in service.llm_choices():
             reply = await _reply_in_thread(lambda gone: service.chat(conversation(req.messages), model=model, temperature=req.temperature,
                                                                      max_tokens=req.max_tokens, stop=req.stop), stopped, pending, request)
         else:  # as OpenAI answers a model it does not have
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        created = int(time.time())
+
+        def streamed(reply: Reply) -> _Pump:
+            """The reply's server-sent events, made step by step."""
+            try:
+                sources = [public_hit(h) for h in reply.sources]
+            except BaseException:
+                reply.close()
+                raise
+            usage = bool(req.stream_options and req.stream_options.include_usage)
+            return _Pump(_events(reply, cid, created, model, sources, usage), on_close=reply.close)
+
+        if req.stream:
+            pump = streamed(reply)
+            return _Stream(_pumped(pump, stopped, pending), "text/event-stream", ended=pump.abandon)
         try:
             sources = [public_hit(h) for h in reply.sources]
         except BaseException:
             reply.close()
             raise
-        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
-        created = int(time.time())
-        if req.stream:
-            usage = bool(req.stream_options and req.stream_options.include_usage)
-            pump = _Pump(_events(reply, cid, created, model, sources, usage), on_close=reply.close)
-            return _Stream(pump, "text/event-stream", stopped, pending)
         # not streamed: the answer is gathered step by step, and a client that hangs up frees its place
         pump = _Pump(_steps(reply), on_close=reply.close)
         pieces: list[str] = []
@@ -430,10 +451,11 @@ def _in_thread(work: Any, pending: set[asyncio.Future[Any]]) -> asyncio.Future[A
     return future
 
 
-async def _until_stopped(future: asyncio.Future[Any], stopped: Callable[[], bool], request: Request | None = None) -> bool:
-    """Wait for a worker thread's future: True when it is done, False as soon as the server stops
-    first (the work goes on in its thread; what comes of it is nobody's). A request must not wait past
-    the stop: uvicorn cancels what is still running 3 s after it, and a response not yet begun is
+async def _until_stopped(future: asyncio.Future[Any], stopped: Callable[[], bool], request: Request | None = None,
+                         early: Callable[[], bool] | None = None) -> bool:
+    """Wait for a worker thread's future: True when it is done (or early() says to stop waiting), False as soon
+    as the server stops first (the work goes on in its thread; what comes of it is nobody's). A request must not
+    wait past the stop: uvicorn cancels what is still running 3 s after it, and a response not yet begun is
     then a 500. With the request: Busy client_gone when its client hangs up meanwhile."""
     try:
         while not future.done():
@@ -445,6 +467,8 @@ async def _until_stopped(future: asyncio.Future[Any], stopped: Callable[[], bool
                 return False
             if request is not None and await request.is_disconnected():
                 raise Busy("the client went away while its answer was being prepared", code="client_gone")
+            if early is not None and early():
+                return True
     except BaseException:  # (also the request cancelled)
         future.add_done_callback(_retrieved)
         raise
@@ -457,8 +481,51 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class _Waiting:
+    """A reply still being made when its request was told its place in the LLM's queue (a streamed follow-up
+    waiting for its turn to be rewritten): its stream begins with that place."""
+
+    def __init__(self, making: asyncio.Future[Any], gone: threading.Event, told: asyncio.Queue[int]) -> None:
+        self.making, self.gone, self.told = making, gone, told
+
+    def end(self) -> None:
+        """However the stream ended: a wait still running gives its place up, and a reply made for nobody is closed."""
+        self.gone.set()
+        self.making.add_done_callback(_close_unused)
+
+
+async def _after_waiting(waiting: _Waiting, streamed: Callable[[Reply], _Pump], stopped: Callable[[], bool],
+                         pending: set[asyncio.Future[Any]]) -> AsyncIterator[str]:
+    """': queued, N ahead' comments while the reply is made, then its events (a failure: an error event)."""
+    making = waiting.making
+    while not making.done():
+        while not waiting.told.empty():
+            yield f": queued, {waiting.told.get_nowait()} ahead\n\n"
+        await asyncio.wait({making}, timeout=0.2)
+        if stopped() and not making.done():
+            yield _error_event(Busy("the server is shutting down", retry_after=10, code="stopping"))
+            yield "data: [DONE]\n\n"
+            return
+    try:
+        pump = streamed(making.result())
+    except ServiceError as exc:
+        yield _error_event(exc)
+        yield "data: [DONE]\n\n"
+        return
+    except Exception as exc:  # the stream has begun: an error event, as _events gives
+        log.exception("a follow-up's answer failed")
+        yield f"data: {json.dumps({'error': {'message': scrub(str(exc))[:300], 'type': 'internal', 'code': None}}, ensure_ascii=False)}\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    try:
+        async for item in _pumped(pump, stopped, pending):
+            yield item
+    finally:
+        pump.abandon()
+
+
 async def _reply_in_thread(make: Callable[[Callable[[], bool]], Reply], stopped: Callable[[], bool], pending: set[asyncio.Future[Any]],
-                           request: Request) -> Reply:
+                           request: Request, told: asyncio.Queue[int] | None = None) -> Reply | _Waiting:
     """make(gone) -> a Reply, made in a worker thread (loading models at a cold start, embedding, searching, a
     follow-up's rewrite by the LLM, which waits for its turn first). The request does not wait for it past the
     server's stop: it gets 503 at once; nor once its client has hung up. Then gone() turns true, which ends a wait
@@ -468,8 +535,11 @@ async def _reply_in_thread(make: Callable[[Callable[[], bool]], Reply], stopped:
     gone = threading.Event()
     making = _in_thread(lambda: make(gone.is_set), pending)
     try:
-        if not await _until_stopped(making, stopped, request):
+        if not await _until_stopped(making, stopped, request, early=(lambda: not told.empty()) if told is not None else None):
             raise Busy("the server is shutting down", retry_after=10, code="stopping")
+        if not making.done():  # told its place in the queue first (told: a streamed request)
+            assert told is not None
+            return _Waiting(making, gone, told)
         return making.result()
     except BaseException:
         gone.set()
@@ -515,15 +585,15 @@ class _Stream(StreamingResponse):
     hangs up before the first byte leaves the body's generator unstarted, and an unstarted generator
     runs no finally: the place stayed taken (64 such clients filled the queue for good)."""
 
-    def __init__(self, pump: _Pump, media_type: str, stopped: Callable[[], bool], pending: set[asyncio.Future[Any]]) -> None:
-        super().__init__(_pumped(pump, stopped, pending), media_type=media_type)
-        self.pump = pump
+    def __init__(self, body: AsyncIterator[str], media_type: str, ended: Callable[[], None]) -> None:
+        super().__init__(body, media_type=media_type)
+        self.ended = ended  # what frees the place: the pump's abandon(), or a waiting reply's end()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.pump.abandon()
+            self.ended()
 
 
 def body_caps(config: Config) -> tuple[int, int]:

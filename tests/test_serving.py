@@ -603,3 +603,47 @@ def test_questions_that_wait_for_a_starting_server_get_503_at_a_sigterm_not_500(
     assert all(body.rstrip().endswith("data: [DONE]") for status, body in statuses if status == 200), statuses
     log = "".join(p.read_text() for p in home.glob("server-*.log"))
     assert "Traceback" not in log and "graceful shutdown exceeded" not in log, log[-3000:]
+
+
+def test_a_streamed_follow_up_is_told_its_place_while_it_waits_and_gives_it_up_when_its_client_leaves(api: tuple[subprocess.Popen[str], str]) -> None:
+    """A follow-up rewritten by a chat model (smollm2-135m) waits for its turn before its sources exist: its stream
+    begins with its place in the queue, and a client that hangs up then gives its place up (found by review:
+    nothing came, not even the response's head, and the abandoned follow-up was rewritten in its turn all the same)."""
+    _, url = api
+
+    def smollm2() -> dict[str, Any]:
+        return httpx.get(f"{url}/v1/status", headers=AUTH, timeout=30).json()["queues"]["smollm2-135m"]
+
+    long_story = {"model": "smollm2-135m", "stream": True, "max_tokens": 1500, "messages": [{"role": "user", "content": "Write a very long story about water filters."}]}
+    follow_up = {"model": "kb:team", "llm": "smollm2-135m", "stream": True, "messages": [
+        {"role": "user", "content": "How often should the RO membrane be replaced?"},
+        {"role": "assistant", "content": "Every 24 months [1]."},
+        {"role": "user", "content": "And the PP cotton filter?"}]}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=long_story, headers=AUTH, timeout=120) as holder:
+        lines = holder.iter_lines()
+        assert any('"content": "' in line and '"content": ""' not in line for line in lines)  # generating: the only copy is taken
+        began = time.monotonic()
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=follow_up, headers=AUTH, timeout=60) as waiting:
+            assert waiting.status_code == 200
+            first = next(line for line in waiting.iter_lines() if line)
+            assert first == ": queued, 0 ahead", first  # told at once, before the answer ahead of it ends
+            assert time.monotonic() - began < 10
+        deadline = time.time() + 10  # hung up: its place is given up while the story still runs
+        while (queue := smollm2())["admitted"] != 0:
+            assert time.time() < deadline, queue
+            time.sleep(0.2)
+        assert queue["generating"] == 1
+    deadline = time.time() + 30
+    while (queue := smollm2())["generating"] != 0:
+        assert time.time() < deadline, queue
+        time.sleep(0.2)
+    text = ""
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=follow_up, headers=AUTH, timeout=120) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                event = json.loads(line[6:])
+                assert "error" not in event, event
+                text += event["choices"][0]["delta"].get("content") or ""
+    assert text and smollm2() | {"mean_generation_s": 0} == {"instances": 1, "generating": 0, "waiting": 0, "admitted": 0, "max_queue": 64,
+                                                          "mean_generation_s": 0}
