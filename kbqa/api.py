@@ -249,6 +249,19 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         model = clean_text(req.model)
         if model.startswith("kb:") and req.stop:  # (found by review: ignored unsaid; an answer from documents quotes them whole)
             raise BadRequest("stop is not supported for answers from a knowledge base (model kb:NAME): leave it out", code="stop_unsupported")
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        created = int(time.time())
+
+        def streamed(reply: Reply) -> _Pump:
+            """The reply's server-sent events, made step by step."""
+            try:
+                sources = [public_hit(h) for h in reply.sources]
+            except BaseException:
+                reply.close()
+                raise
+            usage = bool(req.stream_options and req.stream_options.include_usage)
+            return _Pump(_events(reply, cid, created, model, sources, usage), on_close=reply.close)
+
         if model.startswith("kb:"):
             history = [m.plain() for m in turns[:-1] if m.role in ("user", "assistant")]
             llm = clean_text(req.llm) if req.llm else None  # a name the server does not offer: 400 with the names it does
@@ -263,26 +276,13 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
                 answer_confidence=req.answer_confidence, temperature=req.temperature, max_tokens=req.max_tokens, model=llm, gone=gone,
                 waiting=waiting), stopped, pending, request, told)
             if isinstance(made, _Waiting):
-                return _Stream(_after_waiting(made, lambda reply: streamed(reply), stopped, pending), "text/event-stream", ended=made.end)
+                return _Stream(_after_waiting(made, streamed, stopped, pending), "text/event-stream", ended=made.end)
             reply = made
         elif model in service.llm_choices():
             reply = await _reply_in_thread(lambda gone: service.chat(conversation(req.messages), model=model, temperature=req.temperature,
                                                                      max_tokens=req.max_tokens, stop=req.stop), stopped, pending, request)
         else:  # as OpenAI answers a model it does not have
             raise NotFound(f"unknown model {model[:100]!r}; see GET /v1/models")
-        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
-        created = int(time.time())
-
-        def streamed(reply: Reply) -> _Pump:
-            """The reply's server-sent events, made step by step."""
-            try:
-                sources = [public_hit(h) for h in reply.sources]
-            except BaseException:
-                reply.close()
-                raise
-            usage = bool(req.stream_options and req.stream_options.include_usage)
-            return _Pump(_events(reply, cid, created, model, sources, usage), on_close=reply.close)
-
         if req.stream:
             pump = streamed(reply)
             return _Stream(_pumped(pump, stopped, pending), "text/event-stream", ended=pump.abandon)
