@@ -738,7 +738,7 @@ def test_a_stream_abandoned_mid_step_is_closed_soon() -> None:
     token): the generator must still be closed, at the end of that step, so its LLM slot is freed."""
     import asyncio
 
-    from kbqa.api import _Pump, _Stream
+    from kbqa.api import _pumped, _Pump, _Stream
 
     state = {"closed": False}
 
@@ -760,7 +760,8 @@ def test_a_stream_abandoned_mid_step_is_closed_soon() -> None:
         async def send(message: dict[str, Any]) -> None:
             return None
 
-        response = _Stream(_Pump(held), "text/event-stream", stopped=lambda: False, pending=set())
+        pump = _Pump(held)
+        response = _Stream(_pumped(pump, lambda: False, set()), "text/event-stream", ended=pump.abandon)
         task = asyncio.create_task(response({"type": "http", "asgi": {"spec_version": "2.0"}}, receive, send))
         await asyncio.sleep(0.5)  # a step is running in a worker thread now
         task.cancel()
