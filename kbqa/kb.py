@@ -171,7 +171,26 @@ def open_catalog(config: Config, folder: Path, *, create: bool = True) -> Any:
 
         return MilvusCatalog(milvus_uri(config), folder.name, create=create, **milvus_options(config))
     folder.mkdir(parents=True, exist_ok=True)
-    return Catalog(folder / "catalog.sqlite")
+    return Catalog(folder / "catalog.sqlite", forget=_cache_forgetter(config))
+
+
+def _cache_forgetter(config: Config) -> Callable[[list[str]], None] | None:
+    """What deletes vectors from the home's vector cache (embeddings.cache) when a catalog deletes them: no vector of
+    text a knowledge base no longer holds stays in the home (found by review: a dropped knowledge base's earlier
+    versions of its files stayed in the cache)."""
+    if not config.embeddings.cache:
+        return None
+
+    def forget(keys: list[str]) -> None:
+        from kbqa.store.cache import VectorCache
+
+        cache = VectorCache(config.home_dir() / "cache", config.embeddings.model)
+        try:
+            cache.forget(keys)
+        finally:
+            cache.close()
+
+    return forget
 
 
 def kb_exists(config: Config, folder: Path) -> bool:
@@ -221,14 +240,8 @@ def drop_store(config: Config, folder: Path) -> list[str]:
             return []
         return _remove_kb_files(folder)
     finally:
-        if keys:  # its vectors leave the home's vector cache too (found by review: they stayed there for good)
-            from kbqa.store.cache import VectorCache
-
-            cache = VectorCache(config.home_dir() / "cache", config.embeddings.model)
-            try:
-                cache.forget(keys)
-            finally:
-                cache.close()
+        if keys and (forget := _cache_forgetter(config)) is not None:  # its vectors leave the home's vector cache too
+            forget(keys)
 
 
 def _vector_keys(catalog: Path) -> list[str]:

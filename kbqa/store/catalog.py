@@ -6,6 +6,7 @@ import functools
 import hashlib
 import inspect
 import json
+import logging
 import math
 import os
 import secrets
@@ -24,6 +25,8 @@ from ingest.textfacts import without_diacritics
 from kbqa.errors import KnowledgeBaseError
 from kbqa.store.tokenize import VERSION as TOKENIZER_VERSION
 from kbqa.store.tokenize import index_words, name_runs, name_terms, name_tokens, query_tokens
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -163,8 +166,9 @@ class Catalog:
 
     busy_timeout_s = 30.0  # how long a write waits for another process's (SQLite's busy timeout)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, forget: Callable[[list[str]], None] | None = None) -> None:
         self.path = path
+        self.forget = forget  # told the keys of the vectors deleted here (the home's vector cache deletes them too)
         self._local = threading.local()
         self._counted: tuple[int, int] | None = None  # (generation, chunks): chunk_count()'s cache
         self._connections: dict[int, sqlite3.Connection] = {}  # by thread id, to close them all
@@ -179,6 +183,12 @@ class Catalog:
             self._never_reuse_chunk_ids()
             if self.get_meta("created") is None:  # what tells it apart from one made again under its name (the vector index's owner)
                 self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('created', ?)", (secrets.token_hex(8),))
+        if self.get_meta("vectors_pruned") is None:  # a catalog from before vectors were deleted with their text: once
+            with self.transaction() as db:
+                gone = [r[0] for r in db.execute("SELECT key FROM vectors WHERE NOT EXISTS (SELECT 1 FROM chunks WHERE vector_key = vectors.key)")]
+                db.executemany("DELETE FROM vectors WHERE key=?", [(k,) for k in gone])
+                self.set_meta("vectors_pruned", "1", db)
+            self._forgotten(gone)
         self.opened_identity = self.identity()
         if self.get_meta("tokenizer") != TOKENIZER_VERSION:
             self.rebuild_fts()
@@ -473,8 +483,9 @@ class Catalog:
                 chunk_id = int(cur.lastrowid or 0)
                 new_ids.append(chunk_id)
                 db.execute("INSERT INTO chunks_fts(rowid, tokens) VALUES(?, ?)", (chunk_id, c.words if c.words is not None else _fts_text(description, c.title_path, c.text)))
-            _forget_vectors(db, old_keys - {c.vector_key for c in chunks})
+            gone = _forget_vectors(db, old_keys - {c.vector_key for c in chunks})
             self.set_meta("generation", self.generation() + 1, db)
+        self._forgotten(gone)
         return old_ids, new_ids
 
     def remove_file(self, file_id: int, *, at: str | None = None) -> list[int] | None:
@@ -489,9 +500,18 @@ class Catalog:
             db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
             db.execute("DELETE FROM files_fts WHERE rowid=?", (file_id,))
             db.execute("DELETE FROM files WHERE id=?", (file_id,))
-            _forget_vectors(db, keys)
+            gone = _forget_vectors(db, keys)
             self.set_meta("generation", self.generation() + 1, db)
+        self._forgotten(gone)
         return ids
+
+    def _forgotten(self, keys: list[str]) -> None:
+        """Tell `forget` of vectors deleted here (after the commit); its failure costs a cache entry, not the change."""
+        if keys and self.forget is not None:
+            try:
+                self.forget(keys)
+            except Exception:  # (a cache locked for longer than its timeout: the vectors stay there, as before)
+                log.warning("the vector cache kept %d vectors of deleted text", len(keys), exc_info=True)
 
     # --- vectors --------------------------------------------------------------------------
     def cached_vectors(self, keys: list[str]) -> dict[str, np.ndarray]:
