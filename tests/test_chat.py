@@ -108,3 +108,7 @@ def test_chat_model_rewrites_follow_ups(home: Path) -> None:
     question = standalone_question("How often should I replace its RO membrane?", history, llm, "auto", usage)
     assert "Aurora X2" in question and "RO membrane" in question
     assert usage.prompt_tokens > 20 and 0 < usage.completion_tokens <= 64  # the rewrite's tokens count in the answer's usage
+    # six long Chinese turns do not fit smollm2's context whole: the oldest leave the prompt (found by review: a 502)
+    long_turns = _turns(*[f"第{n}个问题：" + "员工手册里关于年假、病假、事假和加班的规定是什么" * 20 for n in range(6)])
+    question = standalone_question("那试用期呢？", long_turns, llm, "auto", usage)
+    assert "试用期" in question
