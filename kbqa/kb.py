@@ -174,6 +174,9 @@ def open_catalog(config: Config, folder: Path, *, create: bool = True) -> Any:
     return Catalog(folder / "catalog.sqlite", forget=_cache_forgetter(config))
 
 
+FORGET_WAIT_S = 2  # the longest wait for the home's vector cache when vectors leave it
+
+
 def _cache_forgetter(config: Config) -> Callable[[list[str]], None] | None:
     """What deletes vectors from the home's vector cache (embeddings.cache) when a catalog deletes them: no vector of
     text a knowledge base no longer holds stays in the home (found by review: a dropped knowledge base's earlier
@@ -184,11 +187,14 @@ def _cache_forgetter(config: Config) -> Callable[[list[str]], None] | None:
     def forget(keys: list[str]) -> None:
         from kbqa.store.cache import VectorCache
 
-        cache = VectorCache(config.home_dir() / "cache", config.embeddings.model)
-        try:
-            cache.forget(keys)
-        finally:
-            cache.close()
+        try:  # a cache that cannot be written (another user's file, held locked) keeps them: the change itself stands,
+            cache = VectorCache(config.home_dir() / "cache", config.embeddings.model, timeout_s=FORGET_WAIT_S)
+            try:      # said in the log (found by review: a drop done was reported as failed, and each removal
+                cache.forget(keys)  # waited 30 s for a cache held locked)
+            finally:
+                cache.close()
+        except (sqlite3.Error, OSError, KnowledgeBaseError) as exc:
+            log.warning("the vector cache kept %d vectors of text no longer held (%s)", len(keys), exc)
 
     return forget
 

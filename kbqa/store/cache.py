@@ -16,11 +16,11 @@ from kbqa.store.catalog import write_ahead
 
 
 class VectorCache:
-    def __init__(self, folder: Path, model: str) -> None:
+    def __init__(self, folder: Path, model: str, timeout_s: float = 30) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^\w.\-]+", "_", model)[-80:]
-        self.db = sqlite3.connect(folder / f"vectors-{safe}.sqlite", timeout=30, check_same_thread=False, isolation_level=None)
-        write_ahead(self.db, 30)  # (two first ingests of a fresh home open this file together: "database is locked")
+        self.db = sqlite3.connect(folder / f"vectors-{safe}.sqlite", timeout=timeout_s, check_same_thread=False, isolation_level=None)
+        write_ahead(self.db, timeout_s)  # (two first ingests of a fresh home open this file together: "database is locked")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS vectors(key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
         self._lock = threading.Lock()  # one connection for every thread: one call at a time, and never closed under one

@@ -510,8 +510,8 @@ class Catalog:
         if keys and self.forget is not None:
             try:
                 self.forget(keys)
-            except Exception:  # (a cache locked for longer than its timeout: the vectors stay there, as before)
-                log.warning("the vector cache kept %d vectors of deleted text", len(keys), exc_info=True)
+            except Exception as exc:  # (kbqa's forget says its own failures; another's may not)
+                log.warning("the vector cache kept %d vectors of deleted text (%s)", len(keys), exc)
 
     # --- vectors --------------------------------------------------------------------------
     def cached_vectors(self, keys: list[str]) -> dict[str, np.ndarray]:
