@@ -487,11 +487,17 @@ class _Waiting:
 
     def __init__(self, making: asyncio.Future[Any], gone: threading.Event, told: asyncio.Queue[int]) -> None:
         self.making, self.gone, self.told = making, gone, told
+        self.pump: _Pump | None = None  # once the reply is made: what streams it, and closes it when no step runs
 
     def end(self) -> None:
-        """However the stream ended: a wait still running gives its place up, and a reply made for nobody is closed."""
+        """However the stream ended: a wait still running gives its place up, and a reply made for nobody is
+        closed; one being streamed is closed by its pump, between two steps (found by review: closed here while a
+        step ran, its generator said 'already executing' in the log)."""
         self.gone.set()
-        self.making.add_done_callback(_close_unused)
+        if self.pump is not None:
+            self.pump.abandon()
+        else:
+            self.making.add_done_callback(_close_unused)
 
 
 async def _after_waiting(waiting: _Waiting, streamed: Callable[[Reply], _Pump], stopped: Callable[[], bool],
@@ -507,7 +513,7 @@ async def _after_waiting(waiting: _Waiting, streamed: Callable[[Reply], _Pump], 
             yield "data: [DONE]\n\n"
             return
     try:
-        pump = streamed(making.result())
+        pump = waiting.pump = streamed(making.result())
     except ServiceError as exc:
         yield _error_event(exc)
         yield "data: [DONE]\n\n"

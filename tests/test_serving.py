@@ -605,7 +605,8 @@ def test_questions_that_wait_for_a_starting_server_get_503_at_a_sigterm_not_500(
     assert "Traceback" not in log and "graceful shutdown exceeded" not in log, log[-3000:]
 
 
-def test_a_streamed_follow_up_is_told_its_place_while_it_waits_and_gives_it_up_when_its_client_leaves(api: tuple[subprocess.Popen[str], str]) -> None:
+def test_a_streamed_follow_up_is_told_its_place_while_it_waits_and_gives_it_up_when_its_client_leaves(
+        api: tuple[subprocess.Popen[str], str], home: Path) -> None:
     """A follow-up rewritten by a chat model (smollm2-135m) waits for its turn before its sources exist: its stream
     begins with its place in the queue, and a client that hangs up then gives its place up (found by review:
     nothing came, not even the response's head, and the abandoned follow-up was rewritten in its turn all the same)."""
@@ -643,5 +644,22 @@ def test_a_streamed_follow_up_is_told_its_place_while_it_waits_and_gives_it_up_w
     assert events and "error" not in str(events), events  # (found by review: an internal error event once it had waited)
     assert "6 months" in events[0]["kbqa_sources"][0]["text"]
     text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices"))
+    # one more waits, and hangs up after the first words of its answer: closed between two steps (found by review:
+    # closed while a step ran, "generator already executing" in the log)
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=long_story, headers=AUTH, timeout=120) as holder:
+        story = holder.iter_lines()  # (kept: a reader collected closes the connection, and the story with it)
+        assert any('"content": "' in line and '"content": ""' not in line for line in story)
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=follow_up, headers=AUTH, timeout=120) as r:
+            lines = r.iter_lines()
+            assert next(line for line in lines if line) == ": queued, 0 ahead"
+            holder.close()
+            assert any('"content": "' in line and '"content": ""' not in line for line in lines)
+    deadline = time.time() + 30
+    while (queue := smollm2())["generating"] + queue["admitted"] != 0:
+        assert time.time() < deadline, queue
+        time.sleep(0.2)
+    time.sleep(1)  # (a close that failed is logged as the stream ends)
+    said = (home / f"server-{url.rsplit(':', 1)[1]}.log").read_text()
+    assert "already executing" not in said and "Exception in callback" not in said, said[-3000:]
     assert text and smollm2() | {"mean_generation_s": 0} == {"instances": 1, "generating": 0, "waiting": 0, "admitted": 0, "max_queue": 64,
                                                           "mean_generation_s": 0}
