@@ -252,13 +252,16 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         created = int(time.time())
 
-        def streamed(reply: Reply) -> _Pump:
-            """The reply's server-sent events, made step by step."""
+        def sources_of(reply: Reply) -> list[dict[str, Any]]:
             try:
-                sources = [public_hit(h) for h in reply.sources]
+                return [public_hit(h) for h in reply.sources]
             except BaseException:
                 reply.close()
                 raise
+
+        def streamed(reply: Reply) -> _Pump:
+            """The reply's server-sent events, made step by step."""
+            sources = sources_of(reply)
             usage = bool(req.stream_options and req.stream_options.include_usage)
             return _Pump(_events(reply, cid, created, model, sources, usage), on_close=reply.close)
 
@@ -286,11 +289,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
         if req.stream:
             pump = streamed(reply)
             return _Stream(_pumped(pump, stopped, pending), "text/event-stream", ended=pump.abandon)
-        try:
-            sources = [public_hit(h) for h in reply.sources]
-        except BaseException:
-            reply.close()
-            raise
+        sources = sources_of(reply)
         # not streamed: the answer is gathered step by step, and a client that hangs up frees its place
         pump = _Pump(_steps(reply), on_close=reply.close)
         pieces: list[str] = []

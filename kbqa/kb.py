@@ -252,8 +252,6 @@ def drop_store(config: Config, folder: Path) -> list[str]:
 
 def _vector_keys(catalog: Path) -> list[str]:
     """The keys of the vectors a knowledge base's catalog holds (none when it cannot be read)."""
-    import sqlite3
-
     if not catalog.is_file():
         return []
     try:

@@ -46,8 +46,9 @@ class VectorCache:
                 )
 
     def forget(self, keys: list[str]) -> None:
-        """Delete these vectors (a dropped knowledge base's: no text of it stays in the home; another knowledge base
-        holding the same text keeps its own copy in its catalog, and only embeds it again if re-ingested)."""
+        """Delete these vectors: those a catalog deleted with their text, or a dropped knowledge base held (no text a
+        knowledge base no longer holds stays in the home; another knowledge base holding the same text keeps its own
+        copy in its catalog)."""
         with self._lock:
             self._check()
             with self.db:

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS chunks(
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id, chunk_no);
 CREATE INDEX IF NOT EXISTS files_by_hash ON files(sha256);
-CREATE INDEX IF NOT EXISTS chunks_by_vector ON chunks(vector_key);  -- which vectors a chunk still uses (forget_vectors)
+CREATE INDEX IF NOT EXISTS chunks_by_vector ON chunks(vector_key);  -- which vectors a chunk still uses (_forget_vectors)
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 2');  -- descriptions, by file id
 CREATE TABLE IF NOT EXISTS vectors(key TEXT PRIMARY KEY, vector BLOB NOT NULL);
@@ -451,8 +451,8 @@ class Catalog:
             old_keys: set[str] = set()
             if row:
                 file_id = row[0]
-                old_ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
-                old_keys = {r[0] for r in db.execute("SELECT vector_key FROM chunks WHERE file_id=?", (file_id,))}
+                old = db.execute("SELECT id, vector_key FROM chunks WHERE file_id=?", (file_id,)).fetchall()
+                old_ids, old_keys = [r[0] for r in old], {r[1] for r in old}
                 db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in old_ids])
                 db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
                 db.execute("DELETE FROM files_fts WHERE rowid=?", (file_id,))
@@ -494,8 +494,8 @@ class Catalog:
         with self.transaction() as db:
             if at is not None and not db.execute("SELECT 1 FROM files WHERE id=? AND path=?", (file_id, at)).fetchone():
                 return None
-            ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
-            keys = {r[0] for r in db.execute("SELECT vector_key FROM chunks WHERE file_id=?", (file_id,))}
+            held = db.execute("SELECT id, vector_key FROM chunks WHERE file_id=?", (file_id,)).fetchall()
+            ids, keys = [r[0] for r in held], {r[1] for r in held}
             db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
             db.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
             db.execute("DELETE FROM files_fts WHERE rowid=?", (file_id,))
