@@ -947,3 +947,42 @@ def test_the_source_page_is_drawn_with_its_passage_framed(tmp_path: Path) -> Non
         assert drawn is not None, side
         width, height = Image.open(io.BytesIO(drawn)).size
         assert 1_000_000 < width * height <= MAX_PIXELS, (side, width, height)
+
+
+def test_a_follow_up_waiting_for_the_llm_shows_its_place_then_its_answer(home: Path, docs: Path) -> None:
+    """A follow-up that a chat model (smollm2-135m) rewrites waits for the model before its sources exist: the
+    chat shows its place in the queue while another user's answer is generated, then its own answer (found by
+    review: the chat showed only the question for seconds, as if nothing were happening)."""
+    from gradio_client import Client, handle_file
+
+    from conftest import start_server
+    from webui.app import message_text
+
+    proc, url = start_server(home, "serve", "--kb", "web", env={"KBQA_LLM__MAX_TOKENS": "1500"})
+    try:
+        first, second = Client(url, verbose=False), Client(url, verbose=False)
+        first.predict([handle_file(str(docs / "manual.pdf"))], None, "web", api_name="/upload")
+        history = second.predict("How often should the RO membrane be replaced?", [], "web", 4, 0.0, "extractive", 0.0, api_name="/chat")[0]
+        long = first.submit("How often should the RO membrane be replaced, and why? Explain each step in detail.", [],
+                            "web", 4, 0.0, "smollm2-135m", 0.0, api_name="/chat")
+
+        def said(job: Any) -> list[str]:
+            return [message_text(out[0][-1]["content"]) for out in job.outputs() if out[0] and out[0][-1]["role"] == "assistant"
+                    and len(out[0]) % 2 == 0 and message_text(out[0][-1]["content"])]
+
+        deadline = time.time() + 120
+        while not said(long):
+            assert time.time() < deadline and not long.done()
+            time.sleep(0.05)
+        follow_up = second.submit("And the PP cotton filter?", history, "web", 4, 0.0, "smollm2-135m", 0.0, api_name="/chat")
+        while not said(follow_up):
+            assert time.time() < deadline and not follow_up.done()
+            time.sleep(0.05)
+        assert not long.done(), (said(long)[-1:], said(follow_up))  # (else this test proves nothing: the answer ahead must still be generated)
+        assert said(follow_up)[0] == "⏳ Waiting for the LLM: 0 question(s) ahead of yours…", said(follow_up)
+        long.cancel()  # the first user stops the answer: the follow-up's turn comes (as a closed page does)
+        answer = message_text(follow_up.result(timeout=120)[0][-1]["content"])
+        assert "Waiting" not in answer and answer.strip(), answer
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
