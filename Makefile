@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: demo test install install-dev examples clean help browser
 
 help:
-	@echo "make demo   - install the core, ingest examples/docs into the knowledge base 'demo', ask a question, serve the web chat"
+	@echo "make demo   - install the core, ingest examples/docs into the knowledge base 'demo', ask two questions, serve the web chat"
 	@echo "make test   - install everything (all extras) and run the whole test suite"
 
 $(BIN)/python:

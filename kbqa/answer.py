@@ -1015,7 +1015,7 @@ def answer(kb: Searchable, prepared: Prepared, answerer: Answerer | None, gen: d
     asked = prepared.asked
     if not prepared.decision.answer or answerer is None:
         text = refusal(kb.name, prepared, kb.is_empty())
-        refused = AnswerStream(asked.question, prepared.sources, iter([text]), answered=False, model=model,
+        refused = AnswerStream(asked.question, prepared.sources, iter([text]), answered=False, model="",  # kbqa's own words: no model wrote them
                                query=asked.query, confidence=prepared.decision.confidence)
         refused.usage = prepared.usage
         return refused

@@ -180,7 +180,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
 
     def check_key(request: Request) -> None:
         if not key_ok(api_key, request.headers.get("authorization", "")):
-            raise Unauthorized(WRONG_KEY)
+            raise Unauthorized(WRONG_KEY, code="invalid_api_key")
 
     def disk() -> str | None:  # an upload's body lands in the temporary folder first, then in the home
         from kbqa.uploads import short_of_disk
@@ -236,7 +236,7 @@ def create_app(config: Config, api_key: str | None = None, service: Service | No
     def models() -> dict[str, Any]:
         now = int(time.time())
         kbs = [f"kb:{n}" for n in service.listed_names()[0]]  # none while the store is away: the LLMs stay usable
-        names = kbs + service.llm_choices()  # the configured LLM first, then the others on this machine
+        names = kbs + service.chat_llms()  # the configured LLM first, then the others on this machine
         return {"object": "list", "data": [{"id": name, "object": "model", "created": now, "owned_by": "kbqa"} for name in names]}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(check_key)], response_model=None)
@@ -647,7 +647,7 @@ class BodyLimit:
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
         if not key_ok(self.api_key, header):
-            await JSONResponse({"detail": WRONG_KEY, "error": {"message": WRONG_KEY, "type": "Unauthorized"}}, status_code=401)(scope, receive, send)
+            await JSONResponse({"detail": WRONG_KEY, "error": {"message": WRONG_KEY, "type": "Unauthorized", "code": "invalid_api_key"}}, status_code=401)(scope, receive, send)
             return
         upload = scope["path"].rstrip("/").endswith(self.upload_suffix)
         disk = self.disk if upload and scope.get("method") == "POST" else None

@@ -91,7 +91,7 @@ def embedding_models() -> dict[str, EmbeddingModel]:
     return out
 
 
-# a user's cut within this of the fitted one is the fitted one, as the README writes it (0.19 for 0.1865)
+# a user's cut within this of the fitted one is the fitted one, as the README writes it (0.20 for 0.1982)
 ROUNDED = 0.005
 
 

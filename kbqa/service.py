@@ -853,6 +853,16 @@ class Service:
 
         return list(dict.fromkeys([self.config.llm.model, *installed("llm")]))
 
+    def chat_llms(self) -> list[str]:
+        """The LLMs a client may talk to directly (model NAME, not kb:NAME): llm_choices() but those that only quote a
+        knowledge base (found by review: GET /v1/models listed "extractive", and asking for it was a 400)."""
+        from kbqa.models import llm_models
+
+        quoting = {name for name, m in llm_models().items() if m.backend == "extractive"}
+        if self.config.llm.backend == "extractive":
+            quoting.add(self.config.llm.model)
+        return [name for name in self.llm_choices() if name not in quoting]
+
     def llm_missing(self) -> list[tuple[str, str, str]]:
         """The catalog LLMs not on this machine, each with how to get it: (name, kind, what), kind
         pip | hub (what: the command) or file (what: the file to download and give as llm.path)."""

@@ -1396,6 +1396,9 @@ def test_the_json_answer_names_what_wrote_it(tmp_path: Path) -> None:
     assert row["answered_from_documents"] and "2041" in row["answer"] and row["model"] == "extractive", row
     said = json.loads(run_kbqa("ask", "How long is the probation period?", "--kb", "staff", "--json", env=env).stdout)
     assert said["answer"].startswith("3 months [1]") and said["model"] == "gemma-3-270m", said
+    # a refusal is kbqa's own words: no model wrote it (found by review: it named gemma-3-270m, which never ran)
+    refused = json.loads(run_kbqa("ask", "What is the capital of Mongolia?", "--kb", "staff", "--json", env=env).stdout)
+    assert not refused["answered_from_documents"] and refused["model"] == "" and refused["usage"]["total_tokens"] == 0, refused
 
 
 def test_a_question_of_two_parts_quotes_each_parts_answer() -> None:

@@ -104,7 +104,7 @@ def test_openai_client_chat_with_a_knowledge_base(api: str, docs: Path) -> None:
     upload(api, docs / "manual.pdf", docs / "手册.pdf")
     client = OpenAI(base_url=f"{api}/v1", api_key=KEY)
     ids = {m.id for m in client.models.list().data}
-    assert {"kb:api", "extractive"} <= ids
+    assert "kb:api" in ids and "extractive" not in ids  # (it only quotes a knowledge base: a chat with it is a 400)
     reply = client.chat.completions.create(model="kb:api", messages=[{"role": "user", "content": "How often should the RO membrane be replaced?"}])
     assert "24 months" in reply.choices[0].message.content
     sources = reply.model_extra["kbqa_sources"]
@@ -139,7 +139,7 @@ def test_a_request_picks_any_llm_on_this_machine_and_is_told_when_max_tokens_cut
     upload(api, docs / "manual.pdf")
     client = OpenAI(base_url=f"{api}/v1", api_key=KEY)
     ids = [m.id for m in client.models.list().data]
-    assert "kb:api" in ids and ids.index("extractive") < ids.index("smollm2-135m")  # the configured LLM first
+    assert ids.index("kb:api") < ids.index("smollm2-135m") and "extractive" not in ids  # the knowledge bases, then the LLMs
     story = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
     cut = client.chat.completions.create(model="smollm2-135m", messages=story, max_tokens=4)
     assert cut.choices[0].finish_reason == "length" and cut.usage.completion_tokens >= 4, cut
@@ -238,7 +238,8 @@ def test_bad_requests_get_a_4xx_never_a_500(api: str, docs: Path) -> None:
     chat = f"{api}/v1/chat/completions"
     question = [{"role": "user", "content": "How often should the RO membrane be replaced?"}]
     # keys: a header outside ASCII is a wrong key; the scheme's case does not matter; the docs need the key too
-    assert httpx.get(f"{api}/v1/models", headers={"Authorization": "Bearer ключ".encode()}).status_code == 401
+    wrong = httpx.get(f"{api}/v1/models", headers={"Authorization": "Bearer ключ".encode()})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key", wrong.text  # (OpenAI's code; none before)
     assert httpx.get(f"{api}/v1/models", headers={"Authorization": f"bearer {KEY}"}).status_code == 200
     assert httpx.get(f"{api}/docs").status_code == 401 and httpx.get(f"{api}/openapi.json").status_code == 401
     assert httpx.get(f"{api}/openapi.json", headers=auth).status_code == 200

@@ -706,6 +706,16 @@ def test_models_not_on_this_machine_are_refused_not_downloaded(service: Service,
     assert "extractive" in service.llm_choices() and "qwen2.5-7b-instruct" not in service.llm_choices()
 
 
+def test_the_llms_a_client_may_talk_to_are_the_configured_one_first_and_never_extractive(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GET /v1/models lists these (found by review: it listed "extractive", and a chat with it was a 400)."""
+    monkeypatch.setenv("KBQA_LLM__MODEL", "smollm2-135m")
+    talking = Service(load_config()[0]).chat_llms()
+    assert talking[0] == "smollm2-135m" and "gemma-3-270m" in talking and "extractive" not in talking, talking
+    monkeypatch.setenv("KBQA_LLM__MODEL", "quoting")
+    monkeypatch.setenv("KBQA_LLM__BACKEND", "extractive")
+    assert "quoting" not in (talking := Service(load_config()[0]).chat_llms()) and "smollm2-135m" in talking, talking
+
+
 def test_a_streaming_waiter_gives_up_after_the_queue_timeout() -> None:
     queue = GenerationQueue(1, max_waiting=2, timeout_s=0.5)
     holder = queue.admit()

@@ -161,12 +161,12 @@ def connect(uri: str, token: str = "", timeout_s: float = CALL_TIMEOUT_S, connec
         if _accepts(uri):  # a stopped (SIGSTOP) or swamped server, or another program on that port: its kernel accepts, nothing answers
             raise StoreUnavailable(
                 f"Milvus at {uri} accepts connections but did not answer ({_tried(uri, waits, connect_s)}): the server may be paused "
-                "or overloaded, or another program listens there. Check the server, and that store.milvus_uri (KBQA_STORE__MILVUS_URI) names it",
+                "or overloaded, or another program listens there. Check the server, and the address given (store.milvus_uri, KBQA_STORE__MILVUS_URI, or kbqa kb migrate --uri)",
                 reason=f"the Milvus store behind kbqa did not answer ({_tried(uri, waits, connect_s)}); its address is in the server's log",
             ) from None
         raise StoreUnavailable(
             f"cannot reach Milvus at {uri} ({_tried(uri, waits, connect_s)}): {exc.message}. "
-            "Check that the server runs and store.milvus_uri (KBQA_STORE__MILVUS_URI) names it",
+            "Check that the server runs at the address given (store.milvus_uri, KBQA_STORE__MILVUS_URI, or kbqa kb migrate --uri)",
             reason=f"cannot reach the Milvus store behind kbqa ({_tried(uri, waits, connect_s)}); its address is in the server's log",
         ) from None
     if local:
