@@ -224,6 +224,22 @@ def test_real_mail_without_a_charset_indented_or_after_a_blank_line_still_loads(
     assert "after a blank line" in load_file(tmp_path / "blank.eml")[0].text
 
 
+def test_readable_files_with_an_odd_label_a_bad_date_or_a_long_cell_are_read(tmp_path: Path) -> None:
+    """Found by review (helper 91): each of these failed whole — a mail part in charset "unknown-8bit" (as mail
+    servers write one they could not tell), front matter whose date does not exist or whose values nest past
+    Python's limit (a post's typo lost the post), and a CSV cell over csv's 128 KiB field limit."""
+    head = "From: a@example.com\nSubject: Numbers\nMIME-Version: 1.0\nContent-Transfer-Encoding: 8bit\nContent-Type: text/plain; charset="
+    for label in ('"unknown-8bit"', "x-unknown"):
+        (tmp_path / "m.eml").write_bytes((head + label + "\n\nThe revenue was 42 million, über Plan.\n").encode())
+        assert "42 million, über Plan" in load_file(tmp_path / "m.eml")[0].text
+    for matter in ("date: 2023-02-29", "title: 2024-13-45", "n: " + "9" * 5000, "x: " + "[" * 5000):
+        (tmp_path / "post.md").write_text(f"---\n{matter}\n---\n# Trip\n\nWe visited Lisbon.\n", encoding="utf-8")
+        assert any("We visited Lisbon." in d.text for d in load_file(tmp_path / "post.md")), matter
+    (tmp_path / "notes.csv").write_text('name,notes\nalpha,"' + "long note words " * 9000 + '"\nbeta,short\n', encoding="utf-8")
+    text = "".join(d.text for d in load_file(tmp_path / "notes.csv"))
+    assert text.count("long note words") == 9000 and "| beta | short |" in text
+
+
 def test_epub_chapters_in_spine_order(tmp_path: Path) -> None:
     path = tmp_path / "a.epub"
     with zipfile.ZipFile(path, "w") as z:

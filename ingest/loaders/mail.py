@@ -19,7 +19,10 @@ def _text(part: Any) -> str:
     raw = part.get_payload(decode=True)
     if part.get_content_charset() is None and isinstance(raw, bytes) and not raw.isascii():
         return decode_bytes(raw)
-    return str(part.get_content())
+    try:
+        return str(part.get_content())
+    except LookupError:  # a charset Python does not know, "unknown-8bit" as mail servers write (found by review: the mail failed)
+        return decode_bytes(raw) if isinstance(raw, bytes) else ""
 
 
 def load_eml(path: Path, options: object) -> Iterator[Document]:

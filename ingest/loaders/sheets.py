@@ -251,6 +251,7 @@ def load_delimited(path: Path, options: object) -> Iterator[Document]:
             delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
         except csv.Error:
             pass
-    doc = _sheet_document(path, None, csv.reader(io.StringIO(text), delimiter=delimiter), None)
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a cell may be as long as the file (found by review: one
+    doc = _sheet_document(path, None, csv.reader(io.StringIO(text), delimiter=delimiter), None)  # of 144 KB failed the file)
     if doc:
         yield doc
