@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents
+from ingest import Document, LoadError, LoadOptions, UnsupportedFile, load_file, split_documents, supported_suffixes
 from ingest.context import SIDECAR, describe, sidecar_description
 from ingest.textfacts import approx_tokens, is_numeric, labels, meaningful
 from ingest.worker import LoaderProcess
@@ -56,14 +56,16 @@ def excluded_by(path: str, exclude: list[str]) -> str | None:
     return None
 
 
-def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterator[tuple[Path, str]]:
+def ingestable_files(paths: Iterable[str | Path], exclude: list[str], home: Path | None = None) -> Iterator[tuple[Path, str]]:
     """(absolute file, name shown to users) for every file under the given files and folders. The
     folder's own path is resolved (a folder reached through a link is recorded where it is), a file
     that is a symbolic link is recorded where the link is, not where it points: it belongs to this
     folder, and leaves it (pruned) when the link goes. Entries inside a folder that are no file to
     read (a FIFO, a socket, a link that leads nowhere) are yielded too: the ingest reports each one
     as failed, with why, instead of passing over it in silence. What `exclude` leaves out (excluded_by,
-    on a file's path inside the folder given) is not yielded."""
+    on a file's path inside the folder given) is not yielded, nor kbqa's home (`home`: its knowledge bases and caches;
+    found by review: a folder holding the home recorded the caches as documents)."""
+    home = home.resolve() if home is not None else None
     for given in paths:
         root = Path(given).expanduser()
         if not root.exists():
@@ -72,8 +74,11 @@ def ingestable_files(paths: Iterable[str | Path], exclude: list[str]) -> Iterato
             yield root.absolute().parent.resolve() / root.name, root.name
             continue
         base = root.resolve()
+        if base == home:
+            continue
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude))
+            dirnames[:] = sorted(d for d in dirnames if not any(fnmatch.fnmatch(d, p) for p in exclude)
+                                 and (home is None or (Path(dirpath) / d).resolve() != home))
             a_kb = "catalog.sqlite" in filenames  # a knowledge base kept in this folder (--kb PATH): not its own files
             for fn in sorted(filenames):
                 if fn == SIDECAR or a_kb and is_kb_file(Path(dirpath) / fn):
@@ -116,6 +121,11 @@ def _not_a_file(path: Path) -> str:
     if path.exists() and not path.is_file():
         return "not a regular file (a FIFO, a socket or a device): left out"
     return ""
+
+
+def _not_read(path: Path) -> bool:
+    """A file of a kind kbqa does not read, by its suffix (one without a suffix may be text: it is looked at)."""
+    return bool(path.suffix) and path.suffix.lower() not in supported_suffixes()
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -243,7 +253,7 @@ class IngestRun:
         scanned = time.time()  # entries written after this were found by another ingest: not this one's to prune
         # a file given by itself is named by its path in uploads/ when it is kept there (_upload_name); a
         # folder's files by their paths in the folder
-        files = [(path, name if "/" in name else kb._upload_name(path) or name) for path, name in ingestable_files(paths, config.ingest.exclude)]
+        files = [(path, name if "/" in name else kb._upload_name(path) or name) for path, name in ingestable_files(paths, config.ingest.exclude, config.home_dir())]
         notify(Progress("scan", 0, len(files)))
         kb.catalog.set_meta("embedding_model", config.embeddings.model)
         kb.catalog.set_meta("embedding_dim", kb.embedder.dim)
@@ -361,7 +371,10 @@ class IngestRun:
             return _FilePlan(path, name, result=FileResult(name, "failed", error=odd))
         try:
             stat = path.stat()
-            sha = sha256_file(path)
+            # a file that reading refuses unread (over ingest.max_file_mb; a kind kbqa does not read) is not hashed (found by
+            # review: a 4 GB video in a docs folder was hashed on every ingest, 16 s, to be listed as unsupported)
+            unread = stat.st_size > self.kb.config.ingest.max_file_mb * 1024 * 1024 or _not_read(path)
+            sha = f"unread:{stat.st_size}:{stat.st_mtime_ns}" if unread else sha256_file(path)
         except OSError as exc:
             return _FilePlan(path, name, result=FileResult(name, "failed", error=f"cannot read file: {exc.strerror or exc}"))
         root = path.parents[len(Path(name).parts) - 1] if len(Path(name).parts) > 1 else path.parent

@@ -134,6 +134,44 @@ def test_failed_file_later_fixed(home: Path, docs: Path) -> None:
     assert kb.search("turbines")[0].file == "broken.pdf"
 
 
+def test_files_refused_unread_are_not_hashed_and_a_good_version_stays(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review (helper 91): a 4 GB file over ingest.max_file_mb, or a video among the documents, was hashed
+    whole on every ingest (16 s) to be reported as failed or unsupported."""
+    import kbqa.pipeline
+
+    hashed: list[str] = []
+    real = kbqa.pipeline.sha256_file
+    monkeypatch.setattr(kbqa.pipeline, "sha256_file", lambda path: hashed.append(Path(path).name) or real(path))
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "notes.md").write_text("# Notes\n\nThe turbine is serviced every spring.\n", encoding="utf-8")
+    (folder / "clip.mp4").write_bytes(b"\0" * 4096)
+    kb = KnowledgeBase.open("limits", ingest={"max_file_mb": 0.002})
+    for n in range(2):
+        report = {f.name: (f.status, f.error) for f in kb.ingest([folder]).files}
+        assert report["clip.mp4"][0] == "unsupported" and report["notes.md"][0] == ("added" if n == 0 else "skipped"), report
+    assert hashed == ["notes.md", "notes.md"], hashed
+    (folder / "notes.md").write_text("# Notes\n\n" + "The turbine is serviced every spring. " * 80, encoding="utf-8")
+    report = {f.name: (f.status, f.error) for f in kb.ingest([folder]).files}
+    assert report["notes.md"][0] == "failed" and "ingest.max_file_mb" in str(report["notes.md"][1]), report
+    assert hashed == ["notes.md", "notes.md"] and kb.search("turbine serviced")[0].file == "notes.md"  # the last good version stays
+    kb.close()
+
+
+def test_a_folder_holding_kbqas_home_is_ingested_without_the_home(home: Path, tmp_path: Path) -> None:
+    """Found by review (helper 91): the home's vector cache, models and word tables were recorded as documents
+    (unsupported, read again on every ingest, the exit code always 1)."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.md").write_text("# Notes\n\nThe turbine is serviced every spring.\n", encoding="utf-8")
+    kb = open_kb("mine")
+    kb.ingest([tmp_path / "docs"])  # (the home now holds a knowledge base, its catalog and the vector cache)
+    assert (home / "cache").is_dir() and (home / "kbs" / "mine" / "catalog.sqlite").is_file()
+    report = kb.ingest([tmp_path])
+    assert [f.name for f in report.files] == ["docs/notes.md"], [(f.name, f.status) for f in report.files]
+    assert not [f for f in kb.files() if "home/" in f.name], [f.name for f in kb.files()]
+    kb.close()
+
+
 @pytest.mark.slow
 def test_another_embedding_model_is_refused(home: Path, docs: Path) -> None:
     open_kb().ingest([docs / "faq.md"])
