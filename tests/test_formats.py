@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import load_file
+from ingest import LoadError, load_file
 
 
 def test_xlsx_rows_become_records_with_sheet_names(tmp_path: Path) -> None:
@@ -238,6 +238,9 @@ def test_readable_files_with_an_odd_label_a_bad_date_or_a_long_cell_are_read(tmp
     (tmp_path / "notes.csv").write_text('name,notes\nalpha,"' + "long note words " * 9000 + '"\nbeta,short\n', encoding="utf-8")
     text = "".join(d.text for d in load_file(tmp_path / "notes.csv"))
     assert text.count("long note words") == 9000 and "| beta | short |" in text
+    (tmp_path / "bom.txt").write_bytes(b"\xff\xfe\x00")  # a UTF-16 mark and one byte: no text (was a chunk of U+FFFD)
+    with pytest.raises(LoadError, match="no text"):
+        load_file(tmp_path / "bom.txt")
 
 
 def test_epub_chapters_in_spine_order(tmp_path: Path) -> None:

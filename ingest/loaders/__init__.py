@@ -121,8 +121,8 @@ def load_file(path: str | Path, options: LoadOptions | None = None) -> list[Docu
         raise LoadError("file too large to read in memory") from exc
     except Exception as exc:  # parsing libraries raise anything on a broken file
         raise LoadError(f"cannot parse {path.suffix[1:].upper()} file: {type(exc).__name__}: {exc}".strip()) from exc
-    docs = [d for d in read if d.text.strip()]
-    if not docs:
+    docs = [d for d in read if d.text.replace("\ufffd", "").strip()]  # (U+FFFD alone: bytes that decoded to nothing, a
+    if not docs:                                                        # UTF-16 mark and one byte, found by review)
         raise LoadError("no text found in file")
     about = next((d.meta.pop("about") for d in read if d.meta.get("about")), None)
     for d in docs:
