@@ -440,6 +440,12 @@ def test_tables_never_cut_names_and_an_ambiguous_rm_removes_nothing(home: Path, 
     south = next(f for f in files if f["path"].endswith("南区/notes.md"))
     assert run_kbqa("kb", "rm", str(south["id"]), "--kb", "t").returncode == 0
     assert len(json.loads(run_kbqa("kb", "files", "t", "--json").stdout)) == 2
+    # a name holding a newline is shown escaped, and that is a name rm takes (found by review: only the id worked)
+    (tmp_path / "北区" / "bad\nname.md").write_text("# Odd\n\nA file with a newline in its name.", encoding="utf-8")
+    assert "bad\\nname.md" in run_kbqa("ingest", str(tmp_path / "北区"), "--kb", "t").stdout
+    removed = run_kbqa("kb", "rm", "bad\\nname.md", "--kb", "t")
+    assert removed.returncode == 0 and "removed bad\\nname.md" in removed.stdout, removed.stdout + removed.stderr
+    assert len(json.loads(run_kbqa("kb", "files", "t", "--json").stdout)) == 2
 
 
 @pytest.mark.slow
