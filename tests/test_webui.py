@@ -979,7 +979,7 @@ def test_a_follow_up_waiting_for_the_llm_shows_its_place_then_its_answer(home: P
             assert time.time() < deadline and not follow_up.done()
             time.sleep(0.05)
         assert not long.done(), (said(long)[-1:], said(follow_up))  # (else this test proves nothing: the answer ahead must still be generated)
-        assert said(follow_up)[0] == "⏳ Waiting for the LLM: 0 question(s) ahead of yours…", said(follow_up)
+        assert said(follow_up)[0] == "⏳ Waiting for the LLM to finish another answer: yours is next…", said(follow_up)
         long.cancel()  # the first user stops the answer: the follow-up's turn comes (as a closed page does)
         answer = message_text(follow_up.result(timeout=120)[0][-1]["content"])
         assert "Waiting" not in answer and answer.strip(), answer

@@ -38,6 +38,11 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_#|\[\]~])", r"\\\1", text)
 
 
+def waiting_text(lang: str, ahead: int) -> str:
+    """A question's wait for the LLM: `ahead` more wait before it (the answers being generated not counted)."""
+    return t(lang, "waiting_next") if ahead == 0 else t(lang, "waiting", ahead=ahead)
+
+
 def answer_markdown(text: str) -> str:
     """An answer as the chat shows it: the model's Markdown (lists, emphasis, code, citations [1])
     stays, but no HTML and no link or image written in Markdown (a document's `![x](http://…)` or
@@ -324,7 +329,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
                                 model=llm, temperature=temperature)) as asking:
                 for ahead, reply in asking:
                     if reply is None:
-                        yield t(lang, "waiting", ahead=ahead), "", [], ""
+                        yield waiting_text(lang, ahead), "", [], ""
             assert reply is not None
             empty = not reply.answered and not reply.sources and service.is_empty(kb_name)  # the answer says so and what to do
             sources = "" if empty else sources_markdown(reply.sources, reply.answered, reply.query, lang)
@@ -332,7 +337,7 @@ def build_app(config: Config, kb: str = "default", service: Service | None = Non
                 sources = f"*{t(lang, 'searched_for')}* {_escape(reply.query)}\n\n" + sources
             query = reply.query
             for ahead in reply.waiting():
-                yield t(lang, "waiting", ahead=ahead), sources, [], query
+                yield waiting_text(lang, ahead), sources, [], query
             for piece in reply:
                 text += piece
                 yield shown(text), sources, [], query
