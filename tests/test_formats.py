@@ -238,6 +238,10 @@ def test_readable_files_with_an_odd_label_a_bad_date_or_a_long_cell_are_read(tmp
     (tmp_path / "notes.csv").write_text('name,notes\nalpha,"' + "long note words " * 9000 + '"\nbeta,short\n', encoding="utf-8")
     text = "".join(d.text for d in load_file(tmp_path / "notes.csv"))
     assert text.count("long note words") == 9000 and "| beta | short |" in text
+    for name, data in (("cr.csv", b"Name,Amount\rAlice,1\rBob,2\r"), ("mixed.csv", b"Name,Amount\r\nAlice,1\rBob,2\nCarol,3\n"),
+                       ("excel.csv", b"sep=;\nName;Amount\nAlice;1\nBob;2\n")):  # old Macs' line ends; Excel's delimiter line
+        (tmp_path / name).write_bytes(data)
+        assert "| Name | Amount |\n|---|---|\n| Alice | 1 |\n| Bob | 2 |" in load_file(tmp_path / name)[0].text, name
     (tmp_path / "bom.txt").write_bytes(b"\xff\xfe\x00")  # a UTF-16 mark and one byte: no text (was a chunk of U+FFFD)
     with pytest.raises(LoadError, match="no text"):
         load_file(tmp_path / "bom.txt")
@@ -379,3 +383,143 @@ def test_docx_text_in_embedded_pictures_is_read_by_ocr(tmp_path: Path) -> None:
     text = "\n".join(x.text for x in load_file(tmp_path / "pic.docx", LoadOptions(ocr="auto")))
     assert "PP-2024" in text.replace(" ", "")
     assert "PP-2024" not in "\n".join(x.text for x in load_file(tmp_path / "pic.docx", LoadOptions(ocr="never")))
+
+
+def test_an_xls_cell_reads_as_excel_shows_it() -> None:
+    """Found by review (helper 93): a date, an error and a boolean cell came out as 45382, 7 and 1."""
+    import xlrd
+    from xlrd.sheet import Cell
+
+    from ingest.loaders.sheets import _xls_value
+
+    assert _xls_value(Cell(xlrd.XL_CELL_DATE, 45382.0), 0) == "2024-03-31"
+    assert _xls_value(Cell(xlrd.XL_CELL_DATE, 45382.5), 0) == "2024-03-31 12:00:00"
+    assert _xls_value(Cell(xlrd.XL_CELL_ERROR, 0x07), 0) == "#DIV/0!" and _xls_value(Cell(xlrd.XL_CELL_BOOLEAN, 1), 0) == "TRUE"
+    assert _xls_value(Cell(xlrd.XL_CELL_NUMBER, 0.055), 0) == 0.055 and _xls_value(Cell(xlrd.XL_CELL_TEXT, "Rent"), 0) == "Rent"
+
+
+def test_html_pages_in_a_form_under_a_header_or_an_unclosed_nav_keep_their_text(tmp_path: Path) -> None:
+    """Found by review (helper 93): an ASP.NET page (all in a <form>) had no text, an article's <header> lost its
+    title and byline, a <nav> never closed lost the page after it, a table's <caption> was dropped."""
+    pages = {
+        "form.html": "<html><body><form runat=server><div><h1>Leave policy</h1><p>Employees get 25 days of annual leave.</p>"
+                     "<input name=q><button>Search</button></div></form></body></html>",
+        "article.html": "<html><body><header><a href=/>Home</a></header><article><header><h1>Refund policy 2024</h1>"
+                        "<p>By HR, 3 May 2024</p></header><p>Refunds are paid within 14 days.</p></article>"
+                        "<footer>Copyright 2024</footer></body></html>",
+        "nav.html": "<html><body><nav><a href=/>Home</a><div><p>The actual content of this page is here.</p></div></body></html>",
+        "caption.html": "<table><caption>Table 1: Fees 2024</caption><tr><th>Item</th><th>Fee</th></tr><tr><td>Visa</td><td>60</td></tr></table>",
+    }
+    for name, markup in pages.items():
+        (tmp_path / name).write_text(markup, encoding="utf-8")
+    form = load_file(tmp_path / "form.html")
+    assert form[0].meta["title_path"] == ["Leave policy"] and "25 days" in form[0].text and "Search" not in form[0].text
+    article = load_file(tmp_path / "article.html")
+    assert article[0].meta["title_path"] == ["Refund policy 2024"] and "By HR, 3 May 2024" in article[0].text
+    assert "Home" not in article[0].text and "Copyright" not in article[0].text  # the page's own header and footer: not its text
+    assert "The actual content of this page is here." in load_file(tmp_path / "nav.html")[0].text
+    assert load_file(tmp_path / "caption.html")[0].text.startswith("Table 1: Fees 2024\n| Item | Fee |")
+
+
+def test_mail_is_read_as_mail_clients_read_it(tmp_path: Path) -> None:
+    """Found by review (helper 93): a GB2312 label over GBK characters (镕) and an ISO-8859-1 label over Windows-1252
+    quotes were garbled or taken for binary; a forwarded mail, a CSV sent as bytes and a mail whose only part is an
+    attachment were lost, and a PDF attachment was dropped without a word."""
+    head = "From: a@example.com\nTo: b@example.com\nSubject: {subject}\nMIME-Version: 1.0\n"
+    (tmp_path / "gb.eml").write_bytes(head.format(subject="x").encode() + b"Content-Type: text/plain; charset=gb2312\n\n"
+                                      + "朱镕基总理讲话。王堃先生报销期限为三十天。".encode("gbk"))
+    assert "朱镕基总理讲话。王堃先生" in load_file(tmp_path / "gb.eml")[0].text
+    (tmp_path / "cp.eml").write_bytes(head.format(subject="x").encode() + b"Content-Type: text/plain; charset=iso-8859-1\n\n"
+                                      + "He said “pay by Friday” — it’s final.".encode("cp1252"))
+    assert "“pay by Friday” — it’s final." in load_file(tmp_path / "cp.eml")[0].text
+    forwarded = EmailMessage()
+    forwarded["From"], forwarded["Subject"] = "c@example.com", "contract terms"
+    forwarded.set_content("The penalty for late delivery is 2 percent per week.")
+    outer = EmailMessage()
+    outer["From"], outer["Subject"] = "a@example.com", "Fwd: contract"
+    outer.set_content("See below.")
+    outer.add_attachment(forwarded)
+    outer.add_attachment(b"name,amount\nalice,10\n", maintype="application", subtype="octet-stream", filename="data.csv")
+    outer.add_attachment(b"%PDF-1.4 ...", maintype="application", subtype="pdf", filename="invoice.pdf")
+    (tmp_path / "fwd.eml").write_bytes(bytes(outer))
+    docs = {tuple(d.meta["title_path"]): d.text for d in load_file(tmp_path / "fwd.eml")}
+    assert "2 percent per week" in docs[("Fwd: contract", "contract terms")] and "alice,10" in docs[("Fwd: contract", "data.csv")]
+    assert "Attachments not read: invoice.pdf (application/pdf)" in docs[("Fwd: contract",)], docs
+    (tmp_path / "one.eml").write_bytes(head.format(subject="note").encode() + b"Content-Type: text/plain\n"
+                                       b"Content-Disposition: attachment; filename=note.txt\n\nThe whole message is this attached note.")
+    assert "The whole message is this attached note." in load_file(tmp_path / "one.eml")[0].text
+
+
+def _docx_with(tmp_path: Path, name: str, body_xml: str, parts: dict[str, tuple[str, str, bytes]]) -> Path:
+    """A python-docx document with body_xml added before its section properties and, for each relationship id in
+    parts, a part of the main document: (relationship type's last word, the part's name, its bytes)."""
+    import docx
+
+    base = tmp_path / "base.docx"
+    d = docx.Document()
+    d.add_heading("Policy", 1)
+    d.add_paragraph("Annual leave is 25 days.")
+    d.save(base)
+    out = tmp_path / name
+    with zipfile.ZipFile(base) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "word/document.xml":
+                data = data.replace(b"<w:sectPr", body_xml.encode() + b"<w:sectPr", 1)
+            elif item.filename == "word/_rels/document.xml.rels":
+                rels = "".join(f'<Relationship Id="{rid}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}" '
+                               f'Target="{target}"/>' for rid, (kind, target, _) in parts.items())
+                data = data.replace(b"</Relationships>", rels.encode() + b"</Relationships>")
+            zout.writestr(item.filename, data)
+        for _, target, data in parts.values():
+            zout.writestr(f"word/{target}", data)
+    return out
+
+
+def test_docx_rows_in_content_controls_hyphens_notes_and_html_chunks_are_read(tmp_path: Path) -> None:
+    """Found by review (helper 93): a repeating section's table rows (rows inside a content control) and a cell in
+    custom XML were lost, a non-breaking hyphen was dropped ("COVID19"), footnotes, endnotes and comments were never
+    read, and a document made of an HTML or MHT chunk (web apps' "export to Word") had no text."""
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    r = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+
+    def cell(text: str) -> str:
+        return f"<w:tc><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:tc>"
+
+    body = (f"<w:tbl><w:tr>{cell('Item')}{cell('Cost')}</w:tr><w:sdt><w:sdtContent><w:tr>{cell('Hotel')}{cell('120')}</w:tr>"
+            f"<w:tr><w:customXml w:element='x'>{cell('Taxi')}</w:customXml>{cell('35')}</w:tr></w:sdtContent></w:sdt></w:tbl>"
+            "<w:p><w:r><w:t>COVID</w:t></w:r><w:r><w:noBreakHyphen/></w:r><w:r><w:t>19 rules apply.</w:t></w:r></w:p>"
+            f'<w:altChunk {r} r:id="rIdHtml"/><w:altChunk {r} r:id="rIdMht"/>')
+    notes = (f'<w:footnotes {w}><w:footnote w:id="-1" w:type="separator"><w:p><w:r><w:separator/></w:r></w:p></w:footnote>'
+             '<w:footnote w:id="1"><w:p><w:r><w:t>28 U.S.C. 586(b).</w:t></w:r></w:p></w:footnote></w:footnotes>').encode()
+    comments = f'<w:comments {w}><w:comment w:id="0"><w:p><w:r><w:t>Check with legal: 25 or 30 days?</w:t></w:r></w:p></w:comment></w:comments>'
+    mht = (b"MIME-Version: 1.0\nContent-Type: multipart/related; boundary=B\n\n--B\nContent-Type: text/html; charset=utf-8\n\n"
+           b"<html><body><p>Total claimed: 830 EUR.</p></body></html>\n--B--\n")
+    path = _docx_with(tmp_path, "form.docx", body, {
+        "rIdFn": ("footnotes", "footnotes.xml", notes), "rIdC": ("comments", "comments.xml", comments.encode()),
+        "rIdHtml": ("aFChunk", "chunk.htm", b"<html><body><p>Sick leave needs a doctor's note after 3 days.</p></body></html>"),
+        "rIdMht": ("aFChunk", "chunk.mht", mht)})
+    docs = load_file(path)
+    text = "\n".join(d.text for d in docs)
+    assert "| Hotel | 120 |" in text and "| Taxi | 35 |" in text and "COVID-19 rules apply." in text, text
+    assert "Sick leave needs a doctor's note after 3 days." in text and "Total claimed: 830 EUR." in text, text
+    by_title = {tuple(d.meta["title_path"]): d.text for d in docs}
+    assert by_title[("Footnotes",)] == "[1] 28 U.S.C. 586(b)." and "Check with legal" in by_title[("Comments",)], by_title
+
+
+def test_epub_chapters_named_in_encoded_urls_or_written_in_gbk_and_coloured_logs_are_read(tmp_path: Path) -> None:
+    """Found by review (helper 93): a chapter whose href is percent-encoded (a space, a Chinese file name) was
+    skipped, a GBK chapter with its XML declaration became replacement characters, and a .log with terminal colours
+    was taken for binary."""
+    path = tmp_path / "b.epub"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr("META-INF/container.xml", '<container><rootfiles><rootfile full-path="content.opf"/></rootfiles></container>')
+        z.writestr("content.opf", '<package><manifest><item id="a" href="%E7%AC%AC1%E7%AB%A0.xhtml"/><item id="b" href="chapter%202.xhtml"/>'
+                   '</manifest><spine><itemref idref="a"/><itemref idref="b"/></spine></package>')
+        z.writestr("第1章.xhtml", '<?xml version="1.0" encoding="gbk"?><html><body><h1>第一章</h1><p>故事从一个雨夜开始。</p></body></html>'.encode("gbk"))
+        z.writestr("chapter 2.xhtml", "<html><body><h1>Two</h1><p>The rain stopped.</p></body></html>")
+    docs = load_file(path)
+    assert [(d.meta["title_path"], d.text.split("\n")[-1]) for d in docs] == [(["第一章"], "故事从一个雨夜开始。"), (["Two"], "The rain stopped.")]
+    (tmp_path / "build.log").write_text("\x1b[32mOK\x1b[0m build passed\n" * 40 + "\x1b[31mFAIL\x1b[0m test_x\n", encoding="utf-8")
+    assert load_file(tmp_path / "build.log")[0].text.strip().endswith("OK build passed\nFAIL test_x")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import posixpath
 import re
 import zipfile
+from urllib.parse import unquote
 from collections.abc import Iterator
 from pathlib import Path
 
 from ingest.loaders.html import html_sections
+from ingest.loaders.text import decode_bytes
 from ingest.types import Document, LoadError
 
 
@@ -27,12 +30,35 @@ def load_epub(path: Path, options: object) -> Iterator[Document]:
             items.update({k: v for v, k in re.findall(r'<item\b[^>]*\bhref="([^"]+)"[^>]*\bid="([^"]+)"', opf)})
             base = posixpath.dirname(opf_path)
             for idref in re.findall(r'<itemref\b[^>]*\bidref="([^"]+)"', opf):
-                if idref in items:
-                    chapters.append(posixpath.normpath(posixpath.join(base, items[idref])))
+                if idref in items:  # an href is a URL: "第1章.xhtml" and "chapter%201.xhtml" are written encoded (found by review)
+                    href = unquote(html.unescape(items[idref])).split("#", 1)[0]
+                    chapters.append(posixpath.normpath(posixpath.join(base, href)))
         if not chapters:
             chapters = sorted(n for n in names if n.lower().endswith((".xhtml", ".html", ".htm")))
         for name in chapters:
             if name not in names:
                 continue
-            for title_path, text in html_sections(z.read(name).decode("utf-8", "replace")):
+            for title_path, text in html_sections(_chapter_text(z.read(name))):
                 yield Document(text, {"source": str(path), "page": None, "title_path": title_path, "kind": "text"})
+
+
+_DECLARED = re.compile(rb"""<\?xml[^>]*\bencoding=["']([A-Za-z0-9._-]+)["']""")
+
+
+def _chapter_text(data: bytes) -> str:
+    """A chapter's XHTML as text: UTF-8 as EPUB asks, else the encoding its XML declaration names (a GBK chapter
+    read as UTF-8 was replacement characters: found by review), else as the text loader finds it."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    declared = _DECLARED.match(data.lstrip()[:200])
+    if declared:
+        try:
+            return data.decode(declared.group(1).decode("ascii"), errors="replace")
+        except LookupError:
+            pass
+    try:
+        return decode_bytes(data)
+    except LoadError:
+        return data.decode("utf-8", "replace")

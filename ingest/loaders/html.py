@@ -12,8 +12,13 @@ from ingest.loaders.text import decode_bytes
 from ingest.tables import markdown_table
 from ingest.types import Document
 
-# never text: code, navigation, forms, and the <title> (the page's name, not its content; kept as metadata)
-_SKIP = {"script", "style", "noscript", "nav", "header", "footer", "form", "svg", "template", "button", "select", "title"}
+# never text: code and the <title> (the page's name, not its content; kept as metadata)
+_CODE = {"script", "style", "svg", "template", "title"}
+# not the page's text: navigation and form controls (a <form> itself may hold a whole page: ASP.NET's do)
+_SKIP = _CODE | {"noscript", "nav", "button", "select", "textarea"}
+# the page's own header and footer (a logo, links, a copyright line); inside <main> or <article>, an article's
+# title and byline (found by review: "Refund policy 2024" and a whole ASP.NET page in a <form> were lost)
+_PAGE_PARTS = {"header", "footer"}
 _BLOCK = {"p", "div", "li", "tr", "br", "table", "section", "article", "aside", "blockquote", "pre", "dd", "dt", "ul", "ol"}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
@@ -26,6 +31,8 @@ class _Table:
         self.row: list[tuple[str, int, int]] | None = None
         self.cell: list[str] | None = None
         self.span = (1, 1)
+        self.caption: list[str] = []  # its <caption>: said above it (found by review: it was dropped)
+        self.in_caption = False
 
     def grid(self) -> list[list[str]]:
         """Cells placed on a grid, a spanning cell's text repeated over the cells it covers."""
@@ -55,8 +62,10 @@ def _span(attrs: list[tuple[str, str | None]], name: str) -> int:
 
 
 class _Sections(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, lenient: bool = False) -> None:
         super().__init__(convert_charrefs=True)
+        self.skipped = _CODE if lenient else _SKIP  # lenient: all but code (a page whose text is all in a <nav> never closed)
+        self.lenient = lenient
         self.skip = 0
         self.heading: int | None = None
         self.heading_text: list[str] = []
@@ -79,17 +88,19 @@ class _Sections(HTMLParser):
         return bool(self.tables) and self.tables[-1].cell is not None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "aside":  # a sidebar ("Related news", "Subscribe") outside the page's main text is none of it
-            self.asides.append(not self.main and not self.skip)
+        if tag == "aside" or tag in _PAGE_PARTS:  # a sidebar ("Related news", "Subscribe") or the page's header or footer
+            self.asides.append(not self.main and not self.skip and not self.lenient)  # outside the page's main text is none of it
             self.skip += self.asides[-1]
         elif tag in ("main", "article") and not self.skip:
             self.main += 1
-        if tag in _SKIP:
+        if tag in self.skipped:
             self.skip += 1
         elif self.skip:
             return
         elif tag == "table":
             self.tables.append(_Table())
+        elif self.tables and tag == "caption" and not self._in_cell():
+            self.tables[-1].in_caption = True
         elif self.tables and tag == "tr":
             self.tables[-1].row = []
         elif self.tables and tag in ("td", "th"):
@@ -120,12 +131,12 @@ class _Sections(HTMLParser):
             table.row = None
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "aside" and self.asides and self.asides.pop():
+        if (tag == "aside" or tag in _PAGE_PARTS) and self.asides and self.asides.pop():
             self.skip -= 1
             return
         if tag in ("main", "article") and self.main and not self.skip:
             self.main -= 1
-        if tag in _SKIP:
+        if tag in self.skipped:
             self.skip = max(0, self.skip - 1)
         elif self.skip:
             return
@@ -133,10 +144,13 @@ class _Sections(HTMLParser):
             table = self.tables.pop()
             self._end_row(table)
             grid = table.grid()
+            caption = " ".join("".join(table.caption).split())
             if self._in_cell():  # a table inside a cell: its text joins the cell
-                self.tables[-1].cell.append(" " + " ".join(" ".join(r) for r in grid) + " ")  # type: ignore[union-attr]
+                self.tables[-1].cell.append(" " + " ".join([caption, *(" ".join(r) for r in grid)]) + " ")  # type: ignore[union-attr]
             else:
-                self.body.append("\n" + markdown_table(grid) + "\n")
+                self.body.append("\n" + (caption + "\n" if caption else "") + markdown_table(grid) + "\n")
+        elif self.tables and tag == "caption":
+            self.tables[-1].in_caption = False
         elif self.tables and tag in ("td", "th"):
             self._end_cell(self.tables[-1])
         elif self.tables and tag == "tr":
@@ -157,6 +171,8 @@ class _Sections(HTMLParser):
             return
         if self._in_cell():
             self.tables[-1].cell.append(data)  # type: ignore[union-attr]
+        elif self.tables and self.tables[-1].in_caption:
+            self.tables[-1].caption.append(data)
         elif self.tables:
             return  # whitespace between rows and cells
         elif self.heading is not None:
@@ -166,13 +182,17 @@ class _Sections(HTMLParser):
 
 
 def html_sections(markup: str) -> list[tuple[list[str], str]]:
-    """(title_path, text) for each heading section of an HTML page; tables as Markdown tables."""
-    parser = _Sections()
-    parser.feed(markup)
-    parser.close()
-    while parser.tables:  # tables never closed: keep what they hold
-        parser.handle_endtag("table")
-    parser.flush()
+    """(title_path, text) for each heading section of an HTML page; tables as Markdown tables. A page whose text
+    is all in what is passed over (a <nav> never closed, a page that is one <header>) is read again for all but code."""
+    for lenient in (False, True):
+        parser = _Sections(lenient)
+        parser.feed(markup)
+        parser.close()
+        while parser.tables:  # tables never closed: keep what they hold
+            parser.handle_endtag("table")
+        parser.flush()
+        if parser.sections:
+            break
     return parser.sections
 
 

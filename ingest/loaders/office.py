@@ -152,6 +152,8 @@ def _text(pkg: _Package, element: Any, nested: list[str]) -> str:
             out.append("\t")
         elif name in ("br", "cr"):
             out.append("\n")
+        elif name == "noBreakHyphen":  # COVID-19 and 555-0100 keep their hyphens (found by review: "COVID19")
+            out.append("-")
         elif name in ("Fallback", "delText", "instrText", "rPr", "pPr"):
             return  # the fallback copy of a drawing, deleted text, field codes, formatting
         elif name == "txbxContent":
@@ -242,34 +244,40 @@ def _list_marker(pkg: _Package, ppr: Any) -> str:
     return f"{pkg.counters[key]}. "
 
 
+_WRAPPERS = {"sdt", "sdtContent", "customXml"}  # content controls and custom XML around rows and cells
+
+
+def _within(parent: Any, kind: str) -> Iterator[Any]:
+    """The children of parent named kind ("tr", "tc"), and those inside content controls or custom XML around them
+    (Word's repeating sections: found by review, a form's rows and a cell in custom XML were lost)."""
+    for child in parent:
+        name = _local(child)
+        if name == kind:
+            yield child
+        elif name in _WRAPPERS:
+            yield from _within(child, kind)
+
+
 def _table_rows(pkg: _Package, tbl: Any) -> list[list[str]]:
     rows: list[list[str]] = []
     above: dict[int, str] = {}  # column -> text of the cell a vertical merge continues
-    for tr in tbl:
-        if _local(tr) != "tr":
-            continue
+    for tr in _within(tbl, "tr"):
         cells: list[str] = []
-        for tc in tr:
-            if _local(tc) == "sdt":  # a content control around cells
-                content = _child(tc, "sdtContent")
-                tcs = [c for c in content if _local(c) == "tc"] if content is not None else []
+        for cell in _within(tr, "tc"):
+            tcpr = _child(cell, "tcPr")
+            span = int(_attr(_child(tcpr, "gridSpan"), "val") or 1) if tcpr is not None and _child(tcpr, "gridSpan") is not None else 1
+            vmerge = _child(tcpr, "vMerge") if tcpr is not None else None
+            column = len(cells)
+            if vmerge is not None and (_attr(vmerge, "val") or "continue") == "continue":
+                text = above.get(column, "")
             else:
-                tcs = [tc] if _local(tc) == "tc" else []
-            for cell in tcs:
-                tcpr = _child(cell, "tcPr")
-                span = int(_attr(_child(tcpr, "gridSpan"), "val") or 1) if tcpr is not None and _child(tcpr, "gridSpan") is not None else 1
-                vmerge = _child(tcpr, "vMerge") if tcpr is not None else None
-                column = len(cells)
-                if vmerge is not None and (_attr(vmerge, "val") or "continue") == "continue":
-                    text = above.get(column, "")
-                else:
-                    parts = []
-                    for block in _blocks(pkg, cell):
-                        parts.append(block[2] if block[0] == "p" else " ".join(" ".join(r) for r in block[2]))
-                    text = " ".join(" ".join(parts).split())
-                for k in range(span):
-                    above[column + k] = text
-                    cells.append(text)
+                parts = []
+                for block in _blocks(pkg, cell):
+                    parts.append(block[2] if block[0] == "p" else " ".join(" ".join(r) for r in block[2]))
+                text = " ".join(" ".join(parts).split())
+            for k in range(span):
+                above[column + k] = text
+                cells.append(text)
         rows.append(cells)
     return rows
 
@@ -293,10 +301,67 @@ def _blocks(pkg: _Package, container: Any) -> Iterator[tuple[str, int | None, An
                 yield "p", None, extra
         elif name == "tbl":
             yield "table", None, _table_rows(pkg, el)
+        elif name == "altChunk":  # a part in another format set into the document: web apps' "export to Word" is HTML
+            for text in _alt_chunk(pkg, _attr(el, "id")):
+                yield "p", None, text
         elif name in ("sdt", "customXml", "smartTag", "ins"):
             content = _child(el, "sdtContent") if name == "sdt" else el
             if content is not None:
                 yield from _blocks(pkg, content)
+
+
+def _alt_chunk(pkg: _Package, rid: str | None) -> list[str]:
+    """The paragraphs of an altChunk's part when it is HTML (or MHT: HTML in MIME, as html-docx-js writes it) or text
+    (found by review: a document that was one such chunk had "no text"); another format's (RTF, a DOCX) is passed over."""
+    _, part = pkg.rels.get(rid or "", ("", ""))
+    suffix = posixpath.splitext(part.lower())[1]
+    if suffix not in (".htm", ".html", ".xhtml", ".txt", ".mht", ".mhtml"):
+        return []
+    try:
+        raw = pkg.zf.read(part)
+    except KeyError:
+        return []
+    from ingest.loaders.html import html_text
+    from ingest.loaders.text import decode_bytes
+
+    try:
+        if suffix in (".mht", ".mhtml"):
+            import email
+            import email.policy
+
+            body = email.message_from_bytes(raw, policy=email.policy.default).get_body(preferencelist=("html", "plain"))
+            text = str(body.get_content()) if body is not None else ""
+            suffix = ".txt" if body is not None and body.get_content_type() == "text/plain" else ".html"
+        else:
+            text = decode_bytes(raw)
+    except (LoadError, LookupError, ValueError):
+        return []
+    text = text if suffix == ".txt" else html_text(text)
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def _notes(pkg: _Package) -> Iterator[tuple[str, str]]:
+    """(kind, text) of the document's footnotes, endnotes and comments, each as "[1] text" lines (found by review:
+    a handbook's six footnotes, legal citations among them, were never read)."""
+    for kind, title in (("footnotes", "Footnotes"), ("endnotes", "Endnotes"), ("comments", "Comments")):
+        part = next((p for t, p in pkg.rels.values() if t.endswith("/" + kind)), None)
+        if part is None:
+            continue
+        try:
+            root = pkg.read(part)
+        except (KeyError, ET.ParseError):
+            continue
+        lines = []
+        for note in root:
+            if _attr(note, "type") in ("separator", "continuationSeparator", "continuationNotice"):
+                continue
+            nested: list[str] = []
+            text = " ".join(t for t in (_text(pkg, p, nested).strip() for p in note.iter() if _local(p) == "p") if t)
+            text = " ".join([text, *nested]).strip()
+            if text:
+                lines.append(f"[{_attr(note, 'id') or len(lines) + 1}] {text}")
+        if lines:
+            yield title, "\n".join(lines)
 
 
 def load_docx(path: Path, options: object) -> Iterator[Document]:
@@ -333,3 +398,5 @@ def load_docx(path: Path, options: object) -> Iterator[Document]:
                     lines = []
                     yield Document(table, {"source": str(path), "page": None, "title_path": [t for _, t in title_path], "kind": "table"})
         yield from section()
+        for title, text in _notes(pkg):
+            yield Document(text, {"source": str(path), "page": None, "title_path": [title], "kind": "text"})

@@ -5,7 +5,9 @@ so every chunk carries each row with its header."""
 from __future__ import annotations
 
 import csv
+import datetime
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,19 +241,44 @@ def load_xls(path: Path, options: object) -> Iterator[Document]:
     except Exception as exc:
         raise LoadError(f"corrupt or unreadable XLS: {exc}") from exc
     for n, sheet in enumerate(book.sheets(), start=1):
-        grid = [[cell_text(v, escape=False) for v in sheet.row_values(i)] for i in range(sheet.nrows)]
+        grid = [[cell_text(_xls_value(c, book.datemode), escape=False) for c in sheet.row(i)] for i in range(sheet.nrows)]
         yield from _sheet_documents(path, sheet.name, grid, n)
+
+
+def _xls_value(cell: Any, datemode: int) -> Any:
+    """An .xls cell's value as Excel shows its kind: a date (2024-03-31, with its time when it has one), an
+    error (#DIV/0!), TRUE/FALSE (found by review: 45382, 7 and 1)."""
+    import xlrd
+
+    if cell.ctype == xlrd.XL_CELL_DATE:
+        try:
+            when = xlrd.xldate.xldate_as_datetime(cell.value, datemode)
+        except (ValueError, OverflowError, xlrd.xldate.XLDateError):
+            return cell.value
+        return when.date().isoformat() if when.time() == datetime.time() else when.isoformat(sep=" ")
+    if cell.ctype == xlrd.XL_CELL_ERROR:
+        return xlrd.error_text_from_code.get(cell.value, "#ERROR")
+    if cell.ctype == xlrd.XL_CELL_BOOLEAN:
+        return "TRUE" if cell.value else "FALSE"
+    return cell.value
+
+
+_EXCEL_SEP = re.compile(r"\ufeff?sep=(.)[ \t]*(?:\r\n|\r|\n)")
 
 
 def load_delimited(path: Path, options: object) -> Iterator[Document]:
     text = decode_bytes(path.read_bytes())
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    if delimiter == ",":
+    said = _EXCEL_SEP.match(text)  # Excel's "sep=;" line names the delimiter, and is no row (found by review: it was the header)
+    if said:
+        delimiter, text = said.group(1), text[said.end():]
+    elif delimiter == ",":
         try:
             delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
         except csv.Error:
             pass
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a cell may be as long as the file (found by review: one
-    doc = _sheet_document(path, None, csv.reader(io.StringIO(text), delimiter=delimiter), None)  # of 144 KB failed the file)
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)  # of 144 KB failed the file); any line ends, as
+    doc = _sheet_document(path, None, rows, None)  # open(newline="") reads them (found by review: a CR-only CSV failed)
     if doc:
         yield doc

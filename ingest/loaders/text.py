@@ -104,9 +104,13 @@ def decode_bytes(data: bytes) -> str:
             if best is None:
                 raise LoadError("binary content, not text (mislabelled file?)") from None
             text = str(best)
+    text = _ANSI.sub("", text)  # a log's colours are no text (found by review: a coloured .log was taken for binary)
     if looks_binary(text):
         raise LoadError("binary content, not text (mislabelled file?)")
     return text
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")  # terminal codes: colours, cursor moves, titles
 
 
 def read_text(path: Path) -> str:
