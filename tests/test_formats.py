@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from email.message import EmailMessage
 from pathlib import Path
@@ -523,3 +524,33 @@ def test_epub_chapters_named_in_encoded_urls_or_written_in_gbk_and_coloured_logs
     assert [(d.meta["title_path"], d.text.split("\n")[-1]) for d in docs] == [(["第一章"], "故事从一个雨夜开始。"), (["Two"], "The rain stopped.")]
     (tmp_path / "build.log").write_text("\x1b[32mOK\x1b[0m build passed\n" * 40 + "\x1b[31mFAIL\x1b[0m test_x\n", encoding="utf-8")
     assert load_file(tmp_path / "build.log")[0].text.strip().endswith("OK build passed\nFAIL test_x")
+
+
+def test_an_xlsx_openpyxl_refuses_over_a_part_that_holds_no_cell_is_read_from_its_xml(tmp_path: Path) -> None:
+    """Found by review (helper 93): a creation date without a time in docProps, an empty font size and "Portrait" for
+    "portrait" each failed the whole workbook in openpyxl; an encrypted workbook said "File is not a zip file"."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Budget"
+    sheet.append(["Item", "Q1", "Note"])
+    sheet.append(["Rent", 1000, "paid"])
+    sheet["A5"] = "far below"
+    book.save(tmp_path / "good.xlsx")
+    edits = {"date.xlsx": ("docProps/core.xml", lambda b: re.sub(rb"(<dcterms:created[^>]*>)[^<]*", rb"\g<1>2024-01-05", b)),
+             "font.xlsx": ("xl/styles.xml", lambda b: re.sub(rb'<sz val="[^"]*"', b'<sz val=""', b, count=1)),
+             "portrait.xlsx": ("xl/worksheets/sheet1.xml", lambda b: b.replace(b"</worksheet>", b'<pageSetup orientation="Portrait"/></worksheet>'))}
+    for name, (part, edit) in edits.items():
+        with zipfile.ZipFile(tmp_path / "good.xlsx") as zin, zipfile.ZipFile(tmp_path / name, "w") as zout:
+            for item in zin.infolist():
+                if item.filename != part:
+                    zout.writestr(item.filename, zin.read(item.filename))
+                elif edit is not None:
+                    zout.writestr(item.filename, edit(zin.read(item.filename)))
+        docs = load_file(tmp_path / name)
+        assert docs[0].meta["title_path"] == ["Budget"] and "| Rent | 1000 | paid |" in docs[0].text, (name, docs)
+        assert "far below" in "".join(d.text for d in docs)
+    (tmp_path / "locked.xlsx").write_bytes(bytes.fromhex("D0CF11E0A1B11AE1") + b"\0" * 504)  # what Excel writes for a password
+    with pytest.raises(LoadError, match="password-protected"):
+        load_file(tmp_path / "locked.xlsx")

@@ -207,7 +207,17 @@ def load_xlsx(path: Path, options: object) -> Iterator[Document]:
     try:
         book = openpyxl.load_workbook(path, read_only=read_only, data_only=True)
     except Exception as exc:
-        raise LoadError(f"corrupt or unreadable XLSX: {exc}") from exc
+        if "encrypted" in str(exc).lower() or _is_ole(path):  # an encrypted workbook is an OLE file holding the real one
+            raise LoadError("password-protected XLSX: remove the password (File > Info > Protect Workbook) and ingest it again") from exc
+        try:
+            sheets = _raw_sheets(path)  # openpyxl refuses some files over parts that hold no cell
+        except LoadError:
+            raise
+        except Exception:
+            raise LoadError(f"corrupt or unreadable XLSX: {exc}") from exc
+        for n, (name, grid) in enumerate(sheets, start=1):
+            yield from _sheet_documents(path, name, grid, n)
+        return
     from ingest.loaders.charts import workbook_charts
 
     charts = workbook_charts(path)
@@ -229,6 +239,11 @@ def load_xlsx(path: Path, options: object) -> Iterator[Document]:
                 yield Document("\n".join(notes), {"source": str(path), "page": n, "title_path": [ws.title], "kind": "text", "sheet": ws.title})
     finally:
         book.close()
+
+
+def _is_ole(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(8) == bytes.fromhex("D0CF11E0A1B11AE1")
 
 
 def load_xls(path: Path, options: object) -> Iterator[Document]:
@@ -282,3 +297,88 @@ def load_delimited(path: Path, options: object) -> Iterator[Document]:
     doc = _sheet_document(path, None, rows, None)  # open(newline="") reads them (found by review: a CR-only CSV failed)
     if doc:
         yield doc
+
+
+_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_CELL_REF = re.compile(r"([A-Z]+)(\d+)")
+RAW_MAX_CELLS = 2_000_000  # cells read by the raw reader from one workbook, at most
+
+
+def _raw_sheets(path: Path) -> list[tuple[str, list[list[str]]]]:
+    """Each sheet's name and cell texts read from the workbook's XML itself, for a file openpyxl refuses over a part
+    that is no cell (a date in docProps written without a time, an empty font size, "Portrait"
+    for "portrait": found by review, each file failed whole). Values as stored (a formula's cached result), no styles."""
+    import posixpath
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        book = ET.fromstring(z.read("xl/workbook.xml"))
+        rels = {}
+        if "xl/_rels/workbook.xml.rels" in names:
+            for rel in ET.fromstring(z.read("xl/_rels/workbook.xml.rels")):
+                target = rel.get("Target", "")
+                rels[rel.get("Id")] = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+        shared: list[str] = []
+        if "xl/sharedStrings.xml" in names:
+            for si in ET.fromstring(z.read("xl/sharedStrings.xml")):
+                shared.append(_shared_text(si))
+        out, cells = [], 0
+        for sheet in book.iter(f"{_MAIN_NS}sheet"):
+            part = rels.get(sheet.get(f"{_REL_NS}id"))
+            if part not in names:
+                continue
+            found: dict[tuple[int, int], str] = {}
+            for c in ET.fromstring(z.read(part)).iter(f"{_MAIN_NS}c"):
+                m = _CELL_REF.match(c.get("r", ""))
+                if not m:
+                    continue
+                kind, v = c.get("t"), c.find(f"{_MAIN_NS}v")
+                if kind == "inlineStr":
+                    text = "".join(t.text or "" for t in c.iter(f"{_MAIN_NS}t"))
+                elif v is None or v.text is None:
+                    continue
+                elif kind == "s":
+                    text = shared[int(v.text)] if v.text.isdigit() and int(v.text) < len(shared) else ""
+                elif kind == "b":
+                    text = "TRUE" if v.text == "1" else "FALSE"
+                else:
+                    text = cell_text(float(v.text), escape=False) if kind in (None, "n") and _is_number(v.text) else v.text
+                if text.strip():
+                    col = 0
+                    for ch in m.group(1):
+                        col = col * 26 + ord(ch) - 64
+                    found[(int(m.group(2)), col)] = " ".join(text.split())
+                    cells += 1
+                    if cells > RAW_MAX_CELLS:
+                        raise LoadError(f"over {RAW_MAX_CELLS:,} cells in a workbook openpyxl could not read")
+            rows = sorted({r for r, _ in found})
+            width = max((c for _, c in found), default=0)
+            grid, at = [], {}
+            for i, r in enumerate(rows):
+                if i and r - rows[i - 1] > 1:
+                    grid.append([""] * width)  # a gap stays a gap, however long
+                at[r] = len(grid)
+                grid.append([""] * width)
+            for (r, col), text in found.items():
+                grid[at[r]][col - 1] = text
+            out.append((sheet.get("name") or f"Sheet{len(out) + 1}", grid))
+        return out
+
+
+def _shared_text(si: Any) -> str:
+    """A shared string's text: its <t>, or its rich text runs' (not a phonetic reading's, <rPh>: Japanese furigana)."""
+    plain = si.find(f"{_MAIN_NS}t")
+    if plain is not None:
+        return plain.text or ""
+    return "".join(t.text or "" for run in si.findall(f"{_MAIN_NS}r") for t in run.findall(f"{_MAIN_NS}t"))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
