@@ -449,6 +449,8 @@ def test_mail_is_read_as_mail_clients_read_it(tmp_path: Path) -> None:
     (tmp_path / "one.eml").write_bytes(head.format(subject="note").encode() + b"Content-Type: text/plain\n"
                                        b"Content-Disposition: attachment; filename=note.txt\n\nThe whole message is this attached note.")
     assert "The whole message is this attached note." in load_file(tmp_path / "one.eml")[0].text
+    (tmp_path / "utf16.eml").write_bytes("\ufeffFrom: a@example.com\nSubject: saved\n\nBody of a mail saved as UTF-16.".encode("utf-16-le"))
+    assert "Body of a mail saved as UTF-16." in load_file(tmp_path / "utf16.eml")[0].text  # (it was "not an e-mail")
 
 
 def _docx_with(tmp_path: Path, name: str, body_xml: str, parts: dict[str, tuple[str, str, bytes]]) -> Path:
@@ -554,3 +556,34 @@ def test_an_xlsx_openpyxl_refuses_over_a_part_that_holds_no_cell_is_read_from_it
     (tmp_path / "locked.xlsx").write_bytes(bytes.fromhex("D0CF11E0A1B11AE1") + b"\0" * 504)  # what Excel writes for a password
     with pytest.raises(LoadError, match="password-protected"):
         load_file(tmp_path / "locked.xlsx")
+
+
+def test_a_slides_smartart_text_is_read(tmp_path: Path) -> None:
+    """Found by review (helper 93): a SmartArt diagram's text ("Step 1: submit claim") was lost: python-pptx sees a
+    graphic frame with no text, and the text is in the diagram's data part."""
+    from pptx import Presentation
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "Claims"
+    deck.save(tmp_path / "base.pptx")
+    dgm, a = "http://schemas.openxmlformats.org/drawingml/2006/diagram", "http://schemas.openxmlformats.org/drawingml/2006/main"
+    data = (f'<dgm:dataModel xmlns:dgm="{dgm}" xmlns:a="{a}"><dgm:ptLst>'
+            + "".join(f'<dgm:pt modelId="{n}"><dgm:t><a:bodyPr/><a:p><a:r><a:t>{text}</a:t></a:r></a:p></dgm:t></dgm:pt>'
+                      for n, text in enumerate(("Step 1: submit claim", "Step 2: manager approves within 5 days"), start=1))
+            + "</dgm:ptLst></dgm:dataModel>")
+    rel = ('<Relationship Id="rIdDm" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/diagramData" '
+           'Target="../diagrams/data1.xml"/></Relationships>')
+    kind = ('<Override PartName="/ppt/diagrams/data1.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.drawingml.diagramData+xml"/></Types>')
+    with zipfile.ZipFile(tmp_path / "base.pptx") as zin, zipfile.ZipFile(tmp_path / "smartart.pptx", "w") as zout:
+        for item in zin.infolist():
+            content = zin.read(item.filename)
+            if item.filename == "ppt/slides/_rels/slide1.xml.rels":
+                content = content.replace(b"</Relationships>", rel.encode())
+            elif item.filename == "[Content_Types].xml":
+                content = content.replace(b"</Types>", kind.encode())
+            zout.writestr(item.filename, content)
+        zout.writestr("ppt/diagrams/data1.xml", data)
+    text = load_file(tmp_path / "smartart.pptx")[0].text
+    assert "Step 1: submit claim\nStep 2: manager approves within 5 days" in text, text

@@ -45,7 +45,13 @@ FORWARDED_DEPTH = 3  # forwarded mails inside forwarded mails are read this deep
 
 
 def load_eml(path: Path, options: object) -> Iterator[Document]:
-    msg = email.message_from_bytes(path.read_bytes().lstrip(b"\r\n"), policy=email.policy.default)
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw[:2].isascii() and raw[1:2] == b"\0" or raw[:1] == b"\0":  # saved as UTF-16
+        try:  # (by Windows tools: found by review, "not an e-mail")
+            raw = decode_bytes(raw).encode("utf-8")
+        except LoadError:
+            pass
+    msg = email.message_from_bytes(raw.lstrip(b"\r\n"), policy=email.policy.default)
     if not msg.keys():  # random bytes, a PDF or an image named .eml: no "Name: value" header lines at all
         raise LoadError("not an e-mail: no header lines (From:, Subject:, …) (mislabelled file?)")
     yield from _mail(msg, path, [], 0)

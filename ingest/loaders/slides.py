@@ -96,6 +96,24 @@ def _ordered(shapes: Any) -> list[Any]:
     return [shape for *_, shape in sorted(items, key=lambda t: (t[0], t[1], t[2]))]
 
 
+def _diagrams(slide: Any) -> list[str]:
+    """The text of the slide's SmartArt diagrams, from their data parts (python-pptx sees a graphic frame with no text:
+    found by review, "Step 1: submit claim…" was lost)."""
+    out = []
+    for rel in slide.part.rels.values():
+        if not rel.reltype.endswith("/diagramData") or rel.is_external:
+            continue
+        try:
+            from lxml import etree
+
+            text = _xml_text(etree.fromstring(rel.target_part.blob))
+        except Exception:  # noqa: BLE001 - a broken diagram part never stops the slide
+            continue
+        if text:
+            out.append(text)
+    return out
+
+
 def _comments(slide: Any) -> list[str]:
     """Legacy and modern slide comments: "comment (author): text"."""
     out = []
@@ -139,6 +157,7 @@ def load_pptx(path: Path, options: object) -> Iterator[Document]:
                 text = _xml_text(shape)
                 if text:
                     parts.append(text)
+        parts.extend(_diagrams(slide))
         parts.extend(_comments(slide))
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             notes = slide.notes_slide.notes_text_frame.text.strip()
