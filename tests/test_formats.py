@@ -587,3 +587,18 @@ def test_a_slides_smartart_text_is_read(tmp_path: Path) -> None:
         zout.writestr("ppt/diagrams/data1.xml", data)
     text = load_file(tmp_path / "smartart.pptx")[0].text
     assert "Step 1: submit claim\nStep 2: manager approves within 5 days" in text, text
+
+
+def test_short_western_european_text_is_not_read_as_chinese_or_central_european(tmp_path: Path) -> None:
+    """Found by review (helper 93): short Windows-1252 text was read as GBK ("pr黤en") or as Windows-1250 ("crčme
+    brűlée", "reuniăo"); Chinese and Central European text are still told apart."""
+    samples = [("Menu du jour : crème brûlée, pâté, café.", "cp1252"),
+               ("A reunião de amanhã será às três horas. Não se esqueça de trazer os relatórios.", "cp1252"),
+               ("Bitte die Rechnung prüfen und bis Freitag zurücksenden. Grüße, Jürgen", "cp1252"),
+               ("L'attività è già iniziata; la città è più bella d'estate.", "cp1252"),
+               ("Příliš žluťoučký kůň úpěl ďábelské ódy. Dnes je pěkně.", "cp1250"),
+               ("Zażółć gęślą jaźń. Spotkanie jest w środę o godzinie trzeciej.", "cp1250"),
+               ("年假十天。", "gbk"), ("北京是中華人民共和國的首都，也是全國的政治中心和文化中心。", "big5")]
+    for n, (text, encoding) in enumerate(samples):
+        (tmp_path / f"{n}.txt").write_bytes(text.encode(encoding))
+        assert load_file(tmp_path / f"{n}.txt")[0].text == text, encoding

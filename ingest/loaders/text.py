@@ -47,7 +47,9 @@ def _chinese_decoding(data: bytes) -> str | None:
         if len(han) < max(2, 0.3 * sum(1 for ch in text if ord(ch) > 127)):
             continue
         share = sum(1 for ch in han if ch in _COMMON_ZH) / len(han)
-        if share >= 0.2 and (best is None or share > best[0]):
+        # a few characters are as likely Latin letters paired by chance ("prüfen … Grüße" as GBK: 4 characters, 1
+        # common; found by review): a short text must be mostly common characters
+        if share >= (0.2 if len(han) >= 20 else 0.5) and (best is None or share > best[0]):
             best = (share, text)
     return best[1] if best else None
 
@@ -100,10 +102,13 @@ def decode_bytes(data: bytes) -> str:
         if text is None:
             from charset_normalizer import from_bytes
 
-            best = from_bytes(data).best()
-            if best is None:
+            found = list(from_bytes(data))
+            if not found:
                 raise LoadError("binary content, not text (mislabelled file?)") from None
-            text = str(best)
+            # Windows-1252 where it reads the text as cleanly as the best guess: short French or Portuguese read as
+            # Central European came out "crčme", "reuniăo" (found by review)
+            western = [m for m in found if m.encoding == "cp1252" and m.chaos <= found[0].chaos + 0.05]
+            text = str(western[0] if western else found[0])
     text = _ANSI.sub("", text)  # a log's colours are no text (found by review: a coloured .log was taken for binary)
     if looks_binary(text):
         raise LoadError("binary content, not text (mislabelled file?)")
