@@ -74,7 +74,7 @@ class _Sections(HTMLParser):
         self.sections: list[tuple[list[str], str]] = []
         self.tables: list[_Table] = []
         self.main = 0  # inside <main> or <article>: the page's own text
-        self.asides: list[bool] = []  # per open <aside>: whether it is skipped
+        self.outside: list[bool] = []  # per open <aside>, <header> or <footer>: whether it is skipped
 
     def flush(self) -> None:
         text = "".join(self.body)
@@ -89,8 +89,8 @@ class _Sections(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "aside" or tag in _PAGE_PARTS:  # a sidebar ("Related news", "Subscribe") or the page's header or footer
-            self.asides.append(not self.main and not self.skip and not self.lenient)  # outside the page's main text is none of it
-            self.skip += self.asides[-1]
+            self.outside.append(not self.main and not self.skip and not self.lenient)  # outside the page's main text is none of it
+            self.skip += self.outside[-1]
         elif tag in ("main", "article") and not self.skip:
             self.main += 1
         if tag in self.skipped:
@@ -131,7 +131,7 @@ class _Sections(HTMLParser):
             table.row = None
 
     def handle_endtag(self, tag: str) -> None:
-        if (tag == "aside" or tag in _PAGE_PARTS) and self.asides and self.asides.pop():
+        if (tag == "aside" or tag in _PAGE_PARTS) and self.outside and self.outside.pop():
             self.skip -= 1
             return
         if tag in ("main", "article") and self.main and not self.skip:
