@@ -248,15 +248,22 @@ def test_readable_files_with_an_odd_label_a_bad_date_or_a_long_cell_are_read(tmp
         load_file(tmp_path / "bom.txt")
 
 
-def test_epub_chapters_in_spine_order(tmp_path: Path) -> None:
-    path = tmp_path / "a.epub"
+def _epub(path: Path, opf: str, manifest: str, spine: list[str], parts: dict[str, str | bytes]) -> Path:
+    """An EPUB whose package document is at opf, with the given manifest items, spine and parts."""
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("mimetype", "application/epub+zip")
-        z.writestr("META-INF/container.xml", '<container><rootfiles><rootfile full-path="OEBPS/content.opf"/></rootfiles></container>')
-        z.writestr("OEBPS/content.opf", '<package><manifest><item id="c2" href="two.xhtml"/><item id="c1" href="one.xhtml"/></manifest>'
-                   '<spine><itemref idref="c1"/><itemref idref="c2"/></spine></package>')
-        z.writestr("OEBPS/one.xhtml", "<html><body><h1>第一章</h1><p>从前有座山。</p></body></html>")
-        z.writestr("OEBPS/two.xhtml", "<html><body><h1>第二章</h1><p>山里有座庙。</p></body></html>")
+        z.writestr("META-INF/container.xml", f'<container><rootfiles><rootfile full-path="{opf}"/></rootfiles></container>')
+        refs = "".join(f'<itemref idref="{i}"/>' for i in spine)
+        z.writestr(opf, f"<package><manifest>{manifest}</manifest><spine>{refs}</spine></package>")
+        for name, data in parts.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_epub_chapters_in_spine_order(tmp_path: Path) -> None:
+    path = _epub(tmp_path / "a.epub", "OEBPS/content.opf", '<item id="c2" href="two.xhtml"/><item id="c1" href="one.xhtml"/>', ["c1", "c2"],
+                 {"OEBPS/one.xhtml": "<html><body><h1>第一章</h1><p>从前有座山。</p></body></html>",
+                  "OEBPS/two.xhtml": "<html><body><h1>第二章</h1><p>山里有座庙。</p></body></html>"})
     docs = load_file(path)
     assert [d.meta["title_path"] for d in docs] == [["第一章"], ["第二章"]]
     assert "山里有座庙" in docs[1].text
@@ -514,14 +521,9 @@ def test_epub_chapters_named_in_encoded_urls_or_written_in_gbk_and_coloured_logs
     """Found by review (helper 93): a chapter whose href is percent-encoded (a space, a Chinese file name) was
     skipped, a GBK chapter with its XML declaration became replacement characters, and a .log with terminal colours
     was taken for binary."""
-    path = tmp_path / "b.epub"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("mimetype", "application/epub+zip")
-        z.writestr("META-INF/container.xml", '<container><rootfiles><rootfile full-path="content.opf"/></rootfiles></container>')
-        z.writestr("content.opf", '<package><manifest><item id="a" href="%E7%AC%AC1%E7%AB%A0.xhtml"/><item id="b" href="chapter%202.xhtml"/>'
-                   '</manifest><spine><itemref idref="a"/><itemref idref="b"/></spine></package>')
-        z.writestr("第1章.xhtml", '<?xml version="1.0" encoding="gbk"?><html><body><h1>第一章</h1><p>故事从一个雨夜开始。</p></body></html>'.encode("gbk"))
-        z.writestr("chapter 2.xhtml", "<html><body><h1>Two</h1><p>The rain stopped.</p></body></html>")
+    path = _epub(tmp_path / "b.epub", "content.opf", '<item id="a" href="%E7%AC%AC1%E7%AB%A0.xhtml"/><item id="b" href="chapter%202.xhtml"/>',
+                 ["a", "b"], {"第1章.xhtml": '<?xml version="1.0" encoding="gbk"?><html><body><h1>第一章</h1><p>故事从一个雨夜开始。</p></body></html>'.encode("gbk"),
+                              "chapter 2.xhtml": "<html><body><h1>Two</h1><p>The rain stopped.</p></body></html>"})
     docs = load_file(path)
     assert [(d.meta["title_path"], d.text.split("\n")[-1]) for d in docs] == [(["第一章"], "故事从一个雨夜开始。"), (["Two"], "The rain stopped.")]
     (tmp_path / "build.log").write_text("\x1b[32mOK\x1b[0m build passed\n" * 40 + "\x1b[31mFAIL\x1b[0m test_x\n", encoding="utf-8")

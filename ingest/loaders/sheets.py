@@ -147,8 +147,13 @@ def _grid(ws: Any) -> tuple[list[list[str]], dict[int, int]]:
     merged = [(m.min_row, m.min_col) for m in ws.merged_cells.ranges]
     if not filled:
         return [], {}
-    rows = sorted({r for r, _ in filled} | {r for r, _ in merged})
-    width = max(c for _, c in filled)
+    return _placed(filled, sorted({r for r, _ in filled} | {r for r, _ in merged}))
+
+
+def _placed(filled: dict[tuple[int, int], str], rows: list[int]) -> tuple[list[list[str]], dict[int, int]]:
+    """Cells by (row, column), from 1, on a grid of the given sheet rows (a run of empty rows between them one empty
+    row), and the grid row of each sheet row."""
+    width = max((c for _, c in filled), default=0)
     grid: list[list[str]] = []
     index: dict[int, int] = {}
     for i, r in enumerate(rows):
@@ -354,16 +359,7 @@ def _raw_sheets(path: Path) -> list[tuple[str, list[list[str]]]]:
                     cells += 1
                     if cells > RAW_MAX_CELLS:
                         raise LoadError(f"over {RAW_MAX_CELLS:,} cells in a workbook openpyxl could not read")
-            rows = sorted({r for r, _ in found})
-            width = max((c for _, c in found), default=0)
-            grid, at = [], {}
-            for i, r in enumerate(rows):
-                if i and r - rows[i - 1] > 1:
-                    grid.append([""] * width)  # a gap stays a gap, however long
-                at[r] = len(grid)
-                grid.append([""] * width)
-            for (r, col), text in found.items():
-                grid[at[r]][col - 1] = text
+            grid, _ = _placed(found, sorted({r for r, _ in found}))
             out.append((sheet.get("name") or f"Sheet{len(out) + 1}", grid))
         return out
 
