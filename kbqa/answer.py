@@ -872,7 +872,12 @@ def judge(
     if elsewhere:  # at most YEAR_NOT_HELD
         p = min(decision.confidence, YEAR_NOT_HELD)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else elsewhere, facts)
-    if decision.answer and source != searched and facts["coverage"] == 0:  # at most NOTHING_SAID
+    # across languages, evidence that holds none of the question's words, or whose best source holds them only where it
+    # says whose document it is: the document's name is all it shares with the question (found by review: "Aurora X2
+    # 的保修期是多久？" was answered with the FAQ's English RESET sentence at 0.94, "How long is the warranty of the Aurora
+    # X2?" with its Chinese installation temperatures; an FAQ's heading that asks the question still counts)
+    titled_only = evidence.best is not None and evidence.text_coverage[evidence.best.n - 1] == 0
+    if decision.answer and source != searched and (facts["coverage"] == 0 or titled_only):  # at most NOTHING_SAID
         p = min(decision.confidence, NOTHING_SAID)
         decision = Decision(p >= calibrated.cut, p, "answer" if p >= calibrated.cut else "nothing-said", facts)
     if decision.answer and evidence.kind == "money" and not _priced(evidence, hits, query):  # at most NO_PRICE

@@ -234,6 +234,7 @@ class Evidence:
     kind: str | None
     sentences: list[Sentence] = field(default_factory=list)
     passage_coverage: list[float] = field(default_factory=list)  # per source, in order
+    text_coverage: list[float] = field(default_factory=list)  # ... of its text and headings, without whose document it is
     relevance: list[float] = field(default_factory=list)  # per source, in order
     question_terms: set[str] = field(default_factory=set)  # the question's own words as looked for (misspellings read as the sources spell them)
     spelled: dict[str, str] = field(default_factory=dict)  # a question word found in no source -> the sources' word it misspells
@@ -319,6 +320,7 @@ def gather(question: str, hits: list[Hit], query: str | None = None, titles: boo
         out.relevance.append(hit.relevance)
         out.whose.append(_said(terms(hit.context), bridge, hit.context))
         out.sections.append(_said(terms(" ".join(hit.title_path)), bridge, " ".join(hit.title_path)) - out.whose[-1])
+        out.text_coverage.append(coverage(wanted, passage | out.sections[-1], weights))
         for i, (pos, text, t) in enumerate(found):
             if is_question(text) and text.strip(" *_") in alone[n - 1] and not re.search("[:：]", text):
                 continue  # an FAQ's question, a line of its own, is no answer (it is read as the next sentence's neighbour)

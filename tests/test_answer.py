@@ -306,6 +306,23 @@ def test_in_the_demo_an_english_question_is_answered_from_the_english_manual(hom
 
 
 @pytest.mark.slow
+def test_across_languages_a_documents_name_alone_answers_nothing(home: Path) -> None:
+    """Found by review (helper 91, on examples/docs' FAQ without the manual): "How long is the warranty of the Aurora
+    X2?" was answered with the FAQ's Chinese installation temperatures (0.36), "Aurora X2 的保修期是多久？" with its
+    English RESET sentence (0.94): the FAQ's title, "Aurora X2 常见问题 FAQ", was all they shared. An FAQ heading that
+    asks the question in the other language still answers it."""
+    with KnowledgeBase.open("faq", llm="extractive") as kb:
+        assert kb.ingest([ROOT / "examples" / "docs" / "faq.md"]).ok
+        for question in ("How long is the warranty of the Aurora X2?", "Aurora X2 的保修期是多久？"):
+            answer = kb.ask(question)
+            assert not answer.answered_from_documents, (question, answer.text)
+        for question, expected in [("Why is the water flow slow?", "多半是 PP 棉滤芯堵塞"), ("Aurora X2 的滤芯指示灯怎么复位？", "hold the RESET button"),
+                                   ("Where can the Aurora X2 be installed?", "厨房水槽下方")]:
+            answer = kb.ask(question)
+            assert answer.answered_from_documents and expected in answer.text, (question, answer.text)
+
+
+@pytest.mark.slow
 def test_a_question_across_languages_embeds_each_sentence_once(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Across languages the evidence is ranked by meaning, which embeds its sentences; a knowledge base
     of both languages read them once per language, again after the sources were ordered by language,
