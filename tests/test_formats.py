@@ -471,7 +471,7 @@ def _docx_with(tmp_path: Path, name: str, body_xml: str, parts: dict[str, tuple[
     d.add_paragraph("Annual leave is 25 days.")
     d.save(base)
     out = tmp_path / name
-    with zipfile.ZipFile(base) as zin, zipfile.ZipFile(out, "w") as zout:
+    with zipfile.ZipFile(base) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
         for item in zin.infolist():
             data = zin.read(item.filename)
             if item.filename == "word/document.xml":
@@ -604,3 +604,49 @@ def test_short_western_european_text_is_not_read_as_chinese_or_central_european(
     for n, (text, encoding) in enumerate(samples):
         (tmp_path / f"{n}.txt").write_bytes(text.encode(encoding))
         assert load_file(tmp_path / f"{n}.txt")[0].text == text, encoding
+
+
+def test_the_new_readers_hold_against_hostile_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review (helper 94) of the readers above: 400 references to one 20 MB altChunk part made 8 GB of
+    text; junk bytes before a .docx hid it from the unpacked-size check; a cell at column YFXJRG or 165 MB of blank
+    cells took gigabytes in the raw XLSX reader; a chapter declaring punycode took minutes; a forwarded mail of
+    bytes failed the mail it came in; 3,000 nested content controls around a row were a RecursionError."""
+    from ingest import LoadOptions
+    import ingest.loaders.sheets as sheets
+
+    r = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+    many = _docx_with(tmp_path, "many.docx", f'<w:altChunk {r} r:id="rT"/>' * 50, {"rT": ("aFChunk", "chunk.txt", b"Shared chunk text.")})
+    assert "\n".join(d.text for d in load_file(many)).count("Shared chunk text.") == 1
+    big = _docx_with(tmp_path, "big.docx", "", {"rB": ("aFChunk", "big.txt", b"x" * 5_000_000)})
+    (tmp_path / "junk.docx").write_bytes(b"JUNK" + big.read_bytes())
+    with pytest.raises(LoadError, match="unpacks to"):
+        load_file(tmp_path / "junk.docx", LoadOptions(max_file_mb=1))
+    deep = "<w:sdt><w:sdtContent>" * 3000 + "<w:tr><w:tc><w:p><w:r><w:t>deep cell</w:t></w:r></w:p></w:tc></w:tr>" + "</w:sdtContent></w:sdt>" * 3000
+    assert "| deep cell |" in "\n".join(d.text for d in load_file(_docx_with(tmp_path, "deep.docx", f"<w:tbl>{deep}</w:tbl>", {})))
+
+    ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    cells = '<c r="A1" t="inlineStr"><is><t>Name</t></is></c><c r="XFD1" t="inlineStr"><is><t>far right</t></is></c>' \
+            '<c r="YFXJRG2" t="inlineStr"><is><t>beyond</t></is></c><c r="A3" t="s"><v>99999999999999999999</v></c>'
+    with zipfile.ZipFile(tmp_path / "raw.xlsx", "w") as z:
+        z.writestr("xl/workbook.xml", f'<workbook xmlns="{ns}" {r}><sheets><sheet name="S" r:id="rId1"/></sheets></workbook>')
+        z.writestr("xl/_rels/workbook.xml.rels", '<Relationships><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>')
+        z.writestr("xl/worksheets/sheet1.xml", f'<worksheet xmlns="{ns}"><sheetData><row r="1">{cells}</row>'
+                   + '<row r="4"><c r="B4"/></row>' * 500 + "</sheetData></worksheet>")
+    assert [grid for _, grid in sheets._raw_sheets(tmp_path / "raw.xlsx")] == [[["Name", "far right"]]]  # the columns that hold something
+    monkeypatch.setattr(sheets, "RAW_MAX_CELLS", 100)  # blank cells count too
+    with pytest.raises(LoadError, match="over 100 cells"):
+        sheets._raw_sheets(tmp_path / "raw.xlsx")
+
+    chapter = '<?xml version="1.0" encoding="punycode"?><html><body><p>Plain words of a chapter.</p></body></html>'
+    path = _epub(tmp_path / "p.epub", "c.opf", '<item id="a" href="a.xhtml"/>', ["a"], {"a.xhtml": chapter.encode() + b"\xff"})
+    assert "Plain words of a chapter." in load_file(path)[0].text  # (not decoded as punycode)
+    outer = EmailMessage()
+    outer["From"], outer["Subject"] = "a@example.com", "Fwd"
+    outer.set_content("hello")
+    inner = EmailMessage()
+    inner["Subject"] = "bytes"
+    inner.set_content(bytes(range(256)) * 40, maintype="application", subtype="x-junk")
+    inner.replace_header("Content-Type", "text/plain; charset=unknown-8bit")
+    outer.add_attachment(inner)
+    (tmp_path / "fwd.eml").write_bytes(bytes(outer))
+    assert "hello" in load_file(tmp_path / "fwd.eml")[0].text

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ingest.loaders.html import html_sections
-from ingest.loaders.text import decode_bytes
+from ingest.loaders.text import decode_bytes, text_codec
 from ingest.types import Document, LoadError
 
 
@@ -53,11 +53,9 @@ def _chapter_text(data: bytes) -> str:
     except UnicodeDecodeError:
         pass
     declared = _DECLARED.match(data.lstrip()[:200])
-    if declared:
-        try:
-            return data.decode(declared.group(1).decode("ascii"), errors="replace")
-        except LookupError:
-            pass
+    codec = text_codec(declared.group(1).decode("ascii")) if declared else None
+    if codec is not None:  # (not one no document is written in: punycode took minutes, found by review)
+        return data.decode(codec, errors="replace")
     try:
         return decode_bytes(data)
     except LoadError:

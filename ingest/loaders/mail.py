@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.loaders.html import html_text
-from ingest.loaders.text import decode_bytes, looks_binary
+from ingest.loaders.text import decode_bytes, looks_binary, text_codec
 from ingest.types import Document, LoadError
 
 
@@ -23,7 +23,7 @@ _AS_READ = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-
             "tis-620": "cp874", "iso-8859-11": "cp874"}
 
 
-def _text(part: Any) -> str:
+def part_text(part: Any) -> str:
     """A text part's content: in its declared charset as mail clients read it, or (none declared, 8-bit bytes: a
     GBK or Latin-1 body sent without one; a label Python does not know, "unknown-8bit" as mail servers write:
     found by review, the mail failed) in the encoding the text loader finds."""
@@ -31,12 +31,10 @@ def _text(part: Any) -> str:
     if not isinstance(raw, bytes):
         return str(part.get_payload())
     label = part.get_content_charset()
-    if label is None:
+    codec = text_codec(_AS_READ.get(label.strip().lower(), label)) if label is not None else None
+    if codec is None:  # none declared, or none a document is written in (base64, punycode: found by review)
         return decode_bytes(raw) if not raw.isascii() else raw.decode("ascii")
-    try:
-        return raw.decode(_AS_READ.get(label.strip().lower(), label), errors="replace")
-    except LookupError:
-        return decode_bytes(raw)
+    return raw.decode(codec, errors="replace")
 
 
 # an attachment read as text by its name when it is sent as bytes (application/octet-stream)
@@ -69,7 +67,12 @@ def _mail(msg: Any, path: Path, trail: list[str], depth: int) -> Iterator[Docume
         body = msg  # a mail whose one part is marked as an attachment
     text = ""
     if body is not None:
-        content = _text(body)
+        try:
+            content = part_text(body)
+        except LoadError:  # a forwarded mail of bytes costs itself, not the mail it came in (found by review)
+            if not depth:
+                raise
+            content = ""
         text = html_text(content) if body.get_content_type() == "text/html" else content
     if looks_binary(text):
         if not depth:
@@ -86,7 +89,7 @@ def _mail(msg: Any, path: Path, trail: list[str], depth: int) -> Iterator[Docume
                 continue
         if part.get_content_maintype() == "text" or name.lower().endswith(_TEXT_NAMES):
             try:
-                content = _text(part) if part.get_content_maintype() == "text" else decode_bytes(part.get_payload(decode=True) or b"")
+                content = part_text(part) if part.get_content_maintype() == "text" else decode_bytes(part.get_payload(decode=True) or b"")
             except LoadError:  # bytes after all
                 unread.append(f"{name} ({part.get_content_type()})")
                 continue

@@ -51,6 +51,7 @@ class _Package:
     options: Any = None  # LoadOptions: whether and how embedded images are OCR'd
     images_read: int = 0
     style_lists: dict[str, tuple[str, str]] = field(default_factory=dict)  # style id -> (numId, ilvl) of list styles
+    chunks_read: set[str] = field(default_factory=set)  # the altChunk parts read (each once)
 
     def part_rels(self, part: str) -> dict[str, tuple[str, str]]:
         name = posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
@@ -249,13 +250,17 @@ _WRAPPERS = {"sdt", "sdtContent", "customXml"}  # content controls and custom XM
 
 def _within(parent: Any, kind: str) -> Iterator[Any]:
     """The children of parent named kind ("tr", "tc"), and those inside content controls or custom XML around them
-    (Word's repeating sections: found by review, a form's rows and a cell in custom XML were lost)."""
-    for child in parent:
-        name = _local(child)
-        if name == kind:
+    (Word's repeating sections: found by review, a form's rows and a cell in custom XML were lost), in order; walked
+    with a stack of its own, however deep the wrappers nest."""
+    stack = [iter(parent)]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+        elif _local(child) == kind:
             yield child
-        elif name in _WRAPPERS:
-            yield from _within(child, kind)
+        elif _local(child) in _WRAPPERS:
+            stack.append(iter(child))
 
 
 def _table_rows(pkg: _Package, tbl: Any) -> list[list[str]]:
@@ -315,28 +320,36 @@ def _alt_chunk(pkg: _Package, rid: str | None) -> list[str]:
     (found by review: a document that was one such chunk had "no text"); another format's (RTF, a DOCX) is passed over."""
     _, part = pkg.rels.get(rid or "", ("", ""))
     suffix = posixpath.splitext(part.lower())[1]
-    if suffix not in (".htm", ".html", ".xhtml", ".txt", ".mht", ".mhtml"):
-        return []
+    if suffix not in (".htm", ".html", ".xhtml", ".txt", ".mht", ".mhtml") or part in pkg.chunks_read:
+        return []  # each part once: 400 references to one 20 MB part were 8 GB of text (found by review)
+    pkg.chunks_read.add(part)
     try:
         raw = pkg.zf.read(part)
     except KeyError:
         return []
     from ingest.loaders.html import html_text
-    from ingest.loaders.text import decode_bytes
+    from ingest.loaders.text import decode_bytes, looks_binary
 
     try:
         if suffix in (".mht", ".mhtml"):
             import email
             import email.policy
 
-            body = email.message_from_bytes(raw, policy=email.policy.default).get_body(preferencelist=("html", "plain"))
-            text = str(body.get_content()) if body is not None else ""
+            from ingest.loaders.mail import part_text
+
+            parsed = email.message_from_bytes(raw, policy=email.policy.default)
+            if parsed.get("Content-Type") is None:  # not MIME at all (found by review: bytes read as paragraphs)
+                return []
+            body = parsed.get_body(preferencelist=("html", "plain"))
+            text = part_text(body) if body is not None else ""
             suffix = ".txt" if body is not None and body.get_content_type() == "text/plain" else ".html"
         else:
             text = decode_bytes(raw)
     except (LoadError, LookupError, ValueError):
         return []
     text = text if suffix == ".txt" else html_text(text)
+    if looks_binary(text):  # bytes in a part named as text (found by review: a PNG's bytes as paragraphs)
+        return []
     return [line.strip() for line in text.split("\n") if line.strip()]
 
 
@@ -355,9 +368,11 @@ def _notes(pkg: _Package) -> Iterator[tuple[str, str]]:
         for note in root:
             if _attr(note, "type") in ("separator", "continuationSeparator", "continuationNotice"):
                 continue
-            nested: list[str] = []
-            text = " ".join(t for t in (_text(pkg, p, nested).strip() for p in note.iter() if _local(p) == "p") if t)
-            text = " ".join([text, *nested]).strip()
+            try:  # its paragraphs and tables as the body's are read (a text box's paragraphs once: found by review)
+                said = [content if kind == "p" else " ".join(" ".join(r) for r in content) for kind, _, content in _blocks(pkg, note)]
+            except RecursionError:  # nested past reason: this note is lost, not the document (found by review)
+                continue
+            text = " ".join(" ".join(said).split())
             if text:
                 lines.append(f"[{_attr(note, 'id') or len(lines) + 1}] {text}")
         if lines:

@@ -283,7 +283,7 @@ def _xls_value(cell: Any, datemode: int) -> Any:
     return cell.value
 
 
-_EXCEL_SEP = re.compile(r"\ufeff?sep=(.)[ \t]*(?:\r\n|\r|\n)")
+_EXCEL_SEP = re.compile(r"\ufeff?sep=([^\r\n])[ \t]*(?:\r\n|\r|\n)")
 
 
 def load_delimited(path: Path, options: object) -> Iterator[Document]:
@@ -306,14 +306,19 @@ def load_delimited(path: Path, options: object) -> Iterator[Document]:
 
 _MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-_CELL_REF = re.compile(r"([A-Z]+)(\d+)")
-RAW_MAX_CELLS = 2_000_000  # cells read by the raw reader from one workbook, at most
+_CELL_REF = re.compile(r"([A-Z]{1,3})(\d{1,7})$")
+MAX_COLUMN, MAX_ROW = 16384, 1048576  # Excel's own: XFD, and a million rows
+RAW_MAX_CELLS = 2_000_000  # cells (blank ones too) the raw reader reads from one workbook, at most
+RAW_MAX_CHARS = 100_000_000  # characters of cell text, at most (one shared string may fill a million cells)
+RAW_MAX_GRID = 20_000_000  # rows times columns of one sheet's grid, at most
 
 
 def _raw_sheets(path: Path) -> list[tuple[str, list[list[str]]]]:
     """Each sheet's name and cell texts read from the workbook's XML itself, for a file openpyxl refuses over a part
     that is no cell (a date in docProps written without a time, an empty font size, "Portrait"
-    for "portrait": found by review, each file failed whole). Values as stored (a formula's cached result), no styles."""
+    for "portrait": found by review, each file failed whole). Values as stored (a formula's cached result), no styles.
+    Parsed as a stream, within RAW_MAX_CELLS, RAW_MAX_CHARS and RAW_MAX_GRID, on the columns that hold something
+    (found by review: a cell at column YFXJRG, or 165 MB of blank cells, took gigabytes)."""
     import posixpath
     import xml.etree.ElementTree as ET
     import zipfile
@@ -328,40 +333,70 @@ def _raw_sheets(path: Path) -> list[tuple[str, list[list[str]]]]:
                 rels[rel.get("Id")] = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
         shared: list[str] = []
         if "xl/sharedStrings.xml" in names:
-            for si in ET.fromstring(z.read("xl/sharedStrings.xml")):
-                shared.append(_shared_text(si))
-        out, cells = [], 0
+            with z.open("xl/sharedStrings.xml") as f:
+                for _, el in ET.iterparse(f):
+                    if el.tag == f"{_MAIN_NS}si":
+                        shared.append(_shared_text(el))
+                        el.clear()
+        out: list[tuple[str, list[list[str]]]] = []
+        budget = {"cells": RAW_MAX_CELLS, "chars": RAW_MAX_CHARS}
         for sheet in book.iter(f"{_MAIN_NS}sheet"):
             part = rels.get(sheet.get(f"{_REL_NS}id"))
-            if part not in names:
-                continue
-            found: dict[tuple[int, int], str] = {}
-            for c in ET.fromstring(z.read(part)).iter(f"{_MAIN_NS}c"):
-                m = _CELL_REF.match(c.get("r", ""))
-                if not m:
-                    continue
-                kind, v = c.get("t"), c.find(f"{_MAIN_NS}v")
-                if kind == "inlineStr":
-                    text = "".join(t.text or "" for t in c.iter(f"{_MAIN_NS}t"))
-                elif v is None or v.text is None:
-                    continue
-                elif kind == "s":
-                    text = shared[int(v.text)] if v.text.isdigit() and int(v.text) < len(shared) else ""
-                elif kind == "b":
-                    text = "TRUE" if v.text == "1" else "FALSE"
-                else:
-                    text = cell_text(float(v.text), escape=False) if kind in (None, "n") and _is_number(v.text) else v.text
-                if text.strip():
-                    col = 0
-                    for ch in m.group(1):
-                        col = col * 26 + ord(ch) - 64
-                    found[(int(m.group(2)), col)] = " ".join(text.split())
-                    cells += 1
-                    if cells > RAW_MAX_CELLS:
-                        raise LoadError(f"over {RAW_MAX_CELLS:,} cells in a workbook openpyxl could not read")
-            grid, _ = _placed(found, sorted({r for r, _ in found}))
-            out.append((sheet.get("name") or f"Sheet{len(out) + 1}", grid))
+            if part in names:
+                with z.open(part) as f:
+                    out.append((sheet.get("name") or f"Sheet{len(out) + 1}", _raw_grid(f, shared, budget)))
         return out
+
+
+def _raw_grid(stream: Any, shared: list[str], budget: dict[str, int]) -> list[list[str]]:
+    """One sheet's cells as a grid of the columns that hold something (see _raw_sheets)."""
+    import xml.etree.ElementTree as ET
+
+    found: dict[tuple[int, int], str] = {}
+    for _, c in ET.iterparse(stream):
+        if c.tag != f"{_MAIN_NS}c":
+            if c.tag == f"{_MAIN_NS}row":
+                c.clear()
+            continue
+        budget["cells"] -= 1
+        if budget["cells"] < 0:
+            raise LoadError(f"over {RAW_MAX_CELLS:,} cells in a workbook openpyxl could not read")
+        m = _CELL_REF.match(c.get("r", ""))
+        text = _raw_value(c, shared)
+        c.clear()
+        if not m or not text.strip():
+            continue
+        col = 0
+        for ch in m.group(1):
+            col = col * 26 + ord(ch) - 64
+        row = int(m.group(2))
+        if col > MAX_COLUMN or not 0 < row <= MAX_ROW:
+            continue
+        found[(row, col)] = " ".join(text.split())
+        budget["chars"] -= len(text)
+        if budget["chars"] < 0:
+            raise LoadError(f"over {RAW_MAX_CHARS:,} characters of cells in a workbook openpyxl could not read")
+    columns = {c: i for i, c in enumerate(sorted({c for _, c in found}), start=1)}  # the columns that hold something
+    rows = sorted({r for r, _ in found})
+    if len(rows) * len(columns) > RAW_MAX_GRID:
+        raise LoadError(f"a sheet's {len(found):,} cells spread over {len(rows):,} rows and {len(columns):,} columns: too sparse to lay out")
+    grid, _ = _placed({(r, columns[c]): text for (r, c), text in found.items()}, rows)
+    return grid
+
+
+def _raw_value(c: Any, shared: list[str]) -> str:
+    """A cell's text as stored: a shared string, an inline one, TRUE/FALSE, a number as cell_text writes it."""
+    kind, v = c.get("t"), c.find(f"{_MAIN_NS}v")
+    if kind == "inlineStr":
+        return "".join(t.text or "" for t in c.iter(f"{_MAIN_NS}t"))
+    if v is None or v.text is None:
+        return ""
+    if kind == "s":
+        index = v.text.strip()
+        return shared[int(index)] if index.isascii() and index.isdigit() and len(index) < 10 and int(index) < len(shared) else ""
+    if kind == "b":
+        return "TRUE" if v.text.strip() == "1" else "FALSE"
+    return cell_text(float(v.text), escape=False) if kind in (None, "n") and _is_number(v.text) else v.text
 
 
 def _shared_text(si: Any) -> str:
