@@ -449,10 +449,11 @@ def test_mail_is_read_as_mail_clients_read_it(tmp_path: Path) -> None:
     outer.add_attachment(forwarded)
     outer.add_attachment(b"name,amount\nalice,10\n", maintype="application", subtype="octet-stream", filename="data.csv")
     outer.add_attachment(b"%PDF-1.4 ...", maintype="application", subtype="pdf", filename="invoice.pdf")
+    outer.add_attachment(b"\x89PNG...", maintype="image", subtype="png", filename="logo.png", cid="<logo>")  # shown in the body: not named
     (tmp_path / "fwd.eml").write_bytes(bytes(outer))
     docs = {tuple(d.meta["title_path"]): d.text for d in load_file(tmp_path / "fwd.eml")}
     assert "2 percent per week" in docs[("Fwd: contract", "contract terms")] and "alice,10" in docs[("Fwd: contract", "data.csv")]
-    assert "Attachments not read: invoice.pdf (application/pdf)" in docs[("Fwd: contract",)], docs
+    assert docs[("Fwd: contract",)].endswith("Attachments not read: invoice.pdf (application/pdf)"), docs
     (tmp_path / "one.eml").write_bytes(head.format(subject="note").encode() + b"Content-Type: text/plain\n"
                                        b"Content-Disposition: attachment; filename=note.txt\n\nThe whole message is this attached note.")
     assert "The whole message is this attached note." in load_file(tmp_path / "one.eml")[0].text

@@ -96,7 +96,7 @@ def _mail(msg: Any, path: Path, trail: list[str], depth: int) -> Iterator[Docume
             if part.get_content_type() == "text/html" or name.lower().endswith((".htm", ".html")):
                 content = html_text(content)
             read.append(Document(content.replace("\r\n", "\n"), {"source": str(path), "page": None, "title_path": [*title, name], "kind": "text"}))
-        else:
+        elif not (part.get_content_maintype() == "image" and part.get("Content-ID")):  # (an image the body shows: a logo)
             unread.append(f"{name} ({part.get_content_type()})")
     if unread:  # named, so that a search finds the mail that brought it: save it and ingest it to read it
         text = f"{text}\n\nAttachments not read: {', '.join(unread)}".strip()
