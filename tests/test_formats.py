@@ -393,6 +393,36 @@ def test_docx_text_in_embedded_pictures_is_read_by_ocr(tmp_path: Path) -> None:
     assert "PP-2024" not in "\n".join(x.text for x in load_file(tmp_path / "pic.docx", LoadOptions(ocr="never")))
 
 
+@pytest.mark.slow
+def test_pptx_text_in_pictures_is_read_by_ocr_in_reading_order(tmp_path: Path) -> None:
+    """A slide that is a screenshot (a scanned page, a table pasted as a picture) was read as nothing, while the same
+    picture in a Word file was OCR'd; Langchain-Chatchat OCRs a deck's pictures too. Grouped pictures count, icons do not."""
+    from PIL import Image, ImageDraw, ImageFont
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    from ingest import LoadOptions
+
+    image = Image.new("RGB", (900, 160), "white")
+    ImageDraw.Draw(image).text((20, 50), "FILTER CODE PP-2024", fill="black", font=ImageFont.load_default(size=48))
+    image.save(tmp_path / "shot.png")
+    Image.new("RGB", (40, 40), "red").save(tmp_path / "icon.png")
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "Filters"
+    slide.shapes.add_picture(str(tmp_path / "icon.png"), Inches(0.2), Inches(1.5))
+    slide.shapes.add_textbox(Inches(1), Inches(1.5), Inches(6), Inches(0.5)).text_frame.text = "The label on the filter:"
+    group = slide.shapes.add_group_shape()
+    group.shapes.add_picture(str(tmp_path / "shot.png"), Inches(1), Inches(2.5), width=Inches(5))
+    slide.shapes.add_textbox(Inches(1), Inches(5), Inches(6), Inches(0.5)).text_frame.text = "Replace it yearly."
+    deck.save(tmp_path / "pic.pptx")
+    text = "\n".join(x.text for x in load_file(tmp_path / "pic.pptx", LoadOptions(ocr="auto")))
+    flat = text.replace(" ", "")
+    assert "PP-2024" in flat
+    assert flat.index("Thelabel") < flat.index("PP-2024") < flat.index("Replaceit")
+    assert "PP-2024" not in "\n".join(x.text for x in load_file(tmp_path / "pic.pptx", LoadOptions(ocr="never")))
+
+
 def test_an_xls_cell_reads_as_excel_shows_it() -> None:
     """Found by review (helper 93): a date, an error and a boolean cell came out as 45382, 7 and 1."""
     import xlrd

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ingest.chatter import quiet_libraries
@@ -157,3 +159,37 @@ def _lines(items: list[tuple[Any, str]]) -> str:
         line.sort(key=lambda x: x[2])
         out.append(" ".join(x[3] for x in line))
     return "\n".join(out)
+
+
+
+PICTURES_PER_DOCUMENT = 30  # a picture-heavy Word or PowerPoint file should not take minutes of OCR
+
+
+@dataclass
+class Pictures:
+    """A document's pictures (Word, PowerPoint) OCR'd, for screenshots and scanned inserts, when ingest.ocr allows and
+    PICTURES_PER_DOCUMENT at most. Left alone, and not counted: icons and logos (under 200x60 pixels) and bytes that are
+    no raster image (a vector picture, a broken or linked part)."""
+
+    options: Any  # LoadOptions, or None: no OCR
+    read: int = 0
+
+    def text(self, data: Callable[[], bytes]) -> str:
+        """The text of the picture whose bytes data() gives (called only when the picture will be looked at)."""
+        options = self.options
+        if options is None or getattr(options, "ocr", "never") == "never" or self.read >= PICTURES_PER_DOCUMENT:
+            return ""
+        try:
+            import io
+
+            import numpy as np
+            from PIL import Image
+
+            with Image.open(io.BytesIO(data())) as image:
+                if image.width < 200 or image.height < 60:
+                    return ""
+                pixels = np.asarray(image.convert("RGB"))
+        except Exception:  # noqa: BLE001 - an undecodable picture is simply not read
+            return ""
+        self.read += 1
+        return ocr_image(pixels, options.ocr_engine, getattr(options, "ocr_model_dir", None), getattr(options, "ocr_angle", False)).strip()

@@ -14,6 +14,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from ingest.loaders.charts import chart_text
+from ingest.loaders.ocr import Pictures
 from ingest.tables import markdown_table
 from ingest.types import Document, LoadError
 
@@ -48,8 +49,7 @@ class _Package:
     styles: dict[str, tuple[str, str | None, int | None]] = field(default_factory=dict)  # id -> (name, based on, outline level)
     numbering: dict[tuple[str, str], str] = field(default_factory=dict)  # (numId, ilvl) -> numFmt
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
-    options: Any = None  # LoadOptions: whether and how embedded images are OCR'd
-    images_read: int = 0
+    pictures: Pictures = field(default_factory=lambda: Pictures(None))  # embedded images, OCR'd as LoadOptions allow
     style_lists: dict[str, tuple[str, str]] = field(default_factory=dict)  # style id -> (numId, ilvl) of list styles
     chunks_read: set[str] = field(default_factory=set)  # the altChunk parts read (each once)
 
@@ -80,7 +80,7 @@ def _open(path: Path, options: Any = None) -> tuple[_Package, Any]:
         main = "word/document.xml" if "word/document.xml" in zf.namelist() else None
     if main is None:
         raise LoadError("not a Word document (no main document part inside)")
-    pkg = _Package(zf, main, options=options)
+    pkg = _Package(zf, main, pictures=Pictures(options))
     pkg.rels = pkg.part_rels(main)
     for kind, part in pkg.rels.values():
         try:
@@ -193,34 +193,14 @@ def _text(pkg: _Package, element: Any, nested: list[str]) -> str:
 
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
-MAX_IMAGES = 30  # per document: a picture-heavy file should not take minutes of OCR
 
 
 def _image_text(pkg: _Package, rid: str | None) -> str:
-    """OCR of an embedded picture (when ingest.ocr allows), for screenshots and scanned inserts;
-    small images (icons, logos) and vector formats are left alone."""
-    options = pkg.options
-    if options is None or getattr(options, "ocr", "never") == "never" or not rid or pkg.images_read >= MAX_IMAGES:
-        return ""
-    kind, part = pkg.rels.get(rid, ("", ""))
+    """OCR of an embedded raster picture (when ingest.ocr allows); vector formats are left alone."""
+    kind, part = pkg.rels.get(rid or "", ("", ""))
     if not part.lower().endswith(_IMAGE_SUFFIXES):
         return ""
-    try:
-        import io
-
-        import numpy as np
-        from PIL import Image
-
-        with Image.open(io.BytesIO(pkg.zf.read(part))) as image:
-            if image.width < 200 or image.height < 60:
-                return ""
-            pixels = np.asarray(image.convert("RGB"))
-    except Exception:  # noqa: BLE001 - an undecodable picture is simply not read
-        return ""
-    from ingest.loaders.ocr import ocr_image
-
-    pkg.images_read += 1
-    return ocr_image(pixels, options.ocr_engine, getattr(options, "ocr_model_dir", None), getattr(options, "ocr_angle", False)).strip()
+    return pkg.pictures.text(lambda: pkg.zf.read(part))
 
 
 def _list_marker(pkg: _Package, ppr: Any) -> str:

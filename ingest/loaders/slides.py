@@ -1,6 +1,6 @@
 """PowerPoint: each slide is a page: its title, then the shapes in reading order (top to bottom,
-left to right) — text, tables (merged cells repeated), chart data as tables — then comments and
-speaker notes. Shapes python-pptx cannot model still give their text."""
+left to right) — text, tables (merged cells repeated), chart data as tables, pictures' OCR'd text
+(when ingest.ocr allows) — then comments and speaker notes. Shapes python-pptx cannot model still give their text."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ingest.loaders.ocr import Pictures
 from ingest.tables import markdown_table
 from ingest.types import Document, LoadError
 
@@ -61,7 +62,7 @@ def _xml_text(element: Any) -> str:
     return "\n".join(p for p in paragraphs if p.strip())
 
 
-def _shape_text(shape: Any) -> list[str]:
+def _shape_text(shape: Any, pictures: Pictures) -> list[str]:
     out: list[str] = []
     if getattr(shape, "has_text_frame", False) and shape.text_frame.text.strip():
         out.append(shape.text_frame.text.strip())
@@ -71,13 +72,17 @@ def _shape_text(shape: Any) -> list[str]:
             out.append(text)
     if getattr(shape, "has_chart", False):
         out.extend(_chart_text(shape.chart))
+    if hasattr(type(shape), "image"):  # a picture, or a picture placeholder filled: a screenshot's or scan's text
+        text = pictures.text(lambda: shape.image.blob)
+        if text:
+            out.append(text)
     try:
         group = shape.shape_type == 6
     except NotImplementedError:  # an autoshape of a kind python-pptx does not know: its text was read above
         group = False
     if group:
         for inner in _ordered(shape.shapes):
-            out.extend(_shape_text(inner) if hasattr(inner, "shape_id") else [_xml_text(inner)])
+            out.extend(_shape_text(inner, pictures) if hasattr(inner, "shape_id") else [_xml_text(inner)])
     return out
 
 
@@ -141,6 +146,7 @@ def load_pptx(path: Path, options: object) -> Iterator[Document]:
     from pptx import Presentation
 
     deck = Presentation(str(path))
+    pictures = Pictures(options)
     for number, slide in enumerate(deck.slides, start=1):
         try:
             title_shape = slide.shapes.title
@@ -152,7 +158,7 @@ def load_pptx(path: Path, options: object) -> Iterator[Document]:
             if title_shape is not None and getattr(shape, "shape_id", None) == title_shape.shape_id:
                 continue
             if hasattr(shape, "shape_id"):
-                parts.extend(_shape_text(shape))
+                parts.extend(_shape_text(shape, pictures))
             else:
                 text = _xml_text(shape)
                 if text:
