@@ -423,6 +423,70 @@ def test_pptx_text_in_pictures_is_read_by_ocr_in_reading_order(tmp_path: Path) -
     assert "PP-2024" not in "\n".join(x.text for x in load_file(tmp_path / "pic.pptx", LoadOptions(ocr="never")))
 
 
+def test_an_xlsx_cell_reads_as_excel_shows_it(tmp_path: Path) -> None:
+    """A growth rate of 5.5% was read as 0.055, a price of ¥1,235 as 1234.5, an accounting (8) as -8, a sum of
+    0.1 and 0.2 as 0.30000000000000004, and a date as "2024-03-31 00:00:00": a question quoting what the user sees
+    in Excel did not match the chunk."""
+    import datetime
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.append(["Item", "Growth", "Price", "Change", "Ratio", "Due"])
+    ws.append(["Filters", 0.055, 1234.5, -8, 0.1 + 0.2, datetime.datetime(2024, 3, 31)])
+    for cell, fmt in zip(ws[2][1:5], ["0.0%", '"¥"#,##0', "#,##0;(#,##0)", "General"]):
+        cell.number_format = fmt
+    book.save(tmp_path / "plan.xlsx")
+    text = "\n".join(d.text for d in load_file(tmp_path / "plan.xlsx"))
+    assert "| Filters | 5.5% | ¥1,235 | (8) | 0.3 | 2024-03-31 |" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt", "text"),
+    [
+        (0.055, "0.0%", "5.5%"),
+        (1234.5, "#,##0.00", "1,234.50"),
+        (-1234.5, '_(* #,##0.00_);_(* (#,##0.00);_(* "-"??_);_(@_)', "(1,234.50)"),
+        (0, '_(* #,##0.00_);_(* (#,##0.00);_(* "-"??_);_(@_)', "-"),
+        (0.125, "0.00", "0.13"),  # halves away from zero, as Excel
+        (1234567, '#,##0.0,,"M"', "1.2M"),
+        (1234.5, "[$€-407]#,##0.00", "€1,234.50"),
+        (-5, "#,##0;[Red]-#,##0", "-5"),
+        (-0.001, "0.00", "0.00"),
+        (12.5, "0.0#", "12.5"),
+        (5, '0"件"', "5件"),
+        (1, "\\1\\.0#", "1.1"),  # a heading number set by its format
+        (0.25, "# ?/?", "0.25"),  # fractions, scientific and conditional formats: General
+        (12345.678, "0.00E+00", "12345.678"),
+        (150, "[>100]0;0.0", "150"),
+        (1e20, "General", "1e+20"),
+    ],
+)
+def test_number_formats_are_shown_as_excel_shows_them(value: float, fmt: str, text: str) -> None:
+    from ingest.loaders.numformat import shown
+
+    assert shown(value, fmt) == text
+
+
+def test_an_xls_file_shows_its_numbers_and_dates_as_excel_does(tmp_path: Path) -> None:
+    import datetime
+
+    import xlwt
+
+    book = xlwt.Workbook()
+    ws = book.add_sheet("Plan")
+    for c, head in enumerate(["Item", "Growth", "Price", "Due"]):
+        ws.write(0, c, head)
+    ws.write(1, 0, "Filters")
+    ws.write(1, 1, 0.055, xlwt.easyxf(num_format_str="0.0%"))
+    ws.write(1, 2, 1234.5, xlwt.easyxf(num_format_str="#,##0.00"))
+    ws.write(1, 3, datetime.datetime(2024, 3, 31), xlwt.easyxf(num_format_str="yyyy-mm-dd"))
+    book.save(str(tmp_path / "plan.xls"))
+    text = "\n".join(d.text for d in load_file(tmp_path / "plan.xls"))
+    assert "| Filters | 5.5% | 1,234.50 | 2024-03-31 |" in text
+
+
 def test_an_xls_cell_reads_as_excel_shows_it() -> None:
     """Found by review (helper 93): a date, an error and a boolean cell came out as 45382, 7 and 1."""
     import xlrd
@@ -434,6 +498,7 @@ def test_an_xls_cell_reads_as_excel_shows_it() -> None:
     assert _xls_value(Cell(xlrd.XL_CELL_DATE, 45382.5), 0) == "2024-03-31 12:00:00"
     assert _xls_value(Cell(xlrd.XL_CELL_ERROR, 0x07), 0) == "#DIV/0!" and _xls_value(Cell(xlrd.XL_CELL_BOOLEAN, 1), 0) == "TRUE"
     assert _xls_value(Cell(xlrd.XL_CELL_NUMBER, 0.055), 0) == 0.055 and _xls_value(Cell(xlrd.XL_CELL_TEXT, "Rent"), 0) == "Rent"
+    assert _xls_value(Cell(xlrd.XL_CELL_NUMBER, 0.055), 0, "0.0%") == "5.5%"
 
 
 def test_html_pages_in_a_form_under_a_header_or_an_unclosed_nav_keep_their_text(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest.loaders.numformat import shown
 from ingest.loaders.text import decode_bytes
 from ingest.tables import cell_text
 from ingest.tables import markdown_table as _markdown_table
@@ -134,15 +135,26 @@ def _sheet_documents(path: Path, sheet: str, grid: list[list[str]], page: int) -
             yield doc
 
 
+def _shown(cell: Any) -> str:
+    """A cell's text as Excel shows it: a number under its number format (5.5%, 1,234.50, ¥1,235), a date without a
+    time of midnight (2024-03-31, as an .xls date)."""
+    value = cell.value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return shown(value, getattr(cell, "number_format", None))
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+        return value.date().isoformat()
+    return cell_text(value, escape=False)
+
+
 def _grid(ws: Any) -> tuple[list[list[str]], dict[int, int]]:
     """A sheet's cell texts by row, and the grid row of each sheet row kept. From the cells that
     exist when openpyxl holds them (a sheet can claim a million rows and fill twenty), with long
     runs of empty rows cut to one; else streamed."""
     cells = getattr(ws, "_cells", None)
     if not isinstance(cells, dict):  # read-only mode streams the rows the file holds
-        grid = [[cell_text(v, escape=False) for v in row] for row in ws.iter_rows(values_only=True)]
+        grid = [[_shown(c) for c in row] for row in ws.iter_rows()]
         return grid, {r + 1: r for r in range(len(grid))}
-    filled = {key: cell_text(c.value, escape=False) for key, c in cells.items() if c.value is not None}
+    filled = {key: _shown(c) for key, c in cells.items() if c.value is not None}
     filled = {k: v for k, v in filled.items() if v}
     merged = [(m.min_row, m.min_col) for m in ws.merged_cells.ranges]
     if not filled:
@@ -257,17 +269,28 @@ def load_xls(path: Path, options: object) -> Iterator[Document]:
     except ImportError as exc:
         raise LoadError("old .xls files need: pip install xlrd") from exc
     try:
-        book = xlrd.open_workbook(str(path))
-    except Exception as exc:
-        raise LoadError(f"corrupt or unreadable XLS: {exc}") from exc
+        book = xlrd.open_workbook(str(path), formatting_info=True)  # the cells' number formats
+    except Exception:  # noqa: BLE001 - a file whose formatting records xlrd cannot read: its values without them
+        try:
+            book = xlrd.open_workbook(str(path))
+        except Exception as exc:
+            raise LoadError(f"corrupt or unreadable XLS: {exc}") from exc
     for n, sheet in enumerate(book.sheets(), start=1):
-        grid = [[cell_text(_xls_value(c, book.datemode), escape=False) for c in sheet.row(i)] for i in range(sheet.nrows)]
+        grid = [[cell_text(_xls_value(c, book.datemode, _xls_format(book, c)), escape=False) for c in sheet.row(i)] for i in range(sheet.nrows)]
         yield from _sheet_documents(path, sheet.name, grid, n)
 
 
-def _xls_value(cell: Any, datemode: int) -> Any:
+def _xls_format(book: Any, cell: Any) -> str | None:
+    """The number format of an .xls cell, when the book was read with its formatting records."""
+    try:
+        return book.format_map[book.xf_list[cell.xf_index].format_key].format_str
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+
+
+def _xls_value(cell: Any, datemode: int, fmt: str | None = None) -> Any:
     """An .xls cell's value as Excel shows its kind: a date (2024-03-31, with its time when it has one), an
-    error (#DIV/0!), TRUE/FALSE (found by review: 45382, 7 and 1)."""
+    error (#DIV/0!), TRUE/FALSE (found by review: 45382, 7 and 1), a number under its format (fmt: 5.5%)."""
     import xlrd
 
     if cell.ctype == xlrd.XL_CELL_DATE:
@@ -280,6 +303,8 @@ def _xls_value(cell: Any, datemode: int) -> Any:
         return xlrd.error_text_from_code.get(cell.value, "#ERROR")
     if cell.ctype == xlrd.XL_CELL_BOOLEAN:
         return "TRUE" if cell.value else "FALSE"
+    if cell.ctype == xlrd.XL_CELL_NUMBER and fmt:
+        return shown(cell.value, fmt)
     return cell.value
 
 
