@@ -501,6 +501,60 @@ def test_an_xls_cell_reads_as_excel_shows_it() -> None:
     assert _xls_value(Cell(xlrd.XL_CELL_NUMBER, 0.055), 0, "0.0%") == "5.5%"
 
 
+def test_html_spans_end_with_the_table_and_cannot_blow_a_small_page_up(tmp_path: Path) -> None:
+    """A rowspan past the last row made rows of its own; 68 KB of rowspan=100 colspan=100 cells became 104 MB of
+    text (2.8 GB of memory), and a 50 KB table inside such a cell 510 MB: what a hostile upload costs is now bounded."""
+    (tmp_path / "short.html").write_text("<table><tr><th>Plan</th><th>Price</th></tr><tr><td rowspan=5>X2</td><td>1999</td></tr></table>")
+    assert load_file(tmp_path / "short.html")[0].text == "| Plan | Price |\n|---|---|\n| X2 | 1999 |"
+    cells = "<td rowspan=100 colspan=100>x</td>" * 50
+    (tmp_path / "spans.html").write_text("<table>" + f"<tr>{cells}</tr>" * 40 + "</table>")
+    inner = "<table>" + "<tr><td>inner words here</td></tr>" * 3000 + "</table>"
+    (tmp_path / "nested.html").write_text(f"<table><tr><td colspan=100 rowspan=100>{inner}</td></tr>" + "<tr><td>a</td></tr>" * 99 + "</table>")
+    for name in ("spans.html", "nested.html"):
+        text = "\n".join(d.text for d in load_file(tmp_path / name))
+        assert len(text) < 4 * (tmp_path / name).stat().st_size
+    assert "| x | x |" in load_file(tmp_path / "spans.html")[0].text
+
+
+def _rewritten(path: Path, part: str, edit: object) -> None:
+    """The Office file at path with one XML part changed by edit (str -> str)."""
+    with zipfile.ZipFile(path) as z:
+        items = {n: z.read(n) for n in z.namelist()}
+    items[part] = edit(items[part].decode()).encode()  # type: ignore[operator]
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in items.items():
+            z.writestr(name, data)
+
+
+def test_merged_cells_cannot_blow_a_small_word_or_excel_file_up(tmp_path: Path) -> None:
+    """Found by review: a Word cell with gridSpan 30,000,000 became 330 MB of text (2.9 GB of memory); a 13 KB
+    workbook merging a 32,000-character cell over 25 columns of 1,000 kept rows 800 MB; a 5 KB workbook merging
+    A1:XFD1048576 took openpyxl 3.7 GB in a minute. Each now reads in a moment, its text a few times its size."""
+    import docx
+    import openpyxl
+
+    d = docx.Document()
+    table = d.add_table(rows=2, cols=2)
+    for cell, text in zip(table._cells, ["Plan", "Price", "X2", "1999"]):
+        cell.text = text
+    d.save(tmp_path / "span.docx")
+    _rewritten(tmp_path / "span.docx", "word/document.xml", lambda x: x.replace("<w:tc><w:tcPr>", '<w:tc><w:tcPr><w:gridSpan w:val="30000000"/>', 1))
+    book = openpyxl.Workbook()
+    ws = book.active
+    for r in range(1, 1001):
+        ws.cell(r, 26, r)
+    ws["A1"] = "w" * 32000
+    ws.merge_cells("A1:Y1000")
+    book.save(tmp_path / "merged.xlsx")
+    book = openpyxl.Workbook()
+    book.active["A1"], book.active["B2"] = "Plan", 1999
+    book.save(tmp_path / "sheet.xlsx")
+    _rewritten(tmp_path / "sheet.xlsx", "xl/worksheets/sheet1.xml", lambda x: x.replace("</sheetData>", '</sheetData><mergeCells count="1"><mergeCell ref="A1:XFD1048576"/></mergeCells>'))
+    for name, words in [("span.docx", ["Plan", "1999"]), ("merged.xlsx", ["www", "1000"]), ("sheet.xlsx", ["Plan", "1999"])]:
+        text = "\n".join(d.text for d in load_file(tmp_path / name))
+        assert all(w in text for w in words) and len(text) < 4 * (tmp_path / name).stat().st_size, name
+
+
 def test_html_pages_in_a_form_under_a_header_or_an_unclosed_nav_keep_their_text(tmp_path: Path) -> None:
     """Found by review (helper 93): an ASP.NET page (all in a <form>) had no text, an article's <header> lost its
     title and byline, a <nav> never closed lost the page after it, a table's <caption> was dropped."""

@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 
 from ingest.loaders.charts import chart_text
 from ingest.loaders.ocr import Pictures
-from ingest.tables import markdown_table
+from ingest.tables import Repeats, markdown_table
 from ingest.types import Document, LoadError
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.IGNORECASE)
@@ -243,28 +243,44 @@ def _within(parent: Any, kind: str) -> Iterator[Any]:
             stack.append(iter(child))
 
 
+WORD_MAX_COLUMNS = 63  # Word's own limit on a table's columns: a gridSpan past it is hostile or broken
+
+
 def _table_rows(pkg: _Package, tbl: Any) -> list[list[str]]:
+    """A table's rows, a merged cell's text repeated over the columns and rows it covers (within Repeats' budget)."""
     rows: list[list[str]] = []
     above: dict[int, str] = {}  # column -> text of the cell a vertical merge continues
+    repeats = Repeats()
     for tr in _within(tbl, "tr"):
         cells: list[str] = []
         for cell in _within(tr, "tc"):
             tcpr = _child(cell, "tcPr")
-            span = int(_attr(_child(tcpr, "gridSpan"), "val") or 1) if tcpr is not None and _child(tcpr, "gridSpan") is not None else 1
+            span = _grid_span(tcpr)
             vmerge = _child(tcpr, "vMerge") if tcpr is not None else None
             column = len(cells)
             if vmerge is not None and (_attr(vmerge, "val") or "continue") == "continue":
                 text = above.get(column, "")
+                text = text if repeats.allow(text, 1) else ""
             else:
                 parts = []
                 for block in _blocks(pkg, cell):
                     parts.append(block[2] if block[0] == "p" else " ".join(" ".join(r) for r in block[2]))
                 text = " ".join(" ".join(parts).split())
+            copies = text if repeats.allow(text, span - 1) else ""
             for k in range(span):
-                above[column + k] = text
-                cells.append(text)
+                above[column + k] = text if k == 0 else copies
+                cells.append(text if k == 0 else copies)
         rows.append(cells)
     return rows
+
+
+def _grid_span(tcpr: Any) -> int:
+    """The columns a cell spans: 1 to WORD_MAX_COLUMNS (found by review: a gridSpan of 30 million took 2.9 GB)."""
+    grid_span = _child(tcpr, "gridSpan") if tcpr is not None else None
+    try:
+        return max(1, min(int(_attr(grid_span, "val") or 1), WORD_MAX_COLUMNS)) if grid_span is not None else 1
+    except ValueError:
+        return 1
 
 
 def _blocks(pkg: _Package, container: Any) -> Iterator[tuple[str, int | None, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ingest.loaders.numformat import shown
 from ingest.loaders.text import decode_bytes
-from ingest.tables import cell_text
+from ingest.tables import Repeats, cell_text
 from ingest.tables import markdown_table as _markdown_table
 from ingest.textfacts import is_amount
 from ingest.types import Document, LoadError
@@ -179,16 +179,21 @@ def _placed(filled: dict[tuple[int, int], str], rows: list[int]) -> tuple[list[l
 
 
 def _fill_merged(ws: Any, grid: list[list[str]], rows: dict[int, int]) -> None:
-    """A merged cell's value repeated over the cells it covers, so every row reads whole."""
+    """A merged cell's value repeated over the cells it covers, so every row reads whole: over the rows kept (a range
+    may claim a million), within Repeats' budget for the sheet (found by review: a 13 KB workbook became 800 MB)."""
+    import bisect
+
+    kept = sorted(rows)
+    repeats = Repeats()
     for merged in ws.merged_cells.ranges:
         top = rows.get(merged.min_row)
         if top is None or merged.min_col - 1 >= len(grid[top]):
             continue
         value = grid[top][merged.min_col - 1]
-        for sheet_row in range(merged.min_row, merged.max_row + 1):
-            r = rows.get(sheet_row)
-            if r is None:
-                continue  # an empty row inside the range was not kept: nothing to fill
+        inside = [rows[r] for r in kept[bisect.bisect_left(kept, merged.min_row) : bisect.bisect_right(kept, merged.max_row)]]
+        if not repeats.allow(value, len(inside) * (min(merged.max_col, len(grid[top])) - merged.min_col + 1) - 1):
+            continue
+        for r in inside:
             for c in range(merged.min_col - 1, min(merged.max_col, len(grid[r]))):
                 grid[r][c] = value
 
@@ -215,12 +220,53 @@ def _comments(ws: Any) -> list[str]:
 
 # Above this size a workbook is streamed (read-only mode: less memory, but merged cells unknown).
 _FULL_LOAD_BYTES = 20 * 2**20
+# Above this many cells under merged ranges too: openpyxl makes an object of every cell a range covers (found by
+# review: a 5 KB workbook merging A1:XFD1048576 took 3.7 GB in a minute, and growing).
+_MAX_MERGED_CELLS = 200_000
+_MERGE_REF = re.compile(rb"<(?:\w+:)?mergeCell\b[^>]*?\bref=[\"']\$?([A-Za-z]{1,3})\$?(\d{1,7}):\$?([A-Za-z]{1,3})\$?(\d{1,7})")
+
+
+def _column(letters: bytes) -> int:
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + ch - 64
+    return n
+
+
+def _merged_cells(path: Path) -> int:
+    """How many cells the workbook's merged ranges cover, read from its sheets' XML without building them (the
+    count stops once past _MAX_MERGED_CELLS)."""
+    import zipfile
+
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                    continue
+                with z.open(name) as f:
+                    tail = b""
+                    while total <= _MAX_MERGED_CELLS:
+                        block = f.read(1 << 20)
+                        if not block:
+                            break
+                        text = tail + block
+                        end = 0
+                        for m in _MERGE_REF.finditer(text):
+                            rows = abs(int(m.group(4)) - int(m.group(2))) + 1
+                            columns = abs(_column(m.group(3)) - _column(m.group(1))) + 1
+                            total += rows * columns
+                            end = m.end()
+                        tail = text[max(end, len(text) - 512) :]  # a reference cut by the block's end is read with the next
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError):
+        return 0  # openpyxl will say what is wrong with the file
+    return total
 
 
 def load_xlsx(path: Path, options: object) -> Iterator[Document]:
     import openpyxl
 
-    read_only = path.stat().st_size > _FULL_LOAD_BYTES
+    read_only = path.stat().st_size > _FULL_LOAD_BYTES or _merged_cells(path) > _MAX_MERGED_CELLS
     try:
         book = openpyxl.load_workbook(path, read_only=read_only, data_only=True)
     except Exception as exc:

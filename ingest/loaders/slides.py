@@ -10,18 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from ingest.loaders.ocr import Pictures
-from ingest.tables import markdown_table
+from ingest.tables import Repeats, markdown_table
 from ingest.types import Document, LoadError
 
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 
 
 def _table_rows(table: Any) -> list[list[str]]:
-    """Cell texts with a merged cell's text repeated over the cells it covers."""
+    """Cell texts with a merged cell's text repeated over the cells it covers (within Repeats' budget)."""
     grid = [[" ".join(c.text.split()) for c in row.cells] for row in table.rows]
+    repeats = Repeats()
     for r, row in enumerate(table.rows):
         for c, cell in enumerate(row.cells):
             if cell.is_merge_origin:
+                height, width = min(cell.span_height, len(grid) - r), min(cell.span_width, len(grid[r]) - c)
+                if not repeats.allow(grid[r][c], height * width - 1):
+                    continue
                 for rr in range(r, min(r + cell.span_height, len(grid))):
                     for cc in range(c, min(c + cell.span_width, len(grid[rr]))):
                         grid[rr][cc] = grid[r][c]
