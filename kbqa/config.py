@@ -33,6 +33,7 @@ class IngestConfig(_Section):
     ocr_workers: int = Field(0, ge=0)
     max_file_mb: float = Field(200, gt=0)
     file_timeout_s: float = Field(300, ge=0)
+    max_reader_memory_mb: float = Field(4096, ge=0)
     exclude: list[str] = [".*", "~$*", "*.tmp"]
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None

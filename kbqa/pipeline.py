@@ -208,6 +208,7 @@ def load_options(config: Config) -> LoadOptions:
         ocr_angle=ingest.ocr_angle,
         ocr_workers=ingest.ocr_workers,
         max_file_mb=ingest.max_file_mb,
+        max_memory_mb=ingest.max_reader_memory_mb,
     )
 
 

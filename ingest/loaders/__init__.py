@@ -22,6 +22,7 @@ class LoadOptions:
     ocr_workers: int = 0  # threads OCR'ing a document's scanned pages; 0: one per core (at most 4)
     on_page: Callable[[int, int], None] | None = field(default=None, compare=False, repr=False)  # (pages done, pages) for progress bars
     max_file_mb: float = 200.0
+    max_memory_mb: float = 0.0  # the memory a file's reading may take in a loader process (ingest.worker); 0: no limit
 
 
 Loader = Callable[[Path, LoadOptions], Iterator[Document]]
