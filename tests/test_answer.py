@@ -323,6 +323,22 @@ def test_across_languages_a_documents_name_alone_answers_nothing(home: Path) -> 
 
 
 @pytest.mark.slow
+def test_a_chinese_place_name_meets_its_english_name(home: Path, tmp_path: Path) -> None:
+    """Found by review (helper 96): CC-CEDICT glosses 伦敦 "London, capital of United Kingdom", four words, so it never
+    met "London": "在伦敦出差每天的餐补是多少？" was refused over the London row, and the hotel question quoted every city's."""
+    (tmp_path / "travel.md").write_text(
+        "# Northwind Travel Policy\n\n## Hotel limits\n\nEmployees book hotels within the nightly limits below.\n\n"
+        "| City | Hotel limit per night | Meal allowance per day |\n|---|---|---|\n| London | GBP 180 | GBP 45 |\n"
+        "| Manchester | GBP 120 | GBP 35 |\n| New York | USD 260 | USD 70 |\n\n## Claims\n\nExpense claims are submitted within 30 days after the trip ends.\n",
+        encoding="utf-8")
+    with KnowledgeBase.open("travel", llm="extractive") as kb:
+        assert kb.ingest([tmp_path / "travel.md"]).ok
+        for question in ("在伦敦出差，酒店每晚上限是多少？", "在伦敦出差每天的餐补是多少？"):
+            answer = kb.ask(question)
+            assert answer.answered_from_documents and "GBP 180" in answer.text and "Manchester" not in answer.text, (question, answer.text)
+
+
+@pytest.mark.slow
 def test_a_question_across_languages_embeds_each_sentence_once(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Across languages the evidence is ranked by meaning, which embeds its sentences; a knowledge base
     of both languages read them once per language, again after the sources were ordered by language,
