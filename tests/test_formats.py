@@ -516,6 +516,25 @@ def test_html_spans_end_with_the_table_and_cannot_blow_a_small_page_up(tmp_path:
     assert "| x | x |" in load_file(tmp_path / "spans.html")[0].text
 
 
+def test_an_html_faqs_questions_in_toggle_buttons_are_kept_and_other_buttons_are_not(tmp_path: Path) -> None:
+    """Found by review (helper 95): a Bootstrap accordion FAQ puts each question in a <button> that opens its answer;
+    every question was dropped with the page's buttons, leaving answers without their questions; and a <section>'s
+    <header> (its title and date) was dropped as the page's."""
+    page = ("<html><body><header><a href=/>Home</a> Help centre</header><form><input name=q><button type=submit>Search</button></form>"
+            "<section><header><h1>Refund policy</h1><p>Updated 3 March 2024.</p></header><p>Annual plans are refunded pro rata.</p></section>"
+            "<h2 class='accordion-header'><button class='accordion-button' data-bs-toggle='collapse' data-bs-target='#a1'>"
+            "How long does a refund take?</button></h2><div id=a1 class='accordion-collapse collapse'><p>Within 14 days of approval.</p></div>"
+            "<div><button aria-expanded=false aria-controls=a2>What about VAT?</button><div id=a2><p>VAT is refunded in full.</p></div></div>"
+            "</body></html>")
+    (tmp_path / "faq.html").write_text(page, encoding="utf-8")
+    docs = load_file(tmp_path / "faq.html")
+    text = "\n".join(d.text for d in docs)
+    assert "How long does a refund take?\nWithin 14 days of approval." in text
+    assert "What about VAT?\nVAT is refunded in full." in text and "Search" not in text
+    assert "Refund policy\nUpdated 3 March 2024.\nAnnual plans" in text and "Help centre" not in text  # a section's header is its own
+    assert any(d.meta["title_path"] == ["Refund policy", "How long does a refund take?"] for d in docs)
+
+
 def _rewritten(path: Path, part: str, edit: object) -> None:
     """The Office file at path with one XML part changed by edit (str -> str)."""
     with zipfile.ZipFile(path) as z:

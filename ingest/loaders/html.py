@@ -19,6 +19,8 @@ _SKIP = _CODE | {"noscript", "nav", "button", "select", "textarea"}
 # the page's own header and footer (a logo, links, a copyright line); inside <main> or <article>, an article's
 # title and byline (found by review: "Refund policy 2024" and a whole ASP.NET page in a <form> were lost)
 _PAGE_PARTS = {"header", "footer"}
+# a button that opens or closes a part of the page (an FAQ's question over its answer): its text is the page's
+_TOGGLE = {"aria-expanded", "aria-controls", "data-toggle", "data-bs-toggle", "data-target", "data-bs-target"}
 _BLOCK = {"p", "div", "li", "tr", "br", "table", "section", "article", "aside", "blockquote", "pre", "dd", "dt", "ul", "ol"}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
@@ -100,7 +102,9 @@ class _Sections(HTMLParser):
         self.sections: list[tuple[list[str], str]] = []
         self.tables: list[_Table] = []
         self.main = 0  # inside <main> or <article>: the page's own text
+        self.section = 0  # inside a <section>: whose <header> and <footer> are its own, not the page's
         self.outside: list[bool] = []  # per open <aside>, <header> or <footer>: whether it is skipped
+        self.buttons: list[bool] = []  # per open <button>: whether it is skipped
 
     def flush(self) -> None:
         text = "".join(self.body)
@@ -110,15 +114,32 @@ class _Sections(HTMLParser):
             self.sections.append(([t for _, t in self.path], text))
         self.body = []
 
+    def _break(self) -> None:
+        """A line ends here (in a table's cell, a space)."""
+        if self._in_cell():
+            self.tables[-1].cell.append(" ")  # type: ignore[union-attr]
+        else:
+            self.body.append("\n")
+
     def _in_cell(self) -> bool:
         return bool(self.tables) and self.tables[-1].cell is not None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "button" and tag in self.skipped:  # a control ("Search", "Menu"), unless it shows text: an
+            shown = not self.skip and (self.heading is not None or any(name in _TOGGLE for name, _ in attrs))  # FAQ's question
+            self.buttons.append(not shown)
+            self.skip += not shown
+            if shown and self.heading is None:
+                self._break()
+            return
         if tag == "aside" or tag in _PAGE_PARTS:  # a sidebar ("Related news", "Subscribe") or the page's header or footer
-            self.outside.append(not self.main and not self.skip and not self.lenient)  # outside the page's main text is none of it
+            own = tag in _PAGE_PARTS and self.section > 0  # a <section>'s own header (its title, its date) is its text
+            self.outside.append(not self.main and not own and not self.skip and not self.lenient)  # outside the page's main text is none of it
             self.skip += self.outside[-1]
         elif tag in ("main", "article") and not self.skip:
             self.main += 1
+        elif tag == "section" and not self.skip:
+            self.section += 1
         if tag in self.skipped:
             self.skip += 1
         elif self.skip:
@@ -157,11 +178,19 @@ class _Sections(HTMLParser):
             table.row = None
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "button" and tag in self.skipped:
+            if self.buttons and self.buttons.pop():
+                self.skip = max(0, self.skip - 1)
+            elif not self.skip and self.heading is None:
+                self._break()
+            return
         if (tag == "aside" or tag in _PAGE_PARTS) and self.outside and self.outside.pop():
             self.skip -= 1
             return
         if tag in ("main", "article") and self.main and not self.skip:
             self.main -= 1
+        if tag == "section" and self.section and not self.skip:
+            self.section -= 1
         if tag in self.skipped:
             self.skip = max(0, self.skip - 1)
         elif self.skip:
