@@ -146,6 +146,26 @@ def test_pdf_table_cells_keep_identifiers_whole(tmp_path: Path) -> None:
     assert "| FUNCTION_ID | VARCHAR(30) |" in table.text and "| USER_NAME | VARCHAR(10) |" in table.text
 
 
+def test_a_large_bullet_or_figure_in_a_pdf_is_no_section_title(tmp_path: Path) -> None:
+    """Found by review (helper 95): a bullet set large ("•") passed for a title, and "JOHNSON & JOHNSON > •" was the
+    title path of 312 of the 10-K's 393 pages (and is embedded with every chunk)."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 72), "Risk Factors", fontsize=16)
+    y = 110
+    for text in ("Our business depends on the supply of raw materials from a few vendors.", "Changes in tax law may raise our costs."):
+        page.insert_text((72, y), "•", fontsize=16)
+        page.insert_text((90, y), text, fontsize=10)
+        page.insert_text((72, y + 30), "1", fontsize=16)
+        y += 60
+    doc.save(tmp_path / "risks.pdf")
+    docs = load_file(tmp_path / "risks.pdf")
+    assert all(d.meta["title_path"] == ["Risk Factors"] for d in docs), [d.meta["title_path"] for d in docs]
+    assert "Changes in tax law" in "\n".join(d.text for d in docs)
+
+
 def test_a_striped_pdf_table_keeps_the_figures_of_its_white_rows(tmp_path: Path) -> None:
     """Found by review (helper 95, PepsiCo's 8-K votes): a table drawn as SEC filings draw it — shaded rows two filled
     rectangles, white rows only their label's — lost every white row's figure ("| Against |  |"): a character in the

@@ -355,7 +355,9 @@ class Headings:
 
     def _large(self, text: str, size: float, body: float = 0.0, longest: int = 80) -> bool:
         body = body or self.body
-        return body > 0 and size >= 1.15 * body and len(text) <= longest and not re.search(r"[。！？；，,;]$", text)
+        return (body > 0 and size >= 1.15 * body and len(text) <= longest and not re.search(r"[。！？；，,;]$", text)
+                and len(re.findall(r"[^\W\d_]", text)) >= 2)  # a large bullet or figure is no title (found by review:
+        # "JOHNSON & JOHNSON > •" headed 312 of the 10-K's 393 pages)
 
     def _first_title(self, first_page: list[tuple[str, float]]) -> tuple[str, float]:
         """The first page's title, for a file whose metadata has none: the one paragraph set in that page's
