@@ -461,6 +461,8 @@ def test_an_xlsx_cell_reads_as_excel_shows_it(tmp_path: Path) -> None:
         (12345.678, "0.00E+00", "12345.678"),
         (150, "[>100]0;0.0", "150"),
         (1e20, "General", "1e+20"),
+        (1.5, "0." + "0" * 250, "1.5"),  # more places than Excel allows, or a format over 255 characters: General
+        (1.5, "%%%0", "1.5"),
     ],
 )
 def test_number_formats_are_shown_as_excel_shows_them(value: float, fmt: str, text: str) -> None:

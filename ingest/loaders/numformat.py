@@ -79,8 +79,8 @@ def _parts(section: str) -> tuple[str, str, str] | None:
 
 def shown(value: float, fmt: str | None) -> str:
     """The number as a cell of this format shows it (see the module's note)."""
-    if not fmt or fmt.strip().lower() == "general" or "E+" in fmt.upper() or "E-" in fmt.upper():
-        return general(value)
+    if not fmt or len(fmt) > 255 or fmt.strip().lower() == "general" or "E+" in fmt.upper() or "E-" in fmt.upper():
+        return general(value)  # (Excel's formats are at most 255 characters: a longer one is no format of Excel's)
     sections = _sections(fmt)
     if any(re.search(r"\[[<>=]", s) for s in sections):
         return general(value)  # conditional sections: not modelled
@@ -100,6 +100,8 @@ def shown(value: float, fmt: str | None) -> str:
     before, pattern, after = parts
     if not pattern:
         return before.strip() or sign + general(value)
+    if (before + after).count("%") > 2 or sum(pattern.count(c) for c in _PLACES) > 40:
+        return sign + general(value)  # as no format shows a figure: more places than Excel's 30 decimals, %%%
     number = Decimal(general(value)) * 100 ** (before + after).count("%")
     number /= 1000 ** (len(pattern) - len(pattern.rstrip(",")))  # trailing commas: shown in thousands (or millions)
     whole, _, decimals = pattern.rstrip(",").partition(".")
