@@ -163,7 +163,11 @@ def names_another_kind(word: str, text: str) -> bool:
     glosses share a head with the word's and no gloss (_another_kind): 年假 for 病假; not 旅费 for 路费."""
     from kbqa.bilingual import kinds_in_english
 
-    siblings = {c + word[1] for c in re.findall(f"(.){re.escape(word[1])}", text) if c not in _NOT_KIND_CHARACTERS} - {word}
+    siblings = {c + word[1] for c in re.findall(f"(.){re.escape(word[1])}", text) if c not in _NOT_KIND_CHARACTERS}
+    # and a three-character word as it is shortened, its middle left out: 年休假 (the legal term) is 年假 (found by review:
+    # "青松物流的婚假有几天？" was answered with its 年休假, whose 休假 is "to take leave", no kind)
+    siblings |= {a + word[1] for a, b in re.findall(f"(.)(.){re.escape(word[1])}", text) if a not in _NOT_KIND_CHARACTERS and b not in _NOT_KIND_CHARACTERS}
+    siblings -= {word}
     kinds = kinds_in_english(word) if siblings else set()  # (the dictionary is read only for a word with a sibling here)
     return bool(kinds) and any(_another_kind(kinds, kinds_in_english(o)) for o in siblings)
 

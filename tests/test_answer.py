@@ -323,6 +323,23 @@ def test_across_languages_a_documents_name_alone_answers_nothing(home: Path) -> 
 
 
 @pytest.mark.slow
+def test_a_kind_of_leave_the_handbook_lacks_is_not_answered_with_its_legal_term_for_annual_leave(home: Path, tmp_path: Path) -> None:
+    """Found by review (helper 96): handbooks write annual leave as the law does, 年休假, and "青松物流的婚假有几天？"
+    was answered with it: its sibling of 婚假 was 休假, "to take leave", no kind of leave."""
+    (tmp_path / "青松物流员工手册.md").write_text(
+        "# 青松物流员工手册\n\n## 年假\n\n员工累计工作已满1年不满10年的，年休假7天；已满10年的，年休假12天。\n\n"
+        "## 病假\n\n员工因病请假，需提供医院证明，病假期间工资按基本工资的80%发放。\n", encoding="utf-8")
+    (tmp_path / "报销制度.md").write_text("# 费用报销制度\n\n出差结束后三十天内提交报销单，逾期不予报销。\n", encoding="utf-8")
+    with KnowledgeBase.open("leave", llm="extractive") as kb:
+        assert kb.ingest([tmp_path]).ok
+        for question in ("青松物流的婚假有几天？", "青松物流的产假有多少天？"):
+            answer = kb.ask(question)
+            assert not answer.answered_from_documents, (question, answer.text)
+        answer = kb.ask("青松物流的年假有几天？")
+        assert answer.answered_from_documents and "年休假7天" in answer.text, answer.text
+
+
+@pytest.mark.slow
 def test_a_chinese_place_name_meets_its_english_name(home: Path, tmp_path: Path) -> None:
     """Found by review (helper 96): CC-CEDICT glosses 伦敦 "London, capital of United Kingdom", four words, so it never
     met "London": "在伦敦出差每天的餐补是多少？" was refused over the London row, and the hotel question quoted every city's."""
