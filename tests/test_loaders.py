@@ -146,6 +146,28 @@ def test_pdf_table_cells_keep_identifiers_whole(tmp_path: Path) -> None:
     assert "| FUNCTION_ID | VARCHAR(30) |" in table.text and "| USER_NAME | VARCHAR(10) |" in table.text
 
 
+def test_a_repeated_line_of_a_paragraph_running_into_the_bottom_margin_is_kept(tmp_path: Path) -> None:
+    """Found by review (helper 95, a bank's two-page rate sheet): a notes paragraph ran into the page's bottom tenth,
+    and its line that read the same on both pages was dropped as a running footer, from the middle of the paragraph:
+    "Comparison rates for fixed payments will not reduce…". A page number there still goes."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    for n, last in enumerate(["payments will not reduce your loan balance. This may cost you more.", "payments will not reduce your loan balance, which may cost you more."]):
+        page = doc.new_page(width=612, height=792)
+        page.insert_text((40, 60), f"Loan rates {n + 1}", fontsize=18)
+        page.insert_text((40, 100), f"Standard variable rate: {5.37 + n:.2f}% p.a.", fontsize=11)
+        page.insert_text((40, 712), f"Comparison rates for variable loans {n + 1} assume a 5 year interest only period. Comparison rates for fixed\n"
+                         "interest only loans assume an interest only period equal to the fixed period. During that period your\n" + last, fontsize=9)
+        page.insert_text((300, 780), f"{n + 1}", fontsize=9)
+    doc.save(tmp_path / "rates.pdf")
+    docs = load_file(tmp_path / "rates.pdf")
+    assert len(docs) == 2
+    for d in docs:
+        assert "Comparison rates for fixed interest only loans assume an interest only period equal to the fixed period." in d.text, d.text
+        assert not d.text.rstrip().endswith(("1", "2"))
+
+
 def test_a_large_bullet_or_figure_in_a_pdf_is_no_section_title(tmp_path: Path) -> None:
     """Found by review (helper 95): a bullet set large ("•") passed for a title, and "JOHNSON & JOHNSON > •" was the
     title path of 312 of the 10-K's 393 pages (and is embedded with every chunk)."""

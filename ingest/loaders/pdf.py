@@ -283,7 +283,11 @@ def page_blocks(layout: list[dict[str, Any]], rect: Any, drop: set[str] | None =
             paragraphs.append(_Para(block["table"], TABLE, True, 0.0, 0.0))
             continue
         current: list[Line] = []
-        for line in block["lines"]:
+        # a repeated margin line between two lines of a block that reaches into the page's body is the block's text, no
+        # running head or footer (found by review: "…guaranteed Interest Only loans are based on …" lost its middle line)
+        texts = [i for i, line in enumerate(block["lines"]) if line[1]]
+        body = any(not (y1 <= top or y0 >= bottom) for _, text, y0, y1, *_ in block["lines"] if text)
+        for n, line in enumerate(block["lines"]):
             raw, text, top_y, bottom_y, line_size = line[:5]
             if not text:
                 if raw.strip():  # only glyphs without characters (checkboxes, bullets): what follows is a new item
@@ -292,7 +296,9 @@ def page_blocks(layout: list[dict[str, Any]], rect: Any, drop: set[str] | None =
                         current = []
                     paragraphs.append(_Para("", ITEM, True, 0.0, 0.0))
                 continue
-            if drop and (bottom_y <= top or top_y >= bottom) and _edge_key(text) in drop:
+            if drop and (bottom_y <= top or top_y >= bottom) and _edge_key(text) in drop and (
+                not body or not texts[0] < n < texts[-1] or PAGE_NUMBER.match(_edge_key(text))
+            ):
                 continue
             if current:
                 height = max(1.0, bottom_y - top_y)
