@@ -6,7 +6,8 @@ Punctuation stays with the sentence it ends. Pieces are then merged up to ``chun
 characters, and each new chunk starts with up to ``chunk_overlap`` characters of whole
 pieces from the end of the one before. No chunk is ever longer than ``chunk_size``.
 Tables (kind == "table") stay whole when they fit, else are cut by rows with the header
-repeated in every piece.
+repeated in every piece; so is a Markdown table in a text (HTML, Markdown, Word) too long for a chunk, each
+piece of it a table piece.
 
 A table keeps its meaning in every piece: a table chunk, or a text chunk that is mostly numbers
 (a statement read without ruling lines), gets a ``caption`` in its meta — the short lines just
@@ -263,16 +264,18 @@ class _Captions:
             self.here[source] = ""  # a Word file's table under 二、行动项 is not captioned by section 一's decisions
         self.section[source] = section
 
-    def caption(self, source: str, doc: Document, start: int) -> str:
-        """The caption of a table document, or of the piece of a text document starting at start."""
+    def caption(self, source: str, doc: Document, start: int, table: int | None = None) -> str:
+        """The caption of a table document, or of the piece of a text document starting at start (table: where the
+        Markdown table the piece is of starts in the text; its caption is read as a table document's)."""
         head, before = self.head[source], self.before[source]
-        if doc.meta.get("kind") == "table":
-            paragraphs = _paragraphs(self.here[source])
+        if doc.meta.get("kind") == "table" or table is not None:
+            earlier = self.here[source] if table is None else self.here[source] + "\n\n" + doc.text[:table]
+            paragraphs = [re.sub(r"^#{1,6}\s+", "", p) for p in _paragraphs(earlier)]  # (a Markdown heading without its marks)
             last_table = max((i for i, p in enumerate(paragraphs) if p.startswith("|")), default=-1)
             above = paragraphs[last_table + 1 :][-2:]  # text between the tables, never the table before
             while above and len(" ".join(above)) > CAPTION_CHARS or any(len(p) > 100 for p in above):
                 above = above[1:]
-            caption, prior = " ".join(above) or head, before + "\n" + doc.text[:300]
+            caption, prior = " ".join(above) or head, before + "\n" + (doc.text[:300] if table is None else doc.text[: table + 300])
         else:
             if not head or (not before and start < len(head)):  # the piece starts with the title block
                 return ""
@@ -307,6 +310,23 @@ def _heading_alone(doc: Document, following: Document | None) -> bool:
             and following.meta.get("source") == doc.meta.get("source") and (following.meta.get("title_path") or [])[: len(path)] == path)
 
 
+# a Markdown table in a text: its header row, its rule, and its rows
+_MARKDOWN_TABLE = re.compile(r"(?m)^\|[^\n]*\|[ \t]*\n\|[ \t:|-]*-[ \t:|-]*\n(?:\|[^\n]*(?:\n|$))+")
+
+
+def _text_pieces(
+    text: str, start: int, end: int, chunk_size: int, chunk_overlap: int, unit: str, weigh: Weigh | None, checkpoint: Checkpoint | None
+) -> list[tuple[str, Span]]:
+    """The chunks of text[start:end], with their places in text."""
+    part = text[start:end]
+    pieces = []
+    for span in split_spans(part, chunk_size, chunk_overlap, unit, weigh, checkpoint):
+        s, e = _strip_span(part, span)
+        if e > s:
+            pieces.append((part[s:e], (start + s, start + e)))
+    return pieces
+
+
 def split_documents(
     docs: Iterable[Document], chunk_size: int = 400, chunk_overlap: int = 80, unit: str = "chars", weigh: Weigh | None = None,
     checkpoint: Checkpoint | None = None,
@@ -328,24 +348,34 @@ def split_documents(
         if _heading_alone(doc, following):
             captions.done(source, doc)  # (still the text a table under it is captioned by)
             continue
+        tables: dict[int, int | None] = {}  # the pieces of tables, by their place: where their table starts in a text
         if doc.meta.get("kind") == "table":
             pieces = _table_pieces(doc.text, chunk_size)
+            tables = dict.fromkeys(range(len(pieces)))
         else:
             pieces = []
-            for span in split_spans(doc.text, chunk_size, chunk_overlap, unit, weigh, checkpoint):
-                s, e = _strip_span(doc.text, span)
-                if e > s:
-                    pieces.append((doc.text[s:e], (s, e)))
+            at = 0
+            for table in _MARKDOWN_TABLE.finditer(doc.text):  # a table in the text too long for a chunk is cut as a table
+                if table.end() - table.start() <= chunk_size:  # (its header in every piece: found by review, an HTML
+                    continue  # 10-K's balance sheet went on in chunks that said no year)
+                pieces += _text_pieces(doc.text, at, table.start(), chunk_size, chunk_overlap, unit, weigh, checkpoint)
+                cut = _table_pieces(table.group(0).rstrip("\n"), chunk_size)
+                tables.update(dict.fromkeys(range(len(pieces), len(pieces) + len(cut)), table.start()))
+                pieces += [(t, (table.start() + s, table.start() + e)) for t, (s, e) in cut]
+                at = table.end()
+            pieces += _text_pieces(doc.text, at, len(doc.text), chunk_size, chunk_overlap, unit, weigh, checkpoint)
         previous_end = 0
-        for text, (start, end) in pieces:
+        for k, (text, (start, end)) in enumerate(pieces):
             tick()
             n = numbers.get(source, 0)
             numbers[source] = n + 1
             # fresh: where the text not repeated from the previous chunk begins (overlap skipped)
             fresh = max(0, min(previous_end - start, len(text)))
             meta = {**doc.meta, "chunk_no": n, "start": start, "end": end, "fresh": fresh}
-            if doc.meta.get("kind") == "table" or is_numeric(text):
-                caption = captions.caption(source, doc, start)
+            if k in tables:
+                meta["kind"] = "table"  # (a piece of a Markdown table in a text is a table's piece: a hit on it shows its table)
+            if k in tables or is_numeric(text):
+                caption = captions.caption(source, doc, start, tables.get(k))
                 if caption and caption != (doc.meta.get("title_path") or [""])[-1]:  # (its section's title is said already)
                     meta["caption"] = caption
             chunks.append(Chunk(text=text, meta=meta))

@@ -50,6 +50,21 @@ def test_table_split_by_rows_with_header_repeated() -> None:
     assert all(f"城市{i} " in body for i in range(30))
 
 
+def test_a_long_markdown_table_in_a_text_is_cut_as_a_table() -> None:
+    """Found by review (helper 95): an HTML 10-K's balance sheet, a Markdown or Word table in a text document, was cut
+    as plain text, and its later chunks held rows without the header that says which column is which year."""
+    rows = "\n".join(f"| Store {i:02d} | {1000 + 37 * i:,} | {3 + i % 5}.{i % 9}% |" for i in range(1, 41))
+    text = f"## Store results 2023\n\nSales by store.\n\n| Store | Net sales (USD thousands) | Margin |\n|---|---|---|\n{rows}\n\nAll stores reported."
+    chunks = split_documents([Document(text, {"source": "s.md", "title_path": ["Store results 2023"]})], chunk_size=400, chunk_overlap=80)
+    pieces = [c for c in chunks if "| Store " in c.text]
+    assert len(pieces) > 2
+    for c in pieces:
+        assert c.text.startswith("| Store | Net sales (USD thousands) | Margin |\n|---|---|---|\n| Store "), c.text
+        assert c.meta["kind"] == "table" and c.meta["caption"] == "Store results 2023 Sales by store."
+    assert chunks[0].text.startswith("## Store results 2023") and chunks[-1].text.endswith("All stores reported.")
+    assert all(f"| Store {i:02d} |" in "".join(c.text for c in pieces) for i in range(1, 41))
+
+
 def test_a_table_opening_with_a_summary_row_repeats_the_row_that_names_its_columns() -> None:
     """Found by a first-hour review: a shareholder table whose first row is a summary ("股东总数 |
     79,053") was cut into pieces that each repeated that row as their header, so no piece said which
