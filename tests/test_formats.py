@@ -442,6 +442,29 @@ def test_an_xlsx_cell_reads_as_excel_shows_it(tmp_path: Path) -> None:
     assert "| Filters | 5.5% | ¥1,235 | (8) | 0.3 | 2024-03-31 |" in text
 
 
+def test_notes_merged_across_under_an_xlsx_table_are_lines_said_once(tmp_path: Path) -> None:
+    """Found by review (helper 95, Nestlé's segment analyses): notes (a)–(e) under a table, each merged across its
+    columns, became the title path of a "table" whose body was note (e) written eight times."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "Segments"
+    ws.append(["In millions of CHF", "Sales (a)", "Trading operating profit (b)", "Capex (c)"])
+    ws.append(["Zone NA", 12553, 2632, 410])
+    ws.append(["Zone EUR", 9467, 1373, 380])
+    ws.append([])
+    for row, note in enumerate(["(a) Inter-segment sales are not significant.", "(b) Before other trading income.", "(c) Mainly corporate expenses."], start=5):
+        ws.cell(row, 1, note)
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=4)
+    book.save(tmp_path / "segments.xlsx")
+    docs = load_file(tmp_path / "segments.xlsx")
+    notes = [d for d in docs if "Inter-segment" in d.text]
+    assert len(notes) == 1 and notes[0].meta["kind"] == "text" and notes[0].meta["title_path"] == ["Segments"]
+    assert notes[0].text == "(a) Inter-segment sales are not significant.\n(b) Before other trading income.\n(c) Mainly corporate expenses."
+    assert "| Zone NA | 12553 | 2632 | 410 |" in docs[0].text
+
+
 @pytest.mark.parametrize(
     ("value", "fmt", "text"),
     [

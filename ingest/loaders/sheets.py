@@ -128,6 +128,10 @@ def _captions(region: list[list[str]]) -> tuple[list[str], list[list[str]]]:
 
 def _sheet_documents(path: Path, sheet: str, grid: list[list[str]], page: int) -> Iterator[Document]:
     for region in table_regions(grid):
+        lines = [next(v for v in row if v) for row in region if any(row)]
+        if len(region[0]) > 1 and all(len({v for v in row if v}) == 1 for row in region if any(row)):  # rows of one text each, across:
+            yield Document("\n".join(lines), {"source": str(path), "page": page, "title_path": [sheet], "kind": "text", "sheet": sheet})
+            continue  # notes under a table, a title: lines, each once (found by review: a note repeated over 8 columns)
         captions, region = _captions(region)
         doc = _sheet_document(path, sheet, region, page)
         if doc:
