@@ -188,6 +188,27 @@ def test_a_large_bullet_or_figure_in_a_pdf_is_no_section_title(tmp_path: Path) -
     assert "Changes in tax law" in "\n".join(d.text for d in docs)
 
 
+def test_chinese_wrapped_in_a_pdf_table_cell_is_joined_without_a_space(tmp_path: Path) -> None:
+    """Found by review (helper 95, an annual report's table): "扣除非经常性损 益的净利润" — a cell's wrapped Chinese
+    got a space at the break, and a search for 损益 missed it."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    for y in (100, 140, 170):
+        page.draw_line((50, y), (350, y))
+    for x in (50, 150, 350):
+        page.draw_line((x, 100), (x, 170))
+    page.insert_text((55, 115), "扣除非经常性损", fontsize=10, fontname="china-s")
+    page.insert_text((55, 130), "益的净利润", fontsize=10, fontname="china-s")
+    page.insert_text((155, 120), "1,234,567", fontsize=10)
+    page.insert_text((55, 160), "营业收入", fontsize=10, fontname="china-s")
+    page.insert_text((155, 160), "9,876,543", fontsize=10)
+    doc.save(tmp_path / "cjk.pdf")
+    text = "\n".join(d.text for d in load_file(tmp_path / "cjk.pdf"))
+    assert "扣除非经常性损益的净利润" in text, text
+
+
 def test_a_striped_pdf_table_keeps_the_figures_of_its_white_rows(tmp_path: Path) -> None:
     """Found by review (helper 95, PepsiCo's 8-K votes): a table drawn as SEC filings draw it — shaded rows two filled
     rectangles, white rows only their label's — lost every white row's figure ("| Against |  |"): a character in the

@@ -16,6 +16,7 @@ from typing import Any
 
 from ingest.loaders.lattice import find_grids
 from ingest.tables import FIGURE, YEAR, Cells, markdown_table, tidy_columns
+from ingest.textfacts import is_wide
 
 Box = tuple[float, float, float, float]
 
@@ -346,8 +347,20 @@ def cell_texts(page: Any, table: Any, blocks: list[dict[str, Any]] | None = None
     texts: list[list[str | None]] = [[None] * len(row.cells) for row in table.rows]
     for (r, c), parts in lines.items():
         if c < len(texts[r]):
-            texts[r][c] = "\n".join(t for part in parts if (t := " ".join("".join(part).split())))
+            texts[r][c] = _joined([t for part in parts if (t := " ".join("".join(part).split()))])
     return texts
+
+
+def _joined(lines: list[str]) -> str:
+    """A cell's lines, those wrapped between Chinese characters joined without a break (found by review: "扣除非经常性损
+    益的净利润"); the others on lines of their own."""
+    out = lines[:1]
+    for line in lines[1:]:
+        if is_wide(out[-1][-1]) and is_wide(line[0]):
+            out[-1] += line
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def _column_spans(table: Any) -> list[tuple[float, float]]:
