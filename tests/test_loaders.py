@@ -209,30 +209,6 @@ def test_chinese_wrapped_in_a_pdf_table_cell_is_joined_without_a_space(tmp_path:
     assert "扣除非经常性损益的净利润" in text, text
 
 
-def test_a_striped_pdf_table_keeps_the_figures_of_its_white_rows(tmp_path: Path) -> None:
-    """Found by review (helper 95, PepsiCo's 8-K votes): a table drawn as SEC filings draw it — shaded rows two filled
-    rectangles, white rows only their label's — lost every white row's figure ("| Against |  |"): a character in the
-    table's box but in no cell was dropped, and the page's text inside the box was removed."""
-    import pymupdf
-
-    doc = pymupdf.open()
-    page = doc.new_page(width=612, height=792)
-    page.insert_text((40, 100), "The shareholders ratified the appointment of KPMG LLP:", fontsize=10)
-    y = 110.0
-    for i, (label, value) in enumerate([("For", "1,125,448,378"), ("Against", "65,112,424"), ("Abstain", "2,556,412"), ("Broker Non-Votes", "172,969,325")]):
-        shade = (0.8, 0.93, 1.0) if i % 2 == 0 else (1, 1, 1)
-        page.draw_rect(pymupdf.Rect(16, y, 488, y + 11.5), color=None, fill=shade)
-        if i % 2 == 0:
-            page.draw_rect(pymupdf.Rect(488, y, 576, y + 11.5), color=None, fill=shade)
-        page.insert_text((18, y + 9), label, fontsize=9)
-        page.insert_text((520, y + 9), value, fontsize=9)
-        y += 11.5
-    doc.save(tmp_path / "votes.pdf")
-    text = "\n".join(d.text for d in load_file(tmp_path / "votes.pdf"))
-    for row in ("| For | 1,125,448,378 |", "| Against | 65,112,424 |", "| Abstain | 2,556,412 |", "| Broker Non-Votes | 172,969,325 |"):
-        assert row in text, text
-
-
 @pytest.mark.parametrize("engine", ["pymupdf", "pdfplumber", "pdfminer"])
 def test_pdf_right_to_left_line_drawn_in_pieces_reads_in_logical_order(tmp_path: Path, engine: str) -> None:
     import pymupdf

@@ -10,7 +10,6 @@ runs only where the lattice finder is not sure to agree (a mirrored page, or one
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -313,7 +312,6 @@ def cell_texts(page: Any, table: Any, blocks: list[dict[str, Any]] | None = None
         first, last_row = max(0, bisect.bisect_right(tops, cell[2][1]) - 1), max(0, bisect.bisect_left(tops, cell[2][3]) - 1)
         for r in range(first, last_row + 1):
             reaching.setdefault(r, []).append(cell)
-    columns = _column_spans(table)
     box = table.bbox
     for block in page_chars(page, box) if blocks is None else blocks:
         if block["bbox"][0] > box[2] or block["bbox"][2] < box[0] or block["bbox"][1] > box[3] or block["bbox"][3] < box[1]:
@@ -335,19 +333,15 @@ def cell_texts(page: Any, table: Any, blocks: list[dict[str, Any]] | None = None
                     row = max(0, bisect.bisect_right(tops, y) - 1)
                     candidates = itertools.chain(by_row.get(row, []), cells)  # a merged cell can start in an earlier row
                     key = next(((r, c) for r, c, b in candidates if b[0] <= x <= b[2] and b[1] <= y <= b[3]), None)
-                    if key is None:  # in the table's box but in no cell: the cell its row and column make (found by
-                        key = _gap_cell(row, x, columns, table)  # review: a striped table's white rows paint no value cell)
-                        if key is None:
-                            continue
-                        lines.setdefault(key, [])
+                    if key is None:
+                        continue
                     if key != last:
                         lines[key].append([])
                         last = key
                     lines[key][-1].append(ch["c"])
     texts: list[list[str | None]] = [[None] * len(row.cells) for row in table.rows]
     for (r, c), parts in lines.items():
-        if c < len(texts[r]):
-            texts[r][c] = _joined([t for part in parts if (t := " ".join("".join(part).split()))])
+        texts[r][c] = _joined([t for part in parts if (t := " ".join("".join(part).split()))])
     return texts
 
 
@@ -361,37 +355,6 @@ def _joined(lines: list[str]) -> str:
         else:
             out.append(line)
     return "\n".join(out)
-
-
-def _column_spans(table: Any) -> list[tuple[float, float]]:
-    """Each column's left and right edge: the median of its cells' (a column's cells in rows where it is drawn)."""
-    width = max((len(row.cells) for row in table.rows), default=0)
-    spans = []
-    for c in range(width):
-        boxes = [row.cells[c] for row in table.rows if c < len(row.cells) and row.cells[c] is not None]
-        if not boxes:
-            spans.append((math.nan, math.nan))
-            continue
-        lefts, rights = sorted(b[0] for b in boxes), sorted(b[2] for b in boxes)
-        spans.append((lefts[len(lefts) // 2], rights[len(rights) // 2]))
-    return spans
-
-
-def _gap_cell(row: int, x: float, columns: list[tuple[float, float]], table: Any) -> tuple[int, int] | None:
-    """The (row, column) of a character that lies in no cell: in its row's band, the column whose edges hold x
-    (else the nearest), when the row has no cell drawn there."""
-    if not columns or row >= len(table.rows):
-        return None
-    known = [(c, span) for c, span in enumerate(columns) if not math.isnan(span[0])]
-    if not known:
-        return None
-    c = next((c for c, (a, b) in known if a <= x <= b), None)
-    if c is None:
-        c = min(known, key=lambda item: min(abs(x - item[1][0]), abs(x - item[1][1])))[0]
-    cells = table.rows[row].cells
-    if c < len(cells) and cells[c] is not None:
-        return None  # the column's cell is drawn in this row (the character is in a gap between cells)
-    return (row, c)
 
 
 def spans_filled(table: Any, rows: list[list[str | None]]) -> tuple[list[list[str]], Cells | None]:
@@ -411,13 +374,13 @@ def spans_filled(table: Any, rows: list[list[str | None]]) -> tuple[list[list[st
             centres[c] = xs[len(xs) // 2]
     merged = [(r, c, box) for r, row in enumerate(boxes) for c, box in enumerate(row) if box is not None]
     filled = [[cell or "" for cell in row] for row in rows]
-    origin: Cells = [[(r, c) if boxes[r][c] is not None or row[c] else None for c in range(len(row))] for r, row in enumerate(rows)]
+    origin: Cells = [[(r, c) if boxes[r][c] is not None else None for c in range(len(row))] for r, row in enumerate(rows)]
     for r, row in enumerate(rows):
         top = table.rows[r].bbox[1]  # the row's own height ends at its first cell bottom (a merged cell reaches further down)
         middle = (top + min((b[3] for b in boxes[r] if b is not None), default=table.rows[r].bbox[3])) / 2
         for c, cell in enumerate(row):
-            if boxes[r][c] is not None or c not in centres or cell:
-                continue  # a drawn cell, or one undrawn that holds text of its own (_gap_cell)
+            if boxes[r][c] is not None or c not in centres:
+                continue
             x = centres[c]
             at = next(((i, j) for i, j, b in merged if b[0] < x < b[2] and b[1] < middle < b[3]), None)
             source = filled[at[0]][at[1]] if at is not None else ""
