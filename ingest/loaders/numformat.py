@@ -4,22 +4,29 @@ scientific, conditions) leaves the number as General shows it: at most 15 signif
 
 from __future__ import annotations
 
+import math
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from functools import lru_cache
 
 _LOCALE = re.compile(r"\[\$([^\]-]*)(?:-[0-9A-Fa-f]+)?\]")  # [$€-407] is €, [$-409] nothing
 _BRACKET = re.compile(r"\[[^\]]*\]")  # colours ([Red]), [DBNum1] and the like
 _PLACES = "0#?"
+_CONTEXT = Context(prec=400)  # room for any figure a cell holds (up to 1e308) and 40 places
 
 
 def general(value: float) -> str:
-    """A number as Excel's General format shows it, less its column-width rounding."""
-    if value == int(value) and abs(value) < 1e15:
+    """A number as Excel's General format shows it, less its column-width rounding; an integer whole (an ID of 16
+    digits), infinity and NaN as Python writes them."""
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return f"{value:.15g}"
 
 
-def _sections(fmt: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def _sections(fmt: str) -> tuple[str, ...]:
     """The format's sections (positive; negative; zero; text), split at semicolons outside quotes and escapes."""
     out, current, quoted, i = [], [], False, 0
     while i < len(fmt):
@@ -38,9 +45,10 @@ def _sections(fmt: str) -> list[str]:
         current.append(ch)
         i += 1
     out.append("".join(current))
-    return out
+    return tuple(out)
 
 
+@lru_cache(maxsize=1024)
 def _parts(section: str) -> tuple[str, str, str] | None:
     """A section as (text before the number, the number's pattern, text after it), or None when it is not a plain
     number pattern (a fraction, scientific notation, a date or text format). A section of text alone (an accounting
@@ -78,8 +86,17 @@ def _parts(section: str) -> tuple[str, str, str] | None:
 
 
 def shown(value: float, fmt: str | None) -> str:
-    """The number as a cell of this format shows it (see the module's note)."""
-    if not fmt or len(fmt) > 255 or fmt.strip().lower() == "general" or "E+" in fmt.upper() or "E-" in fmt.upper():
+    """The number as a cell of this format shows it (see the module's note); General where it cannot be (found by
+    review: 1E999, NaN, a number of 400 digits or one past Decimal's precision failed the whole workbook)."""
+    try:
+        with localcontext(_CONTEXT):
+            return _shown(value, fmt)
+    except (ArithmeticError, ValueError, TypeError):
+        return general(value) if isinstance(value, (int, float)) else str(value)
+
+
+def _shown(value: float, fmt: str | None) -> str:
+    if not fmt or len(fmt) > 255 or fmt.strip().lower() == "general" or "E+" in fmt.upper() or "E-" in fmt.upper() or not math.isfinite(value):
         return general(value)  # (Excel's formats are at most 255 characters: a longer one is no format of Excel's)
     sections = _sections(fmt)
     if any(re.search(r"\[[<>=]", s) for s in sections):
@@ -107,7 +124,7 @@ def shown(value: float, fmt: str | None) -> str:
     whole, _, decimals = pattern.rstrip(",").partition(".")
     least = sum(decimals.count(c) for c in "0?")
     most = sum(decimals.count(c) for c in _PLACES)
-    number = number.quantize(Decimal(1).scaleb(-most), rounding=ROUND_HALF_UP)  # Excel rounds halves away from zero
+    number = number.quantize(Decimal(1).scaleb(-most), rounding=ROUND_HALF_UP)  # halves away from zero, as Excel
     text = f"{number:,f}" if "," in whole else f"{number:f}"
     head, _, tail = text.partition(".")
     tail = tail[:least] + tail[least:].rstrip("0")

@@ -155,7 +155,8 @@ def _grid(ws: Any) -> tuple[list[list[str]], dict[int, int]]:
     exist when openpyxl holds them (a sheet can claim a million rows and fill twenty), with long
     runs of empty rows cut to one; else streamed."""
     cells = getattr(ws, "_cells", None)
-    if not isinstance(cells, dict):  # read-only mode streams the rows the file holds
+    if not isinstance(cells, dict):  # read-only mode streams the rows the file holds (not the size its <dimension>
+        ws.reset_dimensions()  # claims: found by review, A1:XFD1048576 made a million rows of 16,384 cells)
         grid = [[_shown(c) for c in row] for row in ws.iter_rows()]
         return grid, {r + 1: r for r in range(len(grid))}
     filled = {key: _shown(c) for key, c in cells.items() if c.value is not None}
@@ -182,13 +183,12 @@ def _placed(filled: dict[tuple[int, int], str], rows: list[int]) -> tuple[list[l
     return grid, index
 
 
-def _fill_merged(ws: Any, grid: list[list[str]], rows: dict[int, int]) -> None:
+def _fill_merged(ws: Any, grid: list[list[str]], rows: dict[int, int], repeats: Repeats) -> None:
     """A merged cell's value repeated over the cells it covers, so every row reads whole: over the rows kept (a range
-    may claim a million), within Repeats' budget for the sheet (found by review: a 13 KB workbook became 800 MB)."""
+    may claim a million), within the workbook's Repeats (found by review: a 13 KB workbook became 800 MB)."""
     import bisect
 
     kept = sorted(rows)
-    repeats = Repeats()
     for merged in ws.merged_cells.ranges:
         top = rows.get(merged.min_row)
         if top is None or merged.min_col - 1 >= len(grid[top]):
@@ -227,7 +227,7 @@ _FULL_LOAD_BYTES = 20 * 2**20
 # Above this many cells under merged ranges too: openpyxl makes an object of every cell a range covers (found by
 # review: a 5 KB workbook merging A1:XFD1048576 took 3.7 GB in a minute, and growing).
 _MAX_MERGED_CELLS = 200_000
-_MERGE_REF = re.compile(rb"<(?:\w+:)?mergeCell\b[^>]*?\bref=[\"']\$?([A-Za-z]{1,3})\$?(\d{1,7}):\$?([A-Za-z]{1,3})\$?(\d{1,7})")
+_MERGE_REF = re.compile(rb"<(?:\w{1,32}:)?mergeCell\b[^>]{0,256}?\bref=[\"']\$?([A-Za-z]{1,3})\$?(\d{1,7}):\$?([A-Za-z]{1,3})\$?(\d{1,7})")
 
 
 def _column(letters: bytes) -> int:
@@ -274,6 +274,8 @@ def load_xlsx(path: Path, options: object) -> Iterator[Document]:
     try:
         book = openpyxl.load_workbook(path, read_only=read_only, data_only=True)
     except Exception as exc:
+        if isinstance(exc, MemoryError):
+            raise  # (the reader's memory limit: its process is spent, not the file read another way)
         if "encrypted" in str(exc).lower() or _is_ole(path):  # an encrypted workbook is an OLE file holding the real one
             raise LoadError("password-protected XLSX: remove the password (File > Info > Protect Workbook) and ingest it again") from exc
         try:
@@ -292,12 +294,13 @@ def load_xlsx(path: Path, options: object) -> Iterator[Document]:
         sheet_names = [ws.title for ws in book.worksheets]
         for name in [n for n in charts if n not in sheet_names]:  # chart sheets: a chart and nothing else
             yield Document("\n\n".join(charts[name]), {"source": str(path), "page": None, "title_path": [name], "kind": "text", "sheet": name})
+        repeats = Repeats()  # what merged cells may repeat, for the whole workbook (100 sheets each under it: 200 MB)
         for n, ws in enumerate(book.worksheets, start=1):
             grid, rows = _grid(ws)
             width = max((len(r) for r in grid), default=0)
             grid = [r + [""] * (width - len(r)) for r in grid]
             if not read_only:
-                _fill_merged(ws, grid, rows)
+                _fill_merged(ws, grid, rows, repeats)
             yield from _sheet_documents(path, ws.title, grid, n)
             for text in charts.get(ws.title, []):
                 yield Document(text, {"source": str(path), "page": n, "title_path": [ws.title], "kind": "text", "sheet": ws.title})
