@@ -50,16 +50,16 @@ def _term(word: str) -> str:
     return stem(word)
 
 
-_NAME = re.compile(r"[A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,2}(?=(,)|( (?:subprovincial |prefecture-level |county-level )?"
+_NAME = re.compile(r"[A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,2}(?=(, [a-z])|( (?:subprovincial |prefecture-level |county-level )?"
                    r"(?:county|city|district|town|township|province|prefecture|municipality|village|river|island)\b))")
 
 
-def named(gloss: str) -> str:
+def named(gloss: str, word: str = "") -> str:
     """A place's or a person's gloss as the name alone when a description follows it (after a comma, or a kind of
     place making the gloss over GLOSS_WORDS words): "Paris, capital of France" -> "Paris", "Chengdu subprovincial city
     and capital of Sichuan province" -> "Chengdu"; "Buddhist monk" stays (found by review: 伦敦, "London, capital of United Kingdom",
-    never met "London")."""
-    found = _NAME.match(gloss.strip())
+    never met "London"); not a list ("China, Japan and Korea") nor a single character's gloss (word: the Chinese)."""
+    found = _NAME.match(gloss.strip()) if len(word) != 1 else None  # (a single character's gloss is no place: 公 "Duke, …")
     if found and (found.group(1) or len(gloss_terms(gloss)) > GLOSS_WORDS):
         return found.group(0)
     return gloss
@@ -166,7 +166,7 @@ def _reverse_glosses() -> dict[str, tuple[str, ...]]:
     found: dict[str, set[str]] = defaultdict(set)
     for word, said in read.items():
         for gloss in said.split("/"):
-            gloss = named(gloss)
+            gloss = named(gloss, word)
             if gloss.count(" ") > 6:  # (a description, not a word: skipped before it is worded, for speed)
                 continue
             words = gloss_terms(gloss)
@@ -226,7 +226,7 @@ def ways_in_english(word: str) -> list[frozenset[str]]:
         return combined
     out: list[frozenset[str]] = []
     for gloss in read[word].split("/"):
-        found = gloss_terms(named(gloss))
+        found = gloss_terms(named(gloss, word))
         if found and len(found) <= GLOSS_WORDS and found not in out:
             out.append(found)
     return out

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ingest.loaders.text import decode_bytes
-from ingest.tables import MAX_REPEATED_CHARS, markdown_table
+from ingest.tables import MAX_REPEATED_CHARS, Repeats, markdown_table
 from ingest.types import Document
 
 # never text: code and the <title> (the page's name, not its content; kept as metadata)
@@ -19,8 +19,6 @@ _SKIP = _CODE | {"noscript", "nav", "button", "select", "textarea"}
 # the page's own header and footer (a logo, links, a copyright line); inside <main> or <article>, an article's
 # title and byline (found by review: "Refund policy 2024" and a whole ASP.NET page in a <form> were lost)
 _PAGE_PARTS = {"header", "footer"}
-# a button that opens or closes a part of the page (an FAQ's question over its answer): its text is the page's
-_TOGGLE = {"aria-expanded", "aria-controls", "data-toggle", "data-bs-toggle", "data-target", "data-bs-target"}
 _BLOCK = {"p", "div", "li", "tr", "br", "table", "section", "article", "aside", "blockquote", "pre", "dd", "dt", "ul", "ol"}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
@@ -28,8 +26,9 @@ _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 class _Table:
     """One table being read: rows of (text, rowspan, colspan)."""
 
-    def __init__(self) -> None:
-        self.rows: list[list[tuple[str, int, int]]] = []
+    def __init__(self, repeats: Repeats) -> None:
+        self.repeats = repeats  # the page's: what its tables' spans may still repeat (a page of 100 such tables, each under
+        self.rows: list[list[tuple[str, int, int]]] = []  # the limit, was 260 MB: found by review)
         self.row: list[tuple[str, int, int]] | None = None
         self.cell: list[str] | None = None
         self.span = (1, 1)
@@ -42,6 +41,10 @@ class _Table:
         over MAX_REPEATED_CHARS characters is laid out as if it had no spans (found by review: 68 KB of
         rowspan=100 colspan=100 cells became 104 MB of text and 2.8 GB of memory)."""
         taken = self._placed(spread=True)
+        if taken is not None:
+            self.repeats.added += sum(map(len, taken.values())) - sum(len(text) for row in self.rows for text, _, _ in row)
+        if taken is None:  # the spans' places kept, their text once (every row's cells stay under their heads)
+            taken = self._placed(spread=True, repeat=False)
         if taken is None:
             taken = self._placed(spread=False) or {}
         if not taken:
@@ -55,8 +58,13 @@ class _Table:
             return rows
         return [[taken.get((r, c), "") for c in range(width)] for r in range(height)]
 
-    def _placed(self, spread: bool) -> dict[tuple[int, int], str] | None:
-        """Each grid position's text; None when spreading the spans would pass the limits."""
+    @property
+    def budget(self) -> int:
+        return MAX_REPEATED_CHARS - self.repeats.added
+
+    def _placed(self, spread: bool, repeat: bool = True) -> dict[tuple[int, int], str] | None:
+        """Each grid position's text (spread: a spanning cell's over the places it covers, or with repeat False "" in
+        all but its first); None when spreading the spans would pass the limits."""
         taken: dict[tuple[int, int], str] = {}
         repeated = 0
         for r, row in enumerate(self.rows):
@@ -67,10 +75,10 @@ class _Table:
                 rows = min(rowspan, len(self.rows) - r) if spread else 1
                 for dr in range(rows):
                     for dc in range(colspan if spread else 1):
-                        taken[(r + dr, c + dc)] = text
-                repeated += len(text) * (rows * (colspan if spread else 1) - 1)
+                        taken[(r + dr, c + dc)] = text if repeat or (dr, dc) == (0, 0) else ""
+                repeated += len(text) * (rows * (colspan if spread else 1) - 1) if repeat else 0
                 c += colspan if spread else 1
-                if spread and (len(taken) > MAX_GRID_CELLS or repeated > MAX_REPEATED_CHARS):
+                if spread and (len(taken) > MAX_GRID_CELLS or repeated > self.budget):
                     return None
         width = max((c for _, c in taken), default=-1) + 1
         if spread and width * len(self.rows) > MAX_GRID_CELLS:
@@ -78,7 +86,7 @@ class _Table:
         return taken
 
 
-MAX_GRID_CELLS = 200_000  # a table's cells, empty ones included, once its spans are spread
+MAX_GRID_CELLS = 1_000_000  # a table's cells, empty ones included, once its spans are spread
 
 
 def _span(attrs: list[tuple[str, str | None]], name: str) -> int:
@@ -95,6 +103,7 @@ class _Sections(HTMLParser):
         self.skipped = _CODE if lenient else _SKIP  # lenient: all but code (a page whose text is all in a <nav> never closed)
         self.lenient = lenient
         self.skip = 0
+        self.repeats = Repeats()  # the characters the page's tables' spans have repeated (MAX_REPEATED_CHARS for all)
         self.heading: int | None = None
         self.heading_text: list[str] = []
         self.path: list[tuple[int, str]] = []
@@ -125,8 +134,8 @@ class _Sections(HTMLParser):
         return bool(self.tables) and self.tables[-1].cell is not None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "button" and tag in self.skipped:  # a control ("Search", "Menu"), unless it shows text: an
-            shown = not self.skip and (self.heading is not None or any(name in _TOGGLE for name, _ in attrs))  # FAQ's question
+        if tag == "button" and tag in self.skipped:  # a control ("Search", "Menu"), unless it is a heading's text: an FAQ's
+            shown = not self.skip and self.heading is not None and not "".join(self.heading_text).strip()  # question (not "Copy link")
             self.buttons.append(not shown)
             self.skip += not shown
             if shown and self.heading is None:
@@ -145,7 +154,7 @@ class _Sections(HTMLParser):
         elif self.skip:
             return
         elif tag == "table":
-            self.tables.append(_Table())
+            self.tables.append(_Table(self.repeats))
         elif self.tables and tag == "caption" and not self._in_cell():
             self.tables[-1].in_caption = True
         elif self.tables and tag == "tr":

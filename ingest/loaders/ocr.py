@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.chatter import quiet_libraries
@@ -163,6 +163,8 @@ def _lines(items: list[tuple[Any, str]]) -> str:
 
 
 PICTURES_PER_DOCUMENT = 30  # a picture-heavy Word or PowerPoint file should not take minutes of OCR
+PICTURES_TRIED = 100  # pictures opened at most (icons and broken ones too)
+PICTURE_PIXELS = 40_000_000  # a larger picture is not OCR'd (a scan at 600 dpi of an A3 page is 70 M: its text is small)
 
 
 @dataclass
@@ -173,22 +175,35 @@ class Pictures:
 
     options: Any  # LoadOptions, or None: no OCR
     read: int = 0
+    tried: int = 0
+    seen: set[str] = field(default_factory=set)
 
     def text(self, data: Callable[[], bytes]) -> str:
-        """The text of the picture whose bytes data() gives (called only when the picture will be looked at)."""
+        """The text of the picture whose bytes data() gives (called only when the picture will be looked at); "" for
+        a picture read before in this document (a logo on every slide: its text once), past PICTURES_TRIED pictures
+        opened or one of over PICTURE_PIXELS (found by review: a 36 KB deck of a 144-megapixel PNG took 207 s)."""
         options = self.options
-        if options is None or getattr(options, "ocr", "never") == "never" or self.read >= PICTURES_PER_DOCUMENT:
+        if options is None or getattr(options, "ocr", "never") == "never" or self.read >= PICTURES_PER_DOCUMENT or self.tried >= PICTURES_TRIED:
             return ""
+        self.tried += 1
         try:
+            import hashlib
             import io
 
             import numpy as np
             from PIL import Image
 
-            with Image.open(io.BytesIO(data())) as image:
-                if image.width < 200 or image.height < 60:
+            raw = data()
+            digest = hashlib.sha1(raw).hexdigest()
+            if digest in self.seen:
+                return ""
+            self.seen.add(digest)
+            with Image.open(io.BytesIO(raw)) as image:
+                if image.width < 200 or image.height < 60 or image.width * image.height > PICTURE_PIXELS:
                     return ""
                 pixels = np.asarray(image.convert("RGB"))
+        except MemoryError:
+            raise  # (the reader's memory limit: its process is spent)
         except Exception:  # noqa: BLE001 - an undecodable picture is simply not read
             return ""
         self.read += 1

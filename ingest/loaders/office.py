@@ -50,6 +50,7 @@ class _Package:
     numbering: dict[tuple[str, str], str] = field(default_factory=dict)  # (numId, ilvl) -> numFmt
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
     pictures: Pictures = field(default_factory=lambda: Pictures(None))  # embedded images, OCR'd as LoadOptions allow
+    repeats: Repeats = field(default_factory=Repeats)  # what merged cells may repeat, for the whole document
     style_lists: dict[str, tuple[str, str]] = field(default_factory=dict)  # style id -> (numId, ilvl) of list styles
     chunks_read: set[str] = field(default_factory=set)  # the altChunk parts read (each once)
 
@@ -247,10 +248,10 @@ WORD_MAX_COLUMNS = 63  # Word's own limit on a table's columns: a gridSpan past 
 
 
 def _table_rows(pkg: _Package, tbl: Any) -> list[list[str]]:
-    """A table's rows, a merged cell's text repeated over the columns and rows it covers (within Repeats' budget)."""
+    """A table's rows, a merged cell's text repeated over the columns and rows it covers (within the document's Repeats)."""
     rows: list[list[str]] = []
     above: dict[int, str] = {}  # column -> text of the cell a vertical merge continues
-    repeats = Repeats()
+    repeats = pkg.repeats
     for tr in _within(tbl, "tr"):
         cells: list[str] = []
         for cell in _within(tr, "tc"):

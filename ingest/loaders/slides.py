@@ -16,10 +16,9 @@ from ingest.types import Document, LoadError
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 
 
-def _table_rows(table: Any) -> list[list[str]]:
-    """Cell texts with a merged cell's text repeated over the cells it covers (within Repeats' budget)."""
+def _table_rows(table: Any, repeats: Repeats) -> list[list[str]]:
+    """Cell texts with a merged cell's text repeated over the cells it covers (within the deck's Repeats)."""
     grid = [[" ".join(c.text.split()) for c in row.cells] for row in table.rows]
-    repeats = Repeats()
     for r, row in enumerate(table.rows):
         for c, cell in enumerate(row.cells):
             if cell.is_merge_origin:
@@ -66,12 +65,12 @@ def _xml_text(element: Any) -> str:
     return "\n".join(p for p in paragraphs if p.strip())
 
 
-def _shape_text(shape: Any, pictures: Pictures) -> list[str]:
+def _shape_text(shape: Any, pictures: Pictures, repeats: Repeats) -> list[str]:
     out: list[str] = []
     if getattr(shape, "has_text_frame", False) and shape.text_frame.text.strip():
         out.append(shape.text_frame.text.strip())
     if getattr(shape, "has_table", False):
-        text = markdown_table(_table_rows(shape.table))
+        text = markdown_table(_table_rows(shape.table, repeats))
         if text:
             out.append(text)
     if getattr(shape, "has_chart", False):
@@ -86,7 +85,7 @@ def _shape_text(shape: Any, pictures: Pictures) -> list[str]:
         group = False
     if group:
         for inner in _ordered(shape.shapes):
-            out.extend(_shape_text(inner, pictures) if hasattr(inner, "shape_id") else [_xml_text(inner)])
+            out.extend(_shape_text(inner, pictures, repeats) if hasattr(inner, "shape_id") else [_xml_text(inner)])
     return out
 
 
@@ -150,7 +149,7 @@ def load_pptx(path: Path, options: object) -> Iterator[Document]:
     from pptx import Presentation
 
     deck = Presentation(str(path))
-    pictures = Pictures(options)
+    pictures, repeats = Pictures(options), Repeats()  # the deck's: pictures OCR'd, what merged cells may repeat
     for number, slide in enumerate(deck.slides, start=1):
         try:
             title_shape = slide.shapes.title
@@ -162,7 +161,7 @@ def load_pptx(path: Path, options: object) -> Iterator[Document]:
             if title_shape is not None and getattr(shape, "shape_id", None) == title_shape.shape_id:
                 continue
             if hasattr(shape, "shape_id"):
-                parts.extend(_shape_text(shape, pictures))
+                parts.extend(_shape_text(shape, pictures, repeats))
             else:
                 text = _xml_text(shape)
                 if text:
