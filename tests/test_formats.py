@@ -603,6 +603,26 @@ def test_merged_cells_cannot_blow_a_small_word_or_excel_file_up(tmp_path: Path) 
         assert all(w in text for w in words) and len(text) < 4 * (tmp_path / name).stat().st_size, name
 
 
+def test_a_workbook_cannot_stall_the_merged_cell_count_or_claim_a_million_rows(tmp_path: Path) -> None:
+    """Found by review (helper 97): 95,000 "<mergeCell " in a comment made the count of merged cells quadratic (over
+    400 s for 4 KB); a merge over 200,000 cells sent a workbook to read-only mode, which trusted its <dimension> of
+    A1:XFD1048576 and padded a million rows of 16,384 cells. Both read in a moment now."""
+    import openpyxl
+
+    for name, edit in [
+        ("comment.xlsx", lambda x: x.replace("</worksheet>", "<!-- " + "<mergeCell " * 95000 + " --></worksheet>")),
+        ("dimension.xlsx", lambda x: re.sub(r"<dimension [^>]*/>", '<dimension ref="A1:XFD1048576"/>', x).replace(
+            "</sheetData>", '</sheetData><mergeCells count="1"><mergeCell ref="C1:D100001"/></mergeCells>')),
+    ]:
+        book = openpyxl.Workbook()
+        book.active.append(["Plan", "Price"])
+        book.active.append(["X2", 1999])
+        book.save(tmp_path / name)
+        _rewritten(tmp_path / name, "xl/worksheets/sheet1.xml", edit)
+        text = "\n".join(d.text for d in load_file(tmp_path / name))
+        assert "| X2 | 1999 |" in text and len(text) < 1000, (name, text[:200])
+
+
 def test_html_pages_in_a_form_under_a_header_or_an_unclosed_nav_keep_their_text(tmp_path: Path) -> None:
     """Found by review (helper 93): an ASP.NET page (all in a <form>) had no text, an article's <header> lost its
     title and byline, a <nav> never closed lost the page after it, a table's <caption> was dropped."""
