@@ -423,6 +423,28 @@ def test_pptx_text_in_pictures_is_read_by_ocr_in_reading_order(tmp_path: Path) -
     assert "PP-2024" not in "\n".join(x.text for x in load_file(tmp_path / "pic.pptx", LoadOptions(ocr="never")))
 
 
+@pytest.mark.slow
+def test_a_picture_on_every_slide_is_read_once(tmp_path: Path) -> None:
+    """Found by review (helper 97): a logo on 40 slides was OCR'd 30 times (74 s) and its text written into 30 slides."""
+    from PIL import Image, ImageDraw, ImageFont
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    from ingest import LoadOptions
+
+    image = Image.new("RGB", (900, 160), "white")
+    ImageDraw.Draw(image).text((20, 50), "ACME CORP PP-2024", fill="black", font=ImageFont.load_default(size=48))
+    image.save(tmp_path / "logo.png")
+    deck = Presentation()
+    for n in range(3):
+        slide = deck.slides.add_slide(deck.slide_layouts[5])
+        slide.shapes.title.text = f"Quarter {n + 1}"
+        slide.shapes.add_picture(str(tmp_path / "logo.png"), Inches(1), Inches(5), width=Inches(4))
+    deck.save(tmp_path / "logo.pptx")
+    text = "\n".join(x.text for x in load_file(tmp_path / "logo.pptx", LoadOptions(ocr="auto"))).replace(" ", "")
+    assert text.count("PP-2024") == 1, text
+
+
 def test_an_xlsx_cell_reads_as_excel_shows_it(tmp_path: Path) -> None:
     """A growth rate of 5.5% was read as 0.055, a price of ¥1,235 as 1234.5, an accounting (8) as -8, a sum of
     0.1 and 0.2 as 0.30000000000000004, and a date as "2024-03-31 00:00:00": a question quoting what the user sees
