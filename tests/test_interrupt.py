@@ -141,23 +141,28 @@ def test_a_file_past_the_time_limit_is_stopped_and_the_rest_goes_on(home: Path, 
     reported; the next file is read by a fresh one."""
     import pymupdf
 
-    from kbqa import KnowledgeBase, load_config
-
     docs = tmp_path / "in"
     docs.mkdir()
     big = pymupdf.open()
     for n in range(1500):
         big.new_page().insert_text((72, 72), f"page {n} of a long, slow document " * 3)
     big.save(docs / "a_slow.pdf")
-    (docs / "b_note.txt").write_text("备忘：滤芯每六个月更换一次。", encoding="utf-8")
     # (the PDF takes over 2 s to read; the limit leaves the note, read by a fresh process, a second even under load:
     # with 0.2 s the note itself timed out when the machine was busy)
-    config, _ = load_config(overrides={"ingest": {"file_timeout_s": 1.0}})
+    _fails_and_the_note_goes_on(docs, "a_slow.pdf", {"file_timeout_s": 1.0}, "timed out after 1 s")
+
+
+def _fails_and_the_note_goes_on(docs: Path, bad: str, ingest: dict[str, float], said: str) -> None:
+    """docs/bad fails under the ingest settings, saying `said`; a note written beside it is read by a fresh process."""
+    from kbqa import KnowledgeBase, load_config
+
+    (docs / "b_note.txt").write_text("备忘：滤芯每六个月更换一次。", encoding="utf-8")
+    config, _ = load_config(overrides={"ingest": ingest})
     with KnowledgeBase.open("limits", config) as kb:
         report = kb.ingest(docs)
         by_name = {f.name: f for f in report.files}
-        assert by_name["a_slow.pdf"].status == "failed"
-        assert "timed out after 1 s" in (by_name["a_slow.pdf"].error or "")
+        assert by_name[bad].status == "failed"
+        assert said in (by_name[bad].error or "")
         assert by_name["b_note.txt"].status == "added"
         assert kb.search("滤芯多久更换")[0].file == "b_note.txt"
 
@@ -168,8 +173,6 @@ def test_a_file_past_the_memory_limit_fails_and_the_rest_goes_on(home: Path, tmp
     limit, saying which option to raise; the next file is read by a fresh process."""
     import pymupdf
 
-    from kbqa import KnowledgeBase, load_config
-
     docs = tmp_path / "in"
     docs.mkdir()
     bomb = pymupdf.open()
@@ -178,15 +181,7 @@ def test_a_file_past_the_memory_limit_fails_and_the_rest_goes_on(home: Path, tmp
     bomb.update_stream(page.get_contents()[0], (b"BT /F1 1 Tf 10 10 Td (" + b"abcdefghij" * 100 + b") Tj ET\n") * 60000, compress=True)
     bomb.save(docs / "a_bomb.pdf", deflate=True)
     assert (docs / "a_bomb.pdf").stat().st_size < 400_000
-    (docs / "b_note.txt").write_text("备忘：滤芯每六个月更换一次。", encoding="utf-8")
-    config, _ = load_config(overrides={"ingest": {"max_reader_memory_mb": 600}})
-    with KnowledgeBase.open("memory", config) as kb:
-        report = kb.ingest(docs)
-        by_name = {f.name: f for f in report.files}
-        assert by_name["a_bomb.pdf"].status == "failed"
-        assert "ingest.max_reader_memory_mb=600" in (by_name["a_bomb.pdf"].error or "")
-        assert by_name["b_note.txt"].status == "added"
-        assert kb.search("滤芯多久更换")[0].file == "b_note.txt"
+    _fails_and_the_note_goes_on(docs, "a_bomb.pdf", {"max_reader_memory_mb": 600}, "ingest.max_reader_memory_mb=600")
 
 
 def test_progress_reports_file_and_page(home: Path, docs: Path) -> None:

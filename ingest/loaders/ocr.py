@@ -161,7 +161,6 @@ def _lines(items: list[tuple[Any, str]]) -> str:
     return "\n".join(out)
 
 
-
 PICTURES_PER_DOCUMENT = 30  # a picture-heavy Word or PowerPoint file should not take minutes of OCR
 PICTURES_TRIED = 100  # pictures opened at most (icons and broken ones too)
 PICTURE_PIXELS = 40_000_000  # a larger picture is not OCR'd (a scan at 600 dpi of an A3 page is 70 M: its text is small)
@@ -170,8 +169,9 @@ PICTURE_PIXELS = 40_000_000  # a larger picture is not OCR'd (a scan at 600 dpi 
 @dataclass
 class Pictures:
     """A document's pictures (Word, PowerPoint) OCR'd, for screenshots and scanned inserts, when ingest.ocr allows and
-    PICTURES_PER_DOCUMENT at most. Left alone, and not counted: icons and logos (under 200x60 pixels) and bytes that are
-    no raster image (a vector picture, a broken or linked part)."""
+    PICTURES_PER_DOCUMENT at most. Left alone, counted only against PICTURES_TRIED: icons and logos (under 200x60
+    pixels), pictures over PICTURE_PIXELS, one read before, and bytes that are no raster image (a vector picture, a
+    broken or linked part)."""
 
     options: Any  # LoadOptions, or None: no OCR
     read: int = 0
