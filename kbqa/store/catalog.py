@@ -667,6 +667,16 @@ class Catalog:
         holders = lambda term: [int(r[0]) for r in db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ?", (_quoted(term),))]  # noqa: E731
         return named_file_words(query, described, holders, most)
 
+    def described_with(self, words: list[str], most: int = 20) -> dict[int, str]:
+        """Up to `most` files whose descriptions hold all these name tokens (kbqa.store.tokenize.name_tokens),
+        with their descriptions: the documents of a kind ("员工 手册") whatever their names."""
+        if not words:
+            return {}
+        match = " AND ".join(_quoted(w) for w in dict.fromkeys(words))
+        ids = [int(r[0]) for r in self.db.execute("SELECT rowid FROM files_fts WHERE files_fts MATCH ? LIMIT ?", (match, most))]
+        q = f"SELECT id, description FROM files WHERE id IN ({','.join(str(i) for i in ids)})"
+        return {int(r[0]): str(r[1]) for r in self.db.execute(q)} if ids else {}
+
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         q = f"SELECT id FROM chunks WHERE file_id IN ({','.join(str(int(i)) for i in file_ids)})"
         return [r[0] for r in self.db.execute(q)] if file_ids else []

@@ -802,18 +802,30 @@ class MilvusCatalog:
 
     def named_words(self, query: str, most: float = 0.5) -> dict[int, dict[int, float]]:
         """As Catalog.named_words, over the file list's descriptions."""
+        count, index = self._description_words()
+        if count < 2:
+            return {}
+        return named_file_words(query, count, lambda term: index.get(term, []), most)
+
+    def described_with(self, words: list[str], most: int = 20) -> dict[int, str]:
+        """As Catalog.described_with, over the file list's descriptions."""
+        _, index = self._description_words()
+        held = [set(index.get(w, [])) for w in dict.fromkeys(words)]
+        ids = sorted(set.intersection(*held))[:most] if held else []
+        _, rows, _ = self._snapshot()
+        return {r.id: r.description for r in rows if r.id in ids}
+
+    def _description_words(self) -> tuple[int, dict[str, list[int]]]:
+        """How many files are described, and each description word's files: cut once per generation."""
         generation, rows, _ = self._snapshot()
-        if self._names is None or self._names[0] != generation:  # the descriptions' words, cut once per generation
+        if self._names is None or self._names[0] != generation:
             holders: dict[str, list[int]] = {}
             described = [r for r in rows if r.description]
             for r in described:
                 for word in set(name_tokens(r.description)):
                     holders.setdefault(word, []).append(r.id)
             self._names = (generation, len(described), holders)
-        _, count, index = self._names
-        if count < 2:
-            return {}
-        return named_file_words(query, count, lambda term: index.get(term, []), most)
+        return self._names[1], self._names[2]
 
     def file_chunk_ids(self, file_ids: list[int]) -> list[int]:
         if not file_ids or not self._chunks_exist():
