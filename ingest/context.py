@@ -5,8 +5,9 @@ handbook they are. So each document gets a short description at ingest, built fr
 
 1. what the user wrote for it (`kbqa.yaml` beside the file or in a folder above it, or the
    Markdown front matter's title/description),
-2. the file's own title and subject (PDF metadata, Word core properties, HTML <title>), unless
-   they are a bare ID or a tool's default ("Microsoft Word - draft.docx"),
+2. the file's own title and subject (PDF metadata, Office core properties, HTML <title>) and a Word
+   document's page headers, unless they are a bare ID or a tool's default ("Microsoft Word -
+   draft.docx", "PowerPoint Presentation", "Slide 1"),
 3. the file name (words only: "AMCOR_2023Q2_10Q.pdf" -> "AMCOR 2023Q2 10Q"),
 4. the first page's title block (its headings; a text without pages: its top-level title; a page
    without headings: its first line, when that line reads as a title) and the first date printed on
@@ -35,6 +36,10 @@ MAX_CHARS = 240  # the description's length limit: about 60 tokens of every chun
 MAX_SIDECAR_BYTES = 256_000  # a kbqa.yaml larger than this is refused unread (YAML is read at ~0.5 MB/s)
 _LETTER = re.compile(r"[^\W\d_]")
 _TOOL_TITLE = re.compile(r"^\s*(microsoft (word|excel|powerpoint)\s*-\s*|untitled\b|document\d*\b)", re.IGNORECASE)
+# a title that is an Office template's or a tool's default, whole: python-pptx's "PowerPoint Presentation", "Slide 1"
+_DEFAULT_TITLE = re.compile(r"(?:(?:microsoft )?(?:powerpoint|word|excel) )?(?:presentation|演示文稿|document|文档|workbook|工作簿|book|sheet|"
+                            r"title slide|slide|幻灯片|title|subject|标题|主题)\s*\d*|新建\s*(?:microsoft\s*)?\S*\s*(?:文档|演示文稿|工作表)\s*\d*",
+                            re.IGNORECASE)
 _EXTENSION = re.compile(r"\.(docx?|xlsx?|pptx?|pdf|txt|md|html?|indd|qxd)\s*$", re.IGNORECASE)
 MAX_TITLE = 80  # a first line longer than this is body text run together, not a title
 MAX_HEADING = 200  # a heading the loader marked (a paper's title runs to 100 characters and more)
@@ -58,7 +63,7 @@ def clean_title(title: str | None) -> str:
     title = _EXTENSION.sub("", _TOOL_TITLE.sub("", title)).strip(" -_")
     looks_like_a_path = title.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:\\", title) is not None
     looks_like_a_file_name = " " not in title and ("_" in title or "." in title)
-    if _words(title) < 1 or len(title) > 200 or looks_like_a_path or looks_like_a_file_name:
+    if _words(title) < 1 or len(title) > 200 or looks_like_a_path or looks_like_a_file_name or _DEFAULT_TITLE.fullmatch(title):
         return ""
     return title
 
@@ -91,7 +96,7 @@ def describe(docs: list[Document], filename: str | None = None, given: str = "")
     first = docs[0].meta if docs else {}
     about: dict[str, Any] = dict(first.get("about") or {})
     parts = [given, about.get("description", "")]
-    parts += [clean_title(about.get("title")), clean_title(about.get("subject"))]
+    parts += [clean_title(about.get("title")), clean_title(about.get("subject")), clean_title(about.get("header"))]
     if filename:
         parts.append(name_words(filename))
     first_page = first.get("page")

@@ -637,6 +637,45 @@ def test_markdown_front_matter_describes_the_file_and_is_not_text(tmp_path: Path
 
 
 
+def test_office_files_are_described_by_their_core_properties_and_word_page_headers(tmp_path: Path) -> None:
+    """Found by review: a Word document's core title and page header, a deck's and a workbook's core title, were never
+    read (context.py said they were): "US Trustee Handbook", written only in a handbook's page header, described nothing."""
+    import docx
+    import openpyxl
+    import pptx
+
+    word = docx.Document()
+    word.core_properties.title = "Acme Corporation Employee Handbook"
+    word.sections[0].header.paragraphs[0].text = "Acme Corporation · HR-POL-007"
+    word.sections[0].footer.paragraphs[0].text = "Confidential"
+    word.add_paragraph("Employees receive 25 days of annual leave.")
+    word.save(str(tmp_path / "hb.docx"))
+    docs = load_file(tmp_path / "hb.docx")
+    assert docs[0].meta["about"] == {"title": "Acme Corporation Employee Handbook", "header": "Acme Corporation · HR-POL-007"}
+    assert describe(docs, "hb.docx") == "Acme Corporation Employee Handbook — Acme Corporation · HR-POL-007 — hb"
+    assert "HR-POL-007" not in "".join(d.text for d in docs) and "Confidential" not in describe(docs, "hb.docx")
+    numbered = docx.Document()
+    numbered.sections[0].header.paragraphs[0].text = "Page 3 of 9"
+    numbered.add_paragraph("Text.")
+    numbered.save(str(tmp_path / "numbered.docx"))
+    assert describe(load_file(tmp_path / "numbered.docx"), "numbered.docx") == "numbered"  # a page number describes nothing
+    deck = pptx.Presentation()  # python-pptx's template: "PowerPoint Presentation", a tool's default
+    deck.slides.add_slide(deck.slide_layouts[1]).placeholders[1].text = "Revenue grew 12%."
+    deck.save(str(tmp_path / "deck.pptx"))
+    assert describe(load_file(tmp_path / "deck.pptx"), "deck.pptx") == "deck"
+    deck.core_properties.title = "KX-300 launch plan"
+    deck.save(str(tmp_path / "deck.pptx"))
+    assert describe(load_file(tmp_path / "deck.pptx"), "deck.pptx") == "KX-300 launch plan — deck"
+    book = openpyxl.Workbook()
+    book.active.append(["Model", "Price"])
+    book.active.append(["KX-300", 1999])
+    book.properties.title = "Price list 2024"
+    book.save(str(tmp_path / "prices.xlsx"))
+    assert describe(load_file(tmp_path / "prices.xlsx"), "prices.xlsx").startswith("Price list 2024 — prices")
+    for default in ("PowerPoint Presentation", "Slide 1", "Book1", "Title", "新建 Microsoft Word 文档", "PowerPoint 演示文稿"):
+        assert clean_title(default) == "", default
+
+
 STATEMENT = (
     "Consolidated Statement of Cash Flows\n\n(Millions) 2018 2017 2016\n\n"
     + " ".join(f"Line item number {n} {1000 + n:,} {900 + n:,} ({800 + n:,})" for n in range(60))

@@ -14,6 +14,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from ingest.loaders.charts import chart_text
+from ingest.loaders.docprops import about_document, core_about
 from ingest.loaders.ocr import Pictures
 from ingest.tables import Repeats, markdown_table
 from ingest.types import Document, LoadError
@@ -376,6 +377,29 @@ def _notes(pkg: _Package) -> Iterator[tuple[str, str]]:
             yield title, "\n".join(lines)
 
 
+MAX_HEADER = 200  # a page header longer than this is body text set there, not a running title
+HEADERS_KEPT = 2  # at most this many distinct page headers describe the document
+_PAGE_ONLY = re.compile(r"^[\W\d_]*(?:(?:page|p\.|第|页|頁|of|共)[\W\d_]*)*$", re.IGNORECASE)  # "Page 3 of 9", "第 1 页", "- 2 -"
+
+
+def _headers(pkg: _Package) -> str:
+    """The document's page headers' text (its sections' headers, in part order), each whitespace-joined,
+    distinct ones joined by " | ": a company's name and the document's title are often written there
+    alone ("云杉科技有限公司 · 员工手册"). Page numbers alone, and a header longer than MAX_HEADER, are left out."""
+    out: list[str] = []
+    parts = sorted({part for kind, part in pkg.rels.values() if kind.endswith("/header")})
+    for part in parts:
+        try:
+            root = pkg.read(part)
+            said = [content if kind == "p" else " ".join(" ".join(r) for r in content) for kind, _, content in _blocks(pkg, root)]
+        except (KeyError, ET.ParseError, RecursionError):
+            continue
+        text = " ".join(" ".join(said).split())
+        if text and not _PAGE_ONLY.match(text) and len(text) <= MAX_HEADER and text not in out:
+            out.append(text)
+    return " | ".join(out[:HEADERS_KEPT])
+
+
 def load_docx(path: Path, options: object) -> Iterator[Document]:
     if not zipfile.is_zipfile(path):
         raise LoadError("not a valid DOCX file (not a zip archive; old .doc or mislabelled?)")
@@ -395,6 +419,10 @@ def load_docx(path: Path, options: object) -> Iterator[Document]:
             yield Document(text, {"source": str(path), "page": None, "title_path": [t for _, t in title_path], "kind": "text"})
 
     with pkg.zf:
+        about = core_about(path)
+        if header := _headers(pkg):  # (said of the document, not in its text: it repeats on every page)
+            about["header"] = header
+        yield from about_document(path, about)
         for kind, level, content in _blocks(pkg, body):
             if kind == "p":
                 if level:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest.loaders.docprops import about_document, core_about
 from ingest.loaders.numformat import shown
 from ingest.loaders.text import decode_bytes
 from ingest.tables import Repeats, cell_text
@@ -290,6 +291,7 @@ def load_xlsx(path: Path, options: object) -> Iterator[Document]:
     from ingest.loaders.charts import workbook_charts
 
     charts = workbook_charts(path)
+    yield from about_document(path, core_about(path))
     try:
         sheet_names = [ws.title for ws in book.worksheets]
         for name in [n for n in charts if n not in sheet_names]:  # chart sheets: a chart and nothing else

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ingest.loaders.docprops import about_document, core_about
 from ingest.loaders.ocr import Pictures
 from ingest.tables import Repeats, markdown_table
 from ingest.types import Document, LoadError
@@ -149,6 +150,7 @@ def load_pptx(path: Path, options: object) -> Iterator[Document]:
     from pptx import Presentation
 
     deck = Presentation(str(path))
+    yield from about_document(path, core_about(path))
     pictures, repeats = Pictures(options), Repeats()  # the deck's: pictures OCR'd, what merged cells may repeat
     for number, slide in enumerate(deck.slides, start=1):
         try:
