@@ -36,6 +36,33 @@ def test_gbk_and_big5(tmp_path: Path) -> None:
     assert load_file(tmp_path / "big5.txt")[0].text == traditional
 
 
+
+def test_hard_wrapped_text_markdown_and_mail_are_read_as_whole_paragraphs(tmp_path: Path) -> None:
+    """Found by helper 99: a paragraph wrapped every 17 Chinese characters (or 50 columns) was read as fragments, each
+    quoted and cited as a sentence ("年假； [1] 工作满五年后，带薪年假增加到 [1] …"). Short lines, lists, tables, code and one
+    sentence per line stay as written."""
+    (tmp_path / "leave.txt").write_text("休假制度\n\n员工入职满一年后，每年享有十天带薪\n年假；工作满五年后，带薪年假增加到\n十五天。婚假为三天。\n\n"
+                                        "型号：KX-200\n价格：1299元\n", encoding="utf-8")
+    text = "\n".join(d.text for d in load_file(tmp_path / "leave.txt"))
+    assert "员工入职满一年后，每年享有十天带薪年假；工作满五年后，带薪年假增加到十五天。婚假为三天。" in text
+    assert "型号：KX-200\n价格：1299元" in text  # (short lines: a list, not wrapped prose)
+    (tmp_path / "memo.txt").write_text("From: HR department\nTo: All staff\nDate: 12 February 2024\nSubject: New annual leave rules\n\n"
+                                       "From 1 March 2024, all full-time staff receive 30 days of annual leave.\n", encoding="utf-8")
+    assert "Date: 12 February 2024\nSubject: New annual leave rules" in load_file(tmp_path / "memo.txt")[0].text  # (fields: a header)
+    (tmp_path / "laptop.md").write_text(
+        "# Laptop policy\n\nA lost laptop must be reported to the IT helpdesk\nwithin 24 hours by calling extension 4455.\n\n"
+        "- Encrypt the disk before you travel with the laptop\n  and keep it with you.\n- Never lend it.\n\n"
+        "| Item | Limit |\n|---|---|\n| Laptop | 1 |\n\n```\nsudo fdesetup enable --user someone-with-a-long-name\nfdesetup status\n```\n\n"
+        "The first rule is this one.\nThe second rule is that one, which is longer.\n", encoding="utf-8")
+    text = load_file(tmp_path / "laptop.md")[0].text
+    assert "A lost laptop must be reported to the IT helpdesk within 24 hours by calling extension 4455." in text
+    assert "- Encrypt the disk before you travel with the laptop and keep it with you.\n- Never lend it." in text
+    assert "| Item | Limit |\n|---|---|\n| Laptop | 1 |" in text and "--user someone-with-a-long-name\nfdesetup status" in text
+    assert "The first rule is this one.\nThe second rule" in text
+    (tmp_path / "note.eml").write_text("From: it@example.com\nTo: all@example.com\nSubject: Laptops\n\nA lost laptop must be "
+                                       "reported to the IT helpdesk\nwithin 24 hours by calling extension 4455.\n", encoding="utf-8")
+    assert "helpdesk within 24 hours" in load_file(tmp_path / "note.eml")[0].text
+
 def test_pdf_pages_are_one_based_and_chinese_text_is_clean(tmp_path: Path) -> None:
     docs = load_file(write_pdf(tmp_path / "zh.pdf", ZH_PAGES, font="china-s"))
     assert [d.page for d in docs] == [1, 2]
@@ -488,6 +515,7 @@ def test_pdf_titles_from_large_fonts_and_from_the_outline(tmp_path: Path) -> Non
 def test_markdown_made_only_of_headings_keeps_them(tmp_path: Path) -> None:
     (tmp_path / "outline.md").write_text("# 产品手册\n\n## 安装\n\n## 保养\n", encoding="utf-8")
     assert load_file(tmp_path / "outline.md")[0].text == "# 产品手册\n## 安装\n## 保养"
+
 
 
 def test_a_text_file_without_a_suffix_is_read_and_a_binary_one_is_not(tmp_path: Path) -> None:

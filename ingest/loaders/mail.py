@@ -10,8 +10,8 @@ from typing import Any
 
 from ingest.loaders.html import html_text
 from ingest.loaders.text import decode_bytes, looks_binary, text_codec
+from ingest.loaders.unwrap import unwrap
 from ingest.types import Document, LoadError
-
 
 # a charset label as mail clients read it (the WHATWG Encoding Standard's mapping), not as Python's codec of that name
 # does: GB2312 mail holds GBK characters (镕, 堃), "ISO-8859-1" Outlook's Windows-1252 quotes (found by review: garbled,
@@ -73,7 +73,7 @@ def _mail(msg: Any, path: Path, trail: list[str], depth: int) -> Iterator[Docume
             if not depth:
                 raise
             content = ""
-        text = html_text(content) if body.get_content_type() == "text/html" else content
+        text = html_text(content) if body.get_content_type() == "text/html" else unwrap(content.replace("\r\n", "\n"))  # (mail is wrapped at 72)
     if looks_binary(text):
         if not depth:
             raise LoadError("binary content in the e-mail's body, not text (mislabelled file?)")

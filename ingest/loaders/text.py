@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ingest.loaders.unwrap import unwrap
 from ingest.textfacts import han as han_characters
 from ingest.textfacts import states_something
 from ingest.types import Document, LoadError
@@ -211,7 +212,7 @@ def text_sections(text: str, title: str | None = None) -> Iterator[tuple[list[st
 def text_documents(text: str, source: str, title: str | None = None) -> list[Document]:
     """Documents for a plain text: one per titled section (see text_sections)."""
     return [
-        Document(body, {"source": source, "page": None, "title_path": path, "kind": "text"})
+        Document(unwrap(body), {"source": source, "page": None, "title_path": path, "kind": "text"})
         for path, body in text_sections(text, title)
     ]
 
@@ -293,6 +294,6 @@ def _markdown_documents(path: Path, text: str) -> Iterator[Document]:
             headings_only.append(body.strip())  # a heading with nothing under it: its title reaches the chunks below it
             continue
         found = True
-        yield Document(body, {"source": str(path), "page": None, "title_path": title_path, "kind": "text"})
+        yield Document(unwrap(body), {"source": str(path), "page": None, "title_path": title_path, "kind": "text"})
     if not found and headings_only:  # an outline and nothing else: the headings are the text
         yield Document("\n".join(headings_only), {"source": str(path), "page": None, "title_path": [], "kind": "text"})
