@@ -518,6 +518,21 @@ def test_markdown_made_only_of_headings_keeps_them(tmp_path: Path) -> None:
 
 
 
+@pytest.mark.slow
+def test_an_image_named_as_a_document_is_read_as_the_image_it_is(tmp_path: Path) -> None:
+    """Found by helper 99: a scan saved as scan.pdf (a PNG inside) failed with "no text found in file"; it is OCR'd, with a
+    warning that says what it is. A text that begins "BM" is still text."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=600, height=200)
+    page.insert_text((20, 80), "The meeting room password is 8823.", fontsize=24)
+    page.get_pixmap(dpi=150).save(str(tmp_path / "scan.pdf"), output="png")
+    docs = load_file(tmp_path / "scan.pdf")
+    assert "password is 8823" in docs[0].text and docs[0].meta["warning"] == "a PNG image named .pdf: read as an image, by OCR"
+    (tmp_path / "cars.txt").write_text("BMW manual: the car is fast.", encoding="utf-8")
+    assert load_file(tmp_path / "cars.txt")[0].text == "BMW manual: the car is fast."
+
 def test_a_text_file_without_a_suffix_is_read_and_a_binary_one_is_not(tmp_path: Path) -> None:
     from ingest import UnsupportedFile
 

@@ -99,6 +99,29 @@ def _check_unzipped_size(path: Path, max_file_mb: float) -> None:
                         "(a decompression bomb, or raise the limit)")
 
 
+# an image's first bytes, whatever its name says: PNG, JPEG, GIF, BMP, TIFF (both byte orders), WebP
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def image_named_otherwise(path: Path) -> str:
+    """The image format of a file whose name says it is something else ("PNG" of a scan saved as scan.pdf), or ""."""
+    from ingest.loaders import image
+
+    if path.suffix.lower() in image.SUFFIXES:
+        return ""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+        size = path.stat().st_size
+    except OSError:
+        return ""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[:2] == b"BM" and head[6:10] == bytes(4) and int.from_bytes(head[2:6], "little") == size:  # (not a text that starts "BM")
+        return "BMP"
+    return next((kind for magic, kind in _IMAGE_MAGIC if head.startswith(magic)), "")
+
+
 def load_file(path: str | Path, options: LoadOptions | None = None) -> list[Document]:
     """Read one file into Documents, or raise LoadError with a one-line reason."""
     options = options or LoadOptions()
@@ -106,8 +129,15 @@ def load_file(path: str | Path, options: LoadOptions | None = None) -> list[Docu
     loader = _registry().get(path.suffix.lower())
     if loader is None and not path.suffix and _looks_like_text(path):
         loader = _registry().get(".txt")  # LICENSE, README, Makefile: plain text without a suffix
+    mislabelled = image_named_otherwise(path) if loader is not None or not path.suffix else ""
+    if mislabelled:  # a scan saved as .pdf is read as the image it is, OCR'd (found by review: "no text found in file")
+        from ingest.loaders import image
+
+        loader = image.load
     if loader is None:
-        raise UnsupportedFile(f"unsupported file type {path.suffix or '(no suffix)'!r}")
+        archive = path.suffix.lower() in (".zip", ".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz")
+        advice = ": unpack it first (the web chat and the API unpack an uploaded .zip)" if archive else ""
+        raise UnsupportedFile(f"unsupported file type {path.suffix or '(no suffix)'!r}{advice}")
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -127,7 +157,10 @@ def load_file(path: str | Path, options: LoadOptions | None = None) -> list[Docu
         raise LoadError(f"cannot parse {path.suffix[1:].upper()} file: {type(exc).__name__}: {exc}".strip()) from exc
     docs = [d for d in read if d.text.replace("\ufffd", "").strip()]  # (U+FFFD alone: bytes that decoded to nothing, a
     if not docs:                                                        # UTF-16 mark and one byte, found by review)
-        raise LoadError("no text found in file")
+        raise LoadError(f"a {mislabelled} image named {path.suffix or '(no suffix)'}, and OCR found no text in it" if mislabelled
+                        else "no text found in file")
+    if mislabelled:
+        docs[0].meta.setdefault("warning", f"a {mislabelled} image named {path.suffix or '(no suffix)'}: read as an image, by OCR")
     about = next((d.meta.pop("about") for d in read if d.meta.get("about")), None)
     for d in docs:
         d.meta.pop("about", None)
