@@ -89,6 +89,7 @@ class LLMConfig(_Section):
     model: str = "gemma-3-270m"
     backend: Literal["llamacpp", "transformers", "openai", "extractive"] | None = None
     path: str | None = None
+    template: Literal["completion", "gguf", "tokenizer", "chatml", "llama2", "alpaca2", "alpaca", "chatglm"] | None = None
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     n_ctx: int | None = None
@@ -252,9 +253,11 @@ def load_config(
     path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
+    overrides_from: str = "command line",
 ) -> tuple[Config, dict[str, str]]:
-    """Return the merged config and, for each dotted key, where its value came from. The process
-    then follows its download switch (llm.allow_download, see kbqa.offline)."""
+    """Return the merged config and, for each dotted key, where its value came from (overrides: from
+    `overrides_from`, which an error names). The process then follows its download switch
+    (llm.allow_download, see kbqa.offline)."""
     environ = dict(os.environ if environ is None else environ)
     data: dict[str, Any] = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text(encoding="utf-8")) or {}
     origin = {key: "default" for key in _flatten(data)}
@@ -279,7 +282,7 @@ def load_config(
     _merge(data, _env_overrides(environ, env_origin, env_raw), origin, "environment")
     origin.update(env_origin)
     if overrides:
-        _merge(data, overrides, origin, "command line")
+        _merge(data, overrides, origin, overrides_from)
         env_raw = {k: v for k, v in env_raw.items() if origin.get(k) == env_origin.get(k)}  # (not those the command line set)
     try:
         try:

