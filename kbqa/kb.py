@@ -377,7 +377,7 @@ class KnowledgeBase:
             if isinstance(overrides.get(section), str):
                 overrides[section] = {"model": overrides[section]}
         if config is None:
-            config = load_config(overrides=overrides or None)[0]
+            config = load_config(overrides=overrides or None, overrides_from="KnowledgeBase.open's arguments")[0]
         elif overrides:
             data = config.model_dump()
             for section, values in overrides.items():

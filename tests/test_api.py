@@ -504,3 +504,12 @@ def test_close_frees_the_files_of_threads_that_used_it(home: Path, tmp_path: Pat
         list(pool.map(lambda _: kb.search("gearbox oil"), range(16)))
         kb.drop()
         assert catalog_handles() == 0
+
+
+def test_a_mistyped_setting_in_python_names_where_it_came_from(home: Path) -> None:
+    """Found by helper 99: KnowledgeBase.open("demo", retrieval={"top_kk": 6}) said the key came "from command line"."""
+    from kbqa.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"retrieval\.top_kk: unknown key; did you mean retrieval\.top_k\? \(from KnowledgeBase\.open's arguments\)"):
+        KnowledgeBase.open("typo", retrieval={"top_kk": 6})
+    assert not (home / "kbs" / "typo").exists()
