@@ -30,6 +30,15 @@ app.add_typer(kb_app, name="kb")
 app.add_typer(config_app, name="config")
 
 KbOpt = Annotated[str, typer.Option("--kb", "-k", help="Knowledge base name (under the kbqa home) or folder path.", envvar="KBQA_KB")]
+# the knowledge base as an option where a command takes it as its argument too (kb files, kb prune): -k works everywhere
+KbAlsoOpt = Annotated[Optional[str], typer.Option("--kb", "-k", help="The knowledge base, as the argument (either one).")]
+
+
+def _one_kb(argument: str, option: str | None) -> str:
+    """The knowledge base a command was given as its argument or with --kb (not two different ones)."""
+    if option is not None and argument not in ("default", option):
+        _fail(f"two knowledge bases given: {argument!r} and --kb {option!r}; give one")
+    return option if option is not None else argument
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML file overriding configs/default.yaml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="LLM: a name from `kbqa models`, 'extractive', a .gguf file or a transformers model folder.")]
@@ -292,6 +301,8 @@ def ingest(
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
         out = _console()
+        if report.reread:
+            out.print(_e(f"settings that shape the files changed since they were read ({report.reread}): every file was read again"))
         for f in report.files:
             if f.status in ("added", "updated", "moved", "removed"):
                 pages = f", {_count(f.pages, 'page')}" if f.pages else ""
@@ -682,13 +693,14 @@ def kb_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @kb_app.command("files")
-def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.", envvar="KBQA_KB")] = "default", config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def kb_files(kb: Annotated[str, typer.Argument(help="Knowledge base.", envvar="KBQA_KB")] = "default", kb_option: KbAlsoOpt = None,
+             config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """List the files of a knowledge base with status, pages, chunks, description and errors.
 
-    Example: kbqa kb files mykb
+    Example: kbqa kb files mykb   (or: kbqa kb files -k mykb)
     """
     cfg, _ = _config(config)
-    knowledge_base = _open(kb, cfg)
+    knowledge_base = _open(_one_kb(kb, kb_option), cfg)
     from kbqa.kb import KnowledgeBaseError
 
     rows = knowledge_base.files()
@@ -740,6 +752,7 @@ def kb_rm(
 def kb_prune(
     kb: Annotated[str, typer.Argument(help="Knowledge base.", envvar="KBQA_KB")] = "default",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    kb_option: KbAlsoOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -754,7 +767,7 @@ def kb_prune(
     (a file of another host is missing here too); --dry-run shows what would go.
     """
     cfg, _ = _config(config)
-    knowledge_base = _open(kb, cfg)
+    knowledge_base = _open(_one_kb(kb, kb_option), cfg)
     from kbqa.kb import KnowledgeBaseError
 
     try:

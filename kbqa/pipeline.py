@@ -213,6 +213,30 @@ def load_options(config: Config) -> LoadOptions:
     )
 
 
+# the settings that shape what a file becomes (its text, its chunks, what is embedded): changed, every file is read again
+SHAPING = ("ingest.chunk_size", "ingest.chunk_overlap", "ingest.length_unit", "ingest.pdf_engine", "ingest.pdf_tables", "ingest.ocr",
+           "ingest.ocr_engine", "ingest.ocr_dpi", "ingest.ocr_layout", "ingest.ocr_angle", "embeddings.embed_overlap")
+
+
+def ingest_shape(config: Config) -> dict[str, Any]:
+    """The SHAPING settings' values."""
+    return {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in SHAPING}
+
+
+def shape_change(before: str | None, now: dict[str, Any]) -> str:
+    """What changed between the settings a knowledge base's files were read with (as stored) and now ("ingest.chunk_size:
+    400 → 100"), or "" (nothing, or nothing stored: a knowledge base from before they were)."""
+    import json
+
+    try:
+        then = json.loads(before) if before else None
+    except ValueError:
+        then = None
+    if not isinstance(then, dict):
+        return ""
+    return ", ".join(f"{k}: {then[k]} → {now[k]}" for k in SHAPING if k in then and then[k] != now[k])
+
+
 def embedding_texts(pieces: list[Any], description: str = "", skip_overlap: bool = True) -> list[tuple[NewChunk, str]]:
     """Each chunk to store, with the text its vector is made from: the document's description, the
     title path and a table's caption in front of the chunk's text, without the overlap already
@@ -259,6 +283,10 @@ class IngestRun:
         notify(Progress("scan", 0, len(files)))
         kb.catalog.set_meta("embedding_model", config.embeddings.model)
         kb.catalog.set_meta("embedding_dim", kb.embedder.dim)
+        shape = ingest_shape(config)
+        report.reread = shape_change(kb.catalog.get_meta("ingest_shape"), shape) if files else ""
+        if report.reread and not force:  # (found by review: a new chunk_size or --ocr left every file as it was, "4 skipped")
+            force = True
         with self._deleted_if_dropped():
             index = kb.index  # open (or repair) the vector index before the first file
         options = load_options(config)
@@ -329,6 +357,10 @@ class IngestRun:
                         time.sleep(0.1)
                         meanwhile()
                 todo = held
+            if files:  # every file read with these settings (an interrupted run reads them again next time)
+                import json
+
+                kb.catalog.set_meta("ingest_shape", json.dumps(shape))
             gone = self._gone(paths, {str(p) for p, _ in files if p.is_file()}, before=scanned)  # a link left dangling: gone
             if prune:
                 report.files.extend(FileResult(row.name, "removed", chunks=row.chunks) for row in kb._prune(gone))

@@ -209,6 +209,7 @@ class IngestReport:
     interrupted: bool = False
     seconds: float = 0.0
     gone: list[str] = field(default_factory=list)  # files of the given folders no longer on disk, kept (no prune)
+    reread: str = ""  # the settings that shape files, changed since they were read ("ingest.chunk_size: 400 → 100"): all read again
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -228,7 +229,7 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"files": [asdict(f) for f in self.files], "interrupted": self.interrupted, "seconds": self.seconds, "gone": self.gone,
-                "summary": self.summary()}
+                "reread": self.reread, "summary": self.summary()}
 
 
 @dataclass

@@ -532,3 +532,25 @@ def test_ingest_warns_of_a_damaged_pdf_and_goes_on(home: Path, tmp_path: Path) -
     assert result.returncode == 0 and "warning cut.pdf: damaged PDF: MuPDF had to repair it" in " ".join(result.stderr.split()), result.stderr
     listed = run_kbqa("kb", "files", "damaged")
     assert "warning: damaged PDF" in " ".join(listed.stdout.split()), listed.stdout  # an ok file's note is a warning, not an error
+
+
+@pytest.mark.slow
+def test_a_changed_setting_that_shapes_the_files_reads_them_all_again(home: Path, tmp_path: Path) -> None:
+    """Found by helper 99: after ingest.chunk_size (or --ocr, --pdf-engine) changed, `kbqa ingest` said "2 skipped" and
+    kept the old chunks."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\n" + " ".join(f"Sentence number {n} of the first file." for n in range(60)) + "\n", encoding="utf-8")
+    (docs / "b.md").write_text("# B\n\nA short second file.\n", encoding="utf-8")
+    assert run_kbqa("ingest", str(docs), "--kb", "shaped").returncode == 0
+    before = json.loads(run_kbqa("kb", "files", "shaped", "--json").stdout)
+    changed = run_kbqa("ingest", str(docs), "--kb", "shaped", env={"KBQA_INGEST__CHUNK_SIZE": "100"})
+    said = " ".join(changed.stdout.split())
+    assert changed.returncode == 0 and "(ingest.chunk_size: 400 → 100): every file was read again" in said and "2 updated" in said, said
+    after = json.loads(run_kbqa("kb", "files", "-k", "shaped", "--json").stdout)  # (-k works here too: helper 99)
+    assert sum(f["chunks"] for f in after) > sum(f["chunks"] for f in before), (before, after)
+    again = run_kbqa("ingest", str(docs), "--kb", "shaped", "--json", env={"KBQA_INGEST__CHUNK_SIZE": "100"})
+    report = json.loads(again.stdout)
+    assert report["reread"] == "" and report["summary"].startswith("2 skipped"), report
+    pruned = run_kbqa("kb", "prune", "-k", "shaped", "--dry-run")
+    assert pruned.returncode == 0 and "every file is where it was ingested from" in pruned.stdout, pruned.stdout + pruned.stderr
