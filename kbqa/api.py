@@ -619,6 +619,10 @@ class Stopping(HTTPException):
         super().__init__(503, "the server is shutting down")
 
 
+NOT_FILES = ("an upload is files: a multipart/form-data request with one part per file, each with its filename=\"…\" "
+             "(curl -F files=@NAME)")
+
+
 class BodyLimit:
     """Refuses request bodies over the limit with 413, whether or not they say their length
     (a chunked body is counted as it arrives). Uploads (paths ending in upload_suffix: the API's
@@ -698,12 +702,32 @@ class BodyLimit:
                 arriving = False
             return event
 
+        # Gradio's upload route failing on the request (a 500, or an error raised before any answer) is answered as a 400 that
+        # says why (found by review: `curl -F files=hello …/gradio_api/upload`, a text field, was a 500 and a traceback)
+        failed: list[int] = []
+        started: list[int] = []
+
         async def said(event: dict[str, Any]) -> None:
             if event["type"] == "http.response.start" and refused:
                 event = {**event, "status": refused[0]}
+            if parsed_by_gradio and (failed or (event["type"] == "http.response.start" and event.get("status") == 500)):
+                if not failed:
+                    failed.append(500)
+                    await self._refusal(400, NOT_FILES, plain=True)(scope, counted, send)
+                return
+            if event["type"] == "http.response.start":
+                started.append(event.get("status", 0))
             await send(event)
 
-        await self.app(scope, counted, said if self.gradio else send)
+        try:
+            await self.app(scope, counted, said if self.gradio else send)
+        except Exception as exc:  # noqa: BLE001
+            # (the request's shape, as Gradio reads it: a text part where a file goes; a failing disk is no bad request)
+            if not parsed_by_gradio or started or not isinstance(exc, (TypeError, ValueError, KeyError, AttributeError)):
+                raise
+            if not failed:
+                await self._refusal(400, NOT_FILES, plain=True)(scope, counted, send)
+            log.info("a web chat upload that is not files, refused: %s: %s", type(exc).__name__, exc)
 
     @staticmethod
     def _refusal(status: int, message: str, plain: bool = False) -> Any:

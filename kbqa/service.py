@@ -508,7 +508,7 @@ class Service:
                         raise InsufficientStorage("the server's disk filled up while these files were ingested: those not ingested yet "
                                                   "were not kept; free some space on the server, then upload them again",
                                                   code="disk_full") from None
-                    if saved and self._replaced(base, began):  # deleted meanwhile, every step after it failing quietly
+                    if self._replaced(base, began):  # deleted meanwhile, every step after it failing quietly (nothing stored, too)
                         raise self._deleted(name)
                 finally:  # refused, stopped or failed part-way: stored files that never made it into the catalog are not kept
                     if not self._replaced(base, began):  # (not in a knowledge base made again: its files are its own)

@@ -137,6 +137,12 @@ def unpack_zip(
         return out
     total = empty = 0
     placed: set[Path] = set()
+    try:
+        target.mkdir(exist_ok=True)  # not parents: never re-create a knowledge base deleted meanwhile (found by review)
+    except OSError as exc:
+        zf.close()
+        out.skipped.append(f"{shown}: cannot be stored ({_reason(exc)})")
+        return out
     with zf:
         for info in zf.infolist():
             name = _decoded_name(info)
@@ -179,7 +185,7 @@ def unpack_zip(
             written = 0
             partial = dest.parent / f".upload-{uuid.uuid4().hex}.part"  # the member appears only once whole
             try:
-                dest.parent.mkdir(parents=True, exist_ok=True)  # fails where a file has that folder's name
+                _folders_below(target, dest.parent)  # fails where a file has that folder's name, or the archive's folder is gone
                 with zf.open(info) as src, open(partial, "wb") as fh:
                     while chunk := src.read(1 << 20):
                         written += len(chunk)
@@ -194,6 +200,9 @@ def unpack_zip(
             except (zipfile.BadZipFile, ValueError, RuntimeError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
                 if partial.is_file():  # an earlier upload of the same member stays as it was
                     partial.unlink()
+                if not target.is_dir():  # deleted meanwhile with its knowledge base: nothing is written again in its place
+                    out.skipped.append(f"{shown}: not extracted, nor the rest: its folder is gone (the knowledge base was deleted?)")
+                    break
                 if isinstance(exc, (FileExistsError, NotADirectoryError)):
                     why = "a file of the archive has the name of its folder"
                 elif isinstance(exc, IsADirectoryError):
@@ -210,6 +219,19 @@ def unpack_zip(
     if empty:
         out.skipped.append(f"{shown}: {empty} empty file{'s' if empty > 1 else ''}, not extracted")
     return out
+
+
+def _folders_below(root: Path, folder: Path) -> None:
+    """Make `folder` and the folders between it and `root`, which must exist (FileNotFoundError otherwise): a zip's member
+    folders never re-create an archive's folder, nor a knowledge base, that was deleted while it was unpacked (with
+    mkdir(parents=True), 768 members of an upload came back into a knowledge base deleted by another process, and
+    into the one made again under its name: found by review)."""
+    if not root.is_dir():
+        raise FileNotFoundError(2, "No such file or directory")
+    here = root
+    for part in folder.relative_to(root).parts:
+        here = here / part
+        here.mkdir(exist_ok=True)
 
 
 def _reason(exc: BaseException) -> str:

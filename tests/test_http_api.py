@@ -658,6 +658,10 @@ def test_a_web_upload_whose_client_hangs_up_in_mid_body_leaves_nothing_behind(ho
             assert left == [], left
         small = httpx.post(url + "/gradio_api/upload", files=[("files", ("pumps.txt", b"The pump is checked weekly."))], timeout=60)
         assert small.status_code == 200, small.text
+        # found by helper 98: a text field where a file goes (`curl -F files=hello`) was a 500 and a traceback in the log
+        field = httpx.post(url + "/gradio_api/upload", content=b'--b\r\nContent-Disposition: form-data; name="files"\r\n\r\nhello\r\n--b--\r\n',
+                           headers={"content-type": "multipart/form-data; boundary=b"}, timeout=60)
+        assert field.status_code == 400 and "filename=" in field.text, (field.status_code, field.text)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -694,3 +698,33 @@ def test_a_web_upload_stopped_for_the_disk_in_mid_body_leaves_nothing_behind(hom
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_zip_unpacked_while_its_knowledge_base_is_deleted_recreates_nothing(tmp_path: Path) -> None:
+    """Found by helper 98: `kbqa kb drop` in another process while `kbqa api` unpacked a 3,000-file zip answered 200, and
+    768 members were written into the deleted knowledge base's folder (mkdir(parents=True) made it again), or into
+    the one made again under its name."""
+    import io
+    import shutil
+    import zipfile
+
+    from kbqa.uploads import Budget, store_upload
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(6):
+            zf.writestr(f"sub{n % 2}/part{n}.txt", f"Part {n} of the plant log.\n" * 10)
+    kb_folder = tmp_path / "kbs" / "plant"
+    (kb_folder / "uploads").mkdir(parents=True)
+    looks: list[int] = []
+
+    def room() -> str | None:  # the knowledge base is dropped (its folder deleted) after the second member
+        looks.append(1)
+        if len(looks) == 4:
+            shutil.rmtree(kb_folder)
+        return None
+
+    archive.seek(0)
+    stored = store_upload("logs.zip", archive, kb_folder / "uploads", max_bytes=1 << 20, budget=Budget(10 << 20, room=room))
+    assert not kb_folder.exists(), sorted(str(p) for p in tmp_path.rglob("*"))
+    assert not stored.files and stored.skipped, stored  # (what was unpacked before went with the folder; the service answers 409)
