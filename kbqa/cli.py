@@ -804,9 +804,12 @@ def kb_drop(
         knowledge_base = KnowledgeBase.open(kb, cfg, create=False)
     except KnowledgeBaseError as exc:
         folder = _folder_of(kb, cfg)
-        if "unfinished copy" not in str(exc) or not kb_exists(cfg, folder):
+        if not kb_exists(cfg, folder):  # (found by review: it advised creating it with kbqa ingest)
+            _fail(f"no knowledge base {kb!r} to delete: `kbqa kb list` shows them")
+        if "unfinished copy" not in str(exc):
             _fail(str(exc))
         if not yes and not typer.confirm(f"delete the unfinished copy {kb!r}?"):
+            _console(stderr=True).print("not deleted")
             raise typer.Exit(1) from None
         drop_store(cfg, folder)  # what an interrupted migrate left: it cannot be opened, only deleted
         _console().print(f"dropped {_e(kb)}")
@@ -814,6 +817,7 @@ def kb_drop(
     except RuntimeError as exc:
         _fail(str(exc))
     if not yes and not typer.confirm(f"delete knowledge base {knowledge_base.name!r} at {knowledge_base.location}?"):
+        _console(stderr=True).print("not deleted")  # (found by review: answering n exited 1 without a word)
         raise typer.Exit(1)
     left = knowledge_base.drop()
     _console().print(f"dropped {_e(knowledge_base.name)}")

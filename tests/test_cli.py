@@ -141,8 +141,12 @@ def test_kb_rm_and_drop(home: Path, docs: Path) -> None:
     assert run_kbqa("kb", "rm", "faq.md", "--kb", "d").returncode == 0
     missing = run_kbqa("kb", "rm", "faq.md", "--kb", "d")
     assert missing.returncode == 2 and "no file" in missing.stderr
+    declined = run_kbqa("kb", "drop", "d", input="n\n")  # (found by helper 99: declining said nothing)
+    assert declined.returncode == 1 and "not deleted" in declined.stderr and (home / "kbs" / "d").exists(), declined.stderr
     assert run_kbqa("kb", "drop", "d", "--yes").returncode == 0
     assert not (home / "kbs" / "d").exists()
+    gone = run_kbqa("kb", "drop", "d", "--yes")  # (it advised creating it with kbqa ingest)
+    assert gone.returncode == 2 and "no knowledge base 'd' to delete" in gone.stderr and "ingest" not in gone.stderr, gone.stderr
 
 
 @pytest.mark.slow
