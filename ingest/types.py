@@ -42,5 +42,19 @@ class LoadError(Exception):
     """A file that cannot be read; the message is the one-line reason shown to the user."""
 
 
+MAX_REASON = 300  # characters of a parser's own error kept in a file's one-line reason
+
+
+def one_line(error: str) -> str:
+    """A parser's error as one line of at most MAX_REASON characters: its first line, or a traceback's last (what went
+    wrong: ONNX Runtime's errors carry a Python traceback, found by review, and were stored whole as the file's reason)."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if not lines:
+        return error.strip()
+    traceback = next((i for i, line in enumerate(lines) if "Traceback (most recent call last)" in line), None)
+    line = lines[0] if traceback is None else (lines[0].split("Traceback (most recent call last)")[0] + lines[-1]).strip()
+    return line if len(line) <= MAX_REASON else line[: MAX_REASON - 1] + "…"
+
+
 class UnsupportedFile(LoadError):
     """No loader is registered for this file type."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.loaders import LoadOptions, load_file
-from ingest.types import Document, LoadError, UnsupportedFile
+from ingest.types import Document, LoadError, UnsupportedFile, one_line
 
 _START_TIMEOUT_S = 120.0
 
@@ -79,7 +79,7 @@ def _serve(conn: Any) -> None:
         except (LoadError, MemoryError) as exc:
             failure = str(exc) if isinstance(exc, LoadError) else "file too large to read in memory"
         except Exception as exc:  # noqa: BLE001 - anything a parser throws is that file's failure
-            failure = f"{type(exc).__name__}: {exc}"
+            failure = one_line(f"{type(exc).__name__}: {exc}")
         else:
             _limit_memory(0)  # sending the documents may take memory of its own
             conn.send(("ok", docs))
@@ -91,9 +91,10 @@ def _serve(conn: Any) -> None:
 
 
 def _out_of_memory(failure: str) -> bool:
-    """Whether a reader's failure was memory running out (Python's MemoryError, MuPDF's or another C library's)."""
+    """Whether a reader's failure was memory running out (Python's MemoryError, MuPDF's or another C library's, a library
+    that could not be mapped in: "failed to map segment from shared object")."""
     text = failure.lower()
-    return "memory" in text or "alloc" in text  # MemoryError's, "calloc (4104 x 1 bytes) failed", "cannot allocate"
+    return "memory" in text or "alloc" in text or "map segment" in text  # MemoryError's, "calloc (4104 x 1 bytes) failed"
 
 
 class LoaderProcess:
@@ -147,7 +148,9 @@ class LoaderProcess:
                 except subprocess.TimeoutExpired:
                     code = None
                 self.close(wait=False)
-                raise LoadError(f"the parser crashed on this file (exit code {code}) after {time.monotonic() - started:.1f} s") from None
+                limit = (f" (under ingest.max_reader_memory_mb={options.max_memory_mb:g}: if it ran out of memory, raise it to read this file)"
+                         if options.max_memory_mb > 0 else "")  # (a C library may crash rather than fail at the limit: found by review)
+                raise LoadError(f"the parser crashed on this file (exit code {code}) after {time.monotonic() - started:.1f} s{limit}") from None
             if status != "page":
                 break
             if on_page is not None:

@@ -427,3 +427,16 @@ def test_two_forced_ingests_at_once_read_each_file_once(home: Path, tmp_path: Pa
     updated = sorted(f.name for r in reports.values() for f in r.files if f.status == "updated")
     # each file once, but the one the first had read before the second began: the second was asked to read it again
     assert set(updated) == {f"doc{i:02d}.txt" for i in range(12)} and len(updated) <= 13, updated
+
+
+def test_a_parsers_error_is_one_line_and_a_library_that_cannot_be_mapped_in_is_the_memory_limit() -> None:
+    """Found by helper 99: under a low ingest.max_reader_memory_mb an OCR'd image failed with ONNX Runtime's whole Python
+    traceback as its reason (kept in `kb files`), or a raw "ImportError: … failed to map segment" naming no option."""
+    from ingest.types import one_line
+    from ingest.worker import _out_of_memory
+
+    traceback = ("cannot parse PNG file: ONNXRuntimeError: Traceback (most recent call last):\n  File \"main.py\", line 98, in __call__\n"
+                 "    return self.session.run()\nonnxruntime.RuntimeException: [ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : std::bad_alloc")
+    assert one_line(traceback) == "cannot parse PNG file: ONNXRuntimeError: onnxruntime.RuntimeException: [ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : std::bad_alloc"
+    assert one_line("first line\nsecond") == "first line" and len(one_line("x" * 1000)) == 300
+    assert _out_of_memory(one_line(traceback)) and _out_of_memory("ImportError: binascii.so: failed to map segment from shared object")

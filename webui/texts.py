@@ -218,6 +218,8 @@ _FILE_ERRORS_ZH: list[tuple[str, str]] = [
     (r"file too large to read in memory", "文件太大，无法读入内存"),
     (r"file is (\d+) MB, over the limit of (.*)", r"文件有 \1 MB，超过上限 \2"),
     (r"timed out after ([\d.]+) s \(ingest\.file_timeout_s\); the file was skipped", r"读取超过 \1 秒（ingest.file_timeout_s），已跳过该文件"),
+    (r"the parser crashed on this file \(exit code (.*?)\) after ([\d.]+) s \(under ingest\.max_reader_memory_mb=([\d.]+): if it ran out of memory, "
+     r"raise it to read this file\)", r"解析器在此文件上崩溃（退出码 \1，\2 秒后；内存上限 ingest.max_reader_memory_mb=\3：如果是内存不够，调高它再读这个文件）"),
     (r"the parser crashed on this file \(exit code (.*)\) after ([\d.]+) s", r"解析器在此文件上崩溃（退出码 \1，\2 秒后）"),
     (r"over the upload limit of (\d+) MB", r"超过上传上限 \1 MB"),
     (r"over what one request may store", "超过单次请求可存储的大小"),

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.types import Document, LoadError, UnsupportedFile
+from ingest.types import Document, LoadError, UnsupportedFile, one_line
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def load_file(path: str | Path, options: LoadOptions | None = None) -> list[Docu
     except MemoryError as exc:
         raise LoadError("file too large to read in memory") from exc
     except Exception as exc:  # parsing libraries raise anything on a broken file
-        raise LoadError(f"cannot parse {path.suffix[1:].upper()} file: {type(exc).__name__}: {exc}".strip()) from exc
+        raise LoadError(one_line(f"cannot parse {path.suffix[1:].upper()} file: {type(exc).__name__}: {exc}")) from exc
     docs = [d for d in read if d.text.replace("\ufffd", "").strip()]  # (U+FFFD alone: bytes that decoded to nothing, a
     if not docs:                                                        # UTF-16 mark and one byte, found by review)
         raise LoadError(f"a {mislabelled} image named {path.suffix or '(no suffix)'}, and OCR found no text in it" if mislabelled
