@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from ingest.textfacts import content_words, is_wide, language, question_words, stem, substantive_words, terms
 from kbqa.bilingual import bridge
-from kbqa.codes import about_another, codes, holds_code
+from kbqa.codes import YEAR, about_another, codes, holds_code
 from kbqa.evidence import FIGURE, Evidence, Sentence, gather, has_kind, is_bare_date, is_heading_line, is_title, with_parts
 from kbqa.models import Calibration, pair_key
 from kbqa.named import named_sources, names_a_file, others_of, proper_name_terms, source_names, unmentioned, unnamed_sources, without_other_names
@@ -414,6 +414,28 @@ def _from_the_asked_clause(text: str, sentence: str, asked: set[str]) -> bool:
     return len(terms(held[0]) & asked) >= max(len(terms(c) & asked) for c in clauses)
 
 
+def of_the_asked_year(text: str, sentence: str, question: str) -> bool:
+    """Whether a short answer taken from a sentence that names years is said of a year the question asks: the year
+    written nearest to it in the sentence (found by review: "Orion Analytics 2022年的利润是多少？" got "42.5 million
+    dollars" of "revenue of 42.5 million dollars in 2023, up 12 percent from 2022"). A question without a year, a
+    sentence without one, or an answer not found as written, asks nothing of it."""
+    asked = set(YEAR.findall(question))
+    at = sentence.find(text)
+    years = [(m.start(), m.group()) for m in YEAR.finditer(sentence)] if asked and at >= 0 else []
+    if not years:
+        return True
+    end = at + len(text)
+    starts = [m.end() for m in _CLAUSE_END.finditer(sentence, 0, at)]
+    stop = _CLAUSE_END.search(sentence, end)
+    clause = (starts[-1] if starts else 0, stop.start() if stop else len(sentence))
+    within = [y for y in years if clause[0] <= y[0] < clause[1]] or years  # the answer's own clause's years first
+    nearest = min(within, key=lambda y: min(abs(y[0] - at), abs(y[0] - end)) if not at <= y[0] < end else 0)
+    return nearest[1] in asked
+
+
+_CLAUSE_END = re.compile(r"[，,;；。！？!?]\s*")
+
+
 class ExtractiveAnswerer:
     """No generation: the evidence sentences that best hold the answer, cited."""
 
@@ -499,7 +521,8 @@ class CompletionAnswerer:
                     break  # it runs on across a table's cells: what was checked before stays
                 whole = whole_numbers(text, best.text) and as_written(text, best.text)  # (a number still coming is shown once it is whole)
                 if held and whole and text and _says_more(text, asked_terms) and has_kind(text, evidence.kind, asked.lang, asked.query) \
-                        and not is_title(text, sources[best.n - 1]) and _from_the_asked_clause(text, best.text, asked_terms):
+                        and not is_title(text, sources[best.n - 1]) and _from_the_asked_clause(text, best.text, asked_terms) \
+                        and of_the_asked_year(text, best.text, asked.query):
                     held = False
                     lead = token_lead(text, best.text)  # "2024-0317" of "PO-2024-0317" is shown whole
                 ready = lead + _without_dangling_word(text)  # "18 days of" is shown once what it leads to comes

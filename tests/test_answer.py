@@ -1597,3 +1597,18 @@ def test_a_price_is_answered_only_from_a_sum_said_of_the_asked_product(home: Pat
         for question in ("KX-700多少钱？", "What is the price of the KX-900?"):
             answer = kb.ask(question)
             assert not answer.answered_from_documents and answer.sources, (question, answer.text)
+
+
+def test_a_short_answer_is_said_of_the_year_the_question_asks() -> None:
+    """Found by helper 99: "Orion Analytics 2022年的利润是多少？" got the short answer "42.5 million dollars" (0.95) from
+    "…revenue of 42.5 million dollars in 2023, up 12 percent from 2022": a figure of the year written nearest to it, in
+    its own clause first, is said of that year; the evidence alone is then the answer."""
+    from kbqa.answer import of_the_asked_year
+
+    orion = "Orion Analytics reported total revenue of 42.5 million dollars in 2023, up 12 percent from 2022."
+    assert not of_the_asked_year("42.5 million dollars", orion, "Orion Analytics 2022年的利润是多少？")
+    assert of_the_asked_year("42.5 million dollars", orion, "What was Orion's revenue in 2023?")
+    assert of_the_asked_year("42.5 million dollars", orion, "What was Orion's revenue?")  # no year asked
+    both = "2022年营收为42.5亿元，2023年为50亿元。"
+    assert of_the_asked_year("42.5亿元", both, "2022年营收多少？") and of_the_asked_year("50亿元", both, "2023年营收多少？")
+    assert not of_the_asked_year("42.5亿元", both, "2023年营收多少？")
