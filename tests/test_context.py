@@ -403,6 +403,13 @@ def _refused(kb: KnowledgeBase, questions: list[str]) -> None:
         assert not answer.answered_from_documents, (question, answer.text)
 
 
+def _answered(kb: KnowledgeBase, asked: list[tuple[str, str]]) -> None:
+    """Each question is answered from the documents, and its answer holds what it must say."""
+    for question, said in asked:
+        answer = kb.ask(question)
+        assert answer.answered_from_documents and said in answer.text, (question, answer.text)
+
+
 @pytest.mark.slow
 def test_a_kind_of_leave_only_another_companys_handbook_names_is_refused_for_the_named_company(tmp_path: Path, home: Path) -> None:
     """Found by review: with 紫金集团's handbook giving 12 days of sick leave beside handbooks that say
@@ -513,15 +520,11 @@ def test_a_sentence_that_names_another_kind_in_passing_still_answers(tmp_path: P
                                             "marry receive 10 paid days off, which may be combined with annual leave.\n", encoding="utf-8")
     with KnowledgeBase.open("passing-en", llm="extractive") as kb:
         assert kb.ingest([english]).ok
-        for question, said in [("What is the list price of the AX-200 router?", "499"), ("How many days of marriage leave do employees get?", "10 paid days")]:
-            answer = kb.ask(question)
-            assert answer.answered_from_documents and said in answer.text, (question, answer.text)
+        _answered(kb, [("What is the list price of the AX-200 router?", "499"), ("How many days of marriage leave do employees get?", "10 paid days")])
     with KnowledgeBase.open("passing", llm="extractive") as kb:
         assert kb.ingest([d]).ok
-        for question, said in [("病假有几天？", "十天"), ("产假有多少天？", "一百五十八天"), ("青松A1空气净化器的售价是多少？", "2999"), ("婚假有几天？", "带薪假期十天"),
-                               ("蓝海集团费用报销管理办法规定报销期限是多久？", "三十天"), ("蓝海集团考勤管理制度里迟到怎么处理？", "旷工半天")]:
-            answer = kb.ask(question)
-            assert answer.answered_from_documents and said in answer.text, (question, answer.text)
+        _answered(kb, [("病假有几天？", "十天"), ("产假有多少天？", "一百五十八天"), ("青松A1空气净化器的售价是多少？", "2999"), ("婚假有几天？", "带薪假期十天"),
+                      ("蓝海集团费用报销管理办法规定报销期限是多久？", "三十天"), ("蓝海集团考勤管理制度里迟到怎么处理？", "旷工半天")])
 
 
 @pytest.mark.slow
@@ -1010,9 +1013,7 @@ def test_another_organisations_handbook_is_no_evidence_for_the_named_one(tmp_pat
             "华润集团员工手册.md": "# 华润集团员工手册\n\n## 产假\n女员工享有产假158天。\n",
             "信息科技部运维管理制度.md": "# 信息科技部运维管理制度\n\n## 巡检\n机房服务器每周巡检一次。\n"}) as kb:
         _refused(kb, ["蓝海集团的病假有几天？", "蓝海集团的产假有几天？"])
-        for question, said in [("阿里巴巴集团的病假有几天？", "7天"), ("华润集团的产假有几天？", "158天"), ("蓝海集团的服务器多久巡检一次？", "每周")]:
-            answer = kb.ask(question)
-            assert answer.answered_from_documents and said in answer.text, (question, answer.text)
+        _answered(kb, [("阿里巴巴集团的病假有几天？", "7天"), ("华润集团的产假有几天？", "158天"), ("蓝海集团的服务器多久巡检一次？", "每周")])
     # what the first forms of these rules broke (helper 80): a part's code is no other product, a company's own policy
     # whose title names no organisation ("本公司…", "Sales Group …") still answers for it, a step's or a section's short
     # sentence after its number is quoted, a comparison after a follow-up asks of both
@@ -1031,11 +1032,9 @@ def test_another_organisations_handbook_is_no_evidence_for_the_named_one(tmp_pat
         (f / name).write_text(text, encoding="utf-8")
     with KnowledgeBase.open("companies-regressions", llm="extractive") as kb:
         assert kb.ingest([f]).ok
-        for question, said in [("How long does the P-100 battery take to charge?", "3 hours"), ("蓝海集团违反保密协议要赔多少钱？", "五十万元"),
-                               ("What commission do Acme account executives earn?", "8%"), ("Is parking free?", "Parking is free."),
-                               ("How long should I wait after unplugging the router?", "Wait 30 seconds.")]:
-            answer = kb.ask(question)
-            assert answer.answered_from_documents and said in answer.text, (question, answer.text)
+        _answered(kb, [("How long does the P-100 battery take to charge?", "3 hours"), ("蓝海集团违反保密协议要赔多少钱？", "五十万元"),
+                      ("What commission do Acme account executives earn?", "8%"), ("Is parking free?", "Parking is free."),
+                      ("How long should I wait after unplugging the router?", "Wait 30 seconds.")])
         history = [{"role": "user", "content": "星河科技的年假有几天？"}, {"role": "assistant", "content": "12天"},
                    {"role": "user", "content": "那蓝海集团呢？"}, {"role": "assistant", "content": "10天"}]
         text = kb.ask("哪家更多？", history=history).text
@@ -1068,10 +1067,8 @@ def test_a_company_named_only_by_its_document_gets_no_other_companys_handbook(tm
             "northwind_travel_policy.md": "# Northwind Travel Policy\n\n## Hotel limits\n\nEmployees book hotels within the nightly "
                                           "limits below. London: 180 GBP per night. New York: 250 USD per night.\n"}) as kb:
         _refused(kb, ["Northwind公司的员工年假有几天？", "Northwind的员工年假有几天？", "How many days of annual leave do Northwind employees get?"])
-        for question, said in [("云杉科技的年假有几天？", "十天"), ("青松物流的婚假有几天？", "三天"), ("员工年假有几天？", "年假"),
-                               ("What is the hotel limit in London at Northwind?", "180 GBP")]:
-            answer = kb.ask(question)
-            assert answer.answered_from_documents and said in answer.text, (question, answer.text)
+        _answered(kb, [("云杉科技的年假有几天？", "十天"), ("青松物流的婚假有几天？", "三天"), ("员工年假有几天？", "年假"),
+                      ("What is the hotel limit in London at Northwind?", "180 GBP")])
     # the same with Northwind's policy in Chinese: its 员工 and name were all the hotel sentence said of the question, and it
     # was quoted at 0.55 (云杉科技's and 青松物流's handbooks, which say 年假 and 病假, set aside as other companies')
     with _ingested(tmp_path / "zh", "northwind-zh", {
@@ -1079,9 +1076,7 @@ def test_a_company_named_only_by_its_document_gets_no_other_companys_handbook(tm
             "青松物流员工手册.md": "# 青松物流员工手册\n\n## 假期\n\n员工每年享有年休假五天，婚假三天，产假九十八天。\n",
             "northwind差旅制度.md": "# Northwind差旅制度\n\n## 住宿标准\n\n员工出差须在以下每晚限额内预订酒店。伦敦：每晚180英镑。纽约：每晚250美元。\n"}) as kb:
         _refused(kb, ["Northwind的员工年假有几天？", "Northwind的员工病假有几天？", "How many days of annual leave do Northwind employees get?"])
-        for question, said in [("Northwind在伦敦住酒店每晚限额多少？", "180英镑"), ("What is the hotel limit in London at Northwind?", "180英镑")]:
-            answer = kb.ask(question)
-            assert answer.answered_from_documents and said in answer.text, (question, answer.text)
+        _answered(kb, [("Northwind在伦敦住酒店每晚限额多少？", "180英镑"), ("What is the hotel limit in London at Northwind?", "180英镑")])
 
 
 @pytest.mark.slow
@@ -1105,6 +1100,4 @@ def test_a_longer_word_that_ends_with_the_asked_kind_names_another_kind(tmp_path
             "员工手册.md": "# 员工手册\n\n## 假期\n\n员工结婚可享受三天婚假，子女出生时男员工可享受十五天陪产假。\n",
             "考勤制度.md": "# 考勤制度\n\n## 病假\n\n第二条 员工病假每年最多十二天，需提供医院证明。\n"}) as kb:
         _refused(kb, ["产假有几天？", "How many days of maternity leave do employees get?"])
-        for question, said in [("陪产假有几天？", "十五天陪产假"), ("婚假有几天？", "三天婚假"), ("How many days of sick leave do employees get?", "十二天")]:
-            answer = kb.ask(question)
-            assert answer.answered_from_documents and said in answer.text, (question, answer.text)
+        _answered(kb, [("陪产假有几天？", "十五天陪产假"), ("婚假有几天？", "三天婚假"), ("How many days of sick leave do employees get?", "十二天")])
