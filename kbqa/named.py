@@ -144,12 +144,21 @@ def other_organisations(
     lang = language(query)
     words = name_words(query)
     owned = {w for f, places in named.items() for w in name_tokens(description(f))[:1]
-             if w not in STOP_WORDS and any(p < len(words) and stem(words[p]) == w for p in places)}
+             if _a_name(w) and any(p < len(words) and stem(words[p]) == w for p in places)}
     if not (set().union(*(organisations(description(f), lang) for f in named)) | owned) & asked:
         return frozenset()
     kin = trade_names({f: description(f) for f in {*sources, *named} if f is not None}, described_with)
     return frozenset(f for f in set(sources) - named.keys()
                      if f is not None and (theirs := organisations(description(f), lang) | kin.get(f, set())) and not theirs & asked)
+
+
+def _a_name(word: str) -> bool:
+    """Whether a description's first word is a name of its own (Northwind), not an English word (Engineering of
+    "Engineering Department Guide", whose company's handbook was set aside as another's: found by review) nor a
+    Chinese one (研发 of 研发中心工作规范): a Latin word no CC-CEDICT gloss uses."""
+    from kbqa.bilingual import glossed_by
+
+    return word.isascii() and word.isalpha() and word not in STOP_WORDS and len(word) > 2 and word not in (glossed_by() or {})
 
 
 # a trade's word after a Chinese company's name (青松物流): an organisation only beside a kin document (trade_names)

@@ -1101,3 +1101,24 @@ def test_a_longer_word_that_ends_with_the_asked_kind_names_another_kind(tmp_path
             "考勤制度.md": "# 考勤制度\n\n## 病假\n\n第二条 员工病假每年最多十二天，需提供医院证明。\n"}) as kb:
         _refused(kb, ["产假有几天？", "How many days of maternity leave do employees get?"])
         _answered(kb, [("陪产假有几天？", "十五天陪产假"), ("婚假有几天？", "三天婚假"), ("How many days of sick leave do employees get?", "十二天")])
+
+
+@pytest.mark.slow
+def test_a_departments_guide_does_not_set_its_companys_handbook_aside(tmp_path: Path, home: Path) -> None:
+    """Found by helper 100 on the first form of the rule that a document named by its description's first word stands for
+    that name: "Engineering Department Guide" made Contoso Inc.'s handbook another organisation's, and "How much hotel
+    expense per night is reimbursed for Engineering staff?" was refused ($200 before); and across languages, with
+    Globex's handbook set aside, "How long is maternity leave at Northwind?" got Northwind's Chinese payday sentence at 0.97."""
+    with _ingested(tmp_path / "docs", "department", {
+            "contoso-employee-handbook.md": "# Contoso Inc. Employee Handbook\n\nContoso employees receive 18 days of paid annual leave per "
+                                            "year.\nHotel expenses are reimbursed up to $200 per night.\n",
+            "engineering-department-guide.md": "# Engineering Department Guide\n\nEngineering uses flexible hours; core hours are 10:00 to "
+                                               "16:00.\nCode must be reviewed by two colleagues before merging.\n"}) as kb:
+        _answered(kb, [("How much hotel expense per night is reimbursed for Engineering staff?", "$200"),
+                       ("What are Engineering's core hours?", "10:00 to 16:00")])
+    with _ingested(tmp_path / "pay", "maternity", {
+            "globex-handbook.md": "# Globex Industries Employee Handbook\n\n## Payroll\nGlobex payroll runs on the 25th of each month.\n\n"
+                                  "## Maternity leave\nMaternity leave is 16 weeks at full pay.\n",
+            "northwind-paie.md": "# Northwind 薪酬制度\n\nNorthwind员工工资于每月最后一个工作日发放。\n"}) as kb:
+        _refused(kb, ["How long is maternity leave at Northwind?"])
+        _answered(kb, [("How long is maternity leave at Globex?", "16 weeks"), ("Northwind每月几号发工资？", "最后一个工作日")])
