@@ -35,10 +35,8 @@ KbAlsoOpt = Annotated[Optional[str], typer.Option("--kb", "-k", help="The knowle
 
 
 def _one_kb(argument: str, option: str | None) -> str:
-    """The knowledge base a command was given as its argument or with --kb (not two different ones)."""
-    if option is not None and argument not in ("default", option):
-        _fail(f"two knowledge bases given: {argument!r} and --kb {option!r}; give one")
-    return option if option is not None else argument
+    """The knowledge base a command was given with --kb, else as its argument."""
+    return option if option is not None else argument  # (KBQA_KB fills the argument: --kb wins over it, as elsewhere)
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML file overriding configs/default.yaml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="LLM: a name from `kbqa models`, 'extractive', a .gguf file or a transformers model folder.")]
@@ -302,7 +300,7 @@ def ingest(
     else:
         out = _console()
         if report.reread:
-            out.print(_e(f"settings that shape the files changed since they were read ({report.reread}): every file was read again"))
+            out.print(_e(f"settings that shape the files changed since they were read ({report.reread}): the files given were read again"))
         for f in report.files:
             if f.status in ("added", "updated", "moved", "removed"):
                 pages = f", {_count(f.pages, 'page')}" if f.pages else ""

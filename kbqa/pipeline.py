@@ -357,7 +357,10 @@ class IngestRun:
                         time.sleep(0.1)
                         meanwhile()
                 todo = held
-            if files:  # every file read with these settings (an interrupted run reads them again next time)
+            # the settings are the knowledge base's once every file it holds was read with them (an interrupted run, or one
+            # of some of its files -- an upload, `kbqa ingest a.txt` -- leaves them to the next run of all: found by review)
+            read = {str(p) for p, _ in files}
+            if files and all(row.path in read for row in kb.catalog.files()):
                 import json
 
                 kb.catalog.set_meta("ingest_shape", json.dumps(shape))
