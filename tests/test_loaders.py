@@ -533,6 +533,38 @@ def test_an_image_named_as_a_document_is_read_as_the_image_it_is(tmp_path: Path)
     (tmp_path / "cars.txt").write_text("BMW manual: the car is fast.", encoding="utf-8")
     assert load_file(tmp_path / "cars.txt")[0].text == "BMW manual: the car is fast."
 
+
+@pytest.mark.slow
+def test_a_word_headers_picture_is_read_with_the_headers_own_relationships(tmp_path: Path) -> None:
+    """Found by helper 100: a header's picture was looked up among the body's relationships; where both used the same id
+    (rId9), the body picture's OCR'd text ("INVOICE TOTAL 4500") went into the description and left the body."""
+    import re
+    import zipfile
+
+    import docx
+    from PIL import Image, ImageDraw, ImageFont
+
+    for text, name in (("INVOICE TOTAL 4500", "body.png"), ("ACME LOGO", "logo.png")):
+        picture = Image.new("RGB", (900, 200), "white")
+        ImageDraw.Draw(picture).text((20, 60), text, fill="black", font=ImageFont.load_default(size=60))
+        picture.save(tmp_path / name)
+    word = docx.Document()
+    word.add_paragraph("The chart below shows the invoice.")
+    word.add_picture(str(tmp_path / "body.png"))
+    word.sections[0].header.paragraphs[0].add_run().add_picture(str(tmp_path / "logo.png"))
+    word.save(str(tmp_path / "base.docx"))
+    with zipfile.ZipFile(tmp_path / "base.docx") as z:
+        body_id = re.findall(r'Id="(rId\d+)" Type="[^"]*/image"', z.read("word/_rels/document.xml.rels").decode())[0]
+        header_id = re.findall(r'r:embed="(rId\d+)"', z.read("word/header1.xml").decode())[0]
+        with zipfile.ZipFile(tmp_path / "collide.docx", "w") as out:  # the header's picture under the body picture's id
+            for info in z.infolist():
+                data = z.read(info)
+                if info.filename in ("word/header1.xml", "word/_rels/header1.xml.rels"):
+                    data = data.replace(f'"{header_id}"'.encode(), f'"{body_id}"'.encode())
+                out.writestr(info, data)
+    docs = load_file(tmp_path / "collide.docx")
+    assert "4500" in "\n".join(d.text for d in docs) and "4500" not in str(docs[0].meta.get("about")), [d.text for d in docs]
+
 def test_a_text_file_without_a_suffix_is_read_and_a_binary_one_is_not(tmp_path: Path) -> None:
     from ingest import UnsupportedFile
 

@@ -8,7 +8,7 @@ import posixpath
 import re
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -378,6 +378,7 @@ def _notes(pkg: _Package) -> Iterator[tuple[str, str]]:
 
 
 MAX_HEADER = 200  # a page header longer than this is body text set there, not a running title
+MAX_HEADER_PART = 64_000  # bytes of a header part's XML past which it is not read at all
 HEADERS_KEPT = 2  # at most this many distinct page headers describe the document
 _PAGE_ONLY = re.compile(r"^[\W\d_]*(?:(?:page|p\.|第|页|頁|of|共)[\W\d_]*)*$", re.IGNORECASE)  # "Page 3 of 9", "第 1 页", "- 2 -"
 
@@ -390,8 +391,13 @@ def _headers(pkg: _Package) -> str:
     parts = sorted({part for kind, part in pkg.rels.values() if kind.endswith("/header")})
     for part in parts:
         try:
+            if pkg.zf.getinfo(part).file_size > MAX_HEADER_PART:
+                continue  # (a header of megabytes is no running title: 159 MB of one took 1.5 GB to join, found by review)
             root = pkg.read(part)
-            said = [content if kind == "p" else " ".join(" ".join(r) for r in content) for kind, _, content in _blocks(pkg, root)]
+            # read with its own relationships (an image's rId there names another part than the body's same rId, whose
+            # picture it took: found by review) and no OCR (a logo's text is no title; the body's pictures keep theirs)
+            own = replace(pkg, rels=pkg.part_rels(part), pictures=Pictures(None), chunks_read=set())
+            said = [content if kind == "p" else " ".join(" ".join(r) for r in content) for kind, _, content in _blocks(own, root)]
         except (KeyError, ET.ParseError, RecursionError):
             continue
         text = " ".join(" ".join(said).split())

@@ -18,11 +18,12 @@ import unicodedata
 
 WRAPPED_SHARE = 0.6  # a line at least this share of its paragraph's widest line reads as wrapped
 MIN_WRAP_COLUMNS = 24  # a paragraph whose widest line is narrower is a list of short lines, not wrapped text
-_ENDS = re.compile(r"[。！？!?.;；:：…]['\"’”」』）)\]]*\s*$")
+_ENDS = re.compile(r"[。！？!?.;；:：…]['\"’”」』）)\]]*(?:\[\d+\])*\s*$")  # (…with."[21]: a footnote mark after the end)
+_PROSE = re.compile(r"[。！？!?]|\.(?:\s|$)")  # a block that ends no sentence anywhere is a list, whatever its lines' widths
 _BLOCK = re.compile(r"^\s*(?:[-*+•·●○▪◦]\s|\d{1,3}[.)、．]\s?|[（(]?\d{1,3}[)）]|[一二三四五六七八九十]{1,3}[、.．]|第[一二三四五六七八九十百\d]+[条章节款]"
-                    r"|[a-zA-Z][.)]\s|#{1,6}\s|>|\||```|~~~|={3,}\s*$|-{3,}\s*$|\*{3,}\s*$)")
+                    r"|[a-zA-Z][.)]\s|#{1,6}\s|>|\||```|~~~|={3,}\s*$|-{3,}\s*$|\*{3,}\s*$|<|\[[^\]]+\]:)")  # (HTML, a link's reference)
 # a field's line ("Date: 12 February 2024", "Subject: …", "发件人：行政部"): a memo's header, a form, a spec sheet
-_FIELD = re.compile(r"^\s*(?:[A-Z][\w.'-]*(?: [\w.'-]+){0,2}|[\u4e00-\u9fff]{1,8})\s?[:：]\s*\S")
+_FIELD = re.compile(r"^\s*(?:[\w][\w.'-]*(?: [\w.'-]+){0,2}|[\u4e00-\u9fff]{1,8})\s?[:：]\s*\S")
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 
@@ -59,7 +60,7 @@ def _joined(block: list[str]) -> list[str]:
     if len(block) < 2:
         return block
     widest = max(columns(line.rstrip()) for line in block)
-    if widest < MIN_WRAP_COLUMNS:
+    if widest < MIN_WRAP_COLUMNS or not _PROSE.search("\n".join(block)):
         return block
     out = [block[0]]
     tail = block[0]  # the last line as written (out[-1] may be several joined)
@@ -81,6 +82,13 @@ def _wraps(line: str, following: str, widest: int) -> bool:
         return False
     if line.startswith(("    ", "\t", "|", ">")) or following.startswith(("    ", "\t")):
         return False
-    if line.rstrip().endswith(("  ", "\\")) or _ENDS.search(line) or "|" in line or "\t" in line.strip():
-        return False  # (a Markdown hard break; a sentence's or a list's end; a table's row)
+    if line.endswith(("  ", "\\")) or _ENDS.search(line) or "|" in line or "\t" in line.strip() or line.rstrip().endswith(">"):
+        return False  # (a Markdown hard break; a sentence's or a list's end; a table's row; HTML)
+    if re.search(r"\S {2,}\S", line.strip()) or re.search(r"\S {2,}\S", following.strip()):
+        return False  # columns set apart by spaces: a table typed in text
+    if re.search(r"[a-z,]$", line.rstrip()) and re.match(r"\s*[A-Z]", following):
+        return False  # a line that ends in a word, and a next one that begins with a capital: verse, a list, not a wrap
+    a, b = line.lstrip()[:2], following.lstrip()[:2]
+    if len(a) == 2 and a == b and all(_CJK.match(ch) for ch in a):
+        return False  # items of a list that begin alike ("员工入职满一年后…", "员工入职满十年后…")
     return columns(line.rstrip()) >= WRAPPED_SHARE * widest
