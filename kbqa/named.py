@@ -134,8 +134,9 @@ def other_organisations(
     names one (organisations) that the question does not write, while the question writes one that a
     named document's description names. (another_companys reads a name the question writes with its
     organisation's word: "Acme Bank".) A named document whose description starts with the word that named
-    it is that name's too, with no company's word after it ("Northwind Travel Policy" for "Northwind的员工年假
-    有几天？": 云杉科技员工手册's annual leave was quoted for Northwind, found by review).
+    it, a name of its own (_a_name), is that name's too, with no company's word after it ("Northwind Travel
+    Policy" for "Northwind的员工年假有几天？": 云杉科技员工手册's annual leave was quoted for Northwind, found by
+    review; not "Engineering Department Guide").
     description(file id): its description; described_with(name tokens): other documents whose descriptions hold them
     (Catalog.described_with), where a document's kin is looked for (trade_names)."""
     from kbqa.store.tokenize import name_tokens, name_words

@@ -6,9 +6,10 @@ each read, quoted and cited as a sentence of its own (found by review: "年假�
 A line is joined to the next when it reads as wrapped: it runs to near the paragraph's widest line
 (WRAPPED_SHARE of it, the widest at least MIN_WRAP_COLUMNS), it does not end a sentence or introduce
 a list, and neither it nor the next is a heading, a list item, a table row, a quote, code or a
-rule or a field ("Date: 12 February 2024"). Short lines (addresses, "型号：KX-200" lists, verse) and one
-sentence per line stay as written.
-Chinese is joined without a space, anything else with one.
+rule or a field ("Date: 12 February 2024"), HTML or a link's reference; and only in a paragraph that ends a
+sentence somewhere. Short lines (addresses, "型号：KX-200" lists), columns set apart by spaces, verse (a
+capital after a line that ends in a word or a comma), items that begin alike, Markdown hard breaks and one
+sentence per line stay as written. Chinese is joined without a space, anything else with one.
 """
 
 from __future__ import annotations
